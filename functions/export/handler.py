@@ -1,0 +1,17 @@
+"""export function: on schedule (EventBridge/CRON) or on demand (an SQS request)."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from citypipe import bootstrap
+from citypipe.domain import Function
+from citypipe.logs import logger
+from citypipe.runtime.apps import scheduled_export
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "Records" not in event:  # a scheduled event: publish yesterday
+        return scheduled_export(bootstrap.deps(), event)
+    return bootstrap.app(Function.EXPORT).sqs(event, context)

@@ -1,0 +1,1 @@
+"""Adapters: one per backend of each port, named for the backend."""

@@ -1,0 +1,103 @@
+"""KeyStore adapters: a local directory (embedded, LocalStack) and Secrets Manager (AWS)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from citypipe.adapters.aws import classified, error_code
+from citypipe.ports import KeyStore
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+SECRET_BYTES = 32
+
+
+class FileKeyStore(KeyStore):
+    """One file per day, created with O_EXCL so concurrent workers agree on the bytes."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _path(self, day: date) -> Path:
+        return self.directory / f"{day.isoformat()}.key"
+
+    def daily_secret(self, day: date) -> bytes:
+        path = self._path(day)
+        if not path.exists():
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = path.with_suffix(f".tmp{os.getpid()}-{secrets.token_hex(4)}")
+            tmp.write_bytes(secrets.token_bytes(SECRET_BYTES))
+            tmp.chmod(0o600)
+            try:
+                os.link(tmp, path)  # atomic create-if-absent: the first writer wins
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        return path.read_bytes()
+
+    def destroy_before(self, day: date) -> int:
+        destroyed = 0
+        for path in self.directory.glob("*.key"):
+            if date.fromisoformat(path.stem) < day:
+                path.unlink()
+                destroyed += 1
+        return destroyed
+
+
+class SecretsManagerKeyStore(KeyStore):
+    """One secret a day, ``<prefix>/<city>/<day>``; created idempotently."""
+
+    def __init__(self, client: SecretsManagerClient, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self._cache: dict[date, bytes] = {}
+
+    def _name(self, day: date) -> str:
+        return f"{self.prefix}/{day.isoformat()}"
+
+    @classified
+    def daily_secret(self, day: date) -> bytes:
+        if day in self._cache:
+            return self._cache[day]
+        name = self._name(day)
+        try:
+            secret = self.client.get_secret_value(SecretId=name)["SecretBinary"]
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+            try:
+                self.client.create_secret(Name=name, SecretBinary=secrets.token_bytes(SECRET_BYTES))
+            except ClientError as create_exc:
+                if error_code(create_exc) != "ResourceExistsException":
+                    raise
+            secret = self.client.get_secret_value(SecretId=name)["SecretBinary"]
+        self._cache[day] = secret
+        return secret
+
+    @classified
+    def destroy_before(self, day: date) -> int:
+        destroyed = 0
+        paginator = self.client.get_paginator("list_secrets")
+        filters = [{"Key": "name", "Values": [f"{self.prefix}/"]}]
+        for page in paginator.paginate(Filters=filters):  # type: ignore[arg-type]
+            for entry in page.get("SecretList", []):
+                stem = entry["Name"].removeprefix(f"{self.prefix}/")
+                try:
+                    secret_day = date.fromisoformat(stem)
+                except ValueError:
+                    continue
+                if secret_day < day:
+                    self.client.delete_secret(
+                        SecretId=entry["Name"], ForceDeleteWithoutRecovery=True
+                    )
+                    self._cache.pop(secret_day, None)
+                    destroyed += 1
+        return destroyed

@@ -1,0 +1,154 @@
+"""Domain types shared by the four functions. No cloud code here."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+# Controlled quantity names and the UCUM unit each is stored in.
+QUANTITY_UNITS: dict[str, str] = {
+    "air.no2": "ug/m3",
+    "air.pm10": "ug/m3",
+    "air.pm25": "ug/m3",
+    "air.o3": "ug/m3",
+    "noise.laeq": "dB",
+    "traffic.vehicles": "{vehicle}",
+    "traffic.bicycles": "{bicycle}",
+    "people.presence": "{device}",
+    "parking.occupancy": "%",
+    "energy.active": "kW.h",
+}
+
+
+class Zone(StrEnum):
+    """The six storage zones of a city stack, in flow order."""
+
+    RAW = "raw"
+    QUARANTINE = "quarantine"
+    CLEAN = "clean"
+    AGGREGATES = "aggregates"
+    OPEN = "open"
+    AUDIT = "audit"
+
+
+class Function(StrEnum):
+    INGEST = "ingest"
+    ANONYMIZE = "anonymize"
+    AGGREGATE = "aggregate"
+    EXPORT = "export"
+
+
+# --- errors -----------------------------------------------------------------------------
+
+
+class CitypipeError(Exception):
+    """Base class. Subclasses say whether retrying can help."""
+
+    retryable = False
+
+
+class TerminalError(CitypipeError):
+    """Bad or non-compliant data: quarantine with a reason, never retry."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class TransientError(CitypipeError):
+    """Throttling, timeouts, a backend briefly away: report the item failed so it is retried."""
+
+    retryable = True
+
+
+class NotFoundError(CitypipeError):
+    """An object or queue that is not there."""
+
+
+# --- observations -----------------------------------------------------------------------
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("value must be a finite number")
+    return value
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+FiniteFloat = Annotated[float, AfterValidator(_finite)]
+Longitude = Annotated[float, Field(ge=-180, le=180)]
+Latitude = Annotated[float, Field(ge=-90, le=90)]
+
+
+class Observation(BaseModel):
+    """One reading, normalized. What ingest writes to the raw zone.
+
+    ``personal`` holds the fields the source declares personal (a device MAC, a plate);
+    anonymize decides their fate from the source's policy before anything leaves raw.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str = Field(min_length=1, max_length=64)
+    sensor: str = Field(min_length=1, max_length=128)
+    quantity: str
+    unit: str
+    value: FiniteFloat
+    observed_at: UtcDatetime
+    location: tuple[Longitude, Latitude] | None = None
+    zone: str | None = None
+    personal: dict[str, str | float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> Observation:
+        expected = QUANTITY_UNITS.get(self.quantity)
+        if expected is None:
+            raise ValueError(f"unknown quantity {self.quantity!r}")
+        if self.unit != expected:
+            raise ValueError(f"unit {self.unit!r} is not {expected!r} for {self.quantity}")
+        if self.location is None and self.zone is None:
+            raise ValueError("a location or a zone is required")
+        return self
+
+    def to_record(self) -> dict[str, Any]:
+        """JSON-ready dict, the raw zone's line format."""
+        return {
+            "source": self.source,
+            "sensor": self.sensor,
+            "quantity": self.quantity,
+            "unit": self.unit,
+            "value": self.value,
+            "observed_at": self.observed_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "location": list(self.location) if self.location else None,
+            "zone": self.zone,
+            "personal": self.personal,
+        }
+
+
+# --- the claim check ----------------------------------------------------------------------
+
+
+class Message(BaseModel):
+    """The small message that names an object (claim check). Versioned by ``v``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    v: Literal[1] = 1
+    city: str
+    stage: str  # the zone or prefix the object sits in: inbox, raw, clean, aggregates, export
+    bucket: str
+    key: str
+    etag: str = ""
+    records: int = Field(default=0, ge=0)
+    format: str = ""
+    window: str | None = None  # export requests: the date to publish (YYYY-MM-DD)
+    trace_id: str = ""

@@ -1,0 +1,182 @@
+"""Ports: the four small interfaces the cores talk through.
+
+Shared behaviour (chunking to API limits, conditional-put semantics, checksums) is written
+once here; each backend fills in a few primitives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+SQS_BATCH = 10
+SQS_MAX_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    etag: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    etag: str
+    size: int
+
+
+@dataclass(frozen=True)
+class PutResult:
+    etag: str
+    created: bool  # False: an object was already there (a duplicate delivery)
+
+
+def md5_etag(body: bytes) -> str:
+    return hashlib.md5(body, usedforsecurity=False).hexdigest()
+
+
+class ObjectStore(ABC):
+    """S3-API object storage. Backends implement the five primitives."""
+
+    @abstractmethod
+    def _put(self, bucket: str, key: str, body: bytes, content_type: str, if_absent: bool) -> str:
+        """Write; return the etag. With ``if_absent``, raise ``AlreadyExists`` if taken."""
+
+    @abstractmethod
+    def get(self, bucket: str, key: str) -> StoredObject:
+        """Raise ``NotFoundError`` when missing."""
+
+    @abstractmethod
+    def head(self, bucket: str, key: str) -> ObjectInfo | None: ...
+
+    @abstractmethod
+    def delete(self, bucket: str, key: str) -> None:
+        """Deleting what is not there is not an error."""
+
+    @abstractmethod
+    def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        """All objects under ``prefix``, in key order."""
+
+    def put(self, bucket: str, key: str, body: bytes, content_type: str = "") -> str:
+        return self._put(bucket, key, body, content_type, if_absent=False)
+
+    def put_if_absent(
+        self, bucket: str, key: str, body: bytes, content_type: str = ""
+    ) -> PutResult:
+        """Conditional put (``If-None-Match: *``): the first writer wins, duplicates no-op."""
+        try:
+            return PutResult(self._put(bucket, key, body, content_type, if_absent=True), True)
+        except AlreadyExistsError:
+            info = self.head(bucket, key)
+            return PutResult(info.etag if info else "", False)
+
+    def put_or_replace(
+        self, bucket: str, key: str, body: bytes, content_type: str = ""
+    ) -> PutResult:
+        """For outputs recomputed from a growing input set (a day re-published with late
+        data): a put only when the bytes differ, so identical re-runs write nothing."""
+        result = self.put_if_absent(bucket, key, body, content_type)
+        if result.created or result.etag.strip('"') == md5_etag(body):
+            return result
+        return PutResult(self.put(bucket, key, body, content_type), True)
+
+    def exists(self, bucket: str, key: str) -> bool:
+        return self.head(bucket, key) is not None
+
+
+class AlreadyExistsError(Exception):
+    """A conditional put found the key taken."""
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    message_id: str
+    receipt_handle: str
+    body: str
+    attributes: dict[str, str]
+
+
+class Queue(ABC):
+    """SQS-API queues, addressed by name. Backends implement the primitives."""
+
+    @abstractmethod
+    def _send_batch(self, queue: str, bodies: Sequence[str]) -> None:
+        """Send at most 10 bodies; raise ``TransientError`` when any failed."""
+
+    @abstractmethod
+    def receive(
+        self, queue: str, max_messages: int = SQS_BATCH, wait_s: int = 0
+    ) -> list[ReceivedMessage]: ...
+
+    @abstractmethod
+    def delete(self, queue: str, receipt_handles: Sequence[str]) -> None: ...
+
+    @abstractmethod
+    def depth(self, queue: str) -> tuple[int, int]:
+        """(visible, in flight) — approximate on real SQS."""
+
+    @abstractmethod
+    def arn(self, queue: str) -> str: ...
+
+    def send(self, queue: str, bodies: Iterable[str]) -> int:
+        """Send any number of bodies, in batches within SQS's count and size limits."""
+        batch: list[str] = []
+        size = sent = 0
+        for body in bodies:
+            length = len(body.encode())
+            if length > SQS_MAX_BYTES:
+                raise ValueError(f"message of {length} bytes exceeds SQS's 256 KiB")
+            if batch and (len(batch) == SQS_BATCH or size + length > SQS_MAX_BYTES):
+                self._send_batch(queue, batch)
+                sent += len(batch)
+                batch, size = [], 0
+            batch.append(body)
+            size += length
+        if batch:
+            self._send_batch(queue, batch)
+            sent += len(batch)
+        return sent
+
+    def send_json(self, queue: str, payloads: Iterable[dict[str, object]]) -> int:
+        return self.send(queue, (json.dumps(p, sort_keys=True) for p in payloads))
+
+
+class KeyStore(ABC):
+    """Daily secret key material for pseudonymization.
+
+    Per-sensor daily keys are derived from the day's secret with HMAC (a KDF), so a
+    backend stores one secret a day and destroying it destroys every sensor's key.
+    """
+
+    @abstractmethod
+    def daily_secret(self, day: date) -> bytes:
+        """The day's 32-byte secret, created on first use (atomically: concurrent
+        callers get the same bytes)."""
+
+    @abstractmethod
+    def destroy_before(self, day: date) -> int:
+        """Destroy secrets of days before ``day``; return how many."""
+
+
+class Clock(ABC):
+    @abstractmethod
+    def now(self) -> datetime: ...
+
+
+class SystemClock(Clock):
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class FixedClock(Clock):
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at

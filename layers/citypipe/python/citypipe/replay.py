@@ -1,0 +1,158 @@
+"""Replay: push recorded hub payloads through a fresh city stack and collect everything.
+
+Provisions the stack, drops every payload at the ingest entry point of its format (the
+inbox + a claim check, as the MQTT/HTTP bridges do), runs the real Lambda handlers in the
+local runner until the queues drain, asks export to publish every day, then copies every
+zone to ``OUT/<zone>/``, the run's structured logs to ``OUT/logs.jsonl`` and writes
+``OUT/report.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+from citypipe import bootstrap, stack
+from citypipe.backends import backend
+from citypipe.clients import make_clients
+from citypipe.domain import Function, Message, Zone
+from citypipe.ingest import drop_message
+from citypipe.report import build_report
+from citypipe.runtime.local import LocalRunner
+from citypipe.settings import KeySettings, Settings, StackSettings
+from citypipe.stage import Deps
+
+PIPELINE = (Function.INGEST, Function.ANONYMIZE, Function.AGGREGATE)
+Progress = Callable[[str, int], None]
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    backend: str = "embedded"
+    batch_payloads: int = 20_000
+    concurrency: int = 4
+    duplicate_deliveries: bool = False
+    keys_dir: Path = Path(".citypipe/keys")
+    visibility_timeout_s: int = 30
+    localstack_endpoint: str | None = None
+
+
+@contextlib.contextmanager
+def captured_logs(path: Path) -> Iterator[None]:
+    """Send the citypipe logger's JSON lines to ``path`` (and not to the console)."""
+    logger = logging.getLogger("citypipe")
+    sink = logging.FileHandler(path, encoding="utf-8")
+    sink.setFormatter(LambdaPowertoolsFormatter())
+    previous = logger.handlers[:]
+    logger.handlers = [sink]
+    try:
+        yield
+    finally:
+        logger.handlers = previous
+        sink.close()
+
+
+def drop_payloads(deps: Deps, input_dir: Path, batch: int, progress: Progress | None) -> int:
+    """Every ``<format>.jsonl`` in ``input_dir``: batches of payloads -> inbox + claim check."""
+    sent = 0
+    queue = deps.names.queue(Function.INGEST)
+    for path in sorted(input_dir.glob("*.jsonl")):
+        fmt = path.stem
+        lines: list[str] = []
+        with path.open(encoding="utf-8") as source:
+            for raw in source:
+                line = raw.rstrip("\n")
+                if line.strip():
+                    lines.append(line)
+                if len(lines) == batch:
+                    deps.queue.send_json(queue, [drop_message(deps, fmt, lines).model_dump()])
+                    sent += len(lines)
+                    lines = []
+        if lines:
+            deps.queue.send_json(queue, [drop_message(deps, fmt, lines).model_dump()])
+            sent += len(lines)
+        if progress:
+            progress(f"dropped {path.name}", sent)
+    return sent
+
+
+def copy_zones(deps: Deps, out: Path) -> None:
+    for zone in Zone:
+        target = out / zone.value
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        bucket = deps.names.bucket(zone)
+        for info in deps.store.list(bucket):
+            path = target / info.key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(deps.store.get(bucket, info.key).body)
+
+
+def replay(
+    city_file: Path,
+    input_dir: Path,
+    out: Path,
+    options: ReplayOptions = ReplayOptions(),
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    with backend(options.backend, options.localstack_endpoint) as endpoint:
+        settings = Settings(
+            backend=endpoint.settings,
+            stack=StackSettings(
+                city_file=city_file, visibility_timeout_s=options.visibility_timeout_s
+            ),
+            keys=KeySettings(store="file", directory=options.keys_dir),
+        )
+        deps = bootstrap.deps_from(settings)
+        clients = make_clients(settings.backend)
+        stack.down(deps.names, clients)  # a replay starts from an empty stack
+        stack.up(deps.city, deps.names, clients, settings.stack)
+        bootstrap.use(deps)
+        seconds: dict[Function, float] = {}
+        started = time.perf_counter()
+        try:
+            with captured_logs(out / "logs.jsonl"):
+                t0 = time.perf_counter()
+                sent = drop_payloads(deps, input_dir, options.batch_payloads, progress)
+                edge_seconds = time.perf_counter() - t0
+                runner = LocalRunner(
+                    deps.names,
+                    deps.queue,
+                    region=settings.backend.region,
+                    concurrency=options.concurrency,
+                    duplicate_deliveries=options.duplicate_deliveries,
+                    on_batch=(lambda f, n: progress(f.value, n)) if progress else None,
+                )
+                runner.drain(PIPELINE)
+                request = Message(
+                    city=deps.city.city,
+                    stage="export",
+                    bucket=deps.names.bucket(Zone.AGGREGATES),
+                    key=f"aggregates/{deps.city.city}/",
+                )
+                deps.queue.send_json(
+                    deps.names.queue(Function.EXPORT), [request.model_dump(exclude_none=True)]
+                )
+                runner.drain([Function.EXPORT])
+                seconds = {f: s.seconds for f, s in runner.stats.items()}
+                report = build_report(deps, sent, seconds)
+            report["seconds"] = {
+                "edge": round(edge_seconds, 3),
+                "total": round(time.perf_counter() - started, 3),
+            }
+            report["backend"] = endpoint.name
+            copy_zones(deps, out)
+        finally:
+            bootstrap.use(None)
+    (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return report

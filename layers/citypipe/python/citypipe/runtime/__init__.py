@@ -1,0 +1,1 @@
+"""Platform adapters: platform events in, one core call, the platform's response out."""

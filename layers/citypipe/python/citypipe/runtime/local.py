@@ -1,0 +1,177 @@
+"""The local runner: Lambda's SQS event source mapping, played on a laptop.
+
+Polls each function's queue, invokes that function's real Lambda handler with genuine SQS
+event records, deletes what succeeded and leaves ``batchItemFailures`` to reappear after
+the visibility timeout; the backend's redrive policy moves a message received more than
+``maxReceiveCount`` times to the DLQ. Runs until the queues drain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from citypipe.domain import Function
+from citypipe.naming import StackNames
+from citypipe.ports import Queue, ReceivedMessage
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+FUNCTIONS_DIR = Path(__file__).resolve().parents[5] / "functions"
+
+
+def load_handler(function: Function, functions_dir: Path = FUNCTIONS_DIR) -> Handler:
+    """Import ``functions/<name>/handler.py`` the way Lambda does: by file, not package."""
+    path = functions_dir / function.value / "handler.py"
+    spec = importlib.util.spec_from_file_location(f"citypipe_function_{function.value}", path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    handler: Handler = module.handler
+    return handler
+
+
+@dataclass
+class LambdaContext:
+    """What Lambda passes as ``context``; Powertools reads these attributes."""
+
+    function_name: str
+    invoked_function_arn: str
+    timeout_s: float = 900
+    memory_limit_in_mb: int = 1024
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+    started: float = field(default_factory=time.monotonic)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int(max(0.0, self.timeout_s - (time.monotonic() - self.started)) * 1000)
+
+
+def sqs_event(messages: Sequence[ReceivedMessage], queue_arn: str, region: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": m.message_id,
+                "receiptHandle": m.receipt_handle,
+                "body": m.body,
+                "attributes": {
+                    "ApproximateReceiveCount": m.attributes.get("ApproximateReceiveCount", "1"),
+                    "SentTimestamp": m.attributes.get("SentTimestamp", "0"),
+                    "SenderId": m.attributes.get("SenderId", "citypipe-local"),
+                    "ApproximateFirstReceiveTimestamp": m.attributes.get(
+                        "ApproximateFirstReceiveTimestamp", "0"
+                    ),
+                },
+                "messageAttributes": {},
+                "md5OfBody": hashlib.md5(m.body.encode(), usedforsecurity=False).hexdigest(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+            for m in messages
+        ]
+    }
+
+
+@dataclass
+class FunctionStats:
+    invocations: int = 0
+    messages: int = 0
+    failures: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class LocalRunner:
+    names: StackNames
+    queue: Queue
+    region: str = "eu-central-1"
+    batch_size: int = 10
+    concurrency: int = 4
+    duplicate_deliveries: bool = False  # deliver every message twice (idempotency tests)
+    handlers: dict[Function, Handler] = field(default_factory=dict)
+    stats: dict[Function, FunctionStats] = field(default_factory=dict)
+    on_batch: Callable[[Function, int], None] | None = None
+    _duplicated: set[str] = field(default_factory=set)
+
+    def handler(self, function: Function) -> Handler:
+        if function not in self.handlers:
+            self.handlers[function] = load_handler(function)
+        return self.handlers[function]
+
+    def _invoke(self, function: Function, messages: list[ReceivedMessage]) -> None:
+        queue = self.names.queue(function)
+        event = sqs_event(messages, self.queue.arn(queue), self.region)
+        context = LambdaContext(
+            function.value, f"arn:aws:lambda:{self.region}:000000000000:function:{queue}"
+        )
+        stats = self.stats.setdefault(function, FunctionStats())
+        started = time.perf_counter()
+        try:
+            response = self.handler(function)(event, context)
+            failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        except Exception:  # a crashed invocation fails its whole batch, as on Lambda
+            failed = {m.message_id for m in messages}
+        if self.duplicate_deliveries:
+            self._redeliver(function, messages, failed)
+        stats.seconds += time.perf_counter() - started
+        stats.invocations += 1
+        stats.messages += len(messages)
+        stats.failures += len(failed)
+        done = [m.receipt_handle for m in messages if m.message_id not in failed]
+        if done:
+            self.queue.delete(queue, done)
+        if self.on_batch:
+            self.on_batch(function, len(messages))
+
+    def _redeliver(
+        self, function: Function, messages: list[ReceivedMessage], failed: set[str]
+    ) -> None:
+        """At-least-once, played hard: the same batch again at once, and every body sent
+        again to arrive later (after its input may have been consumed)."""
+        queue = self.names.queue(function)
+        self.handler(function)(sqs_event(messages, self.queue.arn(queue), self.region), None)
+        fresh = [
+            m.body
+            for m in messages
+            if m.message_id not in failed and m.body not in self._duplicated
+        ]
+        self._duplicated.update(fresh)
+        self.queue.send(queue, fresh)
+
+    def _idle(self, functions: Sequence[Function]) -> bool:
+        return all(sum(self.queue.depth(self.names.queue(f))) == 0 for f in functions)
+
+    def drain(self, functions: Sequence[Function], timeout_s: float = 3600) -> None:
+        """Deliver messages until every named queue is empty and nothing is in flight."""
+        deadline = time.monotonic() + timeout_s
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="lambda") as pool:
+            running: set[Future[None]] = set()
+            while time.monotonic() < deadline:
+                received_any = False
+                for function in functions:
+                    if len(running) >= self.concurrency:
+                        break
+                    messages = self.queue.receive(self.names.queue(function), self.batch_size)
+                    if messages:
+                        received_any = True
+                        running.add(pool.submit(self._invoke, function, messages))
+                if running:
+                    finished, running = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        future.result()
+                    continue
+                if not received_any:
+                    if self._idle(functions):
+                        return
+                    time.sleep(0.2)  # failed messages wait out their visibility timeout
+        raise TimeoutError(f"queues {list(functions)} did not drain within {timeout_s:.0f} s")

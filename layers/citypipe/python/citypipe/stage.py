@@ -1,0 +1,190 @@
+"""What every function does around its core: exactly-once effects on at-least-once delivery.
+
+A stage takes one claim check, reads the object it names, lets the core compute outputs,
+writes them with conditional puts under keys derived from the input's identity, sends one
+message per output, records lineage (with the run ledger's counts) in the audit zone and
+only then deletes the input if the stage consumes it. A repeated delivery finds its
+lineage record and does nothing; one that arrives after the input was consumed does too.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from citypipe.config import City
+from citypipe.domain import Function, Message, NotFoundError, TerminalError, Zone
+from citypipe.naming import StackNames, input_id, lineage_key, quarantine_key
+from citypipe.ports import Clock, KeyStore, ObjectStore, Queue, StoredObject
+
+log = logging.getLogger("citypipe")
+
+
+@dataclass(frozen=True)
+class Deps:
+    """Everything a core may touch, passed in by the composition root."""
+
+    city: City
+    names: StackNames
+    store: ObjectStore
+    queue: Queue
+    keys: KeyStore
+    clock: Clock
+
+
+@dataclass
+class Output:
+    zone: Zone
+    key: str
+    body: bytes
+    records: int
+    format: str
+    content_type: str = "application/octet-stream"
+    notify: Function | None = None  # the function whose queue is told about this object
+    replace: bool = False  # a stable public key recomputed from all inputs (export)
+
+
+@dataclass
+class Outcome:
+    """What a core returns: objects to write and the counts for the run ledger."""
+
+    outputs: list[Output] = field(default_factory=list)
+    counts: dict[str, Any] = field(default_factory=dict)
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    consume_input: bool = False
+    window: str | None = None
+
+
+Core = Callable[[StoredObject, Message, Deps, str], Outcome]
+
+
+def jsonl_gz(rows: Iterable[dict[str, Any]]) -> bytes:
+    text = "".join(json.dumps(r, separators=(",", ":"), sort_keys=True) + "\n" for r in rows)
+    return gzip.compress(text.encode(), compresslevel=5, mtime=0)
+
+
+def read_jsonl_gz(body: bytes) -> Iterator[str]:
+    return iter(gzip.decompress(body).decode().splitlines())
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+def read_parquet(body: bytes) -> pa.Table:
+    return pq.read_table(io.BytesIO(body))
+
+
+def _is_done(deps: Deps, key: str) -> bool:
+    return deps.store.exists(deps.names.bucket(Zone.AUDIT), key)
+
+
+def run_stage(function: Function, message: Message, deps: Deps, core: Core) -> str:
+    """Process one claim check exactly once in effect. Returns 'done' or 'duplicate'.
+
+    TerminalError from the core or from reading the input is turned into a quarantine
+    record (the message is acknowledged); anything else propagates to be retried.
+    """
+    ident = input_id(message.bucket, message.key, message.etag)
+    done_key = lineage_key(deps.city.city, function, ident)
+    if _is_done(deps, done_key):
+        log.info("duplicate delivery", extra={"function": function, "input_id": ident})
+        return "duplicate"
+    try:
+        try:
+            obj = deps.store.get(message.bucket, message.key)
+        except NotFoundError:
+            if _is_done(deps, done_key):  # consumed by a concurrent duplicate
+                return "duplicate"
+            raise TerminalError("input_missing", f"{message.bucket}/{message.key}") from None
+        if message.etag and obj.etag != message.etag:
+            raise TerminalError("etag_mismatch", f"{message.key} changed since it was announced")
+        outcome = core(obj, message, deps, ident)
+    except TerminalError as exc:
+        # What the message announced is quarantined whole; at ingest its payloads count
+        # as one reading each (a lower bound: they were never read).
+        counted = ("payloads", "received") if function is Function.INGEST else ("input",)
+        outcome = Outcome(
+            counts={
+                **dict.fromkeys(counted, message.records),
+                "quarantined": {exc.reason: message.records},
+            },
+            quarantine=[
+                {"reason": exc.reason, "detail": exc.detail, "message": message.model_dump()}
+            ],
+        )
+    finish(function, message, deps, ident, outcome)
+    return "done"
+
+
+def finish(function: Function, message: Message, deps: Deps, ident: str, outcome: Outcome) -> None:
+    """Write outputs, tell the next stage, record lineage, then consume the input."""
+    city = deps.city.city
+    written: list[dict[str, Any]] = []
+    notices: dict[Function, list[dict[str, Any]]] = {}
+    for out in outcome.outputs:
+        bucket = deps.names.bucket(out.zone)
+        write = deps.store.put_or_replace if out.replace else deps.store.put_if_absent
+        result = write(bucket, out.key, out.body, out.content_type)
+        record = {"bucket": bucket, "key": out.key, "etag": result.etag, "records": out.records}
+        written.append(record)
+        if out.notify is not None:
+            notice = Message(
+                city=city,
+                stage=out.zone.value,
+                bucket=bucket,
+                key=out.key,
+                etag=result.etag,
+                records=out.records,
+                format=out.format,
+                trace_id=message.trace_id,
+            )
+            notices.setdefault(out.notify, []).append(notice.model_dump(exclude_none=True))
+    if outcome.quarantine:
+        deps.store.put_if_absent(
+            deps.names.bucket(Zone.QUARANTINE),
+            quarantine_key(city, function, ident),
+            jsonl_gz(outcome.quarantine),
+            "application/x-ndjson",
+        )
+    for target, payloads in notices.items():
+        deps.queue.send_json(deps.names.queue(target), payloads)
+    lineage = {
+        "v": 1,
+        "function": function.value,
+        "input": {"bucket": message.bucket, "key": message.key, "etag": message.etag},
+        "input_id": ident,
+        "window": outcome.window,
+        "counts": outcome.counts,
+        "outputs": written,
+        "trace_id": message.trace_id,
+        "at": deps.clock.now().isoformat(),
+    }
+    deps.store.put_if_absent(
+        deps.names.bucket(Zone.AUDIT),
+        lineage_key(city, function, ident),
+        json.dumps(lineage, sort_keys=True, indent=1).encode(),
+        "application/json",
+    )
+    if outcome.consume_input:
+        deps.store.delete(message.bucket, message.key)
+    log.info(
+        "processed",
+        extra={
+            "function": function.value,
+            "input_key": message.key,
+            "input_id": ident,
+            "outputs": len(written),
+            "counts": outcome.counts,
+        },
+    )

@@ -1,0 +1,76 @@
+"""Shared fixtures. Backends are real: moto server as a child process, LocalStack on the
+host (started by the fixture when none answers). Unit tests use the in-memory fakes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from citypipe.adapters.memory import InMemoryKeyStore, InMemoryObjectStore, InMemoryQueue
+from citypipe.backends import Endpoint, backend
+from citypipe.config import City, load_city
+from citypipe.domain import Function, Zone
+from citypipe.naming import StackNames
+from citypipe.ports import FixedClock
+from citypipe.settings import Settings
+from citypipe.stage import Deps
+
+ROOT = Path(__file__).resolve().parents[1]
+CITY_FILE = ROOT / "infra" / "cities" / "velden.yaml"
+EVENTS = ROOT / "events"
+
+
+@pytest.fixture(scope="session")
+def city() -> City:
+    return load_city(CITY_FILE)
+
+
+@pytest.fixture
+def memory_deps(city: City) -> Deps:
+    """A whole city stack in memory: every zone bucket, every queue with its DLQ."""
+    names = StackNames(city.city)
+    queue = InMemoryQueue()
+    for function in Function:
+        queue.create(names.dlq(function))
+        queue.create(names.queue(function), 30, names.dlq(function), 3)
+    return Deps(
+        city=city,
+        names=names,
+        store=InMemoryObjectStore([names.bucket(z) for z in Zone]),
+        queue=queue,
+        keys=InMemoryKeyStore(),
+        clock=FixedClock(datetime(2026, 6, 2, 1, 0, tzinfo=UTC)),
+    )
+
+
+def load_event(name: str) -> Any:
+    """A real-shaped fixture from events/."""
+    return json.loads((EVENTS / name).read_text())
+
+
+@pytest.fixture(scope="session")
+def embedded() -> Iterator[Endpoint]:
+    with backend("embedded") as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def localstack() -> Iterator[Endpoint]:
+    with backend("localstack", Settings().localstack_endpoint) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """Official DCAT-AP shapes and Smart Data Models schemas (never copied into the repo)."""
+    settings_dir = Path(
+        __import__("os").environ.get("CITYPIPE_REFERENCE_DIR", ROOT.parent / "shared" / "reference")
+    )
+    if not settings_dir.is_dir():
+        pytest.skip(f"reference files not found at {settings_dir} (set CITYPIPE_REFERENCE_DIR)")
+    return settings_dir
