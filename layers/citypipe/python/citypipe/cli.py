@@ -94,12 +94,14 @@ def _run(
         tasks: dict[str, Any] = {}
 
         def progress(what: str, n: int) -> None:
-            if what.startswith("dropped"):
-                task = tasks.setdefault("edge", bar.add_task("payloads", total=payloads))
-                bar.update(task, completed=n)
-                return
-            task = tasks.setdefault(what, bar.add_task(f"{what} msgs", total=None))
-            bar.advance(task, n)
+            edge = what.startswith("dropped")
+            name = "payloads" if edge else f"{what} msgs"
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=payloads if edge else None)
+            if edge:
+                bar.update(tasks[name], completed=n)
+            else:
+                bar.advance(tasks[name], n)
 
         return replay(city, input_dir, out, options, progress)
 

@@ -58,6 +58,13 @@ class PrivacyPolicy(Strict):
             raise ValueError("at most one personal field may be pseudonymized (the data subject)")
         return value
 
+    @field_validator("time_resolution_minutes")
+    @classmethod
+    def _divides_window(cls, value: int) -> int:
+        if 15 % value:
+            raise ValueError("must divide the 15-minute aggregation window: 1, 3, 5 or 15")
+        return value
+
     @property
     def subject_field(self) -> str | None:
         return next((f for f, a in self.personal.items() if a is Action.PSEUDONYMIZE), None)
@@ -142,7 +149,8 @@ class City(Strict):
     portal_url: str = Field(description="public base URL of the open zone")
     zones: ZoneCollection
     sources: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")], Source] = Field(min_length=1)
-    retention_days: dict[Zone, int | None] = Field(default_factory=dict)
+    # S3 lifecycle expirations are whole days, at least one; None keeps objects forever.
+    retention_days: dict[Zone, Annotated[int, Field(ge=1)] | None] = Field(default_factory=dict)
     disclosure: Disclosure = Disclosure()
 
     @field_validator("region")

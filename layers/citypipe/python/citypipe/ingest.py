@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from citypipe.config import City
-from citypipe.domain import Function, Message, Observation, TerminalError, Zone
+from citypipe.domain import QUANTITY_UNITS, Function, Message, Observation, TerminalError, Zone
 from citypipe.formats import PARSERS, Reading, Rejection
 from citypipe.naming import data_key, inbox_key, input_id
 from citypipe.ports import StoredObject
@@ -66,12 +66,17 @@ def _observation(city: City, fmt: str, reading: Reading) -> tuple[str, Observati
     subject = source.policy.subject_field
     if subject and subject not in reading.personal:
         return Rejection("missing_personal_field", f"{name} readings carry {subject!r}")
+    unit = source.units.get(reading.unit, reading.unit)
+    if unit != QUANTITY_UNITS[quantity]:
+        return Rejection("unit_mismatch", f"{quantity} is in {QUANTITY_UNITS[quantity]!r}")
+    if reading.location is None and reading.zone is None:
+        return Rejection("missing_location", "a location or a zone is required")
     try:
         observation = Observation(
             source=name,
             sensor=reading.sensor,
             quantity=quantity,
-            unit=source.units.get(reading.unit, reading.unit),
+            unit=unit,
             value=reading.value,
             observed_at=reading.observed_at,
             location=reading.location,
@@ -81,10 +86,7 @@ def _observation(city: City, fmt: str, reading: Reading) -> tuple[str, Observati
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "observation"
-        reason = "unit_mismatch" if "unit" in first["msg"] else "invalid_observation"
-        if "location or a zone" in first["msg"]:
-            reason = "missing_location"
-        return Rejection(reason, f"{where}: {first['msg']}")
+        return Rejection("invalid_observation", f"{where}: {first['msg']}")
     return name, observation
 
 
@@ -98,15 +100,20 @@ def normalize(city: City, fmt: str, payloads: Iterable[str]) -> Normalized:
         if not text.strip():
             continue
         result.payloads += 1
-        if len(text) > MAX_PAYLOAD_BYTES:
-            result.reject("payload_too_large", f"{len(text)} bytes", line, text[:1024])
+        size = len(text.encode())
+        if size > MAX_PAYLOAD_BYTES:
+            result.reject("payload_too_large", f"{size} bytes", line, text[:1024])
             continue
         try:
             document = json.loads(text)
         except json.JSONDecodeError as exc:
             result.reject("invalid_json", str(exc), line, text)
             continue
-        for item in parser(document):
+        items = parser(document)
+        if not items:  # e.g. a SenML pack of base or position records only
+            result.reject("no_readings", "the payload holds no reading", line, text)
+            continue
+        for item in items:
             outcome = item if isinstance(item, Rejection) else _observation(city, fmt, item)
             if isinstance(outcome, Rejection):
                 result.reject(outcome.reason, outcome.detail, line, text)

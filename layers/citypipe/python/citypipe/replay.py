@@ -26,6 +26,7 @@ from citypipe.backends import backend
 from citypipe.clients import make_clients
 from citypipe.domain import Function, Message, Zone
 from citypipe.ingest import drop_message
+from citypipe.logs import logger as citypipe_logger
 from citypipe.report import build_report
 from citypipe.runtime.local import LocalRunner
 from citypipe.settings import KeySettings, Settings, StackSettings
@@ -49,7 +50,7 @@ class ReplayOptions:
 @contextlib.contextmanager
 def captured_logs(path: Path) -> Iterator[None]:
     """Send the citypipe logger's JSON lines to ``path`` (and not to the console)."""
-    logger = logging.getLogger("citypipe")
+    logger = logging.getLogger(citypipe_logger.name)  # configured by Powertools on import
     sink = logging.FileHandler(path, encoding="utf-8")
     sink.setFormatter(LambdaPowertoolsFormatter())
     previous = logger.handlers[:]

@@ -108,19 +108,22 @@ class LocalRunner:
             self.handlers[function] = load_handler(function)
         return self.handlers[function]
 
-    def _invoke(self, function: Function, messages: list[ReceivedMessage]) -> None:
+    def _call(self, function: Function, messages: list[ReceivedMessage]) -> set[str]:
+        """One invocation; returns the ids of the records that failed."""
         queue = self.names.queue(function)
         event = sqs_event(messages, self.queue.arn(queue), self.region)
-        context = LambdaContext(
-            function.value, f"arn:aws:lambda:{self.region}:000000000000:function:{queue}"
-        )
+        arn = f"arn:aws:lambda:{self.region}:000000000000:function:{queue}"
+        try:
+            response = self.handler(function)(event, LambdaContext(queue, arn))
+            return {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        except Exception:  # a crashed invocation fails its whole batch, as on Lambda
+            return {m.message_id for m in messages}
+
+    def _invoke(self, function: Function, messages: list[ReceivedMessage]) -> None:
+        queue = self.names.queue(function)
         stats = self.stats.setdefault(function, FunctionStats())
         started = time.perf_counter()
-        try:
-            response = self.handler(function)(event, context)
-            failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
-        except Exception:  # a crashed invocation fails its whole batch, as on Lambda
-            failed = {m.message_id for m in messages}
+        failed = self._call(function, messages)
         if self.duplicate_deliveries:
             self._redeliver(function, messages, failed)
         stats.seconds += time.perf_counter() - started
@@ -138,15 +141,14 @@ class LocalRunner:
     ) -> None:
         """At-least-once, played hard: the same batch again at once, and every body sent
         again to arrive later (after its input may have been consumed)."""
-        queue = self.names.queue(function)
-        self.handler(function)(sqs_event(messages, self.queue.arn(queue), self.region), None)
+        self._call(function, messages)
         fresh = [
             m.body
             for m in messages
             if m.message_id not in failed and m.body not in self._duplicated
         ]
         self._duplicated.update(fresh)
-        self.queue.send(queue, fresh)
+        self.queue.send(self.names.queue(function), fresh)
 
     def _idle(self, functions: Sequence[Function]) -> bool:
         return all(sum(self.queue.depth(self.names.queue(f))) == 0 for f in functions)
