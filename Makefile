@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: venv demo demo-localstack test test-fast lint check bench package clean
+.PHONY: venv demo demo-localstack test test-fast lint check bench layer lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,10 +38,19 @@ check: lint test
 bench: venv
 	$(BIN)/python bench/run.py
 
+# The Lambda layer for serverless.yml: citypipe plus its runtime dependencies, built for
+# Lambda's python3.12 on arm64 (boto3 comes with the runtime).
+layer: venv
+	rm -rf .build/layer && mkdir -p .build/layer/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --target .build/layer/python \
+	  --platform manylinux2014_aarch64 --implementation cp --python-version 3.12 --only-binary=:all: \
+	  -c constraints.txt pydantic pydantic-settings pyyaml aws-lambda-powertools pyarrow datasketches
+	cp -r layers/citypipe/python/citypipe .build/layer/python/
+
 # Regenerate the pins after changing pyproject.toml's dependencies.
 lock:
 	$(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install --quiet -e '.[dev]' \
 	  && .venv-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt; rm -rf .venv-lock
 
 clean:
-	rm -rf $(VENV) .venv-localstack out out-localstack .citypipe .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-localstack .build out out-localstack .citypipe .pytest_cache .mypy_cache .ruff_cache
