@@ -4,6 +4,7 @@ host (started by the fixture when none answers). Unit tests use the in-memory fa
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,7 +70,7 @@ def localstack() -> Iterator[Endpoint]:
 def reference_dir() -> Path:
     """Official DCAT-AP shapes and Smart Data Models schemas (never copied into the repo)."""
     settings_dir = Path(
-        __import__("os").environ.get("CITYPIPE_REFERENCE_DIR", ROOT.parent / "shared" / "reference")
+        os.environ.get("CITYPIPE_REFERENCE_DIR", ROOT.parent / "shared" / "reference")
     )
     if not settings_dir.is_dir():
         pytest.skip(f"reference files not found at {settings_dir} (set CITYPIPE_REFERENCE_DIR)")
