@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from citypipe.aggregate import distinct_devices, merge_partials, partial_of
+from citypipe.aggregate import cells, merge_partials, partial_of
 from citypipe.anonymize import anonymize_records
 from citypipe.config import City, load_city
 from citypipe.ingest import normalize
@@ -156,21 +156,19 @@ def test_cells_match_anonymize_and_aggregate(
 
     # When the pipeline's own anonymize and aggregate cores run over it
     clean = anonymize_records(city, records, lambda sensor, day: f"{sensor}/{day}".encode())
-    partial = merge_partials([partial_of(clean.table())]).to_pylist()
+    merged = cells(merge_partials([partial_of(clean.table())]))
 
     # Then they find the truth's cells
-    found = {
-        (row["window_start"].strftime("%Y-%m-%dT%H:%M:%SZ"), row["zone"], row["quantity"]): row
-        for row in partial
-    }
-    cells = _truth(out)["cells"]
-    assert len(found) == len(cells)
-    for cell in cells:
+    found = {(c.window_start.strftime("%Y-%m-%dT%H:%M:%SZ"), c.zone, c.quantity): c for c in merged}
+    truth_cells = _truth(out)["cells"]
+    assert len(found) == len(truth_cells)
+    for cell in truth_cells:
         row = found[cell["window_start"], cell["zone"], cell["quantity"]]
-        assert (row["unit"], row["count"]) == (cell["unit"], cell["count"])
-        assert (row["min"], row["max"]) == (cell["min"], cell["max"])
-        assert row["sum"] == pytest.approx(cell["sum"], abs=1e-6)
-        assert distinct_devices(row["devices"]) == cell["distinct_devices"]
+        assert (row.unit, row.count) == (cell["unit"], cell["count"])
+        assert (row.min, row.max) == (cell["min"], cell["max"])
+        assert row.sum == pytest.approx(cell["sum"], abs=1e-6)
+        assert row.distinct_devices == cell["distinct_devices"]
+        assert row.min_people == cell["min_distinct_people"]
 
 
 def test_scaled_run_has_publishable_and_suppressed_people_cells(

@@ -75,8 +75,9 @@ def catalog(city: City, dataset: str, files: list[tuple[str, str]]) -> dict[str,
                 "dct:title": _text(f"{city.name}: sensor readings per zone and 15 minutes"),
                 "dct:description": _text(
                     "Count, sum, min, max and mean of each quantity per zone and 15-minute "
-                    "window. Cells about people with fewer than "
-                    f"{city.disclosure.k} distinct devices are suppressed. Sources: {sources}."
+                    "window. A cell about people is suppressed unless one of its sensors alone "
+                    f"saw at least {city.disclosure.k} distinct devices; distinct_devices counts "
+                    f"a device once per sensor that saw it. Sources: {sources}."
                 ),
                 "dct:publisher": publisher,
                 "dcat:contactPoint": {

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from citypipe.aggregate import WINDOW_MINUTES, distinct_devices, merge_partials
+from citypipe.aggregate import WINDOW_MINUTES, cells, merge_partials
 from citypipe.config import City
 from citypipe.dcat import catalog
 from citypipe.domain import Function, Message, Zone
@@ -49,35 +49,38 @@ class Published:
 
 
 def disclose(city: City, merged: Any) -> Published:
-    """The pure core: merged partials in, rows with disclosure control applied out."""
+    """The pure core: merged partials in, rows with disclosure control applied out.
+
+    A people cell is published only when one of its sensors alone saw at least k distinct
+    devices: pseudonyms are per sensor, so that is the count we can prove; the union over
+    sensors (published as ``distinct_devices``) may count one person once per sensor.
+    """
     personal = city.personal_quantities
     k = city.disclosure.k
     rows: list[dict[str, str]] = []
     published = suppressed = 0
-    for cell in merged.to_pylist():
-        devices = distinct_devices(cell["devices"])
-        start = cell["window_start"]
+    for cell in cells(merged):
         row = {
-            "window_start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "window_end": (start + timedelta(minutes=WINDOW_MINUTES)).strftime(
+            "window_start": cell.window_start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "window_end": (cell.window_start + timedelta(minutes=WINDOW_MINUTES)).strftime(
                 "%Y-%m-%dT%H:%M:%SZ"
             ),
-            "zone": cell["zone"],
-            "quantity": cell["quantity"],
-            "unit": cell["unit"],
+            "zone": cell.zone,
+            "quantity": cell.quantity,
+            "unit": cell.unit,
         }
-        if cell["quantity"] in personal and (devices or 0) < k:
+        if cell.quantity in personal and (cell.min_people or 0) < k:
             suppressed += 1
-            row.update({c: "" for c in COLUMNS[5:-1]}, status="suppressed")
+            row.update(dict.fromkeys(COLUMNS[5:-1], ""), status="suppressed")
         else:
             published += 1
             row.update(
-                count=_num(cell["count"]),
-                sum=_num(cell["sum"]),
-                min=_num(cell["min"]),
-                max=_num(cell["max"]),
-                mean=_num(cell["sum"] / cell["count"]),
-                distinct_devices=_num(devices),
+                count=_num(cell.count),
+                sum=_num(cell.sum),
+                min=_num(cell.min),
+                max=_num(cell.max),
+                mean=_num(cell.sum / cell.count),
+                distinct_devices=_num(cell.distinct_devices),
                 status="published",
             )
         rows.append(row)

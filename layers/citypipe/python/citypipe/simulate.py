@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -112,7 +112,7 @@ class _Cells:
 
     def __init__(self) -> None:
         self.stats: dict[tuple[int, str, str], list[int]] = {}
-        self.devices: dict[tuple[int, str, str], set[int]] = {}
+        self.devices: dict[tuple[int, str, str], set[tuple[int, int]]] = {}
         self.units: dict[str, str] = {}
         self.divisor: dict[str, int] = {}
         self.accepted = 0
@@ -130,12 +130,12 @@ class _Cells:
         elif value > stat[3]:
             stat[3] = value
 
-    def seen(self, key: tuple[int, str, str], device: int) -> None:
+    def seen(self, key: tuple[int, str, str], sensor: int, device: int) -> None:
         found = self.devices.get(key)
         if found is None:
-            self.devices[key] = {device}
+            self.devices[key] = {(sensor, device)}
         else:
-            found.add(device)
+            found.add((sensor, device))
 
     def rows(self) -> list[dict[str, Any]]:
         rows = []
@@ -156,6 +156,10 @@ class _Cells:
                     "max": high / div,
                     "mean": round(total / div / count, 6),
                     "distinct_devices": None if devices is None else len(devices),
+                    # what disclosure control can prove: the most devices one sensor saw
+                    "min_distinct_people": None
+                    if devices is None
+                    else max(Counter(sensor for sensor, _ in devices).values()),
                 }
             )
         return rows
@@ -487,7 +491,7 @@ class _Simulation:
                 if spoil is None:
                     key = (_window(at, family.resolution), sensor.zone, quantity)
                     self.cells.add(key, 1)
-                    self.cells.seen(key, sensor.position * self.population + device)
+                    self.cells.seen(key, sensor.position, device)
                     self.identifiers.add(mac)
                     out.append(text)
                     continue
