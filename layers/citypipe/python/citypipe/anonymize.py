@@ -105,6 +105,11 @@ def anonymize_records(city: City, records: Iterable[dict[str, Any]], key_for: Ke
         if refused:
             out.refused[f"refused_field:{refused[0]}"] += 1
             continue
+        subject = policy.subject_field
+        if subject is not None and subject not in personal:
+            # ingest checks this, but the policy may have changed since: bad data, not a crash
+            out.refused["missing_personal_field"] += 1
+            continue
         zone = record.get("zone")
         if zone is not None and zone not in city.zone_index.ids:
             zone = None
@@ -115,7 +120,6 @@ def anonymize_records(city: City, records: Iterable[dict[str, Any]], key_for: Ke
             out.refused["outside_zones"] += 1
             continue
         observed = datetime.fromisoformat(record["observed_at"]).astimezone(UTC)
-        subject = policy.subject_field
         alias = None
         if subject is not None:
             alias = pseudonym(key_for(record["sensor"], observed.date()), personal[subject])

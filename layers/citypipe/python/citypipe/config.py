@@ -174,6 +174,13 @@ class City(Strict):
         raw_days = merged[Zone.RAW]
         if raw_days is None or raw_days > 1:
             raise ValueError("retention_days.raw: raw personal data never outlives 24 h (1 day)")
+        forever = sorted(
+            z.value for z, days in merged.items() if days is None and z is not Zone.OPEN
+        )
+        if forever:
+            raise ValueError(
+                f"retention_days: only the open zone may be kept forever, not {forever}"
+            )
         object.__setattr__(self, "retention_days", merged)
         return self
 

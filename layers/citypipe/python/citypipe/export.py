@@ -24,7 +24,7 @@ from citypipe.config import City
 from citypipe.dcat import catalog
 from citypipe.domain import Function, Message, Zone
 from citypipe.naming import input_id, lineage_key
-from citypipe.stage import Deps, Outcome, Output, finish, read_parquet
+from citypipe.stage import Deps, Outcome, Output, finish, log, read_parquet
 
 DATASET = "sensor-aggregates"
 COLUMNS = [
@@ -109,6 +109,9 @@ def export_day(deps: Deps, day: str, trace_id: str = "") -> str:
     bucket = deps.names.bucket(Zone.AGGREGATES)
     prefix = f"aggregates/{city}/date={day}/"
     infos = list(deps.store.list(bucket, prefix))
+    if not infos:
+        log.info("nothing to publish", extra={"function": "export", "window": day})
+        return "empty"
     ident = input_id("export", day, *(f"{i.key}@{i.etag}" for i in infos))
     if deps.store.exists(deps.names.bucket(Zone.AUDIT), lineage_key(city, Function.EXPORT, ident)):
         return "duplicate"

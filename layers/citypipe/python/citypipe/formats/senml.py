@@ -35,6 +35,10 @@ def _split(name: str) -> tuple[str, str]:
 def parse(pack: Any) -> list[Reading | Rejection]:
     if not isinstance(pack, list) or not pack:
         return [Rejection("invalid_payload", "a SenML pack is a non-empty JSON array")]
+    # RFC 8428 §4.4/§12.3.1: a label ending in "_" must be understood, else an error; none is
+    must_understand = sorted({k for r in pack if isinstance(r, dict) for k in r if k.endswith("_")})
+    if must_understand:
+        return [Rejection("unsupported_extension", f"must-understand fields {must_understand}")]
     bn, bu, bt, bv = "", "", 0.0, 0.0
     pending: list[tuple[str, str, str, float, float]] = []
     out: list[Reading | Rejection] = []

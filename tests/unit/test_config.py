@@ -1,0 +1,190 @@
+"""The city file: the example loads, and every refusal names the key that is wrong."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import CITY_FILE
+from unit_support import city_data
+
+from citypipe.config import Action, City, ConfigError, load_city, parse_city
+from citypipe.domain import Zone
+
+Change = Callable[[dict[str, Any]], None]
+
+
+def _set(path: str, value: Any) -> Change:
+    """A change to the city dict: set the value at a dotted path."""
+
+    def change(data: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node: Any = data
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        node[last] = value
+
+    return change
+
+
+def _drop(path: str) -> Change:
+    def change(data: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node: Any = data
+        for part in parents:
+            node = node[part]
+        del node[last]
+
+    return change
+
+
+def _open_ring(data: dict[str, Any]) -> None:
+    data["zones"]["features"][0]["geometry"]["coordinates"][0].pop()
+
+
+def test_the_example_city_loads(city: City) -> None:
+    # Given the example city file (loaded by the session fixture)
+    # Then its stack, zones and sources are what the file declares
+    assert city.city == "velden"
+    assert city.region == "eu-central-1"
+    assert len(city.zones.features) == 9
+    assert set(city.sources) == {"air-quality", "traffic-counters", "wifi-counters"}
+    assert city.disclosure.k == 10
+
+
+def test_the_example_city_keeps_raw_data_one_day_and_publishes_forever(city: City) -> None:
+    assert city.retention_days[Zone.RAW] == 1
+    assert city.retention_days[Zone.OPEN] is None
+
+
+def test_the_wifi_counters_pseudonymize_the_mac_and_drop_the_signal(city: City) -> None:
+    policy = city.sources["wifi-counters"].policy
+    assert policy.subject_field == "device_mac"
+    assert policy.personal == {"device_mac": Action.PSEUDONYMIZE, "rssi": Action.DROP}
+    assert city.personal_quantities == frozenset({"people.presence"})
+
+
+def test_unset_retention_takes_the_defaults() -> None:
+    # Given a city file without retention_days
+    data = city_data()
+    del data["retention_days"]
+    # When it is parsed
+    city = parse_city(data)
+    # Then every zone has its default lifetime
+    assert city.retention_days == {
+        Zone.RAW: 1,
+        Zone.QUARANTINE: 7,
+        Zone.CLEAN: 90,
+        Zone.AGGREGATES: 730,
+        Zone.OPEN: None,
+        Zone.AUDIT: 1825,
+    }
+
+
+@pytest.mark.parametrize(
+    ("fmt", "sensor", "owner"),
+    [
+        ("senml", "aq-007", "air-quality"),
+        ("senml", "tc-113", "traffic-counters"),
+        ("canonical", "wifi-012", "wifi-counters"),
+        ("canonical", "aq-007", None),  # right sensor, wrong hub format
+        ("senml", "cam-001", None),
+    ],
+    ids=["air", "traffic", "wifi", "format-mismatch", "unknown-sensor"],
+)
+def test_a_sensor_belongs_to_the_source_whose_format_and_glob_match(
+    city: City, fmt: str, sensor: str, owner: str | None
+) -> None:
+    found = city.source_for(fmt, sensor)
+    assert (found[0] if found else None) == owner
+
+
+@pytest.mark.parametrize(
+    ("change", "bad_key"),
+    [
+        (_set("region", "us-east-1"), "region"),
+        (_set("region", "eu-central"), "region"),
+        (_set("retention_days.raw", 2), "retention_days.raw"),
+        (_set("retention_days.raw", None), "retention_days.raw"),
+        (_set("retention_days.raw", 0), "retention_days.raw"),
+        (_set("retention_days.clean", -1), "retention_days.clean"),
+        (_set("retention_days.forever", 3), "retention_days.forever"),
+        (
+            _set("sources.wifi-counters.policy.personal.rssi", "pseudonymize"),
+            "sources.wifi-counters.policy.personal",
+        ),
+        (
+            _set("sources.wifi-counters.policy.personal.device_mac", "hash"),
+            "sources.wifi-counters.policy.personal.device_mac",
+        ),
+        (
+            _set("sources.wifi-counters.policy.time_resolution_minutes", 0),
+            "sources.wifi-counters.policy.time_resolution_minutes",
+        ),
+        (
+            _set("sources.wifi-counters.policy.time_resolution_minutes", 7),
+            "sources.wifi-counters.policy.time_resolution_minutes",
+        ),
+        (_set("sources.air-quality.quantities.co2", "air.co2"), "sources.air-quality.quantities"),
+        (_set("sources.air-quality.format", "xml"), "sources.air-quality.format"),
+        (_set("sources.air-quality.purpouse", "typo"), "sources.air-quality.purpouse"),
+        (_set("sources", {}), "sources"),
+        (_set("city", "Velden!"), "city"),
+        (_drop("publisher"), "publisher"),
+        (_set("disclosure.k", 1), "disclosure.k"),
+        (_open_ring, "zones.features.0.geometry.coordinates"),
+        (_set("zones.features.0.id", "West Noord"), "zones.features.0.id"),
+    ],
+    ids=[
+        "region-outside-eu",
+        "region-unknown",
+        "raw-kept-two-days",
+        "raw-kept-forever",
+        "raw-kept-zero-days",
+        "negative-retention",
+        "retention-of-unknown-zone",
+        "two-pseudonymized-fields",
+        "unknown-privacy-action",
+        "zero-minute-time-resolution",
+        "time-resolution-not-dividing-15-min",
+        "unknown-quantity",
+        "unknown-format",
+        "misspelled-key",
+        "no-sources",
+        "slug-with-capitals",
+        "missing-publisher",
+        "k-below-two",
+        "zone-ring-not-closed",
+        "zone-id-with-spaces",
+    ],
+)
+def test_a_bad_city_file_is_refused_naming_the_bad_key(change: Change, bad_key: str) -> None:
+    # Given the example city with one key made wrong
+    data = city_data()
+    change(data)
+    # When it is parsed
+    with pytest.raises(ConfigError) as refused:
+        parse_city(data, "velden.yaml")
+    # Then the error names the file and the key
+    message = str(refused.value)
+    assert message.startswith("velden.yaml: ")
+    assert bad_key in message
+
+
+def test_load_city_reads_the_file() -> None:
+    assert load_city(CITY_FILE).city == "velden"
+
+
+def test_a_missing_city_file_is_a_config_error_naming_the_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.yaml"
+    with pytest.raises(ConfigError, match=r"nowhere\.yaml"):
+        load_city(missing)
+
+
+def test_a_city_file_that_is_not_yaml_is_a_config_error_naming_the_path(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("city: velden\nsources: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"broken\.yaml"):
+        load_city(broken)

@@ -1,0 +1,345 @@
+"""The real functions/*/handler.py, loaded as Lambda loads them, driven with events/ fixtures
+on a city stack in memory (``bootstrap.use``)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from conftest import load_event
+from unit_support import (
+    UnreachableStore,
+    apigw_request,
+    claim_check,
+    lambda_context,
+    lines,
+    s3_notification,
+    scheduled_event,
+    senml_reading,
+    sqs_event,
+    wifi_observation,
+    with_store,
+)
+
+from citypipe import bootstrap
+from citypipe.domain import Function, Message, Zone
+from citypipe.export import csv_key
+from citypipe.ingest import drop_message
+from citypipe.naming import input_id, lineage_key
+from citypipe.runtime.local import load_handler
+from citypipe.stage import Deps
+
+Use = Callable[[Deps], Deps]
+
+
+@pytest.fixture
+def use() -> Iterator[Use]:
+    """Run the functions on the given stack; back to the environment's afterwards."""
+
+    def run_on(deps: Deps) -> Deps:
+        bootstrap.use(deps)
+        return deps
+
+    yield run_on
+    bootstrap.use(None)
+
+
+@pytest.fixture
+def stack(use: Use, memory_deps: Deps) -> Deps:
+    return use(memory_deps)
+
+
+def invoke(function: Function, event: dict[str, Any]) -> dict[str, Any]:
+    return load_handler(function)(event, lambda_context(function))
+
+
+def drop(deps: Deps, *payloads: Any, fmt: str = "canonical") -> Message:
+    return drop_message(deps, fmt, lines(*payloads))
+
+
+def is_done(deps: Deps, function: Function, message: Message) -> bool:
+    ident = input_id(message.bucket, message.key, message.etag)
+    return deps.store.exists(deps.names.bucket(Zone.AUDIT), lineage_key("velden", function, ident))
+
+
+def quarantined_messages(deps: Deps, function: Function) -> list[dict[str, Any]]:
+    bucket = deps.names.bucket(Zone.QUARANTINE)
+    rows = []
+    for info in deps.store.list(bucket, f"quarantine/velden/{function}/messages/"):
+        text = gzip.decompress(deps.store.get(bucket, info.key).body).decode()
+        rows += [json.loads(line) for line in text.splitlines()]
+    return rows
+
+
+def queued(deps: Deps, function: Function) -> int:
+    return deps.queue.depth(deps.names.queue(function))[0]
+
+
+# --- SQS batches of claim checks -------------------------------------------------------------
+
+
+def test_the_fixture_batch_is_acknowledged_though_its_objects_are_gone(stack: Deps) -> None:
+    # Given the recorded batch, whose drops no longer exist in this stack
+    event = load_event("sqs_batch_claim_check.json")
+    # When ingest receives it
+    response = invoke(Function.INGEST, event)
+    # Then nothing is retried: each record is quarantined as input_missing
+    assert response == {"batchItemFailures": []}
+    quarantine = stack.names.bucket(Zone.QUARANTINE)
+    assert len(list(stack.store.list(quarantine, "quarantine/velden/ingest/"))) == 2
+
+
+def test_a_batch_of_claim_checks_is_processed_record_by_record(stack: Deps) -> None:
+    first = drop(stack, wifi_observation())
+    second = drop(stack, *load_event("canonical_wifi.json"))
+    response = invoke(Function.INGEST, sqs_event(claim_check(first), claim_check(second)))
+    assert response == {"batchItemFailures": []}
+    assert is_done(stack, Function.INGEST, first)
+    assert is_done(stack, Function.INGEST, second)
+    assert queued(stack, Function.ANONYMIZE) == 2
+
+
+@pytest.mark.parametrize(
+    ("poison", "reason"),
+    [
+        ("{not json", "invalid_message"),
+        ('{"hello": "world"}', "invalid_message"),
+        ('["a", "list"]', "invalid_message"),
+        (
+            json.dumps({"v": 2, "city": "velden", "stage": "inbox", "bucket": "b", "key": "k"}),
+            "invalid_message",
+        ),
+        (
+            json.dumps({"v": 1, "city": "utrecht", "stage": "inbox", "bucket": "b", "key": "k"}),
+            "wrong_city",
+        ),
+    ],
+    ids=["invalid-json", "not-a-claim-check", "json-list", "unknown-version", "another-city"],
+)
+def test_a_poison_record_is_quarantined_and_acknowledged(
+    stack: Deps, poison: str, reason: str
+) -> None:
+    # Given a batch of one good claim check and one poison record
+    good = drop(stack, wifi_observation())
+    event = sqs_event(claim_check(good), poison)
+    poison_id = event["Records"][1]["messageId"]
+    # When ingest receives it
+    response = invoke(Function.INGEST, event)
+    # Then no record is retried: the poison is quarantined with its reason, the good one done
+    assert response == {"batchItemFailures": []}
+    [row] = quarantined_messages(stack, Function.INGEST)
+    assert (row["reason"], row["message_id"], row["body"]) == (reason, poison_id, poison)
+    assert is_done(stack, Function.INGEST, good)
+
+
+def test_a_transient_failure_fails_exactly_that_record(use: Use, memory_deps: Deps) -> None:
+    # Given two drops, the second on a store that times out when it is read
+    deps = with_store(memory_deps, UnreachableStore)
+    ok = drop(deps, wifi_observation())
+    slow = drop(deps, wifi_observation(value=2))
+    deps.store.unreachable.add(slow.key)
+    use(deps)
+    event = sqs_event(claim_check(ok), claim_check(slow))
+    # When ingest receives both
+    response = invoke(Function.INGEST, event)
+    # Then only the second is reported failed, to be redelivered; it is neither done nor lost
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
+    assert is_done(deps, Function.INGEST, ok)
+    assert not is_done(deps, Function.INGEST, slow)
+    assert deps.store.exists(slow.bucket, slow.key)
+
+
+def test_a_redelivered_record_completes_once_the_store_answers(use: Use, memory_deps: Deps) -> None:
+    deps = with_store(memory_deps, UnreachableStore)
+    slow = drop(deps, wifi_observation())
+    deps.store.unreachable.add(slow.key)
+    use(deps)
+    event = sqs_event(claim_check(slow), claim_check(drop(deps, wifi_observation(value=3))))
+    invoke(Function.INGEST, event)
+    deps.store.unreachable.clear()
+    assert invoke(Function.INGEST, {"Records": event["Records"][:1]}) == {"batchItemFailures": []}
+    assert is_done(deps, Function.INGEST, slow)
+
+
+# --- S3 event notifications as claim checks ---------------------------------------------------
+
+
+def test_an_s3_notification_is_accepted_as_a_claim_check(stack: Deps) -> None:
+    # Given a drop announced by S3 itself rather than by the bridge
+    dropped = drop(stack, *load_event("canonical_wifi.json"))
+    body = s3_notification(dropped.bucket, dropped.key, dropped.etag)
+    # When ingest receives the notification
+    response = invoke(Function.INGEST, sqs_event(body, fixture="s3_notification_in_sqs.json"))
+    # Then the drop is ingested, its format taken from its key
+    assert response == {"batchItemFailures": []}
+    assert is_done(stack, Function.INGEST, dropped)
+    assert queued(stack, Function.ANONYMIZE) == 1
+
+
+def test_a_notification_and_a_claim_check_for_one_object_process_it_once(stack: Deps) -> None:
+    dropped = drop(stack, wifi_observation())
+    notice = s3_notification(dropped.bucket, dropped.key, dropped.etag)
+    invoke(Function.INGEST, sqs_event(notice, claim_check(dropped)))
+    assert queued(stack, Function.ANONYMIZE) == 1
+
+
+def test_an_s3_notification_key_is_url_decoded(stack: Deps) -> None:
+    # Given a raw object, whose key S3 notifies URL-encoded (date%3D2026-06-01/...)
+    dropped = drop(stack, wifi_observation())
+    invoke(Function.INGEST, sqs_event(claim_check(dropped)))
+    [raw] = stack.queue.receive(stack.names.queue(Function.ANONYMIZE))
+    raw_message = Message.model_validate_json(raw.body)
+    body = s3_notification(raw_message.bucket, raw_message.key, raw_message.etag)
+    assert "date%3D2026-06-01" in body
+    # When anonymize receives the notification
+    response = invoke(Function.ANONYMIZE, sqs_event(body))
+    # Then the raw object is found and anonymized
+    assert response == {"batchItemFailures": []}
+    assert is_done(stack, Function.ANONYMIZE, raw_message)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "velden-raw"}),
+        s3_notification(
+            "velden-raw", "inbox/velden/senml/gone.jsonl.gz", "", "ObjectRemoved:Delete"
+        ),
+    ],
+    ids=["s3-test-event", "object-removed"],
+)
+def test_s3_notifications_of_no_new_object_are_acknowledged_and_ignored(
+    stack: Deps, body: str
+) -> None:
+    response = invoke(Function.INGEST, sqs_event(body))
+    assert response == {"batchItemFailures": []}
+    assert list(stack.store.list(stack.names.bucket(Zone.QUARANTINE))) == []
+    assert list(stack.store.list(stack.names.bucket(Zone.AUDIT))) == []
+
+
+# --- the webhook: API Gateway REST proxy ------------------------------------------------------
+
+
+def test_the_webhook_fixture_is_accepted(stack: Deps) -> None:
+    # Given the recorded POST /ingest/senml and the response it should get
+    expected = load_event("expected/apigw_webhook_senml.response.json")
+    # When ingest handles it
+    response = invoke(Function.INGEST, load_event("apigw_webhook_senml.json"))
+    # Then the hub gets a 202 with the counts, and anonymize is told of the raw object
+    assert {**response, "body": json.loads(response["body"])} == expected
+    assert queued(stack, Function.ANONYMIZE) == 1
+
+
+def test_a_webhook_post_with_a_bad_payload_gets_a_400_with_the_reason(stack: Deps) -> None:
+    event = apigw_request(json.dumps(senml_reading(u="ppm")))
+    response = invoke(Function.INGEST, event)
+    assert response["statusCode"] == 400
+    body = json.loads(response["body"])
+    assert body["error"] == "no_usable_reading"
+    assert [r["reason"] for r in body["rejected"]] == ["unit_mismatch"]
+
+
+def test_a_webhook_post_of_invalid_json_gets_a_400_with_the_reason(stack: Deps) -> None:
+    response = invoke(Function.INGEST, apigw_request("[{not json"))
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["rejected"][0]["reason"] == "invalid_json"
+
+
+def test_a_base64_encoded_webhook_body_is_decoded(stack: Deps) -> None:
+    event = apigw_request(json.dumps(wifi_observation()), fmt="canonical", base64_encoded=True)
+    response = invoke(Function.INGEST, event)
+    assert (response["statusCode"], json.loads(response["body"])["accepted"]) == (202, 1)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "method", "status"),
+    [("xml", "POST", 404), ("senml", "GET", 405), ("senml", "PUT", 405)],
+    ids=["unknown-format", "get", "put"],
+)
+def test_a_webhook_request_that_is_no_ingest_post_is_refused(
+    stack: Deps, fmt: str, method: str, status: int
+) -> None:
+    event = apigw_request(json.dumps(load_event("senml_pack.json")), fmt=fmt, method=method)
+    response = invoke(Function.INGEST, event)
+    assert response["statusCode"] == status
+    assert list(stack.store.list(stack.names.bucket(Zone.RAW))) == []
+
+
+# --- export: scheduled, or requested on its queue ---------------------------------------------
+
+
+def pipeline_day(deps: Deps) -> None:
+    """1 June's readings through ingest, anonymize and aggregate, by their handlers."""
+    dropped = drop(deps, *load_event("canonical_wifi.json"))
+    invoke(Function.INGEST, sqs_event(claim_check(dropped)))
+    for function in (Function.ANONYMIZE, Function.AGGREGATE):
+        bodies = [m.body for m in deps.queue.receive(deps.names.queue(function))]
+        assert invoke(function, sqs_event(*bodies)) == {"batchItemFailures": []}
+
+
+def test_a_scheduled_event_exports_yesterday(stack: Deps) -> None:
+    # Given 1 June aggregated, and the schedule firing at 01:00 UTC on 2 June
+    pipeline_day(stack)
+    expected = load_event("expected/eventbridge_scheduled.response.json")
+    # When export receives the scheduled event
+    response = invoke(Function.EXPORT, load_event("eventbridge_scheduled.json"))
+    # Then 1 June is published
+    assert response == expected
+    assert stack.store.exists(stack.names.bucket(Zone.OPEN), csv_key("velden", "2026-06-01"))
+
+
+def test_a_repeated_scheduled_event_is_a_duplicate(stack: Deps) -> None:
+    pipeline_day(stack)
+    invoke(Function.EXPORT, load_event("eventbridge_scheduled.json"))
+    response = invoke(Function.EXPORT, scheduled_event("2026-06-02T01:05:00Z"))
+    assert response == {"day": "2026-06-01", "result": "duplicate"}
+
+
+def test_an_export_request_on_the_queue_exports_its_day(stack: Deps) -> None:
+    pipeline_day(stack)
+    request = Message(city="velden", stage="export", bucket="", key="", window="2026-06-01")
+    response = invoke(Function.EXPORT, sqs_event(claim_check(request)))
+    assert response == {"batchItemFailures": []}
+    assert stack.store.exists(stack.names.bucket(Zone.OPEN), csv_key("velden", "2026-06-01"))
+
+
+# --- the fixtures themselves ------------------------------------------------------------------
+
+SQS_RECORD_FIELDS = {
+    "messageId",
+    "receiptHandle",
+    "body",
+    "attributes",
+    "messageAttributes",
+    "md5OfBody",
+    "eventSource",
+    "eventSourceARN",
+    "awsRegion",
+}
+
+
+@pytest.mark.parametrize("name", ["sqs_batch_claim_check.json", "s3_notification_in_sqs.json"])
+def test_the_sqs_fixtures_carry_every_field_lambda_sends(name: str) -> None:
+    for record in load_event(name)["Records"]:
+        assert set(record) == SQS_RECORD_FIELDS
+        assert set(record["attributes"]) == {
+            "ApproximateReceiveCount",
+            "SentTimestamp",
+            "SenderId",
+            "ApproximateFirstReceiveTimestamp",
+        }
+        assert record["md5OfBody"] == hashlib.md5(record["body"].encode()).hexdigest()
+        assert record["eventSource"] == "aws:sqs"
+
+
+def test_the_sqs_builder_keeps_the_fixture_shape() -> None:
+    event = sqs_event("one", "two")
+    assert [r["body"] for r in event["Records"]] == ["one", "two"]
+    assert len({r["messageId"] for r in event["Records"]}) == 2
+    assert all(
+        r["md5OfBody"] == hashlib.md5(r["body"].encode()).hexdigest() for r in event["Records"]
+    )

@@ -1,0 +1,332 @@
+"""The stage machinery through the real cores: exactly-once effects on at-least-once delivery."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from typing import Any
+
+import pytest
+from conftest import load_event
+from unit_support import (
+    FailingWritesStore,
+    RecordingStore,
+    lines,
+    wifi_observation,
+    with_store,
+)
+
+from citypipe.aggregate import aggregate_object
+from citypipe.anonymize import anonymize_object
+from citypipe.domain import Function, Message, TransientError, Zone
+from citypipe.ingest import drop_message, ingest_drop
+from citypipe.naming import input_id, lineage_key
+from citypipe.ports import ObjectInfo
+from citypipe.stage import Core, Deps, run_stage
+
+CORES: dict[Function, Core] = {
+    Function.INGEST: ingest_drop,
+    Function.ANONYMIZE: anonymize_object,
+    Function.AGGREGATE: aggregate_object,
+}
+
+
+def drop_wifi(deps: Deps) -> Message:
+    """The Wi-Fi fixture dropped in the inbox, announced to ingest."""
+    return drop_message(deps, "canonical", lines(*load_event("canonical_wifi.json")))
+
+
+def run(function: Function, message: Message, deps: Deps) -> str:
+    return run_stage(function, message, deps, CORES[function])
+
+
+def next_message(deps: Deps, function: Function) -> Message:
+    [received] = deps.queue.receive(deps.names.queue(function), 1)
+    return Message.model_validate_json(received.body)
+
+
+INPUT_ZONE = {
+    Function.INGEST: Zone.RAW,
+    Function.ANONYMIZE: Zone.RAW,
+    Function.AGGREGATE: Zone.CLEAN,
+}
+NEXT = {Function.INGEST: Function.ANONYMIZE, Function.ANONYMIZE: Function.AGGREGATE}
+
+
+def through(deps: Deps, function: Function) -> Message:
+    """Run the Wi-Fi fixture from the inbox up to the claim check ``function`` receives."""
+    stage, message = Function.INGEST, drop_wifi(deps)
+    while stage is not function:
+        run(stage, message, deps)
+        stage = NEXT[stage]
+        message = next_message(deps, stage)
+    return message
+
+
+def keys(deps: Deps, zone: Zone, prefix: str = "") -> list[str]:
+    return [i.key for i in deps.store.list(deps.names.bucket(zone), prefix)]
+
+
+def lineage(deps: Deps, function: Function, message: Message) -> dict[str, Any]:
+    ident = input_id(message.bucket, message.key, message.etag)
+    body = deps.store.get(deps.names.bucket(Zone.AUDIT), lineage_key("velden", function, ident))
+    record: dict[str, Any] = json.loads(body.body)
+    return record
+
+
+def quarantined(deps: Deps, function: Function) -> list[dict[str, Any]]:
+    rows = []
+    bucket = deps.names.bucket(Zone.QUARANTINE)
+    for key in keys(deps, Zone.QUARANTINE, f"quarantine/velden/{function}/"):
+        text = gzip.decompress(deps.store.get(bucket, key).body).decode()
+        rows += [json.loads(line) for line in text.splitlines()]
+    return rows
+
+
+# --- one delivery --------------------------------------------------------------------------
+
+
+def test_ingest_writes_raw_objects_announces_them_and_consumes_the_drop(
+    memory_deps: Deps,
+) -> None:
+    # Given a drop in the inbox
+    message = drop_wifi(memory_deps)
+    # When ingest processes its claim check
+    result = run(Function.INGEST, message, memory_deps)
+    # Then the raw object exists, anonymize is told, and the drop is gone
+    assert result == "done"
+    [raw] = keys(memory_deps, Zone.RAW, "raw/")
+    assert raw.startswith("raw/velden/date=2026-06-01/hour=10/wifi-counters/")
+    assert next_message(memory_deps, Function.ANONYMIZE).key == raw
+    assert keys(memory_deps, Zone.RAW, "inbox/") == []
+
+
+def test_lineage_records_the_input_the_outputs_and_the_counts(memory_deps: Deps) -> None:
+    message = drop_wifi(memory_deps)
+    run(Function.INGEST, message, memory_deps)
+    record = lineage(memory_deps, Function.INGEST, message)
+    assert record["input"] == {"bucket": "velden-raw", "key": message.key, "etag": message.etag}
+    assert record["counts"] == {"payloads": 4, "received": 4, "accepted": 4, "quarantined": {}}
+    assert [(o["bucket"], o["records"]) for o in record["outputs"]] == [("velden-raw", 4)]
+    assert record["at"] == "2026-06-02T01:00:00+00:00"
+
+
+def test_anonymize_lineage_counts_refusals(memory_deps: Deps) -> None:
+    message = drop_message(
+        memory_deps,
+        "canonical",
+        lines(wifi_observation(), wifi_observation(location=[4.9, 52.37])),
+    )
+    run(Function.INGEST, message, memory_deps)
+    raw = next_message(memory_deps, Function.ANONYMIZE)
+    run(Function.ANONYMIZE, raw, memory_deps)
+    assert lineage(memory_deps, Function.ANONYMIZE, raw)["counts"] == {
+        "input": 2,
+        "anonymized": 1,
+        "refused": {"outside_zones": 1},
+    }
+
+
+def test_a_drop_spanning_two_sources_gives_one_raw_object_and_one_notice_each(
+    memory_deps: Deps,
+) -> None:
+    pack = load_event("senml_pack.json")
+    traffic = [
+        {"bn": "tc-113/", "bt": 1780308000},
+        *pack[1:3],
+        {"n": "vehicles", "u": "count", "v": 9},
+    ]
+    message = drop_message(memory_deps, "senml", lines(pack, traffic))
+    run(Function.INGEST, message, memory_deps)
+    assert len(keys(memory_deps, Zone.RAW, "raw/")) == 2
+    assert memory_deps.queue.depth(memory_deps.names.queue(Function.ANONYMIZE)) == (2, 0)
+
+
+# --- repeated and late deliveries ----------------------------------------------------------
+
+
+def test_a_duplicate_delivery_is_a_no_op(memory_deps: Deps) -> None:
+    # Given a clean object aggregated once (aggregate keeps its input)
+    deps = with_store(memory_deps, RecordingStore)
+    message = through(deps, Function.AGGREGATE)
+    assert run(Function.AGGREGATE, message, deps) == "done"
+    operations = list(deps.store.operations)
+    # When the same claim check is delivered again
+    result = run(Function.AGGREGATE, message, deps)
+    # Then nothing is written
+    assert result == "duplicate"
+    assert deps.store.operations == operations
+
+
+def test_a_delivery_after_the_input_was_consumed_is_a_no_op(memory_deps: Deps) -> None:
+    # Given a raw object anonymized and deleted
+    message = through(memory_deps, Function.ANONYMIZE)
+    run(Function.ANONYMIZE, message, memory_deps)
+    assert not memory_deps.store.exists(message.bucket, message.key)
+    # When its claim check arrives again, later
+    result = run(Function.ANONYMIZE, message, memory_deps)
+    # Then it is a duplicate: no quarantine, no second notice
+    assert result == "duplicate"
+    assert quarantined(memory_deps, Function.ANONYMIZE) == []
+    assert memory_deps.queue.depth(memory_deps.names.queue(Function.AGGREGATE)) == (1, 0)
+
+
+class LineageLagStore(RecordingStore):
+    """The first look at lineage misses it: a concurrent duplicate finished just after."""
+
+    def __init__(self, buckets: Any = ()) -> None:
+        super().__init__(buckets)
+        self.misses = 1
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        if key.startswith("lineage/") and self.misses:
+            self.misses -= 1
+            return None
+        return super().head(bucket, key)
+
+
+def test_a_concurrent_duplicate_that_consumed_the_input_is_a_no_op(memory_deps: Deps) -> None:
+    # Given a raw object anonymized (and deleted) by one worker
+    deps = with_store(memory_deps, LineageLagStore)
+    deps.store.misses = 0
+    message = through(deps, Function.ANONYMIZE)
+    run(Function.ANONYMIZE, message, deps)
+    # When a second worker checked lineage just before the first one wrote it
+    deps.store.misses = 1
+    result = run(Function.ANONYMIZE, message, deps)
+    # Then finding the input gone it looks again, and does nothing
+    assert result == "duplicate"
+    assert quarantined(deps, Function.ANONYMIZE) == []
+
+
+# --- inputs that cannot be used --------------------------------------------------------------
+
+
+def test_a_missing_input_without_lineage_is_quarantined_as_input_missing(
+    memory_deps: Deps,
+) -> None:
+    # Given a claim check for an object that was never written
+    message = Message(
+        city="velden",
+        stage="inbox",
+        bucket="velden-raw",
+        records=3,
+        format="senml",
+        key="inbox/velden/senml/000000000000000000000000.jsonl.gz",
+    )
+    # When ingest receives it
+    result = run(Function.INGEST, message, memory_deps)
+    # Then it is acknowledged, quarantined with the reason, and counted in the lineage
+    assert result == "done"
+    assert [q["reason"] for q in quarantined(memory_deps, Function.INGEST)] == ["input_missing"]
+    assert lineage(memory_deps, Function.INGEST, message)["counts"] == {
+        "payloads": 3,
+        "received": 3,
+        "quarantined": {"input_missing": 3},
+    }
+
+
+@pytest.mark.parametrize(
+    ("function", "key", "body"),
+    [
+        (Function.INGEST, "inbox/velden/senml/0123456789abcdef01234567.jsonl.gz", b"{not gzip"),
+        (
+            Function.INGEST,
+            "inbox/velden/senml/0123456789abcdef01234567.jsonl.gz",
+            gzip.compress(b"\xff\xfe latin-1 \xe9"),
+        ),
+        (
+            Function.ANONYMIZE,
+            "raw/velden/date=2026-06-01/hour=10/wifi-counters/0123456789abcdef01234567.jsonl.gz",
+            gzip.compress(b"{truncated json\n"),
+        ),
+        (
+            Function.ANONYMIZE,
+            "raw/velden/date=2026-06-01/hour=10/wifi-counters/0123456789abcdef01234567.jsonl.gz",
+            b"\x1f\x8b\x08\x00 cut short",
+        ),
+        (
+            Function.AGGREGATE,
+            "clean/velden/date=2026-06-01/hour=10/wifi-counters/0123456789abcdef01234567.parquet",
+            b"PAR1 not really parquet",
+        ),
+    ],
+    ids=[
+        "ingest-not-gzip",
+        "ingest-not-utf8",
+        "anonymize-not-json-lines",
+        "anonymize-truncated-gzip",
+        "aggregate-not-parquet",
+    ],
+)
+def test_an_unreadable_input_is_quarantined_as_unreadable_input(
+    memory_deps: Deps, function: Function, key: str, body: bytes
+) -> None:
+    # Given a corrupt object and its claim check
+    bucket = memory_deps.names.bucket(INPUT_ZONE[function])
+    etag = memory_deps.store.put(bucket, key, body)
+    message = Message(
+        city="velden",
+        stage=key.split("/", 1)[0],
+        bucket=bucket,
+        key=key,
+        etag=etag,
+        records=2,
+        format="senml",
+    )
+    # When the stage receives it
+    result = run(function, message, memory_deps)
+    # Then it is acknowledged and quarantined with the reason; nothing goes onwards
+    assert result == "done"
+    assert [q["reason"] for q in quarantined(memory_deps, function)] == ["unreadable_input"]
+    assert lineage(memory_deps, function, message)["outputs"] == []
+
+
+def test_an_input_changed_since_it_was_announced_is_quarantined(memory_deps: Deps) -> None:
+    message = drop_wifi(memory_deps)
+    stale = message.model_copy(update={"etag": "0" * 32})
+    run(Function.INGEST, stale, memory_deps)
+    assert [q["reason"] for q in quarantined(memory_deps, Function.INGEST)] == ["etag_mismatch"]
+
+
+def test_a_drop_with_bad_payloads_quarantines_them_and_ingests_the_rest(
+    memory_deps: Deps,
+) -> None:
+    message = drop_message(memory_deps, "canonical", ["{broken", *lines(wifi_observation())])
+    run(Function.INGEST, message, memory_deps)
+    assert [q["reason"] for q in quarantined(memory_deps, Function.INGEST)] == ["invalid_json"]
+    assert len(keys(memory_deps, Zone.RAW, "raw/")) == 1
+
+
+# --- the order of effects ----------------------------------------------------------------------
+
+
+def test_the_raw_object_is_deleted_only_after_the_clean_one_exists(memory_deps: Deps) -> None:
+    # Given a raw object of personal data
+    deps = with_store(memory_deps, RecordingStore)
+    message = through(deps, Function.ANONYMIZE)
+    deps.store.operations.clear()
+    # When anonymize processes it
+    run(Function.ANONYMIZE, message, deps)
+    # Then the clean object, then the lineage, are written before the raw one is deleted
+    clean = deps.store.index("put", "clean/")
+    recorded = deps.store.index("put", "lineage/velden/anonymize/")
+    deleted = deps.store.index("delete", "raw/")
+    assert clean < recorded < deleted
+
+
+def test_a_failed_clean_write_keeps_the_raw_object_for_the_retry(memory_deps: Deps) -> None:
+    # Given a clean zone that is briefly unavailable
+    deps = with_store(memory_deps, FailingWritesStore, failing_bucket="velden-clean")
+    message = through(deps, Function.ANONYMIZE)
+    # When anonymize processes the raw object, the failure is raised to be retried
+    with pytest.raises(TransientError):
+        run(Function.ANONYMIZE, message, deps)
+    # Then the raw object is still there and no lineage claims it done
+    assert deps.store.exists(message.bucket, message.key)
+    assert keys(deps, Zone.AUDIT, "lineage/velden/anonymize/") == []
+    # And the retry, once the zone is back, completes
+    deps.store.heal()
+    assert run(Function.ANONYMIZE, message, deps) == "done"
+    assert not deps.store.exists(message.bucket, message.key)
+    assert len(keys(deps, Zone.CLEAN)) == 1

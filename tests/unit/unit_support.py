@@ -1,0 +1,186 @@
+"""Builders and fakes for the unit tests.
+
+Builders start from the real-shaped fixtures in ``events/`` and change only what a test
+is about. Fakes are small subclasses of the in-memory adapters, injected through ``Deps``:
+no patching inside libraries.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import dataclasses
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote_plus
+
+import yaml
+from conftest import CITY_FILE, load_event
+
+from citypipe.adapters.memory import InMemoryObjectStore
+from citypipe.domain import Function, Message, TransientError, Zone
+from citypipe.ports import StoredObject
+from citypipe.runtime.local import LambdaContext
+from citypipe.stage import Deps
+
+# --- platform events --------------------------------------------------------------------
+
+
+def _md5(body: str) -> str:
+    return hashlib.md5(body.encode(), usedforsecurity=False).hexdigest()
+
+
+def sqs_event(*bodies: str, fixture: str = "sqs_batch_claim_check.json") -> dict[str, Any]:
+    """The SQS fixture with one record per body (fresh messageId, matching md5OfBody)."""
+    template = load_event(fixture)["Records"][0]
+    records = []
+    for body in bodies:
+        record = copy.deepcopy(template)
+        record["messageId"] = str(uuid.uuid4())
+        record["body"] = body
+        record["md5OfBody"] = _md5(body)
+        records.append(record)
+    return {"Records": records}
+
+
+def claim_check(message: Message) -> str:
+    """A claim check as the stages send it (``Queue.send_json`` of the model)."""
+    return json.dumps(message.model_dump(exclude_none=True), sort_keys=True)
+
+
+def s3_notification(bucket: str, key: str, etag: str, event_name: str = "ObjectCreated:Put") -> str:
+    """An S3 event notification body, as S3 puts it on a queue (the key URL-encoded)."""
+    body = json.loads(load_event("s3_notification_in_sqs.json")["Records"][0]["body"])
+    record = body["Records"][0]
+    record["eventName"] = event_name
+    record["s3"]["bucket"]["name"] = bucket
+    record["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
+    record["s3"]["object"]["key"] = quote_plus(key, safe="/")
+    record["s3"]["object"]["eTag"] = etag
+    return json.dumps(body)
+
+
+def apigw_request(
+    body: str, fmt: str = "senml", method: str = "POST", base64_encoded: bool = False
+) -> dict[str, Any]:
+    """The API Gateway REST proxy fixture, POSTing ``body`` to /ingest/{fmt}."""
+    event = load_event("apigw_webhook_senml.json")
+    event["httpMethod"] = event["requestContext"]["httpMethod"] = method
+    event["path"] = f"/ingest/{fmt}"
+    event["requestContext"]["path"] = f"/prod/ingest/{fmt}"
+    event["pathParameters"] = {"format": fmt}
+    event["body"] = base64.b64encode(body.encode()).decode() if base64_encoded else body
+    event["isBase64Encoded"] = base64_encoded
+    return event
+
+
+def scheduled_event(time: str) -> dict[str, Any]:
+    event = load_event("eventbridge_scheduled.json")
+    event["time"] = time
+    return event
+
+
+def lambda_context(function: Function) -> LambdaContext:
+    return LambdaContext(
+        function.value, f"arn:aws:lambda:eu-central-1:123456789012:function:velden-{function}"
+    )
+
+
+# --- payloads -----------------------------------------------------------------------------
+
+
+def wifi_observation(**changes: Any) -> dict[str, Any]:
+    """The first observation of ``events/canonical_wifi.json``, with ``changes`` applied
+    (a value of ``None`` removes the field)."""
+    observation = load_event("canonical_wifi.json")[0]
+    observation.update(changes)
+    return {k: v for k, v in observation.items() if v is not None}
+
+
+def senml_reading(name: str = "no2", value: Any = 21.5, **fields: Any) -> list[dict[str, Any]]:
+    """A pack of one positioned aq-007 reading at 2026-06-01T10:00Z, fields overridden."""
+    return [
+        {"bn": "urn:dev:id:aq-007:", "bt": 1780308000, "bu": "ug/m3"},
+        {"n": "lat", "u": "lat", "v": 51.4312},
+        {"n": "lon", "u": "lon", "v": 5.4451},
+        {"n": name, "v": value, **fields},
+    ]
+
+
+def lines(*payloads: Any) -> list[str]:
+    """Payloads as a hub sends them: one JSON document a line."""
+    return [p if isinstance(p, str) else json.dumps(p) for p in payloads]
+
+
+# --- the city file --------------------------------------------------------------------------
+
+
+def city_data() -> dict[str, Any]:
+    """The example city as a fresh dict, for tests that change one key."""
+    data: dict[str, Any] = yaml.safe_load(CITY_FILE.read_text(encoding="utf-8"))
+    return data
+
+
+# --- fakes ---------------------------------------------------------------------------------
+
+
+def with_store(deps: Deps, store_type: type[InMemoryObjectStore], **kwargs: Any) -> Deps:
+    """The same city stack on another in-memory store (every zone bucket created)."""
+    store = store_type([deps.names.bucket(z) for z in Zone], **kwargs)
+    return dataclasses.replace(deps, store=store)
+
+
+class RecordingStore(InMemoryObjectStore):
+    """Remembers the order of writes and deletes, as (operation, bucket, key)."""
+
+    def __init__(self, buckets: Iterable[str] = ()) -> None:
+        super().__init__(list(buckets))
+        self.operations: list[tuple[str, str, str]] = []
+
+    def _put(self, bucket: str, key: str, body: bytes, content_type: str, if_absent: bool) -> str:
+        etag = super()._put(bucket, key, body, content_type, if_absent)
+        self.operations.append(("put", bucket, key))
+        return etag
+
+    def delete(self, bucket: str, key: str) -> None:
+        super().delete(bucket, key)
+        self.operations.append(("delete", bucket, key))
+
+    def index(self, operation: str, key_prefix: str) -> int:
+        return next(
+            i
+            for i, (op, _, key) in enumerate(self.operations)
+            if op == operation and key.startswith(key_prefix)
+        )
+
+
+class UnreachableStore(InMemoryObjectStore):
+    """Reading the keys in ``unreachable`` times out, as a throttled backend does."""
+
+    def __init__(self, buckets: Iterable[str] = (), unreachable: Iterable[str] = ()) -> None:
+        super().__init__(list(buckets))
+        self.unreachable = set(unreachable)
+
+    def get(self, bucket: str, key: str) -> StoredObject:
+        if key in self.unreachable:
+            raise TransientError(f"SlowDown: {key}")
+        return super().get(bucket, key)
+
+
+class FailingWritesStore(InMemoryObjectStore):
+    """Writes into ``failing_bucket`` fail transiently until ``heal()``."""
+
+    def __init__(self, buckets: Iterable[str] = (), failing_bucket: str = "") -> None:
+        super().__init__(list(buckets))
+        self.failing_bucket = failing_bucket
+
+    def heal(self) -> None:
+        self.failing_bucket = ""
+
+    def _put(self, bucket: str, key: str, body: bytes, content_type: str, if_absent: bool) -> str:
+        if bucket == self.failing_bucket:
+            raise TransientError(f"ServiceUnavailable: {bucket}")
+        return super()._put(bucket, key, body, content_type, if_absent)
