@@ -8,6 +8,7 @@ for S3/SQS providers without CloudFormation.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -19,6 +20,7 @@ from citypipe.domain import Function, Zone
 from citypipe.naming import StackNames
 from citypipe.settings import StackSettings
 
+_NO_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 DLQ_RETENTION_S = 14 * 24 * 3600
 QUEUE_RETENTION_S = 4 * 24 * 3600
 
@@ -121,17 +123,12 @@ def describe(names: StackNames, clients: Clients) -> dict[str, Any]:
         state["buckets"][name] = {
             "expiration_days": [r.get("Expiration", {}).get("Days") for r in rules]
         }
-    for function in Function:
-        for name in (names.queue(function), names.dlq(function)):
-            try:
-                url = clients.sqs.get_queue_url(QueueName=name)["QueueUrl"]
-            except ClientError:
-                continue
-            attributes = clients.sqs.get_queue_attributes(
-                QueueUrl=url,
-                AttributeNames=["VisibilityTimeout", "RedrivePolicy", "MessageRetentionPeriod"],
-            )["Attributes"]
-            state["queues"][name] = dict(sorted(attributes.items()))
+    for name, url in _queues(names, clients):
+        attributes = clients.sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["VisibilityTimeout", "RedrivePolicy", "MessageRetentionPeriod"],
+        )["Attributes"]
+        state["queues"][name] = dict(sorted(attributes.items()))
     return state
 
 
@@ -148,10 +145,16 @@ def down(names: StackNames, clients: Clients) -> None:
         except ClientError as exc:
             if error_code(exc) != "NoSuchBucket":
                 raise
+    for _, url in _queues(names, clients):
+        clients.sqs.delete_queue(QueueUrl=url)
+
+
+def _queues(names: StackNames, clients: Clients) -> Iterator[tuple[str, str]]:
+    """(name, url) of the stack's queues and DLQs that exist."""
     for function in Function:
         for name in (names.queue(function), names.dlq(function)):
             try:
-                url = clients.sqs.get_queue_url(QueueName=name)["QueueUrl"]
-            except ClientError:
-                continue
-            clients.sqs.delete_queue(QueueUrl=url)
+                yield name, clients.sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            except ClientError as exc:
+                if error_code(exc) not in _NO_QUEUE:
+                    raise
