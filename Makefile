@@ -23,7 +23,7 @@ demo-localstack: venv
 	$(BIN)/citypipe demo --backend localstack --out out-localstack
 
 test: venv
-	$(BIN)/pytest -n 2 --dist loadgroup
+	$(BIN)/pytest -n 2 --dist loadfile
 
 test-fast: venv
 	$(BIN)/pytest tests/unit

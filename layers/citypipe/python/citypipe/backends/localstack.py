@@ -4,11 +4,17 @@ open-source runtime started on the host without Docker.
 localstack-core 2026.3.0 imports ``warnings.deprecated`` (Python 3.13), so it gets its own
 venv (``.venv-localstack``) on a Python >= 3.13 found on PATH or among pyenv's versions.
 The pins are the ones found by trial (see docs/decisions.md).
+
+Several processes may ask for it at once (pytest-xdist workers, two CLIs): a lock file per
+port lets one of them start LocalStack while the others wait, and a second one, held shared
+by every process using it, makes the one that started it wait for the others before it
+stops it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
@@ -28,7 +34,8 @@ REQUIREMENTS = [
     "service_identity",
 ]
 SERVICES = "s3,sqs,secretsmanager"
-DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
+LISTEN = "127.0.0.1:4566"
+DEFAULT_ENDPOINT = f"http://{LISTEN}"
 MIN_PYTHON = (3, 13)
 
 
@@ -97,20 +104,46 @@ def _settings(url: str) -> BackendSettings:
     )
 
 
+def _lock(role: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"citypipe-localstack-{LISTEN.replace(':', '-')}.{role}"
+
+
 @contextlib.contextmanager
 def localstack(
     configured: str | None = None, venv: Path = Path(".venv-localstack")
 ) -> Iterator[Endpoint]:
     """``configured``: an endpoint the user runs already (LOCALSTACK_ENDPOINT)."""
-    for url in filter(None, [configured, DEFAULT_ENDPOINT]):
-        if _health(url):
-            yield Endpoint("localstack", _settings(url))
-            return
+    if configured and _health(configured):
+        yield Endpoint("localstack", _settings(configured))
+        return
+    endpoint = Endpoint("localstack", _settings(DEFAULT_ENDPOINT))
+    with _lock("start").open("a") as start, _lock("users").open("a") as users:
+        fcntl.flock(start, fcntl.LOCK_EX)  # one process at a time finds or starts it
+        try:
+            fcntl.flock(users, fcntl.LOCK_SH)  # a user: whoever started it waits for us
+            if _health(DEFAULT_ENDPOINT):
+                fcntl.flock(start, fcntl.LOCK_UN)
+                yield endpoint
+                return
+            with _started(venv):
+                fcntl.flock(start, fcntl.LOCK_UN)
+                try:
+                    yield endpoint
+                finally:
+                    fcntl.flock(users, fcntl.LOCK_UN)
+                    fcntl.flock(users, fcntl.LOCK_EX)  # until no other process uses it
+        finally:
+            fcntl.flock(users, fcntl.LOCK_UN)
+            fcntl.flock(start, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _started(venv: Path) -> Iterator[None]:
     python = ensure_runtime(venv)
     state = tempfile.mkdtemp(prefix="citypipe-localstack-")
     env = {
         **os.environ,  # the child's PATH, HOME, proxies
-        "GATEWAY_LISTEN": "127.0.0.1:4566",
+        "GATEWAY_LISTEN": LISTEN,
         "SERVICES": SERVICES,
         "DNS_ADDRESS": "0",
         "LOCALSTACK_VOLUME_DIR": state,
@@ -127,7 +160,7 @@ def localstack(
         wait_until(
             lambda: process.poll() is None and _health(DEFAULT_ENDPOINT), 120, f"LocalStack ({log})"
         )
-        yield Endpoint("localstack", _settings(DEFAULT_ENDPOINT))
+        yield
     finally:
         process.terminate()
         try:

@@ -1,0 +1,370 @@
+"""One contract suite per port, run against every backend of that port.
+
+The in-memory fakes the unit tests rely on must behave like the real services, so the same
+tests run on the fakes, on the embedded moto server and on LocalStack.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from citypipe.adapters.aws import S3ObjectStore, SqsQueue
+from citypipe.adapters.keys import FileKeyStore, SecretsManagerKeyStore
+from citypipe.adapters.memory import InMemoryKeyStore, InMemoryObjectStore, InMemoryQueue
+from citypipe.backends import Endpoint
+from citypipe.clients import Clients, make_clients
+from citypipe.domain import NotFoundError
+from citypipe.ports import KeyStore, ObjectStore, Queue, ReceivedMessage, md5_etag
+
+LOCALSTACK = [pytest.mark.localstack, pytest.mark.xdist_group("localstack")]
+BACKENDS = ["memory", "embedded", pytest.param("localstack", marks=LOCALSTACK)]
+
+
+def unique(what: str) -> str:
+    """A name no other test (or earlier run on a long-lived LocalStack) uses."""
+    return f"ct-{what}-{uuid.uuid4().hex[:12]}"
+
+
+def clients_for(request: pytest.FixtureRequest, backend: str) -> Clients:
+    """Only now start (or find) the backend, so memory-only runs start no server."""
+    endpoint: Endpoint = request.getfixturevalue(backend)
+    return make_clients(endpoint.settings)
+
+
+# --- ObjectStore ------------------------------------------------------------------------
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest) -> Iterator[tuple[ObjectStore, str]]:
+    """An object store and a fresh, empty bucket in it."""
+    bucket = unique("bucket")
+    if request.param == "memory":
+        yield InMemoryObjectStore([bucket]), bucket
+        return
+    clients = clients_for(request, request.param)
+    clients.s3.create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-central-1"}
+    )
+    s3_store = S3ObjectStore(clients.s3)
+    yield s3_store, bucket
+    for info in s3_store.list(bucket):
+        s3_store.delete(bucket, info.key)
+    clients.s3.delete_bucket(Bucket=bucket)
+
+
+def test_get_returns_what_put_wrote(store: tuple[ObjectStore, str]) -> None:
+    objects, bucket = store
+
+    etag = objects.put(bucket, "a/b.json", b'{"x": 1}', "application/json")
+
+    got = objects.get(bucket, "a/b.json")
+    assert (got.key, got.etag, got.body) == ("a/b.json", etag, b'{"x": 1}')
+    assert etag == md5_etag(b'{"x": 1}')
+
+
+def test_a_missing_bucket_is_not_found(store: tuple[ObjectStore, str]) -> None:
+    objects, _ = store
+
+    with pytest.raises(NotFoundError):
+        objects.get(unique("no-such-bucket"), "k")
+
+
+def test_head_describes_an_object_and_is_none_when_missing(
+    store: tuple[ObjectStore, str],
+) -> None:
+    objects, bucket = store
+    etag = objects.put(bucket, "k", b"12345")
+
+    info = objects.head(bucket, "k")
+
+    assert info is not None
+    assert (info.key, info.etag, info.size) == ("k", etag, 5)
+    assert objects.head(bucket, "missing") is None
+    assert objects.exists(bucket, "k")
+    assert not objects.exists(bucket, "missing")
+
+
+def test_get_of_a_missing_key_raises_not_found(store: tuple[ObjectStore, str]) -> None:
+    objects, bucket = store
+
+    with pytest.raises(NotFoundError):
+        objects.get(bucket, "missing")
+
+
+def test_list_is_sorted_by_key_and_filtered_by_prefix(store: tuple[ObjectStore, str]) -> None:
+    objects, bucket = store
+    for key in ["clean/b", "raw/z", "clean/a", "clean/c/d", "cleaner/x"]:
+        objects.put(bucket, key, key.encode())
+
+    everything = [o.key for o in objects.list(bucket)]
+    clean = [(o.key, o.size) for o in objects.list(bucket, "clean/")]
+
+    assert everything == ["clean/a", "clean/b", "clean/c/d", "cleaner/x", "raw/z"]
+    assert clean == [("clean/a", 7), ("clean/b", 7), ("clean/c/d", 9)]
+    assert list(objects.list(bucket, "nothing/")) == []
+
+
+def test_delete_removes_an_object_and_a_missing_key_is_fine(
+    store: tuple[ObjectStore, str],
+) -> None:
+    objects, bucket = store
+    objects.put(bucket, "k", b"v")
+
+    objects.delete(bucket, "k")
+    objects.delete(bucket, "never-written")
+
+    assert objects.head(bucket, "k") is None
+    assert list(objects.list(bucket)) == []
+
+
+def test_put_if_absent_first_writer_wins(store: tuple[ObjectStore, str]) -> None:
+    objects, bucket = store
+
+    first = objects.put_if_absent(bucket, "out", b"first")
+    second = objects.put_if_absent(bucket, "out", b"second")
+
+    assert first.created
+    assert first.etag == md5_etag(b"first")
+    assert not second.created
+    assert second.etag == first.etag
+    assert objects.get(bucket, "out").body == b"first"
+
+
+def test_put_or_replace_writes_nothing_when_bytes_are_equal(
+    store: tuple[ObjectStore, str],
+) -> None:
+    objects, bucket = store
+    original = objects.put_or_replace(bucket, "day.csv", b"a,b\n1,2\n")
+
+    again = objects.put_or_replace(bucket, "day.csv", b"a,b\n1,2\n")
+
+    assert original.created
+    assert not again.created
+    assert again.etag == original.etag
+
+
+def test_put_or_replace_replaces_when_bytes_differ(store: tuple[ObjectStore, str]) -> None:
+    objects, bucket = store
+    original = objects.put_or_replace(bucket, "day.csv", b"a,b\n1,2\n")
+
+    replaced = objects.put_or_replace(bucket, "day.csv", b"a,b\n1,2\n3,4\n")
+
+    assert replaced.created
+    assert replaced.etag != original.etag
+    assert replaced.etag == md5_etag(b"a,b\n1,2\n3,4\n")
+    assert objects.get(bucket, "day.csv").body == b"a,b\n1,2\n3,4\n"
+
+
+# --- Queue ------------------------------------------------------------------------------
+
+
+@dataclass
+class QueueBackend:
+    """A Queue adapter plus the one thing the port leaves to provisioning: creating queues."""
+
+    queue: Queue
+    create: Callable[[str, int, str | None, int], None]
+
+
+@pytest.fixture(params=BACKENDS)
+def queues(request: pytest.FixtureRequest) -> Iterator[QueueBackend]:
+    if request.param == "memory":
+        fake = InMemoryQueue()
+        yield QueueBackend(fake, fake.create)
+        return
+    sqs = clients_for(request, request.param).sqs
+    adapter = SqsQueue(sqs)
+    created: list[str] = []
+
+    def create(name: str, visibility_s: int, dlq: str | None, max_receive_count: int) -> None:
+        attributes = {"VisibilityTimeout": str(visibility_s)}
+        if dlq:
+            redrive = {
+                "deadLetterTargetArn": adapter.arn(dlq),
+                "maxReceiveCount": max_receive_count,
+            }
+            attributes["RedrivePolicy"] = json.dumps(redrive)
+        created.append(sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])  # type: ignore[arg-type]
+
+    yield QueueBackend(adapter, create)
+    for url in reversed(created):
+        sqs.delete_queue(QueueUrl=url)
+
+
+def receive_all(queue: Queue, name: str, expected: int, timeout_s: float = 10) -> list[str]:
+    """Bodies received until ``expected`` arrived (SQS may return fewer than asked)."""
+    bodies: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while len(bodies) < expected and time.monotonic() < deadline:
+        batch = queue.receive(name, 10)
+        assert len(batch) <= 10
+        bodies += [m.body for m in batch]
+        queue.delete(name, [m.receipt_handle for m in batch])
+    return bodies
+
+
+def wait_for_redrive(
+    queue: Queue, name: str, dlq: str, timeout_s: float = 15
+) -> tuple[list[ReceivedMessage], list[ReceivedMessage]]:
+    """Poll the source queue (SQS moves a message that has used up its receives when a
+    receive finds it visible again) until something arrives in ``dlq``: (redelivered, dead)."""
+    redelivered: list[ReceivedMessage] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        redelivered += queue.receive(name)
+        if dead := queue.receive(dlq):
+            return redelivered, dead
+        time.sleep(0.2)
+    return redelivered, []
+
+
+def test_send_chunks_more_than_ten_bodies(queues: QueueBackend) -> None:
+    name = unique("q")
+    queues.create(name, 30, None, 0)
+    bodies = [json.dumps({"n": n}) for n in range(23)]
+
+    sent = queues.queue.send(name, bodies)
+
+    assert sent == 23
+    assert queues.queue.depth(name) == (23, 0)
+
+
+def test_send_keeps_each_batch_within_256_kib(queues: QueueBackend) -> None:
+    name = unique("q")
+    queues.create(name, 30, None, 0)
+    bodies = [letter * 100_000 for letter in "abc"]  # two fit in one batch, three do not
+
+    sent = queues.queue.send(name, bodies)
+
+    assert sent == 3
+    assert sorted(receive_all(queues.queue, name, 3)) == bodies
+
+
+def test_receive_returns_at_most_ten_and_every_body_arrives(queues: QueueBackend) -> None:
+    name = unique("q")
+    queues.create(name, 30, None, 0)
+    bodies = [f"body-{n:02d}" for n in range(23)]
+    queues.queue.send(name, bodies)
+
+    first = queues.queue.receive(name, 10)
+    queues.queue.delete(name, [m.receipt_handle for m in first])
+    rest = receive_all(queues.queue, name, 23 - len(first))
+
+    assert 1 <= len(first) <= 10
+    assert sorted([m.body for m in first] + rest) == bodies
+
+
+def test_received_messages_are_in_flight_until_deleted(queues: QueueBackend) -> None:
+    name = unique("q")
+    queues.create(name, 30, None, 0)
+    queues.queue.send(name, ["a", "b", "c"])
+
+    received = queues.queue.receive(name, 2)
+    in_flight = queues.queue.depth(name)
+    queues.queue.delete(name, [m.receipt_handle for m in received])
+
+    assert len(received) == 2
+    assert received[0].message_id
+    assert received[0].attributes["ApproximateReceiveCount"] == "1"
+    assert in_flight == (1, 2)
+    assert queues.queue.depth(name) == (1, 0)
+
+
+def test_a_missing_queue_is_not_found(queues: QueueBackend) -> None:
+    with pytest.raises(NotFoundError):
+        queues.queue.send(unique("no-such-queue"), ["lost"])
+
+
+def test_arn_names_the_queue(queues: QueueBackend) -> None:
+    name = unique("q")
+    queues.create(name, 30, None, 0)
+
+    arn = queues.queue.arn(name)
+
+    assert arn.startswith("arn:aws:sqs:eu-central-1:")
+    assert arn.endswith(f":{name}")
+
+
+def test_a_message_received_and_not_deleted_is_redriven_to_the_dlq(
+    queues: QueueBackend,
+) -> None:
+    name = unique("q")
+    queues.create(f"{name}-dlq", 30, None, 0)
+    queues.create(name, 1, f"{name}-dlq", 1)
+    queues.queue.send(name, ["poison"])
+
+    first = queues.queue.receive(name)  # received once, never deleted
+    redelivered, dead = wait_for_redrive(queues.queue, name, f"{name}-dlq")
+
+    assert [m.body for m in first] == ["poison"]
+    assert redelivered == []
+    assert [m.body for m in dead] == ["poison"]
+    assert queues.queue.depth(name) == (0, 0)
+
+
+# --- KeyStore ---------------------------------------------------------------------------
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        "file",
+        "secretsmanager-embedded",
+        pytest.param("secretsmanager-localstack", marks=LOCALSTACK),
+    ]
+)
+def key_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], KeyStore]]:
+    """A factory of key stores over one backend: each call is another Lambda container."""
+    if request.param == "memory":
+        shared = InMemoryKeyStore()  # memory cannot be shared across processes: one instance
+        yield lambda: shared
+        return
+    if request.param == "file":
+        yield lambda: FileKeyStore(tmp_path / "keys")
+        return
+    client = clients_for(request, request.param.removeprefix("secretsmanager-")).secretsmanager
+    prefix = f"citypipe-test/{uuid.uuid4().hex[:12]}"
+    yield lambda: SecretsManagerKeyStore(client, prefix)
+    SecretsManagerKeyStore(client, prefix).destroy_before(date.max)
+
+
+def test_same_day_gives_the_same_32_bytes_in_every_container(
+    key_stores: Callable[[], KeyStore],
+) -> None:
+    container_a, container_b = key_stores(), key_stores()
+
+    from_a = container_a.daily_secret(date(2026, 6, 2))
+    from_b = container_b.daily_secret(date(2026, 6, 2))
+
+    assert len(from_a) == 32
+    assert from_a == from_b
+    assert container_a.daily_secret(date(2026, 6, 2)) == from_a
+
+
+def test_different_days_have_different_secrets(key_stores: Callable[[], KeyStore]) -> None:
+    keys = key_stores()
+
+    assert keys.daily_secret(date(2026, 6, 1)) != keys.daily_secret(date(2026, 6, 2))
+
+
+def test_destroy_before_removes_older_days_only(key_stores: Callable[[], KeyStore]) -> None:
+    keys = key_stores()
+    days = [date(2026, 5, 30), date(2026, 5, 31), date(2026, 6, 1), date(2026, 6, 2)]
+    before = {day: keys.daily_secret(day) for day in days}
+
+    destroyed = keys.destroy_before(date(2026, 6, 1))
+
+    later = key_stores()  # a container that never saw the old secrets
+    assert destroyed == 2
+    assert later.daily_secret(date(2026, 6, 1)) == before[date(2026, 6, 1)]
+    assert later.daily_secret(date(2026, 6, 2)) == before[date(2026, 6, 2)]
+    assert later.daily_secret(date(2026, 5, 30)) != before[date(2026, 5, 30)]  # a new secret
+    assert keys.destroy_before(date(2026, 6, 1)) == 1  # only the one just re-created

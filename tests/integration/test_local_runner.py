@@ -1,0 +1,189 @@
+"""The local runner plays Lambda's SQS event source mapping against the embedded backend:
+genuine SQS records, deletes on success, partial batch failures redelivered after the
+visibility timeout, and maxReceiveCount -> DLQ."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.parser.models import SqsModel
+
+from citypipe import stack
+from citypipe.adapters.aws import SqsQueue
+from citypipe.backends import Endpoint
+from citypipe.clients import Clients, make_clients
+from citypipe.config import City
+from citypipe.domain import Function
+from citypipe.naming import StackNames
+from citypipe.runtime.local import LocalRunner
+from citypipe.settings import StackSettings
+
+VISIBILITY_S = 1
+MAX_RECEIVES = 2
+
+
+@dataclass
+class Delivery:
+    at: float
+    record: dict[str, Any]
+
+
+@dataclass
+class RecordingHandler:
+    """A Lambda handler that records every record it is given and fails the bodies that
+    ``fails`` says should fail on a given receive count."""
+
+    fails: Callable[[str, int], bool] = lambda body, receive_count: False
+    events: list[dict[str, Any]] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        now = time.monotonic()
+        failures = []
+        with self._lock:
+            self.events.append(event)
+            for record in event["Records"]:
+                self.deliveries.append(Delivery(now, record))
+                count = int(record["attributes"]["ApproximateReceiveCount"])
+                if self.fails(record["body"], count):
+                    failures.append({"itemIdentifier": record["messageId"]})
+        return {"batchItemFailures": failures}
+
+    def of(self, body: str) -> list[Delivery]:
+        return [d for d in self.deliveries if d.record["body"] == body]
+
+
+@pytest.fixture
+def clients(embedded: Endpoint) -> Clients:
+    return make_clients(embedded.settings)
+
+
+@pytest.fixture
+def names(city: City, clients: Clients) -> Iterator[StackNames]:
+    names = StackNames(city.city, prefix=f"lr{uuid.uuid4().hex[:10]}-")
+    stack.up(
+        city,
+        names,
+        clients,
+        StackSettings(visibility_timeout_s=VISIBILITY_S, max_receive_count=MAX_RECEIVES),
+    )
+    yield names
+    stack.down(names, clients)
+
+
+@pytest.fixture
+def queue(clients: Clients) -> SqsQueue:
+    return SqsQueue(clients.sqs)
+
+
+def run(names: StackNames, queue: SqsQueue, handler: RecordingHandler) -> LocalRunner:
+    runner = LocalRunner(names, queue, handlers={Function.INGEST: handler})
+    runner.drain([Function.INGEST], timeout_s=30)
+    return runner
+
+
+def test_successful_messages_are_deleted(names: StackNames, queue: SqsQueue) -> None:
+    bodies = [f"ok-{n:02d}" for n in range(25)]
+    queue.send(names.queue(Function.INGEST), bodies)
+    handler = RecordingHandler()
+
+    runner = run(names, queue, handler)
+
+    assert sorted(d.record["body"] for d in handler.deliveries) == bodies
+    assert all(len(e["Records"]) <= 10 for e in handler.events)
+    assert queue.depth(names.queue(Function.INGEST)) == (0, 0)
+    assert queue.depth(names.dlq(Function.INGEST)) == (0, 0)
+    stats = runner.stats[Function.INGEST]
+    assert (stats.messages, stats.failures) == (25, 0)
+
+
+def test_a_reported_failure_is_redelivered_after_the_visibility_timeout(
+    names: StackNames, queue: SqsQueue
+) -> None:
+    queue.send(names.queue(Function.INGEST), ["ok-1", "flaky", "ok-2"])
+    handler = RecordingHandler(fails=lambda body, count: body == "flaky" and count == 1)
+
+    run(names, queue, handler)
+
+    first, second = handler.of("flaky")
+    assert first.record["messageId"] == second.record["messageId"]
+    assert first.record["attributes"]["ApproximateReceiveCount"] == "1"
+    assert second.record["attributes"]["ApproximateReceiveCount"] == "2"
+    assert second.at - first.at >= VISIBILITY_S * 0.9
+    assert len(handler.of("ok-1")) == len(handler.of("ok-2")) == 1
+    assert queue.depth(names.queue(Function.INGEST)) == (0, 0)
+    assert queue.depth(names.dlq(Function.INGEST)) == (0, 0)
+
+
+def test_a_message_that_always_fails_lands_in_the_dlq_after_max_receives(
+    names: StackNames, queue: SqsQueue
+) -> None:
+    queue.send(names.queue(Function.INGEST), ["ok", "poison"])
+    handler = RecordingHandler(fails=lambda body, count: body == "poison")
+
+    run(names, queue, handler)
+
+    counts = [d.record["attributes"]["ApproximateReceiveCount"] for d in handler.of("poison")]
+    assert counts == [str(n) for n in range(1, MAX_RECEIVES + 1)]
+    assert len(handler.of("ok")) == 1
+    dead = queue.receive(names.dlq(Function.INGEST))
+    assert [m.body for m in dead] == ["poison"]
+    assert queue.depth(names.queue(Function.INGEST)) == (0, 0)
+
+
+def test_a_crashed_invocation_fails_its_whole_batch(names: StackNames, queue: SqsQueue) -> None:
+    queue.send(names.queue(Function.INGEST), ["a", "b", "c"])
+    recorder = RecordingHandler()
+    crashed: list[bool] = []
+
+    def crash_once(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        recorder(event, context)
+        if not crashed:
+            crashed.append(True)
+            raise RuntimeError("container died")
+        return {"batchItemFailures": []}
+
+    runner = LocalRunner(names, queue, handlers={Function.INGEST: crash_once})
+    runner.drain([Function.INGEST], timeout_s=30)
+
+    first_batch = {r["body"] for r in recorder.events[0]["Records"]}
+    for body in first_batch:
+        assert [d.record["attributes"]["ApproximateReceiveCount"] for d in recorder.of(body)] == [
+            "1",
+            "2",
+        ]
+    assert queue.depth(names.queue(Function.INGEST)) == (0, 0)
+    assert queue.depth(names.dlq(Function.INGEST)) == (0, 0)
+
+
+def test_the_handler_gets_genuine_sqs_records(
+    names: StackNames, queue: SqsQueue, embedded: Endpoint
+) -> None:
+    body = '{"v": 1, "city": "velden"}'
+    queue.send(names.queue(Function.INGEST), [body])
+    handler = RecordingHandler()
+
+    run(names, queue, handler)
+
+    [event] = handler.events
+    [record] = event["Records"]
+    assert record["messageId"]
+    assert record["receiptHandle"]
+    assert record["body"] == body
+    assert record["attributes"]["ApproximateReceiveCount"] == "1"
+    assert int(record["attributes"]["SentTimestamp"]) > 0
+    assert int(record["attributes"]["ApproximateFirstReceiveTimestamp"]) > 0
+    assert record["md5OfBody"] == hashlib.md5(body.encode()).hexdigest()
+    assert record["eventSource"] == "aws:sqs"
+    assert record["eventSourceARN"] == queue.arn(names.queue(Function.INGEST))
+    assert record["eventSourceARN"].startswith("arn:aws:sqs:eu-central-1:")
+    assert record["awsRegion"] == embedded.settings.region
+    SqsModel.model_validate(event)  # Powertools' strict model of a Lambda SQS event

@@ -1,0 +1,140 @@
+"""Provisioning a city stack on real backends: ``up`` builds it, again changes nothing,
+``down`` removes it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from citypipe import stack
+from citypipe.backends import Endpoint
+from citypipe.clients import Clients, make_clients
+from citypipe.config import City
+from citypipe.domain import Function, Zone
+from citypipe.naming import StackNames
+from citypipe.settings import StackSettings
+
+BACKENDS = [
+    "embedded",
+    pytest.param(
+        "localstack", marks=[pytest.mark.localstack, pytest.mark.xdist_group("localstack")]
+    ),
+]
+SETTINGS = StackSettings(visibility_timeout_s=45, max_receive_count=4)
+
+
+@pytest.fixture(params=BACKENDS)
+def clients(request: pytest.FixtureRequest) -> Clients:
+    endpoint: Endpoint = request.getfixturevalue(request.param)
+    return make_clients(endpoint.settings)
+
+
+@pytest.fixture
+def names(city: City, clients: Clients) -> Iterator[StackNames]:
+    """A stack of its own per test; whatever a test leaves is removed."""
+    names = StackNames(city.city, prefix=f"st{uuid.uuid4().hex[:10]}-")
+    yield names
+    stack.down(names, clients)
+
+
+@pytest.fixture
+def built(city: City, names: StackNames, clients: Clients) -> dict[str, Any]:
+    return stack.up(city, names, clients, SETTINGS)
+
+
+def test_up_creates_a_bucket_per_zone_with_its_retention(
+    built: dict[str, Any], names: StackNames
+) -> None:
+    expected = {
+        names.bucket(Zone.RAW): [1],
+        names.bucket(Zone.QUARANTINE): [7],
+        names.bucket(Zone.CLEAN): [90],
+        names.bucket(Zone.AGGREGATES): [730],
+        names.bucket(Zone.OPEN): [],  # kept
+        names.bucket(Zone.AUDIT): [1825],
+    }
+
+    assert {b: s["expiration_days"] for b, s in built["buckets"].items()} == expected
+
+
+def test_up_blocks_public_access_except_on_the_open_zone(
+    built: dict[str, Any], names: StackNames, clients: Clients
+) -> None:
+    def block(zone: Zone) -> dict[str, Any]:
+        response = clients.s3.get_public_access_block(Bucket=names.bucket(zone))
+        return dict(response["PublicAccessBlockConfiguration"])
+
+    assert block(Zone.RAW) == {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert block(Zone.OPEN)["BlockPublicPolicy"] is False
+
+
+def test_up_creates_a_queue_per_function_redriving_to_its_dlq(
+    built: dict[str, Any], names: StackNames, clients: Clients
+) -> None:
+    queues = built["queues"]
+
+    assert set(queues) == {n for f in Function for n in (names.queue(f), names.dlq(f))}
+    for function in Function:
+        url = clients.sqs.get_queue_url(QueueName=names.dlq(function))["QueueUrl"]
+        dlq_arn = clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        attributes = queues[names.queue(function)]
+        assert json.loads(attributes["RedrivePolicy"]) == {
+            "deadLetterTargetArn": dlq_arn,
+            "maxReceiveCount": 4,
+        }
+        assert attributes["VisibilityTimeout"] == "45"
+        assert "RedrivePolicy" not in queues[names.dlq(function)]
+
+
+def test_up_twice_changes_nothing(
+    city: City, built: dict[str, Any], names: StackNames, clients: Clients
+) -> None:
+    clients.s3.put_object(Bucket=names.bucket(Zone.RAW), Key="raw/x.jsonl.gz", Body=b"x")
+    url = clients.sqs.get_queue_url(QueueName=names.queue(Function.INGEST))["QueueUrl"]
+    clients.sqs.send_message(QueueUrl=url, MessageBody="waiting")
+
+    again = stack.up(city, names, clients, SETTINGS)
+
+    assert again == built
+    assert stack.describe(names, clients) == built
+    assert clients.s3.get_object(Bucket=names.bucket(Zone.RAW), Key="raw/x.jsonl.gz")
+    received = clients.sqs.receive_message(QueueUrl=url).get("Messages", [])
+    assert [m["Body"] for m in received] == ["waiting"]
+
+
+def test_up_with_new_settings_updates_the_queues_in_place(
+    city: City, built: dict[str, Any], names: StackNames, clients: Clients
+) -> None:
+    changed = StackSettings(visibility_timeout_s=5, max_receive_count=2)
+
+    after = stack.up(city, names, clients, changed)
+
+    attributes = after["queues"][names.queue(Function.ANONYMIZE)]
+    assert attributes["VisibilityTimeout"] == "5"
+    assert json.loads(attributes["RedrivePolicy"])["maxReceiveCount"] == 2
+    assert after["buckets"] == built["buckets"]
+
+
+def test_down_removes_everything_even_with_objects_in_the_buckets(
+    built: dict[str, Any], names: StackNames, clients: Clients
+) -> None:
+    clients.s3.put_object(Bucket=names.bucket(Zone.CLEAN), Key="clean/x.parquet", Body=b"x")
+
+    stack.down(names, clients)
+
+    assert stack.describe(names, clients) == {"buckets": {}, "queues": {}}
+    existing = {b["Name"] for b in clients.s3.list_buckets().get("Buckets", [])}
+    assert not {names.bucket(z) for z in Zone} & existing
+    listed = clients.sqs.list_queues(QueueNamePrefix=names.prefix).get("QueueUrls", [])
+    assert listed == []
