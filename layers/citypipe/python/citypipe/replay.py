@@ -9,26 +9,22 @@ zone to ``OUT/<zone>/``, the run's structured logs to ``OUT/logs.jsonl`` and wri
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 from citypipe import bootstrap, stack
 from citypipe.backends import backend
 from citypipe.clients import make_clients
 from citypipe.domain import Function, Message, Zone
 from citypipe.ingest import drop_message
-from citypipe.logs import logger as citypipe_logger
+from citypipe.logs import written_to
 from citypipe.report import build_report
-from citypipe.runtime.local import LocalRunner
+from citypipe.runtime.local import Invoker, LocalRunner
 from citypipe.settings import KeySettings, Settings, StackSettings
 from citypipe.stage import Deps
 
@@ -45,21 +41,6 @@ class ReplayOptions:
     keys_dir: Path = Path(".citypipe/keys")
     visibility_timeout_s: int = 30
     localstack_endpoint: str | None = None
-
-
-@contextlib.contextmanager
-def captured_logs(path: Path) -> Iterator[None]:
-    """Send the citypipe logger's JSON lines to ``path`` (and not to the console)."""
-    logger = logging.getLogger(citypipe_logger.name)  # configured by Powertools on import
-    sink = logging.FileHandler(path, encoding="utf-8")
-    sink.setFormatter(LambdaPowertoolsFormatter())
-    previous = logger.handlers[:]
-    logger.handlers = [sink]
-    try:
-        yield
-    finally:
-        logger.handlers = previous
-        sink.close()
 
 
 def drop_payloads(deps: Deps, input_dir: Path, batch: int, progress: Progress | None) -> int:
@@ -98,6 +79,17 @@ def copy_zones(deps: Deps, out: Path) -> None:
             path.write_bytes(deps.store.get(bucket, info.key).body)
 
 
+def request_export(deps: Deps) -> None:
+    """What an operator (or the schedule) does once the day is in: publish every day."""
+    request = Message(
+        city=deps.city.city,
+        stage="export",
+        bucket=deps.names.bucket(Zone.AGGREGATES),
+        key=f"aggregates/{deps.city.city}/",
+    )
+    deps.queue.send_json(deps.names.queue(Function.EXPORT), [request.model_dump(exclude_none=True)])
+
+
 def replay(
     city_file: Path,
     input_dir: Path,
@@ -106,6 +98,7 @@ def replay(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
+    (out / "logs.jsonl").unlink(missing_ok=True)  # this run's logs only
     with backend(options.backend, options.localstack_endpoint) as endpoint:
         settings = Settings(
             backend=endpoint.settings,
@@ -122,10 +115,11 @@ def replay(
         seconds: dict[Function, float] = {}
         started = time.perf_counter()
         try:
-            with captured_logs(out / "logs.jsonl"):
+            with written_to(out / "logs.jsonl"):
                 t0 = time.perf_counter()
                 sent = drop_payloads(deps, input_dir, options.batch_payloads, progress)
                 edge_seconds = time.perf_counter() - t0
+                invoker = Invoker(settings, options.concurrency, out / "logs.jsonl")
                 runner = LocalRunner(
                     deps.names,
                     deps.queue,
@@ -133,18 +127,14 @@ def replay(
                     concurrency=options.concurrency,
                     duplicate_deliveries=options.duplicate_deliveries,
                     on_batch=(lambda f, n: progress(f.value, n)) if progress else None,
+                    invoker=invoker,
                 )
-                runner.drain(PIPELINE)
-                request = Message(
-                    city=deps.city.city,
-                    stage="export",
-                    bucket=deps.names.bucket(Zone.AGGREGATES),
-                    key=f"aggregates/{deps.city.city}/",
-                )
-                deps.queue.send_json(
-                    deps.names.queue(Function.EXPORT), [request.model_dump(exclude_none=True)]
-                )
-                runner.drain([Function.EXPORT])
+                try:
+                    runner.drain(PIPELINE)
+                    request_export(deps)
+                    runner.drain([Function.EXPORT])
+                finally:
+                    invoker.close()
                 seconds = {f: s.seconds for f, s in runner.stats.items()}
                 report = build_report(deps, sent, seconds)
             report["seconds"] = {

@@ -10,10 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import multiprocessing
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +28,7 @@ from typing import Any
 from citypipe.domain import Function
 from citypipe.naming import StackNames
 from citypipe.ports import Queue, ReceivedMessage
+from citypipe.settings import Settings
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 FUNCTIONS_DIR = Path(__file__).resolve().parents[5] / "functions"
@@ -82,6 +90,48 @@ def sqs_event(messages: Sequence[ReceivedMessage], queue_arn: str, region: str) 
     }
 
 
+_worker_handlers: dict[Function, Handler] = {}
+
+
+def _worker_init(settings_json: str, log_path: str | None) -> None:
+    """In each worker process: the composition root from settings, logs to the run's file."""
+    from citypipe import bootstrap
+    from citypipe.logs import send_to
+
+    if log_path:
+        send_to(Path(log_path))
+    bootstrap.use(bootstrap.deps_from(Settings.model_validate_json(settings_json)))
+
+
+def _worker_invoke(
+    function: Function, event: dict[str, Any], name: str, arn: str
+) -> dict[str, Any]:
+    if function not in _worker_handlers:
+        _worker_handlers[function] = load_handler(function)
+    return _worker_handlers[function](event, LambdaContext(name, arn))
+
+
+class Invoker:
+    """Runs handlers in worker processes, as Lambda runs them in separate containers: each
+    has its own cold start, its own Powertools logger state, and its own GIL."""
+
+    def __init__(self, settings: Settings, workers: int, log_path: Path | None = None) -> None:
+        self.pool = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(settings.model_dump_json(), str(log_path) if log_path else None),
+        )
+
+    def invoke(
+        self, function: Function, event: dict[str, Any], name: str, arn: str
+    ) -> dict[str, Any]:
+        return self.pool.submit(_worker_invoke, function, event, name, arn).result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 @dataclass
 class FunctionStats:
     invocations: int = 0
@@ -103,6 +153,8 @@ class LocalRunner:
     on_batch: Callable[[Function, int], None] | None = None
     _duplicated: set[str] = field(default_factory=set)
 
+    invoker: Invoker | None = None  # None: call the handlers in this process's threads
+
     def handler(self, function: Function) -> Handler:
         if function not in self.handlers:
             self.handlers[function] = load_handler(function)
@@ -114,7 +166,10 @@ class LocalRunner:
         event = sqs_event(messages, self.queue.arn(queue), self.region)
         arn = f"arn:aws:lambda:{self.region}:000000000000:function:{queue}"
         try:
-            response = self.handler(function)(event, LambdaContext(queue, arn))
+            if self.invoker is not None:
+                response = self.invoker.invoke(function, event, queue, arn)
+            else:
+                response = self.handler(function)(event, LambdaContext(queue, arn))
             return {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         except Exception:  # a crashed invocation fails its whole batch, as on Lambda
             return {m.message_id for m in messages}
