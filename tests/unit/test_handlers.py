@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import json
 from collections.abc import Callable, Iterator
+from datetime import date
 from typing import Any
 
 import pytest
@@ -296,7 +297,21 @@ def test_a_repeated_scheduled_event_is_a_duplicate(stack: Deps) -> None:
     pipeline_day(stack)
     invoke(Function.EXPORT, load_event("eventbridge_scheduled.json"))
     response = invoke(Function.EXPORT, scheduled_event("2026-06-02T01:05:00Z"))
-    assert response == {"day": "2026-06-01", "result": "duplicate"}
+    assert response["result"] == "duplicate"
+
+
+def test_the_daily_job_destroys_secrets_past_the_key_retention(stack: Deps) -> None:
+    # Given secrets for 30 May to 2 June and a key retention of 2 days
+    for day in (30, 31):
+        stack.keys.daily_secret(date(2026, 5, day))
+    for day in (1, 2):
+        stack.keys.daily_secret(date(2026, 6, day))
+    old = stack.keys.daily_secret(date(2026, 5, 31))
+    # When the schedule fires on 2 June
+    response = invoke(Function.EXPORT, scheduled_event("2026-06-02T01:00:00Z"))
+    # Then only 1 and 2 June keep their secrets; 31 May's is gone for good
+    assert response["keys_destroyed"] == 2
+    assert stack.keys.daily_secret(date(2026, 5, 31)) != old
 
 
 def test_an_export_request_on_the_queue_exports_its_day(stack: Deps) -> None:

@@ -152,6 +152,13 @@ class City(Strict):
     # S3 lifecycle expirations are whole days, at least one; None keeps objects forever.
     retention_days: dict[Zone, Annotated[int, Field(ge=1)] | None] = Field(default_factory=dict)
     disclosure: Disclosure = Disclosure()
+    key_retention_days: int = Field(
+        default=2,
+        ge=1,
+        le=31,
+        description="days whose pseudonymization secrets are kept (today included); older "
+        "ones are destroyed by the daily job, so their pseudonyms can never be recomputed",
+    )
 
     @field_validator("region")
     @classmethod

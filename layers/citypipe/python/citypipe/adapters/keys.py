@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,18 +56,21 @@ class FileKeyStore(KeyStore):
 class SecretsManagerKeyStore(KeyStore):
     """One secret a day, ``<prefix>/<city>/<day>``; created idempotently."""
 
+    CACHE_S = 600.0  # a warm container forgets a secret within 10 minutes of its destruction
+
     def __init__(self, client: SecretsManagerClient, prefix: str) -> None:
         self.client = client
         self.prefix = prefix
-        self._cache: dict[date, bytes] = {}
+        self._cache: dict[date, tuple[bytes, float]] = {}
 
     def _name(self, day: date) -> str:
         return f"{self.prefix}/{day.isoformat()}"
 
     @classified
     def daily_secret(self, day: date) -> bytes:
-        if day in self._cache:
-            return self._cache[day]
+        cached = self._cache.get(day)
+        if cached and time.monotonic() - cached[1] < self.CACHE_S:
+            return cached[0]
         name = self._name(day)
         try:
             secret = self.client.get_secret_value(SecretId=name)["SecretBinary"]
@@ -79,7 +83,7 @@ class SecretsManagerKeyStore(KeyStore):
                 if error_code(create_exc) != "ResourceExistsException":
                     raise
             secret = self.client.get_secret_value(SecretId=name)["SecretBinary"]
-        self._cache[day] = secret
+        self._cache[day] = (secret, time.monotonic())
         return secret
 
     @classified

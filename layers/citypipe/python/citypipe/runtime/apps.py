@@ -78,12 +78,19 @@ def export_app(deps: Deps) -> StageApp:
 
 
 def scheduled_export(deps: Deps, event: dict[str, Any]) -> dict[str, Any]:
-    """EventBridge/Scaleway CRON: publish yesterday (UTC) once the day has closed."""
+    """EventBridge/Scaleway CRON, the daily job: publish yesterday (UTC) once the day has
+    closed, then destroy the pseudonymization secrets of days past the key retention."""
     fired = datetime.fromisoformat(
         str(event.get("time", deps.clock.now().isoformat())).replace("Z", "+00:00")
     )
     day = (fired - timedelta(days=1)).date().isoformat()
-    return {"day": day, "result": export_day(deps, day)}
+    result = export_day(deps, day)
+    keep_from = fired.date() - timedelta(days=deps.city.key_retention_days - 1)
+    destroyed = deps.keys.destroy_before(keep_from)
+    log.info(
+        "keys destroyed", extra={"function": "export", "before": str(keep_from), "count": destroyed}
+    )
+    return {"day": day, "result": result, "keys_destroyed": destroyed}
 
 
 def webhook(deps: Deps, event: dict[str, Any]) -> dict[str, Any]:
