@@ -213,6 +213,7 @@ def test_a_missing_input_without_lineage_is_quarantined_as_input_missing(
         records=3,
         format="senml",
         key="inbox/velden/senml/000000000000000000000000.jsonl.gz",
+        etag="d41d8cd98f00b204e9800998ecf8427e",
     )
     # When ingest receives it
     result = run(Function.INGEST, message, memory_deps)
@@ -330,3 +331,27 @@ def test_a_failed_clean_write_keeps_the_raw_object_for_the_retry(memory_deps: De
     assert run(Function.ANONYMIZE, message, deps) == "done"
     assert not deps.store.exists(message.bucket, message.key)
     assert len(keys(deps, Zone.CLEAN)) == 1
+
+
+def test_a_claim_check_without_etag_is_quarantined_as_invalid(memory_deps: Deps) -> None:
+    # Given a claim check that does not say which version of the object it names
+    message = drop_wifi(memory_deps).model_copy(update={"etag": ""})
+    # When ingest receives it
+    result = run(Function.INGEST, message, memory_deps)
+    # Then it is acknowledged and quarantined, and the drop is left for an operator
+    assert result == "done"
+    assert [q["reason"] for q in quarantined(memory_deps, Function.INGEST)] == ["invalid_message"]
+    assert memory_deps.store.exists(message.bucket, message.key)
+
+
+def test_a_duplicate_deletes_an_input_recreated_after_it_was_consumed(memory_deps: Deps) -> None:
+    # Given a raw object anonymized (and deleted), then written again by a late duplicate
+    message = through(memory_deps, Function.ANONYMIZE)
+    raw = memory_deps.store.get(message.bucket, message.key)
+    run(Function.ANONYMIZE, message, memory_deps)
+    memory_deps.store.put(message.bucket, message.key, raw.body)
+    # When its claim check is delivered again
+    result = run(Function.ANONYMIZE, message, memory_deps)
+    # Then it is a duplicate, and the re-created raw object is gone
+    assert result == "duplicate"
+    assert not memory_deps.store.exists(message.bucket, message.key)

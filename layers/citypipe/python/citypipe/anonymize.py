@@ -162,5 +162,4 @@ def anonymize_object(obj: StoredObject, message: Message, deps: Deps, ident: str
             "anonymized": result.count,
             "refused": dict(sorted(result.refused.items())),
         },
-        consume_input=True,
     )

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from citypipe.domain import TransientError
+
 SQS_BATCH = 10
 SQS_MAX_BYTES = 256 * 1024
 
@@ -74,7 +76,9 @@ class ObjectStore(ABC):
             return PutResult(self._put(bucket, key, body, content_type, if_absent=True), True)
         except AlreadyExistsError:
             info = self.head(bucket, key)
-            return PutResult(info.etag if info else "", False)
+            if info is None:  # deleted between the refused put and the head: try again
+                raise TransientError(f"{bucket}/{key} vanished during a conditional put") from None
+            return PutResult(info.etag, False)
 
     def put_or_replace(
         self, bucket: str, key: str, body: bytes, content_type: str = ""

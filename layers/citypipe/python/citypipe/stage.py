@@ -89,6 +89,20 @@ def _is_done(deps: Deps, key: str) -> bool:
     return deps.store.exists(deps.names.bucket(Zone.AUDIT), key)
 
 
+# Stages that own their input: ingest deletes the inbox drop, anonymize the raw object.
+CONSUMES_INPUT = frozenset({Function.INGEST, Function.ANONYMIZE})
+
+
+def _duplicate(function: Function, message: Message, deps: Deps, ident: str) -> str:
+    """A delivery whose input was processed already. If the stage consumes its input, the
+    input is deleted again: a late concurrent duplicate upstream may have re-created it
+    after it was consumed, and it must not linger (raw objects hold identifiers)."""
+    if function in CONSUMES_INPUT:
+        deps.store.delete(message.bucket, message.key)
+    log.info("duplicate delivery", extra={"function": function.value, "input_id": ident})
+    return "duplicate"
+
+
 def run_stage(function: Function, message: Message, deps: Deps, core: Core) -> str:
     """Process one claim check exactly once in effect. Returns 'done' or 'duplicate'.
 
@@ -98,18 +112,20 @@ def run_stage(function: Function, message: Message, deps: Deps, core: Core) -> s
     ident = input_id(message.bucket, message.key, message.etag)
     done_key = lineage_key(deps.city.city, function, ident)
     if _is_done(deps, done_key):
-        log.info("duplicate delivery", extra={"function": function, "input_id": ident})
-        return "duplicate"
+        return _duplicate(function, message, deps, ident)
     try:
+        if not message.etag:
+            raise TerminalError("invalid_message", "a claim check names the object's etag")
         try:
             obj = deps.store.get(message.bucket, message.key)
         except NotFoundError:
             if _is_done(deps, done_key):  # consumed by a concurrent duplicate
-                return "duplicate"
+                return _duplicate(function, message, deps, ident)
             raise TerminalError("input_missing", f"{message.bucket}/{message.key}") from None
-        if message.etag and obj.etag != message.etag:
+        if obj.etag != message.etag:
             raise TerminalError("etag_mismatch", f"{message.key} changed since it was announced")
         outcome = core(obj, message, deps, ident)
+        outcome.consume_input = function in CONSUMES_INPUT
     except TerminalError as exc:
         # What the message announced is quarantined whole; at ingest its payloads count
         # as one reading each (a lower bound: they were never read).
