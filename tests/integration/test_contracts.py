@@ -21,7 +21,7 @@ from citypipe.adapters.keys import FileKeyStore, SecretsManagerKeyStore
 from citypipe.adapters.memory import InMemoryKeyStore, InMemoryObjectStore, InMemoryQueue
 from citypipe.backends import Endpoint
 from citypipe.clients import Clients, make_clients
-from citypipe.domain import NotFoundError
+from citypipe.domain import KeyDestroyedError, NotFoundError
 from citypipe.ports import KeyStore, ObjectStore, Queue, ReceivedMessage, md5_etag
 
 LOCALSTACK = [pytest.mark.localstack, pytest.mark.xdist_group("localstack")]
@@ -366,5 +366,18 @@ def test_destroy_before_removes_older_days_only(key_stores: Callable[[], KeyStor
     assert destroyed == 2
     assert later.daily_secret(date(2026, 6, 1)) == before[date(2026, 6, 1)]
     assert later.daily_secret(date(2026, 6, 2)) == before[date(2026, 6, 2)]
-    assert later.daily_secret(date(2026, 5, 30)) != before[date(2026, 5, 30)]  # a new secret
-    assert keys.destroy_before(date(2026, 6, 1)) == 1  # only the one just re-created
+    with pytest.raises(KeyDestroyedError):  # destroyed for good, never re-created
+        later.daily_secret(date(2026, 5, 30))
+    assert keys.destroy_before(date(2026, 6, 1)) == 0
+
+
+def test_destroying_an_earlier_horizon_does_not_revive_later_days(
+    key_stores: Callable[[], KeyStore],
+) -> None:
+    keys = key_stores()
+    keys.destroy_before(date(2026, 6, 1))
+
+    keys.destroy_before(date(2026, 5, 1))
+
+    with pytest.raises(KeyDestroyedError):
+        key_stores().daily_secret(date(2026, 5, 31))

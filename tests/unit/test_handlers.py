@@ -27,7 +27,7 @@ from unit_support import (
 )
 
 from citypipe import bootstrap
-from citypipe.domain import Function, Message, Zone
+from citypipe.domain import Function, KeyDestroyedError, Message, Zone
 from citypipe.export import csv_key
 from citypipe.ingest import drop_message
 from citypipe.naming import input_id, lineage_key
@@ -306,12 +306,13 @@ def test_the_daily_job_destroys_secrets_past_the_key_retention(stack: Deps) -> N
         stack.keys.daily_secret(date(2026, 5, day))
     for day in (1, 2):
         stack.keys.daily_secret(date(2026, 6, day))
-    old = stack.keys.daily_secret(date(2026, 5, 31))
     # When the schedule fires on 2 June
     response = invoke(Function.EXPORT, scheduled_event("2026-06-02T01:00:00Z"))
     # Then only 1 and 2 June keep their secrets; 31 May's is gone for good
     assert response["keys_destroyed"] == 2
-    assert stack.keys.daily_secret(date(2026, 5, 31)) != old
+    assert stack.keys.daily_secret(date(2026, 6, 1))
+    with pytest.raises(KeyDestroyedError):
+        stack.keys.daily_secret(date(2026, 5, 31))
 
 
 def test_an_export_request_on_the_queue_exports_its_day(stack: Deps) -> None:

@@ -76,3 +76,29 @@ def test_bucket_retention_matches_the_city_defaults(template: dict[str, Any], ci
     }
 
     assert expiry == {zone.value: days for zone, days in city.retention_days.items()}
+
+
+def test_the_role_may_do_what_the_secrets_manager_key_store_does(
+    template: dict[str, Any],
+) -> None:
+    source = (ROOT / "layers/citypipe/python/citypipe/adapters/keys.py").read_text()
+    used = {
+        "secretsmanager:" + "".join(w.capitalize() for w in call.split("_"))
+        for call in (
+            "get_secret_value",
+            "create_secret",
+            "put_secret_value",
+            "delete_secret",
+            "list_secrets",
+        )
+        if f"{call}(" in source or f'"{call}"' in source
+    }
+    statements = template["provider"]["iam"]["role"]["statements"]
+
+    granted = {
+        a
+        for s in statements
+        for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    }
+
+    assert used <= granted, used - granted

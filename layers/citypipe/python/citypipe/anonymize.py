@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from citypipe.config import Action, City
-from citypipe.domain import Function, Message, TerminalError, Zone
+from citypipe.domain import Function, KeyDestroyedError, Message, TerminalError, Zone
 from citypipe.ports import KeyStore, StoredObject
 from citypipe.stage import Deps, Outcome, Output, parquet_bytes, read_jsonl_gz
 
@@ -122,7 +122,12 @@ def anonymize_records(city: City, records: Iterable[dict[str, Any]], key_for: Ke
         observed = datetime.fromisoformat(record["observed_at"]).astimezone(UTC)
         alias = None
         if subject is not None:
-            alias = pseudonym(key_for(record["sensor"], observed.date()), personal[subject])
+            try:
+                key = key_for(record["sensor"], observed.date())
+            except KeyDestroyedError:
+                out.refused["key_destroyed"] += 1  # too late: that day's key is gone
+                continue
+            alias = pseudonym(key, personal[subject])
         cols["source"].append(record["source"])
         cols["sensor"].append(record["sensor"])
         cols["quantity"].append(record["quantity"])

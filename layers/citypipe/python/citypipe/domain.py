@@ -66,6 +66,11 @@ class TransientError(CitypipeError):
     retryable = True
 
 
+class KeyDestroyedError(CitypipeError):
+    """The day's pseudonymization secret was destroyed: its readings can no longer be
+    pseudonymized consistently (anonymize refuses them)."""
+
+
 class NotFoundError(CitypipeError):
     """An object or queue that is not there."""
 

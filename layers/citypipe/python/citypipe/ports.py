@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from citypipe.domain import TransientError
+from citypipe.domain import KeyDestroyedError, TransientError
 
 SQS_BATCH = 10
 SQS_MAX_BYTES = 256 * 1024
@@ -156,16 +156,38 @@ class KeyStore(ABC):
 
     Per-sensor daily keys are derived from the day's secret with HMAC (a KDF), so a
     backend stores one secret a day and destroying it destroys every sensor's key.
+    Destroyed days stay destroyed: the store remembers how far it destroyed and refuses
+    those days, so late data can never get a fresh secret for a day whose pseudonyms are
+    already counted (the same device would be counted twice). Backends implement the
+    four primitives.
     """
 
-    @abstractmethod
     def daily_secret(self, day: date) -> bytes:
         """The day's 32-byte secret, created on first use (atomically: concurrent
-        callers get the same bytes)."""
+        callers get the same bytes). Raises KeyDestroyedError for a destroyed day."""
+        horizon = self._destroyed_before()
+        if horizon is not None and day < horizon:
+            raise KeyDestroyedError(day.isoformat())
+        return self._secret(day)
+
+    def destroy_before(self, day: date) -> int:
+        """Destroy the secrets of days before ``day`` for good; return how many."""
+        horizon = self._destroyed_before()
+        if horizon is None or day > horizon:
+            self._set_destroyed_before(day)  # first: no new secret for those days from now on
+        return self._destroy(day)
 
     @abstractmethod
-    def destroy_before(self, day: date) -> int:
-        """Destroy secrets of days before ``day``; return how many."""
+    def _secret(self, day: date) -> bytes: ...
+
+    @abstractmethod
+    def _destroy(self, day: date) -> int: ...
+
+    @abstractmethod
+    def _destroyed_before(self) -> date | None: ...
+
+    @abstractmethod
+    def _set_destroyed_before(self, day: date) -> None: ...
 
 
 class Clock(ABC):

@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from citypipe.adapters.aws import classified, error_code
+from citypipe.domain import KeyDestroyedError
 from citypipe.ports import KeyStore
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 SECRET_BYTES = 32
+HORIZON = "destroyed-before"  # how far secrets were destroyed: those days stay refused
 
 
 class FileKeyStore(KeyStore):
@@ -29,7 +31,7 @@ class FileKeyStore(KeyStore):
     def _path(self, day: date) -> Path:
         return self.directory / f"{day.isoformat()}.key"
 
-    def daily_secret(self, day: date) -> bytes:
+    def _secret(self, day: date) -> bytes:
         path = self._path(day)
         if not path.exists():
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -44,13 +46,23 @@ class FileKeyStore(KeyStore):
                 tmp.unlink()
         return path.read_bytes()
 
-    def destroy_before(self, day: date) -> int:
+    def _destroy(self, day: date) -> int:
         destroyed = 0
         for path in self.directory.glob("*.key"):
             if date.fromisoformat(path.stem) < day:
                 path.unlink()
                 destroyed += 1
         return destroyed
+
+    def _destroyed_before(self) -> date | None:
+        path = self.directory / HORIZON
+        return date.fromisoformat(path.read_text().strip()) if path.exists() else None
+
+    def _set_destroyed_before(self, day: date) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = self.directory / f".{HORIZON}.{os.getpid()}-{secrets.token_hex(4)}"
+        tmp.write_text(day.isoformat())
+        tmp.replace(self.directory / HORIZON)
 
 
 class SecretsManagerKeyStore(KeyStore):
@@ -62,12 +74,13 @@ class SecretsManagerKeyStore(KeyStore):
         self.client = client
         self.prefix = prefix
         self._cache: dict[date, tuple[bytes, float]] = {}
+        self._horizon: tuple[date | None, float] | None = None
 
     def _name(self, day: date) -> str:
         return f"{self.prefix}/{day.isoformat()}"
 
     @classified
-    def daily_secret(self, day: date) -> bytes:
+    def _secret(self, day: date) -> bytes:
         cached = self._cache.get(day)
         if cached and time.monotonic() - cached[1] < self.CACHE_S:
             return cached[0]
@@ -77,6 +90,10 @@ class SecretsManagerKeyStore(KeyStore):
         except ClientError as exc:
             if error_code(exc) != "ResourceNotFoundException":
                 raise
+            self._horizon = None  # about to create: check the horizon afresh, not cached
+            horizon = self._destroyed_before()
+            if horizon is not None and day < horizon:
+                raise KeyDestroyedError(day.isoformat()) from None
             try:
                 self.client.create_secret(Name=name, SecretBinary=secrets.token_bytes(SECRET_BYTES))
             except ClientError as create_exc:
@@ -87,7 +104,32 @@ class SecretsManagerKeyStore(KeyStore):
         return secret
 
     @classified
-    def destroy_before(self, day: date) -> int:
+    def _destroyed_before(self) -> date | None:
+        if self._horizon and time.monotonic() - self._horizon[1] < self.CACHE_S:
+            return self._horizon[0]
+        try:
+            value = self.client.get_secret_value(SecretId=f"{self.prefix}/{HORIZON}")
+            horizon: date | None = date.fromisoformat(value["SecretString"])
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+            horizon = None
+        self._horizon = (horizon, time.monotonic())
+        return horizon
+
+    @classified
+    def _set_destroyed_before(self, day: date) -> None:
+        name = f"{self.prefix}/{HORIZON}"
+        try:
+            self.client.put_secret_value(SecretId=name, SecretString=day.isoformat())
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+            self.client.create_secret(Name=name, SecretString=day.isoformat())
+        self._horizon = (day, time.monotonic())
+
+    @classified
+    def _destroy(self, day: date) -> int:
         destroyed = 0
         paginator = self.client.get_paginator("list_secrets")
         filters = [{"Key": "name", "Values": [f"{self.prefix}/"]}]

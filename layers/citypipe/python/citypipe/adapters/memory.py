@@ -164,14 +164,22 @@ class InMemoryQueue(Queue):
 class InMemoryKeyStore(KeyStore):
     def __init__(self) -> None:
         self.secrets: dict[date, bytes] = {}
+        self.horizon: date | None = None
         self._lock = threading.Lock()
 
-    def daily_secret(self, day: date) -> bytes:
+    def _secret(self, day: date) -> bytes:
         with self._lock:
             return self.secrets.setdefault(day, secrets.token_bytes(32))
 
-    def destroy_before(self, day: date) -> int:
-        old = [d for d in self.secrets if d < day]
-        for d in old:
-            del self.secrets[d]
-        return len(old)
+    def _destroy(self, day: date) -> int:
+        with self._lock:
+            old = [d for d in self.secrets if d < day]
+            for d in old:
+                del self.secrets[d]
+            return len(old)
+
+    def _destroyed_before(self) -> date | None:
+        return self.horizon
+
+    def _set_destroyed_before(self, day: date) -> None:
+        self.horizon = day

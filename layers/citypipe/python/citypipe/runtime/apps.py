@@ -84,9 +84,11 @@ def scheduled_export(deps: Deps, event: dict[str, Any]) -> dict[str, Any]:
         str(event.get("time", deps.clock.now().isoformat())).replace("Z", "+00:00")
     )
     day = (fired - timedelta(days=1)).date().isoformat()
-    result = export_day(deps, day)
     keep_from = fired.date() - timedelta(days=deps.city.key_retention_days - 1)
-    destroyed = deps.keys.destroy_before(keep_from)
+    try:
+        result = export_day(deps, day)
+    finally:  # a failing export must not keep old keys alive
+        destroyed = deps.keys.destroy_before(keep_from)
     log.info(
         "keys destroyed", extra={"function": "export", "before": str(keep_from), "count": destroyed}
     )
