@@ -188,3 +188,13 @@ def test_a_city_file_that_is_not_yaml_is_a_config_error_naming_the_path(tmp_path
     broken.write_text("city: velden\nsources: [unclosed\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"broken\.yaml"):
         load_city(broken)
+
+
+def test_only_sources_with_a_data_subject_make_a_quantity_personal() -> None:
+    # Given a source whose only personal field is dropped (nobody is counted)
+    data = city_data()
+    data["sources"]["wifi-counters"]["policy"]["personal"] = {"device_mac": "drop", "rssi": "drop"}
+    # When it is parsed
+    city = parse_city(data)
+    # Then its cells need no k devices: there are none to count
+    assert "people.presence" not in city.personal_quantities

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from citypipe.domain import Function, Message, Zone
-from citypipe.naming import lineage_key
+from citypipe.naming import input_id, lineage_key
 from citypipe.report import build_report
 from citypipe.stage import Deps
 
@@ -102,3 +102,17 @@ def test_only_the_latest_export_of_a_day_is_counted(memory_deps: Deps) -> None:
 
     assert report["balanced"]
     assert report["published_cells"] == 2
+
+
+def test_a_dead_letter_whose_input_was_processed_is_not_counted_twice(memory_deps: Deps) -> None:
+    # Given a claim check that reached the DLQ although its lineage was written (it failed
+    # after its outputs, e.g. while being acknowledged)
+    a_clean_run(memory_deps)
+    message = Message(city="velden", stage="raw", bucket="b", key="k", etag="e", records=10)
+    record(memory_deps, Function.ANONYMIZE, input_id("b", "k", "e"), {"input": 0, "anonymized": 0})
+    memory_deps.queue.send_json(memory_deps.names.dlq(Function.ANONYMIZE), [message.model_dump()])
+
+    report = build_report(memory_deps, payloads_sent=4)
+
+    assert report["dead_lettered"] == 0
+    assert report["balanced"]

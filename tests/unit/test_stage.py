@@ -355,3 +355,18 @@ def test_a_duplicate_deletes_an_input_recreated_after_it_was_consumed(memory_dep
     # Then it is a duplicate, and the re-created raw object is gone
     assert result == "duplicate"
     assert not memory_deps.store.exists(message.bucket, message.key)
+
+
+def test_a_claim_check_for_a_key_outside_the_layout_is_quarantined(memory_deps: Deps) -> None:
+    # Given a raw object under a key anonymize cannot place (e.g. from an S3 notification)
+    raw = through(memory_deps, Function.ANONYMIZE)
+    body = memory_deps.store.get(raw.bucket, raw.key).body
+    put = memory_deps.store.put(memory_deps.names.bucket(Zone.RAW), "stray.jsonl.gz", body)
+    message = Message(
+        city="velden", stage="raw", bucket="velden-raw", key="stray.jsonl.gz", etag=put, records=0
+    )
+    # When anonymize receives it
+    result = run(Function.ANONYMIZE, message, memory_deps)
+    # Then it is quarantined with a reason instead of failing into the DLQ
+    assert result == "done"
+    assert [q["reason"] for q in quarantined(memory_deps, Function.ANONYMIZE)] == ["invalid_key"]

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from datasketches import hll_sketch, hll_union
 
 from citypipe.domain import Message, TerminalError, Zone
+from citypipe.naming import partition_of
 from citypipe.ports import StoredObject
 from citypipe.stage import Deps, Outcome, Output, parquet_bytes, read_parquet
 
@@ -149,8 +150,7 @@ def aggregate_object(obj: StoredObject, message: Message, deps: Deps, ident: str
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise TerminalError("unreadable_input", str(exc)) from None
     partial = partial_of(clean)
-    # clean/<city>/date=../hour=../<source>/<id>.parquet -> aggregates/<city>/...
-    partition = message.key.split("/", 2)[2].rsplit("/", 1)[0]
+    partition = partition_of(message.key)
     aggregated = int(pc.sum(partial["count"]).as_py() or 0)
     return Outcome(
         outputs=[

@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from citypipe.config import Action, City
 from citypipe.domain import Function, KeyDestroyedError, Message, TerminalError, Zone
+from citypipe.naming import partition_of
 from citypipe.ports import KeyStore, StoredObject
 from citypipe.stage import Deps, Outcome, Output, parquet_bytes, read_jsonl_gz
 
@@ -148,8 +149,7 @@ def anonymize_object(obj: StoredObject, message: Message, deps: Deps, ident: str
     result = anonymize_records(deps.city, records, key_for)
     outputs = []
     if result.count:
-        # raw/<city>/date=../hour=../<source>/<id>.jsonl.gz -> clean/<city>/.../<id>.parquet
-        partition = message.key.split("/", 2)[2].rsplit("/", 1)[0]
+        partition = partition_of(message.key)
         outputs.append(
             Output(
                 zone=Zone.CLEAN,

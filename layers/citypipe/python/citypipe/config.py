@@ -69,10 +69,6 @@ class PrivacyPolicy(Strict):
     def subject_field(self) -> str | None:
         return next((f for f, a in self.personal.items() if a is Action.PSEUDONYMIZE), None)
 
-    @property
-    def is_personal(self) -> bool:
-        return bool(self.personal)
-
 
 class Source(Strict):
     """A family of sensors that reach the city through one hub format."""
@@ -203,8 +199,12 @@ class City(Strict):
 
     @property
     def personal_quantities(self) -> frozenset[str]:
+        """Quantities that count people: their sources pseudonymize a data subject."""
         return frozenset(
-            q for s in self.sources.values() if s.policy.is_personal for q in s.quantities.values()
+            q
+            for s in self.sources.values()
+            if s.policy.subject_field is not None
+            for q in s.quantities.values()
         )
 
 

@@ -46,9 +46,7 @@ class Function(StrEnum):
 
 
 class CitypipeError(Exception):
-    """Base class. Subclasses say whether retrying can help."""
-
-    retryable = False
+    """Base class of citypipe's errors."""
 
 
 class TerminalError(CitypipeError):
@@ -62,8 +60,6 @@ class TerminalError(CitypipeError):
 
 class TransientError(CitypipeError):
     """Throttling, timeouts, a backend briefly away: report the item failed so it is retried."""
-
-    retryable = True
 
 
 class KeyDestroyedError(CitypipeError):

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from citypipe.domain import Function, Zone
+from citypipe.domain import Function, TerminalError, Zone
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,16 @@ def partition(at: datetime) -> str:
 def data_key(stage: str, city: str, at: datetime, source: str, ident: str, ext: str) -> str:
     """``<stage>/<city>/date=YYYY-MM-DD/hour=HH/<source>/<input-id>.<ext>`` (Hive-style)."""
     return f"{stage}/{city}/{partition(at)}/{source}/{ident}.{ext}"
+
+
+def partition_of(key: str) -> str:
+    """``<zone>/<city>/date=../hour=../<source>`` of a data key, for the next stage's key."""
+    parts = key.split("/")
+    if len(parts) != 6 or not parts[2].startswith("date=") or not parts[3].startswith("hour="):
+        raise TerminalError(
+            "invalid_key", f"{key!r} is not <zone>/<city>/date=/hour=/<source>/<id>"
+        )
+    return "/".join(parts[2:5])
 
 
 def inbox_key(city: str, fmt: str, ident: str) -> str:

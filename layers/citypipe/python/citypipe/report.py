@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from citypipe.domain import Function, Message, TerminalError, Zone
+from citypipe.naming import input_id, lineage_key
 from citypipe.runtime.events import parse_messages
 from citypipe.stage import Deps
 
@@ -42,16 +43,27 @@ def lineage_records(deps: Deps) -> Iterable[dict[str, Any]]:
 
 
 def dead_letters(deps: Deps, function: Function) -> list[Message]:
-    """Read a DLQ without consuming it (messages come back after the visibility timeout)."""
+    """Read a DLQ without consuming it (messages come back after the visibility timeout).
+
+    A dead-lettered claim check whose input has a lineage record was processed after all
+    (it failed after its outputs were written, e.g. while acknowledging): it is counted
+    by its lineage, not again here.
+    """
     seen: dict[str, Message] = {}
     queue = deps.names.dlq(function)
+    audit = deps.names.bucket(Zone.AUDIT)
     while batch := deps.queue.receive(queue, 10):
         for message in batch:
             try:
-                for parsed in parse_messages(message.body, deps.city.city):
-                    seen.setdefault(message.message_id, parsed)
+                parsed = parse_messages(message.body, deps.city.city)
             except TerminalError:
-                seen.setdefault(message.message_id, Message(city="?", stage="?", bucket="", key=""))
+                parsed = [Message(city="?", stage="?", bucket="", key="")]
+            for claim in parsed:
+                done = lineage_key(
+                    deps.city.city, function, input_id(claim.bucket, claim.key, claim.etag)
+                )
+                if not deps.store.exists(audit, done):
+                    seen.setdefault(message.message_id, claim)
     return list(seen.values())
 
 

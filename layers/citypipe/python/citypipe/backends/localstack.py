@@ -37,6 +37,9 @@ SERVICES = "s3,sqs,secretsmanager"
 LISTEN = "127.0.0.1:4566"
 DEFAULT_ENDPOINT = f"http://{LISTEN}"
 MIN_PYTHON = (3, 13)
+PASSED_ENV = frozenset(
+    {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"}
+)
 
 
 def _health(url: str) -> bool:
@@ -142,7 +145,7 @@ def _started(venv: Path) -> Iterator[None]:
     python = ensure_runtime(venv)
     state = tempfile.mkdtemp(prefix="citypipe-localstack-")
     env = {
-        **os.environ,  # the child's PATH, HOME, proxies
+        **{k: v for k, v in os.environ.items() if k in PASSED_ENV},  # not the AWS credentials
         "GATEWAY_LISTEN": LISTEN,
         "SERVICES": SERVICES,
         "DNS_ADDRESS": "0",

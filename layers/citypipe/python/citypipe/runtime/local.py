@@ -21,6 +21,7 @@ from concurrent.futures import (
     ThreadPoolExecutor,
     wait,
 )
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from citypipe.domain import Function
 from citypipe.naming import StackNames
 from citypipe.ports import Queue, ReceivedMessage
 from citypipe.settings import Settings
+from citypipe.stage import log
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 FUNCTIONS_DIR = Path(__file__).resolve().parents[5] / "functions"
@@ -171,7 +173,17 @@ class LocalRunner:
             else:
                 response = self.handler(function)(event, LambdaContext(queue, arn))
             return {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
-        except Exception:  # a crashed invocation fails its whole batch, as on Lambda
+        except Exception as exc:  # a crashed invocation fails its whole batch, as on Lambda
+            log.error(
+                "invocation crashed",
+                extra={
+                    "function": function.value,
+                    "error": type(exc).__name__,
+                    "message_ids": [m.message_id for m in messages],
+                },
+            )
+            if isinstance(exc, BrokenProcessPool):
+                raise  # the workers are gone: nothing more can run
             return {m.message_id for m in messages}
 
     def _invoke(self, function: Function, messages: list[ReceivedMessage]) -> None:
