@@ -409,3 +409,19 @@ def test_the_catalogue_spans_the_published_days_under_the_citys_licence(city: Ci
 def test_the_catalogue_states_the_disclosure_threshold(city: City) -> None:
     [dataset] = catalog(city, "sensor-aggregates", [])["dcat:dataset"]
     assert f"{city.disclosure.k} distinct devices" in dataset["dct:description"]["@value"]
+
+
+def test_a_day_whose_file_was_overwritten_by_a_racing_export_is_published_again(
+    memory_deps: Deps,
+) -> None:
+    # Given a day exported, then its file replaced by an older export that finished last
+    put_partial(memory_deps, "a", no2())
+    assert export_day(memory_deps, DAY) == "done"
+    key = csv_key("velden", DAY)
+    good = open_file(memory_deps, key)
+    memory_deps.store.put(memory_deps.names.bucket(Zone.OPEN), key, b"stale\n")
+    # When the day is exported again with the same partials
+    result = export_day(memory_deps, DAY)
+    # Then the file is repaired instead of the export being taken for a duplicate
+    assert result == "done"
+    assert open_file(memory_deps, key) == good

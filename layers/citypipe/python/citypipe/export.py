@@ -113,7 +113,7 @@ def export_day(deps: Deps, day: str, trace_id: str = "") -> str:
         log.info("nothing to publish", extra={"function": "export", "window": day})
         return "empty"
     ident = input_id("export", day, *(f"{i.key}@{i.etag}" for i in infos))
-    if deps.store.exists(deps.names.bucket(Zone.AUDIT), lineage_key(city, Function.EXPORT, ident)):
+    if _published(deps, lineage_key(city, Function.EXPORT, ident)):
         return "duplicate"
     merged = merge_partials([read_parquet(deps.store.get(bucket, i.key).body) for i in infos])
     result = disclose(deps.city, merged)
@@ -160,6 +160,23 @@ def export_day(deps: Deps, day: str, trace_id: str = "") -> str:
     }
     finish(Function.EXPORT, message, deps, ident, Outcome(outputs, counts, window=day))
     return "done"
+
+
+def _published(deps: Deps, done_key: str) -> bool:
+    """This input set was exported, and the day's file is still what that export wrote.
+
+    An export that raced with another one (or a hand edit) may have left an older file
+    in place; then the day is published again rather than reported as a duplicate.
+    """
+    audit = deps.names.bucket(Zone.AUDIT)
+    if not deps.store.exists(audit, done_key):
+        return False
+    lineage = json.loads(deps.store.get(audit, done_key).body)
+    data = [o for o in lineage["outputs"] if o["key"].endswith(".csv")]
+    return all(
+        (info := deps.store.head(o["bucket"], o["key"])) is not None and info.etag == o["etag"]
+        for o in data
+    )
 
 
 def days_with_partials(deps: Deps) -> list[str]:
