@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -110,6 +110,20 @@ def test_list_is_sorted_by_key_and_filtered_by_prefix(store: tuple[ObjectStore, 
     assert everything == ["clean/a", "clean/b", "clean/c/d", "cleaner/x", "raw/z"]
     assert clean == [("clean/a", 7), ("clean/b", 7), ("clean/c/d", 9)]
     assert list(objects.list(bucket, "nothing/")) == []
+
+
+def test_list_and_head_say_when_an_object_was_written(store: tuple[ObjectStore, str]) -> None:
+    objects, bucket = store
+    before = datetime.now(UTC) - timedelta(minutes=5)
+    objects.put(bucket, "k", b"v")
+
+    [listed] = objects.list(bucket)
+    headed = objects.head(bucket, "k")
+
+    assert headed is not None
+    for info in (listed, headed):
+        assert info.modified is not None
+        assert before < info.modified < datetime.now(UTC) + timedelta(minutes=5)
 
 
 def test_delete_removes_an_object_and_a_missing_key_is_fine(

@@ -7,7 +7,7 @@ import gzip
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -27,6 +27,7 @@ from unit_support import (
 )
 
 from citypipe import bootstrap
+from citypipe.adapters.memory import InMemoryObjectStore
 from citypipe.domain import Function, KeyDestroyedError, Message, Zone
 from citypipe.export import csv_key
 from citypipe.ingest import drop_message
@@ -359,3 +360,19 @@ def test_the_sqs_builder_keeps_the_fixture_shape() -> None:
     assert all(
         r["md5OfBody"] == hashlib.md5(r["body"].encode()).hexdigest() for r in event["Records"]
     )
+
+
+def test_the_hourly_job_deletes_raw_objects_older_than_24_hours(stack: Deps) -> None:
+    # Given a drop left in the raw zone for 25 hours (its message was dead-lettered) and
+    # one that arrived an hour ago
+    old, fresh = drop(stack, wifi_observation()), drop(stack, wifi_observation(sensor="wifi-02"))
+    store = stack.store
+    assert isinstance(store, InMemoryObjectStore)
+    store.modified[old.bucket, old.key] = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
+    store.modified[fresh.bucket, fresh.key] = datetime(2026, 6, 2, 0, 30, tzinfo=UTC)
+    # When the hourly job fires at 01:30 on 2 June
+    response = invoke(Function.EXPORT, scheduled_event("2026-06-02T01:30:00Z"))
+    # Then only the old drop is gone
+    assert response["raw_swept"] == 1
+    assert not store.exists(old.bucket, old.key)
+    assert store.exists(fresh.bucket, fresh.key)

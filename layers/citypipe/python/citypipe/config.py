@@ -153,7 +153,7 @@ class City(Strict):
         ge=1,
         le=31,
         description="days whose pseudonymization secrets are kept (today included); older "
-        "ones are destroyed by the daily job, so their pseudonyms can never be recomputed",
+        "ones are destroyed by the hourly job, so their pseudonyms can never be recomputed",
     )
 
     @field_validator("region")

@@ -31,6 +31,7 @@ class ObjectInfo:
     key: str
     etag: str
     size: int
+    modified: datetime | None = None  # None where a backend does not say
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,9 @@ class S3ObjectStore(ObjectStore):
             if error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
                 return None
             raise
-        return ObjectInfo(key, response["ETag"].strip('"'), response["ContentLength"])
+        return ObjectInfo(
+            key, response["ETag"].strip('"'), response["ContentLength"], response["LastModified"]
+        )
 
     @classified
     def delete(self, bucket: str, key: str) -> None:
@@ -96,7 +98,7 @@ class S3ObjectStore(ObjectStore):
     def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         found = [
-            ObjectInfo(item["Key"], item["ETag"].strip('"'), item["Size"])
+            ObjectInfo(item["Key"], item["ETag"].strip('"'), item["Size"], item["LastModified"])
             for page in pages
             for item in page.get("Contents", [])
         ]

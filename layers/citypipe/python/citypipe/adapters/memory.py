@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 
 from citypipe.domain import NotFoundError
 from citypipe.ports import (
@@ -26,6 +26,7 @@ from citypipe.ports import (
 class InMemoryObjectStore(ObjectStore):
     def __init__(self, buckets: Sequence[str] = ()) -> None:
         self.buckets: dict[str, dict[str, StoredObject]] = {b: {} for b in buckets}
+        self.modified: dict[tuple[str, str], datetime] = {}
         self._lock = threading.Lock()
 
     def _bucket(self, bucket: str) -> dict[str, StoredObject]:
@@ -39,6 +40,7 @@ class InMemoryObjectStore(ObjectStore):
             if if_absent and key in objects:
                 raise AlreadyExistsError(key)
             objects[key] = StoredObject(key, md5_etag(body), bytes(body))
+            self.modified[bucket, key] = datetime.now(UTC)
             return objects[key].etag
 
     def get(self, bucket: str, key: str) -> StoredObject:
@@ -49,7 +51,11 @@ class InMemoryObjectStore(ObjectStore):
 
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
         obj = self._bucket(bucket).get(key)
-        return ObjectInfo(key, obj.etag, len(obj.body)) if obj else None
+        return (
+            ObjectInfo(key, obj.etag, len(obj.body), self.modified.get((bucket, key)))
+            if obj
+            else None
+        )
 
     def delete(self, bucket: str, key: str) -> None:
         with self._lock:
@@ -58,7 +64,11 @@ class InMemoryObjectStore(ObjectStore):
     def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         objects = sorted(self._bucket(bucket).values(), key=lambda o: o.key)
         return iter(
-            [ObjectInfo(o.key, o.etag, len(o.body)) for o in objects if o.key.startswith(prefix)]
+            [
+                ObjectInfo(o.key, o.etag, len(o.body), self.modified.get((bucket, o.key)))
+                for o in objects
+                if o.key.startswith(prefix)
+            ]
         )
 
 

@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from citypipe.domain import Function, Message, TerminalError, Zone
 from citypipe.export import days_with_partials, export_day
 from citypipe.ingest import ingest_webhook
+from citypipe.retention import sweep_raw
 from citypipe.runtime.events import parse_messages
 from citypipe.stage import Core, Deps, jsonl_gz, log, run_stage
 
@@ -77,9 +78,11 @@ def export_app(deps: Deps) -> StageApp:
     return StageApp(Function.EXPORT, deps, on_message)
 
 
-def scheduled_export(deps: Deps, event: dict[str, Any]) -> dict[str, Any]:
-    """EventBridge/Scaleway CRON, the daily job: publish yesterday (UTC) once the day has
-    closed, then destroy the pseudonymization secrets of days past the key retention."""
+def scheduled(deps: Deps, event: dict[str, Any]) -> dict[str, Any]:
+    """The hourly job (EventBridge/Scaleway CRON): publish yesterday (UTC) — a no-op once
+    published unless late data arrived —, destroy the pseudonymization secrets of days past
+    the key retention, and delete raw objects older than 24 hours. The housekeeping runs
+    even when the export fails."""
     fired = datetime.fromisoformat(
         str(event.get("time", deps.clock.now().isoformat())).replace("Z", "+00:00")
     )
@@ -87,12 +90,14 @@ def scheduled_export(deps: Deps, event: dict[str, Any]) -> dict[str, Any]:
     keep_from = fired.date() - timedelta(days=deps.city.key_retention_days - 1)
     try:
         result = export_day(deps, day)
-    finally:  # a failing export must not keep old keys alive
+    finally:
         destroyed = deps.keys.destroy_before(keep_from)
+        swept = sweep_raw(deps, fired)
     log.info(
-        "keys destroyed", extra={"function": "export", "before": str(keep_from), "count": destroyed}
+        "housekeeping",
+        extra={"function": "export", "keys_destroyed": destroyed, "raw_swept": swept},
     )
-    return {"day": day, "result": result, "keys_destroyed": destroyed}
+    return {"day": day, "result": result, "keys_destroyed": destroyed, "raw_swept": swept}
 
 
 def webhook(deps: Deps, event: dict[str, Any]) -> dict[str, Any]:
