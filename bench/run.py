@@ -139,9 +139,7 @@ def main() -> None:
         "objects": len(objects) + len(drops),
     }
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(
-        f"{summary.readings:,} readings (6 h of the example city), Python {results['python']}"
-    )
+    print(f"{summary.readings:,} readings (6 h of the example city), Python {results['python']}")
     print(f"{'stage':<10} {'seconds':>8} {'baseline':>9} {'ratio':>6}  baseline is")
     for stage, floor_name in (
         ("ingest", "json.loads of the payloads"),

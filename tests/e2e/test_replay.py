@@ -99,16 +99,19 @@ def test_books_balance_and_match_what_was_sent(run: Path, truth: dict[str, Any])
 
 def test_bad_payloads_are_quarantined_with_reasons(run: Path, truth: dict[str, Any]) -> None:
     rows = [
-        json.loads(line)
+        (path, json.loads(line))
         for path in (run / "quarantine").rglob("*.jsonl.gz")
         for line in text_of(path).splitlines()
     ]
 
+    # One row per payload, counting its rejected readings by reason
     reasons: dict[str, int] = {}
-    for row in rows:
-        reasons[row["reason"]] = reasons.get(row["reason"], 0) + 1
+    for _, row in rows:
+        for reason, count in row["rejected"].items():
+            reasons[reason] = reasons.get(reason, 0) + count
     assert reasons == truth["quarantined"]
-    assert all(row["payload"] for row in rows)
+    assert all(row["payload"] and row["details"] for _, row in rows)
+    assert len({(path, row["line"]) for path, row in rows}) == len(rows)
 
 
 def test_published_cells_show_the_true_values(run: Path, truth: dict[str, Any]) -> None:

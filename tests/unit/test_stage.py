@@ -295,7 +295,9 @@ def test_a_drop_with_bad_payloads_quarantines_them_and_ingests_the_rest(
 ) -> None:
     message = drop_message(memory_deps, "canonical", ["{broken", *lines(wifi_observation())])
     run(Function.INGEST, message, memory_deps)
-    assert [q["reason"] for q in quarantined(memory_deps, Function.INGEST)] == ["invalid_json"]
+    assert [q["rejected"] for q in quarantined(memory_deps, Function.INGEST)] == [
+        {"invalid_json": 1}
+    ]
     assert len(keys(memory_deps, Zone.RAW, "raw/")) == 1
 
 

@@ -74,7 +74,26 @@ class NotFoundError(CitypipeError):
 # --- observations -----------------------------------------------------------------------
 
 
-def _utc(value: datetime) -> datetime:
+# Observation times outside [EARLIEST, LATEST) are implausible for a city sensor (a clock
+# reset to 1970, a year typed as 999): ingest quarantines them as ``implausible_time``.
+EARLIEST_OBSERVATION = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_OBSERVATION = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def plausible_time(at: datetime) -> bool:
+    """Whether an aware time lies in [EARLIEST_OBSERVATION, LATEST_OBSERVATION).
+
+    Compared, never converted: converting year 1 at +01:00 to UTC overflows.
+    """
+    return EARLIEST_OBSERVATION <= at < LATEST_OBSERVATION
+
+
+def _observed_at(value: datetime) -> datetime:
+    if not plausible_time(value):
+        raise ValueError(
+            f"observed_at must be in [{EARLIEST_OBSERVATION.date()}, "
+            f"{LATEST_OBSERVATION.date()}) UTC"
+        )
     return value.astimezone(UTC)
 
 
@@ -84,7 +103,7 @@ def _finite(value: float) -> float:
     return value
 
 
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+ObservedAt = Annotated[AwareDatetime, AfterValidator(_observed_at)]
 FiniteFloat = Annotated[float, AfterValidator(_finite)]
 Longitude = Annotated[float, Field(ge=-180, le=180)]
 Latitude = Annotated[float, Field(ge=-90, le=90)]
@@ -104,7 +123,7 @@ class Observation(BaseModel):
     quantity: str
     unit: str
     value: FiniteFloat
-    observed_at: UtcDatetime
+    observed_at: ObservedAt
     location: tuple[Longitude, Latitude] | None = None
     zone: str | None = None
     personal: dict[str, str | float] = Field(default_factory=dict)
@@ -128,7 +147,11 @@ class Observation(BaseModel):
             "quantity": self.quantity,
             "unit": self.unit,
             "value": self.value,
-            "observed_at": self.observed_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            # ISO 8601 in UTC, microseconds always written (byte-stable), a 4-digit year
+            "observed_at": self.observed_at.astimezone(UTC)
+            .replace(tzinfo=None)
+            .isoformat(timespec="microseconds")
+            + "Z",
             "location": list(self.location) if self.location else None,
             "zone": self.zone,
             "personal": self.personal,

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from citypipe.formats import canonical, senml
 from citypipe.formats.common import Reading, Rejection
 
-Parser = Callable[[Any], list[Reading | Rejection]]
+Parser = Callable[[Any], Iterable[Reading | Rejection]]
 
 PARSERS: dict[str, Parser] = {"senml": senml.parse, "canonical": canonical.parse}
 
 
-__all__ = ["PARSERS", "Reading", "Rejection"]
+__all__ = ["PARSERS", "Parser", "Reading", "Rejection"]

@@ -16,6 +16,18 @@ REQUIRED = ("sensor", "quantity", "unit", "value", "observed_at")
 ALLOWED = {*REQUIRED, "source", "location", "zone", "personal"}
 
 
+def _finite(value: Any) -> float | None:
+    """A JSON number as a finite float; None for anything else (an integer beyond a double
+    included: ``math.isfinite(10**400)`` raises OverflowError)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _one(item: Any) -> Reading | Rejection:
     if not isinstance(item, dict):
         return Rejection("invalid_payload", "an observation is a JSON object")
@@ -25,8 +37,8 @@ def _one(item: Any) -> Reading | Rejection:
     unknown = sorted(set(item) - ALLOWED)
     if unknown:
         return Rejection("unknown_field", f"unknown fields {unknown}")
-    value = item["value"]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    value = _finite(item["value"])
+    if value is None:
         return Rejection("invalid_value", "value must be a finite number")
     try:
         at = datetime.fromisoformat(str(item["observed_at"]).replace("Z", "+00:00"))
@@ -36,13 +48,11 @@ def _one(item: Any) -> Reading | Rejection:
         return Rejection("invalid_time", "observed_at needs a UTC offset")
     location = item.get("location")
     if location is not None:
-        if (
-            not isinstance(location, list)
-            or len(location) != 2
-            or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in location)
-        ):
+        coordinates = [_finite(c) for c in location] if isinstance(location, list) else []
+        lon, lat = coordinates if len(coordinates) == 2 else (None, None)
+        if lon is None or lat is None:
             return Rejection("invalid_location", "location is [lon, lat]")
-        location = (float(location[0]), float(location[1]))
+        location = (lon, lat)
     personal = item.get("personal", {})
     if not isinstance(personal, dict) or not all(
         isinstance(v, str | int | float) and not isinstance(v, bool) for v in personal.values()
@@ -52,7 +62,7 @@ def _one(item: Any) -> Reading | Rejection:
         sensor=str(item["sensor"]),
         measure=str(item["quantity"]),
         unit=str(item["unit"]),
-        value=float(value),
+        value=value,
         observed_at=at,
         location=location,
         zone=item.get("zone"),

@@ -21,7 +21,10 @@ def _number(record: dict[str, Any], name: str) -> float:
     value = record.get(name, 0)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{name} must be a number")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond a double, as 1e400 is: infinite, rejected below
+        return math.inf if value > 0 else -math.inf
 
 
 def _split(name: str) -> tuple[str, str]:
