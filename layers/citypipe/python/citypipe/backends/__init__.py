@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -30,6 +31,15 @@ def reachable(url: str, timeout: float = 1.0) -> bool:
             return bool(200 <= response.status < 500)
     except OSError:
         return False
+
+
+def stop(process: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
+    """Terminate a backend we started; kill it if it does not go in time."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
-from citypipe.backends import Endpoint, free_port, reachable, wait_until
+from citypipe.backends import Endpoint, free_port, reachable, stop, wait_until
 from citypipe.settings import BackendSettings
 
 
@@ -35,8 +35,4 @@ def embedded(region: str = "eu-central-1") -> Iterator[Endpoint]:
             ),
         )
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)

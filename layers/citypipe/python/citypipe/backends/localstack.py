@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from citypipe.backends import Endpoint, reachable, wait_until
+from citypipe.backends import Endpoint, reachable, stop, wait_until
 from citypipe.settings import BackendSettings
 
 VERSION = "2026.3.0"
@@ -165,9 +165,5 @@ def _started(venv: Path) -> Iterator[None]:
         )
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
         shutil.rmtree(state, ignore_errors=True)
