@@ -11,5 +11,4 @@ from citypipe.logs import logger
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-
     return bootstrap.app(Function.AGGREGATE).sqs(event, context)
