@@ -192,10 +192,18 @@ class City(Strict):
         return ZoneIndex([(f.id, f.geometry.coordinates) for f in self.zones.features])
 
     def source_for(self, fmt: str, sensor: str) -> tuple[str, Source] | None:
-        for name, source in self.sources.items():
-            if source.format == fmt and source.owns(sensor):
-                return name, source
-        return None
+        """The source that owns a sensor of this format (remembered: sensors are few)."""
+        key = (fmt, sensor)
+        if key not in self._owners:
+            self._owners[key] = next(
+                ((n, s) for n, s in self.sources.items() if s.format == fmt and s.owns(sensor)),
+                None,
+            )
+        return self._owners[key]
+
+    @cached_property
+    def _owners(self) -> dict[tuple[str, str], tuple[str, Source] | None]:
+        return {}
 
     @property
     def personal_quantities(self) -> frozenset[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from citypipe.formats.common import Reading, Rejection
@@ -27,6 +28,7 @@ def _number(record: dict[str, Any], name: str) -> float:
         return math.inf if value > 0 else -math.inf
 
 
+@lru_cache(maxsize=65536)  # names repeat: one per sensor and measure
 def _split(name: str) -> tuple[str, str]:
     cut = max(name.rfind("/"), name.rfind(":"))
     if cut <= 0 or cut == len(name) - 1:
