@@ -15,11 +15,11 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from datasketches import hll_sketch
 from unit_support import RecordingStore, with_store
 
 from citypipe.aggregate import (
     PARTIAL_SCHEMA,
-    distinct_devices,
     merge_partials,
     partial_of,
 )
@@ -85,7 +85,12 @@ def clean(*rows: dict[str, Any]) -> pa.Table:
 
 def readable(partial: pa.Table) -> list[dict[str, Any]]:
     """A partial's rows with each HLL sketch replaced by its estimate."""
-    return [{**cell, "devices": distinct_devices(cell["devices"])} for cell in partial.to_pylist()]
+    return [{**cell, "devices": estimate(cell["devices"])} for cell in partial.to_pylist()]
+
+
+def estimate(blob: bytes | None) -> int | None:
+    """Distinct devices of a serialized HLL sketch (None for non-personal rows)."""
+    return None if blob is None else round(hll_sketch.deserialize(blob).get_estimate())
 
 
 # --- partials ----------------------------------------------------------------------------

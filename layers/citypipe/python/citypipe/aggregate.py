@@ -140,10 +140,6 @@ def cells(merged: pa.Table) -> list[Cell]:
     return out
 
 
-def distinct_devices(blob: bytes | None) -> int | None:
-    return None if blob is None else round(hll_sketch.deserialize(blob).get_estimate())
-
-
 def aggregate_object(obj: StoredObject, message: Message, deps: Deps, ident: str) -> Outcome:
     try:
         clean = read_parquet(obj.body)

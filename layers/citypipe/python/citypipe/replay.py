@@ -111,39 +111,32 @@ def replay(
         clients = make_clients(settings.backend)
         stack.down(deps.names, clients)  # a replay starts from an empty stack
         stack.up(deps.city, deps.names, clients, settings.stack)
-        bootstrap.use(deps)
-        seconds: dict[Function, float] = {}
         started = time.perf_counter()
-        try:
-            with written_to(out / "logs.jsonl"):
-                t0 = time.perf_counter()
-                sent = drop_payloads(deps, input_dir, options.batch_payloads, progress)
-                edge_seconds = time.perf_counter() - t0
-                invoker = Invoker(settings, options.concurrency, out / "logs.jsonl")
-                runner = LocalRunner(
-                    deps.names,
-                    deps.queue,
-                    region=settings.backend.region,
-                    concurrency=options.concurrency,
-                    duplicate_deliveries=options.duplicate_deliveries,
-                    on_batch=(lambda f, n: progress(f.value, n)) if progress else None,
-                    invoker=invoker,
-                )
-                try:
-                    runner.drain(PIPELINE)
-                    request_export(deps)
-                    runner.drain([Function.EXPORT])
-                finally:
-                    invoker.close()
-                seconds = {f: s.seconds for f, s in runner.stats.items()}
-                report = build_report(deps, sent, seconds)
-            report["seconds"] = {
-                "edge": round(edge_seconds, 3),
-                "total": round(time.perf_counter() - started, 3),
-            }
-            report["backend"] = endpoint.name
-            copy_zones(deps, out)
-        finally:
-            bootstrap.use(None)
+        with written_to(out / "logs.jsonl"):
+            sent = drop_payloads(deps, input_dir, options.batch_payloads, progress)
+            edge_seconds = time.perf_counter() - started
+            invoker = Invoker(settings, options.concurrency, out / "logs.jsonl")
+            runner = LocalRunner(
+                deps.names,
+                deps.queue,
+                region=settings.backend.region,
+                concurrency=options.concurrency,
+                duplicate_deliveries=options.duplicate_deliveries,
+                on_batch=(lambda f, n: progress(f.value, n)) if progress else None,
+                invoker=invoker,
+            )
+            try:
+                runner.drain(PIPELINE)
+                request_export(deps)
+                runner.drain([Function.EXPORT])
+            finally:
+                invoker.close()
+            report = build_report(deps, sent, {f: s.seconds for f, s in runner.stats.items()})
+        report["seconds"] = {
+            "edge": round(edge_seconds, 3),
+            "total": round(time.perf_counter() - started, 3),
+        }
+        report["backend"] = endpoint.name
+        copy_zones(deps, out)
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return report
