@@ -25,27 +25,25 @@ demo-localstack: venv
 test: venv
 	$(BIN)/pytest -n 2 --dist loadfile
 
+# The inner loop: everything but full replays, artefact builds and LocalStack.
 test-fast: venv
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest -n 2 --dist loadfile -m "not slow and not localstack"
 
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict layers/citypipe/python/citypipe functions
+	$(BIN)/mypy --strict layers/citypipe/python/citypipe tools/citypipe_local functions
+	$(BIN)/lint-imports
 
 check: lint test
 
 bench: venv
 	$(BIN)/python bench/run.py
 
-# The Lambda layer for serverless.yml: citypipe plus its runtime dependencies, built for
-# Lambda's python3.12 on arm64 (boto3 comes with the runtime).
+# The Lambda layer for serverless.yml: the citypipe library plus its runtime dependencies,
+# built for Lambda's python3.12 on arm64 (boto3 comes with the runtime), trimmed.
 layer: venv
-	rm -rf .build/layer && mkdir -p .build/layer/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --target .build/layer/python \
-	  --platform manylinux2014_aarch64 --implementation cp --python-version 3.12 --only-binary=:all: \
-	  -c constraints.txt pydantic pydantic-settings pyyaml aws-lambda-powertools pyarrow datasketches
-	cp -r layers/citypipe/python/citypipe .build/layer/python/
+	$(BIN)/python -m citypipe_local.package layer --out .build/layer
 
 # Regenerate the pins after changing pyproject.toml's dependencies.
 lock:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -20,17 +21,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from citypipe.adapters.aws import S3ObjectStore
-from citypipe.adapters.memory import InMemoryKeyStore
-from citypipe.aggregate import partial_of
-from citypipe.anonymize import anonymize_records, sensor_keys
-from citypipe.backends import backend
-from citypipe.clients import make_clients
-from citypipe.config import load_city
-from citypipe.ingest import normalize
-from citypipe.replay import ReplayOptions, replay
-from citypipe.simulate import simulate
-from citypipe.stage import parquet_bytes, read_parquet
+from citypipe.adapters.s3 import S3ObjectStore
+from citypipe.core.aggregate import partial_of
+from citypipe.core.anonymize import anonymize_records, sensor_keys
+from citypipe.core.columnar import parquet_bytes, read_parquet
+from citypipe.core.ingest import normalize
+from citypipe.domain.city import load_city
+from citypipe_local.backends import backend
+from citypipe_local.fakes import InMemoryKeyStore
+from citypipe_local.replay import ReplayOptions, replay
+from citypipe_local.simulate import simulate
+from citypipe_local.stack import make_clients
 
 ROOT = Path(__file__).resolve().parents[1]
 CITY_FILE = ROOT / "infra" / "cities" / "velden.yaml"
@@ -62,6 +63,38 @@ def io_floor(bodies: list[bytes]) -> float:
         return time.perf_counter() - started
 
 
+def _import_ms(code: str) -> float:
+    """Milliseconds of imports (``python -X importtime``: the top-level entries' cumulative
+    times) in a fresh interpreter running ``code``."""
+    err = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    ).stderr  # fmt: skip
+    total_us = 0
+    for line in err.splitlines():
+        if line.startswith("import time:") and line.count("|") == 2:
+            _, cumulative, name = line.split("|")
+            if cumulative.strip().isdigit() and not name.startswith("  "):
+                total_us += int(cumulative)
+    return total_us / 1000
+
+
+def cold_imports() -> dict[str, dict[str, float]]:
+    """Each handler's cold import, as Lambda loads it, beside a bare interpreter's start
+    (median of 5 fresh interpreters each)."""
+    bare = statistics.median(_import_ms("pass") for _ in range(5))
+    results = {}
+    for function in ("ingest", "anonymize", "aggregate", "export"):
+        path = ROOT / "functions" / function / "handler.py"
+        code = (
+            "import importlib.util as u; s = u.spec_from_file_location('handler', "
+            f"{str(path)!r}); s.loader.exec_module(u.module_from_spec(s))"
+        )
+        handler = statistics.median(_import_ms(code) for _ in range(5))
+        results[function] = {"import_ms": handler, "baseline_bare_python_ms": bare}
+    return results
+
+
 def safe_loads(line: str) -> Any:
     try:
         return json.loads(line)
@@ -76,6 +109,7 @@ def main() -> None:
     senml = (work / "input" / "senml.jsonl").read_text().splitlines()
     canonical = (work / "input" / "canonical.jsonl").read_text().splitlines()
     results: dict[str, Any] = {"readings": summary.readings, "python": sys.version.split()[0]}
+    results["cold_import"] = cold_imports()
 
     json_floor = best(lambda: [safe_loads(line) for line in senml + canonical])
     ingest_t = best(
@@ -149,6 +183,13 @@ def main() -> None:
         r = results[stage]
         base = next(v for k, v in r.items() if k.startswith("baseline"))
         print(f"{stage:<10} {r['seconds']:>8.3f} {base:>9.3f} {r['ratio']:>6.1f}x  {floor_name}")
+    for function, cold in results["cold_import"].items():
+        print(
+            f"{'import ' + function:<10} {cold['import_ms'] / 1000:>8.3f} "
+            f"{cold['baseline_bare_python_ms'] / 1000:>9.3f} "
+            f"{cold['import_ms'] / cold['baseline_bare_python_ms']:>6.1f}x  "
+            "a bare interpreter's own imports (target: handler <= 0.300 s)"
+        )
     end = results["end_to_end"]
     print(
         f"{'end to end':<10} {e2e:>8.3f} {floor:>9.3f} {end['ratio']:>6.1f}x  "

@@ -12,14 +12,13 @@ from typing import Any
 
 import pytest
 
-from citypipe.adapters.memory import InMemoryKeyStore, InMemoryObjectStore, InMemoryQueue
-from citypipe.backends import Endpoint, backend
-from citypipe.config import City, load_city
-from citypipe.domain import Function, Zone
-from citypipe.naming import StackNames
-from citypipe.ports import FixedClock
+from citypipe.domain.city import City, load_city
+from citypipe.domain.model import Function, Zone
+from citypipe.domain.naming import StackNames
+from citypipe.service.stage import Deps
 from citypipe.settings import Settings
-from citypipe.stage import Deps
+from citypipe_local.backends import Endpoint, backend
+from citypipe_local.fakes import FixedClock, InMemoryKeyStore, InMemoryObjectStore, InMemoryQueue
 
 ROOT = Path(__file__).resolve().parents[1]
 CITY_FILE = ROOT / "infra" / "cities" / "velden.yaml"
@@ -44,9 +43,14 @@ def memory_deps(city: City) -> Deps:
         names=names,
         store=InMemoryObjectStore([names.bucket(z) for z in Zone]),
         queue=queue,
-        keys=InMemoryKeyStore(),
         clock=FixedClock(datetime(2026, 6, 2, 1, 0, tzinfo=UTC)),
     )
+
+
+@pytest.fixture
+def memory_keys() -> InMemoryKeyStore:
+    """The daily secrets of anonymize and the hourly job, in memory."""
+    return InMemoryKeyStore()
 
 
 def load_event(name: str) -> Any:

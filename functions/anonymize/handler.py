@@ -1,14 +1,16 @@
-"""anonymize function: SQS claim checks in, partial batch failures out."""
+"""anonymize function: SQS claim checks of raw objects in, partial batch failures out.
+
+``app`` is the test seam: tests pass one built from fakes by ``citypipe.bootstrap.anonymize.build``;
+Lambda passes none and the app is built once per container from the environment.
+"""
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from citypipe import bootstrap
-from citypipe.domain import Function
-from citypipe.logs import logger
+from citypipe.bootstrap.anonymize import cold_start
+from citypipe.entrypoints.apps import FunctionApp
+from citypipe.entrypoints.logs import logger
 
 
 @logger.inject_lambda_context
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return bootstrap.app(Function.ANONYMIZE).sqs(event, context)
+def handler(event: dict[str, Any], context: Any, app: FunctionApp | None = None) -> dict[str, Any]:
+    return (app or cold_start()).handle(event, context)

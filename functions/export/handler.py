@@ -1,17 +1,16 @@
-"""export function: hourly on schedule (EventBridge/CRON) or on demand (an SQS request)."""
+"""export function: the hourly job (EventBridge) and export requests (SQS).
+
+``app`` is the test seam: tests pass one built from fakes by ``citypipe.bootstrap.export.build``;
+Lambda passes none and the app is built once per container from the environment.
+"""
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from citypipe import bootstrap
-from citypipe.domain import Function
-from citypipe.logs import logger
-from citypipe.runtime.apps import scheduled
+from citypipe.bootstrap.export import cold_start
+from citypipe.entrypoints.apps import FunctionApp
+from citypipe.entrypoints.logs import logger
 
 
 @logger.inject_lambda_context
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if "Records" not in event:  # the hourly job: publish yesterday, keys, raw retention
-        return scheduled(bootstrap.deps(), event)
-    return bootstrap.app(Function.EXPORT).sqs(event, context)
+def handler(event: dict[str, Any], context: Any, app: FunctionApp | None = None) -> dict[str, Any]:
+    return (app or cold_start()).handle(event, context)

@@ -1,17 +1,16 @@
-"""ingest function: SQS claim checks in, partial batch failures out."""
+"""ingest function: hubs' webhooks (API Gateway) and claim checks of inbox drops (SQS).
+
+``app`` is the test seam: tests pass one built from fakes by ``citypipe.bootstrap.ingest.build``;
+Lambda passes none and the app is built once per container from the environment.
+"""
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from citypipe import bootstrap
-from citypipe.domain import Function
-from citypipe.logs import logger
-from citypipe.runtime.apps import webhook
+from citypipe.bootstrap.ingest import cold_start
+from citypipe.entrypoints.apps import FunctionApp
+from citypipe.entrypoints.logs import logger
 
 
 @logger.inject_lambda_context
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if "Records" not in event:  # API Gateway / Scaleway HTTP: a hub pushing payloads
-        return webhook(bootstrap.deps(), event)
-    return bootstrap.app(Function.INGEST).sqs(event, context)
+def handler(event: dict[str, Any], context: Any, app: FunctionApp | None = None) -> dict[str, Any]:
+    return (app or cold_start()).handle(event, context)

@@ -17,13 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from citypipe import bootstrap, stack
-from citypipe.backends import backend
-from citypipe.clients import make_clients
-from citypipe.config import City
-from citypipe.domain import Function, TransientError
+from citypipe.adapters.keys import FileKeyStore
+from citypipe.bootstrap import deps_from
+from citypipe.domain.city import City
+from citypipe.domain.errors import TransientError
+from citypipe.domain.model import Function
 from citypipe.ports import ObjectInfo, ObjectStore, Queue, ReceivedMessage, StoredObject
-from citypipe.replay import (
+from citypipe.settings import KeySettings, Settings, StackSettings
+from citypipe_local import stack
+from citypipe_local.backends import backend
+from citypipe_local.replay import (
     PIPELINE,
     ReplayOptions,
     copy_zones,
@@ -31,10 +34,12 @@ from citypipe.replay import (
     replay,
     request_export,
 )
-from citypipe.report import build_report
-from citypipe.runtime.local import LocalRunner
-from citypipe.settings import KeySettings, Settings, StackSettings
-from citypipe.simulate import simulate
+from citypipe_local.report import build_report
+from citypipe_local.runner import LocalRunner, in_process_handlers
+from citypipe_local.simulate import simulate
+from citypipe_local.stack import make_clients
+
+pytestmark = pytest.mark.slow  # full replays: `make test-fast` skips them
 
 CITY_FILE = Path(__file__).resolve().parents[2] / "infra" / "cities" / "velden.yaml"
 FAILURE_RATE = 0.1
@@ -137,20 +142,17 @@ def test_failures_under_the_functions_lose_and_double_count_nothing(
             stack=StackSettings(city_file=CITY_FILE, visibility_timeout_s=1, max_receive_count=50),
             keys=KeySettings(store="file", directory=keys),
         )
-        deps = bootstrap.deps_from(settings)
+        deps = deps_from(settings)
         stack.up(deps.city, deps.names, make_clients(endpoint.settings), settings.stack)
         flaky = replace(
             deps, store=FlakyStore(deps.store, faults), queue=FlakyQueue(deps.queue, faults)
         )
-        bootstrap.use(flaky)
-        try:
-            sent = drop_payloads(deps, recorded, 200, None)
-            runner = LocalRunner(deps.names, deps.queue, concurrency=2)
-            runner.drain(PIPELINE, timeout_s=600)
-            request_export(deps)
-            runner.drain([Function.EXPORT], timeout_s=600)
-        finally:
-            bootstrap.use(None)
+        handlers = in_process_handlers(flaky, FileKeyStore(keys / deps.city.city))
+        sent = drop_payloads(deps, recorded, 200, None)
+        runner = LocalRunner(deps.names, deps.queue, concurrency=2, handlers=handlers)
+        runner.drain(PIPELINE, timeout_s=600)
+        request_export(deps)
+        runner.drain([Function.EXPORT], timeout_s=600)
         report = build_report(deps, sent)
         copy_zones(deps, tmp_path / "chaos")
 

@@ -19,10 +19,12 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from citypipe.cli import app
-from citypipe.config import City
-from citypipe.replay import ReplayOptions, replay
-from citypipe.simulate import simulate
+from citypipe.domain.city import City
+from citypipe_local.cli import app
+from citypipe_local.replay import ReplayOptions, replay
+from citypipe_local.simulate import simulate
+
+pytestmark = pytest.mark.slow  # full replays: `make test-fast` skips them
 
 CITY_FILE = Path(__file__).resolve().parents[2] / "infra" / "cities" / "velden.yaml"
 HOURS, SCALE, SEED = 2.0, 0.05, 3

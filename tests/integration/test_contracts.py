@@ -16,13 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from citypipe.adapters.aws import S3ObjectStore, SqsQueue
+from citypipe.adapters.clients import secretsmanager_client
 from citypipe.adapters.keys import FileKeyStore, SecretsManagerKeyStore
-from citypipe.adapters.memory import InMemoryKeyStore, InMemoryObjectStore, InMemoryQueue
-from citypipe.backends import Endpoint
-from citypipe.clients import Clients, make_clients
-from citypipe.domain import KeyDestroyedError, NotFoundError
+from citypipe.adapters.s3 import S3ObjectStore
+from citypipe.adapters.sqs import SqsQueue
+from citypipe.domain.errors import BackendRefusedError, KeyDestroyedError, NotFoundError
 from citypipe.ports import KeyStore, ObjectStore, Queue, ReceivedMessage, md5_etag
+from citypipe_local.backends import Endpoint
+from citypipe_local.fakes import InMemoryKeyStore, InMemoryObjectStore, InMemoryQueue
+from citypipe_local.stack import Clients, make_clients
 
 LOCALSTACK = [pytest.mark.localstack, pytest.mark.xdist_group("localstack")]
 BACKENDS = ["memory", "embedded", pytest.param("localstack", marks=LOCALSTACK)]
@@ -70,11 +72,15 @@ def test_get_returns_what_put_wrote(store: tuple[ObjectStore, str]) -> None:
     assert etag == md5_etag(b'{"x": 1}')
 
 
-def test_a_missing_bucket_is_not_found(store: tuple[ObjectStore, str]) -> None:
+def test_a_missing_bucket_is_refused_not_taken_for_a_missing_object(
+    store: tuple[ObjectStore, str],
+) -> None:
+    # A missing bucket is a deployment problem: failing loudly, never "input missing"
     objects, _ = store
 
-    with pytest.raises(NotFoundError):
+    with pytest.raises(BackendRefusedError) as refused:
         objects.get(unique("no-such-bucket"), "k")
+    assert refused.value.code == "NoSuchBucket"
 
 
 def test_head_describes_an_object_and_is_none_when_missing(
@@ -292,8 +298,8 @@ def test_received_messages_are_in_flight_until_deleted(queues: QueueBackend) -> 
     assert queues.queue.depth(name) == (1, 0)
 
 
-def test_a_missing_queue_is_not_found(queues: QueueBackend) -> None:
-    with pytest.raises(NotFoundError):
+def test_a_missing_queue_is_refused(queues: QueueBackend) -> None:
+    with pytest.raises(BackendRefusedError):
         queues.queue.send(unique("no-such-queue"), ["lost"])
 
 
@@ -327,27 +333,41 @@ def test_a_message_received_and_not_deleted_is_redriven_to_the_dlq(
 # --- KeyStore ---------------------------------------------------------------------------
 
 
-@pytest.fixture(
-    params=[
-        "memory",
-        "file",
-        "secretsmanager-embedded",
-        pytest.param("secretsmanager-localstack", marks=LOCALSTACK),
-    ]
-)
-def key_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], KeyStore]]:
-    """A factory of key stores over one backend: each call is another Lambda container."""
-    if request.param == "memory":
-        shared = InMemoryKeyStore()  # memory cannot be shared across processes: one instance
-        yield lambda: shared
-        return
-    if request.param == "file":
+SHARED_KEY_STORES = [
+    "file",
+    "secretsmanager-embedded",
+    pytest.param("secretsmanager-localstack", marks=LOCALSTACK),
+]
+
+
+def _key_store_factory(
+    request: pytest.FixtureRequest, kind: str, tmp_path: Path
+) -> Iterator[Callable[[], KeyStore]]:
+    if kind == "file":
         yield lambda: FileKeyStore(tmp_path / "keys")
         return
-    client = clients_for(request, request.param.removeprefix("secretsmanager-")).secretsmanager
+    endpoint: Endpoint = request.getfixturevalue(kind.removeprefix("secretsmanager-"))
+    client = secretsmanager_client(endpoint.settings)
     prefix = f"citypipe-test/{uuid.uuid4().hex[:12]}"
     yield lambda: SecretsManagerKeyStore(client, prefix)
     SecretsManagerKeyStore(client, prefix).destroy_before(date.max)
+
+
+@pytest.fixture(params=SHARED_KEY_STORES)
+def key_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], KeyStore]]:
+    """A factory of key stores over one shared backend: each call is another container,
+    a new instance that shares nothing with the others but the backend."""
+    yield from _key_store_factory(request, request.param, tmp_path)
+
+
+@pytest.fixture(params=["memory", *SHARED_KEY_STORES])
+def keys(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KeyStore]:
+    """One key store instance (one container), the in-memory fake included."""
+    if request.param == "memory":
+        yield InMemoryKeyStore()
+        return
+    for factory in _key_store_factory(request, request.param, tmp_path):
+        yield factory()
 
 
 def test_same_day_gives_the_same_32_bytes_in_every_container(
@@ -363,9 +383,14 @@ def test_same_day_gives_the_same_32_bytes_in_every_container(
     assert container_a.daily_secret(date(2026, 6, 2)) == from_a
 
 
-def test_different_days_have_different_secrets(key_stores: Callable[[], KeyStore]) -> None:
-    keys = key_stores()
+def test_a_secret_is_stable_within_a_container(keys: KeyStore) -> None:
+    first = keys.daily_secret(date(2026, 6, 2))
 
+    assert len(first) == 32
+    assert keys.daily_secret(date(2026, 6, 2)) == first
+
+
+def test_different_days_have_different_secrets(keys: KeyStore) -> None:
     assert keys.daily_secret(date(2026, 6, 1)) != keys.daily_secret(date(2026, 6, 2))
 
 
@@ -395,3 +420,16 @@ def test_destroying_an_earlier_horizon_does_not_revive_later_days(
 
     with pytest.raises(KeyDestroyedError):
         key_stores().daily_secret(date(2026, 5, 31))
+
+
+def test_a_destroyed_day_stays_destroyed_in_the_container_that_destroyed_it(
+    keys: KeyStore,
+) -> None:
+    kept = keys.daily_secret(date(2026, 6, 1))
+    keys.daily_secret(date(2026, 5, 31))
+
+    assert keys.destroy_before(date(2026, 6, 1)) == 1
+
+    assert keys.daily_secret(date(2026, 6, 1)) == kept
+    with pytest.raises(KeyDestroyedError):
+        keys.daily_secret(date(2026, 5, 31))

@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.parser.models import SqsModel
 
-from citypipe import stack
-from citypipe.adapters.aws import SqsQueue
-from citypipe.backends import Endpoint
-from citypipe.clients import Clients, make_clients
-from citypipe.config import City
-from citypipe.domain import Function
-from citypipe.naming import StackNames
-from citypipe.runtime.local import LocalRunner
+from citypipe.adapters.sqs import SqsQueue
+from citypipe.domain.city import City
+from citypipe.domain.model import Function
+from citypipe.domain.naming import StackNames
 from citypipe.settings import StackSettings
+from citypipe_local import stack
+from citypipe_local.backends import Endpoint
+from citypipe_local.runner import LocalRunner
+from citypipe_local.stack import Clients, make_clients
 
 VISIBILITY_S = 1
 MAX_RECEIVES = 2

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from citypipe import stack
-from citypipe.backends import Endpoint
-from citypipe.clients import Clients, make_clients
-from citypipe.config import City
-from citypipe.domain import Function, Zone
-from citypipe.naming import StackNames
+from citypipe.domain.city import City
+from citypipe.domain.model import Function, Zone
+from citypipe.domain.naming import StackNames
 from citypipe.settings import StackSettings
+from citypipe_local import stack
+from citypipe_local.backends import Endpoint
+from citypipe_local.stack import Clients, make_clients
 
 BACKENDS = [
     "embedded",

@@ -12,17 +12,11 @@ import pytest
 from conftest import load_event
 from unit_support import city_data
 
-from citypipe.adapters.memory import InMemoryKeyStore
-from citypipe.anonymize import (
-    CLEAN_SCHEMA,
-    Anonymized,
-    KeyFor,
-    anonymize_records,
-    sensor_keys,
-)
-from citypipe.config import City, parse_city
-from citypipe.domain import Observation
-from citypipe.stage import parquet_bytes
+from citypipe.core.anonymize import CLEAN_SCHEMA, Anonymized, KeyFor, anonymize_records, sensor_keys
+from citypipe.core.columnar import parquet_bytes
+from citypipe.domain.city import City, parse_city
+from citypipe.domain.model import Observation
+from citypipe_local.fakes import InMemoryKeyStore
 
 MAC = "AA:BB:CC:DD:EE:01"
 CENTRUM = (5.4448, 51.4305)

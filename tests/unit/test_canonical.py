@@ -10,8 +10,8 @@ import pytest
 from conftest import load_event
 from unit_support import wifi_observation
 
-from citypipe.formats.canonical import parse
-from citypipe.formats.common import Reading, Rejection
+from citypipe.core.formats.canonical import parse
+from citypipe.core.formats.common import Reading, Rejection
 
 
 def test_the_fixture_array_gives_one_reading_per_observation() -> None:

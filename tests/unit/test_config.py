@@ -10,8 +10,8 @@ import pytest
 from conftest import CITY_FILE
 from unit_support import city_data
 
-from citypipe.config import Action, City, ConfigError, load_city, parse_city
-from citypipe.domain import Zone
+from citypipe.domain.city import Action, City, ConfigError, load_city, parse_city
+from citypipe.domain.model import Zone
 
 Change = Callable[[dict[str, Any]], None]
 

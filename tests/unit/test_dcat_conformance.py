@@ -14,9 +14,9 @@ import pyshacl
 import pytest
 import rdflib
 
-from citypipe.config import City
-from citypipe.dcat import catalog
-from citypipe.export import DATASET, csv_key
+from citypipe.core.dcat import catalog
+from citypipe.domain.city import City
+from citypipe.domain.naming import DATASET, csv_key
 
 SHAPES = ["3.0.1-shapes.ttl", "3.0.1-shapes_recommended.ttl", "3.0.1-range.ttl"]
 

@@ -1,14 +1,14 @@
 """The real functions/*/handler.py, loaded as Lambda loads them, driven with events/ fixtures
-on a city stack in memory (``bootstrap.use``)."""
+on a city stack in memory: each gets its app from its function's composition root, built on
+the in-memory ports (the handler's ``app`` argument)."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
 import json
-from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from conftest import load_event
@@ -16,7 +16,7 @@ from unit_support import (
     UnreachableStore,
     apigw_request,
     claim_check,
-    lambda_context,
+    invoke_handler,
     lines,
     s3_notification,
     scheduled_event,
@@ -26,37 +26,33 @@ from unit_support import (
     with_store,
 )
 
-from citypipe import bootstrap
-from citypipe.adapters.memory import InMemoryObjectStore
-from citypipe.domain import Function, KeyDestroyedError, Message, Zone
-from citypipe.export import csv_key
-from citypipe.ingest import drop_message
-from citypipe.naming import input_id, lineage_key
-from citypipe.runtime.local import load_handler
-from citypipe.stage import Deps
-
-Use = Callable[[Deps], Deps]
+from citypipe.domain.errors import KeyDestroyedError
+from citypipe.domain.model import Function, Message, Zone
+from citypipe.domain.naming import csv_key, input_id, lineage_key
+from citypipe.service.ingest import drop_message
+from citypipe.service.stage import Deps
+from citypipe_local.fakes import InMemoryKeyStore, InMemoryObjectStore
 
 
-@pytest.fixture
-def use() -> Iterator[Use]:
-    """Run the functions on the given stack; back to the environment's afterwards."""
-
-    def run_on(deps: Deps) -> Deps:
-        bootstrap.use(deps)
-        return deps
-
-    yield run_on
-    bootstrap.use(None)
+class Invoke(Protocol):
+    def __call__(
+        self, function: Function, event: dict[str, Any], deps: Deps | None = None
+    ) -> dict[str, Any]: ...
 
 
 @pytest.fixture
-def stack(use: Use, memory_deps: Deps) -> Deps:
-    return use(memory_deps)
+def stack(memory_deps: Deps) -> Deps:
+    return memory_deps
 
 
-def invoke(function: Function, event: dict[str, Any]) -> dict[str, Any]:
-    return load_handler(function)(event, lambda_context(function))
+@pytest.fixture
+def invoke(memory_deps: Deps, memory_keys: InMemoryKeyStore) -> Invoke:
+    """Call a function's handler on the in-memory stack (or on ``deps``, for a fake store)."""
+
+    def call(function: Function, event: dict[str, Any], deps: Deps | None = None) -> dict[str, Any]:
+        return invoke_handler(function, event, deps or memory_deps, memory_keys)
+
+    return call
 
 
 def drop(deps: Deps, *payloads: Any, fmt: str = "canonical") -> Message:
@@ -84,7 +80,9 @@ def queued(deps: Deps, function: Function) -> int:
 # --- SQS batches of claim checks -------------------------------------------------------------
 
 
-def test_the_fixture_batch_is_acknowledged_though_its_objects_are_gone(stack: Deps) -> None:
+def test_the_fixture_batch_is_acknowledged_though_its_objects_are_gone(
+    stack: Deps, invoke: Invoke
+) -> None:
     # Given the recorded batch, whose drops no longer exist in this stack
     event = load_event("sqs_batch_claim_check.json")
     # When ingest receives it
@@ -95,7 +93,7 @@ def test_the_fixture_batch_is_acknowledged_though_its_objects_are_gone(stack: De
     assert len(list(stack.store.list(quarantine, "quarantine/velden/ingest/"))) == 2
 
 
-def test_a_batch_of_claim_checks_is_processed_record_by_record(stack: Deps) -> None:
+def test_a_batch_of_claim_checks_is_processed_record_by_record(stack: Deps, invoke: Invoke) -> None:
     first = drop(stack, wifi_observation())
     second = drop(stack, *load_event("canonical_wifi.json"))
     response = invoke(Function.INGEST, sqs_event(claim_check(first), claim_check(second)))
@@ -123,7 +121,7 @@ def test_a_batch_of_claim_checks_is_processed_record_by_record(stack: Deps) -> N
     ids=["invalid-json", "not-a-claim-check", "json-list", "unknown-version", "another-city"],
 )
 def test_a_poison_record_is_quarantined_and_acknowledged(
-    stack: Deps, poison: str, reason: str
+    stack: Deps, poison: str, reason: str, invoke: Invoke
 ) -> None:
     # Given a batch of one good claim check and one poison record
     good = drop(stack, wifi_observation())
@@ -138,16 +136,15 @@ def test_a_poison_record_is_quarantined_and_acknowledged(
     assert is_done(stack, Function.INGEST, good)
 
 
-def test_a_transient_failure_fails_exactly_that_record(use: Use, memory_deps: Deps) -> None:
+def test_a_transient_failure_fails_exactly_that_record(memory_deps: Deps, invoke: Invoke) -> None:
     # Given two drops, the second on a store that times out when it is read
     deps = with_store(memory_deps, UnreachableStore)
     ok = drop(deps, wifi_observation())
     slow = drop(deps, wifi_observation(value=2))
     deps.store.unreachable.add(slow.key)
-    use(deps)
     event = sqs_event(claim_check(ok), claim_check(slow))
     # When ingest receives both
-    response = invoke(Function.INGEST, event)
+    response = invoke(Function.INGEST, event, deps)
     # Then only the second is reported failed, to be redelivered; it is neither done nor lost
     assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
     assert is_done(deps, Function.INGEST, ok)
@@ -155,22 +152,25 @@ def test_a_transient_failure_fails_exactly_that_record(use: Use, memory_deps: De
     assert deps.store.exists(slow.bucket, slow.key)
 
 
-def test_a_redelivered_record_completes_once_the_store_answers(use: Use, memory_deps: Deps) -> None:
+def test_a_redelivered_record_completes_once_the_store_answers(
+    memory_deps: Deps, invoke: Invoke
+) -> None:
     deps = with_store(memory_deps, UnreachableStore)
     slow = drop(deps, wifi_observation())
     deps.store.unreachable.add(slow.key)
-    use(deps)
     event = sqs_event(claim_check(slow), claim_check(drop(deps, wifi_observation(value=3))))
-    invoke(Function.INGEST, event)
+    invoke(Function.INGEST, event, deps)
     deps.store.unreachable.clear()
-    assert invoke(Function.INGEST, {"Records": event["Records"][:1]}) == {"batchItemFailures": []}
+    assert invoke(Function.INGEST, {"Records": event["Records"][:1]}, deps) == {
+        "batchItemFailures": []
+    }
     assert is_done(deps, Function.INGEST, slow)
 
 
 # --- S3 event notifications as claim checks ---------------------------------------------------
 
 
-def test_an_s3_notification_is_accepted_as_a_claim_check(stack: Deps) -> None:
+def test_an_s3_notification_is_accepted_as_a_claim_check(stack: Deps, invoke: Invoke) -> None:
     # Given a drop announced by S3 itself rather than by the bridge
     dropped = drop(stack, *load_event("canonical_wifi.json"))
     body = s3_notification(dropped.bucket, dropped.key, dropped.etag)
@@ -182,14 +182,16 @@ def test_an_s3_notification_is_accepted_as_a_claim_check(stack: Deps) -> None:
     assert queued(stack, Function.ANONYMIZE) == 1
 
 
-def test_a_notification_and_a_claim_check_for_one_object_process_it_once(stack: Deps) -> None:
+def test_a_notification_and_a_claim_check_for_one_object_process_it_once(
+    stack: Deps, invoke: Invoke
+) -> None:
     dropped = drop(stack, wifi_observation())
     notice = s3_notification(dropped.bucket, dropped.key, dropped.etag)
     invoke(Function.INGEST, sqs_event(notice, claim_check(dropped)))
     assert queued(stack, Function.ANONYMIZE) == 1
 
 
-def test_an_s3_notification_key_is_url_decoded(stack: Deps) -> None:
+def test_an_s3_notification_key_is_url_decoded(stack: Deps, invoke: Invoke) -> None:
     # Given a raw object, whose key S3 notifies URL-encoded (date%3D2026-06-01/...)
     dropped = drop(stack, wifi_observation())
     invoke(Function.INGEST, sqs_event(claim_check(dropped)))
@@ -215,7 +217,7 @@ def test_an_s3_notification_key_is_url_decoded(stack: Deps) -> None:
     ids=["s3-test-event", "object-removed"],
 )
 def test_s3_notifications_of_no_new_object_are_acknowledged_and_ignored(
-    stack: Deps, body: str
+    stack: Deps, body: str, invoke: Invoke
 ) -> None:
     response = invoke(Function.INGEST, sqs_event(body))
     assert response == {"batchItemFailures": []}
@@ -226,7 +228,7 @@ def test_s3_notifications_of_no_new_object_are_acknowledged_and_ignored(
 # --- the webhook: API Gateway REST proxy ------------------------------------------------------
 
 
-def test_the_webhook_fixture_is_accepted(stack: Deps) -> None:
+def test_the_webhook_fixture_is_accepted(stack: Deps, invoke: Invoke) -> None:
     # Given the recorded POST /ingest/senml and the response it should get
     expected = load_event("expected/apigw_webhook_senml.response.json")
     # When ingest handles it
@@ -236,7 +238,9 @@ def test_the_webhook_fixture_is_accepted(stack: Deps) -> None:
     assert queued(stack, Function.ANONYMIZE) == 1
 
 
-def test_a_webhook_post_with_a_bad_payload_gets_a_400_with_the_reason(stack: Deps) -> None:
+def test_a_webhook_post_with_a_bad_payload_gets_a_400_with_the_reason(
+    stack: Deps, invoke: Invoke
+) -> None:
     event = apigw_request(json.dumps(senml_reading(u="ppm")))
     response = invoke(Function.INGEST, event)
     assert response["statusCode"] == 400
@@ -245,13 +249,15 @@ def test_a_webhook_post_with_a_bad_payload_gets_a_400_with_the_reason(stack: Dep
     assert [r["reason"] for r in body["rejected"]] == ["unit_mismatch"]
 
 
-def test_a_webhook_post_of_invalid_json_gets_a_400_with_the_reason(stack: Deps) -> None:
+def test_a_webhook_post_of_invalid_json_gets_a_400_with_the_reason(
+    stack: Deps, invoke: Invoke
+) -> None:
     response = invoke(Function.INGEST, apigw_request("[{not json"))
     assert response["statusCode"] == 400
     assert json.loads(response["body"])["rejected"][0]["reason"] == "invalid_json"
 
 
-def test_a_base64_encoded_webhook_body_is_decoded(stack: Deps) -> None:
+def test_a_base64_encoded_webhook_body_is_decoded(stack: Deps, invoke: Invoke) -> None:
     event = apigw_request(json.dumps(wifi_observation()), fmt="canonical", base64_encoded=True)
     response = invoke(Function.INGEST, event)
     assert (response["statusCode"], json.loads(response["body"])["accepted"]) == (202, 1)
@@ -263,7 +269,7 @@ def test_a_base64_encoded_webhook_body_is_decoded(stack: Deps) -> None:
     ids=["unknown-format", "get", "put"],
 )
 def test_a_webhook_request_that_is_no_ingest_post_is_refused(
-    stack: Deps, fmt: str, method: str, status: int
+    stack: Deps, fmt: str, method: str, status: int, invoke: Invoke
 ) -> None:
     event = apigw_request(json.dumps(load_event("senml_pack.json")), fmt=fmt, method=method)
     response = invoke(Function.INGEST, event)
@@ -274,7 +280,7 @@ def test_a_webhook_request_that_is_no_ingest_post_is_refused(
 # --- export: scheduled, or requested on its queue ---------------------------------------------
 
 
-def pipeline_day(deps: Deps) -> None:
+def pipeline_day(deps: Deps, invoke: Invoke) -> None:
     """1 June's readings through ingest, anonymize and aggregate, by their handlers."""
     dropped = drop(deps, *load_event("canonical_wifi.json"))
     invoke(Function.INGEST, sqs_event(claim_check(dropped)))
@@ -283,9 +289,9 @@ def pipeline_day(deps: Deps) -> None:
         assert invoke(function, sqs_event(*bodies)) == {"batchItemFailures": []}
 
 
-def test_a_scheduled_event_exports_yesterday(stack: Deps) -> None:
+def test_a_scheduled_event_exports_yesterday(stack: Deps, invoke: Invoke) -> None:
     # Given 1 June aggregated, and the schedule firing at 01:00 UTC on 2 June
-    pipeline_day(stack)
+    pipeline_day(stack, invoke)
     expected = load_event("expected/eventbridge_scheduled.response.json")
     # When export receives the scheduled event
     response = invoke(Function.EXPORT, load_event("eventbridge_scheduled.json"))
@@ -294,30 +300,34 @@ def test_a_scheduled_event_exports_yesterday(stack: Deps) -> None:
     assert stack.store.exists(stack.names.bucket(Zone.OPEN), csv_key("velden", "2026-06-01"))
 
 
-def test_a_repeated_scheduled_event_is_a_duplicate(stack: Deps) -> None:
-    pipeline_day(stack)
+def test_a_repeated_scheduled_event_is_a_duplicate(stack: Deps, invoke: Invoke) -> None:
+    pipeline_day(stack, invoke)
     invoke(Function.EXPORT, load_event("eventbridge_scheduled.json"))
     response = invoke(Function.EXPORT, scheduled_event("2026-06-02T01:05:00Z"))
     assert response["result"] == "duplicate"
 
 
-def test_the_daily_job_destroys_secrets_past_the_key_retention(stack: Deps) -> None:
+def test_the_daily_job_destroys_secrets_past_the_key_retention(
+    invoke: Invoke, memory_keys: InMemoryKeyStore
+) -> None:
     # Given secrets for 30 May to 2 June and a key retention of 2 days
-    for day in (30, 31):
-        stack.keys.daily_secret(date(2026, 5, day))
-    for day in (1, 2):
-        stack.keys.daily_secret(date(2026, 6, day))
+    secrets = {
+        day: memory_keys.daily_secret(day)
+        for day in (date(2026, 5, 30), date(2026, 5, 31), date(2026, 6, 1), date(2026, 6, 2))
+    }
     # When the schedule fires on 2 June
     response = invoke(Function.EXPORT, scheduled_event("2026-06-02T01:00:00Z"))
-    # Then only 1 and 2 June keep their secrets; 31 May's is gone for good
+    # Then 1 and 2 June keep their very secrets; 30 and 31 May's are gone for good
     assert response["keys_destroyed"] == 2
-    assert stack.keys.daily_secret(date(2026, 6, 1))
+    assert memory_keys.daily_secret(date(2026, 6, 1)) == secrets[date(2026, 6, 1)]
+    assert memory_keys.daily_secret(date(2026, 6, 2)) == secrets[date(2026, 6, 2)]
+    assert set(memory_keys.secrets) == {date(2026, 6, 1), date(2026, 6, 2)}
     with pytest.raises(KeyDestroyedError):
-        stack.keys.daily_secret(date(2026, 5, 31))
+        memory_keys.daily_secret(date(2026, 5, 31))
 
 
-def test_an_export_request_on_the_queue_exports_its_day(stack: Deps) -> None:
-    pipeline_day(stack)
+def test_an_export_request_on_the_queue_exports_its_day(stack: Deps, invoke: Invoke) -> None:
+    pipeline_day(stack, invoke)
     request = Message(city="velden", stage="export", bucket="", key="", window="2026-06-01")
     response = invoke(Function.EXPORT, sqs_event(claim_check(request)))
     assert response == {"batchItemFailures": []}
@@ -362,7 +372,9 @@ def test_the_sqs_builder_keeps_the_fixture_shape() -> None:
     )
 
 
-def test_the_hourly_job_deletes_raw_objects_older_than_24_hours(stack: Deps) -> None:
+def test_the_hourly_job_deletes_raw_objects_older_than_24_hours(
+    stack: Deps, invoke: Invoke
+) -> None:
     # Given a drop left in the raw zone for 25 hours (its message was dead-lettered) and
     # one that arrived an hour ago
     old, fresh = drop(stack, wifi_observation()), drop(stack, wifi_observation(sensor="wifi-02"))

@@ -13,18 +13,14 @@ from conftest import load_event
 from pydantic import ValidationError
 from unit_support import lines, senml_reading, wifi_observation
 
-from citypipe.config import City
-from citypipe.domain import Function, Message, Observation, TerminalError, Zone
-from citypipe.formats import PARSERS, Reading, Rejection
-from citypipe.ingest import (
-    MAX_DETAILS,
-    MAX_PAYLOAD_BYTES,
-    drop_message,
-    ingest_drop,
-    ingest_webhook,
-    normalize,
-)
-from citypipe.stage import Deps
+from citypipe.core.formats import PARSERS, Reading, Rejection
+from citypipe.core.ingest import MAX_DETAILS, MAX_PAYLOAD_BYTES, normalize
+from citypipe.domain.books import IngestCounts
+from citypipe.domain.city import City
+from citypipe.domain.errors import TerminalError
+from citypipe.domain.model import Function, Message, Observation, Zone
+from citypipe.service.ingest import drop_message, ingest_drop, ingest_webhook
+from citypipe.service.stage import Deps
 
 HOUR_10 = datetime(2026, 6, 1, 10, tzinfo=UTC)
 T0 = 1780308000  # 2026-06-01T10:00:00Z, the base time of senml_reading
@@ -495,10 +491,12 @@ def test_a_drop_message_is_a_claim_check_for_ingest(memory_deps: Deps) -> None:
     assert (message.records, message.trace_id) == (1, "trace-1")
 
 
-def ingest_dropped(deps: Deps, message: Message) -> dict[str, Any]:
+def ingest_dropped(deps: Deps, message: Message) -> IngestCounts:
     """The counts ingest gives a dropped batch."""
     obj = deps.store.get(message.bucket, message.key)
-    return ingest_drop(obj, message, deps, "test").counts
+    counts = ingest_drop(obj, message, deps, "test").counts
+    assert isinstance(counts, IngestCounts)
+    return counts
 
 
 def test_a_pretty_printed_payload_dropped_in_the_inbox_is_one_payload(
@@ -509,7 +507,7 @@ def test_a_pretty_printed_payload_dropped_in_the_inbox_is_one_payload(
     # When it is dropped in the inbox and ingested
     counts = ingest_dropped(memory_deps, drop_message(memory_deps, "senml", [pretty, "\r\n"]))
     # Then it is one payload of six readings, all accepted
-    assert (counts["payloads"], counts["accepted"], counts["quarantined"]) == (1, 6, {})
+    assert (counts.payloads, counts.accepted, counts.quarantined) == (1, 6, {})
 
 
 def test_a_payload_with_a_unicode_line_separator_in_a_string_stays_one_payload(
@@ -523,7 +521,7 @@ def test_a_payload_with_a_unicode_line_separator_in_a_string_stays_one_payload(
     # When it is dropped and ingested
     counts = ingest_dropped(memory_deps, drop_message(memory_deps, "canonical", [payload]))
     # Then it is read as one payload, not split at the separator
-    assert (counts["payloads"], counts["accepted"]) == (1, 1)
+    assert (counts.payloads, counts.accepted) == (1, 1)
 
 
 def test_a_dropped_batch_is_kept_as_received(memory_deps: Deps) -> None:

@@ -1,118 +1,174 @@
-"""The run report: books read back from lineage records and DLQs, balanced or not."""
+"""The run report: books read back from the lineage records the stages really wrote, and
+from the DLQs. Every scenario runs the stages on the in-memory stack; nothing is written
+by hand but what the scenario is about (a lost or dead-lettered message)."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from conftest import load_event
+from unit_support import lines, wifi_observation
 
-from citypipe.domain import Function, Message, Zone
-from citypipe.naming import input_id, lineage_key
-from citypipe.report import build_report
-from citypipe.stage import Deps
+from citypipe.domain.model import Function, Message
+from citypipe.ports import KeyStore
+from citypipe.service.aggregate import aggregate_object
+from citypipe.service.anonymize import anonymize_core
+from citypipe.service.export import export_day
+from citypipe.service.ingest import drop_message, ingest_drop
+from citypipe.service.stage import Deps, run_stage
+from citypipe_local.fakes import InMemoryKeyStore
+from citypipe_local.report import build_report
 
-
-def record(
-    deps: Deps, function: Function, ident: str, counts: dict[str, Any], **extra: Any
-) -> None:
-    body = {"function": function.value, "counts": counts, "window": None, "at": "t0", **extra}
-    key = lineage_key(deps.city.city, function, ident)
-    deps.store.put(deps.names.bucket(Zone.AUDIT), key, json.dumps(body).encode())
-
-
-def dead_letter(deps: Deps, function: Function, records: int) -> None:
-    message = Message(city=deps.city.city, stage="raw", bucket="b", key="k", records=records)
-    deps.queue.send_json(deps.names.dlq(function), [message.model_dump()])
+DAY = "2026-06-01"
 
 
-def a_clean_run(deps: Deps, anonymize_input: int = 10) -> None:
-    record(
-        deps,
-        Function.INGEST,
-        "i1",
-        {"payloads": 4, "received": 12, "accepted": 10, "quarantined": {"invalid_json": 2}},
+def take(deps: Deps, function: Function) -> list[Message]:
+    """Every claim check waiting for ``function`` (received and deleted)."""
+    queue = deps.names.queue(function)
+    messages = []
+    while batch := deps.queue.receive(queue, 10):
+        deps.queue.delete(queue, [m.receipt_handle for m in batch])
+        messages += [Message.model_validate_json(m.body) for m in batch]
+    return messages
+
+
+def ingest(deps: Deps, payloads: list[str], fmt: str = "canonical") -> None:
+    message = drop_message(deps, fmt, payloads)
+    run_stage(Function.INGEST, message, deps, ingest_drop)
+
+
+def anonymize(deps: Deps, keys: KeyStore, messages: list[Message]) -> None:
+    for message in messages:
+        run_stage(Function.ANONYMIZE, message, deps, anonymize_core(keys))
+
+
+def aggregate(deps: Deps) -> None:
+    for message in take(deps, Function.AGGREGATE):
+        run_stage(Function.AGGREGATE, message, deps, aggregate_object)
+
+
+def wifi_day() -> list[str]:
+    """The Wi-Fi fixture (4 readings of 1 June), one broken payload, one unknown sensor."""
+    return lines(
+        *load_event("canonical_wifi.json"), "{not json", wifi_observation(sensor="bike-01")
     )
-    record(
-        deps,
-        Function.ANONYMIZE,
-        "a1",
-        {"input": anonymize_input, "anonymized": anonymize_input, "refused": {}},
-    )
-    record(
-        deps, Function.AGGREGATE, "g1", {"input": anonymize_input, "aggregated": anonymize_input}
-    )
-    record(
-        deps, Function.EXPORT, "e1",
-        {"cells": 3, "readings": anonymize_input, "published": 2, "suppressed": 1},
-        window="2026-06-01",
-    )  # fmt: skip
 
 
-def test_a_clean_run_balances(memory_deps: Deps) -> None:
-    a_clean_run(memory_deps)
+def one_raw_object_left(deps: Deps, keys: KeyStore) -> Message:
+    """Two raw objects (the Wi-Fi day, one late reading); the first is anonymized, the
+    second's claim check is returned unprocessed."""
+    ingest(deps, wifi_day())
+    ingest(deps, lines(wifi_observation(observed_at="2026-06-01T11:00:00Z")))
+    first, left = sorted(take(deps, Function.ANONYMIZE), key=lambda m: m.key)
+    anonymize(deps, keys, [first])
+    return left
 
-    report = build_report(memory_deps, payloads_sent=4)
 
-    assert report["balanced"]
+def a_clean_run(deps: Deps, keys: KeyStore) -> None:
+    ingest(deps, wifi_day())
+    anonymize(deps, keys, take(deps, Function.ANONYMIZE))
+    aggregate(deps)
+    export_day(deps, DAY)
+
+
+def test_a_clean_run_balances(memory_deps: Deps, memory_keys: InMemoryKeyStore) -> None:
+    # Given six payloads run through every stage
+    a_clean_run(memory_deps, memory_keys)
+    # When the books are read back
+    report = build_report(memory_deps, payloads_sent=6)
+    # Then they balance, with what ingest accepted and quarantined
+    assert report["balanced"], report["checks"]
     assert (report["received"], report["accepted"], report["quarantined"]) == (
-        12,
-        10,
-        {"invalid_json": 2},
+        6,
+        4,
+        {"invalid_json": 1, "unknown_sensor": 1},
     )
-    assert (report["published_cells"], report["suppressed_cells"]) == (2, 1)
+    assert report["stages"]["aggregate"]["aggregated"] == 4
+    assert (
+        report["published_cells"] + report["suppressed_cells"]
+        == report["stages"]["export"]["cells"]
+    )
+    assert report["days"] == [DAY]
 
 
-def test_readings_lost_between_stages_unbalance_the_books(memory_deps: Deps) -> None:
-    a_clean_run(memory_deps, anonymize_input=7)
+def test_readings_lost_between_stages_unbalance_the_books(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    # Given a raw object whose claim check was lost (neither processed nor dead-lettered)
+    lost = one_raw_object_left(memory_deps, memory_keys)
+    aggregate(memory_deps)
+    export_day(memory_deps, DAY)
+    # When the books are read back
+    report = build_report(memory_deps, payloads_sent=7)
+    # Then exactly the check between ingest and anonymize fails, by the lost readings
+    failed = [c for c in report["checks"] if not c["ok"]]
+    assert [c["check"] for c in failed] == [
+        "accepted = anonymize input + dead-lettered at anonymize"
+    ]
+    assert failed[0]["left"] - failed[0]["right"] == lost.records
 
-    report = build_report(memory_deps, payloads_sent=4)
 
-    assert not report["balanced"]
-    failed = [c["check"] for c in report["checks"] if not c["ok"]]
-    assert failed == ["accepted = anonymize input + dead-lettered at anonymize"]
-
-
-def test_dead_lettered_readings_are_counted_and_balance_the_books(memory_deps: Deps) -> None:
-    a_clean_run(memory_deps, anonymize_input=7)
-    dead_letter(memory_deps, Function.ANONYMIZE, records=3)
-
-    report = build_report(memory_deps, payloads_sent=4)
-
-    assert report["balanced"]
-    assert report["dead_lettered"] == 3
+def test_dead_lettered_readings_are_counted_and_balance_the_books(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    # Given the same lost claim check, dead-lettered by the queue's redrive policy
+    poisoned = one_raw_object_left(memory_deps, memory_keys)
+    memory_deps.queue.send_json(
+        memory_deps.names.dlq(Function.ANONYMIZE), [poisoned.model_dump(exclude_none=True)]
+    )
+    aggregate(memory_deps)
+    export_day(memory_deps, DAY)
+    # When the books are read back
+    report = build_report(memory_deps, payloads_sent=7)
+    # Then the dead letter is counted, and the books balance
+    assert report["balanced"], report["checks"]
+    assert report["dead_lettered"] == poisoned.records == 1
     assert report["stages"]["anonymize"]["dead_lettered_messages"] == 1
 
 
-def test_a_payload_never_ingested_unbalances_the_books(memory_deps: Deps) -> None:
-    a_clean_run(memory_deps)
+def test_a_payload_never_ingested_unbalances_the_books(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    a_clean_run(memory_deps, memory_keys)
 
-    report = build_report(memory_deps, payloads_sent=5)
+    report = build_report(memory_deps, payloads_sent=7)
 
     assert not report["balanced"]
+    assert [c["check"] for c in report["checks"] if not c["ok"]] == [
+        "payloads sent = ingested + dead-lettered at ingest"
+    ]
 
 
-def test_only_the_latest_export_of_a_day_is_counted(memory_deps: Deps) -> None:
-    a_clean_run(memory_deps)
-    record(
-        memory_deps, Function.EXPORT, "e0",
-        {"cells": 1, "readings": 4, "published": 1, "suppressed": 0},
-        window="2026-06-01", at="t-earlier",
-    )  # fmt: skip
+def test_only_the_latest_export_of_a_day_is_counted(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    # Given a day published, then late data aggregated and the day published again
+    a_clean_run(memory_deps, memory_keys)
+    ingest(memory_deps, lines(wifi_observation(observed_at="2026-06-01T23:50:00Z")))
+    anonymize(memory_deps, memory_keys, take(memory_deps, Function.ANONYMIZE))
+    aggregate(memory_deps)
+    assert export_day(memory_deps, DAY) == "done"
+    # When the books are read back
+    report = build_report(memory_deps, payloads_sent=7)
+    # Then the day counts once, with every reading: the first publication is superseded
+    assert report["balanced"], report["checks"]
+    assert report["stages"]["export"]["readings"] == 5
+    assert report["stages"]["export"]["partials"] == 2
 
-    report = build_report(memory_deps, payloads_sent=4)
 
-    assert report["balanced"]
-    assert report["published_cells"] == 2
-
-
-def test_a_dead_letter_whose_input_was_processed_is_not_counted_twice(memory_deps: Deps) -> None:
-    # Given a claim check that reached the DLQ although its lineage was written (it failed
-    # after its outputs, e.g. while being acknowledged)
-    a_clean_run(memory_deps)
-    message = Message(city="velden", stage="raw", bucket="b", key="k", etag="e", records=10)
-    record(memory_deps, Function.ANONYMIZE, input_id("b", "k", "e"), {"input": 0, "anonymized": 0})
-    memory_deps.queue.send_json(memory_deps.names.dlq(Function.ANONYMIZE), [message.model_dump()])
-
-    report = build_report(memory_deps, payloads_sent=4)
-
+def test_a_dead_letter_whose_input_was_processed_is_not_counted_twice(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    # Given a claim check that was processed, and also reached the DLQ (it failed after
+    # its lineage was written, e.g. while being acknowledged)
+    ingest(memory_deps, wifi_day())
+    [raw] = take(memory_deps, Function.ANONYMIZE)
+    anonymize(memory_deps, memory_keys, [raw])
+    memory_deps.queue.send_json(
+        memory_deps.names.dlq(Function.ANONYMIZE), [raw.model_dump(exclude_none=True)]
+    )
+    aggregate(memory_deps)
+    export_day(memory_deps, DAY)
+    # When the books are read back
+    report = build_report(memory_deps, payloads_sent=6)
+    # Then it is counted by its lineage alone
     assert report["dead_lettered"] == 0
-    assert report["balanced"]
+    assert report["balanced"], report["checks"]

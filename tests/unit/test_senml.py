@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from conftest import load_event
 
-from citypipe.formats.common import Reading, Rejection
-from citypipe.formats.senml import parse
+from citypipe.core.formats.common import Reading, Rejection
+from citypipe.core.formats.senml import parse
 
 T0 = 1780308000  # 2026-06-01T10:00:00Z
 AT_T0 = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from citypipe.config import City
-from citypipe.domain import Function, Zone
-from citypipe.naming import StackNames
+from citypipe.domain.city import City
+from citypipe.domain.model import Function, Zone
+from citypipe.domain.naming import StackNames
 
 ROOT = Path(__file__).resolve().parents[2]
 

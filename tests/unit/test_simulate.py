@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from citypipe.aggregate import cells, merge_partials, partial_of
-from citypipe.anonymize import anonymize_records
-from citypipe.config import City, load_city
-from citypipe.ingest import normalize
-from citypipe.simulate import SimulationSummary, simulate
+from citypipe.core.aggregate import cells, merge_partials, partial_of
+from citypipe.core.anonymize import anonymize_records
+from citypipe.core.ingest import normalize
+from citypipe.domain.city import City, load_city
+from citypipe_local.simulate import SimulationSummary, simulate
 
 CITY_FILE = Path(__file__).resolve().parents[2] / "infra" / "cities" / "velden.yaml"
 MAC = re.compile(r"[0-9A-Fa-f]{2}(?:([:-])[0-9A-Fa-f]{2})(?:\1[0-9A-Fa-f]{2}){4}")

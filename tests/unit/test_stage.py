@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,17 +17,21 @@ from unit_support import (
     with_store,
 )
 
-from citypipe.aggregate import aggregate_object
-from citypipe.anonymize import anonymize_object
-from citypipe.domain import Function, Message, TransientError, Zone
-from citypipe.ingest import drop_message, ingest_drop
-from citypipe.naming import input_id, lineage_key
+from citypipe.domain.books import AnonymizeCounts, IngestCounts, Lineage, ObjectRef
+from citypipe.domain.errors import TransientError
+from citypipe.domain.model import Function, Message, Zone
+from citypipe.domain.naming import input_id, lineage_key
 from citypipe.ports import ObjectInfo
-from citypipe.stage import Core, Deps, run_stage
+from citypipe.service.aggregate import aggregate_object
+from citypipe.service.anonymize import anonymize_core
+from citypipe.service.ingest import drop_message, ingest_drop
+from citypipe.service.stage import Core, Deps, run_stage
+from citypipe_local.fakes import InMemoryKeyStore
 
 CORES: dict[Function, Core] = {
     Function.INGEST: ingest_drop,
-    Function.ANONYMIZE: anonymize_object,
+    # the stage machinery is under test here, not the keys: one store for the module
+    Function.ANONYMIZE: anonymize_core(InMemoryKeyStore()),
     Function.AGGREGATE: aggregate_object,
 }
 
@@ -67,11 +72,11 @@ def keys(deps: Deps, zone: Zone, prefix: str = "") -> list[str]:
     return [i.key for i in deps.store.list(deps.names.bucket(zone), prefix)]
 
 
-def lineage(deps: Deps, function: Function, message: Message) -> dict[str, Any]:
+def lineage(deps: Deps, function: Function, message: Message) -> Lineage:
+    """The lineage record as the run report reads it back."""
     ident = input_id(message.bucket, message.key, message.etag)
     body = deps.store.get(deps.names.bucket(Zone.AUDIT), lineage_key("velden", function, ident))
-    record: dict[str, Any] = json.loads(body.body)
-    return record
+    return Lineage.model_validate_json(body.body)
 
 
 def quarantined(deps: Deps, function: Function) -> list[dict[str, Any]]:
@@ -105,10 +110,10 @@ def test_lineage_records_the_input_the_outputs_and_the_counts(memory_deps: Deps)
     message = drop_wifi(memory_deps)
     run(Function.INGEST, message, memory_deps)
     record = lineage(memory_deps, Function.INGEST, message)
-    assert record["input"] == {"bucket": "velden-raw", "key": message.key, "etag": message.etag}
-    assert record["counts"] == {"payloads": 4, "received": 4, "accepted": 4, "quarantined": {}}
-    assert [(o["bucket"], o["records"]) for o in record["outputs"]] == [("velden-raw", 4)]
-    assert record["at"] == "2026-06-02T01:00:00+00:00"
+    assert record.input == ObjectRef(bucket="velden-raw", key=message.key, etag=message.etag)
+    assert record.counts == IngestCounts(payloads=4, received=4, accepted=4, quarantined={})
+    assert [(o.bucket, o.records) for o in record.outputs] == [("velden-raw", 4)]
+    assert record.at == datetime(2026, 6, 2, 1, 0, tzinfo=UTC)
 
 
 def test_anonymize_lineage_counts_refusals(memory_deps: Deps) -> None:
@@ -120,11 +125,9 @@ def test_anonymize_lineage_counts_refusals(memory_deps: Deps) -> None:
     run(Function.INGEST, message, memory_deps)
     raw = next_message(memory_deps, Function.ANONYMIZE)
     run(Function.ANONYMIZE, raw, memory_deps)
-    assert lineage(memory_deps, Function.ANONYMIZE, raw)["counts"] == {
-        "input": 2,
-        "anonymized": 1,
-        "refused": {"outside_zones": 1},
-    }
+    assert lineage(memory_deps, Function.ANONYMIZE, raw).counts == AnonymizeCounts(
+        input=2, anonymized=1, refused={"outside_zones": 1}, quarantined={}
+    )
 
 
 def test_a_drop_spanning_two_sources_gives_one_raw_object_and_one_notice_each(
@@ -220,11 +223,9 @@ def test_a_missing_input_without_lineage_is_quarantined_as_input_missing(
     # Then it is acknowledged, quarantined with the reason, and counted in the lineage
     assert result == "done"
     assert [q["reason"] for q in quarantined(memory_deps, Function.INGEST)] == ["input_missing"]
-    assert lineage(memory_deps, Function.INGEST, message)["counts"] == {
-        "payloads": 3,
-        "received": 3,
-        "quarantined": {"input_missing": 3},
-    }
+    assert lineage(memory_deps, Function.INGEST, message).counts == IngestCounts(
+        payloads=3, received=3, accepted=0, quarantined={"input_missing": 3}
+    )
 
 
 @pytest.mark.parametrize(
@@ -280,7 +281,7 @@ def test_an_unreadable_input_is_quarantined_as_unreadable_input(
     # Then it is acknowledged and quarantined with the reason; nothing goes onwards
     assert result == "done"
     assert [q["reason"] for q in quarantined(memory_deps, function)] == ["unreadable_input"]
-    assert lineage(memory_deps, function, message)["outputs"] == []
+    assert lineage(memory_deps, function, message).outputs == []
 
 
 def test_an_input_changed_since_it_was_announced_is_quarantined(memory_deps: Deps) -> None:

@@ -13,18 +13,19 @@ import dataclasses
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import quote_plus
 
 import yaml
 from conftest import CITY_FILE, load_event
 
-from citypipe.adapters.memory import InMemoryObjectStore
-from citypipe.domain import Function, Message, TransientError, Zone
-from citypipe.ports import StoredObject
-from citypipe.runtime.local import LambdaContext
-from citypipe.stage import Deps
+from citypipe.domain.errors import TransientError
+from citypipe.domain.model import Function, Message, Zone
+from citypipe.ports import KeyStore, ObjectInfo, StoredObject
+from citypipe.service.stage import Deps
+from citypipe_local.fakes import InMemoryObjectStore
+from citypipe_local.runner import LambdaContext, app_for, load_handler
 
 # --- platform events --------------------------------------------------------------------
 
@@ -87,6 +88,14 @@ def lambda_context(function: Function) -> LambdaContext:
     return LambdaContext(
         function.value, f"arn:aws:lambda:eu-central-1:123456789012:function:velden-{function}"
     )
+
+
+def invoke_handler(
+    function: Function, event: dict[str, Any], deps: Deps, keys: KeyStore
+) -> dict[str, Any]:
+    """The real ``functions/<name>/handler.py``, loaded as Lambda loads it, on these ports."""
+    handler = load_handler(function)
+    return handler(event, lambda_context(function), app=app_for(function, deps, keys))
 
 
 # --- payloads -----------------------------------------------------------------------------
@@ -155,6 +164,13 @@ class RecordingStore(InMemoryObjectStore):
             for i, (op, _, key) in enumerate(self.operations)
             if op == operation and key.startswith(key_prefix)
         )
+
+
+class ReversedListingStore(InMemoryObjectStore):
+    """Lists objects in reverse key order: what a caller must not depend on."""
+
+    def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        return iter(reversed(list(super().list(bucket, prefix))))
 
 
 class UnreachableStore(InMemoryObjectStore):

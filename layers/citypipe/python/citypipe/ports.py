@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from citypipe.domain import KeyDestroyedError, TransientError
+from citypipe.domain.errors import AlreadyExistsError, KeyDestroyedError, TransientError
 
 SQS_BATCH = 10
 SQS_MAX_BYTES = 256 * 1024
@@ -93,10 +93,6 @@ class ObjectStore(ABC):
 
     def exists(self, bucket: str, key: str) -> bool:
         return self.head(bucket, key) is not None
-
-
-class AlreadyExistsError(Exception):
-    """A conditional put found the key taken."""
 
 
 @dataclass(frozen=True)
@@ -199,11 +195,3 @@ class Clock(ABC):
 class SystemClock(Clock):
     def now(self) -> datetime:
         return datetime.now(UTC)
-
-
-class FixedClock(Clock):
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def now(self) -> datetime:
-        return self.at

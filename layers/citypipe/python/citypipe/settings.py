@@ -17,7 +17,9 @@ class BackendSettings(BaseModel):
     endpoint_url: str | None = Field(
         default=None, description="S3/SQS endpoint; unset on AWS, set for moto/LocalStack/Scaleway"
     )
-    region: str = "eu-central-1"
+    region: str | None = Field(
+        default=None, description="unset: the platform's (AWS_REGION on Lambda, AWS_DEFAULT_REGION)"
+    )
     access_key_id: str | None = None
     secret_access_key: str | None = None
 
@@ -30,7 +32,7 @@ class StackSettings(BaseModel):
 
 
 class KeySettings(BaseModel):
-    store: Literal["file", "secretsmanager", "memory"] = "file"
+    store: Literal["file", "secretsmanager"] = "file"
     directory: Path = Path(".citypipe/keys")
     secret_prefix: str = "citypipe"  # noqa: S105 (a name, not a secret)
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from citypipe.adapters.aws import classified, error_code
-from citypipe.domain import KeyDestroyedError
+from citypipe.adapters.boto import NOT_FOUND, classified, error_code
+from citypipe.domain.errors import KeyDestroyedError
 from citypipe.ports import KeyStore
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class SecretsManagerKeyStore(KeyStore):
         try:
             secret = self.client.get_secret_value(SecretId=name)["SecretBinary"]
         except ClientError as exc:
-            if error_code(exc) != "ResourceNotFoundException":
+            if error_code(exc) not in NOT_FOUND:
                 raise
             self._horizon = None  # about to create: check the horizon afresh, not cached
             horizon = self._destroyed_before()
@@ -111,7 +111,7 @@ class SecretsManagerKeyStore(KeyStore):
             value = self.client.get_secret_value(SecretId=f"{self.prefix}/{HORIZON}")
             horizon: date | None = date.fromisoformat(value["SecretString"])
         except ClientError as exc:
-            if error_code(exc) != "ResourceNotFoundException":
+            if error_code(exc) not in NOT_FOUND:
                 raise
             horizon = None
         self._horizon = (horizon, time.monotonic())
@@ -123,7 +123,7 @@ class SecretsManagerKeyStore(KeyStore):
         try:
             self.client.put_secret_value(SecretId=name, SecretString=day.isoformat())
         except ClientError as exc:
-            if error_code(exc) != "ResourceNotFoundException":
+            if error_code(exc) not in NOT_FOUND:
                 raise
             self.client.create_secret(Name=name, SecretString=day.isoformat())
         self._horizon = (day, time.monotonic())

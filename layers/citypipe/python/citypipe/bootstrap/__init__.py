@@ -1,0 +1,39 @@
+"""The composition roots: settings -> adapters -> one app per function.
+
+Each function has its own root (``bootstrap.ingest``, ``.anonymize``, ``.aggregate``,
+``.export``) that builds only what it uses: ``build(...)`` from ports (what tests call
+with fakes) and ``cold_start()`` from the environment's settings, once per container.
+This module holds what they share; it imports no pyarrow, no DataSketches and no key
+store (``bootstrap.keys``), so ingest's cold start loads none of them.
+"""
+
+from __future__ import annotations
+
+from citypipe.adapters.clients import s3_client, sqs_client
+from citypipe.adapters.s3 import S3ObjectStore
+from citypipe.adapters.sqs import SqsQueue
+from citypipe.domain.city import load_city
+from citypipe.domain.model import Function
+from citypipe.domain.naming import StackNames
+from citypipe.entrypoints.sqs import ClaimCheckConsumer
+from citypipe.ports import SystemClock
+from citypipe.service.stage import Core, Deps, run_stage
+from citypipe.settings import Settings
+
+
+def deps_from(settings: Settings) -> Deps:
+    """The stack every function works on: the city, its names, S3 and SQS."""
+    city = load_city(settings.stack.city_file)
+    return Deps(
+        city=city,
+        names=StackNames(city.city, settings.stack.name_prefix),
+        store=S3ObjectStore(s3_client(settings.backend)),
+        queue=SqsQueue(sqs_client(settings.backend)),
+        clock=SystemClock(),
+    )
+
+
+def stage_consumer(function: Function, deps: Deps, core: Core) -> ClaimCheckConsumer:
+    return ClaimCheckConsumer(
+        function, deps, lambda message: run_stage(function, message, deps, core)
+    )

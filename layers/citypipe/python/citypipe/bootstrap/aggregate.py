@@ -1,0 +1,21 @@
+"""aggregate's composition root: S3, SQS and the city file. No key store."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from citypipe.bootstrap import deps_from, stage_consumer
+from citypipe.domain.model import Function
+from citypipe.entrypoints.apps import FunctionApp
+from citypipe.service.aggregate import aggregate_object
+from citypipe.service.stage import Deps
+from citypipe.settings import Settings
+
+
+def build(deps: Deps) -> FunctionApp:
+    return FunctionApp(consumer=stage_consumer(Function.AGGREGATE, deps, aggregate_object))
+
+
+@cache
+def cold_start() -> FunctionApp:
+    return build(deps_from(Settings()))

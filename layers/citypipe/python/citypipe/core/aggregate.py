@@ -1,0 +1,135 @@
+"""aggregate's core: clean observations -> mergeable partials per zone x quantity x 15-min window.
+
+One partial object per clean input, keyed by the input's identity. A partial row is a
+(window, zone, quantity, unit, sensor) with count, sum, min and max (mean is derived) and,
+for personal sources, an HLL sketch of that sensor's pseudonyms: distinct devices without
+keeping any identifier. Rows stay per sensor because pseudonyms are per sensor: one sensor
+can prove how many distinct people it saw, a union of sensors cannot (the same person has
+another pseudonym at each sensor). Partials merge associatively and commutatively, so late
+data and any delivery order give the same result.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from datasketches import hll_sketch, hll_union
+
+WINDOW_MINUTES = 15
+HLL_LG_K = 12  # ~1.6 % relative error; exact in practice while a cell holds few devices
+CELL = ["window_start", "zone", "quantity", "unit"]
+KEY = [*CELL, "sensor"]
+
+PARTIAL_SCHEMA = pa.schema(
+    [
+        ("window_start", pa.timestamp("ms", tz="UTC")),
+        ("zone", pa.string()),
+        ("quantity", pa.string()),
+        ("unit", pa.string()),
+        ("sensor", pa.string()),
+        ("count", pa.int64()),
+        ("sum", pa.float64()),
+        ("min", pa.float64()),
+        ("max", pa.float64()),
+        ("devices", pa.binary()),  # serialized HLL sketch, null for non-personal sources
+    ]
+)
+Key = tuple[object, ...]
+
+
+def _keys(table: pa.Table, columns: Sequence[str] = KEY) -> list[Key]:
+    return list(zip(*(table[c].to_pylist() for c in columns), strict=True))
+
+
+def _partial(grouped: pa.Table, *stats: str, devices: list[bytes | None]) -> pa.Table:
+    columns = [grouped[c] for c in KEY] + [grouped[s] for s in stats]
+    return pa.Table.from_arrays([*columns, pa.array(devices, pa.binary())], schema=PARTIAL_SCHEMA)
+
+
+def _grouped(table: pa.Table, aggregations: list[tuple[str, str]]) -> pa.Table:
+    grouped = table.group_by(KEY, use_threads=False).aggregate(aggregations)
+    return grouped.sort_by([(c, "ascending") for c in KEY])
+
+
+def partial_of(clean: pa.Table) -> pa.Table:
+    """The pure core: one clean table in, one partial table out (sorted by key)."""
+    windows = pc.floor_temporal(clean["observed_at"], multiple=WINDOW_MINUTES, unit="minute")
+    table = clean.append_column("window_start", windows)
+    grouped = _grouped(
+        table, [("value", "count"), ("value", "sum"), ("value", "min"), ("value", "max")]
+    )
+    personal = table.filter(pc.is_valid(table["pseudonym"]))
+    sketches: dict[Key, hll_sketch] = {}
+    for key, alias in zip(_keys(personal), personal["pseudonym"].to_pylist(), strict=True):
+        if key not in sketches:
+            sketches[key] = hll_sketch(HLL_LG_K)
+        sketches[key].update(alias)
+    devices = [s.serialize_compact() if (s := sketches.get(k)) else None for k in _keys(grouped)]
+    return _partial(grouped, "value_count", "value_sum", "value_min", "value_max", devices=devices)
+
+
+def merge_partials(partials: Sequence[pa.Table]) -> pa.Table:
+    """Merge partials in the order given (callers sort them: float sums stay reproducible)."""
+    if not partials:
+        return PARTIAL_SCHEMA.empty_table()
+    table = pa.concat_tables(partials)
+    grouped = _grouped(table, [("count", "sum"), ("sum", "sum"), ("min", "min"), ("max", "max")])
+    unions: dict[Key, hll_union] = {}
+    for key, blob in zip(_keys(table), table["devices"].to_pylist(), strict=True):
+        if blob is not None:
+            unions.setdefault(key, hll_union(HLL_LG_K)).update(hll_sketch.deserialize(blob))
+    devices = [
+        u.get_result().serialize_compact() if (u := unions.get(k)) else None for k in _keys(grouped)
+    ]
+    return _partial(grouped, "count_sum", "sum_sum", "min_min", "max_max", devices=devices)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A published cell: zone x quantity x window, over all its sensors."""
+
+    window_start: datetime
+    zone: str
+    quantity: str
+    unit: str
+    count: int
+    sum: float
+    min: float
+    max: float
+    distinct_devices: int | None  # (sensor, device) pairs: a device at two sensors counts twice
+    min_people: int | None  # provable lower bound: the most devices any one sensor saw
+
+
+def cells(merged: pa.Table) -> list[Cell]:
+    """Roll a merged partial (per sensor) up to cells, in cell order."""
+    by_cell: dict[Key, list[dict[str, Any]]] = {}
+    for row in merged.sort_by([(c, "ascending") for c in KEY]).to_pylist():
+        by_cell.setdefault(tuple(row[c] for c in CELL), []).append(row)
+    out = []
+    for key, rows in sorted(by_cell.items()):
+        sketches = [hll_sketch.deserialize(r["devices"]) for r in rows if r["devices"] is not None]
+        union = hll_union(HLL_LG_K)
+        for sketch in sketches:
+            union.update(sketch)
+        window_start, zone, quantity, unit = rows[0]["window_start"], *key[1:]
+        out.append(
+            Cell(
+                window_start=window_start,
+                zone=str(zone),
+                quantity=str(quantity),
+                unit=str(unit),
+                count=sum(int(r["count"]) for r in rows),
+                sum=math.fsum(float(r["sum"]) for r in rows),
+                min=min(float(r["min"]) for r in rows),
+                max=max(float(r["max"]) for r in rows),
+                distinct_devices=round(union.get_estimate()) if sketches else None,
+                min_people=max(round(s.get_estimate()) for s in sketches) if sketches else None,
+            )
+        )
+    return out

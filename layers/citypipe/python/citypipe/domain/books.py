@@ -1,0 +1,155 @@
+"""The books: what each stage records of one input, and what the run report reads back.
+
+One typed model per stage, shared by the writer (``service.stage``) and every reader (the
+run report, export's duplicate check): a renamed or missing field fails validation
+instead of reading as zero. Every field is required when read back.
+
+Units: readings, except ``IngestCounts.payloads`` (hub payloads) and the export's
+``partials`` and ``cells``. A message quarantined or dead-lettered whole counts the
+``records`` it announced.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from citypipe.domain.model import Function
+
+
+class Book(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StageCounts(Book):
+    """Counts of one input at one stage. ``quarantined``: readings by reason."""
+
+    quarantined: dict[str, int]
+
+    @classmethod
+    def zero(cls) -> Self:
+        values: dict[str, object] = {}
+        for name, info in cls.model_fields.items():
+            if name == "stage":
+                continue
+            values[name] = {} if info.annotation == dict[str, int] else 0
+        return cls.model_validate(values)
+
+    @classmethod
+    def whole_input_quarantined(cls, records: int, reason: str) -> Self:
+        """An input that could not be read at all: what it announced, quarantined."""
+        raise NotImplementedError
+
+    def __add__(self, other: Self) -> Self:
+        if type(other) is not type(self):
+            return NotImplemented
+        values: dict[str, object] = {}
+        for name in type(self).model_fields:
+            if name == "stage":
+                continue
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if isinstance(mine, dict):
+                values[name] = dict(sorted((Counter(mine) + Counter(theirs)).items()))
+            else:
+                values[name] = mine + theirs
+        return type(self).model_validate(values)
+
+    @property
+    def quarantined_total(self) -> int:
+        return sum(self.quarantined.values())
+
+
+class IngestCounts(StageCounts):
+    stage: Literal["ingest"] = "ingest"
+    payloads: int  # hub payloads read (lines of a drop, documents of a webhook request)
+    received: int  # readings in them (an unreadable payload counts as one)
+    accepted: int  # readings written to raw
+
+    @classmethod
+    def whole_input_quarantined(cls, records: int, reason: str) -> Self:
+        # a drop's payloads were never read: one reading each, a lower bound
+        return cls(payloads=records, received=records, accepted=0, quarantined={reason: records})
+
+
+class AnonymizeCounts(StageCounts):
+    stage: Literal["anonymize"] = "anonymize"
+    input: int  # readings in the raw object
+    anonymized: int  # readings written to clean
+    refused: dict[str, int]  # readings refused by the source's policy, by reason
+
+    @classmethod
+    def whole_input_quarantined(cls, records: int, reason: str) -> Self:
+        return cls(input=records, anonymized=0, refused={}, quarantined={reason: records})
+
+
+class AggregateCounts(StageCounts):
+    stage: Literal["aggregate"] = "aggregate"
+    input: int  # readings in the clean object
+    aggregated: int  # readings in the partial's cells
+
+    @classmethod
+    def whole_input_quarantined(cls, records: int, reason: str) -> Self:
+        return cls(input=records, aggregated=0, quarantined={reason: records})
+
+
+class ExportCounts(StageCounts):
+    stage: Literal["export"] = "export"
+    partials: int  # partial objects merged
+    cells: int  # zone x quantity x window cells of the day
+    readings: int  # readings in those cells
+    published: int  # cells published
+    suppressed: int  # cells suppressed by disclosure control
+
+    @classmethod
+    def whole_input_quarantined(cls, records: int, reason: str) -> Self:
+        return cls(
+            partials=records, cells=0, readings=0, published=0, suppressed=0,
+            quarantined={reason: records},
+        )  # fmt: skip
+
+
+Counts = Annotated[
+    IngestCounts | AnonymizeCounts | AggregateCounts | ExportCounts, Field(discriminator="stage")
+]
+COUNTS: dict[Function, type[StageCounts]] = {
+    Function.INGEST: IngestCounts,
+    Function.ANONYMIZE: AnonymizeCounts,
+    Function.AGGREGATE: AggregateCounts,
+    Function.EXPORT: ExportCounts,
+}
+
+
+class ObjectRef(Book):
+    bucket: str
+    key: str
+    etag: str
+
+
+class Written(ObjectRef):
+    records: int
+
+
+class Lineage(Book):
+    """One input processed by one function: the idempotency marker and the run's ledger.
+
+    Written once (conditional put) in the audit zone at ``naming.lineage_key``.
+    """
+
+    v: Literal[1] = 1
+    function: Function
+    input: ObjectRef
+    input_id: str
+    window: str | None
+    counts: Counts
+    outputs: list[Written]
+    trace_id: str
+    at: datetime
+
+    @model_validator(mode="after")
+    def _counts_of_its_function(self) -> Lineage:
+        if self.counts.stage != self.function.value:
+            raise ValueError(f"{self.function.value} lineage holds {self.counts.stage} counts")
+        return self

@@ -1,0 +1,236 @@
+"""The city file: one YAML per city, validated by pydantic; errors name the bad key."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from citypipe.domain.geo import ZoneIndex
+from citypipe.domain.model import QUANTITY_UNITS, Zone
+
+# Regions a city stack may be deployed to: EU/EEA only (data residency is a guard).
+EU_REGIONS = frozenset(
+    {
+        # AWS
+        "eu-central-1", "eu-central-2", "eu-west-1", "eu-west-2", "eu-west-3",
+        "eu-south-1", "eu-south-2", "eu-north-1",
+        # Scaleway
+        "fr-par", "nl-ams", "pl-waw",
+    }
+)  # fmt: skip
+# eu-west-2 is London: outside the EU but covered by an EU adequacy decision. Cities decide.
+
+SLUG = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
+
+
+class ConfigError(ValueError):
+    """A city file that cannot be used. The message names the file and the bad keys."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Action(StrEnum):
+    DROP = "drop"
+    PSEUDONYMIZE = "pseudonymize"  # keyed HMAC-SHA-256, per-sensor daily key
+    REFUSE = "refuse"  # biometrics, images: the whole reading is refused
+
+
+class PrivacyPolicy(Strict):
+    """What anonymize does with a source's readings."""
+
+    personal: dict[str, Action] = Field(default_factory=dict)
+    time_resolution_minutes: int = Field(default=1, ge=1, le=1440)
+    location: Literal["zone"] = "zone"
+
+    @field_validator("personal")
+    @classmethod
+    def _one_subject(cls, value: dict[str, Action]) -> dict[str, Action]:
+        if sum(1 for a in value.values() if a is Action.PSEUDONYMIZE) > 1:
+            raise ValueError("at most one personal field may be pseudonymized (the data subject)")
+        return value
+
+    @field_validator("time_resolution_minutes")
+    @classmethod
+    def _divides_window(cls, value: int) -> int:
+        if 15 % value:
+            raise ValueError("must divide the 15-minute aggregation window: 1, 3, 5 or 15")
+        return value
+
+    @property
+    def subject_field(self) -> str | None:
+        return next((f for f, a in self.personal.items() if a is Action.PSEUDONYMIZE), None)
+
+
+class Source(Strict):
+    """A family of sensors that reach the city through one hub format."""
+
+    format: Literal["senml", "canonical"]
+    sensors: str = Field(description="glob of the sensor ids this source owns, e.g. 'aq-*'")
+    kind: str
+    purpose: str
+    quantities: dict[str, str] = Field(
+        description="hub measurement name -> controlled quantity name"
+    )
+    units: dict[str, str] = Field(
+        default_factory=dict, description="hub unit -> UCUM unit, where they differ"
+    )
+    policy: PrivacyPolicy = PrivacyPolicy()
+
+    @field_validator("quantities")
+    @classmethod
+    def _known_quantities(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(q for q in value.values() if q not in QUANTITY_UNITS)
+        if unknown:
+            raise ValueError(f"unknown quantities {unknown}; known: {sorted(QUANTITY_UNITS)}")
+        return value
+
+    @cached_property
+    def _pattern(self) -> re.Pattern[str]:
+        return re.compile(fnmatch.translate(self.sensors))
+
+    def owns(self, sensor: str) -> bool:
+        return self._pattern.match(sensor) is not None
+
+
+class Polygon(Strict):
+    type: Literal["Polygon"]
+    coordinates: list[list[tuple[float, float]]]
+
+    @field_validator("coordinates")
+    @classmethod
+    def _closed(cls, rings: list[list[tuple[float, float]]]) -> list[list[tuple[float, float]]]:
+        for ring in rings:
+            if len(ring) < 4 or ring[0] != ring[-1]:
+                raise ValueError("each ring needs at least 4 positions, first equal to last")
+        return rings
+
+
+class ZoneFeature(Strict):
+    type: Literal["Feature"]
+    id: Annotated[str, Field(pattern=r"^[a-z0-9-]+$")]
+    properties: dict[str, Any] = Field(default_factory=dict)
+    geometry: Polygon
+
+
+class ZoneCollection(Strict):
+    type: Literal["FeatureCollection"]
+    features: list[ZoneFeature] = Field(min_length=1)
+
+
+class Disclosure(Strict):
+    k: int = Field(default=10, ge=2)
+
+
+class Publisher(Strict):
+    name: str
+    url: str
+    email: str
+
+
+class City(Strict):
+    city: Annotated[str, Field(pattern=SLUG)]
+    name: str
+    region: str
+    licence: str = "https://creativecommons.org/licenses/by/4.0/"
+    publisher: Publisher
+    portal_url: str = Field(description="public base URL of the open zone")
+    zones: ZoneCollection
+    sources: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")], Source] = Field(min_length=1)
+    # S3 lifecycle expirations are whole days, at least one; None keeps objects forever.
+    retention_days: dict[Zone, Annotated[int, Field(ge=1)] | None] = Field(default_factory=dict)
+    disclosure: Disclosure = Disclosure()
+    key_retention_days: int = Field(
+        default=2,
+        ge=1,
+        le=31,
+        description="days whose pseudonymization secrets are kept (today included); older "
+        "ones are destroyed by the hourly job, so their pseudonyms can never be recomputed",
+    )
+
+    @field_validator("region")
+    @classmethod
+    def _eu_only(cls, value: str) -> str:
+        if value not in EU_REGIONS:
+            raise ValueError(f"region {value!r} is outside the EU/EEA: one of {sorted(EU_REGIONS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _defaults(self) -> City:
+        defaults: dict[Zone, int | None] = {
+            Zone.RAW: 1,
+            Zone.QUARANTINE: 7,
+            Zone.CLEAN: 90,
+            Zone.AGGREGATES: 730,
+            Zone.OPEN: None,
+            Zone.AUDIT: 1825,
+        }
+        merged = {**defaults, **self.retention_days}
+        raw_days = merged[Zone.RAW]
+        if raw_days is None or raw_days > 1:
+            raise ValueError("retention_days.raw: raw personal data never outlives 24 h (1 day)")
+        forever = sorted(
+            z.value for z, days in merged.items() if days is None and z is not Zone.OPEN
+        )
+        if forever:
+            raise ValueError(
+                f"retention_days: only the open zone may be kept forever, not {forever}"
+            )
+        object.__setattr__(self, "retention_days", merged)
+        return self
+
+    @cached_property
+    def zone_index(self) -> ZoneIndex:
+        return ZoneIndex([(f.id, f.geometry.coordinates) for f in self.zones.features])
+
+    def source_for(self, fmt: str, sensor: str) -> tuple[str, Source] | None:
+        """The source that owns a sensor of this format (remembered: sensors are few)."""
+        key = (fmt, sensor)
+        if key not in self._owners:
+            self._owners[key] = next(
+                ((n, s) for n, s in self.sources.items() if s.format == fmt and s.owns(sensor)),
+                None,
+            )
+        return self._owners[key]
+
+    @cached_property
+    def _owners(self) -> dict[tuple[str, str], tuple[str, Source] | None]:
+        return {}
+
+    @property
+    def personal_quantities(self) -> frozenset[str]:
+        """Quantities that count people: their sources pseudonymize a data subject."""
+        return frozenset(
+            q
+            for s in self.sources.values()
+            if s.policy.subject_field is not None
+            for q in s.quantities.values()
+        )
+
+
+def parse_city(data: Any, origin: str = "<city>") -> City:
+    try:
+        return City.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"{origin}: {problems}") from None
+
+
+def load_city(path: str | Path) -> City:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return parse_city(data, str(path))

@@ -1,0 +1,136 @@
+"""Every name of a city stack, made here and nowhere else: buckets, queues and object keys.
+
+Keys say what they hold and come from the input's identity, so a retry writes the same
+key. Data keys are Hive-style partitions, readable by DuckDB/Athena/Trino without a
+catalogue: ``<zone>/<city>/date=YYYY-MM-DD/hour=HH/<source>/<input-id>.<ext>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from citypipe.domain.errors import TerminalError
+from citypipe.domain.model import Function, Zone
+
+# The open zone's one dataset for now: every quantity per zone and 15 minutes.
+DATASET = "sensor-aggregates"
+
+
+@dataclass(frozen=True)
+class StackNames:
+    """Every resource of a city stack is named ``<prefix><city>-<what>``."""
+
+    city: str
+    prefix: str = ""
+
+    def bucket(self, zone: Zone) -> str:
+        return f"{self.prefix}{self.city}-{zone.value}"
+
+    def queue(self, function: Function) -> str:
+        return f"{self.prefix}{self.city}-{function.value}"
+
+    def dlq(self, function: Function) -> str:
+        return f"{self.queue(function)}-dlq"
+
+
+def input_id(*parts: str) -> str:
+    """A short stable id from an input's identity (key + etag, or a content hash)."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return digest[:24]
+
+
+# --- the data zones: raw, clean, aggregates ---------------------------------------------------
+
+
+def partition(at: datetime) -> str:
+    return f"date={at:%Y-%m-%d}/hour={at:%H}"
+
+
+def data_key(zone: Zone, city: str, at: datetime, source: str, ident: str, ext: str) -> str:
+    """``<zone>/<city>/date=YYYY-MM-DD/hour=HH/<source>/<input-id>.<ext>`` (Hive-style)."""
+    return f"{zone.value}/{city}/{partition(at)}/{source}/{ident}.{ext}"
+
+
+def partition_of(key: str) -> str:
+    """``date=../hour=../<source>`` of a data key, for the next stage's key."""
+    parts = key.split("/")
+    if len(parts) != 6 or not parts[2].startswith("date=") or not parts[3].startswith("hour="):
+        raise TerminalError(
+            "invalid_key", f"{key!r} is not <zone>/<city>/date=/hour=/<source>/<id>"
+        )
+    return "/".join(parts[2:5])
+
+
+def next_key(zone: Zone, city: str, input_key: str, ident: str, ext: str) -> str:
+    """The key of what a stage makes of a data object: same partition, the next zone."""
+    return f"{zone.value}/{city}/{partition_of(input_key)}/{ident}.{ext}"
+
+
+def aggregates_prefix(city: str, day: str | None = None) -> str:
+    """Every partial (``day`` None) or one day's: ``aggregates/<city>/date=<day>/``."""
+    base = f"{Zone.AGGREGATES.value}/{city}/date="
+    return base if day is None else f"{base}{day}/"
+
+
+def day_of(key: str, prefix: str) -> str:
+    """The ``YYYY-MM-DD`` of a key found under a prefix ending in ``date=``."""
+    return key[len(prefix) :].split("/", 1)[0]
+
+
+# --- the edge: hub payloads as received ----------------------------------------------------
+
+
+def inbox_key(city: str, fmt: str, body: bytes) -> str:
+    """A drop of payloads as received (JSON Lines, gzip) in raw, keyed by its content: the
+    same batch dropped twice is stored once."""
+    ident = input_id(fmt, hashlib.sha256(body).hexdigest())
+    return f"inbox/{city}/{fmt}/{ident}.jsonl.gz"
+
+
+def webhook_id(fmt: str, body: str) -> str:
+    """A webhook request's identity: its content."""
+    return input_id("webhook", fmt, hashlib.sha256(body.encode()).hexdigest())
+
+
+def webhook_key(fmt: str, ident: str) -> str:
+    """The name a webhook request goes by in lineage (it is processed inline, never stored)."""
+    return f"webhook/{fmt}/{ident}"
+
+
+# --- quarantine and audit ------------------------------------------------------------------
+
+
+def quarantine_key(city: str, function: Function, ident: str) -> str:
+    return f"quarantine/{city}/{function.value}/{ident}.jsonl.gz"
+
+
+def quarantined_message_key(city: str, function: Function, body: str) -> str:
+    """A queue message that was no claim check at all (poison), keyed by its content."""
+    ident = hashlib.sha256(body.encode()).hexdigest()[:24]
+    return f"quarantine/{city}/{function.value}/messages/{ident}.jsonl.gz"
+
+
+def lineage_prefix(city: str, function: Function | None = None) -> str:
+    base = f"lineage/{city}/"
+    return base if function is None else f"{base}{function.value}/"
+
+
+def lineage_key(city: str, function: Function, ident: str) -> str:
+    return f"{lineage_prefix(city, function)}{ident}.json"
+
+
+# --- the open zone -------------------------------------------------------------------------
+
+
+def dataset_prefix(city: str, dataset: str = DATASET) -> str:
+    return f"{Zone.OPEN.value}/{city}/{dataset}/"
+
+
+def csv_key(city: str, day: str, dataset: str = DATASET) -> str:
+    return f"{dataset_prefix(city, dataset)}date={day}/{dataset}_{day}.csv"
+
+
+def catalog_key(city: str) -> str:
+    return f"{Zone.OPEN.value}/{city}/catalog.jsonld"

@@ -1,0 +1,69 @@
+"""What platforms deliver: which kind of event it is, and claim checks (Message) from
+queue bodies."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import unquote_plus
+
+from pydantic import ValidationError
+
+from citypipe.domain.errors import TerminalError
+from citypipe.domain.model import Message
+
+
+def _from_s3_record(record: dict[str, Any], city: str) -> Message:
+    s3 = record["s3"]
+    key = unquote_plus(s3["object"]["key"])
+    ext = key.rsplit("/", 1)[-1].split(".", 1)[-1] if "." in key else ""
+    stage = key.split("/", 1)[0]
+    fmt = key.split("/")[2] if stage == "inbox" and key.count("/") >= 3 else ext
+    return Message(
+        city=city,
+        stage=stage,
+        bucket=s3["bucket"]["name"],
+        key=key,
+        etag=str(s3["object"].get("eTag", "")).strip('"'),
+        format=fmt,
+        trace_id=str(record.get("responseElements", {}).get("x-amz-request-id", "")),
+    )
+
+
+def parse_messages(body: str, city: str) -> list[Message]:
+    """A queue body: our claim check, or an S3 event notification (where a cloud has them).
+
+    Raises TerminalError('invalid_message') for anything else: retrying cannot help.
+    """
+    try:
+        document = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise TerminalError("invalid_message", f"not JSON: {exc}") from None
+    if isinstance(document, dict) and isinstance(document.get("Records"), list):
+        try:
+            return [
+                _from_s3_record(r, city)
+                for r in document["Records"]
+                if str(r.get("eventName", "")).startswith("ObjectCreated")
+            ]
+        except (KeyError, TypeError, ValidationError) as exc:
+            raise TerminalError("invalid_message", f"S3 notification: {exc}") from None
+    if isinstance(document, dict) and document.get("Event") == "s3:TestEvent":
+        return []
+    try:
+        message = Message.model_validate(document)
+    except ValidationError as exc:
+        raise TerminalError("invalid_message", str(exc.errors()[0]["msg"])) from None
+    if message.city != city:
+        raise TerminalError("wrong_city", f"message for {message.city!r} reached {city!r}")
+    return [message]
+
+
+def is_http(event: dict[str, Any]) -> bool:
+    """An API Gateway (REST 1.0, HTTP API 2.0) or Scaleway HTTP event."""
+    return "requestContext" in event or "httpMethod" in event or "rawPath" in event
+
+
+def is_schedule(event: dict[str, Any]) -> bool:
+    """An EventBridge scheduled event."""
+    return event.get("detail-type") == "Scheduled Event" or event.get("source") == "aws.events"

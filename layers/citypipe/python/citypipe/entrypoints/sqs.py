@@ -1,0 +1,81 @@
+"""Claim checks from a queue, one record at a time, with partial batch failures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from citypipe.core.codecs import jsonl_gz
+from citypipe.domain.errors import BackendRefusedError, TerminalError
+from citypipe.domain.model import Function, Message, Zone
+from citypipe.domain.naming import quarantined_message_key
+from citypipe.entrypoints.events import parse_messages
+from citypipe.service.stage import Deps, log
+
+
+@dataclass
+class ClaimCheckConsumer:
+    """An SQS batch of claim checks -> one service call per message.
+
+    - a record that is no claim check (poison) is quarantined with a reason and
+      acknowledged: retrying cannot help;
+    - a transient failure fails only its own record (``batchItemFailures``): SQS
+      redelivers it, and the redrive policy dead-letters it after ``maxReceiveCount``;
+    - a backend that refuses (access denied, a missing bucket) fails the whole invocation
+      loudly, after the other records were processed: a deployment problem for the
+      function's error alarm, not a poison message for the DLQ.
+    """
+
+    function: Function
+    deps: Deps
+    on_message: Callable[[Message], str]
+    _refused: list[BackendRefusedError] = field(default_factory=list)
+
+    def record(self, record: SQSRecord) -> None:
+        try:
+            messages = parse_messages(record.body, self.deps.city.city)
+        except TerminalError as exc:
+            self.quarantine_message(record, exc)
+            return
+        try:
+            for message in messages:
+                self.on_message(message)
+        except BackendRefusedError as exc:
+            self._refused.append(exc)
+            raise
+
+    def quarantine_message(self, record: SQSRecord, exc: TerminalError) -> None:
+        city = self.deps.city.city
+        row = {
+            "reason": exc.reason,
+            "detail": exc.detail,
+            "message_id": record.message_id,
+            "body": record.body,
+        }
+        self.deps.store.put_if_absent(
+            self.deps.names.bucket(Zone.QUARANTINE),
+            quarantined_message_key(city, self.function, record.body),
+            jsonl_gz([row]),
+            "application/x-ndjson",
+        )
+        log.warning(
+            "message quarantined", extra={"function": self.function.value, "reason": exc.reason}
+        )
+
+    def sqs(self, event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
+        self._refused.clear()
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        with processor(records=event["Records"], handler=self.record, lambda_context=context):
+            processor.process()
+        if self._refused:
+            log.error(
+                "backend refused",
+                extra={"function": self.function.value, "codes": [e.code for e in self._refused]},
+            )
+            raise self._refused[0]
+        return processor.response()

@@ -1,0 +1,37 @@
+"""aggregate's service: a clean object in, one mergeable partial out (keyed by the input)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from citypipe.core.aggregate import partial_of
+from citypipe.core.columnar import parquet_bytes, read_parquet
+from citypipe.domain.books import AggregateCounts
+from citypipe.domain.errors import TerminalError
+from citypipe.domain.model import Message, Zone
+from citypipe.domain.naming import next_key
+from citypipe.ports import StoredObject
+from citypipe.service.stage import Deps, Outcome, Output
+
+
+def aggregate_object(obj: StoredObject, message: Message, deps: Deps, ident: str) -> Outcome:
+    """The stage core. Aggregate sends nothing onwards: export merges a day on schedule."""
+    try:
+        clean = read_parquet(obj.body)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise TerminalError("unreadable_input", str(exc)) from None
+    partial = partial_of(clean)
+    aggregated = int(pc.sum(partial["count"]).as_py() or 0)
+    return Outcome(
+        outputs=[
+            Output(
+                zone=Zone.AGGREGATES,
+                key=next_key(Zone.AGGREGATES, deps.city.city, message.key, ident, "parquet"),
+                body=parquet_bytes(partial),
+                records=aggregated,
+                format="parquet",
+            )
+        ],
+        counts=AggregateCounts(input=clean.num_rows, aggregated=aggregated, quarantined={}),
+    )

@@ -1,0 +1,64 @@
+"""The hourly job: publish yesterday, destroy old keys, keep raw's 24-hour promise.
+
+Raw objects never outlive 24 hours. S3 lifecycle expiration counts whole days, rounds to
+the next midnight UTC and runs when the provider gets to it (up to ~48 h), and local
+backends do not run it at all. The hourly job therefore deletes whatever is still in the
+raw zone after 24 hours: inbox drops and raw objects whose messages were dead-lettered.
+Their readings are already counted as dead-lettered; what they held must not outlive the
+promise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from citypipe.domain.model import Zone
+from citypipe.ports import KeyStore
+from citypipe.service.export import export_day
+from citypipe.service.stage import Deps, log
+
+RAW_LIFETIME = timedelta(hours=24)
+
+
+def sweep_raw(deps: Deps, now: datetime) -> int:
+    """Delete raw-zone objects older than 24 hours; return how many."""
+    bucket = deps.names.bucket(Zone.RAW)
+    expired = [
+        info.key
+        for info in deps.store.list(bucket)
+        if info.modified is not None and now - info.modified > RAW_LIFETIME
+    ]
+    for key in expired:
+        deps.store.delete(bucket, key)
+    if expired:
+        log.warning(
+            "raw objects past 24 h deleted", extra={"function": "export", "count": len(expired)}
+        )
+    return len(expired)
+
+
+@dataclass(frozen=True)
+class Housekeeping:
+    day: str  # the day published (yesterday, UTC)
+    result: str  # export_day's result
+    keys_destroyed: int
+    raw_swept: int
+
+
+def hourly(deps: Deps, keys: KeyStore, fired: datetime) -> Housekeeping:
+    """Publish yesterday (UTC) — a no-op once published unless late data arrived —, destroy
+    the pseudonymization secrets of days past the key retention, and delete raw objects
+    older than 24 hours. The housekeeping runs even when the export fails."""
+    day = (fired - timedelta(days=1)).date().isoformat()
+    keep_from = fired.date() - timedelta(days=deps.city.key_retention_days - 1)
+    try:
+        result = export_day(deps, day)
+    finally:
+        destroyed = keys.destroy_before(keep_from)
+        swept = sweep_raw(deps, fired)
+    log.info(
+        "housekeeping",
+        extra={"function": "export", "keys_destroyed": destroyed, "raw_swept": swept},
+    )
+    return Housekeeping(day, result, destroyed, swept)

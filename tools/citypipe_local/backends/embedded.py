@@ -1,0 +1,38 @@
+"""The embedded backend: a moto server citypipe starts as a child process on loopback.
+
+A child process, not a thread, so the backend does not share the functions' GIL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator
+
+from citypipe.settings import BackendSettings
+from citypipe_local.backends import Endpoint, free_port, reachable, stop, wait_until
+
+
+@contextlib.contextmanager
+def embedded(region: str = "eu-central-1") -> Iterator[Endpoint]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: process.poll() is None and reachable(f"{url}/moto-api/"), 30, "moto")
+        yield Endpoint(
+            "embedded",
+            BackendSettings(
+                endpoint_url=url,
+                region=region,
+                access_key_id="citypipe",
+                secret_access_key="local",  # noqa: S106 (local emulator)
+            ),
+        )
+    finally:
+        stop(process)

@@ -1,0 +1,169 @@
+"""The LocalStack backend: the endpoint in LOCALSTACK_ENDPOINT if it answers, else the
+open-source runtime started on the host without Docker.
+
+localstack-core 2026.3.0 imports ``warnings.deprecated`` (Python 3.13), so it gets its own
+venv (``.venv-localstack``) on a Python >= 3.13 found on PATH or among pyenv's versions.
+The pins are the ones found by trial (see docs/decisions.md).
+
+Several processes may ask for it at once (pytest-xdist workers, two CLIs): a lock file per
+port lets one of them start LocalStack while the others wait, and a second one, held shared
+by every process using it, makes the one that started it wait for the others before it
+stops it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from citypipe.settings import BackendSettings
+from citypipe_local.backends import Endpoint, reachable, stop, wait_until
+
+VERSION = "2026.3.0"
+REQUIREMENTS = [
+    f"localstack-core[runtime]=={VERSION}",
+    "cbor2<5.7",
+    "cryptography<45",
+    "pyopenssl<25",
+    "service_identity",
+]
+SERVICES = "s3,sqs,secretsmanager"
+LISTEN = "127.0.0.1:4566"
+DEFAULT_ENDPOINT = f"http://{LISTEN}"
+MIN_PYTHON = (3, 13)
+PASSED_ENV = frozenset(
+    {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"}
+)
+
+
+def _health(url: str) -> bool:
+    return reachable(f"{url}/_localstack/health")
+
+
+def _version(python: str) -> tuple[int, int] | None:
+    try:
+        out = subprocess.run(
+            [python, "-c", "import sys; print(*sys.version_info[:2])"],
+            capture_output=True, text=True, timeout=20, check=True,
+        ).stdout.split()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return int(out[0]), int(out[1])
+
+
+def find_python() -> str:
+    """A Python >= 3.13 for LocalStack: PATH first, then pyenv's versions."""
+    candidates = [shutil.which(name) for name in ("python3.14", "python3.13")]
+    roots = {Path.home() / ".pyenv"}
+    if pyenv := shutil.which("pyenv"):
+        root = subprocess.run([pyenv, "root"], capture_output=True, text=True, check=False)
+        roots.add(Path(root.stdout.strip() or "."))
+    for root_dir in sorted(roots):
+        candidates += [str(p) for p in sorted(root_dir.glob("versions/3.1[3-9]*/bin/python3"))]
+    for python in candidates:
+        if python and (version := _version(python)) and version >= MIN_PYTHON:
+            return python
+    raise RuntimeError(
+        "LocalStack needs Python >= 3.13: install one (e.g. `pyenv install 3.13`) "
+        "or start LocalStack yourself and set LOCALSTACK_ENDPOINT"
+    )
+
+
+def ensure_runtime(venv: Path) -> Path:
+    """Create ``venv`` with the pinned LocalStack once; return its python."""
+    python = venv / "bin" / "python"
+    marker = venv / f".citypipe-localstack-{VERSION}"
+    if marker.exists():
+        return python
+    subprocess.run([find_python(), "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            *REQUIREMENTS,
+        ],
+        check=True,
+    )
+    marker.touch()
+    return python
+
+
+def _settings(url: str) -> BackendSettings:
+    return BackendSettings(
+        endpoint_url=url,
+        region="eu-central-1",
+        access_key_id="test",
+        secret_access_key="test",  # noqa: S106 (local emulator)
+    )
+
+
+def _lock(role: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"citypipe-localstack-{LISTEN.replace(':', '-')}.{role}"
+
+
+@contextlib.contextmanager
+def localstack(
+    configured: str | None = None, venv: Path = Path(".venv-localstack")
+) -> Iterator[Endpoint]:
+    """``configured``: an endpoint the user runs already (LOCALSTACK_ENDPOINT)."""
+    if configured and _health(configured):
+        yield Endpoint("localstack", _settings(configured))
+        return
+    endpoint = Endpoint("localstack", _settings(DEFAULT_ENDPOINT))
+    with _lock("start").open("a") as start, _lock("users").open("a") as users:
+        fcntl.flock(start, fcntl.LOCK_EX)  # one process at a time finds or starts it
+        try:
+            fcntl.flock(users, fcntl.LOCK_SH)  # a user: whoever started it waits for us
+            if _health(DEFAULT_ENDPOINT):
+                fcntl.flock(start, fcntl.LOCK_UN)
+                yield endpoint
+                return
+            with _started(venv):
+                fcntl.flock(start, fcntl.LOCK_UN)
+                try:
+                    yield endpoint
+                finally:
+                    fcntl.flock(users, fcntl.LOCK_UN)
+                    fcntl.flock(users, fcntl.LOCK_EX)  # until no other process uses it
+        finally:
+            fcntl.flock(users, fcntl.LOCK_UN)
+            fcntl.flock(start, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _started(venv: Path) -> Iterator[None]:
+    python = ensure_runtime(venv)
+    state = tempfile.mkdtemp(prefix="citypipe-localstack-")
+    env = {
+        **{k: v for k, v in os.environ.items() if k in PASSED_ENV},  # not the AWS credentials
+        "GATEWAY_LISTEN": LISTEN,
+        "SERVICES": SERVICES,
+        "DNS_ADDRESS": "0",
+        "LOCALSTACK_VOLUME_DIR": state,
+        "FILESYSTEM_ROOT": state,
+        "SKIP_SSL_CERT_DOWNLOAD": "1",
+        "DISABLE_EVENTS": "1",
+    }
+    log = Path(state) / "localstack.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(python), "-m", "localstack.runtime.main"], env=env, stdout=sink, stderr=sink
+        )
+    try:
+        wait_until(
+            lambda: process.poll() is None and _health(DEFAULT_ENDPOINT), 120, f"LocalStack ({log})"
+        )
+        yield
+    finally:
+        stop(process)
+        shutil.rmtree(state, ignore_errors=True)

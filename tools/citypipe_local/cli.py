@@ -1,0 +1,192 @@
+"""The citypipe command line: stack, simulate, replay, demo."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from citypipe.bootstrap import deps_from
+from citypipe.domain.city import ConfigError, load_city
+from citypipe.settings import Settings
+from citypipe_local import stack as stack_ops
+from citypipe_local.backends import backend as start_backend
+from citypipe_local.replay import ReplayOptions, replay
+from citypipe_local.simulate import simulate
+
+app = typer.Typer(no_args_is_help=True, help="Anonymized, trustworthy open data from city sensors.")
+stack_app = typer.Typer(no_args_is_help=True, help="Provision or remove a city stack.")
+app.add_typer(stack_app, name="stack")
+console = Console(stderr=True)
+
+DEFAULT_CITY = Path("infra/cities/velden.yaml")
+CityOpt = Annotated[Path, typer.Option("--city", help="the city file (YAML)")]
+BackendOpt = Annotated[str, typer.Option("--backend", help="embedded | localstack")]
+
+
+def _settings(city: Path) -> Settings:
+    settings = Settings()
+    return settings.model_copy(
+        update={"stack": settings.stack.model_copy(update={"city_file": city})}
+    )
+
+
+def _stack(city: Path, backend: str, action: str) -> None:
+    settings = _settings(city)
+    with start_backend(backend, settings.localstack_endpoint) as endpoint:
+        settings = settings.model_copy(update={"backend": endpoint.settings})
+        deps = deps_from(settings)
+        clients = stack_ops.make_clients(settings.backend)
+        if action == "up":
+            state = stack_ops.up(deps.city, deps.names, clients, settings.stack)
+            buckets, queues = len(state["buckets"]), len(state["queues"])
+            console.print(
+                f"[green]stack up[/] on {endpoint.name}: {buckets} buckets, {queues} queues"
+            )
+        else:
+            stack_ops.down(deps.names, clients)
+            console.print(f"[green]stack down[/] on {endpoint.name}")
+
+
+@stack_app.command("up")
+def stack_up(city: CityOpt = DEFAULT_CITY, backend: BackendOpt = "embedded") -> None:
+    """Create the city's zone buckets and function queues (idempotent)."""
+    _stack(city, backend, "up")
+
+
+@stack_app.command("down")
+def stack_down(city: CityOpt = DEFAULT_CITY, backend: BackendOpt = "embedded") -> None:
+    """Remove the city's buckets (with their objects) and queues."""
+    _stack(city, backend, "down")
+
+
+@app.command("simulate")
+def simulate_cmd(
+    out: Annotated[Path, typer.Option("--out", help="where the payload files go")],
+    city: CityOpt = DEFAULT_CITY,
+    hours: float = 24,
+    seed: int = 7,
+    scale: Annotated[float, typer.Option(help="shrink the city (0.05 = 5 % of sensors)")] = 1.0,
+) -> None:
+    """Write a city day of hub payloads (one JSON Lines file per format) and truth.json."""
+    summary = simulate(load_city(city), out, hours=hours, seed=seed, scale=scale)
+    console.print(
+        f"{summary.readings:,} readings in {sum(summary.payloads.values()):,} payloads -> {out}"
+    )
+
+
+def _run(
+    city: Path, input_dir: Path, out: Path, options: ReplayOptions, payloads: int
+) -> dict[str, Any]:
+    columns = (
+        TextColumn("{task.description:<12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(what: str, n: int) -> None:
+            edge = what.startswith("dropped")
+            name = "payloads" if edge else f"{what} msgs"
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=payloads if edge else None)
+            if edge:
+                bar.update(tasks[name], completed=n)
+            else:
+                bar.advance(tasks[name], n)
+
+        return replay(city, input_dir, out, options, progress)
+
+
+def _summary(report: dict[str, Any], wall: float) -> None:
+    table = Table(title=f"citypipe run on {report['backend']}", show_header=False)
+    received = report["received"]
+    rows = [
+        ("readings received", f"{received:,}"),
+        ("accepted", f"{report['accepted']:,}"),
+        ("quarantined", f"{sum(report['quarantined'].values()):,} {report['quarantined']}"),
+        ("refused by policy", f"{sum(report['refused'].values()):,}"),
+        ("dead-lettered", f"{report['dead_lettered']:,}"),
+        (
+            "cells published / suppressed",
+            f"{report['published_cells']:,} / {report['suppressed_cells']:,}",
+        ),
+        ("books balance", "[green]yes[/]" if report["balanced"] else "[red]NO[/]"),
+        ("wall time", f"{wall:.1f} s ({received / wall:,.0f} readings/s)"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+    for check in report["checks"]:
+        if not check["ok"]:
+            console.print(
+                f"[red]unbalanced:[/] {check['check']}: {check['left']} != {check['right']}"
+            )
+
+
+def _options(backend: str, concurrency: int, city: Path) -> ReplayOptions:
+    return ReplayOptions(
+        backend=backend,
+        concurrency=concurrency,
+        localstack_endpoint=_settings(city).localstack_endpoint,
+    )
+
+
+@app.command("replay")
+def replay_cmd(
+    input_dir: Annotated[Path, typer.Option("--input", help="payload files from `simulate`")],
+    out: Annotated[Path, typer.Option("--out")] = Path("out"),
+    city: CityOpt = DEFAULT_CITY,
+    backend: BackendOpt = "embedded",
+    concurrency: int = 4,
+) -> None:
+    """Push recorded payloads through a fresh stack; exit 1 if the books don't balance."""
+    payloads = sum(1 for p in input_dir.glob("*.jsonl") for line in p.open() if line.strip())
+    started = time.perf_counter()
+    report = _run(city, input_dir, out, _options(backend, concurrency, city), payloads)
+    _summary(report, time.perf_counter() - started)
+    raise typer.Exit(0 if report["balanced"] else 1)
+
+
+@app.command("demo")
+def demo_cmd(
+    out: Annotated[Path, typer.Option("--out")] = Path("out"),
+    city: CityOpt = DEFAULT_CITY,
+    backend: BackendOpt = "embedded",
+    hours: float = 24,
+    scale: float = 1.0,
+    seed: int = 7,
+    concurrency: int = 4,
+) -> None:
+    """Simulate one city day and replay it: the main job, end to end."""
+    try:
+        city_model = load_city(city)
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    started = time.perf_counter()
+    with console.status("simulating the city day"):
+        summary = simulate(city_model, out / "input", hours=hours, seed=seed, scale=scale)
+    payloads = sum(summary.payloads.values())
+    elapsed = time.perf_counter() - started
+    console.print(
+        f"simulated {summary.readings:,} readings in {payloads:,} payloads ({elapsed:.1f} s)"
+    )
+    replay_started = time.perf_counter()
+    report = _run(
+        city,
+        out / "input",
+        out,
+        _options(backend, concurrency, city),
+        sum(summary.payloads.values()),
+    )
+    _summary(report, time.perf_counter() - replay_started)
+    console.print(f"open data in {out / 'open'}, report in {out / 'report.json'}")
+    raise typer.Exit(0 if report["balanced"] else 1)

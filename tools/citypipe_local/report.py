@@ -1,0 +1,178 @@
+"""The run report: every stage's books, read back from the audit zone's lineage records.
+
+Lineage records are written once per input (conditional put), so duplicated deliveries
+are never double-counted. Dead-lettered messages are counted from the DLQs. The counts
+are the typed books of ``citypipe.domain.books``: the same models the stages write.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from citypipe.domain.books import (
+    AggregateCounts,
+    AnonymizeCounts,
+    ExportCounts,
+    IngestCounts,
+    Lineage,
+    StageCounts,
+)
+from citypipe.domain.errors import TerminalError
+from citypipe.domain.model import Function, Message, Zone
+from citypipe.domain.naming import input_id, lineage_key, lineage_prefix
+from citypipe.entrypoints.events import parse_messages
+from citypipe.service.stage import Deps
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    left: int
+    right: int
+
+    @property
+    def ok(self) -> bool:
+        return self.left == self.right
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"check": self.name, "left": self.left, "right": self.right, "ok": self.ok}
+
+
+def lineage_records(deps: Deps) -> Iterator[Lineage]:
+    bucket = deps.names.bucket(Zone.AUDIT)
+    for info in deps.store.list(bucket, lineage_prefix(deps.city.city)):
+        yield Lineage.model_validate_json(deps.store.get(bucket, info.key).body)
+
+
+def dead_letters(deps: Deps, function: Function) -> list[Message]:
+    """Read a DLQ without consuming it (messages come back after the visibility timeout).
+
+    A dead-lettered claim check whose input has a lineage record was processed after all
+    (it failed after its outputs were written, e.g. while acknowledging): it is counted
+    by its lineage, not again here.
+    """
+    seen: dict[str, Message] = {}
+    queue = deps.names.dlq(function)
+    audit = deps.names.bucket(Zone.AUDIT)
+    while batch := deps.queue.receive(queue, 10):
+        for message in batch:
+            try:
+                parsed = parse_messages(message.body, deps.city.city)
+            except TerminalError:
+                parsed = [Message(city="?", stage="?", bucket="", key="")]
+            for claim in parsed:
+                done = lineage_key(
+                    deps.city.city, function, input_id(claim.bucket, claim.key, claim.etag)
+                )
+                if not deps.store.exists(audit, done):
+                    seen.setdefault(message.message_id, claim)
+    return list(seen.values())
+
+
+def _newer(record: Lineage, than: Lineage) -> bool:
+    """A day's partials only grow, so the export of more partials is the later one; the
+    clock breaks ties (containers' clocks may disagree, partial counts cannot)."""
+    assert isinstance(record.counts, ExportCounts) and isinstance(than.counts, ExportCounts)
+    return (record.counts.partials, record.at) > (than.counts.partials, than.at)
+
+
+@dataclass
+class Books:
+    """Every stage's counts summed over its lineage records; export's latest per day."""
+
+    ingest: IngestCounts
+    anonymize: AnonymizeCounts
+    aggregate: AggregateCounts
+    export: ExportCounts
+    days: list[str]
+
+    @classmethod
+    def read(cls, records: Iterator[Lineage]) -> Books:
+        ingest, anonymize = IngestCounts.zero(), AnonymizeCounts.zero()
+        aggregate = AggregateCounts.zero()
+        latest: dict[str, Lineage] = {}  # the latest publication of each day
+        for record in records:
+            counts = record.counts
+            if isinstance(counts, IngestCounts):
+                ingest += counts
+            elif isinstance(counts, AnonymizeCounts):
+                anonymize += counts
+            elif isinstance(counts, AggregateCounts):
+                aggregate += counts
+            elif record.window is not None:
+                previous = latest.get(record.window)
+                if previous is None or _newer(record, previous):
+                    latest[record.window] = record
+        export = ExportCounts.zero()
+        for record in latest.values():
+            assert isinstance(record.counts, ExportCounts)
+            export += record.counts
+        return cls(ingest, anonymize, aggregate, export, sorted(latest))
+
+    def of(self, function: Function) -> StageCounts:
+        return {
+            Function.INGEST: self.ingest,
+            Function.ANONYMIZE: self.anonymize,
+            Function.AGGREGATE: self.aggregate,
+            Function.EXPORT: self.export,
+        }[function]
+
+
+def build_report(
+    deps: Deps, payloads_sent: int, seconds: dict[Function, float] | None = None
+) -> dict[str, Any]:
+    books = Books.read(lineage_records(deps))
+    dead = {f: dead_letters(deps, f) for f in Function}
+    dead_records = {f: sum(m.records for m in dead[f]) for f in Function}
+    ingest, anonymize, aggregate, export = (
+        books.ingest,
+        books.anonymize,
+        books.aggregate,
+        books.export,
+    )
+
+    checks = [
+        Check("payloads sent = ingested + dead-lettered at ingest", payloads_sent,
+              ingest.payloads + dead_records[Function.INGEST]),
+        Check("ingest: received = accepted + quarantined", ingest.received,
+              ingest.accepted + ingest.quarantined_total),
+        Check("accepted = anonymize input + dead-lettered at anonymize", ingest.accepted,
+              anonymize.input + dead_records[Function.ANONYMIZE]),
+        Check("anonymize: input = anonymized + refused + quarantined", anonymize.input,
+              anonymize.anonymized + sum(anonymize.refused.values())
+              + anonymize.quarantined_total),
+        Check("anonymized = aggregate input + dead-lettered at aggregate", anonymize.anonymized,
+              aggregate.input + dead_records[Function.AGGREGATE]),
+        Check("aggregate: input = aggregated + quarantined", aggregate.input,
+              aggregate.aggregated + aggregate.quarantined_total),
+        Check("aggregated = readings in published and suppressed cells", aggregate.aggregated,
+              export.readings),
+        Check("cells = published + suppressed", export.cells,
+              export.published + export.suppressed),
+    ]  # fmt: skip
+    all_quarantined = sum((Counter(books.of(f).quarantined) for f in Function), Counter())
+    return {
+        "city": deps.city.city,
+        "received": ingest.received + dead_records[Function.INGEST],
+        "accepted": ingest.accepted,
+        "quarantined": dict(sorted(all_quarantined.items())),
+        "dead_lettered": sum(dead_records.values()),
+        "refused": anonymize.refused,
+        "published_cells": export.published,
+        "suppressed_cells": export.suppressed,
+        "balanced": all(c.ok for c in checks),
+        "checks": [c.as_dict() for c in checks],
+        "stages": {
+            f.value: {
+                **books.of(f).model_dump(exclude={"stage"}),
+                "dead_lettered_messages": len(dead[f]),
+                "dead_lettered_records": dead_records[f],
+                "seconds": round((seconds or {}).get(f, 0.0), 3),
+            }
+            for f in Function
+        },
+        "days": books.days,
+    }

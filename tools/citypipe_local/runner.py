@@ -1,0 +1,293 @@
+"""The local runner: Lambda's SQS event source mapping, played on a laptop.
+
+Polls each function's queue, invokes that function's real Lambda handler with genuine SQS
+event records, deletes what succeeded and leaves ``batchItemFailures`` to reappear after
+the visibility timeout; the backend's redrive policy moves a message received more than
+``maxReceiveCount`` times to the DLQ. Runs until the queues drain.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import json
+import multiprocessing
+import os
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from citypipe.bootstrap import aggregate as bootstrap_aggregate
+from citypipe.bootstrap import anonymize as bootstrap_anonymize
+from citypipe.bootstrap import export as bootstrap_export
+from citypipe.bootstrap import ingest as bootstrap_ingest
+from citypipe.domain.model import Function
+from citypipe.domain.naming import StackNames
+from citypipe.entrypoints.apps import FunctionApp
+from citypipe.ports import KeyStore, Queue, ReceivedMessage
+from citypipe.service.stage import Deps, log
+from citypipe.settings import Settings
+
+Handler = Callable[..., dict[str, Any]]
+
+
+def functions_dir() -> Path:
+    """The repository's ``functions/``: beside ``tools/`` (the dev install is editable), or
+    where ``CITYPIPE_FUNCTIONS_DIR`` says."""
+    configured = os.environ.get("CITYPIPE_FUNCTIONS_DIR")
+    directory = (
+        Path(configured) if configured else Path(__file__).resolve().parents[2] / "functions"
+    )
+    if not (directory / "ingest" / "handler.py").is_file():
+        raise FileNotFoundError(
+            f"no functions/ at {directory}: run from a clone, or set CITYPIPE_FUNCTIONS_DIR"
+        )
+    return directory
+
+
+def load_handler(function: Function, directory: Path | None = None) -> Handler:
+    """Import ``functions/<name>/handler.py`` the way Lambda does: by file, not package."""
+    path = (directory or functions_dir()) / function.value / "handler.py"
+    spec = importlib.util.spec_from_file_location(f"citypipe_function_{function.value}", path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    handler: Handler = module.handler
+    return handler
+
+
+@dataclass
+class LambdaContext:
+    """What Lambda passes as ``context``; Powertools reads these attributes."""
+
+    function_name: str
+    invoked_function_arn: str
+    timeout_s: float = 900
+    memory_limit_in_mb: int = 1024
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+    started: float = field(default_factory=time.monotonic)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int(max(0.0, self.timeout_s - (time.monotonic() - self.started)) * 1000)
+
+
+def sqs_event(messages: Sequence[ReceivedMessage], queue_arn: str, region: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": m.message_id,
+                "receiptHandle": m.receipt_handle,
+                "body": m.body,
+                "attributes": {
+                    "ApproximateReceiveCount": m.attributes.get("ApproximateReceiveCount", "1"),
+                    "SentTimestamp": m.attributes.get("SentTimestamp", "0"),
+                    "SenderId": m.attributes.get("SenderId", "citypipe-local"),
+                    "ApproximateFirstReceiveTimestamp": m.attributes.get(
+                        "ApproximateFirstReceiveTimestamp", "0"
+                    ),
+                },
+                "messageAttributes": {},
+                "md5OfBody": hashlib.md5(m.body.encode(), usedforsecurity=False).hexdigest(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+            for m in messages
+        ]
+    }
+
+
+def app_for(function: Function, deps: Deps, keys: KeyStore) -> FunctionApp:
+    """A function's app from its own composition root, on the given ports."""
+    if function is Function.INGEST:
+        return bootstrap_ingest.build(deps)
+    if function is Function.ANONYMIZE:
+        return bootstrap_anonymize.build(deps, keys)
+    if function is Function.AGGREGATE:
+        return bootstrap_aggregate.build(deps)
+    return bootstrap_export.build(deps, keys)
+
+
+def in_process_handlers(deps: Deps, keys: KeyStore) -> dict[Function, Handler]:
+    """The real handlers, each given its app built on these ports (the handlers' test seam):
+    for tests that run the functions in this process on fakes or flaky adapters."""
+    return {f: functools.partial(load_handler(f), app=app_for(f, deps, keys)) for f in Function}
+
+
+_worker_handlers: dict[Function, Handler] = {}
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """``settings`` as the ``CITYPIPE_<SECTION>`` variables a Lambda function is deployed
+    with (a section as JSON, which pydantic-settings reads)."""
+    env = {}
+    for section, value in settings.model_dump(mode="json", exclude={"localstack_endpoint"}).items():
+        env[f"CITYPIPE_{section.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    return env
+
+
+def _worker_init(environment: dict[str, str], log_path: str | None) -> None:
+    """In each worker process, as in a Lambda container: settings in the environment (the
+    handlers' composition roots read them at cold start), logs to the run's file."""
+    from citypipe_local.logs import send_to
+
+    os.environ.update(environment)
+    if log_path:
+        send_to(Path(log_path))
+
+
+def _worker_invoke(
+    function: Function, event: dict[str, Any], name: str, arn: str
+) -> dict[str, Any]:
+    if function not in _worker_handlers:
+        _worker_handlers[function] = load_handler(function)
+    return _worker_handlers[function](event, LambdaContext(name, arn))
+
+
+class Invoker:
+    """Runs handlers in worker processes, as Lambda runs them in separate containers: each
+    has its own cold start, its own Powertools logger state, and its own GIL."""
+
+    def __init__(self, settings: Settings, workers: int, log_path: Path | None = None) -> None:
+        self.pool = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(settings_environment(settings), str(log_path) if log_path else None),
+        )
+
+    def invoke(
+        self, function: Function, event: dict[str, Any], name: str, arn: str
+    ) -> dict[str, Any]:
+        return self.pool.submit(_worker_invoke, function, event, name, arn).result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass
+class FunctionStats:
+    invocations: int = 0
+    messages: int = 0
+    failures: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class LocalRunner:
+    names: StackNames
+    queue: Queue
+    region: str = "eu-central-1"
+    batch_size: int = 10
+    concurrency: int = 4
+    duplicate_deliveries: bool = False  # deliver every message twice (idempotency tests)
+    handlers: dict[Function, Handler] = field(default_factory=dict)
+    stats: dict[Function, FunctionStats] = field(default_factory=dict)
+    on_batch: Callable[[Function, int], None] | None = None
+    _duplicated: set[str] = field(default_factory=set)
+
+    invoker: Invoker | None = None  # None: call the handlers in this process's threads
+
+    def handler(self, function: Function) -> Handler:
+        if function not in self.handlers:
+            self.handlers[function] = load_handler(function)
+        return self.handlers[function]
+
+    def _call(self, function: Function, messages: list[ReceivedMessage]) -> set[str]:
+        """One invocation; returns the ids of the records that failed."""
+        queue = self.names.queue(function)
+        event = sqs_event(messages, self.queue.arn(queue), self.region)
+        arn = f"arn:aws:lambda:{self.region}:000000000000:function:{queue}"
+        try:
+            if self.invoker is not None:
+                response = self.invoker.invoke(function, event, queue, arn)
+            else:
+                response = self.handler(function)(event, LambdaContext(queue, arn))
+            return {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        except Exception as exc:  # a crashed invocation fails its whole batch, as on Lambda
+            log.error(
+                "invocation crashed",
+                extra={
+                    "function": function.value,
+                    "error": type(exc).__name__,
+                    "message_ids": [m.message_id for m in messages],
+                },
+            )
+            if isinstance(exc, BrokenProcessPool):
+                raise  # the workers are gone: nothing more can run
+            return {m.message_id for m in messages}
+
+    def _invoke(self, function: Function, messages: list[ReceivedMessage]) -> None:
+        queue = self.names.queue(function)
+        stats = self.stats.setdefault(function, FunctionStats())
+        started = time.perf_counter()
+        failed = self._call(function, messages)
+        if self.duplicate_deliveries:
+            self._redeliver(function, messages, failed)
+        stats.seconds += time.perf_counter() - started
+        stats.invocations += 1
+        stats.messages += len(messages)
+        stats.failures += len(failed)
+        done = [m.receipt_handle for m in messages if m.message_id not in failed]
+        if done:
+            self.queue.delete(queue, done)
+        if self.on_batch:
+            self.on_batch(function, len(messages))
+
+    def _redeliver(
+        self, function: Function, messages: list[ReceivedMessage], failed: set[str]
+    ) -> None:
+        """At-least-once, played hard: the same batch again at once, and every body sent
+        again to arrive later (after its input may have been consumed)."""
+        self._call(function, messages)
+        fresh = [
+            m.body
+            for m in messages
+            if m.message_id not in failed and m.body not in self._duplicated
+        ]
+        self._duplicated.update(fresh)
+        self.queue.send(self.names.queue(function), fresh)
+
+    def _idle(self, functions: Sequence[Function]) -> bool:
+        return all(sum(self.queue.depth(self.names.queue(f))) == 0 for f in functions)
+
+    def drain(self, functions: Sequence[Function], timeout_s: float = 3600) -> None:
+        """Deliver messages until every named queue is empty and nothing is in flight."""
+        deadline = time.monotonic() + timeout_s
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="lambda") as pool:
+            running: set[Future[None]] = set()
+            while time.monotonic() < deadline:
+                received_any = False
+                for function in functions:
+                    if len(running) >= self.concurrency:
+                        break
+                    messages = self.queue.receive(self.names.queue(function), self.batch_size)
+                    if messages:
+                        received_any = True
+                        running.add(pool.submit(self._invoke, function, messages))
+                if running:
+                    finished, running = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        future.result()
+                    continue
+                if not received_any:
+                    if self._idle(functions):
+                        return
+                    time.sleep(0.2)  # failed messages wait out their visibility timeout
+        raise TimeoutError(f"queues {list(functions)} did not drain within {timeout_s:.0f} s")
