@@ -12,6 +12,7 @@ import csv
 import gzip
 import io
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +213,7 @@ def test_localstack_gives_the_same_open_data(
         batch_payloads=2_000,
         keys_dir=keys_dir,
         localstack_endpoint=localstack.settings.endpoint_url,
+        name_prefix=f"e2e{uuid.uuid4().hex[:8]}-",  # LocalStack may be shared by other runs
     )
 
     report = replay(CITY_FILE, recorded, tmp_path, options)

@@ -42,6 +42,7 @@ class ReplayOptions:
     keys_dir: Path = Path(".citypipe/keys")
     visibility_timeout_s: int = 30
     localstack_endpoint: str | None = None
+    name_prefix: str = ""  # a stack of its own on a shared backend (tests, two clones)
 
 
 def drop_payloads(deps: Deps, input_dir: Path, batch: int, progress: Progress | None) -> int:
@@ -104,7 +105,9 @@ def replay(
         settings = Settings(
             backend=endpoint.settings,
             stack=StackSettings(
-                city_file=city_file, visibility_timeout_s=options.visibility_timeout_s
+                city_file=city_file,
+                visibility_timeout_s=options.visibility_timeout_s,
+                name_prefix=options.name_prefix,
             ),
             keys=KeySettings(store="file", directory=options.keys_dir),
         )
