@@ -116,9 +116,9 @@ def sqs_event(messages: Sequence[ReceivedMessage], queue_arn: str, region: str) 
 def app_for(function: Function, deps: Deps, keys: KeyStore) -> FunctionApp:
     """A function's app from its own composition root, on the given ports."""
     if function is Function.INGEST:
-        return bootstrap_ingest.build(deps)
+        return bootstrap_ingest.build(deps, keys)
     if function is Function.ANONYMIZE:
-        return bootstrap_anonymize.build(deps, keys)
+        return bootstrap_anonymize.build(deps)
     if function is Function.AGGREGATE:
         return bootstrap_aggregate.build(deps)
     return bootstrap_export.build(deps, keys)

@@ -1,4 +1,5 @@
-"""The key store of the functions that hold daily secrets: anonymize and the hourly job."""
+"""The key store of the functions that hold daily secrets: ingest (the edge makes the
+pseudonyms) and export (the hourly job destroys old secrets)."""
 
 from __future__ import annotations
 

@@ -1,65 +1,91 @@
-"""ingest's core: hub payloads -> validated, normalized observations, and rejections.
+"""The one normalization path: hub payloads -> pseudonymous raw records, or rejections.
 
-Nothing is dropped and nothing crashes a batch: a payload or reading that cannot be used
-is rejected with a machine-readable reason (the service quarantines it). Accepted
-readings are grouped per (source, hour): one raw object each.
+For every payload of a batch, whatever its format: bound its size, parse it (orjson),
+let the format's adapter read it into readings, then for each reading alone: resolve the
+device in the registry (never by a pattern; its registered zone, never a claimed
+position), map the field to a controlled quantity, check the unit, the number, the
+plausible range and the time (from 2000 to a few minutes ahead of the clock), replace the
+data subject's identifier by its keyed pseudonym and drop every other identifier. A
+reading seen before in the batch (same sensor, quantity and time) is a duplicate.
 
-A quarantine row is one payload: ``{"line", "payload", "rejected": {reason: readings},
-"details": [{"reason", "detail"}, ...]}``; the books (``Normalized.reasons``) count readings.
+Nothing is dropped silently and nothing crashes a batch: a payload or reading that cannot
+be used is rejected with a machine-readable reason and its JSON path; the payload is kept
+once, redacted (``core.redact``), in a quarantine row.
+
+A quarantine row: ``{"line", "adapter", "payload" (redacted), "rejected": {reason:
+readings}, "details": [{"reason", "detail", "path"}, ...]}``; the books count readings.
 """
 
 from __future__ import annotations
 
-import json
+import logging
+import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
-from pydantic import ValidationError
+import orjson
 
-from citypipe.core.formats import PARSERS, Parser, Reading, Rejection
-from citypipe.domain.city import City
-from citypipe.domain.errors import TerminalError
-from citypipe.domain.model import (
-    EARLIEST_OBSERVATION,
-    LATEST_OBSERVATION,
-    QUANTITY_UNITS,
-    Observation,
-    plausible_time,
-)
+from citypipe.core.formats import Format
+from citypipe.core.formats.common import Context, Reading, Rejection, Unreadable, number
+from citypipe.core.pseudonyms import KeyFor, pseudonym
+from citypipe.core.redact import redact, redact_text
+from citypipe.domain.city import Action, City
+from citypipe.domain.errors import KeyDestroyedError
+from citypipe.domain.model import EARLIEST_EPOCH, FUTURE_SLACK_S, RawRecord
+from citypipe.domain.registry import Resolved
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_DETAILS = 5  # distinct details kept per quarantined payload (each reason has one)
+KEPT_OF_OVERSIZED = 1024  # characters kept (redacted) of a payload over the size bound
 
-Partition = tuple[str, datetime]  # (source, hour)
+log = logging.getLogger("citypipe")
+
+Partition = tuple[str, int]  # (source, hour as epoch seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """One hub message as received: its body, and what the transport knew of it."""
+
+    body: bytes | str | Any  # bytes or text of JSON; a CSV row arrives already as a document
+    ctx: Context
+    line: int = 1
+    parsed: bool = False  # body is a document already (CSV rows)
 
 
 @dataclass
 class Normalized:
-    """The pure result of ingesting a batch of payloads."""
+    """The pure result of normalizing a batch of payloads."""
 
-    by_partition: dict[Partition, list[dict[str, Any]]] = field(
+    by_partition: dict[Partition, list[RawRecord]] = field(
         default_factory=lambda: defaultdict(list)
     )
     quarantine: list[dict[str, Any]] = field(default_factory=list)  # a row per payload
     reasons: Counter[str] = field(default_factory=Counter)  # rejected readings by reason
     received: int = 0
     payloads: int = 0
+    duplicates: int = 0
 
     @property
     def accepted(self) -> int:
         return sum(len(rows) for rows in self.by_partition.values())
 
-    def reject(self, line: int, payload: str, rejections: Sequence[Rejection]) -> None:
+    def reject(
+        self, fmt: Format, line: int, payload: Any, rejections: list[Rejection], *, counted: bool
+    ) -> None:
         """Quarantine a payload's rejected readings: one row, the readings counted by reason."""
         counts = Counter(r.reason for r in rejections)
-        self.received += len(rejections)
+        if not counted:
+            self.received += len(rejections)
         self.reasons.update(counts)
         self.quarantine.append(
             {
                 "line": line,
+                "adapter": fmt.label,
                 "payload": payload,
                 "rejected": dict(counts),
                 "details": _details(rejections),
@@ -68,140 +94,233 @@ class Normalized:
 
 
 def _details(rejections: Iterable[Rejection]) -> list[dict[str, str]]:
-    """The first MAX_DETAILS distinct (reason, detail) pairs, and the first of any other reason."""
+    """The first MAX_DETAILS distinct (reason, detail, path), and the first of any other reason."""
     details: list[dict[str, str]] = []
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str, str]] = set()
     reasons: set[str] = set()
     for rejection in rejections:
-        pair = (rejection.reason, rejection.detail)
-        if pair in seen or (len(details) >= MAX_DETAILS and rejection.reason in reasons):
+        triple = (rejection.reason, rejection.detail, rejection.path)
+        if triple in seen or (len(details) >= MAX_DETAILS and rejection.reason in reasons):
             continue
-        seen.add(pair)
+        seen.add(triple)
         reasons.add(rejection.reason)
-        details.append({"reason": rejection.reason, "detail": rejection.detail})
+        details.append({"reason": rejection.reason, "detail": rejection.detail, "path": rejection.path})
     return details
 
 
-def _observation(city: City, fmt: str, reading: Reading) -> tuple[str, Observation] | Rejection:
-    if not plausible_time(reading.observed_at):
-        return Rejection(
-            "implausible_time",
-            f"observed_at {reading.observed_at.isoformat()} is outside "
-            f"[{EARLIEST_OBSERVATION.date()}, {LATEST_OBSERVATION.date()}) UTC",
+@lru_cache(maxsize=8192)
+def _second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def iso_utc(at: float) -> str:
+    """Epoch seconds as ISO 8601 in UTC with microseconds (byte-stable, 4-digit year)."""
+    micros = round(at * 1_000_000)
+    second, micro = divmod(micros, 1_000_000)
+    return f"{_second(second)}.{micro:06d}Z"
+
+
+@dataclass(frozen=True)
+class _Policy:
+    subject: str | None
+    actions: dict[str, Action]
+
+
+class _Batch:
+    """The per-batch state of the normalization path: caches and the duplicate index."""
+
+    def __init__(self, city: City, fmt: Format, now: float, key_for: KeyFor | None) -> None:
+        self.city = city
+        self.fmt = fmt
+        self.latest = now + FUTURE_SLACK_S
+        self.key_for = key_for
+        self.devices: dict[tuple[str, str], Resolved | None] = {}
+        self.policies = {
+            name: _Policy(s.policy.subject_field, dict(s.policy.personal))
+            for name, s in city.sources.items()
+        }
+        self.seen: set[tuple[str, str, int]] = set()
+        self.result = Normalized()
+
+    def device(self, hub: str, ident: Any) -> Resolved | None:
+        key = (hub, ident)
+        found = self.devices.get(key, self)
+        if found is self:
+            found = self.city.device(hub, ident) if isinstance(ident, str) else None
+            self.devices[key] = found
+        return found  # type: ignore[return-value]
+
+    def reading(self, r: Reading) -> tuple[Partition, RawRecord] | Rejection | None:
+        """A reading made a raw record, rejected, or None when it is no reading (a field the
+        device's profile ignores) or a duplicate."""
+        dev = self.device(r.hub, r.device)
+        if dev is None:
+            return Rejection("unknown_device", f"no {r.hub} device of that id is registered", r.path)
+        plan = dev.plan.get(r.field)
+        if plan is None:
+            if dev.ignore.match(r.field):
+                return None
+            return Rejection("unknown_field", f"{dev.sensor} has no field {r.field!r}", r.path)
+        quantity, ucum, hub_unit, scale, low, high = plan
+        if r.unit is not None and r.unit != (hub_unit or ucum):
+            return Rejection("unit_mismatch", f"{dev.sensor}.{r.field} is in {hub_unit or ucum!r}", r.path)
+        value = r.value
+        if type(value) is not float:
+            value = number(value)
+            if value is None:
+                return Rejection("invalid_value", "not a finite number", r.path)
+        if scale is not None:
+            value *= scale
+        if not low <= value <= high:
+            if not math.isfinite(value):
+                return Rejection("invalid_value", "not a finite number", r.path)
+            return Rejection(
+                "out_of_range", f"{quantity} outside its plausible [{low:g}, {high:g}]", r.path
+            )
+        at = r.at
+        if not EARLIEST_EPOCH <= at <= self.latest:
+            if at > self.latest:
+                return Rejection("future_time", "more than 5 minutes ahead of the clock", r.path)
+            return Rejection("implausible_time", "before 2000-01-01 or not a time", r.path)
+        policy = self.policies[dev.source]
+        alias = None
+        refused = None
+        if r.personal:
+            for name in r.personal:
+                action = policy.actions.get(name)
+                if action is None:
+                    return Rejection(
+                        "undeclared_personal_field", f"{dev.source} declares no {name!r}", r.path
+                    )
+                if action is Action.REFUSE and refused is None:
+                    refused = name
+        if policy.subject is not None:
+            ident = r.subject
+            if ident is None and r.personal:
+                ident = r.personal.get(policy.subject)
+            if ident is None:
+                return Rejection(
+                    "missing_personal_field", f"{dev.source} readings carry {policy.subject!r}", r.path
+                )
+            if not isinstance(ident, str) or not ident.strip() or self.key_for is None:
+                return Rejection("invalid_identifier", f"{policy.subject} is not a string", r.path)
+            try:
+                key = self.key_for(dev.sensor, datetime.fromtimestamp(at, UTC).date())
+                alias = pseudonym(key, ident)
+            except KeyDestroyedError:
+                return Rejection("key_destroyed", "the day's pseudonymization key is destroyed", r.path)
+            except UnicodeEncodeError:
+                return Rejection("invalid_identifier", f"{policy.subject} is not valid text", r.path)
+        elif r.subject is not None:
+            return Rejection(
+                "undeclared_personal_field", f"{dev.source} declares no data subject", r.path
+            )
+        moment = round(at * 1_000_000)
+        identity = (dev.sensor, quantity, moment)
+        if identity in self.seen:
+            self.result.duplicates += 1
+            return None
+        self.seen.add(identity)
+        record: RawRecord = {
+            "source": dev.source,
+            "sensor": dev.sensor,
+            "quantity": quantity,
+            "unit": ucum,
+            "value": value,
+            "observed_at": iso_utc(at),
+            "zone": dev.zone,
+            "pseudonym": alias,
+        }
+        if refused is not None:
+            record["refused"] = refused
+        return (dev.source, int(at // 3600) * 3600), record
+
+    def payload(self, payload: Payload) -> None:
+        result = self.result
+        result.payloads += 1
+        body = payload.body
+        if payload.parsed:
+            document = body
+        else:
+            size = len(body)
+            if size > MAX_PAYLOAD_BYTES:
+                text = body[:KEPT_OF_OVERSIZED]
+                if isinstance(text, bytes):
+                    text = text.decode("utf-8", errors="replace")
+                result.reject(
+                    self.fmt, payload.line, redact_text(text),
+                    [Rejection("payload_too_large", f"{size} bytes > {MAX_PAYLOAD_BYTES}")],
+                    counted=False,
+                )  # fmt: skip
+                return
+            try:
+                document = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                self._unparseable(payload, exc)
+                return
+        try:
+            items = self.fmt.parse(document, payload.ctx)
+        except Unreadable as exc:
+            items = [exc.rejection]
+        except RecursionError:
+            items = [Rejection("invalid_payload", "nested too deep")]
+        except Exception as exc:  # an input the adapter did not foresee: this payload alone
+            log.error("adapter failed", extra={"adapter": self.fmt.label, "error": type(exc).__name__})
+            items = [Rejection("adapter_error", f"{self.fmt.label} failed: {type(exc).__name__}")]
+        rejected: list[Rejection] = []
+        read = 0
+        by_partition = result.by_partition
+        for item in items:
+            if type(item) is Rejection:
+                rejected.append(item)
+                continue
+            outcome = self.reading(item)  # type: ignore[arg-type]
+            if outcome is None:
+                continue
+            if type(outcome) is Rejection:
+                rejected.append(outcome)
+                continue
+            partition, record = outcome  # type: ignore[misc]
+            by_partition[partition].append(record)
+            read += 1
+        result.received += read + len(rejected)
+        if not read and not rejected and not items:
+            rejected.append(Rejection("no_readings", "the payload holds no reading"))
+            result.received += 1
+        if rejected:
+            result.reject(
+                self.fmt, payload.line, redact(document, self.fmt.identifiers), rejected,
+                counted=True,
+            )  # fmt: skip
+
+    def _unparseable(self, payload: Payload, exc: Exception) -> None:
+        body = payload.body
+        if isinstance(body, bytes):
+            try:
+                text = body.decode("utf-8")
+                reason = "invalid_json"
+            except UnicodeDecodeError:
+                text = body.decode("utf-8", errors="replace")
+                reason = "invalid_encoding"
+        else:
+            text, reason = body, "invalid_json"
+        detail = str(exc).split(":", 1)[0][:120]  # orjson's message, before the position
+        self.result.reject(
+            self.fmt, payload.line, redact_text(text), [Rejection(reason, detail)], counted=False
         )
-    found = city.source_for(fmt, reading.sensor)
-    if found is None:
-        return Rejection("unknown_sensor", f"sensor {reading.sensor!r} is in no {fmt} source")
-    name, source = found
-    quantity = source.quantities.get(reading.measure)
-    if quantity is None:
-        return Rejection("unknown_quantity", f"{name} does not declare {reading.measure!r}")
-    undeclared = sorted(set(reading.personal) - set(source.policy.personal))
-    if undeclared:
-        return Rejection("undeclared_personal_field", f"{name} does not declare {undeclared}")
-    subject = source.policy.subject_field
-    if subject and subject not in reading.personal:
-        return Rejection("missing_personal_field", f"{name} readings carry {subject!r}")
-    unit = source.units.get(reading.unit, reading.unit)
-    if unit != QUANTITY_UNITS[quantity]:
-        return Rejection("unit_mismatch", f"{quantity} is in {QUANTITY_UNITS[quantity]!r}")
-    if reading.location is None and reading.zone is None:
-        return Rejection("missing_location", "a location or a zone is required")
-    try:
-        observation = Observation(
-            source=name,
-            sensor=reading.sensor,
-            quantity=quantity,
-            unit=unit,
-            value=reading.value,
-            observed_at=reading.observed_at,
-            location=reading.location,
-            zone=reading.zone,
-            personal=reading.personal,
-        )
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "observation"
-        return Rejection("invalid_observation", f"{where}: {first['msg']}")
-    return name, observation
-
-
-def _read(
-    city: City, fmt: str, parser: Parser, text: str
-) -> tuple[list[tuple[Partition, dict[str, Any]]], list[Rejection]]:
-    """One payload's accepted records (with their partition) and rejected readings.
-
-    Raises ValueError (JSONDecodeError included), OverflowError or RecursionError on a
-    payload beyond reach; the caller quarantines that payload whole.
-    """
-    accepted: list[tuple[Partition, dict[str, Any]]] = []
-    rejected: list[Rejection] = []
-    for item in parser(json.loads(text)):
-        outcome = item if isinstance(item, Rejection) else _observation(city, fmt, item)
-        if isinstance(outcome, Rejection):
-            rejected.append(outcome)
-            continue
-        name, observation = outcome
-        hour = observation.observed_at.replace(minute=0, second=0, microsecond=0)
-        accepted.append(((name, hour), observation.to_record()))
-    if not accepted and not rejected:  # e.g. a SenML pack of base or position records only
-        rejected.append(Rejection("no_readings", "the payload holds no reading"))
-    return accepted, rejected
 
 
 def normalize(
-    city: City, fmt: str, payloads: Iterable[str], parsers: Mapping[str, Parser] = PARSERS
+    city: City,
+    fmt: Format,
+    payloads: Iterable[Payload],
+    *,
+    now: float,
+    key_for: KeyFor | None,
 ) -> Normalized:
-    """Parse and validate payloads (each as received, one JSON document) of one format.
-
-    Each payload stands alone: whatever one holds, it is accepted, quarantined, or both
-    (reading by reading), and never stops the others.
-    """
-    parser = parsers.get(fmt)
-    if parser is None:
-        raise TerminalError("unknown_format", fmt)
-    result = Normalized()
-    for line, text in enumerate(payloads, start=1):
-        if not text.strip():
-            continue
-        result.payloads += 1
-        size = len(text.encode())
-        if size > MAX_PAYLOAD_BYTES:
-            result.reject(line, text[:1024], [Rejection("payload_too_large", f"{size} bytes")])
-            continue
-        try:
-            accepted, rejected = _read(city, fmt, parser, text)
-        except json.JSONDecodeError as exc:
-            accepted, rejected = [], [Rejection("invalid_json", str(exc))]
-        except (ValueError, OverflowError, RecursionError) as exc:
-            # Valid JSON beyond reach (an integer of 5,000 digits, nesting deeper than the
-            # recursion limit) or an input no parser foresaw: this payload alone, whole.
-            accepted, rejected = [], [Rejection("invalid_payload", f"{type(exc).__name__}: {exc}")]
-        for partition, record in accepted:
-            result.received += 1
-            result.by_partition[partition].append(record)
-        if rejected:
-            result.reject(line, text, rejected)
-    return result
-
-
-def split_lines(text: str) -> list[str]:
-    """JSON Lines split at line feeds only: ``str.splitlines`` also splits at U+2028, U+0085
-    and others, which JSON allows raw inside strings. A CR before the LF is JSON whitespace."""
-    return text.split("\n")
-
-
-def one_line(payload: str) -> str:
-    """A payload on one line. A raw CR or LF is whitespace outside JSON strings and invalid
-    inside them, so a pretty-printed document stays the same document."""
-    return payload.replace("\r", " ").replace("\n", " ")
-
-
-def is_one_document(body: str) -> bool:
-    """Whether a request body is one JSON document. Only its shape is read: integers are not
-    converted (one of 5,000 digits is still one document, quarantined as such)."""
-    try:
-        json.loads(body, parse_int=lambda _: 0)
-    except (ValueError, RecursionError):
-        return False
-    return True
+    """Normalize a batch of payloads of one format. ``now``: the receiving clock (epoch s);
+    ``key_for``: the per-sensor daily keys (None where no source has a data subject)."""
+    batch = _Batch(city, fmt, now, key_for)
+    for payload in payloads:
+        batch.payload(payload)
+    return batch.result

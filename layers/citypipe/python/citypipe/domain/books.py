@@ -67,11 +67,15 @@ class IngestCounts(StageCounts):
     payloads: int  # hub payloads read (lines of a drop, documents of a webhook request)
     received: int  # readings in them (an unreadable payload counts as one)
     accepted: int  # readings written to raw
+    duplicates: int  # readings seen before in the same batch: same device, quantity and time
 
     @classmethod
     def whole_input_quarantined(cls, records: int, reason: str) -> Self:
         # a drop's payloads were never read: one reading each, a lower bound
-        return cls(payloads=records, received=records, accepted=0, quarantined={reason: records})
+        return cls(
+            payloads=records, received=records, accepted=0, duplicates=0,
+            quarantined={reason: records},
+        )  # fmt: skip
 
 
 class AnonymizeCounts(StageCounts):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -13,7 +11,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from citypipe.domain.geo import ZoneIndex
-from citypipe.domain.model import QUANTITY_UNITS, Zone
+from citypipe.domain.model import Zone
+from citypipe.domain.registry import Registry, Resolved, normalize_id, registry_problems, resolved
 
 # Regions a city stack may be deployed to: EU/EEA only (data residency is a guard).
 EU_REGIONS = frozenset(
@@ -71,34 +70,21 @@ class PrivacyPolicy(Strict):
 
 
 class Source(Strict):
-    """A family of sensors that reach the city through one hub format."""
+    """A family of sensors with one purpose and one privacy policy. Which devices belong to
+    it, and what they measure, is the device registry's business (``registry``)."""
 
-    format: Literal["senml", "canonical"]
-    sensors: str = Field(description="glob of the sensor ids this source owns, e.g. 'aq-*'")
     kind: str
     purpose: str
-    quantities: dict[str, str] = Field(
-        description="hub measurement name -> controlled quantity name"
-    )
-    units: dict[str, str] = Field(
-        default_factory=dict, description="hub unit -> UCUM unit, where they differ"
-    )
     policy: PrivacyPolicy = PrivacyPolicy()
 
-    @field_validator("quantities")
-    @classmethod
-    def _known_quantities(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(q for q in value.values() if q not in QUANTITY_UNITS)
-        if unknown:
-            raise ValueError(f"unknown quantities {unknown}; known: {sorted(QUANTITY_UNITS)}")
-        return value
 
-    @cached_property
-    def _pattern(self) -> re.Pattern[str]:
-        return re.compile(fnmatch.translate(self.sensors))
+class CsvMapping(Strict):
+    """How a CSV drop's columns are read: which names the device (its registry id under hub
+    ``csv``) and which the time (RFC 3339 with an offset); every other column is a field."""
 
-    def owns(self, sensor: str) -> bool:
-        return self._pattern.match(sensor) is not None
+    device: str
+    time: str
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
 
 
 class Polygon(Strict):
@@ -145,6 +131,14 @@ class City(Strict):
     portal_url: str = Field(description="public base URL of the open zone")
     zones: ZoneCollection
     sources: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")], Source] = Field(min_length=1)
+    registry: Registry = Field(
+        description="every device readings are accepted from (inline, or a YAML file name "
+        "relative to the city file)"
+    )
+    csv: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")], CsvMapping] = Field(
+        default_factory=dict,
+        description="column mappings of CSV drops, by name: inbox/<city>/csv/<name>/<file>.csv",
+    )
     # S3 lifecycle expirations are whole days, at least one; None keeps objects forever.
     retention_days: dict[Zone, Annotated[int, Field(ge=1)] | None] = Field(default_factory=dict)
     disclosure: Disclosure = Disclosure()
@@ -191,28 +185,42 @@ class City(Strict):
     def zone_index(self) -> ZoneIndex:
         return ZoneIndex([(f.id, f.geometry.coordinates) for f in self.zones.features])
 
-    def source_for(self, fmt: str, sensor: str) -> tuple[str, Source] | None:
-        """The source that owns a sensor of this format (remembered: sensors are few)."""
-        key = (fmt, sensor)
-        if key not in self._owners:
-            self._owners[key] = next(
-                ((n, s) for n, s in self.sources.items() if s.format == fmt and s.owns(sensor)),
-                None,
-            )
-        return self._owners[key]
+    @model_validator(mode="after")
+    def _registry_fits(self) -> City:
+        problems = registry_problems(self.registry, set(self.sources), set(self.zone_index.ids))
+        for name, device in self.registry.devices.items():
+            if device.at is not None and self.zone_index.zone_of(*device.at) is None:
+                problems.append(f"devices.{name}.at: {list(device.at)} is in no zone")
+        if problems:
+            raise ValueError("registry: " + "; ".join(problems))
+        return self
 
     @cached_property
-    def _owners(self) -> dict[tuple[str, str], tuple[str, Source] | None]:
-        return {}
+    def devices(self) -> dict[tuple[str, str], Resolved]:
+        """Registered devices by (hub, normalized hub id)."""
+        out: dict[tuple[str, str], Resolved] = {}
+        for name, device in self.registry.devices.items():
+            zone = device.zone or self.zone_index.zone_of(*device.at)  # type: ignore[misc]
+            assert zone is not None  # checked by _registry_fits
+            profile = self.registry.profiles[device.profile]
+            out[device.hub, normalize_id(device.hub, device.id)] = resolved(
+                name, device, profile, zone
+            )
+        return out
+
+    def device(self, hub: str, ident: str) -> Resolved | None:
+        """The registered device a hub calls ``ident``, or None."""
+        return self.devices.get((hub, normalize_id(hub, ident)))
 
     @property
     def personal_quantities(self) -> frozenset[str]:
         """Quantities that count people: their sources pseudonymize a data subject."""
+        personal = {n for n, s in self.sources.items() if s.policy.subject_field is not None}
         return frozenset(
-            q
-            for s in self.sources.values()
-            if s.policy.subject_field is not None
-            for q in s.quantities.values()
+            spec.quantity
+            for profile in self.registry.profiles.values()
+            if profile.source in personal
+            for spec in profile.fields.values()
         )
 
 
@@ -227,10 +235,17 @@ def parse_city(data: Any, origin: str = "<city>") -> City:
         raise ConfigError(f"{origin}: {problems}") from None
 
 
-def load_city(path: str | Path) -> City:
-    path = Path(path)
+def _yaml(path: Path) -> Any:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+def load_city(path: str | Path) -> City:
+    """A city file; a ``registry`` given as a file name is read relative to it."""
+    path = Path(path)
+    data = _yaml(path)
+    if isinstance(data, dict) and isinstance(data.get("registry"), str):
+        data["registry"] = _yaml(path.parent / data["registry"])
     return parse_city(data, str(path))

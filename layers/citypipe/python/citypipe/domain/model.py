@@ -3,26 +3,53 @@ check. No cloud code here."""
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Literal, NamedTuple, NotRequired, TypedDict
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-# Controlled quantity names and the UCUM unit each is stored in.
-QUANTITY_UNITS: dict[str, str] = {
-    "air.no2": "ug/m3",
-    "air.pm10": "ug/m3",
-    "air.pm25": "ug/m3",
-    "air.o3": "ug/m3",
-    "noise.laeq": "dB",
-    "traffic.vehicles": "{vehicle}",
-    "traffic.bicycles": "{bicycle}",
-    "people.presence": "{device}",
-    "parking.occupancy": "%",
-    "energy.active": "kW.h",
+class Quantity(NamedTuple):
+    """A controlled quantity: its UCUM unit and the range a city sensor can plausibly report
+    in that unit (a device's registry entry may narrow it, never widen it)."""
+
+    unit: str
+    low: float
+    high: float
+
+
+# Controlled quantity names (Smart Data Models' vocabulary where one exists), their UCUM
+# unit and plausible range. A reading outside the range is quarantined (``out_of_range``):
+# 1e308 would overflow a day's sums, -1000 vehicles would be published as a count.
+QUANTITIES: dict[str, Quantity] = {
+    "air.no2": Quantity("ug/m3", 0, 2000),
+    "air.pm10": Quantity("ug/m3", 0, 2000),
+    "air.pm25": Quantity("ug/m3", 0, 1500),
+    "air.o3": Quantity("ug/m3", 0, 1000),
+    "noise.laeq": Quantity("dB", 0, 200),
+    "traffic.vehicles": Quantity("{vehicle}", 0, 100_000),
+    "traffic.heavy_vehicles": Quantity("{vehicle}", 0, 100_000),
+    "traffic.bicycles": Quantity("{bicycle}", 0, 100_000),
+    "traffic.pedestrians": Quantity("{pedestrian}", 0, 100_000),
+    "people.presence": Quantity("{device}", 0, 1_000_000),
+    "parking.occupancy": Quantity("%", 0, 100),
+    "energy.active": Quantity("kW.h", 0, 1e9),
+    "energy.voltage": Quantity("V", 0, 1000),
+    "energy.current": Quantity("A", 0, 10_000),
+    "weather.temperature": Quantity("Cel", -60, 70),
+    "weather.humidity": Quantity("%", 0, 100),
+    "weather.pressure": Quantity("Pa", 30_000, 110_000),
+    "weather.wind_speed": Quantity("m/s", 0, 100),
+    "weather.wind_direction": Quantity("deg", 0, 360),
+    "weather.precipitation": Quantity("mm", 0, 500),
+    "weather.illuminance": Quantity("lx", 0, 200_000),
+    "weather.uv_index": Quantity("{index}", 0, 20),
+    "soil.moisture": Quantity("%", 0, 100),
+    "soil.temperature": Quantity("Cel", -40, 80),
+    "soil.conductivity": Quantity("uS/cm", 0, 20_000),
+    "waste.filling": Quantity("1", 0, 1),
 }
+QUANTITY_UNITS: dict[str, str] = {name: q.unit for name, q in QUANTITIES.items()}
 
 
 class Zone(StrEnum):
@@ -46,88 +73,32 @@ class Function(StrEnum):
 # --- observations -----------------------------------------------------------------------
 
 
-# Observation times outside [EARLIEST, LATEST) are implausible for a city sensor (a clock
-# reset to 1970, a year typed as 999): ingest quarantines them as ``implausible_time``.
+# Observation times before EARLIEST are implausible for a city sensor (a clock reset to
+# 1970, a year typed as 999); times more than FUTURE_SLACK ahead of the clock that receives
+# them are too (a clock set to 2099 would give every future day a key and a partition).
 EARLIEST_OBSERVATION = datetime(2000, 1, 1, tzinfo=UTC)
-LATEST_OBSERVATION = datetime(2100, 1, 1, tzinfo=UTC)
+EARLIEST_EPOCH = EARLIEST_OBSERVATION.timestamp()
+FUTURE_SLACK_S = 300.0
 
 
-def plausible_time(at: datetime) -> bool:
-    """Whether an aware time lies in [EARLIEST_OBSERVATION, LATEST_OBSERVATION).
+class RawRecord(TypedDict):
+    """One reading as the edge writes it to the raw zone (JSON Lines): pseudonymous.
 
-    Compared, never converted: converting year 1 at +01:00 to UTC overflows.
-    """
-    return EARLIEST_OBSERVATION <= at < LATEST_OBSERVATION
-
-
-def _observed_at(value: datetime) -> datetime:
-    if not plausible_time(value):
-        raise ValueError(
-            f"observed_at must be in [{EARLIEST_OBSERVATION.date()}, "
-            f"{LATEST_OBSERVATION.date()}) UTC"
-        )
-    return value.astimezone(UTC)
-
-
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError("value must be a finite number")
-    return value
-
-
-ObservedAt = Annotated[AwareDatetime, AfterValidator(_observed_at)]
-FiniteFloat = Annotated[float, AfterValidator(_finite)]
-Longitude = Annotated[float, Field(ge=-180, le=180)]
-Latitude = Annotated[float, Field(ge=-90, le=90)]
-
-
-class Observation(BaseModel):
-    """One reading, normalized. What ingest writes to the raw zone.
-
-    ``personal`` holds the fields the source declares personal (a device MAC, a plate);
-    anonymize decides their fate from the source's policy before anything leaves raw.
+    ``pseudonym`` is the keyed HMAC of the data subject's identifier (sources with a
+    subject only, else None); ``refused`` names a field the source's policy refuses (its
+    value never written), so anonymize refuses the reading. No hub identifier, no claimed
+    position: the zone is the registered device's.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    source: str = Field(min_length=1, max_length=64)
-    sensor: str = Field(min_length=1, max_length=128)
+    source: str
+    sensor: str
     quantity: str
     unit: str
-    value: FiniteFloat
-    observed_at: ObservedAt
-    location: tuple[Longitude, Latitude] | None = None
-    zone: str | None = None
-    personal: dict[str, str | float] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _check(self) -> Observation:
-        expected = QUANTITY_UNITS.get(self.quantity)
-        if expected is None:
-            raise ValueError(f"unknown quantity {self.quantity!r}")
-        if self.unit != expected:
-            raise ValueError(f"unit {self.unit!r} is not {expected!r} for {self.quantity}")
-        if self.location is None and self.zone is None:
-            raise ValueError("a location or a zone is required")
-        return self
-
-    def to_record(self) -> dict[str, Any]:
-        """JSON-ready dict, the raw zone's line format."""
-        return {
-            "source": self.source,
-            "sensor": self.sensor,
-            "quantity": self.quantity,
-            "unit": self.unit,
-            "value": self.value,
-            # ISO 8601 in UTC, microseconds always written (byte-stable), a 4-digit year
-            "observed_at": self.observed_at.astimezone(UTC)
-            .replace(tzinfo=None)
-            .isoformat(timespec="microseconds")
-            + "Z",
-            "location": list(self.location) if self.location else None,
-            "zone": self.zone,
-            "personal": self.personal,
-        }
+    value: float
+    observed_at: str  # ISO 8601 in UTC, microseconds, "Z"
+    zone: str
+    pseudonym: str | None
+    refused: NotRequired[str]
 
 
 # --- the claim check ----------------------------------------------------------------------

@@ -82,21 +82,16 @@ def day_of(key: str, prefix: str) -> str:
 # --- the edge: hub payloads as received ----------------------------------------------------
 
 
-def inbox_key(city: str, fmt: str, body: bytes) -> str:
-    """A drop of payloads as received (JSON Lines, gzip) in raw, keyed by its content: the
-    same batch dropped twice is stored once."""
-    ident = input_id(fmt, hashlib.sha256(body).hexdigest())
-    return f"inbox/{city}/{fmt}/{ident}.jsonl.gz"
+def inbox_key(city: str, fmt: str, name: str) -> str:
+    """Where a city's own system drops a file for ingest: ``inbox/<city>/<format>/<name>``
+    (a CSV drop's name starts with its mapping: ``csv/<mapping>/<file>.csv``)."""
+    return f"inbox/{city}/{fmt}/{name}"
 
 
-def webhook_id(fmt: str, body: str) -> str:
-    """A webhook request's identity: its content."""
-    return input_id("webhook", fmt, hashlib.sha256(body.encode()).hexdigest())
-
-
-def webhook_key(fmt: str, ident: str) -> str:
-    """The name a webhook request goes by in lineage (it is processed inline, never stored)."""
-    return f"webhook/{fmt}/{ident}"
+def edge_key(fmt: str, ident: str) -> str:
+    """The name a batch written by the edge goes by in lineage (webhook, bridge, replay):
+    it was never stored as received."""
+    return f"edge/{fmt}/{ident}"
 
 
 # --- quarantine and audit ------------------------------------------------------------------

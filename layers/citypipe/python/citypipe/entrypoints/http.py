@@ -8,11 +8,12 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
+from citypipe.ports import KeyStore
 from citypipe.service.ingest import ingest_webhook
 from citypipe.service.stage import Deps
 
 
-def webhook(deps: Deps, event: dict[str, Any]) -> dict[str, Any]:
+def webhook(deps: Deps, keys: KeyStore, event: dict[str, Any]) -> dict[str, Any]:
     request = APIGatewayProxyEvent(event)
     fmt = (request.path_parameters or {}).get("format") or request.path.rstrip("/").rsplit("/", 1)[
         -1
@@ -21,7 +22,12 @@ def webhook(deps: Deps, event: dict[str, Any]) -> dict[str, Any]:
         status, body = 405, {"error": "method_not_allowed", "detail": "POST a payload"}
     else:
         status, body = ingest_webhook(
-            deps, fmt, request.decoded_body or "", request.request_context.request_id or ""
+            deps,
+            keys,
+            fmt,
+            request.decoded_body or "",
+            request.request_context.request_id or "",
+            headers=dict(request.headers or {}),
         )
     return {
         "statusCode": status,

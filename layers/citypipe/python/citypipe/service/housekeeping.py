@@ -1,4 +1,5 @@
-"""The hourly job: publish yesterday, destroy old keys, keep raw's 24-hour promise.
+"""The hourly job: publish yesterday, destroy old keys, keep raw's 24-hour promise and
+quarantine's retention.
 
 Raw objects never outlive 24 hours. S3 lifecycle expiration counts whole days, rounds to
 the next midnight UTC and runs when the provider gets to it (up to ~48 h), and local
@@ -21,21 +22,34 @@ from citypipe.service.stage import Deps, log
 RAW_LIFETIME = timedelta(hours=24)
 
 
-def sweep_raw(deps: Deps, now: datetime) -> int:
-    """Delete raw-zone objects older than 24 hours; return how many."""
-    bucket = deps.names.bucket(Zone.RAW)
+def sweep(deps: Deps, zone: Zone, lifetime: timedelta, now: datetime) -> int:
+    """Delete a zone's objects older than ``lifetime``; return how many."""
+    bucket = deps.names.bucket(zone)
     expired = [
         info.key
         for info in deps.store.list(bucket)
-        if info.modified is not None and now - info.modified > RAW_LIFETIME
+        if info.modified is not None and now - info.modified > lifetime
     ]
     for key in expired:
         deps.store.delete(bucket, key)
     if expired:
         log.warning(
-            "raw objects past 24 h deleted", extra={"function": "export", "count": len(expired)}
+            "objects past their retention deleted",
+            extra={"function": "export", "zone": zone.value, "count": len(expired)},
         )
     return len(expired)
+
+
+def sweep_raw(deps: Deps, now: datetime) -> int:
+    """Delete raw-zone objects older than 24 hours; return how many."""
+    return sweep(deps, Zone.RAW, RAW_LIFETIME, now)
+
+
+def sweep_quarantine(deps: Deps, now: datetime) -> int:
+    """Delete quarantine rows older than the city's quarantine retention (lifecycle rules
+    count whole days and run late; local backends have none)."""
+    days = deps.city.retention_days.get(Zone.QUARANTINE)
+    return 0 if days is None else sweep(deps, Zone.QUARANTINE, timedelta(days=days), now)
 
 
 @dataclass(frozen=True)
@@ -44,12 +58,13 @@ class Housekeeping:
     result: str  # export_day's result
     keys_destroyed: int
     raw_swept: int
+    quarantine_swept: int
 
 
 def hourly(deps: Deps, keys: KeyStore, fired: datetime) -> Housekeeping:
     """Publish yesterday (UTC) — a no-op once published unless late data arrived —, destroy
-    the pseudonymization secrets of days past the key retention, and delete raw objects
-    older than 24 hours. The housekeeping runs even when the export fails."""
+    the pseudonymization secrets of days past the key retention, delete raw objects older
+    than 24 hours and quarantine rows past the quarantine retention. The housekeeping runs even when the export fails."""
     day = (fired - timedelta(days=1)).date().isoformat()
     keep_from = fired.date() - timedelta(days=deps.city.key_retention_days - 1)
     try:
@@ -57,8 +72,14 @@ def hourly(deps: Deps, keys: KeyStore, fired: datetime) -> Housekeeping:
     finally:
         destroyed = keys.destroy_before(keep_from)
         swept = sweep_raw(deps, fired)
+        quarantine = sweep_quarantine(deps, fired)
     log.info(
         "housekeeping",
-        extra={"function": "export", "keys_destroyed": destroyed, "raw_swept": swept},
+        extra={
+            "function": "export",
+            "keys_destroyed": destroyed,
+            "raw_swept": swept,
+            "quarantine_swept": quarantine,
+        },
     )
-    return Housekeeping(day, result, destroyed, swept)
+    return Housekeeping(day, result, destroyed, swept, quarantine)

@@ -1,130 +1,164 @@
-"""ingest's service: drops and webhook requests in, raw objects and quarantine out.
+"""ingest's service: hubs' webhook requests and drops in the inbox, through the edge.
 
-The edge (``drop_message``) keeps a batch of payloads as received in the inbox and
-announces it; ``ingest_drop`` is the stage core for such a drop; ``ingest_webhook``
-processes a hub's HTTP push inline.
+- ``ingest_webhook``: a hub's HTTP push (one payload, or JSON Lines of payloads), processed
+  inline by the edge; the sender is told what was accepted and why the rest was not.
+- ``ingest_core``: the stage core for a drop a city's own system put in the inbox
+  (``inbox/<city>/<format>/…``: JSON Lines of payloads, gzip or not, or a CSV file with a
+  mapping ``inbox/<city>/csv/<mapping>/…``). Each line is judged on its own.
 
-A quarantine row is one payload: ``{"line", "payload", "rejected": {reason: readings},
-"details": [{"reason", "detail"}, ...]}``; the books count readings.
+Bounds: a webhook body, a drop (decompressed) and each line or payload have a size limit.
 """
 
 from __future__ import annotations
 
-import gzip
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from citypipe.core.codecs import jsonl_gz
-from citypipe.core.formats import PARSERS
-from citypipe.core.ingest import Normalized, is_one_document, normalize, one_line, split_lines
-from citypipe.domain.books import IngestCounts
+import orjson
+
+from citypipe.core.codecs import gunzip_bounded
+from citypipe.core.formats import FORMATS, Context, csv_drop
+from citypipe.core.ingest import Payload, normalize
+from citypipe.core.pseudonyms import sensor_keys
 from citypipe.domain.errors import TerminalError
-from citypipe.domain.model import Function, Message, Zone
-from citypipe.domain.naming import data_key, inbox_key, webhook_id, webhook_key
-from citypipe.ports import StoredObject
-from citypipe.service.stage import Deps, Outcome, Output, finish
+from citypipe.domain.model import Message
+from citypipe.ports import KeyStore, StoredObject
+from citypipe.service.edge import receive, to_outcome
+from citypipe.service.stage import Core, Deps, Outcome
+
+MAX_BODY_BYTES = 1024 * 1024  # a webhook request
+MAX_BODY_LINES = 10_000
+MAX_DROP_BYTES = 64 * 1024 * 1024  # a drop, decompressed
+MAX_REPORTED = 20  # rejections a webhook answer lists (the rest are counted)
 
 
-def to_outcome(city: str, normalized: Normalized, ident: str) -> Outcome:
-    outputs = [
-        Output(
-            zone=Zone.RAW,
-            key=data_key(Zone.RAW, city, hour, source, ident, "jsonl.gz"),
-            body=jsonl_gz(rows),
-            records=len(rows),
-            format="jsonl.gz",
-            content_type="application/x-ndjson",
-            notify=Function.ANONYMIZE,
-        )
-        for (source, hour), rows in sorted(normalized.by_partition.items())
+def _lines(body: bytes) -> Iterator[tuple[int, bytes]]:
+    """JSON Lines split at line feeds only (U+2028 and friends are valid inside JSON
+    strings); a CR before the LF is JSON whitespace. Blank lines are no payloads."""
+    for number, line in enumerate(body.split(b"\n"), start=1):
+        if line.strip():
+            yield number, line
+
+
+def _csv_payloads(body: bytes, mapping_name: str, deps: Deps, at: float) -> list[Payload]:
+    mapping = deps.city.csv.get(mapping_name)
+    if mapping is None:
+        raise TerminalError("unknown_mapping", f"no CSV mapping {mapping_name!r} in the city file")
+    texts: list[str] = []
+    undecodable: list[int] = []
+    for number, line in enumerate(body.split(b"\n"), start=1):
+        try:
+            texts.append(line.rstrip(b"\r").decode("utf-8"))
+        except UnicodeDecodeError:
+            texts.append("")  # judged below, alone
+            undecodable.append(number)
+    ctx = Context(received_at=at)
+    payloads = [
+        Payload(doc, ctx, number, parsed=True)
+        for number, doc in csv_drop.documents(texts, mapping)
     ]
-    return Outcome(
-        outputs=outputs,
-        counts=IngestCounts(
-            payloads=normalized.payloads,
-            received=normalized.received,
-            accepted=normalized.accepted,
-            quarantined=dict(sorted(normalized.reasons.items())),
-        ),
-        quarantine=normalized.quarantine,
-    )
+    for number in undecodable:
+        payloads.append(Payload(b"\xff", ctx, number))  # an invalid_encoding line
+    return payloads
 
 
-def ingest_drop(obj: StoredObject, message: Message, deps: Deps, ident: str) -> Outcome:
-    """The stage core for a drop in the inbox: JSON Lines of payloads as received (gzip)."""
+def ingest_core(keys: KeyStore | None) -> Core:
+    """The stage core for an inbox drop, on the key store of the daily secrets."""
+
+    def ingest_drop(obj: StoredObject, message: Message, deps: Deps, ident: str) -> Outcome:
+        fmt = FORMATS.get(message.format)
+        if fmt is None:
+            raise TerminalError("unknown_format", f"formats: {sorted(FORMATS)}")
+        body = obj.body
+        if message.key.endswith(".gz"):
+            body = gunzip_bounded(body, MAX_DROP_BYTES)
+        elif len(body) > MAX_DROP_BYTES:
+            raise TerminalError("drop_too_large", f"{len(body)} bytes > {MAX_DROP_BYTES}")
+        at = deps.clock.now().timestamp()
+        if fmt is csv_drop.FORMAT:
+            parts = message.key.split("/")
+            payloads = _csv_payloads(body, parts[3] if len(parts) > 4 else "", deps, at)
+        else:
+            ctx = Context(received_at=at)
+            payloads = [Payload(line, ctx, number) for number, line in _lines(body)]
+        key_for = sensor_keys(keys, deps.city.city) if keys is not None else None
+        normalized = normalize(deps.city, fmt, payloads, now=at, key_for=key_for)
+        return to_outcome(deps.city.city, fmt, normalized, ident)
+
+    return ingest_drop
+
+
+def _payloads(body: bytes, ctx: Context) -> list[Payload] | None:
+    """One (possibly pretty-printed) document, else JSON Lines; None when over the bounds."""
     try:
-        text = gzip.decompress(obj.body).decode("utf-8")
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
-        raise TerminalError("unreadable_input", str(exc)) from None
-    return to_outcome(
-        deps.city.city, normalize(deps.city, message.format, split_lines(text)), ident
-    )
-
-
-def drop_message(deps: Deps, fmt: str, payloads: Sequence[str], trace_id: str = "") -> Message:
-    """The edge of ingest: keep a batch of payloads as received and announce it.
-
-    Used by the MQTT/HTTP bridges and the replay. Each payload is kept on one line (a
-    pretty-printed one with its line breaks as spaces). The key is the content hash, so the
-    same batch dropped twice is stored once.
-    """
-    text = "".join(one_line(p) + "\n" for p in payloads)
-    body = gzip.compress(text.encode(), compresslevel=5, mtime=0)
-    key = inbox_key(deps.city.city, fmt, body)
-    bucket = deps.names.bucket(Zone.RAW)
-    result = deps.store.put_if_absent(bucket, key, body, "application/gzip")
-    return Message(
-        city=deps.city.city,
-        stage="inbox",
-        bucket=bucket,
-        key=key,
-        etag=result.etag,
-        records=len(payloads),
-        format=fmt,
-        trace_id=trace_id,
-    )
+        return [Payload(orjson.loads(body), ctx, 1, parsed=True)]
+    except orjson.JSONDecodeError:
+        pass
+    lines = list(_lines(body))
+    if len(lines) > MAX_BODY_LINES:
+        return None
+    return [Payload(line, ctx, number) for number, line in lines]
 
 
 def ingest_webhook(
-    deps: Deps, fmt: str, body: str, trace_id: str = ""
+    deps: Deps,
+    keys: KeyStore | None,
+    fmt_name: str,
+    body: bytes | str,
+    trace_id: str = "",
+    headers: Mapping[str, str] | None = None,
+    topic: str | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """A hub's HTTP push: one payload, or JSON Lines of payloads. Processed inline.
+    """A hub's HTTP push: one payload, or JSON Lines of payloads, processed inline.
 
-    Returns (HTTP status, body). When nothing in the request is usable the sender gets a
-    400 with every reason; the rejected payloads are quarantined all the same, so the run
-    ledger still balances.
+    Returns (HTTP status, body). Nothing usable: 400 with the reasons (the rejected
+    payloads are quarantined all the same, so the books balance). Over the bounds: 413,
+    nothing written.
     """
-    if fmt not in PARSERS:
-        return 404, {"error": "unknown_format", "detail": f"formats: {sorted(PARSERS)}"}
-    # One (possibly pretty-printed) payload; else JSON Lines, or garbage line by line
-    lines = [one_line(body)] if is_one_document(body) else split_lines(body)
-    normalized = normalize(deps.city, fmt, lines)
-    ident = webhook_id(fmt, body)
-    message = Message(
-        city=deps.city.city,
-        stage="webhook",
-        bucket="",
-        key=webhook_key(fmt, ident),
-        records=len(lines),
-        format=fmt,
-        trace_id=trace_id,
+    fmt = FORMATS.get(fmt_name)
+    if fmt is None or fmt is csv_drop.FORMAT:
+        known = sorted(n for n in FORMATS if n != csv_drop.FORMAT.name)
+        return 404, {"error": "unknown_format", "detail": f"formats: {known}"}
+    data = body.encode("utf-8", errors="surrogatepass") if isinstance(body, str) else body
+    if len(data) > MAX_BODY_BYTES:
+        return 413, {"error": "body_too_large", "detail": f"at most {MAX_BODY_BYTES} bytes"}
+    ctx = Context(
+        received_at=deps.clock.now().timestamp(),
+        topic=topic,
+        headers={k.lower(): v for k, v in (headers or {}).items()},
     )
-    finish(Function.INGEST, message, deps, ident, to_outcome(deps.city.city, normalized, ident))
-    rejected = [_rejected(row) for row in normalized.quarantine]
-    reasons = [reason for per_line in rejected for reason in per_line]
-    if normalized.accepted == 0:
-        return 400, {"error": "no_usable_reading", "rejected": reasons}
-    quarantined = sum(normalized.reasons.values())
-    return 202, {"accepted": normalized.accepted, "quarantined": quarantined, "rejected": reasons}
+    payloads = _payloads(data, ctx)
+    if payloads is None:
+        return 413, {"error": "too_many_lines", "detail": f"at most {MAX_BODY_LINES} payloads"}
+    result = receive(deps, keys, fmt, payloads, trace_id).normalized
+    rejected = [r for row in result.quarantine for r in _rejected(row)]
+    answer: dict[str, Any] = {
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "quarantined": sum(result.reasons.values()),
+        "rejected": rejected[:MAX_REPORTED],
+    }
+    if len(rejected) > MAX_REPORTED:
+        answer["rejected_not_listed"] = len(rejected) - MAX_REPORTED
+    if result.accepted == 0 and result.duplicates == 0:
+        return 400, {"error": "no_usable_reading", **answer}
+    return 202, answer
 
 
 def _rejected(row: dict[str, Any]) -> list[dict[str, Any]]:
-    """What a webhook sender is told of one quarantined payload: per reason, the readings
-    rejected and the first detail."""
-    first: dict[str, str] = {}
+    """What a sender is told of one quarantined payload: per reason, the readings rejected,
+    the first detail and its JSON path."""
+    first: dict[str, dict[str, str]] = {}
     for detail in row["details"]:
-        first.setdefault(detail["reason"], detail["detail"])
+        first.setdefault(detail["reason"], detail)
     return [
-        {"line": row["line"], "reason": reason, "count": count, "detail": first.get(reason, "")}
+        {
+            "line": row["line"],
+            "reason": reason,
+            "count": count,
+            "detail": first.get(reason, {}).get("detail", ""),
+            "path": first.get(reason, {}).get("path", ""),
+        }
         for reason, count in row["rejected"].items()
     ]
+

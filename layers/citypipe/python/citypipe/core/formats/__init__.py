@@ -1,16 +1,42 @@
-"""Hub payload formats. Each parser turns one payload into readings or rejections."""
+"""Hub payload formats: one adapter module each, all on one normalization path
+(``core.ingest``). An adapter is versioned (``Format.version``); quarantine rows and
+lineage name the adapter and version that read a payload.
+
+The names are the webhook routes (``POST /ingest/{format}``) and the inbox folders
+(``inbox/<city>/<format>/``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from citypipe.core.formats import (
+    aws_iot,
+    canonical,
+    chirpstack,
+    csv_drop,
+    meraki,
+    ngsi_ld,
+    senml,
+    sensor_community,
+    telraam,
+    tts,
+)
+from citypipe.core.formats.common import Context, Format, Reading, Rejection
 
-from citypipe.core.formats import canonical, senml
-from citypipe.core.formats.common import Reading, Rejection
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        tts.FORMAT,
+        chirpstack.FORMAT_V4,
+        chirpstack.FORMAT_V3,
+        aws_iot.FORMAT,
+        senml.FORMAT,
+        ngsi_ld.FORMAT,
+        sensor_community.FORMAT,
+        meraki.FORMAT,
+        telraam.FORMAT,
+        csv_drop.FORMAT,
+        canonical.FORMAT,
+    )
+}
 
-Parser = Callable[[Any], Iterable[Reading | Rejection]]
-
-PARSERS: dict[str, Parser] = {"senml": senml.parse, "canonical": canonical.parse}
-
-
-__all__ = ["PARSERS", "Parser", "Reading", "Rejection"]
+__all__ = ["FORMATS", "Context", "Format", "Reading", "Rejection"]

@@ -1,26 +1,185 @@
-"""What a parser yields: readings still in the hub's vocabulary, or rejections with a reason."""
+"""What every hub format adapter shares: what it yields, and the small readers it uses.
+
+An adapter turns one parsed payload into ``Reading``s still in the hub's vocabulary (the
+hub's device id, the decoded field's name, the value as sent) or ``Rejection``s with a
+machine-readable reason and the JSON path they concern. Resolving the device, mapping
+fields to quantities, checking ranges and times, pseudonymizing: that is the one
+normalization path (``core.ingest``) every format shares.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
+from typing import Any
 
 
-@dataclass(frozen=True)
 class Reading:
-    sensor: str
-    measure: str  # the hub's name for what was measured (SenML n, canonical quantity)
-    unit: str
-    value: float
-    observed_at: datetime
-    location: tuple[float, float] | None = None
-    zone: str | None = None
-    personal: dict[str, str | float] = field(default_factory=dict)
+    """One value a hub sent for one device. ``at``: epoch seconds (UTC)."""
+
+    __slots__ = ("at", "device", "field", "hub", "path", "personal", "subject", "unit", "value")
+
+    def __init__(
+        self,
+        hub: str,
+        device: str,
+        field: str,
+        value: Any,
+        at: float,
+        path: str,
+        unit: str | None = None,
+        subject: Any = None,
+        personal: dict[str, Any] | None = None,
+    ) -> None:
+        self.hub = hub
+        self.device = device
+        self.field = field
+        self.value = value
+        self.at = at
+        self.path = path
+        self.unit = unit
+        self.subject = subject  # the data subject's identifier (a MAC), where the hub sends one
+        self.personal = personal  # canonical only: the personal fields as sent
+
+    def __repr__(self) -> str:  # no values: a repr may end up in a log
+        return f"Reading({self.hub}, {self.field!r}, path={self.path!r})"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rejection:
-    """A reading (or a whole payload) that cannot be used. ``reason`` is machine-readable."""
+    """A reading (or a whole payload) that cannot be used. ``reason`` is machine-readable;
+    ``detail`` never quotes an identifier; ``path`` is the JSON path it concerns."""
 
     reason: str
     detail: str = ""
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the transport knew of a payload: when it arrived, on which MQTT topic, with which
+    HTTP headers (names lower-cased)."""
+
+    received_at: float
+    topic: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+Parse = Callable[[Any, Context], list["Reading | Rejection"]]
+
+
+@dataclass(frozen=True)
+class Format:
+    """A hub format adapter, versioned: a change in what it reads bumps ``version``."""
+
+    name: str
+    version: int
+    hub: str  # the registry's namespace of the device ids it yields
+    parse: Parse
+    identifiers: frozenset[str]  # keys whose values identify a device, network or person
+    doc: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+class Unreadable(ValueError):
+    """A payload whose shape the adapter cannot read at all: rejected whole."""
+
+    def __init__(self, reason: str, detail: str, path: str = "") -> None:
+        super().__init__(detail)
+        self.rejection = Rejection(reason, detail, path)
+
+
+# --- small readers ---------------------------------------------------------------------------
+
+
+def obj(value: Any, what: str, path: str = "") -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise Unreadable("invalid_payload", f"{what} is not a JSON object", path)
+    return value
+
+
+@lru_cache(maxsize=4096)  # payloads of a batch share few distinct times
+def iso_epoch(text: str) -> float:
+    """RFC 3339 with an offset (nanoseconds allowed) -> epoch seconds. ValueError else."""
+    if not isinstance(text, str) or len(text) > 64:
+        raise ValueError("not a time")
+    cut = text.replace("Z", "+00:00").replace("z", "+00:00")
+    dot = cut.find(".")
+    if dot != -1:  # Python reads at most 6 fractional digits: drop the rest
+        end = dot + 1
+        while end < len(cut) and cut[end].isdigit():
+            end += 1
+        cut = cut[: min(end, dot + 7)] + cut[end:]
+    at = datetime.fromisoformat(cut)
+    if at.tzinfo is None:
+        raise ValueError("a time needs a UTC offset")
+    return at.timestamp()
+
+
+def first_time(*candidates: Any) -> float | None:
+    """The first candidate that is an RFC 3339 time."""
+    for candidate in candidates:
+        if isinstance(candidate, str):
+            try:
+                return iso_epoch(candidate)
+            except (ValueError, OverflowError):
+                continue
+    return None
+
+
+def number(value: Any) -> float | None:
+    """A finite number from a JSON number or a numeric string (hubs send both); None else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, int):
+        try:
+            result = float(value)
+        except OverflowError:
+            return None
+        return result
+    if isinstance(value, str) and 0 < len(value) <= 40:
+        try:
+            result = float(value)
+        except ValueError:
+            return None
+        return result if math.isfinite(result) else None
+    return None
+
+
+def flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """A decoded payload's fields as (name, value): nested objects joined with ``.``
+    (``wind.velocity``), list items by index, and SenseCAP-style measurement lists
+    (``{"type": " Peak Wind Gust", "measurementValue": 7.7}``) by their stripped type."""
+    if isinstance(value, dict):
+        if "measurementValue" in value and isinstance(value.get("type"), str):
+            yield value["type"].strip(), value["measurementValue"]
+            return
+        for key, item in value.items():
+            yield from flatten(item, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from flatten(item, f"{prefix}.{index}" if prefix else str(index))
+    else:
+        yield prefix, value
+
+
+def decoded_readings(
+    hub: str, device: str, decoded: Any, at: float, path: str
+) -> list[Reading | Rejection]:
+    """The readings of a network server's decoded payload (one per flattened field)."""
+    if not isinstance(decoded, dict) or not decoded:
+        return [Rejection("not_decoded", "no decoded payload: set up the device's codec", path)]
+    prefix = f"{path}." if path else ""
+    return [Reading(hub, device, name, value, at, prefix + name) for name, value in flatten(decoded)]
+
+
+def header(ctx: Context, name: str) -> str | None:
+    return ctx.headers.get(name.lower())

@@ -1,0 +1,67 @@
+"""AWS IoT Core: LoRaWAN uplinks (``WirelessMetadata.LoRaWAN``, ``Fport`` or ``FPort``), the
+same with a decoder's ``transformed_message`` beside the ``lns_message``, and an IoT rule's
+SELECT output: a device's plain JSON, whose device is only the MQTT topic it arrived on.
+
+IoT Core for LoRaWAN delivers the frame in binary (``PayloadData``): a reading needs a
+decoder (a rule's transformation), else the uplink is rejected as ``not_decoded``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from citypipe.core.formats.common import (
+    Context,
+    Format,
+    Reading,
+    Rejection,
+    decoded_readings,
+    first_time,
+    obj,
+)
+
+IDENTIFIERS = frozenset(
+    {
+        "wirelessdeviceid", "deveui", "devaddr", "gateways", "gatewayeui", "payloaddata",
+        "mic", "wirelessmetadata", "thingname", "clientid", "principal",
+    }
+)  # fmt: skip
+
+
+def _lorawan(message: Any) -> dict[str, Any]:
+    meta = message.get("WirelessMetadata") if isinstance(message, dict) else None
+    lorawan = meta.get("LoRaWAN") if isinstance(meta, dict) else None
+    return lorawan if isinstance(lorawan, dict) else {}
+
+
+def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
+    doc = obj(document, "an IoT Core message")
+    if "transformed_message" in doc or "lns_message" in doc:
+        transformed = doc.get("transformed_message")
+        transformed = transformed if isinstance(transformed, dict) else {}
+        meta = _lorawan(doc.get("lns_message"))
+        dev_eui = transformed.get("DevEui") or meta.get("DevEui")
+        if not isinstance(dev_eui, str) or not dev_eui:
+            return [Rejection("missing_device_id", "no DevEui", "lns_message")]
+        at = first_time(meta.get("Timestamp"))
+        return decoded_readings(
+            "lorawan",
+            dev_eui,
+            transformed.get("payload"),
+            ctx.received_at if at is None else at,
+            "transformed_message.payload",
+        )
+    if "WirelessMetadata" in doc or "PayloadData" in doc:
+        return [
+            Rejection(
+                "not_decoded",
+                "a LoRaWAN frame in binary (PayloadData): decode it in the IoT rule",
+                "PayloadData",
+            )
+        ]
+    if not ctx.topic:
+        return [Rejection("missing_device_id", "a rule's output names its device by topic: none")]
+    return decoded_readings("aws-iot", ctx.topic, doc, ctx.received_at, "")
+
+
+FORMAT = Format("aws-iot", 1, "aws-iot", parse, IDENTIFIERS, "AWS IoT Core (LoRaWAN, rule output)")

@@ -1,0 +1,78 @@
+"""ChirpStack uplink events: v4 ``up`` events (``deviceInfo.devEui``, ``time``, ``object``)
+and v3 JSON uplinks (``devEUI`` in hex or base64, ``publishedAt``, ``object``), from the
+HTTP integration or MQTT ``application/{id}/device/{devEui}/event/up``. Readings are the
+codec's ``object`` fields (numbers often as strings, shapes codec-specific).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from citypipe.core.formats.common import (
+    Context,
+    Format,
+    Reading,
+    Rejection,
+    decoded_readings,
+    first_time,
+    obj,
+)
+
+IDENTIFIERS = frozenset(
+    {
+        "deviceinfo", "devaddr", "deveui", "devicename", "tenantid", "tenantname",
+        "applicationid", "applicationname", "deviceprofileid", "deviceprofilename", "tags",
+        "rxinfo", "gatewayid", "location", "context", "deduplicationid", "data",
+        "payload",
+    }
+)  # fmt: skip
+
+
+def _rx_time(rx: Any) -> Any:
+    if isinstance(rx, list):
+        for item in rx:
+            if isinstance(item, dict) and isinstance(item.get("time"), str):
+                return item["time"]
+    return None
+
+
+def parse_v4(document: Any, ctx: Context) -> list[Reading | Rejection]:
+    doc = obj(document, "a ChirpStack event")
+    info = doc.get("deviceInfo")
+    dev_eui = info.get("devEui") if isinstance(info, dict) else None
+    if not isinstance(dev_eui, str) or not dev_eui:
+        return [Rejection("missing_device_id", "no deviceInfo.devEui", "deviceInfo")]
+    if "fCnt" not in doc and "object" not in doc and "data" not in doc:
+        return [Rejection("not_an_uplink", "not an up event (join, status, ack, log ...)")]
+    at = first_time(doc.get("time"), _rx_time(doc.get("rxInfo")))
+    return decoded_readings(
+        "lorawan", dev_eui, doc.get("object"), ctx.received_at if at is None else at, "object"
+    )
+
+
+def _dev_eui_v3(value: Any) -> str | None:
+    if not isinstance(value, str) or not value:
+        return None
+    if len(value) == 16:
+        return value
+    try:  # protobuf JSON (the json_v3 marshaler) writes bytes in base64
+        return base64.b64decode(value, validate=True).hex()
+    except (binascii.Error, ValueError):
+        return value
+
+
+def parse_v3(document: Any, ctx: Context) -> list[Reading | Rejection]:
+    doc = obj(document, "a ChirpStack v3 uplink")
+    dev_eui = _dev_eui_v3(doc.get("devEUI"))
+    if dev_eui is None:
+        return [Rejection("missing_device_id", "no devEUI", "devEUI")]
+    at = first_time(doc.get("publishedAt"), _rx_time(doc.get("rxInfo")))
+    return decoded_readings(
+        "lorawan", dev_eui, doc.get("object"), ctx.received_at if at is None else at, "object"
+    )
+
+
+FORMAT_V4 = Format("chirpstack-v4", 1, "lorawan", parse_v4, IDENTIFIERS, "ChirpStack v4 up event")
+FORMAT_V3 = Format("chirpstack-v3", 1, "lorawan", parse_v3, IDENTIFIERS, "ChirpStack v3 uplink")

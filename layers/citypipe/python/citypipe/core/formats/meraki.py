@@ -1,0 +1,66 @@
+"""Cisco Meraki Scanning API presence: v2 ``DevicesSeen``/``BluetoothDevicesSeen`` (the
+access point in ``data.apMac``) and v3 ``WiFi``/``Bluetooth`` (the nearest access point
+of each client in ``latestRecord.nearestApMac``). Each observation of a client is one
+``presence`` reading of the access point, its ``clientMac`` the data subject (pseudonymized
+at the edge by the source's policy). Everything else about the client (IPs, SSID, OS,
+manufacturer, position) and the shared ``secret`` is never read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from citypipe.core.formats.common import Context, Format, Reading, Rejection, first_time, number, obj
+
+FIELD = "presence"
+IDENTIFIERS = frozenset(
+    {
+        "secret", "apmac", "apfloors", "aptags", "clientmac", "ipv4", "ipv6", "ssid", "os",
+        "manufacturer", "location", "locations", "userid", "networkid", "nearestapmac",
+        "latestrecord", "floorplanid", "floorplanname", "rssirecords",
+    }
+)  # fmt: skip
+
+
+def _seen(observation: dict[str, Any], fallback: float) -> float:
+    record = observation.get("latestRecord")
+    at = first_time(
+        observation.get("seenTime"), record.get("time") if isinstance(record, dict) else None
+    )
+    if at is None:
+        epoch = number(observation.get("seenEpoch"))
+        at = fallback if epoch is None else epoch
+    return at
+
+
+def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
+    doc = obj(document, "a Scanning API post")
+    data = obj(doc.get("data"), "data", "data")
+    observations = data.get("observations")
+    if not isinstance(observations, list):
+        return [Rejection("invalid_payload", "data.observations is an array", "data")]
+    ap = data.get("apMac")
+    if not observations:
+        return []
+    out: list[Reading | Rejection] = []
+    for index, observation in enumerate(observations):
+        path = f"data.observations[{index}]"
+        if not isinstance(observation, dict):
+            out.append(Rejection("invalid_record", "an observation is an object", path))
+            continue
+        record = observation.get("latestRecord")
+        device = ap or (record.get("nearestApMac") if isinstance(record, dict) else None)
+        if not isinstance(device, str) or not device:
+            out.append(Rejection("missing_device_id", "no apMac (v2) or nearestApMac (v3)", path))
+            continue
+        subject = observation.get("clientMac")
+        out.append(
+            Reading(
+                "meraki", device, FIELD, 1, _seen(observation, ctx.received_at), path,
+                subject=subject if isinstance(subject, str) else None,
+            )  # fmt: skip
+        )
+    return out
+
+
+FORMAT = Format("meraki", 1, "meraki", parse, IDENTIFIERS, "Meraki Scanning API v2/v3")

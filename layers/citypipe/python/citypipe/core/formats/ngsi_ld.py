@@ -1,0 +1,96 @@
+"""NGSI-LD notifications (a context broker's subscription POST): ``{"type": "Notification",
+"notifiedAt", "data": [entities]}``, entities in key-values or normalized form, the
+``@context`` in the body or in a ``Link`` header. An entity array or a single entity is
+read too (some brokers' custom endpoints).
+
+Readings are an entity's Properties (normalized: ``value``, ``unitCode``, ``observedAt``;
+key-values: plain numbers). Relationships, GeoProperties (a claimed location never
+overrides a registered one), dates and the entity's own attributes are not readings.
+Time: the property's ``observedAt``, else the entity's ``dateObserved``/``observedAt``,
+else the notification's ``notifiedAt``, else arrival.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from citypipe.core.formats.common import Context, Format, Reading, Rejection, first_time, obj
+
+IDENTIFIERS = frozenset(
+    {
+        "id", "subscriptionid", "location", "observationspace", "operationspace", "address",
+        "refdevice", "source", "dataprovider", "owner", "name", "description",
+    }
+)  # fmt: skip
+NOT_READINGS = frozenset(
+    {
+        "id", "type", "@context", "location", "observationSpace", "operationSpace", "address",
+        "dateObserved", "observedAt", "dateCreated", "dateModified", "createdAt",
+        "modifiedAt", "name", "description", "source", "dataProvider", "owner", "seeAlso",
+        "scope",
+    }
+)  # fmt: skip
+NOT_PROPERTIES = frozenset({"Relationship", "GeoProperty", "LanguageProperty"})
+
+
+def _time_of(value: Any) -> Any:
+    return value.get("value") if isinstance(value, dict) else value
+
+
+def _entity(entity: Any, index: int, fallback: float) -> list[Reading | Rejection]:
+    path = f"data[{index}]"
+    if not isinstance(entity, dict):
+        return [Rejection("invalid_record", "an entity is a JSON object", path)]
+    ident = entity.get("id")
+    if not isinstance(ident, str) or not ident:
+        return [Rejection("missing_device_id", "an entity without id", path)]
+    entity_at = first_time(
+        _time_of(entity.get("dateObserved")), _time_of(entity.get("observedAt"))
+    )
+    at = fallback if entity_at is None else entity_at
+    out: list[Reading | Rejection] = []
+    for key, attribute in entity.items():
+        if key in NOT_READINGS:
+            continue
+        unit = None
+        when = at
+        if isinstance(attribute, dict):  # normalized
+            kind = attribute.get("type")
+            if kind in NOT_PROPERTIES or "object" in attribute:
+                continue
+            if "value" not in attribute:
+                out.append(Rejection("invalid_record", "a Property without value", f"{path}.{key}"))
+                continue
+            value = attribute["value"]
+            code = attribute.get("unitCode")
+            unit = code if isinstance(code, str) else None
+            observed = first_time(attribute.get("observedAt"))
+            when = at if observed is None else observed
+        elif isinstance(attribute, str) and attribute.startswith("urn:"):
+            continue  # a Relationship in key-values
+        else:
+            value = attribute
+        out.append(Reading("ngsi-ld", ident, key, value, when, f"{path}.{key}", unit))
+    return out
+
+
+def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
+    if isinstance(document, list):
+        entities, notified = document, None
+    else:
+        doc = obj(document, "an NGSI-LD notification")
+        if doc.get("type") == "Notification" or "data" in doc:
+            entities, notified = doc.get("data"), doc.get("notifiedAt")
+            if not isinstance(entities, list):
+                return [Rejection("invalid_payload", "a notification's data is an array", "data")]
+        else:
+            entities, notified = [doc], None
+    fallback = first_time(notified)
+    base = ctx.received_at if fallback is None else fallback
+    out: list[Reading | Rejection] = []
+    for index, entity in enumerate(entities):
+        out += _entity(entity, index, base)
+    return out
+
+
+FORMAT = Format("ngsi-ld", 1, "ngsi-ld", parse, IDENTIFIERS, "NGSI-LD notification")

@@ -1,0 +1,46 @@
+"""Sensor.Community (airRohr) pushes to a custom API: ``{"esp8266id", "software_version",
+"sensordatavalues": [{"value_type", "value"}]}``, every value a string. Newer firmware
+omits ``esp8266id``; the chip id then comes from the ``X-Sensor: esp8266-<id>`` header
+(``X-MAC-ID`` and ``User-Agent`` carry the Wi-Fi MAC: never read). No time in the body:
+readings are dated by their arrival.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from citypipe.core.formats.common import Context, Format, Reading, Rejection, header, obj
+
+IDENTIFIERS = frozenset({"esp8266id", "esp32id", "software_version"})
+
+
+def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
+    doc = obj(document, "a Sensor.Community push")
+    chip = doc.get("esp8266id", doc.get("esp32id"))
+    if isinstance(chip, int) and not isinstance(chip, bool):
+        chip = str(chip)
+    if not isinstance(chip, str) or not chip:
+        chip = header(ctx, "X-Sensor")
+    if not chip:
+        return [Rejection("missing_device_id", "no esp8266id and no X-Sensor header")]
+    values = doc.get("sensordatavalues")
+    if not isinstance(values, list):
+        return [Rejection("invalid_payload", "sensordatavalues is an array", "sensordatavalues")]
+    out: list[Reading | Rejection] = []
+    for index, item in enumerate(values):
+        path = f"sensordatavalues[{index}]"
+        if not isinstance(item, dict) or not isinstance(item.get("value_type"), str):
+            out.append(Rejection("invalid_record", "an item is {value_type, value}", path))
+            continue
+        out.append(
+            Reading(
+                "sensor-community", chip, item["value_type"], item.get("value"),
+                ctx.received_at, path,
+            )  # fmt: skip
+        )
+    return out
+
+
+FORMAT = Format(
+    "sensor-community", 1, "sensor-community", parse, IDENTIFIERS, "Sensor.Community push"
+)

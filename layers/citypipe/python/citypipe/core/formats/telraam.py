@@ -1,0 +1,41 @@
+"""Telraam traffic reports (``POST /v1/reports/traffic``'s response, fetched by the city):
+``report[]`` rows of one road segment and interval (``date`` is its start), with counts
+per mode (``car``, ``heavy``, ``bike``, ``pedestrian``; fractional: Telraam extrapolates
+them by the camera's ``uptime``), per direction and speed histograms.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from citypipe.core.formats.common import Context, Format, Reading, Rejection, first_time, flatten, obj
+
+ROW_KEYS = frozenset({"instance_id", "segment_id", "date", "interval", "timezone", "direction"})
+IDENTIFIERS = frozenset({"instance_id"})
+
+
+def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
+    doc = obj(document, "a Telraam report")
+    rows = doc.get("report")
+    if not isinstance(rows, list):
+        return [Rejection("invalid_payload", "report is an array", "report")]
+    out: list[Reading | Rejection] = []
+    for index, row in enumerate(rows):
+        path = f"report[{index}]"
+        if not isinstance(row, dict):
+            out.append(Rejection("invalid_record", "a report row is an object", path))
+            continue
+        segment = row.get("segment_id")
+        if isinstance(segment, bool) or not isinstance(segment, int | str):
+            out.append(Rejection("missing_device_id", "no segment_id", path))
+            continue
+        at = first_time(row.get("date"))
+        if at is None:
+            out.append(Rejection("invalid_time", "date is not RFC 3339", f"{path}.date"))
+            continue
+        for name, value in flatten({k: v for k, v in row.items() if k not in ROW_KEYS}):
+            out.append(Reading("telraam", str(segment), name, value, at, f"{path}.{name}"))
+    return out
+
+
+FORMAT = Format("telraam", 1, "telraam", parse, IDENTIFIERS, "Telraam traffic report")

@@ -1,0 +1,60 @@
+"""The Things Stack v3 uplinks: webhook bodies and MQTT ``v3/{app}@{tenant}/devices/{dev}/up``
+messages (the same JSON). Readings are ``uplink_message.decoded_payload``'s fields; the
+device is ``end_device_ids.dev_eui``. Time: when the network received the uplink
+(``uplink_message.received_at``, else the top-level ``received_at``, the gateway's
+``settings.time`` or ``rx_metadata[].time``; MQTT messages lack some of them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from citypipe.core.formats.common import (
+    Context,
+    Format,
+    Reading,
+    Rejection,
+    decoded_readings,
+    first_time,
+    obj,
+)
+
+IDENTIFIERS = frozenset(
+    {
+        "end_device_ids", "device_id", "dev_eui", "join_eui", "dev_addr", "correlation_ids",
+        "rx_metadata", "gateway_ids", "gateway_id", "eui", "locations", "location",
+        "session_key_id", "uplink_token", "network_ids", "frm_payload", "attributes",
+        "packet_broker",
+    }
+)  # fmt: skip
+
+
+def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
+    doc = obj(document, "a TTS message")
+    ids = doc.get("end_device_ids")
+    dev_eui = ids.get("dev_eui") if isinstance(ids, dict) else None
+    if not isinstance(dev_eui, str) or not dev_eui:
+        return [Rejection("missing_device_id", "no end_device_ids.dev_eui", "end_device_ids")]
+    up = doc.get("uplink_message")
+    if not isinstance(up, dict):
+        return [Rejection("not_an_uplink", "no uplink_message (a join, ack or other event)")]
+    settings = up.get("settings") if isinstance(up.get("settings"), dict) else {}
+    rx = up.get("rx_metadata")
+    gateway = rx[0] if isinstance(rx, list) and rx and isinstance(rx[0], dict) else {}
+    at = first_time(
+        up.get("received_at"),
+        doc.get("received_at"),
+        settings.get("time"),
+        gateway.get("time"),
+        gateway.get("received_at"),
+    )
+    return decoded_readings(
+        "lorawan",
+        dev_eui,
+        up.get("decoded_payload"),
+        ctx.received_at if at is None else at,
+        "uplink_message.decoded_payload",
+    )
+
+
+FORMAT = Format("tts-v3", 1, "lorawan", parse, IDENTIFIERS, "The Things Stack v3 uplink")

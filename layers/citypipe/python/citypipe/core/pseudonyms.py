@@ -1,0 +1,44 @@
+"""Keyed pseudonyms: HMAC-SHA-256 of a normalized identifier under a per-sensor daily key.
+
+The sensor's key for a day is ``HMAC(day's secret, "citypipe/v1/sensor-key/<city>/<sensor>")``;
+destroying the day's secret (the hourly job) destroys every sensor key of that day, so a
+pseudonym can neither be reversed nor recomputed, and pseudonyms link neither sensors nor
+days. Made at the edge, before anything is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from datetime import date
+
+from citypipe.ports import KeyStore
+
+KeyFor = Callable[[str, date], bytes]
+
+
+def sensor_keys(keys: KeyStore, city: str) -> KeyFor:
+    """Per-sensor daily keys, cached per invocation. Raises KeyDestroyedError for a day
+    whose secret is destroyed."""
+    cache: dict[tuple[str, date], bytes] = {}
+
+    def key_for(sensor: str, day: date) -> bytes:
+        key = cache.get((sensor, day))
+        if key is None:
+            label = f"citypipe/v1/sensor-key/{city}/{sensor}".encode()
+            key = cache[sensor, day] = hmac.digest(keys.daily_secret(day), label, "sha256")
+        return key
+
+    return key_for
+
+
+def normalize_identifier(value: str) -> str:
+    """One device, one pseudonym: 'AA-BB-..' and 'aa:bb:..' are the same MAC."""
+    text = value.strip().lower()
+    return "".join(ch for ch in text if ch.isalnum()) or text
+
+
+def pseudonym(key: bytes, value: str) -> str:
+    """Raises UnicodeEncodeError for a string no UTF-8 can hold (a lone surrogate)."""
+    return hmac.digest(key, normalize_identifier(value).encode(), "sha256").hex()

@@ -1,0 +1,184 @@
+"""The device registry: every device a city accepts readings from, by the id its hub gives it.
+
+A device is resolved by ``(hub, id)`` — never by a pattern — to the sensor name citypipe
+publishes, its source, its zone (from a fixed position or a named zone: the position a
+payload claims never overrides it) and its profile: how the fields its hub decodes map to
+controlled quantities, in which unit, within which plausible range.
+
+Hubs (namespaces of device ids) and what their id is:
+
+- ``lorawan``: the DevEUI (TTS v3, ChirpStack v3/v4, AWS IoT Core for LoRaWAN), 16 hex digits
+- ``senml``: the device part of a SenML name (``bn`` + ``n`` before the last ``/`` or ``:``)
+- ``ngsi-ld``: the entity id (``urn:ngsi-ld:Device:...``)
+- ``sensor-community``: the chip id (``esp8266id``, or the ``X-Sensor`` header's digits)
+- ``meraki``: the access point's MAC (Scanning API v2 ``apMac``, v3 ``nearestApMac``)
+- ``aws-iot``: the MQTT topic an IoT rule received a device's JSON on
+- ``telraam``: the road segment id
+- ``csv``: the value of a drop's device column
+- ``canonical``: citypipe's own ``sensor`` field
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from citypipe.domain.model import QUANTITIES
+
+HUBS = (
+    "lorawan", "senml", "ngsi-ld", "sensor-community", "meraki", "aws-iot", "telraam", "csv",
+    "canonical",
+)  # fmt: skip
+SENSOR_NAME = r"^[a-z][a-z0-9-]{1,62}[a-z0-9]$"
+
+_HEX = re.compile(r"[^0-9a-f]")
+
+
+def normalize_id(hub: str, ident: str) -> str:
+    """The registry's spelling of a hub's device id: DevEUIs and MACs are case- and
+    separator-insensitive, a chip id is its digits (``esp8266-123`` is ``123``)."""
+    text = ident.strip()
+    if hub in ("lorawan", "meraki"):
+        return _HEX.sub("", text.lower())
+    if hub == "sensor-community":
+        return text.rsplit("-", 1)[-1]
+    return text
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldSpec(_Strict):
+    """How one decoded field becomes a reading of a controlled quantity."""
+
+    quantity: str
+    unit: str | None = Field(
+        default=None,
+        description="the unit the hub names, where a payload names one (SenML u, NGSI-LD "
+        "unitCode); default: the quantity's UCUM unit",
+    )
+    scale: float | None = Field(default=None, description="multiply by this to get the UCUM unit")
+    range: tuple[float, float] | None = Field(
+        default=None, description="plausible [low, high] in the UCUM unit; default: the quantity's"
+    )
+
+    @model_validator(mode="after")
+    def _known(self) -> FieldSpec:
+        known = QUANTITIES.get(self.quantity)
+        if known is None:
+            raise ValueError(f"unknown quantity {self.quantity!r}; known: {sorted(QUANTITIES)}")
+        if self.range is not None:
+            low, high = self.range
+            if not (known.low <= low <= high <= known.high):
+                raise ValueError(
+                    f"range {list(self.range)} must lie within {self.quantity}'s plausible "
+                    f"[{known.low:g}, {known.high:g}]"
+                )
+        return self
+
+
+class Profile(_Strict):
+    """A device model as the city runs it: its source, and what its fields mean."""
+
+    source: str
+    kind: str
+    fields: dict[str, FieldSpec] = Field(min_length=1)
+    ignore: frozenset[str] = Field(
+        default=frozenset(),
+        description="fields this model sends that are not readings (battery, counters, flags); "
+        "globs allowed (car_speed_hist_*)",
+    )
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> Profile:
+        both = sorted(f for f in self.fields if any(fnmatch.fnmatchcase(f, p) for p in self.ignore))
+        if both:
+            raise ValueError(f"fields {both} are both read and ignored")
+        quantities = [spec.quantity for spec in self.fields.values()]
+        twice = sorted({q for q in quantities if quantities.count(q) > 1})
+        if twice:
+            raise ValueError(f"one field per quantity: {twice} mapped twice")
+        return self
+
+
+class Device(_Strict):
+    profile: str
+    hub: str
+    id: str = Field(min_length=1, max_length=256)
+    at: tuple[float, float] | None = Field(default=None, description="fixed [lon, lat]")
+    zone: str | None = None
+
+    @field_validator("hub")
+    @classmethod
+    def _hub(cls, value: str) -> str:
+        if value not in HUBS:
+            raise ValueError(f"unknown hub {value!r}; one of {list(HUBS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _placed(self) -> Device:
+        if (self.at is None) == (self.zone is None):
+            raise ValueError("a device has a fixed position (at: [lon, lat]) or a zone, one of them")
+        return self
+
+
+class Registry(_Strict):
+    profiles: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")], Profile] = Field(
+        min_length=1
+    )
+    devices: dict[Annotated[str, Field(pattern=SENSOR_NAME)], Device] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Registry:
+        missing = sorted({d.profile for d in self.devices.values()} - set(self.profiles))
+        if missing:
+            raise ValueError(f"devices name unknown profiles {missing}")
+        seen: dict[tuple[str, str], str] = {}
+        for name, device in self.devices.items():
+            key = (device.hub, normalize_id(device.hub, device.id))
+            if key in seen:
+                raise ValueError(f"devices {seen[key]!r} and {name!r} share {device.hub} id")
+            seen[key] = name
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A registered device as the edge uses it: what it publishes as, where, and how."""
+
+    sensor: str
+    source: str
+    zone: str
+    ignore: re.Pattern[str]  # fields this model sends that are not readings (globs)
+    # per field: (quantity, UCUM unit, hub unit or None, scale or None, low, high)
+    plan: dict[str, tuple[str, str, str | None, float | None, float, float]]
+
+
+def resolved(sensor: str, device: Device, profile: Profile, zone: str) -> Resolved:
+    plan = {}
+    for name, spec in profile.fields.items():
+        quantity = QUANTITIES[spec.quantity]
+        low, high = spec.range or (quantity.low, quantity.high)
+        plan[name] = (spec.quantity, quantity.unit, spec.unit, spec.scale, low, high)
+    ignore = re.compile("|".join(fnmatch.translate(p) for p in sorted(profile.ignore)) or "(?!)")
+    return Resolved(sensor, profile.source, zone, ignore, plan)
+
+
+def registry_problems(registry: Registry, sources: set[str], zone_ids: set[str]) -> list[str]:
+    """What the registry names that the city does not have (checked by the city model)."""
+    problems = [
+        f"profiles.{name}.source: unknown source {p.source!r}"
+        for name, p in registry.profiles.items()
+        if p.source not in sources
+    ]
+    problems += [
+        f"devices.{name}.zone: unknown zone {d.zone!r}"
+        for name, d in registry.devices.items()
+        if d.zone is not None and d.zone not in zone_ids
+    ]
+    return problems
