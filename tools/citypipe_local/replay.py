@@ -1,26 +1,36 @@
-"""Replay: push recorded hub payloads through a fresh city stack and collect everything.
+"""Replay: push recorded hub messages through a fresh city stack and collect everything.
 
-Provisions the stack, drops every payload at the ingest entry point of its format (the
-inbox + a claim check, as the MQTT/HTTP bridges do), runs the real Lambda handlers in the
-local runner until the queues drain, asks export to publish every day, then copies every
-zone to ``OUT/<zone>/``, the run's structured logs to ``OUT/logs.jsonl`` and writes
-``OUT/report.json``.
+Provisions the stack, then plays the hubs: every captured message (``<format>.jsonl``,
+from ``simulate``) goes through the library's edge — as the webhook and the MQTT bridge
+send it — in worker processes (as bridges are processes of their own), so identifiers are
+pseudonymized or dropped before anything is written; CSV files under ``drops/`` are put
+in the inbox with a claim check, as a city's own system drops them, for the ingest
+function. Then the real Lambda handlers run in the local runner until the queues drain,
+export is asked to publish every day, every zone is copied to ``OUT/<zone>/``, the run's
+structured logs to ``OUT/logs.jsonl``, and ``OUT/report.json`` is written.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from citypipe.bootstrap import deps_from
+from citypipe.bootstrap.keys import key_store_from
+from citypipe.core.formats import FORMATS, Context
+from citypipe.core.ingest import Payload
 from citypipe.domain.model import Function, Message, Zone
-from citypipe.domain.naming import aggregates_prefix
-from citypipe.service.ingest import drop_message
+from citypipe.domain.naming import aggregates_prefix, inbox_key
+from citypipe.ports import KeyStore
+from citypipe.service.edge import receive
 from citypipe.service.stage import Deps
 from citypipe.settings import KeySettings, Settings, StackSettings
 from citypipe_local import stack
@@ -36,7 +46,7 @@ Progress = Callable[[str, int], None]
 @dataclass(frozen=True)
 class ReplayOptions:
     backend: str = "embedded"
-    batch_payloads: int = 20_000
+    batch_payloads: int = 5_000
     concurrency: int = 4
     duplicate_deliveries: bool = False
     keys_dir: Path = Path(".citypipe/keys")
@@ -45,25 +55,91 @@ class ReplayOptions:
     name_prefix: str = ""  # a stack of its own on a shared backend (tests, two clones)
 
 
-def drop_payloads(deps: Deps, input_dir: Path, batch: int, progress: Progress | None) -> int:
-    """Every ``<format>.jsonl`` in ``input_dir``: batches of payloads -> inbox + claim check."""
-    sent = 0
+def _at(line: bytes) -> bytes:
+    """The arrival time of a captured message, as written (``{"at":<n>,...``)."""
+    return line[: line.find(b",")]
+
+
+def edge_batches(path: Path, batch: int) -> Iterator[list[bytes]]:
+    """A capture file in batches of about ``batch`` messages; a batch never splits messages
+    that arrived in the same instant (a bridge batches by time: a hub's resend stays with
+    what it resends)."""
+    lines: list[bytes] = []
+    with path.open("rb") as source:
+        for raw in source:
+            line = raw.rstrip(b"\n")
+            if not line.strip():
+                continue
+            if len(lines) >= batch and _at(line) != _at(lines[-1]):
+                yield lines
+                lines = []
+            lines.append(line)
+    if lines:
+        yield lines
+
+
+def payloads_of(lines: list[bytes]) -> list[Payload]:
+    """Captured messages as the edge receives them: body, arrival, topic, headers."""
+    payloads = []
+    for number, line in enumerate(lines, start=1):
+        envelope = orjson.loads(line)
+        body = envelope.get("body")
+        data = base64.b64decode(envelope["body_base64"]) if body is None else body.encode()
+        headers = {k.lower(): v for k, v in (envelope.get("headers") or {}).items()}
+        ctx = Context(float(envelope["at"]), envelope.get("topic"), headers)
+        payloads.append(Payload(data, ctx, number))
+    return payloads
+
+
+_edge: tuple[Deps, KeyStore] | None = None
+
+
+def edge_worker(fmt: str, lines: list[bytes]) -> int:
+    """In a worker process: one batch of captured messages through the edge. Returns the
+    payloads it held."""
+    global _edge  # noqa: PLW0603  (one composition per worker process, as a bridge has)
+    if _edge is None:
+        settings = Settings()
+        deps = deps_from(settings)
+        _edge = (deps, key_store_from(settings, deps.city))
+    deps, keys = _edge
+    payloads = payloads_of(lines)
+    receive(deps, keys, FORMATS[fmt], payloads)
+    return len(payloads)
+
+
+def drop_csv(deps: Deps, input_dir: Path) -> int:
+    """Every CSV file under ``drops/csv/<mapping>/``: into the inbox, then a claim check to
+    ingest, as a city's own system drops it. Returns the rows dropped."""
+    rows = 0
     queue = deps.names.queue(Function.INGEST)
+    bucket = deps.names.bucket(Zone.RAW)
+    for path in sorted((input_dir / "drops" / "csv").glob("*/*.csv")):
+        body = path.read_bytes()
+        key = inbox_key(deps.city.city, "csv", f"{path.parent.name}/{path.name}")
+        result = deps.store.put_if_absent(bucket, key, body, "text/csv")
+        count = max(0, len(body.decode("utf-8", errors="replace").splitlines()) - 1)
+        message = Message(
+            city=deps.city.city, stage="inbox", bucket=bucket, key=key, etag=result.etag,
+            records=count, format="csv",
+        )  # fmt: skip
+        deps.queue.send_json(queue, [message.model_dump()])
+        rows += count
+    return rows
+
+
+def play_hubs(
+    invoker: Invoker, input_dir: Path, batch: int, progress: Progress | None
+) -> int:
+    """Every ``<format>.jsonl`` capture through the edge, batches in the worker processes."""
+    sent = 0
     for path in sorted(input_dir.glob("*.jsonl")):
         fmt = path.stem
-        lines: list[str] = []
-        with path.open(encoding="utf-8") as source:
-            for raw in source:
-                line = raw.rstrip("\n")
-                if line.strip():
-                    lines.append(line)
-                if len(lines) == batch:
-                    deps.queue.send_json(queue, [drop_message(deps, fmt, lines).model_dump()])
-                    sent += len(lines)
-                    lines = []
-        if lines:
-            deps.queue.send_json(queue, [drop_message(deps, fmt, lines).model_dump()])
-            sent += len(lines)
+        if fmt not in FORMATS:
+            raise ValueError(f"{path.name}: no format {fmt!r}; formats: {sorted(FORMATS)}")
+        futures = [invoker.submit(edge_worker, fmt, lines) for lines in edge_batches(path, batch)]
+        for future in futures:
+            sent += future.result()
         if progress:
             progress(f"dropped {path.name}", sent)
     return sent
@@ -117,9 +193,14 @@ def replay(
         stack.up(deps.city, deps.names, clients, settings.stack)
         started = time.perf_counter()
         with written_to(out / "logs.jsonl"):
-            sent = drop_payloads(deps, input_dir, options.batch_payloads, progress)
-            edge_seconds = time.perf_counter() - started
             invoker = Invoker(settings, options.concurrency, out / "logs.jsonl")
+            try:
+                sent = play_hubs(invoker, input_dir, options.batch_payloads, progress)
+                sent += drop_csv(deps, input_dir)
+            except BaseException:
+                invoker.close()
+                raise
+            edge_seconds = time.perf_counter() - started
             runner = LocalRunner(
                 deps.names,
                 deps.queue,

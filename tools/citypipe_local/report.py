@@ -137,8 +137,8 @@ def build_report(
     checks = [
         Check("payloads sent = ingested + dead-lettered at ingest", payloads_sent,
               ingest.payloads + dead_records[Function.INGEST]),
-        Check("ingest: received = accepted + quarantined", ingest.received,
-              ingest.accepted + ingest.quarantined_total),
+        Check("ingest: received = accepted + duplicates + quarantined", ingest.received,
+              ingest.accepted + ingest.duplicates + ingest.quarantined_total),
         Check("accepted = anonymize input + dead-lettered at anonymize", ingest.accepted,
               anonymize.input + dead_records[Function.ANONYMIZE]),
         Check("anonymize: input = anonymized + refused + quarantined", anonymize.input,
@@ -158,6 +158,7 @@ def build_report(
         "city": deps.city.city,
         "received": ingest.received + dead_records[Function.INGEST],
         "accepted": ingest.accepted,
+        "duplicates": ingest.duplicates,
         "quarantined": dict(sorted(all_quarantined.items())),
         "dead_lettered": sum(dead_records.values()),
         "refused": anonymize.refused,

@@ -27,7 +27,7 @@ from concurrent.futures import (
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from citypipe.bootstrap import aggregate as bootstrap_aggregate
 from citypipe.bootstrap import anonymize as bootstrap_anonymize
@@ -41,6 +41,7 @@ from citypipe.service.stage import Deps, log
 from citypipe.settings import Settings
 
 Handler = Callable[..., dict[str, Any]]
+T = TypeVar("T")
 
 
 def functions_dir() -> Path:
@@ -176,6 +177,10 @@ class Invoker:
         self, function: Function, event: dict[str, Any], name: str, arn: str
     ) -> dict[str, Any]:
         return self.pool.submit(_worker_invoke, function, event, name, arn).result()
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Run a module-level function in a worker (the replay's hubs and bridges)."""
+        return self.pool.submit(fn, *args)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

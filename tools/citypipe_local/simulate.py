@@ -1,43 +1,56 @@
-"""simulate: a deterministic city day of hub payloads, and the truth the pipeline must reproduce.
+"""simulate: a deterministic city day, sent the way each of the city's hubs sends it, and the
+truth the pipeline must reproduce.
 
-Three sensor families, as the example city declares them:
+Every registered device of the example city (its device registry) reports through its
+hub, in the hub's documented shape and with the hub's identifiers:
 
-- air quality (SenML, ``aq-001``..): one pack a minute with no2, pm10, pm25 and the position;
-- traffic counters (SenML, ``tc-001``..): one pack a minute with the vehicles counted;
-- Wi-Fi people counters (canonical, ``wifi-01``..): one observation per device detection,
-  carrying the device MAC (personal) in the spelling of the sensor's vendor.
+- LoRaWAN air quality monitors (every 5 minutes) through The Things Stack v3 webhooks,
+  ChirpStack v4 and v3 uplinks and AWS IoT Core (a decoder's ``transformed_message``):
+  DevEUIs, DevAddrs, device names, gateway EUIs and positions;
+- SenML packs (every minute) named by IPv6 addresses or ``urn:dev:mac:`` EUIs;
+- Sensor.Community pushes (every 150 s), the chip id in the body and the header, the
+  Wi-Fi MAC in ``X-MAC-ID``;
+- NGSI-LD notifications of AirQualityObserved entities (normalized, Link header);
+- radar counters' JSON through an AWS IoT rule (the device only in the MQTT topic);
+- Telraam hourly reports; a legacy loop controller's CSV exports (drops in the inbox);
+- Meraki Scanning API v2 posts (client MACs, the shared secret) and canonical
+  observations (MACs in two vendors' spellings).
 
-A small, deterministic fraction of payloads is spoiled the ways hubs really fail (truncated
-JSON, an unknown sensor, an undeclared measure, a wrong unit, a relative time, a missing
-personal field), each with the quarantine reason ingest must give it.
+Each message is one line of ``<format>.jsonl``: ``{"at": arrival (epoch s), "body": the
+exact body, "topic"?: MQTT topic, "headers"?: HTTP headers}`` (``body_base64`` for a body
+that is not text). CSV drops are files under ``drops/csv/<mapping>/``.
 
-``truth.json`` holds what the pipeline must end up with: the ingest ledger (received,
-accepted, quarantined by reason) and every 15-minute zone cell before suppression, computed
-exactly (integer sums, distinct devices as distinct pseudonyms: per sensor and per day).
-Everything is seeded; the same arguments give byte-identical files.
+A small, deterministic fraction of messages is spoiled the ways hubs really fail, each with
+the quarantine reason ingest must give it (or, for a hub's resend, the duplicates it must
+find). ``truth.json`` holds the ingest ledger, every 15-minute zone cell before
+suppression (exact: integer hundredths, distinct devices per sensor and day) and every
+identifier emitted. Everything is seeded: the same arguments give byte-identical files.
 """
 
 from __future__ import annotations
 
-import json
+import base64
 import math
 import random
+import shutil
 from collections import Counter, deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from citypipe.domain.city import City, Source
-from citypipe.domain.model import QUANTITY_UNITS
+import orjson
 
-SENSORS = ((200, 1), (100, 1), (40, 2))  # air quality, traffic, Wi-Fi: at scale 1, at least
+from citypipe.domain.city import City
+from citypipe.domain.model import QUANTITY_UNITS
+from citypipe.domain.registry import Device
+
 POPULATION = 20_000
 WINDOW_SECONDS = 15 * 60  # aggregate.WINDOW_MINUTES
 DAY_SECONDS = 86_400
+CENTI = 100  # every value is kept as integer hundredths: sums are exact
 
-# Relative level by UTC hour of day, interpolated linearly between hours.
 TRAFFIC_PROFILE = (
     0.12, 0.08, 0.06, 0.06, 0.1, 0.25, 0.6, 0.95, 1.0, 0.8, 0.65, 0.62,
     0.66, 0.64, 0.66, 0.75, 0.92, 1.0, 0.85, 0.6, 0.45, 0.35, 0.26, 0.18,
@@ -46,75 +59,77 @@ PEOPLE_PROFILE = (
     0.3, 0.18, 0.1, 0.05, 0.05, 0.08, 0.2, 0.5, 0.8, 0.7, 0.65, 0.75,
     0.9, 0.85, 0.75, 0.75, 0.85, 1.0, 0.9, 0.75, 0.6, 0.5, 0.45, 0.38,
 )  # fmt: skip
-
-# Wi-Fi detections a minute per sensor at the profile's peak. Zones alternate busy and quiet
-# so that quiet night windows hold fewer than k distinct devices and busy ones many.
-BUSY_RATE = 8.0
+BUSY_RATE = 8.0  # Wi-Fi detections a minute per sensor at the profile's peak
 QUIET_RATE = 1.0
-REVISIT = 0.35  # chance a detection is a device this sensor saw a moment ago
-HOME = 0.8  # chance a new detection is a device living in the sensor's zone
+REVISIT = 0.35
+HOME = 0.8
 RECENT = 30
+MERAKI_SECRET = "velden-scanning-2f9c1e77a0b4"  # noqa: S105  (a simulated hub's shared secret)
 
-# Spoil kinds -> the reason ingest gives the spoiled readings.
+# Spoils -> the reason ingest gives the spoiled readings. DUPLICATE: a hub's resend,
+# re-serialized, which ingest counts as duplicates (never quarantined).
 INVALID_JSON = "invalid_json"
-UNKNOWN_SENSOR = "unknown_sensor"
-UNKNOWN_QUANTITY = "unknown_quantity"
+INVALID_ENCODING = "invalid_encoding"
+UNKNOWN_DEVICE = "unknown_device"
+UNKNOWN_FIELD = "unknown_field"
 UNIT_MISMATCH = "unit_mismatch"
-RELATIVE_TIME = "relative_time"
+OUT_OF_RANGE = "out_of_range"
+FUTURE_TIME = "future_time"
 MISSING_PERSONAL = "missing_personal_field"
-AQ_SPOILS = (INVALID_JSON, UNKNOWN_SENSOR, UNKNOWN_QUANTITY, UNIT_MISMATCH, RELATIVE_TIME)
-TC_SPOILS = (INVALID_JSON, UNKNOWN_SENSOR, UNKNOWN_QUANTITY, RELATIVE_TIME)
-WIFI_SPOILS = (INVALID_JSON, UNKNOWN_SENSOR, MISSING_PERSONAL)
+DUPLICATE = "duplicate"
+FUTURE = 4_070_908_800  # 2099-01-01T00:00:00Z
 
-AQ_MEASURES = ("no2", "pm10", "pm25")
-AQ_UNIT = "ug/m3"
-TC_MEASURE = "vehicles"
-TC_UNIT = "count"
-WIFI_MEASURE = "people.presence"
-WIFI_UNIT = "{device}"
-WIFI_PERSONAL = ("device_mac", "rssi")
+# The example city's device profiles -> (format, cadence in seconds)
+PROFILES: dict[str, tuple[str, int]] = {
+    "aq-lorawan": ("lorawan", 300),
+    "aq-senml": ("senml", 60),
+    "aq-sensor-community": ("sensor-community", 150),
+    "aq-ngsi-ld": ("ngsi-ld", 60),
+    "tc-senml": ("senml", 60),
+    "tc-iot-rule": ("aws-iot", 60),
+    "tc-telraam": ("telraam", 3600),
+    "tc-csv": ("csv", 900),
+    "wifi-meraki": ("meraki", 60),
+    "wifi-canonical": ("canonical", 1),
+}
+LORAWAN_HUBS = ("tts-v3", "chirpstack-v4", "chirpstack-v3", "aws-iot")
+CSV_MAPPING = "loop-export"
 
 
 @dataclass(frozen=True)
 class SimulationSummary:
-    files: dict[str, Path]  # format -> jsonl path
-    payloads: dict[str, int]  # format -> payload lines written
-    readings: int  # readings received as ingest counts them
-    quarantined: dict[str, int]  # expected quarantine reasons -> readings
+    files: dict[str, Path]  # format -> capture file
+    payloads: dict[str, int]  # format -> messages (CSV: rows) sent
+    readings: int
+    quarantined: dict[str, int]
+    duplicates: int
     cells: int
     identifiers: int
 
 
-@dataclass(frozen=True)
-class _Sensor:
-    ident: str
-    number: str  # the digits of the id, reused for the unknown twin "zz-<number>"
-    position: int  # index within its family
-    zone_pos: int  # index of its zone among the city's zones
+@dataclass
+class _Dev:
+    name: str
+    device: Device
+    profile: str
+    fmt: str  # the hub format it sends through
+    cadence: int
+    offset: int
     zone: str
-    lon: float
-    lat: float
-    offset: int  # seconds after the minute at which it reports
-    level: float  # site factor (a busy road, a quiet square)
-
-
-@dataclass(frozen=True)
-class _Family:
-    """The city's view of a sensor family: cell quantity and unit per hub measure."""
-
-    cells: dict[str, tuple[str, str]]  # hub measure -> (quantity, unit)
-    resolution: int  # policy.time_resolution_minutes
-    personal: bool
+    zone_pos: int
+    position: int  # index among the devices of its profile
+    level: float
+    resolution: int
+    quantities: dict[str, str]  # field -> quantity
+    eui: str = ""
 
 
 class _Cells:
-    """Exact accumulators per (window start, zone, quantity); values as scaled integers."""
+    """Exact accumulators per (window start, zone, quantity), values in hundredths."""
 
     def __init__(self) -> None:
         self.stats: dict[tuple[int, str, str], list[int]] = {}
-        self.devices: dict[tuple[int, str, str], set[tuple[int, int]]] = {}
-        self.units: dict[str, str] = {}
-        self.divisor: dict[str, int] = {}
+        self.devices: dict[tuple[int, str, str], set[tuple[str, int]]] = {}
         self.accepted = 0
 
     def add(self, key: tuple[int, str, str], value: int) -> None:
@@ -125,38 +140,30 @@ class _Cells:
             return
         stat[0] += 1
         stat[1] += value
-        if value < stat[2]:
-            stat[2] = value
-        elif value > stat[3]:
-            stat[3] = value
+        stat[2] = min(stat[2], value)
+        stat[3] = max(stat[3], value)
 
-    def seen(self, key: tuple[int, str, str], sensor: int, device: int) -> None:
-        found = self.devices.get(key)
-        if found is None:
-            self.devices[key] = {(sensor, device)}
-        else:
-            found.add((sensor, device))
+    def seen(self, key: tuple[int, str, str], sensor: str, device: int) -> None:
+        self.devices.setdefault(key, set()).add((sensor, device))
 
     def rows(self) -> list[dict[str, Any]]:
         rows = []
         for key in sorted(self.stats):
             window, zone, quantity = key
             count, total, low, high = self.stats[key]
-            div = self.divisor[quantity]
             devices = self.devices.get(key)
             rows.append(
                 {
                     "window_start": _iso(window),
                     "zone": zone,
                     "quantity": quantity,
-                    "unit": self.units[quantity],
+                    "unit": QUANTITY_UNITS[quantity],
                     "count": count,
-                    "sum": round(total / div, 6),
-                    "min": low / div,
-                    "max": high / div,
-                    "mean": round(total / div / count, 6),
+                    "sum": round(total / CENTI, 6),
+                    "min": low / CENTI,
+                    "max": high / CENTI,
+                    "mean": round(total / CENTI / count, 6),
                     "distinct_devices": None if devices is None else len(devices),
-                    # what disclosure control can prove: the most devices one sensor saw
                     "min_distinct_people": None
                     if devices is None
                     else max(Counter(sensor for sensor, _ in devices).values()),
@@ -166,7 +173,7 @@ class _Cells:
 
 
 class _Spoiler:
-    """Chooses which payloads of a stream to spoil (geometric gaps) and how (round robin)."""
+    """Chooses which messages of a stream to spoil (geometric gaps) and how (round robin)."""
 
     def __init__(self, rng: random.Random, rate: float) -> None:
         self._rng = rng
@@ -176,14 +183,13 @@ class _Spoiler:
 
     def _gap(self) -> int:
         if self._rate <= 0:
-            return -1  # never
+            return -1
         if self._rate >= 1:
             return 1
         gap = math.log1p(-self._rng.random()) / math.log1p(-self._rate)
         return 1 + int(min(gap, 2.0**62))
 
     def next(self, kinds: tuple[str, ...]) -> str | None:
-        """The spoil kind for the next payload of the stream, or None to send it intact."""
         if self._left < 0:
             return None
         self._left -= 1
@@ -197,24 +203,19 @@ class _Spoiler:
         return kinds[turn % len(kinds)]
 
     def cut(self, text: str) -> str:
-        """A truncated payload: a proper, non-blank prefix is never valid JSON."""
+        """A truncated body: a proper, non-blank prefix of a JSON document is never valid."""
         return text[: self._rng.randint(1, len(text) - 1)]
 
 
-class _Ledger:
-    def __init__(self) -> None:
-        self.quarantined: dict[str, int] = {}
-
-    def reject(self, reason: str, readings: int = 1) -> None:
-        self.quarantined[reason] = self.quarantined.get(reason, 0) + readings
-
-
-def _iso(epoch: int) -> str:
+def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _iso_ms(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+
+
 def _window(at: int, resolution: int) -> int:
-    """The aggregate window of a reading at ``at``: anonymize's floor, then 15 minutes."""
     midnight = at - at % DAY_SECONDS
     elapsed = (at - midnight) // 60
     floored = midnight + (elapsed - elapsed % max(resolution, 1)) * 60
@@ -242,68 +243,12 @@ def _poisson(rng: random.Random, lam: float) -> int:
     return count
 
 
-def _family(city: City, fmt: str, sensor: str, measures: dict[str, str]) -> _Family:
-    """What the city declares for a family; refuses a city that could not accept its payloads."""
-    found = city.source_for(fmt, sensor)
-    if found is None:
-        raise ValueError(f"city {city.city!r} has no {fmt} source owning {sensor!r}")
-    name, source = found
-    cells: dict[str, tuple[str, str]] = {}
-    for measure, hub_unit in measures.items():
-        quantity = source.quantities.get(measure)
-        unit = source.units.get(hub_unit, hub_unit)
-        if quantity is None or QUANTITY_UNITS.get(quantity) != unit:
-            raise ValueError(f"source {name!r} does not accept {measure!r} in {hub_unit!r}")
-        cells[measure] = (quantity, unit)
-    return _Family(cells, source.policy.time_resolution_minutes, _personal(source))
-
-
-def _personal(source: Source) -> bool:
-    subject = source.policy.subject_field
-    if subject is not None and subject != WIFI_PERSONAL[0]:
-        raise ValueError(f"the simulator's subject field is {WIFI_PERSONAL[0]!r}, not {subject!r}")
-    undeclared = [f for f in WIFI_PERSONAL if subject and f not in source.policy.personal]
-    if undeclared:
-        raise ValueError(f"personal fields {undeclared} are not declared")
-    return subject is not None
-
-
-def _place(city: City, rng: random.Random, zone_pos: int) -> tuple[str, float, float]:
-    """A random point well inside a zone, rounded as sent (5 decimals, about a metre)."""
-    feature = city.zones.features[zone_pos]
-    ring = feature.geometry.coordinates[0]
-    lons = [p[0] for p in ring]
-    lats = [p[1] for p in ring]
-    for _ in range(10_000):
-        lon = round(rng.uniform(min(lons), max(lons)), 5)
-        lat = round(rng.uniform(min(lats), max(lats)), 5)
-        if city.zone_index.zone_of(lon, lat) == feature.id:
-            return feature.id, lon, lat
-    raise ValueError(f"no room for a sensor in zone {feature.id!r}")
-
-
-def _sensors(
-    city: City, rng: random.Random, prefix: str, *, digits: int, count: int, levels: Sequence[float]
-) -> list[_Sensor]:
-    out: list[_Sensor] = []
-    zones = len(city.zones.features)
-    for i in range(count):
-        number = f"{i + 1:0{digits}d}"
-        zone, lon, lat = _place(city, rng, i % zones)
-        level = levels[(i % zones) % len(levels)] * rng.uniform(0.7, 1.3)
-        offset = rng.randrange(60)
-        out.append(
-            _Sensor(f"{prefix}-{number}", number, i, i % zones, zone, lon, lat, offset, level)
-        )
-    return out
-
-
 def _macs(rng: random.Random, population: int) -> list[int]:
     seen: set[int] = set()
     out: list[int] = []
     while len(out) < population:
         mac = rng.getrandbits(48) | (0x02 << 40)  # locally administered, as phones randomize
-        mac &= ~(0x01 << 40)  # unicast
+        mac &= ~(0x01 << 40)
         if mac not in seen:
             seen.add(mac)
             out.append(mac)
@@ -316,23 +261,60 @@ def _spell(mac: int, upper_colons: bool) -> str:
     return ":".join(pairs).upper() if upper_colons else "-".join(pairs)
 
 
+def _dec(centi: int) -> str:
+    """Hundredths as a JSON number with two decimals ("-0.05", "12.30")."""
+    sign = "-" if centi < 0 else ""
+    whole, frac = divmod(abs(centi), CENTI)
+    return f"{sign}{whole}.{frac:02d}"
+
+
+def _dumps(document: Any) -> str:
+    return orjson.dumps(document).decode()
+
+
+@dataclass
+class _Out:
+    """Messages of one format, in the order they are sent."""
+
+    lines: list[bytes] = field(default_factory=list)
+    payloads: int = 0
+
+    def send(
+        self,
+        at: float,
+        body: str | bytes,
+        *,
+        topic: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        envelope: dict[str, Any] = {"at": at}
+        if isinstance(body, bytes):
+            envelope["body_base64"] = base64.b64encode(body).decode()
+        else:
+            envelope["body"] = body
+        if topic is not None:
+            envelope["topic"] = topic
+        if headers:
+            envelope["headers"] = headers
+        self.lines.append(orjson.dumps(envelope))
+        self.payloads += 1
+
+
 class _Simulation:
     def __init__(self, city: City, seed: int, scale: float, bad_rate: float) -> None:
         self.city = city
         layout = random.Random(f"{seed}/layout")
         self.values = random.Random(f"{seed}/values")
         self.people = random.Random(f"{seed}/people")
-        self.senml_spoiler = _Spoiler(random.Random(f"{seed}/spoil/senml"), bad_rate)
-        self.canonical_spoiler = _Spoiler(random.Random(f"{seed}/spoil/canonical"), bad_rate)
-        self.aq_family = _family(city, "senml", "aq-001", dict.fromkeys(AQ_MEASURES, AQ_UNIT))
-        self.tc_family = _family(city, "senml", "tc-001", {TC_MEASURE: TC_UNIT})
-        self.wifi_family = _family(city, "canonical", "wifi-01", {WIFI_MEASURE: WIFI_UNIT})
-        aq, tc, wifi = (max(least, round(n * scale)) for n, least in SENSORS)
-        self.aq = _sensors(city, layout, "aq", digits=3, count=aq, levels=(1.0,))
-        self.tc = _sensors(city, layout, "tc", digits=3, count=tc, levels=(1.0,))
-        self.wifi = _sensors(
-            city, layout, "wifi", digits=2, count=wifi, levels=(BUSY_RATE, QUIET_RATE)
-        )
+        self.spoiler = _Spoiler(random.Random(f"{seed}/spoil"), bad_rate)
+        self.cells = _Cells()
+        self.quarantined: Counter[str] = Counter()
+        self.duplicates = 0
+        self.identifiers: set[str] = set()
+        self.out: dict[str, _Out] = {}
+        self.first = 0  # the first second simulated
+        self.csv_rows: dict[int, list[str]] = {}  # hour -> rows of the loop controller export
+        self.devices = self._devices(city, layout, scale)
         zones = len(city.zones.features)
         self.population = max(50, round(POPULATION * scale))
         macs = _macs(layout, self.population)
@@ -341,124 +323,414 @@ class _Simulation:
         for device in range(self.population):
             homes[layout.randrange(zones)].append(device)
         self.homes = [pool or list(range(self.population)) for pool in homes]
-        self.recent: list[deque[int]] = [deque(maxlen=RECENT) for _ in self.wifi]
-        # Sensor bias: each air quality site has its own background and road exposure.
-        self.aq_sites = [
-            (layout.uniform(8, 16), layout.uniform(20, 45), layout.uniform(10, 18)) for _ in self.aq
-        ]
-        self.cells = _Cells()
-        for family, divisor in ((self.aq_family, 10), (self.tc_family, 1), (self.wifi_family, 1)):
-            for quantity, unit in family.cells.values():
-                self.cells.units[quantity] = unit
-                self.cells.divisor[quantity] = divisor
-        self.ledger = _Ledger()
-        self.identifiers: set[str] = set()
-        self.reporting = sorted(
-            [(s.offset, 0, s) for s in self.aq] + [(s.offset, 1, s) for s in self.tc],
-            key=lambda item: (item[0], item[1], item[2].position),
-        )
-        self.sites = {
-            s.ident: f',{{"n":"lat","u":"lat","v":{s.lat!r}}},'
-            f'{{"n":"lon","u":"lon","v":{s.lon!r}}}]'
-            for s in (*self.aq, *self.tc)
+        self.recent: dict[str, deque[int]] = {}
+        self.aq_sites = {
+            d.name: (layout.uniform(8, 16), layout.uniform(20, 45), layout.uniform(10, 18))
+            for d in self.devices
         }
+        self.gateways = [
+            (f"{0x7076FF0056080000 + layout.getrandbits(16):016x}",
+             round(layout.uniform(5.40, 5.49), 6), round(layout.uniform(51.40, 51.46), 6))
+            for _ in range(6)
+        ]  # fmt: skip
+        for eui, _, _ in self.gateways:
+            self.identifiers.add(eui)
 
-    # --- SenML ---------------------------------------------------------------------------
+    # --- the devices ---------------------------------------------------------------------
 
-    def senml_minute(self, base: int, out: list[str]) -> None:
-        traffic = _level(TRAFFIC_PROFILE, base)
+    def _devices(self, city: City, layout: random.Random, scale: float) -> list[_Dev]:
+        by_profile: dict[str, list[tuple[str, Device]]] = {}
+        for name, device in sorted(city.registry.devices.items()):
+            if device.profile not in PROFILES:
+                raise ValueError(f"the simulator plays profiles {sorted(PROFILES)}, not {device.profile!r}")
+            by_profile.setdefault(device.profile, []).append((name, device))
+        zone_ids = city.zone_index.ids
+        out: list[_Dev] = []
+        for profile_name, members in sorted(by_profile.items()):
+            fmt, cadence = PROFILES[profile_name]
+            least = 2 if profile_name.startswith("wifi") else 1
+            keep = members[: max(least, round(len(members) * scale))]
+            profile = city.registry.profiles[profile_name]
+            policy = city.sources[profile.source].policy
+            for position, (name, device) in enumerate(keep):
+                resolved = city.device(device.hub, device.id)
+                assert resolved is not None
+                hub = fmt
+                if fmt == "lorawan":
+                    hub = LORAWAN_HUBS[position % len(LORAWAN_HUBS)]
+                busy = (zone_ids.index(resolved.zone) % 2 == 0) if fmt in ("meraki", "canonical") else True
+                out.append(
+                    _Dev(
+                        name=name, device=device, profile=profile_name, fmt=hub, cadence=cadence,
+                        offset=layout.randrange(cadence), zone=resolved.zone,
+                        zone_pos=zone_ids.index(resolved.zone), position=position,
+                        level=(BUSY_RATE if busy else QUIET_RATE) * layout.uniform(0.7, 1.3)
+                        if profile_name.startswith("wifi") else layout.uniform(0.7, 1.3),
+                        resolution=policy.time_resolution_minutes,
+                        quantities={f: spec.quantity for f, spec in profile.fields.items()},
+                        eui=device.id.lower() if device.hub == "lorawan" else "",
+                    )
+                )  # fmt: skip
+                if device.hub not in ("canonical", "csv", "telraam"):
+                    self.identifiers.add(device.id)
+                if device.hub == "aws-iot":
+                    self.identifiers.add(device.id.split("/")[2])  # the thing name
+        return out
+
+    def _stream(self, fmt: str) -> _Out:
+        return self.out.setdefault(fmt, _Out())
+
+    def _accept(self, dev: _Dev, at: int, values: dict[str, int]) -> None:
+        window = _window(at, dev.resolution)
+        for name, centi in values.items():
+            quantity = dev.quantities.get(name)
+            if quantity is not None:
+                self.cells.add((window, dev.zone, quantity), centi)
+
+    def _reject(self, reason: str, readings: int = 1) -> None:
+        self.quarantined[reason] += readings
+
+    # --- values --------------------------------------------------------------------------
+
+    def _air(self, dev: _Dev, at: int) -> dict[str, int]:
+        background, road, dust = self.aq_sites[dev.name]
+        traffic = _level(TRAFFIC_PROFILE, at)
         gauss = self.values.gauss
-        for _, kind, sensor in self.reporting:
-            at = base + sensor.offset
-            if kind == 0:
-                background, road, dust = self.aq_sites[sensor.position]
-                no2 = max(0, round((background + road * traffic + gauss(0, 3)) * 10))
-                pm10 = max(0, round((dust + 10 * traffic + gauss(0, 2.5)) * 10))
-                pm25 = max(0, min(pm10, round((0.55 * dust + 5 * traffic + gauss(0, 1.5)) * 10)))
-                out.append(self._aq_pack(sensor, at, no2, pm10, pm25))
-            else:
-                lam = 30 * sensor.level * traffic
-                out.append(self._tc_pack(sensor, at, _poisson(self.values, lam)))
+        no2 = max(0, round((background + road * traffic + gauss(0, 3)) * CENTI))
+        pm10 = max(0, round((dust + 10 * traffic + gauss(0, 2.5)) * CENTI))
+        pm25 = max(0, min(pm10, round((0.55 * dust + 5 * traffic + gauss(0, 1.5)) * CENTI)))
+        return {"no2": no2, "pm10": pm10, "pm25": pm25}
 
-    def _aq_pack(self, sensor: _Sensor, at: int, no2: int, pm10: int, pm25: int) -> str:
-        text = (
-            f'[{{"bn":"{sensor.ident}/","bt":{at},'
-            f'"n":"no2","u":"ug/m3","v":{no2 // 10}.{no2 % 10}}},'
-            f'{{"n":"pm10","u":"ug/m3","v":{pm10 // 10}.{pm10 % 10}}},'
-            f'{{"n":"pm25","u":"ug/m3","v":{pm25 // 10}.{pm25 % 10}}}'
-            f"{self.sites[sensor.ident]}"
-        )
-        spoil = self.senml_spoiler.next(AQ_SPOILS)
-        values = {"no2": no2, "pm10": pm10, "pm25": pm25}
-        if spoil is not None:
-            text, values = self._spoil_senml(
-                text, spoil, sensor=sensor, at=at, values=values, measure="no2"
-            )
-        family = self.aq_family
-        window = _window(at, family.resolution)
-        for measure, value in values.items():
-            self.cells.add((window, sensor.zone, family.cells[measure][0]), value)
-        return text
+    def _vehicles(self, dev: _Dev, at: int, minutes: float = 1) -> int:
+        return _poisson(self.values, 30 * minutes * dev.level * _level(TRAFFIC_PROFILE, at))
 
-    def _tc_pack(self, sensor: _Sensor, at: int, vehicles: int) -> str:
-        text = (
-            f'[{{"bn":"{sensor.ident}/","bt":{at},"n":"vehicles","u":"count","v":{vehicles}}}'
-            f"{self.sites[sensor.ident]}"
-        )
-        spoil = self.senml_spoiler.next(TC_SPOILS)
-        values = {TC_MEASURE: vehicles}
-        if spoil is not None:
-            text, values = self._spoil_senml(
-                text, spoil, sensor=sensor, at=at, values=values, measure=TC_MEASURE
-            )
-        family = self.tc_family
-        for measure, value in values.items():
-            key = (_window(at, family.resolution), sensor.zone, family.cells[measure][0])
-            self.cells.add(key, value)
-        return text
+    # --- one message per device and cadence ------------------------------------------------
 
-    def _spoil_senml(
+    def minute(self, base: int) -> None:
+        """Every report of the minute, in the order they are sent."""
+        due: list[tuple[int, str, _Dev]] = []
+        for dev in self.devices:
+            if dev.fmt in ("canonical", "meraki"):
+                continue
+            at = base + (dev.offset - base) % dev.cadence
+            while at < base + 60:
+                due.append((at, dev.name, dev))
+                at += dev.cadence
+        for at, _, dev in sorted(due, key=lambda d: (d[0], d[1])):
+            getattr(self, "_" + dev.fmt.replace("-", "_"))(dev, at)
+
+    def _spoil(self, kinds: tuple[str, ...]) -> str | None:
+        return self.spoiler.next(kinds)
+
+    def _send(
         self,
-        text: str,
-        spoil: str,
+        fmt: str,
+        dev: _Dev,
+        at: float,
+        body: str,
+        spoil: str | None,
+        readings: int,
         *,
-        sensor: _Sensor,
-        at: int,
-        values: dict[str, int],
-        measure: str,
-    ) -> tuple[str, dict[str, int]]:
-        """Spoil a pack; returns the text sent and the readings still accepted."""
-        readings = len(values)
+        topic: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Send a body as the hub would; spoil it the generic ways (truncated, a non-UTF-8
+        byte, a resend) where ``spoil`` says so."""
+        out = self._stream(fmt)
         if spoil == INVALID_JSON:
-            self.ledger.reject(INVALID_JSON)
-            return self.senml_spoiler.cut(text), {}
-        if spoil == UNKNOWN_SENSOR:
-            self.ledger.reject(UNKNOWN_SENSOR, readings)
-            return text.replace(f'"bn":"{sensor.ident}/"', f'"bn":"zz-{sensor.number}/"', 1), {}
-        if spoil == RELATIVE_TIME:  # a sensor that lost its clock sends no base time
-            self.ledger.reject(RELATIVE_TIME, readings)
-            return text.replace(f',"bt":{at}', "", 1), {}
-        kept = {m: v for m, v in values.items() if m != measure}
-        self.ledger.reject(spoil)
-        named = f'"n":"{measure}"'
-        if spoil == UNKNOWN_QUANTITY:  # a measure the source does not declare
-            return text.replace(named, '"n":"co2"', 1), kept
-        if spoil == UNIT_MISMATCH:  # a firmware reporting no2 in ppm
-            return text.replace(f'{named},"u":"ug/m3"', f'{named},"u":"ppm"', 1), kept
-        raise AssertionError(spoil)  # pragma: no cover
+            self._reject(INVALID_JSON)
+            out.send(at, self.spoiler.cut(body), topic=topic, headers=headers)
+            return
+        if spoil == INVALID_ENCODING:
+            self._reject(INVALID_ENCODING)
+            cut = len(body) // 2
+            out.send(at, body[:cut].encode() + b"\xff" + body[cut:].encode(), topic=topic, headers=headers)
+            return
+        out.send(at, body, topic=topic, headers=headers)
+        if spoil == DUPLICATE:  # the hub resends it, re-serialized
+            self.duplicates += readings
+            resend = orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2).decode()
+            out.send(at, resend, topic=topic, headers=headers)
 
-    # --- canonical ------------------------------------------------------------------------
+    # LoRaWAN ------------------------------------------------------------------------------
 
-    def canonical_minute(self, base: int, out: list[str], stamps: dict[int, str]) -> None:
+    def _lorawan_body(self, dev: _Dev, at: int, decoded: dict[str, Any]) -> str:
+        gateway, lon, lat = self.gateways[(dev.position + at // 300) % len(self.gateways)]
+        devaddr = f"{0x26011000 + dev.position:08x}"
+        name = f"vld-aq-{dev.eui[-6:]}"
+        self.identifiers.add(name)
+        when = _iso_ms(at)
+        if dev.fmt == "tts-v3":
+            return _dumps({
+                "end_device_ids": {
+                    "device_id": name, "application_ids": {"application_id": "velden-air"},
+                    "dev_eui": dev.eui.upper(), "join_eui": "70B3D57ED0000000", "dev_addr": devaddr.upper(),
+                },
+                "correlation_ids": [f"as:up:{at:x}{dev.position:04x}"],
+                "received_at": when,
+                "uplink_message": {
+                    "f_port": 2, "f_cnt": at // 300 % 65536, "frm_payload": "AQID",
+                    "decoded_payload": decoded,
+                    "rx_metadata": [{
+                        "gateway_ids": {"gateway_id": f"eui-{gateway}", "eui": gateway.upper()},
+                        "time": when, "rssi": -97, "snr": 7.5,
+                        "location": {"latitude": lat, "longitude": lon, "altitude": 12, "source": "SOURCE_REGISTRY"},
+                    }],
+                    "settings": {"data_rate": {"lora": {"bandwidth": 125000, "spreading_factor": 9}}, "frequency": "868100000"},
+                    "received_at": when,
+                },
+            })  # fmt: skip
+        if dev.fmt == "chirpstack-v4":
+            return _dumps({
+                "deduplicationId": f"{at:08x}-{dev.position:04x}-4000-8000-000000000000",
+                "time": when,
+                "deviceInfo": {
+                    "tenantId": "52f14cd4-c6f1-4fbd-8f87-4025e1d49242", "tenantName": "Velden",
+                    "applicationId": "5bb92de6-49b3-49af-a366-34667f2230be", "applicationName": "air",
+                    "deviceProfileName": "aq-node", "deviceName": name, "devEui": dev.eui, "tags": {},
+                },
+                "devAddr": devaddr, "adr": True, "dr": 3, "fCnt": at // 300 % 65536, "fPort": 2,
+                "confirmed": False, "data": "AQID",
+                "object": {k: f"{v:.2f}" if k == "pm25" else v for k, v in decoded.items()},
+                "rxInfo": [{"gatewayId": gateway, "uplinkId": at % 65536, "time": when, "rssi": -97,
+                            "snr": 7.5, "location": {"latitude": lat, "longitude": lon}}],
+            })  # fmt: skip
+        if dev.fmt == "chirpstack-v3":
+            return _dumps({
+                "applicationID": "7", "applicationName": "air", "deviceName": name,
+                "devEUI": base64.b64encode(bytes.fromhex(dev.eui)).decode(),
+                "rxInfo": [{"gatewayID": base64.b64encode(bytes.fromhex(gateway)).decode(),
+                            "time": when, "rssi": -97, "loRaSNR": 7.5,
+                            "location": {"latitude": lat, "longitude": lon, "altitude": 12}}],
+                "adr": True, "fCnt": at // 300 % 65536, "fPort": 2, "data": "AQID",
+                "object": decoded, "publishedAt": when,
+            })  # fmt: skip
+        return _dumps({
+            "transformed_message": {
+                "status": 200, "payload": decoded,
+                "WirelessDeviceId": f"{dev.position:08x}-ed1d-42ad-8cb4-6778dd03e86c", "DevEui": dev.eui,
+            },
+            "lns_message": {
+                "WirelessDeviceId": f"{dev.position:08x}-ed1d-42ad-8cb4-6778dd03e86c",
+                "WirelessMetadata": {"LoRaWAN": {
+                    "DataRate": 3, "DevEui": dev.eui, "FPort": 2, "Frequency": 868100000,
+                    "Gateways": [{"GatewayEui": gateway, "Rssi": -97, "Snr": 7.5}],
+                    "Timestamp": _iso(at),
+                }},
+                "PayloadData": "AQID",
+            },
+        })  # fmt: skip
+
+    def _tts_v3(self, dev: _Dev, at: int) -> None:
+        values = self._air(dev, at)
+        decoded: dict[str, Any] = {k: float(_dec(v)) for k, v in values.items()}
+        decoded["battery"] = 3.61
+        spoil = self._spoil((INVALID_JSON, UNKNOWN_DEVICE, UNKNOWN_FIELD, OUT_OF_RANGE, FUTURE_TIME, DUPLICATE))
+        stamp = at
+        if spoil == UNKNOWN_DEVICE:  # every field is rejected, the battery included
+            self._reject(UNKNOWN_DEVICE, len(decoded))
+            dev = _replace_eui(dev, "70b3d5e75eff" + dev.eui[-4:])
+            self.identifiers.add(dev.eui)
+            values = {}
+        elif spoil == UNKNOWN_FIELD:
+            self._reject(UNKNOWN_FIELD)
+            decoded["co2"] = 415.0
+        elif spoil == OUT_OF_RANGE:
+            self._reject(OUT_OF_RANGE)
+            decoded["no2"] = 1e308
+            values.pop("no2")
+        elif spoil == FUTURE_TIME:
+            self._reject(FUTURE_TIME, 3)
+            stamp, values = FUTURE + at % DAY_SECONDS, {}
+        elif spoil == INVALID_JSON:
+            values = {}
+        body = self._lorawan_body(dev, stamp, decoded)
+        self._send(dev.fmt, dev, at, body, spoil, 3)
+        self._accept(dev, at, values)
+
+    _chirpstack_v4 = _chirpstack_v3 = _tts_v3
+
+    # SenML --------------------------------------------------------------------------------
+
+    def _senml(self, dev: _Dev, at: int) -> None:
+        air = dev.profile.startswith("aq")
+        values = self._air(dev, at) if air else {"vehicles": self._vehicles(dev, at) * CENTI}
+        base = dev.device.id + "/"
+        unit = "ug/m3" if air else "count"
+        records = [f'{{"bn":"{base}","bt":{at},"bu":"{unit}"}}']
+        records += [f'{{"n":"{n}","v":{_dec(v) if air else v // CENTI}}}' for n, v in values.items()]
+        lon, lat = dev.device.at or (0.0, 0.0)
+        records += [f'{{"n":"lat","u":"lat","v":{lat!r}}}', f'{{"n":"lon","u":"lon","v":{lon!r}}}']
+        spoil = self._spoil((INVALID_JSON, INVALID_ENCODING, UNKNOWN_DEVICE, UNIT_MISMATCH, OUT_OF_RANGE, DUPLICATE))
+        readings = len(values)
+        if spoil == UNKNOWN_DEVICE:  # positions included: an unknown device's fields are unknown
+            self._reject(UNKNOWN_DEVICE, readings + 2)
+            records[0] = records[0].replace(base, "2001:db8:ffff::99/")
+            self.identifiers.add("2001:db8:ffff::99")
+            values = {}
+        elif spoil == UNIT_MISMATCH:  # a firmware that reports its first measure in ppm
+            self._reject(UNIT_MISMATCH)
+            first = next(iter(values))
+            records[1] = records[1].replace("}", ',"u":"ppm"}')
+            values.pop(first)
+        elif spoil == OUT_OF_RANGE:  # -1000 vehicles, negative dust
+            self._reject(OUT_OF_RANGE)
+            first = next(iter(values))
+            records[1] = f'{{"n":"{first}","v":-1000}}'
+            values.pop(first)
+        elif spoil in (INVALID_JSON, INVALID_ENCODING):
+            values = {}
+        elif at % 7 == 0:  # a sensor without a clock: times relative to arrival (RFC 8428)
+            records[0] = records[0].replace(f',"bt":{at}', "")
+        self._send("senml", dev, at, "[" + ",".join(records) + "]", spoil, readings)
+        self._accept(dev, at, values)
+
+    # Sensor.Community ---------------------------------------------------------------------
+
+    def _sensor_community(self, dev: _Dev, at: int) -> None:
+        air = self._air(dev, at)
+        hour = (at % DAY_SECONDS) / 3600
+        values = {
+            "SDS_P1": air["pm10"], "SDS_P2": air["pm25"],
+            "BME280_temperature": round((14 + 6 * math.sin((hour - 9) / 24 * 2 * math.pi)) * CENTI),
+            "BME280_humidity": round(self.values.uniform(55, 85) * CENTI),
+            "BME280_pressure": round(self.values.uniform(100_600, 101_900) * CENTI),
+        }  # fmt: skip
+        chip = dev.device.id
+        mac = f"{0xA4CF1200_0000 + int(chip):012x}"
+        self.identifiers.add(mac)
+        items = [{"value_type": k, "value": _dec(v)} for k, v in values.items()]
+        items += [{"value_type": "samples", "value": "4314326"}, {"value_type": "signal", "value": "-71"}]
+        spoil = self._spoil((INVALID_JSON, UNKNOWN_DEVICE, OUT_OF_RANGE, DUPLICATE))
+        body_doc: dict[str, Any] = {"esp8266id": chip, "software_version": "NRZ-2020-133", "sensordatavalues": items}
+        if at % 3 == 0:  # newer firmware: the chip id only in the header
+            body_doc.pop("esp8266id")
+        headers = {"X-Sensor": f"esp8266-{chip}", "X-MAC-ID": f"esp8266-{mac}", "Content-Type": "application/json"}
+        if spoil == UNKNOWN_DEVICE:
+            self._reject(UNKNOWN_DEVICE, len(items))
+            body_doc["esp8266id"] = "99" + chip
+            headers["X-Sensor"] = f"esp8266-99{chip}"
+            self.identifiers.add("99" + chip)
+            values = {}
+        elif spoil == OUT_OF_RANGE:
+            self._reject(OUT_OF_RANGE)
+            items[0]["value"] = "1e308"
+            values.pop("SDS_P1")
+        elif spoil == INVALID_JSON:
+            values = {}
+        self._send("sensor-community", dev, at, _dumps(body_doc), spoil, len(values), headers=headers)
+        self._accept(dev, at, values)
+
+    # NGSI-LD ------------------------------------------------------------------------------
+
+    def _ngsi_ld(self, dev: _Dev, at: int) -> None:
+        values = self._air(dev, at)
+        when = _iso_ms(at)
+        entity: dict[str, Any] = {
+            "id": dev.device.id,
+            "type": "AirQualityObserved",
+            "dateObserved": {"type": "Property", "value": {"@type": "DateTime", "@value": when}},
+            "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": list(dev.device.at or (0, 0))}},
+            "refDevice": {"type": "Relationship", "object": f"urn:ngsi-ld:Device:{dev.device.id[-8:]}"},
+        }  # fmt: skip
+        for name, centi in values.items():
+            entity[name] = {"type": "Property", "value": float(_dec(centi)), "unitCode": "GQ", "observedAt": when}
+        spoil = self._spoil((INVALID_JSON, UNIT_MISMATCH, UNKNOWN_FIELD, DUPLICATE))
+        if spoil == UNIT_MISMATCH:  # mg/m3 (GP) instead of ug/m3 (GQ)
+            self._reject(UNIT_MISMATCH)
+            entity["no2"]["unitCode"] = "GP"
+            values.pop("no2")
+        elif spoil == UNKNOWN_FIELD:
+            self._reject(UNKNOWN_FIELD)
+            entity["so2"] = {"type": "Property", "value": 3.0, "unitCode": "GQ", "observedAt": when}
+        elif spoil == INVALID_JSON:
+            values = {}
+        body = _dumps({
+            "id": f"urn:ngsi-ld:Notification:{at:x}{dev.position:04x}", "type": "Notification",
+            "subscriptionId": "urn:ngsi-ld:Subscription:velden-air", "notifiedAt": when, "data": [entity],
+        })  # fmt: skip
+        link = '<https://smartdatamodels.org/context.jsonld>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+        self._send("ngsi-ld", dev, at, body, spoil, 3, headers={"Link": link})
+        self._accept(dev, at, values)
+
+    # AWS IoT rule output --------------------------------------------------------------------
+
+    def _aws_iot(self, dev: _Dev, at: int) -> None:
+        if dev.device.hub == "lorawan":
+            self._tts_v3(dev, at)
+            return
+        vehicles = self._vehicles(dev, at)
+        spoil = self._spoil((INVALID_JSON, OUT_OF_RANGE, DUPLICATE))
+        values = {"vehicles": vehicles * CENTI}
+        sent = vehicles
+        if spoil == OUT_OF_RANGE:
+            self._reject(OUT_OF_RANGE)
+            sent, values = -1000, {}
+        elif spoil == INVALID_JSON:
+            values = {}
+        body = f'{{"vehicles":{sent},"battery":3.4}}'
+        self._send("aws-iot", dev, at, body, spoil, 1, topic=dev.device.id)
+        self._accept(dev, at, values)
+
+    # Telraam (hourly, sent five minutes after the hour) --------------------------------------
+
+    def _telraam(self, dev: _Dev, at: int) -> None:
+        start = at - at % 3600 - 3600
+        if start < self.first:
+            return
+        uptime = round(self.values.uniform(0.7, 0.95), 4)
+        counts = {
+            "car": self._vehicles(dev, start, 60) * CENTI // 4,
+            "heavy": self._vehicles(dev, start, 60) * CENTI // 40,
+            "bike": self._vehicles(dev, start, 60) * CENTI // 10,
+            "pedestrian": self._vehicles(dev, start, 60) * CENTI // 20,
+        }
+        row: dict[str, Any] = {
+            "instance_id": -1, "segment_id": int(dev.device.id), "date": f"{_iso(start)[:-1]}.000Z",
+            "interval": "hourly", "uptime": uptime,
+        }  # fmt: skip
+        for name, centi in counts.items():
+            row[name] = float(_dec(centi))
+            row[f"{name}_lft"] = float(_dec(centi // 2))
+            row[f"{name}_rgt"] = float(_dec(centi - centi // 2))
+        row.update({"direction": 1, "timezone": "Europe/Brussels", "car_speed_hist_0to70plus": [10.0, 50.0, 40.0], "v85": 31.5})
+        body = _dumps({"status_code": 200, "message": "ok", "report": [row]})
+        self._send("telraam", dev, at, body, None, 4)
+        self._accept(dev, start, counts)
+
+    # CSV drops (rows collected per hour, one file an hour) -----------------------------------
+
+    def _csv(self, dev: _Dev, at: int) -> None:
+        vehicles = self._vehicles(dev, at, 15)
+        bicycles = self._vehicles(dev, at, 3)
+        rows = self.csv_rows.setdefault(at - at % 3600, [])
+        spoil = self._spoil((OUT_OF_RANGE, UNKNOWN_DEVICE))
+        station = dev.device.id
+        values = {"vehicles": vehicles * CENTI, "bicycles": bicycles * CENTI}
+        if spoil == OUT_OF_RANGE:
+            self._reject(OUT_OF_RANGE)
+            vehicles = -1000
+            values.pop("vehicles")
+        elif spoil == UNKNOWN_DEVICE:
+            self._reject(UNKNOWN_DEVICE, 2)
+            station, values = "VLD-TC-999", {}
+        rows.append(f"{station};{_iso(at)};{vehicles};{bicycles}")
+        self._accept(dev, at, values)
+
+    # Wi-Fi: Meraki posts a minute per AP; canonical observations per detection -----------------
+
+    def wifi_minute(self, base: int) -> None:
         people = _level(PEOPLE_PROFILE, base)
         rng = self.people
         rand = rng.random
-        by_second: list[list[tuple[_Sensor, int, int]]] = [[] for _ in range(60)]
-        for sensor in self.wifi:
-            detections = _poisson(rng, sensor.level * people)
-            recent = self.recent[sensor.position]
-            home = self.homes[sensor.zone_pos]
-            for _ in range(detections):
+        heard: list[tuple[int, _Dev, int, int]] = []
+        for dev in self.devices:
+            if dev.fmt not in ("meraki", "canonical"):
+                continue
+            recent = self.recent.setdefault(dev.name, deque(maxlen=RECENT))
+            home = self.homes[dev.zone_pos]
+            seen: set[tuple[int, int]] = set()
+            for _ in range(_poisson(rng, dev.level * people)):
                 draw = rand()
                 if draw < REVISIT and recent:
                     device = recent[int(rand() * len(recent))]
@@ -467,50 +739,84 @@ class _Simulation:
                 else:
                     device = int(rand() * self.population)
                 recent.append(device)
-                by_second[int(rand() * 60)].append((sensor, device, -40 - int(rand() * 51)))
-        family = self.wifi_family
-        quantity = family.cells[WIFI_MEASURE][0]
-        spoiler = self.canonical_spoiler
-        for second, heard in enumerate(by_second):
+                second = int(rand() * 60)
+                if (second, device) in seen:
+                    continue  # one detection of a device a second
+                seen.add((second, device))
+                heard.append((second, dev, device, -40 - int(rand() * 51)))
+        heard.sort(key=lambda h: (h[0], h[1].name, h[2]))
+        meraki: dict[str, list[tuple[int, int, int]]] = {}
+        for second, dev, device, rssi in heard:
+            if dev.fmt == "meraki":
+                meraki.setdefault(dev.name, []).append((second, device, rssi))
+            else:
+                self._canonical(dev, base + second, device, rssi)
+        for dev in self.devices:
+            if dev.fmt == "meraki" and dev.name in meraki:
+                self._meraki(dev, base, meraki[dev.name])
+
+    def _presence(self, dev: _Dev, at: int, device: int) -> None:
+        key = (_window(at, dev.resolution), dev.zone, "people.presence")
+        self.cells.add(key, CENTI)
+        self.cells.seen(key, dev.name, device)
+
+    def _canonical(self, dev: _Dev, at: int, device: int, rssi: int) -> None:
+        mac = self.spellings[device][(dev.position + 1) % 2]
+        text = (
+            f'{{"sensor":"{dev.name}","quantity":"people.presence","unit":"{{device}}",'
+            f'"value":1,"observed_at":"{_iso(at)}",'
+            f'"personal":{{"device_mac":"{mac}","rssi":{rssi}}}}}'
+        )
+        spoil = self._spoil((INVALID_JSON, UNKNOWN_DEVICE, MISSING_PERSONAL))
+        self.identifiers.add(mac)
+        if spoil is None:
+            self._presence(dev, at, device)
+        elif spoil == UNKNOWN_DEVICE:
+            self._reject(UNKNOWN_DEVICE)
+            text = text.replace(f'"{dev.name}"', '"wifi-99"', 1)
+        elif spoil == MISSING_PERSONAL:
+            self._reject(MISSING_PERSONAL)
+            text = text.replace(f'"device_mac":"{mac}",', "", 1)
+        self._send("canonical", dev, at, text, spoil if spoil == INVALID_JSON else None, 1)
+
+    def _meraki(self, dev: _Dev, base: int, heard: list[tuple[int, int, int]]) -> None:
+        observations = []
+        accepted = []
+        spoil = self._spoil((INVALID_JSON, INVALID_ENCODING, DUPLICATE, FUTURE_TIME))
+        for second, device, rssi in heard:
+            mac = self.spellings[device][1].replace("-", ":")
+            self.identifiers.add(mac)
             at = base + second
-            minute = at - at % 60
-            stamp = stamps.get(minute)
-            if stamp is None:
-                stamps.clear()
-                stamp = stamps[minute] = _iso(minute)[:-3]
-            observed = f"{stamp}{at % 60:02d}Z"
-            for sensor, device, rssi in heard:
-                mac = self.spellings[device][(sensor.position + 1) % 2]  # even numbers: upper
-                text = (
-                    f'{{"sensor":"{sensor.ident}","quantity":"people.presence",'
-                    f'"unit":"{{device}}","value":1,"observed_at":"{observed}",'
-                    f'"location":[{sensor.lon!r},{sensor.lat!r}],'
-                    f'"personal":{{"device_mac":"{mac}","rssi":{rssi}}}}}'
-                )
-                spoil = spoiler.next(WIFI_SPOILS)
-                if spoil is None:
-                    key = (_window(at, family.resolution), sensor.zone, quantity)
-                    self.cells.add(key, 1)
-                    self.cells.seen(key, sensor.position, device)
-                    self.identifiers.add(mac)
-                    out.append(text)
-                    continue
-                self.ledger.reject(spoil)
-                if spoil == INVALID_JSON:
-                    text = spoiler.cut(text)
-                elif spoil == UNKNOWN_SENSOR:
-                    text = text.replace(f'"{sensor.ident}"', f'"zz-{sensor.number}"', 1)
-                else:  # MISSING_PERSONAL: a firmware that forgot the MAC
-                    text = text.replace(f'"device_mac":"{mac}",', "", 1)
-                if mac in text:
-                    self.identifiers.add(mac)
-                out.append(text)
+            seen = FUTURE + at % DAY_SECONDS if spoil == FUTURE_TIME else at
+            observations.append({
+                "ipv4": f"/10.20.{device % 256}.{device // 256 % 256}", "location": {"lat": 51.43, "lng": 5.45, "unc": 12.5},
+                "seenTime": _iso(seen), "ssid": "Velden-Free-WiFi", "os": None, "clientMac": mac,
+                "seenEpoch": seen, "rssi": rssi, "ipv6": None, "manufacturer": "Apple",
+            })  # fmt: skip
+            accepted.append((at, device))
+        body = _dumps({
+            "version": "2.0", "secret": MERAKI_SECRET, "type": "DevicesSeen",
+            "data": {"apMac": dev.device.id, "apFloors": [], "apTags": ["velden"], "observations": observations},
+        })  # fmt: skip
+        self.identifiers.add(MERAKI_SECRET)
+        if spoil == FUTURE_TIME:
+            self._reject(FUTURE_TIME, len(heard))
+        elif spoil not in (INVALID_JSON, INVALID_ENCODING):
+            for at, device in accepted:
+                self._presence(dev, at, device)
+        self._send("meraki", dev, base + 59, body, spoil, len(heard))
 
 
-def _write(handle: IO[str], lines: list[str]) -> None:
-    if lines:
-        handle.write("\n".join(lines))
-        handle.write("\n")
+def _replace_eui(dev: _Dev, eui: str) -> _Dev:
+    copy = _Dev(**{**dev.__dict__})
+    copy.eui = eui
+    return copy
+
+
+def _write(handle: IO[bytes], lines: list[bytes]) -> None:
+    for line in lines:
+        handle.write(line)
+        handle.write(b"\n")
 
 
 def simulate(
@@ -523,35 +829,37 @@ def simulate(
     start: datetime = datetime(2026, 6, 1, tzinfo=UTC),
     bad_rate: float = 0.001,
 ) -> SimulationSummary:
-    """Write ``senml.jsonl``, ``canonical.jsonl`` and ``truth.json`` to ``out``."""
+    """Write one capture file per format, the CSV drops and ``truth.json`` to ``out``."""
     if start.tzinfo is None:
         raise ValueError("start needs a time zone")
     if hours < 0 or scale <= 0 or not 0 <= bad_rate <= 1:
         raise ValueError("hours >= 0, scale > 0 and 0 <= bad_rate <= 1")
     out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.jsonl"):  # a capture of an earlier run would be replayed too
+        old.unlink()
+    shutil.rmtree(out / "drops", ignore_errors=True)
     sim = _Simulation(city, seed, scale, bad_rate)
     first = math.floor(start.timestamp())
+    sim.first = first
     minutes = round(hours * 60)
-    files = {"senml": out / "senml.jsonl", "canonical": out / "canonical.jsonl"}
-    payloads = {"senml": 0, "canonical": 0}
-    stamps: dict[int, str] = {}
-    with (
-        files["senml"].open("w", encoding="utf-8", newline="\n") as senml,
-        files["canonical"].open("w", encoding="utf-8", newline="\n") as canonical,
-    ):
-        for minute in range(minutes):
-            base = first + 60 * minute
-            packs: list[str] = []
-            sim.senml_minute(base, packs)
-            _write(senml, packs)
-            payloads["senml"] += len(packs)
-            observations: list[str] = []
-            sim.canonical_minute(base, observations, stamps)
-            _write(canonical, observations)
-            payloads["canonical"] += len(observations)
-    quarantined = dict(sorted(sim.ledger.quarantined.items()))
+    for minute in range(minutes):
+        base = first + 60 * minute
+        sim.minute(base)
+        sim.wifi_minute(base)
+    _csv_drops(sim, out)
+    files: dict[str, Path] = {}
+    payloads: dict[str, int] = {}
+    for fmt, stream in sorted(sim.out.items()):
+        path = out / f"{fmt}.jsonl"
+        with path.open("wb") as handle:
+            _write(handle, stream.lines)
+        files[fmt] = path
+        payloads[fmt] = stream.payloads
+    drops = sorted((out / "drops").rglob("*.csv")) if (out / "drops").exists() else []
+    payloads["csv"] = sum(len(p.read_text().splitlines()) - 1 for p in drops)
+    quarantined = dict(sorted(sim.quarantined.items()))
     accepted = sim.cells.accepted
-    readings = accepted + sum(quarantined.values())
+    readings = accepted + sim.duplicates + sum(quarantined.values())
     cells = sim.cells.rows()
     identifiers = sorted(sim.identifiers)
     truth = {
@@ -563,18 +871,28 @@ def simulate(
         "payloads": payloads,
         "readings": readings,
         "accepted": accepted,
+        "duplicates": sim.duplicates,
         "quarantined": quarantined,
         "cells": cells,
         "identifiers": identifiers,
     }
-    (out / "truth.json").write_text(
-        json.dumps(truth, sort_keys=True, separators=(",", ":")) + "\n", encoding="utf-8"
-    )
+    (out / "truth.json").write_bytes(orjson.dumps(truth, option=orjson.OPT_SORT_KEYS) + b"\n")
     return SimulationSummary(
         files=files,
         payloads=payloads,
         readings=readings,
         quarantined=quarantined,
+        duplicates=sim.duplicates,
         cells=len(cells),
         identifiers=len(identifiers),
     )
+
+
+def _csv_drops(sim: _Simulation, out: Path) -> None:
+    """The loop controller's hourly CSV exports, as files for the inbox."""
+    folder = out / "drops" / "csv" / CSV_MAPPING
+    for hour, rows in sorted(sim.csv_rows.items()):
+        folder.mkdir(parents=True, exist_ok=True)
+        text = "station;interval_start;vehicles;bicycles\n" + "".join(r + "\n" for r in rows)
+        (folder / f"loops-{_iso(hour)[:13]}.csv").write_text(text, encoding="utf-8")
+

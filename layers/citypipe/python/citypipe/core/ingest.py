@@ -139,7 +139,7 @@ class _Batch:
             name: _Policy(s.policy.subject_field, dict(s.policy.personal))
             for name, s in city.sources.items()
         }
-        self.seen: set[tuple[str, str, int]] = set()
+        self.seen: set[tuple[str, str, int, str | None]] = set()
         self.result = Normalized()
 
     def device(self, hub: str, ident: Any) -> Resolved | None:
@@ -215,8 +215,7 @@ class _Batch:
             return Rejection(
                 "undeclared_personal_field", f"{dev.source} declares no data subject", r.path
             )
-        moment = round(at * 1_000_000)
-        identity = (dev.sensor, quantity, moment)
+        identity = (dev.sensor, quantity, round(at * 1_000_000), alias)
         if identity in self.seen:
             self.result.duplicates += 1
             return None
@@ -269,6 +268,7 @@ class _Batch:
             items = [Rejection("adapter_error", f"{self.fmt.label} failed: {type(exc).__name__}")]
         rejected: list[Rejection] = []
         read = 0
+        duplicates = result.duplicates
         by_partition = result.by_partition
         for item in items:
             if type(item) is Rejection:
@@ -283,7 +283,7 @@ class _Batch:
             partition, record = outcome  # type: ignore[misc]
             by_partition[partition].append(record)
             read += 1
-        result.received += read + len(rejected)
+        result.received += read + len(rejected) + result.duplicates - duplicates
         if not read and not rejected and not items:
             rejected.append(Rejection("no_readings", "the payload holds no reading"))
             result.received += 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from citypipe.core.codecs import gz, jsonl
 from citypipe.core.formats import Format
@@ -41,7 +42,7 @@ def to_outcome(city: str, fmt: Format, normalized: Normalized, ident: str) -> Ou
     outputs = [
         Output(
             zone=Zone.RAW,
-            key=data_key(Zone.RAW, city, hour, source, ident, "jsonl.gz"),
+            key=data_key(Zone.RAW, city, datetime.fromtimestamp(hour, UTC), source, ident, "jsonl.gz"),
             body=gz(jsonl(rows)),
             records=len(rows),
             format="jsonl.gz",
