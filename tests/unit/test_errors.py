@@ -27,8 +27,8 @@ from citypipe.domain.errors import (
     TransientError,
 )
 from citypipe.domain.model import Function, Zone
-from citypipe.service.ingest import drop_message
 from citypipe.service.stage import Deps
+from citypipe_local.drops import drop_lines
 from citypipe_local.fakes import InMemoryKeyStore, InMemoryObjectStore
 
 
@@ -90,7 +90,7 @@ def test_a_refusing_backend_fails_the_invocation_loudly_after_the_other_records(
 ) -> None:
     # Given a batch of a poison record and a drop whose raw object cannot be written
     deps = with_store(memory_deps, RefusingRawStore)
-    dropped = drop_message(deps, "canonical", lines(wifi_observation()))
+    dropped = drop_lines(deps, "canonical", lines(wifi_observation()))
     event = sqs_event("{not a claim check", claim_check(dropped))
     # When ingest receives it
     with pytest.raises(BackendRefusedError) as refused:

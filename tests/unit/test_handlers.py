@@ -29,8 +29,8 @@ from unit_support import (
 from citypipe.domain.errors import KeyDestroyedError
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import csv_key, input_id, lineage_key
-from citypipe.service.ingest import drop_message
 from citypipe.service.stage import Deps
+from citypipe_local.drops import drop_lines
 from citypipe_local.fakes import InMemoryKeyStore, InMemoryObjectStore
 
 
@@ -56,7 +56,7 @@ def invoke(memory_deps: Deps, memory_keys: InMemoryKeyStore) -> Invoke:
 
 
 def drop(deps: Deps, *payloads: Any, fmt: str = "canonical") -> Message:
-    return drop_message(deps, fmt, lines(*payloads))
+    return drop_lines(deps, fmt, lines(*payloads))
 
 
 def is_done(deps: Deps, function: Function, message: Message) -> bool:
@@ -377,7 +377,7 @@ def test_the_hourly_job_deletes_raw_objects_older_than_24_hours(
 ) -> None:
     # Given a drop left in the raw zone for 25 hours (its message was dead-lettered) and
     # one that arrived an hour ago
-    old, fresh = drop(stack, wifi_observation()), drop(stack, wifi_observation(sensor="wifi-02"))
+    old, fresh = drop(stack, wifi_observation()), drop(stack, wifi_observation(sensor="wifi-23"))
     store = stack.store
     assert isinstance(store, InMemoryObjectStore)
     store.modified[old.bucket, old.key] = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
@@ -388,3 +388,26 @@ def test_the_hourly_job_deletes_raw_objects_older_than_24_hours(
     assert response["raw_swept"] == 1
     assert not store.exists(old.bucket, old.key)
     assert store.exists(fresh.bucket, fresh.key)
+
+
+def test_the_hourly_job_deletes_quarantine_rows_past_the_quarantine_retention(
+    stack: Deps, invoke: Invoke
+) -> None:
+    # Given two quarantine rows: one written 8 days ago (retention: 7 days), one yesterday
+    bucket = stack.names.bucket(Zone.QUARANTINE)
+    store = stack.store
+    assert isinstance(store, InMemoryObjectStore)
+    old_key, fresh_key = (
+        "quarantine/velden/ingest/old.jsonl.gz",
+        "quarantine/velden/ingest/new.jsonl.gz",
+    )
+    for key in (old_key, fresh_key):
+        store.put(bucket, key, gzip.compress(b'{"reason": "invalid_json"}\n'))
+    store.modified[bucket, old_key] = datetime(2026, 5, 25, 1, 0, tzinfo=UTC)
+    store.modified[bucket, fresh_key] = datetime(2026, 6, 1, 1, 0, tzinfo=UTC)
+    # When the hourly job fires at 01:30 on 2 June
+    response = invoke(Function.EXPORT, scheduled_event("2026-06-02T01:30:00Z"))
+    # Then the row past its retention is gone, the other kept
+    assert response["quarantine_swept"] == 1
+    assert not store.exists(bucket, old_key)
+    assert store.exists(bucket, fresh_key)

@@ -19,8 +19,9 @@ from citypipe.domain.books import IngestCounts
 from citypipe.domain.city import City
 from citypipe.domain.errors import TerminalError
 from citypipe.domain.model import Function, Message, Observation, Zone
-from citypipe.service.ingest import drop_message, ingest_drop, ingest_webhook
+from citypipe.service.ingest import ingest_webhook
 from citypipe.service.stage import Deps
+from citypipe_local.drops import drop_lines
 
 HOUR_10 = datetime(2026, 6, 1, 10, tzinfo=UTC)
 T0 = 1780308000  # 2026-06-01T10:00:00Z, the base time of senml_reading
@@ -470,8 +471,8 @@ def test_the_same_batch_dropped_twice_is_stored_once_under_one_key(memory_deps: 
     # Given a batch of payloads
     batch = lines(*load_event("canonical_wifi.json"))
     # When it is dropped twice
-    first = drop_message(memory_deps, "canonical", batch)
-    second = drop_message(memory_deps, "canonical", batch)
+    first = drop_lines(memory_deps, "canonical", batch)
+    second = drop_lines(memory_deps, "canonical", batch)
     # Then both messages name the same object, and the inbox holds one object
     assert (first.key, first.etag) == (second.key, second.etag)
     inbox = list(memory_deps.store.list(memory_deps.names.bucket(Zone.RAW), "inbox/"))
@@ -479,13 +480,13 @@ def test_the_same_batch_dropped_twice_is_stored_once_under_one_key(memory_deps: 
 
 
 def test_different_batches_are_stored_under_different_keys(memory_deps: Deps) -> None:
-    first = drop_message(memory_deps, "canonical", lines(wifi_observation()))
-    second = drop_message(memory_deps, "canonical", lines(wifi_observation(value=2)))
+    first = drop_lines(memory_deps, "canonical", lines(wifi_observation()))
+    second = drop_lines(memory_deps, "canonical", lines(wifi_observation(value=2)))
     assert first.key != second.key
 
 
 def test_a_drop_message_is_a_claim_check_for_ingest(memory_deps: Deps) -> None:
-    message = drop_message(memory_deps, "senml", lines(load_event("senml_pack.json")), "trace-1")
+    message = drop_lines(memory_deps, "senml", lines(load_event("senml_pack.json")), "trace-1")
     assert message.key.startswith("inbox/velden/senml/")
     assert (message.stage, message.bucket, message.format) == ("inbox", "velden-raw", "senml")
     assert (message.records, message.trace_id) == (1, "trace-1")
@@ -505,7 +506,7 @@ def test_a_pretty_printed_payload_dropped_in_the_inbox_is_one_payload(
     # Given the SenML fixture pretty-printed, as some hubs send it
     pretty = json.dumps(load_event("senml_pack.json"), indent=2)
     # When it is dropped in the inbox and ingested
-    counts = ingest_dropped(memory_deps, drop_message(memory_deps, "senml", [pretty, "\r\n"]))
+    counts = ingest_dropped(memory_deps, drop_lines(memory_deps, "senml", [pretty, "\r\n"]))
     # Then it is one payload of six readings, all accepted
     assert (counts.payloads, counts.accepted, counts.quarantined) == (1, 6, {})
 
@@ -519,13 +520,13 @@ def test_a_payload_with_a_unicode_line_separator_in_a_string_stays_one_payload(
         wifi_observation(personal={"device_mac": mac, "rssi": -67}), ensure_ascii=False
     )
     # When it is dropped and ingested
-    counts = ingest_dropped(memory_deps, drop_message(memory_deps, "canonical", [payload]))
+    counts = ingest_dropped(memory_deps, drop_lines(memory_deps, "canonical", [payload]))
     # Then it is read as one payload, not split at the separator
     assert (counts.payloads, counts.accepted) == (1, 1)
 
 
 def test_a_dropped_batch_is_kept_as_received(memory_deps: Deps) -> None:
     batch = ['{"sensor":  "wifi-012"}', "{broken"]
-    message = drop_message(memory_deps, "canonical", batch)
+    message = drop_lines(memory_deps, "canonical", batch)
     body = memory_deps.store.get(message.bucket, message.key).body
     assert gzip.decompress(body).decode().splitlines() == batch

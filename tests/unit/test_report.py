@@ -10,10 +10,11 @@ from unit_support import lines, wifi_observation
 from citypipe.domain.model import Function, Message
 from citypipe.ports import KeyStore
 from citypipe.service.aggregate import aggregate_object
-from citypipe.service.anonymize import anonymize_core
+from citypipe.service.anonymize import anonymize_object
 from citypipe.service.export import export_day
-from citypipe.service.ingest import drop_message, ingest_drop
+from citypipe.service.ingest import ingest_core
 from citypipe.service.stage import Deps, run_stage
+from citypipe_local.drops import drop_lines
 from citypipe_local.fakes import InMemoryKeyStore
 from citypipe_local.report import build_report
 
@@ -31,13 +32,13 @@ def take(deps: Deps, function: Function) -> list[Message]:
 
 
 def ingest(deps: Deps, payloads: list[str], fmt: str = "canonical") -> None:
-    message = drop_message(deps, fmt, payloads)
-    run_stage(Function.INGEST, message, deps, ingest_drop)
+    message = drop_lines(deps, fmt, payloads)
+    run_stage(Function.INGEST, message, deps, ingest_core(InMemoryKeyStore()))
 
 
 def anonymize(deps: Deps, keys: KeyStore, messages: list[Message]) -> None:
     for message in messages:
-        run_stage(Function.ANONYMIZE, message, deps, anonymize_core(keys))
+        run_stage(Function.ANONYMIZE, message, deps, anonymize_object)
 
 
 def aggregate(deps: Deps) -> None:
@@ -79,7 +80,7 @@ def test_a_clean_run_balances(memory_deps: Deps, memory_keys: InMemoryKeyStore) 
     assert (report["received"], report["accepted"], report["quarantined"]) == (
         6,
         4,
-        {"invalid_json": 1, "unknown_sensor": 1},
+        {"invalid_json": 1, "unknown_device": 1},
     )
     assert report["stages"]["aggregate"]["aggregated"] == 4
     assert (

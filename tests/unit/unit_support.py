@@ -110,9 +110,10 @@ def wifi_observation(**changes: Any) -> dict[str, Any]:
 
 
 def senml_reading(name: str = "no2", value: Any = 21.5, **fields: Any) -> list[dict[str, Any]]:
-    """A pack of one positioned aq-007 reading at 2026-06-01T10:00Z, fields overridden."""
+    """A pack of one aq-101 reading (SenML, named by its IPv6 address) at 2026-06-01T10:00Z,
+    with the position it claims (ignored: the registry places it), fields overridden."""
     return [
-        {"bn": "urn:dev:id:aq-007:", "bt": 1780308000, "bu": "ug/m3"},
+        {"bn": "2001:db8:7e1d::65/", "bt": 1780308000, "bu": "ug/m3"},
         {"n": "lat", "u": "lat", "v": 51.4312},
         {"n": "lon", "u": "lon", "v": 5.4451},
         {"n": name, "v": value, **fields},

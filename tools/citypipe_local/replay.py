@@ -28,13 +28,14 @@ from citypipe.bootstrap.keys import key_store_from
 from citypipe.core.formats import FORMATS, Context
 from citypipe.core.ingest import Payload
 from citypipe.domain.model import Function, Message, Zone
-from citypipe.domain.naming import aggregates_prefix, inbox_key
+from citypipe.domain.naming import aggregates_prefix
 from citypipe.ports import KeyStore
 from citypipe.service.edge import receive
 from citypipe.service.stage import Deps
 from citypipe.settings import KeySettings, Settings, StackSettings
 from citypipe_local import stack
 from citypipe_local.backends import backend
+from citypipe_local.drops import announce, drop
 from citypipe_local.logs import written_to
 from citypipe_local.report import build_report
 from citypipe_local.runner import Invoker, LocalRunner
@@ -112,25 +113,15 @@ def drop_csv(deps: Deps, input_dir: Path) -> int:
     """Every CSV file under ``drops/csv/<mapping>/``: into the inbox, then a claim check to
     ingest, as a city's own system drops it. Returns the rows dropped."""
     rows = 0
-    queue = deps.names.queue(Function.INGEST)
-    bucket = deps.names.bucket(Zone.RAW)
     for path in sorted((input_dir / "drops" / "csv").glob("*/*.csv")):
         body = path.read_bytes()
-        key = inbox_key(deps.city.city, "csv", f"{path.parent.name}/{path.name}")
-        result = deps.store.put_if_absent(bucket, key, body, "text/csv")
         count = max(0, len(body.decode("utf-8", errors="replace").splitlines()) - 1)
-        message = Message(
-            city=deps.city.city, stage="inbox", bucket=bucket, key=key, etag=result.etag,
-            records=count, format="csv",
-        )  # fmt: skip
-        deps.queue.send_json(queue, [message.model_dump()])
+        announce(deps, drop(deps, "csv", f"{path.parent.name}/{path.name}", body, count))
         rows += count
     return rows
 
 
-def play_hubs(
-    invoker: Invoker, input_dir: Path, batch: int, progress: Progress | None
-) -> int:
+def play_hubs(invoker: Invoker, input_dir: Path, batch: int, progress: Progress | None) -> int:
     """Every ``<format>.jsonl`` capture through the edge, batches in the worker processes."""
     sent = 0
     for path in sorted(input_dir.glob("*.jsonl")):

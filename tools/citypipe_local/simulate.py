@@ -52,13 +52,57 @@ DAY_SECONDS = 86_400
 CENTI = 100  # every value is kept as integer hundredths: sums are exact
 
 TRAFFIC_PROFILE = (
-    0.12, 0.08, 0.06, 0.06, 0.1, 0.25, 0.6, 0.95, 1.0, 0.8, 0.65, 0.62,
-    0.66, 0.64, 0.66, 0.75, 0.92, 1.0, 0.85, 0.6, 0.45, 0.35, 0.26, 0.18,
-)  # fmt: skip
+    0.12,
+    0.08,
+    0.06,
+    0.06,
+    0.1,
+    0.25,
+    0.6,
+    0.95,
+    1.0,
+    0.8,
+    0.65,
+    0.62,
+    0.66,
+    0.64,
+    0.66,
+    0.75,
+    0.92,
+    1.0,
+    0.85,
+    0.6,
+    0.45,
+    0.35,
+    0.26,
+    0.18,
+)
 PEOPLE_PROFILE = (
-    0.3, 0.18, 0.1, 0.05, 0.05, 0.08, 0.2, 0.5, 0.8, 0.7, 0.65, 0.75,
-    0.9, 0.85, 0.75, 0.75, 0.85, 1.0, 0.9, 0.75, 0.6, 0.5, 0.45, 0.38,
-)  # fmt: skip
+    0.3,
+    0.18,
+    0.1,
+    0.05,
+    0.05,
+    0.08,
+    0.2,
+    0.5,
+    0.8,
+    0.7,
+    0.65,
+    0.75,
+    0.9,
+    0.85,
+    0.75,
+    0.75,
+    0.85,
+    1.0,
+    0.9,
+    0.75,
+    0.6,
+    0.5,
+    0.45,
+    0.38,
+)
 BUSY_RATE = 8.0  # Wi-Fi detections a minute per sensor at the profile's peak
 QUIET_RATE = 1.0
 REVISIT = 0.35
@@ -342,7 +386,9 @@ class _Simulation:
         by_profile: dict[str, list[tuple[str, Device]]] = {}
         for name, device in sorted(city.registry.devices.items()):
             if device.profile not in PROFILES:
-                raise ValueError(f"the simulator plays profiles {sorted(PROFILES)}, not {device.profile!r}")
+                raise ValueError(
+                    f"the simulator plays profiles {sorted(PROFILES)}, not {device.profile!r}"
+                )
             by_profile.setdefault(device.profile, []).append((name, device))
         zone_ids = city.zone_index.ids
         out: list[_Dev] = []
@@ -358,19 +404,30 @@ class _Simulation:
                 hub = fmt
                 if fmt == "lorawan":
                     hub = LORAWAN_HUBS[position % len(LORAWAN_HUBS)]
-                busy = (zone_ids.index(resolved.zone) % 2 == 0) if fmt in ("meraki", "canonical") else True
+                busy = (
+                    (zone_ids.index(resolved.zone) % 2 == 0)
+                    if fmt in ("meraki", "canonical")
+                    else True
+                )
                 out.append(
                     _Dev(
-                        name=name, device=device, profile=profile_name, fmt=hub, cadence=cadence,
-                        offset=layout.randrange(cadence), zone=resolved.zone,
-                        zone_pos=zone_ids.index(resolved.zone), position=position,
+                        name=name,
+                        device=device,
+                        profile=profile_name,
+                        fmt=hub,
+                        cadence=cadence,
+                        offset=layout.randrange(cadence),
+                        zone=resolved.zone,
+                        zone_pos=zone_ids.index(resolved.zone),
+                        position=position,
                         level=(BUSY_RATE if busy else QUIET_RATE) * layout.uniform(0.7, 1.3)
-                        if profile_name.startswith("wifi") else layout.uniform(0.7, 1.3),
+                        if profile_name.startswith("wifi")
+                        else layout.uniform(0.7, 1.3),
                         resolution=policy.time_resolution_minutes,
                         quantities={f: spec.quantity for f, spec in profile.fields.items()},
                         eui=device.id.lower() if device.hub == "lorawan" else "",
                     )
-                )  # fmt: skip
+                )
                 if device.hub not in ("canonical", "csv", "telraam"):
                     self.identifiers.add(device.id)
                 if device.hub == "aws-iot":
@@ -444,7 +501,12 @@ class _Simulation:
         if spoil == INVALID_ENCODING:
             self._reject(INVALID_ENCODING)
             cut = len(body) // 2
-            out.send(at, body[:cut].encode() + b"\xff" + body[cut:].encode(), topic=topic, headers=headers)
+            out.send(
+                at,
+                body[:cut].encode() + b"\xff" + body[cut:].encode(),
+                topic=topic,
+                headers=headers,
+            )
             return
         out.send(at, body, topic=topic, headers=headers)
         if spoil == DUPLICATE:  # the hub resends it, re-serialized
@@ -461,71 +523,138 @@ class _Simulation:
         self.identifiers.add(name)
         when = _iso_ms(at)
         if dev.fmt == "tts-v3":
-            return _dumps({
-                "end_device_ids": {
-                    "device_id": name, "application_ids": {"application_id": "velden-air"},
-                    "dev_eui": dev.eui.upper(), "join_eui": "70B3D57ED0000000", "dev_addr": devaddr.upper(),
-                },
-                "correlation_ids": [f"as:up:{at:x}{dev.position:04x}"],
-                "received_at": when,
-                "uplink_message": {
-                    "f_port": 2, "f_cnt": at // 300 % 65536, "frm_payload": "AQID",
-                    "decoded_payload": decoded,
-                    "rx_metadata": [{
-                        "gateway_ids": {"gateway_id": f"eui-{gateway}", "eui": gateway.upper()},
-                        "time": when, "rssi": -97, "snr": 7.5,
-                        "location": {"latitude": lat, "longitude": lon, "altitude": 12, "source": "SOURCE_REGISTRY"},
-                    }],
-                    "settings": {"data_rate": {"lora": {"bandwidth": 125000, "spreading_factor": 9}}, "frequency": "868100000"},
+            return _dumps(
+                {
+                    "end_device_ids": {
+                        "device_id": name,
+                        "application_ids": {"application_id": "velden-air"},
+                        "dev_eui": dev.eui.upper(),
+                        "join_eui": "70B3D57ED0000000",
+                        "dev_addr": devaddr.upper(),
+                    },
+                    "correlation_ids": [f"as:up:{at:x}{dev.position:04x}"],
                     "received_at": when,
-                },
-            })  # fmt: skip
+                    "uplink_message": {
+                        "f_port": 2,
+                        "f_cnt": at // 300 % 65536,
+                        "frm_payload": "AQID",
+                        "decoded_payload": decoded,
+                        "rx_metadata": [
+                            {
+                                "gateway_ids": {
+                                    "gateway_id": f"eui-{gateway}",
+                                    "eui": gateway.upper(),
+                                },
+                                "time": when,
+                                "rssi": -97,
+                                "snr": 7.5,
+                                "location": {
+                                    "latitude": lat,
+                                    "longitude": lon,
+                                    "altitude": 12,
+                                    "source": "SOURCE_REGISTRY",
+                                },
+                            }
+                        ],
+                        "settings": {
+                            "data_rate": {"lora": {"bandwidth": 125000, "spreading_factor": 9}},
+                            "frequency": "868100000",
+                        },
+                        "received_at": when,
+                    },
+                }
+            )
         if dev.fmt == "chirpstack-v4":
-            return _dumps({
-                "deduplicationId": f"{at:08x}-{dev.position:04x}-4000-8000-000000000000",
-                "time": when,
-                "deviceInfo": {
-                    "tenantId": "52f14cd4-c6f1-4fbd-8f87-4025e1d49242", "tenantName": "Velden",
-                    "applicationId": "5bb92de6-49b3-49af-a366-34667f2230be", "applicationName": "air",
-                    "deviceProfileName": "aq-node", "deviceName": name, "devEui": dev.eui, "tags": {},
-                },
-                "devAddr": devaddr, "adr": True, "dr": 3, "fCnt": at // 300 % 65536, "fPort": 2,
-                "confirmed": False, "data": "AQID",
-                "object": {k: f"{v:.2f}" if k == "pm25" else v for k, v in decoded.items()},
-                "rxInfo": [{"gatewayId": gateway, "uplinkId": at % 65536, "time": when, "rssi": -97,
-                            "snr": 7.5, "location": {"latitude": lat, "longitude": lon}}],
-            })  # fmt: skip
+            return _dumps(
+                {
+                    "deduplicationId": f"{at:08x}-{dev.position:04x}-4000-8000-000000000000",
+                    "time": when,
+                    "deviceInfo": {
+                        "tenantId": "52f14cd4-c6f1-4fbd-8f87-4025e1d49242",
+                        "tenantName": "Velden",
+                        "applicationId": "5bb92de6-49b3-49af-a366-34667f2230be",
+                        "applicationName": "air",
+                        "deviceProfileName": "aq-node",
+                        "deviceName": name,
+                        "devEui": dev.eui,
+                        "tags": {},
+                    },
+                    "devAddr": devaddr,
+                    "adr": True,
+                    "dr": 3,
+                    "fCnt": at // 300 % 65536,
+                    "fPort": 2,
+                    "confirmed": False,
+                    "data": "AQID",
+                    "object": {k: f"{v:.2f}" if k == "pm25" else v for k, v in decoded.items()},
+                    "rxInfo": [
+                        {
+                            "gatewayId": gateway,
+                            "uplinkId": at % 65536,
+                            "time": when,
+                            "rssi": -97,
+                            "snr": 7.5,
+                            "location": {"latitude": lat, "longitude": lon},
+                        }
+                    ],
+                }
+            )
         if dev.fmt == "chirpstack-v3":
-            return _dumps({
-                "applicationID": "7", "applicationName": "air", "deviceName": name,
-                "devEUI": base64.b64encode(bytes.fromhex(dev.eui)).decode(),
-                "rxInfo": [{"gatewayID": base64.b64encode(bytes.fromhex(gateway)).decode(),
-                            "time": when, "rssi": -97, "loRaSNR": 7.5,
-                            "location": {"latitude": lat, "longitude": lon, "altitude": 12}}],
-                "adr": True, "fCnt": at // 300 % 65536, "fPort": 2, "data": "AQID",
-                "object": decoded, "publishedAt": when,
-            })  # fmt: skip
-        return _dumps({
-            "transformed_message": {
-                "status": 200, "payload": decoded,
-                "WirelessDeviceId": f"{dev.position:08x}-ed1d-42ad-8cb4-6778dd03e86c", "DevEui": dev.eui,
-            },
-            "lns_message": {
-                "WirelessDeviceId": f"{dev.position:08x}-ed1d-42ad-8cb4-6778dd03e86c",
-                "WirelessMetadata": {"LoRaWAN": {
-                    "DataRate": 3, "DevEui": dev.eui, "FPort": 2, "Frequency": 868100000,
-                    "Gateways": [{"GatewayEui": gateway, "Rssi": -97, "Snr": 7.5}],
-                    "Timestamp": _iso(at),
-                }},
-                "PayloadData": "AQID",
-            },
-        })  # fmt: skip
+            return _dumps(
+                {
+                    "applicationID": "7",
+                    "applicationName": "air",
+                    "deviceName": name,
+                    "devEUI": base64.b64encode(bytes.fromhex(dev.eui)).decode(),
+                    "rxInfo": [
+                        {
+                            "gatewayID": base64.b64encode(bytes.fromhex(gateway)).decode(),
+                            "time": when,
+                            "rssi": -97,
+                            "loRaSNR": 7.5,
+                            "location": {"latitude": lat, "longitude": lon, "altitude": 12},
+                        }
+                    ],
+                    "adr": True,
+                    "fCnt": at // 300 % 65536,
+                    "fPort": 2,
+                    "data": "AQID",
+                    "object": decoded,
+                    "publishedAt": when,
+                }
+            )
+        return _dumps(
+            {
+                "transformed_message": {
+                    "status": 200,
+                    "payload": decoded,
+                    "WirelessDeviceId": f"{dev.position:08x}-ed1d-42ad-8cb4-6778dd03e86c",
+                    "DevEui": dev.eui,
+                },
+                "lns_message": {
+                    "WirelessDeviceId": f"{dev.position:08x}-ed1d-42ad-8cb4-6778dd03e86c",
+                    "WirelessMetadata": {
+                        "LoRaWAN": {
+                            "DataRate": 3,
+                            "DevEui": dev.eui,
+                            "FPort": 2,
+                            "Frequency": 868100000,
+                            "Gateways": [{"GatewayEui": gateway, "Rssi": -97, "Snr": 7.5}],
+                            "Timestamp": _iso(at),
+                        }
+                    },
+                    "PayloadData": "AQID",
+                },
+            }
+        )
 
     def _tts_v3(self, dev: _Dev, at: int) -> None:
         values = self._air(dev, at)
         decoded: dict[str, Any] = {k: float(_dec(v)) for k, v in values.items()}
         decoded["battery"] = 3.61
-        spoil = self._spoil((INVALID_JSON, UNKNOWN_DEVICE, UNKNOWN_FIELD, OUT_OF_RANGE, FUTURE_TIME, DUPLICATE))
+        spoil = self._spoil(
+            (INVALID_JSON, UNKNOWN_DEVICE, UNKNOWN_FIELD, OUT_OF_RANGE, FUTURE_TIME, DUPLICATE)
+        )
         stamp = at
         if spoil == UNKNOWN_DEVICE:  # every field is rejected, the battery included
             self._reject(UNKNOWN_DEVICE, len(decoded))
@@ -558,10 +687,14 @@ class _Simulation:
         base = dev.device.id + "/"
         unit = "ug/m3" if air else "count"
         records = [f'{{"bn":"{base}","bt":{at},"bu":"{unit}"}}']
-        records += [f'{{"n":"{n}","v":{_dec(v) if air else v // CENTI}}}' for n, v in values.items()]
+        records += [
+            f'{{"n":"{n}","v":{_dec(v) if air else v // CENTI}}}' for n, v in values.items()
+        ]
         lon, lat = dev.device.at or (0.0, 0.0)
         records += [f'{{"n":"lat","u":"lat","v":{lat!r}}}', f'{{"n":"lon","u":"lon","v":{lon!r}}}']
-        spoil = self._spoil((INVALID_JSON, INVALID_ENCODING, UNKNOWN_DEVICE, UNIT_MISMATCH, OUT_OF_RANGE, DUPLICATE))
+        spoil = self._spoil(
+            (INVALID_JSON, INVALID_ENCODING, UNKNOWN_DEVICE, UNIT_MISMATCH, OUT_OF_RANGE, DUPLICATE)
+        )
         readings = len(values)
         if spoil == UNKNOWN_DEVICE:  # positions included: an unknown device's fields are unknown
             self._reject(UNKNOWN_DEVICE, readings + 2)
@@ -591,21 +724,33 @@ class _Simulation:
         air = self._air(dev, at)
         hour = (at % DAY_SECONDS) / 3600
         values = {
-            "SDS_P1": air["pm10"], "SDS_P2": air["pm25"],
+            "SDS_P1": air["pm10"],
+            "SDS_P2": air["pm25"],
             "BME280_temperature": round((14 + 6 * math.sin((hour - 9) / 24 * 2 * math.pi)) * CENTI),
             "BME280_humidity": round(self.values.uniform(55, 85) * CENTI),
             "BME280_pressure": round(self.values.uniform(100_600, 101_900) * CENTI),
-        }  # fmt: skip
+        }
         chip = dev.device.id
         mac = f"{0xA4CF1200_0000 + int(chip):012x}"
         self.identifiers.add(mac)
         items = [{"value_type": k, "value": _dec(v)} for k, v in values.items()]
-        items += [{"value_type": "samples", "value": "4314326"}, {"value_type": "signal", "value": "-71"}]
+        items += [
+            {"value_type": "samples", "value": "4314326"},
+            {"value_type": "signal", "value": "-71"},
+        ]
         spoil = self._spoil((INVALID_JSON, UNKNOWN_DEVICE, OUT_OF_RANGE, DUPLICATE))
-        body_doc: dict[str, Any] = {"esp8266id": chip, "software_version": "NRZ-2020-133", "sensordatavalues": items}
+        body_doc: dict[str, Any] = {
+            "esp8266id": chip,
+            "software_version": "NRZ-2020-133",
+            "sensordatavalues": items,
+        }
         if at % 3 == 0:  # newer firmware: the chip id only in the header
             body_doc.pop("esp8266id")
-        headers = {"X-Sensor": f"esp8266-{chip}", "X-MAC-ID": f"esp8266-{mac}", "Content-Type": "application/json"}
+        headers = {
+            "X-Sensor": f"esp8266-{chip}",
+            "X-MAC-ID": f"esp8266-{mac}",
+            "Content-Type": "application/json",
+        }
         if spoil == UNKNOWN_DEVICE:
             self._reject(UNKNOWN_DEVICE, len(items))
             body_doc["esp8266id"] = "99" + chip
@@ -618,7 +763,9 @@ class _Simulation:
             values.pop("SDS_P1")
         elif spoil == INVALID_JSON:
             values = {}
-        self._send("sensor-community", dev, at, _dumps(body_doc), spoil, len(values), headers=headers)
+        self._send(
+            "sensor-community", dev, at, _dumps(body_doc), spoil, len(values), headers=headers
+        )
         self._accept(dev, at, values)
 
     # NGSI-LD ------------------------------------------------------------------------------
@@ -630,11 +777,22 @@ class _Simulation:
             "id": dev.device.id,
             "type": "AirQualityObserved",
             "dateObserved": {"type": "Property", "value": {"@type": "DateTime", "@value": when}},
-            "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": list(dev.device.at or (0, 0))}},
-            "refDevice": {"type": "Relationship", "object": f"urn:ngsi-ld:Device:{dev.device.id[-8:]}"},
-        }  # fmt: skip
+            "location": {
+                "type": "GeoProperty",
+                "value": {"type": "Point", "coordinates": list(dev.device.at or (0, 0))},
+            },
+            "refDevice": {
+                "type": "Relationship",
+                "object": f"urn:ngsi-ld:Device:{dev.device.id[-8:]}",
+            },
+        }
         for name, centi in values.items():
-            entity[name] = {"type": "Property", "value": float(_dec(centi)), "unitCode": "GQ", "observedAt": when}
+            entity[name] = {
+                "type": "Property",
+                "value": float(_dec(centi)),
+                "unitCode": "GQ",
+                "observedAt": when,
+            }
         spoil = self._spoil((INVALID_JSON, UNIT_MISMATCH, UNKNOWN_FIELD, DUPLICATE))
         if spoil == UNIT_MISMATCH:  # mg/m3 (GP) instead of ug/m3 (GQ)
             self._reject(UNIT_MISMATCH)
@@ -645,11 +803,19 @@ class _Simulation:
             entity["so2"] = {"type": "Property", "value": 3.0, "unitCode": "GQ", "observedAt": when}
         elif spoil == INVALID_JSON:
             values = {}
-        body = _dumps({
-            "id": f"urn:ngsi-ld:Notification:{at:x}{dev.position:04x}", "type": "Notification",
-            "subscriptionId": "urn:ngsi-ld:Subscription:velden-air", "notifiedAt": when, "data": [entity],
-        })  # fmt: skip
-        link = '<https://smartdatamodels.org/context.jsonld>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+        body = _dumps(
+            {
+                "id": f"urn:ngsi-ld:Notification:{at:x}{dev.position:04x}",
+                "type": "Notification",
+                "subscriptionId": "urn:ngsi-ld:Subscription:velden-air",
+                "notifiedAt": when,
+                "data": [entity],
+            }
+        )
+        link = (
+            "<https://smartdatamodels.org/context.jsonld>; "
+            'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+        )
         self._send("ngsi-ld", dev, at, body, spoil, 3, headers={"Link": link})
         self._accept(dev, at, values)
 
@@ -686,14 +852,24 @@ class _Simulation:
             "pedestrian": self._vehicles(dev, start, 60) * CENTI // 20,
         }
         row: dict[str, Any] = {
-            "instance_id": -1, "segment_id": int(dev.device.id), "date": f"{_iso(start)[:-1]}.000Z",
-            "interval": "hourly", "uptime": uptime,
-        }  # fmt: skip
+            "instance_id": -1,
+            "segment_id": int(dev.device.id),
+            "date": f"{_iso(start)[:-1]}.000Z",
+            "interval": "hourly",
+            "uptime": uptime,
+        }
         for name, centi in counts.items():
             row[name] = float(_dec(centi))
             row[f"{name}_lft"] = float(_dec(centi // 2))
             row[f"{name}_rgt"] = float(_dec(centi - centi // 2))
-        row.update({"direction": 1, "timezone": "Europe/Brussels", "car_speed_hist_0to70plus": [10.0, 50.0, 40.0], "v85": 31.5})
+        row.update(
+            {
+                "direction": 1,
+                "timezone": "Europe/Brussels",
+                "car_speed_hist_0to70plus": [10.0, 50.0, 40.0],
+                "v85": 31.5,
+            }
+        )
         body = _dumps({"status_code": 200, "message": "ok", "report": [row]})
         self._send("telraam", dev, at, body, None, 4)
         self._accept(dev, start, counts)
@@ -788,16 +964,34 @@ class _Simulation:
             self.identifiers.add(mac)
             at = base + second
             seen = FUTURE + at % DAY_SECONDS if spoil == FUTURE_TIME else at
-            observations.append({
-                "ipv4": f"/10.20.{device % 256}.{device // 256 % 256}", "location": {"lat": 51.43, "lng": 5.45, "unc": 12.5},
-                "seenTime": _iso(seen), "ssid": "Velden-Free-WiFi", "os": None, "clientMac": mac,
-                "seenEpoch": seen, "rssi": rssi, "ipv6": None, "manufacturer": "Apple",
-            })  # fmt: skip
+            observations.append(
+                {
+                    "ipv4": f"/10.20.{device % 256}.{device // 256 % 256}",
+                    "location": {"lat": 51.43, "lng": 5.45, "unc": 12.5},
+                    "seenTime": _iso(seen),
+                    "ssid": "Velden-Free-WiFi",
+                    "os": None,
+                    "clientMac": mac,
+                    "seenEpoch": seen,
+                    "rssi": rssi,
+                    "ipv6": None,
+                    "manufacturer": "Apple",
+                }
+            )
             accepted.append((at, device))
-        body = _dumps({
-            "version": "2.0", "secret": MERAKI_SECRET, "type": "DevicesSeen",
-            "data": {"apMac": dev.device.id, "apFloors": [], "apTags": ["velden"], "observations": observations},
-        })  # fmt: skip
+        body = _dumps(
+            {
+                "version": "2.0",
+                "secret": MERAKI_SECRET,
+                "type": "DevicesSeen",
+                "data": {
+                    "apMac": dev.device.id,
+                    "apFloors": [],
+                    "apTags": ["velden"],
+                    "observations": observations,
+                },
+            }
+        )
         self.identifiers.add(MERAKI_SECRET)
         if spoil == FUTURE_TIME:
             self._reject(FUTURE_TIME, len(heard))
@@ -895,4 +1089,3 @@ def _csv_drops(sim: _Simulation, out: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         text = "station;interval_start;vehicles;bicycles\n" + "".join(r + "\n" for r in rows)
         (folder / f"loops-{_iso(hour)[:13]}.csv").write_text(text, encoding="utf-8")
-

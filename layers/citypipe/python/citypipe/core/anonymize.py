@@ -36,6 +36,7 @@ CLEAN_SCHEMA = pa.schema(
     ]
 )
 
+
 @dataclass
 class Anonymized:
     columns: dict[str, list[Any]] = field(

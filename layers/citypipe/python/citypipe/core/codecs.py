@@ -13,7 +13,9 @@ from citypipe.domain.errors import TerminalError
 
 
 def jsonl(rows: Iterable[Mapping[str, Any]]) -> bytes:
-    return b"".join(orjson.dumps(r, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE) for r in rows)
+    return b"".join(
+        orjson.dumps(r, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE) for r in rows
+    )
 
 
 def gz(data: bytes) -> bytes:

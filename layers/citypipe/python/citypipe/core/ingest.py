@@ -104,7 +104,9 @@ def _details(rejections: Iterable[Rejection]) -> list[dict[str, str]]:
             continue
         seen.add(triple)
         reasons.add(rejection.reason)
-        details.append({"reason": rejection.reason, "detail": rejection.detail, "path": rejection.path})
+        details.append(
+            {"reason": rejection.reason, "detail": rejection.detail, "path": rejection.path}
+        )
     return details
 
 
@@ -155,7 +157,9 @@ class _Batch:
         device's profile ignores) or a duplicate."""
         dev = self.device(r.hub, r.device)
         if dev is None:
-            return Rejection("unknown_device", f"no {r.hub} device of that id is registered", r.path)
+            return Rejection(
+                "unknown_device", f"no {r.hub} device of that id is registered", r.path
+            )
         plan = dev.plan.get(r.field)
         if plan is None:
             if dev.ignore.match(r.field):
@@ -163,7 +167,9 @@ class _Batch:
             return Rejection("unknown_field", f"{dev.sensor} has no field {r.field!r}", r.path)
         quantity, ucum, hub_unit, scale, low, high = plan
         if r.unit is not None and r.unit != (hub_unit or ucum):
-            return Rejection("unit_mismatch", f"{dev.sensor}.{r.field} is in {hub_unit or ucum!r}", r.path)
+            return Rejection(
+                "unit_mismatch", f"{dev.sensor}.{r.field} is in {hub_unit or ucum!r}", r.path
+            )
         value = r.value
         if type(value) is not float:
             value = number(value)
@@ -200,7 +206,9 @@ class _Batch:
                 ident = r.personal.get(policy.subject)
             if ident is None:
                 return Rejection(
-                    "missing_personal_field", f"{dev.source} readings carry {policy.subject!r}", r.path
+                    "missing_personal_field",
+                    f"{dev.source} readings carry {policy.subject!r}",
+                    r.path,
                 )
             if not isinstance(ident, str) or not ident.strip() or self.key_for is None:
                 return Rejection("invalid_identifier", f"{policy.subject} is not a string", r.path)
@@ -208,9 +216,13 @@ class _Batch:
                 key = self.key_for(dev.sensor, datetime.fromtimestamp(at, UTC).date())
                 alias = pseudonym(key, ident)
             except KeyDestroyedError:
-                return Rejection("key_destroyed", "the day's pseudonymization key is destroyed", r.path)
+                return Rejection(
+                    "key_destroyed", "the day's pseudonymization key is destroyed", r.path
+                )
             except UnicodeEncodeError:
-                return Rejection("invalid_identifier", f"{policy.subject} is not valid text", r.path)
+                return Rejection(
+                    "invalid_identifier", f"{policy.subject} is not valid text", r.path
+                )
         elif r.subject is not None:
             return Rejection(
                 "undeclared_personal_field", f"{dev.source} declares no data subject", r.path
@@ -264,7 +276,9 @@ class _Batch:
         except RecursionError:
             items = [Rejection("invalid_payload", "nested too deep")]
         except Exception as exc:  # an input the adapter did not foresee: this payload alone
-            log.error("adapter failed", extra={"adapter": self.fmt.label, "error": type(exc).__name__})
+            log.error(
+                "adapter failed", extra={"adapter": self.fmt.label, "error": type(exc).__name__}
+            )
             items = [Rejection("adapter_error", f"{self.fmt.label} failed: {type(exc).__name__}")]
         rejected: list[Rejection] = []
         read = 0

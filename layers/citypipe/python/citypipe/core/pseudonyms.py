@@ -8,7 +8,6 @@ days. Made at the edge, before anything is written.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Callable
 from datetime import date

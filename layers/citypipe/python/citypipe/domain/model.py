@@ -9,6 +9,7 @@ from typing import Literal, NamedTuple, NotRequired, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
+
 class Quantity(NamedTuple):
     """A controlled quantity: its UCUM unit and the range a city sensor can plausibly report
     in that unit (a device's registry entry may narrow it, never widen it)."""

@@ -123,7 +123,9 @@ class Device(_Strict):
     @model_validator(mode="after")
     def _placed(self) -> Device:
         if (self.at is None) == (self.zone is None):
-            raise ValueError("a device has a fixed position (at: [lon, lat]) or a zone, one of them")
+            raise ValueError(
+                "a device has a fixed position (at: [lon, lat]) or a zone, one of them"
+            )
         return self
 
 

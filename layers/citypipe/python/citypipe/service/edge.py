@@ -42,7 +42,9 @@ def to_outcome(city: str, fmt: Format, normalized: Normalized, ident: str) -> Ou
     outputs = [
         Output(
             zone=Zone.RAW,
-            key=data_key(Zone.RAW, city, datetime.fromtimestamp(hour, UTC), source, ident, "jsonl.gz"),
+            key=data_key(
+                Zone.RAW, city, datetime.fromtimestamp(hour, UTC), source, ident, "jsonl.gz"
+            ),
             body=gz(jsonl(rows)),
             records=len(rows),
             format="jsonl.gz",
@@ -70,7 +72,9 @@ def content_id(fmt: Format, normalized: Normalized) -> str:
     for partition, rows in sorted(normalized.by_partition.items()):
         digest.update(repr(partition).encode())
         digest.update(jsonl(rows))
-    digest.update(jsonl({k: v for k, v in row.items() if k != "line"} for row in normalized.quarantine))
+    digest.update(
+        jsonl({k: v for k, v in row.items() if k != "line"} for row in normalized.quarantine)
+    )
     digest.update(f"{normalized.payloads}/{normalized.received}".encode())
     return input_id("edge", digest.hexdigest())
 

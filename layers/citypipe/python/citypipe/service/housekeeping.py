@@ -64,7 +64,8 @@ class Housekeeping:
 def hourly(deps: Deps, keys: KeyStore, fired: datetime) -> Housekeeping:
     """Publish yesterday (UTC) — a no-op once published unless late data arrived —, destroy
     the pseudonymization secrets of days past the key retention, delete raw objects older
-    than 24 hours and quarantine rows past the quarantine retention. The housekeeping runs even when the export fails."""
+    than 24 hours and quarantine rows past the quarantine retention. The housekeeping
+    runs even when the export fails."""
     day = (fired - timedelta(days=1)).date().isoformat()
     keep_from = fired.date() - timedelta(days=deps.city.key_retention_days - 1)
     try:

@@ -54,8 +54,7 @@ def _csv_payloads(body: bytes, mapping_name: str, deps: Deps, at: float) -> list
             undecodable.append(number)
     ctx = Context(received_at=at)
     payloads = [
-        Payload(doc, ctx, number, parsed=True)
-        for number, doc in csv_drop.documents(texts, mapping)
+        Payload(doc, ctx, number, parsed=True) for number, doc in csv_drop.documents(texts, mapping)
     ]
     for number in undecodable:
         payloads.append(Payload(b"\xff", ctx, number))  # an invalid_encoding line
@@ -161,4 +160,3 @@ def _rejected(row: dict[str, Any]) -> list[dict[str, Any]]:
         }
         for reason, count in row["rejected"].items()
     ]
-

@@ -25,7 +25,11 @@ def _one(item: Any, path: str) -> Reading | Rejection:
     if unknown:
         return Rejection("unknown_field", f"{len(unknown)} unknown fields", path)
     sensor, unit, personal = item["sensor"], item["unit"], item.get("personal", {})
-    if not isinstance(sensor, str) or not isinstance(unit, str) or not isinstance(item["quantity"], str):
+    if (
+        not isinstance(sensor, str)
+        or not isinstance(unit, str)
+        or not isinstance(item["quantity"], str)
+    ):
         return Rejection("invalid_record", "sensor, quantity and unit are strings", path)
     try:
         at = iso_epoch(item["observed_at"])

@@ -178,7 +178,9 @@ def decoded_readings(
     if not isinstance(decoded, dict) or not decoded:
         return [Rejection("not_decoded", "no decoded payload: set up the device's codec", path)]
     prefix = f"{path}." if path else ""
-    return [Reading(hub, device, name, value, at, prefix + name) for name, value in flatten(decoded)]
+    return [
+        Reading(hub, device, name, value, at, prefix + name) for name, value in flatten(decoded)
+    ]
 
 
 def header(ctx: Context, name: str) -> str | None:

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from citypipe.core.formats.common import Context, Format, Reading, Rejection, first_time, number, obj
+from citypipe.core.formats.common import (
+    Context,
+    Format,
+    Reading,
+    Rejection,
+    first_time,
+    number,
+    obj,
+)
 
 FIELD = "presence"
 IDENTIFIERS = frozenset(
@@ -56,9 +64,14 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
         subject = observation.get("clientMac")
         out.append(
             Reading(
-                "meraki", device, FIELD, 1, _seen(observation, ctx.received_at), path,
+                "meraki",
+                device,
+                FIELD,
+                1,
+                _seen(observation, ctx.received_at),
+                path,
                 subject=subject if isinstance(subject, str) else None,
-            )  # fmt: skip
+            )
         )
     return out
 

@@ -44,9 +44,7 @@ def _entity(entity: Any, index: int, fallback: float) -> list[Reading | Rejectio
     ident = entity.get("id")
     if not isinstance(ident, str) or not ident:
         return [Rejection("missing_device_id", "an entity without id", path)]
-    entity_at = first_time(
-        _time_of(entity.get("dateObserved")), _time_of(entity.get("observedAt"))
-    )
+    entity_at = first_time(_time_of(entity.get("dateObserved")), _time_of(entity.get("observedAt")))
     at = fallback if entity_at is None else entity_at
     out: list[Reading | Rejection] = []
     for key, attribute in entity.items():
@@ -75,6 +73,7 @@ def _entity(entity: Any, index: int, fallback: float) -> list[Reading | Rejectio
 
 
 def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
+    entities: Any
     if isinstance(document, list):
         entities, notified = document, None
     else:

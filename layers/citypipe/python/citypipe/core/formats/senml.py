@@ -42,10 +42,86 @@ def _split(bn: str, n: str, unit: str | None) -> tuple[str, str] | None:
 def _base_number(record: dict[str, Any], key: str, current: float) -> float:
     if key not in record:
         return current
-    value = number(record[key])
-    if value is None or isinstance(record[key], str):
+    raw = record[key]
+    value = number(raw)
+    if value is None or isinstance(raw, str):
         raise Unreadable("invalid_record", f"{key} must be a finite number")
     return value
+
+
+class _Base:
+    """The base fields in force: RFC 8428 lets any record change them for the rest."""
+
+    __slots__ = ("bn", "bs", "bt", "bu", "bv")
+
+    def __init__(self) -> None:
+        self.bn = ""
+        self.bu: str | None = None
+        self.bt = self.bv = self.bs = 0.0
+
+    def update(self, record: dict[str, Any]) -> None:
+        if "bver" in record:
+            version = record["bver"]
+            if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+                raise Unreadable("invalid_record", "bver must be a positive integer")
+            if version > SUPPORTED_VERSION:
+                raise Unreadable("unsupported_version", f"bver {version} > {SUPPORTED_VERSION}")
+        for key in ("bn", "bu"):
+            if key in record and not isinstance(record[key], str):
+                raise Unreadable("invalid_record", f"{key} must be a string")
+        self.bn = record.get("bn", self.bn)
+        self.bu = record.get("bu", self.bu)
+        self.bt = _base_number(record, "bt", self.bt)
+        self.bv = _base_number(record, "bv", self.bv)
+        self.bs = _base_number(record, "bs", self.bs)
+
+
+def _value(record: dict[str, Any], base: _Base) -> Any:
+    """The record's value (numbers with the base value added), or _NONE for a record of base
+    fields only. Raises Unreadable for a value that is no finite number."""
+    for key, offset in (("v", base.bv), ("s", base.bs)):
+        if key in record:
+            raw = record[key]
+            value = number(raw)
+            if value is None or isinstance(raw, str):
+                raise Unreadable("invalid_value", f"{key} must be a finite number")
+            return offset + value
+    for key in ("vs", "vb", "vd"):
+        if key in record:
+            return record[key]
+    if not any(k in record for k in _BASE):
+        raise Unreadable("invalid_record", "a record without a value")
+    return _NONE
+
+
+_NONE = object()
+
+
+def _record(record: Any, base: _Base, ctx: Context, path: str) -> Reading | Rejection | None:
+    if not isinstance(record, dict):
+        return Rejection("invalid_record", "a SenML record is a JSON object", path)
+    try:
+        base.update(record)
+        value = _value(record, base)
+    except Unreadable as exc:
+        return Rejection(exc.rejection.reason, exc.rejection.detail, path)
+    if value is _NONE:
+        return None
+    n = record.get("n", "")
+    unit = record.get("u", base.bu)
+    t = record.get("t", 0)
+    when = number(t)
+    if not isinstance(n, str) or (unit is not None and not isinstance(unit, str)):
+        return Rejection("invalid_record", "n and u must be strings", path)
+    if when is None or isinstance(t, str):
+        return Rejection("invalid_time", "t must be a finite number", path)
+    split = _split(base.bn, n, unit)
+    if split is None or not split[0]:
+        return Rejection("invalid_name", "the name is not <device>/<field>", path)
+    when += base.bt
+    if abs(when) < RELATIVE_LIMIT:
+        when += ctx.received_at
+    return Reading("senml", split[0], split[1], value, when, path, unit)
 
 
 def parse(pack: Any, ctx: Context) -> list[Reading | Rejection]:
@@ -56,77 +132,12 @@ def parse(pack: Any, ctx: Context) -> list[Reading | Rejection]:
             for key in record:
                 if key.endswith("_"):
                     raise Unreadable("unsupported_extension", f"must-understand field {key!r}")
-    bn, bu = "", None
-    bt = bv = bs = 0.0
+    base = _Base()
     out: list[Reading | Rejection] = []
     for index, record in enumerate(pack):
-        path = f"[{index}]"
-        if not isinstance(record, dict):
-            out.append(Rejection("invalid_record", "a SenML record is a JSON object", path))
-            continue
-        try:
-            if "bver" in record:
-                version = record["bver"]
-                if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-                    raise Unreadable("invalid_record", "bver must be a positive integer", path)
-                if version > SUPPORTED_VERSION:
-                    raise Unreadable("unsupported_version", f"bver {version} > 10", path)
-            if "bn" in record:
-                if not isinstance(record["bn"], str):
-                    raise Unreadable("invalid_record", "bn must be a string", path)
-                bn = record["bn"]
-            if "bu" in record:
-                if not isinstance(record["bu"], str):
-                    raise Unreadable("invalid_record", "bu must be a string", path)
-                bu = record["bu"]
-            bt = _base_number(record, "bt", bt)
-            bv = _base_number(record, "bv", bv)
-            bs = _base_number(record, "bs", bs)
-        except Unreadable as exc:
-            out.append(Rejection(exc.rejection.reason, exc.rejection.detail, path))
-            continue
-        if "v" in record:
-            raw = record["v"]
-            value = number(raw)
-            value = None if value is None or isinstance(raw, str) else bv + value
-            if value is None:
-                out.append(Rejection("invalid_value", "v must be a finite number", path))
-                continue
-        elif "vs" in record:
-            value = record["vs"]
-        elif "vb" in record:
-            value = record["vb"]
-        elif "vd" in record:
-            value = record["vd"]
-        elif "s" in record:
-            raw = record["s"]
-            value = number(raw)
-            value = None if value is None or isinstance(raw, str) else bs + value
-            if value is None:
-                out.append(Rejection("invalid_value", "s must be a finite number", path))
-                continue
-        else:
-            if not any(k in record for k in _BASE):
-                out.append(Rejection("invalid_record", "a record without a value", path))
-            continue  # a record of base fields only
-        n = record.get("n", "")
-        unit = record.get("u", bu)
-        t = record.get("t", 0)
-        when = number(t)
-        if not isinstance(n, str) or (unit is not None and not isinstance(unit, str)):
-            out.append(Rejection("invalid_record", "n and u must be strings", path))
-            continue
-        if when is None or isinstance(t, str):
-            out.append(Rejection("invalid_time", "t must be a finite number", path))
-            continue
-        split = _split(bn, n, unit)
-        if split is None or not split[0]:
-            out.append(Rejection("invalid_name", "the name is not <device>/<field>", path))
-            continue
-        when += bt
-        if abs(when) < RELATIVE_LIMIT:
-            when += ctx.received_at
-        out.append(Reading("senml", split[0], split[1], value, when, path, unit))
+        item = _record(record, base, ctx, f"[{index}]")
+        if item is not None:
+            out.append(item)
     return out
 
 

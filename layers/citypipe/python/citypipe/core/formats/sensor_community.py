@@ -34,9 +34,13 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
             continue
         out.append(
             Reading(
-                "sensor-community", chip, item["value_type"], item.get("value"),
-                ctx.received_at, path,
-            )  # fmt: skip
+                "sensor-community",
+                chip,
+                item["value_type"],
+                item.get("value"),
+                ctx.received_at,
+                path,
+            )
         )
     return out
 

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from citypipe.core.formats.common import Context, Format, Reading, Rejection, first_time, flatten, obj
+from citypipe.core.formats.common import (
+    Context,
+    Format,
+    Reading,
+    Rejection,
+    first_time,
+    flatten,
+    obj,
+)
 
 ROW_KEYS = frozenset({"instance_id", "segment_id", "date", "interval", "timezone", "direction"})
 IDENTIFIERS = frozenset({"instance_id"})

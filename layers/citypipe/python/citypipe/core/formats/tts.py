@@ -38,7 +38,8 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
     up = doc.get("uplink_message")
     if not isinstance(up, dict):
         return [Rejection("not_an_uplink", "no uplink_message (a join, ack or other event)")]
-    settings = up.get("settings") if isinstance(up.get("settings"), dict) else {}
+    settings = up.get("settings")
+    settings = settings if isinstance(settings, dict) else {}
     rx = up.get("rx_metadata")
     gateway = rx[0] if isinstance(rx, list) and rx and isinstance(rx[0], dict) else {}
     at = first_time(
