@@ -51,6 +51,7 @@ def test_the_example_city_loads(city: City) -> None:
     assert city.region == "eu-central-1"
     assert len(city.zones.features) == 9
     assert set(city.sources) == {"air-quality", "traffic-counters", "wifi-counters"}
+    assert set(city.csv) == {"loop-export"}
     assert city.disclosure.k == 10
 
 
@@ -84,21 +85,34 @@ def test_unset_retention_takes_the_defaults() -> None:
 
 
 @pytest.mark.parametrize(
-    ("fmt", "sensor", "owner"),
+    ("hub", "ident", "sensor"),
     [
-        ("senml", "aq-007", "air-quality"),
-        ("senml", "tc-113", "traffic-counters"),
-        ("canonical", "wifi-012", "wifi-counters"),
-        ("canonical", "aq-007", None),  # right sensor, wrong hub format
-        ("senml", "cam-001", None),
+        ("lorawan", "70b3d5e75e010007", "aq-007"),
+        ("lorawan", "70:B3:D5:E7:5E:01:00:07", "aq-007"),
+        ("senml", "2001:db8:7e1d::65", "aq-101"),
+        ("senml", "urn:dev:mac:0024befffe80000d", "tc-013"),
+        ("sensor-community", "esp8266-11116579", "aq-141"),
+        ("canonical", "wifi-22", "wifi-22"),
+        ("canonical", "aq-007", None),
+        ("senml", "aq-EVIL-9999", None),
+        ("lorawan", "2001:db8:7e1d::65", None),
     ],
-    ids=["air", "traffic", "wifi", "format-mismatch", "unknown-sensor"],
-)
-def test_a_sensor_belongs_to_the_source_whose_format_and_glob_match(
-    city: City, fmt: str, sensor: str, owner: str | None
+    ids=[
+        "deveui", "deveui-any-spelling", "senml-ipv6", "senml-urn", "chip-id-from-header",
+        "canonical", "a-name-is-not-an-id", "what-a-glob-let-in", "right-id-wrong-hub",
+    ],
+)  # fmt: skip
+def test_a_device_is_resolved_by_its_hub_and_the_id_the_hub_gives_it(
+    city: City, hub: str, ident: str, sensor: str | None
 ) -> None:
-    found = city.source_for(fmt, sensor)
-    assert (found[0] if found else None) == owner
+    found = city.device(hub, ident)
+    assert (found.sensor if found else None) == sensor
+
+
+def test_the_example_city_registers_340_devices_each_in_a_zone(city: City) -> None:
+    zones = set(city.zone_index.ids)
+    assert len(city.devices) == 340
+    assert all(device.zone in zones for device in city.devices.values())
 
 
 @pytest.mark.parametrize(
@@ -127,8 +141,21 @@ def test_a_sensor_belongs_to_the_source_whose_format_and_glob_match(
             _set("sources.wifi-counters.policy.time_resolution_minutes", 7),
             "sources.wifi-counters.policy.time_resolution_minutes",
         ),
-        (_set("sources.air-quality.quantities.co2", "air.co2"), "sources.air-quality.quantities"),
-        (_set("sources.air-quality.format", "xml"), "sources.air-quality.format"),
+        (
+            _set("registry.profiles.aq-lorawan.fields.co2", {"quantity": "air.co2"}),
+            "registry.profiles.aq-lorawan.fields.co2",
+        ),
+        (
+            _set("registry.profiles.aq-lorawan.fields.no2.range", [-5, 10]),
+            "registry.profiles.aq-lorawan.fields.no2",
+        ),
+        (_set("registry.profiles.aq-lorawan.source", "cameras"), "registry"),
+        (_set("registry.devices.aq-001.hub", "xml"), "registry.devices.aq-001.hub"),
+        (_set("registry.devices.aq-001.at", [4.9, 52.37]), "registry"),
+        (_set("registry.devices.aq-002.id", "70b3d5e75e010001"), "registry"),
+        (_set("registry.devices.aq-001.zone", "centrum"), "registry.devices.aq-001"),
+        (_set("registry.devices.aq-001.profile", "nope"), "registry"),
+        (_set("sources.air-quality.format", "senml"), "sources.air-quality.format"),
         (_set("sources.air-quality.purpouse", "typo"), "sources.air-quality.purpouse"),
         (_set("sources", {}), "sources"),
         (_set("city", "Velden!"), "city"),
@@ -150,7 +177,14 @@ def test_a_sensor_belongs_to_the_source_whose_format_and_glob_match(
         "zero-minute-time-resolution",
         "time-resolution-not-dividing-15-min",
         "unknown-quantity",
-        "unknown-format",
+        "range-wider-than-plausible",
+        "profile-of-unknown-source",
+        "unknown-hub",
+        "device-outside-every-zone",
+        "two-devices-one-id",
+        "device-with-position-and-zone",
+        "unknown-profile",
+        "source-with-a-format-left-over",
         "misspelled-key",
         "no-sources",
         "slug-with-capitals",

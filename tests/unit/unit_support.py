@@ -20,11 +20,14 @@ from urllib.parse import quote_plus
 import yaml
 from conftest import CITY_FILE, load_event
 
+from citypipe.core.formats import FORMATS, Context
+from citypipe.core.ingest import Normalized, Payload, normalize
+from citypipe.core.pseudonyms import sensor_keys
 from citypipe.domain.errors import TransientError
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.ports import KeyStore, ObjectInfo, StoredObject
 from citypipe.service.stage import Deps
-from citypipe_local.fakes import InMemoryObjectStore
+from citypipe_local.fakes import InMemoryKeyStore, InMemoryObjectStore
 from citypipe_local.runner import LambdaContext, app_for, load_handler
 
 # --- platform events --------------------------------------------------------------------
@@ -131,6 +134,7 @@ def lines(*payloads: Any) -> list[str]:
 def city_data() -> dict[str, Any]:
     """The example city as a fresh dict, for tests that change one key."""
     data: dict[str, Any] = yaml.safe_load(CITY_FILE.read_text(encoding="utf-8"))
+    data["registry"] = yaml.safe_load((CITY_FILE.parent / data["registry"]).read_text("utf-8"))
     return data
 
 
@@ -201,3 +205,52 @@ class FailingWritesStore(InMemoryObjectStore):
         if bucket == self.failing_bucket:
             raise TransientError(f"ServiceUnavailable: {bucket}")
         return super()._put(bucket, key, body, content_type, if_absent)
+
+
+# --- the normalization path ------------------------------------------------------------------
+
+NOW = 1_780_400_000.0  # 2026-06-02T11:33:20Z: the receiving clock of the unit tests
+
+
+def normalized(
+    city: Any,
+    fmt: str,
+    *payloads: Any,
+    keys: KeyStore | None = None,
+    now: float = NOW,
+    headers: dict[str, str] | None = None,
+    topic: str | None = None,
+) -> Normalized:
+    """Payloads (documents or text) of one format through the normalization path, as the edge
+    receives them at ``now``; pseudonyms under ``keys`` (a fresh in-memory store if None)."""
+    ctx = Context(
+        received_at=now, topic=topic, headers={k.lower(): v for k, v in (headers or {}).items()}
+    )
+    store = keys if keys is not None else InMemoryKeyStore()
+    return normalize(
+        city,
+        FORMATS[fmt],
+        [
+            Payload(
+                p
+                if isinstance(p, bytes)
+                else (p if isinstance(p, str) else json.dumps(p)).encode(),
+                ctx,
+                n,
+            )
+            for n, p in enumerate(payloads, start=1)
+        ],
+        now=now,
+        key_for=sensor_keys(store, city.city),
+    )
+
+
+def _bytes(payload: Any) -> bytes:
+    if isinstance(payload, bytes):
+        return payload
+    return (payload if isinstance(payload, str) else json.dumps(payload)).encode()
+
+
+def raw_rows(result: Normalized) -> list[dict[str, Any]]:
+    """The raw records of a result, in partition order."""
+    return [dict(r) for _, rows in sorted(result.by_partition.items()) for r in rows]
