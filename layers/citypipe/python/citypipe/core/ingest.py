@@ -55,6 +55,7 @@ class Payload:
     ctx: Context
     line: int = 1
     parsed: bool = False  # body is a document already (CSV rows)
+    rejection: Rejection | None = None  # refused before parsing (a CSV line that is no row)
 
 
 @dataclass
@@ -250,6 +251,13 @@ class _Batch:
         result = self.result
         result.payloads += 1
         body = payload.body
+        if payload.rejection is not None:
+            text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else str(body)
+            result.reject(
+                self.fmt, payload.line, redact_text(text[:KEPT_OF_OVERSIZED]), [payload.rejection],
+                counted=False,
+            )  # fmt: skip
+            return
         if payload.parsed:
             document = body
         else:

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from citypipe.core.codecs import gunzip_bounded
-from citypipe.core.formats import FORMATS, Context, csv_drop
+from citypipe.core.formats import FORMATS, Context, Rejection, csv_drop
 from citypipe.core.ingest import Payload, normalize
 from citypipe.core.pseudonyms import sensor_keys
 from citypipe.domain.errors import TerminalError
@@ -44,21 +44,23 @@ def _csv_payloads(body: bytes, mapping_name: str, deps: Deps, at: float) -> list
     mapping = deps.city.csv.get(mapping_name)
     if mapping is None:
         raise TerminalError("unknown_mapping", f"no CSV mapping {mapping_name!r} in the city file")
+    ctx = Context(received_at=at)
+    raw = body.split(b"\n")
     texts: list[str] = []
-    undecodable: list[int] = []
-    for number, line in enumerate(body.split(b"\n"), start=1):
+    payloads: list[Payload] = []
+    for number, line in enumerate(raw, start=1):
         try:
             texts.append(line.rstrip(b"\r").decode("utf-8"))
-        except UnicodeDecodeError:
-            texts.append("")  # judged below, alone
-            undecodable.append(number)
-    ctx = Context(received_at=at)
-    payloads = [
-        Payload(doc, ctx, number, parsed=True) for number, doc in csv_drop.documents(texts, mapping)
-    ]
-    for number in undecodable:
-        payloads.append(Payload(b"\xff", ctx, number))  # an invalid_encoding line
-    return payloads
+        except UnicodeDecodeError:  # this line alone
+            texts.append("")
+            refused = Rejection("invalid_encoding", "a line that is not UTF-8")
+            payloads.append(Payload(line, ctx, number, rejection=refused))
+    for number, doc in csv_drop.documents(texts, mapping):
+        if isinstance(doc, Rejection):
+            payloads.append(Payload(raw[number - 1], ctx, number, rejection=doc))
+        else:
+            payloads.append(Payload(doc, ctx, number, parsed=True))
+    return sorted(payloads, key=lambda p: p.line)
 
 
 def ingest_core(keys: KeyStore | None) -> Core:

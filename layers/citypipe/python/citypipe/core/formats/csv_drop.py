@@ -20,7 +20,7 @@ IDENTIFIERS = frozenset({"device"})
 
 def documents(lines: list[str], mapping: CsvMapping) -> Iterator[tuple[int, Any]]:
     """(line number, row document or Rejection) for each data row; the first line is the
-    header. A line of text that is not CSV, or of the wrong width, is rejected alone."""
+    header. A line that is not CSV, or of the wrong width, is rejected alone."""
     if not lines:
         return
     header = next(csv.reader([lines[0]], delimiter=mapping.delimiter), [])
