@@ -364,9 +364,20 @@ def test_a_rejected_webhook_push_is_quarantined_all_the_same(
 def test_a_webhook_answer_lists_at_most_twenty_rejections(
     memory_deps: Deps, memory_keys: InMemoryKeyStore
 ) -> None:
-    body = "\n".join(["{broken"] * 500)
+    body = "\n".join([json.dumps(senml_reading(u="ppm")), *["{broken"] * 499])
     status, response = ingest_webhook(memory_deps, memory_keys, "senml", body)
     assert (status, len(response["rejected"]), response["rejected_not_listed"]) == (400, 20, 480)
+
+
+def test_a_broken_pretty_printed_document_is_one_payload_kept_once(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    body = json.dumps(load_event("canonical_wifi.json"), indent=2)[:-40]
+    status, response = ingest_webhook(memory_deps, memory_keys, "canonical", body)
+    assert (status, [(r["line"], r["reason"]) for r in response["rejected"]]) == (
+        400,
+        [(1, "invalid_json")],
+    )
 
 
 def test_a_pretty_printed_webhook_push_is_one_payload(
@@ -436,11 +447,11 @@ def test_a_sensor_community_push_takes_its_device_from_the_x_sensor_header(
 def test_a_csv_drop_is_read_with_its_mapping_row_by_row(memory_deps: Deps) -> None:
     # Given the loop controller's export: a good row, a row of an unknown station, a short row
     body = (
-        "station;interval_start;vehicles;bicycles\n"
-        "VLD-TC-091;2026-06-01T10:00:00Z;41;3\n"
-        "VLD-TC-999;2026-06-01T10:00:00Z;12;0\n"
-        "VLD-TC-092;2026-06-01T10:00:00Z\n"
-    ).encode()
+        b"station;interval_start;vehicles;bicycles\n"
+        b"VLD-TC-091;2026-06-01T10:00:00Z;41;3\n"
+        b"VLD-TC-999;2026-06-01T10:00:00Z;12;0\n"
+        b"VLD-TC-092;2026-06-01T10:00:00Z\n"
+    )
     message = drop(memory_deps, "csv", "loop-export/loops-2026-06-01T10.csv", body, 3)
     # When ingest reads it
     outcome = ingest_core(None)(

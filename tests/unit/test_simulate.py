@@ -1,36 +1,41 @@
-"""The simulator: deterministic payloads whose truth agrees with what the pipeline computes."""
+"""The simulator: every hub of the example city, deterministic, and a truth that agrees with
+what the pipeline's own cores compute from its captures."""
 
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from unit_support import NOW
 
 from citypipe.core.aggregate import cells, merge_partials, partial_of
 from citypipe.core.anonymize import anonymize_records
-from citypipe.core.ingest import normalize
-from citypipe.domain.city import City, load_city
+from citypipe.core.formats import FORMATS
+from citypipe.core.ingest import Normalized, normalize
+from citypipe.core.pseudonyms import sensor_keys
+from citypipe.domain.city import City
+from citypipe.service.ingest import csv_payloads
+from citypipe_local.fakes import InMemoryKeyStore
+from citypipe_local.replay import payloads_of
 from citypipe_local.simulate import SimulationSummary, simulate
 
-CITY_FILE = Path(__file__).resolve().parents[2] / "infra" / "cities" / "velden.yaml"
-MAC = re.compile(r"[0-9A-Fa-f]{2}(?:([:-])[0-9A-Fa-f]{2})(?:\1[0-9A-Fa-f]{2}){4}")
 REASONS = {
     "invalid_json",
-    "unknown_sensor",
-    "unknown_quantity",
+    "invalid_encoding",
+    "unknown_device",
+    "unknown_field",
     "unit_mismatch",
-    "relative_time",
+    "out_of_range",
+    "future_time",
     "missing_personal_field",
 }
-
-
-@pytest.fixture(scope="module")
-def city() -> City:
-    return load_city(CITY_FILE)
+HUB_FORMATS = {
+    "tts-v3", "chirpstack-v4", "chirpstack-v3", "aws-iot", "senml", "ngsi-ld",
+    "sensor-community", "meraki", "telraam", "canonical",
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -40,106 +45,100 @@ def run(city: City, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Sim
 
 
 def _small(city: City, out: Path) -> SimulationSummary:
-    """One hour at 5 % scale, with a high bad rate so that every spoil kind shows."""
-    return simulate(city, out, hours=1, scale=0.05, bad_rate=0.05)
+    """Two hours at 5 % scale, with a high bad rate so that every spoil kind shows."""
+    return simulate(city, out, hours=2, scale=0.05, bad_rate=0.05)
 
 
 def _truth(out: Path) -> dict[str, Any]:
     return json.loads((out / "truth.json").read_text())  # type: ignore[no-any-return]
 
 
-def _lines(out: Path, fmt: str) -> list[str]:
-    return (out / f"{fmt}.jsonl").read_text().splitlines()
+def _ingested(city: City, out: Path) -> list[Normalized]:
+    """Every capture and CSV drop through the normalization path, one key store."""
+    keys = sensor_keys(InMemoryKeyStore(), city.city)
+    results = []
+    for path in sorted(out.glob("*.jsonl")):
+        lines = path.read_bytes().splitlines()
+        results.append(
+            normalize(city, FORMATS[path.stem], payloads_of(lines), now=NOW, key_for=keys)
+        )
+    for path in sorted((out / "drops" / "csv").glob("*/*.csv")):
+        payloads = csv_payloads(city, path.read_bytes(), path.parent.name, NOW)
+        results.append(normalize(city, FORMATS["csv"], payloads, now=NOW, key_for=keys))
+    return results
 
 
 def test_same_seed_gives_identical_files(city: City, tmp_path: Path) -> None:
-    # Given two runs with the same arguments
     _small(city, tmp_path / "a")
     _small(city, tmp_path / "b")
-
-    # Then every file is byte for byte the same
-    for name in ("senml.jsonl", "canonical.jsonl", "truth.json"):
+    files = sorted(
+        p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file()
+    )
+    assert files
+    for name in files:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
 def test_another_seed_gives_another_day(city: City, tmp_path: Path) -> None:
-    # Given runs with different seeds
     simulate(city, tmp_path / "a", hours=0.25, scale=0.05, seed=1)
     simulate(city, tmp_path / "b", hours=0.25, scale=0.05, seed=2)
+    assert (tmp_path / "a" / "senml.jsonl").read_bytes() != (
+        tmp_path / "b" / "senml.jsonl"
+    ).read_bytes()
 
-    # Then the payloads differ
-    a = (tmp_path / "a" / "senml.jsonl").read_bytes()
-    assert a != (tmp_path / "b" / "senml.jsonl").read_bytes()
+
+def test_every_hub_format_is_sent_and_csv_is_dropped(run: tuple[Path, SimulationSummary]) -> None:
+    out, summary = run
+    assert set(summary.files) == HUB_FORMATS
+    assert list((out / "drops" / "csv" / "loop-export").glob("*.csv"))
 
 
 def test_truth_totals_match_ingest(city: City, run: tuple[Path, SimulationSummary]) -> None:
-    # Given a simulated hour with spoiled payloads
+    # Given two simulated hours with spoiled messages
     out, summary = run
     truth = _truth(out)
-
-    # When ingest normalizes both files
-    received = accepted = 0
-    reasons: Counter[str] = Counter()
-    for fmt in ("senml", "canonical"):
-        result = normalize(city, fmt, _lines(out, fmt))
-        received += result.received
-        accepted += result.accepted
-        reasons.update(result.reasons)
-
+    # When ingest normalizes every capture and drop
+    results = _ingested(city, out)
+    reasons = sum((r.reasons for r in results), Counter())
     # Then its ledger is the truth's, every spoil kind included
-    assert received == truth["readings"] == summary.readings
-    assert accepted == truth["accepted"]
+    assert sum(r.received for r in results) == truth["readings"] == summary.readings
+    assert sum(r.accepted for r in results) == truth["accepted"]
+    assert sum(r.duplicates for r in results) == truth["duplicates"] > 0
     assert dict(reasons) == truth["quarantined"] == summary.quarantined
     assert set(reasons) == REASONS
 
 
-def test_payload_counts_are_the_lines_written(run: tuple[Path, SimulationSummary]) -> None:
-    # Given a simulated hour
+def test_payload_counts_are_the_messages_sent(run: tuple[Path, SimulationSummary]) -> None:
     out, summary = run
-
-    # Then the counts are the lines in the files, and the truth agrees
     for fmt, path in summary.files.items():
         assert path == out / f"{fmt}.jsonl"
-        assert summary.payloads[fmt] == len(_lines(out, fmt)) > 0
+        assert summary.payloads[fmt] == len(path.read_bytes().splitlines()) > 0
     assert _truth(out)["payloads"] == summary.payloads
 
 
-def test_payloads_are_compact_json(run: tuple[Path, SimulationSummary]) -> None:
-    # Given a simulated hour
+def test_every_emitted_mac_and_device_id_is_an_identifier_of_truth(
+    run: tuple[Path, SimulationSummary], city: City
+) -> None:
     out, _ = run
-
-    # Then every parsable line is compact JSON, as a hub sends it
-    for fmt in ("senml", "canonical"):
-        for line in _lines(out, fmt):
-            try:
-                document = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a truncated payload, on purpose
-            assert json.dumps(document, separators=(",", ":")) == line
-
-
-def test_every_emitted_mac_is_an_identifier(run: tuple[Path, SimulationSummary]) -> None:
-    # Given a simulated hour of Wi-Fi detections
-    out, summary = run
-    identifiers = _truth(out)["identifiers"]
-
-    # When the MACs are read back from the payloads
-    emitted = {m.group(0) for line in _lines(out, "canonical") for m in MAC.finditer(line)}
-
-    # Then the truth lists exactly those, sorted, in both vendor spellings
-    assert set(identifiers) == emitted
-    assert identifiers == sorted(identifiers)
-    assert summary.identifiers == len(identifiers)
-    assert any(":" in m and m.isupper() for m in emitted)
-    assert any("-" in m and m.islower() for m in emitted)
+    identifiers = set(_truth(out)["identifiers"])
+    clients = set()
+    for line in (out / "meraki.jsonl").read_text().splitlines():
+        try:
+            post = json.loads(json.loads(line)["body"])
+        except (KeyError, json.JSONDecodeError):
+            continue  # spoiled on purpose
+        clients |= {o["clientMac"] for o in post["data"]["observations"]}
+    assert clients and clients <= identifiers
+    registered = {
+        d.id for d in city.registry.devices.values() if d.hub in ("lorawan", "senml", "meraki")
+    }
+    sent = {i for i in registered if any(i in p.read_text() for p in out.glob("*.jsonl"))}
+    assert sent and sent <= identifiers
 
 
 def test_cells_sum_to_accepted(run: tuple[Path, SimulationSummary]) -> None:
-    # Given a simulated hour
     out, summary = run
     truth = _truth(out)
-
-    # Then every accepted reading is in exactly one cell
     assert sum(cell["count"] for cell in truth["cells"]) == truth["accepted"]
     assert summary.cells == len(truth["cells"])
 
@@ -147,17 +146,14 @@ def test_cells_sum_to_accepted(run: tuple[Path, SimulationSummary]) -> None:
 def test_cells_match_anonymize_and_aggregate(
     city: City, run: tuple[Path, SimulationSummary]
 ) -> None:
-    # Given a simulated hour, ingested
+    # Given two simulated hours, ingested
     out, _ = run
-    records = []
-    for fmt in ("senml", "canonical"):
-        for rows in normalize(city, fmt, _lines(out, fmt)).by_partition.values():
-            records.extend(rows)
-
+    records = [
+        r for result in _ingested(city, out) for rows in result.by_partition.values() for r in rows
+    ]
     # When the pipeline's own anonymize and aggregate cores run over it
-    clean = anonymize_records(city, records, lambda sensor, day: f"{sensor}/{day}".encode())
+    clean = anonymize_records(city, records)
     merged = cells(merge_partials([partial_of(clean.table())]))
-
     # Then they find the truth's cells
     found = {(c.window_start.strftime("%Y-%m-%dT%H:%M:%SZ"), c.zone, c.quantity): c for c in merged}
     truth_cells = _truth(out)["cells"]
@@ -174,10 +170,7 @@ def test_cells_match_anonymize_and_aggregate(
 def test_scaled_run_has_publishable_and_suppressed_people_cells(
     city: City, run: tuple[Path, SimulationSummary]
 ) -> None:
-    # Given a small simulated hour
     out, _ = run
-
-    # Then some people cells reach k distinct devices and some do not
     people = [c["distinct_devices"] for c in _truth(out)["cells"] if c["distinct_devices"]]
     assert any(n >= city.disclosure.k for n in people)
     assert any(n < city.disclosure.k for n in people)

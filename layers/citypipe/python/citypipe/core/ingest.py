@@ -45,6 +45,7 @@ KEPT_OF_OVERSIZED = 1024  # characters kept (redacted) of a payload over the siz
 log = logging.getLogger("citypipe")
 
 Partition = tuple[str, int]  # (source, hour as epoch seconds)
+_REFUSED = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,47 +248,54 @@ class _Batch:
             record["refused"] = refused
         return (dev.source, int(at // 3600) * 3600), record
 
-    def payload(self, payload: Payload) -> None:
-        result = self.result
-        result.payloads += 1
+    def _document(self, payload: Payload) -> Any:
+        """The payload parsed, or _REFUSED once it is quarantined whole."""
         body = payload.body
         if payload.rejection is not None:
             text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else str(body)
-            result.reject(
+            self.result.reject(
                 self.fmt, payload.line, redact_text(text[:KEPT_OF_OVERSIZED]), [payload.rejection],
                 counted=False,
             )  # fmt: skip
-            return
+            return _REFUSED
         if payload.parsed:
-            document = body
-        else:
-            size = len(body)
-            if size > MAX_PAYLOAD_BYTES:
-                text = body[:KEPT_OF_OVERSIZED]
-                if isinstance(text, bytes):
-                    text = text.decode("utf-8", errors="replace")
-                result.reject(
-                    self.fmt, payload.line, redact_text(text),
-                    [Rejection("payload_too_large", f"{size} bytes > {MAX_PAYLOAD_BYTES}")],
-                    counted=False,
-                )  # fmt: skip
-                return
-            try:
-                document = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                self._unparseable(payload, exc)
-                return
+            return body
+        size = len(body)
+        if size > MAX_PAYLOAD_BYTES:
+            head = body[:KEPT_OF_OVERSIZED]
+            text = head.decode("utf-8", errors="replace") if isinstance(head, bytes) else head
+            self.result.reject(
+                self.fmt, payload.line, redact_text(text),
+                [Rejection("payload_too_large", f"{size} bytes > {MAX_PAYLOAD_BYTES}")],
+                counted=False,
+            )  # fmt: skip
+            return _REFUSED
         try:
-            items = self.fmt.parse(document, payload.ctx)
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            self._unparseable(payload, exc)
+            return _REFUSED
+
+    def _items(self, document: Any, payload: Payload) -> list[Reading | Rejection]:
+        try:
+            return self.fmt.parse(document, payload.ctx)
         except Unreadable as exc:
-            items = [exc.rejection]
+            return [exc.rejection]
         except RecursionError:
-            items = [Rejection("invalid_payload", "nested too deep")]
+            return [Rejection("invalid_payload", "nested too deep")]
         except Exception as exc:  # an input the adapter did not foresee: this payload alone
             log.error(
                 "adapter failed", extra={"adapter": self.fmt.label, "error": type(exc).__name__}
             )
-            items = [Rejection("adapter_error", f"{self.fmt.label} failed: {type(exc).__name__}")]
+            return [Rejection("adapter_error", f"{self.fmt.label} failed: {type(exc).__name__}")]
+
+    def payload(self, payload: Payload) -> None:
+        result = self.result
+        result.payloads += 1
+        document = self._document(payload)
+        if document is _REFUSED:
+            return
+        items = self._items(document, payload)
         rejected: list[Rejection] = []
         read = 0
         duplicates = result.duplicates

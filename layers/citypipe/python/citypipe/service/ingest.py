@@ -20,6 +20,7 @@ from citypipe.core.codecs import gunzip_bounded
 from citypipe.core.formats import FORMATS, Context, Rejection, csv_drop
 from citypipe.core.ingest import Payload, normalize
 from citypipe.core.pseudonyms import sensor_keys
+from citypipe.domain.city import City
 from citypipe.domain.errors import TerminalError
 from citypipe.domain.model import Message
 from citypipe.ports import KeyStore, StoredObject
@@ -40,8 +41,10 @@ def _lines(body: bytes) -> Iterator[tuple[int, bytes]]:
             yield number, line
 
 
-def _csv_payloads(body: bytes, mapping_name: str, deps: Deps, at: float) -> list[Payload]:
-    mapping = deps.city.csv.get(mapping_name)
+def csv_payloads(city: City, body: bytes, mapping_name: str, at: float) -> list[Payload]:
+    """A CSV drop's rows as payloads, each judged alone (a line that is not UTF-8, not CSV
+    or of the wrong width is rejected as it is)."""
+    mapping = city.csv.get(mapping_name)
     if mapping is None:
         raise TerminalError("unknown_mapping", f"no CSV mapping {mapping_name!r} in the city file")
     ctx = Context(received_at=at)
@@ -78,7 +81,7 @@ def ingest_core(keys: KeyStore | None) -> Core:
         at = deps.clock.now().timestamp()
         if fmt is csv_drop.FORMAT:
             parts = message.key.split("/")
-            payloads = _csv_payloads(body, parts[3] if len(parts) > 4 else "", deps, at)
+            payloads = csv_payloads(deps.city, body, parts[3] if len(parts) > 4 else "", at)
         else:
             ctx = Context(received_at=at)
             payloads = [Payload(line, ctx, number) for number, line in _lines(body)]
@@ -89,8 +92,17 @@ def ingest_core(keys: KeyStore | None) -> Core:
     return ingest_drop
 
 
+def _is_payload_line(line: bytes) -> bool:
+    try:
+        return isinstance(orjson.loads(line), dict | list)
+    except orjson.JSONDecodeError:
+        return False
+
+
 def _payloads(body: bytes, ctx: Context) -> list[Payload] | None:
-    """One (possibly pretty-printed) document, else JSON Lines; None when over the bounds."""
+    """One (possibly pretty-printed) document; else JSON Lines when any line is a payload
+    (an object or an array) on its own; else one broken document (kept once, not line by
+    line). None when over the bounds."""
     try:
         return [Payload(orjson.loads(body), ctx, 1, parsed=True)]
     except orjson.JSONDecodeError:
@@ -98,6 +110,8 @@ def _payloads(body: bytes, ctx: Context) -> list[Payload] | None:
     lines = list(_lines(body))
     if len(lines) > MAX_BODY_LINES:
         return None
+    if len(lines) > 1 and not any(_is_payload_line(line) for _, line in lines):
+        return [Payload(body, ctx, 1)]
     return [Payload(line, ctx, number) for number, line in lines]
 
 

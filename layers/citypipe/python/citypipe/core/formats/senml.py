@@ -89,9 +89,9 @@ def _value(record: dict[str, Any], base: _Base) -> Any:
     for key in ("vs", "vb", "vd"):
         if key in record:
             return record[key]
-    if not any(k in record for k in _BASE):
+    if any(k not in _BASE for k in record):
         raise Unreadable("invalid_record", "a record without a value")
-    return _NONE
+    return _NONE  # base fields only
 
 
 _NONE = object()

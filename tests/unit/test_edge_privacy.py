@@ -1,0 +1,239 @@
+"""The edge: identifiers never reach durable storage in clear. The data subject's identifier
+becomes a keyed pseudonym (per-sensor daily key) before the first write; device and network
+identifiers are dropped once the device is resolved; quarantine keeps a redacted payload."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import hmac
+import json
+import logging
+from datetime import date
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import CITY_FILE
+from test_formats import EXPECTED, FOLDER_FORMAT, REGISTRY
+from unit_support import normalized, raw_rows, wifi_observation
+
+from citypipe.core.pseudonyms import sensor_keys
+from citypipe.core.redact import MARK, redact, redact_text
+from citypipe.domain.city import City, parse_city
+from citypipe.domain.model import Zone
+from citypipe.service.ingest import ingest_webhook
+from citypipe.service.stage import Deps
+from citypipe_local.fakes import InMemoryKeyStore
+
+MAC = "AA:BB:CC:DD:EE:01"
+DAY = date(2026, 6, 1)
+
+# Identifiers the reference payloads carry (their README says where): device and gateway
+# EUIs, DevAddrs, device names and ids, gateway positions, IPv6 and IPv4 addresses, MACs.
+REFERENCE_IDENTIFIERS = (
+    "0004A30B001C0530", "800000000000000C", "00BCB929", "9C5C8E00001A05C4", "37.97155556731436",
+    "4200000000000000", "01DA1F15", "0242020000247803", "70B3D52DD600035A", "EC656E0000000001",
+    "27FE87F6", "58A0CBFFFE8052EC", "58a0cb000202c99", "00b96cd4", "80029cfffe5cf1cc",
+    "5b58245e-146c-4c30-9703-0ca942e3ff35", "a84041d55182720b", "dca632fffe45b3c0",
+    "904d63b1-ed1d-42ad-8cb4-6778dd03e86c", "57728ff8-5d1d-4130-9de2-f004d8722bc2",
+    "a8404187d187106e", "01acdec6", "LST25628782", "a84041ffff1f4b70", "50.949717",
+    "fcc23dfffe2ea641", "a8404168e1824892", "7076ff0056083448", "ac1f09fffe01662d",
+    "2cf7f1c0443002c8", "SenseCAP_S2120_003", "7076ff0056083451", "50.96432113647461",
+    "urn:ngsi-ld:Device:filling001", "10e2073a01080063", "10e2073a0108006", "2001:db8::2",
+    "2001:db8::1", "9372054", "12331981", "00:26:ab:b8:a9:a4", "00:26:ab:b8:a9:a5",
+    "2607:f0d0:1002:51::4", "192.168.0.1", "51.5355157",
+)  # fmt: skip
+
+
+def format_of(name: str) -> str:
+    return FOLDER_FORMAT[name.split("/", maxsplit=1)[0]]
+
+
+def spellings(identifier: str) -> set[str]:
+    bare = "".join(ch for ch in identifier if ch.isalnum())
+    return {identifier.lower(), bare.lower()}
+
+
+@pytest.fixture
+def reference_deps(memory_deps: Deps) -> Deps:
+    data = yaml.safe_load(CITY_FILE.read_text("utf-8"))
+    data["registry"] = yaml.safe_load(REGISTRY.read_text("utf-8"))
+    return dataclasses.replace(memory_deps, city=parse_city(data))
+
+
+def stored_text(deps: Deps) -> str:
+    """Everything every zone holds, decompressed, lower-cased."""
+    texts = []
+    for zone in Zone:
+        bucket = deps.names.bucket(zone)
+        for info in deps.store.list(bucket):
+            body = deps.store.get(bucket, info.key).body
+            texts.append((gzip.decompress(body) if info.key.endswith(".gz") else body).decode())
+    return "\n".join(texts).lower()
+
+
+# --- pseudonyms --------------------------------------------------------------------------------
+
+
+def test_the_pseudonym_is_an_hmac_under_the_sensors_daily_key(city: City) -> None:
+    keys = InMemoryKeyStore()
+    [row] = raw_rows(normalized(city, "canonical", wifi_observation(), keys=keys))
+    key = sensor_keys(keys, "velden")("wifi-22", DAY)
+    assert row["pseudonym"] == hmac.new(key, b"aabbccddee01", hashlib.sha256).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "guess",
+    [b"aabbccddee01", b"AA:BB:CC:DD:EE:01", b"velden/wifi-22/aabbccddee01"],
+    ids=["bare", "as-sent", "salted-with-public-names"],
+)
+def test_the_pseudonym_is_not_a_plain_or_salted_hash(city: City, guess: bytes) -> None:
+    [row] = raw_rows(normalized(city, "canonical", wifi_observation()))
+    assert row["pseudonym"] != hashlib.sha256(guess).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "spelling", ["aa:bb:cc:dd:ee:01", "AA-BB-CC-DD-EE-01", "aabb.ccdd.ee01", " AABBCCDDEE01 "]
+)
+def test_every_spelling_of_a_mac_gives_the_same_pseudonym(city: City, spelling: str) -> None:
+    keys = InMemoryKeyStore()
+    first = normalized(city, "canonical", wifi_observation(), keys=keys)
+    second = normalized(
+        city, "canonical", wifi_observation(personal={"device_mac": spelling}), keys=keys
+    )
+    assert raw_rows(first)[0]["pseudonym"] == raw_rows(second)[0]["pseudonym"]
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"sensor": "wifi-23"},
+        {"observed_at": "2026-06-02T10:03:17Z"},
+        {"personal": {"device_mac": "AA:BB:CC:DD:EE:02"}},
+    ],
+    ids=["another-sensor", "another-day", "another-device"],
+)
+def test_another_sensor_day_or_device_gives_another_pseudonym(
+    city: City, other: dict[str, object]
+) -> None:
+    keys = InMemoryKeyStore()
+    [first] = raw_rows(normalized(city, "canonical", wifi_observation(), keys=keys))
+    [second] = raw_rows(normalized(city, "canonical", wifi_observation(**other), keys=keys))
+    assert first["pseudonym"] != second["pseudonym"]
+
+
+def test_the_key_day_is_the_utc_day(city: City) -> None:
+    # 01:30 at +02:00 on 2 June is 23:30 UTC on 1 June: the key of 1 June
+    keys = InMemoryKeyStore()
+    [late] = raw_rows(
+        normalized(
+            city, "canonical", wifi_observation(observed_at="2026-06-02T01:30:00+02:00"), keys=keys
+        )
+    )
+    [early] = raw_rows(
+        normalized(
+            city, "canonical", wifi_observation(observed_at="2026-06-01T12:00:00Z"), keys=keys
+        )
+    )
+    assert late["pseudonym"] == early["pseudonym"]
+
+
+def test_a_reading_of_a_day_whose_key_is_destroyed_is_quarantined_at_the_edge(city: City) -> None:
+    # Given the secrets before 2 June destroyed (and so refused from then on)
+    keys = InMemoryKeyStore()
+    keys.destroy_before(date(2026, 6, 2))
+    # When a late reading of 1 June arrives
+    result = normalized(city, "canonical", wifi_observation(), keys=keys)
+    # Then it is refused rather than pseudonymized under a fresh secret
+    assert (result.accepted, dict(result.reasons)) == (0, {"key_destroyed": 1})
+
+
+def test_no_mac_and_no_signal_strength_reach_the_raw_record(city: City) -> None:
+    [row] = raw_rows(normalized(city, "canonical", wifi_observation()))
+    text = json.dumps(row).lower()
+    assert "aa:bb:cc:dd:ee:01" not in text and "aabbccddee01" not in text
+    assert "rssi" not in text and "-67" not in text
+
+
+# --- reference payloads: nothing of their identifiers stored -----------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("cut", [False, True], ids=["as-sent", "truncated"])
+def test_no_identifier_of_a_reference_payload_is_stored_or_logged(
+    reference_dir: Path,
+    reference_deps: Deps,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    cut: bool,
+) -> None:
+    # Given a reference payload as its hub sends it (or cut short, so it cannot be parsed)
+    body = (reference_dir / "payloads" / name).read_bytes()
+    if cut:
+        body = body[: len(body) * 2 // 3]
+    # When it is pushed to the webhook
+    with caplog.at_level(logging.DEBUG):
+        ingest_webhook(reference_deps, InMemoryKeyStore(), format_of(name), body)
+    # Then no zone and no log line holds any of its identifiers, in any spelling
+    stored = stored_text(reference_deps) + caplog.text.lower()
+    present = {i for i in REFERENCE_IDENTIFIERS if i.lower() in body.decode().lower()}
+    leaks = [i for i in sorted(present) if any(s in stored for s in spellings(i))]
+    assert leaks == []
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_a_rejected_reference_payload_is_quarantined_once(
+    reference_dir: Path, reference_deps: Deps, name: str
+) -> None:
+    body = (reference_dir / "payloads" / name).read_bytes()
+    ingest_webhook(reference_deps, InMemoryKeyStore(), format_of(name), body)
+    bucket = reference_deps.names.bucket(Zone.QUARANTINE)
+    rows = [
+        json.loads(line)
+        for info in reference_deps.store.list(bucket)
+        for line in gzip.decompress(reference_deps.store.get(bucket, info.key).body).splitlines()
+    ]
+    assert len(rows) == (1 if isinstance(EXPECTED[name], dict) else 0)
+
+
+# --- redaction ------------------------------------------------------------------------------------
+
+
+def test_redaction_keeps_the_shape_and_replaces_identifier_fields() -> None:
+    uplink = {
+        "end_device_ids": {"dev_eui": "70B3D52DD600035A"},
+        "uplink_message": {"f_port": 2, "decoded_payload": {"t": 21.5}},
+    }
+    assert redact(uplink, frozenset({"end_device_ids"})) == {
+        "end_device_ids": MARK,
+        "uplink_message": {"f_port": 2, "decoded_payload": {"t": 21.5}},
+    }
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "00:26:ab:b8:a9:a4",
+        "00-26-AB-B8-A9-A4",
+        "70B3D52DD600035A",
+        "2001:db8::1/",
+        "192.168.0.1",
+        "urn:dev:mac:0024befffe804ff1",
+        "esp8266-12331981",
+    ],
+)
+def test_a_string_that_looks_like_an_identifier_is_replaced_wherever_it_is(value: str) -> None:
+    assert redact({"note": [value]}, frozenset()) == {"note": [MARK]}
+
+
+def test_text_that_is_no_json_keeps_field_names_and_punctuation_only() -> None:
+    cut = (
+        '{"sensor":"wifi-22","personal":{"device_mac":"AA:BB:CC:DD:EE:01","rssi":-67},'
+        '"chip":12331981,"n":"temp'
+    )
+    assert redact_text(cut) == (
+        '{"sensor":"<redacted>","personal":{"device_mac":"<redacted>","rssi":-67},'
+        '"chip":<redacted>,"n":"<redacted>"'
+    )
