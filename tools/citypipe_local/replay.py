@@ -92,21 +92,25 @@ def payloads_of(lines: list[bytes]) -> list[Payload]:
     return payloads
 
 
+def play_batch(deps: Deps, keys: KeyStore, fmt: str, lines: list[bytes]) -> int:
+    """One batch of captured messages through the edge, as a bridge sends it. Returns the
+    payloads it held. A bridge retries a batch that failed: the edge writes it once."""
+    payloads = payloads_of(lines)
+    receive(deps, keys, FORMATS[fmt], payloads)
+    return len(payloads)
+
+
 _edge: tuple[Deps, KeyStore] | None = None
 
 
 def edge_worker(fmt: str, lines: list[bytes]) -> int:
-    """In a worker process: one batch of captured messages through the edge. Returns the
-    payloads it held."""
-    global _edge  # noqa: PLW0603  (one composition per worker process, as a bridge has)
+    """``play_batch`` in a worker process, on its own composition (as a bridge has)."""
+    global _edge  # noqa: PLW0603  (one composition per worker process)
     if _edge is None:
         settings = Settings()
         deps = deps_from(settings)
         _edge = (deps, key_store_from(settings, deps.city))
-    deps, keys = _edge
-    payloads = payloads_of(lines)
-    receive(deps, keys, FORMATS[fmt], payloads)
-    return len(payloads)
+    return play_batch(*_edge, fmt, lines)
 
 
 def drop_csv(deps: Deps, input_dir: Path) -> int:
