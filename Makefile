@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: venv demo demo-localstack test test-fast lint check bench layer lock clean
+.PHONY: venv demo demo-localstack test test-fast lint check bench fuzz layer lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ check: lint test
 bench: venv
 	$(BIN)/python bench/run.py
 
+# The edge fuzzed long: 5,000 malformed payloads per format, random each run (make test runs
+# a CI-sized, derandomized search of the same properties).
+fuzz: venv
+	HYPOTHESIS_PROFILE=long $(BIN)/pytest -q -p no:randomly tests/unit/test_fuzz.py
+
 # The Lambda layer for serverless.yml: the citypipe library plus its runtime dependencies,
 # built for Lambda's python3.12 on arm64 (boto3 comes with the runtime), trimmed.
 layer: venv
@@ -51,4 +56,4 @@ lock:
 	  && .venv-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt; rm -rf .venv-lock
 
 clean:
-	rm -rf $(VENV) .venv-localstack .build out out-localstack .citypipe .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-localstack .build out out-localstack .citypipe .pytest_cache .mypy_cache .ruff_cache .hypothesis
