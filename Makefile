@@ -43,7 +43,7 @@ bench: venv
 # The edge fuzzed long: 5,000 malformed payloads per format, random each run (make test runs
 # a CI-sized, derandomized search of the same properties).
 fuzz: venv
-	HYPOTHESIS_PROFILE=long $(BIN)/pytest -q -p no:randomly tests/unit/test_fuzz.py
+	HYPOTHESIS_PROFILE=long $(BIN)/pytest -q tests/unit/test_fuzz.py
 
 # The Lambda layer for serverless.yml: the citypipe library plus its runtime dependencies,
 # built for Lambda's python3.12 on arm64 (boto3 comes with the runtime), trimmed.

@@ -137,6 +137,7 @@ def test_a_field_the_profile_ignores_is_no_reading(city: City) -> None:
             "implausible_time",
         ),
         ("canonical", wifi_observation(observed_at="2026-06-01T10:03:17"), "invalid_time"),
+        ("canonical", wifi_observation(observed_at=[]), "invalid_time"),
         (
             "canonical",
             wifi_observation(personal={"device_mac": MAC, "imsi": "26201123"}),
@@ -172,6 +173,7 @@ def test_a_field_the_profile_ignores_is_no_reading(city: City) -> None:
         "just-before-2000",
         "year-1-with-an-offset",
         "time-without-offset",
+        "time-not-a-string",
         "undeclared-personal-field",
         "subject-field-missing",
         "subject-not-a-string",

@@ -18,12 +18,13 @@ readings}, "details": [{"reason", "detail", "path"}, ...]}``; the books count re
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -117,6 +118,13 @@ def _second(second: int) -> str:
     return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+@lru_cache(maxsize=64)
+def _day(days: int) -> date:
+    """The UTC date ``days`` after 1970-01-01."""
+    return datetime.fromtimestamp(days * 86_400, UTC).date()
+
+
+@lru_cache(maxsize=65536)  # a batch's readings share their times
 def iso_utc(at: float) -> str:
     """Epoch seconds as ISO 8601 in UTC with microseconds (byte-stable, 4-digit year)."""
     micros = round(at * 1_000_000)
@@ -132,6 +140,8 @@ class _Policy:
 
 class _Batch:
     """The per-batch state of the normalization path: caches and the duplicate index."""
+
+    __slots__ = ("city", "devices", "fmt", "key_for", "latest", "policies", "result", "seen")
 
     def __init__(self, city: City, fmt: Format, now: float, key_for: KeyFor | None) -> None:
         self.city = city
@@ -157,7 +167,10 @@ class _Batch:
     def reading(self, r: Reading) -> tuple[Partition, RawRecord] | Rejection | None:
         """A reading made a raw record, rejected, or None when it is no reading (a field the
         device's profile ignores) or a duplicate."""
-        dev = self.device(r.hub, r.device)
+        key = (r.hub, r.device)
+        dev = self.devices.get(key, self)
+        if dev is self:
+            dev = self.device(r.hub, r.device)
         if dev is None:
             return Rejection(
                 "unknown_device", f"no {r.hub} device of that id is registered", r.path
@@ -215,7 +228,7 @@ class _Batch:
             if not isinstance(ident, str) or not ident.strip() or self.key_for is None:
                 return Rejection("invalid_identifier", f"{policy.subject} is not a string", r.path)
             try:
-                key = self.key_for(dev.sensor, datetime.fromtimestamp(at, UTC).date())
+                key = self.key_for(dev.sensor, _day(int(at // 86_400)))
                 alias = pseudonym(key, ident)
             except KeyDestroyedError:
                 return Rejection(
@@ -300,18 +313,15 @@ class _Batch:
         read = 0
         duplicates = result.duplicates
         by_partition = result.by_partition
+        reading = self.reading
         for item in items:
-            if type(item) is Rejection:
-                rejected.append(item)
-                continue
-            outcome = self.reading(item)  # type: ignore[arg-type]
+            outcome = item if type(item) is Rejection else reading(item)  # type: ignore[arg-type]
             if outcome is None:
                 continue
             if type(outcome) is Rejection:
                 rejected.append(outcome)
                 continue
-            partition, record = outcome  # type: ignore[misc]
-            by_partition[partition].append(record)
+            by_partition[outcome[0]].append(outcome[1])  # type: ignore[index]
             read += 1
         result.received += read + len(rejected) + result.duplicates - duplicates
         if not read and not rejected and not items:
@@ -351,6 +361,12 @@ def normalize(
     """Normalize a batch of payloads of one format. ``now``: the receiving clock (epoch s);
     ``key_for``: the per-sensor daily keys (None where no source has a data subject)."""
     batch = _Batch(city, fmt, now, key_for)
-    for payload in payloads:
-        batch.payload(payload)
+    collecting = gc.isenabled()
+    gc.disable()  # a batch allocates many small acyclic objects: no cycles to collect
+    try:
+        for payload in payloads:
+            batch.payload(payload)
+    finally:
+        if collecting:
+            gc.enable()
     return batch.result

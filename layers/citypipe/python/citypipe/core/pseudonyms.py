@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from datetime import date
+from functools import lru_cache
 
 from citypipe.ports import KeyStore
 
@@ -32,12 +33,19 @@ def sensor_keys(keys: KeyStore, city: str) -> KeyFor:
     return key_for
 
 
+_SEPARATORS = str.maketrans("", "", ":-. ")
+
+
 def normalize_identifier(value: str) -> str:
     """One device, one pseudonym: 'AA-BB-..' and 'aa:bb:..' are the same MAC."""
     text = value.strip().lower()
+    bare = text.translate(_SEPARATORS)
+    if bare.isalnum():
+        return bare
     return "".join(ch for ch in text if ch.isalnum()) or text
 
 
+@lru_cache(maxsize=65536)  # a device is seen again and again by a sensor on a day
 def pseudonym(key: bytes, value: str) -> str:
     """Raises UnicodeEncodeError for a string no UTF-8 can hold (a lone surrogate)."""
     return hmac.digest(key, normalize_identifier(value).encode(), "sha256").hex()

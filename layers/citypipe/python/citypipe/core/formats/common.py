@@ -104,11 +104,15 @@ def obj(value: Any, what: str, path: str = "") -> dict[str, Any]:
     return value
 
 
-@lru_cache(maxsize=4096)  # payloads of a batch share few distinct times
-def iso_epoch(text: str) -> float:
+def iso_epoch(text: Any) -> float:
     """RFC 3339 with an offset (nanoseconds allowed) -> epoch seconds. ValueError else."""
-    if not isinstance(text, str) or len(text) > 64:
+    if type(text) is not str or len(text) > 64:
         raise ValueError("not a time")
+    return _iso_epoch(text)
+
+
+@lru_cache(maxsize=4096)  # payloads of a batch share few distinct times
+def _iso_epoch(text: str) -> float:
     cut = text.replace("Z", "+00:00").replace("z", "+00:00")
     dot = cut.find(".")
     if dot != -1:  # Python reads at most 6 fractional digits: drop the rest

@@ -22,6 +22,8 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:./_-]*$")  # RFC 8428 §4.5.1
 SEPARATORS = "/:"
 IDENTIFIERS = frozenset({"bn"})
 _BASE = ("bn", "bt", "bu", "bv", "bs", "bver")
+_BASE_KEYS = frozenset(_BASE)
+_KNOWN = frozenset({*_BASE, "n", "u", "v", "vs", "vb", "vd", "s", "t", "ut"})
 
 
 @lru_cache(maxsize=65536)  # names repeat: one per device and field
@@ -79,6 +81,9 @@ class _Base:
 def _value(record: dict[str, Any], base: _Base) -> Any:
     """The record's value (numbers with the base value added), or _NONE for a record of base
     fields only. Raises Unreadable for a value that is no finite number."""
+    raw = record.get("v")
+    if type(raw) is float or (type(raw) is int and -(2**53) < raw < 2**53):
+        return base.bv + raw
     for key, offset in (("v", base.bv), ("s", base.bs)):
         if key in record:
             raw = record[key]
@@ -101,7 +106,8 @@ def _record(record: Any, base: _Base, ctx: Context, path: str) -> Reading | Reje
     if not isinstance(record, dict):
         return Rejection("invalid_record", "a SenML record is a JSON object", path)
     try:
-        base.update(record)
+        if not _BASE_KEYS.isdisjoint(record):
+            base.update(record)
         value = _value(record, base)
     except Unreadable as exc:
         return Rejection(exc.rejection.reason, exc.rejection.detail, path)
@@ -110,8 +116,8 @@ def _record(record: Any, base: _Base, ctx: Context, path: str) -> Reading | Reje
     n = record.get("n", "")
     unit = record.get("u", base.bu)
     t = record.get("t", 0)
-    when = number(t)
-    if not isinstance(n, str) or (unit is not None and not isinstance(unit, str)):
+    when = t if type(t) is int or type(t) is float else number(t)
+    if type(n) is not str or (unit is not None and type(unit) is not str):
         return Rejection("invalid_record", "n and u must be strings", path)
     if when is None or isinstance(t, str):
         return Rejection("invalid_time", "t must be a finite number", path)
@@ -128,9 +134,9 @@ def parse(pack: Any, ctx: Context) -> list[Reading | Rejection]:
     if not isinstance(pack, list) or not pack:
         raise Unreadable("invalid_payload", "a SenML pack is a non-empty JSON array")
     for record in pack:
-        if isinstance(record, dict):
-            for key in record:
-                if key.endswith("_"):
+        if type(record) is dict:
+            for key in record.keys() - _KNOWN:  # what RFC 8428 does not define: rare
+                if isinstance(key, str) and key.endswith("_"):
                     raise Unreadable("unsupported_extension", f"must-understand field {key!r}")
     base = _Base()
     out: list[Reading | Rejection] = []
