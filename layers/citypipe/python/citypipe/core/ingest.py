@@ -47,6 +47,7 @@ log = logging.getLogger("citypipe")
 
 Partition = tuple[str, int]  # (source, hour as epoch seconds)
 _REFUSED = object()
+_UNSEEN: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,18 +159,17 @@ class _Batch:
 
     def device(self, hub: str, ident: Any) -> Resolved | None:
         key = (hub, ident)
-        found = self.devices.get(key, self)
-        if found is self:
+        found: Resolved | None = self.devices.get(key, _UNSEEN)
+        if found is _UNSEEN:
             found = self.city.device(hub, ident) if isinstance(ident, str) else None
             self.devices[key] = found
-        return found  # type: ignore[return-value]
+        return found
 
     def reading(self, r: Reading) -> tuple[Partition, RawRecord] | Rejection | None:
         """A reading made a raw record, rejected, or None when it is no reading (a field the
         device's profile ignores) or a duplicate."""
-        key = (r.hub, r.device)
-        dev = self.devices.get(key, self)
-        if dev is self:
+        dev = self.devices.get((r.hub, r.device), _UNSEEN)
+        if dev is _UNSEEN:
             dev = self.device(r.hub, r.device)
         if dev is None:
             return Rejection(
