@@ -316,6 +316,13 @@ def test_ngsi_ld_normalized_properties_carry_unit_and_time_relationships_do_not_
     )
 
 
+def test_an_ngsi_ld_attribute_of_an_odd_type_is_rejected_not_a_crash() -> None:
+    # found by make fuzz: a "type" that is a list once made the adapter raise TypeError
+    entity = {"id": "urn:x", "type": "T", "refDevice": {"type": []}}
+    out = readings("ngsi-ld", {"type": "Notification", "data": [entity]})
+    assert [r.reason for r in out if isinstance(r, Rejection)] == ["invalid_record"]
+
+
 def test_an_ngsi_ld_entity_array_without_envelope_is_read_too() -> None:
     out = readings("ngsi-ld", [{"id": "urn:x", "type": "T", "filling": 0.5}])
     assert [(r.device, r.field) for r in out if isinstance(r, Reading)] == [("urn:x", "filling")]

@@ -54,7 +54,7 @@ def _entity(entity: Any, index: int, fallback: float) -> list[Reading | Rejectio
         when = at
         if isinstance(attribute, dict):  # normalized
             kind = attribute.get("type")
-            if kind in NOT_PROPERTIES or "object" in attribute:
+            if (isinstance(kind, str) and kind in NOT_PROPERTIES) or "object" in attribute:
                 continue
             if "value" not in attribute:
                 out.append(Rejection("invalid_record", "a Property without value", f"{path}.{key}"))
