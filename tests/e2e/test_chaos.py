@@ -153,14 +153,13 @@ def test_failures_under_the_functions_lose_and_double_count_nothing(
         handlers = in_process_handlers(flaky, key_store)
         # the hubs' bridges, on the flaky store too, retry a batch until it is written
         sent = bridge_retries = 0
-        for path in sorted(recorded.glob("*.jsonl")):
-            for lines in edge_batches(path, 200):
-                while True:
-                    try:
-                        sent += play_batch(flaky, key_store, path.stem, lines)
-                        break
-                    except TransientError:
-                        bridge_retries += 1
+        for lines in edge_batches(recorded, 200):
+            while True:
+                try:
+                    sent += play_batch(flaky, key_store, lines)
+                    break
+                except TransientError:
+                    bridge_retries += 1
         sent += drop_csv(deps, recorded)
         runner = LocalRunner(deps.names, deps.queue, concurrency=2, handlers=handlers)
         runner.drain(PIPELINE, timeout_s=600)

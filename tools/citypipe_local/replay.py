@@ -13,10 +13,12 @@ structured logs to ``OUT/logs.jsonl``, and ``OUT/report.json`` is written.
 from __future__ import annotations
 
 import base64
+import heapq
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +49,7 @@ Progress = Callable[[str, int], None]
 @dataclass(frozen=True)
 class ReplayOptions:
     backend: str = "embedded"
-    batch_payloads: int = 5_000
+    batch_payloads: int = 40_000
     concurrency: int = 4
     duplicate_deliveries: bool = False
     keys_dir: Path = Path(".citypipe/keys")
@@ -56,61 +58,75 @@ class ReplayOptions:
     name_prefix: str = ""  # a stack of its own on a shared backend (tests, two clones)
 
 
-def _at(line: bytes) -> bytes:
-    """The arrival time of a captured message, as written (``{"at":<n>,...``)."""
-    return line[: line.find(b",")]
+def _at(line: bytes) -> float:
+    """The arrival time of a captured message (``{"at":<n>,...``: read without parsing it)."""
+    return float(line[6 : line.find(b",")])
 
 
-def edge_batches(path: Path, batch: int) -> Iterator[list[bytes]]:
-    """A capture file in batches of about ``batch`` messages; a batch never splits messages
-    that arrived in the same instant (a bridge batches by time: a hub's resend stays with
-    what it resends)."""
-    lines: list[bytes] = []
+def _captured(path: Path) -> Iterator[tuple[float, str, bytes]]:
+    fmt = path.stem
+    if fmt not in FORMATS:
+        raise ValueError(f"{path.name}: no format {fmt!r}; formats: {sorted(FORMATS)}")
     with path.open("rb") as source:
         for raw in source:
             line = raw.rstrip(b"\n")
-            if not line.strip():
-                continue
-            if len(lines) >= batch and _at(line) != _at(lines[-1]):
-                yield lines
-                lines = []
-            lines.append(line)
+            if line.strip():
+                yield _at(line), fmt, line
+
+
+def edge_batches(input_dir: Path, batch: int) -> Iterator[list[tuple[str, bytes]]]:
+    """Every capture in ``input_dir``, merged in arrival order, in batches of about
+    ``batch`` messages — as one bridge receives several hubs and batches by count and time.
+    A batch never splits messages that arrived in the same instant (a hub's resend stays
+    with what it resends)."""
+    streams = [_captured(p) for p in sorted(input_dir.glob("*.jsonl"))]
+    lines: list[tuple[str, bytes]] = []
+    last = None
+    for at, fmt, line in heapq.merge(*streams, key=lambda item: item[0]):
+        if len(lines) >= batch and at != last:
+            yield lines
+            lines = []
+        lines.append((fmt, line))
+        last = at
     if lines:
         yield lines
 
 
-def payloads_of(lines: list[bytes]) -> list[Payload]:
-    """Captured messages as the edge receives them: body, arrival, topic, headers."""
+def payloads_of(lines: Iterable[bytes | tuple[str, bytes]]) -> list[Payload]:
+    """Captured messages as the edge receives them: format (where given), body, arrival,
+    topic, headers."""
     payloads = []
-    for number, line in enumerate(lines, start=1):
+    for number, item in enumerate(lines, start=1):
+        fmt, line = item if isinstance(item, tuple) else (None, item)
         envelope = orjson.loads(line)
         body = envelope.get("body")
         data = base64.b64decode(envelope["body_base64"]) if body is None else body.encode()
         headers = {k.lower(): v for k, v in (envelope.get("headers") or {}).items()}
         ctx = Context(float(envelope["at"]), envelope.get("topic"), headers)
-        payloads.append(Payload(data, ctx, number))
+        payloads.append(Payload(data, ctx, number, fmt=FORMATS[fmt] if fmt else None))
     return payloads
 
 
-def play_batch(deps: Deps, keys: KeyStore, fmt: str, lines: list[bytes]) -> int:
-    """One batch of captured messages through the edge, as a bridge sends it. Returns the
-    payloads it held. A bridge retries a batch that failed: the edge writes it once."""
+def play_batch(deps: Deps, keys: KeyStore, lines: list[tuple[str, bytes]]) -> int:
+    """One batch of captured messages (of any hub formats) through the edge, as a bridge
+    sends it. Returns the payloads it held. A bridge retries a batch that failed: the edge
+    writes it once."""
     payloads = payloads_of(lines)
-    receive(deps, keys, FORMATS[fmt], payloads)
+    receive(deps, keys, None, payloads)
     return len(payloads)
 
 
 _edge: tuple[Deps, KeyStore] | None = None
 
 
-def edge_worker(fmt: str, lines: list[bytes]) -> int:
+def edge_worker(lines: list[tuple[str, bytes]]) -> int:
     """``play_batch`` in a worker process, on its own composition (as a bridge has)."""
     global _edge  # noqa: PLW0603  (one composition per worker process)
     if _edge is None:
         settings = Settings()
         deps = deps_from(settings)
         _edge = (deps, key_store_from(settings, deps.city))
-    return play_batch(*_edge, fmt, lines)
+    return play_batch(*_edge, lines)
 
 
 def drop_csv(deps: Deps, input_dir: Path) -> int:
@@ -125,18 +141,22 @@ def drop_csv(deps: Deps, input_dir: Path) -> int:
     return rows
 
 
-def play_hubs(invoker: Invoker, input_dir: Path, batch: int, progress: Progress | None) -> int:
-    """Every ``<format>.jsonl`` capture through the edge, batches in the worker processes."""
+def play_hubs(
+    invoker: Invoker, input_dir: Path, batch: int, workers: int, progress: Progress | None
+) -> int:
+    """Every capture through the edge, batches in the worker processes, a few at a time."""
     sent = 0
-    for path in sorted(input_dir.glob("*.jsonl")):
-        fmt = path.stem
-        if fmt not in FORMATS:
-            raise ValueError(f"{path.name}: no format {fmt!r}; formats: {sorted(FORMATS)}")
-        futures = [invoker.submit(edge_worker, fmt, lines) for lines in edge_batches(path, batch)]
-        for future in futures:
-            sent += future.result()
-        if progress:
-            progress(f"dropped {path.name}", sent)
+    running: set[Future[int]] = set()
+    for lines in edge_batches(input_dir, batch):
+        if len(running) >= 2 * workers:
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            sent += sum(f.result() for f in done)
+            if progress:
+                progress("dropped captures", sent)
+        running.add(invoker.submit(edge_worker, lines))
+    sent += sum(f.result() for f in running)
+    if progress:
+        progress("dropped captures", sent)
     return sent
 
 
@@ -189,13 +209,6 @@ def replay(
         started = time.perf_counter()
         with written_to(out / "logs.jsonl"):
             invoker = Invoker(settings, options.concurrency, out / "logs.jsonl")
-            try:
-                sent = play_hubs(invoker, input_dir, options.batch_payloads, progress)
-                sent += drop_csv(deps, input_dir)
-            except BaseException:
-                invoker.close()
-                raise
-            edge_seconds = time.perf_counter() - started
             runner = LocalRunner(
                 deps.names,
                 deps.queue,
@@ -206,6 +219,21 @@ def replay(
                 invoker=invoker,
             )
             try:
+                # the hubs play while the functions run, as they would
+                with ThreadPoolExecutor(1, thread_name_prefix="hubs") as hubs:
+                    playing = hubs.submit(
+                        play_hubs,
+                        invoker,
+                        input_dir,
+                        options.batch_payloads,
+                        options.concurrency,
+                        progress,
+                    )
+                    while not playing.done():
+                        runner.drain(PIPELINE)
+                        time.sleep(0.2)
+                    sent = playing.result() + drop_csv(deps, input_dir)
+                edge_seconds = time.perf_counter() - started
                 runner.drain(PIPELINE)
                 request_export(deps)
                 runner.drain([Function.EXPORT])

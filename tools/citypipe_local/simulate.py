@@ -35,7 +35,7 @@ import random
 import shutil
 from collections import Counter, deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -318,10 +318,11 @@ def _dumps(document: Any) -> str:
 
 @dataclass
 class _Out:
-    """Messages of one format, in the order they are sent."""
+    """Messages of one format, written to its capture file in the order they are sent."""
 
-    lines: list[bytes] = field(default_factory=list)
+    path: Path
     payloads: int = 0
+    handle: IO[bytes] | None = None
 
     def send(
         self,
@@ -340,13 +341,16 @@ class _Out:
             envelope["topic"] = topic
         if headers:
             envelope["headers"] = headers
-        self.lines.append(orjson.dumps(envelope))
+        if self.handle is None:
+            self.handle = self.path.open("wb")
+        self.handle.write(orjson.dumps(envelope, option=orjson.OPT_APPEND_NEWLINE))
         self.payloads += 1
 
 
 class _Simulation:
-    def __init__(self, city: City, seed: int, scale: float, bad_rate: float) -> None:
+    def __init__(self, city: City, seed: int, scale: float, bad_rate: float, out: Path) -> None:
         self.city = city
+        self.folder = out
         layout = random.Random(f"{seed}/layout")
         self.values = random.Random(f"{seed}/values")
         self.people = random.Random(f"{seed}/people")
@@ -435,7 +439,10 @@ class _Simulation:
         return out
 
     def _stream(self, fmt: str) -> _Out:
-        return self.out.setdefault(fmt, _Out())
+        stream = self.out.get(fmt)
+        if stream is None:
+            stream = self.out[fmt] = _Out(self.folder / f"{fmt}.jsonl")
+        return stream
 
     def _accept(self, dev: _Dev, at: int, values: dict[str, int]) -> None:
         window = _window(at, dev.resolution)
@@ -1007,12 +1014,6 @@ def _replace_eui(dev: _Dev, eui: str) -> _Dev:
     return copy
 
 
-def _write(handle: IO[bytes], lines: list[bytes]) -> None:
-    for line in lines:
-        handle.write(line)
-        handle.write(b"\n")
-
-
 def simulate(
     city: City,
     out: Path,
@@ -1032,7 +1033,7 @@ def simulate(
     for old in out.glob("*.jsonl"):  # a capture of an earlier run would be replayed too
         old.unlink()
     shutil.rmtree(out / "drops", ignore_errors=True)
-    sim = _Simulation(city, seed, scale, bad_rate)
+    sim = _Simulation(city, seed, scale, bad_rate, out)
     first = math.floor(start.timestamp())
     sim.first = first
     minutes = round(hours * 60)
@@ -1044,10 +1045,9 @@ def simulate(
     files: dict[str, Path] = {}
     payloads: dict[str, int] = {}
     for fmt, stream in sorted(sim.out.items()):
-        path = out / f"{fmt}.jsonl"
-        with path.open("wb") as handle:
-            _write(handle, stream.lines)
-        files[fmt] = path
+        if stream.handle is not None:
+            stream.handle.close()
+        files[fmt] = stream.path
         payloads[fmt] = stream.payloads
     drops = sorted((out / "drops").rglob("*.csv")) if (out / "drops").exists() else []
     payloads["csv"] = sum(len(p.read_text().splitlines()) - 1 for p in drops)

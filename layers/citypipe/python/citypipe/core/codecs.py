@@ -18,8 +18,8 @@ def jsonl(rows: Iterable[Mapping[str, Any]]) -> bytes:
     )
 
 
-def gz(data: bytes) -> bytes:
-    return gzip.compress(data, compresslevel=5, mtime=0)
+def gz(data: bytes, level: int = 5) -> bytes:
+    return gzip.compress(data, compresslevel=level, mtime=0)
 
 
 def jsonl_gz(rows: Iterable[Mapping[str, Any]]) -> bytes:

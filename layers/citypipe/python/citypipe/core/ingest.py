@@ -59,6 +59,7 @@ class Payload:
     line: int = 1
     parsed: bool = False  # body is a document already (CSV rows)
     rejection: Rejection | None = None  # refused before parsing (a CSV line that is no row)
+    fmt: Format | None = None  # its hub format, where a batch mixes them (else the batch's)
 
 
 @dataclass
@@ -144,7 +145,7 @@ class _Batch:
 
     __slots__ = ("city", "devices", "fmt", "key_for", "latest", "policies", "result", "seen")
 
-    def __init__(self, city: City, fmt: Format, now: float, key_for: KeyFor | None) -> None:
+    def __init__(self, city: City, fmt: Format | None, now: float, key_for: KeyFor | None) -> None:
         self.city = city
         self.fmt = fmt
         self.latest = now + FUTURE_SLACK_S
@@ -261,13 +262,20 @@ class _Batch:
             record["refused"] = refused
         return (dev.source, int(at // 3600) * 3600), record
 
+    def _format(self, payload: Payload) -> Format:
+        fmt = payload.fmt or self.fmt
+        if fmt is None:
+            raise ValueError("a payload of a mixed batch names its format")
+        return fmt
+
     def _document(self, payload: Payload) -> Any:
         """The payload parsed, or _REFUSED once it is quarantined whole."""
         body = payload.body
+        fmt = self._format(payload)
         if payload.rejection is not None:
             text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else str(body)
             self.result.reject(
-                self.fmt, payload.line, redact_text(text[:KEPT_OF_OVERSIZED]), [payload.rejection],
+                fmt, payload.line, redact_text(text[:KEPT_OF_OVERSIZED]), [payload.rejection],
                 counted=False,
             )  # fmt: skip
             return _REFUSED
@@ -278,7 +286,7 @@ class _Batch:
             head = body[:KEPT_OF_OVERSIZED]
             text = head.decode("utf-8", errors="replace") if isinstance(head, bytes) else head
             self.result.reject(
-                self.fmt, payload.line, redact_text(text),
+                fmt, payload.line, redact_text(text),
                 [Rejection("payload_too_large", f"{size} bytes > {MAX_PAYLOAD_BYTES}")],
                 counted=False,
             )  # fmt: skip
@@ -290,17 +298,16 @@ class _Batch:
             return _REFUSED
 
     def _items(self, document: Any, payload: Payload) -> list[Reading | Rejection]:
+        fmt = self._format(payload)
         try:
-            return self.fmt.parse(document, payload.ctx)
+            return fmt.parse(document, payload.ctx)
         except Unreadable as exc:
             return [exc.rejection]
         except RecursionError:
             return [Rejection("invalid_payload", "nested too deep")]
         except Exception as exc:  # an input the adapter did not foresee: this payload alone
-            log.error(
-                "adapter failed", extra={"adapter": self.fmt.label, "error": type(exc).__name__}
-            )
-            return [Rejection("adapter_error", f"{self.fmt.label} failed: {type(exc).__name__}")]
+            log.error("adapter failed", extra={"adapter": fmt.label, "error": type(exc).__name__})
+            return [Rejection("adapter_error", f"{fmt.label} failed: {type(exc).__name__}")]
 
     def payload(self, payload: Payload) -> None:
         result = self.result
@@ -328,8 +335,9 @@ class _Batch:
             rejected.append(Rejection("no_readings", "the payload holds no reading"))
             result.received += 1
         if rejected:
+            fmt = self._format(payload)
             result.reject(
-                self.fmt, payload.line, redact(document, self.fmt.identifiers), rejected,
+                fmt, payload.line, redact(document, fmt.identifiers), rejected,
                 counted=True,
             )  # fmt: skip
 
@@ -346,20 +354,22 @@ class _Batch:
             text, reason = body, "invalid_json"
         detail = str(exc).split(":", 1)[0][:120]  # orjson's message, before the position
         self.result.reject(
-            self.fmt, payload.line, redact_text(text), [Rejection(reason, detail)], counted=False
-        )
+            self._format(payload), payload.line, redact_text(text), [Rejection(reason, detail)],
+            counted=False,
+        )  # fmt: skip
 
 
 def normalize(
     city: City,
-    fmt: Format,
+    fmt: Format | None,
     payloads: Iterable[Payload],
     *,
     now: float,
     key_for: KeyFor | None,
 ) -> Normalized:
-    """Normalize a batch of payloads of one format. ``now``: the receiving clock (epoch s);
-    ``key_for``: the per-sensor daily keys (None where no source has a data subject)."""
+    """Normalize a batch of payloads, of format ``fmt`` or each of its own (a bridge that
+    batches several hubs' messages). ``now``: the receiving clock (epoch s); ``key_for``:
+    the per-sensor daily keys (None where no source has a data subject)."""
     batch = _Batch(city, fmt, now, key_for)
     collecting = gc.isenabled()
     gc.disable()  # a batch allocates many small acyclic objects: no cycles to collect

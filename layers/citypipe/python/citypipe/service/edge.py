@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from citypipe.core.codecs import gz, jsonl
 from citypipe.core.formats import Format
-from citypipe.core.ingest import Normalized, Payload, normalize
+from citypipe.core.ingest import Normalized, Partition, Payload, normalize
 from citypipe.core.pseudonyms import sensor_keys
 from citypipe.domain.books import IngestCounts
 from citypipe.domain.model import Function, Message, Zone
@@ -38,20 +38,33 @@ class Received:
     duplicate: bool  # the same readings were received before: nothing written
 
 
-def to_outcome(city: str, fmt: Format, normalized: Normalized, ident: str) -> Outcome:
+RAW_GZIP_LEVEL = 1  # raw objects live minutes: write fast, read once
+
+
+def _bodies(normalized: Normalized) -> list[tuple[Partition, bytes]]:
+    """Each (source, hour)'s raw records as JSON Lines, in partition order."""
+    return [(p, jsonl(rows)) for p, rows in sorted(normalized.by_partition.items())]
+
+
+def to_outcome(
+    city: str,
+    normalized: Normalized,
+    ident: str,
+    bodies: list[tuple[Partition, bytes]] | None = None,
+) -> Outcome:
     outputs = [
         Output(
             zone=Zone.RAW,
             key=data_key(
                 Zone.RAW, city, datetime.fromtimestamp(hour, UTC), source, ident, "jsonl.gz"
             ),
-            body=gz(jsonl(rows)),
-            records=len(rows),
+            body=gz(text, RAW_GZIP_LEVEL),
+            records=len(normalized.by_partition[source, hour]),
             format="jsonl.gz",
             content_type="application/x-ndjson",
             notify=Function.ANONYMIZE,
         )
-        for (source, hour), rows in sorted(normalized.by_partition.items())
+        for (source, hour), text in (bodies if bodies is not None else _bodies(normalized))
     ]
     return Outcome(
         outputs=outputs,
@@ -66,12 +79,13 @@ def to_outcome(city: str, fmt: Format, normalized: Normalized, ident: str) -> Ou
     )
 
 
-def content_id(fmt: Format, normalized: Normalized) -> str:
-    """A batch's identity: the adapter and what normalization made of it."""
-    digest = hashlib.sha256(fmt.label.encode())
-    for partition, rows in sorted(normalized.by_partition.items()):
+def content_id(normalized: Normalized, bodies: list[tuple[Partition, bytes]] | None = None) -> str:
+    """A batch's identity: what normalization made of it (the quarantine rows name their
+    adapters)."""
+    digest = hashlib.sha256()
+    for partition, text in bodies if bodies is not None else _bodies(normalized):
         digest.update(repr(partition).encode())
-        digest.update(jsonl(rows))
+        digest.update(text)
     digest.update(
         jsonl({k: v for k, v in row.items() if k != "line"} for row in normalized.quarantine)
     )
@@ -82,15 +96,18 @@ def content_id(fmt: Format, normalized: Normalized) -> str:
 def receive(
     deps: Deps,
     keys: KeyStore | None,
-    fmt: Format,
+    fmt: Format | None,
     payloads: Iterable[Payload],
     trace_id: str = "",
 ) -> Received:
-    """Normalize a batch of one format's payloads and write what it gives, once."""
+    """Normalize a batch of payloads — of format ``fmt``, or each of its own (a bridge that
+    batches several hubs' messages) — and write what it gives, once."""
     now = deps.clock.now().timestamp()
     key_for = sensor_keys(keys, deps.city.city) if keys is not None else None
     normalized = normalize(deps.city, fmt, payloads, now=now, key_for=key_for)
-    ident = content_id(fmt, normalized)
+    bodies = _bodies(normalized)
+    ident = content_id(normalized, bodies)
+    name = fmt.name if fmt is not None else "mixed"
     city = deps.city.city
     if deps.store.exists(deps.names.bucket(Zone.AUDIT), lineage_key(city, Function.INGEST, ident)):
         log.info("duplicate batch", extra={"function": "ingest", "input_id": ident})
@@ -99,10 +116,10 @@ def receive(
         city=city,
         stage="edge",
         bucket="",
-        key=edge_key(fmt.name, ident),
+        key=edge_key(name, ident),
         records=normalized.payloads,
-        format=fmt.name,
+        format=name,
         trace_id=trace_id,
     )
-    finish(Function.INGEST, message, deps, ident, to_outcome(city, fmt, normalized, ident))
+    finish(Function.INGEST, message, deps, ident, to_outcome(city, normalized, ident, bodies))
     return Received(normalized, duplicate=False)
