@@ -73,7 +73,7 @@ def simulate_cmd(
     seed: int = 7,
     scale: Annotated[float, typer.Option(help="shrink the city (0.05 = 5 % of sensors)")] = 1.0,
 ) -> None:
-    """Write a city day of hub payloads (one JSON Lines file per format) and truth.json."""
+    """Write a city day as its hubs send it (a capture per format, CSV drops) and truth.json."""
     summary = simulate(load_city(city), out, hours=hours, seed=seed, scale=scale)
     console.print(
         f"{summary.readings:,} readings in {sum(summary.payloads.values()):,} payloads -> {out}"
@@ -111,6 +111,7 @@ def _summary(report: dict[str, Any], wall: float) -> None:
     rows = [
         ("readings received", f"{received:,}"),
         ("accepted", f"{report['accepted']:,}"),
+        ("duplicates (resends)", f"{report['duplicates']:,}"),
         ("quarantined", f"{sum(report['quarantined'].values()):,} {report['quarantined']}"),
         ("refused by policy", f"{sum(report['refused'].values()):,}"),
         ("dead-lettered", f"{report['dead_lettered']:,}"),
