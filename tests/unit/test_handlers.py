@@ -411,3 +411,18 @@ def test_the_hourly_job_deletes_quarantine_rows_past_the_quarantine_retention(
     assert response["quarantine_swept"] == 1
     assert not store.exists(bucket, old_key)
     assert store.exists(bucket, fresh_key)
+
+
+def test_an_iot_rule_invokes_ingest_with_the_devices_topic(stack: Deps, invoke: Invoke) -> None:
+    # Given an IoT rule's output: a radar counter's JSON and the topic the rule adds
+    event = {
+        "vehicles": 12,
+        "battery": 3.4,
+        "citypipe_topic": "velden/traffic/loop-5a00e8cd/counts",
+    }
+    # When ingest is invoked with it
+    response = invoke(Function.INGEST, event)
+    # Then the reading is accepted for the device of that topic, and sent on to anonymize
+    assert (response["accepted"], response["quarantined"]) == (1, {})
+    [raw] = stack.queue.receive(stack.names.queue(Function.ANONYMIZE))
+    assert "/traffic-counters/" in json.loads(raw.body)["key"]

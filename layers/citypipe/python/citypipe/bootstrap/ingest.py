@@ -10,6 +10,7 @@ from citypipe.bootstrap.keys import key_store_from
 from citypipe.domain.model import Function
 from citypipe.entrypoints.apps import FunctionApp
 from citypipe.entrypoints.http import webhook
+from citypipe.entrypoints.iot import iot_rule
 from citypipe.ports import KeyStore
 from citypipe.service.ingest import ingest_core
 from citypipe.service.stage import Deps
@@ -20,6 +21,7 @@ def build(deps: Deps, keys: KeyStore) -> FunctionApp:
     return FunctionApp(
         consumer=stage_consumer(Function.INGEST, deps, ingest_core(keys)),
         http=lambda event: webhook(deps, keys, event),
+        iot=lambda event: iot_rule(deps, keys, event),
     )
 
 

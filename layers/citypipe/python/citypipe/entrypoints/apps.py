@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from citypipe.entrypoints.events import is_http, is_schedule
+from citypipe.entrypoints.events import is_http, is_iot_rule, is_schedule
 from citypipe.entrypoints.sqs import ClaimCheckConsumer
 
 EventHandler = Callable[[dict[str, Any]], dict[str, Any]]
@@ -21,6 +21,7 @@ class UnknownEventError(ValueError):
 class FunctionApp:
     consumer: ClaimCheckConsumer
     http: EventHandler | None = None  # ingest: hubs' webhooks
+    iot: EventHandler | None = None  # ingest: AWS IoT Core rules' Lambda action
     schedule: EventHandler | None = None  # export: the hourly job
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -28,6 +29,8 @@ class FunctionApp:
             return dict(self.consumer.sqs(event, context))
         if self.http is not None and is_http(event):
             return self.http(event)
+        if self.iot is not None and is_iot_rule(event):
+            return self.iot(event)
         if self.schedule is not None and is_schedule(event):
             return self.schedule(event)
         raise UnknownEventError(

@@ -67,3 +67,12 @@ def is_http(event: dict[str, Any]) -> bool:
 def is_schedule(event: dict[str, Any]) -> bool:
     """An EventBridge scheduled event."""
     return event.get("detail-type") == "Scheduled Event" or event.get("source") == "aws.events"
+
+
+IOT_TOPIC = "citypipe_topic"  # what the city's IoT rule adds: SELECT *, topic() AS citypipe_topic
+
+
+def is_iot_rule(event: dict[str, Any]) -> bool:
+    """An AWS IoT Core rule's Lambda action, its SQL adding the MQTT topic as
+    ``citypipe_topic`` (a device's JSON names its device only by the topic it was sent on)."""
+    return isinstance(event.get(IOT_TOPIC), str)
