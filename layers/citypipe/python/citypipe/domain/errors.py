@@ -40,7 +40,7 @@ class BackendRefusedError(CitypipeError):
 
 class KeyDestroyedError(CitypipeError):
     """The day's pseudonymization secret was destroyed: its readings can no longer be
-    pseudonymized consistently (anonymize refuses them)."""
+    pseudonymized consistently (the edge quarantines them as ``key_destroyed``)."""
 
 
 class NotFoundError(CitypipeError):
