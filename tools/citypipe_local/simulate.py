@@ -630,16 +630,18 @@ class _Simulation:
                     "publishedAt": when,
                 }
             )
+        wireless_id = f"{dev.position:08x}-ed1d-42ad-8cb4-{dev.eui[-12:]}"
+        self.identifiers.add(wireless_id)
         return _dumps(
             {
                 "transformed_message": {
                     "status": 200,
                     "payload": decoded,
-                    "WirelessDeviceId": f"{dev.position:08x}-ed1d-42ad-8cb4-6778dd03e86c",
+                    "WirelessDeviceId": wireless_id,
                     "DevEui": dev.eui,
                 },
                 "lns_message": {
-                    "WirelessDeviceId": f"{dev.position:08x}-ed1d-42ad-8cb4-6778dd03e86c",
+                    "WirelessDeviceId": wireless_id,
                     "WirelessMetadata": {
                         "LoRaWAN": {
                             "DataRate": 3,
