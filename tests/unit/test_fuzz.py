@@ -157,7 +157,8 @@ def like(template: Any) -> st.SearchStrategy[Any]:
 def bodies(fmt: str) -> st.SearchStrategy[bytes]:
     shaped = like(TEMPLATES[fmt]).map(lambda doc: json.dumps(doc).encode())
     cut = st.tuples(shaped, st.floats(0, 1)).map(lambda t: t[0][: int(len(t[0]) * t[1])])
-    return st.one_of(shaped, shaped, cut, st.binary(max_size=200))
+    deep = st.integers(1, 1100).map(lambda d: ('{"a":[' * d + "1" + "]}" * d).encode())
+    return st.one_of(shaped, shaped, cut, deep, st.binary(max_size=200))
 
 
 def accounted(city: City, fmt: str, payloads: list[bytes]) -> None:

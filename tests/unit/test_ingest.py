@@ -195,6 +195,17 @@ def test_a_bad_payload_or_reading_is_quarantined_with_its_reason(
     assert detail["detail"]
 
 
+@pytest.mark.parametrize("fmt", ["tts-v3", "canonical", "ngsi-ld", "senml"])
+def test_a_payload_nested_as_deep_as_json_allows_is_quarantined_not_a_crash(
+    city: City, fmt: str
+) -> None:
+    # orjson reads 1,000 levels; Python's recursion limit is about as deep
+    deep = "[" + '{"a":' * 1000 + "1" + "}" * 1000 + "]"
+    result = normalized(city, fmt, deep)
+    assert result.accepted == 0
+    assert sum(result.reasons.values()) == 1
+
+
 def test_a_quarantine_row_names_the_adapter_the_reason_and_the_json_path(city: City) -> None:
     pack = [*senml_reading(), {"n": "pm10", "u": "ppm", "v": 3}]
     [row] = normalized(city, "senml", pack).quarantine

@@ -36,9 +36,14 @@ _LONG_NUMBER = re.compile(r"\d{6,}")
 _FIELD_NAME = re.compile(r"^[A-Za-z_@$][A-Za-z0-9_@$ .-]{0,39}$")
 
 
-def redact(document: Any, identifiers: frozenset[str]) -> Any:
+MAX_DEPTH = 64  # deeper than any hub's payload: what lies below is replaced whole
+
+
+def redact(document: Any, identifiers: frozenset[str], depth: int = 0) -> Any:
     """A copy of a parsed payload with identifier fields (keys compared lower-cased) and
-    identifier-looking strings replaced by ``MARK``."""
+    identifier-looking strings replaced by ``MARK``; nesting below MAX_DEPTH is replaced."""
+    if depth >= MAX_DEPTH and isinstance(document, dict | list):
+        return MARK
     if isinstance(document, dict):
         out: dict[str, Any] = {}
         for key, value in document.items():
@@ -46,10 +51,10 @@ def redact(document: Any, identifiers: frozenset[str]) -> Any:
             if name in identifiers or name in ALWAYS:
                 out[key] = MARK
             else:
-                out[key] = redact(value, identifiers)
+                out[key] = redact(value, identifiers, depth + 1)
         return out
     if isinstance(document, list):
-        return [redact(item, identifiers) for item in document]
+        return [redact(item, identifiers, depth + 1) for item in document]
     if isinstance(document, str) and LOOKS_LIKE_ID.match(document.strip()):
         return MARK
     return document
