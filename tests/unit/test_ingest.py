@@ -382,6 +382,14 @@ def test_a_webhook_answer_lists_at_most_twenty_rejections(
     assert (status, len(response["rejected"]), response["rejected_not_listed"]) == (400, 20, 480)
 
 
+def test_one_document_over_the_payload_bound_is_refused_as_too_large(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    pack = [*senml_reading(), *[{"n": "no2", "v": 1, "t": i} for i in range(20_000)]]
+    status, response = ingest_webhook(memory_deps, memory_keys, "senml", json.dumps(pack))
+    assert (status, [r["reason"] for r in response["rejected"]]) == (400, ["payload_too_large"])
+
+
 def test_a_broken_pretty_printed_document_is_one_payload_kept_once(
     memory_deps: Deps, memory_keys: InMemoryKeyStore
 ) -> None:

@@ -4,10 +4,9 @@ with the MQTT topic the rule adds (``SELECT *, topic() AS citypipe_topic FROM ..
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
-
-import orjson
 
 from citypipe.core.formats import FORMATS, Context
 from citypipe.core.ingest import Payload
@@ -22,7 +21,7 @@ def iot_rule(deps: Deps, keys: KeyStore, event: dict[str, Any]) -> dict[str, Any
     document = {k: v for k, v in event.items() if k != IOT_TOPIC}
     ctx = Context(received_at=deps.clock.now().timestamp(), topic=str(event[IOT_TOPIC]))
     started = time.perf_counter()
-    payload = Payload(orjson.dumps(document), ctx)
+    payload = Payload(json.dumps(document).encode(), ctx)  # any JSON the rule gives: big ints too
     result = receive(deps, keys, FORMATS["aws-iot"], [payload]).normalized
     return {
         "accepted": result.accepted,

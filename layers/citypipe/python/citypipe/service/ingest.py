@@ -18,7 +18,7 @@ import orjson
 
 from citypipe.core.codecs import gunzip_bounded
 from citypipe.core.formats import FORMATS, Context, Rejection, csv_drop
-from citypipe.core.ingest import Payload, normalize
+from citypipe.core.ingest import MAX_PAYLOAD_BYTES, Payload, normalize
 from citypipe.core.pseudonyms import sensor_keys
 from citypipe.domain.city import City
 from citypipe.domain.errors import TerminalError
@@ -103,10 +103,11 @@ def _payloads(body: bytes, ctx: Context) -> list[Payload] | None:
     """One (possibly pretty-printed) document; else JSON Lines when any line is a payload
     (an object or an array) on its own; else one broken document (kept once, not line by
     line). None when over the bounds."""
-    try:
-        return [Payload(orjson.loads(body), ctx, 1, parsed=True)]
-    except orjson.JSONDecodeError:
-        pass
+    if len(body) <= MAX_PAYLOAD_BYTES:  # a larger one is refused as such, below
+        try:
+            return [Payload(orjson.loads(body), ctx, 1, parsed=True)]
+        except orjson.JSONDecodeError:
+            pass
     lines = list(_lines(body))
     if len(lines) > MAX_BODY_LINES:
         return None
