@@ -26,6 +26,7 @@ from unit_support import (
     with_store,
 )
 
+from citypipe.core.redact import redact_text
 from citypipe.domain.errors import KeyDestroyedError
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import csv_key, input_id, lineage_key
@@ -132,7 +133,11 @@ def test_a_poison_record_is_quarantined_and_acknowledged(
     # Then no record is retried: the poison is quarantined with its reason, the good one done
     assert response == {"batchItemFailures": []}
     [row] = quarantined_messages(stack, Function.INGEST)
-    assert (row["reason"], row["message_id"], row["body"]) == (reason, poison_id, poison)
+    assert (row["reason"], row["message_id"], row["body"]) == (
+        reason,
+        poison_id,
+        redact_text(poison),
+    )
     assert is_done(stack, Function.INGEST, good)
 
 
@@ -426,3 +431,16 @@ def test_an_iot_rule_invokes_ingest_with_the_devices_topic(stack: Deps, invoke: 
     assert (response["accepted"], response["quarantined"]) == (1, {})
     [raw] = stack.queue.receive(stack.names.queue(Function.ANONYMIZE))
     assert "/traffic-counters/" in json.loads(raw.body)["key"]
+
+
+def test_a_hub_payload_sent_to_the_ingest_queue_is_quarantined_redacted(
+    stack: Deps, invoke: Invoke
+) -> None:
+    # Given a device's JSON sent straight to the queue (a misrouted IoT rule), no claim check
+    poison = json.dumps({"clientMac": "00:26:ab:b8:a9:a4", "rssi": -60})
+    # When ingest receives it
+    invoke(Function.INGEST, sqs_event(poison))
+    # Then the quarantine row keeps its shape, not the MAC
+    [row] = quarantined_messages(stack, Function.INGEST)
+    assert row["reason"] == "invalid_message"
+    assert "00:26:ab" not in json.dumps(row)

@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from citypipe.core.codecs import jsonl_gz
+from citypipe.core.redact import redact_text
 from citypipe.domain.errors import BackendRefusedError, TerminalError
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import quarantined_message_key
@@ -55,7 +56,7 @@ class ClaimCheckConsumer:
             "reason": exc.reason,
             "detail": exc.detail,
             "message_id": record.message_id,
-            "body": record.body,
+            "body": redact_text(record.body),  # anything may have been sent to a queue
         }
         self.deps.store.put_if_absent(
             self.deps.names.bucket(Zone.QUARANTINE),
