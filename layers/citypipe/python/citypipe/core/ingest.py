@@ -143,39 +143,87 @@ class _Policy:
 class _Batch:
     """The per-batch state of the normalization path: caches and the duplicate index."""
 
-    __slots__ = ("city", "devices", "fmt", "key_for", "latest", "policies", "result", "seen")
+    __slots__ = (
+        "aliases", "city", "devices", "fmt", "key_for", "latest", "policies", "result", "seen",
+    )  # fmt: skip
 
     def __init__(self, city: City, fmt: Format | None, now: float, key_for: KeyFor | None) -> None:
         self.city = city
         self.fmt = fmt
         self.latest = now + FUTURE_SLACK_S
         self.key_for = key_for
-        self.devices: dict[tuple[str, str], Resolved | None] = {}
+        self.devices: dict[tuple[str, Any], tuple[Resolved, _Policy] | None] = {}
         self.policies = {
             name: _Policy(s.policy.subject_field, dict(s.policy.personal))
             for name, s in city.sources.items()
         }
         self.seen: set[tuple[str, str, int, str | None]] = set()
+        # pseudonyms of this batch (a device is seen again and again): kept no longer than
+        # the batch, so no derived key outlives it in a warm container
+        self.aliases: dict[tuple[bytes, str], str] = {}
         self.result = Normalized()
 
-    def device(self, hub: str, ident: Any) -> Resolved | None:
+    def device(self, hub: str, ident: Any) -> tuple[Resolved, _Policy] | None:
+        """A registered device and its source's policy (remembered for the batch)."""
         key = (hub, ident)
-        found: Resolved | None = self.devices.get(key, _UNSEEN)
+        found: tuple[Resolved, _Policy] | None = self.devices.get(key, _UNSEEN)
         if found is _UNSEEN:
-            found = self.city.device(hub, ident) if isinstance(ident, str) else None
+            dev = self.city.device(hub, ident) if isinstance(ident, str) else None
+            found = None if dev is None else (dev, self.policies[dev.source])
             self.devices[key] = found
         return found
+
+    def _subject(
+        self, dev: Resolved, policy: _Policy, r: Reading, at: float
+    ) -> tuple[str | None, str | None] | Rejection:
+        """(pseudonym, refused field) of a reading: the data subject's identifier made a
+        keyed pseudonym, personal fields checked against the policy; never their values."""
+        refused = None
+        for name in r.personal or ():
+            action = policy.actions.get(name)
+            if action is None:
+                return Rejection(
+                    "undeclared_personal_field", f"{dev.source} declares no {name!r}", r.path
+                )
+            if action is Action.REFUSE and refused is None:
+                refused = name
+        if policy.subject is None:
+            if r.subject is not None:
+                return Rejection(
+                    "undeclared_personal_field", f"{dev.source} declares no data subject", r.path
+                )
+            return None, refused
+        ident = r.subject
+        if ident is None and r.personal:
+            ident = r.personal.get(policy.subject)
+        if ident is None:
+            return Rejection(
+                "missing_personal_field", f"{dev.source} readings carry {policy.subject!r}", r.path
+            )
+        if not isinstance(ident, str) or not ident.strip() or self.key_for is None:
+            return Rejection("invalid_identifier", f"{policy.subject} is not a string", r.path)
+        try:
+            key = self.key_for(dev.sensor, _day(int(at // 86_400)))
+            alias = self.aliases.get((key, ident))
+            if alias is None:
+                alias = self.aliases[key, ident] = pseudonym(key, ident)
+        except KeyDestroyedError:
+            return Rejection("key_destroyed", "the day's pseudonymization key is destroyed", r.path)
+        except UnicodeEncodeError:
+            return Rejection("invalid_identifier", f"{policy.subject} is not valid text", r.path)
+        return alias, refused
 
     def reading(self, r: Reading) -> tuple[Partition, RawRecord] | Rejection | None:
         """A reading made a raw record, rejected, or None when it is no reading (a field the
         device's profile ignores) or a duplicate."""
-        dev = self.devices.get((r.hub, r.device), _UNSEEN)
-        if dev is _UNSEEN:
-            dev = self.device(r.hub, r.device)
-        if dev is None:
+        found = self.devices.get((r.hub, r.device), _UNSEEN)
+        if found is _UNSEEN:
+            found = self.device(r.hub, r.device)
+        if found is None:
             return Rejection(
                 "unknown_device", f"no {r.hub} device of that id is registered", r.path
             )
+        dev, policy = found
         plan = dev.plan.get(r.field)
         if plan is None:
             if dev.ignore.match(r.field):
@@ -204,45 +252,12 @@ class _Batch:
             if at > self.latest:
                 return Rejection("future_time", "more than 5 minutes ahead of the clock", r.path)
             return Rejection("implausible_time", "before 2000-01-01 or not a time", r.path)
-        policy = self.policies[dev.source]
-        alias = None
-        refused = None
-        if r.personal:
-            for name in r.personal:
-                action = policy.actions.get(name)
-                if action is None:
-                    return Rejection(
-                        "undeclared_personal_field", f"{dev.source} declares no {name!r}", r.path
-                    )
-                if action is Action.REFUSE and refused is None:
-                    refused = name
-        if policy.subject is not None:
-            ident = r.subject
-            if ident is None and r.personal:
-                ident = r.personal.get(policy.subject)
-            if ident is None:
-                return Rejection(
-                    "missing_personal_field",
-                    f"{dev.source} readings carry {policy.subject!r}",
-                    r.path,
-                )
-            if not isinstance(ident, str) or not ident.strip() or self.key_for is None:
-                return Rejection("invalid_identifier", f"{policy.subject} is not a string", r.path)
-            try:
-                key = self.key_for(dev.sensor, _day(int(at // 86_400)))
-                alias = pseudonym(key, ident)
-            except KeyDestroyedError:
-                return Rejection(
-                    "key_destroyed", "the day's pseudonymization key is destroyed", r.path
-                )
-            except UnicodeEncodeError:
-                return Rejection(
-                    "invalid_identifier", f"{policy.subject} is not valid text", r.path
-                )
-        elif r.subject is not None:
-            return Rejection(
-                "undeclared_personal_field", f"{dev.source} declares no data subject", r.path
-            )
+        alias = refused = None
+        if policy.subject is not None or r.personal or r.subject is not None:
+            subject = self._subject(dev, policy, r, at)
+            if type(subject) is Rejection:
+                return subject
+            alias, refused = subject  # type: ignore[misc]
         identity = (dev.sensor, quantity, round(at * 1_000_000), alias)
         if identity in self.seen:
             self.result.duplicates += 1

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from datetime import date
-from functools import lru_cache
 
 from citypipe.ports import KeyStore
 
@@ -45,7 +44,6 @@ def normalize_identifier(value: str) -> str:
     return "".join(ch for ch in text if ch.isalnum()) or text
 
 
-@lru_cache(maxsize=65536)  # a device is seen again and again by a sensor on a day
 def pseudonym(key: bytes, value: str) -> str:
     """Raises UnicodeEncodeError for a string no UTF-8 can hold (a lone surrogate)."""
     return hmac.digest(key, normalize_identifier(value).encode(), "sha256").hex()

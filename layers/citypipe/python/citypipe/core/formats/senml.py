@@ -81,9 +81,6 @@ class _Base:
 def _value(record: dict[str, Any], base: _Base) -> Any:
     """The record's value (numbers with the base value added), or _NONE for a record of base
     fields only. Raises Unreadable for a value that is no finite number."""
-    raw = record.get("v")
-    if type(raw) is float or (type(raw) is int and -(2**53) < raw < 2**53):
-        return base.bv + raw
     for key, offset in (("v", base.bv), ("s", base.bs)):
         if key in record:
             raw = record[key]
@@ -100,15 +97,20 @@ def _value(record: dict[str, Any], base: _Base) -> Any:
 
 
 _NONE = object()
+_PATHS = [f"[{i}]" for i in range(64)]
 
 
 def _record(record: Any, base: _Base, ctx: Context, path: str) -> Reading | Rejection | None:
-    if not isinstance(record, dict):
+    if type(record) is not dict:
         return Rejection("invalid_record", "a SenML record is a JSON object", path)
     try:
         if not _BASE_KEYS.isdisjoint(record):
             base.update(record)
-        value = _value(record, base)
+        raw = record.get("v")
+        if type(raw) is float or (type(raw) is int and -(2**53) < raw < 2**53):
+            value = base.bv + raw  # the common case: a plain number
+        else:
+            value = _value(record, base)
     except Unreadable as exc:
         return Rejection(exc.rejection.reason, exc.rejection.detail, path)
     if value is _NONE:
@@ -140,8 +142,9 @@ def parse(pack: Any, ctx: Context) -> list[Reading | Rejection]:
                     raise Unreadable("unsupported_extension", f"must-understand field {key!r}")
     base = _Base()
     out: list[Reading | Rejection] = []
+    paths = _PATHS if len(pack) <= len(_PATHS) else [f"[{i}]" for i in range(len(pack))]
     for index, record in enumerate(pack):
-        item = _record(record, base, ctx, f"[{index}]")
+        item = _record(record, base, ctx, paths[index])
         if item is not None:
             out.append(item)
     return out
