@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: venv demo demo-localstack test test-fast lint check bench layer lock clean
+.PHONY: venv browser demo demo-localstack test test-fast lint check bench layer lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,11 @@ demo: venv
 demo-localstack: venv
 	$(BIN)/citypipe demo --backend localstack --out out-localstack
 
-test: venv
+# Debian's Chromium for the portal's browser test (installed when missing, as root).
+browser:
+	./.ci/chromium
+
+test: venv browser
 	$(BIN)/pytest -n 2 --dist loadfile
 
 # The inner loop: everything but full replays, artefact builds and LocalStack.

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -75,6 +77,31 @@ def test_up_blocks_public_access_except_on_the_open_zone(
         "RestrictPublicBuckets": True,
     }
     assert block(Zone.OPEN)["BlockPublicPolicy"] is False
+
+
+def anonymous_get(clients: Clients, bucket: str, key: str) -> int:
+    """The HTTP status of a GET without credentials, as a browser sends it."""
+    url = f"{clients.s3.meta.endpoint_url}/{bucket}/{key}"
+    try:
+        with urllib.request.urlopen(url) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_anyone_may_read_the_open_zone(
+    built: dict[str, Any], names: StackNames, clients: Clients
+) -> None:
+    clients.s3.put_object(Bucket=names.bucket(Zone.OPEN), Key="index.html", Body=b"<p>x</p>")
+    assert anonymous_get(clients, names.bucket(Zone.OPEN), "index.html") == 200
+
+
+@pytest.mark.parametrize("clients", ["embedded"], indirect=True)  # LocalStack: no IAM by default
+def test_no_other_zone_may_be_read_without_credentials(
+    built: dict[str, Any], names: StackNames, clients: Clients
+) -> None:
+    clients.s3.put_object(Bucket=names.bucket(Zone.AUDIT), Key="index.html", Body=b"<p>x</p>")
+    assert anonymous_get(clients, names.bucket(Zone.AUDIT), "index.html") == 403
 
 
 def test_up_creates_a_queue_per_function_redriving_to_its_dlq(

@@ -28,7 +28,8 @@ from unit_support import (
 
 from citypipe.domain.errors import KeyDestroyedError
 from citypipe.domain.model import Function, Message, Zone
-from citypipe.domain.naming import csv_key, input_id, lineage_key
+from citypipe.domain.naming import input_id, lineage_key, open_file_key
+from citypipe.domain.themes import OpenFormat
 from citypipe.service.ingest import drop_message
 from citypipe.service.stage import Deps
 from citypipe_local.fakes import InMemoryKeyStore, InMemoryObjectStore
@@ -289,6 +290,9 @@ def pipeline_day(deps: Deps, invoke: Invoke) -> None:
         assert invoke(function, sqs_event(*bodies)) == {"batchItemFailures": []}
 
 
+PEOPLE_CSV = open_file_key("velden", "people-counts", OpenFormat.CSV, "2026-06-01")
+
+
 def test_a_scheduled_event_exports_yesterday(stack: Deps, invoke: Invoke) -> None:
     # Given 1 June aggregated, and the schedule firing at 01:00 UTC on 2 June
     pipeline_day(stack, invoke)
@@ -297,7 +301,7 @@ def test_a_scheduled_event_exports_yesterday(stack: Deps, invoke: Invoke) -> Non
     response = invoke(Function.EXPORT, load_event("eventbridge_scheduled.json"))
     # Then 1 June is published
     assert response == expected
-    assert stack.store.exists(stack.names.bucket(Zone.OPEN), csv_key("velden", "2026-06-01"))
+    assert stack.store.exists(stack.names.bucket(Zone.OPEN), PEOPLE_CSV)
 
 
 def test_a_repeated_scheduled_event_is_a_duplicate(stack: Deps, invoke: Invoke) -> None:
@@ -331,7 +335,7 @@ def test_an_export_request_on_the_queue_exports_its_day(stack: Deps, invoke: Inv
     request = Message(city="velden", stage="export", bucket="", key="", window="2026-06-01")
     response = invoke(Function.EXPORT, sqs_event(claim_check(request)))
     assert response == {"batchItemFailures": []}
-    assert stack.store.exists(stack.names.bucket(Zone.OPEN), csv_key("velden", "2026-06-01"))
+    assert stack.store.exists(stack.names.bucket(Zone.OPEN), PEOPLE_CSV)
 
 
 # --- the fixtures themselves ------------------------------------------------------------------

@@ -19,6 +19,7 @@ from citypipe_local.package import build_layer, runtime_requirements
 
 HEAVY = ("pyarrow", "datasketches", "numpy")
 LAPTOP_ONLY = ("citypipe_local", "moto", "localstack", "typer", "rich", "pytest", "_pytest")
+VALIDATORS = ("rdflib", "pyshacl", "frictionless", "jsonschema", "playwright")
 
 
 def loaded_by_cold_start(function: str) -> set[str]:
@@ -46,8 +47,8 @@ def test_ingest_cold_start_loads_no_pyarrow_datasketches_or_laptop_tooling() -> 
 
 
 @pytest.mark.parametrize("function", ["anonymize", "aggregate", "export"])
-def test_no_handler_loads_laptop_tooling(function: str) -> None:
-    assert not loaded_by_cold_start(function) & set(LAPTOP_ONLY)
+def test_no_handler_loads_laptop_tooling_or_validators(function: str) -> None:
+    assert not loaded_by_cold_start(function) & {*LAPTOP_ONLY, *VALIDATORS}
 
 
 def test_no_composition_root_creates_a_client_at_import() -> None:

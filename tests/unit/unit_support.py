@@ -14,14 +14,19 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote_plus
 
+import pyarrow as pa
 import yaml
 from conftest import CITY_FILE, load_event
 
+from citypipe.core.aggregate import partial_of
+from citypipe.core.anonymize import CLEAN_SCHEMA
+from citypipe.core.columnar import parquet_bytes
 from citypipe.domain.errors import TransientError
-from citypipe.domain.model import Function, Message, Zone
+from citypipe.domain.model import QUANTITY_UNITS, Function, Message, Zone
 from citypipe.ports import KeyStore, ObjectInfo, StoredObject
 from citypipe.service.stage import Deps
 from citypipe_local.fakes import InMemoryObjectStore
@@ -122,6 +127,69 @@ def senml_reading(name: str = "no2", value: Any = 21.5, **fields: Any) -> list[d
 def lines(*payloads: Any) -> list[str]:
     """Payloads as a hub sends them: one JSON document a line."""
     return [p if isinstance(p, str) else json.dumps(p) for p in payloads]
+
+
+# --- clean rows and partials ------------------------------------------------------------
+
+T10 = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
+DAY = "2026-06-01"
+
+
+def reading(
+    minute: float = 0,
+    value: float = 1.0,
+    zone: str = "centrum",
+    quantity: str = "people.presence",
+    device: str | None = "device-1",
+    day: datetime = T10,
+    sensor: str = "wifi-012",
+) -> dict[str, Any]:
+    """One clean-zone row. Rows of a quantity other than people carry no pseudonym."""
+    people = quantity == "people.presence"
+    return {
+        "source": "wifi-counters" if people else "air-quality",
+        "sensor": sensor if people else "aq-007",
+        "quantity": quantity,
+        "unit": QUANTITY_UNITS[quantity],
+        "value": value,
+        "observed_at": day + timedelta(minutes=minute),
+        "zone": zone,
+        # pseudonyms are per sensor: the same device has another one at each sensor
+        "pseudonym": f"{sensor}:{device}" if people else None,
+    }
+
+
+def no2(minute: float = 0, value: float = 20.0, zone: str = "centrum") -> dict[str, Any]:
+    return reading(minute, value, zone, quantity="air.no2")
+
+
+def vehicles(minute: float = 0, value: float = 12.0, zone: str = "centrum") -> dict[str, Any]:
+    return reading(minute, value, zone, quantity="traffic.vehicles")
+
+
+def devices(
+    count: int, minute: float = 0, first: int = 1, sensor: str = "wifi-012", zone: str = "centrum"
+) -> list[dict[str, Any]]:
+    """One presence reading from each of ``count`` distinct devices, seen by ``sensor``."""
+    return [
+        reading(minute, device=f"device-{i}", sensor=sensor, zone=zone)
+        for i in range(first, first + count)
+    ]
+
+
+def clean(*rows: dict[str, Any]) -> pa.Table:
+    return pa.Table.from_pylist(list(rows), schema=CLEAN_SCHEMA)
+
+
+def put_partial(deps: Deps, name: str, *rows: dict[str, Any], day: str = DAY) -> str:
+    """A partial of these clean rows in the aggregates zone, as aggregate writes it."""
+    key = f"aggregates/velden/date={day}/hour=10/mixed/{name}.parquet"
+    deps.store.put(deps.names.bucket(Zone.AGGREGATES), key, parquet_bytes(partial_of(clean(*rows))))
+    return key
+
+
+def open_file(deps: Deps, key: str) -> bytes:
+    return deps.store.get(deps.names.bucket(Zone.OPEN), key).body
 
 
 # --- the city file --------------------------------------------------------------------------

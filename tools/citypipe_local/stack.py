@@ -60,6 +60,18 @@ def _lifecycle(days: int | None) -> dict[str, Any] | None:
     }
 
 
+def public_read_policy(bucket: str) -> str:
+    """Read access for everyone to the objects of a bucket: the open zone."""
+    statement = {
+        "Sid": "PublicRead",
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/*",
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, sort_keys=True)
+
+
 def _bucket(clients: Clients, name: str, region: str, days: int | None, public: bool) -> None:
     s3 = clients.s3
     try:
@@ -82,6 +94,8 @@ def _bucket(clients: Clients, name: str, region: str, days: int | None, public: 
             "RestrictPublicBuckets": not public,
         },
     )
+    if public:  # anyone may read the open zone (the portal, the data); nobody may list it
+        s3.put_bucket_policy(Bucket=name, Policy=public_read_policy(name))
     lifecycle = _lifecycle(days)
     if lifecycle:
         s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration=lifecycle)  # type: ignore[arg-type]

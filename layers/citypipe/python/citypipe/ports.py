@@ -10,6 +10,7 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -17,6 +18,8 @@ from citypipe.domain.errors import AlreadyExistsError, KeyDestroyedError, Transi
 
 SQS_BATCH = 10
 SQS_MAX_BYTES = 256 * 1024
+GET_CONCURRENCY = 16  # requests in flight when reading many objects: S3 latency, not bandwidth
+GET_TRIES = 2  # a read that failed transiently is tried once more before get_many gives up
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,27 @@ class ObjectStore(ABC):
 
     def exists(self, bucket: str, key: str) -> bool:
         return self.head(bucket, key) is not None
+
+    def get_many(
+        self, bucket: str, keys: Sequence[str], concurrency: int = GET_CONCURRENCY
+    ) -> Sequence[StoredObject]:
+        """Every key's object, in the order given, read concurrently (a day's partials,
+        the open zone's publication records). A read that fails transiently is tried once
+        more: reads are idempotent, and one slow object should not make the caller start
+        a hundred reads over. The first error that remains is raised."""
+
+        def read(key: str) -> StoredObject:
+            for _ in range(GET_TRIES - 1):
+                try:
+                    return self.get(bucket, key)
+                except TransientError:
+                    continue
+            return self.get(bucket, key)
+
+        if len(keys) <= 1 or concurrency <= 1:
+            return [read(key) for key in keys]
+        with ThreadPoolExecutor(min(concurrency, len(keys))) as pool:
+            return list(pool.map(read, keys))
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,11 @@ from citypipe.domain.errors import TerminalError
 from citypipe.domain.model import (
     EARLIEST_OBSERVATION,
     LATEST_OBSERVATION,
+    QUANTITY_RANGES,
     QUANTITY_UNITS,
     Observation,
     plausible_time,
+    plausible_value,
 )
 
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -105,6 +107,9 @@ def _observation(city: City, fmt: str, reading: Reading) -> tuple[str, Observati
     unit = source.units.get(reading.unit, reading.unit)
     if unit != QUANTITY_UNITS[quantity]:
         return Rejection("unit_mismatch", f"{quantity} is in {QUANTITY_UNITS[quantity]!r}")
+    if not plausible_value(quantity, reading.value):
+        low, high = QUANTITY_RANGES.get(quantity, (None, None))
+        return Rejection("implausible_value", f"{quantity} outside [{low}, {high}] {unit}")
     if reading.location is None and reading.zone is None:
         return Rejection("missing_location", "a location or a zone is required")
     try:

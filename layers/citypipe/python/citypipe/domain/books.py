@@ -96,17 +96,20 @@ class AggregateCounts(StageCounts):
 
 
 class ExportCounts(StageCounts):
+    """One theme's day (``Lineage.dataset``): every cell is published, suppressed or flagged."""
+
     stage: Literal["export"] = "export"
     partials: int  # partial objects merged
-    cells: int  # zone x quantity x window cells of the day
+    cells: int  # zone x quantity x window cells of the theme's day
     readings: int  # readings in those cells
     published: int  # cells published
     suppressed: int  # cells suppressed by disclosure control
+    flagged: int  # cells whose figures are not plausible: marked, never summed into a figure
 
     @classmethod
     def whole_input_quarantined(cls, records: int, reason: str) -> Self:
         return cls(
-            partials=records, cells=0, readings=0, published=0, suppressed=0,
+            partials=records, cells=0, readings=0, published=0, suppressed=0, flagged=0,
             quarantined={reason: records},
         )  # fmt: skip
 
@@ -143,6 +146,7 @@ class Lineage(Book):
     input: ObjectRef
     input_id: str
     window: str | None
+    dataset: str | None  # export: the theme the day was published for
     counts: Counts
     outputs: list[Written]
     trace_id: str
@@ -153,3 +157,61 @@ class Lineage(Book):
         if self.counts.stage != self.function.value:
             raise ValueError(f"{self.function.value} lineage holds {self.counts.stage} counts")
         return self
+
+
+# --- the open zone's own books ---------------------------------------------------------------
+
+
+class PublishedFile(Book):
+    format: str
+    key: str
+    media_type: str
+    bytes: int
+    sha256: str
+
+
+class VersionNote(Book):
+    version: int
+    partials: int  # partials the version was made from
+    note: str  # what changed against the version before
+
+
+class ZoneSummary(Book):
+    """A zone's day of one quantity, over its published cells only: adding suppressed
+    cells back would let anyone recover them by subtraction."""
+
+    zone: str
+    quantity: str
+    unit: str
+    statistic: Literal["mean", "total", "peak"]
+    value: float | None  # None: no published cell that day
+    minimum: float | None
+    maximum: float | None
+    windows: int
+    published: int
+    suppressed: int
+    flagged: int
+    latest_window: str | None  # the last published window's start, ISO 8601 UTC
+    latest_value: float | None
+
+
+class Publication(Book):
+    """A theme's day as published, at ``naming.publication_key``: written by export next to
+    the files, read back to build the catalogue, the data package and the portal.
+
+    Open data, like the files it describes: counts, hashes and the version history.
+    """
+
+    v: Literal[1] = 1
+    city: str
+    theme: str
+    day: str
+    version: int
+    cells: int
+    readings: int
+    published: int
+    suppressed: int
+    flagged: int
+    files: list[PublishedFile]
+    summary: list[ZoneSummary]
+    history: list[VersionNote]

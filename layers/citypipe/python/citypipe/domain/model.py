@@ -24,6 +24,30 @@ QUANTITY_UNITS: dict[str, str] = {
     "energy.active": "kW.h",
 }
 
+# What one reading of a quantity can plausibly be, in its unit. A value outside is a
+# broken sensor or a typo (a negative count, 1e308 ug/m3): ingest quarantines it as
+# ``implausible_value``, so it never reaches a sum. Bounds are generous; their point is
+# that a day's sums stay finite (|value| <= 1e9 times at most 2**53 readings).
+QUANTITY_RANGES: dict[str, tuple[float, float]] = {
+    "air.no2": (0.0, 5_000.0),
+    "air.pm10": (0.0, 10_000.0),
+    "air.pm25": (0.0, 10_000.0),
+    "air.o3": (0.0, 5_000.0),
+    "noise.laeq": (0.0, 200.0),
+    "traffic.vehicles": (0.0, 100_000.0),
+    "traffic.bicycles": (0.0, 100_000.0),
+    "people.presence": (0.0, 1_000_000.0),
+    "parking.occupancy": (0.0, 100.0),
+    "energy.active": (-1e9, 1e9),  # a meter may count energy fed back as negative
+}
+DEFAULT_RANGE = (-1e9, 1e9)  # a quantity declared without a range of its own
+
+
+def plausible_value(quantity: str, value: float) -> bool:
+    """Whether one reading's value is finite and within its quantity's plausible range."""
+    low, high = QUANTITY_RANGES.get(quantity, DEFAULT_RANGE)
+    return math.isfinite(value) and low <= value <= high
+
 
 class Zone(StrEnum):
     """The six storage zones of a city stack, in flow order."""

@@ -13,9 +13,7 @@ from datetime import datetime
 
 from citypipe.domain.errors import TerminalError
 from citypipe.domain.model import Function, Zone
-
-# The open zone's one dataset for now: every quantity per zone and 15 minutes.
-DATASET = "sensor-aggregates"
+from citypipe.domain.themes import OpenFormat
 
 
 @dataclass(frozen=True)
@@ -122,15 +120,55 @@ def lineage_key(city: str, function: Function, ident: str) -> str:
 
 
 # --- the open zone -------------------------------------------------------------------------
+#
+# The portal sits at the root of the open bucket (``index.html``), so a bucket served as a
+# static site at ``portal_url`` shows it; everything else lives under ``open/<city>/`` and
+# is linked relative to it. A theme's day is one Hive-style partition holding a file per
+# format (``read_parquet('.../air-quality/*/*.parquet', hive_partitioning = true)``), at
+# keys that never change: a later version of a day replaces its files at the same keys
+# (the history is in the day's publication record and the catalogue).
+
+PORTAL_KEY = "index.html"
 
 
-def dataset_prefix(city: str, dataset: str = DATASET) -> str:
-    return f"{Zone.OPEN.value}/{city}/{dataset}/"
+def open_prefix(city: str) -> str:
+    return f"{Zone.OPEN.value}/{city}/"
 
 
-def csv_key(city: str, day: str, dataset: str = DATASET) -> str:
-    return f"{dataset_prefix(city, dataset)}date={day}/{dataset}_{day}.csv"
+def open_day_prefix(city: str, theme: str, day: str) -> str:
+    """``open/<city>/<theme>/date=<day>/``: a theme's day, every format."""
+    return f"{open_prefix(city)}{theme}/date={day}/"
 
 
-def catalog_key(city: str) -> str:
-    return f"{Zone.OPEN.value}/{city}/catalog.jsonld"
+def open_file_key(city: str, theme: str, fmt: OpenFormat, day: str) -> str:
+    """``open/<city>/<theme>/date=<day>/<theme>_<day>.<ext>``."""
+    return f"{open_day_prefix(city, theme, day)}{theme}_{day}.{fmt.extension}"
+
+
+def publications_prefix(city: str) -> str:
+    return f"{open_prefix(city)}versions/"
+
+
+def publication_key(city: str, theme: str, day: str) -> str:
+    """A theme's day as published: version, counts, files and their hashes, history."""
+    return f"{publications_prefix(city)}{theme}/{theme}_{day}.json"
+
+
+def metadata_marker_key(city: str, ident: str) -> str:
+    """In the audit zone: the catalogue, data package and portal were built from the
+    publication records named by ``ident`` (and which etags the build wrote)."""
+    return f"published/{city}/metadata/{ident}.json"
+
+
+def catalog_key(city: str, ext: str = "jsonld") -> str:
+    """The DCAT-AP catalogue: ``jsonld`` or ``ttl``."""
+    return f"{open_prefix(city)}catalog.{ext}"
+
+
+def datapackage_key(city: str) -> str:
+    return f"{open_prefix(city)}datapackage.json"
+
+
+def asset_key(city: str, name: str) -> str:
+    """The portal's stylesheet and icon."""
+    return f"{open_prefix(city)}assets/{name}"

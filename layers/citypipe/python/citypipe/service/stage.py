@@ -57,6 +57,7 @@ class Outcome:
     counts: StageCounts
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     window: str | None = None
+    dataset: str | None = None  # export: the theme published
     consume_input: bool = False  # set by run_stage when the core succeeded
 
 
@@ -153,6 +154,7 @@ def finish(function: Function, message: Message, deps: Deps, ident: str, outcome
         input=ObjectRef(bucket=message.bucket, key=message.key, etag=message.etag),
         input_id=ident,
         window=outcome.window,
+        dataset=outcome.dataset,
         counts=outcome.counts,  # type: ignore[arg-type]  # one of Counts: checked by Lineage
         outputs=written,
         trace_id=message.trace_id,
