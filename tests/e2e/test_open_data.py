@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import duckdb
 import pytest
 import rdflib
 from conformance import (
@@ -68,7 +69,7 @@ PHONE = {"width": 390, "height": 844}
 @pytest.fixture(scope="module")
 def out(tmp_path_factory: pytest.TempPathFactory, city: City) -> Path:
     recorded = tmp_path_factory.mktemp("input")
-    simulate(city, recorded, hours=3.0, seed=5, scale=0.05)
+    simulate(city, recorded, hours=2.0, seed=5, scale=0.1)
     target = tmp_path_factory.mktemp("out")
     keys = tmp_path_factory.mktemp("keys")
     report = replay(CITY_FILE, recorded, target, ReplayOptions(batch_payloads=2_000, keys_dir=keys))
@@ -128,6 +129,24 @@ def test_the_data_package_passes_frictionless_validate(open_dir: Path) -> None:
     report = json.loads(result.stdout)
     assert report["valid"], json.dumps(report["tasks"], indent=1)[:4000]
     assert len(report["tasks"]) == 3
+
+
+def test_duckdb_reads_a_theme_by_its_date_partitions_as_the_csv_says(open_dir: Path) -> None:
+    theme = open_dir / "open" / "velden" / "traffic-flow"
+    columns = "strftime(window_start AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ'), zone, quantity"
+    parquet = duckdb.sql(
+        f"SELECT date, {columns}, count, sum FROM read_parquet('{theme}/*/*.parquet', "
+        "hive_partitioning = true) ORDER BY ALL"
+    ).fetchall()
+    from_csv = duckdb.sql(
+        f"SELECT window_start, zone, quantity, count, sum FROM read_csv('{theme}/*/*.csv', "
+        "all_varchar = true) ORDER BY ALL"
+    ).fetchall()
+    assert len(parquet) > 50
+    assert {row[0].isoformat() for row in parquet} == {"2026-06-01"}
+    assert [(r[1], r[2], r[3], str(r[4]), repr(r[5])) for r in parquet] == [
+        tuple(row) for row in from_csv
+    ]
 
 
 # --- the portal, served by an S3 API and opened in Chromium --------------------------------

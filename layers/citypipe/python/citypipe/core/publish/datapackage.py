@@ -15,11 +15,11 @@ from typing import Any
 
 from citypipe.core.disclosure import FEWER_THAN_K, IMPLAUSIBLE, NOT_FINITE, Status, treatment
 from citypipe.core.publish.dcat import describe_treatment
-from citypipe.core.publish.tables import columns
+from citypipe.core.publish.tables import columns, published_quantities
 from citypipe.domain.books import Publication
 from citypipe.domain.city import City
 from citypipe.domain.naming import PORTAL_KEY, open_prefix
-from citypipe.domain.themes import OpenFormat, Theme, quantities_of
+from citypipe.domain.themes import OpenFormat, Theme
 
 LICENCES = {
     "https://creativecommons.org/licenses/by/4.0/": (
@@ -69,10 +69,7 @@ def datapackage(
     resources = []
     for theme in themes:
         days = sorted((p for p in publications if p.theme == theme.slug), key=lambda p: p.day)
-        # what the city declares, and what was published under an older city file
-        quantities = sorted(
-            set(quantities_of(city, theme)) | {s.quantity for p in days for s in p.summary}
-        )
+        quantities = published_quantities(city, theme, days)
         privacy = treatment(city, quantities)
         schema = _schema(city, quantities, privacy.personal)
         for publication in days:

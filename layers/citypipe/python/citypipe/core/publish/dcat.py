@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from citypipe.core.disclosure import PrivacyTreatment, treatment
+from citypipe.core.publish.tables import published_quantities
 from citypipe.domain.books import Publication, PublishedFile
 from citypipe.domain.city import City
 from citypipe.domain.naming import PORTAL_KEY
@@ -24,7 +25,6 @@ from citypipe.domain.themes import (
     HVD_REGULATION,
     OpenFormat,
     Theme,
-    quantities_of,
 )
 
 CONTEXT = {
@@ -221,7 +221,7 @@ def _licence(city: City) -> dict[str, Any]:
 def _dataset(city: City, theme: Theme, publications: Sequence[Publication]) -> dict[str, Any]:
     base = city.portal_url.rstrip("/")
     publisher = _publisher(city)
-    privacy = treatment(city, quantities_of(city, theme))
+    privacy = treatment(city, published_quantities(city, theme, publications))
     days = sorted(p.day for p in publications)
     found: dict[str, Any] = {
         "@id": f"{base}/datasets/{theme.slug}",

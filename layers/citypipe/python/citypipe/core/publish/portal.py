@@ -17,11 +17,11 @@ from html import escape
 from citypipe.core.disclosure import treatment
 from citypipe.core.publish.dcat import FORMATS, Register, describe_treatment
 from citypipe.core.publish.geo import zone_name
-from citypipe.core.publish.tables import columns
+from citypipe.core.publish.tables import columns, published_quantities
 from citypipe.domain.books import Publication, ZoneSummary
 from citypipe.domain.city import City
 from citypipe.domain.naming import PORTAL_KEY, asset_key, catalog_key, datapackage_key
-from citypipe.domain.themes import OpenFormat, Theme, measure_of, quantities_of
+from citypipe.domain.themes import OpenFormat, Theme, measure_of
 
 RECENT_DAYS = 14  # days listed per dataset; the catalogue and the data package list all
 UNITS = {"ug/m3": "µg/m³", "{vehicle}": "vehicles", "{bicycle}": "bicycles",
@@ -189,7 +189,7 @@ def _downloads(theme: Theme, publications: Sequence[Publication]) -> str:
 
 def _dataset(city: City, theme: Theme, publications: Sequence[Publication]) -> str:
     latest = max(publications, key=lambda p: p.day)
-    quantities = quantities_of(city, theme)
+    quantities = published_quantities(city, theme, publications)
     privacy = treatment(city, quantities)
     charts = "".join(
         bar_chart(city, q, latest.summary)
@@ -230,7 +230,11 @@ def index_html(
     datasets = "".join(_dataset(city, t, by_theme[t.slug]) for t in shown)
     if not shown:
         datasets = "<section><p>Nothing is published yet.</p></section>"
-    people = [t for t in shown if treatment(city, quantities_of(city, t)).personal]
+    people = [
+        t
+        for t in shown
+        if treatment(city, published_quantities(city, t, by_theme[t.slug])).personal
+    ]
     k_line = (
         f" Cells about people ({', '.join(escape(t.title) for t in people)}) are published only "
         f"when one sensor alone saw at least k = {city.disclosure.k} distinct devices."

@@ -17,9 +17,9 @@ import pyarrow as pa
 
 from citypipe.core.columnar import parquet_bytes
 from citypipe.core.disclosure import DisclosedCell, Status
-from citypipe.domain.books import ZoneSummary
+from citypipe.domain.books import Publication, ZoneSummary
 from citypipe.domain.city import City
-from citypipe.domain.themes import measure_of
+from citypipe.domain.themes import Theme, measure_of, quantities_of
 
 ISO = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -135,6 +135,15 @@ def parquet_table(cells: Sequence[DisclosedCell], personal: bool) -> pa.Table:
 def parquet(cells: Sequence[DisclosedCell], personal: bool) -> bytes:
     """Parquet (zstd) of the same rows, typed: the partition ``date=`` is in the key."""
     return parquet_bytes(parquet_table(cells, personal))
+
+
+def published_quantities(
+    city: City, theme: Theme, publications: Sequence[Publication]
+) -> list[str]:
+    """The theme's quantities: what the city declares, and what its published days hold
+    (a quantity published under an older city file stays described)."""
+    found = {s.quantity for p in publications if p.theme == theme.slug for s in p.summary}
+    return sorted(set(quantities_of(city, theme)) | found)
 
 
 # --- a zone's day -------------------------------------------------------------------------
