@@ -31,7 +31,7 @@ from citypipe.domain.city import City, parse_city
 from citypipe.domain.model import Zone
 from citypipe.domain.naming import catalog_key, datapackage_key, open_file_key
 from citypipe.domain.themes import HVD_ENVIRONMENT, HVD_MOBILITY, OpenFormat
-from citypipe.service.export import export_day
+from citypipe.service.export import export_day, publish_metadata
 from citypipe.service.stage import Deps
 
 THEMES = ["air-quality", "noise", "traffic-flow", "parking", "people-counts"]
@@ -132,6 +132,20 @@ def test_environment_and_mobility_themes_are_tagged_hvd_and_people_counts_are_no
         "traffic-flow": HVD_MOBILITY,
         "parking": HVD_MOBILITY,
     }
+
+
+def test_no_dataset_is_tagged_hvd_under_a_licence_less_open_than_cc_by(
+    exported: Deps,
+) -> None:
+    # Given the same city publishing under ODbL (share-alike: not allowed for HVD)
+    data = every_theme_city().model_dump(mode="json")
+    data["licence"] = "https://opendatacommons.org/licenses/odbl/1-0/"
+    deps = dataclasses.replace(exported, city=parse_city(data))
+    export_day(deps, "2026-06-02")  # no partials: nothing new, the metadata rebuilt
+    publish_metadata(deps)
+    # Then the catalogue claims no High-Value Dataset
+    graph = catalogue_graph(deps)
+    assert not set(graph.objects(None, rdflib.URIRef("http://data.europa.eu/r5r/hvdCategory")))
 
 
 def test_the_hvd_shapes_see_a_dataset_without_its_category(

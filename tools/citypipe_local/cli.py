@@ -115,9 +115,11 @@ def _summary(report: dict[str, Any], wall: float) -> None:
         ("refused by policy", f"{sum(report['refused'].values()):,}"),
         ("dead-lettered", f"{report['dead_lettered']:,}"),
         (
-            "cells published / suppressed",
-            f"{report['published_cells']:,} / {report['suppressed_cells']:,}",
+            "cells published / suppressed / flagged",
+            f"{report['published_cells']:,} / {report['suppressed_cells']:,} / "
+            f"{report['flagged_cells']:,}",
         ),
+        ("datasets", ", ".join(report["datasets"])),
         ("books balance", "[green]yes[/]" if report["balanced"] else "[red]NO[/]"),
         ("wall time", f"{wall:.1f} s ({received / wall:,.0f} readings/s)"),
     ]
@@ -188,5 +190,8 @@ def demo_cmd(
         sum(summary.payloads.values()),
     )
     _summary(report, time.perf_counter() - replay_started)
-    console.print(f"open data in {out / 'open'}, report in {out / 'report.json'}")
+    console.print(
+        f"open data in {out / 'open'} (the portal: {out / 'open' / 'index.html'}), "
+        f"report in {out / 'report.json'}"
+    )
     raise typer.Exit(0 if report["balanced"] else 1)

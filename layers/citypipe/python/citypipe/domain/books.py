@@ -99,7 +99,8 @@ class ExportCounts(StageCounts):
     """One theme's day (``Lineage.dataset``): every cell is published, suppressed or flagged."""
 
     stage: Literal["export"] = "export"
-    partials: int  # partial objects merged
+    partials: int  # partial objects merged (each theme reads all the day's: the report's sum
+    # over themes counts a partial once per theme)
     cells: int  # zone x quantity x window cells of the theme's day
     readings: int  # readings in those cells
     published: int  # cells published

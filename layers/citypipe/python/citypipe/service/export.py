@@ -288,14 +288,15 @@ def publications(deps: Deps) -> list[Publication]:
 def publish_metadata(deps: Deps) -> None:
     """The catalogue (JSON-LD and Turtle), the data package and the portal, rebuilt from
     every publication record. Skipped when the files still hold what a build from these
-    very records wrote (a marker in the audit zone says which records and etags): an
-    export that changed nothing writes nothing and costs four requests."""
+    very records and this city file wrote (a marker in the audit zone says which, and the
+    etags it wrote): an export that changed nothing writes nothing and costs four
+    requests. A new citypipe release shows in the metadata with the next publication."""
     city = deps.city
     open_bucket, audit = deps.names.bucket(Zone.OPEN), deps.names.bucket(Zone.AUDIT)
     infos = list(deps.store.list(open_bucket, publications_prefix(city.city)))
-    marker = metadata_marker_key(
-        city.city, input_id("metadata", *(f"{i.key}@{i.etag}" for i in infos))
-    )
+    # the records and the city file (licence, publisher, zones) are what the files show
+    inputs = [city.model_dump_json(), *(f"{i.key}@{i.etag}" for i in infos)]
+    marker = metadata_marker_key(city.city, input_id("metadata", *inputs))
     if _still_built(deps, marker):
         return
     records = [

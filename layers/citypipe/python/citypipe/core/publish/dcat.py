@@ -106,6 +106,24 @@ LICENCE_TYPES = {
 }
 
 
+# Licences at least as open as CC BY 4.0, which the HVD regulation requires (Art. 4(3)).
+HVD_LICENCES = frozenset(
+    {
+        "https://creativecommons.org/licenses/by/4.0/",
+        "https://creativecommons.org/publicdomain/zero/1.0/",
+    }
+)
+
+
+def high_value(city: City, theme: Theme) -> bool:
+    """Tagged as a High-Value Dataset: its category qualifies and the city's licence is
+    open enough; with a more restrictive licence the tag would be a false claim."""
+    licence = city.licence if city.licence.endswith("/") else f"{city.licence}/"
+    return theme.hvd_category is not None and licence.replace("http://", "https://") in (
+        HVD_LICENCES
+    )
+
+
 def _concept(iri: str) -> dict[str, Any]:
     return _ref(iri, "skos:Concept") | {"skos:prefLabel": _text(LABELS[iri])}
 
@@ -175,7 +193,7 @@ def _distribution(
         found["dct:conformsTo"] = _ref(
             f"{SDM_SPEC}{_sdm_domain(theme)}/{theme.model.type}/schema.json", "dct:Standard"
         )
-    if theme.hvd_category is not None:
+    if high_value(city, theme):
         found["r5r:applicableLegislation"] = _ref(HVD_REGULATION, "eli:LegalResource")
     return found
 
@@ -267,7 +285,7 @@ def _dataset(city: City, theme: Theme, publications: Sequence[Publication]) -> d
     ]
     if notes:
         found["adms:versionNotes"] = _text(" ".join(notes))
-    if theme.hvd_category is not None:
+    if high_value(city, theme) and theme.hvd_category is not None:
         found["r5r:applicableLegislation"] = _ref(HVD_REGULATION, "eli:LegalResource")
         found["r5r:hvdCategory"] = _concept(theme.hvd_category)
     return found
