@@ -26,6 +26,7 @@ from unit_support import (
     with_store,
 )
 
+from citypipe.domain.books import KeyDestruction
 from citypipe.domain.errors import KeyDestroyedError
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import csv_key, input_id, lineage_key
@@ -324,6 +325,23 @@ def test_the_daily_job_destroys_secrets_past_the_key_retention(
     assert set(memory_keys.secrets) == {date(2026, 6, 1), date(2026, 6, 2)}
     with pytest.raises(KeyDestroyedError):
         memory_keys.daily_secret(date(2026, 5, 31))
+
+
+def test_the_daily_job_records_each_destruction_in_the_audit_zone(
+    stack: Deps, invoke: Invoke, memory_keys: InMemoryKeyStore
+) -> None:
+    # Given two secrets past the key retention
+    memory_keys.daily_secret(date(2026, 5, 30))
+    memory_keys.daily_secret(date(2026, 5, 31))
+    # When the schedule fires on 2 June, then again an hour later
+    invoke(Function.EXPORT, scheduled_event("2026-06-02T01:00:00Z"))
+    invoke(Function.EXPORT, scheduled_event("2026-06-02T02:00:00Z"))
+    # Then the audit zone says, once, which days are gone and when
+    audit = stack.names.bucket(Zone.AUDIT)
+    [record] = list(stack.store.list(audit, "keys/velden/destroyed/"))
+    written = KeyDestruction.model_validate_json(stack.store.get(audit, record.key).body)
+    assert (written.destroyed_before, written.destroyed) == (date(2026, 6, 1), 2)
+    assert written.at == datetime(2026, 6, 2, 1, 0, tzinfo=UTC)
 
 
 def test_an_export_request_on_the_queue_exports_its_day(stack: Deps, invoke: Invoke) -> None:

@@ -27,6 +27,17 @@ console = Console(stderr=True)
 DEFAULT_CITY = Path("infra/cities/velden.yaml")
 CityOpt = Annotated[Path, typer.Option("--city", help="the city file (YAML)")]
 BackendOpt = Annotated[str, typer.Option("--backend", help="embedded | localstack")]
+StackBackendOpt = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        help="embedded | localstack | env (the endpoints and credentials in the CITYPIPE_* "
+        "settings: a real cloud)",
+    ),
+]
+ProviderOpt = Annotated[
+    str, typer.Option("--provider", help="aws | scaleway: which calls the object storage takes")
+]
 
 
 def _settings(city: Path) -> Settings:
@@ -36,33 +47,48 @@ def _settings(city: Path) -> Settings:
     )
 
 
-def _stack(city: Path, backend: str, action: str) -> None:
+def _provision(settings: Settings, where: str, action: str, provider: str) -> None:
+    if provider not in ("aws", "scaleway"):
+        raise typer.BadParameter(f"unknown provider {provider!r}: aws or scaleway")
+    deps = deps_from(settings)
+    clients = stack_ops.clients_for(settings)
+    if action == "up":
+        state = stack_ops.up(deps.city, deps.names, clients, settings.stack, provider=provider)  # type: ignore[arg-type]
+        buckets, queues = len(state["buckets"]), len(state["queues"])
+        console.print(f"[green]stack up[/] on {where}: {buckets} buckets, {queues} queues")
+    else:
+        stack_ops.down(deps.names, clients)
+        console.print(f"[green]stack down[/] on {where}")
+
+
+def _stack(city: Path, backend: str, action: str, provider: str) -> None:
     settings = _settings(city)
+    if backend == "env":
+        _provision(settings, "the configured endpoints", action, provider)
+        return
     with start_backend(backend, settings.localstack_endpoint) as endpoint:
-        settings = settings.model_copy(update={"backend": endpoint.settings})
-        deps = deps_from(settings)
-        clients = stack_ops.make_clients(settings.backend)
-        if action == "up":
-            state = stack_ops.up(deps.city, deps.names, clients, settings.stack)
-            buckets, queues = len(state["buckets"]), len(state["queues"])
-            console.print(
-                f"[green]stack up[/] on {endpoint.name}: {buckets} buckets, {queues} queues"
-            )
-        else:
-            stack_ops.down(deps.names, clients)
-            console.print(f"[green]stack down[/] on {endpoint.name}")
+        local = settings.model_copy(update={"backend": endpoint.settings})
+        _provision(local, endpoint.name, action, provider)
 
 
 @stack_app.command("up")
-def stack_up(city: CityOpt = DEFAULT_CITY, backend: BackendOpt = "embedded") -> None:
-    """Create the city's zone buckets and function queues (idempotent)."""
-    _stack(city, backend, "up")
+def stack_up(
+    city: CityOpt = DEFAULT_CITY,
+    backend: StackBackendOpt = "embedded",
+    provider: ProviderOpt = "aws",
+) -> None:
+    """Create the city's buckets (zones and keys) and function queues (idempotent)."""
+    _stack(city, backend, "up", provider)
 
 
 @stack_app.command("down")
-def stack_down(city: CityOpt = DEFAULT_CITY, backend: BackendOpt = "embedded") -> None:
-    """Remove the city's buckets (with their objects) and queues."""
-    _stack(city, backend, "down")
+def stack_down(
+    city: CityOpt = DEFAULT_CITY,
+    backend: StackBackendOpt = "embedded",
+    provider: ProviderOpt = "aws",
+) -> None:
+    """Remove the city's buckets (with their objects: the secrets die) and queues."""
+    _stack(city, backend, "down", provider)
 
 
 @app.command("simulate")
@@ -131,11 +157,14 @@ def _summary(report: dict[str, Any], wall: float) -> None:
             )
 
 
-def _options(backend: str, concurrency: int, city: Path) -> ReplayOptions:
+def _options(backend: str, concurrency: int, city: Path, platform: str = "aws") -> ReplayOptions:
+    if platform not in ("aws", "scaleway"):
+        raise typer.BadParameter(f"unknown platform {platform!r}: aws or scaleway")
     return ReplayOptions(
         backend=backend,
         concurrency=concurrency,
         localstack_endpoint=_settings(city).localstack_endpoint,
+        platform="scaleway" if platform == "scaleway" else "aws",
     )
 
 
@@ -146,11 +175,16 @@ def replay_cmd(
     city: CityOpt = DEFAULT_CITY,
     backend: BackendOpt = "embedded",
     concurrency: int = 4,
+    platform: Annotated[
+        str,
+        typer.Option(help="aws: Lambda's SQS batches; scaleway: one queue message per POST"),
+    ] = "aws",
 ) -> None:
     """Push recorded payloads through a fresh stack; exit 1 if the books don't balance."""
     payloads = sum(1 for p in input_dir.glob("*.jsonl") for line in p.open() if line.strip())
     started = time.perf_counter()
-    report = _run(city, input_dir, out, _options(backend, concurrency, city), payloads)
+    options = _options(backend, concurrency, city, platform)
+    report = _run(city, input_dir, out, options, payloads)
     _summary(report, time.perf_counter() - started)
     raise typer.Exit(0 if report["balanced"] else 1)
 

@@ -1,4 +1,6 @@
-"""KeyStore adapters: a local directory (embedded, LocalStack) and Secrets Manager (AWS)."""
+"""KeyStore adapters: objects in a private keys bucket (every cloud; the default), Secrets
+Manager (an option on AWS), a local directory (a laptop only: not shared between
+containers)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from citypipe.adapters.boto import NOT_FOUND, classified, error_code
-from citypipe.domain.errors import KeyDestroyedError
-from citypipe.ports import KeyStore
+from citypipe.domain.errors import KeyDestroyedError, NotFoundError
+from citypipe.ports import KeyStore, ObjectStore
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -22,8 +24,95 @@ SECRET_BYTES = 32
 HORIZON = "destroyed-before"  # how far secrets were destroyed: those days stay refused
 
 
+class ObjectKeyStore(KeyStore):
+    """One object a day, ``secrets/<city>/<day>.key``, in a private, unversioned keys bucket.
+
+    The one key store that works on every S3-API cloud: a conditional put makes concurrent
+    containers agree on a day's bytes (the first writer wins; the others read what it
+    wrote), and in an unversioned bucket a delete is destruction — no restorable copy, as
+    Scaleway's Secret Manager would keep for 7 days. The horizon (``<city>/destroyed-before``)
+    (``horizon/<city>``, outside the lifecycle rule that expires old secrets as a safety net)
+    is written before any secret is deleted, so no container creates a destroyed day again.
+    A warm container keeps a secret at most ``CACHE_S`` after it was read.
+    """
+
+    CACHE_S = 300.0
+
+    def __init__(self, store: ObjectStore, bucket: str, city: str) -> None:
+        self.store = store
+        self.bucket = bucket
+        self.prefix = f"secrets/{city}/"
+        self.horizon_key = f"horizon/{city}"
+        self._cache: dict[date, tuple[bytes, float]] = {}
+        self._horizon: tuple[date | None, float] | None = None
+
+    def _key(self, day: date) -> str:
+        return f"{self.prefix}{day.isoformat()}.key"
+
+    def _secret(self, day: date) -> bytes:
+        cached = self._cache.get(day)
+        if cached and time.monotonic() - cached[1] < self.CACHE_S:
+            return cached[0]
+        key = self._key(day)
+        try:
+            secret = self.store.get(self.bucket, key).body
+        except NotFoundError:
+            secret = self._create(day, key)
+        if len(secret) != SECRET_BYTES:
+            raise ValueError(f"{self.bucket}/{key} is not a {SECRET_BYTES}-byte secret")
+        self._cache[day] = (secret, time.monotonic())
+        return secret
+
+    def _create(self, day: date, key: str) -> bytes:
+        """The day's first secret, unless the day was destroyed — checked again after the
+        write, so a secret created while the hourly job destroyed its day does not survive."""
+        self._horizon = None  # about to create: the horizon afresh, never cached
+        if self._refused(day):
+            raise KeyDestroyedError(day.isoformat())
+        created = self.store.put_if_absent(self.bucket, key, secrets.token_bytes(SECRET_BYTES))
+        self._horizon = None
+        if created.created and self._refused(day):
+            self.store.delete(self.bucket, key)
+            raise KeyDestroyedError(day.isoformat())
+        return self.store.get(self.bucket, key).body
+
+    def _refused(self, day: date) -> bool:
+        horizon = self._destroyed_before()
+        return horizon is not None and day < horizon
+
+    def _destroy(self, day: date) -> int:
+        destroyed = 0
+        for info in self.store.list(self.bucket, self.prefix):
+            stem = info.key.removeprefix(self.prefix).removesuffix(".key")
+            try:
+                secret_day = date.fromisoformat(stem)
+            except ValueError:
+                continue
+            if secret_day < day:
+                self.store.delete(self.bucket, info.key)
+                self._cache.pop(secret_day, None)
+                destroyed += 1
+        return destroyed
+
+    def _destroyed_before(self) -> date | None:
+        if self._horizon and time.monotonic() - self._horizon[1] < self.CACHE_S:
+            return self._horizon[0]
+        try:
+            body = self.store.get(self.bucket, self.horizon_key).body
+            horizon: date | None = date.fromisoformat(body.decode())
+        except NotFoundError:
+            horizon = None
+        self._horizon = (horizon, time.monotonic())
+        return horizon
+
+    def _set_destroyed_before(self, day: date) -> None:
+        self.store.put(self.bucket, self.horizon_key, day.isoformat().encode())
+        self._horizon = (day, time.monotonic())
+
+
 class FileKeyStore(KeyStore):
-    """One file per day, created with O_EXCL so concurrent workers agree on the bytes."""
+    """One file per day, created with ``link`` so concurrent workers agree on the bytes.
+    Shared only by the processes of one machine: never a cloud deployment's store."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory

@@ -27,8 +27,8 @@ def deps_from(settings: Settings) -> Deps:
     return Deps(
         city=city,
         names=StackNames(city.city, settings.stack.name_prefix),
-        store=S3ObjectStore(s3_client(settings.backend)),
-        queue=SqsQueue(sqs_client(settings.backend)),
+        store=S3ObjectStore(s3_client(settings.service("storage"))),
+        queue=SqsQueue(sqs_client(settings.service("queues"))),
         clock=SystemClock(),
     )
 

@@ -12,7 +12,7 @@ Units: readings, except ``IngestCounts.payloads`` (hub payloads) and the export'
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -153,3 +153,13 @@ class Lineage(Book):
         if self.counts.stage != self.function.value:
             raise ValueError(f"{self.function.value} lineage holds {self.counts.stage} counts")
         return self
+
+
+class KeyDestruction(Book):
+    """The hourly job destroyed daily secrets: every day before ``destroyed_before`` is gone
+    for good. Written in the audit zone at ``naming.key_destruction_key``."""
+
+    v: Literal[1] = 1
+    destroyed_before: date
+    destroyed: int  # secrets deleted by this run
+    at: datetime

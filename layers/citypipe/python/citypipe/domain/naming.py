@@ -34,6 +34,10 @@ class StackNames:
     def dlq(self, function: Function) -> str:
         return f"{self.queue(function)}-dlq"
 
+    def keys_bucket(self) -> str:
+        """The private, unversioned bucket of the daily pseudonymization secrets."""
+        return f"{self.prefix}{self.city}-keys"
+
 
 def input_id(*parts: str) -> str:
     """A short stable id from an input's identity (key + etag, or a content hash)."""
@@ -110,6 +114,11 @@ def quarantined_message_key(city: str, function: Function, body: str) -> str:
     """A queue message that was no claim check at all (poison), keyed by its content."""
     ident = hashlib.sha256(body.encode()).hexdigest()[:24]
     return f"quarantine/{city}/{function.value}/messages/{ident}.jsonl.gz"
+
+
+def key_destruction_key(city: str, at: datetime) -> str:
+    """The audit record of a run of the hourly job that destroyed secrets."""
+    return f"keys/{city}/destroyed/{at:%Y-%m-%dT%H}.json"
 
 
 def lineage_prefix(city: str, function: Function | None = None) -> str:
