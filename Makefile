@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: venv demo demo-localstack test test-fast lint check bench layer lock clean
+.PHONY: venv demo demo-localstack test test-fast lint check bench layer package-scaleway lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -45,10 +45,15 @@ bench: venv
 layer: venv
 	$(BIN)/python -m citypipe_local.package layer --out .build/layer
 
+# The Scaleway deployment of a city (x86_64 zip <= 100 MiB, built offline; region from the
+# city file, which must be Scaleway's): make package-scaleway CITY=infra/cities/<city>.yaml
+package-scaleway: venv
+	$(BIN)/python -m citypipe_local.scaleway_package --city $(or $(CITY),infra/cities/velden-scaleway.yaml)
+
 # Regenerate the pins after changing pyproject.toml's dependencies.
 lock:
 	$(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install --quiet -e '.[dev]' \
 	  && .venv-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt; rm -rf .venv-lock
 
 clean:
-	rm -rf $(VENV) .venv-localstack .build out out-localstack .citypipe .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-localstack .build infra/scaleway/node_modules out out-localstack .citypipe .pytest_cache .mypy_cache .ruff_cache

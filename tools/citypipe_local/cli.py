@@ -13,10 +13,11 @@ from rich.table import Table
 
 from citypipe.bootstrap import deps_from
 from citypipe.domain.city import ConfigError, load_city
+from citypipe.domain.model import Function
 from citypipe.settings import Settings
 from citypipe_local import stack as stack_ops
 from citypipe_local.backends import backend as start_backend
-from citypipe_local.replay import ReplayOptions, replay
+from citypipe_local.replay import ReplayOptions, drop_payloads, replay, request_export
 from citypipe_local.simulate import simulate
 
 app = typer.Typer(no_args_is_help=True, help="Anonymized, trustworthy open data from city sensors.")
@@ -224,3 +225,26 @@ def demo_cmd(
     _summary(report, time.perf_counter() - replay_started)
     console.print(f"open data in {out / 'open'}, report in {out / 'report.json'}")
     raise typer.Exit(0 if report["balanced"] else 1)
+
+
+@app.command("push")
+def push_cmd(
+    input_dir: Annotated[Path, typer.Option("--input", help="<format>.jsonl payload files")],
+    city: CityOpt = DEFAULT_CITY,
+    batch: Annotated[int, typer.Option(help="payloads per drop")] = 20_000,
+) -> None:
+    """Drop payload files into a deployed stack's inbox (endpoints and credentials from the
+    CITYPIPE_* settings) and announce each drop to its ingest queue: a first run."""
+    settings = _settings(city)
+    deps = deps_from(settings)
+    sent = drop_payloads(deps, input_dir, batch, None)
+    console.print(f"[green]pushed[/] {sent:,} payloads to {deps.names.queue(Function.INGEST)}")
+
+
+@app.command("request-export")
+def request_export_cmd(city: CityOpt = DEFAULT_CITY) -> None:
+    """Ask a deployed stack's export to publish every day it has partials for now, rather
+    than waiting for the hourly job (which publishes yesterday)."""
+    deps = deps_from(_settings(city))
+    request_export(deps)
+    console.print(f"[green]export requested[/] on {deps.names.queue(Function.EXPORT)}")

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,14 +31,17 @@ TRIMMED_DIRS = frozenset({"tests", "test", "testing", "__pycache__", "include", 
 TRIMMED_SUFFIXES = (".pyc", ".pyx", ".pxd", ".pxi", ".h", ".hpp", ".cc", ".cpp", ".a")
 
 
-def runtime_requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
-    """The library's dependencies from pyproject.toml, less what Lambda provides."""
+def runtime_requirements(
+    provided: Iterable[str] = PROVIDED_BY_RUNTIME, pyproject: Path = ROOT / "pyproject.toml"
+) -> list[str]:
+    """The library's dependencies from pyproject.toml, less what the runtime provides
+    (Lambda's: boto3; Scaleway's: nothing)."""
     dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    skipped = set(provided)
     return [
         d
         for d in dependencies
-        if d.split("[")[0].split(">")[0].split("=")[0].split("<")[0].strip()
-        not in PROVIDED_BY_RUNTIME
+        if d.split("[")[0].split(">")[0].split("=")[0].split("<")[0].strip() not in skipped
     ]
 
 
@@ -48,7 +52,8 @@ class Layer:
     files: int
 
 
-def _trim(site: Path) -> None:
+def trim(site: Path) -> None:
+    """Delete what no function imports from installed dependencies."""
     for path in sorted(site.rglob("*"), key=lambda p: len(p.parts), reverse=True):
         if path.is_dir() and path.name in TRIMMED_DIRS and path.parent != site:
             shutil.rmtree(path, ignore_errors=True)
@@ -75,7 +80,7 @@ def build_layer(out: Path, constraints: Path = ROOT / "constraints.txt") -> Laye
         check=True,
     )  # fmt: skip
     shutil.copytree(LIBRARY, site / "citypipe", ignore=shutil.ignore_patterns("__pycache__"))
-    _trim(site)
+    trim(site)
     files = [p for p in out.rglob("*") if p.is_file()]
     return Layer(out, sum(p.stat().st_size for p in files), len(files))
 

@@ -15,16 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from citypipe.domain.geo import ZoneIndex
 from citypipe.domain.model import QUANTITY_UNITS, Zone
 
+SCALEWAY_REGIONS = frozenset({"fr-par", "nl-ams", "pl-waw"})
 # Regions a city stack may be deployed to: EU/EEA only (data residency is a guard).
 EU_REGIONS = frozenset(
     {
         # AWS
         "eu-central-1", "eu-central-2", "eu-west-1", "eu-west-2", "eu-west-3",
         "eu-south-1", "eu-south-2", "eu-north-1",
-        # Scaleway
-        "fr-par", "nl-ams", "pl-waw",
     }
-)  # fmt: skip
+) | SCALEWAY_REGIONS  # fmt: skip
 # eu-west-2 is London: outside the EU but covered by an EU adequacy decision. Cities decide.
 
 SLUG = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
@@ -227,10 +226,25 @@ def parse_city(data: Any, origin: str = "<city>") -> City:
         raise ConfigError(f"{origin}: {problems}") from None
 
 
-def load_city(path: str | Path) -> City:
-    path = Path(path)
+def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A city file's mapping; ``extends: <file>`` (relative to it) takes every top-level key
+    of that file that this one does not set — one city, two clouds, two short files."""
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: extends itself through {[str(p) for p in seen]}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    return parse_city(data, str(path))
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a city file is a mapping of keys")
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: extends: the path of another city file")
+    return {**_read(path.parent / base, (*seen, path.resolve())), **data}
+
+
+def load_city(path: str | Path) -> City:
+    path = Path(path)
+    return parse_city(_read(path), str(path))
