@@ -140,19 +140,20 @@ class SecretsManagerKeyStore(KeyStore):
         """Delete the daily secrets by name, from a week before the previous horizon (or
         LOOKBACK_DAYS when there was none) up to ``day``: no ListSecrets, which IAM grants
         only on every secret of the account. The week again covers a run that stopped
-        half-way; a secret already gone costs one refused call."""
+        half-way; a day without a secret costs one DescribeSecret."""
         start = (previous_horizon or day - timedelta(days=LOOKBACK_DAYS)) - timedelta(days=7)
         destroyed = 0
         for offset in range((day - start).days):
             secret_day = start + timedelta(days=offset)
-            try:
-                self.client.delete_secret(
-                    SecretId=self._name(secret_day), ForceDeleteWithoutRecovery=True
-                )
+            self._cache.pop(secret_day, None)
+            name = self._name(secret_day)
+            try:  # a forced delete of a missing secret succeeds: look first, to count
+                if "DeletedDate" in self.client.describe_secret(SecretId=name):
+                    continue
+                self.client.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
             except ClientError as exc:
                 if error_code(exc) not in GONE:
                     raise
             else:
                 destroyed += 1
-            self._cache.pop(secret_day, None)
         return destroyed

@@ -150,8 +150,13 @@ def lineage_key(city: str, function: Function, ident: str) -> str:
 # --- the open zone -------------------------------------------------------------------------
 
 
+def open_prefix(city: str) -> str:
+    """Everything published, the one prefix anyone may read: ``open/<city>/``."""
+    return f"{Zone.OPEN.value}/{city}/"
+
+
 def dataset_prefix(city: str, dataset: str = DATASET) -> str:
-    return f"{Zone.OPEN.value}/{city}/{dataset}/"
+    return f"{open_prefix(city)}{dataset}/"
 
 
 def csv_key(city: str, day: str, dataset: str = DATASET) -> str:
@@ -159,4 +164,4 @@ def csv_key(city: str, day: str, dataset: str = DATASET) -> str:
 
 
 def catalog_key(city: str) -> str:
-    return f"{Zone.OPEN.value}/{city}/catalog.jsonld"
+    return f"{open_prefix(city)}catalog.jsonld"
