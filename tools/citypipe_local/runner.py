@@ -141,7 +141,9 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     """``settings`` as the ``CITYPIPE_<SECTION>`` variables a Lambda function is deployed
     with (a section as JSON, which pydantic-settings reads)."""
     env = {}
-    for section, value in settings.model_dump(mode="json", exclude={"localstack_endpoint"}).items():
+    for section, value in settings.model_dump(
+        mode="json", exclude={"localstack_endpoint", "platform_region"}
+    ).items():
         env[f"CITYPIPE_{section.upper()}"] = value if isinstance(value, str) else json.dumps(value)
     return env
 
