@@ -34,7 +34,17 @@ class StackSettings(BaseModel):
 class KeySettings(BaseModel):
     store: Literal["file", "secretsmanager"] = "file"
     directory: Path = Path(".citypipe/keys")
-    secret_prefix: str = "citypipe"  # noqa: S105 (a name, not a secret)
+    secret_prefix: str = Field(
+        default="citypipe",
+        description="names the stack's secrets: <prefix>/<city>/keys/..., .../webhook-tokens/...",
+    )
+
+
+class WebhookSettings(BaseModel):
+    """Where ingest finds the digests of the hubs' per-source webhook tokens."""
+
+    tokens: Literal["file", "secretsmanager"] = "file"
+    directory: Path = Path(".citypipe/webhook-tokens")
 
 
 class Settings(BaseSettings):
@@ -45,9 +55,25 @@ class Settings(BaseSettings):
     stack: StackSettings = StackSettings()
     backend: BackendSettings = BackendSettings()
     keys: KeySettings = KeySettings()
+    webhook: WebhookSettings = WebhookSettings()
     log_level: str = "INFO"
     localstack_endpoint: str | None = Field(
         default=None,
         validation_alias=AliasChoices("LOCALSTACK_ENDPOINT", "CITYPIPE_LOCALSTACK_ENDPOINT"),
         description="a LocalStack the user already runs; else citypipe starts one",
     )
+    platform_region: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"),
+        description="the region the platform runs the function in (Lambda sets AWS_REGION)",
+    )
+
+    @property
+    def region(self) -> str | None:
+        """Where the clients go: the configured region, else the platform's."""
+        return self.backend.region or self.platform_region
+
+    def clients_backend(self) -> BackendSettings:
+        """The backend settings the clients are built with: the region resolved here, so
+        the residency guard checks the very region the clients use."""
+        return self.backend.model_copy(update={"region": self.region})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +20,12 @@ if TYPE_CHECKING:
 
 SECRET_BYTES = 32
 HORIZON = "destroyed-before"  # how far secrets were destroyed: those days stay refused
+# Days before the first destruction searched for secrets: longer than any key retention
+# (at most 31 days) plus the days a stack may run before its first hourly job.
+LOOKBACK_DAYS = 62
+# A secret already destroyed: not found, or (briefly, while Secrets Manager finishes a forced
+# deletion) refused as "marked for deletion".
+GONE = NOT_FOUND | {"InvalidRequestException"}
 
 
 class FileKeyStore(KeyStore):
@@ -46,7 +52,7 @@ class FileKeyStore(KeyStore):
                 tmp.unlink()
         return path.read_bytes()
 
-    def _destroy(self, day: date) -> int:
+    def _destroy(self, day: date, previous_horizon: date | None) -> int:
         destroyed = 0
         for path in self.directory.glob("*.key"):
             if date.fromisoformat(path.stem) < day:
@@ -66,7 +72,8 @@ class FileKeyStore(KeyStore):
 
 
 class SecretsManagerKeyStore(KeyStore):
-    """One secret a day, ``<prefix>/<city>/<day>``; created idempotently."""
+    """One secret a day, ``<prefix>/<day>`` (``prefix`` from ``naming.key_secrets_prefix``),
+    created idempotently; the horizon is the secret ``<prefix>/destroyed-before``."""
 
     CACHE_S = 600.0  # a warm container forgets a secret within 10 minutes of its destruction
 
@@ -129,21 +136,24 @@ class SecretsManagerKeyStore(KeyStore):
         self._horizon = (day, time.monotonic())
 
     @classified
-    def _destroy(self, day: date) -> int:
+    def _destroy(self, day: date, previous_horizon: date | None) -> int:
+        """Delete the daily secrets by name, from a week before the previous horizon (or
+        LOOKBACK_DAYS when there was none) up to ``day``: no ListSecrets, which IAM grants
+        only on every secret of the account. The week again covers a run that stopped
+        half-way; a day without a secret costs one DescribeSecret."""
+        start = (previous_horizon or day - timedelta(days=LOOKBACK_DAYS)) - timedelta(days=7)
         destroyed = 0
-        paginator = self.client.get_paginator("list_secrets")
-        filters = [{"Key": "name", "Values": [f"{self.prefix}/"]}]
-        for page in paginator.paginate(Filters=filters):  # type: ignore[arg-type]
-            for entry in page.get("SecretList", []):
-                stem = entry["Name"].removeprefix(f"{self.prefix}/")
-                try:
-                    secret_day = date.fromisoformat(stem)
-                except ValueError:
+        for offset in range((day - start).days):
+            secret_day = start + timedelta(days=offset)
+            self._cache.pop(secret_day, None)
+            name = self._name(secret_day)
+            try:  # a forced delete of a missing secret succeeds: look first, to count
+                if "DeletedDate" in self.client.describe_secret(SecretId=name):
                     continue
-                if secret_day < day:
-                    self.client.delete_secret(
-                        SecretId=entry["Name"], ForceDeleteWithoutRecovery=True
-                    )
-                    self._cache.pop(secret_day, None)
-                    destroyed += 1
+                self.client.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+            except ClientError as exc:
+                if error_code(exc) not in GONE:
+                    raise
+            else:
+                destroyed += 1
         return destroyed
