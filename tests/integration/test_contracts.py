@@ -18,16 +18,31 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from citypipe.adapters.clients import s3_client, secretsmanager_client
 from citypipe.adapters.keys import FileKeyStore, ObjectKeyStore, SecretsManagerKeyStore
 from citypipe.adapters.s3 import S3ObjectStore
 from citypipe.adapters.sqs import SqsQueue
+from citypipe.adapters.tokens import FileWebhookTokens, SecretsManagerWebhookTokens
 from citypipe.domain.errors import BackendRefusedError, KeyDestroyedError, NotFoundError
-from citypipe.ports import KeyStore, ObjectStore, Queue, ReceivedMessage, md5_etag
+from citypipe.ports import (
+    KeyStore,
+    ObjectStore,
+    Queue,
+    ReceivedMessage,
+    WebhookTokens,
+    md5_etag,
+    token_digest,
+)
 from citypipe.settings import BackendSettings
 from citypipe_local.backends import Endpoint
-from citypipe_local.fakes import InMemoryKeyStore, InMemoryObjectStore, InMemoryQueue
+from citypipe_local.fakes import (
+    InMemoryKeyStore,
+    InMemoryObjectStore,
+    InMemoryQueue,
+    InMemoryWebhookTokens,
+)
 from citypipe_local.stack import Clients, make_clients
 
 LOCALSTACK = [pytest.mark.localstack, pytest.mark.xdist_group("localstack")]
@@ -349,8 +364,8 @@ DAY = date(2026, 6, 2)
 
 
 def build_key_store(spec: dict[str, Any], memory: InMemoryObjectStore | None = None) -> KeyStore:
-    """``memory``: the object store of an "object-memory" spec (one process's memory)."""
-    """A key store from a JSON-able description: what another process can build too."""
+    """A key store from a JSON-able description: what another process can build too.
+    ``memory``: the object store of an "object-memory" spec (one process's memory)."""
     kind = spec["kind"]
     if kind == "file":
         return FileKeyStore(Path(spec["directory"]))
@@ -392,7 +407,8 @@ def key_store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[d
     spec = _spec(request, request.param, tmp_path)
     yield spec
     if spec["kind"] == "secretsmanager":  # LocalStack outlives the test: leave no secret
-        build_key_store(spec).destroy_before(date.max)
+        # destroyed by name, around the tests' days (2026-05/06)
+        build_key_store(spec).destroy_before(date(2026, 7, 1))
 
 
 @pytest.fixture(params=CROSS_PROCESS_KEY_STORES)
@@ -504,3 +520,64 @@ def test_a_destroyed_day_stays_destroyed_in_the_container_that_destroyed_it(
     assert keys.daily_secret(date(2026, 6, 1)) == kept
     with pytest.raises(KeyDestroyedError):
         keys.daily_secret(date(2026, 5, 31))
+
+
+def test_secrets_manager_destroys_by_name_within_its_lookback(embedded: Endpoint) -> None:
+    # Given a day's secret and a store that never destroyed anything (no horizon yet)
+    client = secretsmanager_client(embedded.settings)
+    prefix = f"citypipe-test/{uuid.uuid4().hex[:12]}"
+    keys = SecretsManagerKeyStore(client, prefix)
+    keys.daily_secret(date(2026, 5, 1))
+    # When the hourly job destroys the days before 1 June (no ListSecrets: by name)
+    destroyed = keys.destroy_before(date(2026, 6, 1))
+    # Then that secret is gone from the backend itself
+    assert destroyed == 1
+    with pytest.raises(ClientError):
+        client.get_secret_value(SecretId=f"{prefix}/2026-05-01")
+
+
+# --- WebhookTokens ------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "file", "secretsmanager-embedded"])
+def tokens(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WebhookTokens]:
+    if request.param == "memory":
+        yield InMemoryWebhookTokens()
+        return
+    if request.param == "file":
+        yield FileWebhookTokens(tmp_path / "tokens")
+        return
+    endpoint: Endpoint = request.getfixturevalue("embedded")
+    client = secretsmanager_client(endpoint.settings)
+    yield SecretsManagerWebhookTokens(client, f"citypipe-test-{uuid.uuid4().hex[:8]}", "velden")
+
+
+def test_a_minted_token_is_verified_for_its_source_only(tokens: WebhookTokens) -> None:
+    token = tokens.mint("air-quality")
+
+    assert tokens.verify("air-quality", token)
+    assert not tokens.verify("traffic-counters", token)
+    assert not tokens.verify("air-quality", token[:-1])
+
+
+def test_a_store_keeps_digests_never_tokens(tokens: WebhookTokens) -> None:
+    token = tokens.mint("air-quality")
+
+    assert tokens._digests("air-quality") == [token_digest(token)]
+
+
+def test_a_source_without_a_token_refuses_every_token(tokens: WebhookTokens) -> None:
+    assert not tokens.verify("wifi-counters", "anything")
+
+
+def test_minting_again_keeps_the_previous_token_until_revoked(tokens: WebhookTokens) -> None:
+    first = tokens.mint("air-quality")
+    second = tokens.mint("air-quality")
+    assert tokens.verify("air-quality", first)
+    assert tokens.verify("air-quality", second)
+
+    third = tokens.mint("air-quality", revoke_previous=True)
+
+    assert not tokens.verify("air-quality", first)
+    assert not tokens.verify("air-quality", second)
+    assert tokens.verify("air-quality", third)

@@ -18,7 +18,6 @@ from citypipe_local.scaleway_package import (
     MAX_ZIP_BYTES,
     PackagingError,
     build,
-    trim_arrow,
     trim_botocore,
 )
 
@@ -85,7 +84,6 @@ def test_the_trimmed_dependencies_still_run_the_cores(tmp_path: Path) -> None:
     )  # fmt: skip
     shutil.copytree(LIBRARY, site / "citypipe")
     trim(site)
-    trim_arrow(site)
     trim_botocore(site)
     # When a Python 3.12 with only those on its path aggregates, writes Parquet, reads it
     # back, discloses a day and makes S3 and SQS clients

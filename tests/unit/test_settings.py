@@ -54,8 +54,10 @@ def test_a_service_falls_back_field_by_field_on_the_backend_defaults() -> None:
 
 
 def test_the_default_key_store_is_the_stacks_keys_bucket() -> None:
-    settings = Settings(stack=StackSettings(city_file=CITY_FILE))
-    deps = deps_from(settings.model_copy(update={"backend": BackendSettings(region="eu-west-3")}))
+    settings = Settings(
+        stack=StackSettings(city_file=CITY_FILE), backend=BackendSettings(region="eu-central-1")
+    )
+    deps = deps_from(settings)
 
     keys = key_store_from(settings, deps)
 
@@ -66,7 +68,7 @@ def test_the_default_key_store_is_the_stacks_keys_bucket() -> None:
 def test_secrets_manager_stays_an_option_on_aws() -> None:
     settings = Settings(
         stack=StackSettings(city_file=CITY_FILE),
-        backend=BackendSettings(region="eu-west-3"),
+        backend=BackendSettings(region="eu-central-1"),
         keys=KeySettings(store="secretsmanager"),
     )
 
@@ -77,7 +79,7 @@ def test_a_cloud_deployment_refuses_a_key_store_its_containers_would_not_share()
     # Given a function configured with the file key store, outside a laptop
     settings = Settings(
         stack=StackSettings(city_file=CITY_FILE),
-        backend=BackendSettings(region="eu-west-3"),
+        backend=BackendSettings(region="eu-central-1"),
         keys=KeySettings(store="file"),
     )
     # When its cold start builds the key store, then it refuses, saying what to use

@@ -11,9 +11,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from citypipe.bootstrap import deps_from
+from citypipe.bootstrap import city_from, deps_from
+from citypipe.bootstrap.ingest import tokens_from
 from citypipe.domain.city import ConfigError, load_city
 from citypipe.domain.model import Function
+from citypipe.ports import TOKEN_HEADER
 from citypipe.settings import Settings
 from citypipe_local import stack as stack_ops
 from citypipe_local.backends import backend as start_backend
@@ -90,6 +92,42 @@ def stack_down(
 ) -> None:
     """Remove the city's buckets (with their objects: the secrets die) and queues."""
     _stack(city, backend, "down", provider)
+
+
+@app.command("webhook-token")
+def webhook_token_cmd(
+    source: Annotated[str, typer.Option("--source", help="a source of the city file")],
+    city: CityOpt = DEFAULT_CITY,
+    store: Annotated[
+        str | None,
+        typer.Option("--store", help="file | secretsmanager (default: CITYPIPE_WEBHOOK__TOKENS)"),
+    ] = None,
+    revoke_previous: Annotated[
+        bool, typer.Option(help="the source's earlier tokens stop working at once")
+    ] = False,
+) -> None:
+    """Mint a webhook token for one source. The token is printed once, on stdout; only its
+    SHA-256 digest is stored (Secrets Manager on AWS, with your credentials). The previous
+    token keeps working until the next mint, unless --revoke-previous."""
+    settings = _settings(city)
+    if store is not None:
+        webhook = settings.webhook.model_copy(update={"tokens": store})
+        settings = settings.model_copy(update={"webhook": webhook})
+    try:
+        # the secrets go to the city's region only (the residency guard of the functions)
+        city_model = city_from(settings) if store == "secretsmanager" else load_city(city)
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    if source not in city_model.sources:
+        console.print(f"[red]no source {source!r}[/]: one of {sorted(city_model.sources)}")
+        raise typer.Exit(2)
+    token = tokens_from(settings, city_model.city).mint(source, revoke_previous)
+    console.print(
+        f"webhook token for [bold]{source}[/] minted ({settings.webhook.tokens}); it is shown "
+        f"once. Hubs send it in the {TOKEN_HEADER} header to POST /ingest/{source}."
+    )
+    print(token)  # noqa: T201 (stdout: the one place the token is ever shown)
 
 
 @app.command("simulate")

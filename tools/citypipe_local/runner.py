@@ -36,9 +36,10 @@ from citypipe.bootstrap import ingest as bootstrap_ingest
 from citypipe.domain.model import Function
 from citypipe.domain.naming import StackNames
 from citypipe.entrypoints.apps import FunctionApp
-from citypipe.ports import KeyStore, Queue, ReceivedMessage
+from citypipe.ports import KeyStore, Queue, ReceivedMessage, WebhookTokens
 from citypipe.service.stage import Deps, log
 from citypipe.settings import Settings
+from citypipe_local.fakes import InMemoryWebhookTokens
 
 Handler = Callable[..., dict[str, Any]]
 
@@ -126,10 +127,13 @@ def sqs_event(messages: Sequence[ReceivedMessage], queue_arn: str, region: str) 
     }
 
 
-def app_for(function: Function, deps: Deps, keys: KeyStore) -> FunctionApp:
-    """A function's app from its own composition root, on the given ports."""
+def app_for(
+    function: Function, deps: Deps, keys: KeyStore, tokens: WebhookTokens | None = None
+) -> FunctionApp:
+    """A function's app from its own composition root, on the given ports. Without
+    ``tokens`` no source has a webhook token: ingest refuses every webhook request."""
     if function is Function.INGEST:
-        return bootstrap_ingest.build(deps)
+        return bootstrap_ingest.build(deps, tokens or InMemoryWebhookTokens())
     if function is Function.ANONYMIZE:
         return bootstrap_anonymize.build(deps, keys)
     if function is Function.AGGREGATE:
@@ -173,7 +177,9 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     """``settings`` as the ``CITYPIPE_<SECTION>`` variables a Lambda function is deployed
     with (a section as JSON, which pydantic-settings reads)."""
     env = {}
-    for section, value in settings.model_dump(mode="json", exclude={"localstack_endpoint"}).items():
+    for section, value in settings.model_dump(
+        mode="json", exclude={"localstack_endpoint", "platform_region"}
+    ).items():
         env[f"CITYPIPE_{section.upper()}"] = value if isinstance(value, str) else json.dumps(value)
     return env
 

@@ -36,46 +36,8 @@ MAX_ZIP_BYTES = 100 * 1024 * 1024  # Scaleway's limit on a namespace's zip
 PLACEHOLDER = "00000000-0000-0000-0000-000000000000"  # `package` needs no account
 
 
-# Arrow's Python modules no citypipe function imports: Flight RPC, Substrait plans, remote
-# and ORC file systems, its C++ test module. The shared libraries only they need go too;
-# which those are depends on the build (manylinux links more than musllinux), so it is read
-# from the libraries themselves. Checked by tests/unit/test_scaleway_package.py, which runs
-# the cores on the same trim of this machine's wheels.
-ARROW_UNUSED_MODULES = (
-    "_flight", "_substrait", "_pyarrow_cpp_tests", "_s3fs", "_gcsfs", "_azurefs", "_hdfs",
-    "_orc", "_dataset_orc", "libarrow_python_flight.",
-)  # fmt: skip
 # botocore's service models: the functions call these alone (sts and sso for credentials).
 BOTOCORE_SERVICES = frozenset({"s3", "sqs", "secretsmanager", "sts", "sso", "sso-oidc"})
-
-
-def needed(library: Path) -> set[str]:
-    """The shared libraries an ELF object names as NEEDED (readelf, from binutils)."""
-    out = subprocess.run(
-        ["readelf", "-d", str(library)], capture_output=True, text=True, check=True
-    ).stdout
-    return {line.rsplit("[", 1)[1].rstrip("]") for line in out.splitlines() if "(NEEDED)" in line}
-
-
-def trim_arrow(site: Path) -> None:
-    """Drop the unused modules, then every Arrow library nothing left needs (pip writes one
-    library three times — lib*.so, lib*.so.X, lib*.so.X.Y.Z —; only the soname is kept)."""
-    arrow = site / "pyarrow"
-    for path in arrow.iterdir():
-        if path.name.startswith(ARROW_UNUSED_MODULES):
-            path.unlink()
-    modules = [p for p in arrow.iterdir() if p.name.startswith("_") or p.name.startswith("lib.")]
-    wanted: set[str] = set()
-    frontier = [m for m in modules if m.suffix == ".so"]
-    while frontier:
-        for name in needed(frontier.pop()) - wanted:
-            wanted.add(name)
-            if (arrow / name).exists():
-                frontier.append(arrow / name)
-    for path in arrow.iterdir():
-        library = path.name.startswith("lib") and not path.name.startswith("lib.")
-        if library and ".so" in path.name and path.name not in wanted:
-            path.unlink()
 
 
 def trim_botocore(site: Path) -> None:
@@ -155,8 +117,7 @@ def build(city_file: Path, out: Path = ROOT / ".build" / "scaleway") -> Scaleway
         check=True,
     )  # fmt: skip
     shutil.copytree(LIBRARY, site / "citypipe", ignore=shutil.ignore_patterns("__pycache__"))
-    trim(site)
-    trim_arrow(site)
+    trim(site)  # as the Lambda layer is (package.py): checked by the tests on both
     trim_botocore(site)
     (target / "node_modules").symlink_to(TEMPLATE / "node_modules")
     serverless = _npm(TEMPLATE)

@@ -7,7 +7,9 @@ once here; each backend fills in a few primitives.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -172,19 +174,62 @@ class KeyStore(ABC):
         horizon = self._destroyed_before()
         if horizon is None or day > horizon:
             self._set_destroyed_before(day)  # first: no new secret for those days from now on
-        return self._destroy(day)
+        return self._destroy(day, horizon)
 
     @abstractmethod
     def _secret(self, day: date) -> bytes: ...
 
     @abstractmethod
-    def _destroy(self, day: date) -> int: ...
+    def _destroy(self, day: date, previous_horizon: date | None) -> int:
+        """Destroy the secrets of days before ``day``. ``previous_horizon`` is how far an
+        earlier call destroyed (None: never), for stores that destroy by name."""
 
     @abstractmethod
     def _destroyed_before(self) -> date | None: ...
 
     @abstractmethod
     def _set_destroyed_before(self, day: date) -> None: ...
+
+
+TOKEN_HEADER = "x-citypipe-token"  # noqa: S105 (a header's name)
+
+
+def token_digest(token: str) -> str:
+    """What a store keeps of a webhook token: its SHA-256 (tokens are 256 random bits, so a
+    plain hash cannot be brute-forced; a slow hash would only slow every request)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class WebhookTokens(ABC):
+    """Who may push readings for a source: bearer tokens, one family per source, kept as
+    digests only. A token is shown once, when minted. Minting keeps the previous token
+    valid (a hub can be switched over without downtime) unless told to revoke it.
+    Backends implement two primitives."""
+
+    KEEP = 2  # the newest token and the one before it
+
+    def verify(self, source: str, token: str) -> bool:
+        """Whether ``token`` is one of ``source``'s, compared in constant time against
+        every digest the source has (no early exit)."""
+        presented = token_digest(token)
+        matched = False
+        for digest in self._digests(source):
+            matched |= hmac.compare_digest(presented, digest)
+        return matched
+
+    def mint(self, source: str, revoke_previous: bool = False) -> str:
+        """A new token for ``source``; its digest is stored, the token returned once."""
+        token = secrets.token_urlsafe(32)
+        kept = [] if revoke_previous else self._digests(source)
+        self._set_digests(source, [token_digest(token), *kept][: self.KEEP])
+        return token
+
+    @abstractmethod
+    def _digests(self, source: str) -> list[str]:
+        """The source's token digests, newest first; [] when it has none."""
+
+    @abstractmethod
+    def _set_digests(self, source: str, digests: list[str]) -> None: ...
 
 
 class Clock(ABC):

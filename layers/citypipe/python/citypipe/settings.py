@@ -54,7 +54,17 @@ class KeySettings(BaseModel):
         "AWS only; file: a laptop only (not shared between containers: refused in a cloud)",
     )
     directory: Path = Path(".citypipe/keys")
-    secret_prefix: str = "citypipe"  # noqa: S105 (a name, not a secret)
+    secret_prefix: str = Field(
+        default="citypipe",
+        description="names the stack's secrets: <prefix>/<city>/keys/..., .../webhook-tokens/...",
+    )
+
+
+class WebhookSettings(BaseModel):
+    """Where ingest finds the digests of the hubs' per-source webhook tokens."""
+
+    tokens: Literal["file", "secretsmanager"] = "file"
+    directory: Path = Path(".citypipe/webhook-tokens")
 
 
 class Settings(BaseSettings):
@@ -68,14 +78,28 @@ class Settings(BaseSettings):
     queues: BackendSettings = BackendSettings()  # SQS API
     secrets: BackendSettings = BackendSettings()  # Secrets Manager (AWS only)
     keys: KeySettings = KeySettings()
+    webhook: WebhookSettings = WebhookSettings()
     log_level: str = "INFO"
     localstack_endpoint: str | None = Field(
         default=None,
         validation_alias=AliasChoices("LOCALSTACK_ENDPOINT", "CITYPIPE_LOCALSTACK_ENDPOINT"),
         description="a LocalStack the user already runs; else citypipe starts one",
     )
+    platform_region: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"),
+        description="the region the platform runs the function in (Lambda sets AWS_REGION)",
+    )
+
+    @property
+    def region(self) -> str | None:
+        """Where the clients go: the configured region, else the platform's."""
+        return self.backend.region or self.platform_region
 
     def service(self, name: Literal["storage", "queues", "secrets"]) -> BackendSettings:
-        """The endpoint and credentials of one service: its own, else the backend's."""
+        """The endpoint, region and credentials one service's client is built with: its
+        own, else the backend's, the region resolved here (else the platform's), so the
+        residency guard checks the very region the clients use."""
         own: BackendSettings = getattr(self, name)
-        return own.over(self.backend)
+        merged = own.over(self.backend)
+        return merged.model_copy(update={"region": merged.region or self.platform_region})

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +22,12 @@ if TYPE_CHECKING:
 
 SECRET_BYTES = 32
 HORIZON = "destroyed-before"  # how far secrets were destroyed: those days stay refused
+# Days before the first destruction searched for secrets: longer than any key retention
+# (at most 31 days) plus the days a stack may run before its first hourly job.
+LOOKBACK_DAYS = 62
+# A secret already destroyed: not found, or (briefly, while Secrets Manager finishes a forced
+# deletion) refused as "marked for deletion".
+GONE = NOT_FOUND | {"InvalidRequestException"}
 
 
 class ObjectKeyStore(KeyStore):
@@ -80,7 +86,9 @@ class ObjectKeyStore(KeyStore):
         horizon = self._destroyed_before()
         return horizon is not None and day < horizon
 
-    def _destroy(self, day: date) -> int:
+    def _destroy(self, day: date, previous_horizon: date | None) -> int:
+        """Delete every secret of a day before ``day``: a listing of the city's prefix
+        (a bucket listing is grantable per prefix, unlike Secrets Manager's)."""
         destroyed = 0
         for info in self.store.list(self.bucket, self.prefix):
             stem = info.key.removeprefix(self.prefix).removesuffix(".key")
@@ -135,7 +143,7 @@ class FileKeyStore(KeyStore):
                 tmp.unlink()
         return path.read_bytes()
 
-    def _destroy(self, day: date) -> int:
+    def _destroy(self, day: date, previous_horizon: date | None) -> int:
         destroyed = 0
         for path in self.directory.glob("*.key"):
             if date.fromisoformat(path.stem) < day:
@@ -155,7 +163,8 @@ class FileKeyStore(KeyStore):
 
 
 class SecretsManagerKeyStore(KeyStore):
-    """One secret a day, ``<prefix>/<city>/<day>``; created idempotently."""
+    """One secret a day, ``<prefix>/<day>`` (``prefix`` from ``naming.key_secrets_prefix``),
+    created idempotently; the horizon is the secret ``<prefix>/destroyed-before``."""
 
     CACHE_S = 600.0  # a warm container forgets a secret within 10 minutes of its destruction
 
@@ -218,21 +227,24 @@ class SecretsManagerKeyStore(KeyStore):
         self._horizon = (day, time.monotonic())
 
     @classified
-    def _destroy(self, day: date) -> int:
+    def _destroy(self, day: date, previous_horizon: date | None) -> int:
+        """Delete the daily secrets by name, from a week before the previous horizon (or
+        LOOKBACK_DAYS when there was none) up to ``day``: no ListSecrets, which IAM grants
+        only on every secret of the account. The week again covers a run that stopped
+        half-way; a day without a secret costs one DescribeSecret."""
+        start = (previous_horizon or day - timedelta(days=LOOKBACK_DAYS)) - timedelta(days=7)
         destroyed = 0
-        paginator = self.client.get_paginator("list_secrets")
-        filters = [{"Key": "name", "Values": [f"{self.prefix}/"]}]
-        for page in paginator.paginate(Filters=filters):  # type: ignore[arg-type]
-            for entry in page.get("SecretList", []):
-                stem = entry["Name"].removeprefix(f"{self.prefix}/")
-                try:
-                    secret_day = date.fromisoformat(stem)
-                except ValueError:
+        for offset in range((day - start).days):
+            secret_day = start + timedelta(days=offset)
+            self._cache.pop(secret_day, None)
+            name = self._name(secret_day)
+            try:  # a forced delete of a missing secret succeeds: look first, to count
+                if "DeletedDate" in self.client.describe_secret(SecretId=name):
                     continue
-                if secret_day < day:
-                    self.client.delete_secret(
-                        SecretId=entry["Name"], ForceDeleteWithoutRecovery=True
-                    )
-                    self._cache.pop(secret_day, None)
-                    destroyed += 1
+                self.client.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+            except ClientError as exc:
+                if error_code(exc) not in GONE:
+                    raise
+            else:
+                destroyed += 1
         return destroyed

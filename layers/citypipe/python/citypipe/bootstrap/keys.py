@@ -1,8 +1,9 @@
-"""The key store of the functions that hold daily secrets."""
+"""The key store of the functions that hold daily secrets: anonymize and the hourly job."""
 
 from __future__ import annotations
 
 from citypipe.adapters.keys import FileKeyStore, ObjectKeyStore, SecretsManagerKeyStore
+from citypipe.domain.naming import key_secrets_prefix
 from citypipe.ports import KeyStore
 from citypipe.service.stage import Deps
 from citypipe.settings import Settings
@@ -23,7 +24,7 @@ def key_store_from(settings: Settings, deps: Deps) -> KeyStore:
 
         return SecretsManagerKeyStore(
             secretsmanager_client(settings.service("secrets")),
-            f"{settings.keys.secret_prefix}/{city}",
+            key_secrets_prefix(settings.keys.secret_prefix, city),
         )
     if settings.stack.deployment != "local":
         raise KeyStoreRefusedError(

@@ -61,12 +61,21 @@ class StageCounts(Book):
     def quarantined_total(self) -> int:
         return sum(self.quarantined.values())
 
+    @property
+    def readings_in(self) -> int:
+        """What the input held, in the stage's unit (the quarantine rate's denominator)."""
+        raise NotImplementedError
+
 
 class IngestCounts(StageCounts):
     stage: Literal["ingest"] = "ingest"
     payloads: int  # hub payloads read (lines of a drop, documents of a webhook request)
     received: int  # readings in them (an unreadable payload counts as one)
     accepted: int  # readings written to raw
+
+    @property
+    def readings_in(self) -> int:
+        return self.received
 
     @classmethod
     def whole_input_quarantined(cls, records: int, reason: str) -> Self:
@@ -80,6 +89,10 @@ class AnonymizeCounts(StageCounts):
     anonymized: int  # readings written to clean
     refused: dict[str, int]  # readings refused by the source's policy, by reason
 
+    @property
+    def readings_in(self) -> int:
+        return self.input
+
     @classmethod
     def whole_input_quarantined(cls, records: int, reason: str) -> Self:
         return cls(input=records, anonymized=0, refused={}, quarantined={reason: records})
@@ -89,6 +102,10 @@ class AggregateCounts(StageCounts):
     stage: Literal["aggregate"] = "aggregate"
     input: int  # readings in the clean object
     aggregated: int  # readings in the partial's cells
+
+    @property
+    def readings_in(self) -> int:
+        return self.input
 
     @classmethod
     def whole_input_quarantined(cls, records: int, reason: str) -> Self:
@@ -102,6 +119,10 @@ class ExportCounts(StageCounts):
     readings: int  # readings in those cells
     published: int  # cells published
     suppressed: int  # cells suppressed by disclosure control
+
+    @property
+    def readings_in(self) -> int:
+        return self.readings
 
     @classmethod
     def whole_input_quarantined(cls, records: int, reason: str) -> Self:

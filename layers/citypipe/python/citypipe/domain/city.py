@@ -15,16 +15,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from citypipe.domain.geo import ZoneIndex
 from citypipe.domain.model import QUANTITY_UNITS, Zone
 
-SCALEWAY_REGIONS = frozenset({"fr-par", "nl-ams", "pl-waw"})
-# Regions a city stack may be deployed to: EU/EEA only (data residency is a guard).
+SCALEWAY_REGIONS = frozenset({"fr-par", "nl-ams", "pl-waw"})  # Paris, Amsterdam, Warsaw
+# Regions a city stack may be deployed to: EU/EEA only (data residency is a guard, not a
+# hope). London (eu-west-2) and Zurich (eu-central-2) are outside the EU/EEA (covered by
+# adequacy decisions, which can be withdrawn): refused.
 EU_REGIONS = frozenset(
     {
-        # AWS
-        "eu-central-1", "eu-central-2", "eu-west-1", "eu-west-2", "eu-west-3",
-        "eu-south-1", "eu-south-2", "eu-north-1",
+        # AWS: Frankfurt, Ireland, Paris, Milan, Spain, Stockholm
+        "eu-central-1", "eu-west-1", "eu-west-3", "eu-south-1", "eu-south-2", "eu-north-1",
     }
 ) | SCALEWAY_REGIONS  # fmt: skip
-# eu-west-2 is London: outside the EU but covered by an EU adequacy decision. Cities decide.
 
 SLUG = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
 
@@ -159,7 +159,10 @@ class City(Strict):
     @classmethod
     def _eu_only(cls, value: str) -> str:
         if value not in EU_REGIONS:
-            raise ValueError(f"region {value!r} is outside the EU/EEA: one of {sorted(EU_REGIONS)}")
+            raise ValueError(
+                f"region {value!r} is outside the EU/EEA; a city stack stays in one of "
+                f"{sorted(EU_REGIONS)}"
+            )
         return value
 
     @model_validator(mode="after")
@@ -248,3 +251,28 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 def load_city(path: str | Path) -> City:
     path = Path(path)
     return parse_city(_read(path), str(path))
+
+
+# --- data residency --------------------------------------------------------------------
+
+
+class ResidencyError(ConfigError):
+    """A stack about to run, or be deployed, outside its city's region."""
+
+
+def require_region(city: City, region: str | None, where: str) -> None:
+    """Refuse to work in any region but the city's (itself EU/EEA: checked on load).
+
+    ``region`` is where the clients or the deployment will go; ``where`` says who asked
+    (function start-up, packaging), for the message.
+    """
+    if region is None:
+        raise ResidencyError(
+            f"{where}: no region configured; the city file says {city.region!r} "
+            "(set AWS_REGION, or CITYPIPE_BACKEND__REGION)"
+        )
+    if region != city.region:
+        raise ResidencyError(
+            f"{where}: region {region!r} is not the city's: {city.city} is kept in "
+            f"{city.region!r} (its city file's region)"
+        )

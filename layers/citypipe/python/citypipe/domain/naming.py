@@ -39,6 +39,15 @@ class StackNames:
         return f"{self.prefix}{self.city}-keys"
 
 
+def deployment_prefix(account: str, region: str) -> str:
+    """The name prefix of a stack deployed to a cloud account: bucket names are global, so
+    ``<account>-<region>-<city>-<zone>`` keeps them unique per account and region."""
+    return f"{account}-{region}-"
+
+
+BUCKET_NAME_MAX = 63  # S3's limit
+
+
 def input_id(*parts: str) -> str:
     """A short stable id from an input's identity (key + etag, or a content hash)."""
     digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
@@ -93,14 +102,31 @@ def inbox_key(city: str, fmt: str, body: bytes) -> str:
     return f"inbox/{city}/{fmt}/{ident}.jsonl.gz"
 
 
-def webhook_id(fmt: str, body: str) -> str:
-    """A webhook request's identity: its content."""
-    return input_id("webhook", fmt, hashlib.sha256(body.encode()).hexdigest())
+def webhook_id(source: str, body: str) -> str:
+    """A webhook request's identity: the source it was pushed for, and its content."""
+    return input_id("webhook", source, hashlib.sha256(body.encode()).hexdigest())
 
 
-def webhook_key(fmt: str, ident: str) -> str:
+def webhook_key(source: str, ident: str) -> str:
     """The name a webhook request goes by in lineage (it is processed inline, never stored)."""
-    return f"webhook/{fmt}/{ident}"
+    return f"webhook/{source}/{ident}"
+
+
+# --- the stack's secrets --------------------------------------------------------------------
+
+
+def key_secrets_prefix(prefix: str, city: str) -> str:
+    """Where the daily pseudonymization secrets live: ``<prefix>/<city>/keys/<day>``."""
+    return f"{prefix}/{city}/keys"
+
+
+def webhook_tokens_prefix(prefix: str, city: str) -> str:
+    return f"{prefix}/{city}/webhook-tokens"
+
+
+def webhook_token_secret(prefix: str, city: str, source: str) -> str:
+    """The secret holding the digests of a source's webhook tokens (never the tokens)."""
+    return f"{webhook_tokens_prefix(prefix, city)}/{source}"
 
 
 # --- quarantine and audit ------------------------------------------------------------------
@@ -133,8 +159,13 @@ def lineage_key(city: str, function: Function, ident: str) -> str:
 # --- the open zone -------------------------------------------------------------------------
 
 
+def open_prefix(city: str) -> str:
+    """Everything published, the one prefix anyone may read: ``open/<city>/``."""
+    return f"{Zone.OPEN.value}/{city}/"
+
+
 def dataset_prefix(city: str, dataset: str = DATASET) -> str:
-    return f"{Zone.OPEN.value}/{city}/{dataset}/"
+    return f"{open_prefix(city)}{dataset}/"
 
 
 def csv_key(city: str, day: str, dataset: str = DATASET) -> str:
@@ -142,4 +173,4 @@ def csv_key(city: str, day: str, dataset: str = DATASET) -> str:
 
 
 def catalog_key(city: str) -> str:
-    return f"{Zone.OPEN.value}/{city}/catalog.jsonld"
+    return f"{open_prefix(city)}catalog.jsonld"
