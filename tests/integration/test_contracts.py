@@ -24,7 +24,11 @@ from citypipe.adapters.clients import s3_client, secretsmanager_client
 from citypipe.adapters.keys import FileKeyStore, ObjectKeyStore, SecretsManagerKeyStore
 from citypipe.adapters.s3 import S3ObjectStore
 from citypipe.adapters.sqs import SqsQueue
-from citypipe.adapters.tokens import FileWebhookTokens, SecretsManagerWebhookTokens
+from citypipe.adapters.tokens import (
+    FileWebhookTokens,
+    ObjectWebhookTokens,
+    SecretsManagerWebhookTokens,
+)
 from citypipe.domain.errors import BackendRefusedError, KeyDestroyedError, NotFoundError
 from citypipe.ports import (
     KeyStore,
@@ -539,7 +543,12 @@ def test_secrets_manager_destroys_by_name_within_its_lookback(embedded: Endpoint
 # --- WebhookTokens ------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["memory", "file", "secretsmanager-embedded"])
+@pytest.fixture(
+    params=[
+        "memory", "file", "secretsmanager-embedded", "object-memory", "object-embedded",
+        pytest.param("object-localstack", marks=LOCALSTACK),
+    ]
+)  # fmt: skip
 def tokens(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WebhookTokens]:
     if request.param == "memory":
         yield InMemoryWebhookTokens()
@@ -547,9 +556,36 @@ def tokens(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WebhookTo
     if request.param == "file":
         yield FileWebhookTokens(tmp_path / "tokens")
         return
+    if request.param.startswith("object-"):
+        yield ObjectWebhookTokens(*_token_bucket(request, request.param), "velden")
+        return
     endpoint: Endpoint = request.getfixturevalue("embedded")
     client = secretsmanager_client(endpoint.settings)
     yield SecretsManagerWebhookTokens(client, f"citypipe-test-{uuid.uuid4().hex[:8]}", "velden")
+
+
+def _token_bucket(request: pytest.FixtureRequest, kind: str) -> tuple[ObjectStore, str]:
+    bucket = unique("keys")
+    if kind == "object-memory":
+        return InMemoryObjectStore([bucket]), bucket
+    clients = clients_for(request, kind.removeprefix("object-"))
+    clients.s3.create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-central-1"}
+    )
+    return S3ObjectStore(clients.s3), bucket
+
+
+def test_the_keys_bucket_holds_a_tokens_digest_and_never_the_token(
+    request: pytest.FixtureRequest,
+) -> None:
+    # Given a token minted into the keys bucket of an embedded stack
+    store, bucket = _token_bucket(request, "object-embedded")
+    token = ObjectWebhookTokens(store, bucket, "velden").mint("air-quality")
+    # When the object is read as anyone with access to the bucket would
+    body = store.get(bucket, "webhook-tokens/velden/air-quality.json").body
+    # Then it holds the SHA-256 of the token, not the token
+    assert token_digest(token).encode() in body
+    assert token.encode() not in body
 
 
 def test_a_minted_token_is_verified_for_its_source_only(tokens: WebhookTokens) -> None:

@@ -26,7 +26,7 @@ from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import input_id, lineage_key
 from citypipe.service.ingest import drop_message
 from citypipe.service.stage import Deps
-from citypipe_local.fakes import InMemoryKeyStore, InMemoryObjectStore
+from citypipe_local.fakes import InMemoryKeyStore, InMemoryObjectStore, InMemoryWebhookTokens
 from citypipe_local.runner import app_for, load_handler
 
 
@@ -171,3 +171,57 @@ def test_a_queue_message_at_export_is_an_export_request_never_the_hourly_job(
     # Then it is acknowledged and no key was destroyed
     assert response["statusCode"] == 200
     assert memory_keys.daily_secret(date(2020, 1, 1)) == secret
+
+
+# --- the public webhook function: the same authentication as on AWS -------------------------
+
+
+def webhook(event: dict[str, Any], deps: Deps, tokens: InMemoryWebhookTokens) -> dict[str, Any]:
+    handle = load_handler(Function.INGEST, platform="scaleway", entry="webhook")
+    app = app_for(Function.INGEST, deps, InMemoryKeyStore(), tokens)
+    response = handle(event, load_event("scaleway_context.json"), app=app)
+    return {**response, "body": json.loads(response["body"])}
+
+
+def test_the_webhook_fixture_is_accepted_with_its_sources_token(
+    memory_deps: Deps, memory_tokens: InMemoryWebhookTokens
+) -> None:
+    # Given the recorded POST /ingest/air-quality to the public function, with the token
+    expected = load_event("expected/scaleway_webhook_senml.response.json")
+    # When the webhook entry point handles it
+    response = webhook(load_event("scaleway_webhook_senml.json"), memory_deps, memory_tokens)
+    # Then the hub gets the same 202 as through API Gateway, and anonymize is told
+    assert response == expected
+    assert memory_deps.queue.depth(memory_deps.names.queue(Function.ANONYMIZE)) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("token", "status"),
+    [(None, 401), ("cpt-air-quality-someone-elses", 403)],
+    ids=["no-token", "wrong-token"],
+)
+def test_a_webhook_without_a_valid_token_is_refused_and_nothing_is_written(
+    memory_deps: Deps, memory_tokens: InMemoryWebhookTokens, token: str | None, status: int
+) -> None:
+    event = load_event("scaleway_webhook_senml.json")
+    del event["headers"]["X-Citypipe-Token"]
+    if token is not None:
+        event["headers"]["X-Citypipe-Token"] = token
+
+    response = webhook(event, memory_deps, memory_tokens)
+
+    assert response["statusCode"] == status
+    assert list(memory_deps.store.list(memory_deps.names.bucket(Zone.RAW))) == []
+    assert list(memory_deps.store.list(memory_deps.names.bucket(Zone.AUDIT))) == []
+
+
+def test_a_webhook_body_that_is_not_utf8_gets_a_400(
+    memory_deps: Deps, memory_tokens: InMemoryWebhookTokens
+) -> None:
+    event = load_event("scaleway_webhook_senml.json")
+    event["body"] = base64.b64encode(b'[{"bn": "aq-007/\xff"}]').decode()  # one stray byte
+    event["isBase64Encoded"] = True
+
+    response = webhook(event, memory_deps, memory_tokens)
+
+    assert (response["statusCode"], response["body"]["error"]) == (400, "invalid_encoding")

@@ -26,9 +26,13 @@ from citypipe.domain.naming import (
     StackNames,
     deployment_prefix,
     inbox_key,
+    key_destruction_prefix,
+    key_horizon_object,
+    key_object_prefix,
     lineage_prefix,
     open_prefix,
     quarantine_key,
+    webhook_tokens_object_prefix,
 )
 from citypipe.service.metrics import NAMESPACE, READINGS_IN, READINGS_QUARANTINED
 from citypipe_local.package import PackagedStack, package_stack, stack_params
@@ -189,7 +193,7 @@ def test_names_are_the_stacks_names_unique_per_account_and_region(
         sub_of(r["Properties"]["QueueName"]) for r in of_type(resources, "AWS::SQS::Queue").values()
     }
 
-    assert buckets == {names.bucket(z) for z in Zone}
+    assert buckets == {*(names.bucket(z) for z in Zone), names.keys_bucket()}
     assert {names.queue(f) for f in Function} | {names.dlq(f) for f in Function} <= queues
 
 
@@ -203,7 +207,8 @@ def test_every_function_runs_with_its_stacks_names_and_the_city_file(
         assert sub_of(env["CITYPIPE_STACK__NAME_PREFIX"]) == deployment_prefix(
             "${AWS::AccountId}", city.region
         )
-        assert env["CITYPIPE_KEYS__STORE"] == "secretsmanager"
+        assert env["CITYPIPE_KEYS__STORE"] == "object"
+        assert env["CITYPIPE_WEBHOOK__TOKENS"] == "object"
 
 
 @pytest.mark.slow
@@ -240,10 +245,34 @@ def test_no_role_grants_a_wildcard_action_or_resource(
 
 
 @pytest.mark.slow
-def test_only_the_hourly_job_may_destroy_keys(resources: dict[str, Any]) -> None:
-    destroyers = {f for f in FUNCTIONS if "secretsmanager:DeleteSecret" in actions(resources, f)}
+def test_only_the_hourly_job_may_destroy_keys(resources: dict[str, Any], city: City) -> None:
+    secrets = f"KeysBucket/{key_object_prefix(city.city)}"
+    destroyers = {
+        f
+        for f in FUNCTIONS
+        for key, acts in object_grants(resources, f).items()
+        if key.replace("${param:city}", city.city) == secrets and "s3:DeleteObject" in acts
+    }
 
     assert destroyers == {"export"}
+    assert not [f for f in FUNCTIONS if "secretsmanager:DeleteSecret" in actions(resources, f)]
+
+
+@pytest.mark.slow
+def test_the_keys_bucket_is_private_unversioned_tls_only_and_retained(
+    resources: dict[str, Any], city: City
+) -> None:
+    keys = resources["KeysBucket"]
+    props = keys["Properties"]
+
+    assert keys["DeletionPolicy"] == "Retain"
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert "VersioningConfiguration" not in props  # a delete must destroy a secret
+    [rule] = props["LifecycleConfiguration"]["Rules"]
+    assert rule["Prefix"] == key_object_prefix(city.city)  # the horizon never expires
+    assert int(rule["ExpirationInDays"]) == city.key_retention_days + 1
+    policy = resources["KeysBucketPolicy"]["Properties"]["PolicyDocument"]
+    assert [s["Sid"] for s in policy["Statement"]] == ["TlsOnly"]
 
 
 @pytest.mark.slow
@@ -263,8 +292,9 @@ def test_only_ingest_reads_the_webhook_tokens_and_only_their_secrets(
     }
     assert readers == {"ingest"}
     [tokens] = [s for s in statements(resources, "ingest") if s["Sid"] == "WebhookTokens"]
-    assert tokens["Action"] == "secretsmanager:GetSecretValue"
-    assert sub_of(tokens["Resource"]).endswith(f"secret:citypipe/{city.city}/webhook-tokens/*")
+    assert tokens["Action"] == "s3:GetObject"
+    expected = f"${{KeysBucket.Arn}}/{webhook_tokens_object_prefix(city.city)}*"
+    assert sub_of(tokens["Resource"]) == expected
 
 
 def _expected_grants(city: str) -> dict[str, dict[str, set[str]]]:
@@ -293,7 +323,15 @@ def _expected_grants(city: str) -> dict[str, dict[str, set[str]]]:
         f"RawBucket/{inbox}": {delete},
         f"AggregatesBucket/{partials}": {get},
         f"OpenBucket/{open_prefix(city)}": {get, put},
+        f"KeysBucket/{key_object_prefix(city)}": {get, put, delete},
+        f"KeysBucket/{key_horizon_object(city)}": {get, put},
+        f"AuditBucket/{key_destruction_prefix(city)}": {get, put},
     }
+    own["anonymize"] |= {
+        f"KeysBucket/{key_object_prefix(city)}": {get, put},
+        f"KeysBucket/{key_horizon_object(city)}": {get},
+    }
+    own["ingest"] |= {f"KeysBucket/{webhook_tokens_object_prefix(city)}": {get}}
     return own
 
 

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from citypipe.bootstrap import city_from, deps_from
-from citypipe.bootstrap.ingest import tokens_from
+from citypipe.bootstrap.ingest import file_tokens, tokens_from
 from citypipe.domain.city import ConfigError, load_city
 from citypipe.domain.model import Function
 from citypipe.ports import TOKEN_HEADER
@@ -100,29 +100,38 @@ def webhook_token_cmd(
     city: CityOpt = DEFAULT_CITY,
     store: Annotated[
         str | None,
-        typer.Option("--store", help="file | secretsmanager (default: CITYPIPE_WEBHOOK__TOKENS)"),
+        typer.Option(
+            "--store", help="object | secretsmanager | file (default: CITYPIPE_WEBHOOK__TOKENS)"
+        ),
     ] = None,
     revoke_previous: Annotated[
         bool, typer.Option(help="the source's earlier tokens stop working at once")
     ] = False,
 ) -> None:
     """Mint a webhook token for one source. The token is printed once, on stdout; only its
-    SHA-256 digest is stored (Secrets Manager on AWS, with your credentials). The previous
-    token keeps working until the next mint, unless --revoke-previous."""
+    SHA-256 digest is stored (in the stack's keys bucket, with your credentials and the
+    CITYPIPE_* endpoints). The previous token keeps working until the next mint, unless
+    --revoke-previous."""
     settings = _settings(city)
     if store is not None:
         webhook = settings.webhook.model_copy(update={"tokens": store})
         settings = settings.model_copy(update={"webhook": webhook})
     try:
-        # the secrets go to the city's region only (the residency guard of the functions)
-        city_model = city_from(settings) if store == "secretsmanager" else load_city(city)
+        # the digests go to the city's stack only (the residency guard of the functions)
+        local = settings.webhook.tokens == "file"
+        city_model = load_city(city) if local else city_from(settings)
     except ConfigError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
     if source not in city_model.sources:
         console.print(f"[red]no source {source!r}[/]: one of {sorted(city_model.sources)}")
         raise typer.Exit(2)
-    token = tokens_from(settings, city_model.city).mint(source, revoke_previous)
+    tokens = (
+        file_tokens(settings, city_model.city)
+        if local
+        else tokens_from(settings, deps_from(settings))
+    )
+    token = tokens.mint(source, revoke_previous)
     console.print(
         f"webhook token for [bold]{source}[/] minted ({settings.webhook.tokens}); it is shown "
         f"once. Hubs send it in the {TOKEN_HEADER} header to POST /ingest/{source}."

@@ -46,10 +46,13 @@ from citypipe.domain.naming import (
     BUCKET_NAME_MAX,
     StackNames,
     deployment_prefix,
+    key_destruction_prefix,
+    key_horizon_object,
+    key_object_prefix,
     open_prefix,
+    webhook_tokens_object_prefix,
 )
 from citypipe.service.metrics import NAMESPACE
-from citypipe.settings import KeySettings
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = ROOT / "layers" / "citypipe" / "python" / "citypipe"
@@ -221,9 +224,7 @@ def stack_name(city: City) -> str:
     return f"citypipe-{city.city}"
 
 
-def stack_params(
-    city: City, city_file: str, layer_dir: str, secret_prefix: str | None = None
-) -> dict[str, str]:
+def stack_params(city: City, city_file: str, layer_dir: str) -> dict[str, str]:
     """The osls params of a city's stack: every value serverless.yml takes from the city."""
     days = city.retention_days
     prefix = deployment_prefix(ACCOUNT_ID_PLACEHOLDER, city.region)
@@ -234,7 +235,11 @@ def stack_params(
         "cityFile": city_file,
         "layerDir": layer_dir,
         "namePrefix": prefix,
-        "secretPrefix": secret_prefix or KeySettings().secret_prefix,
+        "keysObjectPrefix": key_object_prefix(city.city),
+        "keysHorizonObject": key_horizon_object(city.city),
+        "keysDays": str(city.key_retention_days + 1),
+        "tokensObjectPrefix": webhook_tokens_object_prefix(city.city),
+        "keyDestructionPrefix": key_destruction_prefix(city.city),
         "openPrefix": open_prefix(city.city),
         "k": str(city.disclosure.k),
         "metricsNamespace": NAMESPACE,

@@ -67,10 +67,15 @@ ENTRY_POINTS: dict[Platform, tuple[str, str]] = {
 
 
 def load_handler(
-    function: Function, directory: Path | None = None, platform: Platform = "aws"
+    function: Function,
+    directory: Path | None = None,
+    platform: Platform = "aws",
+    entry: str | None = None,
 ) -> Handler:
-    """Import a function's entry point the way the platform does: by file, not package."""
+    """Import a function's entry point the way the platform does: by file, not package.
+    ``entry``: another callable of that file (Scaleway's ingest ``webhook``)."""
     filename, name = ENTRY_POINTS[platform]
+    name = entry or name
     path = (directory or functions_dir()) / function.value / filename
     spec = importlib.util.spec_from_file_location(
         f"citypipe_function_{function.value}_{platform}", path

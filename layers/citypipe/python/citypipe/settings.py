@@ -63,7 +63,11 @@ class KeySettings(BaseModel):
 class WebhookSettings(BaseModel):
     """Where ingest finds the digests of the hubs' per-source webhook tokens."""
 
-    tokens: Literal["file", "secretsmanager"] = "file"
+    tokens: Literal["object", "secretsmanager", "file"] = Field(
+        default="object",
+        description="object: the stack's keys bucket (every cloud); secretsmanager: AWS only; "
+        "file: a laptop",
+    )
     directory: Path = Path(".citypipe/webhook-tokens")
 
 

@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from citypipe.adapters.boto import NOT_FOUND, classified, error_code
 from citypipe.domain.errors import KeyDestroyedError, NotFoundError
+from citypipe.domain.naming import key_horizon_object, key_object_prefix
 from citypipe.ports import KeyStore, ObjectStore
 
 if TYPE_CHECKING:
@@ -47,8 +48,8 @@ class ObjectKeyStore(KeyStore):
     def __init__(self, store: ObjectStore, bucket: str, city: str) -> None:
         self.store = store
         self.bucket = bucket
-        self.prefix = f"secrets/{city}/"
-        self.horizon_key = f"horizon/{city}"
+        self.prefix = key_object_prefix(city)
+        self.horizon_key = key_horizon_object(city)
         self._cache: dict[date, tuple[bytes, float]] = {}
         self._horizon: tuple[date | None, float] | None = None
 

@@ -1,6 +1,7 @@
-"""WebhookTokens adapters: a local directory (a laptop) and Secrets Manager (AWS).
+"""WebhookTokens adapters: objects in the stack's keys bucket (every cloud; the default),
+Secrets Manager (an option on AWS), a local directory (a laptop).
 
-Both keep digests only: ``{"sha256": [newest, previous]}`` per source.
+All keep digests only: ``{"sha256": [newest, previous]}`` per source.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from citypipe.adapters.boto import NOT_FOUND, classified, error_code
-from citypipe.domain.naming import webhook_token_secret
-from citypipe.ports import WebhookTokens
+from citypipe.domain.errors import NotFoundError
+from citypipe.domain.naming import webhook_token_object, webhook_token_secret
+from citypipe.ports import ObjectStore, WebhookTokens
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -29,6 +31,38 @@ def _document(digests: list[str]) -> str:
 def _digests_of(document: str) -> list[str]:
     value: Any = json.loads(document).get("sha256", [])
     return [str(d) for d in value] if isinstance(value, list) else []
+
+
+class ObjectWebhookTokens(WebhookTokens):
+    """One object a source, ``naming.webhook_token_object(city, source)``, in the stack's
+    private keys bucket: the same store on every cloud. ingest reads it (cached for a
+    minute: a revoked token stops working within one); the operator's ``citypipe
+    webhook-token`` writes it."""
+
+    CACHE_S = 60.0
+
+    def __init__(self, store: ObjectStore, bucket: str, city: str) -> None:
+        self.store = store
+        self.bucket = bucket
+        self.city = city
+        self._cache: dict[str, tuple[list[str], float]] = {}
+
+    def _digests(self, source: str) -> list[str]:
+        cached = self._cache.get(source)
+        if cached and time.monotonic() - cached[1] < self.CACHE_S:
+            return cached[0]
+        try:
+            body = self.store.get(self.bucket, webhook_token_object(self.city, source)).body
+            digests = _digests_of(body.decode())
+        except NotFoundError:
+            digests = []  # no token minted for this source: every request is refused
+        self._cache[source] = (digests, time.monotonic())
+        return digests
+
+    def _set_digests(self, source: str, digests: list[str]) -> None:
+        key = webhook_token_object(self.city, source)
+        self.store.put(self.bucket, key, _document(digests).encode(), "application/json")
+        self._cache.pop(source, None)
 
 
 class FileWebhookTokens(WebhookTokens):

@@ -22,7 +22,13 @@ def build(deps: Deps, tokens: WebhookTokens) -> FunctionApp:
     )
 
 
-def tokens_from(settings: Settings, city: str) -> WebhookTokens:
+def tokens_from(settings: Settings, deps: Deps) -> WebhookTokens:
+    """The digests of the hubs' tokens, in the stack's keys bucket by default."""
+    city = deps.city.city
+    if settings.webhook.tokens == "object":
+        from citypipe.adapters.tokens import ObjectWebhookTokens
+
+        return ObjectWebhookTokens(deps.store, deps.names.keys_bucket(), city)
     if settings.webhook.tokens == "secretsmanager":
         from citypipe.adapters.clients import secretsmanager_client
         from citypipe.adapters.tokens import SecretsManagerWebhookTokens
@@ -30,6 +36,11 @@ def tokens_from(settings: Settings, city: str) -> WebhookTokens:
         return SecretsManagerWebhookTokens(
             secretsmanager_client(settings.service("secrets")), settings.keys.secret_prefix, city
         )
+    return file_tokens(settings, city)
+
+
+def file_tokens(settings: Settings, city: str) -> WebhookTokens:
+    """A laptop's token digests, in a local directory."""
     from citypipe.adapters.tokens import FileWebhookTokens
 
     return FileWebhookTokens(settings.webhook.directory / city)
@@ -39,4 +50,4 @@ def tokens_from(settings: Settings, city: str) -> WebhookTokens:
 def cold_start() -> FunctionApp:
     settings = Settings()
     deps = deps_from(settings)
-    return build(deps, tokens_from(settings, deps.city.city))
+    return build(deps, tokens_from(settings, deps))

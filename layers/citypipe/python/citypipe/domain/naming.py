@@ -124,6 +124,28 @@ def webhook_tokens_prefix(prefix: str, city: str) -> str:
     return f"{prefix}/{city}/webhook-tokens"
 
 
+# In the keys bucket (``StackNames.keys_bucket``): the object stores of every cloud.
+
+
+def key_object_prefix(city: str) -> str:
+    """The daily secrets: ``secrets/<city>/<day>.key``."""
+    return f"secrets/{city}/"
+
+
+def key_horizon_object(city: str) -> str:
+    """How far the secrets were destroyed; outside ``secrets/`` (it never expires)."""
+    return f"horizon/{city}"
+
+
+def webhook_tokens_object_prefix(city: str) -> str:
+    return f"webhook-tokens/{city}/"
+
+
+def webhook_token_object(city: str, source: str) -> str:
+    """The digests of a source's webhook tokens (never the tokens)."""
+    return f"{webhook_tokens_object_prefix(city)}{source}.json"
+
+
 def webhook_token_secret(prefix: str, city: str, source: str) -> str:
     """The secret holding the digests of a source's webhook tokens (never the tokens)."""
     return f"{webhook_tokens_prefix(prefix, city)}/{source}"
@@ -142,9 +164,13 @@ def quarantined_message_key(city: str, function: Function, body: str) -> str:
     return f"quarantine/{city}/{function.value}/messages/{ident}.jsonl.gz"
 
 
+def key_destruction_prefix(city: str) -> str:
+    return f"keys/{city}/destroyed/"
+
+
 def key_destruction_key(city: str, at: datetime) -> str:
     """The audit record of a run of the hourly job that destroyed secrets."""
-    return f"keys/{city}/destroyed/{at:%Y-%m-%dT%H}.json"
+    return f"{key_destruction_prefix(city)}{at:%Y-%m-%dT%H}.json"
 
 
 def lineage_prefix(city: str, function: Function | None = None) -> str:

@@ -10,7 +10,9 @@ after that the message stays in the queue, whose redrive policy dead-letters it.
   error: there is no batch to fail loudly, and the message must not be acknowledged.
 
 Queue- and CRON-triggered functions are deployed private (only their triggers may call
-them); hubs' webhooks go to a separate public function with per-source authentication.
+them); hubs' webhooks go to a separate public function, ``http_trigger``, with the same
+per-source authentication as on AWS (``service.webhook``): Scaleway's HTTP event has API
+Gateway's 1.0 shape.
 """
 
 from __future__ import annotations
@@ -74,3 +76,11 @@ def queue_trigger(app: FunctionApp, event: dict[str, Any], context: Any) -> dict
         log.warning("message failed", extra={"function": function, "error": type(exc).__name__})
         return respond(500, {"error": "retry", "detail": type(exc).__name__})
     return respond(200, {"result": "done"})
+
+
+def http_trigger(app: FunctionApp, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The public webhook function: ``POST <function URL>/ingest/{source}``."""
+    _context(context)
+    if app.http is None:
+        return respond(404, {"error": "no_webhook", "detail": "this function takes no webhook"})
+    return app.http(event)
