@@ -10,10 +10,14 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cached_property
+from typing import ClassVar, Generic, TypeVar
 
 from citypipe.domain.errors import AlreadyExistsError, KeyDestroyedError, TransientError
 
@@ -150,6 +154,40 @@ class Queue(ABC):
         return self.send(queue, (json.dumps(p, sort_keys=True) for p in payloads))
 
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Expiring(Generic[K, V]):
+    """What a backend answered, remembered by a warm container for at most ``seconds``
+    (0: never remembered). Thread-safe."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._items: dict[K, tuple[V, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: K, load: Callable[[], V]) -> V:
+        """The remembered value while it is fresh, else ``load()``'s (then remembered)."""
+        with self._lock:
+            item = self._items.get(key)
+        if item is not None and time.monotonic() - item[1] < self.seconds:
+            return item[0]
+        value = load()
+        self.put(key, value)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        if self.seconds > 0:
+            with self._lock:
+                self._items[key] = (value, time.monotonic())
+
+    def forget(self, keep: Callable[[K], bool] = lambda _: False) -> None:
+        """Forget every key but those ``keep`` says to keep."""
+        with self._lock:
+            self._items = {k: v for k, v in self._items.items() if keep(k)}
+
+
 class KeyStore(ABC):
     """Daily secret key material for pseudonymization.
 
@@ -158,26 +196,42 @@ class KeyStore(ABC):
     Destroyed days stay destroyed: the store remembers how far it destroyed and refuses
     those days, so late data can never get a fresh secret for a day whose pseudonyms are
     already counted (the same device would be counted twice). Backends implement the
-    four primitives.
+    four primitives, uncached; a store on a remote backend sets ``CACHE_S``: a warm
+    container then remembers a secret, and the horizon, that long.
     """
+
+    CACHE_S: ClassVar[float] = 0.0
+
+    @cached_property
+    def _secrets(self) -> Expiring[date, bytes]:
+        return Expiring(self.CACHE_S)
+
+    @cached_property
+    def _horizon(self) -> Expiring[str, date | None]:
+        return Expiring(self.CACHE_S)
 
     def daily_secret(self, day: date) -> bytes:
         """The day's 32-byte secret, created on first use (atomically: concurrent
         callers get the same bytes). Raises KeyDestroyedError for a destroyed day."""
-        horizon = self._destroyed_before()
+        horizon = self._horizon.get("horizon", self._destroyed_before)
         if horizon is not None and day < horizon:
             raise KeyDestroyedError(day.isoformat())
-        return self._secret(day)
+        return self._secrets.get(day, lambda: self._secret(day))
 
     def destroy_before(self, day: date) -> int:
         """Destroy the secrets of days before ``day`` for good; return how many."""
-        horizon = self._destroyed_before()
+        horizon = self._destroyed_before()  # the backend's, never a remembered one
         if horizon is None or day > horizon:
             self._set_destroyed_before(day)  # first: no new secret for those days from now on
-        return self._destroy(day, horizon)
+            self._horizon.put("horizon", day)
+        destroyed = self._destroy(day, horizon)
+        self._secrets.forget(keep=lambda kept: kept >= day)
+        return destroyed
 
     @abstractmethod
-    def _secret(self, day: date) -> bytes: ...
+    def _secret(self, day: date) -> bytes:
+        """The day's secret from the backend, created if it has none; a backend checks
+        the horizon itself (uncached) before it creates one."""
 
     @abstractmethod
     def _destroy(self, day: date, previous_horizon: date | None) -> int:
@@ -207,13 +261,18 @@ class WebhookTokens(ABC):
     Backends implement two primitives."""
 
     KEEP = 2  # the newest token and the one before it
+    CACHE_S: ClassVar[float] = 0.0  # a remote store's: a revoked token works that long
+
+    @cached_property
+    def _remembered(self) -> Expiring[str, list[str]]:
+        return Expiring(self.CACHE_S)
 
     def verify(self, source: str, token: str) -> bool:
         """Whether ``token`` is one of ``source``'s, compared in constant time against
         every digest the source has (no early exit)."""
         presented = token_digest(token)
         matched = False
-        for digest in self._digests(source):
+        for digest in self._remembered.get(source, lambda: self._digests(source)):
             matched |= hmac.compare_digest(presented, digest)
         return matched
 
@@ -222,6 +281,7 @@ class WebhookTokens(ABC):
         token = secrets.token_urlsafe(32)
         kept = [] if revoke_previous else self._digests(source)
         self._set_digests(source, [token_digest(token), *kept][: self.KEEP])
+        self._remembered.forget()
         return token
 
     @abstractmethod

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,10 +36,10 @@ class ObjectKeyStore(KeyStore):
     The one key store that works on every S3-API cloud: a conditional put makes concurrent
     containers agree on a day's bytes (the first writer wins; the others read what it
     wrote), and in an unversioned bucket a delete is destruction — no restorable copy, as
-    Scaleway's Secret Manager would keep for 7 days. The horizon (``<city>/destroyed-before``)
-    (``horizon/<city>``, outside the lifecycle rule that expires old secrets as a safety net)
-    is written before any secret is deleted, so no container creates a destroyed day again.
-    A warm container keeps a secret at most ``CACHE_S`` after it was read.
+    Scaleway's Secret Manager would keep for 7 days. The horizon (``horizon/<city>``,
+    outside the lifecycle rule that expires old secrets as a safety net) is written before
+    any secret is deleted, so no container creates a destroyed day again. A warm container
+    keeps a secret at most ``CACHE_S`` after it was read.
     """
 
     CACHE_S = 300.0
@@ -50,16 +49,11 @@ class ObjectKeyStore(KeyStore):
         self.bucket = bucket
         self.prefix = key_object_prefix(city)
         self.horizon_key = key_horizon_object(city)
-        self._cache: dict[date, tuple[bytes, float]] = {}
-        self._horizon: tuple[date | None, float] | None = None
 
     def _key(self, day: date) -> str:
         return f"{self.prefix}{day.isoformat()}.key"
 
     def _secret(self, day: date) -> bytes:
-        cached = self._cache.get(day)
-        if cached and time.monotonic() - cached[1] < self.CACHE_S:
-            return cached[0]
         key = self._key(day)
         try:
             secret = self.store.get(self.bucket, key).body
@@ -67,24 +61,21 @@ class ObjectKeyStore(KeyStore):
             secret = self._create(day, key)
         if len(secret) != SECRET_BYTES:
             raise ValueError(f"{self.bucket}/{key} is not a {SECRET_BYTES}-byte secret")
-        self._cache[day] = (secret, time.monotonic())
         return secret
 
     def _create(self, day: date, key: str) -> bytes:
         """The day's first secret, unless the day was destroyed — checked again after the
         write, so a secret created while the hourly job destroyed its day does not survive."""
-        self._horizon = None  # about to create: the horizon afresh, never cached
         if self._refused(day):
             raise KeyDestroyedError(day.isoformat())
         created = self.store.put_if_absent(self.bucket, key, secrets.token_bytes(SECRET_BYTES))
-        self._horizon = None
         if created.created and self._refused(day):
             self.store.delete(self.bucket, key)
             raise KeyDestroyedError(day.isoformat())
         return self.store.get(self.bucket, key).body
 
     def _refused(self, day: date) -> bool:
-        horizon = self._destroyed_before()
+        horizon = self._destroyed_before()  # the backend's, never a remembered one
         return horizon is not None and day < horizon
 
     def _destroy(self, day: date, previous_horizon: date | None) -> int:
@@ -99,24 +90,17 @@ class ObjectKeyStore(KeyStore):
                 continue
             if secret_day < day:
                 self.store.delete(self.bucket, info.key)
-                self._cache.pop(secret_day, None)
                 destroyed += 1
         return destroyed
 
     def _destroyed_before(self) -> date | None:
-        if self._horizon and time.monotonic() - self._horizon[1] < self.CACHE_S:
-            return self._horizon[0]
         try:
-            body = self.store.get(self.bucket, self.horizon_key).body
-            horizon: date | None = date.fromisoformat(body.decode())
+            return date.fromisoformat(self.store.get(self.bucket, self.horizon_key).body.decode())
         except NotFoundError:
-            horizon = None
-        self._horizon = (horizon, time.monotonic())
-        return horizon
+            return None
 
     def _set_destroyed_before(self, day: date) -> None:
         self.store.put(self.bucket, self.horizon_key, day.isoformat().encode())
-        self._horizon = (day, time.monotonic())
 
 
 class FileKeyStore(KeyStore):
@@ -167,30 +151,24 @@ class SecretsManagerKeyStore(KeyStore):
     """One secret a day, ``<prefix>/<day>`` (``prefix`` from ``naming.key_secrets_prefix``),
     created idempotently; the horizon is the secret ``<prefix>/destroyed-before``."""
 
-    CACHE_S = 600.0  # a warm container forgets a secret within 10 minutes of its destruction
+    CACHE_S = 300.0  # a warm container forgets a secret within 5 minutes of its destruction
 
     def __init__(self, client: SecretsManagerClient, prefix: str) -> None:
         self.client = client
         self.prefix = prefix
-        self._cache: dict[date, tuple[bytes, float]] = {}
-        self._horizon: tuple[date | None, float] | None = None
 
     def _name(self, day: date) -> str:
         return f"{self.prefix}/{day.isoformat()}"
 
     @classified
     def _secret(self, day: date) -> bytes:
-        cached = self._cache.get(day)
-        if cached and time.monotonic() - cached[1] < self.CACHE_S:
-            return cached[0]
         name = self._name(day)
         try:
             secret = self.client.get_secret_value(SecretId=name)["SecretBinary"]
         except ClientError as exc:
             if error_code(exc) not in NOT_FOUND:
                 raise
-            self._horizon = None  # about to create: check the horizon afresh, not cached
-            horizon = self._destroyed_before()
+            horizon = self._destroyed_before()  # the backend's, never a remembered one
             if horizon is not None and day < horizon:
                 raise KeyDestroyedError(day.isoformat()) from None
             try:
@@ -199,22 +177,17 @@ class SecretsManagerKeyStore(KeyStore):
                 if error_code(create_exc) != "ResourceExistsException":
                     raise
             secret = self.client.get_secret_value(SecretId=name)["SecretBinary"]
-        self._cache[day] = (secret, time.monotonic())
         return secret
 
     @classified
     def _destroyed_before(self) -> date | None:
-        if self._horizon and time.monotonic() - self._horizon[1] < self.CACHE_S:
-            return self._horizon[0]
         try:
             value = self.client.get_secret_value(SecretId=f"{self.prefix}/{HORIZON}")
-            horizon: date | None = date.fromisoformat(value["SecretString"])
         except ClientError as exc:
             if error_code(exc) not in NOT_FOUND:
                 raise
-            horizon = None
-        self._horizon = (horizon, time.monotonic())
-        return horizon
+            return None
+        return date.fromisoformat(value["SecretString"])
 
     @classified
     def _set_destroyed_before(self, day: date) -> None:
@@ -225,7 +198,6 @@ class SecretsManagerKeyStore(KeyStore):
             if error_code(exc) not in NOT_FOUND:
                 raise
             self.client.create_secret(Name=name, SecretString=day.isoformat())
-        self._horizon = (day, time.monotonic())
 
     @classified
     def _destroy(self, day: date, previous_horizon: date | None) -> int:
@@ -237,7 +209,6 @@ class SecretsManagerKeyStore(KeyStore):
         destroyed = 0
         for offset in range((day - start).days):
             secret_day = start + timedelta(days=offset)
-            self._cache.pop(secret_day, None)
             name = self._name(secret_day)
             try:  # a forced delete of a missing secret succeeds: look first, to count
                 if "DeletedDate" in self.client.describe_secret(SecretId=name):

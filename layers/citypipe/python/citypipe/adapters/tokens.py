@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,24 +44,17 @@ class ObjectWebhookTokens(WebhookTokens):
         self.store = store
         self.bucket = bucket
         self.city = city
-        self._cache: dict[str, tuple[list[str], float]] = {}
 
     def _digests(self, source: str) -> list[str]:
-        cached = self._cache.get(source)
-        if cached and time.monotonic() - cached[1] < self.CACHE_S:
-            return cached[0]
         try:
             body = self.store.get(self.bucket, webhook_token_object(self.city, source)).body
-            digests = _digests_of(body.decode())
         except NotFoundError:
-            digests = []  # no token minted for this source: every request is refused
-        self._cache[source] = (digests, time.monotonic())
-        return digests
+            return []  # no token minted for this source: every request is refused
+        return _digests_of(body.decode())
 
     def _set_digests(self, source: str, digests: list[str]) -> None:
         key = webhook_token_object(self.city, source)
         self.store.put(self.bucket, key, _document(digests).encode(), "application/json")
-        self._cache.pop(source, None)
 
 
 class FileWebhookTokens(WebhookTokens):
@@ -96,25 +88,19 @@ class SecretsManagerWebhookTokens(WebhookTokens):
         self.client = client
         self.prefix = prefix
         self.city = city
-        self._cache: dict[str, tuple[list[str], float]] = {}
 
     def _name(self, source: str) -> str:
         return webhook_token_secret(self.prefix, self.city, source)
 
     @classified
     def _digests(self, source: str) -> list[str]:
-        cached = self._cache.get(source)
-        if cached and time.monotonic() - cached[1] < self.CACHE_S:
-            return cached[0]
         try:
             document = self.client.get_secret_value(SecretId=self._name(source))["SecretString"]
-            digests = _digests_of(document)
         except ClientError as exc:
             if error_code(exc) not in NOT_FOUND:
                 raise
-            digests = []  # no token minted for this source: every request is refused
-        self._cache[source] = (digests, time.monotonic())
-        return digests
+            return []  # no token minted for this source: every request is refused
+        return _digests_of(document)
 
     @classified
     def _set_digests(self, source: str, digests: list[str]) -> None:
@@ -129,4 +115,3 @@ class SecretsManagerWebhookTokens(WebhookTokens):
                 SecretString=_document(digests),
                 Description=f"citypipe {self.city}: SHA-256 digests of {source}'s webhook tokens",
             )
-        self._cache.pop(source, None)
