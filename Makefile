@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: venv browser demo demo-localstack test test-fast lint check bench layer lock clean
+.PHONY: venv browser demo demo-localstack test test-fast lint check bench layer package package-scaleway lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,10 +49,25 @@ bench: venv
 layer: venv
 	$(BIN)/python -m citypipe_local.package layer --out .build/layer
 
+# A city's AWS stack, packaged offline (osls 4 from package-lock.json, a local moto server,
+# fake credentials) into .serverless/, then checked by cfn-lint. The city file is checked
+# first: a region outside the EU/EEA is refused before anything is built.
+#   make package CITY=infra/cities/<city>.yaml
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error && touch $@
+
+package: venv node_modules/.installed
+	$(BIN)/python -m citypipe_local.package stack --city $(or $(CITY),infra/cities/velden.yaml) --build-layer
+
+# The Scaleway deployment of a city (x86_64 zip <= 100 MiB, built offline; region from the
+# city file, which must be Scaleway's): make package-scaleway CITY=infra/cities/<city>.yaml
+package-scaleway: venv
+	$(BIN)/python -m citypipe_local.scaleway_package --city $(or $(CITY),infra/cities/velden-scaleway.yaml)
+
 # Regenerate the pins after changing pyproject.toml's dependencies.
 lock:
 	$(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install --quiet -e '.[dev]' \
 	  && .venv-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt; rm -rf .venv-lock
 
 clean:
-	rm -rf $(VENV) .venv-localstack .build out out-localstack .citypipe .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-localstack .build .serverless node_modules infra/scaleway/node_modules out out-localstack .citypipe .pytest_cache .mypy_cache .ruff_cache

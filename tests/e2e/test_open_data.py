@@ -39,7 +39,7 @@ from citypipe.adapters.s3 import S3ObjectStore
 from citypipe.adapters.sqs import SqsQueue
 from citypipe.domain.city import City
 from citypipe.domain.model import Message, Zone
-from citypipe.domain.naming import PORTAL_KEY, StackNames, catalog_key, datapackage_key
+from citypipe.domain.naming import StackNames, catalog_key, datapackage_key, portal_key
 from citypipe.ports import SystemClock
 from citypipe.service.export import export_requested
 from citypipe.service.stage import Deps
@@ -230,7 +230,7 @@ def visit(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Visit:
                     "response",
                     lambda r: r.status >= 400 and seen.failed.append(f"{r.status} {r.url}"),
                 )
-                page.goto(served.base + PORTAL_KEY, wait_until="networkidle")
+                page.goto(served.base + portal_key("velden"), wait_until="networkidle")
                 path = shots / f"portal-{name}.png"
                 page.screenshot(path=str(path), full_page=True)
                 seen.screenshots[name] = path

@@ -46,6 +46,7 @@ from citypipe.domain.model import Zone
 from citypipe.domain.naming import (
     catalog_key,
     open_file_key,
+    portal_key,
     publication_key,
 )
 from citypipe.domain.themes import OpenFormat
@@ -391,7 +392,7 @@ def test_a_theme_that_fails_does_not_block_the_others(memory_deps: Deps) -> None
         export_day(deps, DAY)
     # ...after traffic and people were published and the portal lists them
     assert csv_rows(deps, "traffic-flow") and csv_rows(deps, "people-counts")
-    portal = open_file(deps, "index.html").decode()
+    portal = open_file(deps, portal_key("velden")).decode()
     assert 'id="traffic-flow"' in portal and 'id="air-quality"' not in portal
 
 

@@ -20,14 +20,14 @@ from urllib.parse import quote_plus
 
 import pyarrow as pa
 import yaml
-from conftest import CITY_FILE, load_event
+from conftest import CITY_FILE, load_event, webhook_token
 
 from citypipe.core.aggregate import partial_of
 from citypipe.core.anonymize import CLEAN_SCHEMA
 from citypipe.core.columnar import parquet_bytes
 from citypipe.domain.errors import TransientError
 from citypipe.domain.model import QUANTITY_UNITS, Function, Message, Zone
-from citypipe.ports import KeyStore, ObjectInfo, StoredObject
+from citypipe.ports import KeyStore, ObjectInfo, StoredObject, WebhookTokens
 from citypipe.service.stage import Deps
 from citypipe_local.fakes import InMemoryObjectStore
 from citypipe_local.runner import LambdaContext, app_for, load_handler
@@ -69,15 +69,49 @@ def s3_notification(bucket: str, key: str, etag: str, event_name: str = "ObjectC
     return json.dumps(body)
 
 
-def apigw_request(
-    body: str, fmt: str = "senml", method: str = "POST", base64_encoded: bool = False
+def http_api_request(
+    body: str | bytes,
+    source: str = "air-quality",
+    method: str = "POST",
+    token: str | None = "",
+    base64_encoded: bool = False,
+    **headers: str,
 ) -> dict[str, Any]:
-    """The API Gateway REST proxy fixture, POSTing ``body`` to /ingest/{fmt}."""
+    """The HTTP API (payload 2.0) fixture, ``method`` to /ingest/{source}: the source's
+    token unless ``token`` is given (None: no token header); ``headers`` added."""
+    event = load_event("httpapi_webhook_senml.json")
+    raw = body if isinstance(body, bytes) else body.encode()
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/ingest/{source}"
+    event["requestContext"]["http"]["method"] = method
+    event["pathParameters"] = {"source": source}
+    event["headers"]["content-length"] = str(len(raw))
+    event["headers"].pop("x-citypipe-token")
+    if token is not None:
+        event["headers"]["x-citypipe-token"] = token or webhook_token(source)
+    event["headers"].update({k.replace("_", "-"): v for k, v in headers.items()})
+    event["body"] = base64.b64encode(raw).decode() if base64_encoded else raw.decode()
+    event["isBase64Encoded"] = base64_encoded
+    return event
+
+
+def apigw_request(
+    body: str,
+    source: str = "air-quality",
+    method: str = "POST",
+    base64_encoded: bool = False,
+    token: str | None = "",
+) -> dict[str, Any]:
+    """The API Gateway REST proxy (payload 1.0) fixture, ``method`` to /ingest/{source}."""
     event = load_event("apigw_webhook_senml.json")
     event["httpMethod"] = event["requestContext"]["httpMethod"] = method
-    event["path"] = f"/ingest/{fmt}"
-    event["requestContext"]["path"] = f"/prod/ingest/{fmt}"
-    event["pathParameters"] = {"format": fmt}
+    event["path"] = f"/ingest/{source}"
+    event["requestContext"]["path"] = f"/prod/ingest/{source}"
+    event["pathParameters"] = {"source": source}
+    for headers in (event["headers"], event["multiValueHeaders"]):
+        headers.pop("X-Citypipe-Token")
+    if token is not None:
+        event["headers"]["X-Citypipe-Token"] = token or webhook_token(source)
+        event["multiValueHeaders"]["X-Citypipe-Token"] = [event["headers"]["X-Citypipe-Token"]]
     event["body"] = base64.b64encode(body.encode()).decode() if base64_encoded else body
     event["isBase64Encoded"] = base64_encoded
     return event
@@ -96,11 +130,15 @@ def lambda_context(function: Function) -> LambdaContext:
 
 
 def invoke_handler(
-    function: Function, event: dict[str, Any], deps: Deps, keys: KeyStore
+    function: Function,
+    event: dict[str, Any],
+    deps: Deps,
+    keys: KeyStore,
+    tokens: WebhookTokens | None = None,
 ) -> dict[str, Any]:
     """The real ``functions/<name>/handler.py``, loaded as Lambda loads it, on these ports."""
     handler = load_handler(function)
-    return handler(event, lambda_context(function), app=app_for(function, deps, keys))
+    return handler(event, lambda_context(function), app=app_for(function, deps, keys, tokens))
 
 
 # --- payloads -----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from citypipe_local import stack
 from citypipe_local.backends import backend
 from citypipe_local.logs import written_to
 from citypipe_local.report import build_report
-from citypipe_local.runner import Invoker, LocalRunner
+from citypipe_local.runner import Invoker, LocalRunner, Platform
 
 PIPELINE = (Function.INGEST, Function.ANONYMIZE, Function.AGGREGATE)
 Progress = Callable[[str, int], None]
@@ -39,10 +39,14 @@ class ReplayOptions:
     batch_payloads: int = 20_000
     concurrency: int = 4
     duplicate_deliveries: bool = False
-    keys_dir: Path = Path(".citypipe/keys")
+    # None: the daily secrets live in the stack's keys bucket, as in a cloud (and die with
+    # the embedded backend). A directory: a file key store there, e.g. for tests comparing
+    # two runs, which need the same secrets to publish the same distinct-device counts.
+    keys_dir: Path | None = None
     visibility_timeout_s: int = 30
     localstack_endpoint: str | None = None
     name_prefix: str = ""  # a stack of its own on a shared backend (tests, two clones)
+    platform: Platform = "aws"  # whose entry points the functions run through
 
 
 def drop_payloads(deps: Deps, input_dir: Path, batch: int, progress: Progress | None) -> int:
@@ -105,11 +109,16 @@ def replay(
         settings = Settings(
             backend=endpoint.settings,
             stack=StackSettings(
+                deployment="local",
                 city_file=city_file,
                 visibility_timeout_s=options.visibility_timeout_s,
                 name_prefix=options.name_prefix,
             ),
-            keys=KeySettings(store="file", directory=options.keys_dir),
+            keys=(
+                KeySettings(store="file", directory=options.keys_dir)
+                if options.keys_dir is not None
+                else KeySettings(store="object")
+            ),
         )
         deps = deps_from(settings)
         clients = stack.make_clients(settings.backend)
@@ -128,6 +137,7 @@ def replay(
                 duplicate_deliveries=options.duplicate_deliveries,
                 on_batch=(lambda f, n: progress(f.value, n)) if progress else None,
                 invoker=invoker,
+                platform=options.platform,
             )
             try:
                 runner.drain(PIPELINE)

@@ -132,7 +132,7 @@ def _observation(city: City, fmt: str, reading: Reading) -> tuple[str, Observati
 
 
 def _read(
-    city: City, fmt: str, parser: Parser, text: str
+    city: City, fmt: str, parser: Parser, text: str, only_source: str | None = None
 ) -> tuple[list[tuple[Partition, dict[str, Any]]], list[Rejection]]:
     """One payload's accepted records (with their partition) and rejected readings.
 
@@ -147,6 +147,11 @@ def _read(
             rejected.append(outcome)
             continue
         name, observation = outcome
+        if only_source is not None and name != only_source:
+            rejected.append(
+                Rejection("wrong_source", f"{observation.sensor!r} is not {only_source}'s")
+            )
+            continue
         hour = observation.observed_at.replace(minute=0, second=0, microsecond=0)
         accepted.append(((name, hour), observation.to_record()))
     if not accepted and not rejected:  # e.g. a SenML pack of base or position records only
@@ -155,12 +160,18 @@ def _read(
 
 
 def normalize(
-    city: City, fmt: str, payloads: Iterable[str], parsers: Mapping[str, Parser] = PARSERS
+    city: City,
+    fmt: str,
+    payloads: Iterable[str],
+    parsers: Mapping[str, Parser] = PARSERS,
+    only_source: str | None = None,
 ) -> Normalized:
     """Parse and validate payloads (each as received, one JSON document) of one format.
 
     Each payload stands alone: whatever one holds, it is accepted, quarantined, or both
-    (reading by reading), and never stops the others.
+    (reading by reading), and never stops the others. With ``only_source`` (a webhook
+    authenticated for that source) a reading of another source's sensor is rejected
+    (``wrong_source``): one source's token never writes another's readings.
     """
     parser = parsers.get(fmt)
     if parser is None:
@@ -175,7 +186,7 @@ def normalize(
             result.reject(line, text[:1024], [Rejection("payload_too_large", f"{size} bytes")])
             continue
         try:
-            accepted, rejected = _read(city, fmt, parser, text)
+            accepted, rejected = _read(city, fmt, parser, text, only_source)
         except json.JSONDecodeError as exc:
             accepted, rejected = [], [Rejection("invalid_json", str(exc))]
         except (ValueError, OverflowError, RecursionError) as exc:

@@ -12,7 +12,7 @@ Units: readings, except ``IngestCounts.payloads`` (hub payloads) and the export'
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -61,12 +61,21 @@ class StageCounts(Book):
     def quarantined_total(self) -> int:
         return sum(self.quarantined.values())
 
+    @property
+    def readings_in(self) -> int:
+        """What the input held, in the stage's unit (the quarantine rate's denominator)."""
+        raise NotImplementedError
+
 
 class IngestCounts(StageCounts):
     stage: Literal["ingest"] = "ingest"
     payloads: int  # hub payloads read (lines of a drop, documents of a webhook request)
     received: int  # readings in them (an unreadable payload counts as one)
     accepted: int  # readings written to raw
+
+    @property
+    def readings_in(self) -> int:
+        return self.received
 
     @classmethod
     def whole_input_quarantined(cls, records: int, reason: str) -> Self:
@@ -80,6 +89,10 @@ class AnonymizeCounts(StageCounts):
     anonymized: int  # readings written to clean
     refused: dict[str, int]  # readings refused by the source's policy, by reason
 
+    @property
+    def readings_in(self) -> int:
+        return self.input
+
     @classmethod
     def whole_input_quarantined(cls, records: int, reason: str) -> Self:
         return cls(input=records, anonymized=0, refused={}, quarantined={reason: records})
@@ -89,6 +102,10 @@ class AggregateCounts(StageCounts):
     stage: Literal["aggregate"] = "aggregate"
     input: int  # readings in the clean object
     aggregated: int  # readings in the partial's cells
+
+    @property
+    def readings_in(self) -> int:
+        return self.input
 
     @classmethod
     def whole_input_quarantined(cls, records: int, reason: str) -> Self:
@@ -106,6 +123,10 @@ class ExportCounts(StageCounts):
     published: int  # cells published
     suppressed: int  # cells suppressed by disclosure control
     flagged: int  # cells whose figures are not plausible: marked, never summed into a figure
+
+    @property
+    def readings_in(self) -> int:
+        return self.readings
 
     @classmethod
     def whole_input_quarantined(cls, records: int, reason: str) -> Self:
@@ -216,3 +237,13 @@ class Publication(Book):
     files: list[PublishedFile]
     summary: list[ZoneSummary]
     history: list[VersionNote]
+
+
+class KeyDestruction(Book):
+    """The hourly job destroyed daily secrets: every day before ``destroyed_before`` is gone
+    for good. Written in the audit zone at ``naming.key_destruction_key``."""
+
+    v: Literal[1] = 1
+    destroyed_before: date
+    destroyed: int  # secrets deleted by this run
+    at: datetime

@@ -32,6 +32,19 @@ class StackNames:
     def dlq(self, function: Function) -> str:
         return f"{self.queue(function)}-dlq"
 
+    def keys_bucket(self) -> str:
+        """The private, unversioned bucket of the daily pseudonymization secrets."""
+        return f"{self.prefix}{self.city}-keys"
+
+
+def deployment_prefix(account: str, region: str) -> str:
+    """The name prefix of a stack deployed to a cloud account: bucket names are global, so
+    ``<account>-<region>-<city>-<zone>`` keeps them unique per account and region."""
+    return f"{account}-{region}-"
+
+
+BUCKET_NAME_MAX = 63  # S3's limit
+
 
 def input_id(*parts: str) -> str:
     """A short stable id from an input's identity (key + etag, or a content hash)."""
@@ -87,14 +100,53 @@ def inbox_key(city: str, fmt: str, body: bytes) -> str:
     return f"inbox/{city}/{fmt}/{ident}.jsonl.gz"
 
 
-def webhook_id(fmt: str, body: str) -> str:
-    """A webhook request's identity: its content."""
-    return input_id("webhook", fmt, hashlib.sha256(body.encode()).hexdigest())
+def webhook_id(source: str, body: str) -> str:
+    """A webhook request's identity: the source it was pushed for, and its content."""
+    return input_id("webhook", source, hashlib.sha256(body.encode()).hexdigest())
 
 
-def webhook_key(fmt: str, ident: str) -> str:
+def webhook_key(source: str, ident: str) -> str:
     """The name a webhook request goes by in lineage (it is processed inline, never stored)."""
-    return f"webhook/{fmt}/{ident}"
+    return f"webhook/{source}/{ident}"
+
+
+# --- the stack's secrets --------------------------------------------------------------------
+
+
+def key_secrets_prefix(prefix: str, city: str) -> str:
+    """Where the daily pseudonymization secrets live: ``<prefix>/<city>/keys/<day>``."""
+    return f"{prefix}/{city}/keys"
+
+
+def webhook_tokens_prefix(prefix: str, city: str) -> str:
+    return f"{prefix}/{city}/webhook-tokens"
+
+
+# In the keys bucket (``StackNames.keys_bucket``): the object stores of every cloud.
+
+
+def key_object_prefix(city: str) -> str:
+    """The daily secrets: ``secrets/<city>/<day>.key``."""
+    return f"secrets/{city}/"
+
+
+def key_horizon_object(city: str) -> str:
+    """How far the secrets were destroyed; outside ``secrets/`` (it never expires)."""
+    return f"horizon/{city}"
+
+
+def webhook_tokens_object_prefix(city: str) -> str:
+    return f"webhook-tokens/{city}/"
+
+
+def webhook_token_object(city: str, source: str) -> str:
+    """The digests of a source's webhook tokens (never the tokens)."""
+    return f"{webhook_tokens_object_prefix(city)}{source}.json"
+
+
+def webhook_token_secret(prefix: str, city: str, source: str) -> str:
+    """The secret holding the digests of a source's webhook tokens (never the tokens)."""
+    return f"{webhook_tokens_prefix(prefix, city)}/{source}"
 
 
 # --- quarantine and audit ------------------------------------------------------------------
@@ -110,6 +162,15 @@ def quarantined_message_key(city: str, function: Function, body: str) -> str:
     return f"quarantine/{city}/{function.value}/messages/{ident}.jsonl.gz"
 
 
+def key_destruction_prefix(city: str) -> str:
+    return f"keys/{city}/destroyed/"
+
+
+def key_destruction_key(city: str, at: datetime) -> str:
+    """The audit record of a run of the hourly job that destroyed secrets."""
+    return f"{key_destruction_prefix(city)}{at:%Y-%m-%dT%H}.json"
+
+
 def lineage_prefix(city: str, function: Function | None = None) -> str:
     base = f"lineage/{city}/"
     return base if function is None else f"{base}{function.value}/"
@@ -121,18 +182,23 @@ def lineage_key(city: str, function: Function, ident: str) -> str:
 
 # --- the open zone -------------------------------------------------------------------------
 #
-# The portal sits at the root of the open bucket (``index.html``), so a bucket served as a
-# static site at ``portal_url`` shows it; everything else lives under ``open/<city>/`` and
-# is linked relative to it. A theme's day is one Hive-style partition holding a file per
-# format (``read_parquet('.../air-quality/*/*.parquet', hive_partitioning = true)``), at
-# keys that never change: a later version of a day replaces its files at the same keys
+# Everything published lives under ``open/<city>/``, the one prefix anyone may read (the
+# AWS template, local provisioning and Scaleway grant nothing else): the portal at its root
+# (``open/<city>/index.html``) links everything relative to itself. A theme's day is one
+# Hive-style partition holding a file per format
+# (``read_parquet('.../air-quality/*/*.parquet', hive_partitioning = true)``), at keys that
+# never change: a later version of a day replaces its files at the same keys
 # (the history is in the day's publication record and the catalogue).
-
-PORTAL_KEY = "index.html"
 
 
 def open_prefix(city: str) -> str:
+    """Everything published, the one prefix anyone may read: ``open/<city>/``."""
     return f"{Zone.OPEN.value}/{city}/"
+
+
+def portal_key(city: str) -> str:
+    """The portal page, at the root of the city's open zone."""
+    return f"{open_prefix(city)}index.html"
 
 
 def open_day_prefix(city: str, theme: str, day: str) -> str:

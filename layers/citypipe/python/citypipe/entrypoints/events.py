@@ -67,3 +67,14 @@ def is_http(event: dict[str, Any]) -> bool:
 def is_schedule(event: dict[str, Any]) -> bool:
     """An EventBridge scheduled event."""
     return event.get("detail-type") == "Scheduled Event" or event.get("source") == "aws.events"
+
+
+# What the hourly CRON trigger of a Scaleway deployment POSTs (its fixed JSON input).
+CRON_BODY: dict[str, str] = {"citypipe": "hourly"}
+
+
+def is_cron_body(body: str) -> bool:
+    try:
+        return bool(json.loads(body) == CRON_BODY)
+    except ValueError:
+        return False

@@ -33,7 +33,6 @@ from citypipe.domain.books import ExportCounts, Lineage, Publication, PublishedF
 from citypipe.domain.errors import NotFoundError, TransientError
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import (
-    PORTAL_KEY,
     aggregates_prefix,
     catalog_key,
     datapackage_key,
@@ -42,6 +41,7 @@ from citypipe.domain.naming import (
     lineage_key,
     metadata_marker_key,
     open_day_prefix,
+    portal_key,
     publication_key,
     publications_prefix,
 )
@@ -332,7 +332,7 @@ def _still_built(deps: Deps, marker: str) -> bool:
     except NotFoundError:
         return False
     etags: dict[str, str] = json.loads(body)
-    for key in (catalog_key(deps.city.city), PORTAL_KEY):
+    for key in (catalog_key(deps.city.city), portal_key(deps.city.city)):
         info = deps.store.head(deps.names.bucket(Zone.OPEN), key)
         if info is None or info.etag != etags.get(key):
             return False

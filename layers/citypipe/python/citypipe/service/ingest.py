@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from citypipe.core.codecs import jsonl_gz
-from citypipe.core.formats import PARSERS
 from citypipe.core.ingest import Normalized, is_one_document, normalize, one_line, split_lines
 from citypipe.domain.books import IngestCounts
 from citypipe.domain.errors import TerminalError
@@ -85,37 +84,45 @@ def drop_message(deps: Deps, fmt: str, payloads: Sequence[str], trace_id: str = 
     )
 
 
+MAX_REJECTIONS_SHOWN = 20  # a sender is told this many rejections, and the counts of all
+
+
 def ingest_webhook(
-    deps: Deps, fmt: str, body: str, trace_id: str = ""
+    deps: Deps, source: str, body: str, trace_id: str = ""
 ) -> tuple[int, dict[str, Any]]:
-    """A hub's HTTP push: one payload, or JSON Lines of payloads. Processed inline.
+    """A hub's HTTP push for one source (already authenticated for it): one payload, or
+    JSON Lines of payloads, in the source's format. Processed inline.
 
     Returns (HTTP status, body). When nothing in the request is usable the sender gets a
-    400 with every reason; the rejected payloads are quarantined all the same, so the run
-    ledger still balances.
+    400 with the reasons; the rejected payloads are quarantined all the same, so the run
+    ledger still balances. The response lists at most MAX_REJECTIONS_SHOWN rejections and
+    counts every rejected reading by reason.
     """
-    if fmt not in PARSERS:
-        return 404, {"error": "unknown_format", "detail": f"formats: {sorted(PARSERS)}"}
+    fmt = deps.city.sources[source].format
     # One (possibly pretty-printed) payload; else JSON Lines, or garbage line by line
     lines = [one_line(body)] if is_one_document(body) else split_lines(body)
-    normalized = normalize(deps.city, fmt, lines)
-    ident = webhook_id(fmt, body)
+    normalized = normalize(deps.city, fmt, lines, only_source=source)
+    ident = webhook_id(source, body)
     message = Message(
         city=deps.city.city,
         stage="webhook",
         bucket="",
-        key=webhook_key(fmt, ident),
+        key=webhook_key(source, ident),
         records=len(lines),
         format=fmt,
         trace_id=trace_id,
     )
     finish(Function.INGEST, message, deps, ident, to_outcome(deps.city.city, normalized, ident))
-    rejected = [_rejected(row) for row in normalized.quarantine]
-    reasons = [reason for per_line in rejected for reason in per_line]
+    rejected = [r for row in normalized.quarantine for r in _rejected(row)]
+    told = {
+        "quarantined": sum(normalized.reasons.values()),
+        "reasons": dict(sorted(normalized.reasons.items())),
+        "rejected": rejected[:MAX_REJECTIONS_SHOWN],
+        "rejected_total": len(rejected),
+    }
     if normalized.accepted == 0:
-        return 400, {"error": "no_usable_reading", "rejected": reasons}
-    quarantined = sum(normalized.reasons.values())
-    return 202, {"accepted": normalized.accepted, "quarantined": quarantined, "rejected": reasons}
+        return 400, {"error": "no_usable_reading", **told}
+    return 202, {"accepted": normalized.accepted, **told}
 
 
 def _rejected(row: dict[str, Any]) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from citypipe.domain.errors import NotFoundError, TerminalError
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import StackNames, input_id, lineage_key, quarantine_key
 from citypipe.ports import Clock, ObjectStore, Queue, StoredObject
+from citypipe.service.metrics import embedded_metrics
 
 log = logging.getLogger("citypipe")
 
@@ -171,10 +172,10 @@ def finish(function: Function, message: Message, deps: Deps, ident: str, outcome
     log.info(
         "processed",
         extra={
-            "function": function.value,
             "input_key": message.key,
             "input_id": ident,
             "outputs": len(written),
             "counts": outcome.counts.model_dump(),
+            **embedded_metrics(city, function, outcome.counts, lineage.at),
         },
     )

@@ -18,7 +18,7 @@ from citypipe.core.publish.dcat import describe_treatment
 from citypipe.core.publish.tables import columns, published_quantities
 from citypipe.domain.books import Publication
 from citypipe.domain.city import City
-from citypipe.domain.naming import PORTAL_KEY, open_prefix
+from citypipe.domain.naming import open_prefix
 from citypipe.domain.themes import OpenFormat, Theme
 
 LICENCES = {
@@ -96,7 +96,7 @@ def datapackage(
         "description": (
             f"Anonymized, aggregated readings of {city.name}'s public sensors per zone and "
             "15 minutes, one resource per theme and day. Also published as Parquet, GeoJSON "
-            f"and NGSI-LD: see the portal ({PORTAL_KEY} at the root) and the DCAT-AP catalogue."
+            "and NGSI-LD: see the portal (index.html, beside this file) and the DCAT-AP catalogue."
         ),
         "homepage": city.portal_url,
         "licenses": [{"name": licence_name, "path": city.licence, "title": licence_title}],

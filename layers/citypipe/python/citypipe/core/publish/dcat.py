@@ -18,7 +18,7 @@ from citypipe.core.disclosure import PrivacyTreatment, treatment
 from citypipe.core.publish.tables import published_quantities
 from citypipe.domain.books import Publication, PublishedFile
 from citypipe.domain.city import City
-from citypipe.domain.naming import PORTAL_KEY
+from citypipe.domain.naming import portal_key
 from citypipe.domain.themes import (
     HVD_ENVIRONMENT,
     HVD_MOBILITY,
@@ -268,7 +268,7 @@ def _dataset(city: City, theme: Theme, publications: Sequence[Publication]) -> d
         "dcat:theme": _concept(f"{EU}data-theme/{theme.data_theme}"),
         "dct:accrualPeriodicity": _ref(f"{EU}frequency/DAILY", "dct:Frequency"),
         "dcat:temporalResolution": _typed("PT15M", "xsd:duration"),
-        "foaf:page": _ref(f"{base}/{PORTAL_KEY}#{theme.slug}", "foaf:Document"),
+        "foaf:page": _ref(f"{base}/{portal_key(city.city)}#{theme.slug}", "foaf:Document"),
         "dct:temporal": _period(days[0], days[-1]) if days else None,
         "dct:spatial": _spatial(city),
         "dcat:distribution": [
@@ -318,7 +318,7 @@ def catalogue(
         "dct:spatial": _spatial(city),
         "dcat:themeTaxonomy": _ref(f"{EU}data-theme", "skos:ConceptScheme")
         | {"dct:title": _text("Data theme")},
-        "foaf:homepage": _ref(f"{base}/{PORTAL_KEY}", "foaf:Document"),
+        "foaf:homepage": _ref(f"{base}/{portal_key(city.city)}", "foaf:Document"),
         "dct:language": _ref(f"{EU}language/ENG", "dct:LinguisticSystem"),
         # the days of the data, not the clock: the catalogue stays a function of its records
         "dct:issued": _typed(days[0], "xsd:date") if days else None,

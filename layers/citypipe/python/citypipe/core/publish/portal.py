@@ -20,7 +20,7 @@ from citypipe.core.publish.geo import zone_name
 from citypipe.core.publish.tables import columns, published_quantities
 from citypipe.domain.books import Publication, ZoneSummary
 from citypipe.domain.city import City
-from citypipe.domain.naming import PORTAL_KEY, asset_key, catalog_key, datapackage_key
+from citypipe.domain.naming import asset_key, catalog_key, datapackage_key, open_prefix, portal_key
 from citypipe.domain.themes import OpenFormat, Theme, measure_of
 
 RECENT_DAYS = 14  # days listed per dataset; the catalogue and the data package list all
@@ -166,14 +166,20 @@ def bar_chart(city: City, quantity: str, summary: Sequence[ZoneSummary]) -> str:
     )
 
 
-def _downloads(theme: Theme, publications: Sequence[Publication]) -> str:
+def _href(city: City, key: str) -> str:
+    """A link from the portal page (at the root of the city's open zone) to an object of
+    it: relative, so the page works wherever the zone is served from."""
+    return escape(key.removeprefix(open_prefix(city.city)))
+
+
+def _downloads(city: City, theme: Theme, publications: Sequence[Publication]) -> str:
     formats = [f for f in OpenFormat if any(x.format == f for p in publications for x in p.files)]
     head = "".join(f"<th>{FORMATS[f].label}</th>" for f in formats)
     rows = []
     for publication in sorted(publications, key=lambda p: p.day, reverse=True)[:RECENT_DAYS]:
         links = {f.format: f for f in publication.files}
         cells = "".join(
-            f'<td><a href="{escape(links[f].key)}" download>{FORMATS[f].label}</a></td>'
+            f'<td><a href="{_href(city, links[f].key)}" download>{FORMATS[f].label}</a></td>'
             if f in links
             else "<td></td>"
             for f in formats
@@ -208,7 +214,7 @@ def _dataset(city: City, theme: Theme, publications: Sequence[Publication]) -> s
         f"UCUM.{model}</p>"
         f'<p class="privacy">{escape(describe_treatment(privacy))}</p>'
         f'<h3>{latest.day} by zone</h3><div class="charts">{charts}</div>'
-        f"<h3>Downloads</h3>{_downloads(theme, publications)}"
+        f"<h3>Downloads</h3>{_downloads(city, theme, publications)}"
         f"<details><summary>Columns</summary><dl>{glossary}</dl></details></section>"
     )
 
@@ -248,7 +254,10 @@ def index_html(
         "the privacy budget spent — will be published here.</p>"
     )
     licence = escape(city.licence)
-    catalogue, turtle = escape(catalog_key(city.city)), escape(catalog_key(city.city, "ttl"))
+    catalogue, turtle = (
+        _href(city, catalog_key(city.city)),
+        _href(city, catalog_key(city.city, "ttl")),
+    )
     sections = [("zones", "Zones"), ("privacy", "Privacy"), ("register", "Transparency register"),
                 ("metadata", "Metadata")]  # fmt: skip
     nav += "".join(f'<li><a href="#{ident}">{title}</a></li>' for ident, title in sections)
@@ -261,9 +270,9 @@ def index_html(
             '<meta charset="utf-8">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
             f"<title>{escape(city.name)} open sensor data</title>",
-            f'<link rel="stylesheet" href="{escape(asset_key(city.city, "portal.css"))}">',
+            f'<link rel="stylesheet" href="{_href(city, asset_key(city.city, "portal.css"))}">',
             f'<link rel="icon" type="image/svg+xml" '
-            f'href="{escape(asset_key(city.city, "favicon.svg"))}">',
+            f'href="{_href(city, asset_key(city.city, "favicon.svg"))}">',
             f'<link rel="alternate" type="application/ld+json" title="DCAT-AP catalogue" '
             f'href="{catalogue}">',
             "</head>",
@@ -287,7 +296,7 @@ def index_html(
             '<section id="metadata"><h2>Metadata and licence</h2><ul>',
             f'<li><a href="{catalogue}">DCAT-AP 3 catalogue (JSON-LD)</a> · '
             f'<a href="{turtle}">Turtle</a></li>',
-            f'<li><a href="{escape(datapackage_key(city.city))}">Frictionless data package</a>'
+            f'<li><a href="{_href(city, datapackage_key(city.city))}">Frictionless data package</a>'
             "</li>",
             f'<li>Licence: <a href="{licence}" rel="license">{licence}</a></li>',
             "</ul></section>",
@@ -308,7 +317,7 @@ def portal_files(
 ) -> dict[str, tuple[bytes, str]]:
     """Key -> (bytes, content type) of the page and its assets."""
     return {
-        PORTAL_KEY: (
+        portal_key(city.city): (
             index_html(city, themes, publications, register).encode(),
             "text/html; charset=utf-8",
         ),
