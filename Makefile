@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: venv demo demo-localstack test test-fast lint check bench fuzz layer lock clean
+.PHONY: venv browser demo demo-localstack test test-fast lint check bench fuzz layer package package-scaleway lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,11 @@ demo: venv
 demo-localstack: venv
 	$(BIN)/citypipe demo --backend localstack --out out-localstack
 
-test: venv
+# Debian's Chromium for the portal's browser test (installed when missing, as root).
+browser:
+	./.ci/chromium
+
+test: venv browser
 	$(BIN)/pytest -n 2 --dist loadfile
 
 # The inner loop: everything but full replays, artefact builds and LocalStack.
@@ -50,10 +54,25 @@ fuzz: venv
 layer: venv
 	$(BIN)/python -m citypipe_local.package layer --out .build/layer
 
+# A city's AWS stack, packaged offline (osls 4 from package-lock.json, a local moto server,
+# fake credentials) into .serverless/, then checked by cfn-lint. The city file is checked
+# first: a region outside the EU/EEA is refused before anything is built.
+#   make package CITY=infra/cities/<city>.yaml
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error && touch $@
+
+package: venv node_modules/.installed
+	$(BIN)/python -m citypipe_local.package stack --city $(or $(CITY),infra/cities/velden.yaml) --build-layer
+
+# The Scaleway deployment of a city (x86_64 zip <= 100 MiB, built offline; region from the
+# city file, which must be Scaleway's): make package-scaleway CITY=infra/cities/<city>.yaml
+package-scaleway: venv
+	$(BIN)/python -m citypipe_local.scaleway_package --city $(or $(CITY),infra/cities/velden-scaleway.yaml)
+
 # Regenerate the pins after changing pyproject.toml's dependencies.
 lock:
 	$(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install --quiet -e '.[dev]' \
 	  && .venv-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt; rm -rf .venv-lock
 
 clean:
-	rm -rf $(VENV) .venv-localstack .build out out-localstack .citypipe .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-localstack .build .serverless node_modules infra/scaleway/node_modules out out-localstack .citypipe .pytest_cache .mypy_cache .ruff_cache .hypothesis

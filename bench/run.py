@@ -24,13 +24,21 @@ from typing import Any
 import orjson
 
 from citypipe.adapters.s3 import S3ObjectStore
-from citypipe.core.aggregate import partial_of
+from citypipe.adapters.sqs import SqsQueue
+from citypipe.core.aggregate import merge_partials, partial_of
 from citypipe.core.anonymize import anonymize_records
 from citypipe.core.columnar import parquet_bytes, read_parquet
 from citypipe.core.formats import FORMATS
 from citypipe.core.ingest import Normalized, normalize
 from citypipe.core.pseudonyms import sensor_keys
-from citypipe.domain.city import load_city
+from citypipe.domain.city import City, load_city
+from citypipe.domain.model import Zone
+from citypipe.domain.naming import StackNames
+from citypipe.ports import SystemClock
+from citypipe.service.export import days_with_partials, export_day
+from citypipe.service.stage import Deps
+from citypipe.settings import StackSettings
+from citypipe_local import stack
 from citypipe_local.backends import backend
 from citypipe_local.fakes import InMemoryKeyStore
 from citypipe_local.replay import ReplayOptions, payloads_of, replay
@@ -77,6 +85,57 @@ def io_floor(bodies: list[bytes]) -> float:
             store.put("floor", f"o/{i}", body)
             store.get("floor", f"o/{i}")
         return time.perf_counter() - started
+
+
+def export_per_day(city: City, aggregates: Path) -> dict[str, Any]:
+    """Export of a day (every theme in four formats, the catalogue, the data package, the
+    portal) on the embedded backend, beside reading and merging the same partials: the
+    floor export cannot go under. Each export runs on a fresh stack (a second export of
+    the same partials is a duplicate that writes nothing)."""
+    partials = sorted(aggregates.rglob("*.parquet"))
+    with backend("embedded") as endpoint:
+        clients = make_clients(endpoint.settings)
+        runs = iter(range(REPEAT + 1))
+
+        def fresh() -> Deps:
+            names = StackNames(city.city, prefix=f"bench{next(runs)}-")
+            settings = StackSettings(city_file=CITY_FILE, name_prefix=names.prefix)
+            stack.up(city, names, clients, settings)
+            deps = Deps(
+                city, names, S3ObjectStore(clients.s3), SqsQueue(clients.sqs), SystemClock()
+            )
+            for path in partials:
+                key = str(path.relative_to(aggregates))
+                deps.store.put(names.bucket(Zone.AGGREGATES), key, path.read_bytes())
+            return deps
+
+        deps = fresh()
+        bucket = deps.names.bucket(Zone.AGGREGATES)
+        [day] = days_with_partials(deps)
+        keys = [i.key for i in deps.store.list(bucket)]
+        read_t = best(
+            lambda: merge_partials(
+                [read_parquet(o.body) for o in deps.store.get_many(bucket, keys)]
+            )
+        )
+        sequential_t = best(
+            lambda: merge_partials([read_parquet(deps.store.get(bucket, k).body) for k in keys])
+        )
+        stacks = [deps, *(fresh() for _ in range(REPEAT))]
+        times = []
+        for one in stacks:  # the first is the warm-up
+            started = time.perf_counter()
+            export_day(one, day)
+            times.append(time.perf_counter() - started)
+        export_t = statistics.median(times[1:])
+    return {
+        "seconds": export_t,
+        "baseline_read_partials_s": read_t,
+        "ratio": export_t / read_t,
+        "read_partials_one_by_one_s": sequential_t,
+        "partials": len(keys),
+        "day": day,
+    }
 
 
 def _import_ms(code: str) -> float:
@@ -199,6 +258,7 @@ def main() -> None:
         "balanced": report["balanced"],
         "objects": len(objects),
     }
+    results["export"] = export_per_day(city, work / "out" / "aggregates")
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"{summary.readings:,} readings (6 h of the example city), Python {results['python']}")
     print(f"{'stage':<10} {'seconds':>8} {'baseline':>9} {'ratio':>6}  baseline is")
@@ -210,6 +270,12 @@ def main() -> None:
         r = results[stage]
         base = next(v for k, v in r.items() if k.startswith("baseline"))
         print(f"{stage:<10} {r['seconds']:>8.3f} {base:>9.3f} {r['ratio']:>6.1f}x  {floor_name}")
+    export = results["export"]
+    print(
+        f"{'export':<10} {export['seconds']:>8.3f} {export['baseline_read_partials_s']:>9.3f} "
+        f"{export['ratio']:>6.1f}x  reading and merging the day's {export['partials']} partials "
+        f"(one by one: {export['read_partials_one_by_one_s']:.3f} s)"
+    )
     print(
         f"{'':<10} ingest: {results['ingest']['readings_per_cpu_s']:,.0f} readings per CPU "
         f"second, {results['ingest']['readings_per_s']:,.0f} per wall second (parse, validate, "

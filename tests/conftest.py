@@ -15,10 +15,17 @@ import pytest
 from citypipe.domain.city import City, load_city
 from citypipe.domain.model import Function, Zone
 from citypipe.domain.naming import StackNames
+from citypipe.ports import token_digest
 from citypipe.service.stage import Deps
 from citypipe.settings import Settings
 from citypipe_local.backends import Endpoint, backend
-from citypipe_local.fakes import FixedClock, InMemoryKeyStore, InMemoryObjectStore, InMemoryQueue
+from citypipe_local.fakes import (
+    FixedClock,
+    InMemoryKeyStore,
+    InMemoryObjectStore,
+    InMemoryQueue,
+    InMemoryWebhookTokens,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CITY_FILE = ROOT / "infra" / "cities" / "velden.yaml"
@@ -51,6 +58,23 @@ def memory_deps(city: City) -> Deps:
 def memory_keys() -> InMemoryKeyStore:
     """The daily secrets of anonymize and the hourly job, in memory."""
     return InMemoryKeyStore()
+
+
+def webhook_token(source: str) -> str:
+    """The token a test hub holds for a source: the fixtures' for air-quality."""
+    fixture = load_event("httpapi_webhook_senml.json")
+    if source == fixture["pathParameters"]["source"]:
+        return str(fixture["headers"]["x-citypipe-token"])
+    return f"cpt-{source}-test-token"
+
+
+@pytest.fixture
+def memory_tokens(city: City) -> InMemoryWebhookTokens:
+    """Every source of the city with one webhook token (``webhook_token``)."""
+    tokens = InMemoryWebhookTokens()
+    for source in city.sources:
+        tokens.digests[source] = [token_digest(webhook_token(source))]
+    return tokens
 
 
 def load_event(name: str) -> Any:

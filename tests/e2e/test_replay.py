@@ -208,6 +208,20 @@ def test_every_message_delivered_twice_gives_byte_identical_open_data(
     }
 
 
+def test_the_scaleway_entry_points_give_the_same_open_data(
+    tmp_path: Path, run: Path, recorded: Path, keys_dir: Path
+) -> None:
+    # Given the same input replayed through the Scaleway entry points: a queue trigger
+    # POSTing one message per request, retrying a status >= 300
+    options = ReplayOptions(batch_payloads=2_000, keys_dir=keys_dir, platform="scaleway")
+    # When the run is over
+    report = replay(CITY_FILE, recorded, tmp_path, options)
+    # Then the books balance and the open data is byte for byte the AWS entry points'
+    assert report["balanced"]
+    assert report["dead_lettered"] == 0
+    assert open_tree(tmp_path) == open_tree(run)
+
+
 @pytest.mark.localstack
 @pytest.mark.xdist_group("localstack")
 def test_localstack_gives_the_same_open_data(

@@ -7,23 +7,46 @@ tests run on the fakes, on the embedded moto server and on LocalStack.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
-from citypipe.adapters.clients import secretsmanager_client
-from citypipe.adapters.keys import FileKeyStore, SecretsManagerKeyStore
+from citypipe.adapters.clients import s3_client, secretsmanager_client
+from citypipe.adapters.keys import FileKeyStore, ObjectKeyStore, SecretsManagerKeyStore
 from citypipe.adapters.s3 import S3ObjectStore
 from citypipe.adapters.sqs import SqsQueue
+from citypipe.adapters.tokens import (
+    FileWebhookTokens,
+    ObjectWebhookTokens,
+    SecretsManagerWebhookTokens,
+)
 from citypipe.domain.errors import BackendRefusedError, KeyDestroyedError, NotFoundError
-from citypipe.ports import KeyStore, ObjectStore, Queue, ReceivedMessage, md5_etag
+from citypipe.ports import (
+    KeyStore,
+    ObjectStore,
+    Queue,
+    ReceivedMessage,
+    WebhookTokens,
+    md5_etag,
+    token_digest,
+)
+from citypipe.settings import BackendSettings
 from citypipe_local.backends import Endpoint
-from citypipe_local.fakes import InMemoryKeyStore, InMemoryObjectStore, InMemoryQueue
+from citypipe_local.fakes import (
+    InMemoryKeyStore,
+    InMemoryObjectStore,
+    InMemoryQueue,
+    InMemoryWebhookTokens,
+)
 from citypipe_local.stack import Clients, make_clients
 
 LOCALSTACK = [pytest.mark.localstack, pytest.mark.xdist_group("localstack")]
@@ -333,41 +356,109 @@ def test_a_message_received_and_not_deleted_is_redriven_to_the_dlq(
 # --- KeyStore ---------------------------------------------------------------------------
 
 
-SHARED_KEY_STORES = [
+CROSS_PROCESS_KEY_STORES = [
+    "object-embedded",
+    pytest.param("object-localstack", marks=LOCALSTACK),
     "file",
     "secretsmanager-embedded",
     pytest.param("secretsmanager-localstack", marks=LOCALSTACK),
 ]
+SHARED_KEY_STORES = ["object-memory", *CROSS_PROCESS_KEY_STORES]
+DAY = date(2026, 6, 2)
 
 
-def _key_store_factory(
-    request: pytest.FixtureRequest, kind: str, tmp_path: Path
-) -> Iterator[Callable[[], KeyStore]]:
+def build_key_store(spec: dict[str, Any], memory: InMemoryObjectStore | None = None) -> KeyStore:
+    """A key store from a JSON-able description: what another process can build too.
+    ``memory``: the object store of an "object-memory" spec (one process's memory)."""
+    kind = spec["kind"]
     if kind == "file":
-        yield lambda: FileKeyStore(tmp_path / "keys")
-        return
-    endpoint: Endpoint = request.getfixturevalue(kind.removeprefix("secretsmanager-"))
-    client = secretsmanager_client(endpoint.settings)
-    prefix = f"citypipe-test/{uuid.uuid4().hex[:12]}"
-    yield lambda: SecretsManagerKeyStore(client, prefix)
-    SecretsManagerKeyStore(client, prefix).destroy_before(date.max)
+        return FileKeyStore(Path(spec["directory"]))
+    backend = BackendSettings.model_validate(spec["backend"]) if "backend" in spec else None
+    if kind == "object":
+        store: ObjectStore = memory if memory is not None else S3ObjectStore(s3_client(backend))  # type: ignore[arg-type]
+        return ObjectKeyStore(store, spec["bucket"], "velden")
+    return SecretsManagerKeyStore(secretsmanager_client(backend), spec["prefix"])  # type: ignore[arg-type]
+
+
+def _spec(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> dict[str, Any]:
+    if kind == "file":
+        return {"kind": "file", "directory": str(tmp_path / "keys")}
+    store_kind, backend = kind.split("-", 1)
+    if backend == "memory":
+        return {"kind": "object", "bucket": "keys"}
+    endpoint: Endpoint = request.getfixturevalue(backend)
+    spec: dict[str, Any] = {"kind": store_kind, "backend": endpoint.settings.model_dump()}
+    if store_kind == "object":
+        spec["bucket"] = unique("keys")
+        make_clients(endpoint.settings).s3.create_bucket(
+            Bucket=spec["bucket"], CreateBucketConfiguration={"LocationConstraint": "eu-central-1"}
+        )
+    else:
+        spec["prefix"] = f"citypipe-test/{uuid.uuid4().hex[:12]}"
+    return spec
+
+
+def _memory_for(spec: dict[str, Any]) -> InMemoryObjectStore | None:
+    return (
+        InMemoryObjectStore(["keys"])
+        if "backend" not in spec and spec["kind"] == "object"
+        else None
+    )
 
 
 @pytest.fixture(params=SHARED_KEY_STORES)
-def key_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], KeyStore]]:
+def key_store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    spec = _spec(request, request.param, tmp_path)
+    yield spec
+    if spec["kind"] == "secretsmanager":  # LocalStack outlives the test: leave no secret
+        # destroyed by name, around the tests' days (2026-05/06)
+        build_key_store(spec).destroy_before(date(2026, 7, 1))
+
+
+@pytest.fixture(params=CROSS_PROCESS_KEY_STORES)
+def cross_process_spec(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+    return _spec(request, request.param, tmp_path)
+
+
+@pytest.fixture
+def key_stores(key_store_spec: dict[str, Any]) -> Callable[[], KeyStore]:
     """A factory of key stores over one shared backend: each call is another container,
     a new instance that shares nothing with the others but the backend."""
-    yield from _key_store_factory(request, request.param, tmp_path)
+    memory = _memory_for(key_store_spec)
+    return lambda: build_key_store(key_store_spec, memory)
 
 
 @pytest.fixture(params=["memory", *SHARED_KEY_STORES])
-def keys(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KeyStore]:
+def keys(request: pytest.FixtureRequest, tmp_path: Path) -> KeyStore:
     """One key store instance (one container), the in-memory fake included."""
     if request.param == "memory":
-        yield InMemoryKeyStore()
-        return
-    for factory in _key_store_factory(request, request.param, tmp_path):
-        yield factory()
+        return InMemoryKeyStore()
+    spec = _spec(request, request.param, tmp_path)
+    return build_key_store(spec, _memory_for(spec))
+
+
+def test_two_processes_asking_for_the_same_new_day_at_once_get_the_same_secret(
+    cross_process_spec: dict[str, Any],
+) -> None:
+    # Given two processes (two containers) that ask for a day nobody asked for yet, at once
+    start_at = time.time() + 2.0
+    code = (
+        "import json, sys, time; from datetime import date; "
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+        "from test_contracts import build_key_store; "
+        "spec = json.loads(sys.argv[1]); store = build_key_store(spec); "
+        "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); "
+        "print(store.daily_secret(date(2026, 6, 2)).hex())"
+    )
+    args = [sys.executable, "-c", code, json.dumps(cross_process_spec), str(start_at)]
+    processes = [subprocess.Popen(args, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    # When both have their answer
+    answers = [p.communicate(timeout=60)[0].strip() for p in processes]
+    # Then they agree on the 32 bytes, and so does a third container asking later
+    assert all(p.returncode == 0 for p in processes)
+    assert answers[0] == answers[1]
+    assert len(bytes.fromhex(answers[0])) == 32
+    assert build_key_store(cross_process_spec).daily_secret(DAY).hex() == answers[0]
 
 
 def test_same_day_gives_the_same_32_bytes_in_every_container(
@@ -433,3 +524,96 @@ def test_a_destroyed_day_stays_destroyed_in_the_container_that_destroyed_it(
     assert keys.daily_secret(date(2026, 6, 1)) == kept
     with pytest.raises(KeyDestroyedError):
         keys.daily_secret(date(2026, 5, 31))
+
+
+def test_secrets_manager_destroys_by_name_within_its_lookback(embedded: Endpoint) -> None:
+    # Given a day's secret and a store that never destroyed anything (no horizon yet)
+    client = secretsmanager_client(embedded.settings)
+    prefix = f"citypipe-test/{uuid.uuid4().hex[:12]}"
+    keys = SecretsManagerKeyStore(client, prefix)
+    keys.daily_secret(date(2026, 5, 1))
+    # When the hourly job destroys the days before 1 June (no ListSecrets: by name)
+    destroyed = keys.destroy_before(date(2026, 6, 1))
+    # Then that secret is gone from the backend itself
+    assert destroyed == 1
+    with pytest.raises(ClientError):
+        client.get_secret_value(SecretId=f"{prefix}/2026-05-01")
+
+
+# --- WebhookTokens ------------------------------------------------------------------------
+
+
+@pytest.fixture(
+    params=[
+        "memory", "file", "secretsmanager-embedded", "object-memory", "object-embedded",
+        pytest.param("object-localstack", marks=LOCALSTACK),
+    ]
+)  # fmt: skip
+def tokens(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WebhookTokens]:
+    if request.param == "memory":
+        yield InMemoryWebhookTokens()
+        return
+    if request.param == "file":
+        yield FileWebhookTokens(tmp_path / "tokens")
+        return
+    if request.param.startswith("object-"):
+        yield ObjectWebhookTokens(*_token_bucket(request, request.param), "velden")
+        return
+    endpoint: Endpoint = request.getfixturevalue("embedded")
+    client = secretsmanager_client(endpoint.settings)
+    yield SecretsManagerWebhookTokens(client, f"citypipe-test-{uuid.uuid4().hex[:8]}", "velden")
+
+
+def _token_bucket(request: pytest.FixtureRequest, kind: str) -> tuple[ObjectStore, str]:
+    bucket = unique("keys")
+    if kind == "object-memory":
+        return InMemoryObjectStore([bucket]), bucket
+    clients = clients_for(request, kind.removeprefix("object-"))
+    clients.s3.create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-central-1"}
+    )
+    return S3ObjectStore(clients.s3), bucket
+
+
+def test_the_keys_bucket_holds_a_tokens_digest_and_never_the_token(
+    request: pytest.FixtureRequest,
+) -> None:
+    # Given a token minted into the keys bucket of an embedded stack
+    store, bucket = _token_bucket(request, "object-embedded")
+    token = ObjectWebhookTokens(store, bucket, "velden").mint("air-quality")
+    # When the object is read as anyone with access to the bucket would
+    body = store.get(bucket, "webhook-tokens/velden/air-quality.json").body
+    # Then it holds the SHA-256 of the token, not the token
+    assert token_digest(token).encode() in body
+    assert token.encode() not in body
+
+
+def test_a_minted_token_is_verified_for_its_source_only(tokens: WebhookTokens) -> None:
+    token = tokens.mint("air-quality")
+
+    assert tokens.verify("air-quality", token)
+    assert not tokens.verify("traffic-counters", token)
+    assert not tokens.verify("air-quality", token[:-1])
+
+
+def test_a_store_keeps_digests_never_tokens(tokens: WebhookTokens) -> None:
+    token = tokens.mint("air-quality")
+
+    assert tokens._digests("air-quality") == [token_digest(token)]
+
+
+def test_a_source_without_a_token_refuses_every_token(tokens: WebhookTokens) -> None:
+    assert not tokens.verify("wifi-counters", "anything")
+
+
+def test_minting_again_keeps_the_previous_token_until_revoked(tokens: WebhookTokens) -> None:
+    first = tokens.mint("air-quality")
+    second = tokens.mint("air-quality")
+    assert tokens.verify("air-quality", first)
+    assert tokens.verify("air-quality", second)
+
+    third = tokens.mint("air-quality", revoke_previous=True)
+
+    assert not tokens.verify("air-quality", first)
+    assert not tokens.verify("air-quality", second)
+    assert tokens.verify("air-quality", third)

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +14,7 @@ import pytest
 
 from citypipe.domain.city import City
 from citypipe.domain.model import Function, Zone
-from citypipe.domain.naming import StackNames
+from citypipe.domain.naming import StackNames, portal_key
 from citypipe.settings import StackSettings
 from citypipe_local import stack
 from citypipe_local.backends import Endpoint
@@ -56,6 +58,7 @@ def test_up_creates_a_bucket_per_zone_with_its_retention(
         names.bucket(Zone.AGGREGATES): [730],
         names.bucket(Zone.OPEN): [],  # kept
         names.bucket(Zone.AUDIT): [1825],
+        names.keys_bucket(): [3],  # secrets: the key retention (2 days) + a day of slack
     }
 
     assert {b: s["expiration_days"] for b, s in built["buckets"].items()} == expected
@@ -75,6 +78,40 @@ def test_up_blocks_public_access_except_on_the_open_zone(
         "RestrictPublicBuckets": True,
     }
     assert block(Zone.OPEN)["BlockPublicPolicy"] is False
+
+
+def anonymous_get(clients: Clients, bucket: str, key: str) -> int:
+    """The HTTP status of a GET without credentials, as a browser sends it."""
+    url = f"{clients.s3.meta.endpoint_url}/{bucket}/{key}"
+    try:
+        with urllib.request.urlopen(url) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_anyone_may_read_the_open_zone(
+    built: dict[str, Any], names: StackNames, clients: Clients
+) -> None:
+    page = portal_key("velden")
+    clients.s3.put_object(Bucket=names.bucket(Zone.OPEN), Key=page, Body=b"<p>x</p>")
+    assert anonymous_get(clients, names.bucket(Zone.OPEN), page) == 200
+
+
+@pytest.mark.parametrize("clients", ["embedded"], indirect=True)  # LocalStack: no IAM by default
+def test_nothing_outside_the_published_prefix_may_be_read_without_credentials(
+    built: dict[str, Any], names: StackNames, clients: Clients
+) -> None:
+    clients.s3.put_object(Bucket=names.bucket(Zone.OPEN), Key="draft.html", Body=b"<p>x</p>")
+    assert anonymous_get(clients, names.bucket(Zone.OPEN), "draft.html") == 403
+
+
+@pytest.mark.parametrize("clients", ["embedded"], indirect=True)  # LocalStack: no IAM by default
+def test_no_other_zone_may_be_read_without_credentials(
+    built: dict[str, Any], names: StackNames, clients: Clients
+) -> None:
+    clients.s3.put_object(Bucket=names.bucket(Zone.AUDIT), Key="index.html", Body=b"<p>x</p>")
+    assert anonymous_get(clients, names.bucket(Zone.AUDIT), "index.html") == 403
 
 
 def test_up_creates_a_queue_per_function_redriving_to_its_dlq(
@@ -135,6 +172,77 @@ def test_down_removes_everything_even_with_objects_in_the_buckets(
 
     assert stack.describe(names, clients) == {"buckets": {}, "queues": {}}
     existing = {b["Name"] for b in clients.s3.list_buckets().get("Buckets", [])}
-    assert not {names.bucket(z) for z in Zone} & existing
+    assert not {*(names.bucket(z) for z in Zone), names.keys_bucket()} & existing
     listed = clients.sqs.list_queues(QueueNamePrefix=names.prefix).get("QueueUrls", [])
     assert listed == []
+
+
+# --- the public can read what is published, and nothing else ------------------------------
+
+
+def test_the_open_zone_lets_anyone_read_the_published_prefix_only(
+    built: dict[str, Any], names: StackNames, clients: Clients
+) -> None:
+    policy = json.loads(clients.s3.get_bucket_policy(Bucket=names.bucket(Zone.OPEN))["Policy"])
+
+    [statement] = policy["Statement"]
+    assert (statement["Effect"], statement["Principal"], statement["Action"]) == (
+        "Allow",
+        "*",
+        "s3:GetObject",
+    )
+    assert statement["Resource"] == f"arn:aws:s3:::{names.bucket(Zone.OPEN)}/open/velden/*"
+
+
+def test_the_keys_bucket_is_private_unversioned_and_expires_only_secrets(
+    built: dict[str, Any], names: StackNames, clients: Clients
+) -> None:
+    bucket = names.keys_bucket()
+
+    block = clients.s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    versioning = clients.s3.get_bucket_versioning(Bucket=bucket)
+    [rule] = clients.s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+
+    assert all(block.values())
+    assert versioning.get("Status") is None  # never enabled: a delete destroys a secret
+    assert rule["Filter"] == {"Prefix": "secrets/"}  # the destruction horizon never expires
+
+
+# --- a Scaleway-like provider --------------------------------------------------------------
+
+
+class Unsupported(Exception):
+    pass
+
+
+@pytest.fixture
+def scaleway_like(clients: Clients) -> Iterator[list[str]]:
+    """The backend answers as Scaleway's Object Storage does: PutPublicAccessBlock is not
+    implemented. Yields the operations called."""
+    called: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        called.append(model.name)
+        if model.name == "PutPublicAccessBlock":
+            raise Unsupported("NotImplemented: Scaleway has no PutPublicAccessBlock")
+
+    clients.s3.meta.events.register("before-call.s3.*", record)
+    yield called
+    clients.s3.meta.events.unregister("before-call.s3.*", record)
+
+
+def test_provisioning_for_scaleway_makes_only_calls_scaleway_supports(
+    city: City, names: StackNames, clients: Clients, scaleway_like: list[str]
+) -> None:
+    # When the stack is provisioned for Scaleway on a backend that refuses as Scaleway does
+    state = stack.up(city, names, clients, SETTINGS, provider="scaleway")
+    # Then no public-access-block call was made, and the stack is whole all the same
+    assert "PutPublicAccessBlock" not in scaleway_like
+    assert {"PutBucketEncryption", "PutBucketLifecycleConfiguration", "PutBucketPolicy"} <= set(
+        scaleway_like
+    )
+    assert set(state["buckets"]) == {*(names.bucket(z) for z in Zone), names.keys_bucket()}
+    assert len(state["queues"]) == 2 * len(Function)
+    encryption = clients.s3.get_bucket_encryption(Bucket=names.keys_bucket())
+    [rule] = encryption["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"

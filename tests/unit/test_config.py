@@ -232,3 +232,30 @@ def test_only_sources_with_a_data_subject_make_a_quantity_personal() -> None:
     city = parse_city(data)
     # Then its cells need no k devices: there are none to count
     assert "people.presence" not in city.personal_quantities
+
+
+# --- one city, two clouds: a city file that extends another ----------------------------------
+
+
+def test_a_city_file_extends_another_and_overrides_its_keys(tmp_path: Path) -> None:
+    # Given a file that only moves the example city to Scaleway's Paris region
+    (tmp_path / "paris.yaml").write_text(f"extends: {CITY_FILE}\nregion: fr-par\n")
+    # When the second is loaded
+    city = load_city(tmp_path / "paris.yaml")
+    # Then it is the example city in fr-par
+    assert (city.city, city.region) == ("velden", "fr-par")
+    assert city.sources == load_city(CITY_FILE).sources
+
+
+def test_the_scaleway_example_is_velden_in_paris() -> None:
+    city = load_city(CITY_FILE.parent / "velden-scaleway.yaml")
+
+    assert (city.city, city.region) == ("velden", "fr-par")
+
+
+def test_a_city_file_that_extends_itself_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+
+    with pytest.raises(ConfigError, match="extends itself"):
+        load_city(tmp_path / "a.yaml")

@@ -51,6 +51,16 @@ def format_of(name: str) -> str:
     return FOLDER_FORMAT[name.split("/", maxsplit=1)[0]]
 
 
+def source_of(city: City, name: str) -> str:
+    """The source a reference payload's devices belong to (its hub's webhook token is that
+    source's); any source for a payload that is refused whole."""
+    expected = EXPECTED[name]
+    if isinstance(expected, dict):
+        return next(iter(city.sources))
+    device = city.registry.devices[expected[0][0]]
+    return city.registry.profiles[device.profile].source
+
+
 def spellings(identifier: str) -> set[str]:
     bare = "".join(ch for ch in identifier if ch.isalnum())
     return {identifier.lower(), bare.lower()}
@@ -175,7 +185,13 @@ def test_no_identifier_of_a_reference_payload_is_stored_or_logged(
         body = body[: len(body) * 2 // 3]
     # When it is pushed to the webhook
     with caplog.at_level(logging.DEBUG):
-        ingest_webhook(reference_deps, InMemoryKeyStore(), format_of(name), body)
+        ingest_webhook(
+            reference_deps,
+            InMemoryKeyStore(),
+            source_of(reference_deps.city, name),
+            format_of(name),
+            body,
+        )
     # Then no zone and no log line holds any of its identifiers, in any spelling
     stored = stored_text(reference_deps) + caplog.text.lower()
     present = {i for i in REFERENCE_IDENTIFIERS if i.lower() in body.decode().lower()}
@@ -188,7 +204,13 @@ def test_a_rejected_reference_payload_is_quarantined_once(
     reference_dir: Path, reference_deps: Deps, name: str
 ) -> None:
     body = (reference_dir / "payloads" / name).read_bytes()
-    ingest_webhook(reference_deps, InMemoryKeyStore(), format_of(name), body)
+    ingest_webhook(
+        reference_deps,
+        InMemoryKeyStore(),
+        source_of(reference_deps.city, name),
+        format_of(name),
+        body,
+    )
     bucket = reference_deps.names.bucket(Zone.QUARANTINE)
     rows = [
         json.loads(line)

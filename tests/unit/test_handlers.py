@@ -16,23 +16,28 @@ from unit_support import (
     UnreachableStore,
     apigw_request,
     claim_check,
+    http_api_request,
     invoke_handler,
     lines,
     s3_notification,
     scheduled_event,
-    senml_reading,
     sqs_event,
+    webhook_token,
     wifi_observation,
     with_store,
 )
 
 from citypipe.core.redact import redact_text
+from citypipe.domain.books import KeyDestruction
 from citypipe.domain.errors import KeyDestroyedError
 from citypipe.domain.model import Function, Message, Zone
-from citypipe.domain.naming import csv_key, input_id, lineage_key
+from citypipe.domain.naming import input_id, lineage_key, open_file_key
+from citypipe.domain.themes import OpenFormat
+from citypipe.service.ingest import MAX_REJECTIONS_SHOWN
 from citypipe.service.stage import Deps
+from citypipe.service.webhook import MAX_BODY_BYTES, MAX_LINES
 from citypipe_local.drops import drop_lines
-from citypipe_local.fakes import InMemoryKeyStore, InMemoryObjectStore
+from citypipe_local.fakes import InMemoryKeyStore, InMemoryObjectStore, InMemoryWebhookTokens
 
 
 class Invoke(Protocol):
@@ -47,11 +52,13 @@ def stack(memory_deps: Deps) -> Deps:
 
 
 @pytest.fixture
-def invoke(memory_deps: Deps, memory_keys: InMemoryKeyStore) -> Invoke:
+def invoke(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore, memory_tokens: InMemoryWebhookTokens
+) -> Invoke:
     """Call a function's handler on the in-memory stack (or on ``deps``, for a fake store)."""
 
     def call(function: Function, event: dict[str, Any], deps: Deps | None = None) -> dict[str, Any]:
-        return invoke_handler(function, event, deps or memory_deps, memory_keys)
+        return invoke_handler(function, event, deps or memory_deps, memory_keys, memory_tokens)
 
     return call
 
@@ -230,56 +237,180 @@ def test_s3_notifications_of_no_new_object_are_acknowledged_and_ignored(
     assert list(stack.store.list(stack.names.bucket(Zone.AUDIT))) == []
 
 
-# --- the webhook: API Gateway REST proxy ------------------------------------------------------
+# --- the webhook: API Gateway HTTP API (payload 2.0) and REST API (1.0) ----------------------
 
 
-def test_the_webhook_fixture_is_accepted(stack: Deps, invoke: Invoke) -> None:
-    # Given the recorded POST /ingest/senml and the response it should get
-    expected = load_event("expected/apigw_webhook_senml.response.json")
+def written(deps: Deps) -> list[str]:
+    """Every object in every zone of the stack."""
+    return [info.key for zone in Zone for info in deps.store.list(deps.names.bucket(zone))]
+
+
+@pytest.mark.parametrize(
+    "fixture", ["httpapi_webhook_senml.json", "apigw_webhook_senml.json"], ids=["2.0", "1.0"]
+)
+def test_the_webhook_fixtures_are_accepted(stack: Deps, invoke: Invoke, fixture: str) -> None:
+    # Given the recorded POST /ingest/air-quality/senml (with the source's token) and its response
+    expected = load_event(f"expected/{fixture.replace('.json', '.response.json')}")
     # When ingest handles it
-    response = invoke(Function.INGEST, load_event("apigw_webhook_senml.json"))
+    response = invoke(Function.INGEST, load_event(fixture))
     # Then the hub gets a 202 with the counts, and anonymize is told of the raw object
     assert {**response, "body": json.loads(response["body"])} == expected
     assert queued(stack, Function.ANONYMIZE) == 1
 
 
-def test_a_webhook_post_with_a_bad_payload_gets_a_400_with_the_reason(
+def test_an_http_api_request_without_a_token_gets_401_and_writes_nothing(
     stack: Deps, invoke: Invoke
 ) -> None:
-    event = apigw_request(json.dumps(senml_reading(u="ppm")))
+    # Given the 2.0 fixture without its token header
+    event = http_api_request(json.dumps(load_event("senml_pack.json")), token=None)
+    # When ingest handles it
     response = invoke(Function.INGEST, event)
-    assert response["statusCode"] == 400
-    body = json.loads(response["body"])
-    assert body["error"] == "no_usable_reading"
-    assert [r["reason"] for r in body["rejected"]] == ["unit_mismatch"]
+    # Then it is refused with a reason, and no zone holds anything, no stage is told
+    assert response["statusCode"] == 401
+    assert json.loads(response["body"])["error"] == "missing_token"
+    assert response["headers"]["www-authenticate"].startswith("Bearer")
+    assert written(stack) == []
+    assert queued(stack, Function.ANONYMIZE) == 0
 
 
-def test_a_webhook_post_of_invalid_json_gets_a_400_with_the_reason(
+@pytest.mark.parametrize(
+    "token",
+    ["not-a-token", webhook_token("traffic-counters"), webhook_token("air-quality") + "x"],
+    ids=["made-up", "another-sources-token", "one-character-more"],
+)
+def test_an_http_api_request_with_a_wrong_token_gets_403_and_writes_nothing(
+    stack: Deps, invoke: Invoke, token: str
+) -> None:
+    event = http_api_request(json.dumps(load_event("senml_pack.json")), token=token)
+    response = invoke(Function.INGEST, event)
+    assert response["statusCode"] == 403
+    assert json.loads(response["body"])["error"] == "invalid_token"
+    assert written(stack) == []
+
+
+def test_a_rest_api_request_without_a_token_gets_401(stack: Deps, invoke: Invoke) -> None:
+    response = invoke(Function.INGEST, apigw_request("[]", token=None))
+    assert response["statusCode"] == 401
+    assert written(stack) == []
+
+
+def test_a_bearer_token_in_the_authorization_header_is_accepted(
     stack: Deps, invoke: Invoke
 ) -> None:
-    response = invoke(Function.INGEST, apigw_request("[{not json"))
-    assert response["statusCode"] == 400
-    assert json.loads(response["body"])["rejected"][0]["reason"] == "invalid_json"
+    event = http_api_request(
+        json.dumps(load_event("senml_pack.json")),
+        token=None,
+        authorization=f"Bearer {webhook_token('air-quality')}",
+    )
+    response = invoke(Function.INGEST, event)
+    assert (response["statusCode"], json.loads(response["body"])["accepted"]) == (202, 6)
+
+
+def test_a_sources_token_cannot_push_another_sources_readings(stack: Deps, invoke: Invoke) -> None:
+    # Given a pack of traffic counter tc-002, pushed with the air-quality token
+    pack = [
+        {"bn": "urn:dev:mac:0024befffe800002:", "bt": 1780308000, "bu": "count"},
+        {"n": "lat", "u": "lat", "v": 51.4312},
+        {"n": "lon", "u": "lon", "v": 5.4451},
+        {"n": "vehicles", "v": 12},
+    ]
+    # When ingest handles it on the air-quality route
+    response = invoke(Function.INGEST, http_api_request(json.dumps(pack), source="air-quality"))
+    # Then nothing reaches the raw zone: the reading is quarantined as wrong_source
+    body = json.loads(response["body"])
+    assert (response["statusCode"], body["reasons"]) == (400, {"wrong_source": 1})
+    assert list(stack.store.list(stack.names.bucket(Zone.RAW))) == []
+
+
+def test_a_non_utf8_body_gets_400_with_the_reason(stack: Deps, invoke: Invoke) -> None:
+    # Given a body in Latin-1 (a hub misconfigured), base64-encoded as HTTP APIs pass bytes
+    event = http_api_request('{"n": "caf\xe9"}'.encode("latin-1"), base64_encoded=True)
+    # When ingest handles it
+    response = invoke(Function.INGEST, event)
+    # Then the sender is told it is not UTF-8; nothing reaches the raw zone, and the payload
+    # is quarantined (redacted) so that the books count it
+    body = json.loads(response["body"])
+    assert (response["statusCode"], body["error"]) == (400, "no_usable_reading")
+    assert body["reasons"] == {"invalid_encoding": 1}
+    assert list(stack.store.list(stack.names.bucket(Zone.RAW))) == []
+
+
+def test_a_base64_body_that_does_not_decode_gets_400(stack: Deps, invoke: Invoke) -> None:
+    event = http_api_request("[]")
+    event.update(body="not base64!", isBase64Encoded=True)
+    response = invoke(Function.INGEST, event)
+    assert (response["statusCode"], json.loads(response["body"])["error"]) == (
+        400,
+        "invalid_base64",
+    )
+
+
+def test_a_gzipped_body_is_accepted(stack: Deps, invoke: Invoke) -> None:
+    body = gzip.compress(json.dumps(load_event("senml_pack.json")).encode())
+    event = http_api_request(body, base64_encoded=True, content_encoding="gzip")
+    response = invoke(Function.INGEST, event)
+    assert (response["statusCode"], json.loads(response["body"])["accepted"]) == (202, 6)
+
+
+def test_a_gzip_bomb_gets_413_and_is_never_inflated_whole(stack: Deps, invoke: Invoke) -> None:
+    # Given 64 MiB of spaces, gzipped to ~64 KiB
+    bomb = gzip.compress(b" " * (64 * 1024 * 1024))
+    event = http_api_request(bomb, base64_encoded=True, content_encoding="gzip")
+    response = invoke(Function.INGEST, event)
+    assert (response["statusCode"], json.loads(response["body"])["error"]) == (
+        413,
+        "body_too_large",
+    )
+    assert written(stack) == []
+
+
+def test_a_body_over_the_size_limit_gets_413(stack: Deps, invoke: Invoke) -> None:
+    response = invoke(Function.INGEST, http_api_request(" " * (MAX_BODY_BYTES + 1)))
+    assert (response["statusCode"], json.loads(response["body"])["error"]) == (
+        413,
+        "body_too_large",
+    )
+
+
+def test_a_body_of_too_many_lines_gets_413(stack: Deps, invoke: Invoke) -> None:
+    response = invoke(Function.INGEST, http_api_request("{}\n" * (MAX_LINES + 1)))
+    assert (response["statusCode"], json.loads(response["body"])["error"]) == (
+        413,
+        "too_many_lines",
+    )
+    assert written(stack) == []
+
+
+def test_a_response_never_echoes_thousands_of_rejections(stack: Deps, invoke: Invoke) -> None:
+    # Given 5,000 payloads, every one of them garbage (JSON, but no SenML pack)
+    event = http_api_request("\n".join(json.dumps({"garbage": i}) for i in range(5000)))
+    # When ingest handles them
+    body = json.loads(invoke(Function.INGEST, event)["body"])
+    # Then the response names a few and counts them all; the ledger has all of them
+    assert len(body["rejected"]) == MAX_REJECTIONS_SHOWN
+    assert (body["rejected_total"], sum(body["reasons"].values())) == (5000, 5000)
 
 
 def test_a_base64_encoded_webhook_body_is_decoded(stack: Deps, invoke: Invoke) -> None:
-    event = apigw_request(json.dumps(wifi_observation()), fmt="canonical", base64_encoded=True)
+    event = apigw_request(
+        json.dumps(wifi_observation()), "wifi-counters", base64_encoded=True, fmt="canonical"
+    )
     response = invoke(Function.INGEST, event)
     assert (response["statusCode"], json.loads(response["body"])["accepted"]) == (202, 1)
 
 
 @pytest.mark.parametrize(
-    ("fmt", "method", "status"),
-    [("xml", "POST", 404), ("senml", "GET", 405), ("senml", "PUT", 405)],
-    ids=["unknown-format", "get", "put"],
+    ("source", "method", "status"),
+    [("xml", "POST", 404), ("air-quality", "GET", 405), ("air-quality", "PUT", 405)],
+    ids=["unknown-source", "get", "put"],
 )
 def test_a_webhook_request_that_is_no_ingest_post_is_refused(
-    stack: Deps, fmt: str, method: str, status: int, invoke: Invoke
+    stack: Deps, source: str, method: str, status: int, invoke: Invoke
 ) -> None:
-    event = apigw_request(json.dumps(load_event("senml_pack.json")), fmt=fmt, method=method)
-    response = invoke(Function.INGEST, event)
+    body = json.dumps(load_event("senml_pack.json"))
+    response = invoke(Function.INGEST, http_api_request(body, source, method))
     assert response["statusCode"] == status
-    assert list(stack.store.list(stack.names.bucket(Zone.RAW))) == []
+    assert written(stack) == []
 
 
 # --- export: scheduled, or requested on its queue ---------------------------------------------
@@ -294,6 +425,9 @@ def pipeline_day(deps: Deps, invoke: Invoke) -> None:
         assert invoke(function, sqs_event(*bodies)) == {"batchItemFailures": []}
 
 
+PEOPLE_CSV = open_file_key("velden", "people-counts", OpenFormat.CSV, "2026-06-01")
+
+
 def test_a_scheduled_event_exports_yesterday(stack: Deps, invoke: Invoke) -> None:
     # Given 1 June aggregated, and the schedule firing at 01:00 UTC on 2 June
     pipeline_day(stack, invoke)
@@ -302,7 +436,7 @@ def test_a_scheduled_event_exports_yesterday(stack: Deps, invoke: Invoke) -> Non
     response = invoke(Function.EXPORT, load_event("eventbridge_scheduled.json"))
     # Then 1 June is published
     assert response == expected
-    assert stack.store.exists(stack.names.bucket(Zone.OPEN), csv_key("velden", "2026-06-01"))
+    assert stack.store.exists(stack.names.bucket(Zone.OPEN), PEOPLE_CSV)
 
 
 def test_a_repeated_scheduled_event_is_a_duplicate(stack: Deps, invoke: Invoke) -> None:
@@ -331,12 +465,29 @@ def test_the_daily_job_destroys_secrets_past_the_key_retention(
         memory_keys.daily_secret(date(2026, 5, 31))
 
 
+def test_the_daily_job_records_each_destruction_in_the_audit_zone(
+    stack: Deps, invoke: Invoke, memory_keys: InMemoryKeyStore
+) -> None:
+    # Given two secrets past the key retention
+    memory_keys.daily_secret(date(2026, 5, 30))
+    memory_keys.daily_secret(date(2026, 5, 31))
+    # When the schedule fires on 2 June, then again an hour later
+    invoke(Function.EXPORT, scheduled_event("2026-06-02T01:00:00Z"))
+    invoke(Function.EXPORT, scheduled_event("2026-06-02T02:00:00Z"))
+    # Then the audit zone says, once, which days are gone and when
+    audit = stack.names.bucket(Zone.AUDIT)
+    [record] = list(stack.store.list(audit, "keys/velden/destroyed/"))
+    written = KeyDestruction.model_validate_json(stack.store.get(audit, record.key).body)
+    assert (written.destroyed_before, written.destroyed) == (date(2026, 6, 1), 2)
+    assert written.at == datetime(2026, 6, 2, 1, 0, tzinfo=UTC)
+
+
 def test_an_export_request_on_the_queue_exports_its_day(stack: Deps, invoke: Invoke) -> None:
     pipeline_day(stack, invoke)
     request = Message(city="velden", stage="export", bucket="", key="", window="2026-06-01")
     response = invoke(Function.EXPORT, sqs_event(claim_check(request)))
     assert response == {"batchItemFailures": []}
-    assert stack.store.exists(stack.names.bucket(Zone.OPEN), csv_key("velden", "2026-06-01"))
+    assert stack.store.exists(stack.names.bucket(Zone.OPEN), PEOPLE_CSV)
 
 
 # --- the fixtures themselves ------------------------------------------------------------------

@@ -340,10 +340,17 @@ def test_a_good_webhook_push_is_accepted_with_its_counts(
     memory_deps: Deps, memory_keys: InMemoryKeyStore
 ) -> None:
     body = json.dumps(load_event("senml_pack.json"))
-    status, response = ingest_webhook(memory_deps, memory_keys, "senml", body)
+    status, response = ingest_webhook(memory_deps, memory_keys, "air-quality", "senml", body)
     assert (status, response) == (
         202,
-        {"accepted": 6, "duplicates": 0, "quarantined": 0, "rejected": []},
+        {
+            "accepted": 6,
+            "duplicates": 0,
+            "quarantined": 0,
+            "reasons": {},
+            "rejected": [],
+            "rejected_total": 0,
+        },
     )
     raw = list(memory_deps.store.list(memory_deps.names.bucket(Zone.RAW), "raw/velden/"))
     assert len(raw) == 1
@@ -354,7 +361,7 @@ def test_a_webhook_push_with_nothing_usable_is_a_400_with_every_reason(
     memory_deps: Deps, memory_keys: InMemoryKeyStore
 ) -> None:
     body = "\n".join(lines([*senml_reading(u="ppm"), {"n": "pm10", "u": "ppm", "v": 1}], "{x"))
-    status, response = ingest_webhook(memory_deps, memory_keys, "senml", body)
+    status, response = ingest_webhook(memory_deps, memory_keys, "air-quality", "senml", body)
     assert status == 400
     assert response["error"] == "no_usable_reading"
     assert [(r["line"], r["reason"], r["count"]) for r in response["rejected"]] == [
@@ -367,7 +374,9 @@ def test_a_webhook_push_with_nothing_usable_is_a_400_with_every_reason(
 def test_a_rejected_webhook_push_is_quarantined_all_the_same(
     memory_deps: Deps, memory_keys: InMemoryKeyStore
 ) -> None:
-    ingest_webhook(memory_deps, memory_keys, "senml", json.dumps(senml_reading(u="ppm")))
+    ingest_webhook(
+        memory_deps, memory_keys, "air-quality", "senml", json.dumps(senml_reading(u="ppm"))
+    )
     quarantine = memory_deps.names.bucket(Zone.QUARANTINE)
     [info] = memory_deps.store.list(quarantine, "quarantine/velden/ingest/")
     rows = gzip.decompress(memory_deps.store.get(quarantine, info.key).body).decode().splitlines()
@@ -378,15 +387,17 @@ def test_a_webhook_answer_lists_at_most_twenty_rejections(
     memory_deps: Deps, memory_keys: InMemoryKeyStore
 ) -> None:
     body = "\n".join([json.dumps(senml_reading(u="ppm")), *["{broken"] * 499])
-    status, response = ingest_webhook(memory_deps, memory_keys, "senml", body)
-    assert (status, len(response["rejected"]), response["rejected_not_listed"]) == (400, 20, 480)
+    status, response = ingest_webhook(memory_deps, memory_keys, "air-quality", "senml", body)
+    assert (status, len(response["rejected"]), response["rejected_total"]) == (400, 20, 500)
 
 
 def test_one_document_over_the_payload_bound_is_refused_as_too_large(
     memory_deps: Deps, memory_keys: InMemoryKeyStore
 ) -> None:
     pack = [*senml_reading(), *[{"n": "no2", "v": 1, "t": i} for i in range(20_000)]]
-    status, response = ingest_webhook(memory_deps, memory_keys, "senml", json.dumps(pack))
+    status, response = ingest_webhook(
+        memory_deps, memory_keys, "air-quality", "senml", json.dumps(pack)
+    )
     assert (status, [r["reason"] for r in response["rejected"]]) == (400, ["payload_too_large"])
 
 
@@ -394,7 +405,7 @@ def test_a_broken_pretty_printed_document_is_one_payload_kept_once(
     memory_deps: Deps, memory_keys: InMemoryKeyStore
 ) -> None:
     body = json.dumps(load_event("canonical_wifi.json"), indent=2)[:-40]
-    status, response = ingest_webhook(memory_deps, memory_keys, "canonical", body)
+    status, response = ingest_webhook(memory_deps, memory_keys, "wifi-counters", "canonical", body)
     assert (status, [(r["line"], r["reason"]) for r in response["rejected"]]) == (
         400,
         [(1, "invalid_json")],
@@ -405,14 +416,16 @@ def test_a_pretty_printed_webhook_push_is_one_payload(
     memory_deps: Deps, memory_keys: InMemoryKeyStore
 ) -> None:
     body = json.dumps(load_event("canonical_wifi.json"), indent=2)
-    status, response = ingest_webhook(memory_deps, memory_keys, "canonical", body)
+    status, response = ingest_webhook(memory_deps, memory_keys, "wifi-counters", "canonical", body)
     assert (status, response["accepted"]) == (202, 4)
 
 
 def test_a_webhook_push_over_the_body_bound_is_a_413_and_writes_nothing(
     memory_deps: Deps, memory_keys: InMemoryKeyStore
 ) -> None:
-    status, response = ingest_webhook(memory_deps, memory_keys, "senml", "x" * (MAX_BODY_BYTES + 1))
+    status, response = ingest_webhook(
+        memory_deps, memory_keys, "air-quality", "senml", "x" * (MAX_BODY_BYTES + 1)
+    )
     assert (status, response["error"]) == (413, "body_too_large")
     assert list(memory_deps.store.list(memory_deps.names.bucket(Zone.AUDIT))) == []
 
@@ -421,8 +434,20 @@ def test_a_webhook_push_over_the_body_bound_is_a_413_and_writes_nothing(
 def test_a_webhook_push_in_an_unknown_format_is_a_404(
     memory_deps: Deps, memory_keys: InMemoryKeyStore, fmt: str
 ) -> None:
-    status, response = ingest_webhook(memory_deps, memory_keys, fmt, "<reading/>")
+    status, response = ingest_webhook(memory_deps, memory_keys, "air-quality", fmt, "<reading/>")
     assert (status, response["error"]) == (404, "unknown_format")
+
+
+def test_a_reading_of_another_sources_device_is_quarantined_as_wrong_source(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    # Given the air-quality source's token, and a push naming a Wi-Fi counter
+    body = json.dumps(load_event("canonical_wifi.json"))
+    # When it is pushed on the air-quality route
+    status, response = ingest_webhook(memory_deps, memory_keys, "air-quality", "canonical", body)
+    # Then nothing of it is accepted: a leaked token cannot feed another source
+    assert (status, response["accepted"]) == (400, 0)
+    assert {r["reason"] for r in response["rejected"]} == {"wrong_source"}
 
 
 @pytest.mark.parametrize(
@@ -443,7 +468,7 @@ def test_a_webhook_push_in_an_unknown_format_is_a_404(
 def test_a_garbage_webhook_push_is_a_400_never_an_exception(
     memory_deps: Deps, memory_keys: InMemoryKeyStore, body: str
 ) -> None:
-    status, response = ingest_webhook(memory_deps, memory_keys, "senml", body)
+    status, response = ingest_webhook(memory_deps, memory_keys, "air-quality", "senml", body)
     assert (status, response["error"]) == (400, "no_usable_reading")
 
 
@@ -457,7 +482,12 @@ def test_a_sensor_community_push_takes_its_device_from_the_x_sensor_header(
         }
     )
     status, response = ingest_webhook(
-        memory_deps, memory_keys, "sensor-community", body, headers={"X-Sensor": "esp8266-11116579"}
+        memory_deps,
+        memory_keys,
+        "air-quality",
+        "sensor-community",
+        body,
+        headers={"X-Sensor": "esp8266-11116579"},
     )
     assert (status, response["accepted"]) == (202, 1)
 

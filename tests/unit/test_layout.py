@@ -15,10 +15,21 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from citypipe_local.package import build_layer, runtime_requirements
+from citypipe_local.package import (
+    LAMBDA_BASE_LIBRARIES,
+    SIZE_BUDGET_BYTES,
+    Layer,
+    build_layer,
+    missing_libraries,
+    needed,
+    runtime_requirements,
+    shared_objects,
+    trim,
+)
 
 HEAVY = ("pyarrow", "datasketches", "numpy")
 LAPTOP_ONLY = ("citypipe_local", "moto", "localstack", "typer", "rich", "pytest", "_pytest")
+VALIDATORS = ("rdflib", "pyshacl", "frictionless", "jsonschema", "playwright")
 
 
 def loaded_by_cold_start(function: str) -> set[str]:
@@ -46,8 +57,8 @@ def test_ingest_cold_start_loads_no_pyarrow_datasketches_or_laptop_tooling() -> 
 
 
 @pytest.mark.parametrize("function", ["anonymize", "aggregate", "export"])
-def test_no_handler_loads_laptop_tooling(function: str) -> None:
-    assert not loaded_by_cold_start(function) & set(LAPTOP_ONLY)
+def test_no_handler_loads_laptop_tooling_or_validators(function: str) -> None:
+    assert not loaded_by_cold_start(function) & {*LAPTOP_ONLY, *VALIDATORS}
 
 
 def test_no_composition_root_creates_a_client_at_import() -> None:
@@ -71,12 +82,16 @@ def test_the_layer_requirements_come_from_pyproject_less_what_lambda_provides() 
     assert not any(r.split(">")[0] in LAPTOP_ONLY for r in requirements)
 
 
+@pytest.fixture(scope="module")
+def layer(tmp_path_factory: pytest.TempPathFactory) -> Layer:
+    """The layer built as `make layer` builds it (arm64 wheels, from PyPI or pip's cache)."""
+    return build_layer(tmp_path_factory.mktemp("layer") / "layer")
+
+
 @pytest.mark.slow
 def test_the_built_layer_holds_the_library_and_its_runtime_dependencies_only(
-    tmp_path: Path,
+    layer: Layer,
 ) -> None:
-    # Given the layer built as `make layer` builds it (arm64 wheels, from PyPI or pip's cache)
-    layer = build_layer(tmp_path / "layer")
     site = layer.path / "python"
     top = {p.name.split("-")[0].removesuffix(".py") for p in site.iterdir()}
     # Then it holds the library, file for file, and what it imports at run time
@@ -96,3 +111,69 @@ def test_the_built_layer_holds_the_library_and_its_runtime_dependencies_only(
         or p.suffix in {".pyc", ".h", ".pyx", ".pxd"}
     ]
     assert leftovers == []
+
+
+@pytest.mark.slow
+def test_function_and_layer_stay_within_the_size_budget(layer: Layer) -> None:
+    handlers = sum(p.stat().st_size for p in (ROOT / "functions").rglob("handler.py"))
+
+    assert layer.unzipped_bytes + handlers <= SIZE_BUDGET_BYTES
+
+
+@pytest.mark.slow
+def test_the_unused_arrow_components_are_trimmed(layer: Layer) -> None:
+    arrow = {p.name.split(".")[0] for p in (layer.path / "python" / "pyarrow").iterdir()}
+
+    assert not arrow & {"_flight", "libarrow_flight", "_s3fs", "libarrow_s3", "_orc"}
+    assert {"_acero", "_compute", "_parquet", "libparquet", "libarrow_acero"} <= arrow
+
+
+@pytest.mark.slow
+def test_every_shared_object_left_in_the_layer_links(layer: Layer) -> None:
+    # The aarch64 binaries cannot be loaded here: their NEEDED entries are read instead.
+    site = layer.path / "python"
+    objects = {p.name: p for p in shared_objects(site)}
+    assert needed(objects["lib.cpython-312-aarch64-linux-gnu.so"])  # the reading works
+
+    assert missing_libraries(site) == {}
+    # and nothing links what the trim removed
+    linked = {lib for path in objects.values() for lib in needed(path)}
+    assert not {"libarrow_flight.so.2600", "libarrow_s3.so.2600"} & linked
+    assert linked - set(objects) <= LAMBDA_BASE_LIBRARIES
+
+
+@pytest.mark.slow
+def test_the_library_still_runs_on_dependencies_trimmed_the_same_way(tmp_path: Path) -> None:
+    # Given this machine's wheels of the same pinned versions, trimmed by the layer's rules
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         "--target", str(site), "--no-deps", "--only-binary=:all:",
+         "-c", str(ROOT / "constraints.txt"), "pyarrow", "numpy", "datasketches"],
+        check=True,
+    )  # fmt: skip
+    trim(site)
+    # When the library writes and reads Parquet, groups (Acero) and sketches with them
+    script = """
+import sys, pyarrow, datasketches
+from datetime import UTC, datetime
+from citypipe.core.aggregate import merge_partials, partial_of
+from citypipe.core.anonymize import CLEAN_SCHEMA
+from citypipe.core.columnar import parquet_bytes, read_parquet
+assert pyarrow.__file__.startswith(sys.argv[1]), pyarrow.__file__
+rows = [{"source": "wifi-counters", "sensor": "wifi-012", "quantity": "people.presence",
+         "unit": "{person}", "value": 1.0, "observed_at": datetime(2026, 6, 1, 10, tzinfo=UTC),
+         "zone": "centrum", "pseudonym": p} for p in ("a", "b", "a")]
+table = pyarrow.Table.from_pylist(rows, schema=CLEAN_SCHEMA)
+partial = partial_of(read_parquet(parquet_bytes(table)))
+merged = merge_partials([partial, partial])
+print(merged.num_rows, int(sum(merged["count"].to_pylist())))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(site)],
+        env={"PYTHONPATH": f"{site}:{ROOT / 'layers' / 'citypipe' / 'python'}", "PATH": "/usr/bin"},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    # Then it works: one cell, six readings
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "6"]

@@ -5,9 +5,11 @@ by hand but what the scenario is about (a lost or dead-lettered message)."""
 from __future__ import annotations
 
 from conftest import load_event
-from unit_support import lines, wifi_observation
+from unit_support import lines, open_file, senml_reading, wifi_observation
 
 from citypipe.domain.model import Function, Message
+from citypipe.domain.naming import open_file_key
+from citypipe.domain.themes import OpenFormat
 from citypipe.ports import KeyStore
 from citypipe.service.aggregate import aggregate_object
 from citypipe.service.anonymize import anonymize_object
@@ -172,4 +174,26 @@ def test_a_dead_letter_whose_input_was_processed_is_not_counted_twice(
     report = build_report(memory_deps, payloads_sent=6)
     # Then it is counted by its lineage alone
     assert report["dead_lettered"] == 0
+    assert report["balanced"], report["checks"]
+
+
+def test_two_readings_of_1e308_are_quarantined_and_the_day_is_still_published(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    # Given two air quality monitors of a zone that each sent 1e308 ug/m3 of NO2, and a
+    # sane pack of the first one
+    broken = senml_reading(value=1e308)
+    twin = [{**broken[0], "bn": "2001:db8:7e1d::6e/"}, *broken[1:]]  # aq-110, same zone
+    ingest(memory_deps, lines(broken, twin, senml_reading(value=21.5)), fmt="senml")
+    # When they run through every stage
+    anonymize(memory_deps, memory_keys, take(memory_deps, Function.ANONYMIZE))
+    aggregate(memory_deps)
+    result = export_day(memory_deps, DAY)
+    # Then the day is published with the sane reading, the others quarantined with a reason
+    assert result == "done"
+    key = open_file_key("velden", "air-quality", OpenFormat.CSV, DAY)
+    [row] = open_file(memory_deps, key).decode().splitlines()[1:]
+    assert row.endswith(",1,21.5,21.5,21.5,21.5,published,")
+    report = build_report(memory_deps, payloads_sent=3)
+    assert report["quarantined"] == {"out_of_range": 2}
     assert report["balanced"], report["checks"]

@@ -26,6 +26,7 @@ from citypipe.ports import ObjectInfo
 from citypipe.service.aggregate import aggregate_object
 from citypipe.service.anonymize import anonymize_object
 from citypipe.service.ingest import ingest_core
+from citypipe.service.metrics import NAMESPACE, READINGS_IN, READINGS_QUARANTINED
 from citypipe.service.stage import Core, Deps, run_stage
 from citypipe_local.drops import drop_lines
 from citypipe_local.fakes import InMemoryKeyStore
@@ -91,6 +92,25 @@ def quarantined(deps: Deps, function: Function) -> list[dict[str, Any]]:
 
 
 # --- one delivery --------------------------------------------------------------------------
+
+
+def test_the_processed_log_line_carries_the_quarantine_metrics(
+    memory_deps: Deps, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a drop of two payloads, one of them garbage
+    message = drop_lines(memory_deps, "canonical", lines(wifi_observation(), "{garbage"))
+    # When ingest processes it
+    with caplog.at_level("INFO", logger="citypipe"):
+        run(Function.INGEST, message, memory_deps)
+    # Then its "processed" line is a CloudWatch embedded-metric document: per city and
+    # function, readings in and quarantined (what the quarantine-rate alarm reads)
+    [record] = [r for r in caplog.records if r.getMessage() == "processed"]
+    fields = record.__dict__
+    [directive] = fields["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == NAMESPACE
+    assert directive["Dimensions"] == [["city", "function"]]
+    assert (fields["city"], fields["function"]) == ("velden", "ingest")
+    assert (fields[READINGS_IN], fields[READINGS_QUARANTINED]) == (2, 1)
 
 
 def test_ingest_writes_raw_objects_announces_them_and_consumes_the_drop(

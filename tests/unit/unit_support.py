@@ -14,18 +14,23 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote_plus
 
+import pyarrow as pa
 import yaml
-from conftest import CITY_FILE, load_event
+from conftest import CITY_FILE, load_event, webhook_token
 
+from citypipe.core.aggregate import partial_of
+from citypipe.core.anonymize import CLEAN_SCHEMA
+from citypipe.core.columnar import parquet_bytes
 from citypipe.core.formats import FORMATS, Context
 from citypipe.core.ingest import Normalized, Payload, normalize
 from citypipe.core.pseudonyms import sensor_keys
 from citypipe.domain.errors import TransientError
-from citypipe.domain.model import Function, Message, Zone
-from citypipe.ports import KeyStore, ObjectInfo, StoredObject
+from citypipe.domain.model import QUANTITY_UNITS, Function, Message, Zone
+from citypipe.ports import KeyStore, ObjectInfo, StoredObject, WebhookTokens
 from citypipe.service.stage import Deps
 from citypipe_local.fakes import InMemoryKeyStore, InMemoryObjectStore
 from citypipe_local.runner import LambdaContext, app_for, load_handler
@@ -67,15 +72,51 @@ def s3_notification(bucket: str, key: str, etag: str, event_name: str = "ObjectC
     return json.dumps(body)
 
 
-def apigw_request(
-    body: str, fmt: str = "senml", method: str = "POST", base64_encoded: bool = False
+def http_api_request(
+    body: str | bytes,
+    source: str = "air-quality",
+    method: str = "POST",
+    token: str | None = "",
+    base64_encoded: bool = False,
+    fmt: str = "senml",
+    **headers: str,
 ) -> dict[str, Any]:
-    """The API Gateway REST proxy fixture, POSTing ``body`` to /ingest/{fmt}."""
+    """The HTTP API (payload 2.0) fixture, ``method`` to /ingest/{source}/{fmt}: the source's
+    token unless ``token`` is given (None: no token header); ``headers`` added."""
+    event = load_event("httpapi_webhook_senml.json")
+    raw = body if isinstance(body, bytes) else body.encode()
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/ingest/{source}/{fmt}"
+    event["requestContext"]["http"]["method"] = method
+    event["pathParameters"] = {"source": source, "format": fmt}
+    event["headers"]["content-length"] = str(len(raw))
+    event["headers"].pop("x-citypipe-token")
+    if token is not None:
+        event["headers"]["x-citypipe-token"] = token or webhook_token(source)
+    event["headers"].update({k.replace("_", "-"): v for k, v in headers.items()})
+    event["body"] = base64.b64encode(raw).decode() if base64_encoded else raw.decode()
+    event["isBase64Encoded"] = base64_encoded
+    return event
+
+
+def apigw_request(
+    body: str,
+    source: str = "air-quality",
+    method: str = "POST",
+    base64_encoded: bool = False,
+    token: str | None = "",
+    fmt: str = "senml",
+) -> dict[str, Any]:
+    """The API Gateway REST proxy (payload 1.0) fixture, ``method`` to /ingest/{source}/{fmt}."""
     event = load_event("apigw_webhook_senml.json")
     event["httpMethod"] = event["requestContext"]["httpMethod"] = method
-    event["path"] = f"/ingest/{fmt}"
-    event["requestContext"]["path"] = f"/prod/ingest/{fmt}"
-    event["pathParameters"] = {"format": fmt}
+    event["path"] = f"/ingest/{source}/{fmt}"
+    event["requestContext"]["path"] = f"/prod/ingest/{source}/{fmt}"
+    event["pathParameters"] = {"source": source, "format": fmt}
+    for headers in (event["headers"], event["multiValueHeaders"]):
+        headers.pop("X-Citypipe-Token")
+    if token is not None:
+        event["headers"]["X-Citypipe-Token"] = token or webhook_token(source)
+        event["multiValueHeaders"]["X-Citypipe-Token"] = [event["headers"]["X-Citypipe-Token"]]
     event["body"] = base64.b64encode(body.encode()).decode() if base64_encoded else body
     event["isBase64Encoded"] = base64_encoded
     return event
@@ -94,11 +135,15 @@ def lambda_context(function: Function) -> LambdaContext:
 
 
 def invoke_handler(
-    function: Function, event: dict[str, Any], deps: Deps, keys: KeyStore
+    function: Function,
+    event: dict[str, Any],
+    deps: Deps,
+    keys: KeyStore,
+    tokens: WebhookTokens | None = None,
 ) -> dict[str, Any]:
     """The real ``functions/<name>/handler.py``, loaded as Lambda loads it, on these ports."""
     handler = load_handler(function)
-    return handler(event, lambda_context(function), app=app_for(function, deps, keys))
+    return handler(event, lambda_context(function), app=app_for(function, deps, keys, tokens))
 
 
 # --- payloads -----------------------------------------------------------------------------
@@ -128,6 +173,69 @@ def lines(*payloads: Any) -> list[str]:
     return [p if isinstance(p, str) else json.dumps(p) for p in payloads]
 
 
+# --- clean rows and partials ------------------------------------------------------------
+
+T10 = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
+DAY = "2026-06-01"
+
+
+def reading(
+    minute: float = 0,
+    value: float = 1.0,
+    zone: str = "centrum",
+    quantity: str = "people.presence",
+    device: str | None = "device-1",
+    day: datetime = T10,
+    sensor: str = "wifi-012",
+) -> dict[str, Any]:
+    """One clean-zone row. Rows of a quantity other than people carry no pseudonym."""
+    people = quantity == "people.presence"
+    return {
+        "source": "wifi-counters" if people else "air-quality",
+        "sensor": sensor if people else "aq-007",
+        "quantity": quantity,
+        "unit": QUANTITY_UNITS[quantity],
+        "value": value,
+        "observed_at": day + timedelta(minutes=minute),
+        "zone": zone,
+        # pseudonyms are per sensor: the same device has another one at each sensor
+        "pseudonym": f"{sensor}:{device}" if people else None,
+    }
+
+
+def no2(minute: float = 0, value: float = 20.0, zone: str = "centrum") -> dict[str, Any]:
+    return reading(minute, value, zone, quantity="air.no2")
+
+
+def vehicles(minute: float = 0, value: float = 12.0, zone: str = "centrum") -> dict[str, Any]:
+    return reading(minute, value, zone, quantity="traffic.vehicles")
+
+
+def devices(
+    count: int, minute: float = 0, first: int = 1, sensor: str = "wifi-012", zone: str = "centrum"
+) -> list[dict[str, Any]]:
+    """One presence reading from each of ``count`` distinct devices, seen by ``sensor``."""
+    return [
+        reading(minute, device=f"device-{i}", sensor=sensor, zone=zone)
+        for i in range(first, first + count)
+    ]
+
+
+def clean(*rows: dict[str, Any]) -> pa.Table:
+    return pa.Table.from_pylist(list(rows), schema=CLEAN_SCHEMA)
+
+
+def put_partial(deps: Deps, name: str, *rows: dict[str, Any], day: str = DAY) -> str:
+    """A partial of these clean rows in the aggregates zone, as aggregate writes it."""
+    key = f"aggregates/velden/date={day}/hour=10/mixed/{name}.parquet"
+    deps.store.put(deps.names.bucket(Zone.AGGREGATES), key, parquet_bytes(partial_of(clean(*rows))))
+    return key
+
+
+def open_file(deps: Deps, key: str) -> bytes:
+    return deps.store.get(deps.names.bucket(Zone.OPEN), key).body
+
+
 # --- the city file --------------------------------------------------------------------------
 
 
@@ -136,6 +244,20 @@ def city_data() -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load(CITY_FILE.read_text(encoding="utf-8"))
     data["registry"] = yaml.safe_load((CITY_FILE.parent / data["registry"]).read_text("utf-8"))
     return data
+
+
+def add_source(data: dict[str, Any], name: str, kind: str, purpose: str, **fields: str) -> None:
+    """Declare a source in city ``data`` with one SenML device measuring ``fields``
+    (hub field -> controlled quantity), registered in the centrum zone."""
+    data["sources"][name] = {"kind": kind, "purpose": purpose}
+    data["registry"]["profiles"][name] = {
+        "source": name,
+        "kind": kind,
+        "fields": {field: {"quantity": quantity} for field, quantity in fields.items()},
+    }
+    data["registry"]["devices"][f"{name}-1"] = {
+        "profile": name, "hub": "senml", "id": f"{name}-1", "zone": "centrum"
+    }  # fmt: skip
 
 
 # --- fakes ---------------------------------------------------------------------------------

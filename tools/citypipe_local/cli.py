@@ -11,12 +11,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from citypipe.bootstrap import deps_from
+from citypipe.bootstrap import city_from, deps_from
+from citypipe.bootstrap.ingest import file_tokens, tokens_from
+from citypipe.bootstrap.keys import key_store_from
 from citypipe.domain.city import ConfigError, load_city
+from citypipe.domain.model import Function
+from citypipe.domain.naming import portal_key
+from citypipe.ports import TOKEN_HEADER
 from citypipe.settings import Settings
 from citypipe_local import stack as stack_ops
 from citypipe_local.backends import backend as start_backend
-from citypipe_local.replay import ReplayOptions, replay
+from citypipe_local.replay import ReplayOptions, push, replay, request_export
 from citypipe_local.simulate import simulate
 
 app = typer.Typer(no_args_is_help=True, help="Anonymized, trustworthy open data from city sensors.")
@@ -27,6 +32,17 @@ console = Console(stderr=True)
 DEFAULT_CITY = Path("infra/cities/velden.yaml")
 CityOpt = Annotated[Path, typer.Option("--city", help="the city file (YAML)")]
 BackendOpt = Annotated[str, typer.Option("--backend", help="embedded | localstack")]
+StackBackendOpt = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        help="embedded | localstack | env (the endpoints and credentials in the CITYPIPE_* "
+        "settings: a real cloud)",
+    ),
+]
+ProviderOpt = Annotated[
+    str, typer.Option("--provider", help="aws | scaleway: which calls the object storage takes")
+]
 
 
 def _settings(city: Path) -> Settings:
@@ -36,33 +52,93 @@ def _settings(city: Path) -> Settings:
     )
 
 
-def _stack(city: Path, backend: str, action: str) -> None:
+def _provision(settings: Settings, where: str, action: str, provider: str) -> None:
+    if provider not in ("aws", "scaleway"):
+        raise typer.BadParameter(f"unknown provider {provider!r}: aws or scaleway")
+    deps = deps_from(settings)
+    clients = stack_ops.clients_for(settings)
+    if action == "up":
+        state = stack_ops.up(deps.city, deps.names, clients, settings.stack, provider=provider)  # type: ignore[arg-type]
+        buckets, queues = len(state["buckets"]), len(state["queues"])
+        console.print(f"[green]stack up[/] on {where}: {buckets} buckets, {queues} queues")
+    else:
+        stack_ops.down(deps.names, clients)
+        console.print(f"[green]stack down[/] on {where}")
+
+
+def _stack(city: Path, backend: str, action: str, provider: str) -> None:
     settings = _settings(city)
+    if backend == "env":
+        _provision(settings, "the configured endpoints", action, provider)
+        return
     with start_backend(backend, settings.localstack_endpoint) as endpoint:
-        settings = settings.model_copy(update={"backend": endpoint.settings})
-        deps = deps_from(settings)
-        clients = stack_ops.make_clients(settings.backend)
-        if action == "up":
-            state = stack_ops.up(deps.city, deps.names, clients, settings.stack)
-            buckets, queues = len(state["buckets"]), len(state["queues"])
-            console.print(
-                f"[green]stack up[/] on {endpoint.name}: {buckets} buckets, {queues} queues"
-            )
-        else:
-            stack_ops.down(deps.names, clients)
-            console.print(f"[green]stack down[/] on {endpoint.name}")
+        local = settings.model_copy(update={"backend": endpoint.settings})
+        _provision(local, endpoint.name, action, provider)
 
 
 @stack_app.command("up")
-def stack_up(city: CityOpt = DEFAULT_CITY, backend: BackendOpt = "embedded") -> None:
-    """Create the city's zone buckets and function queues (idempotent)."""
-    _stack(city, backend, "up")
+def stack_up(
+    city: CityOpt = DEFAULT_CITY,
+    backend: StackBackendOpt = "embedded",
+    provider: ProviderOpt = "aws",
+) -> None:
+    """Create the city's buckets (zones and keys) and function queues (idempotent)."""
+    _stack(city, backend, "up", provider)
 
 
 @stack_app.command("down")
-def stack_down(city: CityOpt = DEFAULT_CITY, backend: BackendOpt = "embedded") -> None:
-    """Remove the city's buckets (with their objects) and queues."""
-    _stack(city, backend, "down")
+def stack_down(
+    city: CityOpt = DEFAULT_CITY,
+    backend: StackBackendOpt = "embedded",
+    provider: ProviderOpt = "aws",
+) -> None:
+    """Remove the city's buckets (with their objects: the secrets die) and queues."""
+    _stack(city, backend, "down", provider)
+
+
+@app.command("webhook-token")
+def webhook_token_cmd(
+    source: Annotated[str, typer.Option("--source", help="a source of the city file")],
+    city: CityOpt = DEFAULT_CITY,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store", help="object | secretsmanager | file (default: CITYPIPE_WEBHOOK__TOKENS)"
+        ),
+    ] = None,
+    revoke_previous: Annotated[
+        bool, typer.Option(help="the source's earlier tokens stop working at once")
+    ] = False,
+) -> None:
+    """Mint a webhook token for one source. The token is printed once, on stdout; only its
+    SHA-256 digest is stored (in the stack's keys bucket, with your credentials and the
+    CITYPIPE_* endpoints). The previous token keeps working until the next mint, unless
+    --revoke-previous."""
+    settings = _settings(city)
+    if store is not None:
+        webhook = settings.webhook.model_copy(update={"tokens": store})
+        settings = settings.model_copy(update={"webhook": webhook})
+    try:
+        # the digests go to the city's stack only (the residency guard of the functions)
+        local = settings.webhook.tokens == "file"
+        city_model = load_city(city) if local else city_from(settings)
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    if source not in city_model.sources:
+        console.print(f"[red]no source {source!r}[/]: one of {sorted(city_model.sources)}")
+        raise typer.Exit(2)
+    tokens = (
+        file_tokens(settings, city_model.city)
+        if local
+        else tokens_from(settings, deps_from(settings))
+    )
+    token = tokens.mint(source, revoke_previous)
+    console.print(
+        f"webhook token for [bold]{source}[/] minted ({settings.webhook.tokens}); it is shown "
+        f"once. Hubs send it in the {TOKEN_HEADER} header to POST /ingest/{source}/<format>."
+    )
+    print(token)  # noqa: T201 (stdout: the one place the token is ever shown)
 
 
 @app.command("simulate")
@@ -116,9 +192,11 @@ def _summary(report: dict[str, Any], wall: float) -> None:
         ("refused by policy", f"{sum(report['refused'].values()):,}"),
         ("dead-lettered", f"{report['dead_lettered']:,}"),
         (
-            "cells published / suppressed",
-            f"{report['published_cells']:,} / {report['suppressed_cells']:,}",
+            "cells published / suppressed / flagged",
+            f"{report['published_cells']:,} / {report['suppressed_cells']:,} / "
+            f"{report['flagged_cells']:,}",
         ),
+        ("datasets", ", ".join(report["datasets"])),
         ("books balance", "[green]yes[/]" if report["balanced"] else "[red]NO[/]"),
         ("wall time", f"{wall:.1f} s ({received / wall:,.0f} readings/s)"),
     ]
@@ -132,11 +210,14 @@ def _summary(report: dict[str, Any], wall: float) -> None:
             )
 
 
-def _options(backend: str, concurrency: int, city: Path) -> ReplayOptions:
+def _options(backend: str, concurrency: int, city: Path, platform: str = "aws") -> ReplayOptions:
+    if platform not in ("aws", "scaleway"):
+        raise typer.BadParameter(f"unknown platform {platform!r}: aws or scaleway")
     return ReplayOptions(
         backend=backend,
         concurrency=concurrency,
         localstack_endpoint=_settings(city).localstack_endpoint,
+        platform="scaleway" if platform == "scaleway" else "aws",
     )
 
 
@@ -147,11 +228,16 @@ def replay_cmd(
     city: CityOpt = DEFAULT_CITY,
     backend: BackendOpt = "embedded",
     concurrency: int = 4,
+    platform: Annotated[
+        str,
+        typer.Option(help="aws: Lambda's SQS batches; scaleway: one queue message per POST"),
+    ] = "aws",
 ) -> None:
     """Push recorded payloads through a fresh stack; exit 1 if the books don't balance."""
     payloads = sum(1 for p in input_dir.glob("*.jsonl") for line in p.open() if line.strip())
     started = time.perf_counter()
-    report = _run(city, input_dir, out, _options(backend, concurrency, city), payloads)
+    options = _options(backend, concurrency, city, platform)
+    report = _run(city, input_dir, out, options, payloads)
     _summary(report, time.perf_counter() - started)
     raise typer.Exit(0 if report["balanced"] else 1)
 
@@ -189,5 +275,34 @@ def demo_cmd(
         sum(summary.payloads.values()),
     )
     _summary(report, time.perf_counter() - replay_started)
-    console.print(f"open data in {out / 'open'}, report in {out / 'report.json'}")
+    console.print(
+        f"open data in {out / 'open'} (the portal: {out / 'open' / portal_key(city_model.city)}), "
+        f"report in {out / 'report.json'}"
+    )
     raise typer.Exit(0 if report["balanced"] else 1)
+
+
+@app.command("push")
+def push_cmd(
+    input_dir: Annotated[
+        Path, typer.Option("--input", help="captures (<format>.jsonl) and drops/csv/, as simulated")
+    ],
+    city: CityOpt = DEFAULT_CITY,
+    batch: Annotated[int, typer.Option(help="hub messages per raw object")] = 20_000,
+) -> None:
+    """Play recorded hub messages into a deployed stack (endpoints and credentials from the
+    CITYPIPE_* settings) as a bridge would: through the edge, here, with the stack's key
+    store; then drop the CSV files in its inbox for its ingest function. A first run."""
+    settings = _settings(city)
+    deps = deps_from(settings)
+    sent = push(deps, key_store_from(settings, deps), input_dir, batch)
+    console.print(f"[green]pushed[/] {sent:,} payloads and rows to {deps.city.city}'s stack")
+
+
+@app.command("request-export")
+def request_export_cmd(city: CityOpt = DEFAULT_CITY) -> None:
+    """Ask a deployed stack's export to publish every day it has partials for now, rather
+    than waiting for the hourly job (which publishes yesterday)."""
+    deps = deps_from(_settings(city))
+    request_export(deps)
+    console.print(f"[green]export requested[/] on {deps.names.queue(Function.EXPORT)}")

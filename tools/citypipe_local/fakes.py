@@ -20,6 +20,7 @@ from citypipe.ports import (
     Queue,
     ReceivedMessage,
     StoredObject,
+    WebhookTokens,
     md5_etag,
 )
 
@@ -182,7 +183,7 @@ class InMemoryKeyStore(KeyStore):
         with self._lock:
             return self.secrets.setdefault(day, secrets.token_bytes(32))
 
-    def _destroy(self, day: date) -> int:
+    def _destroy(self, day: date, previous_horizon: date | None) -> int:
         with self._lock:
             old = [d for d in self.secrets if d < day]
             for d in old:
@@ -202,3 +203,22 @@ class FixedClock(Clock):
 
     def now(self) -> datetime:
         return self.at
+
+
+class InMemoryWebhookTokens(WebhookTokens):
+    """Digests of webhook tokens per source, in memory; ``minted`` keeps the tokens so
+    tests can present them (a real store never holds a token)."""
+
+    def __init__(self) -> None:
+        self.digests: dict[str, list[str]] = {}
+        self.minted: dict[str, str] = {}
+
+    def mint(self, source: str, revoke_previous: bool = False) -> str:
+        self.minted[source] = super().mint(source, revoke_previous)
+        return self.minted[source]
+
+    def _digests(self, source: str) -> list[str]:
+        return list(self.digests.get(source, []))
+
+    def _set_digests(self, source: str, digests: list[str]) -> None:
+        self.digests[source] = list(digests)

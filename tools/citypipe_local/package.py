@@ -1,43 +1,104 @@
-"""Deployment artefacts, built offline from the project's own files: the Lambda layer.
-
-The layer holds the ``citypipe`` library and its runtime dependencies for Lambda's
-python3.12 on arm64, and nothing a city's cloud does not run: no ``citypipe_local``, no
-test dependencies, no ``tests/`` folders, headers or bytecode of the dependencies. boto3
-is not in it (the runtime has it).
+"""Deployment artefacts, built offline from the project's own files: the Lambda layer and a
+city's CloudFormation stack.
 
     python -m citypipe_local.package layer --out .build/layer
+    python -m citypipe_local.package stack --city infra/cities/velden.yaml
+    python -m citypipe_local.package deploy --city infra/cities/velden.yaml   (an AWS account)
+
+**The layer** holds the ``citypipe`` library and its runtime dependencies for Lambda's
+python3.12 on arm64, and nothing a city's cloud does not run: no ``citypipe_local``, no
+test dependencies, no ``tests/`` folders, headers or bytecode, no Arrow component the
+library never loads (Flight, the S3/GCS/Azure/HDFS filesystems, ORC, the C++ tests) and
+no second copy of a shared object under its development names. boto3 is not in it (the
+runtime has it). Binaries for aarch64 cannot be imported here, so ``missing_libraries``
+proves the trimmed layer still links: every ``NEEDED`` entry of every shared object left
+is in the layer or in Lambda's base image.
+
+**The stack** is ``serverless.yml`` packaged by osls 4 (pinned in ``package.json``), with
+every value the template needs taken from the city file and passed as osls params; then
+the region guard is added as CloudFormation ``Rules`` (osls cannot express them) and
+``cfn-lint`` checks the template. No cloud account: osls asks CloudFormation whether the
+stack exists, and gets its answer from an embedded moto server started here, with fake
+credentials.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
 import subprocess
 import sys
 import tomllib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.dynamic import DynamicSection
+from elftools.elf.elffile import ELFFile
+
+from citypipe.domain.city import City, ConfigError, city_files, load_city, require_region
+from citypipe.domain.model import Zone
+from citypipe.domain.naming import (
+    BUCKET_NAME_MAX,
+    StackNames,
+    deployment_prefix,
+    key_destruction_prefix,
+    key_horizon_object,
+    key_object_prefix,
+    open_prefix,
+    webhook_tokens_object_prefix,
+)
+from citypipe.service.metrics import NAMESPACE
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = ROOT / "layers" / "citypipe" / "python" / "citypipe"
+LAYER_DIR = ROOT / ".build" / "layer"
 PROVIDED_BY_RUNTIME = frozenset({"boto3", "botocore"})
 # pyarrow >= 26 ships aarch64 wheels tagged manylinux_2_28 only; Lambda's python3.12 runtime
 # (Amazon Linux 2023, glibc 2.34) takes both tags.
 PLATFORMS = ("manylinux_2_28_aarch64", "manylinux2014_aarch64")
 PYTHON = "3.12"
+# Lambda's budget is 250 MB unzipped for a function and its layers; ours leaves headroom.
+SIZE_BUDGET_BYTES = 200 * 1000 * 1000
+
 # What no function imports: the folders and files deleted from the dependencies.
 TRIMMED_DIRS = frozenset({"tests", "test", "testing", "__pycache__", "include", "benchmarks"})
 TRIMMED_SUFFIXES = (".pyc", ".pyx", ".pxd", ".pxi", ".h", ".hpp", ".cc", ".cpp", ".a")
+# Arrow components the library never loads (it reads and writes Parquet, computes and
+# groups with Acero): each extension module and the libraries only it links.
+TRIMMED_ARROW = (
+    "_flight.*", "flight.py", "libarrow_flight.so*", "libarrow_python_flight.so*",
+    "_s3fs.*", "libarrow_s3.so*", "_gcsfs.*", "_azurefs.*", "_hdfs.*",
+    "_orc.*", "orc.py", "_dataset_orc.*",
+    "_pyarrow_cpp_tests.*", "benchmark.py", "conftest.py", "cuda.py", "_cuda.*",
+    "src",
+)  # fmt: skip
+# Shared libraries every Lambda base image has (Amazon Linux 2023: glibc, the GCC runtime,
+# zlib): a NEEDED entry for one of them is satisfied outside the layer.
+LAMBDA_BASE_LIBRARIES = frozenset(
+    {
+        "libc.so.6", "libm.so.6", "libdl.so.2", "librt.so.1", "libpthread.so.0",
+        "libutil.so.1", "ld-linux-aarch64.so.1", "libstdc++.so.6", "libgcc_s.so.1",
+        "libz.so.1",
+    }
+)  # fmt: skip
 
 
-def runtime_requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
-    """The library's dependencies from pyproject.toml, less what Lambda provides."""
+def runtime_requirements(
+    provided: Iterable[str] = PROVIDED_BY_RUNTIME, pyproject: Path = ROOT / "pyproject.toml"
+) -> list[str]:
+    """The library's dependencies from pyproject.toml, less what the runtime provides
+    (Lambda's: boto3; Scaleway's: nothing)."""
     dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    skipped = set(provided)
     return [
         d
         for d in dependencies
-        if d.split("[")[0].split(">")[0].split("=")[0].split("<")[0].strip()
-        not in PROVIDED_BY_RUNTIME
+        if d.split("[")[0].split(">")[0].split("=")[0].split("<")[0].strip() not in skipped
     ]
 
 
@@ -48,7 +109,54 @@ class Layer:
     files: int
 
 
-def _trim(site: Path) -> None:
+def _is_elf(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(4) == b"\x7fELF"
+
+
+def _soname(path: Path) -> str | None:
+    for tag in _dynamic_tags(path):
+        if tag.entry.d_tag == "DT_SONAME":
+            return str(tag.soname)
+    return None
+
+
+def _dynamic_tags(path: Path) -> Iterator[Any]:
+    with path.open("rb") as handle:
+        try:
+            elf = ELFFile(handle)
+        except ELFError:
+            return
+        for section in elf.iter_sections():
+            if isinstance(section, DynamicSection):
+                yield from list(section.iter_tags())
+
+
+def needed(path: Path) -> list[str]:
+    """The ``NEEDED`` entries of a shared object: what the dynamic linker loads with it."""
+    return [str(t.needed) for t in _dynamic_tags(path) if t.entry.d_tag == "DT_NEEDED"]
+
+
+def shared_objects(site: Path) -> list[Path]:
+    return sorted(p for p in site.rglob("*.so*") if p.is_file() and _is_elf(p))
+
+
+def missing_libraries(site: Path) -> dict[str, list[str]]:
+    """Shared objects of the layer whose ``NEEDED`` libraries are neither in the layer (by
+    file name; auditwheel's ``*.libs`` folders are found by RPATH) nor in Lambda's base
+    image: ``{object: [missing, ...]}``, empty when everything links."""
+    objects = shared_objects(site)
+    present = {p.name for p in objects} | LAMBDA_BASE_LIBRARIES
+    missing = {}
+    for path in objects:
+        absent = [lib for lib in needed(path) if lib not in present]
+        if absent:
+            missing[str(path.relative_to(site))] = absent
+    return missing
+
+
+def trim(site: Path) -> None:
+    """Delete what no function imports from installed dependencies (any platform)."""
     for path in sorted(site.rglob("*"), key=lambda p: len(p.parts), reverse=True):
         if path.is_dir() and path.name in TRIMMED_DIRS and path.parent != site:
             shutil.rmtree(path, ignore_errors=True)
@@ -56,9 +164,23 @@ def _trim(site: Path) -> None:
             path.unlink()
     for pattern in ("bin",):  # console scripts of the dependencies
         shutil.rmtree(site / pattern, ignore_errors=True)
+    arrow = site / "pyarrow"
+    for pattern in TRIMMED_ARROW:
+        for path in arrow.glob(pattern):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    _drop_development_names(site)
 
 
-def build_layer(out: Path, constraints: Path = ROOT / "constraints.txt") -> Layer:
+def _drop_development_names(site: Path) -> None:
+    """Wheels carry a shared library under its SONAME and again under the development names
+    (``libx.so``, ``libx.so.1.2.3``) as full copies: the loader only asks for the SONAME."""
+    for path in shared_objects(site):
+        soname = _soname(path)
+        if soname and soname != path.name and (path.parent / soname).is_file():
+            path.unlink()
+
+
+def build_layer(out: Path = LAYER_DIR, constraints: Path = ROOT / "constraints.txt") -> Layer:
     """Install the runtime dependencies for arm64 into ``out/python``, add the library,
     trim what no function imports. Needs PyPI (or pip's cache), no cloud account."""
     shutil.rmtree(out, ignore_errors=True)
@@ -75,21 +197,289 @@ def build_layer(out: Path, constraints: Path = ROOT / "constraints.txt") -> Laye
         check=True,
     )  # fmt: skip
     shutil.copytree(LIBRARY, site / "citypipe", ignore=shutil.ignore_patterns("__pycache__"))
-    _trim(site)
-    files = [p for p in out.rglob("*") if p.is_file()]
-    return Layer(out, sum(p.stat().st_size for p in files), len(files))
+    trim(site)
+    return measure(out)
+
+
+def measure(path: Path) -> Layer:
+    files = [p for p in path.rglob("*") if p.is_file()]
+    return Layer(path, sum(p.stat().st_size for p in files), len(files))
+
+
+# --- the stack ------------------------------------------------------------------------------
+
+OSLS = ROOT / "node_modules" / ".bin" / "osls"
+STAGE = "prod"
+TEMPLATE = "cloudformation-template-update-stack.json"
+# An account id is 12 digits; names are checked with the longest one.
+ACCOUNT_ID_PLACEHOLDER = "${AWS::AccountId}"
+ACCOUNT_ID_DIGITS = 12
+
+
+class PackagingError(RuntimeError):
+    """Packaging cannot go on; the message says why and what to do."""
+
+
+def iot_rule_prefix(city: str) -> str:
+    """The names of the AWS IoT Core rules allowed to invoke ingest (rule names take letters,
+    digits and underscores only)."""
+    return f"citypipe_{city.replace('-', '_')}_"
+
+
+def stack_name(city: City) -> str:
+    return f"citypipe-{city.city}"
+
+
+def stack_params(
+    city: City, city_file: str, layer_dir: str, read_from: Sequence[str] = ()
+) -> dict[str, str]:
+    """The osls params of a city's stack: every value serverless.yml takes from the city.
+    ``read_from``: every file the city is read from (one glob for the zip's patterns)."""
+    files = list(read_from) or [city_file]
+    days = city.retention_days
+    prefix = deployment_prefix(ACCOUNT_ID_PLACEHOLDER, city.region)
+    params = {
+        "city": city.city,
+        "region": city.region,
+        "stackName": stack_name(city),
+        "cityFile": city_file,
+        "cityFiles": files[0] if len(files) == 1 else "{" + ",".join(files) + "}",
+        "layerDir": layer_dir,
+        "namePrefix": prefix,
+        "keysObjectPrefix": key_object_prefix(city.city),
+        "keysHorizonObject": key_horizon_object(city.city),
+        "keysDays": str(city.key_retention_days + 1),
+        "tokensObjectPrefix": webhook_tokens_object_prefix(city.city),
+        "keyDestructionPrefix": key_destruction_prefix(city.city),
+        "openPrefix": open_prefix(city.city),
+        "k": str(city.disclosure.k),
+        "metricsNamespace": NAMESPACE,
+        "iotRulePrefix": iot_rule_prefix(city.city),
+    }
+    for zone in Zone:
+        kept = days.get(zone)
+        params[f"{zone.value}Days"] = "none" if kept is None else str(kept)
+    params["openRetention"] = "forever" if days.get(Zone.OPEN) is None else "expiring"
+    return params
+
+
+def check_names(city: City) -> None:
+    """Bucket names must fit S3's 63 characters with any 12-digit account id."""
+    names = StackNames(city.city, deployment_prefix("0" * ACCOUNT_ID_DIGITS, city.region))
+    too_long = [names.bucket(z) for z in Zone if len(names.bucket(z)) > BUCKET_NAME_MAX]
+    if too_long:
+        raise PackagingError(
+            f"bucket names longer than {BUCKET_NAME_MAX} characters: {too_long}; "
+            "choose a shorter city slug"
+        )
+
+
+def region_rules(city: City) -> dict[str, object]:
+    """CloudFormation Rules: the stack refuses to be created or updated anywhere but in
+    the city's region (a deploy with another --region fails before any resource)."""
+    return {
+        "CityRegion": {
+            "Assertions": [
+                {
+                    "Assert": {"Fn::Equals": [{"Ref": "AWS::Region"}, city.region]},
+                    "AssertDescription": (
+                        f"citypipe {city.city} is kept in {city.region} (its city file's "
+                        "region): refusing to deploy it to another region"
+                    ),
+                }
+            ]
+        }
+    }
+
+
+def ensure_osls() -> Path:
+    """osls as pinned in package.json + package-lock.json (``npm ci``, once)."""
+    if not OSLS.exists():
+        if shutil.which("npm") is None:
+            raise PackagingError("npm not found: install Node.js 20 or later (see README)")
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=ROOT, check=True
+        )
+    return OSLS
+
+
+def _offline_environment(endpoint: str, region: str) -> dict[str, str]:
+    """The environment osls runs in: fake credentials, every AWS call to the local moto
+    server, none of the caller's AWS settings (no account is touched, even by mistake)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_ACCESS_KEY_ID="citypipe-offline",
+        AWS_SECRET_ACCESS_KEY="citypipe-offline",  # noqa: S106 (a local emulator's)
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_REGION=region,
+        AWS_DEFAULT_REGION=region,
+        SLS_TELEMETRY_DISABLED="1",
+        SLS_NOTIFICATIONS_MODE="off",
+    )
+    return env
+
+
+def _param_args(params: Mapping[str, str]) -> list[str]:
+    return [f"--param={name}={value}" for name, value in params.items()]
+
+
+def _add_rules(package_dir: Path, city: City) -> None:
+    """Put the region guard into the packaged template and into the state osls deploys."""
+    rules = region_rules(city)
+    template_path = package_dir / TEMPLATE
+    template = json.loads(template_path.read_text())
+    template["Rules"] = rules
+    template_path.write_text(json.dumps(template, indent=2))
+    state_path = package_dir / "serverless-state.json"
+    state = json.loads(state_path.read_text())
+    state["service"]["provider"]["compiledCloudFormationTemplate"]["Rules"] = rules
+    state_path.write_text(json.dumps(state, indent=2))
+
+
+@dataclass(frozen=True)
+class PackagedStack:
+    city: City
+    directory: Path  # what osls deploy --package takes
+    template: Path
+    layer: Layer
+    lint: str  # cfn-lint's findings (warnings at most)
+
+
+def lint(template: Path) -> str:
+    """cfn-lint on the template: raise on any error, return the warnings."""
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "cfn-lint"),
+            "--format",
+            "parseable",
+            "--",
+            str(template),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    findings = done.stdout.strip()
+    errors = [line for line in findings.splitlines() if ":E" in line]
+    if done.returncode & 0b11 or errors:  # 1: cfn-lint failed, 2: an error found
+        raise PackagingError(f"cfn-lint found errors in {template}:\n{findings}{done.stderr}")
+    return findings
+
+
+def package_stack(
+    city_file: Path,
+    region: str | None = None,
+    layer_dir: Path = LAYER_DIR,
+    service_dir: Path = ROOT,
+    build: bool = False,
+) -> PackagedStack:
+    """Package one city's stack offline into ``<service_dir>/.serverless`` and lint it.
+
+    Refuses a city outside the EU/EEA (the city file does not load) and a ``region`` other
+    than the city's, before anything is built. ``layer_dir`` must hold a built layer, or
+    ``build`` builds it there.
+    """
+    city = load_city(city_file)
+    require_region(city, region or city.region, "packaging")
+    check_names(city)
+    if build:
+        build_layer(layer_dir)
+    if not (layer_dir / "python" / "citypipe").is_dir():
+        raise PackagingError(f"no layer in {layer_dir}: run `make layer` first")
+    layer = measure(layer_dir)
+    function_bytes = sum(p.stat().st_size for p in (service_dir / "functions").rglob("*.py"))
+    if layer.unzipped_bytes + function_bytes > SIZE_BUDGET_BYTES:
+        raise PackagingError(
+            f"function + layer is {(layer.unzipped_bytes + function_bytes) / 1e6:.1f} MB "
+            f"unzipped, over the {SIZE_BUDGET_BYTES / 1e6:.0f} MB budget"
+        )
+    osls = ensure_osls()
+    params = stack_params(
+        city,
+        os.path.relpath(city_file.resolve(), service_dir.resolve()),
+        os.path.relpath(layer_dir.resolve(), service_dir.resolve()),
+        [os.path.relpath(f.resolve(), service_dir.resolve()) for f in city_files(city_file)],
+    )
+    package_dir = service_dir / ".serverless"
+    shutil.rmtree(package_dir, ignore_errors=True)
+    from citypipe_local.backends.embedded import embedded
+
+    with embedded(city.region) as endpoint:
+        assert endpoint.settings.endpoint_url is not None
+        done = subprocess.run(
+            [str(osls), "package", "--stage", STAGE, "--region", city.region,
+             *_param_args(params)],
+            cwd=service_dir,
+            env=_offline_environment(endpoint.settings.endpoint_url, city.region),
+            capture_output=True,
+            text=True,
+            check=False,
+        )  # fmt: skip
+    if done.returncode != 0:
+        raise PackagingError(f"osls package failed:\n{done.stdout}{done.stderr}")
+    _add_rules(package_dir, city)
+    template = package_dir / TEMPLATE
+    return PackagedStack(city, package_dir, template, layer, lint(template))
+
+
+def deploy_stack(city_file: Path, region: str | None = None) -> None:
+    """``osls deploy`` of the stack packaged by ``package_stack``, with the caller's AWS
+    credentials, after the same region checks."""
+    city = load_city(city_file)
+    require_region(city, region or os.environ.get("AWS_REGION") or city.region, "deploy")
+    package_dir = ROOT / ".serverless"
+    template = json.loads((package_dir / TEMPLATE).read_text())
+    if template.get("Rules") != region_rules(city):
+        raise PackagingError(f"{package_dir} is not {city.city}'s package: run `make package`")
+    params = stack_params(
+        city,
+        os.path.relpath(city_file.resolve(), ROOT),
+        os.path.relpath(LAYER_DIR, ROOT),
+    )
+    subprocess.run(
+        [str(ensure_osls()), "deploy", "--package", ".serverless", "--stage", STAGE,
+         "--region", city.region, *_param_args(params)],
+        cwd=ROOT,
+        check=True,
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="citypipe_local.package")
     commands = parser.add_subparsers(dest="command", required=True)
     layer = commands.add_parser("layer", help="build the Lambda layer directory")
-    layer.add_argument("--out", type=Path, default=ROOT / ".build" / "layer")
-    args = parser.parse_args(argv)
-    built = build_layer(args.out)
-    print(
-        f"layer: {built.path} ({built.unzipped_bytes / 1e6:.1f} MB unzipped, {built.files} files)"
+    layer.add_argument("--out", type=Path, default=LAYER_DIR)
+    for name, help_text in (
+        ("stack", "package a city's stack offline (osls 4) and lint it (cfn-lint)"),
+        ("deploy", "deploy the packaged stack with your AWS credentials (osls deploy)"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("--city", type=Path, required=True, help="the city file")
+        command.add_argument("--region", help="refused unless it is the city file's region")
+    commands.choices["stack"].add_argument(
+        "--build-layer", action="store_true", help="build the layer first (make package)"
     )
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "layer":
+            built = build_layer(args.out)
+            print(
+                f"layer: {built.path} ({built.unzipped_bytes / 1e6:.1f} MB unzipped, "
+                f"{built.files} files)"
+            )
+        elif args.command == "stack":
+            packaged = package_stack(args.city, args.region, build=args.build_layer)
+            print(
+                f"stack {stack_name(packaged.city)} ({packaged.city.region}) packaged in "
+                f"{packaged.directory}; layer {packaged.layer.unzipped_bytes / 1e6:.1f} MB "
+                f"unzipped; cfn-lint: no error"
+                + (f", warnings:\n{packaged.lint}" if packaged.lint else "")
+            )
+        else:
+            deploy_stack(args.city, args.region)
+    except (ConfigError, PackagingError) as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from citypipe_local.backends import backend
 from citypipe_local.drops import announce, drop
 from citypipe_local.logs import written_to
 from citypipe_local.report import build_report
-from citypipe_local.runner import Invoker, LocalRunner
+from citypipe_local.runner import Invoker, LocalRunner, Platform
 
 PIPELINE = (Function.INGEST, Function.ANONYMIZE, Function.AGGREGATE)
 Progress = Callable[[str, int], None]
@@ -52,10 +52,14 @@ class ReplayOptions:
     batch_payloads: int = 40_000
     concurrency: int = 4
     duplicate_deliveries: bool = False
-    keys_dir: Path = Path(".citypipe/keys")
+    # None: the daily secrets live in the stack's keys bucket, as in a cloud (and die with
+    # the embedded backend). A directory: a file key store there, e.g. for tests comparing
+    # two runs, which need the same secrets to publish the same distinct-device counts.
+    keys_dir: Path | None = None
     visibility_timeout_s: int = 30
     localstack_endpoint: str | None = None
     name_prefix: str = ""  # a stack of its own on a shared backend (tests, two clones)
+    platform: Platform = "aws"  # whose entry points the functions run through
 
 
 def _at(line: bytes) -> float:
@@ -116,6 +120,13 @@ def play_batch(deps: Deps, keys: KeyStore, lines: list[tuple[str, bytes]]) -> in
     return len(payloads)
 
 
+def push(deps: Deps, keys: KeyStore, input_dir: Path, batch: int) -> int:
+    """Every capture through the edge in this process, as one bridge in front of a deployed
+    stack, then the CSV drops into its inbox. Returns the payloads and rows sent."""
+    sent = sum(play_batch(deps, keys, lines) for lines in edge_batches(input_dir, batch))
+    return sent + drop_csv(deps, input_dir)
+
+
 _edge: tuple[Deps, KeyStore] | None = None
 
 
@@ -125,7 +136,7 @@ def edge_worker(lines: list[tuple[str, bytes]]) -> int:
     if _edge is None:
         settings = Settings()
         deps = deps_from(settings)
-        _edge = (deps, key_store_from(settings, deps.city))
+        _edge = (deps, key_store_from(settings, deps))
     return play_batch(*_edge, lines)
 
 
@@ -196,11 +207,16 @@ def replay(
         settings = Settings(
             backend=endpoint.settings,
             stack=StackSettings(
+                deployment="local",
                 city_file=city_file,
                 visibility_timeout_s=options.visibility_timeout_s,
                 name_prefix=options.name_prefix,
             ),
-            keys=KeySettings(store="file", directory=options.keys_dir),
+            keys=(
+                KeySettings(store="file", directory=options.keys_dir)
+                if options.keys_dir is not None
+                else KeySettings(store="object")
+            ),
         )
         deps = deps_from(settings)
         clients = stack.make_clients(settings.backend)
@@ -217,6 +233,7 @@ def replay(
                 duplicate_deliveries=options.duplicate_deliveries,
                 on_batch=(lambda f, n: progress(f.value, n)) if progress else None,
                 invoker=invoker,
+                platform=options.platform,
             )
             try:
                 # the hubs play while the functions run, as they would

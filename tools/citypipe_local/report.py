@@ -88,12 +88,13 @@ class Books:
     aggregate: AggregateCounts
     export: ExportCounts
     days: list[str]
+    datasets: list[str]
 
     @classmethod
     def read(cls, records: Iterator[Lineage]) -> Books:
         ingest, anonymize = IngestCounts.zero(), AnonymizeCounts.zero()
         aggregate = AggregateCounts.zero()
-        latest: dict[str, Lineage] = {}  # the latest publication of each day
+        latest: dict[tuple[str, str], Lineage] = {}  # the latest export of each day and theme
         for record in records:
             counts = record.counts
             if isinstance(counts, IngestCounts):
@@ -103,14 +104,17 @@ class Books:
             elif isinstance(counts, AggregateCounts):
                 aggregate += counts
             elif record.window is not None:
-                previous = latest.get(record.window)
+                unit = (record.window, record.dataset or "")
+                previous = latest.get(unit)
                 if previous is None or _newer(record, previous):
-                    latest[record.window] = record
+                    latest[unit] = record
         export = ExportCounts.zero()
         for record in latest.values():
             assert isinstance(record.counts, ExportCounts)
             export += record.counts
-        return cls(ingest, anonymize, aggregate, export, sorted(latest))
+        days = sorted({day for day, _ in latest})
+        datasets = sorted({dataset for _, dataset in latest})
+        return cls(ingest, anonymize, aggregate, export, days, datasets)
 
     def of(self, function: Function) -> StageCounts:
         return {
@@ -148,10 +152,10 @@ def build_report(
               aggregate.input + dead_records[Function.AGGREGATE]),
         Check("aggregate: input = aggregated + quarantined", aggregate.input,
               aggregate.aggregated + aggregate.quarantined_total),
-        Check("aggregated = readings in published and suppressed cells", aggregate.aggregated,
-              export.readings),
-        Check("cells = published + suppressed", export.cells,
-              export.published + export.suppressed),
+        Check("aggregated = readings in published, suppressed and flagged cells",
+              aggregate.aggregated, export.readings),
+        Check("cells = published + suppressed + flagged", export.cells,
+              export.published + export.suppressed + export.flagged),
     ]  # fmt: skip
     all_quarantined = sum((Counter(books.of(f).quarantined) for f in Function), Counter())
     return {
@@ -164,6 +168,7 @@ def build_report(
         "refused": anonymize.refused,
         "published_cells": export.published,
         "suppressed_cells": export.suppressed,
+        "flagged_cells": export.flagged,
         "balanced": all(c.ok for c in checks),
         "checks": [c.as_dict() for c in checks],
         "stages": {
@@ -176,4 +181,5 @@ def build_report(
             for f in Function
         },
         "days": books.days,
+        "datasets": books.datasets,
     }

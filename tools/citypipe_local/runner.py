@@ -27,7 +27,7 @@ from concurrent.futures import (
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from citypipe.bootstrap import aggregate as bootstrap_aggregate
 from citypipe.bootstrap import anonymize as bootstrap_anonymize
@@ -36,9 +36,10 @@ from citypipe.bootstrap import ingest as bootstrap_ingest
 from citypipe.domain.model import Function
 from citypipe.domain.naming import StackNames
 from citypipe.entrypoints.apps import FunctionApp
-from citypipe.ports import KeyStore, Queue, ReceivedMessage
+from citypipe.ports import KeyStore, Queue, ReceivedMessage, WebhookTokens
 from citypipe.service.stage import Deps, log
 from citypipe.settings import Settings
+from citypipe_local.fakes import InMemoryWebhookTokens
 
 Handler = Callable[..., dict[str, Any]]
 T = TypeVar("T")
@@ -58,15 +59,33 @@ def functions_dir() -> Path:
     return directory
 
 
-def load_handler(function: Function, directory: Path | None = None) -> Handler:
-    """Import ``functions/<name>/handler.py`` the way Lambda does: by file, not package."""
-    path = (directory or functions_dir()) / function.value / "handler.py"
-    spec = importlib.util.spec_from_file_location(f"citypipe_function_{function.value}", path)
+Platform = Literal["aws", "scaleway"]
+# Each platform's entry point of a function: (file in functions/<name>/, callable in it)
+ENTRY_POINTS: dict[Platform, tuple[str, str]] = {
+    "aws": ("handler.py", "handler"),
+    "scaleway": ("scaleway.py", "handle"),
+}
+
+
+def load_handler(
+    function: Function,
+    directory: Path | None = None,
+    platform: Platform = "aws",
+    entry: str | None = None,
+) -> Handler:
+    """Import a function's entry point the way the platform does: by file, not package.
+    ``entry``: another callable of that file (Scaleway's ingest ``webhook``)."""
+    filename, name = ENTRY_POINTS[platform]
+    name = entry or name
+    path = (directory or functions_dir()) / function.value / filename
+    spec = importlib.util.spec_from_file_location(
+        f"citypipe_function_{function.value}_{platform}", path
+    )
     if spec is None or spec.loader is None:
         raise FileNotFoundError(path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    handler: Handler = module.handler
+    handler: Handler = getattr(module, name)
     return handler
 
 
@@ -114,10 +133,13 @@ def sqs_event(messages: Sequence[ReceivedMessage], queue_arn: str, region: str) 
     }
 
 
-def app_for(function: Function, deps: Deps, keys: KeyStore) -> FunctionApp:
-    """A function's app from its own composition root, on the given ports."""
+def app_for(
+    function: Function, deps: Deps, keys: KeyStore, tokens: WebhookTokens | None = None
+) -> FunctionApp:
+    """A function's app from its own composition root, on the given ports. Without
+    ``tokens`` no source has a webhook token: ingest refuses every webhook request."""
     if function is Function.INGEST:
-        return bootstrap_ingest.build(deps, keys)
+        return bootstrap_ingest.build(deps, keys, tokens or InMemoryWebhookTokens())
     if function is Function.ANONYMIZE:
         return bootstrap_anonymize.build(deps)
     if function is Function.AGGREGATE:
@@ -125,20 +147,45 @@ def app_for(function: Function, deps: Deps, keys: KeyStore) -> FunctionApp:
     return bootstrap_export.build(deps, keys)
 
 
-def in_process_handlers(deps: Deps, keys: KeyStore) -> dict[Function, Handler]:
+def in_process_handlers(
+    deps: Deps, keys: KeyStore, platform: Platform = "aws"
+) -> dict[Function, Handler]:
     """The real handlers, each given its app built on these ports (the handlers' test seam):
     for tests that run the functions in this process on fakes or flaky adapters."""
-    return {f: functools.partial(load_handler(f), app=app_for(f, deps, keys)) for f in Function}
+    return {
+        f: functools.partial(load_handler(f, platform=platform), app=app_for(f, deps, keys))
+        for f in Function
+    }
 
 
-_worker_handlers: dict[Function, Handler] = {}
+def scaleway_event(body: str, request_id: str = "") -> dict[str, Any]:
+    """What a Scaleway queue trigger POSTs to a function: one message's body."""
+    return {
+        "path": "/",
+        "httpMethod": "POST",
+        "headers": {"Content-Type": "application/json", "X-Request-Id": request_id},
+        "multiValueHeaders": None,
+        "queryStringParameters": {},
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariable": {},
+        "requestContext": {"httpMethod": "POST", "requestId": request_id},
+        "body": body,
+    }
+
+
+SCALEWAY_RETRIES = 3  # a queue trigger retries a status >= 300 this many times
+
+_worker_handlers: dict[tuple[Function, Platform], Handler] = {}
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:
     """``settings`` as the ``CITYPIPE_<SECTION>`` variables a Lambda function is deployed
     with (a section as JSON, which pydantic-settings reads)."""
     env = {}
-    for section, value in settings.model_dump(mode="json", exclude={"localstack_endpoint"}).items():
+    for section, value in settings.model_dump(
+        mode="json", exclude={"localstack_endpoint", "platform_region"}
+    ).items():
         env[f"CITYPIPE_{section.upper()}"] = value if isinstance(value, str) else json.dumps(value)
     return env
 
@@ -154,11 +201,11 @@ def _worker_init(environment: dict[str, str], log_path: str | None) -> None:
 
 
 def _worker_invoke(
-    function: Function, event: dict[str, Any], name: str, arn: str
+    function: Function, platform: Platform, event: dict[str, Any], context: Any
 ) -> dict[str, Any]:
-    if function not in _worker_handlers:
-        _worker_handlers[function] = load_handler(function)
-    return _worker_handlers[function](event, LambdaContext(name, arn))
+    if (function, platform) not in _worker_handlers:
+        _worker_handlers[function, platform] = load_handler(function, platform=platform)
+    return _worker_handlers[function, platform](event, context)
 
 
 class Invoker:
@@ -174,9 +221,9 @@ class Invoker:
         )
 
     def invoke(
-        self, function: Function, event: dict[str, Any], name: str, arn: str
+        self, function: Function, platform: Platform, event: dict[str, Any], context: Any
     ) -> dict[str, Any]:
-        return self.pool.submit(_worker_invoke, function, event, name, arn).result()
+        return self.pool.submit(_worker_invoke, function, platform, event, context).result()
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         """Run a module-level function in a worker (the replay's hubs and bridges)."""
@@ -208,22 +255,29 @@ class LocalRunner:
     _duplicated: set[str] = field(default_factory=set)
 
     invoker: Invoker | None = None  # None: call the handlers in this process's threads
+    # aws: Lambda's SQS event source (batches, partial failures); scaleway: a queue trigger
+    # (one message per POST, a status >= 300 retried three times, then left to the queue)
+    platform: Platform = "aws"
 
     def handler(self, function: Function) -> Handler:
         if function not in self.handlers:
-            self.handlers[function] = load_handler(function)
+            self.handlers[function] = load_handler(function, platform=self.platform)
         return self.handlers[function]
 
+    def _run(self, function: Function, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if self.invoker is not None:
+            return self.invoker.invoke(function, self.platform, event, context)
+        return self.handler(function)(event, context)
+
     def _call(self, function: Function, messages: list[ReceivedMessage]) -> set[str]:
-        """One invocation; returns the ids of the records that failed."""
+        """One delivery of these messages; returns the ids of those that failed."""
+        if self.platform == "scaleway":
+            return {m.message_id for m in messages if not self._post(function, m)}
         queue = self.names.queue(function)
         event = sqs_event(messages, self.queue.arn(queue), self.region)
         arn = f"arn:aws:lambda:{self.region}:000000000000:function:{queue}"
         try:
-            if self.invoker is not None:
-                response = self.invoker.invoke(function, event, queue, arn)
-            else:
-                response = self.handler(function)(event, LambdaContext(queue, arn))
+            response = self._run(function, event, LambdaContext(queue, arn))
             return {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         except Exception as exc:  # a crashed invocation fails its whole batch, as on Lambda
             log.error(
@@ -237,6 +291,21 @@ class LocalRunner:
             if isinstance(exc, BrokenProcessPool):
                 raise  # the workers are gone: nothing more can run
             return {m.message_id for m in messages}
+
+    def _post(self, function: Function, message: ReceivedMessage) -> bool:
+        """A Scaleway queue trigger's delivery of one message: whether it was acknowledged."""
+        context = {"memoryLimitInMb": 1024, "functionName": self.names.queue(function)}
+        for _ in range(1 + SCALEWAY_RETRIES):
+            try:
+                response = self._run(function, scaleway_event(message.body), context)
+            except Exception as exc:  # a crashed function answers 500 on Scaleway
+                if isinstance(exc, BrokenProcessPool):
+                    raise
+                log.error("invocation crashed", extra={"function": function.value})
+                continue
+            if int(response.get("statusCode", 500)) < 300:
+                return True
+        return False
 
     def _invoke(self, function: Function, messages: list[ReceivedMessage]) -> None:
         queue = self.names.queue(function)

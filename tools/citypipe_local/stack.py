@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
@@ -19,7 +19,7 @@ from citypipe.adapters.clients import s3_client, sqs_client
 from citypipe.domain.city import City
 from citypipe.domain.model import Function, Zone
 from citypipe.domain.naming import StackNames
-from citypipe.settings import BackendSettings, StackSettings
+from citypipe.settings import BackendSettings, Settings, StackSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -37,59 +37,118 @@ class Clients:
 
 
 def make_clients(backend: BackendSettings) -> Clients:
+    """Both clients on one backend (moto, LocalStack, AWS)."""
     return Clients(s3_client(backend), sqs_client(backend))
+
+
+def clients_for(settings: Settings) -> Clients:
+    """Each client at its own service's endpoint (Scaleway: Object Storage and Queues)."""
+    return Clients(s3_client(settings.service("storage")), sqs_client(settings.service("queues")))
 
 
 DLQ_RETENTION_S = 14 * 24 * 3600
 QUEUE_RETENTION_S = 4 * 24 * 3600
 
 
-def _lifecycle(days: int | None) -> dict[str, Any] | None:
-    if days is None:
-        return None
+Provider = Literal["aws", "scaleway"]
+
+
+def _lifecycle(rules: list[tuple[str, int]]) -> dict[str, Any]:
     return {
         "Rules": [
             {
-                "ID": "citypipe-retention",
+                "ID": f"citypipe-retention{'-' + prefix.strip('/') if prefix else ''}",
                 "Status": "Enabled",
-                "Filter": {"Prefix": ""},
+                "Filter": {"Prefix": prefix},
                 "Expiration": {"Days": days},
                 "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
             }
+            for prefix, days in rules
         ]
     }
 
 
-def _bucket(clients: Clients, name: str, region: str, days: int | None, public: bool) -> None:
+@dataclass(frozen=True)
+class Bucket:
+    """What one bucket of the stack is: its retention, and what of it the public may read."""
+
+    name: str
+    tag: str
+    expire: list[tuple[str, int]]  # (key prefix, days) lifecycle rules; none: kept
+    public_prefix: str | None = None  # anonymous read of these keys (the open zone's)
+
+
+def public_read_policy(bucket: str, prefix: str) -> dict[str, Any]:
+    """Anonymous GetObject on the published prefix only: never a listing, never a write."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PublicReadOfPublishedData",
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{bucket}/{prefix}*",
+            }
+        ],
+    }
+
+
+def _bucket(clients: Clients, bucket: Bucket, region: str, provider: Provider) -> None:
     s3 = clients.s3
     try:
-        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})  # type: ignore[typeddict-item]
+        configuration: Any = {"LocationConstraint": region}  # Scaleway's regions too
+        s3.create_bucket(Bucket=bucket.name, CreateBucketConfiguration=configuration)
     except ClientError as exc:
         if error_code(exc) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
             raise
     s3.put_bucket_encryption(
-        Bucket=name,
+        Bucket=bucket.name,
         ServerSideEncryptionConfiguration={
             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
         },
     )
-    s3.put_public_access_block(
-        Bucket=name,
-        PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True,
-            "IgnorePublicAcls": True,
-            "BlockPublicPolicy": not public,
-            "RestrictPublicBuckets": not public,
-        },
-    )
-    lifecycle = _lifecycle(days)
-    if lifecycle:
-        s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration=lifecycle)  # type: ignore[arg-type]
+    if provider == "aws":  # Scaleway has no PutPublicAccessBlock: buckets are private anyway
+        public = bucket.public_prefix is not None
+        s3.put_public_access_block(
+            Bucket=bucket.name,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": not public,
+                "RestrictPublicBuckets": not public,
+            },
+        )
+    if bucket.public_prefix is not None:
+        policy = public_read_policy(bucket.name, bucket.public_prefix)
+        s3.put_bucket_policy(Bucket=bucket.name, Policy=json.dumps(policy, sort_keys=True))
+    if bucket.expire:
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket.name,
+            LifecycleConfiguration=_lifecycle(bucket.expire),  # type: ignore[arg-type]
+        )
     else:
-        s3.delete_bucket_lifecycle(Bucket=name)
+        s3.delete_bucket_lifecycle(Bucket=bucket.name)
     s3.put_bucket_tagging(
-        Bucket=name, Tagging={"TagSet": [{"Key": "citypipe:zone", "Value": name.rsplit("-", 1)[1]}]}
+        Bucket=bucket.name, Tagging={"TagSet": [{"Key": "citypipe:zone", "Value": bucket.tag}]}
     )
+
+
+def buckets(city: City, names: StackNames) -> list[Bucket]:
+    """The zone buckets and the keys bucket, as the city file says."""
+    zones = [
+        Bucket(
+            names.bucket(zone),
+            zone.value,
+            [("", days)] if (days := city.retention_days.get(zone)) is not None else [],
+            f"{Zone.OPEN.value}/{city.city}/" if zone is Zone.OPEN else None,
+        )
+        for zone in Zone
+    ]
+    # Secrets are destroyed by the hourly job; the lifecycle rule is a safety net a day later.
+    # The destruction horizon lives outside ``secrets/`` and never expires.
+    keys = Bucket(names.keys_bucket(), "keys", [("secrets/", city.key_retention_days + 1)])
+    return [*zones, keys]
 
 
 def _queue(clients: Clients, name: str, attributes: dict[str, str]) -> str:
@@ -104,10 +163,17 @@ def _queue(clients: Clients, name: str, attributes: dict[str, str]) -> str:
     return url
 
 
-def up(city: City, names: StackNames, clients: Clients, settings: StackSettings) -> dict[str, Any]:
-    for zone in Zone:
-        days = city.retention_days.get(zone)
-        _bucket(clients, names.bucket(zone), city.region, days, public=zone is Zone.OPEN)
+def up(
+    city: City,
+    names: StackNames,
+    clients: Clients,
+    settings: StackSettings,
+    provider: Provider = "aws",
+) -> dict[str, Any]:
+    """Create or update the city's buckets and queues. ``provider`` "scaleway" makes only
+    the calls Scaleway supports (no PutPublicAccessBlock)."""
+    for bucket in buckets(city, names):
+        _bucket(clients, bucket, city.region, provider)
     for function in Function:
         dlq_url = _queue(
             clients, names.dlq(function), {"MessageRetentionPeriod": str(DLQ_RETENTION_S)}
@@ -131,8 +197,7 @@ def up(city: City, names: StackNames, clients: Clients, settings: StackSettings)
 def describe(names: StackNames, clients: Clients) -> dict[str, Any]:
     """What exists of the stack, comparable between runs (used to show ``up`` is idempotent)."""
     state: dict[str, Any] = {"buckets": {}, "queues": {}}
-    for zone in Zone:
-        name = names.bucket(zone)
+    for name in _bucket_names(names):
         try:
             rules = clients.s3.get_bucket_lifecycle_configuration(Bucket=name).get("Rules", [])
         except ClientError as exc:
@@ -151,9 +216,14 @@ def describe(names: StackNames, clients: Clients) -> dict[str, Any]:
     return state
 
 
+def _bucket_names(names: StackNames) -> list[str]:
+    return [*(names.bucket(zone) for zone in Zone), names.keys_bucket()]
+
+
 def down(names: StackNames, clients: Clients) -> None:
-    for zone in Zone:
-        name = names.bucket(zone)
+    """Remove the stack: its buckets with every object (the keys bucket too: deleting it
+    destroys every secret), and its queues."""
+    for name in _bucket_names(names):
         try:
             pages = clients.s3.get_paginator("list_objects_v2").paginate(Bucket=name)
             for page in pages:

@@ -7,16 +7,25 @@ once here; each backend fills in a few primitives.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import secrets
+import threading
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cached_property
+from typing import ClassVar, Generic, TypeVar
 
 from citypipe.domain.errors import AlreadyExistsError, KeyDestroyedError, TransientError
 
 SQS_BATCH = 10
 SQS_MAX_BYTES = 256 * 1024
+GET_CONCURRENCY = 16  # requests in flight when reading many objects: S3 latency, not bandwidth
+GET_TRIES = 2  # a read that failed transiently is tried once more before get_many gives up
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,27 @@ class ObjectStore(ABC):
     def exists(self, bucket: str, key: str) -> bool:
         return self.head(bucket, key) is not None
 
+    def get_many(
+        self, bucket: str, keys: Sequence[str], concurrency: int = GET_CONCURRENCY
+    ) -> Sequence[StoredObject]:
+        """Every key's object, in the order given, read concurrently (a day's partials,
+        the open zone's publication records). A read that fails transiently is tried once
+        more: reads are idempotent, and one slow object should not make the caller start
+        a hundred reads over. The first error that remains is raised."""
+
+        def read(key: str) -> StoredObject:
+            for _ in range(GET_TRIES - 1):
+                try:
+                    return self.get(bucket, key)
+                except TransientError:
+                    continue
+            return self.get(bucket, key)
+
+        if len(keys) <= 1 or concurrency <= 1:
+            return [read(key) for key in keys]
+        with ThreadPoolExecutor(min(concurrency, len(keys))) as pool:
+            return list(pool.map(read, keys))
+
 
 @dataclass(frozen=True)
 class ReceivedMessage:
@@ -148,6 +178,40 @@ class Queue(ABC):
         return self.send(queue, (json.dumps(p, sort_keys=True) for p in payloads))
 
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Expiring(Generic[K, V]):
+    """What a backend answered, remembered by a warm container for at most ``seconds``
+    (0: never remembered). Thread-safe."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._items: dict[K, tuple[V, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: K, load: Callable[[], V]) -> V:
+        """The remembered value while it is fresh, else ``load()``'s (then remembered)."""
+        with self._lock:
+            item = self._items.get(key)
+        if item is not None and time.monotonic() - item[1] < self.seconds:
+            return item[0]
+        value = load()
+        self.put(key, value)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        if self.seconds > 0:
+            with self._lock:
+                self._items[key] = (value, time.monotonic())
+
+    def forget(self, keep: Callable[[K], bool] = lambda _: False) -> None:
+        """Forget every key but those ``keep`` says to keep."""
+        with self._lock:
+            self._items = {k: v for k, v in self._items.items() if keep(k)}
+
+
 class KeyStore(ABC):
     """Daily secret key material for pseudonymization.
 
@@ -156,35 +220,100 @@ class KeyStore(ABC):
     Destroyed days stay destroyed: the store remembers how far it destroyed and refuses
     those days, so late data can never get a fresh secret for a day whose pseudonyms are
     already counted (the same device would be counted twice). Backends implement the
-    four primitives.
+    four primitives, uncached; a store on a remote backend sets ``CACHE_S``: a warm
+    container then remembers a secret, and the horizon, that long.
     """
+
+    CACHE_S: ClassVar[float] = 0.0
+
+    @cached_property
+    def _secrets(self) -> Expiring[date, bytes]:
+        return Expiring(self.CACHE_S)
+
+    @cached_property
+    def _horizon(self) -> Expiring[str, date | None]:
+        return Expiring(self.CACHE_S)
 
     def daily_secret(self, day: date) -> bytes:
         """The day's 32-byte secret, created on first use (atomically: concurrent
         callers get the same bytes). Raises KeyDestroyedError for a destroyed day."""
-        horizon = self._destroyed_before()
+        horizon = self._horizon.get("horizon", self._destroyed_before)
         if horizon is not None and day < horizon:
             raise KeyDestroyedError(day.isoformat())
-        return self._secret(day)
+        return self._secrets.get(day, lambda: self._secret(day))
 
     def destroy_before(self, day: date) -> int:
         """Destroy the secrets of days before ``day`` for good; return how many."""
-        horizon = self._destroyed_before()
+        horizon = self._destroyed_before()  # the backend's, never a remembered one
         if horizon is None or day > horizon:
             self._set_destroyed_before(day)  # first: no new secret for those days from now on
-        return self._destroy(day)
+            self._horizon.put("horizon", day)
+        destroyed = self._destroy(day, horizon)
+        self._secrets.forget(keep=lambda kept: kept >= day)
+        return destroyed
 
     @abstractmethod
-    def _secret(self, day: date) -> bytes: ...
+    def _secret(self, day: date) -> bytes:
+        """The day's secret from the backend, created if it has none; a backend checks
+        the horizon itself (uncached) before it creates one."""
 
     @abstractmethod
-    def _destroy(self, day: date) -> int: ...
+    def _destroy(self, day: date, previous_horizon: date | None) -> int:
+        """Destroy the secrets of days before ``day``. ``previous_horizon`` is how far an
+        earlier call destroyed (None: never), for stores that destroy by name."""
 
     @abstractmethod
     def _destroyed_before(self) -> date | None: ...
 
     @abstractmethod
     def _set_destroyed_before(self, day: date) -> None: ...
+
+
+TOKEN_HEADER = "x-citypipe-token"  # noqa: S105 (a header's name)
+
+
+def token_digest(token: str) -> str:
+    """What a store keeps of a webhook token: its SHA-256 (tokens are 256 random bits, so a
+    plain hash cannot be brute-forced; a slow hash would only slow every request)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class WebhookTokens(ABC):
+    """Who may push readings for a source: bearer tokens, one family per source, kept as
+    digests only. A token is shown once, when minted. Minting keeps the previous token
+    valid (a hub can be switched over without downtime) unless told to revoke it.
+    Backends implement two primitives."""
+
+    KEEP = 2  # the newest token and the one before it
+    CACHE_S: ClassVar[float] = 0.0  # a remote store's: a revoked token works that long
+
+    @cached_property
+    def _remembered(self) -> Expiring[str, list[str]]:
+        return Expiring(self.CACHE_S)
+
+    def verify(self, source: str, token: str) -> bool:
+        """Whether ``token`` is one of ``source``'s, compared in constant time against
+        every digest the source has (no early exit)."""
+        presented = token_digest(token)
+        matched = False
+        for digest in self._remembered.get(source, lambda: self._digests(source)):
+            matched |= hmac.compare_digest(presented, digest)
+        return matched
+
+    def mint(self, source: str, revoke_previous: bool = False) -> str:
+        """A new token for ``source``; its digest is stored, the token returned once."""
+        token = secrets.token_urlsafe(32)
+        kept = [] if revoke_previous else self._digests(source)
+        self._set_digests(source, [token_digest(token), *kept][: self.KEEP])
+        self._remembered.forget()
+        return token
+
+    @abstractmethod
+    def _digests(self, source: str) -> list[str]:
+        """The source's token digests, newest first; [] when it has none."""
+
+    @abstractmethod
+    def _set_digests(self, source: str, digests: list[str]) -> None: ...
 
 
 class Clock(ABC):

@@ -2,18 +2,25 @@
 
 Names are ``CITYPIPE_SECTION__KEY``, e.g. ``CITYPIPE_BACKEND__ENDPOINT_URL``. Nothing else in
 citypipe reads the environment.
+
+Each service may live at its own endpoint with its own credentials — Scaleway's Queues
+have their own endpoint and keys, apart from Object Storage's: ``CITYPIPE_STORAGE__…``,
+``CITYPIPE_QUEUES__…`` and ``CITYPIPE_SECRETS__…`` override, field by field, the defaults
+in ``CITYPIPE_BACKEND__…``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import AliasChoices, BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class BackendSettings(BaseModel):
+    """Where a service answers, and as whom. Unset: the platform's (AWS)."""
+
     endpoint_url: str | None = Field(
         default=None, description="S3/SQS endpoint; unset on AWS, set for moto/LocalStack/Scaleway"
     )
@@ -23,8 +30,17 @@ class BackendSettings(BaseModel):
     access_key_id: str | None = None
     secret_access_key: str | None = None
 
+    def over(self, defaults: BackendSettings) -> Self:
+        """These settings, each unset field taken from ``defaults``."""
+        return self.model_copy(
+            update={k: v for k, v in defaults.model_dump().items() if getattr(self, k) is None}
+        )
+
 
 class StackSettings(BaseModel):
+    deployment: Literal["cloud", "local"] = Field(
+        default="cloud", description="local: a laptop's replay or demo (allows the file key store)"
+    )
     city_file: Path = Path("city.yaml")
     name_prefix: str = Field(default="", description="prepended to bucket and queue names")
     visibility_timeout_s: int = Field(default=60, ge=0, le=43200)
@@ -32,9 +48,27 @@ class StackSettings(BaseModel):
 
 
 class KeySettings(BaseModel):
-    store: Literal["file", "secretsmanager"] = "file"
+    store: Literal["object", "secretsmanager", "file"] = Field(
+        default="object",
+        description="object: the stack's private keys bucket (every cloud); secretsmanager: "
+        "AWS only; file: a laptop only (not shared between containers: refused in a cloud)",
+    )
     directory: Path = Path(".citypipe/keys")
-    secret_prefix: str = "citypipe"  # noqa: S105 (a name, not a secret)
+    secret_prefix: str = Field(
+        default="citypipe",
+        description="names the stack's secrets: <prefix>/<city>/keys/..., .../webhook-tokens/...",
+    )
+
+
+class WebhookSettings(BaseModel):
+    """Where ingest finds the digests of the hubs' per-source webhook tokens."""
+
+    tokens: Literal["object", "secretsmanager", "file"] = Field(
+        default="object",
+        description="object: the stack's keys bucket (every cloud); secretsmanager: AWS only; "
+        "file: a laptop",
+    )
+    directory: Path = Path(".citypipe/webhook-tokens")
 
 
 class Settings(BaseSettings):
@@ -43,11 +77,33 @@ class Settings(BaseSettings):
     )
 
     stack: StackSettings = StackSettings()
-    backend: BackendSettings = BackendSettings()
+    backend: BackendSettings = BackendSettings()  # the defaults of every service
+    storage: BackendSettings = BackendSettings()  # S3 API: the zones and the keys bucket
+    queues: BackendSettings = BackendSettings()  # SQS API
+    secrets: BackendSettings = BackendSettings()  # Secrets Manager (AWS only)
     keys: KeySettings = KeySettings()
+    webhook: WebhookSettings = WebhookSettings()
     log_level: str = "INFO"
     localstack_endpoint: str | None = Field(
         default=None,
         validation_alias=AliasChoices("LOCALSTACK_ENDPOINT", "CITYPIPE_LOCALSTACK_ENDPOINT"),
         description="a LocalStack the user already runs; else citypipe starts one",
     )
+    platform_region: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"),
+        description="the region the platform runs the function in (Lambda sets AWS_REGION)",
+    )
+
+    @property
+    def region(self) -> str | None:
+        """Where the clients go: the configured region, else the platform's."""
+        return self.backend.region or self.platform_region
+
+    def service(self, name: Literal["storage", "queues", "secrets"]) -> BackendSettings:
+        """The endpoint, region and credentials one service's client is built with: its
+        own, else the backend's, the region resolved here (else the platform's), so the
+        residency guard checks the very region the clients use."""
+        own: BackendSettings = getattr(self, name)
+        merged = own.over(self.backend)
+        return merged.model_copy(update={"region": merged.region or self.platform_region})

@@ -3,8 +3,8 @@
 Each function has its own root (``bootstrap.ingest``, ``.anonymize``, ``.aggregate``,
 ``.export``) that builds only what it uses: ``build(...)`` from ports (what tests call
 with fakes) and ``cold_start()`` from the environment's settings, once per container.
-This module holds what they share; it imports no pyarrow, no DataSketches and no key
-store (``bootstrap.keys``), so ingest's cold start loads none of them.
+This module holds what they share; it imports no pyarrow and no DataSketches, so
+ingest's cold start loads neither.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from citypipe.adapters.clients import s3_client, sqs_client
 from citypipe.adapters.s3 import S3ObjectStore
 from citypipe.adapters.sqs import SqsQueue
-from citypipe.domain.city import load_city
+from citypipe.domain.city import City, load_city, require_region
 from citypipe.domain.model import Function
 from citypipe.domain.naming import StackNames
 from citypipe.entrypoints.sqs import ClaimCheckConsumer
@@ -21,14 +21,24 @@ from citypipe.service.stage import Core, Deps, run_stage
 from citypipe.settings import Settings
 
 
+def city_from(settings: Settings) -> City:
+    """The city file, and the residency guard: on AWS (no custom endpoint) a function
+    starts only in its city's region. With a custom endpoint (an emulator on a laptop, an
+    S3/SQS-compatible provider) the endpoint says where data goes, not the region name."""
+    city = load_city(settings.stack.city_file)
+    if settings.service("storage").endpoint_url is None:
+        require_region(city, settings.service("storage").region, "function start-up")
+    return city
+
+
 def deps_from(settings: Settings) -> Deps:
     """The stack every function works on: the city, its names, S3 and SQS."""
-    city = load_city(settings.stack.city_file)
+    city = city_from(settings)
     return Deps(
         city=city,
         names=StackNames(city.city, settings.stack.name_prefix),
-        store=S3ObjectStore(s3_client(settings.backend)),
-        queue=SqsQueue(sqs_client(settings.backend)),
+        store=S3ObjectStore(s3_client(settings.service("storage"))),
+        queue=SqsQueue(sqs_client(settings.service("queues"))),
         clock=SystemClock(),
     )
 

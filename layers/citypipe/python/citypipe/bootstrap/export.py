@@ -28,4 +28,4 @@ def build(deps: Deps, keys: KeyStore) -> FunctionApp:
 def cold_start() -> FunctionApp:
     settings = Settings()
     deps = deps_from(settings)
-    return build(deps, key_store_from(settings, deps.city))
+    return build(deps, key_store_from(settings, deps))

@@ -3,17 +3,34 @@ pseudonyms) and export (the hourly job destroys old secrets)."""
 
 from __future__ import annotations
 
-from citypipe.adapters.keys import FileKeyStore, SecretsManagerKeyStore
-from citypipe.domain.city import City
+from citypipe.adapters.keys import FileKeyStore, ObjectKeyStore, SecretsManagerKeyStore
+from citypipe.domain.naming import key_secrets_prefix
 from citypipe.ports import KeyStore
+from citypipe.service.stage import Deps
 from citypipe.settings import Settings
 
 
-def key_store_from(settings: Settings, city: City) -> KeyStore:
+class KeyStoreRefusedError(ValueError):
+    """A key store that containers would not share: each would make its own secrets, so
+    one device would get several pseudonyms a day and be counted several times."""
+
+
+def key_store_from(settings: Settings, deps: Deps) -> KeyStore:
+    """The configured key store, on the stack's own object storage by default."""
+    city = deps.city.city
+    if settings.keys.store == "object":
+        return ObjectKeyStore(deps.store, deps.names.keys_bucket(), city)
     if settings.keys.store == "secretsmanager":
         from citypipe.adapters.clients import secretsmanager_client
 
         return SecretsManagerKeyStore(
-            secretsmanager_client(settings.backend), f"{settings.keys.secret_prefix}/{city.city}"
+            secretsmanager_client(settings.service("secrets")),
+            key_secrets_prefix(settings.keys.secret_prefix, city),
         )
-    return FileKeyStore(settings.keys.directory / city.city)
+    if settings.stack.deployment != "local":
+        raise KeyStoreRefusedError(
+            "CITYPIPE_KEYS__STORE=file keeps secrets on one machine's disk, which the "
+            "containers of a cloud deployment do not share: use 'object' (the stack's keys "
+            "bucket) or 'secretsmanager'"
+        )
+    return FileKeyStore(settings.keys.directory / city)

@@ -106,6 +106,17 @@ class Cell:
     min_people: int | None  # provable lower bound: the most devices any one sensor saw
 
 
+def _total(values: Sequence[float]) -> float:
+    """The exactly rounded sum; NaN where it has no finite value (1e308 + 1e308, inf - inf).
+
+    Never raises: one cell's impossible figures are export's to flag, not a lost day.
+    """
+    try:
+        return math.fsum(values)
+    except (OverflowError, ValueError):
+        return math.nan
+
+
 def cells(merged: pa.Table) -> list[Cell]:
     """Roll a merged partial (per sensor) up to cells, in cell order."""
     by_cell: dict[Key, list[dict[str, Any]]] = {}
@@ -125,7 +136,7 @@ def cells(merged: pa.Table) -> list[Cell]:
                 quantity=str(quantity),
                 unit=str(unit),
                 count=sum(int(r["count"]) for r in rows),
-                sum=math.fsum(float(r["sum"]) for r in rows),
+                sum=_total([float(r["sum"]) for r in rows]),
                 min=min(float(r["min"]) for r in rows),
                 max=max(float(r["max"]) for r in rows),
                 distinct_devices=round(union.get_estimate()) if sketches else None,

@@ -144,12 +144,21 @@ class _Batch:
     """The per-batch state of the normalization path: caches and the duplicate index."""
 
     __slots__ = (
-        "aliases", "city", "devices", "fmt", "key_for", "latest", "policies", "result", "seen",
+        "aliases", "city", "devices", "fmt", "key_for", "latest", "only_source", "policies",
+        "result", "seen",
     )  # fmt: skip
 
-    def __init__(self, city: City, fmt: Format | None, now: float, key_for: KeyFor | None) -> None:
+    def __init__(
+        self,
+        city: City,
+        fmt: Format | None,
+        now: float,
+        key_for: KeyFor | None,
+        only_source: str | None = None,
+    ) -> None:
         self.city = city
         self.fmt = fmt
+        self.only_source = only_source
         self.latest = now + FUTURE_SLACK_S
         self.key_for = key_for
         self.devices: dict[tuple[str, Any], tuple[Resolved, _Policy] | None] = {}
@@ -225,9 +234,13 @@ class _Batch:
             )
         dev, policy = found
         plan = dev.plan.get(r.field)
+        if plan is None and dev.ignore.match(r.field):
+            return None
+        if self.only_source is not None and dev.source != self.only_source:
+            return Rejection(
+                "wrong_source", f"{dev.sensor} is not a {self.only_source} device", r.path
+            )
         if plan is None:
-            if dev.ignore.match(r.field):
-                return None
             return Rejection("unknown_field", f"{dev.sensor} has no field {r.field!r}", r.path)
         quantity, ucum, hub_unit, scale, low, high = plan
         if r.unit is not None and r.unit != (hub_unit or ucum):
@@ -381,11 +394,13 @@ def normalize(
     *,
     now: float,
     key_for: KeyFor | None,
+    only_source: str | None = None,
 ) -> Normalized:
     """Normalize a batch of payloads, of format ``fmt`` or each of its own (a bridge that
     batches several hubs' messages). ``now``: the receiving clock (epoch s); ``key_for``:
-    the per-sensor daily keys (None where no source has a data subject)."""
-    batch = _Batch(city, fmt, now, key_for)
+    the per-sensor daily keys (None where no source has a data subject); ``only_source``:
+    the one source a sender was authenticated for (others' readings: ``wrong_source``)."""
+    batch = _Batch(city, fmt, now, key_for, only_source)
     collecting = gc.isenabled()
     gc.disable()  # a batch allocates many small acyclic objects: no cycles to collect
     try:

@@ -12,7 +12,7 @@ Units: readings, except ``IngestCounts.payloads`` (hub payloads) and the export'
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -61,6 +61,11 @@ class StageCounts(Book):
     def quarantined_total(self) -> int:
         return sum(self.quarantined.values())
 
+    @property
+    def readings_in(self) -> int:
+        """What the input held, in the stage's unit (the quarantine rate's denominator)."""
+        raise NotImplementedError
+
 
 class IngestCounts(StageCounts):
     stage: Literal["ingest"] = "ingest"
@@ -68,6 +73,10 @@ class IngestCounts(StageCounts):
     received: int  # readings in them (an unreadable payload counts as one)
     accepted: int  # readings written to raw
     duplicates: int  # readings seen before in the same batch: same device, quantity and time
+
+    @property
+    def readings_in(self) -> int:
+        return self.received
 
     @classmethod
     def whole_input_quarantined(cls, records: int, reason: str) -> Self:
@@ -84,6 +93,10 @@ class AnonymizeCounts(StageCounts):
     anonymized: int  # readings written to clean
     refused: dict[str, int]  # readings refused by the source's policy, by reason
 
+    @property
+    def readings_in(self) -> int:
+        return self.input
+
     @classmethod
     def whole_input_quarantined(cls, records: int, reason: str) -> Self:
         return cls(input=records, anonymized=0, refused={}, quarantined={reason: records})
@@ -94,23 +107,35 @@ class AggregateCounts(StageCounts):
     input: int  # readings in the clean object
     aggregated: int  # readings in the partial's cells
 
+    @property
+    def readings_in(self) -> int:
+        return self.input
+
     @classmethod
     def whole_input_quarantined(cls, records: int, reason: str) -> Self:
         return cls(input=records, aggregated=0, quarantined={reason: records})
 
 
 class ExportCounts(StageCounts):
+    """One theme's day (``Lineage.dataset``): every cell is published, suppressed or flagged."""
+
     stage: Literal["export"] = "export"
-    partials: int  # partial objects merged
-    cells: int  # zone x quantity x window cells of the day
+    partials: int  # partial objects merged (each theme reads all the day's: the report's sum
+    # over themes counts a partial once per theme)
+    cells: int  # zone x quantity x window cells of the theme's day
     readings: int  # readings in those cells
     published: int  # cells published
     suppressed: int  # cells suppressed by disclosure control
+    flagged: int  # cells whose figures are not plausible: marked, never summed into a figure
+
+    @property
+    def readings_in(self) -> int:
+        return self.readings
 
     @classmethod
     def whole_input_quarantined(cls, records: int, reason: str) -> Self:
         return cls(
-            partials=records, cells=0, readings=0, published=0, suppressed=0,
+            partials=records, cells=0, readings=0, published=0, suppressed=0, flagged=0,
             quarantined={reason: records},
         )  # fmt: skip
 
@@ -147,6 +172,7 @@ class Lineage(Book):
     input: ObjectRef
     input_id: str
     window: str | None
+    dataset: str | None  # export: the theme the day was published for
     counts: Counts
     outputs: list[Written]
     trace_id: str
@@ -157,3 +183,71 @@ class Lineage(Book):
         if self.counts.stage != self.function.value:
             raise ValueError(f"{self.function.value} lineage holds {self.counts.stage} counts")
         return self
+
+
+# --- the open zone's own books ---------------------------------------------------------------
+
+
+class PublishedFile(Book):
+    format: str
+    key: str
+    media_type: str
+    bytes: int
+    sha256: str
+
+
+class VersionNote(Book):
+    version: int
+    partials: int  # partials the version was made from
+    note: str  # what changed against the version before
+
+
+class ZoneSummary(Book):
+    """A zone's day of one quantity, over its published cells only: adding suppressed
+    cells back would let anyone recover them by subtraction."""
+
+    zone: str
+    quantity: str
+    unit: str
+    statistic: Literal["mean", "total", "peak"]
+    value: float | None  # None: no published cell that day
+    minimum: float | None
+    maximum: float | None
+    windows: int
+    published: int
+    suppressed: int
+    flagged: int
+    latest_window: str | None  # the last published window's start, ISO 8601 UTC
+    latest_value: float | None
+
+
+class Publication(Book):
+    """A theme's day as published, at ``naming.publication_key``: written by export next to
+    the files, read back to build the catalogue, the data package and the portal.
+
+    Open data, like the files it describes: counts, hashes and the version history.
+    """
+
+    v: Literal[1] = 1
+    city: str
+    theme: str
+    day: str
+    version: int
+    cells: int
+    readings: int
+    published: int
+    suppressed: int
+    flagged: int
+    files: list[PublishedFile]
+    summary: list[ZoneSummary]
+    history: list[VersionNote]
+
+
+class KeyDestruction(Book):
+    """The hourly job destroyed daily secrets: every day before ``destroyed_before`` is gone
+    for good. Written in the audit zone at ``naming.key_destruction_key``."""
+
+    v: Literal[1] = 1
+    destroyed_before: date
+    destroyed: int  # secrets deleted by this run
+    at: datetime

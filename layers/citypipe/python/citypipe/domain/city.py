@@ -14,17 +14,16 @@ from citypipe.domain.geo import ZoneIndex
 from citypipe.domain.model import Zone
 from citypipe.domain.registry import Registry, Resolved, normalize_id, registry_problems, resolved
 
-# Regions a city stack may be deployed to: EU/EEA only (data residency is a guard).
+SCALEWAY_REGIONS = frozenset({"fr-par", "nl-ams", "pl-waw"})  # Paris, Amsterdam, Warsaw
+# Regions a city stack may be deployed to: EU/EEA only (data residency is a guard, not a
+# hope). London (eu-west-2) and Zurich (eu-central-2) are outside the EU/EEA (covered by
+# adequacy decisions, which can be withdrawn): refused.
 EU_REGIONS = frozenset(
     {
-        # AWS
-        "eu-central-1", "eu-central-2", "eu-west-1", "eu-west-2", "eu-west-3",
-        "eu-south-1", "eu-south-2", "eu-north-1",
-        # Scaleway
-        "fr-par", "nl-ams", "pl-waw",
+        # AWS: Frankfurt, Ireland, Paris, Milan, Spain, Stockholm
+        "eu-central-1", "eu-west-1", "eu-west-3", "eu-south-1", "eu-south-2", "eu-north-1",
     }
-)  # fmt: skip
-# eu-west-2 is London: outside the EU but covered by an EU adequacy decision. Cities decide.
+) | SCALEWAY_REGIONS  # fmt: skip
 
 SLUG = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
 
@@ -154,7 +153,10 @@ class City(Strict):
     @classmethod
     def _eu_only(cls, value: str) -> str:
         if value not in EU_REGIONS:
-            raise ValueError(f"region {value!r} is outside the EU/EEA: one of {sorted(EU_REGIONS)}")
+            raise ValueError(
+                f"region {value!r} is outside the EU/EEA; a city stack stays in one of "
+                f"{sorted(EU_REGIONS)}"
+            )
         return value
 
     @model_validator(mode="after")
@@ -212,6 +214,15 @@ class City(Strict):
         """The registered device a hub calls ``ident``, or None."""
         return self.devices.get((hub, normalize_id(hub, ident)))
 
+    @cached_property
+    def declared_quantities(self) -> frozenset[str]:
+        """Every quantity a registered device's profile measures."""
+        return frozenset(
+            spec.quantity
+            for profile in self.registry.profiles.values()
+            for spec in profile.fields.values()
+        )
+
     @property
     def personal_quantities(self) -> frozenset[str]:
         """Quantities that count people: their sources pseudonymize a data subject."""
@@ -242,10 +253,63 @@ def _yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: {exc}") from None
 
 
-def load_city(path: str | Path) -> City:
-    """A city file; a ``registry`` given as a file name is read relative to it."""
+def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A city file's mapping; ``extends: <file>`` (relative to it) takes every top-level key
+    of that file that this one does not set — one city, two clouds, two short files. A
+    ``registry`` given as a file name is read relative to the file that names it."""
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: extends itself through {[str(p) for p in seen]}")
+    data = _yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a city file is a mapping of keys")
+    if isinstance(data.get("registry"), str):
+        data["registry"] = _yaml(path.parent / data["registry"])
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: extends: the path of another city file")
+    return {**_read(path.parent / base, (*seen, path.resolve())), **data}
+
+
+def city_files(path: str | Path) -> list[Path]:
+    """Every file a city file is read from: itself, the registry it names, and those of
+    the file it extends — what a deployment must ship beside the code."""
     path = Path(path)
     data = _yaml(path)
+    found = [path]
     if isinstance(data, dict) and isinstance(data.get("registry"), str):
-        data["registry"] = _yaml(path.parent / data["registry"])
-    return parse_city(data, str(path))
+        found.append(path.parent / data["registry"])
+    if isinstance(data, dict) and isinstance(data.get("extends"), str):
+        found += city_files(path.parent / data["extends"])
+    return found
+
+
+def load_city(path: str | Path) -> City:
+    path = Path(path)
+    return parse_city(_read(path), str(path))
+
+
+# --- data residency --------------------------------------------------------------------
+
+
+class ResidencyError(ConfigError):
+    """A stack about to run, or be deployed, outside its city's region."""
+
+
+def require_region(city: City, region: str | None, where: str) -> None:
+    """Refuse to work in any region but the city's (itself EU/EEA: checked on load).
+
+    ``region`` is where the clients or the deployment will go; ``where`` says who asked
+    (function start-up, packaging), for the message.
+    """
+    if region is None:
+        raise ResidencyError(
+            f"{where}: no region configured; the city file says {city.region!r} "
+            "(set AWS_REGION, or CITYPIPE_BACKEND__REGION)"
+        )
+    if region != city.region:
+        raise ResidencyError(
+            f"{where}: region {region!r} is not the city's: {city.city} is kept in "
+            f"{city.region!r} (its city file's region)"
+        )

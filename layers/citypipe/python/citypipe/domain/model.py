@@ -34,7 +34,7 @@ QUANTITIES: dict[str, Quantity] = {
     "traffic.pedestrians": Quantity("{pedestrian}", 0, 100_000),
     "people.presence": Quantity("{device}", 0, 1_000_000),
     "parking.occupancy": Quantity("%", 0, 100),
-    "energy.active": Quantity("kW.h", 0, 1e9),
+    "energy.active": Quantity("kW.h", -1e9, 1e9),  # energy fed back may count negative
     "energy.voltage": Quantity("V", 0, 1000),
     "energy.current": Quantity("A", 0, 10_000),
     "weather.temperature": Quantity("Cel", -60, 70),

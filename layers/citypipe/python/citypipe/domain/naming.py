@@ -13,9 +13,7 @@ from datetime import datetime
 
 from citypipe.domain.errors import TerminalError
 from citypipe.domain.model import Function, Zone
-
-# The open zone's one dataset for now: every quantity per zone and 15 minutes.
-DATASET = "sensor-aggregates"
+from citypipe.domain.themes import OpenFormat
 
 
 @dataclass(frozen=True)
@@ -33,6 +31,19 @@ class StackNames:
 
     def dlq(self, function: Function) -> str:
         return f"{self.queue(function)}-dlq"
+
+    def keys_bucket(self) -> str:
+        """The private, unversioned bucket of the daily pseudonymization secrets."""
+        return f"{self.prefix}{self.city}-keys"
+
+
+def deployment_prefix(account: str, region: str) -> str:
+    """The name prefix of a stack deployed to a cloud account: bucket names are global, so
+    ``<account>-<region>-<city>-<zone>`` keeps them unique per account and region."""
+    return f"{account}-{region}-"
+
+
+BUCKET_NAME_MAX = 63  # S3's limit
 
 
 def input_id(*parts: str) -> str:
@@ -94,6 +105,45 @@ def edge_key(fmt: str, ident: str) -> str:
     return f"edge/{fmt}/{ident}"
 
 
+# --- the stack's secrets --------------------------------------------------------------------
+
+
+def key_secrets_prefix(prefix: str, city: str) -> str:
+    """Where the daily pseudonymization secrets live: ``<prefix>/<city>/keys/<day>``."""
+    return f"{prefix}/{city}/keys"
+
+
+def webhook_tokens_prefix(prefix: str, city: str) -> str:
+    return f"{prefix}/{city}/webhook-tokens"
+
+
+# In the keys bucket (``StackNames.keys_bucket``): the object stores of every cloud.
+
+
+def key_object_prefix(city: str) -> str:
+    """The daily secrets: ``secrets/<city>/<day>.key``."""
+    return f"secrets/{city}/"
+
+
+def key_horizon_object(city: str) -> str:
+    """How far the secrets were destroyed; outside ``secrets/`` (it never expires)."""
+    return f"horizon/{city}"
+
+
+def webhook_tokens_object_prefix(city: str) -> str:
+    return f"webhook-tokens/{city}/"
+
+
+def webhook_token_object(city: str, source: str) -> str:
+    """The digests of a source's webhook tokens (never the tokens)."""
+    return f"{webhook_tokens_object_prefix(city)}{source}.json"
+
+
+def webhook_token_secret(prefix: str, city: str, source: str) -> str:
+    """The secret holding the digests of a source's webhook tokens (never the tokens)."""
+    return f"{webhook_tokens_prefix(prefix, city)}/{source}"
+
+
 # --- quarantine and audit ------------------------------------------------------------------
 
 
@@ -107,6 +157,15 @@ def quarantined_message_key(city: str, function: Function, body: str) -> str:
     return f"quarantine/{city}/{function.value}/messages/{ident}.jsonl.gz"
 
 
+def key_destruction_prefix(city: str) -> str:
+    return f"keys/{city}/destroyed/"
+
+
+def key_destruction_key(city: str, at: datetime) -> str:
+    """The audit record of a run of the hourly job that destroyed secrets."""
+    return f"{key_destruction_prefix(city)}{at:%Y-%m-%dT%H}.json"
+
+
 def lineage_prefix(city: str, function: Function | None = None) -> str:
     base = f"lineage/{city}/"
     return base if function is None else f"{base}{function.value}/"
@@ -117,15 +176,60 @@ def lineage_key(city: str, function: Function, ident: str) -> str:
 
 
 # --- the open zone -------------------------------------------------------------------------
+#
+# Everything published lives under ``open/<city>/``, the one prefix anyone may read (the
+# AWS template, local provisioning and Scaleway grant nothing else): the portal at its root
+# (``open/<city>/index.html``) links everything relative to itself. A theme's day is one
+# Hive-style partition holding a file per format
+# (``read_parquet('.../air-quality/*/*.parquet', hive_partitioning = true)``), at keys that
+# never change: a later version of a day replaces its files at the same keys
+# (the history is in the day's publication record and the catalogue).
 
 
-def dataset_prefix(city: str, dataset: str = DATASET) -> str:
-    return f"{Zone.OPEN.value}/{city}/{dataset}/"
+def open_prefix(city: str) -> str:
+    """Everything published, the one prefix anyone may read: ``open/<city>/``."""
+    return f"{Zone.OPEN.value}/{city}/"
 
 
-def csv_key(city: str, day: str, dataset: str = DATASET) -> str:
-    return f"{dataset_prefix(city, dataset)}date={day}/{dataset}_{day}.csv"
+def portal_key(city: str) -> str:
+    """The portal page, at the root of the city's open zone."""
+    return f"{open_prefix(city)}index.html"
 
 
-def catalog_key(city: str) -> str:
-    return f"{Zone.OPEN.value}/{city}/catalog.jsonld"
+def open_day_prefix(city: str, theme: str, day: str) -> str:
+    """``open/<city>/<theme>/date=<day>/``: a theme's day, every format."""
+    return f"{open_prefix(city)}{theme}/date={day}/"
+
+
+def open_file_key(city: str, theme: str, fmt: OpenFormat, day: str) -> str:
+    """``open/<city>/<theme>/date=<day>/<theme>_<day>.<ext>``."""
+    return f"{open_day_prefix(city, theme, day)}{theme}_{day}.{fmt.extension}"
+
+
+def publications_prefix(city: str) -> str:
+    return f"{open_prefix(city)}versions/"
+
+
+def publication_key(city: str, theme: str, day: str) -> str:
+    """A theme's day as published: version, counts, files and their hashes, history."""
+    return f"{publications_prefix(city)}{theme}/{theme}_{day}.json"
+
+
+def metadata_marker_key(city: str, ident: str) -> str:
+    """In the audit zone: the catalogue, data package and portal were built from the
+    publication records named by ``ident`` (and which etags the build wrote)."""
+    return f"published/{city}/metadata/{ident}.json"
+
+
+def catalog_key(city: str, ext: str = "jsonld") -> str:
+    """The DCAT-AP catalogue: ``jsonld`` or ``ttl``."""
+    return f"{open_prefix(city)}catalog.{ext}"
+
+
+def datapackage_key(city: str) -> str:
+    return f"{open_prefix(city)}datapackage.json"
+
+
+def asset_key(city: str, name: str) -> str:
+    """The portal's stylesheet and icon."""
+    return f"{open_prefix(city)}assets/{name}"

@@ -76,3 +76,14 @@ def is_iot_rule(event: dict[str, Any]) -> bool:
     """An AWS IoT Core rule's Lambda action, its SQL adding the MQTT topic as
     ``citypipe_topic`` (a device's JSON names its device only by the topic it was sent on)."""
     return isinstance(event.get(IOT_TOPIC), str)
+
+
+# What the hourly CRON trigger of a Scaleway deployment POSTs (its fixed JSON input).
+CRON_BODY: dict[str, str] = {"citypipe": "hourly"}
+
+
+def is_cron_body(body: str) -> bool:
+    try:
+        return bool(json.loads(body) == CRON_BODY)
+    except ValueError:
+        return False

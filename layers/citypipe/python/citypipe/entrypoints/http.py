@@ -1,36 +1,57 @@
-"""Hubs' webhooks: API Gateway (REST, payload 1.0; HTTP API, 2.0) and Scaleway HTTP events,
-``POST /ingest/{format}``."""
+"""Hubs' webhooks on API Gateway: ``POST /ingest/{source}/{format}``, as a REST API
+(payload format 1.0) or an HTTP API (2.0) delivers it. Scaleway's HTTP events have the 1.0
+shape.
+
+Only the event's shape is read here; what to answer is ``service.webhook.receive``'s.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
-
-from citypipe.ports import KeyStore
-from citypipe.service.ingest import ingest_webhook
+from citypipe.ports import KeyStore, WebhookTokens
 from citypipe.service.stage import Deps
+from citypipe.service.webhook import WebhookRequest, receive
 
 
-def webhook(deps: Deps, keys: KeyStore, event: dict[str, Any]) -> dict[str, Any]:
-    request = APIGatewayProxyEvent(event)
-    fmt = (request.path_parameters or {}).get("format") or request.path.rstrip("/").rsplit("/", 1)[
-        -1
-    ]
-    if request.http_method not in ("POST", None):
-        status, body = 405, {"error": "method_not_allowed", "detail": "POST a payload"}
+def _headers(event: dict[str, Any]) -> dict[str, str]:
+    """Header names in lower case (2.0 sends them so; 1.0 keeps the sender's case)."""
+    return {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+
+
+def request_of(event: dict[str, Any]) -> WebhookRequest:
+    """A webhook request from an API Gateway event of either payload format."""
+    if event.get("version") == "2.0":
+        http = event.get("requestContext", {}).get("http", {})
+        method, path = str(http.get("method", "")), str(event.get("rawPath", ""))
     else:
-        status, body = ingest_webhook(
-            deps,
-            keys,
-            fmt,
-            request.decoded_body or "",
-            request.request_context.request_id or "",
-            headers=dict(request.headers or {}),
+        method, path = str(event.get("httpMethod", "")), str(event.get("path", ""))
+    parameters = event.get("pathParameters") or {}
+    source, fmt = parameters.get("source"), parameters.get("format")
+    if not (source and fmt):  # a platform without path parameters: .../ingest/<s>/<f>
+        parts = path.rstrip("/").split("/")
+        source, fmt = (
+            (parts[-2], parts[-1]) if len(parts) >= 3 and parts[-3] == "ingest" else ("", "")
         )
+    return WebhookRequest(
+        method=method,
+        source=str(source),
+        format=str(fmt),
+        headers=_headers(event),
+        body=str(event.get("body") or ""),
+        base64_encoded=bool(event.get("isBase64Encoded")),
+        request_id=str(event.get("requestContext", {}).get("requestId", "")),
+    )
+
+
+def webhook(
+    deps: Deps, tokens: WebhookTokens, keys: KeyStore, event: dict[str, Any]
+) -> dict[str, Any]:
+    """An API Gateway event in, its proxy response out (the same shape for 1.0 and 2.0)."""
+    response = receive(deps, tokens, keys, request_of(event))
     return {
-        "statusCode": status,
-        "headers": {"content-type": "application/json"},
-        "body": json.dumps(body),
+        "statusCode": response.status,
+        "headers": {"content-type": "application/json", **response.headers},
+        "body": json.dumps(response.body),
     }

@@ -37,30 +37,35 @@ class ClaimCheckConsumer:
     on_message: Callable[[Message], str]
     _refused: list[BackendRefusedError] = field(default_factory=list)
 
+    def message(self, body: str, message_id: str) -> None:
+        """One queue message, whatever platform delivered it. Returns when it is done or
+        quarantined (acknowledge it); raises when it should come again."""
+        try:
+            messages = parse_messages(body, self.deps.city.city)
+        except TerminalError as exc:
+            self.quarantine_message(body, message_id, exc)
+            return
+        for message in messages:
+            self.on_message(message)
+
     def record(self, record: SQSRecord) -> None:
         try:
-            messages = parse_messages(record.body, self.deps.city.city)
-        except TerminalError as exc:
-            self.quarantine_message(record, exc)
-            return
-        try:
-            for message in messages:
-                self.on_message(message)
+            self.message(record.body, record.message_id)
         except BackendRefusedError as exc:
             self._refused.append(exc)
             raise
 
-    def quarantine_message(self, record: SQSRecord, exc: TerminalError) -> None:
+    def quarantine_message(self, body: str, message_id: str, exc: TerminalError) -> None:
         city = self.deps.city.city
         row = {
             "reason": exc.reason,
             "detail": exc.detail,
-            "message_id": record.message_id,
-            "body": redact_text(record.body),  # anything may have been sent to a queue
+            "message_id": message_id,
+            "body": redact_text(body),  # anything may have been sent to a queue
         }
         self.deps.store.put_if_absent(
             self.deps.names.bucket(Zone.QUARANTINE),
-            quarantined_message_key(city, self.function, record.body),
+            quarantined_message_key(city, self.function, body),
             jsonl_gz([row]),
             "application/x-ndjson",
         )

@@ -99,12 +99,16 @@ def receive(
     fmt: Format | None,
     payloads: Iterable[Payload],
     trace_id: str = "",
+    only_source: str | None = None,
 ) -> Received:
     """Normalize a batch of payloads — of format ``fmt``, or each of its own (a bridge that
-    batches several hubs' messages) — and write what it gives, once."""
+    batches several hubs' messages) — and write what it gives, once. ``only_source``: the
+    one source the sender was authenticated for (a webhook's token)."""
     now = deps.clock.now().timestamp()
     key_for = sensor_keys(keys, deps.city.city) if keys is not None else None
-    normalized = normalize(deps.city, fmt, payloads, now=now, key_for=key_for)
+    normalized = normalize(
+        deps.city, fmt, payloads, now=now, key_for=key_for, only_source=only_source
+    )
     bodies = _bodies(normalized)
     ident = content_id(normalized, bodies)
     name = fmt.name if fmt is not None else "mixed"

@@ -1,37 +1,59 @@
-"""export's service: merge a day's partials, apply disclosure control, publish CSV and the
-DCAT-AP catalogue in the open zone.
+"""export's service: publish a day of every theme, then the open zone's metadata.
 
-Open files live at stable public keys and are a pure function of the day's partials, so
-repeated or duplicated exports write identical bytes (``put_or_replace`` writes nothing
-then); a day re-exported with late data replaces its file.
+For a day, the partials are read concurrently and merged once; then each theme is
+published on its own (``core.publish.day``): its files (CSV, Parquet, GeoJSON,
+NGSI-LD) at stable public keys, its publication record, and a lineage record keyed by
+the theme, the day and the exact set of partials. One theme failing never blocks the
+others: the rest are published, the catalogue and portal are rebuilt, then the first
+failure is raised so the request is retried (the themes already done are duplicates).
+
+Open files are a pure function of the partials, written with ``put_or_replace``: an
+export of unchanged partials writes nothing. A day re-exported with late data gets a new
+version when its bytes change; the publication record keeps what changed, and the
+catalogue's version notes say it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Callable, Sequence
+from functools import partial
 
-from citypipe.core.aggregate import merge_partials
+from citypipe.core.aggregate import Cell, cells, merge_partials
 from citypipe.core.columnar import read_parquet
-from citypipe.core.dcat import catalog
-from citypipe.core.export import disclose, to_csv
-from citypipe.domain.books import ExportCounts, Lineage
+from citypipe.core.disclosure import Status
+from citypipe.core.publish.datapackage import datapackage
+from citypipe.core.publish.day import ThemeDay, json_bytes, theme_day
+from citypipe.core.publish.dcat import catalogue
+from citypipe.core.publish.portal import portal_files
+from citypipe.core.publish.tables import Tally, changes
+from citypipe.core.publish.turtle import to_turtle
+from citypipe.domain.books import ExportCounts, Lineage, Publication, PublishedFile, VersionNote
+from citypipe.domain.errors import NotFoundError, TransientError
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import (
-    DATASET,
     aggregates_prefix,
     catalog_key,
-    csv_key,
-    dataset_prefix,
+    datapackage_key,
     day_of,
     input_id,
     lineage_key,
+    metadata_marker_key,
+    open_day_prefix,
+    portal_key,
+    publication_key,
+    publications_prefix,
 )
+from citypipe.domain.themes import OpenFormat, Theme, theme_named, theme_of, themes_of
 from citypipe.service.stage import Deps, Outcome, Output, finish, log
 
 
-def export_day(deps: Deps, day: str, trace_id: str = "") -> str:
-    """Publish one day. Returns 'done', 'duplicate' (same partials already published) or
-    'empty' (no partial for that day)."""
+def export_day(deps: Deps, day: str, trace_id: str = "", metadata: bool = True) -> str:
+    """Publish one day of every theme. Returns 'done', 'duplicate' (every theme already
+    published from these partials) or 'empty' (no partial for that day). ``metadata``:
+    rebuild the catalogue, data package and portal afterwards (always, so a catalogue a
+    racing export left behind is repaired by the next run)."""
     city = deps.city.city
     bucket = deps.names.bucket(Zone.AGGREGATES)
     prefix = aggregates_prefix(city, day)
@@ -41,71 +63,280 @@ def export_day(deps: Deps, day: str, trace_id: str = "") -> str:
     if not infos:
         log.info("nothing to publish", extra={"function": "export", "window": day})
         return "empty"
-    ident = input_id("export", day, *(f"{i.key}@{i.etag}" for i in infos))
-    if _published(deps, lineage_key(city, Function.EXPORT, ident)):
-        return "duplicate"
-    merged = merge_partials([read_parquet(deps.store.get(bucket, i.key).body) for i in infos])
-    result = disclose(deps.city, merged)
-    open_bucket = deps.names.bucket(Zone.OPEN)
-    published_prefix = f"{dataset_prefix(city)}date="
-    days = sorted(
-        {
-            day_of(info.key, published_prefix)
-            for info in deps.store.list(open_bucket, published_prefix)
-        }
-        | {day}
-    )
-    document = catalog(deps.city, DATASET, [(d, csv_key(city, d)) for d in days])
-    outputs = [
-        Output(
-            Zone.OPEN,
-            csv_key(city, day),
-            to_csv(result.rows),
-            len(result.rows),
-            "csv",
-            "text/csv",
-            replace=True,
-        ),
-        Output(
-            Zone.OPEN,
-            catalog_key(city),
-            json.dumps(document, indent=1, sort_keys=True).encode(),
-            len(days),
-            "jsonld",
-            "application/ld+json",
-            replace=True,
-        ),
-    ]
+    inputs = [f"{i.key}@{i.etag}" for i in infos]
     message = Message(
         city=city, stage="aggregates", bucket=bucket, key=prefix, records=len(infos),
         window=day, trace_id=trace_id,
     )  # fmt: skip
+
+    def ident(theme: Theme) -> str:
+        return input_id("export", theme.slug, day, *inputs)
+
+    pending = [t for t in themes_of(deps.city) if not _published(deps, ident(t), t, day)]
+    failures: list[Exception] = []
+    if pending:
+        bodies = deps.store.get_many(bucket, [i.key for i in infos])
+        day_cells = cells(merge_partials([read_parquet(o.body) for o in bodies]))
+        # cells of a family the city no longer declares are still published and counted
+        known = {t.slug for t in themes_of(deps.city)}
+        extra = {theme_of(c.quantity).slug: theme_of(c.quantity) for c in day_cells}
+        pending += [extra[slug] for slug in sorted(set(extra) - known)]
+        for theme in pending:
+            theme_cells = [c for c in day_cells if theme.owns(c.quantity)]
+            try:
+                _tried(partial(_publish_theme, deps, message, ident(theme), theme, theme_cells))
+            except Exception as exc:  # one theme's failure must not block the others
+                log.exception(
+                    "theme not published",
+                    extra={"function": "export", "window": day, "dataset": theme.slug},
+                )
+                failures.append(exc)
+    if metadata:
+        _tried(lambda: publish_metadata(deps))
+    if failures:
+        raise failures[0]
+    return "done" if pending else "duplicate"
+
+
+WRITE_TRIES = 3
+
+
+def _tried(publish: Callable[[], None]) -> None:
+    """Publish, trying again at once when a write failed transiently (up to WRITE_TRIES):
+    the writes are idempotent (conditional puts, put_or_replace), and giving the message
+    back would read every partial of the day again. A lasting failure is raised."""
+    for _ in range(WRITE_TRIES - 1):
+        try:
+            return publish()
+        except TransientError:
+            log.warning("publication retried", extra={"function": "export"})
+    return publish()
+
+
+def _published(deps: Deps, ident: str, theme: Theme, day: str) -> bool:
+    """This theme's day was exported from this partial set, and its files and record are
+    still what that export wrote. An export that raced with another one (or a hand edit)
+    may have left other bytes in place; then the theme is published again rather than
+    skipped. Three requests: the lineage, a listing of the day, the record's head."""
+    city = deps.city.city
+    try:
+        body = deps.store.get(
+            deps.names.bucket(Zone.AUDIT), lineage_key(city, Function.EXPORT, ident)
+        ).body
+    except NotFoundError:
+        return False
+    written = {o.key: o.etag for o in Lineage.model_validate_json(body).outputs}
+    record = publication_key(city, theme.slug, day)
+    found = {
+        i.key: i.etag
+        for i in deps.store.list(
+            deps.names.bucket(Zone.OPEN), open_day_prefix(city, theme.slug, day)
+        )
+    }
+    if record in written:
+        info = deps.store.head(deps.names.bucket(Zone.OPEN), record)
+        found[record] = info.etag if info is not None else ""
+    return all(found.get(key) == etag for key, etag in written.items())
+
+
+def _previous(deps: Deps, key: str) -> Publication | None:
+    try:
+        body = deps.store.get(deps.names.bucket(Zone.OPEN), key).body
+    except NotFoundError:
+        return None
+    return Publication.model_validate_json(body)
+
+
+def _tally(record: Publication | ThemeDay) -> Tally:
+    if isinstance(record, Publication):
+        return Tally(record.readings, record.cells, record.published, record.suppressed,
+                     record.flagged)  # fmt: skip
+    return Tally(
+        record.readings,
+        len(record.cells),
+        record.count(Status.PUBLISHED),
+        record.count(Status.SUPPRESSED),
+        record.count(Status.FLAGGED),
+    )
+
+
+def _previous_csv(deps: Deps, previous: Publication) -> bytes | None:
+    """The CSV the previous version published, if it is still the one in place."""
+    [described] = [f for f in previous.files if f.format == OpenFormat.CSV]
+    try:
+        body = deps.store.get(deps.names.bucket(Zone.OPEN), described.key).body
+    except NotFoundError:
+        return None
+    return body if hashlib.sha256(body).hexdigest() == described.sha256 else None
+
+
+def _version(
+    deps: Deps, result: ThemeDay, files: list[PublishedFile], partials: int
+) -> Publication:
+    """The day's publication record: the previous one when the bytes did not change, else
+    the next version, with what changed against the version before."""
+    city = deps.city.city
+    previous = _previous(deps, publication_key(city, result.theme.slug, result.day))
+    if previous is not None and previous.files == files:
+        return previous
+    if previous is None:
+        version, history, note = 1, [], "first publication"
+    else:
+        version, history = previous.version + 1, previous.history
+        note = changes(
+            _tally(previous),
+            _tally(result),
+            result.cells,
+            result.personal,
+            _previous_csv(deps, previous),
+        )
+    tally = _tally(result)
+    return Publication(
+        city=city,
+        theme=result.theme.slug,
+        day=result.day,
+        version=version,
+        cells=tally.cells,
+        readings=tally.readings,
+        published=tally.published,
+        suppressed=tally.suppressed,
+        flagged=tally.flagged,
+        files=files,
+        summary=result.summary,
+        history=[*history, VersionNote(version=version, partials=partials, note=note)],
+    )
+
+
+def _publish_theme(
+    deps: Deps, message: Message, ident: str, theme: Theme, theme_cells: Sequence[Cell]
+) -> None:
+    """One theme's day: its files, then its publication record (so the catalogue and the
+    portal never list a file not yet written), then its lineage. A theme without cells
+    that day publishes nothing and is recorded as done."""
+    city = deps.city.city
+    day = message.window or ""
+    if not theme_cells:
+        counts = ExportCounts.zero()
+        finish(
+            Function.EXPORT,
+            message,
+            deps,
+            ident,
+            Outcome([], counts, window=day, dataset=theme.slug),
+        )
+        return
+    result = theme_day(deps.city, theme, day, theme_cells)
+    files = [
+        PublishedFile(
+            format=fmt.value,
+            key=result.key(city, fmt),
+            media_type=ThemeDay.media_type(fmt),
+            bytes=len(body),
+            sha256=hashlib.sha256(body).hexdigest(),
+        )
+        for fmt, body in result.files.items()
+    ]
+    record = _version(deps, result, files, message.records)
+    outputs = [
+        Output(
+            Zone.OPEN,
+            result.key(city, fmt),
+            body,
+            len(result.cells),
+            fmt.value,
+            ThemeDay.media_type(fmt),
+            replace=True,
+        )
+        for fmt, body in result.files.items()
+    ]
+    outputs.append(
+        Output(
+            Zone.OPEN,
+            publication_key(city, theme.slug, day),
+            json_bytes(record.model_dump(mode="json")),
+            record.version,
+            "json",
+            "application/json",
+            replace=True,
+        )
+    )
     counts = ExportCounts(
-        partials=len(infos),
-        cells=len(result.rows),
-        readings=int(sum(merged["count"].to_pylist())),
-        published=result.published,
-        suppressed=result.suppressed,
+        partials=message.records,
+        cells=record.cells,
+        readings=record.readings,
+        published=record.published,
+        suppressed=record.suppressed,
+        flagged=record.flagged,
         quarantined={},
     )
-    finish(Function.EXPORT, message, deps, ident, Outcome(outputs, counts, window=day))
-    return "done"
-
-
-def _published(deps: Deps, done_key: str) -> bool:
-    """This input set was exported, and the day's file is still what that export wrote.
-
-    An export that raced with another one (or a hand edit) may have left an older file
-    in place; then the day is published again rather than reported as a duplicate.
-    """
-    audit = deps.names.bucket(Zone.AUDIT)
-    if not deps.store.exists(audit, done_key):
-        return False
-    lineage = Lineage.model_validate_json(deps.store.get(audit, done_key).body)
-    data = [o for o in lineage.outputs if o.key.endswith(".csv")]
-    return all(
-        (info := deps.store.head(o.bucket, o.key)) is not None and info.etag == o.etag for o in data
+    finish(
+        Function.EXPORT,
+        message,
+        deps,
+        ident,
+        Outcome(outputs, counts, window=day, dataset=theme.slug),
     )
+
+
+def publications(deps: Deps) -> list[Publication]:
+    """Every theme's published days, as their records say (read concurrently)."""
+    bucket = deps.names.bucket(Zone.OPEN)
+    keys = [i.key for i in deps.store.list(bucket, publications_prefix(deps.city.city))]
+    return [Publication.model_validate_json(o.body) for o in deps.store.get_many(bucket, keys)]
+
+
+def publish_metadata(deps: Deps) -> None:
+    """The catalogue (JSON-LD and Turtle), the data package and the portal, rebuilt from
+    every publication record. Skipped when the files still hold what a build from these
+    very records and this city file wrote (a marker in the audit zone says which, and the
+    etags it wrote): an export that changed nothing writes nothing and costs four
+    requests. A new citypipe release shows in the metadata with the next publication."""
+    city = deps.city
+    open_bucket, audit = deps.names.bucket(Zone.OPEN), deps.names.bucket(Zone.AUDIT)
+    infos = list(deps.store.list(open_bucket, publications_prefix(city.city)))
+    # the records and the city file (licence, publisher, zones) are what the files show
+    inputs = [city.model_dump_json(), *(f"{i.key}@{i.etag}" for i in infos)]
+    marker = metadata_marker_key(city.city, input_id("metadata", *inputs))
+    if _still_built(deps, marker):
+        return
+    records = [
+        Publication.model_validate_json(o.body)
+        for o in deps.store.get_many(open_bucket, [i.key for i in infos])
+    ]
+    themes = themes_of(city)
+    themes += [
+        theme_named(s) for s in sorted({r.theme for r in records} - {t.slug for t in themes})
+    ]
+    document = catalogue(city, themes, records)
+    files = {
+        catalog_key(city.city): (json_bytes(document), "application/ld+json"),
+        catalog_key(city.city, "ttl"): (to_turtle(document).encode(), "text/turtle"),
+        datapackage_key(city.city): (
+            json_bytes(datapackage(city, themes, records)),
+            "application/json",
+        ),
+        **portal_files(city, themes, records),  # the page last: it links the others
+    }
+    etags = {
+        key: deps.store.put_or_replace(open_bucket, key, body, content_type).etag
+        for key, (body, content_type) in files.items()
+    }
+    deps.store.put_or_replace(audit, marker, json_bytes(etags), "application/json")
+
+
+def _still_built(deps: Deps, marker: str) -> bool:
+    """A build from these records finished, and its first and last files (the catalogue,
+    the page) are still its own: a racing build from older records writes them too."""
+    try:
+        body = deps.store.get(deps.names.bucket(Zone.AUDIT), marker).body
+    except NotFoundError:
+        return False
+    etags: dict[str, str] = json.loads(body)
+    for key in (catalog_key(deps.city.city), portal_key(deps.city.city)):
+        info = deps.store.head(deps.names.bucket(Zone.OPEN), key)
+        if info is None or info.etag != etags.get(key):
+            return False
+    return True
 
 
 def days_with_partials(deps: Deps) -> list[str]:
@@ -116,6 +347,17 @@ def days_with_partials(deps: Deps) -> list[str]:
 
 
 def export_requested(deps: Deps, message: Message) -> str:
-    """An export request from the queue: the day it names, or every day with partials."""
+    """An export request from the queue: the day it names, or every day with partials.
+    Every day is attempted; the metadata is rebuilt once; the first failure is raised."""
     days = [message.window] if message.window else days_with_partials(deps)
-    return ",".join(export_day(deps, day, message.trace_id) for day in days)
+    results, failures = [], []
+    for day in days:
+        try:
+            results.append(export_day(deps, day, message.trace_id, metadata=False))
+        except Exception as exc:  # a day's failure must not block the other days
+            results.append("failed")
+            failures.append(exc)
+    _tried(lambda: publish_metadata(deps))
+    if failures:
+        raise failures[0]
+    return ",".join(results)

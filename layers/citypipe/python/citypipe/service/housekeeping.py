@@ -12,9 +12,11 @@ promise.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
+from citypipe.domain.books import KeyDestruction
 from citypipe.domain.model import Zone
+from citypipe.domain.naming import key_destruction_key
 from citypipe.ports import KeyStore
 from citypipe.service.export import export_day
 from citypipe.service.stage import Deps, log
@@ -52,6 +54,20 @@ def sweep_quarantine(deps: Deps, now: datetime) -> int:
     return 0 if days is None else sweep(deps, Zone.QUARANTINE, timedelta(days=days), now)
 
 
+def destroy_keys(deps: Deps, keys: KeyStore, keep_from: date, fired: datetime) -> int:
+    """Destroy the secrets of the days before ``keep_from``, and say so in the audit zone."""
+    destroyed = keys.destroy_before(keep_from)
+    if destroyed:
+        record = KeyDestruction(destroyed_before=keep_from, destroyed=destroyed, at=fired)
+        deps.store.put_if_absent(
+            deps.names.bucket(Zone.AUDIT),
+            key_destruction_key(deps.city.city, fired),
+            record.model_dump_json(indent=1).encode(),
+            "application/json",
+        )
+    return destroyed
+
+
 @dataclass(frozen=True)
 class Housekeeping:
     day: str  # the day published (yesterday, UTC)
@@ -71,7 +87,7 @@ def hourly(deps: Deps, keys: KeyStore, fired: datetime) -> Housekeeping:
     try:
         result = export_day(deps, day)
     finally:
-        destroyed = keys.destroy_before(keep_from)
+        destroyed = destroy_keys(deps, keys, keep_from, fired)
         swept = sweep_raw(deps, fired)
         quarantine = sweep_quarantine(deps, fired)
     log.info(

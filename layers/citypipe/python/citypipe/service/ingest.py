@@ -30,7 +30,7 @@ from citypipe.service.stage import Core, Deps, Outcome
 MAX_BODY_BYTES = 1024 * 1024  # a webhook request
 MAX_BODY_LINES = 10_000
 MAX_DROP_BYTES = 64 * 1024 * 1024  # a drop, decompressed
-MAX_REPORTED = 20  # rejections a webhook answer lists (the rest are counted)
+MAX_REJECTIONS_SHOWN = 20  # a sender is told this many rejections, and the counts of all
 
 
 def _lines(body: bytes) -> Iterator[tuple[int, bytes]]:
@@ -119,46 +119,52 @@ def _payloads(body: bytes, ctx: Context) -> list[Payload] | None:
 def ingest_webhook(
     deps: Deps,
     keys: KeyStore | None,
+    source: str,
     fmt_name: str,
     body: bytes | str,
     trace_id: str = "",
     headers: Mapping[str, str] | None = None,
-    topic: str | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """A hub's HTTP push: one payload, or JSON Lines of payloads, processed inline.
+    """A hub's HTTP push for one source (``service.webhook`` authenticated it for that
+    source): one payload, or JSON Lines of payloads, of format ``fmt_name``, processed inline
+    by the edge. Readings of another source's devices are quarantined (``wrong_source``).
 
     Returns (HTTP status, body). Nothing usable: 400 with the reasons (the rejected
     payloads are quarantined all the same, so the books balance). Over the bounds: 413,
-    nothing written.
+    nothing written. The answer lists at most MAX_REJECTIONS_SHOWN rejections and counts
+    every rejected reading by reason.
     """
     fmt = FORMATS.get(fmt_name)
     if fmt is None or fmt is csv_drop.FORMAT:
-        known = sorted(n for n in FORMATS if n != csv_drop.FORMAT.name)
-        return 404, {"error": "unknown_format", "detail": f"formats: {known}"}
+        return 404, {"error": "unknown_format", "detail": f"formats: {webhook_formats()}"}
     data = body.encode("utf-8", errors="surrogatepass") if isinstance(body, str) else body
     if len(data) > MAX_BODY_BYTES:
         return 413, {"error": "body_too_large", "detail": f"at most {MAX_BODY_BYTES} bytes"}
     ctx = Context(
         received_at=deps.clock.now().timestamp(),
-        topic=topic,
         headers={k.lower(): v for k, v in (headers or {}).items()},
     )
     payloads = _payloads(data, ctx)
     if payloads is None:
         return 413, {"error": "too_many_lines", "detail": f"at most {MAX_BODY_LINES} payloads"}
-    result = receive(deps, keys, fmt, payloads, trace_id).normalized
+    result = receive(deps, keys, fmt, payloads, trace_id, only_source=source).normalized
     rejected = [r for row in result.quarantine for r in _rejected(row)]
     answer: dict[str, Any] = {
         "accepted": result.accepted,
         "duplicates": result.duplicates,
         "quarantined": sum(result.reasons.values()),
-        "rejected": rejected[:MAX_REPORTED],
+        "reasons": dict(sorted(result.reasons.items())),
+        "rejected": rejected[:MAX_REJECTIONS_SHOWN],
+        "rejected_total": len(rejected),
     }
-    if len(rejected) > MAX_REPORTED:
-        answer["rejected_not_listed"] = len(rejected) - MAX_REPORTED
     if result.accepted == 0 and result.duplicates == 0:
         return 400, {"error": "no_usable_reading", **answer}
     return 202, answer
+
+
+def webhook_formats() -> list[str]:
+    """The formats a hub may push (a CSV file is a drop, not a push)."""
+    return sorted(n for n in FORMATS if n != csv_drop.FORMAT.name)
 
 
 def _rejected(row: dict[str, Any]) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from citypipe.domain.errors import NotFoundError, TerminalError
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import StackNames, input_id, lineage_key, quarantine_key
 from citypipe.ports import Clock, ObjectStore, Queue, StoredObject
+from citypipe.service.metrics import embedded_metrics
 
 log = logging.getLogger("citypipe")
 
@@ -57,6 +58,7 @@ class Outcome:
     counts: StageCounts
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     window: str | None = None
+    dataset: str | None = None  # export: the theme published
     consume_input: bool = False  # set by run_stage when the core succeeded
 
 
@@ -153,6 +155,7 @@ def finish(function: Function, message: Message, deps: Deps, ident: str, outcome
         input=ObjectRef(bucket=message.bucket, key=message.key, etag=message.etag),
         input_id=ident,
         window=outcome.window,
+        dataset=outcome.dataset,
         counts=outcome.counts,  # type: ignore[arg-type]  # one of Counts: checked by Lineage
         outputs=written,
         trace_id=message.trace_id,
@@ -169,10 +172,10 @@ def finish(function: Function, message: Message, deps: Deps, ident: str, outcome
     log.info(
         "processed",
         extra={
-            "function": function.value,
             "input_key": message.key,
             "input_id": ident,
             "outputs": len(written),
             "counts": outcome.counts.model_dump(),
+            **embedded_metrics(city, function, outcome.counts, lineage.at),
         },
     )

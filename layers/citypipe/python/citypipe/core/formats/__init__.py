@@ -2,8 +2,8 @@
 (``core.ingest``). An adapter is versioned (``Format.version``); quarantine rows and
 lineage name the adapter and version that read a payload.
 
-The names are the webhook routes (``POST /ingest/{format}``) and the inbox folders
-(``inbox/<city>/<format>/``).
+The names are the webhook routes' last segment (``POST /ingest/{source}/{format}``) and
+the inbox folders (``inbox/<city>/<format>/``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,15 @@
+"""export on Scaleway Functions: a private function triggered by its queue (export requests)
+and by the hourly CRON.
+
+One queue message per POST; ``app`` is the test seam, as in ``handler.py``.
+"""
+
+from typing import Any
+
+from citypipe.bootstrap.export import cold_start
+from citypipe.entrypoints.apps import FunctionApp
+from citypipe.entrypoints.scaleway import queue_trigger
+
+
+def handle(event: dict[str, Any], context: Any, app: FunctionApp | None = None) -> dict[str, Any]:
+    return queue_trigger(app or cold_start(), event, context)

@@ -1,0 +1,336 @@
+"""The DCAT-AP 3.0.1 catalogue of the open zone, as JSON-LD with an inline context (no
+network needed to read it); ``core.publish.turtle`` writes the same graph as Turtle.
+
+One dataset per theme, one distribution per published day and format, each with its
+byte size and SHA-256, licence, media type and EU file type. Themes that qualify as
+High-Value Datasets (environment, mobility) carry the HVD regulation and category on the
+dataset and its distributions (DCAT-AP HVD 3.0.0). Every dataset states its privacy
+treatment; a day published again with late data adds a version note.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from citypipe.core.disclosure import PrivacyTreatment, treatment
+from citypipe.core.publish.tables import published_quantities
+from citypipe.domain.books import Publication, PublishedFile
+from citypipe.domain.city import City
+from citypipe.domain.naming import portal_key
+from citypipe.domain.themes import (
+    HVD_ENVIRONMENT,
+    HVD_MOBILITY,
+    HVD_REGULATION,
+    OpenFormat,
+    Theme,
+)
+
+CONTEXT = {
+    "dcat": "http://www.w3.org/ns/dcat#",
+    "dct": "http://purl.org/dc/terms/",
+    "foaf": "http://xmlns.com/foaf/0.1/",
+    "vcard": "http://www.w3.org/2006/vcard/ns#",
+    "xsd": "http://www.w3.org/2001/XMLSchema#",
+    "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
+    "skos": "http://www.w3.org/2004/02/skos/core#",
+    "adms": "http://www.w3.org/ns/adms#",
+    "spdx": "http://spdx.org/rdf/terms#",
+    "eli": "http://data.europa.eu/eli/ontology#",
+    "r5r": "http://data.europa.eu/r5r/",
+    "gsp": "http://www.opengis.net/ont/geosparql#",
+}
+EU = "http://publications.europa.eu/resource/authority/"
+IANA = "http://www.iana.org/assignments/media-types/"
+SDM_SPEC = "https://smart-data-models.github.io/"
+
+
+@dataclass(frozen=True)
+class FormatInfo:
+    label: str
+    media_type: str  # IANA
+    file_type: str  # EU file-type authority code
+    description: str
+
+
+FORMATS = {
+    OpenFormat.CSV: FormatInfo(
+        "CSV", "text/csv", "CSV",
+        "One row per zone, quantity and 15-minute window; the columns are described in the "
+        "data package (datapackage.json).",
+    ),
+    OpenFormat.PARQUET: FormatInfo(
+        "Parquet", "application/vnd.apache.parquet", "PARQUET",
+        "The same rows, typed, Hive-partitioned by date= for DuckDB, Athena or Trino.",
+    ),
+    OpenFormat.GEOJSON: FormatInfo(
+        "GeoJSON", "application/geo+json", "GEOJSON",
+        "The zones, each with the latest published value of every quantity and the day's "
+        "summary.",
+    ),
+    OpenFormat.NGSI_LD: FormatInfo(
+        "NGSI-LD", "application/ld+json", "JSON_LD",
+        "NGSI-LD entities (key-values) of the FIWARE Smart Data Model, ready for a broker's "
+        "batch upsert.",
+    ),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Register:
+    """The transparency register, once published (the privacy issue): listed in the
+    catalogue and linked from the portal."""
+
+    url: str
+    title: str
+
+
+# Labels of the EU vocabularies' concepts used (a skos:Concept needs its prefLabel).
+LABELS = {
+    f"{EU}data-theme/ENVI": "Environment",
+    f"{EU}data-theme/TRAN": "Transport",
+    f"{EU}data-theme/SOCI": "Population and society",
+    f"{EU}data-theme/ENER": "Energy",
+    f"{EU}data-theme/TECH": "Science and technology",
+    HVD_ENVIRONMENT: "Earth observation and environment",
+    HVD_MOBILITY: "Mobility",
+    f"{EU}planned-availability/STABLE": "Stable",
+    "http://purl.org/adms/publishertype/LocalAuthority": "Local Authority",
+    "http://purl.org/adms/licencetype/Attribution": "Attribution",
+    "http://purl.org/adms/licencetype/PublicDomain": "Public domain",
+}
+LICENCE_TYPES = {
+    "https://creativecommons.org/licenses/by/4.0/": "Attribution",
+    "https://creativecommons.org/publicdomain/zero/1.0/": "PublicDomain",
+}
+
+
+# Licences at least as open as CC BY 4.0, which the HVD regulation requires (Art. 4(3)).
+HVD_LICENCES = frozenset(
+    {
+        "https://creativecommons.org/licenses/by/4.0/",
+        "https://creativecommons.org/publicdomain/zero/1.0/",
+    }
+)
+
+
+def high_value(city: City, theme: Theme) -> bool:
+    """Tagged as a High-Value Dataset: its category qualifies and the city's licence is
+    open enough; with a more restrictive licence the tag would be a false claim."""
+    licence = city.licence if city.licence.endswith("/") else f"{city.licence}/"
+    return theme.hvd_category is not None and licence.replace("http://", "https://") in (
+        HVD_LICENCES
+    )
+
+
+def _concept(iri: str) -> dict[str, Any]:
+    return _ref(iri, "skos:Concept") | {"skos:prefLabel": _text(LABELS[iri])}
+
+
+def public_url(city: City, key: str) -> str:
+    return f"{city.portal_url.rstrip('/')}/{key}"
+
+
+def _text(value: str) -> dict[str, str]:
+    return {"@value": value, "@language": "en"}
+
+
+def _typed(value: str, datatype: str) -> dict[str, str]:
+    return {"@value": value, "@type": datatype}
+
+
+def _ref(iri: str, kind: str) -> dict[str, Any]:
+    return {"@id": iri, "@type": kind}
+
+
+def _period(start: str, end: str) -> dict[str, Any]:
+    return {
+        "@type": "dct:PeriodOfTime",
+        "dcat:startDate": _typed(start, "xsd:date"),
+        "dcat:endDate": _typed(end, "xsd:date"),
+    }
+
+
+def describe_treatment(privacy: PrivacyTreatment) -> str:
+    """The privacy treatment in one paragraph: every dataset's description ends with it."""
+    text = f"Privacy: {privacy.rule}"
+    if privacy.mechanism is not None:
+        text += f" Noise: {privacy.mechanism}, epsilon = {privacy.epsilon} per sensor and day."
+    return text
+
+
+def _distribution(
+    city: City, theme: Theme, day: str, version: int, file: PublishedFile
+) -> dict[str, Any]:
+    fmt = OpenFormat(file.format)
+    info = FORMATS[fmt]
+    url = public_url(city, file.key)
+    title = f"{theme.title}, {day} ({info.label})"
+    if version > 1:
+        title += f", version {version}"
+    found: dict[str, Any] = {
+        "@id": url,
+        "@type": "dcat:Distribution",
+        "dct:title": _text(title),
+        "dct:description": _text(info.description),
+        "dcat:accessURL": _ref(url, "rdfs:Resource"),
+        "dcat:downloadURL": _ref(url, "rdfs:Resource"),
+        "dcat:mediaType": _ref(f"{IANA}{info.media_type}", "dct:MediaType"),
+        "dct:format": _ref(f"{EU}file-type/{info.file_type}", "dct:MediaTypeOrExtent"),
+        "dct:license": _licence(city),
+        "dcat:byteSize": _typed(str(file.bytes), "xsd:nonNegativeInteger"),
+        "spdx:checksum": {
+            "@type": "spdx:Checksum",
+            "spdx:algorithm": _ref("spdx:checksumAlgorithm_sha256", "spdx:ChecksumAlgorithm"),
+            "spdx:checksumValue": _typed(file.sha256, "xsd:hexBinary"),
+        },
+        "dct:temporal": _period(day, day),
+        "dcat:temporalResolution": _typed("PT15M", "xsd:duration"),
+        "r5r:availability": _concept(f"{EU}planned-availability/STABLE"),
+    }
+    if fmt is OpenFormat.NGSI_LD and theme.model is not None:
+        found["dct:conformsTo"] = _ref(
+            f"{SDM_SPEC}{_sdm_domain(theme)}/{theme.model.type}/schema.json", "dct:Standard"
+        )
+    if high_value(city, theme):
+        found["r5r:applicableLegislation"] = _ref(HVD_REGULATION, "eli:LegalResource")
+    return found
+
+
+def _sdm_domain(theme: Theme) -> str:
+    assert theme.model is not None
+    return (
+        "dataModel.Environment"
+        if "Environment" in theme.model.context
+        else ("dataModel.Transportation")
+    )
+
+
+def _publisher(city: City) -> dict[str, Any]:
+    return _ref(city.publisher.url, "foaf:Agent") | {
+        "foaf:name": city.publisher.name,
+        "dct:type": _concept("http://purl.org/adms/publishertype/LocalAuthority"),
+    }
+
+
+def _spatial(city: City) -> dict[str, Any]:
+    """The city's zones' bounding box, as a WKT polygon (lon lat, CRS84)."""
+    points = [p for f in city.zones.features for ring in f.geometry.coordinates for p in ring]
+    west, east = min(p[0] for p in points), max(p[0] for p in points)
+    south, north = min(p[1] for p in points), max(p[1] for p in points)
+    ring = f"{west} {south}, {east} {south}, {east} {north}, {west} {north}, {west} {south}"
+    centre = f"POINT({round((west + east) / 2, 6)} {round((south + north) / 2, 6)})"
+    return {
+        "@type": "dct:Location",
+        "dcat:bbox": _typed(f"POLYGON(({ring}))", "gsp:wktLiteral"),
+        "dcat:centroid": _typed(centre, "gsp:wktLiteral"),
+    }
+
+
+def _licence(city: City) -> dict[str, Any]:
+    licence = _ref(city.licence, "dct:LicenseDocument")
+    kind = LICENCE_TYPES.get(city.licence)
+    if kind is not None:
+        licence["dct:type"] = _concept(f"http://purl.org/adms/licencetype/{kind}")
+    return licence
+
+
+def _dataset(city: City, theme: Theme, publications: Sequence[Publication]) -> dict[str, Any]:
+    base = city.portal_url.rstrip("/")
+    publisher = _publisher(city)
+    privacy = treatment(city, published_quantities(city, theme, publications))
+    days = sorted(p.day for p in publications)
+    found: dict[str, Any] = {
+        "@id": f"{base}/datasets/{theme.slug}",
+        "@type": "dcat:Dataset",
+        "dct:identifier": f"{city.city}/{theme.slug}",
+        "dct:title": _text(f"{city.name}: {theme.title.lower()} per zone and 15 minutes"),
+        "dct:description": _text(
+            f"{theme.description} One row per zone, quantity and 15-minute window (UTC) with "
+            "the count, sum, min, max and mean of the readings in UCUM units, or the reason "
+            "the cell is not published. Daily files in CSV, Parquet (partitioned by date), "
+            "GeoJSON of the zones with the latest values and the day's summary"
+            + (
+                ", and NGSI-LD entities of the FIWARE Smart Data Model " + theme.model.type
+                if theme.model
+                else ""
+            )
+            + f". {describe_treatment(privacy)}"
+        ),
+        "dct:publisher": publisher,
+        "dcat:contactPoint": {
+            "@type": ["vcard:Kind", "vcard:Organization"],
+            "vcard:fn": city.publisher.name,
+            "vcard:hasEmail": _ref(f"mailto:{city.publisher.email}", "rdfs:Resource"),
+        },
+        "dcat:keyword": [_text(k) for k in (*theme.keywords, city.name)],
+        "dcat:theme": _concept(f"{EU}data-theme/{theme.data_theme}"),
+        "dct:accrualPeriodicity": _ref(f"{EU}frequency/DAILY", "dct:Frequency"),
+        "dcat:temporalResolution": _typed("PT15M", "xsd:duration"),
+        "foaf:page": _ref(f"{base}/{portal_key(city.city)}#{theme.slug}", "foaf:Document"),
+        "dct:temporal": _period(days[0], days[-1]) if days else None,
+        "dct:spatial": _spatial(city),
+        "dcat:distribution": [
+            _distribution(city, theme, p.day, p.version, f)
+            for p in sorted(publications, key=lambda p: p.day)
+            for f in p.files
+        ],
+    }
+    notes = [
+        f"{p.day} version {n.version} ({n.partials} partials): {n.note}."
+        for p in sorted(publications, key=lambda p: p.day)
+        for n in p.history
+        if n.version > 1
+    ]
+    if notes:
+        found["adms:versionNotes"] = _text(" ".join(notes))
+    if high_value(city, theme) and theme.hvd_category is not None:
+        found["r5r:applicableLegislation"] = _ref(HVD_REGULATION, "eli:LegalResource")
+        found["r5r:hvdCategory"] = _concept(theme.hvd_category)
+    return found
+
+
+def catalogue(
+    city: City,
+    themes: Sequence[Theme],
+    publications: Sequence[Publication],
+    register: Register | None = None,
+) -> dict[str, Any]:
+    """The catalogue: every theme with at least one published day, and its distributions.
+    ``register``: the transparency register, listed once the privacy issue publishes it."""
+    base = city.portal_url.rstrip("/")
+    by_theme: dict[str, list[Publication]] = {}
+    for publication in publications:
+        by_theme.setdefault(publication.theme, []).append(publication)
+    days = sorted({p.day for p in publications})
+    document: dict[str, Any] = {
+        "@context": CONTEXT,
+        "@id": f"{base}/catalog",
+        "@type": "dcat:Catalog",
+        "dct:title": _text(f"{city.name} open sensor data"),
+        "dct:description": _text(
+            f"Anonymized, aggregated readings of {city.name}'s public sensors, published by "
+            "citypipe. Personal data is pseudonymized within minutes and never published."
+        ),
+        "dct:publisher": _publisher(city),
+        "dct:license": _licence(city),
+        "dct:spatial": _spatial(city),
+        "dcat:themeTaxonomy": _ref(f"{EU}data-theme", "skos:ConceptScheme")
+        | {"dct:title": _text("Data theme")},
+        "foaf:homepage": _ref(f"{base}/{portal_key(city.city)}", "foaf:Document"),
+        "dct:language": _ref(f"{EU}language/ENG", "dct:LinguisticSystem"),
+        # the days of the data, not the clock: the catalogue stays a function of its records
+        "dct:issued": _typed(days[0], "xsd:date") if days else None,
+        "dct:modified": _typed(days[-1], "xsd:date") if days else None,
+        "dcat:dataset": [
+            _dataset(city, theme, by_theme[theme.slug])
+            for theme in themes
+            if theme.slug in by_theme
+        ],
+    }
+    if register is not None:
+        document["dct:relation"] = _ref(register.url, "foaf:Document") | {
+            "dct:title": _text(register.title)
+        }
+    return document

@@ -1,0 +1,91 @@
+"""A theme's day as NGSI-LD entities of the FIWARE Smart Data Models (key-values form).
+
+One entity per zone and 15-minute window (per vehicle type for traffic), with the
+published figures as the model's attributes: AirQualityObserved (mean concentrations),
+NoiseLevelObserved (mean LAeq), TrafficFlowObserved (vehicles counted: ``intensity``),
+CrowdFlowObserved (distinct devices: ``peopleCount``). A cell that is suppressed or
+flagged gives no attribute (an entity with none is left out): NGSI-LD has no "withheld"
+value, and the CSV and Parquet say why. The file is a JSON array, what an NGSI-LD
+broker's batch upsert (``POST /ngsi-ld/v1/entityOperations/upsert``) takes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from citypipe.core.disclosure import DisclosedCell, Status
+from citypipe.core.publish.geo import zone_name
+from citypipe.domain.city import City
+from citypipe.domain.themes import SmartDataModel, Theme
+
+ISO = "%Y-%m-%dT%H:%M:%SZ"
+VEHICLE_TYPES = {"traffic.bicycles": "bicycle"}  # traffic.vehicles: every vehicle type
+
+
+def _value(model: SmartDataModel, cell: DisclosedCell) -> float | int | None:
+    if model.type == "CrowdFlowObserved":
+        return cell.distinct_devices if cell.distinct_devices is not None else cell.count
+    if model.type == "TrafficFlowObserved":
+        return cell.sum
+    return None if cell.mean is None else round(cell.mean, 6)
+
+
+def entities(
+    city: City, theme: Theme, cells: Sequence[DisclosedCell], source: str
+) -> list[dict[str, Any]]:
+    """The day's entities, sorted by id. ``source``: the URL of the day's CSV."""
+    model = theme.model
+    if model is None:
+        return []
+    grouped: dict[tuple[datetime, str, str], dict[str, Any]] = {}
+    for cell in cells:
+        attribute = model.attributes.get(cell.quantity)
+        if attribute is None or cell.status is not Status.PUBLISHED:
+            continue
+        value = _value(model, cell)
+        if value is None:
+            continue
+        vehicle = (
+            VEHICLE_TYPES.get(cell.quantity, "") if model.type == "TrafficFlowObserved" else ""
+        )
+        entity = grouped.setdefault(
+            (cell.window_start, cell.zone, vehicle), _entity(city, model, cell, vehicle, source)
+        )
+        entity[attribute] = value
+    return sorted(grouped.values(), key=lambda e: str(e["id"]))
+
+
+def _entity(
+    city: City, model: SmartDataModel, cell: DisclosedCell, vehicle: str, source: str
+) -> dict[str, Any]:
+    start, end = cell.window_start.strftime(ISO), cell.window_end.strftime(ISO)
+    compact = cell.window_start.strftime("%Y%m%dT%H%MZ")
+    ident = f"urn:ngsi-ld:{model.type}:{city.city}:{cell.zone}:{compact}"
+    if vehicle:
+        ident += f":{vehicle}"
+    geometry = next(f.geometry for f in city.zones.features if f.id == cell.zone)
+    entity: dict[str, Any] = {
+        "id": ident,
+        "type": model.type,
+        "areaServed": zone_name(city, cell.zone),
+        "location": {
+            "type": "Polygon",
+            "coordinates": [[list(p) for p in ring] for ring in geometry.coordinates],
+        },
+        "dataProvider": city.publisher.name,
+        "source": source,
+    }
+    if model.type == "AirQualityObserved":
+        entity["dateObserved"] = start  # the window's start; the window is 15 minutes
+    else:
+        entity |= {
+            "dateObserved": f"{start}/{end}",
+            "dateObservedFrom": start,
+            "dateObservedTo": end,
+        }
+    if vehicle:
+        entity["vehicleType"] = vehicle
+    entity["@context"] = [model.context]
+    return entity

@@ -1,0 +1,43 @@
+"""What each processed input adds to the stack's CloudWatch metrics, as an embedded metric
+format (EMF) document merged into the stage's "processed" log line: no API call, no extra
+line. CloudWatch Logs extracts the metrics from Lambda's logs; elsewhere they are JSON log
+fields like any other. The template's quarantine-rate alarm reads them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from citypipe.domain.books import StageCounts
+from citypipe.domain.model import Function
+
+NAMESPACE = "citypipe"
+READINGS_IN = "ReadingsIn"
+READINGS_QUARANTINED = "ReadingsQuarantined"
+
+
+def embedded_metrics(
+    city: str, function: Function, counts: StageCounts, at: datetime
+) -> dict[str, Any]:
+    """Log fields that make a log line an EMF document: per city and function, the readings
+    an input held and how many of them were quarantined."""
+    return {
+        "_aws": {
+            "Timestamp": int(at.timestamp() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [["city", "function"]],
+                    "Metrics": [
+                        {"Name": READINGS_IN, "Unit": "Count"},
+                        {"Name": READINGS_QUARANTINED, "Unit": "Count"},
+                    ],
+                }
+            ],
+        },
+        "city": city,
+        "function": function.value,
+        READINGS_IN: counts.readings_in,
+        READINGS_QUARANTINED: counts.quarantined_total,
+    }

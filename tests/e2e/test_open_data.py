@@ -1,0 +1,314 @@
+"""The open zone of a replayed city, as harvesters, FIWARE apps and residents get it.
+
+A small simulated city is replayed through the real handlers (what ``make demo`` does at
+full size); its ``out/open`` must pass the official DCAT-AP 3.0.1 and HVD shapes, the
+Smart Data Models' schemas and ``frictionless validate``. Then the day's partials are
+exported again by the export function against a real S3 API (the embedded moto server,
+whose open bucket anyone may read, as a city serves it) and the portal is opened in
+headless Chromium: no console error, no request leaving the open zone, charts drawn,
+every link resolving to an object of the open zone, readable on a phone. The test saves
+screenshots; ``CITYPIPE_SCREENSHOT_DIR`` keeps a copy (how ``docs/portal.png`` is made).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import duckdb
+import pytest
+import rdflib
+from conformance import (
+    DCAT_AP_SHAPES,
+    HVD_SHAPES,
+    frictionless_validate,
+    hvd_subgraph,
+    sdm_errors,
+    shacl_report,
+)
+from rdflib.compare import isomorphic
+
+from citypipe.adapters.s3 import S3ObjectStore
+from citypipe.adapters.sqs import SqsQueue
+from citypipe.domain.city import City
+from citypipe.domain.model import Message, Zone
+from citypipe.domain.naming import StackNames, catalog_key, datapackage_key, portal_key
+from citypipe.ports import SystemClock
+from citypipe.service.export import export_requested
+from citypipe.service.stage import Deps
+from citypipe.settings import StackSettings
+from citypipe_local import stack
+from citypipe_local.backends import Endpoint
+from citypipe_local.replay import ReplayOptions, replay
+from citypipe_local.simulate import simulate
+
+pytestmark = pytest.mark.slow  # a full replay and a browser: `make test-fast` skips them
+
+CITY_FILE = Path(__file__).resolve().parents[2] / "infra" / "cities" / "velden.yaml"
+CHROMIUM = os.environ.get("CITYPIPE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory: pytest.TempPathFactory, city: City) -> Path:
+    recorded = tmp_path_factory.mktemp("input")
+    simulate(city, recorded, hours=2.0, seed=5, scale=0.1)
+    target = tmp_path_factory.mktemp("out")
+    keys = tmp_path_factory.mktemp("keys")
+    report = replay(CITY_FILE, recorded, target, ReplayOptions(batch_payloads=2_000, keys_dir=keys))
+    assert report["balanced"], report["checks"]
+    return target
+
+
+@pytest.fixture(scope="module")
+def open_dir(out: Path) -> Path:
+    """``out/open/``: the open bucket, key by key."""
+    return out / "open"
+
+
+def catalogue(open_dir: Path) -> rdflib.Graph:
+    return rdflib.Graph().parse(open_dir / catalog_key("velden"), format="json-ld")
+
+
+# --- what a harvester and a FIWARE application read --------------------------------------
+
+
+@pytest.mark.parametrize("shapes", DCAT_AP_SHAPES)
+def test_the_catalogue_conforms_to_dcat_ap(
+    open_dir: Path, reference_dir: Path, shapes: str
+) -> None:
+    conforms, report = shacl_report(catalogue(open_dir), reference_dir / "dcat-ap" / shapes)
+    assert conforms, report
+
+
+def test_the_hvd_datasets_conform_to_the_hvd_shapes(open_dir: Path, reference_dir: Path) -> None:
+    hvd = hvd_subgraph(catalogue(open_dir))
+    dcat = rdflib.Namespace("http://www.w3.org/ns/dcat#")
+    assert len(set(hvd.subjects(rdflib.RDF.type, dcat.Dataset))) == 2  # air quality, traffic
+    conforms, report = shacl_report(hvd, reference_dir / "dcat-ap" / HVD_SHAPES)
+    assert conforms, report
+
+
+def test_the_turtle_catalogue_is_the_json_ld_one(open_dir: Path) -> None:
+    turtle = rdflib.Graph().parse(open_dir / catalog_key("velden", "ttl"), format="turtle")
+    assert isomorphic(turtle, catalogue(open_dir))
+
+
+def test_every_ngsi_ld_entity_is_a_valid_smart_data_model(
+    open_dir: Path, reference_dir: Path
+) -> None:
+    files = sorted(open_dir.rglob("date=*/*.jsonld"))
+    entities = [e for f in files for e in json.loads(f.read_text())]
+    assert {e["type"] for e in entities} == {
+        "AirQualityObserved",
+        "TrafficFlowObserved",
+        "CrowdFlowObserved",
+    }
+    assert sdm_errors(reference_dir, entities) == []
+
+
+def test_the_data_package_passes_frictionless_validate(open_dir: Path) -> None:
+    result = frictionless_validate(open_dir / datapackage_key("velden"))
+    report = json.loads(result.stdout)
+    assert report["valid"], json.dumps(report["tasks"], indent=1)[:4000]
+    assert len(report["tasks"]) == 4  # air quality, traffic flow, people counts, weather
+
+
+def test_duckdb_reads_a_theme_by_its_date_partitions_as_the_csv_says(open_dir: Path) -> None:
+    theme = open_dir / "open" / "velden" / "traffic-flow"
+    columns = "strftime(window_start AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ'), zone, quantity"
+    parquet = duckdb.sql(
+        f"SELECT date, {columns}, count, sum FROM read_parquet('{theme}/*/*.parquet', "
+        "hive_partitioning = true) ORDER BY ALL"
+    ).fetchall()
+    from_csv = duckdb.sql(
+        f"SELECT window_start, zone, quantity, count, sum FROM read_csv('{theme}/*/*.csv', "
+        "all_varchar = true) ORDER BY ALL"
+    ).fetchall()
+    assert len(parquet) > 50
+    assert {row[0].isoformat() for row in parquet} == {"2026-06-01"}
+    assert [(r[1], r[2], r[3], str(r[4]), repr(r[5])) for r in parquet] == [
+        tuple(row) for row in from_csv
+    ]
+
+
+# --- the portal, served by an S3 API and opened in Chromium --------------------------------
+
+
+@dataclass(frozen=True)
+class Served:
+    deps: Deps
+    base: str  # the open bucket's URL, ending in /
+
+    @property
+    def bucket(self) -> str:
+        return self.deps.names.bucket(Zone.OPEN)
+
+    def key_of(self, url: str) -> str | None:
+        """The open zone's key a URL names, or None when it points elsewhere."""
+        if not url.startswith(self.base):
+            return None
+        return unquote(urlsplit(url).path.removeprefix(urlsplit(self.base).path))
+
+
+@pytest.fixture(scope="module")
+def served(out: Path, city: City, embedded: Endpoint) -> Iterator[Served]:
+    """The replay's partials, exported by the export service into a fresh stack on moto."""
+    clients = stack.make_clients(embedded.settings)
+    names = StackNames(city.city, prefix=f"pt{uuid.uuid4().hex[:8]}-")
+    stack.up(city, names, clients, StackSettings(city_file=CITY_FILE, name_prefix=names.prefix))
+    deps = Deps(city, names, S3ObjectStore(clients.s3), SqsQueue(clients.sqs), SystemClock())
+    partials = out / "aggregates"
+    for path in sorted(partials.rglob("*.parquet")):
+        key = str(path.relative_to(partials))
+        deps.store.put(names.bucket(Zone.AGGREGATES), key, path.read_bytes())
+    export_requested(deps, Message(city=city.city, stage="export", bucket="", key=""))
+    yield Served(deps, f"{embedded.settings.endpoint_url}/{names.bucket(Zone.OPEN)}/")
+    stack.down(names, clients)
+
+
+@dataclass
+class Visit:
+    """What Chromium saw of the portal."""
+
+    console_errors: list[str]
+    failed: list[str]  # requests that failed or answered >= 400
+    outside: list[str]  # requests to anywhere but the open bucket (blocked)
+    links: list[str]  # every href and src, resolved
+    anchors: list[str]  # in-page targets (#id) that exist
+    charts: list[dict[str, Any]]
+    overflow: int  # horizontal scroll on a phone, in CSS pixels
+    screenshots: dict[str, Path]
+
+
+@pytest.fixture(scope="module")
+def visit(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Visit:
+    assert Path(CHROMIUM).exists(), (
+        f"Chromium not found at {CHROMIUM}: .ci/chromium installs Debian's chromium"
+    )
+    from playwright.sync_api import Request, Route, sync_playwright
+
+    shots = tmp_path_factory.mktemp("screenshots")
+    seen = Visit([], [], [], [], [], [], 0, {})
+
+    def guard(route: Route, request: Request) -> None:
+        if request.url.startswith(served.base):
+            route.continue_()
+        else:
+            seen.outside.append(request.url)
+            route.abort()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            for name, viewport in (("desktop", {"width": 1280, "height": 900}), ("phone", PHONE)):
+                page = browser.new_page(viewport=viewport, device_scale_factor=1)
+                page.route("**/*", guard)
+                page.on(
+                    "console", lambda m: m.type == "error" and seen.console_errors.append(m.text)
+                )
+                page.on("pageerror", lambda e: seen.console_errors.append(str(e)))
+                page.on("requestfailed", lambda r: seen.failed.append(r.url))
+                page.on(
+                    "response",
+                    lambda r: r.status >= 400 and seen.failed.append(f"{r.status} {r.url}"),
+                )
+                page.goto(served.base + portal_key("velden"), wait_until="networkidle")
+                path = shots / f"portal-{name}.png"
+                page.screenshot(path=str(path), full_page=True)
+                seen.screenshots[name] = path
+                if name == "phone":
+                    seen.overflow = page.evaluate(
+                        "document.documentElement.scrollWidth - window.innerWidth"
+                    )
+                    continue
+                seen.links = page.eval_on_selector_all(
+                    "a[href], link[href], img[src], script[src]",
+                    "els => els.map(e => e.href || e.src)",
+                )
+                seen.anchors = page.eval_on_selector_all(
+                    "a[href^='#']",
+                    "els => els.filter(e => document.getElementById(e.hash.slice(1)))"
+                    ".map(e => e.hash)",
+                )
+                seen.charts = page.eval_on_selector_all(
+                    "section.dataset figure.chart",
+                    """figs => figs.map(f => ({
+                        dataset: f.closest('section').id,
+                        width: f.querySelector('svg').getBoundingClientRect().width,
+                        bars: [...f.querySelectorAll('rect.bar')]
+                              .filter(b => b.getBoundingClientRect().width > 0).length}))""",
+                )
+                page.close()
+        finally:
+            browser.close()
+    keep = os.environ.get("CITYPIPE_SCREENSHOT_DIR")
+    if keep:
+        for path in seen.screenshots.values():
+            shutil.copy(path, Path(keep) / path.name)
+    return seen
+
+
+def test_the_portal_loads_without_a_console_error_or_a_failed_request(visit: Visit) -> None:
+    assert visit.console_errors == []
+    assert visit.failed == []
+
+
+def test_the_portal_asks_for_nothing_outside_the_open_zone(visit: Visit) -> None:
+    assert visit.outside == []
+
+
+def test_every_dataset_has_a_chart_drawn_with_bars(visit: Visit) -> None:
+    drawn = {c["dataset"] for c in visit.charts if c["width"] > 200 and c["bars"] > 0}
+    assert drawn == {"air-quality", "traffic-flow", "people-counts", "weather"}
+
+
+def test_every_link_of_the_portal_resolves_to_an_object_of_the_open_zone(
+    visit: Visit, served: Served, city: City
+) -> None:
+    local = [url for url in visit.links if served.key_of(url) is not None]
+    elsewhere = {url for url in visit.links if served.key_of(url) is None}
+    # the only links out are the licence (a document, not data) and in-page anchors
+    assert elsewhere <= {city.licence}
+    missing = [
+        url
+        for url in local
+        if "#" not in url
+        and served.deps.store.head(served.bucket, served.key_of(url) or "") is None
+    ]
+    assert len(local) > 20 and missing == []
+    in_page = [url.split("#", 1)[1] for url in local if "#" in url]
+    assert sorted(f"#{a}" for a in in_page) == sorted(visit.anchors)
+
+
+def test_every_dataset_links_a_download_per_format(visit: Visit, served: Served) -> None:
+    keys = [served.key_of(url) or "" for url in visit.links]
+    for theme in ("air-quality", "traffic-flow", "people-counts"):
+        formats = {k.rsplit(".", 1)[1] for k in keys if k.startswith(f"open/velden/{theme}/")}
+        assert formats == {"csv", "parquet", "geojson", "jsonld"}
+
+
+def test_the_portal_fits_a_phone_screen(visit: Visit) -> None:
+    assert visit.overflow <= 0
+
+
+def test_the_portal_screenshots_are_saved(visit: Visit) -> None:
+    for path in visit.screenshots.values():
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

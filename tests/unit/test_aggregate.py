@@ -1,0 +1,153 @@
+"""aggregate: mergeable partials per zone x quantity x 15-minute window.
+
+Values in these tests are exactly representable (integers and halves), so sums do not
+depend on the order floats are added in; HLL sketches are compared by their estimates,
+since a sketch's serialized bytes depend on the order devices were added.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pyarrow as pa
+from datasketches import hll_sketch
+from unit_support import T10, clean, devices, no2, reading
+
+from citypipe.core.aggregate import PARTIAL_SCHEMA, cells, merge_partials, partial_of
+from citypipe.core.columnar import parquet_bytes, read_parquet
+
+
+def readable(partial: pa.Table) -> list[dict[str, Any]]:
+    """A partial's rows with each HLL sketch replaced by its estimate."""
+    return [{**cell, "devices": estimate(cell["devices"])} for cell in partial.to_pylist()]
+
+
+def estimate(blob: bytes | None) -> int | None:
+    """Distinct devices of a serialized HLL sketch (None for non-personal rows)."""
+    return None if blob is None else round(hll_sketch.deserialize(blob).get_estimate())
+
+
+# --- partials ----------------------------------------------------------------------------
+
+
+def test_a_partial_holds_count_sum_min_and_max_per_15_minute_window() -> None:
+    # Given NO2 readings at 10:00, 10:07, 10:14 and 10:15, 10:29
+    table = clean(no2(0, 20.0), no2(7, 24.5), no2(14, 18.0), no2(15, 30.0), no2(29, 31.5))
+    # When the partial is computed
+    cells = readable(partial_of(table))
+    # Then there is one cell per window, with the window's statistics
+    assert [(c["window_start"], c["count"], c["sum"], c["min"], c["max"]) for c in cells] == [
+        (T10, 3, 62.5, 18.0, 24.5),
+        (T10 + timedelta(minutes=15), 2, 61.5, 30.0, 31.5),
+    ]
+
+
+def test_cells_are_split_by_zone_and_quantity() -> None:
+    table = clean(no2(1, zone="centrum"), no2(2, zone="noord"), reading(3, zone="centrum"))
+    cells = {(c["zone"], c["quantity"]) for c in readable(partial_of(table))}
+    assert cells == {
+        ("centrum", "air.no2"),
+        ("noord", "air.no2"),
+        ("centrum", "people.presence"),
+    }
+
+
+def test_a_partial_keeps_one_row_per_sensor_of_a_cell() -> None:
+    # Given two Wi-Fi counters in the same zone and window
+    table = clean(*devices(3, sensor="wifi-012"), *devices(2, sensor="wifi-013"))
+    # Then each sensor has its own row, with its own device count
+    assert [(r["sensor"], r["count"], r["devices"]) for r in readable(partial_of(table))] == [
+        ("wifi-012", 3, 3),
+        ("wifi-013", 2, 2),
+    ]
+
+
+def test_a_partial_has_the_partial_schema() -> None:
+    assert partial_of(clean(no2())).schema == PARTIAL_SCHEMA
+
+
+def test_a_personal_cell_counts_distinct_devices_not_readings() -> None:
+    # Given five readings from three devices in one window
+    table = clean(*devices(3), *devices(2, minute=5))
+    # Then the cell counts five readings and three devices
+    [cell] = readable(partial_of(table))
+    assert (cell["count"], cell["devices"]) == (5, 3)
+
+
+def test_a_non_personal_cell_has_no_device_sketch() -> None:
+    [cell] = partial_of(clean(no2())).to_pylist()
+    assert cell["devices"] is None
+
+
+def test_a_partial_keeps_no_pseudonym() -> None:
+    # Given three devices' pseudonyms in the clean rows
+    pseudonyms = {row["pseudonym"] for row in devices(3)}
+    # When their partial is written and read back as the aggregates zone holds it
+    partial = read_parquet(parquet_bytes(partial_of(clean(*devices(3)))))
+    # Then no column holds a pseudonym, in clear or inside the device sketch's bytes
+    assert partial.column_names == PARTIAL_SCHEMA.names
+    assert "pseudonym" not in partial.column_names
+    [row] = partial.to_pylist()
+    assert not pseudonyms & {v for v in row.values() if isinstance(v, str)}
+    assert all(p.encode() not in row["devices"] for p in pseudonyms)
+    assert estimate(row["devices"]) == 3
+
+
+# --- merging -------------------------------------------------------------------------------
+
+A = clean(no2(0, 20.0), no2(16, 22.5), *devices(4), *devices(2, minute=20))
+B = clean(no2(3, 19.0), no2(40, 25.0), *devices(3, minute=9, first=3))
+C = clean(no2(8, 21.5, zone="noord"), *devices(6, minute=14, first=2, sensor="wifi-013"))
+
+
+def test_merging_is_order_independent() -> None:
+    a, b = partial_of(A), partial_of(B)
+    assert readable(merge_partials([a, b])) == readable(merge_partials([b, a]))
+
+
+def test_merging_is_associative() -> None:
+    a, b, c = partial_of(A), partial_of(B), partial_of(C)
+    left = merge_partials([merge_partials([a, b]), c])
+    right = merge_partials([a, merge_partials([b, c])])
+    assert readable(left) == readable(right)
+
+
+def test_merged_partials_equal_the_partial_of_all_readings_at_once() -> None:
+    merged = merge_partials([partial_of(A), partial_of(B), partial_of(C)])
+    whole = partial_of(pa.concat_tables([A, B, C]))
+    assert readable(merged) == readable(whole)
+
+
+def test_a_device_seen_in_two_partials_is_counted_once() -> None:
+    # Given devices 1-4 in one partial and devices 3-5 in another, same window
+    merged = merge_partials(
+        [partial_of(clean(*devices(4))), partial_of(clean(*devices(3, first=3)))]
+    )
+    # Then the merged cell counts five devices
+    [cell] = readable(merged)
+    assert (cell["count"], cell["devices"]) == (7, 5)
+
+
+def test_merging_one_partial_changes_nothing_but_the_sketch_bytes() -> None:
+    a = partial_of(A)
+    assert readable(merge_partials([a])) == readable(a)
+
+
+def test_merging_nothing_gives_an_empty_partial() -> None:
+    merged = merge_partials([])
+    assert (merged.num_rows, merged.schema) == (0, PARTIAL_SCHEMA)
+
+
+# --- cells ---------------------------------------------------------------------------------
+
+
+def test_a_cell_whose_sensors_sum_past_the_largest_float_is_nan_not_an_error() -> None:
+    # Given two sensors of a zone that each sent 1e308 in the same window
+    first = no2(0, 1e308)
+    second = {**no2(1, 1e308), "sensor": "aq-008"}
+    # When the merged partial is rolled up to cells
+    [cell] = cells(partial_of(clean(first, second)))
+    # Then the cell's sum has no finite value (export flags it) instead of raising
+    assert cell.sum != cell.sum  # NaN
+    assert (cell.count, cell.min, cell.max) == (2, 1e308, 1e308)

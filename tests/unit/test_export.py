@@ -1,0 +1,523 @@
+"""export: disclosure control, a dataset per theme in four formats, versions, and a day
+that is always published.
+
+Values are exactly representable (integers and halves), so sums do not depend on the
+order floats are added in (but in the test of that very order).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+from typing import Any
+
+import pytest
+from unit_support import (
+    DAY,
+    RecordingStore,
+    ReversedListingStore,
+    clean,
+    devices,
+    no2,
+    open_file,
+    put_partial,
+    reading,
+    vehicles,
+    with_store,
+)
+
+from citypipe.core.aggregate import cells, partial_of
+from citypipe.core.columnar import read_parquet
+from citypipe.core.disclosure import (
+    FEWER_THAN_K,
+    IMPLAUSIBLE,
+    NOT_FINITE,
+    DisclosedCell,
+    Status,
+    disclose,
+    treatment,
+)
+from citypipe.domain.books import Publication
+from citypipe.domain.city import City
+from citypipe.domain.errors import TransientError
+from citypipe.domain.model import Zone
+from citypipe.domain.naming import (
+    catalog_key,
+    open_file_key,
+    portal_key,
+    publication_key,
+)
+from citypipe.domain.themes import OpenFormat
+from citypipe.ports import StoredObject
+from citypipe.service.export import days_with_partials, export_day, export_requested
+from citypipe.service.stage import Deps
+from citypipe_local.fakes import InMemoryObjectStore
+
+
+def disclosed(city: City, *rows: dict[str, Any]) -> list[DisclosedCell]:
+    return disclose(city, cells(partial_of(clean(*rows))))
+
+
+def csv_rows(deps: Deps, theme: str, day: str = DAY) -> list[dict[str, str]]:
+    body = open_file(deps, open_file_key("velden", theme, OpenFormat.CSV, day))
+    return list(csv.DictReader(io.StringIO(body.decode())))
+
+
+def publication(deps: Deps, theme: str, day: str = DAY) -> Publication:
+    return Publication.model_validate_json(open_file(deps, publication_key("velden", theme, day)))
+
+
+def open_objects(deps: Deps) -> dict[str, str]:
+    """Every open object's etag, by key."""
+    return {i.key: i.etag for i in deps.store.list(deps.names.bucket(Zone.OPEN))}
+
+
+# --- disclosure control --------------------------------------------------------------------
+
+
+def test_a_people_cell_of_fewer_than_k_devices_is_suppressed_with_blank_figures(
+    city: City,
+) -> None:
+    [cell] = disclosed(city, *devices(city.disclosure.k - 1))
+    assert (cell.status, cell.reason) == (Status.SUPPRESSED, FEWER_THAN_K)
+    assert (cell.count, cell.sum, cell.min, cell.max, cell.mean, cell.distinct_devices) == (
+        (None,) * 6
+    )
+
+
+def test_a_people_cell_of_k_devices_is_published(city: City) -> None:
+    [cell] = disclosed(city, *devices(city.disclosure.k), *devices(2, minute=1))
+    assert (cell.status, cell.count, cell.distinct_devices) == (Status.PUBLISHED, 12, 10)
+
+
+def test_a_people_cell_is_suppressed_when_no_single_sensor_saw_k_devices(city: City) -> None:
+    # Given two sensors of a zone that saw 6 devices each: 12 pseudonyms, but a person
+    # seen by both has two of them, so only 6 people are proven
+    found = disclosed(city, *devices(6, sensor="wifi-012"), *devices(6, sensor="wifi-013"))
+    assert [c.status for c in found] == [Status.SUPPRESSED]
+
+
+def test_a_people_cell_is_published_when_one_sensor_saw_k_devices(city: City) -> None:
+    [cell] = disclosed(city, *devices(10, sensor="wifi-012"), *devices(3, sensor="wifi-013"))
+    assert (cell.status, cell.count, cell.distinct_devices) == (Status.PUBLISHED, 13, 13)
+
+
+def test_a_cell_adds_up_its_sensors(city: City) -> None:
+    [cell] = disclosed(
+        city,
+        reading(1, 1.0, device="a", sensor="wifi-012"),
+        *devices(10, minute=2, sensor="wifi-012"),
+        reading(3, 4.0, device="b", sensor="wifi-013"),
+    )
+    assert (cell.count, cell.sum, cell.min, cell.max) == (12, 15.0, 1.0, 4.0)
+
+
+@pytest.mark.parametrize("count", [1, 2], ids=["one-reading", "two-readings"])
+def test_a_non_personal_cell_is_published_as_measured(city: City, count: int) -> None:
+    [cell] = disclosed(city, *(no2(i, 20.0 + i) for i in range(count)))
+    assert (cell.status, cell.count, cell.distinct_devices) == (Status.PUBLISHED, count, None)
+
+
+def test_a_cell_whose_sum_is_not_finite_is_flagged_not_published(city: City) -> None:
+    # Given two sensors of a zone that each sent 1e308: their sum overflows
+    [cell] = disclosed(city, no2(0, 1e308), {**no2(1, 1e308), "sensor": "aq-008"})
+    # Then the cell is flagged with every figure blank
+    assert (cell.status, cell.reason) == (Status.FLAGGED, NOT_FINITE)
+    assert (cell.count, cell.sum, cell.mean) == (None, None, None)
+
+
+def test_a_cell_holding_a_negative_count_is_flagged_not_published(city: City) -> None:
+    [cell] = disclosed(city, vehicles(0, -5.0), vehicles(1, 12.0))
+    assert (cell.status, cell.reason, cell.sum) == (Status.FLAGGED, IMPLAUSIBLE, None)
+
+
+def test_disclosure_answers_every_cell_in_order(city: City) -> None:
+    found = disclosed(city, no2(), *devices(3), *devices(10, minute=20), no2(zone="noord"))
+    assert [(c.zone, c.quantity, c.status) for c in found] == [
+        ("centrum", "air.no2", Status.PUBLISHED),
+        ("centrum", "people.presence", Status.SUPPRESSED),
+        ("noord", "air.no2", Status.PUBLISHED),
+        ("centrum", "people.presence", Status.PUBLISHED),
+    ]
+
+
+def test_the_people_treatment_states_k_and_the_air_treatment_no_personal_data(
+    city: City,
+) -> None:
+    people = treatment(city, ["people.presence"])
+    air = treatment(city, ["air.no2"])
+    assert (people.personal, people.k, people.mechanism, people.epsilon) == (True, 10, None, None)
+    assert "k = 10" in people.rule
+    assert (air.personal, air.k) == (False, None)
+
+
+# --- export_day: a dataset per theme -----------------------------------------------------------
+
+
+def test_a_day_is_published_per_theme_in_every_format(memory_deps: Deps) -> None:
+    # Given a partial with air quality, traffic and people readings
+    put_partial(memory_deps, "a", no2(0, 20.0), vehicles(1, 7.0), *devices(10))
+    # When the day is exported
+    assert export_day(memory_deps, DAY) == "done"
+    # Then each theme has its CSV, Parquet, GeoJSON and NGSI-LD at its stable keys
+    published = open_objects(memory_deps)
+    for theme in ("air-quality", "traffic-flow", "people-counts"):
+        for fmt in OpenFormat:
+            assert open_file_key("velden", theme, fmt, DAY) in published
+    assert [(r["quantity"], r["sum"]) for r in csv_rows(memory_deps, "traffic-flow")] == [
+        ("traffic.vehicles", "7.0")
+    ]
+
+
+def test_a_theme_without_readings_that_day_publishes_nothing(memory_deps: Deps) -> None:
+    put_partial(memory_deps, "a", no2())
+    export_day(memory_deps, DAY)
+    assert not any("/traffic-flow/" in key for key in open_objects(memory_deps))
+
+
+def test_two_readings_of_1e308_still_publish_the_day_with_that_cell_flagged(
+    memory_deps: Deps,
+) -> None:
+    # Given a day where two sensors of a zone sent 1e308 in one window, beside sane cells
+    put_partial(
+        memory_deps,
+        "a",
+        no2(0, 1e308),
+        {**no2(1, 1e308), "sensor": "aq-008"},
+        no2(20, 22.5),
+        vehicles(2, 9.0),
+    )
+    # When the day is exported
+    result = export_day(memory_deps, DAY)
+    # Then the day is published: the cell flagged and blank, the others as measured
+    assert result == "done"
+    rows = csv_rows(memory_deps, "air-quality")
+    assert [(r["window_start"], r["status"], r["reason"], r["sum"]) for r in rows] == [
+        ("2026-06-01T10:00:00Z", "flagged", NOT_FINITE, ""),
+        ("2026-06-01T10:15:00Z", "published", "", "22.5"),
+    ]
+    assert csv_rows(memory_deps, "traffic-flow")[0]["sum"] == "9.0"
+
+
+def test_a_negative_count_is_never_published_as_measured(memory_deps: Deps) -> None:
+    put_partial(memory_deps, "a", vehicles(0, -5.0), vehicles(1, 12.0))
+    export_day(memory_deps, DAY)
+    [row] = csv_rows(memory_deps, "traffic-flow")
+    assert (row["status"], row["sum"], row["min"]) == ("flagged", "", "")
+
+
+def test_the_csv_of_a_theme_without_people_has_no_device_column(memory_deps: Deps) -> None:
+    put_partial(memory_deps, "a", no2(1, 20.0), no2(2, 25.0), *devices(3))
+    export_day(memory_deps, DAY)
+    air = open_file(memory_deps, open_file_key("velden", "air-quality", OpenFormat.CSV, DAY))
+    people = open_file(memory_deps, open_file_key("velden", "people-counts", OpenFormat.CSV, DAY))
+    assert air.decode().splitlines() == [
+        "window_start,window_end,zone,quantity,unit,count,sum,min,max,mean,status,reason",
+        "2026-06-01T10:00:00Z,2026-06-01T10:15:00Z,centrum,air.no2,ug/m3,2,45.0,20.0,25.0,22.5,"
+        "published,",
+    ]
+    assert people.decode().splitlines() == [
+        "window_start,window_end,zone,quantity,unit,count,sum,min,max,mean,distinct_devices,"
+        "status,reason",
+        "2026-06-01T10:00:00Z,2026-06-01T10:15:00Z,centrum,people.presence,{device},,,,,,,"
+        "suppressed,fewer_than_k_devices",
+    ]
+
+
+def test_exporting_the_same_partials_again_is_a_duplicate_that_writes_nothing(
+    memory_deps: Deps,
+) -> None:
+    # Given a day already exported
+    deps = with_store(memory_deps, RecordingStore)
+    put_partial(deps, "a", no2(), *devices(10))
+    assert export_day(deps, DAY) == "done"
+    before, writes = open_objects(deps), len(deps.store.operations)
+    # When it is exported again with the same partials
+    again = export_day(deps, DAY)
+    # Then it is a duplicate: nothing written, the open files unchanged
+    assert again == "duplicate"
+    assert len(deps.store.operations) == writes
+    assert open_objects(deps) == before
+
+
+def test_the_open_files_do_not_depend_on_the_order_partials_are_listed(
+    memory_deps: Deps,
+) -> None:
+    # Given two stacks holding the same partials, one listing them in reverse key order.
+    # Float addition is not associative: summed as a, b, c the cell is (1e9 - 1e9) + 3e-7,
+    # as c, b, a it is (3e-7 - 1e9) + 1e9 = 2.38e-7; only a fixed merge order is
+    # reproducible (the Parquet keeps every bit of the sum).
+    other = with_store(memory_deps, ReversedListingStore)
+    for deps in (memory_deps, other):
+        for name, value in (("a", 1e9), ("b", -1e9), ("c", 3e-7)):
+            put_partial(deps, name, reading(0, value, quantity="energy.active"))
+    # When each exports the day
+    export_day(memory_deps, DAY)
+    export_day(other, DAY)
+    # Then both publish byte-identical open zones, with the sum of the key order
+    first = memory_deps.store.buckets[memory_deps.names.bucket(Zone.OPEN)]
+    second = other.store.buckets[other.names.bucket(Zone.OPEN)]
+    assert {k: o.body for k, o in first.items()} == {k: o.body for k, o in second.items()}
+    parquet = open_file(other, open_file_key("velden", "energy", OpenFormat.PARQUET, DAY))
+    assert read_parquet(parquet)["sum"].to_pylist() == [3e-7]
+
+
+def test_a_day_is_read_from_its_partials_concurrently(memory_deps: Deps) -> None:
+    # Given a store whose reads of partials wait until a second read is in flight
+    deps = with_store(memory_deps, PairedReadsStore)
+    put_partial(deps, "a", no2(0))
+    put_partial(deps, "b", no2(1))
+    # When the day is exported, then the two reads overlapped (else the barrier breaks)
+    assert export_day(deps, DAY) == "done"
+    assert deps.store.paired == 2
+
+
+class PairedReadsStore(InMemoryObjectStore):
+    """Each read of an aggregates object waits for another one to be in flight."""
+
+    def __init__(self, buckets: Any = ()) -> None:
+        super().__init__(list(buckets))
+        self.barrier = threading.Barrier(2, timeout=5)
+        self.paired = 0
+
+    def get(self, bucket: str, key: str) -> StoredObject:
+        if key.startswith("aggregates/"):
+            self.barrier.wait()
+            self.paired += 1
+        return super().get(bucket, key)
+
+
+# --- versions: late data ---------------------------------------------------------------------
+
+
+def test_a_late_partial_publishes_a_new_version_with_a_note(memory_deps: Deps) -> None:
+    # Given a day exported with 9 devices in a cell (suppressed)
+    put_partial(memory_deps, "a", *devices(9), no2(0))
+    export_day(memory_deps, DAY)
+    # When a late partial brings a tenth device and the day is exported again
+    put_partial(memory_deps, "late", *devices(1, first=10))
+    assert export_day(memory_deps, DAY) == "done"
+    # Then the file at the same key holds the published cell: version 2, and why
+    [row] = csv_rows(memory_deps, "people-counts")
+    assert (row["status"], row["distinct_devices"]) == ("published", "10")
+    record = publication(memory_deps, "people-counts")
+    assert record.version == 2
+    assert [(n.version, n.partials, n.note) for n in record.history] == [
+        (1, 1, "first publication"),
+        (2, 2, NOTE),
+    ]
+
+
+NOTE = (
+    "late data: readings 9 -> 10, cells 1 -> 1, published 0 -> 1, suppressed 1 -> 0, "
+    "flagged 0 -> 0; 0 cells added, 1 changed (1 newly published, 0 newly suppressed or "
+    "flagged)"
+)
+
+
+def test_a_version_note_keeps_the_counts_when_the_previous_csv_is_gone(
+    memory_deps: Deps,
+) -> None:
+    # Given a day exported, and its CSV then lost
+    put_partial(memory_deps, "a", *devices(9))
+    export_day(memory_deps, DAY)
+    key = open_file_key("velden", "people-counts", OpenFormat.CSV, DAY)
+    memory_deps.store.delete(memory_deps.names.bucket(Zone.OPEN), key)
+    # When late data is exported
+    put_partial(memory_deps, "late", *devices(1, first=10))
+    export_day(memory_deps, DAY)
+    # Then version 2 says what the counts say, and no more
+    assert (
+        publication(memory_deps, "people-counts").history[-1].note == NOTE.split(";", maxsplit=1)[0]
+    )
+
+
+def test_the_catalogue_records_what_a_new_version_changed(memory_deps: Deps) -> None:
+    put_partial(memory_deps, "a", *devices(9))
+    export_day(memory_deps, DAY)
+    put_partial(memory_deps, "late", *devices(1, first=10))
+    export_day(memory_deps, DAY)
+    document = json.loads(open_file(memory_deps, catalog_key("velden")))
+    [people] = document["dcat:dataset"]
+    assert people["adms:versionNotes"]["@value"] == f"2026-06-01 version 2 (2 partials): {NOTE}."
+    titles = {d["dct:title"]["@value"] for d in people["dcat:distribution"]}
+    assert "People counts, 2026-06-01 (CSV), version 2" in titles
+
+
+def test_late_data_of_one_theme_leaves_the_others_files_and_version_alone(
+    memory_deps: Deps,
+) -> None:
+    # Given a day of air quality and traffic exported
+    deps = with_store(memory_deps, RecordingStore)
+    put_partial(deps, "a", no2(0), vehicles(1))
+    export_day(deps, DAY)
+    writes = len(deps.store.operations)
+    # When a late partial brings air quality only
+    put_partial(deps, "late", no2(30))
+    export_day(deps, DAY)
+    # Then traffic's files were not written again, and it stays at version 1
+    written = [key for _, _, key in deps.store.operations[writes:]]
+    assert not [k for k in written if "/traffic-flow/" in k]
+    assert publication(deps, "traffic-flow").version == 1
+    assert publication(deps, "air-quality").version == 2
+
+
+# --- one theme failing never blocks the others ----------------------------------------------
+
+
+class FailingThemeStore(InMemoryObjectStore):
+    """Writes of one theme's files fail transiently until ``heal()``."""
+
+    def __init__(self, buckets: Any = (), theme: str = "") -> None:
+        super().__init__(list(buckets))
+        self.theme = theme
+
+    def heal(self) -> None:
+        self.theme = ""
+
+    def _put(self, bucket: str, key: str, body: bytes, content_type: str, if_absent: bool) -> str:
+        if self.theme and f"/{self.theme}/" in key and not key.endswith(".json"):
+            raise TransientError(f"SlowDown: {key}")
+        return super()._put(bucket, key, body, content_type, if_absent)
+
+
+def test_a_theme_that_fails_does_not_block_the_others(memory_deps: Deps) -> None:
+    # Given a store that refuses the air quality files
+    deps = with_store(memory_deps, FailingThemeStore, theme="air-quality")
+    put_partial(deps, "a", no2(0), vehicles(1), *devices(10))
+    # When the day is exported, the failure is raised for a retry...
+    with pytest.raises(TransientError):
+        export_day(deps, DAY)
+    # ...after traffic and people were published and the portal lists them
+    assert csv_rows(deps, "traffic-flow") and csv_rows(deps, "people-counts")
+    portal = open_file(deps, portal_key("velden")).decode()
+    assert 'id="traffic-flow"' in portal and 'id="air-quality"' not in portal
+
+
+def test_the_retry_after_a_theme_failed_publishes_it_and_skips_the_others(
+    memory_deps: Deps,
+) -> None:
+    deps = with_store(memory_deps, FailingThemeStore, theme="air-quality")
+    put_partial(deps, "a", no2(0), vehicles(1))
+    with pytest.raises(TransientError):
+        export_day(deps, DAY)
+    traffic = open_objects(deps)[open_file_key("velden", "traffic-flow", OpenFormat.CSV, DAY)]
+    deps.store.heal()
+    assert export_day(deps, DAY) == "done"
+    assert csv_rows(deps, "air-quality")[0]["status"] == "published"
+    assert open_objects(deps)[open_file_key("velden", "traffic-flow", OpenFormat.CSV, DAY)] == (
+        traffic
+    )
+
+
+class OnceFailingStore(InMemoryObjectStore):
+    """The first read of every partial and the first write of every CSV and of the
+    catalogue fail transiently."""
+
+    def __init__(self, buckets: Any = ()) -> None:
+        super().__init__(list(buckets))
+        self.failed: set[tuple[str, str]] = set()
+
+    def _once(self, what: str, key: str) -> None:
+        if (what, key) not in self.failed:
+            self.failed.add((what, key))
+            raise TransientError(f"SlowDown: {key}")
+
+    def _put(self, bucket: str, key: str, body: bytes, content_type: str, if_absent: bool) -> str:
+        if key.endswith((".csv", "catalog.jsonld")):
+            self._once("put", key)
+        return super()._put(bucket, key, body, content_type, if_absent)
+
+    def get(self, bucket: str, key: str) -> StoredObject:
+        if key.startswith("aggregates/"):
+            self._once("get", key)
+        return super().get(bucket, key)
+
+
+def test_reads_and_writes_that_fail_once_are_tried_again_at_once(memory_deps: Deps) -> None:
+    # Given a store where every partial's first read and every CSV's first write fail
+    deps = with_store(memory_deps, OnceFailingStore)
+    put_partial(deps, "a", no2(0), vehicles(1))
+    put_partial(deps, "b", no2(2))
+    # When the day is exported, then it is published in this one attempt
+    assert export_day(deps, DAY) == "done"
+    assert csv_rows(deps, "air-quality") and csv_rows(deps, "traffic-flow")
+
+
+def test_a_day_that_fails_does_not_block_the_other_days_of_a_request(memory_deps: Deps) -> None:
+    deps = with_store(memory_deps, FailingThemeStore, theme="air-quality")
+    put_partial(deps, "a", no2(0), day="2026-06-01")
+    put_partial(deps, "b", vehicles(0), day="2026-06-02")
+    request = deps.city.city
+    with pytest.raises(TransientError):
+        export_requested(deps, _request(request))
+    assert csv_rows(deps, "traffic-flow", "2026-06-02")
+
+
+def _request(city: str) -> Any:
+    from citypipe.domain.model import Message
+
+    return Message(city=city, stage="export", bucket="", key="")
+
+
+# --- repairs and listings ---------------------------------------------------------------------
+
+
+def test_a_day_whose_file_was_overwritten_by_a_racing_export_is_published_again(
+    memory_deps: Deps,
+) -> None:
+    # Given a day exported, then its file replaced by an older export that finished last
+    put_partial(memory_deps, "a", no2())
+    assert export_day(memory_deps, DAY) == "done"
+    key = open_file_key("velden", "air-quality", OpenFormat.CSV, DAY)
+    good = open_file(memory_deps, key)
+    memory_deps.store.put(memory_deps.names.bucket(Zone.OPEN), key, b"stale\n")
+    # When the day is exported again with the same partials
+    result = export_day(memory_deps, DAY)
+    # Then the file is repaired instead of the export being taken for a duplicate
+    assert result == "done"
+    assert open_file(memory_deps, key) == good
+    assert publication(memory_deps, "air-quality").version == 1
+
+
+def test_a_catalogue_overwritten_by_a_racing_build_is_built_again(memory_deps: Deps) -> None:
+    # Given a day exported, then its catalogue replaced by a build from older records
+    put_partial(memory_deps, "a", no2())
+    export_day(memory_deps, DAY)
+    good = open_file(memory_deps, catalog_key("velden"))
+    memory_deps.store.put(memory_deps.names.bucket(Zone.OPEN), catalog_key("velden"), b"{}")
+    # When the day is exported again with the same partials
+    assert export_day(memory_deps, DAY) == "duplicate"
+    # Then the catalogue is repaired
+    assert open_file(memory_deps, catalog_key("velden")) == good
+
+
+def test_the_catalogue_lists_every_published_day(memory_deps: Deps) -> None:
+    put_partial(memory_deps, "a", no2(), day="2026-06-01")
+    put_partial(memory_deps, "b", no2(), day="2026-06-02")
+    export_day(memory_deps, "2026-06-02")
+    export_day(memory_deps, "2026-06-01")
+    document = json.loads(open_file(memory_deps, catalog_key("velden")))
+    [dataset] = document["dcat:dataset"]
+    csvs = [
+        d["dcat:downloadURL"]["@id"]
+        for d in dataset["dcat:distribution"]
+        if d["dct:title"]["@value"].endswith("(CSV)")
+    ]
+    assert csvs == [
+        "https://data.velden.example/open/velden/air-quality/date=2026-06-01/"
+        "air-quality_2026-06-01.csv",
+        "https://data.velden.example/open/velden/air-quality/date=2026-06-02/"
+        "air-quality_2026-06-02.csv",
+    ]
+
+
+def test_days_with_partials_are_the_days_an_export_of_everything_publishes(
+    memory_deps: Deps,
+) -> None:
+    put_partial(memory_deps, "a", no2(), day="2026-06-02")
+    put_partial(memory_deps, "b", no2(), day="2026-06-01")
+    put_partial(memory_deps, "c", no2(), day="2026-06-01")
+    assert days_with_partials(memory_deps) == ["2026-06-01", "2026-06-02"]

@@ -1,0 +1,113 @@
+"""The Scaleway deployment zip: built offline, under 100 MiB, holding what runs and nothing a
+laptop needs — and the dependencies it trims still run the cores."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import CITY_FILE, ROOT
+
+from citypipe_local.package import LIBRARY, runtime_requirements, trim
+from citypipe_local.scaleway_package import (
+    MAX_ZIP_BYTES,
+    PackagingError,
+    build,
+    trim_botocore,
+)
+
+LAPTOP_ONLY = ("citypipe_local", "moto", "localstack", "typer", "rich", "pytest", "_pytest")
+
+
+def test_a_city_outside_scaleways_regions_is_refused_before_anything_is_built(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(PackagingError, match="not a Scaleway region"):
+        build(CITY_FILE, tmp_path)  # velden.yaml says eu-central-1 (AWS)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_the_zip_holds_the_entry_points_the_library_and_the_city_only(tmp_path: Path) -> None:
+    # Given the Scaleway example city packaged as `make package-scaleway` does
+    built = build(CITY_FILE.parent / "velden-scaleway.yaml", tmp_path)
+    names = zipfile.ZipFile(built.zip).namelist()
+    tops = {n.split("/")[1] for n in names if n.startswith("package/") and n.count("/") > 1}
+    # Then it fits Scaleway's limit and holds every handler the serverless.yml names
+    assert built.zip_bytes <= MAX_ZIP_BYTES
+    config = yaml.safe_load((built.directory / "serverless.yml").read_text())
+    assert config["service"] == "citypipe-velden"
+    assert config["provider"]["scwRegion"] == "fr-par"
+    for function in config["functions"].values():
+        module, _ = function["handler"].rsplit(".", 1)
+        assert f"{module}.py" in names
+    assert {"infra/cities/velden.yaml", "package/citypipe/bootstrap/ingest.py"} <= set(names)
+    assert {"citypipe", "pyarrow", "boto3", "botocore", "datasketches"} <= tops
+    # And nothing a laptop or a test needs
+    assert not tops & set(LAPTOP_ONLY)
+    assert not [n for n in names if "/tests/" in n or n.endswith((".pyc", ".h"))]
+    assert not [n for n in names if n.startswith("functions/") and n.endswith("handler.py")]
+
+
+def _python312() -> str:
+    """Python 3.12 from pyenv's versions, else on PATH (never a pyenv shim)."""
+    candidates: list[str | None] = []
+    if pyenv := shutil.which("pyenv"):
+        root = subprocess.run([pyenv, "root"], capture_output=True, text=True, check=True)
+        versions = Path(root.stdout.strip()).glob("versions/3.12*/bin/python3")
+        candidates += sorted(str(p) for p in versions)
+    candidates.append(shutil.which("python3.12"))
+    found = next((c for c in candidates if c and "/shims/" not in c), None)
+    assert found, "Python 3.12 (the functions' runtime) is needed: pyenv install 3.12"
+    return found
+
+
+@pytest.mark.slow
+def test_the_trimmed_dependencies_still_run_the_cores(tmp_path: Path) -> None:
+    # Given the runtime dependencies installed for this machine (x86_64, glibc) and Python
+    # 3.12, trimmed exactly as the Scaleway zip is
+    site = tmp_path / "package"
+    subprocess.run(
+        [
+            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            "--target", str(site), "--platform", "manylinux_2_28_x86_64",
+            "--platform", "manylinux2014_x86_64", "--implementation", "cp",
+            "--python-version", "3.12", "--only-binary=:all:", "--no-compile",
+            "-c", str(ROOT / "constraints.txt"), *runtime_requirements(provided=()),
+        ],
+        check=True,
+    )  # fmt: skip
+    shutil.copytree(LIBRARY, site / "citypipe")
+    trim(site)
+    trim_botocore(site)
+    # When a Python 3.12 with only those on its path aggregates, writes Parquet, reads it
+    # back, discloses a day and makes S3 and SQS clients
+    script = """
+import datetime as dt, pyarrow as pa
+from citypipe.adapters.clients import s3_client, sqs_client
+from citypipe.core.aggregate import merge_partials, partial_of
+from citypipe.core.anonymize import CLEAN_SCHEMA
+from citypipe.core.columnar import parquet_bytes, read_parquet
+from citypipe.settings import BackendSettings
+at = dt.datetime(2026, 6, 1, 10, tzinfo=dt.UTC)
+rows = [{"source": "w", "sensor": "s", "quantity": "people.presence", "unit": "{device}",
+         "value": 1.0, "observed_at": at, "zone": "centrum", "pseudonym": f"p{i}"}
+        for i in range(12)]
+partial = read_parquet(parquet_bytes(partial_of(pa.Table.from_pylist(rows, schema=CLEAN_SCHEMA))))
+merged = merge_partials([partial, partial])
+backend = BackendSettings(region="fr-par", endpoint_url="https://s3.fr-par.scw.cloud")
+s3_client(backend), sqs_client(backend)
+print(int(merged["count"][0].as_py()))
+"""
+    done = subprocess.run(
+        [_python312(), "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r})\n{script}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    # Then everything they need is still there
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "24"

@@ -1,0 +1,744 @@
+"""The AWS stack as CloudFormation will get it: serverless.yml packaged offline by osls 4
+(``citypipe_local.package.package_stack``, what `make package` runs), read back and checked
+for least privilege, residency, encryption, alarms, concurrency and lifecycle from the city
+file. cfn-lint runs inside packaging: any error fails it.
+
+The packaging runs once per module on a copy of the project's deployable files and a
+layer holding the library only (the layer's contents are ``test_layout``'s business).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import shutil
+from collections.abc import Iterator
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import CITY_FILE, ROOT, load_event
+from unit_support import (
+    city_data,
+    http_api_request,
+    lambda_context,
+    scheduled_event,
+    wifi_observation,
+)
+
+from citypipe.adapters.keys import ObjectKeyStore
+from citypipe.adapters.tokens import ObjectWebhookTokens
+from citypipe.domain.city import City, ConfigError, ResidencyError, city_files
+from citypipe.domain.model import Function, Zone
+from citypipe.domain.naming import (
+    StackNames,
+    deployment_prefix,
+    inbox_key,
+    key_destruction_prefix,
+    key_horizon_object,
+    key_object_prefix,
+    lineage_prefix,
+    metadata_marker_key,
+    open_prefix,
+    quarantine_key,
+    webhook_tokens_object_prefix,
+)
+from citypipe.ports import ObjectInfo, StoredObject
+from citypipe.service.metrics import NAMESPACE, READINGS_IN, READINGS_QUARANTINED
+from citypipe.service.stage import Deps
+from citypipe_local.drops import announce, drop_lines
+from citypipe_local.fakes import InMemoryObjectStore
+from citypipe_local.package import PackagedStack, package_stack, stack_params
+from citypipe_local.package import main as package_main
+from citypipe_local.replay import request_export
+from citypipe_local.runner import Handler, LocalRunner, app_for, load_handler
+
+FUNCTIONS = [f.value for f in Function]
+ROLE = {f.value: f"{f.value.capitalize()}Role" for f in Function}
+LAMBDA = {f.value: f"{f.value.capitalize()}LambdaFunction" for f in Function}
+BUCKET = {z: f"{z.value.capitalize()}Bucket" for z in Zone}
+
+
+def deployable_copy(target: Path) -> Path:
+    """What `make package` packages, copied: serverless.yml, the handlers, the city file,
+    and a layer with the library only."""
+    shutil.copy(ROOT / "serverless.yml", target)
+    shutil.copytree(ROOT / "functions", target / "functions")
+    (target / "infra" / "cities").mkdir(parents=True)
+    for path in city_files(CITY_FILE):
+        shutil.copy(path, target / "infra" / "cities")
+    shutil.copytree(
+        ROOT / "layers" / "citypipe" / "python" / "citypipe",
+        target / "layer" / "python" / "citypipe",
+    )
+    return target
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackagedStack]:
+    service = deployable_copy(tmp_path_factory.mktemp("service"))
+    yield package_stack(
+        service / "infra" / "cities" / "velden.yaml",
+        layer_dir=service / "layer",
+        service_dir=service,
+    )
+
+
+@pytest.fixture(scope="module")
+def template(packaged: PackagedStack) -> dict[str, Any]:
+    return dict(json.loads(packaged.template.read_text()))
+
+
+@pytest.fixture(scope="module")
+def resources(template: dict[str, Any]) -> dict[str, Any]:
+    return dict(template["Resources"])
+
+
+def of_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {name: r for name, r in resources.items() if r["Type"] == kind}
+
+
+def statements(resources: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    [policy] = resources[ROLE[function]]["Properties"]["Policies"]
+    return list(policy["PolicyDocument"]["Statement"])
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def actions(resources: dict[str, Any], function: str) -> set[str]:
+    return {a for s in statements(resources, function) for a in as_list(s["Action"])}
+
+
+def object_grants(resources: dict[str, Any], function: str) -> dict[str, set[str]]:
+    """``{"<BucketLogicalId>/<key prefix>": {s3 actions}}`` of a role's object statements."""
+    grants: dict[str, set[str]] = {}
+    for statement in statements(resources, function):
+        for resource in as_list(statement["Resource"]):
+            sub = resource.get("Fn::Sub", "") if isinstance(resource, dict) else ""
+            if sub.startswith("${") and ".Arn}/" in sub:
+                bucket, _, prefix = sub[2:].partition(".Arn}/")
+                key = f"{bucket}/{prefix.removesuffix('*')}"
+                grants.setdefault(key, set()).update(as_list(statement["Action"]))
+    return grants
+
+
+def sub_of(value: Any) -> str:
+    return str(value["Fn::Sub"]) if isinstance(value, dict) else str(value)
+
+
+# --- packaging -----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_stack_packages_offline_and_cfn_lint_finds_no_error(packaged: PackagedStack) -> None:
+    # Given the stack packaged with no AWS account (fake credentials, a local moto server)
+    # Then osls wrote the template and both zips, and cfn-lint reported warnings at most
+    assert packaged.template.is_file()
+    assert {p.name for p in packaged.directory.glob("*.zip")} == {"citypipe.zip", "library.zip"}
+    assert not [line for line in packaged.lint.splitlines() if ":E" in line]
+
+
+@pytest.mark.slow
+def test_the_function_zip_holds_the_handlers_and_the_city_files_only(
+    packaged: PackagedStack,
+) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(packaged.directory / "citypipe.zip") as archive:
+        names = sorted(archive.namelist())
+    assert names == sorted(
+        [f"functions/{f}/handler.py" for f in FUNCTIONS]
+        + ["infra/cities/velden-devices.yaml", "infra/cities/velden.yaml"]
+    )
+
+
+def test_a_city_outside_the_eu_cannot_be_packaged(tmp_path: Path) -> None:
+    # Given a city file whose region is in the United States
+    data = city_data()
+    data["region"] = "us-east-1"
+    city_file = tmp_path / "elsewhere.yaml"
+    city_file.write_text(yaml.safe_dump(data))
+    # When it is packaged
+    with pytest.raises(ConfigError) as refused:
+        package_stack(city_file, layer_dir=tmp_path)
+    # Then packaging stops before anything is built, saying why
+    assert "us-east-1" in str(refused.value)
+    assert "outside the EU/EEA" in str(refused.value)
+
+
+def test_a_deploy_region_other_than_the_citys_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ResidencyError) as refused:
+        package_stack(ROOT / "infra" / "cities" / "velden.yaml", "eu-west-3", tmp_path)
+    assert "'eu-west-3' is not the city's" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("zone", "days"), [("clean", 30), ("audit", 3650), ("open", 3650)], ids=str
+)
+def test_retention_params_come_from_the_city_file(zone: str, days: int) -> None:
+    data = city_data()
+    data["retention_days"][zone] = days
+    city = City.model_validate(data)
+
+    params = stack_params(city, "infra/cities/x.yaml", ".build/layer")
+
+    assert params[f"{zone}Days"] == str(days)
+
+
+def test_an_open_zone_kept_forever_has_no_expiration(city: City) -> None:
+    params = stack_params(city, "infra/cities/velden.yaml", ".build/layer")
+
+    assert (params["openDays"], params["openRetention"]) == ("none", "forever")
+
+
+# --- names and residency -------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_names_are_the_stacks_names_unique_per_account_and_region(
+    resources: dict[str, Any], city: City
+) -> None:
+    names = StackNames(city.city, deployment_prefix("${AWS::AccountId}", city.region))
+    buckets = {
+        sub_of(r["Properties"]["BucketName"])
+        for r in of_type(resources, "AWS::S3::Bucket").values()
+        if "BucketName" in r["Properties"]
+    }
+    queues = {
+        sub_of(r["Properties"]["QueueName"]) for r in of_type(resources, "AWS::SQS::Queue").values()
+    }
+
+    assert buckets == {*(names.bucket(z) for z in Zone), names.keys_bucket()}
+    assert {names.queue(f) for f in Function} | {names.dlq(f) for f in Function} <= queues
+
+
+@pytest.mark.slow
+def test_every_function_runs_with_its_stacks_names_and_the_city_file(
+    resources: dict[str, Any], city: City
+) -> None:
+    for function in FUNCTIONS:
+        env = resources[LAMBDA[function]]["Properties"]["Environment"]["Variables"]
+        assert env["CITYPIPE_STACK__CITY_FILE"] == "infra/cities/velden.yaml"
+        assert sub_of(env["CITYPIPE_STACK__NAME_PREFIX"]) == deployment_prefix(
+            "${AWS::AccountId}", city.region
+        )
+        assert env["CITYPIPE_KEYS__STORE"] == "object"
+        assert env["CITYPIPE_WEBHOOK__TOKENS"] == "object"
+
+
+@pytest.mark.slow
+def test_the_stack_refuses_any_region_but_the_citys(template: dict[str, Any], city: City) -> None:
+    [assertion] = template["Rules"]["CityRegion"]["Assertions"]
+
+    assert assertion["Assert"] == {"Fn::Equals": [{"Ref": "AWS::Region"}, city.region]}
+
+
+# --- least privilege -----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_each_function_has_a_role_of_its_own(resources: dict[str, Any]) -> None:
+    roles = {f: resources[LAMBDA[f]]["Properties"]["Role"]["Fn::GetAtt"][0] for f in FUNCTIONS}
+
+    assert roles == ROLE
+    assert set(of_type(resources, "AWS::IAM::Role")) == set(ROLE.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_no_role_grants_a_wildcard_action_or_resource(
+    resources: dict[str, Any], function: str
+) -> None:
+    for statement in statements(resources, function):
+        assert statement["Effect"] == "Allow"
+        assert not [a for a in as_list(statement["Action"]) if "*" in a]
+        for resource in as_list(statement["Resource"]):
+            text = json.dumps(resource)
+            assert resource != "*"
+            # a wildcard only after a named bucket and a named key prefix or secret path
+            assert "*" not in text or text.rstrip('"}').endswith("/*"), text
+
+
+@pytest.mark.slow
+def test_only_the_hourly_job_may_destroy_keys(resources: dict[str, Any], city: City) -> None:
+    secrets = f"KeysBucket/{key_object_prefix(city.city)}"
+    destroyers = {
+        f
+        for f in FUNCTIONS
+        for key, acts in object_grants(resources, f).items()
+        if key.replace("${param:city}", city.city) == secrets and "s3:DeleteObject" in acts
+    }
+
+    assert destroyers == {"export"}
+    assert not [f for f in FUNCTIONS if "secretsmanager:DeleteSecret" in actions(resources, f)]
+
+
+@pytest.mark.slow
+def test_the_keys_bucket_is_private_unversioned_tls_only_and_retained(
+    resources: dict[str, Any], city: City
+) -> None:
+    keys = resources["KeysBucket"]
+    props = keys["Properties"]
+
+    assert keys["DeletionPolicy"] == "Retain"
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert "VersioningConfiguration" not in props  # a delete must destroy a secret
+    [rule] = props["LifecycleConfiguration"]["Rules"]
+    assert rule["Prefix"] == key_object_prefix(city.city)  # the horizon never expires
+    assert int(rule["ExpirationInDays"]) == city.key_retention_days + 1
+    policy = resources["KeysBucketPolicy"]["Properties"]["PolicyDocument"]
+    assert [s["Sid"] for s in policy["Statement"]] == ["TlsOnly"]
+
+
+@pytest.mark.slow
+def test_no_role_may_list_every_secret_of_the_account(resources: dict[str, Any]) -> None:
+    assert not [f for f in FUNCTIONS if "secretsmanager:ListSecrets" in actions(resources, f)]
+
+
+@pytest.mark.slow
+def test_only_ingest_reads_the_webhook_tokens_and_only_their_secrets(
+    resources: dict[str, Any], city: City
+) -> None:
+    readers = {
+        f
+        for f in FUNCTIONS
+        for s in statements(resources, f)
+        if "webhook-tokens" in json.dumps(s["Resource"])
+    }
+    assert readers == {"ingest"}
+    [tokens] = [s for s in statements(resources, "ingest") if s["Sid"] == "WebhookTokens"]
+    assert tokens["Action"] == "s3:GetObject"
+    expected = f"${{KeysBucket.Arn}}/{webhook_tokens_object_prefix(city.city)}*"
+    assert sub_of(tokens["Resource"]) == expected
+
+
+def _expected_grants(city: str) -> dict[str, dict[str, set[str]]]:
+    """What each function reads and writes, by key prefix, as the code names the keys."""
+    inbox = inbox_key(city, "senml", b"").rsplit("/", 2)[0] + "/"
+    own = {
+        f.value: {
+            f"QuarantineBucket/{quarantine_key(city, f, 'x').rsplit('/', 1)[0]}/": {
+                "s3:GetObject",
+                "s3:PutObject",
+            },
+            f"AuditBucket/{lineage_prefix(city, f)}": {"s3:GetObject", "s3:PutObject"},
+        }
+        for f in Function
+    }
+    raw, clean, partials, quarantine_prefix = (
+        f"{z.value}/{city}/" for z in (Zone.RAW, Zone.CLEAN, Zone.AGGREGATES, Zone.QUARANTINE)
+    )
+    get, put, delete = "s3:GetObject", "s3:PutObject", "s3:DeleteObject"
+    own["ingest"] |= {f"RawBucket/{inbox}": {get, put, delete}, f"RawBucket/{raw}": {get, put}}
+    own["anonymize"] |= {f"RawBucket/{raw}": {get, delete}, f"CleanBucket/{clean}": {get, put}}
+    own["aggregate"] |= {
+        f"CleanBucket/{clean}": {get},
+        f"AggregatesBucket/{partials}": {get, put},
+    }
+    own["export"] |= {
+        f"RawBucket/{raw}": {delete},
+        f"RawBucket/{inbox}": {delete},
+        f"AggregatesBucket/{partials}": {get},
+        f"OpenBucket/{open_prefix(city)}": {get, put},
+        f"KeysBucket/{key_object_prefix(city)}": {get, put, delete},
+        f"KeysBucket/{key_horizon_object(city)}": {get, put},
+        f"AuditBucket/{key_destruction_prefix(city)}": {get, put},
+    }
+    own["export"] |= {
+        f"QuarantineBucket/{quarantine_prefix}": {delete},  # the sweep
+        f"AuditBucket/{metadata_marker_key(city, 'x').rsplit('/', 1)[0]}/": {get, put},
+    }
+    own["ingest"] |= {  # the edge pseudonymizes
+        f"KeysBucket/{key_object_prefix(city)}": {get, put},
+        f"KeysBucket/{key_horizon_object(city)}": {get},
+        f"KeysBucket/{webhook_tokens_object_prefix(city)}": {get},
+    }
+    return own
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_role_reaches_exactly_the_prefixes_its_function_uses(
+    resources: dict[str, Any], city: City, function: str
+) -> None:
+    # The prefixes come from citypipe.domain.naming: a key renamed in the code and not in
+    # the template (or the reverse) fails here, not in a city's cloud.
+    template_grants = {
+        key.replace("${param:city}", city.city): acts
+        for key, acts in object_grants(resources, function).items()
+    }
+    assert template_grants == _expected_grants(city.city)[function]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("function", "target"),
+    [("ingest", "AnonymizeQueue"), ("anonymize", "AggregateQueue")],
+)
+def test_a_function_may_send_only_to_the_next_stages_queue(
+    resources: dict[str, Any], function: str, target: str
+) -> None:
+    senders = [
+        s for s in statements(resources, function) if "sqs:SendMessage" in as_list(s["Action"])
+    ]
+
+    assert [s["Resource"] for s in senders] == [{"Fn::GetAtt": [target, "Arn"]}]
+
+
+# --- buckets -------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("zone", list(Zone), ids=str)
+def test_every_zone_is_encrypted_retained_and_tls_only(
+    resources: dict[str, Any], zone: Zone
+) -> None:
+    bucket = resources[BUCKET[zone]]
+    [policy] = [
+        r
+        for r in of_type(resources, "AWS::S3::BucketPolicy").values()
+        if r["Properties"]["Bucket"] == {"Ref": BUCKET[zone]}
+    ]
+    [tls] = [
+        s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Sid"] == "TlsOnly"
+    ]
+
+    encryption = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption[0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert (bucket["DeletionPolicy"], bucket["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    assert (tls["Effect"], tls["Action"]) == ("Deny", "s3:*")
+    assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("zone", [z for z in Zone if z is not Zone.OPEN], ids=str)
+def test_every_zone_but_open_blocks_public_access(resources: dict[str, Any], zone: Zone) -> None:
+    block = resources[BUCKET[zone]]["Properties"]["PublicAccessBlockConfiguration"]
+
+    assert block == dict.fromkeys(
+        ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"], True
+    )
+
+
+@pytest.mark.slow
+def test_anyone_may_read_the_published_prefix_and_nothing_else(
+    resources: dict[str, Any], city: City
+) -> None:
+    policy = resources["OpenBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    public = [s for s in policy if s["Effect"] == "Allow"]
+
+    assert [(s["Principal"], s["Action"]) for s in public] == [("*", "s3:GetObject")]
+    assert public[0]["Resource"] == {"Fn::Sub": f"${{OpenBucket.Arn}}/{open_prefix(city.city)}*"}
+    acls = resources["OpenBucket"]["Properties"]["PublicAccessBlockConfiguration"]
+    assert (acls["BlockPublicAcls"], acls["IgnorePublicAcls"]) == (True, True)
+
+
+@pytest.mark.slow
+def test_the_audit_zone_is_versioned_and_locked_in_governance_mode(
+    resources: dict[str, Any], city: City
+) -> None:
+    audit = resources["AuditBucket"]["Properties"]
+    lock = audit["ObjectLockConfiguration"]
+
+    assert audit["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert audit["ObjectLockEnabled"] is True
+    assert lock["Rule"]["DefaultRetention"] == {
+        "Mode": "GOVERNANCE",
+        "Days": str(city.retention_days[Zone.AUDIT]),
+    }
+
+
+@pytest.mark.slow
+def test_each_zones_lifecycle_is_the_city_files_retention(
+    resources: dict[str, Any], city: City
+) -> None:
+    expiry = {}
+    for zone in Zone:
+        rules = resources[BUCKET[zone]]["Properties"]["LifecycleConfiguration"]["Rules"]
+        days = {r.get("ExpirationInDays") for r in rules if r["Status"] == "Enabled"} - {None}
+        expiry[zone] = int(days.pop()) if days else None
+
+    assert expiry == city.retention_days
+
+
+# --- operations ----------------------------------------------------------------------------
+
+
+def alarms(resources: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r["Properties"] for r in of_type(resources, "AWS::CloudWatch::Alarm").values()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("metric", ["Errors", "Throttles"])
+def test_every_function_has_an_error_and_a_throttle_alarm(
+    resources: dict[str, Any], metric: str
+) -> None:
+    watched = {
+        a["Dimensions"][0]["Value"]["Ref"]
+        for a in alarms(resources)
+        if a.get("MetricName") == metric and a.get("Namespace") == "AWS/Lambda"
+    }
+    assert watched == set(LAMBDA.values())
+
+
+@pytest.mark.slow
+def test_every_dead_letter_queue_has_an_alarm(resources: dict[str, Any]) -> None:
+    dlqs = {
+        name
+        for name, r in of_type(resources, "AWS::SQS::Queue").items()
+        if "Redrive" not in json.dumps(r) and "Failures" not in name
+    }
+    watched = {
+        a["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+        for a in alarms(resources)
+        if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"
+    }
+    assert dlqs == {f"{f.value.capitalize()}Dlq" for f in Function}
+    assert dlqs | {"ExportFailures"} == watched
+
+
+@pytest.mark.slow
+def test_the_quarantine_rate_alarm_reads_the_metrics_the_stages_emit(
+    resources: dict[str, Any], city: City
+) -> None:
+    [alarm] = [a for a in alarms(resources) if "Metrics" in a]
+    stats = {m["Id"]: m["MetricStat"]["Metric"] for m in alarm["Metrics"] if "MetricStat" in m}
+
+    assert {m["Namespace"] for m in stats.values()} == {NAMESPACE}
+    assert {m["MetricName"] for m in stats.values()} == {READINGS_IN, READINGS_QUARANTINED}
+    assert all({"Name": "city", "Value": city.city} in m["Dimensions"] for m in stats.values())
+
+
+@pytest.mark.slow
+def test_a_failed_hourly_run_lands_in_a_queue_of_its_own(resources: dict[str, Any]) -> None:
+    [config] = of_type(resources, "AWS::Lambda::EventInvokeConfig").values()
+
+    assert config["Properties"]["FunctionName"] == {"Ref": LAMBDA["export"]}
+    destination = config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+    assert destination == {"Fn::GetAtt": ["ExportFailures", "Arn"]}
+
+
+def event_source(resources: dict[str, Any], function: str) -> dict[str, Any]:
+    [mapping] = [
+        r["Properties"]
+        for r in of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+        if r["Properties"]["FunctionName"]["Fn::GetAtt"][0] == LAMBDA[function]
+    ]
+    return mapping
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_queue_reports_partial_batch_failures_at_a_bounded_concurrency(
+    resources: dict[str, Any], function: str
+) -> None:
+    mapping = event_source(resources, function)
+
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["ScalingConfig"]["MaximumConcurrency"] >= 2
+
+
+@pytest.mark.slow
+def test_export_requests_cannot_be_throttled_into_the_dlq(resources: dict[str, Any]) -> None:
+    # The queue's poller never runs more invocations than export may have, with one left
+    # for the hourly schedule.
+    reserved = resources[LAMBDA["export"]]["Properties"]["ReservedConcurrentExecutions"]
+    polled = event_source(resources, "export")["ScalingConfig"]["MaximumConcurrency"]
+
+    assert reserved >= polled + 1
+    assert not [
+        f
+        for f in FUNCTIONS[:-1]
+        if "ReservedConcurrentExecutions" in resources[LAMBDA[f]]["Properties"]
+    ]
+
+
+@pytest.mark.slow
+def test_queues_are_encrypted_and_give_six_function_timeouts_of_visibility(
+    resources: dict[str, Any],
+) -> None:
+    for function in FUNCTIONS:
+        queue = resources[f"{function.capitalize()}Queue"]["Properties"]
+        timeout = resources[LAMBDA[function]]["Properties"]["Timeout"]
+        assert queue["SqsManagedSseEnabled"] is True
+        assert queue["VisibilityTimeout"] >= 6 * timeout
+
+
+# --- webhooks ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_webhook_route_is_per_source_with_payload_2_and_stage_throttling(
+    resources: dict[str, Any],
+) -> None:
+    [route] = of_type(resources, "AWS::ApiGatewayV2::Route").values()
+    [integration] = of_type(resources, "AWS::ApiGatewayV2::Integration").values()
+    stage = resources["HttpApiStage"]["Properties"]["DefaultRouteSettings"]
+
+    assert route["Properties"]["RouteKey"] == "POST /ingest/{source}/{format}"
+    assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
+    assert stage["ThrottlingBurstLimit"] > 0
+    assert stage["ThrottlingRateLimit"] > 0
+
+
+@pytest.mark.slow
+def test_only_the_citys_iot_rules_may_invoke_ingest(resources: dict[str, Any]) -> None:
+    permissions = of_type(resources, "AWS::Lambda::Permission").values()
+    iot = [
+        p["Properties"] for p in permissions if p["Properties"]["Principal"] == "iot.amazonaws.com"
+    ]
+    [props] = iot
+    assert props["FunctionName"] == {"Fn::GetAtt": ["IngestLambdaFunction", "Arn"]}
+    assert props["SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert sub_of(props["SourceArn"]).endswith(":rule/citypipe_velden_*")
+
+
+def test_each_handler_in_serverless_yml_exists() -> None:
+    functions = yaml.safe_load((ROOT / "serverless.yml").read_text())["functions"]
+
+    for function in FUNCTIONS:
+        module, name = functions[function]["handler"].rsplit(".", 1)
+        assert (ROOT / f"{module}.py").is_file()
+        assert name == "handler"
+
+
+def test_make_package_refuses_a_non_eu_city_with_a_clear_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a city file in Virginia
+    data = city_data()
+    data["region"] = "us-east-1"
+    city_file = tmp_path / "elsewhere.yaml"
+    city_file.write_text(yaml.safe_dump(data))
+    # When `make package CITY=...` runs its driver (layer build included)
+    with pytest.raises(SystemExit) as exit_status:
+        package_main(["stack", "--city", str(city_file), "--build-layer"])
+    # Then it fails before building anything, naming the region and the rule
+    assert exit_status.value.code == 2
+    message = capsys.readouterr().err
+    assert message.startswith("refused: ")
+    assert "region 'us-east-1' is outside the EU/EEA" in message
+
+
+# --- what the code touches, against what the roles grant --------------------------------------
+
+
+class AccessStore(InMemoryObjectStore):
+    """Records each object-store call as the IAM action it needs, per running function."""
+
+    def __init__(self, buckets: list[str]) -> None:
+        super().__init__(buckets)
+        self.function = ""  # "" while the test itself (a hub, an operator) calls
+        self.accesses: set[tuple[str, str, str, str]] = set()
+
+    def _note(self, action: str, bucket: str, key: str) -> None:
+        if self.function:
+            self.accesses.add((self.function, action, bucket, key))
+
+    def _put(self, bucket: str, key: str, body: bytes, content_type: str, if_absent: bool) -> str:
+        self._note("s3:PutObject", bucket, key)
+        return super()._put(bucket, key, body, content_type, if_absent)
+
+    def get(self, bucket: str, key: str) -> StoredObject:
+        self._note("s3:GetObject", bucket, key)
+        return super().get(bucket, key)
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        self._note("s3:GetObject", bucket, key)
+        return super().head(bucket, key)
+
+    def delete(self, bucket: str, key: str) -> None:
+        self._note("s3:DeleteObject", bucket, key)
+        super().delete(bucket, key)
+
+    def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        self._note("s3:ListBucket", bucket, prefix)
+        return super().list(bucket, prefix)
+
+
+def _run_every_path(deps: Deps, store: AccessStore) -> None:
+    """A day through every function as deployed: a hub's webhook push (with a rejected
+    reading), a city system's drop, the stages, an export request, then an hourly run a
+    season later (keys destroyed, raw and quarantine swept)."""
+    keys = ObjectKeyStore(store, deps.names.keys_bucket(), deps.city.city)
+    tokens = ObjectWebhookTokens(store, deps.names.keys_bucket(), deps.city.city)
+    token = tokens.mint("air-quality")
+
+    def as_function(function: Function) -> Handler:
+        handler = functools.partial(
+            load_handler(function), app=app_for(function, deps, keys, tokens)
+        )
+
+        def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+            store.function = function.value
+            try:
+                return handler(event, context)
+            finally:
+                store.function = ""
+
+        return run
+
+    handlers = {f: as_function(f) for f in Function}
+    pack = json.dumps([*load_event("senml_pack.json"), {"n": "no2", "u": "ppm", "v": 1}])
+    context = lambda_context(Function.INGEST)
+    answer = handlers[Function.INGEST](http_api_request(pack, token=token), context)
+    assert answer["statusCode"] == 202
+    announce(deps, drop_lines(deps, "canonical", [json.dumps(wifi_observation())]))
+    runner = LocalRunner(deps.names, deps.queue, handlers=handlers, concurrency=1)
+    runner.drain([Function.INGEST, Function.ANONYMIZE, Function.AGGREGATE], timeout_s=60)
+    request_export(deps)
+    runner.drain([Function.EXPORT], timeout_s=60)
+    handlers[Function.EXPORT](
+        scheduled_event("2027-12-01T03:00:00Z"), lambda_context(Function.EXPORT)
+    )
+
+
+def _granted(resources: dict[str, Any], city: str, function: str, action: str, bucket: str,
+             key: str) -> bool:  # fmt: skip
+    """Whether ``function``'s role allows ``action`` on ``bucket`` (a logical id) at ``key``
+    (for s3:ListBucket: the prefix listed)."""
+    for statement in statements(resources, function):
+        if action not in as_list(statement["Action"]):
+            continue
+        for resource in as_list(statement["Resource"]):
+            if action == "s3:ListBucket":
+                condition = statement.get("Condition", {}).get("StringLike", {})
+                allowed = str(condition.get("s3:prefix", "*")).replace("${param:city}", city)
+                if resource == {"Fn::GetAtt": [bucket, "Arn"]} and fnmatch(key, allowed):
+                    return True
+            elif sub_of(resource).startswith(f"${{{bucket}.Arn}}/"):
+                pattern = sub_of(resource).split(".Arn}/", 1)[1].replace("${param:city}", city)
+                if fnmatch(key, pattern):
+                    return True
+    return False
+
+
+@pytest.mark.slow
+def test_every_object_a_function_touches_is_granted_to_its_role(
+    resources: dict[str, Any], memory_deps: Deps
+) -> None:
+    # Given a city stack whose every store call is recorded, with the logical id of each bucket
+    names = memory_deps.names
+    logical = {names.bucket(z): BUCKET[z] for z in Zone} | {names.keys_bucket(): "KeysBucket"}
+    store = AccessStore(list(logical))
+    deps = dataclasses.replace(memory_deps, store=store)
+    # When every path of every function runs
+    _run_every_path(deps, store)
+    # Then the deployed roles allow each call the code made, and each function made some
+    denied = sorted(
+        (function, action, f"{logical[bucket]}/{key}")
+        for function, action, bucket, key in store.accesses
+        if not _granted(resources, deps.city.city, function, action, logical[bucket], key)
+    )
+    assert denied == [], "\n".join(map(str, denied))
+    assert {function for function, *_ in store.accesses} == set(FUNCTIONS)
+    deleted = {
+        (f, logical[b], k.split("/")[0]) for f, a, b, k in store.accesses if a == "s3:DeleteObject"
+    }
+    assert ("export", "QuarantineBucket", "quarantine") in deleted  # the sweep ran
+    assert ("export", "KeysBucket", "secrets") in deleted  # old keys destroyed

@@ -1,0 +1,154 @@
+"""The Scaleway deployment, packaged offline: one zip per city namespace, x86_64, <= 100 MiB.
+
+    python -m citypipe_local.scaleway_package --city infra/cities/velden-scaleway.yaml
+
+builds ``.build/scaleway/<city>/`` — ``infra/scaleway/serverless.yml`` with the city's name
+and region rendered in, the Scaleway entry
+points (``functions/*/scaleway.py``), the city file (and any file it extends) and
+``package/`` (the library and its runtime dependencies, boto3 included: Scaleway's runtime
+has none) — then runs ``serverless package`` (v3 with ``serverless-scaleway-functions``,
+pinned in ``infra/scaleway/package.json``) there with placeholder credentials: the zip it
+writes, ``.serverless/citypipe-<city>.zip``, is exactly what ``serverless deploy`` uploads.
+
+Scaleway's Python runtimes run on Alpine Linux: the wheels are musllinux.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from citypipe.domain.city import SCALEWAY_REGIONS, city_files, load_city
+from citypipe_local.package import LIBRARY, ROOT, runtime_requirements, trim
+
+TEMPLATE = ROOT / "infra" / "scaleway"
+PLATFORMS = ("musllinux_1_2_x86_64", "musllinux_1_1_x86_64")
+PYTHON = "3.12"  # the serverless.yml's runtime: python312
+MAX_ZIP_BYTES = 100 * 1024 * 1024  # Scaleway's limit on a namespace's zip
+PLACEHOLDER = "00000000-0000-0000-0000-000000000000"  # `package` needs no account
+
+
+# botocore's service models: the functions call these alone (sts and sso for credentials).
+BOTOCORE_SERVICES = frozenset({"s3", "sqs", "secretsmanager", "sts", "sso", "sso-oidc"})
+
+
+def trim_botocore(site: Path) -> None:
+    data = site / "botocore" / "data"
+    for service in data.iterdir():
+        if service.is_dir() and service.name not in BOTOCORE_SERVICES:
+            shutil.rmtree(service)
+
+
+class PackagingError(RuntimeError):
+    """A city file or a build that cannot become a Scaleway deployment."""
+
+
+@dataclass(frozen=True)
+class ScalewayPackage:
+    directory: Path
+    zip: Path
+    zip_bytes: int
+
+
+def _npm(directory: Path) -> Path:
+    """``npm ci`` in infra/scaleway once (pinned by its lockfile); the serverless binary.
+
+    No install script runs but argon2's, which the plugin needs: it builds from source with
+    the local Node headers when its prebuilt binary cannot be downloaded (offline).
+    """
+    binary = directory / "node_modules" / ".bin" / "serverless"
+    native = directory / "node_modules" / "argon2" / "lib" / "binding"
+    if not binary.exists() or not native.exists():
+        npm = ["npm", "--no-audit", "--no-fund"]
+        subprocess.run([*npm, "ci", "--ignore-scripts"], cwd=directory, check=True)
+        subprocess.run([*npm, "rebuild", "argon2"], cwd=directory, check=True)
+    return binary
+
+
+def build(city_file: Path, out: Path = ROOT / ".build" / "scaleway") -> ScalewayPackage:
+    city = load_city(city_file)
+    if city.region not in SCALEWAY_REGIONS:
+        raise PackagingError(
+            f"{city_file}: region {city.region!r} is not a Scaleway region "
+            f"({', '.join(sorted(SCALEWAY_REGIONS))}); a city deployed to Scaleway says so "
+            "in its city file (see infra/cities/velden-scaleway.yaml)"
+        )
+    target = out / city.city
+    shutil.rmtree(target, ignore_errors=True)
+    (target / "infra" / "cities").mkdir(parents=True)
+    # The city's values rendered in: serverless v3 cannot name a service from a parameter.
+    template = (TEMPLATE / "serverless.yml").read_text()
+    rendered = template.replace("${param:city}", city.city).replace("${param:region}", city.region)
+    (target / "serverless.yml").write_text(rendered)
+    for function in sorted((ROOT / "functions").iterdir()):
+        if (function / "scaleway.py").is_file():
+            (target / "functions" / function.name).mkdir(parents=True)
+            shutil.copy(function / "scaleway.py", target / "functions" / function.name)
+    files = city_files(city_file)
+    for path in files:  # the deployed name is the city's; what it extends keeps its name
+        name = f"{city.city}.yaml" if path == city_file else path.name
+        shutil.copy(path, target / "infra" / "cities" / name)
+    site = target / "package"
+    platforms = [arg for platform in PLATFORMS for arg in ("--platform", platform)]
+    subprocess.run(
+        [
+            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            "--target", str(site), *platforms, "--implementation", "cp",
+            "--python-version", PYTHON, "--only-binary=:all:", "--no-compile",
+            "-c", str(ROOT / "constraints.txt"), *runtime_requirements(provided=()),
+        ],
+        check=True,
+    )  # fmt: skip
+    shutil.copytree(LIBRARY, site / "citypipe", ignore=shutil.ignore_patterns("__pycache__"))
+    trim(site)  # as the Lambda layer is (package.py): checked by the tests on both
+    trim_botocore(site)
+    (target / "node_modules").symlink_to(TEMPLATE / "node_modules")
+    serverless = _npm(TEMPLATE)
+    env = {
+        **os.environ,
+        "SCW_SECRET_KEY": PLACEHOLDER,
+        "SCW_DEFAULT_PROJECT_ID": PLACEHOLDER,
+        "SLS_TELEMETRY_DISABLED": "1",
+        "SLS_NOTIFICATIONS_MODE": "off",
+        **{
+            name: "placeholder"
+            for name in (
+                "CITYPIPE_STORAGE__ACCESS_KEY_ID",
+                "CITYPIPE_STORAGE__SECRET_ACCESS_KEY",
+                "CITYPIPE_QUEUES__ACCESS_KEY_ID",
+                "CITYPIPE_QUEUES__SECRET_ACCESS_KEY",
+            )
+        },
+    }
+    subprocess.run([str(serverless), "package"], cwd=target, env=env, check=True)
+    archive = target / ".serverless" / f"citypipe-{city.city}.zip"
+    size = archive.stat().st_size
+    if size > MAX_ZIP_BYTES:
+        raise PackagingError(f"{archive}: {size / 2**20:.1f} MiB, over Scaleway's 100 MiB")
+    with zipfile.ZipFile(archive) as zipped:
+        if zipped.testzip() is not None:
+            raise PackagingError(f"{archive}: a corrupt member")
+    return ScalewayPackage(target, archive, size)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="citypipe_local.scaleway_package")
+    parser.add_argument("--city", type=Path, required=True, help="the city file")
+    parser.add_argument("--out", type=Path, default=ROOT / ".build" / "scaleway")
+    args = parser.parse_args(argv)
+    try:
+        built = build(args.city, args.out)
+    except PackagingError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise SystemExit(2) from None
+    sys.stdout.write(f"scaleway: {built.zip} ({built.zip_bytes / 2**20:.1f} MiB)\n")
+
+
+if __name__ == "__main__":
+    main()
