@@ -40,15 +40,15 @@ def test_the_senml_fixture_normalizes_to_the_expected_raw_records(city: City) ->
     expected = load_event("expected/senml_pack.raw.json")
     # When it is normalized
     result = normalized(city, "senml", load_event("senml_pack.json"))
-    # Then the records are exactly the expected ones, in one (source, hour) partition: the
+    # Then the records are exactly the expected ones, in one (source, day) partition: the
     # registered sensor and zone, no base name, no claimed position
     assert [
         {
             "source": source,
-            "hour": f"{datetime.fromtimestamp(hour, UTC):%Y-%m-%dT%H:%M:%SZ}",
+            "day": f"{datetime.fromtimestamp(day, UTC):%Y-%m-%dT%H:%M:%SZ}",
             "records": rows,
         }
-        for (source, hour), rows in result.by_partition.items()
+        for (source, day), rows in result.by_partition.items()
     ] == expected["partitions"]
     assert reasons(result) == expected["quarantined"]
 
@@ -70,11 +70,16 @@ def test_a_raw_record_holds_no_hub_identifier_and_no_claimed_position(city: City
     }
 
 
-def test_readings_are_grouped_per_source_and_hour(city: City) -> None:
-    air = normalized(city, "senml", senml_reading(t=0), senml_reading(t=3600))
-    assert sorted((s, h - T0) for s, h in air.by_partition) == [
-        ("air-quality", 0),
-        ("air-quality", 3600),
+def test_readings_are_grouped_per_source_and_observation_day(city: City) -> None:
+    # Given readings at 10:00, 11:00 and 10:00 the next day (T0 is 10:00 UTC)
+    air = normalized(
+        city, "senml", senml_reading(t=0), senml_reading(t=3600), senml_reading(t=86_400)
+    )
+    # Then the two hours of the first day share a partition; the next day has its own
+    midnight = T0 - 10 * 3600
+    assert sorted((s, d - midnight, len(rows)) for (s, d), rows in air.by_partition.items()) == [
+        ("air-quality", 0, 2),
+        ("air-quality", 86_400, 1),
     ]
 
 

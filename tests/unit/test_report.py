@@ -60,7 +60,7 @@ def one_raw_object_left(deps: Deps, keys: KeyStore) -> Message:
     second's claim check is returned unprocessed."""
     ingest(deps, wifi_day())
     ingest(deps, lines(wifi_observation(observed_at="2026-06-01T11:00:00Z")))
-    first, left = sorted(take(deps, Function.ANONYMIZE), key=lambda m: m.key)
+    first, left = sorted(take(deps, Function.ANONYMIZE), key=lambda m: -m.records)
     anonymize(deps, keys, [first])
     return left
 

@@ -123,7 +123,7 @@ def test_ingest_writes_raw_objects_announces_them_and_consumes_the_drop(
     # Then the raw object exists, anonymize is told, and the drop is gone
     assert result == "done"
     [raw] = keys(memory_deps, Zone.RAW, "raw/")
-    assert raw.startswith("raw/velden/date=2026-06-01/hour=10/wifi-counters/")
+    assert raw.startswith("raw/velden/date=2026-06-01/wifi-counters/")
     assert next_message(memory_deps, Function.ANONYMIZE).key == raw
     assert keys(memory_deps, Zone.RAW, "inbox/") == []
 
@@ -148,7 +148,7 @@ def test_anonymize_lineage_counts_refusals(memory_deps: Deps) -> None:
         "pseudonym": None,
     }  # fmt: skip
     body = jsonl_gz([record, {**record, "zone": "dissolved-district"}])
-    key = "raw/velden/date=2026-06-01/hour=10/air-quality/0123456789abcdef01234567.jsonl.gz"
+    key = "raw/velden/date=2026-06-01/air-quality/0123456789abcdef01234567.jsonl.gz"
     etag = memory_deps.store.put(memory_deps.names.bucket(Zone.RAW), key, body)
     raw = Message(city="velden", stage="raw", bucket="velden-raw", key=key, etag=etag, records=2)
     # When anonymize processes it
@@ -263,17 +263,17 @@ def test_a_missing_input_without_lineage_is_quarantined_as_input_missing(
         (Function.INGEST, "inbox/velden/senml/0123456789abcdef01234567.jsonl.gz", b"{not gzip"),
         (
             Function.ANONYMIZE,
-            "raw/velden/date=2026-06-01/hour=10/wifi-counters/0123456789abcdef01234567.jsonl.gz",
+            "raw/velden/date=2026-06-01/wifi-counters/0123456789abcdef01234567.jsonl.gz",
             gzip.compress(b"{truncated json\n"),
         ),
         (
             Function.ANONYMIZE,
-            "raw/velden/date=2026-06-01/hour=10/wifi-counters/0123456789abcdef01234567.jsonl.gz",
+            "raw/velden/date=2026-06-01/wifi-counters/0123456789abcdef01234567.jsonl.gz",
             b"\x1f\x8b\x08\x00 cut short",
         ),
         (
             Function.AGGREGATE,
-            "clean/velden/date=2026-06-01/hour=10/wifi-counters/0123456789abcdef01234567.parquet",
+            "clean/velden/date=2026-06-01/wifi-counters/0123456789abcdef01234567.parquet",
             b"PAR1 not really parquet",
         ),
     ],

@@ -227,7 +227,7 @@ def clean(*rows: dict[str, Any]) -> pa.Table:
 
 def put_partial(deps: Deps, name: str, *rows: dict[str, Any], day: str = DAY) -> str:
     """A partial of these clean rows in the aggregates zone, as aggregate writes it."""
-    key = f"aggregates/velden/date={day}/hour=10/mixed/{name}.parquet"
+    key = f"aggregates/velden/date={day}/mixed/{name}.parquet"
     deps.store.put(deps.names.bucket(Zone.AGGREGATES), key, parquet_bytes(partial_of(clean(*rows))))
     return key
 

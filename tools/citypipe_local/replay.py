@@ -41,6 +41,7 @@ from citypipe_local.drops import announce, drop
 from citypipe_local.logs import written_to
 from citypipe_local.report import build_report
 from citypipe_local.runner import Invoker, LocalRunner, Platform
+from citypipe_local.usage import Meter, process_cpu_s
 
 PIPELINE = (Function.INGEST, Function.ANONYMIZE, Function.AGGREGATE)
 Progress = Callable[[str, int], None]
@@ -164,7 +165,7 @@ def play_hubs(
             sent += sum(f.result() for f in done)
             if progress:
                 progress("dropped captures", sent)
-        running.add(invoker.submit(edge_worker, lines))
+        running.add(invoker.submit("edge", edge_worker, lines))
     sent += sum(f.result() for f in running)
     if progress:
         progress("dropped captures", sent)
@@ -203,6 +204,8 @@ def replay(
 ) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs.jsonl").unlink(missing_ok=True)  # this run's logs only
+    meter = Meter()
+    meter.install()  # this process's own round trips: the hubs' CSV drops, the runner's polls
     with backend(options.backend, options.localstack_endpoint) as endpoint:
         settings = Settings(
             backend=endpoint.settings,
@@ -222,7 +225,8 @@ def replay(
         clients = stack.make_clients(settings.backend)
         stack.down(deps.names, clients)  # a replay starts from an empty stack
         stack.up(deps.city, deps.names, clients, settings.stack)
-        started = time.perf_counter()
+        started, runner_before = time.perf_counter(), meter.snapshot()
+        backend_cpu = process_cpu_s(endpoint.pid) if endpoint.pid else None
         with written_to(out / "logs.jsonl"):
             invoker = Invoker(settings, options.concurrency, out / "logs.jsonl")
             runner = LocalRunner(
@@ -239,27 +243,37 @@ def replay(
                 # the hubs play while the functions run, as they would
                 with ThreadPoolExecutor(1, thread_name_prefix="hubs") as hubs:
                     playing = hubs.submit(
-                        play_hubs,
-                        invoker,
-                        input_dir,
-                        options.batch_payloads,
-                        options.concurrency,
-                        progress,
+                        lambda: (
+                            drop_csv(deps, input_dir)
+                            + play_hubs(
+                                invoker,
+                                input_dir,
+                                options.batch_payloads,
+                                options.concurrency,
+                                progress,
+                            )
+                        )
                     )
-                    while not playing.done():
-                        runner.drain(PIPELINE)
-                        time.sleep(0.2)
-                    sent = playing.result() + drop_csv(deps, input_dir)
+                    runner.drain(PIPELINE, until=playing.done)
+                    sent = playing.result()
                 edge_seconds = time.perf_counter() - started
                 runner.drain(PIPELINE)
                 request_export(deps)
                 runner.drain([Function.EXPORT])
             finally:
                 invoker.close()
+            total = time.perf_counter() - started
+            usage = {name: u.as_dict() for name, u in sorted(invoker.usage.items())}
+            usage["runner"] = meter.since(runner_before).as_dict()
+            if backend_cpu is not None and endpoint.pid:
+                used = (process_cpu_s(endpoint.pid) or backend_cpu) - backend_cpu
+                usage["backend"] = {"cpu_s": round(used, 3)}
             report = build_report(deps, sent, {f: s.seconds for f, s in runner.stats.items()})
-        report["seconds"] = {
-            "edge": round(edge_seconds, 3),
-            "total": round(time.perf_counter() - started, 3),
+        report["seconds"] = {"edge": round(edge_seconds, 3), "total": round(total, 3)}
+        report["usage"] = usage
+        report["workers"] = {
+            "per_function": options.concurrency,
+            "peak_rss_mb": {k: round(v, 1) for k, v in sorted(invoker.peak_rss_mb.items())},
         }
         report["backend"] = endpoint.name
         copy_zones(deps, out)

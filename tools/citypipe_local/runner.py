@@ -14,6 +14,7 @@ import importlib.util
 import json
 import multiprocessing
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -27,7 +28,7 @@ from concurrent.futures import (
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from citypipe.bootstrap import aggregate as bootstrap_aggregate
 from citypipe.bootstrap import anonymize as bootstrap_anonymize
@@ -40,6 +41,7 @@ from citypipe.ports import KeyStore, Queue, ReceivedMessage, WebhookTokens
 from citypipe.service.stage import Deps, log
 from citypipe.settings import Settings
 from citypipe_local.fakes import InMemoryWebhookTokens
+from citypipe_local.usage import Meter, Usage, peak_rss_mb
 
 Handler = Callable[..., dict[str, Any]]
 T = TypeVar("T")
@@ -190,14 +192,34 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+_meter = Meter()  # this worker process's round trips and bytes
+
+
 def _worker_init(environment: dict[str, str], log_path: str | None) -> None:
     """In each worker process, as in a Lambda container: settings in the environment (the
-    handlers' composition roots read them at cold start), logs to the run's file."""
+    handlers' composition roots read them at cold start), logs to the run's file, and the
+    meter on the process's botocore session before any client exists."""
     from citypipe_local.logs import send_to
 
     os.environ.update(environment)
+    _meter.install()
     if log_path:
         send_to(Path(log_path))
+
+
+@dataclass(frozen=True)
+class Measured(Generic[T]):
+    """A worker's result, with what producing it cost there."""
+
+    value: T
+    usage: Usage
+    peak_rss_mb: float  # the worker's peak resident memory so far
+
+
+def _measured(fn: Callable[..., T], *args: Any) -> Measured[T]:
+    before = _meter.snapshot()
+    value = fn(*args)
+    return Measured(value, _meter.since(before), peak_rss_mb())
 
 
 def _worker_invoke(
@@ -208,29 +230,87 @@ def _worker_invoke(
     return _worker_handlers[function, platform](event, context)
 
 
+# What every worker imports: done once, in the fork server, instead of once per worker
+PRELOAD = [
+    "citypipe_local.runner",
+    "citypipe_local.replay",
+    "citypipe.bootstrap.ingest",
+    "citypipe.bootstrap.anonymize",
+    "citypipe.bootstrap.aggregate",
+    "citypipe.bootstrap.export",
+]
+
+
+def worker_context() -> multiprocessing.context.BaseContext:
+    """Workers are forked from a fork server that imported the library once (a clean,
+    single-threaded process: no lock or socket of this one is inherited); each still
+    builds its composition root from the environment at its first invocation, as a Lambda
+    container does. Spawning fresh interpreters re-imported everything in every worker:
+    ~1.5 CPU-seconds each."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
+
 class Invoker:
-    """Runs handlers in worker processes, as Lambda runs them in separate containers: each
-    has its own cold start, its own Powertools logger state, and its own GIL."""
+    """Runs handlers in worker processes, as Lambda runs them in containers: a pool of
+    processes per function (and one for the replay's bridges, ``edge``), each with its own
+    cold start, Powertools logger state, GIL and memory — so a worker's peak memory is one
+    function's, what its Lambda memory size must hold. Counts what the work cost by name,
+    and each name's peak resident memory."""
 
     def __init__(self, settings: Settings, workers: int, log_path: Path | None = None) -> None:
-        self.pool = ProcessPoolExecutor(
-            workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_worker_init,
-            initargs=(settings_environment(settings), str(log_path) if log_path else None),
-        )
+        self.workers = workers
+        self._init = (settings_environment(settings), str(log_path) if log_path else None)
+        self.pools: dict[str, ProcessPoolExecutor] = {}
+        self.usage: dict[str, Usage] = {}
+        self.peak_rss_mb: dict[str, float] = {}  # name -> its workers' highest peak
+        self._lock = threading.Lock()
+
+    def _pool(self, name: str) -> ProcessPoolExecutor:
+        with self._lock:
+            if name not in self.pools:  # processes start on demand, up to ``workers``
+                self.pools[name] = ProcessPoolExecutor(
+                    self.workers,
+                    mp_context=worker_context(),
+                    initializer=_worker_init,
+                    initargs=self._init,
+                )
+            return self.pools[name]
+
+    def _account(self, name: str, measured: Measured[T]) -> T:
+        with self._lock:
+            self.usage.setdefault(name, Usage()).add(measured.usage)
+            self.peak_rss_mb[name] = max(measured.peak_rss_mb, self.peak_rss_mb.get(name, 0.0))
+        return measured.value
 
     def invoke(
         self, function: Function, platform: Platform, event: dict[str, Any], context: Any
     ) -> dict[str, Any]:
-        return self.pool.submit(_worker_invoke, function, platform, event, context).result()
+        pool = self._pool(function.value)
+        done = pool.submit(_measured, _worker_invoke, function, platform, event, context)
+        return self._account(function.value, done.result())
 
-    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
-        """Run a module-level function in a worker (the replay's hubs and bridges)."""
-        return self.pool.submit(fn, *args)
+    def submit(self, name: str, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Run a module-level function in a worker of the pool ``name`` (the replay's
+        bridges: ``edge``); its cost is counted under that name."""
+        result: Future[T] = Future()
+
+        def settle(done: Future[Measured[T]]) -> None:
+            try:
+                result.set_result(self._account(name, done.result()))
+            except BaseException as exc:
+                result.set_exception(exc)
+
+        self._pool(name).submit(_measured, fn, *args).add_done_callback(settle)
+        return result
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        for pool in self.pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+POLL_BACKOFF_S = 0.2  # an empty queue is polled again after this (or when work finishes)
 
 
 @dataclass
@@ -341,27 +421,41 @@ class LocalRunner:
     def _idle(self, functions: Sequence[Function]) -> bool:
         return all(sum(self.queue.depth(self.names.queue(f))) == 0 for f in functions)
 
-    def drain(self, functions: Sequence[Function], timeout_s: float = 3600) -> None:
-        """Deliver messages until every named queue is empty and nothing is in flight."""
+    def drain(
+        self,
+        functions: Sequence[Function],
+        timeout_s: float = 3600,
+        until: Callable[[], bool] = lambda: True,
+    ) -> None:
+        """Deliver messages until every named queue is empty, nothing is in flight and
+        ``until()`` says no more messages are coming (the replay's hubs are done).
+
+        A queue found empty is not asked again for ``POLL_BACKOFF_S`` unless an invocation
+        finished (its outputs may be the next stage's messages): on a local backend every
+        poll costs the emulator a scan of the queue."""
         deadline = time.monotonic() + timeout_s
+        quiet_until = dict.fromkeys(functions, 0.0)
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="lambda") as pool:
             running: set[Future[None]] = set()
             while time.monotonic() < deadline:
-                received_any = False
+                now = time.monotonic()
                 for function in functions:
-                    if len(running) >= self.concurrency:
-                        break
+                    if len(running) >= self.concurrency or now < quiet_until[function]:
+                        continue
                     messages = self.queue.receive(self.names.queue(function), self.batch_size)
                     if messages:
-                        received_any = True
                         running.add(pool.submit(self._invoke, function, messages))
+                    else:
+                        quiet_until[function] = now + POLL_BACKOFF_S
                 if running:
                     finished, running = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
                     for future in finished:
                         future.result()
+                    if finished:
+                        quiet_until = dict.fromkeys(functions, 0.0)
                     continue
-                if not received_any:
-                    if self._idle(functions):
+                if all(now < quiet for quiet in quiet_until.values()):
+                    if until() and self._idle(functions):
                         return
-                    time.sleep(0.2)  # failed messages wait out their visibility timeout
+                    time.sleep(POLL_BACKOFF_S)  # failed messages wait out their visibility
         raise TimeoutError(f"queues {list(functions)} did not drain within {timeout_s:.0f} s")

@@ -17,6 +17,7 @@ from citypipe.settings import BackendSettings
 class Endpoint:
     name: str  # embedded | localstack | aws
     settings: BackendSettings
+    pid: int | None = None  # the backend's process, when citypipe started it
 
 
 def free_port() -> int:

@@ -33,6 +33,7 @@ def embedded(region: str = "eu-central-1") -> Iterator[Endpoint]:
                 access_key_id="citypipe",
                 secret_access_key="local",  # noqa: S106 (local emulator)
             ),
+            process.pid,
         )
     finally:
         stop(process)

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from citypipe.settings import BackendSettings
@@ -128,10 +129,10 @@ def localstack(
                 fcntl.flock(start, fcntl.LOCK_UN)
                 yield endpoint
                 return
-            with _started(venv):
+            with _started(venv) as pid:
                 fcntl.flock(start, fcntl.LOCK_UN)
                 try:
-                    yield endpoint
+                    yield replace(endpoint, pid=pid)
                 finally:
                     fcntl.flock(users, fcntl.LOCK_UN)
                     fcntl.flock(users, fcntl.LOCK_EX)  # until no other process uses it
@@ -141,7 +142,7 @@ def localstack(
 
 
 @contextlib.contextmanager
-def _started(venv: Path) -> Iterator[None]:
+def _started(venv: Path) -> Iterator[int]:
     python = ensure_runtime(venv)
     state = tempfile.mkdtemp(prefix="citypipe-localstack-")
     env = {
@@ -163,7 +164,7 @@ def _started(venv: Path) -> Iterator[None]:
         wait_until(
             lambda: process.poll() is None and _health(DEFAULT_ENDPOINT), 120, f"LocalStack ({log})"
         )
-        yield
+        yield process.pid
     finally:
         stop(process)
         shutil.rmtree(state, ignore_errors=True)

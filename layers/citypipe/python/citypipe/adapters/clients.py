@@ -4,11 +4,15 @@ One function per service, so a function's composition root creates only the clie
 uses (ingest never creates a Secrets Manager client). Clients are thread-safe and meant
 to be created once per container, at cold start. They are botocore's own clients (what
 boto3 hands out too): boto3's resource layer is unused, and importing it costs a cold
-start ~100 ms (s3transfer, its managers).
+start ~100 ms (s3transfer, its managers). A process creates its clients from one botocore
+session, so the service models and endpoint rules are read once per process, not once per
+client (a local runner's worker plays four functions; their cold starts share them).
 """
 
 from __future__ import annotations
 
+import threading
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
@@ -22,6 +26,15 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 
+_creating = threading.Lock()  # a botocore session is not thread-safe; its clients are
+
+
+@cache
+def session() -> Session:
+    """This process's botocore session (made on first use, never at import)."""
+    return get_session()
+
+
 def _client(service: str, backend: BackendSettings) -> Any:
     custom = backend.endpoint_url is not None
     config = Config(
@@ -32,15 +45,15 @@ def _client(service: str, backend: BackendSettings) -> Any:
         request_checksum_calculation="when_required" if custom else "when_supported",
         response_checksum_validation="when_required" if custom else "when_supported",
     )
-    session: Session = get_session()
-    return session.create_client(
-        service,
-        region_name=backend.region,  # None: the platform's (AWS_REGION on Lambda)
-        endpoint_url=backend.endpoint_url,
-        aws_access_key_id=backend.access_key_id,
-        aws_secret_access_key=backend.secret_access_key,
-        config=config,
-    )
+    with _creating:
+        return session().create_client(
+            service,
+            region_name=backend.region,  # None: the platform's (AWS_REGION on Lambda)
+            endpoint_url=backend.endpoint_url,
+            aws_access_key_id=backend.access_key_id,
+            aws_secret_access_key=backend.secret_access_key,
+            config=config,
+        )
 
 
 def s3_client(backend: BackendSettings) -> S3Client:

@@ -1,10 +1,17 @@
-"""JSON Lines (gzip): the raw edge's format. Byte-stable: sorted keys, no gzip timestamp."""
+"""The byte formats written before the clean zone, byte-stable (sorted keys, no gzip
+timestamp): JSON Lines (gzip) for quarantine rows and drops, and the raw zone's columns.
+
+A raw object holds one (source, hour) of a batch as **columns** — ``{"v": 1, "rows": n,
+"columns": {"source": [...], "sensor": [...], ...}}``, gzip — so the edge writes it with
+one ``orjson.dumps`` and anonymize reads it straight into Arrow arrays: no JSON object, no
+dict per reading on either side. Ingest stays free of pyarrow: the columns are plain JSON.
+"""
 
 from __future__ import annotations
 
 import gzip
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -28,6 +35,36 @@ def jsonl_gz(rows: Iterable[Mapping[str, Any]]) -> bytes:
 
 def read_jsonl_gz(body: bytes) -> Iterator[str]:
     return iter(gzip.decompress(body).decode().splitlines())
+
+
+RAW_COLUMNS_VERSION = 1
+
+
+def raw_columns(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> bytes:
+    """Records as a raw object's columns, uncompressed (a field a record lacks is null)."""
+    columns = {name: [row.get(name) for row in rows] for name in names}
+    document = {"v": RAW_COLUMNS_VERSION, "rows": len(rows), "columns": columns}
+    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+
+
+def read_raw_columns(body: bytes, names: Sequence[str]) -> dict[str, list[Any]]:
+    """A raw object's columns (gzip); ``ValueError`` for anything but that shape."""
+    try:
+        document = orjson.loads(gzip.decompress(body))
+    except (OSError, EOFError, orjson.JSONDecodeError) as exc:
+        raise ValueError(f"not gzip'd JSON: {exc}") from None
+    if not isinstance(document, dict) or document.get("v") != RAW_COLUMNS_VERSION:
+        raise ValueError(f"not raw columns of version {RAW_COLUMNS_VERSION}")
+    rows, columns = document.get("rows"), document.get("columns")
+    if not isinstance(rows, int) or not isinstance(columns, dict):
+        raise ValueError("raw columns name their rows and columns")
+    found = {}
+    for name in names:
+        column = columns.get(name, [None] * rows)
+        if not isinstance(column, list) or len(column) != rows:
+            raise ValueError(f"column {name!r} is not a list of {rows} values")
+        found[name] = column
+    return found
 
 
 def gunzip_bounded(body: bytes, limit: int) -> bytes:

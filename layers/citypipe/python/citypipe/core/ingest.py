@@ -45,7 +45,7 @@ KEPT_OF_OVERSIZED = 1024  # characters kept (redacted) of a payload over the siz
 
 log = logging.getLogger("citypipe")
 
-Partition = tuple[str, int]  # (source, hour as epoch seconds)
+Partition = tuple[str, int]  # (source, day as epoch seconds): one raw object each
 _REFUSED = object()
 _UNSEEN: Any = object()
 
@@ -288,7 +288,7 @@ class _Batch:
         }
         if refused is not None:
             record["refused"] = refused
-        return (dev.source, int(at // 3600) * 3600), record
+        return (dev.source, int(at // 86_400) * 86_400), record
 
     def _format(self, payload: Payload) -> Format:
         fmt = payload.fmt or self.fmt

@@ -102,6 +102,10 @@ class RawRecord(TypedDict):
     refused: NotRequired[str]
 
 
+RAW_FIELDS = tuple(RawRecord.__annotations__)  # the raw zone's columns, in this order
+RAW_EXTENSION = "columns.json.gz"  # a raw object: a batch's (source, hour) as columns
+
+
 # --- the claim check ----------------------------------------------------------------------
 
 

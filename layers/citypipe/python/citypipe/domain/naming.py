@@ -2,7 +2,7 @@
 
 Keys say what they hold and come from the input's identity, so a retry writes the same
 key. Data keys are Hive-style partitions, readable by DuckDB/Athena/Trino without a
-catalogue: ``<zone>/<city>/date=YYYY-MM-DD/hour=HH/<source>/<input-id>.<ext>``.
+catalogue: ``<zone>/<city>/date=YYYY-MM-DD/<source>/<input-id>.<ext>``.
 """
 
 from __future__ import annotations
@@ -56,22 +56,26 @@ def input_id(*parts: str) -> str:
 
 
 def partition(at: datetime) -> str:
-    return f"date={at:%Y-%m-%d}/hour={at:%H}"
+    """A day: an object holds a batch's readings of one source and one (observation) day,
+    so objects hold many readings (the hourly partitions of earlier releases made small
+    files); Parquet's row-group statistics still let readers skip by ``observed_at``."""
+    return f"date={at:%Y-%m-%d}"
 
 
 def data_key(zone: Zone, city: str, at: datetime, source: str, ident: str, ext: str) -> str:
-    """``<zone>/<city>/date=YYYY-MM-DD/hour=HH/<source>/<input-id>.<ext>`` (Hive-style)."""
+    """``<zone>/<city>/date=YYYY-MM-DD/<source>/<input-id>.<ext>`` (Hive-style)."""
     return f"{zone.value}/{city}/{partition(at)}/{source}/{ident}.{ext}"
 
 
 def partition_of(key: str) -> str:
-    """``date=../hour=../<source>`` of a data key, for the next stage's key."""
+    """``date=../<source>`` of a data key, for the next stage's key (a key of an earlier
+    release, with ``hour=`` after ``date=``, goes to its day)."""
     parts = key.split("/")
-    if len(parts) != 6 or not parts[2].startswith("date=") or not parts[3].startswith("hour="):
-        raise TerminalError(
-            "invalid_key", f"{key!r} is not <zone>/<city>/date=/hour=/<source>/<id>"
-        )
-    return "/".join(parts[2:5])
+    if len(parts) == 6 and parts[3].startswith("hour="):
+        del parts[3]
+    if len(parts) != 5 or not parts[2].startswith("date="):
+        raise TerminalError("invalid_key", f"{key!r} is not <zone>/<city>/date=/<source>/<id>")
+    return "/".join(parts[2:4])
 
 
 def next_key(zone: Zone, city: str, input_key: str, ident: str, ext: str) -> str:

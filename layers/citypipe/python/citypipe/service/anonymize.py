@@ -2,32 +2,45 @@
 
 from __future__ import annotations
 
-import orjson
+from typing import Any
 
-from citypipe.core.anonymize import anonymize_records
-from citypipe.core.codecs import read_jsonl_gz
+import orjson
+import pyarrow as pa
+
+from citypipe.core.anonymize import anonymize_columns
+from citypipe.core.codecs import read_jsonl_gz, read_raw_columns
 from citypipe.core.columnar import parquet_bytes
 from citypipe.domain.books import AnonymizeCounts
 from citypipe.domain.errors import TerminalError
-from citypipe.domain.model import Function, Message, Zone
+from citypipe.domain.model import RAW_EXTENSION, RAW_FIELDS, Function, Message, Zone
 from citypipe.domain.naming import next_key
 from citypipe.ports import StoredObject
 from citypipe.service.stage import Deps, Outcome, Output
 
 
+def raw_columns_of(obj: StoredObject) -> dict[str, list[Any]]:
+    """A raw object's columns: the edge's columns, or the JSON Lines of records an earlier
+    release wrote (a raw object in flight across an upgrade)."""
+    if obj.key.endswith(RAW_EXTENSION):
+        return read_raw_columns(obj.body, RAW_FIELDS)
+    records = [orjson.loads(line) for line in read_jsonl_gz(obj.body) if line]
+    return {name: [r.get(name) for r in records] for name in RAW_FIELDS}
+
+
 def anonymize_object(obj: StoredObject, message: Message, deps: Deps, ident: str) -> Outcome:
-    """The stage core: a raw object of pseudonymous records -> a clean Parquet object."""
+    """The stage core: a raw object of pseudonymous readings -> a clean Parquet object."""
+    key = next_key(Zone.CLEAN, deps.city.city, message.key, ident, "parquet")
     try:
-        records = [orjson.loads(line) for line in read_jsonl_gz(obj.body) if line]
-    except (OSError, EOFError, ValueError) as exc:
+        columns = raw_columns_of(obj)
+        result = anonymize_columns(deps.city, columns)
+    except (OSError, EOFError, ValueError, pa.ArrowException) as exc:
         raise TerminalError("unreadable_input", str(exc)) from None
-    result = anonymize_records(deps.city, records)
     outputs = []
     if result.count:
         outputs.append(
             Output(
                 zone=Zone.CLEAN,
-                key=next_key(Zone.CLEAN, deps.city.city, message.key, ident, "parquet"),
+                key=key,
                 body=parquet_bytes(result.table()),
                 records=result.count,
                 format="parquet",
@@ -37,7 +50,7 @@ def anonymize_object(obj: StoredObject, message: Message, deps: Deps, ident: str
     return Outcome(
         outputs=outputs,
         counts=AnonymizeCounts(
-            input=len(records),
+            input=len(columns["source"]),
             anonymized=result.count,
             refused=dict(sorted(result.refused.items())),
             quarantined={},

@@ -19,12 +19,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from citypipe.core.codecs import gz, jsonl
+from citypipe.core.codecs import gz, jsonl, raw_columns
 from citypipe.core.formats import Format
 from citypipe.core.ingest import Normalized, Partition, Payload, normalize
 from citypipe.core.pseudonyms import sensor_keys
 from citypipe.domain.books import IngestCounts
-from citypipe.domain.model import Function, Message, Zone
+from citypipe.domain.model import RAW_EXTENSION, RAW_FIELDS, Function, Message, Zone
 from citypipe.domain.naming import data_key, edge_key, input_id, lineage_key
 from citypipe.ports import KeyStore
 from citypipe.service.stage import Deps, Outcome, Output, finish, log
@@ -42,8 +42,10 @@ RAW_GZIP_LEVEL = 1  # raw objects live minutes: write fast, read once
 
 
 def _bodies(normalized: Normalized) -> list[tuple[Partition, bytes]]:
-    """Each (source, hour)'s raw records as JSON Lines, in partition order."""
-    return [(p, jsonl(rows)) for p, rows in sorted(normalized.by_partition.items())]
+    """Each (source, day)'s raw records as columns, in partition order."""
+    return [
+        (p, raw_columns(rows, RAW_FIELDS)) for p, rows in sorted(normalized.by_partition.items())
+    ]
 
 
 def to_outcome(
@@ -56,15 +58,15 @@ def to_outcome(
         Output(
             zone=Zone.RAW,
             key=data_key(
-                Zone.RAW, city, datetime.fromtimestamp(hour, UTC), source, ident, "jsonl.gz"
+                Zone.RAW, city, datetime.fromtimestamp(day, UTC), source, ident, RAW_EXTENSION
             ),
             body=gz(text, RAW_GZIP_LEVEL),
-            records=len(normalized.by_partition[source, hour]),
-            format="jsonl.gz",
-            content_type="application/x-ndjson",
+            records=len(normalized.by_partition[source, day]),
+            format=RAW_EXTENSION,
+            content_type="application/json",
             notify=Function.ANONYMIZE,
         )
-        for (source, hour), text in (bodies if bodies is not None else _bodies(normalized))
+        for (source, day), text in (bodies if bodies is not None else _bodies(normalized))
     ]
     return Outcome(
         outputs=outputs,
