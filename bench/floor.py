@@ -210,9 +210,20 @@ class Device:
     personal: bool  # its readings' data subject is pseudonymized
 
 
+def read_city(path: Path) -> dict[str, Any]:
+    """The city file, the keys of the file it ``extends`` that it does not set, and its
+    registry read."""
+    city = yaml.safe_load(path.read_text())
+    if isinstance(city.get("registry"), str):
+        city["registry"] = yaml.safe_load((path.parent / city["registry"]).read_text())
+    if "extends" in city:
+        city = {**read_city(path.parent / city.pop("extends")), **city}
+    return city
+
+
 def load_devices(city_file: Path) -> tuple[dict[tuple[str, Any], Device], dict[str, Any]]:
-    city = yaml.safe_load(city_file.read_text())
-    registry = yaml.safe_load((city_file.parent / city["registry"]).read_text())
+    city = read_city(city_file)
+    registry = city["registry"]
     zones = [(f["id"], f["geometry"]["coordinates"][0]) for f in city["zones"]["features"]]
     devices = {}
     for name, spec in registry["devices"].items():

@@ -100,15 +100,18 @@ def edge_batches(input_dir: Path, batch: int) -> Iterator[list[tuple[str, bytes]
 def payloads_of(lines: Iterable[bytes | tuple[str, bytes]]) -> list[Payload]:
     """Captured messages as the edge receives them: format (where given), body, arrival,
     topic, headers."""
-    payloads = []
+    payloads: list[Payload] = []
+    append, loads, no_headers = payloads.append, orjson.loads, Context(0).headers
     for number, item in enumerate(lines, start=1):
         fmt, line = item if isinstance(item, tuple) else (None, item)
-        envelope = orjson.loads(line)
+        envelope = loads(line)
         body = envelope.get("body")
         data = base64.b64decode(envelope["body_base64"]) if body is None else body.encode()
-        headers = {k.lower(): v for k, v in (envelope.get("headers") or {}).items()}
-        ctx = Context(float(envelope["at"]), envelope.get("topic"), headers)
-        payloads.append(Payload(data, ctx, number, fmt=FORMATS[fmt] if fmt else None))
+        headers = envelope.get("headers")
+        if headers:
+            headers = {k.lower(): v for k, v in headers.items()}
+        ctx = Context(float(envelope["at"]), envelope.get("topic"), headers or no_headers)
+        append(Payload(data, ctx, number, fmt=FORMATS[fmt] if fmt else None))
     return payloads
 
 

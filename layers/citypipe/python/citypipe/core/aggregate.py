@@ -15,7 +15,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -75,18 +74,33 @@ def partial_of(clean: pa.Table) -> pa.Table:
 
 
 def merge_partials(partials: Sequence[pa.Table]) -> pa.Table:
-    """Merge partials in the order given (callers sort them: float sums stay reproducible)."""
+    """Merge partials in the order given (callers sort them: float sums stay reproducible).
+
+    Vectorized: Arrow merges the numbers; Python touches only the rows with a sketch
+    (personal sources), so a day of thousands of sensors costs no Python object per row."""
     if not partials:
         return PARTIAL_SCHEMA.empty_table()
     table = pa.concat_tables(partials)
     grouped = _grouped(table, [("count", "sum"), ("sum", "sum"), ("min", "min"), ("max", "max")])
+    personal = table.filter(pc.is_valid(table["devices"]))
     unions: dict[Key, hll_union] = {}
-    for key, blob in zip(_keys(table), table["devices"].to_pylist(), strict=True):
-        if blob is not None:
-            unions.setdefault(key, hll_union(HLL_LG_K)).update(hll_sketch.deserialize(blob))
-    devices = [
-        u.get_result().serialize_compact() if (u := unions.get(k)) else None for k in _keys(grouped)
-    ]
+    for key, blob in zip(_keys(personal), personal["devices"].to_pylist(), strict=True):
+        unions.setdefault(key, hll_union(HLL_LG_K)).update(hll_sketch.deserialize(blob))
+    devices: list[bytes | None] = [None] * grouped.num_rows
+    if unions:  # each union goes to its key's row of the grouped table (an Arrow join)
+        keys = pa.table(
+            {
+                c: pa.array([k[i] for k in unions], grouped.schema.field(c).type)
+                for i, c in enumerate(KEY)
+            }
+        ).append_column("union", pa.array(range(len(unions))))
+        rows = grouped.select(KEY).append_column("row", pa.array(range(grouped.num_rows)))
+        matched = rows.join(keys, keys=KEY, join_type="inner", use_threads=False)
+        results = [u.get_result().serialize_compact() for u in unions.values()]
+        for row, union in zip(
+            matched["row"].to_pylist(), matched["union"].to_pylist(), strict=True
+        ):
+            devices[row] = results[union]
     return _partial(grouped, "count_sum", "sum_sum", "min_min", "max_max", devices=devices)
 
 
@@ -118,29 +132,40 @@ def _total(values: Sequence[float]) -> float:
 
 
 def cells(merged: pa.Table) -> list[Cell]:
-    """Roll a merged partial (per sensor) up to cells, in cell order."""
-    by_cell: dict[Key, list[dict[str, Any]]] = {}
-    for row in merged.sort_by([(c, "ascending") for c in KEY]).to_pylist():
-        by_cell.setdefault(tuple(row[c] for c in CELL), []).append(row)
+    """Roll a merged partial (per sensor) up to cells, in cell order. Arrow groups the
+    numbers (a cell's sum is the exactly rounded sum of its sensors' sums); sketches are
+    unioned for the personal cells only."""
+    if merged.num_rows == 0:
+        return []
+    by_cell = merged.group_by(CELL, use_threads=False).aggregate(
+        [("count", "sum"), ("sum", "list"), ("min", "min"), ("max", "max")]
+    )
+    by_cell = by_cell.sort_by([(c, "ascending") for c in CELL])
+    personal = merged.filter(pc.is_valid(merged["devices"]))
+    sketches: dict[Key, list[hll_sketch]] = {}
+    for key, blob in zip(_keys(personal, CELL), personal["devices"].to_pylist(), strict=True):
+        sketches.setdefault(key, []).append(hll_sketch.deserialize(blob))
     out = []
-    for key, rows in sorted(by_cell.items()):
-        sketches = [hll_sketch.deserialize(r["devices"]) for r in rows if r["devices"] is not None]
-        union = hll_union(HLL_LG_K)
-        for sketch in sketches:
-            union.update(sketch)
-        window_start, zone, quantity, unit = rows[0]["window_start"], *key[1:]
+    for row in by_cell.to_pylist():
+        key = tuple(row[c] for c in CELL)
+        found = sketches.get(key)
+        union = None
+        if found:
+            union = hll_union(HLL_LG_K)
+            for sketch in found:
+                union.update(sketch)
         out.append(
             Cell(
-                window_start=window_start,
-                zone=str(zone),
-                quantity=str(quantity),
-                unit=str(unit),
-                count=sum(int(r["count"]) for r in rows),
-                sum=_total([float(r["sum"]) for r in rows]),
-                min=min(float(r["min"]) for r in rows),
-                max=max(float(r["max"]) for r in rows),
-                distinct_devices=round(union.get_estimate()) if sketches else None,
-                min_people=max(round(s.get_estimate()) for s in sketches) if sketches else None,
+                window_start=row["window_start"],
+                zone=str(row["zone"]),
+                quantity=str(row["quantity"]),
+                unit=str(row["unit"]),
+                count=int(row["count_sum"]),
+                sum=_total([float(v) for v in row["sum_list"]]),
+                min=float(row["min_min"]),
+                max=float(row["max_max"]),
+                distinct_devices=round(union.get_estimate()) if union is not None else None,
+                min_people=max(round(s.get_estimate()) for s in found) if found else None,
             )
         )
     return out

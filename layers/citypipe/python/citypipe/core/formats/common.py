@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 
 class Reading:
@@ -58,14 +59,13 @@ class Rejection:
     path: str = ""
 
 
-@dataclass(frozen=True)
-class Context:
+class Context(NamedTuple):
     """What the transport knew of a payload: when it arrived, on which MQTT topic, with which
     HTTP headers (names lower-cased)."""
 
     received_at: float
     topic: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = MappingProxyType({})
 
 
 Parse = Callable[[Any, Context], list["Reading | Rejection"]]
