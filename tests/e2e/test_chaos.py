@@ -1,120 +1,37 @@
-"""Nothing lost, nothing double-counted — with the backend failing under the functions.
+"""Nothing lost, nothing double-counted — with faults on demand.
 
 The same small city is replayed twice on the embedded backend: once cleanly, once with
-the functions' object store and queue failing at random — before a request reaches the
-backend and, worse, after it succeeded (the write happened, the function never heard).
-Every failed record is redelivered after its visibility timeout. The books must balance
-with nothing dead-lettered, and the open data must be byte-identical to the clean run.
+``--faults``: every message delivered twice, workers killed mid-batch (SIGKILL, after a
+random number of their requests took effect), storage and queue requests throttled or
+their answers lost (the write happened, the function heard a timeout), the hubs' bridges
+hurt the same way, and poison messages in the queues. Failed messages come back after
+their visibility timeout; bridges send a failed batch again. The books must balance, the
+poison be counted (quarantined or dead-lettered) and the open data be byte-identical to
+the clean run's.
 """
 
 from __future__ import annotations
 
-import random
-import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from citypipe.adapters.keys import FileKeyStore
-from citypipe.bootstrap import deps_from
 from citypipe.domain.city import City
-from citypipe.domain.errors import TransientError
-from citypipe.domain.model import Function
-from citypipe.ports import ObjectInfo, ObjectStore, Queue, ReceivedMessage, StoredObject
-from citypipe.settings import KeySettings, Settings, StackSettings
-from citypipe_local import stack
-from citypipe_local.backends import backend
-from citypipe_local.replay import (
-    PIPELINE,
-    ReplayOptions,
-    copy_zones,
-    drop_csv,
-    edge_batches,
-    play_batch,
-    replay,
-    request_export,
-)
-from citypipe_local.report import build_report
-from citypipe_local.runner import LocalRunner, in_process_handlers
+from citypipe_local.faults import Faults
+from citypipe_local.replay import ReplayOptions, replay
 from citypipe_local.simulate import simulate
-from citypipe_local.stack import make_clients
 
 pytestmark = pytest.mark.slow  # full replays: `make test-fast` skips them
 
 CITY_FILE = Path(__file__).resolve().parents[2] / "infra" / "cities" / "velden.yaml"
-FAILURE_RATE = 0.1
-
-
-class Faults:
-    """A seeded coin shared by the flaky adapters; counts what it injected."""
-
-    def __init__(self, seed: int, rate: float) -> None:
-        self.rng = random.Random(seed)
-        self.rate = rate
-        self.injected = 0
-        self._lock = threading.Lock()
-
-    def maybe(self, what: str) -> None:
-        with self._lock:
-            if self.rng.random() >= self.rate:
-                return
-            self.injected += 1
-        raise TransientError(f"injected fault: {what}")
-
-
-class FlakyStore(ObjectStore):
-    def __init__(self, inner: ObjectStore, faults: Faults) -> None:
-        self.inner, self.faults = inner, faults
-
-    def _put(self, bucket: str, key: str, body: bytes, content_type: str, if_absent: bool) -> str:
-        self.faults.maybe("put, before")
-        etag = self.inner._put(bucket, key, body, content_type, if_absent)
-        self.faults.maybe("put, after it was written")
-        return etag
-
-    def get(self, bucket: str, key: str) -> StoredObject:
-        self.faults.maybe("get")
-        return self.inner.get(bucket, key)
-
-    def head(self, bucket: str, key: str) -> ObjectInfo | None:
-        self.faults.maybe("head")
-        return self.inner.head(bucket, key)
-
-    def delete(self, bucket: str, key: str) -> None:
-        self.faults.maybe("delete, before")
-        self.inner.delete(bucket, key)
-        self.faults.maybe("delete, after it was done")
-
-    def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
-        self.faults.maybe("list")
-        return self.inner.list(bucket, prefix)
-
-
-class FlakyQueue(Queue):
-    """Sending fails (before or after the messages went out); the platform side — what
-    the runner uses to receive and delete — is the real queue."""
-
-    def __init__(self, inner: Queue, faults: Faults) -> None:
-        self.inner, self.faults = inner, faults
-
-    def _send_batch(self, queue: str, bodies: Sequence[str]) -> None:
-        self.faults.maybe("send, before")
-        self.inner._send_batch(queue, bodies)
-        self.faults.maybe("send, after they went out")
-
-    def receive(self, queue: str, max_messages: int = 10, wait_s: int = 0) -> list[ReceivedMessage]:
-        return self.inner.receive(queue, max_messages, wait_s)
-
-    def delete(self, queue: str, receipt_handles: Sequence[str]) -> None:
-        self.inner.delete(queue, receipt_handles)
-
-    def depth(self, queue: str) -> tuple[int, int]:
-        return self.inner.depth(queue)
-
-    def arn(self, queue: str) -> str:
-        return self.inner.arn(queue)
+# Rates high enough that every kind of fault happens in a run of ~70 invocations and
+# ~2,000 requests (no crash at all: 0.9^70 < 0.1 %; no lost answer: 0.98^2000), low
+# enough, with ten deliveries before the DLQ, that no good message is dead-lettered. Each
+# throttled request costs the SDK's backoff (half a second on average): that is most of
+# the run's time.
+FAULTS = Faults(duplicate=1.0, crash=0.1, throttle=0.05, lost=0.02, poison=6, seed=11)
+BOOKS = ("received", "accepted", "duplicates", "quarantined", "dead_lettered")
 
 
 def open_tree(out: Path) -> dict[str, bytes]:
@@ -129,52 +46,63 @@ def recorded(tmp_path_factory: pytest.TempPathFactory, city: City) -> Path:
     return directory
 
 
-def test_failures_under_the_functions_lose_and_double_count_nothing(
-    tmp_path: Path, recorded: Path
-) -> None:
-    keys = tmp_path / "keys"
-    clean = replay(
-        CITY_FILE, recorded, tmp_path / "clean", ReplayOptions(batch_payloads=200, keys_dir=keys)
-    )
-    faults = Faults(seed=11, rate=FAILURE_RATE)
-
-    with backend("embedded") as endpoint:
-        settings = Settings(
-            backend=endpoint.settings,
-            stack=StackSettings(city_file=CITY_FILE, visibility_timeout_s=1, max_receive_count=50),
-            keys=KeySettings(store="file", directory=keys),
-        )
-        deps = deps_from(settings)
-        stack.up(deps.city, deps.names, make_clients(endpoint.settings), settings.stack)
-        flaky = replace(
-            deps, store=FlakyStore(deps.store, faults), queue=FlakyQueue(deps.queue, faults)
-        )
-        key_store = FileKeyStore(keys / deps.city.city)
-        handlers = in_process_handlers(flaky, key_store)
-        # the hubs' bridges, on the flaky store too, retry a batch until it is written
-        sent = bridge_retries = 0
-        for lines in edge_batches(recorded, 200):
-            while True:
-                try:
-                    sent += play_batch(flaky, key_store, lines)
-                    break
-                except TransientError:
-                    bridge_retries += 1
-        sent += drop_csv(deps, recorded)
-        runner = LocalRunner(deps.names, deps.queue, concurrency=2, handlers=handlers)
-        runner.drain(PIPELINE, timeout_s=600)
-        request_export(deps)
-        runner.drain([Function.EXPORT], timeout_s=600)
-        report = build_report(deps, sent)
-        copy_zones(deps, tmp_path / "chaos")
-
-    retried = sum(s.failures for s in runner.stats.values())
-    assert faults.injected >= 10 and retried > 0, "the test must actually hurt the functions"
-    assert bridge_retries > 0, "the test must actually hurt the edge"
-    assert report["balanced"], [c for c in report["checks"] if not c["ok"]]
-    assert report["dead_lettered"] == 0
-    assert {k: report[k] for k in ("received", "accepted", "duplicates", "quarantined")} == {
-        k: clean[k] for k in ("received", "accepted", "duplicates", "quarantined")
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory, recorded: Path) -> dict[str, Any]:
+    """The clean run and the run with faults, on the same daily secrets."""
+    keys = tmp_path_factory.mktemp("keys")
+    options = ReplayOptions(batch_payloads=200, keys_dir=keys, concurrency=3)
+    clean = tmp_path_factory.mktemp("clean")
+    faulty = tmp_path_factory.mktemp("faulty")
+    return {
+        "clean": (clean, replay(CITY_FILE, recorded, clean, options)),
+        "faulty": (
+            faulty,
+            replay(
+                CITY_FILE,
+                recorded,
+                faulty,
+                ReplayOptions(
+                    batch_payloads=200,
+                    keys_dir=keys,
+                    concurrency=3,
+                    faults=FAULTS,
+                    visibility_timeout_s=2,
+                    max_receive_count=10,
+                ),
+            ),
+        ),
     }
-    assert [p for p in (tmp_path / "chaos" / "raw").rglob("*") if p.is_file()] == []
-    assert open_tree(tmp_path / "chaos") == open_tree(tmp_path / "clean")
+
+
+def test_the_faults_asked_for_really_happen(runs: dict[str, Any]) -> None:
+    _, report = runs["faulty"]
+    faults = report["faults"]
+    assert faults["asked"] == str(FAULTS)
+    assert sum(faults["crashes"].values()) > 0, "workers must be killed"
+    assert faults["injected"]["throttle"] > 0
+    assert faults["injected"]["lost"] > 0
+    assert faults["failed_deliveries"] > 0
+
+
+def test_with_faults_the_open_data_is_the_clean_runs_byte_for_byte(runs: dict[str, Any]) -> None:
+    (clean, _), (faulty, _) = runs["clean"], runs["faulty"]
+    assert open_tree(faulty) == open_tree(clean)
+    assert open_tree(clean)
+
+
+def test_with_faults_the_books_balance_and_count_every_reading_once(
+    runs: dict[str, Any],
+) -> None:
+    (_, clean), (faulty_out, faulty) = runs["clean"], runs["faulty"]
+    assert faulty["balanced"], [c for c in faulty["checks"] if not c["ok"]]
+    assert {k: faulty[k] for k in BOOKS} == {k: clean[k] for k in BOOKS}
+    assert [p for p in (faulty_out / "raw").rglob("*") if p.is_file()] == []
+
+
+def test_every_poison_message_is_quarantined_or_dead_lettered(runs: dict[str, Any]) -> None:
+    _, report = runs["faulty"]
+    # two kinds in three are no usable claim check (quarantined with a reason), one in
+    # three fails its consumer every time (dead-lettered after ten deliveries)
+    assert report["messages_quarantined"] == 4
+    assert report["messages_dead_lettered"] == 2
+    assert report["dead_lettered"] == 0  # they announced no readings

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from citypipe.domain.city import City
 from citypipe_local.cli import app
+from citypipe_local.faults import Faults
 from citypipe_local.replay import ReplayOptions, replay
 from citypipe_local.simulate import simulate
 
@@ -196,7 +197,7 @@ def test_the_csv_drops_went_through_the_ingest_function(run: Path) -> None:
 def test_every_message_delivered_twice_gives_byte_identical_open_data(
     tmp_path: Path, run: Path, recorded: Path, keys_dir: Path
 ) -> None:
-    options = ReplayOptions(batch_payloads=2_000, keys_dir=keys_dir, duplicate_deliveries=True)
+    options = ReplayOptions(batch_payloads=2_000, keys_dir=keys_dir, faults=Faults(duplicate=1.0))
 
     replay(CITY_FILE, recorded, tmp_path, options)
 

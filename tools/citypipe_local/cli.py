@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,8 +22,9 @@ from citypipe.ports import TOKEN_HEADER
 from citypipe.settings import Settings
 from citypipe_local import stack as stack_ops
 from citypipe_local.backends import backend as start_backend
+from citypipe_local.faults import Faults
 from citypipe_local.replay import ReplayOptions, push, replay, request_export
-from citypipe_local.simulate import simulate
+from citypipe_local.simulate import scaled_city, simulate
 
 app = typer.Typer(no_args_is_help=True, help="Anonymized, trustworthy open data from city sensors.")
 stack_app = typer.Typer(no_args_is_help=True, help="Provision or remove a city stack.")
@@ -147,9 +149,21 @@ def simulate_cmd(
     city: CityOpt = DEFAULT_CITY,
     hours: float = 24,
     seed: int = 7,
-    scale: Annotated[float, typer.Option(help="shrink the city (0.05 = 5 % of sensors)")] = 1.0,
+    scale: Annotated[
+        float,
+        typer.Option(
+            help="shrink the city (0.05 = 5 % of its devices) or grow it (4 = every device "
+            "and three copies of it, in a city file written to OUT/city/)"
+        ),
+    ] = 1.0,
 ) -> None:
     """Write a city day as its hubs send it (a capture per format, CSV drops) and truth.json."""
+    if scale > 1:
+        if scale != int(scale):
+            raise typer.BadParameter("a bigger city is a whole multiple of it (--scale 4)")
+        city = scaled_city(city, int(scale), out / "city")
+        console.print(f"a city {int(scale)} times as large: replay with --city {city}")
+        scale = 1.0
     summary = simulate(load_city(city), out, hours=hours, seed=seed, scale=scale)
     console.print(
         f"{summary.readings:,} readings in {sum(summary.payloads.values()):,} payloads -> {out}"
@@ -181,6 +195,25 @@ def _run(
         return replay(city, input_dir, out, options, progress)
 
 
+def _faults_line(faults: dict[str, Any]) -> str:
+    injected = ", ".join(f"{n:,} {kind}" for kind, n in faults["injected"].items())
+    return (
+        f"{faults['asked']}: {sum(faults['crashes'].values())} workers killed, "
+        f"{injected or 'no request faults'}, {faults['failed_deliveries']:,} deliveries "
+        f"failed, {faults['bridge_retries']} batches resent by bridges"
+    )
+
+
+def _jobs_line(jobs: list[dict[str, Any]]) -> str:
+    published = [job["day"] for job in jobs if job["result"] == "done"]
+    return (
+        f"{len(jobs)} fired on the simulated clock: {len(published)} days published, "
+        f"{sum(j['keys_destroyed'] for j in jobs)} days' keys destroyed, "
+        f"{sum(j['raw_swept'] for j in jobs)} raw and "
+        f"{sum(j['quarantine_swept'] for j in jobs)} quarantine objects swept"
+    )
+
+
 def _summary(report: dict[str, Any], wall: float) -> None:
     table = Table(title=f"citypipe run on {report['backend']}", show_header=False)
     received = report["received"]
@@ -192,12 +225,18 @@ def _summary(report: dict[str, Any], wall: float) -> None:
         ("refused by policy", f"{sum(report['refused'].values()):,}"),
         ("dead-lettered", f"{report['dead_lettered']:,}"),
         (
+            "messages quarantined / dead-lettered",
+            f"{report['messages_quarantined']:,} / {report['messages_dead_lettered']:,}",
+        ),
+        (
             "cells published / suppressed / flagged",
             f"{report['published_cells']:,} / {report['suppressed_cells']:,} / "
             f"{report['flagged_cells']:,}",
         ),
         ("datasets", ", ".join(report["datasets"])),
         ("books balance", "[green]yes[/]" if report["balanced"] else "[red]NO[/]"),
+        *([("faults", _faults_line(report["faults"]))] if report["faults"]["asked"] else []),
+        *([("hourly jobs", _jobs_line(report["hourly_jobs"]))] if "hourly_jobs" in report else []),
         ("wall time", f"{wall:.1f} s ({received / wall:,.0f} readings/s)"),
     ]
     for name, value in rows:
@@ -210,14 +249,33 @@ def _summary(report: dict[str, Any], wall: float) -> None:
             )
 
 
-def _options(backend: str, concurrency: int, city: Path, platform: str = "aws") -> ReplayOptions:
+FAULTY_VISIBILITY_S = 5  # a crashed batch comes back this soon in a run with faults
+FAULTY_MAX_RECEIVES = 10  # a good message outlives several crashes before the DLQ
+
+
+def _options(
+    backend: str,
+    concurrency: int,
+    city: Path,
+    platform: str = "aws",
+    faults: str = "",
+    job_every: timedelta | None = None,
+) -> ReplayOptions:
     if platform not in ("aws", "scaleway"):
         raise typer.BadParameter(f"unknown platform {platform!r}: aws or scaleway")
+    try:
+        asked = Faults.parse(faults)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     return ReplayOptions(
         backend=backend,
         concurrency=concurrency,
         localstack_endpoint=_settings(city).localstack_endpoint,
         platform="scaleway" if platform == "scaleway" else "aws",
+        faults=asked,
+        visibility_timeout_s=FAULTY_VISIBILITY_S if asked.any else 30,
+        max_receive_count=FAULTY_MAX_RECEIVES if asked.any else 3,
+        job_every=job_every,
     )
 
 
@@ -232,11 +290,32 @@ def replay_cmd(
         str,
         typer.Option(help="aws: Lambda's SQS batches; scaleway: one queue message per POST"),
     ] = "aws",
+    faults: Annotated[
+        str,
+        typer.Option(
+            help="faults on demand, e.g. duplicate=1.0,crash=0.05,throttle=0.05,lost=0.02,"
+            "poison=4: messages delivered twice, workers killed mid-batch, storage and queue "
+            "requests throttled or their answers lost, poison messages (queues then redeliver "
+            f"after {FAULTY_VISIBILITY_S} s and dead-letter after {FAULTY_MAX_RECEIVES} tries)"
+        ),
+    ] = "",
+    simulated_clock: Annotated[
+        bool,
+        typer.Option(
+            help="play the captures in their own time (days of them) on a simulated clock, "
+            "the hourly job firing on it — publishing, destroying keys, sweeping — instead "
+            "of one export at the end (embedded backend)"
+        ),
+    ] = False,
+    job_every_hours: Annotated[
+        int, typer.Option(help="with --simulated-clock: how often the hourly job fires")
+    ] = 1,
 ) -> None:
     """Push recorded payloads through a fresh stack; exit 1 if the books don't balance."""
     payloads = sum(1 for p in input_dir.glob("*.jsonl") for line in p.open() if line.strip())
     started = time.perf_counter()
-    options = _options(backend, concurrency, city, platform)
+    every = timedelta(hours=job_every_hours) if simulated_clock else None
+    options = _options(backend, concurrency, city, platform, faults, every)
     report = _run(city, input_dir, out, options, payloads)
     _summary(report, time.perf_counter() - started)
     raise typer.Exit(0 if report["balanced"] else 1)

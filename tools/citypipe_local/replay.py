@@ -19,16 +19,17 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from citypipe.bootstrap import deps_from
-from citypipe.bootstrap.keys import key_store_from
 from citypipe.core.formats import FORMATS, Context
 from citypipe.core.ingest import Payload
+from citypipe.domain.errors import TransientError
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import aggregates_prefix
 from citypipe.ports import KeyStore
@@ -37,10 +38,19 @@ from citypipe.service.stage import Deps
 from citypipe.settings import KeySettings, Settings, StackSettings
 from citypipe_local import stack
 from citypipe_local.backends import backend
+from citypipe_local.clock import Offset
 from citypipe_local.drops import announce, drop
+from citypipe_local.faults import Faults, poison_messages
 from citypipe_local.logs import written_to
 from citypipe_local.report import build_report
-from citypipe_local.runner import Invoker, LocalRunner, Platform
+from citypipe_local.runner import (
+    InvocationCrashedError,
+    Invoker,
+    LambdaContext,
+    LocalRunner,
+    Platform,
+    worker_composition,
+)
 from citypipe_local.usage import Meter, process_cpu_s
 
 PIPELINE = (Function.INGEST, Function.ANONYMIZE, Function.AGGREGATE)
@@ -52,12 +62,16 @@ class ReplayOptions:
     backend: str = "embedded"
     batch_payloads: int = 40_000
     concurrency: int = 4
-    duplicate_deliveries: bool = False
+    faults: Faults = field(default_factory=Faults)  # none: a clean run
     # None: the daily secrets live in the stack's keys bucket, as in a cloud (and die with
     # the embedded backend). A directory: a file key store there, e.g. for tests comparing
     # two runs, which need the same secrets to publish the same distinct-device counts.
     keys_dir: Path | None = None
     visibility_timeout_s: int = 30
+    # None: the real clock, every day exported at the end. A period: the captures played on
+    # a simulated clock, the hourly job firing that often on it (a week in an hour or two)
+    job_every: timedelta | None = None
+    max_receive_count: int = 3  # deliveries before a message is dead-lettered
     localstack_endpoint: str | None = None
     name_prefix: str = ""  # a stack of its own on a shared backend (tests, two clones)
     platform: Platform = "aws"  # whose entry points the functions run through
@@ -79,15 +93,22 @@ def _captured(path: Path) -> Iterator[tuple[float, str, bytes]]:
                 yield _at(line), fmt, line
 
 
-def edge_batches(input_dir: Path, batch: int) -> Iterator[list[tuple[str, bytes]]]:
-    """Every capture in ``input_dir``, merged in arrival order, in batches of about
-    ``batch`` messages — as one bridge receives several hubs and batches by count and time.
-    A batch never splits messages that arrived in the same instant (a hub's resend stays
-    with what it resends)."""
+Captured = tuple[float, str, bytes]  # (arrival, format, the captured line)
+
+
+def captured(input_dir: Path) -> Iterator[Captured]:
+    """Every capture in ``input_dir``, merged in arrival order: one bridge before the hubs."""
     streams = [_captured(p) for p in sorted(input_dir.glob("*.jsonl"))]
+    return heapq.merge(*streams, key=lambda item: item[0])
+
+
+def batches(items: Iterable[Captured], batch: int) -> Iterator[list[tuple[str, bytes]]]:
+    """Captured messages in batches of about ``batch`` messages — as a bridge batches by
+    count and time. A batch never splits messages that arrived in the same instant (a hub's
+    resend stays with what it resends)."""
     lines: list[tuple[str, bytes]] = []
     last = None
-    for at, fmt, line in heapq.merge(*streams, key=lambda item: item[0]):
+    for at, fmt, line in items:
         if len(lines) >= batch and at != last:
             yield lines
             lines = []
@@ -95,6 +116,11 @@ def edge_batches(input_dir: Path, batch: int) -> Iterator[list[tuple[str, bytes]
         last = at
     if lines:
         yield lines
+
+
+def edge_batches(input_dir: Path, batch: int) -> Iterator[list[tuple[str, bytes]]]:
+    """Every capture in ``input_dir``, merged in arrival order, in batches (``batches``)."""
+    return batches(captured(input_dir), batch)
 
 
 def payloads_of(lines: Iterable[bytes | tuple[str, bytes]]) -> list[Payload]:
@@ -131,24 +157,21 @@ def push(deps: Deps, keys: KeyStore, input_dir: Path, batch: int) -> int:
     return sent + drop_csv(deps, input_dir)
 
 
-_edge: tuple[Deps, KeyStore] | None = None
-
-
 def edge_worker(lines: list[tuple[str, bytes]]) -> int:
     """``play_batch`` in a worker process, on its own composition (as a bridge has)."""
-    global _edge  # noqa: PLW0603  (one composition per worker process)
-    if _edge is None:
-        settings = Settings()
-        deps = deps_from(settings)
-        _edge = (deps, key_store_from(settings, deps))
-    return play_batch(*_edge, lines)
+    return play_batch(*worker_composition(), lines)
 
 
-def drop_csv(deps: Deps, input_dir: Path) -> int:
-    """Every CSV file under ``drops/csv/<mapping>/``: into the inbox, then a claim check to
-    ingest, as a city's own system drops it. Returns the rows dropped."""
+def csv_drops(input_dir: Path) -> list[Path]:
+    """The CSV files a city's own system drops, under ``drops/csv/<mapping>/``."""
+    return sorted((input_dir / "drops" / "csv").glob("*/*.csv"))
+
+
+def drop_csv(deps: Deps, input_dir: Path, files: Iterable[Path] | None = None) -> int:
+    """CSV files (every one under ``drops/csv/<mapping>/`` unless given): into the inbox,
+    then a claim check to ingest, as a city's own system drops them. Returns the rows."""
     rows = 0
-    for path in sorted((input_dir / "drops" / "csv").glob("*/*.csv")):
+    for path in csv_drops(input_dir) if files is None else files:
         body = path.read_bytes()
         count = max(0, len(body.decode("utf-8", errors="replace").splitlines()) - 1)
         announce(deps, drop(deps, "csv", f"{path.parent.name}/{path.name}", body, count))
@@ -156,23 +179,50 @@ def drop_csv(deps: Deps, input_dir: Path) -> int:
     return rows
 
 
+BRIDGE_TRIES = 20  # a bridge tries a batch this often before it gives up
+
+
+@dataclass
+class Played:
+    """What the hubs sent through the edge."""
+
+    payloads: int = 0
+    retried: int = 0  # batches a bridge sent again after the edge failed
+
+
 def play_hubs(
-    invoker: Invoker, input_dir: Path, batch: int, workers: int, progress: Progress | None
-) -> int:
-    """Every capture through the edge, batches in the worker processes, a few at a time."""
-    sent = 0
-    running: set[Future[int]] = set()
-    for lines in edge_batches(input_dir, batch):
-        if len(running) >= 2 * workers:
-            done, running = wait(running, return_when=FIRST_COMPLETED)
-            sent += sum(f.result() for f in done)
-            if progress:
-                progress("dropped captures", sent)
-        running.add(invoker.submit("edge", edge_worker, lines))
-    sent += sum(f.result() for f in running)
-    if progress:
-        progress("dropped captures", sent)
-    return sent
+    invoker: Invoker,
+    items: Iterable[Captured],
+    batch: int,
+    workers: int,
+    progress: Progress | None,
+) -> Played:
+    """Every capture through the edge, batches in the worker processes, a few at a time.
+    A batch whose edge failed (a worker died, the backend failed) is sent again, as a
+    bridge retries: the edge writes it once."""
+    played = Played()
+    running: dict[Future[int], tuple[list[tuple[str, bytes]], int]] = {}
+
+    def settle(done: Iterable[Future[int]]) -> None:
+        for future in done:
+            lines, tries = running.pop(future)
+            try:
+                played.payloads += future.result()
+            except (InvocationCrashedError, TransientError):
+                if tries >= BRIDGE_TRIES:
+                    raise
+                played.retried += 1
+                running[invoker.submit("edge", edge_worker, lines)] = (lines, tries + 1)
+        if progress:
+            progress("dropped captures", played.payloads)
+
+    for lines in batches(items, batch):
+        while len(running) >= 2 * workers:
+            settle(wait(running, return_when=FIRST_COMPLETED).done)
+        running[invoker.submit("edge", edge_worker, lines)] = (lines, 1)
+    while running:
+        settle(wait(running, return_when=FIRST_COMPLETED).done)
+    return played
 
 
 def copy_zones(deps: Deps, out: Path) -> None:
@@ -198,6 +248,99 @@ def request_export(deps: Deps) -> None:
     deps.queue.send_json(deps.names.queue(Function.EXPORT), [request.model_dump(exclude_none=True)])
 
 
+@dataclass
+class _Run:
+    """A replay under way: the stack, the workers, the local runner, what was sent."""
+
+    deps: Deps
+    options: ReplayOptions
+    invoker: Invoker
+    runner: LocalRunner
+    progress: Progress | None
+    sent: int = 0
+    played: Played = field(default_factory=Played)
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+
+    def play(self, items: Iterable[Captured], drops: Iterable[Path], input_dir: Path) -> None:
+        """The hubs' messages through the edge and the CSV files into the inbox, while the
+        functions run, as they would; then until the queues drain."""
+        with ThreadPoolExecutor(1, thread_name_prefix="hubs") as hubs:
+            dropped = hubs.submit(drop_csv, self.deps, input_dir, drops)
+            playing = hubs.submit(
+                play_hubs,
+                self.invoker,
+                items,
+                self.options.batch_payloads,
+                self.options.concurrency,
+                self.progress,
+            )
+            self.runner.drain(PIPELINE, until=playing.done)
+            played = playing.result()
+            self.sent += dropped.result() + played.payloads
+            self.played.payloads += played.payloads
+            self.played.retried += played.retried
+        self.runner.drain(PIPELINE)
+
+    def export_all(self) -> None:
+        request_export(self.deps)
+        self.runner.drain([Function.EXPORT])
+
+    def hourly_job(self, fired: datetime) -> None:
+        """The export function's schedule fires (EventBridge's event, at ``fired``)."""
+        function = self.deps.names.queue(Function.EXPORT)
+        event = {
+            "version": "0",
+            "id": f"citypipe-local-{fired:%Y%m%dT%H%M}",
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "time": fired.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": self.deps.city.region,
+            "resources": [f"arn:aws:events:{self.deps.city.region}:000000000000:rule/{function}"],
+            "detail": {},
+        }
+        arn = f"arn:aws:lambda:{self.deps.city.region}:000000000000:function:{function}"
+        self.jobs.append(
+            self.invoker.invoke(Function.EXPORT, "aws", event, LambdaContext(function, arn))
+        )
+
+
+def _simulated_days(run: _Run, input_dir: Path, clock: Offset, every: timedelta) -> None:
+    """Play the captures on a simulated clock: up to each firing of the hourly job, the
+    messages that arrived before it and the CSV files of the hours that ended, then the
+    job at its time; until every message is in and the last day's job has fired."""
+    items = captured(input_dir)
+    pending = next(items, None)
+    if pending is None:
+        return
+    first = datetime.fromtimestamp(pending[0], UTC)
+    fired = first.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    drops = {path: _drop_hour(path) + timedelta(hours=1) for path in csv_drops(input_dir)}
+    last_day = first.date()
+    while True:
+        clock.set_now(fired - timedelta(minutes=1))
+        batch: list[Captured] = []
+        while pending is not None and pending[0] < fired.timestamp():
+            batch.append(pending)
+            last_day = max(last_day, datetime.fromtimestamp(pending[0], UTC).date())
+            pending = next(items, None)
+        due = sorted(p for p, ended in drops.items() if ended <= fired)
+        for path in due:
+            del drops[path]
+        run.play(batch, due, input_dir)
+        clock.set_now(fired)
+        run.hourly_job(fired)
+        published = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), UTC)
+        if pending is None and not drops and fired >= published + timedelta(hours=1):
+            return  # the job after the last day's midnight published it
+        fired += every
+
+
+def _drop_hour(path: Path) -> datetime:
+    """The hour a CSV drop covers, from its name (``loops-2026-06-01T00.csv``)."""
+    stamp = path.stem.rsplit("-", 3)[-3:]
+    return datetime.strptime("-".join(stamp), "%Y-%m-%dT%H").replace(tzinfo=UTC)
+
+
 def replay(
     city_file: Path,
     input_dir: Path,
@@ -205,17 +348,28 @@ def replay(
     options: ReplayOptions = ReplayOptions(),
     progress: Progress | None = None,
 ) -> dict[str, Any]:
+    """Replay the captures through a fresh stack; the report of the run's books.
+
+    On the real clock (the default) every message is played as fast as the stack takes
+    it, then every day is exported. On a simulated clock (``options.job_every``) the
+    captures are played in their own time — possibly days of them — and the hourly job
+    fires on that clock (publishing yesterday, destroying old keys, sweeping raw and
+    quarantine) instead of an export request; the embedded backend keeps the same time."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs.jsonl").unlink(missing_ok=True)  # this run's logs only
     meter = Meter()
     meter.install()  # this process's own round trips: the hubs' CSV drops, the runner's polls
-    with backend(options.backend, options.localstack_endpoint) as endpoint:
+    clock_file = out / ".clock" if options.job_every is not None else None
+    if clock_file is not None:
+        clock_file.write_text("0")
+    with backend(options.backend, options.localstack_endpoint, clock_file) as endpoint:
         settings = Settings(
             backend=endpoint.settings,
             stack=StackSettings(
                 deployment="local",
                 city_file=city_file,
                 visibility_timeout_s=options.visibility_timeout_s,
+                max_receive_count=options.max_receive_count,
                 name_prefix=options.name_prefix,
             ),
             keys=(
@@ -231,38 +385,35 @@ def replay(
         started, runner_before = time.perf_counter(), meter.snapshot()
         backend_cpu = process_cpu_s(endpoint.pid) if endpoint.pid else None
         with written_to(out / "logs.jsonl"):
-            invoker = Invoker(settings, options.concurrency, out / "logs.jsonl")
-            runner = LocalRunner(
-                deps.names,
-                deps.queue,
-                region=settings.backend.region or deps.city.region,
-                concurrency=options.concurrency,
-                duplicate_deliveries=options.duplicate_deliveries,
-                on_batch=(lambda f, n: progress(f.value, n)) if progress else None,
-                invoker=invoker,
-                platform=options.platform,
+            invoker = Invoker(
+                settings, options.concurrency, out / "logs.jsonl", options.faults, clock_file
+            )
+            run = _Run(
+                deps,
+                options,
+                invoker,
+                LocalRunner(
+                    deps.names,
+                    deps.queue,
+                    region=settings.backend.region or deps.city.region,
+                    concurrency=options.concurrency,
+                    duplicate=options.faults.duplicate,
+                    seed=options.faults.seed,
+                    on_batch=(lambda f, n: progress(f.value, n)) if progress else None,
+                    invoker=invoker,
+                    platform=options.platform,
+                ),
+                progress,
             )
             try:
-                # the hubs play while the functions run, as they would
-                with ThreadPoolExecutor(1, thread_name_prefix="hubs") as hubs:
-                    playing = hubs.submit(
-                        lambda: (
-                            drop_csv(deps, input_dir)
-                            + play_hubs(
-                                invoker,
-                                input_dir,
-                                options.batch_payloads,
-                                options.concurrency,
-                                progress,
-                            )
-                        )
-                    )
-                    runner.drain(PIPELINE, until=playing.done)
-                    sent = playing.result()
-                edge_seconds = time.perf_counter() - started
-                runner.drain(PIPELINE)
-                request_export(deps)
-                runner.drain([Function.EXPORT])
+                poison_messages(deps, options.faults.poison)
+                if options.job_every is None or clock_file is None:
+                    run.play(captured(input_dir), csv_drops(input_dir), input_dir)
+                    edge_seconds = time.perf_counter() - started
+                    run.export_all()
+                else:
+                    _simulated_days(run, input_dir, Offset(clock_file), options.job_every)
+                    edge_seconds = time.perf_counter() - started
             finally:
                 invoker.close()
             total = time.perf_counter() - started
@@ -271,7 +422,8 @@ def replay(
             if backend_cpu is not None and endpoint.pid:
                 used = (process_cpu_s(endpoint.pid) or backend_cpu) - backend_cpu
                 usage["backend"] = {"cpu_s": round(used, 3)}
-            report = build_report(deps, sent, {f: s.seconds for f, s in runner.stats.items()})
+            stats = run.runner.stats
+            report = build_report(deps, run.sent, {f: s.seconds for f, s in stats.items()})
         report["seconds"] = {"edge": round(edge_seconds, 3), "total": round(total, 3)}
         report["usage"] = usage
         report["workers"] = {
@@ -279,6 +431,15 @@ def replay(
             "peak_rss_mb": {k: round(v, 1) for k, v in sorted(invoker.peak_rss_mb.items())},
         }
         report["backend"] = endpoint.name
+        report["faults"] = {
+            "asked": str(options.faults),
+            "crashes": dict(sorted(invoker.crashes.items())),
+            "injected": dict(sorted(invoker.injected.items())),
+            "bridge_retries": run.played.retried,
+            "failed_deliveries": sum(s.failures for s in stats.values()),
+        }
+        if options.job_every is not None:
+            report["hourly_jobs"] = run.jobs
         copy_zones(deps, out)
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return report

@@ -22,7 +22,12 @@ from citypipe.domain.books import (
 )
 from citypipe.domain.errors import TerminalError
 from citypipe.domain.model import Function, Message, Zone
-from citypipe.domain.naming import input_id, lineage_key, lineage_prefix
+from citypipe.domain.naming import (
+    input_id,
+    lineage_key,
+    lineage_prefix,
+    quarantined_messages_prefix,
+)
 from citypipe.entrypoints.events import parse_messages
 from citypipe.service.stage import Deps
 
@@ -70,6 +75,12 @@ def dead_letters(deps: Deps, function: Function) -> list[Message]:
                 if not deps.store.exists(audit, done):
                     seen.setdefault(message.message_id, claim)
     return list(seen.values())
+
+
+def quarantined_messages(deps: Deps, function: Function) -> int:
+    """Queue messages a function quarantined because they were no claim check at all."""
+    prefix = quarantined_messages_prefix(deps.city.city, function)
+    return sum(1 for _ in deps.store.list(deps.names.bucket(Zone.QUARANTINE), prefix))
 
 
 def _newer(record: Lineage, than: Lineage) -> bool:
@@ -130,6 +141,7 @@ def build_report(
 ) -> dict[str, Any]:
     books = Books.read(lineage_records(deps))
     dead = {f: dead_letters(deps, f) for f in Function}
+    poison = {f: quarantined_messages(deps, f) for f in Function}
     dead_records = {f: sum(m.records for m in dead[f]) for f in Function}
     ingest, anonymize, aggregate, export = (
         books.ingest,
@@ -165,6 +177,9 @@ def build_report(
         "duplicates": ingest.duplicates,
         "quarantined": dict(sorted(all_quarantined.items())),
         "dead_lettered": sum(dead_records.values()),
+        # messages no function could use: quarantined (no claim check), dead-lettered
+        "messages_quarantined": sum(poison.values()),
+        "messages_dead_lettered": sum(len(d) for d in dead.values()),
         "refused": anonymize.refused,
         "published_cells": export.published,
         "suppressed_cells": export.suppressed,
@@ -176,6 +191,7 @@ def build_report(
                 **books.of(f).model_dump(exclude={"stage"}),
                 "dead_lettered_messages": len(dead[f]),
                 "dead_lettered_records": dead_records[f],
+                "quarantined_messages": poison[f],
                 "seconds": round((seconds or {}).get(f, 0.0), 3),
             }
             for f in Function

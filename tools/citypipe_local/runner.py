@@ -8,39 +8,41 @@ the visibility timeout; the backend's redrive policy moves a message received mo
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.util
 import json
 import multiprocessing
 import os
+import pickle
+import random
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import (
-    FIRST_COMPLETED,
-    Future,
-    ProcessPoolExecutor,
-    ThreadPoolExecutor,
-    wait,
-)
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast
 
 from citypipe.bootstrap import aggregate as bootstrap_aggregate
 from citypipe.bootstrap import anonymize as bootstrap_anonymize
+from citypipe.bootstrap import deps_from
 from citypipe.bootstrap import export as bootstrap_export
 from citypipe.bootstrap import ingest as bootstrap_ingest
+from citypipe.bootstrap.keys import key_store_from
 from citypipe.domain.model import Function
 from citypipe.domain.naming import StackNames
 from citypipe.entrypoints.apps import FunctionApp
-from citypipe.ports import KeyStore, Queue, ReceivedMessage, WebhookTokens
+from citypipe.ports import Clock, KeyStore, Queue, ReceivedMessage, WebhookTokens
 from citypipe.service.stage import Deps, log
 from citypipe.settings import Settings
+from citypipe_local.clock import SimulatedClock
 from citypipe_local.fakes import InMemoryWebhookTokens
+from citypipe_local.faults import FaultInjector, Faults
 from citypipe_local.usage import Meter, Usage, peak_rss_mb
 
 Handler = Callable[..., dict[str, Any]]
@@ -193,18 +195,43 @@ def settings_environment(settings: Settings) -> dict[str, str]:
 
 
 _meter = Meter()  # this worker process's round trips and bytes
+_faults: FaultInjector | None = None  # this worker process's faults, when asked for
+_clock: Clock | None = None  # the run's simulated clock, when it has one
+_composition: tuple[Deps, KeyStore] | None = None
 
 
-def _worker_init(environment: dict[str, str], log_path: str | None) -> None:
+def _worker_init(
+    environment: dict[str, str], log_path: str | None, faults: Faults, clock: str | None
+) -> None:
     """In each worker process, as in a Lambda container: settings in the environment (the
     handlers' composition roots read them at cold start), logs to the run's file, and the
-    meter on the process's botocore session before any client exists."""
+    meter (and the faults asked for) on the process's botocore session before any client
+    exists."""
+    global _faults, _clock  # noqa: PLW0603  (one per worker process)
     from citypipe_local.logs import send_to
 
     os.environ.update(environment)
     _meter.install()
+    if faults.any:
+        _faults = FaultInjector(faults)
+        _faults.install()
+    if clock is not None:
+        _clock = SimulatedClock(Path(clock))
     if log_path:
         send_to(Path(log_path))
+
+
+def worker_composition() -> tuple[Deps, KeyStore]:
+    """This worker's stack and key store, built once from the environment as a container
+    (or a bridge) builds them, on the run's simulated clock when it has one."""
+    global _composition  # noqa: PLW0603  (one per worker process)
+    if _composition is None:
+        settings = Settings()
+        deps = deps_from(settings)
+        if _clock is not None:
+            deps = replace(deps, clock=_clock)
+        _composition = (deps, key_store_from(settings, deps))
+    return _composition
 
 
 @dataclass(frozen=True)
@@ -214,19 +241,28 @@ class Measured(Generic[T]):
     value: T
     usage: Usage
     peak_rss_mb: float  # the worker's peak resident memory so far
+    injected: Counter[str]  # faults injected in the worker while it ran
 
 
 def _measured(fn: Callable[..., T], *args: Any) -> Measured[T]:
     before = _meter.snapshot()
+    if _faults is None:
+        return Measured(fn(*args), _meter.since(before), peak_rss_mb(), Counter())
+    injected = _faults.injected.copy()
+    _faults.begin()
     value = fn(*args)
-    return Measured(value, _meter.since(before), peak_rss_mb())
+    _faults.end()
+    return Measured(value, _meter.since(before), peak_rss_mb(), _faults.injected - injected)
 
 
 def _worker_invoke(
     function: Function, platform: Platform, event: dict[str, Any], context: Any
 ) -> dict[str, Any]:
     if (function, platform) not in _worker_handlers:
-        _worker_handlers[function, platform] = load_handler(function, platform=platform)
+        handler = load_handler(function, platform=platform)  # it cold-starts as on Lambda
+        if _clock is not None:  # but on the run's clock: its app, through its test seam
+            handler = functools.partial(handler, app=app_for(function, *worker_composition()))
+        _worker_handlers[function, platform] = handler
     return _worker_handlers[function, platform](event, context)
 
 
@@ -241,7 +277,7 @@ PRELOAD = [
 ]
 
 
-def worker_context() -> multiprocessing.context.BaseContext:
+def worker_context() -> multiprocessing.context.ForkServerContext:
     """Workers are forked from a fork server that imported the library once (a clean,
     single-threaded process: no lock or socket of this one is inherited); each still
     builds its composition root from the environment at its first invocation, as a Lambda
@@ -252,62 +288,165 @@ def worker_context() -> multiprocessing.context.BaseContext:
     return context
 
 
-class Invoker:
-    """Runs handlers in worker processes, as Lambda runs them in containers: a pool of
-    processes per function (and one for the replay's bridges, ``edge``), each with its own
-    cold start, Powertools logger state, GIL and memory — so a worker's peak memory is one
-    function's, what its Lambda memory size must hold. Counts what the work cost by name,
-    and each name's peak resident memory."""
+class InvocationCrashedError(RuntimeError):
+    """The worker running an invocation died (killed, out of memory): its work is lost
+    mid-way, as when a Lambda container dies. A fresh worker takes its place."""
 
-    def __init__(self, settings: Settings, workers: int, log_path: Path | None = None) -> None:
+
+def _serve(conn: Connection, init: tuple[Any, ...]) -> None:
+    """A worker process: set up as a container is, then run what it is sent, one at a time."""
+    _worker_init(*init)
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        fn, args = task
+        try:
+            answer: tuple[bool, Any] = (True, fn(*args))
+        except Exception as exc:  # the caller's to handle, as a Lambda error is
+            answer = (False, exc)
+        try:
+            conn.send(answer)
+        except (pickle.PicklingError, TypeError, AttributeError):  # an exception not picklable
+            conn.send((False, RuntimeError(f"{type(answer[1]).__name__}: {answer[1]}")))
+
+
+@dataclass
+class _Worker:
+    process: multiprocessing.process.BaseProcess
+    conn: Connection
+
+
+class Workers:
+    """Up to ``size`` worker processes, started on demand, each running one call at a time.
+    A worker that dies fails only the call it was running (``InvocationCrashedError``);
+    the next call gets a fresh worker — unlike ``ProcessPoolExecutor``, where one death
+    breaks the whole pool."""
+
+    def __init__(self, size: int, init: tuple[Any, ...]) -> None:
+        self.size, self.init = size, init
+        self.started = self.crashes = 0
+        self._idle: list[_Worker] = []
+        self._all: list[_Worker] = []
+        self._available = threading.Condition()
+
+    def _take(self) -> _Worker:
+        with self._available:
+            while not self._idle and len(self._all) >= self.size:
+                self._available.wait()
+            if self._idle:
+                return self._idle.pop()
+            context = worker_context()
+            ours, theirs = context.Pipe()
+            process = context.Process(target=_serve, args=(theirs, self.init), daemon=True)
+            process.start()
+            theirs.close()
+            worker = _Worker(process, ours)
+            self._all.append(worker)
+            self.started += 1
+            return worker
+
+    def _give_back(self, worker: _Worker, alive: bool) -> None:
+        with self._available:
+            if alive:
+                self._idle.append(worker)
+            else:
+                self._all.remove(worker)
+                self.crashes += 1
+            self._available.notify()
+
+    def run(self, fn: Callable[..., T], *args: Any) -> T:
+        worker = self._take()
+        try:
+            worker.conn.send((fn, args))
+            ok, value = worker.conn.recv()
+        except (EOFError, OSError):
+            worker.process.join(5)
+            self._give_back(worker, alive=False)
+            raise InvocationCrashedError(f"worker {worker.process.pid} died mid-call") from None
+        self._give_back(worker, alive=True)
+        if not ok:
+            raise value
+        return cast(T, value)
+
+    def close(self) -> None:
+        with self._available:
+            workers, self._all, self._idle = self._all, [], []
+        for worker in workers:
+            with contextlib.suppress(OSError):
+                worker.conn.send(None)
+        for worker in workers:
+            worker.process.join(10)
+            if worker.process.is_alive():
+                worker.process.kill()
+
+
+class Invoker:
+    """Runs handlers in worker processes, as Lambda runs them in containers: workers per
+    function (and for the replay's bridges, ``edge``), each with its own cold start,
+    Powertools logger state, GIL and memory — so a worker's peak memory is one function's,
+    what its Lambda memory size must hold. Counts what the work cost by name, each name's
+    peak resident memory, and the workers that died."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        workers: int,
+        log_path: Path | None = None,
+        faults: Faults | None = None,
+        clock: Path | None = None,
+    ) -> None:
+        """``clock``: the offset file of the run's simulated clock (None: the real one)."""
         self.workers = workers
-        self._init = (settings_environment(settings), str(log_path) if log_path else None)
-        self.pools: dict[str, ProcessPoolExecutor] = {}
+        log = str(log_path) if log_path else None
+        self._init = (
+            settings_environment(settings),
+            log,
+            faults or Faults(),
+            str(clock) if clock is not None else None,
+        )
+        self.pools: dict[str, Workers] = {}
         self.usage: dict[str, Usage] = {}
         self.peak_rss_mb: dict[str, float] = {}  # name -> its workers' highest peak
+        self.injected: Counter[str] = Counter()  # faults injected in the workers, by kind
         self._lock = threading.Lock()
+        self._calls = ThreadPoolExecutor(workers, thread_name_prefix="invoker")
 
-    def _pool(self, name: str) -> ProcessPoolExecutor:
+    @property
+    def crashes(self) -> dict[str, int]:
+        return {name: pool.crashes for name, pool in self.pools.items() if pool.crashes}
+
+    def _pool(self, name: str) -> Workers:
         with self._lock:
-            if name not in self.pools:  # processes start on demand, up to ``workers``
-                self.pools[name] = ProcessPoolExecutor(
-                    self.workers,
-                    mp_context=worker_context(),
-                    initializer=_worker_init,
-                    initargs=self._init,
-                )
+            if name not in self.pools:
+                self.pools[name] = Workers(self.workers, self._init)
             return self.pools[name]
 
-    def _account(self, name: str, measured: Measured[T]) -> T:
+    def run(self, name: str, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in a worker of ``name`` (a function, or ``edge``), counted there."""
+        measured: Measured[T] = self._pool(name).run(_measured, fn, *args)
         with self._lock:
             self.usage.setdefault(name, Usage()).add(measured.usage)
             self.peak_rss_mb[name] = max(measured.peak_rss_mb, self.peak_rss_mb.get(name, 0.0))
+            self.injected.update(measured.injected)
         return measured.value
 
     def invoke(
         self, function: Function, platform: Platform, event: dict[str, Any], context: Any
     ) -> dict[str, Any]:
-        pool = self._pool(function.value)
-        done = pool.submit(_measured, _worker_invoke, function, platform, event, context)
-        return self._account(function.value, done.result())
+        return self.run(function.value, _worker_invoke, function, platform, event, context)
 
     def submit(self, name: str, fn: Callable[..., T], *args: Any) -> Future[T]:
-        """Run a module-level function in a worker of the pool ``name`` (the replay's
-        bridges: ``edge``); its cost is counted under that name."""
-        result: Future[T] = Future()
-
-        def settle(done: Future[Measured[T]]) -> None:
-            try:
-                result.set_result(self._account(name, done.result()))
-            except BaseException as exc:
-                result.set_exception(exc)
-
-        self._pool(name).submit(_measured, fn, *args).add_done_callback(settle)
-        return result
+        """``run`` without waiting (the replay's bridges)."""
+        return self._calls.submit(self.run, name, fn, *args)
 
     def close(self) -> None:
+        self._calls.shutdown(wait=True, cancel_futures=True)
         for pool in self.pools.values():
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.close()
 
 
 POLL_BACKOFF_S = 0.2  # an empty queue is polled again after this (or when work finishes)
@@ -328,11 +467,16 @@ class LocalRunner:
     region: str = "eu-central-1"
     batch_size: int = 10
     concurrency: int = 4
-    duplicate_deliveries: bool = False  # deliver every message twice (idempotency tests)
+    duplicate: float = 0.0  # the share of messages delivered twice (1.0: every message)
     handlers: dict[Function, Handler] = field(default_factory=dict)
     stats: dict[Function, FunctionStats] = field(default_factory=dict)
     on_batch: Callable[[Function, int], None] | None = None
+    seed: int = 0
     _duplicated: set[str] = field(default_factory=set)
+    _rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
 
     invoker: Invoker | None = None  # None: call the handlers in this process's threads
     # aws: Lambda's SQS event source (batches, partial failures); scaleway: a queue trigger
@@ -368,8 +512,6 @@ class LocalRunner:
                     "message_ids": [m.message_id for m in messages],
                 },
             )
-            if isinstance(exc, BrokenProcessPool):
-                raise  # the workers are gone: nothing more can run
             return {m.message_id for m in messages}
 
     def _post(self, function: Function, message: ReceivedMessage) -> bool:
@@ -378,9 +520,7 @@ class LocalRunner:
         for _ in range(1 + SCALEWAY_RETRIES):
             try:
                 response = self._run(function, scaleway_event(message.body), context)
-            except Exception as exc:  # a crashed function answers 500 on Scaleway
-                if isinstance(exc, BrokenProcessPool):
-                    raise
+            except Exception:  # a crashed function answers 500 on Scaleway
                 log.error("invocation crashed", extra={"function": function.value})
                 continue
             if int(response.get("statusCode", 500)) < 300:
@@ -392,7 +532,7 @@ class LocalRunner:
         stats = self.stats.setdefault(function, FunctionStats())
         started = time.perf_counter()
         failed = self._call(function, messages)
-        if self.duplicate_deliveries:
+        if self.duplicate:
             self._redeliver(function, messages, failed)
         stats.seconds += time.perf_counter() - started
         stats.invocations += 1
@@ -407,13 +547,14 @@ class LocalRunner:
     def _redeliver(
         self, function: Function, messages: list[ReceivedMessage], failed: set[str]
     ) -> None:
-        """At-least-once, played hard: the same batch again at once, and every body sent
-        again to arrive later (after its input may have been consumed)."""
-        self._call(function, messages)
+        """At-least-once, played hard: a share of the batch delivered again at once, and
+        sent again to arrive later (after its input may have been consumed)."""
+        twice = [m for m in messages if self._rng.random() < self.duplicate]
+        if not twice:
+            return
+        self._call(function, twice)
         fresh = [
-            m.body
-            for m in messages
-            if m.message_id not in failed and m.body not in self._duplicated
+            m.body for m in twice if m.message_id not in failed and m.body not in self._duplicated
         ]
         self._duplicated.update(fresh)
         self.queue.send(self.names.queue(function), fresh)

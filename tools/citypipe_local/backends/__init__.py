@@ -9,6 +9,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from citypipe.settings import BackendSettings
 
@@ -53,12 +54,17 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
 
 
 @contextlib.contextmanager
-def backend(name: str, localstack_endpoint: str | None = None) -> Iterator[Endpoint]:
-    """Start (or find) a backend, yield its endpoint, stop what was started."""
+def backend(
+    name: str, localstack_endpoint: str | None = None, clock: Path | None = None
+) -> Iterator[Endpoint]:
+    """Start (or find) a backend, yield its endpoint, stop what was started. ``clock``: the
+    offset file of a simulated clock (the embedded backend only)."""
+    if clock is not None and name != "embedded":
+        raise ValueError("a simulated clock needs the embedded backend, which keeps time by it")
     if name == "embedded":
         from citypipe_local.backends.embedded import embedded
 
-        with embedded() as endpoint:
+        with embedded(clock=clock) as endpoint:
             yield endpoint
     elif name == "localstack":
         from citypipe_local.backends.localstack import localstack

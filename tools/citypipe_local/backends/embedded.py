@@ -9,17 +9,22 @@ import contextlib
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 from citypipe.settings import BackendSettings
 from citypipe_local.backends import Endpoint, free_port, reachable, stop, wait_until
 
 
 @contextlib.contextmanager
-def embedded(region: str = "eu-central-1") -> Iterator[Endpoint]:
+def embedded(region: str = "eu-central-1", clock: Path | None = None) -> Iterator[Endpoint]:
+    """``clock``: the offset file of a simulated clock the backend keeps time by."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    server = (
+        ["moto.server"] if clock is None else ["citypipe_local.backends.moto_clock", str(clock)]
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", *server, "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

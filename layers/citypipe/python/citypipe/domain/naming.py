@@ -155,10 +155,14 @@ def quarantine_key(city: str, function: Function, ident: str) -> str:
     return f"quarantine/{city}/{function.value}/{ident}.jsonl.gz"
 
 
+def quarantined_messages_prefix(city: str, function: Function) -> str:
+    return f"quarantine/{city}/{function.value}/messages/"
+
+
 def quarantined_message_key(city: str, function: Function, body: str) -> str:
     """A queue message that was no claim check at all (poison), keyed by its content."""
     ident = hashlib.sha256(body.encode()).hexdigest()[:24]
-    return f"quarantine/{city}/{function.value}/messages/{ident}.jsonl.gz"
+    return f"{quarantined_messages_prefix(city, function)}{ident}.jsonl.gz"
 
 
 def key_destruction_prefix(city: str) -> str:
