@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: venv browser demo demo-localstack test test-fast lint check bench fuzz layer package package-scaleway lock clean
+.PHONY: venv browser demo demo-localstack test test-fast lint check bench bench-big fuzz layer package package-scaleway lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,8 +41,17 @@ lint: venv
 
 check: lint test
 
+# The pipeline against a plain script (bench/floor.py) on the same files, at three sizes of
+# the example city's day (x0.25, x1, x4): ratio, readings/s, CPU, round trips and memory per
+# function, cost per million readings. Writes docs/benchmarks.md and bench/results.json.
 bench: venv
 	$(BIN)/python bench/run.py
+
+# A day of a city 14 times the example (10.5 M readings) on LocalStack, with its floor:
+# ~25 minutes and ~3 GB of captures on a 2-core machine; make bench reports it from
+# bench/big.json.
+bench-big: venv
+	$(BIN)/python bench/run.py --scales 14 --backend localstack --results bench/big.json --quick
 
 # The edge fuzzed long: 5,000 malformed payloads per format, random each run (make test runs
 # a CI-sized, derandomized search of the same properties).

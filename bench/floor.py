@@ -213,7 +213,7 @@ class Device:
 def read_city(path: Path) -> dict[str, Any]:
     """The city file, the keys of the file it ``extends`` that it does not set, and its
     registry read."""
-    city = yaml.safe_load(path.read_text())
+    city: dict[str, Any] = yaml.safe_load(path.read_text())
     if isinstance(city.get("registry"), str):
         city["registry"] = yaml.safe_load((path.parent / city["registry"]).read_text())
     if "extends" in city:

@@ -1,140 +1,271 @@
-"""citypipe benchmarks: each stage core against a baseline run in the same process.
+"""citypipe benchmarks: the pipeline against a plain script, at three city sizes.
 
-Absolute times drift between machines and runs; ratios to a baseline measured right next
-to them do not drift much. Baselines are the floor each stage cannot go under: parsing the
-same JSON with orjson (ingest: the hubs' payloads; anonymize: the raw lines), reading the
-same Parquet (aggregate), and, end to end, moving the same bytes through the same backend
-without any processing. Ingest also reports readings per second (target: >= 150,000).
+Every figure stands beside a baseline measured in the same run, on the same machine:
 
-    make bench            # writes bench/results.json and prints a table
+- **the floor** (``bench/floor.py``): the same job — parse, resolve, pseudonymize, roll up,
+  suppress, one CSV per theme — as one plain single-process script, on the same simulated
+  files. It runs before and after each replay; the replay's wall time is compared with
+  their mean (the machine may be shared: its load is recorded).
+- **three sizes** of the example city's day (x0.25, x1, x4): readings per second of the
+  replay and of the floor, and each function's peak resident memory in its workers.
+- **where the time goes** at x1: CPU seconds, backend round trips and bytes per stage, the
+  local backend's own CPU, beside the floor's CPU.
+- **memory**: a replay in batches of ~10,000 readings, each function's peak beside a
+  worker that has cold-started and done nothing.
+- **cost per million readings** at AWS and Scaleway list prices, from the measured CPU
+  seconds and round trips.
+- the ingest core's readings per CPU second beside ``orjson`` parsing the same payloads,
+  and each handler's cold import beside a bare interpreter's.
+
+    make bench      # writes docs/benchmarks.md and bench/results.json
+    python bench/run.py --scales 14 --backend localstack --results bench/big.json  # big day
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
+import os
+import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from citypipe.adapters.s3 import S3ObjectStore
-from citypipe.adapters.sqs import SqsQueue
-from citypipe.core.aggregate import merge_partials, partial_of
-from citypipe.core.anonymize import anonymize_records
-from citypipe.core.columnar import parquet_bytes, read_parquet
-from citypipe.core.formats import FORMATS
-from citypipe.core.ingest import Normalized, normalize
+from citypipe.core.ingest import normalize
 from citypipe.core.pseudonyms import sensor_keys
-from citypipe.domain.city import City, load_city
-from citypipe.domain.model import Zone
-from citypipe.domain.naming import StackNames
-from citypipe.ports import SystemClock
-from citypipe.service.export import days_with_partials, export_day
-from citypipe.service.stage import Deps
-from citypipe.settings import StackSettings
-from citypipe_local import stack
-from citypipe_local.backends import backend
+from citypipe.domain.city import load_city
 from citypipe_local.fakes import InMemoryKeyStore
 from citypipe_local.replay import ReplayOptions, payloads_of, replay
-from citypipe_local.simulate import simulate
-from citypipe_local.stack import make_clients
+from citypipe_local.simulate import scaled_city, simulate
+
+sys.path.insert(0, str(Path(__file__).parent))
+from floor import floor  # beside this script (bench/ is scripts, not a package)
 
 ROOT = Path(__file__).resolve().parents[1]
 CITY_FILE = ROOT / "infra" / "cities" / "velden.yaml"
-REPEAT = 3
+DOCS = ROOT / "docs" / "benchmarks.md"
+SEED = 7
+TARGET_RATIO = 3.0
+TARGET_RSS_MB = 256
+PROBE_BATCH = 4_700  # hub messages: ~10,000 readings of the example city
+
+# List prices (docs/deploy.md): per GB-second and per request
+AWS = {
+    "lambda_gb_s": 0.0000133334,  # Arm
+    "lambda_request": 0.20 / 1e6,
+    "s3_put": 0.0054 / 1000,  # PUT, COPY, POST, LIST
+    "s3_get": 0.00043 / 1000,  # GET, HEAD
+    "sqs_request": 0.40 / 1e6,
+}
+SCALEWAY = {"gb_s": 1.20 / 100_000, "request": 0.15 / 1e6}  # Functions; storage requests free
+# A vCPU comes with 1,769 MB on Lambda and ~1,830 MB on Scaleway Functions (560 mvCPU at
+# 1,024 MB): a CPU-second of work is billed that many GB-s whatever the memory size.
+GB_S_PER_CPU_S = {"aws": 1.769, "scaleway": 1.829}
+S3_PUT_CLASS = {"PutObject", "ListObjectsV2", "CopyObject"}
+S3_GET_CLASS = {"GetObject", "HeadObject"}
+SQS_CALLS = {
+    "SendMessageBatch", "SendMessage", "ReceiveMessage", "DeleteMessageBatch", "DeleteMessage",
+    "GetQueueAttributes", "GetQueueUrl",
+}  # fmt: skip
+FUNCTIONS = ("edge", "ingest", "anonymize", "aggregate", "export")
 
 
-def best(fn: Callable[[], Any]) -> float:
-    """Median of a few runs (one warm-up first)."""
+def machine() -> dict[str, Any]:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory_gb": round(memory_kb / 2**20, 1),
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+    }
+
+
+def load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+# --- one size of the city -------------------------------------------------------------------
+
+
+def inputs(work: Path, scale: float) -> tuple[Path, Path]:
+    """The simulated day at this size, and the city file to replay it with."""
+    folder = work / f"x{scale:g}"
+    city_file = CITY_FILE
+    if scale > 1:
+        city_file = scaled_city(CITY_FILE, int(scale), folder / "city")
+    simulate(load_city(city_file), folder / "input", hours=24, seed=SEED, scale=min(scale, 1.0))
+    return folder / "input", city_file
+
+
+def one_size(work: Path, scale: float, options: ReplayOptions) -> dict[str, Any]:
+    captures, city_file = inputs(work, scale)
+    before = floor(captures, city_file, work / "floor-before")
+    load_before = load()
+    report = replay(city_file, captures, work / f"out-x{scale:g}", options)
+    load_after = load()
+    after = floor(captures, city_file, work / "floor-after")
+    floor_s = statistics.mean([before.seconds, after.seconds])
+    seconds = report["seconds"]["total"]
+    readings = report["received"]
+    assert before.accepted == report["accepted"], "the floor must do the same job"
+    return {
+        "scale": scale,
+        "readings": readings,
+        "payloads": report["stages"]["ingest"]["payloads"],
+        "replay_s": seconds,
+        "edge_s": report["seconds"]["edge"],
+        "floor_s": round(floor_s, 3),
+        "floor_runs_s": [round(before.seconds, 3), round(after.seconds, 3)],
+        "floor_cpu_s": round(statistics.mean([before.cpu_seconds, after.cpu_seconds]), 3),
+        "ratio": round(seconds / floor_s, 2),
+        "readings_per_s": round(readings / seconds),
+        "floor_readings_per_s": round(readings / floor_s),
+        "balanced": report["balanced"],
+        "accepted": report["accepted"],
+        "floor_accepted": before.accepted,
+        "cells": {
+            "published": report["published_cells"],
+            "suppressed": report["suppressed_cells"],
+        },
+        "floor_cells": before.cells,
+        "usage": report["usage"],
+        "peak_rss_mb": report["workers"]["peak_rss_mb"],
+        "load": [load_before, load_after],
+    }
+
+
+# --- memory: a worker with a 10k-reading batch, beside an idle one ----------------------------
+
+
+def idle_worker_rss() -> float:
+    """A worker's resident memory after importing and cold-starting every function."""
+    code = (
+        "import resource, citypipe_local.replay, citypipe_local.runner as r\n"
+        "import citypipe.bootstrap.ingest, citypipe.bootstrap.anonymize\n"
+        "import citypipe.bootstrap.aggregate, citypipe.bootstrap.export\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return round(float(out.stdout.strip()), 1)
+
+
+def memory(work: Path) -> dict[str, Any]:
+    captures, city_file = work / "x1" / "input", CITY_FILE
+    report = replay(
+        city_file, captures, work / "out-probe", ReplayOptions(batch_payloads=PROBE_BATCH)
+    )
+    batches = report["usage"]["edge"]["invocations"]
+    return {
+        "batch_messages": PROBE_BATCH,
+        "batch_readings": round(report["received"] / max(1, batches)),
+        "peak_rss_mb": report["workers"]["peak_rss_mb"],
+        "idle_worker_mb": idle_worker_rss(),
+        "balanced": report["balanced"],
+    }
+
+
+# --- cost -----------------------------------------------------------------------------------
+
+
+def costs(size: dict[str, Any]) -> dict[str, Any]:
+    """Per million readings, from one replay's measured CPU seconds and round trips: every
+    function's work and the bridges' (the edge runs in ingest on a cloud), and the backend
+    calls the functions and the runner made (the runner's polls stand for the platform's)."""
+    usage, per = size["usage"], 1e6 / size["readings"]
+    cpu = sum(usage[name]["cpu_s"] for name in FUNCTIONS if name in usage)
+    invocations = sum(usage[name]["invocations"] for name in FUNCTIONS if name in usage)
+    calls: dict[str, int] = {}
+    for name in (*FUNCTIONS, "runner"):
+        for op, n in usage.get(name, {}).get("operations", {}).items():
+            calls[op] = calls.get(op, 0) + n
+    puts = sum(n for op, n in calls.items() if op in S3_PUT_CLASS)
+    gets = sum(n for op, n in calls.items() if op in S3_GET_CLASS)
+    sqs = sum(n for op, n in calls.items() if op in SQS_CALLS)
+    aws = {
+        "compute": cpu * GB_S_PER_CPU_S["aws"] * AWS["lambda_gb_s"],
+        "invocations": invocations * AWS["lambda_request"],
+        "s3": puts * AWS["s3_put"] + gets * AWS["s3_get"],
+        "sqs": sqs * AWS["sqs_request"],
+    }
+    scaleway = {
+        "compute": cpu * GB_S_PER_CPU_S["scaleway"] * SCALEWAY["gb_s"],
+        "invocations": invocations * SCALEWAY["request"],
+    }
+    return {
+        "cpu_s_per_million": round(cpu * per, 1),
+        "invocations_per_million": round(invocations * per),
+        "s3_puts_per_million": round(puts * per),
+        "s3_gets_per_million": round(gets * per),
+        "sqs_requests_per_million": round(sqs * per),
+        "aws_usd": {k: round(v * per, 5) for k, v in aws.items()}
+        | {"total": round(sum(aws.values()) * per, 4)},
+        "scaleway_eur": {k: round(v * per, 5) for k, v in scaleway.items()}
+        | {"total": round(sum(scaleway.values()) * per, 4)},
+    }
+
+
+# --- the cores ------------------------------------------------------------------------------
+
+
+def cpu_median(fn: Callable[[], Any], repeat: int = 3) -> float:
     fn()
     times = []
-    for _ in range(REPEAT):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
-def best_cpu(fn: Callable[[], Any]) -> float:
-    """Median CPU seconds of this process over a few runs (one warm-up first): what one core
-    spends, whatever else the machine runs."""
-    fn()
-    times = []
-    for _ in range(REPEAT):
+    for _ in range(repeat):
         started = time.process_time()
         fn()
         times.append(time.process_time() - started)
     return statistics.median(times)
 
 
-def io_floor(bodies: list[bytes]) -> float:
-    """Seconds to put and get every body once on a fresh embedded backend."""
-    with backend("embedded") as endpoint:
-        store = S3ObjectStore(make_clients(endpoint.settings).s3)
-        store.client.create_bucket(
-            Bucket="floor", CreateBucketConfiguration={"LocationConstraint": "eu-central-1"}
-        )
-        started = time.perf_counter()
-        for i, body in enumerate(bodies):
-            store.put("floor", f"o/{i}", body)
-            store.get("floor", f"o/{i}")
-        return time.perf_counter() - started
+def ingest_core(captures: Path) -> dict[str, Any]:
+    """The normalization path over the day's first ~100,000 hub messages, on one core."""
+    city = load_city(CITY_FILE)
+    lines: list[tuple[str, bytes]] = []
+    for path in sorted(captures.glob("*.jsonl")):
+        with path.open("rb") as handle:
+            for _, line in zip(range(12_000), handle, strict=False):
+                lines.append((path.stem, line.rstrip(b"\n")))
+    payloads = payloads_of(lines)
+    key_for = sensor_keys(InMemoryKeyStore(), city.city)
+    now = time.time()
 
+    def parse_only() -> None:
+        for payload in payloads:
+            with contextlib.suppress(orjson.JSONDecodeError):
+                orjson.loads(payload.body)
 
-def export_per_day(city: City, aggregates: Path) -> dict[str, Any]:
-    """Export of a day (every theme in four formats, the catalogue, the data package, the
-    portal) on the embedded backend, beside reading and merging the same partials: the
-    floor export cannot go under. Each export runs on a fresh stack (a second export of
-    the same partials is a duplicate that writes nothing)."""
-    partials = sorted(aggregates.rglob("*.parquet"))
-    with backend("embedded") as endpoint:
-        clients = make_clients(endpoint.settings)
-        runs = iter(range(REPEAT + 1))
-
-        def fresh() -> Deps:
-            names = StackNames(city.city, prefix=f"bench{next(runs)}-")
-            settings = StackSettings(city_file=CITY_FILE, name_prefix=names.prefix)
-            stack.up(city, names, clients, settings)
-            deps = Deps(
-                city, names, S3ObjectStore(clients.s3), SqsQueue(clients.sqs), SystemClock()
-            )
-            for path in partials:
-                key = str(path.relative_to(aggregates))
-                deps.store.put(names.bucket(Zone.AGGREGATES), key, path.read_bytes())
-            return deps
-
-        deps = fresh()
-        bucket = deps.names.bucket(Zone.AGGREGATES)
-        [day] = days_with_partials(deps)
-        keys = [i.key for i in deps.store.list(bucket)]
-        read_t = best(
-            lambda: merge_partials(
-                [read_parquet(o.body) for o in deps.store.get_many(bucket, keys)]
-            )
-        )
-        sequential_t = best(
-            lambda: merge_partials([read_parquet(deps.store.get(bucket, k).body) for k in keys])
-        )
-        stacks = [deps, *(fresh() for _ in range(REPEAT))]
-        times = []
-        for one in stacks:  # the first is the warm-up
-            started = time.perf_counter()
-            export_day(one, day)
-            times.append(time.perf_counter() - started)
-        export_t = statistics.median(times[1:])
+    readings = normalize(city, None, payloads, now=now, key_for=key_for).received
+    core = cpu_median(lambda: normalize(city, None, payloads, now=now, key_for=key_for))
+    parse = cpu_median(parse_only)
     return {
-        "seconds": export_t,
-        "baseline_read_partials_s": read_t,
-        "ratio": export_t / read_t,
-        "read_partials_one_by_one_s": sequential_t,
-        "partials": len(keys),
-        "day": day,
+        "payloads": len(payloads),
+        "readings": readings,
+        "cpu_s": round(core, 3),
+        "readings_per_cpu_s": round(readings / core),
+        "baseline_orjson_parse_cpu_s": round(parse, 3),
     }
 
 
@@ -166,133 +297,213 @@ def cold_imports() -> dict[str, dict[str, float]]:
             f"{str(path)!r}); s.loader.exec_module(u.module_from_spec(s))"
         )
         handler = statistics.median(_import_ms(code) for _ in range(5))
-        results[function] = {"import_ms": handler, "baseline_bare_python_ms": bare}
+        results[function] = {"import_ms": round(handler, 1), "baseline_bare_python_ms": bare}
     return results
 
 
-def safe_loads(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
+# --- the page -------------------------------------------------------------------------------
+
+
+def _mb(peaks: dict[str, float]) -> str:
+    return ", ".join(f"{name} {peaks[name]:.0f}" for name in FUNCTIONS if name in peaks)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    sizes = results["sizes"]
+    one = next(s for s in sizes if s["scale"] == 1)
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `make bench` on {results['date']} ({results['seconds']:.0f} s). Machine: "
+        f"{m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, {m['system']}, Python "
+        f"{m['python']}; backend: {results['backend']}. The machine is shared: load average "
+        f"{results['load'][0]} when the run started, {results['load'][1]} when it ended (each "
+        "replay's is below). Every figure stands beside its baseline, measured in this run.",
+        "",
+        "## The pipeline against a plain script",
+        "",
+        "The floor is `bench/floor.py`: the same job on the same simulated files — hub "
+        "messages parsed, devices and zones resolved, MACs replaced by keyed HMACs, 15-minute "
+        "cells with k, one CSV per theme — as one plain single-process script (it publishes "
+        "the cells the pipeline publishes: `tests/integration/test_floor.py`). It runs before "
+        "and after each replay; the ratio is the replay's wall time over their mean. The "
+        "replay is everything the pipeline does besides: exactly-once effects, lineage, "
+        "quarantine, four open formats, the catalogue and the portal, isolation in worker "
+        "processes, a local S3/SQS server on the same two cores.",
+        "",
+        "| city | readings | replay | readings/s | floor | readings/s | ratio | books | "
+        "load (before, after) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in sizes:
+        lines.append(
+            f"| x{s['scale']:g} | {s['readings']:,} | {s['replay_s']:.1f} s | "
+            f"{s['readings_per_s']:,} | {s['floor_s']:.1f} s | {s['floor_readings_per_s']:,} | "
+            f"**{s['ratio']:.2f}x** | {'balanced' if s['balanced'] else 'NOT balanced'} | "
+            f"{s['load'][0]}, {s['load'][1]} |"
+        )
+    lines += [
+        "",
+        f"Target: the replay within {TARGET_RATIO:g}x the floor at x1 "
+        f"({'met' if one['ratio'] <= TARGET_RATIO else 'NOT met'}: {one['ratio']:.2f}x), and "
+        "throughput that does not fall with size.",
+        "",
+        "## Where the time goes (x1)",
+        "",
+        "CPU seconds measured in the workers of each function (the edge: the hubs' bridges), "
+        "round trips to the backend and the bytes they carried, beside the floor's CPU.",
+        "",
+        "| stage | invocations | CPU s | round trips | sent | received |",
+        "|---|---|---|---|---|---|",
+    ]
+    usage = one["usage"]
+    for name in (*FUNCTIONS, "runner"):
+        u = usage.get(name)
+        if u is None:
+            continue
+        lines.append(
+            f"| {name} | {u['invocations']} | {u['cpu_s']:.2f} | {u['requests']:,} | "
+            f"{u['bytes_sent'] / 1e6:.1f} MB | {u['bytes_received'] / 1e6:.1f} MB |"
+        )
+    total_cpu = sum(usage[n]["cpu_s"] for n in (*FUNCTIONS, "runner") if n in usage)
+    backend_cpu = usage.get("backend", {}).get("cpu_s")
+    lines += [
+        f"| the local backend's server | | {backend_cpu if backend_cpu is not None else 'n/a'} "
+        "| | | |",
+        f"| **all** | | **{total_cpu + (backend_cpu or 0):.1f}** | | | |",
+        f"| the floor (baseline) | 1 | {one['floor_cpu_s']:.2f} | 0 | | |",
+        "",
+        "(`runner`: the replay's own process — reading the captures, the local event source "
+        "mapping's polls. Round trips by call are in `bench/results.json`.)",
+        "",
+        "## Memory",
+        "",
+        f"Peak resident memory of each function's workers, MB (target: at most {TARGET_RSS_MB} "
+        "MB, whatever the size of the day).",
+        "",
+        "| run | batch | peak per function (MB) | baseline: a worker cold-started, idle |",
+        "|---|---|---|---|",
+    ]
+    probe = results["memory"]
+    lines.append(
+        f"| x1, batches of {probe['batch_messages']:,} messages | ~{probe['batch_readings']:,} "
+        f"readings | {_mb(probe['peak_rss_mb'])} | {probe['idle_worker_mb']:.0f} MB |"
+    )
+    for s in sizes:
+        per_batch = round(s["readings"] / max(1, s["usage"]["edge"]["invocations"]))
+        lines.append(
+            f"| x{s['scale']:g}, default batches | ~{per_batch:,} readings | "
+            f"{_mb(s['peak_rss_mb'])} | |"
+        )
+    cost = results["cost"]
+    lines += [
+        "",
+        "## Cost per million readings (x1)",
+        "",
+        f"From the measured compute: {cost['cpu_s_per_million']} CPU seconds per million "
+        f"readings across the functions and the edge, {cost['invocations_per_million']} "
+        f"invocations, {cost['s3_puts_per_million']:,} S3 PUT-class and "
+        f"{cost['s3_gets_per_million']:,} GET-class requests, "
+        f"{cost['sqs_requests_per_million']:,} SQS requests. A vCPU comes with 1,769 MB on "
+        "Lambda and ~1,830 MB on Scaleway, so a CPU-second is billed ~1.8 GB-s at any memory "
+        "size (time spent waiting on storage comes on top). List prices as in "
+        "`docs/deploy.md` (AWS eu-central-1, Lambda Arm; Scaleway Functions, storage requests "
+        "not billed); free tiers left out.",
+        "",
+        "| per million readings | compute | invocations | S3 | SQS | total |",
+        "|---|---|---|---|---|---|",
+        "| AWS (USD) | {compute} | {invocations} | {s3} | {sqs} | **{total}** |".format(
+            **cost["aws_usd"]
+        ),
+        "| Scaleway (EUR) | {compute} | {invocations} | — | — | **{total}** |".format(
+            **cost["scaleway_eur"]
+        ),
+        "",
+        "## The cores",
+        "",
+    ]
+    core = results["ingest_core"]
+    lines += [
+        f"The normalization path ran at **{core['readings_per_cpu_s']:,} readings per CPU "
+        f"second** on one core ({core['readings']:,} readings in {core['payloads']:,} hub "
+        f"messages of every format: {core['cpu_s']:.2f} CPU s, beside "
+        f"{core['baseline_orjson_parse_cpu_s']:.2f} CPU s for `orjson` to parse the same "
+        "bodies).",
+        "",
+        "| handler | cold import | baseline: a bare interpreter |",
+        "|---|---|---|",
+    ]
+    for function, cold in results["cold_import"].items():
+        bare = cold["baseline_bare_python_ms"]
+        lines.append(f"| {function} | {cold['import_ms']:.0f} ms | {bare:.0f} ms |")
+    big = results.get("big")
+    if big:
+        lines += [
+            "",
+            f"## A big day on {big['backend']} ({big['date']}, run once, not by `make bench`)",
+            "",
+        ]
+        for s in big["sizes"]:
+            lines.append(
+                f"x{s['scale']:g}: {s['readings']:,} readings replayed in {s['replay_s']:.0f} s "
+                f"({s['readings_per_s']:,} readings/s; the floor {s['floor_s']:.0f} s, ratio "
+                f"{s['ratio']:.2f}x), books {'balanced' if s['balanced'] else 'NOT balanced'}, "
+                f"peak MB per function: {_mb(s['peak_rss_mb'])}; load {s['load']}."
+            )
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    city = load_city(CITY_FILE)
+    parser = argparse.ArgumentParser(description="citypipe benchmarks")
+    parser.add_argument("--scales", default="0.25,1,4")
+    parser.add_argument("--backend", default="embedded")
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.json")
+    parser.add_argument("--quick", action="store_true", help="sizes only: no probe, no cores")
+    args = parser.parse_args()
+    scales = [float(s) for s in args.scales.split(",")]
+    started, first_load = time.perf_counter(), load()
     work = Path(tempfile.mkdtemp(prefix="citypipe-bench-"))
-    summary = simulate(city, work / "input", hours=6, scale=1.0, seed=11)
-    captures = {
-        p.stem: payloads_of(p.read_bytes().splitlines())
-        for p in sorted((work / "input").glob("*.jsonl"))
+    try:
+        results = measure(work, scales, args.backend, quick=args.quick)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results["seconds"] = time.perf_counter() - started
+    results["load"] = [first_load, load()]
+    args.results.write_text(json.dumps(results, indent=1) + "\n")
+    if args.results == ROOT / "bench" / "results.json" and "memory" in results:
+        big = ROOT / "bench" / "big.json"
+        if big.exists():
+            results["big"] = json.loads(big.read_text())
+        DOCS.write_text(markdown(results))
+        print(f"wrote {DOCS.relative_to(ROOT)} and {args.results.relative_to(ROOT)}")
+
+
+def measure(work: Path, scales: list[float], backend: str, quick: bool) -> dict[str, Any]:
+    options = ReplayOptions(backend=backend)
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "backend": backend,
+        "sizes": [],
     }
-    bodies = [payload.body for payloads in captures.values() for payload in payloads]
-    results: dict[str, Any] = {"readings": summary.readings, "python": sys.version.split()[0]}
-    results["cold_import"] = cold_imports()
-
-    keys = InMemoryKeyStore()
-    now = time.time()
-
-    def ingest() -> list[Normalized]:
-        key_for = sensor_keys(keys, city.city)
-        return [
-            normalize(city, FORMATS[fmt], payloads, now=now, key_for=key_for)
-            for fmt, payloads in captures.items()
-        ]
-
-    def parse_only() -> None:
-        for body in bodies:
-            safe_loads(body)
-
-    json_floor = best(parse_only)
-    ingest_t = best(ingest)
-    ingest_cpu = best_cpu(ingest)
-    normalized = ingest()
-    readings = sum(n.received for n in normalized)
-    results["ingest"] = {
-        "seconds": ingest_t,
-        "baseline_orjson_parse_s": json_floor,
-        "ratio": ingest_t / json_floor,
-        "payloads": len(bodies),
-        "readings": readings,
-        "readings_per_s": readings / ingest_t,
-        "cpu_seconds": ingest_cpu,
-        "readings_per_cpu_s": readings / ingest_cpu,
-    }
-
-    records = [r for n in normalized for rows in n.by_partition.values() for r in rows]
-    raw_lines = [orjson.dumps(r) for r in records]
-    raw_floor = best(lambda: [orjson.loads(line) for line in raw_lines])
-    anonymize_t = best(lambda: anonymize_records(city, [orjson.loads(line) for line in raw_lines]))
-    results["anonymize"] = {
-        "seconds": anonymize_t,
-        "baseline_orjson_parse_s": raw_floor,
-        "ratio": anonymize_t / raw_floor,
-    }
-
-    clean = parquet_bytes(anonymize_records(city, records).table())
-    read_floor = best(lambda: read_parquet(clean))
-    aggregate_t = best(lambda: partial_of(read_parquet(clean)))
-    results["aggregate"] = {
-        "seconds": aggregate_t,
-        "baseline_parquet_read_s": read_floor,
-        "ratio": aggregate_t / read_floor,
-    }
-
-    # End to end on the embedded backend, against the floor of the same bytes moved through
-    # the same kind of backend without any processing: every object the run left put once and
-    # read once, and its raw objects (consumed by anonymize; their clean twins stand in).
-    started = time.perf_counter()
-    report = replay(CITY_FILE, work / "input", work / "out", ReplayOptions(keys_dir=work / "keys"))
-    e2e = time.perf_counter() - started
-    objects = [
-        p.read_bytes() for p in (work / "out").rglob("*") if p.is_file() and p.name != "logs.jsonl"
-    ]
-    objects += [p.read_bytes() for p in (work / "out" / "clean").rglob("*.parquet")]
-    floor = io_floor(objects)
-    results["end_to_end"] = {
-        "seconds": e2e,
-        "edge_seconds": report["seconds"]["edge"],
-        "baseline_io_s": floor,
-        "ratio": e2e / floor,
-        "readings_per_s": summary.readings / e2e,
-        "balanced": report["balanced"],
-        "objects": len(objects),
-    }
-    results["export"] = export_per_day(city, work / "out" / "aggregates")
-    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(f"{summary.readings:,} readings (6 h of the example city), Python {results['python']}")
-    print(f"{'stage':<10} {'seconds':>8} {'baseline':>9} {'ratio':>6}  baseline is")
-    for stage, floor_name in (
-        ("ingest", "orjson.loads of the same hub payloads"),
-        ("anonymize", "orjson.loads of the raw lines it reads"),
-        ("aggregate", "reading the clean Parquet"),
-    ):
-        r = results[stage]
-        base = next(v for k, v in r.items() if k.startswith("baseline"))
-        print(f"{stage:<10} {r['seconds']:>8.3f} {base:>9.3f} {r['ratio']:>6.1f}x  {floor_name}")
-    export = results["export"]
-    print(
-        f"{'export':<10} {export['seconds']:>8.3f} {export['baseline_read_partials_s']:>9.3f} "
-        f"{export['ratio']:>6.1f}x  reading and merging the day's {export['partials']} partials "
-        f"(one by one: {export['read_partials_one_by_one_s']:.3f} s)"
-    )
-    print(
-        f"{'':<10} ingest: {results['ingest']['readings_per_cpu_s']:,.0f} readings per CPU "
-        f"second, {results['ingest']['readings_per_s']:,.0f} per wall second (parse, validate, "
-        "normalize, pseudonymize; one core; target 150,000)"
-    )
-    for function, cold in results["cold_import"].items():
+    for scale in scales:
+        size = one_size(work, scale, options)
+        results["sizes"].append(size)
         print(
-            f"{'import ' + function:<10} {cold['import_ms'] / 1000:>8.3f} "
-            f"{cold['baseline_bare_python_ms'] / 1000:>9.3f} "
-            f"{cold['import_ms'] / cold['baseline_bare_python_ms']:>6.1f}x  "
-            "a bare interpreter's own imports (target: handler <= 0.300 s)"
+            f"x{scale:g}: {size['readings']:,} readings, replay {size['replay_s']:.1f} s "
+            f"({size['readings_per_s']:,}/s), floor {size['floor_s']:.1f} s, ratio "
+            f"{size['ratio']:.2f}x, balanced {size['balanced']}, peak MB "
+            f"{_mb(size['peak_rss_mb'])}, load {size['load']}",
+            flush=True,
         )
-    end = results["end_to_end"]
-    print(
-        f"{'end to end':<10} {e2e:>8.3f} {floor:>9.3f} {end['ratio']:>6.1f}x  "
-        f"put+get of the same {end['objects']} objects ({end['readings_per_s']:,.0f} readings/s)"
-    )
+    if 1.0 in scales:
+        results["cost"] = costs(next(s for s in results["sizes"] if s["scale"] == 1))
+    if not quick and 1.0 in scales:
+        results["memory"] = memory(work)
+        results["ingest_core"] = ingest_core(work / "x1" / "input")
+        results["cold_import"] = cold_imports()
+    return results
 
 
 if __name__ == "__main__":

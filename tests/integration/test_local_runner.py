@@ -5,10 +5,12 @@ visibility timeout, and maxReceiveCount -> DLQ."""
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +24,8 @@ from citypipe.domain.naming import StackNames
 from citypipe.settings import StackSettings
 from citypipe_local import stack
 from citypipe_local.backends import Endpoint
-from citypipe_local.runner import LocalRunner
+from citypipe_local.faults import Faults
+from citypipe_local.runner import InvocationCrashedError, LocalRunner, Workers
 from citypipe_local.stack import Clients, make_clients
 
 VISIBILITY_S = 1
@@ -187,3 +190,21 @@ def test_the_handler_gets_genuine_sqs_records(
     assert record["eventSourceARN"].startswith("arn:aws:sqs:eu-central-1:")
     assert record["awsRegion"] == embedded.settings.region
     SqsModel.model_validate(event)  # Powertools' strict model of a Lambda SQS event
+
+
+def test_a_worker_that_dies_fails_only_its_own_invocation() -> None:
+    # Given two worker processes, one busy with a long invocation
+    workers = Workers(2, ({}, None, Faults(), None))
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            busy = pool.submit(workers.run, time.sleep, 1.0)
+            time.sleep(0.2)
+            # When the other one dies mid-invocation
+            with pytest.raises(InvocationCrashedError):
+                workers.run(os._exit, 137)
+            # Then the busy one finishes its work, and the pool goes on with it
+            assert busy.result(timeout=30) is None
+        assert workers.crashes == 1
+        assert workers.run(os.getpid) != os.getpid()
+    finally:
+        workers.close()

@@ -16,11 +16,13 @@ from citypipe.core.anonymize import anonymize_records
 from citypipe.core.formats import FORMATS
 from citypipe.core.ingest import Normalized, normalize
 from citypipe.core.pseudonyms import sensor_keys
-from citypipe.domain.city import City
+from citypipe.domain.city import City, load_city
 from citypipe.service.ingest import csv_payloads
 from citypipe_local.fakes import InMemoryKeyStore
 from citypipe_local.replay import payloads_of
-from citypipe_local.simulate import SimulationSummary, simulate
+from citypipe_local.simulate import SimulationSummary, scaled_city, simulate
+
+CITY_FILE = Path(__file__).resolve().parents[2] / "infra" / "cities" / "velden.yaml"
 
 REASONS = {
     "invalid_json",
@@ -174,3 +176,35 @@ def test_scaled_run_has_publishable_and_suppressed_people_cells(
     people = [c["distinct_devices"] for c in _truth(out)["cells"] if c["distinct_devices"]]
     assert any(n >= city.disclosure.k for n in people)
     assert any(n < city.disclosure.k for n in people)
+
+
+def test_a_scaled_city_registers_every_device_factor_times(tmp_path: Path) -> None:
+    # Given the example city three times as large
+    scaled = load_city(scaled_city(CITY_FILE, 3, tmp_path / "city"))
+    original = load_city(CITY_FILE)
+    # Then every device is there with two copies of it: same profile, hub and zone, a name
+    # and hub id of their own (the registry refuses two devices with one id)
+    assert len(scaled.registry.devices) == 3 * len(original.registry.devices)
+    for name, device in original.registry.devices.items():
+        copies = [scaled.registry.devices[n] for n in (name, f"{name}-c1", f"{name}-c2")]
+        assert {(c.profile, c.hub) for c in copies} == {(device.profile, device.hub)}
+        assert len({c.id for c in copies}) == 3
+        zones = {scaled.device(c.hub, c.id).zone for c in copies}  # type: ignore[union-attr]
+        assert zones == {original.device(device.hub, device.id).zone}  # type: ignore[union-attr]
+
+
+def test_a_scaled_citys_hubs_send_readings_the_pipeline_accepts(tmp_path: Path) -> None:
+    # Given twenty minutes of the example city twice as large
+    scaled = load_city(scaled_city(CITY_FILE, 2, tmp_path / "city"))
+    summary = simulate(scaled, tmp_path / "input", hours=1 / 3, scale=1.0)
+    # When every capture goes through the normalization path with the scaled city
+    results = _ingested(scaled, tmp_path / "input")
+    # Then the copies' readings are accepted as the originals' are
+    truth = _truth(tmp_path / "input")
+    assert (
+        sum(r.accepted for r in results)
+        == truth["accepted"]
+        == summary.readings - sum(truth["quarantined"].values()) - truth["duplicates"]
+    )
+    sensors = {row["sensor"] for r in results for rows in r.by_partition.values() for row in rows}
+    assert any(sensor.endswith("-c1") for sensor in sensors)

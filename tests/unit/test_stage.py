@@ -159,6 +159,27 @@ def test_anonymize_lineage_counts_refusals(memory_deps: Deps) -> None:
     )
 
 
+def test_a_raw_object_an_earlier_release_wrote_is_anonymized_into_its_day(
+    memory_deps: Deps,
+) -> None:
+    # Given a raw object in flight across an upgrade: JSON Lines, in an hour partition
+    record = {
+        "source": "air-quality", "sensor": "aq-101", "quantity": "air.no2", "unit": "ug/m3",
+        "value": 1.0, "observed_at": "2026-06-01T10:00:00.000000Z", "zone": "noord",
+        "pseudonym": None,
+    }  # fmt: skip
+    key = "raw/velden/date=2026-06-01/hour=10/air-quality/0123456789abcdef01234567.jsonl.gz"
+    etag = memory_deps.store.put(memory_deps.names.bucket(Zone.RAW), key, jsonl_gz([record]))
+    raw = Message(city="velden", stage="raw", bucket="velden-raw", key=key, etag=etag, records=1)
+    # When anonymize processes it
+    run(Function.ANONYMIZE, raw, memory_deps)
+    # Then its reading is in the day's clean partition, and the raw object is gone
+    [clean] = keys(memory_deps, Zone.CLEAN, "clean/")
+    assert clean.startswith("clean/velden/date=2026-06-01/air-quality/")
+    assert lineage(memory_deps, Function.ANONYMIZE, raw).counts.anonymized == 1  # type: ignore[union-attr]
+    assert keys(memory_deps, Zone.RAW, "raw/") == []
+
+
 def test_a_drop_spanning_two_sources_gives_one_raw_object_and_one_notice_each(
     memory_deps: Deps,
 ) -> None:
@@ -272,6 +293,16 @@ def test_a_missing_input_without_lineage_is_quarantined_as_input_missing(
             b"\x1f\x8b\x08\x00 cut short",
         ),
         (
+            Function.ANONYMIZE,
+            "raw/velden/date=2026-06-01/wifi-counters/0123456789abcdef01234567.columns.json.gz",
+            gzip.compress(b'{"v":1,"rows":2,"columns":{"source":["wifi-counters"]}}'),
+        ),
+        (
+            Function.ANONYMIZE,
+            "raw/velden/date=2026-06-01/wifi-counters/0123456789abcdef01234567.columns.json.gz",
+            gzip.compress(b'[{"source":"wifi-counters"}]'),
+        ),
+        (
             Function.AGGREGATE,
             "clean/velden/date=2026-06-01/wifi-counters/0123456789abcdef01234567.parquet",
             b"PAR1 not really parquet",
@@ -281,6 +312,8 @@ def test_a_missing_input_without_lineage_is_quarantined_as_input_missing(
         "ingest-not-gzip",
         "anonymize-not-json-lines",
         "anonymize-truncated-gzip",
+        "anonymize-columns-of-unequal-length",
+        "anonymize-records-where-columns-belong",
         "aggregate-not-parquet",
     ],
 )

@@ -429,6 +429,7 @@ def replay(
         report["workers"] = {
             "per_function": options.concurrency,
             "peak_rss_mb": {k: round(v, 1) for k, v in sorted(invoker.peak_rss_mb.items())},
+            "started": {name: pool.started for name, pool in sorted(invoker.pools.items())},
         }
         report["backend"] = endpoint.name
         report["faults"] = {

@@ -274,6 +274,7 @@ PRELOAD = [
     "citypipe.bootstrap.anonymize",
     "citypipe.bootstrap.aggregate",
     "citypipe.bootstrap.export",
+    "citypipe_local.preload",
 ]
 
 

@@ -56,6 +56,27 @@ def _grouped(table: pa.Table, aggregations: list[tuple[str, str]]) -> pa.Table:
     return grouped.sort_by([(c, "ascending") for c in KEY])
 
 
+def _placed(grouped: pa.Table, sketches: dict[Key, bytes]) -> list[bytes | None]:
+    """The devices column of a grouped table: each key's sketch at that key's row (an
+    Arrow join: no Python object per row of a table of thousands of sensors)."""
+    devices: list[bytes | None] = [None] * grouped.num_rows
+    if sketches:
+        found = pa.table(
+            {
+                c: pa.array([k[i] for k in sketches], grouped.schema.field(c).type)
+                for i, c in enumerate(KEY)
+            }
+        ).append_column("sketch", pa.array(range(len(sketches))))
+        rows = grouped.select(KEY).append_column("row", pa.array(range(grouped.num_rows)))
+        matched = rows.join(found, keys=KEY, join_type="inner", use_threads=False)
+        blobs = list(sketches.values())
+        for row, sketch in zip(
+            matched["row"].to_pylist(), matched["sketch"].to_pylist(), strict=True
+        ):
+            devices[row] = blobs[sketch]
+    return devices
+
+
 def partial_of(clean: pa.Table) -> pa.Table:
     """The pure core: one clean table in, one partial table out (sorted by key)."""
     windows = pc.floor_temporal(clean["observed_at"], multiple=WINDOW_MINUTES, unit="minute")
@@ -64,12 +85,14 @@ def partial_of(clean: pa.Table) -> pa.Table:
         table, [("value", "count"), ("value", "sum"), ("value", "min"), ("value", "max")]
     )
     personal = table.filter(pc.is_valid(table["pseudonym"]))
-    sketches: dict[Key, hll_sketch] = {}
-    for key, alias in zip(_keys(personal), personal["pseudonym"].to_pylist(), strict=True):
-        if key not in sketches:
-            sketches[key] = hll_sketch(HLL_LG_K)
-        sketches[key].update(alias)
-    devices = [s.serialize_compact() if (s := sketches.get(k)) else None for k in _keys(grouped)]
+    aliases = personal.group_by(KEY, use_threads=False).aggregate([("pseudonym", "list")])
+    sketches: dict[Key, bytes] = {}
+    for key, seen in zip(_keys(aliases), aliases["pseudonym_list"].to_pylist(), strict=True):
+        sketch = hll_sketch(HLL_LG_K)
+        for alias in seen:
+            sketch.update(alias)
+        sketches[key] = sketch.serialize_compact()
+    devices = _placed(grouped, sketches)
     return _partial(grouped, "value_count", "value_sum", "value_min", "value_max", devices=devices)
 
 
@@ -86,21 +109,8 @@ def merge_partials(partials: Sequence[pa.Table]) -> pa.Table:
     unions: dict[Key, hll_union] = {}
     for key, blob in zip(_keys(personal), personal["devices"].to_pylist(), strict=True):
         unions.setdefault(key, hll_union(HLL_LG_K)).update(hll_sketch.deserialize(blob))
-    devices: list[bytes | None] = [None] * grouped.num_rows
-    if unions:  # each union goes to its key's row of the grouped table (an Arrow join)
-        keys = pa.table(
-            {
-                c: pa.array([k[i] for k in unions], grouped.schema.field(c).type)
-                for i, c in enumerate(KEY)
-            }
-        ).append_column("union", pa.array(range(len(unions))))
-        rows = grouped.select(KEY).append_column("row", pa.array(range(grouped.num_rows)))
-        matched = rows.join(keys, keys=KEY, join_type="inner", use_threads=False)
-        results = [u.get_result().serialize_compact() for u in unions.values()]
-        for row, union in zip(
-            matched["row"].to_pylist(), matched["union"].to_pylist(), strict=True
-        ):
-            devices[row] = results[union]
+    merged = {key: union.get_result().serialize_compact() for key, union in unions.items()}
+    devices = _placed(grouped, merged)
     return _partial(grouped, "count_sum", "sum_sum", "min_min", "max_max", devices=devices)
 
 
