@@ -450,7 +450,10 @@ class Invoker:
             pool.close()
 
 
-POLL_BACKOFF_S = 0.2  # an empty queue is polled again after this (or when work finishes)
+# An empty queue is polled again after 0.1 s, then 0.2, 0.4 ... at most 1 s (or as soon
+# as an invocation finishes: its outputs may be the next stage's messages)
+POLL_MIN_S, POLL_MAX_S = 0.1, 1.0
+NEXT = {Function.INGEST: Function.ANONYMIZE, Function.ANONYMIZE: Function.AGGREGATE}
 
 
 @dataclass
@@ -572,13 +575,15 @@ class LocalRunner:
         """Deliver messages until every named queue is empty, nothing is in flight and
         ``until()`` says no more messages are coming (the replay's hubs are done).
 
-        A queue found empty is not asked again for ``POLL_BACKOFF_S`` unless an invocation
-        finished (its outputs may be the next stage's messages): on a local backend every
-        poll costs the emulator a scan of the queue."""
+        A queue found empty is asked again after a wait that doubles while it stays empty
+        (``POLL_MIN_S`` to ``POLL_MAX_S``), or as soon as an invocation finished (its
+        outputs may be the next stage's messages): on a local backend every poll costs the
+        emulator a scan of the queue."""
         deadline = time.monotonic() + timeout_s
         quiet_until = dict.fromkeys(functions, 0.0)
+        backoff = dict.fromkeys(functions, 0.0)
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="lambda") as pool:
-            running: set[Future[None]] = set()
+            running: dict[Future[None], Function] = {}
             while time.monotonic() < deadline:
                 now = time.monotonic()
                 for function in functions:
@@ -586,18 +591,23 @@ class LocalRunner:
                         continue
                     messages = self.queue.receive(self.names.queue(function), self.batch_size)
                     if messages:
-                        running.add(pool.submit(self._invoke, function, messages))
+                        running[pool.submit(self._invoke, function, messages)] = function
                     else:
-                        quiet_until[function] = now + POLL_BACKOFF_S
+                        backoff[function] = min(POLL_MAX_S, max(POLL_MIN_S, 2 * backoff[function]))
+                        quiet_until[function] = now + backoff[function]
                 if running:
-                    finished, running = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
+                    finished = wait(running, timeout=0.05, return_when=FIRST_COMPLETED).done
                     for future in finished:
+                        done = running.pop(future)
                         future.result()
-                    if finished:
-                        quiet_until = dict.fromkeys(functions, 0.0)
+                        # what it wrote is the next stage's to take: ask both queues now
+                        for woken in (done, NEXT.get(done)):
+                            if woken in quiet_until:
+                                quiet_until[woken] = backoff[woken] = 0.0
                     continue
                 if all(now < quiet for quiet in quiet_until.values()):
                     if until() and self._idle(functions):
                         return
-                    time.sleep(POLL_BACKOFF_S)  # failed messages wait out their visibility
+                    # failed messages wait out their visibility timeout
+                    time.sleep(max(0.0, min(quiet_until.values()) - time.monotonic()))
         raise TimeoutError(f"queues {list(functions)} did not drain within {timeout_s:.0f} s")
