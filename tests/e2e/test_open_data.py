@@ -46,6 +46,7 @@ from citypipe.service.stage import Deps
 from citypipe.settings import StackSettings
 from citypipe_local import stack
 from citypipe_local.backends import Endpoint
+from citypipe_local.fakes import InMemoryKeyStore
 from citypipe_local.replay import ReplayOptions, replay
 from citypipe_local.simulate import simulate
 
@@ -179,7 +180,9 @@ def served(out: Path, city: City, embedded: Endpoint) -> Iterator[Served]:
     for path in sorted(partials.rglob("*.parquet")):
         key = str(path.relative_to(partials))
         deps.store.put(names.bucket(Zone.AGGREGATES), key, path.read_bytes())
-    export_requested(deps, Message(city=city.city, stage="export", bucket="", key=""))
+    export_requested(
+        deps, InMemoryKeyStore(), Message(city=city.city, stage="export", bucket="", key="")
+    )
     yield Served(deps, f"{embedded.settings.endpoint_url}/{names.bucket(Zone.OPEN)}/")
     stack.down(names, clients)
 

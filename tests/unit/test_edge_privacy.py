@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import json
 import logging
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -87,10 +87,13 @@ def stored_text(deps: Deps) -> str:
 # --- pseudonyms --------------------------------------------------------------------------------
 
 
-def test_the_pseudonym_is_an_hmac_under_the_sensors_daily_key(city: City) -> None:
+def test_the_pseudonym_is_an_hmac_under_the_sensors_key_for_the_window(city: City) -> None:
+    # Given the fixture's reading of wifi-22 at 10:03:17 on 1 June: the 10:00 window
     keys = InMemoryKeyStore()
     [row] = raw_rows(normalized(city, "canonical", wifi_observation(), keys=keys))
-    key = sensor_keys(keys, "velden")("wifi-22", DAY)
+    daily = sensor_keys(keys, "velden")("wifi-22", DAY)
+    window = int(datetime(2026, 6, 1, 10, 0, tzinfo=UTC).timestamp())
+    key = hmac.new(daily, f"citypipe/v1/window/{window}".encode(), hashlib.sha256).digest()
     assert row["pseudonym"] == hmac.new(key, b"aabbccddee01", hashlib.sha256).hexdigest()
 
 
@@ -121,11 +124,12 @@ def test_every_spelling_of_a_mac_gives_the_same_pseudonym(city: City, spelling: 
     [
         {"sensor": "wifi-23"},
         {"observed_at": "2026-06-02T10:03:17Z"},
+        {"observed_at": "2026-06-01T10:15:00Z"},
         {"personal": {"device_mac": "AA:BB:CC:DD:EE:02"}},
     ],
-    ids=["another-sensor", "another-day", "another-device"],
+    ids=["another-sensor", "another-day", "the-next-window", "another-device"],
 )
-def test_another_sensor_day_or_device_gives_another_pseudonym(
+def test_another_sensor_day_window_or_device_gives_another_pseudonym(
     city: City, other: dict[str, object]
 ) -> None:
     keys = InMemoryKeyStore()
@@ -134,20 +138,26 @@ def test_another_sensor_day_or_device_gives_another_pseudonym(
     assert first["pseudonym"] != second["pseudonym"]
 
 
-def test_the_key_day_is_the_utc_day(city: City) -> None:
-    # 01:30 at +02:00 on 2 June is 23:30 UTC on 1 June: the key of 1 June
+def test_one_device_in_one_window_has_one_pseudonym(city: City) -> None:
+    # Given the same device seen at 10:03 and at 10:14 (one window), in two batches
     keys = InMemoryKeyStore()
-    [late] = raw_rows(
-        normalized(
-            city, "canonical", wifi_observation(observed_at="2026-06-02T01:30:00+02:00"), keys=keys
-        )
+    first = normalized(city, "canonical", wifi_observation(), keys=keys)
+    later = normalized(
+        city, "canonical", wifi_observation(observed_at="2026-06-01T10:14:59Z"), keys=keys
     )
-    [early] = raw_rows(
-        normalized(
-            city, "canonical", wifi_observation(observed_at="2026-06-01T12:00:00Z"), keys=keys
-        )
+    # Then both readings carry the same pseudonym: the window's distinct devices stay exact
+    assert raw_rows(first)[0]["pseudonym"] == raw_rows(later)[0]["pseudonym"]
+
+
+def test_the_key_day_is_the_utc_day(city: City) -> None:
+    # 01:30 at +02:00 on 2 June is 23:30 UTC on 1 June: the key of 1 June, destroyed with it
+    keys = InMemoryKeyStore()
+    keys.daily_secret(date(2026, 6, 2))
+    keys.destroy_before(date(2026, 6, 2))
+    late = normalized(
+        city, "canonical", wifi_observation(observed_at="2026-06-02T01:30:00+02:00"), keys=keys
     )
-    assert late["pseudonym"] == early["pseudonym"]
+    assert dict(late.reasons) == {"key_destroyed": 1}
 
 
 def test_a_reading_of_a_day_whose_key_is_destroyed_is_quarantined_at_the_edge(city: City) -> None:

@@ -25,7 +25,17 @@ from conformance import (
     shacl_report,
 )
 from rdflib.compare import isomorphic
-from unit_support import DAY, add_source, city_data, devices, no2, put_partial, reading, vehicles
+from unit_support import (
+    DAY,
+    RELEASE_KEYS,
+    add_source,
+    city_data,
+    devices,
+    no2,
+    put_partial,
+    reading,
+    vehicles,
+)
 
 from citypipe.domain.city import City, parse_city
 from citypipe.domain.model import Zone
@@ -68,7 +78,7 @@ def exported(memory_deps: Deps) -> Deps:
         *devices(12),
         *devices(3, zone="noord"),
     )
-    assert export_day(deps, DAY) == "done"
+    assert export_day(deps, DAY, keys=RELEASE_KEYS) == "done"
     return deps
 
 
@@ -136,7 +146,9 @@ def test_no_dataset_is_tagged_hvd_under_a_licence_less_open_than_cc_by(
     data = every_theme_city().model_dump(mode="json")
     data["licence"] = "https://opendatacommons.org/licenses/odbl/1-0/"
     deps = dataclasses.replace(exported, city=parse_city(data))
-    export_day(deps, "2026-06-02")  # no partials: nothing new, the metadata rebuilt
+    export_day(
+        deps, "2026-06-02", keys=RELEASE_KEYS
+    )  # no partials: nothing new, the metadata rebuilt
     publish_metadata(deps)
     # Then the catalogue claims no High-Value Dataset
     graph = catalogue_graph(deps)

@@ -8,7 +8,18 @@ from typing import Any
 import pytest
 import rdflib
 from rdflib.compare import isomorphic
-from unit_support import DAY, add_source, city_data, clean, devices, no2, put_partial, vehicles
+from unit_support import (
+    DAY,
+    RELEASE_KEYS,
+    add_source,
+    city_data,
+    clean,
+    devices,
+    exact,
+    no2,
+    put_partial,
+    vehicles,
+)
 
 from citypipe.core.aggregate import cells, partial_of
 from citypipe.core.disclosure import disclose
@@ -28,7 +39,7 @@ from citypipe.service.stage import Deps
 
 def summary_of(city: City, quantity: str, *rows: dict[str, Any]) -> dict[str, Any]:
     """The centrum zone's day of one quantity."""
-    found = summarize(city, [quantity], disclose(city, cells(partial_of(clean(*rows)))))
+    found = summarize(city, [quantity], disclose(exact(city), cells(partial_of(clean(*rows)))))
     [centrum] = [s for s in found if s.zone == "centrum"]
     return centrum.model_dump()
 
@@ -142,7 +153,7 @@ def test_a_zone_whose_cells_are_all_suppressed_says_so_instead_of_a_zero_bar(
     city: City,
 ) -> None:
     # Given a zone whose only people cell is suppressed (4 devices)
-    four = disclose(city, cells(partial_of(clean(*devices(4)))))
+    four = disclose(exact(city), cells(partial_of(clean(*devices(4)))))
     # When its chart is drawn
     chart = bar_chart(city, "people.presence", summarize(city, ["people.presence"], four))
     # Then it has no bar at all, and says why
@@ -152,7 +163,7 @@ def test_a_zone_whose_cells_are_all_suppressed_says_so_instead_of_a_zero_bar(
 
 def test_the_portal_keeps_a_place_for_the_transparency_register(memory_deps: Deps) -> None:
     put_partial(memory_deps, "a", no2(), *devices(10))
-    export_day(memory_deps, DAY)
+    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
     page = index_html(memory_deps.city, themes_of(memory_deps.city), records(memory_deps))
     assert 'id="register"' in page and "will be published here" in page
 
@@ -161,7 +172,7 @@ def test_once_published_the_register_is_linked_from_the_portal_and_the_catalogue
     memory_deps: Deps,
 ) -> None:
     put_partial(memory_deps, "a", no2(), *devices(10))
-    export_day(memory_deps, DAY)
+    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
     register = Register("open/velden/register/index.html", "Transparency register")
     city, themes = memory_deps.city, themes_of(memory_deps.city)
     page = index_html(city, themes, records(memory_deps), register)

@@ -35,6 +35,10 @@ from citypipe.service.stage import Deps
 from citypipe_local.fakes import InMemoryKeyStore, InMemoryObjectStore
 from citypipe_local.runner import LambdaContext, app_for, load_handler
 
+# The key store of tests that export: its release secret fixed, so the noise of people
+# counts is the same in every run.
+RELEASE_KEYS = InMemoryKeyStore(noise_secret=bytes(range(100, 132)))
+
 # --- platform events --------------------------------------------------------------------
 
 
@@ -244,6 +248,12 @@ def city_data() -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load(CITY_FILE.read_text(encoding="utf-8"))
     data["registry"] = yaml.safe_load((CITY_FILE.parent / data["registry"]).read_text("utf-8"))
     return data
+
+
+def exact(city: Any) -> Any:
+    """The city as if it added no noise to people counts (the k rule alone)."""
+    disclosure = city.disclosure.model_copy(update={"noise": None})
+    return city.model_copy(update={"disclosure": disclosure})
 
 
 def add_source(data: dict[str, Any], name: str, kind: str, purpose: str, **fields: str) -> None:

@@ -5,8 +5,9 @@ let the format's adapter read it into readings, then for each reading alone: res
 device in the registry (never by a pattern; its registered zone, never a claimed
 position), map the field to a controlled quantity, check the unit, the number, the
 plausible range and the time (from 2000 to a few minutes ahead of the clock), replace the
-data subject's identifier by its keyed pseudonym and drop every other identifier. A
-reading seen before in the batch (same sensor, quantity and time) is a duplicate.
+data subject's identifier by its keyed pseudonym (per sensor and 15-minute window) and drop
+every other identifier. A reading seen before in the batch (same sensor, quantity and
+time) is a duplicate.
 
 Nothing is dropped silently and nothing crashes a batch: a payload or reading that cannot
 be used is rejected with a machine-readable reason and its JSON path; the payload is kept
@@ -32,11 +33,11 @@ import orjson
 
 from citypipe.core.formats import Format
 from citypipe.core.formats.common import Context, Reading, Rejection, Unreadable, number
-from citypipe.core.pseudonyms import KeyFor, pseudonym
+from citypipe.core.pseudonyms import KeyFor, pseudonym, window_key
 from citypipe.core.redact import redact, redact_text
 from citypipe.domain.city import Action, City
 from citypipe.domain.errors import KeyDestroyedError
-from citypipe.domain.model import EARLIEST_EPOCH, FUTURE_SLACK_S, RawRecord
+from citypipe.domain.model import EARLIEST_EPOCH, FUTURE_SLACK_S, WINDOW_SECONDS, RawRecord
 from citypipe.domain.registry import Resolved
 
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -145,7 +146,7 @@ class _Batch:
 
     __slots__ = (
         "aliases", "city", "devices", "fmt", "key_for", "latest", "only_source", "policies",
-        "result", "seen",
+        "result", "seen", "windows",
     )  # fmt: skip
 
     def __init__(
@@ -170,6 +171,7 @@ class _Batch:
         # pseudonyms of this batch (a device is seen again and again): kept no longer than
         # the batch, so no derived key outlives it in a warm container
         self.aliases: dict[tuple[bytes, str], str] = {}
+        self.windows: dict[tuple[bytes, int], bytes] = {}  # (sensor key, window) -> its key
         self.result = Normalized()
 
     def device(self, hub: str, ident: Any) -> tuple[Resolved, _Policy] | None:
@@ -212,7 +214,11 @@ class _Batch:
         if not isinstance(ident, str) or not ident.strip() or self.key_for is None:
             return Rejection("invalid_identifier", f"{policy.subject} is not a string", r.path)
         try:
-            key = self.key_for(dev.sensor, _day(int(at // 86_400)))
+            window = int(at // WINDOW_SECONDS) * WINDOW_SECONDS
+            daily = self.key_for(dev.sensor, _day(window // 86_400))
+            key = self.windows.get((daily, window))
+            if key is None:
+                key = self.windows[daily, window] = window_key(daily, window)
             alias = self.aliases.get((key, ident))
             if alias is None:
                 alias = self.aliases[key, ident] = pseudonym(key, ident)

@@ -111,8 +111,37 @@ class ZoneCollection(Strict):
     features: list[ZoneFeature] = Field(min_length=1)
 
 
+class NoiseSettings(Strict):
+    """Differential privacy for people counts (``core.noise``): the mechanism, the ε (and
+    δ) one release of a day costs each of its sensors, and what a sensor-day may spend over
+    every release of it (the first publication and each re-release after late data)."""
+
+    mechanism: Literal["laplace", "gaussian"]
+    epsilon: float = Field(
+        gt=0,
+        le=10,
+        description="per release; the unit of privacy is one device's presence in one "
+        "15-minute window at one sensor",
+    )
+    delta: float | None = Field(default=None, gt=0, le=1e-3)
+    budget: float = Field(gt=0, le=100, description="ε per sensor-day, over every release")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NoiseSettings:
+        if self.mechanism == "gaussian" and self.delta is None:
+            raise ValueError("the gaussian mechanism needs a delta (at most 1e-3)")
+        if self.mechanism == "laplace" and self.delta is not None:
+            raise ValueError("the laplace mechanism is pure ε-DP: no delta")
+        if self.budget < self.epsilon:
+            raise ValueError(f"budget {self.budget} is less than one release's ε {self.epsilon}")
+        return self
+
+
 class Disclosure(Strict):
     k: int = Field(default=10, ge=2)
+    noise: NoiseSettings | None = Field(
+        default=None, description="noise added to published people counts (none: exact)"
+    )
 
 
 class Publisher(Strict):
@@ -222,6 +251,16 @@ class City(Strict):
             for profile in self.registry.profiles.values()
             for spec in profile.fields.values()
         )
+
+    @cached_property
+    def zones_measuring(self) -> dict[str, frozenset[str]]:
+        """Quantity -> the zones with a registered device measuring it: the zones of a
+        published day's complete grid (a fact of the registry, not of the data)."""
+        found: dict[str, set[str]] = {}
+        for device in self.devices.values():
+            for quantity, *_ in device.plan.values():
+                found.setdefault(quantity, set()).add(device.zone)
+        return {q: frozenset(zones) for q, zones in found.items()}
 
     @property
     def personal_quantities(self) -> frozenset[str]:

@@ -16,20 +16,28 @@ catalogue's version notes say it.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Callable, Sequence
 from functools import partial
 
 from citypipe.core.aggregate import Cell, cells, merge_partials
 from citypipe.core.columnar import read_parquet
-from citypipe.core.disclosure import Status
+from citypipe.core.disclosure import Status, complete_grid, treatment
 from citypipe.core.publish.datapackage import datapackage
 from citypipe.core.publish.day import ThemeDay, json_bytes, theme_day
 from citypipe.core.publish.dcat import catalogue
 from citypipe.core.publish.portal import portal_files
 from citypipe.core.publish.tables import Tally, changes
 from citypipe.core.publish.turtle import to_turtle
-from citypipe.domain.books import ExportCounts, Lineage, Publication, PublishedFile, VersionNote
+from citypipe.domain.books import (
+    EpsilonCharge,
+    ExportCounts,
+    Lineage,
+    Publication,
+    PublishedFile,
+    VersionNote,
+)
 from citypipe.domain.errors import NotFoundError, TransientError
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import (
@@ -37,6 +45,8 @@ from citypipe.domain.naming import (
     catalog_key,
     datapackage_key,
     day_of,
+    epsilon_charge_key,
+    epsilon_prefix,
     input_id,
     lineage_key,
     metadata_marker_key,
@@ -45,13 +55,24 @@ from citypipe.domain.naming import (
     publication_key,
     publications_prefix,
 )
-from citypipe.domain.themes import OpenFormat, Theme, theme_named, theme_of, themes_of
+from citypipe.domain.themes import (
+    OpenFormat,
+    Theme,
+    quantities_of,
+    theme_named,
+    theme_of,
+    themes_of,
+)
+from citypipe.ports import KeyStore
 from citypipe.service.stage import Deps, Outcome, Output, finish, log
 
 
-def export_day(deps: Deps, day: str, trace_id: str = "", metadata: bool = True) -> str:
+def export_day(
+    deps: Deps, day: str, *, keys: KeyStore, trace_id: str = "", metadata: bool = True
+) -> str:
     """Publish one day of every theme. Returns 'done', 'duplicate' (every theme already
-    published from these partials) or 'empty' (no partial for that day). ``metadata``:
+    published from these partials) or 'empty' (no partial for that day). ``keys``: the
+    city's key store, whose release secret seeds the noise of people counts. ``metadata``:
     rebuild the catalogue, data package and portal afterwards (always, so a catalogue a
     racing export left behind is repaired by the next run)."""
     city = deps.city.city
@@ -84,7 +105,9 @@ def export_day(deps: Deps, day: str, trace_id: str = "", metadata: bool = True) 
         for theme in pending:
             theme_cells = [c for c in day_cells if theme.owns(c.quantity)]
             try:
-                _tried(partial(_publish_theme, deps, message, ident(theme), theme, theme_cells))
+                _tried(
+                    partial(_publish_theme, deps, keys, message, ident(theme), theme, theme_cells)
+                )
             except Exception as exc:  # one theme's failure must not block the others
                 log.exception(
                     "theme not published",
@@ -208,24 +231,49 @@ def _version(
 
 
 def _publish_theme(
-    deps: Deps, message: Message, ident: str, theme: Theme, theme_cells: Sequence[Cell]
+    deps: Deps,
+    keys: KeyStore,
+    message: Message,
+    ident: str,
+    theme: Theme,
+    theme_cells: Sequence[Cell],
 ) -> None:
     """One theme's day: its files, then its publication record (so the catalogue and the
     portal never list a file not yet written), then its lineage. A theme without cells
-    that day publishes nothing and is recorded as done."""
+    that day publishes nothing and is recorded as done — but a people theme publishes its
+    complete grid, so whether it is published says nothing of who was there. A release of
+    people counts with noise is charged to the ε ledger first, and refused when a sensor's
+    day has no budget left for it (the version published before stays)."""
     city = deps.city.city
     day = message.window or ""
-    if not theme_cells:
-        counts = ExportCounts.zero()
+    people = treatment(deps.city, quantities_of(deps.city, theme)).personal
+    if not theme_cells and not people:
         finish(
             Function.EXPORT,
             message,
             deps,
             ident,
-            Outcome([], counts, window=day, dataset=theme.slug),
+            Outcome([], ExportCounts.zero(), window=day, dataset=theme.slug),
         )
         return
-    result = theme_day(deps.city, theme, day, theme_cells)
+    release_key = None
+    noise = deps.city.disclosure.noise
+    if people and noise is not None:
+        refusal = _charged(deps, message, ident, theme, theme_cells)
+        if refusal is not None:
+            finish(
+                Function.EXPORT,
+                message,
+                deps,
+                ident,
+                Outcome([], refusal, window=day, dataset=theme.slug),
+            )
+            return
+        release_key = hmac.digest(
+            keys.noise_secret(), f"citypipe/v1/release/{city}/{theme.slug}/{day}/{ident}".encode(),
+            "sha256",
+        )  # fmt: skip
+    result = theme_day(deps.city, theme, day, theme_cells, release_key)
     files = [
         PublishedFile(
             format=fmt.value,
@@ -262,11 +310,12 @@ def _publish_theme(
     )
     counts = ExportCounts(
         partials=message.records,
-        cells=record.cells,
-        readings=record.readings,
-        published=record.published,
-        suppressed=record.suppressed,
-        flagged=record.flagged,
+        cells=len(result.cells),
+        readings=result.readings,
+        published=result.count(Status.PUBLISHED),
+        suppressed=result.count(Status.SUPPRESSED),
+        flagged=result.count(Status.FLAGGED),
+        refused={},
         quarantined={},
     )
     finish(
@@ -276,6 +325,68 @@ def _publish_theme(
         ident,
         Outcome(outputs, counts, window=day, dataset=theme.slug),
     )
+
+
+BUDGET_SPENT = "epsilon_budget_spent"
+
+
+def ledger(deps: Deps, day: str | None = None) -> list[EpsilonCharge]:
+    """The ε ledger's entries: of one day, or of every day."""
+    audit = deps.names.bucket(Zone.AUDIT)
+    keys = [i.key for i in deps.store.list(audit, epsilon_prefix(deps.city.city, day))]
+    return [EpsilonCharge.model_validate_json(o.body) for o in deps.store.get_many(audit, keys)]
+
+
+def _charged(
+    deps: Deps, message: Message, ident: str, theme: Theme, theme_cells: Sequence[Cell]
+) -> ExportCounts | None:
+    """Charge this release to the ε ledger, once (a retry finds its own entry); or, when a
+    sensor's day cannot pay for it, the counts of the refused release."""
+    noise = deps.city.disclosure.noise
+    assert noise is not None
+    city, day = deps.city.city, message.window or ""
+    entries = ledger(deps, day)
+    if any(e.release == ident and e.dataset == theme.slug for e in entries):
+        return None
+    sensors = sorted({s.sensor for cell in theme_cells for s in cell.sensors})
+    spent: dict[str, float] = {}
+    for entry in entries:
+        for sensor, epsilon in entry.charges.items():
+            spent[sensor] = spent.get(sensor, 0.0) + epsilon
+    over = [s for s in sensors if spent.get(s, 0.0) + noise.epsilon > noise.budget + 1e-9]
+    if over:
+        log.warning(
+            "release refused: privacy budget spent",
+            extra={"function": "export", "window": day, "dataset": theme.slug,
+                   "sensors": len(over)},
+        )  # fmt: skip
+        cells = len(complete_grid(deps.city, day, _people(deps, theme), theme_cells))
+        return ExportCounts(
+            partials=message.records, cells=cells, readings=sum(c.count for c in theme_cells),
+            published=0, suppressed=0, flagged=0, refused={BUDGET_SPENT: cells}, quarantined={},
+        )  # fmt: skip
+    entry = EpsilonCharge(
+        city=city,
+        dataset=theme.slug,
+        day=day,
+        release=ident,
+        mechanism=noise.mechanism,
+        epsilon=noise.epsilon,
+        delta=noise.delta,
+        charges=dict.fromkeys(sensors, noise.epsilon),
+        at=deps.clock.now(),
+    )
+    deps.store.put_if_absent(
+        deps.names.bucket(Zone.AUDIT),
+        epsilon_charge_key(city, day, theme.slug, ident),
+        entry.model_dump_json(indent=1).encode(),
+        "application/json",
+    )
+    return None
+
+
+def _people(deps: Deps, theme: Theme) -> list[str]:
+    return [q for q in quantities_of(deps.city, theme) if q in deps.city.personal_quantities]
 
 
 def publications(deps: Deps) -> list[Publication]:
@@ -346,14 +457,16 @@ def days_with_partials(deps: Deps) -> list[str]:
     return sorted({day_of(i.key, prefix) for i in deps.store.list(bucket, prefix)})
 
 
-def export_requested(deps: Deps, message: Message) -> str:
+def export_requested(deps: Deps, keys: KeyStore, message: Message) -> str:
     """An export request from the queue: the day it names, or every day with partials.
     Every day is attempted; the metadata is rebuilt once; the first failure is raised."""
     days = [message.window] if message.window else days_with_partials(deps)
     results, failures = [], []
     for day in days:
         try:
-            results.append(export_day(deps, day, message.trace_id, metadata=False))
+            results.append(
+                export_day(deps, day, keys=keys, trace_id=message.trace_id, metadata=False)
+            )
         except Exception as exc:  # a day's failure must not block the other days
             results.append("failed")
             failures.append(exc)

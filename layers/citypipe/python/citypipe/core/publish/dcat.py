@@ -154,10 +154,7 @@ def _period(start: str, end: str) -> dict[str, Any]:
 
 def describe_treatment(privacy: PrivacyTreatment) -> str:
     """The privacy treatment in one paragraph: every dataset's description ends with it."""
-    text = f"Privacy: {privacy.rule}"
-    if privacy.mechanism is not None:
-        text += f" Noise: {privacy.mechanism}, epsilon = {privacy.epsilon} per sensor and day."
-    return text
+    return f"Privacy: {privacy.rule}"
 
 
 def _distribution(
