@@ -145,7 +145,7 @@ def test_an_empty_cell_of_the_grid_is_suppressed_like_a_cell_under_k(city: City)
 def test_a_noisy_people_cell_shows_only_its_devices_never_below_k(city: City) -> None:
     # Given 40 windows of 11 devices each, published with the city's noise
     rows = [r for w in range(40) for r in devices(11, minute=15 * w)]
-    found = disclose(city, cells(partial_of(clean(*rows))), b"release-key")
+    found = disclose(city, cells(partial_of(clean(*rows))), b"noise-key")
     # Then each shows distinct devices only, noisy but never below k, and nothing else
     assert {c.status for c in found} == {Status.PUBLISHED}
     assert {(c.count, c.sum, c.min, c.max, c.mean) for c in found} == {(None,) * 5}
@@ -154,21 +154,21 @@ def test_a_noisy_people_cell_shows_only_its_devices_never_below_k(city: City) ->
     assert len(set(figures)) > 1, "noise, not the exact 11 everywhere"
 
 
-def test_the_same_release_key_draws_the_same_noise_and_another_key_other_noise(
+def test_the_same_noise_key_draws_the_same_noise_and_another_key_other_noise(
     city: City,
 ) -> None:
     day = cells(partial_of(clean(*[r for w in range(20) for r in devices(30, minute=15 * w)])))
-    first = [c.distinct_devices for c in disclose(city, day, b"release-1")]
-    again = [c.distinct_devices for c in disclose(city, day, b"release-1")]
-    other = [c.distinct_devices for c in disclose(city, day, b"release-2")]
+    first = [c.distinct_devices for c in disclose(city, day, b"noise-1")]
+    again = [c.distinct_devices for c in disclose(city, day, b"noise-1")]
+    other = [c.distinct_devices for c in disclose(city, day, b"noise-2")]
     assert first == again
     assert first != other
 
 
-def test_people_cells_with_noise_refuse_to_be_disclosed_without_a_release_key(
+def test_people_cells_with_noise_refuse_to_be_disclosed_without_the_noise_key(
     city: City,
 ) -> None:
-    with pytest.raises(ValueError, match="release"):
+    with pytest.raises(ValueError, match="noise key"):
         disclose(city, cells(partial_of(clean(*devices(12)))))
 
 

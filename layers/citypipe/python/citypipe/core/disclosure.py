@@ -19,9 +19,12 @@ The rule:
    quantity has a row, and an empty window is suppressed exactly as one of 1 to k - 1
    devices is, so suppression discloses no presence;
 3. where the city adds noise (``disclosure.noise``), a published people cell shows one
-   figure, its distinct devices plus noise drawn from a stream keyed by the release's
-   secret key (``core.noise``), never below k; the exact counts, sums and extremes are not
-   released (each would spend privacy budget);
+   figure, its distinct devices plus noise (``core.noise``), never below k; the exact
+   counts, sums and extremes are not released (each would spend privacy budget). The
+   noise is drawn from a stream keyed by the city's secret noise key and seeded by the
+   cell's place and exact inputs: a re-export of unchanged inputs shows the same figure
+   (byte-identical files, nothing new learned), a cell whose inputs changed gets fresh
+   noise (and the release is charged again to the ε ledger);
 4. every other cell is **published** as measured.
 """
 
@@ -129,16 +132,16 @@ def complete_grid(
 
 
 def disclose(
-    city: City, cells: Sequence[Cell], release_key: bytes | None = None
+    city: City, cells: Sequence[Cell], noise_key: bytes | None = None
 ) -> list[DisclosedCell]:
     """The cells of a day as they may be published: flagged, suppressed or published.
-    ``release_key``: the secret key of this release, which seeds the noise of people
-    cells where the city adds noise (required then)."""
+    ``noise_key``: the city's secret noise key, which seeds the noise of people cells
+    where the city adds noise (required then)."""
     personal = city.personal_quantities
     k = city.disclosure.k
     noise = noise_of(city)
-    if noise is not None and release_key is None and any(c.quantity in personal for c in cells):
-        raise ValueError("people cells with noise need the release's key")
+    if noise is not None and noise_key is None and any(c.quantity in personal for c in cells):
+        raise ValueError("people cells with noise need the city's noise key")
     out = []
     for cell in cells:
         where = (cell.window_start, cell.zone, cell.quantity, cell.unit)
@@ -165,8 +168,11 @@ def disclose(
             continue
         devices = sum(s.devices or 0 for s in counted)
         if noise is not None:
-            assert release_key is not None
-            seed = cell_seed(release_key, cell.window_start.isoformat(), cell.zone, cell.quantity)
+            assert noise_key is not None
+            inputs = [f"{s.sensor}={s.devices}" for s in counted]
+            seed = cell_seed(
+                noise_key, cell.window_start.isoformat(), cell.zone, cell.quantity, *inputs
+            )
             noisy = max(k, devices + noise.sample(seed))  # post-processing: still private
             out.append(DisclosedCell(*where, Status.PUBLISHED, "", distinct_devices=noisy))
             continue

@@ -18,9 +18,10 @@ to its sensor's count of a window). These are the samplers OpenDP implements
 library, far over the Lambda layer's budget, so the tests check these against OpenDP's
 privacy maps and distributions instead (``docs/decisions.md``).
 
-Randomness is a deterministic stream from a secret seed (HMAC-SHA-256 in counter mode): a
-re-export of unchanged inputs draws the same noise and writes the same bytes, and nobody
-without the seed can predict or subtract it.
+Randomness is a deterministic stream from a secret seed (HMAC-SHA-256 in counter mode),
+seeded per figure by its place and exact inputs under the city's noise key: a re-export of
+unchanged inputs draws the same noise and writes the same bytes, and nobody without the
+key can predict or subtract it.
 """
 
 from __future__ import annotations
@@ -170,6 +171,13 @@ class Noise:
         )
 
 
-def cell_seed(release_key: bytes, *parts: str) -> bytes:
-    """The seed of one figure of a release: the release's key and the figure's place."""
-    return hmac.digest(release_key, "\x1f".join(parts).encode(), hashlib.sha256)
+def cell_seed(noise_key: bytes, *parts: str) -> bytes:
+    """The seed of one published figure: the city's noise key, the figure's place and its
+    exact inputs. A pseudorandom function of the inputs: the same inputs draw the same
+    noise, other inputs noise independent of it to anyone without the key."""
+    return hmac.digest(noise_key, "\x1f".join(parts).encode(), hashlib.sha256)
+
+
+def noise_key(noise_secret: bytes, city: str) -> bytes:
+    """The city's noise key, from its release secret (the key store's ``noise_secret``)."""
+    return hmac.digest(noise_secret, f"citypipe/v1/noise/{city}".encode(), hashlib.sha256)

@@ -16,7 +16,6 @@ catalogue's version notes say it.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -24,6 +23,7 @@ from functools import partial
 from citypipe.core.aggregate import Cell, cells, merge_partials
 from citypipe.core.columnar import read_parquet
 from citypipe.core.disclosure import Status, complete_grid, treatment
+from citypipe.core.noise import noise_key
 from citypipe.core.publish.datapackage import datapackage
 from citypipe.core.publish.day import ThemeDay, json_bytes, theme_day
 from citypipe.core.publish.dcat import catalogue
@@ -256,7 +256,7 @@ def _publish_theme(
             Outcome([], ExportCounts.zero(), window=day, dataset=theme.slug),
         )
         return
-    release_key = None
+    key = None
     noise = deps.city.disclosure.noise
     if people and noise is not None:
         refusal = _charged(deps, message, ident, theme, theme_cells)
@@ -269,11 +269,8 @@ def _publish_theme(
                 Outcome([], refusal, window=day, dataset=theme.slug),
             )
             return
-        release_key = hmac.digest(
-            keys.noise_secret(), f"citypipe/v1/release/{city}/{theme.slug}/{day}/{ident}".encode(),
-            "sha256",
-        )  # fmt: skip
-    result = theme_day(deps.city, theme, day, theme_cells, release_key)
+        key = noise_key(keys.noise_secret(), city)
+    result = theme_day(deps.city, theme, day, theme_cells, key)
     files = [
         PublishedFile(
             format=fmt.value,

@@ -116,10 +116,10 @@ def scrub_object(deps: Deps, key: str, etag: str, day: str, fired: datetime) -> 
     deps.store.delete(clean, key)
 
 
-def scrub_clean(deps: Deps, keep_from: date, fired: datetime) -> int:
+def scrub_clean(deps: Deps, keep_from: date, fired: datetime, since: date | None = None) -> int:
     """Rewrite without pseudonyms every clean object of a person-related source of a day
-    before ``keep_from`` (whose secret is destroyed), back to the clean retention; return
-    how many. Days settled earlier are skipped."""
+    before ``keep_from`` (whose secret is destroyed), from ``since`` (default: as far back
+    as the clean retention); return how many. Days settled earlier are skipped."""
     city = deps.city
     personal = {n for n, s in city.sources.items() if s.policy.subject_field is not None}
     if not personal:
@@ -131,8 +131,9 @@ def scrub_clean(deps: Deps, keep_from: date, fired: datetime) -> int:
         for info in deps.store.list(audit, settled_prefix)
     }
     retention = city.retention_days.get(Zone.CLEAN) or 0
+    first = since or keep_from - timedelta(days=retention)
     scrubbed = 0
-    for back in range(retention, 0, -1):
+    for back in range((keep_from - first).days, 0, -1):
         day = (keep_from - timedelta(days=back)).isoformat()
         if day in settled:
             continue
@@ -209,9 +210,12 @@ def hourly(deps: Deps, keys: KeyStore, fired: datetime) -> Housekeeping:
     return Housekeeping(day, result, destroyed, scrubbed, swept, quarantine)
 
 
-def retire_keys(deps: Deps, keys: KeyStore, keep_from: date, fired: datetime) -> tuple[int, int]:
+def retire_keys(
+    deps: Deps, keys: KeyStore, keep_from: date, fired: datetime, since: date | None = None
+) -> tuple[int, int]:
     """Destroy the secrets of the days before ``keep_from``, then scrub those days'
-    pseudonyms from the clean zone: (secrets destroyed, objects scrubbed). The end of a
-    local run calls it with tomorrow, so no key and no pseudonym outlives the run."""
+    pseudonyms from the clean zone (from ``since``, default the clean retention): (secrets
+    destroyed, objects scrubbed). The end of a local run calls it with the day after
+    tomorrow, so no key and no pseudonym outlives the run."""
     destroyed = destroy_keys(deps, keys, keep_from, fired)
-    return destroyed, scrub_clean(deps, keep_from, fired)
+    return destroyed, scrub_clean(deps, keep_from, fired, since)

@@ -3,7 +3,7 @@
 Cells in (the theme's cells of the day, merged from partials; a people theme's on the
 complete grid), disclosure control applied once, files out: CSV, Parquet, GeoJSON and,
 where the theme has a Smart Data Model, NGSI-LD. The bytes are a function of the cells, the
-city file and the release's key only.
+city file and the city's noise key only.
 """
 
 from __future__ import annotations
@@ -63,15 +63,15 @@ def theme_day(
     theme: Theme,
     day: str,
     cells: Sequence[Cell],
-    release_key: bytes | None = None,
+    noise_key: bytes | None = None,
 ) -> ThemeDay:
-    """``release_key``: the secret key of this release, for the noise of people counts."""
+    """``noise_key``: the city's secret noise key, for the noise of people counts."""
     quantities = sorted(set(quantities_of(city, theme)) | {c.quantity for c in cells})
     personal = treatment(city, quantities).personal
     if personal:
         people = [q for q in quantities if q in city.personal_quantities]
         cells = complete_grid(city, day, people, cells)
-    disclosed = disclose(city, cells, release_key)
+    disclosed = disclose(city, cells, noise_key)
     summary = tables.summarize(city, quantities, disclosed)
     files = {
         OpenFormat.CSV: tables.csv_bytes(disclosed, personal),
