@@ -15,27 +15,22 @@ import random
 import struct
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from conftest import memory_stack
+from unit_support import at, drain, push
 
 from citypipe.core.columnar import read_parquet
-from citypipe.core.formats import FORMATS, Context
-from citypipe.core.ingest import Payload
 from citypipe.domain.books import EpsilonCharge
-from citypipe.domain.model import Function, Message, Zone
+from citypipe.domain.model import Zone
 from citypipe.domain.naming import epsilon_prefix, open_file_key
 from citypipe.domain.themes import OpenFormat
-from citypipe.service.aggregate import aggregate_object
-from citypipe.service.anonymize import anonymize_object
-from citypipe.service.edge import receive
 from citypipe.service.export import export_day
 from citypipe.service.housekeeping import hourly
-from citypipe.service.stage import Deps, run_stage
-from citypipe_local.fakes import FixedClock, InMemoryKeyStore
+from citypipe.service.stage import Deps
+from citypipe_local.fakes import InMemoryKeyStore
 
 MONDAY = datetime(2026, 6, 1, tzinfo=UTC)
 WEEK = 7
@@ -44,14 +39,6 @@ COMMUTER = "02:00:5e:c0:ff:ee"
 WORK = "wifi-22"  # the sensor the commuter sits beside, 08:00-18:00 on weekdays
 COUNTERS = ("wifi-21", "wifi-22", "wifi-23")  # the example city's canonical counters
 NOISE_SECRET = bytes(range(32))  # fixed, so the noise of these tests is reproducible
-
-
-def observation(sensor: str, at: datetime, mac: str) -> bytes:
-    text = (
-        f'{{"sensor":"{sensor}","quantity":"people.presence","unit":"{{device}}","value":1,'
-        f'"observed_at":"{at:%Y-%m-%dT%H:%M:%SZ}","personal":{{"device_mac":"{mac}"}}}}'
-    )
-    return text.encode()
 
 
 def day_of_detections(day: datetime, rng: random.Random) -> list[tuple[str, datetime, str]]:
@@ -69,31 +56,6 @@ def day_of_detections(day: datetime, rng: random.Random) -> list[tuple[str, date
         for minute in range(0, 10 * 60, 5):
             seen.append((WORK, day + timedelta(hours=8, minutes=minute), COMMUTER))
     return seen
-
-
-def push(deps: Deps, keys: InMemoryKeyStore, seen: list[tuple[str, datetime, str]]) -> None:
-    """The counters' observations through the edge, as their bridge sends them."""
-    fmt = FORMATS["canonical"]
-    payloads = [
-        Payload(observation(sensor, at, mac), Context(at.timestamp()), n)
-        for n, (sensor, at, mac) in enumerate(seen, start=1)
-    ]
-    receive(deps, keys, fmt, payloads)
-
-
-def drain(deps: Deps) -> None:
-    """anonymize, then aggregate, until their queues are empty."""
-    for function, core in ((Function.ANONYMIZE, anonymize_object),
-                           (Function.AGGREGATE, aggregate_object)):  # fmt: skip
-        queue = deps.names.queue(function)
-        while batch := deps.queue.receive(queue, 10):
-            for received in batch:
-                run_stage(function, Message.model_validate_json(received.body), deps, core)
-            deps.queue.delete(queue, [m.receipt_handle for m in batch])
-
-
-def at(deps: Deps, moment: datetime) -> Deps:
-    return replace(deps, clock=FixedClock(moment))
 
 
 @pytest.fixture(scope="module")

@@ -214,9 +214,13 @@ def scrub_record_key(city: str, ident: str) -> str:
     return f"{scrub_prefix(city)}objects/{ident}.json"
 
 
+def scrub_days_prefix(city: str) -> str:
+    return f"{scrub_prefix(city)}days/"
+
+
 def scrub_day_key(city: str, day: str) -> str:
     """The audit record that a clean day holds no pseudonym and will hold none."""
-    return f"{scrub_prefix(city)}days/{day}.json"
+    return f"{scrub_days_prefix(city)}{day}.json"
 
 
 def lineage_prefix(city: str, function: Function | None = None) -> str:

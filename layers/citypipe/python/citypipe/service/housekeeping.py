@@ -41,6 +41,7 @@ from citypipe.domain.naming import (
     is_scrubbed,
     key_destruction_key,
     scrub_day_key,
+    scrub_days_prefix,
     scrub_record_key,
     scrubbed_key,
     source_of,
@@ -125,7 +126,7 @@ def scrub_clean(deps: Deps, keep_from: date, fired: datetime, since: date | None
     if not personal:
         return 0
     audit = deps.names.bucket(Zone.AUDIT)
-    settled_prefix = scrub_day_key(city.city, "")
+    settled_prefix = scrub_days_prefix(city.city)
     settled = {
         info.key.removeprefix(settled_prefix).removesuffix(".json")
         for info in deps.store.list(audit, settled_prefix)
