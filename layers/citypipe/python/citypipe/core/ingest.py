@@ -34,10 +34,11 @@ import orjson
 from citypipe.core.formats import Format
 from citypipe.core.formats.common import Context, Reading, Rejection, Unreadable, number
 from citypipe.core.pseudonyms import KeyFor, pseudonym, window_key
-from citypipe.core.redact import redact, redact_text
+from citypipe.core.redact import IMAGE_HINT, IMAGE_HINT_TEXT, image_path, redact, redact_text
 from citypipe.domain.city import Action, City
 from citypipe.domain.errors import KeyDestroyedError
 from citypipe.domain.model import EARLIEST_EPOCH, FUTURE_SLACK_S, WINDOW_SECONDS, RawRecord
+from citypipe.domain.personal import HUB_PERSONAL
 from citypipe.domain.registry import Resolved
 
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -200,9 +201,14 @@ class _Batch:
                 refused = name
         if policy.subject is None:
             if r.subject is not None:
-                return Rejection(
-                    "undeclared_personal_field", f"{dev.source} declares no data subject", r.path
-                )
+                action = policy.actions.get(HUB_PERSONAL.get(r.hub, ("",))[0])
+                if action is Action.REFUSE:
+                    return None, refused or HUB_PERSONAL[r.hub][0]
+                if action is not Action.DROP:
+                    return Rejection(
+                        "undeclared_personal_field", f"{dev.source} declares no data subject",
+                        r.path,
+                    )  # fmt: skip
             return None, refused
         ident = r.subject
         if ident is None and r.personal:
@@ -347,7 +353,7 @@ class _Batch:
         result = self.result
         result.payloads += 1
         document = self._document(payload)
-        if document is _REFUSED:
+        if document is _REFUSED or self._image(payload, document):
             return
         items = self._items(document, payload)
         rejected: list[Rejection] = []
@@ -374,6 +380,26 @@ class _Batch:
                 fmt, payload.line, redact(document, fmt.identifiers), rejected,
                 counted=True,
             )  # fmt: skip
+
+    def _image(self, payload: Payload, document: Any) -> bool:
+        """Refuse a payload a field of which holds an image (base64 or a data URI), whole:
+        images are never processed, and quarantine keeps the payload without it. A cheap
+        look at the body first; the document is walked only where it hints at one."""
+        body = payload.body
+        if isinstance(body, bytes):
+            if IMAGE_HINT.search(body) is None:
+                return False
+        elif isinstance(body, str) and IMAGE_HINT_TEXT.search(body) is None:
+            return False
+        path = image_path(document)
+        if path is None:
+            return False
+        fmt = self._format(payload)
+        refusal = Rejection("image_refused", "a field holds an image: never processed", path)
+        self.result.reject(
+            fmt, payload.line, redact(document, fmt.identifiers), [refusal], counted=False
+        )
+        return True
 
     def _unparseable(self, payload: Payload, exc: Exception) -> None:
         body = payload.body
