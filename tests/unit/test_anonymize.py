@@ -15,7 +15,6 @@ from unit_support import city_data, normalized, raw_rows, senml_reading, wifi_ob
 from citypipe.core.anonymize import CLEAN_SCHEMA, Anonymized, anonymize_records
 from citypipe.domain.city import City, parse_city
 
-
 WIFI_RULES = city_data()["sources"]["wifi-counters"]["policy"]["personal"]
 
 

@@ -112,9 +112,10 @@ def test_the_catalogue_lists_every_theme_and_distribution(exported: Deps) -> Non
     graph = catalogue_graph(exported)
     dcat = rdflib.Namespace("http://www.w3.org/ns/dcat#")
     datasets = sorted(str(d).rsplit("/", 1)[1] for d in graph.objects(None, dcat.dataset))
-    assert datasets == sorted(THEMES)
-    # four formats a day for themes with a Smart Data Model, three for parking
-    assert len(set(graph.objects(None, dcat.distribution))) == 4 * 4 + 3
+    assert datasets == sorted([*THEMES, "register"])
+    # four formats a day for themes with a Smart Data Model, three for parking, and the
+    # register and the record of processing in JSON and CSV
+    assert len(set(graph.objects(None, dcat.distribution))) == 4 * 4 + 3 + 4
 
 
 def test_the_hvd_datasets_conform_to_the_hvd_shapes(exported: Deps, reference_dir: Path) -> None:

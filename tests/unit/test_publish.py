@@ -17,6 +17,7 @@ from unit_support import (
     devices,
     exact,
     no2,
+    open_file,
     put_partial,
     vehicles,
 )
@@ -24,8 +25,8 @@ from unit_support import (
 from citypipe.core.aggregate import cells, partial_of
 from citypipe.core.disclosure import disclose
 from citypipe.core.publish.day import theme_day
-from citypipe.core.publish.dcat import Register, catalogue
 from citypipe.core.publish.portal import bar_chart, index_html
+from citypipe.core.publish.register import register_documents, register_of
 from citypipe.core.publish.tables import summarize
 from citypipe.core.publish.turtle import to_turtle
 from citypipe.domain.books import Publication
@@ -168,14 +169,23 @@ def test_the_portal_keeps_a_place_for_the_transparency_register(memory_deps: Dep
     assert 'id="register"' in page and "will be published here" in page
 
 
-def test_once_published_the_register_is_linked_from_the_portal_and_the_catalogue(
+def test_the_register_is_shown_on_the_portal_and_listed_in_the_catalogue(
     memory_deps: Deps,
 ) -> None:
+    # Given a day published: the metadata build writes the register and the record
     put_partial(memory_deps, "a", no2(), *devices(10))
     export_day(memory_deps, DAY, keys=RELEASE_KEYS)
-    register = Register("open/velden/register/index.html", "Transparency register")
-    city, themes = memory_deps.city, themes_of(memory_deps.city)
-    page = index_html(city, themes, records(memory_deps), register)
-    document = catalogue(city, themes, records(memory_deps), register)
-    assert '<a href="open/velden/register/index.html">Transparency register</a>' in page
-    assert document["dct:relation"]["@id"] == register.url
+    documents = register_documents(memory_deps.city)
+    register = register_of(memory_deps.city, documents)
+    # Then the page shows a row per source and links every file ...
+    page = open_file(memory_deps, "open/velden/index.html").decode()
+    assert page.count("<tr><td>wifi-counters</td>") == 1
+    for file in register.files:
+        assert f'href="{file.key.removeprefix("open/velden/")}"' in page
+        assert open_file(memory_deps, file.key) == documents[file.key][0]
+    # ... and the catalogue lists them as a dataset with a distribution per file
+    catalogue_ = json.loads(open_file(memory_deps, "open/velden/catalog.jsonld"))
+    [listed] = [d for d in catalogue_["dcat:dataset"] if d["dct:identifier"] == "velden/register"]
+    assert sorted(d["dcat:downloadURL"]["@id"] for d in listed["dcat:distribution"]) == sorted(
+        f"https://data.velden.example/{f.key}" for f in register.files
+    )

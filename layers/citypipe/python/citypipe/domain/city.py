@@ -168,9 +168,14 @@ class Disclosure(Strict):
 
 
 class Publisher(Strict):
+    """The city's open data office: publisher of the data, controller of the processing."""
+
     name: str
     url: str
     email: str
+    dpo_email: str | None = Field(
+        default=None, description="the data protection officer, for the record of processing"
+    )
 
 
 class City(Strict):

@@ -283,6 +283,11 @@ def catalog_key(city: str, ext: str = "jsonld") -> str:
     return f"{open_prefix(city)}catalog.{ext}"
 
 
+def register_key(city: str, document: str, ext: str) -> str:
+    """The transparency register and the record of processing: ``open/<city>/register/``."""
+    return f"{open_prefix(city)}register/{document}.{ext}"
+
+
 def datapackage_key(city: str) -> str:
     return f"{open_prefix(city)}datapackage.json"
 

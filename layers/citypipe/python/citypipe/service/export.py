@@ -28,6 +28,7 @@ from citypipe.core.publish.datapackage import datapackage
 from citypipe.core.publish.day import ThemeDay, json_bytes, theme_day
 from citypipe.core.publish.dcat import catalogue
 from citypipe.core.publish.portal import portal_files
+from citypipe.core.publish.register import register_documents, register_of
 from citypipe.core.publish.tables import Tally, changes
 from citypipe.core.publish.turtle import to_turtle
 from citypipe.domain.books import (
@@ -394,8 +395,9 @@ def publications(deps: Deps) -> list[Publication]:
 
 
 def publish_metadata(deps: Deps) -> None:
-    """The catalogue (JSON-LD and Turtle), the data package and the portal, rebuilt from
-    every publication record. Skipped when the files still hold what a build from these
+    """The transparency register and the record of processing (from the city file), the
+    catalogue (JSON-LD and Turtle), the data package and the portal, rebuilt from every
+    publication record. Skipped when the files still hold what a build from these
     very records and this city file wrote (a marker in the audit zone says which, and the
     etags it wrote): an export that changed nothing writes nothing and costs four
     requests. A new citypipe release shows in the metadata with the next publication."""
@@ -415,15 +417,18 @@ def publish_metadata(deps: Deps) -> None:
     themes += [
         theme_named(s) for s in sorted({r.theme for r in records} - {t.slug for t in themes})
     ]
-    document = catalogue(city, themes, records)
+    documents = register_documents(city)
+    register = register_of(city, documents)
+    document = catalogue(city, themes, records, register)
     files = {
+        **documents,  # the register and the record of processing first: the others list them
         catalog_key(city.city): (json_bytes(document), "application/ld+json"),
         catalog_key(city.city, "ttl"): (to_turtle(document).encode(), "text/turtle"),
         datapackage_key(city.city): (
             json_bytes(datapackage(city, themes, records)),
             "application/json",
         ),
-        **portal_files(city, themes, records),  # the page last: it links the others
+        **portal_files(city, themes, records, register),  # the page last: it links the others
     }
     etags = {
         key: deps.store.put_or_replace(open_bucket, key, body, content_type).etag

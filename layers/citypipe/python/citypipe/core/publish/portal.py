@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from html import escape
 
 from citypipe.core.disclosure import treatment
-from citypipe.core.publish.dcat import FORMATS, Register, describe_treatment
+from citypipe.core.publish.dcat import FORMATS, describe_treatment
 from citypipe.core.publish.geo import zone_name
+from citypipe.core.publish.register import TITLES, Register
 from citypipe.core.publish.tables import columns, published_quantities
 from citypipe.domain.books import Publication, ZoneSummary
 from citypipe.domain.city import City
@@ -70,6 +71,7 @@ figcaption { margin-bottom: .25rem; }
 table { border-collapse: collapse; width: 100%; font-size: .95rem; }
 th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid var(--line);
   white-space: nowrap; }
+.register td { white-space: normal; min-width: 10rem; vertical-align: top; font-size: .9rem; }
 dl { margin: .5rem 0; } dt { font-family: ui-monospace, monospace; margin-top: .4rem; }
 dd { margin: 0 0 0 1rem; color: var(--muted); font-size: .9rem; }
 footer { padding-bottom: 2rem; color: var(--muted); font-size: .9rem; }
@@ -219,14 +221,40 @@ def _dataset(city: City, theme: Theme, publications: Sequence[Publication]) -> s
     )
 
 
+REGISTER_COLUMNS = (
+    ("source", "Source"), ("measures", "Measures"), ("where", "Where"), ("why", "Why"),
+    ("personal_data", "Personal data"), ("treatment", "Treatment"),
+)  # fmt: skip
+
+
+def _register(city: City, register: Register) -> str:
+    """The register as a table, and its files (and the record of processing) as links."""
+    head = "".join(f"<th>{title}</th>" for _, title in REGISTER_COLUMNS)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{escape(row[key])}</td>" for key, _ in REGISTER_COLUMNS) + "</tr>"
+        for row in register.rows
+    )
+    links = " · ".join(
+        f'<a href="{_href(city, f.key)}">'
+        f"{escape(TITLES[f.key.rsplit('/', 1)[-1].rsplit('.', 1)[0]])} ({f.format.upper()})</a>"
+        for f in register.files
+    )
+    return (
+        "<p>Every source of sensor data, what it measures, where, why, and what is done "
+        "with personal data. Generated from the city's configuration.</p>"
+        f'<div class="scroll register"><table aria-label="Transparency register"><thead><tr>'
+        f"{head}</tr></thead><tbody>{rows}</tbody></table></div><p>{links}</p>"
+    )
+
+
 def index_html(
     city: City,
     themes: Sequence[Theme],
     publications: Sequence[Publication],
     register: Register | None = None,
 ) -> str:
-    """The page. ``register``: the transparency register once the privacy issue publishes
-    it; until then its section says it is coming."""
+    """The page. ``register``: the transparency register and the record of processing;
+    without them the section says they are coming."""
     by_theme: dict[str, list[Publication]] = {}
     for publication in publications:
         by_theme.setdefault(publication.theme, []).append(publication)
@@ -248,7 +276,7 @@ def index_html(
         else ""
     )
     register_html = (
-        f'<p><a href="{escape(register.url)}">{escape(register.title)}</a></p>'
+        _register(city, register)
         if register
         else "<p>The transparency register — what is processed, why, how long it is kept and "
         "the privacy budget spent — will be published here.</p>"
