@@ -179,7 +179,7 @@ def test_the_register_is_shown_on_the_portal_and_listed_in_the_catalogue(
     register = register_of(memory_deps.city, documents)
     # Then the page shows a row per source and links every file ...
     page = open_file(memory_deps, "open/velden/index.html").decode()
-    assert page.count("<tr><td>wifi-counters</td>") == 1
+    assert page.count("<h3>wifi-counters · ") == 1
     for file in register.files:
         assert f'href="{file.key.removeprefix("open/velden/")}"' in page
         assert open_file(memory_deps, file.key) == documents[file.key][0]

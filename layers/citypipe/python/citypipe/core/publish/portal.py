@@ -17,7 +17,7 @@ from html import escape
 from citypipe.core.disclosure import treatment
 from citypipe.core.publish.dcat import FORMATS, describe_treatment
 from citypipe.core.publish.geo import zone_name
-from citypipe.core.publish.register import TITLES, Register
+from citypipe.core.publish.register import RECORD, REGISTER, Register
 from citypipe.core.publish.tables import columns, published_quantities
 from citypipe.domain.books import Publication, ZoneSummary
 from citypipe.domain.city import City
@@ -71,7 +71,9 @@ figcaption { margin-bottom: .25rem; }
 table { border-collapse: collapse; width: 100%; font-size: .95rem; }
 th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid var(--line);
   white-space: nowrap; }
-.register td { white-space: normal; min-width: 10rem; vertical-align: top; font-size: .9rem; }
+article.source { border-top: 1px solid var(--line); padding-top: .25rem; }
+article.source dt { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
+  font-weight: 600; }
 dl { margin: .5rem 0; } dt { font-family: ui-monospace, monospace; margin-top: .4rem; }
 dd { margin: 0 0 0 1rem; color: var(--muted); font-size: .9rem; }
 footer { padding-bottom: 2rem; color: var(--muted); font-size: .9rem; }
@@ -221,29 +223,30 @@ def _dataset(city: City, theme: Theme, publications: Sequence[Publication]) -> s
     )
 
 
-REGISTER_COLUMNS = (
-    ("source", "Source"), ("measures", "Measures"), ("where", "Where"), ("why", "Why"),
-    ("personal_data", "Personal data"), ("treatment", "Treatment"),
+REGISTER_FIELDS = (
+    ("measures", "Measures"), ("where", "Where"), ("why", "Why"),
+    ("personal_fields", "Personal data"), ("treatment", "Treatment"),
 )  # fmt: skip
+REGISTER_LINKS = {REGISTER: "Transparency register", RECORD: "Record of processing (Art. 30 GDPR)"}
 
 
 def _register(city: City, register: Register) -> str:
-    """The register as a table, and its files (and the record of processing) as links."""
-    head = "".join(f"<th>{title}</th>" for _, title in REGISTER_COLUMNS)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{escape(row[key])}</td>" for key, _ in REGISTER_COLUMNS) + "</tr>"
+    """The register, a source after the other, and its files and the record as links."""
+    sources = "".join(
+        f'<article class="source"><h3>{escape(row["source"])} · {escape(row["kind"])}</h3><dl>'
+        + "".join(f"<dt>{title}</dt><dd>{escape(row[key])}</dd>" for key, title in REGISTER_FIELDS)
+        + "</dl></article>"
         for row in register.rows
     )
     links = " · ".join(
         f'<a href="{_href(city, f.key)}">'
-        f"{escape(TITLES[f.key.rsplit('/', 1)[-1].rsplit('.', 1)[0]])} ({f.format.upper()})</a>"
+        f"{REGISTER_LINKS[f.key.rsplit('/', 1)[-1].rsplit('.', 1)[0]]} ({f.format.upper()})</a>"
         for f in register.files
     )
     return (
-        "<p>Every source of sensor data, what it measures, where, why, and what is done "
-        "with personal data. Generated from the city's configuration.</p>"
-        f'<div class="scroll register"><table aria-label="Transparency register"><thead><tr>'
-        f"{head}</tr></thead><tbody>{rows}</tbody></table></div><p>{links}</p>"
+        "<p>Every source of sensor data: what it measures, where, why, and what is done "
+        f"with personal data. Generated from the city's configuration.</p>{sources}"
+        f"<p>{links}</p>"
     )
 
 
@@ -270,8 +273,10 @@ def index_html(
         if treatment(city, published_quantities(city, t, by_theme[t.slug])).personal
     ]
     k_line = (
-        f" Cells about people ({', '.join(escape(t.title) for t in people)}) are published only "
-        f"when one sensor alone saw at least k = {city.disclosure.k} distinct devices."
+        f" Cells about people ({', '.join(escape(t.title) for t in people)}) count only the "
+        f"sensors that alone saw at least k = {city.disclosure.k} distinct devices"
+        + (", with differential-privacy noise" if city.disclosure.noise else "")
+        + "; every window of every zone with a counter has a row."
         if people
         else ""
     )
@@ -317,8 +322,9 @@ def index_html(
             "</section>",
             '<section id="privacy"><h2>Privacy</h2><p>Personal data (a phone\'s Wi-Fi address) '
             "is replaced within minutes of arrival by a keyed pseudonym under a key per sensor "
-            f"and day; keys are destroyed after {city.key_retention_days} days and nothing "
-            f"personal is ever published.{k_line} Each dataset above states its treatment."
+            f"and 15-minute window; the keys are destroyed after {city.key_retention_days} days, "
+            "and with them every stored pseudonym; nothing personal is ever published."
+            f"{k_line} Each dataset above states its treatment."
             "</p></section>",
             f'<section id="register"><h2>Transparency register</h2>{register_html}</section>',
             '<section id="metadata"><h2>Metadata and licence</h2><ul>',
