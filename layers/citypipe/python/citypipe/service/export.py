@@ -425,7 +425,7 @@ def publish_metadata(deps: Deps) -> None:
         catalog_key(city.city): (json_bytes(document), "application/ld+json"),
         catalog_key(city.city, "ttl"): (to_turtle(document).encode(), "text/turtle"),
         datapackage_key(city.city): (
-            json_bytes(datapackage(city, themes, records)),
+            json_bytes(datapackage(city, themes, records, register)),
             "application/json",
         ),
         **portal_files(city, themes, records, register),  # the page last: it links the others
