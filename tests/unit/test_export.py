@@ -54,7 +54,7 @@ from citypipe.domain.naming import (
 )
 from citypipe.domain.themes import OpenFormat
 from citypipe.ports import StoredObject
-from citypipe.service.export import days_with_partials, export_day, export_requested
+from citypipe.service.export import days_with_partials, export_day, export_requested, ledger
 from citypipe.service.stage import Deps
 from citypipe_local.fakes import InMemoryObjectStore
 
@@ -596,3 +596,23 @@ def test_days_with_partials_are_the_days_an_export_of_everything_publishes(
     put_partial(memory_deps, "b", no2(), day="2026-06-01")
     put_partial(memory_deps, "c", no2(), day="2026-06-01")
     assert days_with_partials(memory_deps) == ["2026-06-01", "2026-06-02"]
+
+
+def test_late_data_of_another_theme_charges_no_budget_for_the_people_counts(
+    memory_deps: Deps,
+) -> None:
+    # Given a day of people counts published (one release charged)
+    put_partial(memory_deps, "a", *devices(12), no2(0))
+    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+    key = open_file_key("velden", "people-counts", OpenFormat.CSV, DAY)
+    people = open_file(memory_deps, key)
+    # When late air quality data makes a new partial set and the day is exported again
+    put_partial(memory_deps, "late", no2(5, 30.0))
+    assert export_day(memory_deps, DAY, keys=RELEASE_KEYS) == "done"
+    # Then the people counts are the same bytes and the same release: charged once
+    assert open_file(
+        memory_deps, open_file_key("velden", "people-counts", OpenFormat.CSV, DAY)
+    ) == (people)
+    assert [(e.dataset, e.charges) for e in ledger(memory_deps)] == [
+        ("people-counts", {"wifi-012": 0.5})
+    ]

@@ -149,7 +149,10 @@ def _published(deps: Deps, ident: str, theme: Theme, day: str) -> bool:
         ).body
     except NotFoundError:
         return False
-    written = {o.key: o.etag for o in Lineage.model_validate_json(body).outputs}
+    open_bucket = deps.names.bucket(Zone.OPEN)
+    written = {
+        o.key: o.etag for o in Lineage.model_validate_json(body).outputs if o.bucket == open_bucket
+    }
     record = publication_key(city, theme.slug, day)
     found = {
         i.key: i.etag
@@ -243,8 +246,9 @@ def _publish_theme(
     portal never list a file not yet written), then its lineage. A theme without cells
     that day publishes nothing and is recorded as done — but a people theme publishes its
     complete grid, so whether it is published says nothing of who was there. A release of
-    people counts with noise is charged to the ε ledger first, and refused when a sensor's
-    day has no budget left for it (the version published before stays)."""
+    people counts with noise is charged to the ε ledger first (an output of the export,
+    written before its files), and refused when a sensor's day has no budget left for it
+    (the version published before stays)."""
     city = deps.city.city
     day = message.window or ""
     people = treatment(deps.city, quantities_of(deps.city, theme)).personal
@@ -257,20 +261,19 @@ def _publish_theme(
             Outcome([], ExportCounts.zero(), window=day, dataset=theme.slug),
         )
         return
-    key = None
-    noise = deps.city.disclosure.noise
-    if people and noise is not None:
-        refusal = _charged(deps, message, ident, theme, theme_cells)
-        if refusal is not None:
+    key, charged = None, None
+    if people and deps.city.disclosure.noise is not None:
+        charge = _charge(deps, message, theme, theme_cells)
+        if isinstance(charge, ExportCounts):
             finish(
                 Function.EXPORT,
                 message,
                 deps,
                 ident,
-                Outcome([], refusal, window=day, dataset=theme.slug),
+                Outcome([], charge, window=day, dataset=theme.slug),
             )
             return
-        key = noise_key(keys.noise_secret(), city)
+        key, charged = noise_key(keys.noise_secret(), city), charge
     result = theme_day(deps.city, theme, day, theme_cells, key)
     files = [
         PublishedFile(
@@ -283,7 +286,8 @@ def _publish_theme(
         for fmt, body in result.files.items()
     ]
     record = _version(deps, result, files, message.records)
-    outputs = [
+    outputs = [] if charged is None else [charged]  # charged first, before any file
+    outputs += [
         Output(
             Zone.OPEN,
             result.key(city, fmt),
@@ -335,52 +339,68 @@ def ledger(deps: Deps, day: str | None = None) -> list[EpsilonCharge]:
     return [EpsilonCharge.model_validate_json(o.body) for o in deps.store.get_many(audit, keys)]
 
 
-def _charged(
-    deps: Deps, message: Message, ident: str, theme: Theme, theme_cells: Sequence[Cell]
-) -> ExportCounts | None:
-    """Charge this release to the ε ledger, once (a retry finds its own entry); or, when a
-    sensor's day cannot pay for it, the counts of the refused release."""
+def release_of(theme: Theme, day: str, theme_cells: Sequence[Cell]) -> str:
+    """What a release of a people dataset's day discloses: its cells' per-sensor device
+    counts (the only inputs of its figures, their suppression and their noise). Two
+    exports of the same counts publish the same bytes and are one release, whatever else
+    changed that day (late air-quality data makes a new partial set, not a new release)."""
+    return input_id(
+        "release",
+        theme.slug,
+        day,
+        *(
+            f"{c.window_start.isoformat()}|{c.zone}|{c.quantity}|"
+            + ",".join(f"{s.sensor}={s.devices}" for s in c.sensors)
+            for c in theme_cells
+        ),
+    )
+
+
+def _charge(
+    deps: Deps, message: Message, theme: Theme, theme_cells: Sequence[Cell]
+) -> Output | ExportCounts:
+    """This release's entry of the ε ledger, to be written before its files (once: a
+    release charged before is not charged again); or, when a sensor's day cannot pay for
+    it, the counts of the refused release."""
     noise = deps.city.disclosure.noise
     assert noise is not None
     city, day = deps.city.city, message.window or ""
+    release = release_of(theme, day, theme_cells)
+    key = epsilon_charge_key(city, day, theme.slug, release)
     entries = ledger(deps, day)
-    if any(e.release == ident and e.dataset == theme.slug for e in entries):
-        return None
     sensors = sorted({s.sensor for cell in theme_cells for s in cell.sensors})
-    spent: dict[str, float] = {}
-    for entry in entries:
-        for sensor, epsilon in entry.charges.items():
-            spent[sensor] = spent.get(sensor, 0.0) + epsilon
-    over = [s for s in sensors if spent.get(s, 0.0) + noise.epsilon > noise.budget + 1e-9]
-    if over:
-        log.warning(
-            "release refused: privacy budget spent",
-            extra={"function": "export", "window": day, "dataset": theme.slug,
-                   "sensors": len(over)},
-        )  # fmt: skip
-        cells = len(complete_grid(deps.city, day, _people(deps, theme), theme_cells))
-        return ExportCounts(
-            partials=message.records, cells=cells, readings=sum(c.count for c in theme_cells),
-            published=0, suppressed=0, flagged=0, refused={BUDGET_SPENT: cells}, quarantined={},
-        )  # fmt: skip
+    if not any(e.release == release and e.dataset == theme.slug for e in entries):
+        spent: dict[str, float] = {}
+        for entry in entries:
+            for sensor, epsilon in entry.charges.items():
+                spent[sensor] = spent.get(sensor, 0.0) + epsilon
+        over = [s for s in sensors if spent.get(s, 0.0) + noise.epsilon > noise.budget + 1e-9]
+        if over:
+            log.warning(
+                "release refused: privacy budget spent",
+                extra={"function": "export", "window": day, "dataset": theme.slug,
+                       "sensors": len(over)},
+            )  # fmt: skip
+            cells = len(complete_grid(deps.city, day, _people(deps, theme), theme_cells))
+            return ExportCounts(
+                partials=message.records, cells=cells, readings=sum(c.count for c in theme_cells),
+                published=0, suppressed=0, flagged=0, refused={BUDGET_SPENT: cells},
+                quarantined={},
+            )  # fmt: skip
     entry = EpsilonCharge(
         city=city,
         dataset=theme.slug,
         day=day,
-        release=ident,
+        release=release,
         mechanism=noise.mechanism,
         epsilon=noise.epsilon,
         delta=noise.delta,
         charges=dict.fromkeys(sensors, noise.epsilon),
         at=deps.clock.now(),
     )
-    deps.store.put_if_absent(
-        deps.names.bucket(Zone.AUDIT),
-        epsilon_charge_key(city, day, theme.slug, ident),
-        entry.model_dump_json(indent=1).encode(),
-        "application/json",
+    return Output(
+        Zone.AUDIT, key, entry.model_dump_json(indent=1).encode(), 0, "json", "application/json"
     )
-    return None
 
 
 def _people(deps: Deps, theme: Theme) -> list[str]:
