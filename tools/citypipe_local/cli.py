@@ -237,6 +237,26 @@ def _summary(report: dict[str, Any], wall: float) -> None:
         ("books balance", "[green]yes[/]" if report["balanced"] else "[red]NO[/]"),
         *([("faults", _faults_line(report["faults"]))] if report["faults"]["asked"] else []),
         *([("hourly jobs", _jobs_line(report["hourly_jobs"]))] if "hourly_jobs" in report else []),
+    ]
+    budget = report.get("privacy_budget")
+    if budget:
+        rows.append(
+            (
+                "ε ledger",
+                f"{budget['releases']} releases, at most ε = {budget['most_spent']:g} of "
+                f"{budget['budget_per_sensor_day']:g} spent per sensor-day",
+            )
+        )
+    end = report.get("end_of_run")
+    if end:
+        rows.append(
+            (
+                "end of run",
+                f"{end['keys_destroyed']} daily secrets destroyed, "
+                f"{end['clean_scrubbed']} clean objects scrubbed of pseudonyms",
+            )
+        )
+    rows += [
         ("wall time", f"{wall:.1f} s ({received / wall:,.0f} readings/s)"),
     ]
     for name, value in rows:

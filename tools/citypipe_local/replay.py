@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from citypipe.bootstrap import deps_from
+from citypipe.bootstrap.keys import key_store_from
 from citypipe.core.formats import FORMATS, Context
 from citypipe.core.ingest import Payload
 from citypipe.domain.errors import TransientError
@@ -34,6 +35,8 @@ from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import aggregates_prefix
 from citypipe.ports import KeyStore
 from citypipe.service.edge import receive
+from citypipe.service.export import days_with_partials
+from citypipe.service.housekeeping import retire_keys
 from citypipe.service.stage import Deps
 from citypipe.settings import KeySettings, Settings, StackSettings
 from citypipe_local import stack
@@ -51,7 +54,7 @@ from citypipe_local.runner import (
     Platform,
     worker_composition,
 )
-from citypipe_local.usage import Meter, process_cpu_s
+from citypipe_local.usage import Meter, Usage, process_cpu_s
 
 PIPELINE = (Function.INGEST, Function.ANONYMIZE, Function.AGGREGATE)
 Progress = Callable[[str, int], None]
@@ -63,9 +66,10 @@ class ReplayOptions:
     batch_payloads: int = 40_000
     concurrency: int = 4
     faults: Faults = field(default_factory=Faults)  # none: a clean run
-    # None: the daily secrets live in the stack's keys bucket, as in a cloud (and die with
-    # the embedded backend). A directory: a file key store there, e.g. for tests comparing
-    # two runs, which need the same secrets to publish the same distinct-device counts.
+    # None: the secrets live in the stack's keys bucket, as in a cloud. A directory: a file
+    # key store there, whose release secret (the noise of people counts) outlives the run,
+    # e.g. for tests comparing two runs' open data byte for byte. Either way every daily
+    # secret is destroyed at the end of the run.
     keys_dir: Path | None = None
     visibility_timeout_s: int = 30
     # None: the real clock, every day exported at the end. A period: the captures played on
@@ -237,6 +241,20 @@ def copy_zones(deps: Deps, out: Path) -> None:
             path.write_bytes(deps.store.get(bucket, info.key).body)
 
 
+def end_of_run(deps: Deps, keys: KeyStore) -> dict[str, int]:
+    """Keys really die: at the end of a local run, destroy every daily secret (up to
+    tomorrow, the latest day a reading may be dated) and scrub the pseudonyms of every day
+    from the clean zone, as the hourly job does once a day's key retention is over. What
+    the run leaves behind — zones copied to disk, a LocalStack that lives on, a keys
+    directory — lets nobody compute a pseudonym again. The release secret (noise) stays: it
+    links nothing to anyone, and a re-run with it publishes the same noise."""
+    now = deps.clock.now()
+    days = days_with_partials(deps)  # a replayed day may be older than the clean retention
+    since = date.fromisoformat(days[0]) if days else None
+    destroyed, scrubbed = retire_keys(deps, keys, now.date() + timedelta(days=2), now, since)
+    return {"keys_destroyed": destroyed, "clean_scrubbed": scrubbed}
+
+
 def request_export(deps: Deps) -> None:
     """What an operator (or the schedule) does once the day is in: publish every day."""
     request = Message(
@@ -350,6 +368,18 @@ def _drop_hour(path: Path) -> datetime:
     return datetime.strptime("-".join(stamp), "%Y-%m-%dT%H").replace(tzinfo=UTC)
 
 
+def _usage(
+    invoker: Invoker, runner: Usage, pid: int | None, backend_cpu: float | None
+) -> dict[str, Any]:
+    """What the run cost where it ran: per function, the runner's own calls, the backend."""
+    usage = {name: u.as_dict() for name, u in sorted(invoker.usage.items())}
+    usage["runner"] = runner.as_dict()
+    if backend_cpu is not None and pid:
+        used = (process_cpu_s(pid) or backend_cpu) - backend_cpu
+        usage["backend"] = {"cpu_s": round(used, 3)}
+    return usage
+
+
 def replay(
     city_file: Path,
     input_dir: Path,
@@ -390,6 +420,8 @@ def replay(
         deps = deps_from(settings)
         clients = stack.make_clients(settings.backend)
         stack.down(deps.names, clients)  # a replay starts from an empty stack
+        if options.keys_dir is not None:  # ... and a key store of its own: no secret, no horizon
+            stack.reset_file_keys(options.keys_dir / deps.city.city)
         stack.up(deps.city, deps.names, clients, settings.stack)
         started, runner_before = time.perf_counter(), meter.snapshot()
         backend_cpu = process_cpu_s(endpoint.pid) if endpoint.pid else None
@@ -426,13 +458,10 @@ def replay(
                 total = time.perf_counter() - started  # the open data is published
             finally:
                 invoker.close()
-            usage = {name: u.as_dict() for name, u in sorted(invoker.usage.items())}
-            usage["runner"] = meter.since(runner_before).as_dict()
-            if backend_cpu is not None and endpoint.pid:
-                used = (process_cpu_s(endpoint.pid) or backend_cpu) - backend_cpu
-                usage["backend"] = {"cpu_s": round(used, 3)}
+            usage = _usage(invoker, meter.since(runner_before), endpoint.pid, backend_cpu)
             stats = run.runner.stats
             report = build_report(deps, run.sent, {f: s.seconds for f, s in stats.items()})
+            report["end_of_run"] = end_of_run(deps, key_store_from(settings, deps))
         report["seconds"] = {"edge": round(edge_seconds, 3), "total": round(total, 3)}
         report["usage"] = usage
         report["workers"] = {

@@ -3,10 +3,11 @@
 One partial object per clean input, keyed by the input's identity. A partial row is a
 (window, zone, quantity, unit, sensor) with count, sum, min and max (mean is derived) and,
 for personal sources, an HLL sketch of that sensor's pseudonyms: distinct devices without
-keeping any identifier. Rows stay per sensor because pseudonyms are per sensor: one sensor
-can prove how many distinct people it saw, a union of sensors cannot (the same person has
-another pseudonym at each sensor). Partials merge associatively and commutatively, so late
-data and any delivery order give the same result.
+keeping any identifier. Rows stay per sensor because pseudonyms are per sensor and window:
+one sensor can prove how many distinct people it saw in a window, a union of sensors cannot
+(the same person has another pseudonym at each sensor), and no sketch links two windows.
+Partials of a window merge exactly, associatively and commutatively, so late data and any
+delivery order give the same result.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasketches import hll_sketch, hll_union
 
-WINDOW_MINUTES = 15
+from citypipe.domain.model import WINDOW_MINUTES
+
 HLL_LG_K = 12  # ~1.6 % relative error; exact in practice while a cell holds few devices
 CELL = ["window_start", "zone", "quantity", "unit"]
 KEY = [*CELL, "sensor"]
@@ -115,8 +117,22 @@ def merge_partials(partials: Sequence[pa.Table]) -> pa.Table:
 
 
 @dataclass(frozen=True)
+class SensorFigures:
+    """What one sensor measured in a cell."""
+
+    sensor: str
+    count: int
+    sum: float
+    min: float
+    max: float
+    devices: int | None  # distinct devices it saw in the window; None: no data subject
+
+
+@dataclass(frozen=True)
 class Cell:
-    """A published cell: zone x quantity x window, over all its sensors."""
+    """A zone x quantity x window, over all its sensors (figures), and per sensor: what
+    disclosure control decides on. A cell of the complete grid nobody was measured in has
+    count 0 and no sensor."""
 
     window_start: datetime
     zone: str
@@ -126,8 +142,7 @@ class Cell:
     sum: float
     min: float
     max: float
-    distinct_devices: int | None  # (sensor, device) pairs: a device at two sensors counts twice
-    min_people: int | None  # provable lower bound: the most devices any one sensor saw
+    sensors: tuple[SensorFigures, ...] = ()
 
 
 def _total(values: Sequence[float]) -> float:
@@ -142,40 +157,47 @@ def _total(values: Sequence[float]) -> float:
 
 
 def cells(merged: pa.Table) -> list[Cell]:
-    """Roll a merged partial (per sensor) up to cells, in cell order. Arrow groups the
-    numbers (a cell's sum is the exactly rounded sum of its sensors' sums); sketches are
-    unioned for the personal cells only."""
+    """Roll a merged partial (per sensor) up to cells, in cell order. A sensor's distinct
+    devices come from its own sketch only: pseudonyms are per sensor and window, so a
+    union over sensors would only add them up (and count a device once per sensor).
+
+    Column by column, not a dict per row (a day of a large city has ~10^5 sensor rows);
+    sketches are read for the personal rows only."""
     if merged.num_rows == 0:
         return []
-    by_cell = merged.group_by(CELL, use_threads=False).aggregate(
-        [("count", "sum"), ("sum", "list"), ("min", "min"), ("max", "max")]
-    )
-    by_cell = by_cell.sort_by([(c, "ascending") for c in CELL])
-    personal = merged.filter(pc.is_valid(merged["devices"]))
-    sketches: dict[Key, list[hll_sketch]] = {}
-    for key, blob in zip(_keys(personal, CELL), personal["devices"].to_pylist(), strict=True):
-        sketches.setdefault(key, []).append(hll_sketch.deserialize(blob))
+    table = merged.sort_by([(c, "ascending") for c in KEY])
+    column = {c: table[c].to_pylist() for c in PARTIAL_SCHEMA.names}
+    devices = [
+        None if blob is None else round(hll_sketch.deserialize(blob).get_estimate())
+        for blob in column["devices"]
+    ]
+    rows = list(
+        zip(column["sensor"], column["count"], column["sum"], column["min"], column["max"],
+            devices, strict=True)
+    )  # fmt: skip
+    keys = list(zip(*(column[c] for c in CELL), strict=True))
     out = []
-    for row in by_cell.to_pylist():
-        key = tuple(row[c] for c in CELL)
-        found = sketches.get(key)
-        union = None
-        if found:
-            union = hll_union(HLL_LG_K)
-            for sketch in found:
-                union.update(sketch)
+    start = 0
+    for end in range(1, len(keys) + 1):
+        if end < len(keys) and keys[end] == keys[start]:
+            continue
+        sensors = tuple(
+            SensorFigures(str(s), int(n), float(total), float(low), float(high), d)
+            for s, n, total, low, high, d in rows[start:end]
+        )
+        window_start, zone, quantity, unit = keys[start]
         out.append(
             Cell(
-                window_start=row["window_start"],
-                zone=str(row["zone"]),
-                quantity=str(row["quantity"]),
-                unit=str(row["unit"]),
-                count=int(row["count_sum"]),
-                sum=_total([float(v) for v in row["sum_list"]]),
-                min=float(row["min_min"]),
-                max=float(row["max_max"]),
-                distinct_devices=round(union.get_estimate()) if union is not None else None,
-                min_people=max(round(s.get_estimate()) for s in found) if found else None,
+                window_start=window_start,
+                zone=str(zone),
+                quantity=str(quantity),
+                unit=str(unit),
+                count=sum(s.count for s in sensors),
+                sum=_total([s.sum for s in sensors]),
+                min=min(s.min for s in sensors),
+                max=max(s.max for s in sensors),
+                sensors=sensors,
             )
         )
+        start = end
     return out
