@@ -3,10 +3,14 @@
 What a city analyst could write in an afternoon and run on the same simulated files the
 replay plays: read every hub capture and CSV drop, parse each message (orjson), read it
 in its hub's shape, find the device in the registry and its zone, check field, unit,
-range and time, replace the Wi-Fi client's MAC by a keyed HMAC under a per-sensor daily
-key, drop a hub's resends, roll the readings up into 15-minute zone cells (count, sum,
-min, max, distinct devices per sensor), suppress people cells under k, and write one CSV
-per theme and day with the open data's columns.
+range and time, replace the Wi-Fi client's MAC by a keyed HMAC under the sensor's key for
+the 15-minute window (derived from a per-sensor daily key), drop a hub's resends, roll the
+readings up into 15-minute zone cells (count, sum, min, max, distinct devices per sensor),
+and publish people cells as the pipeline does (decisions 53-55): every window of every
+zone that counts people, a cell only from the sensors that alone saw k devices
+(suppressed without one), its distinct devices with discrete Laplace noise (a plain
+floating-point sampler: the analyst's, not the library's exact one); one CSV per theme
+and day with the open data's columns.
 
 It is written to be fast and simple, and it is its own code: it imports nothing of
 citypipe (the city file and the registry are read as plain YAML). It keeps no
@@ -27,6 +31,7 @@ import csv
 import hmac
 import math
 import os
+import random
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -267,18 +272,22 @@ class Floor:
     def __post_init__(self) -> None:
         self.devices, self.city = load_devices(self.city_file)
         self.secrets: dict[int, bytes] = {}  # day -> the day's secret
-        self.keys: dict[tuple[str, int], bytes] = {}
+        self.keys: dict[tuple[str, int], bytes] = {}  # (sensor, window) -> its key
         self.aliases: dict[tuple[bytes, str], str] = {}
         self.seen: set[tuple[str, str, float, str | None]] = set()
         self.seen_at: float | None = None
         self.lookup: dict[tuple[str, Any], Device | None] = {}
+        self.random = random.Random(os.urandom(16))  # the noise: fresh each run
 
-    def pseudonym(self, sensor: str, day: int, mac: str) -> str:
-        key = self.keys.get((sensor, day))
+    def pseudonym(self, sensor: str, window: int, mac: str) -> str:
+        key = self.keys.get((sensor, window))
         if key is None:
+            day = window // 86_400
             secret = self.secrets.setdefault(day, os.urandom(32))
             label = f"citypipe/v1/sensor-key/{self.city['city']}/{sensor}".encode()
-            key = self.keys[sensor, day] = hmac.digest(secret, label, "sha256")
+            daily = hmac.digest(secret, label, "sha256")
+            label = f"citypipe/v1/window/{window}".encode()
+            key = self.keys[sensor, window] = hmac.digest(daily, label, "sha256")
         alias = self.aliases.get((key, mac))
         if alias is None:
             bare = "".join(c for c in mac.lower() if c.isalnum())
@@ -322,7 +331,7 @@ class Floor:
             if not mac:
                 self.reject("missing_personal_field")
                 return
-            alias = self.pseudonym(dev.sensor, int(at // 86_400), mac)
+            alias = self.pseudonym(dev.sensor, int(at // WINDOW) * WINDOW, mac)
         identity = (dev.sensor, quantity, at, alias)
         if identity in self.seen:
             self.duplicates += 1
@@ -387,9 +396,41 @@ class Floor:
         for path in sorted((input_dir / "drops" / "csv").glob("*/*.csv")):
             self.csv_drop(path)
 
+    def people_grid(self) -> None:
+        """Every window of every day seen, of every zone with a device counting people."""
+        days = {window // 86_400 for window, _, _ in self.cells}
+        counted = {
+            (device.zone, quantity)
+            for device in self.devices.values()
+            if device.personal
+            for quantity, *_ in device.fields.values()
+        }
+        for day in days:
+            for window in range(day * 86_400, (day + 1) * 86_400, WINDOW):
+                for zone, quantity in counted:
+                    self.cells.setdefault((window, zone, quantity), Cell())
+
+    def people(self, cell: Cell, k: int, noise: dict[str, Any] | None) -> list[str]:
+        """A people cell's figures from the sensors that alone saw k devices (suppressed
+        without one); with noise, its distinct devices only, never below k."""
+        counted = [len(s) for s in cell.devices.values() if len(s) >= k]
+        if not counted:
+            return [""] * 6 + ["suppressed", "fewer_than_k_devices"]
+        if noise is not None:
+            stop = math.exp(-float(noise["epsilon"]))  # discrete Laplace, scale 1/epsilon
+            draw = self.random.random
+            geometric = [int(math.log(1.0 - draw()) / math.log(stop)) for _ in range(2)]
+            noisy = max(k, sum(counted) + geometric[0] - geometric[1])
+            return [""] * 5 + [str(noisy), "published", ""]
+        figures = [str(cell.count), *(repr(round(v, 6)) for v in (cell.sum, cell.min, cell.max,
+                   cell.sum / cell.count))]  # fmt: skip
+        return [*figures, str(sum(counted)), "published", ""]
+
     def write(self, out: Path) -> dict[str, int]:
         """One CSV per theme and day, the open data's columns; returns cells by status."""
         k = self.city["disclosure"]["k"]
+        noise = self.city["disclosure"].get("noise")
+        self.people_grid()
         tables: dict[tuple[str, str], list[list[str]]] = {}
         statuses: Counter[str] = Counter()
         for (window, zone, quantity), cell in sorted(self.cells.items()):
@@ -398,17 +439,11 @@ class Floor:
             row = [start.strftime("%Y-%m-%dT%H:%M:%SZ"),
                    datetime.fromtimestamp(window + WINDOW, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                    zone, quantity, UNITS[quantity][0]]  # fmt: skip
-            figures = [str(cell.count), *(repr(round(v, 6)) for v in (cell.sum, cell.min, cell.max,
-                       cell.sum / cell.count))]  # fmt: skip
-            personal = family == "people"
-            if personal:
-                seen = [len(s) for s in cell.devices.values()]
-                if max(seen, default=0) < k:
-                    row += [""] * 6 + ["suppressed", "fewer_than_k_devices"]
-                else:
-                    row += [*figures, str(sum(seen)), "published", ""]
+            if family == "people":
+                row += self.people(cell, k, noise)
             else:
-                row += [*figures, "published", ""]
+                row += [str(cell.count), *(repr(round(v, 6)) for v in (cell.sum, cell.min,
+                        cell.max, cell.sum / cell.count)), "published", ""]  # fmt: skip
             statuses[row[-2]] += 1
             tables.setdefault((THEMES.get(family, family), start.date().isoformat()), []).append(
                 row

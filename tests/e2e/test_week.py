@@ -86,7 +86,19 @@ def test_the_hourly_job_destroys_each_days_secret_after_the_key_retention(
     destroyed = [job["keys_destroyed"] for job in report["hourly_jobs"]]
     assert sum(destroyed) == 6
     records = [json.loads(p.read_text()) for p in (out / "audit").rglob("keys/*/destroyed/*")]
-    assert max(r["destroyed_before"] for r in records) == "2026-06-07"
+    by_jobs = [r for r in records if r["at"] < "2026-06-08T02"]
+    assert max(r["destroyed_before"] for r in by_jobs) == "2026-06-07"
+
+
+def test_the_end_of_the_week_destroys_the_last_secret_on_the_simulated_clock(
+    week: tuple[Path, dict[str, Any]],
+) -> None:
+    out, report = week
+    # the replay ends at the simulated clock's time (just after the last job): the
+    # seventh day's secret dies then, and nothing is destroyed at the real date
+    assert report["end_of_run"]["keys_destroyed"] == 1
+    records = [json.loads(p.read_text()) for p in (out / "audit").rglob("keys/*/destroyed/*")]
+    assert max(r["destroyed_before"] for r in records) == "2026-06-10"
 
 
 def test_the_hourly_job_sweeps_raw_and_quarantine(week: tuple[Path, dict[str, Any]]) -> None:

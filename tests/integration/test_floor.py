@@ -69,21 +69,36 @@ def test_the_floor_publishes_the_true_cells(
 ) -> None:
     _, out = published
     found = rows(out)
-    assert set(found) == {(c["window_start"], c["zone"], c["quantity"]) for c in truth["cells"]}
-    for cell in truth["cells"]:
-        row = found[cell["window_start"], cell["zone"], cell["quantity"]]
-        if (
-            cell["min_distinct_people"] is not None
-            and cell["min_distinct_people"] < city.disclosure.k
-        ):
-            assert (row["status"], row["count"], row["sum"]) == ("suppressed", "", "")
+    true = {(c["window_start"], c["zone"], c["quantity"]): c for c in truth["cells"]}
+    assert set(true) <= set(found)
+    for key, cell in true.items():
+        row = found[key]
+        devices = cell["devices_by_sensor"]
+        if devices is not None:  # a people cell: the sensors that alone saw k, noisy
+            counted = sum(n for n in devices.values() if n >= city.disclosure.k)
+            if not counted:
+                assert (row["status"], row["distinct_devices"]) == ("suppressed", "")
+                continue
+            assert (row["status"], row["count"], row["sum"]) == ("published", "", "")
+            assert int(row["distinct_devices"]) >= city.disclosure.k
             continue
         assert row["status"] == "published"
         assert (int(row["count"]), row["unit"]) == (cell["count"], cell["unit"])
         assert float(row["sum"]) == pytest.approx(cell["sum"], abs=1e-6)
         assert (float(row["min"]), float(row["max"])) == (cell["min"], cell["max"])
-        if cell["distinct_devices"] is not None:
-            assert int(row["distinct_devices"]) == cell["distinct_devices"]
+
+
+def test_the_floor_publishes_the_complete_people_grid(
+    published: tuple[Any, Path], truth: dict[str, Any], city: City
+) -> None:
+    _, out = published
+    found = rows(out)
+    true = {(c["window_start"], c["zone"], c["quantity"]) for c in truth["cells"]}
+    people = [key for key in found if key[2] in city.personal_quantities]
+    zones = {zone for _, zone, _ in people}
+    assert zones == {z for q in city.personal_quantities for z in city.zones_measuring.get(q, ())}
+    assert len(people) == 96 * len(zones)
+    assert all(found[key]["status"] == "suppressed" for key in people if key not in true)
 
 
 def test_the_floor_writes_the_open_datas_csv_columns(published: tuple[Any, Path]) -> None:

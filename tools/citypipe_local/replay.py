@@ -19,7 +19,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from citypipe.service.stage import Deps
 from citypipe.settings import KeySettings, Settings, StackSettings
 from citypipe_local import stack
 from citypipe_local.backends import backend
-from citypipe_local.clock import Offset
+from citypipe_local.clock import Offset, SimulatedClock
 from citypipe_local.drops import announce, drop
 from citypipe_local.faults import Faults, poison_messages
 from citypipe_local.logs import written_to
@@ -337,13 +337,13 @@ class _Arrivals:
             yield item
 
 
-def _simulated_days(run: _Run, input_dir: Path, clock: Offset, every: timedelta) -> None:
+def _simulated_days(run: _Run, input_dir: Path, clock: Offset, every: timedelta) -> datetime:
     """Play the captures on a simulated clock: up to each firing of the hourly job, the
     messages that arrived before it and the CSV files of the hours that ended, then the
-    job at its time; until every message is in and the last day's job has fired."""
+    job at its time; until every message is in and the last day's job has fired (when)."""
     arrivals = _Arrivals(input_dir)
     if arrivals.pending is None:
-        return
+        return datetime.now(UTC)
     first = datetime.fromtimestamp(arrivals.pending[0], UTC)
     fired = first.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     drops = {path: _drop_hour(path) + timedelta(hours=1) for path in csv_drops(input_dir)}
@@ -358,7 +358,7 @@ def _simulated_days(run: _Run, input_dir: Path, clock: Offset, every: timedelta)
         last_day = arrivals.last_day or first.date()
         published = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), UTC)
         if arrivals.pending is None and not drops and fired >= published + timedelta(hours=1):
-            return  # the job after the last day's midnight published it
+            return fired  # the job after the last day's midnight published it
         fired += every
 
 
@@ -453,7 +453,10 @@ def replay(
                     edge_seconds = time.perf_counter() - started
                     run.export_all()
                 else:
-                    _simulated_days(run, input_dir, Offset(clock_file), options.job_every)
+                    last = _simulated_days(run, input_dir, Offset(clock_file), options.job_every)
+                    # the run ends an hour after the last job (an audit record of keys
+                    # destroyed is one per hour: the end of the run's is its own)
+                    Offset(clock_file).set_now(last + timedelta(hours=1))
                     edge_seconds = time.perf_counter() - started
                 total = time.perf_counter() - started  # the open data is published
             finally:
@@ -461,7 +464,9 @@ def replay(
             usage = _usage(invoker, meter.since(runner_before), endpoint.pid, backend_cpu)
             stats = run.runner.stats
             report = build_report(deps, run.sent, {f: s.seconds for f, s in stats.items()})
-            report["end_of_run"] = end_of_run(deps, key_store_from(settings, deps))
+            # the end of the run is at the run's time: the simulated clock's, if it has one
+            ending = deps if clock_file is None else replace(deps, clock=SimulatedClock(clock_file))
+            report["end_of_run"] = end_of_run(ending, key_store_from(settings, deps))
         report["seconds"] = {"edge": round(edge_seconds, 3), "total": round(total, 3)}
         report["usage"] = usage
         report["workers"] = {
