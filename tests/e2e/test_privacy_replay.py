@@ -1,16 +1,17 @@
 """Three simulated days of the people counters replayed through the whole stack, then read
 as an insider would: no pseudonym older than its key in any zone, no sketch coupon shared
-by two windows, no secret left to recompute a pseudonym with, a people grid without gaps,
-an ε ledger that balances."""
+by two windows beyond hash collisions, no secret left to recompute a pseudonym with, a
+people grid without gaps, an ε ledger that balances."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
 import shutil
 import struct
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -95,14 +96,35 @@ def test_every_scrubbed_object_is_recorded_in_the_audit_zone(run: Path) -> None:
     )
 
 
-def test_no_sketch_coupon_is_shared_by_two_windows(run: Path) -> None:
+def chance_bound(coupons_per_sensor: Counter[str], tail: float = 1e-6) -> int:
+    """How many coupons two windows of one sensor share by hash collision alone, at most,
+    but with probability `tail`. A coupon is 26 bits of slot and a geometric 6-bit value, so
+    two coupons of different devices match with probability ~1/(3 * 2**26); the matches are
+    Poisson. A sketch fed with linkable values would share one coupon per device seen in two
+    windows: hundreds here, far above this bound."""
+    expected = sum(n * (n - 1) / 2 for n in coupons_per_sensor.values()) / (3 * 2**26)
+    bound, term, below = 0, math.exp(-expected), math.exp(-expected)
+    while 1 - below > tail:
+        bound += 1
+        term *= expected / bound
+        below += term
+    return bound
+
+
+def test_no_sketch_coupon_is_shared_by_two_windows_beyond_chance(run: Path) -> None:
+    # Given every coupon of every distinct-device sketch, with the windows it appears in
     where: dict[tuple[str, int], set[datetime]] = defaultdict(set)
+    per_sensor: Counter[str] = Counter()
     for row in parquet_rows(run / "aggregates"):
         if row["devices"] is not None:
             for coupon in coupons(row["devices"]):
                 where[row["sensor"], coupon].add(row["window_start"])
+                per_sensor[row["sensor"]] += 1
     assert where
-    assert [key for key, windows in where.items() if len(windows) > 1] == []
+    # Then the coupons two windows share are the hash collisions chance makes, no more
+    shared = [windows for windows in where.values() if len(windows) > 1]
+    assert len(shared) <= chance_bound(per_sensor)
+    assert all(len(windows) == 2 for windows in shared)
 
 
 def test_no_daily_secret_outlives_the_run(run: Path, keys_dir: Path, city: City) -> None:
