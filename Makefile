@@ -47,9 +47,9 @@ check: lint test
 bench: venv
 	$(BIN)/python bench/run.py
 
-# A day of a city 14 times the example (10.5 M readings) on LocalStack, with its floor:
-# ~25 minutes and ~3 GB of captures on a 2-core machine; make bench reports it from
-# bench/big.json.
+# A day of a city 14 times the example (10.4 M readings) on LocalStack, with its floor:
+# ~7 minutes and ~2 GB of captures (in a temporary folder, removed) on a 2-core machine;
+# make bench reports it from bench/big.json.
 bench-big: venv
 	$(BIN)/python bench/run.py --scales 14 --backend localstack --results bench/big.json --quick
 
