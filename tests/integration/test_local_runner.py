@@ -9,7 +9,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,11 +19,13 @@ from aws_lambda_powertools.utilities.parser.models import SqsModel
 
 from citypipe.adapters.sqs import SqsQueue
 from citypipe.domain.city import City
+from citypipe.domain.errors import TransientError
 from citypipe.domain.model import Function
 from citypipe.domain.naming import StackNames
 from citypipe.settings import StackSettings
 from citypipe_local import stack
 from citypipe_local.backends import Endpoint
+from citypipe_local.fakes import InMemoryQueue
 from citypipe_local.faults import Faults
 from citypipe_local.runner import InvocationCrashedError, LocalRunner, Workers
 from citypipe_local.stack import Clients, make_clients
@@ -165,6 +167,39 @@ def test_a_crashed_invocation_fails_its_whole_batch(names: StackNames, queue: Sq
         ]
     assert queue.depth(names.queue(Function.INGEST)) == (0, 0)
     assert queue.depth(names.dlq(Function.INGEST)) == (0, 0)
+
+
+class StaleReceipts(InMemoryQueue):
+    """SQS refusing the first delete: the invocation outlived its visibility timeout, the
+    message was received again, the receipt the runner holds is stale."""
+
+    refused = 0
+
+    def delete(self, queue: str, receipt_handles: Sequence[str]) -> None:
+        if not self.refused:
+            self.refused += 1
+            for message in self._queue(queue).messages:
+                message.visible_at = 0.0  # visible again, as after the timeout
+            raise TransientError("could not delete 1 messages")
+        super().delete(queue, receipt_handles)
+
+
+def test_a_refused_delete_leaves_the_message_to_be_delivered_again(city: City) -> None:
+    # Given a queue that refuses the delete of a message's first delivery
+    names = StackNames(city.city)
+    queue = StaleReceipts()
+    queue.create(names.queue(Function.INGEST), visibility_timeout_s=VISIBILITY_S)
+    queue.send(names.queue(Function.INGEST), ["slow"])
+    recorder = RecordingHandler()
+
+    # When the runner drains it
+    runner = LocalRunner(names, queue, handlers={Function.INGEST: recorder})
+    runner.drain([Function.INGEST], timeout_s=30)
+
+    # Then the runner carries on: the message, delivered again, is consumed
+    assert [d.record["body"] for d in recorder.deliveries] == ["slow", "slow"]
+    assert runner.stats[Function.INGEST].undeleted == 1
+    assert queue.depth(names.queue(Function.INGEST)) == (0, 0)
 
 
 def test_the_handler_gets_genuine_sqs_records(

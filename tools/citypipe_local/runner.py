@@ -34,6 +34,7 @@ from citypipe.bootstrap import deps_from
 from citypipe.bootstrap import export as bootstrap_export
 from citypipe.bootstrap import ingest as bootstrap_ingest
 from citypipe.bootstrap.keys import key_store_from
+from citypipe.domain.errors import TransientError
 from citypipe.domain.model import Function
 from citypipe.domain.naming import StackNames
 from citypipe.entrypoints.apps import FunctionApp
@@ -462,6 +463,7 @@ class FunctionStats:
     messages: int = 0
     failures: int = 0
     seconds: float = 0.0
+    undeleted: int = 0  # batches whose messages outlived their visibility: delivered again
 
 
 @dataclass
@@ -544,7 +546,15 @@ class LocalRunner:
         stats.failures += len(failed)
         done = [m.receipt_handle for m in messages if m.message_id not in failed]
         if done:
-            self.queue.delete(queue, done)
+            try:
+                self.queue.delete(queue, done)
+            except TransientError:
+                # an invocation slower than the visibility timeout: its messages are
+                # visible again and their receipts stale, so SQS refuses the delete. As
+                # Lambda's event source mapping, carry on: they are delivered again and
+                # the stage's exactly-once effects make that a duplicate.
+                stats.undeleted += 1
+                log.warning("messages not deleted", extra={"function": function.value})
         if self.on_batch:
             self.on_batch(function, len(messages))
 
