@@ -124,10 +124,14 @@ def ingest_webhook(
     body: bytes | str,
     trace_id: str = "",
     headers: Mapping[str, str] | None = None,
+    received_at: float | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """A hub's HTTP push for one source (``service.webhook`` authenticated it for that
     source): one payload, or JSON Lines of payloads, of format ``fmt_name``, processed inline
     by the edge. Readings of another source's devices are quarantined (``wrong_source``).
+
+    ``received_at``: when the request arrived (epoch s), where the platform says; payloads
+    without a time of their own are dated by it.
 
     Returns (HTTP status, body). Nothing usable: 400 with the reasons (the rejected
     payloads are quarantined all the same, so the books balance). Over the bounds: 413,
@@ -141,7 +145,7 @@ def ingest_webhook(
     if len(data) > MAX_BODY_BYTES:
         return 413, {"error": "body_too_large", "detail": f"at most {MAX_BODY_BYTES} bytes"}
     ctx = Context(
-        received_at=deps.clock.now().timestamp(),
+        received_at=deps.clock.now().timestamp() if received_at is None else received_at,
         headers={k.lower(): v for k, v in (headers or {}).items()},
     )
     payloads = _payloads(data, ctx)
