@@ -13,6 +13,7 @@ import queue
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import FrameType
@@ -24,7 +25,7 @@ from citypipe.bootstrap.keys import key_store_from
 from citypipe.domain.books import BridgeCounts
 from citypipe.domain.city import ConfigError
 from citypipe.ports import KeyStore
-from citypipe.service.bridge import Bridge, Inbound
+from citypipe.service.bridge import Bridge, Delivery, Inbound
 from citypipe.service.journal import EdgeJournal
 from citypipe.service.stage import Deps, log
 from citypipe_bridge.mqtt import MqttClient
@@ -44,6 +45,7 @@ class Running:
     bridge: Bridge | None = None
     client: MqttClient | None = None
     failure: list[str] = field(default_factory=list)
+    on_taken: Callable[[Delivery], None] | None = None  # each delivery batched, in order
 
 
 def run(
@@ -69,7 +71,7 @@ def run(
     inbound: queue.Queue[Inbound] = queue.Queue(maxsize=mqtt.receive_max + QUEUE_SLACK)
     journal = EdgeJournal(deps, keys, mqtt.client_id, timedelta(seconds=mqtt.journal_retention_s))
     client = MqttClient(mqtt, sorted({r.topic for r in routes}), inbound, fatal)
-    bridge = Bridge(deps, keys, journal, client.ack, mqtt.limits)
+    bridge = Bridge(deps, keys, journal, client.ack, mqtt.limits, on_taken=running.on_taken)
     running.bridge, running.client = bridge, client
     log.info(
         "bridge starting",

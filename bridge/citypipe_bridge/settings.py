@@ -107,3 +107,9 @@ class BridgeSettings(Settings):
     """The library's settings and the broker's (``CITYPIPE_MQTT__BROKER``, ...)."""
 
     mqtt: MqttSettings = MqttSettings()
+
+    @classmethod
+    def of(cls, settings: Settings, mqtt: MqttSettings) -> BridgeSettings:
+        """Settings validated already (a laptop's stack), with a broker's."""
+        fields = {name: getattr(settings, name) for name in type(settings).model_fields}
+        return cls.model_construct(**fields, mqtt=mqtt)

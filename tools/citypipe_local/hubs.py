@@ -6,8 +6,9 @@ posted to a webhook server, as the hubs would send them.
   message goes on its capture's topic, with its HTTP headers as user properties and its
   recorded arrival as ``citypipe-received-at`` (read only by a bridge set to
   ``arrival=property``: a replay).
-- ``post``: a message to ``POST /ingest/{source}/{format}`` with the source's token and
-  the recorded arrival in ``X-Citypipe-Received-At`` (read only by a server started for a
+- ``post``: a message to ``POST /ingest/{source}/{format}`` with the source's token, its
+  topic in ``X-Citypipe-Topic`` (as an AWS IoT rule's HTTP action sends it) and the
+  recorded arrival in ``X-Citypipe-Received-At`` (read only by a server started for a
   replay).
 
 Where a capture has no topic (a city file that declares none for its source and format)
@@ -32,9 +33,9 @@ from paho.mqtt.properties import Properties
 
 from citypipe.domain.city import City, MqttRoute
 from citypipe.ports import TOKEN_HEADER
+from citypipe.service.ingest import TOPIC_HEADER
 from citypipe_bridge.mqtt import RECEIVED_AT
-
-RECEIVED_AT_HEADER = "x-citypipe-received-at"
+from citypipe_local.serve import RECEIVED_AT_HEADER
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ def post(
             **message.headers,
             "Content-Type": "application/json",
             TOKEN_HEADER: token,
+            TOPIC_HEADER: message.topic,
             RECEIVED_AT_HEADER: repr(message.at),
         }
         path = f"/ingest/{message.route.source}/{message.route.format}"

@@ -13,15 +13,21 @@ structured logs to ``OUT/logs.jsonl``, and ``OUT/report.json`` is written.
 from __future__ import annotations
 
 import base64
+import contextlib
 import heapq
 import json
 import shutil
+import signal
+import tempfile
+import threading
 import time
+import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import orjson
 
@@ -29,26 +35,38 @@ from citypipe.bootstrap import deps_from
 from citypipe.bootstrap.keys import key_store_from
 from citypipe.core.formats import FORMATS, Context
 from citypipe.core.ingest import Payload
+from citypipe.domain.city import City
 from citypipe.domain.model import Function, Message, Zone
-from citypipe.domain.naming import aggregates_prefix
+from citypipe.domain.naming import aggregates_prefix, journal_prefix
 from citypipe.ports import KeyStore
 from citypipe.service.edge import receive
 from citypipe.service.stage import Deps
 from citypipe.settings import KeySettings, Settings, StackSettings
 from citypipe_local import stack
-from citypipe_local.backends import backend
+from citypipe_local.backends import Endpoint, backend
 from citypipe_local.drops import announce, drop
+from citypipe_local.fakes import InMemoryWebhookTokens
+from citypipe_local.hubs import Captured, MqttHub, post, routed
 from citypipe_local.logs import written_to
-from citypipe_local.report import build_report
+from citypipe_local.report import BridgeRun, build_report
 from citypipe_local.runner import Invoker, LocalRunner, Platform
 
 PIPELINE = (Function.INGEST, Function.ANONYMIZE, Function.AGGREGATE)
 Progress = Callable[[str, int], None]
+T = TypeVar("T")
+
+
+Via = Literal["direct", "mqtt", "http"]
 
 
 @dataclass(frozen=True)
 class ReplayOptions:
     backend: str = "embedded"
+    # How the captures reach the edge: direct (the edge called in worker processes, as many
+    # bridges), mqtt (published on a broker, through the MQTT bridge), http (posted to the
+    # local webhook server, one request per message)
+    via: Via = "direct"
+    broker: str | None = None  # --via mqtt: mqtt://host:port; None: a Mosquitto started here
     batch_payloads: int = 40_000
     concurrency: int = 4
     duplicate_deliveries: bool = False
@@ -194,30 +212,62 @@ def request_export(deps: Deps) -> None:
     deps.queue.send_json(deps.names.queue(Function.EXPORT), [request.model_dump(exclude_none=True)])
 
 
-def replay(
+@dataclass
+class Session:
+    """A fresh local stack the functions are draining, for a player to send hubs' messages
+    into. ``stop`` is set when the run is asked to end (Ctrl-C): a player that serves until
+    then returns."""
+
+    settings: Settings
+    deps: Deps
+    invoker: Invoker
+    options: ReplayOptions
+    progress: Progress | None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass(frozen=True)
+class Played:
+    sent: int | None  # payloads the hubs sent; None: not known (a server that took what came)
+    transport: dict[str, Any] | None = None  # how they travelled (``report["transport"]``)
+    bridge: BridgeRun | None = None  # the MQTT bridge's books, checked by the report
+
+
+Player = Callable[[Session], Played]
+
+
+def local_settings(endpoint: Endpoint, city_file: Path, options: ReplayOptions) -> Settings:
+    """A laptop's settings for a stack on ``endpoint``."""
+    return Settings(
+        backend=endpoint.settings,
+        stack=StackSettings(
+            deployment="local",
+            city_file=city_file,
+            visibility_timeout_s=options.visibility_timeout_s,
+            name_prefix=options.name_prefix,
+        ),
+        keys=(
+            KeySettings(store="file", directory=options.keys_dir)
+            if options.keys_dir is not None
+            else KeySettings(store="object")
+        ),
+    )
+
+
+def run_local(
     city_file: Path,
-    input_dir: Path,
     out: Path,
-    options: ReplayOptions = ReplayOptions(),
+    options: ReplayOptions,
+    player: Player,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
+    """A fresh stack on the options' backend, the functions running in the local runner
+    while ``player`` sends the hubs' messages; then every day exported, the zones copied
+    to ``out``, the run report written."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs.jsonl").unlink(missing_ok=True)  # this run's logs only
     with backend(options.backend, options.localstack_endpoint) as endpoint:
-        settings = Settings(
-            backend=endpoint.settings,
-            stack=StackSettings(
-                deployment="local",
-                city_file=city_file,
-                visibility_timeout_s=options.visibility_timeout_s,
-                name_prefix=options.name_prefix,
-            ),
-            keys=(
-                KeySettings(store="file", directory=options.keys_dir)
-                if options.keys_dir is not None
-                else KeySettings(store="object")
-            ),
-        )
+        settings = local_settings(endpoint, city_file, options)
         deps = deps_from(settings)
         clients = stack.make_clients(settings.backend)
         stack.down(deps.names, clients)  # a replay starts from an empty stack
@@ -235,28 +285,31 @@ def replay(
                 invoker=invoker,
                 platform=options.platform,
             )
+            session = Session(settings, deps, invoker, options, progress)
             try:
                 # the hubs play while the functions run, as they would
-                with ThreadPoolExecutor(1, thread_name_prefix="hubs") as hubs:
-                    playing = hubs.submit(
-                        play_hubs,
-                        invoker,
-                        input_dir,
-                        options.batch_payloads,
-                        options.concurrency,
-                        progress,
-                    )
+                with (
+                    ThreadPoolExecutor(1, thread_name_prefix="hubs") as hubs,
+                    stopped_by_sigterm(session.stop),
+                ):
+                    playing = hubs.submit(player, session)
                     while not playing.done():
-                        runner.drain(PIPELINE)
-                        time.sleep(0.2)
-                    sent = playing.result() + drop_csv(deps, input_dir)
+                        try:
+                            runner.drain(PIPELINE)
+                            time.sleep(0.2)
+                        except KeyboardInterrupt:  # the player stops; the run finishes
+                            session.stop.set()
+                    played = playing.result()
                 edge_seconds = time.perf_counter() - started
                 runner.drain(PIPELINE)
                 request_export(deps)
                 runner.drain([Function.EXPORT])
             finally:
                 invoker.close()
-            report = build_report(deps, sent, {f: s.seconds for f, s in runner.stats.items()})
+            seconds = {f: s.seconds for f, s in runner.stats.items()}
+            report = build_report(deps, played.sent, seconds, played.bridge)
+        if played.transport is not None:
+            report["transport"] = played.transport
         report["seconds"] = {
             "edge": round(edge_seconds, 3),
             "total": round(time.perf_counter() - started, 3),
@@ -265,3 +318,169 @@ def replay(
         copy_zones(deps, out)
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return report
+
+
+@contextlib.contextmanager
+def stopped_by_sigterm(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM (a container stopping, ``kill``) ends the play as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def replay(
+    city_file: Path,
+    input_dir: Path,
+    out: Path,
+    options: ReplayOptions = ReplayOptions(),
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Every capture of ``input_dir`` through a fresh stack, the way ``options.via`` says,
+    then the CSV drops through the inbox."""
+    players: dict[Via, Player] = {
+        "direct": lambda s: Played(
+            play_hubs(s.invoker, input_dir, options.batch_payloads, options.concurrency, progress)
+        ),
+        "mqtt": lambda s: play_mqtt(s, input_dir),
+        "http": lambda s: play_http(s, input_dir),
+    }
+    play = players[options.via]
+
+    def captures_then_drops(session: Session) -> Played:
+        played = play(session)
+        sent = (played.sent or 0) + drop_csv(session.deps, input_dir)
+        return Played(sent, played.transport, played.bridge)
+
+    return run_local(city_file, out, options, captures_then_drops, progress)
+
+
+# --- the captures through a broker and the MQTT bridge, or through the webhook server -------
+
+
+def _captured_messages(city: City, input_dir: Path) -> list[Captured]:
+    """Every capture, merged in arrival order, with the source and format of its topic."""
+    return [m for lines in edge_batches(input_dir, 1 << 62) for m in routed(city, lines)]
+
+
+def play_mqtt(session: Session, input_dir: Path, timeout_s: float = 3600) -> Played:
+    """The captures published on a broker (``options.broker``, else a Mosquitto started
+    here) in arrival order, by a publisher with a persistent session, and bridged into the
+    stack by the MQTT bridge (running here, ``arrival=property``: a message is dated by its
+    recorded arrival, as the direct replay dates it). Returns when the bridge has written
+    every message."""
+    from citypipe_bridge.main import Running, run
+    from citypipe_bridge.settings import BridgeSettings, MqttSettings
+    from citypipe_local.backends.mosquitto import Mosquitto
+
+    messages = _captured_messages(session.deps.city, input_dir)
+    run_id = uuid.uuid4().hex[:8]
+    with contextlib.ExitStack() as cleanup:
+        url = session.options.broker
+        if url is None:
+            folder = Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
+            url = cleanup.enter_context(Mosquitto(folder)).url
+        mqtt = MqttSettings(
+            broker=url,
+            client_id=f"citypipe-replay-{run_id}",
+            session_expiry_s=3600,
+            batch_age_s=2,
+            arrival="property",
+        )
+        settings = BridgeSettings.of(session.settings, mqtt)
+        keys = key_store_from(settings, session.deps)
+        stop, running = threading.Event(), Running()
+        bridging = ThreadPoolExecutor(1, thread_name_prefix="bridge")
+        bridged = bridging.submit(run, settings, stop, session.deps, keys, running)
+        client = wait_for(lambda: running.client, bridged, 60, "the bridge's client")
+        wait_for(client.subscribed.is_set, bridged, 60, "the bridge's subscriptions")
+        hub = MqttHub(mqtt.host, mqtt.port, f"citypipe-replay-hubs-{run_id}")
+        try:
+            for number, message in enumerate(messages, start=1):
+                hub.publish(message)
+                if session.progress and number % 1000 == 0:
+                    session.progress("dropped captures", number)
+            bridge = running.bridge
+            assert bridge is not None
+            wait_for(
+                lambda: bridge.books.written + bridge.books.redelivered >= len(messages),
+                bridged,
+                timeout_s,
+                "the bridge writing every message",
+            )
+        finally:
+            stop.set()
+            hub.close()
+            books = bridged.result()
+            bridging.shutdown()
+    forget_journal(session.deps, mqtt.client_id)  # a replay's client id is never used again
+    if session.progress:
+        session.progress("dropped captures", len(messages))
+    transport = {"via": "mqtt", "published": len(messages)}
+    return Played(len(messages), transport, BridgeRun(len(messages), books))
+
+
+def forget_journal(deps: Deps, client_id: str) -> None:
+    """Delete a bridge's journal (in the raw zone): for a client id that will not return."""
+    bucket = deps.names.bucket(Zone.RAW)
+    for info in deps.store.list(bucket, journal_prefix(deps.city.city, client_id)):
+        deps.store.delete(bucket, info.key)
+
+
+def play_http(session: Session, input_dir: Path) -> Played:
+    """The captures posted to the local webhook server (started here, a token minted per
+    source), one request per message as hubs post them, a few at a time; a request the
+    server answers 5xx is posted again, as a hub retries."""
+    from citypipe_local.serve import ServerOptions, WebhookServer
+
+    deps = session.deps
+    messages = _captured_messages(deps.city, input_dir)
+    tokens = InMemoryWebhookTokens()
+    minted = {source: tokens.mint(source) for source in deps.city.sources}
+    keys = key_store_from(session.settings, deps)
+    server = WebhookServer(deps, tokens, keys, ServerOptions(port=0, trust_received_at=True))
+    server.start()
+    host, port = str(server.server_address[0]), int(server.server_address[1])
+    statuses: Counter[int] = Counter()
+
+    def send(message: Captured) -> int:
+        for attempt in range(10):
+            status, _ = post(host, port, message, minted[message.route.source])
+            if status < 500:
+                return status
+            time.sleep(min(5.0, 0.2 * 2**attempt))
+        raise RuntimeError(f"the webhook answered {status} ten times")
+
+    try:
+        with ThreadPoolExecutor(session.options.concurrency, thread_name_prefix="hub") as pool:
+            for number, status in enumerate(pool.map(send, messages), start=1):
+                statuses[status] += 1
+                if session.progress and number % 1000 == 0:
+                    session.progress("dropped captures", number)
+    finally:
+        server.shutdown()
+        server.server_close()
+    transport = {
+        "via": "http",
+        "requests": len(messages),
+        "statuses": dict(sorted(statuses.items())),
+    }
+    return Played(len(messages), transport)
+
+
+def wait_for(check: Callable[[], T | None], worker: Future[Any], timeout_s: float, what: str) -> T:
+    """``check()``'s first true value, polled; fails when ``worker`` ended first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        if worker.done():
+            worker.result()  # its exception, if any
+            raise RuntimeError(f"{what}: the bridge stopped")
+        time.sleep(0.05)
+    raise TimeoutError(f"{what}: not within {timeout_s:.0f} s")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -109,8 +109,11 @@ class _Books:
 @dataclass
 class _Held:
     delivery: Delivery
-    digest: str
     route: MqttRoute | None
+
+
+def _same(first: Delivery, second: Delivery) -> bool:
+    return (first.mid, first.topic, first.payload) == (second.mid, second.topic, second.payload)
 
 
 class Bridge:
@@ -124,13 +127,19 @@ class Bridge:
         acknowledge: Acknowledge,
         limits: Limits = Limits(),
         monotonic: Callable[[], float] = time.monotonic,
+        on_taken: Callable[[Delivery], None] | None = None,
+        backoff: Sequence[float] = BACKOFF_S,
     ) -> None:
+        """``on_taken``: told of every delivery put in a batch, in the order taken (a
+        replay's progress); ``backoff``: the pauses between tries of a failed write."""
         self.deps = deps
         self.keys = keys
         self.journal = journal
         self.acknowledge = acknowledge
         self.limits = limits
         self.monotonic = monotonic
+        self.on_taken = on_taken
+        self.backoff = backoff
         self.epoch = 0
         self.batch: list[_Held] = []
         self.batch_bytes = 0
@@ -197,19 +206,20 @@ class Bridge:
             books.retained += 1
             self.acknowledge(item.mid, item.qos, item.epoch)
             return
-        digest = self.journal.digest(item.topic, item.payload)
         if item.dup:
             if self.journal.written(item.topic, item.payload):
                 books.redelivered += 1
                 self.acknowledge(item.mid, item.qos, item.epoch)
                 return
-            if any(h.delivery.mid == item.mid and h.digest == digest for h in self.batch):
+            if any(_same(h.delivery, item) for h in self.batch):
                 books.redelivered += 1  # sent again on this connection: the same message
                 return
         if not self.batch:
             self.deadline = self.monotonic() + self.limits.age_s
-        self.batch.append(_Held(item, digest, self._route(item.topic)))
+        self.batch.append(_Held(item, self._route(item.topic)))
         self.batch_bytes += len(item.payload)
+        if self.on_taken is not None:
+            self.on_taken(item)
 
     def due(self) -> bool:
         return bool(self.batch) and (
@@ -253,13 +263,16 @@ class Bridge:
         started = time.perf_counter()
         payloads = [_payload(number, h) for number, h in enumerate(held, start=1)]
         day = self.journal.today()
-        digests = [h.digest for h in held]
+        digests = [self.journal.digest(h.delivery.topic, h.delivery.payload, day) for h in held]
+        # each batch its own identity: exactly once is the journal's work here, and two
+        # batches that normalize alike (one resent message each) are still two
+        salt = f"{self.journal.owner}/{time.time_ns()}"
         try:
             batch = self._retry(
                 "edge",
                 lambda: prepare(
                     self.deps, self.keys, None, payloads, f"mqtt:{self.journal.owner}",
-                    prior=self.journal.prior,
+                    prior=self.journal.prior, salt=salt,
                 ),
             )  # fmt: skip
             entry = self._retry("journal", lambda: self.journal.begin(batch, digests, day))
@@ -297,7 +310,7 @@ class Bridge:
             try:
                 return step()
             except Exception as exc:
-                pause = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+                pause = self.backoff[min(attempt, len(self.backoff) - 1)]
                 level = log.warning if isinstance(exc, TransientError) else log.error
                 level(
                     "bridge: a write failed; retrying",

@@ -81,10 +81,12 @@ def to_outcome(
     )
 
 
-def content_id(normalized: Normalized, bodies: list[tuple[Partition, bytes]] | None = None) -> str:
+def content_id(
+    normalized: Normalized, bodies: list[tuple[Partition, bytes]] | None = None, salt: str = ""
+) -> str:
     """A batch's identity: what normalization made of it (the quarantine rows name their
-    adapters)."""
-    digest = hashlib.sha256()
+    adapters), and ``salt`` where the sender makes each batch unique itself."""
+    digest = hashlib.sha256(salt.encode())
     for partition, text in bodies if bodies is not None else _bodies(normalized):
         digest.update(repr(partition).encode())
         digest.update(text)
@@ -114,18 +116,22 @@ def prepare(
     trace_id: str = "",
     only_source: str | None = None,
     prior: Container[Identity] = NO_PRIOR,
+    salt: str = "",
 ) -> EdgeBatch:
     """Normalize a batch of payloads — of format ``fmt``, or each of its own (a bridge that
     batches several hubs' messages) — into what the edge writes. Nothing is written yet.
     ``only_source``: the one source the sender was authenticated for (a webhook's token);
-    ``prior``: readings a long-running edge wrote in its recent batches (duplicates)."""
+    ``prior``: readings a long-running edge wrote in its recent batches (duplicates);
+    ``salt``: makes the batch's identity unique — a sender that keeps its own journal of
+    what it wrote (the MQTT bridge) needs no recognition by content, and two of its batches
+    that normalize alike (a resent message alone, a refused payload alone) are two."""
     now = deps.clock.now().timestamp()
     key_for = sensor_keys(keys, deps.city.city) if keys is not None else None
     normalized = normalize(
         deps.city, fmt, payloads, now=now, key_for=key_for, only_source=only_source, prior=prior
     )
     bodies = _bodies(normalized)
-    ident = content_id(normalized, bodies)
+    ident = content_id(normalized, bodies, salt)
     name = fmt.name if fmt is not None else "mixed"
     city = deps.city.city
     message = Message(
