@@ -31,8 +31,6 @@ from citypipe.service.stage import Deps, log
 from citypipe_bridge.mqtt import MqttClient
 from citypipe_bridge.settings import BridgeSettings
 
-QUEUE_SLACK = 64  # room beyond the receive maximum: connection markers, a 3.1.1 broker's extra
-
 
 class BridgeFailed(RuntimeError):
     """What no retry fixes: refused credentials, a refused subscription, no topics."""
@@ -46,6 +44,7 @@ class Running:
     client: MqttClient | None = None
     failure: list[str] = field(default_factory=list)
     on_taken: Callable[[Delivery], None] | None = None  # each delivery batched, in order
+    inbound: queue.Queue[Inbound] | None = None  # what the client delivered, not yet taken
 
 
 def run(
@@ -68,11 +67,13 @@ def run(
         running.failure.append(reason)
         stop.set()
 
-    inbound: queue.Queue[Inbound] = queue.Queue(maxsize=mqtt.receive_max + QUEUE_SLACK)
+    # bounded: a broker that sends beyond the receive maximum (Mosquitto 2.0 does, once the
+    # first acknowledgements are in) finds the client no longer reading its socket
+    inbound: queue.Queue[Inbound] = queue.Queue(maxsize=mqtt.receive_max)
     journal = EdgeJournal(deps, keys, mqtt.client_id, timedelta(seconds=mqtt.journal_retention_s))
     client = MqttClient(mqtt, sorted({r.topic for r in routes}), inbound, fatal)
     bridge = Bridge(deps, keys, journal, client.ack, mqtt.limits, on_taken=running.on_taken)
-    running.bridge, running.client = bridge, client
+    running.bridge, running.client, running.inbound = bridge, client, inbound
     log.info(
         "bridge starting",
         extra={

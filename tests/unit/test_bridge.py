@@ -429,6 +429,26 @@ def test_the_journal_holds_no_identifier_and_no_digest_anyone_can_recompute(
     assert json.loads(texts[0])["prepared"] is None  # what was written is not kept twice
 
 
+def test_a_message_alike_a_written_one_but_numbered_apart_is_a_new_message(
+    memory_deps: Deps, memory_keys: KeyStore
+) -> None:
+    # a counter at rest sends the same bytes on the same topic each minute (dated by
+    # arrival): the broker numbers the messages apart
+    bridge = make_bridge(memory_deps, memory_keys)
+    at_rest = senml(T0)
+    offer_all(
+        bridge, [delivery(1, at_rest), delivery(2, senml(T0 + 60)), delivery(3, senml(T0 + 120))]
+    )
+    # Given the same bytes again, batched but not written when the connection drops
+    offer_all(bridge, [delivery(4, at_rest), Connected(2, session_present=True)])
+    # When the broker delivers it again under its number
+    offer_all(bridge, [delivery(4, at_rest, epoch=2, dup=True)])
+    bridge.flush()
+    # Then it is written, not taken for the first
+    assert bridge.books.redelivered == 0
+    assert ingest_books(memory_deps).payloads == 4
+
+
 def test_the_journal_forgets_batches_past_its_retention(
     memory_deps: Deps, memory_keys: KeyStore
 ) -> None:
@@ -439,7 +459,7 @@ def test_the_journal_forgets_batches_past_its_retention(
 
     assert bridge.journal.forget() == 1
     assert journal_texts(memory_deps) == []
-    assert not bridge.journal.written(TRAFFIC, BATCH[0].payload)
+    assert not bridge.journal.written(BATCH[0].mid, TRAFFIC, BATCH[0].payload)
 
 
 def test_the_books_balance_and_are_typed(memory_deps: Deps, memory_keys: KeyStore) -> None:

@@ -84,9 +84,14 @@ class MqttHub:
         properties.SessionExpiryInterval = 3600
         self.published = self.acknowledged = 0
         self._lock = threading.Lock()
+        self.connected = threading.Event()
         self.client.on_publish = self._on_publish
+        self.client.on_connect = lambda *args: self.connected.set()
         self.client.connect_async(host, port, clean_start=False, properties=properties)
         self.client.loop_start()
+        if not self.connected.wait(30):  # messages go out in order once connected
+            self.close()
+            raise TimeoutError(f"no MQTT broker answered at {host}:{port}")
 
     def publish(self, message: Captured) -> None:
         """Publish (QoS 1); while the broker is away the client keeps it and sends it later."""

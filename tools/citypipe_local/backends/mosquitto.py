@@ -58,7 +58,10 @@ class Mosquitto:
         return self.directory / "mosquitto.log"
 
     def config(self) -> Path:
+        # options Mosquitto wants before any other (per_listener_settings) come first
+        first = [line for line in self.extra if line.startswith("per_listener_settings")]
         lines = [
+            *first,
             f"listener {self.port} 127.0.0.1",
             "allow_anonymous true",
             "persistence true",
@@ -74,7 +77,7 @@ class Mosquitto:
             "log_type warning",
             "log_type notice",
             "log_type information",
-            *self.extra,
+            *(line for line in self.extra if line not in first),
         ]
         if (
             os.geteuid() == 0

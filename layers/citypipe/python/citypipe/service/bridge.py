@@ -15,10 +15,11 @@ one at a time:
 - nothing unwritten is ever acknowledged: a write that fails is retried with backoff while
   the broker keeps what it could not deliver (it sends at most the client's receive
   maximum unacknowledged): a slow backend slows the bridge down, it never drops;
-- a delivery flagged DUP whose digest the journal holds was written before a crash or a
-  lost connection: acknowledged, not written again (``redelivered``); a retained value the
-  broker replays on subscribing is no new reading (``retained``); deliveries of a connection
-  that dropped before their batch was written are left to the broker (``discarded``).
+- a delivery flagged DUP that the journal holds (its packet id and digest) was written
+  before a crash or a lost connection: acknowledged, not written again (``redelivered``); a
+  retained value the broker replays on subscribing is no new reading (``retained``);
+  deliveries of a connection that dropped before their batch was written are left to the
+  broker (``discarded``).
 """
 
 from __future__ import annotations
@@ -207,7 +208,7 @@ class Bridge:
             self.acknowledge(item.mid, item.qos, item.epoch)
             return
         if item.dup:
-            if self.journal.written(item.topic, item.payload):
+            if self.journal.written(item.mid, item.topic, item.payload):
                 books.redelivered += 1
                 self.acknowledge(item.mid, item.qos, item.epoch)
                 return
@@ -263,7 +264,10 @@ class Bridge:
         started = time.perf_counter()
         payloads = [_payload(number, h) for number, h in enumerate(held, start=1)]
         day = self.journal.today()
-        digests = [self.journal.digest(h.delivery.topic, h.delivery.payload, day) for h in held]
+        digests = [
+            (h.delivery.mid, self.journal.digest(h.delivery.topic, h.delivery.payload, day))
+            for h in held
+        ]
         # each batch its own identity: exactly once is the journal's work here, and two
         # batches that normalize alike (one resent message each) are still two
         salt = f"{self.journal.owner}/{time.time_ns()}"

@@ -11,10 +11,15 @@ would be counted twice. So the bridge records each batch here around its write:
 3. ``done``: the entry keeps only the digests and the identities of the batch's readings.
 
 On start, ``recover`` completes every entry that was begun and not done with the very batch
-that was prepared (the same keys, the same lineage), and remembers the digests of what was
-written: a message delivered again whose digest is remembered is acknowledged and written
-nothing (``written``). The identities of recent readings (``prior``) let the edge count a
-hub's resend that lands in a later batch as a duplicate, also after a restart.
+that was prepared (the same keys, the same lineage), and remembers what was written: a
+message delivered again under the packet id it was written under, with the same digest,
+is acknowledged and written nothing (``written``). The packet id matters: a sensor that
+sends the same bytes on the same topic every minute (a counter at rest, dated by arrival)
+sends distinct messages, which brokers number in sequence; a redelivery keeps its number.
+So the journal remembers the packet ids of the last ``GATE_MESSAGES`` messages written only,
+well within the 65,535 a broker counts through before it numbers a message alike again.
+The identities of recent readings (``prior``) let the edge count a hub's resend that lands
+in a later batch as a duplicate, also after a restart.
 
 Entries live in the raw bucket, ``bridge/<city>/<owner>/`` (the raw zone's 24 hours; the
 same pseudonymous data its raw objects hold), for ``retention`` (an hour by default).
@@ -28,7 +33,7 @@ import base64
 import gzip
 import hmac
 from collections import Counter, deque
-from collections.abc import Container, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -47,6 +52,7 @@ from citypipe.service.stage import Deps, Outcome, Output, log
 
 RETENTION = timedelta(hours=1)
 DIGEST_CHARS = 32  # 128 bits of the HMAC: no two messages of a day collide
+GATE_MESSAGES = 30_000  # the packet ids remembered: fewer than a broker counts through (65,535)
 
 
 class StoredOutput(Book):
@@ -113,7 +119,7 @@ class JournalEntry(Book):
     input_id: str
     day: date  # whose secret keys the digests
     at: datetime  # when the batch was begun
-    messages: list[str]  # keyed digests of its messages (topic and payload)
+    messages: list[tuple[int, str]]  # each message's packet id and keyed digest
     readings: list[tuple[str, str, int, str | None]]  # identities of its accepted readings
     prepared: PreparedWrite | None  # the write to complete; None once written
 
@@ -148,8 +154,9 @@ class RecentReadings(Container[Identity]):
 class _Written:
     key: str
     at: datetime
-    day: date
-    messages: frozenset[str]
+
+
+Gated = tuple[date, int, str]  # (day of the digest's key, packet id, digest)
 
 
 class EdgeJournal:
@@ -165,7 +172,9 @@ class EdgeJournal:
         self.bucket = deps.names.bucket(Zone.RAW)
         self.prior = RecentReadings()
         self._written: deque[_Written] = deque()
-        self._digests: dict[date, Counter[str]] = {}
+        self._gate: Counter[Gated] = Counter()
+        self._gate_order: deque[tuple[datetime, Gated]] = deque()
+        self._days: Counter[date] = Counter()
         self._hmac_keys: dict[date, bytes] = {}
 
     # --- digests ---------------------------------------------------------------------------
@@ -186,13 +195,14 @@ class EdgeJournal:
         mac.update(payload)
         return mac.hexdigest()[:DIGEST_CHARS]
 
-    def written(self, topic: str, payload: bytes) -> bool:
-        """Whether a message with this topic and payload is in a batch written recently."""
-        return any(self.digest(topic, payload, day) in seen for day, seen in self._digests.items())
+    def written(self, mid: int, topic: str, payload: bytes) -> bool:
+        """Whether this message — packet id ``mid``, this topic and payload — is in a batch
+        written recently."""
+        return any((day, mid, self.digest(topic, payload, day)) in self._gate for day in self._days)
 
     # --- the write of one batch --------------------------------------------------------------
 
-    def begin(self, batch: EdgeBatch, digests: list[str], day: date) -> JournalEntry:
+    def begin(self, batch: EdgeBatch, digests: list[tuple[int, str]], day: date) -> JournalEntry:
         """Record a prepared batch before it is written (durably: the put returns after)."""
         entry = JournalEntry(
             owner=self.owner,
@@ -248,28 +258,37 @@ class EdgeJournal:
         horizon = self.deps.clock.now() - self.retention
         forgotten = 0
         while self._written and self._written[0].at < horizon:
-            old = self._written.popleft()
-            seen = self._digests[old.day]
-            seen.subtract(old.messages)
-            for digest in old.messages:
-                if seen[digest] <= 0:
-                    del seen[digest]
-            if not seen:
-                del self._digests[old.day]
-                self._hmac_keys.pop(old.day, None)
-            self.deps.store.delete(self.bucket, old.key)
+            self.deps.store.delete(self.bucket, self._written.popleft().key)
             forgotten += 1
+        self._ungate(lambda at: at < horizon)
         self.prior.expire(horizon)
         return forgotten
 
     # --- storage -------------------------------------------------------------------------------
 
     def _remember(self, entry: JournalEntry) -> None:
-        messages = frozenset(entry.messages)
         key = entry_key(self.deps.city.city, self.owner, entry.at, entry.input_id)
-        self._written.append(_Written(key, entry.at, entry.day, messages))
-        self._digests.setdefault(entry.day, Counter()).update(messages)
+        self._written.append(_Written(key, entry.at))
+        for mid, digest in entry.messages:
+            gated = (entry.day, mid, digest)
+            self._gate[gated] += 1
+            self._gate_order.append((entry.at, gated))
+            self._days[entry.day] += 1
+        self._ungate(lambda at: len(self._gate_order) > GATE_MESSAGES)
         self.prior.add(entry.at, [tuple(r) for r in entry.readings])  # type: ignore[misc]
+
+    def _ungate(self, drop: Callable[[datetime], bool]) -> None:
+        """Forget the oldest packet ids while ``drop`` says so."""
+        while self._gate_order and drop(self._gate_order[0][0]):
+            _, gated = self._gate_order.popleft()
+            day = gated[0]
+            self._gate[gated] -= 1
+            if self._gate[gated] <= 0:
+                del self._gate[gated]
+            self._days[day] -= 1
+            if self._days[day] <= 0:
+                del self._days[day]
+                self._hmac_keys.pop(day, None)
 
     def _keys(self) -> Iterator[str]:
         prefix = journal_prefix(self.deps.city.city, self.owner)
