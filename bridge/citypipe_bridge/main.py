@@ -24,6 +24,7 @@ from citypipe.bootstrap import deps_from
 from citypipe.bootstrap.keys import key_store_from
 from citypipe.domain.books import BridgeCounts
 from citypipe.domain.city import ConfigError
+from citypipe.entrypoints.logs import logger
 from citypipe.ports import KeyStore
 from citypipe.service.bridge import Bridge, Delivery, Inbound
 from citypipe.service.journal import EdgeJournal
@@ -111,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValidationError, ConfigError) as exc:
         print(f"citypipe-bridge: {exc}", file=sys.stderr)  # noqa: T201
         return 2
+    logger.setLevel(settings.log_level)  # JSON lines on stdout, as the functions log
     stop = threading.Event()
 
     def stopping(signum: int, frame: FrameType | None) -> None:

@@ -17,12 +17,14 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from citypipe.bootstrap import deps_from
 from citypipe.bootstrap.keys import key_store_from
 from citypipe.ports import ObjectInfo, ObjectStore, StoredObject
 from citypipe_bridge.main import Running, run
 from citypipe_bridge.settings import BridgeSettings
+from citypipe_local.logs import send_to
 
 
 class DyingStore(ObjectStore):
@@ -57,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--nth", type=int, default=1)
     args = parser.parse_args(argv)
     settings = BridgeSettings()
+    send_to(Path(os.environ.get("CITYPIPE_TEST_LOGS", os.devnull)))  # stdout is the harness's
     deps = deps_from(settings)
     if args.die_at:
         deps = dataclasses.replace(deps, store=DyingStore(deps.store, args.die_at, args.nth))

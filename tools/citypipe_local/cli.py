@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -272,11 +273,20 @@ def replay_cmd(
         str | None,
         typer.Option(help="--via mqtt: mqtt://host:port (default: a Mosquitto started here)"),
     ] = None,
+    keys_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="keep the daily secrets in this directory, so that two replays share them "
+            "(and publish the same distinct-device counts); default: the stack's keys bucket"
+        ),
+    ] = None,
 ) -> None:
     """Push recorded payloads through a fresh stack; exit 1 if the books don't balance."""
     payloads = sum(1 for p in input_dir.glob("*.jsonl") for line in p.open() if line.strip())
     started = time.perf_counter()
     options = _options(backend, concurrency, city, platform, via, broker)
+    if keys_dir is not None:
+        options = dataclasses.replace(options, keys_dir=keys_dir)
     report = _run(city, input_dir, out, options, payloads)
     _summary(report, time.perf_counter() - started)
     raise typer.Exit(0 if report["balanced"] else 1)
@@ -404,8 +414,9 @@ def serve_cmd(
         server = WebhookServer(deps, tokens, key_store_from(session.settings, deps), options)
         console.print(f"webhook for {deps.city.city} on {server.url}/ingest/<source>/<format>")
         console.print(f"a token per source ({TOKEN_HEADER}), valid for this run only:")
+        print(f"url {server.url}")  # noqa: T201
         for source in sorted(deps.city.sources):
-            print(f"{source} {tokens.mint(source)}")  # noqa: T201 (stdout: shown once)
+            print(f"{source} {tokens.mint(source)}", flush=True)  # noqa: T201 (shown once)
         console.print("Ctrl-C exports the day and writes the run report")
         server.start()
         session.stop.wait()

@@ -231,6 +231,7 @@ class Played:
     sent: int | None  # payloads the hubs sent; None: not known (a server that took what came)
     transport: dict[str, Any] | None = None  # how they travelled (``report["transport"]``)
     bridge: BridgeRun | None = None  # the MQTT bridge's books, checked by the report
+    resent: int = 0  # payloads the webhook recognized as received before: nothing written
 
 
 Player = Callable[[Session], Played]
@@ -307,7 +308,7 @@ def run_local(
             finally:
                 invoker.close()
             seconds = {f: s.seconds for f, s in runner.stats.items()}
-            report = build_report(deps, played.sent, seconds, played.bridge)
+            report = build_report(deps, played.sent, seconds, played.bridge, played.resent)
         if played.transport is not None:
             report["transport"] = played.transport
         report["seconds"] = {
@@ -354,7 +355,7 @@ def replay(
     def captures_then_drops(session: Session) -> Played:
         played = play(session)
         sent = (played.sent or 0) + drop_csv(session.deps, input_dir)
-        return Played(sent, played.transport, played.bridge)
+        return Played(sent, played.transport, played.bridge, played.resent)
 
     return run_local(city_file, out, options, captures_then_drops, progress)
 
@@ -446,19 +447,21 @@ def play_http(session: Session, input_dir: Path) -> Played:
     server.start()
     host, port = str(server.server_address[0]), int(server.server_address[1])
     statuses: Counter[int] = Counter()
+    resent = 0
 
-    def send(message: Captured) -> int:
+    def send(message: Captured) -> tuple[int, bool]:
         for attempt in range(10):
-            status, _ = post(host, port, message, minted[message.route.source])
+            status, answer = post(host, port, message, minted[message.route.source])
             if status < 500:
-                return status
+                return status, bool(answer.get("resent"))
             time.sleep(min(5.0, 0.2 * 2**attempt))
         raise RuntimeError(f"the webhook answered {status} ten times")
 
     try:
         with ThreadPoolExecutor(session.options.concurrency, thread_name_prefix="hub") as pool:
-            for number, status in enumerate(pool.map(send, messages), start=1):
+            for number, (status, again) in enumerate(pool.map(send, messages), start=1):
                 statuses[status] += 1
+                resent += again
                 if session.progress and number % 1000 == 0:
                     session.progress("dropped captures", number)
     finally:
@@ -467,9 +470,10 @@ def play_http(session: Session, input_dir: Path) -> Played:
     transport = {
         "via": "http",
         "requests": len(messages),
-        "statuses": dict(sorted(statuses.items())),
+        "statuses": {str(status): count for status, count in sorted(statuses.items())},
+        "resent": resent,
     }
-    return Played(len(messages), transport)
+    return Played(len(messages), transport, resent=resent)
 
 
 def wait_for(check: Callable[[], T | None], worker: Future[Any], timeout_s: float, what: str) -> T:

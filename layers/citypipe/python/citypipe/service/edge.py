@@ -148,14 +148,14 @@ def prepare(
 
 def commit(deps: Deps, ident: str, message: Message, outcome: Outcome) -> bool:
     """Write a prepared batch once: False when its lineage says it was written before (the
-    same readings received again), True when this call wrote it. Idempotent: a call that
-    failed half-way is completed by the next with the same batch (conditional puts)."""
+    same readings received again, or being received at this very moment: the lineage's
+    conditional put tells), True when this call recorded it. Idempotent: a call that failed
+    half-way is completed by the next with the same batch (conditional puts)."""
     city = deps.city.city
     if deps.store.exists(deps.names.bucket(Zone.AUDIT), lineage_key(city, Function.INGEST, ident)):
         log.info("duplicate batch", extra={"function": "ingest", "input_id": ident})
         return False
-    finish(Function.INGEST, message, deps, ident, outcome)
-    return True
+    return finish(Function.INGEST, message, deps, ident, outcome)
 
 
 def receive(
