@@ -37,8 +37,7 @@ def city() -> City:
     return load_city(CITY_FILE)
 
 
-@pytest.fixture
-def memory_deps(city: City) -> Deps:
+def memory_stack(city: City) -> Deps:
     """A whole city stack in memory: every zone bucket, every queue with its DLQ."""
     names = StackNames(city.city)
     queue = InMemoryQueue()
@@ -52,6 +51,12 @@ def memory_deps(city: City) -> Deps:
         queue=queue,
         clock=FixedClock(datetime(2026, 6, 2, 1, 0, tzinfo=UTC)),
     )
+
+
+@pytest.fixture
+def memory_deps(city: City) -> Deps:
+    """A whole city stack in memory: every zone bucket, every queue with its DLQ."""
+    return memory_stack(city)
 
 
 @pytest.fixture

@@ -137,6 +137,7 @@ def test_failures_under_the_functions_lose_and_double_count_nothing(
         CITY_FILE, recorded, tmp_path / "clean", ReplayOptions(batch_payloads=200, keys_dir=keys)
     )
     faults = Faults(seed=11, rate=FAILURE_RATE)
+    stack.reset_file_keys(keys / "velden")  # a new stack: the clean run destroyed its secrets
 
     with backend("embedded") as endpoint:
         settings = Settings(

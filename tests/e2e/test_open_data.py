@@ -46,6 +46,7 @@ from citypipe.service.stage import Deps
 from citypipe.settings import StackSettings
 from citypipe_local import stack
 from citypipe_local.backends import Endpoint
+from citypipe_local.fakes import InMemoryKeyStore
 from citypipe_local.replay import ReplayOptions, replay
 from citypipe_local.simulate import simulate
 
@@ -128,7 +129,8 @@ def test_the_data_package_passes_frictionless_validate(open_dir: Path) -> None:
     result = frictionless_validate(open_dir / datapackage_key("velden"))
     report = json.loads(result.stdout)
     assert report["valid"], json.dumps(report["tasks"], indent=1)[:4000]
-    assert len(report["tasks"]) == 4  # air quality, traffic flow, people counts, weather
+    # air quality, traffic flow, people counts, weather; the register and the record
+    assert len(report["tasks"]) == 6
 
 
 def test_duckdb_reads_a_theme_by_its_date_partitions_as_the_csv_says(open_dir: Path) -> None:
@@ -179,7 +181,9 @@ def served(out: Path, city: City, embedded: Endpoint) -> Iterator[Served]:
     for path in sorted(partials.rglob("*.parquet")):
         key = str(path.relative_to(partials))
         deps.store.put(names.bucket(Zone.AGGREGATES), key, path.read_bytes())
-    export_requested(deps, Message(city=city.city, stage="export", bucket="", key=""))
+    export_requested(
+        deps, InMemoryKeyStore(), Message(city=city.city, stage="export", bucket="", key="")
+    )
     yield Served(deps, f"{embedded.settings.endpoint_url}/{names.bucket(Zone.OPEN)}/")
     stack.down(names, clients)
 

@@ -526,6 +526,37 @@ def test_a_destroyed_day_stays_destroyed_in_the_container_that_destroyed_it(
         keys.daily_secret(date(2026, 5, 31))
 
 
+def test_destroying_up_to_tomorrow_leaves_no_secret_to_read(keys: KeyStore) -> None:
+    # Given the secrets of three days, the last one today's (as a run leaves them)
+    days = [date(2026, 5, 31), date(2026, 6, 1), date(2026, 6, 2)]
+    for day in days:
+        keys.daily_secret(day)
+    # When the end of the run destroys everything before the day after tomorrow
+    keys.destroy_before(date(2026, 6, 4))
+    # Then none of them, nor any day up to tomorrow, can be read or made again
+    for day in [*days, date(2026, 6, 3)]:
+        with pytest.raises(KeyDestroyedError):
+            keys.daily_secret(day)
+
+
+def test_the_noise_secret_is_shared_and_outlives_the_daily_secrets(
+    key_stores: Callable[[], KeyStore],
+) -> None:
+    # Given the release secret as one container made it, and a day's secret
+    first = key_stores()
+    noise = first.noise_secret()
+    first.daily_secret(date(2026, 6, 1))
+    # When every daily secret is destroyed
+    first.destroy_before(date(2026, 6, 3))
+    # Then every container still reads the same 32 bytes of the release secret, which is
+    # no daily secret
+    later = key_stores()
+    assert len(noise) == 32
+    assert later.noise_secret() == noise
+    with pytest.raises(KeyDestroyedError):
+        later.daily_secret(date(2026, 6, 1))
+
+
 def test_secrets_manager_destroys_by_name_within_its_lookback(embedded: Endpoint) -> None:
     # Given a day's secret and a store that never destroyed anything (no horizon yet)
     client = secretsmanager_client(embedded.settings)

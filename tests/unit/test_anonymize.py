@@ -15,6 +15,8 @@ from unit_support import city_data, normalized, raw_rows, senml_reading, wifi_ob
 from citypipe.core.anonymize import CLEAN_SCHEMA, Anonymized, anonymize_records
 from citypipe.domain.city import City, parse_city
 
+WIFI_RULES = city_data()["sources"]["wifi-counters"]["policy"]["personal"]
+
 
 def city_with_policy(**policy: Any) -> City:
     data = city_data()
@@ -57,9 +59,7 @@ def test_the_fixture_anonymizes_to_the_expected_clean_rows(city: City) -> None:
 
 def test_a_reading_that_carried_a_refused_field_is_refused_whole() -> None:
     # Given a source that refuses probe SSIDs (they name people's homes)
-    city = city_with_policy(
-        personal={"device_mac": "pseudonymize", "rssi": "drop", "probe_ssids": "refuse"}
-    )
+    city = city_with_policy(personal={**WIFI_RULES, "probe_ssids": "refuse"})
     personal = {"device_mac": "AA:BB:CC:DD:EE:01", "probe_ssids": "HomeNet-42"}
     refused = wifi_raw(city, personal=personal)
     kept = wifi_raw(city)

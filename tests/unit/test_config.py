@@ -63,7 +63,15 @@ def test_the_example_city_keeps_raw_data_one_day_and_publishes_forever(city: Cit
 def test_the_wifi_counters_pseudonymize_the_mac_and_drop_the_signal(city: City) -> None:
     policy = city.sources["wifi-counters"].policy
     assert policy.subject_field == "device_mac"
-    assert policy.personal == {"device_mac": Action.PSEUDONYMIZE, "rssi": Action.DROP}
+    assert policy.personal == {
+        "device_mac": Action.PSEUDONYMIZE,
+        "rssi": Action.DROP,
+        "ip_address": Action.DROP,
+        "ssid": Action.DROP,
+        "os": Action.DROP,
+        "manufacturer": Action.DROP,
+        "location": Action.GENERALIZE,
+    }
     assert city.personal_quantities == frozenset({"people.presence"})
 
 
@@ -227,11 +235,57 @@ def test_a_city_file_that_is_not_yaml_is_a_config_error_naming_the_path(tmp_path
 def test_only_sources_with_a_data_subject_make_a_quantity_personal() -> None:
     # Given a source whose only personal field is dropped (nobody is counted)
     data = city_data()
-    data["sources"]["wifi-counters"]["policy"]["personal"] = {"device_mac": "drop", "rssi": "drop"}
+    personal = data["sources"]["wifi-counters"]["policy"]["personal"]
+    personal["device_mac"] = "drop"
     # When it is parsed
     city = parse_city(data)
     # Then its cells need no k devices: there are none to count
     assert "people.presence" not in city.personal_quantities
+
+
+# --- policy completeness and red lines ----------------------------------------------------------
+
+
+def wifi_rules(**rules: str) -> dict[str, Any]:
+    data = city_data()
+    data["sources"]["wifi-counters"]["policy"]["personal"].update(rules)
+    return data
+
+
+def test_a_source_without_a_rule_for_a_field_its_hub_carries_is_refused() -> None:
+    # Given the Wi-Fi counters' policy without a rule for the client's IP address
+    data = city_data()
+    del data["sources"]["wifi-counters"]["policy"]["personal"]["ip_address"]
+    # When it is parsed, then it fails, naming the source, the hub and the field
+    with pytest.raises(ConfigError, match=r"wifi-counters.*meraki.*\['ip_address'\] have none"):
+        parse_city(data)
+
+
+@pytest.mark.parametrize("field", ["face", "image", "biometric"])
+@pytest.mark.parametrize("action", ["pseudonymize", "drop", "generalize"])
+def test_faces_images_and_biometrics_can_only_be_refused(field: str, action: str) -> None:
+    with pytest.raises(ConfigError, match=f"{field}: .* is never processed .*refuse"):
+        parse_city(wifi_rules(**{field: action}))
+
+
+def test_a_source_may_declare_it_refuses_images() -> None:
+    city = parse_city(wifi_rules(image="refuse"))
+    assert city.sources["wifi-counters"].policy.personal["image"] is Action.REFUSE
+
+
+def test_a_personal_field_citypipe_does_not_know_is_refused() -> None:
+    with pytest.raises(ConfigError, match="heart_rate: not a personal field citypipe knows"):
+        parse_city(wifi_rules(heart_rate="drop"))
+
+
+def test_only_a_location_is_generalized() -> None:
+    with pytest.raises(ConfigError, match="rssi: citypipe generalizes \\['location'\\] only"):
+        parse_city(wifi_rules(rssi="generalize"))
+
+
+def test_only_a_data_subjects_identifier_is_pseudonymized() -> None:
+    with pytest.raises(ConfigError, match="ssid: identifies no data subject"):
+        parse_city(wifi_rules(ssid="pseudonymize"))
 
 
 # --- one city, two clouds: a city file that extends another ----------------------------------

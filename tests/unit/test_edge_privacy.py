@@ -4,20 +4,21 @@ identifiers are dropped once the device is resolved; quarantine keeps a redacted
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import gzip
 import hashlib
 import hmac
 import json
 import logging
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import CITY_FILE
 from test_formats import EXPECTED, FOLDER_FORMAT, REGISTRY
-from unit_support import normalized, raw_rows, wifi_observation
+from unit_support import normalized, raw_rows, senml_reading, wifi_observation
 
 from citypipe.core.pseudonyms import sensor_keys
 from citypipe.core.redact import MARK, redact, redact_text
@@ -87,10 +88,13 @@ def stored_text(deps: Deps) -> str:
 # --- pseudonyms --------------------------------------------------------------------------------
 
 
-def test_the_pseudonym_is_an_hmac_under_the_sensors_daily_key(city: City) -> None:
+def test_the_pseudonym_is_an_hmac_under_the_sensors_key_for_the_window(city: City) -> None:
+    # Given the fixture's reading of wifi-22 at 10:03:17 on 1 June: the 10:00 window
     keys = InMemoryKeyStore()
     [row] = raw_rows(normalized(city, "canonical", wifi_observation(), keys=keys))
-    key = sensor_keys(keys, "velden")("wifi-22", DAY)
+    daily = sensor_keys(keys, "velden")("wifi-22", DAY)
+    window = int(datetime(2026, 6, 1, 10, 0, tzinfo=UTC).timestamp())
+    key = hmac.new(daily, f"citypipe/v1/window/{window}".encode(), hashlib.sha256).digest()
     assert row["pseudonym"] == hmac.new(key, b"aabbccddee01", hashlib.sha256).hexdigest()
 
 
@@ -121,11 +125,12 @@ def test_every_spelling_of_a_mac_gives_the_same_pseudonym(city: City, spelling: 
     [
         {"sensor": "wifi-23"},
         {"observed_at": "2026-06-02T10:03:17Z"},
+        {"observed_at": "2026-06-01T10:15:00Z"},
         {"personal": {"device_mac": "AA:BB:CC:DD:EE:02"}},
     ],
-    ids=["another-sensor", "another-day", "another-device"],
+    ids=["another-sensor", "another-day", "the-next-window", "another-device"],
 )
-def test_another_sensor_day_or_device_gives_another_pseudonym(
+def test_another_sensor_day_window_or_device_gives_another_pseudonym(
     city: City, other: dict[str, object]
 ) -> None:
     keys = InMemoryKeyStore()
@@ -134,20 +139,26 @@ def test_another_sensor_day_or_device_gives_another_pseudonym(
     assert first["pseudonym"] != second["pseudonym"]
 
 
-def test_the_key_day_is_the_utc_day(city: City) -> None:
-    # 01:30 at +02:00 on 2 June is 23:30 UTC on 1 June: the key of 1 June
+def test_one_device_in_one_window_has_one_pseudonym(city: City) -> None:
+    # Given the same device seen at 10:03 and at 10:14 (one window), in two batches
     keys = InMemoryKeyStore()
-    [late] = raw_rows(
-        normalized(
-            city, "canonical", wifi_observation(observed_at="2026-06-02T01:30:00+02:00"), keys=keys
-        )
+    first = normalized(city, "canonical", wifi_observation(), keys=keys)
+    later = normalized(
+        city, "canonical", wifi_observation(observed_at="2026-06-01T10:14:59Z"), keys=keys
     )
-    [early] = raw_rows(
-        normalized(
-            city, "canonical", wifi_observation(observed_at="2026-06-01T12:00:00Z"), keys=keys
-        )
+    # Then both readings carry the same pseudonym: the window's distinct devices stay exact
+    assert raw_rows(first)[0]["pseudonym"] == raw_rows(later)[0]["pseudonym"]
+
+
+def test_the_key_day_is_the_utc_day(city: City) -> None:
+    # 01:30 at +02:00 on 2 June is 23:30 UTC on 1 June: the key of 1 June, destroyed with it
+    keys = InMemoryKeyStore()
+    keys.daily_secret(date(2026, 6, 2))
+    keys.destroy_before(date(2026, 6, 2))
+    late = normalized(
+        city, "canonical", wifi_observation(observed_at="2026-06-02T01:30:00+02:00"), keys=keys
     )
-    assert late["pseudonym"] == early["pseudonym"]
+    assert dict(late.reasons) == {"key_destroyed": 1}
 
 
 def test_a_reading_of_a_day_whose_key_is_destroyed_is_quarantined_at_the_edge(city: City) -> None:
@@ -259,3 +270,80 @@ def test_text_that_is_no_json_keeps_field_names_and_punctuation_only() -> None:
         '{"sensor":"<redacted>","personal":{"device_mac":"<redacted>","rssi":-67},'
         '"chip":<redacted>,"n":"<redacted>"'
     )
+
+
+# --- images: refused at the edge, never kept ---------------------------------------------------
+
+JPEG = base64.b64encode(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256))).decode()
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200)).decode()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "payload"),
+    [
+        ("senml", senml_reading(name="no2", value=None, vs=JPEG)),
+        ("canonical", wifi_observation(personal={"device_mac": MAC, "image": PNG})),
+        ("canonical", wifi_observation(value=f"data:image/png;base64,{PNG}")),
+    ],
+    ids=["senml-string-value", "canonical-personal-field", "canonical-data-uri"],
+)
+def test_a_payload_carrying_an_image_is_refused_whole_and_the_image_not_kept(
+    city: City, fmt: str, payload: object
+) -> None:
+    result = normalized(city, fmt, payload)
+    assert (result.accepted, dict(result.reasons)) == (0, {"image_refused": 1})
+    [row] = result.quarantine
+    kept = json.dumps(row)
+    assert JPEG[:40] not in kept and PNG[:40] not in kept
+    assert row["details"][0]["path"]
+
+
+def test_a_payload_carrying_an_escaped_image_is_refused(city: City) -> None:
+    text = json.dumps(senml_reading(name="no2", value=None, vs=JPEG)).replace("/", "\\/")
+    assert dict(normalized(city, "senml", text).reasons) == {"image_refused": 1}
+
+
+def test_a_long_base64_string_that_is_no_image_is_not_refused(city: City) -> None:
+    noise = base64.b64encode(bytes(range(7, 250))).decode()
+    result = normalized(city, "senml", senml_reading(name="no2", value=21.5, vs=noise))
+    assert "image_refused" not in result.reasons
+
+
+# --- the rules of a source's policy, at the edge --------------------------------------------------
+
+MERAKI_POST = {
+    "version": "2.0",
+    "secret": "s3cr3t",
+    "type": "DevicesSeen",
+    "data": {
+        "apMac": "e0:55:3d:25:5b:01",
+        "observations": [
+            {"clientMac": MAC, "seenTime": "2026-06-01T10:00:00Z", "rssi": -60,
+             "manufacturer": "Apple", "ipv4": "/10.0.0.7"},
+        ],
+    },
+}  # fmt: skip
+
+
+def with_rules(city: City, **rules: str) -> City:
+    data = city.model_dump(mode="json")
+    data["sources"]["wifi-counters"]["policy"]["personal"].update(rules)
+    return parse_city(data)
+
+
+def test_a_field_the_policy_refuses_refuses_the_reading_and_names_only_the_field(
+    city: City,
+) -> None:
+    result = normalized(with_rules(city, manufacturer="refuse"), "meraki", MERAKI_POST)
+    [row] = raw_rows(result)
+    assert row["refused"] == "manufacturer"
+    assert "apple" not in json.dumps(row).lower()
+
+
+def test_a_data_subject_the_policy_drops_leaves_a_reading_without_a_pseudonym(
+    city: City,
+) -> None:
+    result = normalized(with_rules(city, device_mac="drop"), "meraki", MERAKI_POST)
+    [row] = raw_rows(result)
+    assert row["pseudonym"] is None
+    assert "aabbccddee01" not in json.dumps(row)

@@ -16,10 +16,12 @@ from typing import Any
 import pytest
 from unit_support import (
     DAY,
+    RELEASE_KEYS,
     RecordingStore,
     ReversedListingStore,
     clean,
     devices,
+    exact,
     no2,
     open_file,
     put_partial,
@@ -36,6 +38,7 @@ from citypipe.core.disclosure import (
     NOT_FINITE,
     DisclosedCell,
     Status,
+    complete_grid,
     disclose,
     treatment,
 )
@@ -51,13 +54,14 @@ from citypipe.domain.naming import (
 )
 from citypipe.domain.themes import OpenFormat
 from citypipe.ports import StoredObject
-from citypipe.service.export import days_with_partials, export_day, export_requested
+from citypipe.service.export import days_with_partials, export_day, export_requested, ledger
 from citypipe.service.stage import Deps
 from citypipe_local.fakes import InMemoryObjectStore
 
 
 def disclosed(city: City, *rows: dict[str, Any]) -> list[DisclosedCell]:
-    return disclose(city, cells(partial_of(clean(*rows))))
+    """Disclosure control of these clean rows by the k rule alone (no noise)."""
+    return disclose(exact(city), cells(partial_of(clean(*rows))))
 
 
 def csv_rows(deps: Deps, theme: str, day: str = DAY) -> list[dict[str, str]]:
@@ -99,19 +103,73 @@ def test_a_people_cell_is_suppressed_when_no_single_sensor_saw_k_devices(city: C
     assert [c.status for c in found] == [Status.SUPPRESSED]
 
 
-def test_a_people_cell_is_published_when_one_sensor_saw_k_devices(city: City) -> None:
+def test_a_people_cell_counts_only_the_sensors_that_alone_saw_k_devices(city: City) -> None:
+    # Given a zone where one sensor saw 10 devices and another 3
     [cell] = disclosed(city, *devices(10, sensor="wifi-012"), *devices(3, sensor="wifi-013"))
-    assert (cell.status, cell.count, cell.distinct_devices) == (Status.PUBLISHED, 13, 13)
+    # Then the cell is published with the first sensor's figures only: the 3 are not
+    # folded in (they alone would have been suppressed)
+    assert (cell.status, cell.count, cell.distinct_devices) == (Status.PUBLISHED, 10, 10)
 
 
-def test_a_cell_adds_up_its_sensors(city: City) -> None:
+def test_a_cell_adds_up_the_sensors_that_count(city: City) -> None:
     [cell] = disclosed(
         city,
-        reading(1, 1.0, device="a", sensor="wifi-012"),
         *devices(10, minute=2, sensor="wifi-012"),
         reading(3, 4.0, device="b", sensor="wifi-013"),
+        *devices(9, minute=4, sensor="wifi-013"),
     )
-    assert (cell.count, cell.sum, cell.min, cell.max) == (12, 15.0, 1.0, 4.0)
+    assert (cell.count, cell.sum, cell.min, cell.max, cell.distinct_devices) == (
+        20,
+        23.0,
+        1.0,
+        4.0,
+        20,
+    )
+
+
+def test_an_empty_cell_of_the_grid_is_suppressed_like_a_cell_under_k(city: City) -> None:
+    # Given the complete grid of a day where one window of centrum saw 3 devices
+    grid = complete_grid(
+        exact(city), DAY, ["people.presence"], cells(partial_of(clean(*devices(3))))
+    )
+    found = disclose(exact(city), grid)
+    # Then every zone with a counter has all 96 windows, and the empty ones read exactly
+    # as the one of 3 devices
+    zones = city.zones_measuring["people.presence"]
+    assert len(found) == 96 * len(zones)
+    assert {(c.status, c.reason, c.count, c.distinct_devices) for c in found} == {
+        (Status.SUPPRESSED, FEWER_THAN_K, None, None)
+    }
+
+
+def test_a_noisy_people_cell_shows_only_its_devices_never_below_k(city: City) -> None:
+    # Given 40 windows of 11 devices each, published with the city's noise
+    rows = [r for w in range(40) for r in devices(11, minute=15 * w)]
+    found = disclose(city, cells(partial_of(clean(*rows))), b"noise-key")
+    # Then each shows distinct devices only, noisy but never below k, and nothing else
+    assert {c.status for c in found} == {Status.PUBLISHED}
+    assert {(c.count, c.sum, c.min, c.max, c.mean) for c in found} == {(None,) * 5}
+    figures = [c.distinct_devices or 0 for c in found]
+    assert min(figures) >= city.disclosure.k
+    assert len(set(figures)) > 1, "noise, not the exact 11 everywhere"
+
+
+def test_the_same_noise_key_draws_the_same_noise_and_another_key_other_noise(
+    city: City,
+) -> None:
+    day = cells(partial_of(clean(*[r for w in range(20) for r in devices(30, minute=15 * w)])))
+    first = [c.distinct_devices for c in disclose(city, day, b"noise-1")]
+    again = [c.distinct_devices for c in disclose(city, day, b"noise-1")]
+    other = [c.distinct_devices for c in disclose(city, day, b"noise-2")]
+    assert first == again
+    assert first != other
+
+
+def test_people_cells_with_noise_refuse_to_be_disclosed_without_the_noise_key(
+    city: City,
+) -> None:
+    with pytest.raises(ValueError, match="noise key"):
+        disclose(city, cells(partial_of(clean(*devices(12)))))
 
 
 @pytest.mark.parametrize("count", [1, 2], ids=["one-reading", "two-readings"])
@@ -146,11 +204,23 @@ def test_disclosure_answers_every_cell_in_order(city: City) -> None:
 def test_the_people_treatment_states_k_and_the_air_treatment_no_personal_data(
     city: City,
 ) -> None:
-    people = treatment(city, ["people.presence"])
+    people = treatment(exact(city), ["people.presence"])
     air = treatment(city, ["air.no2"])
     assert (people.personal, people.k, people.mechanism, people.epsilon) == (True, 10, None, None)
     assert "k = 10" in people.rule
-    assert (air.personal, air.k) == (False, None)
+    assert (air.personal, air.k, air.mechanism) == (False, None, None)
+
+
+def test_the_people_treatment_states_the_noise_its_epsilon_and_budget(city: City) -> None:
+    people = treatment(city, ["people.presence"])
+    assert (people.mechanism, people.epsilon, people.delta, people.budget) == (
+        "laplace",
+        0.5,
+        None,
+        2.0,
+    )
+    assert "ε = 0.5 per release" in people.rule
+    assert "ε = 2.0 a day" in people.rule
 
 
 # --- export_day: a dataset per theme -----------------------------------------------------------
@@ -160,7 +230,7 @@ def test_a_day_is_published_per_theme_in_every_format(memory_deps: Deps) -> None
     # Given a partial with air quality, traffic and people readings
     put_partial(memory_deps, "a", no2(0, 20.0), vehicles(1, 7.0), *devices(10))
     # When the day is exported
-    assert export_day(memory_deps, DAY) == "done"
+    assert export_day(memory_deps, DAY, keys=RELEASE_KEYS) == "done"
     # Then each theme has its CSV, Parquet, GeoJSON and NGSI-LD at its stable keys
     published = open_objects(memory_deps)
     for theme in ("air-quality", "traffic-flow", "people-counts"):
@@ -173,7 +243,7 @@ def test_a_day_is_published_per_theme_in_every_format(memory_deps: Deps) -> None
 
 def test_a_theme_without_readings_that_day_publishes_nothing(memory_deps: Deps) -> None:
     put_partial(memory_deps, "a", no2())
-    export_day(memory_deps, DAY)
+    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
     assert not any("/traffic-flow/" in key for key in open_objects(memory_deps))
 
 
@@ -190,7 +260,7 @@ def test_two_readings_of_1e308_still_publish_the_day_with_that_cell_flagged(
         vehicles(2, 9.0),
     )
     # When the day is exported
-    result = export_day(memory_deps, DAY)
+    result = export_day(memory_deps, DAY, keys=RELEASE_KEYS)
     # Then the day is published: the cell flagged and blank, the others as measured
     assert result == "done"
     rows = csv_rows(memory_deps, "air-quality")
@@ -203,14 +273,14 @@ def test_two_readings_of_1e308_still_publish_the_day_with_that_cell_flagged(
 
 def test_a_negative_count_is_never_published_as_measured(memory_deps: Deps) -> None:
     put_partial(memory_deps, "a", vehicles(0, -5.0), vehicles(1, 12.0))
-    export_day(memory_deps, DAY)
+    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
     [row] = csv_rows(memory_deps, "traffic-flow")
     assert (row["status"], row["sum"], row["min"]) == ("flagged", "", "")
 
 
 def test_the_csv_of_a_theme_without_people_has_no_device_column(memory_deps: Deps) -> None:
     put_partial(memory_deps, "a", no2(1, 20.0), no2(2, 25.0), *devices(3))
-    export_day(memory_deps, DAY)
+    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
     air = open_file(memory_deps, open_file_key("velden", "air-quality", OpenFormat.CSV, DAY))
     people = open_file(memory_deps, open_file_key("velden", "people-counts", OpenFormat.CSV, DAY))
     assert air.decode().splitlines() == [
@@ -218,12 +288,15 @@ def test_the_csv_of_a_theme_without_people_has_no_device_column(memory_deps: Dep
         "2026-06-01T10:00:00Z,2026-06-01T10:15:00Z,centrum,air.no2,ug/m3,2,45.0,20.0,25.0,22.5,"
         "published,",
     ]
-    assert people.decode().splitlines() == [
+    header, *rows = people.decode().splitlines()
+    assert header == (
         "window_start,window_end,zone,quantity,unit,count,sum,min,max,mean,distinct_devices,"
-        "status,reason",
+        "status,reason"
+    )
+    assert (
         "2026-06-01T10:00:00Z,2026-06-01T10:15:00Z,centrum,people.presence,{device},,,,,,,"
-        "suppressed,fewer_than_k_devices",
-    ]
+        "suppressed,fewer_than_k_devices"
+    ) in rows
 
 
 def test_exporting_the_same_partials_again_is_a_duplicate_that_writes_nothing(
@@ -232,10 +305,10 @@ def test_exporting_the_same_partials_again_is_a_duplicate_that_writes_nothing(
     # Given a day already exported
     deps = with_store(memory_deps, RecordingStore)
     put_partial(deps, "a", no2(), *devices(10))
-    assert export_day(deps, DAY) == "done"
+    assert export_day(deps, DAY, keys=RELEASE_KEYS) == "done"
     before, writes = open_objects(deps), len(deps.store.operations)
     # When it is exported again with the same partials
-    again = export_day(deps, DAY)
+    again = export_day(deps, DAY, keys=RELEASE_KEYS)
     # Then it is a duplicate: nothing written, the open files unchanged
     assert again == "duplicate"
     assert len(deps.store.operations) == writes
@@ -254,8 +327,8 @@ def test_the_open_files_do_not_depend_on_the_order_partials_are_listed(
         for name, value in (("a", 1e9), ("b", -1e9), ("c", 3e-7)):
             put_partial(deps, name, reading(0, value, quantity="energy.active"))
     # When each exports the day
-    export_day(memory_deps, DAY)
-    export_day(other, DAY)
+    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+    export_day(other, DAY, keys=RELEASE_KEYS)
     # Then both publish byte-identical open zones, with the sum of the key order
     first = memory_deps.store.buckets[memory_deps.names.bucket(Zone.OPEN)]
     second = other.store.buckets[other.names.bucket(Zone.OPEN)]
@@ -270,7 +343,7 @@ def test_a_day_is_read_from_its_partials_concurrently(memory_deps: Deps) -> None
     put_partial(deps, "a", no2(0))
     put_partial(deps, "b", no2(1))
     # When the day is exported, then the two reads overlapped (else the barrier breaks)
-    assert export_day(deps, DAY) == "done"
+    assert export_day(deps, DAY, keys=RELEASE_KEYS) == "done"
     assert deps.store.paired == 2
 
 
@@ -295,13 +368,13 @@ class PairedReadsStore(InMemoryObjectStore):
 def test_a_late_partial_publishes_a_new_version_with_a_note(memory_deps: Deps) -> None:
     # Given a day exported with 9 devices in a cell (suppressed)
     put_partial(memory_deps, "a", *devices(9), no2(0))
-    export_day(memory_deps, DAY)
+    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
     # When a late partial brings a tenth device and the day is exported again
     put_partial(memory_deps, "late", *devices(1, first=10))
-    assert export_day(memory_deps, DAY) == "done"
+    assert export_day(memory_deps, DAY, keys=RELEASE_KEYS) == "done"
     # Then the file at the same key holds the published cell: version 2, and why
-    [row] = csv_rows(memory_deps, "people-counts")
-    assert (row["status"], row["distinct_devices"]) == ("published", "10")
+    [row] = [r for r in csv_rows(memory_deps, "people-counts") if r["status"] == "published"]
+    assert int(row["distinct_devices"]) >= 10  # noisy, never below k
     record = publication(memory_deps, "people-counts")
     assert record.version == 2
     assert [(n.version, n.partials, n.note) for n in record.history] == [
@@ -311,7 +384,7 @@ def test_a_late_partial_publishes_a_new_version_with_a_note(memory_deps: Deps) -
 
 
 NOTE = (
-    "late data: readings 9 -> 10, cells 1 -> 1, published 0 -> 1, suppressed 1 -> 0, "
+    "late data: readings 9 -> 10, cells 864 -> 864, published 0 -> 1, suppressed 864 -> 863, "
     "flagged 0 -> 0; 0 cells added, 1 changed (1 newly published, 0 newly suppressed or "
     "flagged)"
 )
@@ -322,12 +395,12 @@ def test_a_version_note_keeps_the_counts_when_the_previous_csv_is_gone(
 ) -> None:
     # Given a day exported, and its CSV then lost
     put_partial(memory_deps, "a", *devices(9))
-    export_day(memory_deps, DAY)
+    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
     key = open_file_key("velden", "people-counts", OpenFormat.CSV, DAY)
     memory_deps.store.delete(memory_deps.names.bucket(Zone.OPEN), key)
     # When late data is exported
     put_partial(memory_deps, "late", *devices(1, first=10))
-    export_day(memory_deps, DAY)
+    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
     # Then version 2 says what the counts say, and no more
     assert (
         publication(memory_deps, "people-counts").history[-1].note == NOTE.split(";", maxsplit=1)[0]
@@ -336,11 +409,13 @@ def test_a_version_note_keeps_the_counts_when_the_previous_csv_is_gone(
 
 def test_the_catalogue_records_what_a_new_version_changed(memory_deps: Deps) -> None:
     put_partial(memory_deps, "a", *devices(9))
-    export_day(memory_deps, DAY)
+    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
     put_partial(memory_deps, "late", *devices(1, first=10))
-    export_day(memory_deps, DAY)
+    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
     document = json.loads(open_file(memory_deps, catalog_key("velden")))
-    [people] = document["dcat:dataset"]
+    [people] = [
+        d for d in document["dcat:dataset"] if d["dct:identifier"] == "velden/people-counts"
+    ]
     assert people["adms:versionNotes"]["@value"] == f"2026-06-01 version 2 (2 partials): {NOTE}."
     titles = {d["dct:title"]["@value"] for d in people["dcat:distribution"]}
     assert "People counts, 2026-06-01 (CSV), version 2" in titles
@@ -352,11 +427,11 @@ def test_late_data_of_one_theme_leaves_the_others_files_and_version_alone(
     # Given a day of air quality and traffic exported
     deps = with_store(memory_deps, RecordingStore)
     put_partial(deps, "a", no2(0), vehicles(1))
-    export_day(deps, DAY)
+    export_day(deps, DAY, keys=RELEASE_KEYS)
     writes = len(deps.store.operations)
     # When a late partial brings air quality only
     put_partial(deps, "late", no2(30))
-    export_day(deps, DAY)
+    export_day(deps, DAY, keys=RELEASE_KEYS)
     # Then traffic's files were not written again, and it stays at version 1
     written = [key for _, _, key in deps.store.operations[writes:]]
     assert not [k for k in written if "/traffic-flow/" in k]
@@ -389,7 +464,7 @@ def test_a_theme_that_fails_does_not_block_the_others(memory_deps: Deps) -> None
     put_partial(deps, "a", no2(0), vehicles(1), *devices(10))
     # When the day is exported, the failure is raised for a retry...
     with pytest.raises(TransientError):
-        export_day(deps, DAY)
+        export_day(deps, DAY, keys=RELEASE_KEYS)
     # ...after traffic and people were published and the portal lists them
     assert csv_rows(deps, "traffic-flow") and csv_rows(deps, "people-counts")
     portal = open_file(deps, portal_key("velden")).decode()
@@ -402,10 +477,10 @@ def test_the_retry_after_a_theme_failed_publishes_it_and_skips_the_others(
     deps = with_store(memory_deps, FailingThemeStore, theme="air-quality")
     put_partial(deps, "a", no2(0), vehicles(1))
     with pytest.raises(TransientError):
-        export_day(deps, DAY)
+        export_day(deps, DAY, keys=RELEASE_KEYS)
     traffic = open_objects(deps)[open_file_key("velden", "traffic-flow", OpenFormat.CSV, DAY)]
     deps.store.heal()
-    assert export_day(deps, DAY) == "done"
+    assert export_day(deps, DAY, keys=RELEASE_KEYS) == "done"
     assert csv_rows(deps, "air-quality")[0]["status"] == "published"
     assert open_objects(deps)[open_file_key("velden", "traffic-flow", OpenFormat.CSV, DAY)] == (
         traffic
@@ -413,7 +488,7 @@ def test_the_retry_after_a_theme_failed_publishes_it_and_skips_the_others(
 
 
 class OnceFailingStore(InMemoryObjectStore):
-    """The first read of every partial and the first write of every CSV and of the
+    """The first read of every partial and the first write of every day's CSV and of the
     catalogue fail transiently."""
 
     def __init__(self, buckets: Any = ()) -> None:
@@ -426,7 +501,7 @@ class OnceFailingStore(InMemoryObjectStore):
             raise TransientError(f"SlowDown: {key}")
 
     def _put(self, bucket: str, key: str, body: bytes, content_type: str, if_absent: bool) -> str:
-        if key.endswith((".csv", "catalog.jsonld")):
+        if (key.endswith(".csv") and "/date=" in key) or key.endswith("catalog.jsonld"):
             self._once("put", key)
         return super()._put(bucket, key, body, content_type, if_absent)
 
@@ -442,7 +517,7 @@ def test_reads_and_writes_that_fail_once_are_tried_again_at_once(memory_deps: De
     put_partial(deps, "a", no2(0), vehicles(1))
     put_partial(deps, "b", no2(2))
     # When the day is exported, then it is published in this one attempt
-    assert export_day(deps, DAY) == "done"
+    assert export_day(deps, DAY, keys=RELEASE_KEYS) == "done"
     assert csv_rows(deps, "air-quality") and csv_rows(deps, "traffic-flow")
 
 
@@ -452,7 +527,7 @@ def test_a_day_that_fails_does_not_block_the_other_days_of_a_request(memory_deps
     put_partial(deps, "b", vehicles(0), day="2026-06-02")
     request = deps.city.city
     with pytest.raises(TransientError):
-        export_requested(deps, _request(request))
+        export_requested(deps, RELEASE_KEYS, _request(request))
     assert csv_rows(deps, "traffic-flow", "2026-06-02")
 
 
@@ -470,12 +545,12 @@ def test_a_day_whose_file_was_overwritten_by_a_racing_export_is_published_again(
 ) -> None:
     # Given a day exported, then its file replaced by an older export that finished last
     put_partial(memory_deps, "a", no2())
-    assert export_day(memory_deps, DAY) == "done"
+    assert export_day(memory_deps, DAY, keys=RELEASE_KEYS) == "done"
     key = open_file_key("velden", "air-quality", OpenFormat.CSV, DAY)
     good = open_file(memory_deps, key)
     memory_deps.store.put(memory_deps.names.bucket(Zone.OPEN), key, b"stale\n")
     # When the day is exported again with the same partials
-    result = export_day(memory_deps, DAY)
+    result = export_day(memory_deps, DAY, keys=RELEASE_KEYS)
     # Then the file is repaired instead of the export being taken for a duplicate
     assert result == "done"
     assert open_file(memory_deps, key) == good
@@ -485,11 +560,11 @@ def test_a_day_whose_file_was_overwritten_by_a_racing_export_is_published_again(
 def test_a_catalogue_overwritten_by_a_racing_build_is_built_again(memory_deps: Deps) -> None:
     # Given a day exported, then its catalogue replaced by a build from older records
     put_partial(memory_deps, "a", no2())
-    export_day(memory_deps, DAY)
+    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
     good = open_file(memory_deps, catalog_key("velden"))
     memory_deps.store.put(memory_deps.names.bucket(Zone.OPEN), catalog_key("velden"), b"{}")
     # When the day is exported again with the same partials
-    assert export_day(memory_deps, DAY) == "duplicate"
+    assert export_day(memory_deps, DAY, keys=RELEASE_KEYS) == "duplicate"
     # Then the catalogue is repaired
     assert open_file(memory_deps, catalog_key("velden")) == good
 
@@ -497,10 +572,10 @@ def test_a_catalogue_overwritten_by_a_racing_build_is_built_again(memory_deps: D
 def test_the_catalogue_lists_every_published_day(memory_deps: Deps) -> None:
     put_partial(memory_deps, "a", no2(), day="2026-06-01")
     put_partial(memory_deps, "b", no2(), day="2026-06-02")
-    export_day(memory_deps, "2026-06-02")
-    export_day(memory_deps, "2026-06-01")
+    export_day(memory_deps, "2026-06-02", keys=RELEASE_KEYS)
+    export_day(memory_deps, "2026-06-01", keys=RELEASE_KEYS)
     document = json.loads(open_file(memory_deps, catalog_key("velden")))
-    [dataset] = document["dcat:dataset"]
+    [dataset] = [d for d in document["dcat:dataset"] if d["dct:identifier"] == "velden/air-quality"]
     csvs = [
         d["dcat:downloadURL"]["@id"]
         for d in dataset["dcat:distribution"]
@@ -521,3 +596,23 @@ def test_days_with_partials_are_the_days_an_export_of_everything_publishes(
     put_partial(memory_deps, "b", no2(), day="2026-06-01")
     put_partial(memory_deps, "c", no2(), day="2026-06-01")
     assert days_with_partials(memory_deps) == ["2026-06-01", "2026-06-02"]
+
+
+def test_late_data_of_another_theme_charges_no_budget_for_the_people_counts(
+    memory_deps: Deps,
+) -> None:
+    # Given a day of people counts published (one release charged)
+    put_partial(memory_deps, "a", *devices(12), no2(0))
+    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+    key = open_file_key("velden", "people-counts", OpenFormat.CSV, DAY)
+    people = open_file(memory_deps, key)
+    # When late air quality data makes a new partial set and the day is exported again
+    put_partial(memory_deps, "late", no2(5, 30.0))
+    assert export_day(memory_deps, DAY, keys=RELEASE_KEYS) == "done"
+    # Then the people counts are the same bytes and the same release: charged once
+    assert open_file(
+        memory_deps, open_file_key("velden", "people-counts", OpenFormat.CSV, DAY)
+    ) == (people)
+    assert [(e.dataset, e.charges) for e in ledger(memory_deps)] == [
+        ("people-counts", {"wifi-012": 0.5})
+    ]

@@ -25,7 +25,17 @@ from conformance import (
     shacl_report,
 )
 from rdflib.compare import isomorphic
-from unit_support import DAY, add_source, city_data, devices, no2, put_partial, reading, vehicles
+from unit_support import (
+    DAY,
+    RELEASE_KEYS,
+    add_source,
+    city_data,
+    devices,
+    no2,
+    put_partial,
+    reading,
+    vehicles,
+)
 
 from citypipe.domain.city import City, parse_city
 from citypipe.domain.model import Zone
@@ -68,7 +78,7 @@ def exported(memory_deps: Deps) -> Deps:
         *devices(12),
         *devices(3, zone="noord"),
     )
-    assert export_day(deps, DAY) == "done"
+    assert export_day(deps, DAY, keys=RELEASE_KEYS) == "done"
     return deps
 
 
@@ -102,9 +112,10 @@ def test_the_catalogue_lists_every_theme_and_distribution(exported: Deps) -> Non
     graph = catalogue_graph(exported)
     dcat = rdflib.Namespace("http://www.w3.org/ns/dcat#")
     datasets = sorted(str(d).rsplit("/", 1)[1] for d in graph.objects(None, dcat.dataset))
-    assert datasets == sorted(THEMES)
-    # four formats a day for themes with a Smart Data Model, three for parking
-    assert len(set(graph.objects(None, dcat.distribution))) == 4 * 4 + 3
+    assert datasets == sorted([*THEMES, "register"])
+    # four formats a day for themes with a Smart Data Model, three for parking, and the
+    # register and the record of processing in JSON and CSV
+    assert len(set(graph.objects(None, dcat.distribution))) == 4 * 4 + 3 + 4
 
 
 def test_the_hvd_datasets_conform_to_the_hvd_shapes(exported: Deps, reference_dir: Path) -> None:
@@ -136,7 +147,9 @@ def test_no_dataset_is_tagged_hvd_under_a_licence_less_open_than_cc_by(
     data = every_theme_city().model_dump(mode="json")
     data["licence"] = "https://opendatacommons.org/licenses/odbl/1-0/"
     deps = dataclasses.replace(exported, city=parse_city(data))
-    export_day(deps, "2026-06-02")  # no partials: nothing new, the metadata rebuilt
+    export_day(
+        deps, "2026-06-02", keys=RELEASE_KEYS
+    )  # no partials: nothing new, the metadata rebuilt
     publish_metadata(deps)
     # Then the catalogue claims no High-Value Dataset
     graph = catalogue_graph(deps)
@@ -227,7 +240,9 @@ def test_the_data_package_passes_frictionless_validate(exported: Deps, tmp_path:
     result = frictionless_validate(descriptor)
     report = json.loads(result.stdout)
     assert report["valid"], json.dumps(report["tasks"], indent=1)[:4000]
-    assert sorted(t["name"] for t in report["tasks"]) == sorted(f"{t}-{DAY}" for t in THEMES)
+    assert sorted(t["name"] for t in report["tasks"]) == sorted(
+        [*(f"{t}-{DAY}" for t in THEMES), "transparency-register", "records-of-processing"]
+    )
 
 
 def test_frictionless_sees_a_file_that_is_not_the_one_described(

@@ -8,13 +8,25 @@ from typing import Any
 import pytest
 import rdflib
 from rdflib.compare import isomorphic
-from unit_support import DAY, add_source, city_data, clean, devices, no2, put_partial, vehicles
+from unit_support import (
+    DAY,
+    RELEASE_KEYS,
+    add_source,
+    city_data,
+    clean,
+    devices,
+    exact,
+    no2,
+    open_file,
+    put_partial,
+    vehicles,
+)
 
 from citypipe.core.aggregate import cells, partial_of
 from citypipe.core.disclosure import disclose
 from citypipe.core.publish.day import theme_day
-from citypipe.core.publish.dcat import Register, catalogue
 from citypipe.core.publish.portal import bar_chart, index_html
+from citypipe.core.publish.register import register_documents, register_of
 from citypipe.core.publish.tables import summarize
 from citypipe.core.publish.turtle import to_turtle
 from citypipe.domain.books import Publication
@@ -28,7 +40,7 @@ from citypipe.service.stage import Deps
 
 def summary_of(city: City, quantity: str, *rows: dict[str, Any]) -> dict[str, Any]:
     """The centrum zone's day of one quantity."""
-    found = summarize(city, [quantity], disclose(city, cells(partial_of(clean(*rows)))))
+    found = summarize(city, [quantity], disclose(exact(city), cells(partial_of(clean(*rows)))))
     [centrum] = [s for s in found if s.zone == "centrum"]
     return centrum.model_dump()
 
@@ -142,7 +154,7 @@ def test_a_zone_whose_cells_are_all_suppressed_says_so_instead_of_a_zero_bar(
     city: City,
 ) -> None:
     # Given a zone whose only people cell is suppressed (4 devices)
-    four = disclose(city, cells(partial_of(clean(*devices(4)))))
+    four = disclose(exact(city), cells(partial_of(clean(*devices(4)))))
     # When its chart is drawn
     chart = bar_chart(city, "people.presence", summarize(city, ["people.presence"], four))
     # Then it has no bar at all, and says why
@@ -152,19 +164,28 @@ def test_a_zone_whose_cells_are_all_suppressed_says_so_instead_of_a_zero_bar(
 
 def test_the_portal_keeps_a_place_for_the_transparency_register(memory_deps: Deps) -> None:
     put_partial(memory_deps, "a", no2(), *devices(10))
-    export_day(memory_deps, DAY)
+    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
     page = index_html(memory_deps.city, themes_of(memory_deps.city), records(memory_deps))
     assert 'id="register"' in page and "will be published here" in page
 
 
-def test_once_published_the_register_is_linked_from_the_portal_and_the_catalogue(
+def test_the_register_is_shown_on_the_portal_and_listed_in_the_catalogue(
     memory_deps: Deps,
 ) -> None:
+    # Given a day published: the metadata build writes the register and the record
     put_partial(memory_deps, "a", no2(), *devices(10))
-    export_day(memory_deps, DAY)
-    register = Register("open/velden/register/index.html", "Transparency register")
-    city, themes = memory_deps.city, themes_of(memory_deps.city)
-    page = index_html(city, themes, records(memory_deps), register)
-    document = catalogue(city, themes, records(memory_deps), register)
-    assert '<a href="open/velden/register/index.html">Transparency register</a>' in page
-    assert document["dct:relation"]["@id"] == register.url
+    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+    documents = register_documents(memory_deps.city)
+    register = register_of(memory_deps.city, documents)
+    # Then the page shows a row per source and links every file ...
+    page = open_file(memory_deps, "open/velden/index.html").decode()
+    assert page.count("<h3>wifi-counters · ") == 1
+    for file in register.files:
+        assert f'href="{file.key.removeprefix("open/velden/")}"' in page
+        assert open_file(memory_deps, file.key) == documents[file.key][0]
+    # ... and the catalogue lists them as a dataset with a distribution per file
+    catalogue_ = json.loads(open_file(memory_deps, "open/velden/catalog.jsonld"))
+    [listed] = [d for d in catalogue_["dcat:dataset"] if d["dct:identifier"] == "velden/register"]
+    assert sorted(d["dcat:downloadURL"]["@id"] for d in listed["dcat:distribution"]) == sorted(
+        f"https://data.velden.example/{f.key}" for f in register.files
+    )

@@ -5,9 +5,9 @@ by hand but what the scenario is about (a lost or dead-lettered message)."""
 from __future__ import annotations
 
 from conftest import load_event
-from unit_support import lines, open_file, senml_reading, wifi_observation
+from unit_support import RELEASE_KEYS, lines, open_file, senml_reading, wifi_observation
 
-from citypipe.domain.model import Function, Message
+from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import open_file_key
 from citypipe.domain.themes import OpenFormat
 from citypipe.ports import KeyStore
@@ -69,7 +69,7 @@ def a_clean_run(deps: Deps, keys: KeyStore) -> None:
     ingest(deps, wifi_day())
     anonymize(deps, keys, take(deps, Function.ANONYMIZE))
     aggregate(deps)
-    export_day(deps, DAY)
+    export_day(deps, DAY, keys=RELEASE_KEYS)
 
 
 def test_a_clean_run_balances(memory_deps: Deps, memory_keys: InMemoryKeyStore) -> None:
@@ -98,7 +98,7 @@ def test_readings_lost_between_stages_unbalance_the_books(
     # Given a raw object whose claim check was lost (neither processed nor dead-lettered)
     lost = one_raw_object_left(memory_deps, memory_keys)
     aggregate(memory_deps)
-    export_day(memory_deps, DAY)
+    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
     # When the books are read back
     report = build_report(memory_deps, payloads_sent=7)
     # Then exactly the check between ingest and anonymize fails, by the lost readings
@@ -118,7 +118,7 @@ def test_dead_lettered_readings_are_counted_and_balance_the_books(
         memory_deps.names.dlq(Function.ANONYMIZE), [poisoned.model_dump(exclude_none=True)]
     )
     aggregate(memory_deps)
-    export_day(memory_deps, DAY)
+    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
     # When the books are read back
     report = build_report(memory_deps, payloads_sent=7)
     # Then the dead letter is counted, and the books balance
@@ -148,7 +148,7 @@ def test_only_the_latest_export_of_a_day_is_counted(
     ingest(memory_deps, lines(wifi_observation(observed_at="2026-06-01T23:50:00Z")))
     anonymize(memory_deps, memory_keys, take(memory_deps, Function.ANONYMIZE))
     aggregate(memory_deps)
-    assert export_day(memory_deps, DAY) == "done"
+    assert export_day(memory_deps, DAY, keys=RELEASE_KEYS) == "done"
     # When the books are read back
     report = build_report(memory_deps, payloads_sent=7)
     # Then the day counts once, with every reading: the first publication is superseded
@@ -169,7 +169,7 @@ def test_a_dead_letter_whose_input_was_processed_is_not_counted_twice(
         memory_deps.names.dlq(Function.ANONYMIZE), [raw.model_dump(exclude_none=True)]
     )
     aggregate(memory_deps)
-    export_day(memory_deps, DAY)
+    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
     # When the books are read back
     report = build_report(memory_deps, payloads_sent=6)
     # Then it is counted by its lineage alone
@@ -188,7 +188,7 @@ def test_two_readings_of_1e308_are_quarantined_and_the_day_is_still_published(
     # When they run through every stage
     anonymize(memory_deps, memory_keys, take(memory_deps, Function.ANONYMIZE))
     aggregate(memory_deps)
-    result = export_day(memory_deps, DAY)
+    result = export_day(memory_deps, DAY, keys=RELEASE_KEYS)
     # Then the day is published with the sane reading, the others quarantined with a reason
     assert result == "done"
     key = open_file_key("velden", "air-quality", OpenFormat.CSV, DAY)
@@ -197,3 +197,28 @@ def test_two_readings_of_1e308_are_quarantined_and_the_day_is_still_published(
     report = build_report(memory_deps, payloads_sent=3)
     assert report["quarantined"] == {"out_of_range": 2}
     assert report["balanced"], report["checks"]
+
+
+def test_releases_past_the_budget_are_refused_and_the_ledger_balances(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    # Given the Wi-Fi day published, then late data arriving again and again: each new
+    # partial makes a new release of the people counts (ε 0.5 each, budget 2.0 a sensor-day)
+    a_clean_run(memory_deps, memory_keys)
+    open_zone = memory_deps.names.bucket(Zone.OPEN)
+    published = []
+    for minute in range(1, 6):
+        ingest(memory_deps, lines(wifi_observation(observed_at=f"2026-06-01T11:0{minute}:00Z")))
+        anonymize(memory_deps, memory_keys, take(memory_deps, Function.ANONYMIZE))
+        aggregate(memory_deps)
+        export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+        published.append({i.key: i.etag for i in memory_deps.store.list(open_zone)})
+    # When the books are read back
+    report = build_report(memory_deps, payloads_sent=11)
+    # Then the fifth and sixth releases were refused, their cells counted as such, and they
+    # wrote nothing: the open zone is the fourth release's
+    assert report["balanced"], [c for c in report["checks"] if not c["ok"]]
+    assert report["refused_cells"] == {"epsilon_budget_spent": 864}
+    assert report["privacy_budget"]["releases"] == 4
+    assert report["privacy_budget"]["most_spent"] == 2.0
+    assert published[4] == published[3] == published[2]

@@ -163,8 +163,8 @@ def test_cells_match_anonymize_and_aggregate(
         assert (row.unit, row.count) == (cell["unit"], cell["count"])
         assert (row.min, row.max) == (cell["min"], cell["max"])
         assert row.sum == pytest.approx(cell["sum"], abs=1e-6)
-        assert row.distinct_devices == cell["distinct_devices"]
-        assert row.min_people == cell["min_distinct_people"]
+        devices = {s.sensor: s.devices for s in row.sensors if s.devices is not None}
+        assert devices == (cell["devices_by_sensor"] or {})
 
 
 def test_scaled_run_has_publishable_and_suppressed_people_cells(

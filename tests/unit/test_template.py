@@ -36,14 +36,17 @@ from citypipe.domain.model import Function, Zone
 from citypipe.domain.naming import (
     StackNames,
     deployment_prefix,
+    epsilon_prefix,
     inbox_key,
     key_destruction_prefix,
     key_horizon_object,
     key_object_prefix,
     lineage_prefix,
     metadata_marker_key,
+    noise_secret_object,
     open_prefix,
     quarantine_key,
+    scrub_prefix,
     webhook_tokens_object_prefix,
 )
 from citypipe.ports import ObjectInfo, StoredObject
@@ -348,6 +351,10 @@ def _expected_grants(city: str) -> dict[str, dict[str, set[str]]]:
         f"KeysBucket/{key_object_prefix(city)}": {get, put, delete},
         f"KeysBucket/{key_horizon_object(city)}": {get, put},
         f"AuditBucket/{key_destruction_prefix(city)}": {get, put},
+        f"CleanBucket/{clean}": {get, put, delete},  # pseudonyms scrubbed once keys die
+        f"AuditBucket/{epsilon_prefix(city)}": {get, put},
+        f"AuditBucket/{scrub_prefix(city)}": {get, put},
+        f"KeysBucket/{noise_secret_object(city)}": {get, put},
     }
     own["export"] |= {
         f"QuarantineBucket/{quarantine_prefix}": {delete},  # the sweep
@@ -663,8 +670,9 @@ class AccessStore(InMemoryObjectStore):
 
 def _run_every_path(deps: Deps, store: AccessStore) -> None:
     """A day through every function as deployed: a hub's webhook push (with a rejected
-    reading), a city system's drop, the stages, an export request, then an hourly run a
-    season later (keys destroyed, raw and quarantine swept)."""
+    reading), a city system's drop, the stages, an export request, then the hourly run
+    that destroys the day's key and scrubs its pseudonyms, and one a season later (raw and
+    quarantine swept)."""
     keys = ObjectKeyStore(store, deps.names.keys_bucket(), deps.city.city)
     tokens = ObjectWebhookTokens(store, deps.names.keys_bucket(), deps.city.city)
     token = tokens.mint("air-quality")
@@ -693,9 +701,9 @@ def _run_every_path(deps: Deps, store: AccessStore) -> None:
     runner.drain([Function.INGEST, Function.ANONYMIZE, Function.AGGREGATE], timeout_s=60)
     request_export(deps)
     runner.drain([Function.EXPORT], timeout_s=60)
-    handlers[Function.EXPORT](
-        scheduled_event("2027-12-01T03:00:00Z"), lambda_context(Function.EXPORT)
-    )
+    for fired in ("2026-06-03T03:00:00Z", "2027-12-01T03:00:00Z"):  # 1 June's key dies, then
+        # a season later everything old is swept
+        handlers[Function.EXPORT](scheduled_event(fired), lambda_context(Function.EXPORT))
 
 
 def _granted(resources: dict[str, Any], city: str, function: str, action: str, bucket: str,
@@ -742,3 +750,4 @@ def test_every_object_a_function_touches_is_granted_to_its_role(
     }
     assert ("export", "QuarantineBucket", "quarantine") in deleted  # the sweep ran
     assert ("export", "KeysBucket", "secrets") in deleted  # old keys destroyed
+    assert ("export", "CleanBucket", "clean") in deleted  # pseudonyms scrubbed

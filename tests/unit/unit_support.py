@@ -31,9 +31,16 @@ from citypipe.core.pseudonyms import sensor_keys
 from citypipe.domain.errors import TransientError
 from citypipe.domain.model import QUANTITY_UNITS, Function, Message, Zone
 from citypipe.ports import KeyStore, ObjectInfo, StoredObject, WebhookTokens
-from citypipe.service.stage import Deps
-from citypipe_local.fakes import InMemoryKeyStore, InMemoryObjectStore
+from citypipe.service.aggregate import aggregate_object
+from citypipe.service.anonymize import anonymize_object
+from citypipe.service.edge import receive
+from citypipe.service.stage import Deps, run_stage
+from citypipe_local.fakes import FixedClock, InMemoryKeyStore, InMemoryObjectStore
 from citypipe_local.runner import LambdaContext, app_for, load_handler
+
+# The key store of tests that export: its release secret fixed, so the noise of people
+# counts is the same in every run.
+RELEASE_KEYS = InMemoryKeyStore(noise_secret=bytes(range(100, 132)))
 
 # --- platform events --------------------------------------------------------------------
 
@@ -246,6 +253,12 @@ def city_data() -> dict[str, Any]:
     return data
 
 
+def exact(city: Any) -> Any:
+    """The city as if it added no noise to people counts (the k rule alone)."""
+    disclosure = city.disclosure.model_copy(update={"noise": None})
+    return city.model_copy(update={"disclosure": disclosure})
+
+
 def add_source(data: dict[str, Any], name: str, kind: str, purpose: str, **fields: str) -> None:
     """Declare a source in city ``data`` with one SenML device measuring ``fields``
     (hub field -> controlled quantity), registered in the centrum zone."""
@@ -376,3 +389,41 @@ def _bytes(payload: Any) -> bytes:
 def raw_rows(result: Normalized) -> list[dict[str, Any]]:
     """The raw records of a result, in partition order."""
     return [dict(r) for _, rows in sorted(result.by_partition.items()) for r in rows]
+
+
+# --- a city's counters through the real pipeline, in memory ----------------------------------
+
+
+def observation(sensor: str, at: datetime, mac: str) -> bytes:
+    """A Wi-Fi counter's canonical observation of one device."""
+    text = (
+        f'{{"sensor":"{sensor}","quantity":"people.presence","unit":"{{device}}","value":1,'
+        f'"observed_at":"{at:%Y-%m-%dT%H:%M:%SZ}","personal":{{"device_mac":"{mac}"}}}}'
+    )
+    return text.encode()
+
+
+def push(deps: Deps, keys: InMemoryKeyStore, seen: list[tuple[str, datetime, str]]) -> None:
+    """The counters' observations through the edge, as their bridge sends them."""
+    fmt = FORMATS["canonical"]
+    payloads = [
+        Payload(observation(sensor, at, mac), Context(at.timestamp()), n)
+        for n, (sensor, at, mac) in enumerate(seen, start=1)
+    ]
+    receive(deps, keys, fmt, payloads)
+
+
+def drain(deps: Deps) -> None:
+    """anonymize, then aggregate, until their queues are empty."""
+    for function, core in ((Function.ANONYMIZE, anonymize_object),
+                           (Function.AGGREGATE, aggregate_object)):  # fmt: skip
+        queue = deps.names.queue(function)
+        while batch := deps.queue.receive(queue, 10):
+            for received in batch:
+                run_stage(function, Message.model_validate_json(received.body), deps, core)
+            deps.queue.delete(queue, [m.receipt_handle for m in batch])
+
+
+def at(deps: Deps, moment: datetime) -> Deps:
+    """The same stack, its clock at ``moment``."""
+    return dataclasses.replace(deps, clock=FixedClock(moment))

@@ -217,6 +217,26 @@ def _summary(report: dict[str, Any], wall: float) -> None:
         ),
         ("datasets", ", ".join(report["datasets"])),
         ("books balance", "[green]yes[/]" if report["balanced"] else "[red]NO[/]"),
+    ]
+    budget = report.get("privacy_budget")
+    if budget:
+        rows.append(
+            (
+                "ε ledger",
+                f"{budget['releases']} releases, at most ε = {budget['most_spent']:g} of "
+                f"{budget['budget_per_sensor_day']:g} spent per sensor-day",
+            )
+        )
+    end = report.get("end_of_run")
+    if end:
+        rows.append(
+            (
+                "end of run",
+                f"{end['keys_destroyed']} daily secrets destroyed, "
+                f"{end['clean_scrubbed']} clean objects scrubbed of pseudonyms",
+            )
+        )
+    rows += [
         ("wall time", f"{wall:.1f} s ({received / wall:,.0f} readings/s)"),
     ]
     for name, value in rows:
@@ -276,8 +296,9 @@ def replay_cmd(
     keys_dir: Annotated[
         Path | None,
         typer.Option(
-            help="keep the daily secrets in this directory, so that two replays share them "
-            "(and publish the same distinct-device counts); default: the stack's keys bucket"
+            help="a file key store here: its release secret (the noise of people counts) "
+            "outlives the run, so two replays publish the same bytes; every daily secret is "
+            "destroyed at the end either way; default: the stack's keys bucket"
         ),
     ] = None,
 ) -> None:

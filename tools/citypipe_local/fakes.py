@@ -174,10 +174,19 @@ class InMemoryQueue(Queue):
 
 
 class InMemoryKeyStore(KeyStore):
-    def __init__(self) -> None:
+    """``noise_secret``: the release secret, for tests that need reproducible noise."""
+
+    def __init__(self, noise_secret: bytes | None = None) -> None:
         self.secrets: dict[date, bytes] = {}
         self.horizon: date | None = None
+        self.noise = noise_secret
         self._lock = threading.Lock()
+
+    def _noise_secret(self) -> bytes:
+        with self._lock:
+            if self.noise is None:
+                self.noise = secrets.token_bytes(32)
+            return self.noise
 
     def _secret(self, day: date) -> bytes:
         with self._lock:

@@ -46,10 +46,13 @@ from citypipe.domain.naming import (
     BUCKET_NAME_MAX,
     StackNames,
     deployment_prefix,
+    epsilon_prefix,
     key_destruction_prefix,
     key_horizon_object,
     key_object_prefix,
+    noise_secret_object,
     open_prefix,
+    scrub_prefix,
     webhook_tokens_object_prefix,
 )
 from citypipe.service.metrics import NAMESPACE
@@ -251,6 +254,9 @@ def stack_params(
         "keysDays": str(city.key_retention_days + 1),
         "tokensObjectPrefix": webhook_tokens_object_prefix(city.city),
         "keyDestructionPrefix": key_destruction_prefix(city.city),
+        "noiseSecretObject": noise_secret_object(city.city),
+        "epsilonPrefix": epsilon_prefix(city.city),
+        "scrubPrefix": scrub_prefix(city.city),
         "openPrefix": open_prefix(city.city),
         "k": str(city.disclosure.k),
         "metricsNamespace": NAMESPACE,

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -40,6 +41,8 @@ from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import aggregates_prefix, journal_prefix
 from citypipe.ports import KeyStore
 from citypipe.service.edge import receive
+from citypipe.service.export import days_with_partials
+from citypipe.service.housekeeping import retire_keys
 from citypipe.service.stage import Deps
 from citypipe.settings import KeySettings, Settings, StackSettings
 from citypipe_local import stack
@@ -70,9 +73,10 @@ class ReplayOptions:
     batch_payloads: int = 40_000
     concurrency: int = 4
     duplicate_deliveries: bool = False
-    # None: the daily secrets live in the stack's keys bucket, as in a cloud (and die with
-    # the embedded backend). A directory: a file key store there, e.g. for tests comparing
-    # two runs, which need the same secrets to publish the same distinct-device counts.
+    # None: the secrets live in the stack's keys bucket, as in a cloud. A directory: a file
+    # key store there, whose release secret (the noise of people counts) outlives the run,
+    # e.g. for tests comparing two runs' open data byte for byte. Either way every daily
+    # secret is destroyed at the end of the run.
     keys_dir: Path | None = None
     visibility_timeout_s: int = 30
     localstack_endpoint: str | None = None
@@ -201,6 +205,20 @@ def copy_zones(deps: Deps, out: Path) -> None:
             path.write_bytes(deps.store.get(bucket, info.key).body)
 
 
+def end_of_run(deps: Deps, keys: KeyStore) -> dict[str, int]:
+    """Keys really die: at the end of a local run, destroy every daily secret (up to
+    tomorrow, the latest day a reading may be dated) and scrub the pseudonyms of every day
+    from the clean zone, as the hourly job does once a day's key retention is over. What
+    the run leaves behind — zones copied to disk, a LocalStack that lives on, a keys
+    directory — lets nobody compute a pseudonym again. The release secret (noise) stays: it
+    links nothing to anyone, and a re-run with it publishes the same noise."""
+    now = deps.clock.now()
+    days = days_with_partials(deps)  # a replayed day may be older than the clean retention
+    since = date.fromisoformat(days[0]) if days else None
+    destroyed, scrubbed = retire_keys(deps, keys, now.date() + timedelta(days=2), now, since)
+    return {"keys_destroyed": destroyed, "clean_scrubbed": scrubbed}
+
+
 def request_export(deps: Deps) -> None:
     """What an operator (or the schedule) does once the day is in: publish every day."""
     request = Message(
@@ -272,6 +290,8 @@ def run_local(
         deps = deps_from(settings)
         clients = stack.make_clients(settings.backend)
         stack.down(deps.names, clients)  # a replay starts from an empty stack
+        if options.keys_dir is not None:  # ... and a key store of its own: no secret, no horizon
+            stack.reset_file_keys(options.keys_dir / deps.city.city)
         stack.up(deps.city, deps.names, clients, settings.stack)
         started = time.perf_counter()
         with written_to(out / "logs.jsonl"):
@@ -309,6 +329,7 @@ def run_local(
                 invoker.close()
             seconds = {f: s.seconds for f, s in runner.stats.items()}
             report = build_report(deps, played.sent, seconds, played.bridge, played.resent)
+            report["end_of_run"] = end_of_run(deps, key_store_from(settings, deps))
         if played.transport is not None:
             report["transport"] = played.transport
         report["seconds"] = {

@@ -8,10 +8,11 @@ are the typed books of ``citypipe.domain.books``: the same models the stages wri
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from citypipe.core.disclosure import treatment
 from citypipe.domain.books import (
     AggregateCounts,
     AnonymizeCounts,
@@ -23,8 +24,10 @@ from citypipe.domain.books import (
 )
 from citypipe.domain.errors import TerminalError
 from citypipe.domain.model import Function, Message, Zone
-from citypipe.domain.naming import input_id, lineage_key, lineage_prefix
+from citypipe.domain.naming import epsilon_prefix, input_id, lineage_key, lineage_prefix
+from citypipe.domain.themes import quantities_of, themes_of
 from citypipe.entrypoints.events import parse_messages
+from citypipe.service.export import ledger
 from citypipe.service.stage import Deps
 
 
@@ -116,9 +119,16 @@ class Books:
     export: ExportCounts
     days: list[str]
     datasets: list[str]
+    # export lineage of people datasets published with noise: the ε ledger entries each names
+    noised_releases: list[list[str]]
 
     @classmethod
-    def read(cls, records: Iterator[Lineage]) -> Books:
+    def read(
+        cls, records: Iterator[Lineage], noised_datasets: Collection[str] | None = None
+    ) -> Books:
+        """``noised_datasets``: the datasets published with noise (their releases are
+        charged to the ε ledger)."""
+        noised: list[list[str]] = []
         ingest, anonymize = IngestCounts.zero(), AnonymizeCounts.zero()
         aggregate = AggregateCounts.zero()
         latest: dict[tuple[str, str], Lineage] = {}  # the latest export of each day and theme
@@ -131,6 +141,8 @@ class Books:
             elif isinstance(counts, AggregateCounts):
                 aggregate += counts
             elif record.window is not None:
+                if record.dataset in (noised_datasets or ()) and not counts.refused:
+                    noised.append([o.key for o in record.outputs if o.key.startswith("epsilon/")])
                 unit = (record.window, record.dataset or "")
                 previous = latest.get(unit)
                 if previous is None or _newer(record, previous):
@@ -141,7 +153,7 @@ class Books:
             export += record.counts
         days = sorted({day for day, _ in latest})
         datasets = sorted({dataset for _, dataset in latest})
-        return cls(ingest, anonymize, aggregate, export, days, datasets)
+        return cls(ingest, anonymize, aggregate, export, days, datasets, noised)
 
     def of(self, function: Function) -> StageCounts:
         return {
@@ -163,7 +175,7 @@ def build_report(
     that took what came — then what reached the edge); ``bridge``: the MQTT bridge's books,
     when the hubs' messages came through one; ``resent``: payloads a webhook recognized as
     received before (a request of the very same content: nothing written, no lineage)."""
-    books = Books.read(lineage_records(deps))
+    books = Books.read(lineage_records(deps), noised_datasets(deps))
     dead = {f: dead_letters(deps, f) for f in Function}
     dead_records = {f: sum(m.records for m in dead[f]) for f in Function}
     ingest, anonymize, aggregate, export = (
@@ -191,8 +203,9 @@ def build_report(
               aggregate.aggregated + aggregate.quarantined_total),
         Check("aggregated = readings in published, suppressed and flagged cells",
               aggregate.aggregated, export.readings),
-        Check("cells = published + suppressed + flagged", export.cells,
-              export.published + export.suppressed + export.flagged),
+        Check("cells = published + suppressed + flagged + refused", export.cells,
+              export.published + export.suppressed + export.flagged + export.refused_total),
+        *epsilon_checks(deps, books.noised_releases),
     ]  # fmt: skip
     if bridge is not None:
         checks += bridge.checks()
@@ -209,6 +222,8 @@ def build_report(
         "published_cells": export.published,
         "suppressed_cells": export.suppressed,
         "flagged_cells": export.flagged,
+        "refused_cells": export.refused,
+        "privacy_budget": privacy_budget(deps),
         "balanced": all(c.ok for c in checks),
         "checks": [c.as_dict() for c in checks],
         "stages": {
@@ -223,4 +238,57 @@ def build_report(
         "days": books.days,
         "datasets": books.datasets,
         **({"bridge": bridge.books.model_dump()} if bridge is not None else {}),
+    }
+
+
+def noised_datasets(deps: Deps) -> list[str]:
+    """The datasets whose releases add noise and are charged to the ε ledger."""
+    if deps.city.disclosure.noise is None:
+        return []
+    return [
+        theme.slug
+        for theme in themes_of(deps.city)
+        if treatment(deps.city, quantities_of(deps.city, theme)).personal
+    ]
+
+
+def _spent(deps: Deps) -> dict[tuple[str, str], float]:
+    """ε spent per (sensor, day), over every release in the ledger."""
+    spent: dict[tuple[str, str], float] = {}
+    for entry in ledger(deps):
+        for sensor, epsilon in entry.charges.items():
+            spent[sensor, entry.day] = spent.get((sensor, entry.day), 0.0) + epsilon
+    return spent
+
+
+def epsilon_checks(deps: Deps, noised_releases: list[list[str]]) -> list[Check]:
+    """The ε ledger balances: every release published with noise names its entry, which is
+    there, and no sensor-day spent more than its budget."""
+    noise = deps.city.disclosure.noise
+    if noise is None:
+        return []
+    audit = deps.names.bucket(Zone.AUDIT)
+    entries = {i.key for i in deps.store.list(audit, epsilon_prefix(deps.city.city))}
+    charged = sum(1 for keys in noised_releases if len(keys) == 1 and keys[0] in entries)
+    over = sum(1 for spent in _spent(deps).values() if spent > noise.budget + 1e-9)
+    return [
+        Check("ε ledger: releases published with noise = releases charged",
+              len(noised_releases), charged),
+        Check("ε ledger: sensor-days over budget = 0", over, 0),
+    ]  # fmt: skip
+
+
+def privacy_budget(deps: Deps) -> dict[str, Any] | None:
+    """What the ε ledger says: releases, sensor-days charged, the most any spent."""
+    noise = deps.city.disclosure.noise
+    if noise is None:
+        return None
+    spent = _spent(deps)
+    return {
+        "mechanism": noise.mechanism,
+        "epsilon_per_release": noise.epsilon,
+        "budget_per_sensor_day": noise.budget,
+        "releases": len(ledger(deps)),
+        "sensor_days": len(spent),
+        "most_spent": round(max(spent.values(), default=0.0), 9),
     }

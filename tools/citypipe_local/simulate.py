@@ -25,7 +25,7 @@ filled with the device as its hub names it. CSV drops are files under ``drops/cs
 A small, deterministic fraction of messages is spoiled the ways hubs really fail, each with
 the quarantine reason ingest must give it (or, for a hub's resend, the duplicates it must
 find). ``truth.json`` holds the ingest ledger, every 15-minute zone cell before
-suppression (exact: integer hundredths, distinct devices per sensor and day) and every
+suppression (exact: integer hundredths, distinct devices per sensor and window) and every
 identifier emitted. Everything is seeded: the same arguments give byte-identical files.
 """
 
@@ -214,6 +214,9 @@ class _Cells:
                     "min_distinct_people": None
                     if devices is None
                     else max(Counter(sensor for sensor, _ in devices).values()),
+                    "devices_by_sensor": None
+                    if devices is None
+                    else dict(sorted(Counter(sensor for sensor, _ in devices).items())),
                 }
             )
         return rows

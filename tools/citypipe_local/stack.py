@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
 from citypipe.adapters.boto import error_code
 from citypipe.adapters.clients import s3_client, sqs_client
+from citypipe.adapters.keys import HORIZON
 from citypipe.domain.city import City
 from citypipe.domain.model import Function, Zone
 from citypipe.domain.naming import StackNames
@@ -247,3 +249,14 @@ def _queues(names: StackNames, clients: Clients) -> Iterator[tuple[str, str]]:
             except ClientError as exc:
                 if error_code(exc) not in _NO_QUEUE:
                     raise
+
+
+def reset_file_keys(directory: Path) -> None:
+    """A laptop's file key store made new for a new stack: its daily secrets and its horizon
+    gone (a replay's earlier run destroyed them up to tomorrow), its release secret kept (so
+    two runs publish the same noise)."""
+    if not directory.is_dir():
+        return
+    for path in directory.iterdir():
+        if path.suffix == ".key" or path.name == HORIZON:
+            path.unlink()

@@ -242,6 +242,18 @@ class KeyStore(ABC):
             raise KeyDestroyedError(day.isoformat())
         return self._secrets.get(day, lambda: self._secret(day))
 
+    def noise_secret(self) -> bytes:
+        """The city's release secret (32 bytes): it seeds the differential-privacy noise of
+        published people counts, so a re-export of unchanged inputs draws the same noise,
+        and nobody without it can subtract the noise. Created on first use (concurrent
+        callers agree); kept apart from the daily secrets and never destroyed with them (it
+        links nothing to anyone: it only hides the noise). Remembered by the instance."""
+        if self._release is None:
+            self._release = self._noise_secret()
+        return self._release
+
+    _release: bytes | None = None
+
     def destroy_before(self, day: date) -> int:
         """Destroy the secrets of days before ``day`` for good; return how many."""
         horizon = self._destroyed_before()  # the backend's, never a remembered one
@@ -261,6 +273,10 @@ class KeyStore(ABC):
     def _destroy(self, day: date, previous_horizon: date | None) -> int:
         """Destroy the secrets of days before ``day``. ``previous_horizon`` is how far an
         earlier call destroyed (None: never), for stores that destroy by name."""
+
+    @abstractmethod
+    def _noise_secret(self) -> bytes:
+        """The release secret from the backend, created if it has none."""
 
     @abstractmethod
     def _destroyed_before(self) -> date | None: ...

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from citypipe.adapters.boto import NOT_FOUND, classified, error_code
 from citypipe.domain.errors import KeyDestroyedError, NotFoundError
-from citypipe.domain.naming import key_horizon_object, key_object_prefix
+from citypipe.domain.naming import key_horizon_object, key_object_prefix, noise_secret_object
 from citypipe.ports import KeyStore, ObjectStore
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 SECRET_BYTES = 32
 HORIZON = "destroyed-before"  # how far secrets were destroyed: those days stay refused
+NOISE_FILE = "noise.secret"  # not *.key: never destroyed with the daily secrets
 # Days before the first destruction searched for secrets: longer than any key retention
 # (at most 31 days) plus the days a stack may run before its first hourly job.
 LOOKBACK_DAYS = 62
@@ -49,6 +50,7 @@ class ObjectKeyStore(KeyStore):
         self.bucket = bucket
         self.prefix = key_object_prefix(city)
         self.horizon_key = key_horizon_object(city)
+        self.noise_key = noise_secret_object(city)
 
     def _key(self, day: date) -> str:
         return f"{self.prefix}{day.isoformat()}.key"
@@ -73,6 +75,13 @@ class ObjectKeyStore(KeyStore):
             self.store.delete(self.bucket, key)
             raise KeyDestroyedError(day.isoformat())
         return self.store.get(self.bucket, key).body
+
+    def _noise_secret(self) -> bytes:
+        try:
+            return _checked(self.store.get(self.bucket, self.noise_key).body, self.noise_key)
+        except NotFoundError:
+            self.store.put_if_absent(self.bucket, self.noise_key, secrets.token_bytes(SECRET_BYTES))
+            return _checked(self.store.get(self.bucket, self.noise_key).body, self.noise_key)
 
     def _refused(self, day: date) -> bool:
         horizon = self._destroyed_before()  # the backend's, never a remembered one
@@ -103,6 +112,27 @@ class ObjectKeyStore(KeyStore):
         self.store.put(self.bucket, self.horizon_key, day.isoformat().encode())
 
 
+def _checked(secret: bytes, where: str) -> bytes:
+    if len(secret) != SECRET_BYTES:
+        raise ValueError(f"{where} is not a {SECRET_BYTES}-byte secret")
+    return secret
+
+
+def _linked(path: Path, content: bytes) -> None:
+    """Create ``path`` holding ``content`` unless it exists (``link`` is atomic: concurrent
+    workers agree on the first writer's bytes)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(f".tmp{os.getpid()}-{secrets.token_hex(4)}")
+    tmp.write_bytes(content)
+    tmp.chmod(0o600)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+
+
 class FileKeyStore(KeyStore):
     """One file per day, created with ``link`` so concurrent workers agree on the bytes.
     Shared only by the processes of one machine: never a cloud deployment's store."""
@@ -116,17 +146,14 @@ class FileKeyStore(KeyStore):
     def _secret(self, day: date) -> bytes:
         path = self._path(day)
         if not path.exists():
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = path.with_suffix(f".tmp{os.getpid()}-{secrets.token_hex(4)}")
-            tmp.write_bytes(secrets.token_bytes(SECRET_BYTES))
-            tmp.chmod(0o600)
-            try:
-                os.link(tmp, path)  # atomic create-if-absent: the first writer wins
-            except FileExistsError:
-                pass
-            finally:
-                tmp.unlink()
+            _linked(path, secrets.token_bytes(SECRET_BYTES))
         return path.read_bytes()
+
+    def _noise_secret(self) -> bytes:
+        path = self.directory / NOISE_FILE
+        if not path.exists():
+            _linked(path, secrets.token_bytes(SECRET_BYTES))
+        return _checked(path.read_bytes(), str(path))
 
     def _destroy(self, day: date, previous_horizon: date | None) -> int:
         destroyed = 0
@@ -178,6 +205,21 @@ class SecretsManagerKeyStore(KeyStore):
                     raise
             secret = self.client.get_secret_value(SecretId=name)["SecretBinary"]
         return secret
+
+    @classified
+    def _noise_secret(self) -> bytes:
+        name = f"{self.prefix}/noise"
+        try:
+            return self.client.get_secret_value(SecretId=name)["SecretBinary"]
+        except ClientError as exc:
+            if error_code(exc) not in NOT_FOUND:
+                raise
+        try:
+            self.client.create_secret(Name=name, SecretBinary=secrets.token_bytes(SECRET_BYTES))
+        except ClientError as exc:
+            if error_code(exc) != "ResourceExistsException":
+                raise
+        return self.client.get_secret_value(SecretId=name)["SecretBinary"]
 
     @classified
     def _destroyed_before(self) -> date | None:

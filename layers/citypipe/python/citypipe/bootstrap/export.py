@@ -19,7 +19,9 @@ from citypipe.settings import Settings
 
 def build(deps: Deps, keys: KeyStore) -> FunctionApp:
     return FunctionApp(
-        consumer=ClaimCheckConsumer(Function.EXPORT, deps, lambda m: export_requested(deps, m)),
+        consumer=ClaimCheckConsumer(
+            Function.EXPORT, deps, lambda m: export_requested(deps, keys, m)
+        ),
         schedule=lambda event: scheduled(deps, keys, event),
     )
 

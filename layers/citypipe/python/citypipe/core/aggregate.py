@@ -3,10 +3,11 @@
 One partial object per clean input, keyed by the input's identity. A partial row is a
 (window, zone, quantity, unit, sensor) with count, sum, min and max (mean is derived) and,
 for personal sources, an HLL sketch of that sensor's pseudonyms: distinct devices without
-keeping any identifier. Rows stay per sensor because pseudonyms are per sensor: one sensor
-can prove how many distinct people it saw, a union of sensors cannot (the same person has
-another pseudonym at each sensor). Partials merge associatively and commutatively, so late
-data and any delivery order give the same result.
+keeping any identifier. Rows stay per sensor because pseudonyms are per sensor and window:
+one sensor can prove how many distinct people it saw in a window, a union of sensors cannot
+(the same person has another pseudonym at each sensor), and no sketch links two windows.
+Partials of a window merge exactly, associatively and commutatively, so late data and any
+delivery order give the same result.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasketches import hll_sketch, hll_union
 
-WINDOW_MINUTES = 15
+from citypipe.domain.model import WINDOW_MINUTES
+
 HLL_LG_K = 12  # ~1.6 % relative error; exact in practice while a cell holds few devices
 CELL = ["window_start", "zone", "quantity", "unit"]
 KEY = [*CELL, "sensor"]
@@ -91,8 +93,22 @@ def merge_partials(partials: Sequence[pa.Table]) -> pa.Table:
 
 
 @dataclass(frozen=True)
+class SensorFigures:
+    """What one sensor measured in a cell."""
+
+    sensor: str
+    count: int
+    sum: float
+    min: float
+    max: float
+    devices: int | None  # distinct devices it saw in the window; None: no data subject
+
+
+@dataclass(frozen=True)
 class Cell:
-    """A published cell: zone x quantity x window, over all its sensors."""
+    """A zone x quantity x window, over all its sensors (figures), and per sensor: what
+    disclosure control decides on. A cell of the complete grid nobody was measured in has
+    count 0 and no sensor."""
 
     window_start: datetime
     zone: str
@@ -102,8 +118,7 @@ class Cell:
     sum: float
     min: float
     max: float
-    distinct_devices: int | None  # (sensor, device) pairs: a device at two sensors counts twice
-    min_people: int | None  # provable lower bound: the most devices any one sensor saw
+    sensors: tuple[SensorFigures, ...] = ()
 
 
 def _total(values: Sequence[float]) -> float:
@@ -118,29 +133,39 @@ def _total(values: Sequence[float]) -> float:
 
 
 def cells(merged: pa.Table) -> list[Cell]:
-    """Roll a merged partial (per sensor) up to cells, in cell order."""
+    """Roll a merged partial (per sensor) up to cells, in cell order. A sensor's distinct
+    devices come from its own sketch only: pseudonyms are per sensor and window, so a
+    union over sensors would only add them up (and count a device once per sensor)."""
     by_cell: dict[Key, list[dict[str, Any]]] = {}
     for row in merged.sort_by([(c, "ascending") for c in KEY]).to_pylist():
         by_cell.setdefault(tuple(row[c] for c in CELL), []).append(row)
     out = []
     for key, rows in sorted(by_cell.items()):
-        sketches = [hll_sketch.deserialize(r["devices"]) for r in rows if r["devices"] is not None]
-        union = hll_union(HLL_LG_K)
-        for sketch in sketches:
-            union.update(sketch)
         window_start, zone, quantity, unit = rows[0]["window_start"], *key[1:]
+        sensors = tuple(
+            SensorFigures(
+                sensor=str(r["sensor"]),
+                count=int(r["count"]),
+                sum=float(r["sum"]),
+                min=float(r["min"]),
+                max=float(r["max"]),
+                devices=None
+                if r["devices"] is None
+                else round(hll_sketch.deserialize(r["devices"]).get_estimate()),
+            )
+            for r in rows
+        )
         out.append(
             Cell(
                 window_start=window_start,
                 zone=str(zone),
                 quantity=str(quantity),
                 unit=str(unit),
-                count=sum(int(r["count"]) for r in rows),
-                sum=_total([float(r["sum"]) for r in rows]),
-                min=min(float(r["min"]) for r in rows),
-                max=max(float(r["max"]) for r in rows),
-                distinct_devices=round(union.get_estimate()) if sketches else None,
-                min_people=max(round(s.get_estimate()) for s in sketches) if sketches else None,
+                count=sum(s.count for s in sensors),
+                sum=_total([s.sum for s in sensors]),
+                min=min(s.min for s in sensors),
+                max=max(s.max for s in sensors),
+                sensors=sensors,
             )
         )
     return out

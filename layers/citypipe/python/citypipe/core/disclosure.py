@@ -3,20 +3,29 @@
 ``disclose`` is the contract every open format relies on: every cell in, exactly one
 ``DisclosedCell`` out per cell, in the same order, holding the figures that may be
 published — and only those. No format reads a merged partial or a ``Cell`` directly, so
-a change of rule here (complementary suppression, a complete grid, noise under an epsilon
-budget) changes every format at once. ``treatment`` says in words and numbers what the
-rule is, for the catalogue, the data package and the portal.
+a rule changed here changes every format at once. ``treatment`` says in words and numbers
+what the rule is, for the catalogue, the data package, the portal and the register.
 
-Today's rule:
+The rule:
 
 1. a cell whose figures are not plausible (a sum that overflowed, a value outside its
    quantity's range: readings ingest should have refused) is **flagged**: marked, its
    figures blank, so a broken sensor can never publish a number nor lose the day;
-2. a cell of a quantity that counts people (its source pseudonymizes a data subject) is
-   **suppressed** unless one of its sensors alone saw at least k distinct devices
-   (pseudonyms are per sensor, so that is the count that can be proven): marked, figures
-   blank, never zero;
-3. every other cell is **published** as measured.
+2. a cell of a quantity that counts people (its source pseudonymizes a data subject)
+   counts only the sensors that alone saw at least k distinct devices in the window
+   (pseudonyms are per sensor and window, so that is what can be proven); with none, it
+   is **suppressed**: marked, figures blank, never zero. A people dataset's day is a
+   **complete grid** (``complete_grid``): every zone with a counter x every window x
+   quantity has a row, and an empty window is suppressed exactly as one of 1 to k - 1
+   devices is, so suppression discloses no presence;
+3. where the city adds noise (``disclosure.noise``), a published people cell shows one
+   figure, its distinct devices plus noise (``core.noise``), never below k; the exact
+   counts, sums and extremes are not released (each would spend privacy budget). The
+   noise is drawn from a stream keyed by the city's secret noise key and seeded by the
+   cell's place and exact inputs: a re-export of unchanged inputs shows the same figure
+   (byte-identical files, nothing new learned), a cell whose inputs changed gets fresh
+   noise (and the release is charged again to the ε ledger);
+4. every other cell is **published** as measured.
 """
 
 from __future__ import annotations
@@ -24,12 +33,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from citypipe.core.aggregate import WINDOW_MINUTES, Cell
+from citypipe.core.aggregate import Cell
+from citypipe.core.noise import Noise, cell_seed
 from citypipe.domain.city import City
-from citypipe.domain.model import QUANTITIES
+from citypipe.domain.model import QUANTITIES, QUANTITY_UNITS, WINDOW_MINUTES
 
 
 class Status(StrEnum):
@@ -42,6 +52,8 @@ class Status(StrEnum):
 FEWER_THAN_K = "fewer_than_k_devices"
 NOT_FINITE = "not_finite"
 IMPLAUSIBLE = "implausible_value"
+
+WINDOWS_A_DAY = 24 * 60 // WINDOW_MINUTES
 
 
 @dataclass(frozen=True)
@@ -69,13 +81,24 @@ class DisclosedCell:
 @dataclass(frozen=True)
 class PrivacyTreatment:
     """How a dataset's cells were protected, stated in every place the dataset is
-    described. ``mechanism`` and ``epsilon`` stay None until noise is added."""
+    described. ``mechanism`` and the rest stay None where no noise is added."""
 
     personal: bool  # the dataset counts people
     k: int | None
     rule: str
     mechanism: str | None = None
     epsilon: float | None = None
+    delta: float | None = None
+    budget: float | None = None  # ε a sensor-day may spend over every release of it
+    noise: str | None = None  # the noise in words
+
+
+def noise_of(city: City) -> Noise | None:
+    """The city's noise for people counts, or None."""
+    settings = city.disclosure.noise
+    if settings is None:
+        return None
+    return Noise(settings.mechanism, settings.epsilon, settings.delta)
 
 
 def _implausible(cell: Cell) -> str:
@@ -88,18 +111,44 @@ def _implausible(cell: Cell) -> str:
     return ""
 
 
-def disclose(city: City, cells: Sequence[Cell]) -> list[DisclosedCell]:
-    """The cells of a day as they may be published: flagged, suppressed or published."""
+def complete_grid(
+    city: City, day: str, quantities: Iterable[str], cells: Sequence[Cell]
+) -> list[Cell]:
+    """The day's cells of people quantities on the complete grid: every window x every zone
+    with a registered device measuring the quantity x quantity, in cell order; a cell nobody
+    was measured in is an empty one (suppressed like any cell under k)."""
+    midnight = datetime.fromisoformat(day).replace(tzinfo=UTC)
+    found = {(c.window_start, c.zone, c.quantity): c for c in cells}
+    for quantity in quantities:
+        for zone in city.zones_measuring.get(quantity, ()):
+            for window in range(WINDOWS_A_DAY):
+                start = midnight + timedelta(minutes=WINDOW_MINUTES * window)
+                if (start, zone, quantity) not in found:
+                    found[start, zone, quantity] = Cell(
+                        start, zone, quantity, QUANTITY_UNITS[quantity], 0, 0.0, math.nan,
+                        math.nan,
+                    )  # fmt: skip
+    return [found[key] for key in sorted(found)]
+
+
+def disclose(
+    city: City, cells: Sequence[Cell], noise_key: bytes | None = None
+) -> list[DisclosedCell]:
+    """The cells of a day as they may be published: flagged, suppressed or published.
+    ``noise_key``: the city's secret noise key, which seeds the noise of people cells
+    where the city adds noise (required then)."""
     personal = city.personal_quantities
     k = city.disclosure.k
+    noise = noise_of(city)
+    if noise is not None and noise_key is None and any(c.quantity in personal for c in cells):
+        raise ValueError("people cells with noise need the city's noise key")
     out = []
     for cell in cells:
         where = (cell.window_start, cell.zone, cell.quantity, cell.unit)
-        if reason := _implausible(cell):
+        if cell.count and (reason := _implausible(cell)):
             out.append(DisclosedCell(*where, Status.FLAGGED, reason))
-        elif cell.quantity in personal and (cell.min_people or 0) < k:
-            out.append(DisclosedCell(*where, Status.SUPPRESSED, FEWER_THAN_K))
-        else:
+            continue
+        if cell.quantity not in personal:
             out.append(
                 DisclosedCell(
                     *where,
@@ -110,9 +159,38 @@ def disclose(city: City, cells: Sequence[Cell]) -> list[DisclosedCell]:
                     min=cell.min,
                     max=cell.max,
                     mean=cell.sum / cell.count,
-                    distinct_devices=cell.distinct_devices,
                 )
             )
+            continue
+        counted = [s for s in cell.sensors if s.devices is not None and s.devices >= k]
+        if not counted:
+            out.append(DisclosedCell(*where, Status.SUPPRESSED, FEWER_THAN_K))
+            continue
+        devices = sum(s.devices or 0 for s in counted)
+        if noise is not None:
+            assert noise_key is not None
+            inputs = [f"{s.sensor}={s.devices}" for s in counted]
+            seed = cell_seed(
+                noise_key, cell.window_start.isoformat(), cell.zone, cell.quantity, *inputs
+            )
+            noisy = max(k, devices + noise.sample(seed))  # post-processing: still private
+            out.append(DisclosedCell(*where, Status.PUBLISHED, "", distinct_devices=noisy))
+            continue
+        count = sum(s.count for s in counted)
+        total = math.fsum(s.sum for s in counted)
+        out.append(
+            DisclosedCell(
+                *where,
+                Status.PUBLISHED,
+                "",
+                count=count,
+                sum=total,
+                min=min(s.min for s in counted),
+                max=max(s.max for s in counted),
+                mean=total / count,
+                distinct_devices=devices,
+            )
+        )
     return out
 
 
@@ -127,13 +205,34 @@ def treatment(city: City, quantities: Iterable[str]) -> PrivacyTreatment:
             "so cells are published as measured. Implausible figures are flagged, never "
             "published.",
         )
+    rule = (
+        "Device identifiers are replaced within minutes by keyed pseudonyms (HMAC-SHA-256 "
+        "under a key per sensor and 15-minute window, derived from a daily secret destroyed "
+        f"after {city.key_retention_days} days) and never published; after that no stored "
+        "row keeps one. A 15-minute zone cell counts only the sensors that alone saw at "
+        f"least k = {k} distinct devices; a cell without one is marked suppressed with every "
+        "figure blank (never zero), and every window of every zone with a counter has a row, "
+        "so an empty window looks like any suppressed one. Day summaries use published "
+        "cells only. distinct_devices counts a device once per sensor that saw it."
+    )
+    noise = noise_of(city)
+    settings = city.disclosure.noise
+    if noise is None or settings is None:
+        return PrivacyTreatment(personal=True, k=k, rule=rule)
+    words = (
+        f"{noise.describe()}; the unit of privacy is one device's presence in one 15-minute "
+        f"window at one sensor; each sensor may spend ε = {settings.budget} a day over every "
+        "release of it (re-releases after late data included), recorded in a ledger; a "
+        "release over budget is refused. Published cells show distinct_devices only, noisy "
+        f"and never below k; count, sum, min, max and mean are not released."
+    )
     return PrivacyTreatment(
         personal=True,
         k=k,
-        rule=f"Device identifiers are replaced within minutes by keyed pseudonyms (HMAC-SHA-256 "
-        f"under a key per sensor and day, destroyed after the retention period) and never "
-        f"published. A 15-minute zone cell is published only when one sensor alone saw at "
-        f"least k = {k} distinct devices; otherwise it is marked suppressed with every figure "
-        f"blank (never zero). Day summaries use published cells only. distinct_devices "
-        f"counts a device once per sensor that saw it.",
+        rule=f"{rule} Noise: {words}",
+        mechanism=settings.mechanism,
+        epsilon=settings.epsilon,
+        delta=settings.delta,
+        budget=settings.budget,
+        noise=words,
     )

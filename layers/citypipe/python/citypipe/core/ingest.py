@@ -5,8 +5,9 @@ let the format's adapter read it into readings, then for each reading alone: res
 device in the registry (never by a pattern; its registered zone, never a claimed
 position), map the field to a controlled quantity, check the unit, the number, the
 plausible range and the time (from 2000 to a few minutes ahead of the clock), replace the
-data subject's identifier by its keyed pseudonym and drop every other identifier. A
-reading seen before in the batch (same sensor, quantity and time) is a duplicate.
+data subject's identifier by its keyed pseudonym (per sensor and 15-minute window) and drop
+every other identifier. A reading seen before in the batch (same sensor, quantity and
+time) is a duplicate.
 
 Nothing is dropped silently and nothing crashes a batch: a payload or reading that cannot
 be used is rejected with a machine-readable reason and its JSON path; the payload is kept
@@ -32,11 +33,12 @@ import orjson
 
 from citypipe.core.formats import Format
 from citypipe.core.formats.common import Context, Reading, Rejection, Unreadable, number
-from citypipe.core.pseudonyms import KeyFor, pseudonym
-from citypipe.core.redact import redact, redact_text
+from citypipe.core.pseudonyms import KeyFor, pseudonym, window_key
+from citypipe.core.redact import IMAGE_HINT, IMAGE_HINT_TEXT, image_path, redact, redact_text
 from citypipe.domain.city import Action, City
 from citypipe.domain.errors import KeyDestroyedError
-from citypipe.domain.model import EARLIEST_EPOCH, FUTURE_SLACK_S, RawRecord
+from citypipe.domain.model import EARLIEST_EPOCH, FUTURE_SLACK_S, WINDOW_SECONDS, RawRecord
+from citypipe.domain.personal import HUB_PERSONAL
 from citypipe.domain.registry import Resolved
 
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -152,7 +154,7 @@ class _Batch:
 
     __slots__ = (
         "aliases", "batch_source", "city", "devices", "fmt", "key_for", "latest", "only_source",
-        "policies", "prior", "result", "seen",
+        "policies", "prior", "result", "seen", "windows",
     )  # fmt: skip
 
     def __init__(
@@ -178,6 +180,7 @@ class _Batch:
         # pseudonyms of this batch (a device is seen again and again): kept no longer than
         # the batch, so no derived key outlives it in a warm container
         self.aliases: dict[tuple[bytes, str], str] = {}
+        self.windows: dict[tuple[bytes, int], bytes] = {}  # (sensor key, window) -> its key
         self.result = Normalized()
         self.seen = self.result.seen
 
@@ -207,9 +210,14 @@ class _Batch:
                 refused = name
         if policy.subject is None:
             if r.subject is not None:
-                return Rejection(
-                    "undeclared_personal_field", f"{dev.source} declares no data subject", r.path
-                )
+                action = policy.actions.get(HUB_PERSONAL.get(r.hub, ("",))[0])
+                if action is Action.REFUSE:
+                    return None, refused or HUB_PERSONAL[r.hub][0]
+                if action is not Action.DROP:
+                    return Rejection(
+                        "undeclared_personal_field", f"{dev.source} declares no data subject",
+                        r.path,
+                    )  # fmt: skip
             return None, refused
         ident = r.subject
         if ident is None and r.personal:
@@ -221,7 +229,11 @@ class _Batch:
         if not isinstance(ident, str) or not ident.strip() or self.key_for is None:
             return Rejection("invalid_identifier", f"{policy.subject} is not a string", r.path)
         try:
-            key = self.key_for(dev.sensor, _day(int(at // 86_400)))
+            window = int(at // WINDOW_SECONDS) * WINDOW_SECONDS
+            daily = self.key_for(dev.sensor, _day(window // 86_400))
+            key = self.windows.get((daily, window))
+            if key is None:
+                key = self.windows[daily, window] = window_key(daily, window)
             alias = self.aliases.get((key, ident))
             if alias is None:
                 alias = self.aliases[key, ident] = pseudonym(key, ident)
@@ -359,7 +371,7 @@ class _Batch:
         result.payloads += 1
         self.only_source = self.batch_source if payload.source is None else payload.source
         document = self._document(payload)
-        if document is _REFUSED:
+        if document is _REFUSED or self._image(payload, document):
             return
         items = self._items(document, payload)
         rejected: list[Rejection] = []
@@ -386,6 +398,26 @@ class _Batch:
                 fmt.label, payload.line, redact(document, fmt.identifiers), rejected,
                 counted=True,
             )  # fmt: skip
+
+    def _image(self, payload: Payload, document: Any) -> bool:
+        """Refuse a payload a field of which holds an image (base64 or a data URI), whole:
+        images are never processed, and quarantine keeps the payload without it. A cheap
+        look at the body first; the document is walked only where it hints at one."""
+        body = payload.body
+        if isinstance(body, bytes):
+            if IMAGE_HINT.search(body) is None:
+                return False
+        elif isinstance(body, str) and IMAGE_HINT_TEXT.search(body) is None:
+            return False
+        path = image_path(document)
+        if path is None:
+            return False
+        fmt = self._format(payload)
+        refusal = Rejection("image_refused", "a field holds an image: never processed", path)
+        self.result.reject(
+            fmt.label, payload.line, redact(document, fmt.identifiers), [refusal], counted=False
+        )
+        return True
 
     def _unparseable(self, payload: Payload, exc: Exception) -> None:
         body = payload.body

@@ -1,9 +1,14 @@
-"""Keyed pseudonyms: HMAC-SHA-256 of a normalized identifier under a per-sensor daily key.
+"""Keyed pseudonyms: HMAC-SHA-256 of a normalized identifier under a per-sensor, per-window
+key derived from the day's secret.
 
 The sensor's key for a day is ``HMAC(day's secret, "citypipe/v1/sensor-key/<city>/<sensor>")``;
-destroying the day's secret (the hourly job) destroys every sensor key of that day, so a
-pseudonym can neither be reversed nor recomputed, and pseudonyms link neither sensors nor
-days. Made at the edge, before anything is written.
+its key for a 15-minute window is ``HMAC(sensor key, "citypipe/v1/window/<window start>")``.
+A data subject's pseudonym is ``HMAC(window key, normalized identifier)``: the same device
+has one pseudonym within a window at a sensor (so distinct devices can be counted, and
+partials of that window merge exactly), and another in every other window, at every other
+sensor, on every other day. Nothing written links two windows, even while the day's secret
+lives; destroying it (the hourly job) destroys every key derived from it, so a pseudonym
+can neither be reversed nor recomputed. Made at the edge, before anything is written.
 """
 
 from __future__ import annotations
@@ -37,6 +42,11 @@ def journal_key(keys: KeyStore, city: str, day: date) -> bytes:
     holding a MAC cannot be found again by hashing guesses, and once the day's secret is
     destroyed no digest of that day can be recomputed."""
     return hmac.digest(keys.daily_secret(day), f"citypipe/v1/journal/{city}".encode(), "sha256")
+
+
+def window_key(sensor_key: bytes, window_start: int) -> bytes:
+    """A sensor's key for the window starting at ``window_start`` (epoch seconds, UTC)."""
+    return hmac.digest(sensor_key, f"citypipe/v1/window/{window_start}".encode(), "sha256")
 
 
 _SEPARATORS = str.maketrans("", "", ":-. ")

@@ -127,6 +127,8 @@ class ExportCounts(StageCounts):
     published: int  # cells published
     suppressed: int  # cells suppressed by disclosure control
     flagged: int  # cells whose figures are not plausible: marked, never summed into a figure
+    refused: dict[str, int]  # cells of a release refused whole, by reason (the ε budget of
+    # a sensor-day spent: the version published before stays)
 
     @property
     def readings_in(self) -> int:
@@ -136,8 +138,12 @@ class ExportCounts(StageCounts):
     def whole_input_quarantined(cls, records: int, reason: str) -> Self:
         return cls(
             partials=records, cells=0, readings=0, published=0, suppressed=0, flagged=0,
-            quarantined={reason: records},
+            refused={}, quarantined={reason: records},
         )  # fmt: skip
+
+    @property
+    def refused_total(self) -> int:
+        return sum(self.refused.values())
 
 
 Counts = Annotated[
@@ -279,4 +285,46 @@ class KeyDestruction(Book):
     v: Literal[1] = 1
     destroyed_before: date
     destroyed: int  # secrets deleted by this run
+    at: datetime
+
+
+class EpsilonCharge(Book):
+    """One release of a people dataset's day, charged to the ε ledger: every sensor whose
+    readings the release holds spends the release's ε (and δ) of its day's budget.
+    Written once (conditional put) in the audit zone at ``naming.epsilon_charge_key``,
+    before the release's files; a re-export of the same inputs is the same release and is
+    charged once."""
+
+    v: Literal[1] = 1
+    city: str
+    dataset: str
+    day: str
+    release: str  # the export's input id: theme, day and the exact set of partials
+    mechanism: str
+    epsilon: float  # what this release costs each sensor below
+    delta: float | None
+    charges: dict[str, float]  # sensor -> ε charged to its day
+    at: datetime
+
+
+class CleanScrubbed(Book):
+    """A clean object of a person-related source whose day's secret was destroyed, rewritten
+    without its pseudonyms by the hourly job (``naming.scrub_record_key``): the input it
+    replaced and the object written. The rows, their times, zones and values stay."""
+
+    v: Literal[1] = 1
+    input: ObjectRef
+    output: Written
+    day: str
+    at: datetime
+
+
+class CleanDaySettled(Book):
+    """Every clean object of ``day`` holds no pseudonym, and no new one can come (the day's
+    secret is long destroyed and raw objects live 24 hours): the hourly job skips the day
+    from now on (``naming.scrub_day_key``)."""
+
+    v: Literal[1] = 1
+    day: str
+    scrubbed: int  # objects this run rewrote
     at: datetime

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from citypipe.domain.geo import ZoneIndex
 from citypipe.domain.model import Zone
+from citypipe.domain.personal import GENERALIZABLE, HUB_PERSONAL, PERSONAL_FIELDS, RED_LINES
 from citypipe.domain.registry import Registry, Resolved, normalize_id, registry_problems, resolved
 from citypipe.domain.topics import filter_problem, matches, overlap
 
@@ -45,13 +46,15 @@ class Strict(BaseModel):
 
 
 class Action(StrEnum):
-    DROP = "drop"
-    PSEUDONYMIZE = "pseudonymize"  # keyed HMAC-SHA-256, per-sensor daily key
+    DROP = "drop"  # never read, never written
+    PSEUDONYMIZE = "pseudonymize"  # keyed HMAC-SHA-256, per sensor and 15-minute window
+    GENERALIZE = "generalize"  # replaced by a coarser value (a location by the zone)
     REFUSE = "refuse"  # biometrics, images: the whole reading is refused
 
 
 class PrivacyPolicy(Strict):
-    """What anonymize does with a source's readings."""
+    """What the edge and anonymize do with a source's readings: a rule for every personal
+    field the source can carry (``domain.personal``), the time resolution, the place."""
 
     personal: dict[str, Action] = Field(default_factory=dict)
     time_resolution_minutes: int = Field(default=1, ge=1, le=1440)
@@ -59,9 +62,29 @@ class PrivacyPolicy(Strict):
 
     @field_validator("personal")
     @classmethod
-    def _one_subject(cls, value: dict[str, Action]) -> dict[str, Action]:
+    def _rules(cls, value: dict[str, Action]) -> dict[str, Action]:
+        problems = []
+        for name, action in value.items():
+            known = PERSONAL_FIELDS.get(name)
+            if known is None:
+                problems.append(
+                    f"{name}: not a personal field citypipe knows ({sorted(PERSONAL_FIELDS)})"
+                )
+            elif known.category in RED_LINES and action is not Action.REFUSE:
+                problems.append(
+                    f"{name}: {known.category.value} is never processed (a red line): "
+                    "the only rule is refuse"
+                )
+            elif action is Action.PSEUDONYMIZE and not known.subject:
+                problems.append(f"{name}: identifies no data subject, so it is never pseudonymized")
+            elif action is Action.GENERALIZE and name not in GENERALIZABLE:
+                problems.append(
+                    f"{name}: citypipe generalizes {sorted(GENERALIZABLE)} only; drop or refuse it"
+                )
         if sum(1 for a in value.values() if a is Action.PSEUDONYMIZE) > 1:
-            raise ValueError("at most one personal field may be pseudonymized (the data subject)")
+            problems.append("at most one personal field may be pseudonymized (the data subject)")
+        if problems:
+            raise ValueError("; ".join(problems))
         return value
 
     @field_validator("time_resolution_minutes")
@@ -155,14 +178,48 @@ class ZoneCollection(Strict):
     features: list[ZoneFeature] = Field(min_length=1)
 
 
+class NoiseSettings(Strict):
+    """Differential privacy for people counts (``core.noise``): the mechanism, the ε (and
+    δ) one release of a day costs each of its sensors, and what a sensor-day may spend over
+    every release of it (the first publication and each re-release after late data)."""
+
+    mechanism: Literal["laplace", "gaussian"]
+    epsilon: float = Field(
+        gt=0,
+        le=10,
+        description="per release; the unit of privacy is one device's presence in one "
+        "15-minute window at one sensor",
+    )
+    delta: float | None = Field(default=None, gt=0, le=1e-3)
+    budget: float = Field(gt=0, le=100, description="ε per sensor-day, over every release")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NoiseSettings:
+        if self.mechanism == "gaussian" and self.delta is None:
+            raise ValueError("the gaussian mechanism needs a delta (at most 1e-3)")
+        if self.mechanism == "laplace" and self.delta is not None:
+            raise ValueError("the laplace mechanism is pure ε-DP: no delta")
+        if self.budget < self.epsilon:
+            raise ValueError(f"budget {self.budget} is less than one release's ε {self.epsilon}")
+        return self
+
+
 class Disclosure(Strict):
     k: int = Field(default=10, ge=2)
+    noise: NoiseSettings | None = Field(
+        default=None, description="noise added to published people counts (none: exact)"
+    )
 
 
 class Publisher(Strict):
+    """The city's open data office: publisher of the data, controller of the processing."""
+
     name: str
     url: str
     email: str
+    dpo_email: str | None = Field(
+        default=None, description="the data protection officer, for the record of processing"
+    )
 
 
 class City(Strict):
@@ -232,6 +289,32 @@ class City(Strict):
         return ZoneIndex([(f.id, f.geometry.coordinates) for f in self.zones.features])
 
     @model_validator(mode="after")
+    def _policies_complete(self) -> City:
+        """Every personal field a source's devices' hubs can carry has a rule."""
+        problems = []
+        for name, source in self.sources.items():
+            hubs = sorted(
+                {
+                    d.hub
+                    for d in self.registry.devices.values()
+                    if self.registry.profiles.get(d.profile) is not None
+                    and self.registry.profiles[d.profile].source == name
+                }
+            )
+            for hub in hubs:
+                fields = HUB_PERSONAL.get(hub, ("", frozenset()))[1]
+                missing = sorted(fields - set(source.policy.personal))
+                if missing:
+                    problems.append(
+                        f"sources.{name}.policy.personal: its devices report through {hub}, "
+                        f"whose payloads can carry {sorted(fields)}; give each a rule (drop | "
+                        f"pseudonymize | generalize | refuse): {missing} have none"
+                    )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
     def _registry_fits(self) -> City:
         problems = registry_problems(self.registry, set(self.sources), set(self.zone_index.ids))
         for name, device in self.registry.devices.items():
@@ -298,6 +381,16 @@ class City(Strict):
             for profile in self.registry.profiles.values()
             for spec in profile.fields.values()
         )
+
+    @cached_property
+    def zones_measuring(self) -> dict[str, frozenset[str]]:
+        """Quantity -> the zones with a registered device measuring it: the zones of a
+        published day's complete grid (a fact of the registry, not of the data)."""
+        found: dict[str, set[str]] = {}
+        for device in self.devices.values():
+            for quantity, *_ in device.plan.values():
+                found.setdefault(quantity, set()).add(device.zone)
+        return {q: frozenset(zones) for q, zones in found.items()}
 
     @property
     def personal_quantities(self) -> frozenset[str]:

@@ -73,6 +73,11 @@ class Function(StrEnum):
 
 # --- observations -----------------------------------------------------------------------
 
+# The aggregation window: cells are zone x quantity x 15 minutes, and a data subject's
+# pseudonym is keyed per sensor and window, so nothing kept links two windows.
+WINDOW_MINUTES = 15
+WINDOW_SECONDS = WINDOW_MINUTES * 60
+
 
 # Observation times before EARLIEST are implausible for a city sensor (a clock reset to
 # 1970, a year typed as 999); times more than FUTURE_SLACK ahead of the clock that receives
@@ -85,8 +90,9 @@ FUTURE_SLACK_S = 300.0
 class RawRecord(TypedDict):
     """One reading as the edge writes it to the raw zone (JSON Lines): pseudonymous.
 
-    ``pseudonym`` is the keyed HMAC of the data subject's identifier (sources with a
-    subject only, else None); ``refused`` names a field the source's policy refuses (its
+    ``pseudonym`` is the keyed HMAC of the data subject's identifier under the sensor's key
+    for the reading's 15-minute window (``core.pseudonyms``; sources with a subject only,
+    else None); ``refused`` names a field the source's policy refuses (its
     value never written), so anonymize refuses the reading. No hub identifier, no claimed
     position: the zone is the registered device's.
     """

@@ -137,6 +137,12 @@ def key_object_prefix(city: str) -> str:
     return f"secrets/{city}/"
 
 
+def noise_secret_object(city: str) -> str:
+    """The release secret seeding the noise of published people counts; outside
+    ``secrets/`` (never destroyed with the daily secrets)."""
+    return f"noise/{city}.key"
+
+
 def key_horizon_object(city: str) -> str:
     """How far the secrets were destroyed; outside ``secrets/`` (it never expires)."""
     return f"horizon/{city}"
@@ -176,6 +182,57 @@ def key_destruction_prefix(city: str) -> str:
 def key_destruction_key(city: str, at: datetime) -> str:
     """The audit record of a run of the hourly job that destroyed secrets."""
     return f"{key_destruction_prefix(city)}{at:%Y-%m-%dT%H}.json"
+
+
+def epsilon_prefix(city: str, day: str | None = None) -> str:
+    """The ε ledger: every release of a people dataset, per day."""
+    base = f"epsilon/{city}/"
+    return base if day is None else f"{base}date={day}/"
+
+
+def epsilon_charge_key(city: str, day: str, dataset: str, release: str) -> str:
+    return f"{epsilon_prefix(city, day)}{dataset}/{release}.json"
+
+
+def scrubbed_key(key: str) -> str:
+    """The clean object ``<...>/<id>.parquet`` rewritten without pseudonyms:
+    ``<...>/<id>.scrubbed.parquet`` (same partition; the name says it holds none)."""
+    stem, _, ext = key.rpartition(".")
+    return f"{stem}.{SCRUBBED}.{ext}"
+
+
+SCRUBBED = "scrubbed"
+
+
+def is_scrubbed(key: str) -> bool:
+    return key.endswith(f".{SCRUBBED}.parquet")
+
+
+def clean_day_prefix(city: str, day: str) -> str:
+    return f"{Zone.CLEAN.value}/{city}/date={day}/"
+
+
+def source_of(key: str) -> str:
+    """The ``<source>`` of a data key (``<zone>/<city>/date=/hour=/<source>/<id>.<ext>``)."""
+    return partition_of(key).rsplit("/", 1)[-1]
+
+
+def scrub_prefix(city: str) -> str:
+    return f"scrubbed/{city}/"
+
+
+def scrub_record_key(city: str, ident: str) -> str:
+    """The audit record of one clean object rewritten without pseudonyms."""
+    return f"{scrub_prefix(city)}objects/{ident}.json"
+
+
+def scrub_days_prefix(city: str) -> str:
+    return f"{scrub_prefix(city)}days/"
+
+
+def scrub_day_key(city: str, day: str) -> str:
+    """The audit record that a clean day holds no pseudonym and will hold none."""
+    return f"{scrub_days_prefix(city)}{day}.json"
 
 
 def lineage_prefix(city: str, function: Function | None = None) -> str:
@@ -236,6 +293,11 @@ def metadata_marker_key(city: str, ident: str) -> str:
 def catalog_key(city: str, ext: str = "jsonld") -> str:
     """The DCAT-AP catalogue: ``jsonld`` or ``ttl``."""
     return f"{open_prefix(city)}catalog.{ext}"
+
+
+def register_key(city: str, document: str, ext: str) -> str:
+    """The transparency register and the record of processing: ``open/<city>/register/``."""
+    return f"{open_prefix(city)}register/{document}.{ext}"
 
 
 def datapackage_key(city: str) -> str:

@@ -22,14 +22,23 @@ from functools import partial
 
 from citypipe.core.aggregate import Cell, cells, merge_partials
 from citypipe.core.columnar import read_parquet
-from citypipe.core.disclosure import Status
+from citypipe.core.disclosure import Status, complete_grid, treatment
+from citypipe.core.noise import noise_key
 from citypipe.core.publish.datapackage import datapackage
 from citypipe.core.publish.day import ThemeDay, json_bytes, theme_day
 from citypipe.core.publish.dcat import catalogue
 from citypipe.core.publish.portal import portal_files
+from citypipe.core.publish.register import register_documents, register_of
 from citypipe.core.publish.tables import Tally, changes
 from citypipe.core.publish.turtle import to_turtle
-from citypipe.domain.books import ExportCounts, Lineage, Publication, PublishedFile, VersionNote
+from citypipe.domain.books import (
+    EpsilonCharge,
+    ExportCounts,
+    Lineage,
+    Publication,
+    PublishedFile,
+    VersionNote,
+)
 from citypipe.domain.errors import NotFoundError, TransientError
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import (
@@ -37,6 +46,8 @@ from citypipe.domain.naming import (
     catalog_key,
     datapackage_key,
     day_of,
+    epsilon_charge_key,
+    epsilon_prefix,
     input_id,
     lineage_key,
     metadata_marker_key,
@@ -45,13 +56,24 @@ from citypipe.domain.naming import (
     publication_key,
     publications_prefix,
 )
-from citypipe.domain.themes import OpenFormat, Theme, theme_named, theme_of, themes_of
+from citypipe.domain.themes import (
+    OpenFormat,
+    Theme,
+    quantities_of,
+    theme_named,
+    theme_of,
+    themes_of,
+)
+from citypipe.ports import KeyStore
 from citypipe.service.stage import Deps, Outcome, Output, finish, log
 
 
-def export_day(deps: Deps, day: str, trace_id: str = "", metadata: bool = True) -> str:
+def export_day(
+    deps: Deps, day: str, *, keys: KeyStore, trace_id: str = "", metadata: bool = True
+) -> str:
     """Publish one day of every theme. Returns 'done', 'duplicate' (every theme already
-    published from these partials) or 'empty' (no partial for that day). ``metadata``:
+    published from these partials) or 'empty' (no partial for that day). ``keys``: the
+    city's key store, whose release secret seeds the noise of people counts. ``metadata``:
     rebuild the catalogue, data package and portal afterwards (always, so a catalogue a
     racing export left behind is repaired by the next run)."""
     city = deps.city.city
@@ -84,7 +106,9 @@ def export_day(deps: Deps, day: str, trace_id: str = "", metadata: bool = True) 
         for theme in pending:
             theme_cells = [c for c in day_cells if theme.owns(c.quantity)]
             try:
-                _tried(partial(_publish_theme, deps, message, ident(theme), theme, theme_cells))
+                _tried(
+                    partial(_publish_theme, deps, keys, message, ident(theme), theme, theme_cells)
+                )
             except Exception as exc:  # one theme's failure must not block the others
                 log.exception(
                     "theme not published",
@@ -125,7 +149,10 @@ def _published(deps: Deps, ident: str, theme: Theme, day: str) -> bool:
         ).body
     except NotFoundError:
         return False
-    written = {o.key: o.etag for o in Lineage.model_validate_json(body).outputs}
+    open_bucket = deps.names.bucket(Zone.OPEN)
+    written = {
+        o.key: o.etag for o in Lineage.model_validate_json(body).outputs if o.bucket == open_bucket
+    }
     record = publication_key(city, theme.slug, day)
     found = {
         i.key: i.etag
@@ -208,24 +235,46 @@ def _version(
 
 
 def _publish_theme(
-    deps: Deps, message: Message, ident: str, theme: Theme, theme_cells: Sequence[Cell]
+    deps: Deps,
+    keys: KeyStore,
+    message: Message,
+    ident: str,
+    theme: Theme,
+    theme_cells: Sequence[Cell],
 ) -> None:
     """One theme's day: its files, then its publication record (so the catalogue and the
     portal never list a file not yet written), then its lineage. A theme without cells
-    that day publishes nothing and is recorded as done."""
+    that day publishes nothing and is recorded as done — but a people theme publishes its
+    complete grid, so whether it is published says nothing of who was there. A release of
+    people counts with noise is charged to the ε ledger first (an output of the export,
+    written before its files), and refused when a sensor's day has no budget left for it
+    (the version published before stays)."""
     city = deps.city.city
     day = message.window or ""
-    if not theme_cells:
-        counts = ExportCounts.zero()
+    people = treatment(deps.city, quantities_of(deps.city, theme)).personal
+    if not theme_cells and not people:
         finish(
             Function.EXPORT,
             message,
             deps,
             ident,
-            Outcome([], counts, window=day, dataset=theme.slug),
+            Outcome([], ExportCounts.zero(), window=day, dataset=theme.slug),
         )
         return
-    result = theme_day(deps.city, theme, day, theme_cells)
+    key, charged = None, None
+    if people and deps.city.disclosure.noise is not None:
+        charge = _charge(deps, message, theme, theme_cells)
+        if isinstance(charge, ExportCounts):
+            finish(
+                Function.EXPORT,
+                message,
+                deps,
+                ident,
+                Outcome([], charge, window=day, dataset=theme.slug),
+            )
+            return
+        key, charged = noise_key(keys.noise_secret(), city), charge
+    result = theme_day(deps.city, theme, day, theme_cells, key)
     files = [
         PublishedFile(
             format=fmt.value,
@@ -237,7 +286,8 @@ def _publish_theme(
         for fmt, body in result.files.items()
     ]
     record = _version(deps, result, files, message.records)
-    outputs = [
+    outputs = [] if charged is None else [charged]  # charged first, before any file
+    outputs += [
         Output(
             Zone.OPEN,
             result.key(city, fmt),
@@ -262,11 +312,12 @@ def _publish_theme(
     )
     counts = ExportCounts(
         partials=message.records,
-        cells=record.cells,
-        readings=record.readings,
-        published=record.published,
-        suppressed=record.suppressed,
-        flagged=record.flagged,
+        cells=len(result.cells),
+        readings=result.readings,
+        published=result.count(Status.PUBLISHED),
+        suppressed=result.count(Status.SUPPRESSED),
+        flagged=result.count(Status.FLAGGED),
+        refused={},
         quarantined={},
     )
     finish(
@@ -278,6 +329,84 @@ def _publish_theme(
     )
 
 
+BUDGET_SPENT = "epsilon_budget_spent"
+
+
+def ledger(deps: Deps, day: str | None = None) -> list[EpsilonCharge]:
+    """The ε ledger's entries: of one day, or of every day."""
+    audit = deps.names.bucket(Zone.AUDIT)
+    keys = [i.key for i in deps.store.list(audit, epsilon_prefix(deps.city.city, day))]
+    return [EpsilonCharge.model_validate_json(o.body) for o in deps.store.get_many(audit, keys)]
+
+
+def release_of(theme: Theme, day: str, theme_cells: Sequence[Cell]) -> str:
+    """What a release of a people dataset's day discloses: its cells' per-sensor device
+    counts (the only inputs of its figures, their suppression and their noise). Two
+    exports of the same counts publish the same bytes and are one release, whatever else
+    changed that day (late air-quality data makes a new partial set, not a new release)."""
+    return input_id(
+        "release",
+        theme.slug,
+        day,
+        *(
+            f"{c.window_start.isoformat()}|{c.zone}|{c.quantity}|"
+            + ",".join(f"{s.sensor}={s.devices}" for s in c.sensors)
+            for c in theme_cells
+        ),
+    )
+
+
+def _charge(
+    deps: Deps, message: Message, theme: Theme, theme_cells: Sequence[Cell]
+) -> Output | ExportCounts:
+    """This release's entry of the ε ledger, to be written before its files (once: a
+    release charged before is not charged again); or, when a sensor's day cannot pay for
+    it, the counts of the refused release."""
+    noise = deps.city.disclosure.noise
+    assert noise is not None
+    city, day = deps.city.city, message.window or ""
+    release = release_of(theme, day, theme_cells)
+    key = epsilon_charge_key(city, day, theme.slug, release)
+    entries = ledger(deps, day)
+    sensors = sorted({s.sensor for cell in theme_cells for s in cell.sensors})
+    if not any(e.release == release and e.dataset == theme.slug for e in entries):
+        spent: dict[str, float] = {}
+        for entry in entries:
+            for sensor, epsilon in entry.charges.items():
+                spent[sensor] = spent.get(sensor, 0.0) + epsilon
+        over = [s for s in sensors if spent.get(s, 0.0) + noise.epsilon > noise.budget + 1e-9]
+        if over:
+            log.warning(
+                "release refused: privacy budget spent",
+                extra={"function": "export", "window": day, "dataset": theme.slug,
+                       "sensors": len(over)},
+            )  # fmt: skip
+            cells = len(complete_grid(deps.city, day, _people(deps, theme), theme_cells))
+            return ExportCounts(
+                partials=message.records, cells=cells, readings=sum(c.count for c in theme_cells),
+                published=0, suppressed=0, flagged=0, refused={BUDGET_SPENT: cells},
+                quarantined={},
+            )  # fmt: skip
+    entry = EpsilonCharge(
+        city=city,
+        dataset=theme.slug,
+        day=day,
+        release=release,
+        mechanism=noise.mechanism,
+        epsilon=noise.epsilon,
+        delta=noise.delta,
+        charges=dict.fromkeys(sensors, noise.epsilon),
+        at=deps.clock.now(),
+    )
+    return Output(
+        Zone.AUDIT, key, entry.model_dump_json(indent=1).encode(), 0, "json", "application/json"
+    )
+
+
+def _people(deps: Deps, theme: Theme) -> list[str]:
+    return [q for q in quantities_of(deps.city, theme) if q in deps.city.personal_quantities]
+
+
 def publications(deps: Deps) -> list[Publication]:
     """Every theme's published days, as their records say (read concurrently)."""
     bucket = deps.names.bucket(Zone.OPEN)
@@ -286,8 +415,9 @@ def publications(deps: Deps) -> list[Publication]:
 
 
 def publish_metadata(deps: Deps) -> None:
-    """The catalogue (JSON-LD and Turtle), the data package and the portal, rebuilt from
-    every publication record. Skipped when the files still hold what a build from these
+    """The transparency register and the record of processing (from the city file), the
+    catalogue (JSON-LD and Turtle), the data package and the portal, rebuilt from every
+    publication record. Skipped when the files still hold what a build from these
     very records and this city file wrote (a marker in the audit zone says which, and the
     etags it wrote): an export that changed nothing writes nothing and costs four
     requests. A new citypipe release shows in the metadata with the next publication."""
@@ -307,15 +437,18 @@ def publish_metadata(deps: Deps) -> None:
     themes += [
         theme_named(s) for s in sorted({r.theme for r in records} - {t.slug for t in themes})
     ]
-    document = catalogue(city, themes, records)
+    documents = register_documents(city)
+    register = register_of(city, documents)
+    document = catalogue(city, themes, records, register)
     files = {
+        **documents,  # the register and the record of processing first: the others list them
         catalog_key(city.city): (json_bytes(document), "application/ld+json"),
         catalog_key(city.city, "ttl"): (to_turtle(document).encode(), "text/turtle"),
         datapackage_key(city.city): (
-            json_bytes(datapackage(city, themes, records)),
+            json_bytes(datapackage(city, themes, records, register)),
             "application/json",
         ),
-        **portal_files(city, themes, records),  # the page last: it links the others
+        **portal_files(city, themes, records, register),  # the page last: it links the others
     }
     etags = {
         key: deps.store.put_or_replace(open_bucket, key, body, content_type).etag
@@ -346,14 +479,16 @@ def days_with_partials(deps: Deps) -> list[str]:
     return sorted({day_of(i.key, prefix) for i in deps.store.list(bucket, prefix)})
 
 
-def export_requested(deps: Deps, message: Message) -> str:
+def export_requested(deps: Deps, keys: KeyStore, message: Message) -> str:
     """An export request from the queue: the day it names, or every day with partials.
     Every day is attempted; the metadata is rebuilt once; the first failure is raised."""
     days = [message.window] if message.window else days_with_partials(deps)
     results, failures = [], []
     for day in days:
         try:
-            results.append(export_day(deps, day, message.trace_id, metadata=False))
+            results.append(
+                export_day(deps, day, keys=keys, trace_id=message.trace_id, metadata=False)
+            )
         except Exception as exc:  # a day's failure must not block the other days
             results.append("failed")
             failures.append(exc)

@@ -1,5 +1,14 @@
-"""The hourly job: publish yesterday, destroy old keys, keep raw's 24-hour promise and
-quarantine's retention.
+"""The hourly job: publish yesterday, destroy old keys, take the pseudonyms out of the clean
+objects of days whose key is gone, keep raw's 24-hour promise and quarantine's retention.
+
+No trail outlives its key: once a day's secret is destroyed, nobody can tell whose a
+pseudonym of that day was — but the clean zone keeps rows for 90 days, one per detection.
+So the same run that destroys a day's secret rewrites every clean object of a
+person-related source of that day without its pseudonyms (``scrub_clean``): rows, times,
+zones and values stay (re-aggregation still adds up), per-window pseudonyms go. Each
+rewrite is idempotent (a deterministic key, a conditional put, an audit record, then the
+original deleted), and a day is settled — skipped from then on — once no new object of it
+can come.
 
 Raw objects never outlive 24 hours. S3 lifecycle expiration counts whole days, rounds to
 the next midnight UTC and runs when the provider gets to it (up to ~48 h), and local
@@ -14,9 +23,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from citypipe.domain.books import KeyDestruction
+import pyarrow as pa
+
+from citypipe.core.columnar import parquet_bytes, read_parquet
+from citypipe.domain.books import (
+    CleanDaySettled,
+    CleanScrubbed,
+    KeyDestruction,
+    ObjectRef,
+    Written,
+)
+from citypipe.domain.errors import NotFoundError
 from citypipe.domain.model import Zone
-from citypipe.domain.naming import key_destruction_key
+from citypipe.domain.naming import (
+    clean_day_prefix,
+    input_id,
+    is_scrubbed,
+    key_destruction_key,
+    scrub_day_key,
+    scrub_days_prefix,
+    scrub_record_key,
+    scrubbed_key,
+    source_of,
+)
 from citypipe.ports import KeyStore
 from citypipe.service.export import export_day
 from citypipe.service.stage import Deps, log
@@ -54,6 +83,84 @@ def sweep_quarantine(deps: Deps, now: datetime) -> int:
     return 0 if days is None else sweep(deps, Zone.QUARANTINE, timedelta(days=days), now)
 
 
+SETTLED_AFTER_DAYS = 2  # raw objects live 24 h: no clean object of a day comes later
+
+
+def scrub_object(deps: Deps, key: str, etag: str, day: str, fired: datetime) -> None:
+    """Rewrite one clean object without pseudonyms, once: the scrubbed copy (conditional
+    put), its audit record, then the original deleted. A crash anywhere is redone."""
+    clean = deps.names.bucket(Zone.CLEAN)
+    try:
+        obj = deps.store.get(clean, key)
+    except NotFoundError:  # scrubbed by a concurrent run
+        return
+    table = read_parquet(obj.body)
+    table = table.set_column(
+        table.schema.get_field_index("pseudonym"),
+        "pseudonym",
+        pa.nulls(table.num_rows, pa.string()),
+    )
+    target = scrubbed_key(key)
+    written = deps.store.put_if_absent(clean, target, parquet_bytes(table))
+    record = CleanScrubbed(
+        input=ObjectRef(bucket=clean, key=key, etag=obj.etag),
+        output=Written(bucket=clean, key=target, etag=written.etag, records=table.num_rows),
+        day=day,
+        at=fired,
+    )
+    deps.store.put_if_absent(
+        deps.names.bucket(Zone.AUDIT),
+        scrub_record_key(deps.city.city, input_id(clean, key, obj.etag)),
+        record.model_dump_json(indent=1).encode(),
+        "application/json",
+    )
+    deps.store.delete(clean, key)
+
+
+def scrub_clean(deps: Deps, keep_from: date, fired: datetime, since: date | None = None) -> int:
+    """Rewrite without pseudonyms every clean object of a person-related source of a day
+    before ``keep_from`` (whose secret is destroyed), from ``since`` (default: as far back
+    as the clean retention); return how many. Days settled earlier are skipped."""
+    city = deps.city
+    personal = {n for n, s in city.sources.items() if s.policy.subject_field is not None}
+    if not personal:
+        return 0
+    audit = deps.names.bucket(Zone.AUDIT)
+    settled_prefix = scrub_days_prefix(city.city)
+    settled = {
+        info.key.removeprefix(settled_prefix).removesuffix(".json")
+        for info in deps.store.list(audit, settled_prefix)
+    }
+    retention = city.retention_days.get(Zone.CLEAN) or 0
+    first = since or keep_from - timedelta(days=retention)
+    scrubbed = 0
+    for back in range((keep_from - first).days, 0, -1):
+        day = (keep_from - timedelta(days=back)).isoformat()
+        if day in settled:
+            continue
+        done = 0
+        for info in deps.store.list(
+            deps.names.bucket(Zone.CLEAN), clean_day_prefix(city.city, day)
+        ):
+            if is_scrubbed(info.key) or source_of(info.key) not in personal:
+                continue
+            scrub_object(deps, info.key, info.etag, day, fired)
+            done += 1
+        scrubbed += done
+        if back > SETTLED_AFTER_DAYS:
+            mark = CleanDaySettled(day=day, scrubbed=done, at=fired)
+            deps.store.put_if_absent(
+                audit, scrub_day_key(city.city, day), mark.model_dump_json().encode(),
+                "application/json",
+            )  # fmt: skip
+    if scrubbed:
+        log.info(
+            "pseudonyms scrubbed from the clean zone",
+            extra={"function": "export", "count": scrubbed},
+        )
+    return scrubbed
+
+
 def destroy_keys(deps: Deps, keys: KeyStore, keep_from: date, fired: datetime) -> int:
     """Destroy the secrets of the days before ``keep_from``, and say so in the audit zone."""
     destroyed = keys.destroy_before(keep_from)
@@ -73,21 +180,22 @@ class Housekeeping:
     day: str  # the day published (yesterday, UTC)
     result: str  # export_day's result
     keys_destroyed: int
+    clean_scrubbed: int
     raw_swept: int
     quarantine_swept: int
 
 
 def hourly(deps: Deps, keys: KeyStore, fired: datetime) -> Housekeeping:
     """Publish yesterday (UTC) — a no-op once published unless late data arrived —, destroy
-    the pseudonymization secrets of days past the key retention, delete raw objects older
-    than 24 hours and quarantine rows past the quarantine retention. The housekeeping
-    runs even when the export fails."""
+    the pseudonymization secrets of days past the key retention and scrub those days'
+    pseudonyms from the clean zone, delete raw objects older than 24 hours and quarantine
+    rows past the quarantine retention. The housekeeping runs even when the export fails."""
     day = (fired - timedelta(days=1)).date().isoformat()
     keep_from = fired.date() - timedelta(days=deps.city.key_retention_days - 1)
     try:
-        result = export_day(deps, day)
+        result = export_day(deps, day, keys=keys)
     finally:
-        destroyed = destroy_keys(deps, keys, keep_from, fired)
+        destroyed, scrubbed = retire_keys(deps, keys, keep_from, fired)
         swept = sweep_raw(deps, fired)
         quarantine = sweep_quarantine(deps, fired)
     log.info(
@@ -95,8 +203,20 @@ def hourly(deps: Deps, keys: KeyStore, fired: datetime) -> Housekeeping:
         extra={
             "function": "export",
             "keys_destroyed": destroyed,
+            "clean_scrubbed": scrubbed,
             "raw_swept": swept,
             "quarantine_swept": quarantine,
         },
     )
-    return Housekeeping(day, result, destroyed, swept, quarantine)
+    return Housekeeping(day, result, destroyed, scrubbed, swept, quarantine)
+
+
+def retire_keys(
+    deps: Deps, keys: KeyStore, keep_from: date, fired: datetime, since: date | None = None
+) -> tuple[int, int]:
+    """Destroy the secrets of the days before ``keep_from``, then scrub those days'
+    pseudonyms from the clean zone (from ``since``, default the clean retention): (secrets
+    destroyed, objects scrubbed). The end of a local run calls it with the day after
+    tomorrow, so no key and no pseudonym outlives the run."""
+    destroyed = destroy_keys(deps, keys, keep_from, fired)
+    return destroyed, scrub_clean(deps, keep_from, fired, since)

@@ -42,7 +42,7 @@ class Reading:
         self.path = path
         self.unit = unit
         self.subject = subject  # the data subject's identifier (a MAC), where the hub sends one
-        self.personal = personal  # canonical only: the personal fields as sent
+        self.personal = personal  # personal fields carried (canonical: as sent; others: names)
 
     def __repr__(self) -> str:  # no values: a repr may end up in a log
         return f"Reading({self.hub}, {self.field!r}, path={self.path!r})"

@@ -2,8 +2,9 @@
 access point in ``data.apMac``) and v3 ``WiFi``/``Bluetooth`` (the nearest access point
 of each client in ``latestRecord.nearestApMac``). Each observation of a client is one
 ``presence`` reading of the access point, its ``clientMac`` the data subject (pseudonymized
-at the edge by the source's policy). Everything else about the client (IPs, SSID, OS,
-manufacturer, position) and the shared ``secret`` is never read.
+at the edge by the source's policy). Of everything else about the client (IPs, SSID, OS,
+manufacturer, position, signal) only its presence is noted, for the source's rules; no
+value, nor the shared ``secret``, is ever read.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ from citypipe.core.formats.common import (
 )
 
 FIELD = "presence"
+# The other personal fields an observation carries (``domain.personal`` names): only that
+# they are there is read (for the source's rules: refuse refuses the reading), never a value.
+CARRIED = {
+    "ipv4": "ip_address", "ipv6": "ip_address", "ssid": "ssid", "rssi": "rssi",
+    "location": "location", "os": "os", "manufacturer": "manufacturer",
+}  # fmt: skip
 IDENTIFIERS = frozenset(
     {
         "secret", "apmac", "apfloors", "aptags", "clientmac", "ipv4", "ipv6", "ssid", "os",
@@ -62,6 +69,11 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
             out.append(Rejection("missing_device_id", "no apMac (v2) or nearestApMac (v3)", path))
             continue
         subject = observation.get("clientMac")
+        carried = {
+            name: True
+            for key, name in CARRIED.items()
+            if observation.get(key) not in (None, "", [], {})
+        }
         out.append(
             Reading(
                 "meraki",
@@ -71,6 +83,7 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
                 _seen(observation, ctx.received_at),
                 path,
                 subject=subject if isinstance(subject, str) else None,
+                personal=carried or None,
             )
         )
     return out

@@ -15,6 +15,7 @@ from typing import Any
 
 from citypipe.core.disclosure import FEWER_THAN_K, IMPLAUSIBLE, NOT_FINITE, Status, treatment
 from citypipe.core.publish.dcat import describe_treatment
+from citypipe.core.publish.register import REGISTER, TITLES, Register
 from citypipe.core.publish.tables import columns, published_quantities
 from citypipe.domain.books import Publication
 from citypipe.domain.city import City
@@ -61,9 +62,13 @@ def _schema(city: City, quantities: list[str], personal: bool) -> dict[str, Any]
 
 
 def datapackage(
-    city: City, themes: Sequence[Theme], publications: Sequence[Publication]
+    city: City,
+    themes: Sequence[Theme],
+    publications: Sequence[Publication],
+    register: Register | None = None,
 ) -> dict[str, Any]:
-    """The descriptor: every published day's CSV of every theme, in theme and day order."""
+    """The descriptor: every published day's CSV of every theme, in theme and day order,
+    then the transparency register's and the record of processing's CSVs."""
     prefix = open_prefix(city.city)
     licence_name, licence_title = LICENCES.get(city.licence, ("other-open", city.licence))
     resources = []
@@ -90,6 +95,26 @@ def datapackage(
                     "version": publication.version,
                 }
             )
+    register_files = register.files if register is not None else []
+    register_columns = list(register.rows[0]) if register is not None and register.rows else []
+    for file in register_files:
+        if file.format != "csv":
+            continue
+        document = file.key.rsplit("/", 1)[-1].removesuffix(".csv")
+        columns = register_columns if document == REGISTER else ["item", "value"]
+        resources.append(
+            {
+                "name": document,
+                "title": TITLES[document],
+                "path": file.key.removeprefix(prefix),
+                "format": "csv",
+                "mediatype": "text/csv",
+                "encoding": "utf-8",
+                "bytes": file.bytes,
+                "hash": f"sha256:{file.sha256}",
+                "schema": {"fields": [{"name": name, "type": "string"} for name in columns]},
+            }
+        )
     return {
         "name": f"{city.city}-open-sensor-data",
         "title": f"{city.name} open sensor data",

@@ -1,8 +1,9 @@
 """One theme's day, every format at once: the pure core export's service calls per theme.
 
-Cells in (the theme's cells of the day, merged from partials), disclosure control
-applied once, files out: CSV, Parquet, GeoJSON and, where the theme has a Smart Data
-Model, NGSI-LD. The bytes are a function of the cells and the city file only.
+Cells in (the theme's cells of the day, merged from partials; a people theme's on the
+complete grid), disclosure control applied once, files out: CSV, Parquet, GeoJSON and,
+where the theme has a Smart Data Model, NGSI-LD. The bytes are a function of the cells, the
+city file and the city's noise key only.
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from citypipe.core.aggregate import Cell
-from citypipe.core.disclosure import DisclosedCell, Status, disclose, treatment
+from citypipe.core.disclosure import (
+    DisclosedCell,
+    Status,
+    complete_grid,
+    disclose,
+    treatment,
+)
 from citypipe.core.publish import geo, ngsild, tables
 from citypipe.core.publish.dcat import FORMATS, public_url
 from citypipe.domain.books import ZoneSummary
@@ -51,10 +58,20 @@ class ThemeDay:
         return FORMATS[fmt].media_type
 
 
-def theme_day(city: City, theme: Theme, day: str, cells: Sequence[Cell]) -> ThemeDay:
+def theme_day(
+    city: City,
+    theme: Theme,
+    day: str,
+    cells: Sequence[Cell],
+    noise_key: bytes | None = None,
+) -> ThemeDay:
+    """``noise_key``: the city's secret noise key, for the noise of people counts."""
     quantities = sorted(set(quantities_of(city, theme)) | {c.quantity for c in cells})
     personal = treatment(city, quantities).personal
-    disclosed = disclose(city, cells)
+    if personal:
+        people = [q for q in quantities if q in city.personal_quantities]
+        cells = complete_grid(city, day, people, cells)
+    disclosed = disclose(city, cells, noise_key)
     summary = tables.summarize(city, quantities, disclosed)
     files = {
         OpenFormat.CSV: tables.csv_bytes(disclosed, personal),

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from citypipe.core.disclosure import PrivacyTreatment, treatment
+from citypipe.core.publish.register import TITLES, Register
 from citypipe.core.publish.tables import published_quantities
 from citypipe.domain.books import Publication, PublishedFile
 from citypipe.domain.city import City
@@ -77,15 +78,6 @@ FORMATS = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Register:
-    """The transparency register, once published (the privacy issue): listed in the
-    catalogue and linked from the portal."""
-
-    url: str
-    title: str
-
-
 # Labels of the EU vocabularies' concepts used (a skos:Concept needs its prefLabel).
 LABELS = {
     f"{EU}data-theme/ENVI": "Environment",
@@ -93,6 +85,7 @@ LABELS = {
     f"{EU}data-theme/SOCI": "Population and society",
     f"{EU}data-theme/ENER": "Energy",
     f"{EU}data-theme/TECH": "Science and technology",
+    f"{EU}data-theme/GOVE": "Government and public sector",
     HVD_ENVIRONMENT: "Earth observation and environment",
     HVD_MOBILITY: "Mobility",
     f"{EU}planned-availability/STABLE": "Stable",
@@ -154,10 +147,7 @@ def _period(start: str, end: str) -> dict[str, Any]:
 
 def describe_treatment(privacy: PrivacyTreatment) -> str:
     """The privacy treatment in one paragraph: every dataset's description ends with it."""
-    text = f"Privacy: {privacy.rule}"
-    if privacy.mechanism is not None:
-        text += f" Noise: {privacy.mechanism}, epsilon = {privacy.epsilon} per sensor and day."
-    return text
+    return f"Privacy: {privacy.rule}"
 
 
 def _distribution(
@@ -298,7 +288,8 @@ def catalogue(
     register: Register | None = None,
 ) -> dict[str, Any]:
     """The catalogue: every theme with at least one published day, and its distributions.
-    ``register``: the transparency register, listed once the privacy issue publishes it."""
+    ``register``: the transparency register and the record of processing, listed as a
+    dataset of their own."""
     base = city.portal_url.rstrip("/")
     by_theme: dict[str, list[Publication]] = {}
     for publication in publications:
@@ -330,7 +321,69 @@ def catalogue(
         ],
     }
     if register is not None:
-        document["dct:relation"] = _ref(register.url, "foaf:Document") | {
-            "dct:title": _text(register.title)
-        }
+        document["dcat:dataset"].append(_register_dataset(city, register, days))
     return document
+
+
+REGISTER_FORMATS = {"json": ("JSON", "application/json"), "csv": ("CSV", "text/csv")}
+
+
+def _register_dataset(city: City, register: Register, days: Sequence[str]) -> dict[str, Any]:
+    """The transparency register and the record of processing, as a dataset of the catalogue
+    (a distribution per document and format)."""
+    base = city.portal_url.rstrip("/")
+    distributions = []
+    for file in register.files:
+        label, media_type = REGISTER_FORMATS[file.format]
+        url = public_url(city, file.key)
+        document = file.key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        distributions.append(
+            {
+                "@id": url,
+                "@type": "dcat:Distribution",
+                "dct:title": _text(f"{TITLES[document]} ({label})"),
+                "dct:description": _text(TITLES[document]),
+                "dcat:accessURL": _ref(url, "rdfs:Resource"),
+                "dcat:downloadURL": _ref(url, "rdfs:Resource"),
+                "dcat:mediaType": _ref(f"{IANA}{media_type}", "dct:MediaType"),
+                "dct:format": _ref(f"{EU}file-type/{label}", "dct:MediaTypeOrExtent"),
+                "dct:license": _licence(city),
+                "dcat:byteSize": _typed(str(file.bytes), "xsd:nonNegativeInteger"),
+                "spdx:checksum": {
+                    "@type": "spdx:Checksum",
+                    "spdx:algorithm": _ref(
+                        "spdx:checksumAlgorithm_sha256", "spdx:ChecksumAlgorithm"
+                    ),
+                    "spdx:checksumValue": _typed(file.sha256, "xsd:hexBinary"),
+                },
+                "r5r:availability": _concept(f"{EU}planned-availability/STABLE"),
+            }
+        )
+    return {
+        "@id": f"{base}/datasets/register",
+        "@type": "dcat:Dataset",
+        "dct:identifier": f"{city.city}/register",
+        "dct:title": _text(f"{city.name}: transparency register and record of processing"),
+        "dct:description": _text(
+            f"Every sensor source of {city.name}: what it measures, where, why, whether "
+            "personal data is involved and how it is treated (the transparency register); and "
+            "the record of processing activities of GDPR Article 30: controller, purposes, "
+            "categories of data subjects and data, recipients, retention per zone and "
+            "safeguards (keyed pseudonyms and the life of their keys, k, differential "
+            "privacy and its epsilon). Generated from the city file, in JSON and CSV."
+        ),
+        "dct:publisher": _publisher(city),
+        "dcat:contactPoint": {
+            "@type": ["vcard:Kind", "vcard:Organization"],
+            "vcard:fn": city.publisher.name,
+            "vcard:hasEmail": _ref(f"mailto:{city.publisher.email}", "rdfs:Resource"),
+        },
+        "dcat:keyword": [
+            _text(k) for k in ("transparency", "GDPR", "record of processing", city.name)
+        ],
+        "dcat:theme": _concept(f"{EU}data-theme/GOVE"),
+        "foaf:page": _ref(f"{base}/{portal_key(city.city)}#register", "foaf:Document"),
+        "dct:temporal": _period(days[0], days[-1]) if days else None,
+        "dct:spatial": _spatial(city),
+        "dcat:distribution": distributions,
+    }

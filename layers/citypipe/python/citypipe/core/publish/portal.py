@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from html import escape
 
 from citypipe.core.disclosure import treatment
-from citypipe.core.publish.dcat import FORMATS, Register, describe_treatment
+from citypipe.core.publish.dcat import FORMATS, describe_treatment
 from citypipe.core.publish.geo import zone_name
+from citypipe.core.publish.register import RECORD, REGISTER, Register
 from citypipe.core.publish.tables import columns, published_quantities
 from citypipe.domain.books import Publication, ZoneSummary
 from citypipe.domain.city import City
@@ -70,6 +71,9 @@ figcaption { margin-bottom: .25rem; }
 table { border-collapse: collapse; width: 100%; font-size: .95rem; }
 th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid var(--line);
   white-space: nowrap; }
+article.source { border-top: 1px solid var(--line); padding-top: .25rem; }
+article.source dt { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
+  font-weight: 600; }
 dl { margin: .5rem 0; } dt { font-family: ui-monospace, monospace; margin-top: .4rem; }
 dd { margin: 0 0 0 1rem; color: var(--muted); font-size: .9rem; }
 footer { padding-bottom: 2rem; color: var(--muted); font-size: .9rem; }
@@ -219,14 +223,41 @@ def _dataset(city: City, theme: Theme, publications: Sequence[Publication]) -> s
     )
 
 
+REGISTER_FIELDS = (
+    ("measures", "Measures"), ("where", "Where"), ("why", "Why"),
+    ("personal_fields", "Personal data"), ("treatment", "Treatment"),
+)  # fmt: skip
+REGISTER_LINKS = {REGISTER: "Transparency register", RECORD: "Record of processing (Art. 30 GDPR)"}
+
+
+def _register(city: City, register: Register) -> str:
+    """The register, a source after the other, and its files and the record as links."""
+    sources = "".join(
+        f'<article class="source"><h3>{escape(row["source"])} · {escape(row["kind"])}</h3><dl>'
+        + "".join(f"<dt>{title}</dt><dd>{escape(row[key])}</dd>" for key, title in REGISTER_FIELDS)
+        + "</dl></article>"
+        for row in register.rows
+    )
+    links = " · ".join(
+        f'<a href="{_href(city, f.key)}">'
+        f"{REGISTER_LINKS[f.key.rsplit('/', 1)[-1].rsplit('.', 1)[0]]} ({f.format.upper()})</a>"
+        for f in register.files
+    )
+    return (
+        "<p>Every source of sensor data: what it measures, where, why, and what is done "
+        f"with personal data. Generated from the city's configuration.</p>{sources}"
+        f"<p>{links}</p>"
+    )
+
+
 def index_html(
     city: City,
     themes: Sequence[Theme],
     publications: Sequence[Publication],
     register: Register | None = None,
 ) -> str:
-    """The page. ``register``: the transparency register once the privacy issue publishes
-    it; until then its section says it is coming."""
+    """The page. ``register``: the transparency register and the record of processing;
+    without them the section says they are coming."""
     by_theme: dict[str, list[Publication]] = {}
     for publication in publications:
         by_theme.setdefault(publication.theme, []).append(publication)
@@ -242,13 +273,15 @@ def index_html(
         if treatment(city, published_quantities(city, t, by_theme[t.slug])).personal
     ]
     k_line = (
-        f" Cells about people ({', '.join(escape(t.title) for t in people)}) are published only "
-        f"when one sensor alone saw at least k = {city.disclosure.k} distinct devices."
+        f" Cells about people ({', '.join(escape(t.title) for t in people)}) count only the "
+        f"sensors that alone saw at least k = {city.disclosure.k} distinct devices"
+        + (", with differential-privacy noise" if city.disclosure.noise else "")
+        + "; every window of every zone with a counter has a row."
         if people
         else ""
     )
     register_html = (
-        f'<p><a href="{escape(register.url)}">{escape(register.title)}</a></p>'
+        _register(city, register)
         if register
         else "<p>The transparency register — what is processed, why, how long it is kept and "
         "the privacy budget spent — will be published here.</p>"
@@ -289,8 +322,9 @@ def index_html(
             "</section>",
             '<section id="privacy"><h2>Privacy</h2><p>Personal data (a phone\'s Wi-Fi address) '
             "is replaced within minutes of arrival by a keyed pseudonym under a key per sensor "
-            f"and day; keys are destroyed after {city.key_retention_days} days and nothing "
-            f"personal is ever published.{k_line} Each dataset above states its treatment."
+            f"and 15-minute window; the keys are destroyed after {city.key_retention_days} days, "
+            "and with them every stored pseudonym; nothing personal is ever published."
+            f"{k_line} Each dataset above states its treatment."
             "</p></section>",
             f'<section id="register"><h2>Transparency register</h2>{register_html}</section>',
             '<section id="metadata"><h2>Metadata and licence</h2><ul>',

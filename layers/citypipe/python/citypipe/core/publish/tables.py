@@ -56,8 +56,10 @@ def columns(personal: bool) -> list[Column]:
             Column(
                 "distinct_devices",
                 "integer",
-                "Distinct devices seen in the window, each counted once per sensor that saw "
-                "it (pseudonyms are per sensor): an upper bound on people, not a head count.",
+                "Distinct devices seen in the window by the sensors that alone saw at least k "
+                "(each device counted once per sensor that saw it: an upper bound on people, "
+                "not a head count), with differential-privacy noise where the dataset says so; "
+                "then the only figure of a people cell.",
                 pa.int64(),
             )
         )

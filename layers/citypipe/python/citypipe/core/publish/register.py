@@ -1,0 +1,254 @@
+"""The records of processing, generated from the city file, published with the open data.
+
+Two documents, each as JSON and CSV, in ``open/<city>/register/``:
+
+- the **transparency register** (for the public): each source — what it measures, where,
+  why, whether personal data is involved, and the treatment in plain words;
+- the **record of processing activities** (GDPR Article 30(1)): the controller, the
+  purposes, the categories of data subjects and of personal data, the recipients,
+  transfers, the retention per zone, and the safeguards (keyed pseudonyms and the life of
+  their keys, k, the noise and its ε).
+
+Both are a function of the city file alone: a change of policy changes them, nothing else
+does. The catalogue lists them as a dataset; the portal shows the register.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from citypipe.core.disclosure import noise_of, treatment
+from citypipe.domain.books import PublishedFile
+from citypipe.domain.city import Action, City, Source
+from citypipe.domain.model import QUANTITY_UNITS, Zone
+from citypipe.domain.naming import register_key
+from citypipe.domain.personal import GENERALIZABLE, PERSONAL_FIELDS
+from citypipe.domain.themes import theme_of
+
+REGISTER = "transparency-register"
+RECORD = "records-of-processing"
+TITLES = {
+    REGISTER: "Transparency register: every sensor source, what it measures and why",
+    RECORD: "Record of processing activities (GDPR Article 30)",
+}
+RULES = {
+    Action.DROP: "never read, never stored",
+    Action.PSEUDONYMIZE: "replaced at the edge by a keyed pseudonym (HMAC-SHA-256) under a key "
+    "per sensor and 15-minute window, derived from a daily secret",
+    Action.GENERALIZE: "generalized",
+    Action.REFUSE: "a reading carrying it is refused whole; its value is never stored",
+}
+ZONE_WORDS = {
+    Zone.RAW: "pseudonymous readings as the edge wrote them (identifiers already replaced)",
+    Zone.QUARANTINE: "rejected payloads, identifiers and images redacted, with the reason",
+    Zone.CLEAN: "readings, time generalized; pseudonyms only while their key lives",
+    Zone.AGGREGATES: "per-sensor sums and distinct-device sketches per 15-minute window",
+    Zone.OPEN: "the published open data: aggregates per zone and window, no personal data",
+    Zone.AUDIT: "lineage, key destructions, pseudonym scrubs and the privacy (epsilon) ledger",
+}
+
+
+@dataclass(frozen=True)
+class Register:
+    """The published register: its rows (for the portal) and its files (for the catalogue)."""
+
+    rows: list[dict[str, str]]
+    files: list[PublishedFile]
+
+
+def _personal(source: Source) -> str:
+    rules = source.policy.personal
+    if not rules:
+        return "none"
+    parts = []
+    for name, action in rules.items():
+        what = PERSONAL_FIELDS[name].what
+        rule = RULES[action]
+        if action is Action.GENERALIZE:
+            rule = f"generalized to {GENERALIZABLE[name]}"
+        parts.append(f"{name} ({what}): {rule}")
+    return "; ".join(parts)
+
+
+def _zones(city: City, source: str) -> list[str]:
+    return sorted({d.zone for d in city.devices.values() if d.source == source})
+
+
+def _quantities(city: City, source: str) -> list[str]:
+    return sorted(
+        spec.quantity
+        for profile in city.registry.profiles.values()
+        if profile.source == source
+        for spec in profile.fields.values()
+    )
+
+
+def register_rows(city: City) -> list[dict[str, str]]:
+    """One row per source, for anyone to read."""
+    rows = []
+    for name, source in city.sources.items():
+        quantities = sorted(set(_quantities(city, name)))
+        privacy = treatment(city, quantities)
+        devices = sum(1 for d in city.devices.values() if d.source == name)
+        rows.append(
+            {
+                "source": name,
+                "kind": source.kind,
+                "measures": ", ".join(f"{q} ({QUANTITY_UNITS[q]})" for q in quantities),
+                "where": f"{devices} devices in zones " + ", ".join(_zones(city, name)),
+                "why": source.purpose,
+                "personal_data": "yes" if source.policy.personal else "no",
+                "personal_fields": _personal(source),
+                "treatment": privacy.rule,
+                "published_as": ", ".join(sorted({theme_of(q).slug for q in quantities})),
+            }
+        )
+    return rows
+
+
+def _retention(city: City) -> dict[str, str]:
+    found = {}
+    for zone in Zone:
+        days = city.retention_days.get(zone)
+        kept = "kept" if days is None else f"{days} days"
+        found[zone.value] = f"{kept}: {ZONE_WORDS[zone]}"
+    found["pseudonymization keys"] = (
+        f"{city.key_retention_days} days (today and yesterday by default), then destroyed by the "
+        "hourly job; that day's pseudonyms are then removed from the clean zone"
+    )
+    return found
+
+
+def record_of_processing(city: City) -> dict[str, Any]:
+    """The Article 30(1) record, from the city file."""
+    personal = {n: s for n, s in city.sources.items() if s.policy.personal}
+    noise = noise_of(city)
+    settings = city.disclosure.noise
+    safeguards = [
+        "device and network identifiers dropped at the edge, before anything is stored",
+        "the data subject's identifier replaced at the edge by a keyed pseudonym (HMAC-SHA-256)"
+        " under a key per sensor and 15-minute window: no stored value links two windows, "
+        "two sensors or two days",
+        f"the daily secrets destroyed after {city.key_retention_days} days, every destruction "
+        "recorded in the audit zone; a reading arriving later is refused",
+        "clean rows of a day whose key is destroyed rewritten without pseudonyms",
+        f"published people counts only from a sensor that alone saw at least k = "
+        f"{city.disclosure.k} distinct devices in the window; every window of every zone with "
+        "a counter has a row, so suppression discloses no presence",
+        "biometric data, faces and images never processed; payloads carrying an image refused",
+        f"data kept in {city.region} (EU/EEA): any other region refused at deployment and start-up",
+        "buckets encrypted, TLS only, private but for the open data; a role per function",
+    ]
+    if noise is not None and settings is not None:
+        safeguards.append(
+            f"differential privacy: {noise.describe()}; at most ε = {settings.budget} per "
+            "sensor and day over every release, charged to a ledger in the audit zone"
+        )
+    return {
+        "record": "Record of processing activities (GDPR Article 30(1))",
+        "controller": {
+            "name": city.publisher.name,
+            "contact": city.publisher.email,
+            "url": city.publisher.url,
+            "data_protection_officer": city.publisher.dpo_email or "",
+        },
+        "processing": f"{city.name} sensor data to anonymized open data (citypipe)",
+        "purposes": {name: source.purpose for name, source in city.sources.items()},
+        "data_subjects": {
+            name: f"people within range of the {source.kind}" for name, source in personal.items()
+        },
+        "personal_data": {
+            name: {
+                field: {
+                    "category": PERSONAL_FIELDS[field].category.value,
+                    "what": PERSONAL_FIELDS[field].what,
+                    "rule": action.value,
+                }
+                for field, action in source.policy.personal.items()
+            }
+            for name, source in personal.items()
+        },
+        "recipients": [
+            "the public: anonymized aggregates per zone and 15-minute window (open data)",
+            f"the cloud provider hosting the city's stack in {city.region}, as processor",
+        ],
+        "transfers_to_third_countries": "none",
+        "retention": _retention(city),
+        "safeguards": safeguards,
+        "privacy": {
+            "k": city.disclosure.k,
+            "key_retention_days": city.key_retention_days,
+            "noise": None
+            if settings is None
+            else {
+                "mechanism": settings.mechanism,
+                "epsilon_per_release": settings.epsilon,
+                "delta": settings.delta,
+                "budget_per_sensor_day": settings.budget,
+                "unit_of_privacy": "one device's presence in one 15-minute window at one sensor",
+            },
+        },
+    }
+
+
+def _flat(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+    if isinstance(value, dict):
+        return [pair for key, item in value.items() for pair in _flat(item, f"{prefix}{key}.")]
+    if isinstance(value, list):
+        return [(prefix.rstrip("."), str(item)) for item in value]
+    return [(prefix.rstrip("."), "" if value is None else str(value))]
+
+
+def _csv(header: Sequence[str], rows: Sequence[Sequence[str]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def _json(document: Any) -> bytes:
+    return (json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def register_documents(city: City) -> dict[str, tuple[bytes, str]]:
+    """Key -> (bytes, media type) of the register and the record, JSON and CSV."""
+    rows = register_rows(city)
+    record = record_of_processing(city)
+    columns = list(rows[0]) if rows else []
+    return {
+        register_key(city.city, REGISTER, "json"): (
+            _json({"city": city.name, "register": rows}),
+            "application/json",
+        ),
+        register_key(city.city, REGISTER, "csv"): (
+            _csv(columns, [[r[c] for c in columns] for r in rows]),
+            "text/csv",
+        ),
+        register_key(city.city, RECORD, "json"): (_json(record), "application/json"),
+        register_key(city.city, RECORD, "csv"): (
+            _csv(["item", "value"], _flat(record)),
+            "text/csv",
+        ),
+    }
+
+
+def register_of(city: City, documents: dict[str, tuple[bytes, str]]) -> Register:
+    """The published register, described: rows for the portal, files for the catalogue."""
+    files = [
+        PublishedFile(
+            format=key.rsplit(".", 1)[-1],
+            key=key,
+            media_type=media_type,
+            bytes=len(body),
+            sha256=hashlib.sha256(body).hexdigest(),
+        )
+        for key, (body, media_type) in documents.items()
+    ]
+    return Register(register_rows(city), files)

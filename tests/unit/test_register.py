@@ -1,0 +1,86 @@
+"""The records of processing, generated from the city file: the public transparency register
+and the GDPR Article 30 record, in JSON and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from unit_support import city_data, exact
+
+from citypipe.core.publish.register import (
+    RECORD,
+    REGISTER,
+    record_of_processing,
+    register_documents,
+    register_rows,
+)
+from citypipe.domain.city import City, parse_city
+from citypipe.domain.naming import register_key
+
+
+def test_the_register_has_a_row_per_source_saying_whether_personal_data_is_involved(
+    city: City,
+) -> None:
+    rows = {r["source"]: r for r in register_rows(city)}
+    assert set(rows) == set(city.sources)
+    assert {s: r["personal_data"] for s, r in rows.items()} == {
+        "air-quality": "no", "traffic-counters": "no", "wifi-counters": "yes",
+    }  # fmt: skip
+    wifi = rows["wifi-counters"]
+    assert wifi["why"] == city.sources["wifi-counters"].purpose
+    assert "people.presence ({device})" in wifi["measures"]
+    assert "device_mac" in wifi["personal_fields"] and "keyed pseudonym" in wifi["personal_fields"]
+    assert "k = 10" in wifi["treatment"] and "ε = 0.5 per release" in wifi["treatment"]
+    assert wifi["published_as"] == "people-counts"
+
+
+def test_the_record_of_processing_holds_what_article_30_asks_for(city: City) -> None:
+    record = record_of_processing(city)
+    assert set(record) >= {
+        "controller", "purposes", "data_subjects", "personal_data", "recipients",
+        "transfers_to_third_countries", "retention", "safeguards",
+    }  # fmt: skip
+    assert record["controller"]["data_protection_officer"] == "privacy@velden.example"
+    assert record["purposes"]["wifi-counters"] == city.sources["wifi-counters"].purpose
+    assert set(record["data_subjects"]) == {"wifi-counters"}
+    assert record["personal_data"]["wifi-counters"]["device_mac"]["rule"] == "pseudonymize"
+    assert record["retention"]["raw"].startswith("1 days")
+    assert record["retention"]["pseudonymization keys"].startswith("2 days")
+    assert record["privacy"]["k"] == 10
+    assert record["privacy"]["noise"]["epsilon_per_release"] == 0.5
+    assert record["transfers_to_third_countries"] == "none"
+
+
+def test_without_noise_the_record_says_so(city: City) -> None:
+    assert record_of_processing(exact(city))["privacy"]["noise"] is None
+
+
+def test_the_json_and_the_csv_hold_the_same_register(city: City) -> None:
+    documents = register_documents(city)
+    as_json = json.loads(documents[register_key("velden", REGISTER, "json")][0])["register"]
+    as_csv = list(
+        csv.DictReader(io.StringIO(documents[register_key("velden", REGISTER, "csv")][0].decode()))
+    )
+    assert as_csv == as_json
+
+
+def test_the_csv_record_lists_every_item_of_the_json_one(city: City) -> None:
+    documents = register_documents(city)
+    rows = list(
+        csv.DictReader(io.StringIO(documents[register_key("velden", RECORD, "csv")][0].decode()))
+    )
+    items = {r["item"] for r in rows}
+    assert "controller.name" in items and "privacy.noise.budget_per_sensor_day" in items
+    assert sum(r["item"] == "safeguards" for r in rows) == len(
+        record_of_processing(city)["safeguards"]
+    )
+
+
+def test_a_change_of_policy_changes_the_register(city: City) -> None:
+    data = city_data()
+    data["sources"]["wifi-counters"]["policy"]["personal"]["ssid"] = "refuse"
+    changed = register_documents(parse_city(data))
+    assert changed != register_documents(city)
+    assert register_documents(city) == register_documents(city)
