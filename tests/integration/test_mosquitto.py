@@ -30,14 +30,13 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
-from conftest import CITY_FILE, ROOT
+from conftest import ROOT, fresh_stack
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from citypipe.bootstrap import deps_from
 from citypipe.bootstrap.keys import key_store_from
 from citypipe.core.ingest import normalize
 from citypipe.core.pseudonyms import sensor_keys
@@ -48,10 +47,9 @@ from citypipe.domain.naming import journal_prefix
 from citypipe.ports import KeyStore, ObjectStore
 from citypipe.service.bridge import Delivery
 from citypipe.service.stage import Deps
-from citypipe.settings import KeySettings, Settings, StackSettings
+from citypipe.settings import Settings
 from citypipe_bridge.main import BridgeFailed, Running, run
 from citypipe_bridge.settings import BridgeSettings, MqttSettings
-from citypipe_local import stack
 from citypipe_local.backends import Endpoint
 from citypipe_local.backends.mosquitto import Mosquitto
 from citypipe_local.hubs import Captured, MqttHub, routed
@@ -106,15 +104,7 @@ class Stack:
 @pytest.fixture
 def stack_of(embedded: Endpoint) -> Stack:
     """A fresh city stack of its own on the embedded backend."""
-    settings = Settings(
-        backend=embedded.settings,
-        stack=StackSettings(
-            deployment="local", city_file=CITY_FILE, name_prefix=f"t{uuid.uuid4().hex[:8]}-"
-        ),
-        keys=KeySettings(store="object"),
-    )
-    deps = deps_from(settings)
-    stack.up(deps.city, deps.names, stack.make_clients(settings.backend), settings.stack)
+    settings, deps = fresh_stack(embedded)
     return Stack(settings, deps, key_store_from(settings, deps))
 
 
@@ -550,20 +540,25 @@ def secured(tmp_path: Path) -> Iterator[tuple[Mosquitto, int, dict[str, Path]]]:
         yield started, tls_port, certs
 
 
-def test_the_bridge_connects_with_tls_a_client_certificate_and_a_password(
-    stack_of: Stack, secured: tuple[Mosquitto, int, dict[str, Path]], messages: list[Captured]
-) -> None:
-    broker, tls_port, certs = secured
-    mqtt = MqttSettings(
+def tls_settings(tls_port: int, certs: dict[str, Path], password: str) -> MqttSettings:
+    """The bridge on the TLS listener: the test CA, a client certificate, a password."""
+    return MqttSettings(
         broker=f"mqtts://127.0.0.1:{tls_port}",
         client_id=f"bridge-{uuid.uuid4().hex[:8]}",
         username="bridge",
-        password="s3cret-pass",  # type: ignore[arg-type]
+        password=password,  # type: ignore[arg-type]
         ca_file=certs["ca.crt"],
         cert_file=certs["client.crt"],
         key_file=certs["client.key"],
         batch_age_s=0.5,
     )
+
+
+def test_the_bridge_connects_with_tls_a_client_certificate_and_a_password(
+    stack_of: Stack, secured: tuple[Mosquitto, int, dict[str, Path]], messages: list[Captured]
+) -> None:
+    broker, tls_port, certs = secured
+    mqtt = tls_settings(tls_port, certs, "s3cret-pass")
     bridge = InProcess(stack_of, BridgeSettings.of(stack_of.settings, mqtt)).start()
     hub = MqttHub("127.0.0.1", broker.port, f"hub-{uuid.uuid4().hex[:8]}")
     publish(hub, messages[:10])
@@ -579,15 +574,7 @@ def test_a_refused_password_stops_the_bridge_with_the_reason(
     stack_of: Stack, secured: tuple[Mosquitto, int, dict[str, Path]]
 ) -> None:
     _, tls_port, certs = secured
-    mqtt = MqttSettings(
-        broker=f"mqtts://127.0.0.1:{tls_port}",
-        client_id=f"bridge-{uuid.uuid4().hex[:8]}",
-        username="bridge",
-        password="wrong",  # type: ignore[arg-type]
-        ca_file=certs["ca.crt"],
-        cert_file=certs["client.crt"],
-        key_file=certs["client.key"],
-    )
+    mqtt = tls_settings(tls_port, certs, "wrong")
     with pytest.raises(BridgeFailed, match="refused the connection"):
         run(
             BridgeSettings.of(stack_of.settings, mqtt),

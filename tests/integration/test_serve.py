@@ -16,21 +16,17 @@ import ssl
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CITY_FILE, ROOT
+from conftest import ROOT, fresh_stack
 
-from citypipe.bootstrap import deps_from
 from citypipe.domain.model import Function, Zone
 from citypipe.domain.naming import lineage_prefix
 from citypipe.service.ingest import MAX_BODY_BYTES
 from citypipe.service.stage import Deps
-from citypipe.settings import KeySettings, Settings, StackSettings
-from citypipe_local import stack
 from citypipe_local.backends import Endpoint
 from citypipe_local.fakes import InMemoryKeyStore, InMemoryWebhookTokens
 from citypipe_local.serve import ServerOptions, WebhookServer
@@ -44,16 +40,7 @@ PATH = "/ingest/traffic-counters/senml"
 
 @pytest.fixture
 def deps(embedded: Endpoint) -> Deps:
-    settings = Settings(
-        backend=embedded.settings,
-        stack=StackSettings(
-            deployment="local", city_file=CITY_FILE, name_prefix=f"s{uuid.uuid4().hex[:8]}-"
-        ),
-        keys=KeySettings(store="object"),
-    )
-    built = deps_from(settings)
-    stack.up(built.city, built.names, stack.make_clients(settings.backend), settings.stack)
-    return built
+    return fresh_stack(embedded)[1]
 
 
 @pytest.fixture
