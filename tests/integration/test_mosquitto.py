@@ -260,8 +260,9 @@ def test_the_broker_killed_and_restarted_mid_stream_loses_and_doubles_nothing(
     settled(hub)
     assert bridge.future is not None
     wait_until(lambda: len(bridge.taken) == len(first), bridge.future, "the first messages")
-    # Given the broker saved its state (Mosquitto 2.0 saves every second: autosave_interval)
-    time.sleep(1.6)
+    # Given the broker saved its state (Mosquitto 2.0 saves every second: autosave_interval,
+    # on a whole-second clock)
+    broker.saved()
     # When it is killed with the bridge holding those messages unacknowledged
     broker.kill()
     publish(hub, during)  # the publisher's own session keeps them while the broker is down
@@ -633,7 +634,7 @@ def test_random_restarts_of_broker_and_bridge_lose_and_double_nothing(
             # the bridge caught up and the broker saved, as a restart in a quiet moment
             settled(hub)
             stack_of.wait_for_payloads(published)
-            time.sleep(1.6)
+            broker.saved()
             broker.kill()
             broker.start()
     publish(hub, chunks[-1])

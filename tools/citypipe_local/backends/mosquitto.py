@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,6 +106,27 @@ class Mosquitto:
         except OSError:
             return False
         return True
+
+    @property
+    def database(self) -> Path:
+        return self.directory / "mosquitto.db"  # persistence_file's default name
+
+    def _saved_ns(self) -> int:
+        try:
+            return self.database.stat().st_mtime_ns
+        except FileNotFoundError:
+            return 0
+
+    def saved(self, timeout_s: float = 30) -> None:
+        """Returns once the broker has saved, from start to end, after this call began: what
+        it held then (sessions, subscriptions, messages in flight) survives a SIGKILL.
+        Mosquitto autosaves on a whole-second clock, so a fixed pause is not enough: this
+        waits for a save that ended after the call, then for the next one (which began
+        after it)."""
+        began = time.time_ns()
+        wait_until(lambda: self._saved_ns() > began, timeout_s, "mosquitto's autosave")
+        first = self._saved_ns()
+        wait_until(lambda: self._saved_ns() > first, timeout_s, "mosquitto's next autosave")
 
     def kill(self) -> None:
         """SIGKILL: no save on the way out (what came since the last autosave is gone)."""
