@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: venv browser demo demo-localstack test test-fast lint check bench bench-big fuzz layer package package-scaleway lock clean
+.PHONY: venv browser broker demo demo-localstack test test-fast lint check bench bench-big fuzz soak layer package package-scaleway lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,17 +26,21 @@ demo-localstack: venv
 browser:
 	./.ci/chromium
 
-test: venv browser
+# Debian's Mosquitto for the MQTT bridge's tests (installed when missing, as root).
+broker:
+	./.ci/mosquitto
+
+test: venv browser broker
 	$(BIN)/pytest -n 2 --dist loadfile
 
 # The inner loop: everything but full replays, artefact builds and LocalStack.
-test-fast: venv
+test-fast: venv broker
 	$(BIN)/pytest -n 2 --dist loadfile -m "not slow and not localstack"
 
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict layers/citypipe/python/citypipe tools/citypipe_local functions
+	$(BIN)/mypy --strict layers/citypipe/python/citypipe bridge/citypipe_bridge tools/citypipe_local functions
 	$(BIN)/lint-imports
 
 check: lint test
@@ -57,6 +61,13 @@ bench-big: venv
 # a CI-sized, derandomized search of the same properties).
 fuzz: venv
 	HYPOTHESIS_PROFILE=long $(BIN)/pytest -q tests/unit/test_fuzz.py
+
+# The MQTT bridge soaked: six hours of the city through Mosquitto with 30 random restarts of
+# the broker and the bridge, a random seed each run (make test runs a CI-sized soak).
+soak: venv broker
+	CITYPIPE_SOAK_HOURS=$${CITYPIPE_SOAK_HOURS:-6} CITYPIPE_SOAK_RESTARTS=$${CITYPIPE_SOAK_RESTARTS:-30} \
+	  CITYPIPE_SOAK_SEED=$${CITYPIPE_SOAK_SEED:-$$(date +%s)} \
+	  $(BIN)/pytest -q -s tests/integration/test_mosquitto.py -k random_restarts
 
 # The Lambda layer for serverless.yml: the citypipe library plus its runtime dependencies,
 # built for Lambda's python3.12 on arm64 (boto3 comes with the runtime), trimmed.

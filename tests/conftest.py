@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,12 +13,14 @@ from typing import Any
 
 import pytest
 
+from citypipe.bootstrap import deps_from
 from citypipe.domain.city import City, load_city
 from citypipe.domain.model import Function, Zone
 from citypipe.domain.naming import StackNames
 from citypipe.ports import token_digest
 from citypipe.service.stage import Deps
-from citypipe.settings import Settings
+from citypipe.settings import KeySettings, Settings, StackSettings
+from citypipe_local import stack
 from citypipe_local.backends import Endpoint, backend
 from citypipe_local.fakes import (
     FixedClock,
@@ -91,6 +94,21 @@ def load_event(name: str) -> Any:
 def embedded() -> Iterator[Endpoint]:
     with backend("embedded") as endpoint:
         yield endpoint
+
+
+def fresh_stack(endpoint: Endpoint) -> tuple[Settings, Deps]:
+    """A city stack of its own (a unique name prefix) provisioned on ``endpoint``, its keys
+    in its keys bucket."""
+    settings = Settings(
+        backend=endpoint.settings,
+        stack=StackSettings(
+            deployment="local", city_file=CITY_FILE, name_prefix=f"t{uuid.uuid4().hex[:8]}-"
+        ),
+        keys=KeySettings(store="object"),
+    )
+    deps = deps_from(settings)
+    stack.up(deps.city, deps.names, stack.make_clients(settings.backend), settings.stack)
+    return settings, deps
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,7 @@ from citypipe_local.package import (
 
 HEAVY = ("pyarrow", "datasketches", "numpy")
 LAPTOP_ONLY = ("citypipe_local", "moto", "localstack", "typer", "rich", "pytest", "_pytest")
+BRIDGE_ONLY = ("citypipe_bridge", "paho")  # the MQTT bridge is a process of its own
 VALIDATORS = ("rdflib", "pyshacl", "frictionless", "jsonschema", "playwright")
 
 
@@ -53,12 +54,12 @@ def test_ingest_cold_start_loads_no_pyarrow_datasketches_or_laptop_tooling() -> 
     loaded = loaded_by_cold_start("ingest")
 
     assert "citypipe" in loaded
-    assert not loaded & {*HEAVY, *LAPTOP_ONLY}
+    assert not loaded & {*HEAVY, *LAPTOP_ONLY, *BRIDGE_ONLY}
 
 
 @pytest.mark.parametrize("function", ["anonymize", "aggregate", "export"])
 def test_no_handler_loads_laptop_tooling_or_validators(function: str) -> None:
-    assert not loaded_by_cold_start(function) & {*LAPTOP_ONLY, *VALIDATORS}
+    assert not loaded_by_cold_start(function) & {*LAPTOP_ONLY, *VALIDATORS, *BRIDGE_ONLY}
 
 
 def test_no_composition_root_creates_a_client_at_import() -> None:
@@ -103,7 +104,7 @@ def test_the_built_layer_holds_the_library_and_its_runtime_dependencies_only(
     assert [s for s in shipped if s.endswith(".py")] == expected
     assert {"citypipe", "pyarrow", "datasketches", "pydantic", "aws_lambda_powertools"} <= top
     # And nothing a laptop or a test needs, no tests/ folders, no headers, no bytecode
-    assert not top & {*LAPTOP_ONLY, "boto3", "botocore"}
+    assert not top & {*LAPTOP_ONLY, *BRIDGE_ONLY, "boto3", "botocore"}
     leftovers = [
         str(p.relative_to(site))
         for p in site.rglob("*")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -20,15 +23,31 @@ from citypipe.domain.model import Function
 from citypipe.domain.naming import portal_key
 from citypipe.ports import TOKEN_HEADER
 from citypipe.settings import Settings
+from citypipe_bridge.main import BridgeFailed
+from citypipe_bridge.main import run as bridge_run
+from citypipe_bridge.settings import BridgeSettings, MqttSettings
 from citypipe_local import stack as stack_ops
 from citypipe_local.backends import backend as start_backend
 from citypipe_local.faults import Faults
-from citypipe_local.replay import ReplayOptions, push, replay, request_export
+from citypipe_local.replay import (
+    Played,
+    Player,
+    ReplayOptions,
+    Session,
+    push,
+    replay,
+    request_export,
+    run_local,
+)
+from citypipe_local.report import BridgeRun
+from citypipe_local.serve import ServerOptions, WebhookServer
 from citypipe_local.simulate import scaled_city, simulate
 
 app = typer.Typer(no_args_is_help=True, help="Anonymized, trustworthy open data from city sensors.")
 stack_app = typer.Typer(no_args_is_help=True, help="Provision or remove a city stack.")
 app.add_typer(stack_app, name="stack")
+bridge_app = typer.Typer(no_args_is_help=True, help="Bridge a hub transport into a city stack.")
+app.add_typer(bridge_app, name="bridge")
 console = Console(stderr=True)
 
 DEFAULT_CITY = Path("infra/cities/velden.yaml")
@@ -278,11 +297,17 @@ def _options(
     concurrency: int,
     city: Path,
     platform: str = "aws",
+    via: str = "direct",
+    broker: str | None = None,
     faults: str = "",
     job_every: timedelta | None = None,
 ) -> ReplayOptions:
     if platform not in ("aws", "scaleway"):
         raise typer.BadParameter(f"unknown platform {platform!r}: aws or scaleway")
+    if via not in ("direct", "mqtt", "http"):
+        raise typer.BadParameter(f"unknown transport {via!r}: direct, mqtt or http")
+    if job_every is not None and via != "direct":
+        raise typer.BadParameter("--simulated-clock plays the captures directly (--via direct)")
     try:
         asked = Faults.parse(faults)
     except ValueError as exc:
@@ -296,6 +321,8 @@ def _options(
         visibility_timeout_s=FAULTY_VISIBILITY_S if asked.any else 30,
         max_receive_count=FAULTY_MAX_RECEIVES if asked.any else 3,
         job_every=job_every,
+        via=via,  # type: ignore[arg-type]  # checked above
+        broker=broker,
     )
 
 
@@ -330,12 +357,33 @@ def replay_cmd(
     job_every_hours: Annotated[
         int, typer.Option(help="with --simulated-clock: how often the hourly job fires")
     ] = 1,
+    via: Annotated[
+        str,
+        typer.Option(
+            help="direct: the edge in worker processes; mqtt: published on a broker, through "
+            "the MQTT bridge; http: posted to the local webhook server"
+        ),
+    ] = "direct",
+    broker: Annotated[
+        str | None,
+        typer.Option(help="--via mqtt: mqtt://host:port (default: a Mosquitto started here)"),
+    ] = None,
+    keys_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="a file key store here: its release secret (the noise of people counts) "
+            "outlives the run, so two replays publish the same bytes; every daily secret is "
+            "destroyed at the end either way; default: the stack's keys bucket"
+        ),
+    ] = None,
 ) -> None:
     """Push recorded payloads through a fresh stack; exit 1 if the books don't balance."""
     payloads = sum(1 for p in input_dir.glob("*.jsonl") for line in p.open() if line.strip())
     started = time.perf_counter()
     every = timedelta(hours=job_every_hours) if simulated_clock else None
-    options = _options(backend, concurrency, city, platform, faults, every)
+    options = _options(backend, concurrency, city, platform, via, broker, faults, every)
+    if keys_dir is not None:
+        options = dataclasses.replace(options, keys_dir=keys_dir)
     report = _run(city, input_dir, out, options, payloads)
     _summary(report, time.perf_counter() - started)
     raise typer.Exit(0 if report["balanced"] else 1)
@@ -405,3 +453,123 @@ def request_export_cmd(city: CityOpt = DEFAULT_CITY) -> None:
     deps = deps_from(_settings(city))
     request_export(deps)
     console.print(f"[green]export requested[/] on {deps.names.queue(Function.EXPORT)}")
+
+
+LocalBackendOpt = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        help="embedded | localstack: a fresh local stack, its functions run here, the day "
+        "exported to --out on Ctrl-C; env: the stack the CITYPIPE_* settings name",
+    ),
+]
+OutOpt = Annotated[Path, typer.Option("--out", help="a local stack's zones and run report")]
+
+
+def _local_run(city: Path, backend: str, out: Path, player: Player, concurrency: int) -> None:
+    """A fresh local stack fed by ``player`` until Ctrl-C; then the day exported, the report
+    written and summed up."""
+    started = time.perf_counter()
+    options = _options(backend, concurrency, city)
+    report = run_local(city, out, options, lambda session: session.alongside(player))
+    _summary(report, time.perf_counter() - started)
+    console.print(f"zones and report in {out}")
+    raise typer.Exit(0 if report["balanced"] else 1)
+
+
+@app.command("serve")
+def serve_cmd(
+    city: CityOpt = DEFAULT_CITY,
+    port: Annotated[int, typer.Option(help="0: any free port")] = 8080,
+    host: Annotated[str, typer.Option(help="0.0.0.0 to take hubs on the LAN")] = "127.0.0.1",
+    backend: LocalBackendOpt = "embedded",
+    out: OutOpt = Path("out-serve"),
+    tls_cert: Annotated[Path | None, typer.Option(help="serve HTTPS with this certificate")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="and its private key")] = None,
+    concurrency: int = 2,
+) -> None:
+    """Hubs' webhooks on this machine: POST /ingest/{source}/{format}, the very checks and
+    answers of the cloud's ingest function (token per source, bounds), 2xx once written."""
+    if (tls_cert is None) != (tls_key is None):
+        raise typer.BadParameter("--tls-cert and --tls-key go together")
+    options = ServerOptions(host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
+    if backend == "env":
+        settings = _settings(city)
+        deps = deps_from(settings)
+        server = WebhookServer(
+            deps, tokens_from(settings, deps), key_store_from(settings, deps), options
+        )
+        console.print(f"webhook for {deps.city.city} on {server.url}/ingest/<source>/<format>")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            server.server_close()
+        return
+
+    def serving(session: Session) -> Played:
+        deps = session.deps
+        tokens = tokens_from(session.settings, deps)
+        server = WebhookServer(deps, tokens, key_store_from(session.settings, deps), options)
+        console.print(f"webhook for {deps.city.city} on {server.url}/ingest/<source>/<format>")
+        console.print(f"a token per source ({TOKEN_HEADER}), valid for this run only:")
+        print(f"url {server.url}")  # noqa: T201
+        for source in sorted(deps.city.sources):
+            print(f"{source} {tokens.mint(source)}", flush=True)  # noqa: T201 (shown once)
+        console.print("Ctrl-C exports the day and writes the run report")
+        server.start()
+        session.stop.wait()
+        server.shutdown()
+        server.server_close()
+        return Played(None)
+
+    _local_run(city, backend, out, serving, concurrency)
+
+
+@bridge_app.command("mqtt")
+def bridge_mqtt_cmd(
+    city: CityOpt = DEFAULT_CITY,
+    broker: Annotated[
+        str | None,
+        typer.Option(help="mqtt://host[:1883] or mqtts://host[:8883] (CITYPIPE_MQTT__BROKER)"),
+    ] = None,
+    client_id: Annotated[
+        str | None, typer.Option(help="stable: the broker keeps the session by it")
+    ] = None,
+    backend: LocalBackendOpt = "embedded",
+    out: OutOpt = Path("out-bridge"),
+    concurrency: int = 2,
+) -> None:
+    """Subscribe to the topics the city file declares (QoS 1, a persistent session) and
+    write what the broker delivers through the edge, acknowledging each message once it is
+    written. Credentials and certificates: CITYPIPE_MQTT__USERNAME, __PASSWORD, __CA_FILE,
+    __CERT_FILE, __KEY_FILE. Ctrl-C writes what is batched and stops; the books are shown."""
+    try:
+        settings = BridgeSettings()
+        overrides = {"broker": broker, "client_id": client_id}
+        mqtt = MqttSettings.model_validate(
+            {**settings.mqtt.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
+        )
+    except ValidationError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    if backend == "env":
+        stop = threading.Event()
+        try:
+            books = bridge_run(BridgeSettings.of(_settings(city), mqtt), stop)
+        except KeyboardInterrupt:
+            stop.set()
+            raise
+        except BridgeFailed as exc:
+            console.print(f"[red]{exc}[/]")
+            raise typer.Exit(1) from None
+        console.print_json(books.model_dump_json())
+        return
+
+    def bridging(session: Session) -> Played:
+        settings = BridgeSettings.of(session.settings, mqtt)
+        keys = key_store_from(settings, session.deps)
+        console.print(f"bridging {mqtt.broker} into {session.deps.city.city}; Ctrl-C stops")
+        books = bridge_run(settings, session.stop, session.deps, keys)
+        return Played(None, {"via": "mqtt", "broker": mqtt.broker}, BridgeRun(None, books))
+
+    _local_run(city, backend, out, bridging, concurrency)

@@ -13,16 +13,22 @@ structured logs to ``OUT/logs.jsonl``, and ``OUT/report.json`` is written.
 from __future__ import annotations
 
 import base64
+import contextlib
 import heapq
 import json
 import shutil
+import signal
+import tempfile
+import threading
 import time
+import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import orjson
 
@@ -30,9 +36,10 @@ from citypipe.bootstrap import deps_from
 from citypipe.bootstrap.keys import key_store_from
 from citypipe.core.formats import FORMATS, Context
 from citypipe.core.ingest import Payload
+from citypipe.domain.city import City
 from citypipe.domain.errors import TransientError
 from citypipe.domain.model import Function, Message, Zone
-from citypipe.domain.naming import aggregates_prefix
+from citypipe.domain.naming import aggregates_prefix, journal_prefix
 from citypipe.ports import KeyStore
 from citypipe.service.edge import receive
 from citypipe.service.export import days_with_partials
@@ -40,12 +47,14 @@ from citypipe.service.housekeeping import retire_keys
 from citypipe.service.stage import Deps
 from citypipe.settings import KeySettings, Settings, StackSettings
 from citypipe_local import stack
-from citypipe_local.backends import backend
+from citypipe_local.backends import Endpoint, backend
 from citypipe_local.clock import Offset, SimulatedClock
 from citypipe_local.drops import announce, drop
+from citypipe_local.fakes import InMemoryWebhookTokens
 from citypipe_local.faults import Faults, poison_messages
+from citypipe_local.hubs import Captured, MqttHub, post, routed
 from citypipe_local.logs import written_to
-from citypipe_local.report import build_report
+from citypipe_local.report import BridgeRun, build_report
 from citypipe_local.runner import (
     InvocationCrashedError,
     Invoker,
@@ -58,11 +67,20 @@ from citypipe_local.usage import Meter, Usage, process_cpu_s
 
 PIPELINE = (Function.INGEST, Function.ANONYMIZE, Function.AGGREGATE)
 Progress = Callable[[str, int], None]
+T = TypeVar("T")
+
+
+Via = Literal["direct", "mqtt", "http"]
 
 
 @dataclass(frozen=True)
 class ReplayOptions:
     backend: str = "embedded"
+    # How the captures reach the edge: direct (the edge called in worker processes, as many
+    # bridges), mqtt (published on a broker, through the MQTT bridge), http (posted to the
+    # local webhook server, one request per message)
+    via: Via = "direct"
+    broker: str | None = None  # --via mqtt: mqtt://host:port; None: a Mosquitto started here
     batch_payloads: int = 40_000
     concurrency: int = 4
     faults: Faults = field(default_factory=Faults)  # none: a clean run
@@ -97,16 +115,16 @@ def _captured(path: Path) -> Iterator[tuple[float, str, bytes]]:
                 yield _at(line), fmt, line
 
 
-Captured = tuple[float, str, bytes]  # (arrival, format, the captured line)
+Arrival = tuple[float, str, bytes]  # (arrival time, format, the captured line)
 
 
-def captured(input_dir: Path) -> Iterator[Captured]:
+def captured(input_dir: Path) -> Iterator[Arrival]:
     """Every capture in ``input_dir``, merged in arrival order: one bridge before the hubs."""
     streams = [_captured(p) for p in sorted(input_dir.glob("*.jsonl"))]
     return heapq.merge(*streams, key=lambda item: item[0])
 
 
-def batches(items: Iterable[Captured], batch: int) -> Iterator[list[tuple[str, bytes]]]:
+def batches(items: Iterable[Arrival], batch: int) -> Iterator[list[tuple[str, bytes]]]:
     """Captured messages in batches of about ``batch`` messages — as a bridge batches by
     count and time. A batch never splits messages that arrived in the same instant (a hub's
     resend stays with what it resends)."""
@@ -187,8 +205,8 @@ BRIDGE_TRIES = 20  # a bridge tries a batch this often before it gives up
 
 
 @dataclass
-class Played:
-    """What the hubs sent through the edge."""
+class Delivered:
+    """What the hubs sent through the edge in worker processes."""
 
     payloads: int = 0
     retried: int = 0  # batches a bridge sent again after the edge failed
@@ -196,15 +214,15 @@ class Played:
 
 def play_hubs(
     invoker: Invoker,
-    items: Iterable[Captured],
+    items: Iterable[Arrival],
     batch: int,
     workers: int,
     progress: Progress | None,
-) -> Played:
+) -> Delivered:
     """Every capture through the edge, batches in the worker processes, a few at a time.
     A batch whose edge failed (a worker died, the backend failed) is sent again, as a
     bridge retries: the edge writes it once."""
-    played = Played()
+    played = Delivered()
     running: dict[Future[int], tuple[list[tuple[str, bytes]], int]] = {}
 
     def settle(done: Iterable[Future[int]]) -> None:
@@ -266,38 +284,66 @@ def request_export(deps: Deps) -> None:
     deps.queue.send_json(deps.names.queue(Function.EXPORT), [request.model_dump(exclude_none=True)])
 
 
-@dataclass
-class _Run:
-    """A replay under way: the stack, the workers, the local runner, what was sent."""
+@dataclass(frozen=True)
+class Played:
+    sent: int | None  # payloads the hubs sent; None: not known (a server that took what came)
+    transport: dict[str, Any] | None = None  # how they travelled (``report["transport"]``)
+    bridge: BridgeRun | None = None  # the MQTT bridge's books, checked by the report
+    resent: int = 0  # payloads the webhook recognized as received before: nothing written
 
+
+@dataclass
+class Session:
+    """A fresh local stack, its workers and the local runner, for a player to send hubs'
+    messages into. ``stop`` is set when the run is asked to end (Ctrl-C, SIGTERM): a player
+    that serves until then returns."""
+
+    settings: Settings
     deps: Deps
     options: ReplayOptions
     invoker: Invoker
     runner: LocalRunner
     progress: Progress | None
-    sent: int = 0
-    played: Played = field(default_factory=Played)
+    stop: threading.Event = field(default_factory=threading.Event)
+    sent: int = 0  # payloads and CSV rows the hubs sent
+    delivered: Delivered = field(default_factory=Delivered)
     jobs: list[dict[str, Any]] = field(default_factory=list)
 
-    def play(self, items: Iterable[Captured], drops: Iterable[Path], input_dir: Path) -> None:
-        """The hubs' messages through the edge and the CSV files into the inbox, while the
-        functions run, as they would; then until the queues drain."""
-        with ThreadPoolExecutor(1, thread_name_prefix="hubs") as hubs:
-            dropped = hubs.submit(drop_csv, self.deps, input_dir, drops)
-            playing = hubs.submit(
-                play_hubs,
+    def alongside(self, player: Callable[[Session], T]) -> T:
+        """``player`` sends while the functions run, as hubs do; then until the queues
+        drain. Ctrl-C asks the player to stop; the run finishes what came."""
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix="hubs") as hubs,
+            stopped_by_sigterm(self.stop),
+        ):
+            playing = hubs.submit(player, self)
+            while not playing.done():
+                try:
+                    self.runner.drain(PIPELINE, timeout_s=float("inf"), until=playing.done)
+                except KeyboardInterrupt:
+                    self.stop.set()
+            played = playing.result()
+        self.runner.drain(PIPELINE)
+        return played
+
+    def play(self, items: Iterable[Arrival], drops: Iterable[Path], input_dir: Path) -> None:
+        """The hubs' messages through the edge (in the worker processes) and the CSV files
+        into the inbox, while the functions run; counted in ``sent``."""
+
+        def hubs(session: Session) -> int:
+            rows = drop_csv(self.deps, input_dir, drops)
+            delivered = play_hubs(
                 self.invoker,
                 items,
                 self.options.batch_payloads,
                 self.options.concurrency,
                 self.progress,
             )
-            self.runner.drain(PIPELINE, until=playing.done)
-            played = playing.result()
-            self.sent += dropped.result() + played.payloads
-            self.played.payloads += played.payloads
-            self.played.retried += played.retried
-        self.runner.drain(PIPELINE)
+            self.delivered.payloads += delivered.payloads
+            self.delivered.retried += delivered.retried
+            return rows + delivered.payloads
+
+        self.sent += self.alongside(hubs)
 
     def export_all(self) -> None:
         request_export(self.deps)
@@ -322,6 +368,9 @@ class _Run:
         )
 
 
+Player = Callable[[Session], Played]
+
+
 class _Arrivals:
     """The merged captures, taken in slices of time (never all in memory)."""
 
@@ -330,14 +379,14 @@ class _Arrivals:
         self.pending = next(self.items, None)
         self.last_day: date | None = None
 
-    def before(self, limit: datetime) -> Iterator[Captured]:
+    def before(self, limit: datetime) -> Iterator[Arrival]:
         while self.pending is not None and self.pending[0] < limit.timestamp():
             item, self.pending = self.pending, next(self.items, None)
             self.last_day = datetime.fromtimestamp(item[0], UTC).date()
             yield item
 
 
-def _simulated_days(run: _Run, input_dir: Path, clock: Offset, every: timedelta) -> datetime:
+def _simulated_days(run: Session, input_dir: Path, clock: Offset, every: timedelta) -> datetime:
     """Play the captures on a simulated clock: up to each firing of the hourly job, the
     messages that arrived before it and the CSV files of the hours that ended, then the
     job at its time; until every message is in and the last day's job has fired (when)."""
@@ -380,20 +429,40 @@ def _usage(
     return usage
 
 
-def replay(
+def local_settings(endpoint: Endpoint, city_file: Path, options: ReplayOptions) -> Settings:
+    """A laptop's settings for a stack on ``endpoint``."""
+    return Settings(
+        backend=endpoint.settings,
+        stack=StackSettings(
+            deployment="local",
+            city_file=city_file,
+            visibility_timeout_s=options.visibility_timeout_s,
+            max_receive_count=options.max_receive_count,
+            name_prefix=options.name_prefix,
+        ),
+        keys=(
+            KeySettings(store="file", directory=options.keys_dir)
+            if options.keys_dir is not None
+            else KeySettings(store="object")
+        ),
+    )
+
+
+def run_local(
     city_file: Path,
-    input_dir: Path,
     out: Path,
-    options: ReplayOptions = ReplayOptions(),
+    options: ReplayOptions,
+    player: Player,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Replay the captures through a fresh stack; the report of the run's books.
+    """A fresh stack on the options' backend, the functions running in the local runner
+    while ``player`` sends the hubs' messages (``Session.alongside``); then, on the real
+    clock, every day exported; the zones copied to ``out``, the run report written.
 
-    On the real clock (the default) every message is played as fast as the stack takes
-    it, then every day is exported. On a simulated clock (``options.job_every``) the
-    captures are played in their own time — possibly days of them — and the hourly job
-    fires on that clock (publishing yesterday, destroying old keys, sweeping raw and
-    quarantine) instead of an export request; the embedded backend keeps the same time."""
+    On a simulated clock (``options.job_every``) the player plays the captures in their own
+    time and fires the hourly job on that clock (publishing yesterday, destroying old keys,
+    sweeping raw and quarantine) instead of an export request; the embedded backend keeps
+    the same time (``session.clock``)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs.jsonl").unlink(missing_ok=True)  # this run's logs only
     meter = Meter()
@@ -402,21 +471,7 @@ def replay(
     if clock_file is not None:
         clock_file.write_text("0")
     with backend(options.backend, options.localstack_endpoint, clock_file) as endpoint:
-        settings = Settings(
-            backend=endpoint.settings,
-            stack=StackSettings(
-                deployment="local",
-                city_file=city_file,
-                visibility_timeout_s=options.visibility_timeout_s,
-                max_receive_count=options.max_receive_count,
-                name_prefix=options.name_prefix,
-            ),
-            keys=(
-                KeySettings(store="file", directory=options.keys_dir)
-                if options.keys_dir is not None
-                else KeySettings(store="object")
-            ),
-        )
+        settings = local_settings(endpoint, city_file, options)
         deps = deps_from(settings)
         clients = stack.make_clients(settings.backend)
         stack.down(deps.names, clients)  # a replay starts from an empty stack
@@ -429,7 +484,8 @@ def replay(
             invoker = Invoker(
                 settings, options.concurrency, out / "logs.jsonl", options.faults, clock_file
             )
-            run = _Run(
+            session = Session(
+                settings,
                 deps,
                 options,
                 invoker,
@@ -448,25 +504,22 @@ def replay(
             )
             try:
                 poison_messages(deps, options.faults.poison)
-                if options.job_every is None or clock_file is None:
-                    run.play(captured(input_dir), csv_drops(input_dir), input_dir)
-                    edge_seconds = time.perf_counter() - started
-                    run.export_all()
-                else:
-                    last = _simulated_days(run, input_dir, Offset(clock_file), options.job_every)
-                    # the run ends an hour after the last job (an audit record of keys
-                    # destroyed is one per hour: the end of the run's is its own)
-                    Offset(clock_file).set_now(last + timedelta(hours=1))
-                    edge_seconds = time.perf_counter() - started
+                played = player(session)
+                edge_seconds = time.perf_counter() - started
+                if clock_file is None:
+                    session.export_all()
                 total = time.perf_counter() - started  # the open data is published
             finally:
                 invoker.close()
             usage = _usage(invoker, meter.since(runner_before), endpoint.pid, backend_cpu)
-            stats = run.runner.stats
-            report = build_report(deps, run.sent, {f: s.seconds for f, s in stats.items()})
+            stats = session.runner.stats
+            seconds = {f: s.seconds for f, s in stats.items()}
+            report = build_report(deps, played.sent, seconds, played.bridge, played.resent)
             # the end of the run is at the run's time: the simulated clock's, if it has one
             ending = deps if clock_file is None else replace(deps, clock=SimulatedClock(clock_file))
             report["end_of_run"] = end_of_run(ending, key_store_from(settings, deps))
+        if played.transport is not None:
+            report["transport"] = played.transport
         report["seconds"] = {"edge": round(edge_seconds, 3), "total": round(total, 3)}
         report["usage"] = usage
         report["workers"] = {
@@ -479,11 +532,200 @@ def replay(
             "asked": str(options.faults),
             "crashes": dict(sorted(invoker.crashes.items())),
             "injected": dict(sorted(invoker.injected.items())),
-            "bridge_retries": run.played.retried,
+            "bridge_retries": session.delivered.retried,
             "failed_deliveries": sum(s.failures for s in stats.values()),
         }
         if options.job_every is not None:
-            report["hourly_jobs"] = run.jobs
+            report["hourly_jobs"] = session.jobs
         copy_zones(deps, out)
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return report
+
+
+@contextlib.contextmanager
+def stopped_by_sigterm(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM (a container stopping, ``kill``) ends the play as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def replay(
+    city_file: Path,
+    input_dir: Path,
+    out: Path,
+    options: ReplayOptions = ReplayOptions(),
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Every capture of ``input_dir`` through a fresh stack, the way ``options.via`` says,
+    and the CSV drops through the inbox; the report of the run's books.
+
+    On the real clock (the default) every message is played as fast as the stack takes
+    it, then every day is exported. On a simulated clock (``options.job_every``, direct
+    only) the captures are played in their own time — possibly days of them — with the
+    hourly job firing on that clock."""
+    if options.job_every is not None and options.via != "direct":
+        raise ValueError("a simulated clock plays the captures directly (via=direct)")
+
+    def direct(session: Session) -> Played:
+        session.play(captured(input_dir), csv_drops(input_dir), input_dir)
+        return Played(session.sent)
+
+    def simulated(session: Session) -> Played:
+        assert options.job_every is not None
+        clock = Offset(out / ".clock")
+        last = _simulated_days(session, input_dir, clock, options.job_every)
+        # the run ends an hour after the last job (an audit record of keys destroyed is
+        # one per hour: the end of the run's is its own)
+        clock.set_now(last + timedelta(hours=1))
+        return Played(session.sent)
+
+    def through(transport: Callable[[Session, Path], Played]) -> Player:
+        def then_drops(session: Session) -> Played:
+            played = transport(session, input_dir)
+            sent = (played.sent or 0) + drop_csv(session.deps, input_dir)
+            return Played(sent, played.transport, played.bridge, played.resent)
+
+        return lambda session: session.alongside(then_drops)
+
+    players: dict[Via, Player] = {
+        "direct": simulated if options.job_every is not None else direct,
+        "mqtt": through(play_mqtt),
+        "http": through(play_http),
+    }
+    return run_local(city_file, out, options, players[options.via], progress)
+
+
+# --- the captures through a broker and the MQTT bridge, or through the webhook server -------
+
+
+def _captured_messages(city: City, input_dir: Path) -> list[Captured]:
+    """Every capture, merged in arrival order, with the source and format of its topic."""
+    return [m for lines in edge_batches(input_dir, 1 << 62) for m in routed(city, lines)]
+
+
+def play_mqtt(session: Session, input_dir: Path, timeout_s: float = 3600) -> Played:
+    """The captures published on a broker (``options.broker``, else a Mosquitto started
+    here) in arrival order, by a publisher with a persistent session, and bridged into the
+    stack by the MQTT bridge (running here, ``arrival=property``: a message is dated by its
+    recorded arrival, as the direct replay dates it). Returns when the bridge has written
+    every message."""
+    from citypipe_bridge.main import Running, run
+    from citypipe_bridge.settings import BridgeSettings, MqttSettings
+    from citypipe_local.backends.mosquitto import Mosquitto
+
+    messages = _captured_messages(session.deps.city, input_dir)
+    run_id = uuid.uuid4().hex[:8]
+    with contextlib.ExitStack() as cleanup:
+        url = session.options.broker
+        if url is None:
+            folder = Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
+            url = cleanup.enter_context(Mosquitto(folder)).url
+        mqtt = MqttSettings(
+            broker=url,
+            client_id=f"citypipe-replay-{run_id}",
+            session_expiry_s=3600,
+            batch_age_s=2,
+            arrival="property",
+        )
+        settings = BridgeSettings.of(session.settings, mqtt)
+        keys = key_store_from(settings, session.deps)
+        stop, running = threading.Event(), Running()
+        bridging = ThreadPoolExecutor(1, thread_name_prefix="bridge")
+        bridged = bridging.submit(run, settings, stop, session.deps, keys, running)
+        client = wait_for(lambda: running.client, bridged, 60, "the bridge's client")
+        wait_for(client.subscribed.is_set, bridged, 60, "the bridge's subscriptions")
+        hub = MqttHub(mqtt.host, mqtt.port, f"citypipe-replay-hubs-{run_id}")
+        try:
+            for number, message in enumerate(messages, start=1):
+                hub.publish(message)
+                if session.progress and number % 1000 == 0:
+                    session.progress("dropped captures", number)
+            bridge = running.bridge
+            assert bridge is not None
+            wait_for(
+                lambda: bridge.books.written + bridge.books.redelivered >= len(messages),
+                bridged,
+                timeout_s,
+                "the bridge writing every message",
+            )
+        finally:
+            stop.set()
+            hub.close()
+            books = bridged.result()
+            bridging.shutdown()
+    forget_journal(session.deps, mqtt.client_id)  # a replay's client id is never used again
+    if session.progress:
+        session.progress("dropped captures", len(messages))
+    transport = {"via": "mqtt", "published": len(messages)}
+    return Played(len(messages), transport, BridgeRun(len(messages), books))
+
+
+def forget_journal(deps: Deps, client_id: str) -> None:
+    """Delete a bridge's journal (in the raw zone): for a client id that will not return."""
+    bucket = deps.names.bucket(Zone.RAW)
+    for info in deps.store.list(bucket, journal_prefix(deps.city.city, client_id)):
+        deps.store.delete(bucket, info.key)
+
+
+def play_http(session: Session, input_dir: Path) -> Played:
+    """The captures posted to the local webhook server (started here, a token minted per
+    source), one request per message as hubs post them, a few at a time; a request the
+    server answers 5xx is posted again, as a hub retries."""
+    from citypipe_local.serve import ServerOptions, WebhookServer
+
+    deps = session.deps
+    messages = _captured_messages(deps.city, input_dir)
+    tokens = InMemoryWebhookTokens()
+    minted = {source: tokens.mint(source) for source in deps.city.sources}
+    keys = key_store_from(session.settings, deps)
+    server = WebhookServer(deps, tokens, keys, ServerOptions(port=0, trust_received_at=True))
+    server.start()
+    host, port = str(server.server_address[0]), int(server.server_address[1])
+    statuses: Counter[int] = Counter()
+    resent = 0
+
+    def send(message: Captured) -> tuple[int, bool]:
+        for attempt in range(10):
+            status, answer = post(host, port, message, minted[message.route.source])
+            if status < 500:
+                return status, bool(answer.get("resent"))
+            time.sleep(min(5.0, 0.2 * 2**attempt))
+        raise RuntimeError(f"the webhook answered {status} ten times")
+
+    try:
+        with ThreadPoolExecutor(session.options.concurrency, thread_name_prefix="hub") as pool:
+            for number, (status, again) in enumerate(pool.map(send, messages), start=1):
+                statuses[status] += 1
+                resent += again
+                if session.progress and number % 1000 == 0:
+                    session.progress("dropped captures", number)
+    finally:
+        server.shutdown()
+        server.server_close()
+    transport = {
+        "via": "http",
+        "requests": len(messages),
+        "statuses": {str(status): count for status, count in sorted(statuses.items())},
+        "resent": resent,
+    }
+    return Played(len(messages), transport, resent=resent)
+
+
+def wait_for(check: Callable[[], T | None], worker: Future[Any], timeout_s: float, what: str) -> T:
+    """``check()``'s first true value, polled; fails when ``worker`` ended first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        if worker.done():
+            worker.result()  # its exception, if any
+            raise RuntimeError(f"{what}: the bridge stopped")
+        time.sleep(0.05)
+    raise TimeoutError(f"{what}: not within {timeout_s:.0f} s")

@@ -16,6 +16,7 @@ from citypipe.core.disclosure import treatment
 from citypipe.domain.books import (
     AggregateCounts,
     AnonymizeCounts,
+    BridgeCounts,
     ExportCounts,
     IngestCounts,
     Lineage,
@@ -94,6 +95,32 @@ def _newer(record: Lineage, than: Lineage) -> bool:
     return (record.counts.partials, record.at) > (than.counts.partials, than.at)
 
 
+@dataclass(frozen=True)
+class BridgeRun:
+    """An MQTT bridge's part of a run: what the hubs published, the bridge's typed books."""
+
+    published: int | None  # None: not known (a bridge in front of a live broker)
+    books: BridgeCounts
+
+    def checks(self) -> list[Check]:
+        books = self.books
+        checks = [
+            Check(
+                "bridge: delivered = written + redelivered + retained + discarded + pending",
+                books.messages,
+                books.written + books.redelivered + books.retained + books.discarded
+                + books.pending,
+            ),
+        ]  # fmt: skip
+        if self.published is not None:
+            checks.append(
+                Check(
+                    "messages published = messages the bridge wrote", self.published, books.written
+                )
+            )
+        return checks
+
+
 @dataclass
 class Books:
     """Every stage's counts summed over its lineage records; export's latest per day."""
@@ -150,8 +177,16 @@ class Books:
 
 
 def build_report(
-    deps: Deps, payloads_sent: int, seconds: dict[Function, float] | None = None
+    deps: Deps,
+    payloads_sent: int | None,
+    seconds: dict[Function, float] | None = None,
+    bridge: BridgeRun | None = None,
+    resent: int = 0,
 ) -> dict[str, Any]:
+    """The run's books; ``payloads_sent``: what the hubs sent (None: unknown, e.g. a server
+    that took what came — then what reached the edge); ``bridge``: the MQTT bridge's books,
+    when the hubs' messages came through one; ``resent``: payloads a webhook recognized as
+    received before (a request of the very same content: nothing written, no lineage)."""
     books = Books.read(lineage_records(deps), noised_datasets(deps))
     dead = {f: dead_letters(deps, f) for f in Function}
     poison = {f: quarantined_messages(deps, f) for f in Function}
@@ -163,9 +198,11 @@ def build_report(
         books.export,
     )
 
+    if payloads_sent is None:
+        payloads_sent = ingest.payloads + resent + dead_records[Function.INGEST]
     checks = [
-        Check("payloads sent = ingested + dead-lettered at ingest", payloads_sent,
-              ingest.payloads + dead_records[Function.INGEST]),
+        Check("payloads sent = ingested + resent + dead-lettered at ingest", payloads_sent,
+              ingest.payloads + resent + dead_records[Function.INGEST]),
         Check("ingest: received = accepted + duplicates + quarantined", ingest.received,
               ingest.accepted + ingest.duplicates + ingest.quarantined_total),
         Check("accepted = anonymize input + dead-lettered at anonymize", ingest.accepted,
@@ -183,10 +220,13 @@ def build_report(
               export.published + export.suppressed + export.flagged + export.refused_total),
         *epsilon_checks(deps, books.noised_releases),
     ]  # fmt: skip
+    if bridge is not None:
+        checks += bridge.checks()
     all_quarantined = sum((Counter(books.of(f).quarantined) for f in Function), Counter())
     return {
         "city": deps.city.city,
         "received": ingest.received + dead_records[Function.INGEST],
+        "resent": resent,
         "accepted": ingest.accepted,
         "duplicates": ingest.duplicates,
         "quarantined": dict(sorted(all_quarantined.items())),
@@ -214,6 +254,7 @@ def build_report(
         },
         "days": books.days,
         "datasets": books.datasets,
+        **({"bridge": bridge.books.model_dump()} if bridge is not None else {}),
     }
 
 

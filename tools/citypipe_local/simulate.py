@@ -18,7 +18,9 @@ hub, in the hub's documented shape and with the hub's identifiers:
 
 Each message is one line of ``<format>.jsonl``: ``{"at": arrival (epoch s), "body": the
 exact body, "topic"?: MQTT topic, "headers"?: HTTP headers}`` (``body_base64`` for a body
-that is not text). CSV drops are files under ``drops/csv/<mapping>/``.
+that is not text). The topic is where the hub publishes it on the city's broker: the city
+file's topic filter for the device's source and format (``sources.<s>.mqtt``), wildcards
+filled with the device as its hub names it. CSV drops are files under ``drops/csv/<mapping>/``.
 
 A small, deterministic fraction of messages is spoiled the ways hubs really fail, each with
 the quarantine reason ingest must give it (or, for a hub's resend, the duplicates it must
@@ -166,6 +168,7 @@ class _Dev:
     level: float
     resolution: int
     quantities: dict[str, str]  # field -> quantity
+    source: str
     eui: str = ""
 
 
@@ -433,6 +436,7 @@ class _Simulation:
                         else layout.uniform(0.7, 1.3),
                         resolution=policy.time_resolution_minutes,
                         quantities={f: spec.quantity for f, spec in profile.fields.items()},
+                        source=profile.source,
                         eui=device.id.lower() if device.hub == "lorawan" else "",
                     )
                 )
@@ -505,6 +509,7 @@ class _Simulation:
         """Send a body as the hub would; spoil it the generic ways (truncated, a non-UTF-8
         byte, a resend) where ``spoil`` says so."""
         out = self._stream(fmt)
+        topic = topic or self._topic(dev, fmt)
         if spoil == INVALID_JSON:
             self._reject(INVALID_JSON)
             out.send(at, self.spoiler.cut(body), topic=topic, headers=headers)
@@ -524,6 +529,19 @@ class _Simulation:
             self.duplicates += readings
             resend = orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2).decode()
             out.send(at, resend, topic=topic, headers=headers)
+
+    def _topic(self, dev: _Dev, fmt: str) -> str | None:
+        """The MQTT topic the device's hub publishes the message on: the city file's filter
+        for its source and format, each wildcard level the device as that hub names it
+        (TTS: its device id; ChirpStack: its DevEUI). None: the city declares none."""
+        route = next(
+            (r for r in self.city.mqtt_routes if (r.source, r.format) == (dev.source, fmt)), None
+        )
+        if route is None:
+            return None
+        names = {"tts-v3": f"vld-aq-{dev.eui[-6:]}", "chirpstack-v4": dev.eui}
+        name = names.get(fmt, dev.eui if fmt == "chirpstack-v3" else dev.name)
+        return "/".join(name if level in ("+", "#") else level for level in route.topic.split("/"))
 
     # LoRaWAN ------------------------------------------------------------------------------
 

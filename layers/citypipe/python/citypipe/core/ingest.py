@@ -23,7 +23,7 @@ import gc
 import logging
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -48,6 +48,10 @@ KEPT_OF_OVERSIZED = 1024  # characters kept (redacted) of a payload over the siz
 log = logging.getLogger("citypipe")
 
 Partition = tuple[str, int]  # (source, day as epoch seconds): one raw object each
+# A reading's identity: (sensor, quantity, time in microseconds, pseudonym). The same
+# identity twice is a duplicate: a hub's resend, never a second reading.
+Identity = tuple[str, str, int, str | None]
+NO_PRIOR: frozenset[Identity] = frozenset()
 _REFUSED = object()
 _UNSEEN: Any = object()
 
@@ -62,6 +66,7 @@ class Payload(NamedTuple):
     parsed: bool = False  # body is a document already (CSV rows)
     rejection: Rejection | None = None  # refused before parsing (a CSV line that is no row)
     fmt: Format | None = None  # its hub format, where a batch mixes them (else the batch's)
+    source: str | None = None  # the one source its transport vouches for (an MQTT topic's)
 
 
 @dataclass
@@ -76,15 +81,17 @@ class Normalized:
     received: int = 0
     payloads: int = 0
     duplicates: int = 0
+    seen: set[Identity] = field(default_factory=set)  # the identities of the readings accepted
 
     @property
     def accepted(self) -> int:
         return sum(len(rows) for rows in self.by_partition.values())
 
     def reject(
-        self, fmt: Format, line: int, payload: Any, rejections: list[Rejection], *, counted: bool
+        self, adapter: str, line: int, payload: Any, rejections: list[Rejection], *, counted: bool
     ) -> None:
-        """Quarantine a payload's rejected readings: one row, the readings counted by reason."""
+        """Quarantine a payload's rejected readings: one row, the readings counted by reason.
+        ``adapter``: the format and version that read it (``Format.label``)."""
         counts = Counter(r.reason for r in rejections)
         if not counted:
             self.received += len(rejections)
@@ -92,7 +99,7 @@ class Normalized:
         self.quarantine.append(
             {
                 "line": line,
-                "adapter": fmt.label,
+                "adapter": adapter,
                 "payload": payload,
                 "rejected": dict(counts),
                 "details": _details(rejections),
@@ -146,8 +153,8 @@ class _Batch:
     """The per-batch state of the normalization path: caches and the duplicate index."""
 
     __slots__ = (
-        "aliases", "city", "devices", "fmt", "key_for", "latest", "only_source", "policies",
-        "result", "seen", "windows",
+        "aliases", "batch_source", "city", "devices", "fmt", "key_for", "latest", "only_source",
+        "policies", "prior", "result", "seen", "windows",
     )  # fmt: skip
 
     def __init__(
@@ -157,10 +164,12 @@ class _Batch:
         now: float,
         key_for: KeyFor | None,
         only_source: str | None = None,
+        prior: Container[Identity] = NO_PRIOR,
     ) -> None:
         self.city = city
         self.fmt = fmt
-        self.only_source = only_source
+        self.batch_source = self.only_source = only_source
+        self.prior = prior
         self.latest = now + FUTURE_SLACK_S
         self.key_for = key_for
         self.devices: dict[tuple[str, Any], tuple[Resolved, _Policy] | None] = {}
@@ -168,12 +177,12 @@ class _Batch:
             name: _Policy(s.policy.subject_field, dict(s.policy.personal))
             for name, s in city.sources.items()
         }
-        self.seen: set[tuple[str, str, int, str | None]] = set()
         # pseudonyms of this batch (a device is seen again and again): kept no longer than
         # the batch, so no derived key outlives it in a warm container
         self.aliases: dict[tuple[bytes, str], str] = {}
         self.windows: dict[tuple[bytes, int], bytes] = {}  # (sensor key, window) -> its key
         self.result = Normalized()
+        self.seen = self.result.seen
 
     def device(self, hub: str, ident: Any) -> tuple[Resolved, _Policy] | None:
         """A registered device and its source's policy (remembered for the batch)."""
@@ -284,7 +293,7 @@ class _Batch:
                 return subject
             alias, refused = subject  # type: ignore[misc]
         identity = (dev.sensor, quantity, round(at * 1_000_000), alias)
-        if identity in self.seen:
+        if identity in self.seen or identity in self.prior:
             self.result.duplicates += 1
             return None
         self.seen.add(identity)
@@ -308,17 +317,25 @@ class _Batch:
             raise ValueError("a payload of a mixed batch names its format")
         return fmt
 
+    def _adapter(self, payload: Payload) -> str:
+        """Who read the payload, for its quarantine row: refused before any format could
+        (a message on a topic no source declares), ``none``."""
+        fmt = payload.fmt or self.fmt
+        if fmt is None and payload.rejection is not None:
+            return "none"
+        return self._format(payload).label
+
     def _document(self, payload: Payload) -> Any:
         """The payload parsed, or _REFUSED once it is quarantined whole."""
         body = payload.body
-        fmt = self._format(payload)
         if payload.rejection is not None:
             text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else str(body)
             self.result.reject(
-                fmt, payload.line, redact_text(text[:KEPT_OF_OVERSIZED]), [payload.rejection],
-                counted=False,
+                self._adapter(payload), payload.line, redact_text(text[:KEPT_OF_OVERSIZED]),
+                [payload.rejection], counted=False,
             )  # fmt: skip
             return _REFUSED
+        fmt = self._format(payload)
         if payload.parsed:
             return body
         size = len(body)
@@ -326,7 +343,7 @@ class _Batch:
             head = body[:KEPT_OF_OVERSIZED]
             text = head.decode("utf-8", errors="replace") if isinstance(head, bytes) else head
             self.result.reject(
-                fmt, payload.line, redact_text(text),
+                fmt.label, payload.line, redact_text(text),
                 [Rejection("payload_too_large", f"{size} bytes > {MAX_PAYLOAD_BYTES}")],
                 counted=False,
             )  # fmt: skip
@@ -352,6 +369,7 @@ class _Batch:
     def payload(self, payload: Payload) -> None:
         result = self.result
         result.payloads += 1
+        self.only_source = self.batch_source if payload.source is None else payload.source
         document = self._document(payload)
         if document is _REFUSED or self._image(payload, document):
             return
@@ -377,7 +395,7 @@ class _Batch:
         if rejected:
             fmt = self._format(payload)
             result.reject(
-                fmt, payload.line, redact(document, fmt.identifiers), rejected,
+                fmt.label, payload.line, redact(document, fmt.identifiers), rejected,
                 counted=True,
             )  # fmt: skip
 
@@ -397,7 +415,7 @@ class _Batch:
         fmt = self._format(payload)
         refusal = Rejection("image_refused", "a field holds an image: never processed", path)
         self.result.reject(
-            fmt, payload.line, redact(document, fmt.identifiers), [refusal], counted=False
+            fmt.label, payload.line, redact(document, fmt.identifiers), [refusal], counted=False
         )
         return True
 
@@ -414,8 +432,8 @@ class _Batch:
             text, reason = body, "invalid_json"
         detail = str(exc).split(":", 1)[0][:120]  # orjson's message, before the position
         self.result.reject(
-            self._format(payload), payload.line, redact_text(text), [Rejection(reason, detail)],
-            counted=False,
+            self._format(payload).label, payload.line, redact_text(text),
+            [Rejection(reason, detail)], counted=False,
         )  # fmt: skip
 
 
@@ -427,12 +445,16 @@ def normalize(
     now: float,
     key_for: KeyFor | None,
     only_source: str | None = None,
+    prior: Container[Identity] = NO_PRIOR,
 ) -> Normalized:
     """Normalize a batch of payloads, of format ``fmt`` or each of its own (a bridge that
     batches several hubs' messages). ``now``: the receiving clock (epoch s); ``key_for``:
     the per-sensor daily keys (None where no source has a data subject); ``only_source``:
-    the one source a sender was authenticated for (others' readings: ``wrong_source``)."""
-    batch = _Batch(city, fmt, now, key_for, only_source)
+    the one source a sender was authenticated for (others' readings: ``wrong_source``; a
+    payload's own ``source`` overrides it); ``prior``: identities of readings written
+    before (a long-running edge's recent batches), counted as duplicates like those seen
+    earlier in the batch."""
+    batch = _Batch(city, fmt, now, key_for, only_source, prior)
     collecting = gc.isenabled()
     gc.disable()  # a batch allocates many small acyclic objects: no cycles to collect
     try:

@@ -37,6 +37,13 @@ def sensor_keys(keys: KeyStore, city: str) -> KeyFor:
     return key_for
 
 
+def journal_key(keys: KeyStore, city: str, day: date) -> bytes:
+    """The key of the day's message digests in a long-running edge's journal: a message
+    holding a MAC cannot be found again by hashing guesses, and once the day's secret is
+    destroyed no digest of that day can be recomputed."""
+    return hmac.digest(keys.daily_secret(day), f"citypipe/v1/journal/{city}".encode(), "sha256")
+
+
 def window_key(sensor_key: bytes, window_start: int) -> bytes:
     """A sensor's key for the window starting at ``window_start`` (epoch seconds, UTC)."""
     return hmac.digest(sensor_key, f"citypipe/v1/window/{window_start}".encode(), "sha256")

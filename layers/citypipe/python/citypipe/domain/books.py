@@ -191,6 +191,35 @@ class Lineage(Book):
         return self
 
 
+# --- a long-running edge's own books --------------------------------------------------------
+
+
+class BridgeCounts(Book):
+    """What one MQTT bridge process did with the messages its broker delivered (messages,
+    not readings: ``readings`` holds what the edge made of those it wrote). Logged on
+    shutdown and put in a replay's run report; the durable ledger stays the lineage.
+
+    Every delivery is written, delivered again after it was written (``redelivered``), a
+    retained value the broker replays on subscribing (``retained``: no reading), or left
+    unacknowledged for the broker to deliver again (``discarded`` when its connection
+    dropped, ``pending`` at shutdown)."""
+
+    messages: int  # delivered by the broker, redeliveries included
+    written: int  # in batches the edge wrote (or found written before)
+    redelivered: int  # delivered again after being written: acknowledged, not written again
+    retained: int  # retained values sent on subscribing: acknowledged, not readings
+    discarded: int  # unwritten when their connection dropped
+    pending: int  # unwritten at shutdown
+    batches: int  # batches written
+    recovered: int  # batches an earlier run began, completed at start-up from the journal
+    readings: IngestCounts  # the edge's counts of the batches this process wrote
+
+    @property
+    def balanced(self) -> bool:
+        accounted = self.written + self.redelivered + self.retained
+        return self.messages == accounted + self.discarded + self.pending
+
+
 # --- the open zone's own books ---------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -14,6 +15,7 @@ from citypipe.domain.geo import ZoneIndex
 from citypipe.domain.model import Zone
 from citypipe.domain.personal import GENERALIZABLE, HUB_PERSONAL, PERSONAL_FIELDS, RED_LINES
 from citypipe.domain.registry import Registry, Resolved, normalize_id, registry_problems, resolved
+from citypipe.domain.topics import filter_problem, matches, overlap
 
 SCALEWAY_REGIONS = frozenset({"fr-par", "nl-ams", "pl-waw"})  # Paris, Amsterdam, Warsaw
 # Regions a city stack may be deployed to: EU/EEA only (data residency is a guard, not a
@@ -27,6 +29,12 @@ EU_REGIONS = frozenset(
 ) | SCALEWAY_REGIONS  # fmt: skip
 
 SLUG = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
+# The hub formats a hub may push or publish (core.formats holds their adapters; a unit test
+# keeps the two lists equal: the domain imports no core). CSV is a drop, never a message.
+MESSAGE_FORMATS = (
+    "aws-iot", "canonical", "chirpstack-v3", "chirpstack-v4", "meraki", "ngsi-ld", "senml",
+    "sensor-community", "telraam", "tts-v3",
+)  # fmt: skip
 
 
 class ConfigError(ValueError):
@@ -91,13 +99,49 @@ class PrivacyPolicy(Strict):
         return next((f for f, a in self.personal.items() if a is Action.PSEUDONYMIZE), None)
 
 
+class MqttTopic(Strict):
+    """Messages a source's hubs publish on an MQTT broker: a topic filter, and the hub format
+    of every message on it (TTS v3 ``v3/{app}@{tenant}/devices/+/up``, ChirpStack v4
+    ``application/{id}/device/+/event/up``, a plain topic per sensor family)."""
+
+    topic: str = Field(description="an MQTT topic filter (+ for one level, # for the rest)")
+    format: str = Field(description="the hub format of the messages on it")
+
+    @field_validator("topic")
+    @classmethod
+    def _valid_filter(cls, value: str) -> str:
+        problem = filter_problem(value)
+        if problem is not None:
+            raise ValueError(f"not an MQTT topic filter: {problem}")
+        return value
+
+    @field_validator("format")
+    @classmethod
+    def _message_format(cls, value: str) -> str:
+        if value not in MESSAGE_FORMATS:
+            raise ValueError(f"unknown format {value!r}; one of {list(MESSAGE_FORMATS)}")
+        return value
+
+
 class Source(Strict):
     """A family of sensors with one purpose and one privacy policy. Which devices belong to
-    it, and what they measure, is the device registry's business (``registry``)."""
+    it, and what they measure, is the device registry's business (``registry``); where its
+    hubs publish on a broker, ``mqtt`` (the MQTT bridge subscribes to those topics only)."""
 
     kind: str
     purpose: str
     policy: PrivacyPolicy = PrivacyPolicy()
+    mqtt: list[MqttTopic] = Field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class MqttRoute:
+    """Where a message on an MQTT topic belongs: the source whose hubs publish there (a
+    reading of another source's device is quarantined, ``wrong_source``), and its format."""
+
+    topic: str  # the filter it matched
+    source: str
+    format: str
 
 
 class CsvMapping(Strict):
@@ -279,6 +323,38 @@ class City(Strict):
         if problems:
             raise ValueError("registry: " + "; ".join(problems))
         return self
+
+    @model_validator(mode="after")
+    def _topics_route_one_way(self) -> City:
+        """A topic matched by two declared filters of different sources or formats could
+        not be routed: refused."""
+        problems = []
+        routes = self.mqtt_routes
+        for i, first in enumerate(routes):
+            for second in routes[i + 1 :]:
+                same_use = (first.source, first.format) == (second.source, second.format)
+                crossing = not same_use and overlap(first.topic, second.topic)
+                if first.topic == second.topic or crossing:
+                    problems.append(
+                        f"{first.topic!r} ({first.source}, {first.format}) and {second.topic!r} "
+                        f"({second.source}, {second.format}) match the same topics"
+                    )
+        if problems:
+            raise ValueError("mqtt: " + "; ".join(problems))
+        return self
+
+    @cached_property
+    def mqtt_routes(self) -> list[MqttRoute]:
+        """Every declared MQTT topic filter, with its source and format."""
+        return [
+            MqttRoute(topic.topic, name, topic.format)
+            for name, source in self.sources.items()
+            for topic in source.mqtt
+        ]
+
+    def route(self, topic: str) -> MqttRoute | None:
+        """The declared filter a message's topic matches (at most one: checked on load)."""
+        return next((r for r in self.mqtt_routes if matches(r.topic, topic)), None)
 
     @cached_property
     def devices(self) -> dict[tuple[str, str], Resolved]:

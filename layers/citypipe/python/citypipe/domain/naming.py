@@ -109,6 +109,18 @@ def edge_key(fmt: str, ident: str) -> str:
     return f"edge/{fmt}/{ident}"
 
 
+def journal_prefix(city: str, owner: str) -> str:
+    """A long-running edge's journal (the MQTT bridge ``owner``), in the raw bucket:
+    ``bridge/<city>/<owner>/`` (the raw zone's 24 hours apply)."""
+    return f"bridge/{city}/{owner}/"
+
+
+def journal_key(city: str, owner: str, at: datetime, ident: str) -> str:
+    """One batch in the journal, named by when it was begun (key order is time order) and
+    the batch's identity."""
+    return f"{journal_prefix(city, owner)}{at:%Y%m%dT%H%M%S%fZ}-{ident}.json.gz"
+
+
 # --- the stack's secrets --------------------------------------------------------------------
 
 

@@ -9,19 +9,21 @@ raw objects (conditional puts), tells anonymize, and records the lineage.
 
 A batch's identity is its content after normalization (the readings it gave, what it
 quarantined): the same readings sent again — byte for byte, or re-serialized — are found
-done and written nothing twice.
+done and written nothing twice. ``prepare`` normalizes, ``commit`` writes: a long-running
+edge (the MQTT bridge) records what it prepared in its journal between the two
+(``service.journal``), so that a crash is completed with the very same batch.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from citypipe.core.codecs import gz, jsonl, raw_columns
 from citypipe.core.formats import Format
-from citypipe.core.ingest import Normalized, Partition, Payload, normalize
+from citypipe.core.ingest import NO_PRIOR, Identity, Normalized, Partition, Payload, normalize
 from citypipe.core.pseudonyms import sensor_keys
 from citypipe.domain.books import IngestCounts
 from citypipe.domain.model import RAW_EXTENSION, RAW_FIELDS, Function, Message, Zone
@@ -81,10 +83,12 @@ def to_outcome(
     )
 
 
-def content_id(normalized: Normalized, bodies: list[tuple[Partition, bytes]] | None = None) -> str:
+def content_id(
+    normalized: Normalized, bodies: list[tuple[Partition, bytes]] | None = None, salt: str = ""
+) -> str:
     """A batch's identity: what normalization made of it (the quarantine rows name their
-    adapters)."""
-    digest = hashlib.sha256()
+    adapters), and ``salt`` where the sender makes each batch unique itself."""
+    digest = hashlib.sha256(salt.encode())
     for partition, text in bodies if bodies is not None else _bodies(normalized):
         digest.update(repr(partition).encode())
         digest.update(text)
@@ -95,29 +99,43 @@ def content_id(normalized: Normalized, bodies: list[tuple[Partition, bytes]] | N
     return input_id("edge", digest.hexdigest())
 
 
-def receive(
+@dataclass(frozen=True)
+class EdgeBatch:
+    """A batch normalized and ready to be written once: its identity, the claim-check it is
+    recorded under, and what the stage machinery writes."""
+
+    ident: str
+    message: Message
+    outcome: Outcome
+    normalized: Normalized
+
+
+def prepare(
     deps: Deps,
     keys: KeyStore | None,
     fmt: Format | None,
     payloads: Iterable[Payload],
     trace_id: str = "",
     only_source: str | None = None,
-) -> Received:
+    prior: Container[Identity] = NO_PRIOR,
+    salt: str = "",
+) -> EdgeBatch:
     """Normalize a batch of payloads — of format ``fmt``, or each of its own (a bridge that
-    batches several hubs' messages) — and write what it gives, once. ``only_source``: the
-    one source the sender was authenticated for (a webhook's token)."""
+    batches several hubs' messages) — into what the edge writes. Nothing is written yet.
+    ``only_source``: the one source the sender was authenticated for (a webhook's token);
+    ``prior``: readings a long-running edge wrote in its recent batches (duplicates);
+    ``salt``: makes the batch's identity unique — a sender that keeps its own journal of
+    what it wrote (the MQTT bridge) needs no recognition by content, and two of its batches
+    that normalize alike (a resent message alone, a refused payload alone) are two."""
     now = deps.clock.now().timestamp()
     key_for = sensor_keys(keys, deps.city.city) if keys is not None else None
     normalized = normalize(
-        deps.city, fmt, payloads, now=now, key_for=key_for, only_source=only_source
+        deps.city, fmt, payloads, now=now, key_for=key_for, only_source=only_source, prior=prior
     )
     bodies = _bodies(normalized)
-    ident = content_id(normalized, bodies)
+    ident = content_id(normalized, bodies, salt)
     name = fmt.name if fmt is not None else "mixed"
     city = deps.city.city
-    if deps.store.exists(deps.names.bucket(Zone.AUDIT), lineage_key(city, Function.INGEST, ident)):
-        log.info("duplicate batch", extra={"function": "ingest", "input_id": ident})
-        return Received(normalized, duplicate=True)
     message = Message(
         city=city,
         stage="edge",
@@ -127,5 +145,31 @@ def receive(
         format=name,
         trace_id=trace_id,
     )
-    finish(Function.INGEST, message, deps, ident, to_outcome(city, normalized, ident, bodies))
-    return Received(normalized, duplicate=False)
+    return EdgeBatch(ident, message, to_outcome(city, normalized, ident, bodies), normalized)
+
+
+def commit(deps: Deps, ident: str, message: Message, outcome: Outcome) -> bool:
+    """Write a prepared batch once: False when its lineage says it was written before (the
+    same readings received again, or being received at this very moment: the lineage's
+    conditional put tells), True when this call recorded it. Idempotent: a call that failed
+    half-way is completed by the next with the same batch (conditional puts)."""
+    city = deps.city.city
+    if deps.store.exists(deps.names.bucket(Zone.AUDIT), lineage_key(city, Function.INGEST, ident)):
+        log.info("duplicate batch", extra={"function": "ingest", "input_id": ident})
+        return False
+    return finish(Function.INGEST, message, deps, ident, outcome)
+
+
+def receive(
+    deps: Deps,
+    keys: KeyStore | None,
+    fmt: Format | None,
+    payloads: Iterable[Payload],
+    trace_id: str = "",
+    only_source: str | None = None,
+) -> Received:
+    """Normalize a batch of payloads and write what it gives, once (``prepare``, then
+    ``commit``)."""
+    batch = prepare(deps, keys, fmt, payloads, trace_id, only_source)
+    written = commit(deps, batch.ident, batch.message, batch.outcome)
+    return Received(batch.normalized, duplicate=not written)

@@ -31,6 +31,9 @@ MAX_BODY_BYTES = 1024 * 1024  # a webhook request
 MAX_BODY_LINES = 10_000
 MAX_DROP_BYTES = 64 * 1024 * 1024  # a drop, decompressed
 MAX_REJECTIONS_SHOWN = 20  # a sender is told this many rejections, and the counts of all
+# The MQTT topic a message was published on, where an HTTP sender knows it (an AWS IoT rule's
+# HTTP action: ``X-Citypipe-Topic: ${topic()}``); the aws-iot format names a device by it.
+TOPIC_HEADER = "x-citypipe-topic"
 
 
 def _lines(body: bytes) -> Iterator[tuple[int, bytes]]:
@@ -124,15 +127,20 @@ def ingest_webhook(
     body: bytes | str,
     trace_id: str = "",
     headers: Mapping[str, str] | None = None,
+    received_at: float | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """A hub's HTTP push for one source (``service.webhook`` authenticated it for that
     source): one payload, or JSON Lines of payloads, of format ``fmt_name``, processed inline
     by the edge. Readings of another source's devices are quarantined (``wrong_source``).
 
-    Returns (HTTP status, body). Nothing usable: 400 with the reasons (the rejected
-    payloads are quarantined all the same, so the books balance). Over the bounds: 413,
-    nothing written. The answer lists at most MAX_REJECTIONS_SHOWN rejections and counts
-    every rejected reading by reason.
+    ``received_at``: when the request arrived (epoch s), where the platform says; payloads
+    without a time of their own are dated by it.
+
+    Returns (HTTP status, body). The same content received before (a hub's resend or retry):
+    202 with ``"resent": true``, nothing written, every reading a duplicate. Nothing usable:
+    400 with the reasons (the rejected payloads are quarantined all the same, so the books
+    balance). Over the bounds: 413, nothing written. The answer lists at most
+    MAX_REJECTIONS_SHOWN rejections and counts every rejected reading by reason.
     """
     fmt = FORMATS.get(fmt_name)
     if fmt is None or fmt is csv_drop.FORMAT:
@@ -140,14 +148,17 @@ def ingest_webhook(
     data = body.encode("utf-8", errors="surrogatepass") if isinstance(body, str) else body
     if len(data) > MAX_BODY_BYTES:
         return 413, {"error": "body_too_large", "detail": f"at most {MAX_BODY_BYTES} bytes"}
+    lowered = {k.lower(): v for k, v in (headers or {}).items()}
     ctx = Context(
-        received_at=deps.clock.now().timestamp(),
-        headers={k.lower(): v for k, v in (headers or {}).items()},
+        received_at=deps.clock.now().timestamp() if received_at is None else received_at,
+        topic=lowered.get(TOPIC_HEADER),
+        headers=lowered,
     )
     payloads = _payloads(data, ctx)
     if payloads is None:
         return 413, {"error": "too_many_lines", "detail": f"at most {MAX_BODY_LINES} payloads"}
-    result = receive(deps, keys, fmt, payloads, trace_id, only_source=source).normalized
+    received = receive(deps, keys, fmt, payloads, trace_id, only_source=source)
+    result = received.normalized
     rejected = [r for row in result.quarantine for r in _rejected(row)]
     answer: dict[str, Any] = {
         "accepted": result.accepted,
@@ -157,6 +168,9 @@ def ingest_webhook(
         "rejected": rejected[:MAX_REJECTIONS_SHOWN],
         "rejected_total": len(rejected),
     }
+    if received.duplicate:  # this very content was received before: nothing written again
+        answer.update(accepted=0, duplicates=result.accepted + result.duplicates, resent=True)
+        return 202, answer
     if result.accepted == 0 and result.duplicates == 0:
         return 400, {"error": "no_usable_reading", **answer}
     return 202, answer

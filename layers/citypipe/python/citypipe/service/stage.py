@@ -119,8 +119,10 @@ def run_stage(function: Function, message: Message, deps: Deps, core: Core) -> s
     return "done"
 
 
-def finish(function: Function, message: Message, deps: Deps, ident: str, outcome: Outcome) -> None:
-    """Write outputs, tell the next stage, record lineage, then consume the input."""
+def finish(function: Function, message: Message, deps: Deps, ident: str, outcome: Outcome) -> bool:
+    """Write outputs, tell the next stage, record lineage, then consume the input. Returns
+    whether this call recorded the lineage (False: a concurrent delivery of the same input
+    did, first)."""
     city = deps.city.city
     written: list[Written] = []
     notices: dict[Function, list[dict[str, Any]]] = {}
@@ -161,12 +163,12 @@ def finish(function: Function, message: Message, deps: Deps, ident: str, outcome
         trace_id=message.trace_id,
         at=deps.clock.now(),
     )
-    deps.store.put_if_absent(
+    recorded = deps.store.put_if_absent(
         deps.names.bucket(Zone.AUDIT),
         lineage_key(city, function, ident),
         lineage.model_dump_json(indent=1).encode(),
         "application/json",
-    )
+    ).created
     if outcome.consume_input:
         deps.store.delete(message.bucket, message.key)
     log.info(
@@ -179,3 +181,4 @@ def finish(function: Function, message: Message, deps: Deps, ident: str, outcome
             **embedded_metrics(city, function, outcome.counts, lineage.at),
         },
     )
+    return recorded

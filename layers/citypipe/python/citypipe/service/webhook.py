@@ -50,6 +50,7 @@ class WebhookRequest:
     body: str  # as the platform hands it over
     base64_encoded: bool = False
     request_id: str = ""
+    received_at: float | None = None  # when the platform received it (epoch s); else now
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ def receive(
     if isinstance(data, WebhookResponse):
         return data
     status, body = ingest_webhook(
-        deps, keys, request.source, request.format, data, request.request_id, request.headers
-    )
+        deps, keys, request.source, request.format, data, request.request_id, request.headers,
+        request.received_at,
+    )  # fmt: skip
     return WebhookResponse(status, body)

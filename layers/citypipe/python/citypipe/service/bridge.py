@@ -1,0 +1,341 @@
+"""The MQTT bridge's work, whatever the client library: the broker's messages, batched into
+edge writes, each acknowledged only once its batch is written and announced.
+
+A client adapter (``citypipe_bridge.mqtt``: paho-mqtt, outside the Lambda layer) puts what
+the broker delivers on a bounded queue — ``Connected`` when a connection (re)opens, then
+its ``Delivery``s — and acknowledges what ``Bridge`` tells it to. ``Bridge.run`` takes them
+one at a time:
+
+- a message on a topic routes to the one source and format the city file declares for it
+  (``sources.<s>.mqtt``); readings of another source's devices are quarantined
+  (``wrong_source``), a topic no source declares is quarantined (``unknown_topic``);
+- a batch is written when it holds ``Limits.messages`` messages or ``Limits.bytes`` bytes,
+  or its first message is ``Limits.age_s`` old: through the edge (``edge.prepare``, the
+  journal, ``edge.commit``), then every message of it is acknowledged (PUBACK);
+- nothing unwritten is ever acknowledged: a write that fails is retried with backoff while
+  the broker keeps what it could not deliver (it sends at most the client's receive
+  maximum unacknowledged): a slow backend slows the bridge down, it never drops;
+- a delivery flagged DUP that the journal holds (its packet id and digest) was written
+  before a crash or a lost connection: acknowledged, not written again (``redelivered``); a
+  retained value the broker replays on subscribing is no new reading (``retained``);
+  deliveries of a connection that dropped before their batch was written are left to the
+  broker (``discarded``).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from citypipe.core.formats import FORMATS, Context, Rejection
+from citypipe.core.ingest import Payload
+from citypipe.domain.books import BridgeCounts, IngestCounts
+from citypipe.domain.city import MqttRoute
+from citypipe.domain.errors import TransientError
+from citypipe.ports import KeyStore
+from citypipe.service.edge import EdgeBatch, commit, prepare
+from citypipe.service.journal import EdgeJournal, JournalEntry
+from citypipe.service.stage import Deps, log
+
+T = TypeVar("T")
+BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+BOOKS_EVERY_S = 300.0  # the books are logged this often, and on shutdown
+FORGET_EVERY_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message as the broker delivered it on connection ``epoch``."""
+
+    mid: int
+    topic: str
+    payload: bytes
+    qos: int
+    dup: bool
+    retain: bool
+    received_at: float  # epoch seconds
+    epoch: int
+    headers: Mapping[str, str] = field(default_factory=dict)  # MQTT 5 user properties
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """A connection opened (``epoch`` counts them); deliveries of older ones are void."""
+
+    epoch: int
+    session_present: bool
+
+
+Inbound = Delivery | Connected
+
+
+@dataclass(frozen=True)
+class Limits:
+    """When a batch is written: this many messages, bytes or seconds after its first."""
+
+    messages: int = 5_000
+    bytes: int = 4 * 1024 * 1024
+    age_s: float = 15.0
+
+
+class Acknowledge(Protocol):
+    def __call__(self, mid: int, qos: int, epoch: int) -> None:
+        """Acknowledge a delivery, if its connection is still the current one."""
+
+
+class Stopped(Exception):
+    """Shutdown was asked while a write was being retried: it stays unacknowledged."""
+
+
+@dataclass
+class _Books:
+    messages: int = 0
+    written: int = 0
+    redelivered: int = 0
+    retained: int = 0
+    discarded: int = 0
+    pending: int = 0
+    batches: int = 0
+    recovered: int = 0
+    readings: IngestCounts = field(default_factory=IngestCounts.zero)
+
+    def typed(self) -> BridgeCounts:
+        return BridgeCounts(**self.__dict__)
+
+
+@dataclass
+class _Held:
+    delivery: Delivery
+    route: MqttRoute | None
+
+
+def _same(first: Delivery, second: Delivery) -> bool:
+    return (first.mid, first.topic, first.payload) == (second.mid, second.topic, second.payload)
+
+
+class Bridge:
+    """Batches deliveries into edge writes; acknowledges what is written."""
+
+    def __init__(
+        self,
+        deps: Deps,
+        keys: KeyStore,
+        journal: EdgeJournal,
+        acknowledge: Acknowledge,
+        limits: Limits = Limits(),
+        monotonic: Callable[[], float] = time.monotonic,
+        on_taken: Callable[[Delivery], None] | None = None,
+        backoff: Sequence[float] = BACKOFF_S,
+    ) -> None:
+        """``on_taken``: told of every delivery put in a batch, in the order taken (a
+        replay's progress); ``backoff``: the pauses between tries of a failed write."""
+        self.deps = deps
+        self.keys = keys
+        self.journal = journal
+        self.acknowledge = acknowledge
+        self.limits = limits
+        self.monotonic = monotonic
+        self.on_taken = on_taken
+        self.backoff = backoff
+        self.epoch = 0
+        self.batch: list[_Held] = []
+        self.batch_bytes = 0
+        self.deadline = 0.0
+        self._books = _Books()
+        self._routes: dict[str, MqttRoute | None] = {}
+        self._stop = threading.Event()
+
+    @property
+    def books(self) -> BridgeCounts:
+        return self._books.typed()
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Complete what an earlier run began (the journal), before taking any delivery."""
+        self._books.recovered += self._retry("journal recovery", self.journal.recover)
+
+    def run(self, inbound: queue.Queue[Inbound], stop: threading.Event) -> BridgeCounts:
+        """Take deliveries until ``stop``; then write what is batched and leave the rest
+        to the broker. Returns this process's books."""
+        self._stop = stop
+        self.start()
+        logged = forgot = self.monotonic()
+        try:
+            while not stop.is_set():
+                now = self.monotonic()
+                wait = self.deadline - now if self.batch else 0.5
+                try:
+                    item = inbound.get(timeout=max(0.0, min(wait, 0.5)))
+                except queue.Empty:
+                    item = None
+                if item is not None:
+                    self.offer(item)
+                if self.due():
+                    self.flush()
+                now = self.monotonic()
+                if now - forgot >= FORGET_EVERY_S:
+                    self._retry("journal housekeeping", self.journal.forget)
+                    forgot = now
+                if now - logged >= BOOKS_EVERY_S:
+                    log.info("bridge books", extra={"books": self.books.model_dump()})
+                    logged = now
+            self.flush()  # the batch taken so far: each step is tried once more
+        except Stopped:
+            pass
+        books = self.books
+        log.info("bridge stopped", extra={"books": books.model_dump(), "balanced": books.balanced})
+        return books
+
+    # --- one delivery --------------------------------------------------------------------------
+
+    def offer(self, item: Inbound) -> None:
+        """Take one item from the client: a connection opened, or a delivery."""
+        if isinstance(item, Connected):
+            self._connected(item)
+            return
+        books = self._books
+        books.messages += 1
+        if item.epoch < self.epoch:  # its connection is gone: the broker delivers it again
+            books.discarded += 1
+            return
+        if item.retain:  # a last value replayed on subscribing, not a reading sent now
+            books.retained += 1
+            self.acknowledge(item.mid, item.qos, item.epoch)
+            return
+        if item.dup:
+            if self.journal.written(item.mid, item.topic, item.payload):
+                books.redelivered += 1
+                self.acknowledge(item.mid, item.qos, item.epoch)
+                return
+            if any(_same(h.delivery, item) for h in self.batch):
+                books.redelivered += 1  # sent again on this connection: the same message
+                return
+        if not self.batch:
+            self.deadline = self.monotonic() + self.limits.age_s
+        self.batch.append(_Held(item, self._route(item.topic)))
+        self.batch_bytes += len(item.payload)
+        if self.on_taken is not None:
+            self.on_taken(item)
+
+    def due(self) -> bool:
+        return bool(self.batch) and (
+            len(self.batch) >= self.limits.messages
+            or self.batch_bytes >= self.limits.bytes
+            or self.monotonic() >= self.deadline
+        )
+
+    def _connected(self, item: Connected) -> None:
+        self.epoch = item.epoch
+        void = [h for h in self.batch if h.delivery.epoch < item.epoch]
+        if void:
+            self.batch = [h for h in self.batch if h.delivery.epoch >= item.epoch]
+            self.batch_bytes = sum(len(h.delivery.payload) for h in self.batch)
+            self._books.discarded += len(void)
+            log.info("bridge: unwritten deliveries left to the broker", extra={"count": len(void)})
+        log.info(
+            "bridge connected",
+            extra={"epoch": item.epoch, "session_present": item.session_present},
+        )
+        if not item.session_present and item.epoch > 1:
+            log.warning(
+                "bridge: the broker kept no session for this client; what was published "
+                "while it was away, beyond the broker's queue, is lost"
+            )
+
+    def _route(self, topic: str) -> MqttRoute | None:
+        if topic not in self._routes:
+            if len(self._routes) > 100_000:
+                self._routes.clear()
+            self._routes[topic] = self.deps.city.route(topic)
+        return self._routes[topic]
+
+    # --- one batch -----------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write the batch through the edge, once, then acknowledge every message of it."""
+        held, self.batch, self.batch_bytes = self.batch, [], 0
+        if not held:
+            return
+        started = time.perf_counter()
+        payloads = [_payload(number, h) for number, h in enumerate(held, start=1)]
+        day = self.journal.today()
+        digests = [
+            (h.delivery.mid, self.journal.digest(h.delivery.topic, h.delivery.payload, day))
+            for h in held
+        ]
+        # each batch its own identity: exactly once is the journal's work here, and two
+        # batches that normalize alike (one resent message each) are still two
+        salt = f"{self.journal.owner}/{time.time_ns()}"
+        try:
+            batch = self._retry(
+                "edge",
+                lambda: prepare(
+                    self.deps, self.keys, None, payloads, f"mqtt:{self.journal.owner}",
+                    prior=self.journal.prior, salt=salt,
+                ),
+            )  # fmt: skip
+            entry = self._retry("journal", lambda: self.journal.begin(batch, digests, day))
+            written = self._retry("edge", lambda: _commit(self.deps, batch))
+            self._retry("journal", lambda: self.journal.done(entry))
+        except Stopped:
+            self._books.pending += len(held)
+            raise
+        for h in held:
+            if h.delivery.qos > 0:
+                self.acknowledge(h.delivery.mid, h.delivery.qos, h.delivery.epoch)
+        books = self._books
+        books.written += len(held)
+        books.batches += 1
+        counts = batch.outcome.counts
+        if written and isinstance(counts, IngestCounts):
+            books.readings += counts
+        log.info(
+            "bridge batch written",
+            extra={
+                "input_id": batch.ident,
+                "messages": len(held),
+                "written": written,
+                "accepted": batch.normalized.accepted,
+                "duplicates": batch.normalized.duplicates,
+                "quarantined": sum(batch.normalized.reasons.values()),
+                "seconds": round(time.perf_counter() - started, 3),
+            },
+        )
+
+    def _retry(self, what: str, step: Callable[[], T]) -> T:
+        """``step`` until it succeeds: a write is never given up while the bridge runs (its
+        messages stay unacknowledged, so the broker keeps them). Shutdown stops retrying."""
+        for attempt in range(1_000_000):
+            try:
+                return step()
+            except Exception as exc:
+                pause = self.backoff[min(attempt, len(self.backoff) - 1)]
+                level = log.warning if isinstance(exc, TransientError) else log.error
+                level(
+                    "bridge: a write failed; retrying",
+                    extra={"step": what, "error": type(exc).__name__, "retry_in_s": pause},
+                )
+                if self._stop.wait(pause):
+                    raise Stopped from exc
+        raise AssertionError("unreachable")
+
+
+def _commit(deps: Deps, batch: EdgeBatch) -> bool:
+    return commit(deps, batch.ident, batch.message, batch.outcome)
+
+
+def _payload(number: int, held: _Held) -> Payload:
+    d = held.delivery
+    ctx = Context(received_at=d.received_at, topic=d.topic, headers=d.headers)
+    if held.route is None:
+        refused = Rejection("unknown_topic", "no source of the city file declares this topic")
+        return Payload(d.payload, ctx, number, rejection=refused)
+    return Payload(d.payload, ctx, number, fmt=FORMATS[held.route.format], source=held.route.source)
+
+
+__all__ = ["Bridge", "Connected", "Delivery", "Inbound", "JournalEntry", "Limits"]

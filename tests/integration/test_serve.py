@@ -1,0 +1,336 @@
+"""``citypipe serve``: the cloud's webhook on a real socket, writing to the embedded moto
+server. The checks and answers are the library's (``service.webhook``); what the socket
+adds — lengths announced and bounded before reading, TLS — is tested here, and so is the
+command itself, in a process of its own, stopped as a container is (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT, fresh_stack
+
+from citypipe.domain.model import Function, Zone
+from citypipe.domain.naming import lineage_prefix
+from citypipe.service.ingest import MAX_BODY_BYTES
+from citypipe.service.stage import Deps
+from citypipe_local.backends import Endpoint
+from citypipe_local.fakes import InMemoryKeyStore, InMemoryWebhookTokens
+from citypipe_local.serve import ServerOptions, WebhookServer
+
+T0 = 1_780_358_400  # 2026-06-02T00:00:00Z
+SENML = json.dumps(
+    [{"bn": "urn:dev:mac:0024befffe800001/", "bt": T0, "bu": "count"}, {"n": "vehicles", "v": 7}]
+).encode()
+PATH = "/ingest/traffic-counters/senml"
+
+
+@pytest.fixture
+def deps(embedded: Endpoint) -> Deps:
+    return fresh_stack(embedded)[1]
+
+
+@pytest.fixture
+def tokens() -> InMemoryWebhookTokens:
+    store = InMemoryWebhookTokens()
+    for source in ("air-quality", "traffic-counters", "wifi-counters"):
+        store.mint(source)
+    return store
+
+
+@pytest.fixture
+def server(deps: Deps, tokens: InMemoryWebhookTokens) -> Iterator[WebhookServer]:
+    started = WebhookServer(deps, tokens, InMemoryKeyStore(), ServerOptions(port=0, timeout_s=5))
+    started.start()
+    yield started
+    started.shutdown()
+    started.server_close()
+
+
+def request(
+    server: WebhookServer,
+    body: bytes = SENML,
+    token: str | None = None,
+    path: str = PATH,
+    method: str = "POST",
+    **headers: str,
+) -> tuple[int, dict[str, Any]]:
+    host, port = server.server_address[:2]
+    connection = http.client.HTTPConnection(str(host), int(port), timeout=10)
+    sent = {k.replace("_", "-"): v for k, v in headers.items()}
+    if token is not None:
+        sent["X-Citypipe-Token"] = token
+    connection.request(method, path, body=body, headers=sent)
+    response = connection.getresponse()
+    answer = json.loads(response.read() or b"{}")
+    connection.close()
+    return response.status, answer
+
+
+def lineage(deps: Deps) -> list[str]:
+    audit = deps.names.bucket(Zone.AUDIT)
+    prefix = lineage_prefix(deps.city.city, Function.INGEST)
+    return [i.key for i in deps.store.list(audit, prefix)]
+
+
+def raw_keys(deps: Deps) -> list[str]:
+    return [i.key for i in deps.store.list(deps.names.bucket(Zone.RAW))]
+
+
+# --- authentication: nothing written ----------------------------------------------------------
+
+
+def test_a_post_without_a_token_is_refused_with_401_and_writes_nothing(
+    server: WebhookServer, deps: Deps
+) -> None:
+    status, answer = request(server)
+
+    assert (status, answer["error"]) == (401, "missing_token")
+    assert (lineage(deps), raw_keys(deps)) == ([], [])
+
+
+def test_a_forged_token_is_refused_with_403_and_writes_nothing(
+    server: WebhookServer, deps: Deps
+) -> None:
+    status, answer = request(server, token="cpt-forged-0123456789")
+
+    assert (status, answer["error"]) == (403, "invalid_token")
+    assert (lineage(deps), raw_keys(deps)) == ([], [])
+
+
+def test_another_sources_token_is_refused_with_403(
+    server: WebhookServer, tokens: InMemoryWebhookTokens
+) -> None:
+    status, _ = request(server, token=tokens.minted["wifi-counters"])
+
+    assert status == 403
+
+
+# --- bodies -----------------------------------------------------------------------------------
+
+
+def test_an_authenticated_hub_payload_is_accepted_once_it_is_written(
+    server: WebhookServer, deps: Deps, tokens: InMemoryWebhookTokens
+) -> None:
+    status, answer = request(server, token=tokens.minted["traffic-counters"])
+
+    # the answer comes after the write: the raw object and the lineage are there already
+    assert (status, answer["accepted"]) == (202, 1)
+    assert len(lineage(deps)) == 1
+    assert len(raw_keys(deps)) == 1
+
+
+def test_a_body_that_is_not_json_is_a_400_with_the_reason_and_quarantined(
+    server: WebhookServer, deps: Deps, tokens: InMemoryWebhookTokens
+) -> None:
+    status, answer = request(server, b"{not json", token=tokens.minted["traffic-counters"])
+
+    assert (status, answer["error"], answer["reasons"]) == (
+        400,
+        "no_usable_reading",
+        {"invalid_json": 1},
+    )
+    assert len(list(deps.store.list(deps.names.bucket(Zone.QUARANTINE)))) == 1
+
+
+def test_a_gzip_body_that_does_not_inflate_is_a_400(
+    server: WebhookServer, tokens: InMemoryWebhookTokens
+) -> None:
+    broken = gzip.compress(SENML)[:-8]
+    status, answer = request(
+        server, broken, token=tokens.minted["traffic-counters"], Content_Encoding="gzip"
+    )
+
+    assert (status, answer["error"]) == (400, "invalid_gzip")
+
+
+def test_a_gzip_body_is_read_as_the_cloud_reads_it(
+    server: WebhookServer, tokens: InMemoryWebhookTokens
+) -> None:
+    status, answer = request(
+        server,
+        gzip.compress(SENML),
+        token=tokens.minted["traffic-counters"],
+        Content_Encoding="gzip",
+    )
+
+    assert (status, answer["accepted"]) == (202, 1)
+
+
+def test_the_same_body_posted_again_is_answered_as_resent_and_written_once(
+    server: WebhookServer, deps: Deps, tokens: InMemoryWebhookTokens
+) -> None:
+    token = tokens.minted["traffic-counters"]
+    request(server, token=token)
+    status, answer = request(server, token=token)
+
+    assert (status, answer["resent"], answer["accepted"], answer["duplicates"]) == (202, True, 0, 1)
+    assert len(lineage(deps)) == 1
+
+
+def test_an_iot_rules_topic_header_names_its_device(
+    server: WebhookServer, tokens: InMemoryWebhookTokens
+) -> None:
+    status, answer = request(
+        server,
+        b'{"vehicles": 4}',
+        token=tokens.minted["traffic-counters"],
+        path="/ingest/traffic-counters/aws-iot",
+        X_Citypipe_Topic="velden/traffic/loop-5a00e8cd/counts",
+    )
+
+    assert (status, answer["accepted"]) == (202, 1)
+
+
+# --- what only the socket can do ------------------------------------------------------------------
+
+
+def raw_exchange(server: WebhookServer, head: bytes, timeout_s: float = 5) -> bytes:
+    """Send ``head`` (and no more) on a raw socket; what the server answers."""
+    host, port = server.server_address[:2]
+    with socket.create_connection((str(host), int(port)), timeout_s) as sock:
+        sock.sendall(head)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_a_body_announced_over_the_bound_is_refused_before_it_is_read(
+    server: WebhookServer, tokens: InMemoryWebhookTokens
+) -> None:
+    token = tokens.minted["traffic-counters"]
+    head = (
+        f"POST {PATH} HTTP/1.1\r\nHost: x\r\nX-Citypipe-Token: {token}\r\n"
+        f"Content-Length: {MAX_BODY_BYTES + 1}\r\n\r\n"
+    ).encode()
+    # no body is sent: an answer at all means it was not waited for
+    answer = raw_exchange(server, head)
+
+    assert answer.startswith(b"HTTP/1.1 413")
+    assert b"connection: close" in answer.lower()
+
+
+def test_a_body_without_a_length_is_refused_with_411(server: WebhookServer) -> None:
+    answer = raw_exchange(server, f"POST {PATH} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+
+    assert answer.startswith(b"HTTP/1.1 411")
+
+
+def test_a_chunked_upload_is_refused_with_411(server: WebhookServer) -> None:
+    head = f"POST {PATH} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+
+    assert raw_exchange(server, head).startswith(b"HTTP/1.1 411")
+
+
+def test_an_oversized_body_that_expects_100_continue_is_refused_before_it_is_sent(
+    server: WebhookServer,
+) -> None:
+    head = (
+        f"POST {PATH} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+        f"Content-Length: {MAX_BODY_BYTES * 4}\r\n\r\n"
+    ).encode()
+    answer = raw_exchange(server, head)
+
+    assert answer.startswith(b"HTTP/1.1 413")
+    assert b"100 Continue" not in answer
+
+
+def test_a_client_that_stalls_is_dropped(server: WebhookServer) -> None:
+    head = f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{{".encode()
+    started = time.monotonic()
+    answer = raw_exchange(server, head, timeout_s=20)
+
+    assert time.monotonic() - started < 15  # the server's timeout (5 s here), not ours
+    assert not answer.startswith(b"HTTP/1.1 2")
+
+
+def test_another_path_is_a_404_and_the_health_check_a_200(server: WebhookServer) -> None:
+    assert request(server, path="/ingest/air-quality")[0] == 404
+    assert request(server, path="/healthz", method="GET", body=b"") == (200, {"status": "ok"})
+
+
+def test_a_get_with_a_valid_token_is_a_405(
+    server: WebhookServer, tokens: InMemoryWebhookTokens
+) -> None:
+    status, _ = request(server, b"", tokens.minted["traffic-counters"], method="GET")
+
+    assert status == 405
+
+
+def test_the_server_speaks_https_with_the_certificate_it_is_given(
+    deps: Deps, tokens: InMemoryWebhookTokens, tmp_path: Path
+) -> None:
+    from test_mosquitto import _certificates
+
+    certs = _certificates(tmp_path)
+    options = ServerOptions(
+        port=0, tls_cert=certs["server.crt"], tls_key=certs["server.key"], timeout_s=5
+    )
+    server = WebhookServer(deps, tokens, InMemoryKeyStore(), options)
+    server.start()
+    try:
+        context = ssl.create_default_context(cafile=str(certs["ca.crt"]))
+        connection = http.client.HTTPSConnection(
+            "127.0.0.1", int(server.server_address[1]), context=context, timeout=10
+        )
+        connection.request(
+            "POST", PATH, SENML, {"X-Citypipe-Token": tokens.minted["traffic-counters"]}
+        )
+        status = connection.getresponse().status
+        connection.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert status == 202
+    assert server.url.startswith("https://")
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_citypipe_serve_takes_hubs_posts_and_reports_on_sigterm(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    command = Path(sys.executable).with_name("citypipe")
+    process = subprocess.Popen(
+        [str(command), "serve", "--port", "0", "--out", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "CITYPIPE_LOG_LEVEL": "WARNING"},
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline().split() for _ in range(4)]
+        tokens = dict(lines[1:])
+        port = int(lines[0][1].rsplit(":", 1)[1])
+        statuses = []
+        for token in (tokens["traffic-counters"], "forged"):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            connection.request("POST", PATH, SENML, {"X-Citypipe-Token": token})
+            statuses.append(connection.getresponse().status)
+            connection.close()
+        accepted, forged = statuses
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)
+
+    report = json.loads((out / "report.json").read_text())
+    assert (accepted, forged) == (202, 403)
+    assert (report["balanced"], report["received"], report["accepted"]) == (True, 1, 1)
