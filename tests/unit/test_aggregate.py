@@ -12,9 +12,16 @@ from typing import Any
 
 import pyarrow as pa
 from datasketches import hll_sketch
-from unit_support import T10, clean, devices, no2, reading
+from unit_support import T10, clean, devices, no2, reading, vehicles
 
-from citypipe.core.aggregate import PARTIAL_SCHEMA, cells, merge_partials, partial_of
+from citypipe.core.aggregate import (
+    PARTIAL_SCHEMA,
+    cells,
+    merge_partials,
+    of_quantities,
+    partial_of,
+    quantities,
+)
 from citypipe.core.columnar import parquet_bytes, read_parquet
 
 
@@ -140,6 +147,22 @@ def test_merging_nothing_gives_an_empty_partial() -> None:
 
 
 # --- cells ---------------------------------------------------------------------------------
+
+
+def test_a_themes_cells_are_the_days_cells_of_its_quantities() -> None:
+    # Given a day of NO2, presence and vehicles merged (sums not exact in binary, two
+    # sensors in a cell)
+    more = clean(
+        vehicles(2, 0.1), vehicles(5, 0.2, zone="noord"), no2(6, 0.3),
+        {**no2(7, 0.7), "sensor": "aq-008"},
+    )  # fmt: skip
+    merged = merge_partials([partial_of(A), partial_of(B), partial_of(C), partial_of(more)])
+    whole = cells(merged)
+    assert quantities(merged) == ["air.no2", "people.presence", "traffic.vehicles"]
+    # When the cells of some quantities (export: a theme's) are made from their rows alone
+    # Then they are the day's cells of those quantities, in the same order
+    for wanted in (["air.no2"], ["people.presence"], ["traffic.vehicles", "air.no2"], []):
+        assert cells(of_quantities(merged, wanted)) == [c for c in whole if c.quantity in wanted]
 
 
 def test_a_cell_whose_sensors_sum_past_the_largest_float_is_nan_not_an_error() -> None:

@@ -20,7 +20,9 @@ import json
 from collections.abc import Callable, Sequence
 from functools import partial
 
-from citypipe.core.aggregate import Cell, cells, merge_partials
+import pyarrow as pa
+
+from citypipe.core.aggregate import Cell, cells, merge_partials, of_quantities, quantities
 from citypipe.core.columnar import read_parquet
 from citypipe.core.disclosure import Status, complete_grid, treatment
 from citypipe.core.noise import noise_key
@@ -98,16 +100,20 @@ def export_day(
     failures: list[Exception] = []
     if pending:
         bodies = deps.store.get_many(bucket, [i.key for i in infos])
-        day_cells = cells(merge_partials([read_parquet(o.body) for o in bodies]))
+        tables = [read_parquet(o.body) for o in bodies]
+        merged = merge_partials(tables)
+        del bodies, tables
+        present = quantities(merged)
         # cells of a family the city no longer declares are still published and counted
         known = {t.slug for t in themes_of(deps.city)}
-        extra = {theme_of(c.quantity).slug: theme_of(c.quantity) for c in day_cells}
+        extra = {theme_of(q).slug: theme_of(q) for q in present}
         pending += [extra[slug] for slug in sorted(set(extra) - known)]
         for theme in pending:
-            theme_cells = [c for c in day_cells if theme.owns(c.quantity)]
+            # the day stays in Arrow; one theme's cells at a time are Python objects
+            theme_rows = of_quantities(merged, [q for q in present if theme.owns(q)])
             try:
                 _tried(
-                    partial(_publish_theme, deps, keys, message, ident(theme), theme, theme_cells)
+                    partial(_publish_theme, deps, keys, message, ident(theme), theme, theme_rows)
                 )
             except Exception as exc:  # one theme's failure must not block the others
                 log.exception(
@@ -240,7 +246,7 @@ def _publish_theme(
     message: Message,
     ident: str,
     theme: Theme,
-    theme_cells: Sequence[Cell],
+    theme_rows: pa.Table,
 ) -> None:
     """One theme's day: its files, then its publication record (so the catalogue and the
     portal never list a file not yet written), then its lineage. A theme without cells
@@ -251,6 +257,7 @@ def _publish_theme(
     (the version published before stays)."""
     city = deps.city.city
     day = message.window or ""
+    theme_cells = cells(theme_rows)
     people = treatment(deps.city, quantities_of(deps.city, theme)).personal
     if not theme_cells and not people:
         finish(
