@@ -8,16 +8,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import shutil
-import struct
-from collections import Counter, defaultdict
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from sketches import chance_bound, shared_windows
 
 from citypipe.adapters.keys import FileKeyStore
 from citypipe.domain.city import City
@@ -58,13 +56,6 @@ def parquet_rows(folder: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def coupons(sketch: bytes) -> list[int]:
-    preamble_ints, mode = sketch[0], sketch[7] & 3
-    assert mode in (0, 1), "small sketches stay in list or set mode"
-    body = sketch[preamble_ints * 4 :]
-    return list(struct.unpack(f"<{len(body) // 4}i", body))
-
-
 def test_the_books_and_the_epsilon_ledger_balance(run: Path) -> None:
     report = json.loads((run / "report.json").read_text())
     assert report["balanced"], [c for c in report["checks"] if not c["ok"]]
@@ -96,33 +87,13 @@ def test_every_scrubbed_object_is_recorded_in_the_audit_zone(run: Path) -> None:
     )
 
 
-def chance_bound(coupons_per_sensor: Counter[str], tail: float = 1e-6) -> int:
-    """How many coupons two windows of one sensor share by hash collision alone, at most,
-    but with probability `tail`. A coupon is 26 bits of slot and a geometric 6-bit value, so
-    two coupons of different devices match with probability ~1/(3 * 2**26); the matches are
-    Poisson. A sketch fed with linkable values would share one coupon per device seen in two
-    windows: hundreds here, far above this bound."""
-    expected = sum(n * (n - 1) / 2 for n in coupons_per_sensor.values()) / (3 * 2**26)
-    bound, term, below = 0, math.exp(-expected), math.exp(-expected)
-    while 1 - below > tail:
-        bound += 1
-        term *= expected / bound
-        below += term
-    return bound
-
-
 def test_no_sketch_coupon_is_shared_by_two_windows_beyond_chance(run: Path) -> None:
     # Given every coupon of every distinct-device sketch, with the windows it appears in
-    where: dict[tuple[str, int], set[datetime]] = defaultdict(set)
-    per_sensor: Counter[str] = Counter()
-    for row in parquet_rows(run / "aggregates"):
-        if row["devices"] is not None:
-            for coupon in coupons(row["devices"]):
-                where[row["sensor"], coupon].add(row["window_start"])
-                per_sensor[row["sensor"]] += 1
-    assert where
+    rows = parquet_rows(run / "aggregates")
+    sketches = [(r["sensor"], r["window_start"], r["devices"]) for r in rows if r["devices"]]
+    shared, per_sensor = shared_windows(sketches)
+    assert per_sensor
     # Then the coupons two windows share are the hash collisions chance makes, no more
-    shared = [windows for windows in where.values() if len(windows) > 1]
     assert len(shared) <= chance_bound(per_sensor)
     assert all(len(windows) == 2 for windows in shared)
 
