@@ -119,14 +119,10 @@ def localstack() -> Iterator[Endpoint]:
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
-    """Official DCAT-AP shapes and Smart Data Models schemas (never copied into the repo).
-
-    CI has them beside the clone and must run these tests; a bare clone elsewhere may not.
-    """
+    """Official DCAT-AP shapes, Smart Data Models schemas and hub payloads (never copied into
+    the repository): beside the clone (``../shared/reference``) or where
+    ``CITYPIPE_REFERENCE_DIR`` says. Their tests never skip: without the files they fail."""
     directory = Path(os.environ.get("CITYPIPE_REFERENCE_DIR", ROOT.parent / "shared" / "reference"))
     if not directory.is_dir():
-        message = f"reference files not found at {directory} (set CITYPIPE_REFERENCE_DIR)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        pytest.fail(f"reference files not found at {directory} (set CITYPIPE_REFERENCE_DIR)")
     return directory
