@@ -304,6 +304,7 @@ class Session:
     invoker: Invoker
     runner: LocalRunner
     progress: Progress | None
+    clock: Offset | None = None  # the simulated clock, shared with the backend; None: real
     stop: threading.Event = field(default_factory=threading.Event)
     sent: int = 0  # payloads and CSV rows the hubs sent
     delivered: Delivered = field(default_factory=Delivered)
@@ -501,6 +502,7 @@ def run_local(
                     platform=options.platform,
                 ),
                 progress,
+                Offset(clock_file) if clock_file is not None else None,
             )
             try:
                 poison_messages(deps, options.faults.poison)
@@ -577,12 +579,11 @@ def replay(
         return Played(session.sent)
 
     def simulated(session: Session) -> Played:
-        assert options.job_every is not None
-        clock = Offset(out / ".clock")
-        last = _simulated_days(session, input_dir, clock, options.job_every)
+        assert options.job_every is not None and session.clock is not None
+        last = _simulated_days(session, input_dir, session.clock, options.job_every)
         # the run ends an hour after the last job (an audit record of keys destroyed is
         # one per hour: the end of the run's is its own)
-        clock.set_now(last + timedelta(hours=1))
+        session.clock.set_now(last + timedelta(hours=1))
         return Played(session.sent)
 
     def through(transport: Callable[[Session, Path], Played]) -> Player:
