@@ -134,11 +134,7 @@ def oracle_of(stack_: Stack, recorded: list[tuple[str, bytes]]) -> Oracle:
         duplicates=normalized.duplicates,
         quarantined=dict(sorted(normalized.reasons.items())),
     )
-    rows = [
-        json.dumps({name: r.get(name) for name in RAW_FIELDS})
-        for records in normalized.by_partition.values()
-        for r in records
-    ]
+    rows = [json.dumps({name: r.get(name) for name in RAW_FIELDS}) for r in normalized.records()]
     return Oracle(books, sorted(rows))
 
 

@@ -10,10 +10,19 @@ from typing import Any
 
 import pytest
 from conftest import load_event
+from hypothesis import given
+from hypothesis import strategies as st
 from unit_support import NOW, lines, normalized, raw_rows, senml_reading, wifi_observation
 
 from citypipe.core.formats import FORMATS, Context
-from citypipe.core.ingest import MAX_DETAILS, MAX_PAYLOAD_BYTES, Payload, normalize
+from citypipe.core.ingest import (
+    MAX_DETAILS,
+    MAX_PAYLOAD_BYTES,
+    Payload,
+    as_record,
+    iso_utc,
+    normalize,
+)
 from citypipe.domain.books import IngestCounts
 from citypipe.domain.city import City
 from citypipe.domain.model import Function, Message, Zone
@@ -46,7 +55,7 @@ def test_the_senml_fixture_normalizes_to_the_expected_raw_records(city: City) ->
         {
             "source": source,
             "day": f"{datetime.fromtimestamp(day, UTC):%Y-%m-%dT%H:%M:%SZ}",
-            "records": rows,
+            "records": [as_record(row) for row in rows],
         }
         for (source, day), rows in result.by_partition.items()
     ] == expected["partitions"]
@@ -572,3 +581,16 @@ def test_normalize_takes_bytes_and_text_alike(city: City) -> None:
         city, FORMATS["senml"], [Payload(payload.encode(), ctx)], now=NOW, key_for=None
     )
     assert raw_rows(as_text) == raw_rows(as_bytes)
+
+
+@given(st.floats(min_value=946_684_800, max_value=4_102_444_800, allow_nan=False))
+def test_an_observation_time_is_written_as_iso_8601_utc_with_microseconds(at: float) -> None:
+    # Given any time from 2000 to 2100, as epoch seconds
+    # When the edge writes it
+    text = iso_utc(at)
+    # Then it is the UTC time rounded to the microsecond, as datetime writes it
+    micros = round(at * 1_000_000)
+    expected = datetime.fromtimestamp(micros // 1_000_000, UTC).replace(
+        microsecond=micros % 1_000_000
+    )
+    assert text == expected.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -150,9 +150,7 @@ def test_cells_match_anonymize_and_aggregate(
 ) -> None:
     # Given two simulated hours, ingested
     out, _ = run
-    records = [
-        r for result in _ingested(city, out) for rows in result.by_partition.values() for r in rows
-    ]
+    records = [r for result in _ingested(city, out) for r in result.records()]
     # When the pipeline's own anonymize and aggregate cores run over it
     clean = anonymize_records(city, records)
     merged = cells(merge_partials([partial_of(clean.table())]))
@@ -206,5 +204,5 @@ def test_a_scaled_citys_hubs_send_readings_the_pipeline_accepts(tmp_path: Path) 
         == truth["accepted"]
         == summary.readings - sum(truth["quarantined"].values()) - truth["duplicates"]
     )
-    sensors = {row["sensor"] for r in results for rows in r.by_partition.values() for row in rows}
+    sensors = {row["sensor"] for r in results for row in r.records()}
     assert any(sensor.endswith("-c1") for sensor in sensors)

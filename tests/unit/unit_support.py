@@ -388,7 +388,7 @@ def _bytes(payload: Any) -> bytes:
 
 def raw_rows(result: Normalized) -> list[dict[str, Any]]:
     """The raw records of a result, in partition order."""
-    return [dict(r) for _, rows in sorted(result.by_partition.items()) for r in rows]
+    return [dict(r) for r in result.records()]
 
 
 # --- a city's counters through the real pipeline, in memory ----------------------------------

@@ -34,6 +34,7 @@ import orjson
 
 from citypipe.bootstrap import deps_from
 from citypipe.bootstrap.keys import key_store_from
+from citypipe.core.collector import paused
 from citypipe.core.formats import FORMATS, Context
 from citypipe.core.ingest import Payload
 from citypipe.domain.city import City
@@ -167,8 +168,9 @@ def play_batch(deps: Deps, keys: KeyStore, lines: list[tuple[str, bytes]]) -> in
     """One batch of captured messages (of any hub formats) through the edge, as a bridge
     sends it. Returns the payloads it held. A bridge retries a batch that failed: the edge
     writes it once."""
-    payloads = payloads_of(lines)
-    receive(deps, keys, None, payloads)
+    with paused():  # as the edge: a batch's objects are acyclic
+        payloads = payloads_of(lines)
+        receive(deps, keys, None, payloads)
     return len(payloads)
 
 

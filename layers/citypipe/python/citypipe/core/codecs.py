@@ -40,10 +40,14 @@ def read_jsonl_gz(body: bytes) -> Iterator[str]:
 RAW_COLUMNS_VERSION = 1
 
 
-def raw_columns(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> bytes:
-    """Records as a raw object's columns, uncompressed (a field a record lacks is null)."""
-    columns = {name: [row.get(name) for row in rows] for name in names}
-    document = {"v": RAW_COLUMNS_VERSION, "rows": len(rows), "columns": columns}
+def raw_columns(rows: Sequence[Sequence[Any]], names: Sequence[str]) -> bytes:
+    """Rows (tuples of values in ``names`` order) as a raw object's columns, uncompressed."""
+    columns = dict(zip(names, zip(*rows, strict=True), strict=True)) if rows else {}
+    document = {
+        "v": RAW_COLUMNS_VERSION,
+        "rows": len(rows),
+        "columns": {name: columns.get(name, ()) for name in names},
+    }
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
 
 

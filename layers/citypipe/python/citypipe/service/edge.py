@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from citypipe.core.codecs import gz, jsonl, raw_columns
+from citypipe.core.collector import paused
 from citypipe.core.formats import Format
 from citypipe.core.ingest import NO_PRIOR, Identity, Normalized, Partition, Payload, normalize
 from citypipe.core.pseudonyms import sensor_keys
@@ -129,10 +130,12 @@ def prepare(
     that normalize alike (a resent message alone, a refused payload alone) are two."""
     now = deps.clock.now().timestamp()
     key_for = sensor_keys(keys, deps.city.city) if keys is not None else None
-    normalized = normalize(
-        deps.city, fmt, payloads, now=now, key_for=key_for, only_source=only_source, prior=prior
-    )
-    bodies = _bodies(normalized)
+    with paused():  # the batch's objects are alive until its bodies are made
+        normalized = normalize(
+            deps.city, fmt, payloads, now=now, key_for=key_for, only_source=only_source,
+            prior=prior,
+        )  # fmt: skip
+        bodies = _bodies(normalized)
     ident = content_id(normalized, bodies, salt)
     name = fmt.name if fmt is not None else "mixed"
     city = deps.city.city
