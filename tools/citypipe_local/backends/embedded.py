@@ -20,11 +20,10 @@ def embedded(region: str = "eu-central-1", clock: Path | None = None) -> Iterato
     """``clock``: the offset file of a simulated clock the backend keeps time by."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = (
-        ["moto.server"] if clock is None else ["citypipe_local.backends.moto_clock", str(clock)]
-    )
+    on_clock = [] if clock is None else ["--clock", str(clock)]
+    server = [sys.executable, "-m", "citypipe_local.backends.moto_server", *on_clock]
     process = subprocess.Popen(
-        [sys.executable, "-m", *server, "-H", "127.0.0.1", "-p", str(port)],
+        [*server, "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
