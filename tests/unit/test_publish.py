@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -99,11 +100,10 @@ def test_a_zone_without_readings_has_no_value(city: City) -> None:
 # --- GeoJSON ---------------------------------------------------------------------------------
 
 
-def test_the_geojson_has_a_feature_per_zone_with_its_day(city: City) -> None:
-    result = theme_day(
-        city, themes_of(city)[0], DAY, cells(partial_of(clean(no2(0, 20.0), no2(20, 30.0))))
-    )
-    document = json.loads(result.files[OpenFormat.GEOJSON])
+def test_the_geojson_has_a_feature_per_zone_with_its_day(city: City, tmp_path: Path) -> None:
+    found = cells(partial_of(clean(no2(0, 20.0), no2(20, 30.0))))
+    result = theme_day(city, themes_of(city)[0], DAY, found, tmp_path)
+    document = json.loads(result.files[OpenFormat.GEOJSON].path.read_bytes())
     assert document["type"] == "FeatureCollection"
     assert [f["id"] for f in document["features"]] == [f.id for f in city.zones.features]
     centrum = next(f for f in document["features"] if f["id"] == "centrum")

@@ -17,21 +17,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
-import pyarrow as pa
-
-from citypipe.core.aggregate import Cell, cells, merge_partials, of_quantities, quantities
+from citypipe.core.aggregate import cells
 from citypipe.core.columnar import read_parquet
-from citypipe.core.disclosure import Status, complete_grid, treatment
+from citypipe.core.daypartials import GROUP_ROWS, DayPartials
+from citypipe.core.disclosure import day_windows
 from citypipe.core.noise import noise_key
 from citypipe.core.publish.datapackage import datapackage
-from citypipe.core.publish.day import ThemeDay, json_bytes, theme_day
+from citypipe.core.publish.day import ThemeDay, ThemeDayWriter
 from citypipe.core.publish.dcat import catalogue
+from citypipe.core.publish.jsontext import json_bytes
 from citypipe.core.publish.portal import portal_files
 from citypipe.core.publish.register import register_documents, register_of
-from citypipe.core.publish.tables import Tally, changes
+from citypipe.core.publish.tables import Tally, changes, csv_rows
 from citypipe.core.publish.turtle import to_turtle
 from citypipe.domain.books import (
     EpsilonCharge,
@@ -66,18 +70,25 @@ from citypipe.domain.themes import (
     theme_of,
     themes_of,
 )
-from citypipe.ports import KeyStore
+from citypipe.ports import GET_CONCURRENCY, KeyStore
 from citypipe.service.stage import Deps, Outcome, Output, finish, log
 
 
 def export_day(
-    deps: Deps, day: str, *, keys: KeyStore, trace_id: str = "", metadata: bool = True
+    deps: Deps,
+    day: str,
+    *,
+    keys: KeyStore,
+    trace_id: str = "",
+    metadata: bool = True,
+    group_rows: int = GROUP_ROWS,
 ) -> str:
     """Publish one day of every theme. Returns 'done', 'duplicate' (every theme already
     published from these partials) or 'empty' (no partial for that day). ``keys``: the
     city's key store, whose release secret seeds the noise of people counts. ``metadata``:
     rebuild the catalogue, data package and portal afterwards (always, so a catalogue a
-    racing export left behind is repaired by the next run)."""
+    racing export left behind is repaired by the next run). ``group_rows``: partial rows
+    merged at once (the files are the same bytes whatever it is; memory is bounded by it)."""
     city = deps.city.city
     bucket = deps.names.bucket(Zone.AGGREGATES)
     prefix = aggregates_prefix(city, day)
@@ -99,33 +110,43 @@ def export_day(
     pending = [t for t in themes_of(deps.city) if not _published(deps, ident(t), t, day)]
     failures: list[Exception] = []
     if pending:
-        bodies = deps.store.get_many(bucket, [i.key for i in infos])
-        tables = [read_parquet(o.body) for o in bodies]
-        merged = merge_partials(tables)
-        del bodies, tables
-        present = quantities(merged)
-        # cells of a family the city no longer declares are still published and counted
-        known = {t.slug for t in themes_of(deps.city)}
-        extra = {theme_of(q).slug: theme_of(q) for q in present}
-        pending += [extra[slug] for slug in sorted(set(extra) - known)]
-        for theme in pending:
-            # the day stays in Arrow; one theme's cells at a time are Python objects
-            theme_rows = of_quantities(merged, [q for q in present if theme.owns(q)])
-            try:
-                _tried(
-                    partial(_publish_theme, deps, keys, message, ident(theme), theme, theme_rows)
-                )
-            except Exception as exc:  # one theme's failure must not block the others
-                log.exception(
-                    "theme not published",
-                    extra={"function": "export", "window": day, "dataset": theme.slug},
-                )
-                failures.append(exc)
+        with tempfile.TemporaryDirectory(prefix="citypipe-export-") as scratch:
+            partials = _spilled(deps, bucket, [i.key for i in infos], Path(scratch) / "partials")
+            present = partials.quantities()
+            # cells of a family the city no longer declares are still published and counted
+            known = {t.slug for t in themes_of(deps.city)}
+            extra = {theme_of(q).slug: theme_of(q) for q in present}
+            pending += [extra[slug] for slug in sorted(set(extra) - known)]
+            for theme in pending:
+                # a theme at a time, a few windows of it at a time
+                day_of_theme = ThemeRows(
+                    partials, [q for q in present if theme.owns(q)], group_rows,
+                    Path(scratch) / theme.slug,
+                )  # fmt: skip
+                try:
+                    _tried(partial(_publish_theme, deps, keys, message, ident(theme), theme,
+                                   day_of_theme))  # fmt: skip
+                except Exception as exc:  # one theme's failure must not block the others
+                    log.exception(
+                        "theme not published",
+                        extra={"function": "export", "window": day, "dataset": theme.slug},
+                    )
+                    failures.append(exc)
     if metadata:
         _tried(lambda: publish_metadata(deps))
     if failures:
         raise failures[0]
     return "done" if pending else "duplicate"
+
+
+def _spilled(deps: Deps, bucket: str, keys: Sequence[str], directory: Path) -> DayPartials:
+    """The day's partials, read concurrently a few at a time (in key order) and spilled
+    to ``directory`` by window: never the whole day in memory."""
+    partials = DayPartials(directory)
+    for start in range(0, len(keys), GET_CONCURRENCY):
+        for body in deps.store.get_many(bucket, keys[start : start + GET_CONCURRENCY]):
+            partials.add(read_parquet(body.body))
+    return partials
 
 
 WRITE_TRIES = 3
@@ -184,13 +205,8 @@ def _tally(record: Publication | ThemeDay) -> Tally:
     if isinstance(record, Publication):
         return Tally(record.readings, record.cells, record.published, record.suppressed,
                      record.flagged)  # fmt: skip
-    return Tally(
-        record.readings,
-        len(record.cells),
-        record.count(Status.PUBLISHED),
-        record.count(Status.SUPPRESSED),
-        record.count(Status.FLAGGED),
-    )
+    return Tally(record.readings, record.cells, record.published, record.suppressed,
+                 record.flagged)  # fmt: skip
 
 
 def _previous_csv(deps: Deps, previous: Publication) -> bytes | None:
@@ -219,8 +235,7 @@ def _version(
         note = changes(
             _tally(previous),
             _tally(result),
-            result.cells,
-            result.personal,
+            csv_rows(result.files[OpenFormat.CSV].path),
             _previous_csv(deps, previous),
         )
     tally = _tally(result)
@@ -240,13 +255,33 @@ def _version(
     )
 
 
+@dataclass(frozen=True)
+class ThemeRows:
+    """Where a theme's day comes from: its ``quantities``' rows of the day's spilled
+    partials, merged ``group_rows`` partial rows at a time; its files are written in
+    ``directory``."""
+
+    partials: DayPartials
+    quantities: list[str]
+    group_rows: int
+    directory: Path
+
+
+def _written(deps: Deps, keys: KeyStore, theme: Theme, day: str, rows: ThemeRows) -> ThemeDay:
+    """The theme's day in every format, in local files: a few windows merged at a time."""
+    shutil.rmtree(rows.directory, ignore_errors=True)  # what a failed try left
+    key = None
+    if _people(deps, theme) and deps.city.disclosure.noise is not None:
+        key = noise_key(keys.noise_secret(), deps.city.city)
+    writer = ThemeDayWriter(deps.city, theme, day, rows.directory, rows.quantities, key)
+    grid = day_windows(day) if writer.personal else []
+    for windows, merged in rows.partials.groups(rows.quantities, grid, rows.group_rows):
+        writer.add(cells(merged), windows)
+    return writer.close()
+
+
 def _publish_theme(
-    deps: Deps,
-    keys: KeyStore,
-    message: Message,
-    ident: str,
-    theme: Theme,
-    theme_rows: pa.Table,
+    deps: Deps, keys: KeyStore, message: Message, ident: str, theme: Theme, rows: ThemeRows
 ) -> None:
     """One theme's day: its files, then its publication record (so the catalogue and the
     portal never list a file not yet written), then its lineage. A theme without cells
@@ -255,11 +290,17 @@ def _publish_theme(
     people counts with noise is charged to the ε ledger first (an output of the export,
     written before its files), and refused when a sensor's day has no budget left for it
     (the version published before stays)."""
+    try:
+        result = _written(deps, keys, theme, message.window or "", rows)
+        _publish(deps, message, ident, theme, result)
+    finally:
+        shutil.rmtree(rows.directory, ignore_errors=True)
+
+
+def _publish(deps: Deps, message: Message, ident: str, theme: Theme, result: ThemeDay) -> None:
     city = deps.city.city
     day = message.window or ""
-    theme_cells = cells(theme_rows)
-    people = treatment(deps.city, quantities_of(deps.city, theme)).personal
-    if not theme_cells and not people:
+    if not result.cells and not _people(deps, theme):
         finish(
             Function.EXPORT,
             message,
@@ -268,9 +309,9 @@ def _publish_theme(
             Outcome([], ExportCounts.zero(), window=day, dataset=theme.slug),
         )
         return
-    key, charged = None, None
-    if people and deps.city.disclosure.noise is not None:
-        charge = _charge(deps, message, theme, theme_cells)
+    charged = None
+    if _people(deps, theme) and deps.city.disclosure.noise is not None:
+        charge = _charge(deps, message, result)
         if isinstance(charge, ExportCounts):
             finish(
                 Function.EXPORT,
@@ -280,15 +321,14 @@ def _publish_theme(
                 Outcome([], charge, window=day, dataset=theme.slug),
             )
             return
-        key, charged = noise_key(keys.noise_secret(), city), charge
-    result = theme_day(deps.city, theme, day, theme_cells, key)
+        charged = charge
     files = [
         PublishedFile(
             format=fmt.value,
             key=result.key(city, fmt),
             media_type=ThemeDay.media_type(fmt),
-            bytes=len(body),
-            sha256=hashlib.sha256(body).hexdigest(),
+            bytes=body.size,
+            sha256=body.sha256,
         )
         for fmt, body in result.files.items()
     ]
@@ -299,7 +339,7 @@ def _publish_theme(
             Zone.OPEN,
             result.key(city, fmt),
             body,
-            len(result.cells),
+            result.cells,
             fmt.value,
             ThemeDay.media_type(fmt),
             replace=True,
@@ -319,11 +359,11 @@ def _publish_theme(
     )
     counts = ExportCounts(
         partials=message.records,
-        cells=len(result.cells),
+        cells=result.cells,
         readings=result.readings,
-        published=result.count(Status.PUBLISHED),
-        suppressed=result.count(Status.SUPPRESSED),
-        flagged=result.count(Status.FLAGGED),
+        published=result.published,
+        suppressed=result.suppressed,
+        flagged=result.flagged,
         refused={},
         quarantined={},
     )
@@ -346,36 +386,19 @@ def ledger(deps: Deps, day: str | None = None) -> list[EpsilonCharge]:
     return [EpsilonCharge.model_validate_json(o.body) for o in deps.store.get_many(audit, keys)]
 
 
-def release_of(theme: Theme, day: str, theme_cells: Sequence[Cell]) -> str:
-    """What a release of a people dataset's day discloses: its cells' per-sensor device
-    counts (the only inputs of its figures, their suppression and their noise). Two
-    exports of the same counts publish the same bytes and are one release, whatever else
-    changed that day (late air-quality data makes a new partial set, not a new release)."""
-    return input_id(
-        "release",
-        theme.slug,
-        day,
-        *(
-            f"{c.window_start.isoformat()}|{c.zone}|{c.quantity}|"
-            + ",".join(f"{s.sensor}={s.devices}" for s in c.sensors)
-            for c in theme_cells
-        ),
-    )
-
-
-def _charge(
-    deps: Deps, message: Message, theme: Theme, theme_cells: Sequence[Cell]
-) -> Output | ExportCounts:
+def _charge(deps: Deps, message: Message, result: ThemeDay) -> Output | ExportCounts:
     """This release's entry of the ε ledger, to be written before its files (once: a
     release charged before is not charged again); or, when a sensor's day cannot pay for
-    it, the counts of the refused release."""
+    it, the counts of the refused release. A release of a people dataset's day is what it
+    discloses: its cells' per-sensor device counts (``ThemeDay.release``), so two exports
+    of the same counts are one release, whatever else changed that day (late air-quality
+    data makes a new partial set, not a new release)."""
     noise = deps.city.disclosure.noise
     assert noise is not None
-    city, day = deps.city.city, message.window or ""
-    release = release_of(theme, day, theme_cells)
+    city, day, theme = deps.city.city, message.window or "", result.theme
+    release, sensors = result.release, list(result.sensors)
     key = epsilon_charge_key(city, day, theme.slug, release)
     entries = ledger(deps, day)
-    sensors = sorted({s.sensor for cell in theme_cells for s in cell.sensors})
     if not any(e.release == release and e.dataset == theme.slug for e in entries):
         spent: dict[str, float] = {}
         for entry in entries:
@@ -388,10 +411,9 @@ def _charge(
                 extra={"function": "export", "window": day, "dataset": theme.slug,
                        "sensors": len(over)},
             )  # fmt: skip
-            cells = len(complete_grid(deps.city, day, _people(deps, theme), theme_cells))
             return ExportCounts(
-                partials=message.records, cells=cells, readings=sum(c.count for c in theme_cells),
-                published=0, suppressed=0, flagged=0, refused={BUDGET_SPENT: cells},
+                partials=message.records, cells=result.cells, readings=result.readings,
+                published=0, suppressed=0, flagged=0, refused={BUDGET_SPENT: result.cells},
                 quarantined={},
             )  # fmt: skip
     entry = EpsilonCharge(
