@@ -6,6 +6,7 @@ tests run on the fakes, on the embedded moto server and on LocalStack.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from citypipe.adapters.tokens import (
 )
 from citypipe.domain.errors import BackendRefusedError, KeyDestroyedError, NotFoundError
 from citypipe.ports import (
+    FileBody,
     KeyStore,
     ObjectStore,
     Queue,
@@ -204,6 +206,55 @@ def test_put_or_replace_replaces_when_bytes_differ(store: tuple[ObjectStore, str
     assert replaced.etag != original.etag
     assert replaced.etag == md5_etag(b"a,b\n1,2\n3,4\n")
     assert objects.get(bucket, "day.csv").body == b"a,b\n1,2\n3,4\n"
+
+
+def a_file(tmp_path: Path, name: str, body: bytes) -> FileBody:
+    path = tmp_path / name
+    path.write_bytes(body)
+    return FileBody.of(path)
+
+
+def test_a_body_put_from_a_file_is_the_files_bytes(
+    store: tuple[ObjectStore, str], tmp_path: Path
+) -> None:
+    objects, bucket = store
+    body = bytes(range(256)) * 5000  # 1.28 MB: more than one chunk of the file's digests
+    file = a_file(tmp_path, "day.parquet", body)
+
+    etag = objects.put(bucket, "day.parquet", file)
+
+    assert (file.size, file.md5, file.sha256) == (
+        len(body), md5_etag(body), hashlib.sha256(body).hexdigest()
+    )  # fmt: skip
+    assert etag == md5_etag(body)
+    assert objects.get(bucket, "day.parquet").body == body
+
+
+def test_put_if_absent_from_a_file_first_writer_wins(
+    store: tuple[ObjectStore, str], tmp_path: Path
+) -> None:
+    objects, bucket = store
+
+    first = objects.put_if_absent(bucket, "out", a_file(tmp_path, "first", b"first"))
+    second = objects.put_if_absent(bucket, "out", a_file(tmp_path, "second", b"second"))
+
+    assert (first.created, first.etag) == (True, md5_etag(b"first"))
+    assert (second.created, second.etag) == (False, first.etag)
+    assert objects.get(bucket, "out").body == b"first"
+
+
+def test_put_or_replace_from_a_file_writes_only_other_bytes(
+    store: tuple[ObjectStore, str], tmp_path: Path
+) -> None:
+    objects, bucket = store
+    original = objects.put_or_replace(bucket, "day.csv", a_file(tmp_path, "a", b"a,b\n1,2\n"))
+
+    again = objects.put_or_replace(bucket, "day.csv", a_file(tmp_path, "b", b"a,b\n1,2\n"))
+    replaced = objects.put_or_replace(bucket, "day.csv", a_file(tmp_path, "c", b"a,b\n3,4\n"))
+
+    assert original.created and not again.created and again.etag == original.etag
+    assert replaced.created and replaced.etag == md5_etag(b"a,b\n3,4\n")
+    assert objects.get(bucket, "day.csv").body == b"a,b\n3,4\n"
 
 
 # --- Queue ------------------------------------------------------------------------------
