@@ -21,8 +21,10 @@ import pyarrow.compute as pc
 
 from citypipe.core.aggregate import PARTIAL_SCHEMA, merge_partials, of_quantities
 
-GROUP_ROWS = 50_000  # partial rows merged at once: ~20 MB of Arrow grouping, whatever the day
-SPILL = pa.ipc.IpcWriteOptions(compression="lz4")
+GROUP_ROWS = 10_000  # partial rows merged at once: a few tens of MB, whatever the day
+# Uncompressed: each theme reads the day back once (lz4 cost more CPU than it saved on
+# disk); ~100 bytes a partial row, 38 MB for the x4 day.
+SPILL = pa.ipc.IpcWriteOptions(compression=None)
 
 
 class DayPartials:
@@ -33,28 +35,29 @@ class DayPartials:
         self._rows: dict[datetime, Counter[str]] = {}  # a window's partial rows per quantity
 
     def add(self, partial: pa.Table) -> None:
-        """One partial's rows, each to its window's file."""
+        """One partial's rows, each window's to its file (in their order)."""
+        if partial.num_rows == 0:
+            return
         partial = partial.select(PARTIAL_SCHEMA.names).cast(PARTIAL_SCHEMA)
-        column = partial["window_start"]
-        for window in pc.unique(column):
-            rows = partial.filter(pc.equal(column, window))
-            start = window.as_py()
+        partial = partial.sort_by("window_start").combine_chunks()  # a stable sort
+        counted = partial.group_by(["window_start", "quantity"], use_threads=False).aggregate(
+            [("quantity", "count")]
+        )
+        for start, quantity, rows in zip(
+            *(counted[c].to_pylist() for c in ("window_start", "quantity", "quantity_count")),
+            strict=True,
+        ):
+            self._rows.setdefault(start, Counter())[quantity] += rows
+        runs = pc.run_end_encode(partial["window_start"].chunk(0))
+        first = 0
+        for start, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
             if start not in self._writers:
                 self._writers[start] = pa.ipc.new_stream(
                     str(self._path(start)), PARTIAL_SCHEMA, options=SPILL
                 )
-                self._rows[start] = Counter()
-            self._writers[start].write_table(rows)
-            counted = pc.value_counts(rows["quantity"])
-            self._rows[start].update(
-                dict(
-                    zip(
-                        counted.field("values").to_pylist(),
-                        counted.field("counts").to_pylist(),
-                        strict=True,
-                    )
-                )
-            )
+            self._writers[start].write_table(partial.slice(first, end - first))
+            first = end
+        _release()
 
     def quantities(self) -> list[str]:
         """The quantities the day holds, sorted."""
@@ -78,6 +81,7 @@ class DayPartials:
         for window in wanted:
             if group and size + rows.get(window, 0) > max_rows:
                 yield group, self._merged(group, quantities)
+                _release()
                 group, size = [], 0
             group.append(window)
             size += rows.get(window, 0)
@@ -100,3 +104,9 @@ class DayPartials:
 
     def _path(self, window: datetime) -> Path:
         return self.directory / f"{window:%Y%m%dT%H%M%S}.arrows"
+
+
+def _release() -> None:
+    """Give Arrow's freed pages back: its allocator (mimalloc) keeps them otherwise, and a
+    day read a partial and a group at a time would hold the pages of them all."""
+    pa.default_memory_pool().release_unused()

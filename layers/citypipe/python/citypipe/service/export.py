@@ -20,11 +20,10 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from citypipe.core.aggregate import cells
+from citypipe.core.aggregate import cells, of_quantities
 from citypipe.core.columnar import read_parquet
 from citypipe.core.daypartials import GROUP_ROWS, DayPartials
 from citypipe.core.disclosure import day_windows
@@ -112,26 +111,19 @@ def export_day(
     if pending:
         with tempfile.TemporaryDirectory(prefix="citypipe-export-") as scratch:
             partials = _spilled(deps, bucket, [i.key for i in infos], Path(scratch) / "partials")
-            present = partials.quantities()
             # cells of a family the city no longer declares are still published and counted
             known = {t.slug for t in themes_of(deps.city)}
-            extra = {theme_of(q).slug: theme_of(q) for q in present}
+            extra = {theme_of(q).slug: theme_of(q) for q in partials.quantities()}
             pending += [extra[slug] for slug in sorted(set(extra) - known)]
-            for theme in pending:
-                # a theme at a time, a few windows of it at a time
-                day_of_theme = ThemeRows(
-                    partials, [q for q in present if theme.owns(q)], group_rows,
-                    Path(scratch) / theme.slug,
-                )  # fmt: skip
+            written = _written(deps, keys, day, pending, partials, group_rows, failures)
+            shutil.rmtree(partials.directory)
+            for result in written:
                 try:
-                    _tried(partial(_publish_theme, deps, keys, message, ident(theme), theme,
-                                   day_of_theme))  # fmt: skip
+                    _tried(partial(_publish, deps, message, ident(result.theme), result))
                 except Exception as exc:  # one theme's failure must not block the others
-                    log.exception(
-                        "theme not published",
-                        extra={"function": "export", "window": day, "dataset": theme.slug},
-                    )
-                    failures.append(exc)
+                    _failed(result.theme, day, exc, failures)
+                finally:
+                    shutil.rmtree(result.files[OpenFormat.CSV].path.parent, ignore_errors=True)
     if metadata:
         _tried(lambda: publish_metadata(deps))
     if failures:
@@ -255,34 +247,50 @@ def _version(
     )
 
 
-@dataclass(frozen=True)
-class ThemeRows:
-    """Where a theme's day comes from: its ``quantities``' rows of the day's spilled
-    partials, merged ``group_rows`` partial rows at a time; its files are written in
-    ``directory``."""
+def _written(
+    deps: Deps,
+    keys: KeyStore,
+    day: str,
+    themes: Sequence[Theme],
+    partials: DayPartials,
+    group_rows: int,
+    failures: list[Exception],
+) -> list[ThemeDay]:
+    """Every theme's day in every format, in local files beside the partials, from one
+    pass over the day a few windows at a time. A theme that fails is left out, its
+    failure added to ``failures``."""
+    present = partials.quantities()
+    writers: dict[str, ThemeDayWriter] = {}
+    for theme in themes:
+        try:
+            key = None
+            if _people(deps, theme) and deps.city.disclosure.noise is not None:
+                key = noise_key(keys.noise_secret(), deps.city.city)
+            found = [q for q in present if theme.owns(q)]
+            directory = partials.directory.parent / theme.slug
+            writers[theme.slug] = ThemeDayWriter(deps.city, theme, day, directory, found, key)
+        except Exception as exc:  # one theme's failure must not block the others
+            _failed(theme, day, exc, failures)
+    wanted = [q for w in writers.values() for q in w.present]
+    grid = day_windows(day) if any(w.personal for w in writers.values()) else []
+    for windows, merged in partials.groups(wanted, grid, group_rows):
+        for slug, writer in list(writers.items()):
+            try:
+                writer.add(cells(of_quantities(merged, writer.present)), windows)
+            except Exception as exc:  # one theme's failure must not block the others
+                _failed(writer.theme, day, exc, failures)
+                del writers[slug]
+    return [writer.close() for writer in writers.values()]
 
-    partials: DayPartials
-    quantities: list[str]
-    group_rows: int
-    directory: Path
+
+def _failed(theme: Theme, day: str, exc: Exception, failures: list[Exception]) -> None:
+    log.exception(
+        "theme not published", extra={"function": "export", "window": day, "dataset": theme.slug}
+    )
+    failures.append(exc)
 
 
-def _written(deps: Deps, keys: KeyStore, theme: Theme, day: str, rows: ThemeRows) -> ThemeDay:
-    """The theme's day in every format, in local files: a few windows merged at a time."""
-    shutil.rmtree(rows.directory, ignore_errors=True)  # what a failed try left
-    key = None
-    if _people(deps, theme) and deps.city.disclosure.noise is not None:
-        key = noise_key(keys.noise_secret(), deps.city.city)
-    writer = ThemeDayWriter(deps.city, theme, day, rows.directory, rows.quantities, key)
-    grid = day_windows(day) if writer.personal else []
-    for windows, merged in rows.partials.groups(rows.quantities, grid, rows.group_rows):
-        writer.add(cells(merged), windows)
-    return writer.close()
-
-
-def _publish_theme(
-    deps: Deps, keys: KeyStore, message: Message, ident: str, theme: Theme, rows: ThemeRows
-) -> None:
+def _publish(deps: Deps, message: Message, ident: str, result: ThemeDay) -> None:
     """One theme's day: its files, then its publication record (so the catalogue and the
     portal never list a file not yet written), then its lineage. A theme without cells
     that day publishes nothing and is recorded as done — but a people theme publishes its
@@ -290,15 +298,7 @@ def _publish_theme(
     people counts with noise is charged to the ε ledger first (an output of the export,
     written before its files), and refused when a sensor's day has no budget left for it
     (the version published before stays)."""
-    try:
-        result = _written(deps, keys, theme, message.window or "", rows)
-        _publish(deps, message, ident, theme, result)
-    finally:
-        shutil.rmtree(rows.directory, ignore_errors=True)
-
-
-def _publish(deps: Deps, message: Message, ident: str, theme: Theme, result: ThemeDay) -> None:
-    city = deps.city.city
+    city, theme = deps.city.city, result.theme
     day = message.window or ""
     if not result.cells and not _people(deps, theme):
         finish(

@@ -73,6 +73,7 @@ class ThemeDayWriter:
         noise_key: bytes | None = None,
     ) -> None:
         self.city, self.theme, self.day, self.noise_key = city, theme, day, noise_key
+        self.present = list(present)
         self.quantities = sorted(set(quantities_of(city, theme)) | set(present))
         self.personal = treatment(city, self.quantities).personal
         self.people = [q for q in self.quantities if q in city.personal_quantities]
