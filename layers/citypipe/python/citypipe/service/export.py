@@ -123,7 +123,7 @@ def export_day(
                 except Exception as exc:  # one theme's failure must not block the others
                     _failed(result.theme, day, exc, failures)
                 finally:
-                    shutil.rmtree(result.files[OpenFormat.CSV].path.parent, ignore_errors=True)
+                    shutil.rmtree(result.directory)
     if metadata:
         _tried(lambda: publish_metadata(deps))
     if failures:
@@ -194,9 +194,6 @@ def _previous(deps: Deps, key: str) -> Publication | None:
 
 
 def _tally(record: Publication | ThemeDay) -> Tally:
-    if isinstance(record, Publication):
-        return Tally(record.readings, record.cells, record.published, record.suppressed,
-                     record.flagged)  # fmt: skip
     return Tally(record.readings, record.cells, record.published, record.suppressed,
                  record.flagged)  # fmt: skip
 

@@ -39,6 +39,7 @@ class ThemeDay:
     day: str
     personal: bool
     summary: list[ZoneSummary]
+    directory: Path  # where its files are
     files: dict[OpenFormat, FileBody]
     readings: int
     cells: int
@@ -78,6 +79,7 @@ class ThemeDayWriter:
         self.personal = treatment(city, self.quantities).personal
         self.people = [q for q in self.quantities if q in city.personal_quantities]
         directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
         self.paths = {fmt: directory / f"{theme.slug}.{fmt.value}" for fmt in OpenFormat}
         self.csv = tables.CsvWriter(self.paths[OpenFormat.CSV], self.personal)
         self.parquet = tables.ParquetWriter(self.paths[OpenFormat.PARQUET], self.personal)
@@ -128,6 +130,7 @@ class ThemeDayWriter:
             day=self.day,
             personal=self.personal,
             summary=summary,
+            directory=self.directory,
             files={fmt: FileBody.of(self.paths[fmt]) for fmt in formats},
             readings=self.readings,
             cells=sum(self.statuses.values()),
