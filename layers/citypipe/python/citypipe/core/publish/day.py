@@ -32,8 +32,8 @@ __all__ = ["ThemeDay", "ThemeDayWriter", "json_bytes", "theme_day"]
 @dataclass(frozen=True)
 class ThemeDay:
     """A theme's day as written: its files (local, to be put), what its publication record
-    and lineage count, and what its release discloses (``release``, ``sensors``: what a
-    people dataset's ε is charged on)."""
+    and lineage count, and, for a people dataset, what its release discloses
+    (``release``, ``sensors``: what its ε is charged on)."""
 
     theme: Theme
     day: str
@@ -96,14 +96,14 @@ class ThemeDayWriter:
     def add(self, cells: Sequence[Cell], windows: Sequence[datetime]) -> None:
         """The day's cells of ``windows`` (a people day's empty windows among them are
         filled in on the complete grid)."""
-        for cell in cells:  # what a release discloses: the measured per-sensor counts
-            self.release.add(
-                f"{cell.window_start.isoformat()}|{cell.zone}|{cell.quantity}|"
-                + ",".join(f"{s.sensor}={s.devices}" for s in cell.sensors)
-            )
-            self.sensors.update(s.sensor for s in cell.sensors)
-            self.readings += cell.count
+        self.readings += sum(cell.count for cell in cells)
         if self.personal:
+            for cell in cells:  # what a release discloses: the measured per-sensor counts
+                self.release.add(
+                    f"{cell.window_start.isoformat()}|{cell.zone}|{cell.quantity}|"
+                    + ",".join(f"{s.sensor}={s.devices}" for s in cell.sensors)
+                )
+                self.sensors.update(s.sensor for s in cell.sensors)
             cells = complete_grid(self.city, self.day, self.people, cells, windows)
         disclosed = disclose(self.city, cells, self.noise_key)
         for shown in disclosed:
