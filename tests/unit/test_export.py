@@ -54,7 +54,7 @@ from citypipe.domain.naming import (
     publication_key,
 )
 from citypipe.domain.themes import OpenFormat
-from citypipe.ports import StoredObject
+from citypipe.ports import Body, StoredObject
 from citypipe.service.export import days_with_partials, export_day, export_requested, ledger
 from citypipe.service.stage import Deps
 from citypipe_local.fakes import InMemoryObjectStore
@@ -494,7 +494,7 @@ class FailingThemeStore(InMemoryObjectStore):
     def heal(self) -> None:
         self.theme = ""
 
-    def _put(self, bucket: str, key: str, body: bytes, content_type: str, if_absent: bool) -> str:
+    def _put(self, bucket: str, key: str, body: Body, content_type: str, if_absent: bool) -> str:
         if self.theme and f"/{self.theme}/" in key and not key.endswith(".json"):
             raise TransientError(f"SlowDown: {key}")
         return super()._put(bucket, key, body, content_type, if_absent)
@@ -542,7 +542,7 @@ class OnceFailingStore(InMemoryObjectStore):
             self.failed.add((what, key))
             raise TransientError(f"SlowDown: {key}")
 
-    def _put(self, bucket: str, key: str, body: bytes, content_type: str, if_absent: bool) -> str:
+    def _put(self, bucket: str, key: str, body: Body, content_type: str, if_absent: bool) -> str:
         if (key.endswith(".csv") and "/date=" in key) or key.endswith("catalog.jsonld"):
             self._once("put", key)
         return super()._put(bucket, key, body, content_type, if_absent)
