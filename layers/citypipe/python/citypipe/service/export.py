@@ -1,11 +1,14 @@
 """export's service: publish a day of every theme, then the open zone's metadata.
 
-For a day, the partials are read concurrently and merged once; then each theme is
-published on its own (``core.publish.day``): its files (CSV, Parquet, GeoJSON,
-NGSI-LD) at stable public keys, its publication record, and a lineage record keyed by
-the theme, the day and the exact set of partials. One theme failing never blocks the
-others: the rest are published, the catalogue and portal are rebuilt, then the first
-failure is raised so the request is retried (the themes already done are duplicates).
+For a day, the partials are read concurrently, a few at a time, and spilled by window to
+local files (``core.daypartials``); one pass over the day then merges a few windows at a
+time and writes every theme's files locally (``core.publish.day``), so memory does not
+grow with the day. Then each theme is published on its own: its files (CSV, Parquet,
+GeoJSON, NGSI-LD) at stable public keys, put from the local files, its publication
+record, and a lineage record keyed by the theme, the day and the exact set of partials.
+One theme failing never blocks the others: the rest are published, the catalogue and
+portal are rebuilt, then the first failure is raised so the request is retried (the
+themes already done are duplicates).
 
 Open files are a pure function of the partials, written with ``put_or_replace``: an
 export of unchanged partials writes nothing. A day re-exported with late data gets a new
