@@ -6,6 +6,7 @@ tests run on the fakes, on the embedded moto server and on LocalStack.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -31,6 +32,8 @@ from citypipe.adapters.tokens import (
 )
 from citypipe.domain.errors import BackendRefusedError, KeyDestroyedError, NotFoundError
 from citypipe.ports import (
+    Body,
+    FileBody,
     KeyStore,
     ObjectStore,
     Queue,
@@ -168,11 +171,21 @@ def test_delete_removes_an_object_and_a_missing_key_is_fine(
     assert list(objects.list(bucket)) == []
 
 
-def test_put_if_absent_first_writer_wins(store: tuple[ObjectStore, str]) -> None:
+@pytest.fixture(params=["bytes", "file"])
+def body(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[bytes], Body]:
+    """Bodies as bytes, or as local files (export's open files): the same semantics."""
+    if request.param == "bytes":
+        return lambda data: data
+    return lambda data: a_file(tmp_path, uuid.uuid4().hex, data)
+
+
+def test_put_if_absent_first_writer_wins(
+    store: tuple[ObjectStore, str], body: Callable[[bytes], Body]
+) -> None:
     objects, bucket = store
 
-    first = objects.put_if_absent(bucket, "out", b"first")
-    second = objects.put_if_absent(bucket, "out", b"second")
+    first = objects.put_if_absent(bucket, "out", body(b"first"))
+    second = objects.put_if_absent(bucket, "out", body(b"second"))
 
     assert first.created
     assert first.etag == md5_etag(b"first")
@@ -182,28 +195,52 @@ def test_put_if_absent_first_writer_wins(store: tuple[ObjectStore, str]) -> None
 
 
 def test_put_or_replace_writes_nothing_when_bytes_are_equal(
-    store: tuple[ObjectStore, str],
+    store: tuple[ObjectStore, str], body: Callable[[bytes], Body]
 ) -> None:
     objects, bucket = store
-    original = objects.put_or_replace(bucket, "day.csv", b"a,b\n1,2\n")
+    original = objects.put_or_replace(bucket, "day.csv", body(b"a,b\n1,2\n"))
 
-    again = objects.put_or_replace(bucket, "day.csv", b"a,b\n1,2\n")
+    again = objects.put_or_replace(bucket, "day.csv", body(b"a,b\n1,2\n"))
 
     assert original.created
     assert not again.created
     assert again.etag == original.etag
 
 
-def test_put_or_replace_replaces_when_bytes_differ(store: tuple[ObjectStore, str]) -> None:
+def test_put_or_replace_replaces_when_bytes_differ(
+    store: tuple[ObjectStore, str], body: Callable[[bytes], Body]
+) -> None:
     objects, bucket = store
-    original = objects.put_or_replace(bucket, "day.csv", b"a,b\n1,2\n")
+    original = objects.put_or_replace(bucket, "day.csv", body(b"a,b\n1,2\n"))
 
-    replaced = objects.put_or_replace(bucket, "day.csv", b"a,b\n1,2\n3,4\n")
+    replaced = objects.put_or_replace(bucket, "day.csv", body(b"a,b\n1,2\n3,4\n"))
 
     assert replaced.created
     assert replaced.etag != original.etag
     assert replaced.etag == md5_etag(b"a,b\n1,2\n3,4\n")
     assert objects.get(bucket, "day.csv").body == b"a,b\n1,2\n3,4\n"
+
+
+def a_file(tmp_path: Path, name: str, body: bytes) -> FileBody:
+    path = tmp_path / name
+    path.write_bytes(body)
+    return FileBody.of(path)
+
+
+def test_a_body_put_from_a_file_is_the_files_bytes(
+    store: tuple[ObjectStore, str], tmp_path: Path
+) -> None:
+    objects, bucket = store
+    body = bytes(range(256)) * 5000  # 1.28 MB: more than one chunk of the file's digests
+    file = a_file(tmp_path, "day.parquet", body)
+
+    etag = objects.put(bucket, "day.parquet", file)
+
+    assert (file.size, file.md5, file.sha256) == (
+        len(body), md5_etag(body), hashlib.sha256(body).hexdigest()
+    )  # fmt: skip
+    assert etag == md5_etag(body)
+    assert objects.get(bucket, "day.parquet").body == body
 
 
 # --- Queue ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ since a sketch's serialized bytes depend on the order devices were added.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -23,6 +24,7 @@ from citypipe.core.aggregate import (
     quantities,
 )
 from citypipe.core.columnar import parquet_bytes, read_parquet
+from citypipe.core.daypartials import DayPartials
 
 
 def readable(partial: pa.Table) -> list[dict[str, Any]]:
@@ -144,6 +146,72 @@ def test_merging_one_partial_changes_nothing_but_the_sketch_bytes() -> None:
 def test_merging_nothing_gives_an_empty_partial() -> None:
     merged = merge_partials([])
     assert (merged.num_rows, merged.schema) == (0, PARTIAL_SCHEMA)
+
+
+# --- a day spilled by window, merged a few windows at a time --------------------------------
+
+INEXACT = [
+    clean(*({**no2(m, 0.1 * m + p), "sensor": f"aq-00{m % 3}"} for m in range(0, 90, 4)))
+    for p in range(4)
+]  # four partials of the same keys: their sums are not exact in binary
+
+
+def day_partials(tmp_path: Path) -> DayPartials:
+    partials = DayPartials(tmp_path)
+    for table in [*INEXACT, A, B, C]:
+        partials.add(partial_of(table))
+    return partials
+
+
+def test_a_day_merged_window_by_window_is_the_day_merged_at_once(tmp_path: Path) -> None:
+    # Given partials whose sums depend on the order they are added in, spilled by window
+    partials = day_partials(tmp_path)
+    whole = merge_partials([partial_of(t) for t in [*INEXACT, A, B, C]])
+    # When they are merged a partial row's worth at a time (a window a group)
+    groups = list(partials.groups(["air.no2", "people.presence"], max_rows=1))
+    # Then the groups are the day's windows in order, and together the day's merge
+    assert [len(windows) for windows, _ in groups] == [1] * len(groups)
+    assert [w for windows, _ in groups for w in windows] == sorted(
+        set(whole["window_start"].to_pylist())
+    )
+    assert readable(pa.concat_tables([merged for _, merged in groups])) == readable(
+        of_quantities(whole, ["air.no2", "people.presence"])
+    )
+
+
+def test_a_group_holds_windows_until_their_rows_would_pass_the_bound(tmp_path: Path) -> None:
+    # Given a day spilled, and its NO2 partial rows per window
+    partials = day_partials(tmp_path)
+    no2_rows = pa.concat_tables(
+        [of_quantities(partial_of(t), ["air.no2"]) for t in [*INEXACT, A, B, C]]
+    )
+    rows: dict[Any, int] = {}
+    for window in no2_rows["window_start"].to_pylist():
+        rows[window] = rows.get(window, 0) + 1
+    bound = 30
+    # When grouped by up to 30 partial rows
+    groups = [windows for windows, _ in partials.groups(["air.no2"], max_rows=bound)]
+    # Then every window with NO2 is in one group, in order; a group passes the bound only
+    # when it is a single window; and each group would have passed it with the next window
+    assert [w for windows in groups for w in windows] == sorted(rows)
+    sizes = [sum(rows[w] for w in windows) for windows in groups]
+    assert all(size <= bound or len(w) == 1 for size, w in zip(sizes, groups, strict=True))
+    assert all(
+        size + rows[after[0]] > bound for size, after in zip(sizes, groups[1:], strict=False)
+    )
+    assert len(groups) > 1 and any(len(w) > 1 for w in groups)
+
+
+def test_windows_without_rows_are_grouped_when_asked_for(tmp_path: Path) -> None:
+    # Given a day spilled, and a window of it nobody measured (a people day's grid)
+    partials = day_partials(tmp_path)
+    empty = T10 - timedelta(hours=5)
+    # When its people rows are grouped with that window
+    groups = list(partials.groups(["people.presence"], [empty], max_rows=10**6))
+    # Then it is in the one group, before the windows with rows (two sensors at 10:00)
+    [(windows, merged)] = groups
+    assert windows == [empty, T10, T10 + timedelta(minutes=15)]
+    assert merged.num_rows == 3
 
 
 # --- cells ---------------------------------------------------------------------------------

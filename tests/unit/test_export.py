@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 import pytest
+from conftest import memory_stack
 from unit_support import (
     DAY,
     RELEASE_KEYS,
@@ -53,7 +54,7 @@ from citypipe.domain.naming import (
     publication_key,
 )
 from citypipe.domain.themes import OpenFormat
-from citypipe.ports import StoredObject
+from citypipe.ports import Body, StoredObject
 from citypipe.service.export import days_with_partials, export_day, export_requested, ledger
 from citypipe.service.stage import Deps
 from citypipe_local.fakes import InMemoryObjectStore
@@ -362,6 +363,47 @@ class PairedReadsStore(InMemoryObjectStore):
         return super().get(bucket, key)
 
 
+# --- a day of any size: a few windows at a time ------------------------------------------------
+
+
+def a_busy_day(deps: Deps) -> None:
+    """Three partials of a day across every window of it: air quality of several sensors
+    with values whose float sums depend on their order, traffic in two zones, and people
+    counts (with noise) where some windows reach k and some do not."""
+    for part in range(3):
+        rows = []
+        for window in range(0, 96, 3):
+            minute = window * 15 - 600 + part  # T10 - 10 h: the day's first window
+            for sensor in range(3):
+                value = 20.1 + 0.37 * sensor + 0.013 * part + window / 7
+                rows.append({**no2(minute, value), "sensor": f"aq-{sensor:03}"})
+                rows.append({**no2(minute, value * 1.1, zone="noord"), "sensor": f"aq-1{sensor}"})
+            rows.append(vehicles(minute, 3.3 + part, zone="west"))
+            rows.append(vehicles(minute, 1.7 * window, zone="oost"))
+            if window % 2 == 0:
+                rows += devices(4 + 3 * part, minute, first=100 * part)
+                rows += devices(5, minute, first=100 * part, sensor="wifi-013")
+        put_partial(deps, f"part-{part}", *rows)
+
+
+def test_a_day_merged_a_few_windows_at_a_time_publishes_the_same_bytes(city: City) -> None:
+    # Given the same busy day in two stacks
+    whole, grouped = memory_stack(city), memory_stack(city)
+    a_busy_day(whole)
+    a_busy_day(grouped)
+    # When one exports it in one group and the other a window (a partial row) at a time
+    assert export_day(whole, DAY, keys=RELEASE_KEYS, group_rows=10**9) == "done"
+    assert export_day(grouped, DAY, keys=RELEASE_KEYS, group_rows=1) == "done"
+    # Then every open file, publication record and ε charge is the same bytes
+    files = {k: open_file(whole, k) for k in open_objects(whole) if DAY in k}
+    assert {k: open_file(grouped, k) for k in open_objects(grouped) if DAY in k} == files
+    assert len(files) == 3 * 5  # air quality, traffic, people: 4 formats and a record each
+    assert ledger(grouped) == ledger(whole) and len(ledger(whole)) == 1
+    # And the people day was published in part, with noise, and suppressed in part
+    statuses = {r["status"] for r in csv_rows(grouped, "people-counts")}
+    assert statuses == {"published", "suppressed"}
+
+
 # --- versions: late data ---------------------------------------------------------------------
 
 
@@ -452,7 +494,7 @@ class FailingThemeStore(InMemoryObjectStore):
     def heal(self) -> None:
         self.theme = ""
 
-    def _put(self, bucket: str, key: str, body: bytes, content_type: str, if_absent: bool) -> str:
+    def _put(self, bucket: str, key: str, body: Body, content_type: str, if_absent: bool) -> str:
         if self.theme and f"/{self.theme}/" in key and not key.endswith(".json"):
             raise TransientError(f"SlowDown: {key}")
         return super()._put(bucket, key, body, content_type, if_absent)
@@ -500,7 +542,7 @@ class OnceFailingStore(InMemoryObjectStore):
             self.failed.add((what, key))
             raise TransientError(f"SlowDown: {key}")
 
-    def _put(self, bucket: str, key: str, body: bytes, content_type: str, if_absent: bool) -> str:
+    def _put(self, bucket: str, key: str, body: Body, content_type: str, if_absent: bool) -> str:
         if (key.endswith(".csv") and "/date=" in key) or key.endswith("catalog.jsonld"):
             self._once("put", key)
         return super()._put(bucket, key, body, content_type, if_absent)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 import rdflib
 from rdflib.compare import isomorphic
@@ -23,16 +25,19 @@ from unit_support import (
 )
 
 from citypipe.core.aggregate import cells, partial_of
-from citypipe.core.disclosure import disclose
+from citypipe.core.disclosure import DisclosedCell, complete_grid, disclose
+from citypipe.core.publish import tables
 from citypipe.core.publish.day import theme_day
+from citypipe.core.publish.jsontext import JsonArrayWriter, json_bytes
+from citypipe.core.publish.ngsild import entities
 from citypipe.core.publish.portal import bar_chart, index_html
 from citypipe.core.publish.register import register_documents, register_of
-from citypipe.core.publish.tables import summarize
+from citypipe.core.publish.tables import CsvWriter, DaySummary, ParquetWriter, summarize
 from citypipe.core.publish.turtle import to_turtle
 from citypipe.domain.books import Publication
 from citypipe.domain.city import City, parse_city
 from citypipe.domain.model import Zone
-from citypipe.domain.naming import publication_key
+from citypipe.domain.naming import InputId, input_id, publication_key
 from citypipe.domain.themes import OpenFormat, theme_named, themes_of
 from citypipe.service.export import export_day
 from citypipe.service.stage import Deps
@@ -96,14 +101,124 @@ def test_a_zone_without_readings_has_no_value(city: City) -> None:
     assert (noord.value, noord.windows) == (None, 0)
 
 
+# --- the open files, written a few windows at a time ---------------------------------------
+
+
+def a_disclosed_day(city: City) -> list[DisclosedCell]:
+    """Cells of many windows and zones, published, suppressed and flagged, people and not."""
+    rows = []
+    for window in range(12):
+        minute = 15 * window
+        rows += [no2(minute, 20.0 + window / 3), no2(minute, 31.7, zone="noord")]
+        rows += [
+            vehicles(minute, 4.0 + window),
+            {**vehicles(minute), "quantity": "traffic.bicycles"},
+        ]
+        rows += devices(12 if window % 2 else 3, minute)
+    rows.append(no2(200, -5.0))  # implausible: flagged
+    grid = complete_grid(city, DAY, ["people.presence"], cells(partial_of(clean(*rows))))
+    return disclose(exact(city), grid)
+
+
+def chunks(cells: list[DisclosedCell]) -> list[list[DisclosedCell]]:
+    """The cells in chunks of whole windows, one to three windows a chunk."""
+    windows = sorted({c.window_start for c in cells})
+    groups = []
+    start = 0
+    while start < len(windows):
+        groups.append(windows[start : start + 1 + start % 3])
+        start += 1 + start % 3
+    return [[c for c in cells if c.window_start in set(g)] for g in groups]
+
+
+@pytest.mark.parametrize("personal", [False, True])
+def test_a_csv_written_in_chunks_is_the_csv_written_whole(
+    city: City, tmp_path: Path, personal: bool
+) -> None:
+    day = a_disclosed_day(city)
+    whole, chunked = tmp_path / "whole.csv", tmp_path / "chunked.csv"
+    writer = CsvWriter(whole, personal)
+    writer.write(day)
+    writer.close()
+    writer = CsvWriter(chunked, personal)
+    for chunk in chunks(day):
+        writer.write(chunk)
+    writer.close()
+    assert chunked.read_bytes() == whole.read_bytes()
+    assert len(whole.read_text().splitlines()) == 1 + len(day)
+
+
+def test_a_parquet_file_written_in_chunks_is_the_file_written_whole(
+    city: City, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    day = a_disclosed_day(city)
+    monkeypatch.setattr(tables, "ROW_GROUP", 50)  # several row groups, across chunks
+    whole, chunked = tmp_path / "whole.parquet", tmp_path / "chunked.parquet"
+    writer = ParquetWriter(whole, personal=True)
+    writer.write(day)
+    writer.close()
+    writer = ParquetWriter(chunked, personal=True)
+    for chunk in chunks(day):
+        writer.write(chunk)
+    writer.close()
+    assert chunked.read_bytes() == whole.read_bytes()
+    found = pq.ParquetFile(whole)
+    assert found.metadata.num_row_groups == -(-len(day) // 50)
+    assert found.read()["zone"].to_pylist() == [c.zone for c in day]
+
+
+def test_an_empty_day_is_a_parquet_file_of_no_rows(tmp_path: Path) -> None:
+    writer = ParquetWriter(tmp_path / "empty.parquet", personal=False)
+    writer.close()
+    assert pq.read_table(tmp_path / "empty.parquet").num_rows == 0
+
+
+def test_ngsi_ld_written_in_chunks_is_the_json_of_the_whole_day(city: City, tmp_path: Path) -> None:
+    day = a_disclosed_day(city)
+    traffic = theme_named("traffic-flow")
+    whole = entities(city, traffic, day, "https://example.org/day.csv")
+    writer = JsonArrayWriter(tmp_path / "day.jsonld")
+    for chunk in chunks(day):
+        writer.write(entities(city, traffic, chunk, "https://example.org/day.csv"))
+    writer.close()
+    assert (tmp_path / "day.jsonld").read_bytes() == json_bytes(whole, compact=True)
+    # in window order, then by id (bicycles beside the vehicles of the same window)
+    assert [e["dateObservedFrom"] for e in whole] == sorted(e["dateObservedFrom"] for e in whole)
+    assert {e.get("vehicleType") for e in whole} == {None, "bicycle"}
+
+
+def test_an_empty_json_array_is_the_json_of_no_items(tmp_path: Path) -> None:
+    writer = JsonArrayWriter(tmp_path / "none.json")
+    writer.close()
+    assert (tmp_path / "none.json").read_bytes() == json_bytes([], compact=True)
+
+
+def test_a_day_summarized_in_chunks_is_the_day_summarized_whole(city: City) -> None:
+    day = a_disclosed_day(city)
+    quantities = ["air.no2", "people.presence", "traffic.bicycles", "traffic.vehicles"]
+    summary = DaySummary(city, quantities)
+    for chunk in chunks(day):
+        summary.add(chunk)
+    assert summary.result() == summarize(city, quantities, day)
+    assert all(s.published for s in summary.result() if s.zone == "centrum")
+
+
+def test_an_id_made_part_by_part_is_the_id_of_all_parts() -> None:
+    made = InputId("release", "people-counts")
+    made.add("a|b", "c")
+    made.add()
+    made.add("d")
+    assert made.value() == input_id("release", "people-counts", "a|b", "c", "d")
+    assert InputId().value() == input_id()
+
+
 # --- GeoJSON ---------------------------------------------------------------------------------
 
 
-def test_the_geojson_has_a_feature_per_zone_with_its_day(city: City) -> None:
-    result = theme_day(
-        city, themes_of(city)[0], DAY, cells(partial_of(clean(no2(0, 20.0), no2(20, 30.0))))
-    )
-    document = json.loads(result.files[OpenFormat.GEOJSON])
+def test_the_geojson_has_a_feature_per_zone_with_its_day(city: City, tmp_path: Path) -> None:
+    found = cells(partial_of(clean(no2(0, 20.0), no2(20, 30.0))))
+    result = theme_day(city, themes_of(city)[0], DAY, found, tmp_path)
+    document = json.loads(result.files[OpenFormat.GEOJSON].path.read_bytes())
     assert document["type"] == "FeatureCollection"
     assert [f["id"] for f in document["features"]] == [f.id for f in city.zones.features]
     centrum = next(f for f in document["features"] if f["id"] == "centrum")

@@ -49,7 +49,7 @@ from citypipe.domain.naming import (
     scrub_prefix,
     webhook_tokens_object_prefix,
 )
-from citypipe.ports import ObjectInfo, StoredObject
+from citypipe.ports import Body, ObjectInfo, StoredObject
 from citypipe.service.metrics import NAMESPACE, READINGS_IN, READINGS_QUARANTINED
 from citypipe.service.stage import Deps
 from citypipe_local.drops import announce, drop_lines
@@ -647,7 +647,7 @@ class AccessStore(InMemoryObjectStore):
         if self.function:
             self.accesses.add((self.function, action, bucket, key))
 
-    def _put(self, bucket: str, key: str, body: bytes, content_type: str, if_absent: bool) -> str:
+    def _put(self, bucket: str, key: str, body: Body, content_type: str, if_absent: bool) -> str:
         self._note("s3:PutObject", bucket, key)
         return super()._put(bucket, key, body, content_type, if_absent)
 

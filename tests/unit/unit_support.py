@@ -30,7 +30,7 @@ from citypipe.core.ingest import Normalized, Payload, normalize
 from citypipe.core.pseudonyms import sensor_keys
 from citypipe.domain.errors import TransientError
 from citypipe.domain.model import QUANTITY_UNITS, Function, Message, Zone
-from citypipe.ports import KeyStore, ObjectInfo, StoredObject, WebhookTokens
+from citypipe.ports import Body, KeyStore, ObjectInfo, StoredObject, WebhookTokens
 from citypipe.service.aggregate import aggregate_object
 from citypipe.service.anonymize import anonymize_object
 from citypipe.service.edge import receive
@@ -289,7 +289,7 @@ class RecordingStore(InMemoryObjectStore):
         super().__init__(list(buckets))
         self.operations: list[tuple[str, str, str]] = []
 
-    def _put(self, bucket: str, key: str, body: bytes, content_type: str, if_absent: bool) -> str:
+    def _put(self, bucket: str, key: str, body: Body, content_type: str, if_absent: bool) -> str:
         etag = super()._put(bucket, key, body, content_type, if_absent)
         self.operations.append(("put", bucket, key))
         return etag
@@ -336,7 +336,7 @@ class FailingWritesStore(InMemoryObjectStore):
     def heal(self) -> None:
         self.failing_bucket = ""
 
-    def _put(self, bucket: str, key: str, body: bytes, content_type: str, if_absent: bool) -> str:
+    def _put(self, bucket: str, key: str, body: Body, content_type: str, if_absent: bool) -> str:
         if bucket == self.failing_bucket:
             raise TransientError(f"ServiceUnavailable: {bucket}")
         return super()._put(bucket, key, body, content_type, if_absent)

@@ -13,7 +13,9 @@ from datetime import UTC, date, datetime
 
 from citypipe.domain.errors import AlreadyExistsError, BackendRefusedError, NotFoundError
 from citypipe.ports import (
+    Body,
     Clock,
+    FileBody,
     KeyStore,
     ObjectInfo,
     ObjectStore,
@@ -36,12 +38,13 @@ class InMemoryObjectStore(ObjectStore):
             raise BackendRefusedError("NoSuchBucket", bucket)
         return self.buckets[bucket]
 
-    def _put(self, bucket: str, key: str, body: bytes, content_type: str, if_absent: bool) -> str:
+    def _put(self, bucket: str, key: str, body: Body, content_type: str, if_absent: bool) -> str:
+        data = body.path.read_bytes() if isinstance(body, FileBody) else bytes(body)
         with self._lock:
             objects = self._bucket(bucket)
             if if_absent and key in objects:
                 raise AlreadyExistsError(key)
-            objects[key] = StoredObject(key, md5_etag(body), bytes(body))
+            objects[key] = StoredObject(key, md5_etag(data), data)
             self.modified[bucket, key] = datetime.now(UTC)
             return objects[key].etag
 

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cached_property
+from pathlib import Path
 from typing import ClassVar, Generic, TypeVar
 
 from citypipe.domain.errors import AlreadyExistsError, KeyDestroyedError, TransientError
@@ -26,6 +27,7 @@ SQS_BATCH = 10
 SQS_MAX_BYTES = 256 * 1024
 GET_CONCURRENCY = 16  # requests in flight when reading many objects: S3 latency, not bandwidth
 GET_TRIES = 2  # a read that failed transiently is tried once more before get_many gives up
+FILE_CHUNK = 1 << 20  # a local file is read this much at a time
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,34 @@ class PutResult:
     created: bool  # False: an object was already there (a duplicate delivery)
 
 
-def md5_etag(body: bytes) -> str:
+@dataclass(frozen=True)
+class FileBody:
+    """A body put from a local file (a day's open file: streamed, never held whole), with
+    its size and digests: the md5 an S3 etag is, the sha256 a publication record lists."""
+
+    path: Path
+    size: int
+    md5: str
+    sha256: str
+
+    @classmethod
+    def of(cls, path: Path) -> FileBody:
+        """The file as it is now (read once, in chunks)."""
+        md5, sha256, size = hashlib.md5(usedforsecurity=False), hashlib.sha256(), 0
+        with path.open("rb") as file:
+            while chunk := file.read(FILE_CHUNK):
+                md5.update(chunk)
+                sha256.update(chunk)
+                size += len(chunk)
+        return cls(path, size, md5.hexdigest(), sha256.hexdigest())
+
+
+Body = bytes | FileBody
+
+
+def md5_etag(body: Body) -> str:
+    if isinstance(body, FileBody):
+        return body.md5
     return hashlib.md5(body, usedforsecurity=False).hexdigest()
 
 
@@ -57,8 +86,9 @@ class ObjectStore(ABC):
     """S3-API object storage. Backends implement the five primitives."""
 
     @abstractmethod
-    def _put(self, bucket: str, key: str, body: bytes, content_type: str, if_absent: bool) -> str:
-        """Write; return the etag. With ``if_absent``, raise ``AlreadyExists`` if taken."""
+    def _put(self, bucket: str, key: str, body: Body, content_type: str, if_absent: bool) -> str:
+        """Write (bytes, or a local file streamed); return the etag. With ``if_absent``,
+        raise ``AlreadyExists`` if taken."""
 
     @abstractmethod
     def get(self, bucket: str, key: str) -> StoredObject:
@@ -75,12 +105,10 @@ class ObjectStore(ABC):
     def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         """All objects under ``prefix``, in key order."""
 
-    def put(self, bucket: str, key: str, body: bytes, content_type: str = "") -> str:
+    def put(self, bucket: str, key: str, body: Body, content_type: str = "") -> str:
         return self._put(bucket, key, body, content_type, if_absent=False)
 
-    def put_if_absent(
-        self, bucket: str, key: str, body: bytes, content_type: str = ""
-    ) -> PutResult:
+    def put_if_absent(self, bucket: str, key: str, body: Body, content_type: str = "") -> PutResult:
         """Conditional put (``If-None-Match: *``): the first writer wins, duplicates no-op."""
         try:
             return PutResult(self._put(bucket, key, body, content_type, if_absent=True), True)
@@ -91,7 +119,7 @@ class ObjectStore(ABC):
             return PutResult(info.etag, False)
 
     def put_or_replace(
-        self, bucket: str, key: str, body: bytes, content_type: str = ""
+        self, bucket: str, key: str, body: Body, content_type: str = ""
     ) -> PutResult:
         """For outputs recomputed from a growing input set (a day re-published with late
         data): a put only when the bytes differ, so identical re-runs write nothing."""

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from citypipe.adapters.boto import NOT_FOUND, classified, error_code
-from citypipe.ports import ObjectInfo, ObjectStore, StoredObject
+from citypipe.ports import Body, FileBody, ObjectInfo, ObjectStore, StoredObject
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -20,11 +20,15 @@ class S3ObjectStore(ObjectStore):
         self.client = client
 
     @classified
-    def _put(self, bucket: str, key: str, body: bytes, content_type: str, if_absent: bool) -> str:
+    def _put(self, bucket: str, key: str, body: Body, content_type: str, if_absent: bool) -> str:
         extra: dict[str, Any] = {"ContentType": content_type} if content_type else {}
         if if_absent:
             extra["IfNoneMatch"] = "*"
-        response = self.client.put_object(Bucket=bucket, Key=key, Body=body, **extra)
+        if isinstance(body, FileBody):  # streamed from the file (seekable: retries rewind)
+            with body.path.open("rb") as file:
+                response = self.client.put_object(Bucket=bucket, Key=key, Body=file, **extra)
+        else:
+            response = self.client.put_object(Bucket=bucket, Key=key, Body=body, **extra)
         return response["ETag"].strip('"')
 
     @classified

@@ -111,18 +111,32 @@ def _implausible(cell: Cell) -> str:
     return ""
 
 
+def day_windows(day: str) -> list[datetime]:
+    """The starts of a day's 15-minute windows."""
+    midnight = datetime.fromisoformat(day).replace(tzinfo=UTC)
+    return [midnight + timedelta(minutes=WINDOW_MINUTES * w) for w in range(WINDOWS_A_DAY)]
+
+
 def complete_grid(
-    city: City, day: str, quantities: Iterable[str], cells: Sequence[Cell]
+    city: City,
+    day: str,
+    quantities: Iterable[str],
+    cells: Sequence[Cell],
+    windows: Iterable[datetime] | None = None,
 ) -> list[Cell]:
     """The day's cells of people quantities on the complete grid: every window x every zone
     with a registered device measuring the quantity x quantity, in cell order; a cell nobody
-    was measured in is an empty one (suppressed like any cell under k)."""
-    midnight = datetime.fromisoformat(day).replace(tzinfo=UTC)
+    was measured in is an empty one (suppressed like any cell under k). ``windows``: the
+    day's windows to fill, when the cells are those of some windows only (a day published
+    a few windows at a time); every window of the day by default."""
+    wanted = day_windows(day)
+    if windows is not None:
+        chosen = set(windows)
+        wanted = [w for w in wanted if w in chosen]
     found = {(c.window_start, c.zone, c.quantity): c for c in cells}
     for quantity in quantities:
         for zone in city.zones_measuring.get(quantity, ()):
-            for window in range(WINDOWS_A_DAY):
-                start = midnight + timedelta(minutes=WINDOW_MINUTES * window)
+            for start in wanted:
                 if (start, zone, quantity) not in found:
                     found[start, zone, quantity] = Cell(
                         start, zone, quantity, QUANTITY_UNITS[quantity], 0, 0.0, math.nan,

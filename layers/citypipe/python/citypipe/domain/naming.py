@@ -52,6 +52,23 @@ def input_id(*parts: str) -> str:
     return digest[:24]
 
 
+class InputId:
+    """``input_id`` of parts given a few at a time (a day's cells, a chunk at a time)."""
+
+    def __init__(self, *parts: str) -> None:
+        self._digest = hashlib.sha256()
+        self._empty = True
+        self.add(*parts)
+
+    def add(self, *parts: str) -> None:
+        for part in parts:
+            self._digest.update((part if self._empty else "\x1f" + part).encode())
+            self._empty = False
+
+    def value(self) -> str:
+        return self._digest.hexdigest()[:24]
+
+
 # --- the data zones: raw, clean, aggregates ---------------------------------------------------
 
 

@@ -1,11 +1,14 @@
 """export's service: publish a day of every theme, then the open zone's metadata.
 
-For a day, the partials are read concurrently and merged once; then each theme is
-published on its own (``core.publish.day``): its files (CSV, Parquet, GeoJSON,
-NGSI-LD) at stable public keys, its publication record, and a lineage record keyed by
-the theme, the day and the exact set of partials. One theme failing never blocks the
-others: the rest are published, the catalogue and portal are rebuilt, then the first
-failure is raised so the request is retried (the themes already done are duplicates).
+For a day, the partials are read concurrently, a few at a time, and spilled by window to
+local files (``core.daypartials``); one pass over the day then merges a few windows at a
+time and writes every theme's files locally (``core.publish.day``), so memory does not
+grow with the day. Then each theme is published on its own: its files (CSV, Parquet,
+GeoJSON, NGSI-LD) at stable public keys, put from the local files, its publication
+record, and a lineage record keyed by the theme, the day and the exact set of partials.
+One theme failing never blocks the others: the rest are published, the catalogue and
+portal are rebuilt, then the first failure is raised so the request is retried (the
+themes already done are duplicates).
 
 Open files are a pure function of the partials, written with ``put_or_replace``: an
 export of unchanged partials writes nothing. A day re-exported with late data gets a new
@@ -17,21 +20,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 
-import pyarrow as pa
-
-from citypipe.core.aggregate import Cell, cells, merge_partials, of_quantities, quantities
+from citypipe.core.aggregate import cells, of_quantities
 from citypipe.core.columnar import read_parquet
-from citypipe.core.disclosure import Status, complete_grid, treatment
+from citypipe.core.daypartials import GROUP_ROWS, DayPartials
+from citypipe.core.disclosure import day_windows
 from citypipe.core.noise import noise_key
 from citypipe.core.publish.datapackage import datapackage
-from citypipe.core.publish.day import ThemeDay, json_bytes, theme_day
+from citypipe.core.publish.day import ThemeDay, ThemeDayWriter
 from citypipe.core.publish.dcat import catalogue
+from citypipe.core.publish.jsontext import json_bytes
 from citypipe.core.publish.portal import portal_files
 from citypipe.core.publish.register import register_documents, register_of
-from citypipe.core.publish.tables import Tally, changes
+from citypipe.core.publish.tables import Tally, changes, csv_rows
 from citypipe.core.publish.turtle import to_turtle
 from citypipe.domain.books import (
     EpsilonCharge,
@@ -66,18 +72,25 @@ from citypipe.domain.themes import (
     theme_of,
     themes_of,
 )
-from citypipe.ports import KeyStore
+from citypipe.ports import GET_CONCURRENCY, KeyStore
 from citypipe.service.stage import Deps, Outcome, Output, finish, log
 
 
 def export_day(
-    deps: Deps, day: str, *, keys: KeyStore, trace_id: str = "", metadata: bool = True
+    deps: Deps,
+    day: str,
+    *,
+    keys: KeyStore,
+    trace_id: str = "",
+    metadata: bool = True,
+    group_rows: int = GROUP_ROWS,
 ) -> str:
     """Publish one day of every theme. Returns 'done', 'duplicate' (every theme already
     published from these partials) or 'empty' (no partial for that day). ``keys``: the
     city's key store, whose release secret seeds the noise of people counts. ``metadata``:
     rebuild the catalogue, data package and portal afterwards (always, so a catalogue a
-    racing export left behind is repaired by the next run)."""
+    racing export left behind is repaired by the next run). ``group_rows``: partial rows
+    merged at once (the files are the same bytes whatever it is; memory is bounded by it)."""
     city = deps.city.city
     bucket = deps.names.bucket(Zone.AGGREGATES)
     prefix = aggregates_prefix(city, day)
@@ -99,33 +112,36 @@ def export_day(
     pending = [t for t in themes_of(deps.city) if not _published(deps, ident(t), t, day)]
     failures: list[Exception] = []
     if pending:
-        bodies = deps.store.get_many(bucket, [i.key for i in infos])
-        tables = [read_parquet(o.body) for o in bodies]
-        merged = merge_partials(tables)
-        del bodies, tables
-        present = quantities(merged)
-        # cells of a family the city no longer declares are still published and counted
-        known = {t.slug for t in themes_of(deps.city)}
-        extra = {theme_of(q).slug: theme_of(q) for q in present}
-        pending += [extra[slug] for slug in sorted(set(extra) - known)]
-        for theme in pending:
-            # the day stays in Arrow; one theme's cells at a time are Python objects
-            theme_rows = of_quantities(merged, [q for q in present if theme.owns(q)])
-            try:
-                _tried(
-                    partial(_publish_theme, deps, keys, message, ident(theme), theme, theme_rows)
-                )
-            except Exception as exc:  # one theme's failure must not block the others
-                log.exception(
-                    "theme not published",
-                    extra={"function": "export", "window": day, "dataset": theme.slug},
-                )
-                failures.append(exc)
+        with tempfile.TemporaryDirectory(prefix="citypipe-export-") as scratch:
+            partials = _spilled(deps, bucket, [i.key for i in infos], Path(scratch) / "partials")
+            # cells of a family the city no longer declares are still published and counted
+            known = {t.slug for t in themes_of(deps.city)}
+            extra = {theme_of(q).slug: theme_of(q) for q in partials.quantities()}
+            pending += [extra[slug] for slug in sorted(set(extra) - known)]
+            written = _written(deps, keys, day, pending, partials, group_rows, failures)
+            shutil.rmtree(partials.directory)
+            for result in written:
+                try:
+                    _tried(partial(_publish, deps, message, ident(result.theme), result))
+                except Exception as exc:  # one theme's failure must not block the others
+                    _failed(result.theme, day, exc, failures)
+                finally:
+                    shutil.rmtree(result.directory)
     if metadata:
         _tried(lambda: publish_metadata(deps))
     if failures:
         raise failures[0]
     return "done" if pending else "duplicate"
+
+
+def _spilled(deps: Deps, bucket: str, keys: Sequence[str], directory: Path) -> DayPartials:
+    """The day's partials, read concurrently a few at a time (in key order) and spilled
+    to ``directory`` by window: never the whole day in memory."""
+    partials = DayPartials(directory)
+    for start in range(0, len(keys), GET_CONCURRENCY):
+        for body in deps.store.get_many(bucket, keys[start : start + GET_CONCURRENCY]):
+            partials.add(read_parquet(body.body))
+    return partials
 
 
 WRITE_TRIES = 3
@@ -181,16 +197,8 @@ def _previous(deps: Deps, key: str) -> Publication | None:
 
 
 def _tally(record: Publication | ThemeDay) -> Tally:
-    if isinstance(record, Publication):
-        return Tally(record.readings, record.cells, record.published, record.suppressed,
-                     record.flagged)  # fmt: skip
-    return Tally(
-        record.readings,
-        len(record.cells),
-        record.count(Status.PUBLISHED),
-        record.count(Status.SUPPRESSED),
-        record.count(Status.FLAGGED),
-    )
+    return Tally(record.readings, record.cells, record.published, record.suppressed,
+                 record.flagged)  # fmt: skip
 
 
 def _previous_csv(deps: Deps, previous: Publication) -> bytes | None:
@@ -219,8 +227,7 @@ def _version(
         note = changes(
             _tally(previous),
             _tally(result),
-            result.cells,
-            result.personal,
+            csv_rows(result.files[OpenFormat.CSV].path),
             _previous_csv(deps, previous),
         )
     tally = _tally(result)
@@ -240,14 +247,50 @@ def _version(
     )
 
 
-def _publish_theme(
+def _written(
     deps: Deps,
     keys: KeyStore,
-    message: Message,
-    ident: str,
-    theme: Theme,
-    theme_rows: pa.Table,
-) -> None:
+    day: str,
+    themes: Sequence[Theme],
+    partials: DayPartials,
+    group_rows: int,
+    failures: list[Exception],
+) -> list[ThemeDay]:
+    """Every theme's day in every format, in local files beside the partials, from one
+    pass over the day a few windows at a time. A theme that fails is left out, its
+    failure added to ``failures``."""
+    present = partials.quantities()
+    writers: dict[str, ThemeDayWriter] = {}
+    for theme in themes:
+        try:
+            key = None
+            if _people(deps, theme) and deps.city.disclosure.noise is not None:
+                key = noise_key(keys.noise_secret(), deps.city.city)
+            found = [q for q in present if theme.owns(q)]
+            directory = partials.directory.parent / theme.slug
+            writers[theme.slug] = ThemeDayWriter(deps.city, theme, day, directory, found, key)
+        except Exception as exc:  # one theme's failure must not block the others
+            _failed(theme, day, exc, failures)
+    wanted = [q for w in writers.values() for q in w.present]
+    grid = day_windows(day) if any(w.personal for w in writers.values()) else []
+    for windows, merged in partials.groups(wanted, grid, group_rows):
+        for slug, writer in list(writers.items()):
+            try:
+                writer.add(cells(of_quantities(merged, writer.present)), windows)
+            except Exception as exc:  # one theme's failure must not block the others
+                _failed(writer.theme, day, exc, failures)
+                del writers[slug]
+    return [writer.close() for writer in writers.values()]
+
+
+def _failed(theme: Theme, day: str, exc: Exception, failures: list[Exception]) -> None:
+    log.exception(
+        "theme not published", extra={"function": "export", "window": day, "dataset": theme.slug}
+    )
+    failures.append(exc)
+
+
+def _publish(deps: Deps, message: Message, ident: str, result: ThemeDay) -> None:
     """One theme's day: its files, then its publication record (so the catalogue and the
     portal never list a file not yet written), then its lineage. A theme without cells
     that day publishes nothing and is recorded as done — but a people theme publishes its
@@ -255,11 +298,9 @@ def _publish_theme(
     people counts with noise is charged to the ε ledger first (an output of the export,
     written before its files), and refused when a sensor's day has no budget left for it
     (the version published before stays)."""
-    city = deps.city.city
+    city, theme = deps.city.city, result.theme
     day = message.window or ""
-    theme_cells = cells(theme_rows)
-    people = treatment(deps.city, quantities_of(deps.city, theme)).personal
-    if not theme_cells and not people:
+    if not result.cells and not _people(deps, theme):
         finish(
             Function.EXPORT,
             message,
@@ -268,9 +309,9 @@ def _publish_theme(
             Outcome([], ExportCounts.zero(), window=day, dataset=theme.slug),
         )
         return
-    key, charged = None, None
-    if people and deps.city.disclosure.noise is not None:
-        charge = _charge(deps, message, theme, theme_cells)
+    charged = None
+    if _people(deps, theme) and deps.city.disclosure.noise is not None:
+        charge = _charge(deps, message, result)
         if isinstance(charge, ExportCounts):
             finish(
                 Function.EXPORT,
@@ -280,15 +321,14 @@ def _publish_theme(
                 Outcome([], charge, window=day, dataset=theme.slug),
             )
             return
-        key, charged = noise_key(keys.noise_secret(), city), charge
-    result = theme_day(deps.city, theme, day, theme_cells, key)
+        charged = charge
     files = [
         PublishedFile(
             format=fmt.value,
             key=result.key(city, fmt),
             media_type=ThemeDay.media_type(fmt),
-            bytes=len(body),
-            sha256=hashlib.sha256(body).hexdigest(),
+            bytes=body.size,
+            sha256=body.sha256,
         )
         for fmt, body in result.files.items()
     ]
@@ -299,7 +339,7 @@ def _publish_theme(
             Zone.OPEN,
             result.key(city, fmt),
             body,
-            len(result.cells),
+            result.cells,
             fmt.value,
             ThemeDay.media_type(fmt),
             replace=True,
@@ -319,11 +359,11 @@ def _publish_theme(
     )
     counts = ExportCounts(
         partials=message.records,
-        cells=len(result.cells),
+        cells=result.cells,
         readings=result.readings,
-        published=result.count(Status.PUBLISHED),
-        suppressed=result.count(Status.SUPPRESSED),
-        flagged=result.count(Status.FLAGGED),
+        published=result.published,
+        suppressed=result.suppressed,
+        flagged=result.flagged,
         refused={},
         quarantined={},
     )
@@ -346,36 +386,19 @@ def ledger(deps: Deps, day: str | None = None) -> list[EpsilonCharge]:
     return [EpsilonCharge.model_validate_json(o.body) for o in deps.store.get_many(audit, keys)]
 
 
-def release_of(theme: Theme, day: str, theme_cells: Sequence[Cell]) -> str:
-    """What a release of a people dataset's day discloses: its cells' per-sensor device
-    counts (the only inputs of its figures, their suppression and their noise). Two
-    exports of the same counts publish the same bytes and are one release, whatever else
-    changed that day (late air-quality data makes a new partial set, not a new release)."""
-    return input_id(
-        "release",
-        theme.slug,
-        day,
-        *(
-            f"{c.window_start.isoformat()}|{c.zone}|{c.quantity}|"
-            + ",".join(f"{s.sensor}={s.devices}" for s in c.sensors)
-            for c in theme_cells
-        ),
-    )
-
-
-def _charge(
-    deps: Deps, message: Message, theme: Theme, theme_cells: Sequence[Cell]
-) -> Output | ExportCounts:
+def _charge(deps: Deps, message: Message, result: ThemeDay) -> Output | ExportCounts:
     """This release's entry of the ε ledger, to be written before its files (once: a
     release charged before is not charged again); or, when a sensor's day cannot pay for
-    it, the counts of the refused release."""
+    it, the counts of the refused release. A release of a people dataset's day is what it
+    discloses: its cells' per-sensor device counts (``ThemeDay.release``), so two exports
+    of the same counts are one release, whatever else changed that day (late air-quality
+    data makes a new partial set, not a new release)."""
     noise = deps.city.disclosure.noise
     assert noise is not None
-    city, day = deps.city.city, message.window or ""
-    release = release_of(theme, day, theme_cells)
+    city, day, theme = deps.city.city, message.window or "", result.theme
+    release, sensors = result.release, list(result.sensors)
     key = epsilon_charge_key(city, day, theme.slug, release)
     entries = ledger(deps, day)
-    sensors = sorted({s.sensor for cell in theme_cells for s in cell.sensors})
     if not any(e.release == release and e.dataset == theme.slug for e in entries):
         spent: dict[str, float] = {}
         for entry in entries:
@@ -388,10 +411,9 @@ def _charge(
                 extra={"function": "export", "window": day, "dataset": theme.slug,
                        "sensors": len(over)},
             )  # fmt: skip
-            cells = len(complete_grid(deps.city, day, _people(deps, theme), theme_cells))
             return ExportCounts(
-                partials=message.records, cells=cells, readings=sum(c.count for c in theme_cells),
-                published=0, suppressed=0, flagged=0, refused={BUDGET_SPENT: cells},
+                partials=message.records, cells=result.cells, readings=result.readings,
+                published=0, suppressed=0, flagged=0, refused={BUDGET_SPENT: result.cells},
                 quarantined={},
             )  # fmt: skip
     entry = EpsilonCharge(

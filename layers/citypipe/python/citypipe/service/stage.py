@@ -20,7 +20,7 @@ from citypipe.domain.city import City
 from citypipe.domain.errors import NotFoundError, TerminalError
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import StackNames, input_id, lineage_key, quarantine_key
-from citypipe.ports import Clock, ObjectStore, Queue, StoredObject
+from citypipe.ports import Body, Clock, ObjectStore, Queue, StoredObject
 from citypipe.service.metrics import embedded_metrics
 
 log = logging.getLogger("citypipe")
@@ -42,7 +42,7 @@ class Deps:
 class Output:
     zone: Zone
     key: str
-    body: bytes
+    body: Body  # bytes, or a local file put from the file (export's open files)
     records: int
     format: str
     content_type: str = "application/octet-stream"

@@ -3,52 +3,51 @@
 Cells in (the theme's cells of the day, merged from partials; a people theme's on the
 complete grid), disclosure control applied once, files out: CSV, Parquet, GeoJSON and,
 where the theme has a Smart Data Model, NGSI-LD. The bytes are a function of the cells, the
-city file and the city's noise key only.
+city file and the city's noise key only, whether the day comes a few windows at a time
+(``ThemeDayWriter``: what export does, so a day of any size fits in bounded memory) or
+whole (``theme_day``, the one-chunk case).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from pathlib import Path
 
 from citypipe.core.aggregate import Cell
-from citypipe.core.disclosure import (
-    DisclosedCell,
-    Status,
-    complete_grid,
-    disclose,
-    treatment,
-)
+from citypipe.core.disclosure import Status, complete_grid, day_windows, disclose, treatment
 from citypipe.core.publish import geo, ngsild, tables
 from citypipe.core.publish.dcat import FORMATS, public_url
+from citypipe.core.publish.jsontext import JsonArrayWriter, json_bytes
 from citypipe.domain.books import ZoneSummary
 from citypipe.domain.city import City
-from citypipe.domain.naming import open_file_key
+from citypipe.domain.naming import InputId, open_file_key
 from citypipe.domain.themes import OpenFormat, Theme, quantities_of
+from citypipe.ports import FileBody
 
-
-def json_bytes(document: Any, compact: bool = False) -> bytes:
-    """Byte-stable JSON: sorted keys, UTF-8, a newline at the end; indented for people
-    (metadata) or ``compact`` for data."""
-    layout: dict[str, Any] = {"separators": (",", ":")} if compact else {"indent": 1}
-    text = json.dumps(document, sort_keys=True, ensure_ascii=False, **layout)
-    return (text + "\n").encode()
+__all__ = ["ThemeDay", "ThemeDayWriter", "json_bytes", "theme_day"]
 
 
 @dataclass(frozen=True)
 class ThemeDay:
+    """A theme's day as written: its files (local, to be put), what its publication record
+    and lineage count, and, for a people dataset, what its release discloses
+    (``release``, ``sensors``: what its ε is charged on)."""
+
     theme: Theme
     day: str
-    cells: list[DisclosedCell]
     personal: bool
     summary: list[ZoneSummary]
-    files: dict[OpenFormat, bytes]
+    directory: Path  # where its files are
+    files: dict[OpenFormat, FileBody]
     readings: int
-
-    def count(self, status: Status) -> int:
-        return sum(cell.status is status for cell in self.cells)
+    cells: int
+    published: int
+    suppressed: int
+    flagged: int
+    release: str
+    sensors: tuple[str, ...]
 
     def key(self, city: str, fmt: OpenFormat) -> str:
         return open_file_key(city, self.theme.slug, fmt, self.day)
@@ -58,37 +57,101 @@ class ThemeDay:
         return FORMATS[fmt].media_type
 
 
+class ThemeDayWriter:
+    """A theme's day written into ``directory`` a few windows at a time: ``add`` the day's
+    cells of some consecutive windows (after those added before; in cell order), then
+    ``close``. ``present``: the theme's quantities found that day (a quantity the city no
+    longer declares is still published). ``noise_key``: the city's secret noise key, for
+    the noise of people counts."""
+
+    def __init__(
+        self,
+        city: City,
+        theme: Theme,
+        day: str,
+        directory: Path,
+        present: Sequence[str],
+        noise_key: bytes | None = None,
+    ) -> None:
+        self.city, self.theme, self.day, self.noise_key = city, theme, day, noise_key
+        self.present = list(present)
+        self.quantities = sorted(set(quantities_of(city, theme)) | set(present))
+        self.personal = treatment(city, self.quantities).personal
+        self.people = [q for q in self.quantities if q in city.personal_quantities]
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.paths = {fmt: directory / f"{theme.slug}.{fmt.value}" for fmt in OpenFormat}
+        self.csv = tables.CsvWriter(self.paths[OpenFormat.CSV], self.personal)
+        self.parquet = tables.ParquetWriter(self.paths[OpenFormat.PARQUET], self.personal)
+        self.ngsi_ld = (
+            None if theme.model is None else JsonArrayWriter(self.paths[OpenFormat.NGSI_LD])
+        )
+        self.source = public_url(city, open_file_key(city.city, theme.slug, OpenFormat.CSV, day))
+        self.summary = tables.DaySummary(city, self.quantities)
+        self.release = InputId("release", theme.slug, day)
+        self.sensors: set[str] = set()
+        self.readings = 0
+        self.statuses = dict.fromkeys(Status, 0)
+
+    def add(self, cells: Sequence[Cell], windows: Sequence[datetime]) -> None:
+        """The day's cells of ``windows`` (a people day's empty windows among them are
+        filled in on the complete grid)."""
+        self.readings += sum(cell.count for cell in cells)
+        if self.personal:
+            for cell in cells:  # what a release discloses: the measured per-sensor counts
+                self.release.add(
+                    f"{cell.window_start.isoformat()}|{cell.zone}|{cell.quantity}|"
+                    + ",".join(f"{s.sensor}={s.devices}" for s in cell.sensors)
+                )
+                self.sensors.update(s.sensor for s in cell.sensors)
+            cells = complete_grid(self.city, self.day, self.people, cells, windows)
+        disclosed = disclose(self.city, cells, self.noise_key)
+        for shown in disclosed:
+            self.statuses[shown.status] += 1
+        self.csv.write(disclosed)
+        self.parquet.write(disclosed)
+        if self.ngsi_ld is not None:
+            self.ngsi_ld.write(ngsild.entities(self.city, self.theme, disclosed, self.source))
+        self.summary.add(disclosed)
+
+    def close(self) -> ThemeDay:
+        self.csv.close()
+        self.parquet.close()
+        if self.ngsi_ld is not None:
+            self.ngsi_ld.close()
+        summary = self.summary.result()
+        geojson = geo.zones_geojson(self.city, self.theme, self.day, summary)
+        self.paths[OpenFormat.GEOJSON].write_bytes(json_bytes(geojson, compact=True))
+        formats = [OpenFormat.CSV, OpenFormat.PARQUET, OpenFormat.GEOJSON]
+        if self.ngsi_ld is not None:
+            formats.append(OpenFormat.NGSI_LD)
+        return ThemeDay(
+            theme=self.theme,
+            day=self.day,
+            personal=self.personal,
+            summary=summary,
+            directory=self.directory,
+            files={fmt: FileBody.of(self.paths[fmt]) for fmt in formats},
+            readings=self.readings,
+            cells=sum(self.statuses.values()),
+            published=self.statuses[Status.PUBLISHED],
+            suppressed=self.statuses[Status.SUPPRESSED],
+            flagged=self.statuses[Status.FLAGGED],
+            release=self.release.value(),
+            sensors=tuple(sorted(self.sensors)),
+        )
+
+
 def theme_day(
     city: City,
     theme: Theme,
     day: str,
     cells: Sequence[Cell],
+    directory: Path,
     noise_key: bytes | None = None,
 ) -> ThemeDay:
-    """``noise_key``: the city's secret noise key, for the noise of people counts."""
-    quantities = sorted(set(quantities_of(city, theme)) | {c.quantity for c in cells})
-    personal = treatment(city, quantities).personal
-    if personal:
-        people = [q for q in quantities if q in city.personal_quantities]
-        cells = complete_grid(city, day, people, cells)
-    disclosed = disclose(city, cells, noise_key)
-    summary = tables.summarize(city, quantities, disclosed)
-    files = {
-        OpenFormat.CSV: tables.csv_bytes(disclosed, personal),
-        OpenFormat.PARQUET: tables.parquet(disclosed, personal),
-        OpenFormat.GEOJSON: json_bytes(geo.zones_geojson(city, theme, day, summary), compact=True),
-    }
-    if theme.model is not None:
-        source = public_url(city, open_file_key(city.city, theme.slug, OpenFormat.CSV, day))
-        files[OpenFormat.NGSI_LD] = json_bytes(
-            ngsild.entities(city, theme, disclosed, source), compact=True
-        )
-    return ThemeDay(
-        theme=theme,
-        day=day,
-        cells=disclosed,
-        personal=personal,
-        summary=summary,
-        files=files,
-        readings=sum(c.count for c in cells),
-    )
+    """A whole day's cells of a theme, its files written into ``directory``."""
+    present = sorted({c.quantity for c in cells})
+    writer = ThemeDayWriter(city, theme, day, directory, present, noise_key)
+    writer.add(cells, day_windows(day))
+    return writer.close()

@@ -6,7 +6,8 @@ NoiseLevelObserved (mean LAeq), TrafficFlowObserved (vehicles counted: ``intensi
 CrowdFlowObserved (distinct devices: ``peopleCount``). A cell that is suppressed or
 flagged gives no attribute (an entity with none is left out): NGSI-LD has no "withheld"
 value, and the CSV and Parquet say why. The file is a JSON array, what an NGSI-LD
-broker's batch upsert (``POST /ngsi-ld/v1/entityOperations/upsert``) takes.
+broker's batch upsert (``POST /ngsi-ld/v1/entityOperations/upsert``) takes, in window
+order (then by id), like the CSV: a day is written a few windows at a time.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def _value(model: SmartDataModel, cell: DisclosedCell) -> float | int | None:
 def entities(
     city: City, theme: Theme, cells: Sequence[DisclosedCell], source: str
 ) -> list[dict[str, Any]]:
-    """The day's entities, sorted by id. ``source``: the URL of the day's CSV."""
+    """The entities of these cells (whole windows), sorted by window, then id. ``source``:
+    the URL of the day's CSV."""
     model = theme.model
     if model is None:
         return []
@@ -54,7 +56,7 @@ def entities(
             (cell.window_start, cell.zone, vehicle), _entity(city, model, cell, vehicle, source)
         )
         entity[attribute] = value
-    return sorted(grouped.values(), key=lambda e: str(e["id"]))
+    return [grouped[key] for key in sorted(grouped, key=lambda k: (k[0], str(grouped[k]["id"])))]
 
 
 def _entity(

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from citypipe.core.columnar import parquet_bytes
 from citypipe.core.disclosure import DisclosedCell, Status
 from citypipe.domain.books import Publication, ZoneSummary
 from citypipe.domain.city import City
@@ -113,30 +115,61 @@ def text(value: object) -> str:
     return str(value)
 
 
-def csv_bytes(cells: Sequence[DisclosedCell], personal: bool) -> bytes:
-    """UTF-8 CSV with a header row of the documented columns, ``\\n`` line ends."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([c.name for c in columns(personal)])
-    for cell in cells:
-        writer.writerow([text(v) for v in _fields(cell, personal).values()])
-    return buffer.getvalue().encode()
+class CsvWriter:
+    """A theme's day as UTF-8 CSV with a header row of the documented columns and ``\\n``
+    line ends, written to ``path`` a chunk of cells at a time (in cell order)."""
+
+    def __init__(self, path: Path, personal: bool) -> None:
+        self._file = path.open("w", encoding="utf-8", newline="")
+        self._rows = csv.writer(self._file, lineterminator="\n")
+        self._personal = personal
+        self._rows.writerow([c.name for c in columns(personal)])
+
+    def write(self, cells: Sequence[DisclosedCell]) -> None:
+        self._rows.writerows([text(v) for v in _fields(c, self._personal).values()] for c in cells)
+
+    def close(self) -> None:
+        self._file.close()
 
 
-def parquet_table(cells: Sequence[DisclosedCell], personal: bool) -> pa.Table:
-    schema = pa.schema(
-        [
-            pa.field(c.name, c.arrow, metadata={"description": c.description})
-            for c in columns(personal)
-        ]
-    )
-    rows = [_fields(cell, personal) for cell in cells]
-    return pa.Table.from_pylist(rows, schema=schema)
+ROW_GROUP = 65_536  # rows of a Parquet row group: a day's file is one group but at the largest
 
 
-def parquet(cells: Sequence[DisclosedCell], personal: bool) -> bytes:
-    """Parquet (zstd) of the same rows, typed: the partition ``date=`` is in the key."""
-    return parquet_bytes(parquet_table(cells, personal))
+class ParquetWriter:
+    """The same rows as Parquet (zstd), typed (the partition ``date=`` is in the key),
+    written to ``path`` a chunk of cells at a time. Row groups hold ``ROW_GROUP`` rows
+    whatever the chunks, so the bytes depend on the cells alone."""
+
+    def __init__(self, path: Path, personal: bool) -> None:
+        self._schema = pa.schema(
+            [
+                pa.field(c.name, c.arrow, metadata={"description": c.description})
+                for c in columns(personal)
+            ]
+        )
+        self._file = pq.ParquetWriter(path, self._schema, compression="zstd")
+        self._personal = personal
+        self._pending: list[pa.Table] = []
+        self._rows = 0
+        self._groups = 0
+
+    def write(self, cells: Sequence[DisclosedCell]) -> None:
+        rows = [_fields(cell, self._personal) for cell in cells]
+        self._pending.append(pa.Table.from_pylist(rows, schema=self._schema))
+        self._rows += len(rows)
+        while self._rows >= ROW_GROUP:
+            self._flush(ROW_GROUP)
+
+    def _flush(self, rows: int) -> None:
+        table = pa.concat_tables([self._schema.empty_table(), *self._pending]).combine_chunks()
+        self._file.write_table(table.slice(0, rows), row_group_size=ROW_GROUP)
+        self._pending, self._rows = [table.slice(rows)], table.num_rows - rows
+        self._groups += 1
+
+    def close(self) -> None:
+        if self._rows or not self._groups:
+            self._flush(self._rows)
+        self._file.close()
 
 
 def published_quantities(
@@ -160,53 +193,86 @@ def _value(cell: DisclosedCell, statistic: str) -> float:
     return float(cell.sum or 0.0)
 
 
-def summarize(
-    city: City, quantities: Sequence[str], cells: Sequence[DisclosedCell]
-) -> list[ZoneSummary]:
-    """Every zone x quantity's day, from its published cells only (in zone, quantity order).
+@dataclass
+class _ZoneDay:
+    """What a zone x quantity's summary needs of its cells: the published ones' figures
+    (in window order) and how many windows were suppressed or flagged."""
+
+    shown: list[tuple[float, int, float, datetime]] = field(default_factory=list)
+    windows: int = 0
+    suppressed: int = 0
+    flagged: int = 0
+
+
+class DaySummary:
+    """Every zone x quantity's day, from its published cells only, the cells given a chunk
+    at a time (in cell order); ``summarize`` is the one-chunk case.
 
     The day's value: mean (sum of sums / sum of counts), total (sum of sums) or peak (most
     distinct devices in one window); minimum and maximum are over the published windows'
     values. Suppressed cells are counted, never summed: adding them to a total would let
     anyone recover them by subtraction.
     """
-    by_key: dict[tuple[str, str], list[DisclosedCell]] = {}
-    for cell in cells:
-        by_key.setdefault((cell.zone, cell.quantity), []).append(cell)
-    out = []
-    for feature in city.zones.features:
-        for quantity in quantities:
-            measure = measure_of(quantity)
-            found = by_key.get((feature.id, quantity), [])
-            shown = [c for c in found if c.status is Status.PUBLISHED]
-            values = [_value(c, measure.summary) for c in shown]
-            if not shown:
-                value = None
-            elif measure.summary == "mean":
-                value = sum(c.sum or 0.0 for c in shown) / sum(c.count or 0 for c in shown)
-            elif measure.summary == "total":
-                value = sum(values)
-            else:
-                value = max(values)
-            latest = max(shown, key=lambda c: c.window_start) if shown else None
-            out.append(
-                ZoneSummary(
-                    zone=feature.id,
-                    quantity=quantity,
-                    unit=measure.unit,
-                    statistic=measure.summary,
-                    value=_round(value),
-                    minimum=_round(min(values)) if values else None,
-                    maximum=_round(max(values)) if values else None,
-                    windows=len(found),
-                    published=len(shown),
-                    suppressed=sum(c.status is Status.SUPPRESSED for c in found),
-                    flagged=sum(c.status is Status.FLAGGED for c in found),
-                    latest_window=latest.window_start.strftime(ISO) if latest else None,
-                    latest_value=_round(_value(latest, measure.summary)) if latest else None,
-                )
-            )
-    return out
+
+    def __init__(self, city: City, quantities: Sequence[str]) -> None:
+        self._city, self._quantities = city, quantities
+        self._days: dict[tuple[str, str], _ZoneDay] = {}
+
+    def add(self, cells: Iterable[DisclosedCell]) -> None:
+        for cell in cells:
+            day = self._days.setdefault((cell.zone, cell.quantity), _ZoneDay())
+            day.windows += 1
+            day.suppressed += cell.status is Status.SUPPRESSED
+            day.flagged += cell.status is Status.FLAGGED
+            if cell.status is Status.PUBLISHED:
+                value = _value(cell, measure_of(cell.quantity).summary)
+                day.shown.append((cell.sum or 0.0, cell.count or 0, value, cell.window_start))
+
+    def result(self) -> list[ZoneSummary]:
+        """In zone (the city file's order), quantity order."""
+        return [
+            self._summary(feature.id, quantity)
+            for feature in self._city.zones.features
+            for quantity in self._quantities
+        ]
+
+    def _summary(self, zone: str, quantity: str) -> ZoneSummary:
+        measure = measure_of(quantity)
+        day = self._days.get((zone, quantity), _ZoneDay())
+        values = [value for _, _, value, _ in day.shown]
+        if not day.shown:
+            value = None
+        elif measure.summary == "mean":
+            value = sum(total for total, _, _, _ in day.shown) / sum(n for _, n, _, _ in day.shown)
+        elif measure.summary == "total":
+            value = sum(values)
+        else:
+            value = max(values)
+        latest = max(day.shown, key=lambda shown: shown[3]) if day.shown else None
+        return ZoneSummary(
+            zone=zone,
+            quantity=quantity,
+            unit=measure.unit,
+            statistic=measure.summary,
+            value=_round(value),
+            minimum=_round(min(values)) if values else None,
+            maximum=_round(max(values)) if values else None,
+            windows=day.windows,
+            published=len(day.shown),
+            suppressed=day.suppressed,
+            flagged=day.flagged,
+            latest_window=latest[3].strftime(ISO) if latest else None,
+            latest_value=_round(latest[2]) if latest else None,
+        )
+
+
+def summarize(
+    city: City, quantities: Sequence[str], cells: Sequence[DisclosedCell]
+) -> list[ZoneSummary]:
+    """Every zone x quantity's day (see ``DaySummary``) from a whole day's cells."""
+    summary = DaySummary(city, quantities)
+    summary.add(cells)
+    return summary.result()
 
 
 def _round(value: float | None) -> float | None:
@@ -227,15 +293,21 @@ class Tally:
     flagged: int
 
 
+def csv_rows(path: Path) -> Iterator[dict[str, str]]:
+    """The rows of a CSV file, read as they are needed."""
+    with path.open(encoding="utf-8", newline="") as file:
+        yield from csv.DictReader(file)
+
+
 def changes(
     before: Tally,
     after: Tally,
-    cells: Sequence[DisclosedCell],
-    personal: bool,
+    rows: Iterable[dict[str, str]],
     previous_csv: bytes | None,
 ) -> str:
     """A version note: what the new version changes. The counts always; cell by cell too
-    when the CSV the previous version published is at hand (``previous_csv``)."""
+    when the CSV the previous version published is at hand (``previous_csv``), against
+    the new version's CSV ``rows``."""
     note = "late data: " + ", ".join(
         f"{name} {getattr(before, name):,} -> {getattr(after, name):,}"
         for name in ("readings", "cells", "published", "suppressed", "flagged")
@@ -247,8 +319,7 @@ def changes(
         for row in csv.DictReader(io.StringIO(previous_csv.decode("utf-8")))
     }
     added = changed = newly_published = newly_withheld = 0
-    for cell in cells:
-        row = {k: text(v) for k, v in _fields(cell, personal).items()}
+    for row in rows:
         old = old_rows.pop((row["window_start"], row["zone"], row["quantity"]), None)
         if old is None:
             added += 1

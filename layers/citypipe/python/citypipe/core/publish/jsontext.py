@@ -1,0 +1,40 @@
+"""Byte-stable JSON: whole documents, and JSON arrays written an item at a time whose
+bytes are those of the whole array's ``json_bytes``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+
+def json_bytes(document: Any, compact: bool = False) -> bytes:
+    """Byte-stable JSON: sorted keys, UTF-8, a newline at the end; indented for people
+    (metadata) or ``compact`` for data."""
+    return (_text(document, compact) + "\n").encode()
+
+
+def _text(document: Any, compact: bool) -> str:
+    layout: dict[str, Any] = {"separators": (",", ":")} if compact else {"indent": 1}
+    return json.dumps(document, sort_keys=True, ensure_ascii=False, **layout)
+
+
+class JsonArrayWriter:
+    """A compact JSON array written to ``path`` as its items come, a chunk at a time: the
+    file holds exactly ``json_bytes(items, compact=True)`` of every item written."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("wb")
+        self._file.write(b"[")
+        self._first = True
+
+    def write(self, items: Iterable[Any]) -> None:
+        for item in items:
+            text = _text(item, compact=True)
+            self._file.write((text if self._first else "," + text).encode())
+            self._first = False
+
+    def close(self) -> None:
+        self._file.write(b"]\n")
+        self._file.close()
