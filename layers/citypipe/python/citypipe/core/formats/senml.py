@@ -136,8 +136,8 @@ def parse(pack: Any, ctx: Context) -> list[Reading | Rejection]:
     if not isinstance(pack, list) or not pack:
         raise Unreadable("invalid_payload", "a SenML pack is a non-empty JSON array")
     for record in pack:
-        if type(record) is dict:
-            for key in record.keys() - _KNOWN:  # what RFC 8428 does not define: rare
+        if type(record) is dict and not _KNOWN.issuperset(record):  # fields RFC 8428 lacks
+            for key in record.keys() - _KNOWN:
                 if isinstance(key, str) and key.endswith("_"):
                     raise Unreadable("unsupported_extension", f"must-understand field {key!r}")
     base = _Base()
