@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -129,9 +130,8 @@ def of_quantities(merged: pa.Table, wanted: Sequence[str]) -> pa.Table:
     return merged.filter(pc.is_in(merged["quantity"], value_set=value_set))
 
 
-@dataclass(frozen=True)
-class SensorFigures:
-    """What one sensor measured in a cell."""
+class SensorFigures(NamedTuple):
+    """What one sensor measured in a cell (a tuple: a day of a large city has ~10^5)."""
 
     sensor: str
     count: int
@@ -179,7 +179,12 @@ def cells(merged: pa.Table) -> list[Cell]:
     if merged.num_rows == 0:
         return []
     table = merged.sort_by([(c, "ascending") for c in KEY])
-    column = {c: table[c].to_pylist() for c in PARTIAL_SCHEMA.names}
+    column = {c: table[c].to_pylist() for c in PARTIAL_SCHEMA.names if c != "window_start"}
+    # a day has 96 windows: each made a datetime once, rows keyed by its integer
+    starts = table["window_start"]
+    windows = pc.unique(starts)
+    when = dict(zip(windows.cast(pa.int64()).to_pylist(), windows.to_pylist(), strict=True))
+    column["window_start"] = starts.cast(pa.int64()).to_pylist()
     devices = [
         None if blob is None else round(hll_sketch.deserialize(blob).get_estimate())
         for blob in column["devices"]
@@ -201,7 +206,7 @@ def cells(merged: pa.Table) -> list[Cell]:
         window_start, zone, quantity, unit = keys[start]
         out.append(
             Cell(
-                window_start=window_start,
+                window_start=when[window_start],
                 zone=str(zone),
                 quantity=str(quantity),
                 unit=str(unit),
