@@ -134,7 +134,7 @@ class SensorFigures(NamedTuple):
     """What one sensor measured in a cell (a tuple: a day of a large city has ~10^5)."""
 
     sensor: str
-    count: int
+    count: int  # type: ignore[assignment]  # the field, not tuple.count (never called)
     sum: float
     min: float
     max: float
