@@ -21,7 +21,7 @@ from pathlib import Path
 
 from citypipe.bootstrap import deps_from
 from citypipe.bootstrap.keys import key_store_from
-from citypipe.ports import ObjectInfo, ObjectStore, StoredObject
+from citypipe.ports import Body, ObjectInfo, ObjectStore, StoredObject
 from citypipe_bridge.main import Running, run
 from citypipe_bridge.settings import BridgeSettings
 from citypipe_local.logs import send_to
@@ -33,7 +33,7 @@ class DyingStore(ObjectStore):
     def __init__(self, inner: ObjectStore, prefix: str, nth: int) -> None:
         self.inner, self.prefix, self.left = inner, prefix, nth
 
-    def _put(self, bucket: str, key: str, body: bytes, content_type: str, if_absent: bool) -> str:
+    def _put(self, bucket: str, key: str, body: Body, content_type: str, if_absent: bool) -> str:
         if key.startswith(self.prefix):
             self.left -= 1
             if self.left == 0:

@@ -8,9 +8,12 @@ order floats are added in (but in the test of that very order).
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
+import tempfile
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,6 +46,7 @@ from citypipe.core.disclosure import (
     disclose,
     treatment,
 )
+from citypipe.core.publish import geo
 from citypipe.domain.books import Publication
 from citypipe.domain.city import City
 from citypipe.domain.errors import TransientError
@@ -55,7 +59,14 @@ from citypipe.domain.naming import (
 )
 from citypipe.domain.themes import OpenFormat
 from citypipe.ports import Body, StoredObject
-from citypipe.service.export import days_with_partials, export_day, export_requested, ledger
+from citypipe.service.export import (
+    SCRATCH_LOCK,
+    SCRATCH_PREFIX,
+    days_with_partials,
+    export_day,
+    export_requested,
+    ledger,
+)
 from citypipe.service.stage import Deps
 from citypipe_local.fakes import InMemoryObjectStore
 
@@ -511,6 +522,49 @@ def test_a_theme_that_fails_does_not_block_the_others(memory_deps: Deps) -> None
     assert csv_rows(deps, "traffic-flow") and csv_rows(deps, "people-counts")
     portal = open_file(deps, portal_key("velden")).decode()
     assert 'id="traffic-flow"' in portal and 'id="air-quality"' not in portal
+
+
+def test_a_theme_that_fails_as_its_files_are_finished_does_not_block_the_others(
+    memory_deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the air quality day failing as its GeoJSON is made (after every cell was written)
+    made = geo.zones_geojson
+
+    def failing(city: City, theme: Any, *args: Any) -> Any:
+        if theme.slug == "air-quality":
+            raise ValueError("the zones' map failed")
+        return made(city, theme, *args)
+
+    monkeypatch.setattr(geo, "zones_geojson", failing)
+    put_partial(memory_deps, "a", no2(0), vehicles(1), *devices(10))
+    # When the day is exported, the failure is raised for a retry...
+    with pytest.raises(ValueError, match="map failed"):
+        export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+    # ...after traffic and people were published and the portal lists them
+    assert csv_rows(memory_deps, "traffic-flow") and csv_rows(memory_deps, "people-counts")
+    portal = open_file(memory_deps, portal_key("velden")).decode()
+    assert 'id="traffic-flow"' in portal and 'id="air-quality"' not in portal
+
+
+def test_an_export_removes_the_spill_an_export_that_died_left_and_no_living_ones(
+    memory_deps: Deps, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the spill of an export killed mid-way (its lock free: its process is gone) and
+    # the spill of an export still running (its lock held)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = tmp_path / f"{SCRATCH_PREFIX}dead"
+    (dead / ".partials").mkdir(parents=True)
+    (dead / SCRATCH_LOCK).touch()
+    living = tmp_path / f"{SCRATCH_PREFIX}living"
+    living.mkdir()
+    (living / SCRATCH_LOCK).touch()
+    put_partial(memory_deps, "a", no2(0))
+    with (living / SCRATCH_LOCK).open("rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        # When a day is exported
+        assert export_day(memory_deps, DAY, keys=RELEASE_KEYS) == "done"
+    # Then the dead export's spill is gone, the living one's kept, and its own removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == [living.name]
 
 
 def test_the_retry_after_a_theme_failed_publishes_it_and_skips_the_others(

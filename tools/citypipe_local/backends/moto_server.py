@@ -1,15 +1,14 @@
 """The embedded backend's moto server: ``python -m citypipe_local.backends.moto_server
 [--clock OFFSET_FILE] [moto.server's arguments]``. Laptop tooling only, as is moto.
 
-Three changes to ``moto.server``, none to what it answers:
+Two changes to ``moto.server``, none to what it answers:
 
-- **keep-alive**: werkzeug's development server speaks HTTP/1.0 unless told otherwise, so
-  every request of every client opened a TCP connection and the server a thread; HTTP/1.1
-  keeps a client's connection (and its server thread) for its next requests.
 - **no directory walk per request**: moto looks up every request's host among its own
   package folders (``list_of_moto_modules``: a ``listdir`` and ~150 ``stat`` calls); the
   folders don't change while it runs, so the list is read once. With the line per request
   werkzeug logs (to nowhere: the launcher discards it), a fifth of the server's CPU.
+  (werkzeug's development server closes every connection after its response, so each
+  request still opens a TCP connection and a server thread: not changed here.)
 - **a simulated clock**, with ``--clock``: moto reads the time through
   ``moto.core.utils.utcnow`` (objects' ``LastModified``, queue timers: every module calls
   it, or imports it before its first request), so replacing that one function before the
@@ -56,7 +55,6 @@ def main(argv: list[str]) -> None:
     from moto.moto_server.werkzeug_app import MotoRequestHandler
     from moto.server import main as serve
 
-    MotoRequestHandler.protocol_version = "HTTP/1.1"
     MotoRequestHandler.log_request = lambda self, code="-", size="-": None  # type: ignore[method-assign]
     serve(argv)
 

@@ -117,11 +117,6 @@ def merge_partials(partials: Sequence[pa.Table]) -> pa.Table:
     return _partial(grouped, "count_sum", "sum_sum", "min_min", "max_max", devices=devices)
 
 
-def quantities(merged: pa.Table) -> list[str]:
-    """The quantities a merged partial holds, sorted."""
-    return sorted(str(q) for q in pc.unique(merged["quantity"]).to_pylist())
-
-
 def of_quantities(merged: pa.Table, wanted: Sequence[str]) -> pa.Table:
     """The rows of a merged partial that measure one of ``wanted`` (a theme's quantities),
     in their order. Its cells are those of the whole table with these quantities: a merged

@@ -18,11 +18,14 @@ catalogue's version notes say it.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -112,8 +115,8 @@ def export_day(
     pending = [t for t in themes_of(deps.city) if not _published(deps, ident(t), t, day)]
     failures: list[Exception] = []
     if pending:
-        with tempfile.TemporaryDirectory(prefix="citypipe-export-") as scratch:
-            partials = _spilled(deps, bucket, [i.key for i in infos], Path(scratch) / "partials")
+        with scratch_directory() as scratch:
+            partials = _spilled(deps, bucket, [i.key for i in infos], scratch / ".partials")
             # cells of a family the city no longer declares are still published and counted
             known = {t.slug for t in themes_of(deps.city)}
             extra = {theme_of(q).slug: theme_of(q) for q in partials.quantities()}
@@ -132,6 +135,50 @@ def export_day(
     if failures:
         raise failures[0]
     return "done" if pending else "duplicate"
+
+
+SCRATCH_PREFIX = "citypipe-export-"
+SCRATCH_LOCK = ".lock"
+UNLOCKED_GRACE_S = 3600  # a scratch directory without its lock yet is being made
+
+
+@contextlib.contextmanager
+def scratch_directory() -> Iterator[Path]:
+    """This export's own directory in the temporary folder, locked while it lives, removed
+    after. The spills of exports that died first are removed before: Lambda keeps /tmp
+    for the next invocation of a container whose invocation timed out or ran out of
+    memory (only a Python exception cleans up), and a day's spill left behind each time
+    would fill it. A directory is abandoned when nobody holds its lock (a lock dies with
+    its process); several exports on one machine (a laptop's workers) never remove each
+    other's."""
+    root = Path(tempfile.gettempdir())
+    for found in root.glob(f"{SCRATCH_PREFIX}*"):
+        _remove_if_abandoned(found)
+    with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX) as name:
+        directory = Path(name)
+        with (directory / SCRATCH_LOCK).open("wb") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield directory
+
+
+def _remove_if_abandoned(directory: Path) -> None:
+    lock_path = directory / SCRATCH_LOCK
+    try:
+        lock = lock_path.open("rb")
+    except FileNotFoundError:  # made a moment ago, or by a process that died at once
+        with contextlib.suppress(OSError):
+            if time.time() - directory.stat().st_mtime > UNLOCKED_GRACE_S:
+                shutil.rmtree(directory, ignore_errors=True)
+        return
+    except OSError:
+        return
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: an export is using it
+            return
+        log.warning("stale export spill removed", extra={"function": "export"})
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _spilled(deps: Deps, bucket: str, keys: Sequence[str], directory: Path) -> DayPartials:
@@ -273,14 +320,26 @@ def _written(
             _failed(theme, day, exc, failures)
     wanted = [q for w in writers.values() for q in w.present]
     grid = day_windows(day) if any(w.personal for w in writers.values()) else []
-    for windows, merged in partials.groups(wanted, grid, group_rows):
-        for slug, writer in list(writers.items()):
-            try:
-                writer.add(cells(of_quantities(merged, writer.present)), windows)
-            except Exception as exc:  # one theme's failure must not block the others
-                _failed(writer.theme, day, exc, failures)
-                del writers[slug]
-    return [writer.close() for writer in writers.values()]
+    try:
+        for windows, merged in partials.groups(wanted, grid, group_rows):
+            for slug, writer in list(writers.items()):
+                try:
+                    writer.add(cells(of_quantities(merged, writer.present)), windows)
+                except Exception as exc:  # one theme's failure must not block the others
+                    _failed(writer.theme, day, exc, failures)
+                    writers.pop(slug).discard()
+    except BaseException:
+        for writer in writers.values():
+            writer.discard()
+        raise
+    done = []
+    for writer in writers.values():
+        try:
+            done.append(writer.close())
+        except Exception as exc:  # one theme's failure must not block the others
+            _failed(writer.theme, day, exc, failures)
+            writer.discard()
+    return done
 
 
 def _failed(theme: Theme, day: str, exc: Exception, failures: list[Exception]) -> None:

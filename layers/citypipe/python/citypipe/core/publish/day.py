@@ -10,6 +10,7 @@ whole (``theme_day``, the one-chunk case).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,7 +27,7 @@ from citypipe.domain.naming import InputId, open_file_key
 from citypipe.domain.themes import OpenFormat, Theme, quantities_of
 from citypipe.ports import FileBody
 
-__all__ = ["ThemeDay", "ThemeDayWriter", "json_bytes", "theme_day"]
+__all__ = ["ThemeDay", "ThemeDayWriter", "theme_day"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,13 @@ class ThemeDayWriter:
         if self.ngsi_ld is not None:
             self.ngsi_ld.write(ngsild.entities(self.city, self.theme, disclosed, self.source))
         self.summary.add(disclosed)
+
+    def discard(self) -> None:
+        """Close what is open after a failure (its files are never published)."""
+        for writer in (self.csv, self.parquet, self.ngsi_ld):
+            if writer is not None:
+                with contextlib.suppress(Exception):
+                    writer.close()
 
     def close(self) -> ThemeDay:
         self.csv.close()
