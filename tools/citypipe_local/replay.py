@@ -168,9 +168,9 @@ def play_batch(deps: Deps, keys: KeyStore, lines: list[tuple[str, bytes]]) -> in
     """One batch of captured messages (of any hub formats) through the edge, as a bridge
     sends it. Returns the payloads it held. A bridge retries a batch that failed: the edge
     writes it once."""
-    with paused():  # the batch's envelopes decoded: acyclic objects, as the edge's
+    with paused():  # as the edge's receive, from the envelopes decoded on (decision 72)
         payloads = payloads_of(lines)
-    receive(deps, keys, None, payloads)
+        receive(deps, keys, None, payloads)
     return len(payloads)
 
 

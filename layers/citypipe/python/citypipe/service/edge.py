@@ -172,7 +172,9 @@ def receive(
     only_source: str | None = None,
 ) -> Received:
     """Normalize a batch of payloads and write what it gives, once (``prepare``, then
-    ``commit``)."""
-    batch = prepare(deps, keys, fmt, payloads, trace_id, only_source)
-    written = commit(deps, batch.ident, batch.message, batch.outcome)
-    return Received(batch.normalized, duplicate=not written)
+    ``commit``). The collector stays paused until the batch is written: were it woken
+    between the two, its first collection would walk every object of the batch."""
+    with paused():
+        batch = prepare(deps, keys, fmt, payloads, trace_id, only_source)
+        written = commit(deps, batch.ident, batch.message, batch.outcome)
+        return Received(batch.normalized, duplicate=not written)
