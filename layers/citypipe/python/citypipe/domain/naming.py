@@ -48,8 +48,7 @@ BUCKET_NAME_MAX = 63  # S3's limit
 
 def input_id(*parts: str) -> str:
     """A short stable id from an input's identity (key + etag, or a content hash)."""
-    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-    return digest[:24]
+    return InputId(*parts).value()
 
 
 class InputId:

@@ -267,17 +267,17 @@ def _version(
     previous = _previous(deps, publication_key(city, result.theme.slug, result.day))
     if previous is not None and previous.files == files:
         return previous
+    tally = _tally(result)
     if previous is None:
         version, history, note = 1, [], "first publication"
     else:
         version, history = previous.version + 1, previous.history
         note = changes(
             _tally(previous),
-            _tally(result),
+            tally,
             csv_rows(result.files[OpenFormat.CSV].path),
             _previous_csv(deps, previous),
         )
-    tally = _tally(result)
     return Publication(
         city=city,
         theme=result.theme.slug,
