@@ -284,7 +284,7 @@ class Floor:
         if key is None:
             day = window // 86_400
             secret = self.secrets.setdefault(day, os.urandom(32))
-            label = f"citypipe/v1/sensor-key/{self.city['city']}/{sensor}".encode()
+            label = f"citypipe/v1/sensor-key/{self.city['slug']}/{sensor}".encode()
             daily = hmac.digest(secret, label, "sha256")
             label = f"citypipe/v1/window/{window}".encode()
             key = self.keys[sensor, window] = hmac.digest(daily, label, "sha256")

@@ -247,7 +247,7 @@ def ingest_core(captures: Path) -> dict[str, Any]:
             for _, line in zip(range(12_000), handle, strict=False):
                 lines.append((path.stem, line.rstrip(b"\n")))
     payloads = payloads_of(lines)
-    key_for = sensor_keys(InMemoryKeyStore(), city.city)
+    key_for = sensor_keys(InMemoryKeyStore(), city.slug)
     now = time.time()
 
     def parse_only() -> None:

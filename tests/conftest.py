@@ -42,7 +42,7 @@ def city() -> City:
 
 def memory_stack(city: City) -> Deps:
     """A whole city stack in memory: every zone bucket, every queue with its DLQ."""
-    names = StackNames(city.city)
+    names = StackNames(city.slug)
     queue = InMemoryQueue()
     for function in Function:
         queue.create(names.dlq(function))

@@ -60,7 +60,7 @@ def run(
     keys = keys or key_store_from(settings, deps)
     routes = deps.city.mqtt_routes
     if not routes:
-        raise BridgeFailed(f"{deps.city.city}: no source declares mqtt topics in the city file")
+        raise BridgeFailed(f"{deps.city.slug}: no source declares mqtt topics in the city file")
     mqtt = settings.mqtt
     running = running or Running()
 
@@ -78,7 +78,7 @@ def run(
     log.info(
         "bridge starting",
         extra={
-            "city": deps.city.city,
+            "city": deps.city.slug,
             "client_id": mqtt.client_id,
             "protocol": mqtt.protocol,
             "tls": mqtt.tls,

@@ -39,7 +39,7 @@ from citypipe.adapters.s3 import S3ObjectStore
 from citypipe.adapters.sqs import SqsQueue
 from citypipe.domain.city import City
 from citypipe.domain.model import Message, Zone
-from citypipe.domain.naming import StackNames, catalog_key, datapackage_key, portal_key
+from citypipe.domain.naming import StackNames
 from citypipe.ports import SystemClock
 from citypipe.service.export import export_requested
 from citypipe.service.stage import Deps
@@ -85,7 +85,7 @@ def open_dir(out: Path) -> Path:
 
 
 def catalogue(open_dir: Path) -> rdflib.Graph:
-    return rdflib.Graph().parse(open_dir / catalog_key("velden"), format="json-ld")
+    return rdflib.Graph().parse(open_dir / StackNames("velden").catalog_key(), format="json-ld")
 
 
 # --- what a harvester and a FIWARE application read --------------------------------------
@@ -108,7 +108,9 @@ def test_the_hvd_datasets_conform_to_the_hvd_shapes(open_dir: Path, reference_di
 
 
 def test_the_turtle_catalogue_is_the_json_ld_one(open_dir: Path) -> None:
-    turtle = rdflib.Graph().parse(open_dir / catalog_key("velden", "ttl"), format="turtle")
+    turtle = rdflib.Graph().parse(
+        open_dir / StackNames("velden").catalog_key("ttl"), format="turtle"
+    )
     assert isomorphic(turtle, catalogue(open_dir))
 
 
@@ -126,7 +128,7 @@ def test_every_ngsi_ld_entity_is_a_valid_smart_data_model(
 
 
 def test_the_data_package_passes_frictionless_validate(open_dir: Path) -> None:
-    result = frictionless_validate(open_dir / datapackage_key("velden"))
+    result = frictionless_validate(open_dir / StackNames("velden").datapackage_key())
     report = json.loads(result.stdout)
     assert report["valid"], json.dumps(report["tasks"], indent=1)[:4000]
     # air quality, traffic flow, people counts, weather; the register and the record
@@ -174,7 +176,7 @@ class Served:
 def served(out: Path, city: City, embedded: Endpoint) -> Iterator[Served]:
     """The replay's partials, exported by the export service into a fresh stack on moto."""
     clients = stack.make_clients(embedded.settings)
-    names = StackNames(city.city, prefix=f"pt{uuid.uuid4().hex[:8]}-")
+    names = StackNames(city.slug, prefix=f"pt{uuid.uuid4().hex[:8]}-")
     stack.up(city, names, clients, StackSettings(city_file=CITY_FILE, name_prefix=names.prefix))
     deps = Deps(city, names, S3ObjectStore(clients.s3), SqsQueue(clients.sqs), SystemClock())
     partials = out / "aggregates"
@@ -182,7 +184,7 @@ def served(out: Path, city: City, embedded: Endpoint) -> Iterator[Served]:
         key = str(path.relative_to(partials))
         deps.store.put(names.bucket(Zone.AGGREGATES), key, path.read_bytes())
     export_requested(
-        deps, InMemoryKeyStore(), Message(city=city.city, stage="export", bucket="", key="")
+        deps, InMemoryKeyStore(), Message(city=city.slug, stage="export", bucket="", key="")
     )
     yield Served(deps, f"{embedded.settings.endpoint_url}/{names.bucket(Zone.OPEN)}/")
     stack.down(names, clients)
@@ -234,7 +236,7 @@ def visit(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Visit:
                     "response",
                     lambda r: r.status >= 400 and seen.failed.append(f"{r.status} {r.url}"),
                 )
-                page.goto(served.base + portal_key("velden"), wait_until="networkidle")
+                page.goto(served.base + StackNames("velden").portal_key(), wait_until="networkidle")
                 path = shots / f"portal-{name}.png"
                 page.screenshot(path=str(path), full_page=True)
                 seen.screenshots[name] = path

@@ -100,12 +100,12 @@ def test_no_sketch_coupon_is_shared_by_two_windows_beyond_chance(run: Path) -> N
 
 def test_no_daily_secret_outlives_the_run(run: Path, keys_dir: Path, city: City) -> None:
     # Given the run's key store, as it is left on disk
-    store = FileKeyStore(keys_dir / city.city)
+    store = FileKeyStore(keys_dir / city.slug)
     # Then no day's secret can be read back (so no MAC can be made a pseudonym again) ...
     for day in DAYS:
         with pytest.raises(KeyDestroyedError):
             store.daily_secret(day)
-    assert sorted(p.name for p in (keys_dir / city.city).glob("*.key")) == []
+    assert sorted(p.name for p in (keys_dir / city.slug).glob("*.key")) == []
     # ... while the release secret stays, for a re-run to draw the same noise
     assert len(store.noise_secret()) == 32
 

@@ -73,7 +73,7 @@ def clients(embedded: Endpoint) -> Clients:
 
 @pytest.fixture
 def names(city: City, clients: Clients) -> Iterator[StackNames]:
-    names = StackNames(city.city, prefix=f"lr{uuid.uuid4().hex[:10]}-")
+    names = StackNames(city.slug, prefix=f"lr{uuid.uuid4().hex[:10]}-")
     stack.up(
         city,
         names,
@@ -186,7 +186,7 @@ class StaleReceipts(InMemoryQueue):
 
 def test_a_refused_delete_leaves_the_message_to_be_delivered_again(city: City) -> None:
     # Given a queue that refuses the delete of a message's first delivery
-    names = StackNames(city.city)
+    names = StackNames(city.slug)
     queue = StaleReceipts()
     queue.create(names.queue(Function.INGEST), visibility_timeout_s=VISIBILITY_S)
     queue.send(names.queue(Function.INGEST), ["slow"])

@@ -43,7 +43,6 @@ from citypipe.core.pseudonyms import sensor_keys
 from citypipe.domain.books import BridgeCounts, IngestCounts
 from citypipe.domain.city import City
 from citypipe.domain.model import RAW_FIELDS, Zone
-from citypipe.domain.naming import journal_prefix
 from citypipe.ports import KeyStore, ObjectStore
 from citypipe.service.bridge import Delivery
 from citypipe.service.stage import Deps
@@ -87,7 +86,7 @@ class Stack:
         """Every raw record written (not the journal), as sorted JSON lines."""
         bucket = self.deps.names.bucket(Zone.RAW)
         rows = []
-        for info in self.deps.store.list(bucket, f"raw/{self.deps.city.city}/"):
+        for info in self.deps.store.list(bucket, f"raw/{self.deps.city.slug}/"):
             columns = read_raw_columns(self.deps.store.get(bucket, info.key).body, RAW_FIELDS)
             rows += [
                 json.dumps(dict(zip(RAW_FIELDS, row, strict=True)))
@@ -125,7 +124,7 @@ def oracle_of(stack_: Stack, recorded: list[tuple[str, bytes]]) -> Oracle:
         None,
         payloads_of(recorded),
         now=deps.clock.now().timestamp(),
-        key_for=sensor_keys(stack_.keys, deps.city.city),
+        key_for=sensor_keys(stack_.keys, deps.city.slug),
     )
     books = IngestCounts(
         payloads=normalized.payloads,
@@ -328,8 +327,8 @@ def test_the_bridge_killed_and_restarted_counts_each_message_once(
         **os.environ,
         **settings_environment(BridgeSettings.of(stack_of.settings, mqtt)),
     }
-    journal = journal_prefix(stack_of.deps.city.city, mqtt.client_id)
-    lineage = f"lineage/{stack_of.deps.city.city}/ingest/"
+    journal = stack_of.deps.names.journal_prefix(mqtt.client_id)
+    lineage = f"lineage/{stack_of.deps.city.slug}/ingest/"
     hub = MqttHub("127.0.0.1", broker.port, f"hub-{uuid.uuid4().hex[:8]}")
 
     # Given a bridge that dies (SIGKILL) as it records its second batch done: written,

@@ -24,7 +24,6 @@ import pytest
 from conftest import ROOT, fresh_stack
 
 from citypipe.domain.model import Function, Zone
-from citypipe.domain.naming import lineage_prefix
 from citypipe.service.ingest import MAX_BODY_BYTES
 from citypipe.service.stage import Deps
 from citypipe_local.backends import Endpoint
@@ -82,7 +81,7 @@ def request(
 
 def lineage(deps: Deps) -> list[str]:
     audit = deps.names.bucket(Zone.AUDIT)
-    prefix = lineage_prefix(deps.city.city, Function.INGEST)
+    prefix = deps.names.lineage_prefix(Function.INGEST)
     return [i.key for i in deps.store.list(audit, prefix)]
 
 

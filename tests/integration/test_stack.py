@@ -14,7 +14,7 @@ import pytest
 
 from citypipe.domain.city import City
 from citypipe.domain.model import Function, Zone
-from citypipe.domain.naming import StackNames, portal_key
+from citypipe.domain.naming import StackNames
 from citypipe.settings import StackSettings
 from citypipe_local import stack
 from citypipe_local.backends import Endpoint
@@ -38,7 +38,7 @@ def clients(request: pytest.FixtureRequest) -> Clients:
 @pytest.fixture
 def names(city: City, clients: Clients) -> Iterator[StackNames]:
     """A stack of its own per test; whatever a test leaves is removed."""
-    names = StackNames(city.city, prefix=f"st{uuid.uuid4().hex[:10]}-")
+    names = StackNames(city.slug, prefix=f"st{uuid.uuid4().hex[:10]}-")
     yield names
     stack.down(names, clients)
 
@@ -93,7 +93,7 @@ def anonymous_get(clients: Clients, bucket: str, key: str) -> int:
 def test_anyone_may_read_the_open_zone(
     built: dict[str, Any], names: StackNames, clients: Clients
 ) -> None:
-    page = portal_key("velden")
+    page = StackNames("velden").portal_key()
     clients.s3.put_object(Bucket=names.bucket(Zone.OPEN), Key=page, Body=b"<p>x</p>")
     assert anonymous_get(clients, names.bucket(Zone.OPEN), page) == 200
 

@@ -18,7 +18,7 @@ from unit_support import with_store
 from citypipe.domain.books import IngestCounts
 from citypipe.domain.errors import TransientError
 from citypipe.domain.model import Function, Zone
-from citypipe.domain.naming import journal_prefix, lineage_prefix
+from citypipe.domain.naming import StackNames
 from citypipe.ports import KeyStore
 from citypipe.service.bridge import Bridge, Connected, Delivery, Limits
 from citypipe.service.journal import EdgeJournal
@@ -91,7 +91,7 @@ class Clock:
 
 def _lineage_keys(deps: Deps) -> list[str]:
     bucket = deps.names.bucket(Zone.AUDIT)
-    return [i.key for i in deps.store.list(bucket, lineage_prefix(deps.city.city, Function.INGEST))]
+    return [i.key for i in deps.store.list(bucket, deps.names.lineage_prefix(Function.INGEST))]
 
 
 def make_bridge(
@@ -123,7 +123,7 @@ def ingest_books(deps: Deps) -> IngestCounts:
 
 def journal_texts(deps: Deps) -> list[str]:
     bucket = deps.names.bucket(Zone.RAW)
-    prefix = journal_prefix(deps.city.city, OWNER)
+    prefix = deps.names.journal_prefix(OWNER)
     return [
         gzip.decompress(deps.store.get(bucket, i.key).body).decode()
         for i in deps.store.list(bucket, prefix)
@@ -379,7 +379,9 @@ def test_a_crash_before_the_write_completes_is_completed_by_the_next_start(
 ) -> None:
     deps = with_store(memory_deps, CrashingStore)
     # the raw objects are written, then the process dies before the lineage record
-    restarted = crash_then_restart(deps, memory_keys, lineage_prefix("velden", Function.INGEST))
+    restarted = crash_then_restart(
+        deps, memory_keys, StackNames("velden").lineage_prefix(Function.INGEST)
+    )
 
     assert restarted.books.recovered == 1
     assert restarted.books.redelivered == 3
@@ -394,7 +396,9 @@ def test_a_crash_after_the_write_and_before_the_acknowledgements_counts_nothing_
 ) -> None:
     deps = with_store(memory_deps, CrashingStore)
     # the batch is written, then the process dies as the journal records it done
-    restarted = crash_then_restart(deps, memory_keys, journal_prefix("velden", OWNER), nth=2)
+    restarted = crash_then_restart(
+        deps, memory_keys, StackNames("velden").journal_prefix(OWNER), nth=2
+    )
 
     assert (restarted.books.recovered, restarted.books.redelivered) == (0, 3)
     assert ingest_books(deps).payloads == 3
@@ -405,7 +409,7 @@ def test_a_crash_before_the_journal_records_the_batch_loses_nothing(
 ) -> None:
     deps = with_store(memory_deps, CrashingStore)
     # the process dies before anything of the batch is durable: the three are new again
-    restarted = crash_then_restart(deps, memory_keys, journal_prefix("velden", OWNER))
+    restarted = crash_then_restart(deps, memory_keys, StackNames("velden").journal_prefix(OWNER))
 
     assert (restarted.books.recovered, restarted.books.written) == (0, 3)
     assert ingest_books(deps).payloads == 3

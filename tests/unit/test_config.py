@@ -47,7 +47,7 @@ def _open_ring(data: dict[str, Any]) -> None:
 def test_the_example_city_loads(city: City) -> None:
     # Given the example city file (loaded by the session fixture)
     # Then its stack, zones and sources are what the file declares
-    assert city.city == "velden"
+    assert city.slug == "velden"
     assert city.region == "eu-central-1"
     assert len(city.zones.features) == 9
     assert set(city.sources) == {"air-quality", "traffic-counters", "wifi-counters"}
@@ -166,7 +166,7 @@ def test_the_example_city_registers_340_devices_each_in_a_zone(city: City) -> No
         (_set("sources.air-quality.format", "senml"), "sources.air-quality.format"),
         (_set("sources.air-quality.purpouse", "typo"), "sources.air-quality.purpouse"),
         (_set("sources", {}), "sources"),
-        (_set("city", "Velden!"), "city"),
+        (_set("slug", "Velden!"), "slug"),
         (_drop("publisher"), "publisher"),
         (_set("disclosure.k", 1), "disclosure.k"),
         (_open_ring, "zones.features.0.geometry.coordinates"),
@@ -216,7 +216,7 @@ def test_a_bad_city_file_is_refused_naming_the_bad_key(change: Change, bad_key: 
 
 
 def test_load_city_reads_the_file() -> None:
-    assert load_city(CITY_FILE).city == "velden"
+    assert load_city(CITY_FILE).slug == "velden"
 
 
 def test_a_missing_city_file_is_a_config_error_naming_the_path(tmp_path: Path) -> None:
@@ -297,14 +297,14 @@ def test_a_city_file_extends_another_and_overrides_its_keys(tmp_path: Path) -> N
     # When the second is loaded
     city = load_city(tmp_path / "paris.yaml")
     # Then it is the example city in fr-par
-    assert (city.city, city.region) == ("velden", "fr-par")
+    assert (city.slug, city.region) == ("velden", "fr-par")
     assert city.sources == load_city(CITY_FILE).sources
 
 
 def test_the_scaleway_example_is_velden_in_paris() -> None:
     city = load_city(CITY_FILE.parent / "velden-scaleway.yaml")
 
-    assert (city.city, city.region) == ("velden", "fr-par")
+    assert (city.slug, city.region) == ("velden", "fr-par")
 
 
 def test_a_city_file_that_extends_itself_is_refused(tmp_path: Path) -> None:

@@ -51,12 +51,7 @@ from citypipe.domain.books import Publication
 from citypipe.domain.city import City
 from citypipe.domain.errors import TransientError
 from citypipe.domain.model import Zone
-from citypipe.domain.naming import (
-    catalog_key,
-    open_file_key,
-    portal_key,
-    publication_key,
-)
+from citypipe.domain.naming import StackNames
 from citypipe.domain.themes import OpenFormat
 from citypipe.ports import Body, StoredObject
 from citypipe.service.export import (
@@ -77,12 +72,14 @@ def disclosed(city: City, *rows: dict[str, Any]) -> list[DisclosedCell]:
 
 
 def csv_rows(deps: Deps, theme: str, day: str = DAY) -> list[dict[str, str]]:
-    body = open_file(deps, open_file_key("velden", theme, OpenFormat.CSV, day))
+    body = open_file(deps, StackNames("velden").open_file_key(theme, OpenFormat.CSV, day))
     return list(csv.DictReader(io.StringIO(body.decode())))
 
 
 def publication(deps: Deps, theme: str, day: str = DAY) -> Publication:
-    return Publication.model_validate_json(open_file(deps, publication_key("velden", theme, day)))
+    return Publication.model_validate_json(
+        open_file(deps, StackNames("velden").publication_key(theme, day))
+    )
 
 
 def open_objects(deps: Deps) -> dict[str, str]:
@@ -247,7 +244,7 @@ def test_a_day_is_published_per_theme_in_every_format(memory_deps: Deps) -> None
     published = open_objects(memory_deps)
     for theme in ("air-quality", "traffic-flow", "people-counts"):
         for fmt in OpenFormat:
-            assert open_file_key("velden", theme, fmt, DAY) in published
+            assert StackNames("velden").open_file_key(theme, fmt, DAY) in published
     assert [(r["quantity"], r["sum"]) for r in csv_rows(memory_deps, "traffic-flow")] == [
         ("traffic.vehicles", "7.0")
     ]
@@ -293,8 +290,12 @@ def test_a_negative_count_is_never_published_as_measured(memory_deps: Deps) -> N
 def test_the_csv_of_a_theme_without_people_has_no_device_column(memory_deps: Deps) -> None:
     put_partial(memory_deps, "a", no2(1, 20.0), no2(2, 25.0), *devices(3))
     export_day(memory_deps, DAY, keys=RELEASE_KEYS)
-    air = open_file(memory_deps, open_file_key("velden", "air-quality", OpenFormat.CSV, DAY))
-    people = open_file(memory_deps, open_file_key("velden", "people-counts", OpenFormat.CSV, DAY))
+    air = open_file(
+        memory_deps, StackNames("velden").open_file_key("air-quality", OpenFormat.CSV, DAY)
+    )
+    people = open_file(
+        memory_deps, StackNames("velden").open_file_key("people-counts", OpenFormat.CSV, DAY)
+    )
     assert air.decode().splitlines() == [
         "window_start,window_end,zone,quantity,unit,count,sum,min,max,mean,status,reason",
         "2026-06-01T10:00:00Z,2026-06-01T10:15:00Z,centrum,air.no2,ug/m3,2,45.0,20.0,25.0,22.5,"
@@ -345,7 +346,9 @@ def test_the_open_files_do_not_depend_on_the_order_partials_are_listed(
     first = memory_deps.store.buckets[memory_deps.names.bucket(Zone.OPEN)]
     second = other.store.buckets[other.names.bucket(Zone.OPEN)]
     assert {k: o.body for k, o in first.items()} == {k: o.body for k, o in second.items()}
-    parquet = open_file(other, open_file_key("velden", "energy", OpenFormat.PARQUET, DAY))
+    parquet = open_file(
+        other, StackNames("velden").open_file_key("energy", OpenFormat.PARQUET, DAY)
+    )
     assert read_parquet(parquet)["sum"].to_pylist() == [3e-7]
 
 
@@ -449,7 +452,7 @@ def test_a_version_note_keeps_the_counts_when_the_previous_csv_is_gone(
     # Given a day exported, and its CSV then lost
     put_partial(memory_deps, "a", *devices(9))
     export_day(memory_deps, DAY, keys=RELEASE_KEYS)
-    key = open_file_key("velden", "people-counts", OpenFormat.CSV, DAY)
+    key = StackNames("velden").open_file_key("people-counts", OpenFormat.CSV, DAY)
     memory_deps.store.delete(memory_deps.names.bucket(Zone.OPEN), key)
     # When late data is exported
     put_partial(memory_deps, "late", *devices(1, first=10))
@@ -465,7 +468,7 @@ def test_the_catalogue_records_what_a_new_version_changed(memory_deps: Deps) -> 
     export_day(memory_deps, DAY, keys=RELEASE_KEYS)
     put_partial(memory_deps, "late", *devices(1, first=10))
     export_day(memory_deps, DAY, keys=RELEASE_KEYS)
-    document = json.loads(open_file(memory_deps, catalog_key("velden")))
+    document = json.loads(open_file(memory_deps, StackNames("velden").catalog_key()))
     [people] = [
         d for d in document["dcat:dataset"] if d["dct:identifier"] == "velden/people-counts"
     ]
@@ -520,7 +523,7 @@ def test_a_theme_that_fails_does_not_block_the_others(memory_deps: Deps) -> None
         export_day(deps, DAY, keys=RELEASE_KEYS)
     # ...after traffic and people were published and the portal lists them
     assert csv_rows(deps, "traffic-flow") and csv_rows(deps, "people-counts")
-    portal = open_file(deps, portal_key("velden")).decode()
+    portal = open_file(deps, StackNames("velden").portal_key()).decode()
     assert 'id="traffic-flow"' in portal and 'id="air-quality"' not in portal
 
 
@@ -542,7 +545,7 @@ def test_a_theme_that_fails_as_its_files_are_finished_does_not_block_the_others(
         export_day(memory_deps, DAY, keys=RELEASE_KEYS)
     # ...after traffic and people were published and the portal lists them
     assert csv_rows(memory_deps, "traffic-flow") and csv_rows(memory_deps, "people-counts")
-    portal = open_file(memory_deps, portal_key("velden")).decode()
+    portal = open_file(memory_deps, StackNames("velden").portal_key()).decode()
     assert 'id="traffic-flow"' in portal and 'id="air-quality"' not in portal
 
 
@@ -574,13 +577,15 @@ def test_the_retry_after_a_theme_failed_publishes_it_and_skips_the_others(
     put_partial(deps, "a", no2(0), vehicles(1))
     with pytest.raises(TransientError):
         export_day(deps, DAY, keys=RELEASE_KEYS)
-    traffic = open_objects(deps)[open_file_key("velden", "traffic-flow", OpenFormat.CSV, DAY)]
+    traffic = open_objects(deps)[
+        StackNames("velden").open_file_key("traffic-flow", OpenFormat.CSV, DAY)
+    ]
     deps.store.heal()
     assert export_day(deps, DAY, keys=RELEASE_KEYS) == "done"
     assert csv_rows(deps, "air-quality")[0]["status"] == "published"
-    assert open_objects(deps)[open_file_key("velden", "traffic-flow", OpenFormat.CSV, DAY)] == (
-        traffic
-    )
+    assert open_objects(deps)[
+        StackNames("velden").open_file_key("traffic-flow", OpenFormat.CSV, DAY)
+    ] == (traffic)
 
 
 class OnceFailingStore(InMemoryObjectStore):
@@ -621,7 +626,7 @@ def test_a_day_that_fails_does_not_block_the_other_days_of_a_request(memory_deps
     deps = with_store(memory_deps, FailingThemeStore, theme="air-quality")
     put_partial(deps, "a", no2(0), day="2026-06-01")
     put_partial(deps, "b", vehicles(0), day="2026-06-02")
-    request = deps.city.city
+    request = deps.city.slug
     with pytest.raises(TransientError):
         export_requested(deps, RELEASE_KEYS, _request(request))
     assert csv_rows(deps, "traffic-flow", "2026-06-02")
@@ -642,7 +647,7 @@ def test_a_day_whose_file_was_overwritten_by_a_racing_export_is_published_again(
     # Given a day exported, then its file replaced by an older export that finished last
     put_partial(memory_deps, "a", no2())
     assert export_day(memory_deps, DAY, keys=RELEASE_KEYS) == "done"
-    key = open_file_key("velden", "air-quality", OpenFormat.CSV, DAY)
+    key = StackNames("velden").open_file_key("air-quality", OpenFormat.CSV, DAY)
     good = open_file(memory_deps, key)
     memory_deps.store.put(memory_deps.names.bucket(Zone.OPEN), key, b"stale\n")
     # When the day is exported again with the same partials
@@ -657,12 +662,14 @@ def test_a_catalogue_overwritten_by_a_racing_build_is_built_again(memory_deps: D
     # Given a day exported, then its catalogue replaced by a build from older records
     put_partial(memory_deps, "a", no2())
     export_day(memory_deps, DAY, keys=RELEASE_KEYS)
-    good = open_file(memory_deps, catalog_key("velden"))
-    memory_deps.store.put(memory_deps.names.bucket(Zone.OPEN), catalog_key("velden"), b"{}")
+    good = open_file(memory_deps, StackNames("velden").catalog_key())
+    memory_deps.store.put(
+        memory_deps.names.bucket(Zone.OPEN), StackNames("velden").catalog_key(), b"{}"
+    )
     # When the day is exported again with the same partials
     assert export_day(memory_deps, DAY, keys=RELEASE_KEYS) == "duplicate"
     # Then the catalogue is repaired
-    assert open_file(memory_deps, catalog_key("velden")) == good
+    assert open_file(memory_deps, StackNames("velden").catalog_key()) == good
 
 
 def test_the_catalogue_lists_every_published_day(memory_deps: Deps) -> None:
@@ -670,7 +677,7 @@ def test_the_catalogue_lists_every_published_day(memory_deps: Deps) -> None:
     put_partial(memory_deps, "b", no2(), day="2026-06-02")
     export_day(memory_deps, "2026-06-02", keys=RELEASE_KEYS)
     export_day(memory_deps, "2026-06-01", keys=RELEASE_KEYS)
-    document = json.loads(open_file(memory_deps, catalog_key("velden")))
+    document = json.loads(open_file(memory_deps, StackNames("velden").catalog_key()))
     [dataset] = [d for d in document["dcat:dataset"] if d["dct:identifier"] == "velden/air-quality"]
     csvs = [
         d["dcat:downloadURL"]["@id"]
@@ -700,14 +707,14 @@ def test_late_data_of_another_theme_charges_no_budget_for_the_people_counts(
     # Given a day of people counts published (one release charged)
     put_partial(memory_deps, "a", *devices(12), no2(0))
     export_day(memory_deps, DAY, keys=RELEASE_KEYS)
-    key = open_file_key("velden", "people-counts", OpenFormat.CSV, DAY)
+    key = StackNames("velden").open_file_key("people-counts", OpenFormat.CSV, DAY)
     people = open_file(memory_deps, key)
     # When late air quality data makes a new partial set and the day is exported again
     put_partial(memory_deps, "late", no2(5, 30.0))
     assert export_day(memory_deps, DAY, keys=RELEASE_KEYS) == "done"
     # Then the people counts are the same bytes and the same release: charged once
     assert open_file(
-        memory_deps, open_file_key("velden", "people-counts", OpenFormat.CSV, DAY)
+        memory_deps, StackNames("velden").open_file_key("people-counts", OpenFormat.CSV, DAY)
     ) == (people)
     assert [(e.dataset, e.charges) for e in ledger(memory_deps)] == [
         ("people-counts", {"wifi-012": 0.5})

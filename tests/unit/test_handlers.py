@@ -31,7 +31,7 @@ from citypipe.core.redact import redact_text
 from citypipe.domain.books import KeyDestruction
 from citypipe.domain.errors import KeyDestroyedError
 from citypipe.domain.model import Function, Message, Zone
-from citypipe.domain.naming import input_id, lineage_key, open_file_key
+from citypipe.domain.naming import StackNames, input_id
 from citypipe.domain.themes import OpenFormat
 from citypipe.service.ingest import MAX_REJECTIONS_SHOWN
 from citypipe.service.stage import Deps
@@ -69,7 +69,9 @@ def drop(deps: Deps, *payloads: Any, fmt: str = "canonical") -> Message:
 
 def is_done(deps: Deps, function: Function, message: Message) -> bool:
     ident = input_id(message.bucket, message.key, message.etag)
-    return deps.store.exists(deps.names.bucket(Zone.AUDIT), lineage_key("velden", function, ident))
+    return deps.store.exists(
+        deps.names.bucket(Zone.AUDIT), StackNames("velden").lineage_key(function, ident)
+    )
 
 
 def quarantined_messages(deps: Deps, function: Function) -> list[dict[str, Any]]:
@@ -425,7 +427,7 @@ def pipeline_day(deps: Deps, invoke: Invoke) -> None:
         assert invoke(function, sqs_event(*bodies)) == {"batchItemFailures": []}
 
 
-PEOPLE_CSV = open_file_key("velden", "people-counts", OpenFormat.CSV, "2026-06-01")
+PEOPLE_CSV = StackNames("velden").open_file_key("people-counts", OpenFormat.CSV, "2026-06-01")
 
 
 def test_a_scheduled_event_exports_yesterday(stack: Deps, invoke: Invoke) -> None:

@@ -39,7 +39,7 @@ from unit_support import (
 
 from citypipe.domain.city import City, parse_city
 from citypipe.domain.model import Zone
-from citypipe.domain.naming import catalog_key, datapackage_key, open_file_key
+from citypipe.domain.naming import StackNames
 from citypipe.domain.themes import HVD_ENVIRONMENT, HVD_MOBILITY, OpenFormat
 from citypipe.service.export import export_day, publish_metadata
 from citypipe.service.stage import Deps
@@ -87,12 +87,14 @@ def open_body(deps: Deps, key: str) -> bytes:
 
 
 def catalogue_graph(deps: Deps) -> rdflib.Graph:
-    return rdflib.Graph().parse(data=open_body(deps, catalog_key("velden")), format="json-ld")
+    return rdflib.Graph().parse(
+        data=open_body(deps, StackNames("velden").catalog_key()), format="json-ld"
+    )
 
 
 def entities(deps: Deps, theme: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = json.loads(
-        open_body(deps, open_file_key("velden", theme, OpenFormat.NGSI_LD, DAY))
+        open_body(deps, StackNames("velden").open_file_key(theme, OpenFormat.NGSI_LD, DAY))
     )
     return found
 
@@ -168,14 +170,14 @@ def test_the_hvd_shapes_see_a_dataset_without_its_category(
 
 def test_the_turtle_catalogue_is_the_same_graph_as_the_json_ld_one(exported: Deps) -> None:
     turtle = rdflib.Graph().parse(
-        data=open_body(exported, catalog_key("velden", "ttl")), format="turtle"
+        data=open_body(exported, StackNames("velden").catalog_key("ttl")), format="turtle"
     )
     assert len(turtle) > 200
     assert isomorphic(turtle, catalogue_graph(exported))
 
 
 def test_every_dataset_states_its_privacy_treatment(exported: Deps) -> None:
-    document = json.loads(open_body(exported, catalog_key("velden")))
+    document = json.loads(open_body(exported, StackNames("velden").catalog_key()))
     descriptions = {
         d["dct:identifier"]: d["dct:description"]["@value"] for d in document["dcat:dataset"]
     }
@@ -232,7 +234,7 @@ def copy_open_zone(deps: Deps, target: Path) -> Path:
         path = target / info.key
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(deps.store.get(bucket, info.key).body)
-    return target / datapackage_key("velden")
+    return target / StackNames("velden").datapackage_key()
 
 
 def test_the_data_package_passes_frictionless_validate(exported: Deps, tmp_path: Path) -> None:
@@ -249,6 +251,6 @@ def test_frictionless_sees_a_file_that_is_not_the_one_described(
     exported: Deps, tmp_path: Path
 ) -> None:
     descriptor = copy_open_zone(exported, tmp_path)
-    csv = tmp_path / open_file_key("velden", "noise", OpenFormat.CSV, DAY)
+    csv = tmp_path / StackNames("velden").open_file_key("noise", OpenFormat.CSV, DAY)
     csv.write_text(csv.read_text().replace("62.0", "63.0"))
     assert not json.loads(frictionless_validate(descriptor).stdout)["valid"]

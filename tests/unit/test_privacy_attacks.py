@@ -25,7 +25,6 @@ from unit_support import at, drain, push
 from citypipe.core.columnar import read_parquet
 from citypipe.domain.books import EpsilonCharge
 from citypipe.domain.model import Zone
-from citypipe.domain.naming import epsilon_prefix, open_file_key
 from citypipe.domain.themes import OpenFormat
 from citypipe.service.export import export_day
 from citypipe.service.housekeeping import hourly
@@ -161,7 +160,7 @@ def test_no_sketch_coupon_links_two_windows_beyond_chance(
 
 
 def people_rows(deps: Deps, day: date) -> list[dict[str, str]]:
-    key = open_file_key(deps.city.city, "people-counts", OpenFormat.CSV, day.isoformat())
+    key = deps.names.open_file_key("people-counts", OpenFormat.CSV, day.isoformat())
     body = deps.store.get(deps.names.bucket(Zone.OPEN), key).body
     return list(csv.DictReader(io.StringIO(body.decode())))
 
@@ -240,7 +239,7 @@ def test_a_re_export_with_one_more_device_does_not_give_that_device_away(
     # ... and each release was charged to the work counter's budget of the day
     ledger = [
         EpsilonCharge.model_validate_json(deps.store.get(deps.names.bucket(Zone.AUDIT), i.key).body)
-        for i in deps.store.list(deps.names.bucket(Zone.AUDIT), epsilon_prefix(deps.city.city))
+        for i in deps.store.list(deps.names.bucket(Zone.AUDIT), deps.names.epsilon_prefix())
     ]
     noise = deps.city.disclosure.noise
     assert noise is not None

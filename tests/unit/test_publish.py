@@ -37,7 +37,7 @@ from citypipe.core.publish.turtle import to_turtle
 from citypipe.domain.books import Publication
 from citypipe.domain.city import City, parse_city
 from citypipe.domain.model import Zone
-from citypipe.domain.naming import InputId, input_id, publication_key
+from citypipe.domain.naming import InputId, StackNames, input_id
 from citypipe.domain.themes import OpenFormat, theme_named, themes_of
 from citypipe.service.export import export_day
 from citypipe.service.stage import Deps
@@ -259,7 +259,7 @@ def records(deps: Deps) -> list[Publication]:
     bucket = deps.names.bucket(Zone.OPEN)
     return [
         Publication.model_validate_json(
-            deps.store.get(bucket, publication_key("velden", t, DAY)).body
+            deps.store.get(bucket, StackNames("velden").publication_key(t, DAY)).body
         )
         for t in ("air-quality", "people-counts")
     ]

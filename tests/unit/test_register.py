@@ -17,7 +17,7 @@ from citypipe.core.publish.register import (
     register_rows,
 )
 from citypipe.domain.city import City, parse_city
-from citypipe.domain.naming import register_key
+from citypipe.domain.naming import StackNames
 
 
 def test_the_register_has_a_row_per_source_saying_whether_personal_data_is_involved(
@@ -59,9 +59,13 @@ def test_without_noise_the_record_says_so(city: City) -> None:
 
 def test_the_json_and_the_csv_hold_the_same_register(city: City) -> None:
     documents = register_documents(city)
-    as_json = json.loads(documents[register_key("velden", REGISTER, "json")][0])["register"]
+    as_json = json.loads(documents[StackNames("velden").register_key(REGISTER, "json")][0])[
+        "register"
+    ]
     as_csv = list(
-        csv.DictReader(io.StringIO(documents[register_key("velden", REGISTER, "csv")][0].decode()))
+        csv.DictReader(
+            io.StringIO(documents[StackNames("velden").register_key(REGISTER, "csv")][0].decode())
+        )
     )
     assert as_csv == as_json
 
@@ -69,7 +73,9 @@ def test_the_json_and_the_csv_hold_the_same_register(city: City) -> None:
 def test_the_csv_record_lists_every_item_of_the_json_one(city: City) -> None:
     documents = register_documents(city)
     rows = list(
-        csv.DictReader(io.StringIO(documents[register_key("velden", RECORD, "csv")][0].decode()))
+        csv.DictReader(
+            io.StringIO(documents[StackNames("velden").register_key(RECORD, "csv")][0].decode())
+        )
     )
     items = {r["item"] for r in rows}
     assert "controller.name" in items and "privacy.noise.budget_per_sensor_day" in items

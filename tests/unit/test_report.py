@@ -8,7 +8,7 @@ from conftest import load_event
 from unit_support import RELEASE_KEYS, lines, open_file, senml_reading, wifi_observation
 
 from citypipe.domain.model import Function, Message, Zone
-from citypipe.domain.naming import open_file_key
+from citypipe.domain.naming import StackNames
 from citypipe.domain.themes import OpenFormat
 from citypipe.ports import KeyStore
 from citypipe.service.aggregate import aggregate_object
@@ -191,7 +191,7 @@ def test_two_readings_of_1e308_are_quarantined_and_the_day_is_still_published(
     result = export_day(memory_deps, DAY, keys=RELEASE_KEYS)
     # Then the day is published with the sane reading, the others quarantined with a reason
     assert result == "done"
-    key = open_file_key("velden", "air-quality", OpenFormat.CSV, DAY)
+    key = StackNames("velden").open_file_key("air-quality", OpenFormat.CSV, DAY)
     [row] = open_file(memory_deps, key).decode().splitlines()[1:]
     assert row.endswith(",1,21.5,21.5,21.5,21.5,published,")
     report = build_report(memory_deps, payloads_sent=3)

@@ -80,4 +80,4 @@ def test_a_local_emulator_is_not_a_region(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("AWS_REGION", raising=False)
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
 
-    assert city_from(settings(endpoint_url="http://127.0.0.1:1")).city == "velden"
+    assert city_from(settings(endpoint_url="http://127.0.0.1:1")).slug == "velden"

@@ -24,7 +24,7 @@ from unit_support import (
 from citypipe.core.redact import redact_text
 from citypipe.domain.errors import BackendRefusedError, KeyDestroyedError
 from citypipe.domain.model import Function, Message, Zone
-from citypipe.domain.naming import input_id, lineage_key
+from citypipe.domain.naming import StackNames, input_id
 from citypipe.service.stage import Deps
 from citypipe_local.drops import drop_lines
 from citypipe_local.fakes import InMemoryKeyStore, InMemoryObjectStore, InMemoryWebhookTokens
@@ -51,7 +51,9 @@ def drop(deps: Deps) -> Message:
 
 def is_done(deps: Deps, function: Function, message: Message) -> bool:
     ident = input_id(message.bucket, message.key, message.etag)
-    return deps.store.exists(deps.names.bucket(Zone.AUDIT), lineage_key("velden", function, ident))
+    return deps.store.exists(
+        deps.names.bucket(Zone.AUDIT), StackNames("velden").lineage_key(function, ident)
+    )
 
 
 def test_the_queue_fixture_is_acknowledged_though_its_drop_is_gone(

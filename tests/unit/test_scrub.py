@@ -15,7 +15,7 @@ from citypipe.core.formats import FORMATS, Context
 from citypipe.core.ingest import Payload
 from citypipe.domain.books import CleanDaySettled, CleanScrubbed
 from citypipe.domain.model import Zone
-from citypipe.domain.naming import is_scrubbed, scrub_day_key, scrub_prefix, scrubbed_key
+from citypipe.domain.naming import StackNames, is_scrubbed, scrubbed_key
 from citypipe.service.edge import receive
 from citypipe.service.housekeeping import hourly, scrub_clean
 from citypipe.service.stage import Deps
@@ -82,7 +82,7 @@ def test_each_rewrite_is_recorded_in_the_audit_zone(stack: tuple[Deps, InMemoryK
     audit = deps.names.bucket(Zone.AUDIT)
     records = [
         CleanScrubbed.model_validate_json(deps.store.get(audit, i.key).body)
-        for i in deps.store.list(audit, f"{scrub_prefix('velden')}objects/")
+        for i in deps.store.list(audit, f"{StackNames('velden').scrub_prefix()}objects/")
     ]
     assert {(r.input.key, r.input.etag) for r in records} == set(originals.items())
     assert {r.output.key for r in records} == {scrubbed_key(k) for k in originals}
@@ -140,12 +140,12 @@ def test_a_day_is_settled_once_no_object_of_it_can_come_and_then_skipped(
     audit = deps.names.bucket(Zone.AUDIT)
     # 3 June: 1 June's key just died, raw objects of it may still be in flight
     scrub_clean(deps, DAY.date() + timedelta(days=2), AFTER)
-    assert not deps.store.exists(audit, scrub_day_key("velden", "2026-06-01"))
+    assert not deps.store.exists(audit, StackNames("velden").scrub_day_key("2026-06-01"))
     # 5 June: nothing of 1 June can come any more
     settled_at = DAY + timedelta(days=4)
     scrub_clean(deps, DAY.date() + timedelta(days=4), settled_at)
     mark = CleanDaySettled.model_validate_json(
-        deps.store.get(audit, scrub_day_key("velden", "2026-06-01")).body
+        deps.store.get(audit, StackNames("velden").scrub_day_key("2026-06-01")).body
     )
     assert (mark.day, mark.scrubbed) == ("2026-06-01", 0)
     # an object appearing there anyway (written by hand) is no longer looked at

@@ -57,7 +57,7 @@ def _truth(out: Path) -> dict[str, Any]:
 
 def _ingested(city: City, out: Path) -> list[Normalized]:
     """Every capture and CSV drop through the normalization path, one key store."""
-    keys = sensor_keys(InMemoryKeyStore(), city.city)
+    keys = sensor_keys(InMemoryKeyStore(), city.slug)
     results = []
     for path in sorted(out.glob("*.jsonl")):
         lines = path.read_bytes().splitlines()

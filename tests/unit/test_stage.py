@@ -21,7 +21,7 @@ from citypipe.core.codecs import jsonl_gz
 from citypipe.domain.books import AnonymizeCounts, IngestCounts, Lineage, ObjectRef
 from citypipe.domain.errors import TransientError
 from citypipe.domain.model import Function, Message, Zone
-from citypipe.domain.naming import input_id, lineage_key
+from citypipe.domain.naming import StackNames, input_id
 from citypipe.ports import ObjectInfo
 from citypipe.service.aggregate import aggregate_object
 from citypipe.service.anonymize import anonymize_object
@@ -78,7 +78,9 @@ def keys(deps: Deps, zone: Zone, prefix: str = "") -> list[str]:
 def lineage(deps: Deps, function: Function, message: Message) -> Lineage:
     """The lineage record as the run report reads it back."""
     ident = input_id(message.bucket, message.key, message.etag)
-    body = deps.store.get(deps.names.bucket(Zone.AUDIT), lineage_key("velden", function, ident))
+    body = deps.store.get(
+        deps.names.bucket(Zone.AUDIT), StackNames("velden").lineage_key(function, ident)
+    )
     return Lineage.model_validate_json(body.body)
 
 

@@ -36,18 +36,6 @@ from citypipe.domain.model import Function, Zone
 from citypipe.domain.naming import (
     StackNames,
     deployment_prefix,
-    epsilon_prefix,
-    inbox_key,
-    key_destruction_prefix,
-    key_horizon_object,
-    key_object_prefix,
-    lineage_prefix,
-    metadata_marker_key,
-    noise_secret_object,
-    open_prefix,
-    quarantine_key,
-    scrub_prefix,
-    webhook_tokens_object_prefix,
 )
 from citypipe.ports import Body, ObjectInfo, StoredObject
 from citypipe.service.metrics import NAMESPACE, READINGS_IN, READINGS_QUARANTINED
@@ -206,7 +194,7 @@ def test_an_open_zone_kept_forever_has_no_expiration(city: City) -> None:
 def test_names_are_the_stacks_names_unique_per_account_and_region(
     resources: dict[str, Any], city: City
 ) -> None:
-    names = StackNames(city.city, deployment_prefix("${AWS::AccountId}", city.region))
+    names = StackNames(city.slug, deployment_prefix("${AWS::AccountId}", city.region))
     buckets = {
         sub_of(r["Properties"]["BucketName"])
         for r in of_type(resources, "AWS::S3::Bucket").values()
@@ -269,12 +257,12 @@ def test_no_role_grants_a_wildcard_action_or_resource(
 
 @pytest.mark.slow
 def test_only_the_hourly_job_may_destroy_keys(resources: dict[str, Any], city: City) -> None:
-    secrets = f"KeysBucket/{key_object_prefix(city.city)}"
+    secrets = f"KeysBucket/{StackNames(city.slug).key_object_prefix()}"
     destroyers = {
         f
         for f in FUNCTIONS
         for key, acts in object_grants(resources, f).items()
-        if key.replace("${param:city}", city.city) == secrets and "s3:DeleteObject" in acts
+        if key.replace("${param:city}", city.slug) == secrets and "s3:DeleteObject" in acts
     }
 
     assert destroyers == {"export"}
@@ -292,7 +280,7 @@ def test_the_keys_bucket_is_private_unversioned_tls_only_and_retained(
     assert all(props["PublicAccessBlockConfiguration"].values())
     assert "VersioningConfiguration" not in props  # a delete must destroy a secret
     [rule] = props["LifecycleConfiguration"]["Rules"]
-    assert rule["Prefix"] == key_object_prefix(city.city)  # the horizon never expires
+    assert rule["Prefix"] == StackNames(city.slug).key_object_prefix()  # the horizon never expires
     assert int(rule["ExpirationInDays"]) == city.key_retention_days + 1
     policy = resources["KeysBucketPolicy"]["Properties"]["PolicyDocument"]
     assert [s["Sid"] for s in policy["Statement"]] == ["TlsOnly"]
@@ -316,20 +304,20 @@ def test_only_ingest_reads_the_webhook_tokens_and_only_their_secrets(
     assert readers == {"ingest"}
     [tokens] = [s for s in statements(resources, "ingest") if s["Sid"] == "WebhookTokens"]
     assert tokens["Action"] == "s3:GetObject"
-    expected = f"${{KeysBucket.Arn}}/{webhook_tokens_object_prefix(city.city)}*"
+    expected = f"${{KeysBucket.Arn}}/{StackNames(city.slug).webhook_tokens_object_prefix()}*"
     assert sub_of(tokens["Resource"]) == expected
 
 
 def _expected_grants(city: str) -> dict[str, dict[str, set[str]]]:
     """What each function reads and writes, by key prefix, as the code names the keys."""
-    inbox = inbox_key(city, "senml", b"").rsplit("/", 2)[0] + "/"
+    inbox = StackNames(city).inbox_key("senml", b"").rsplit("/", 2)[0] + "/"
     own = {
         f.value: {
-            f"QuarantineBucket/{quarantine_key(city, f, 'x').rsplit('/', 1)[0]}/": {
+            f"QuarantineBucket/{StackNames(city).quarantine_key(f, 'x').rsplit('/', 1)[0]}/": {
                 "s3:GetObject",
                 "s3:PutObject",
             },
-            f"AuditBucket/{lineage_prefix(city, f)}": {"s3:GetObject", "s3:PutObject"},
+            f"AuditBucket/{StackNames(city).lineage_prefix(f)}": {"s3:GetObject", "s3:PutObject"},
         }
         for f in Function
     }
@@ -347,23 +335,23 @@ def _expected_grants(city: str) -> dict[str, dict[str, set[str]]]:
         f"RawBucket/{raw}": {delete},
         f"RawBucket/{inbox}": {delete},
         f"AggregatesBucket/{partials}": {get},
-        f"OpenBucket/{open_prefix(city)}": {get, put},
-        f"KeysBucket/{key_object_prefix(city)}": {get, put, delete},
-        f"KeysBucket/{key_horizon_object(city)}": {get, put},
-        f"AuditBucket/{key_destruction_prefix(city)}": {get, put},
+        f"OpenBucket/{StackNames(city).open_prefix()}": {get, put},
+        f"KeysBucket/{StackNames(city).key_object_prefix()}": {get, put, delete},
+        f"KeysBucket/{StackNames(city).key_horizon_object()}": {get, put},
+        f"AuditBucket/{StackNames(city).key_destruction_prefix()}": {get, put},
         f"CleanBucket/{clean}": {get, put, delete},  # pseudonyms scrubbed once keys die
-        f"AuditBucket/{epsilon_prefix(city)}": {get, put},
-        f"AuditBucket/{scrub_prefix(city)}": {get, put},
-        f"KeysBucket/{noise_secret_object(city)}": {get, put},
+        f"AuditBucket/{StackNames(city).epsilon_prefix()}": {get, put},
+        f"AuditBucket/{StackNames(city).scrub_prefix()}": {get, put},
+        f"KeysBucket/{StackNames(city).noise_secret_object()}": {get, put},
     }
     own["export"] |= {
         f"QuarantineBucket/{quarantine_prefix}": {delete},  # the sweep
-        f"AuditBucket/{metadata_marker_key(city, 'x').rsplit('/', 1)[0]}/": {get, put},
+        f"AuditBucket/{StackNames(city).metadata_marker_key('x').rsplit('/', 1)[0]}/": {get, put},
     }
     own["ingest"] |= {  # the edge pseudonymizes
-        f"KeysBucket/{key_object_prefix(city)}": {get, put},
-        f"KeysBucket/{key_horizon_object(city)}": {get},
-        f"KeysBucket/{webhook_tokens_object_prefix(city)}": {get},
+        f"KeysBucket/{StackNames(city).key_object_prefix()}": {get, put},
+        f"KeysBucket/{StackNames(city).key_horizon_object()}": {get},
+        f"KeysBucket/{StackNames(city).webhook_tokens_object_prefix()}": {get},
     }
     return own
 
@@ -376,10 +364,10 @@ def test_each_role_reaches_exactly_the_prefixes_its_function_uses(
     # The prefixes come from citypipe.domain.naming: a key renamed in the code and not in
     # the template (or the reverse) fails here, not in a city's cloud.
     template_grants = {
-        key.replace("${param:city}", city.city): acts
+        key.replace("${param:city}", city.slug): acts
         for key, acts in object_grants(resources, function).items()
     }
-    assert template_grants == _expected_grants(city.city)[function]
+    assert template_grants == _expected_grants(city.slug)[function]
 
 
 @pytest.mark.slow
@@ -440,7 +428,9 @@ def test_anyone_may_read_the_published_prefix_and_nothing_else(
     public = [s for s in policy if s["Effect"] == "Allow"]
 
     assert [(s["Principal"], s["Action"]) for s in public] == [("*", "s3:GetObject")]
-    assert public[0]["Resource"] == {"Fn::Sub": f"${{OpenBucket.Arn}}/{open_prefix(city.city)}*"}
+    assert public[0]["Resource"] == {
+        "Fn::Sub": f"${{OpenBucket.Arn}}/{StackNames(city.slug).open_prefix()}*"
+    }
     acls = resources["OpenBucket"]["Properties"]["PublicAccessBlockConfiguration"]
     assert (acls["BlockPublicAcls"], acls["IgnorePublicAcls"]) == (True, True)
 
@@ -518,7 +508,7 @@ def test_the_quarantine_rate_alarm_reads_the_metrics_the_stages_emit(
 
     assert {m["Namespace"] for m in stats.values()} == {NAMESPACE}
     assert {m["MetricName"] for m in stats.values()} == {READINGS_IN, READINGS_QUARANTINED}
-    assert all({"Name": "city", "Value": city.city} in m["Dimensions"] for m in stats.values())
+    assert all({"Name": "city", "Value": city.slug} in m["Dimensions"] for m in stats.values())
 
 
 @pytest.mark.slow
@@ -673,8 +663,8 @@ def _run_every_path(deps: Deps, store: AccessStore) -> None:
     reading), a city system's drop, the stages, an export request, then the hourly run
     that destroys the day's key and scrubs its pseudonyms, and one a season later (raw and
     quarantine swept)."""
-    keys = ObjectKeyStore(store, deps.names.keys_bucket(), deps.city.city)
-    tokens = ObjectWebhookTokens(store, deps.names.keys_bucket(), deps.city.city)
+    keys = ObjectKeyStore(store, deps.names.keys_bucket(), deps.city.slug)
+    tokens = ObjectWebhookTokens(store, deps.names.keys_bucket(), deps.city.slug)
     token = tokens.mint("air-quality")
 
     def as_function(function: Function) -> Handler:
@@ -741,7 +731,7 @@ def test_every_object_a_function_touches_is_granted_to_its_role(
     denied = sorted(
         (function, action, f"{logical[bucket]}/{key}")
         for function, action, bucket, key in store.accesses
-        if not _granted(resources, deps.city.city, function, action, logical[bucket], key)
+        if not _granted(resources, deps.city.slug, function, action, logical[bucket], key)
     )
     assert denied == [], "\n".join(map(str, denied))
     assert {function for function, *_ in store.accesses} == set(FUNCTIONS)

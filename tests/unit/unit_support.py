@@ -376,7 +376,7 @@ def normalized(
             for n, p in enumerate(payloads, start=1)
         ],
         now=now,
-        key_for=sensor_keys(store, city.city),
+        key_for=sensor_keys(store, city.slug),
     )
 
 

@@ -20,7 +20,7 @@ from citypipe.bootstrap.ingest import file_tokens, tokens_from
 from citypipe.bootstrap.keys import key_store_from
 from citypipe.domain.city import ConfigError, load_city
 from citypipe.domain.model import Function
-from citypipe.domain.naming import portal_key
+from citypipe.domain.naming import StackNames
 from citypipe.ports import TOKEN_HEADER
 from citypipe.settings import Settings
 from citypipe_bridge.main import BridgeFailed
@@ -150,7 +150,7 @@ def webhook_token_cmd(
         console.print(f"[red]no source {source!r}[/]: one of {sorted(city_model.sources)}")
         raise typer.Exit(2)
     tokens = (
-        file_tokens(settings, city_model.city)
+        file_tokens(settings, city_model.slug)
         if local
         else tokens_from(settings, deps_from(settings))
     )
@@ -423,7 +423,8 @@ def demo_cmd(
     )
     _summary(report, time.perf_counter() - replay_started)
     console.print(
-        f"open data in {out / 'open'} (the portal: {out / 'open' / portal_key(city_model.city)}), "
+        f"open data in {out / 'open'} "
+        f"(the portal: {out / 'open' / StackNames(city_model.slug).portal_key()}), "
         f"report in {out / 'report.json'}"
     )
     raise typer.Exit(0 if report["balanced"] else 1)
@@ -443,7 +444,7 @@ def push_cmd(
     settings = _settings(city)
     deps = deps_from(settings)
     sent = push(deps, key_store_from(settings, deps), input_dir, batch)
-    console.print(f"[green]pushed[/] {sent:,} payloads and rows to {deps.city.city}'s stack")
+    console.print(f"[green]pushed[/] {sent:,} payloads and rows to {deps.city.slug}'s stack")
 
 
 @app.command("request-export")
@@ -499,7 +500,7 @@ def serve_cmd(
         server = WebhookServer(
             deps, tokens_from(settings, deps), key_store_from(settings, deps), options
         )
-        console.print(f"webhook for {deps.city.city} on {server.url}/ingest/<source>/<format>")
+        console.print(f"webhook for {deps.city.slug} on {server.url}/ingest/<source>/<format>")
         try:
             server.serve_forever()
         except KeyboardInterrupt:
@@ -510,7 +511,7 @@ def serve_cmd(
         deps = session.deps
         tokens = tokens_from(session.settings, deps)
         server = WebhookServer(deps, tokens, key_store_from(session.settings, deps), options)
-        console.print(f"webhook for {deps.city.city} on {server.url}/ingest/<source>/<format>")
+        console.print(f"webhook for {deps.city.slug} on {server.url}/ingest/<source>/<format>")
         console.print(f"a token per source ({TOKEN_HEADER}), valid for this run only:")
         print(f"url {server.url}")  # noqa: T201
         for source in sorted(deps.city.sources):
@@ -568,7 +569,7 @@ def bridge_mqtt_cmd(
     def bridging(session: Session) -> Played:
         settings = BridgeSettings.of(session.settings, mqtt)
         keys = key_store_from(settings, session.deps)
-        console.print(f"bridging {mqtt.broker} into {session.deps.city.city}; Ctrl-C stops")
+        console.print(f"bridging {mqtt.broker} into {session.deps.city.slug}; Ctrl-C stops")
         books = bridge_run(settings, session.stop, session.deps, keys)
         return Played(None, {"via": "mqtt", "broker": mqtt.broker}, BridgeRun(None, books))
 

@@ -8,7 +8,6 @@ import hashlib
 from collections.abc import Sequence
 
 from citypipe.domain.model import Function, Message, Zone
-from citypipe.domain.naming import inbox_key
 from citypipe.service.stage import Deps
 
 
@@ -16,10 +15,10 @@ def drop(deps: Deps, fmt: str, name: str, body: bytes, records: int) -> Message:
     """Put a file at ``inbox/<city>/<fmt>/<name>`` (once: a conditional put) and return the
     claim check that announces it (not sent)."""
     bucket = deps.names.bucket(Zone.RAW)
-    key = inbox_key(deps.city.city, fmt, name)
+    key = deps.names.inbox_key(fmt, name)
     result = deps.store.put_if_absent(bucket, key, body, "application/octet-stream")
     return Message(
-        city=deps.city.city,
+        city=deps.city.slug,
         stage="inbox",
         bucket=bucket,
         key=key,

@@ -174,7 +174,7 @@ class FaultInjector:
 def poison_messages(deps: Deps, count: int) -> int:
     """Send ``count`` poison messages into the pipeline's queues, of every kind in turn.
     Returns how many were sent."""
-    city = deps.city.city
+    city = deps.city.slug
     queues = [Function.INGEST, Function.ANONYMIZE, Function.AGGREGATE]
     for n in range(count):
         function = queues[n % len(queues)]

@@ -46,14 +46,6 @@ from citypipe.domain.naming import (
     BUCKET_NAME_MAX,
     StackNames,
     deployment_prefix,
-    epsilon_prefix,
-    key_destruction_prefix,
-    key_horizon_object,
-    key_object_prefix,
-    noise_secret_object,
-    open_prefix,
-    scrub_prefix,
-    webhook_tokens_object_prefix,
 )
 from citypipe.service.metrics import NAMESPACE
 
@@ -230,7 +222,7 @@ def iot_rule_prefix(city: str) -> str:
 
 
 def stack_name(city: City) -> str:
-    return f"citypipe-{city.city}"
+    return f"citypipe-{city.slug}"
 
 
 def stack_params(
@@ -241,26 +233,27 @@ def stack_params(
     files = list(read_from) or [city_file]
     days = city.retention_days
     prefix = deployment_prefix(ACCOUNT_ID_PLACEHOLDER, city.region)
+    names = StackNames(city.slug)
     params = {
-        "city": city.city,
+        "city": city.slug,
         "region": city.region,
         "stackName": stack_name(city),
         "cityFile": city_file,
         "cityFiles": files[0] if len(files) == 1 else "{" + ",".join(files) + "}",
         "layerDir": layer_dir,
         "namePrefix": prefix,
-        "keysObjectPrefix": key_object_prefix(city.city),
-        "keysHorizonObject": key_horizon_object(city.city),
+        "keysObjectPrefix": names.key_object_prefix(),
+        "keysHorizonObject": names.key_horizon_object(),
         "keysDays": str(city.key_retention_days + 1),
-        "tokensObjectPrefix": webhook_tokens_object_prefix(city.city),
-        "keyDestructionPrefix": key_destruction_prefix(city.city),
-        "noiseSecretObject": noise_secret_object(city.city),
-        "epsilonPrefix": epsilon_prefix(city.city),
-        "scrubPrefix": scrub_prefix(city.city),
-        "openPrefix": open_prefix(city.city),
+        "tokensObjectPrefix": names.webhook_tokens_object_prefix(),
+        "keyDestructionPrefix": names.key_destruction_prefix(),
+        "noiseSecretObject": names.noise_secret_object(),
+        "epsilonPrefix": names.epsilon_prefix(),
+        "scrubPrefix": names.scrub_prefix(),
+        "openPrefix": names.open_prefix(),
         "k": str(city.disclosure.k),
         "metricsNamespace": NAMESPACE,
-        "iotRulePrefix": iot_rule_prefix(city.city),
+        "iotRulePrefix": iot_rule_prefix(city.slug),
     }
     for zone in Zone:
         kept = days.get(zone)
@@ -271,7 +264,7 @@ def stack_params(
 
 def check_names(city: City) -> None:
     """Bucket names must fit S3's 63 characters with any 12-digit account id."""
-    names = StackNames(city.city, deployment_prefix("0" * ACCOUNT_ID_DIGITS, city.region))
+    names = StackNames(city.slug, deployment_prefix("0" * ACCOUNT_ID_DIGITS, city.region))
     too_long = [names.bucket(z) for z in Zone if len(names.bucket(z)) > BUCKET_NAME_MAX]
     if too_long:
         raise PackagingError(
@@ -289,7 +282,7 @@ def region_rules(city: City) -> dict[str, object]:
                 {
                     "Assert": {"Fn::Equals": [{"Ref": "AWS::Region"}, city.region]},
                     "AssertDescription": (
-                        f"citypipe {city.city} is kept in {city.region} (its city file's "
+                        f"citypipe {city.slug} is kept in {city.region} (its city file's "
                         "region): refusing to deploy it to another region"
                     ),
                 }
@@ -436,7 +429,7 @@ def deploy_stack(city_file: Path, region: str | None = None) -> None:
     package_dir = ROOT / ".serverless"
     template = json.loads((package_dir / TEMPLATE).read_text())
     if template.get("Rules") != region_rules(city):
-        raise PackagingError(f"{package_dir} is not {city.city}'s package: run `make package`")
+        raise PackagingError(f"{package_dir} is not {city.slug}'s package: run `make package`")
     params = stack_params(
         city,
         os.path.relpath(city_file.resolve(), ROOT),

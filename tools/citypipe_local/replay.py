@@ -40,7 +40,6 @@ from citypipe.core.ingest import Payload
 from citypipe.domain.city import City
 from citypipe.domain.errors import TransientError
 from citypipe.domain.model import Function, Message, Zone
-from citypipe.domain.naming import aggregates_prefix, journal_prefix
 from citypipe.ports import KeyStore
 from citypipe.service.edge import receive
 from citypipe.service.export import days_with_partials
@@ -278,10 +277,10 @@ def end_of_run(deps: Deps, keys: KeyStore) -> dict[str, int]:
 def request_export(deps: Deps) -> None:
     """What an operator (or the schedule) does once the day is in: publish every day."""
     request = Message(
-        city=deps.city.city,
+        city=deps.city.slug,
         stage="export",
         bucket=deps.names.bucket(Zone.AGGREGATES),
-        key=aggregates_prefix(deps.city.city),
+        key=deps.names.aggregates_prefix(),
     )
     deps.queue.send_json(deps.names.queue(Function.EXPORT), [request.model_dump(exclude_none=True)])
 
@@ -479,7 +478,7 @@ def run_local(
         clients = stack.make_clients(settings.backend)
         stack.down(deps.names, clients)  # a replay starts from an empty stack
         if options.keys_dir is not None:  # ... and a key store of its own: no secret, no horizon
-            stack.reset_file_keys(options.keys_dir / deps.city.city)
+            stack.reset_file_keys(options.keys_dir / deps.city.slug)
         stack.up(deps.city, deps.names, clients, settings.stack)
         started, runner_before = time.perf_counter(), meter.snapshot()
         backend_cpu = process_cpu_s(endpoint.pid) if endpoint.pid else None
@@ -672,7 +671,7 @@ def play_mqtt(session: Session, input_dir: Path, timeout_s: float = 3600) -> Pla
 def forget_journal(deps: Deps, client_id: str) -> None:
     """Delete a bridge's journal (in the raw zone): for a client id that will not return."""
     bucket = deps.names.bucket(Zone.RAW)
-    for info in deps.store.list(bucket, journal_prefix(deps.city.city, client_id)):
+    for info in deps.store.list(bucket, deps.names.journal_prefix(client_id)):
         deps.store.delete(bucket, info.key)
 
 

@@ -25,11 +25,7 @@ from citypipe.domain.books import (
 from citypipe.domain.errors import TerminalError
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import (
-    epsilon_prefix,
     input_id,
-    lineage_key,
-    lineage_prefix,
-    quarantined_messages_prefix,
 )
 from citypipe.domain.themes import quantities_of, themes_of
 from citypipe.entrypoints.events import parse_messages
@@ -53,7 +49,7 @@ class Check:
 
 def lineage_records(deps: Deps) -> Iterator[Lineage]:
     bucket = deps.names.bucket(Zone.AUDIT)
-    for info in deps.store.list(bucket, lineage_prefix(deps.city.city)):
+    for info in deps.store.list(bucket, deps.names.lineage_prefix()):
         yield Lineage.model_validate_json(deps.store.get(bucket, info.key).body)
 
 
@@ -70,12 +66,12 @@ def dead_letters(deps: Deps, function: Function) -> list[Message]:
     while batch := deps.queue.receive(queue, 10):
         for message in batch:
             try:
-                parsed = parse_messages(message.body, deps.city.city)
+                parsed = parse_messages(message.body, deps.city.slug)
             except TerminalError:
                 parsed = [Message(city="?", stage="?", bucket="", key="")]
             for claim in parsed:
-                done = lineage_key(
-                    deps.city.city, function, input_id(claim.bucket, claim.key, claim.etag)
+                done = deps.names.lineage_key(
+                    function, input_id(claim.bucket, claim.key, claim.etag)
                 )
                 if not deps.store.exists(audit, done):
                     seen.setdefault(message.message_id, claim)
@@ -84,7 +80,7 @@ def dead_letters(deps: Deps, function: Function) -> list[Message]:
 
 def quarantined_messages(deps: Deps, function: Function) -> int:
     """Queue messages a function quarantined because they were no claim check at all."""
-    prefix = quarantined_messages_prefix(deps.city.city, function)
+    prefix = deps.names.quarantined_messages_prefix(function)
     return sum(1 for _ in deps.store.list(deps.names.bucket(Zone.QUARANTINE), prefix))
 
 
@@ -224,7 +220,7 @@ def build_report(
         checks += bridge.checks()
     all_quarantined = sum((Counter(books.of(f).quarantined) for f in Function), Counter())
     return {
-        "city": deps.city.city,
+        "city": deps.city.slug,
         "received": ingest.received + dead_records[Function.INGEST],
         "resent": resent,
         "accepted": ingest.accepted,
@@ -285,7 +281,7 @@ def epsilon_checks(deps: Deps, noised_releases: list[list[str]]) -> list[Check]:
     if noise is None:
         return []
     audit = deps.names.bucket(Zone.AUDIT)
-    entries = {i.key for i in deps.store.list(audit, epsilon_prefix(deps.city.city))}
+    entries = {i.key for i in deps.store.list(audit, deps.names.epsilon_prefix())}
     charged = sum(1 for keys in noised_releases if len(keys) == 1 and keys[0] in entries)
     over = sum(1 for spent in _spent(deps).values() if spent > noise.budget + 1e-9)
     return [

@@ -79,12 +79,12 @@ def build(city_file: Path, out: Path = ROOT / ".build" / "scaleway") -> Scaleway
             f"({', '.join(sorted(SCALEWAY_REGIONS))}); a city deployed to Scaleway says so "
             "in its city file (see infra/cities/velden-scaleway.yaml)"
         )
-    target = out / city.city
+    target = out / city.slug
     shutil.rmtree(target, ignore_errors=True)
     (target / "infra" / "cities").mkdir(parents=True)
     # The city's values rendered in: serverless v3 cannot name a service from a parameter.
     template = (TEMPLATE / "serverless.yml").read_text()
-    rendered = template.replace("${param:city}", city.city).replace("${param:region}", city.region)
+    rendered = template.replace("${param:city}", city.slug).replace("${param:region}", city.region)
     (target / "serverless.yml").write_text(rendered)
     for function in sorted((ROOT / "functions").iterdir()):
         if (function / "scaleway.py").is_file():
@@ -92,7 +92,7 @@ def build(city_file: Path, out: Path = ROOT / ".build" / "scaleway") -> Scaleway
             shutil.copy(function / "scaleway.py", target / "functions" / function.name)
     files = city_files(city_file)
     for path in files:  # the deployed name is the city's; what it extends keeps its name
-        name = f"{city.city}.yaml" if path == city_file else path.name
+        name = f"{city.slug}.yaml" if path == city_file else path.name
         shutil.copy(path, target / "infra" / "cities" / name)
     site = target / "package"
     platforms = [arg for platform in PLATFORMS for arg in ("--platform", platform)]
@@ -127,7 +127,7 @@ def build(city_file: Path, out: Path = ROOT / ".build" / "scaleway") -> Scaleway
         },
     }
     subprocess.run([str(serverless), "package"], cwd=target, env=env, check=True)
-    archive = target / ".serverless" / f"citypipe-{city.city}.zip"
+    archive = target / ".serverless" / f"citypipe-{city.slug}.zip"
     size = archive.stat().st_size
     if size > MAX_ZIP_BYTES:
         raise PackagingError(f"{archive}: {size / 2**20:.1f} MiB, over Scaleway's 100 MiB")

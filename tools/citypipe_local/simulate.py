@@ -1081,7 +1081,7 @@ def simulate(
     cells = sim.cells.rows()
     identifiers = sorted(sim.identifiers)
     truth = {
-        "city": city.city,
+        "city": city.slug,
         "seed": seed,
         "hours": hours,
         "scale": scale,

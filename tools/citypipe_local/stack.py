@@ -143,7 +143,7 @@ def buckets(city: City, names: StackNames) -> list[Bucket]:
             names.bucket(zone),
             zone.value,
             [("", days)] if (days := city.retention_days.get(zone)) is not None else [],
-            f"{Zone.OPEN.value}/{city.city}/" if zone is Zone.OPEN else None,
+            f"{Zone.OPEN.value}/{city.slug}/" if zone is Zone.OPEN else None,
         )
         for zone in Zone
     ]

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from citypipe.adapters.boto import NOT_FOUND, classified, error_code
 from citypipe.domain.errors import KeyDestroyedError, NotFoundError
-from citypipe.domain.naming import key_horizon_object, key_object_prefix, noise_secret_object
+from citypipe.domain.naming import StackNames
 from citypipe.ports import KeyStore, ObjectStore
 
 if TYPE_CHECKING:
@@ -48,9 +48,10 @@ class ObjectKeyStore(KeyStore):
     def __init__(self, store: ObjectStore, bucket: str, city: str) -> None:
         self.store = store
         self.bucket = bucket
-        self.prefix = key_object_prefix(city)
-        self.horizon_key = key_horizon_object(city)
-        self.noise_key = noise_secret_object(city)
+        names = StackNames(city)
+        self.prefix = names.key_object_prefix()
+        self.horizon_key = names.key_horizon_object()
+        self.noise_key = names.noise_secret_object()
 
     def _key(self, day: date) -> str:
         return f"{self.prefix}{day.isoformat()}.key"

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from citypipe.adapters.boto import NOT_FOUND, classified, error_code
 from citypipe.domain.errors import NotFoundError
-from citypipe.domain.naming import webhook_token_object, webhook_token_secret
+from citypipe.domain.naming import StackNames
 from citypipe.ports import ObjectStore, WebhookTokens
 
 if TYPE_CHECKING:
@@ -43,17 +43,17 @@ class ObjectWebhookTokens(WebhookTokens):
     def __init__(self, store: ObjectStore, bucket: str, city: str) -> None:
         self.store = store
         self.bucket = bucket
-        self.city = city
+        self.names = StackNames(city)
 
     def _digests(self, source: str) -> list[str]:
         try:
-            body = self.store.get(self.bucket, webhook_token_object(self.city, source)).body
+            body = self.store.get(self.bucket, self.names.webhook_token_object(source)).body
         except NotFoundError:
             return []  # no token minted for this source: every request is refused
         return _digests_of(body.decode())
 
     def _set_digests(self, source: str, digests: list[str]) -> None:
-        key = webhook_token_object(self.city, source)
+        key = self.names.webhook_token_object(source)
         self.store.put(self.bucket, key, _document(digests).encode(), "application/json")
 
 
@@ -76,7 +76,7 @@ class FileWebhookTokens(WebhookTokens):
 
 
 class SecretsManagerWebhookTokens(WebhookTokens):
-    """One secret a source, ``naming.webhook_token_secret(prefix, city, source)``.
+    """One secret a source, ``StackNames.webhook_token_secret(prefix, source)``.
 
     ingest reads them (cached for a minute: a revoked token stops working within one);
     the operator's ``citypipe webhook-token`` writes them with the operator's credentials.
@@ -90,7 +90,7 @@ class SecretsManagerWebhookTokens(WebhookTokens):
         self.city = city
 
     def _name(self, source: str) -> str:
-        return webhook_token_secret(self.prefix, self.city, source)
+        return StackNames(self.city).webhook_token_secret(self.prefix, source)
 
     @classified
     def _digests(self, source: str) -> list[str]:

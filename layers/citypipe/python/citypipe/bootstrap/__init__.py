@@ -36,7 +36,7 @@ def deps_from(settings: Settings) -> Deps:
     city = city_from(settings)
     return Deps(
         city=city,
-        names=StackNames(city.city, settings.stack.name_prefix),
+        names=StackNames(city.slug, settings.stack.name_prefix),
         store=S3ObjectStore(s3_client(settings.service("storage"))),
         queue=SqsQueue(sqs_client(settings.service("queues"))),
         clock=SystemClock(),

@@ -28,7 +28,7 @@ def build(deps: Deps, keys: KeyStore, tokens: WebhookTokens) -> FunctionApp:
 
 def tokens_from(settings: Settings, deps: Deps) -> WebhookTokens:
     """The digests of the hubs' tokens, in the stack's keys bucket by default."""
-    city = deps.city.city
+    city = deps.city.slug
     if settings.webhook.tokens == "object":
         from citypipe.adapters.tokens import ObjectWebhookTokens
 

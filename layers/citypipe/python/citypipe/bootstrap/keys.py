@@ -4,7 +4,6 @@ pseudonyms) and export (the hourly job destroys old secrets)."""
 from __future__ import annotations
 
 from citypipe.adapters.keys import FileKeyStore, ObjectKeyStore, SecretsManagerKeyStore
-from citypipe.domain.naming import key_secrets_prefix
 from citypipe.ports import KeyStore
 from citypipe.service.stage import Deps
 from citypipe.settings import Settings
@@ -17,7 +16,7 @@ class KeyStoreRefusedError(ValueError):
 
 def key_store_from(settings: Settings, deps: Deps) -> KeyStore:
     """The configured key store, on the stack's own object storage by default."""
-    city = deps.city.city
+    city = deps.city.slug
     if settings.keys.store == "object":
         return ObjectKeyStore(deps.store, deps.names.keys_bucket(), city)
     if settings.keys.store == "secretsmanager":
@@ -25,7 +24,7 @@ def key_store_from(settings: Settings, deps: Deps) -> KeyStore:
 
         return SecretsManagerKeyStore(
             secretsmanager_client(settings.service("secrets")),
-            key_secrets_prefix(settings.keys.secret_prefix, city),
+            deps.names.secret_keys_prefix(settings.keys.secret_prefix),
         )
     if settings.stack.deployment != "local":
         raise KeyStoreRefusedError(

@@ -223,7 +223,10 @@ class Publisher(Strict):
 
 
 class City(Strict):
-    city: Annotated[str, Field(pattern=SLUG)]
+    slug: Annotated[
+        str,
+        Field(pattern=SLUG, description="the city's short name: in every bucket, queue and key"),
+    ]
     name: str
     region: str
     licence: str = "https://creativecommons.org/licenses/by/4.0/"
@@ -484,6 +487,6 @@ def require_region(city: City, region: str | None, where: str) -> None:
         )
     if region != city.region:
         raise ResidencyError(
-            f"{where}: region {region!r} is not the city's: {city.city} is kept in "
+            f"{where}: region {region!r} is not the city's: {city.slug} is kept in "
             f"{city.region!r} (its city file's region)"
         )

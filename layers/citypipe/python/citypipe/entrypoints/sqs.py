@@ -14,7 +14,6 @@ from citypipe.core.codecs import jsonl_gz
 from citypipe.core.redact import redact_text
 from citypipe.domain.errors import BackendRefusedError, TerminalError
 from citypipe.domain.model import Function, Message, Zone
-from citypipe.domain.naming import quarantined_message_key
 from citypipe.entrypoints.events import parse_messages
 from citypipe.service.stage import Deps, log
 
@@ -41,7 +40,7 @@ class ClaimCheckConsumer:
         """One queue message, whatever platform delivered it. Returns when it is done or
         quarantined (acknowledge it); raises when it should come again."""
         try:
-            messages = parse_messages(body, self.deps.city.city)
+            messages = parse_messages(body, self.deps.city.slug)
         except TerminalError as exc:
             self.quarantine_message(body, message_id, exc)
             return
@@ -56,7 +55,6 @@ class ClaimCheckConsumer:
             raise
 
     def quarantine_message(self, body: str, message_id: str, exc: TerminalError) -> None:
-        city = self.deps.city.city
         row = {
             "reason": exc.reason,
             "detail": exc.detail,
@@ -65,7 +63,7 @@ class ClaimCheckConsumer:
         }
         self.deps.store.put_if_absent(
             self.deps.names.bucket(Zone.QUARANTINE),
-            quarantined_message_key(city, self.function, body),
+            self.deps.names.quarantined_message_key(self.function, body),
             jsonl_gz([row]),
             "application/x-ndjson",
         )

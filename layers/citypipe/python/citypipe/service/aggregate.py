@@ -10,7 +10,6 @@ from citypipe.core.columnar import parquet_bytes, read_parquet
 from citypipe.domain.books import AggregateCounts
 from citypipe.domain.errors import TerminalError
 from citypipe.domain.model import Message, Zone
-from citypipe.domain.naming import next_key
 from citypipe.ports import StoredObject
 from citypipe.service.stage import Deps, Outcome, Output
 
@@ -27,7 +26,7 @@ def aggregate_object(obj: StoredObject, message: Message, deps: Deps, ident: str
         outputs=[
             Output(
                 zone=Zone.AGGREGATES,
-                key=next_key(Zone.AGGREGATES, deps.city.city, message.key, ident, "parquet"),
+                key=deps.names.next_key(Zone.AGGREGATES, message.key, ident, "parquet"),
                 body=parquet_bytes(partial),
                 records=aggregated,
                 format="parquet",

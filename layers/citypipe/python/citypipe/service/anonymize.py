@@ -13,7 +13,6 @@ from citypipe.core.columnar import parquet_bytes
 from citypipe.domain.books import AnonymizeCounts
 from citypipe.domain.errors import TerminalError
 from citypipe.domain.model import RAW_EXTENSION, RAW_FIELDS, Function, Message, Zone
-from citypipe.domain.naming import next_key
 from citypipe.ports import StoredObject
 from citypipe.service.stage import Deps, Outcome, Output
 
@@ -29,7 +28,7 @@ def raw_columns_of(obj: StoredObject) -> dict[str, list[Any]]:
 
 def anonymize_object(obj: StoredObject, message: Message, deps: Deps, ident: str) -> Outcome:
     """The stage core: a raw object of pseudonymous readings -> a clean Parquet object."""
-    key = next_key(Zone.CLEAN, deps.city.city, message.key, ident, "parquet")
+    key = deps.names.next_key(Zone.CLEAN, message.key, ident, "parquet")
     try:
         columns = raw_columns_of(obj)
         result = anonymize_columns(deps.city, columns)

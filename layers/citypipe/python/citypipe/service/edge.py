@@ -28,7 +28,7 @@ from citypipe.core.ingest import NO_PRIOR, Identity, Normalized, Partition, Payl
 from citypipe.core.pseudonyms import sensor_keys
 from citypipe.domain.books import IngestCounts
 from citypipe.domain.model import RAW_EXTENSION, RAW_FIELDS, Function, Message, Zone
-from citypipe.domain.naming import data_key, edge_key, input_id, lineage_key
+from citypipe.domain.naming import StackNames, edge_key, input_id
 from citypipe.ports import KeyStore
 from citypipe.service.stage import Deps, Outcome, Output, finish, log
 
@@ -52,7 +52,7 @@ def _bodies(normalized: Normalized) -> list[tuple[Partition, bytes]]:
 
 
 def to_outcome(
-    city: str,
+    names: StackNames,
     normalized: Normalized,
     ident: str,
     bodies: list[tuple[Partition, bytes]] | None = None,
@@ -60,8 +60,8 @@ def to_outcome(
     outputs = [
         Output(
             zone=Zone.RAW,
-            key=data_key(
-                Zone.RAW, city, datetime.fromtimestamp(day, UTC), source, ident, RAW_EXTENSION
+            key=names.data_key(
+                Zone.RAW, datetime.fromtimestamp(day, UTC), source, ident, RAW_EXTENSION
             ),
             body=gz(text, RAW_GZIP_LEVEL),
             records=len(normalized.by_partition[source, day]),
@@ -129,7 +129,7 @@ def prepare(
     what it wrote (the MQTT bridge) needs no recognition by content, and two of its batches
     that normalize alike (a resent message alone, a refused payload alone) are two."""
     now = deps.clock.now().timestamp()
-    key_for = sensor_keys(keys, deps.city.city) if keys is not None else None
+    key_for = sensor_keys(keys, deps.city.slug) if keys is not None else None
     with paused():  # the batch's objects are alive until its bodies are made
         normalized = normalize(
             deps.city, fmt, payloads, now=now, key_for=key_for, only_source=only_source,
@@ -138,7 +138,7 @@ def prepare(
         bodies = _bodies(normalized)
     ident = content_id(normalized, bodies, salt)
     name = fmt.name if fmt is not None else "mixed"
-    city = deps.city.city
+    city = deps.city.slug
     message = Message(
         city=city,
         stage="edge",
@@ -148,7 +148,7 @@ def prepare(
         format=name,
         trace_id=trace_id,
     )
-    return EdgeBatch(ident, message, to_outcome(city, normalized, ident, bodies), normalized)
+    return EdgeBatch(ident, message, to_outcome(deps.names, normalized, ident, bodies), normalized)
 
 
 def commit(deps: Deps, ident: str, message: Message, outcome: Outcome) -> bool:
@@ -156,8 +156,9 @@ def commit(deps: Deps, ident: str, message: Message, outcome: Outcome) -> bool:
     same readings received again, or being received at this very moment: the lineage's
     conditional put tells), True when this call recorded it. Idempotent: a call that failed
     half-way is completed by the next with the same batch (conditional puts)."""
-    city = deps.city.city
-    if deps.store.exists(deps.names.bucket(Zone.AUDIT), lineage_key(city, Function.INGEST, ident)):
+    if deps.store.exists(
+        deps.names.bucket(Zone.AUDIT), deps.names.lineage_key(Function.INGEST, ident)
+    ):
         log.info("duplicate batch", extra={"function": "ingest", "input_id": ident})
         return False
     return finish(Function.INGEST, message, deps, ident, outcome)

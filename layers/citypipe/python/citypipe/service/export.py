@@ -53,19 +53,8 @@ from citypipe.domain.books import (
 from citypipe.domain.errors import NotFoundError, TransientError
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import (
-    aggregates_prefix,
-    catalog_key,
-    datapackage_key,
     day_of,
-    epsilon_charge_key,
-    epsilon_prefix,
     input_id,
-    lineage_key,
-    metadata_marker_key,
-    open_day_prefix,
-    portal_key,
-    publication_key,
-    publications_prefix,
 )
 from citypipe.domain.themes import (
     OpenFormat,
@@ -94,9 +83,9 @@ def export_day(
     rebuild the catalogue, data package and portal afterwards (always, so a catalogue a
     racing export left behind is repaired by the next run). ``group_rows``: partial rows
     merged at once (the files are the same bytes whatever it is; memory is bounded by it)."""
-    city = deps.city.city
+    city = deps.city.slug
     bucket = deps.names.bucket(Zone.AGGREGATES)
-    prefix = aggregates_prefix(city, day)
+    prefix = deps.names.aggregates_prefix(day)
     # Merged in key order, whatever order the backend lists them in: float sums depend on
     # the order they are added in, and the open files must be reproducible.
     infos = sorted(deps.store.list(bucket, prefix), key=lambda info: info.key)
@@ -211,10 +200,9 @@ def _published(deps: Deps, ident: str, theme: Theme, day: str) -> bool:
     still what that export wrote. An export that raced with another one (or a hand edit)
     may have left other bytes in place; then the theme is published again rather than
     skipped. Three requests: the lineage, a listing of the day, the record's head."""
-    city = deps.city.city
     try:
         body = deps.store.get(
-            deps.names.bucket(Zone.AUDIT), lineage_key(city, Function.EXPORT, ident)
+            deps.names.bucket(Zone.AUDIT), deps.names.lineage_key(Function.EXPORT, ident)
         ).body
     except NotFoundError:
         return False
@@ -222,11 +210,11 @@ def _published(deps: Deps, ident: str, theme: Theme, day: str) -> bool:
     written = {
         o.key: o.etag for o in Lineage.model_validate_json(body).outputs if o.bucket == open_bucket
     }
-    record = publication_key(city, theme.slug, day)
+    record = deps.names.publication_key(theme.slug, day)
     found = {
         i.key: i.etag
         for i in deps.store.list(
-            deps.names.bucket(Zone.OPEN), open_day_prefix(city, theme.slug, day)
+            deps.names.bucket(Zone.OPEN), deps.names.open_day_prefix(theme.slug, day)
         )
     }
     if record in written:
@@ -263,8 +251,8 @@ def _version(
 ) -> Publication:
     """The day's publication record: the previous one when the bytes did not change, else
     the next version, with what changed against the version before."""
-    city = deps.city.city
-    previous = _previous(deps, publication_key(city, result.theme.slug, result.day))
+    city = deps.city.slug
+    previous = _previous(deps, deps.names.publication_key(result.theme.slug, result.day))
     if previous is not None and previous.files == files:
         return previous
     tally = _tally(result)
@@ -312,7 +300,7 @@ def _written(
         try:
             key = None
             if _people(deps, theme) and deps.city.disclosure.noise is not None:
-                key = noise_key(keys.noise_secret(), deps.city.city)
+                key = noise_key(keys.noise_secret(), deps.city.slug)
             found = [q for q in present if theme.owns(q)]
             directory = partials.directory.parent / theme.slug
             writers[theme.slug] = ThemeDayWriter(deps.city, theme, day, directory, found, key)
@@ -357,7 +345,7 @@ def _publish(deps: Deps, message: Message, ident: str, result: ThemeDay) -> None
     people counts with noise is charged to the ε ledger first (an output of the export,
     written before its files), and refused when a sensor's day has no budget left for it
     (the version published before stays)."""
-    city, theme = deps.city.city, result.theme
+    theme = result.theme
     day = message.window or ""
     if not result.cells and not _people(deps, theme):
         finish(
@@ -384,7 +372,7 @@ def _publish(deps: Deps, message: Message, ident: str, result: ThemeDay) -> None
     files = [
         PublishedFile(
             format=fmt.value,
-            key=result.key(city, fmt),
+            key=result.key(deps.names, fmt),
             media_type=ThemeDay.media_type(fmt),
             bytes=body.size,
             sha256=body.sha256,
@@ -396,7 +384,7 @@ def _publish(deps: Deps, message: Message, ident: str, result: ThemeDay) -> None
     outputs += [
         Output(
             Zone.OPEN,
-            result.key(city, fmt),
+            result.key(deps.names, fmt),
             body,
             result.cells,
             fmt.value,
@@ -408,7 +396,7 @@ def _publish(deps: Deps, message: Message, ident: str, result: ThemeDay) -> None
     outputs.append(
         Output(
             Zone.OPEN,
-            publication_key(city, theme.slug, day),
+            deps.names.publication_key(theme.slug, day),
             json_bytes(record.model_dump(mode="json")),
             record.version,
             "json",
@@ -441,7 +429,7 @@ BUDGET_SPENT = "epsilon_budget_spent"
 def ledger(deps: Deps, day: str | None = None) -> list[EpsilonCharge]:
     """The ε ledger's entries: of one day, or of every day."""
     audit = deps.names.bucket(Zone.AUDIT)
-    keys = [i.key for i in deps.store.list(audit, epsilon_prefix(deps.city.city, day))]
+    keys = [i.key for i in deps.store.list(audit, deps.names.epsilon_prefix(day))]
     return [EpsilonCharge.model_validate_json(o.body) for o in deps.store.get_many(audit, keys)]
 
 
@@ -454,9 +442,9 @@ def _charge(deps: Deps, message: Message, result: ThemeDay) -> Output | ExportCo
     data makes a new partial set, not a new release)."""
     noise = deps.city.disclosure.noise
     assert noise is not None
-    city, day, theme = deps.city.city, message.window or "", result.theme
+    city, day, theme = deps.city.slug, message.window or "", result.theme
     release, sensors = result.release, list(result.sensors)
-    key = epsilon_charge_key(city, day, theme.slug, release)
+    key = deps.names.epsilon_charge_key(day, theme.slug, release)
     entries = ledger(deps, day)
     if not any(e.release == release and e.dataset == theme.slug for e in entries):
         spent: dict[str, float] = {}
@@ -498,7 +486,7 @@ def _people(deps: Deps, theme: Theme) -> list[str]:
 def publications(deps: Deps) -> list[Publication]:
     """Every theme's published days, as their records say (read concurrently)."""
     bucket = deps.names.bucket(Zone.OPEN)
-    keys = [i.key for i in deps.store.list(bucket, publications_prefix(deps.city.city))]
+    keys = [i.key for i in deps.store.list(bucket, deps.names.publications_prefix())]
     return [Publication.model_validate_json(o.body) for o in deps.store.get_many(bucket, keys)]
 
 
@@ -511,10 +499,10 @@ def publish_metadata(deps: Deps) -> None:
     requests. A new citypipe release shows in the metadata with the next publication."""
     city = deps.city
     open_bucket, audit = deps.names.bucket(Zone.OPEN), deps.names.bucket(Zone.AUDIT)
-    infos = list(deps.store.list(open_bucket, publications_prefix(city.city)))
+    infos = list(deps.store.list(open_bucket, deps.names.publications_prefix()))
     # the records and the city file (licence, publisher, zones) are what the files show
     inputs = [city.model_dump_json(), *(f"{i.key}@{i.etag}" for i in infos)]
-    marker = metadata_marker_key(city.city, input_id("metadata", *inputs))
+    marker = deps.names.metadata_marker_key(input_id("metadata", *inputs))
     if _still_built(deps, marker):
         return
     records = [
@@ -530,9 +518,9 @@ def publish_metadata(deps: Deps) -> None:
     document = catalogue(city, themes, records, register)
     files = {
         **documents,  # the register and the record of processing first: the others list them
-        catalog_key(city.city): (json_bytes(document), "application/ld+json"),
-        catalog_key(city.city, "ttl"): (to_turtle(document).encode(), "text/turtle"),
-        datapackage_key(city.city): (
+        deps.names.catalog_key(): (json_bytes(document), "application/ld+json"),
+        deps.names.catalog_key("ttl"): (to_turtle(document).encode(), "text/turtle"),
+        deps.names.datapackage_key(): (
             json_bytes(datapackage(city, themes, records, register)),
             "application/json",
         ),
@@ -553,7 +541,7 @@ def _still_built(deps: Deps, marker: str) -> bool:
     except NotFoundError:
         return False
     etags: dict[str, str] = json.loads(body)
-    for key in (catalog_key(deps.city.city), portal_key(deps.city.city)):
+    for key in (deps.names.catalog_key(), deps.names.portal_key()):
         info = deps.store.head(deps.names.bucket(Zone.OPEN), key)
         if info is None or info.etag != etags.get(key):
             return False
@@ -563,7 +551,7 @@ def _still_built(deps: Deps, marker: str) -> bool:
 def days_with_partials(deps: Deps) -> list[str]:
     """Every day that has partials: what an on-demand 'export everything' publishes."""
     bucket = deps.names.bucket(Zone.AGGREGATES)
-    prefix = aggregates_prefix(deps.city.city)
+    prefix = deps.names.aggregates_prefix()
     return sorted({day_of(i.key, prefix) for i in deps.store.list(bucket, prefix)})
 
 

@@ -36,13 +36,8 @@ from citypipe.domain.books import (
 from citypipe.domain.errors import NotFoundError
 from citypipe.domain.model import Zone
 from citypipe.domain.naming import (
-    clean_day_prefix,
     input_id,
     is_scrubbed,
-    key_destruction_key,
-    scrub_day_key,
-    scrub_days_prefix,
-    scrub_record_key,
     scrubbed_key,
     source_of,
 )
@@ -110,7 +105,7 @@ def scrub_object(deps: Deps, key: str, etag: str, day: str, fired: datetime) -> 
     )
     deps.store.put_if_absent(
         deps.names.bucket(Zone.AUDIT),
-        scrub_record_key(deps.city.city, input_id(clean, key, obj.etag)),
+        deps.names.scrub_record_key(input_id(clean, key, obj.etag)),
         record.model_dump_json(indent=1).encode(),
         "application/json",
     )
@@ -126,7 +121,7 @@ def scrub_clean(deps: Deps, keep_from: date, fired: datetime, since: date | None
     if not personal:
         return 0
     audit = deps.names.bucket(Zone.AUDIT)
-    settled_prefix = scrub_days_prefix(city.city)
+    settled_prefix = deps.names.scrub_days_prefix()
     settled = {
         info.key.removeprefix(settled_prefix).removesuffix(".json")
         for info in deps.store.list(audit, settled_prefix)
@@ -140,7 +135,7 @@ def scrub_clean(deps: Deps, keep_from: date, fired: datetime, since: date | None
             continue
         done = 0
         for info in deps.store.list(
-            deps.names.bucket(Zone.CLEAN), clean_day_prefix(city.city, day)
+            deps.names.bucket(Zone.CLEAN), deps.names.clean_day_prefix(day)
         ):
             if is_scrubbed(info.key) or source_of(info.key) not in personal:
                 continue
@@ -150,7 +145,7 @@ def scrub_clean(deps: Deps, keep_from: date, fired: datetime, since: date | None
         if back > SETTLED_AFTER_DAYS:
             mark = CleanDaySettled(day=day, scrubbed=done, at=fired)
             deps.store.put_if_absent(
-                audit, scrub_day_key(city.city, day), mark.model_dump_json().encode(),
+                audit, deps.names.scrub_day_key(day), mark.model_dump_json().encode(),
                 "application/json",
             )  # fmt: skip
     if scrubbed:
@@ -168,7 +163,7 @@ def destroy_keys(deps: Deps, keys: KeyStore, keep_from: date, fired: datetime) -
         record = KeyDestruction(destroyed_before=keep_from, destroyed=destroyed, at=fired)
         deps.store.put_if_absent(
             deps.names.bucket(Zone.AUDIT),
-            key_destruction_key(deps.city.city, fired),
+            deps.names.key_destruction_key(fired),
             record.model_dump_json(indent=1).encode(),
             "application/json",
         )

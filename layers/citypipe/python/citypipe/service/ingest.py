@@ -88,9 +88,9 @@ def ingest_core(keys: KeyStore | None) -> Core:
         else:
             ctx = Context(received_at=at)
             payloads = [Payload(line, ctx, number) for number, line in _lines(body)]
-        key_for = sensor_keys(keys, deps.city.city) if keys is not None else None
+        key_for = sensor_keys(keys, deps.city.slug) if keys is not None else None
         normalized = normalize(deps.city, fmt, payloads, now=at, key_for=key_for)
-        return to_outcome(deps.city.city, normalized, ident)
+        return to_outcome(deps.names, normalized, ident)
 
     return ingest_drop
 

@@ -44,8 +44,6 @@ from citypipe.core.pseudonyms import journal_key
 from citypipe.domain.books import Book, IngestCounts
 from citypipe.domain.errors import KeyDestroyedError
 from citypipe.domain.model import Function, Message, Zone
-from citypipe.domain.naming import journal_key as entry_key
-from citypipe.domain.naming import journal_prefix
 from citypipe.ports import Body, KeyStore
 from citypipe.service.edge import EdgeBatch, commit
 from citypipe.service.stage import Deps, Outcome, Output, log
@@ -118,7 +116,7 @@ class PreparedWrite(Book):
 
 
 class JournalEntry(Book):
-    """One batch of a long-running edge, at ``naming.journal_key``."""
+    """One batch of a long-running edge, at ``StackNames.journal_entry_key``."""
 
     v: Literal[1] = 1
     owner: str
@@ -188,7 +186,7 @@ class EdgeJournal:
     def _key(self, day: date) -> bytes:
         key = self._hmac_keys.get(day)
         if key is None:
-            key = self._hmac_keys[day] = journal_key(self.keys, self.deps.city.city, day)
+            key = self._hmac_keys[day] = journal_key(self.keys, self.deps.city.slug, day)
         return key
 
     def today(self) -> date:
@@ -273,7 +271,7 @@ class EdgeJournal:
     # --- storage -------------------------------------------------------------------------------
 
     def _remember(self, entry: JournalEntry) -> None:
-        key = entry_key(self.deps.city.city, self.owner, entry.at, entry.input_id)
+        key = self.deps.names.journal_entry_key(self.owner, entry.at, entry.input_id)
         self._written.append(_Written(key, entry.at))
         for mid, digest in entry.messages:
             gated = (entry.day, mid, digest)
@@ -297,12 +295,12 @@ class EdgeJournal:
                 self._hmac_keys.pop(day, None)
 
     def _keys(self) -> Iterator[str]:
-        prefix = journal_prefix(self.deps.city.city, self.owner)
+        prefix = self.deps.names.journal_prefix(self.owner)
         for info in self.deps.store.list(self.bucket, prefix):
             yield info.key
 
     def _put(self, entry: JournalEntry) -> None:
-        key = entry_key(self.deps.city.city, self.owner, entry.at, entry.input_id)
+        key = self.deps.names.journal_entry_key(self.owner, entry.at, entry.input_id)
         body = gz(entry.model_dump_json().encode())
         self.deps.store.put(self.bucket, key, body, "application/json")
 

@@ -19,7 +19,7 @@ from citypipe.domain.books import COUNTS, Lineage, ObjectRef, StageCounts, Writt
 from citypipe.domain.city import City
 from citypipe.domain.errors import NotFoundError, TerminalError
 from citypipe.domain.model import Function, Message, Zone
-from citypipe.domain.naming import StackNames, input_id, lineage_key, quarantine_key
+from citypipe.domain.naming import StackNames, input_id
 from citypipe.ports import Body, Clock, ObjectStore, Queue, StoredObject
 from citypipe.service.metrics import embedded_metrics
 
@@ -89,7 +89,7 @@ def run_stage(function: Function, message: Message, deps: Deps, core: Core) -> s
     record (the message is acknowledged); anything else propagates to be retried.
     """
     ident = input_id(message.bucket, message.key, message.etag)
-    done_key = lineage_key(deps.city.city, function, ident)
+    done_key = deps.names.lineage_key(function, ident)
     if _is_done(deps, done_key):
         return _duplicate(function, message, deps, ident)
     try:
@@ -123,7 +123,7 @@ def finish(function: Function, message: Message, deps: Deps, ident: str, outcome
     """Write outputs, tell the next stage, record lineage, then consume the input. Returns
     whether this call recorded the lineage (False: a concurrent delivery of the same input
     did, first)."""
-    city = deps.city.city
+    city = deps.city.slug
     written: list[Written] = []
     notices: dict[Function, list[dict[str, Any]]] = {}
     for out in outcome.outputs:
@@ -146,7 +146,7 @@ def finish(function: Function, message: Message, deps: Deps, ident: str, outcome
     if outcome.quarantine:
         deps.store.put_if_absent(
             deps.names.bucket(Zone.QUARANTINE),
-            quarantine_key(city, function, ident),
+            deps.names.quarantine_key(function, ident),
             jsonl_gz(outcome.quarantine),
             "application/x-ndjson",
         )
@@ -165,7 +165,7 @@ def finish(function: Function, message: Message, deps: Deps, ident: str, outcome
     )
     recorded = deps.store.put_if_absent(
         deps.names.bucket(Zone.AUDIT),
-        lineage_key(city, function, ident),
+        deps.names.lineage_key(function, ident),
         lineage.model_dump_json(indent=1).encode(),
         "application/json",
     ).created

@@ -19,7 +19,7 @@ from citypipe.core.publish.register import REGISTER, TITLES, Register
 from citypipe.core.publish.tables import columns, published_quantities
 from citypipe.domain.books import Publication
 from citypipe.domain.city import City
-from citypipe.domain.naming import open_prefix
+from citypipe.domain.naming import StackNames
 from citypipe.domain.themes import OpenFormat, Theme
 
 LICENCES = {
@@ -69,7 +69,7 @@ def datapackage(
 ) -> dict[str, Any]:
     """The descriptor: every published day's CSV of every theme, in theme and day order,
     then the transparency register's and the record of processing's CSVs."""
-    prefix = open_prefix(city.city)
+    prefix = StackNames(city.slug).open_prefix()
     licence_name, licence_title = LICENCES.get(city.licence, ("other-open", city.licence))
     resources = []
     for theme in themes:
@@ -116,7 +116,7 @@ def datapackage(
             }
         )
     return {
-        "name": f"{city.city}-open-sensor-data",
+        "name": f"{city.slug}-open-sensor-data",
         "title": f"{city.name} open sensor data",
         "description": (
             f"Anonymized, aggregated readings of {city.name}'s public sensors per zone and "

@@ -23,7 +23,7 @@ from citypipe.core.publish.dcat import FORMATS, public_url
 from citypipe.core.publish.jsontext import JsonArrayWriter, json_bytes
 from citypipe.domain.books import ZoneSummary
 from citypipe.domain.city import City
-from citypipe.domain.naming import InputId, open_file_key
+from citypipe.domain.naming import InputId, StackNames
 from citypipe.domain.themes import OpenFormat, Theme, quantities_of
 from citypipe.ports import FileBody
 
@@ -50,8 +50,8 @@ class ThemeDay:
     release: str
     sensors: tuple[str, ...]
 
-    def key(self, city: str, fmt: OpenFormat) -> str:
-        return open_file_key(city, self.theme.slug, fmt, self.day)
+    def key(self, names: StackNames, fmt: OpenFormat) -> str:
+        return names.open_file_key(self.theme.slug, fmt, self.day)
 
     @staticmethod
     def media_type(fmt: OpenFormat) -> str:
@@ -87,7 +87,9 @@ class ThemeDayWriter:
         self.ngsi_ld = (
             None if theme.model is None else JsonArrayWriter(self.paths[OpenFormat.NGSI_LD])
         )
-        self.source = public_url(city, open_file_key(city.city, theme.slug, OpenFormat.CSV, day))
+        self.source = public_url(
+            city, StackNames(city.slug).open_file_key(theme.slug, OpenFormat.CSV, day)
+        )
         self.summary = tables.DaySummary(city, self.quantities)
         self.release = InputId("release", theme.slug, day)
         self.sensors: set[str] = set()

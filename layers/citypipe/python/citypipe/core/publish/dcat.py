@@ -19,7 +19,7 @@ from citypipe.core.publish.register import TITLES, Register
 from citypipe.core.publish.tables import published_quantities
 from citypipe.domain.books import Publication, PublishedFile
 from citypipe.domain.city import City
-from citypipe.domain.naming import portal_key
+from citypipe.domain.naming import StackNames
 from citypipe.domain.themes import (
     HVD_ENVIRONMENT,
     HVD_MOBILITY,
@@ -234,7 +234,7 @@ def _dataset(city: City, theme: Theme, publications: Sequence[Publication]) -> d
     found: dict[str, Any] = {
         "@id": f"{base}/datasets/{theme.slug}",
         "@type": "dcat:Dataset",
-        "dct:identifier": f"{city.city}/{theme.slug}",
+        "dct:identifier": f"{city.slug}/{theme.slug}",
         "dct:title": _text(f"{city.name}: {theme.title.lower()} per zone and 15 minutes"),
         "dct:description": _text(
             f"{theme.description} One row per zone, quantity and 15-minute window (UTC) with "
@@ -258,7 +258,9 @@ def _dataset(city: City, theme: Theme, publications: Sequence[Publication]) -> d
         "dcat:theme": _concept(f"{EU}data-theme/{theme.data_theme}"),
         "dct:accrualPeriodicity": _ref(f"{EU}frequency/DAILY", "dct:Frequency"),
         "dcat:temporalResolution": _typed("PT15M", "xsd:duration"),
-        "foaf:page": _ref(f"{base}/{portal_key(city.city)}#{theme.slug}", "foaf:Document"),
+        "foaf:page": _ref(
+            f"{base}/{StackNames(city.slug).portal_key()}#{theme.slug}", "foaf:Document"
+        ),
         "dct:temporal": _period(days[0], days[-1]) if days else None,
         "dct:spatial": _spatial(city),
         "dcat:distribution": [
@@ -309,7 +311,7 @@ def catalogue(
         "dct:spatial": _spatial(city),
         "dcat:themeTaxonomy": _ref(f"{EU}data-theme", "skos:ConceptScheme")
         | {"dct:title": _text("Data theme")},
-        "foaf:homepage": _ref(f"{base}/{portal_key(city.city)}", "foaf:Document"),
+        "foaf:homepage": _ref(f"{base}/{StackNames(city.slug).portal_key()}", "foaf:Document"),
         "dct:language": _ref(f"{EU}language/ENG", "dct:LinguisticSystem"),
         # the days of the data, not the clock: the catalogue stays a function of its records
         "dct:issued": _typed(days[0], "xsd:date") if days else None,
@@ -362,7 +364,7 @@ def _register_dataset(city: City, register: Register, days: Sequence[str]) -> di
     return {
         "@id": f"{base}/datasets/register",
         "@type": "dcat:Dataset",
-        "dct:identifier": f"{city.city}/register",
+        "dct:identifier": f"{city.slug}/register",
         "dct:title": _text(f"{city.name}: transparency register and record of processing"),
         "dct:description": _text(
             f"Every sensor source of {city.name}: what it measures, where, why, whether "
@@ -382,7 +384,7 @@ def _register_dataset(city: City, register: Register, days: Sequence[str]) -> di
             _text(k) for k in ("transparency", "GDPR", "record of processing", city.name)
         ],
         "dcat:theme": _concept(f"{EU}data-theme/GOVE"),
-        "foaf:page": _ref(f"{base}/{portal_key(city.city)}#register", "foaf:Document"),
+        "foaf:page": _ref(f"{base}/{StackNames(city.slug).portal_key()}#register", "foaf:Document"),
         "dct:temporal": _period(days[0], days[-1]) if days else None,
         "dct:spatial": _spatial(city),
         "dcat:distribution": distributions,

@@ -64,7 +64,7 @@ def _entity(
 ) -> dict[str, Any]:
     start, end = cell.window_start.strftime(ISO), cell.window_end.strftime(ISO)
     compact = cell.window_start.strftime("%Y%m%dT%H%MZ")
-    ident = f"urn:ngsi-ld:{model.type}:{city.city}:{cell.zone}:{compact}"
+    ident = f"urn:ngsi-ld:{model.type}:{city.slug}:{cell.zone}:{compact}"
     if vehicle:
         ident += f":{vehicle}"
     geometry = next(f.geometry for f in city.zones.features if f.id == cell.zone)

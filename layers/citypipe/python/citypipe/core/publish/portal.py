@@ -21,7 +21,7 @@ from citypipe.core.publish.register import RECORD, REGISTER, Register
 from citypipe.core.publish.tables import columns, published_quantities
 from citypipe.domain.books import Publication, ZoneSummary
 from citypipe.domain.city import City
-from citypipe.domain.naming import asset_key, catalog_key, datapackage_key, open_prefix, portal_key
+from citypipe.domain.naming import StackNames
 from citypipe.domain.themes import OpenFormat, Theme, measure_of
 
 RECENT_DAYS = 14  # days listed per dataset; the catalogue and the data package list all
@@ -173,7 +173,7 @@ def bar_chart(city: City, quantity: str, summary: Sequence[ZoneSummary]) -> str:
 def _href(city: City, key: str) -> str:
     """A link from the portal page (at the root of the city's open zone) to an object of
     it: relative, so the page works wherever the zone is served from."""
-    return escape(key.removeprefix(open_prefix(city.city)))
+    return escape(key.removeprefix(StackNames(city.slug).open_prefix()))
 
 
 def _downloads(city: City, theme: Theme, publications: Sequence[Publication]) -> str:
@@ -287,10 +287,8 @@ def index_html(
         "the privacy budget spent — will be published here.</p>"
     )
     licence = escape(city.licence)
-    catalogue, turtle = (
-        _href(city, catalog_key(city.city)),
-        _href(city, catalog_key(city.city, "ttl")),
-    )
+    names = StackNames(city.slug)
+    catalogue, turtle = _href(city, names.catalog_key()), _href(city, names.catalog_key("ttl"))
     sections = [("zones", "Zones"), ("privacy", "Privacy"), ("register", "Transparency register"),
                 ("metadata", "Metadata")]  # fmt: skip
     nav += "".join(f'<li><a href="#{ident}">{title}</a></li>' for ident, title in sections)
@@ -303,9 +301,9 @@ def index_html(
             '<meta charset="utf-8">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
             f"<title>{escape(city.name)} open sensor data</title>",
-            f'<link rel="stylesheet" href="{_href(city, asset_key(city.city, "portal.css"))}">',
+            f'<link rel="stylesheet" href="{_href(city, names.asset_key("portal.css"))}">',
             f'<link rel="icon" type="image/svg+xml" '
-            f'href="{_href(city, asset_key(city.city, "favicon.svg"))}">',
+            f'href="{_href(city, names.asset_key("favicon.svg"))}">',
             f'<link rel="alternate" type="application/ld+json" title="DCAT-AP catalogue" '
             f'href="{catalogue}">',
             "</head>",
@@ -330,7 +328,7 @@ def index_html(
             '<section id="metadata"><h2>Metadata and licence</h2><ul>',
             f'<li><a href="{catalogue}">DCAT-AP 3 catalogue (JSON-LD)</a> · '
             f'<a href="{turtle}">Turtle</a></li>',
-            f'<li><a href="{_href(city, datapackage_key(city.city))}">Frictionless data package</a>'
+            f'<li><a href="{_href(city, names.datapackage_key())}">Frictionless data package</a>'
             "</li>",
             f'<li>Licence: <a href="{licence}" rel="license">{licence}</a></li>',
             "</ul></section>",
@@ -350,11 +348,15 @@ def portal_files(
     register: Register | None = None,
 ) -> dict[str, tuple[bytes, str]]:
     """Key -> (bytes, content type) of the page and its assets."""
+    names = StackNames(city.slug)
     return {
-        portal_key(city.city): (
+        names.portal_key(): (
             index_html(city, themes, publications, register).encode(),
             "text/html; charset=utf-8",
         ),
-        asset_key(city.city, "portal.css"): (STYLESHEET.encode(), "text/css; charset=utf-8"),
-        asset_key(city.city, "favicon.svg"): (FAVICON.encode(), "image/svg+xml"),
+        names.asset_key("portal.css"): (
+            STYLESHEET.encode(),
+            "text/css; charset=utf-8",
+        ),
+        names.asset_key("favicon.svg"): (FAVICON.encode(), "image/svg+xml"),
     }

@@ -27,7 +27,7 @@ from citypipe.core.disclosure import noise_of, treatment
 from citypipe.domain.books import PublishedFile
 from citypipe.domain.city import Action, City, Source
 from citypipe.domain.model import QUANTITY_UNITS, Zone
-from citypipe.domain.naming import register_key
+from citypipe.domain.naming import StackNames
 from citypipe.domain.personal import GENERALIZABLE, PERSONAL_FIELDS
 from citypipe.domain.themes import theme_of
 
@@ -219,20 +219,21 @@ def _json(document: Any) -> bytes:
 
 def register_documents(city: City) -> dict[str, tuple[bytes, str]]:
     """Key -> (bytes, media type) of the register and the record, JSON and CSV."""
+    names = StackNames(city.slug)
     rows = register_rows(city)
     record = record_of_processing(city)
     columns = list(rows[0]) if rows else []
     return {
-        register_key(city.city, REGISTER, "json"): (
+        names.register_key(REGISTER, "json"): (
             _json({"city": city.name, "register": rows}),
             "application/json",
         ),
-        register_key(city.city, REGISTER, "csv"): (
+        names.register_key(REGISTER, "csv"): (
             _csv(columns, [[r[c] for c in columns] for r in rows]),
             "text/csv",
         ),
-        register_key(city.city, RECORD, "json"): (_json(record), "application/json"),
-        register_key(city.city, RECORD, "csv"): (
+        names.register_key(RECORD, "json"): (_json(record), "application/json"),
+        names.register_key(RECORD, "csv"): (
             _csv(["item", "value"], _flat(record)),
             "text/csv",
         ),
