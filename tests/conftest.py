@@ -18,7 +18,7 @@ from citypipe.domain.city import City, load_city
 from citypipe.domain.model import Function, Zone
 from citypipe.domain.naming import StackNames
 from citypipe.ports import token_digest
-from citypipe.service.stage import Deps
+from citypipe.service.kernel import Deps
 from citypipe.settings import KeySettings, Settings, StackSettings
 from citypipe_local import stack
 from citypipe_local.backends import Endpoint, backend

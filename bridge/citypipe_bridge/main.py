@@ -26,9 +26,9 @@ from citypipe.domain.books import BridgeCounts
 from citypipe.domain.city import ConfigError
 from citypipe.entrypoints.logs import logger
 from citypipe.ports import KeyStore
-from citypipe.service.bridge import Bridge, Delivery, Inbound
+from citypipe.service.bridge import Bridge, Delivery, FromBroker
 from citypipe.service.journal import EdgeJournal
-from citypipe.service.stage import Deps, log
+from citypipe.service.kernel import Deps, log
 from citypipe_bridge.mqtt import MqttClient
 from citypipe_bridge.settings import BridgeSettings
 
@@ -45,7 +45,7 @@ class Running:
     client: MqttClient | None = None
     failure: list[str] = field(default_factory=list)
     on_taken: Callable[[Delivery], None] | None = None  # each delivery batched, in order
-    inbound: queue.Queue[Inbound] | None = None  # what the client delivered, not yet taken
+    inbound: queue.Queue[FromBroker] | None = None  # what the client delivered, not yet taken
 
 
 def run(
@@ -70,7 +70,7 @@ def run(
 
     # bounded: a broker that sends beyond the receive maximum (Mosquitto 2.0 does, once the
     # first acknowledgements are in) finds the client no longer reading its socket
-    inbound: queue.Queue[Inbound] = queue.Queue(maxsize=mqtt.receive_max)
+    inbound: queue.Queue[FromBroker] = queue.Queue(maxsize=mqtt.receive_max)
     journal = EdgeJournal(deps, keys, mqtt.client_id, timedelta(seconds=mqtt.journal_retention_s))
     client = MqttClient(mqtt, sorted({r.topic for r in routes}), inbound, fatal)
     bridge = Bridge(deps, keys, journal, client.ack, mqtt.limits, on_taken=running.on_taken)

@@ -33,8 +33,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from citypipe.service.bridge import Connected, Delivery, Inbound
-from citypipe.service.stage import log
+from citypipe.service.bridge import Connected, Delivery, FromBroker
+from citypipe.service.kernel import log
 from citypipe_bridge.settings import MqttSettings
 
 RECEIVED_AT = "citypipe-received-at"  # a replay's recorded arrival (``arrival="property"``)
@@ -48,7 +48,7 @@ class MqttClient:
         self,
         settings: MqttSettings,
         filters: Sequence[str],
-        inbound: queue.Queue[Inbound],
+        inbound: queue.Queue[FromBroker],
         on_fatal: Callable[[str], None],
     ) -> None:
         self.settings = settings

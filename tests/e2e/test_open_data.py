@@ -42,7 +42,7 @@ from citypipe.domain.model import Message, Zone
 from citypipe.domain.naming import StackNames
 from citypipe.ports import SystemClock
 from citypipe.service.export import export_requested
-from citypipe.service.stage import Deps
+from citypipe.service.kernel import Deps
 from citypipe.settings import StackSettings
 from citypipe_local import stack
 from citypipe_local.backends import Endpoint

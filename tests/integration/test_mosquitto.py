@@ -45,7 +45,7 @@ from citypipe.domain.city import City
 from citypipe.domain.model import RAW_FIELDS, Zone
 from citypipe.ports import KeyStore, ObjectStore
 from citypipe.service.bridge import Delivery
-from citypipe.service.stage import Deps
+from citypipe.service.kernel import Deps
 from citypipe.settings import Settings
 from citypipe_bridge.main import BridgeFailed, Running, run
 from citypipe_bridge.settings import BridgeSettings, MqttSettings

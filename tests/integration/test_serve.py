@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 from conftest import ROOT, fresh_stack
 
+from citypipe.domain.limits import MAX_BODY_BYTES
 from citypipe.domain.model import Function, Zone
-from citypipe.service.ingest import MAX_BODY_BYTES
-from citypipe.service.stage import Deps
+from citypipe.service.kernel import Deps
 from citypipe_local.backends import Endpoint
 from citypipe_local.fakes import InMemoryKeyStore, InMemoryWebhookTokens
 from citypipe_local.serve import ServerOptions, WebhookServer

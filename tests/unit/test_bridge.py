@@ -22,7 +22,7 @@ from citypipe.domain.naming import StackNames
 from citypipe.ports import KeyStore
 from citypipe.service.bridge import Bridge, Connected, Delivery, Limits
 from citypipe.service.journal import EdgeJournal
-from citypipe.service.stage import Deps
+from citypipe.service.kernel import Deps
 from citypipe_local.fakes import FixedClock, InMemoryObjectStore
 from citypipe_local.report import Books, lineage_records
 

@@ -18,14 +18,13 @@ import pytest
 import yaml
 from conftest import CITY_FILE
 from test_formats import EXPECTED, FOLDER_FORMAT, REGISTRY
-from unit_support import normalized, raw_rows, senml_reading, wifi_observation
+from unit_support import normalized, post, raw_rows, senml_reading, wifi_observation
 
 from citypipe.core.pseudonyms import sensor_keys
 from citypipe.core.redact import MARK, redact, redact_text
 from citypipe.domain.city import City, parse_city
 from citypipe.domain.model import Zone
-from citypipe.service.ingest import ingest_webhook
-from citypipe.service.stage import Deps
+from citypipe.service.kernel import Deps
 from citypipe_local.fakes import InMemoryKeyStore
 
 MAC = "AA:BB:CC:DD:EE:01"
@@ -196,7 +195,7 @@ def test_no_identifier_of_a_reference_payload_is_stored_or_logged(
         body = body[: len(body) * 2 // 3]
     # When it is pushed to the webhook
     with caplog.at_level(logging.DEBUG):
-        ingest_webhook(
+        post(
             reference_deps,
             InMemoryKeyStore(),
             source_of(reference_deps.city, name),
@@ -215,7 +214,7 @@ def test_a_rejected_reference_payload_is_quarantined_once(
     reference_dir: Path, reference_deps: Deps, name: str
 ) -> None:
     body = (reference_dir / "payloads" / name).read_bytes()
-    ingest_webhook(
+    post(
         reference_deps,
         InMemoryKeyStore(),
         source_of(reference_deps.city, name),

@@ -27,7 +27,7 @@ from citypipe.domain.errors import (
     TransientError,
 )
 from citypipe.domain.model import Function, Zone
-from citypipe.service.stage import Deps
+from citypipe.service.kernel import Deps
 from citypipe_local.drops import drop_lines
 from citypipe_local.fakes import InMemoryKeyStore, InMemoryObjectStore
 

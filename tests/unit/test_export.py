@@ -62,7 +62,7 @@ from citypipe.service.export import (
     export_requested,
     ledger,
 )
-from citypipe.service.stage import Deps
+from citypipe.service.kernel import Deps
 from citypipe_local.fakes import InMemoryObjectStore
 
 

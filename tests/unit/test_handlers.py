@@ -30,12 +30,11 @@ from unit_support import (
 from citypipe.core.redact import redact_text
 from citypipe.domain.books import KeyDestruction
 from citypipe.domain.errors import KeyDestroyedError
+from citypipe.domain.limits import MAX_BODY_BYTES, MAX_BODY_LINES, MAX_REJECTIONS_SHOWN
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import StackNames, input_id
 from citypipe.domain.themes import OpenFormat
-from citypipe.service.ingest import MAX_REJECTIONS_SHOWN
-from citypipe.service.stage import Deps
-from citypipe.service.webhook import MAX_BODY_BYTES, MAX_LINES
+from citypipe.service.kernel import Deps
 from citypipe_local.drops import drop_lines
 from citypipe_local.fakes import InMemoryKeyStore, InMemoryObjectStore, InMemoryWebhookTokens
 
@@ -375,7 +374,7 @@ def test_a_body_over_the_size_limit_gets_413(stack: Deps, invoke: Invoke) -> Non
 
 
 def test_a_body_of_too_many_lines_gets_413(stack: Deps, invoke: Invoke) -> None:
-    response = invoke(Function.INGEST, http_api_request("{}\n" * (MAX_LINES + 1)))
+    response = invoke(Function.INGEST, http_api_request("{}\n" * (MAX_BODY_LINES + 1)))
     assert (response["statusCode"], json.loads(response["body"])["error"]) == (
         413,
         "too_many_lines",

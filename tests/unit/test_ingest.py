@@ -6,13 +6,14 @@ from __future__ import annotations
 import gzip
 import json
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pytest
 from conftest import load_event
 from hypothesis import given
 from hypothesis import strategies as st
-from unit_support import NOW, lines, normalized, raw_rows, senml_reading, wifi_observation
+from unit_support import NOW, lines, normalized, post, raw_rows, senml_reading, wifi_observation
 
 from citypipe.core.formats import FORMATS, Context
 from citypipe.core.ingest import (
@@ -25,10 +26,11 @@ from citypipe.core.ingest import (
 )
 from citypipe.domain.books import IngestCounts
 from citypipe.domain.city import City
+from citypipe.domain.limits import MAX_BODY_BYTES, MAX_DROP_BYTES
 from citypipe.domain.model import Function, Message, Zone
-from citypipe.service.edge import receive
-from citypipe.service.ingest import MAX_BODY_BYTES, MAX_DROP_BYTES, ingest_core, ingest_webhook
-from citypipe.service.stage import Deps
+from citypipe.service.edge import Inbound, Route, admit
+from citypipe.service.ingest import ingest_drop
+from citypipe.service.kernel import Deps
 from citypipe_local.drops import drop, drop_lines
 from citypipe_local.fakes import InMemoryKeyStore
 
@@ -277,7 +279,7 @@ def test_one_non_utf8_line_of_a_drop_is_quarantined_alone(memory_deps: Deps) -> 
     body = b"\n".join([*good, b'[{"bn": "\xe9"}]'])
     message = drop(memory_deps, "senml", "latin1.jsonl", body, 1000)
     # When ingest reads it
-    outcome = ingest_core(InMemoryKeyStore())(
+    outcome = partial(ingest_drop, keys=InMemoryKeyStore())(
         memory_deps.store.get(message.bucket, message.key), message, memory_deps, "t"
     )
     # Then 999 are accepted and the one line is quarantined for its encoding
@@ -296,7 +298,7 @@ def test_a_gzip_drop_that_inflates_past_the_bound_is_refused_unread(memory_deps:
     # When ingest runs it, Then it is quarantined whole without inflating it all
     from citypipe.service.stage import run_stage
 
-    run_stage(Function.INGEST, message, memory_deps, ingest_core(InMemoryKeyStore()))
+    run_stage(Function.INGEST, message, memory_deps, partial(ingest_drop, keys=InMemoryKeyStore()))
     bucket = memory_deps.names.bucket(Zone.QUARANTINE)
     [info] = memory_deps.store.list(bucket, "quarantine/velden/ingest/")
     [row] = [
@@ -321,12 +323,16 @@ def test_the_same_readings_sent_again_re_serialized_are_written_once(
     # Given a pack received once by the edge
     pack = load_event("senml_pack.json")
     ctx = Context(received_at=NOW)
-    first = receive(
-        memory_deps, memory_keys, FORMATS["senml"], [Payload(json.dumps(pack).encode(), ctx)]
+    first = admit(
+        memory_deps,
+        memory_keys,
+        Inbound([Payload(json.dumps(pack).encode(), ctx)], Route.REPLAY, FORMATS["senml"]),
     )
     # When the hub resends it, pretty-printed
     again = json.dumps(pack, indent=4).encode()
-    second = receive(memory_deps, memory_keys, FORMATS["senml"], [Payload(again, ctx)])
+    second = admit(
+        memory_deps, memory_keys, Inbound([Payload(again, ctx)], Route.REPLAY, FORMATS["senml"])
+    )
     # Then the second is found done: one raw object, one lineage record, one notice
     assert (first.duplicate, second.duplicate) == (False, True)
     raw = list(memory_deps.store.list(memory_deps.names.bucket(Zone.RAW), "raw/"))
@@ -354,7 +360,7 @@ def test_a_good_webhook_push_is_accepted_with_its_counts(
     memory_deps: Deps, memory_keys: InMemoryKeyStore
 ) -> None:
     body = json.dumps(load_event("senml_pack.json"))
-    status, response = ingest_webhook(memory_deps, memory_keys, "air-quality", "senml", body)
+    status, response = post(memory_deps, memory_keys, "air-quality", "senml", body)
     assert (status, response) == (
         202,
         {
@@ -375,7 +381,7 @@ def test_a_webhook_push_with_nothing_usable_is_a_400_with_every_reason(
     memory_deps: Deps, memory_keys: InMemoryKeyStore
 ) -> None:
     body = "\n".join(lines([*senml_reading(u="ppm"), {"n": "pm10", "u": "ppm", "v": 1}], "{x"))
-    status, response = ingest_webhook(memory_deps, memory_keys, "air-quality", "senml", body)
+    status, response = post(memory_deps, memory_keys, "air-quality", "senml", body)
     assert status == 400
     assert response["error"] == "no_usable_reading"
     assert [(r["line"], r["reason"], r["count"]) for r in response["rejected"]] == [
@@ -388,9 +394,7 @@ def test_a_webhook_push_with_nothing_usable_is_a_400_with_every_reason(
 def test_a_rejected_webhook_push_is_quarantined_all_the_same(
     memory_deps: Deps, memory_keys: InMemoryKeyStore
 ) -> None:
-    ingest_webhook(
-        memory_deps, memory_keys, "air-quality", "senml", json.dumps(senml_reading(u="ppm"))
-    )
+    post(memory_deps, memory_keys, "air-quality", "senml", json.dumps(senml_reading(u="ppm")))
     quarantine = memory_deps.names.bucket(Zone.QUARANTINE)
     [info] = memory_deps.store.list(quarantine, "quarantine/velden/ingest/")
     rows = gzip.decompress(memory_deps.store.get(quarantine, info.key).body).decode().splitlines()
@@ -401,7 +405,7 @@ def test_a_webhook_answer_lists_at_most_twenty_rejections(
     memory_deps: Deps, memory_keys: InMemoryKeyStore
 ) -> None:
     body = "\n".join([json.dumps(senml_reading(u="ppm")), *["{broken"] * 499])
-    status, response = ingest_webhook(memory_deps, memory_keys, "air-quality", "senml", body)
+    status, response = post(memory_deps, memory_keys, "air-quality", "senml", body)
     assert (status, len(response["rejected"]), response["rejected_total"]) == (400, 20, 500)
 
 
@@ -409,9 +413,7 @@ def test_one_document_over_the_payload_bound_is_refused_as_too_large(
     memory_deps: Deps, memory_keys: InMemoryKeyStore
 ) -> None:
     pack = [*senml_reading(), *[{"n": "no2", "v": 1, "t": i} for i in range(20_000)]]
-    status, response = ingest_webhook(
-        memory_deps, memory_keys, "air-quality", "senml", json.dumps(pack)
-    )
+    status, response = post(memory_deps, memory_keys, "air-quality", "senml", json.dumps(pack))
     assert (status, [r["reason"] for r in response["rejected"]]) == (400, ["payload_too_large"])
 
 
@@ -419,7 +421,7 @@ def test_a_broken_pretty_printed_document_is_one_payload_kept_once(
     memory_deps: Deps, memory_keys: InMemoryKeyStore
 ) -> None:
     body = json.dumps(load_event("canonical_wifi.json"), indent=2)[:-40]
-    status, response = ingest_webhook(memory_deps, memory_keys, "wifi-counters", "canonical", body)
+    status, response = post(memory_deps, memory_keys, "wifi-counters", "canonical", body)
     assert (status, [(r["line"], r["reason"]) for r in response["rejected"]]) == (
         400,
         [(1, "invalid_json")],
@@ -430,14 +432,14 @@ def test_a_pretty_printed_webhook_push_is_one_payload(
     memory_deps: Deps, memory_keys: InMemoryKeyStore
 ) -> None:
     body = json.dumps(load_event("canonical_wifi.json"), indent=2)
-    status, response = ingest_webhook(memory_deps, memory_keys, "wifi-counters", "canonical", body)
+    status, response = post(memory_deps, memory_keys, "wifi-counters", "canonical", body)
     assert (status, response["accepted"]) == (202, 4)
 
 
 def test_a_webhook_push_over_the_body_bound_is_a_413_and_writes_nothing(
     memory_deps: Deps, memory_keys: InMemoryKeyStore
 ) -> None:
-    status, response = ingest_webhook(
+    status, response = post(
         memory_deps, memory_keys, "air-quality", "senml", "x" * (MAX_BODY_BYTES + 1)
     )
     assert (status, response["error"]) == (413, "body_too_large")
@@ -448,7 +450,7 @@ def test_a_webhook_push_over_the_body_bound_is_a_413_and_writes_nothing(
 def test_a_webhook_push_in_an_unknown_format_is_a_404(
     memory_deps: Deps, memory_keys: InMemoryKeyStore, fmt: str
 ) -> None:
-    status, response = ingest_webhook(memory_deps, memory_keys, "air-quality", fmt, "<reading/>")
+    status, response = post(memory_deps, memory_keys, "air-quality", fmt, "<reading/>")
     assert (status, response["error"]) == (404, "unknown_format")
 
 
@@ -458,7 +460,7 @@ def test_a_reading_of_another_sources_device_is_quarantined_as_wrong_source(
     # Given the air-quality source's token, and a push naming a Wi-Fi counter
     body = json.dumps(load_event("canonical_wifi.json"))
     # When it is pushed on the air-quality route
-    status, response = ingest_webhook(memory_deps, memory_keys, "air-quality", "canonical", body)
+    status, response = post(memory_deps, memory_keys, "air-quality", "canonical", body)
     # Then nothing of it is accepted: a leaked token cannot feed another source
     assert (status, response["accepted"]) == (400, 0)
     assert {r["reason"] for r in response["rejected"]} == {"wrong_source"}
@@ -482,7 +484,7 @@ def test_a_reading_of_another_sources_device_is_quarantined_as_wrong_source(
 def test_a_garbage_webhook_push_is_a_400_never_an_exception(
     memory_deps: Deps, memory_keys: InMemoryKeyStore, body: str
 ) -> None:
-    status, response = ingest_webhook(memory_deps, memory_keys, "air-quality", "senml", body)
+    status, response = post(memory_deps, memory_keys, "air-quality", "senml", body)
     assert (status, response["error"]) == (400, "no_usable_reading")
 
 
@@ -495,7 +497,7 @@ def test_a_sensor_community_push_takes_its_device_from_the_x_sensor_header(
             "sensordatavalues": [{"value_type": "SDS_P1", "value": "3.5"}],
         }
     )
-    status, response = ingest_webhook(
+    status, response = post(
         memory_deps,
         memory_keys,
         "air-quality",
@@ -519,7 +521,7 @@ def test_a_csv_drop_is_read_with_its_mapping_row_by_row(memory_deps: Deps) -> No
     )
     message = drop(memory_deps, "csv", "loop-export/loops-2026-06-01T10.csv", body, 3)
     # When ingest reads it
-    outcome = ingest_core(None)(
+    outcome = partial(ingest_drop, keys=None)(
         memory_deps.store.get(message.bucket, message.key), message, memory_deps, "t"
     )
     # Then the good row gives two readings and each bad row is quarantined alone
@@ -533,7 +535,7 @@ def test_a_csv_drop_without_a_known_mapping_is_quarantined_whole(memory_deps: De
     message = drop(memory_deps, "csv", "nope/x.csv", b"a;b\n1;2\n", 1)
     from citypipe.service.stage import run_stage
 
-    run_stage(Function.INGEST, message, memory_deps, ingest_core(None))
+    run_stage(Function.INGEST, message, memory_deps, partial(ingest_drop, keys=None))
     bucket = memory_deps.names.bucket(Zone.QUARANTINE)
     [info] = memory_deps.store.list(bucket, "quarantine/velden/ingest/")
     assert b"unknown_mapping" in gzip.decompress(memory_deps.store.get(bucket, info.key).body)
@@ -549,7 +551,7 @@ def test_a_drop_message_is_a_claim_check_for_ingest(memory_deps: Deps) -> None:
 def test_a_pretty_printed_payload_in_a_drop_is_one_line(memory_deps: Deps) -> None:
     pretty = json.dumps(load_event("senml_pack.json"), indent=2)
     message: Message = drop_lines(memory_deps, "senml", [pretty, "\r\n"])
-    outcome = ingest_core(None)(
+    outcome = partial(ingest_drop, keys=None)(
         memory_deps.store.get(message.bucket, message.key), message, memory_deps, "t"
     )
     counts = outcome.counts
@@ -565,7 +567,7 @@ def test_a_unicode_line_separator_inside_a_string_does_not_split_a_payload(
         wifi_observation(personal={"device_mac": mac, "rssi": -67}), ensure_ascii=False
     )
     message = drop_lines(memory_deps, "canonical", [payload])
-    outcome = ingest_core(InMemoryKeyStore())(
+    outcome = partial(ingest_drop, keys=InMemoryKeyStore())(
         memory_deps.store.get(message.bucket, message.key), message, memory_deps, "t"
     )
     counts = outcome.counts

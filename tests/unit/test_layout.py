@@ -7,6 +7,7 @@ import no cloud SDK; ingest's root loads no pyarrow) are checked by ``lint-impor
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -178,3 +179,27 @@ print(merged.num_rows, int(sum(merged["count"].to_pylist())))
     # Then it works: one cell, six readings
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["1", "6"]
+
+
+def _calls(name: str, tree: Path) -> list[str]:
+    """Every module under ``tree`` that calls a function called ``name``."""
+    found = []
+    for path in sorted(tree.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                func = node.func
+                called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+                if called == name:
+                    found.append(str(path.relative_to(ROOT)))
+                    break
+    return found
+
+
+def test_only_the_edges_entrance_runs_the_normalization_path() -> None:
+    # Every route (webhook, IoT rule, bridge, drops, replay) goes through service.edge
+    callers = [
+        module
+        for tree in ("layers", "tools", "bridge", "functions")
+        for module in _calls("normalize", ROOT / tree)
+    ]
+    assert callers == ["layers/citypipe/python/citypipe/service/edge.py"]

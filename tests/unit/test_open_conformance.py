@@ -42,7 +42,7 @@ from citypipe.domain.model import Zone
 from citypipe.domain.naming import StackNames
 from citypipe.domain.themes import HVD_ENVIRONMENT, HVD_MOBILITY, OpenFormat
 from citypipe.service.export import export_day, publish_metadata
-from citypipe.service.stage import Deps
+from citypipe.service.kernel import Deps
 
 THEMES = ["air-quality", "noise", "traffic-flow", "parking", "people-counts"]
 

@@ -28,7 +28,7 @@ from citypipe.domain.model import Zone
 from citypipe.domain.themes import OpenFormat
 from citypipe.service.export import export_day
 from citypipe.service.housekeeping import hourly
-from citypipe.service.stage import Deps
+from citypipe.service.kernel import Deps
 from citypipe_local.fakes import InMemoryKeyStore
 
 MONDAY = datetime(2026, 6, 1, tzinfo=UTC)

@@ -40,7 +40,7 @@ from citypipe.domain.model import Zone
 from citypipe.domain.naming import InputId, StackNames, input_id
 from citypipe.domain.themes import OpenFormat, theme_named, themes_of
 from citypipe.service.export import export_day
-from citypipe.service.stage import Deps
+from citypipe.service.kernel import Deps
 
 
 def summary_of(city: City, quantity: str, *rows: dict[str, Any]) -> dict[str, Any]:

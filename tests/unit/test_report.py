@@ -4,6 +4,8 @@ by hand but what the scenario is about (a lost or dead-lettered message)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from conftest import load_event
 from unit_support import RELEASE_KEYS, lines, open_file, senml_reading, wifi_observation
 
@@ -14,8 +16,9 @@ from citypipe.ports import KeyStore
 from citypipe.service.aggregate import aggregate_object
 from citypipe.service.anonymize import anonymize_object
 from citypipe.service.export import export_day
-from citypipe.service.ingest import ingest_core
-from citypipe.service.stage import Deps, run_stage
+from citypipe.service.ingest import ingest_drop
+from citypipe.service.kernel import Deps
+from citypipe.service.stage import run_stage
 from citypipe_local.drops import drop_lines
 from citypipe_local.fakes import InMemoryKeyStore
 from citypipe_local.report import build_report
@@ -35,7 +38,7 @@ def take(deps: Deps, function: Function) -> list[Message]:
 
 def ingest(deps: Deps, payloads: list[str], fmt: str = "canonical") -> None:
     message = drop_lines(deps, fmt, payloads)
-    run_stage(Function.INGEST, message, deps, ingest_core(InMemoryKeyStore()))
+    run_stage(Function.INGEST, message, deps, partial(ingest_drop, keys=InMemoryKeyStore()))
 
 
 def anonymize(deps: Deps, keys: KeyStore, messages: list[Message]) -> None:

@@ -25,7 +25,7 @@ from citypipe.core.redact import redact_text
 from citypipe.domain.errors import BackendRefusedError, KeyDestroyedError
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import StackNames, input_id
-from citypipe.service.stage import Deps
+from citypipe.service.kernel import Deps
 from citypipe_local.drops import drop_lines
 from citypipe_local.fakes import InMemoryKeyStore, InMemoryObjectStore, InMemoryWebhookTokens
 from citypipe_local.runner import app_for, load_handler

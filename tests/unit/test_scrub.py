@@ -16,9 +16,9 @@ from citypipe.core.ingest import Payload
 from citypipe.domain.books import CleanDaySettled, CleanScrubbed
 from citypipe.domain.model import Zone
 from citypipe.domain.naming import StackNames, is_scrubbed, scrubbed_key
-from citypipe.service.edge import receive
+from citypipe.service.edge import Inbound, Route, admit
 from citypipe.service.housekeeping import hourly, scrub_clean
-from citypipe.service.stage import Deps
+from citypipe.service.kernel import Deps
 from citypipe_local.fakes import InMemoryKeyStore
 
 DAY = datetime(2026, 6, 1, tzinfo=UTC)
@@ -40,12 +40,9 @@ def stack(memory_deps: Deps) -> tuple[Deps, InMemoryKeyStore]:
         ]
         + [("wifi-23", DAY + timedelta(hours=17), "02:00:00:00:01:01")],
     )
-    receive(  # an air quality monitor's SenML pack of the same day, through the same edge
-        evening,
-        keys,
-        FORMATS["senml"],
-        [Payload(json.dumps(senml_reading()).encode(), Context(DAY.timestamp() + 36_000), 1)],
-    )
+    # an air quality monitor's SenML pack of the same day, through the same edge
+    pack = [Payload(json.dumps(senml_reading()).encode(), Context(DAY.timestamp() + 36_000), 1)]
+    admit(evening, keys, Inbound(pack, Route.REPLAY, FORMATS["senml"]))
     drain(evening)
     return memory_deps, keys
 

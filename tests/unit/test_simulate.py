@@ -13,11 +13,11 @@ from unit_support import NOW
 
 from citypipe.core.aggregate import cells, merge_partials, partial_of
 from citypipe.core.anonymize import anonymize_records
+from citypipe.core.decode import csv_payloads
 from citypipe.core.formats import FORMATS
 from citypipe.core.ingest import Normalized, normalize
 from citypipe.core.pseudonyms import sensor_keys
 from citypipe.domain.city import City, load_city
-from citypipe.service.ingest import csv_payloads
 from citypipe_local.fakes import InMemoryKeyStore
 from citypipe_local.replay import payloads_of
 from citypipe_local.simulate import SimulationSummary, scaled_city, simulate

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pytest
@@ -25,14 +26,15 @@ from citypipe.domain.naming import StackNames, input_id
 from citypipe.ports import ObjectInfo
 from citypipe.service.aggregate import aggregate_object
 from citypipe.service.anonymize import anonymize_object
-from citypipe.service.ingest import ingest_core
+from citypipe.service.ingest import ingest_drop
+from citypipe.service.kernel import Core, Deps
 from citypipe.service.metrics import NAMESPACE, READINGS_IN, READINGS_QUARANTINED
-from citypipe.service.stage import Core, Deps, run_stage
+from citypipe.service.stage import run_stage
 from citypipe_local.drops import drop_lines
 from citypipe_local.fakes import InMemoryKeyStore
 
 CORES: dict[Function, Core] = {
-    Function.INGEST: ingest_core(InMemoryKeyStore()),
+    Function.INGEST: partial(ingest_drop, keys=InMemoryKeyStore()),
     # the stage machinery is under test here, not the keys: one store for the module
     Function.ANONYMIZE: anonymize_object,
     Function.AGGREGATE: aggregate_object,

@@ -38,8 +38,8 @@ from citypipe.domain.naming import (
     deployment_prefix,
 )
 from citypipe.ports import Body, ObjectInfo, StoredObject
+from citypipe.service.kernel import Deps
 from citypipe.service.metrics import NAMESPACE, READINGS_IN, READINGS_QUARANTINED
-from citypipe.service.stage import Deps
 from citypipe_local.drops import announce, drop_lines
 from citypipe_local.fakes import InMemoryObjectStore
 from citypipe_local.package import PackagedStack, package_stack, stack_params

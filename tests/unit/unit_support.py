@@ -30,12 +30,27 @@ from citypipe.core.ingest import Normalized, Payload, normalize
 from citypipe.core.pseudonyms import sensor_keys
 from citypipe.domain.errors import TransientError
 from citypipe.domain.model import QUANTITY_UNITS, Function, Message, Zone
-from citypipe.ports import Body, KeyStore, ObjectInfo, StoredObject, WebhookTokens
+from citypipe.ports import (
+    TOKEN_HEADER,
+    Body,
+    KeyStore,
+    ObjectInfo,
+    StoredObject,
+    WebhookTokens,
+    token_digest,
+)
 from citypipe.service.aggregate import aggregate_object
 from citypipe.service.anonymize import anonymize_object
-from citypipe.service.edge import receive
-from citypipe.service.stage import Deps, run_stage
-from citypipe_local.fakes import FixedClock, InMemoryKeyStore, InMemoryObjectStore
+from citypipe.service.edge import Inbound, Route, admit
+from citypipe.service.kernel import Deps
+from citypipe.service.stage import run_stage
+from citypipe.service.webhook import WebhookRequest, answer
+from citypipe_local.fakes import (
+    FixedClock,
+    InMemoryKeyStore,
+    InMemoryObjectStore,
+    InMemoryWebhookTokens,
+)
 from citypipe_local.runner import LambdaContext, app_for, load_handler
 
 # The key store of tests that export: its release secret fixed, so the noise of people
@@ -151,6 +166,31 @@ def invoke_handler(
     """The real ``functions/<name>/handler.py``, loaded as Lambda loads it, on these ports."""
     handler = load_handler(function)
     return handler(event, lambda_context(function), app=app_for(function, deps, keys, tokens))
+
+
+def post(
+    deps: Deps,
+    keys: KeyStore | None,
+    source: str,
+    fmt: str,
+    body: str | bytes,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """A hub's push to ``POST /ingest/{source}/{fmt}`` with the source's token, as every
+    platform hands it to ``service.webhook.answer``: (status, answer). A body that is not
+    UTF-8 arrives base64-encoded, as API Gateway sends it."""
+    tokens = InMemoryWebhookTokens()
+    tokens.digests[source] = [token_digest(webhook_token(source))]
+    try:
+        text, encoded = (body if isinstance(body, str) else body.decode("utf-8")), False
+    except UnicodeDecodeError:
+        text, encoded = base64.b64encode(body).decode(), True  # type: ignore[arg-type]
+    sent = {k.lower(): v for k, v in (headers or {}).items()}
+    request = WebhookRequest(
+        "POST", source, fmt, {TOKEN_HEADER: webhook_token(source), **sent}, text, encoded
+    )
+    response = answer(deps, tokens, keys, request)
+    return response.status, response.body
 
 
 # --- payloads -----------------------------------------------------------------------------
@@ -410,7 +450,7 @@ def push(deps: Deps, keys: InMemoryKeyStore, seen: list[tuple[str, datetime, str
         Payload(observation(sensor, at, mac), Context(at.timestamp()), n)
         for n, (sensor, at, mac) in enumerate(seen, start=1)
     ]
-    receive(deps, keys, fmt, payloads)
+    admit(deps, keys, Inbound(payloads, Route.REPLAY, fmt))
 
 
 def drain(deps: Deps) -> None:

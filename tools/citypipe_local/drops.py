@@ -8,7 +8,7 @@ import hashlib
 from collections.abc import Sequence
 
 from citypipe.domain.model import Function, Message, Zone
-from citypipe.service.stage import Deps
+from citypipe.service.kernel import Deps
 
 
 def drop(deps: Deps, fmt: str, name: str, body: bytes, records: int) -> Message:

@@ -40,7 +40,7 @@ from botocore.exceptions import ReadTimeoutError
 
 from citypipe.adapters import clients
 from citypipe.domain.model import Function, Message, Zone
-from citypipe.service.stage import Deps
+from citypipe.service.kernel import Deps
 
 POISON_MARK = "citypipe-poison"  # in the key of a claim check whose consumer always fails
 

@@ -31,9 +31,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from citypipe.core.decode import TOPIC_HEADER
 from citypipe.domain.city import City, MqttRoute
 from citypipe.ports import TOKEN_HEADER
-from citypipe.service.ingest import TOPIC_HEADER
 from citypipe_bridge.mqtt import RECEIVED_AT
 from citypipe_local.serve import RECEIVED_AT_HEADER
 

@@ -34,17 +34,17 @@ import orjson
 
 from citypipe.bootstrap import deps_from
 from citypipe.bootstrap.keys import key_store_from
-from citypipe.core.collector import paused
 from citypipe.core.formats import FORMATS, Context
 from citypipe.core.ingest import Payload
 from citypipe.domain.city import City
 from citypipe.domain.errors import TransientError
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.ports import KeyStore
-from citypipe.service.edge import receive
+from citypipe.service.collector import paused
+from citypipe.service.edge import Inbound, Route, admit
 from citypipe.service.export import days_with_partials
 from citypipe.service.housekeeping import retire_keys
-from citypipe.service.stage import Deps
+from citypipe.service.kernel import Deps
 from citypipe.settings import KeySettings, Settings, StackSettings
 from citypipe_local import stack
 from citypipe_local.backends import Endpoint, backend
@@ -167,9 +167,9 @@ def play_batch(deps: Deps, keys: KeyStore, lines: list[tuple[str, bytes]]) -> in
     """One batch of captured messages (of any hub formats) through the edge, as a bridge
     sends it. Returns the payloads it held. A bridge retries a batch that failed: the edge
     writes it once."""
-    with paused():  # as the edge's receive, from the envelopes decoded on (decision 72)
+    with paused():  # as the edge's admit, from the envelopes decoded on (decision 72)
         payloads = payloads_of(lines)
-        receive(deps, keys, None, payloads)
+        admit(deps, keys, Inbound(payloads, Route.REPLAY))
     return len(payloads)
 
 

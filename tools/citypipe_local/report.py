@@ -30,7 +30,7 @@ from citypipe.domain.naming import (
 from citypipe.domain.themes import quantities_of, themes_of
 from citypipe.entrypoints.events import parse_messages
 from citypipe.service.export import ledger
-from citypipe.service.stage import Deps
+from citypipe.service.kernel import Deps
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from citypipe.domain.model import Function
 from citypipe.domain.naming import StackNames
 from citypipe.entrypoints.apps import FunctionApp
 from citypipe.ports import Clock, KeyStore, Queue, ReceivedMessage, WebhookTokens
-from citypipe.service.stage import Deps, log
+from citypipe.service.kernel import Deps, log
 from citypipe.settings import Settings
 from citypipe_local.clock import SimulatedClock
 from citypipe_local.fakes import InMemoryWebhookTokens

@@ -1,7 +1,7 @@
 """``citypipe serve``: the hubs' webhook on a laptop or a LAN, the very one the cloud runs.
 
 A threading HTTP/1.1 server maps each request to a ``WebhookRequest`` and answers what
-``citypipe.service.webhook.receive`` answers — the same routes (``POST
+``citypipe.service.webhook.answer`` answers — the same routes (``POST
 /ingest/{source}/{format}``), per-source tokens, bounds, statuses and bodies as API
 Gateway or Scaleway in front of the ingest function; 2xx only once the edge has written
 the batch (raw objects, quarantine rows, claim checks, lineage). What only a socket can do
@@ -33,10 +33,10 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from citypipe.domain.errors import TransientError
+from citypipe.domain.limits import MAX_BODY_BYTES
 from citypipe.ports import KeyStore, WebhookTokens
-from citypipe.service.ingest import MAX_BODY_BYTES
-from citypipe.service.stage import Deps, log
-from citypipe.service.webhook import WebhookRequest, WebhookResponse, receive
+from citypipe.service.kernel import Deps, log
+from citypipe.service.webhook import WebhookRequest, WebhookResponse, answer
 
 ROUTE = re.compile(r"^/ingest/([^/]+)/([^/]+)/?$")
 RECEIVED_AT_HEADER = "x-citypipe-received-at"  # honoured only by a server started for a replay
@@ -152,7 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
             received_at=received_at,
         )
         try:
-            response = receive(self.server.deps, self.server.tokens, self.server.keys, request)
+            response = answer(self.server.deps, self.server.tokens, self.server.keys, request)
         except TransientError:
             log.warning("webhook: the backend is unavailable", extra={"source": source})
             response = _refusal(503, "try_again", "the backend is unavailable", retry_after="5")

@@ -17,7 +17,8 @@ from citypipe.domain.model import Function
 from citypipe.domain.naming import StackNames
 from citypipe.entrypoints.sqs import ClaimCheckConsumer
 from citypipe.ports import SystemClock
-from citypipe.service.stage import Core, Deps, run_stage
+from citypipe.service.kernel import Core, Deps
+from citypipe.service.stage import run_stage
 from citypipe.settings import Settings
 
 

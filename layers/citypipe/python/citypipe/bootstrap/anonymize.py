@@ -9,7 +9,7 @@ from citypipe.bootstrap import deps_from, stage_consumer
 from citypipe.domain.model import Function
 from citypipe.entrypoints.apps import FunctionApp
 from citypipe.service.anonymize import anonymize_object
-from citypipe.service.stage import Deps
+from citypipe.service.kernel import Deps
 from citypipe.settings import Settings
 
 

@@ -13,7 +13,7 @@ from citypipe.entrypoints.schedule import scheduled
 from citypipe.entrypoints.sqs import ClaimCheckConsumer
 from citypipe.ports import KeyStore
 from citypipe.service.export import export_requested
-from citypipe.service.stage import Deps
+from citypipe.service.kernel import Deps
 from citypipe.settings import Settings
 
 

@@ -4,7 +4,7 @@ DataSketches."""
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, partial
 
 from citypipe.bootstrap import deps_from, stage_consumer
 from citypipe.bootstrap.keys import key_store_from
@@ -13,14 +13,14 @@ from citypipe.entrypoints.apps import FunctionApp
 from citypipe.entrypoints.http import webhook
 from citypipe.entrypoints.iot import iot_rule
 from citypipe.ports import KeyStore, WebhookTokens
-from citypipe.service.ingest import ingest_core
-from citypipe.service.stage import Deps
+from citypipe.service.ingest import ingest_drop
+from citypipe.service.kernel import Deps
 from citypipe.settings import Settings
 
 
 def build(deps: Deps, keys: KeyStore, tokens: WebhookTokens) -> FunctionApp:
     return FunctionApp(
-        consumer=stage_consumer(Function.INGEST, deps, ingest_core(keys)),
+        consumer=stage_consumer(Function.INGEST, deps, partial(ingest_drop, keys=keys)),
         http=lambda event: webhook(deps, tokens, keys, event),
         iot=lambda event: iot_rule(deps, keys, event),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from citypipe.adapters.keys import FileKeyStore, ObjectKeyStore, SecretsManagerKeyStore
 from citypipe.ports import KeyStore
-from citypipe.service.stage import Deps
+from citypipe.service.kernel import Deps
 from citypipe.settings import Settings
 
 

@@ -10,13 +10,10 @@ dict per reading on either side. Ingest stays free of pyarrow: the columns are p
 from __future__ import annotations
 
 import gzip
-import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
-
-from citypipe.domain.errors import TerminalError
 
 
 def jsonl(rows: Iterable[Mapping[str, Any]]) -> bytes:
@@ -69,18 +66,3 @@ def read_raw_columns(body: bytes, names: Sequence[str]) -> dict[str, list[Any]]:
             raise ValueError(f"column {name!r} is not a list of {rows} values")
         found[name] = column
     return found
-
-
-def gunzip_bounded(body: bytes, limit: int) -> bytes:
-    """Decompress gzip without ever holding more than ``limit`` bytes: a small drop that
-    inflates to gigabytes is refused (``TerminalError('drop_too_large')``)."""
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise TerminalError("unreadable_input", f"not gzip: {exc}") from None
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise TerminalError("drop_too_large", f"inflates beyond {limit} bytes")
-    if not inflater.eof:
-        raise TerminalError("unreadable_input", "a truncated gzip stream")
-    return out

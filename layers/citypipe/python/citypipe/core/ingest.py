@@ -30,13 +30,13 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from citypipe.core.collector import paused
 from citypipe.core.formats import Format
 from citypipe.core.formats.common import Context, Reading, Rejection, Unreadable, number
 from citypipe.core.pseudonyms import KeyFor, pseudonym, window_key
 from citypipe.core.redact import IMAGE_HINT, IMAGE_HINT_TEXT, image_path, redact, redact_text
 from citypipe.domain.city import Action, City
 from citypipe.domain.errors import KeyDestroyedError
+from citypipe.domain.limits import KEPT_OF_OVERSIZED, MAX_DETAILS, MAX_PAYLOAD_BYTES
 from citypipe.domain.model import (
     EARLIEST_EPOCH,
     FUTURE_SLACK_S,
@@ -46,10 +46,6 @@ from citypipe.domain.model import (
 )
 from citypipe.domain.personal import HUB_PERSONAL
 from citypipe.domain.registry import Resolved
-
-MAX_PAYLOAD_BYTES = 256 * 1024
-MAX_DETAILS = 5  # distinct details kept per quarantined payload (each reason has one)
-KEPT_OF_OVERSIZED = 1024  # characters kept (redacted) of a payload over the size bound
 
 log = logging.getLogger("citypipe")
 
@@ -474,7 +470,6 @@ def normalize(
     before (a long-running edge's recent batches), counted as duplicates like those seen
     earlier in the batch."""
     batch = _Batch(city, fmt, now, key_for, only_source, prior)
-    with paused():  # a batch allocates many small acyclic objects: no cycles to collect
-        for payload in payloads:
-            batch.payload(payload)
+    for payload in payloads:
+        batch.payload(payload)
     return batch.result

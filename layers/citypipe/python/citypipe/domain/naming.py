@@ -276,10 +276,10 @@ def day_of(key: str, prefix: str) -> str:
     return key[len(prefix) :].split("/", 1)[0]
 
 
-def edge_key(fmt: str, ident: str) -> str:
-    """The name a batch written by the edge goes by in lineage (webhook, bridge, replay):
-    it was never stored as received."""
-    return f"edge/{fmt}/{ident}"
+def edge_key(route: str, fmt: str, ident: str) -> str:
+    """The name a batch written by the edge goes by in lineage (``edge/<route>/<format>/
+    <id>``: webhook, IoT rule, bridge, replay): it was never stored as received."""
+    return f"edge/{route}/{fmt}/{ident}"
 
 
 def scrubbed_key(key: str) -> str:

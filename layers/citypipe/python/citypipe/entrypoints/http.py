@@ -2,7 +2,7 @@
 (payload format 1.0) or an HTTP API (2.0) delivers it. Scaleway's HTTP events have the 1.0
 shape.
 
-Only the event's shape is read here; what to answer is ``service.webhook.receive``'s.
+Only the event's shape is read here; what to answer is ``service.webhook.answer``'s.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import json
 from typing import Any
 
 from citypipe.ports import KeyStore, WebhookTokens
-from citypipe.service.stage import Deps
-from citypipe.service.webhook import WebhookRequest, receive
+from citypipe.service.kernel import Deps
+from citypipe.service.webhook import WebhookRequest, answer
 
 
 def _headers(event: dict[str, Any]) -> dict[str, str]:
@@ -49,7 +49,7 @@ def webhook(
     deps: Deps, tokens: WebhookTokens, keys: KeyStore, event: dict[str, Any]
 ) -> dict[str, Any]:
     """An API Gateway event in, its proxy response out (the same shape for 1.0 and 2.0)."""
-    response = receive(deps, tokens, keys, request_of(event))
+    response = answer(deps, tokens, keys, request_of(event))
     return {
         "statusCode": response.status,
         "headers": {"content-type": "application/json", **response.headers},

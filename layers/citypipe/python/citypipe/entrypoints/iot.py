@@ -4,25 +4,24 @@ with the MQTT topic the rule adds (``SELECT *, topic() AS citypipe_topic FROM ..
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
-from citypipe.core.formats import FORMATS, Context
-from citypipe.core.ingest import Payload
+from citypipe.core.decode import iot_payload
+from citypipe.core.formats import FORMATS
 from citypipe.entrypoints.events import IOT_TOPIC
 from citypipe.ports import KeyStore
-from citypipe.service.edge import receive
-from citypipe.service.stage import Deps
+from citypipe.service.edge import Inbound, Route, admit
+from citypipe.service.kernel import Deps
 
 
 def iot_rule(deps: Deps, keys: KeyStore, event: dict[str, Any]) -> dict[str, Any]:
-    """Through the edge, as the webhook: the counts, never the payload, are returned."""
-    document = {k: v for k, v in event.items() if k != IOT_TOPIC}
-    ctx = Context(received_at=deps.clock.now().timestamp(), topic=str(event[IOT_TOPIC]))
+    """Through the edge's one entrance, as the webhook: the counts, never the payload, are
+    returned."""
     started = time.perf_counter()
-    payload = Payload(json.dumps(document).encode(), ctx)  # any JSON the rule gives: big ints too
-    result = receive(deps, keys, FORMATS["aws-iot"], [payload]).normalized
+    document = {k: v for k, v in event.items() if k != IOT_TOPIC}
+    payload = iot_payload(document, str(event[IOT_TOPIC]), deps.clock.now().timestamp())
+    result = admit(deps, keys, Inbound([payload], Route.IOT_RULE, FORMATS["aws-iot"])).normalized
     return {
         "accepted": result.accepted,
         "duplicates": result.duplicates,

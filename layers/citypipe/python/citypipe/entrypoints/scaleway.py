@@ -27,7 +27,7 @@ from citypipe.domain.errors import BackendRefusedError
 from citypipe.entrypoints.apps import FunctionApp
 from citypipe.entrypoints.events import is_cron_body
 from citypipe.entrypoints.logs import logger
-from citypipe.service.stage import log
+from citypipe.service.kernel import log
 
 
 def respond(status: int, body: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from citypipe.ports import KeyStore
 from citypipe.service.housekeeping import hourly
-from citypipe.service.stage import Deps
+from citypipe.service.kernel import Deps
 
 
 def scheduled(deps: Deps, keys: KeyStore, event: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from citypipe.core.redact import redact_text
 from citypipe.domain.errors import BackendRefusedError, TerminalError
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.entrypoints.events import parse_messages
-from citypipe.service.stage import Deps, log
+from citypipe.service.kernel import Deps, log
 
 
 @dataclass

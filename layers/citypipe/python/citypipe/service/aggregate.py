@@ -11,7 +11,7 @@ from citypipe.domain.books import AggregateCounts
 from citypipe.domain.errors import TerminalError
 from citypipe.domain.model import Message, Zone
 from citypipe.ports import StoredObject
-from citypipe.service.stage import Deps, Outcome, Output
+from citypipe.service.kernel import Deps, Outcome, Output
 
 
 def aggregate_object(obj: StoredObject, message: Message, deps: Deps, ident: str) -> Outcome:

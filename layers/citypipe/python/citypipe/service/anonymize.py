@@ -14,7 +14,7 @@ from citypipe.domain.books import AnonymizeCounts
 from citypipe.domain.errors import TerminalError
 from citypipe.domain.model import RAW_EXTENSION, RAW_FIELDS, Function, Message, Zone
 from citypipe.ports import StoredObject
-from citypipe.service.stage import Deps, Outcome, Output
+from citypipe.service.kernel import Deps, Outcome, Output
 
 
 def raw_columns_of(obj: StoredObject) -> dict[str, list[Any]]:

@@ -8,7 +8,8 @@ one at a time:
 
 - a message on a topic routes to the one source and format the city file declares for it
   (``sources.<s>.mqtt``); readings of another source's devices are quarantined
-  (``wrong_source``), a topic no source declares is quarantined (``unknown_topic``);
+  (``wrong_source``), a topic no source declares is quarantined (``unknown_topic``): each
+  batch goes through the edge's one entrance (``service.edge``);
 - a batch is written when it holds ``Limits.messages`` messages or ``Limits.bytes`` bytes,
   or its first message is ``Limits.age_s`` old: through the edge (``edge.prepare``, the
   journal, ``edge.commit``), then every message of it is acknowledged (PUBACK);
@@ -31,15 +32,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from citypipe.core.formats import FORMATS, Context, Rejection
+from citypipe.core.decode import routed_payload
+from citypipe.core.formats import FORMATS, Context
 from citypipe.core.ingest import Payload
 from citypipe.domain.books import BridgeCounts, IngestCounts
 from citypipe.domain.city import MqttRoute
 from citypipe.domain.errors import TransientError
 from citypipe.ports import KeyStore
-from citypipe.service.edge import EdgeBatch, commit, prepare
+from citypipe.service.edge import Inbound as EdgeInbound
+from citypipe.service.edge import Route, commit, prepare
 from citypipe.service.journal import EdgeJournal, JournalEntry
-from citypipe.service.stage import Deps, log
+from citypipe.service.kernel import Deps, log
 
 T = TypeVar("T")
 BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -70,7 +73,7 @@ class Connected:
     session_present: bool
 
 
-Inbound = Delivery | Connected
+FromBroker = Delivery | Connected
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,7 @@ class Bridge:
         """Complete what an earlier run began (the journal), before taking any delivery."""
         self._books.recovered += self._retry("journal recovery", self.journal.recover)
 
-    def run(self, inbound: queue.Queue[Inbound], stop: threading.Event) -> BridgeCounts:
+    def run(self, inbound: queue.Queue[FromBroker], stop: threading.Event) -> BridgeCounts:
         """Take deliveries until ``stop``; then write what is batched and leave the rest
         to the broker. Returns this process's books."""
         self._stop = stop
@@ -193,7 +196,7 @@ class Bridge:
 
     # --- one delivery --------------------------------------------------------------------------
 
-    def offer(self, item: Inbound) -> None:
+    def offer(self, item: FromBroker) -> None:
         """Take one item from the client: a connection opened, or a delivery."""
         if isinstance(item, Connected):
             self._connected(item)
@@ -272,15 +275,13 @@ class Bridge:
         # batches that normalize alike (one resent message each) are still two
         salt = f"{self.journal.owner}/{time.time_ns()}"
         try:
-            batch = self._retry(
-                "edge",
-                lambda: prepare(
-                    self.deps, self.keys, None, payloads, f"mqtt:{self.journal.owner}",
-                    prior=self.journal.prior, salt=salt,
-                ),
+            inbound = EdgeInbound(
+                payloads, Route.MQTT, trace_id=f"mqtt:{self.journal.owner}",
+                prior=self.journal.prior, salt=salt,
             )  # fmt: skip
+            batch = self._retry("edge", lambda: prepare(self.deps, self.keys, inbound))
             entry = self._retry("journal", lambda: self.journal.begin(batch, digests, day))
-            written = self._retry("edge", lambda: _commit(self.deps, batch))
+            written = self._retry("edge", lambda: commit(self.deps, batch.write))
             self._retry("journal", lambda: self.journal.done(entry))
         except Stopped:
             self._books.pending += len(held)
@@ -291,7 +292,7 @@ class Bridge:
         books = self._books
         books.written += len(held)
         books.batches += 1
-        counts = batch.outcome.counts
+        counts = batch.write.outcome.counts
         if written and isinstance(counts, IngestCounts):
             books.readings += counts
         log.info(
@@ -325,17 +326,10 @@ class Bridge:
         raise AssertionError("unreachable")
 
 
-def _commit(deps: Deps, batch: EdgeBatch) -> bool:
-    return commit(deps, batch.ident, batch.message, batch.outcome)
-
-
 def _payload(number: int, held: _Held) -> Payload:
     d = held.delivery
     ctx = Context(received_at=d.received_at, topic=d.topic, headers=d.headers)
-    if held.route is None:
-        refused = Rejection("unknown_topic", "no source of the city file declares this topic")
-        return Payload(d.payload, ctx, number, rejection=refused)
-    return Payload(d.payload, ctx, number, fmt=FORMATS[held.route.format], source=held.route.source)
+    return routed_payload(d.payload, ctx, number, held.route, FORMATS)
 
 
-__all__ = ["Bridge", "Connected", "Delivery", "Inbound", "JournalEntry", "Limits"]
+__all__ = ["Bridge", "Connected", "Delivery", "FromBroker", "JournalEntry", "Limits"]

@@ -1,28 +1,32 @@
-"""The edge: where a hub's payloads are first written. One piece of code for every way in —
-the webhook, the MQTT bridge, the replay (which plays the hubs), ingest of a drop.
+"""The edge: where a hub's payloads are first written, whatever route they took.
 
-It runs the normalization path (``core.ingest``): devices resolved in the registry, the
-data subject's identifier replaced by its keyed pseudonym (per-sensor daily key), device
-and network identifiers dropped; so the raw zone holds pseudonymous observations only
-and quarantine a redacted copy of what was refused. Then the stage machinery writes the
-raw objects (conditional puts), tells anonymize, and records the lineage.
+Every route — a webhook request (``service.webhook``), an AWS IoT rule
+(``entrypoints.iot``), the MQTT bridge (``service.bridge``), a drop in the inbox
+(``service.ingest``), a replay of captured hubs — makes one ``Inbound`` of the payloads it
+decoded (``core.decode``) and hands it to ``prepare``: the one entrance. It runs the
+normalization path (``core.ingest``): devices resolved in the registry, the data subject's
+identifier replaced by its keyed pseudonym (per-sensor, per-window key), device and
+network identifiers dropped; so the raw zone holds pseudonymous observations only and
+quarantine a redacted copy of what was refused. ``commit`` then writes the raw objects
+(conditional puts), tells anonymize, and records the lineage; ``admit`` is the two in one.
 
 A batch's identity is its content after normalization (the readings it gave, what it
 quarantined): the same readings sent again — byte for byte, or re-serialized — are found
-done and written nothing twice. ``prepare`` normalizes, ``commit`` writes: a long-running
-edge (the MQTT bridge) records what it prepared in its journal between the two
+done and written nothing twice. A drop's identity is the drop's own (its key and etag:
+the stage machinery writes it, ``service.stage``). A long-running edge (the MQTT bridge)
+records what it prepared in its journal between ``prepare`` and ``commit``
 (``service.journal``), so that a crash is completed with the very same batch.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Container, Iterable
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from citypipe.core.codecs import gz, jsonl, raw_columns
-from citypipe.core.collector import paused
 from citypipe.core.formats import Format
 from citypipe.core.ingest import NO_PRIOR, Identity, Normalized, Partition, Payload, normalize
 from citypipe.core.pseudonyms import sensor_keys
@@ -30,18 +34,126 @@ from citypipe.domain.books import IngestCounts
 from citypipe.domain.model import RAW_EXTENSION, RAW_FIELDS, Function, Message, Zone
 from citypipe.domain.naming import StackNames, edge_key, input_id
 from citypipe.ports import KeyStore
-from citypipe.service.stage import Deps, Outcome, Output, finish, log
+from citypipe.service.collector import paused
+from citypipe.service.kernel import Deps, Outcome, Output, log
+from citypipe.service.stage import finish
+
+RAW_GZIP_LEVEL = 1  # raw objects live minutes: write fast, read once
+
+
+class Route(StrEnum):
+    """How payloads reached the edge (their batch's name in lineage says it)."""
+
+    WEBHOOK = "webhook"
+    IOT_RULE = "iot-rule"
+    MQTT = "mqtt"
+    DROP = "drop"
+    REPLAY = "replay"
 
 
 @dataclass(frozen=True)
-class Received:
-    """What the edge made of a batch."""
+class Inbound:
+    """What reaches the edge, whatever the route: a batch of payloads, and what the route
+    vouches for.
+
+    ``fmt``: the payloads' hub format, or None where each payload names its own (a bridge
+    or a replay batching several hubs); ``only_source``: the one source the sender was
+    authenticated for (a webhook's token: readings of other sources' devices are
+    quarantined, ``wrong_source``); ``identity``: the batch's id where the route has one
+    (a drop's), else None (its content's); ``prior``: readings a long-running edge wrote in
+    recent batches (counted as duplicates); ``salt``: makes a content identity unique
+    where the sender keeps its own journal of what it wrote (two of the bridge's batches
+    that normalize alike are two)."""
+
+    payloads: Sequence[Payload]
+    route: Route
+    fmt: Format | None = None
+    only_source: str | None = None
+    trace_id: str = ""
+    identity: str | None = None
+    prior: Container[Identity] = NO_PRIOR
+    salt: str = ""
+
+
+@dataclass(frozen=True)
+class EdgeWrite:
+    """What the edge writes of a batch, once: its identity, the claim check it is recorded
+    under, and the outputs and counts the stage machinery writes (a bridge's journal keeps
+    exactly this between ``prepare`` and ``commit``)."""
+
+    ident: str
+    message: Message
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class EdgeBatch:
+    """A batch normalized and ready to be written once: the write, and what normalization
+    made of it (for the sender's answer and a bridge's recent readings)."""
+
+    write: EdgeWrite
+    normalized: Normalized
+
+    @property
+    def ident(self) -> str:
+        return self.write.ident
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """What the edge made of an inbound batch, once written."""
 
     normalized: Normalized
     duplicate: bool  # the same readings were received before: nothing written
 
 
-RAW_GZIP_LEVEL = 1  # raw objects live minutes: write fast, read once
+def prepare(deps: Deps, keys: KeyStore | None, inbound: Inbound) -> EdgeBatch:
+    """The one entrance: normalize an inbound batch into what the edge writes. Nothing is
+    written yet. ``keys``: the daily secrets the pseudonyms are keyed by (None where no
+    source has a data subject)."""
+    now = deps.clock.now().timestamp()
+    key_for = sensor_keys(keys, deps.city.slug) if keys is not None else None
+    with paused():  # the batch's objects are alive until its bodies are made
+        normalized = normalize(
+            deps.city, inbound.fmt, inbound.payloads, now=now, key_for=key_for,
+            only_source=inbound.only_source, prior=inbound.prior,
+        )  # fmt: skip
+        bodies = _bodies(normalized)
+    ident = inbound.identity or content_id(normalized, bodies, inbound.salt)
+    name = inbound.fmt.name if inbound.fmt is not None else "mixed"
+    message = Message(
+        city=deps.city.slug,
+        stage="edge",
+        bucket="",
+        key=edge_key(inbound.route.value, name, ident),
+        records=normalized.payloads,
+        format=name,
+        trace_id=inbound.trace_id,
+    )
+    outcome = _outcome(deps.names, normalized, ident, bodies)
+    return EdgeBatch(EdgeWrite(ident, message, outcome), normalized)
+
+
+def commit(deps: Deps, write: EdgeWrite) -> bool:
+    """Write a prepared batch once: False when its lineage says it was written before (the
+    same readings received again, or being received at this very moment: the lineage's
+    conditional put tells), True when this call recorded it. Idempotent: a call that failed
+    half-way is completed by the next with the same batch (conditional puts)."""
+    lineage = deps.names.lineage_key(Function.INGEST, write.ident)
+    if deps.store.exists(deps.names.bucket(Zone.AUDIT), lineage):
+        log.info("duplicate batch", extra={"function": "ingest", "input_id": write.ident})
+        return False
+    return finish(Function.INGEST, write.message, deps, write.ident, write.outcome)
+
+
+def admit(deps: Deps, keys: KeyStore | None, inbound: Inbound) -> Admitted:
+    """``prepare``, then ``commit``: the batch written once. The collector stays paused
+    until it is written: were it woken between the two, its first collection would walk
+    every object of the batch."""
+    with paused():
+        batch = prepare(deps, keys, inbound)
+        written = commit(deps, batch.write)
+        return Admitted(batch.normalized, duplicate=not written)
 
 
 def _bodies(normalized: Normalized) -> list[tuple[Partition, bytes]]:
@@ -51,11 +163,8 @@ def _bodies(normalized: Normalized) -> list[tuple[Partition, bytes]]:
     ]
 
 
-def to_outcome(
-    names: StackNames,
-    normalized: Normalized,
-    ident: str,
-    bodies: list[tuple[Partition, bytes]] | None = None,
+def _outcome(
+    names: StackNames, normalized: Normalized, ident: str, bodies: list[tuple[Partition, bytes]]
 ) -> Outcome:
     outputs = [
         Output(
@@ -69,7 +178,7 @@ def to_outcome(
             content_type="application/json",
             notify=Function.ANONYMIZE,
         )
-        for (source, day), text in (bodies if bodies is not None else _bodies(normalized))
+        for (source, day), text in bodies
     ]
     return Outcome(
         outputs=outputs,
@@ -85,12 +194,12 @@ def to_outcome(
 
 
 def content_id(
-    normalized: Normalized, bodies: list[tuple[Partition, bytes]] | None = None, salt: str = ""
+    normalized: Normalized, bodies: list[tuple[Partition, bytes]], salt: str = ""
 ) -> str:
     """A batch's identity: what normalization made of it (the quarantine rows name their
     adapters), and ``salt`` where the sender makes each batch unique itself."""
     digest = hashlib.sha256(salt.encode())
-    for partition, text in bodies if bodies is not None else _bodies(normalized):
+    for partition, text in bodies:
         digest.update(repr(partition).encode())
         digest.update(text)
     digest.update(
@@ -98,84 +207,3 @@ def content_id(
     )
     digest.update(f"{normalized.payloads}/{normalized.received}".encode())
     return input_id("edge", digest.hexdigest())
-
-
-@dataclass(frozen=True)
-class EdgeBatch:
-    """A batch normalized and ready to be written once: its identity, the claim-check it is
-    recorded under, and what the stage machinery writes."""
-
-    ident: str
-    message: Message
-    outcome: Outcome
-    normalized: Normalized
-
-
-def prepare(
-    deps: Deps,
-    keys: KeyStore | None,
-    fmt: Format | None,
-    payloads: Iterable[Payload],
-    trace_id: str = "",
-    only_source: str | None = None,
-    prior: Container[Identity] = NO_PRIOR,
-    salt: str = "",
-) -> EdgeBatch:
-    """Normalize a batch of payloads — of format ``fmt``, or each of its own (a bridge that
-    batches several hubs' messages) — into what the edge writes. Nothing is written yet.
-    ``only_source``: the one source the sender was authenticated for (a webhook's token);
-    ``prior``: readings a long-running edge wrote in its recent batches (duplicates);
-    ``salt``: makes the batch's identity unique — a sender that keeps its own journal of
-    what it wrote (the MQTT bridge) needs no recognition by content, and two of its batches
-    that normalize alike (a resent message alone, a refused payload alone) are two."""
-    now = deps.clock.now().timestamp()
-    key_for = sensor_keys(keys, deps.city.slug) if keys is not None else None
-    with paused():  # the batch's objects are alive until its bodies are made
-        normalized = normalize(
-            deps.city, fmt, payloads, now=now, key_for=key_for, only_source=only_source,
-            prior=prior,
-        )  # fmt: skip
-        bodies = _bodies(normalized)
-    ident = content_id(normalized, bodies, salt)
-    name = fmt.name if fmt is not None else "mixed"
-    city = deps.city.slug
-    message = Message(
-        city=city,
-        stage="edge",
-        bucket="",
-        key=edge_key(name, ident),
-        records=normalized.payloads,
-        format=name,
-        trace_id=trace_id,
-    )
-    return EdgeBatch(ident, message, to_outcome(deps.names, normalized, ident, bodies), normalized)
-
-
-def commit(deps: Deps, ident: str, message: Message, outcome: Outcome) -> bool:
-    """Write a prepared batch once: False when its lineage says it was written before (the
-    same readings received again, or being received at this very moment: the lineage's
-    conditional put tells), True when this call recorded it. Idempotent: a call that failed
-    half-way is completed by the next with the same batch (conditional puts)."""
-    if deps.store.exists(
-        deps.names.bucket(Zone.AUDIT), deps.names.lineage_key(Function.INGEST, ident)
-    ):
-        log.info("duplicate batch", extra={"function": "ingest", "input_id": ident})
-        return False
-    return finish(Function.INGEST, message, deps, ident, outcome)
-
-
-def receive(
-    deps: Deps,
-    keys: KeyStore | None,
-    fmt: Format | None,
-    payloads: Iterable[Payload],
-    trace_id: str = "",
-    only_source: str | None = None,
-) -> Received:
-    """Normalize a batch of payloads and write what it gives, once (``prepare``, then
-    ``commit``). The collector stays paused until the batch is written: were it woken
-    between the two, its first collection would walk every object of the batch."""
-    with paused():
-        batch = prepare(deps, keys, fmt, payloads, trace_id, only_source)
-        written = commit(deps, batch.ident, batch.message, batch.outcome)
-        return Received(batch.normalized, duplicate=not written)

@@ -65,7 +65,8 @@ from citypipe.domain.themes import (
     themes_of,
 )
 from citypipe.ports import GET_CONCURRENCY, KeyStore
-from citypipe.service.stage import Deps, Outcome, Output, finish, log
+from citypipe.service.kernel import Deps, Outcome, Output, log
+from citypipe.service.stage import finish
 
 
 def export_day(

@@ -43,7 +43,7 @@ from citypipe.domain.naming import (
 )
 from citypipe.ports import KeyStore
 from citypipe.service.export import export_day
-from citypipe.service.stage import Deps, log
+from citypipe.service.kernel import Deps, log
 
 RAW_LIFETIME = timedelta(hours=24)
 

@@ -45,8 +45,8 @@ from citypipe.domain.books import Book, IngestCounts
 from citypipe.domain.errors import KeyDestroyedError
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.ports import Body, KeyStore
-from citypipe.service.edge import EdgeBatch, commit
-from citypipe.service.stage import Deps, Outcome, Output, log
+from citypipe.service.edge import EdgeBatch, EdgeWrite, commit
+from citypipe.service.kernel import Deps, Outcome, Output, log
 
 RETENTION = timedelta(hours=1)
 DIGEST_CHARS = 32  # 128 bits of the HMAC: no two messages of a day collide
@@ -78,11 +78,11 @@ class PreparedWrite(Book):
     quarantine: list[dict[str, Any]]
 
     @classmethod
-    def of(cls, batch: EdgeBatch) -> PreparedWrite:
-        counts = batch.outcome.counts
+    def of(cls, write: EdgeWrite) -> PreparedWrite:
+        counts = write.outcome.counts
         assert isinstance(counts, IngestCounts)
         return cls(
-            message=batch.message,
+            message=write.message,
             counts=counts,
             outputs=[
                 StoredOutput(
@@ -94,12 +94,16 @@ class PreparedWrite(Book):
                     content_type=o.content_type,
                     notify=o.notify,
                 )
-                for o in batch.outcome.outputs
+                for o in write.outcome.outputs
             ],
-            quarantine=batch.outcome.quarantine,
+            quarantine=write.outcome.quarantine,
         )
 
-    def outcome(self) -> Outcome:
+    def write(self, ident: str) -> EdgeWrite:
+        """The write as it was prepared, to be completed (``edge.commit``)."""
+        return EdgeWrite(ident, self.message, self._outcome())
+
+    def _outcome(self) -> Outcome:
         outputs = [
             Output(
                 zone=o.zone,
@@ -215,7 +219,7 @@ class EdgeJournal:
             at=self.deps.clock.now(),
             messages=digests,
             readings=sorted(batch.normalized.seen, key=_order),
-            prepared=PreparedWrite.of(batch),
+            prepared=PreparedWrite.of(batch.write),
         )
         self._put(entry)
         return entry
@@ -241,7 +245,7 @@ class EdgeJournal:
                 continue
             if entry.prepared is not None:
                 prepared = entry.prepared
-                if commit(self.deps, entry.input_id, prepared.message, prepared.outcome()):
+                if commit(self.deps, prepared.write(entry.input_id)):
                     completed += 1
                     log.warning(
                         "journal: a batch begun before a crash was completed",

@@ -9,60 +9,15 @@ lineage record and does nothing; one that arrives after the input was consumed d
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from citypipe.core.codecs import jsonl_gz
-from citypipe.domain.books import COUNTS, Lineage, ObjectRef, StageCounts, Written
-from citypipe.domain.city import City
+from citypipe.domain.books import COUNTS, Lineage, ObjectRef, Written
 from citypipe.domain.errors import NotFoundError, TerminalError
 from citypipe.domain.model import Function, Message, Zone
-from citypipe.domain.naming import StackNames, input_id
-from citypipe.ports import Body, Clock, ObjectStore, Queue, StoredObject
+from citypipe.domain.naming import input_id
+from citypipe.service.kernel import Core, Deps, Outcome, log
 from citypipe.service.metrics import embedded_metrics
-
-log = logging.getLogger("citypipe")
-
-
-@dataclass(frozen=True)
-class Deps:
-    """What every stage touches, passed in by its function's composition root. A stage
-    that needs more (anonymize's key store) gets it from its root as well."""
-
-    city: City
-    names: StackNames
-    store: ObjectStore
-    queue: Queue
-    clock: Clock
-
-
-@dataclass
-class Output:
-    zone: Zone
-    key: str
-    body: Body  # bytes, or a local file put from the file (export's open files)
-    records: int
-    format: str
-    content_type: str = "application/octet-stream"
-    notify: Function | None = None  # the function whose queue is told about this object
-    replace: bool = False  # a stable public key recomputed from all inputs (export)
-
-
-@dataclass
-class Outcome:
-    """What a core returns: objects to write and the counts for the run ledger."""
-
-    outputs: list[Output]
-    counts: StageCounts
-    quarantine: list[dict[str, Any]] = field(default_factory=list)
-    window: str | None = None
-    dataset: str | None = None  # export: the theme published
-    consume_input: bool = False  # set by run_stage when the core succeeded
-
-
-Core = Callable[[StoredObject, Message, Deps, str], Outcome]
 
 # Stages that own their input: ingest deletes the inbox drop, anonymize the raw object.
 CONSUMES_INPUT = frozenset({Function.INGEST, Function.ANONYMIZE})

@@ -1,42 +1,44 @@
-"""Hubs' webhooks, whatever the platform: authenticate, bound, decode, then ingest.
+"""Hubs' webhooks, whatever the platform: authenticate, bound, decode, then the edge.
 
-An entry point (API Gateway REST 1.0 or HTTP API 2.0 on AWS, Scaleway's HTTP trigger, ...)
-maps its event to a ``WebhookRequest`` and returns what ``receive`` answers. Every check
-that can refuse a request runs before anything is written, in this order:
+An entry point (API Gateway REST 1.0 or HTTP API 2.0 on AWS, Scaleway's HTTP trigger, the
+local ``citypipe serve``) maps its event to a ``WebhookRequest`` and returns what
+``answer`` answers. Every check that can refuse a request runs before anything is
+written, in this order:
 
 1. a token for the source, in ``X-Citypipe-Token`` (or ``Authorization: Bearer``): 401;
 2. the source exists: 404; the token is one of that source's: 403; the format exists: 404;
 3. POST only: 405;
-4. the body's size as sent, once base64-decoded, once gunzipped: 413; ``Content-Encoding``
-   other than gzip/identity: 415; base64 or gzip that does not decode: 400;
+4. the body (``core.decode``): its size as sent, once base64-decoded, once gunzipped, and
+   its payloads (at most ``MAX_BODY_LINES``): 413; ``Content-Encoding`` other than
+   gzip/identity: 415; base64 or gzip that does not decode: 400.
 
-Then ``service.ingest.ingest_webhook`` bounds the payloads (at most MAX_LINES lines: 413)
-and processes the body inline through the edge (202, or 400 with reasons): each line is
-judged on its own (one that is not UTF-8 is quarantined as ``invalid_encoding``), and
-readings of another source's devices are quarantined (``wrong_source``).
+Then the payloads go through the edge's one entrance (``service.edge``), written before
+the answer (202, or 400 with reasons): each line is judged on its own (one that is not
+UTF-8 is quarantined as ``invalid_encoding``), and readings of another source's devices
+are quarantined (``wrong_source``). The same content received before (a hub's resend or
+retry) is answered 202 with ``"resent": true``: nothing written, every reading a
+duplicate. The answer lists at most ``MAX_REJECTIONS_SHOWN`` rejections and counts every
+rejected reading by reason.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from citypipe.core.decode import Undecodable, headers_context, http_body, webhook_payloads
+from citypipe.core.formats import FORMATS, csv_drop
 from citypipe.domain.errors import TransientError
+from citypipe.domain.limits import MAX_REJECTIONS_SHOWN, MAX_TOKEN_CHARS
 from citypipe.ports import TOKEN_HEADER, KeyStore, WebhookTokens
-from citypipe.service.ingest import (
-    MAX_BODY_BYTES,  # after base64 and gzip decoding
-    MAX_BODY_LINES,
-    ingest_webhook,
-    webhook_formats,
-)
-from citypipe.service.stage import Deps, log
+from citypipe.service.edge import Admitted, Inbound, Route, admit
+from citypipe.service.kernel import Deps, log
 
-MAX_LINES = MAX_BODY_LINES  # payloads of one request (JSON Lines)
-MAX_TOKEN_CHARS = 256
+# The HTTP status of a body that cannot be decoded, by ``Undecodable.reason`` (else 400).
+UNDECODABLE_STATUS = {"too_large": 413, "too_many_lines": 413, "unsupported_encoding": 415}
+# A body too large is said so whatever its framing made it too large.
+UNDECODABLE_ERROR = {"too_large": "body_too_large"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,37 @@ class WebhookResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+def webhook_formats() -> list[str]:
+    """The formats a hub may push (a CSV file is a drop, not a push)."""
+    return sorted(n for n in FORMATS if n != csv_drop.FORMAT.name)
+
+
+def answer(
+    deps: Deps, tokens: WebhookTokens, keys: KeyStore | None, request: WebhookRequest
+) -> WebhookResponse:
+    """Answer one webhook request; nothing is written unless every check passed."""
+    refused = _authenticated(deps, tokens, request) or _routed(request)
+    if refused is not None:
+        return refused
+    try:
+        data = http_body(
+            request.body, request.base64_encoded, request.headers.get("content-encoding", "")
+        )
+        at = deps.clock.now().timestamp() if request.received_at is None else request.received_at
+        payloads = webhook_payloads(data, headers_context(at, request.headers))
+    except Undecodable as exc:
+        status = UNDECODABLE_STATUS.get(exc.reason, 400)
+        return _refused(status, UNDECODABLE_ERROR.get(exc.reason, exc.reason), exc.detail)
+    inbound = Inbound(
+        payloads,
+        Route.WEBHOOK,
+        FORMATS[request.format],
+        only_source=request.source,
+        trace_id=request.request_id,
+    )
+    return _answered(admit(deps, keys, inbound))
+
+
 def _refused(status: int, error: str, detail: str, **headers: str) -> WebhookResponse:
     return WebhookResponse(status, {"error": error, "detail": detail}, headers)
 
@@ -74,48 +107,10 @@ def _token(headers: Mapping[str, str]) -> str | None:
     return token.strip()
 
 
-def _gunzip(data: bytes) -> bytes | WebhookResponse:
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        body = inflater.decompress(data, MAX_BODY_BYTES + 1)
-    except zlib.error as exc:
-        return _refused(400, "invalid_gzip", str(exc))
-    if len(body) > MAX_BODY_BYTES or inflater.unconsumed_tail:
-        return _refused(413, "body_too_large", f"more than {MAX_BODY_BYTES} bytes once gunzipped")
-    if not inflater.eof:
-        return _refused(400, "invalid_gzip", "truncated gzip stream")
-    return body
-
-
-def _body_bytes(request: WebhookRequest) -> bytes | WebhookResponse:
-    """The body as bytes: base64-decoded and gunzipped as the request says, bounded."""
-    limit = MAX_BODY_BYTES * 4 // 3 + 4 if request.base64_encoded else MAX_BODY_BYTES
-    if len(request.body) > limit:
-        return _refused(413, "body_too_large", f"at most {MAX_BODY_BYTES} bytes")
-    if request.base64_encoded:
-        try:
-            data = base64.b64decode(request.body, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            return _refused(400, "invalid_base64", str(exc))
-    else:
-        try:
-            data = request.body.encode("utf-8")
-        except UnicodeEncodeError as exc:  # lone surrogates from a platform's decoding
-            return _refused(400, "invalid_encoding", f"not UTF-8: {exc.reason}")
-    if len(data) > MAX_BODY_BYTES:
-        return _refused(413, "body_too_large", f"at most {MAX_BODY_BYTES} bytes")
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding == "gzip":
-        return _gunzip(data)
-    if encoding not in ("identity", ""):
-        return _refused(415, "unsupported_encoding", "Content-Encoding: gzip or none")
-    return data
-
-
-def receive(
-    deps: Deps, tokens: WebhookTokens, keys: KeyStore | None, request: WebhookRequest
-) -> WebhookResponse:
-    """Answer one webhook request; nothing is written unless every check passed."""
+def _authenticated(
+    deps: Deps, tokens: WebhookTokens, request: WebhookRequest
+) -> WebhookResponse | None:
+    """None when the request holds a token of its source; else the refusal."""
     token = _token(request.headers)
     if token is None or len(token) > MAX_TOKEN_CHARS:
         return _refused(
@@ -138,15 +133,51 @@ def receive(
     if not allowed:
         log.warning("webhook token refused", extra={"source": request.source})
         return _refused(403, "invalid_token", f"not a token of source {request.source!r}")
+    return None
+
+
+def _routed(request: WebhookRequest) -> WebhookResponse | None:
+    """None for a POST of a format a hub may push; else the refusal."""
     if request.format not in webhook_formats():
         return _refused(404, "unknown_format", f"formats: {webhook_formats()}")
     if request.method.upper() != "POST":
         return _refused(405, "method_not_allowed", "POST a payload", allow="POST")
-    data = _body_bytes(request)
-    if isinstance(data, WebhookResponse):
-        return data
-    status, body = ingest_webhook(
-        deps, keys, request.source, request.format, data, request.request_id, request.headers,
-        request.received_at,
-    )  # fmt: skip
-    return WebhookResponse(status, body)
+    return None
+
+
+def _answered(admitted: Admitted) -> WebhookResponse:
+    """What the sender is told of its batch: counts, reasons, the first rejections."""
+    result = admitted.normalized
+    rejected = [r for row in result.quarantine for r in _rejected(row)]
+    body: dict[str, Any] = {
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "quarantined": sum(result.reasons.values()),
+        "reasons": dict(sorted(result.reasons.items())),
+        "rejected": rejected[:MAX_REJECTIONS_SHOWN],
+        "rejected_total": len(rejected),
+    }
+    if admitted.duplicate:  # this very content was received before: nothing written again
+        body.update(accepted=0, duplicates=result.accepted + result.duplicates, resent=True)
+        return WebhookResponse(202, body)
+    if result.accepted == 0 and result.duplicates == 0:
+        return WebhookResponse(400, {"error": "no_usable_reading", **body})
+    return WebhookResponse(202, body)
+
+
+def _rejected(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a sender is told of one quarantined payload: per reason, the readings rejected,
+    the first detail and its JSON path."""
+    first: dict[str, dict[str, str]] = {}
+    for detail in row["details"]:
+        first.setdefault(detail["reason"], detail)
+    return [
+        {
+            "line": row["line"],
+            "reason": reason,
+            "count": count,
+            "detail": first.get(reason, {}).get("detail", ""),
+            "path": first.get(reason, {}).get("path", ""),
+        }
+        for reason, count in row["rejected"].items()
+    ]

@@ -1,4 +1,4 @@
-"""The cyclic garbage collector, paused while a batch is made.
+"""The cyclic garbage collector, paused while the edge makes a batch.
 
 A batch's readings are hundreds of thousands of small acyclic objects (tuples, strings,
 floats) alive at once: every 700 allocations the collector wakes, and every so often it

@@ -1,0 +1,18 @@
+"""Every bound on what comes from outside, defined once.
+
+Whatever the route a payload takes to the edge (a webhook request, an IoT rule, an MQTT
+message, a drop in the inbox, a replay), these are the sizes it is judged by; a thing
+over its bound is refused with a reason, never truncated silently and never read whole
+first.
+"""
+
+from __future__ import annotations
+
+MAX_PAYLOAD_BYTES = 256 * 1024  # one hub message: a payload, a JSON line, a CSV row
+MAX_BODY_BYTES = 1024 * 1024  # a webhook request's body, once base64-decoded and gunzipped
+MAX_BODY_LINES = 10_000  # payloads of one webhook request (JSON Lines)
+MAX_DROP_BYTES = 64 * 1024 * 1024  # an inbox drop, once gunzipped
+MAX_TOKEN_CHARS = 256  # a webhook token as sent
+MAX_REJECTIONS_SHOWN = 20  # a sender is told this many rejections, and the counts of all
+MAX_DETAILS = 5  # distinct details kept per quarantined payload (each reason has one)
+KEPT_OF_OVERSIZED = 1024  # characters kept (redacted) of a payload over its bound
