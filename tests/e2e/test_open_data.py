@@ -36,12 +36,13 @@ from conformance import (
 from rdflib.compare import isomorphic
 
 from citypipe.adapters.s3 import S3ObjectStore
+from citypipe.adapters.scratch import TempScratch
 from citypipe.adapters.sqs import SqsQueue
 from citypipe.domain.city import City
 from citypipe.domain.model import Message, Zone
 from citypipe.domain.naming import StackNames
 from citypipe.ports import SystemClock
-from citypipe.service.export import export_requested
+from citypipe.service.export import ExportPorts, export_request
 from citypipe.service.kernel import Deps
 from citypipe.settings import StackSettings
 from citypipe_local import stack
@@ -183,9 +184,8 @@ def served(out: Path, city: City, embedded: Endpoint) -> Iterator[Served]:
     for path in sorted(partials.rglob("*.parquet")):
         key = str(path.relative_to(partials))
         deps.store.put(names.bucket(Zone.AGGREGATES), key, path.read_bytes())
-    export_requested(
-        deps, InMemoryKeyStore(), Message(city=city.slug, stage="export", bucket="", key="")
-    )
+    ports = ExportPorts(InMemoryKeyStore(), TempScratch())
+    export_request(deps, ports, Message(city=city.slug, stage="export", bucket="", key=""))
     yield Served(deps, f"{embedded.settings.endpoint_url}/{names.bucket(Zone.OPEN)}/")
     stack.down(names, clients)
 

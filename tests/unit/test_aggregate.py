@@ -23,7 +23,7 @@ from citypipe.core.aggregate import (
     partial_of,
 )
 from citypipe.core.columnar import parquet_bytes, read_parquet
-from citypipe.core.daypartials import DayPartials
+from citypipe.service.export.spill import DayPartials
 
 
 def readable(partial: pa.Table) -> list[dict[str, Any]]:

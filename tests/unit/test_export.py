@@ -11,7 +11,6 @@ import csv
 import fcntl
 import io
 import json
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from unit_support import (
     clean,
     devices,
     exact,
+    exporting,
     no2,
     open_file,
     put_partial,
@@ -34,6 +34,7 @@ from unit_support import (
     with_store,
 )
 
+from citypipe.adapters import scratch
 from citypipe.core.aggregate import cells, partial_of
 from citypipe.core.columnar import read_parquet
 from citypipe.core.disclosure import (
@@ -54,14 +55,8 @@ from citypipe.domain.model import Zone
 from citypipe.domain.naming import StackNames
 from citypipe.domain.themes import OpenFormat
 from citypipe.ports import Body, StoredObject
-from citypipe.service.export import (
-    SCRATCH_LOCK,
-    SCRATCH_PREFIX,
-    days_with_partials,
-    export_day,
-    export_requested,
-    ledger,
-)
+from citypipe.service.export import ExportPorts, days_with_partials, export_day, export_request
+from citypipe.service.export.ledger import entries
 from citypipe.service.kernel import Deps
 from citypipe_local.fakes import InMemoryObjectStore
 
@@ -239,7 +234,7 @@ def test_a_day_is_published_per_theme_in_every_format(memory_deps: Deps) -> None
     # Given a partial with air quality, traffic and people readings
     put_partial(memory_deps, "a", no2(0, 20.0), vehicles(1, 7.0), *devices(10))
     # When the day is exported
-    assert export_day(memory_deps, DAY, keys=RELEASE_KEYS) == "done"
+    assert export_day(memory_deps, exporting(RELEASE_KEYS), DAY) == "done"
     # Then each theme has its CSV, Parquet, GeoJSON and NGSI-LD at its stable keys
     published = open_objects(memory_deps)
     for theme in ("air-quality", "traffic-flow", "people-counts"):
@@ -252,7 +247,7 @@ def test_a_day_is_published_per_theme_in_every_format(memory_deps: Deps) -> None
 
 def test_a_theme_without_readings_that_day_publishes_nothing(memory_deps: Deps) -> None:
     put_partial(memory_deps, "a", no2())
-    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
     assert not any("/traffic-flow/" in key for key in open_objects(memory_deps))
 
 
@@ -269,7 +264,7 @@ def test_two_readings_of_1e308_still_publish_the_day_with_that_cell_flagged(
         vehicles(2, 9.0),
     )
     # When the day is exported
-    result = export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+    result = export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
     # Then the day is published: the cell flagged and blank, the others as measured
     assert result == "done"
     rows = csv_rows(memory_deps, "air-quality")
@@ -282,14 +277,14 @@ def test_two_readings_of_1e308_still_publish_the_day_with_that_cell_flagged(
 
 def test_a_negative_count_is_never_published_as_measured(memory_deps: Deps) -> None:
     put_partial(memory_deps, "a", vehicles(0, -5.0), vehicles(1, 12.0))
-    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
     [row] = csv_rows(memory_deps, "traffic-flow")
     assert (row["status"], row["sum"], row["min"]) == ("flagged", "", "")
 
 
 def test_the_csv_of_a_theme_without_people_has_no_device_column(memory_deps: Deps) -> None:
     put_partial(memory_deps, "a", no2(1, 20.0), no2(2, 25.0), *devices(3))
-    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
     air = open_file(
         memory_deps, StackNames("velden").open_file_key("air-quality", OpenFormat.CSV, DAY)
     )
@@ -318,10 +313,10 @@ def test_exporting_the_same_partials_again_is_a_duplicate_that_writes_nothing(
     # Given a day already exported
     deps = with_store(memory_deps, RecordingStore)
     put_partial(deps, "a", no2(), *devices(10))
-    assert export_day(deps, DAY, keys=RELEASE_KEYS) == "done"
+    assert export_day(deps, exporting(RELEASE_KEYS), DAY) == "done"
     before, writes = open_objects(deps), len(deps.store.operations)
     # When it is exported again with the same partials
-    again = export_day(deps, DAY, keys=RELEASE_KEYS)
+    again = export_day(deps, exporting(RELEASE_KEYS), DAY)
     # Then it is a duplicate: nothing written, the open files unchanged
     assert again == "duplicate"
     assert len(deps.store.operations) == writes
@@ -340,8 +335,8 @@ def test_the_open_files_do_not_depend_on_the_order_partials_are_listed(
         for name, value in (("a", 1e9), ("b", -1e9), ("c", 3e-7)):
             put_partial(deps, name, reading(0, value, quantity="energy.active"))
     # When each exports the day
-    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
-    export_day(other, DAY, keys=RELEASE_KEYS)
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
+    export_day(other, exporting(RELEASE_KEYS), DAY)
     # Then both publish byte-identical open zones, with the sum of the key order
     first = memory_deps.store.buckets[memory_deps.names.bucket(Zone.OPEN)]
     second = other.store.buckets[other.names.bucket(Zone.OPEN)]
@@ -358,7 +353,7 @@ def test_a_day_is_read_from_its_partials_concurrently(memory_deps: Deps) -> None
     put_partial(deps, "a", no2(0))
     put_partial(deps, "b", no2(1))
     # When the day is exported, then the two reads overlapped (else the barrier breaks)
-    assert export_day(deps, DAY, keys=RELEASE_KEYS) == "done"
+    assert export_day(deps, exporting(RELEASE_KEYS), DAY) == "done"
     assert deps.store.paired == 2
 
 
@@ -406,13 +401,13 @@ def test_a_day_merged_a_few_windows_at_a_time_publishes_the_same_bytes(city: Cit
     a_busy_day(whole)
     a_busy_day(grouped)
     # When one exports it in one group and the other a window (a partial row) at a time
-    assert export_day(whole, DAY, keys=RELEASE_KEYS, group_rows=10**9) == "done"
-    assert export_day(grouped, DAY, keys=RELEASE_KEYS, group_rows=1) == "done"
+    assert export_day(whole, exporting(RELEASE_KEYS), DAY, group_rows=10**9) == "done"
+    assert export_day(grouped, exporting(RELEASE_KEYS), DAY, group_rows=1) == "done"
     # Then every open file, publication record and ε charge is the same bytes
     files = {k: open_file(whole, k) for k in open_objects(whole) if DAY in k}
     assert {k: open_file(grouped, k) for k in open_objects(grouped) if DAY in k} == files
     assert len(files) == 3 * 5  # air quality, traffic, people: 4 formats and a record each
-    assert ledger(grouped) == ledger(whole) and len(ledger(whole)) == 1
+    assert entries(grouped) == entries(whole) and len(entries(whole)) == 1
     # And the people day was published in part, with noise, and suppressed in part
     statuses = {r["status"] for r in csv_rows(grouped, "people-counts")}
     assert statuses == {"published", "suppressed"}
@@ -424,10 +419,10 @@ def test_a_day_merged_a_few_windows_at_a_time_publishes_the_same_bytes(city: Cit
 def test_a_late_partial_publishes_a_new_version_with_a_note(memory_deps: Deps) -> None:
     # Given a day exported with 9 devices in a cell (suppressed)
     put_partial(memory_deps, "a", *devices(9), no2(0))
-    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
     # When a late partial brings a tenth device and the day is exported again
     put_partial(memory_deps, "late", *devices(1, first=10))
-    assert export_day(memory_deps, DAY, keys=RELEASE_KEYS) == "done"
+    assert export_day(memory_deps, exporting(RELEASE_KEYS), DAY) == "done"
     # Then the file at the same key holds the published cell: version 2, and why
     [row] = [r for r in csv_rows(memory_deps, "people-counts") if r["status"] == "published"]
     assert int(row["distinct_devices"]) >= 10  # noisy, never below k
@@ -451,12 +446,12 @@ def test_a_version_note_keeps_the_counts_when_the_previous_csv_is_gone(
 ) -> None:
     # Given a day exported, and its CSV then lost
     put_partial(memory_deps, "a", *devices(9))
-    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
     key = StackNames("velden").open_file_key("people-counts", OpenFormat.CSV, DAY)
     memory_deps.store.delete(memory_deps.names.bucket(Zone.OPEN), key)
     # When late data is exported
     put_partial(memory_deps, "late", *devices(1, first=10))
-    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
     # Then version 2 says what the counts say, and no more
     assert (
         publication(memory_deps, "people-counts").history[-1].note == NOTE.split(";", maxsplit=1)[0]
@@ -465,9 +460,9 @@ def test_a_version_note_keeps_the_counts_when_the_previous_csv_is_gone(
 
 def test_the_catalogue_records_what_a_new_version_changed(memory_deps: Deps) -> None:
     put_partial(memory_deps, "a", *devices(9))
-    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
     put_partial(memory_deps, "late", *devices(1, first=10))
-    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
     document = json.loads(open_file(memory_deps, StackNames("velden").catalog_key()))
     [people] = [
         d for d in document["dcat:dataset"] if d["dct:identifier"] == "velden/people-counts"
@@ -483,11 +478,11 @@ def test_late_data_of_one_theme_leaves_the_others_files_and_version_alone(
     # Given a day of air quality and traffic exported
     deps = with_store(memory_deps, RecordingStore)
     put_partial(deps, "a", no2(0), vehicles(1))
-    export_day(deps, DAY, keys=RELEASE_KEYS)
+    export_day(deps, exporting(RELEASE_KEYS), DAY)
     writes = len(deps.store.operations)
     # When a late partial brings air quality only
     put_partial(deps, "late", no2(30))
-    export_day(deps, DAY, keys=RELEASE_KEYS)
+    export_day(deps, exporting(RELEASE_KEYS), DAY)
     # Then traffic's files were not written again, and it stays at version 1
     written = [key for _, _, key in deps.store.operations[writes:]]
     assert not [k for k in written if "/traffic-flow/" in k]
@@ -520,7 +515,7 @@ def test_a_theme_that_fails_does_not_block_the_others(memory_deps: Deps) -> None
     put_partial(deps, "a", no2(0), vehicles(1), *devices(10))
     # When the day is exported, the failure is raised for a retry...
     with pytest.raises(TransientError):
-        export_day(deps, DAY, keys=RELEASE_KEYS)
+        export_day(deps, exporting(RELEASE_KEYS), DAY)
     # ...after traffic and people were published and the portal lists them
     assert csv_rows(deps, "traffic-flow") and csv_rows(deps, "people-counts")
     portal = open_file(deps, StackNames("velden").portal_key()).decode()
@@ -542,7 +537,7 @@ def test_a_theme_that_fails_as_its_files_are_finished_does_not_block_the_others(
     put_partial(memory_deps, "a", no2(0), vehicles(1), *devices(10))
     # When the day is exported, the failure is raised for a retry...
     with pytest.raises(ValueError, match="map failed"):
-        export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+        export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
     # ...after traffic and people were published and the portal lists them
     assert csv_rows(memory_deps, "traffic-flow") and csv_rows(memory_deps, "people-counts")
     portal = open_file(memory_deps, StackNames("velden").portal_key()).decode()
@@ -550,22 +545,22 @@ def test_a_theme_that_fails_as_its_files_are_finished_does_not_block_the_others(
 
 
 def test_an_export_removes_the_spill_an_export_that_died_left_and_no_living_ones(
-    memory_deps: Deps, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    memory_deps: Deps, tmp_path: Path
 ) -> None:
     # Given the spill of an export killed mid-way (its lock free: its process is gone) and
     # the spill of an export still running (its lock held)
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    dead = tmp_path / f"{SCRATCH_PREFIX}dead"
-    (dead / ".partials").mkdir(parents=True)
-    (dead / SCRATCH_LOCK).touch()
-    living = tmp_path / f"{SCRATCH_PREFIX}living"
+    dead = tmp_path / f"{scratch.PREFIX}dead"
+    (dead / "partials").mkdir(parents=True)
+    (dead / scratch.LOCK).touch()
+    living = tmp_path / f"{scratch.PREFIX}living"
     living.mkdir()
-    (living / SCRATCH_LOCK).touch()
+    (living / scratch.LOCK).touch()
     put_partial(memory_deps, "a", no2(0))
-    with (living / SCRATCH_LOCK).open("rb") as held:
+    with (living / scratch.LOCK).open("rb") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        # When a day is exported
-        assert export_day(memory_deps, DAY, keys=RELEASE_KEYS) == "done"
+        # When a day is exported with its scratch space there
+        ports = ExportPorts(RELEASE_KEYS, scratch.TempScratch(tmp_path))
+        assert export_day(memory_deps, ports, DAY) == "done"
     # Then the dead export's spill is gone, the living one's kept, and its own removed
     assert sorted(p.name for p in tmp_path.iterdir()) == [living.name]
 
@@ -576,12 +571,12 @@ def test_the_retry_after_a_theme_failed_publishes_it_and_skips_the_others(
     deps = with_store(memory_deps, FailingThemeStore, theme="air-quality")
     put_partial(deps, "a", no2(0), vehicles(1))
     with pytest.raises(TransientError):
-        export_day(deps, DAY, keys=RELEASE_KEYS)
+        export_day(deps, exporting(RELEASE_KEYS), DAY)
     traffic = open_objects(deps)[
         StackNames("velden").open_file_key("traffic-flow", OpenFormat.CSV, DAY)
     ]
     deps.store.heal()
-    assert export_day(deps, DAY, keys=RELEASE_KEYS) == "done"
+    assert export_day(deps, exporting(RELEASE_KEYS), DAY) == "done"
     assert csv_rows(deps, "air-quality")[0]["status"] == "published"
     assert open_objects(deps)[
         StackNames("velden").open_file_key("traffic-flow", OpenFormat.CSV, DAY)
@@ -618,7 +613,7 @@ def test_reads_and_writes_that_fail_once_are_tried_again_at_once(memory_deps: De
     put_partial(deps, "a", no2(0), vehicles(1))
     put_partial(deps, "b", no2(2))
     # When the day is exported, then it is published in this one attempt
-    assert export_day(deps, DAY, keys=RELEASE_KEYS) == "done"
+    assert export_day(deps, exporting(RELEASE_KEYS), DAY) == "done"
     assert csv_rows(deps, "air-quality") and csv_rows(deps, "traffic-flow")
 
 
@@ -628,7 +623,7 @@ def test_a_day_that_fails_does_not_block_the_other_days_of_a_request(memory_deps
     put_partial(deps, "b", vehicles(0), day="2026-06-02")
     request = deps.city.slug
     with pytest.raises(TransientError):
-        export_requested(deps, RELEASE_KEYS, _request(request))
+        export_request(deps, exporting(RELEASE_KEYS), _request(request))
     assert csv_rows(deps, "traffic-flow", "2026-06-02")
 
 
@@ -646,12 +641,12 @@ def test_a_day_whose_file_was_overwritten_by_a_racing_export_is_published_again(
 ) -> None:
     # Given a day exported, then its file replaced by an older export that finished last
     put_partial(memory_deps, "a", no2())
-    assert export_day(memory_deps, DAY, keys=RELEASE_KEYS) == "done"
+    assert export_day(memory_deps, exporting(RELEASE_KEYS), DAY) == "done"
     key = StackNames("velden").open_file_key("air-quality", OpenFormat.CSV, DAY)
     good = open_file(memory_deps, key)
     memory_deps.store.put(memory_deps.names.bucket(Zone.OPEN), key, b"stale\n")
     # When the day is exported again with the same partials
-    result = export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+    result = export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
     # Then the file is repaired instead of the export being taken for a duplicate
     assert result == "done"
     assert open_file(memory_deps, key) == good
@@ -661,13 +656,13 @@ def test_a_day_whose_file_was_overwritten_by_a_racing_export_is_published_again(
 def test_a_catalogue_overwritten_by_a_racing_build_is_built_again(memory_deps: Deps) -> None:
     # Given a day exported, then its catalogue replaced by a build from older records
     put_partial(memory_deps, "a", no2())
-    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
     good = open_file(memory_deps, StackNames("velden").catalog_key())
     memory_deps.store.put(
         memory_deps.names.bucket(Zone.OPEN), StackNames("velden").catalog_key(), b"{}"
     )
     # When the day is exported again with the same partials
-    assert export_day(memory_deps, DAY, keys=RELEASE_KEYS) == "duplicate"
+    assert export_day(memory_deps, exporting(RELEASE_KEYS), DAY) == "duplicate"
     # Then the catalogue is repaired
     assert open_file(memory_deps, StackNames("velden").catalog_key()) == good
 
@@ -675,8 +670,8 @@ def test_a_catalogue_overwritten_by_a_racing_build_is_built_again(memory_deps: D
 def test_the_catalogue_lists_every_published_day(memory_deps: Deps) -> None:
     put_partial(memory_deps, "a", no2(), day="2026-06-01")
     put_partial(memory_deps, "b", no2(), day="2026-06-02")
-    export_day(memory_deps, "2026-06-02", keys=RELEASE_KEYS)
-    export_day(memory_deps, "2026-06-01", keys=RELEASE_KEYS)
+    export_day(memory_deps, exporting(RELEASE_KEYS), "2026-06-02")
+    export_day(memory_deps, exporting(RELEASE_KEYS), "2026-06-01")
     document = json.loads(open_file(memory_deps, StackNames("velden").catalog_key()))
     [dataset] = [d for d in document["dcat:dataset"] if d["dct:identifier"] == "velden/air-quality"]
     csvs = [
@@ -706,16 +701,16 @@ def test_late_data_of_another_theme_charges_no_budget_for_the_people_counts(
 ) -> None:
     # Given a day of people counts published (one release charged)
     put_partial(memory_deps, "a", *devices(12), no2(0))
-    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
     key = StackNames("velden").open_file_key("people-counts", OpenFormat.CSV, DAY)
     people = open_file(memory_deps, key)
     # When late air quality data makes a new partial set and the day is exported again
     put_partial(memory_deps, "late", no2(5, 30.0))
-    assert export_day(memory_deps, DAY, keys=RELEASE_KEYS) == "done"
+    assert export_day(memory_deps, exporting(RELEASE_KEYS), DAY) == "done"
     # Then the people counts are the same bytes and the same release: charged once
     assert open_file(
         memory_deps, StackNames("velden").open_file_key("people-counts", OpenFormat.CSV, DAY)
     ) == (people)
-    assert [(e.dataset, e.charges) for e in ledger(memory_deps)] == [
+    assert [(e.dataset, e.charges) for e in entries(memory_deps)] == [
         ("people-counts", {"wifi-012": 0.5})
     ]

@@ -31,6 +31,7 @@ from unit_support import (
     add_source,
     city_data,
     devices,
+    exporting,
     no2,
     put_partial,
     reading,
@@ -41,7 +42,8 @@ from citypipe.domain.city import City, parse_city
 from citypipe.domain.model import Zone
 from citypipe.domain.naming import StackNames
 from citypipe.domain.themes import HVD_ENVIRONMENT, HVD_MOBILITY, OpenFormat
-from citypipe.service.export import export_day, publish_metadata
+from citypipe.service.export import export_day
+from citypipe.service.export.metadata import publish_metadata
 from citypipe.service.kernel import Deps
 
 THEMES = ["air-quality", "noise", "traffic-flow", "parking", "people-counts"]
@@ -78,7 +80,7 @@ def exported(memory_deps: Deps) -> Deps:
         *devices(12),
         *devices(3, zone="noord"),
     )
-    assert export_day(deps, DAY, keys=RELEASE_KEYS) == "done"
+    assert export_day(deps, exporting(RELEASE_KEYS), DAY) == "done"
     return deps
 
 
@@ -149,9 +151,8 @@ def test_no_dataset_is_tagged_hvd_under_a_licence_less_open_than_cc_by(
     data = every_theme_city().model_dump(mode="json")
     data["licence"] = "https://opendatacommons.org/licenses/odbl/1-0/"
     deps = dataclasses.replace(exported, city=parse_city(data))
-    export_day(
-        deps, "2026-06-02", keys=RELEASE_KEYS
-    )  # no partials: nothing new, the metadata rebuilt
+    # no partials: nothing new, the metadata rebuilt
+    export_day(deps, exporting(RELEASE_KEYS), "2026-06-02")
     publish_metadata(deps)
     # Then the catalogue claims no High-Value Dataset
     graph = catalogue_graph(deps)

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from conftest import memory_stack
 from sketches import chance_bound, shared_windows
-from unit_support import at, drain, push
+from unit_support import at, drain, exporting, push
 
 from citypipe.core.columnar import read_parquet
 from citypipe.domain.books import EpsilonCharge
@@ -70,7 +70,7 @@ def week(city: Any) -> Iterator[tuple[Deps, InMemoryKeyStore]]:
         push(evening, keys, day_of_detections(day, rng))
         drain(evening)
         morning = day + timedelta(days=1, minutes=5)
-        hourly(at(deps, morning), keys, morning)
+        hourly(at(deps, morning), exporting(keys), morning)
     yield deps, keys
 
 
@@ -214,7 +214,7 @@ def test_a_re_export_with_one_more_device_does_not_give_that_device_away(
     push(evening, keys, [(WORK, w, f"02:00:00:00:{n:02x}:{i:02x}") for i, w in enumerate(windows)
                          for n in range(12)])  # fmt: skip
     drain(evening)
-    export_day(evening, day.date().isoformat(), keys=keys)
+    export_day(evening, exporting(keys), day.date().isoformat())
     zone = deps.city.device("canonical", WORK).zone  # type: ignore[union-attr]
     before = {r["window_start"]: r for r in people_rows(deps, day.date()) if r["zone"] == zone}
     # When late data brings one more device into each of those windows, and the day is
@@ -222,7 +222,7 @@ def test_a_re_export_with_one_more_device_does_not_give_that_device_away(
     push(evening, keys, [(WORK, w + timedelta(minutes=7), f"02:00:00:01:00:{i:02x}")
                          for i, w in enumerate(windows)])  # fmt: skip
     drain(evening)
-    export_day(evening, day.date().isoformat(), keys=keys)
+    export_day(evening, exporting(keys), day.date().isoformat())
     after = {r["window_start"]: r for r in people_rows(deps, day.date()) if r["zone"] == zone}
     # Then subtracting the releases does not tell the device apart: most differences are
     # not the one device that came (the code before: all 40 were exactly 1) ...

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import io
 import json
-from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -18,6 +18,7 @@ from unit_support import (
     clean,
     devices,
     exact,
+    exporting,
     no2,
     open_file,
     put_partial,
@@ -27,7 +28,7 @@ from unit_support import (
 from citypipe.core.aggregate import cells, partial_of
 from citypipe.core.disclosure import DisclosedCell, complete_grid, disclose
 from citypipe.core.publish import tables
-from citypipe.core.publish.day import theme_day
+from citypipe.core.publish.day import formats_of, theme_day
 from citypipe.core.publish.jsontext import JsonArrayWriter, json_bytes
 from citypipe.core.publish.ngsild import entities
 from citypipe.core.publish.portal import bar_chart, index_html
@@ -132,11 +133,9 @@ def chunks(cells: list[DisclosedCell]) -> list[list[DisclosedCell]]:
 
 
 @pytest.mark.parametrize("personal", [False, True])
-def test_a_csv_written_in_chunks_is_the_csv_written_whole(
-    city: City, tmp_path: Path, personal: bool
-) -> None:
+def test_a_csv_written_in_chunks_is_the_csv_written_whole(city: City, personal: bool) -> None:
     day = a_disclosed_day(city)
-    whole, chunked = tmp_path / "whole.csv", tmp_path / "chunked.csv"
+    whole, chunked = io.BytesIO(), io.BytesIO()
     writer = CsvWriter(whole, personal)
     writer.write(day)
     writer.close()
@@ -144,16 +143,17 @@ def test_a_csv_written_in_chunks_is_the_csv_written_whole(
     for chunk in chunks(day):
         writer.write(chunk)
     writer.close()
-    assert chunked.read_bytes() == whole.read_bytes()
-    assert len(whole.read_text().splitlines()) == 1 + len(day)
+    assert chunked.getvalue() == whole.getvalue()
+    assert len(whole.getvalue().decode().splitlines()) == 1 + len(day)
+    assert not whole.closed  # the sink stays its owner's
 
 
 def test_a_parquet_file_written_in_chunks_is_the_file_written_whole(
-    city: City, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    city: City, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     day = a_disclosed_day(city)
     monkeypatch.setattr(tables, "ROW_GROUP", 50)  # several row groups, across chunks
-    whole, chunked = tmp_path / "whole.parquet", tmp_path / "chunked.parquet"
+    whole, chunked = io.BytesIO(), io.BytesIO()
     writer = ParquetWriter(whole, personal=True)
     writer.write(day)
     writer.close()
@@ -161,36 +161,37 @@ def test_a_parquet_file_written_in_chunks_is_the_file_written_whole(
     for chunk in chunks(day):
         writer.write(chunk)
     writer.close()
-    assert chunked.read_bytes() == whole.read_bytes()
-    found = pq.ParquetFile(whole)
+    assert chunked.getvalue() == whole.getvalue()
+    found = pq.ParquetFile(io.BytesIO(whole.getvalue()))
     assert found.metadata.num_row_groups == -(-len(day) // 50)
     assert found.read()["zone"].to_pylist() == [c.zone for c in day]
 
 
-def test_an_empty_day_is_a_parquet_file_of_no_rows(tmp_path: Path) -> None:
-    writer = ParquetWriter(tmp_path / "empty.parquet", personal=False)
-    writer.close()
-    assert pq.read_table(tmp_path / "empty.parquet").num_rows == 0
+def test_an_empty_day_is_a_parquet_file_of_no_rows() -> None:
+    sink = io.BytesIO()
+    ParquetWriter(sink, personal=False).close()
+    assert pq.read_table(io.BytesIO(sink.getvalue())).num_rows == 0
 
 
-def test_ngsi_ld_written_in_chunks_is_the_json_of_the_whole_day(city: City, tmp_path: Path) -> None:
+def test_ngsi_ld_written_in_chunks_is_the_json_of_the_whole_day(city: City) -> None:
     day = a_disclosed_day(city)
     traffic = theme_named("traffic-flow")
     whole = entities(city, traffic, day, "https://example.org/day.csv")
-    writer = JsonArrayWriter(tmp_path / "day.jsonld")
+    sink = io.BytesIO()
+    writer = JsonArrayWriter(sink)
     for chunk in chunks(day):
         writer.write(entities(city, traffic, chunk, "https://example.org/day.csv"))
     writer.close()
-    assert (tmp_path / "day.jsonld").read_bytes() == json_bytes(whole, compact=True)
+    assert sink.getvalue() == json_bytes(whole, compact=True)
     # in window order, then by id (bicycles beside the vehicles of the same window)
     assert [e["dateObservedFrom"] for e in whole] == sorted(e["dateObservedFrom"] for e in whole)
     assert {e.get("vehicleType") for e in whole} == {None, "bicycle"}
 
 
-def test_an_empty_json_array_is_the_json_of_no_items(tmp_path: Path) -> None:
-    writer = JsonArrayWriter(tmp_path / "none.json")
-    writer.close()
-    assert (tmp_path / "none.json").read_bytes() == json_bytes([], compact=True)
+def test_an_empty_json_array_is_the_json_of_no_items() -> None:
+    sink = io.BytesIO()
+    JsonArrayWriter(sink).close()
+    assert sink.getvalue() == json_bytes([], compact=True)
 
 
 def test_a_day_summarized_in_chunks_is_the_day_summarized_whole(city: City) -> None:
@@ -215,10 +216,12 @@ def test_an_id_made_part_by_part_is_the_id_of_all_parts() -> None:
 # --- GeoJSON ---------------------------------------------------------------------------------
 
 
-def test_the_geojson_has_a_feature_per_zone_with_its_day(city: City, tmp_path: Path) -> None:
+def test_the_geojson_has_a_feature_per_zone_with_its_day(city: City) -> None:
     found = cells(partial_of(clean(no2(0, 20.0), no2(20, 30.0))))
-    result = theme_day(city, themes_of(city)[0], DAY, found, tmp_path)
-    document = json.loads(result.files[OpenFormat.GEOJSON].path.read_bytes())
+    theme = themes_of(city)[0]
+    sinks = {fmt: io.BytesIO() for fmt in formats_of(theme)}
+    theme_day(city, theme, DAY, found, sinks)
+    document = json.loads(sinks[OpenFormat.GEOJSON].getvalue())
     assert document["type"] == "FeatureCollection"
     assert [f["id"] for f in document["features"]] == [f.id for f in city.zones.features]
     centrum = next(f for f in document["features"] if f["id"] == "centrum")
@@ -279,7 +282,7 @@ def test_a_zone_whose_cells_are_all_suppressed_says_so_instead_of_a_zero_bar(
 
 def test_the_portal_keeps_a_place_for_the_transparency_register(memory_deps: Deps) -> None:
     put_partial(memory_deps, "a", no2(), *devices(10))
-    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
     page = index_html(memory_deps.city, themes_of(memory_deps.city), records(memory_deps))
     assert 'id="register"' in page and "will be published here" in page
 
@@ -289,7 +292,7 @@ def test_the_register_is_shown_on_the_portal_and_listed_in_the_catalogue(
 ) -> None:
     # Given a day published: the metadata build writes the register and the record
     put_partial(memory_deps, "a", no2(), *devices(10))
-    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
     documents = register_documents(memory_deps.city)
     register = register_of(memory_deps.city, documents)
     # Then the page shows a row per source and links every file ...

@@ -7,7 +7,7 @@ from __future__ import annotations
 from functools import partial
 
 from conftest import load_event
-from unit_support import RELEASE_KEYS, lines, open_file, senml_reading, wifi_observation
+from unit_support import RELEASE_KEYS, exporting, lines, open_file, senml_reading, wifi_observation
 
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import StackNames
@@ -72,7 +72,7 @@ def a_clean_run(deps: Deps, keys: KeyStore) -> None:
     ingest(deps, wifi_day())
     anonymize(deps, keys, take(deps, Function.ANONYMIZE))
     aggregate(deps)
-    export_day(deps, DAY, keys=RELEASE_KEYS)
+    export_day(deps, exporting(RELEASE_KEYS), DAY)
 
 
 def test_a_clean_run_balances(memory_deps: Deps, memory_keys: InMemoryKeyStore) -> None:
@@ -101,7 +101,7 @@ def test_readings_lost_between_stages_unbalance_the_books(
     # Given a raw object whose claim check was lost (neither processed nor dead-lettered)
     lost = one_raw_object_left(memory_deps, memory_keys)
     aggregate(memory_deps)
-    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
     # When the books are read back
     report = build_report(memory_deps, payloads_sent=7)
     # Then exactly the check between ingest and anonymize fails, by the lost readings
@@ -121,7 +121,7 @@ def test_dead_lettered_readings_are_counted_and_balance_the_books(
         memory_deps.names.dlq(Function.ANONYMIZE), [poisoned.model_dump(exclude_none=True)]
     )
     aggregate(memory_deps)
-    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
     # When the books are read back
     report = build_report(memory_deps, payloads_sent=7)
     # Then the dead letter is counted, and the books balance
@@ -151,7 +151,7 @@ def test_only_the_latest_export_of_a_day_is_counted(
     ingest(memory_deps, lines(wifi_observation(observed_at="2026-06-01T23:50:00Z")))
     anonymize(memory_deps, memory_keys, take(memory_deps, Function.ANONYMIZE))
     aggregate(memory_deps)
-    assert export_day(memory_deps, DAY, keys=RELEASE_KEYS) == "done"
+    assert export_day(memory_deps, exporting(RELEASE_KEYS), DAY) == "done"
     # When the books are read back
     report = build_report(memory_deps, payloads_sent=7)
     # Then the day counts once, with every reading: the first publication is superseded
@@ -172,7 +172,7 @@ def test_a_dead_letter_whose_input_was_processed_is_not_counted_twice(
         memory_deps.names.dlq(Function.ANONYMIZE), [raw.model_dump(exclude_none=True)]
     )
     aggregate(memory_deps)
-    export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
     # When the books are read back
     report = build_report(memory_deps, payloads_sent=6)
     # Then it is counted by its lineage alone
@@ -191,7 +191,7 @@ def test_two_readings_of_1e308_are_quarantined_and_the_day_is_still_published(
     # When they run through every stage
     anonymize(memory_deps, memory_keys, take(memory_deps, Function.ANONYMIZE))
     aggregate(memory_deps)
-    result = export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+    result = export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
     # Then the day is published with the sane reading, the others quarantined with a reason
     assert result == "done"
     key = StackNames("velden").open_file_key("air-quality", OpenFormat.CSV, DAY)
@@ -214,7 +214,7 @@ def test_releases_past_the_budget_are_refused_and_the_ledger_balances(
         ingest(memory_deps, lines(wifi_observation(observed_at=f"2026-06-01T11:0{minute}:00Z")))
         anonymize(memory_deps, memory_keys, take(memory_deps, Function.ANONYMIZE))
         aggregate(memory_deps)
-        export_day(memory_deps, DAY, keys=RELEASE_KEYS)
+        export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
         published.append({i.key: i.etag for i in memory_deps.store.list(open_zone)})
     # When the books are read back
     report = build_report(memory_deps, payloads_sent=11)

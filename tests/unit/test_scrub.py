@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from unit_support import at, drain, push, senml_reading
+from unit_support import at, drain, exporting, push, senml_reading
 
 from citypipe.core.columnar import read_parquet
 from citypipe.core.formats import FORMATS, Context
@@ -64,7 +64,7 @@ def test_the_day_whose_key_died_keeps_its_rows_without_pseudonyms(
     before = {k: rows_of(deps, k) for k in clean_objects(deps) if "/wifi-counters/" in k}
     assert before and all(r["pseudonym"] for rows in before.values() for r in rows)
     # When the hourly job destroys 1 June's key
-    result = hourly(at(deps, AFTER), keys, AFTER)
+    result = hourly(at(deps, AFTER), exporting(keys), AFTER)
     # Then each object is replaced by a scrubbed copy holding the same rows, no pseudonym
     assert result.clean_scrubbed == len(before)
     for key, rows in before.items():
@@ -75,7 +75,7 @@ def test_the_day_whose_key_died_keeps_its_rows_without_pseudonyms(
 def test_each_rewrite_is_recorded_in_the_audit_zone(stack: tuple[Deps, InMemoryKeyStore]) -> None:
     deps, keys = stack
     originals = {k: e for k, e in clean_objects(deps).items() if "/wifi-counters/" in k}
-    hourly(at(deps, AFTER), keys, AFTER)
+    hourly(at(deps, AFTER), exporting(keys), AFTER)
     audit = deps.names.bucket(Zone.AUDIT)
     records = [
         CleanScrubbed.model_validate_json(deps.store.get(audit, i.key).body)
@@ -89,7 +89,7 @@ def test_each_rewrite_is_recorded_in_the_audit_zone(stack: tuple[Deps, InMemoryK
 def test_other_sources_clean_objects_are_left_alone(stack: tuple[Deps, InMemoryKeyStore]) -> None:
     deps, keys = stack
     air = {k: e for k, e in clean_objects(deps).items() if "/air-quality/" in k}
-    hourly(at(deps, AFTER), keys, AFTER)
+    hourly(at(deps, AFTER), exporting(keys), AFTER)
     assert {k: e for k, e in clean_objects(deps).items() if "/air-quality/" in k} == air
 
 
@@ -98,16 +98,16 @@ def test_a_day_whose_key_lives_keeps_its_pseudonyms(stack: tuple[Deps, InMemoryK
     deps, keys = stack
     before = clean_objects(deps)
     fired = DAY + timedelta(days=1, minutes=5)
-    assert hourly(at(deps, fired), keys, fired).clean_scrubbed == 0
+    assert hourly(at(deps, fired), exporting(keys), fired).clean_scrubbed == 0
     assert clean_objects(deps) == before
 
 
 def test_running_the_job_again_changes_nothing(stack: tuple[Deps, InMemoryKeyStore]) -> None:
     deps, keys = stack
-    hourly(at(deps, AFTER), keys, AFTER)
+    hourly(at(deps, AFTER), exporting(keys), AFTER)
     first = clean_objects(deps)
     later = AFTER + timedelta(hours=1)
-    assert hourly(at(deps, later), keys, later).clean_scrubbed == 0
+    assert hourly(at(deps, later), exporting(keys), later).clean_scrubbed == 0
     assert clean_objects(deps) == first
     assert all(is_scrubbed(k) for k in first if "/wifi-counters/" in k)
 
@@ -118,12 +118,12 @@ def test_a_rewrite_cut_short_is_finished_once(stack: tuple[Deps, InMemoryKeyStor
     clean = deps.names.bucket(Zone.CLEAN)
     [key, *_] = [k for k in clean_objects(deps) if "/wifi-counters/" in k]
     original = deps.store.get(clean, key).body
-    hourly(at(deps, AFTER), keys, AFTER)
+    hourly(at(deps, AFTER), exporting(keys), AFTER)
     copy = deps.store.get(clean, scrubbed_key(key)).etag
     deps.store.put(clean, key, original)  # as the crash left it
     # When the next run comes
     later = AFTER + timedelta(hours=1)
-    hourly(at(deps, later), keys, later)
+    hourly(at(deps, later), exporting(keys), later)
     # Then the original is gone and the copy is the one written before, not a second one
     assert not deps.store.exists(clean, key)
     assert deps.store.get(clean, scrubbed_key(key)).etag == copy

@@ -22,6 +22,7 @@ import pyarrow as pa
 import yaml
 from conftest import CITY_FILE, load_event, webhook_token
 
+from citypipe.adapters.scratch import TempScratch
 from citypipe.core.aggregate import partial_of
 from citypipe.core.anonymize import CLEAN_SCHEMA
 from citypipe.core.columnar import parquet_bytes
@@ -42,6 +43,7 @@ from citypipe.ports import (
 from citypipe.service.aggregate import aggregate_object
 from citypipe.service.anonymize import anonymize_object
 from citypipe.service.edge import Inbound, Route, admit
+from citypipe.service.export import ExportPorts
 from citypipe.service.kernel import Deps
 from citypipe.service.stage import run_stage
 from citypipe.service.webhook import WebhookRequest, answer
@@ -56,6 +58,13 @@ from citypipe_local.runner import LambdaContext, app_for, load_handler
 # The key store of tests that export: its release secret fixed, so the noise of people
 # counts is the same in every run.
 RELEASE_KEYS = InMemoryKeyStore(noise_secret=bytes(range(100, 132)))
+
+
+def exporting(keys: KeyStore = RELEASE_KEYS) -> ExportPorts:
+    """What export is given: ``keys`` (the release secret, the daily secrets) and the
+    machine's scratch space."""
+    return ExportPorts(keys, TempScratch())
+
 
 # --- platform events --------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from citypipe.domain.naming import (
 )
 from citypipe.domain.themes import quantities_of, themes_of
 from citypipe.entrypoints.events import parse_messages
-from citypipe.service.export import ledger
+from citypipe.service.export.ledger import entries
 from citypipe.service.kernel import Deps
 
 
@@ -268,7 +268,7 @@ def noised_datasets(deps: Deps) -> list[str]:
 def _spent(deps: Deps) -> dict[tuple[str, str], float]:
     """ε spent per (sensor, day), over every release in the ledger."""
     spent: dict[tuple[str, str], float] = {}
-    for entry in ledger(deps):
+    for entry in entries(deps):
         for sensor, epsilon in entry.charges.items():
             spent[sensor, entry.day] = spent.get((sensor, entry.day), 0.0) + epsilon
     return spent
@@ -301,7 +301,7 @@ def privacy_budget(deps: Deps) -> dict[str, Any] | None:
         "mechanism": noise.mechanism,
         "epsilon_per_release": noise.epsilon,
         "budget_per_sensor_day": noise.budget,
-        "releases": len(ledger(deps)),
+        "releases": len(entries(deps)),
         "sensor_days": len(spent),
         "most_spent": round(max(spent.values(), default=0.0), 9),
     }

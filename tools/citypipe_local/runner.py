@@ -28,6 +28,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar, cast
 
+from citypipe.adapters.scratch import TempScratch
 from citypipe.bootstrap import aggregate as bootstrap_aggregate
 from citypipe.bootstrap import anonymize as bootstrap_anonymize
 from citypipe.bootstrap import deps_from
@@ -39,6 +40,7 @@ from citypipe.domain.model import Function
 from citypipe.domain.naming import StackNames
 from citypipe.entrypoints.apps import FunctionApp
 from citypipe.ports import Clock, KeyStore, Queue, ReceivedMessage, WebhookTokens
+from citypipe.service.export import ExportPorts
 from citypipe.service.kernel import Deps, log
 from citypipe.settings import Settings
 from citypipe_local.clock import SimulatedClock
@@ -149,7 +151,7 @@ def app_for(
         return bootstrap_anonymize.build(deps)
     if function is Function.AGGREGATE:
         return bootstrap_aggregate.build(deps)
-    return bootstrap_export.build(deps, keys)
+    return bootstrap_export.build(deps, ExportPorts(keys, TempScratch()))
 
 
 def in_process_handlers(

@@ -1,4 +1,5 @@
-"""Ports: the four small interfaces the cores talk through.
+"""Ports: the small interfaces the cores and services talk through (ObjectStore, Queue,
+KeyStore, WebhookTokens, Scratch, Clock).
 
 Shared behaviour (chunking to API limits, conditional-put semantics, checksums) is written
 once here; each backend fills in a few primitives.
@@ -15,6 +16,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cached_property
@@ -358,6 +360,15 @@ class WebhookTokens(ABC):
 
     @abstractmethod
     def _set_digests(self, source: str, digests: list[str]) -> None: ...
+
+
+class Scratch(ABC):
+    """Local disk for work that outgrows memory (export's spill of a day): a directory of
+    one's own while the work lasts, gone after; never shared with a concurrent user."""
+
+    @abstractmethod
+    def directory(self) -> AbstractContextManager[Path]:
+        """A fresh private directory, removed when the context ends."""
 
 
 class Clock(ABC):

@@ -1,28 +1,28 @@
-"""export's composition root: S3, SQS, the city file and the key store (the hourly job
-destroys old secrets)."""
+"""export's composition root: S3, SQS, the city file, the key store (the release secret
+seeds the noise; the hourly job destroys old secrets) and the machine's scratch space."""
 
 from __future__ import annotations
 
 from functools import cache
 
+from citypipe.adapters.scratch import TempScratch
 from citypipe.bootstrap import deps_from
 from citypipe.bootstrap.keys import key_store_from
 from citypipe.domain.model import Function
 from citypipe.entrypoints.apps import FunctionApp
 from citypipe.entrypoints.schedule import scheduled
 from citypipe.entrypoints.sqs import ClaimCheckConsumer
-from citypipe.ports import KeyStore
-from citypipe.service.export import export_requested
+from citypipe.service.export import ExportPorts, export_request
 from citypipe.service.kernel import Deps
 from citypipe.settings import Settings
 
 
-def build(deps: Deps, keys: KeyStore) -> FunctionApp:
+def build(deps: Deps, ports: ExportPorts) -> FunctionApp:
     return FunctionApp(
         consumer=ClaimCheckConsumer(
-            Function.EXPORT, deps, lambda m: export_requested(deps, keys, m)
+            Function.EXPORT, deps, lambda m: export_request(deps, ports, m)
         ),
-        schedule=lambda event: scheduled(deps, keys, event),
+        schedule=lambda event: scheduled(deps, ports, event),
     )
 
 
@@ -30,4 +30,4 @@ def build(deps: Deps, keys: KeyStore) -> FunctionApp:
 def cold_start() -> FunctionApp:
     settings = Settings()
     deps = deps_from(settings)
-    return build(deps, key_store_from(settings, deps))
+    return build(deps, ExportPorts(key_store_from(settings, deps), TempScratch()))

@@ -42,7 +42,7 @@ from citypipe.domain.naming import (
     source_of,
 )
 from citypipe.ports import KeyStore
-from citypipe.service.export import export_day
+from citypipe.service.export import ExportPorts, export_day
 from citypipe.service.kernel import Deps, log
 
 RAW_LIFETIME = timedelta(hours=24)
@@ -180,7 +180,7 @@ class Housekeeping:
     quarantine_swept: int
 
 
-def hourly(deps: Deps, keys: KeyStore, fired: datetime) -> Housekeeping:
+def hourly(deps: Deps, ports: ExportPorts, fired: datetime) -> Housekeeping:
     """Publish yesterday (UTC) — a no-op once published unless late data arrived —, destroy
     the pseudonymization secrets of days past the key retention and scrub those days'
     pseudonyms from the clean zone, delete raw objects older than 24 hours and quarantine
@@ -188,9 +188,9 @@ def hourly(deps: Deps, keys: KeyStore, fired: datetime) -> Housekeeping:
     day = (fired - timedelta(days=1)).date().isoformat()
     keep_from = fired.date() - timedelta(days=deps.city.key_retention_days - 1)
     try:
-        result = export_day(deps, day, keys=keys)
+        result = export_day(deps, ports, day)
     finally:
-        destroyed, scrubbed = retire_keys(deps, keys, keep_from, fired)
+        destroyed, scrubbed = retire_keys(deps, ports.keys, keep_from, fired)
         swept = sweep_raw(deps, fired)
         quarantine = sweep_quarantine(deps, fired)
     log.info(

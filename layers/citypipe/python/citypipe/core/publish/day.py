@@ -1,20 +1,21 @@
 """One theme's day, every format at once: the pure core export's service calls per theme.
 
 Cells in (the theme's cells of the day, merged from partials; a people theme's on the
-complete grid), disclosure control applied once, files out: CSV, Parquet, GeoJSON and,
-where the theme has a Smart Data Model, NGSI-LD. The bytes are a function of the cells, the
-city file and the city's noise key only, whether the day comes a few windows at a time
-(``ThemeDayWriter``: what export does, so a day of any size fits in bounded memory) or
-whole (``theme_day``, the one-chunk case).
+complete grid), disclosure control applied once, bytes out to the sinks the caller opened:
+CSV, Parquet, GeoJSON and, where the theme has a Smart Data Model, NGSI-LD. The bytes are
+a function of the cells, the city file and the city's noise key only, whether the day
+comes a few windows at a time (``ThemeDayWriter``: what export does, so a day of any size
+fits in bounded memory) or whole (``theme_day``, the one-chunk case). Where the bytes go
+(export's scratch files) is the caller's business: nothing here opens a file.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from typing import BinaryIO
 
 from citypipe.core.aggregate import Cell
 from citypipe.core.disclosure import Status, complete_grid, day_windows, disclose, treatment
@@ -25,23 +26,25 @@ from citypipe.domain.books import ZoneSummary
 from citypipe.domain.city import City
 from citypipe.domain.naming import InputId, StackNames
 from citypipe.domain.themes import OpenFormat, Theme, quantities_of
-from citypipe.ports import FileBody
 
-__all__ = ["ThemeDay", "ThemeDayWriter", "theme_day"]
+__all__ = ["ThemeDay", "ThemeDayWriter", "formats_of", "theme_day"]
+
+
+def formats_of(theme: Theme) -> list[OpenFormat]:
+    """The formats a theme's day is published in: NGSI-LD where it has a Smart Data Model."""
+    return [f for f in OpenFormat if f is not OpenFormat.NGSI_LD or theme.model is not None]
 
 
 @dataclass(frozen=True)
 class ThemeDay:
-    """A theme's day as written: its files (local, to be put), what its publication record
-    and lineage count, and, for a people dataset, what its release discloses
-    (``release``, ``sensors``: what its ε is charged on)."""
+    """A theme's day as written to its sinks: what its publication record and lineage
+    count, and, for a people dataset, what its release discloses (``release``,
+    ``sensors``: what its ε is charged on)."""
 
     theme: Theme
     day: str
     personal: bool
     summary: list[ZoneSummary]
-    directory: Path  # where its files are
-    files: dict[OpenFormat, FileBody]
     readings: int
     cells: int
     published: int
@@ -49,6 +52,10 @@ class ThemeDay:
     flagged: int
     release: str
     sensors: tuple[str, ...]
+
+    @property
+    def formats(self) -> list[OpenFormat]:
+        return formats_of(self.theme)
 
     def key(self, names: StackNames, fmt: OpenFormat) -> str:
         return names.open_file_key(self.theme.slug, fmt, self.day)
@@ -59,18 +66,18 @@ class ThemeDay:
 
 
 class ThemeDayWriter:
-    """A theme's day written into ``directory`` a few windows at a time: ``add`` the day's
-    cells of some consecutive windows (after those added before; in cell order), then
-    ``close``. ``present``: the theme's quantities found that day (a quantity the city no
-    longer declares is still published). ``noise_key``: the city's secret noise key, for
-    the noise of people counts."""
+    """A theme's day written to ``sinks`` (one per format of ``formats_of(theme)``) a few
+    windows at a time: ``add`` the day's cells of some consecutive windows (after those
+    added before; in cell order), then ``close``. ``present``: the theme's quantities
+    found that day (a quantity the city no longer declares is still published).
+    ``noise_key``: the city's secret noise key, for the noise of people counts."""
 
     def __init__(
         self,
         city: City,
         theme: Theme,
         day: str,
-        directory: Path,
+        sinks: Mapping[OpenFormat, BinaryIO],
         present: Sequence[str],
         noise_key: bytes | None = None,
     ) -> None:
@@ -79,17 +86,12 @@ class ThemeDayWriter:
         self.quantities = sorted(set(quantities_of(city, theme)) | set(present))
         self.personal = treatment(city, self.quantities).personal
         self.people = [q for q in self.quantities if q in city.personal_quantities]
-        directory.mkdir(parents=True, exist_ok=True)
-        self.directory = directory
-        self.paths = {fmt: directory / f"{theme.slug}.{fmt.value}" for fmt in OpenFormat}
-        self.csv = tables.CsvWriter(self.paths[OpenFormat.CSV], self.personal)
-        self.parquet = tables.ParquetWriter(self.paths[OpenFormat.PARQUET], self.personal)
-        self.ngsi_ld = (
-            None if theme.model is None else JsonArrayWriter(self.paths[OpenFormat.NGSI_LD])
-        )
-        self.source = public_url(
-            city, StackNames(city.slug).open_file_key(theme.slug, OpenFormat.CSV, day)
-        )
+        self.sinks = sinks
+        self.csv = tables.CsvWriter(sinks[OpenFormat.CSV], self.personal)
+        self.parquet = tables.ParquetWriter(sinks[OpenFormat.PARQUET], self.personal)
+        self.ngsi_ld = None if theme.model is None else JsonArrayWriter(sinks[OpenFormat.NGSI_LD])
+        names = StackNames(city.slug)
+        self.source = public_url(city, names.open_file_key(theme.slug, OpenFormat.CSV, day))
         self.summary = tables.DaySummary(city, self.quantities)
         self.release = InputId("release", theme.slug, day)
         self.sensors: set[str] = set()
@@ -118,7 +120,7 @@ class ThemeDayWriter:
         self.summary.add(disclosed)
 
     def discard(self) -> None:
-        """Close what is open after a failure (its files are never published)."""
+        """Finish what is open after a failure (its files are never published)."""
         for writer in (self.csv, self.parquet, self.ngsi_ld):
             if writer is not None:
                 with contextlib.suppress(Exception):
@@ -131,17 +133,12 @@ class ThemeDayWriter:
             self.ngsi_ld.close()
         summary = self.summary.result()
         geojson = geo.zones_geojson(self.city, self.theme, self.day, summary)
-        self.paths[OpenFormat.GEOJSON].write_bytes(json_bytes(geojson, compact=True))
-        formats = [OpenFormat.CSV, OpenFormat.PARQUET, OpenFormat.GEOJSON]
-        if self.ngsi_ld is not None:
-            formats.append(OpenFormat.NGSI_LD)
+        self.sinks[OpenFormat.GEOJSON].write(json_bytes(geojson, compact=True))
         return ThemeDay(
             theme=self.theme,
             day=self.day,
             personal=self.personal,
             summary=summary,
-            directory=self.directory,
-            files={fmt: FileBody.of(self.paths[fmt]) for fmt in formats},
             readings=self.readings,
             cells=sum(self.statuses.values()),
             published=self.statuses[Status.PUBLISHED],
@@ -157,11 +154,11 @@ def theme_day(
     theme: Theme,
     day: str,
     cells: Sequence[Cell],
-    directory: Path,
+    sinks: Mapping[OpenFormat, BinaryIO],
     noise_key: bytes | None = None,
 ) -> ThemeDay:
-    """A whole day's cells of a theme, its files written into ``directory``."""
+    """A whole day's cells of a theme, written to ``sinks``."""
     present = sorted({c.quantity for c in cells})
-    writer = ThemeDayWriter(city, theme, day, directory, present, noise_key)
+    writer = ThemeDayWriter(city, theme, day, sinks, present, noise_key)
     writer.add(cells, day_windows(day))
     return writer.close()

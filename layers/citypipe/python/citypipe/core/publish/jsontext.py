@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 def json_bytes(document: Any, compact: bool = False) -> bytes:
@@ -21,11 +20,12 @@ def _text(document: Any, compact: bool) -> str:
 
 
 class JsonArrayWriter:
-    """A compact JSON array written to ``path`` as its items come, a chunk at a time: the
-    file holds exactly ``json_bytes(items, compact=True)`` of every item written."""
+    """A compact JSON array written to ``sink`` as its items come, a chunk at a time: the
+    sink gets exactly ``json_bytes(items, compact=True)`` of every item written. ``close``
+    ends the array; the sink stays its owner's to close."""
 
-    def __init__(self, path: Path) -> None:
-        self._file = path.open("wb")
+    def __init__(self, sink: BinaryIO) -> None:
+        self._file = sink
         self._file.write(b"[")
         self._first = True
 
@@ -37,4 +37,3 @@ class JsonArrayWriter:
 
     def close(self) -> None:
         self._file.write(b"]\n")
-        self._file.close()

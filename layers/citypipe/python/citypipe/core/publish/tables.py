@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -117,11 +117,12 @@ def text(value: object) -> str:
 
 class CsvWriter:
     """A theme's day as UTF-8 CSV with a header row of the documented columns and ``\\n``
-    line ends, written to ``path`` a chunk of cells at a time (in cell order)."""
+    line ends, written to ``sink`` a chunk of cells at a time (in cell order). ``close``
+    finishes the CSV; the sink stays its owner's to close."""
 
-    def __init__(self, path: Path, personal: bool) -> None:
-        self._file = path.open("w", encoding="utf-8", newline="")
-        self._rows = csv.writer(self._file, lineterminator="\n")
+    def __init__(self, sink: BinaryIO, personal: bool) -> None:
+        self._text = io.TextIOWrapper(sink, encoding="utf-8", newline="")
+        self._rows = csv.writer(self._text, lineterminator="\n")
         self._personal = personal
         self._rows.writerow([c.name for c in columns(personal)])
 
@@ -129,7 +130,8 @@ class CsvWriter:
         self._rows.writerows([text(v) for v in _fields(c, self._personal).values()] for c in cells)
 
     def close(self) -> None:
-        self._file.close()
+        self._text.flush()
+        self._text.detach()
 
 
 ROW_GROUP = 65_536  # rows of a Parquet row group: a day's file is one group but at the largest
@@ -137,17 +139,18 @@ ROW_GROUP = 65_536  # rows of a Parquet row group: a day's file is one group but
 
 class ParquetWriter:
     """The same rows as Parquet (zstd), typed (the partition ``date=`` is in the key),
-    written to ``path`` a chunk of cells at a time. Row groups hold ``ROW_GROUP`` rows
-    whatever the chunks, so the bytes depend on the cells alone."""
+    written to ``sink`` a chunk of cells at a time. Row groups hold ``ROW_GROUP`` rows
+    whatever the chunks, so the bytes depend on the cells alone. ``close`` finishes the
+    file; the sink stays its owner's to close."""
 
-    def __init__(self, path: Path, personal: bool) -> None:
+    def __init__(self, sink: BinaryIO, personal: bool) -> None:
         self._schema = pa.schema(
             [
                 pa.field(c.name, c.arrow, metadata={"description": c.description})
                 for c in columns(personal)
             ]
         )
-        self._file = pq.ParquetWriter(path, self._schema, compression="zstd")
+        self._file = pq.ParquetWriter(sink, self._schema, compression="zstd")
         self._personal = personal
         self._pending: list[pa.Table] = []
         self._rows = 0
@@ -291,12 +294,6 @@ class Tally:
     published: int
     suppressed: int
     flagged: int
-
-
-def csv_rows(path: Path) -> Iterator[dict[str, str]]:
-    """The rows of a CSV file, read as they are needed."""
-    with path.open(encoding="utf-8", newline="") as file:
-        yield from csv.DictReader(file)
 
 
 def changes(

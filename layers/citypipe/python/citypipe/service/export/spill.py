@@ -1,16 +1,19 @@
-"""A day's partials on local disk, merged back a few windows at a time.
+"""A day's partials spilled to export's scratch directory, merged back a few windows at a
+time.
 
 Export used to read and merge a whole day's partials at once, so its memory grew with the
 day. Here each partial, read once, is split by 15-minute window and appended to that
-window's Arrow IPC file in ``directory`` (Lambda's /tmp); then ``groups`` merges
-consecutive windows, up to a bounded number of partial rows at a time. A published cell
-is one window's, so a group's cells are exactly the whole day's cells of its windows, in
-the same order; and a key's rows reach the merge in the order the partials were added
-(callers add them in key order), so its sums are added as the whole day's merge adds them.
+window's Arrow IPC file in ``directory`` (export's ``ports.Scratch``: Lambda's /tmp);
+then ``groups`` merges consecutive windows, up to a bounded number of partial rows at a
+time. A published cell is one window's, so a group's cells are exactly the whole day's
+cells of its windows, in the same order; and a key's rows reach the merge in the order
+the partials were added (callers add them in key order), so its sums are added as the
+whole day's merge adds them.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
@@ -20,6 +23,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from citypipe.core.aggregate import PARTIAL_SCHEMA, merge_partials, of_quantities
+from citypipe.core.columnar import read_parquet
+from citypipe.ports import GET_CONCURRENCY
+from citypipe.service.kernel import Deps
 
 GROUP_ROWS = 10_000  # partial rows merged at once: a few tens of MB, whatever the day
 # Uncompressed: each theme reads the day back once (lz4 cost more CPU than it saved on
@@ -28,6 +34,8 @@ SPILL = pa.ipc.IpcWriteOptions(compression=None)
 
 
 class DayPartials:
+    """A day's partials, by window, in local Arrow IPC files."""
+
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
@@ -102,6 +110,11 @@ class DayPartials:
                     tables.append(of_quantities(pa.ipc.open_stream(file).read_all(), quantities))
         return merge_partials(tables)
 
+    def remove(self) -> None:
+        """The spill is merged: its files go (the themes' files need the room)."""
+        self._close()
+        shutil.rmtree(self.directory)
+
     def _path(self, window: datetime) -> Path:
         return self.directory / f"{window:%Y%m%dT%H%M%S}.arrows"
 
@@ -110,3 +123,13 @@ def _release() -> None:
     """Give Arrow's freed pages back: its allocator (mimalloc) keeps them otherwise, and a
     day read a partial and a group at a time would hold the pages of them all."""
     pa.default_memory_pool().release_unused()
+
+
+def spill_day(deps: Deps, bucket: str, keys: Sequence[str], directory: Path) -> DayPartials:
+    """The day's partials, read concurrently a few at a time (in key order) and spilled
+    to ``directory`` by window: never the whole day in memory."""
+    partials = DayPartials(directory)
+    for start in range(0, len(keys), GET_CONCURRENCY):
+        for body in deps.store.get_many(bucket, keys[start : start + GET_CONCURRENCY]):
+            partials.add(read_parquet(body.body))
+    return partials

@@ -1,0 +1,219 @@
+"""A day's export: every theme published on its own, from one pass over the day.
+
+The day's partials are spilled by window to the export's scratch directory
+(``spill``), every theme's files are written from one pass over the spill (``writer``),
+then each theme is published on its own: its ε charge first where it counts people
+(``ledger``), its files (CSV, Parquet, GeoJSON, NGSI-LD) at stable public keys, put from
+the local files, its publication record (``versions``), and a lineage record keyed by the
+theme, the day and the exact set of partials. One theme failing never blocks the others:
+the rest are published, the metadata is rebuilt (``metadata``), then the first failure is
+raised so the request is retried (the themes already done are duplicates).
+
+Open files are a pure function of the partials, written with ``put_or_replace``: an export
+of unchanged partials writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from citypipe.core.publish.day import ThemeDay
+from citypipe.core.publish.jsontext import json_bytes
+from citypipe.domain.books import ExportCounts, Lineage, PublishedFile
+from citypipe.domain.errors import NotFoundError, TransientError
+from citypipe.domain.model import Function, Message, Zone
+from citypipe.domain.naming import input_id
+from citypipe.domain.themes import OpenFormat, Theme, theme_of, themes_of
+from citypipe.ports import KeyStore, Scratch
+from citypipe.service.export.ledger import charge, charged, people_quantities
+from citypipe.service.export.metadata import publish_metadata
+from citypipe.service.export.spill import GROUP_ROWS, spill_day
+from citypipe.service.export.versions import version
+from citypipe.service.export.writer import Failures, WrittenTheme, write_themes
+from citypipe.service.kernel import Deps, Outcome, Output, log
+from citypipe.service.stage import finish
+
+WRITE_TRIES = 3
+
+
+@dataclass(frozen=True)
+class ExportPorts:
+    """What export needs beyond the stack: the key store (the release secret seeding the
+    noise of people counts; the hourly job destroys old daily secrets) and local scratch
+    space for the day's spill and files."""
+
+    keys: KeyStore
+    scratch: Scratch
+
+
+def export_day(
+    deps: Deps,
+    ports: ExportPorts,
+    day: str,
+    *,
+    trace_id: str = "",
+    metadata: bool = True,
+    group_rows: int = GROUP_ROWS,
+) -> str:
+    """Publish one day of every theme. Returns 'done', 'duplicate' (every theme already
+    published from these partials) or 'empty' (no partial for that day). ``metadata``:
+    rebuild the catalogue, data package and portal afterwards (always, so a catalogue a
+    racing export left behind is repaired by the next run). ``group_rows``: partial rows
+    merged at once (the files are the same bytes whatever it is; memory is bounded by it)."""
+    bucket = deps.names.bucket(Zone.AGGREGATES)
+    prefix = deps.names.aggregates_prefix(day)
+    # Merged in key order, whatever order the backend lists them in: float sums depend on
+    # the order they are added in, and the open files must be reproducible.
+    infos = sorted(deps.store.list(bucket, prefix), key=lambda info: info.key)
+    if not infos:
+        log.info("nothing to publish", extra={"function": "export", "window": day})
+        return "empty"
+    inputs = [f"{i.key}@{i.etag}" for i in infos]
+    message = Message(
+        city=deps.city.slug, stage="aggregates", bucket=bucket, key=prefix,
+        records=len(infos), window=day, trace_id=trace_id,
+    )  # fmt: skip
+
+    def ident(theme: Theme) -> str:
+        return input_id("export", theme.slug, day, *inputs)
+
+    pending = [t for t in themes_of(deps.city) if not _published(deps, ident(t), t, day)]
+    failures = Failures()
+    if pending:
+        with ports.scratch.directory() as scratch:
+            partials = spill_day(deps, bucket, [i.key for i in infos], scratch / "partials")
+            # cells of a family the city no longer declares are still published and counted
+            known = {t.slug for t in themes_of(deps.city)}
+            extra = {theme_of(q).slug: theme_of(q) for q in partials.quantities()}
+            pending += [extra[slug] for slug in sorted(set(extra) - known)]
+            written = write_themes(
+                deps, ports.keys, day, pending, partials, scratch, group_rows, failures
+            )
+            partials.remove()
+            for theme in written:
+                try:
+                    retried(partial(_publish, deps, message, ident(theme.result.theme), theme))
+                except Exception as exc:  # one theme's failure must not block the others
+                    failures.add(theme.result.theme, day, exc)
+    if metadata:
+        retried(lambda: publish_metadata(deps))
+    if failures:
+        raise failures[0]
+    return "done" if pending else "duplicate"
+
+
+def retried(publish: Callable[[], None]) -> None:
+    """Publish, trying again at once when a write failed transiently (up to WRITE_TRIES):
+    the writes are idempotent (conditional puts, put_or_replace), and giving the message
+    back would read every partial of the day again. A lasting failure is raised."""
+    for _ in range(WRITE_TRIES - 1):
+        try:
+            return publish()
+        except TransientError:
+            log.warning("publication retried", extra={"function": "export"})
+    return publish()
+
+
+def _published(deps: Deps, ident: str, theme: Theme, day: str) -> bool:
+    """This theme's day was exported from this partial set, and its files and record are
+    still what that export wrote. An export that raced with another one (or a hand edit)
+    may have left other bytes in place; then the theme is published again rather than
+    skipped. Three requests: the lineage, a listing of the day, the record's head."""
+    names = deps.names
+    try:
+        lineage = deps.store.get(
+            names.bucket(Zone.AUDIT), names.lineage_key(Function.EXPORT, ident)
+        )
+    except NotFoundError:
+        return False
+    open_bucket = names.bucket(Zone.OPEN)
+    outputs = Lineage.model_validate_json(lineage.body).outputs
+    written = {o.key: o.etag for o in outputs if o.bucket == open_bucket}
+    found = {
+        i.key: i.etag for i in deps.store.list(open_bucket, names.open_day_prefix(theme.slug, day))
+    }
+    record = names.publication_key(theme.slug, day)
+    if record in written:
+        info = deps.store.head(open_bucket, record)
+        found[record] = info.etag if info is not None else ""
+    return all(found.get(key) == etag for key, etag in written.items())
+
+
+def _publish(deps: Deps, message: Message, ident: str, written: WrittenTheme) -> None:
+    """One theme's day: its files, then its publication record (so the catalogue and the
+    portal never list a file not yet written), then its lineage. A theme without cells
+    that day publishes nothing and is recorded as done — but a people theme publishes its
+    complete grid, so whether it is published says nothing of who was there. A release of
+    people counts with noise is charged to the ε ledger first (an output of the export,
+    written before its files), and refused when a sensor's day has no budget left for it
+    (the version published before stays)."""
+    result, day = written.result, message.window or ""
+    outputs: list[Output] = []
+    if not result.cells and not people_quantities(deps, result.theme):
+        counts = ExportCounts.zero()
+    else:
+        entry = charge(deps, message, result) if charged(deps, result.theme) else None
+        if isinstance(entry, ExportCounts):  # refused: over budget
+            counts = entry
+        else:
+            outputs = [] if entry is None else [entry]  # charged first, before any file
+            outputs += _files(deps, message, written)
+            counts = _counts(message, result)
+    outcome = Outcome(outputs, counts, window=day, dataset=result.theme.slug)
+    finish(Function.EXPORT, message, deps, ident, outcome)
+
+
+def _files(deps: Deps, message: Message, written: WrittenTheme) -> list[Output]:
+    """A theme's day's open files, then its publication record."""
+    result = written.result
+    described = [
+        PublishedFile(
+            format=fmt.value,
+            key=result.key(deps.names, fmt),
+            media_type=ThemeDay.media_type(fmt),
+            bytes=body.size,
+            sha256=body.sha256,
+        )
+        for fmt, body in written.files.items()
+    ]
+    csv_file = written.files[OpenFormat.CSV].path
+    record = version(deps, result, described, csv_file, message.records)
+    outputs = [
+        Output(
+            Zone.OPEN,
+            result.key(deps.names, fmt),
+            body,
+            result.cells,
+            fmt.value,
+            ThemeDay.media_type(fmt),
+            replace=True,
+        )
+        for fmt, body in written.files.items()
+    ]
+    outputs.append(
+        Output(
+            Zone.OPEN,
+            deps.names.publication_key(result.theme.slug, result.day),
+            json_bytes(record.model_dump(mode="json")),
+            record.version,
+            "json",
+            "application/json",
+            replace=True,
+        )
+    )
+    return outputs
+
+
+def _counts(message: Message, result: ThemeDay) -> ExportCounts:
+    return ExportCounts(
+        partials=message.records,
+        cells=result.cells,
+        readings=result.readings,
+        published=result.published,
+        suppressed=result.suppressed,
+        flagged=result.flagged,
+        refused={},
+        quarantined={},
+    )
