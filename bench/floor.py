@@ -6,7 +6,7 @@ in its hub's shape, find the device in the registry and its zone, check field, u
 range and time, replace the Wi-Fi client's MAC by a keyed HMAC under the sensor's key for
 the 15-minute window (derived from a per-sensor daily key), drop a hub's resends, roll the
 readings up into 15-minute zone cells (count, sum, min, max, distinct devices per sensor),
-and publish people cells as the pipeline does (decisions 53-55): every window of every
+and publish people cells as the pipeline does (docs/decisions/0053 to 0055): every window of every
 zone that counts people, a cell only from the sensors that alone saw k devices
 (suppressed without one), its distinct devices with discrete Laplace noise (a plain
 floating-point sampler: the analyst's, not the library's exact one); one CSV per theme

@@ -18,7 +18,8 @@ Every figure stands beside a baseline measured in the same run, on the same mach
 - the ingest core's readings per CPU second beside ``orjson`` parsing the same payloads,
   and each handler's cold import beside a bare interpreter's.
 
-    make bench      # writes docs/benchmarks.md and bench/results.json
+    make bench      # writes bench/results.json, and docs/benchmarks.md between its markers
+                    # (the history after them is kept: bench/page.py)
     python bench/run.py --scales 14 --backend localstack --results bench/big.json  # big day
 """
 
@@ -53,6 +54,7 @@ from citypipe_local.usage import peak_rss_mb
 
 sys.path.insert(0, str(Path(__file__).parent))
 from floor import floor  # beside this script (bench/ is scripts, not a package)
+from page import splice
 
 ROOT = Path(__file__).resolve().parents[1]
 CITY_FILE = ROOT / "infra" / "cities" / "velden.yaml"
@@ -475,7 +477,7 @@ def main() -> None:
         big = ROOT / "bench" / "big.json"
         if big.exists():
             results["big"] = json.loads(big.read_text())
-        DOCS.write_text(markdown(results))
+        DOCS.write_text(splice(DOCS.read_text() if DOCS.exists() else None, markdown(results)))
         print(f"wrote {DOCS.relative_to(ROOT)} and {args.results.relative_to(ROOT)}")
 
 

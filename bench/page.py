@@ -1,0 +1,35 @@
+"""The page ``make bench`` writes, ``docs/benchmarks.md``: a run's figures between two
+markers, and the rest of the page — the history of earlier measurements, headed by the
+decision each belongs to — kept as it is.
+
+``bench/run.py`` calls ``splice`` with the page on disk and the page it just made; the
+function is pure so a test can check it without a ten-minute run.
+"""
+
+from __future__ import annotations
+
+BEGIN = "<!-- make bench: begin -->"
+END = "<!-- make bench: end -->"
+
+
+def splice(page: str | None, generated: str) -> str:
+    """``page`` with the text between its markers replaced by ``generated``.
+
+    Whatever stands before the begin marker and after the end marker is kept byte for
+    byte. A page without either marker — none yet (``None``), or one written before the
+    markers existed, which was all generated — becomes the generated part between
+    markers. A page with one marker, a marker twice, or the end before the begin is
+    refused rather than guessed at: a wrong guess would overwrite the history.
+    """
+    if BEGIN in generated or END in generated:
+        raise ValueError("the generated part must not hold the page's markers")
+    block = "\n".join((BEGIN, generated.strip("\n"), END))
+    if page is None or (BEGIN not in page and END not in page):
+        return block + "\n"
+    begin, end = page.find(BEGIN), page.find(END)
+    if page.count(BEGIN) != 1 or page.count(END) != 1 or end < begin:
+        raise ValueError(
+            f"the page's markers are damaged: it needs one {BEGIN!r} followed by one "
+            f"{END!r} around the generated part"
+        )
+    return page[:begin] + block + page[end + len(END) :]
