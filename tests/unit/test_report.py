@@ -13,8 +13,8 @@ from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import StackNames
 from citypipe.domain.themes import OpenFormat
 from citypipe.ports import KeyStore
-from citypipe.service.aggregate import aggregate_object
-from citypipe.service.anonymize import anonymize_object
+from citypipe.service.aggregate import aggregate_clean
+from citypipe.service.anonymize import anonymize_raw
 from citypipe.service.export import export_day
 from citypipe.service.ingest import ingest_drop
 from citypipe.service.kernel import Deps
@@ -43,12 +43,12 @@ def ingest(deps: Deps, payloads: list[str], fmt: str = "canonical") -> None:
 
 def anonymize(deps: Deps, keys: KeyStore, messages: list[Message]) -> None:
     for message in messages:
-        run_stage(Function.ANONYMIZE, message, deps, anonymize_object)
+        run_stage(Function.ANONYMIZE, message, deps, anonymize_raw)
 
 
 def aggregate(deps: Deps) -> None:
     for message in take(deps, Function.AGGREGATE):
-        run_stage(Function.AGGREGATE, message, deps, aggregate_object)
+        run_stage(Function.AGGREGATE, message, deps, aggregate_clean)
 
 
 def wifi_day() -> list[str]:

@@ -24,8 +24,8 @@ from citypipe.domain.errors import TransientError
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import StackNames, input_id
 from citypipe.ports import ObjectInfo
-from citypipe.service.aggregate import aggregate_object
-from citypipe.service.anonymize import anonymize_object
+from citypipe.service.aggregate import aggregate_clean
+from citypipe.service.anonymize import anonymize_raw
 from citypipe.service.ingest import ingest_drop
 from citypipe.service.kernel import Core, Deps
 from citypipe.service.metrics import NAMESPACE, READINGS_IN, READINGS_QUARANTINED
@@ -36,8 +36,8 @@ from citypipe_local.fakes import InMemoryKeyStore
 CORES: dict[Function, Core] = {
     Function.INGEST: partial(ingest_drop, keys=InMemoryKeyStore()),
     # the stage machinery is under test here, not the keys: one store for the module
-    Function.ANONYMIZE: anonymize_object,
-    Function.AGGREGATE: aggregate_object,
+    Function.ANONYMIZE: anonymize_raw,
+    Function.AGGREGATE: aggregate_clean,
 }
 
 

@@ -40,8 +40,8 @@ from citypipe.ports import (
     WebhookTokens,
     token_digest,
 )
-from citypipe.service.aggregate import aggregate_object
-from citypipe.service.anonymize import anonymize_object
+from citypipe.service.aggregate import aggregate_clean
+from citypipe.service.anonymize import anonymize_raw
 from citypipe.service.edge import Inbound, Route, admit
 from citypipe.service.export import ExportPorts
 from citypipe.service.kernel import Deps
@@ -464,8 +464,8 @@ def push(deps: Deps, keys: InMemoryKeyStore, seen: list[tuple[str, datetime, str
 
 def drain(deps: Deps) -> None:
     """anonymize, then aggregate, until their queues are empty."""
-    for function, core in ((Function.ANONYMIZE, anonymize_object),
-                           (Function.AGGREGATE, aggregate_object)):  # fmt: skip
+    for function, core in ((Function.ANONYMIZE, anonymize_raw),
+                           (Function.AGGREGATE, aggregate_clean)):  # fmt: skip
         queue = deps.names.queue(function)
         while batch := deps.queue.receive(queue, 10):
             for received in batch:

@@ -3,7 +3,7 @@ open-source runtime started on the host without Docker.
 
 localstack-core 2026.3.0 imports ``warnings.deprecated`` (Python 3.13), so it gets its own
 venv (``.venv-localstack``) on a Python >= 3.13 found on PATH or among pyenv's versions.
-The pins are the ones found by trial (see docs/decisions.md).
+The pins are the ones found by trial (see docs/decisions/0009-backends.md).
 
 Several processes may ask for it at once (pytest-xdist workers, two CLIs): a lock file per
 port lets one of them start LocalStack while the others wait, and a second one, held shared

@@ -7,13 +7,13 @@ from functools import cache
 from citypipe.bootstrap import deps_from, stage_consumer
 from citypipe.domain.model import Function
 from citypipe.entrypoints.apps import FunctionApp
-from citypipe.service.aggregate import aggregate_object
+from citypipe.service.aggregate import aggregate_clean
 from citypipe.service.kernel import Deps
 from citypipe.settings import Settings
 
 
 def build(deps: Deps) -> FunctionApp:
-    return FunctionApp(consumer=stage_consumer(Function.AGGREGATE, deps, aggregate_object))
+    return FunctionApp(consumer=stage_consumer(Function.AGGREGATE, deps, aggregate_clean))
 
 
 @cache

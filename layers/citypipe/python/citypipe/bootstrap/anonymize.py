@@ -8,13 +8,13 @@ from functools import cache
 from citypipe.bootstrap import deps_from, stage_consumer
 from citypipe.domain.model import Function
 from citypipe.entrypoints.apps import FunctionApp
-from citypipe.service.anonymize import anonymize_object
+from citypipe.service.anonymize import anonymize_raw
 from citypipe.service.kernel import Deps
 from citypipe.settings import Settings
 
 
 def build(deps: Deps) -> FunctionApp:
-    return FunctionApp(consumer=stage_consumer(Function.ANONYMIZE, deps, anonymize_object))
+    return FunctionApp(consumer=stage_consumer(Function.ANONYMIZE, deps, anonymize_raw))
 
 
 @cache

@@ -16,7 +16,7 @@ window at one sensor (pseudonyms are per sensor and window, so a device adds at 
 to its sensor's count of a window). These are the samplers OpenDP implements
 (``make_laplace`` and ``make_gaussian`` on integers); OpenDP itself is a 170 MB shared
 library, far over the Lambda layer's budget, so the tests check these against OpenDP's
-privacy maps and distributions instead (``docs/decisions.md``).
+privacy maps and distributions instead (decision 0052, ``docs/decisions/``).
 
 Randomness is a deterministic stream from a secret seed (HMAC-SHA-256 in counter mode),
 seeded per figure by its place and exact inputs under the city's noise key: a re-export of

@@ -1,4 +1,4 @@
-"""citypipe's errors, classified once (see docs/decisions.md, "Errors are classified once").
+"""citypipe's errors, classified once (docs/decisions/0010-errors-are-classified-once.md).
 
 - ``TerminalError``: bad or non-compliant data. Quarantined with a reason, never retried.
 - ``TransientError``: throttling, timeouts, a backend briefly away. The item is reported

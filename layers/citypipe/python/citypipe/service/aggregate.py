@@ -14,7 +14,7 @@ from citypipe.ports import StoredObject
 from citypipe.service.kernel import Deps, Outcome, Output
 
 
-def aggregate_object(obj: StoredObject, message: Message, deps: Deps, ident: str) -> Outcome:
+def aggregate_clean(obj: StoredObject, message: Message, deps: Deps, ident: str) -> Outcome:
     """The stage core. Aggregate sends nothing onwards: export merges a day on schedule."""
     try:
         clean = read_parquet(obj.body)

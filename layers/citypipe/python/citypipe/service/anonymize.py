@@ -26,7 +26,7 @@ def raw_columns_of(obj: StoredObject) -> dict[str, list[Any]]:
     return {name: [r.get(name) for r in records] for name in RAW_FIELDS}
 
 
-def anonymize_object(obj: StoredObject, message: Message, deps: Deps, ident: str) -> Outcome:
+def anonymize_raw(obj: StoredObject, message: Message, deps: Deps, ident: str) -> Outcome:
     """The stage core: a raw object of pseudonymous readings -> a clean Parquet object."""
     key = deps.names.next_key(Zone.CLEAN, message.key, ident, "parquet")
     try:
