@@ -1,7 +1,7 @@
 """citypipe_local: what runs only on a laptop or in CI, never in a city's cloud.
 
 cli.py        the ``citypipe`` command: stack, simulate, replay, demo
-simulate.py   a deterministic city day of hub payloads and the truth to reproduce
+simulate/     a deterministic city day of hub payloads (a module per hub) and its truth
 replay.py     payloads through a fresh stack in the local runner, zones copied out
 runner.py     Lambda's SQS event source mapping played locally (worker processes)
 report.py     the run report: every stage's books, read back from lineage and DLQs

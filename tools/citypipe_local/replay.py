@@ -450,6 +450,52 @@ def local_settings(endpoint: Endpoint, city_file: Path, options: ReplayOptions) 
     )
 
 
+def _session(
+    settings: Settings,
+    deps: Deps,
+    options: ReplayOptions,
+    invoker: Invoker,
+    progress: Progress | None,
+    clock_file: Path | None,
+) -> Session:
+    """A session on a fresh stack: the local runner over its queues, the invoker's workers."""
+    runner = LocalRunner(
+        deps.names,
+        deps.queue,
+        region=settings.backend.region or deps.city.region,
+        concurrency=options.concurrency,
+        duplicate=options.faults.duplicate,
+        seed=options.faults.seed,
+        on_batch=(lambda f, n: progress(f.value, n)) if progress else None,
+        invoker=invoker,
+        platform=options.platform,
+    )
+    clock = Offset(clock_file) if clock_file is not None else None
+    return Session(settings, deps, options, invoker, runner, progress, clock)
+
+
+def _run_facts(session: Session, invoker: Invoker) -> dict[str, Any]:
+    """What the run's report says of how it ran: workers, faults, hourly jobs."""
+    options, stats = session.options, session.runner.stats
+    facts: dict[str, Any] = {
+        "workers": {
+            "per_function": options.concurrency,
+            "peak_rss_mb": {k: round(v, 1) for k, v in sorted(invoker.peak_rss_mb.items())},
+            "started": {name: pool.started for name, pool in sorted(invoker.pools.items())},
+        },
+        "faults": {
+            "asked": str(options.faults),
+            "crashes": dict(sorted(invoker.crashes.items())),
+            "injected": dict(sorted(invoker.injected.items())),
+            "bridge_retries": session.delivered.retried,
+            "failed_deliveries": sum(s.failures for s in stats.values()),
+        },
+    }
+    if options.job_every is not None:
+        facts["hourly_jobs"] = session.jobs
+    return facts
+
+
 def run_local(
     city_file: Path,
     out: Path,
@@ -486,25 +532,7 @@ def run_local(
             invoker = Invoker(
                 settings, options.concurrency, out / "logs.jsonl", options.faults, clock_file
             )
-            session = Session(
-                settings,
-                deps,
-                options,
-                invoker,
-                LocalRunner(
-                    deps.names,
-                    deps.queue,
-                    region=settings.backend.region or deps.city.region,
-                    concurrency=options.concurrency,
-                    duplicate=options.faults.duplicate,
-                    seed=options.faults.seed,
-                    on_batch=(lambda f, n: progress(f.value, n)) if progress else None,
-                    invoker=invoker,
-                    platform=options.platform,
-                ),
-                progress,
-                Offset(clock_file) if clock_file is not None else None,
-            )
+            session = _session(settings, deps, options, invoker, progress, clock_file)
             try:
                 poison_messages(deps, options.faults.poison)
                 played = player(session)
@@ -515,8 +543,7 @@ def run_local(
             finally:
                 invoker.close()
             usage = _usage(invoker, meter.since(runner_before), endpoint.pid, backend_cpu)
-            stats = session.runner.stats
-            seconds = {f: s.seconds for f, s in stats.items()}
+            seconds = {f: s.seconds for f, s in session.runner.stats.items()}
             report = build_report(deps, played.sent, seconds, played.bridge, played.resent)
             # the end of the run is at the run's time: the simulated clock's, if it has one
             ending = deps if clock_file is None else replace(deps, clock=SimulatedClock(clock_file))
@@ -525,21 +552,8 @@ def run_local(
             report["transport"] = played.transport
         report["seconds"] = {"edge": round(edge_seconds, 3), "total": round(total, 3)}
         report["usage"] = usage
-        report["workers"] = {
-            "per_function": options.concurrency,
-            "peak_rss_mb": {k: round(v, 1) for k, v in sorted(invoker.peak_rss_mb.items())},
-            "started": {name: pool.started for name, pool in sorted(invoker.pools.items())},
-        }
         report["backend"] = endpoint.name
-        report["faults"] = {
-            "asked": str(options.faults),
-            "crashes": dict(sorted(invoker.crashes.items())),
-            "injected": dict(sorted(invoker.injected.items())),
-            "bridge_retries": session.delivered.retried,
-            "failed_deliveries": sum(s.failures for s in stats.values()),
-        }
-        if options.job_every is not None:
-            report["hourly_jobs"] = session.jobs
+        report |= _run_facts(session, invoker)
         copy_zones(deps, out)
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return report

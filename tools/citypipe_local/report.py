@@ -136,10 +136,9 @@ class Books:
     ) -> Books:
         """``noised_datasets``: the datasets published with noise (their releases are
         charged to the ε ledger)."""
-        noised: list[list[str]] = []
         ingest, anonymize = IngestCounts.zero(), AnonymizeCounts.zero()
         aggregate = AggregateCounts.zero()
-        latest: dict[tuple[str, str], Lineage] = {}  # the latest export of each day and theme
+        exports: list[Lineage] = []
         for record in records:
             counts = record.counts
             if isinstance(counts, IngestCounts):
@@ -149,16 +148,15 @@ class Books:
             elif isinstance(counts, AggregateCounts):
                 aggregate += counts
             elif record.window is not None:
-                if record.dataset in (noised_datasets or ()) and not counts.refused:
-                    noised.append([o.key for o in record.outputs if o.key.startswith("epsilon/")])
-                unit = (record.window, record.dataset or "")
-                previous = latest.get(unit)
-                if previous is None or _newer(record, previous):
-                    latest[unit] = record
+                exports.append(record)
+        latest = _latest(exports)
         export = ExportCounts.zero()
         for record in latest.values():
             assert isinstance(record.counts, ExportCounts)
             export += record.counts
+        noised = [
+            _charges(r) for r in exports if r.dataset in (noised_datasets or ()) and not _refused(r)
+        ]
         days = sorted({day for day, _ in latest})
         datasets = sorted({dataset for _, dataset in latest})
         return cls(ingest, anonymize, aggregate, export, days, datasets, noised)
@@ -170,6 +168,27 @@ class Books:
             Function.AGGREGATE: self.aggregate,
             Function.EXPORT: self.export,
         }[function]
+
+
+def _refused(export: Lineage) -> bool:
+    """A release refused (over its ε budget): it charged nothing."""
+    return isinstance(export.counts, ExportCounts) and bool(export.counts.refused)
+
+
+def _charges(export: Lineage) -> list[str]:
+    """The ε ledger entries an export's lineage names."""
+    return [o.key for o in export.outputs if o.key.startswith("epsilon/")]
+
+
+def _latest(exports: list[Lineage]) -> dict[tuple[str, str], Lineage]:
+    """The latest export of each (day, theme): what stands published."""
+    latest: dict[tuple[str, str], Lineage] = {}
+    for record in exports:
+        unit = (record.window or "", record.dataset or "")
+        previous = latest.get(unit)
+        if previous is None or _newer(record, previous):
+            latest[unit] = record
+    return latest
 
 
 def build_report(

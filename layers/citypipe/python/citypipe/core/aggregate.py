@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -194,23 +194,28 @@ def cells(merged: pa.Table) -> list[Cell]:
     for end in range(1, len(keys) + 1):
         if end < len(keys) and keys[end] == keys[start]:
             continue
-        sensors = tuple(
-            SensorFigures(str(s), int(n), float(total), float(low), float(high), d)
-            for s, n, total, low, high, d in rows[start:end]
-        )
         window_start, zone, quantity, unit = keys[start]
-        out.append(
-            Cell(
-                window_start=when[window_start],
-                zone=str(zone),
-                quantity=str(quantity),
-                unit=str(unit),
-                count=sum(s.count for s in sensors),
-                sum=_total([s.sum for s in sensors]),
-                min=min(s.min for s in sensors),
-                max=max(s.max for s in sensors),
-                sensors=sensors,
-            )
-        )
+        out.append(_cell(when[window_start], str(zone), str(quantity), str(unit), rows[start:end]))
         start = end
     return out
+
+
+def _cell(
+    start: datetime, zone: str, quantity: str, unit: str, rows: Sequence[tuple[Any, ...]]
+) -> Cell:
+    """A cell from its sensors' rows (sensor, count, sum, min, max, distinct devices)."""
+    sensors = tuple(
+        SensorFigures(str(s), int(n), float(total), float(low), float(high), d)
+        for s, n, total, low, high, d in rows
+    )
+    return Cell(
+        window_start=start,
+        zone=zone,
+        quantity=quantity,
+        unit=unit,
+        count=sum(s.count for s in sensors),
+        sum=_total([s.sum for s in sensors]),
+        min=min(s.min for s in sensors),
+        max=max(s.max for s in sensors),
+        sensors=sensors,
+    )

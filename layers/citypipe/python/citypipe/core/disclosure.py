@@ -152,17 +152,17 @@ def disclose(
     ``noise_key``: the city's secret noise key, which seeds the noise of people cells
     where the city adds noise (required then)."""
     personal = city.personal_quantities
-    k = city.disclosure.k
-    noise = noise_of(city)
-    if noise is not None and noise_key is None and any(c.quantity in personal for c in cells):
+    rule = _PeopleRule(city.disclosure.k, noise_of(city), noise_key)
+    if rule.noise is not None and noise_key is None and any(c.quantity in personal for c in cells):
         raise ValueError("people cells with noise need the city's noise key")
     out = []
     for cell in cells:
         where = (cell.window_start, cell.zone, cell.quantity, cell.unit)
         if cell.count and (reason := _implausible(cell)):
             out.append(DisclosedCell(*where, Status.FLAGGED, reason))
-            continue
-        if cell.quantity not in personal:
+        elif cell.quantity in personal:
+            out.append(rule.disclosed(cell))
+        else:
             out.append(
                 DisclosedCell(
                     *where,
@@ -175,37 +175,39 @@ def disclose(
                     mean=cell.sum / cell.count,
                 )
             )
-            continue
-        counted = [s for s in cell.sensors if s.devices is not None and s.devices >= k]
+    return out
+
+
+@dataclass(frozen=True)
+class _PeopleRule:
+    """How a cell of a people quantity is disclosed: only the sensors that alone saw at
+    least ``k`` distinct devices count; with none, suppressed; with noise, one noisy
+    figure never below k; without, the exact figures of those sensors."""
+
+    k: int
+    noise: Noise | None
+    noise_key: bytes | None
+
+    def disclosed(self, cell: Cell) -> DisclosedCell:
+        where = (cell.window_start, cell.zone, cell.quantity, cell.unit)
+        counted = [s for s in cell.sensors if s.devices is not None and s.devices >= self.k]
         if not counted:
-            out.append(DisclosedCell(*where, Status.SUPPRESSED, FEWER_THAN_K))
-            continue
+            return DisclosedCell(*where, Status.SUPPRESSED, FEWER_THAN_K)
         devices = sum(s.devices or 0 for s in counted)
-        if noise is not None:
-            assert noise_key is not None
+        if self.noise is not None:
+            assert self.noise_key is not None
             inputs = [f"{s.sensor}={s.devices}" for s in counted]
             seed = cell_seed(
-                noise_key, cell.window_start.isoformat(), cell.zone, cell.quantity, *inputs
+                self.noise_key, cell.window_start.isoformat(), cell.zone, cell.quantity, *inputs
             )
-            noisy = max(k, devices + noise.sample(seed))  # post-processing: still private
-            out.append(DisclosedCell(*where, Status.PUBLISHED, "", distinct_devices=noisy))
-            continue
+            noisy = max(self.k, devices + self.noise.sample(seed))  # post-processing: private
+            return DisclosedCell(*where, Status.PUBLISHED, "", distinct_devices=noisy)
         count = sum(s.count for s in counted)
         total = math.fsum(s.sum for s in counted)
-        out.append(
-            DisclosedCell(
-                *where,
-                Status.PUBLISHED,
-                "",
-                count=count,
-                sum=total,
-                min=min(s.min for s in counted),
-                max=max(s.max for s in counted),
-                mean=total / count,
-                distinct_devices=devices,
-            )
-        )
-    return out
+        return DisclosedCell(
+            *where, Status.PUBLISHED, "", count=count, sum=total, min=min(s.min for s in counted),
+            max=max(s.max for s in counted), mean=total / count, distinct_devices=devices,
+        )  # fmt: skip
 
 
 def treatment(city: City, quantities: Iterable[str]) -> PrivacyTreatment:

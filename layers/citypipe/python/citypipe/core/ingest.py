@@ -45,7 +45,7 @@ from citypipe.domain.model import (
     RawRecord,
 )
 from citypipe.domain.personal import HUB_PERSONAL
-from citypipe.domain.registry import Resolved
+from citypipe.domain.registry import Plan, Resolved
 
 log = logging.getLogger("citypipe")
 
@@ -174,6 +174,60 @@ class _Policy:
     actions: dict[str, Action]
 
 
+def _measured(dev: Resolved, plan: Plan, r: Reading) -> float | Rejection:
+    """A reading's value in its quantity's unit, within the plausible range; or why not."""
+    quantity, ucum, hub_unit, scale, low, high = plan
+    if r.unit is not None and r.unit != (hub_unit or ucum):
+        return Rejection(
+            "unit_mismatch", f"{dev.sensor}.{r.field} is in {hub_unit or ucum!r}", r.path
+        )
+    value = r.value
+    if type(value) is not float:
+        value = number(value)
+        if value is None:
+            return Rejection("invalid_value", "not a finite number", r.path)
+    if scale is not None:
+        value *= scale
+    if not low <= value <= high:
+        if not math.isfinite(value):
+            return Rejection("invalid_value", "not a finite number", r.path)
+        return Rejection(
+            "out_of_range", f"{quantity} outside its plausible [{low:g}, {high:g}]", r.path
+        )
+    return value
+
+
+def _refused_field(dev: Resolved, policy: _Policy, r: Reading) -> str | Rejection | None:
+    """The first personal field the reading carries that its source refuses (None: none);
+    a rejection for one its source declares no rule for."""
+    refused = None
+    for name in r.personal or ():
+        action = policy.actions.get(name)
+        if action is None:
+            return Rejection(
+                "undeclared_personal_field", f"{dev.source} declares no {name!r}", r.path
+            )
+        if action is Action.REFUSE and refused is None:
+            refused = name
+    return refused
+
+
+def _no_subject(
+    dev: Resolved, policy: _Policy, r: Reading, refused: str | None
+) -> tuple[None, str | None] | Rejection:
+    """A source without a data subject: a subject the hub still sends (a Meraki client's
+    MAC) is refused or dropped as the policy says, never pseudonymized."""
+    if r.subject is not None:
+        action = policy.actions.get(HUB_PERSONAL.get(r.hub, ("",))[0])
+        if action is Action.REFUSE:
+            return None, refused or HUB_PERSONAL[r.hub][0]
+        if action is not Action.DROP:
+            return Rejection(
+                "undeclared_personal_field", f"{dev.source} declares no data subject", r.path
+            )
+    return None, refused
+
+
 class _Batch:
     """The per-batch state of the normalization path: caches and the duplicate index."""
 
@@ -219,55 +273,6 @@ class _Batch:
             self.devices[key] = found
         return found
 
-    def _subject(
-        self, dev: Resolved, policy: _Policy, r: Reading, at: float
-    ) -> tuple[str | None, str | None] | Rejection:
-        """(pseudonym, refused field) of a reading: the data subject's identifier made a
-        keyed pseudonym, personal fields checked against the policy; never their values."""
-        refused = None
-        for name in r.personal or ():
-            action = policy.actions.get(name)
-            if action is None:
-                return Rejection(
-                    "undeclared_personal_field", f"{dev.source} declares no {name!r}", r.path
-                )
-            if action is Action.REFUSE and refused is None:
-                refused = name
-        if policy.subject is None:
-            if r.subject is not None:
-                action = policy.actions.get(HUB_PERSONAL.get(r.hub, ("",))[0])
-                if action is Action.REFUSE:
-                    return None, refused or HUB_PERSONAL[r.hub][0]
-                if action is not Action.DROP:
-                    return Rejection(
-                        "undeclared_personal_field", f"{dev.source} declares no data subject",
-                        r.path,
-                    )  # fmt: skip
-            return None, refused
-        ident = r.subject
-        if ident is None and r.personal:
-            ident = r.personal.get(policy.subject)
-        if ident is None:
-            return Rejection(
-                "missing_personal_field", f"{dev.source} readings carry {policy.subject!r}", r.path
-            )
-        if not isinstance(ident, str) or not ident.strip() or self.key_for is None:
-            return Rejection("invalid_identifier", f"{policy.subject} is not a string", r.path)
-        try:
-            window = int(at // WINDOW_SECONDS) * WINDOW_SECONDS
-            daily = self.key_for(dev.sensor, _day(window // 86_400))
-            key = self.windows.get((daily, window))
-            if key is None:
-                key = self.windows[daily, window] = window_key(daily, window)
-            alias = self.aliases.get((key, ident))
-            if alias is None:
-                alias = self.aliases[key, ident] = pseudonym(key, ident)
-        except KeyDestroyedError:
-            return Rejection("key_destroyed", "the day's pseudonymization key is destroyed", r.path)
-        except UnicodeEncodeError:
-            return Rejection("invalid_identifier", f"{policy.subject} is not valid text", r.path)
-        return alias, refused
-
     def reading(self, r: Reading) -> tuple[Partition, RawRow] | Rejection | None:
         """A reading made a raw record, rejected, or None when it is no reading (a field the
         device's profile ignores) or a duplicate."""
@@ -278,7 +283,22 @@ class _Batch:
             return Rejection(
                 "unknown_device", f"no {r.hub} device of that id is registered", r.path
             )
-        dev, policy = found
+        plan = self._planned(found[0], r)
+        if plan is None or type(plan) is Rejection:
+            return plan
+        value = _measured(found[0], plan, r)  # type: ignore[arg-type]
+        if type(value) is Rejection:
+            return value
+        at = r.at
+        if not EARLIEST_EPOCH <= at <= self.latest:
+            if at > self.latest:
+                return Rejection("future_time", "more than 5 minutes ahead of the clock", r.path)
+            return Rejection("implausible_time", "before 2000-01-01 or not a time", r.path)
+        return self._kept(found, plan, value, r)  # type: ignore[arg-type]
+
+    def _planned(self, dev: Resolved, r: Reading) -> Plan | Rejection | None:
+        """How the device's profile reads the reading's field; None for a field it
+        ignores; a rejection for another source's device or a field it does not know."""
         plan = dev.plan.get(r.field)
         if plan is None and dev.ignore.match(r.field):
             return None
@@ -288,43 +308,71 @@ class _Batch:
             )
         if plan is None:
             return Rejection("unknown_field", f"{dev.sensor} has no field {r.field!r}", r.path)
-        quantity, ucum, hub_unit, scale, low, high = plan
-        if r.unit is not None and r.unit != (hub_unit or ucum):
-            return Rejection(
-                "unit_mismatch", f"{dev.sensor}.{r.field} is in {hub_unit or ucum!r}", r.path
-            )
-        value = r.value
-        if type(value) is not float:
-            value = number(value)
-            if value is None:
-                return Rejection("invalid_value", "not a finite number", r.path)
-        if scale is not None:
-            value *= scale
-        if not low <= value <= high:
-            if not math.isfinite(value):
-                return Rejection("invalid_value", "not a finite number", r.path)
-            return Rejection(
-                "out_of_range", f"{quantity} outside its plausible [{low:g}, {high:g}]", r.path
-            )
+        return plan
+
+    def _kept(
+        self, found: tuple[Resolved, _Policy], plan: Plan, value: float, r: Reading
+    ) -> tuple[Partition, RawRow] | Rejection | None:
+        """The raw record of a valid reading: its data subject pseudonymized, never a
+        duplicate (None: counted as one)."""
+        dev, policy = found
         at = r.at
-        if not EARLIEST_EPOCH <= at <= self.latest:
-            if at > self.latest:
-                return Rejection("future_time", "more than 5 minutes ahead of the clock", r.path)
-            return Rejection("implausible_time", "before 2000-01-01 or not a time", r.path)
         alias = refused = None
         if policy.subject is not None or r.personal or r.subject is not None:
             subject = self._subject(dev, policy, r, at)
             if type(subject) is Rejection:
                 return subject
             alias, refused = subject  # type: ignore[misc]
+        quantity = plan[0]
         identity = (dev.sensor, quantity, round(at * 1_000_000), alias)
         if identity in self.seen or identity in self.prior:
             self.result.duplicates += 1
             return None
         self.seen.add(identity)
         source = dev.source
-        row = (source, dev.sensor, quantity, ucum, value, iso_utc(at), dev.zone, alias, refused)
+        row = (source, dev.sensor, quantity, plan[1], value, iso_utc(at), dev.zone, alias, refused)
         return (source, int(at // 86_400) * 86_400), row
+
+    def _subject(
+        self, dev: Resolved, policy: _Policy, r: Reading, at: float
+    ) -> tuple[str | None, str | None] | Rejection:
+        """(pseudonym, refused field) of a reading: the data subject's identifier made a
+        keyed pseudonym, personal fields checked against the policy; never their values."""
+        refused = _refused_field(dev, policy, r)
+        if type(refused) is Rejection:
+            return refused
+        if policy.subject is None:
+            return _no_subject(dev, policy, r, refused)  # type: ignore[arg-type]
+        ident = r.subject
+        if ident is None and r.personal:
+            ident = r.personal.get(policy.subject)
+        if ident is None:
+            return Rejection(
+                "missing_personal_field", f"{dev.source} readings carry {policy.subject!r}", r.path
+            )
+        if not isinstance(ident, str) or not ident.strip() or self.key_for is None:
+            return Rejection("invalid_identifier", f"{policy.subject} is not a string", r.path)
+        try:
+            alias = self._alias(dev.sensor, ident, at)
+        except KeyDestroyedError:
+            return Rejection("key_destroyed", "the day's pseudonymization key is destroyed", r.path)
+        except UnicodeEncodeError:
+            return Rejection("invalid_identifier", f"{policy.subject} is not valid text", r.path)
+        return alias, refused  # type: ignore[return-value]
+
+    def _alias(self, sensor: str, ident: str, at: float) -> str:
+        """The keyed pseudonym of a subject seen by ``sensor`` at ``at``: HMAC under the
+        sensor's key for the 15-minute window (remembered for the batch only)."""
+        assert self.key_for is not None
+        window = int(at // WINDOW_SECONDS) * WINDOW_SECONDS
+        daily = self.key_for(sensor, _day(window // 86_400))
+        key = self.windows.get((daily, window))
+        if key is None:
+            key = self.windows[daily, window] = window_key(daily, window)
+        alias = self.aliases.get((key, ident))
+        if alias is None:
+            alias = self.aliases[key, ident] = pseudonym(key, ident)
+        return alias
 
     def _format(self, payload: Payload) -> Format:
         fmt = payload.fmt or self.fmt

@@ -48,28 +48,33 @@ def _entity(entity: Any, index: int, fallback: float) -> list[Reading | Rejectio
     at = fallback if entity_at is None else entity_at
     out: list[Reading | Rejection] = []
     for key, attribute in entity.items():
-        if key in NOT_READINGS:
-            continue
-        unit = None
-        when = at
-        if isinstance(attribute, dict):  # normalized
-            kind = attribute.get("type")
-            if (isinstance(kind, str) and kind in NOT_PROPERTIES) or "object" in attribute:
-                continue
-            if "value" not in attribute:
-                out.append(Rejection("invalid_record", "a Property without value", f"{path}.{key}"))
-                continue
-            value = attribute["value"]
-            code = attribute.get("unitCode")
-            unit = code if isinstance(code, str) else None
-            observed = first_time(attribute.get("observedAt"))
-            when = at if observed is None else observed
-        elif isinstance(attribute, str) and attribute.startswith("urn:"):
-            continue  # a Relationship in key-values
-        else:
-            value = attribute
-        out.append(Reading("ngsi-ld", ident, key, value, when, f"{path}.{key}", unit))
+        if key not in NOT_READINGS:
+            read = _attribute(ident, key, attribute, at, f"{path}.{key}")
+            if read is not None:
+                out.append(read)
     return out
+
+
+def _attribute(
+    ident: str, key: str, attribute: Any, at: float, path: str
+) -> Reading | Rejection | None:
+    """An entity's attribute as a reading: a Property (normalized, its own unit and time),
+    a plain value (key-values); None for what holds no reading (a Relationship, a
+    GeoProperty)."""
+    if isinstance(attribute, dict):  # normalized
+        kind = attribute.get("type")
+        if (isinstance(kind, str) and kind in NOT_PROPERTIES) or "object" in attribute:
+            return None
+        if "value" not in attribute:
+            return Rejection("invalid_record", "a Property without value", path)
+        code = attribute.get("unitCode")
+        observed = first_time(attribute.get("observedAt"))
+        when = at if observed is None else observed
+        unit = code if isinstance(code, str) else None
+        return Reading("ngsi-ld", ident, key, attribute["value"], when, path, unit)
+    if isinstance(attribute, str) and attribute.startswith("urn:"):
+        return None  # a Relationship in key-values
+    return Reading("ngsi-ld", ident, key, attribute, at, path)
 
 
 def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:

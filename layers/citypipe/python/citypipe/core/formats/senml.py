@@ -103,18 +103,11 @@ _PATHS = [f"[{i}]" for i in range(64)]
 def _record(record: Any, base: _Base, ctx: Context, path: str) -> Reading | Rejection | None:
     if type(record) is not dict:
         return Rejection("invalid_record", "a SenML record is a JSON object", path)
-    try:
-        if not _BASE_KEYS.isdisjoint(record):
-            base.update(record)
-        raw = record.get("v")
-        if type(raw) is float or (type(raw) is int and -(2**53) < raw < 2**53):
-            value = base.bv + raw  # the common case: a plain number
-        else:
-            value = _value(record, base)
-    except Unreadable as exc:
-        return Rejection(exc.rejection.reason, exc.rejection.detail, path)
+    value = _record_value(record, base, path)
     if value is _NONE:
         return None
+    if type(value) is Rejection:
+        return value
     n = record.get("n", "")
     unit = record.get("u", base.bu)
     t = record.get("t", 0)
@@ -130,6 +123,20 @@ def _record(record: Any, base: _Base, ctx: Context, path: str) -> Reading | Reje
     if abs(when) < RELATIVE_LIMIT:
         when += ctx.received_at
     return Reading("senml", split[0], split[1], value, when, path, unit)
+
+
+def _record_value(record: dict[str, Any], base: _Base, path: str) -> Any:
+    """A record's value with its base applied (base fields it sets apply from it on);
+    ``_NONE`` for a record of base fields only; a rejection for a broken one."""
+    try:
+        if not _BASE_KEYS.isdisjoint(record):
+            base.update(record)
+        raw = record.get("v")
+        if type(raw) is float or (type(raw) is int and -(2**53) < raw < 2**53):
+            return base.bv + raw  # the common case: a plain number
+        return _value(record, base)
+    except Unreadable as exc:
+        return Rejection(exc.rejection.reason, exc.rejection.detail, path)
 
 
 def parse(pack: Any, ctx: Context) -> list[Reading | Rejection]:

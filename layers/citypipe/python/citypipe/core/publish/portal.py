@@ -250,6 +250,22 @@ def _register(city: City, register: Register) -> str:
     )
 
 
+def _counts_people(city: City, theme: Theme, by_theme: dict[str, list[Publication]]) -> bool:
+    return treatment(city, published_quantities(city, theme, by_theme[theme.slug])).personal
+
+
+def _people_line(city: City, people: Sequence[Theme]) -> str:
+    """What the privacy section says of the datasets that count people."""
+    if not people:
+        return ""
+    noise = ", with differential-privacy noise" if city.disclosure.noise else ""
+    return (
+        f" Cells about people ({', '.join(escape(t.title) for t in people)}) count only the "
+        f"sensors that alone saw at least k = {city.disclosure.k} distinct devices{noise}; "
+        "every window of every zone with a counter has a row."
+    )
+
+
 def index_html(
     city: City,
     themes: Sequence[Theme],
@@ -267,19 +283,7 @@ def index_html(
     datasets = "".join(_dataset(city, t, by_theme[t.slug]) for t in shown)
     if not shown:
         datasets = "<section><p>Nothing is published yet.</p></section>"
-    people = [
-        t
-        for t in shown
-        if treatment(city, published_quantities(city, t, by_theme[t.slug])).personal
-    ]
-    k_line = (
-        f" Cells about people ({', '.join(escape(t.title) for t in people)}) count only the "
-        f"sensors that alone saw at least k = {city.disclosure.k} distinct devices"
-        + (", with differential-privacy noise" if city.disclosure.noise else "")
-        + "; every window of every zone with a counter has a row."
-        if people
-        else ""
-    )
+    k_line = _people_line(city, [t for t in shown if _counts_people(city, t, by_theme)])
     register_html = (
         _register(city, register)
         if register
