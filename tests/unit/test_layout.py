@@ -203,3 +203,22 @@ def test_only_the_edges_entrance_runs_the_normalization_path() -> None:
         for module in _calls("normalize", ROOT / tree)
     ]
     assert callers == ["layers/citypipe/python/citypipe/service/edge.py"]
+
+
+# The names a role repeats on purpose: each composition root builds its app (``build``,
+# ``cold_start``), each hub format adapter reads a payload (``parse``), each command
+# starts (``main``).
+PROTOCOL_NAMES = {"build", "cold_start", "parse", "main"}
+
+
+def test_no_two_public_functions_share_a_name() -> None:
+    # Given every module's top-level public functions, in every package of the project
+    where: dict[str, list[str]] = {}
+    for tree in ("layers/citypipe/python/citypipe", "tools/citypipe_local", "bridge"):
+        for path in sorted((ROOT / tree).rglob("*.py")):
+            for node in ast.parse(path.read_text()).body:
+                if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+                    where.setdefault(node.name, []).append(str(path.relative_to(ROOT)))
+    # Then a name means one function, but for the roles every module of a kind plays
+    shared = {name: paths for name, paths in where.items() if len(paths) > 1}
+    assert set(shared) <= PROTOCOL_NAMES, {n: shared[n] for n in set(shared) - PROTOCOL_NAMES}

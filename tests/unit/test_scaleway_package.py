@@ -17,7 +17,7 @@ from citypipe_local.package import LIBRARY, runtime_requirements, trim
 from citypipe_local.scaleway_package import (
     MAX_ZIP_BYTES,
     PackagingError,
-    build,
+    build_zip,
     trim_botocore,
 )
 
@@ -28,14 +28,14 @@ def test_a_city_outside_scaleways_regions_is_refused_before_anything_is_built(
     tmp_path: Path,
 ) -> None:
     with pytest.raises(PackagingError, match="not a Scaleway region"):
-        build(CITY_FILE, tmp_path)  # velden.yaml says eu-central-1 (AWS)
+        build_zip(CITY_FILE, tmp_path)  # velden.yaml says eu-central-1 (AWS)
     assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.slow
 def test_the_zip_holds_the_entry_points_the_library_and_the_city_only(tmp_path: Path) -> None:
     # Given the Scaleway example city packaged as `make package-scaleway` does
-    built = build(CITY_FILE.parent / "velden-scaleway.yaml", tmp_path)
+    built = build_zip(CITY_FILE.parent / "velden-scaleway.yaml", tmp_path)
     names = zipfile.ZipFile(built.zip).namelist()
     tops = {n.split("/")[1] for n in names if n.startswith("package/") and n.count("/") > 1}
     # Then it fits Scaleway's limit and holds every handler the serverless.yml names

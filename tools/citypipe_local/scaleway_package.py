@@ -71,7 +71,7 @@ def _npm(directory: Path) -> Path:
     return binary
 
 
-def build(city_file: Path, out: Path = ROOT / ".build" / "scaleway") -> ScalewayPackage:
+def build_zip(city_file: Path, out: Path = ROOT / ".build" / "scaleway") -> ScalewayPackage:
     city = load_city(city_file)
     if city.region not in SCALEWAY_REGIONS:
         raise PackagingError(
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=ROOT / ".build" / "scaleway")
     args = parser.parse_args(argv)
     try:
-        built = build(args.city, args.out)
+        built = build_zip(args.city, args.out)
     except PackagingError as exc:
         sys.stderr.write(f"error: {exc}\n")
         raise SystemExit(2) from None

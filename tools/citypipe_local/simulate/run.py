@@ -38,13 +38,13 @@ Report = Callable[[Day, Sensor, int], None]  # a sensor's message at a time, thr
 
 # Hub format -> the module function that sends a sensor's report (Wi-Fi: see _wifi)
 REPORTS: dict[str, Report] = {
-    "tts-v3": tts.webhook,
+    "tts-v3": tts.webhook_uplink,
     "chirpstack-v4": chirpstack.up_v4,
     "chirpstack-v3": chirpstack.up_v3,
     "aws-iot": aws_iot.rule_message,
     "senml": senml.pack,
     "ngsi-ld": ngsi_ld.notification,
-    "sensor-community": sensor_community.push,
+    "sensor-community": sensor_community.custom_api_push,
     "telraam": telraam.report,
     "csv": csv_drop.row,
 }

@@ -23,7 +23,7 @@ from citypipe_local.simulate.world import Sensor
 FAULTS = (INVALID_JSON, UNKNOWN_DEVICE, OUT_OF_RANGE, DUPLICATE)
 
 
-def push(day: Day, dev: Sensor, at: int) -> None:
+def custom_api_push(day: Day, dev: Sensor, at: int) -> None:
     """The push of ``dev`` at ``at``."""
     values = _measured(day, dev, at)
     chip = dev.device.id

@@ -16,7 +16,7 @@ from citypipe_local.simulate.wire import dumps
 from citypipe_local.simulate.world import Sensor
 
 
-def webhook(day: Day, dev: Sensor, at: int) -> None:
+def webhook_uplink(day: Day, dev: Sensor, at: int) -> None:
     """An uplink of ``dev`` at ``at``, as The Things Stack's webhook posts it."""
     lorawan.uplink(day, dev, at, _body)
 
