@@ -4,23 +4,35 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+HASH   := $(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+# The demo needs the `local` extra (the CLI, moto, the bridge); the suite and the linters the
+# `dev` extra on top of it: a venv made for the suite serves the demo too.
+LOCAL_STAMP := $(VENV)/.installed-local-$(HASH)
+STAMP  := $(VENV)/.installed-dev-$(HASH)
 
-.PHONY: venv browser broker demo demo-localstack test test-fast lint check bench bench-big fuzz soak layer package package-scaleway lock clean
+.PHONY: venv venv-local browser broker demo demo-localstack test test-fast lint check bench bench-big fuzz soak layer package package-scaleway lock clean
+
+$(LOCAL_STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[local]'
+	rm -f $(VENV)/.installed-local-* && touch $@
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
-	rm -f $(VENV)/.installed-* && touch $@
+	rm -f $(VENV)/.installed-* && touch $@ $(LOCAL_STAMP)
 
 venv: $(STAMP)
 
-demo: venv
-	$(BIN)/citypipe demo --out out
+venv-local: $(LOCAL_STAMP)
 
-demo-localstack: venv
-	$(BIN)/citypipe demo --backend localstack --out out-localstack
+demo: venv-local
+	$(BIN)/citypipe demo --out out/demo
+
+demo-localstack: venv-local
+	$(BIN)/citypipe demo --backend localstack --out out/demo-localstack
 
 # Debian's Chromium for the portal's browser test (installed when missing, as root).
 browser:
@@ -94,5 +106,6 @@ lock:
 	$(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install --quiet -e '.[dev]' \
 	  && .venv-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt; rm -rf .venv-lock
 
+# Every output (out/ and the out-* folders of earlier releases), every venv and build.
 clean:
-	rm -rf $(VENV) .venv-localstack .build .serverless node_modules infra/scaleway/node_modules out out-localstack .citypipe .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-localstack .venv-lock .build .serverless node_modules infra/scaleway/node_modules out out-* .citypipe .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks citypipe.egg-info

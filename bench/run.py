@@ -244,11 +244,11 @@ def cpu_median(fn: Callable[[], Any], repeat: int = 3) -> float:
 def ingest_core(captures: Path) -> dict[str, Any]:
     """The normalization path over the day's first ~100,000 hub messages, on one core."""
     city = load_city(CITY_FILE)
-    lines: list[tuple[str, bytes]] = []
+    lines: list[tuple[str, bytes, int]] = []
     for path in sorted(captures.glob("*.jsonl")):
         with path.open("rb") as handle:
-            for _, line in zip(range(12_000), handle, strict=False):
-                lines.append((path.stem, line.rstrip(b"\n")))
+            for number, line in zip(range(1, 12_001), handle, strict=False):
+                lines.append((path.stem, line.rstrip(b"\n"), number))
     payloads = payloads_of(lines)
     key_for = sensor_keys(InMemoryKeyStore(), city.slug)
     now = time.time()

@@ -81,12 +81,12 @@ def out(tmp_path_factory: pytest.TempPathFactory, city: City) -> Path:
 
 @pytest.fixture(scope="module")
 def open_dir(out: Path) -> Path:
-    """``out/open/``: the open bucket, key by key."""
+    """``out/open/``: the open zone, ``velden/…`` (the bucket's ``open/velden/…``)."""
     return out / "open"
 
 
 def catalogue(open_dir: Path) -> rdflib.Graph:
-    return rdflib.Graph().parse(open_dir / StackNames("velden").catalog_key(), format="json-ld")
+    return rdflib.Graph().parse(open_dir / "velden" / "catalog.jsonld", format="json-ld")
 
 
 # --- what a harvester and a FIWARE application read --------------------------------------
@@ -110,7 +110,7 @@ def test_the_hvd_datasets_conform_to_the_hvd_shapes(open_dir: Path, reference_di
 
 def test_the_turtle_catalogue_is_the_json_ld_one(open_dir: Path) -> None:
     turtle = rdflib.Graph().parse(
-        open_dir / StackNames("velden").catalog_key("ttl"), format="turtle"
+        open_dir / "velden" / "catalog.ttl", format="turtle"
     )
     assert isomorphic(turtle, catalogue(open_dir))
 
@@ -129,7 +129,7 @@ def test_every_ngsi_ld_entity_is_a_valid_smart_data_model(
 
 
 def test_the_data_package_passes_frictionless_validate(open_dir: Path) -> None:
-    result = frictionless_validate(open_dir / StackNames("velden").datapackage_key())
+    result = frictionless_validate(open_dir / "velden" / "datapackage.json")
     report = json.loads(result.stdout)
     assert report["valid"], json.dumps(report["tasks"], indent=1)[:4000]
     # air quality, traffic flow, people counts, weather; the register and the record
@@ -137,7 +137,7 @@ def test_the_data_package_passes_frictionless_validate(open_dir: Path) -> None:
 
 
 def test_duckdb_reads_a_theme_by_its_date_partitions_as_the_csv_says(open_dir: Path) -> None:
-    theme = open_dir / "open" / "velden" / "traffic-flow"
+    theme = open_dir / "velden" / "traffic-flow"
     columns = "strftime(window_start AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ'), zone, quantity"
     parquet = duckdb.sql(
         f"SELECT date, {columns}, count, sum FROM read_parquet('{theme}/*/*.parquet', "
@@ -182,7 +182,7 @@ def served(out: Path, city: City, embedded: Endpoint) -> Iterator[Served]:
     deps = Deps(city, names, S3ObjectStore(clients.s3), SqsQueue(clients.sqs), SystemClock())
     partials = out / "aggregates"
     for path in sorted(partials.rglob("*.parquet")):
-        key = str(path.relative_to(partials))
+        key = f"aggregates/{path.relative_to(partials)}"  # out/aggregates/<city>/...
         deps.store.put(names.bucket(Zone.AGGREGATES), key, path.read_bytes())
     ports = ExportPorts(InMemoryKeyStore(), TempScratch())
     export_request(deps, ports, Message(city=city.slug, stage="export", bucket="", key=""))

@@ -199,7 +199,7 @@ def test_no_identifier_reaches_any_zone_or_the_logs(run: Path, truth: dict[str, 
 
 def test_the_csv_drops_went_through_the_ingest_function(run: Path) -> None:
     lineage = [
-        json.loads(p.read_text()) for p in (run / "audit").rglob("lineage/velden/ingest/*.json")
+        json.loads(p.read_text()) for p in (run / "audit").rglob("velden/lineage/ingest/*.json")
     ]
     dropped = [r for r in lineage if r["input"]["key"].startswith("inbox/velden/csv/loop-export/")]
     assert dropped and all(r["counts"]["accepted"] > 0 for r in dropped)

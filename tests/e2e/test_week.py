@@ -85,7 +85,7 @@ def test_the_hourly_job_destroys_each_days_secret_after_the_key_retention(
     # last job the first six days' secrets are destroyed, the seventh's lives a day more
     destroyed = [job["keys_destroyed"] for job in report["hourly_jobs"]]
     assert sum(destroyed) == 6
-    records = [json.loads(p.read_text()) for p in (out / "audit").rglob("keys/*/destroyed/*")]
+    records = [json.loads(p.read_text()) for p in (out / "audit").rglob("velden/keys/destroyed/*")]
     by_jobs = [r for r in records if r["at"] < "2026-06-08T02"]
     assert max(r["destroyed_before"] for r in by_jobs) == "2026-06-07"
 
@@ -97,7 +97,7 @@ def test_the_end_of_the_week_destroys_the_last_secret_on_the_simulated_clock(
     # the replay ends at the simulated clock's time (just after the last job): the
     # seventh day's secret dies then, and nothing is destroyed at the real date
     assert report["end_of_run"]["keys_destroyed"] == 1
-    records = [json.loads(p.read_text()) for p in (out / "audit").rglob("keys/*/destroyed/*")]
+    records = [json.loads(p.read_text()) for p in (out / "audit").rglob("velden/keys/destroyed/*")]
     assert max(r["destroyed_before"] for r in records) == "2026-06-10"
 
 
@@ -109,7 +109,7 @@ def test_the_hourly_job_sweeps_raw_and_quarantine(week: tuple[Path, dict[str, An
     assert [p for p in (out / "raw").rglob("*") if p.is_file()] == []
     # quarantine rows go two days after they were written; the last two days' remain.
     # Every input with rejections wrote one quarantine object: each is swept or still there
-    lineage = [json.loads(p.read_text()) for p in (out / "audit").rglob("lineage/*/ingest/*")]
+    lineage = [json.loads(p.read_text()) for p in (out / "audit").rglob("velden/lineage/ingest/*")]
     written = sum(1 for record in lineage if record["counts"]["quarantined"])
     swept = sum(job["quarantine_swept"] for job in jobs)
     remaining = len([p for p in (out / "quarantine").rglob("*") if p.is_file()])

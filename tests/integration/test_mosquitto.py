@@ -61,7 +61,7 @@ HARNESS = Path(__file__).with_name("bridge_process.py")
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory, city: City) -> list[tuple[str, bytes]]:
+def recorded(tmp_path_factory: pytest.TempPathFactory, city: City) -> list[tuple[str, bytes, int]]:
     """A simulated half hour of every hub format, merged in arrival order."""
     directory = tmp_path_factory.mktemp("captures")
     simulate(city, directory, hours=0.5, seed=11, scale=0.05)
@@ -69,7 +69,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory, city: City) -> list[tuple
 
 
 @pytest.fixture
-def messages(recorded: list[tuple[str, bytes]], city: City) -> list[Captured]:
+def messages(recorded: list[tuple[str, bytes, int]], city: City) -> list[Captured]:
     return list(routed(city, recorded))
 
 
@@ -116,7 +116,7 @@ class Oracle:
     raw: list[str]
 
 
-def oracle_of(stack_: Stack, recorded: list[tuple[str, bytes]]) -> Oracle:
+def oracle_of(stack_: Stack, recorded: list[tuple[str, bytes, int]]) -> Oracle:
     """The captures through the edge's normalization in one batch, with the stack's keys."""
     deps = stack_.deps
     normalized = normalize(
@@ -218,7 +218,7 @@ def settled(hub: MqttHub, timeout_s: float = 60) -> None:
 
 
 def test_a_simulated_half_hour_arrives_in_order_and_once_each(
-    stack_of: Stack, broker: Mosquitto, messages: list[Captured], recorded: list[tuple[str, bytes]]
+    stack_of: Stack, broker: Mosquitto, messages: list[Captured], recorded: list[tuple[str, bytes, int]]
 ) -> None:
     oracle = oracle_of(stack_of, recorded)
     bridge = InProcess(
@@ -246,7 +246,7 @@ def test_a_simulated_half_hour_arrives_in_order_and_once_each(
 
 
 def test_the_broker_killed_and_restarted_mid_stream_loses_and_doubles_nothing(
-    stack_of: Stack, broker: Mosquitto, messages: list[Captured], recorded: list[tuple[str, bytes]]
+    stack_of: Stack, broker: Mosquitto, messages: list[Captured], recorded: list[tuple[str, bytes, int]]
 ) -> None:
     oracle = oracle_of(stack_of, recorded)
     # a batch holds the whole half hour: the bridge holds its first part unacknowledged
@@ -319,7 +319,7 @@ class BridgeProcess:
 
 
 def test_the_bridge_killed_and_restarted_counts_each_message_once(
-    stack_of: Stack, broker: Mosquitto, messages: list[Captured], recorded: list[tuple[str, bytes]]
+    stack_of: Stack, broker: Mosquitto, messages: list[Captured], recorded: list[tuple[str, bytes, int]]
 ) -> None:
     oracle = oracle_of(stack_of, recorded)
     mqtt = mqtt_settings(broker, batch_messages=40, batch_age_s=0.5)
@@ -385,7 +385,7 @@ class ThrottledStore(ObjectStore):
 
 
 def test_a_slow_backend_makes_the_bridge_hold_back_not_drop(
-    stack_of: Stack, broker: Mosquitto, messages: list[Captured], recorded: list[tuple[str, bytes]]
+    stack_of: Stack, broker: Mosquitto, messages: list[Captured], recorded: list[tuple[str, bytes, int]]
 ) -> None:
     few = messages[:200]
     oracle = oracle_of(stack_of, recorded[:200])

@@ -1,26 +1,34 @@
-"""The citypipe command line: stack, simulate, replay, demo."""
+"""The citypipe command line, its commands in the order of a first run: demo, simulate,
+replay, quarantine, check-city, serve, bridge, stack, webhook-token, push, request-export.
+
+Every expected failure — a city file, residency, missing settings, an unknown choice, an
+input that is not there — prints one line naming what is wrong and how to fix it, and
+exits 2 (``run``); ``--debug`` shows the traceback instead. Every command that runs a
+stack writes to ``--out`` (``out/<command>`` by default) and ends by saying where its
+output is.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import sys
 import threading
 import time
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from typer._click import exceptions as click_exceptions  # typer's own click (0.29+)
+from typer.core import TyperGroup
 
 from citypipe.bootstrap import city_from, deps_from
 from citypipe.bootstrap.ingest import file_tokens, tokens_from
 from citypipe.bootstrap.keys import key_store_from
 from citypipe.domain.city import ConfigError, load_city
 from citypipe.domain.model import Function
-from citypipe.domain.naming import StackNames
 from citypipe.ports import TOKEN_HEADER
 from citypipe.settings import Settings
 from citypipe_bridge.main import BridgeFailed
@@ -28,7 +36,18 @@ from citypipe_bridge.main import run as bridge_run
 from citypipe_bridge.settings import BridgeSettings, MqttSettings
 from citypipe_local import stack as stack_ops
 from citypipe_local.backends import backend as start_backend
+from citypipe_local.cliout import (
+    CliError,
+    city_file,
+    cloud_settings,
+    one_line,
+    progress_bar,
+    settings_for,
+    summary,
+    where,
+)
 from citypipe_local.faults import Faults
+from citypipe_local.quarantine import quarantine_report
 from citypipe_local.replay import (
     Played,
     Player,
@@ -43,131 +62,149 @@ from citypipe_local.report import BridgeRun
 from citypipe_local.serve import ServerOptions, WebhookServer
 from citypipe_local.simulate import scaled_city, simulate
 
-app = typer.Typer(no_args_is_help=True, help="Anonymized, trustworthy open data from city sensors.")
+# The commands in the order of a first run (help lists them so).
+FIRST_RUN = (
+    "demo", "simulate", "replay", "quarantine", "check-city", "serve", "bridge", "stack",
+    "webhook-token", "push", "request-export",
+)  # fmt: skip
+
+
+class _FirstRunOrder(TyperGroup):
+    def list_commands(self, ctx: Any) -> list[str]:
+        return sorted(self.commands, key=lambda n: FIRST_RUN.index(n) if n in FIRST_RUN else 99)
+
+
+app = typer.Typer(
+    cls=_FirstRunOrder,
+    no_args_is_help=True,
+    help="Anonymized, trustworthy open data from city sensors. Start with `citypipe demo`.",
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=False,
+)
 stack_app = typer.Typer(no_args_is_help=True, help="Provision or remove a city stack.")
-app.add_typer(stack_app, name="stack")
 bridge_app = typer.Typer(no_args_is_help=True, help="Bridge a hub transport into a city stack.")
-app.add_typer(bridge_app, name="bridge")
 console = Console(stderr=True)
 
-DEFAULT_CITY = Path("infra/cities/velden.yaml")
-CityOpt = Annotated[Path, typer.Option("--city", help="the city file (YAML)")]
-BackendOpt = Annotated[str, typer.Option("--backend", help="embedded | localstack")]
-StackBackendOpt = Annotated[
-    str,
+
+class Backend(StrEnum):
+    EMBEDDED = "embedded"
+    LOCALSTACK = "localstack"
+
+
+class StackBackend(StrEnum):
+    EMBEDDED = "embedded"
+    LOCALSTACK = "localstack"
+    ENV = "env"
+
+
+class Cloud(StrEnum):
+    AWS = "aws"
+    SCALEWAY = "scaleway"
+
+
+class Via(StrEnum):
+    DIRECT = "direct"
+    MQTT = "mqtt"
+    HTTP = "http"
+
+
+class TokenStore(StrEnum):
+    OBJECT = "object"
+    SECRETSMANAGER = "secretsmanager"
+    FILE = "file"
+
+
+CityOpt = Annotated[
+    Path | None,
     typer.Option(
-        "--backend",
-        help="embedded | localstack | env (the endpoints and credentials in the CITYPIPE_* "
-        "settings: a real cloud)",
+        "--city",
+        help="the city file (YAML); default: the example city, infra/cities/velden.yaml of "
+        "this checkout",
     ),
 ]
-ProviderOpt = Annotated[
-    str, typer.Option("--provider", help="aws | scaleway: which calls the object storage takes")
+InputOpt = Annotated[
+    Path,
+    typer.Option(
+        "--input", help="captures (<format>.jsonl) and drops/csv/, as `citypipe simulate` writes"
+    ),
+]
+BackendOpt = Annotated[
+    Backend,
+    typer.Option("--backend", help="embedded: a moto server started here; localstack: LocalStack"),
+]
+StackBackendOpt = Annotated[
+    StackBackend,
+    typer.Option(
+        "--backend",
+        help="embedded | localstack (started here) | env (the endpoints and credentials in "
+        "the CITYPIPE_* settings: a real cloud)",
+    ),
+]
+CloudOpt = Annotated[
+    Cloud,
+    typer.Option(
+        "--cloud",
+        help="aws | scaleway: whose semantics the functions and the storage follow",
+    ),
+]
+ConcurrencyOpt = Annotated[
+    int, typer.Option("--concurrency", min=1, max=16, help="worker processes per function")
 ]
 
 
-def _settings(city: Path) -> Settings:
-    settings = Settings()
-    return settings.model_copy(
-        update={"stack": settings.stack.model_copy(update={"city_file": city})}
+def _out(command: str) -> Any:
+    return typer.Option(
+        "--out", help=f"where the zones, the report and the logs go (default: out/{command})"
     )
 
 
-def _provision(settings: Settings, where: str, action: str, provider: str) -> None:
-    if provider not in ("aws", "scaleway"):
-        raise typer.BadParameter(f"unknown provider {provider!r}: aws or scaleway")
-    deps = deps_from(settings)
-    clients = stack_ops.clients_for(settings)
-    if action == "up":
-        state = stack_ops.up(deps.city, deps.names, clients, settings.stack, provider=provider)  # type: ignore[arg-type]
-        buckets, queues = len(state["buckets"]), len(state["queues"])
-        console.print(f"[green]stack up[/] on {where}: {buckets} buckets, {queues} queues")
-    else:
-        stack_ops.down(deps.names, clients)
-        console.print(f"[green]stack down[/] on {where}")
-
-
-def _stack(city: Path, backend: str, action: str, provider: str) -> None:
-    settings = _settings(city)
-    if backend == "env":
-        _provision(settings, "the configured endpoints", action, provider)
-        return
-    with start_backend(backend, settings.localstack_endpoint) as endpoint:
-        local = settings.model_copy(update={"backend": endpoint.settings})
-        _provision(local, endpoint.name, action, provider)
-
-
-@stack_app.command("up")
-def stack_up(
-    city: CityOpt = DEFAULT_CITY,
-    backend: StackBackendOpt = "embedded",
-    provider: ProviderOpt = "aws",
-) -> None:
-    """Create the city's buckets (zones and keys) and function queues (idempotent)."""
-    _stack(city, backend, "up", provider)
-
-
-@stack_app.command("down")
-def stack_down(
-    city: CityOpt = DEFAULT_CITY,
-    backend: StackBackendOpt = "embedded",
-    provider: ProviderOpt = "aws",
-) -> None:
-    """Remove the city's buckets (with their objects: the secrets die) and queues."""
-    _stack(city, backend, "down", provider)
-
-
-@app.command("webhook-token")
-def webhook_token_cmd(
-    source: Annotated[str, typer.Option("--source", help="a source of the city file")],
-    city: CityOpt = DEFAULT_CITY,
-    store: Annotated[
-        str | None,
-        typer.Option(
-            "--store", help="object | secretsmanager | file (default: CITYPIPE_WEBHOOK__TOKENS)"
-        ),
-    ] = None,
-    revoke_previous: Annotated[
-        bool, typer.Option(help="the source's earlier tokens stop working at once")
+@app.callback()
+def root(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="show the traceback of a failure, not one line")
     ] = False,
 ) -> None:
-    """Mint a webhook token for one source. The token is printed once, on stdout; only its
-    SHA-256 digest is stored (in the stack's keys bucket, with your credentials and the
-    CITYPIPE_* endpoints). The previous token keeps working until the next mint, unless
-    --revoke-previous."""
-    settings = _settings(city)
-    if store is not None:
-        webhook = settings.webhook.model_copy(update={"tokens": store})
-        settings = settings.model_copy(update={"webhook": webhook})
-    try:
-        # the digests go to the city's stack only (the residency guard of the functions)
-        local = settings.webhook.tokens == "file"
-        city_model = load_city(city) if local else city_from(settings)
-    except ConfigError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from None
-    if source not in city_model.sources:
-        console.print(f"[red]no source {source!r}[/]: one of {sorted(city_model.sources)}")
-        raise typer.Exit(2)
-    tokens = (
-        file_tokens(settings, city_model.slug)
-        if local
-        else tokens_from(settings, deps_from(settings))
-    )
-    token = tokens.mint(source, revoke_previous)
+    """Anonymized, trustworthy open data from city sensors."""
+
+
+# --- the main job ---------------------------------------------------------------------------
+
+
+@app.command("demo")
+def demo_cmd(
+    out: Annotated[Path, _out("demo")] = Path("out/demo"),
+    city: CityOpt = None,
+    backend: BackendOpt = Backend.EMBEDDED,
+    hours: Annotated[float, typer.Option(min=0.25, max=168, help="hours of the day")] = 24,
+    scale: Annotated[
+        float, typer.Option(min=0.01, max=1, help="the share of the city's devices")
+    ] = 1.0,
+    seed: Annotated[int, typer.Option(help="the simulation's seed")] = 7,
+    concurrency: ConcurrencyOpt = 4,
+) -> None:
+    """Simulate one city day and run it through the stack: the main job, end to end."""
+    path = city_file(city)
+    city_model = load_city(path)
+    started = time.perf_counter()
+    with console.status("simulating the city day"):
+        simulated = simulate(city_model, out / "input", hours=hours, seed=seed, scale=scale)
+    payloads = sum(simulated.payloads.values())
+    elapsed = time.perf_counter() - started
     console.print(
-        f"webhook token for [bold]{source}[/] minted ({settings.webhook.tokens}); it is shown "
-        f"once. Hubs send it in the {TOKEN_HEADER} header to POST /ingest/{source}/<format>."
+        f"simulated {simulated.readings:,} readings in {payloads:,} payloads ({elapsed:.1f} s)"
     )
-    print(token)  # noqa: T201 (stdout: the one place the token is ever shown)
+    replay_started = time.perf_counter()
+    report = _replayed(path, out / "input", out, _options(backend, concurrency, path), payloads)
+    _ended(report, replay_started, out, city_model.slug)
 
 
 @app.command("simulate")
 def simulate_cmd(
-    out: Annotated[Path, typer.Option("--out", help="where the payload files go")],
-    city: CityOpt = DEFAULT_CITY,
-    hours: float = 24,
-    seed: int = 7,
+    out: Annotated[Path, typer.Option("--out", help="where the captures and truth.json go")],
+    city: CityOpt = None,
+    hours: Annotated[float, typer.Option(min=0.25, max=24 * 31, help="hours to simulate")] = 24,
+    seed: Annotated[int, typer.Option(help="the simulation's seed")] = 7,
     scale: Annotated[
         float,
         typer.Option(
@@ -177,166 +214,42 @@ def simulate_cmd(
     ] = 1.0,
 ) -> None:
     """Write a city day as its hubs send it (a capture per format, CSV drops) and truth.json."""
+    path = city_file(city)
     if scale > 1:
         if scale != int(scale):
-            raise typer.BadParameter("a bigger city is a whole multiple of it (--scale 4)")
-        city = scaled_city(city, int(scale), out / "city")
-        console.print(f"a city {int(scale)} times as large: replay with --city {city}")
+            raise CliError("--scale: a bigger city is a whole multiple of it (--scale 4)")
+        path = scaled_city(path, int(scale), out / "city")
+        console.print(f"a city {int(scale)} times as large: replay with --city {path}")
         scale = 1.0
-    summary = simulate(load_city(city), out, hours=hours, seed=seed, scale=scale)
-    console.print(
-        f"{summary.readings:,} readings in {sum(summary.payloads.values()):,} payloads -> {out}"
-    )
-
-
-def _run(
-    city: Path, input_dir: Path, out: Path, options: ReplayOptions, payloads: int
-) -> dict[str, Any]:
-    columns = (
-        TextColumn("{task.description:<12}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as bar:
-        tasks: dict[str, Any] = {}
-
-        def progress(what: str, n: int) -> None:
-            edge = what.startswith("dropped")
-            name = "payloads" if edge else f"{what} msgs"
-            if name not in tasks:
-                tasks[name] = bar.add_task(name, total=payloads if edge else None)
-            if edge:
-                bar.update(tasks[name], completed=n)
-            else:
-                bar.advance(tasks[name], n)
-
-        return replay(city, input_dir, out, options, progress)
-
-
-def _faults_line(faults: dict[str, Any]) -> str:
-    injected = ", ".join(f"{n:,} {kind}" for kind, n in faults["injected"].items())
-    return (
-        f"{faults['asked']}: {sum(faults['crashes'].values())} workers killed, "
-        f"{injected or 'no request faults'}, {faults['failed_deliveries']:,} deliveries "
-        f"failed, {faults['bridge_retries']} batches resent by bridges"
-    )
-
-
-def _jobs_line(jobs: list[dict[str, Any]]) -> str:
-    published = [job["day"] for job in jobs if job["result"] == "done"]
-    return (
-        f"{len(jobs)} fired on the simulated clock: {len(published)} days published, "
-        f"{sum(j['keys_destroyed'] for j in jobs)} days' keys destroyed, "
-        f"{sum(j['raw_swept'] for j in jobs)} raw and "
-        f"{sum(j['quarantine_swept'] for j in jobs)} quarantine objects swept"
-    )
-
-
-def _summary(report: dict[str, Any], wall: float) -> None:
-    table = Table(title=f"citypipe run on {report['backend']}", show_header=False)
-    received = report["received"]
-    rows = [
-        ("readings received", f"{received:,}"),
-        ("accepted", f"{report['accepted']:,}"),
-        ("duplicates (resends)", f"{report['duplicates']:,}"),
-        ("quarantined", f"{sum(report['quarantined'].values()):,} {report['quarantined']}"),
-        ("refused by policy", f"{sum(report['refused'].values()):,}"),
-        ("dead-lettered", f"{report['dead_lettered']:,}"),
-        (
-            "messages quarantined / dead-lettered",
-            f"{report['messages_quarantined']:,} / {report['messages_dead_lettered']:,}",
-        ),
-        (
-            "cells published / suppressed / flagged",
-            f"{report['published_cells']:,} / {report['suppressed_cells']:,} / "
-            f"{report['flagged_cells']:,}",
-        ),
-        ("datasets", ", ".join(report["datasets"])),
-        ("books balance", "[green]yes[/]" if report["balanced"] else "[red]NO[/]"),
-        *([("faults", _faults_line(report["faults"]))] if report["faults"]["asked"] else []),
-        *([("hourly jobs", _jobs_line(report["hourly_jobs"]))] if "hourly_jobs" in report else []),
-    ]
-    budget = report.get("privacy_budget")
-    if budget:
-        rows.append(
-            (
-                "ε ledger",
-                f"{budget['releases']} releases, at most ε = {budget['most_spent']:g} of "
-                f"{budget['budget_per_sensor_day']:g} spent per sensor-day",
-            )
-        )
-    end = report.get("end_of_run")
-    if end:
-        rows.append(
-            (
-                "end of run",
-                f"{end['keys_destroyed']} daily secrets destroyed, "
-                f"{end['clean_scrubbed']} clean objects scrubbed of pseudonyms",
-            )
-        )
-    rows += [
-        ("wall time", f"{wall:.1f} s ({received / wall:,.0f} readings/s)"),
-    ]
-    for name, value in rows:
-        table.add_row(name, value)
-    console.print(table)
-    for check in report["checks"]:
-        if not check["ok"]:
-            console.print(
-                f"[red]unbalanced:[/] {check['check']}: {check['left']} != {check['right']}"
-            )
+    simulated = simulate(load_city(path), out, hours=hours, seed=seed, scale=scale)
+    total = sum(simulated.payloads.values())
+    console.print(f"{simulated.readings:,} readings in {total:,} payloads")
+    console.print(f"captures in {out}: replay them with `citypipe replay --input {out}`")
 
 
 FAULTY_VISIBILITY_S = 5  # a crashed batch comes back this soon in a run with faults
 FAULTY_MAX_RECEIVES = 10  # a good message outlives several crashes before the DLQ
 
 
-def _options(
-    backend: str,
-    concurrency: int,
-    city: Path,
-    platform: str = "aws",
-    via: str = "direct",
-    broker: str | None = None,
-    faults: str = "",
-    job_every: timedelta | None = None,
-) -> ReplayOptions:
-    if platform not in ("aws", "scaleway"):
-        raise typer.BadParameter(f"unknown platform {platform!r}: aws or scaleway")
-    if via not in ("direct", "mqtt", "http"):
-        raise typer.BadParameter(f"unknown transport {via!r}: direct, mqtt or http")
-    if job_every is not None and via != "direct":
-        raise typer.BadParameter("--simulated-clock plays the captures directly (--via direct)")
-    try:
-        asked = Faults.parse(faults)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    return ReplayOptions(
-        backend=backend,
-        concurrency=concurrency,
-        localstack_endpoint=_settings(city).localstack_endpoint,
-        platform="scaleway" if platform == "scaleway" else "aws",
-        faults=asked,
-        visibility_timeout_s=FAULTY_VISIBILITY_S if asked.any else 30,
-        max_receive_count=FAULTY_MAX_RECEIVES if asked.any else 3,
-        job_every=job_every,
-        via=via,  # type: ignore[arg-type]  # checked above
-        broker=broker,
-    )
-
-
 @app.command("replay")
 def replay_cmd(
-    input_dir: Annotated[Path, typer.Option("--input", help="payload files from `simulate`")],
-    out: Annotated[Path, typer.Option("--out")] = Path("out"),
-    city: CityOpt = DEFAULT_CITY,
-    backend: BackendOpt = "embedded",
-    concurrency: int = 4,
-    platform: Annotated[
-        str,
-        typer.Option(help="aws: Lambda's SQS batches; scaleway: one queue message per POST"),
-    ] = "aws",
+    input_dir: InputOpt,
+    out: Annotated[Path, _out("replay")] = Path("out/replay"),
+    city: CityOpt = None,
+    backend: BackendOpt = Backend.EMBEDDED,
+    concurrency: ConcurrencyOpt = 4,
+    cloud: CloudOpt = Cloud.AWS,
+    via: Annotated[
+        Via,
+        typer.Option(
+            help="direct: the edge in worker processes; mqtt: published on a broker, through "
+            "the MQTT bridge; http: posted to the local webhook server"
+        ),
+    ] = Via.DIRECT,
+    broker: Annotated[
+        str | None,
+        typer.Option(help="--via mqtt: mqtt://host:port (default: a Mosquitto started here)"),
+    ] = None,
     faults: Annotated[
         str,
         typer.Option(
@@ -355,19 +268,8 @@ def replay_cmd(
         ),
     ] = False,
     job_every_hours: Annotated[
-        int, typer.Option(help="with --simulated-clock: how often the hourly job fires")
+        int, typer.Option(min=1, help="with --simulated-clock: how often the hourly job fires")
     ] = 1,
-    via: Annotated[
-        str,
-        typer.Option(
-            help="direct: the edge in worker processes; mqtt: published on a broker, through "
-            "the MQTT bridge; http: posted to the local webhook server"
-        ),
-    ] = "direct",
-    broker: Annotated[
-        str | None,
-        typer.Option(help="--via mqtt: mqtt://host:port (default: a Mosquitto started here)"),
-    ] = None,
     keys_dir: Annotated[
         Path | None,
         typer.Option(
@@ -378,124 +280,76 @@ def replay_cmd(
     ] = None,
 ) -> None:
     """Push recorded payloads through a fresh stack; exit 1 if the books don't balance."""
-    payloads = sum(1 for p in input_dir.glob("*.jsonl") for line in p.open() if line.strip())
+    path = city_file(city)
+    slug = load_city(path).slug
+    payloads = _captures(input_dir)
     started = time.perf_counter()
     every = timedelta(hours=job_every_hours) if simulated_clock else None
-    options = _options(backend, concurrency, city, platform, via, broker, faults, every)
-    if keys_dir is not None:
-        options = dataclasses.replace(options, keys_dir=keys_dir)
-    report = _run(city, input_dir, out, options, payloads)
-    _summary(report, time.perf_counter() - started)
-    raise typer.Exit(0 if report["balanced"] else 1)
+    options = _options(backend, concurrency, path, cloud, via, broker, faults, every, keys_dir)
+    report = _replayed(path, input_dir, out, options, payloads)
+    _ended(report, started, out, slug)
 
 
-@app.command("demo")
-def demo_cmd(
-    out: Annotated[Path, typer.Option("--out")] = Path("out"),
-    city: CityOpt = DEFAULT_CITY,
-    backend: BackendOpt = "embedded",
-    hours: float = 24,
-    scale: float = 1.0,
-    seed: int = 7,
-    concurrency: int = 4,
+@app.command("quarantine")
+def quarantine_cmd(
+    out: Annotated[
+        Path, typer.Option("--out", help="a run's output folder (of demo, replay or serve)")
+    ] = Path("out/demo"),
+    rows: Annotated[
+        bool, typer.Option("--rows", help="list every rejected row: when, where, which line")
+    ] = False,
 ) -> None:
-    """Simulate one city day and replay it: the main job, end to end."""
-    try:
-        city_model = load_city(city)
-    except ConfigError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from None
-    started = time.perf_counter()
-    with console.status("simulating the city day"):
-        summary = simulate(city_model, out / "input", hours=hours, seed=seed, scale=scale)
-    payloads = sum(summary.payloads.values())
-    elapsed = time.perf_counter() - started
-    console.print(
-        f"simulated {summary.readings:,} readings in {payloads:,} payloads ({elapsed:.1f} s)"
-    )
-    replay_started = time.perf_counter()
-    report = _run(
-        city,
-        out / "input",
-        out,
-        _options(backend, concurrency, city),
-        sum(summary.payloads.values()),
-    )
-    _summary(report, time.perf_counter() - replay_started)
-    console.print(
-        f"open data in {out / 'open'} "
-        f"(the portal: {out / 'open' / StackNames(city_model.slug).portal_key()}), "
-        f"report in {out / 'report.json'}"
-    )
-    raise typer.Exit(0 if report["balanced"] else 1)
+    """What a run rejected: readings by reason, format, source and arrival hour (and each
+    row's arrival, source and line with --rows); never a value."""
+    print(quarantine_report(out, rows), end="")  # noqa: T201 (stdout: the report itself)
 
 
-@app.command("push")
-def push_cmd(
-    input_dir: Annotated[
-        Path, typer.Option("--input", help="captures (<format>.jsonl) and drops/csv/, as simulated")
-    ],
-    city: CityOpt = DEFAULT_CITY,
-    batch: Annotated[int, typer.Option(help="hub messages per raw object")] = 20_000,
+@app.command("check-city")
+def check_city_cmd(
+    file: Annotated[Path, typer.Argument(help="the city file to check")],
 ) -> None:
-    """Play recorded hub messages into a deployed stack (endpoints and credentials from the
-    CITYPIPE_* settings) as a bridge would: through the edge, here, with the stack's key
-    store; then drop the CSV files in its inbox for its ingest function. A first run."""
-    settings = _settings(city)
-    deps = deps_from(settings)
-    sent = push(deps, key_store_from(settings, deps), input_dir, batch)
-    console.print(f"[green]pushed[/] {sent:,} payloads and rows to {deps.city.slug}'s stack")
+    """Load a city file as every function does and say what is wrong with it, or that it
+    is right (with any warning)."""
+    city = load_city(city_file(file))
+    console.print(
+        f"{file}: {city.slug} ({city.name}) in {city.region}: {len(city.zones.features)} "
+        f"zones, {len(city.sources)} sources, {len(city.registry.devices)} devices — loads"
+    )
 
 
-@app.command("request-export")
-def request_export_cmd(city: CityOpt = DEFAULT_CITY) -> None:
-    """Ask a deployed stack's export to publish every day it has partials for now, rather
-    than waiting for the hourly job (which publishes yesterday)."""
-    deps = deps_from(_settings(city))
-    request_export(deps)
-    console.print(f"[green]export requested[/] on {deps.names.queue(Function.EXPORT)}")
+# --- hubs in front of a stack -------------------------------------------------------------
 
 
 LocalBackendOpt = Annotated[
-    str,
+    StackBackend,
     typer.Option(
         "--backend",
         help="embedded | localstack: a fresh local stack, its functions run here, the day "
         "exported to --out on Ctrl-C; env: the stack the CITYPIPE_* settings name",
     ),
 ]
-OutOpt = Annotated[Path, typer.Option("--out", help="a local stack's zones and run report")]
-
-
-def _local_run(city: Path, backend: str, out: Path, player: Player, concurrency: int) -> None:
-    """A fresh local stack fed by ``player`` until Ctrl-C; then the day exported, the report
-    written and summed up."""
-    started = time.perf_counter()
-    options = _options(backend, concurrency, city)
-    report = run_local(city, out, options, lambda session: session.alongside(player))
-    _summary(report, time.perf_counter() - started)
-    console.print(f"zones and report in {out}")
-    raise typer.Exit(0 if report["balanced"] else 1)
 
 
 @app.command("serve")
 def serve_cmd(
-    city: CityOpt = DEFAULT_CITY,
-    port: Annotated[int, typer.Option(help="0: any free port")] = 8080,
+    city: CityOpt = None,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="0: any free port")] = 8080,
     host: Annotated[str, typer.Option(help="0.0.0.0 to take hubs on the LAN")] = "127.0.0.1",
-    backend: LocalBackendOpt = "embedded",
-    out: OutOpt = Path("out-serve"),
+    backend: LocalBackendOpt = StackBackend.EMBEDDED,
+    out: Annotated[Path, _out("serve")] = Path("out/serve"),
     tls_cert: Annotated[Path | None, typer.Option(help="serve HTTPS with this certificate")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="and its private key")] = None,
-    concurrency: int = 2,
+    concurrency: ConcurrencyOpt = 2,
 ) -> None:
     """Hubs' webhooks on this machine: POST /ingest/{source}/{format}, the very checks and
-    answers of the cloud's ingest function (token per source, bounds), 2xx once written."""
+    answers of the cloud's ingest function (token per source, bounds), 2xx once written;
+    GET / says what it takes."""
     if (tls_cert is None) != (tls_key is None):
-        raise typer.BadParameter("--tls-cert and --tls-key go together")
+        raise CliError("--tls-cert and --tls-key go together: give both, or neither")
+    path = city_file(city)
     options = ServerOptions(host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
-    if backend == "env":
-        settings = _settings(city)
+    if backend is StackBackend.ENV:
+        settings = cloud_settings(path, "serve")
         deps = deps_from(settings)
         server = WebhookServer(
             deps, tokens_from(settings, deps), key_store_from(settings, deps), options
@@ -521,14 +375,18 @@ def serve_cmd(
         session.stop.wait()
         server.shutdown()
         server.server_close()
-        return Played(None)
+        return Played(None, resent=server.resent)
 
-    _local_run(city, backend, out, serving, concurrency)
+    _local_run(path, Backend(backend.value), out, serving, concurrency)
+
+
+app.add_typer(bridge_app, name="bridge")  # listed after serve, as a first run meets them
+app.add_typer(stack_app, name="stack")
 
 
 @bridge_app.command("mqtt")
 def bridge_mqtt_cmd(
-    city: CityOpt = DEFAULT_CITY,
+    city: CityOpt = None,
     broker: Annotated[
         str | None,
         typer.Option(help="mqtt://host[:1883] or mqtts://host[:8883] (CITYPIPE_MQTT__BROKER)"),
@@ -536,33 +394,27 @@ def bridge_mqtt_cmd(
     client_id: Annotated[
         str | None, typer.Option(help="stable: the broker keeps the session by it")
     ] = None,
-    backend: LocalBackendOpt = "embedded",
-    out: OutOpt = Path("out-bridge"),
-    concurrency: int = 2,
+    backend: LocalBackendOpt = StackBackend.EMBEDDED,
+    out: Annotated[Path, _out("bridge")] = Path("out/bridge"),
+    concurrency: ConcurrencyOpt = 2,
 ) -> None:
     """Subscribe to the topics the city file declares (QoS 1, a persistent session) and
     write what the broker delivers through the edge, acknowledging each message once it is
     written. Credentials and certificates: CITYPIPE_MQTT__USERNAME, __PASSWORD, __CA_FILE,
     __CERT_FILE, __KEY_FILE. Ctrl-C writes what is batched and stops; the books are shown."""
-    try:
-        settings = BridgeSettings()
-        overrides = {"broker": broker, "client_id": client_id}
-        mqtt = MqttSettings.model_validate(
-            {**settings.mqtt.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
-        )
-    except ValidationError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from None
-    if backend == "env":
+    path = city_file(city)
+    settings = BridgeSettings()
+    overrides = {"broker": broker, "client_id": client_id}
+    mqtt = MqttSettings.model_validate(
+        {**settings.mqtt.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
+    )
+    if backend is StackBackend.ENV:
         stop = threading.Event()
         try:
-            books = bridge_run(BridgeSettings.of(_settings(city), mqtt), stop)
+            books = bridge_run(BridgeSettings.of(settings_for(path), mqtt), stop)
         except KeyboardInterrupt:
             stop.set()
             raise
-        except BridgeFailed as exc:
-            console.print(f"[red]{exc}[/]")
-            raise typer.Exit(1) from None
         console.print_json(books.model_dump_json())
         return
 
@@ -573,4 +425,249 @@ def bridge_mqtt_cmd(
         books = bridge_run(settings, session.stop, session.deps, keys)
         return Played(None, {"via": "mqtt", "broker": mqtt.broker}, BridgeRun(None, books))
 
-    _local_run(city, backend, out, bridging, concurrency)
+    _local_run(path, Backend(backend.value), out, bridging, concurrency)
+
+
+# --- a stack, and a deployed one ------------------------------------------------------------
+
+
+@stack_app.command("up")
+def stack_up(
+    city: CityOpt = None,
+    backend: StackBackendOpt = StackBackend.EMBEDDED,
+    cloud: CloudOpt = Cloud.AWS,
+) -> None:
+    """Create the city's buckets (zones and keys) and function queues (idempotent)."""
+    _stack(city_file(city), backend, "up", cloud)
+
+
+@stack_app.command("down")
+def stack_down(
+    city: CityOpt = None,
+    backend: StackBackendOpt = StackBackend.EMBEDDED,
+    cloud: CloudOpt = Cloud.AWS,
+) -> None:
+    """Remove the city's buckets (with their objects: the secrets die) and queues."""
+    _stack(city_file(city), backend, "down", cloud)
+
+
+@app.command("webhook-token")
+def webhook_token_cmd(
+    source: Annotated[str, typer.Option("--source", help="a source of the city file")],
+    city: CityOpt = None,
+    store: Annotated[
+        TokenStore | None,
+        typer.Option(help="where the digest goes (default: CITYPIPE_WEBHOOK__TOKENS, object)"),
+    ] = None,
+    revoke_previous: Annotated[
+        bool, typer.Option(help="the source's earlier tokens stop working at once")
+    ] = False,
+) -> None:
+    """Mint a webhook token for one source. The token is printed once, on stdout; only its
+    SHA-256 digest is stored (in the stack's keys bucket, with your credentials and the
+    CITYPIPE_* endpoints). The previous token keeps working until the next mint, unless
+    --revoke-previous."""
+    path = city_file(city)
+    settings = settings_for(path)
+    if store is not None:
+        webhook = settings.webhook.model_copy(update={"tokens": store.value})
+        settings = settings.model_copy(update={"webhook": webhook})
+    local = settings.webhook.tokens == TokenStore.FILE.value
+    # the digests go to the city's stack only (the residency guard of the functions)
+    city_model = load_city(path) if local else city_from(cloud_settings(path, "webhook-token"))
+    if source not in city_model.sources:
+        raise CliError(f"--source {source}: no such source; one of {sorted(city_model.sources)}")
+    tokens = (
+        file_tokens(settings, city_model.slug)
+        if local
+        else tokens_from(settings, deps_from(settings))
+    )
+    token = tokens.mint(source, revoke_previous)
+    console.print(
+        f"webhook token for {source} minted ({settings.webhook.tokens}); it is shown once. "
+        f"Hubs send it in the {TOKEN_HEADER} header to POST /ingest/{source}/<format>."
+    )
+    print(token)  # noqa: T201 (stdout: the one place the token is ever shown)
+
+
+@app.command("push")
+def push_cmd(
+    input_dir: InputOpt,
+    city: CityOpt = None,
+    batch: Annotated[int, typer.Option(min=1, help="hub messages per raw object")] = 20_000,
+) -> None:
+    """Play recorded hub messages into a deployed stack (endpoints and credentials from the
+    CITYPIPE_* settings) as a bridge would: through the edge, here, with the stack's key
+    store; then drop the CSV files in its inbox for its ingest function. A first run."""
+    path = city_file(city)
+    _captures(input_dir)
+    settings = cloud_settings(path, "push")
+    deps = deps_from(settings)
+    sent = push(deps, key_store_from(settings, deps), input_dir, batch)
+    console.print(f"pushed {sent:,} payloads and rows to {deps.city.slug}'s stack")
+
+
+@app.command("request-export")
+def request_export_cmd(city: CityOpt = None) -> None:
+    """Ask a deployed stack's export to publish every day it has partials for now, rather
+    than waiting for the hourly job (which publishes yesterday)."""
+    deps = deps_from(cloud_settings(city_file(city), "request-export"))
+    request_export(deps)
+    console.print(f"export requested on {deps.names.queue(Function.EXPORT)}")
+
+
+# --- shared steps -------------------------------------------------------------------------
+
+
+def _captures(input_dir: Path) -> int:
+    """The payloads (capture lines and CSV rows) in a folder of captures; a folder that
+    holds none is refused (a mistyped --input must not look like an empty city)."""
+    if not input_dir.is_dir():
+        raise CliError(
+            f"--input {input_dir}: no such folder; make captures with "
+            f"`citypipe simulate --out {input_dir}`"
+        )
+    captures = sorted(input_dir.glob("*.jsonl"))
+    drops = sorted((input_dir / "drops" / "csv").glob("*/*.csv"))
+    count = sum(1 for p in captures for line in p.open("rb") if line.strip())
+    count += sum(max(0, len(p.read_bytes().splitlines()) - 1) for p in drops)
+    if count == 0:
+        raise CliError(
+            f"--input {input_dir}: no captures (<format>.jsonl) or CSV drops "
+            f"(drops/csv/<mapping>/*.csv) in it; make some with `citypipe simulate --out DIR`"
+        )
+    return count
+
+
+def _options(
+    backend: Backend,
+    concurrency: int,
+    city: Path,
+    cloud: Cloud = Cloud.AWS,
+    via: Via = Via.DIRECT,
+    broker: str | None = None,
+    faults: str = "",
+    job_every: timedelta | None = None,
+    keys_dir: Path | None = None,
+) -> ReplayOptions:
+    if job_every is not None and via is not Via.DIRECT:
+        raise CliError("--simulated-clock plays the captures directly: leave --via out")
+    try:
+        asked = Faults.parse(faults)
+    except ValueError as exc:
+        raise CliError(f"--faults: {exc}") from None
+    return ReplayOptions(
+        backend=backend.value,
+        concurrency=concurrency,
+        localstack_endpoint=settings_for(city).localstack_endpoint,
+        platform="scaleway" if cloud is Cloud.SCALEWAY else "aws",
+        faults=asked,
+        visibility_timeout_s=FAULTY_VISIBILITY_S if asked.any else 30,
+        max_receive_count=FAULTY_MAX_RECEIVES if asked.any else 3,
+        job_every=job_every,
+        via=via.value,
+        broker=broker,
+        keys_dir=keys_dir,
+    )
+
+
+def _replayed(
+    city: Path, input_dir: Path, out: Path, options: ReplayOptions, payloads: int
+) -> dict[str, Any]:
+    with progress_bar(console) as progress:
+        return replay(city, input_dir, out, options, progress.callback(payloads))
+
+
+def _ended(report: dict[str, Any], started: float, out: Path, slug: str) -> None:
+    """The run's summary and where its output is; exit 1 when the books do not balance."""
+    console.print(summary(report, time.perf_counter() - started, out))
+    console.print(where(out, slug))
+    raise typer.Exit(0 if report["balanced"] else 1)
+
+
+def _local_run(city: Path, backend: Backend, out: Path, player: Player, concurrency: int) -> None:
+    """A fresh local stack fed by ``player`` until Ctrl-C; then the day exported, the report
+    written and summed up."""
+    started = time.perf_counter()
+    options = _options(backend, concurrency, city)
+    report = run_local(city, out, options, lambda session: session.alongside(player))
+    _ended(report, started, out, load_city(city).slug)
+
+
+def _stack(city: Path, backend: StackBackend, action: str, cloud: Cloud) -> None:
+    if backend is StackBackend.ENV:
+        _provision(
+            cloud_settings(city, f"stack {action}"), "the configured endpoints", action, cloud
+        )
+        return
+    settings = settings_for(city)
+    with start_backend(backend.value, settings.localstack_endpoint) as endpoint:
+        local = settings.model_copy(update={"backend": endpoint.settings})
+        _provision(local, endpoint.name, action, cloud)
+        if action == "up" and endpoint.pid is not None:
+            console.print(
+                f"the {endpoint.name} backend was started by this command and ends with it: "
+                "so does the stack. To keep one, run LocalStack yourself, set "
+                "LOCALSTACK_ENDPOINT and use --backend localstack (or run `citypipe serve`)."
+            )
+
+
+def _provision(settings: Settings, where_to: str, action: str, cloud: Cloud) -> None:
+    deps = deps_from(settings)
+    clients = stack_ops.clients_for(settings)
+    if action == "up":
+        state = stack_ops.up(deps.city, deps.names, clients, settings.stack, provider=cloud.value)
+        buckets, queues = len(state["buckets"]), len(state["queues"])
+        console.print(f"stack up on {where_to}: {buckets} buckets, {queues} queues")
+    else:
+        stack_ops.down(deps.names, clients)
+        console.print(f"stack down on {where_to}")
+
+
+# --- the entry point ------------------------------------------------------------------------
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run a command; an expected failure is one line on stderr and exit code 2 (``--debug``:
+    the traceback). Returns the exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        result = app(args=args, prog_name="citypipe", standalone_mode=False)
+    except typer.Exit as done:
+        return int(done.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        _say("citypipe: stopped")
+        return 130
+    except click_exceptions.NoArgsIsHelpError as exc:
+        _say(exc.ctx.get_help() if exc.ctx is not None else "citypipe --help")
+        return 0
+    except click_exceptions.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx is not None else "citypipe"
+        message = one_line(exc.format_message()).replace("Value error, ", "")
+        _say(f"{command}: {message} (`{command} --help` says what it takes)")
+        return 2
+    except (CliError, ConfigError, ValidationError, BridgeFailed) as exc:
+        if debug:
+            raise
+        _say(f"citypipe: {one_line(exc)}")
+        return 1 if isinstance(exc, BridgeFailed) else 2
+    except Exception as exc:
+        if debug:
+            raise
+        _say(
+            f"citypipe: unexpected {type(exc).__name__}: {one_line(exc)} — run again with "
+            "--debug for the traceback, and report it"
+        )
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def _say(line: str) -> None:
+    """One line on stderr, never wrapped (a terminal wraps it, not us)."""
+    print(line, file=sys.stderr)  # noqa: T201
+
+
+def main() -> None:
+    """The ``citypipe`` command."""
+    sys.exit(run())

@@ -49,11 +49,11 @@ class Captured:
     route: MqttRoute
 
 
-def routed(city: City, lines: Iterable[tuple[str, bytes]]) -> Iterator[Captured]:
-    """Captured messages (``(format, envelope)``) with the source and format their topic is
+def routed(city: City, lines: Iterable[tuple[str, bytes, int]]) -> Iterator[Captured]:
+    """Captured messages (format, envelope, line number) with the source and format their topic is
     declared for. A message without a topic, or on a topic declared for another format,
     cannot be replayed over a transport: ValueError."""
-    for fmt, line in lines:
+    for fmt, line, _ in lines:
         envelope = orjson.loads(line)
         topic = envelope.get("topic")
         route = city.route(topic) if isinstance(topic, str) else None

@@ -104,18 +104,19 @@ def _at(line: bytes) -> float:
     return float(line[6 : line.find(b",")])
 
 
-def _captured(path: Path) -> Iterator[tuple[float, str, bytes]]:
+Arrival = tuple[float, str, bytes, int]  # (arrival time, format, captured line, its number)
+Captures = list[tuple[str, bytes, int]]  # (format, captured line, its number in its file)
+
+
+def _captured(path: Path) -> Iterator[Arrival]:
     fmt = path.stem
     if fmt not in FORMATS:
         raise ValueError(f"{path.name}: no format {fmt!r}; formats: {sorted(FORMATS)}")
     with path.open("rb") as source:
-        for raw in source:
+        for number, raw in enumerate(source, start=1):
             line = raw.rstrip(b"\n")
             if line.strip():
-                yield _at(line), fmt, line
-
-
-Arrival = tuple[float, str, bytes]  # (arrival time, format, the captured line)
+                yield _at(line), fmt, line, number
 
 
 def captured(input_dir: Path) -> Iterator[Arrival]:
@@ -124,34 +125,34 @@ def captured(input_dir: Path) -> Iterator[Arrival]:
     return heapq.merge(*streams, key=lambda item: item[0])
 
 
-def batches(items: Iterable[Arrival], batch: int) -> Iterator[list[tuple[str, bytes]]]:
+def batches(items: Iterable[Arrival], batch: int) -> Iterator[Captures]:
     """Captured messages in batches of about ``batch`` messages — as a bridge batches by
     count and time. A batch never splits messages that arrived in the same instant (a hub's
     resend stays with what it resends)."""
-    lines: list[tuple[str, bytes]] = []
+    lines: Captures = []
     last = None
-    for at, fmt, line in items:
+    for at, fmt, line, number in items:
         if len(lines) >= batch and at != last:
             yield lines
             lines = []
-        lines.append((fmt, line))
+        lines.append((fmt, line, number))
         last = at
     if lines:
         yield lines
 
 
-def edge_batches(input_dir: Path, batch: int) -> Iterator[list[tuple[str, bytes]]]:
+def edge_batches(input_dir: Path, batch: int) -> Iterator[Captures]:
     """Every capture in ``input_dir``, merged in arrival order, in batches (``batches``)."""
     return batches(captured(input_dir), batch)
 
 
-def payloads_of(lines: Iterable[bytes | tuple[str, bytes]]) -> list[Payload]:
-    """Captured messages as the edge receives them: format (where given), body, arrival,
-    topic, headers."""
+def payloads_of(lines: Iterable[bytes | tuple[str, bytes, int]]) -> list[Payload]:
+    """Captured messages as the edge receives them: format and line number in its capture
+    file (where given: a quarantine row names that line), body, arrival, topic, headers."""
     payloads: list[Payload] = []
     append, loads, no_headers = payloads.append, orjson.loads, Context(0).headers
-    for number, item in enumerate(lines, start=1):
-        fmt, line = item if isinstance(item, tuple) else (None, item)
+    for position, item in enumerate(lines, start=1):
+        fmt, line, number = item if isinstance(item, tuple) else (None, item, position)
         envelope = loads(line)
         body = envelope.get("body")
         data = base64.b64decode(envelope["body_base64"]) if body is None else body.encode()
@@ -163,7 +164,7 @@ def payloads_of(lines: Iterable[bytes | tuple[str, bytes]]) -> list[Payload]:
     return payloads
 
 
-def play_batch(deps: Deps, keys: KeyStore, lines: list[tuple[str, bytes]]) -> int:
+def play_batch(deps: Deps, keys: KeyStore, lines: Captures) -> int:
     """One batch of captured messages (of any hub formats) through the edge, as a bridge
     sends it. Returns the payloads it held. A bridge retries a batch that failed: the edge
     writes it once."""
@@ -180,7 +181,7 @@ def push(deps: Deps, keys: KeyStore, input_dir: Path, batch: int) -> int:
     return sent + drop_csv(deps, input_dir)
 
 
-def edge_worker(lines: list[tuple[str, bytes]]) -> int:
+def edge_worker(lines: Captures) -> int:
     """``play_batch`` in a worker process, on its own composition (as a bridge has)."""
     return play_batch(*worker_composition(), lines)
 
@@ -224,7 +225,7 @@ def play_hubs(
     A batch whose edge failed (a worker died, the backend failed) is sent again, as a
     bridge retries: the edge writes it once."""
     played = Delivered()
-    running: dict[Future[int], tuple[list[tuple[str, bytes]], int]] = {}
+    running: dict[Future[int], tuple[Captures, int]] = {}
 
     def settle(done: Iterable[Future[int]]) -> None:
         for future in done:
@@ -249,15 +250,29 @@ def play_hubs(
 
 
 def copy_zones(deps: Deps, out: Path) -> None:
+    """Every zone's bucket to ``out/<zone>/<city>/…``: the bucket's keys with the zone (a
+    key's first part where it names it) and the city put first, so every zone reads alike
+    (``out/open/velden/index.html``, ``out/audit/velden/lineage/…``)."""
     for zone in Zone:
         target = out / zone.value
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
         bucket = deps.names.bucket(zone)
         for info in deps.store.list(bucket):
-            path = target / info.key
+            path = target / local_path(zone, deps.city.slug, info.key)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(deps.store.get(bucket, info.key).body)
+
+
+def local_path(zone: Zone, slug: str, key: str) -> str:
+    """Where a key of ``zone``'s bucket lands under ``out/<zone>/``: ``<city>/…``."""
+    parts = key.split("/")
+    if parts[0] == zone.value:
+        parts = parts[1:]
+    if slug in parts[:2]:
+        parts.remove(slug)
+        parts.insert(0, slug)
+    return "/".join(parts)
 
 
 def end_of_run(deps: Deps, keys: KeyStore) -> dict[str, int]:
@@ -555,7 +570,7 @@ def run_local(
         report["backend"] = endpoint.name
         report |= _run_facts(session, invoker)
         copy_zones(deps, out)
-    (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")  # books first
     return report
 
 

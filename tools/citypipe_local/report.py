@@ -158,7 +158,8 @@ class Books:
             _charges(r) for r in exports if r.dataset in (noised_datasets or ()) and not _refused(r)
         ]
         days = sorted({day for day, _ in latest})
-        datasets = sorted({dataset for _, dataset in latest})
+        # a theme whose export had no cell that day (no sensor of it reported) is no dataset
+        datasets = sorted({dataset for (_, dataset), r in latest.items() if _has_cells(r)})
         return cls(ingest, anonymize, aggregate, export, days, datasets, noised)
 
     def of(self, function: Function) -> StageCounts:
@@ -168,6 +169,10 @@ class Books:
             Function.AGGREGATE: self.aggregate,
             Function.EXPORT: self.export,
         }[function]
+
+
+def _has_cells(export: Lineage) -> bool:
+    return isinstance(export.counts, ExportCounts) and export.counts.cells > 0
 
 
 def _refused(export: Lineage) -> bool:
@@ -238,8 +243,9 @@ def build_report(
     if bridge is not None:
         checks += bridge.checks()
     all_quarantined = sum((Counter(books.of(f).quarantined) for f in Function), Counter())
-    return {
+    return {  # the books first, in the order the summary reads them
         "city": deps.city.slug,
+        "balanced": all(c.ok for c in checks),
         "received": ingest.received + dead_records[Function.INGEST],
         "resent": resent,
         "accepted": ingest.accepted,
@@ -254,8 +260,9 @@ def build_report(
         "suppressed_cells": export.suppressed,
         "flagged_cells": export.flagged,
         "refused_cells": export.refused,
+        "datasets": books.datasets,
+        "days": books.days,
         "privacy_budget": privacy_budget(deps),
-        "balanced": all(c.ok for c in checks),
         "checks": [c.as_dict() for c in checks],
         "stages": {
             f.value: {
@@ -267,8 +274,6 @@ def build_report(
             }
             for f in Function
         },
-        "days": books.days,
-        "datasets": books.datasets,
         **({"bridge": bridge.books.model_dump()} if bridge is not None else {}),
     }
 

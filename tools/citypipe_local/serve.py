@@ -10,7 +10,8 @@ chunked uploads included) and at most ``MAX_BODY_BYTES`` (413, the body left unr
 the connection closed); a client that stalls is dropped after ``timeout_s``.
 
 A body that is valid UTF-8 is handed over as text, any other (gzip) base64-encoded, as API
-Gateway does. ``GET /healthz`` answers 200. A backend that fails answers 503 (transient,
+Gateway does. ``GET /healthz`` answers 200, ``GET /`` what the server takes (the city, its
+sources and the formats hubs may post). A backend that fails answers 503 (transient,
 with Retry-After) or 500, nothing half-counted: a hub's retry of the same body writes it
 once. Logs hold the route, the status and the time taken; never a body, a token or the
 client's address.
@@ -34,9 +35,9 @@ from urllib.parse import unquote, urlsplit
 
 from citypipe.domain.errors import TransientError
 from citypipe.domain.limits import MAX_BODY_BYTES
-from citypipe.ports import KeyStore, WebhookTokens
+from citypipe.ports import TOKEN_HEADER, KeyStore, WebhookTokens
 from citypipe.service.kernel import Deps, log
-from citypipe.service.webhook import WebhookRequest, WebhookResponse, answer
+from citypipe.service.webhook import WebhookRequest, WebhookResponse, answer, webhook_formats
 
 ROUTE = re.compile(r"^/ingest/([^/]+)/([^/]+)/?$")
 RECEIVED_AT_HEADER = "x-citypipe-received-at"  # honoured only by a server started for a replay
@@ -65,6 +66,8 @@ class WebhookServer(ThreadingHTTPServer):
         self.tokens = tokens
         self.keys = keys
         self.options = options
+        self.resent = 0  # bodies answered "resent": posted before, written nothing again
+        self._count = threading.Lock()
         super().__init__((options.host, options.port), _Handler)
         if options.tls_cert is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -118,8 +121,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle()
 
     def do_GET(self) -> None:
-        if urlsplit(self.path).path == "/healthz":
+        path = urlsplit(self.path).path
+        if path == "/healthz":
             self._send(WebhookResponse(200, {"status": "ok"}))
+            return
+        if path == "/":
+            self._send(WebhookResponse(200, _landing(self.server.deps)))
             return
         self._handle()
 
@@ -161,6 +168,9 @@ class _Handler(BaseHTTPRequestHandler):
             log.error("webhook: the request failed", extra=failure)
             response = _refusal(500, "internal_error", "see the server's log")
         self._send(response)
+        if response.body.get("resent"):
+            with self.server._count:
+                self.server.resent += 1
         log.info(
             "webhook request",
             extra={
@@ -220,6 +230,18 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 _ROUTE_HELP = "POST /ingest/{source}/{format}"
+
+
+def _landing(deps: Deps) -> dict[str, Any]:
+    """``GET /``: what this server takes (a health check a person can read)."""
+    return {
+        "status": "ok",
+        "city": deps.city.slug,
+        "post": "POST /ingest/{source}/{format}",
+        "token": f"the source's token in {TOKEN_HEADER} or Authorization: Bearer",
+        "sources": sorted(deps.city.sources),
+        "formats": webhook_formats(),
+    }
 
 
 def _refusal(status: int, error: str, detail: str, retry_after: str = "") -> WebhookResponse:

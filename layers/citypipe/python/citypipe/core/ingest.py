@@ -102,24 +102,16 @@ class Normalized:
         """The raw records as the raw zone holds them, in partition order (tests, tools)."""
         return [as_record(row) for _, rows in sorted(self.by_partition.items()) for row in rows]
 
-    def reject(
-        self, adapter: str, line: int, payload: Any, rejections: list[Rejection], *, counted: bool
-    ) -> None:
-        """Quarantine a payload's rejected readings: one row, the readings counted by reason.
-        ``adapter``: the format and version that read it (``Format.label``)."""
+    def reject(self, row: dict[str, Any], rejections: list[Rejection], *, counted: bool) -> None:
+        """Quarantine a payload's rejected readings: one row (what ``_Batch._row`` says of
+        the payload), the readings counted by reason."""
         counts = Counter(r.reason for r in rejections)
         if not counted:
             self.received += len(rejections)
         self.reasons.update(counts)
-        self.quarantine.append(
-            {
-                "line": line,
-                "adapter": adapter,
-                "payload": payload,
-                "rejected": dict(counts),
-                "details": _details(rejections),
-            }
-        )
+        row["rejected"] = dict(counts)
+        row["details"] = _details(rejections)
+        self.quarantine.append(row)
 
 
 def _details(rejections: Iterable[Rejection]) -> list[dict[str, str]]:
@@ -233,7 +225,7 @@ class _Batch:
 
     __slots__ = (
         "aliases", "batch_source", "city", "devices", "fmt", "key_for", "latest", "only_source",
-        "policies", "prior", "result", "seen", "windows",
+        "payload_source", "policies", "prior", "result", "seen", "windows",
     )  # fmt: skip
 
     def __init__(
@@ -248,6 +240,7 @@ class _Batch:
         self.city = city
         self.fmt = fmt
         self.batch_source = self.only_source = only_source
+        self.payload_source = only_source  # the source a payload's readings belong to
         self.prior = prior
         self.latest = now + FUTURE_SLACK_S
         self.key_for = key_for
@@ -283,6 +276,8 @@ class _Batch:
             return Rejection(
                 "unknown_device", f"no {r.hub} device of that id is registered", r.path
             )
+        if self.payload_source is None:
+            self.payload_source = found[0].source
         plan = self._planned(found[0], r)
         if plan is None or type(plan) is Rejection:
             return plan
@@ -393,10 +388,8 @@ class _Batch:
         body = payload.body
         if payload.rejection is not None:
             text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else str(body)
-            self.result.reject(
-                self._adapter(payload), payload.line, redact_text(text[:KEPT_OF_OVERSIZED]),
-                [payload.rejection], counted=False,
-            )  # fmt: skip
+            row = self._row(payload, self._adapter(payload), redact_text(text[:KEPT_OF_OVERSIZED]))
+            self.result.reject(row, [payload.rejection], counted=False)
             return _REFUSED
         fmt = self._format(payload)
         if payload.parsed:
@@ -406,10 +399,10 @@ class _Batch:
             head = body[:KEPT_OF_OVERSIZED]
             text = head.decode("utf-8", errors="replace") if isinstance(head, bytes) else head
             self.result.reject(
-                fmt.label, payload.line, redact_text(text),
+                self._row(payload, fmt.label, redact_text(text)),
                 [Rejection("payload_too_large", f"{size} bytes > {MAX_PAYLOAD_BYTES}")],
                 counted=False,
-            )  # fmt: skip
+            )
             return _REFUSED
         try:
             return orjson.loads(body)
@@ -433,6 +426,7 @@ class _Batch:
         result = self.result
         result.payloads += 1
         self.only_source = self.batch_source if payload.source is None else payload.source
+        self.payload_source = self.only_source
         document = self._document(payload)
         if document is _REFUSED or self._image(payload, document):
             return
@@ -457,10 +451,8 @@ class _Batch:
             result.received += 1
         if rejected:
             fmt = self._format(payload)
-            result.reject(
-                fmt.label, payload.line, redact(document, fmt.identifiers), rejected,
-                counted=True,
-            )  # fmt: skip
+            row = self._row(payload, fmt.label, redact(document, fmt.identifiers))
+            result.reject(row, rejected, counted=True)
 
     def _image(self, payload: Payload, document: Any) -> bool:
         """Refuse a payload a field of which holds an image (base64 or a data URI), whole:
@@ -477,9 +469,8 @@ class _Batch:
             return False
         fmt = self._format(payload)
         refusal = Rejection("image_refused", "a field holds an image: never processed", path)
-        self.result.reject(
-            fmt.label, payload.line, redact(document, fmt.identifiers), [refusal], counted=False
-        )
+        row = self._row(payload, fmt.label, redact(document, fmt.identifiers))
+        self.result.reject(row, [refusal], counted=False)
         return True
 
     def _unparseable(self, payload: Payload, exc: Exception) -> None:
@@ -494,10 +485,20 @@ class _Batch:
         else:
             text, reason = body, "invalid_json"
         detail = str(exc).split(":", 1)[0][:120]  # orjson's message, before the position
-        self.result.reject(
-            self._format(payload).label, payload.line, redact_text(text),
-            [Rejection(reason, detail)], counted=False,
-        )  # fmt: skip
+        row = self._row(payload, self._format(payload).label, redact_text(text))
+        self.result.reject(row, [Rejection(reason, detail)], counted=False)
+
+    def _row(self, payload: Payload, adapter: str, kept: Any) -> dict[str, Any]:
+        """A quarantine row of a payload: where it was (its line in the request, drop or
+        capture), when it arrived, whose source it is (the one its route vouches for, else
+        its devices'), who read it (the format and version), and what may be kept of it."""
+        return {
+            "line": payload.line,
+            "received_at": f"{_second(int(payload.ctx.received_at))}Z",
+            "source": self.payload_source or "",
+            "adapter": adapter,
+            "payload": kept,
+        }
 
 
 def normalize(

@@ -39,6 +39,9 @@ from citypipe.service.kernel import Deps, Outcome, Output, log
 from citypipe.service.stage import finish
 
 RAW_GZIP_LEVEL = 1  # raw objects live minutes: write fast, read once
+# What a quarantine row says of where and when a payload came, not of what it held: a resend
+# of the same content, at another time or line, is the same batch.
+WHERE = frozenset({"line", "received_at", "route"})
 
 
 class Route(StrEnum):
@@ -120,6 +123,8 @@ def prepare(deps: Deps, keys: KeyStore | None, inbound: Inbound) -> EdgeBatch:
         )  # fmt: skip
         bodies = _bodies(normalized)
     ident = inbound.identity or content_id(normalized, bodies, inbound.salt)
+    for row in normalized.quarantine:  # which route a refused payload came by
+        row["route"] = inbound.route.value
     name = inbound.fmt.name if inbound.fmt is not None else "mixed"
     message = Message(
         city=deps.city.slug,
@@ -203,7 +208,7 @@ def content_id(
         digest.update(repr(partition).encode())
         digest.update(text)
     digest.update(
-        jsonl({k: v for k, v in row.items() if k != "line"} for row in normalized.quarantine)
+        jsonl({k: v for k, v in row.items() if k not in WHERE} for row in normalized.quarantine)
     )
     digest.update(f"{normalized.payloads}/{normalized.received}".encode())
     return input_id("edge", digest.hexdigest())
