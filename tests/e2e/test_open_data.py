@@ -109,9 +109,7 @@ def test_the_hvd_datasets_conform_to_the_hvd_shapes(open_dir: Path, reference_di
 
 
 def test_the_turtle_catalogue_is_the_json_ld_one(open_dir: Path) -> None:
-    turtle = rdflib.Graph().parse(
-        open_dir / "velden" / "catalog.ttl", format="turtle"
-    )
+    turtle = rdflib.Graph().parse(open_dir / "velden" / "catalog.ttl", format="turtle")
     assert isomorphic(turtle, catalogue(open_dir))
 
 

@@ -80,7 +80,9 @@ def test_no_zone_holds_a_pseudonym_after_the_run(run: Path) -> None:
 
 def test_every_scrubbed_object_is_recorded_in_the_audit_zone(run: Path) -> None:
     scrubbed = sorted((run / "clean").rglob("*.scrubbed.parquet"))
-    records = [json.loads(p.read_text()) for p in (run / "audit").rglob("velden/scrubbed/objects/*")]
+    records = [
+        json.loads(p.read_text()) for p in (run / "audit").rglob("velden/scrubbed/objects/*")
+    ]
     assert scrubbed
     assert sorted(r["output"]["key"] for r in records) == sorted(
         str(p.relative_to(run / "clean")) for p in scrubbed

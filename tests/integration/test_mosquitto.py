@@ -218,7 +218,10 @@ def settled(hub: MqttHub, timeout_s: float = 60) -> None:
 
 
 def test_a_simulated_half_hour_arrives_in_order_and_once_each(
-    stack_of: Stack, broker: Mosquitto, messages: list[Captured], recorded: list[tuple[str, bytes, int]]
+    stack_of: Stack,
+    broker: Mosquitto,
+    messages: list[Captured],
+    recorded: list[tuple[str, bytes, int]],
 ) -> None:
     oracle = oracle_of(stack_of, recorded)
     bridge = InProcess(
@@ -246,7 +249,10 @@ def test_a_simulated_half_hour_arrives_in_order_and_once_each(
 
 
 def test_the_broker_killed_and_restarted_mid_stream_loses_and_doubles_nothing(
-    stack_of: Stack, broker: Mosquitto, messages: list[Captured], recorded: list[tuple[str, bytes, int]]
+    stack_of: Stack,
+    broker: Mosquitto,
+    messages: list[Captured],
+    recorded: list[tuple[str, bytes, int]],
 ) -> None:
     oracle = oracle_of(stack_of, recorded)
     # a batch holds the whole half hour: the bridge holds its first part unacknowledged
@@ -319,7 +325,10 @@ class BridgeProcess:
 
 
 def test_the_bridge_killed_and_restarted_counts_each_message_once(
-    stack_of: Stack, broker: Mosquitto, messages: list[Captured], recorded: list[tuple[str, bytes, int]]
+    stack_of: Stack,
+    broker: Mosquitto,
+    messages: list[Captured],
+    recorded: list[tuple[str, bytes, int]],
 ) -> None:
     oracle = oracle_of(stack_of, recorded)
     mqtt = mqtt_settings(broker, batch_messages=40, batch_age_s=0.5)
@@ -385,7 +394,10 @@ class ThrottledStore(ObjectStore):
 
 
 def test_a_slow_backend_makes_the_bridge_hold_back_not_drop(
-    stack_of: Stack, broker: Mosquitto, messages: list[Captured], recorded: list[tuple[str, bytes, int]]
+    stack_of: Stack,
+    broker: Mosquitto,
+    messages: list[Captured],
+    recorded: list[tuple[str, bytes, int]],
 ) -> None:
     few = messages[:200]
     oracle = oracle_of(stack_of, recorded[:200])

@@ -178,6 +178,7 @@ def test_the_same_body_posted_again_is_answered_as_resent_and_written_once(
 
     assert (status, answer["resent"], answer["accepted"], answer["duplicates"]) == (202, True, 0, 1)
     assert len(lineage(deps)) == 1
+    assert server.resent == 1  # what the run report counts as resent
 
 
 def test_an_iot_rules_topic_header_names_its_device(
@@ -333,3 +334,12 @@ def test_citypipe_serve_takes_hubs_posts_and_reports_on_sigterm(tmp_path: Path) 
     report = json.loads((out / "report.json").read_text())
     assert (accepted, forged) == (202, 403)
     assert (report["balanced"], report["received"], report["accepted"]) == (True, 1, 1)
+
+
+def test_get_slash_says_what_the_server_takes(server: WebhookServer) -> None:
+    # When a person (or a health check) opens the server's root
+    status, body = request(server, b"", path="/", method="GET")
+    # Then it answers what it takes, without a token
+    assert status == 200
+    assert body["post"] == "POST /ingest/{source}/{format}"
+    assert "senml" in body["formats"] and "air-quality" in body["sources"]

@@ -4,6 +4,7 @@ by hand but what the scenario is about (a lost or dead-lettered message)."""
 
 from __future__ import annotations
 
+import json
 from functools import partial
 
 from conftest import load_event
@@ -24,6 +25,12 @@ from citypipe_local.fakes import InMemoryKeyStore
 from citypipe_local.report import build_report
 
 DAY = "2026-06-01"
+
+
+def lineage_bodies(deps: Deps, function: Function) -> list[bytes]:
+    bucket = deps.names.bucket(Zone.AUDIT)
+    keys = [i.key for i in deps.store.list(bucket, deps.names.lineage_prefix(function))]
+    return [deps.store.get(bucket, key).body for key in keys]
 
 
 def take(deps: Deps, function: Function) -> list[Message]:
@@ -73,6 +80,19 @@ def a_clean_run(deps: Deps, keys: KeyStore) -> None:
     anonymize(deps, keys, take(deps, Function.ANONYMIZE))
     aggregate(deps)
     export_day(deps, exporting(RELEASE_KEYS), DAY)
+
+
+def test_only_the_datasets_published_are_listed(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    # Given a day with people counters' readings only: every other theme has no cell
+    a_clean_run(memory_deps, memory_keys)
+    # When the report is built
+    report = build_report(memory_deps, payloads_sent=6)
+    # Then it lists the one dataset published, not the themes exported empty
+    assert report["datasets"] == ["people-counts"]
+    exported = {r["dataset"] for r in map(json.loads, lineage_bodies(memory_deps, Function.EXPORT))}
+    assert exported > {"people-counts"}
 
 
 def test_a_clean_run_balances(memory_deps: Deps, memory_keys: InMemoryKeyStore) -> None:

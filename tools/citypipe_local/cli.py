@@ -195,7 +195,8 @@ def demo_cmd(
         f"simulated {simulated.readings:,} readings in {payloads:,} payloads ({elapsed:.1f} s)"
     )
     replay_started = time.perf_counter()
-    report = _replayed(path, out / "input", out, _options(backend, concurrency, path), payloads)
+    messages = payloads - simulated.payloads.get("csv", 0)  # CSV rows are drops, not messages
+    report = _replayed(path, out / "input", out, _options(backend, concurrency, path), messages)
     _ended(report, replay_started, out, city_model.slug)
 
 
@@ -520,8 +521,8 @@ def request_export_cmd(city: CityOpt = None) -> None:
 
 
 def _captures(input_dir: Path) -> int:
-    """The payloads (capture lines and CSV rows) in a folder of captures; a folder that
-    holds none is refused (a mistyped --input must not look like an empty city)."""
+    """The hub messages (capture lines) in a folder of captures; a folder that holds none,
+    nor any CSV drop, is refused (a mistyped --input must not look like an empty city)."""
     if not input_dir.is_dir():
         raise CliError(
             f"--input {input_dir}: no such folder; make captures with "
@@ -530,8 +531,7 @@ def _captures(input_dir: Path) -> int:
     captures = sorted(input_dir.glob("*.jsonl"))
     drops = sorted((input_dir / "drops" / "csv").glob("*/*.csv"))
     count = sum(1 for p in captures for line in p.open("rb") if line.strip())
-    count += sum(max(0, len(p.read_bytes().splitlines()) - 1) for p in drops)
-    if count == 0:
+    if count == 0 and not drops:
         raise CliError(
             f"--input {input_dir}: no captures (<format>.jsonl) or CSV drops "
             f"(drops/csv/<mapping>/*.csv) in it; make some with `citypipe simulate --out DIR`"

@@ -205,24 +205,26 @@ def _extra_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(
             (
                 "end of run",
-                f"{end['keys_destroyed']} daily secrets destroyed, "
-                f"{end['clean_scrubbed']} clean objects scrubbed of pseudonyms",
+                f"{_count(end['keys_destroyed'], 'daily secret')} destroyed, "
+                f"{_count(end['clean_scrubbed'], 'clean object')} scrubbed of pseudonyms",
             )
         )
     return rows
 
 
 def _budget(budget: dict[str, Any]) -> str:
-    releases = budget["releases"]
+    releases = _count(budget["releases"], "release") + " of people counts"
     if not budget["sensor_days"]:
-        return (
-            f"{releases} releases of people counts, no sensor-day charged (no counter saw anyone)"
-        )
+        return f"{releases}, no sensor-day charged (no counter saw anyone)"
     return (
-        f"{releases} releases of people counts; the most a sensor-day spent: "
-        f"ε = {budget['most_spent']:g} of {budget['budget_per_sensor_day']:g} "
-        f"({budget['sensor_days']} sensor-days charged)"
+        f"{releases}; the most a sensor-day spent: ε = {budget['most_spent']:g} of "
+        f"{budget['budget_per_sensor_day']:g} ({_count(budget['sensor_days'], 'sensor-day')} "
+        "charged)"
     )
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n:,} {thing}" if n == 1 else f"{n:,} {thing}s"
 
 
 def _wall(report: dict[str, Any], wall: float) -> str:

@@ -1,0 +1,155 @@
+"""The command line as a newcomer meets it: one-line errors with the fix and exit 2, checked
+inputs, choices that are choices, help for every option, commands in the order of a first
+run. Driven through ``cli.run`` (what the ``citypipe`` command runs) and, where the process
+matters, a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.main import get_command
+
+from citypipe_local.cli import FIRST_RUN, app, run
+from citypipe_local.cliout import EXAMPLE_CITY
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def ran(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str]]:
+    """The exit code and the lines written to stderr."""
+    code = run(list(argv))
+    return code, capsys.readouterr().err.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["replay", "--input", "/nonexistent"], "--input /nonexistent: no such folder"),
+        (["replay", "--input", "{empty}"], "no captures (<format>.jsonl) or CSV drops"),
+        (["replay"], "Missing option '--input'"),
+        (["replay", "--input", "{empty}", "--backend", "foo"], "'foo' is not one of"),
+        (["stack", "up", "--cloud", "gcp"], "'gcp' is not one of 'aws', 'scaleway'"),
+        (["replay", "--input", "{empty}", "--city", "/nowhere.yaml"], "--city /nowhere.yaml"),
+        (["simulate", "--out", "{empty}", "--scale", "2.5"], "a whole multiple"),
+        (["check-city", "{broken}"], "slug: Field required"),
+        (["push", "--input", "{captures}"], "no region for the city's stack: set AWS_REGION"),
+        (["request-export"], "no region for the city's stack"),
+        (["serve", "--tls-cert", "x.pem"], "--tls-cert and --tls-key go together"),
+    ],
+    ids=[
+        "missing-input",
+        "empty-input",
+        "no-input",
+        "backend",
+        "cloud",
+        "no-city",
+        "scale",
+        "city-file",
+        "push-settings",
+        "export-settings",
+        "tls",
+    ],
+)
+def test_an_expected_failure_is_one_line_with_the_fix_and_exit_2(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    says: str,
+) -> None:
+    # Given no cloud settings in the environment, an empty folder, a broken city file
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "CITYPIPE_BACKEND__REGION"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "captures").mkdir()
+    (tmp_path / "captures" / "senml.jsonl").write_text('{"at": 1, "body": "[]"}\n')
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(EXAMPLE_CITY.read_text().replace("slug: velden", "city: velden"))
+    (tmp_path / "velden-devices.yaml").write_text(
+        (EXAMPLE_CITY.parent / "velden-devices.yaml").read_text()
+    )
+    folders = {"{empty}": str(tmp_path / "empty"), "{captures}": str(tmp_path / "captures"),
+               "{broken}": str(broken)}  # fmt: skip
+    # When the command runs
+    code, lines = ran(capsys, *(folders.get(a, a) for a in argv))
+    # Then it says what is wrong in one line, and exits 2
+    assert code == 2
+    assert len(lines) == 1, lines
+    assert says in lines[0]
+    assert "Traceback" not in lines[0]
+
+
+def test_debug_shows_the_traceback_instead(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(Exception, match="no such folder"):
+        run(["--debug", "replay", "--input", "/nonexistent"])
+
+
+def test_no_command_prints_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, lines = ran(capsys)
+    assert code == 0
+    assert any("demo" in line for line in lines)
+
+
+def test_the_commands_are_listed_in_the_order_of_a_first_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(["--help"]) == 0
+    listed = [
+        line.split()[0]
+        for line in capsys.readouterr().out.split("Commands:")[1].splitlines()
+        if line.startswith("  ")
+    ]
+    assert listed == list(FIRST_RUN)
+
+
+def _options(command: object, path: str = "citypipe") -> list[tuple[str, object]]:
+    found: list[tuple[str, object]] = []
+    for param in getattr(command, "params", []):
+        found.append((path, param))
+    for name, sub in getattr(command, "commands", {}).items():
+        found += _options(sub, f"{path} {name}")
+    return found
+
+
+def test_every_option_and_argument_has_help_text() -> None:
+    missing = [
+        f"{path} {param.name}"  # type: ignore[attr-defined]
+        for path, param in _options(get_command(app))
+        if not getattr(param, "help", None) and param.name != "help"  # type: ignore[attr-defined]
+    ]
+    assert missing == []
+
+
+def test_the_example_city_is_found_wherever_the_command_runs(tmp_path: Path) -> None:
+    # Given a folder outside the repository as the current directory
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    # When a command that takes the default city runs there
+    done = subprocess.run(
+        [sys.executable, "-c", "from citypipe_local.cli import main; main()",
+         "simulate", "--out", str(tmp_path / "captures"), "--hours", "0.25", "--scale", "0.02"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    # Then it found the example city of this checkout
+    assert done.returncode == 0, done.stderr
+    assert list((tmp_path / "captures").glob("*.jsonl"))
+
+
+def test_check_city_says_a_good_city_file_loads(capsys: pytest.CaptureFixture[str]) -> None:
+    code, lines = ran(capsys, "check-city", str(EXAMPLE_CITY))
+    assert code == 0
+    assert lines[-1].endswith("loads")
+    assert any("velden" in line for line in lines)
+
+
+def test_stack_up_on_a_backend_it_started_says_the_stack_ends_with_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, lines = ran(capsys, "stack", "up", "--backend", "embedded")
+    said = " ".join(lines)
+    assert code == 0
+    assert "stack up on embedded" in said
+    assert "ends with it: so does the stack" in said
