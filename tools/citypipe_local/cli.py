@@ -84,7 +84,7 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(no_args_is_help=True, help="Provision or remove a city stack.")
 bridge_app = typer.Typer(no_args_is_help=True, help="Bridge a hub transport into a city stack.")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # a line is a line: the terminal wraps it
 
 
 class Backend(StrEnum):
