@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from citypipe.adapters.clients import secretsmanager_client
 from citypipe.adapters.tokens import SecretsManagerWebhookTokens
-from citypipe.domain.naming import webhook_token_secret
+from citypipe.domain.naming import StackNames
 from citypipe.ports import token_digest
 from citypipe_local.backends import Endpoint
 from citypipe_local.cli import app
@@ -39,7 +39,7 @@ def test_a_minted_token_is_accepted_by_ingest_and_stored_as_a_digest(
     tokens = SecretsManagerWebhookTokens(client, "citypipe-cli-test", "velden")
     # Then the token is the source's, and the secret holds its digest, never the token
     assert tokens.verify("air-quality", token)
-    name = webhook_token_secret("citypipe-cli-test", "velden", "air-quality")
+    name = StackNames("velden").webhook_token_secret("citypipe-cli-test", "air-quality")
     stored = client.get_secret_value(SecretId=name)["SecretString"]
     assert json.loads(stored) == {"sha256": [token_digest(token)]}
     assert token not in stored
