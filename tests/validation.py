@@ -32,24 +32,49 @@ SDM_SCHEMAS = TESTS / "schemas" / "sdm"  # the Smart Data Models the export publ
 R5R = rdflib.Namespace("http://data.europa.eu/r5r/")
 DCAT = rdflib.Namespace("http://www.w3.org/ns/dcat#")
 HVD_REGULATION = rdflib.URIRef("http://data.europa.eu/eli/reg_impl/2023/138/oj")
+SH = rdflib.Namespace("http://www.w3.org/ns/shacl#")
 
 Validator = Draft202012Validator
+
+
+def _validate(graph: rdflib.Graph, shapes: Path | Sequence[Path]) -> tuple[bool, Any, str]:
+    shapes_graph = rdflib.Graph()
+    for path in [shapes] if isinstance(shapes, Path) else shapes:
+        shapes_graph.parse(path)
+    conforms, results, text = pyshacl.validate(
+        graph,
+        shacl_graph=shapes_graph,
+        inference="none",
+        allow_warnings=False,
+    )
+    return bool(conforms), results, str(text)
 
 
 def shacl_report(graph: rdflib.Graph, shapes: Path | Sequence[Path]) -> tuple[bool, str]:
     """(conforms, report text) of a graph against a shapes file (or several, as one shapes
     graph), no inference. Warnings (a recommended property missing) fail it too: the
     catalogue has every one."""
-    shapes_graph = rdflib.Graph()
-    for path in [shapes] if isinstance(shapes, Path) else shapes:
-        shapes_graph.parse(path)
-    conforms, _, text = pyshacl.validate(
-        graph,
-        shacl_graph=shapes_graph,
-        inference="none",
-        allow_warnings=False,
-    )
-    return bool(conforms), str(text)
+    conforms, _, text = _validate(graph, shapes)
+    return conforms, text
+
+
+Finding = tuple[rdflib.term.Node, rdflib.term.Node | None, str]  # (focus, path, severity)
+
+
+def shacl_findings(graph: rdflib.Graph, shapes: Path | Sequence[Path]) -> set[Finding]:
+    """What the shapes found: (focus node, property path, severity name) of every result."""
+    _, results, _ = _validate(graph, shapes)
+    found = set()
+    for result in results.subjects(rdflib.RDF.type, SH.ValidationResult):
+        severity = results.value(result, SH.resultSeverity)
+        found.add(
+            (
+                results.value(result, SH.focusNode),
+                results.value(result, SH.resultPath),
+                str(severity).rsplit("#", 1)[-1],
+            )
+        )
+    return found
 
 
 def hvd_subgraph(graph: rdflib.Graph) -> rdflib.Graph:

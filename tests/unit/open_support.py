@@ -67,6 +67,22 @@ def export_every_theme(memory_deps: Deps) -> Deps:
     return deps
 
 
+_OPEN_ZONE: dict[str, bytes] = {}
+
+
+def open_zone_of_every_theme(memory_deps: Deps) -> dict[str, bytes]:
+    """The open zone of ``export_every_theme`` (key -> body), exported once per process and
+    shared by the tests that only read it (the export is deterministic: a fixed clock and
+    release keys). ``memory_deps``: a fresh stack, used the first time only."""
+    if not _OPEN_ZONE:
+        deps = export_every_theme(memory_deps)
+        bucket = deps.names.bucket(Zone.OPEN)
+        _OPEN_ZONE.update(
+            {i.key: deps.store.get(bucket, i.key).body for i in deps.store.list(bucket)}
+        )
+    return _OPEN_ZONE
+
+
 def open_body(deps: Deps, key: str) -> bytes:
     return deps.store.get(deps.names.bucket(Zone.OPEN), key).body
 
