@@ -10,12 +10,10 @@ import logging
 from pathlib import Path
 
 import pytest
-from edge_support import leaks, quarantine_rows, stored_text
+from edge_support import leaks, push_to_webhook, quarantine_rows, stored_text
 
 from citypipe.domain.city import City
-from citypipe.service.ingest import ingest_webhook
 from citypipe.service.stage import Deps
-from citypipe_local.fakes import InMemoryKeyStore
 from conformance.reference import EXPECTED, FOLDER_FORMAT, REFERENCE_IDENTIFIERS, reference_city
 
 
@@ -56,13 +54,7 @@ def test_no_identifier_of_a_reference_payload_is_stored_or_logged(
         body = body[: len(body) * 2 // 3]
     # When it is pushed to the webhook
     with caplog.at_level(logging.DEBUG):
-        ingest_webhook(
-            reference_deps,
-            InMemoryKeyStore(),
-            source_of(reference_deps.city, name),
-            format_of(name),
-            body,
-        )
+        push_to_webhook(reference_deps, source_of(reference_deps.city, name), format_of(name), body)
     # Then no zone and no log line holds any of its identifiers, in any spelling
     stored = stored_text(reference_deps) + caplog.text.lower()
     assert leaks(REFERENCE_IDENTIFIERS, body, stored) == []
@@ -73,12 +65,6 @@ def test_a_rejected_reference_payload_is_quarantined_once(
     reference_dir: Path, reference_deps: Deps, name: str
 ) -> None:
     body = (reference_dir / "payloads" / name).read_bytes()
-    ingest_webhook(
-        reference_deps,
-        InMemoryKeyStore(),
-        source_of(reference_deps.city, name),
-        format_of(name),
-        body,
-    )
+    push_to_webhook(reference_deps, source_of(reference_deps.city, name), format_of(name), body)
     rows = quarantine_rows(reference_deps)
     assert len(rows) == (1 if isinstance(EXPECTED[name], dict) else 0)

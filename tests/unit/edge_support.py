@@ -1,6 +1,7 @@
-"""What the edge's privacy checks look at, for any set of hub payloads (the project's own,
-tests/unit/test_hub_fixture_privacy.py; the reference set's, tests/conformance): every
-zone's text, the spellings an identifier may leak in, the quarantine's rows."""
+"""What the edge's privacy checks do and look at, for any set of hub payloads (the project's
+own, tests/unit/test_hub_fixture_privacy.py; the reference set's, tests/conformance): a
+push to the webhook, a drop through ingest; every zone's text, the spellings an identifier
+may leak in, the quarantine's rows. (The one module these tests reach the services by.)"""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import gzip
 import json
 from typing import Any
 
-from citypipe.domain.model import Zone
-from citypipe.service.stage import Deps
+from citypipe.domain.model import Function, Message, Zone
+from citypipe.service.ingest import ingest_core, ingest_webhook
+from citypipe.service.stage import Deps, run_stage
+from citypipe_local.fakes import InMemoryKeyStore
 
 
 def spellings(identifier: str) -> set[str]:
@@ -43,3 +46,16 @@ def quarantine_rows(deps: Deps) -> list[dict[str, Any]]:
         for info in deps.store.list(bucket)
         for line in gzip.decompress(deps.store.get(bucket, info.key).body).splitlines()
     ]
+
+
+def push_to_webhook(
+    deps: Deps, source: str, fmt: str, body: bytes, headers: dict[str, str] | None = None
+) -> None:
+    """A hub's push to ``POST /ingest/{source}/{fmt}``, processed by the edge (a fresh key
+    store: the day's secrets)."""
+    ingest_webhook(deps, InMemoryKeyStore(), source, fmt, body, headers=headers)
+
+
+def ingest_dropped(deps: Deps, message: Message) -> None:
+    """A drop in the inbox, through the ingest stage."""
+    run_stage(Function.INGEST, message, deps, ingest_core(InMemoryKeyStore()))

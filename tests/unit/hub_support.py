@@ -11,7 +11,12 @@ from pathlib import Path
 
 import yaml
 
+from citypipe.core.formats import FORMATS
+from citypipe.core.ingest import Normalized, normalize
+from citypipe.core.pseudonyms import sensor_keys
 from citypipe.domain.city import City, parse_city
+from citypipe.service.ingest import csv_payloads
+from citypipe_local.fakes import InMemoryKeyStore
 
 HUBS = Path(__file__).resolve().parents[2] / "events" / "hubs"
 REGISTRY = HUBS / "registry.yaml"
@@ -309,3 +314,11 @@ def source_of(city: City, name: str) -> str:
         return next(iter(city.sources))
     device = city.registry.devices[expected.observations[0][0]]
     return city.registry.profiles[device.profile].source
+
+
+def read_csv_drop(city: City, body: bytes, now: float) -> Normalized:
+    """A CSV drop of the city file's loop-export mapping through the edge's normalization
+    path, each row a payload of its own, received at ``now``."""
+    payloads = csv_payloads(city, body, "loop-export", now)
+    keys = sensor_keys(InMemoryKeyStore(), city.slug)
+    return normalize(city, FORMATS["csv"], payloads, now=now, key_for=keys)

@@ -12,7 +12,14 @@ import logging
 from typing import Any
 
 import pytest
-from edge_support import leaks, quarantine_rows, spellings, stored_text
+from edge_support import (
+    ingest_dropped,
+    leaks,
+    push_to_webhook,
+    quarantine_rows,
+    spellings,
+    stored_text,
+)
 from hub_support import (
     DECODED,
     EXPECTED,
@@ -24,11 +31,8 @@ from hub_support import (
     source_of,
 )
 
-from citypipe.domain.model import Function
-from citypipe.service.ingest import ingest_core, ingest_webhook
-from citypipe.service.stage import Deps, run_stage
+from citypipe.service.stage import Deps
 from citypipe_local.drops import drop
-from citypipe_local.fakes import InMemoryKeyStore
 
 CSV = "csv/loop-export.csv"
 PUSHED = sorted(n for n in EXPECTED if n != CSV)  # a CSV is dropped in the inbox, not pushed
@@ -80,8 +84,7 @@ def hub_deps(memory_deps: Deps) -> Deps:
 
 def push(deps: Deps, name: str, body: bytes, headers: dict[str, str] | None = None) -> None:
     """A payload pushed to the webhook of its devices' source, as its hub sends it."""
-    source = source_of(deps.city, name)
-    ingest_webhook(deps, InMemoryKeyStore(), source, format_of(name), body, headers=headers)
+    push_to_webhook(deps, source_of(deps.city, name), format_of(name), body, headers)
 
 
 def test_every_identifier_listed_is_in_a_payload_and_every_payload_carries_some() -> None:
@@ -163,7 +166,7 @@ def test_no_station_of_a_csv_drop_is_stored_or_logged(
         body = body[: len(body) * 2 // 3]
     message = drop(hub_deps, "csv", "loop-export/loops-2026-06-01T09.csv", body, 5)
     with caplog.at_level(logging.DEBUG):
-        run_stage(Function.INGEST, message, hub_deps, ingest_core(InMemoryKeyStore()))
+        ingest_dropped(hub_deps, message)
     # Then, the drop itself gone from the inbox, nothing holds a station's id
     hub_deps.store.delete(message.bucket, message.key)
     stored = stored_text(hub_deps) + caplog.text.lower()

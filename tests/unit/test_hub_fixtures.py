@@ -9,15 +9,21 @@ import json
 from typing import Any
 
 import pytest
-from hub_support import EXPECTED, HUBS, NOW_ISO, READ_WRONGLY, Obs, format_of, hub_city
+from hub_support import (
+    EXPECTED,
+    HUBS,
+    NOW_ISO,
+    READ_WRONGLY,
+    Obs,
+    format_of,
+    hub_city,
+    read_csv_drop,
+)
 from unit_support import NOW, normalized, raw_rows
 
 from citypipe.core.formats import FORMATS
-from citypipe.core.ingest import Normalized, normalize
-from citypipe.core.pseudonyms import sensor_keys
+from citypipe.core.ingest import Normalized
 from citypipe.domain.city import City
-from citypipe.service.ingest import csv_payloads
-from citypipe_local.fakes import InMemoryKeyStore
 
 FORMATS_COVERED = {
     "tts-v3", "chirpstack-v4", "chirpstack-v3", "aws-iot", "senml", "ngsi-ld",
@@ -36,9 +42,7 @@ def read(city: City, name: str, **transport: Any) -> Normalized:
     with the city file's loop-export mapping, anything else as one message of its format."""
     body = (HUBS / name).read_bytes()
     if format_of(name) == "csv":
-        payloads = csv_payloads(city, body, "loop-export", NOW)
-        keys = sensor_keys(InMemoryKeyStore(), city.slug)
-        return normalize(city, FORMATS["csv"], payloads, now=NOW, key_for=keys)
+        return read_csv_drop(city, body, NOW)
     return normalized(city, format_of(name), body, **transport)
 
 
