@@ -1,6 +1,10 @@
-# citypipe — every target sets up what it needs. Two commands on a fresh machine:
+# citypipe — every target sets up what it needs. On a fresh machine:
 #   make demo   simulate a city day and run it through the stack on the embedded backend
-#   make test   the whole suite (unit, integration on moto + LocalStack, end to end)
+#   make test   the whole suite (unit, integration on moto + LocalStack, end to end): needs
+#               only the repository (its own hub payloads, DCAT-AP/HVD shapes, SDM schemas)
+#   make conformance  the same checks against the third-party reference set (official
+#               DCAT-AP and HVD shapes, Smart Data Models schemas, real hub payloads) in
+#               CITYPIPE_REFERENCE_DIR: fails, never skips, without it (tests/conformance/README.md)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -10,7 +14,7 @@ HASH   := $(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 LOCAL_STAMP := $(VENV)/.installed-local-$(HASH)
 STAMP  := $(VENV)/.installed-dev-$(HASH)
 
-.PHONY: venv venv-local browser broker demo demo-localstack test test-fast lint check bench bench-big fuzz soak layer package package-scaleway lock clean
+.PHONY: venv venv-local browser broker demo demo-localstack test test-fast conformance lint check bench bench-big fuzz soak layer package package-scaleway lock clean
 
 $(LOCAL_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +48,10 @@ broker:
 
 test: venv browser broker
 	$(BIN)/pytest -n 2 --dist loadfile
+
+# Against the third-party reference set (never copied here): CITYPIPE_REFERENCE_DIR=<dir>
+conformance: venv
+	$(BIN)/pytest -n 2 --dist loadfile tests/conformance
 
 # The inner loop: everything but full replays, artefact builds and LocalStack.
 test-fast: venv broker

@@ -4,7 +4,6 @@ host (started by the fixture when none answers). Unit tests use the in-memory fa
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -115,14 +114,3 @@ def fresh_stack(endpoint: Endpoint) -> tuple[Settings, Deps]:
 def localstack() -> Iterator[Endpoint]:
     with backend("localstack", Settings().localstack_endpoint) as endpoint:
         yield endpoint
-
-
-@pytest.fixture(scope="session")
-def reference_dir() -> Path:
-    """Official DCAT-AP shapes, Smart Data Models schemas and hub payloads (never copied into
-    the repository): beside the clone (``../shared/reference``) or where
-    ``CITYPIPE_REFERENCE_DIR`` says. Their tests never skip: without the files they fail."""
-    directory = Path(os.environ.get("CITYPIPE_REFERENCE_DIR", ROOT.parent / "shared" / "reference"))
-    if not directory.is_dir():
-        pytest.fail(f"reference files not found at {directory} (set CITYPIPE_REFERENCE_DIR)")
-    return directory

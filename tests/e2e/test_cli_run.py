@@ -17,11 +17,13 @@ from citypipe.domain.model import Zone
 
 pytestmark = pytest.mark.slow
 
+COMMAND = "import sys; from citypipe_local.cli import main; sys.exit(main())"
+
 
 def citypipe(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"}
     return subprocess.run(
-        [sys.executable, "-c", "from citypipe_local.cli import main; main()", *argv],
+        [sys.executable, "-c", COMMAND, *argv],
         cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=900,
     )  # fmt: skip
 

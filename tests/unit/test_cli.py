@@ -1,6 +1,6 @@
 """The command line as a newcomer meets it: one-line errors with the fix and exit 2, checked
 inputs, choices that are choices, help for every option, commands in the order of a first
-run. Driven through ``cli.run`` (what the ``citypipe`` command runs) and, where the process
+run. Driven through ``cli.main`` (what the ``citypipe`` command runs) and, where the process
 matters, a subprocess."""
 
 from __future__ import annotations
@@ -13,15 +13,17 @@ from pathlib import Path
 import pytest
 from typer.main import get_command
 
-from citypipe_local.cli import FIRST_RUN, app, run
+from citypipe_local.cli import FIRST_RUN, app, main
 from citypipe_local.cliout import EXAMPLE_CITY
 
 ROOT = Path(__file__).resolve().parents[2]
 
+COMMAND = "import sys; from citypipe_local.cli import main; sys.exit(main())"
+
 
 def ran(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str]]:
     """The exit code and the lines written to stderr."""
-    code = run(list(argv))
+    code = main(list(argv))
     return code, capsys.readouterr().err.splitlines()
 
 
@@ -85,7 +87,7 @@ def test_an_expected_failure_is_one_line_with_the_fix_and_exit_2(
 
 def test_debug_shows_the_traceback_instead(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(Exception, match="no such folder"):
-        run(["--debug", "replay", "--input", "/nonexistent"])
+        main(["--debug", "replay", "--input", "/nonexistent"])
 
 
 def test_no_command_prints_the_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -97,7 +99,7 @@ def test_no_command_prints_the_help(capsys: pytest.CaptureFixture[str]) -> None:
 def test_the_commands_are_listed_in_the_order_of_a_first_run(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert run(["--help"]) == 0
+    assert main(["--help"]) == 0
     listed = [
         line.split()[0]
         for line in capsys.readouterr().out.split("Commands:")[1].splitlines()
@@ -129,7 +131,7 @@ def test_the_example_city_is_found_wherever_the_command_runs(tmp_path: Path) -> 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     # When a command that takes the default city runs there
     done = subprocess.run(
-        [sys.executable, "-c", "from citypipe_local.cli import main; main()",
+        [sys.executable, "-c", COMMAND,
          "simulate", "--out", str(tmp_path / "captures"), "--hours", "0.25", "--scale", "0.02"],
         cwd=tmp_path, env=env, capture_output=True, text=True, check=False, timeout=300,
     )  # fmt: skip

@@ -5,84 +5,21 @@ identifiers are dropped once the device is resolved; quarantine keeps a redacted
 from __future__ import annotations
 
 import base64
-import dataclasses
-import gzip
 import hashlib
 import hmac
 import json
-import logging
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
-import yaml
-from conftest import CITY_FILE
-from test_formats import EXPECTED, FOLDER_FORMAT, REGISTRY
-from unit_support import normalized, post, raw_rows, senml_reading, wifi_observation
+from unit_support import normalized, raw_rows, senml_reading, wifi_observation
 
 from citypipe.core.pseudonyms import sensor_keys
 from citypipe.core.redact import MARK, redact, redact_text
 from citypipe.domain.city import City, parse_city
-from citypipe.domain.model import Zone
-from citypipe.service.kernel import Deps
 from citypipe_local.fakes import InMemoryKeyStore
 
 MAC = "AA:BB:CC:DD:EE:01"
 DAY = date(2026, 6, 1)
-
-# Identifiers the reference payloads carry (their README says where): device and gateway
-# EUIs, DevAddrs, device names and ids, gateway positions, IPv6 and IPv4 addresses, MACs.
-REFERENCE_IDENTIFIERS = (
-    "0004A30B001C0530", "800000000000000C", "00BCB929", "9C5C8E00001A05C4", "37.97155556731436",
-    "4200000000000000", "01DA1F15", "0242020000247803", "70B3D52DD600035A", "EC656E0000000001",
-    "27FE87F6", "58A0CBFFFE8052EC", "58a0cb000202c99", "00b96cd4", "80029cfffe5cf1cc",
-    "5b58245e-146c-4c30-9703-0ca942e3ff35", "a84041d55182720b", "dca632fffe45b3c0",
-    "904d63b1-ed1d-42ad-8cb4-6778dd03e86c", "57728ff8-5d1d-4130-9de2-f004d8722bc2",
-    "a8404187d187106e", "01acdec6", "LST25628782", "a84041ffff1f4b70", "50.949717",
-    "fcc23dfffe2ea641", "a8404168e1824892", "7076ff0056083448", "ac1f09fffe01662d",
-    "2cf7f1c0443002c8", "SenseCAP_S2120_003", "7076ff0056083451", "50.96432113647461",
-    "urn:ngsi-ld:Device:filling001", "10e2073a01080063", "10e2073a0108006", "2001:db8::2",
-    "2001:db8::1", "9372054", "12331981", "00:26:ab:b8:a9:a4", "00:26:ab:b8:a9:a5",
-    "2607:f0d0:1002:51::4", "192.168.0.1", "51.5355157",
-)  # fmt: skip
-
-
-def format_of(name: str) -> str:
-    return FOLDER_FORMAT[name.split("/", maxsplit=1)[0]]
-
-
-def source_of(city: City, name: str) -> str:
-    """The source a reference payload's devices belong to (its hub's webhook token is that
-    source's); any source for a payload that is refused whole."""
-    expected = EXPECTED[name]
-    if isinstance(expected, dict):
-        return next(iter(city.sources))
-    device = city.registry.devices[expected[0][0]]
-    return city.registry.profiles[device.profile].source
-
-
-def spellings(identifier: str) -> set[str]:
-    bare = "".join(ch for ch in identifier if ch.isalnum())
-    return {identifier.lower(), bare.lower()}
-
-
-@pytest.fixture
-def reference_deps(memory_deps: Deps) -> Deps:
-    data = yaml.safe_load(CITY_FILE.read_text("utf-8"))
-    data["registry"] = yaml.safe_load(REGISTRY.read_text("utf-8"))
-    return dataclasses.replace(memory_deps, city=parse_city(data))
-
-
-def stored_text(deps: Deps) -> str:
-    """Everything every zone holds, decompressed, lower-cased."""
-    texts = []
-    for zone in Zone:
-        bucket = deps.names.bucket(zone)
-        for info in deps.store.list(bucket):
-            body = deps.store.get(bucket, info.key).body
-            texts.append((gzip.decompress(body) if info.key.endswith(".gz") else body).decode())
-    return "\n".join(texts).lower()
-
 
 # --- pseudonyms --------------------------------------------------------------------------------
 
@@ -175,59 +112,6 @@ def test_no_mac_and_no_signal_strength_reach_the_raw_record(city: City) -> None:
     text = json.dumps(row).lower()
     assert "aa:bb:cc:dd:ee:01" not in text and "aabbccddee01" not in text
     assert "rssi" not in text and "-67" not in text
-
-
-# --- reference payloads: nothing of their identifiers stored -----------------------------------
-
-
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-@pytest.mark.parametrize("cut", [False, True], ids=["as-sent", "truncated"])
-def test_no_identifier_of_a_reference_payload_is_stored_or_logged(
-    reference_dir: Path,
-    reference_deps: Deps,
-    caplog: pytest.LogCaptureFixture,
-    name: str,
-    cut: bool,
-) -> None:
-    # Given a reference payload as its hub sends it (or cut short, so it cannot be parsed)
-    body = (reference_dir / "payloads" / name).read_bytes()
-    if cut:
-        body = body[: len(body) * 2 // 3]
-    # When it is pushed to the webhook
-    with caplog.at_level(logging.DEBUG):
-        post(
-            reference_deps,
-            InMemoryKeyStore(),
-            source_of(reference_deps.city, name),
-            format_of(name),
-            body,
-        )
-    # Then no zone and no log line holds any of its identifiers, in any spelling
-    stored = stored_text(reference_deps) + caplog.text.lower()
-    present = {i for i in REFERENCE_IDENTIFIERS if i.lower() in body.decode().lower()}
-    leaks = [i for i in sorted(present) if any(s in stored for s in spellings(i))]
-    assert leaks == []
-
-
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_a_rejected_reference_payload_is_quarantined_once(
-    reference_dir: Path, reference_deps: Deps, name: str
-) -> None:
-    body = (reference_dir / "payloads" / name).read_bytes()
-    post(
-        reference_deps,
-        InMemoryKeyStore(),
-        source_of(reference_deps.city, name),
-        format_of(name),
-        body,
-    )
-    bucket = reference_deps.names.bucket(Zone.QUARANTINE)
-    rows = [
-        json.loads(line)
-        for info in reference_deps.store.list(bucket)
-        for line in gzip.decompress(reference_deps.store.get(bucket, info.key).body).splitlines()
-    ]
-    assert len(rows) == (1 if isinstance(EXPECTED[name], dict) else 0)
 
 
 # --- redaction ------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ replay, quarantine, check-city, serve, bridge, stack, webhook-token, push, reque
 
 Every expected failure — a city file, residency, missing settings, an unknown choice, an
 input that is not there — prints one line naming what is wrong and how to fix it, and
-exits 2 (``run``); ``--debug`` shows the traceback instead. Every command that runs a
+exits 2 (``main``); ``--debug`` shows the traceback instead. Every command that runs a
 stack writes to ``--out`` (``out/<command>`` by default) and ends by saying where its
 output is.
 """
@@ -627,9 +627,9 @@ def _provision(settings: Settings, where_to: str, action: str, cloud: Cloud) -> 
 # --- the entry point ------------------------------------------------------------------------
 
 
-def run(argv: list[str] | None = None) -> int:
-    """Run a command; an expected failure is one line on stderr and exit code 2 (``--debug``:
-    the traceback). Returns the exit code."""
+def main(argv: list[str] | None = None) -> int:
+    """The ``citypipe`` command (its console script exits with what this returns): an
+    expected failure is one line on stderr and exit code 2 (``--debug``: the traceback)."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
@@ -666,8 +666,3 @@ def run(argv: list[str] | None = None) -> int:
 def _say(line: str) -> None:
     """One line on stderr, never wrapped (a terminal wraps it, not us)."""
     print(line, file=sys.stderr)  # noqa: T201
-
-
-def main() -> None:
-    """The ``citypipe`` command."""
-    sys.exit(run())
