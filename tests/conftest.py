@@ -3,14 +3,12 @@ host (started by the fixture when none answers). Unit tests use the in-memory fa
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 import pytest
+from repo import CITY_FILE, webhook_token
 
 from citypipe.bootstrap import deps_from
 from citypipe.domain.city import City, load_city
@@ -29,17 +27,13 @@ from citypipe_local.fakes import (
     InMemoryWebhookTokens,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-CITY_FILE = ROOT / "infra" / "cities" / "velden.yaml"
-EVENTS = ROOT / "events"
-
 
 @pytest.fixture(scope="session")
 def city() -> City:
     return load_city(CITY_FILE)
 
 
-def memory_stack(city: City) -> Deps:
+def _memory_stack(city: City) -> Deps:
     """A whole city stack in memory: every zone bucket, every queue with its DLQ."""
     names = StackNames(city.slug)
     queue = InMemoryQueue()
@@ -58,21 +52,19 @@ def memory_stack(city: City) -> Deps:
 @pytest.fixture
 def memory_deps(city: City) -> Deps:
     """A whole city stack in memory: every zone bucket, every queue with its DLQ."""
-    return memory_stack(city)
+    return _memory_stack(city)
+
+
+@pytest.fixture(scope="session")
+def memory_stack() -> Callable[[City], Deps]:
+    """Makes a whole stack in memory for a city of the test's own."""
+    return _memory_stack
 
 
 @pytest.fixture
 def memory_keys() -> InMemoryKeyStore:
     """The daily secrets of anonymize and the hourly job, in memory."""
     return InMemoryKeyStore()
-
-
-def webhook_token(source: str) -> str:
-    """The token a test hub holds for a source: the fixtures' for air-quality."""
-    fixture = load_event("httpapi_webhook_senml.json")
-    if source == fixture["pathParameters"]["source"]:
-        return str(fixture["headers"]["x-citypipe-token"])
-    return f"cpt-{source}-test-token"
 
 
 @pytest.fixture
@@ -84,18 +76,13 @@ def memory_tokens(city: City) -> InMemoryWebhookTokens:
     return tokens
 
 
-def load_event(name: str) -> Any:
-    """A real-shaped fixture from events/."""
-    return json.loads((EVENTS / name).read_text())
-
-
 @pytest.fixture(scope="session")
 def embedded() -> Iterator[Endpoint]:
     with backend("embedded") as endpoint:
         yield endpoint
 
 
-def fresh_stack(endpoint: Endpoint) -> tuple[Settings, Deps]:
+def _fresh_stack(endpoint: Endpoint) -> tuple[Settings, Deps]:
     """A city stack of its own (a unique name prefix) provisioned on ``endpoint``, its keys
     in its keys bucket."""
     settings = Settings(
@@ -108,6 +95,12 @@ def fresh_stack(endpoint: Endpoint) -> tuple[Settings, Deps]:
     deps = deps_from(settings)
     stack.up(deps.city, deps.names, stack.make_clients(settings.backend), settings.stack)
     return settings, deps
+
+
+@pytest.fixture(scope="session")
+def fresh_stack() -> Callable[[Endpoint], tuple[Settings, Deps]]:
+    """Makes a city stack of its own (a unique name prefix) on a backend."""
+    return _fresh_stack
 
 
 @pytest.fixture(scope="session")

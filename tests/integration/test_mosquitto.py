@@ -29,12 +29,12 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
-from conftest import ROOT, fresh_stack
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from repo import ROOT
 
 from citypipe.bootstrap.keys import key_store_from
 from citypipe.core.codecs import read_raw_columns
@@ -104,7 +104,7 @@ class Stack:
 
 
 @pytest.fixture
-def stack_of(embedded: Endpoint) -> Stack:
+def stack_of(embedded: Endpoint, fresh_stack: Callable[[Endpoint], tuple[Any, Deps]]) -> Stack:
     """A fresh city stack of its own on the embedded backend."""
     settings, deps = fresh_stack(embedded)
     return Stack(settings, deps, key_store_from(settings, deps))

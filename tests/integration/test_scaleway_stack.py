@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from botocore.handlers import BUILTIN_HANDLERS
-from conftest import CITY_FILE
+from repo import CITY_FILE
 from typer.testing import CliRunner
 
 from citypipe.adapters.keys import ObjectKeyStore

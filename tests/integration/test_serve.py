@@ -16,12 +16,12 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, fresh_stack
+from repo import ROOT
 
 from citypipe.domain.limits import MAX_BODY_BYTES
 from citypipe.domain.model import Function, Zone
@@ -38,7 +38,7 @@ PATH = "/ingest/traffic-counters/senml"
 
 
 @pytest.fixture
-def deps(embedded: Endpoint) -> Deps:
+def deps(embedded: Endpoint, fresh_stack: Callable[[Endpoint], tuple[Any, Deps]]) -> Deps:
     return fresh_stack(embedded)[1]
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import CITY_FILE
+from repo import CITY_FILE
 from typer.testing import CliRunner
 
 from citypipe.adapters.clients import secretsmanager_client

@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from conftest import load_event
+from repo import load_event
 from unit_support import city_data, normalized, raw_rows, senml_reading, wifi_observation
 
 from citypipe.core.anonymize import CLEAN_SCHEMA, Anonymized, anonymize_records

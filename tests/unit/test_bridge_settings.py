@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CITY_FILE, ROOT
 from pydantic import ValidationError
+from repo import CITY_FILE, ROOT
 
 from citypipe_bridge.settings import BridgeSettings, MqttSettings
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CITY_FILE
+from repo import CITY_FILE
 from unit_support import city_data
 
 from citypipe.domain.city import Action, City, ConfigError, load_city, parse_city

@@ -12,11 +12,11 @@ import fcntl
 import io
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import memory_stack
 from unit_support import (
     DAY,
     RELEASE_KEYS,
@@ -395,7 +395,9 @@ def a_busy_day(deps: Deps) -> None:
         put_partial(deps, f"part-{part}", *rows)
 
 
-def test_a_day_merged_a_few_windows_at_a_time_publishes_the_same_bytes(city: City) -> None:
+def test_a_day_merged_a_few_windows_at_a_time_publishes_the_same_bytes(
+    city: City, memory_stack: Callable[[City], Deps]
+) -> None:
     # Given the same busy day in two stacks
     whole, grouped = memory_stack(city), memory_stack(city)
     a_busy_day(whole)

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 import pytest
-from conftest import load_event
+from repo import load_event
 from unit_support import (
     UnreachableStore,
     apigw_request,

@@ -10,9 +10,9 @@ from functools import partial
 from typing import Any
 
 import pytest
-from conftest import load_event
 from hypothesis import given
 from hypothesis import strategies as st
+from repo import load_event
 from unit_support import NOW, lines, normalized, post, raw_rows, senml_reading, wifi_observation
 
 from citypipe.core.formats import FORMATS, Context

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from repo import ROOT
 
 from citypipe_local.package import (
     LAMBDA_BASE_LIBRARIES,
@@ -222,3 +222,16 @@ def test_no_two_public_functions_share_a_name() -> None:
     # Then a name means one function, but for the roles every module of a kind plays
     shared = {name: paths for name, paths in where.items() if len(paths) > 1}
     assert set(shared) <= PROTOCOL_NAMES, {n: shared[n] for n in set(shared) - PROTOCOL_NAMES}
+
+
+def test_no_test_imports_conftest() -> None:
+    # conftest.py holds fixtures, which pytest gives a test; helpers are plain modules
+    importing = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        if any(
+            isinstance(node, ast.ImportFrom) and node.module == "conftest"
+            for node in ast.walk(ast.parse(path.read_text()))
+        )
+    ]
+    assert importing == []

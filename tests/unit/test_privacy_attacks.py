@@ -13,12 +13,11 @@ import csv
 import io
 import random
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import memory_stack
 from sketches import chance_bound, shared_windows
 from unit_support import at, drain, exporting, push
 
@@ -58,7 +57,7 @@ def day_of_detections(day: datetime, rng: random.Random) -> list[tuple[str, date
 
 
 @pytest.fixture(scope="module")
-def week(city: Any) -> Iterator[tuple[Deps, InMemoryKeyStore]]:
+def week(city: Any, memory_stack: Callable[[Any], Deps]) -> Iterator[tuple[Deps, InMemoryKeyStore]]:
     """Seven days of the city, each pushed as its day ends and exported by the hourly job
     at 00:05 the next morning (which also destroys the secrets past the key retention)."""
     deps = memory_stack(city)
@@ -247,5 +246,5 @@ def test_a_re_export_with_one_more_device_does_not_give_that_device_away(
 
 
 @pytest.fixture
-def memory_stack_deps(city: Any) -> Deps:
+def memory_stack_deps(city: Any, memory_stack: Callable[[Any], Deps]) -> Deps:
     return memory_stack(city)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from functools import partial
 
-from conftest import load_event
+from repo import load_event
 from unit_support import RELEASE_KEYS, exporting, lines, open_file, senml_reading, wifi_observation
 
 from citypipe.domain.model import Function, Message, Zone

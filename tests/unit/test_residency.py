@@ -5,7 +5,7 @@ start anywhere but there; clients go where the platform runs them unless configu
 from __future__ import annotations
 
 import pytest
-from conftest import CITY_FILE
+from repo import CITY_FILE
 from unit_support import city_data
 
 from citypipe.bootstrap import city_from, deps_from

@@ -12,7 +12,7 @@ from datetime import date
 from typing import Any
 
 import pytest
-from conftest import load_event
+from repo import load_event
 from unit_support import (
     UnreachableStore,
     claim_check,

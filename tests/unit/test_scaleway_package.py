@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CITY_FILE, ROOT
+from repo import CITY_FILE, ROOT
 
 from citypipe_local.package import LIBRARY, runtime_requirements, trim
 from citypipe_local.scaleway_package import (

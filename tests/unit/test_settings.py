@@ -4,7 +4,7 @@ store that containers share, or no start at all."""
 from __future__ import annotations
 
 import pytest
-from conftest import CITY_FILE
+from repo import CITY_FILE
 
 from citypipe.adapters.keys import ObjectKeyStore, SecretsManagerKeyStore
 from citypipe.adapters.s3 import S3ObjectStore

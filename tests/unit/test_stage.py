@@ -9,7 +9,7 @@ from functools import partial
 from typing import Any
 
 import pytest
-from conftest import load_event
+from repo import load_event
 from unit_support import (
     FailingWritesStore,
     RecordingStore,

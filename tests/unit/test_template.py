@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import CITY_FILE, ROOT, load_event
+from repo import CITY_FILE, ROOT, load_event
 from unit_support import (
     city_data,
     http_api_request,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import CITY_FILE
+from repo import CITY_FILE
 
 from citypipe.core.formats import FORMATS
 from citypipe.domain.city import MESSAGE_FORMATS, City, ConfigError, MqttRoute, parse_city

@@ -20,7 +20,7 @@ from urllib.parse import quote_plus
 
 import pyarrow as pa
 import yaml
-from conftest import CITY_FILE, load_event, webhook_token
+from repo import CITY_FILE, load_event, webhook_token
 
 from citypipe.adapters.scratch import TempScratch
 from citypipe.core.aggregate import partial_of
