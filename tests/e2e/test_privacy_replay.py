@@ -85,7 +85,8 @@ def test_every_scrubbed_object_is_recorded_in_the_audit_zone(run: Path) -> None:
     ]
     assert scrubbed
     assert sorted(r["output"]["key"] for r in records) == sorted(
-        str(p.relative_to(run / "clean")) for p in scrubbed
+        f"clean/{p.relative_to(run / 'clean')}"
+        for p in scrubbed  # out/clean/<city>/...
     )
 
 

@@ -18,10 +18,9 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
 
 from citypipe.domain.city import City
-from citypipe_local.cli import app
+from citypipe_local.cli import main
 from citypipe_local.faults import Faults
 from citypipe_local.replay import ReplayOptions, replay
 from citypipe_local.simulate import simulate
@@ -256,10 +255,8 @@ def test_localstack_gives_the_same_open_data(
 
 
 def test_demo_command_runs_the_main_job(tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        app, ["demo", "--out", str(tmp_path), "--hours", "0.5", "--scale", "0.02"]
-    )
+    code = main(["demo", "--out", str(tmp_path), "--hours", "0.5", "--scale", "0.02"])
 
-    assert result.exit_code == 0, result.output
+    assert code == 0
     assert report_of(tmp_path)["balanced"]
     assert list((tmp_path / "open").rglob("*.csv"))

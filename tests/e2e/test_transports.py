@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from citypipe.domain.city import City
-from citypipe_local.cli import app
+from citypipe_local.cli import main
 from citypipe_local.replay import ReplayOptions, replay
 from citypipe_local.simulate import simulate
 
@@ -46,14 +45,11 @@ def via_mqtt(tmp_path_factory: pytest.TempPathFactory, hour: Path, keys_dir: Pat
     """The same hour published on a Mosquitto the replay starts, through the bridge (the
     command line, as a user runs it)."""
     out = tmp_path_factory.mktemp("mqtt")
-    result = CliRunner().invoke(
-        app,
-        [
-            "replay", "--input", str(hour), "--out", str(out), "--via", "mqtt",
-            "--keys-dir", str(keys_dir), "--concurrency", "2",
-        ],
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
+    code = main([
+        "replay", "--input", str(hour), "--out", str(out), "--via", "mqtt",
+        "--keys-dir", str(keys_dir), "--concurrency", "2",
+    ])  # fmt: skip
+    assert code == 0
     return out
 
 

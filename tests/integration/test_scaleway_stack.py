@@ -1,5 +1,5 @@
 """From zero to the first published file on a Scaleway-like stack, as docs/deploy.md says:
-provision with `citypipe stack up --provider scaleway`, push payloads, let the functions run
+provision with `citypipe stack up --cloud scaleway`, push payloads, let the functions run
 through their Scaleway entry points, request an export.
 
 The embedded backend plays Scaleway: it refuses PutPublicAccessBlock, as Scaleway's Object
@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from botocore.handlers import BUILTIN_HANDLERS
 from repo import CITY_FILE
-from typer.testing import CliRunner
 
 from citypipe.adapters.keys import ObjectKeyStore
 from citypipe.bootstrap import deps_from
@@ -25,7 +24,7 @@ from citypipe.domain.city import City
 from citypipe.domain.model import Function, Zone
 from citypipe.settings import Settings
 from citypipe_local.backends import Endpoint
-from citypipe_local.cli import app
+from citypipe_local.cli import main
 from citypipe_local.report import build_report
 from citypipe_local.runner import LocalRunner, in_process_handlers
 from citypipe_local.simulate import simulate
@@ -64,16 +63,13 @@ def scaleway_env(embedded: Endpoint, monkeypatch: pytest.MonkeyPatch) -> Iterato
 def test_from_zero_to_the_first_published_file(
     scaleway_env: dict[str, str], city: City, tmp_path: Path
 ) -> None:
-    cli = CliRunner()
     on = ["--city", str(CITY_FILE)]
     # Given an hour of a small city's payloads, and a stack provisioned for Scaleway
     summary = simulate(city, tmp_path / "input", hours=1, scale=0.03)
-    up = cli.invoke(app, ["stack", "up", *on, "--backend", "env", "--provider", "scaleway"])
-    assert up.exit_code == 0, up.output
+    assert main(["stack", "up", *on, "--backend", "env", "--cloud", "scaleway"]) == 0
     # When the payloads are pushed, the functions run through their Scaleway entry points
     # (one message per POST), and an export is requested
-    pushed = cli.invoke(app, ["push", *on, "--input", str(tmp_path / "input")])
-    assert pushed.exit_code == 0, pushed.output
+    assert main(["push", *on, "--input", str(tmp_path / "input")]) == 0
     settings = Settings()
     deps = deps_from(settings)
     keys = key_store_from(settings, deps)
@@ -84,7 +80,7 @@ def test_from_zero_to_the_first_published_file(
         platform="scaleway",
     )
     runner.drain([Function.INGEST, Function.ANONYMIZE, Function.AGGREGATE], timeout_s=300)
-    assert cli.invoke(app, ["request-export", *on]).exit_code == 0
+    assert main(["request-export", *on]) == 0
     runner.drain([Function.EXPORT], timeout_s=300)
     # Then the day is published, its secret sits in the keys bucket, and the books balance
     opened = [i.key for i in deps.store.list(deps.names.bucket(Zone.OPEN))]

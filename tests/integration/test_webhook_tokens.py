@@ -8,32 +8,34 @@ import json
 
 import pytest
 from repo import CITY_FILE
-from typer.testing import CliRunner
 
 from citypipe.adapters.clients import secretsmanager_client
 from citypipe.adapters.tokens import SecretsManagerWebhookTokens
 from citypipe.domain.naming import StackNames
 from citypipe.ports import token_digest
 from citypipe_local.backends import Endpoint
-from citypipe_local.cli import app
+from citypipe_local.cli import main
 
 
-def mint(endpoint: Endpoint, monkeypatch: pytest.MonkeyPatch, *args: str) -> str:
+def mint(
+    endpoint: Endpoint,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *args: str,
+) -> str:
     monkeypatch.setenv("CITYPIPE_BACKEND", endpoint.settings.model_dump_json())
     monkeypatch.setenv("CITYPIPE_KEYS__SECRET_PREFIX", "citypipe-cli-test")
-    result = CliRunner().invoke(
-        app,
-        ["webhook-token", "--city", str(CITY_FILE), "--store", "secretsmanager", *args],
-    )
-    assert result.exit_code == 0, result.output
-    return result.stdout.strip().splitlines()[-1]
+    code = main(["webhook-token", "--city", str(CITY_FILE), "--store", "secretsmanager", *args])
+    said = capsys.readouterr()
+    assert code == 0, said.err
+    return said.out.strip().splitlines()[-1]
 
 
 def test_a_minted_token_is_accepted_by_ingest_and_stored_as_a_digest(
-    embedded: Endpoint, monkeypatch: pytest.MonkeyPatch
+    embedded: Endpoint, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given an operator minting a token for the air-quality hub
-    token = mint(embedded, monkeypatch, "--source", "air-quality", "--revoke-previous")
+    token = mint(embedded, monkeypatch, capsys, "--source", "air-quality", "--revoke-previous")
     # When ingest's adapter checks it (another container: a fresh adapter)
     client = secretsmanager_client(embedded.settings)
     tokens = SecretsManagerWebhookTokens(client, "citypipe-cli-test", "velden")
@@ -46,11 +48,10 @@ def test_a_minted_token_is_accepted_by_ingest_and_stored_as_a_digest(
 
 
 def test_minting_for_a_source_the_city_does_not_have_is_refused(
-    embedded: Endpoint, monkeypatch: pytest.MonkeyPatch
+    embedded: Endpoint, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("CITYPIPE_BACKEND", embedded.settings.model_dump_json())
-    result = CliRunner().invoke(
-        app, ["webhook-token", "--city", str(CITY_FILE), "--source", "cameras"]
-    )
-    assert result.exit_code == 2
-    assert "no source 'cameras'" in result.output
+    code = main(["webhook-token", "--city", str(CITY_FILE), "--source", "cameras"])
+    [said] = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert "--source cameras: no such source" in said
