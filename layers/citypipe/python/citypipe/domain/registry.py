@@ -28,6 +28,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from citypipe.domain.model import QUANTITIES
+from citypipe.domain.problems import Finding, Refusals
 
 HUBS = (
     "lorawan", "senml", "ngsi-ld", "sensor-community", "meraki", "aws-iot", "telraam", "csv",
@@ -137,16 +138,37 @@ class Registry(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Registry:
-        missing = sorted({d.profile for d in self.devices.values()} - set(self.profiles))
-        if missing:
-            raise ValueError(f"devices name unknown profiles {missing}")
+        found = [*self._unknown_profiles(), *self._shared_ids()]
+        if found:
+            raise Refusals(found)
+        return self
+
+    def _unknown_profiles(self) -> list[Finding]:
+        return [
+            Finding(
+                ("devices", name, "profile"),
+                f"unknown profile {device.profile!r}",
+                f"one of {sorted(self.profiles)}, or add the profile",
+            )
+            for name, device in self.devices.items()
+            if device.profile not in self.profiles
+        ]
+
+    def _shared_ids(self) -> list[Finding]:
+        found = []
         seen: dict[tuple[str, str], str] = {}
         for name, device in self.devices.items():
             key = (device.hub, normalize_id(device.hub, device.id))
             if key in seen:
-                raise ValueError(f"devices {seen[key]!r} and {name!r} share {device.hub} id")
-            seen[key] = name
-        return self
+                found.append(
+                    Finding(
+                        ("devices", name, "id"),
+                        f"devices {seen[key]!r} and {name!r} share {device.hub} id {device.id!r}",
+                        "give each device the id its hub gives it; a device is registered once",
+                    )
+                )
+            seen.setdefault(key, name)
+        return found
 
 
 # How a device's field is read: (quantity, UCUM unit, hub unit or None, scale or None, low,
@@ -175,16 +197,25 @@ def resolved(sensor: str, device: Device, profile: Profile, zone: str) -> Resolv
     return Resolved(sensor, profile.source, zone, ignore, plan)
 
 
-def registry_problems(registry: Registry, sources: set[str], zone_ids: set[str]) -> list[str]:
-    """What the registry names that the city does not have (checked by the city model)."""
-    problems = [
-        f"profiles.{name}.source: unknown source {p.source!r}"
+def registry_problems(registry: Registry, sources: set[str], zone_ids: set[str]) -> list[Finding]:
+    """What the registry names that the city does not have (checked by the city model), at
+    keys of the registry."""
+    found = [
+        Finding(
+            ("profiles", name, "source"),
+            f"unknown source {p.source!r}",
+            f"one of {sorted(sources)}, or declare the source in the city file",
+        )
         for name, p in registry.profiles.items()
         if p.source not in sources
     ]
-    problems += [
-        f"devices.{name}.zone: unknown zone {d.zone!r}"
+    found += [
+        Finding(
+            ("devices", name, "zone"),
+            f"unknown zone {d.zone!r}",
+            f"one of {sorted(zone_ids)}, or a position (at: [longitude, latitude])",
+        )
         for name, d in registry.devices.items()
         if d.zone is not None and d.zone not in zone_ids
     ]
-    return problems
+    return found

@@ -1,0 +1,268 @@
+"""A city file's mistakes, said on one line: the file, the line, the key and the fix.
+
+Refusals (``load_city`` raises a ``ConfigError``).
+Each bad city is a small one written to a temporary folder, changed in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import CITY_FILE
+
+from citypipe.domain.city import ConfigError, load_city
+from citypipe.domain.cityfile import UniqueKeyLoader
+from citypipe.domain.problems import Problem
+
+CITY = """\
+# A tiny city: three zones, one source, three devices.
+slug: tiny
+name: Tiny
+region: eu-central-1
+publisher: {name: Tiny Open Data, url: https://tiny.example/, email: data@tiny.example}
+portal_url: https://tiny.example/
+disclosure:
+  k: 10
+sources:
+  air-quality:
+    kind: air quality monitors
+    purpose: monitor NO2 against EU limits
+    policy:
+      time_resolution_minutes: 15
+registry: tiny-devices.yaml
+zones:
+  type: FeatureCollection
+  features:
+    - type: Feature
+      id: west
+      geometry:
+        type: Polygon
+        coordinates: [[[5.40, 51.42], [5.43, 51.42], [5.43, 51.44], [5.40, 51.44], [5.40, 51.42]]]
+    - type: Feature
+      id: east
+      geometry:
+        type: Polygon
+        coordinates: [[[5.43, 51.42], [5.46, 51.42], [5.46, 51.44], [5.43, 51.44], [5.43, 51.42]]]
+    - type: Feature
+      id: north
+      geometry:
+        type: Polygon
+        coordinates: [[[5.40, 51.44], [5.46, 51.44], [5.46, 51.46], [5.40, 51.46], [5.40, 51.44]]]
+"""
+
+REGISTRY = """\
+profiles:
+  aq-lorawan:
+    source: air-quality
+    kind: air quality monitor, LoRaWAN
+    fields:
+      no2: {quantity: air.no2}
+devices:
+  aq-001: {profile: aq-lorawan, hub: lorawan, id: "70b3d5e75e010001", at: [5.41, 51.43]}
+  aq-002: {profile: aq-lorawan, hub: lorawan, id: "70b3d5e75e010002", at: [5.44, 51.43]}
+  aq-003: {profile: aq-lorawan, hub: lorawan, id: "70b3d5e75e010003", zone: north}
+"""
+
+CITY_NAME, REGISTRY_NAME = "tiny.yaml", "tiny-devices.yaml"
+
+
+@dataclass(frozen=True)
+class Written:
+    city: Path
+    registry: Path
+
+
+def write(folder: Path, city: str = CITY, registry: str = REGISTRY) -> Written:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / CITY_NAME).write_text(city, encoding="utf-8")
+    (folder / REGISTRY_NAME).write_text(registry, encoding="utf-8")
+    return Written(folder / CITY_NAME, folder / REGISTRY_NAME)
+
+
+def changed(text: str, old: str, new: str) -> str:
+    assert text.count(old) == 1, old
+    return text.replace(old, new)
+
+
+def line_of(path: Path, marker: str, occurrence: int = 1) -> int:
+    """The 1-based line of the ``occurrence``-th line of a file holding ``marker``."""
+    lines = [n for n, line in enumerate(path.read_text().splitlines(), 1) if marker in line]
+    return lines[occurrence - 1]
+
+
+def refusal(path: Path) -> ConfigError:
+    with pytest.raises(ConfigError) as refused:
+        load_city(path)
+    return refused.value
+
+
+def assert_one_line(text: str) -> None:
+    assert "\n" not in text and "Traceback" not in text
+
+
+def test_the_tiny_city_loads(tmp_path: Path) -> None:
+    # the baseline every case below changes in one place
+    assert load_city(write(tmp_path).city).slug == "tiny"
+
+
+# --- refusals -------------------------------------------------------------------------------
+
+
+def test_a_key_written_twice_in_the_city_file_is_refused_at_its_second_line(
+    tmp_path: Path,
+) -> None:
+    # Given a city file that sets its region twice (YAML would keep the second, silently)
+    city = changed(CITY, "region: eu-central-1\n", "region: eu-central-1\nregion: eu-west-1\n")
+    written = write(tmp_path, city=city)
+    # When it is loaded
+    error = refusal(written.city)
+    # Then it is refused at the second line, naming the key and both lines, with the fix
+    first = line_of(written.city, "region: eu-central-1")
+    assert error.problems == (
+        Problem(
+            str(written.city),
+            first + 1,
+            "region",
+            f"appears twice (lines {first} and {first + 1})",
+            "keep one of them: YAML would keep the last one without a word",
+        ),
+    )
+    assert str(error) == (
+        f"{written.city}:{first + 1}: region: appears twice (lines {first} and {first + 1}); "
+        "fix: keep one of them: YAML would keep the last one without a word"
+    )
+
+
+def test_a_device_registered_twice_is_refused_in_the_registry_file(tmp_path: Path) -> None:
+    # Given a registry naming aq-001 twice (the second would replace the first)
+    registry = changed(
+        REGISTRY, '  aq-002: {profile: aq-lorawan, hub: lorawan, id: "70b3d5e75e010002"',
+        '  aq-001: {profile: aq-lorawan, hub: lorawan, id: "70b3d5e75e010002"',
+    )  # fmt: skip
+    written = write(tmp_path, registry=registry)
+    # When the city is loaded
+    error = refusal(written.city)
+    # Then the registry file is named, at the second aq-001, with both lines
+    first, second = line_of(written.registry, "aq-001:"), line_of(written.registry, "aq-001:", 2)
+    (problem,) = error.problems
+    assert (problem.file, problem.line, problem.key) == (
+        str(written.registry), second, "devices.aq-001",
+    )  # fmt: skip
+    assert problem.message == f"appears twice (lines {first} and {second})"
+    assert_one_line(str(error))
+
+
+def test_a_city_file_copied_without_its_registry_names_where_it_looked(tmp_path: Path) -> None:
+    # Given the city file copied to another folder, its registry left behind
+    written = write(tmp_path / "city")
+    copy = tmp_path / "elsewhere" / CITY_NAME
+    copy.parent.mkdir()
+    copy.write_text(written.city.read_text())
+    # When the copy is loaded
+    error = refusal(copy)
+    # Then the copy is named at its registry line, with the folder looked in and the fix
+    assert str(error) == (
+        f"{copy}:{line_of(copy, 'registry:')}: registry: tiny-devices.yaml is read relative "
+        f"to {copy.parent.resolve()}, and is not there; fix: copy tiny-devices.yaml beside "
+        "tiny.yaml, or give a path relative to it"
+    )
+
+
+def test_a_city_file_extending_a_missing_file_is_refused_at_its_extends_line(
+    tmp_path: Path,
+) -> None:
+    paris = tmp_path / "paris.yaml"
+    paris.write_text("# Tiny in Paris\nregion: fr-par\nextends: tiny.yaml\n")
+
+    error = refusal(paris)
+
+    assert (error.problems[0].line, error.problems[0].key) == (3, "extends")
+    assert "tiny.yaml is read relative to" in str(error)
+    assert_one_line(str(error))
+
+
+def test_a_type_error_deep_in_sources_names_its_line_and_key(tmp_path: Path) -> None:
+    # Given a time resolution written in words
+    city = changed(CITY, "time_resolution_minutes: 15", "time_resolution_minutes: fifteen")
+    written = write(tmp_path, city=city)
+    # When it is loaded
+    error = refusal(written.city)
+    # Then pydantic's complaint is placed at the key's line
+    assert str(error) == (
+        f"{written.city}:{line_of(written.city, 'time_resolution_minutes')}: "
+        "sources.air-quality.policy.time_resolution_minutes: Input should be a valid integer, "
+        "unable to parse string as an integer"
+    )
+
+
+def test_a_misspelt_key_is_refused_with_the_fix(tmp_path: Path) -> None:
+    city = changed(CITY, "    purpose: monitor", "    purpouse: monitor")
+    written = write(tmp_path, city=city)
+
+    error = refusal(written.city)
+
+    assert [(p.line, p.key, p.fix) for p in error.problems] == [
+        (line_of(written.city, "air-quality:"), "sources.air-quality.purpose", "add it"),
+        (
+            line_of(written.city, "purpouse"),
+            "sources.air-quality.purpouse",
+            "remove it, or correct its spelling",
+        ),
+    ]
+    assert str(error).endswith(f"(and 1 more: citypipe check-city {written.city} lists them)")
+    assert_one_line(str(error))
+
+
+def test_a_registry_error_is_placed_in_the_registry_file(tmp_path: Path) -> None:
+    registry = changed(REGISTRY, "no2: {quantity: air.no2}", "no2: {quantity: air.n02}")
+    written = write(tmp_path, registry=registry)
+
+    (problem,) = refusal(written.city).problems
+
+    assert (problem.file, problem.line, problem.key) == (
+        str(written.registry), line_of(written.registry, "no2:"), "profiles.aq-lorawan.fields.no2",
+    )  # fmt: skip
+    assert problem.message.startswith("unknown quantity 'air.n02'")
+
+
+def test_a_key_of_an_extended_file_is_placed_in_the_file_that_sets_it(tmp_path: Path) -> None:
+    # Given a Paris city file extending tiny.yaml, whose disclosure is wrong
+    written = write(tmp_path, city=changed(CITY, "  k: 10", "  k: 1"))
+    paris = tmp_path / "paris.yaml"
+    paris.write_text("extends: tiny.yaml\nregion: fr-par\n")
+    # When Paris is loaded
+    (problem,) = refusal(paris).problems
+    # Then the error is tiny.yaml's: the value that won the merge is written there
+    assert (problem.file, problem.line, problem.key) == (
+        str(written.city), line_of(written.city, "k: 1"), "disclosure.k",
+    )  # fmt: skip
+
+
+def test_a_city_file_that_is_not_yaml_is_refused_at_its_line(tmp_path: Path) -> None:
+    city = changed(CITY, "    purpose: monitor NO2 against EU limits", "    purpose: [unclosed")
+    written = write(tmp_path, city=city)
+
+    (problem,) = refusal(written.city).problems
+
+    assert problem.line == line_of(written.city, "policy:")
+    assert problem.message.startswith("not YAML: did not find expected ',' or ']'")
+
+
+def test_loading_a_good_city_composes_no_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given composing YAML (finding lines) made impossible
+    def compose(*_: object, **__: object) -> None:
+        raise AssertionError("composed on the happy path")
+
+    monkeypatch.setattr(yaml, "compose", compose)
+    # When the example city is loaded, then it loads: lines are looked for on errors only
+    assert load_city(CITY_FILE).slug == "velden"
+
+
+def test_the_loader_refuses_a_duplicate_but_not_a_merge_override() -> None:
+    text = "base: &base {a: 1, b: 2}\nplace:\n  <<: *base\n  b: 3\n"
+    assert yaml.load(text, Loader=UniqueKeyLoader)["place"] == {"a": 1, "b": 3}
+    with pytest.raises(yaml.YAMLError, match="found the key 'b' twice"):
+        yaml.load("a: 1\nb: 2\nb: 3\n", Loader=UniqueKeyLoader)
