@@ -1,20 +1,24 @@
 """A city file's mistakes, said on one line: the file, the line, the key and the fix.
 
-Refusals (``load_city`` raises a ``ConfigError``).
+Refusals (``load_city`` raises a ``ConfigError``), and the geometry the zone checks stand on.
 Each bad city is a small one written to a temporary folder, changed in one place.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import CITY_FILE
+from hypothesis import given
+from hypothesis import strategies as st
 
 from citypipe.domain.city import ConfigError, load_city
 from citypipe.domain.cityfile import UniqueKeyLoader
+from citypipe.domain.geo import Ring, interior_overlap, overlaps
 from citypipe.domain.problems import Problem
 
 CITY = """\
@@ -58,6 +62,7 @@ profiles:
   aq-lorawan:
     source: air-quality
     kind: air quality monitor, LoRaWAN
+    hubs: [lorawan]
     fields:
       no2: {quantity: air.no2}
 devices:
@@ -153,6 +158,46 @@ def test_a_device_registered_twice_is_refused_in_the_registry_file(tmp_path: Pat
     )  # fmt: skip
     assert problem.message == f"appears twice (lines {first} and {second})"
     assert_one_line(str(error))
+
+
+def test_overlapping_zones_are_refused_at_the_second_zone(tmp_path: Path) -> None:
+    # Given an east zone whose west edge runs 0.01° into the west zone
+    city = changed(
+        CITY,
+        "[[[5.43, 51.42], [5.46, 51.42], [5.46, 51.44], [5.43, 51.44], [5.43, 51.42]]]",
+        "[[[5.42, 51.42], [5.46, 51.42], [5.46, 51.44], [5.42, 51.44], [5.42, 51.42]]]",
+    )
+    written = write(tmp_path, city=city)
+    # When it is loaded
+    error = refusal(written.city)
+    # Then the east zone's coordinates are named, with the zone it overlaps and the fix
+    (problem,) = error.problems
+    assert (problem.file, problem.line, problem.key) == (
+        str(written.city),
+        line_of(written.city, "[[[5.42, 51.42]"),
+        "zones.features.1.geometry.coordinates",
+    )
+    assert problem.message.startswith("zone east overlaps zone west near [5.4")
+    assert problem.fix == "move their shared border so that the two zones only touch"
+    assert_one_line(str(error))
+
+
+def test_a_device_whose_hub_its_profile_does_not_declare_is_refused(tmp_path: Path) -> None:
+    # Given a LoRaWAN profile's device registered as a SenML one
+    registry = changed(
+        REGISTRY,
+        'aq-002: {profile: aq-lorawan, hub: lorawan, id: "70b3d5e75e010002"',
+        'aq-002: {profile: aq-lorawan, hub: senml, id: "urn:dev:mac:0024befffe800002"',
+    )
+    written = write(tmp_path, registry=registry)
+    # When the city is loaded
+    error = refusal(written.city)
+    # Then the device's hub is named in the registry file, with both ways out
+    assert str(error) == (
+        f"{written.registry}:{line_of(written.registry, 'aq-002:')}: devices.aq-002.hub: "
+        "senml is not a hub of profile aq-lorawan (['lorawan']); fix: register it under a "
+        "profile for senml, or add senml to profiles.aq-lorawan.hubs"
+    )
 
 
 def test_a_city_file_copied_without_its_registry_names_where_it_looked(tmp_path: Path) -> None:
@@ -266,3 +311,98 @@ def test_the_loader_refuses_a_duplicate_but_not_a_merge_override() -> None:
     assert yaml.load(text, Loader=UniqueKeyLoader)["place"] == {"a": 1, "b": 3}
     with pytest.raises(yaml.YAMLError, match="found the key 'b' twice"):
         yaml.load("a: 1\nb: 2\nb: 3\n", Loader=UniqueKeyLoader)
+
+
+# --- the geometry ---------------------------------------------------------------------------
+
+
+def square(west: float, south: float, side: float = 1.0) -> list[Ring]:
+    east, north = west + side, south + side
+    return [[(west, south), (east, south), (east, north), (west, north), (west, south)]]
+
+
+def test_two_squares_overlapping_by_a_strip_overlap() -> None:
+    point = interior_overlap(square(0, 0), square(0.5, 0.2))
+    # a point of the overlap [0.5, 1] x [0.2, 1] (here where two edges cross)
+    assert point is not None
+    assert 0.5 <= point[0] <= 1
+    assert 0.2 <= point[1] <= 1
+
+
+def test_two_squares_apart_do_not_overlap() -> None:
+    assert interior_overlap(square(0, 0), square(3, 0)) is None
+
+
+def test_squares_sharing_an_edge_do_not_overlap() -> None:
+    assert interior_overlap(square(0, 0), square(1, 0)) is None
+
+
+def test_squares_sharing_part_of_an_edge_do_not_overlap() -> None:
+    # a T-junction: the second square's corner lies inside the first's edge
+    assert interior_overlap(square(0, 0, 2), square(2, 0.5)) is None
+
+
+def test_squares_touching_at_a_corner_do_not_overlap() -> None:
+    assert interior_overlap(square(0, 0), square(1, 1)) is None
+
+
+def test_a_zone_inside_another_overlaps_it() -> None:
+    assert interior_overlap(square(0, 0, 4), square(1, 1)) is not None
+    assert interior_overlap(square(1, 1), square(0, 0, 4)) is not None
+
+
+def test_a_zone_written_twice_overlaps_itself() -> None:
+    reversed_ring = [list(reversed(square(0, 0)[0]))]
+    assert interior_overlap(square(0, 0), reversed_ring) is not None
+
+
+def test_a_zone_in_the_hole_of_another_does_not_overlap_it() -> None:
+    ring = [*square(0, 0, 10), square(2, 2, 6)[0]]
+    assert interior_overlap(ring, square(2, 2, 6)) is None
+    assert interior_overlap(ring, square(1, 1, 8)) is not None
+
+
+def test_a_diamond_with_its_corners_on_a_squares_edges_overlaps_it() -> None:
+    # no edge crosses, no corner is inside: only the edges' middles are
+    diamond = [[(2.0, 0.0), (4.0, 2.0), (2.0, 4.0), (0.0, 2.0), (2.0, 0.0)]]
+    assert interior_overlap(square(0, 0, 4), diamond) is not None
+
+
+def test_overlaps_lists_every_overlapping_pair_by_index() -> None:
+    polygons = [square(0, 0), square(1, 0), square(0.5, 0.5), square(5, 5)]
+    assert [(i, j) for i, j, _ in overlaps(polygons)] == [(0, 2), (1, 2)]
+
+
+def _subdivided(west: int, south: int, east: int, north: int, cuts: Sequence[int]) -> list[Ring]:
+    """A rectangle with extra vertices along its edges (T-junctions, runs along others)."""
+    corners = [(west, south), (east, south), (east, north), (west, north)]
+    ring: list[tuple[float, float]] = []
+    for (ax, ay), (bx, by) in zip(corners, corners[1:] + corners[:1], strict=True):
+        ring.append((ax, ay))
+        ring += [(ax + (bx - ax) * c / 8, ay + (by - ay) * c / 8) for c in sorted(set(cuts))]
+    return [[*ring, ring[0]]]
+
+
+@st.composite
+def rectangles(draw: st.DrawFn) -> tuple[int, int, int, int]:
+    west, south = draw(st.integers(0, 6)), draw(st.integers(0, 6))
+    return west, south, draw(st.integers(west + 1, 8)), draw(st.integers(south + 1, 8))
+
+
+@given(
+    rectangles(),
+    rectangles(),
+    st.lists(st.integers(1, 7), max_size=3),
+    st.lists(st.integers(1, 7), max_size=3),
+)
+def test_rectangles_overlap_exactly_when_both_their_spans_do(
+    one: tuple[int, int, int, int],
+    two: tuple[int, int, int, int],
+    cuts_one: list[int],
+    cuts_two: list[int],
+) -> None:
+    spans_overlap = min(one[2], two[2]) > max(one[0], two[0]) and min(one[3], two[3]) > max(
+        one[1], two[1]
+    )
+    found = interior_overlap(_subdivided(*one, cuts_one), _subdivided(*two, cuts_two))
+    assert (found is not None) == spans_overlap

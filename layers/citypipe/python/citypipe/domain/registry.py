@@ -84,16 +84,31 @@ class FieldSpec(_Strict):
 
 
 class Profile(_Strict):
-    """A device model as the city runs it: its source, and what its fields mean."""
+    """A device model as the city runs it: its source, the hubs it reports through, and
+    what its fields mean."""
 
     source: str
     kind: str
+    hubs: frozenset[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="the hubs devices of this model report through (a device registered "
+        "under it with another hub is refused); none declared: any hub, with a warning",
+    )
     fields: dict[str, FieldSpec] = Field(min_length=1)
     ignore: frozenset[str] = Field(
         default=frozenset(),
         description="fields this model sends that are not readings (battery, counters, flags); "
         "globs allowed (car_speed_hist_*)",
     )
+
+    @field_validator("hubs")
+    @classmethod
+    def _known_hubs(cls, value: frozenset[str] | None) -> frozenset[str] | None:
+        unknown = sorted((value or frozenset()) - set(HUBS))
+        if unknown:
+            raise ValueError(f"unknown hubs {unknown}; each is one of {list(HUBS)}")
+        return value
 
     @model_validator(mode="after")
     def _disjoint(self) -> Profile:
@@ -138,7 +153,7 @@ class Registry(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Registry:
-        found = [*self._unknown_profiles(), *self._shared_ids()]
+        found = [*self._unknown_profiles(), *self._foreign_hubs(), *self._shared_ids()]
         if found:
             raise Refusals(found)
         return self
@@ -153,6 +168,22 @@ class Registry(_Strict):
             for name, device in self.devices.items()
             if device.profile not in self.profiles
         ]
+
+    def _foreign_hubs(self) -> list[Finding]:
+        """Devices reporting through a hub their profile does not declare."""
+        found = []
+        for name, device in self.devices.items():
+            hubs = self.profiles[device.profile].hubs if device.profile in self.profiles else None
+            if hubs is not None and device.hub not in hubs:
+                found.append(
+                    Finding(
+                        ("devices", name, "hub"),
+                        f"{device.hub} is not a hub of profile {device.profile} ({sorted(hubs)})",
+                        f"register it under a profile for {device.hub}, or add {device.hub} "
+                        f"to profiles.{device.profile}.hubs",
+                    )
+                )
+        return found
 
     def _shared_ids(self) -> list[Finding]:
         found = []
