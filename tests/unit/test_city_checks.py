@@ -1,6 +1,7 @@
 """A city file's mistakes, said on one line: the file, the line, the key and the fix.
 
-Refusals (``load_city`` raises a ``ConfigError``), and the geometry the zone checks stand on.
+Refusals (``load_city`` raises a ``ConfigError``), warnings (``city_warnings``: the city
+loads, but probably says what was not meant), and the geometry the zone checks stand on.
 Each bad city is a small one written to a temporary folder, changed in one place.
 """
 
@@ -17,7 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from citypipe.domain.city import ConfigError, load_city
-from citypipe.domain.cityfile import UniqueKeyLoader
+from citypipe.domain.city_checks import check_city, city_warnings
+from citypipe.domain.cityfile import CityMap, UniqueKeyLoader
 from citypipe.domain.geo import Ring, interior_overlap, overlaps
 from citypipe.domain.problems import Problem
 
@@ -108,9 +110,11 @@ def assert_one_line(text: str) -> None:
     assert "\n" not in text and "Traceback" not in text
 
 
-def test_the_tiny_city_loads(tmp_path: Path) -> None:
+def test_the_tiny_city_loads_with_no_warning(tmp_path: Path) -> None:
     # the baseline every case below changes in one place
-    assert load_city(write(tmp_path).city).slug == "tiny"
+    written = write(tmp_path)
+    assert check_city(written.city).errors == ()
+    assert check_city(written.city).warnings == ()
 
 
 # --- refusals -------------------------------------------------------------------------------
@@ -311,6 +315,110 @@ def test_the_loader_refuses_a_duplicate_but_not_a_merge_override() -> None:
     assert yaml.load(text, Loader=UniqueKeyLoader)["place"] == {"a": 1, "b": 3}
     with pytest.raises(yaml.YAMLError, match="found the key 'b' twice"):
         yaml.load("a: 1\nb: 2\nb: 3\n", Loader=UniqueKeyLoader)
+
+
+# --- warnings -------------------------------------------------------------------------------
+
+
+def warnings_of(written: Written) -> list[Problem]:
+    return city_warnings(load_city(written.city), CityMap(written.city).locate)
+
+
+def test_a_zone_with_longitude_and_latitude_swapped_is_a_warning(tmp_path: Path) -> None:
+    # Given the north zone written [latitude, longitude]: 5,000 km away, in the Gulf of Guinea
+    city = changed(
+        CITY,
+        "[[[5.40, 51.44], [5.46, 51.44], [5.46, 51.46], [5.40, 51.46], [5.40, 51.44]]]",
+        "[[[51.44, 5.40], [51.44, 5.46], [51.46, 5.46], [51.46, 5.40], [51.44, 5.40]]]",
+    )
+    written = write(tmp_path, city=city)
+    # When it is checked
+    (warning,) = warnings_of(written)
+    # Then the zone's coordinates are named, swapped, with the GeoJSON order as the fix
+    assert (warning.file, warning.line, warning.key) == (
+        str(written.city),
+        line_of(written.city, "[[[51.44, 5.40]"),
+        "zones.features.2.geometry.coordinates",
+    )
+    assert "km from the other zones" in warning.message
+    assert warning.message.endswith("its longitude and latitude look swapped")
+    assert warning.fix == "write each position [longitude, latitude], the GeoJSON order"
+
+
+def test_a_zone_without_a_device_is_a_warning(tmp_path: Path) -> None:
+    # Given the north zone's only device moved to the east zone
+    registry = changed(REGISTRY, "zone: north}", "zone: east}")
+    written = write(tmp_path, registry=registry)
+
+    (warning,) = warnings_of(written)
+
+    assert (warning.file, warning.line, warning.key) == (
+        str(written.city), line_of(written.city, "id: north"), "zones.features.2.id",
+    )  # fmt: skip
+    assert (
+        warning.message == "zone north has no registered device: nothing is ever published for it"
+    )
+    assert_one_line(str(warning))
+
+
+@pytest.mark.parametrize(
+    ("k", "meaning"),
+    [
+        (1000, "few sensors ever do, so people counts may never be published"),
+        (2, "a cell of 2 people is published"),
+    ],
+    ids=["k-1000", "k-2"],
+)
+def test_an_unusual_k_is_a_warning_saying_what_it_means(
+    tmp_path: Path, k: int, meaning: str
+) -> None:
+    written = write(tmp_path, city=changed(CITY, "  k: 10", f"  k: {k}"))
+
+    (warning,) = warnings_of(written)
+
+    assert (warning.line, warning.key) == (line_of(written.city, f"k: {k}"), "disclosure.k")
+    assert warning.message.startswith(f"k is {k}: ")
+    assert meaning in warning.message
+    assert warning.fix == "set k between 5 and 50 (10, the default, suits most cities)"
+
+
+def test_a_profile_without_hubs_is_a_warning_naming_its_devices_hubs(tmp_path: Path) -> None:
+    written = write(tmp_path, registry=changed(REGISTRY, "    hubs: [lorawan]\n", ""))
+
+    (warning,) = warnings_of(written)
+
+    assert str(warning) == (
+        f"{written.registry}:{line_of(written.registry, 'aq-lorawan:')}: profiles.aq-lorawan: "
+        "declares no hubs: a device registered under it with any hub is accepted; "
+        "fix: add hubs: [lorawan]"
+    )
+
+
+@pytest.mark.parametrize("name", ["velden.yaml", "velden-scaleway.yaml"])
+def test_the_example_cities_load_with_no_warning(name: str) -> None:
+    checked = check_city(CITY_FILE.parent / name)
+
+    assert checked.city is not None
+    assert (checked.errors, checked.warnings) == ((), ())
+
+
+def test_check_city_lists_every_refusal(tmp_path: Path) -> None:
+    # Given a registry with a device on a foreign hub, and two devices with one id
+    registry = changed(
+        REGISTRY,
+        'hub: lorawan, id: "70b3d5e75e010002"',
+        'hub: meraki, id: "e0:55:3d:00:00:02"',
+    )
+    registry = changed(registry, 'id: "70b3d5e75e010003"', 'id: "70b3d5e75e010001"')
+    written = write(tmp_path, registry=registry)
+    # When it is checked
+    checked = check_city(written.city)
+    # Then both are listed, each at its line, and there is no city
+    assert checked.city is None
+    assert [(p.line, p.key) for p in checked.errors] == [
+        (line_of(written.registry, "aq-002:"), "devices.aq-002.hub"),
+        (line_of(written.registry, "aq-003:"), "devices.aq-003.id"),
+    ]
 
 
 # --- the geometry ---------------------------------------------------------------------------
