@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CITY_FILE
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -22,6 +21,9 @@ from citypipe.domain.city_checks import check_city, city_warnings
 from citypipe.domain.cityfile import CityMap, UniqueKeyLoader
 from citypipe.domain.geo import Ring, interior_overlap, overlaps
 from citypipe.domain.problems import Problem
+
+# the example cities (conftest holds fixtures only and is never imported)
+EXAMPLES = Path(__file__).resolve().parents[2] / "infra" / "cities"
 
 CITY = """\
 # A tiny city: three zones, one source, three devices.
@@ -307,7 +309,7 @@ def test_loading_a_good_city_composes_no_file(monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(yaml, "compose", compose)
     # When the example city is loaded, then it loads: lines are looked for on errors only
-    assert load_city(CITY_FILE).slug == "velden"
+    assert load_city(EXAMPLES / "velden.yaml").slug == "velden"
 
 
 def test_the_loader_refuses_a_duplicate_but_not_a_merge_override() -> None:
@@ -396,7 +398,7 @@ def test_a_profile_without_hubs_is_a_warning_naming_its_devices_hubs(tmp_path: P
 
 @pytest.mark.parametrize("name", ["velden.yaml", "velden-scaleway.yaml"])
 def test_the_example_cities_load_with_no_warning(name: str) -> None:
-    checked = check_city(CITY_FILE.parent / name)
+    checked = check_city(EXAMPLES / name)
 
     assert checked.city is not None
     assert (checked.errors, checked.warnings) == ((), ())
