@@ -8,12 +8,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from citypipe.domain.geo import ZoneIndex
+# city_files and ConfigError are the city's: callers import them from here
+from citypipe.domain.cityfile import CityMap, read_city
+from citypipe.domain.cityfile import city_files as city_files  # noqa: PLC0414
+from citypipe.domain.geo import ZoneIndex, overlaps
 from citypipe.domain.model import Zone
 from citypipe.domain.personal import GENERALIZABLE, HUB_PERSONAL, PERSONAL_FIELDS, RED_LINES
+from citypipe.domain.problems import ConfigError as ConfigError  # noqa: PLC0414
+from citypipe.domain.problems import Finding, Refusals, validation_problems
 from citypipe.domain.registry import Registry, Resolved, normalize_id, registry_problems, resolved
 from citypipe.domain.topics import filter_problem, matches, overlap
 
@@ -35,10 +39,6 @@ MESSAGE_FORMATS = (
     "aws-iot", "canonical", "chirpstack-v3", "chirpstack-v4", "meraki", "ngsi-ld", "senml",
     "sensor-community", "telraam", "tts-v3",
 )  # fmt: skip
-
-
-class ConfigError(ValueError):
-    """A city file that cannot be used. The message names the file and the bad keys."""
 
 
 class Strict(BaseModel):
@@ -63,28 +63,17 @@ class PrivacyPolicy(Strict):
     @field_validator("personal")
     @classmethod
     def _rules(cls, value: dict[str, Action]) -> dict[str, Action]:
-        problems = []
-        for name, action in value.items():
-            known = PERSONAL_FIELDS.get(name)
-            if known is None:
-                problems.append(
-                    f"{name}: not a personal field citypipe knows ({sorted(PERSONAL_FIELDS)})"
-                )
-            elif known.category in RED_LINES and action is not Action.REFUSE:
-                problems.append(
-                    f"{name}: {known.category.value} is never processed (a red line): "
-                    "the only rule is refuse"
-                )
-            elif action is Action.PSEUDONYMIZE and not known.subject:
-                problems.append(f"{name}: identifies no data subject, so it is never pseudonymized")
-            elif action is Action.GENERALIZE and name not in GENERALIZABLE:
-                problems.append(
-                    f"{name}: citypipe generalizes {sorted(GENERALIZABLE)} only; drop or refuse it"
-                )
+        found = [f for name, action in value.items() if (f := _rule_problem(name, action))]
         if sum(1 for a in value.values() if a is Action.PSEUDONYMIZE) > 1:
-            problems.append("at most one personal field may be pseudonymized (the data subject)")
-        if problems:
-            raise ValueError("; ".join(problems))
+            found.append(
+                Finding(
+                    (),
+                    "at most one personal field may be pseudonymized (the data subject)",
+                    "pseudonymize the field that identifies the person counted; drop the others",
+                )
+            )
+        if found:
+            raise Refusals(found)
         return value
 
     @field_validator("time_resolution_minutes")
@@ -97,6 +86,36 @@ class PrivacyPolicy(Strict):
     @property
     def subject_field(self) -> str | None:
         return next((f for f, a in self.personal.items() if a is Action.PSEUDONYMIZE), None)
+
+
+def _rule_problem(name: str, action: Action) -> Finding | None:
+    """What is wrong with one rule of a privacy policy, if anything."""
+    known = PERSONAL_FIELDS.get(name)
+    if known is None:
+        return Finding(
+            (name,),
+            f"not a personal field citypipe knows ({sorted(PERSONAL_FIELDS)})",
+            "correct its spelling, or remove it",
+        )
+    if known.category in RED_LINES and action is not Action.REFUSE:
+        return Finding(
+            (name,),
+            f"{known.category.value} is never processed (a red line): the only rule is refuse",
+            f"write {name}: refuse",
+        )
+    if action is Action.PSEUDONYMIZE and not known.subject:
+        return Finding(
+            (name,),
+            "identifies no data subject, so it is never pseudonymized",
+            f"write {name}: drop",
+        )
+    if action is Action.GENERALIZE and name not in GENERALIZABLE:
+        return Finding(
+            (name,),
+            f"citypipe generalizes {sorted(GENERALIZABLE)} only; drop or refuse it",
+            f"write {name}: drop",
+        )
+    return None
 
 
 class MqttTopic(Strict):
@@ -274,16 +293,27 @@ class City(Strict):
             Zone.AUDIT: 1825,
         }
         merged = {**defaults, **self.retention_days}
+        found = []
         raw_days = merged[Zone.RAW]
         if raw_days is None or raw_days > 1:
-            raise ValueError("retention_days.raw: raw personal data never outlives 24 h (1 day)")
-        forever = sorted(
-            z.value for z, days in merged.items() if days is None and z is not Zone.OPEN
-        )
-        if forever:
-            raise ValueError(
-                f"retention_days: only the open zone may be kept forever, not {forever}"
+            found.append(
+                Finding(
+                    ("retention_days", "raw"),
+                    "raw personal data never outlives 24 h (1 day)",
+                    "set retention_days.raw: 1",
+                )
             )
+        found += [
+            Finding(
+                ("retention_days", z.value),
+                "only the open zone may be kept forever",
+                f"give {z.value} a number of days (its default: {defaults[z]})",
+            )
+            for z, days in merged.items()
+            if days is None and z not in (Zone.OPEN, Zone.RAW)
+        ]
+        if found:
+            raise Refusals(found)
         object.__setattr__(self, "retention_days", merged)
         return self
 
@@ -292,58 +322,18 @@ class City(Strict):
         return ZoneIndex([(f.id, f.geometry.coordinates) for f in self.zones.features])
 
     @model_validator(mode="after")
-    def _policies_complete(self) -> City:
-        """Every personal field a source's devices' hubs can carry has a rule."""
-        problems = []
-        for name, source in self.sources.items():
-            hubs = sorted(
-                {
-                    d.hub
-                    for d in self.registry.devices.values()
-                    if self.registry.profiles.get(d.profile) is not None
-                    and self.registry.profiles[d.profile].source == name
-                }
-            )
-            for hub in hubs:
-                fields = HUB_PERSONAL.get(hub, ("", frozenset()))[1]
-                missing = sorted(fields - set(source.policy.personal))
-                if missing:
-                    problems.append(
-                        f"sources.{name}.policy.personal: its devices report through {hub}, "
-                        f"whose payloads can carry {sorted(fields)}; give each a rule (drop | "
-                        f"pseudonymize | generalize | refuse): {missing} have none"
-                    )
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
-
-    @model_validator(mode="after")
-    def _registry_fits(self) -> City:
-        problems = registry_problems(self.registry, set(self.sources), set(self.zone_index.ids))
-        for name, device in self.registry.devices.items():
-            if device.at is not None and self.zone_index.zone_of(*device.at) is None:
-                problems.append(f"devices.{name}.at: {list(device.at)} is in no zone")
-        if problems:
-            raise ValueError("registry: " + "; ".join(problems))
-        return self
-
-    @model_validator(mode="after")
-    def _topics_route_one_way(self) -> City:
-        """A topic matched by two declared filters of different sources or formats could
-        not be routed: refused."""
-        problems = []
-        routes = self.mqtt_routes
-        for i, first in enumerate(routes):
-            for second in routes[i + 1 :]:
-                same_use = (first.source, first.format) == (second.source, second.format)
-                crossing = not same_use and overlap(first.topic, second.topic)
-                if first.topic == second.topic or crossing:
-                    problems.append(
-                        f"{first.topic!r} ({first.source}, {first.format}) and {second.topic!r} "
-                        f"({second.source}, {second.format}) match the same topics"
-                    )
-        if problems:
-            raise ValueError("mqtt: " + "; ".join(problems))
+    def _coherent(self) -> City:
+        """What no key alone says: every personal field a source's hubs carry has a rule,
+        the registry names this city's sources and zones, a topic routes one way, zones do
+        not overlap. Every problem is listed, each at its key."""
+        found = [
+            *_policy_gaps(self),
+            *_registry_misfits(self),
+            *_topic_clashes(self),
+            *_zone_overlaps(self),
+        ]
+        if found:
+            raise Refusals(found)
         return self
 
     @cached_property
@@ -407,64 +397,108 @@ class City(Strict):
         )
 
 
-def parse_city(data: Any, origin: str = "<city>") -> City:
-    try:
-        return City.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors()
+def _policy_gaps(city: City) -> list[Finding]:
+    """Personal fields a source's devices' hubs can carry that its policy has no rule for."""
+    found = []
+    for name, source in city.sources.items():
+        hubs = sorted(
+            {
+                d.hub
+                for d in city.registry.devices.values()
+                if city.registry.profiles.get(d.profile) is not None
+                and city.registry.profiles[d.profile].source == name
+            }
         )
-        raise ConfigError(f"{origin}: {problems}") from None
-
-
-# libyaml's safe loader where PyYAML's wheel has it (it does on Linux): a registry of
-# hundreds of devices loads in a tenth of the time, at every cold start
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _yaml(path: Path) -> Any:
-    try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)  # noqa: S506 (a safe loader)
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-
-
-def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A city file's mapping; ``extends: <file>`` (relative to it) takes every top-level key
-    of that file that this one does not set — one city, two clouds, two short files. A
-    ``registry`` given as a file name is read relative to the file that names it."""
-    if path.resolve() in seen:
-        raise ConfigError(f"{path}: extends itself through {[str(p) for p in seen]}")
-    data = _yaml(path)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a city file is a mapping of keys")
-    if isinstance(data.get("registry"), str):
-        data["registry"] = _yaml(path.parent / data["registry"])
-    base = data.pop("extends", None)
-    if base is None:
-        return data
-    if not isinstance(base, str):
-        raise ConfigError(f"{path}: extends: the path of another city file")
-    return {**_read(path.parent / base, (*seen, path.resolve())), **data}
-
-
-def city_files(path: str | Path) -> list[Path]:
-    """Every file a city file is read from: itself, the registry it names, and those of
-    the file it extends — what a deployment must ship beside the code."""
-    path = Path(path)
-    data = _yaml(path)
-    found = [path]
-    if isinstance(data, dict) and isinstance(data.get("registry"), str):
-        found.append(path.parent / data["registry"])
-    if isinstance(data, dict) and isinstance(data.get("extends"), str):
-        found += city_files(path.parent / data["extends"])
+        for hub in hubs:
+            fields = HUB_PERSONAL.get(hub, ("", frozenset()))[1]
+            missing = sorted(fields - set(source.policy.personal))
+            if missing:
+                found.append(
+                    Finding(
+                        ("sources", name, "policy", "personal"),
+                        f"its devices report through {hub}, whose payloads can carry "
+                        f"{sorted(fields)}: {missing} have none",
+                        f"give each a rule (drop | pseudonymize | generalize | refuse): "
+                        f"{', '.join(missing)}",
+                    )
+                )
     return found
 
 
+def _registry_misfits(city: City) -> list[Finding]:
+    """What the registry names that the city does not have; devices placed in no zone."""
+    found = registry_problems(city.registry, set(city.sources), set(city.zone_index.ids))
+    for name, device in city.registry.devices.items():
+        if device.at is not None and city.zone_index.zone_of(*device.at) is None:
+            found.append(
+                Finding(
+                    ("devices", name, "at"),
+                    f"{list(device.at)} is in no zone",
+                    "correct the position ([longitude, latitude]), or give the device a zone",
+                )
+            )
+    return [Finding(("registry", *f.loc), f.message, f.fix) for f in found]
+
+
+def _topic_clashes(city: City) -> list[Finding]:
+    """Two declared filters of different sources or formats matching one topic: a message
+    on it could not be routed."""
+    declared = [
+        (("sources", name, "mqtt", i), MqttRoute(topic.topic, name, topic.format))
+        for name, source in city.sources.items()
+        for i, topic in enumerate(source.mqtt)
+    ]
+    found = []
+    for i, (_, first) in enumerate(declared):
+        for loc, second in declared[i + 1 :]:
+            same_use = (first.source, first.format) == (second.source, second.format)
+            crossing = not same_use and overlap(first.topic, second.topic)
+            if first.topic == second.topic or crossing:
+                found.append(
+                    Finding(
+                        (*loc, "topic"),
+                        f"{first.topic!r} ({first.source}, {first.format}) and "
+                        f"{second.topic!r} ({second.source}, {second.format}) match the same "
+                        "topics",
+                        "make the filters disjoint: one topic, one source and format",
+                    )
+                )
+    return found
+
+
+def _zone_overlaps(city: City) -> list[Finding]:
+    """Zones whose insides overlap: a position would be in two zones (touching is fine)."""
+    features = city.zones.features
+    return [
+        Finding(
+            ("zones", "features", j, "geometry", "coordinates"),
+            f"zone {features[j].id} overlaps zone {features[i].id} near "
+            f"[{point[0]:.5f}, {point[1]:.5f}]",
+            "move their shared border so that the two zones only touch",
+        )
+        for i, j, point in overlaps([f.geometry.coordinates for f in features])
+    ]
+
+
+def parse_city(data: Any, origin: str = "<city>") -> City:
+    """A city from its data (read already); problems are named by key, in ``origin``."""
+    try:
+        return City.model_validate(data)
+    except ValidationError as exc:
+        problems = validation_problems(exc, lambda loc: (origin, None, loc))
+        raise ConfigError(problems, origin) from None
+
+
 def load_city(path: str | Path) -> City:
+    """The city of a city file (and the files it names). Every problem is a ``ConfigError``
+    of ``Problem``s, each at its file and line; ``str()`` of it is one line."""
     path = Path(path)
-    return parse_city(_read(path), str(path))
+    data = read_city(path)
+    try:
+        return City.model_validate(data)
+    except ValidationError as exc:
+        # only now are the files composed again, to find each bad key's line
+        raise ConfigError(validation_problems(exc, CityMap(path).locate), str(path)) from None
 
 
 # --- data residency --------------------------------------------------------------------

@@ -28,6 +28,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from citypipe.domain.model import QUANTITIES
+from citypipe.domain.problems import Finding, Refusals
 
 HUBS = (
     "lorawan", "senml", "ngsi-ld", "sensor-community", "meraki", "aws-iot", "telraam", "csv",
@@ -83,16 +84,31 @@ class FieldSpec(_Strict):
 
 
 class Profile(_Strict):
-    """A device model as the city runs it: its source, and what its fields mean."""
+    """A device model as the city runs it: its source, the hubs it reports through, and
+    what its fields mean."""
 
     source: str
     kind: str
+    hubs: frozenset[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="the hubs devices of this model report through (a device registered "
+        "under it with another hub is refused); none declared: any hub, with a warning",
+    )
     fields: dict[str, FieldSpec] = Field(min_length=1)
     ignore: frozenset[str] = Field(
         default=frozenset(),
         description="fields this model sends that are not readings (battery, counters, flags); "
         "globs allowed (car_speed_hist_*)",
     )
+
+    @field_validator("hubs")
+    @classmethod
+    def _known_hubs(cls, value: frozenset[str] | None) -> frozenset[str] | None:
+        unknown = sorted((value or frozenset()) - set(HUBS))
+        if unknown:
+            raise ValueError(f"unknown hubs {unknown}; each is one of {list(HUBS)}")
+        return value
 
     @model_validator(mode="after")
     def _disjoint(self) -> Profile:
@@ -137,16 +153,53 @@ class Registry(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Registry:
-        missing = sorted({d.profile for d in self.devices.values()} - set(self.profiles))
-        if missing:
-            raise ValueError(f"devices name unknown profiles {missing}")
+        found = [*self._unknown_profiles(), *self._foreign_hubs(), *self._shared_ids()]
+        if found:
+            raise Refusals(found)
+        return self
+
+    def _unknown_profiles(self) -> list[Finding]:
+        return [
+            Finding(
+                ("devices", name, "profile"),
+                f"unknown profile {device.profile!r}",
+                f"one of {sorted(self.profiles)}, or add the profile",
+            )
+            for name, device in self.devices.items()
+            if device.profile not in self.profiles
+        ]
+
+    def _foreign_hubs(self) -> list[Finding]:
+        """Devices reporting through a hub their profile does not declare."""
+        found = []
+        for name, device in self.devices.items():
+            hubs = self.profiles[device.profile].hubs if device.profile in self.profiles else None
+            if hubs is not None and device.hub not in hubs:
+                found.append(
+                    Finding(
+                        ("devices", name, "hub"),
+                        f"{device.hub} is not a hub of profile {device.profile} ({sorted(hubs)})",
+                        f"register it under a profile for {device.hub}, or add {device.hub} "
+                        f"to profiles.{device.profile}.hubs",
+                    )
+                )
+        return found
+
+    def _shared_ids(self) -> list[Finding]:
+        found = []
         seen: dict[tuple[str, str], str] = {}
         for name, device in self.devices.items():
             key = (device.hub, normalize_id(device.hub, device.id))
             if key in seen:
-                raise ValueError(f"devices {seen[key]!r} and {name!r} share {device.hub} id")
-            seen[key] = name
-        return self
+                found.append(
+                    Finding(
+                        ("devices", name, "id"),
+                        f"devices {seen[key]!r} and {name!r} share {device.hub} id {device.id!r}",
+                        "give each device the id its hub gives it; a device is registered once",
+                    )
+                )
+            seen.setdefault(key, name)
+        return found
 
 
 # How a device's field is read: (quantity, UCUM unit, hub unit or None, scale or None, low,
@@ -175,16 +228,25 @@ def resolved(sensor: str, device: Device, profile: Profile, zone: str) -> Resolv
     return Resolved(sensor, profile.source, zone, ignore, plan)
 
 
-def registry_problems(registry: Registry, sources: set[str], zone_ids: set[str]) -> list[str]:
-    """What the registry names that the city does not have (checked by the city model)."""
-    problems = [
-        f"profiles.{name}.source: unknown source {p.source!r}"
+def registry_problems(registry: Registry, sources: set[str], zone_ids: set[str]) -> list[Finding]:
+    """What the registry names that the city does not have (checked by the city model), at
+    keys of the registry."""
+    found = [
+        Finding(
+            ("profiles", name, "source"),
+            f"unknown source {p.source!r}",
+            f"one of {sorted(sources)}, or declare the source in the city file",
+        )
         for name, p in registry.profiles.items()
         if p.source not in sources
     ]
-    problems += [
-        f"devices.{name}.zone: unknown zone {d.zone!r}"
+    found += [
+        Finding(
+            ("devices", name, "zone"),
+            f"unknown zone {d.zone!r}",
+            f"one of {sorted(zone_ids)}, or a position (at: [longitude, latitude])",
+        )
         for name, d in registry.devices.items()
         if d.zone is not None and d.zone not in zone_ids
     ]
-    return problems
+    return found

@@ -1,0 +1,144 @@
+"""What a city file may say but probably does not mean: warnings, never refusals.
+
+A zone far from the others (its longitude and latitude swapped), a zone no device is in, an
+unusual k, a profile that does not say which hubs its devices report through. The city
+loads and runs with each of them; ``citypipe check-city`` prints them (``check_city``).
+The example cities have none (a test says so).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from citypipe.domain.city import City, ConfigError, load_city
+from citypipe.domain.cityfile import CityMap
+from citypipe.domain.geo import centroid, distance_km
+from citypipe.domain.problems import Finding, Locator, Problem, dotted
+
+FAR_KM = 100.0  # a zone's centre this far from the middle of the zones' is in another place
+USUAL_K = (5, 50)  # disclosure.k outside these bounds is said
+
+
+def _far_zones(city: City) -> list[Finding]:
+    """Zones whose centre is more than ``FAR_KM`` from the median of the zones' centres."""
+    features = city.zones.features
+    if len(features) < 2:
+        return []
+    centres = [centroid(f.geometry.coordinates) for f in features]
+    middle = (
+        statistics.median(c[0] for c in centres),
+        statistics.median(c[1] for c in centres),
+    )
+    found = []
+    for i, (feature, centre) in enumerate(zip(features, centres, strict=True)):
+        away = distance_km(centre, middle)
+        if away <= FAR_KM:
+            continue
+        swapped = distance_km((centre[1], centre[0]), middle) <= FAR_KM
+        found.append(
+            Finding(
+                ("zones", "features", i, "geometry", "coordinates"),
+                f"zone {feature.id} is centred {away:,.0f} km from the other zones, at "
+                f"[{centre[0]:.4f}, {centre[1]:.4f}]"
+                + (": its longitude and latitude look swapped" if swapped else ""),
+                "write each position [longitude, latitude], the GeoJSON order",
+            )
+        )
+    return found
+
+
+def _zones_without_devices(city: City) -> list[Finding]:
+    measured = {device.zone for device in city.devices.values()}
+    return [
+        Finding(
+            ("zones", "features", i, "id"),
+            f"zone {feature.id} has no registered device: nothing is ever published for it",
+            f"register a device in it (at: a position inside it, or zone: {feature.id}), or "
+            "remove the zone",
+        )
+        for i, feature in enumerate(city.zones.features)
+        if feature.id not in measured
+    ]
+
+
+def _unusual_k(city: City) -> list[Finding]:
+    k = city.disclosure.k
+    low, high = USUAL_K
+    if low <= k <= high:
+        return []
+    if k < low:
+        meaning = (
+            f"a people cell is published as soon as its sensors each saw {k} devices: a "
+            f"cell of {k} people is published, and those who know {k - 1} of them learn "
+            "about the last"
+        )
+    else:
+        meaning = (
+            f"a people cell is published only where its sensors each saw {k} devices in a "
+            "15-minute window: few sensors ever do, so people counts may never be published"
+        )
+    return [
+        Finding(
+            ("disclosure", "k"),
+            f"k is {k}: {meaning}",
+            f"set k between {low} and {high} (10, the default, suits most cities)",
+        )
+    ]
+
+
+def _profiles_without_hubs(city: City) -> list[Finding]:
+    found = []
+    for name, profile in city.registry.profiles.items():
+        if profile.hubs is not None:
+            continue
+        used = sorted({d.hub for d in city.registry.devices.values() if d.profile == name})
+        found.append(
+            Finding(
+                ("registry", "profiles", name),
+                "declares no hubs: a device registered under it with any hub is accepted",
+                f"add hubs: [{', '.join(used)}]"
+                if used
+                else "add hubs: [the hubs its devices use]",
+            )
+        )
+    return found
+
+
+def city_warnings(city: City, locate: Locator | None = None) -> list[Problem]:
+    """What the city says but probably does not mean, as problems; each at its file and
+    line where ``locate`` knows them (``CityMap(path).locate``), else by key only."""
+    found = [
+        *_far_zones(city),
+        *_zones_without_devices(city),
+        *_unusual_k(city),
+        *_profiles_without_hubs(city),
+    ]
+    where = locate or (lambda loc: ("<city>", None, loc))
+    problems = []
+    for finding in found:
+        file, line, key = where(finding.loc)
+        problems.append(Problem(file, line, dotted(key), finding.message, finding.fix))
+    return problems
+
+
+@dataclass(frozen=True, slots=True)
+class CityCheck:
+    """A city file checked: its city (None if refused), why it is refused, what is odd."""
+
+    city: City | None
+    errors: Sequence[Problem]
+    warnings: Sequence[Problem]
+
+
+def check_city(path: str | Path) -> CityCheck:
+    """Every problem of a city file: the errors that refuse it, or the warnings of the city
+    it makes — each at its file and line. For ``citypipe check-city``."""
+    try:
+        city = load_city(path)
+    except ConfigError as exc:
+        errors = exc.problems or (Problem(str(path), None, "", str(exc)),)
+        return CityCheck(None, errors, ())
+    return CityCheck(city, (), tuple(city_warnings(city, CityMap(path).locate)))
