@@ -37,7 +37,7 @@ def ran(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str]]
         (["stack", "up", "--cloud", "gcp"], "'gcp' is not one of 'aws', 'scaleway'"),
         (["replay", "--input", "{empty}", "--city", "/nowhere.yaml"], "--city /nowhere.yaml"),
         (["simulate", "--out", "{empty}", "--scale", "2.5"], "a whole multiple"),
-        (["check-city", "{broken}"], "slug: Field required"),
+        (["replay", "--input", "{captures}", "--city", "{broken}"], "slug: Field required"),
         (["push", "--input", "{captures}"], "no region for the city's stack: set AWS_REGION"),
         (["request-export"], "no region for the city's stack"),
         (["serve", "--tls-cert", "x.pem"], "--tls-cert and --tls-key go together"),
@@ -138,6 +138,37 @@ def test_the_example_city_is_found_wherever_the_command_runs(tmp_path: Path) -> 
     # Then it found the example city of this checkout
     assert done.returncode == 0, done.stderr
     assert list((tmp_path / "captures").glob("*.jsonl"))
+
+
+def test_check_city_lists_every_problem_of_a_file_a_line_each(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given a city file with two mistakes (the old key, and one misspelt)
+    broken = tmp_path / "city.yaml"
+    text = EXAMPLE_CITY.read_text().replace("slug: velden", "city: velden")
+    broken.write_text(text.replace("licence:", "lisence:"))
+    (tmp_path / "velden-devices.yaml").write_text(
+        (EXAMPLE_CITY.parent / "velden-devices.yaml").read_text()
+    )
+    # When it is checked
+    code, lines = ran(capsys, "check-city", str(broken))
+    # Then every problem is a line naming the file and the line, and the check fails
+    assert code == 2
+    assert all(line.startswith(f"error: {broken}") for line in lines)
+    assert any(":3: city: Extra inputs" in line for line in lines)
+    assert any("lisence: Extra inputs" in line for line in lines)
+
+
+def test_check_city_warns_of_what_a_file_probably_does_not_mean(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    city = tmp_path / "city.yaml"
+    city.write_text(f"extends: {EXAMPLE_CITY}\ndisclosure: {{k: 1000}}\n")
+    code, lines = ran(capsys, "check-city", str(city))
+    assert code == 0
+    [warning] = [line for line in lines if line.startswith("warning:")]
+    assert warning.startswith(f"warning: {city}:2: disclosure.k: k is 1000")
+    assert lines[-1].endswith("loads")
 
 
 def test_check_city_says_a_good_city_file_loads(capsys: pytest.CaptureFixture[str]) -> None:

@@ -28,6 +28,7 @@ from citypipe.bootstrap import city_from, deps_from
 from citypipe.bootstrap.ingest import file_tokens, tokens_from
 from citypipe.bootstrap.keys import key_store_from
 from citypipe.domain.city import ConfigError, load_city
+from citypipe.domain.city_checks import check_city
 from citypipe.domain.model import Function
 from citypipe.ports import TOKEN_HEADER
 from citypipe.settings import Settings
@@ -309,10 +310,17 @@ def quarantine_cmd(
 def check_city_cmd(
     file: Annotated[Path, typer.Argument(help="the city file to check")],
 ) -> None:
-    """Load a city file as every function does and say what is wrong with it, or that it
-    is right (with any warning)."""
-    city = load_city(city_file(file))
-    console.print(
+    """Load a city file as every function does: every problem that refuses it, a line each
+    (exit 2), or that it loads, after what it says but probably does not mean (warnings)."""
+    checked = check_city(city_file(file, warn=False))
+    for problem in checked.errors:
+        _say(f"error: {problem}")
+    for problem in checked.warnings:
+        _say(f"warning: {problem}")
+    city = checked.city
+    if city is None:
+        raise typer.Exit(2)
+    _say(
         f"{file}: {city.slug} ({city.name}) in {city.region}: {len(city.zones.features)} "
         f"zones, {len(city.sources)} sources, {len(city.registry.devices)} devices — loads"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn,
 from rich.table import Table
 from rich.text import Text
 
-from citypipe.domain.city import load_city
+from citypipe.domain.city import ConfigError, load_city
+from citypipe.domain.city_checks import check_city
 from citypipe.settings import Settings
 
 # The example city of this checkout: the default --city wherever the command runs from.
@@ -37,13 +39,20 @@ def one_line(exc: BaseException | str) -> str:
     return " ".join(str(exc).split())
 
 
-def city_file(given: Path | None) -> Path:
-    """The city file a command works on: the one given, else the example city."""
+def city_file(given: Path | None, warn: bool = True) -> Path:
+    """The city file a command works on — the one given, else the example city — checked:
+    refused in one line when it cannot load, its warnings said (``warn``) when it can."""
     path = EXAMPLE_CITY if given is None else given
     if not path.is_file():
         if given is None:
             raise CliError(f"no --city given, and no example city at {path}: pass --city FILE")
         raise CliError(f"--city {given}: no such file")
+    if warn:
+        checked = check_city(path)
+        if checked.errors:
+            raise ConfigError(checked.errors, str(path))
+        for problem in checked.warnings:
+            print(f"warning: {problem}", file=sys.stderr)  # noqa: T201
     return path
 
 
