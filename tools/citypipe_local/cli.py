@@ -41,6 +41,7 @@ from citypipe_local.cliout import (
     CliError,
     city_file,
     cloud_settings,
+    counted,
     one_line,
     progress_bar,
     settings_for,
@@ -320,10 +321,12 @@ def check_city_cmd(
     city = checked.city
     if city is None:
         raise typer.Exit(2)
-    _say(
-        f"{file}: {city.slug} ({city.name}) in {city.region}: {len(city.zones.features)} "
-        f"zones, {len(city.sources)} sources, {len(city.registry.devices)} devices — loads"
-    )
+    counts = [
+        counted(len(city.zones.features), "zone"),
+        counted(len(city.sources), "source"),
+        counted(len(city.registry.devices), "device"),
+    ]
+    _say(f"{file}: {city.slug} ({city.name}) in {city.region}: {', '.join(counts)} — loads")
 
 
 # --- hubs in front of a stack -------------------------------------------------------------

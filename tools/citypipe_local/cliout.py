@@ -214,25 +214,26 @@ def _extra_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(
             (
                 "end of run",
-                f"{_count(end['keys_destroyed'], 'daily secret')} destroyed, "
-                f"{_count(end['clean_scrubbed'], 'clean object')} scrubbed of pseudonyms",
+                f"{counted(end['keys_destroyed'], 'daily secret')} destroyed, "
+                f"{counted(end['clean_scrubbed'], 'clean object')} scrubbed of pseudonyms",
             )
         )
     return rows
 
 
 def _budget(budget: dict[str, Any]) -> str:
-    releases = _count(budget["releases"], "release") + " of people counts"
+    releases = counted(budget["releases"], "release") + " of people counts"
     if not budget["sensor_days"]:
         return f"{releases}, no sensor-day charged (no counter saw anyone)"
     return (
         f"{releases}; the most a sensor-day spent: ε = {budget['most_spent']:g} of "
-        f"{budget['budget_per_sensor_day']:g} ({_count(budget['sensor_days'], 'sensor-day')} "
+        f"{budget['budget_per_sensor_day']:g} ({counted(budget['sensor_days'], 'sensor-day')} "
         "charged)"
     )
 
 
-def _count(n: int, thing: str) -> str:
+def counted(n: int, thing: str) -> str:
+    """``n thing`` or ``n things``."""
     return f"{n:,} {thing}" if n == 1 else f"{n:,} {thing}s"
 
 
