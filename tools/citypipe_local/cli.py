@@ -86,7 +86,8 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(no_args_is_help=True, help="Provision or remove a city stack.")
 bridge_app = typer.Typer(no_args_is_help=True, help="Bridge a hub transport into a city stack.")
-console = Console(stderr=True, soft_wrap=True)  # a line is a line: the terminal wraps it
+# A line is a line: the terminal wraps it. Piped, a summary row is as wide as it needs.
+console = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
 
 
 class Backend(StrEnum):
