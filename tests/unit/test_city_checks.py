@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from citypipe.domain.city import ConfigError, load_city
-from citypipe.domain.city_checks import check_city, city_warnings
+from citypipe.domain.city_checks import check_city, checked_city, city_warnings
 from citypipe.domain.cityfile import CityMap, UniqueKeyLoader
 from citypipe.domain.geo import Ring, interior_overlap, overlaps
 from citypipe.domain.problems import Problem
@@ -166,7 +166,7 @@ def test_a_device_registered_twice_is_refused_in_the_registry_file(tmp_path: Pat
     assert_one_line(str(error))
 
 
-def test_overlapping_zones_are_refused_at_the_second_zone(tmp_path: Path) -> None:
+def test_overlapping_zones_are_refused_where_a_city_is_checked(tmp_path: Path) -> None:
     # Given an east zone whose west edge runs 0.01° into the west zone
     city = changed(
         CITY,
@@ -174,8 +174,10 @@ def test_overlapping_zones_are_refused_at_the_second_zone(tmp_path: Path) -> Non
         "[[[5.42, 51.42], [5.46, 51.42], [5.46, 51.44], [5.42, 51.44], [5.42, 51.42]]]",
     )
     written = write(tmp_path, city=city)
-    # When it is loaded
-    error = refusal(written.city)
+    # When it is checked (check-city, the commands that run it, packaging)
+    with pytest.raises(ConfigError) as refused:
+        checked_city(written.city)
+    error = refused.value
     # Then the east zone's coordinates are named, with the zone it overlaps and the fix
     (problem,) = error.problems
     assert (problem.file, problem.line, problem.key) == (
@@ -186,6 +188,8 @@ def test_overlapping_zones_are_refused_at_the_second_zone(tmp_path: Path) -> Non
     assert problem.message.startswith("zone east overlaps zone west near [5.4")
     assert problem.fix == "move their shared border so that the two zones only touch"
     assert_one_line(str(error))
+    # and a function's start-up does not spend time on it (the city was checked before)
+    assert load_city(written.city).slug == "tiny"
 
 
 def test_a_device_whose_hub_its_profile_does_not_declare_is_refused(tmp_path: Path) -> None:
@@ -516,3 +520,7 @@ def test_rectangles_overlap_exactly_when_both_their_spans_do(
     )
     found = interior_overlap(_subdivided(*one, cuts_one), _subdivided(*two, cuts_two))
     assert (found is not None) == spans_overlap
+
+
+def test_zones_overlapping_by_ten_metres_overlap() -> None:
+    assert interior_overlap(square(0, 0, 0.01), square(0.01 - 1e-4, 0, 0.01)) is not None

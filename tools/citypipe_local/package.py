@@ -40,7 +40,8 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
-from citypipe.domain.city import City, ConfigError, city_files, load_city, require_region
+from citypipe.domain.city import City, ConfigError, city_files, require_region
+from citypipe.domain.city_checks import checked_city
 from citypipe.domain.model import Zone
 from citypipe.domain.naming import (
     BUCKET_NAME_MAX,
@@ -378,7 +379,7 @@ def package_stack(
     than the city's, before anything is built. ``layer_dir`` must hold a built layer, or
     ``build`` builds it there.
     """
-    city = load_city(city_file)
+    city = checked_city(city_file)
     require_region(city, region or city.region, "packaging")
     check_names(city)
     if build:
@@ -424,7 +425,7 @@ def package_stack(
 def deploy_stack(city_file: Path, region: str | None = None) -> None:
     """``osls deploy`` of the stack packaged by ``package_stack``, with the caller's AWS
     credentials, after the same region checks."""
-    city = load_city(city_file)
+    city = checked_city(city_file)
     require_region(city, region or os.environ.get("AWS_REGION") or city.region, "deploy")
     package_dir = ROOT / ".serverless"
     template = json.loads((package_dir / TEMPLATE).read_text())

@@ -24,8 +24,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from citypipe.domain.city import SCALEWAY_REGIONS, city_files, load_city
-from citypipe_local.package import LIBRARY, ROOT, runtime_requirements, trim
+from citypipe.domain.city import SCALEWAY_REGIONS, city_files
+from citypipe.domain.city_checks import checked_city
+from citypipe_local.package import LIBRARY, ROOT, PackagingError, runtime_requirements, trim
 
 TEMPLATE = ROOT / "infra" / "scaleway"
 PLATFORMS = ("musllinux_1_2_x86_64", "musllinux_1_1_x86_64")
@@ -43,10 +44,6 @@ def trim_botocore(site: Path) -> None:
     for service in data.iterdir():
         if service.is_dir() and service.name not in BOTOCORE_SERVICES:
             shutil.rmtree(service)
-
-
-class PackagingError(RuntimeError):
-    """A city file or a build that cannot become a Scaleway deployment."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +69,7 @@ def _npm(directory: Path) -> Path:
 
 
 def build_zip(city_file: Path, out: Path = ROOT / ".build" / "scaleway") -> ScalewayPackage:
-    city = load_city(city_file)
+    city = checked_city(city_file)
     if city.region not in SCALEWAY_REGIONS:
         raise PackagingError(
             f"{city_file}: region {city.region!r} is not a Scaleway region "

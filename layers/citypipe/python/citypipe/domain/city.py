@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 # city_files and ConfigError are the city's: callers import them from here
 from citypipe.domain.cityfile import CityMap, read_city
 from citypipe.domain.cityfile import city_files as city_files  # noqa: PLC0414
-from citypipe.domain.geo import ZoneIndex, overlaps
+from citypipe.domain.geo import ZoneIndex
 from citypipe.domain.model import Zone
 from citypipe.domain.personal import GENERALIZABLE, HUB_PERSONAL, PERSONAL_FIELDS, RED_LINES
 from citypipe.domain.problems import ConfigError as ConfigError  # noqa: PLC0414
@@ -324,13 +324,14 @@ class City(Strict):
     @model_validator(mode="after")
     def _coherent(self) -> City:
         """What no key alone says: every personal field a source's hubs carry has a rule,
-        the registry names this city's sources and zones, a topic routes one way, zones do
-        not overlap. Every problem is listed, each at its key."""
+        the registry names this city's sources and zones, a topic routes one way. Every
+        problem is listed, each at its key. (Overlapping zones are refused where a city is
+        checked — ``citypipe check-city``, packaging — not at each function's start-up:
+        ``city_checks``.)"""
         found = [
             *_policy_gaps(self),
             *_registry_misfits(self),
             *_topic_clashes(self),
-            *_zone_overlaps(self),
         ]
         if found:
             raise Refusals(found)
@@ -464,20 +465,6 @@ def _topic_clashes(city: City) -> list[Finding]:
                     )
                 )
     return found
-
-
-def _zone_overlaps(city: City) -> list[Finding]:
-    """Zones whose insides overlap: a position would be in two zones (touching is fine)."""
-    features = city.zones.features
-    return [
-        Finding(
-            ("zones", "features", j, "geometry", "coordinates"),
-            f"zone {features[j].id} overlaps zone {features[i].id} near "
-            f"[{point[0]:.5f}, {point[1]:.5f}]",
-            "move their shared border so that the two zones only touch",
-        )
-        for i, j, point in overlaps([f.geometry.coordinates for f in features])
-    ]
 
 
 def parse_city(data: Any, origin: str = "<city>") -> City:

@@ -1,9 +1,12 @@
-"""What a city file may say but probably does not mean: warnings, never refusals.
+"""A city file checked before it is deployed or run from the command line: what refuses it
+and what it may say but probably does not mean.
 
-A zone far from the others (its longitude and latitude swapped), a zone no device is in, an
-unusual k, a profile that does not say which hubs its devices report through. The city
-loads and runs with each of them; ``citypipe check-city`` prints them (``check_city``).
-The example cities have none (a test says so).
+Refused here (and by packaging), not at each function's start-up, where the check would
+cost time on every cold start: overlapping zones (a position would be in two). Warnings: a
+zone far from the others (its longitude and latitude swapped), a zone no device is in, an
+unusual k, a profile that does not say which hubs its devices report through — the city
+loads and runs with each of them. ``citypipe check-city`` prints both (``check_city``). The
+example cities have none (a test says so).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 
 from citypipe.domain.city import City, ConfigError, load_city
 from citypipe.domain.cityfile import CityMap
-from citypipe.domain.geo import centroid, distance_km
+from citypipe.domain.geo import centroid, distance_km, overlaps
 from citypipe.domain.problems import Finding, Locator, Problem, dotted
 
 FAR_KM = 100.0  # a zone's centre this far from the middle of the zones' is in another place
@@ -107,6 +110,35 @@ def _profiles_without_hubs(city: City) -> list[Finding]:
     return found
 
 
+def _zone_overlaps(city: City) -> list[Finding]:
+    """Zones whose insides overlap by more than about a metre: a position would be in two
+    zones (touching is fine)."""
+    features = city.zones.features
+    return [
+        Finding(
+            ("zones", "features", j, "geometry", "coordinates"),
+            f"zone {features[j].id} overlaps zone {features[i].id} near "
+            f"[{point[0]:.5f}, {point[1]:.5f}]",
+            "move their shared border so that the two zones only touch",
+        )
+        for i, j, point in overlaps([f.geometry.coordinates for f in features])
+    ]
+
+
+def _located(found: Sequence[Finding], locate: Locator | None) -> list[Problem]:
+    where = locate or (lambda loc: ("<city>", None, loc))
+    problems = []
+    for finding in found:
+        file, line, key = where(finding.loc)
+        problems.append(Problem(file, line, dotted(key), finding.message, finding.fix))
+    return problems
+
+
+def city_errors(city: City, locate: Locator | None = None) -> list[Problem]:
+    """What refuses a city that loads: checked before it is deployed or run."""
+    return _located(_zone_overlaps(city), locate)
+
+
 def city_warnings(city: City, locate: Locator | None = None) -> list[Problem]:
     """What the city says but probably does not mean, as problems; each at its file and
     line where ``locate`` knows them (``CityMap(path).locate``), else by key only."""
@@ -116,12 +148,7 @@ def city_warnings(city: City, locate: Locator | None = None) -> list[Problem]:
         *_unusual_k(city),
         *_profiles_without_hubs(city),
     ]
-    where = locate or (lambda loc: ("<city>", None, loc))
-    problems = []
-    for finding in found:
-        file, line, key = where(finding.loc)
-        problems.append(Problem(file, line, dotted(key), finding.message, finding.fix))
-    return problems
+    return _located(found, locate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +161,24 @@ class CityCheck:
 
 
 def check_city(path: str | Path) -> CityCheck:
-    """Every problem of a city file: the errors that refuse it, or the warnings of the city
-    it makes — each at its file and line. For ``citypipe check-city``."""
+    """Every problem of a city file: the errors that refuse it, and the warnings of the city
+    it makes — each at its file and line. For ``citypipe check-city``, the commands that
+    run a city, and packaging."""
     try:
         city = load_city(path)
     except ConfigError as exc:
         errors = exc.problems or (Problem(str(path), None, "", str(exc)),)
         return CityCheck(None, errors, ())
-    return CityCheck(city, (), tuple(city_warnings(city, CityMap(path).locate)))
+    locate = CityMap(path).locate
+    refusals = tuple(city_errors(city, locate))
+    warnings = tuple(city_warnings(city, locate))
+    return CityCheck(None if refusals else city, refusals, warnings)
+
+
+def checked_city(path: str | Path) -> City:
+    """The city of a file that passes every check (what packaging deploys); ``ConfigError``
+    with every refusal otherwise."""
+    checked = check_city(path)
+    if checked.city is None:
+        raise ConfigError(checked.errors, str(path))
+    return checked.city
