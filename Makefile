@@ -116,4 +116,4 @@ lock:
 
 # Every output (out/ and the out-* folders of earlier releases), every venv and build.
 clean:
-	rm -rf $(VENV) .venv-localstack .venv-lock .build .serverless node_modules infra/scaleway/node_modules out out-* .citypipe .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks citypipe.egg-info
+	rm -rf $(VENV) .venv-localstack .venv-lock .build .serverless node_modules infra/scaleway/node_modules out out-* .citypipe .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis .benchmarks citypipe.egg-info

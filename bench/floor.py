@@ -494,7 +494,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", type=Path, required=True)
     parser.add_argument("--city", type=Path, default=Path("infra/cities/velden.yaml"))
-    parser.add_argument("--out", type=Path, default=Path("out-floor"))
+    parser.add_argument("--out", type=Path, default=Path("out/floor"))
     args = parser.parse_args()
     run = floor(args.input, args.city, args.out)
     print(run)

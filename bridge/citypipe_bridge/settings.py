@@ -43,9 +43,9 @@ class MqttSettings(BaseModel):
         description="MQTT 5: how long the broker keeps the session (and queues messages) "
         "while the bridge is away; 3.1.1 sessions last as the broker says",
     )
-    batch_messages: int = Field(default=5_000, ge=1, le=65_535)
-    batch_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
-    batch_age_s: float = Field(default=15.0, gt=0, le=3600)
+    batch_messages: int = Field(default=Limits.messages, ge=1, le=65_535)
+    batch_bytes: int = Field(default=Limits.bytes, ge=1024)
+    batch_age_s: float = Field(default=Limits.age_s, gt=0, le=3600)
     receive_maximum: int | None = Field(
         default=None,
         ge=1,

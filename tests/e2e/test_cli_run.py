@@ -4,6 +4,7 @@ with it."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -84,4 +85,30 @@ def test_quarantine_finds_every_rejected_reading_without_a_value(
     rows = done.stdout.split("\n\narrival")[1].splitlines()[1:]
     assert rows and all(row.startswith("2026-") for row in rows)
     assert "replay" in done.stdout  # the route each came by
-    assert '"payload"' not in done.stdout
+    kept = [value for row in quarantine_rows(out) for value in leaves(row["payload"])]
+    assert kept  # the quarantine keeps something of each payload; the report shows none of it
+    assert [value for value in kept if value in done.stdout] == []
+
+
+def quarantine_rows(out: Path) -> list[dict[str, Any]]:
+    return [
+        json.loads(line)
+        for path in (out / "quarantine").rglob("*.jsonl.gz")
+        for line in gzip.decompress(path.read_bytes()).splitlines()
+    ]
+
+
+def leaves(document: Any) -> list[str]:
+    """The values of a kept payload that could not be mistaken for a count or a time: its
+    strings of four characters or more (but the redaction mark) and its numbers that are
+    not small integers."""
+    if isinstance(document, dict):
+        return [v for value in document.values() for v in leaves(value)]
+    if isinstance(document, list):
+        return [v for value in document for v in leaves(value)]
+    if isinstance(document, str):
+        return [document] if len(document) >= 4 and document != "<redacted>" else []
+    if isinstance(document, int | float) and not isinstance(document, bool):
+        small = float(document).is_integer() and abs(document) < 100
+        return [] if small else [str(document)]
+    return []

@@ -6,6 +6,7 @@ matters, a subprocess."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,9 @@ def ran(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str]]
         (["push", "--input", "{captures}"], "no region for the city's stack: set AWS_REGION"),
         (["request-export"], "no region for the city's stack"),
         (["serve", "--tls-cert", "x.pem"], "--tls-cert and --tls-key go together"),
+        (["quarantine", "--out", "{empty}"], "no run's output there (no report.json)"),
+        (["bridge", "mqtt", "--broker", "notaurl"], "--broker notaurl: mqtt://host"),
+        (["check-city", "/nowhere.yaml"], "citypipe: /nowhere.yaml: no such file"),
     ],
     ids=[
         "missing-input",
@@ -54,6 +58,9 @@ def ran(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str]]
         "push-settings",
         "export-settings",
         "tls",
+        "not-a-run",
+        "broker",
+        "check-no-file",
     ],
 )
 def test_an_expected_failure_is_one_line_with_the_fix_and_exit_2(
@@ -186,3 +193,41 @@ def test_stack_up_on_a_backend_it_started_says_the_stack_ends_with_it(
     assert code == 0
     assert "stack up on embedded" in said
     assert "ends with it: so does the stack" in said
+
+
+def test_a_stack_outside_the_citys_region_is_refused_in_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given credentials and a region that is not the city's (eu-central-1)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    (tmp_path / "senml.jsonl").write_text('{"at": 1, "body": "[]"}\n')
+    # When payloads are pushed to it
+    code, lines = ran(capsys, "push", "--input", str(tmp_path))
+    # Then the residency guard refuses before anything is sent, in one line
+    assert code == 2
+    assert lines == [
+        "citypipe: function start-up: region 'us-east-1' is not the city's: velden is kept in "
+        "'eu-central-1' (its city file's region)"
+    ]
+
+
+def test_a_port_in_use_is_refused_before_a_stack_is_started(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, lines = ran(capsys, "serve", "--port", str(port))
+    assert code == 2
+    assert lines == [
+        f"citypipe: --port {port}: 127.0.0.1:{port} is taken (Address already in use); pass "
+        "another --port, or --port 0 for any free one"
+    ]
+
+
+def test_debug_may_stand_after_the_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(Exception, match="no such folder"):
+        main(["replay", "--input", "/nonexistent", "--debug"])

@@ -10,6 +10,7 @@ output is.
 
 from __future__ import annotations
 
+import socket
 import sys
 import threading
 import time
@@ -49,7 +50,7 @@ from citypipe_local.cliout import (
     where,
 )
 from citypipe_local.faults import Faults
-from citypipe_local.quarantine import quarantine_report
+from citypipe_local.quarantine import NotARun, quarantine_report
 from citypipe_local.replay import (
     Played,
     Player,
@@ -305,7 +306,11 @@ def quarantine_cmd(
 ) -> None:
     """What a run rejected: readings by reason, format, source and arrival hour (and each
     row's arrival, source and line with --rows); never a value."""
-    print(quarantine_report(out, rows), end="")  # noqa: T201 (stdout: the report itself)
+    try:
+        report = quarantine_report(out, rows)
+    except NotARun as exc:
+        raise CliError(str(exc)) from None
+    print(report, end="")  # noqa: T201 (stdout: the report itself)
 
 
 @app.command("check-city")
@@ -314,7 +319,7 @@ def check_city_cmd(
 ) -> None:
     """Load a city file as every function does: every problem that refuses it, a line each
     (exit 2), or that it loads, after what it says but probably does not mean (warnings)."""
-    checked = check_city(city_file(file, warn=False))
+    checked = check_city(city_file(file, warn=False, option=""))
     for problem in checked.errors:
         _say(f"error: {problem}")
     for problem in checked.warnings:
@@ -361,6 +366,7 @@ def serve_cmd(
         raise CliError("--tls-cert and --tls-key go together: give both, or neither")
     path = city_file(city)
     options = ServerOptions(host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
+    _port_free(host, port)  # before a stack is started for nothing
     if backend is StackBackend.ENV:
         settings = cloud_settings(path, "serve")
         deps = deps_from(settings)
@@ -418,9 +424,13 @@ def bridge_mqtt_cmd(
     path = city_file(city)
     settings = BridgeSettings()
     overrides = {"broker": broker, "client_id": client_id}
-    mqtt = MqttSettings.model_validate(
-        {**settings.mqtt.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
-    )
+    try:
+        mqtt = MqttSettings.model_validate(
+            {**settings.mqtt.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
+        )
+    except ValidationError as exc:
+        given = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in overrides.items() if v)
+        raise CliError(f"{given}: {one_line(exc).split(': ', 1)[-1]}") from None
     if backend is StackBackend.ENV:
         stop = threading.Event()
         try:
@@ -530,6 +540,21 @@ def request_export_cmd(city: CityOpt = None) -> None:
 
 
 # --- shared steps -------------------------------------------------------------------------
+
+
+def _port_free(host: str, port: int) -> None:
+    """A port the server can take (0: any free one), or a refusal that says so."""
+    if port == 0:
+        return
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise CliError(
+                f"--port {port}: {host}:{port} is taken ({exc.strerror}); pass another "
+                "--port, or --port 0 for any free one"
+            ) from None
 
 
 def _captures(input_dir: Path) -> int:
@@ -644,6 +669,8 @@ def main(argv: list[str] | None = None) -> int:
     expected failure is one line on stderr and exit code 2 (``--debug``: the traceback)."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    if debug:  # wherever it is given: it is the command line's, not a command's
+        args = ["--debug", *(a for a in args if a != "--debug")]
     try:
         result = app(args=args, prog_name="citypipe", standalone_mode=False)
     except typer.Exit as done:
@@ -668,7 +695,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         _say(
-            f"citypipe: unexpected {type(exc).__name__}: {one_line(exc)} — run again with "
+            f"citypipe: unexpected {type(exc).__name__}: {one_line(exc)} — run it again with "
             "--debug for the traceback, and report it"
         )
         return 1

@@ -35,18 +35,21 @@ def one_line(exc: BaseException | str) -> str:
         first = errors[0]
         name = "CITYPIPE_" + "__".join(str(part) for part in first["loc"]).upper()
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        return f"setting {name}: {first['msg']}{more}"
+        message = first["msg"].replace("Value error, ", "")
+        return f"setting {name}: {message}{more}" if first["loc"] else f"{message}{more}"
     return " ".join(str(exc).split())
 
 
-def city_file(given: Path | None, warn: bool = True) -> Path:
+def city_file(given: Path | None, warn: bool = True, option: str = "--city ") -> Path:
     """The city file a command works on — the one given, else the example city — checked:
-    refused in one line when it cannot load, its warnings said (``warn``) when it can."""
+    refused in one line when it cannot load, its warnings said (``warn``) when it can; the
+    runtime settings are checked too (a mistake there is found before any work)."""
     path = EXAMPLE_CITY if given is None else given
     if not path.is_file():
         if given is None:
             raise CliError(f"no --city given, and no example city at {path}: pass --city FILE")
-        raise CliError(f"--city {given}: no such file")
+        raise CliError(f"{option}{given}: no such file")
+    Settings()  # CITYPIPE_* settings that cannot be read fail now, in one line
     if warn:
         checked = check_city(path)
         if checked.errors:
@@ -165,7 +168,7 @@ def _rows(report: dict[str, Any], wall: float, out: Path) -> list[tuple[str, str
         ("books balance", "[green]yes[/]" if report["balanced"] else "[red]NO[/]"),
         ("readings received", f"{report['received']:,}"),
         ("  accepted", f"{report['accepted']:,}"),
-        ("  duplicates (resends)", f"{report['duplicates']:,}"),
+        ("  duplicate readings", f"{report['duplicates']:,}"),
         (
             "  quarantined",
             f"{sum(quarantined.values()):,}"
@@ -176,8 +179,8 @@ def _rows(report: dict[str, Any], wall: float, out: Path) -> list[tuple[str, str
             for reason, count in sorted(quarantined.items(), key=lambda kv: (-kv[1], kv[0]))
         ),
         ("  dead-lettered", f"{report['dead_lettered']:,}"),
+        *_resent(report),
         ("refused by policy", f"{sum(report['refused'].values()):,}"),
-        *([("bodies resent", f"{report['resent']:,}")] if report.get("resent") else []),
         (
             "messages quarantined / dead-lettered",
             f"{report['messages_quarantined']:,} / {report['messages_dead_lettered']:,}",
@@ -188,6 +191,12 @@ def _rows(report: dict[str, Any], wall: float, out: Path) -> list[tuple[str, str
         ("wall time", _wall(report, wall)),
     ]
     return rows
+
+
+def _resent(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """Bodies a webhook answered "resent": posted before, written once."""
+    resent = report.get("resent", 0)
+    return [("bodies posted again", f"{resent:,} (written once)")] if resent else []
 
 
 def _cells(report: dict[str, Any]) -> str:

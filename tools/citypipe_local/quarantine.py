@@ -69,8 +69,17 @@ def _rejected(row: dict[str, Any]) -> Rejected:
     )
 
 
+class NotARun(ValueError):
+    """A folder that holds no run's output: a mistyped --out must not read as a clean run."""
+
+
 def quarantine_report(out: Path, rows: bool = False) -> str:
     """The summary table (and each row, with ``rows``) as text."""
+    if not (out / "report.json").is_file():
+        raise NotARun(
+            f"--out {out}: no run's output there (no report.json); give the folder a demo, "
+            "replay, serve or bridge wrote (out/demo, out/replay, …)"
+        )
     found = list(rows_in(out))
     if not found:
         return f"nothing quarantined in {out}/quarantine/\n"

@@ -172,7 +172,12 @@ class Books:
 
 
 def _has_cells(export: Lineage) -> bool:
-    return isinstance(export.counts, ExportCounts) and export.counts.cells > 0
+    """The export published its theme's day: cells published, suppressed or flagged (a
+    release refused over budget published nothing)."""
+    counts = export.counts
+    return isinstance(counts, ExportCounts) and (
+        counts.published + counts.suppressed + counts.flagged > 0
+    )
 
 
 def _refused(export: Lineage) -> bool:

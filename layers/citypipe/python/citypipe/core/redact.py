@@ -15,6 +15,8 @@ import binascii
 import re
 from typing import Any
 
+from citypipe.domain.limits import MAX_DEPTH
+
 MARK = "<redacted>"
 ALWAYS = frozenset(
     {
@@ -38,8 +40,6 @@ _STRING = re.compile(r'"(?:[^"\\]|\\.)*(?:"|$)', re.DOTALL)
 _LONG_NUMBER = re.compile(r"\d{6,}")
 _FIELD_NAME = re.compile(r"^[A-Za-z_@$][A-Za-z0-9_@$ .-]{0,39}$")
 
-
-MAX_DEPTH = 64  # deeper than any hub's payload: what lies below is replaced whole
 
 # --- images: never processed, never kept ------------------------------------------------------
 

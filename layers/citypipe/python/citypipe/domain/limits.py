@@ -16,3 +16,4 @@ MAX_TOKEN_CHARS = 256  # a webhook token as sent
 MAX_REJECTIONS_SHOWN = 20  # a sender is told this many rejections, and the counts of all
 MAX_DETAILS = 5  # distinct details kept per quarantined payload (each reason has one)
 KEPT_OF_OVERSIZED = 1024  # characters kept (redacted) of a payload over its bound
+MAX_DEPTH = 64  # nesting of a payload: deeper than any hub's, what lies below is not kept

@@ -86,6 +86,10 @@ _FIXES = {
 }
 
 
+# keys an earlier release called otherwise, and what they are called now
+_RENAMED: dict[Loc, str] = {("city",): "it is called slug: now (the city's short name)"}
+
+
 def _findings(error: Any) -> list[Finding]:
     """One pydantic error as findings at keys relative to the whole city."""
     loc: Loc = tuple(p for p in error["loc"] if p != "[key]")
@@ -93,7 +97,7 @@ def _findings(error: Any) -> list[Finding]:
     if isinstance(cause, Refusals):
         return [Finding((*loc, *f.loc), f.message, f.fix) for f in cause.findings]
     message = str(cause) if isinstance(cause, ValueError) else str(error["msg"])
-    return [Finding(loc, message, _FIXES.get(error["type"]))]
+    return [Finding(loc, message, _RENAMED.get(loc) or _FIXES.get(error["type"]))]
 
 
 def validation_problems(exc: ValidationError, locate: Locator) -> list[Problem]:

@@ -39,8 +39,7 @@ from citypipe.domain.books import BridgeCounts, IngestCounts
 from citypipe.domain.city import MqttRoute
 from citypipe.domain.errors import TransientError
 from citypipe.ports import KeyStore
-from citypipe.service.edge import Inbound as EdgeInbound
-from citypipe.service.edge import Route, commit, prepare
+from citypipe.service.edge import Inbound, Route, commit, prepare
 from citypipe.service.journal import EdgeJournal, JournalEntry
 from citypipe.service.kernel import Deps, log
 
@@ -275,7 +274,7 @@ class Bridge:
         # batches that normalize alike (one resent message each) are still two
         salt = f"{self.journal.owner}/{time.time_ns()}"
         try:
-            inbound = EdgeInbound(
+            inbound = Inbound(
                 payloads, Route.MQTT, trace_id=f"mqtt:{self.journal.owner}",
                 prior=self.journal.prior, salt=salt,
             )  # fmt: skip
