@@ -3,13 +3,13 @@
 What a city analyst could write in an afternoon and run on the same simulated files the
 replay plays: read every hub capture and CSV drop, parse each message (orjson), read it
 in its hub's shape, find the device in the registry and its zone, check field, unit,
-range and time, replace the Wi-Fi client's MAC by a keyed HMAC under the sensor's key for
-the 15-minute window (derived from a per-sensor daily key), drop a hub's resends, roll the
-readings up into 15-minute zone cells (count, sum, min, max, distinct devices per sensor),
-and publish people cells as the pipeline does (docs/decisions/0053 to 0055): every window of every
-zone that counts people, a cell only from the sensors that alone saw k devices
-(suppressed without one), its distinct devices with discrete Laplace noise (a plain
-floating-point sampler: the analyst's, not the library's exact one); one CSV per theme
+range and time, replace the Wi-Fi client's MAC by a keyed HMAC under the city's key of the
+day, drop a hub's resends, roll the readings up into 15-minute zone cells (count, sum,
+min, max, the pseudonyms seen), and publish people cells as the pipeline does (decision
+0078): every window of every zone that counts people, each device counted in at most C
+cells of its day (a keyed choice), the zone's distinct devices plus discrete Laplace noise
+of scale C / ε (a plain floating-point sampler: the analyst's, not the library's exact
+one), published at k or more, flagged above the zone's device ceiling; one CSV per theme
 and day with the open data's columns.
 
 It is written to be fast and simple, and it is its own code: it imports nothing of
@@ -213,6 +213,7 @@ class Device:
     fields: dict[str, tuple[str, str | None, float, float, float]]  # -> quantity, unit, ...
     ignore: list[str]
     personal: bool  # its readings' data subject is pseudonymized
+    ceiling: int  # the most distinct devices it can hear in a window (people counters)
 
 
 def read_city(path: Path) -> dict[str, Any]:
@@ -241,7 +242,8 @@ def load_devices(city_file: Path) -> tuple[dict[tuple[str, Any], Device], dict[s
             low, high = f.get("range", (low, high))
             fields[fname] = (f["quantity"], f.get("unit"), f.get("scale") or 1, low, high)
         zone = spec.get("zone") or next(z for z, ring in zones if inside(spec["at"], ring))
-        device = Device(name, zone, profile["source"], fields, profile.get("ignore", []), personal)
+        device = Device(name, zone, profile["source"], fields, profile.get("ignore", []), personal,
+                        profile.get("max_devices_per_window") or 0)  # fmt: skip
         hub = spec["hub"]
         devices[hub, hub_id(hub, str(spec["id"]))] = device
     return devices, city
@@ -256,7 +258,7 @@ class Cell:
     sum: float = 0.0
     min: float = math.inf
     max: float = -math.inf
-    devices: dict[str, set[str]] = field(default_factory=dict)  # sensor -> pseudonyms
+    devices: set[str] = field(default_factory=set)  # the day pseudonyms seen
 
 
 @dataclass
@@ -271,23 +273,25 @@ class Floor:
 
     def __post_init__(self) -> None:
         self.devices, self.city = load_devices(self.city_file)
+        self.ceilings: Counter[str] = Counter()  # zone -> its people counters' ceilings
+        for device in self.devices.values():
+            if device.personal:
+                self.ceilings[device.zone] += device.ceiling
         self.secrets: dict[int, bytes] = {}  # day -> the day's secret
-        self.keys: dict[tuple[str, int], bytes] = {}  # (sensor, window) -> its key
+        self.keys: dict[int, bytes] = {}  # day -> the city's key of the day
         self.aliases: dict[tuple[bytes, str], str] = {}
         self.seen: set[tuple[str, str, float, str | None]] = set()
         self.seen_at: float | None = None
         self.lookup: dict[tuple[str, Any], Device | None] = {}
         self.random = random.Random(os.urandom(16))  # the noise: fresh each run
 
-    def pseudonym(self, sensor: str, window: int, mac: str) -> str:
-        key = self.keys.get((sensor, window))
+    def pseudonym(self, window: int, mac: str) -> str:
+        day = window // 86_400
+        key = self.keys.get(day)
         if key is None:
-            day = window // 86_400
             secret = self.secrets.setdefault(day, os.urandom(32))
-            label = f"citypipe/v1/sensor-key/{self.city['slug']}/{sensor}".encode()
-            daily = hmac.digest(secret, label, "sha256")
-            label = f"citypipe/v1/window/{window}".encode()
-            key = self.keys[sensor, window] = hmac.digest(daily, label, "sha256")
+            label = f"citypipe/v1/person-day/{self.city['slug']}".encode()
+            key = self.keys[day] = hmac.digest(secret, label, "sha256")
         alias = self.aliases.get((key, mac))
         if alias is None:
             bare = "".join(c for c in mac.lower() if c.isalnum())
@@ -331,7 +335,7 @@ class Floor:
             if not mac:
                 self.reject("missing_personal_field")
                 return
-            alias = self.pseudonym(dev.sensor, int(at // WINDOW) * WINDOW, mac)
+            alias = self.pseudonym(int(at // WINDOW) * WINDOW, mac)
         identity = (dev.sensor, quantity, at, alias)
         if identity in self.seen:
             self.duplicates += 1
@@ -349,7 +353,7 @@ class Floor:
         cell.min = min(cell.min, number)
         cell.max = max(cell.max, number)
         if alias is not None:
-            cell.devices.setdefault(dev.sensor, set()).add(alias)
+            cell.devices.add(alias)
 
     def reject(self, reason: str, readings: int = 1) -> None:
         self.rejected[reason] += readings
@@ -410,27 +414,44 @@ class Floor:
                 for zone, quantity in counted:
                     self.cells.setdefault((window, zone, quantity), Cell())
 
-    def people(self, cell: Cell, k: int, noise: dict[str, Any] | None) -> list[str]:
-        """A people cell's figures from the sensors that alone saw k devices (suppressed
-        without one); with noise, its distinct devices only, never below k."""
-        counted = [len(s) for s in cell.devices.values() if len(s) >= k]
-        if not counted:
+    def capped(self, cap: int) -> dict[tuple[int, str, str], int]:
+        """Distinct devices per people cell, each device in at most ``cap`` cells of its
+        day: those of lowest keyed rank."""
+        key = os.urandom(32)
+        seen: dict[tuple[int, str], list[tuple[int, str, str]]] = {}
+        for place, cell in self.cells.items():
+            for alias in cell.devices:
+                seen.setdefault((place[0] // 86_400, alias), []).append(place)
+        counts: Counter[tuple[int, str, str]] = Counter()
+        for (_, alias), places in seen.items():
+            if len(places) > cap:
+                places.sort(key=lambda p: hmac.digest(key, f"{alias}{p}".encode(), "sha256"))
+            counts.update(places[:cap])
+        return counts
+
+    def people(self, devices: int, k: int, ceiling: int, noise: dict[str, Any]) -> list[str]:
+        """A people cell: its bounded distinct devices plus noise, published at k or more,
+        flagged above the zone's ceiling, else suppressed."""
+        scale = noise.get("contributions_per_day", 10) / float(noise.get("epsilon", 1.0))
+        stop = math.exp(-1 / scale)  # discrete Laplace as two geometrics
+        draw = self.random.random
+        noisy = (
+            devices
+            + int(math.log(1.0 - draw()) / math.log(stop))
+            - int(math.log(1.0 - draw()) / math.log(stop))
+        )
+        if noisy > ceiling:
+            return [""] * 6 + ["flagged", "above_device_ceiling"]
+        if noisy < k:
             return [""] * 6 + ["suppressed", "fewer_than_k_devices"]
-        if noise is not None:
-            stop = math.exp(-float(noise["epsilon"]))  # discrete Laplace, scale 1/epsilon
-            draw = self.random.random
-            geometric = [int(math.log(1.0 - draw()) / math.log(stop)) for _ in range(2)]
-            noisy = max(k, sum(counted) + geometric[0] - geometric[1])
-            return [""] * 5 + [str(noisy), "published", ""]
-        figures = [str(cell.count), *(repr(round(v, 6)) for v in (cell.sum, cell.min, cell.max,
-                   cell.sum / cell.count))]  # fmt: skip
-        return [*figures, str(sum(counted)), "published", ""]
+        return [""] * 5 + [str(noisy), "published", ""]
 
     def write(self, out: Path) -> dict[str, int]:
         """One CSV per theme and day, the open data's columns; returns cells by status."""
         k = self.city["disclosure"]["k"]
-        noise = self.city["disclosure"].get("noise")
+        noise = self.city["disclosure"].get("noise") or {}
         self.people_grid()
+        counts = self.capped(noise.get("contributions_per_day", 10))
         tables: dict[tuple[str, str], list[list[str]]] = {}
         statuses: Counter[str] = Counter()
         for (window, zone, quantity), cell in sorted(self.cells.items()):
@@ -440,7 +461,8 @@ class Floor:
                    datetime.fromtimestamp(window + WINDOW, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                    zone, quantity, UNITS[quantity][0]]  # fmt: skip
             if family == "people":
-                row += self.people(cell, k, noise)
+                ceiling = self.ceilings.get(zone, 0)
+                row += self.people(counts[window, zone, quantity], k, ceiling, noise)
             else:
                 row += [str(cell.count), *(repr(round(v, 6)) for v in (cell.sum, cell.min,
                         cell.max, cell.sum / cell.count)), "published", ""]  # fmt: skip

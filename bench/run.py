@@ -44,7 +44,7 @@ from typing import Any
 import orjson
 
 from citypipe.core.ingest import normalize
-from citypipe.core.pseudonyms import sensor_keys
+from citypipe.core.pseudonyms import day_keys
 from citypipe.domain.city import load_city
 from citypipe.service.collector import paused
 from citypipe_local.fakes import InMemoryKeyStore
@@ -250,7 +250,7 @@ def ingest_core(captures: Path) -> dict[str, Any]:
             for number, line in zip(range(1, 12_001), handle, strict=False):
                 lines.append((path.stem, line.rstrip(b"\n"), number))
     payloads = payloads_of(lines)
-    key_for = sensor_keys(InMemoryKeyStore(), city.slug)
+    key_for = day_keys(InMemoryKeyStore(), city.slug)
     now = time.time()
 
     def parse_only() -> None:

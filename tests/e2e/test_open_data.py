@@ -31,18 +31,15 @@ from rdflib.compare import isomorphic
 from validation import frictionless_validate
 
 from citypipe.adapters.s3 import S3ObjectStore
-from citypipe.adapters.scratch import TempScratch
 from citypipe.adapters.sqs import SqsQueue
 from citypipe.domain.city import City
-from citypipe.domain.model import Message, Zone
+from citypipe.domain.model import Zone
 from citypipe.domain.naming import StackNames
 from citypipe.ports import SystemClock
-from citypipe.service.export import ExportPorts, export_request
 from citypipe.service.kernel import Deps
 from citypipe.settings import StackSettings
 from citypipe_local import stack
 from citypipe_local.backends import Endpoint
-from citypipe_local.fakes import InMemoryKeyStore
 from citypipe_local.replay import ReplayOptions, replay
 from citypipe_local.simulate import simulate
 
@@ -139,19 +136,28 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(out: Path, city: City, embedded: Endpoint) -> Iterator[Served]:
-    """The replay's partials, exported by the export service into a fresh stack on moto."""
+    """The replay's open zone, as its export published it, in a fresh stack on moto: the
+    portal as a browser gets it from the bucket. (The people counts cannot be exported
+    again from the run: their pseudonyms died with its keys.)"""
     clients = stack.make_clients(embedded.settings)
     names = StackNames(city.slug, prefix=f"pt{uuid.uuid4().hex[:8]}-")
     stack.up(city, names, clients, StackSettings(city_file=CITY_FILE, name_prefix=names.prefix))
     deps = Deps(city, names, S3ObjectStore(clients.s3), SqsQueue(clients.sqs), SystemClock())
-    partials = out / "aggregates"
-    for path in sorted(partials.rglob("*.parquet")):
-        key = f"aggregates/{path.relative_to(partials)}"  # out/aggregates/<city>/...
-        deps.store.put(names.bucket(Zone.AGGREGATES), key, path.read_bytes())
-    ports = ExportPorts(InMemoryKeyStore(), TempScratch())
-    export_request(deps, ports, Message(city=city.slug, stage="export", bucket="", key=""))
+    published = out / "open"
+    for path in sorted(p for p in published.rglob("*") if p.is_file()):
+        key = f"open/{path.relative_to(published)}"  # out/open/<city>/...
+        deps.store.put(names.bucket(Zone.OPEN), key, path.read_bytes(), _media_type(path))
     yield Served(deps, f"{embedded.settings.endpoint_url}/{names.bucket(Zone.OPEN)}/")
     stack.down(names, clients)
+
+
+def _media_type(path: Path) -> str:
+    """What the export put the file as (the browser needs it for the page and its assets)."""
+    return {
+        ".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
+        ".svg": "image/svg+xml", ".json": "application/json", ".jsonld": "application/ld+json",
+        ".csv": "text/csv", ".geojson": "application/geo+json", ".ttl": "text/turtle",
+    }.get(path.suffix, "application/octet-stream")  # fmt: skip
 
 
 @dataclass

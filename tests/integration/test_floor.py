@@ -73,14 +73,14 @@ def test_the_floor_publishes_the_true_cells(
     assert set(true) <= set(found)
     for key, cell in true.items():
         row = found[key]
-        devices = cell["devices_by_sensor"]
-        if devices is not None:  # a people cell: the sensors that alone saw k, noisy
-            counted = sum(n for n in devices.values() if n >= city.disclosure.k)
-            if not counted:
-                assert (row["status"], row["distinct_devices"]) == ("suppressed", "")
+        devices = cell["distinct_devices"]
+        if devices is not None:  # a people cell: distinct devices, bounded, noisy
+            if row["status"] == "suppressed":
+                assert row["distinct_devices"] == ""
                 continue
             assert (row["status"], row["count"], row["sum"]) == ("published", "", "")
             assert int(row["distinct_devices"]) >= city.disclosure.k
+            assert abs(int(row["distinct_devices"]) - devices) <= 80
             continue
         assert row["status"] == "published"
         assert (int(row["count"]), row["unit"]) == (cell["count"], cell["unit"])
@@ -98,7 +98,10 @@ def test_the_floor_publishes_the_complete_people_grid(
     zones = {zone for _, zone, _ in people}
     assert zones == {z for q in city.personal_quantities for z in city.zones_measuring.get(q, ())}
     assert len(people) == 96 * len(zones)
-    assert all(found[key]["status"] == "suppressed" for key in people if key not in true)
+    # an empty window is a noisy figure like any other: mostly under k, never flagged
+    empty = [found[key]["status"] for key in people if key not in true]
+    assert set(empty) <= {"suppressed", "published"}
+    assert empty.count("suppressed") > len(empty) // 2
 
 
 def test_the_floor_writes_the_open_datas_csv_columns(published: tuple[Any, Path]) -> None:

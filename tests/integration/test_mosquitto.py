@@ -39,7 +39,7 @@ from repo import ROOT
 from citypipe.bootstrap.keys import key_store_from
 from citypipe.core.codecs import read_raw_columns
 from citypipe.core.ingest import normalize
-from citypipe.core.pseudonyms import sensor_keys
+from citypipe.core.pseudonyms import day_keys
 from citypipe.domain.books import BridgeCounts, IngestCounts
 from citypipe.domain.city import City
 from citypipe.domain.model import RAW_FIELDS, Zone
@@ -124,7 +124,7 @@ def oracle_of(stack_: Stack, recorded: list[tuple[str, bytes, int]]) -> Oracle:
         None,
         payloads_of(recorded),
         now=deps.clock.now().timestamp(),
-        key_for=sensor_keys(stack_.keys, deps.city.slug),
+        key_for=day_keys(stack_.keys, deps.city.slug),
     )
     books = IngestCounts(
         payloads=normalized.payloads,

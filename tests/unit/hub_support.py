@@ -14,7 +14,7 @@ import yaml
 from citypipe.core.decode import csv_payloads
 from citypipe.core.formats import FORMATS
 from citypipe.core.ingest import Normalized, normalize
-from citypipe.core.pseudonyms import sensor_keys
+from citypipe.core.pseudonyms import day_keys
 from citypipe.domain.city import City, parse_city
 from citypipe_local.fakes import InMemoryKeyStore
 
@@ -320,5 +320,5 @@ def read_csv_drop(city: City, body: bytes, now: float) -> Normalized:
     """A CSV drop of the city file's loop-export mapping through the edge's normalization
     path, each row a payload of its own, received at ``now``."""
     payloads = csv_payloads(city, body, "loop-export", now)
-    keys = sensor_keys(InMemoryKeyStore(), city.slug)
+    keys = day_keys(InMemoryKeyStore(), city.slug)
     return normalize(city, FORMATS["csv"], payloads, now=now, key_for=keys)

@@ -61,8 +61,8 @@ def export_every_theme(memory_deps: Deps) -> Deps:
         reading(3, 7.0, quantity="traffic.bicycles"),
         reading(4, 81.0, quantity="parking.occupancy", zone="west"),
         vehicles(5, 14.0),
-        *devices(12),
-        *devices(3, zone="noord"),
+        *devices(60),
+        *devices(3, zone="noord", first=100),
     )
     assert export_day(deps, exporting(RELEASE_KEYS), DAY) == "done"
     return deps

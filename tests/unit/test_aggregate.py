@@ -1,8 +1,8 @@
 """aggregate: mergeable partials per zone x quantity x 15-minute window.
 
 Values in these tests are exactly representable (integers and halves), so sums do not
-depend on the order floats are added in; HLL sketches are compared by their estimates,
-since a sketch's serialized bytes depend on the order devices were added.
+depend on the order floats are added in. No partial holds anything about who was seen
+(decision 0078): people are counted by export, from the clean zone.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from datasketches import hll_sketch
 from unit_support import T10, clean, devices, no2, reading, vehicles
 
 from citypipe.core.aggregate import (
@@ -27,13 +26,7 @@ from citypipe.service.export.spill import DayPartials
 
 
 def readable(partial: pa.Table) -> list[dict[str, Any]]:
-    """A partial's rows with each HLL sketch replaced by its estimate."""
-    return [{**cell, "devices": estimate(cell["devices"])} for cell in partial.to_pylist()]
-
-
-def estimate(blob: bytes | None) -> int | None:
-    """Distinct devices of a serialized HLL sketch (None for non-personal rows)."""
-    return None if blob is None else round(hll_sketch.deserialize(blob).get_estimate())
+    return list(partial.to_pylist())
 
 
 # --- partials ----------------------------------------------------------------------------
@@ -64,10 +57,10 @@ def test_cells_are_split_by_zone_and_quantity() -> None:
 def test_a_partial_keeps_one_row_per_sensor_of_a_cell() -> None:
     # Given two Wi-Fi counters in the same zone and window
     table = clean(*devices(3, sensor="wifi-012"), *devices(2, sensor="wifi-013"))
-    # Then each sensor has its own row, with its own device count
-    assert [(r["sensor"], r["count"], r["devices"]) for r in readable(partial_of(table))] == [
-        ("wifi-012", 3, 3),
-        ("wifi-013", 2, 2),
+    # Then each sensor has its own row, with its own count of readings
+    assert [(r["sensor"], r["count"]) for r in readable(partial_of(table))] == [
+        ("wifi-012", 3),
+        ("wifi-013", 2),
     ]
 
 
@@ -75,31 +68,18 @@ def test_a_partial_has_the_partial_schema() -> None:
     assert partial_of(clean(no2())).schema == PARTIAL_SCHEMA
 
 
-def test_a_personal_cell_counts_distinct_devices_not_readings() -> None:
-    # Given five readings from three devices in one window
-    table = clean(*devices(3), *devices(2, minute=5))
-    # Then the cell counts five readings and three devices
-    [cell] = readable(partial_of(table))
-    assert (cell["count"], cell["devices"]) == (5, 3)
-
-
-def test_a_non_personal_cell_has_no_device_sketch() -> None:
-    [cell] = partial_of(clean(no2())).to_pylist()
-    assert cell["devices"] is None
-
-
-def test_a_partial_keeps_no_pseudonym() -> None:
-    # Given three devices' pseudonyms in the clean rows
+def test_a_partial_keeps_nothing_about_who_was_seen() -> None:
+    # Given three devices' day pseudonyms in the clean rows
     pseudonyms = {row["pseudonym"] for row in devices(3)}
     # When their partial is written and read back as the aggregates zone holds it
-    partial = read_parquet(parquet_bytes(partial_of(clean(*devices(3)))))
-    # Then no column holds a pseudonym, in clear or inside the device sketch's bytes
+    stored = parquet_bytes(partial_of(clean(*devices(3), *devices(2, minute=5))))
+    partial = read_parquet(stored)
+    # Then it has the partial's columns only (no pseudonym, no sketch of them), counts
+    # the five detections, and no pseudonym is anywhere in its bytes
     assert partial.column_names == PARTIAL_SCHEMA.names
-    assert "pseudonym" not in partial.column_names
     [row] = partial.to_pylist()
-    assert not pseudonyms & {v for v in row.values() if isinstance(v, str)}
-    assert all(p.encode() not in row["devices"] for p in pseudonyms)
-    assert estimate(row["devices"]) == 3
+    assert row["count"] == 5
+    assert all(p.encode() not in stored for p in pseudonyms)
 
 
 # --- merging -------------------------------------------------------------------------------
@@ -127,17 +107,7 @@ def test_merged_partials_equal_the_partial_of_all_readings_at_once() -> None:
     assert readable(merged) == readable(whole)
 
 
-def test_a_device_seen_in_two_partials_is_counted_once() -> None:
-    # Given devices 1-4 in one partial and devices 3-5 in another, same window
-    merged = merge_partials(
-        [partial_of(clean(*devices(4))), partial_of(clean(*devices(3, first=3)))]
-    )
-    # Then the merged cell counts five devices
-    [cell] = readable(merged)
-    assert (cell["count"], cell["devices"]) == (7, 5)
-
-
-def test_merging_one_partial_changes_nothing_but_the_sketch_bytes() -> None:
+def test_merging_one_partial_changes_nothing() -> None:
     a = partial_of(A)
     assert readable(merge_partials([a])) == readable(a)
 
@@ -241,3 +211,14 @@ def test_a_cell_whose_sensors_sum_past_the_largest_float_is_nan_not_an_error() -
     # Then the cell's sum has no finite value (export flags it) instead of raising
     assert cell.sum != cell.sum  # NaN
     assert (cell.count, cell.min, cell.max) == (2, 1e308, 1e308)
+
+
+def test_a_partial_written_with_a_sketch_column_is_still_read(tmp_path: Path) -> None:
+    # Given a partial as aggregate wrote them before decision 0078 (a sketch per row)
+    old = partial_of(A)
+    old = old.append_column("devices", pa.array([b"sketch"] * old.num_rows, pa.binary()))
+    partials = DayPartials(tmp_path)
+    partials.add(read_parquet(parquet_bytes(old)))
+    # When the day is merged, then it is today's partial: the sketches are never read
+    [(_, merged)] = list(partials.groups(["air.no2", "people.presence"], max_rows=10**6))
+    assert readable(merged) == readable(partial_of(A))

@@ -52,7 +52,7 @@ def test_the_example_city_loads(city: City) -> None:
     assert len(city.zones.features) == 9
     assert set(city.sources) == {"air-quality", "traffic-counters", "wifi-counters"}
     assert set(city.csv) == {"loop-export"}
-    assert city.disclosure.k == 10
+    assert city.disclosure.k == 20
 
 
 def test_the_example_city_keeps_raw_data_one_day_and_publishes_forever(city: City) -> None:

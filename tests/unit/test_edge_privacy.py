@@ -1,5 +1,5 @@
 """The edge: identifiers never reach durable storage in clear. The data subject's identifier
-becomes a keyed pseudonym (per-sensor daily key) before the first write; device and network
+becomes a keyed pseudonym (the city's key of the day) before the first write; device and network
 identifiers are dropped once the device is resolved; quarantine keeps a redacted payload."""
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ import base64
 import hashlib
 import hmac
 import json
-from datetime import UTC, date, datetime
+from datetime import date
 
 import pytest
 from unit_support import normalized, raw_rows, senml_reading, wifi_observation
 
-from citypipe.core.pseudonyms import sensor_keys
+from citypipe.core.pseudonyms import day_keys
 from citypipe.core.redact import MARK, redact, redact_text
 from citypipe.domain.city import City, parse_city
 from citypipe_local.fakes import InMemoryKeyStore
@@ -24,13 +24,15 @@ DAY = date(2026, 6, 1)
 # --- pseudonyms --------------------------------------------------------------------------------
 
 
-def test_the_pseudonym_is_an_hmac_under_the_sensors_key_for_the_window(city: City) -> None:
-    # Given the fixture's reading of wifi-22 at 10:03:17 on 1 June: the 10:00 window
+def test_the_pseudonym_is_an_hmac_under_the_citys_key_of_the_day(city: City) -> None:
+    # Given the fixture's reading of wifi-22 at 10:03:17 on 1 June
     keys = InMemoryKeyStore()
     [row] = raw_rows(normalized(city, "canonical", wifi_observation(), keys=keys))
-    daily = sensor_keys(keys, "velden")("wifi-22", DAY)
-    window = int(datetime(2026, 6, 1, 10, 0, tzinfo=UTC).timestamp())
-    key = hmac.new(daily, f"citypipe/v1/window/{window}".encode(), hashlib.sha256).digest()
+    # Then its pseudonym is HMAC(day key, normalized MAC), the day key derived from the
+    # day's secret for this city
+    secret = keys.daily_secret(DAY)
+    key = hmac.new(secret, b"citypipe/v1/person-day/velden", hashlib.sha256).digest()
+    assert key == day_keys(keys, "velden")(DAY)
     assert row["pseudonym"] == hmac.new(key, b"aabbccddee01", hashlib.sha256).hexdigest()
 
 
@@ -59,14 +61,13 @@ def test_every_spelling_of_a_mac_gives_the_same_pseudonym(city: City, spelling: 
 @pytest.mark.parametrize(
     "other",
     [
-        {"sensor": "wifi-23"},
         {"observed_at": "2026-06-02T10:03:17Z"},
-        {"observed_at": "2026-06-01T10:15:00Z"},
+        {"observed_at": "2026-05-31T23:59:59Z"},
         {"personal": {"device_mac": "AA:BB:CC:DD:EE:02"}},
     ],
-    ids=["another-sensor", "another-day", "the-next-window", "another-device"],
+    ids=["the-next-day", "the-day-before", "another-device"],
 )
-def test_another_sensor_day_window_or_device_gives_another_pseudonym(
+def test_another_day_or_device_gives_another_pseudonym(
     city: City, other: dict[str, object]
 ) -> None:
     keys = InMemoryKeyStore()
@@ -75,15 +76,21 @@ def test_another_sensor_day_window_or_device_gives_another_pseudonym(
     assert first["pseudonym"] != second["pseudonym"]
 
 
-def test_one_device_in_one_window_has_one_pseudonym(city: City) -> None:
-    # Given the same device seen at 10:03 and at 10:14 (one window), in two batches
+@pytest.mark.parametrize(
+    "other",
+    [{"sensor": "wifi-23"}, {"observed_at": "2026-06-01T23:59:59Z"}],
+    ids=["another-sensor", "later-that-day"],
+)
+def test_one_device_has_one_pseudonym_all_day_at_every_sensor(
+    city: City, other: dict[str, object]
+) -> None:
+    # Given the same device seen at 10:03 at wifi-22, and again elsewhere or later that day,
+    # in two batches
     keys = InMemoryKeyStore()
-    first = normalized(city, "canonical", wifi_observation(), keys=keys)
-    later = normalized(
-        city, "canonical", wifi_observation(observed_at="2026-06-01T10:14:59Z"), keys=keys
-    )
-    # Then both readings carry the same pseudonym: the window's distinct devices stay exact
-    assert raw_rows(first)[0]["pseudonym"] == raw_rows(later)[0]["pseudonym"]
+    [first] = raw_rows(normalized(city, "canonical", wifi_observation(), keys=keys))
+    [later] = raw_rows(normalized(city, "canonical", wifi_observation(**other), keys=keys))
+    # Then both carry the same pseudonym: what bounds one device's contribution to the day
+    assert first["pseudonym"] == later["pseudonym"]
 
 
 def test_the_key_day_is_the_utc_day(city: City) -> None:

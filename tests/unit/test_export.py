@@ -24,12 +24,12 @@ from unit_support import (
     ReversedListingStore,
     clean,
     devices,
-    exact,
     exporting,
     no2,
     open_file,
     put_partial,
     reading,
+    release_of,
     vehicles,
     with_store,
 )
@@ -38,7 +38,6 @@ from citypipe.adapters import scratch
 from citypipe.core.aggregate import cells, partial_of
 from citypipe.core.columnar import read_parquet
 from citypipe.core.disclosure import (
-    FEWER_THAN_K,
     IMPLAUSIBLE,
     NOT_FINITE,
     DisclosedCell,
@@ -47,6 +46,7 @@ from citypipe.core.disclosure import (
     disclose,
     treatment,
 )
+from citypipe.core.people import ABOVE_CEILING, FEWER_THAN_K
 from citypipe.core.publish import geo
 from citypipe.domain.books import Publication
 from citypipe.domain.city import City
@@ -61,9 +61,9 @@ from citypipe.service.kernel import Deps
 from citypipe_local.fakes import InMemoryObjectStore
 
 
-def disclosed(city: City, *rows: dict[str, Any]) -> list[DisclosedCell]:
-    """Disclosure control of these clean rows by the k rule alone (no noise)."""
-    return disclose(exact(city), cells(partial_of(clean(*rows))))
+def disclosed(city: City, *rows: dict[str, Any], key: bytes = b"noise") -> list[DisclosedCell]:
+    """Disclosure control of these clean rows, people counted as export counts them."""
+    return disclose(city, cells(partial_of(clean(*rows))), release_of(city, *rows, key=key))
 
 
 def csv_rows(deps: Deps, theme: str, day: str = DAY) -> list[dict[str, str]]:
@@ -85,94 +85,93 @@ def open_objects(deps: Deps) -> dict[str, str]:
 # --- disclosure control --------------------------------------------------------------------
 
 
-def test_a_people_cell_of_fewer_than_k_devices_is_suppressed_with_blank_figures(
-    city: City,
-) -> None:
-    [cell] = disclosed(city, *devices(city.disclosure.k - 1))
-    assert (cell.status, cell.reason) == (Status.SUPPRESSED, FEWER_THAN_K)
-    assert (cell.count, cell.sum, cell.min, cell.max, cell.mean, cell.distinct_devices) == (
-        (None,) * 6
-    )
+def many(windows: int, count: int, first: int = 1) -> list[dict[str, Any]]:
+    """``count`` devices in each of ``windows`` consecutive windows, distinct per window
+    (so no device reaches the cap)."""
+    return [r for w in range(windows) for r in devices(count, 15 * w, first + count * w)]
 
 
-def test_a_people_cell_of_k_devices_is_published(city: City) -> None:
-    [cell] = disclosed(city, *devices(city.disclosure.k), *devices(2, minute=1))
-    assert (cell.status, cell.count, cell.distinct_devices) == (Status.PUBLISHED, 12, 10)
-
-
-def test_a_people_cell_is_suppressed_when_no_single_sensor_saw_k_devices(city: City) -> None:
-    # Given two sensors of a zone that saw 6 devices each: 12 pseudonyms, but a person
-    # seen by both has two of them, so only 6 people are proven
-    found = disclosed(city, *devices(6, sensor="wifi-012"), *devices(6, sensor="wifi-013"))
-    assert [c.status for c in found] == [Status.SUPPRESSED]
-
-
-def test_a_people_cell_counts_only_the_sensors_that_alone_saw_k_devices(city: City) -> None:
-    # Given a zone where one sensor saw 10 devices and another 3
-    [cell] = disclosed(city, *devices(10, sensor="wifi-012"), *devices(3, sensor="wifi-013"))
-    # Then the cell is published with the first sensor's figures only: the 3 are not
-    # folded in (they alone would have been suppressed)
-    assert (cell.status, cell.count, cell.distinct_devices) == (Status.PUBLISHED, 10, 10)
-
-
-def test_a_cell_adds_up_the_sensors_that_count(city: City) -> None:
-    [cell] = disclosed(
-        city,
-        *devices(10, minute=2, sensor="wifi-012"),
-        reading(3, 4.0, device="b", sensor="wifi-013"),
-        *devices(9, minute=4, sensor="wifi-013"),
-    )
-    assert (cell.count, cell.sum, cell.min, cell.max, cell.distinct_devices) == (
-        20,
-        23.0,
-        1.0,
-        4.0,
-        20,
-    )
-
-
-def test_an_empty_cell_of_the_grid_is_suppressed_like_a_cell_under_k(city: City) -> None:
-    # Given the complete grid of a day where one window of centrum saw 3 devices
-    grid = complete_grid(
-        exact(city), DAY, ["people.presence"], cells(partial_of(clean(*devices(3))))
-    )
-    found = disclose(exact(city), grid)
-    # Then every zone with a counter has all 96 windows, and the empty ones read exactly
-    # as the one of 3 devices
-    zones = city.zones_measuring["people.presence"]
-    assert len(found) == 96 * len(zones)
-    assert {(c.status, c.reason, c.count, c.distinct_devices) for c in found} == {
-        (Status.SUPPRESSED, FEWER_THAN_K, None, None)
-    }
-
-
-def test_a_noisy_people_cell_shows_only_its_devices_never_below_k(city: City) -> None:
-    # Given 40 windows of 11 devices each, published with the city's noise
-    rows = [r for w in range(40) for r in devices(11, minute=15 * w)]
-    found = disclose(city, cells(partial_of(clean(*rows))), b"noise-key")
-    # Then each shows distinct devices only, noisy but never below k, and nothing else
+def test_a_people_cell_shows_its_devices_plus_noise_and_nothing_else(city: City) -> None:
+    # Given 40 windows of 60 devices each
+    found = disclosed(city, *many(40, 60))
+    # Then each is published with one figure, noisy, and no count, sum or extreme
     assert {c.status for c in found} == {Status.PUBLISHED}
     assert {(c.count, c.sum, c.min, c.max, c.mean) for c in found} == {(None,) * 5}
     figures = [c.distinct_devices or 0 for c in found]
-    assert min(figures) >= city.disclosure.k
-    assert len(set(figures)) > 1, "noise, not the exact 11 everywhere"
+    assert len(set(figures)) > 1, "noise, not the exact 60 everywhere"
+    assert abs(sum(figures) / len(figures) - 60) < 10
 
 
-def test_the_same_noise_key_draws_the_same_noise_and_another_key_other_noise(
+def test_a_people_cell_is_decided_on_its_noisy_figure_alone(city: City) -> None:
+    # Given 400 windows of k devices each: their noisy figures fall on both sides of k
+    found = disclosed(city, *many(400, city.disclosure.k))
+    # Then a cell is published exactly when its noisy figure reached k, suppressed with
+    # every figure blank (never zero) otherwise, and both happen
+    published = [c for c in found if c.status is Status.PUBLISHED]
+    suppressed = [c for c in found if c.status is Status.SUPPRESSED]
+    assert published and suppressed and len(published) + len(suppressed) == len(found)
+    assert min(c.distinct_devices or 0 for c in published) >= city.disclosure.k
+    assert {(c.reason, c.distinct_devices, c.count) for c in suppressed} == {
+        (FEWER_THAN_K, None, None)
+    }
+
+
+def test_a_device_seen_by_two_sensors_of_a_zone_counts_once(city: City) -> None:
+    # Given two sensors of a zone that saw the same 30 devices in a window
+    rows = [*devices(30, sensor="wifi-012"), *devices(30, sensor="wifi-013")]
+    # Then the zone's exact count is 30, not 60 (one pseudonym a device for the day)
+    assert set(release_of(city, *rows).counts.values()) == {30}
+
+
+def test_an_empty_cell_of_the_grid_is_disclosed_like_any_other(city: City) -> None:
+    # Given the complete grid of a day where one window of centrum saw 3 devices
+    rows = devices(3)
+    grid = complete_grid(city, DAY, ["people.presence"], cells(partial_of(clean(*rows))))
+    found = disclose(city, grid, release_of(city, *rows))
+    # Then every zone with a counter has all 96 windows, each a noisy figure of its own:
+    # suppressed or published, never by what was seen but by the noisy figure
+    zones = city.zones_measuring["people.presence"]
+    assert len(found) == 96 * len(zones)
+    assert {c.status for c in found} <= {Status.SUPPRESSED, Status.PUBLISHED}
+    assert {c.reason for c in found if c.status is Status.SUPPRESSED} == {FEWER_THAN_K}
+
+
+def test_a_window_above_what_its_sensors_can_hear_is_flagged_never_published(
     city: City,
 ) -> None:
-    day = cells(partial_of(clean(*[r for w in range(20) for r in devices(30, minute=15 * w)])))
-    first = [c.distinct_devices for c in disclose(city, day, b"noise-1")]
-    again = [c.distinct_devices for c in disclose(city, day, b"noise-1")]
-    other = [c.distinct_devices for c in disclose(city, day, b"noise-2")]
+    # Given a window of centrum holding more devices than its counters can hear
+    ceiling = city.device_ceilings["centrum", "people.presence"]
+    [cell] = disclosed(city, *devices(ceiling + 50))
+    # Then it is flagged, its figure blank
+    assert (cell.status, cell.reason, cell.distinct_devices) == (
+        Status.FLAGGED,
+        ABOVE_CEILING,
+        None,
+    )
+
+
+def test_the_same_release_draws_the_same_noise_and_another_key_other_noise(
+    city: City,
+) -> None:
+    rows = many(20, 30)
+    first = [c.distinct_devices for c in disclosed(city, *rows, key=b"noise-1")]
+    again = [c.distinct_devices for c in disclosed(city, *rows, key=b"noise-1")]
+    other = [c.distinct_devices for c in disclosed(city, *rows, key=b"noise-2")]
     assert first == again
     assert first != other
 
 
-def test_people_cells_with_noise_refuse_to_be_disclosed_without_the_noise_key(
-    city: City,
-) -> None:
-    with pytest.raises(ValueError, match="noise key"):
+def test_one_more_device_makes_another_release_with_fresh_noise(city: City) -> None:
+    rows = many(20, 30)
+    before = release_of(city, *rows)
+    after = release_of(city, *rows, reading(0, device="late"))
+    assert before.release != after.release
+    shown = [c.distinct_devices for c in disclose(city, cells(partial_of(clean(*rows))), after)]
+    assert shown != [c.distinct_devices for c in disclosed(city, *rows)]
+
+
+def test_people_cells_refuse_to_be_disclosed_without_a_release(city: City) -> None:
+    with pytest.raises(ValueError, match="release of people counts"):
         disclose(city, cells(partial_of(clean(*devices(12)))))
 
 
@@ -196,7 +195,7 @@ def test_a_cell_holding_a_negative_count_is_flagged_not_published(city: City) ->
 
 
 def test_disclosure_answers_every_cell_in_order(city: City) -> None:
-    found = disclosed(city, no2(), *devices(3), *devices(10, minute=20), no2(zone="noord"))
+    found = disclosed(city, no2(), *devices(3), *devices(80, minute=20), no2(zone="noord"))
     assert [(c.zone, c.quantity, c.status) for c in found] == [
         ("centrum", "air.no2", Status.PUBLISHED),
         ("centrum", "people.presence", Status.SUPPRESSED),
@@ -208,23 +207,22 @@ def test_disclosure_answers_every_cell_in_order(city: City) -> None:
 def test_the_people_treatment_states_k_and_the_air_treatment_no_personal_data(
     city: City,
 ) -> None:
-    people = treatment(exact(city), ["people.presence"])
+    people = treatment(city, ["people.presence"])
     air = treatment(city, ["air.no2"])
-    assert (people.personal, people.k, people.mechanism, people.epsilon) == (True, 10, None, None)
-    assert "k = 10" in people.rule
+    assert (people.personal, people.k) == (True, 20)
+    assert "k = 20" in people.rule
     assert (air.personal, air.k, air.mechanism) == (False, None, None)
 
 
-def test_the_people_treatment_states_the_noise_its_epsilon_and_budget(city: City) -> None:
+def test_the_people_treatment_states_its_guarantee_per_person_day(city: City) -> None:
     people = treatment(city, ["people.presence"])
-    assert (people.mechanism, people.epsilon, people.delta, people.budget) == (
-        "laplace",
-        0.5,
-        None,
-        2.0,
-    )
-    assert "ε = 0.5 per release" in people.rule
-    assert "ε = 2.0 a day" in people.rule
+    assert (
+        people.mechanism, people.epsilon, people.delta, people.budget, people.contributions
+    ) == ("laplace", 1.0, None, 2.0, 10)  # fmt: skip
+    assert "the unit of privacy is one device over one utc day" in people.rule.lower()
+    assert "at most 10 zone-windows of a day" in people.rule
+    assert "ε = 2.0 per person-day over every release" in people.rule
+    assert people.resident and "ε = 2.0 per person per day" in people.resident
 
 
 # --- export_day: a dataset per theme -----------------------------------------------------------
@@ -419,17 +417,18 @@ def test_a_day_merged_a_few_windows_at_a_time_publishes_the_same_bytes(
 
 
 def test_a_late_partial_publishes_a_new_version_with_a_note(memory_deps: Deps) -> None:
-    # Given a day exported with 9 devices in a cell (suppressed)
-    put_partial(memory_deps, "a", *devices(9), no2(0))
+    # Given a day exported with one traffic cell
+    put_partial(memory_deps, "a", vehicles(0, 7.0))
     export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
-    # When a late partial brings a tenth device and the day is exported again
-    put_partial(memory_deps, "late", *devices(1, first=10))
+    # When a late partial brings a reading of that cell and one of another zone
+    put_partial(memory_deps, "late", vehicles(1, 3.0), vehicles(2, 5.0, zone="noord"))
     assert export_day(memory_deps, exporting(RELEASE_KEYS), DAY) == "done"
-    # Then the file at the same key holds the published cell: version 2, and why
-    [row] = [r for r in csv_rows(memory_deps, "people-counts") if r["status"] == "published"]
-    assert int(row["distinct_devices"]) >= 10  # noisy, never below k
-    record = publication(memory_deps, "people-counts")
-    assert record.version == 2
+    # Then the file at the same key holds both cells: version 2, and why
+    assert [(r["zone"], r["sum"]) for r in csv_rows(memory_deps, "traffic-flow")] == [
+        ("centrum", "10.0"),
+        ("noord", "5.0"),
+    ]
+    record = publication(memory_deps, "traffic-flow")
     assert [(n.version, n.partials, n.note) for n in record.history] == [
         (1, 1, "first publication"),
         (2, 2, NOTE),
@@ -437,8 +436,8 @@ def test_a_late_partial_publishes_a_new_version_with_a_note(memory_deps: Deps) -
 
 
 NOTE = (
-    "late data: readings 9 -> 10, cells 864 -> 864, published 0 -> 1, suppressed 864 -> 863, "
-    "flagged 0 -> 0; 0 cells added, 1 changed (1 newly published, 0 newly suppressed or "
+    "late data: readings 1 -> 3, cells 1 -> 2, published 1 -> 2, suppressed 0 -> 0, "
+    "flagged 0 -> 0; 1 cells added, 1 changed (0 newly published, 0 newly suppressed or "
     "flagged)"
 )
 
@@ -447,31 +446,50 @@ def test_a_version_note_keeps_the_counts_when_the_previous_csv_is_gone(
     memory_deps: Deps,
 ) -> None:
     # Given a day exported, and its CSV then lost
-    put_partial(memory_deps, "a", *devices(9))
+    put_partial(memory_deps, "a", vehicles(0, 7.0))
     export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
-    key = StackNames("velden").open_file_key("people-counts", OpenFormat.CSV, DAY)
+    key = StackNames("velden").open_file_key("traffic-flow", OpenFormat.CSV, DAY)
     memory_deps.store.delete(memory_deps.names.bucket(Zone.OPEN), key)
     # When late data is exported
-    put_partial(memory_deps, "late", *devices(1, first=10))
+    put_partial(memory_deps, "late", vehicles(1, 3.0), vehicles(2, 5.0, zone="noord"))
     export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
     # Then version 2 says what the counts say, and no more
     assert (
-        publication(memory_deps, "people-counts").history[-1].note == NOTE.split(";", maxsplit=1)[0]
+        publication(memory_deps, "traffic-flow").history[-1].note == NOTE.split(";", maxsplit=1)[0]
     )
 
 
 def test_the_catalogue_records_what_a_new_version_changed(memory_deps: Deps) -> None:
-    put_partial(memory_deps, "a", *devices(9))
+    put_partial(memory_deps, "a", vehicles(0, 7.0))
     export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
-    put_partial(memory_deps, "late", *devices(1, first=10))
+    put_partial(memory_deps, "late", vehicles(1, 3.0), vehicles(2, 5.0, zone="noord"))
     export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
     document = json.loads(open_file(memory_deps, StackNames("velden").catalog_key()))
-    [people] = [
-        d for d in document["dcat:dataset"] if d["dct:identifier"] == "velden/people-counts"
+    [traffic] = [
+        d for d in document["dcat:dataset"] if d["dct:identifier"] == "velden/traffic-flow"
     ]
-    assert people["adms:versionNotes"]["@value"] == f"2026-06-01 version 2 (2 partials): {NOTE}."
-    titles = {d["dct:title"]["@value"] for d in people["dcat:distribution"]}
-    assert "People counts, 2026-06-01 (CSV), version 2" in titles
+    assert traffic["adms:versionNotes"]["@value"] == f"2026-06-01 version 2 (2 partials): {NOTE}."
+    titles = {d["dct:title"]["@value"] for d in traffic["dcat:distribution"]}
+    assert "Traffic flow, 2026-06-01 (CSV), version 2" in titles
+
+
+def test_a_people_version_record_states_nothing_exact_about_people(memory_deps: Deps) -> None:
+    # Given a people day exported (97 detections of 37 devices), then one late device
+    put_partial(memory_deps, "a", *devices(37), *devices(30, minute=20), *devices(30, minute=40))
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
+    put_partial(memory_deps, "late", *devices(1, first=99))
+    assert export_day(memory_deps, exporting(RELEASE_KEYS), DAY) == "done"
+    # Then its record states no readings, and its note compares published files only: no
+    # exact count, total or delta of people, in the record or the catalogue
+    record = publication(memory_deps, "people-counts")
+    assert (record.version, record.readings) == (2, None)
+    note = record.history[-1].note
+    assert note.startswith("late data: cells 864 -> 864, published ")
+    assert "readings" not in note
+    shown = open_file(memory_deps, StackNames("velden").publication_key("people-counts", DAY))
+    catalogue = open_file(memory_deps, StackNames("velden").catalog_key())
+    for exact in (b'"readings": 97', b'"readings": 98', b"97 -> 98", b"37 -> 38"):
+        assert exact not in shown and exact not in catalogue
 
 
 def test_late_data_of_one_theme_leaves_the_others_files_and_version_alone(
@@ -496,7 +514,7 @@ def test_late_data_of_one_theme_leaves_the_others_files_and_version_alone(
 
 
 class FailingThemeStore(InMemoryObjectStore):
-    """Writes of one theme's files fail transiently until ``heal()``."""
+    """Writes of one theme's open files fail transiently until ``heal()``."""
 
     def __init__(self, buckets: Any = (), theme: str = "") -> None:
         super().__init__(list(buckets))
@@ -506,7 +524,8 @@ class FailingThemeStore(InMemoryObjectStore):
         self.theme = ""
 
     def _put(self, bucket: str, key: str, body: Body, content_type: str, if_absent: bool) -> str:
-        if self.theme and f"/{self.theme}/" in key and not key.endswith(".json"):
+        published = key.startswith("open/") and not key.endswith(".json")
+        if self.theme and published and f"/{self.theme}/" in key:
             raise TransientError(f"SlowDown: {key}")
         return super()._put(bucket, key, body, content_type, if_absent)
 
@@ -713,6 +732,6 @@ def test_late_data_of_another_theme_charges_no_budget_for_the_people_counts(
     assert open_file(
         memory_deps, StackNames("velden").open_file_key("people-counts", OpenFormat.CSV, DAY)
     ) == (people)
-    assert [(e.dataset, e.charges) for e in entries(memory_deps)] == [
-        ("people-counts", {"wifi-012": 0.5})
+    assert [(e.dataset, e.epsilon, e.spent) for _, e in entries(memory_deps)] == [
+        ("people-counts", 1.0, 1.0)
     ]

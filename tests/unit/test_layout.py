@@ -28,7 +28,7 @@ from citypipe_local.package import (
     trim,
 )
 
-HEAVY = ("pyarrow", "datasketches", "numpy")
+HEAVY = ("pyarrow", "numpy")
 LAPTOP_ONLY = ("citypipe_local", "moto", "localstack", "typer", "rich", "pytest", "_pytest")
 BRIDGE_ONLY = ("citypipe_bridge", "paho")  # the MQTT bridge is a process of its own
 VALIDATORS = ("rdflib", "pyshacl", "frictionless", "jsonschema", "playwright")
@@ -51,7 +51,7 @@ print(json.dumps(sorted({{name.split(".")[0] for name in sys.modules}})))
     return set(json.loads(out))
 
 
-def test_ingest_cold_start_loads_no_pyarrow_datasketches_or_laptop_tooling() -> None:
+def test_ingest_cold_start_loads_no_pyarrow_or_laptop_tooling() -> None:
     loaded = loaded_by_cold_start("ingest")
 
     assert "citypipe" in loaded
@@ -103,7 +103,7 @@ def test_the_built_layer_holds_the_library_and_its_runtime_dependencies_only(
     )
     shipped = sorted(str(p.relative_to(site / "citypipe")) for p in (site / "citypipe").rglob("*"))
     assert [s for s in shipped if s.endswith(".py")] == expected
-    assert {"citypipe", "pyarrow", "datasketches", "pydantic", "aws_lambda_powertools"} <= top
+    assert {"citypipe", "pyarrow", "pydantic", "aws_lambda_powertools"} <= top
     # And nothing a laptop or a test needs, no tests/ folders, no headers, no bytecode
     assert not top & {*LAPTOP_ONLY, *BRIDGE_ONLY, "boto3", "botocore"}
     leftovers = [
@@ -151,13 +151,13 @@ def test_the_library_still_runs_on_dependencies_trimmed_the_same_way(tmp_path: P
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
          "--target", str(site), "--no-deps", "--only-binary=:all:",
-         "-c", str(ROOT / "constraints.txt"), "pyarrow", "numpy", "datasketches"],
+         "-c", str(ROOT / "constraints.txt"), "pyarrow", "numpy"],
         check=True,
     )  # fmt: skip
     trim(site)
-    # When the library writes and reads Parquet, groups (Acero) and sketches with them
+    # When the library writes and reads Parquet and groups (Acero) with them
     script = """
-import sys, pyarrow, datasketches
+import sys, pyarrow
 from datetime import UTC, datetime
 from citypipe.core.aggregate import merge_partials, partial_of
 from citypipe.core.anonymize import CLEAN_SCHEMA

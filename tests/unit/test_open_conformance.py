@@ -9,7 +9,9 @@ files of the reference set are make conformance (tests/conformance/test_open_zon
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 from pathlib import Path
 
@@ -98,7 +100,8 @@ def test_every_dataset_states_its_privacy_treatment(exported: Deps) -> None:
     descriptions = {
         d["dct:identifier"]: d["dct:description"]["@value"] for d in document["dcat:dataset"]
     }
-    assert "k = 10 distinct devices" in descriptions["velden/people-counts"]
+    assert "reaches k = 20" in descriptions["velden/people-counts"]
+    assert "ε = 2.0 per person-day" in descriptions["velden/people-counts"]
     assert "No personal data" in descriptions["velden/air-quality"]
 
 
@@ -106,8 +109,16 @@ def test_every_dataset_states_its_privacy_treatment(exported: Deps) -> None:
 
 
 def test_a_suppressed_people_cell_gives_no_entity(exported: Deps) -> None:
-    # noord saw 3 devices (under k): only centrum's cell is an entity
-    assert [e["areaServed"] for e in entities(exported, "people-counts")] == ["Centrum"]
+    # Given the people day's CSV: centrum's 60 devices published among noisy figures
+    key = StackNames("velden").open_file_key("people-counts", OpenFormat.CSV, DAY)
+    body = open_body(exported, key)
+    rows = list(csv.DictReader(io.StringIO(body.decode())))
+    published = {(r["zone"], r["window_start"]) for r in rows if r["status"] == "published"}
+    assert ("centrum", "2026-06-01T10:00:00Z") in published
+    # Then exactly the published cells are entities, with their published figure
+    names = {f.id: f.properties["name"] for f in exported.city.zones.features}
+    found = {(e["areaServed"], e["dateObservedFrom"]) for e in entities(exported, "people-counts")}
+    assert found == {(names[zone], start) for zone, start in published}
 
 
 def test_air_quality_entities_hold_each_pollutants_mean(exported: Deps) -> None:

@@ -265,7 +265,7 @@ def test_the_ngsi_ld_entities_are_valid_smart_data_models(
 
 def test_the_schemas_reject_a_broken_entity(open_zone: dict[str, bytes]) -> None:
     # the reference check's broken entity: a negative count, a start that is no date-time
-    [entity] = entities(open_zone, "people-counts")
+    entity = entities(open_zone, "people-counts")[0]
     broken = {**entity, "peopleCount": -1, "dateObservedFrom": "yesterday"}
     errors = own_sdm_errors([broken])
     assert len(errors) == 2

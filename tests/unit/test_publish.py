@@ -17,16 +17,16 @@ from unit_support import (
     city_data,
     clean,
     devices,
-    exact,
     exporting,
     no2,
     open_file,
     put_partial,
+    release_of,
     vehicles,
 )
 
 from citypipe.core.aggregate import cells, partial_of
-from citypipe.core.disclosure import DisclosedCell, complete_grid, disclose
+from citypipe.core.disclosure import DisclosedCell, Status, complete_grid, disclose
 from citypipe.core.publish import tables
 from citypipe.core.publish.day import formats_of, theme_day
 from citypipe.core.publish.jsontext import JsonArrayWriter, json_bytes
@@ -44,9 +44,14 @@ from citypipe.service.export import export_day
 from citypipe.service.kernel import Deps
 
 
+def disclosed_rows(city: City, *rows: dict[str, Any]) -> list[DisclosedCell]:
+    """These clean rows disclosed, people counted as export counts them."""
+    return disclose(city, cells(partial_of(clean(*rows))), release_of(city, *rows))
+
+
 def summary_of(city: City, quantity: str, *rows: dict[str, Any]) -> dict[str, Any]:
     """The centrum zone's day of one quantity."""
-    found = summarize(city, [quantity], disclose(exact(city), cells(partial_of(clean(*rows)))))
+    found = summarize(city, [quantity], disclosed_rows(city, *rows))
     [centrum] = [s for s in found if s.zone == "centrum"]
     return centrum.model_dump()
 
@@ -89,11 +94,16 @@ def test_a_counts_day_is_its_total(city: City) -> None:
 
 
 def test_a_people_day_sums_published_cells_only(city: City) -> None:
-    # Given a window of 12 devices (published) and one of 4 (suppressed)
-    day = summary_of(city, "people.presence", *devices(12), *devices(4, minute=20))
-    # Then the day's peak is 12 and the suppressed window is counted, never added
-    assert (day["value"], day["published"], day["suppressed"]) == (12.0, 1, 1)
-    assert day["latest_value"] == 12.0
+    # Given a window of 80 devices (published) and one of 2 (suppressed)
+    rows = [*devices(80), *devices(2, minute=20, first=100)]
+    shown = [c for c in disclosed_rows(city, *rows) if c.zone == "centrum"]
+    assert [c.status for c in shown] == [Status.PUBLISHED, Status.SUPPRESSED]
+    day = summary_of(city, "people.presence", *rows)
+    # Then the day's peak is the published (noisy) figure, the suppressed window is
+    # counted, never added
+    figure = float(shown[0].distinct_devices or 0)
+    assert (day["value"], day["published"], day["suppressed"]) == (figure, 1, 1)
+    assert day["latest_value"] == figure
 
 
 def test_a_zone_without_readings_has_no_value(city: City) -> None:
@@ -115,10 +125,10 @@ def a_disclosed_day(city: City) -> list[DisclosedCell]:
             vehicles(minute, 4.0 + window),
             {**vehicles(minute), "quantity": "traffic.bicycles"},
         ]
-        rows += devices(12 if window % 2 else 3, minute)
+        rows += devices(70 if window % 2 else 3, minute, first=100 * window)
     rows.append(no2(200, -5.0))  # implausible: flagged
     grid = complete_grid(city, DAY, ["people.presence"], cells(partial_of(clean(*rows))))
-    return disclose(exact(city), grid)
+    return disclose(city, grid, release_of(city, *rows))
 
 
 def chunks(cells: list[DisclosedCell]) -> list[list[DisclosedCell]]:
@@ -272,7 +282,8 @@ def test_a_zone_whose_cells_are_all_suppressed_says_so_instead_of_a_zero_bar(
     city: City,
 ) -> None:
     # Given a zone whose only people cell is suppressed (4 devices)
-    four = disclose(exact(city), cells(partial_of(clean(*devices(4)))))
+    four = disclosed_rows(city, *devices(4))
+    assert [c.status for c in four] == [Status.SUPPRESSED]
     # When its chart is drawn
     chart = bar_chart(city, "people.presence", summarize(city, ["people.presence"], four))
     # Then it has no bar at all, and says why

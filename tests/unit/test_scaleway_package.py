@@ -47,7 +47,7 @@ def test_the_zip_holds_the_entry_points_the_library_and_the_city_only(tmp_path: 
         module, _ = function["handler"].rsplit(".", 1)
         assert f"{module}.py" in names
     assert {"infra/cities/velden.yaml", "package/citypipe/bootstrap/ingest.py"} <= set(names)
-    assert {"citypipe", "pyarrow", "boto3", "botocore", "datasketches"} <= tops
+    assert {"citypipe", "pyarrow", "boto3", "botocore"} <= tops
     # And nothing a laptop or a test needs
     assert not tops & set(LAPTOP_ONLY)
     assert not [n for n in names if "/tests/" in n or n.endswith((".pyc", ".h"))]

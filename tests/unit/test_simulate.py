@@ -16,7 +16,8 @@ from citypipe.core.anonymize import anonymize_records
 from citypipe.core.decode import csv_payloads
 from citypipe.core.formats import FORMATS
 from citypipe.core.ingest import Normalized, normalize
-from citypipe.core.pseudonyms import sensor_keys
+from citypipe.core.people import capped_counts, contributions
+from citypipe.core.pseudonyms import day_keys
 from citypipe.domain.city import City, load_city
 from citypipe_local.fakes import InMemoryKeyStore
 from citypipe_local.replay import payloads_of
@@ -51,13 +52,19 @@ def _small(city: City, out: Path) -> SimulationSummary:
     return simulate(city, out, hours=2, scale=0.05, bad_rate=0.05)
 
 
+def cells_of_contributions(clean: Any) -> dict[tuple[str, str, str], int]:
+    """Distinct devices per (window, zone, quantity) of clean rows, uncapped."""
+    counted = capped_counts([contributions(clean, ["people.presence"])], 96 * 100, b"k")
+    return {(s.strftime("%Y-%m-%dT%H:%M:%SZ"), z, q): n for (s, z, q), n in counted.items()}
+
+
 def _truth(out: Path) -> dict[str, Any]:
     return json.loads((out / "truth.json").read_text())  # type: ignore[no-any-return]
 
 
 def _ingested(city: City, out: Path) -> list[Normalized]:
     """Every capture and CSV drop through the normalization path, one key store."""
-    keys = sensor_keys(InMemoryKeyStore(), city.slug)
+    keys = day_keys(InMemoryKeyStore(), city.slug)
     results = []
     for path in sorted(out.glob("*.jsonl")):
         lines = path.read_bytes().splitlines()
@@ -163,8 +170,13 @@ def test_cells_match_anonymize_and_aggregate(
         assert (row.unit, row.count) == (cell["unit"], cell["count"])
         assert (row.min, row.max) == (cell["min"], cell["max"])
         assert row.sum == pytest.approx(cell["sum"], abs=1e-6)
-        devices = {s.sensor: s.devices for s in row.sensors if s.devices is not None}
-        assert devices == (cell["devices_by_sensor"] or {})
+    # And the clean rows' day pseudonyms count the truth's distinct phones per zone cell
+    people = cells_of_contributions(clean.table())
+    assert people == {
+        (c["window_start"], c["zone"], c["quantity"]): c["distinct_devices"]
+        for c in truth_cells
+        if c["distinct_devices"]
+    }
 
 
 def test_scaled_run_has_publishable_and_suppressed_people_cells(

@@ -26,9 +26,17 @@ from citypipe.adapters.scratch import TempScratch
 from citypipe.core.aggregate import partial_of
 from citypipe.core.anonymize import CLEAN_SCHEMA
 from citypipe.core.columnar import parquet_bytes
+from citypipe.core.disclosure import noise_of
 from citypipe.core.formats import FORMATS, Context
 from citypipe.core.ingest import Normalized, Payload, normalize
-from citypipe.core.pseudonyms import sensor_keys
+from citypipe.core.people import (
+    PeopleRelease,
+    capped_counts,
+    choice_key,
+    contributions,
+    release_id,
+)
+from citypipe.core.pseudonyms import day_keys
 from citypipe.domain.errors import TransientError
 from citypipe.domain.model import QUANTITY_UNITS, Function, Message, Zone
 from citypipe.ports import (
@@ -254,8 +262,8 @@ def reading(
         "value": value,
         "observed_at": day + timedelta(minutes=minute),
         "zone": zone,
-        # pseudonyms are per sensor: the same device has another one at each sensor
-        "pseudonym": f"{sensor}:{device}" if people else None,
+        # a device's pseudonym is the same all day, at every sensor of the city
+        "pseudonym": f"day:{device}" if people else None,
     }
 
 
@@ -281,8 +289,28 @@ def clean(*rows: dict[str, Any]) -> pa.Table:
     return pa.Table.from_pylist(list(rows), schema=CLEAN_SCHEMA)
 
 
+def release_of(
+    city: Any, *rows: dict[str, Any], key: bytes = b"noise", dataset: str = "people-counts"
+) -> PeopleRelease:
+    """The release of these clean rows' people counts, as export makes it from the clean
+    zone, under noise key ``key``."""
+    noise = noise_of(city)
+    quantities = sorted(city.personal_quantities)
+    counts = capped_counts([contributions(clean(*rows), quantities)], noise.cap, choice_key(key))
+    return PeopleRelease(
+        counts, noise, key, release_id(key, dataset, DAY, noise, counts), city.disclosure.k,
+        city.device_ceilings,
+    )  # fmt: skip
+
+
 def put_partial(deps: Deps, name: str, *rows: dict[str, Any], day: str = DAY) -> str:
-    """A partial of these clean rows in the aggregates zone, as aggregate writes it."""
+    """These clean rows in the clean zone (an object per source, as anonymize writes them:
+    export counts people from there) and their partial in the aggregates zone, as
+    aggregate writes it."""
+    for source in sorted({row["source"] for row in rows}):
+        mine = clean(*(row for row in rows if row["source"] == source))
+        at = f"clean/velden/date={day}/{source}/{name}.parquet"
+        deps.store.put(deps.names.bucket(Zone.CLEAN), at, parquet_bytes(mine))
     key = f"aggregates/velden/date={day}/mixed/{name}.parquet"
     deps.store.put(deps.names.bucket(Zone.AGGREGATES), key, parquet_bytes(partial_of(clean(*rows))))
     return key
@@ -300,12 +328,6 @@ def city_data() -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load(CITY_FILE.read_text(encoding="utf-8"))
     data["registry"] = yaml.safe_load((CITY_FILE.parent / data["registry"]).read_text("utf-8"))
     return data
-
-
-def exact(city: Any) -> Any:
-    """The city as if it added no noise to people counts (the k rule alone)."""
-    disclosure = city.disclosure.model_copy(update={"noise": None})
-    return city.model_copy(update={"disclosure": disclosure})
 
 
 def add_source(data: dict[str, Any], name: str, kind: str, purpose: str, **fields: str) -> None:
@@ -425,7 +447,7 @@ def normalized(
             for n, p in enumerate(payloads, start=1)
         ],
         now=now,
-        key_for=sensor_keys(store, city.slug),
+        key_for=day_keys(store, city.slug),
     )
 
 

@@ -232,12 +232,11 @@ def _extra_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _budget(budget: dict[str, Any]) -> str:
     releases = counted(budget["releases"], "release") + " of people counts"
-    if not budget["sensor_days"]:
-        return f"{releases}, no sensor-day charged (no counter saw anyone)"
+    if not budget["days"]:
+        return f"{releases}, no day charged"
     return (
-        f"{releases}; the most a sensor-day spent: ε = {budget['most_spent']:g} of "
-        f"{budget['budget_per_sensor_day']:g} ({counted(budget['sensor_days'], 'sensor-day')} "
-        "charged)"
+        f"{releases}; the most one person's day spent: ε = {budget['most_spent']:g} of "
+        f"{budget['budget_per_person_day']:g} ({counted(budget['days'], 'day')} charged)"
     )
 
 

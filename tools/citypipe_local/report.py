@@ -284,9 +284,8 @@ def build_report(
 
 
 def noised_datasets(deps: Deps) -> list[str]:
-    """The datasets whose releases add noise and are charged to the ε ledger."""
-    if deps.city.disclosure.noise is None:
-        return []
+    """The datasets that count people: their releases add noise and are charged to the ε
+    ledger."""
     return [
         theme.slug
         for theme in themes_of(deps.city)
@@ -294,43 +293,39 @@ def noised_datasets(deps: Deps) -> list[str]:
     ]
 
 
-def _spent(deps: Deps) -> dict[tuple[str, str], float]:
-    """ε spent per (sensor, day), over every release in the ledger."""
-    spent: dict[tuple[str, str], float] = {}
-    for entry in entries(deps):
-        for sensor, epsilon in entry.charges.items():
-            spent[sensor, entry.day] = spent.get((sensor, entry.day), 0.0) + epsilon
+def _spent(deps: Deps) -> dict[str, float]:
+    """ε spent per person-day (a day), over every release in the ledger."""
+    spent: dict[str, float] = {}
+    for _, entry in entries(deps):
+        spent[entry.day] = spent.get(entry.day, 0.0) + entry.epsilon
     return spent
 
 
 def epsilon_checks(deps: Deps, noised_releases: list[list[str]]) -> list[Check]:
     """The ε ledger balances: every release published with noise names its entry, which is
-    there, and no sensor-day spent more than its budget."""
+    there, and no person-day spent more than its budget."""
     noise = deps.city.disclosure.noise
-    if noise is None:
-        return []
     audit = deps.names.bucket(Zone.AUDIT)
-    entries = {i.key for i in deps.store.list(audit, deps.names.epsilon_prefix())}
-    charged = sum(1 for keys in noised_releases if len(keys) == 1 and keys[0] in entries)
+    found = {i.key for i in deps.store.list(audit, deps.names.epsilon_prefix())}
+    charged = sum(1 for keys in noised_releases if len(keys) == 1 and keys[0] in found)
     over = sum(1 for spent in _spent(deps).values() if spent > noise.budget + 1e-9)
     return [
         Check("ε ledger: releases published with noise = releases charged",
               len(noised_releases), charged),
-        Check("ε ledger: sensor-days over budget = 0", over, 0),
+        Check("ε ledger: person-days over budget = 0", over, 0),
     ]  # fmt: skip
 
 
-def privacy_budget(deps: Deps) -> dict[str, Any] | None:
-    """What the ε ledger says: releases, sensor-days charged, the most any spent."""
+def privacy_budget(deps: Deps) -> dict[str, Any]:
+    """What the ε ledger says: releases, days charged, the most a person-day spent."""
     noise = deps.city.disclosure.noise
-    if noise is None:
-        return None
     spent = _spent(deps)
     return {
         "mechanism": noise.mechanism,
         "epsilon_per_release": noise.epsilon,
-        "budget_per_sensor_day": noise.budget,
+        "budget_per_person_day": noise.budget,
+        "contributions_per_day": noise.contributions_per_day,
         "releases": len(entries(deps)),
-        "sensor_days": len(spent),
+        "days": len(spent),
         "most_spent": round(max(spent.values(), default=0.0), 9),
     }

@@ -1,7 +1,8 @@
 """The truth the pipeline must reproduce, kept as the hubs send: the ingest ledger
 (accepted, quarantined by reason, duplicates), every 15-minute zone cell before suppression
-(exact: integer hundredths, distinct devices per sensor and window) and every identifier
-a message carried, which no open file may hold.
+(exact: integer hundredths, distinct devices per zone and per sensor), how many cells each
+phone was seen in (what the accounting of each person's privacy loss starts from) and
+every identifier a message carried, which no open file may hold.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Cells:
     def __init__(self) -> None:
         self.stats: dict[Key, list[int]] = {}
         self.devices: dict[Key, set[tuple[str, int]]] = {}
+        self.phones: dict[int, set[Key]] = {}  # phone -> the cells it was seen in
         self.accepted = 0
 
     def add(self, key: Key, value: int) -> None:
@@ -41,6 +43,12 @@ class Cells:
 
     def seen(self, key: Key, sensor: str, device: int) -> None:
         self.devices.setdefault(key, set()).add((sensor, device))
+        self.phones.setdefault(device, set()).add(key)
+
+    def contributions(self) -> list[int]:
+        """How many cells each phone heard that day was seen in, most first: what bounds
+        one person's contribution to a day's people counts (the accounting test)."""
+        return sorted((len(cells) for cells in self.phones.values()), reverse=True)
 
     def rows(self) -> list[dict[str, Any]]:
         return [self._row(key) for key in sorted(self.stats)]
@@ -50,6 +58,7 @@ class Cells:
         count, total, low, high = self.stats[key]
         devices = self.devices.get(key)
         by_sensor = None if devices is None else Counter(sensor for sensor, _ in devices)
+        phones = None if devices is None else {phone for _, phone in devices}
         return {
             "window_start": iso(window_start),
             "zone": zone,
@@ -60,8 +69,7 @@ class Cells:
             "min": low / CENTI,
             "max": high / CENTI,
             "mean": round(total / CENTI / count, 6),
-            "distinct_devices": None if devices is None else len(devices),
-            "min_distinct_people": None if by_sensor is None else max(by_sensor.values()),
+            "distinct_devices": None if phones is None else len(phones),
             "devices_by_sensor": None if by_sensor is None else dict(sorted(by_sensor.items())),
         }
 
@@ -103,6 +111,7 @@ class Truth:
             "duplicates": self.duplicates,
             "quarantined": quarantined,
             "cells": self.cells.rows(),
+            "contributions": self.cells.contributions(),
             "identifiers": sorted(self.identifiers),
         }
         path.write_bytes(orjson.dumps(truth, option=orjson.OPT_SORT_KEYS) + b"\n")

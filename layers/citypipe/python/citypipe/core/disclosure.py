@@ -11,21 +11,14 @@ The rule:
 1. a cell whose figures are not plausible (a sum that overflowed, a value outside its
    quantity's range: readings ingest should have refused) is **flagged**: marked, its
    figures blank, so a broken sensor can never publish a number nor lose the day;
-2. a cell of a quantity that counts people (its source pseudonymizes a data subject)
-   counts only the sensors that alone saw at least k distinct devices in the window
-   (pseudonyms are per sensor and window, so that is what can be proven); with none, it
-   is **suppressed**: marked, figures blank, never zero. A people dataset's day is a
-   **complete grid** (``complete_grid``): every zone with a counter x every window x
-   quantity has a row, and an empty window is suppressed exactly as one of 1 to k - 1
-   devices is, so suppression discloses no presence;
-3. where the city adds noise (``disclosure.noise``), a published people cell shows one
-   figure, its distinct devices plus noise (``core.noise``), never below k; the exact
-   counts, sums and extremes are not released (each would spend privacy budget). The
-   noise is drawn from a stream keyed by the city's secret noise key and seeded by the
-   cell's place and exact inputs: a re-export of unchanged inputs shows the same figure
-   (byte-identical files, nothing new learned), a cell whose inputs changed gets fresh
-   noise (and the release is charged again to the ε ledger);
-4. every other cell is **published** as measured.
+2. a cell of a quantity that counts people shows one figure, its distinct devices —
+   each device's day bounded, plus noise — and every decision about it is taken on that
+   noisy figure alone (``core.people``): published at k or more, **suppressed** below
+   (figures blank, never zero), flagged above what its sensors can hear. A people
+   dataset's day is a **complete grid** (``complete_grid``): every zone with a counter x
+   every window x quantity has a row, an empty window disclosed like any other. The
+   counts of readings, sums and extremes of people cells are never released;
+3. every other cell is **published** as measured.
 """
 
 from __future__ import annotations
@@ -37,7 +30,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from citypipe.core.aggregate import Cell
-from citypipe.core.noise import Noise, cell_seed
+from citypipe.core.noise import Noise
+from citypipe.core.people import FEWER_THAN_K, PeopleRelease
 from citypipe.domain.city import City
 from citypipe.domain.model import QUANTITIES, QUANTITY_UNITS, WINDOW_MINUTES
 
@@ -48,8 +42,7 @@ class Status(StrEnum):
     FLAGGED = "flagged"
 
 
-# Machine-readable reasons of a cell that is not published.
-FEWER_THAN_K = "fewer_than_k_devices"
+# Machine-readable reasons of a cell that is not published (people: ``core.people``).
 NOT_FINITE = "not_finite"
 IMPLAUSIBLE = "implausible_value"
 
@@ -81,24 +74,26 @@ class DisclosedCell:
 @dataclass(frozen=True)
 class PrivacyTreatment:
     """How a dataset's cells were protected, stated in every place the dataset is
-    described. ``mechanism`` and the rest stay None where no noise is added."""
+    described. The differential-privacy figures are None where the dataset counts nobody."""
 
     personal: bool  # the dataset counts people
     k: int | None
     rule: str
     mechanism: str | None = None
-    epsilon: float | None = None
-    delta: float | None = None
-    budget: float | None = None  # ε a sensor-day may spend over every release of it
+    epsilon: float | None = None  # what one release costs one device's day
+    delta: float | None = None  # per release
+    budget: float | None = None  # ε per person-day, over every release of the day
+    contributions: int | None = None  # the most cells one device counts in a day
     noise: str | None = None  # the noise in words
+    resident: str | None = None  # the guarantee in words a resident understands
 
 
-def noise_of(city: City) -> Noise | None:
-    """The city's noise for people counts, or None."""
+def noise_of(city: City) -> Noise:
+    """The city's noise for people counts: its mechanism, per-release ε (and δ) and cap."""
     settings = city.disclosure.noise
-    if settings is None:
-        return None
-    return Noise(settings.mechanism, settings.epsilon, settings.delta)
+    return Noise(
+        settings.mechanism, settings.epsilon, settings.delta, settings.contributions_per_day
+    )
 
 
 def _implausible(cell: Cell) -> str:
@@ -146,22 +141,27 @@ def complete_grid(
 
 
 def disclose(
-    city: City, cells: Sequence[Cell], noise_key: bytes | None = None
+    city: City, cells: Sequence[Cell], people: PeopleRelease | None = None
 ) -> list[DisclosedCell]:
     """The cells of a day as they may be published: flagged, suppressed or published.
-    ``noise_key``: the city's secret noise key, which seeds the noise of people cells
-    where the city adds noise (required then)."""
+    ``people``: the release of the day's people counts (required where a cell counts
+    people)."""
     personal = city.personal_quantities
-    rule = _PeopleRule(city.disclosure.k, noise_of(city), noise_key)
-    if rule.noise is not None and noise_key is None and any(c.quantity in personal for c in cells):
-        raise ValueError("people cells with noise need the city's noise key")
     out = []
     for cell in cells:
         where = (cell.window_start, cell.zone, cell.quantity, cell.unit)
-        if cell.count and (reason := _implausible(cell)):
+        if cell.quantity in personal:
+            if people is None:
+                raise ValueError("people cells are disclosed from a release of people counts")
+            figure = people.figure(cell.window_start, cell.zone, cell.quantity)
+            status = Status.PUBLISHED if figure.devices is not None else (
+                Status.SUPPRESSED if figure.reason == FEWER_THAN_K else Status.FLAGGED
+            )  # fmt: skip
+            out.append(
+                DisclosedCell(*where, status, figure.reason, distinct_devices=figure.devices)
+            )
+        elif cell.count and (reason := _implausible(cell)):
             out.append(DisclosedCell(*where, Status.FLAGGED, reason))
-        elif cell.quantity in personal:
-            out.append(rule.disclosed(cell))
         else:
             out.append(
                 DisclosedCell(
@@ -178,38 +178,6 @@ def disclose(
     return out
 
 
-@dataclass(frozen=True)
-class _PeopleRule:
-    """How a cell of a people quantity is disclosed: only the sensors that alone saw at
-    least ``k`` distinct devices count; with none, suppressed; with noise, one noisy
-    figure never below k; without, the exact figures of those sensors."""
-
-    k: int
-    noise: Noise | None
-    noise_key: bytes | None
-
-    def disclosed(self, cell: Cell) -> DisclosedCell:
-        where = (cell.window_start, cell.zone, cell.quantity, cell.unit)
-        counted = [s for s in cell.sensors if s.devices is not None and s.devices >= self.k]
-        if not counted:
-            return DisclosedCell(*where, Status.SUPPRESSED, FEWER_THAN_K)
-        devices = sum(s.devices or 0 for s in counted)
-        if self.noise is not None:
-            assert self.noise_key is not None
-            inputs = [f"{s.sensor}={s.devices}" for s in counted]
-            seed = cell_seed(
-                self.noise_key, cell.window_start.isoformat(), cell.zone, cell.quantity, *inputs
-            )
-            noisy = max(self.k, devices + self.noise.sample(seed))  # post-processing: private
-            return DisclosedCell(*where, Status.PUBLISHED, "", distinct_devices=noisy)
-        count = sum(s.count for s in counted)
-        total = math.fsum(s.sum for s in counted)
-        return DisclosedCell(
-            *where, Status.PUBLISHED, "", count=count, sum=total, min=min(s.min for s in counted),
-            max=max(s.max for s in counted), mean=total / count, distinct_devices=devices,
-        )  # fmt: skip
-
-
 def treatment(city: City, quantities: Iterable[str]) -> PrivacyTreatment:
     """The privacy treatment of a dataset holding these quantities."""
     k = city.disclosure.k
@@ -221,34 +189,54 @@ def treatment(city: City, quantities: Iterable[str]) -> PrivacyTreatment:
             "so cells are published as measured. Implausible figures are flagged, never "
             "published.",
         )
-    rule = (
-        "Device identifiers are replaced within minutes by keyed pseudonyms (HMAC-SHA-256 "
-        "under a key per sensor and 15-minute window, derived from a daily secret destroyed "
-        f"after {city.key_retention_days} days) and never published; after that no stored "
-        "row keeps one. A 15-minute zone cell counts only the sensors that alone saw at "
-        f"least k = {k} distinct devices; a cell without one is marked suppressed with every "
-        "figure blank (never zero), and every window of every zone with a counter has a row, "
-        "so an empty window looks like any suppressed one. Day summaries use published "
-        "cells only. distinct_devices counts a device once per sensor that saw it."
-    )
-    noise = noise_of(city)
     settings = city.disclosure.noise
-    if noise is None or settings is None:
-        return PrivacyTreatment(personal=True, k=k, rule=rule)
+    noise = noise_of(city)
+    cap = settings.contributions_per_day
     words = (
-        f"{noise.describe()}; the unit of privacy is one device's presence in one 15-minute "
-        f"window at one sensor; each sensor may spend ε = {settings.budget} a day over every "
-        "release of it (re-releases after late data included), recorded in a ledger; a "
-        "release over budget is refused. Published cells show distinct_devices only, noisy "
-        f"and never below k; count, sum, min, max and mean are not released."
+        f"{noise.describe()}. The unit of privacy is one device over one UTC day, across "
+        f"every sensor, zone, window and release of that day: a device counts in at most "
+        f"{cap} zone-windows of a day (chosen at random under a secret key, its other "
+        f"sightings not counted), so one release costs its day at most ε = {settings.epsilon}"
+        f"{'' if settings.delta is None else f' (δ = {settings.delta})'}, and the day may "
+        f"spend ε = {settings.budget} per person-day over every release of it (re-releases "
+        "after late data included, each release charged to a ledger before its files are "
+        "written); a release over budget is refused."
+    )
+    rule = (
+        "Device identifiers are replaced at the edge by keyed pseudonyms (HMAC-SHA-256 under "
+        "a key per city and day, derived from a daily secret destroyed after "
+        f"{city.key_retention_days} days) and never published; once the key is destroyed no "
+        "stored row keeps one. Each cell shows one figure, its distinct devices plus noise; "
+        f"it is published when that noisy figure reaches k = {k}, suppressed below (every "
+        "figure blank, never zero), flagged above what its sensors can hear; every window "
+        "of every zone with a counter has a row, so an empty window looks like any other. "
+        "Counts of readings, sums and extremes are not released; day summaries use "
+        f"published cells only. Noise: {words}"
+    )
+    delta = "" if settings.delta is None else f", δ = {settings.delta * settings.releases:g}"
+    resident = (
+        f"Whether or not your phone was seen on a given day changes what is published about "
+        f"that day so little that nobody can tell from the figures whether you were there: "
+        f"the chance of any published outcome changes by at most a factor of "
+        f"{_factor(settings.budget)} (differential privacy, ε = {settings.budget} per person "
+        f"per day{delta}). "
+        "Your phone's address is replaced by a code that changes every day and cannot be "
+        f"traced back once the day's key is destroyed, after {city.key_retention_days} days."
     )
     return PrivacyTreatment(
         personal=True,
         k=k,
-        rule=f"{rule} Noise: {words}",
+        rule=rule,
         mechanism=settings.mechanism,
         epsilon=settings.epsilon,
         delta=settings.delta,
         budget=settings.budget,
+        contributions=cap,
         noise=words,
+        resident=resident,
     )
+
+
+def _factor(epsilon: float) -> str:
+    """e^ε in words: how much more likely any outcome may become."""
+    return f"{math.exp(epsilon):.1f}"

@@ -32,7 +32,7 @@ import orjson
 
 from citypipe.core.formats import Format
 from citypipe.core.formats.common import Context, Reading, Rejection, Unreadable, number
-from citypipe.core.pseudonyms import KeyFor, pseudonym, window_key
+from citypipe.core.pseudonyms import KeyFor, pseudonym
 from citypipe.core.redact import IMAGE_HINT, IMAGE_HINT_TEXT, image_path, redact, redact_text
 from citypipe.domain.city import Action, City
 from citypipe.domain.errors import KeyDestroyedError
@@ -41,7 +41,6 @@ from citypipe.domain.model import (
     EARLIEST_EPOCH,
     FUTURE_SLACK_S,
     RAW_FIELDS,
-    WINDOW_SECONDS,
     RawRecord,
 )
 from citypipe.domain.personal import HUB_PERSONAL
@@ -252,7 +251,6 @@ class _Batch:
         # pseudonyms of this batch (a device is seen again and again): kept no longer than
         # the batch, so no derived key outlives it in a warm container
         self.aliases: dict[tuple[bytes, str], str] = {}
-        self.windows: dict[tuple[bytes, int], bytes] = {}  # (sensor key, window) -> its key
         self.result = Normalized()
         self.seen = self.result.seen
 
@@ -348,22 +346,18 @@ class _Batch:
         if not isinstance(ident, str) or not ident.strip() or self.key_for is None:
             return Rejection("invalid_identifier", f"{policy.subject} is not a string", r.path)
         try:
-            alias = self._alias(dev.sensor, ident, at)
+            alias = self._alias(ident, at)
         except KeyDestroyedError:
             return Rejection("key_destroyed", "the day's pseudonymization key is destroyed", r.path)
         except UnicodeEncodeError:
             return Rejection("invalid_identifier", f"{policy.subject} is not valid text", r.path)
         return alias, refused  # type: ignore[return-value]
 
-    def _alias(self, sensor: str, ident: str, at: float) -> str:
-        """The keyed pseudonym of a subject seen by ``sensor`` at ``at``: HMAC under the
-        sensor's key for the 15-minute window (remembered for the batch only)."""
+    def _alias(self, ident: str, at: float) -> str:
+        """The keyed pseudonym of a subject seen at ``at``: HMAC under the city's key for
+        that UTC day (remembered for the batch only)."""
         assert self.key_for is not None
-        window = int(at // WINDOW_SECONDS) * WINDOW_SECONDS
-        daily = self.key_for(sensor, _day(window // 86_400))
-        key = self.windows.get((daily, window))
-        if key is None:
-            key = self.windows[daily, window] = window_key(daily, window)
+        key = self.key_for(_day(int(at // 86_400)))
         alias = self.aliases.get((key, ident))
         if alias is None:
             alias = self.aliases[key, ident] = pseudonym(key, ident)

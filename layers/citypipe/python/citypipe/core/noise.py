@@ -6,21 +6,21 @@ with integer and rational arithmetic only — no floating point, so none of the 
 floating-point Laplace noise (Mironov 2012) apply:
 
 - ``laplace``: the discrete Laplace (two-sided geometric) mechanism,
-  P[Z = z] ∝ exp(-|z| / scale) with scale = Δ / ε: ε-differential privacy;
+  P[Z = z] ∝ exp(-|z| / scale) with scale = Δ₁ / ε: ε-differential privacy;
 - ``gaussian``: the discrete Gaussian, P[Z = z] ∝ exp(-z² / 2sigma²): rho-zCDP with
-  rho = Δ² / 2sigma², which implies (ε, δ)-differential privacy for
+  rho = Δ₂² / 2sigma², which implies (ε, δ)-differential privacy for
   ε = rho + 2·sqrt(rho·ln(1/δ)); sigma is the smallest that gives the city's ε and δ.
 
-Δ (sensitivity) is 1: the unit of privacy is one device's presence in one 15-minute
-window at one sensor (pseudonyms are per sensor and window, so a device adds at most one
-to its sensor's count of a window). These are the samplers OpenDP implements
+The sensitivities come from the cap: the unit of privacy is one device over one day, and a
+device counts in at most ``cap`` cells of a day, one each (``core.people``), so the day's
+counts have Δ₁ = cap and Δ₂ = √cap. These are the samplers OpenDP implements
 (``make_laplace`` and ``make_gaussian`` on integers); OpenDP itself is a 170 MB shared
 library, far over the Lambda layer's budget, so the tests check these against OpenDP's
 privacy maps and distributions instead (decision 0052, ``docs/decisions/``).
 
 Randomness is a deterministic stream from a secret seed (HMAC-SHA-256 in counter mode),
-seeded per figure by its place and exact inputs under the city's noise key: a re-export of
-unchanged inputs draws the same noise and writes the same bytes, and nobody without the
+seeded per figure by its release and place under the city's noise key: a re-export of an
+unchanged release draws the same noise and writes the same bytes, and nobody without the
 key can predict or subtract it.
 """
 
@@ -118,10 +118,10 @@ def discrete_gaussian(rng: SeededRandomness, sigma2: Fraction) -> int:
             return y
 
 
-def laplace_scale(epsilon: float) -> Fraction:
-    """The discrete Laplace scale giving ε-DP for sensitivity 1: 1 / ε (ε read exactly as
-    the decimal the city file gives)."""
-    return 1 / Fraction(str(epsilon))
+def laplace_scale(epsilon: float, sensitivity: int = 1) -> Fraction:
+    """The discrete Laplace scale giving ε-DP for an L1 sensitivity: Δ₁ / ε (ε read exactly
+    as the decimal the city file gives)."""
+    return sensitivity / Fraction(str(epsilon))
 
 
 def zcdp_to_epsilon(rho: float, delta: float) -> float:
@@ -129,52 +129,62 @@ def zcdp_to_epsilon(rho: float, delta: float) -> float:
     return rho + 2 * math.sqrt(rho * math.log(1 / delta))
 
 
-def gaussian_sigma2(epsilon: float, delta: float) -> Fraction:
-    """sigma² of a discrete Gaussian giving (ε, δ)-DP for sensitivity 1 through zCDP: the rho
-    that converts to exactly ε, and sigma² = 1 / 2rho rounded up to a thousandth (more noise,
-    never less)."""
+def gaussian_sigma2(epsilon: float, delta: float, sensitivity2: int = 1) -> Fraction:
+    """sigma² of a discrete Gaussian giving (ε, δ)-DP through zCDP for a squared L2
+    sensitivity Δ₂²: the rho that converts to exactly ε, and sigma² = Δ₂² / 2rho rounded up
+    to a thousandth (more noise, never less)."""
     log_inv = math.log(1 / delta)
     root_rho = math.sqrt(log_inv + epsilon) - math.sqrt(log_inv)
     rho = root_rho * root_rho
-    sigma2 = Fraction(math.ceil(1000 / (2 * rho)) + 1, 1000)
-    assert zcdp_to_epsilon(1 / (2 * float(sigma2)), delta) <= epsilon
+    sigma2 = Fraction(math.ceil(1000 * sensitivity2 / (2 * rho)) + 1, 1000)
+    assert zcdp_to_epsilon(sensitivity2 / (2 * float(sigma2)), delta) <= epsilon
     return sigma2
 
 
 @dataclass(frozen=True)
 class Noise:
-    """A city's noise for people counts: the mechanism and the ε (and δ) of one release."""
+    """A city's noise for people counts: the mechanism, the ε (and δ) one release costs a
+    device, and ``cap``, the most cells a device counts in a day (the sensitivity)."""
 
     mechanism: Mechanism
     epsilon: float
     delta: float | None = None
+    cap: int = 1
+
+    @property
+    def scale(self) -> Fraction:
+        """The discrete Laplace scale (laplace) or the discrete Gaussian's sigma²."""
+        if self.mechanism == "laplace":
+            return laplace_scale(self.epsilon, self.cap)
+        assert self.delta is not None
+        return gaussian_sigma2(self.epsilon, self.delta, self.cap)
 
     def sample(self, seed: bytes) -> int:
         """The noise for one published figure, drawn from the stream ``seed`` keys."""
         rng = SeededRandomness(seed)
         if self.mechanism == "laplace":
-            return discrete_laplace(rng, laplace_scale(self.epsilon))
-        assert self.delta is not None
-        return discrete_gaussian(rng, gaussian_sigma2(self.epsilon, self.delta))
+            return discrete_laplace(rng, self.scale)
+        return discrete_gaussian(rng, self.scale)
 
     def describe(self) -> str:
         if self.mechanism == "laplace":
             return (
-                f"discrete Laplace noise (scale 1/ε), ε = {self.epsilon} per release "
-                "(ε-differential privacy)"
+                f"discrete Laplace noise of scale {float(self.scale):g} (the cap of "
+                f"{self.cap} cells a device counts in a day, over ε = {self.epsilon}): "
+                f"ε = {self.epsilon} per release (ε-differential privacy)"
             )
-        sigma2 = float(gaussian_sigma2(self.epsilon, self.delta or 0))
         return (
-            f"discrete Gaussian noise (σ² = {sigma2:g}), ε = {self.epsilon} and "
+            f"discrete Gaussian noise of σ² = {float(self.scale):g} (for the cap of "
+            f"{self.cap} cells a device counts in a day): ε = {self.epsilon} and "
             f"δ = {self.delta} per release ((ε, δ)-differential privacy through "
             "zero-concentrated DP)"
         )
 
 
 def cell_seed(noise_key: bytes, *parts: str) -> bytes:
-    """The seed of one published figure: the city's noise key, the figure's place and its
-    exact inputs. A pseudorandom function of the inputs: the same inputs draw the same
-    noise, other inputs noise independent of it to anyone without the key."""
+    """The seed of one published figure: the city's noise key, the figure's release and
+    place. A pseudorandom function of them: the same release draws the same noise, another
+    release noise independent of it to anyone without the key."""
     return hmac.digest(noise_key, "\x1f".join(parts).encode(), hashlib.sha256)
 
 

@@ -1,14 +1,15 @@
-"""Keyed pseudonyms: HMAC-SHA-256 of a normalized identifier under a per-sensor, per-window
-key derived from the day's secret.
+"""Keyed pseudonyms: HMAC-SHA-256 of a normalized identifier under the city's key for the
+day, derived from the day's secret.
 
-The sensor's key for a day is ``HMAC(day's secret, "citypipe/v1/sensor-key/<city>/<sensor>")``;
-its key for a 15-minute window is ``HMAC(sensor key, "citypipe/v1/window/<window start>")``.
-A data subject's pseudonym is ``HMAC(window key, normalized identifier)``: the same device
-has one pseudonym within a window at a sensor (so distinct devices can be counted, and
-partials of that window merge exactly), and another in every other window, at every other
-sensor, on every other day. Nothing written links two windows, even while the day's secret
-lives; destroying it (the hourly job) destroys every key derived from it, so a pseudonym
-can neither be reversed nor recomputed. Made at the edge, before anything is written.
+The city's key for a day is ``HMAC(day's secret, "citypipe/v1/person-day/<city>")``; a data
+subject's pseudonym is ``HMAC(day key, normalized identifier)``: one device has one
+pseudonym for a whole UTC day, at every sensor of the city, and another on every other day.
+That is what bounds one person's contribution to a day's people counts (export caps each
+pseudonym's cells, ``core.people``): the unit of privacy is one device over one day
+(decision 0078). The link lives only as long as the key: the hourly job destroys the day's
+secret after ``key_retention_days`` and, in the same run, takes every pseudonym of that day
+out of the clean zone (``service.housekeeping.scrub_clean``); no pseudonym reaches the
+aggregates or the open zone. Made at the edge, before anything is written.
 """
 
 from __future__ import annotations
@@ -19,19 +20,19 @@ from datetime import date
 
 from citypipe.ports import KeyStore
 
-KeyFor = Callable[[str, date], bytes]
+KeyFor = Callable[[date], bytes]
 
 
-def sensor_keys(keys: KeyStore, city: str) -> KeyFor:
-    """Per-sensor daily keys, cached per invocation. Raises KeyDestroyedError for a day
-    whose secret is destroyed."""
-    cache: dict[tuple[str, date], bytes] = {}
+def day_keys(keys: KeyStore, city: str) -> KeyFor:
+    """The city's key of each day, cached per invocation. Raises KeyDestroyedError for a
+    day whose secret is destroyed."""
+    cache: dict[date, bytes] = {}
+    label = f"citypipe/v1/person-day/{city}".encode()
 
-    def key_for(sensor: str, day: date) -> bytes:
-        key = cache.get((sensor, day))
+    def key_for(day: date) -> bytes:
+        key = cache.get(day)
         if key is None:
-            label = f"citypipe/v1/sensor-key/{city}/{sensor}".encode()
-            key = cache[sensor, day] = hmac.digest(keys.daily_secret(day), label, "sha256")
+            key = cache[day] = hmac.digest(keys.daily_secret(day), label, "sha256")
         return key
 
     return key_for
@@ -42,11 +43,6 @@ def journal_key(keys: KeyStore, city: str, day: date) -> bytes:
     holding a MAC cannot be found again by hashing guesses, and once the day's secret is
     destroyed no digest of that day can be recomputed."""
     return hmac.digest(keys.daily_secret(day), f"citypipe/v1/journal/{city}".encode(), "sha256")
-
-
-def window_key(sensor_key: bytes, window_start: int) -> bytes:
-    """A sensor's key for the window starting at ``window_start`` (epoch seconds, UTC)."""
-    return hmac.digest(sensor_key, f"citypipe/v1/window/{window_start}".encode(), "sha256")
 
 
 _SEPARATORS = str.maketrans("", "", ":-. ")

@@ -261,6 +261,7 @@ class Publication(Book):
     the files, read back to build the catalogue, the data package and the portal.
 
     Open data, like the files it describes: counts, hashes and the version history.
+    ``readings`` is None for a people dataset: nothing exact about people is public.
     """
 
     v: Literal[1] = 1
@@ -269,7 +270,7 @@ class Publication(Book):
     day: str
     version: int
     cells: int
-    readings: int
+    readings: int | None
     published: int
     suppressed: int
     flagged: int
@@ -289,21 +290,23 @@ class KeyDestruction(Book):
 
 
 class EpsilonCharge(Book):
-    """One release of a people dataset's day, charged to the ε ledger: every sensor whose
-    readings the release holds spends the release's ε (and δ) of its day's budget.
-    Written once (conditional put) in the audit zone at ``naming.epsilon_charge_key``,
-    before the release's files; a re-export of the same inputs is the same release and is
-    charged once."""
+    """One release of a people dataset's day, charged to the ε ledger of that day: it costs
+    every device of the day ``epsilon`` (and ``delta``). The ledger of a day is a sequence
+    of these at ``naming.epsilon_charge_key``, each written once by conditional put before
+    the release's files; ``spent`` is what the day has spent with it, never over
+    ``budget`` (decision 0078)."""
 
-    v: Literal[1] = 1
+    v: Literal[2] = 2
     city: str
     dataset: str
     day: str
-    release: str  # the export's input id: theme, day and the exact set of partials
+    release: str  # HMAC of the release's counts under the noise key (core.people)
     mechanism: str
-    epsilon: float  # what this release costs each sensor below
+    epsilon: float  # what this release costs one device's day
     delta: float | None
-    charges: dict[str, float]  # sensor -> ε charged to its day
+    contributions_per_day: int  # the most cells one device counts in (the sensitivity)
+    spent: float  # ε the day has spent, this release included
+    budget: float  # ε per person-day
     at: datetime
 
 

@@ -197,36 +197,72 @@ class ZoneCollection(Strict):
     features: list[ZoneFeature] = Field(min_length=1)
 
 
-class NoiseSettings(Strict):
-    """Differential privacy for people counts (``core.noise``): the mechanism, the ε (and
-    δ) one release of a day costs each of its sensors, and what a sensor-day may spend over
-    every release of it (the first publication and each re-release after late data)."""
+# The most a city file may let one device's day cost, over every release of it: the red
+# line (decision 0078). The strongest public deployments publish 1.68-2.64 a day.
+RED_LINE_EPSILON = 3.0
+RED_LINE_DELTA = 1e-5
 
-    mechanism: Literal["laplace", "gaussian"]
+
+class NoiseSettings(Strict):
+    """Differential privacy for people counts (``core.people``, ``core.noise``): the unit is
+    one device over one UTC day. A device counts in at most ``contributions_per_day`` cells
+    of a day; one release of the day costs it ``epsilon`` (and ``delta``); ``budget`` is
+    what its day may cost over every release (the first publication and each re-release
+    after late data), at most the red line."""
+
+    mechanism: Literal["laplace", "gaussian"] = "laplace"
     epsilon: float = Field(
+        default=1.0,
         gt=0,
-        le=10,
-        description="per release; the unit of privacy is one device's presence in one "
-        "15-minute window at one sensor",
+        le=RED_LINE_EPSILON,
+        description="per release, per person-day: what one release of a day costs a device",
     )
-    delta: float | None = Field(default=None, gt=0, le=1e-3)
-    budget: float = Field(gt=0, le=100, description="ε per sensor-day, over every release")
+    delta: float | None = Field(default=None, gt=0, le=RED_LINE_DELTA)
+    budget: float = Field(
+        default=2.0,
+        gt=0,
+        le=RED_LINE_EPSILON,
+        description="ε per person-day, over every release of the day (at most the red line, "
+        f"{RED_LINE_EPSILON})",
+    )
+    contributions_per_day: int = Field(
+        default=10,
+        ge=1,
+        le=96,
+        description="the most 15-minute zone cells one device counts in a day; its other "
+        "sightings that day are not counted (the sensitivity of the day's counts)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> NoiseSettings:
         if self.mechanism == "gaussian" and self.delta is None:
-            raise ValueError("the gaussian mechanism needs a delta (at most 1e-3)")
+            raise ValueError(f"the gaussian mechanism needs a delta (at most {RED_LINE_DELTA})")
         if self.mechanism == "laplace" and self.delta is not None:
             raise ValueError("the laplace mechanism is pure ε-DP: no delta")
         if self.budget < self.epsilon:
             raise ValueError(f"budget {self.budget} is less than one release's ε {self.epsilon}")
+        if self.delta is not None and self.delta * self.releases > RED_LINE_DELTA:
+            raise ValueError(
+                f"{self.releases} releases of δ = {self.delta} exceed the red line "
+                f"δ = {RED_LINE_DELTA} per person-day"
+            )
         return self
+
+    @property
+    def releases(self) -> int:
+        """How many releases of a day the budget pays for."""
+        return int(self.budget / self.epsilon + 1e-9)
 
 
 class Disclosure(Strict):
-    k: int = Field(default=10, ge=2)
-    noise: NoiseSettings | None = Field(
-        default=None, description="noise added to published people counts (none: exact)"
+    k: int = Field(
+        default=10,
+        ge=2,
+        description="a people cell is published when its noisy count reaches k, else suppressed",
+    )
+    noise: NoiseSettings = Field(
+        default_factory=NoiseSettings,
+        description="differential privacy for published people counts (always on)",
     )
 
 
@@ -239,6 +275,39 @@ class Publisher(Strict):
     dpo_email: str | None = Field(
         default=None, description="the data protection officer, for the record of processing"
     )
+
+
+class LegalBasis(StrEnum):
+    """The lawful basis of the processing (GDPR Article 6(1)) a city states."""
+
+    PUBLIC_TASK = "public-task"  # (e): a task in the public interest or official authority
+    LEGAL_OBLIGATION = "legal-obligation"  # (c)
+    LEGITIMATE_INTERESTS = "legitimate-interests"  # (f): not for a public authority's tasks
+    CONSENT = "consent"  # (a)
+
+
+class Dpia(Strict):
+    """The data protection impact assessment (GDPR Article 35) the processing rests on."""
+
+    reference: str = Field(min_length=1, description="its reference in the city's records")
+    url: str | None = Field(default=None, description="where the public can read it")
+
+
+class Authority(Strict):
+    name: str = Field(min_length=1)
+    url: str = Field(min_length=1)
+
+
+class Processing(Strict):
+    """What the register, the record of processing, the catalogue and the portal state of
+    the processing of personal data: its legal basis, its DPIA, and where to complain."""
+
+    legal_basis: LegalBasis
+    legal_basis_detail: str = Field(
+        min_length=10, description="the law or public task the basis rests on, in words"
+    )
+    dpia: Dpia
+    supervisory_authority: Authority
 
 
 class City(Strict):
@@ -264,6 +333,11 @@ class City(Strict):
     # S3 lifecycle expirations are whole days, at least one; None keeps objects forever.
     retention_days: dict[Zone, Annotated[int, Field(ge=1)] | None] = Field(default_factory=dict)
     disclosure: Disclosure = Disclosure()
+    processing: Processing | None = Field(
+        default=None,
+        description="the legal basis, DPIA and supervisory authority (required where a source "
+        "processes personal data)",
+    )
     key_retention_days: int = Field(
         default=2,
         ge=1,
@@ -331,6 +405,8 @@ class City(Strict):
         found = [
             *_policy_gaps(self),
             *_registry_misfits(self),
+            *_ceilings_missing(self),
+            *_accountability_missing(self),
             *_topic_clashes(self),
         ]
         if found:
@@ -386,6 +462,22 @@ class City(Strict):
                 found.setdefault(quantity, set()).add(device.zone)
         return {q: frozenset(zones) for q, zones in found.items()}
 
+    @cached_property
+    def device_ceilings(self) -> dict[tuple[str, str], int]:
+        """(zone, people quantity) -> the most distinct devices its sensors can hear in a
+        window: the sum of their profiles' ``max_devices_per_window``. A window whose noisy
+        count is above it holds invented subjects (or a broken sensor): flagged."""
+        people = self.personal_quantities
+        out: dict[tuple[str, str], int] = {}
+        for device in self.registry.devices.values():
+            profile = self.registry.profiles[device.profile]
+            zone = device.zone or self.zone_index.zone_of(*device.at)  # type: ignore[misc]
+            for spec in profile.fields.values():
+                if spec.quantity in people and zone is not None:
+                    key = (zone, spec.quantity)
+                    out[key] = out.get(key, 0) + (profile.max_devices_per_window or 0)
+        return out
+
     @property
     def personal_quantities(self) -> frozenset[str]:
         """Quantities that count people: their sources pseudonymize a data subject."""
@@ -424,6 +516,52 @@ def _policy_gaps(city: City) -> list[Finding]:
                     )
                 )
     return found
+
+
+def _accountability_missing(city: City) -> list[Finding]:
+    """A city processing personal data states its legal basis, DPIA, supervisory authority
+    and data protection officer: the register and the portal say them to residents."""
+    if not any(source.policy.personal for source in city.sources.values()):
+        return []
+    found = []
+    if city.processing is None:
+        found.append(
+            Finding(
+                ("processing",),
+                "a source processes personal data, but the legal basis, the DPIA and the "
+                "supervisory authority are not stated",
+                "add processing: {legal_basis: public-task, legal_basis_detail: <the law or "
+                "task>, dpia: {reference: <ref>, url: <where to read it>}, "
+                "supervisory_authority: {name: <name>, url: <url>}}",
+            )
+        )
+    if city.publisher.dpo_email is None:
+        found.append(
+            Finding(
+                ("publisher", "dpo_email"),
+                "a source processes personal data, but no data protection officer is named",
+                "set publisher.dpo_email: the address residents write to about their data",
+            )
+        )
+    return found
+
+
+def _ceilings_missing(city: City) -> list[Finding]:
+    """Profiles counting people without a device ceiling: invented subjects could not be
+    told from a crowd."""
+    people = city.personal_quantities
+    return [
+        Finding(
+            ("registry", "profiles", name, "max_devices_per_window"),
+            "this model counts people, but how many devices one of them can hear in 15 "
+            "minutes is not said",
+            "set max_devices_per_window: the most distinct devices one sensor of this model "
+            "can hear in a window (a zone's noisy count above its sensors' sum is flagged)",
+        )
+        for name, profile in city.registry.profiles.items()
+        if profile.max_devices_per_window is None
+        and any(spec.quantity in people for spec in profile.fields.values())
+    ]
 
 
 def _registry_misfits(city: City) -> list[Finding]:

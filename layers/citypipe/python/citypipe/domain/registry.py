@@ -101,6 +101,14 @@ class Profile(_Strict):
         description="fields this model sends that are not readings (battery, counters, flags); "
         "globs allowed (car_speed_hist_*)",
     )
+    max_devices_per_window: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="the most distinct devices one sensor of this model can hear in 15 "
+        "minutes (required where it counts people): a zone's noisy count above its sensors' "
+        "sum is flagged, never published",
+    )
 
     @field_validator("hubs")
     @classmethod

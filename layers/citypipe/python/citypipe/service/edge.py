@@ -29,7 +29,7 @@ from enum import StrEnum
 from citypipe.core.codecs import gz, jsonl, raw_columns
 from citypipe.core.formats import Format
 from citypipe.core.ingest import NO_PRIOR, Identity, Normalized, Partition, Payload, normalize
-from citypipe.core.pseudonyms import sensor_keys
+from citypipe.core.pseudonyms import day_keys
 from citypipe.domain.books import IngestCounts
 from citypipe.domain.model import RAW_EXTENSION, RAW_FIELDS, Function, Message, Zone
 from citypipe.domain.naming import StackNames, edge_key, input_id
@@ -115,7 +115,7 @@ def prepare(deps: Deps, keys: KeyStore | None, inbound: Inbound) -> EdgeBatch:
     written yet. ``keys``: the daily secrets the pseudonyms are keyed by (None where no
     source has a data subject)."""
     now = deps.clock.now().timestamp()
-    key_for = sensor_keys(keys, deps.city.slug) if keys is not None else None
+    key_for = day_keys(keys, deps.city.slug) if keys is not None else None
     with paused():  # the batch's objects are alive until its bodies are made
         normalized = normalize(
             deps.city, inbound.fmt, inbound.payloads, now=now, key_for=key_for,

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from citypipe.core.disclosure import FEWER_THAN_K, IMPLAUSIBLE, NOT_FINITE, Status, treatment
+from citypipe.core.disclosure import IMPLAUSIBLE, NOT_FINITE, Status, treatment
+from citypipe.core.people import ABOVE_CEILING, FEWER_THAN_K
 from citypipe.core.publish.dcat import describe_treatment
 from citypipe.core.publish.register import REGISTER, TITLES, Register
 from citypipe.core.publish.tables import columns, published_quantities
@@ -40,9 +41,9 @@ def _schema(city: City, quantities: list[str], personal: bool) -> dict[str, Any]
         "quantity": {"required": True, "enum": quantities},
         "unit": {"required": True},
         "count": {"minimum": 1},
-        "distinct_devices": {"minimum": 0},
+        "distinct_devices": {"minimum": city.disclosure.k},
         "status": {"required": True, "enum": [s.value for s in Status]},
-        "reason": {"enum": ["", FEWER_THAN_K, NOT_FINITE, IMPLAUSIBLE]},
+        "reason": {"enum": ["", FEWER_THAN_K, ABOVE_CEILING, NOT_FINITE, IMPLAUSIBLE]},
     }
     fields = []
     for column in columns(personal):

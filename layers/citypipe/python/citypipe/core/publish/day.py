@@ -3,7 +3,7 @@
 Cells in (the theme's cells of the day, merged from partials; a people theme's on the
 complete grid), disclosure control applied once, bytes out to the sinks the caller opened:
 CSV, Parquet, GeoJSON and, where the theme has a Smart Data Model, NGSI-LD. The bytes are
-a function of the cells, the city file and the city's noise key only, whether the day
+a function of the cells, the city file and the release of people counts only, whether the day
 comes a few windows at a time (``ThemeDayWriter``: what export does, so a day of any size
 fits in bounded memory) or whole (``theme_day``, the one-chunk case). Where the bytes go
 (export's scratch files) is the caller's business: nothing here opens a file.
@@ -19,12 +19,13 @@ from typing import BinaryIO
 
 from citypipe.core.aggregate import Cell
 from citypipe.core.disclosure import Status, complete_grid, day_windows, disclose, treatment
+from citypipe.core.people import PeopleRelease
 from citypipe.core.publish import geo, ngsild, tables
 from citypipe.core.publish.dcat import FORMATS, public_url
 from citypipe.core.publish.jsontext import JsonArrayWriter, json_bytes
 from citypipe.domain.books import ZoneSummary
 from citypipe.domain.city import City
-from citypipe.domain.naming import InputId, StackNames
+from citypipe.domain.naming import StackNames
 from citypipe.domain.themes import OpenFormat, Theme, quantities_of
 
 __all__ = ["ThemeDay", "ThemeDayWriter", "formats_of", "theme_day"]
@@ -38,8 +39,8 @@ def formats_of(theme: Theme) -> list[OpenFormat]:
 @dataclass(frozen=True)
 class ThemeDay:
     """A theme's day as written to its sinks: what its publication record and lineage
-    count, and, for a people dataset, what its release discloses (``release``,
-    ``sensors``: what its ε is charged on)."""
+    count (``readings``: for the books only, never published for a people dataset) and,
+    for a people dataset, its release (what its ε is charged on)."""
 
     theme: Theme
     day: str
@@ -50,8 +51,7 @@ class ThemeDay:
     published: int
     suppressed: int
     flagged: int
-    release: str
-    sensors: tuple[str, ...]
+    release: str  # "" unless the dataset counts people
 
     @property
     def formats(self) -> list[OpenFormat]:
@@ -70,7 +70,7 @@ class ThemeDayWriter:
     windows at a time: ``add`` the day's cells of some consecutive windows (after those
     added before; in cell order), then ``close``. ``present``: the theme's quantities
     found that day (a quantity the city no longer declares is still published).
-    ``noise_key``: the city's secret noise key, for the noise of people counts."""
+    ``people``: the release of the day's people counts, where the theme counts people."""
 
     def __init__(
         self,
@@ -79,9 +79,9 @@ class ThemeDayWriter:
         day: str,
         sinks: Mapping[OpenFormat, BinaryIO],
         present: Sequence[str],
-        noise_key: bytes | None = None,
+        people: PeopleRelease | None = None,
     ) -> None:
-        self.city, self.theme, self.day, self.noise_key = city, theme, day, noise_key
+        self.city, self.theme, self.day, self.people_release = city, theme, day, people
         self.present = list(present)
         self.quantities = sorted(set(quantities_of(city, theme)) | set(present))
         self.personal = treatment(city, self.quantities).personal
@@ -93,8 +93,6 @@ class ThemeDayWriter:
         names = StackNames(city.slug)
         self.source = public_url(city, names.open_file_key(theme.slug, OpenFormat.CSV, day))
         self.summary = tables.DaySummary(city, self.quantities)
-        self.release = InputId("release", theme.slug, day)
-        self.sensors: set[str] = set()
         self.readings = 0
         self.statuses = dict.fromkeys(Status, 0)
 
@@ -103,14 +101,8 @@ class ThemeDayWriter:
         filled in on the complete grid)."""
         self.readings += sum(cell.count for cell in cells)
         if self.personal:
-            for cell in cells:  # what a release discloses: the measured per-sensor counts
-                self.release.add(
-                    f"{cell.window_start.isoformat()}|{cell.zone}|{cell.quantity}|"
-                    + ",".join(f"{s.sensor}={s.devices}" for s in cell.sensors)
-                )
-                self.sensors.update(s.sensor for s in cell.sensors)
             cells = complete_grid(self.city, self.day, self.people, cells, windows)
-        disclosed = disclose(self.city, cells, self.noise_key)
+        disclosed = disclose(self.city, cells, self.people_release)
         for shown in disclosed:
             self.statuses[shown.status] += 1
         self.csv.write(disclosed)
@@ -144,8 +136,7 @@ class ThemeDayWriter:
             published=self.statuses[Status.PUBLISHED],
             suppressed=self.statuses[Status.SUPPRESSED],
             flagged=self.statuses[Status.FLAGGED],
-            release=self.release.value(),
-            sensors=tuple(sorted(self.sensors)),
+            release="" if self.people_release is None else self.people_release.release,
         )
 
 
@@ -155,10 +146,10 @@ def theme_day(
     day: str,
     cells: Sequence[Cell],
     sinks: Mapping[OpenFormat, BinaryIO],
-    noise_key: bytes | None = None,
+    people: PeopleRelease | None = None,
 ) -> ThemeDay:
     """A whole day's cells of a theme, written to ``sinks``."""
     present = sorted({c.quantity for c in cells})
-    writer = ThemeDayWriter(city, theme, day, sinks, present, noise_key)
+    writer = ThemeDayWriter(city, theme, day, sinks, present, people)
     writer.add(cells, day_windows(day))
     return writer.close()

@@ -16,6 +16,7 @@ from typing import Any
 
 from citypipe.core.disclosure import PrivacyTreatment, treatment
 from citypipe.core.publish.register import TITLES, Register
+from citypipe.core.publish.statements import statements
 from citypipe.core.publish.tables import published_quantities
 from citypipe.domain.books import Publication, PublishedFile
 from citypipe.domain.city import City
@@ -146,8 +147,20 @@ def _period(start: str, end: str) -> dict[str, Any]:
 
 
 def describe_treatment(privacy: PrivacyTreatment) -> str:
-    """The privacy treatment in one paragraph: every dataset's description ends with it."""
+    """The privacy treatment in one paragraph, the guarantee in a resident's words first:
+    every dataset's description ends with it."""
+    if privacy.resident:
+        return f"Privacy: {privacy.resident} How: {privacy.rule}"
     return f"Privacy: {privacy.rule}"
+
+
+def describe_lawfulness(city: City, privacy: PrivacyTreatment) -> str:
+    """A people dataset's legal basis, DPIA, data protection officer and supervisory
+    authority, in a few sentences ("" for a dataset that counts nobody)."""
+    said = statements(city)
+    if not privacy.personal or said is None:
+        return ""
+    return f" Legal basis: {said.legal_basis} {said.dpia} {said.dpo} {said.authority}"
 
 
 def _distribution(
@@ -247,6 +260,7 @@ def _dataset(city: City, theme: Theme, publications: Sequence[Publication]) -> d
                 else ""
             )
             + f". {describe_treatment(privacy)}"
+            + describe_lawfulness(city, privacy)
         ),
         "dct:publisher": publisher,
         "dcat:contactPoint": {

@@ -18,6 +18,7 @@ from citypipe.core.disclosure import treatment
 from citypipe.core.publish.dcat import FORMATS, describe_treatment
 from citypipe.core.publish.geo import zone_name
 from citypipe.core.publish.register import RECORD, REGISTER, Register
+from citypipe.core.publish.statements import statements
 from citypipe.core.publish.tables import columns, published_quantities
 from citypipe.domain.books import Publication, ZoneSummary
 from citypipe.domain.city import City
@@ -50,6 +51,7 @@ h3 { font-size: 1.05rem; margin: 1.25rem 0 .5rem; }
 nav ul { list-style: none; padding: 0; margin: .75rem 0 1rem; display: flex; flex-wrap: wrap;
   gap: .4rem 1rem; }
 a { color: var(--accent); overflow-wrap: anywhere; }
+p, li { overflow-wrap: anywhere; }  /* a DPIA's or an authority's address, unbroken */
 section { background: var(--paper); border: 1px solid var(--line); border-radius: 8px;
   padding: 1rem; margin: 0 0 1rem; }
 .muted, figcaption { color: var(--muted); font-size: .9rem; }
@@ -255,14 +257,28 @@ def _counts_people(city: City, theme: Theme, by_theme: dict[str, list[Publicatio
 
 
 def _people_line(city: City, people: Sequence[Theme]) -> str:
-    """What the privacy section says of the datasets that count people."""
+    """What the privacy section says of the datasets that count people: the guarantee per
+    person and day, in a resident's words."""
     if not people:
         return ""
-    noise = ", with differential-privacy noise" if city.disclosure.noise else ""
+    guarantee = treatment(city, sorted(city.personal_quantities)).resident or ""
     return (
-        f" Cells about people ({', '.join(escape(t.title) for t in people)}) count only the "
-        f"sensors that alone saw at least k = {city.disclosure.k} distinct devices{noise}; "
-        "every window of every zone with a counter has a row."
+        f"<p>{', '.join(escape(t.title) for t in people)}: {escape(guarantee)} A cell is "
+        f"published when its noisy figure reaches {city.disclosure.k}; every window of every "
+        "zone with a counter has a row.</p>"
+    )
+
+
+def _lawfulness(city: City) -> str:
+    """The legal basis, the DPIA, whom to write to, where to complain, and the rights."""
+    said = statements(city)
+    if said is None:
+        return ""
+    rights = "".join(f"<li>{escape(r)}</li>" for r in said.rights)
+    return (
+        f"<p>Legal basis: {escape(said.legal_basis)} {escape(said.dpia)}</p>"
+        f"<p>{escape(said.dpo)} {escape(said.authority)}</p>"
+        f"<h3>Your rights</h3><ul>{rights}</ul>"
     )
 
 
@@ -323,11 +339,10 @@ def index_html(
             '<p class="muted">Readings are published per zone, never per sensor or place.</p>'
             "</section>",
             '<section id="privacy"><h2>Privacy</h2><p>Personal data (a phone\'s Wi-Fi address) '
-            "is replaced within minutes of arrival by a keyed pseudonym under a key per sensor "
-            f"and 15-minute window; the keys are destroyed after {city.key_retention_days} days, "
-            "and with them every stored pseudonym; nothing personal is ever published."
-            f"{k_line} Each dataset above states its treatment."
-            "</p></section>",
+            "is replaced on arrival by a keyed code that changes every day; the keys are "
+            f"destroyed after {city.key_retention_days} days, and with them every stored code; "
+            "nothing personal is ever published. Each dataset above states its treatment.</p>"
+            f"{k_line}{_lawfulness(city)}</section>",
             f'<section id="register"><h2>Transparency register</h2>{register_html}</section>',
             '<section id="metadata"><h2>Metadata and licence</h2><ul>',
             f'<li><a href="{catalogue}">DCAT-AP 3 catalogue (JSON-LD)</a> · '

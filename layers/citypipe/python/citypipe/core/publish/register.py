@@ -4,10 +4,12 @@ Two documents, each as JSON and CSV, in ``open/<city>/register/``:
 
 - the **transparency register** (for the public): each source — what it measures, where,
   why, whether personal data is involved, and the treatment in plain words;
-- the **record of processing activities** (GDPR Article 30(1)): the controller, the
-  purposes, the categories of data subjects and of personal data, the recipients,
-  transfers, the retention per zone, and the safeguards (keyed pseudonyms and the life of
-  their keys, k, the noise and its ε).
+- the **record of processing activities** (GDPR Article 30(1)): the controller and its
+  data protection officer, the legal basis and the DPIA, the purposes, the categories of
+  data subjects and of personal data, the recipients, transfers, the retention per zone,
+  the safeguards (keyed pseudonyms and the life of their keys, the differential privacy
+  of people counts per person and day), the data subjects' rights and where to complain
+  (``statements``).
 
 Both are a function of the city file alone: a change of policy changes them, nothing else
 does. The catalogue lists them as a dataset; the portal shows the register.
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from citypipe.core.disclosure import noise_of, treatment
+from citypipe.core.publish.statements import statements
 from citypipe.domain.books import PublishedFile
 from citypipe.domain.city import Action, City, Source
 from citypipe.domain.model import QUANTITY_UNITS, Zone
@@ -39,16 +42,17 @@ TITLES = {
 }
 RULES = {
     Action.DROP: "never read, never stored",
-    Action.PSEUDONYMIZE: "replaced at the edge by a keyed pseudonym (HMAC-SHA-256) under a key "
-    "per sensor and 15-minute window, derived from a daily secret",
+    Action.PSEUDONYMIZE: "replaced at the edge by a keyed pseudonym (HMAC-SHA-256) under the "
+    "city's key of the day, derived from a daily secret destroyed after a few days",
     Action.GENERALIZE: "generalized",
     Action.REFUSE: "a reading carrying it is refused whole; its value is never stored",
 }
 ZONE_WORDS = {
     Zone.RAW: "pseudonymous readings as the edge wrote them (identifiers already replaced)",
-    Zone.QUARANTINE: "rejected payloads, identifiers and images redacted, with the reason",
+    Zone.QUARANTINE: "rejected payloads' shape and the reason: never a value",
     Zone.CLEAN: "readings, time generalized; pseudonyms only while their key lives",
-    Zone.AGGREGATES: "per-sensor sums and distinct-device sketches per 15-minute window",
+    Zone.AGGREGATES: "per-sensor counts, sums and extremes of readings per 15-minute window; "
+    "nothing about who was seen",
     Zone.OPEN: "the published open data: aggregates per zone and window, no personal data",
     Zone.AUDIT: "lineage, key destructions, pseudonym scrubs and the privacy (epsilon) ledger",
 }
@@ -92,6 +96,7 @@ def _quantities(city: City, source: str) -> list[str]:
 def register_rows(city: City) -> list[dict[str, str]]:
     """One row per source, for anyone to read."""
     rows = []
+    said = statements(city)
     for name, source in city.sources.items():
         quantities = sorted(set(_quantities(city, name)))
         privacy = treatment(city, quantities)
@@ -105,6 +110,8 @@ def register_rows(city: City) -> list[dict[str, str]]:
                 "why": source.purpose,
                 "personal_data": "yes" if source.policy.personal else "no",
                 "personal_fields": _personal(source),
+                "guarantee": privacy.resident or "",
+                "legal_basis": said.legal_basis if said and source.policy.personal else "",
                 "treatment": privacy.rule,
                 "published_as": ", ".join(sorted({theme_of(q).slug for q in quantities})),
             }
@@ -130,26 +137,28 @@ def record_of_processing(city: City) -> dict[str, Any]:
     personal = {n: s for n, s in city.sources.items() if s.policy.personal}
     noise = noise_of(city)
     settings = city.disclosure.noise
+    said = statements(city)
     safeguards = [
         "device and network identifiers dropped at the edge, before anything is stored",
         "the data subject's identifier replaced at the edge by a keyed pseudonym (HMAC-SHA-256)"
-        " under a key per sensor and 15-minute window: no stored value links two windows, "
-        "two sensors or two days",
+        " under the city's key of the day: it links one device's readings within one day only,"
+        " never two days",
         f"the daily secrets destroyed after {city.key_retention_days} days, every destruction "
         "recorded in the audit zone; a reading arriving later is refused",
-        "clean rows of a day whose key is destroyed rewritten without pseudonyms",
-        f"published people counts only from a sensor that alone saw at least k = "
-        f"{city.disclosure.k} distinct devices in the window; every window of every zone with "
-        "a counter has a row, so suppression discloses no presence",
+        "clean rows of a day whose key is destroyed rewritten without pseudonyms; aggregates "
+        "hold nothing about who was seen",
+        f"people counts published with differential privacy per person and day: {noise.describe()};"
+        f" a device counts in at most {settings.contributions_per_day} zone-windows a day, and a "
+        f"day may spend ε = {settings.budget} over every release, charged to a ledger in the "
+        "audit zone before any file is written; a release over budget is refused",
+        f"a people cell published only when its noisy figure reaches k = {city.disclosure.k}, "
+        "flagged above what its sensors can hear; every window of every zone with a counter "
+        "has a row, so what is withheld discloses no presence",
+        "quarantine keeps a rejected payload's shape and reason only, never a value",
         "biometric data, faces and images never processed; payloads carrying an image refused",
         f"data kept in {city.region} (EU/EEA): any other region refused at deployment and start-up",
         "buckets encrypted, TLS only, private but for the open data; a role per function",
     ]
-    if noise is not None and settings is not None:
-        safeguards.append(
-            f"differential privacy: {noise.describe()}; at most ε = {settings.budget} per "
-            "sensor and day over every release, charged to a ledger in the audit zone"
-        )
     return {
         "record": "Record of processing activities (GDPR Article 30(1))",
         "controller": {
@@ -159,6 +168,11 @@ def record_of_processing(city: City) -> dict[str, Any]:
             "data_protection_officer": city.publisher.dpo_email or "",
         },
         "processing": f"{city.name} sensor data to anonymized open data (citypipe)",
+        "lawfulness": {
+            "legal_basis": "" if said is None else said.legal_basis,
+            "dpia": "" if said is None else said.dpia,
+            "supervisory_authority": "" if said is None else said.authority,
+        },
         "purposes": {name: source.purpose for name, source in city.sources.items()},
         "data_subjects": {
             name: f"people within range of the {source.kind}" for name, source in personal.items()
@@ -181,17 +195,19 @@ def record_of_processing(city: City) -> dict[str, Any]:
         "transfers_to_third_countries": "none",
         "retention": _retention(city),
         "safeguards": safeguards,
+        "data_subject_rights": [] if said is None else list(said.rights),
         "privacy": {
             "k": city.disclosure.k,
             "key_retention_days": city.key_retention_days,
-            "noise": None
-            if settings is None
-            else {
+            "guarantee": "" if said is None else said.guarantee,
+            "noise": {
                 "mechanism": settings.mechanism,
+                "unit_of_privacy": "one device over one UTC day, across every sensor, zone, "
+                "window and release of that day",
+                "contributions_per_day": settings.contributions_per_day,
                 "epsilon_per_release": settings.epsilon,
-                "delta": settings.delta,
-                "budget_per_sensor_day": settings.budget,
-                "unit_of_privacy": "one device's presence in one 15-minute window at one sensor",
+                "delta_per_release": settings.delta,
+                "epsilon_per_person_day": settings.budget,
             },
         },
     }

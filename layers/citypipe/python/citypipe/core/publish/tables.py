@@ -58,10 +58,10 @@ def columns(personal: bool) -> list[Column]:
             Column(
                 "distinct_devices",
                 "integer",
-                "Distinct devices seen in the window by the sensors that alone saw at least k "
-                "(each device counted once per sensor that saw it: an upper bound on people, "
-                "not a head count), with differential-privacy noise where the dataset says so; "
-                "then the only figure of a people cell.",
+                "Distinct devices seen in the zone in the window, plus differential-privacy "
+                "noise; a device counts in at most a few windows a day (the dataset's privacy "
+                "statement says how many), so it is an estimate, not a head count. The only "
+                "figure of a people cell, published when it reaches k.",
                 pa.int64(),
             )
         )
@@ -70,7 +70,8 @@ def columns(personal: bool) -> list[Column]:
             "status",
             "string",
             "published; suppressed (too few people to publish: figures blank, never zero); "
-            "flagged (figures not plausible: blank).",
+            "flagged (figures not plausible, or more devices than the zone's sensors can "
+            "hear: blank).",
             pa.string(),
         ),
         Column(
@@ -289,7 +290,7 @@ def _round(value: float | None) -> float | None:
 class Tally:
     """A version's counts, as its publication record keeps them."""
 
-    readings: int
+    readings: int | None  # None for a people dataset: nothing exact about people is public
     cells: int
     published: int
     suppressed: int
@@ -304,10 +305,13 @@ def changes(
 ) -> str:
     """A version note: what the new version changes. The counts always; cell by cell too
     when the CSV the previous version published is at hand (``previous_csv``), against
-    the new version's CSV ``rows``."""
+    the new version's CSV ``rows``. A people dataset's note holds only what its published
+    files show (its readings are never stated)."""
+    exact = before.readings is not None and after.readings is not None
     note = "late data: " + ", ".join(
         f"{name} {getattr(before, name):,} -> {getattr(after, name):,}"
         for name in ("readings", "cells", "published", "suppressed", "flagged")
+        if exact or name != "readings"
     )
     if previous_csv is None:
         return note

@@ -1,13 +1,15 @@
 """A day's export: every theme published on its own, from one pass over the day.
 
 The day's partials are spilled by window to the export's scratch directory
-(``spill``), every theme's files are written from one pass over the spill (``writer``),
-then each theme is published on its own: its ε charge first where it counts people
-(``ledger``), its files (CSV, Parquet, GeoJSON, NGSI-LD) at stable public keys, put from
-the local files, its publication record (``versions``), and a lineage record keyed by the
-theme, the day and the exact set of partials. One theme failing never blocks the others:
-the rest are published, the metadata is rebuilt (``metadata``), then the first failure is
-raised so the request is retried (the themes already done are duplicates).
+(``spill``); a theme that counts people gets the release of the day's people counts, read
+from the clean zone (``people``); every theme's files are written from one pass over the
+spill (``writer``), then each theme is published on its own: its ε charge first where it
+counts people (``ledger``), its files (CSV, Parquet, GeoJSON, NGSI-LD) at stable public
+keys, put from the local files, its publication record (``versions``), and a lineage
+record keyed by the theme, the day and the exact set of partials. One theme failing never
+blocks the others: the rest are published, the metadata is rebuilt (``metadata``), then
+the first failure is raised so the request is retried (the themes already done are
+duplicates).
 
 Open files are a pure function of the partials, written with ``put_or_replace``: an export
 of unchanged partials writes nothing.
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from citypipe.core.people import PeopleRelease
 from citypipe.core.publish.day import ThemeDay
 from citypipe.core.publish.jsontext import json_bytes
 from citypipe.domain.books import ExportCounts, Lineage, PublishedFile
@@ -27,9 +30,16 @@ from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import input_id
 from citypipe.domain.themes import OpenFormat, Theme, theme_of, themes_of
 from citypipe.ports import KeyStore, Scratch
-from citypipe.service.export.ledger import charge, charged, people_quantities
+from citypipe.service.export.ledger import (
+    BUDGET_SPENT,
+    PSEUDONYMS_GONE,
+    charge,
+    people_quantities,
+    refused,
+)
 from citypipe.service.export.metadata import publish_metadata
-from citypipe.service.export.spill import GROUP_ROWS, spill_day
+from citypipe.service.export.people import people_release
+from citypipe.service.export.spill import GROUP_ROWS, DayPartials, spill_day
 from citypipe.service.export.versions import version
 from citypipe.service.export.writer import Failures, WrittenTheme, write_themes
 from citypipe.service.kernel import Deps, Outcome, Output, log
@@ -88,8 +98,9 @@ def export_day(
             known = {t.slug for t in themes_of(deps.city)}
             extra = {theme_of(q).slug: theme_of(q) for q in partials.quantities()}
             pending += [extra[slug] for slug in sorted(set(extra) - known)]
+            people = _releases(deps, ports.keys, day, pending, partials, failures)
             written = write_themes(
-                deps, ports.keys, day, pending, partials, scratch, group_rows, failures
+                deps, day, pending, partials, scratch, group_rows, failures, people
             )
             partials.remove()
             for theme in written:
@@ -102,6 +113,32 @@ def export_day(
     if failures:
         raise failures[0]
     return "done" if pending else "duplicate"
+
+
+def _releases(
+    deps: Deps,
+    keys: KeyStore,
+    day: str,
+    themes: list[Theme],
+    partials: DayPartials,
+    failures: Failures,
+) -> dict[str, PeopleRelease]:
+    """The release of the day's people counts of each theme that counts people; a theme
+    whose release cannot be read fails on its own (and is left out of ``themes``)."""
+    present = set(partials.quantities())
+    releases = {}
+    for theme in list(themes):
+        quantities = people_quantities(deps, theme)
+        if not quantities:
+            continue
+        try:
+            releases[theme.slug] = people_release(
+                deps, keys, theme.slug, day, quantities, bool(present & set(quantities))
+            )
+        except Exception as exc:  # one theme's failure must not block the others
+            failures.add(theme, day, exc)
+            themes.remove(theme)
+    return releases
 
 
 def retried(publish: Callable[[], None]) -> None:
@@ -146,21 +183,23 @@ def _publish(deps: Deps, message: Message, ident: str, written: WrittenTheme) ->
     portal never list a file not yet written), then its lineage. A theme without cells
     that day publishes nothing and is recorded as done — but a people theme publishes its
     complete grid, so whether it is published says nothing of who was there. A release of
-    people counts with noise is charged to the ε ledger first (an output of the export,
-    written before its files), and refused when a sensor's day has no budget left for it
-    (the version published before stays)."""
+    people counts is charged to the ε ledger of its day first (an output of the export,
+    written before its files), and refused when the day has no budget left for it or its
+    pseudonyms are gone (the version published before stays)."""
     result, day = written.result, message.window or ""
     outputs: list[Output] = []
-    if not result.cells and not people_quantities(deps, result.theme):
-        counts = ExportCounts.zero()
-    else:
-        entry = charge(deps, message, result) if charged(deps, result.theme) else None
-        if isinstance(entry, ExportCounts):  # refused: over budget
-            counts = entry
+    counts = ExportCounts.zero()
+    if result.personal:
+        entry = charge(deps, message, result.theme.slug, result.release) if result.release else None
+        if entry is None:
+            reason = BUDGET_SPENT if result.release else PSEUDONYMS_GONE
+            counts = refused(message, result.cells, result.readings, reason)
         else:
-            outputs = [] if entry is None else [entry]  # charged first, before any file
-            outputs += _files(deps, message, written)
+            outputs = [entry, *_files(deps, message, written)]  # charged before any file
             counts = _counts(message, result)
+    elif result.cells:
+        outputs = _files(deps, message, written)
+        counts = _counts(message, result)
     outcome = Outcome(outputs, counts, window=day, dataset=result.theme.slug)
     finish(Function.EXPORT, message, deps, ident, outcome)
 

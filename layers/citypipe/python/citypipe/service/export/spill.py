@@ -46,6 +46,7 @@ class DayPartials:
         """One partial's rows, each window's to its file (in their order)."""
         if partial.num_rows == 0:
             return
+        # today's columns only: a partial written before decision 0078 also holds sketches
         partial = partial.select(PARTIAL_SCHEMA.names).cast(PARTIAL_SCHEMA)
         partial = partial.sort_by("window_start").combine_chunks()  # a stable sort
         counted = partial.group_by(["window_start", "quantity"], use_threads=False).aggregate(

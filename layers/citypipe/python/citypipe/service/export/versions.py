@@ -4,6 +4,9 @@ The record of a theme's day (``versions/<theme>/<theme>_<day>.json``) lists its 
 their hashes, its counts and zone summaries, and its history. An export whose files are
 the bytes already published keeps the record as it is; one whose bytes changed (late
 data) is the next version, with a note of what changed against the version before.
+
+A people dataset's record holds nothing exact about people: no readings (its counts of
+cells are those its files show, its notes compare published files only).
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def version(
         day=result.day,
         version=number,
         cells=tally.cells,
-        readings=tally.readings,
+        readings=tally.readings,  # None for a people dataset (``_tally``)
         published=tally.published,
         suppressed=tally.suppressed,
         flagged=tally.flagged,
@@ -69,8 +72,9 @@ def _previous(deps: Deps, key: str) -> Publication | None:
 
 
 def _tally(record: Publication | ThemeDay) -> Tally:
-    return Tally(record.readings, record.cells, record.published, record.suppressed,
-                 record.flagged)  # fmt: skip
+    personal = isinstance(record, ThemeDay) and record.personal
+    return Tally(None if personal else record.readings, record.cells, record.published,
+                 record.suppressed, record.flagged)  # fmt: skip
 
 
 def _previous_csv(deps: Deps, previous: Publication) -> bytes | None:

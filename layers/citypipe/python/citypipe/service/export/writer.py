@@ -10,7 +10,7 @@ that fails is left out, its failure kept (``Failures``); the others go on.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,11 +19,10 @@ import pyarrow as pa
 
 from citypipe.core.aggregate import cells, of_quantities
 from citypipe.core.disclosure import day_windows
-from citypipe.core.noise import noise_key
+from citypipe.core.people import PeopleRelease
 from citypipe.core.publish.day import ThemeDay, ThemeDayWriter, formats_of
 from citypipe.domain.themes import OpenFormat, Theme
-from citypipe.ports import FileBody, KeyStore
-from citypipe.service.export.ledger import charged
+from citypipe.ports import FileBody
 from citypipe.service.export.spill import DayPartials
 from citypipe.service.kernel import Deps, log
 
@@ -59,12 +58,12 @@ class _ThemeFiles:
         day: str,
         directory: Path,
         present: Sequence[str],
-        key: bytes | None,
+        people: PeopleRelease | None,
     ) -> None:
         directory.mkdir(parents=True)
         self.paths = {f: directory / f"{theme.slug}.{f.value}" for f in formats_of(theme)}
         self.sinks = {f: path.open("wb") for f, path in self.paths.items()}
-        self.writer = ThemeDayWriter(deps.city, theme, day, self.sinks, present, key)
+        self.writer = ThemeDayWriter(deps.city, theme, day, self.sinks, present, people)
 
     def close(self) -> WrittenTheme:
         result = self.writer.close()
@@ -84,18 +83,18 @@ class _ThemeFiles:
 
 def write_themes(
     deps: Deps,
-    keys: KeyStore,
     day: str,
     themes: Sequence[Theme],
     partials: DayPartials,
     directory: Path,
     group_rows: int,
     failures: Failures,
+    people: Mapping[str, PeopleRelease],
 ) -> list[WrittenTheme]:
     """Every theme's day in every format, in local files under ``directory``, from one
-    pass over the spilled day a few windows at a time. ``keys``: the city's release secret
-    seeds the noise of people counts."""
-    opened = _opened(deps, keys, day, themes, partials.quantities(), directory, failures)
+    pass over the spilled day a few windows at a time. ``people``: the release of the
+    day's people counts of each theme that counts people."""
+    opened = _opened(deps, day, themes, partials.quantities(), directory, failures, people)
     wanted = [q for files in opened.values() for q in files.writer.present]
     grid = day_windows(day) if any(f.writer.personal for f in opened.values()) else []
     try:
@@ -110,19 +109,21 @@ def write_themes(
 
 def _opened(
     deps: Deps,
-    keys: KeyStore,
     day: str,
     themes: Sequence[Theme],
     present: Sequence[str],
     directory: Path,
     failures: Failures,
+    people: Mapping[str, PeopleRelease],
 ) -> dict[str, _ThemeFiles]:
     opened = {}
     for theme in themes:
         try:
-            key = noise_key(keys.noise_secret(), deps.city.slug) if charged(deps, theme) else None
             found = [q for q in present if theme.owns(q)]
-            opened[theme.slug] = _ThemeFiles(deps, theme, day, directory / theme.slug, found, key)
+            release = people.get(theme.slug)
+            opened[theme.slug] = _ThemeFiles(
+                deps, theme, day, directory / theme.slug, found, release
+            )
         except Exception as exc:  # one theme's failure must not block the others
             failures.add(theme, day, exc)
     return opened
