@@ -159,3 +159,32 @@ def test_an_empty_input_gives_an_empty_clean_table(city: City) -> None:
     assert table.schema == CLEAN_SCHEMA
     assert isinstance(table, pa.Table)
 
+
+def test_clean_rows_keep_no_arrival_order_finer_than_the_resolution(city: City) -> None:
+    # Given detections of three phones at two counters within one 5-minute bucket, and an
+    # air-quality reading, arriving in one order and in the reverse
+    seen = [
+        ("wifi-22", "2026-06-01T12:04:59+02:00", "AA:BB:CC:DD:EE:03"),
+        ("wifi-23", "2026-06-01T12:03:10+02:00", "AA:BB:CC:DD:EE:01"),
+        ("wifi-22", "2026-06-01T12:00:01+02:00", "AA:BB:CC:DD:EE:02"),
+        ("wifi-22", "2026-06-01T12:02:30+02:00", "AA:BB:CC:DD:EE:01"),
+    ]
+    observations = [
+        wifi_observation(sensor=s, observed_at=at, personal={"device_mac": mac})
+        for s, at, mac in seen
+    ]
+    records = raw_rows(normalized(city, "canonical", *observations))
+    records += raw_rows(normalized(city, "senml", senml_reading()))
+    # When each order is anonymized
+    forward = anonymize(city, *records).table()
+    backward = anonymize(city, *reversed(records)).table()
+    # Then the clean rows are the same rows in the same order: by time bucket, then by
+    # every other column, so the order says nothing of when within the bucket each came
+    assert forward.equals(backward)
+    order = [
+        (r["observed_at"], r["sensor"], r["quantity"], r["value"], r["pseudonym"] or "~",
+         r["source"], r["unit"], r["zone"])
+        for r in forward.to_pylist()
+    ]  # fmt: skip
+    assert order == sorted(order)
+    assert forward.num_rows == 5
