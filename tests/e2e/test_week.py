@@ -4,9 +4,10 @@ The captures of a small city's week are played in their own time: up to each fir
 the hourly job (once a simulated day here, at 01:00, the run that publishes yesterday),
 the messages that arrived before it; then the job fires on that clock — the functions'
 and the embedded backend's, so yesterday's objects are a day old. It publishes each day
-once, destroys the secrets past the key retention, and sweeps raw objects older than 24 h
-and quarantine rows past the quarantine retention (two days in this city). The books
-balance across the seven days.
+once, destroys the secrets past the key retention, and sweeps raw objects older than 24 h,
+quarantine rows past the quarantine retention (two days in this city) and clean objects
+past the clean retention (three days here): no lifecycle rule runs on the embedded backend,
+the job alone keeps each zone's retention. The books balance across the seven days.
 """
 
 from __future__ import annotations
@@ -34,12 +35,12 @@ THEMES = ["air-quality", "people-counts", "traffic-flow", "weather"]
 @pytest.fixture(scope="module")
 def week(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     folder = tmp_path_factory.mktemp("week")
-    # Given Velden keeping quarantine rows two days (so a week sweeps some)
+    # Given Velden keeping quarantine rows two days and clean objects three (so a week
+    # sweeps some)
     retention = yaml.safe_load(VELDEN.read_text())["retention_days"]
     city_file = folder / "velden-week.yaml"
-    city_file.write_text(
-        yaml.safe_dump({"extends": str(VELDEN), "retention_days": {**retention, "quarantine": 2}})
-    )
+    kept = {**retention, "quarantine": 2, "clean": 3}
+    city_file.write_text(yaml.safe_dump({"extends": str(VELDEN), "retention_days": kept}))
     # and a week of its hubs, 2 % of its devices
     captures = folder / "input"
     simulate(load_city(city_file), captures, hours=7 * 24, seed=3, scale=0.02)
@@ -115,3 +116,16 @@ def test_the_hourly_job_sweeps_raw_and_quarantine(week: tuple[Path, dict[str, An
     remaining = len([p for p in (out / "quarantine").rglob("*") if p.is_file()])
     assert swept > 0 and remaining > 0
     assert swept + remaining == written
+
+
+def test_the_hourly_job_sweeps_clean_objects_past_the_clean_retention(
+    week: tuple[Path, dict[str, Any]],
+) -> None:
+    out, report = week
+    jobs = report["hourly_jobs"]
+    # clean objects go three days after they were written (a scrubbed copy: after it was
+    # rewritten); the last days' remain. Nothing else was kept past its zone's retention
+    swept = sum(job["clean_swept"] for job in jobs)
+    remaining = [p for p in (out / "clean").rglob("*.parquet")]
+    assert swept > 0 and remaining
+    assert sum(job["aggregates_swept"] + job["audit_swept"] for job in jobs) == 0

@@ -238,17 +238,6 @@ def test_a_city_file_that_is_not_yaml_is_a_config_error_naming_the_path(tmp_path
     assert str(refused.value).startswith(f"{broken}:3: not YAML: ")
 
 
-def test_only_sources_with_a_data_subject_make_a_quantity_personal() -> None:
-    # Given a source whose only personal field is dropped (nobody is counted)
-    data = city_data()
-    personal = data["sources"]["wifi-counters"]["policy"]["personal"]
-    personal["device_mac"] = "drop"
-    # When it is parsed
-    city = parse_city(data)
-    # Then its cells need no k devices: there are none to count
-    assert "people.presence" not in city.personal_quantities
-
-
 # --- policy completeness and red lines ----------------------------------------------------------
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-from datetime import UTC, date, datetime
+import logging
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 import pytest
@@ -568,6 +569,49 @@ def test_the_hourly_job_deletes_quarantine_rows_past_the_quarantine_retention(
     assert response["quarantine_swept"] == 1
     assert not store.exists(bucket, old_key)
     assert store.exists(bucket, fresh_key)
+
+
+@pytest.mark.parametrize(
+    ("zone", "key", "old", "fresh"),
+    [
+        # clean: 90 days; a detection row of 91 days ago goes, one of 89 days stays
+        (Zone.CLEAN, "clean/velden/date={day}/air-quality/{name}.parquet", 91, 89),
+        # aggregates: 730 days
+        (Zone.AGGREGATES, "aggregates/velden/date={day}/air-quality/{name}.parquet", 731, 729),
+        # audit: 1825 days (lineage, ledger, scrub and key records alike)
+        (Zone.AUDIT, "lineage/velden/aggregate/{name}-{day}.json", 1826, 1824),
+    ],
+    ids=["clean", "aggregates", "audit"],
+)
+def test_the_hourly_job_deletes_objects_past_their_zones_retention_on_every_cloud(
+    stack: Deps,
+    invoke: Invoke,
+    caplog: pytest.LogCaptureFixture,
+    zone: Zone,
+    key: str,
+    old: int,
+    fresh: int,
+) -> None:
+    # Given two objects of a zone whose lifecycle rule has not run (a local backend, a
+    # Scaleway bucket, S3 rounding to the next midnight): one past the zone's retention
+    fired = datetime(2026, 6, 2, 1, 30, tzinfo=UTC)
+    bucket, store = stack.names.bucket(zone), stack.store
+    assert isinstance(store, InMemoryObjectStore)
+    written = {}
+    for name, days in (("old", old), ("fresh", fresh)):
+        at = fired - timedelta(days=days)
+        written[name] = key.format(day=at.date().isoformat(), name=name)
+        store.put(bucket, written[name], b"{}")
+        store.modified[bucket, written[name]] = at
+    # When the hourly job fires
+    with caplog.at_level(logging.INFO, "citypipe"):
+        response = invoke(Function.EXPORT, scheduled_event("2026-06-02T01:30:00Z"))
+    # Then the object past its retention is gone, the other kept, and the job says so
+    assert response[f"{zone.value}_swept"] == 1
+    [line] = [r for r in caplog.records if r.getMessage() == "housekeeping"]
+    assert getattr(line, f"{zone.value}_swept") == 1
+    assert not store.exists(bucket, written["old"])
+    assert store.exists(bucket, written["fresh"])
 
 
 def test_an_iot_rule_invokes_ingest_with_the_devices_topic(stack: Deps, invoke: Invoke) -> None:

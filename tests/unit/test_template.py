@@ -334,19 +334,25 @@ def _expected_grants(city: str) -> dict[str, dict[str, set[str]]]:
     own["export"] |= {
         f"RawBucket/{raw}": {delete},
         f"RawBucket/{inbox}": {delete},
-        f"AggregatesBucket/{partials}": {get},
+        f"AggregatesBucket/{partials}": {get, delete},  # get: export; delete: the sweep
         f"OpenBucket/{StackNames(city).open_prefix()}": {get, put},
         f"KeysBucket/{StackNames(city).key_object_prefix()}": {get, put, delete},
         f"KeysBucket/{StackNames(city).key_horizon_object()}": {get, put},
-        f"AuditBucket/{StackNames(city).key_destruction_prefix()}": {get, put},
+        f"AuditBucket/{StackNames(city).key_destruction_prefix()}": {get, put, delete},
         f"CleanBucket/{clean}": {get, put, delete},  # pseudonyms scrubbed once keys die
-        f"AuditBucket/{StackNames(city).epsilon_prefix()}": {get, put},
-        f"AuditBucket/{StackNames(city).scrub_prefix()}": {get, put},
+        f"AuditBucket/{StackNames(city).epsilon_prefix()}": {get, put, delete},
+        f"AuditBucket/{StackNames(city).scrub_prefix()}": {get, put, delete},
         f"KeysBucket/{StackNames(city).noise_secret_object()}": {get, put},
     }
     own["export"] |= {
         f"QuarantineBucket/{quarantine_prefix}": {delete},  # the sweep
-        f"AuditBucket/{StackNames(city).metadata_marker_key('x').rsplit('/', 1)[0]}/": {get, put},
+        f"AuditBucket/{StackNames(city).metadata_marker_key('x').rsplit('/', 1)[0]}/": {
+            get,
+            put,
+            delete,
+        },
+        # audit records past the audit retention (every prefix above: delete)
+        f"AuditBucket/{StackNames(city).lineage_prefix()}": {delete},
     }
     own["ingest"] |= {  # the edge pseudonymizes
         f"KeysBucket/{StackNames(city).key_object_prefix()}": {get, put},
@@ -661,8 +667,8 @@ class AccessStore(InMemoryObjectStore):
 def _run_every_path(deps: Deps, store: AccessStore) -> None:
     """A day through every function as deployed: a hub's webhook push (with a rejected
     reading), a city system's drop, the stages, an export request, then the hourly run
-    that destroys the day's key and scrubs its pseudonyms, and one a season later (raw and
-    quarantine swept)."""
+    that destroys the day's key and scrubs its pseudonyms, one a season later (raw,
+    quarantine and clean swept), and one years later (aggregates and audit swept)."""
     keys = ObjectKeyStore(store, deps.names.keys_bucket(), deps.city.slug)
     tokens = ObjectWebhookTokens(store, deps.names.keys_bucket(), deps.city.slug)
     token = tokens.mint("air-quality")
@@ -691,8 +697,9 @@ def _run_every_path(deps: Deps, store: AccessStore) -> None:
     runner.drain([Function.INGEST, Function.ANONYMIZE, Function.AGGREGATE], timeout_s=60)
     request_export(deps)
     runner.drain([Function.EXPORT], timeout_s=60)
-    for fired in ("2026-06-03T03:00:00Z", "2027-12-01T03:00:00Z"):  # 1 June's key dies, then
-        # a season later everything old is swept
+    # 1 June's key dies, then a season later the short-lived zones are swept, and years
+    # later every zone but open
+    for fired in ("2026-06-03T03:00:00Z", "2027-12-01T03:00:00Z", "2040-06-01T03:00:00Z"):
         handlers[Function.EXPORT](scheduled_event(fired), lambda_context(Function.EXPORT))
 
 
@@ -741,3 +748,5 @@ def test_every_object_a_function_touches_is_granted_to_its_role(
     assert ("export", "QuarantineBucket", "quarantine") in deleted  # the sweep ran
     assert ("export", "KeysBucket", "secrets") in deleted  # old keys destroyed
     assert ("export", "CleanBucket", "clean") in deleted  # pseudonyms scrubbed
+    assert ("export", "AggregatesBucket", "aggregates") in deleted  # past their retention
+    assert ("export", "AuditBucket", "lineage") in deleted

@@ -263,9 +263,12 @@ def _jobs_line(jobs: list[dict[str, Any]]) -> str:
     published = [job["day"] for job in jobs if job["result"] == "done"]
     return (
         f"{len(jobs)} fired on the simulated clock: {len(published)} days published, "
-        f"{sum(j['keys_destroyed'] for j in jobs)} days' keys destroyed, "
-        f"{sum(j['raw_swept'] for j in jobs)} raw and "
-        f"{sum(j['quarantine_swept'] for j in jobs)} quarantine objects swept"
+        f"{sum(j['keys_destroyed'] for j in jobs)} days' keys destroyed, objects past their "
+        "retention swept: "
+        + ", ".join(
+            f"{sum(j.get(f'{zone}_swept', 0) for j in jobs)} {zone}"
+            for zone in ("raw", "quarantine", "clean", "aggregates", "audit")
+        )
     )
 
 

@@ -5,7 +5,8 @@ The edge already replaced the data subject's identifier by its keyed pseudonym
 
 - ``refuse``: a reading that carried a refused field (biometrics, images; the edge never
   wrote its value) is refused whole;
-- time is floored to the policy's resolution.
+- time is floored to the policy's resolution, and the rows sorted by that time, then by
+  every other column: the order they arrived in (finer than the resolution) is not kept.
 
 Vectorized: the raw zone holds columns (``core.codecs``), which become Arrow arrays and
 are judged with Arrow's compute functions, never a Python loop per reading.
@@ -27,6 +28,24 @@ import pyarrow.compute as pc
 
 from citypipe.domain.city import City
 from citypipe.domain.model import RAW_FIELDS
+
+# The clean rows' order: the floored time, then every other column (deterministic, so the
+# row order says nothing finer than the resolution, and a retry writes the same bytes) —
+# those that tell rows apart soonest first (an object is one source's; ~22 ms for 75,000
+# rows, where the schema's order takes ~37).
+CLEAN_ORDER = [
+    (name, "ascending")
+    for name in (
+        "observed_at",
+        "sensor",
+        "quantity",
+        "value",
+        "pseudonym",
+        "source",
+        "unit",
+        "zone",
+    )
+]
 
 CLEAN_SCHEMA = pa.schema(
     [
@@ -91,7 +110,8 @@ def anonymize_columns(city: City, columns: Mapping[str, Sequence[Any]]) -> Anony
     """The pure core, vectorized: the raw zone's columns in, the clean table and refusals
     out. Every reading is judged on its own, in this order: an unknown source, a refused
     field, a personal source's reading without its pseudonym, a zone the city no longer
-    has; the rest is kept, in input order, its time floored."""
+    has; the rest is kept, its time floored, sorted by time bucket then by every other
+    column (``CLEAN_ORDER``): arrival order would tell when, within a bucket, each came."""
     source = pa.array(columns["source"], pa.string())
     if len(source) == 0:
         return Anonymized()
@@ -140,7 +160,7 @@ def anonymize_columns(city: City, columns: Mapping[str, Sequence[Any]]) -> Anony
             pc.if_else(subject, pseudonym, pa.scalar(None, pa.string())).filter(keep),
         ],
         schema=CLEAN_SCHEMA,
-    )
+    ).sort_by(CLEAN_ORDER)
     return out
 
 

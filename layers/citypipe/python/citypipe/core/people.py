@@ -77,15 +77,15 @@ def capped_counts(contributed: Sequence[pa.Table], cap: int, key: bytes) -> dict
     starts = table["window_start"]
     when = dict(zip(starts.cast(pa.int64()).to_pylist(), starts.to_pylist(), strict=True))
     by_device: dict[str, list[tuple[int, str, str]]] = {}
-    for device, *cell in zip(
+    for device, start, zone, quantity in zip(
         table["pseudonym"].to_pylist(), starts.cast(pa.int64()).to_pylist(),
         table["zone"].to_pylist(), table["quantity"].to_pylist(), strict=True,
     ):  # fmt: skip
-        by_device.setdefault(device, []).append(tuple(cell))  # type: ignore[arg-type]
+        by_device.setdefault(device, []).append((start, zone, quantity))
     counts: dict[tuple[int, str, str], int] = {}
     for device, seen in by_device.items():
-        for cell in seen if len(seen) <= cap else _chosen(key, device, seen, cap):
-            counts[cell] = counts.get(cell, 0) + 1
+        for place in seen if len(seen) <= cap else _chosen(key, device, seen, cap):
+            counts[place] = counts.get(place, 0) + 1
     return {(when[start], zone, quantity): n for (start, zone, quantity), n in counts.items()}
 
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from citypipe.domain.cityfile import CityMap, read_city
 from citypipe.domain.cityfile import city_files as city_files  # noqa: PLC0414
 from citypipe.domain.geo import ZoneIndex
-from citypipe.domain.model import Zone
+from citypipe.domain.model import QUANTITIES, Zone
 from citypipe.domain.personal import GENERALIZABLE, HUB_PERSONAL, PERSONAL_FIELDS, RED_LINES
 from citypipe.domain.problems import ConfigError as ConfigError  # noqa: PLC0414
 from citypipe.domain.problems import Finding, Refusals, validation_problems
@@ -41,6 +41,12 @@ MESSAGE_FORMATS = (
 )  # fmt: skip
 
 
+# A source about people (one that pseudonymizes a data subject, or counts people) is kept at
+# this many minutes at the finest, and at this when its policy says nothing: rows at the
+# minute would say when each device passed a counter (docs/decisions/0080).
+PEOPLE_RESOLUTION_MINUTES = 5
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -57,7 +63,14 @@ class PrivacyPolicy(Strict):
     field the source can carry (``domain.personal``), the time resolution, the place."""
 
     personal: dict[str, Action] = Field(default_factory=dict)
-    time_resolution_minutes: int = Field(default=1, ge=1, le=1440)
+    time_resolution_minutes: int = Field(
+        default=1,
+        ge=1,
+        le=1440,
+        description="minutes observation times are floored to: 1, 3, 5 or 15; a source about "
+        f"people at least {PEOPLE_RESOLUTION_MINUTES} (and {PEOPLE_RESOLUTION_MINUTES} when "
+        "left out), any other 1 when left out",
+    )
     location: Literal["zone"] = "zone"
 
     @field_validator("personal")
@@ -310,6 +323,91 @@ class Processing(Strict):
     supervisory_authority: Authority
 
 
+# Each zone's retention when the city file says nothing, and the most it may say (None: no
+# bound — the open zone is the published open data). Why these numbers: docs/decisions/0080.
+RETENTION_DEFAULTS: dict[Zone, int | None] = {
+    Zone.RAW: 1,
+    Zone.QUARANTINE: 7,
+    Zone.CLEAN: 90,
+    Zone.AGGREGATES: 730,
+    Zone.OPEN: None,
+    Zone.AUDIT: 1825,
+}
+RETENTION_BOUNDS: dict[Zone, int | None] = {
+    Zone.RAW: 1,
+    Zone.QUARANTINE: 30,
+    Zone.CLEAN: 365,
+    Zone.AGGREGATES: 3650,
+    Zone.OPEN: None,
+    Zone.AUDIT: 3650,
+}
+_KEPT_FOR = {  # why a zone's bound, in a refusal
+    Zone.QUARANTINE: "long enough for operators to fix what was refused",
+    Zone.CLEAN: "a year: one row per reading, for re-aggregation",
+    Zone.AGGREGATES: "ten years of republishing",
+    Zone.AUDIT: "ten years of accounting for the data",
+}
+
+
+def _retention_problems(days: dict[Zone, int | None]) -> list[Finding]:
+    """What is wrong with the zones' retention: raw kept other than a day, a zone kept past
+    its bound or forever (only open may be), audit kept less than what it accounts for."""
+    found = []
+    for zone, kept in days.items():
+        bound, loc = RETENTION_BOUNDS[zone], ("retention_days", zone.value)
+        if zone is Zone.RAW and kept != 1:
+            found.append(
+                Finding(
+                    loc,
+                    "raw personal data never outlives 24 h (1 day)",
+                    "set retention_days.raw: 1",
+                )
+            )
+        elif bound is not None and kept is None:
+            found.append(
+                Finding(
+                    loc,
+                    "only the open zone may be kept forever",
+                    f"give {zone.value} a number of days, at most {bound} (its default: "
+                    f"{RETENTION_DEFAULTS[zone]})",
+                )
+            )
+        elif bound is not None and kept is not None and kept > bound:
+            found.append(
+                Finding(
+                    loc,
+                    f"{zone.value} is kept at most {bound} days ({_KEPT_FOR[zone]}; GDPR's "
+                    f"storage limitation), not {kept}",
+                    f"set retention_days.{zone.value}: {bound} or fewer (its default: "
+                    f"{RETENTION_DEFAULTS[zone]})",
+                )
+            )
+    return found or _audit_shorter(days)
+
+
+def _audit_shorter(days: dict[Zone, int | None]) -> list[Finding]:
+    """The audit zone kept less than another zone (open aside): its lineage records — the
+    marker that makes each stage's effects happen once — and the ε ledger would go before
+    the data they account for, and a redelivery or a re-release would act as if never done."""
+    audit = days[Zone.AUDIT]
+    longest = max(
+        ((kept, zone) for zone, kept in days.items() if zone not in (Zone.AUDIT, Zone.OPEN)),
+        key=lambda pair: pair[0] or 0,
+    )
+    if audit is None or longest[0] is None or audit >= longest[0]:
+        return []
+    kept, zone = longest
+    return [
+        Finding(
+            ("retention_days", Zone.AUDIT.value),
+            f"audit is kept {audit} days, less than {zone.value} ({kept}): the lineage that "
+            "makes each effect happen once, and the ε ledger, must outlive the data they "
+            "account for",
+            f"set retention_days.audit to at least {kept}",
+        )
+    ]
+
+
 class City(Strict):
     slug: Annotated[
         str,
@@ -358,34 +456,8 @@ class City(Strict):
 
     @model_validator(mode="after")
     def _defaults(self) -> City:
-        defaults: dict[Zone, int | None] = {
-            Zone.RAW: 1,
-            Zone.QUARANTINE: 7,
-            Zone.CLEAN: 90,
-            Zone.AGGREGATES: 730,
-            Zone.OPEN: None,
-            Zone.AUDIT: 1825,
-        }
-        merged = {**defaults, **self.retention_days}
-        found = []
-        raw_days = merged[Zone.RAW]
-        if raw_days is None or raw_days > 1:
-            found.append(
-                Finding(
-                    ("retention_days", "raw"),
-                    "raw personal data never outlives 24 h (1 day)",
-                    "set retention_days.raw: 1",
-                )
-            )
-        found += [
-            Finding(
-                ("retention_days", z.value),
-                "only the open zone may be kept forever",
-                f"give {z.value} a number of days (its default: {defaults[z]})",
-            )
-            for z, days in merged.items()
-            if days is None and z not in (Zone.OPEN, Zone.RAW)
-        ]
+        merged = {**RETENTION_DEFAULTS, **self.retention_days}
+        found = _retention_problems(merged)
         if found:
             raise Refusals(found)
         object.__setattr__(self, "retention_days", merged)
@@ -401,16 +473,20 @@ class City(Strict):
         the registry names this city's sources and zones, a topic routes one way. Every
         problem is listed, each at its key. (Overlapping zones are refused where a city is
         checked — ``citypipe check-city``, packaging — not at each function's start-up:
-        ``city_checks``.)"""
+        ``city_checks``.) No policy switches off what protects the people a source counts
+        (``_unprotected_people``); a source about people whose policy names no resolution is
+        kept at ``PEOPLE_RESOLUTION_MINUTES``."""
         found = [
             *_policy_gaps(self),
             *_registry_misfits(self),
             *_ceilings_missing(self),
             *_accountability_missing(self),
             *_topic_clashes(self),
+            *_unprotected_people(self),
         ]
         if found:
             raise Refusals(found)
+        object.__setattr__(self, "sources", _people_at_their_resolution(self))
         return self
 
     @cached_property
@@ -480,14 +556,23 @@ class City(Strict):
 
     @property
     def personal_quantities(self) -> frozenset[str]:
-        """Quantities that count people: their sources pseudonymize a data subject."""
+        """Quantities about people, published under the k rule (and noise): every quantity
+        that counts people, whatever any source's policy says, and every quantity of a
+        source that pseudonymizes a data subject."""
         personal = {n for n, s in self.sources.items() if s.policy.subject_field is not None}
-        return frozenset(
+        return COUNTS_PEOPLE | frozenset(
             spec.quantity
             for profile in self.registry.profiles.values()
             if profile.source in personal
             for spec in profile.fields.values()
         )
+
+    @property
+    def personal_sources(self) -> frozenset[str]:
+        """Sources about people: those that pseudonymize a data subject, and those that
+        count people (which must: checked on load)."""
+        subjects = {n for n, s in self.sources.items() if s.policy.subject_field is not None}
+        return frozenset(subjects | set(_people_counted(self)))
 
 
 def _policy_gaps(city: City) -> list[Finding]:
@@ -562,6 +647,94 @@ def _ceilings_missing(city: City) -> list[Finding]:
         if profile.max_devices_per_window is None
         and any(spec.quantity in people for spec in profile.fields.values())
     ]
+
+
+# quantities whose every reading is a person's device seen (``domain.model``)
+COUNTS_PEOPLE = frozenset(name for name, quantity in QUANTITIES.items() if quantity.counts_people)
+PSEUDONYMIZE_COUNTED = (
+    "pseudonymize the field that identifies the device counted, e.g. device_mac: pseudonymize"
+)
+
+
+def _people_counted(city: City) -> dict[str, str]:
+    """Sources that count people, each with what says so: a profile of its devices maps a
+    quantity that counts people, or its devices report through a hub whose every reading is
+    a person's device seen (a Meraki access point's), whatever quantity the profile names."""
+    quantities: dict[str, dict[str, str]] = {}  # source -> quantity -> a profile mapping it
+    for name, profile in sorted(city.registry.profiles.items()):
+        for spec in profile.fields.values():
+            if spec.quantity in COUNTS_PEOPLE:
+                quantities.setdefault(profile.source, {}).setdefault(spec.quantity, name)
+    hubs: dict[str, set[str]] = {}
+    for device in city.registry.devices.values():
+        used = city.registry.profiles.get(device.profile)
+        if used is not None and device.hub in HUB_PERSONAL:
+            hubs.setdefault(used.source, set()).add(device.hub)
+    why = {
+        source: f"counts people ({', '.join(sorted(found))} in profile "
+        f"{', '.join(sorted(set(found.values())))})"
+        for source, found in quantities.items()
+    }
+    for source, found_hubs in hubs.items():
+        why.setdefault(
+            source,
+            f"counts people (its devices report through {', '.join(sorted(found_hubs))}: each "
+            "reading is a person's device seen)",
+        )
+    return why
+
+
+def _unprotected_people(city: City) -> list[Finding]:
+    """What a policy may not switch off: a source that counts people pseudonymizes the
+    field identifying the device counted (its counts rest on that device's pseudonym), and
+    a source about people is kept at ``PEOPLE_RESOLUTION_MINUTES`` at the finest."""
+    counted = _people_counted(city)
+    found = []
+    for name, why in sorted(counted.items()):
+        source = city.sources.get(name)
+        if source is None or source.policy.subject_field is not None:
+            continue
+        subject = [f for f in source.policy.personal if PERSONAL_FIELDS[f].subject]
+        found.append(
+            Finding(
+                ("sources", name, "policy", "personal", *subject[:1]),
+                f"{why} but pseudonymizes no field that identifies the device counted: no "
+                "cell could be held to k devices, and one device's presence would be "
+                "published exactly",
+                PSEUDONYMIZE_COUNTED,
+            )
+        )
+    for name in sorted(city.personal_sources & set(city.sources)):
+        policy = city.sources[name].policy
+        minutes = policy.time_resolution_minutes
+        if "time_resolution_minutes" in policy.model_fields_set and (
+            minutes < PEOPLE_RESOLUTION_MINUTES
+        ):
+            found.append(
+                Finding(
+                    ("sources", name, "policy", "time_resolution_minutes"),
+                    f"a source about people is kept at {PEOPLE_RESOLUTION_MINUTES} minutes at "
+                    f"the finest: at {minutes}, its rows would say to the minute when each "
+                    "device passed",
+                    f"set time_resolution_minutes: {PEOPLE_RESOLUTION_MINUTES} (or 15), or "
+                    f"leave it out ({PEOPLE_RESOLUTION_MINUTES})",
+                )
+            )
+    return found
+
+
+def _people_at_their_resolution(city: City) -> dict[str, Source]:
+    """The sources, each about people whose policy names no resolution given
+    ``PEOPLE_RESOLUTION_MINUTES`` (written out: a dump of the city says it)."""
+    sources = dict(city.sources)
+    for name in city.personal_sources & set(sources):
+        policy = sources[name].policy
+        if "time_resolution_minutes" not in policy.model_fields_set:
+            resolved = policy.model_copy(
+                update={"time_resolution_minutes": PEOPLE_RESOLUTION_MINUTES}
+            )
+            sources[name] = sources[name].model_copy(update={"policy": resolved})
+    return sources
 
 
 def _registry_misfits(city: City) -> list[Finding]:

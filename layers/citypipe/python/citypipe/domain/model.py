@@ -12,16 +12,23 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class Quantity(NamedTuple):
     """A controlled quantity: its UCUM unit and the range a city sensor can plausibly report
-    in that unit (a device's registry entry may narrow it, never widen it)."""
+    in that unit (a device's registry entry may narrow it, never widen it); and whether a
+    reading of it is a person (or a person's device) counted, which makes it personal data
+    whatever a source's policy says (``City.personal_quantities``)."""
 
     unit: str
     low: float
     high: float
+    counts_people: bool = False
 
 
 # Controlled quantity names (Smart Data Models' vocabulary where one exists), their UCUM
 # unit and plausible range. A reading outside the range is quarantined (``out_of_range``):
-# 1e308 would overflow a day's sums, -1000 vehicles would be published as a count.
+# 1e308 would overflow a day's sums, -1000 vehicles would be published as a count. The
+# people family counts people: each reading is one person's device seen, so a source
+# measuring it pseudonymizes that device, is kept at 5 minutes at the finest, and its cells
+# are published under the k rule. (traffic.pedestrians is a number per interval from a
+# counter that sees no one's identifier, as vehicles are.)
 QUANTITIES: dict[str, Quantity] = {
     "air.no2": Quantity("ug/m3", 0, 2000),
     "air.pm10": Quantity("ug/m3", 0, 2000),
@@ -32,7 +39,7 @@ QUANTITIES: dict[str, Quantity] = {
     "traffic.heavy_vehicles": Quantity("{vehicle}", 0, 100_000),
     "traffic.bicycles": Quantity("{bicycle}", 0, 100_000),
     "traffic.pedestrians": Quantity("{pedestrian}", 0, 100_000),
-    "people.presence": Quantity("{device}", 0, 1_000_000),
+    "people.presence": Quantity("{device}", 0, 1_000_000, counts_people=True),
     "parking.occupancy": Quantity("%", 0, 100),
     "energy.active": Quantity("kW.h", -1e9, 1e9),  # energy fed back may count negative
     "energy.voltage": Quantity("V", 0, 1000),

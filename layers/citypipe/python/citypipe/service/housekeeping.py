@@ -1,5 +1,5 @@
 """The hourly job: publish yesterday, destroy old keys, take the pseudonyms out of the clean
-objects of days whose key is gone, keep raw's 24-hour promise and quarantine's retention.
+objects of days whose key is gone, keep raw's 24-hour promise and every zone's retention.
 
 No trail outlives its key: once a day's secret is destroyed, nobody can tell whose a
 pseudonym of that day was — but the clean zone keeps rows for 90 days, one per detection.
@@ -16,11 +16,18 @@ backends do not run it at all. The hourly job therefore deletes whatever is stil
 raw zone after 24 hours: inbox drops and raw objects whose messages were dead-lettered.
 Their readings are already counted as dead-lettered; what they held must not outlive the
 promise.
+
+Every other zone's retention is kept the same way, on every cloud: quarantine, clean,
+aggregates and audit objects older than the zone's retention in the city file are deleted
+by the same run (``sweep_retention``); lifecycle rules, where a cloud runs them, are the
+second line. The audit zone is kept at least as long as every other (checked on load), so
+no lineage record — the marker that makes a stage's effects happen once — goes before the
+data it accounts for.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 
 import pyarrow as pa
@@ -71,11 +78,19 @@ def sweep_raw(deps: Deps, now: datetime) -> int:
     return sweep(deps, Zone.RAW, RAW_LIFETIME, now)
 
 
-def sweep_quarantine(deps: Deps, now: datetime) -> int:
-    """Delete quarantine rows older than the city's quarantine retention (lifecycle rules
-    count whole days and run late; local backends have none)."""
-    days = deps.city.retention_days.get(Zone.QUARANTINE)
-    return 0 if days is None else sweep(deps, Zone.QUARANTINE, timedelta(days=days), now)
+# The zones swept to the city's retention (raw has its own 24 hours; open is kept).
+RETAINED = (Zone.QUARANTINE, Zone.CLEAN, Zone.AGGREGATES, Zone.AUDIT)
+
+
+def sweep_retention(deps: Deps, now: datetime) -> dict[Zone, int]:
+    """Delete each zone's objects older than its retention in the city file, audit last
+    (lifecycle rules count whole days and run late; Scaleway's and local backends may run
+    none): how many, by zone."""
+    swept = {}
+    for zone in RETAINED:
+        days = deps.city.retention_days.get(zone)
+        swept[zone] = 0 if days is None else sweep(deps, zone, timedelta(days=days), now)
+    return swept
 
 
 SETTLED_AFTER_DAYS = 2  # raw objects live 24 h: no clean object of a day comes later
@@ -176,34 +191,39 @@ class Housekeeping:
     result: str  # export_day's result
     keys_destroyed: int
     clean_scrubbed: int
-    raw_swept: int
+    raw_swept: int  # objects deleted past their zone's retention, by zone
     quarantine_swept: int
+    clean_swept: int
+    aggregates_swept: int
+    audit_swept: int
 
 
 def hourly(deps: Deps, ports: ExportPorts, fired: datetime) -> Housekeeping:
     """Publish yesterday (UTC) — a no-op once published unless late data arrived —, destroy
     the pseudonymization secrets of days past the key retention and scrub those days'
-    pseudonyms from the clean zone, delete raw objects older than 24 hours and quarantine
-    rows past the quarantine retention. The housekeeping runs even when the export fails."""
+    pseudonyms from the clean zone, delete raw objects older than 24 hours and every other
+    zone's objects past its retention. The housekeeping runs even when the export fails."""
     day = (fired - timedelta(days=1)).date().isoformat()
     keep_from = fired.date() - timedelta(days=deps.city.key_retention_days - 1)
     try:
         result = export_day(deps, ports, day)
     finally:
         destroyed, scrubbed = retire_keys(deps, ports.keys, keep_from, fired)
-        swept = sweep_raw(deps, fired)
-        quarantine = sweep_quarantine(deps, fired)
-    log.info(
-        "housekeeping",
-        extra={
-            "function": "export",
-            "keys_destroyed": destroyed,
-            "clean_scrubbed": scrubbed,
-            "raw_swept": swept,
-            "quarantine_swept": quarantine,
-        },
+        swept = {Zone.RAW: sweep_raw(deps, fired), **sweep_retention(deps, fired)}
+    done = Housekeeping(
+        day,
+        result,
+        destroyed,
+        scrubbed,
+        raw_swept=swept[Zone.RAW],
+        quarantine_swept=swept[Zone.QUARANTINE],
+        clean_swept=swept[Zone.CLEAN],
+        aggregates_swept=swept[Zone.AGGREGATES],
+        audit_swept=swept[Zone.AUDIT],
     )
-    return Housekeeping(day, result, destroyed, scrubbed, swept, quarantine)
+    counts = {k: v for k, v in asdict(done).items() if k not in ("day", "result")}
+    log.info("housekeeping", extra={"function": "export", **counts})
+    return done
 
 
 def retire_keys(
