@@ -46,7 +46,8 @@ RULES = {
 }
 ZONE_WORDS = {
     Zone.RAW: "pseudonymous readings as the edge wrote them (identifiers already replaced)",
-    Zone.QUARANTINE: "rejected payloads, identifiers and images redacted, with the reason",
+    Zone.QUARANTINE: "the shape of rejected payloads (field names, types, lengths; never a "
+    "value), with the reason",
     Zone.CLEAN: "readings, time generalized; pseudonyms only while their key lives",
     Zone.AGGREGATES: "per-sensor sums and distinct-device sketches per 15-minute window",
     Zone.OPEN: "the published open data: aggregates per zone and window, no personal data",
