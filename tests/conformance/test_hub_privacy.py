@@ -1,5 +1,5 @@
 """The edge over the reference payloads: identifiers never reach durable storage in clear,
-and a refused payload is quarantined once, redacted. (Moved from
+and a refused payload is quarantined once, as its shape. (Moved from
 tests/unit/test_edge_privacy.py; the same checks over the project's own payloads of every
 format are tests/unit/test_hub_fixture_privacy.py, in make test.)"""
 

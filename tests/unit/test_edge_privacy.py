@@ -1,6 +1,7 @@
 """The edge: identifiers never reach durable storage in clear. The data subject's identifier
-becomes a keyed pseudonym (the city's key of the day) before the first write; device and network
-identifiers are dropped once the device is resolved; quarantine keeps a redacted payload."""
+becomes a keyed pseudonym (the city's key of the day) before the first write; device and
+network identifiers are dropped once the device is resolved; quarantine keeps a payload's
+shape only (tests/unit/test_quarantine_allowlist.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from unit_support import normalized, raw_rows, senml_reading, wifi_observation
 
 from citypipe.core.pseudonyms import day_keys
-from citypipe.core.redact import MARK, redact, redact_text
+from citypipe.core.shape import body_shape, shape
 from citypipe.domain.city import City, parse_city
 from citypipe_local.fakes import InMemoryKeyStore
 
@@ -121,18 +122,22 @@ def test_no_mac_and_no_signal_strength_reach_the_raw_record(city: City) -> None:
     assert "rssi" not in text and "-67" not in text
 
 
-# --- redaction ------------------------------------------------------------------------------------
+# --- what quarantine keeps: the shape ------------------------------------------------------------
 
 
-def test_redaction_keeps_the_shape_and_replaces_identifier_fields() -> None:
+def test_a_shape_keeps_the_names_it_knows_and_no_value() -> None:
     uplink = {
         "end_device_ids": {"dev_eui": "70B3D52DD600035A"},
         "uplink_message": {"f_port": 2, "decoded_payload": {"t": 21.5}},
     }
-    assert redact(uplink, frozenset({"end_device_ids"})) == {
-        "end_device_ids": MARK,
-        "uplink_message": {"f_port": 2, "decoded_payload": {"t": 21.5}},
+    known = frozenset({"end_device_ids", "dev_eui", "uplink_message", "f_port"})
+    kept = shape(uplink, known)
+    assert kept["fields"]["end_device_ids"]["fields"] == {
+        "dev_eui": {"type": "string", "length": 16}
     }
+    decoded = kept["fields"]["uplink_message"]["fields"]["<key 1>"]
+    assert decoded["fields"] == {"<key 0>": {"type": "number", "length": 4}}
+    assert "70B3D52DD600035A" not in json.dumps(kept)
 
 
 @pytest.mark.parametrize(
@@ -145,21 +150,31 @@ def test_redaction_keeps_the_shape_and_replaces_identifier_fields() -> None:
         "192.168.0.1",
         "urn:dev:mac:0024befffe804ff1",
         "esp8266-12331981",
+        "seen 00 26 ab b8 a9 a4 at the gate",
     ],
 )
-def test_a_string_that_looks_like_an_identifier_is_replaced_wherever_it_is(value: str) -> None:
-    assert redact({"note": [value]}, frozenset()) == {"note": [MARK]}
+def test_a_string_is_kept_as_its_length_wherever_it_is(value: str) -> None:
+    assert shape({"note": [value]}, frozenset({"note"})) == {
+        "type": "object",
+        "length": 1,
+        "fields": {
+            "note": {
+                "type": "array",
+                "length": 1,
+                "items": [{"type": "string", "length": len(value)}],
+            }
+        },
+    }
 
 
-def test_text_that_is_no_json_keeps_field_names_and_punctuation_only() -> None:
+def test_text_that_is_no_json_keeps_no_field_name_and_no_value() -> None:
     cut = (
         '{"sensor":"wifi-22","personal":{"device_mac":"AA:BB:CC:DD:EE:01","rssi":-67},'
         '"chip":12331981,"n":"temp'
     )
-    assert redact_text(cut) == (
-        '{"sensor":"<redacted>","personal":{"device_mac":"<redacted>","rssi":-67},'
-        '"chip":<redacted>,"n":"<redacted>"'
-    )
+    kept = json.dumps(body_shape(cut))
+    assert [v for v in ("wifi-22", "device_mac", "AA:BB", "-67", "12331981") if v in kept] == []
+    assert body_shape(cut)["length"] == len(cut)
 
 
 # --- images: refused at the edge, never kept ---------------------------------------------------

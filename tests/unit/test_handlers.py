@@ -28,13 +28,14 @@ from unit_support import (
     with_store,
 )
 
-from citypipe.core.redact import redact_text
+from citypipe.core.shape import text_shape
 from citypipe.domain.books import KeyDestruction
 from citypipe.domain.errors import KeyDestroyedError
 from citypipe.domain.limits import MAX_BODY_BYTES, MAX_BODY_LINES, MAX_REJECTIONS_SHOWN
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import StackNames, input_id
 from citypipe.domain.themes import OpenFormat
+from citypipe.entrypoints.events import CLAIM_CHECK_NAMES
 from citypipe.service.kernel import Deps
 from citypipe_local.drops import drop_lines
 from citypipe_local.fakes import InMemoryKeyStore, InMemoryObjectStore, InMemoryWebhookTokens
@@ -145,7 +146,7 @@ def test_a_poison_record_is_quarantined_and_acknowledged(
     assert (row["reason"], row["message_id"], row["body"]) == (
         reason,
         poison_id,
-        redact_text(poison),
+        text_shape(poison, CLAIM_CHECK_NAMES),
     )
     assert is_done(stack, Function.INGEST, good)
 
@@ -330,7 +331,7 @@ def test_a_non_utf8_body_gets_400_with_the_reason(stack: Deps, invoke: Invoke) -
     # When ingest handles it
     response = invoke(Function.INGEST, event)
     # Then the sender is told it is not UTF-8; nothing reaches the raw zone, and the payload
-    # is quarantined (redacted) so that the books count it
+    # is quarantined (its shape) so that the books count it
     body = json.loads(response["body"])
     assert (response["statusCode"], body["error"]) == (400, "no_usable_reading")
     assert body["reasons"] == {"invalid_encoding": 1}
@@ -629,7 +630,7 @@ def test_an_iot_rule_invokes_ingest_with_the_devices_topic(stack: Deps, invoke: 
     assert "/traffic-counters/" in json.loads(raw.body)["key"]
 
 
-def test_a_hub_payload_sent_to_the_ingest_queue_is_quarantined_redacted(
+def test_a_hub_payload_sent_to_the_ingest_queue_is_quarantined_as_its_shape(
     stack: Deps, invoke: Invoke
 ) -> None:
     # Given a device's JSON sent straight to the queue (a misrouted IoT rule), no claim check

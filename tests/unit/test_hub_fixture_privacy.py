@@ -2,8 +2,9 @@
 identifier they carry (EUIs, gateway names and positions, device names with serials, IPv6
 base names, client MACs, host names, SSIDs and user ids that name people, the Meraki
 secret, chip ids) reaches any zone or log line, in any spelling, whether the payload is
-read or refused; a payload refused is quarantined once, redacted. (make conformance makes
-the same checks over third-party payloads.)"""
+read or refused; a payload refused is quarantined once, as its shape (decision 79: names
+the format or the registry knows, types and lengths, never a value; cut short, its bytes'
+length and classes). (make conformance makes the same checks over third-party payloads.)"""
 
 from __future__ import annotations
 
@@ -38,42 +39,14 @@ CSV = "csv/loop-export.csv"
 PUSHED = sorted(n for n in EXPECTED if n != CSV)  # a CSV is dropped in the inbox, not pushed
 # read wrongly and, so, quarantined where the documentation says it gives readings
 REFUSED_WRONGLY = {"chirpstack-v3/up-protobuf-json.json"}
-# Known leaks (core.redact), each a strict xfail: the tests pass once the code is fixed.
-# A payload cut short is quarantined as text, and redact_text replaces only strings and runs
-# of six or more digits: a position written with five decimals survives.
-POSITION_KEPT = (
-    "redact_text keeps digit runs shorter than six: the position {} of a payload cut short "
-    "stays in its quarantined text"
-)
-LEAKS_WHEN_CUT = {
-    "chirpstack-v3/up-json-v3-legacy.json": "51.42977 (gateway)",
-    "chirpstack-v3/up-protobuf-json.json": "51.42977 (gateway)",
-    "chirpstack-v4/up-numbers-as-strings.json": "51.41402 (gateway)",
-    "chirpstack-v4/up-unregistered-device-gps-time.json": "51.45188, 51.44013 (gateways)",
-    "senml/measurements-lat-lon.json": "51.43017, 5.45012 (the moving node's track)",
-    "tts-v3/webhook-uplink.json": "51.43186 (gateway)",
-}
-# A CSV line refused before it is parsed (the wrong number of cells) is quarantined as
-# text, where redact_text finds no quoted string: the station id stays.
-CSV_LINE_KEPT = (
-    "redact_text keeps unquoted text: a CSV line of the wrong width is quarantined with its "
-    "station id (VLD-TC-902)"
-)
-
-CSV_XFAIL = pytest.mark.xfail(reason=CSV_LINE_KEPT, strict=True)
 
 
 def leak_cases() -> list[Any]:
-    cases = []
-    for name in PUSHED:
-        for cut in (False, True):
-            marks = []
-            if cut and name in LEAKS_WHEN_CUT:
-                reason = POSITION_KEPT.format(LEAKS_WHEN_CUT[name])
-                marks.append(pytest.mark.xfail(reason=reason, strict=True))
-            ident = f"{'truncated' if cut else 'as-sent'}-{name}"
-            cases.append(pytest.param(name, cut, marks=marks, id=ident))
-    return cases
+    return [
+        pytest.param(name, cut, id=f"{'truncated' if cut else 'as-sent'}-{name}")
+        for name in PUSHED
+        for cut in (False, True)
+    ]
 
 
 @pytest.fixture
@@ -153,10 +126,7 @@ def test_the_chip_id_and_mac_in_the_headers_of_a_push_are_not_stored(
 
 @pytest.mark.parametrize(
     "cut",
-    [
-        pytest.param(False, id="as-dropped", marks=CSV_XFAIL),
-        pytest.param(True, id="truncated"),
-    ],
+    [pytest.param(False, id="as-dropped"), pytest.param(True, id="truncated")],
 )
 def test_no_station_of_a_csv_drop_is_stored_or_logged(
     hub_deps: Deps, caplog: pytest.LogCaptureFixture, cut: bool

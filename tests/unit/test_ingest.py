@@ -236,7 +236,7 @@ def test_a_payload_with_one_bad_reading_keeps_its_good_readings(city: City) -> N
     pack = [*senml_reading(), {"n": "pm10", "v": 1e308}, {"n": "pm25", "v": 7.5}]
     # When it is normalized
     result = normalized(city, "senml", pack)
-    # Then two are accepted, one quarantined, and the payload is kept once (redacted)
+    # Then two are accepted, one quarantined, and the payload is kept once (its shape)
     assert (result.accepted, reasons(result)) == (2, {"out_of_range": 1})
     assert len(result.quarantine) == 1
 

@@ -4,9 +4,10 @@ A run copies the quarantine zone to ``DIR/quarantine/<city>/``: gzip'd JSON Line
 by a hash, one row per refused payload (``ingest/``), per input a stage could not read,
 per queue message that was no claim check (``…/messages/``). This reads them all back and
 sums the rejected readings by reason, format, source and arrival hour; ``--rows`` lists
-each row's arrival, route, source, format, line and reasons (with the JSON path of each).
-It never prints a value: not a payload, not a detail (a detail may quote a field the hub
-sent), only where and why.
+each row's arrival, route, source, format, line and reasons, each with its path and detail.
+Quarantine holds no value to print (decision 79): a payload is kept as its shape, a path
+names known fields and positions, a detail quotes nothing the hub sent; the report prints
+where and why, not the shapes.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class Rejected:
     route: str
     received_at: str  # ISO 8601 UTC, "" where the row does not say
     line: int | None
-    paths: list[str]  # the JSON path of each reason's first detail
+    paths: list[str]  # each detail: its reason, path (in known names) and what it says
 
     @property
     def hour(self) -> str:
@@ -54,7 +55,10 @@ def _rejected(row: dict[str, Any]) -> Rejected:
             route=str(row.get("route", "")),
             received_at=str(row.get("received_at", "")),
             line=row.get("line"),
-            paths=[f"{d['reason']} at {d['path'] or '(the payload)'}" for d in row["details"]],
+            paths=[
+                f"{d['reason']} at {d['path'] or '(the payload)'}: {d['detail']}"
+                for d in row["details"]
+            ],
         )
     message = row.get("message") or {}
     announced = message.get("records", 1) if isinstance(message, dict) else 1

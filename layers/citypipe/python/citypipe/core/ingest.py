@@ -11,39 +11,43 @@ time) is a duplicate.
 
 Nothing is dropped silently and nothing crashes a batch: a payload or reading that cannot
 be used is rejected with a machine-readable reason and its JSON path; the payload is kept
-once, redacted (``core.redact``), in a quarantine row.
+once, as its shape only (``core.shape``: names the format's schema or the city's registry
+knows, types and lengths, never a value), in a quarantine row.
 
-A quarantine row: ``{"line", "adapter", "payload" (redacted), "rejected": {reason:
-readings}, "details": [{"reason", "detail", "path"}, ...]}``; the books count readings.
+A quarantine row: ``{"line", "received_at", "source", "adapter", "payload" (its shape),
+"rejected": {reason: readings}, "details": [{"reason", "detail", "path"}, ...]}``, each
+path in the shape's names; the books count readings.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections import Counter, defaultdict
-from collections.abc import Container, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, NamedTuple
 
 import orjson
 
 from citypipe.core.formats import Format
 from citypipe.core.formats.common import Context, Reading, Rejection, Unreadable, number
+from citypipe.core.images import IMAGE_HINT, IMAGE_HINT_TEXT, image_path
 from citypipe.core.pseudonyms import KeyFor, pseudonym
-from citypipe.core.redact import IMAGE_HINT, IMAGE_HINT_TEXT, image_path, redact, redact_text
+from citypipe.core.shape import body_shape, schema_path, shape
 from citypipe.domain.city import Action, City
 from citypipe.domain.errors import KeyDestroyedError
-from citypipe.domain.limits import KEPT_OF_OVERSIZED, MAX_DETAILS, MAX_PAYLOAD_BYTES
+from citypipe.domain.limits import MAX_DETAILS, MAX_PAYLOAD_BYTES
 from citypipe.domain.model import (
     EARLIEST_EPOCH,
     FUTURE_SLACK_S,
     RAW_FIELDS,
     RawRecord,
 )
-from citypipe.domain.personal import HUB_PERSONAL
+from citypipe.domain.personal import HUB_PERSONAL, PERSONAL_FIELDS
 from citypipe.domain.registry import Plan, Resolved
 
 log = logging.getLogger("citypipe")
@@ -58,6 +62,7 @@ Identity = tuple[str, str, int, str | None]
 NO_PRIOR: frozenset[Identity] = frozenset()
 _REFUSED = object()
 _UNSEEN: Any = object()
+_UNREAD: Any = object()  # the document of a payload refused before it was parsed
 
 
 def as_record(row: RawRow) -> RawRecord:
@@ -92,6 +97,9 @@ class Normalized:
     payloads: int = 0
     duplicates: int = 0
     seen: set[Identity] = field(default_factory=set)  # the identities of the readings accepted
+    # what was refused, as received: hashed into the batch's identity (two payloads of one
+    # shape are two), never kept
+    refused: hashlib._Hash = field(default_factory=hashlib.sha256)
 
     @property
     def accepted(self) -> int:
@@ -101,20 +109,32 @@ class Normalized:
         """The raw records as the raw zone holds them, in partition order (tests, tools)."""
         return [as_record(row) for _, rows in sorted(self.by_partition.items()) for row in rows]
 
-    def reject(self, row: dict[str, Any], rejections: list[Rejection], *, counted: bool) -> None:
-        """Quarantine a payload's rejected readings: one row (what ``_Batch._row`` says of
-        the payload), the readings counted by reason."""
+    def reject(
+        self,
+        row: dict[str, Any],
+        rejections: list[Rejection],
+        named: Callable[[str], str],
+        content: bytes,
+        *,
+        counted: bool,
+    ) -> None:
+        """Quarantine a payload's rejected readings: one row (what ``_Batch._quarantine``
+        keeps of the payload), the readings counted by reason, each detail's path as
+        ``named`` names it; ``content``, the payload as received, only hashed."""
         counts = Counter(r.reason for r in rejections)
         if not counted:
             self.received += len(rejections)
         self.reasons.update(counts)
         row["rejected"] = dict(counts)
-        row["details"] = _details(rejections)
+        row["details"] = _details(rejections, named)
+        self.refused.update(len(content).to_bytes(8, "big"))
+        self.refused.update(content)
         self.quarantine.append(row)
 
 
-def _details(rejections: Iterable[Rejection]) -> list[dict[str, str]]:
-    """The first MAX_DETAILS distinct (reason, detail, path), and the first of any other reason."""
+def _details(rejections: Iterable[Rejection], named: Callable[[str], str]) -> list[dict[str, str]]:
+    """The first MAX_DETAILS distinct (reason, detail, path), and the first of any other
+    reason; each path named as the payload's shape names it."""
     details: list[dict[str, str]] = []
     seen: set[tuple[str, str, str]] = set()
     reasons: set[str] = set()
@@ -124,9 +144,8 @@ def _details(rejections: Iterable[Rejection]) -> list[dict[str, str]]:
             continue
         seen.add(triple)
         reasons.add(rejection.reason)
-        details.append(
-            {"reason": rejection.reason, "detail": rejection.detail, "path": rejection.path}
-        )
+        path = named(rejection.path)
+        details.append({"reason": rejection.reason, "detail": rejection.detail, "path": path})
     return details
 
 
@@ -195,9 +214,9 @@ def _refused_field(dev: Resolved, policy: _Policy, r: Reading) -> str | Rejectio
     for name in r.personal or ():
         action = policy.actions.get(name)
         if action is None:
-            return Rejection(
-                "undeclared_personal_field", f"{dev.source} declares no {name!r}", r.path
-            )
+            what = repr(name) if name in PERSONAL_FIELDS else "a personal field it carries"
+            detail = f"{dev.source} declares no rule for {what}"  # a name citypipe knows only
+            return Rejection("undeclared_personal_field", detail, r.path)
         if action is Action.REFUSE and refused is None:
             refused = name
     return refused
@@ -223,8 +242,8 @@ class _Batch:
     """The per-batch state of the normalization path: caches and the duplicate index."""
 
     __slots__ = (
-        "aliases", "batch_source", "city", "devices", "fmt", "key_for", "latest", "only_source",
-        "payload_source", "policies", "prior", "result", "seen", "windows",
+        "aliases", "batch_source", "city", "devices", "fmt", "key_for", "known", "latest",
+        "only_source", "payload_source", "policies", "prior", "result", "seen", "windows",
     )  # fmt: skip
 
     def __init__(
@@ -251,6 +270,7 @@ class _Batch:
         # pseudonyms of this batch (a device is seen again and again): kept no longer than
         # the batch, so no derived key outlives it in a warm container
         self.aliases: dict[tuple[bytes, str], str] = {}
+        self.known: dict[str, frozenset[str]] = {}  # names a shape keeps, by format (if any)
         self.result = Normalized()
         self.seen = self.result.seen
 
@@ -300,7 +320,7 @@ class _Batch:
                 "wrong_source", f"{dev.sensor} is not a {self.only_source} device", r.path
             )
         if plan is None:
-            return Rejection("unknown_field", f"{dev.sensor} has no field {r.field!r}", r.path)
+            return Rejection("unknown_field", f"{dev.sensor}'s profile has no such field", r.path)
         return plan
 
     def _kept(
@@ -381,27 +401,19 @@ class _Batch:
         """The payload parsed, or _REFUSED once it is quarantined whole."""
         body = payload.body
         if payload.rejection is not None:
-            text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else str(body)
-            row = self._row(payload, self._adapter(payload), redact_text(text[:KEPT_OF_OVERSIZED]))
-            self.result.reject(row, [payload.rejection], counted=False)
+            self._quarantine(payload, [payload.rejection], counted=False)
             return _REFUSED
-        fmt = self._format(payload)
         if payload.parsed:
             return body
         size = len(body)
         if size > MAX_PAYLOAD_BYTES:
-            head = body[:KEPT_OF_OVERSIZED]
-            text = head.decode("utf-8", errors="replace") if isinstance(head, bytes) else head
-            self.result.reject(
-                self._row(payload, fmt.label, redact_text(text)),
-                [Rejection("payload_too_large", f"{size} bytes > {MAX_PAYLOAD_BYTES}")],
-                counted=False,
-            )
+            too_large = Rejection("payload_too_large", f"{size} bytes > {MAX_PAYLOAD_BYTES}")
+            self._quarantine(payload, [too_large], counted=False)
             return _REFUSED
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            self._unparseable(payload, exc)
+            self._quarantine(payload, [_unparsed(body, exc)], counted=False)
             return _REFUSED
 
     def _items(self, document: Any, payload: Payload) -> list[Reading | Rejection]:
@@ -444,9 +456,7 @@ class _Batch:
             rejected.append(Rejection("no_readings", "the payload holds no reading"))
             result.received += 1
         if rejected:
-            fmt = self._format(payload)
-            row = self._row(payload, fmt.label, redact(document, fmt.identifiers))
-            result.reject(row, rejected, counted=True)
+            self._quarantine(payload, rejected, document, counted=True)
 
     def _image(self, payload: Payload, document: Any) -> bool:
         """Refuse a payload a field of which holds an image (base64 or a data URI), whole:
@@ -461,38 +471,69 @@ class _Batch:
         path = image_path(document)
         if path is None:
             return False
-        fmt = self._format(payload)
         refusal = Rejection("image_refused", "a field holds an image: never processed", path)
-        row = self._row(payload, fmt.label, redact(document, fmt.identifiers))
-        self.result.reject(row, [refusal], counted=False)
+        self._quarantine(payload, [refusal], document, counted=False)
         return True
 
-    def _unparseable(self, payload: Payload, exc: Exception) -> None:
-        body = payload.body
-        if isinstance(body, bytes):
-            try:
-                text = body.decode("utf-8")
-                reason = "invalid_json"
-            except UnicodeDecodeError:
-                text = body.decode("utf-8", errors="replace")
-                reason = "invalid_encoding"
-        else:
-            text, reason = body, "invalid_json"
-        detail = str(exc).split(":", 1)[0][:120]  # orjson's message, before the position
-        row = self._row(payload, self._format(payload).label, redact_text(text))
-        self.result.reject(row, [Rejection(reason, detail)], counted=False)
+    def _known(self, payload: Payload) -> frozenset[str]:
+        """The names a quarantined payload's shape keeps: its format's schema and the
+        field names of the city's registry (a payload no format read: the registry's)."""
+        fmt = payload.fmt or self.fmt
+        name = "" if fmt is None else fmt.name
+        known = self.known.get(name)
+        if known is None:
+            names = self.city.registry.field_names()
+            known = self.known[name] = names if fmt is None else names | fmt.schema
+        return known
 
-    def _row(self, payload: Payload, adapter: str, kept: Any) -> dict[str, Any]:
-        """A quarantine row of a payload: where it was (its line in the request, drop or
+    def _quarantine(
+        self,
+        payload: Payload,
+        rejections: list[Rejection],
+        document: Any = _UNREAD,
+        *,
+        counted: bool,
+    ) -> None:
+        """Quarantine a payload once: where it was (its line in the request, drop or
         capture), when it arrived, whose source it is (the one its route vouches for, else
-        its devices'), who read it (the format and version), and what may be kept of it."""
-        return {
+        its devices'), who read it (the format and version), and its shape — of the parsed
+        ``document``, else of its bytes — with its rejections' paths in the shape's names."""
+        known = self._known(payload)
+        kept = body_shape(payload.body) if document is _UNREAD else shape(document, known)
+        row = {
             "line": payload.line,
             "received_at": f"{_second(int(payload.ctx.received_at))}Z",
             "source": self.payload_source or "",
-            "adapter": adapter,
+            "adapter": self._adapter(payload),
             "payload": kept,
         }
+        named = partial(schema_path, document=document, known=known)
+        self.result.reject(row, rejections, named, _content(payload, document), counted=counted)
+
+
+def _unparsed(body: bytes | str, exc: Exception) -> Rejection:
+    """Why a payload did not parse: not UTF-8, else not JSON (orjson's words, before the
+    position: they never quote the payload)."""
+    reason = "invalid_json"
+    if isinstance(body, bytes):
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            reason = "invalid_encoding"
+    return Rejection(reason, str(exc).split(":", 1)[0][:120])
+
+
+def _content(payload: Payload, document: Any) -> bytes:
+    """A refused payload's content for its batch's identity (hashed, never kept): the
+    parsed document (a resend with other white space is the same), else the body as
+    received."""
+    if document is _UNREAD:
+        body = payload.body
+        return body if isinstance(body, bytes) else str(body).encode("utf-8", "surrogatepass")
+    try:
+        return orjson.dumps(document)
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes: its shape tells it
+        return b""
 
 
 def normalize(

@@ -15,5 +15,6 @@ MAX_DROP_BYTES = 64 * 1024 * 1024  # an inbox drop, once gunzipped
 MAX_TOKEN_CHARS = 256  # a webhook token as sent
 MAX_REJECTIONS_SHOWN = 20  # a sender is told this many rejections, and the counts of all
 MAX_DETAILS = 5  # distinct details kept per quarantined payload (each reason has one)
-KEPT_OF_OVERSIZED = 1024  # characters kept (redacted) of a payload over its bound
 MAX_DEPTH = 64  # nesting of a payload: deeper than any hub's, what lies below is not kept
+MAX_SHAPE_NODES = 512  # values a quarantined payload's shape describes (the rest: counted)
+MAX_SHAPE_ITEMS = 16  # items of an array its shape describes one by one (all: counted)

@@ -37,6 +37,7 @@ HUBS = (
 SENSOR_NAME = r"^[a-z][a-z0-9-]{1,62}[a-z0-9]$"
 
 _HEX = re.compile(r"[^0-9a-f]")
+_GLOB = re.compile(r"[*?\[]")
 
 
 def normalize_id(hub: str, ident: str) -> str:
@@ -165,6 +166,17 @@ class Registry(_Strict):
         if found:
             raise Refusals(found)
         return self
+
+    def field_names(self) -> frozenset[str]:
+        """Every field name the profiles declare: read (and each part of a nested one,
+        ``wind`` and ``speed`` of ``wind.speed``) or ignored by name (a glob names none).
+        Names the city wrote itself: a quarantined payload's shape may keep them."""
+        names: set[str] = set()
+        for profile in self.profiles.values():
+            for name in profile.fields:
+                names.update((name, *name.split(".")))
+            names.update(n for n in profile.ignore if not _GLOB.search(n))
+        return frozenset(names)
 
     def _unknown_profiles(self) -> list[Finding]:
         return [

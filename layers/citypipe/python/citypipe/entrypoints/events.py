@@ -12,6 +12,16 @@ from pydantic import ValidationError
 from citypipe.domain.errors import TerminalError
 from citypipe.domain.model import Message
 
+# The names a queue message's shape keeps where it is no claim check (``core.shape``): a claim
+# check's, and an S3 event notification's.
+CLAIM_CHECK_NAMES = frozenset(Message.model_fields) | {
+    "Records", "eventVersion", "eventSource", "awsRegion", "eventTime", "eventName",
+    "userIdentity", "principalId", "requestParameters", "sourceIPAddress", "responseElements",
+    "x-amz-request-id", "x-amz-id-2", "s3", "s3SchemaVersion", "configurationId", "name",
+    "ownerIdentity", "arn", "object", "eTag", "size", "sequencer", "versionId", "Event",
+    "Service", "Time", "Bucket", "RequestId", "HostId",
+}  # fmt: skip
+
 
 def _from_s3_record(record: dict[str, Any], city: str) -> Message:
     s3 = record["s3"]
@@ -46,8 +56,10 @@ def parse_messages(body: str, city: str) -> list[Message]:
                 for r in document["Records"]
                 if str(r.get("eventName", "")).startswith("ObjectCreated")
             ]
-        except (KeyError, TypeError, ValidationError) as exc:
-            raise TerminalError("invalid_message", f"S3 notification: {exc}") from None
+        except KeyError as exc:  # the name looked up: an S3 notification's, never the body's
+            raise TerminalError("invalid_message", f"S3 notification without {exc}") from None
+        except (TypeError, ValidationError):
+            raise TerminalError("invalid_message", "S3 notification of the wrong shape") from None
     if isinstance(document, dict) and document.get("Event") == "s3:TestEvent":
         return []
     try:
@@ -55,7 +67,7 @@ def parse_messages(body: str, city: str) -> list[Message]:
     except ValidationError as exc:
         raise TerminalError("invalid_message", str(exc.errors()[0]["msg"])) from None
     if message.city != city:
-        raise TerminalError("wrong_city", f"message for {message.city!r} reached {city!r}")
+        raise TerminalError("wrong_city", f"a message for another city reached {city!r}")
     return [message]
 
 

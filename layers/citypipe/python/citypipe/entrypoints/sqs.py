@@ -11,10 +11,10 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from citypipe.core.codecs import jsonl_gz
-from citypipe.core.redact import redact_text
+from citypipe.core.shape import text_shape
 from citypipe.domain.errors import BackendRefusedError, TerminalError
 from citypipe.domain.model import Function, Message, Zone
-from citypipe.entrypoints.events import parse_messages
+from citypipe.entrypoints.events import CLAIM_CHECK_NAMES, parse_messages
 from citypipe.service.kernel import Deps, log
 
 
@@ -59,7 +59,8 @@ class ClaimCheckConsumer:
             "reason": exc.reason,
             "detail": exc.detail,
             "message_id": message_id,
-            "body": redact_text(body),  # anything may have been sent to a queue
+            # anything may have been sent to a queue (a hub's payload, misrouted): its shape
+            "body": text_shape(body, CLAIM_CHECK_NAMES),
         }
         self.deps.store.put_if_absent(
             self.deps.names.bucket(Zone.QUARANTINE),

@@ -7,12 +7,14 @@ decoded (``core.decode``) and hands it to ``prepare``: the one entrance. It runs
 normalization path (``core.ingest``): devices resolved in the registry, the data subject's
 identifier replaced by its keyed pseudonym (per-sensor, per-window key), device and
 network identifiers dropped; so the raw zone holds pseudonymous observations only and
-quarantine a redacted copy of what was refused. ``commit`` then writes the raw objects
-(conditional puts), tells anonymize, and records the lineage; ``admit`` is the two in one.
+quarantine the shape of what was refused (``core.shape``: never a value). ``commit`` then
+writes the raw objects (conditional puts), tells anonymize, and records the lineage;
+``admit`` is the two in one.
 
 A batch's identity is its content after normalization (the readings it gave, what it
-quarantined): the same readings sent again — byte for byte, or re-serialized — are found
-done and written nothing twice. A drop's identity is the drop's own (its key and etag:
+quarantined, and a hash of what it refused as received: two payloads of one shape are two):
+the same readings sent again — byte for byte, or re-serialized — are found done and written
+nothing twice. A drop's identity is the drop's own (its key and etag:
 the stage machinery writes it, ``service.stage``). A long-running edge (the MQTT bridge)
 records what it prepared in its journal between ``prepare`` and ``commit``
 (``service.journal``), so that a crash is completed with the very same batch.
@@ -202,7 +204,8 @@ def content_id(
     normalized: Normalized, bodies: list[tuple[Partition, bytes]], salt: str = ""
 ) -> str:
     """A batch's identity: what normalization made of it (the quarantine rows name their
-    adapters), and ``salt`` where the sender makes each batch unique itself."""
+    adapters), the digest of what it refused (shapes alone would make two refused payloads
+    of one shape one batch), and ``salt`` where the sender makes each batch unique itself."""
     digest = hashlib.sha256(salt.encode())
     for partition, text in bodies:
         digest.update(repr(partition).encode())
@@ -210,5 +213,6 @@ def content_id(
     digest.update(
         jsonl({k: v for k, v in row.items() if k not in WHERE} for row in normalized.quarantine)
     )
+    digest.update(normalized.refused.digest())
     digest.update(f"{normalized.payloads}/{normalized.received}".encode())
     return input_id("edge", digest.hexdigest())

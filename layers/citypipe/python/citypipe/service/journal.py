@@ -6,7 +6,8 @@ DUP), generally beside other messages: as a new batch, with a new content identi
 would be counted twice. So the bridge records each batch here around its write:
 
 1. ``begin``: the batch as prepared — what the edge writes (pseudonymous raw records,
-   redacted quarantine rows, counts), its identity — and a keyed digest of each message;
+   quarantine rows that keep shapes, never values; counts), its identity — and a keyed
+   digest of each message;
 2. the edge writes it (``edge.commit``: conditional puts, lineage last);
 3. ``done``: the entry keeps only the digests and the identities of the batch's readings.
 

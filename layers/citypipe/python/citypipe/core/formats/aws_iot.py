@@ -20,10 +20,15 @@ from citypipe.core.formats.common import (
     obj,
 )
 
-IDENTIFIERS = frozenset(
+# The names of IoT Core for LoRaWAN's uplink and a decoding rule's wrapper (the AWS IoT
+# Wireless reference); a rule's plain JSON and ``payload``'s are the device's (the registry's).
+SCHEMA = frozenset(
     {
-        "wirelessdeviceid", "deveui", "devaddr", "gateways", "gatewayeui", "payloaddata",
-        "mic", "wirelessmetadata", "thingname", "clientid", "principal",
+        "WirelessDeviceId", "PayloadData", "WirelessMetadata", "LoRaWAN", "ADR", "Bandwidth",
+        "ClassB", "CodeRate", "DataRate", "DevAddr", "DevEui", "FCnt", "FOptLen", "FPort",
+        "Fport", "Frequency", "Gateways", "GatewayEui", "Rssi", "Snr", "MIC", "MType", "Major",
+        "Modulation", "PolarizationInversion", "SpreadingFactor", "Timestamp",
+        "PayloadDecoderName", "transformed_message", "lns_message", "payload",
     }
 )  # fmt: skip
 
@@ -64,4 +69,4 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
     return decoded_readings("aws-iot", ctx.topic, doc, ctx.received_at, "")
 
 
-FORMAT = Format("aws-iot", 1, "aws-iot", parse, IDENTIFIERS, "AWS IoT Core (LoRaWAN, rule output)")
+FORMAT = Format("aws-iot", 1, "aws-iot", parse, SCHEMA, "AWS IoT Core (LoRaWAN, rule output)")

@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from citypipe.core.formats.common import Context, Format, Reading, Rejection, iso_epoch
+from citypipe.domain.personal import PERSONAL_FIELDS
 
 REQUIRED = ("sensor", "quantity", "unit", "value", "observed_at")
 ALLOWED = frozenset({*REQUIRED, "source", "location", "zone", "personal"})
-IDENTIFIERS = frozenset({"personal", "location"})
+SCHEMA = ALLOWED | PERSONAL_FIELDS.keys()  # and the personal fields citypipe knows
 
 
 def _one(item: Any, path: str) -> Reading | Rejection:
@@ -52,4 +53,4 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
     return [_one(document, "")]
 
 
-FORMAT = Format("canonical", 1, "canonical", parse, IDENTIFIERS, "citypipe canonical observation")
+FORMAT = Format("canonical", 1, "canonical", parse, SCHEMA, "citypipe canonical observation")

@@ -20,12 +20,23 @@ from citypipe.core.formats.common import (
     obj,
 )
 
-IDENTIFIERS = frozenset(
+# The names of ChirpStack v4's up and join events and v3's uplinks (their integration
+# references); ``object``'s are the codec's (the city's registry names them).
+SCHEMA = frozenset(
     {
-        "deviceinfo", "devaddr", "deveui", "devicename", "tenantid", "tenantname",
-        "applicationid", "applicationname", "deviceprofileid", "deviceprofilename", "tags",
-        "rxinfo", "gatewayid", "location", "context", "deduplicationid", "data",
-        "payload",
+        "deduplicationId", "time", "deviceInfo", "tenantId", "tenantName", "applicationId",
+        "applicationName", "deviceProfileId", "deviceProfileName", "deviceName", "devEui",
+        "deviceClassEnabled", "tags", "devAddr", "adr", "dr", "fCnt", "fPort", "confirmed",
+        "data", "object", "rxInfo", "gatewayId", "uplinkId", "nsTime", "timeSinceGpsEpoch",
+        "rssi", "snr", "channel", "rfChain", "board", "antenna", "location", "latitude",
+        "longitude", "altitude", "source", "accuracy", "context", "metadata",
+        "region_config_id", "region_common_name", "crcStatus", "txInfo", "frequency",
+        "modulation", "lora", "bandwidth", "spreadingFactor", "codeRate",
+        "polarizationInversion", "regionConfigId", "relayRxInfo",
+        # v3
+        "applicationID", "devEUI", "gatewayID", "uplinkID", "name", "loRaSNR",
+        "confirmedUplink", "publishedAt", "deviceProfileID", "timeSinceGPSEpoch",
+        "fineTimestampType", "loRaModulationInfo", "objectJSON",
     }
 )  # fmt: skip
 
@@ -74,5 +85,5 @@ def parse_v3(document: Any, ctx: Context) -> list[Reading | Rejection]:
     )
 
 
-FORMAT_V4 = Format("chirpstack-v4", 1, "lorawan", parse_v4, IDENTIFIERS, "ChirpStack v4 up event")
-FORMAT_V3 = Format("chirpstack-v3", 1, "lorawan", parse_v3, IDENTIFIERS, "ChirpStack v3 uplink")
+FORMAT_V4 = Format("chirpstack-v4", 1, "lorawan", parse_v4, SCHEMA, "ChirpStack v4 up event")
+FORMAT_V3 = Format("chirpstack-v3", 1, "lorawan", parse_v3, SCHEMA, "ChirpStack v3 uplink")

@@ -45,14 +45,16 @@ class Reading:
         self.subject = subject  # the data subject's identifier (a MAC), where the hub sends one
         self.personal = personal  # personal fields carried (canonical: as sent; others: names)
 
-    def __repr__(self) -> str:  # no values: a repr may end up in a log
-        return f"Reading({self.hub}, {self.field!r}, path={self.path!r})"
+    def __repr__(self) -> str:  # no value, no name or path as received: it may be logged
+        return f"Reading({self.hub})"
 
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """A reading (or a whole payload) that cannot be used. ``reason`` is machine-readable;
-    ``detail`` never quotes an identifier; ``path`` is the JSON path it concerns."""
+    ``detail`` never quotes a value or a name as received (a key may be an identifier);
+    ``path`` is the JSON path it concerns, as received (``core.shape.schema_path`` makes
+    it one that may be kept and answered)."""
 
     reason: str
     detail: str = ""
@@ -79,7 +81,7 @@ class Format:
     version: int
     hub: str  # the registry's namespace of the device ids it yields
     parse: Parse
-    identifiers: frozenset[str]  # keys whose values identify a device, network or person
+    schema: frozenset[str]  # the field names its public schema defines (core.shape keeps them)
     doc: str = ""
 
     @property

@@ -15,7 +15,7 @@ from typing import Any
 from citypipe.core.formats.common import Context, Format, Reading, Rejection, iso_epoch, obj
 from citypipe.domain.city import CsvMapping
 
-IDENTIFIERS = frozenset({"device"})
+SCHEMA = frozenset({"device", "time", "values"})  # a row's document; its columns: the registry's
 
 
 def documents(lines: list[str], mapping: CsvMapping) -> Iterator[tuple[int, Any]]:
@@ -56,4 +56,4 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
     return [Reading("csv", device, k, v, at, f"values.{k}") for k, v in values.items() if v != ""]
 
 
-FORMAT = Format("csv", 1, "csv", parse, IDENTIFIERS, "CSV drop with a column mapping")
+FORMAT = Format("csv", 1, "csv", parse, SCHEMA, "CSV drop with a column mapping")

@@ -28,11 +28,14 @@ CARRIED = {
     "ipv4": "ip_address", "ipv6": "ip_address", "ssid": "ssid", "rssi": "rssi",
     "location": "location", "os": "os", "manufacturer": "manufacturer",
 }  # fmt: skip
-IDENTIFIERS = frozenset(
+# The names of the Scanning API's v2 and v3 posts (Meraki's documentation).
+SCHEMA = frozenset(
     {
-        "secret", "apmac", "apfloors", "aptags", "clientmac", "ipv4", "ipv6", "ssid", "os",
-        "manufacturer", "location", "locations", "userid", "networkid", "nearestapmac",
-        "latestrecord", "floorplanid", "floorplanname", "rssirecords",
+        "version", "secret", "type", "data", "networkId", "apMac", "apFloors", "apTags",
+        "observations", "clientMac", "name", "seenTime", "seenEpoch", "ipv4", "ipv6", "ssid",
+        "os", "manufacturer", "rssi", "location", "locations", "lat", "lng", "unc", "x", "y",
+        "floorPlanId", "floorPlanName", "latestRecord", "nearestApMac", "nearestApRssi",
+        "nearestApTags", "time", "variance", "rssiRecords", "userId",
     }
 )  # fmt: skip
 
@@ -89,4 +92,4 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
     return out
 
 
-FORMAT = Format("meraki", 1, "meraki", parse, IDENTIFIERS, "Meraki Scanning API v2/v3")
+FORMAT = Format("meraki", 1, "meraki", parse, SCHEMA, "Meraki Scanning API v2/v3")

@@ -16,12 +16,6 @@ from typing import Any
 
 from citypipe.core.formats.common import Context, Format, Reading, Rejection, first_time, obj
 
-IDENTIFIERS = frozenset(
-    {
-        "id", "subscriptionid", "location", "observationspace", "operationspace", "address",
-        "refdevice", "source", "dataprovider", "owner", "name", "description",
-    }
-)  # fmt: skip
 NOT_READINGS = frozenset(
     {
         "id", "type", "@context", "location", "observationSpace", "operationSpace", "address",
@@ -31,6 +25,14 @@ NOT_READINGS = frozenset(
     }
 )  # fmt: skip
 NOT_PROPERTIES = frozenset({"Relationship", "GeoProperty", "LanguageProperty"})
+# The names NGSI-LD itself defines (ETSI GS CIM 009) and the Smart Data Models' common
+# ones; an entity's measured attributes are the city's registry's.
+SCHEMA = NOT_READINGS | frozenset(
+    {
+        "notifiedAt", "subscriptionId", "data", "value", "unitCode", "object", "coordinates",
+        "@type", "@value", "datasetId", "instanceId", "languageMap", "refDevice",
+    }
+)  # fmt: skip
 
 
 def _time_of(value: Any) -> Any:
@@ -97,4 +99,4 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
     return out
 
 
-FORMAT = Format("ngsi-ld", 1, "ngsi-ld", parse, IDENTIFIERS, "NGSI-LD notification")
+FORMAT = Format("ngsi-ld", 1, "ngsi-ld", parse, SCHEMA, "NGSI-LD notification")

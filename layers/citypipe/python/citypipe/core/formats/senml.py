@@ -20,10 +20,9 @@ RELATIVE_LIMIT = 2**28
 SUPPORTED_VERSION = 10  # RFC 8428's bver
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:./_-]*$")  # RFC 8428 §4.5.1
 SEPARATORS = "/:"
-IDENTIFIERS = frozenset({"bn"})
 _BASE = ("bn", "bt", "bu", "bv", "bs", "bver")
 _BASE_KEYS = frozenset(_BASE)
-_KNOWN = frozenset({*_BASE, "n", "u", "v", "vs", "vb", "vd", "s", "t", "ut"})
+_KNOWN = frozenset({*_BASE, "n", "u", "v", "vs", "vb", "vd", "s", "t", "ut"})  # RFC 8428's
 
 
 @lru_cache(maxsize=65536)  # names repeat: one per device and field
@@ -139,14 +138,21 @@ def _record_value(record: dict[str, Any], base: _Base, path: str) -> Any:
         return Rejection(exc.rejection.reason, exc.rejection.detail, path)
 
 
+def _must_understand(record: dict[str, Any]) -> bool:
+    """A record with a field RFC 8428 lacks whose name ends in ``_``: the pack may not be
+    read without understanding it (§4.4)."""
+    return not _KNOWN.issuperset(record) and any(
+        isinstance(key, str) and key.endswith("_") for key in record.keys() - _KNOWN
+    )
+
+
 def parse(pack: Any, ctx: Context) -> list[Reading | Rejection]:
     if not isinstance(pack, list) or not pack:
         raise Unreadable("invalid_payload", "a SenML pack is a non-empty JSON array")
-    for record in pack:
-        if type(record) is dict and not _KNOWN.issuperset(record):  # fields RFC 8428 lacks
-            for key in record.keys() - _KNOWN:
-                if isinstance(key, str) and key.endswith("_"):
-                    raise Unreadable("unsupported_extension", f"must-understand field {key!r}")
+    for index, record in enumerate(pack):
+        if type(record) is dict and _must_understand(record):
+            detail = "a must-understand field (its name ends in _)"
+            raise Unreadable("unsupported_extension", detail, f"[{index}]")
     base = _Base()
     out: list[Reading | Rejection] = []
     paths = _PATHS if len(pack) <= len(_PATHS) else [f"[{i}]" for i in range(len(pack))]
@@ -157,4 +163,4 @@ def parse(pack: Any, ctx: Context) -> list[Reading | Rejection]:
     return out
 
 
-FORMAT = Format("senml", 1, "senml", parse, IDENTIFIERS, "SenML JSON, RFC 8428")
+FORMAT = Format("senml", 1, "senml", parse, _KNOWN, "SenML JSON, RFC 8428")

@@ -11,7 +11,9 @@ from typing import Any
 
 from citypipe.core.formats.common import Context, Format, Reading, Rejection, header, obj
 
-IDENTIFIERS = frozenset({"esp8266id", "esp32id", "software_version"})
+SCHEMA = frozenset(
+    {"esp8266id", "esp32id", "software_version", "sensordatavalues", "value_type", "value"}
+)
 
 
 def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
@@ -45,6 +47,4 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
     return out
 
 
-FORMAT = Format(
-    "sensor-community", 1, "sensor-community", parse, IDENTIFIERS, "Sensor.Community push"
-)
+FORMAT = Format("sensor-community", 1, "sensor-community", parse, SCHEMA, "Sensor.Community push")

@@ -19,7 +19,12 @@ from citypipe.core.formats.common import (
 )
 
 ROW_KEYS = frozenset({"instance_id", "segment_id", "date", "interval", "timezone", "direction"})
-IDENTIFIERS = frozenset({"instance_id"})
+# The names of a traffic report (Telraam's API reference).
+SCHEMA = ROW_KEYS | {
+    "report", "status_code", "message", "uptime", "v85", "heavy", "car", "bike", "pedestrian",
+    "heavy_lft", "heavy_rgt", "car_lft", "car_rgt", "bike_lft", "bike_rgt", "pedestrian_lft",
+    "pedestrian_rgt", "car_speed_hist_0to70plus", "car_speed_hist_0to120plus",
+}  # fmt: skip
 
 
 def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
@@ -46,4 +51,4 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
     return out
 
 
-FORMAT = Format("telraam", 1, "telraam", parse, IDENTIFIERS, "Telraam traffic report")
+FORMAT = Format("telraam", 1, "telraam", parse, SCHEMA, "Telraam traffic report")

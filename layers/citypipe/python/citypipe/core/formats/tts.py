@@ -19,12 +19,24 @@ from citypipe.core.formats.common import (
     obj,
 )
 
-IDENTIFIERS = frozenset(
+# The names of The Things Stack's uplink, join-accept and location messages (its public
+# message reference); ``decoded_payload``'s are the codec's (the city's registry names them).
+SCHEMA = frozenset(
     {
-        "end_device_ids", "device_id", "dev_eui", "join_eui", "dev_addr", "correlation_ids",
-        "rx_metadata", "gateway_ids", "gateway_id", "eui", "locations", "location",
-        "session_key_id", "uplink_token", "network_ids", "frm_payload", "attributes",
-        "packet_broker",
+        "end_device_ids", "device_id", "application_ids", "application_id", "dev_eui",
+        "join_eui", "dev_addr", "correlation_ids", "received_at", "uplink_message",
+        "join_accept", "session_key_id", "f_port", "f_cnt", "frm_payload", "decoded_payload",
+        "decoded_payload_warnings", "normalized_payload", "normalized_payload_warnings",
+        "rx_metadata", "gateway_ids", "gateway_id", "eui", "time", "timestamp", "rssi",
+        "channel_rssi", "signal_rssi", "snr", "frequency_offset", "location", "locations",
+        "latitude", "longitude", "altitude", "accuracy", "source", "uplink_token",
+        "channel_index", "gps_time", "settings", "data_rate", "lora", "bandwidth",
+        "spreading_factor", "coding_rate", "frequency", "consumed_airtime", "version_ids",
+        "brand_id", "model_id", "hardware_version", "firmware_version", "band_id",
+        "network_ids", "net_id", "ns_id", "tenant_id", "cluster_id", "cluster_address",
+        "tenant_address", "simulated", "confirmed", "packet_broker", "attributes",
+        "last_battery_percentage", "value", "user", "device_channel_index",
+        "gateway_channel_index", "primary",
     }
 )  # fmt: skip
 
@@ -58,4 +70,4 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
     )
 
 
-FORMAT = Format("tts-v3", 1, "lorawan", parse, IDENTIFIERS, "The Things Stack v3 uplink")
+FORMAT = Format("tts-v3", 1, "lorawan", parse, SCHEMA, "The Things Stack v3 uplink")

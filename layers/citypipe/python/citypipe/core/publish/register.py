@@ -49,7 +49,8 @@ RULES = {
 }
 ZONE_WORDS = {
     Zone.RAW: "pseudonymous readings as the edge wrote them (identifiers already replaced)",
-    Zone.QUARANTINE: "rejected payloads' shape and the reason: never a value",
+    Zone.QUARANTINE: "the shape of rejected payloads (field names, types, lengths; never a "
+    "value), with the reason",
     Zone.CLEAN: "readings, time generalized; pseudonyms only while their key lives",
     Zone.AGGREGATES: "per-sensor counts, sums and extremes of readings per 15-minute window; "
     "nothing about who was seen",
