@@ -1,12 +1,20 @@
-"""The README's claims about the demo, against the demo: ``make demo``'s command run as the
-Makefile runs it, its summary compared line by line with the one the README shows."""
+"""What the docs say about the demo, against the demo: ``make demo``'s command run as the
+Makefile runs it, its summary compared line by line with the one the README shows; and
+the people counts' guarantee and utility ``docs/privacy.md`` states, rebuilt from the
+simulator's truth (each phone's privacy loss over the day, from its cells and the ε
+ledger) and from what was published."""
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import re
+import statistics
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 from repo import CITY_FILE, ROOT
@@ -30,10 +38,18 @@ def squeezed(line: str) -> str:
     return " ".join(line.split())
 
 
+PRIVACY = ROOT / "docs" / "privacy.md"
+
+
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess[str]:
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("readme")
+
+
+@pytest.fixture(scope="module")
+def demo(folder: Path) -> subprocess.CompletedProcess[str]:
     """``citypipe demo --out out/demo``, as ``make demo`` runs it, in an empty folder."""
-    cwd = tmp_path_factory.mktemp("readme")
+    cwd = folder
     makefile = (ROOT / "Makefile").read_text()
     command = re.search(r"^demo: .*\n\t\$\(BIN\)/citypipe (demo[^\n]*)", makefile, re.M)
     assert command is not None
@@ -63,3 +79,95 @@ def test_the_example_city_has_the_devices_the_readme_says() -> None:
     said = re.search(r"`infra/cities/velden.yaml`: (\d+) devices", README.read_text())
     assert said is not None
     assert int(said.group(1)) == len(load_city(CITY_FILE).registry.devices)
+
+
+# --- the people counts' guarantee, per person and day, accounted from the truth ------------
+
+
+@pytest.fixture(scope="module")
+def run(demo: subprocess.CompletedProcess[str], folder: Path) -> Path:
+    assert demo.returncode == 0, demo.stderr
+    return folder / "out" / "demo"
+
+
+def ledger(run: Path) -> list[dict[str, Any]]:
+    """Every release of people counts the demo charged, from its audit zone."""
+    return [json.loads(p.read_text()) for p in sorted((run / "audit").rglob("epsilon/*/*.json"))]
+
+
+def declared(run: Path) -> float:
+    """The ε per person-day the published record of processing states."""
+    [path] = (run / "open").rglob("register/records-of-processing.json")
+    noise = json.loads(path.read_text())["privacy"]["noise"]
+    return float(noise["epsilon_per_person_day"])
+
+
+def test_no_phone_loses_more_than_the_declared_epsilon_of_its_day(run: Path) -> None:
+    # Given each phone's cells of the day (the simulator's truth) and every release the
+    # ledger charged (its ε and the cap C it was computed with)
+    truth = json.loads((run / "input" / "truth.json").read_text())
+    releases = ledger(run)
+    assert releases and truth["contributions"]
+    # When each phone's worst-case loss is added up: a release costs a phone seen in n
+    # cells ε·min(n, C)/C (it counts in at most C cells, each of sensitivity ε/C)
+    losses = [
+        sum(r["epsilon"] * min(n, r["contributions_per_day"]) / r["contributions_per_day"]
+            for r in releases)
+        for n in truth["contributions"]
+    ]  # fmt: skip
+    # Then none exceeds the ε per person-day the city declares, nor the goal of 2 — and
+    # the cap bites: the busiest phones are charged the full release
+    assert max(losses) <= declared(run) <= 2.0
+    assert max(losses) == pytest.approx(sum(r["epsilon"] for r in releases))
+    assert all(r["spent"] <= r["budget"] == declared(run) for r in releases)
+    # and as many phones are capped as the docs say
+    cap = releases[0]["contributions_per_day"]
+    capped = 100 * sum(n > cap for n in truth["contributions"]) / len(truth["contributions"])
+    stated = re.search(r"In the example day (\d+) % of the phones", PRIVACY.read_text())
+    assert stated is not None and round(capped) == int(stated.group(1))
+
+
+def test_the_guarantee_is_stated_per_person_day_wherever_the_data_is_described(
+    run: Path,
+) -> None:
+    said = f"ε = {declared(run)} per person per day"
+    opened = run / "open" / "velden"
+    catalogue = (opened / "catalog.jsonld").read_text()
+    register = (opened / "register" / "transparency-register.json").read_text()
+    record = (opened / "register" / "records-of-processing.json").read_text()
+    portal = (opened / "index.html").read_text()
+    for text in (catalogue, register, record, portal):
+        assert said in text
+    for text in (record, portal):
+        assert "Article 11" in text and "Autoriteit Persoonsgegevens" in text
+        assert "VLD-DPIA-2026-03" in text and "privacy@velden.example" in text
+
+
+def test_the_people_counts_are_as_useful_as_docs_privacy_says(run: Path) -> None:
+    # Given the published people cells and the true distinct devices of each
+    truth = json.loads((run / "input" / "truth.json").read_text())
+    true = {
+        (c["window_start"], c["zone"]): c["distinct_devices"]
+        for c in truth["cells"]
+        if c["quantity"] == "people.presence"
+    }
+    [path] = (run / "open").rglob("people-counts_*.csv")
+    rows = list(csv.DictReader(path.open()))
+    published = [r for r in rows if r["status"] == "published"]
+    errors = [
+        abs(int(r["distinct_devices"]) - true[r["window_start"], r["zone"]])
+        / true[r["window_start"], r["zone"]]
+        for r in published
+        if true.get((r["window_start"], r["zone"]))
+    ]
+    # Then the median relative error and the share published are those the docs state
+    # (within what another release secret's noise moves them by)
+    stated = re.search(
+        r"median relative error of the published cells is about (\d+) %, (\d+) % of the "
+        r"cells are published",
+        " ".join(PRIVACY.read_text().split()),
+    )
+    assert stated is not None, "docs/privacy.md states the utility measured on the example day"
+    error, share = int(stated.group(1)), int(stated.group(2))
+    assert abs(100 * statistics.median(errors) - error) <= 3
+    assert abs(100 * len(published) / len(rows) - share) <= 4

@@ -245,7 +245,7 @@ class Expiring(Generic[K, V]):
 class KeyStore(ABC):
     """Daily secret key material for pseudonymization.
 
-    Per-sensor daily keys are derived from the day's secret with HMAC (a KDF), so a
+    The city's key of the day is derived from the day's secret with HMAC (a KDF), so a
     backend stores one secret a day and destroying it destroys every sensor's key.
     Destroyed days stay destroyed: the store remembers how far it destroyed and refuses
     those days, so late data can never get a fresh secret for a day whose pseudonyms are

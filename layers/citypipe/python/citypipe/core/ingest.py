@@ -5,7 +5,7 @@ let the format's adapter read it into readings, then for each reading alone: res
 device in the registry (never by a pattern; its registered zone, never a claimed
 position), map the field to a controlled quantity, check the unit, the number, the
 plausible range and the time (from 2000 to a few minutes ahead of the clock), replace the
-data subject's identifier by its keyed pseudonym (per sensor and 15-minute window) and drop
+data subject's identifier by its keyed pseudonym (one per device and day) and drop
 every other identifier. A reading seen before in the batch (same sensor, quantity and
 time) is a duplicate.
 
@@ -548,7 +548,7 @@ def normalize(
 ) -> Normalized:
     """Normalize a batch of payloads, of format ``fmt`` or each of its own (a bridge that
     batches several hubs' messages). ``now``: the receiving clock (epoch s); ``key_for``:
-    the per-sensor daily keys (None where no source has a data subject); ``only_source``:
+    the city's keys of the day (None where no source has a data subject); ``only_source``:
     the one source a sender was authenticated for (others' readings: ``wrong_source``; a
     payload's own ``source`` overrides it); ``prior``: identities of readings written
     before (a long-running edge's recent batches), counted as duplicates like those seen

@@ -128,7 +128,7 @@ class ExportCounts(StageCounts):
     suppressed: int  # cells suppressed by disclosure control
     flagged: int  # cells whose figures are not plausible: marked, never summed into a figure
     refused: dict[str, int]  # cells of a release refused whole, by reason (the ε budget of
-    # a sensor-day spent: the version published before stays)
+    # a day spent, or its pseudonyms gone: the version published before stays)
 
     @property
     def readings_in(self) -> int:

@@ -53,7 +53,7 @@ class Strict(BaseModel):
 
 class Action(StrEnum):
     DROP = "drop"  # never read, never written
-    PSEUDONYMIZE = "pseudonymize"  # keyed HMAC-SHA-256, per sensor and 15-minute window
+    PSEUDONYMIZE = "pseudonymize"  # keyed HMAC-SHA-256 under the city's key of the day
     GENERALIZE = "generalize"  # replaced by a coarser value (a location by the zone)
     REFUSE = "refuse"  # biometrics, images: the whole reading is refused
 

@@ -5,7 +5,7 @@ Every route — a webhook request (``service.webhook``), an AWS IoT rule
 (``service.ingest``), a replay of captured hubs — makes one ``Inbound`` of the payloads it
 decoded (``core.decode``) and hands it to ``prepare``: the one entrance. It runs the
 normalization path (``core.ingest``): devices resolved in the registry, the data subject's
-identifier replaced by its keyed pseudonym (per-sensor, per-window key), device and
+identifier replaced by its keyed pseudonym (the city's key of the day), device and
 network identifiers dropped; so the raw zone holds pseudonymous observations only and
 quarantine the shape of what was refused (``core.shape``: never a value). ``commit`` then
 writes the raw objects (conditional puts), tells anonymize, and records the lineage;

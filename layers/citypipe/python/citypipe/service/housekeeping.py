@@ -5,7 +5,7 @@ No trail outlives its key: once a day's secret is destroyed, nobody can tell who
 pseudonym of that day was — but the clean zone keeps rows for 90 days, one per detection.
 So the same run that destroys a day's secret rewrites every clean object of a
 person-related source of that day without its pseudonyms (``scrub_clean``): rows, times,
-zones and values stay (re-aggregation still adds up), per-window pseudonyms go. Each
+zones and values stay (re-aggregation still adds up), the day's pseudonyms go. Each
 rewrite is idempotent (a deterministic key, a conditional put, an audit record, then the
 original deleted), and a day is settled — skipped from then on — once no new object of it
 can come.
