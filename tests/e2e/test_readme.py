@@ -106,7 +106,9 @@ def published_releases(run: Path) -> list[dict[str, Any]]:
     """The ledger entries of every people release whose files were published: each export
     lineage that wrote a people dataset's open files names the entry it was charged to."""
     ledger = {
-        f"epsilon/{p.relative_to(run / 'audit' / 'velden' / 'epsilon')}": json.loads(p.read_text())
+        f"epsilon/velden/{p.relative_to(run / 'audit' / 'velden' / 'epsilon')}": json.loads(
+            p.read_text()
+        )
         for p in (run / "audit").rglob("epsilon/*/*.json")
     }  # fmt: skip
     named = []

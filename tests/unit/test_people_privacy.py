@@ -11,6 +11,7 @@ and the city file cannot lift any of it past the red line.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import random
@@ -39,8 +40,9 @@ from unit_support import (
     with_store,
 )
 
+from citypipe.core.aggregate import cells, partial_of
 from citypipe.core.columnar import read_parquet
-from citypipe.core.disclosure import noise_of
+from citypipe.core.disclosure import complete_grid, noise_of
 from citypipe.core.noise import (
     Noise,
     SeededRandomness,
@@ -59,6 +61,7 @@ from citypipe.core.people import (
 )
 from citypipe.domain.books import EpsilonCharge
 from citypipe.domain.city import City, ConfigError, load_city, parse_city
+from citypipe.domain.city_checks import city_warnings
 from citypipe.domain.model import Zone
 from citypipe.domain.themes import OpenFormat
 from citypipe.ports import Body
@@ -383,18 +386,23 @@ def test_a_day_whose_key_died_before_its_release_is_refused_whoever_was_seen(
 
 
 @pytest.mark.parametrize("seen", [0, 1], ids=["nobody", "one-device"])
-def test_a_people_day_is_released_whether_or_not_anything_was_measured(
+def test_a_people_day_is_released_whether_or_not_anyone_was_seen(
     memory_deps: Deps, seen: int
 ) -> None:
-    # Given a day with nothing measured at all, or one detection
-    if seen:
-        put_partial(memory_deps, "a", *devices(seen))
+    # Given a day of air quality, with or without one detection
+    put_partial(memory_deps, "a", no2(0), *devices(seen))
     # When the hourly job exports it at its release time
     export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
     # Then both publish the people grid, charged once: a file's existence tells nothing
     rows = list(csv.DictReader(io.StringIO((people_csv(memory_deps) or b"").decode())))
     assert len(rows) == 96 * len(memory_deps.city.zones_measuring["people.presence"])
     assert [e.spent for _, e in entries(memory_deps)] == [2.0]
+
+
+def test_no_people_grid_is_released_for_a_day_before_the_stack_ran(memory_deps: Deps) -> None:
+    # a day holding no reading of any source: nothing to release
+    assert export_day(memory_deps, exporting(RELEASE_KEYS), DAY) == "empty"
+    assert people_csv(memory_deps) is None and entries(memory_deps) == []
 
 
 def test_a_day_that_spent_its_budget_on_another_dataset_refuses_the_release(
@@ -499,3 +507,63 @@ def test_ten_invented_devices_past_the_ceiling_are_flagged_not_published(city: C
     found = release_of(city, *devices(2), *invented)
     figure = found.figure(T10, "centrum", "people.presence")
     assert (figure.devices, figure.reason) == (None, ABOVE_CEILING)
+
+
+# --- what the review found at the edges ---------------------------------------------------------
+
+
+def test_a_people_cell_of_a_zone_no_counter_stands_in_is_left_out_not_published(
+    city: City,
+) -> None:
+    # Given a day whose people rows hold a zone no counter stands in any more (the
+    # registry changed), one device there
+    grid_zones = city.zones_measuring["people.presence"]
+    [stray] = [f.id for f in city.zones.features if f.id not in grid_zones][:1] or ["west"]
+    stray_cells = cells(partial_of(clean(reading(0, zone=stray))))
+    # When the grid is made, then that zone has no row at all (it would have one only
+    # where someone was seen), and the cell is counted as left out
+    placed, outside = complete_grid(city, DAY, ["people.presence"], stray_cells)
+    assert {c.zone for c in placed} == set(grid_zones)
+    assert outside == (0 if stray in grid_zones else 1)
+
+
+def test_people_partials_of_a_city_that_no_longer_counts_people_are_refused_not_crashed(
+    memory_deps: Deps,
+) -> None:
+    # Given a day of people readings, then a city file without its people counters
+    a_people_day(memory_deps)
+    data = city_data()
+    registry = data["registry"]
+    for name in ("wifi-meraki", "wifi-canonical"):
+        del registry["profiles"][name]
+    registry["devices"] = {
+        k: v for k, v in registry["devices"].items() if not k.startswith("wifi-")
+    }
+    deps = dataclasses.replace(memory_deps, city=parse_city(data))
+    # When the day is exported, then the air is published and the people cells refused
+    assert export_day(deps, exporting(RELEASE_KEYS), DAY) == "done"
+    assert people_csv(deps) is None and entries(deps) == []
+    assert open_file(deps, deps.names.open_file_key("air-quality", OpenFormat.CSV, DAY))
+
+
+def test_a_quantity_about_people_is_never_also_measured_without_pseudonyms() -> None:
+    # Given pedestrians counted by the Wi-Fi counters (pseudonymized: a quantity about
+    # people) and by a loop counter (its source pseudonymizes nothing)
+    data = city_data()
+    profiles = data["registry"]["profiles"]
+    profiles["wifi-canonical"]["fields"]["walkers"] = {"quantity": "traffic.pedestrians"}
+    profiles["tc-csv"]["fields"]["walkers"] = {"quantity": "traffic.pedestrians"}
+    # Then the city file is refused at the loop counter's field: its readings would count
+    # nobody (people are counted from day pseudonyms)
+    with pytest.raises(ConfigError) as refused:
+        parse_city(data)
+    keys = [p.key for p in refused.value.problems]
+    assert "registry.profiles.tc-csv.fields.walkers" in keys
+
+
+def test_a_zone_whose_counters_hear_fewer_than_k_is_a_warning(city: City) -> None:
+    strict = city.model_copy(
+        update={"disclosure": city.disclosure.model_copy(update={"k": 10_000})}
+    )
+    said = [p.message for p in city_warnings(strict)]
+    assert any("fewer than k = 10000: it is never published" in m for m in said)

@@ -65,13 +65,15 @@ def export_day(
     trace_id: str = "",
     metadata: bool = True,
     group_rows: int = GROUP_ROWS,
+    closing: bool = False,
 ) -> str:
     """Publish one day of every theme. Returns 'done', 'duplicate' (every theme already
     published from these partials) or 'empty' (no partial for that day, and no people
     release due). ``metadata``: rebuild the catalogue, data package and portal afterwards
     (always, so a catalogue a racing export left behind is repaired by the next run).
     ``group_rows``: partial rows merged at once (the files are the same bytes whatever it
-    is; memory is bounded by it)."""
+    is; memory is bounded by it). ``closing``: the day's key is about to be destroyed, so
+    its people counts are released now if they were not (``people.release_time``)."""
     bucket = deps.names.bucket(Zone.AGGREGATES)
     prefix = deps.names.aggregates_prefix(day)
     # Merged in key order, whatever order the backend lists them in: float sums depend on
@@ -86,14 +88,12 @@ def export_day(
     def ident(theme: Theme) -> str:
         return input_id("export", theme.slug, day, *inputs)
 
-    # a people theme is exported once its release is due — and then even on a day without
-    # readings: whether a people file exists must not say whether anyone was seen
-    due = deps.clock.now() >= release_time(deps.city, day)
-    themes = [
-        t
-        for t in themes_of(deps.city)
-        if (infos and not people_quantities(deps, t)) or (due and people_quantities(deps, t))
-    ]
+    # a day's people counts are due at their release time, or when the day's key is about
+    # to die; they are released for a day that holds any reading of any source (a city's
+    # other sensors report every day: whether people were seen changes nothing), never for
+    # the days before a stack ran
+    due = bool(infos) and (closing or deps.clock.now() >= release_time(deps.city, day))
+    themes = [t for t in themes_of(deps.city) if infos and (due or not people_quantities(deps, t))]
     pending = [t for t in themes if not _published(deps, ident(t), t, day)]
     failures = Failures()
     done = False
@@ -104,7 +104,7 @@ def export_day(
             known = {t.slug for t in themes_of(deps.city)}
             extra = {theme_of(q).slug: theme_of(q) for q in partials.quantities()}
             pending += [extra[slug] for slug in sorted(set(extra) - known)]
-            people = _people_days(deps, ports.keys, day, pending, partials, failures)
+            people = _people_days(deps, ports.keys, day, pending, partials, failures, due)
             releases = {slug: found.release for slug, found in people.items()}
             written = write_themes(
                 deps, day, pending, partials, scratch, group_rows, failures, releases
@@ -137,6 +137,7 @@ def _people_days(
     themes: list[Theme],
     partials: DayPartials,
     failures: Failures,
+    due: bool,
 ) -> dict[str, PeopleDay]:
     """The people day of each theme that counts people (a quantity of it the city no
     longer declares is refused, never counted); a theme whose people counts are not due
@@ -153,7 +154,7 @@ def _people_days(
             continue
         try:
             people = (
-                people_day(deps, keys, theme.slug, day, declared) if declared
+                people_day(deps, keys, theme.slug, day, declared, due) if declared
                 else withheld(deps, keys, COUNTER_REMOVED)
             )  # fmt: skip
         except Exception as exc:  # one theme's failure must not block the others

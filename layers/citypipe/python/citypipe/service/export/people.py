@@ -6,7 +6,8 @@ pseudonym for the day — bounds each device's day and counts it (``core.people`
 
 When, and whether, is never decided by the data (decision 0078): a people dataset's day is
 released once, at the first export after ``release_time`` — the last hour before the day's
-key is destroyed, so late data has come — and never again. Before that time nothing of it
+key is destroyed, so late data has come — or, at the latest, by the run that destroys the
+key (it exports the day first, ``closing``), and never again. Before that time nothing of it
 is published; after it, an export publishes the release the ledger names (recomputed from
 the inputs the ledger entry lists: the same counts, noise and bytes), whatever late data
 came since. A day whose key died before its release is refused, not counted from nothing.
@@ -68,10 +69,11 @@ def people_sources(city: City, quantities: Sequence[str]) -> set[str]:
 
 
 def people_day(
-    deps: Deps, keys: KeyStore, dataset: str, day: str, quantities: Sequence[str]
+    deps: Deps, keys: KeyStore, dataset: str, day: str, quantities: Sequence[str], due: bool
 ) -> PeopleDay | None:
-    """The people dataset's day at this export; None before its release time."""
-    if deps.clock.now() < release_time(deps.city, day):
+    """The people dataset's day at this export; None when its release is not ``due`` yet
+    (its release time has not come, and its key is not about to die)."""
+    if not due:
         return None
     key = noise_key(keys.noise_secret(), deps.city.slug)
     charged = entry(deps, day, dataset)
