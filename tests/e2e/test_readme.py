@@ -133,7 +133,11 @@ def test_no_phone_loses_more_than_the_declared_epsilon_of_its_day(run: Path) -> 
     [record] = (run / "open").rglob("versions/people-counts/*.json")
     assert json.loads(record.read_text())["version"] == len(releases) == len(ledger(run))
     # When each phone's worst-case loss is added up: a release costs a phone seen in n
-    # cells ε·min(n, C)/C (it counts in at most C cells, each of sensitivity ε/C)
+    # cells ε·min(n, C)/C (it counts in at most C cells, each of sensitivity ε/C). This is
+    # the accounting of the mechanism the ledger names, not an observation of the cap: the
+    # day's keys are gone, so which cells the pipeline kept cannot be rebuilt here; that it
+    # keeps at most C is what tests/unit/test_people_privacy.py proves (a pipeline without
+    # the cap fails it)
     losses = [
         sum(r["epsilon"] * min(n, r["contributions_per_day"]) / r["contributions_per_day"]
             for r in releases)

@@ -133,7 +133,7 @@ def test_published_cells_show_the_true_values(run: Path, truth: dict[str, Any], 
     for row in published:
         place = (row["window_start"], row["zone"], row["quantity"])
         if row["quantity"] == people:
-            # the zone's distinct devices (none in an empty window) plus noise (scale 10:
+            # the zone's distinct devices (none in an empty window) plus noise (scale C/ε = 5:
             # within 160 but once in ~10^7 cells), published at k or more; nothing else
             devices = expected[place]["distinct_devices"] if place in expected else 0
             assert int(row["distinct_devices"]) >= city.disclosure.k

@@ -62,9 +62,11 @@ from citypipe.core.people import (
 from citypipe.domain.books import EpsilonCharge
 from citypipe.domain.city import City, ConfigError, load_city, parse_city
 from citypipe.domain.city_checks import city_warnings
+from citypipe.domain.errors import KeyDestroyedError
 from citypipe.domain.model import Zone
 from citypipe.domain.themes import OpenFormat
 from citypipe.ports import Body
+from citypipe.service import housekeeping
 from citypipe.service.export import export_day
 from citypipe.service.export.ledger import entries
 from citypipe.service.housekeeping import retire_keys
@@ -99,7 +101,7 @@ def cell_loss(count: int, other: int, scale: Fraction, k: int, ceiling: int) -> 
 
 
 def test_one_device_moves_one_cell_by_at_most_its_share_of_epsilon(city: City) -> None:
-    # Given the city's noise (ε = 1 a release, a device in at most 10 cells: scale 10)
+    # Given the city's noise (ε = 2 a release, a device in at most 10 cells: scale 5)
     noise = noise_of(city)
     k, ceiling = city.disclosure.k, city.device_ceilings["centrum", "people.presence"]
     # When one device takes a cell from n to n + 1 — around k (the 9 vs 10: there
@@ -385,6 +387,31 @@ def test_a_day_whose_key_died_before_its_release_is_refused_whoever_was_seen(
     assert people_csv(memory_deps) is None and entries(memory_deps) == []
 
 
+def test_the_run_that_destroys_a_key_releases_its_day_even_when_yesterday_fails(
+    memory_deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a day of people whose release hour passed without an export, and the run that
+    # destroys its key, in which exporting yesterday fails
+    put_partial(memory_deps, "a", no2(0), *devices(40))
+    keys = InMemoryKeyStore(noise_secret=RELEASE_KEYS.noise_secret())
+    fired = datetime(2026, 6, 3, 0, 5, tzinfo=UTC)
+    exported = housekeeping.export_day
+
+    def yesterday_fails(deps: Deps, ports: Any, day: str, **kw: Any) -> str:
+        if day != DAY:
+            raise RuntimeError("yesterday's export failed")
+        return exported(deps, ports, day, **kw)
+
+    monkeypatch.setattr(housekeeping, "export_day", yesterday_fails)
+    deps = at(memory_deps, fired)
+    with pytest.raises(RuntimeError):
+        housekeeping.hourly(deps, exporting(keys), fired)
+    # Then the day was released before its key died, and the key died anyway
+    assert people_csv(deps) is not None
+    with pytest.raises(KeyDestroyedError):
+        keys.daily_secret(date(2026, 6, 1))
+
+
 @pytest.mark.parametrize("seen", [0, 1], ids=["nobody", "one-device"])
 def test_a_people_day_is_released_whether_or_not_anyone_was_seen(
     memory_deps: Deps, seen: int
@@ -559,6 +586,25 @@ def test_a_quantity_about_people_is_never_also_measured_without_pseudonyms() -> 
         parse_city(data)
     keys = [p.key for p in refused.value.problems]
     assert "registry.profiles.tc-csv.fields.walkers" in keys
+
+
+def test_people_datasets_that_the_budget_cannot_all_pay_for_are_refused() -> None:
+    # Given the Wi-Fi counters (a quantity about people) also counting the phones in a car
+    # park, a quantity of another dataset: two people datasets, each released at ε = budget
+    data = city_data()
+    data["registry"]["profiles"]["wifi-canonical"]["fields"]["parked"] = {
+        "quantity": "parking.occupancy"
+    }
+    # Then the city file is refused at the budget (one would be refused every day, and two
+    # exports charging different datasets of one day could both pass its check)
+    with pytest.raises(ConfigError) as refused:
+        parse_city(data)
+    [problem] = refused.value.problems
+    assert problem.key == "disclosure.noise.budget"
+    assert "2 people datasets (parking, people-counts)" in problem.message
+    # And at half the ε each, both fit the day's budget
+    data["disclosure"]["noise"]["epsilon"] = 1.0
+    assert parse_city(data).disclosure.noise.releases == 2
 
 
 def test_a_zone_whose_counters_hear_fewer_than_k_is_a_warning(city: City) -> None:

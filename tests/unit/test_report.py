@@ -180,6 +180,27 @@ def test_only_the_latest_export_of_a_day_is_counted(
     assert report["stages"]["export"]["partials"] == 2
 
 
+def test_a_published_release_with_cells_off_the_grid_must_still_name_its_ledger_entry(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    # Given the people release of a clean run, whose lineage says some of its cells were
+    # refused off the grid (a published release: it was charged), and names no ledger entry
+    a_clean_run(memory_deps, memory_keys)
+    audit = memory_deps.names.bucket(Zone.AUDIT)
+    for info in memory_deps.store.list(audit, memory_deps.names.lineage_prefix(Function.EXPORT)):
+        record = json.loads(memory_deps.store.get(audit, info.key).body)
+        if record["dataset"] == "people-counts":
+            record["counts"]["refused"] = {"outside_the_grid": 1}
+            record["outputs"] = [o for o in record["outputs"] if "epsilon/" not in o["key"]]
+            memory_deps.store.put(audit, info.key, json.dumps(record).encode())
+    # When the books are read back
+    report = build_report(memory_deps, payloads_sent=6)
+    # Then the ledger check sees a noisy publication that names no entry: cells refused off
+    # the grid do not make a release a refused one
+    failed = [c["check"] for c in report["checks"] if not c["ok"]]
+    assert "ε ledger: releases published with noise = releases charged" in failed
+
+
 def test_a_dead_letter_whose_input_was_processed_is_not_counted_twice(
     memory_deps: Deps, memory_keys: InMemoryKeyStore
 ) -> None:

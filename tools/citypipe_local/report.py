@@ -29,7 +29,7 @@ from citypipe.domain.naming import (
 )
 from citypipe.domain.themes import quantities_of, themes_of
 from citypipe.entrypoints.events import parse_messages
-from citypipe.service.export.ledger import entries
+from citypipe.service.export.ledger import RELEASE_REFUSED, entries
 from citypipe.service.kernel import Deps
 
 
@@ -181,8 +181,10 @@ def _has_cells(export: Lineage) -> bool:
 
 
 def _refused(export: Lineage) -> bool:
-    """A release refused (over its ε budget): it charged nothing."""
-    return isinstance(export.counts, ExportCounts) and bool(export.counts.refused)
+    """A release refused (over its ε budget, its key dead, …): it charged nothing. (Cells
+    refused off the grid belong to a release that was published, and charged.)"""
+    counts = export.counts
+    return isinstance(counts, ExportCounts) and not RELEASE_REFUSED.isdisjoint(counts.refused)
 
 
 def _charges(export: Lineage) -> list[str]:

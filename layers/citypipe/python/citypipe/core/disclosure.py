@@ -226,10 +226,11 @@ def treatment(city: City, quantities: Iterable[str]) -> PrivacyTreatment:
         f"Whether or not your phone was seen on a given day changes the chance of anything "
         f"published about that day by at most a factor of {_factor(settings.budget)} "
         f"(differential privacy, ε = {settings.budget} per person per day{delta}): someone "
-        f"who thought it even odds that you were there could be at most "
-        f"{_odds(settings.budget)} % sure after reading everything published. Your phone's "
-        "address is replaced by a code that changes every day and cannot be traced back "
-        f"once the day's key is destroyed, after {city.key_retention_days} days."
+        f"who thought it even odds that you were there that day could be at most "
+        f"{_odds(settings.budget)} % sure after reading everything published. The guarantee "
+        "is per day: over several days the factors multiply. Your phone's address is "
+        "replaced by a code that changes every day and cannot be traced back once the "
+        f"day's key is destroyed, after {city.key_retention_days} days."
     )
     return PrivacyTreatment(
         personal=True,

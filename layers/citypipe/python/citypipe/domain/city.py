@@ -220,8 +220,8 @@ class NoiseSettings(Strict):
     """Differential privacy for people counts (``core.people``, ``core.noise``): the unit is
     one device over one UTC day. A device counts in at most ``contributions_per_day`` cells
     of a day; one release of the day costs it ``epsilon`` (and ``delta``); ``budget`` is
-    what its day may cost over every release (the first publication and each re-release
-    after late data), at most the red line."""
+    what its day may cost over every release (one per people dataset: a day is released
+    once, decision 0078), at most the red line."""
 
     mechanism: Literal["laplace", "gaussian"] = "laplace"
     epsilon: float = Field(
@@ -482,6 +482,7 @@ class City(Strict):
             *_registry_misfits(self),
             *_ceilings_missing(self),
             *_people_counted_twice(self),
+            *_releases_beyond_the_budget(self),
             *_accountability_missing(self),
             *_topic_clashes(self),
             *_unprotected_people(self),
@@ -626,6 +627,28 @@ def _people_counted_twice(city: City) -> list[Finding]:
                     )
                 )
     return found
+
+
+def _releases_beyond_the_budget(city: City) -> list[Finding]:
+    """Each people dataset releases a day once, at ε each, from one budget per person-day
+    (a phone seen by two datasets' sources is in both): the budget pays for all of them, or
+    one would be refused every day — and two exports charging different datasets of a day
+    at once could both pass the day's check (decision 0078)."""
+    from citypipe.domain.themes import theme_of  # themes types its functions with City
+
+    datasets = sorted({theme_of(q).slug for q in city.personal_quantities})
+    noise = city.disclosure.noise
+    if len(datasets) <= noise.releases:
+        return []
+    return [
+        Finding(
+            ("disclosure", "noise", "budget"),
+            f"{len(datasets)} people datasets ({', '.join(datasets)}) release each day at "
+            f"ε = {noise.epsilon}, but the budget {noise.budget} pays for {noise.releases}",
+            f"lower epsilon to {noise.budget / len(datasets):g} or map the quantities "
+            "about people to one dataset",
+        )
+    ]
 
 
 def _accountability_missing(city: City) -> list[Finding]:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from citypipe.domain.city import City
 from citypipe.domain.model import QUANTITY_UNITS
+
+if TYPE_CHECKING:  # the city file checks its budget against the themes (domain.city)
+    from citypipe.domain.city import City
 
 # The HVD implementing regulation (EU) 2023/138, and its categories (EU vocabulary
 # http://data.europa.eu/bna/asd487ae75).

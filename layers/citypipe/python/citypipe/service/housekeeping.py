@@ -209,9 +209,9 @@ def hourly(deps: Deps, ports: ExportPorts, fired: datetime) -> Housekeeping:
     keep_from = fired.date() - timedelta(days=deps.city.key_retention_days - 1)
     retiring = (keep_from - timedelta(days=1)).isoformat()  # its key dies in this run
     try:
+        if retiring != day:  # released by now, or now: never after its key is gone (first:
+            export_day(deps, ports, retiring, closing=True)  # yesterday has more runs)
         result = export_day(deps, ports, day, closing=retiring == day)
-        if retiring != day:  # released by now, or now: never after its key is gone
-            export_day(deps, ports, retiring, closing=True)
     finally:
         destroyed, scrubbed = retire_keys(deps, ports.keys, keep_from, fired)
         swept = {Zone.RAW: sweep_raw(deps, fired), **sweep_retention(deps, fired)}

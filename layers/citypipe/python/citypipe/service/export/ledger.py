@@ -25,6 +25,9 @@ PSEUDONYMS_GONE = "pseudonyms_destroyed"  # the day's key died before its releas
 NOT_REPRODUCIBLE = "release_not_reproducible"  # its inputs or its release secret changed
 COUNTER_REMOVED = "people_counter_removed"  # a people quantity the city no longer declares
 OUTSIDE_THE_GRID = "outside_the_grid"  # people cells of zones no counter stands in
+# a whole release refused (nothing published, nothing charged); OUTSIDE_THE_GRID refuses
+# cells of a release that is published
+RELEASE_REFUSED = frozenset({BUDGET_SPENT, PSEUDONYMS_GONE, NOT_REPRODUCIBLE, COUNTER_REMOVED})
 SLACK = 1e-9  # relative: float sums of ε
 
 
