@@ -201,12 +201,15 @@ def test_every_queue_outlasts_every_delivery_its_trigger_makes_of_a_message(
 
 
 def test_stack_down_keeps_the_locked_audit_bucket(
-    built: dict[str, Any], names: StackNames, embedded: Endpoint
+    built: dict[str, Any], names: StackNames, embedded: Endpoint, city: City
 ) -> None:
     operator = clients_as(embedded, OPERATOR_KEY)
 
     assert stack.down(names, operator, provider="scaleway") == [names.bucket(Zone.AUDIT)]
     assert set(stack.describe(names, operator)["buckets"]) == {names.bucket(Zone.AUDIT)}
+    # and a redeploy with the same prefix takes it up again
+    again = stack.up(city, names, operator, settings_for(names), provider="scaleway")
+    assert set(again["buckets"]) == set(built["buckets"])
 
 
 # --- what `stack up` refuses ------------------------------------------------------------------

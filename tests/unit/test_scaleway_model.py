@@ -8,11 +8,14 @@ from __future__ import annotations
 import pytest
 
 from citypipe.domain.model import Function
+from citypipe.domain.naming import StackNames
+from citypipe.settings import StackSettings
 from citypipe_local.scaleway_model import allows, policy_problems, trigger_problem
 from citypipe_local.stack import (
     public_read_policy,
     queue_plan,
     scaleway_policy,
+    scaleway_problems,
     scaleway_timeouts,
 )
 
@@ -87,3 +90,16 @@ def test_every_queue_covers_every_delivery_of_a_message_to_its_function() -> Non
         assert plan.visibility_s == 6 * timeout
         # dead-lettered only after four hours of receives
         assert plan.visibility_s * plan.max_receives >= 4 * 3600
+
+
+def test_queue_sizes_set_by_hand_are_refused_on_scaleway() -> None:
+    names = StackNames("velden", "acme-")
+    settings = StackSettings(name_prefix="acme-", principals=[FUNCTIONS], visibility_timeout_s=60)
+
+    assert scaleway_problems(names, settings) == [
+        "unset CITYPIPE_STACK__VISIBILITY_TIMEOUT_S and __MAX_RECEIVE_COUNT: on Scaleway they "
+        "come from each function's timeout"
+    ]
+    assert (
+        scaleway_problems(names, StackSettings(name_prefix="acme-", principals=[FUNCTIONS])) == []
+    )
