@@ -105,9 +105,10 @@ package: venv node_modules/.installed
 	$(BIN)/python -m citypipe_local.package stack --city $(or $(CITY),infra/cities/velden.yaml) --build-layer
 
 # The Scaleway deployment of a city (x86_64 zip <= 100 MiB, built offline; region from the
-# city file, which must be Scaleway's): make package-scaleway CITY=infra/cities/<city>.yaml
+# city file, which must be Scaleway's; PREFIX: the deployment's name prefix, as given to
+# `stack up`): make package-scaleway CITY=infra/cities/<city>.yaml PREFIX=<org>-
 package-scaleway: venv
-	$(BIN)/python -m citypipe_local.scaleway_package --city $(or $(CITY),infra/cities/velden-scaleway.yaml)
+	$(BIN)/python -m citypipe_local.scaleway_package --city $(or $(CITY),infra/cities/velden-scaleway.yaml) --prefix "$(PREFIX)"
 
 # Regenerate the pins after changing pyproject.toml's dependencies.
 lock:

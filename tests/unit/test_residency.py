@@ -4,6 +4,8 @@ start anywhere but there; clients go where the platform runs them unless configu
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
 from repo import CITY_FILE
 from unit_support import city_data
@@ -81,3 +83,52 @@ def test_a_local_emulator_is_not_a_region(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
 
     assert city_from(settings(endpoint_url="http://127.0.0.1:1")).slug == "velden"
+
+
+# --- a custom endpoint: where it keeps data is in its host name ---------------------------
+
+SCALEWAY_CITY = CITY_FILE.parent / "velden-scaleway.yaml"  # fr-par
+SCALEWAY_STORAGE = "https://s3.fr-par.scw.cloud"
+SCALEWAY_QUEUES = "https://sqs.mnq.fr-par.scaleway.com"
+
+
+def scaleway(
+    storage: str, queues: str, deployment: Literal["cloud", "local"] = "cloud"
+) -> Settings:
+    return Settings(
+        stack=StackSettings(city_file=SCALEWAY_CITY, deployment=deployment),
+        backend=BackendSettings(region="fr-par"),
+        storage=BackendSettings(endpoint_url=storage),
+        queues=BackendSettings(endpoint_url=queues),
+    )
+
+
+def test_a_scaleway_city_starts_at_its_regions_endpoints() -> None:
+    assert city_from(scaleway(SCALEWAY_STORAGE, SCALEWAY_QUEUES)).region == "fr-par"
+
+
+@pytest.mark.parametrize(
+    ("storage", "queues", "refused"),
+    [
+        ("https://s3.us-east-1.amazonaws.com", SCALEWAY_QUEUES, "'us-east-1'"),
+        (SCALEWAY_STORAGE, "https://sqs.mnq.nl-ams.scaleway.com", "'nl-ams'"),
+        ("https://s3.pl-waw.scw.cloud", SCALEWAY_QUEUES, "'pl-waw'"),
+    ],
+)
+def test_a_function_refuses_to_start_at_an_endpoint_of_another_region(
+    storage: str, queues: str, refused: str
+) -> None:
+    # Given the Scaleway city (fr-par), one of its services pointed at another region
+    with pytest.raises(ResidencyError) as error:
+        city_from(scaleway(storage, queues))
+    # Then the function does not start, naming the endpoint's region and the city's
+    assert f"region {refused} is not the city's" in str(error.value)
+    assert "'fr-par'" in str(error.value)
+
+
+def test_an_endpoint_that_names_no_region_is_refused_in_a_cloud_only() -> None:
+    elsewhere = "https://objects.example.net"
+
+    with pytest.raises(ResidencyError, match="names no region"):
+        city_from(scaleway(elsewhere, SCALEWAY_QUEUES))
+    assert city_from(scaleway(elsewhere, SCALEWAY_QUEUES, deployment="local")).slug == "velden"

@@ -12,30 +12,78 @@ from pathlib import Path
 import pytest
 import yaml
 from repo import CITY_FILE, ROOT
+from unit_support import city_data
 
+from citypipe.domain.city_checks import checked_city
+from citypipe.domain.model import Function
+from citypipe.domain.naming import StackNames
 from citypipe_local.package import LIBRARY, runtime_requirements, trim
 from citypipe_local.scaleway_package import (
     MAX_ZIP_BYTES,
     PackagingError,
     build_zip,
+    main,
+    render,
     trim_botocore,
 )
 
 LAPTOP_ONLY = ("citypipe_local", "moto", "localstack", "typer", "rich", "pytest", "_pytest")
+SCALEWAY_CITY = CITY_FILE.parent / "velden-scaleway.yaml"
 
 
 def test_a_city_outside_scaleways_regions_is_refused_before_anything_is_built(
     tmp_path: Path,
 ) -> None:
     with pytest.raises(PackagingError, match="not a Scaleway region"):
-        build_zip(CITY_FILE, tmp_path)  # velden.yaml says eu-central-1 (AWS)
+        build_zip(CITY_FILE, "acme-", tmp_path)  # velden.yaml says eu-central-1 (AWS)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_city_outside_the_eu_gets_one_line_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a city file in us-east-1 (the registry beside it, as its file names it)
+    data = city_data()
+    data["region"] = "us-east-1"
+    city_file = tmp_path / "faraway.yaml"
+    city_file.write_text(yaml.safe_dump(data))
+    # When it is given to the Scaleway packager
+    with pytest.raises(SystemExit) as ended:
+        main(["--city", str(city_file), "--prefix", "acme-", "--out", str(tmp_path / "out")])
+    # Then it ends with code 2 and one line saying why
+    error = capsys.readouterr().err
+    assert ended.value.code == 2
+    assert error.count("\n") == 1
+    assert "'us-east-1' is outside the EU/EEA" in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_deployment_names_its_queues_with_its_prefix_and_answers_https_only() -> None:
+    config = yaml.safe_load(render(checked_city(SCALEWAY_CITY), "acme-"))
+    names = StackNames("velden", "acme-")
+
+    assert config["provider"]["env"]["CITYPIPE_STACK__NAME_PREFIX"] == "acme-"
+    triggers = {
+        name: event["sqs"]["queue"]
+        for name, function in config["functions"].items()
+        for event in function.get("events", [])
+        if "sqs" in event
+    }
+    assert triggers == {f.value: names.queue(f) for f in Function}
+    assert {f["httpOption"] for f in config["functions"].values()} == {"redirected"}
+    assert "${param:" not in yaml.safe_dump(config)
+
+
+@pytest.mark.parametrize("prefix", ["", "Acme-", "acme", "a" * 50 + "-"])
+def test_a_prefix_that_cannot_name_the_buckets_is_refused(prefix: str) -> None:
+    with pytest.raises(PackagingError, match="prefix"):
+        render(checked_city(SCALEWAY_CITY), prefix)
 
 
 @pytest.mark.slow
 def test_the_zip_holds_the_entry_points_the_library_and_the_city_only(tmp_path: Path) -> None:
     # Given the Scaleway example city packaged as `make package-scaleway` does
-    built = build_zip(CITY_FILE.parent / "velden-scaleway.yaml", tmp_path)
+    built = build_zip(SCALEWAY_CITY, "acme-", tmp_path)
     names = zipfile.ZipFile(built.zip).namelist()
     tops = {n.split("/")[1] for n in names if n.startswith("package/") and n.count("/") > 1}
     # Then it fits Scaleway's limit and holds every handler the serverless.yml names

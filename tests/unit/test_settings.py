@@ -13,8 +13,8 @@ from citypipe.bootstrap import deps_from
 from citypipe.bootstrap.keys import KeyStoreRefusedError, key_store_from
 from citypipe.settings import BackendSettings, KeySettings, Settings, StackSettings
 
-SCALEWAY = {
-    "CITYPIPE_STACK__CITY_FILE": str(CITY_FILE),
+SCALEWAY = {  # the Scaleway example city (fr-par): its endpoints are in its region
+    "CITYPIPE_STACK__CITY_FILE": str(CITY_FILE.parent / "velden-scaleway.yaml"),
     "CITYPIPE_BACKEND__REGION": "fr-par",
     "CITYPIPE_STORAGE__ENDPOINT_URL": "https://s3.fr-par.scw.cloud",
     "CITYPIPE_STORAGE__ACCESS_KEY_ID": "SCWOBJECTSTORAGE",

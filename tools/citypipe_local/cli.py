@@ -652,13 +652,19 @@ def _stack(city: Path, backend: StackBackend, action: str, cloud: Cloud) -> None
 def _provision(settings: Settings, where_to: str, action: str, cloud: Cloud) -> None:
     deps = deps_from(settings)
     clients = stack_ops.clients_for(settings)
-    if action == "up":
-        state = stack_ops.up(deps.city, deps.names, clients, settings.stack, provider=cloud.value)
-        buckets, queues = len(state["buckets"]), len(state["queues"])
-        console.print(f"stack up on {where_to}: {buckets} buckets, {queues} queues")
-    else:
-        stack_ops.down(deps.names, clients)
-        console.print(f"stack down on {where_to}")
+    try:
+        if action == "up":
+            state = stack_ops.up(
+                deps.city, deps.names, clients, settings.stack, provider=cloud.value
+            )
+            buckets, queues = len(state["buckets"]), len(state["queues"])
+            console.print(f"stack up on {where_to}: {buckets} buckets, {queues} queues")
+            return
+        kept = stack_ops.down(deps.names, clients, provider=cloud.value)
+    except stack_ops.StackError as exc:
+        raise CliError(str(exc)) from None
+    done = f"stack down on {where_to}"
+    console.print(f"{done}; kept, its records locked: {', '.join(kept)}" if kept else done)
 
 
 # --- the entry point ------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from citypipe.settings import Settings
 from citypipe_local.clock import SimulatedClock
 from citypipe_local.fakes import InMemoryWebhookTokens
 from citypipe_local.faults import FaultInjector, Faults
+from citypipe_local.scaleway_model import TRIGGER_RETRIES
 from citypipe_local.usage import Meter, Usage, peak_rss_mb
 
 Handler = Callable[..., dict[str, Any]]
@@ -180,8 +181,6 @@ def scaleway_event(body: str, request_id: str = "") -> dict[str, Any]:
         "body": body,
     }
 
-
-SCALEWAY_RETRIES = 3  # a queue trigger retries a status >= 300 this many times
 
 _worker_handlers: dict[tuple[Function, Platform], Handler] = {}
 
@@ -525,7 +524,7 @@ class LocalRunner:
     def _post(self, function: Function, message: ReceivedMessage) -> bool:
         """A Scaleway queue trigger's delivery of one message: whether it was acknowledged."""
         context = {"memoryLimitInMb": 1024, "functionName": self.names.queue(function)}
-        for _ in range(1 + SCALEWAY_RETRIES):
+        for _ in range(1 + TRIGGER_RETRIES):  # Scaleway's documented retry policy
             try:
                 response = self._run(function, scaleway_event(message.body), context)
             except Exception:  # a crashed function answers 500 on Scaleway

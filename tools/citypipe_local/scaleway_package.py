@@ -1,9 +1,11 @@
 """The Scaleway deployment, packaged offline: one zip per city namespace, x86_64, <= 100 MiB.
 
-    python -m citypipe_local.scaleway_package --city infra/cities/velden-scaleway.yaml
+    python -m citypipe_local.scaleway_package --city infra/cities/velden-scaleway.yaml \
+        --prefix <deployment prefix>-
 
-builds ``.build/scaleway/<city>/`` — ``infra/scaleway/serverless.yml`` with the city's name
-and region rendered in, the Scaleway entry
+builds ``.build/scaleway/<city>/`` — ``infra/scaleway/serverless.yml`` with the city's name,
+region and the deployment's name prefix (the one ``stack up`` is given) rendered in, the
+Scaleway entry
 points (``functions/*/scaleway.py``), the city file (and any file it extends) and
 ``package/`` (the library and its runtime dependencies, boto3 included: Scaleway's runtime
 has none) — then runs ``serverless package`` (v3 with ``serverless-scaleway-functions``,
@@ -24,9 +26,11 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from citypipe.domain.city import SCALEWAY_REGIONS, city_files
+from citypipe.domain.city import SCALEWAY_REGIONS, City, ConfigError, city_files
 from citypipe.domain.city_checks import checked_city
+from citypipe.domain.naming import StackNames
 from citypipe_local.package import LIBRARY, ROOT, PackagingError, runtime_requirements, trim
+from citypipe_local.stack import prefix_problems
 
 TEMPLATE = ROOT / "infra" / "scaleway"
 PLATFORMS = ("musllinux_1_2_x86_64", "musllinux_1_1_x86_64")
@@ -68,20 +72,35 @@ def _npm(directory: Path) -> Path:
     return binary
 
 
-def build_zip(city_file: Path, out: Path = ROOT / ".build" / "scaleway") -> ScalewayPackage:
-    city = checked_city(city_file)
+def render(city: City, prefix: str) -> str:
+    """infra/scaleway/serverless.yml for this city and deployment prefix: serverless v3
+    cannot name a service from a parameter, so the values are rendered in."""
     if city.region not in SCALEWAY_REGIONS:
         raise PackagingError(
-            f"{city_file}: region {city.region!r} is not a Scaleway region "
+            f"region {city.region!r} is not a Scaleway region "
             f"({', '.join(sorted(SCALEWAY_REGIONS))}); a city deployed to Scaleway says so "
             "in its city file (see infra/cities/velden-scaleway.yaml)"
         )
+    if problems := prefix_problems(StackNames(city.slug, prefix)):
+        raise PackagingError(f"--prefix: {problems[0]}")
+    values = {"city": city.slug, "region": city.region, "prefix": prefix}
+    rendered = (TEMPLATE / "serverless.yml").read_text()
+    for name, value in values.items():
+        rendered = rendered.replace(f"${{param:{name}}}", value)
+    return rendered
+
+
+def build_zip(
+    city_file: Path, prefix: str, out: Path = ROOT / ".build" / "scaleway"
+) -> ScalewayPackage:
+    city = checked_city(city_file)
+    try:
+        rendered = render(city, prefix)
+    except PackagingError as exc:
+        raise PackagingError(f"{city_file}: {exc}") from None
     target = out / city.slug
     shutil.rmtree(target, ignore_errors=True)
     (target / "infra" / "cities").mkdir(parents=True)
-    # The city's values rendered in: serverless v3 cannot name a service from a parameter.
-    template = (TEMPLATE / "serverless.yml").read_text()
-    rendered = template.replace("${param:city}", city.slug).replace("${param:region}", city.region)
     (target / "serverless.yml").write_text(rendered)
     for function in sorted((ROOT / "functions").iterdir()):
         if (function / "scaleway.py").is_file():
@@ -137,12 +156,17 @@ def build_zip(city_file: Path, out: Path = ROOT / ".build" / "scaleway") -> Scal
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="citypipe_local.scaleway_package")
     parser.add_argument("--city", type=Path, required=True, help="the city file")
+    parser.add_argument(
+        "--prefix",
+        required=True,
+        help="the deployment's name prefix, as CITYPIPE_STACK__NAME_PREFIX for `stack up`",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / ".build" / "scaleway")
     args = parser.parse_args(argv)
     try:
-        built = build_zip(args.city, args.out)
-    except PackagingError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        built = build_zip(args.city, args.prefix, args.out)
+    except (PackagingError, ConfigError) as exc:  # a city refused (not EU, not Scaleway's)
+        sys.stderr.write(f"error: {' '.join(str(exc).split())}\n")
         raise SystemExit(2) from None
     sys.stdout.write(f"scaleway: {built.zip} ({built.zip_bytes / 2**20:.1f} MiB)\n")
 

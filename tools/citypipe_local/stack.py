@@ -1,18 +1,25 @@
 """Provisioning a city stack on a local S3/SQS backend: zone buckets and function queues.
 
-``up`` is idempotent (running it twice changes nothing) and ``down`` removes everything.
-On AWS the same resources come from serverless.yml; this is for embedded/LocalStack and
-for S3/SQS providers without CloudFormation.
+``up`` is idempotent (running it twice changes nothing) and ``down`` removes everything
+(on Scaleway, all but the locked audit bucket). On AWS the same resources come from
+serverless.yml; this is for embedded/LocalStack and for Scaleway, which has no
+CloudFormation: there ``up`` follows Scaleway's documented rules (docs/decisions/0087) —
+the open bucket's policy in Scaleway's format keeps the functions' and the operator's
+principals, queues are sized from each function's timeout, bucket names carry the
+deployment's prefix and a name someone else holds is refused, the audit bucket is locked.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import math
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import yaml
 from botocore.exceptions import ClientError
 
 from citypipe.adapters.boto import error_code
@@ -20,7 +27,7 @@ from citypipe.adapters.clients import s3_client, sqs_client
 from citypipe.adapters.keys import HORIZON
 from citypipe.domain.city import City
 from citypipe.domain.model import Function, Zone
-from citypipe.domain.naming import StackNames
+from citypipe.domain.naming import BUCKET_NAME_MAX, StackNames
 from citypipe.settings import BackendSettings, Settings, StackSettings
 
 if TYPE_CHECKING:
@@ -28,6 +35,11 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 _NO_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+SCALEWAY_TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "scaleway" / "serverless.yml"
+
+
+class StackError(Exception):
+    """A stack that cannot be provisioned as asked: the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,20 @@ def clients_for(settings: Settings) -> Clients:
 
 DLQ_RETENTION_S = 14 * 24 * 3600
 QUEUE_RETENTION_S = 4 * 24 * 3600
+# An emulator stack's queues, unless the settings say otherwise (laptop replays).
+LOCAL_VISIBILITY_S = 60
+LOCAL_MAX_RECEIVES = 3
+# A cloud's queues, from each function's timeout: a visibility of six timeouts (AWS's advice
+# for SQS event sources; Scaleway's trigger delivers a message up to four times within one
+# receive), and enough receives that a message is dead-lettered only after its retries have
+# spanned four hours (a provider incident does not dead-letter a day's work).
+VISIBILITY_PER_TIMEOUT = 6
+RETRY_WINDOW_S = 4 * 3600
+MIN_RECEIVES = 3
+# Scaleway's IAM principals a bucket policy names (its documented format).
+SCW_PRINCIPAL = re.compile(r"^(application_id|user_id):[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$")
+SCW_POLICY_VERSION = "2023-04-17"
+PREFIX = re.compile(r"^[a-z0-9][a-z0-9-]*-$")
 
 
 Provider = Literal["aws", "scaleway"]
@@ -78,6 +104,7 @@ class Bucket:
     tag: str
     expire: list[tuple[str, int]]  # (key prefix, days) lifecycle rules; none: kept
     public_prefix: str | None = None  # anonymous read of these keys (the open zone's)
+    lock_days: int | None = None  # Object Lock's default retention (the audit zone's)
 
 
 def public_read_policy(bucket: str, prefix: str) -> dict[str, Any]:
@@ -96,14 +123,89 @@ def public_read_policy(bucket: str, prefix: str) -> dict[str, Any]:
     }
 
 
-def _bucket(clients: Clients, bucket: Bucket, region: str, provider: Provider) -> None:
-    s3 = clients.s3
+def scaleway_policy(bucket: str, prefix: str, principals: Sequence[str]) -> dict[str, Any]:
+    """The open bucket's policy in Scaleway's format: anonymous GetObject on the published
+    prefix only, and everything to the principals named (the functions' IAM application,
+    the operator) — once a bucket has a policy, Scaleway refuses every principal it does
+    not name but the Organization owner."""
+    return {
+        "Version": SCW_POLICY_VERSION,
+        "Id": f"citypipe-{bucket}",
+        "Statement": [
+            {
+                "Sid": "PublicReadOfPublishedData",
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"{bucket}/{prefix}*",
+            },
+            {
+                "Sid": "StackFunctionsAndOperator",
+                "Effect": "Allow",
+                "Principal": {"SCW": list(principals)},
+                "Action": "s3:*",
+                "Resource": [bucket, f"{bucket}/*"],
+            },
+        ],
+    }
+
+
+def _create(s3: S3Client, bucket: Bucket, region: str, locked: bool) -> None:
+    """The bucket, made or found ours; a name someone else holds is refused (bucket names
+    are global: another account's bucket would take the city's data)."""
+    configuration: Any = {"LocationConstraint": region}  # Scaleway's regions too
+    lock: Any = {"ObjectLockEnabledForBucket": True} if locked else {}
     try:
-        configuration: Any = {"LocationConstraint": region}  # Scaleway's regions too
-        s3.create_bucket(Bucket=bucket.name, CreateBucketConfiguration=configuration)
+        s3.create_bucket(Bucket=bucket.name, CreateBucketConfiguration=configuration, **lock)
     except ClientError as exc:
-        if error_code(exc) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+        if error_code(exc) == "BucketAlreadyExists":
+            raise StackError(
+                f"bucket {bucket.name}: the name is held by someone else (bucket names are "
+                "global); choose another CITYPIPE_STACK__NAME_PREFIX"
+            ) from None
+        if error_code(exc) != "BucketAlreadyOwnedByYou":
             raise
+
+
+def _lock(s3: S3Client, bucket: str, days: int) -> None:
+    """Object Lock's default retention, governance mode (as on AWS): every audit record is
+    kept unaltered for the audit retention. Scaleway turns Object Lock on only when a
+    bucket is created."""
+    try:
+        s3.get_object_lock_configuration(Bucket=bucket)
+    except ClientError as exc:
+        if error_code(exc) != "ObjectLockConfigurationNotFoundError":
+            raise
+        raise StackError(
+            f"bucket {bucket} exists without Object Lock, which can be turned on only when a "
+            "bucket is created: move its objects to a bucket `stack up` creates (another "
+            "CITYPIPE_STACK__NAME_PREFIX), or remove it"
+        ) from None
+    s3.put_object_lock_configuration(
+        Bucket=bucket,
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": days}},
+        },
+    )
+
+
+def _policy(
+    bucket: str, prefix: str, provider: Provider, principals: Sequence[str]
+) -> dict[str, Any]:
+    if provider == "scaleway":
+        return scaleway_policy(bucket, prefix, principals)
+    return public_read_policy(bucket, prefix)
+
+
+def _bucket(
+    clients: Clients, bucket: Bucket, region: str, provider: Provider, principals: Sequence[str]
+) -> None:
+    s3 = clients.s3
+    locked = provider == "scaleway" and bucket.lock_days is not None
+    _create(s3, bucket, region, locked)
+    if locked and bucket.lock_days is not None:
+        _lock(s3, bucket.name, bucket.lock_days)
     s3.put_bucket_encryption(
         Bucket=bucket.name,
         ServerSideEncryptionConfiguration={
@@ -122,7 +224,7 @@ def _bucket(clients: Clients, bucket: Bucket, region: str, provider: Provider) -
             },
         )
     if bucket.public_prefix is not None:
-        policy = public_read_policy(bucket.name, bucket.public_prefix)
+        policy = _policy(bucket.name, bucket.public_prefix, provider, principals)
         s3.put_bucket_policy(Bucket=bucket.name, Policy=json.dumps(policy, sort_keys=True))
     if bucket.expire:
         s3.put_bucket_lifecycle_configuration(
@@ -143,7 +245,8 @@ def buckets(city: City, names: StackNames) -> list[Bucket]:
             names.bucket(zone),
             zone.value,
             [("", days)] if (days := city.retention_days.get(zone)) is not None else [],
-            f"{Zone.OPEN.value}/{city.slug}/" if zone is Zone.OPEN else None,
+            names.open_prefix() if zone is Zone.OPEN else None,
+            days if zone is Zone.AUDIT else None,
         )
         for zone in Zone
     ]
@@ -165,6 +268,74 @@ def _queue(clients: Clients, name: str, attributes: dict[str, str]) -> str:
     return url
 
 
+@dataclass(frozen=True)
+class QueuePlan:
+    """A function's queue: how long a received message stays hidden, and how many receives
+    before it is dead-lettered."""
+
+    visibility_s: int
+    max_receives: int
+
+
+def queue_plan(timeout_s: int) -> QueuePlan:
+    """A cloud function's queue, from the function's timeout."""
+    visibility = VISIBILITY_PER_TIMEOUT * timeout_s
+    return QueuePlan(visibility, max(MIN_RECEIVES, math.ceil(RETRY_WINDOW_S / visibility)))
+
+
+def scaleway_timeouts(template: Path = SCALEWAY_TEMPLATE) -> dict[Function, int]:
+    """Each function's timeout (s) as infra/scaleway/serverless.yml deploys it."""
+    functions = yaml.safe_load(template.read_text())["functions"]
+    return {f: int(str(functions[f.value]["timeout"]).removesuffix("s")) for f in Function}
+
+
+def prefix_problems(names: StackNames) -> list[str]:
+    """What keeps the deployment's name prefix from naming a Scaleway stack's resources."""
+    if not PREFIX.match(names.prefix):
+        return [
+            f"name prefix {names.prefix!r}: set one (lowercase letters, digits and '-', "
+            "ending in '-'): Scaleway's bucket names are global, a prefix keeps them the city's"
+        ]
+    longest = max((names.bucket(z) for z in Zone), key=len)
+    if len(longest) > BUCKET_NAME_MAX:
+        return [f"bucket {longest}: over {BUCKET_NAME_MAX} characters; shorten the prefix"]
+    return []
+
+
+def scaleway_problems(names: StackNames, settings: StackSettings) -> list[str]:
+    """What keeps these settings from provisioning a Scaleway stack."""
+    problems = prefix_problems(names)
+    if not settings.principals:
+        problems.append(
+            "set CITYPIPE_STACK__PRINCIPALS to the functions' IAM application and yours, e.g. "
+            '\'["application_id:<id>","user_id:<id>"]\': the open bucket\'s policy locks out '
+            "every principal it does not name"
+        )
+    problems += [
+        f"CITYPIPE_STACK__PRINCIPALS: {p!r} is not application_id:<id> or user_id:<id>"
+        for p in settings.principals
+        if not SCW_PRINCIPAL.match(p)
+    ]
+    if settings.visibility_timeout_s is not None or settings.max_receive_count is not None:
+        problems.append(
+            "unset CITYPIPE_STACK__VISIBILITY_TIMEOUT_S and __MAX_RECEIVE_COUNT: on Scaleway "
+            "they come from each function's timeout"
+        )
+    return problems
+
+
+def queue_plans(settings: StackSettings, provider: Provider) -> dict[Function, QueuePlan]:
+    if provider == "scaleway":
+        return {f: queue_plan(t) for f, t in scaleway_timeouts().items()}
+    visibility = settings.visibility_timeout_s
+    receives = settings.max_receive_count
+    plan = QueuePlan(
+        LOCAL_VISIBILITY_S if visibility is None else visibility,
+        LOCAL_MAX_RECEIVES if receives is None else receives,
+    )
+    return dict.fromkeys(Function, plan)
+
+
 def up(
     city: City,
     names: StackNames,
@@ -173,22 +344,24 @@ def up(
     provider: Provider = "aws",
 ) -> dict[str, Any]:
     """Create or update the city's buckets and queues. ``provider`` "scaleway" makes only
-    the calls Scaleway supports (no PutPublicAccessBlock)."""
+    the calls Scaleway supports (no PutPublicAccessBlock), as Scaleway documents them."""
+    if provider == "scaleway" and (problems := scaleway_problems(names, settings)):
+        raise StackError(f"stack up --cloud scaleway: {problems[0]}")
     for bucket in buckets(city, names):
-        _bucket(clients, bucket, city.region, provider)
-    for function in Function:
+        _bucket(clients, bucket, city.region, provider, settings.principals)
+    for function, plan in queue_plans(settings, provider).items():
         dlq_url = _queue(
             clients, names.dlq(function), {"MessageRetentionPeriod": str(DLQ_RETENTION_S)}
         )
         dlq_arn = clients.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
-        redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": settings.max_receive_count}
+        redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": plan.max_receives}
         _queue(
             clients,
             names.queue(function),
             {
-                "VisibilityTimeout": str(settings.visibility_timeout_s),
+                "VisibilityTimeout": str(plan.visibility_s),
                 "MessageRetentionPeriod": str(QUEUE_RETENTION_S),
                 "RedrivePolicy": json.dumps(redrive, sort_keys=True),
             },
@@ -222,10 +395,12 @@ def _bucket_names(names: StackNames) -> list[str]:
     return [*(names.bucket(zone) for zone in Zone), names.keys_bucket()]
 
 
-def down(names: StackNames, clients: Clients) -> None:
+def down(names: StackNames, clients: Clients, provider: Provider = "aws") -> list[str]:
     """Remove the stack: its buckets with every object (the keys bucket too: deleting it
-    destroys every secret), and its queues."""
-    for name in _bucket_names(names):
+    destroys every secret), and its queues. On Scaleway the audit bucket is kept: its
+    records are locked for the audit retention. Returns the buckets kept."""
+    kept = [names.bucket(Zone.AUDIT)] if provider == "scaleway" else []
+    for name in (n for n in _bucket_names(names) if n not in kept):
         try:
             pages = clients.s3.get_paginator("list_objects_v2").paginate(Bucket=name)
             for page in pages:
@@ -238,6 +413,7 @@ def down(names: StackNames, clients: Clients) -> None:
                 raise
     for _, url in _queues(names, clients):
         clients.sqs.delete_queue(QueueUrl=url)
+    return kept
 
 
 def _queues(names: StackNames, clients: Clients) -> Iterator[tuple[str, str]]:

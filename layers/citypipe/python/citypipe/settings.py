@@ -43,8 +43,26 @@ class StackSettings(BaseModel):
     )
     city_file: Path = Path("city.yaml")
     name_prefix: str = Field(default="", description="prepended to bucket and queue names")
-    visibility_timeout_s: int = Field(default=60, ge=0, le=43200)
-    max_receive_count: int = Field(default=3, ge=1, le=1000)
+    visibility_timeout_s: int | None = Field(
+        default=None,
+        ge=0,
+        le=43200,
+        description="`stack up` on an emulator: every queue's (unset: 60); on Scaleway it "
+        "comes from each function's timeout and may not be set",
+    )
+    max_receive_count: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="`stack up` on an emulator: receives before the DLQ (unset: 3); on "
+        "Scaleway it comes from each function's timeout and may not be set",
+    )
+    principals: list[str] = Field(
+        default_factory=list,
+        description="`stack up --cloud scaleway`: the IAM principals the open bucket's "
+        "policy keeps (application_id:<id>, user_id:<id>): the functions' application and "
+        "the operator",
+    )
 
 
 class KeySettings(BaseModel):

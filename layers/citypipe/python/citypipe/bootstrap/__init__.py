@@ -12,7 +12,7 @@ from __future__ import annotations
 from citypipe.adapters.clients import s3_client, sqs_client
 from citypipe.adapters.s3 import S3ObjectStore
 from citypipe.adapters.sqs import SqsQueue
-from citypipe.domain.city import City, load_city, require_region
+from citypipe.domain.city import City, load_city, require_endpoint_region, require_region
 from citypipe.domain.model import Function
 from citypipe.domain.naming import StackNames
 from citypipe.entrypoints.sqs import ClaimCheckConsumer
@@ -23,12 +23,18 @@ from citypipe.settings import Settings
 
 
 def city_from(settings: Settings) -> City:
-    """The city file, and the residency guard: on AWS (no custom endpoint) a function
-    starts only in its city's region. With a custom endpoint (an emulator on a laptop, an
-    S3/SQS-compatible provider) the endpoint says where data goes, not the region name."""
+    """The city file, and the residency guard, for Object Storage and Queues each: on AWS
+    (no custom endpoint) a function starts only in its city's region; with a custom
+    endpoint, the endpoint says where data goes (Scaleway's and AWS's name their region;
+    an emulator on this machine is no region; any other host is refused in a cloud)."""
     city = load_city(settings.stack.city_file)
-    if settings.service("storage").endpoint_url is None:
-        require_region(city, settings.service("storage").region, "function start-up")
+    local = settings.stack.deployment == "local"
+    for name in ("storage", "queues"):
+        service = settings.service(name)
+        if service.endpoint_url is None:
+            require_region(city, service.region, "function start-up")
+        else:
+            require_endpoint_region(city, service.endpoint_url, "function start-up", local=local)
     return city
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -869,4 +872,41 @@ def require_region(city: City, region: str | None, where: str) -> None:
         raise ResidencyError(
             f"{where}: region {region!r} is not the city's: {city.slug} is kept in "
             f"{city.region!r} (its city file's region)"
+        )
+
+
+# Where a cloud's endpoint keeps data: Scaleway's Object Storage (s3.<region>.scw.cloud) and
+# Queues (sqs.mnq.<region>.scaleway.com), AWS's regional endpoints.
+_ENDPOINT_REGIONS = (
+    re.compile(r"(?:^|\.)s3\.(?P<region>[a-z]{2}-[a-z]{3})\.scw\.cloud$"),
+    re.compile(r"(?:^|\.)sqs\.mnq\.(?P<region>[a-z]{2}-[a-z]{3})\.scaleway\.com$"),
+    re.compile(r"(?:^|\.)[a-z0-9-]+[.-](?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)\.amazonaws\.com$"),
+)
+LOCAL_HOSTS = frozenset({"localhost", "localhost.localstack.cloud"})
+
+
+def _is_local(host: str) -> bool:
+    if host in LOCAL_HOSTS or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def require_endpoint_region(city: City, url: str, where: str, *, local: bool) -> None:
+    """Refuse an endpoint that keeps data anywhere but in the city's region: a cloud's
+    endpoint says its region in its host name; this machine's (an emulator) is no region;
+    any other host is refused in a cloud deployment (``local`` False), whose data would
+    go where no one can tell."""
+    host = (urlsplit(url).hostname or "").lower()
+    for pattern in _ENDPOINT_REGIONS:
+        if found := pattern.search(host):
+            require_region(city, found["region"], f"{where}: endpoint {host}")
+            return
+    if not _is_local(host) and not local:
+        raise ResidencyError(
+            f"{where}: endpoint {host or url!r} names no region; citypipe knows where "
+            "Scaleway's (s3.<region>.scw.cloud, sqs.mnq.<region>.scaleway.com) and AWS's "
+            f"endpoints keep data, and {city.slug} is kept in {city.region!r}"
         )
