@@ -184,3 +184,17 @@ def test_a_mapping_that_cannot_read_a_file_is_refused_with_the_city_file(
     with pytest.raises(ConfigError) as refused:
         with_mapping(loops_city, device="station", time="interval_start", **mapping)
     assert said in str(refused.value)
+
+
+def test_a_quoted_cell_across_lines_is_refused_not_joined(loops_city: City) -> None:
+    # Lines are split at line feeds (each row a payload of its own): a note of two lines
+    body = (
+        "station;interval_start;vehicles;opmerking\n"
+        'VLD-TC-902;2026-06-01T09:00:00Z;7;"eerste regel\n'
+        'tweede regel"\n'
+        "VLD-TC-902;2026-06-01T09:15:00Z;8;\n"
+    )
+    city = with_mapping(loops_city, device="station", time="interval_start", delimiter=";")
+    result = dropped(city, body.encode())
+    assert dict(result.reasons) == {"invalid_csv": 2}
+    assert [o[2] for o in observations(result)] == [8.0]

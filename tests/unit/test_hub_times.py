@@ -122,6 +122,35 @@ def test_a_csv_row_at_a_time_that_cannot_be_read_is_refused(fixtures_city: City,
     assert refused_for_time(result)
 
 
+def without(document: Any, names: frozenset[str]) -> Any:
+    """The document with every time of those names sent as null (as not sent at all)."""
+    if isinstance(document, dict):
+        return {k: None if k in names else without(v, names) for k, v in document.items()}
+    if isinstance(document, list):
+        return [without(item, names) for item in document]
+    return document
+
+
+@pytest.mark.parametrize(
+    ("name", "times"),
+    [
+        ("tts-v3/webhook-uplink.json", {"received_at", "time"}),
+        ("chirpstack-v4/up-numbers-as-strings.json", {"time"}),
+        ("chirpstack-v3/up-protobuf-json.json", {"publishedAt", "time"}),
+        ("aws-iot/lorawan-transformed-and-lns.json", {"Timestamp"}),
+        ("ngsi-ld/notification-normalized.json", {"observedAt", "dateObserved", "notifiedAt"}),
+        ("meraki/scanning-v2-devicesseen.json", {"seenTime", "seenEpoch"}),
+    ],
+)
+def test_a_hub_that_sends_no_time_has_its_readings_dated_by_their_arrival(
+    fixtures_city: City, name: str, times: set[str]
+) -> None:
+    document = json.loads((HUBS / name).read_text("utf-8"))
+    result = normalized(fixtures_city, format_of(name), without(document, frozenset(times)))
+    assert result.accepted == len(EXPECTED[name].observations)
+    assert {r["observed_at"] for r in result.records()} == {"2026-06-02T11:33:20.000000Z"}
+
+
 def test_formats_whose_hub_sends_no_time_date_readings_by_their_arrival(
     fixtures_city: City,
 ) -> None:
