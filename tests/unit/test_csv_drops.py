@@ -172,11 +172,12 @@ def test_a_dot_that_groups_no_thousands_is_no_number_with_a_decimal_comma(
     ("mapping", "said"),
     [
         ({"delimiter": ",", "decimal": ","}, "is the delimiter too"),
-        ({"delimiter": ";", "quote": ";"}, "two characters"),
+        ({"delimiter": ";", "quote": ";"}, "is the delimiter too"),
+        ({"delimiter": "\n"}, "line break"),
         ({"encoding": "utf-16"}, "encoding"),
         ({"decimal": "·"}, "decimal"),
     ],
-    ids=["decimal-is-delimiter", "quote-is-delimiter", "utf-16", "odd-decimal"],
+    ids=["decimal-is-delimiter", "quote-is-delimiter", "line-break", "utf-16", "odd-decimal"],
 )
 def test_a_mapping_that_cannot_read_a_file_is_refused_with_the_city_file(
     loops_city: City, mapping: dict[str, str], said: str

@@ -197,10 +197,11 @@ class CsvMapping(Strict):
 
     @model_validator(mode="after")
     def _distinct(self) -> CsvMapping:
-        if len({self.delimiter, self.quote, "\n", "\r"}) < 4:
-            raise ValueError("delimiter and quote are two characters, neither a line break")
-        if self.decimal == self.delimiter:
-            raise ValueError(f"the decimal separator {self.decimal!r} is the delimiter too")
+        if {self.delimiter, self.quote} & {"\n", "\r"}:
+            raise ValueError("a line break is neither the delimiter nor the quote")
+        for name, char in (("quote", self.quote), ("decimal separator", self.decimal)):
+            if char == self.delimiter:
+                raise ValueError(f"the {name} {char!r} is the delimiter too")
         return self
 
 
