@@ -102,7 +102,7 @@ EXPECTED: dict[str, Expect] = {
         obs("cs3-aq-21", T_CS3, ("air.no2", 32.25), ("air.pm10", 15.5), ("air.pm25", 7.25))
     ),
     # the Protocol Buffers JSON mapping: devEUI in base64, the decoded object as a JSON string
-    # in objectJSON (READ_WRONGLY)
+    # in objectJSON
     "chirpstack-v3/up-protobuf-json.json": Expect(
         obs("cs3-aq-22", T_CS3_PB, ("air.no2", 26.0), ("air.pm10", 14.5), ("air.pm25", 6.5))
     ),
@@ -176,7 +176,7 @@ EXPECTED: dict[str, Expect] = {
     "ngsi-ld/notification-normalized.json": Expect(
         obs("ngsi-aq-72", "2026-06-01T10:15:00.000000Z", ("air.no2", 31.6), ("air.pm10", 22.1))
     ),
-    # a Property without observedAt: the entity's dateObserved, a DateTime value (READ_WRONGLY)
+    # a Property without observedAt: the entity's dateObserved, a typed DateTime literal
     "ngsi-ld/notification-normalized-datetime-value.json": Expect(
         obs("ngsi-aq-72", "2026-06-01T10:30:00.000000Z", ("air.no2", 29.9))
     ),
@@ -239,20 +239,6 @@ EXPECTED: dict[str, Expect] = {
         ],
         {"invalid_csv": 1, "invalid_time": 1},
         quarantined=2,  # each row of a drop is a payload of its own
-    ),
-}
-
-# Payloads written true to their documentation that the code reads otherwise: their tests are
-# expected to fail (strictly: a fix makes them pass and asks for the mark to go).
-READ_WRONGLY = {
-    "chirpstack-v3/up-protobuf-json.json": (
-        "the chirpstack-v3 adapter reads a decoded `object`; the Protocol Buffers JSON "
-        "marshaler (ChirpStack v3's 'JSON') sends it as the string `objectJSON`: not_decoded"
-    ),
-    "ngsi-ld/notification-normalized-datetime-value.json": (
-        "the ngsi-ld adapter falls back to notifiedAt for a Property without observedAt when "
-        "the entity's dateObserved is a normalized DateTime ({'@type': 'DateTime', "
-        "'@value': ...}): it reads the value only as a plain string"
     ),
 }
 

@@ -170,3 +170,99 @@ def test_decoded_payloads_flatten_nested_objects_and_measurement_lists() -> None
         "messages": [[{"type": " Peak Wind Gust", "measurementValue": 7.7}]],
     }
     assert list(flatten(decoded)) == [("wind.velocity", 3), ("Peak Wind Gust", 7.7)]
+
+
+# --- NGSI-LD: typed literals, and each reading dated by its own time ---------------------------
+
+T0, T1, T2 = "2026-06-01T10:00:00Z", "2026-06-01T10:05:00Z", "2026-06-01T10:10:00Z"
+
+
+def dated(notification: dict[str, Any]) -> list[tuple[str, Any, float | str]]:
+    """(field, value, time) of each reading; (path, reason, "") of each rejection."""
+    return [
+        (r.field, r.value, r.at) if isinstance(r, Reading) else (r.path, r.reason, "")
+        for r in readings("ngsi-ld", notification)
+    ]
+
+
+def test_an_ngsi_ld_reading_is_dated_by_its_property_then_its_entity_then_the_notification() -> (
+    None
+):
+    own = {"type": "Property", "value": 1.5, "observedAt": T0}
+    typed = {"type": "Property", "value": {"@type": "DateTime", "@value": T1}}
+    entities = [
+        {"id": "urn:a", "type": "T", "own": own, "entity": {"type": "Property", "value": 2}},
+        {"id": "urn:b", "type": "T", "dateObserved": typed, "entity": 3},
+        {"id": "urn:c", "type": "T", "dateObserved": {"@type": "DateTime", "@value": T1}, "e": 4},
+        {"id": "urn:d", "type": "T", "notified": 5},
+    ]
+    notification = {"type": "Notification", "notifiedAt": T2, "data": entities}
+    assert dated(notification) == [
+        ("own", 1.5, 1780308000.0),  # its own observedAt
+        ("entity", 2, 1780308600.0),  # no entity time: the notification's
+        ("entity", 3, 1780308300.0),  # the entity's dateObserved, a typed DateTime (normalized)
+        ("e", 4, 1780308300.0),  # the same in key-values
+        ("notified", 5, 1780308600.0),
+    ]
+
+
+def test_ngsi_ld_typed_number_literals_are_read_as_their_value() -> None:
+    literal = {"@type": "https://schema.org/Number", "@value": 21.5}
+    entity = {
+        "id": "urn:a",
+        "type": "T",
+        "observedAt": T0,
+        "kv": literal,
+        "norm": {"type": "Property", "value": {"@type": "xsd:double", "@value": "22.5"}},
+    }
+    assert dated({"type": "Notification", "data": [entity]}) == [
+        ("kv", 21.5, 1780308000.0),
+        ("norm", "22.5", 1780308000.0),  # a numeric string: read as a number by the edge
+    ]
+
+
+def test_an_unreadable_ngsi_ld_time_refuses_what_it_dates_once_per_entity() -> None:
+    bad_property = {"type": "Property", "value": 1, "observedAt": "yesterday"}
+    entities = [
+        {"id": "urn:a", "type": "T", "dateObserved": "2026-06-01T10:00:00", "x": 1, "y": 2},
+        {"id": "urn:b", "type": "T", "x": {"type": "Property", "value": 3, "observedAt": T0}},
+        {"id": "urn:c", "type": "T", "dateObserved": T1, "x": bad_property, "y": 4},
+        {"id": "urn:d", "type": "T", "x": 5, "y": 6},
+    ]
+    notification = {"type": "Notification", "notifiedAt": "2026-13-01T00:00:00Z", "data": entities}
+    assert dated(notification) == [
+        ("data[0].dateObserved", "invalid_time", ""),  # no offset: once, not for x and y
+        ("x", 3, 1780308000.0),  # its own time: the notification's is not needed
+        ("data[2].x.observedAt", "invalid_time", ""),
+        ("y", 4, 1780308300.0),
+        ("notifiedAt", "invalid_time", ""),  # what only notifiedAt dates
+    ]
+
+
+# --- ChirpStack v3's objectJSON; SenML's base time ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("object_json", "reason"),
+    [("", "not_decoded"), ("{not json", "invalid_json"), ("[1, 2]", "not_decoded")],
+    ids=["no-codec", "not-json", "not-an-object"],
+)
+def test_a_chirpstack_v3_object_json_that_holds_no_object_is_refused(
+    object_json: str, reason: str
+) -> None:
+    uplink = {"devEUI": "0202020202020202", "objectJSON": object_json}
+    assert [r.reason for r in readings("chirpstack-v3", uplink)] == [reason]
+
+
+def test_a_senml_base_time_that_is_no_number_refuses_each_reading_it_dates() -> None:
+    pack = [
+        {"bn": "a/", "bt": "2026-06-01T10:00:00Z", "n": "x", "v": 1},
+        {"n": "y", "v": 2, "t": 10},
+        {"bt": 1.78e9, "n": "z", "v": 3},  # a new base time: read again
+    ]
+    out = readings("senml", pack)
+    assert [(r.reason, r.path) for r in out if isinstance(r, Rejection)] == [
+        ("invalid_time", "[0]"),
+        ("invalid_time", "[1]"),
+    ]
+    assert [(r.field, r.at) for r in out if isinstance(r, Reading)] == [("z", 1.78e9)]

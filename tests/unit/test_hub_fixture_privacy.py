@@ -26,7 +26,6 @@ from hub_support import (
     EXPECTED,
     HUBS,
     IDENTIFIERS,
-    READ_WRONGLY,
     format_of,
     hub_city,
     source_of,
@@ -37,8 +36,6 @@ from citypipe_local.drops import drop
 
 CSV = "csv/loop-export.csv"
 PUSHED = sorted(n for n in EXPECTED if n != CSV)  # a CSV is dropped in the inbox, not pushed
-# read wrongly and, so, quarantined where the documentation says it gives readings
-REFUSED_WRONGLY = {"chirpstack-v3/up-protobuf-json.json"}
 
 
 def leak_cases() -> list[Any]:
@@ -86,15 +83,7 @@ def test_no_identifier_of_a_hub_payload_is_stored_or_logged(
     assert leaks(IDENTIFIERS, body, stored) + decoded == []
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(reason=READ_WRONGLY[n], strict=True))
-        if n in REFUSED_WRONGLY
-        else n
-        for n in PUSHED
-    ],
-)
+@pytest.mark.parametrize("name", PUSHED)
 def test_a_refused_hub_payload_is_quarantined_once(hub_deps: Deps, name: str) -> None:
     push(hub_deps, name, (HUBS / name).read_bytes())
     assert len(quarantine_rows(hub_deps)) == EXPECTED[name].quarantine_rows

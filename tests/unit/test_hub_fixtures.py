@@ -13,7 +13,6 @@ from hub_support import (
     EXPECTED,
     HUBS,
     NOW_ISO,
-    READ_WRONGLY,
     Obs,
     format_of,
     hub_city,
@@ -50,15 +49,6 @@ def observations(result: Normalized) -> list[Obs]:
     return [(r["sensor"], r["quantity"], r["value"], r["observed_at"]) for r in raw_rows(result)]
 
 
-def with_known_misreadings(names: list[str]) -> list[Any]:
-    return [
-        pytest.param(n, marks=pytest.mark.xfail(reason=READ_WRONGLY[n], strict=True))
-        if n in READ_WRONGLY
-        else n
-        for n in names
-    ]
-
-
 def test_every_payload_file_has_a_test_case_and_every_format_a_payload() -> None:
     files = sorted(str(p.relative_to(HUBS)) for p in HUBS.glob("*/*") if p.is_file())
     assert files == sorted(EXPECTED)
@@ -66,7 +56,7 @@ def test_every_payload_file_has_a_test_case_and_every_format_a_payload() -> None
     assert set(FORMATS) - {"canonical"} == FORMATS_COVERED  # canonical: events/canonical_wifi
 
 
-@pytest.mark.parametrize("name", with_known_misreadings(sorted(EXPECTED)))
+@pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_a_hub_payload_gives_its_observations_or_its_stated_reasons(
     fixtures_city: City, name: str
 ) -> None:

@@ -225,7 +225,7 @@ def test_a_payload_nested_as_deep_as_json_allows_is_quarantined_not_a_crash(
 def test_a_quarantine_row_names_the_adapter_the_reason_and_the_json_path(city: City) -> None:
     pack = [*senml_reading(), {"n": "pm10", "u": "ppm", "v": 3}]
     [row] = normalized(city, "senml", pack).quarantine
-    assert (row["line"], row["adapter"], row["rejected"]) == (1, "senml@1", {"unit_mismatch": 1})
+    assert (row["line"], row["adapter"], row["rejected"]) == (1, "senml@2", {"unit_mismatch": 1})
     assert row["details"] == [
         {"reason": "unit_mismatch", "detail": "aq-101.pm10 is in 'ug/m3'", "path": "[4]"}
     ]

@@ -360,7 +360,7 @@ def test_a_row_keeps_where_and_why_and_the_shape_of_what_was_refused(hub_deps: D
     assert (status, answer["accepted"]) == (202, 3)
     assert {k: row[k] for k in ("line", "adapter", "source", "route", "rejected")} == {
         "line": 1,
-        "adapter": "tts-v3@1",
+        "adapter": "tts-v3@2",
         "source": "air-quality",
         "route": "webhook",
         "rejected": {"unknown_field": 7},  # note, the MAC, the ble object's five

@@ -24,6 +24,10 @@ from citypipe.core.ingest import Payload
 from citypipe.domain.city import City, MqttRoute
 from citypipe.domain.limits import MAX_BODY_BYTES, MAX_BODY_LINES, MAX_PAYLOAD_BYTES
 
+# UTF-8's byte-order mark: Excel's "CSV UTF-8" and some Windows tools begin a file with it;
+# RFC 8259 lets a JSON parser ignore it, and so does citypipe (at the start of a body, of a
+# JSON line, of a CSV file in a UTF-8 encoding) — never a reason to refuse.
+BOM = b"\xef\xbb\xbf"
 # The MQTT topic a message was published on, where an HTTP sender knows it (an AWS IoT rule's
 # HTTP action: ``X-Citypipe-Topic: ${topic()}``); the aws-iot format names a device by it.
 TOPIC_HEADER = "x-citypipe-topic"
@@ -41,22 +45,25 @@ class Undecodable(ValueError):
 
 
 def gunzip(data: bytes, limit: int) -> bytes:
-    """Decompress gzip without ever holding more than ``limit`` bytes (a small body that
-    inflates to gigabytes is refused at once). Every member of a multi-member stream is
-    read (``cat a.gz b.gz`` is one valid gzip file); anything after the last member but
-    gzip's zero padding makes it invalid."""
+    """Decompress gzip without ever holding more than ``limit`` bytes, all members together
+    (a small body that inflates to gigabytes is refused at once). Every member of a
+    multi-member stream is read (``cat a.gz b.gz`` is one valid gzip file); a member that is
+    corrupt or cut short refuses the whole body, naming the member; anything after the last
+    member but gzip's zero padding makes it invalid."""
     out = bytearray()
     rest = data
+    member = 0
     while True:
+        member += 1
         inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
         try:
             out += inflater.decompress(rest, limit + 1 - len(out))
         except zlib.error as exc:
-            raise Undecodable("invalid_gzip", str(exc)) from None
+            raise Undecodable("invalid_gzip", f"member {member}: {exc}") from None
         if len(out) > limit or inflater.unconsumed_tail:
             raise Undecodable("too_large", f"more than {limit} bytes once gunzipped")
         if not inflater.eof:
-            raise Undecodable("invalid_gzip", "a truncated gzip stream")
+            raise Undecodable("invalid_gzip", f"member {member}: cut short")
         rest = inflater.unused_data
         if not rest.strip(b"\x00"):
             return bytes(out)
@@ -90,10 +97,12 @@ def http_body(body: str, base64_encoded: bool, content_encoding: str) -> bytes:
 
 def json_lines(body: bytes) -> Iterator[tuple[int, bytes]]:
     """JSON Lines split at line feeds only (U+2028 and friends are valid inside JSON
-    strings); a CR before the LF is JSON whitespace. Blank lines are no payloads."""
+    strings); a CR before the LF is JSON whitespace, a byte-order mark before a line is
+    ignored (files concatenated). Blank lines are no payloads."""
     for number, line in enumerate(body.split(b"\n"), start=1):
-        if line.strip():
-            yield number, line
+        text = line.removeprefix(BOM)
+        if text.strip():
+            yield number, text
 
 
 def _is_payload_line(line: bytes) -> bool:
@@ -106,7 +115,8 @@ def _is_payload_line(line: bytes) -> bool:
 def webhook_payloads(body: bytes, ctx: Context) -> list[Payload]:
     """One (possibly pretty-printed) document; else JSON Lines when any line is a payload
     (an object or an array) on its own; else one broken document (kept once, not line by
-    line). At most ``MAX_BODY_LINES`` payloads."""
+    line). At most ``MAX_BODY_LINES`` payloads. A byte-order mark before it is ignored."""
+    body = body.removeprefix(BOM)
     if len(body) <= MAX_PAYLOAD_BYTES:  # a larger one is refused as such by the edge
         try:
             return [Payload(orjson.loads(body), ctx, 1, parsed=True)]
@@ -128,22 +138,24 @@ def headers_context(received_at: float, headers: Mapping[str, str]) -> Context:
 
 
 def csv_payloads(city: City, body: bytes, mapping_name: str, at: float) -> list[Payload]:
-    """A CSV drop's rows as payloads, each judged alone (a line that is not UTF-8, not CSV
-    or of the wrong width is rejected as it is); ``unknown_mapping`` for a mapping the
-    city file does not have."""
+    """A CSV drop's rows as payloads, each judged alone (a line not in the mapping's
+    encoding, not CSV or of the wrong width is rejected as it is); ``unknown_mapping`` for
+    a mapping the city file does not have. A UTF-8 file's byte-order mark is ignored."""
     mapping = city.csv.get(mapping_name)
     if mapping is None:
         raise Undecodable("unknown_mapping", f"no CSV mapping {mapping_name!r} in the city file")
     ctx = Context(received_at=at)
+    if mapping.encoding.startswith("utf-8"):
+        body = body.removeprefix(BOM)
     raw = body.split(b"\n")
     texts: list[str] = []
     payloads: list[Payload] = []
     for number, line in enumerate(raw, start=1):
         try:
-            texts.append(line.rstrip(b"\r").decode("utf-8"))
+            texts.append(line.rstrip(b"\r").decode(mapping.encoding))
         except UnicodeDecodeError:  # this line alone
             texts.append("")
-            refused = Rejection("invalid_encoding", "a line that is not UTF-8")
+            refused = Rejection("invalid_encoding", f"a line that is not {mapping.encoding}")
             payloads.append(Payload(line, ctx, number, rejection=refused))
     for number, doc in csv_drop.documents(texts, mapping):
         if isinstance(doc, Rejection):
@@ -174,8 +186,11 @@ def routed_payload(
     body: bytes, ctx: Context, line: int, route: MqttRoute | None, formats: Mapping[str, Format]
 ) -> Payload:
     """A message on an MQTT topic: of the format and source the city file declares for the
-    topic (``route``), or refused (``unknown_topic``) where no source declares it."""
+    topic (``route``), or refused (``unknown_topic``) where no source declares it; a
+    byte-order mark before it is ignored."""
     if route is None:
         refused = Rejection("unknown_topic", "no source of the city file declares this topic")
         return Payload(body, ctx, line, rejection=refused)
-    return Payload(body, ctx, line, fmt=formats[route.format], source=route.source)
+    return Payload(
+        body.removeprefix(BOM), ctx, line, fmt=formats[route.format], source=route.source
+    )

@@ -179,13 +179,33 @@ class MqttRoute:
     format: str
 
 
+# The encodings a CSV drop may be in: UTF-8 (a byte-order mark before it, as Excel's "CSV
+# UTF-8" writes, is ignored; ``utf-8-sig`` says the same), Windows-1252 (Excel's "CSV" in
+# Western Europe) and ISO 8859-1.
+CsvEncoding = Literal["utf-8", "utf-8-sig", "cp1252", "windows-1252", "latin-1", "iso-8859-1"]
+
+
 class CsvMapping(Strict):
-    """How a CSV drop's columns are read: which names the device (its registry id under hub
-    ``csv``) and which the time (RFC 3339 with an offset); every other column is a field."""
+    """How a CSV drop is read: which column names the device (its registry id under hub
+    ``csv``) and which the time (RFC 3339 with an offset); every other column is a field.
+    Its separator (``delimiter``), quote character, decimal separator (a European Excel
+    export: ``;``, ``"`` and ``,``) and encoding are the file's."""
 
     device: str
     time: str
     delimiter: str = Field(default=",", min_length=1, max_length=1)
+    quote: str = Field(default='"', min_length=1, max_length=1)
+    decimal: Literal[".", ","] = "."
+    encoding: CsvEncoding = "utf-8"
+
+    @model_validator(mode="after")
+    def _distinct(self) -> CsvMapping:
+        if {self.delimiter, self.quote} & {"\n", "\r"}:
+            raise ValueError("a line break is neither the delimiter nor the quote")
+        for name, char in (("quote", self.quote), ("decimal separator", self.decimal)):
+            if char == self.delimiter:
+                raise ValueError(f"the {name} {char!r} is the delimiter too")
+        return self
 
 
 class Polygon(Strict):

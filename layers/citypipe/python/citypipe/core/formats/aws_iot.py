@@ -3,7 +3,9 @@ same with a decoder's ``transformed_message`` beside the ``lns_message``, and an
 SELECT output: a device's plain JSON, whose device is only the MQTT topic it arrived on.
 
 IoT Core for LoRaWAN delivers the frame in binary (``PayloadData``): a reading needs a
-decoder (a rule's transformation), else the uplink is rejected as ``not_decoded``.
+decoder (a rule's transformation), else the uplink is rejected as ``not_decoded``. Time: the
+uplink's ``Timestamp`` (unreadable: ``invalid_time``), else arrival; a rule's plain JSON has
+no time citypipe reads: arrival.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from citypipe.core.formats.common import (
     Reading,
     Rejection,
     decoded_readings,
-    first_time,
+    hub_time,
     obj,
 )
 
@@ -48,13 +50,12 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
         dev_eui = transformed.get("DevEui") or meta.get("DevEui")
         if not isinstance(dev_eui, str) or not dev_eui:
             return [Rejection("missing_device_id", "no DevEui", "lns_message")]
-        at = first_time(meta.get("Timestamp"))
+        stamp = ("lns_message.WirelessMetadata.LoRaWAN.Timestamp", meta.get("Timestamp"))
+        at = hub_time(ctx.received_at, stamp)
+        if isinstance(at, Rejection):
+            return [at]
         return decoded_readings(
-            "lorawan",
-            dev_eui,
-            transformed.get("payload"),
-            ctx.received_at if at is None else at,
-            "transformed_message.payload",
+            "lorawan", dev_eui, transformed.get("payload"), at, "transformed_message.payload"
         )
     if "WirelessMetadata" in doc or "PayloadData" in doc:
         return [
@@ -69,4 +70,4 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
     return decoded_readings("aws-iot", ctx.topic, doc, ctx.received_at, "")
 
 
-FORMAT = Format("aws-iot", 1, "aws-iot", parse, SCHEMA, "AWS IoT Core (LoRaWAN, rule output)")
+FORMAT = Format("aws-iot", 2, "aws-iot", parse, SCHEMA, "AWS IoT Core (LoRaWAN, rule output)")

@@ -35,7 +35,8 @@ def _one(item: Any, path: str) -> Reading | Rejection:
     try:
         at = iso_epoch(item["observed_at"])
     except (ValueError, OverflowError):
-        return Rejection("invalid_time", "observed_at is not RFC 3339 with an offset", path)
+        where = f"{path}.observed_at" if path else "observed_at"
+        return Rejection("invalid_time", "observed_at is not RFC 3339 with an offset", where)
     if not isinstance(personal, dict):
         return Rejection("invalid_personal", "personal is an object", f"{path}.personal")
     return Reading(

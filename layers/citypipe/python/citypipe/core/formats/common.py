@@ -128,15 +128,22 @@ def _iso_epoch(text: str) -> float:
     return at.timestamp()
 
 
-def first_time(*candidates: Any) -> float | None:
-    """The first candidate that is an RFC 3339 time."""
-    for candidate in candidates:
-        if isinstance(candidate, str):
-            try:
-                return iso_epoch(candidate)
-            except (ValueError, OverflowError):
-                continue
-    return None
+def hub_time(absent: float | Rejection, *candidates: tuple[str, Any]) -> float | Rejection:
+    """When a hub says its readings were observed: the first of the times it sent, each a
+    ``(path, value)`` (absent or null: not sent), RFC 3339 with a UTC offset; ``absent``
+    where it sent none. A time it sent that cannot be read — any of them — is
+    ``invalid_time`` at its path: never the arrival time in its place (decision 0083)."""
+    found: float | None = None
+    for path, value in candidates:
+        if value is None:
+            continue
+        try:
+            at = iso_epoch(value)
+        except (ValueError, OverflowError):
+            return Rejection("invalid_time", "not RFC 3339 with a UTC offset", path)
+        if found is None:
+            found = at
+    return absent if found is None else found
 
 
 def number(value: Any) -> float | None:

@@ -16,7 +16,7 @@ from citypipe.core.formats.common import (
     Format,
     Reading,
     Rejection,
-    first_time,
+    hub_time,
     number,
     obj,
 )
@@ -40,15 +40,19 @@ SCHEMA = frozenset(
 )  # fmt: skip
 
 
-def _seen(observation: dict[str, Any], fallback: float) -> float:
+def _seen(observation: dict[str, Any], path: str, fallback: float) -> float | Rejection:
+    """When a client was seen: ``seenTime`` (v2), ``latestRecord.time`` (v3), else
+    ``seenEpoch``, else arrival; any of them sent but unreadable: ``invalid_time``."""
+    epoch = observation.get("seenEpoch")
+    seen = number(epoch)
+    if epoch is not None and seen is None:
+        return Rejection("invalid_time", "seenEpoch is not a number", f"{path}.seenEpoch")
     record = observation.get("latestRecord")
-    at = first_time(
-        observation.get("seenTime"), record.get("time") if isinstance(record, dict) else None
+    return hub_time(
+        fallback if seen is None else seen,
+        (f"{path}.seenTime", observation.get("seenTime")),
+        (f"{path}.latestRecord.time", record.get("time") if isinstance(record, dict) else None),
     )
-    if at is None:
-        epoch = number(observation.get("seenEpoch"))
-        at = fallback if epoch is None else epoch
-    return at
 
 
 def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
@@ -71,6 +75,10 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
         if not isinstance(device, str) or not device:
             out.append(Rejection("missing_device_id", "no apMac (v2) or nearestApMac (v3)", path))
             continue
+        at = _seen(observation, path, ctx.received_at)
+        if isinstance(at, Rejection):
+            out.append(at)
+            continue
         subject = observation.get("clientMac")
         carried = {
             name: True
@@ -83,7 +91,7 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
                 device,
                 FIELD,
                 1,
-                _seen(observation, ctx.received_at),
+                at,
                 path,
                 subject=subject if isinstance(subject, str) else None,
                 personal=carried or None,
@@ -92,4 +100,4 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
     return out
 
 
-FORMAT = Format("meraki", 1, "meraki", parse, SCHEMA, "Meraki Scanning API v2/v3")
+FORMAT = Format("meraki", 2, "meraki", parse, SCHEMA, "Meraki Scanning API v2/v3")

@@ -5,11 +5,13 @@ Device and field: a record's name is ``bn`` + ``n``. With a base name ending in 
 ``:`` (``urn:dev:ow:10e2073a01080063:``, ``2001:db8::2/``), the device is the base name
 without it and the field is ``n``; a record without ``n`` is named by its unit (``%RH``,
 ``lat``, ``lon``); without a base name, the name is split at its last ``/`` or ``:``.
-Times below 2**28 are relative to when the pack was received (RFC 8428 §4.5.3).
+Times below 2**28 are relative to when the pack was received (RFC 8428 §4.5.3); a ``t`` or
+``bt`` that is no number refuses each reading it dates (``invalid_time``).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
 from typing import Any
@@ -72,7 +74,10 @@ class _Base:
                 raise Unreadable("invalid_record", f"{key} must be a string")
         self.bn = record.get("bn", self.bn)
         self.bu = record.get("bu", self.bu)
-        self.bt = _base_number(record, "bt", self.bt)
+        try:
+            self.bt = _base_number(record, "bt", self.bt)
+        except Unreadable:
+            self.bt = math.nan  # every reading it dates: invalid_time
         self.bv = _base_number(record, "bv", self.bv)
         self.bs = _base_number(record, "bs", self.bs)
 
@@ -119,6 +124,8 @@ def _record(record: Any, base: _Base, ctx: Context, path: str) -> Reading | Reje
     if split is None or not split[0]:
         return Rejection("invalid_name", "the name is not <device>/<field>", path)
     when += base.bt
+    if not math.isfinite(when):
+        return Rejection("invalid_time", "bt and t must be finite numbers", path)
     if abs(when) < RELATIVE_LIMIT:
         when += ctx.received_at
     return Reading("senml", split[0], split[1], value, when, path, unit)
@@ -163,4 +170,4 @@ def parse(pack: Any, ctx: Context) -> list[Reading | Rejection]:
     return out
 
 
-FORMAT = Format("senml", 1, "senml", parse, _KNOWN, "SenML JSON, RFC 8428")
+FORMAT = Format("senml", 2, "senml", parse, _KNOWN, "SenML JSON, RFC 8428")

@@ -13,8 +13,8 @@ from citypipe.core.formats.common import (
     Format,
     Reading,
     Rejection,
-    first_time,
     flatten,
+    hub_time,
     obj,
 )
 
@@ -42,9 +42,10 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
         if isinstance(segment, bool) or not isinstance(segment, int | str):
             out.append(Rejection("missing_device_id", "no segment_id", path))
             continue
-        at = first_time(row.get("date"))
-        if at is None:
-            out.append(Rejection("invalid_time", "date is not RFC 3339", f"{path}.date"))
+        no_date = Rejection("invalid_time", "a row without date", f"{path}.date")
+        at = hub_time(no_date, (f"{path}.date", row.get("date")))
+        if isinstance(at, Rejection):
+            out.append(at)
             continue
         for name, value in flatten({k: v for k, v in row.items() if k not in ROW_KEYS}):
             out.append(Reading("telraam", str(segment), name, value, at, f"{path}.{name}"))

@@ -2,7 +2,8 @@
 messages (the same JSON). Readings are ``uplink_message.decoded_payload``'s fields; the
 device is ``end_device_ids.dev_eui``. Time: when the network received the uplink
 (``uplink_message.received_at``, else the top-level ``received_at``, the gateway's
-``settings.time`` or ``rx_metadata[].time``; MQTT messages lack some of them).
+``settings.time`` or ``rx_metadata[].time``; MQTT messages lack some of them; none: arrival).
+A time sent that cannot be read refuses the uplink (``invalid_time``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from citypipe.core.formats.common import (
     Reading,
     Rejection,
     decoded_readings,
-    first_time,
+    hub_time,
     obj,
 )
 
@@ -54,20 +55,19 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
     settings = settings if isinstance(settings, dict) else {}
     rx = up.get("rx_metadata")
     gateway = rx[0] if isinstance(rx, list) and rx and isinstance(rx[0], dict) else {}
-    at = first_time(
-        up.get("received_at"),
-        doc.get("received_at"),
-        settings.get("time"),
-        gateway.get("time"),
-        gateway.get("received_at"),
+    at = hub_time(
+        ctx.received_at,
+        ("uplink_message.received_at", up.get("received_at")),
+        ("received_at", doc.get("received_at")),
+        ("uplink_message.settings.time", settings.get("time")),
+        ("uplink_message.rx_metadata[0].time", gateway.get("time")),
+        ("uplink_message.rx_metadata[0].received_at", gateway.get("received_at")),
     )
+    if isinstance(at, Rejection):
+        return [at]
     return decoded_readings(
-        "lorawan",
-        dev_eui,
-        up.get("decoded_payload"),
-        ctx.received_at if at is None else at,
-        "uplink_message.decoded_payload",
+        "lorawan", dev_eui, up.get("decoded_payload"), at, "uplink_message.decoded_payload"
     )
 
 
-FORMAT = Format("tts-v3", 1, "lorawan", parse, SCHEMA, "The Things Stack v3 uplink")
+FORMAT = Format("tts-v3", 2, "lorawan", parse, SCHEMA, "The Things Stack v3 uplink")
