@@ -475,6 +475,31 @@ def test_a_write_beyond_the_cap_is_answered_503_with_retry_after(
         assert first.result()[0] == 202  # the write under way was not disturbed
 
 
+def test_a_tls_connection_beyond_the_cap_is_closed_unanswered(
+    deps: Deps, tokens: InMemoryWebhookTokens, tmp_path: Path
+) -> None:
+    from test_mosquitto import _certificates
+
+    certs = _certificates(tmp_path)
+    options = ServerOptions(
+        port=0, tls_cert=certs["server.crt"], tls_key=certs["server.key"], max_connections=1
+    )
+    server = WebhookServer(deps, tokens, InMemoryKeyStore(), options)
+    server.start()
+    context = ssl.create_default_context(cafile=str(certs["ca.crt"]))
+    port = int(server.server_address[1])
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", port), 10),  # holds the one slot
+            pytest.raises((ssl.SSLError, ConnectionError)),
+            socket.create_connection(("127.0.0.1", port), 10) as sock,
+        ):
+            context.wrap_socket(sock, server_hostname="127.0.0.1")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.mark.parametrize(
     "lengths",
     [["²"], ["+5"], ["-1"], ["0x10"], ["5", "6"]],
