@@ -4,6 +4,7 @@ by hand but what the scenario is about (a lost or dead-lettered message)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from functools import partial
 
@@ -22,7 +23,7 @@ from citypipe.service.ingest import ingest_drop
 from citypipe.service.kernel import Deps
 from citypipe.service.stage import run_stage
 from citypipe_local.drops import drop_lines
-from citypipe_local.fakes import InMemoryKeyStore
+from citypipe_local.fakes import InMemoryKeyStore, InMemoryQueue
 from citypipe_local.report import build_report
 
 DAY = "2026-06-01"
@@ -294,3 +295,13 @@ def test_what_the_iot_failures_queue_may_hold_is_named_never_quoted() -> None:
     record["requestContext"]["condition"] = "00:26:ab:b8:a9:a4"  # never echoed
     assert failure_reason(json.dumps(record)) == "unreadable"
     assert failure_reason("{not json") == failure_reason("[1]") == "unreadable"
+
+
+def test_a_stack_without_an_iot_failures_queue_has_none_to_count(memory_deps: Deps) -> None:
+    # a Scaleway stack: no IoT rule path, no IoT failures queue
+    queue = InMemoryQueue()
+    for function in Function:
+        queue.create(memory_deps.names.dlq(function))
+    report = build_report(dataclasses.replace(memory_deps, queue=queue), payloads_sent=0)
+
+    assert (report["iot_failures"], report["dead_lettered"], report["balanced"]) == ({}, 0, True)
