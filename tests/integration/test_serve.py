@@ -6,6 +6,7 @@ command itself, in a process of its own, stopped as a container is (SIGTERM).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import http.client
 import json
@@ -498,6 +499,32 @@ def test_a_tls_connection_beyond_the_cap_is_closed_unanswered(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_tls_handshake_trickled_a_byte_at_a_time_is_cut_at_the_deadline(
+    deps: Deps, tokens: InMemoryWebhookTokens, tmp_path: Path
+) -> None:
+    from test_mosquitto import _certificates
+
+    certs = _certificates(tmp_path)
+    options = ServerOptions(
+        port=0, tls_cert=certs["server.crt"], tls_key=certs["server.key"], request_deadline_s=1
+    )
+    server = WebhookServer(deps, tokens, InMemoryKeyStore(), options)
+    server.start()
+    # a real ClientHello, to be sent a byte every 0.1 s (each well within the idle timeout)
+    client = ssl.create_default_context(cafile=str(certs["ca.crt"]))
+    outgoing = ssl.MemoryBIO()
+    with contextlib.suppress(ssl.SSLWantReadError):
+        client.wrap_bio(ssl.MemoryBIO(), outgoing, server_hostname="127.0.0.1").do_handshake()
+    hello = outgoing.read()
+    try:
+        _, sent = trickle(server, b"", hello)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert 0 < sent < len(hello)
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ the connection closed); ``Content-Length`` is ASCII digits, once (400 otherwise)
 
 What a socket can do to a server is bounded (``ServerOptions``, decision 0085): a request
 — its headers and its body — has ``request_deadline_s`` to arrive, however it trickles in
-(408, the connection closed); at most ``max_connections`` connections are served at once
+(408, the connection closed), and so has a TLS handshake; at most ``max_connections`` connections are served at once
 and at most ``max_writes`` requests write through the edge at once: beyond either, 503
 with ``Retry-After`` (a connection over the cap is answered and closed by the thread that
 accepted it, so no thread is started for it; over TLS it is closed unanswered, as its
@@ -28,6 +28,7 @@ client's address.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import re
@@ -162,8 +163,13 @@ class _Handler(BaseHTTPRequestHandler):
         options = self.server.options
         self.request.settimeout(options.timeout_s)  # a stalled client is dropped
         self.deadline = _Deadline(self.request, options.timeout_s, options.request_deadline_s)
-        if isinstance(self.request, ssl.SSLSocket):
-            self.request.do_handshake()
+        if isinstance(self.request, ssl.SSLSocket):  # a handshake within the deadline too
+            watchdog = threading.Timer(options.request_deadline_s, _cut, (self.request,))
+            watchdog.start()
+            try:
+                self.request.do_handshake()
+            finally:
+                watchdog.cancel()
         super().setup()
         self.rfile.close()  # the socket's own reader: it would hold the socket open
         self.rfile = io.BufferedReader(self.deadline)  # every read within the deadline
@@ -329,6 +335,13 @@ def _landing(deps: Deps) -> dict[str, Any]:
         "sources": sorted(deps.city.sources),
         "formats": webhook_formats(),
     }
+
+
+def _cut(sock: socket.socket) -> None:
+    """End a connection whose TLS handshake outlived the deadline: its blocked read ends
+    (the plain socket's shutdown: ``SSLSocket``'s would pull its state from under it)."""
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 class _Deadline(io.RawIOBase):
