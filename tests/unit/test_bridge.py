@@ -24,6 +24,7 @@ from citypipe.domain.errors import BackendRefusedError, TransientError
 from citypipe.domain.model import Function, Zone
 from citypipe.domain.naming import StackNames
 from citypipe.ports import KeyStore
+from citypipe.service import bridge as bridge_service
 from citypipe.service.bridge import Bridge, Connected, Delivery, GaveUp, Limits
 from citypipe.service.journal import EdgeJournal
 from citypipe.service.kernel import Deps
@@ -261,6 +262,27 @@ def test_a_batch_of_messages_the_edge_fails_on_is_quarantined_whole(
 
     assert len(acks.sent) == 3
     assert ingest_books(memory_deps).quarantined == {"edge_error": 3}
+
+
+def test_a_batch_the_edge_fails_on_though_on_no_message_alone_is_quarantined_whole(
+    memory_deps: Deps, memory_keys: KeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a bug only messages together meet: the edge fails on a batch of more than one
+    prepare = bridge_service.prepare
+
+    def failing(deps: Deps, keys: Any, inbound: Any) -> Any:
+        if sum(p.rejection is None for p in inbound.payloads) > 1:
+            raise IndexError("a bug")
+        return prepare(deps, keys, inbound)
+
+    monkeypatch.setattr(bridge_service, "prepare", failing)
+    bridge = make_bridge(memory_deps, memory_keys, acks := Acks(memory_deps))
+    offer_all(bridge, [delivery(m, senml(T0 + 60 * m)) for m in (1, 2, 3)])
+
+    assert len(acks.sent) == 3  # none left in a loop: quarantined, counted, acknowledged
+    assert ingest_books(memory_deps).quarantined == {"edge_error": 3}
+    [row] = {r["details"][0]["detail"] for r in quarantine_rows(memory_deps)}
+    assert row == "the edge failed on this message: IndexError (a bug, logged)"
 
 
 def test_a_backend_that_stays_away_stops_the_bridge_after_its_tries_nothing_acknowledged(

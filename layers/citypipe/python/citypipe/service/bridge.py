@@ -25,7 +25,8 @@ one at a time:
   already: ``adapter_error``) is not retried: the batch is prepared again without it,
   each message alone to find which, and it is quarantined whole (``edge_error``, the
   error's class in the row's detail, logged as an error) in the same batch as the others
-  — one message cannot stop the city's intake;
+  (the whole batch, if the edge fails on no message alone) — one message cannot stop the
+  city's intake;
 - a delivery flagged DUP that the journal holds (its packet id and digest) was written
   before a crash or a lost connection: acknowledged, not written again (``redelivered``); a
   retained value the broker replays on subscribing is no new reading (``retained``);
@@ -113,6 +114,7 @@ class GaveUp(Exception):
 
     def __init__(self, step: str, error: Exception) -> None:
         super().__init__(f"{step}: {type(error).__name__}")
+        self.error = type(error).__name__
         self.transient = isinstance(error, TransientError)
 
 
@@ -343,17 +345,21 @@ class Bridge:
     def _prepare(self, held: list[_Held], salt: str) -> EdgeBatch:
         """The batch through the edge's entrance. Where the edge fails on it (not
         transiently), each message is tried alone: those it fails on are quarantined
-        (``edge_error``) in the batch, the others prepared as ever."""
+        (``edge_error``) in the batch, the others prepared as ever — all of them, should
+        the edge fail on none alone (a bug only messages together meet)."""
         try:
             return self._retry("edge", lambda: self._edge_batch(held, {}, salt))
         except GaveUp as exc:
             if exc.transient:
                 raise
+            together = exc.error
         failed: dict[int, str] = {}
         for number, h in enumerate(held, start=1):
             error = self._retry("edge", partial(self._fails, h))
             if error is not None:
                 failed[number] = error
+        if not failed:
+            failed = dict.fromkeys(range(1, len(held) + 1), together)
         log.error(
             "bridge: the edge failed on messages; quarantined",
             extra={"messages": len(failed), "errors": sorted(set(failed.values()))},
