@@ -11,11 +11,12 @@ the connection closed); ``Content-Length`` is ASCII digits, once (400 otherwise)
 
 What a socket can do to a server is bounded (``ServerOptions``, decision 0085): a request
 — its headers and its body — has ``request_deadline_s`` to arrive, however it trickles in
-(408, the connection closed), and so has a TLS handshake; at most ``max_connections`` connections are served at once
-and at most ``max_writes`` requests write through the edge at once: beyond either, 503
-with ``Retry-After`` (a connection over the cap is answered and closed by the thread that
-accepted it, so no thread is started for it; over TLS it is closed unanswered, as its
-handshake would take a thread). The listen backlog is ``backlog``.
+(408, the connection closed), and so has a TLS handshake; at most ``max_connections``
+connections are served at once and at most ``max_writes`` requests write through the edge
+at once: beyond either, 503 with ``Retry-After`` (a connection over the cap is answered
+and closed by the thread that accepted it, so no thread is started for it; over TLS it is
+closed unanswered, as its handshake would take a thread). The listen backlog is
+``backlog``.
 
 A body that is valid UTF-8 is handed over as text, any other (gzip) base64-encoded, as API
 Gateway does. ``GET /healthz`` answers 200, ``GET /`` what the server takes (the city, its
