@@ -34,12 +34,14 @@ def city() -> City:
 
 
 def _memory_stack(city: City) -> Deps:
-    """A whole city stack in memory: every zone bucket, every queue with its DLQ."""
+    """A whole city stack in memory: every zone bucket, every queue with its DLQ, the IoT
+    failures queue."""
     names = StackNames(city.slug)
     queue = InMemoryQueue()
     for function in Function:
         queue.create(names.dlq(function))
         queue.create(names.queue(function), 30, names.dlq(function), 3)
+    queue.create(names.iot_failures())
     return Deps(
         city=city,
         names=names,
@@ -51,7 +53,8 @@ def _memory_stack(city: City) -> Deps:
 
 @pytest.fixture
 def memory_deps(city: City) -> Deps:
-    """A whole city stack in memory: every zone bucket, every queue with its DLQ."""
+    """A whole city stack in memory: every zone bucket, every queue with its DLQ, the IoT
+    failures queue."""
     return _memory_stack(city)
 
 

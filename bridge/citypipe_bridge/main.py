@@ -34,7 +34,8 @@ from citypipe_bridge.settings import BridgeSettings
 
 
 class BridgeFailed(RuntimeError):
-    """What no retry fixes: refused credentials, a refused subscription, no topics."""
+    """What no retry fixes: refused credentials, a refused subscription, no topics; or a
+    backend the bridge gave up writing to (``GaveUp``): its supervisor restarts it."""
 
 
 @dataclass
@@ -91,6 +92,8 @@ def run(
         books = bridge.run(inbound, stop)
     finally:
         client.stop()
+    if bridge.failure is not None:  # the backend stayed away, or refused: for a restart
+        running.failure.append(bridge.failure)
     if running.failure:
         raise BridgeFailed(running.failure[0])
     return books

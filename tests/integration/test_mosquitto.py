@@ -44,6 +44,7 @@ from citypipe.domain.books import BridgeCounts, IngestCounts
 from citypipe.domain.city import City
 from citypipe.domain.model import RAW_FIELDS, Zone
 from citypipe.ports import KeyStore, ObjectStore
+from citypipe.service import bridge as bridge_service
 from citypipe.service.bridge import Delivery
 from citypipe.service.kernel import Deps
 from citypipe.settings import Settings
@@ -424,6 +425,45 @@ def test_a_slow_backend_makes_the_bridge_hold_back_not_drop(
     assert bridge_books.written == len(few)
     # And nothing was lost or doubled
     assert stack_of.books() == oracle.books
+
+
+def test_a_message_the_edge_fails_on_is_quarantined_and_intake_goes_on(
+    stack_of: Stack,
+    broker: Mosquitto,
+    messages: list[Captured],
+    recorded: list[tuple[str, bytes, int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    few, poison = messages[:60], messages[7].body
+    # a bug outside any format adapter, on one content (decision 0085)
+    decode = bridge_service.routed_payload
+
+    def buggy(body: bytes, *args: Any) -> Any:
+        if body == poison:
+            raise KeyError("a bug")
+        return decode(body, *args)
+
+    monkeypatch.setattr(bridge_service, "routed_payload", buggy)
+    failed = sum(m.body == poison for m in few)
+    oracle = oracle_of(
+        stack_of, [r for r, m in zip(recorded[: len(few)], few, strict=True) if m.body != poison]
+    )
+    settings = mqtt_settings(broker, batch_messages=10, batch_age_s=0.2)
+    bridge = InProcess(stack_of, BridgeSettings.of(stack_of.settings, settings)).start()
+    hub = MqttHub("127.0.0.1", broker.port, f"hub-{uuid.uuid4().hex[:8]}")
+    # When the hubs publish sixty messages, one of which the edge fails on
+    publish(hub, few)
+    settled(hub)
+    books = stack_of.wait_for_payloads(len(few))
+    bridge_books = bridge.finish()
+    hub.close()
+    # Then it alone is quarantined (edge_error), every other message written as ever
+    refused = IngestCounts(
+        payloads=failed, received=failed, accepted=0, duplicates=0,
+        quarantined={"edge_error": failed},
+    )  # fmt: skip
+    assert books == oracle.books + refused
+    assert (bridge_books.written, bridge_books.pending, bridge_books.balanced) == (60, 0, True)
 
 
 # --- sessions, retained values, TLS, credentials ---------------------------------------------

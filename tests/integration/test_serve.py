@@ -6,17 +6,21 @@ command itself, in a process of its own, stopped as a container is (SIGTERM).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import http.client
 import json
 import os
+import select
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,7 @@ from repo import ROOT
 from citypipe.domain.limits import MAX_BODY_BYTES
 from citypipe.domain.model import Function, Zone
 from citypipe.service.kernel import Deps
+from citypipe_local import serve
 from citypipe_local.backends import Endpoint
 from citypipe_local.fakes import InMemoryKeyStore, InMemoryWebhookTokens
 from citypipe_local.serve import ServerOptions, WebhookServer
@@ -343,3 +348,232 @@ def test_get_slash_says_what_the_server_takes(server: WebhookServer) -> None:
     assert status == 200
     assert body["post"] == "POST /ingest/{source}/{format}"
     assert "senml" in body["formats"] and "air-quality" in body["sources"]
+
+
+# --- what a socket can do to the server: bounded (decision 0085) ------------------------------
+
+
+@pytest.fixture
+def bounded(deps: Deps, tokens: InMemoryWebhookTokens) -> Iterator[WebhookServer]:
+    """A server with small bounds: a second's deadline, two connections, one write."""
+    options = ServerOptions(
+        port=0, timeout_s=5, request_deadline_s=1, max_connections=2, max_writes=1
+    )
+    started = WebhookServer(deps, tokens, InMemoryKeyStore(), options)
+    started.start()
+    yield started
+    started.shutdown()
+    started.server_close()
+
+
+def trickle(server: WebhookServer, head: bytes, rest: bytes) -> tuple[bytes, int]:
+    """Send ``head``, then ``rest`` a byte every 0.1 s until the server answers or closes;
+    what it answered and how many bytes of ``rest`` it took first."""
+    host, port = server.server_address[:2]
+    with socket.create_connection((str(host), int(port)), 10) as sock:
+        sock.sendall(head)
+        sent = 0
+        for byte in rest:
+            readable, _, _ = select.select([sock], [], [], 0.1)
+            if readable:
+                break
+            sock.sendall(bytes([byte]))
+            sent += 1
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer, sent
+
+
+def test_a_body_trickled_a_byte_at_a_time_is_cut_at_the_requests_deadline(
+    bounded: WebhookServer,
+) -> None:
+    # each byte comes well within the idle timeout (5 s): only the whole request's deadline
+    # (1 s) cuts it; without one, all 200 bytes would be taken and the request answered
+    head = f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 200\r\n\r\n".encode()
+    answer, sent = trickle(bounded, head, b"x" * 200)
+
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert b'"request_timeout"' in answer
+    assert sent < 200
+
+
+def test_headers_trickled_a_byte_at_a_time_are_cut_at_the_requests_deadline(
+    bounded: WebhookServer,
+) -> None:
+    headers = f"POST {PATH} HTTP/1.1\r\nHost: x\r\n" + "X-Padding: y\r\n" * 20
+    answer, sent = trickle(bounded, b"", headers.encode())
+
+    assert answer == b""  # closed, as http.server closes a request line that never came
+    assert sent < len(headers)
+
+
+def hold(server: WebhookServer) -> socket.socket:
+    """A connection that has begun a request and says no more: it holds its slot."""
+    host, port = server.server_address[:2]
+    sock = socket.create_connection((str(host), int(port)), 10)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+    return sock
+
+
+def test_a_connection_beyond_the_cap_is_answered_503_with_retry_after(
+    bounded: WebhookServer,
+) -> None:
+    held = [hold(bounded) for _ in range(2)]  # the cap: two
+    try:
+        answer = raw_exchange(bounded, b"")
+    finally:
+        for sock in held:
+            sock.close()
+
+    assert answer.startswith(b"HTTP/1.1 503")
+    assert b"retry-after: 5" in answer.lower()
+    assert b'"busy"' in answer
+
+
+def test_a_slot_is_free_again_once_its_connection_is_done(bounded: WebhookServer) -> None:
+    for sock in [hold(bounded) for _ in range(2)]:
+        sock.close()  # the server sees them go; their threads give their slots back
+    statuses = []
+    for _ in range(100):
+        statuses.append(raw_exchange(bounded, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")[:12])
+        if statuses[-1] == b"HTTP/1.1 200":
+            break
+        time.sleep(0.05)
+
+    assert statuses[-1] == b"HTTP/1.1 200"
+
+
+def test_a_write_beyond_the_cap_is_answered_503_with_retry_after(
+    bounded: WebhookServer, tokens: InMemoryWebhookTokens, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entered, release = threading.Event(), threading.Event()
+    real = serve.answer
+
+    def slow(*args: Any) -> Any:
+        entered.set()
+        release.wait(10)
+        return real(*args)
+
+    monkeypatch.setattr(serve, "answer", slow)
+    token = tokens.minted["traffic-counters"]
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(request, bounded, SENML, token)
+        assert entered.wait(10)
+        host, port = bounded.server_address[:2]
+        connection = http.client.HTTPConnection(str(host), int(port), timeout=10)
+        connection.request("POST", PATH, body=SENML, headers={"X-Citypipe-Token": token})
+        second = connection.getresponse()
+        body = json.loads(second.read())
+        connection.close()
+        release.set()
+
+        assert (second.status, body["error"], second.getheader("retry-after")) == (
+            503,
+            "busy",
+            "5",
+        )
+        assert first.result()[0] == 202  # the write under way was not disturbed
+
+
+def test_a_tls_connection_beyond_the_cap_is_closed_unanswered(
+    deps: Deps, tokens: InMemoryWebhookTokens, tmp_path: Path
+) -> None:
+    from test_mosquitto import _certificates
+
+    certs = _certificates(tmp_path)
+    options = ServerOptions(
+        port=0, tls_cert=certs["server.crt"], tls_key=certs["server.key"], max_connections=1
+    )
+    server = WebhookServer(deps, tokens, InMemoryKeyStore(), options)
+    server.start()
+    context = ssl.create_default_context(cafile=str(certs["ca.crt"]))
+    port = int(server.server_address[1])
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", port), 10),  # holds the one slot
+            pytest.raises((ssl.SSLError, ConnectionError)),
+            socket.create_connection(("127.0.0.1", port), 10) as sock,
+        ):
+            context.wrap_socket(sock, server_hostname="127.0.0.1")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_tls_handshake_trickled_a_byte_at_a_time_is_cut_at_the_deadline(
+    deps: Deps, tokens: InMemoryWebhookTokens, tmp_path: Path
+) -> None:
+    from test_mosquitto import _certificates
+
+    certs = _certificates(tmp_path)
+    options = ServerOptions(
+        port=0, tls_cert=certs["server.crt"], tls_key=certs["server.key"], request_deadline_s=1
+    )
+    server = WebhookServer(deps, tokens, InMemoryKeyStore(), options)
+    server.start()
+    # a real ClientHello, to be sent a byte every 0.1 s (each well within the idle timeout)
+    client = ssl.create_default_context(cafile=str(certs["ca.crt"]))
+    outgoing = ssl.MemoryBIO()
+    with contextlib.suppress(ssl.SSLWantReadError):
+        client.wrap_bio(ssl.MemoryBIO(), outgoing, server_hostname="127.0.0.1").do_handshake()
+    hello = outgoing.read()
+    try:
+        _, sent = trickle(server, b"", hello)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert 0 < sent < len(hello)
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [["²"], ["+5"], ["-1"], ["0x10"], ["5", "6"]],
+    ids=["superscript-two", "plus", "minus", "hex", "two-that-disagree"],
+)
+def test_a_content_length_that_is_not_ascii_digits_once_is_a_400(
+    server: WebhookServer, lengths: list[str]
+) -> None:
+    given = "".join(f"Content-Length: {n}\r\n" for n in lengths)
+    head = f"POST {PATH} HTTP/1.1\r\nHost: x\r\n{given}\r\n".encode()
+    answer = raw_exchange(server, head)
+
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert b'"invalid_content_length"' in answer
+
+
+def test_the_same_content_length_given_twice_is_taken(
+    server: WebhookServer, tokens: InMemoryWebhookTokens
+) -> None:
+    token = tokens.minted["traffic-counters"]
+    head = (
+        f"POST {PATH} HTTP/1.1\r\nHost: x\r\nX-Citypipe-Token: {token}\r\nConnection: close\r\n"
+        f"Content-Length: {len(SENML)}\r\nContent-Length: {len(SENML)}\r\n\r\n"
+    ).encode()
+
+    assert raw_exchange(server, head + SENML).startswith(b"HTTP/1.1 202")
+
+
+def test_the_listen_backlog_is_the_servers_option(deps: Deps) -> None:
+    options = ServerOptions(port=0, backlog=77)
+    server = WebhookServer(deps, InMemoryWebhookTokens(), InMemoryKeyStore(), options)
+    server.server_close()
+
+    assert server.request_queue_size == 77  # socketserver listens with it (its default: 5)
+
+
+def test_the_documented_defaults_are_the_servers() -> None:
+    section = (ROOT / "docs/operations.md").read_text().split("## Server limits")[1]
+    documented = {
+        row.split("`")[1]: row.split("|")[3].strip()
+        for row in section.splitlines()
+        if row.startswith("| `")
+    }
+    defaults = ServerOptions()
+
+    assert documented == {name: f"{getattr(defaults, name):g}" for name in documented}
+    assert set(documented) == {
+        "request_deadline_s", "timeout_s", "max_connections", "max_writes", "backlog",
+        "retry_after_s",
+    }  # fmt: skip

@@ -119,7 +119,11 @@ def test_up_creates_a_queue_per_function_redriving_to_its_dlq(
 ) -> None:
     queues = built["queues"]
 
-    assert set(queues) == {n for f in Function for n in (names.queue(f), names.dlq(f))}
+    assert set(queues) == {
+        *(n for f in Function for n in (names.queue(f), names.dlq(f))),
+        names.iot_failures(),
+    }
+    assert queues[names.iot_failures()]["MessageRetentionPeriod"] == "86400"
     for function in Function:
         url = clients.sqs.get_queue_url(QueueName=names.dlq(function))["QueueUrl"]
         dlq_arn = clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[

@@ -8,21 +8,28 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import queue
+import threading
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from edge_support import quarantine_rows
 from unit_support import with_store
 
+from citypipe.core import ingest
 from citypipe.domain.books import IngestCounts
-from citypipe.domain.errors import TransientError
+from citypipe.domain.errors import BackendRefusedError, TransientError
 from citypipe.domain.model import Function, Zone
 from citypipe.domain.naming import StackNames
 from citypipe.ports import KeyStore
-from citypipe.service.bridge import Bridge, Connected, Delivery, Limits
+from citypipe.service import bridge as bridge_service
+from citypipe.service.bridge import Bridge, Connected, Delivery, GaveUp, Limits
 from citypipe.service.journal import EdgeJournal
 from citypipe.service.kernel import Deps
+from citypipe_bridge import main as bridge_main
+from citypipe_bridge.settings import BridgeSettings, MqttSettings
 from citypipe_local.fakes import FixedClock, InMemoryObjectStore
 from citypipe_local.report import Books, lineage_records
 
@@ -197,6 +204,146 @@ def test_a_failing_write_is_tried_again_and_nothing_acknowledged_before_it_is_do
     assert len(_lineage_keys(deps)) == 1
     assert acks.written_before == [True, True, True]
     assert ingest_books(deps).accepted == 3
+
+
+class RefusingStore(InMemoryObjectStore):
+    """Every write refused, as a bucket policy denying the bridge would: counts the tries."""
+
+    def __init__(self, buckets: Iterable[str] = ()) -> None:
+        super().__init__(list(buckets))
+        self.refuse = False
+        self.tries = 0
+
+    def _put(self, bucket: str, key: str, body: bytes, content_type: str, if_absent: bool) -> str:
+        if self.refuse:
+            self.tries += 1
+            raise BackendRefusedError("AccessDenied")
+        return super()._put(bucket, key, body, content_type, if_absent)
+
+
+def buggy_edge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in the edge outside any format adapter, on one content: a count of 13."""
+    measured = ingest._measured
+
+    def failing(dev: Any, plan: Any, r: Any) -> Any:
+        if r.value == 13:
+            raise ZeroDivisionError("a bug")
+        return measured(dev, plan, r)
+
+    monkeypatch.setattr(ingest, "_measured", failing)
+
+
+def test_a_message_the_edge_fails_on_is_quarantined_and_the_others_written(
+    memory_deps: Deps, memory_keys: KeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    buggy_edge(monkeypatch)
+    bridge = make_bridge(memory_deps, memory_keys, acks := Acks(memory_deps))
+    offer_all(bridge, [delivery(1, senml(T0)), delivery(2, senml(T0 + 60, 13)),
+                       delivery(3, senml(T0 + 120))])  # fmt: skip
+    # intake goes on: the next batch is written as ever
+    offer_all(bridge, [delivery(m, senml(T0 + 60 * m)) for m in (4, 5, 6)])
+
+    assert [mid for mid, _ in acks.sent] == [1, 2, 3, 4, 5, 6]
+    books = ingest_books(memory_deps)
+    assert (books.payloads, books.accepted, books.quarantined) == (6, 5, {"edge_error": 1})
+    assert (bridge.books.written, bridge.books.batches, bridge.books.balanced) == (6, 2, True)
+    rows = quarantine_rows(memory_deps)
+    assert [(r["rejected"], r["details"][0]["detail"]) for r in rows] == [
+        ({"edge_error": 1}, "the edge failed on this message: ZeroDivisionError (a bug, logged)")
+    ]
+
+
+def test_a_batch_of_messages_the_edge_fails_on_is_quarantined_whole(
+    memory_deps: Deps, memory_keys: KeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    buggy_edge(monkeypatch)
+    bridge = make_bridge(memory_deps, memory_keys, acks := Acks(memory_deps))
+    offer_all(bridge, [delivery(m, senml(T0 + 60 * m, 13)) for m in (1, 2, 3)])
+
+    assert len(acks.sent) == 3
+    assert ingest_books(memory_deps).quarantined == {"edge_error": 3}
+
+
+def test_a_batch_the_edge_fails_on_though_on_no_message_alone_is_quarantined_whole(
+    memory_deps: Deps, memory_keys: KeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a bug only messages together meet: the edge fails on a batch of more than one
+    prepare = bridge_service.prepare
+
+    def failing(deps: Deps, keys: Any, inbound: Any) -> Any:
+        if sum(p.rejection is None for p in inbound.payloads) > 1:
+            raise IndexError("a bug")
+        return prepare(deps, keys, inbound)
+
+    monkeypatch.setattr(bridge_service, "prepare", failing)
+    bridge = make_bridge(memory_deps, memory_keys, acks := Acks(memory_deps))
+    offer_all(bridge, [delivery(m, senml(T0 + 60 * m)) for m in (1, 2, 3)])
+
+    assert len(acks.sent) == 3  # none left in a loop: quarantined, counted, acknowledged
+    assert ingest_books(memory_deps).quarantined == {"edge_error": 3}
+    [row] = {r["details"][0]["detail"] for r in quarantine_rows(memory_deps)}
+    assert row == "the edge failed on this message: IndexError (a bug, logged)"
+
+
+def test_a_backend_that_stays_away_stops_the_bridge_after_its_tries_nothing_acknowledged(
+    memory_deps: Deps, memory_keys: KeyStore
+) -> None:
+    deps = with_store(memory_deps, FlakyStore)
+    journal = EdgeJournal(deps, memory_keys, OWNER)
+    acks = Acks(deps)
+    bridge = Bridge(deps, memory_keys, journal, acks, Limits(messages=3), backoff=(0.0,), tries=4)
+    inbound: queue.Queue[Delivery | Connected] = queue.Queue()
+    for m in (1, 2, 3):
+        inbound.put(delivery(m, senml(T0 + 60 * m)))
+    deps.store.failures = 1_000  # type: ignore[attr-defined]
+
+    books = bridge.run(inbound, threading.Event())  # returns: no stop was asked
+
+    assert bridge.failure == "the bridge gave up writing (journal: TransientError)"
+    assert deps.store.failures == 1_000 - 4  # type: ignore[attr-defined]
+    assert (acks.sent, books.written, books.pending, books.balanced) == ([], 0, 3, True)
+
+
+def test_a_backend_that_refuses_the_bridge_is_not_tried_again(
+    memory_deps: Deps, memory_keys: KeyStore
+) -> None:
+    deps = with_store(memory_deps, RefusingStore)
+    bridge = make_bridge(deps, memory_keys, acks := Acks(deps))
+    deps.store.refuse = True  # type: ignore[attr-defined]
+    for m in (1, 2, 3):
+        bridge.offer(delivery(m, senml(T0 + 60 * m)))
+
+    with pytest.raises(GaveUp, match="journal: BackendRefusedError"):
+        bridge.flush()
+    assert (deps.store.tries, acks.sent, bridge.books.pending) == (1, [], 3)  # type: ignore[attr-defined]
+
+
+def test_a_bridge_that_gave_up_fails_its_command(
+    memory_deps: Deps, memory_keys: KeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``citypipe-bridge`` exits 1 (``BridgeFailed``) for its supervisor to restart it."""
+    deps = with_store(memory_deps, RefusingStore)
+    deps.store.refuse = True  # type: ignore[attr-defined]
+
+    class Client:
+        def __init__(self, *args: Any) -> None:
+            self.inbound: queue.Queue[Delivery | Connected] = args[2]
+
+        def start(self) -> None:
+            self.inbound.put(delivery(1, senml(T0)))
+
+        def stop(self) -> None:
+            pass
+
+        def ack(self, mid: int, qos: int, epoch: int) -> None:
+            raise AssertionError("nothing may be acknowledged")
+
+    monkeypatch.setattr(bridge_main, "MqttClient", Client)
+    mqtt = MqttSettings(broker="mqtt://127.0.0.1:1", client_id=OWNER, batch_messages=1)
+    settings = BridgeSettings.model_construct(mqtt=mqtt)
+
+    with pytest.raises(bridge_main.BridgeFailed, match="gave up writing"):
+        bridge_main.run(settings, threading.Event(), deps, memory_keys)
 
 
 # --- what a broker delivers again ---------------------------------------------------------------

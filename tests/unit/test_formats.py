@@ -244,8 +244,13 @@ def test_an_unreadable_ngsi_ld_time_refuses_what_it_dates_once_per_entity() -> N
 
 @pytest.mark.parametrize(
     ("object_json", "reason"),
-    [("", "not_decoded"), ("{not json", "invalid_json"), ("[1, 2]", "not_decoded")],
-    ids=["no-codec", "not-json", "not-an-object"],
+    [
+        ("", "not_decoded"),
+        ("{not json", "invalid_json"),
+        ('{"pm10": NaN}', "invalid_json"),
+        ("[1, 2]", "not_decoded"),
+    ],
+    ids=["no-codec", "not-json", "nan-is-not-json", "not-an-object"],
 )
 def test_a_chirpstack_v3_object_json_that_holds_no_object_is_refused(
     object_json: str, reason: str

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import pytest
 from repo import load_event
 from unit_support import (
+    FailingWritesStore,
     UnreachableStore,
     apigw_request,
     claim_check,
@@ -30,7 +31,7 @@ from unit_support import (
 
 from citypipe.core.shape import text_shape
 from citypipe.domain.books import KeyDestruction
-from citypipe.domain.errors import KeyDestroyedError
+from citypipe.domain.errors import KeyDestroyedError, TransientError
 from citypipe.domain.limits import MAX_BODY_BYTES, MAX_BODY_LINES, MAX_REJECTIONS_SHOWN
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import StackNames, input_id
@@ -628,6 +629,25 @@ def test_an_iot_rule_invokes_ingest_with_the_devices_topic(stack: Deps, invoke: 
     assert (response["accepted"], response["quarantined"]) == (1, {})
     [raw] = stack.queue.receive(stack.names.queue(Function.ANONYMIZE))
     assert "/traffic-counters/" in json.loads(raw.body)["key"]
+
+
+def test_an_iot_rules_event_that_cannot_be_written_fails_the_invocation(
+    memory_deps: Deps, invoke: Invoke
+) -> None:
+    # Given a raw zone that times out, and the event of the IoT test above
+    deps = with_store(
+        memory_deps, FailingWritesStore, failing_bucket=memory_deps.names.bucket(Zone.RAW)
+    )
+    event = load_event("lambda_on_failure_iot_rule.json")["requestPayload"]
+    # When ingest is invoked with it, the invocation fails: Lambda tries it twice more, then
+    # records it in the IoT failures queue (its OnFailure destination, decision 0085) —
+    # an answer would tell Lambda it was done, and the reading would be lost
+    with pytest.raises(TransientError):
+        invoke(Function.INGEST, event, deps)
+    # And once the store answers, the same event (a retry, or a redrive of the record's
+    # requestPayload) is written
+    deps.store.heal()  # type: ignore[attr-defined]
+    assert invoke(Function.INGEST, event, deps)["accepted"] == 1
 
 
 def test_a_hub_payload_sent_to_the_ingest_queue_is_quarantined_as_its_shape(

@@ -4,6 +4,7 @@ by hand but what the scenario is about (a lost or dead-lettered message)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from functools import partial
 
@@ -13,6 +14,7 @@ from unit_support import RELEASE_KEYS, exporting, lines, open_file, senml_readin
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import StackNames
 from citypipe.domain.themes import OpenFormat
+from citypipe.entrypoints.iot import failure_reason
 from citypipe.ports import KeyStore
 from citypipe.service.aggregate import aggregate_clean
 from citypipe.service.anonymize import anonymize_raw
@@ -21,7 +23,7 @@ from citypipe.service.ingest import ingest_drop
 from citypipe.service.kernel import Deps
 from citypipe.service.stage import run_stage
 from citypipe_local.drops import drop_lines
-from citypipe_local.fakes import InMemoryKeyStore
+from citypipe_local.fakes import InMemoryKeyStore, InMemoryQueue
 from citypipe_local.report import build_report
 
 DAY = "2026-06-01"
@@ -270,3 +272,57 @@ def test_late_people_data_after_the_release_keeps_it_and_the_ledger_balances(
     assert report["privacy_budget"]["releases"] == 1
     assert report["privacy_budget"]["most_spent"] == 2.0
     assert all(p == published[0] for p in published)
+
+
+def test_iot_rule_events_ingest_failed_on_are_counted_dead_lettered_at_ingest(
+    memory_deps: Deps,
+) -> None:
+    # Given what the IoT failures queue receives (decision 0085): Lambda's record of an IoT
+    # rule's event that failed its three tries, and a rule's error action message
+    queue = memory_deps.names.iot_failures()
+    memory_deps.queue.send_json(
+        queue,
+        [load_event("lambda_on_failure_iot_rule.json"), load_event("iot_rule_error_action.json")],
+    )
+    # When the books are read back (the hubs sent those two payloads, nothing else)
+    report = build_report(memory_deps, payloads_sent=2)
+    # Then each is one payload dead-lettered at ingest, by why, and the books balance
+    assert report["balanced"], report["checks"]
+    assert report["iot_failures"] == {"RetriesExhausted": 1, "rule_action_failed": 1}
+    assert (report["dead_lettered"], report["messages_dead_lettered"]) == (2, 2)
+    assert report["stages"]["ingest"]["dead_lettered_messages"] == 2
+
+
+def test_an_iot_event_the_books_do_not_count_unbalances_them(memory_deps: Deps) -> None:
+    memory_deps.queue.send_json(
+        memory_deps.names.iot_failures(), [load_event("lambda_on_failure_iot_rule.json")]
+    )
+
+    report = build_report(memory_deps, payloads_sent=2)  # one payload went nowhere
+
+    assert [c["check"] for c in report["checks"] if not c["ok"]] == [
+        "payloads sent = ingested + resent + dead-lettered at ingest"
+    ]
+
+
+def test_what_the_iot_failures_queue_may_hold_is_named_never_quoted() -> None:
+    assert failure_reason(json.dumps(load_event("lambda_on_failure_iot_rule.json"))) == (
+        "RetriesExhausted"
+    )
+    assert failure_reason(json.dumps(load_event("iot_rule_error_action.json"))) == (
+        "rule_action_failed"
+    )
+    record = load_event("lambda_on_failure_iot_rule.json")
+    record["requestContext"]["condition"] = "00:26:ab:b8:a9:a4"  # never echoed
+    assert failure_reason(json.dumps(record)) == "unreadable"
+    assert failure_reason("{not json") == failure_reason("[1]") == "unreadable"
+
+
+def test_a_stack_without_an_iot_failures_queue_has_none_to_count(memory_deps: Deps) -> None:
+    # a Scaleway stack: no IoT rule path, no IoT failures queue
+    queue = InMemoryQueue()
+    for function in Function:
+        queue.create(memory_deps.names.dlq(function))
+    report = build_report(dataclasses.replace(memory_deps, queue=queue), payloads_sent=0)
+
+    assert (report["iot_failures"], report["dead_lettered"], report["balanced"]) == ({}, 0, True)

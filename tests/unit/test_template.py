@@ -237,7 +237,8 @@ def test_each_function_has_a_role_of_its_own(resources: dict[str, Any]) -> None:
     roles = {f: resources[LAMBDA[f]]["Properties"]["Role"]["Fn::GetAtt"][0] for f in FUNCTIONS}
 
     assert roles == ROLE
-    assert set(of_type(resources, "AWS::IAM::Role")) == set(ROLE.values())
+    # and the IoT rules' error action its own (sending to the IoT failures queue only)
+    assert set(of_type(resources, "AWS::IAM::Role")) == {*ROLE.values(), "IngestIotErrorActionRole"}
 
 
 @pytest.mark.slow
@@ -385,7 +386,9 @@ def test_a_function_may_send_only_to_the_next_stages_queue(
     resources: dict[str, Any], function: str, target: str
 ) -> None:
     senders = [
-        s for s in statements(resources, function) if "sqs:SendMessage" in as_list(s["Action"])
+        s
+        for s in statements(resources, function)
+        if "sqs:SendMessage" in as_list(s["Action"]) and s["Sid"] != "RecordFailedIotEvents"
     ]
 
     assert [s["Resource"] for s in senders] == [{"Fn::GetAtt": [target, "Arn"]}]
@@ -502,7 +505,7 @@ def test_every_dead_letter_queue_has_an_alarm(resources: dict[str, Any]) -> None
         if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"
     }
     assert dlqs == {f"{f.value.capitalize()}Dlq" for f in Function}
-    assert dlqs | {"ExportFailures"} == watched
+    assert dlqs | {"ExportFailures", "IngestIotFailures"} == watched
 
 
 @pytest.mark.slow
@@ -519,11 +522,66 @@ def test_the_quarantine_rate_alarm_reads_the_metrics_the_stages_emit(
 
 @pytest.mark.slow
 def test_a_failed_hourly_run_lands_in_a_queue_of_its_own(resources: dict[str, Any]) -> None:
-    [config] = of_type(resources, "AWS::Lambda::EventInvokeConfig").values()
+    config = on_failure(resources, "export")
 
-    assert config["Properties"]["FunctionName"] == {"Ref": LAMBDA["export"]}
-    destination = config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+    destination = config["DestinationConfig"]["OnFailure"]["Destination"]
     assert destination == {"Fn::GetAtt": ["ExportFailures", "Arn"]}
+
+
+def on_failure(resources: dict[str, Any], function: str) -> dict[str, Any]:
+    """The asynchronous invocations' configuration of ``function``."""
+    [config] = [
+        r["Properties"]
+        for r in of_type(resources, "AWS::Lambda::EventInvokeConfig").values()
+        if r["Properties"]["FunctionName"] == {"Ref": LAMBDA[function]}
+    ]
+    return config
+
+
+@pytest.mark.slow
+def test_an_iot_rules_event_that_fails_its_tries_is_kept_in_the_iot_failures_queue(
+    resources: dict[str, Any],
+) -> None:
+    # IoT rules invoke ingest asynchronously: without a destination, Lambda drops an event
+    # after its two retries (decision 0085)
+    config = on_failure(resources, "ingest")
+    queue = resources["IngestIotFailures"]["Properties"]
+
+    assert config["MaximumRetryAttempts"] == 2
+    assert config["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["IngestIotFailures", "Arn"]
+    }
+    assert sub_of(queue["QueueName"]).endswith("velden-ingest-iot-failures")
+    assert queue["MessageRetentionPeriod"] == 86400  # raw data: a day, as the raw zone
+    assert queue["SqsManagedSseEnabled"] is True
+    # Lambda sends the record with the function's own role
+    [grant] = [s for s in statements(resources, "ingest") if s["Sid"] == "RecordFailedIotEvents"]
+    assert (grant["Action"], grant["Resource"]) == (
+        "sqs:SendMessage",
+        {"Fn::GetAtt": ["IngestIotFailures", "Arn"]},
+    )
+
+
+@pytest.mark.slow
+def test_the_iot_rules_error_action_may_send_to_the_iot_failures_queue_only(
+    resources: dict[str, Any], template: dict[str, Any]
+) -> None:
+    role = resources["IngestIotErrorActionRole"]["Properties"]
+    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+    [policy] = role["Policies"]
+
+    assert trust["Principal"] == {"Service": "iot.amazonaws.com"}
+    assert sub_of(trust["Condition"]["ArnLike"]["aws:SourceArn"]).endswith(
+        ":rule/citypipe_velden_*"
+    )
+    assert [(s["Action"], s["Resource"]) for s in policy["PolicyDocument"]["Statement"]] == [
+        ("sqs:SendMessage", {"Fn::GetAtt": ["IngestIotFailures", "Arn"]})
+    ]
+    outputs = template["Outputs"]
+    assert outputs["IotFailuresQueueUrl"]["Value"] == {"Ref": "IngestIotFailures"}
+    assert outputs["IotErrorActionRoleArn"]["Value"] == {
+        "Fn::GetAtt": ["IngestIotErrorActionRole", "Arn"]
+    }
 
 
 def event_source(resources: dict[str, Any], function: str) -> dict[str, Any]:

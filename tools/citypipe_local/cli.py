@@ -358,6 +358,15 @@ def serve_cmd(
     tls_cert: Annotated[Path | None, typer.Option(help="serve HTTPS with this certificate")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="and its private key")] = None,
     concurrency: ConcurrencyOpt = 2,
+    max_connections: Annotated[
+        int, typer.Option(min=1, help="connections served at once; beyond, 503")
+    ] = ServerOptions.max_connections,
+    max_writes: Annotated[
+        int, typer.Option(min=1, help="requests written through the edge at once; beyond, 503")
+    ] = ServerOptions.max_writes,
+    request_deadline: Annotated[
+        float, typer.Option(min=0.1, help="seconds a request's headers and body have to arrive")
+    ] = ServerOptions.request_deadline_s,
 ) -> None:
     """Hubs' webhooks on this machine: POST /ingest/{source}/{format}, the very checks and
     answers of the cloud's ingest function (token per source, bounds), 2xx once written;
@@ -365,7 +374,11 @@ def serve_cmd(
     if (tls_cert is None) != (tls_key is None):
         raise CliError("--tls-cert and --tls-key go together: give both, or neither")
     path = city_file(city)
-    options = ServerOptions(host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
+    options = ServerOptions(
+        host=host, port=port, tls_cert=tls_cert, tls_key=tls_key,
+        max_connections=max_connections, max_writes=max_writes,
+        request_deadline_s=request_deadline,
+    )  # fmt: skip
     _port_free(host, port)  # before a stack is started for nothing
     if backend is StackBackend.ENV:
         settings = cloud_settings(path, "serve")

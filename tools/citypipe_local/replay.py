@@ -717,7 +717,10 @@ def play_http(session: Session, input_dir: Path) -> Played:
     tokens = InMemoryWebhookTokens()
     minted = {source: tokens.mint(source) for source in deps.city.sources}
     keys = key_store_from(session.settings, deps)
-    server = WebhookServer(deps, tokens, keys, ServerOptions(port=0, trust_received_at=True))
+    # as many writes at once as hubs posting: the replay measures the stack, not the cap
+    writes = max(ServerOptions.max_writes, session.options.concurrency)
+    options = ServerOptions(port=0, trust_received_at=True, max_writes=writes)
+    server = WebhookServer(deps, tokens, keys, options)
     server.start()
     host, port = str(server.server_address[0]), int(server.server_address[1])
     statuses: Counter[int] = Counter()

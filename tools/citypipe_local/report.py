@@ -22,15 +22,17 @@ from citypipe.domain.books import (
     Lineage,
     StageCounts,
 )
-from citypipe.domain.errors import TerminalError
+from citypipe.domain.errors import BackendRefusedError, TerminalError
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import (
     input_id,
 )
 from citypipe.domain.themes import quantities_of, themes_of
 from citypipe.entrypoints.events import parse_messages
+from citypipe.entrypoints.iot import failure_reason
 from citypipe.service.export.ledger import RELEASE_REFUSED, entries
 from citypipe.service.kernel import Deps
+from citypipe_local.stack import NO_QUEUE
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,23 @@ def dead_letters(deps: Deps, function: Function) -> list[Message]:
                 if not deps.store.exists(audit, done):
                     seen.setdefault(message.message_id, claim)
     return list(seen.values())
+
+
+def iot_failures(deps: Deps) -> Counter[str]:
+    """The IoT rules' events ingest failed on (the IoT failures queue, AWS only), by
+    ``failure_reason``: one payload each, dead-lettered at ingest. Read without consuming."""
+    reasons: Counter[str] = Counter()
+    seen: set[str] = set()
+    try:
+        while batch := deps.queue.receive(deps.names.iot_failures(), 10):
+            for message in batch:
+                if message.message_id not in seen:
+                    seen.add(message.message_id)
+                    reasons[failure_reason(message.body)] += 1
+    except BackendRefusedError as exc:
+        if exc.code not in NO_QUEUE:  # a stack of a cloud without IoT rules has none
+            raise
+    return reasons
 
 
 def quarantined_messages(deps: Deps, function: Function) -> int:
@@ -218,6 +237,8 @@ def build_report(
     dead = {f: dead_letters(deps, f) for f in Function}
     poison = {f: quarantined_messages(deps, f) for f in Function}
     dead_records = {f: sum(m.records for m in dead[f]) for f in Function}
+    iot = iot_failures(deps)  # an IoT rule's event: one payload, dead-lettered at ingest
+    dead_records[Function.INGEST] += iot.total()
     ingest, anonymize, aggregate, export = (
         books.ingest,
         books.anonymize,
@@ -261,7 +282,8 @@ def build_report(
         "dead_lettered": sum(dead_records.values()),
         # messages no function could use: quarantined (no claim check), dead-lettered
         "messages_quarantined": sum(poison.values()),
-        "messages_dead_lettered": sum(len(d) for d in dead.values()),
+        "messages_dead_lettered": sum(len(d) for d in dead.values()) + iot.total(),
+        "iot_failures": dict(sorted(iot.items())),
         "refused": anonymize.refused,
         "published_cells": export.published,
         "suppressed_cells": export.suppressed,
@@ -274,7 +296,8 @@ def build_report(
         "stages": {
             f.value: {
                 **books.of(f).model_dump(exclude={"stage"}),
-                "dead_lettered_messages": len(dead[f]),
+                "dead_lettered_messages": len(dead[f])
+                + (iot.total() if f is Function.INGEST else 0),
                 "dead_lettered_records": dead_records[f],
                 "quarantined_messages": poison[f],
                 "seconds": round((seconds or {}).get(f, 0.0), 3),

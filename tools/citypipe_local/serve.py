@@ -7,7 +7,16 @@ Gateway or Scaleway in front of the ingest function; 2xx only once the edge has 
 the batch (raw objects, quarantine rows, claim checks, lineage). What only a socket can do
 is done here, before anything is read: a body must announce its length (411 otherwise,
 chunked uploads included) and at most ``MAX_BODY_BYTES`` (413, the body left unread and
-the connection closed); a client that stalls is dropped after ``timeout_s``.
+the connection closed); ``Content-Length`` is ASCII digits, once (400 otherwise).
+
+What a socket can do to a server is bounded (``ServerOptions``, decision 0085): a request
+— its headers and its body — has ``request_deadline_s`` to arrive, however it trickles in
+(408, the connection closed), and so has a TLS handshake; at most ``max_connections``
+connections are served at once and at most ``max_writes`` requests write through the edge
+at once: beyond either, 503 with ``Retry-After`` (a connection over the cap is answered
+and closed by the thread that accepted it, so no thread is started for it; over TLS it is
+closed unanswered, as its handshake would take a thread). The listen backlog is
+``backlog``.
 
 A body that is valid UTF-8 is handed over as text, any other (gzip) base64-encoded, as API
 Gateway does. ``GET /healthz`` answers 200, ``GET /`` what the server takes (the city, its
@@ -20,8 +29,11 @@ client's address.
 from __future__ import annotations
 
 import base64
+import contextlib
+import io
 import json
 import re
+import socket
 import ssl
 import sys
 import threading
@@ -41,6 +53,7 @@ from citypipe.service.webhook import WebhookRequest, WebhookResponse, answer, we
 
 ROUTE = re.compile(r"^/ingest/([^/]+)/([^/]+)/?$")
 RECEIVED_AT_HEADER = "x-citypipe-received-at"  # honoured only by a server started for a replay
+DIGITS = re.compile(r"[0-9]+")  # str.isdigit() would take "²", which int() then refuses
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,11 @@ class ServerOptions:
     host: str = "127.0.0.1"
     port: int = 8080  # 0: any free port
     timeout_s: float = 30.0  # a client that sends nothing for this long is dropped
+    request_deadline_s: float = 60.0  # a request's headers and body, however they trickle
+    max_connections: int = 64  # served at once; beyond, 503 with Retry-After
+    max_writes: int = 8  # requests writing through the edge at once; beyond, 503
+    backlog: int = 128  # connections the kernel queues before they are accepted
+    retry_after_s: int = 5  # what a 503 asks a hub to wait
     tls_cert: Path | None = None
     tls_key: Path | None = None
     trust_received_at: bool = False  # a replay's recorded arrival, never a hub's word
@@ -68,6 +86,9 @@ class WebhookServer(ThreadingHTTPServer):
         self.options = options
         self.resent = 0  # bodies answered "resent": posted before, written nothing again
         self._count = threading.Lock()
+        self.connections = 0  # being served now
+        self.writes = threading.BoundedSemaphore(options.max_writes)
+        self.request_queue_size = options.backlog  # listen(); socketserver's default is 5
         super().__init__((options.host, options.port), _Handler)
         if options.tls_cert is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -91,6 +112,41 @@ class WebhookServer(ThreadingHTTPServer):
             "webhook: a connection failed", extra={"error": type(sys.exc_info()[1]).__name__}
         )
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread per connection, up to ``max_connections``; beyond, a 503 from here."""
+        with self._count:
+            full = self.connections >= self.options.max_connections
+            if not full:
+                self.connections += 1
+        if full:
+            self._turn_away(request)
+            return
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        super().shutdown_request(request)
+        with self._count:
+            self.connections -= 1
+
+    def _turn_away(self, request: socket.socket) -> None:
+        """A connection over the cap: a 503 that fits any socket buffer, then closed (a
+        TLS connection closed unanswered: its handshake is a client's to stall)."""
+        log.warning("webhook: too many connections; one turned away")
+        try:
+            if not isinstance(request, ssl.SSLSocket):
+                request.settimeout(1.0)
+                body = json.dumps({"error": "busy", "detail": "too many connections"})
+                request.sendall(
+                    f"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+                    f"content-length: {len(body)}\r\nretry-after: {self.options.retry_after_s}"
+                    f"\r\nconnection: close\r\n\r\n{body}".encode()
+                )
+                request.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the client left: nothing to answer
+        finally:
+            super().shutdown_request(request)
+
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, name="webhook", daemon=True)
         thread.start()
@@ -99,15 +155,29 @@ class WebhookServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: WebhookServer
+    deadline: _Deadline
     protocol_version = "HTTP/1.1"  # keep-alive: hubs reuse their connections
     server_version = "citypipe"
     sys_version = ""
 
     def setup(self) -> None:
-        self.request.settimeout(self.server.options.timeout_s)  # a stalled client is dropped
-        if isinstance(self.request, ssl.SSLSocket):
-            self.request.do_handshake()
+        options = self.server.options
+        self.request.settimeout(options.timeout_s)  # a stalled client is dropped
+        self.deadline = _Deadline(self.request, options.timeout_s, options.request_deadline_s)
+        if isinstance(self.request, ssl.SSLSocket):  # a handshake within the deadline too
+            watchdog = threading.Timer(options.request_deadline_s, _cut, (self.request,))
+            watchdog.start()
+            try:
+                self.request.do_handshake()
+            finally:
+                watchdog.cancel()
         super().setup()
+        self.rfile.close()  # the socket's own reader: it would hold the socket open
+        self.rfile = io.BufferedReader(self.deadline)  # every read within the deadline
+
+    def handle_one_request(self) -> None:
+        self.deadline.restart()  # each request of a kept-alive connection has its own
+        super().handle_one_request()
 
     def handle_expect_100(self) -> bool:
         """``Expect: 100-continue`` with a body over the bound: 413 before it is sent."""
@@ -144,6 +214,35 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(body, WebhookResponse):
             self._send(body)
             return
+        if not self.server.writes.acquire(blocking=False):
+            log.warning("webhook: too many writes at once; one turned away")
+            retry_after = str(self.server.options.retry_after_s)
+            self._send(_refusal(503, "busy", "too many requests at once", retry_after))
+            return
+        request_id = str(uuid.uuid4())
+        try:
+            response = self._write(source, fmt, body, received_at, request_id)
+        finally:
+            self.server.writes.release()
+        self._send(response)
+        if response.body.get("resent"):
+            with self.server._count:
+                self.server.resent += 1
+        log.info(
+            "webhook request",
+            extra={
+                "source": source,
+                "format": fmt,
+                "status": response.status,
+                "request_id": request_id,
+                "seconds": round(time.perf_counter() - started, 3),
+            },
+        )
+
+    def _write(
+        self, source: str, fmt: str, body: bytes, received_at: float, request_id: str
+    ) -> WebhookResponse:
+        """The request through the edge (one of ``max_writes`` at once)."""
         headers = {k.lower(): v for k, v in self.headers.items()}
         if self.server.options.trust_received_at:
             received_at = _float(headers.get(RECEIVED_AT_HEADER), received_at)
@@ -155,46 +254,37 @@ class _Handler(BaseHTTPRequestHandler):
             headers=headers,
             body=text,
             base64_encoded=encoded,
-            request_id=str(uuid.uuid4()),
+            request_id=request_id,
             received_at=received_at,
         )
         try:
             response = answer(self.server.deps, self.server.tokens, self.server.keys, request)
         except TransientError:
             log.warning("webhook: the backend is unavailable", extra={"source": source})
-            response = _refusal(503, "try_again", "the backend is unavailable", retry_after="5")
+            retry_after = str(self.server.options.retry_after_s)
+            response = _refusal(503, "try_again", "the backend is unavailable", retry_after)
         except Exception as exc:
             failure = {"source": source, "error": type(exc).__name__}
             log.error("webhook: the request failed", extra=failure)
             response = _refusal(500, "internal_error", "see the server's log")
-        self._send(response)
-        if response.body.get("resent"):
-            with self.server._count:
-                self.server.resent += 1
-        log.info(
-            "webhook request",
-            extra={
-                "source": source,
-                "format": fmt,
-                "status": response.status,
-                "request_id": request.request_id,
-                "seconds": round(time.perf_counter() - started, 3),
-            },
-        )
+        return response
 
     def _length(self) -> int | WebhookResponse:
         """The body's announced length, or the refusal of a body that cannot be read (its
         connection is then closed: the body is never read)."""
         refusal = None
-        length_header = self.headers.get("content-length")
-        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+        lengths = {v.strip(" \t") for v in self.headers.get_all("content-length") or ()}
+        length_header = next(iter(lengths)) if len(lengths) == 1 else None
+        if len(lengths) > 1:
+            refusal = _refusal(400, "invalid_content_length", "Content-Length given twice")
+        elif "chunked" in self.headers.get("transfer-encoding", "").lower():
             refusal = _refusal(411, "length_required", "send Content-Length, not chunks")
         elif length_header is None:
             if self.command in ("GET", "DELETE"):
                 return 0
             refusal = _refusal(411, "length_required", "send the body's Content-Length")
-        elif not length_header.strip().isdigit():
-            refusal = _refusal(400, "invalid_content_length", "Content-Length is no length")
+        elif DIGITS.fullmatch(length_header) is None:
+            refusal = _refusal(400, "invalid_content_length", "Content-Length: ASCII digits only")
         elif int(length_header) > MAX_BODY_BYTES:
             refusal = _refusal(413, "body_too_large", f"at most {MAX_BODY_BYTES} bytes")
         if refusal is not None:
@@ -207,7 +297,11 @@ class _Handler(BaseHTTPRequestHandler):
         length = self._length()
         if isinstance(length, WebhookResponse):
             return length
-        body = self.rfile.read(length)
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            self.close_connection = True
+            return _refusal(408, "request_timeout", "the request took too long to arrive")
         if len(body) < length:
             self.close_connection = True
             return _refusal(400, "incomplete_body", "the body ended before its Content-Length")
@@ -242,6 +336,35 @@ def _landing(deps: Deps) -> dict[str, Any]:
         "sources": sorted(deps.city.sources),
         "formats": webhook_formats(),
     }
+
+
+def _cut(sock: socket.socket) -> None:
+    """End a connection whose TLS handshake outlived the deadline: its blocked read ends
+    (the plain socket's shutdown: ``SSLSocket``'s would pull its state from under it)."""
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _Deadline(io.RawIOBase):
+    """A connection's reads, each within ``idle_s`` and all of a request's within
+    ``deadline_s`` of its start: a body trickled a byte at a time is cut at the deadline."""
+
+    def __init__(self, sock: socket.socket, idle_s: float, deadline_s: float) -> None:
+        self.sock, self.idle_s, self.deadline_s = sock, idle_s, deadline_s
+        self.ends = time.monotonic() + deadline_s
+
+    def restart(self) -> None:
+        self.ends = time.monotonic() + self.deadline_s
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self.ends - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request's deadline passed")
+        self.sock.settimeout(min(left, self.idle_s))
+        return self.sock.recv_into(buffer)
 
 
 def _refusal(status: int, error: str, detail: str, retry_after: str = "") -> WebhookResponse:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
-_NO_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+NO_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 SCALEWAY_TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "scaleway" / "serverless.yml"
 
 
@@ -61,6 +61,7 @@ def clients_for(settings: Settings) -> Clients:
 
 
 DLQ_RETENTION_S = 14 * 24 * 3600
+IOT_FAILURES_RETENTION_S = 24 * 3600  # IoT rules' raw events: a day, as the raw zone
 QUEUE_RETENTION_S = 4 * 24 * 3600
 # An emulator stack's queues, unless the settings say otherwise (laptop replays).
 LOCAL_VISIBILITY_S = 60
@@ -366,6 +367,9 @@ def up(
                 "RedrivePolicy": json.dumps(redrive, sort_keys=True),
             },
         )
+    if provider == "aws":  # where IoT rules invoke ingest
+        retention = {"MessageRetentionPeriod": str(IOT_FAILURES_RETENTION_S)}
+        _queue(clients, names.iot_failures(), retention)
     return describe(names, clients)
 
 
@@ -417,14 +421,14 @@ def down(names: StackNames, clients: Clients, provider: Provider = "aws") -> lis
 
 
 def _queues(names: StackNames, clients: Clients) -> Iterator[tuple[str, str]]:
-    """(name, url) of the stack's queues and DLQs that exist."""
-    for function in Function:
-        for name in (names.queue(function), names.dlq(function)):
-            try:
-                yield name, clients.sqs.get_queue_url(QueueName=name)["QueueUrl"]
-            except ClientError as exc:
-                if error_code(exc) not in _NO_QUEUE:
-                    raise
+    """(name, url) of the stack's queues, DLQs and IoT failures queue that exist."""
+    for name in [*(n for f in Function for n in (names.queue(f), names.dlq(f))),
+                 names.iot_failures()]:  # fmt: skip
+        try:
+            yield name, clients.sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        except ClientError as exc:
+            if error_code(exc) not in NO_QUEUE:
+                raise
 
 
 def reset_file_keys(directory: Path) -> None:

@@ -41,6 +41,11 @@ class StackNames:
     def dlq(self, function: Function) -> str:
         return f"{self.queue(function)}-dlq"
 
+    def iot_failures(self) -> str:
+        """What AWS IoT rules failed to get ingested (AWS only): Lambda's records of events
+        that failed their tries, and the rules' error action (decision 0085)."""
+        return f"{self.queue(Function.INGEST)}-iot-failures"
+
     def keys_bucket(self) -> str:
         """The private, unversioned bucket of the daily pseudonymization secrets."""
         return f"{self.prefix}{self.slug}-keys"

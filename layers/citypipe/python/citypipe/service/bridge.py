@@ -13,9 +13,20 @@ one at a time:
 - a batch is written when it holds ``Limits.messages`` messages or ``Limits.bytes`` bytes,
   or its first message is ``Limits.age_s`` old: through the edge (``edge.prepare``, the
   journal, ``edge.commit``), then every message of it is acknowledged (PUBACK);
-- nothing unwritten is ever acknowledged: a write that fails is retried with backoff while
-  the broker keeps what it could not deliver (it sends at most the client's receive
-  maximum unacknowledged): a slow backend slows the bridge down, it never drops;
+- nothing unwritten is ever acknowledged: a step that fails transiently (``TransientError``:
+  throttling, a timeout, a backend briefly away) is retried with backoff while the broker
+  keeps what it could not deliver (it sends at most the client's receive maximum
+  unacknowledged): a slow backend slows the bridge down, it never drops. A step is tried
+  ``tries`` times (about three minutes by default): a backend away for longer, or one that
+  refuses the bridge (``BackendRefusedError``, a bug in the writes), stops the bridge
+  (``GaveUp``: its command exits 1 for its supervisor to restart it), the batch left
+  unacknowledged to the broker (``pending``) and the journal (decision 0085);
+- a message the edge fails on (a bug outside the format adapters, which are isolated
+  already: ``adapter_error``) is not retried: the batch is prepared again without it,
+  each message alone to find which, and it is quarantined whole (``edge_error``, the
+  error's class in the row's detail, logged as an error) in the same batch as the others
+  (the whole batch, if the edge fails on no message alone) — one message cannot stop the
+  city's intake;
 - a delivery flagged DUP that the journal holds (its packet id and digest) was written
   before a crash or a lost connection: acknowledged, not written again (``redelivered``); a
   retained value the broker replays on subscribing is no new reading (``retained``);
@@ -30,21 +41,25 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
+from functools import partial
 from typing import Protocol, TypeVar
 
 from citypipe.core.decode import routed_payload
-from citypipe.core.formats import FORMATS, Context
+from citypipe.core.formats import FORMATS, Context, Rejection
 from citypipe.core.ingest import Payload
 from citypipe.domain.books import BridgeCounts, IngestCounts
 from citypipe.domain.city import MqttRoute
 from citypipe.domain.errors import TransientError
 from citypipe.ports import KeyStore
-from citypipe.service.edge import Inbound, Route, commit, prepare
+from citypipe.service.edge import EdgeBatch, Inbound, Route, commit, prepare
 from citypipe.service.journal import EdgeJournal, JournalEntry
 from citypipe.service.kernel import Deps, log
 
 T = TypeVar("T")
 BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+TRIES = 12  # a step failing transiently, with BACKOFF_S between tries: about 3 minutes
+EDGE_ERROR = "edge_error"  # a message the edge failed on: quarantined whole, not retried
 BOOKS_EVERY_S = 300.0  # the books are logged this often, and on shutdown
 FORGET_EVERY_S = 60.0
 
@@ -93,6 +108,16 @@ class Stopped(Exception):
     """Shutdown was asked while a write was being retried: it stays unacknowledged."""
 
 
+class GaveUp(Exception):
+    """A step failed for good: an error no retry fixes, or transient ones ``tries`` times
+    in a row. The bridge stops; what it had not written stays with the broker."""
+
+    def __init__(self, step: str, error: Exception) -> None:
+        super().__init__(f"{step}: {type(error).__name__}")
+        self.error = type(error).__name__
+        self.transient = isinstance(error, TransientError)
+
+
 @dataclass
 class _Books:
     messages: int = 0
@@ -132,9 +157,11 @@ class Bridge:
         monotonic: Callable[[], float] = time.monotonic,
         on_taken: Callable[[Delivery], None] | None = None,
         backoff: Sequence[float] = BACKOFF_S,
+        tries: int = TRIES,
     ) -> None:
         """``on_taken``: told of every delivery put in a batch, in the order taken (a
-        replay's progress); ``backoff``: the pauses between tries of a failed write."""
+        replay's progress); ``backoff``: the pauses between tries of a step that failed
+        transiently, ``tries`` how often it is tried before the bridge gives up."""
         self.deps = deps
         self.keys = keys
         self.journal = journal
@@ -143,6 +170,8 @@ class Bridge:
         self.monotonic = monotonic
         self.on_taken = on_taken
         self.backoff = backoff
+        self.tries = tries
+        self.failure: str | None = None  # why the bridge gave up, if it did
         self.epoch = 0
         self.batch: list[_Held] = []
         self.batch_bytes = 0
@@ -163,8 +192,19 @@ class Bridge:
 
     def run(self, inbound: queue.Queue[FromBroker], stop: threading.Event) -> BridgeCounts:
         """Take deliveries until ``stop``; then write what is batched and leave the rest
-        to the broker. Returns this process's books."""
+        to the broker. Returns this process's books; ``failure`` says why it stopped
+        before ``stop`` was set, if it did."""
         self._stop = stop
+        try:
+            self._loop(inbound, stop)
+        except GaveUp as exc:
+            self.failure = f"the bridge gave up writing ({exc})"
+            log.error("bridge: gave up; stopping", extra={"step": str(exc)})
+        books = self.books
+        log.info("bridge stopped", extra={"books": books.model_dump(), "balanced": books.balanced})
+        return books
+
+    def _loop(self, inbound: queue.Queue[FromBroker], stop: threading.Event) -> None:
         self.start()
         logged = forgot = self.monotonic()
         try:
@@ -189,9 +229,6 @@ class Bridge:
             self.flush()  # the batch taken so far: each step is tried once more
         except Stopped:
             pass
-        books = self.books
-        log.info("bridge stopped", extra={"books": books.model_dump(), "balanced": books.balanced})
-        return books
 
     # --- one delivery --------------------------------------------------------------------------
 
@@ -264,25 +301,17 @@ class Bridge:
         if not held:
             return
         started = time.perf_counter()
-        payloads = [_payload(number, h) for number, h in enumerate(held, start=1)]
-        day = self.journal.today()
-        digests = [
-            (h.delivery.mid, self.journal.digest(h.delivery.topic, h.delivery.payload, day))
-            for h in held
-        ]
         # each batch its own identity: exactly once is the journal's work here, and two
         # batches that normalize alike (one resent message each) are still two
         salt = f"{self.journal.owner}/{time.time_ns()}"
         try:
-            inbound = Inbound(
-                payloads, Route.MQTT, trace_id=f"mqtt:{self.journal.owner}",
-                prior=self.journal.prior, salt=salt,
-            )  # fmt: skip
-            batch = self._retry("edge", lambda: prepare(self.deps, self.keys, inbound))
+            day = self.journal.today()
+            digests = self._retry("journal", lambda: self._digests(held, day))
+            batch = self._prepare(held, salt)
             entry = self._retry("journal", lambda: self.journal.begin(batch, digests, day))
             written = self._retry("edge", lambda: commit(self.deps, batch.write))
             self._retry("journal", lambda: self.journal.done(entry))
-        except Stopped:
+        except (Stopped, GaveUp):
             self._books.pending += len(held)
             raise
         for h in held:
@@ -307,22 +336,82 @@ class Bridge:
             },
         )
 
+    def _digests(self, held: list[_Held], day: date) -> list[tuple[int, str]]:
+        return [
+            (h.delivery.mid, self.journal.digest(h.delivery.topic, h.delivery.payload, day))
+            for h in held
+        ]
+
+    def _prepare(self, held: list[_Held], salt: str) -> EdgeBatch:
+        """The batch through the edge's entrance. Where the edge fails on it (not
+        transiently), each message is tried alone: those it fails on are quarantined
+        (``edge_error``) in the batch, the others prepared as ever — all of them, should
+        the edge fail on none alone (a bug only messages together meet)."""
+        try:
+            return self._retry("edge", lambda: self._edge_batch(held, {}, salt))
+        except GaveUp as exc:
+            if exc.transient:
+                raise
+            together = exc.error
+        failed: dict[int, str] = {}
+        for number, h in enumerate(held, start=1):
+            error = self._retry("edge", partial(self._fails, h))
+            if error is not None:
+                failed[number] = error
+        if not failed:
+            failed = dict.fromkeys(range(1, len(held) + 1), together)
+        log.error(
+            "bridge: the edge failed on messages; quarantined",
+            extra={"messages": len(failed), "errors": sorted(set(failed.values()))},
+        )
+        return self._retry("edge", lambda: self._edge_batch(held, failed, salt))
+
+    def _edge_batch(self, held: list[_Held], failed: Mapping[int, str], salt: str) -> EdgeBatch:
+        """Prepare ``held``, the messages numbered in ``failed`` quarantined whole."""
+        payloads = [
+            _refused(number, h, failed[number]) if number in failed else _payload(number, h)
+            for number, h in enumerate(held, start=1)
+        ]
+        inbound = Inbound(
+            payloads, Route.MQTT, trace_id=f"mqtt:{self.journal.owner}",
+            prior=self.journal.prior, salt=salt,
+        )  # fmt: skip
+        return prepare(self.deps, self.keys, inbound)
+
+    def _fails(self, held: _Held) -> str | None:
+        """The class of the error the edge fails on with this message alone (None: it
+        does not). A transient error is raised: it says nothing of the message."""
+        try:
+            self._edge_batch([held], {}, "")
+        except TransientError:
+            raise
+        except Exception as exc:
+            return type(exc).__name__
+        return None
+
     def _retry(self, what: str, step: Callable[[], T]) -> T:
-        """``step`` until it succeeds: a write is never given up while the bridge runs (its
-        messages stay unacknowledged, so the broker keeps them). Shutdown stops retrying."""
-        for attempt in range(1_000_000):
+        """``step``, tried again with backoff while it fails transiently, ``tries`` times
+        at most; ``GaveUp`` when it fails otherwise or that often, ``Stopped`` when
+        shutdown is asked meanwhile (what is unwritten stays with the broker)."""
+        for attempt in range(self.tries):
             try:
                 return step()
-            except Exception as exc:
+            except TransientError as exc:
+                if attempt + 1 >= self.tries:
+                    raise GaveUp(what, exc) from exc
                 pause = self.backoff[min(attempt, len(self.backoff) - 1)]
-                level = log.warning if isinstance(exc, TransientError) else log.error
-                level(
-                    "bridge: a write failed; retrying",
+                log.warning(
+                    "bridge: a step failed; retrying",
                     extra={"step": what, "error": type(exc).__name__, "retry_in_s": pause},
                 )
                 if self._stop.wait(pause):
                     raise Stopped from exc
-        raise AssertionError("unreachable")
+            except Exception as exc:
+                log.error(
+                    "bridge: a step failed", extra={"step": what, "error": type(exc).__name__}
+                )
+                raise GaveUp(what, exc) from exc
+        raise GaveUp(what, TransientError("never tried"))
 
 
 def _payload(number: int, held: _Held) -> Payload:
@@ -331,4 +420,12 @@ def _payload(number: int, held: _Held) -> Payload:
     return routed_payload(d.payload, ctx, number, held.route, FORMATS)
 
 
-__all__ = ["Bridge", "Connected", "Delivery", "FromBroker", "JournalEntry", "Limits"]
+def _refused(number: int, held: _Held, error: str) -> Payload:
+    """A message the edge failed on: quarantined whole, its content left out (what failed
+    on it might fail on its shape too)."""
+    ctx = Context(received_at=held.delivery.received_at, topic=held.delivery.topic)
+    failed = Rejection(EDGE_ERROR, f"the edge failed on this message: {error} (a bug, logged)")
+    return Payload(b"", ctx, number, rejection=failed)
+
+
+__all__ = ["Bridge", "Connected", "Delivery", "FromBroker", "GaveUp", "JournalEntry", "Limits"]

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from typing import Any
-
-import orjson
 
 from citypipe.core.formats.common import (
     Context,
@@ -87,10 +86,14 @@ def _object_v3(doc: dict[str, Any]) -> tuple[Any, str] | Rejection:
     text = doc.get("objectJSON")
     if doc.get("object") is not None or not isinstance(text, str) or not text:
         return doc.get("object"), "object"
-    try:
-        return orjson.loads(text), "objectJSON"
-    except orjson.JSONDecodeError:
+    try:  # the standard library's parser (adapters are pure), strict as orjson: no NaN
+        return json.loads(text, parse_constant=_not_json), "objectJSON"
+    except ValueError:
         return Rejection("invalid_json", "objectJSON is not JSON", "objectJSON")
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def parse_v3(document: Any, ctx: Context) -> list[Reading | Rejection]:
