@@ -178,6 +178,7 @@ def refusals(deps: Deps, tokens: InMemoryWebhookTokens) -> dict[str, WebhookResp
         "meraki: no secret": (("wifi-counters", "meraki", json.dumps({"data": {}})), {}),
         "meraki: as a header": (("wifi-counters", "meraki", meraki_body("")), {TOKEN_HEADER: wifi}),
         "meraki: not json": (("wifi-counters", "meraki", "{not json"), {}),
+        "meraki: two posts": (("wifi-counters", "meraki", f"{meraki_body(wifi)}\n" * 2), {}),
     }
     return {
         name: send(deps, tokens, source, fmt, body, **headers)
