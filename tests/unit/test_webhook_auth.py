@@ -17,11 +17,13 @@ from unit_support import http_api_request
 from citypipe.domain.city import Webhook, WebhookAuth
 from citypipe.domain.errors import TransientError
 from citypipe.domain.limits import MAX_BODY_BYTES
+from citypipe.domain.model import Function
 from citypipe.entrypoints.http import webhook
 from citypipe.ports import TOKEN_HEADER
 from citypipe.service.kernel import Deps
 from citypipe.service.webhook import WebhookRequest, WebhookResponse, answer
 from citypipe_local.fakes import InMemoryKeyStore, InMemoryWebhookTokens
+from citypipe_local.runner import app_for, load_handler
 
 TELRAAM = json.dumps(load_event("hubs/telraam/traffic-report-hourly.json"))
 AIRROHR = json.dumps(load_event("hubs/sensor-community/push-sds011-bme280.json"))
@@ -132,6 +134,20 @@ def test_api_gateway_answers_meraki_s_get_as_text(
     assert response["statusCode"] == 200
     assert response["headers"]["content-type"].startswith("text/plain")
     assert response["body"] == VALIDATOR
+
+
+def test_scaleway_s_public_function_answers_meraki_s_get_as_text(
+    deps: Deps, memory_tokens: InMemoryWebhookTokens
+) -> None:
+    event = load_event("scaleway_webhook_senml.json")
+    event.update(httpMethod="GET", path="/ingest/wifi-counters/meraki", body="")
+    del event["headers"]["X-Citypipe-Token"]
+    handle = load_handler(Function.INGEST, platform="scaleway", entry="webhook")
+    app = app_for(Function.INGEST, deps, InMemoryKeyStore(), memory_tokens)
+
+    response = handle(event, load_event("scaleway_context.json"), app=app)
+
+    assert (response["statusCode"], response["body"]) == (200, VALIDATOR)
 
 
 @pytest.mark.parametrize(
