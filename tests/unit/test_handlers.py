@@ -271,7 +271,7 @@ def test_an_http_api_request_without_a_token_gets_401_and_writes_nothing(
     response = invoke(Function.INGEST, event)
     # Then it is refused with a reason, and no zone holds anything, no stage is told
     assert response["statusCode"] == 401
-    assert json.loads(response["body"])["error"] == "missing_token"
+    assert json.loads(response["body"])["error"] == "unauthorized"
     assert response["headers"]["www-authenticate"].startswith("Bearer")
     assert written(stack) == []
     assert queued(stack, Function.ANONYMIZE) == 0
@@ -282,13 +282,13 @@ def test_an_http_api_request_without_a_token_gets_401_and_writes_nothing(
     ["not-a-token", webhook_token("traffic-counters"), webhook_token("air-quality") + "x"],
     ids=["made-up", "another-sources-token", "one-character-more"],
 )
-def test_an_http_api_request_with_a_wrong_token_gets_403_and_writes_nothing(
+def test_an_http_api_request_with_a_wrong_token_gets_the_same_401_and_writes_nothing(
     stack: Deps, invoke: Invoke, token: str
 ) -> None:
     event = http_api_request(json.dumps(load_event("senml_pack.json")), token=token)
     response = invoke(Function.INGEST, event)
-    assert response["statusCode"] == 403
-    assert json.loads(response["body"])["error"] == "invalid_token"
+    assert response["statusCode"] == 401
+    assert json.loads(response["body"])["error"] == "unauthorized"
     assert written(stack) == []
 
 
@@ -405,7 +405,7 @@ def test_a_base64_encoded_webhook_body_is_decoded(stack: Deps, invoke: Invoke) -
 
 @pytest.mark.parametrize(
     ("source", "method", "status"),
-    [("xml", "POST", 404), ("air-quality", "GET", 405), ("air-quality", "PUT", 405)],
+    [("xml", "POST", 401), ("air-quality", "GET", 405), ("air-quality", "PUT", 405)],
     ids=["unknown-source", "get", "put"],
 )
 def test_a_webhook_request_that_is_no_ingest_post_is_refused(

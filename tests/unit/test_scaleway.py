@@ -205,7 +205,7 @@ def test_the_webhook_fixture_is_accepted_with_its_sources_token(
 
 @pytest.mark.parametrize(
     ("token", "status"),
-    [(None, 401), ("cpt-air-quality-someone-elses", 403)],
+    [(None, 401), ("cpt-air-quality-someone-elses", 401)],
     ids=["no-token", "wrong-token"],
 )
 def test_a_webhook_without_a_valid_token_is_refused_and_nothing_is_written(

@@ -637,11 +637,15 @@ def test_queues_are_encrypted_and_give_six_function_timeouts_of_visibility(
 def test_the_webhook_route_is_per_source_with_payload_2_and_stage_throttling(
     resources: dict[str, Any],
 ) -> None:
-    [route] = of_type(resources, "AWS::ApiGatewayV2::Route").values()
+    routes = of_type(resources, "AWS::ApiGatewayV2::Route").values()
     [integration] = of_type(resources, "AWS::ApiGatewayV2::Integration").values()
     stage = resources["HttpApiStage"]["Properties"]["DefaultRouteSettings"]
 
-    assert route["Properties"]["RouteKey"] == "POST /ingest/{source}/{format}"
+    # POST for hubs, GET for Meraki's validator (docs/hubs.md), nothing else
+    assert sorted(r["Properties"]["RouteKey"] for r in routes) == [
+        "GET /ingest/{source}/{format}",
+        "POST /ingest/{source}/{format}",
+    ]
     assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
     assert stage["ThrottlingBurstLimit"] > 0
     assert stage["ThrottlingRateLimit"] > 0

@@ -31,7 +31,6 @@ from citypipe.bootstrap.keys import key_store_from
 from citypipe.domain.city import ConfigError, load_city
 from citypipe.domain.city_checks import check_city
 from citypipe.domain.model import Function
-from citypipe.ports import TOKEN_HEADER
 from citypipe.settings import Settings
 from citypipe_bridge.main import BridgeFailed
 from citypipe_bridge.main import run as bridge_run
@@ -398,7 +397,7 @@ def serve_cmd(
         tokens = tokens_from(session.settings, deps)
         server = WebhookServer(deps, tokens, key_store_from(session.settings, deps), options)
         console.print(f"webhook for {deps.city.slug} on {server.url}/ingest/<source>/<format>")
-        console.print(f"a token per source ({TOKEN_HEADER}), valid for this run only:")
+        console.print("a token per source (sent as docs/hubs.md says), for this run only:")
         print(f"url {server.url}")  # noqa: T201
         for source in sorted(deps.city.sources):
             print(f"{source} {tokens.mint(source)}", flush=True)  # noqa: T201 (shown once)
@@ -521,7 +520,8 @@ def webhook_token_cmd(
     token = tokens.mint(source, revoke_previous)
     console.print(
         f"webhook token for {source} minted ({settings.webhook.tokens}); it is shown once. "
-        f"Hubs send it in the {TOKEN_HEADER} header to POST /ingest/{source}/<format>."
+        f"Hubs send it to POST /ingest/{source}/<format> as the source's webhook takes it "
+        f"({city_model.sources[source].webhook.auth.value}: docs/hubs.md)."
     )
     print(token)  # noqa: T201 (stdout: the one place the token is ever shown)
 

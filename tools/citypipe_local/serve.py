@@ -2,7 +2,7 @@
 
 A threading HTTP/1.1 server maps each request to a ``WebhookRequest`` and answers what
 ``citypipe.service.webhook.answer`` answers — the same routes (``POST
-/ingest/{source}/{format}``), per-source tokens, bounds, statuses and bodies as API
+/ingest/{source}/{format}``), per-source authentication, bounds, statuses and bodies as API
 Gateway or Scaleway in front of the ingest function; 2xx only once the edge has written
 the batch (raw objects, quarantine rows, claim checks, lineage). What only a socket can do
 is done here, before anything is read: a body must announce its length (411 otherwise,
@@ -19,11 +19,12 @@ closed unanswered, as its handshake would take a thread). The listen backlog is
 ``backlog``.
 
 A body that is valid UTF-8 is handed over as text, any other (gzip) base64-encoded, as API
-Gateway does. ``GET /healthz`` answers 200, ``GET /`` what the server takes (the city, its
-sources and the formats hubs may post). A backend that fails answers 503 (transient,
-with Retry-After) or 500, nothing half-counted: a hub's retry of the same body writes it
-once. Logs hold the route, the status and the time taken; never a body, a token or the
-client's address.
+Gateway does. ``GET /healthz`` answers 200, ``GET /`` what the server takes (the city and
+the formats hubs may post; never its sources: nobody lists them without a token), a
+``GET`` on a route what the library answers (Meraki's validator, as text). A backend that
+fails answers 503 (transient, with Retry-After) or 500, nothing half-counted: a hub's retry
+of the same body writes it once. Logs hold the route, the status and the time taken; never
+a body, a token or the client's address.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from urllib.parse import unquote, urlsplit
 
 from citypipe.domain.errors import TransientError
 from citypipe.domain.limits import MAX_BODY_BYTES
-from citypipe.ports import TOKEN_HEADER, KeyStore, WebhookTokens
+from citypipe.ports import KeyStore, WebhookTokens
 from citypipe.service.kernel import Deps, log
 from citypipe.service.webhook import WebhookRequest, WebhookResponse, answer, webhook_formats
 
@@ -308,9 +309,12 @@ class _Handler(BaseHTTPRequestHandler):
         return body
 
     def _send(self, response: WebhookResponse) -> None:
-        data = json.dumps(response.body).encode()
+        if response.text is not None:  # Meraki's validator
+            content_type, data = "text/plain; charset=utf-8", response.text.encode()
+        else:
+            content_type, data = "application/json", json.dumps(response.body).encode()
         self.send_response(response.status)
-        self.send_header("content-type", "application/json")
+        self.send_header("content-type", content_type)
         self.send_header("content-length", str(len(data)))
         for name, value in response.headers.items():
             self.send_header(name, value)
@@ -332,8 +336,7 @@ def _landing(deps: Deps) -> dict[str, Any]:
         "status": "ok",
         "city": deps.city.slug,
         "post": "POST /ingest/{source}/{format}",
-        "token": f"the source's token in {TOKEN_HEADER} or Authorization: Bearer",
-        "sources": sorted(deps.city.sources),
+        "token": "the source's token, as the source's webhook takes it (docs/hubs.md)",
         "formats": webhook_formats(),
     }
 

@@ -158,15 +158,47 @@ class MqttTopic(Strict):
         return value
 
 
+class WebhookAuth(StrEnum):
+    """How a source's hubs prove, on ``POST /ingest/{source}/{format}``, that they hold the
+    source's token (docs/hubs.md, docs/decisions/0082)."""
+
+    HEADER = "header"  # X-Citypipe-Token: <token>, or Authorization: Bearer <token>
+    BASIC = "basic"  # Authorization: Basic, the token as the password (any user name)
+    MERAKI = "meraki"  # the Scanning API's body "secret"; GET answers the validator
+
+
+class Webhook(Strict):
+    """A source's webhook: its authentication, and Meraki's validator where it has one."""
+
+    auth: WebhookAuth = WebhookAuth.HEADER
+    validator: str | None = Field(
+        default=None,
+        pattern=r"^[!-~]{1,128}$",
+        description="meraki only: the network's validator, answered to Meraki's GET (it is "
+        "no secret: anyone may GET it)",
+    )
+
+    @model_validator(mode="after")
+    def _validator_for_meraki(self) -> Webhook:
+        if (self.auth is WebhookAuth.MERAKI) != (self.validator is not None):
+            raise ValueError(
+                "a validator is given for auth: meraki, and only then (the Scanning API's "
+                "validator, from Meraki's dashboard)"
+            )
+        return self
+
+
 class Source(Strict):
     """A family of sensors with one purpose and one privacy policy. Which devices belong to
     it, and what they measure, is the device registry's business (``registry``); where its
-    hubs publish on a broker, ``mqtt`` (the MQTT bridge subscribes to those topics only)."""
+    hubs publish on a broker, ``mqtt`` (the MQTT bridge subscribes to those topics only);
+    how its hubs authenticate on the webhook, ``webhook``."""
 
     kind: str
     purpose: str
     policy: PrivacyPolicy = PrivacyPolicy()
     mqtt: list[MqttTopic] = Field(default_factory=list)
+    webhook: Webhook = Webhook()
 
 
 @dataclass(frozen=True, slots=True)

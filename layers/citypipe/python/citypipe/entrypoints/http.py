@@ -1,6 +1,6 @@
-"""Hubs' webhooks on API Gateway: ``POST /ingest/{source}/{format}``, as a REST API
-(payload format 1.0) or an HTTP API (2.0) delivers it. Scaleway's HTTP events have the 1.0
-shape.
+"""Hubs' webhooks on API Gateway: ``POST /ingest/{source}/{format}`` (and Meraki's
+validator, ``GET``), as a REST API (payload format 1.0) or an HTTP API (2.0) delivers it.
+Scaleway's HTTP events have the 1.0 shape.
 
 Only the event's shape is read here; what to answer is ``service.webhook.answer``'s.
 """
@@ -50,8 +50,12 @@ def webhook(
 ) -> dict[str, Any]:
     """An API Gateway event in, its proxy response out (the same shape for 1.0 and 2.0)."""
     response = answer(deps, tokens, keys, request_of(event))
+    if response.text is not None:  # Meraki's validator
+        content_type, body = "text/plain; charset=utf-8", response.text
+    else:
+        content_type, body = "application/json", json.dumps(response.body)
     return {
         "statusCode": response.status,
-        "headers": {"content-type": "application/json", **response.headers},
-        "body": json.dumps(response.body),
+        "headers": {"content-type": content_type, **response.headers},
+        "body": body,
     }
