@@ -7,6 +7,7 @@ The stack is in memory; time is a clock the poller's waits move (no real sleepin
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import logging
 import threading
@@ -14,11 +15,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+from repo import CITY_FILE
 from unit_support import city_data
 
+from citypipe.adapters.apikeys import FileApiKeys
 from citypipe.adapters.http import UrllibHttp
 from citypipe.domain.city import City, parse_city
 from citypipe.domain.errors import TransientError
@@ -28,6 +32,7 @@ from citypipe.domain.polling import SPECS, PollApi
 from citypipe.ports import Body, Clock
 from citypipe.service.kernel import Deps
 from citypipe.service.poll import SERVER_RETRY_S, Poller, poll_tick
+from citypipe_local.cli import main
 from citypipe_local.fakes import (
     InMemoryApiKeys,
     InMemoryKeyStore,
@@ -571,3 +576,75 @@ def test_a_poll_runs_at_the_ticks_its_interval_divides(api: Api) -> None:
         "air-quality/sensor-community",
         "traffic-counters/telraam",
     }
+
+
+# --- what is not followed, not read, not accepted ----------------------------------------------
+
+
+def test_a_redirect_is_not_followed_and_a_wrong_key_is_refused(api: Api) -> None:
+    deps = one_segment(api, backfill_hours=3)
+    api.on(TRAFFIC, Answer(302, b"", {"Location": f"{api.url}/elsewhere"}))
+    api.on("/elsewhere", Answer(body=telraam_report(telraam_row(NOW - timedelta(hours=3)))))
+    api.on(SENSOR_PATH, Answer(body=b"[]"))
+    counts = poll_tick(poller(deps), NOW)["traffic-counters/telraam"]
+    assert counts.failed == {"refused": 1}
+    assert [s.path for s in api.seen if s.path == "/elsewhere"] == []
+    api.on(TRAFFIC, Answer(403, b'{"message": "Forbidden"}'))
+    counts = poll_tick(poller(deps), NOW)["traffic-counters/telraam"]
+    assert counts.failed == {"refused": 1} and raw_keys(deps) == []
+
+
+def test_an_answer_over_a_mebibyte_is_refused_unread(api: Api) -> None:
+    deps = one_segment(api, backfill_hours=3)
+    api.on(TRAFFIC, Answer(body=b"[" + b" " * (1024 * 1024) + b"]"))
+    api.on(SENSOR_PATH, Answer(body=b"[]"))
+    counts = poll_tick(poller(deps), NOW)["traffic-counters/telraam"]
+    assert counts.failed == {"no_answer": 2}  # tried once more, as for no answer at all
+    assert counts.written == 0 and raw_keys(deps) == []
+
+
+def test_a_429_without_retry_after_is_waited_out_for_five_minutes(api: Api) -> None:
+    deps = one_segment(api, backfill_hours=3)
+    api.on(TRAFFIC, Answer(429, b"{}"))
+    api.on(SENSOR_PATH, Answer(body=b"[]"))
+    poll_tick(poller(deps), NOW)
+    body = deps.store.get(
+        deps.names.keys_bucket(), deps.names.backoff_key("traffic-counters", "telraam")
+    ).body
+    assert json.loads(body) == {"until": (NOW + timedelta(minutes=5)).isoformat()}
+
+
+def test_sensor_community_is_asked_a_second_apart(api: Api) -> None:
+    deps = one_segment(api)
+    city = deps.city
+    second = city.registry.devices["aq-api-1"].model_copy(update={"id": "37988"})
+    devices = {**city.registry.devices, "aq-api-2": second}
+    deps = stack(
+        city.model_copy(update={"registry": city.registry.model_copy(update={"devices": devices})})
+    )
+    api.on(TRAFFIC, Answer(body=telraam_report()))
+    api.on(SENSOR_PATH, Answer(body=b"[]"))
+    api.on("/airrohr/v1/sensor/37988/", Answer(body=b"[]"))
+    at = NOW + timedelta(minutes=5)  # Sensor.Community's tick alone
+    assert isinstance(deps.clock, SteppingClock)
+    deps.clock.at = at
+    counts = poll_tick(poller(deps), at)["air-quality/sensor-community"]
+    assert counts.requests == 2 and deps.clock.waits == [1.0]
+
+
+# --- the operator's command ----------------------------------------------------------------------
+
+
+def test_the_api_key_goes_in_from_stdin_to_the_store_the_functions_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CITYPIPE_POLL__DIRECTORY", str(tmp_path))
+    monkeypatch.setattr("sys.stdin", io.StringIO(TELRAAM_KEY + "\n"))
+    assert main(["api-key", "--name", "telraam", "--store", "file", "--city", str(CITY_FILE)]) == 0
+    assert FileApiKeys(tmp_path / "velden").get("telraam") == TELRAAM_KEY
+    said = capsys.readouterr()
+    assert TELRAAM_KEY not in said.out + said.err
+    # a name no poll of the city file gives is refused
+    monkeypatch.setattr("sys.stdin", io.StringIO(TELRAAM_KEY + "\n"))
+    assert main(["api-key", "--name", "wunderground", "--store", "file"]) == 2
+    assert "no poll of the city file names it" in capsys.readouterr().err
