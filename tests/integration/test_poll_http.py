@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from repo import CITY_FILE
 from unit_support import city_data
 
 from citypipe.adapters.apikeys import FileApiKeys
 from citypipe.adapters.http import UrllibHttp
+from citypipe.bootstrap import deps_from
 from citypipe.domain.city import City, parse_city
 from citypipe.domain.errors import TransientError
 from citypipe.domain.model import Function, Zone
@@ -32,6 +35,9 @@ from citypipe.domain.polling import SPECS, PollApi
 from citypipe.ports import Body, Clock
 from citypipe.service.kernel import Deps
 from citypipe.service.poll import SERVER_RETRY_S, Poller, poll_tick
+from citypipe.settings import Settings, StackSettings
+from citypipe_local import stack as stack_ops
+from citypipe_local.backends import Endpoint
 from citypipe_local.cli import main
 from citypipe_local.fakes import (
     InMemoryApiKeys,
@@ -648,3 +654,40 @@ def test_the_api_key_goes_in_from_stdin_to_the_store_the_functions_read(
     monkeypatch.setattr("sys.stdin", io.StringIO(TELRAAM_KEY + "\n"))
     assert main(["api-key", "--name", "wunderground", "--store", "file"]) == 2
     assert "no poll of the city file names it" in capsys.readouterr().err
+
+
+def test_citypipe_poll_runs_a_tick_against_a_stack(
+    api: Api,
+    embedded: Endpoint,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a stack on the embedded backend whose city polls one segment at the local API,
+    # and its key set with `citypipe api-key`
+    city = one_segment(api, backfill_hours=3).city
+    data = city.model_dump(mode="json", exclude_none=True)
+    city_file = tmp_path / "velden.yaml"
+    city_file.write_text(yaml.safe_dump(data))
+    prefix = f"t{uuid.uuid4().hex[:8]}-"
+    settings = Settings(
+        backend=embedded.settings,
+        stack=StackSettings(deployment="local", city_file=city_file, name_prefix=prefix),
+    )
+    deps = deps_from(settings)
+    stack_ops.up(deps.city, deps.names, stack_ops.make_clients(embedded.settings), settings.stack)
+    monkeypatch.setenv("CITYPIPE_BACKEND", embedded.settings.model_dump_json())
+    monkeypatch.setenv("CITYPIPE_STACK__NAME_PREFIX", prefix)
+    monkeypatch.setattr("sys.stdin", io.StringIO(TELRAAM_KEY))
+    assert main(["api-key", "--name", "telraam", "--city", str(city_file)]) == 0
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    api.on(TRAFFIC, Answer(body=telraam_report(telraam_row(now - timedelta(hours=3)))))
+    api.on(SENSOR_PATH, Answer(body=b"[]"))
+    # When the operator runs one tick
+    assert main(["poll", "--city", str(city_file), "--at", now.isoformat()]) == 0
+    # Then Telraam was asked with the stored key, and its row is in the raw zone
+    [request] = [s for s in api.seen if s.path == TRAFFIC]
+    assert request.headers["X-Api-Key"] == TELRAAM_KEY
+    assert len(raw_keys(deps)) == 1
+    said = capsys.readouterr()
+    assert "traffic-counters/telraam" in said.err and TELRAAM_KEY not in said.out + said.err
