@@ -163,7 +163,7 @@ class _Run:
                 log.error(
                     "poll without its API key",
                     extra={"source": self.source, "api": self.poll.api.value,
-                           "fix": f"citypipe api-key set {self.poll.api_key}"},
+                           "fix": f"citypipe api-key --name {self.poll.api_key}"},
                 )  # fmt: skip
                 raise _Stop("no_api_key")
 
