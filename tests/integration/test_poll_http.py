@@ -24,7 +24,8 @@ import yaml
 from repo import CITY_FILE
 from unit_support import city_data
 
-from citypipe.adapters.apikeys import FileApiKeys
+from citypipe.adapters.apikeys import FileApiKeys, SecretsManagerApiKeys
+from citypipe.adapters.clients import secretsmanager_client
 from citypipe.adapters.http import UrllibHttp
 from citypipe.bootstrap import deps_from
 from citypipe.domain.city import City, parse_city
@@ -693,3 +694,17 @@ def test_citypipe_poll_runs_a_tick_against_a_stack(
     assert len(raw_keys(deps)) == 1
     said = capsys.readouterr()
     assert "traffic-counters/telraam" in said.err and TELRAAM_KEY not in said.out + said.err
+
+
+def test_an_api_key_in_secrets_manager_is_read_back_by_ingests_adapter(embedded: Endpoint) -> None:
+    client = secretsmanager_client(embedded.settings)
+    prefix = f"citypipe-poll-{uuid.uuid4().hex[:8]}"
+    stored = SecretsManagerApiKeys(client, prefix, "velden")
+    assert stored.get("telraam") is None
+    stored.put("telraam", TELRAAM_KEY)
+    stored.put("telraam", TELRAAM_KEY + "-rotated")  # a second put replaces it
+    assert (
+        SecretsManagerApiKeys(client, prefix, "velden").get("telraam") == TELRAAM_KEY + "-rotated"
+    )
+    name = StackNames("velden").api_key_secret(prefix, "telraam")
+    assert client.describe_secret(SecretId=name)["Name"] == f"{prefix}/velden/api-keys/telraam"

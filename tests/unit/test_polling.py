@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from repo import load_event
+import yaml
+from repo import ROOT, load_event
 from unit_support import city_data, invoke_handler, scheduled_event
 
 from citypipe.core.polling import (
@@ -25,7 +26,8 @@ from citypipe.core.polling import (
 )
 from citypipe.domain.city import ConfigError, parse_city
 from citypipe.domain.model import Function, Zone
-from citypipe.domain.polling import Poll, PollApi
+from citypipe.domain.polling import POLL_TICK_MINUTES, Poll, PollApi
+from citypipe.entrypoints.events import POLL_CRON_BODY
 from citypipe.service.kernel import Deps
 from citypipe_local.fakes import FixedClock, InMemoryKeyStore, InMemoryObjectStore
 from citypipe_local.runner import app_for, load_handler
@@ -172,3 +174,11 @@ def test_a_city_that_polls_nothing_answers_the_tick_at_once(memory_stack: Any) -
         Function.INGEST, scheduled_event("2026-06-02T12:00:00Z"), deps, InMemoryKeyStore()
     )
     assert answer == {"polls": {}}
+
+
+def test_scaleways_cron_ticks_at_the_pollers_tick_with_the_body_ingest_takes() -> None:
+    config = yaml.safe_load((ROOT / "infra" / "scaleway" / "serverless.yml").read_text())
+    [schedule] = [e["schedule"] for e in config["functions"]["ingest"]["events"] if "schedule" in e]
+    assert schedule["rate"] == f"*/{POLL_TICK_MINUTES} * * * *"
+    assert schedule["input"] == POLL_CRON_BODY
+    assert json.loads(load_event("scaleway_cron_poll.json")["body"]) == POLL_CRON_BODY
