@@ -194,6 +194,23 @@ EXPECTED: dict[str, Expect] = {
     ),
     # no esp8266id: the chip id comes in the X-Sensor header (test_hub_fixtures sends one)
     "sensor-community/push-no-esp8266id.json": Expect(refused={"missing_device_id": 1}),
+    # --- the Sensor.Community API (polled: service.poll) ---------------------------------------
+    # two measurements of one SDS011; a third with a time of another spelling
+    "sensor-community-api/sensor-measurements.json": Expect(
+        obs(
+            "airrohr-api-401",
+            "2026-06-01T09:57:25.000000Z",
+            ("air.pm10", 14.37),
+            ("air.pm25", 6.9),
+        )
+        + obs(
+            "airrohr-api-401",
+            "2026-06-01T09:59:50.000000Z",
+            ("air.pm10", 15.02),
+            ("air.pm25", 7.11),
+        ),
+        refused={"invalid_time": 1},
+    ),
     # --- Telraam --------------------------------------------------------------------------
     "telraam/traffic-report-hourly.json": Expect(
         obs(
@@ -264,7 +281,7 @@ IDENTIFIERS = (
     "51.43017", "5.45012", "2001:db8:7e1d:4::11", "2001:db8:7e1d:4::12",
     "urn:ngsi-ld:AirQualityObserved:velden-oost-0071", "velden-oost-0072",
     "urn:ngsi-ld:Device:velden-aqs-0071", "velden-aqs-0072", "51.43061", "51.42719",
-    "3141592", "9000004711",
+    "3141592", "9000004711", "37987", "37988", "61234", "51.4020", "5.4870",
     "e0:55:3d:f1:0a:01", "e0:55:3d:f1:0a:02", "e0:55:3d:f1:0a:03", "f2:6b:1c:4e:90:3a",
     "3a:91:d7:05:b2:6e", "6e:02:b4:8a:c1:57", "b6:3f:29:e0:7d:14", "ca:7e:51:0b:2f:88",
     "5e:c3:88:12:a9:d4", "10.42.7.23", "anouks-telefoon", "10.42.7.31", "Anouk de Vries iPhone",

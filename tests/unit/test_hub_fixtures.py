@@ -26,7 +26,7 @@ from citypipe.domain.city import City
 
 FORMATS_COVERED = {
     "tts-v3", "chirpstack-v4", "chirpstack-v3", "aws-iot", "senml", "ngsi-ld",
-    "sensor-community", "telraam", "meraki", "csv",
+    "sensor-community", "sensor-community-api", "telraam", "meraki", "csv",
 }  # fmt: skip
 
 

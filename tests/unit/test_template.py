@@ -14,6 +14,7 @@ import functools
 import json
 import shutil
 from collections.abc import Iterator
+from datetime import timedelta
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -31,17 +32,25 @@ from unit_support import (
 
 from citypipe.adapters.keys import ObjectKeyStore
 from citypipe.adapters.tokens import ObjectWebhookTokens
+from citypipe.bootstrap import ingest as bootstrap_ingest
 from citypipe.domain.city import City, ConfigError, ResidencyError, city_files
 from citypipe.domain.model import Function, Zone
 from citypipe.domain.naming import (
     StackNames,
     deployment_prefix,
 )
-from citypipe.ports import Body, ObjectInfo, StoredObject
+from citypipe.domain.polling import POLL_TICK_MINUTES
+from citypipe.ports import Body, Http, HttpAnswer, ObjectInfo, StoredObject
 from citypipe.service.kernel import Deps
-from citypipe.service.metrics import NAMESPACE, READINGS_IN, READINGS_QUARANTINED
+from citypipe.service.metrics import (
+    NAMESPACE,
+    POLL_FAILURES,
+    READINGS_IN,
+    READINGS_QUARANTINED,
+)
+from citypipe.service.poll import Poller
 from citypipe_local.drops import announce, drop_lines
-from citypipe_local.fakes import InMemoryObjectStore
+from citypipe_local.fakes import InMemoryApiKeys, InMemoryObjectStore
 from citypipe_local.package import PackagedStack, package_stack, stack_params
 from citypipe_local.package import main as package_main
 from citypipe_local.replay import request_export
@@ -359,6 +368,9 @@ def _expected_grants(city: str) -> dict[str, dict[str, set[str]]]:
         f"KeysBucket/{StackNames(city).key_object_prefix()}": {get, put},
         f"KeysBucket/{StackNames(city).key_horizon_object()}": {get},
         f"KeysBucket/{StackNames(city).webhook_tokens_object_prefix()}": {get},
+        # the poller: its cursors and back-offs; the polled APIs' keys
+        f"KeysBucket/{StackNames(city).poll_prefix()}": {get, put, delete},
+        f"KeysBucket/{StackNames(city).api_key_object('x').rsplit('/', 1)[0]}/": {get},
     }
     return own
 
@@ -518,6 +530,25 @@ def test_the_quarantine_rate_alarm_reads_the_metrics_the_stages_emit(
     assert {m["Namespace"] for m in stats.values()} == {NAMESPACE}
     assert {m["MetricName"] for m in stats.values()} == {READINGS_IN, READINGS_QUARANTINED}
     assert all({"Name": "city", "Value": city.slug} in m["Dimensions"] for m in stats.values())
+
+
+@pytest.mark.slow
+def test_the_poller_ticks_on_ingests_schedule_and_a_failing_api_alarms(
+    resources: dict[str, Any],
+) -> None:
+    # The schedule fires at the tick the poller counts in (polls run at the ticks their
+    # interval divides)
+    ingest = {"Fn::GetAtt": [LAMBDA["ingest"], "Arn"]}
+    rules = [
+        r["Properties"] for r in resources.values()
+        if r["Type"] == "AWS::Events::Rule"
+        and any(t["Arn"] == ingest for t in r["Properties"]["Targets"])
+    ]  # fmt: skip
+    assert [r["ScheduleExpression"] for r in rules] == [f"rate({POLL_TICK_MINUTES} minutes)"]
+    # and a polled API that keeps failing raises the alarm on the metric the poller logs
+    alarm = resources["PollFailuresAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == (NAMESPACE, POLL_FAILURES)
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
 
 
 @pytest.mark.slow
@@ -735,10 +766,11 @@ def _run_every_path(deps: Deps, store: AccessStore) -> None:
     tokens = ObjectWebhookTokens(store, deps.names.keys_bucket(), deps.city.slug)
     token = tokens.mint("air-quality")
 
-    def as_function(function: Function) -> Handler:
-        handler = functools.partial(
-            load_handler(function), app=app_for(function, deps, keys, tokens)
-        )
+    def as_function(function: Function, poller: Poller | None = None) -> Handler:
+        app = app_for(function, deps, keys, tokens)
+        if poller is not None:
+            app = bootstrap_ingest.build(deps, keys, tokens, poller)
+        handler = functools.partial(load_handler(function), app=app)
 
         def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             store.function = function.value
@@ -750,6 +782,7 @@ def _run_every_path(deps: Deps, store: AccessStore) -> None:
         return run
 
     handlers = {f: as_function(f) for f in Function}
+    handlers[Function.INGEST] = as_function(Function.INGEST, _telraam_poller(deps, keys))
     pack = json.dumps([*load_event("senml_pack.json"), {"n": "no2", "u": "ppm", "v": 1}])
     context = lambda_context(Function.INGEST)
     answer = handlers[Function.INGEST](http_api_request(pack, token=token), context)
@@ -757,12 +790,32 @@ def _run_every_path(deps: Deps, store: AccessStore) -> None:
     announce(deps, drop_lines(deps, "canonical", [json.dumps(wifi_observation())]))
     runner = LocalRunner(deps.names, deps.queue, handlers=handlers, concurrency=1)
     runner.drain([Function.INGEST, Function.ANONYMIZE, Function.AGGREGATE], timeout_s=60)
+    # the poller's tick, twice an hour apart (cursors written, then moved on)
+    for fired in ("2026-06-02T12:00:00Z", "2026-06-02T13:00:00Z"):
+        polls = handlers[Function.INGEST](scheduled_event(fired), context)["polls"]
+        assert polls["traffic-counters/telraam"]["answered"] == 10
+        deps.clock.at += timedelta(hours=1)  # type: ignore[attr-defined]
     request_export(deps)
     runner.drain([Function.EXPORT], timeout_s=60)
     # 1 June's key dies, then a season later the short-lived zones are swept, and years
     # later every zone but open
     for fired in ("2026-06-03T03:00:00Z", "2027-12-01T03:00:00Z", "2040-06-01T03:00:00Z"):
         handlers[Function.EXPORT](scheduled_event(fired), lambda_context(Function.EXPORT))
+
+
+class _TelraamHttp(Http):
+    """Telraam's API answering every segment with one hourly row of segment 9101053."""
+
+    def request(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
+                timeout_s: float, limit: int) -> HttpAnswer:  # fmt: skip
+        row = {"segment_id": 9101053, "date": "2026-06-02T10:00:00.000Z", "car": 12.0}
+        return HttpAnswer(200, {}, json.dumps({"report": [row]}).encode())
+
+
+def _telraam_poller(deps: Deps, keys: ObjectKeyStore) -> Poller:
+    api_keys = InMemoryApiKeys()
+    api_keys.put("telraam", "test-key")
+    return Poller(deps, keys, _TelraamHttp(), api_keys, lambda seconds: None)
 
 
 def _granted(resources: dict[str, Any], city: str, function: str, action: str, bucket: str,

@@ -25,12 +25,14 @@ from rich.console import Console
 from typer._click import exceptions as click_exceptions  # typer's own click (0.29+)
 from typer.core import TyperGroup
 
+from citypipe.adapters.apikeys import FileApiKeys
 from citypipe.bootstrap import city_from, deps_from
-from citypipe.bootstrap.ingest import file_tokens, tokens_from
+from citypipe.bootstrap.ingest import api_keys_from, file_tokens, poller_from, tokens_from
 from citypipe.bootstrap.keys import key_store_from
 from citypipe.domain.city import ConfigError, load_city
 from citypipe.domain.city_checks import check_city
 from citypipe.domain.model import Function
+from citypipe.entrypoints.polls import polled
 from citypipe.settings import Settings
 from citypipe_bridge.main import BridgeFailed
 from citypipe_bridge.main import run as bridge_run
@@ -67,7 +69,7 @@ from citypipe_local.simulate import scaled_city, simulate
 # The commands in the order of a first run (help lists them so).
 FIRST_RUN = (
     "demo", "simulate", "replay", "quarantine", "check-city", "serve", "bridge", "stack",
-    "webhook-token", "push", "request-export",
+    "webhook-token", "api-key", "push", "poll", "request-export",
 )  # fmt: skip
 
 
@@ -524,6 +526,56 @@ def webhook_token_cmd(
         f"({city_model.sources[source].webhook.auth.value}: docs/hubs.md)."
     )
     print(token)  # noqa: T201 (stdout: the one place the token is ever shown)
+
+
+@app.command("api-key")
+def api_key_cmd(
+    name: Annotated[str, typer.Option("--name", help="the api_key a poll of the city file names")],
+    city: CityOpt = None,
+    store: Annotated[
+        TokenStore | None,
+        typer.Option(help="where the key goes (default: CITYPIPE_POLL__KEYS, object)"),
+    ] = None,
+) -> None:
+    """Store the key of a hub API the city polls (its poll's api_key names it), read from
+    stdin (never an argument: shells keep those), in the stack's secrets (its keys bucket
+    by default, with your credentials and the CITYPIPE_* endpoints). Never in the city file."""
+    path = city_file(city)
+    settings = settings_for(path)
+    if store is not None:
+        settings = settings.model_copy(
+            update={"poll": settings.poll.model_copy(update={"keys": store.value})}
+        )
+    city_model = load_city(path)
+    named = {p.api_key for s in city_model.sources.values() for p in s.poll if p.api_key}
+    if name not in named:
+        raise CliError(f"--name {name}: no poll of the city file names it; one of {sorted(named)}")
+    key = sys.stdin.readline().strip()
+    if not key:
+        raise CliError("api-key: give the key on stdin (echo -n $KEY | citypipe api-key ...)")
+    if settings.poll.keys == TokenStore.FILE.value:
+        FileApiKeys(settings.poll.directory / city_model.slug).put(name, key)
+    else:  # the key goes to the city's stack only (the residency guard of the functions)
+        cloud = cloud_settings(path, "api-key").model_copy(update={"poll": settings.poll})
+        api_keys_from(cloud, deps_from(cloud)).put(name, key)
+    console.print(f"the {name} API key is stored ({settings.poll.keys}); it is never shown again")
+
+
+@app.command("poll")
+def poll_cmd(
+    city: CityOpt = None,
+    at: Annotated[str | None, typer.Option(help="the tick's time, RFC 3339 (default: now)")] = None,
+) -> None:
+    """Run the poller's tick once against a stack (the CITYPIPE_* endpoints), as its
+    schedule does every 5 minutes: the hub APIs the city polls that are due at that tick."""
+    settings = cloud_settings(city_file(city), "poll")
+    deps = deps_from(settings)
+    poller = poller_from(settings, deps, key_store_from(settings, deps))
+    answer = polled(poller, {"time": at} if at else {})
+    for name, counts in answer["polls"].items():
+        console.print(f"{name}: {counts}")
+    if not answer["polls"]:
+        console.print("no poll due at this tick")
 
 
 @app.command("push")

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 
 from citypipe.domain.errors import AlreadyExistsError, BackendRefusedError, NotFoundError
 from citypipe.ports import (
+    ApiKeys,
     Body,
     Clock,
     FileBody,
@@ -215,6 +216,19 @@ class FixedClock(Clock):
 
     def now(self) -> datetime:
         return self.at
+
+
+class InMemoryApiKeys(ApiKeys):
+    """The polled APIs' keys, in memory."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, str] = {}
+
+    def get(self, name: str) -> str | None:
+        return self.keys.get(name)
+
+    def put(self, name: str, key: str) -> None:
+        self.keys[name] = key
 
 
 class InMemoryWebhookTokens(WebhookTokens):

@@ -28,6 +28,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar, cast
 
+from citypipe.adapters.http import UrllibHttp
 from citypipe.adapters.scratch import TempScratch
 from citypipe.bootstrap import aggregate as bootstrap_aggregate
 from citypipe.bootstrap import anonymize as bootstrap_anonymize
@@ -39,12 +40,13 @@ from citypipe.domain.errors import TransientError
 from citypipe.domain.model import Function
 from citypipe.domain.naming import StackNames
 from citypipe.entrypoints.apps import FunctionApp
-from citypipe.ports import Clock, KeyStore, Queue, ReceivedMessage, WebhookTokens
+from citypipe.ports import ApiKeys, Clock, KeyStore, Queue, ReceivedMessage, WebhookTokens
 from citypipe.service.export import ExportPorts
 from citypipe.service.kernel import Deps, log
+from citypipe.service.poll import Poller
 from citypipe.settings import Settings
 from citypipe_local.clock import SimulatedClock
-from citypipe_local.fakes import InMemoryWebhookTokens
+from citypipe_local.fakes import InMemoryApiKeys, InMemoryWebhookTokens
 from citypipe_local.faults import FaultInjector, Faults
 from citypipe_local.scaleway_model import TRIGGER_RETRIES
 from citypipe_local.usage import Meter, Usage, peak_rss_mb
@@ -142,17 +144,31 @@ def sqs_event(messages: Sequence[ReceivedMessage], queue_arn: str, region: str) 
 
 
 def app_for(
-    function: Function, deps: Deps, keys: KeyStore, tokens: WebhookTokens | None = None
+    function: Function,
+    deps: Deps,
+    keys: KeyStore,
+    tokens: WebhookTokens | None = None,
+    api_keys: ApiKeys | None = None,
 ) -> FunctionApp:
     """A function's app from its own composition root, on the given ports. Without
-    ``tokens`` no source has a webhook token: ingest refuses every webhook request."""
+    ``tokens`` no source has a webhook token: ingest refuses every webhook request; without
+    ``api_keys`` no polled API has its key: the poller's tick asks none of them."""
     if function is Function.INGEST:
-        return bootstrap_ingest.build(deps, keys, tokens or InMemoryWebhookTokens())
+        poller = local_poller(deps, keys, api_keys or InMemoryApiKeys())
+        return bootstrap_ingest.build(deps, keys, tokens or InMemoryWebhookTokens(), poller)
     if function is Function.ANONYMIZE:
         return bootstrap_anonymize.build(deps)
     if function is Function.AGGREGATE:
         return bootstrap_aggregate.build(deps)
     return bootstrap_export.build(deps, ExportPorts(keys, TempScratch()))
+
+
+def local_poller(deps: Deps, keys: KeyStore, api_keys: ApiKeys) -> Poller | None:
+    """The poller of the hub APIs the city polls, on this machine's network (None: it polls
+    none)."""
+    if not any(source.poll for source in deps.city.sources.values()):
+        return None
+    return Poller(deps, keys, UrllibHttp(), api_keys, time.sleep)
 
 
 def in_process_handlers(

@@ -1,5 +1,5 @@
 """Ports: the small interfaces the cores and services talk through (ObjectStore, Queue,
-KeyStore, WebhookTokens, Scratch, Clock).
+KeyStore, WebhookTokens, Scratch, Http, ApiKeys, Clock).
 
 Shared behaviour (chunking to API limits, conditional-put semantics, checksums) is written
 once here; each backend fills in a few primitives.
@@ -369,6 +369,44 @@ class Scratch(ABC):
     @abstractmethod
     def directory(self) -> AbstractContextManager[Path]:
         """A fresh private directory, removed when the context ends."""
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    """What a hub's API answered: any status is an answer. ``headers``: names lower-cased."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class Http(ABC):
+    """Requests to the hub APIs a city polls (``service.poll``)."""
+
+    @abstractmethod
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        timeout_s: float,
+        limit: int,
+    ) -> HttpAnswer:
+        """One request, not retried. Raises ``TransientError`` where no whole answer came
+        (refused or reset, timed out, a body over ``limit`` bytes: never read whole)."""
+
+
+class ApiKeys(ABC):
+    """The keys of the hub APIs a city polls, by the name its city file gives them, in the
+    stack's secret store: never in the city file, never logged."""
+
+    @abstractmethod
+    def get(self, name: str) -> str | None:
+        """The key, or None where none was set."""
+
+    @abstractmethod
+    def put(self, name: str, key: str) -> None: ...
 
 
 class Clock(ABC):

@@ -89,6 +89,20 @@ class WebhookSettings(BaseModel):
     directory: Path = Path(".citypipe/webhook-tokens")
 
 
+class PollSettings(BaseModel):
+    """The poller of hub APIs (``sources.<s>.poll``): where their keys are, how long a tick."""
+
+    keys: Literal["object", "secretsmanager", "file"] = Field(
+        default="object",
+        description="where the APIs' keys are: object: the stack's keys bucket (every cloud); "
+        "secretsmanager: AWS only; file: a laptop",
+    )
+    directory: Path = Path(".citypipe/api-keys")
+    budget_s: float = Field(
+        default=60.0, ge=5.0, le=800.0, description="a tick's time, under the function's timeout"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CITYPIPE_", env_nested_delimiter="__", extra="forbid"
@@ -101,6 +115,7 @@ class Settings(BaseSettings):
     secrets: BackendSettings = BackendSettings()  # Secrets Manager (AWS only)
     keys: KeySettings = KeySettings()
     webhook: WebhookSettings = WebhookSettings()
+    poll: PollSettings = PollSettings()
     log_level: str = "INFO"
     localstack_endpoint: str | None = Field(
         default=None,

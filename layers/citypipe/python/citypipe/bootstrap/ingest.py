@@ -4,6 +4,7 @@ DataSketches."""
 
 from __future__ import annotations
 
+import time
 from functools import cache, partial
 
 from citypipe.bootstrap import deps_from, stage_consumer
@@ -12,18 +13,53 @@ from citypipe.domain.model import Function
 from citypipe.entrypoints.apps import FunctionApp
 from citypipe.entrypoints.http import webhook
 from citypipe.entrypoints.iot import iot_rule
-from citypipe.ports import KeyStore, WebhookTokens
+from citypipe.entrypoints.polls import polled
+from citypipe.ports import ApiKeys, KeyStore, WebhookTokens
 from citypipe.service.ingest import ingest_drop
 from citypipe.service.kernel import Deps
+from citypipe.service.poll import Poller
 from citypipe.settings import Settings
 
 
-def build(deps: Deps, keys: KeyStore, tokens: WebhookTokens) -> FunctionApp:
+def build(
+    deps: Deps, keys: KeyStore, tokens: WebhookTokens, poller: Poller | None = None
+) -> FunctionApp:
+    """``poller``: the hub APIs the city polls, at each tick (None: it polls none)."""
     return FunctionApp(
         consumer=stage_consumer(Function.INGEST, deps, partial(ingest_drop, keys=keys)),
         http=lambda event: webhook(deps, tokens, keys, event),
         iot=lambda event: iot_rule(deps, keys, event),
+        schedule=lambda event: polled(poller, event),
     )
+
+
+def poller_from(settings: Settings, deps: Deps, keys: KeyStore) -> Poller | None:
+    """The poller of a city that polls hub APIs (``sources.<s>.poll``), else None."""
+    if not any(source.poll for source in deps.city.sources.values()):
+        return None
+    from citypipe.adapters.http import UrllibHttp
+
+    api_keys = api_keys_from(settings, deps)
+    return Poller(deps, keys, UrllibHttp(), api_keys, time.sleep, settings.poll.budget_s)
+
+
+def api_keys_from(settings: Settings, deps: Deps) -> ApiKeys:
+    """The polled APIs' keys, in the stack's keys bucket by default."""
+    city = deps.city.slug
+    if settings.poll.keys == "object":
+        from citypipe.adapters.apikeys import ObjectApiKeys
+
+        return ObjectApiKeys(deps.store, deps.names.keys_bucket(), city)
+    if settings.poll.keys == "secretsmanager":
+        from citypipe.adapters.apikeys import SecretsManagerApiKeys
+        from citypipe.adapters.clients import secretsmanager_client
+
+        return SecretsManagerApiKeys(
+            secretsmanager_client(settings.service("secrets")), settings.keys.secret_prefix, city
+        )
+    from citypipe.adapters.apikeys import FileApiKeys
+
+    return FileApiKeys(settings.poll.directory / city)
 
 
 def tokens_from(settings: Settings, deps: Deps) -> WebhookTokens:
@@ -54,4 +90,5 @@ def file_tokens(settings: Settings, city: str) -> WebhookTokens:
 def cold_start() -> FunctionApp:
     settings = Settings()
     deps = deps_from(settings)
-    return build(deps, key_store_from(settings, deps), tokens_from(settings, deps))
+    keys = key_store_from(settings, deps)
+    return build(deps, keys, tokens_from(settings, deps), poller_from(settings, deps, keys))

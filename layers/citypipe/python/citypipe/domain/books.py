@@ -220,6 +220,39 @@ class BridgeCounts(Book):
         return self.messages == accounted + self.discarded + self.pending
 
 
+class PollCounts(Book):
+    """What one tick of a source's poll of a hub API did (requests and batches, not
+    readings: ``readings`` holds what the edge made of the batches it wrote). Logged with
+    the tick's metrics; the durable ledger of what was written stays the lineage.
+
+    Every device due is fetched (``devices``), or left to a later tick (``deferred``: the
+    tick's work or time ran out, the API asked to wait, or it kept failing); every request
+    is answered (``answered``) or failed with a reason (``failed``: ``rate_limited``,
+    ``server_error``, ``no_answer``, ``refused``, ``malformed``, ``no_api_key``). Every item
+    of an answer is a batch the edge wrote (``written``) or found written before
+    (``duplicates``)."""
+
+    devices: int  # devices due at this tick
+    deferred: int  # devices left to a later tick
+    requests: int  # requests sent (a retry is a request)
+    answered: int  # answers read (2xx, the documented shape)
+    failed: dict[str, int]  # requests and answers that gave nothing, by reason
+    written: int  # batches the edge wrote
+    duplicates: int  # batches written before (the same row or measurement fetched again)
+    readings: IngestCounts  # the edge's counts of the batches written
+
+    @classmethod
+    def zero(cls) -> PollCounts:
+        return cls(
+            devices=0, deferred=0, requests=0, answered=0, failed={}, written=0, duplicates=0,
+            readings=IngestCounts.zero(),
+        )  # fmt: skip
+
+    @property
+    def failures(self) -> int:
+        return sum(self.failed.values())
+
+
 # --- the open zone's own books ---------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from citypipe.domain.cityfile import city_files as city_files  # noqa: PLC0414
 from citypipe.domain.geo import ZoneIndex
 from citypipe.domain.model import QUANTITIES, Zone
 from citypipe.domain.personal import GENERALIZABLE, HUB_PERSONAL, PERSONAL_FIELDS, RED_LINES
+from citypipe.domain.polling import Poll
 from citypipe.domain.problems import ConfigError as ConfigError  # noqa: PLC0414
 from citypipe.domain.problems import Finding, Refusals, validation_problems
 from citypipe.domain.registry import Registry, Resolved, normalize_id, registry_problems, resolved
@@ -40,7 +41,7 @@ SLUG = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
 # keeps the two lists equal: the domain imports no core). CSV is a drop, never a message.
 MESSAGE_FORMATS = (
     "aws-iot", "canonical", "chirpstack-v3", "chirpstack-v4", "meraki", "ngsi-ld", "senml",
-    "sensor-community", "telraam", "tts-v3",
+    "sensor-community", "sensor-community-api", "telraam", "tts-v3",
 )  # fmt: skip
 
 
@@ -192,13 +193,15 @@ class Source(Strict):
     """A family of sensors with one purpose and one privacy policy. Which devices belong to
     it, and what they measure, is the device registry's business (``registry``); where its
     hubs publish on a broker, ``mqtt`` (the MQTT bridge subscribes to those topics only);
-    how its hubs authenticate on the webhook, ``webhook``."""
+    how its hubs authenticate on the webhook, ``webhook``; which hub APIs the city calls for
+    its readings, ``poll`` (``domain.polling``)."""
 
     kind: str
     purpose: str
     policy: PrivacyPolicy = PrivacyPolicy()
     mqtt: list[MqttTopic] = Field(default_factory=list)
     webhook: Webhook = Webhook()
+    poll: list[Poll] = Field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -541,6 +544,7 @@ class City(Strict):
             *_accountability_missing(self),
             *_topic_clashes(self),
             *_unprotected_people(self),
+            *_polls_astray(self),
         ]
         if found:
             raise Refusals(found)
@@ -853,6 +857,40 @@ def _registry_misfits(city: City) -> list[Finding]:
                 )
             )
     return [Finding(("registry", *f.loc), f.message, f.fix) for f in found]
+
+
+def _polls_astray(city: City) -> list[Finding]:
+    """A source polling one API twice (each device would be fetched twice), or an API none of
+    its devices is registered for (nothing to poll)."""
+    found = []
+    for name, source in city.sources.items():
+        for i, poll in enumerate(source.poll):
+            if any(p.api == poll.api for p in source.poll[:i]):
+                found.append(
+                    Finding(
+                        ("sources", name, "poll", i, "api"),
+                        f"{poll.api.value} twice",
+                        "poll an API once",
+                    )
+                )
+            hub = poll.spec.hub
+            if not any(
+                d.hub == hub and _source_of(city, d.profile) == name
+                for d in city.registry.devices.values()
+            ):
+                found.append(
+                    Finding(
+                        ("sources", name, "poll", i, "api"),
+                        f"no device of {name} is registered under hub {hub}",
+                        f"register the devices it polls with hub: {hub}, or remove the poll",
+                    )
+                )
+    return found
+
+
+def _source_of(city: City, profile: str) -> str | None:
+    found = city.registry.profiles.get(profile)
+    return found.source if found is not None else None
 
 
 def _topic_clashes(city: City) -> list[Finding]:

@@ -121,6 +121,32 @@ class StackNames:
         """The digests of a source's webhook tokens (never the tokens)."""
         return f"{self.webhook_tokens_object_prefix()}{source}.json"
 
+    # --- polled sources (``service.poll``), in the keys bucket -----------------------------------
+
+    def api_key_object(self, name: str) -> str:
+        """A polled API's key, by the name the city file gives it: ``api-keys/<city>/<name>``."""
+        return f"api-keys/{self.slug}/{name}"
+
+    def api_key_secret(self, secret_prefix: str, name: str) -> str:
+        """Secrets Manager: a polled API's key, ``<prefix>/<city>/api-keys/<name>``."""
+        return f"{secret_prefix}/{self.slug}/api-keys/{name}"
+
+    def poll_prefix(self) -> str:
+        """The poller's state: ``poll/<city>/`` (cursors and back-offs, never data)."""
+        return f"poll/{self.slug}/"
+
+    def cursor_prefix(self, source: str, device: str) -> str:
+        """A polled device's cursor: one object a position, the latest the one in force."""
+        return f"{self.poll_prefix()}{source}/cursors/{device}/"
+
+    def cursor_key(self, source: str, device: str, position: datetime) -> str:
+        """A cursor's position, in its key: key order is time order."""
+        return f"{self.cursor_prefix(source, device)}{position:%Y%m%dT%H%M%SZ}.json"
+
+    def backoff_key(self, source: str, api: str) -> str:
+        """Until when an API asked a source's poller to wait (its 429's Retry-After)."""
+        return f"{self.poll_prefix()}{source}/backoff/{api}.json"
+
     # --- quarantine ----------------------------------------------------------------------------
 
     def quarantine_key(self, function: Function, ident: str) -> str:

@@ -11,6 +11,8 @@ Hubs (namespaces of device ids) and what their id is:
 - ``senml``: the device part of a SenML name (``bn`` + ``n`` before the last ``/`` or ``:``)
 - ``ngsi-ld``: the entity id (``urn:ngsi-ld:Device:...``)
 - ``sensor-community``: the chip id (``esp8266id``, or the ``X-Sensor`` header's digits)
+- ``sensor-community-api``: a sensor's API id (one per sensor of a station: its SDS011 and
+  its BME280 have two), as the Sensor.Community API names it — not the chip id
 - ``meraki``: the access point's MAC (Scanning API v2 ``apMac``, v3 ``nearestApMac``)
 - ``aws-iot``: the MQTT topic an IoT rule received a device's JSON on
 - ``telraam``: the road segment id
@@ -31,8 +33,8 @@ from citypipe.domain.model import QUANTITIES
 from citypipe.domain.problems import Finding, Refusals
 
 HUBS = (
-    "lorawan", "senml", "ngsi-ld", "sensor-community", "meraki", "aws-iot", "telraam", "csv",
-    "canonical",
+    "lorawan", "senml", "ngsi-ld", "sensor-community", "sensor-community-api", "meraki",
+    "aws-iot", "telraam", "csv", "canonical",
 )  # fmt: skip
 SENSOR_NAME = r"^[a-z][a-z0-9-]{1,62}[a-z0-9]$"
 

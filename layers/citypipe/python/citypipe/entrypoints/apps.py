@@ -22,7 +22,7 @@ class FunctionApp:
     consumer: ClaimCheckConsumer
     http: EventHandler | None = None  # ingest: hubs' webhooks
     iot: EventHandler | None = None  # ingest: AWS IoT Core rules' Lambda action
-    schedule: EventHandler | None = None  # export: the hourly job
+    schedule: EventHandler | None = None  # export: the hourly job; ingest: the poller's tick
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         if "Records" in event:

@@ -4,6 +4,7 @@ queue bodies."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -81,6 +82,11 @@ def is_schedule(event: dict[str, Any]) -> bool:
     return event.get("detail-type") == "Scheduled Event" or event.get("source") == "aws.events"
 
 
+def fired_at(event: dict[str, Any], now: datetime) -> datetime:
+    """When a schedule fired: its event's time, ``now`` where it does not say (a CRON POST)."""
+    return datetime.fromisoformat(str(event.get("time") or now.isoformat()).replace("Z", "+00:00"))
+
+
 IOT_TOPIC = "citypipe_topic"  # what the city's IoT rule adds: SELECT *, topic() AS citypipe_topic
 
 
@@ -90,12 +96,14 @@ def is_iot_rule(event: dict[str, Any]) -> bool:
     return isinstance(event.get(IOT_TOPIC), str)
 
 
-# What the hourly CRON trigger of a Scaleway deployment POSTs (its fixed JSON input).
+# What the CRON triggers of a Scaleway deployment POST (their fixed JSON inputs): export's
+# hourly job, ingest's poller tick.
 CRON_BODY: dict[str, str] = {"citypipe": "hourly"}
+POLL_CRON_BODY: dict[str, str] = {"citypipe": "poll"}
 
 
 def is_cron_body(body: str) -> bool:
     try:
-        return bool(json.loads(body) == CRON_BODY)
+        return json.loads(body) in (CRON_BODY, POLL_CRON_BODY)
     except ValueError:
         return False

@@ -2,8 +2,9 @@
 
 Every route — a webhook request (``service.webhook``), an AWS IoT rule
 (``entrypoints.iot``), the MQTT bridge (``service.bridge``), a drop in the inbox
-(``service.ingest``), a replay of captured hubs — makes one ``Inbound`` of the payloads it
-decoded (``core.decode``) and hands it to ``prepare``: the one entrance. It runs the
+(``service.ingest``), a replay of captured hubs, the poller of hub APIs
+(``service.poll``) — makes one ``Inbound`` of the payloads it decoded (``core.decode``)
+and hands it to ``prepare``: the one entrance. It runs the
 normalization path (``core.ingest``): devices resolved in the registry, the data subject's
 identifier replaced by its keyed pseudonym (the city's key of the day), device and
 network identifiers dropped; so the raw zone holds pseudonymous observations only and
@@ -54,6 +55,7 @@ class Route(StrEnum):
     MQTT = "mqtt"
     DROP = "drop"
     REPLAY = "replay"
+    POLL = "poll"  # a hub API the city calls (service.poll)
 
 
 @dataclass(frozen=True)

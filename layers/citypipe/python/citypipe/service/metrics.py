@@ -9,12 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from citypipe.domain.books import StageCounts
+from citypipe.domain.books import PollCounts, StageCounts
 from citypipe.domain.model import Function
 
 NAMESPACE = "citypipe"
 READINGS_IN = "ReadingsIn"
 READINGS_QUARANTINED = "ReadingsQuarantined"
+POLL_REQUESTS = "PollRequests"
+POLL_FAILURES = "PollFailures"
 
 
 def embedded_metrics(
@@ -40,4 +42,27 @@ def embedded_metrics(
         "function": function.value,
         READINGS_IN: counts.readings_in,
         READINGS_QUARANTINED: counts.quarantined_total,
+    }
+
+
+def poll_metrics(city: str, counts: PollCounts, at: datetime) -> dict[str, Any]:
+    """Log fields that make a poll's "polled" line an EMF document: per city, the requests
+    a tick sent to hub APIs and how many of them gave nothing (the template alarms on it)."""
+    return {
+        "_aws": {
+            "Timestamp": int(at.timestamp() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [["city"]],
+                    "Metrics": [
+                        {"Name": POLL_REQUESTS, "Unit": "Count"},
+                        {"Name": POLL_FAILURES, "Unit": "Count"},
+                    ],
+                }
+            ],
+        },
+        "city": city,
+        POLL_REQUESTS: counts.requests,
+        POLL_FAILURES: counts.failures,
     }

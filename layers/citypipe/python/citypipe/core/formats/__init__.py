@@ -17,6 +17,7 @@ from citypipe.core.formats import (
     ngsi_ld,
     senml,
     sensor_community,
+    sensor_community_api,
     telraam,
     tts,
 )
@@ -32,6 +33,7 @@ FORMATS: dict[str, Format] = {
         senml.FORMAT,
         ngsi_ld.FORMAT,
         sensor_community.FORMAT,
+        sensor_community_api.FORMAT,
         meraki.FORMAT,
         telraam.FORMAT,
         csv_drop.FORMAT,
