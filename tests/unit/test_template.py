@@ -44,6 +44,7 @@ from citypipe_local.drops import announce, drop_lines
 from citypipe_local.fakes import InMemoryObjectStore
 from citypipe_local.package import PackagedStack, package_stack, stack_params
 from citypipe_local.package import main as package_main
+from citypipe_local.preflight import stack_concurrency
 from citypipe_local.replay import request_export
 from citypipe_local.runner import Handler, LocalRunner, app_for, load_handler
 
@@ -92,9 +93,13 @@ def of_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
     return {name: r for name, r in resources.items() if r["Type"] == kind}
 
 
-def statements(resources: dict[str, Any], function: str) -> list[dict[str, Any]]:
-    [policy] = resources[ROLE[function]]["Properties"]["Policies"]
+def role_statements(resources: dict[str, Any], logical_id: str) -> list[dict[str, Any]]:
+    [policy] = resources[logical_id]["Properties"]["Policies"]
     return list(policy["PolicyDocument"]["Statement"])
+
+
+def statements(resources: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    return role_statements(resources, ROLE[function])
 
 
 def as_list(value: Any) -> list[Any]:
@@ -204,7 +209,11 @@ def test_names_are_the_stacks_names_unique_per_account_and_region(
         sub_of(r["Properties"]["QueueName"]) for r in of_type(resources, "AWS::SQS::Queue").values()
     }
 
-    assert buckets == {*(names.bucket(z) for z in Zone), names.keys_bucket()}
+    assert buckets == {
+        *(names.bucket(z) for z in Zone),
+        names.keys_bucket(),
+        names.access_log_bucket(),
+    }
     assert {names.queue(f) for f in Function} | {names.dlq(f) for f in Function} <= queues
 
 
@@ -237,7 +246,7 @@ def test_each_function_has_a_role_of_its_own(resources: dict[str, Any]) -> None:
     roles = {f: resources[LAMBDA[f]]["Properties"]["Role"]["Fn::GetAtt"][0] for f in FUNCTIONS}
 
     assert roles == ROLE
-    assert set(of_type(resources, "AWS::IAM::Role")) == set(ROLE.values())
+    assert set(of_type(resources, "AWS::IAM::Role")) == {*ROLE.values(), "OperatorRole"}
 
 
 @pytest.mark.slow
@@ -283,7 +292,93 @@ def test_the_keys_bucket_is_private_unversioned_tls_only_and_retained(
     assert rule["Prefix"] == StackNames(city.slug).key_object_prefix()  # the horizon never expires
     assert int(rule["ExpirationInDays"]) == city.key_retention_days + 1
     policy = resources["KeysBucketPolicy"]["Properties"]["PolicyDocument"]
-    assert [s["Sid"] for s in policy["Statement"]] == ["TlsOnly"]
+    assert [s["Sid"] for s in policy["Statement"]] == ["TlsOnly", "OnlyTheSecretHolders"]
+
+
+def role_arn(resources: dict[str, Any], logical_id: str) -> str:
+    """A role's ARN as the key and bucket policies spell it: by its name."""
+    name = sub_of(resources[logical_id]["Properties"]["RoleName"])
+    return f"arn:aws:iam::${{AWS::AccountId}}:role/{name}"
+
+
+def holders_of_the_keys_bucket(resources: dict[str, Any]) -> set[str]:
+    """The roles whose statements reach an object of the keys bucket."""
+    return {
+        logical_id
+        for logical_id, role in of_type(resources, "AWS::IAM::Role").items()
+        for statement in role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        if "${KeysBucket.Arn}/" in json.dumps(statement["Resource"])
+    }
+
+
+@pytest.mark.slow
+def test_only_the_roles_that_hold_secrets_may_use_the_keys_buckets_kms_key(
+    resources: dict[str, Any],
+) -> None:
+    # Given the roles whose grants reach the keys bucket's objects
+    holders = holders_of_the_keys_bucket(resources)
+    assert holders == {"IngestRole", "ExportRole", "OperatorRole"}
+    named = {role_arn(resources, r) for r in holders}
+    # Then the bucket is encrypted with the stack's own key, whose policy lets those roles,
+    # and no other principal, use it; the account may administer it but not use it
+    [rule] = resources["KeysBucket"]["Properties"]["BucketEncryption"][
+        "ServerSideEncryptionConfiguration"
+    ]
+    assert rule["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "aws:kms",
+        "KMSMasterKeyID": {"Fn::GetAtt": ["KeysKey", "Arn"]},
+    }
+    assert rule["BucketKeyEnabled"] is True
+    key = resources["KeysKey"]
+    assert (key["DeletionPolicy"], key["Properties"]["EnableKeyRotation"]) == ("Retain", True)
+    uses = {"kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt", "kms:ReEncrypt*", "kms:*"}
+    for statement in key["Properties"]["KeyPolicy"]["Statement"]:
+        if uses & set(as_list(statement["Action"])):
+            principals = statement["Condition"]["ArnEquals"]["aws:PrincipalArn"]
+            assert {sub_of(p) for p in principals} == named
+    for role in holders:
+        [grant] = [
+            s
+            for s in role_statements(resources, role)
+            if s["Resource"] == {"Fn::GetAtt": ["KeysKey", "Arn"]}
+        ]
+        assert set(grant["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey"}
+
+
+@pytest.mark.slow
+def test_the_keys_bucket_refuses_every_principal_but_the_secret_holders(
+    resources: dict[str, Any],
+) -> None:
+    named = {role_arn(resources, r) for r in holders_of_the_keys_bucket(resources)}
+    policy = resources["KeysBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    [deny] = [s for s in policy if s["Sid"] == "OnlyTheSecretHolders"]
+
+    assert (deny["Effect"], deny["Principal"]) == ("Deny", "*")
+    assert {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"} <= set(
+        deny["Action"]
+    )
+    assert {sub_of(p) for p in deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]} == named
+    assert deny["Resource"] == [
+        {"Fn::GetAtt": ["KeysBucket", "Arn"]},
+        {"Fn::Sub": "${KeysBucket.Arn}/*"},
+    ]
+
+
+@pytest.mark.slow
+def test_the_keys_buckets_access_is_logged_to_a_private_log_bucket(
+    resources: dict[str, Any],
+) -> None:
+    logging = resources["KeysBucket"]["Properties"]["LoggingConfiguration"]
+    log_bucket = resources["AccessLogBucket"]
+    policy = resources["AccessLogBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    [writer] = [s for s in policy if s["Effect"] == "Allow"]
+
+    assert logging["DestinationBucketName"] == {"Ref": "AccessLogBucket"}
+    assert log_bucket["DeletionPolicy"] == "Retain"
+    assert all(log_bucket["Properties"]["PublicAccessBlockConfiguration"].values())
+    assert writer["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert writer["Action"] == "s3:PutObject"
+    assert sub_of(writer["Resource"]) == f"${{AccessLogBucket.Arn}}/{logging['LogFilePrefix']}*"
 
 
 @pytest.mark.slow
@@ -547,18 +642,22 @@ def test_every_queue_reports_partial_batch_failures_at_a_bounded_concurrency(
 
 
 @pytest.mark.slow
-def test_export_requests_cannot_be_throttled_into_the_dlq(resources: dict[str, Any]) -> None:
-    # The queue's poller never runs more invocations than export may have, with one left
-    # for the hourly schedule.
-    reserved = resources[LAMBDA["export"]]["Properties"]["ReservedConcurrentExecutions"]
-    polled = event_source(resources, "export")["ScalingConfig"]["MaximumConcurrency"]
-
-    assert reserved >= polled + 1
+def test_no_function_reserves_concurrency_and_the_preflight_asks_for_all_of_it(
+    resources: dict[str, Any],
+) -> None:
+    # A reservation fails in an account whose quota leaves fewer than 100 executions
+    # unreserved (a new one has 10): the queues' maximum concurrency bounds the functions,
+    # and the preflight demands an account quota that holds them all at once, plus one
+    # invocation per schedule.
     assert not [
-        f
-        for f in FUNCTIONS[:-1]
-        if "ReservedConcurrentExecutions" in resources[LAMBDA[f]]["Properties"]
+        f for f in FUNCTIONS if "ReservedConcurrentExecutions" in resources[LAMBDA[f]]["Properties"]
     ]
+    polled = sum(
+        event_source(resources, f)["ScalingConfig"]["MaximumConcurrency"] for f in FUNCTIONS
+    )
+    scheduled = len(of_type(resources, "AWS::Events::Rule"))
+
+    assert stack_concurrency() == polled + scheduled
 
 
 @pytest.mark.slow
@@ -587,6 +686,33 @@ def test_the_webhook_route_is_per_source_with_payload_2_and_stage_throttling(
     assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
     assert stage["ThrottlingBurstLimit"] > 0
     assert stage["ThrottlingRateLimit"] > 0
+
+
+@pytest.mark.slow
+def test_the_webhook_is_access_logged_without_who_asked(resources: dict[str, Any]) -> None:
+    settings = resources["HttpApiStage"]["Properties"]["AccessLogSettings"]
+    [group] = [
+        name for name, r in of_type(resources, "AWS::Logs::LogGroup").items() if "HttpApi" in name
+    ]
+    fields = json.loads(settings["Format"])
+
+    assert settings["DestinationArn"] == {"Fn::GetAtt": [group, "Arn"]}
+    assert resources[group]["Properties"]["RetentionInDays"] > 0
+    assert {"requestId", "route", "status"} <= set(fields)
+    assert not [v for v in fields.values() if "identity" in v or "header" in v.lower()]
+
+
+@pytest.mark.slow
+def test_the_docs_count_the_alarm_metrics_the_template_has(resources: dict[str, Any]) -> None:
+    # CloudWatch bills an alarm per metric it reads: one each, the quarantine rate's two
+    metrics = sum(
+        len([m for m in a["Metrics"] if "MetricStat" in m]) if "Metrics" in a else 1
+        for a in alarms(resources)
+    )
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
+
+    assert f"{metrics} alarm metrics ${metrics * 0.10:.2f}" in deploy
+    assert f"{len(alarms(resources))} alarms" in deploy
 
 
 @pytest.mark.slow

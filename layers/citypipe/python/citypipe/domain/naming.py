@@ -45,6 +45,10 @@ class StackNames:
         """The private, unversioned bucket of the daily pseudonymization secrets."""
         return f"{self.prefix}{self.slug}-keys"
 
+    def access_log_bucket(self) -> str:
+        """Where the cloud writes the keys bucket's access log (AWS: S3 server access logs)."""
+        return f"{self.prefix}{self.slug}-logs"
+
     # --- the data zones: raw, clean, aggregates ------------------------------------------------
 
     def data_key(self, zone: Zone, at: datetime, source: str, ident: str, ext: str) -> str:
