@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from repo import ROOT
 
 from citypipe_local.preflight import (
     Account,
@@ -42,8 +43,13 @@ def test_a_new_account_whose_quota_cannot_hold_the_stack_is_refused() -> None:
     assert "Service Quotas" in detail
 
 
-def test_the_stack_needs_more_than_a_new_account_has() -> None:
-    assert stack_concurrency() > 10
+def test_the_stack_needs_more_than_a_new_account_has_and_the_runbook_says_how_much() -> None:
+    needed = stack_concurrency()
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
+
+    assert needed > 10
+    assert f"must hold the whole stack at once: {needed} executions" in " ".join(deploy.split())
+    assert f"what the stack may run at once ({needed})" in " ".join(deploy.split())
 
 
 def test_a_quota_that_cannot_be_read_is_a_refusal_not_a_pass() -> None:

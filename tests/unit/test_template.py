@@ -366,7 +366,7 @@ def test_the_keys_bucket_refuses_every_principal_but_the_secret_holders(
 
 @pytest.mark.slow
 def test_the_keys_buckets_access_is_logged_to_a_private_log_bucket(
-    resources: dict[str, Any],
+    resources: dict[str, Any], city: City
 ) -> None:
     logging = resources["KeysBucket"]["Properties"]["LoggingConfiguration"]
     log_bucket = resources["AccessLogBucket"]
@@ -375,6 +375,8 @@ def test_the_keys_buckets_access_is_logged_to_a_private_log_bucket(
 
     assert logging["DestinationBucketName"] == {"Ref": "AccessLogBucket"}
     assert log_bucket["DeletionPolicy"] == "Retain"
+    [rule] = log_bucket["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert int(rule["ExpirationInDays"]) == city.retention_days[Zone.AUDIT]  # as the trail
     assert all(log_bucket["Properties"]["PublicAccessBlockConfiguration"].values())
     assert writer["Principal"] == {"Service": "logging.s3.amazonaws.com"}
     assert writer["Action"] == "s3:PutObject"
