@@ -63,3 +63,19 @@ def test_an_account_with_free_names_passes_that_check(
     assert main(["preflight", "--city", str(CITY_FILE)]) == 1  # moto reads no quota
     out = " ".join(capsys.readouterr().err.split())
     assert "ok names: every bucket, queue and key alias name is free" in out
+
+
+def test_a_later_generation_deploys_beside_what_a_removed_stack_kept(
+    account: Endpoint, city: City, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the audit bucket a removed stack kept, locked for years
+    names = StackNames(city.slug, deployment_prefix(MOTO_ACCOUNT, city.region))
+    s3_client(account.settings).create_bucket(
+        Bucket=names.bucket(Zone.AUDIT),
+        CreateBucketConfiguration={"LocationConstraint": city.region},  # type: ignore[typeddict-item]
+    )
+    # When the preflight checks the second generation of names
+    main(["preflight", "--city", str(CITY_FILE), "--generation", "2"])
+    # Then they are free: the old trail stays where it is
+    out = " ".join(capsys.readouterr().err.split())
+    assert "ok names: every bucket, queue and key alias name is free" in out

@@ -186,6 +186,24 @@ def test_retention_params_come_from_the_city_file(zone: str, days: int) -> None:
     assert params[f"{zone}Days"] == str(days)
 
 
+def test_a_later_generation_names_every_bucket_and_queue_anew(city: City) -> None:
+    # A city deployed again beside what a removed stack kept (its locked audit bucket)
+    first = stack_params(city, "infra/cities/velden.yaml", ".build/layer")
+    second = stack_params(city, "infra/cities/velden.yaml", ".build/layer", generation=2)
+
+    assert first["namePrefix"] == f"${{AWS::AccountId}}-{city.region}-"
+    assert second["namePrefix"] == f"${{AWS::AccountId}}-{city.region}-g2-"
+    assert {k: v for k, v in first.items() if k != "namePrefix"} == {
+        k: v for k, v in second.items() if k != "namePrefix"
+    }  # object keys, the stack's name and everything else stay
+
+
+def test_a_generation_below_one_is_refused() -> None:
+    with pytest.raises(SystemExit) as exit_status:
+        package_main(["stack", "--city", str(CITY_FILE), "--generation", "0"])
+    assert exit_status.value.code == 2
+
+
 def test_an_open_zone_kept_forever_has_no_expiration(city: City) -> None:
     params = stack_params(city, "infra/cities/velden.yaml", ".build/layer")
 

@@ -478,12 +478,19 @@ def stack_down(
 
 
 @app.command("preflight")
-def preflight_cmd(city: CityOpt = None) -> None:
+def preflight_cmd(
+    city: CityOpt = None,
+    generation: Annotated[
+        int,
+        typer.Option(min=1, help="of the names, as packaged (2+: beside a removed stack's)"),
+    ] = 1,
+) -> None:
     """Whether the AWS account of your credentials can take the city's stack, before
     anything is created: its concurrency quota, your permissions, names already taken.
     Exit 1 if it cannot."""
     loaded = load_city(city_file(city))
-    findings = preflight.assess(preflight.gather(loaded), preflight.stack_concurrency())
+    account = preflight.gather(loaded, generation)
+    findings = preflight.assess(account, preflight.stack_concurrency())
     for finding in findings:
         mark = "[green]ok[/]" if finding.ok else "[red]refused[/]"
         console.print(f"{mark} {finding.what}: {escape(finding.detail)}", highlight=False)

@@ -158,9 +158,11 @@ def _names(account: Account) -> Finding:
 # --- the calls ------------------------------------------------------------------------------
 
 
-def resource_names(city: City, account_id: str) -> tuple[list[str], list[str], str]:
+def resource_names(
+    city: City, account_id: str, generation: int = 1
+) -> tuple[list[str], list[str], str]:
     """The stack's buckets, queues and KMS alias, as serverless.yml names them."""
-    names = StackNames(city.slug, deployment_prefix(account_id, city.region))
+    names = StackNames(city.slug, deployment_prefix(account_id, city.region, generation))
     buckets = [
         *(names.bucket(z) for z in Zone), names.keys_bucket(), names.access_log_bucket()
     ]  # fmt: skip
@@ -195,8 +197,9 @@ class _Reader:
             return None
 
 
-def gather(city: City) -> Account:
-    """Read the account the default credentials name, in the city's region."""
+def gather(city: City, generation: int = 1) -> Account:
+    """Read the account the default credentials name, in the city's region, for the stack
+    with that generation of names."""
     reader = _Reader(city.region)
     caller = reader.client("sts").get_caller_identity()
     account_id, principal = caller["Account"], simulated_principal(caller["Arn"])
@@ -215,7 +218,7 @@ def gather(city: City) -> Account:
     if simulated is not None:
         results = simulated["EvaluationResults"]
         denied = tuple(r["EvalActionName"] for r in results if r["EvalDecision"] != "allowed")
-    buckets, queues, alias = resource_names(city, account_id)
+    buckets, queues, alias = resource_names(city, account_id, generation)
     return Account(
         account_id,
         principal,

@@ -42,7 +42,7 @@ def session() -> Session:
     return get_session()
 
 
-def checksum_settings(custom: bool) -> dict[str, str]:
+def checksum_settings(custom: bool) -> dict[str, Any]:
     """The checksum settings of a client, on a botocore that has them (>= 1.36; older ones
     raise TypeError on them, and compute checksums only when an operation requires it).
     Non-AWS S3 (Scaleway, moto, LocalStack) rejects the newer default checksums."""
