@@ -198,6 +198,27 @@ def test_a_later_generation_names_every_bucket_and_queue_anew(city: City) -> Non
     }  # object keys, the stack's name and everything else stay
 
 
+def test_deploy_refuses_a_package_made_for_another_generation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, city: City
+) -> None:
+    # Given a package of the first generation (its region guard and its functions' prefix)
+    import citypipe_local.package as package
+
+    first = stack_params(city, "infra/cities/velden.yaml", ".build/layer")
+    env = {"Variables": {"CITYPIPE_STACK__NAME_PREFIX": {"Fn::Sub": first["namePrefix"]}}}
+    template = {
+        "Rules": package.region_rules(city),
+        "Resources": {"IngestLambdaFunction": {"Properties": {"Environment": env}}},
+    }
+    (tmp_path / ".serverless").mkdir()
+    (tmp_path / ".serverless" / package.TEMPLATE).write_text(json.dumps(template))
+    monkeypatch.setattr(package, "ROOT", tmp_path)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    # When it is deployed as the second, nothing is deployed: it says why
+    with pytest.raises(package.PackagingError, match="another --generation"):
+        package.deploy_stack(CITY_FILE, generation=2)
+
+
 def test_a_generation_below_one_is_refused() -> None:
     with pytest.raises(SystemExit) as exit_status:
         package_main(["stack", "--city", str(CITY_FILE), "--generation", "0"])
