@@ -423,6 +423,30 @@ def test_the_keys_buckets_access_is_logged_to_a_private_log_bucket(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("role", [*ROLE.values(), "OperatorRole"])
+def test_a_role_that_reads_objects_may_list_their_bucket(
+    resources: dict[str, Any], role: str
+) -> None:
+    # S3 answers a read of a missing object with 403, not 404, to a principal that may not
+    # list the bucket: the key and token stores, which create what is missing, would fail
+    read = {
+        r["Fn::Sub"][2:].split(".Arn}/")[0]
+        for s in role_statements(resources, role)
+        if "s3:GetObject" in as_list(s["Action"])
+        for r in as_list(s["Resource"])
+        if isinstance(r, dict) and ".Arn}/" in r.get("Fn::Sub", "")
+    }
+    listed = {
+        r["Fn::GetAtt"][0]
+        for s in role_statements(resources, role)
+        if "s3:ListBucket" in as_list(s["Action"]) and "Condition" not in s
+        for r in as_list(s["Resource"])
+    }
+    assert read
+    assert read <= listed
+
+
+@pytest.mark.slow
 def test_no_role_may_list_every_secret_of_the_account(resources: dict[str, Any]) -> None:
     assert not [f for f in FUNCTIONS if "secretsmanager:ListSecrets" in actions(resources, f)]
 
