@@ -44,7 +44,7 @@ from citypipe_local.drops import announce, drop_lines
 from citypipe_local.fakes import InMemoryObjectStore
 from citypipe_local.package import PackagedStack, package_stack, stack_params
 from citypipe_local.package import main as package_main
-from citypipe_local.preflight import stack_concurrency
+from citypipe_local.preflight import DEPLOY_ACTIONS, stack_concurrency
 from citypipe_local.replay import request_export
 from citypipe_local.runner import Handler, LocalRunner, app_for, load_handler
 
@@ -765,6 +765,22 @@ def test_the_webhook_is_access_logged_without_who_asked(resources: dict[str, Any
     assert resources[group]["Properties"]["RetentionInDays"] > 0
     assert {"requestId", "route", "status"} <= set(fields)
     assert not [v for v in fields.values() if "identity" in v or "header" in v.lower()]
+
+
+# The IAM prefix of each CloudFormation namespace whose name is not it, lower-cased.
+IAM_SERVICE = {"apigatewayv2": "apigateway"}
+
+
+@pytest.mark.slow
+def test_the_preflight_checks_a_permission_for_every_kind_of_resource_in_the_stack(
+    resources: dict[str, Any],
+) -> None:
+    # A resource of a new service (an IoT rule, a secret) fails here until the preflight
+    # asks the deployer for its permissions.
+    services = {r["Type"].split("::")[1].lower() for r in resources.values()}
+    checked = {a.split(":")[0] for a in DEPLOY_ACTIONS}
+
+    assert {IAM_SERVICE.get(s, s) for s in services} <= checked
 
 
 @pytest.mark.slow

@@ -38,7 +38,8 @@ from citypipe.domain.naming import StackNames, deployment_prefix
 from citypipe_local.package import ROOT, stack_name
 
 SERVERLESS = ROOT / "serverless.yml"
-# What CloudFormation (osls deploy) does with the deployer's credentials for this stack.
+# What CloudFormation (osls deploy) does with the deployer's credentials for this stack,
+# creating it, and deleting it when a create rolls back or the stack is removed.
 DEPLOY_ACTIONS = (
     "cloudformation:CreateStack", "cloudformation:UpdateStack", "cloudformation:DescribeStacks",
     "cloudformation:DescribeStackEvents", "cloudformation:DescribeStackResource",
@@ -62,6 +63,13 @@ DEPLOY_ACTIONS = (
     "apigateway:POST", "apigateway:PATCH", "apigateway:GET",
     "sns:CreateTopic", "sns:GetTopicAttributes", "sns:TagResource",
     "cloudwatch:PutMetricAlarm",
+    # osls's deployment bucket, and what a rollback or a teardown deletes with them
+    "s3:ListBucket", "s3:DeleteObject", "cloudformation:DeleteStack",
+    "lambda:DeleteFunction", "lambda:DeleteLayerVersion", "lambda:DeleteEventSourceMapping",
+    "lambda:RemovePermission", "lambda:DeleteFunctionEventInvokeConfig",
+    "iam:DeleteRole", "iam:DeleteRolePolicy", "sqs:DeleteQueue", "kms:DeleteAlias",
+    "logs:DeleteLogGroup", "events:DeleteRule", "events:RemoveTargets", "apigateway:DELETE",
+    "sns:DeleteTopic", "cloudwatch:DeleteAlarms",
 )  # fmt: skip
 # A stack in one of these states can be neither updated nor created again: delete it first.
 FAILED_STATES = frozenset(
