@@ -53,6 +53,7 @@ from citypipe_local.drops import announce, drop_lines
 from citypipe_local.fakes import InMemoryApiKeys, InMemoryObjectStore
 from citypipe_local.package import PackagedStack, package_stack, stack_params
 from citypipe_local.package import main as package_main
+from citypipe_local.preflight import DEPLOY_ACTIONS, stack_concurrency
 from citypipe_local.replay import request_export
 from citypipe_local.runner import Handler, LocalRunner, app_for, load_handler
 
@@ -101,9 +102,13 @@ def of_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
     return {name: r for name, r in resources.items() if r["Type"] == kind}
 
 
-def statements(resources: dict[str, Any], function: str) -> list[dict[str, Any]]:
-    [policy] = resources[ROLE[function]]["Properties"]["Policies"]
+def role_statements(resources: dict[str, Any], logical_id: str) -> list[dict[str, Any]]:
+    [policy] = resources[logical_id]["Properties"]["Policies"]
     return list(policy["PolicyDocument"]["Statement"])
+
+
+def statements(resources: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    return role_statements(resources, ROLE[function])
 
 
 def as_list(value: Any) -> list[Any]:
@@ -190,6 +195,45 @@ def test_retention_params_come_from_the_city_file(zone: str, days: int) -> None:
     assert params[f"{zone}Days"] == str(days)
 
 
+def test_a_later_generation_names_every_bucket_and_queue_anew(city: City) -> None:
+    # A city deployed again beside what a removed stack kept (its locked audit bucket)
+    first = stack_params(city, "infra/cities/velden.yaml", ".build/layer")
+    second = stack_params(city, "infra/cities/velden.yaml", ".build/layer", generation=2)
+
+    assert first["namePrefix"] == f"${{AWS::AccountId}}-{city.region}-"
+    assert second["namePrefix"] == f"${{AWS::AccountId}}-{city.region}-g2-"
+    assert {k: v for k, v in first.items() if k != "namePrefix"} == {
+        k: v for k, v in second.items() if k != "namePrefix"
+    }  # object keys, the stack's name and everything else stay
+
+
+def test_deploy_refuses_a_package_made_for_another_generation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, city: City
+) -> None:
+    # Given a package of the first generation (its region guard and its functions' prefix)
+    import citypipe_local.package as package
+
+    first = stack_params(city, "infra/cities/velden.yaml", ".build/layer")
+    env = {"Variables": {"CITYPIPE_STACK__NAME_PREFIX": {"Fn::Sub": first["namePrefix"]}}}
+    template = {
+        "Rules": package.region_rules(city),
+        "Resources": {"IngestLambdaFunction": {"Properties": {"Environment": env}}},
+    }
+    (tmp_path / ".serverless").mkdir()
+    (tmp_path / ".serverless" / package.TEMPLATE).write_text(json.dumps(template))
+    monkeypatch.setattr(package, "ROOT", tmp_path)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    # When it is deployed as the second, nothing is deployed: it says why
+    with pytest.raises(package.PackagingError, match="another --generation"):
+        package.deploy_stack(CITY_FILE, generation=2)
+
+
+def test_a_generation_below_one_is_refused() -> None:
+    with pytest.raises(SystemExit) as exit_status:
+        package_main(["stack", "--city", str(CITY_FILE), "--generation", "0"])
+    assert exit_status.value.code == 2
+
+
 def test_an_open_zone_kept_forever_has_no_expiration(city: City) -> None:
     params = stack_params(city, "infra/cities/velden.yaml", ".build/layer")
 
@@ -213,7 +257,11 @@ def test_names_are_the_stacks_names_unique_per_account_and_region(
         sub_of(r["Properties"]["QueueName"]) for r in of_type(resources, "AWS::SQS::Queue").values()
     }
 
-    assert buckets == {*(names.bucket(z) for z in Zone), names.keys_bucket()}
+    assert buckets == {
+        *(names.bucket(z) for z in Zone),
+        names.keys_bucket(),
+        names.access_log_bucket(),
+    }
     assert {names.queue(f) for f in Function} | {names.dlq(f) for f in Function} <= queues
 
 
@@ -247,7 +295,11 @@ def test_each_function_has_a_role_of_its_own(resources: dict[str, Any]) -> None:
 
     assert roles == ROLE
     # and the IoT rules' error action its own (sending to the IoT failures queue only)
-    assert set(of_type(resources, "AWS::IAM::Role")) == {*ROLE.values(), "IngestIotErrorActionRole"}
+    assert set(of_type(resources, "AWS::IAM::Role")) == {
+        *ROLE.values(),
+        "IngestIotErrorActionRole",
+        "OperatorRole",
+    }
 
 
 @pytest.mark.slow
@@ -293,7 +345,119 @@ def test_the_keys_bucket_is_private_unversioned_tls_only_and_retained(
     assert rule["Prefix"] == StackNames(city.slug).key_object_prefix()  # the horizon never expires
     assert int(rule["ExpirationInDays"]) == city.key_retention_days + 1
     policy = resources["KeysBucketPolicy"]["Properties"]["PolicyDocument"]
-    assert [s["Sid"] for s in policy["Statement"]] == ["TlsOnly"]
+    assert [s["Sid"] for s in policy["Statement"]] == ["TlsOnly", "OnlyTheSecretHolders"]
+
+
+def role_arn(resources: dict[str, Any], logical_id: str) -> str:
+    """A role's ARN as the key and bucket policies spell it: by its name."""
+    name = sub_of(resources[logical_id]["Properties"]["RoleName"])
+    return f"arn:aws:iam::${{AWS::AccountId}}:role/{name}"
+
+
+def holders_of_the_keys_bucket(resources: dict[str, Any]) -> set[str]:
+    """The roles whose statements reach an object of the keys bucket."""
+    return {
+        logical_id
+        for logical_id, role in of_type(resources, "AWS::IAM::Role").items()
+        for statement in role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        if "${KeysBucket.Arn}/" in json.dumps(statement["Resource"])
+    }
+
+
+@pytest.mark.slow
+def test_only_the_roles_that_hold_secrets_may_use_the_keys_buckets_kms_key(
+    resources: dict[str, Any],
+) -> None:
+    # Given the roles whose grants reach the keys bucket's objects
+    holders = holders_of_the_keys_bucket(resources)
+    assert holders == {"IngestRole", "ExportRole", "OperatorRole"}
+    named = {role_arn(resources, r) for r in holders}
+    # Then the bucket is encrypted with the stack's own key, whose policy lets those roles,
+    # and no other principal, use it; the account may administer it but not use it
+    [rule] = resources["KeysBucket"]["Properties"]["BucketEncryption"][
+        "ServerSideEncryptionConfiguration"
+    ]
+    assert rule["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "aws:kms",
+        "KMSMasterKeyID": {"Fn::GetAtt": ["KeysKey", "Arn"]},
+    }
+    assert rule["BucketKeyEnabled"] is True
+    key = resources["KeysKey"]
+    assert (key["DeletionPolicy"], key["Properties"]["EnableKeyRotation"]) == ("Retain", True)
+    uses = {"kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt", "kms:ReEncrypt*", "kms:*"}
+    for statement in key["Properties"]["KeyPolicy"]["Statement"]:
+        if uses & set(as_list(statement["Action"])):
+            principals = statement["Condition"]["ArnEquals"]["aws:PrincipalArn"]
+            assert {sub_of(p) for p in principals} == named
+    for role in holders:
+        [grant] = [
+            s
+            for s in role_statements(resources, role)
+            if s["Resource"] == {"Fn::GetAtt": ["KeysKey", "Arn"]}
+        ]
+        assert set(grant["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey"}
+
+
+@pytest.mark.slow
+def test_the_keys_bucket_refuses_every_principal_but_the_secret_holders(
+    resources: dict[str, Any],
+) -> None:
+    named = {role_arn(resources, r) for r in holders_of_the_keys_bucket(resources)}
+    policy = resources["KeysBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    [deny] = [s for s in policy if s["Sid"] == "OnlyTheSecretHolders"]
+
+    assert (deny["Effect"], deny["Principal"]) == ("Deny", "*")
+    assert {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"} <= set(
+        deny["Action"]
+    )
+    assert {sub_of(p) for p in deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]} == named
+    assert deny["Resource"] == [
+        {"Fn::GetAtt": ["KeysBucket", "Arn"]},
+        {"Fn::Sub": "${KeysBucket.Arn}/*"},
+    ]
+
+
+@pytest.mark.slow
+def test_the_keys_buckets_access_is_logged_to_a_private_log_bucket(
+    resources: dict[str, Any], city: City
+) -> None:
+    logging = resources["KeysBucket"]["Properties"]["LoggingConfiguration"]
+    log_bucket = resources["AccessLogBucket"]
+    policy = resources["AccessLogBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    [writer] = [s for s in policy if s["Effect"] == "Allow"]
+
+    assert logging["DestinationBucketName"] == {"Ref": "AccessLogBucket"}
+    assert log_bucket["DeletionPolicy"] == "Retain"
+    [rule] = log_bucket["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert int(rule["ExpirationInDays"]) == city.retention_days[Zone.AUDIT]  # as the trail
+    assert all(log_bucket["Properties"]["PublicAccessBlockConfiguration"].values())
+    assert writer["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert writer["Action"] == "s3:PutObject"
+    assert sub_of(writer["Resource"]) == f"${{AccessLogBucket.Arn}}/{logging['LogFilePrefix']}*"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("role", [*ROLE.values(), "OperatorRole"])
+def test_a_role_that_reads_objects_may_list_their_bucket(
+    resources: dict[str, Any], role: str
+) -> None:
+    # S3 answers a read of a missing object with 403, not 404, to a principal that may not
+    # list the bucket: the key and token stores, which create what is missing, would fail
+    read = {
+        r["Fn::Sub"][2:].split(".Arn}/")[0]
+        for s in role_statements(resources, role)
+        if "s3:GetObject" in as_list(s["Action"])
+        for r in as_list(s["Resource"])
+        if isinstance(r, dict) and ".Arn}/" in r.get("Fn::Sub", "")
+    }
+    listed = {
+        r["Fn::GetAtt"][0]
+        for s in role_statements(resources, role)
+        if "s3:ListBucket" in as_list(s["Action"]) and "Condition" not in s
+        for r in as_list(s["Resource"])
+    }
+    assert read
+    assert read <= listed
 
 
 @pytest.mark.slow
@@ -636,18 +800,22 @@ def test_every_queue_reports_partial_batch_failures_at_a_bounded_concurrency(
 
 
 @pytest.mark.slow
-def test_export_requests_cannot_be_throttled_into_the_dlq(resources: dict[str, Any]) -> None:
-    # The queue's poller never runs more invocations than export may have, with one left
-    # for the hourly schedule.
-    reserved = resources[LAMBDA["export"]]["Properties"]["ReservedConcurrentExecutions"]
-    polled = event_source(resources, "export")["ScalingConfig"]["MaximumConcurrency"]
-
-    assert reserved >= polled + 1
+def test_no_function_reserves_concurrency_and_the_preflight_asks_for_all_of_it(
+    resources: dict[str, Any],
+) -> None:
+    # A reservation fails in an account whose quota leaves fewer than 100 executions
+    # unreserved (a new one has 10): the queues' maximum concurrency bounds the functions,
+    # and the preflight demands an account quota that holds them all at once, plus one
+    # invocation per schedule.
     assert not [
-        f
-        for f in FUNCTIONS[:-1]
-        if "ReservedConcurrentExecutions" in resources[LAMBDA[f]]["Properties"]
+        f for f in FUNCTIONS if "ReservedConcurrentExecutions" in resources[LAMBDA[f]]["Properties"]
     ]
+    polled = sum(
+        event_source(resources, f)["ScalingConfig"]["MaximumConcurrency"] for f in FUNCTIONS
+    )
+    scheduled = len(of_type(resources, "AWS::Events::Rule"))
+
+    assert stack_concurrency() == polled + scheduled
 
 
 @pytest.mark.slow
@@ -680,6 +848,49 @@ def test_the_webhook_route_is_per_source_with_payload_2_and_stage_throttling(
     assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
     assert stage["ThrottlingBurstLimit"] > 0
     assert stage["ThrottlingRateLimit"] > 0
+
+
+@pytest.mark.slow
+def test_the_webhook_is_access_logged_without_who_asked(resources: dict[str, Any]) -> None:
+    settings = resources["HttpApiStage"]["Properties"]["AccessLogSettings"]
+    [group] = [
+        name for name, r in of_type(resources, "AWS::Logs::LogGroup").items() if "HttpApi" in name
+    ]
+    fields = json.loads(settings["Format"])
+
+    assert settings["DestinationArn"] == {"Fn::GetAtt": [group, "Arn"]}
+    assert resources[group]["Properties"]["RetentionInDays"] > 0
+    assert {"requestId", "route", "status"} <= set(fields)
+    assert not [v for v in fields.values() if "identity" in v or "header" in v.lower()]
+
+
+# The IAM prefix of each CloudFormation namespace whose name is not it, lower-cased.
+IAM_SERVICE = {"apigatewayv2": "apigateway"}
+
+
+@pytest.mark.slow
+def test_the_preflight_checks_a_permission_for_every_kind_of_resource_in_the_stack(
+    resources: dict[str, Any],
+) -> None:
+    # A resource of a new service (an IoT rule, a secret) fails here until the preflight
+    # asks the deployer for its permissions.
+    services = {r["Type"].split("::")[1].lower() for r in resources.values()}
+    checked = {a.split(":")[0] for a in DEPLOY_ACTIONS}
+
+    assert {IAM_SERVICE.get(s, s) for s in services} <= checked
+
+
+@pytest.mark.slow
+def test_the_docs_count_the_alarm_metrics_the_template_has(resources: dict[str, Any]) -> None:
+    # CloudWatch bills an alarm per metric it reads: one each, the quarantine rate's two
+    metrics = sum(
+        len([m for m in a["Metrics"] if "MetricStat" in m]) if "Metrics" in a else 1
+        for a in alarms(resources)
+    )
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
+
+    assert f"{metrics} alarm metrics ${metrics * 0.10:.2f}" in deploy
+    assert f"{len(alarms(resources))} alarms" in deploy
 
 
 @pytest.mark.slow

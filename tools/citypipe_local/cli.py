@@ -1,5 +1,6 @@
 """The citypipe command line, its commands in the order of a first run: demo, simulate,
-replay, quarantine, check-city, serve, bridge, stack, webhook-token, push, request-export.
+replay, quarantine, check-city, serve, bridge, stack, preflight, webhook-token, push,
+request-export.
 
 Every expected failure — a city file, residency, missing settings, an unknown choice, an
 input that is not there — prints one line naming what is wrong and how to fix it, and
@@ -22,6 +23,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from typer._click import exceptions as click_exceptions  # typer's own click (0.29+)
 from typer.core import TyperGroup
 
@@ -37,6 +39,7 @@ from citypipe.settings import Settings
 from citypipe_bridge.main import BridgeFailed
 from citypipe_bridge.main import run as bridge_run
 from citypipe_bridge.settings import BridgeSettings, MqttSettings
+from citypipe_local import preflight
 from citypipe_local import stack as stack_ops
 from citypipe_local.backends import backend as start_backend
 from citypipe_local.cliout import (
@@ -69,7 +72,7 @@ from citypipe_local.simulate import scaled_city, simulate
 # The commands in the order of a first run (help lists them so).
 FIRST_RUN = (
     "demo", "simulate", "replay", "quarantine", "check-city", "serve", "bridge", "stack",
-    "webhook-token", "api-key", "push", "poll", "request-export",
+    "preflight", "webhook-token", "api-key", "push", "poll", "request-export",
 )  # fmt: skip
 
 
@@ -486,6 +489,27 @@ def stack_down(
 ) -> None:
     """Remove the city's buckets (with their objects: the secrets die) and queues."""
     _stack(city_file(city), backend, "down", cloud)
+
+
+@app.command("preflight")
+def preflight_cmd(
+    city: CityOpt = None,
+    generation: Annotated[
+        int,
+        typer.Option(min=1, help="of the names, as packaged (2+: beside a removed stack's)"),
+    ] = 1,
+) -> None:
+    """Whether the AWS account of your credentials can take the city's stack, before
+    anything is created: its concurrency quota, your permissions, names already taken.
+    Exit 1 if it cannot."""
+    loaded = load_city(city_file(city))
+    account = preflight.gather(loaded, generation)
+    findings = preflight.assess(account, preflight.stack_concurrency())
+    for finding in findings:
+        mark = "[green]ok[/]" if finding.ok else "[red]refused[/]"
+        console.print(f"{mark} {finding.what}: {escape(finding.detail)}", highlight=False)
+    if not all(f.ok for f in findings):
+        raise typer.Exit(1)
 
 
 @app.command("webhook-token")

@@ -227,13 +227,18 @@ def stack_name(city: City) -> str:
 
 
 def stack_params(
-    city: City, city_file: str, layer_dir: str, read_from: Sequence[str] = ()
+    city: City,
+    city_file: str,
+    layer_dir: str,
+    read_from: Sequence[str] = (),
+    generation: int = 1,
 ) -> dict[str, str]:
     """The osls params of a city's stack: every value serverless.yml takes from the city.
-    ``read_from``: every file the city is read from (one glob for the zip's patterns)."""
+    ``read_from``: every file the city is read from (one glob for the zip's patterns);
+    ``generation``: of the names (``deployment_prefix``)."""
     files = list(read_from) or [city_file]
     days = city.retention_days
-    prefix = deployment_prefix(ACCOUNT_ID_PLACEHOLDER, city.region)
+    prefix = deployment_prefix(ACCOUNT_ID_PLACEHOLDER, city.region, generation)
     names = StackNames(city.slug)
     params = {
         "city": city.slug,
@@ -263,9 +268,12 @@ def stack_params(
     return params
 
 
-def check_names(city: City) -> None:
+def check_names(city: City, generation: int = 1) -> None:
     """Bucket names must fit S3's 63 characters with any 12-digit account id."""
-    names = StackNames(city.slug, deployment_prefix("0" * ACCOUNT_ID_DIGITS, city.region))
+    if generation < 1:
+        raise PackagingError(f"--generation {generation}: generations start at 1")
+    prefix = deployment_prefix("0" * ACCOUNT_ID_DIGITS, city.region, generation)
+    names = StackNames(city.slug, prefix)
     too_long = [names.bucket(z) for z in Zone if len(names.bucket(z)) > BUCKET_NAME_MAX]
     if too_long:
         raise PackagingError(
@@ -372,6 +380,7 @@ def package_stack(
     layer_dir: Path = LAYER_DIR,
     service_dir: Path = ROOT,
     build: bool = False,
+    generation: int = 1,
 ) -> PackagedStack:
     """Package one city's stack offline into ``<service_dir>/.serverless`` and lint it.
 
@@ -381,7 +390,7 @@ def package_stack(
     """
     city = checked_city(city_file)
     require_region(city, region or city.region, "packaging")
-    check_names(city)
+    check_names(city, generation)
     if build:
         build_layer(layer_dir)
     if not (layer_dir / "python" / "citypipe").is_dir():
@@ -399,6 +408,7 @@ def package_stack(
         os.path.relpath(city_file.resolve(), service_dir.resolve()),
         os.path.relpath(layer_dir.resolve(), service_dir.resolve()),
         [os.path.relpath(f.resolve(), service_dir.resolve()) for f in city_files(city_file)],
+        generation,
     )
     package_dir = service_dir / ".serverless"
     shutil.rmtree(package_dir, ignore_errors=True)
@@ -422,9 +432,9 @@ def package_stack(
     return PackagedStack(city, package_dir, template, layer, lint(template))
 
 
-def deploy_stack(city_file: Path, region: str | None = None) -> None:
+def deploy_stack(city_file: Path, region: str | None = None, generation: int = 1) -> None:
     """``osls deploy`` of the stack packaged by ``package_stack``, with the caller's AWS
-    credentials, after the same region checks."""
+    credentials, after the same region checks, for the generation it was packaged for."""
     city = checked_city(city_file)
     require_region(city, region or os.environ.get("AWS_REGION") or city.region, "deploy")
     package_dir = ROOT / ".serverless"
@@ -435,7 +445,15 @@ def deploy_stack(city_file: Path, region: str | None = None) -> None:
         city,
         os.path.relpath(city_file.resolve(), ROOT),
         os.path.relpath(LAYER_DIR, ROOT),
+        generation=generation,
     )
+    packaged_prefix = template["Resources"]["IngestLambdaFunction"]["Properties"]["Environment"]
+    if packaged_prefix["Variables"]["CITYPIPE_STACK__NAME_PREFIX"] != {
+        "Fn::Sub": params["namePrefix"]
+    }:
+        raise PackagingError(
+            f"{package_dir} was packaged for another --generation: package it again with this one"
+        )
     subprocess.run(
         [str(ensure_osls()), "deploy", "--package", ".serverless", "--stage", STAGE,
          "--region", city.region, *_param_args(params)],
@@ -456,6 +474,10 @@ def main(argv: list[str] | None = None) -> None:
         command = commands.add_parser(name, help=help_text)
         command.add_argument("--city", type=Path, required=True, help="the city file")
         command.add_argument("--region", help="refused unless it is the city file's region")
+        command.add_argument(
+            "--generation", type=int, default=1,
+            help="of the names: 2 or more to deploy again beside what a removed stack kept",
+        )  # fmt: skip
     commands.choices["stack"].add_argument(
         "--build-layer", action="store_true", help="build the layer first (make package)"
     )
@@ -468,7 +490,9 @@ def main(argv: list[str] | None = None) -> None:
                 f"{built.files} files)"
             )
         elif args.command == "stack":
-            packaged = package_stack(args.city, args.region, build=args.build_layer)
+            packaged = package_stack(
+                args.city, args.region, build=args.build_layer, generation=args.generation
+            )
             print(
                 f"stack {stack_name(packaged.city)} ({packaged.city.region}) packaged in "
                 f"{packaged.directory}; layer {packaged.layer.unzipped_bytes / 1e6:.1f} MB "
@@ -476,7 +500,7 @@ def main(argv: list[str] | None = None) -> None:
                 + (f", warnings:\n{packaged.lint}" if packaged.lint else "")
             )
         else:
-            deploy_stack(args.city, args.region)
+            deploy_stack(args.city, args.region, args.generation)
     except (ConfigError, PackagingError) as exc:
         print(f"refused: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

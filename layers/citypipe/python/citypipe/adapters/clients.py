@@ -7,6 +7,13 @@ boto3 hands out too): boto3's resource layer is unused, and importing it costs a
 start ~100 ms (s3transfer, its managers). A process creates its clients from one botocore
 session, so the service models and endpoint rules are read once per process, not once per
 client (a local runner's worker plays four functions; their cold starts share them).
+
+No botocore feature newer than the oldest the library supports (pyproject's floor; on AWS,
+whatever the Lambda runtime carries, since the layer leaves the SDK out) is required: the
+checksum settings came with botocore 1.36 and are set only where the SDK knows them
+(``checksum_settings``); an older one computes no checksum unless an operation requires it,
+which is what the settings ask of it anyway on non-AWS endpoints, and the object store
+sends Content-MD5 itself where the SDK sends no checksum (``S3ObjectStore``).
 """
 
 from __future__ import annotations
@@ -35,15 +42,23 @@ def session() -> Session:
     return get_session()
 
 
+def checksum_settings(custom: bool) -> dict[str, Any]:
+    """The checksum settings of a client, on a botocore that has them (>= 1.36; older ones
+    raise TypeError on them, and compute checksums only when an operation requires it).
+    Non-AWS S3 (Scaleway, moto, LocalStack) rejects the newer default checksums."""
+    if "request_checksum_calculation" not in Config.OPTION_DEFAULTS:
+        return {}
+    when = "when_required" if custom else "when_supported"
+    return {"request_checksum_calculation": when, "response_checksum_validation": when}
+
+
 def _client(service: str, backend: BackendSettings) -> Any:
     custom = backend.endpoint_url is not None
     config = Config(
         retries={"mode": "adaptive", "max_attempts": 5},
         max_pool_connections=32,
         s3={"addressing_style": "path"} if custom else {},
-        # Non-AWS S3 (Scaleway, moto, LocalStack) rejects the newer default checksums.
-        request_checksum_calculation="when_required" if custom else "when_supported",
-        response_checksum_validation="when_required" if custom else "when_supported",
+        **checksum_settings(custom),
     )
     with _creating:
         return session().create_client(

@@ -33,10 +33,12 @@ class S3ObjectStore(ObjectStore):
     def __init__(self, client: S3Client) -> None:
         self.client = client
         # A write to a bucket under Object Lock (the audit zone) must carry a checksum: a
-        # client that computes none of its own (S3-compatible providers: Scaleway) sends
-        # Content-MD5, which they all take.
-        self._md5 = getattr(client.meta.config, "request_checksum_calculation", None) == (
-            "when_required"
+        # client that computes none of its own (S3-compatible providers: Scaleway; any
+        # client on a botocore older than 1.36, which has no such setting and computes
+        # none for PutObject) sends Content-MD5, which they all take.
+        self._md5 = getattr(client.meta.config, "request_checksum_calculation", None) in (
+            "when_required",
+            None,
         )
 
     def _put_object(self, bucket: str, key: str, body: bytes | IO[bytes], **extra: Any) -> str:

@@ -50,6 +50,10 @@ class StackNames:
         """The private, unversioned bucket of the daily pseudonymization secrets."""
         return f"{self.prefix}{self.slug}-keys"
 
+    def access_log_bucket(self) -> str:
+        """Where the cloud writes the keys bucket's access log (AWS: S3 server access logs)."""
+        return f"{self.prefix}{self.slug}-logs"
+
     # --- the data zones: raw, clean, aggregates ------------------------------------------------
 
     def data_key(self, zone: Zone, at: datetime, source: str, ident: str, ext: str) -> str:
@@ -253,10 +257,12 @@ class StackNames:
         return f"{self.open_prefix()}assets/{name}"
 
 
-def deployment_prefix(account: str, region: str) -> str:
+def deployment_prefix(account: str, region: str, generation: int = 1) -> str:
     """The name prefix of a stack deployed to a cloud account: bucket names are global, so
-    ``<account>-<region>-<city>-<zone>`` keeps them unique per account and region."""
-    return f"{account}-{region}-"
+    ``<account>-<region>-<city>-<zone>`` keeps them unique per account and region. A
+    ``generation`` after the first (``<account>-<region>-g2-``) names a stack deployed again
+    beside the buckets and queues a removed one kept (its audit bucket locked for years)."""
+    return f"{account}-{region}-" + (f"g{generation}-" if generation > 1 else "")
 
 
 def input_id(*parts: str) -> str:
