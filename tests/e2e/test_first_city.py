@@ -67,6 +67,8 @@ def test_the_guide_reaches_my_sensors_reading_in_my_portal(clone: Path) -> None:
     checked = shell(check, clone)
     assert checked.returncode == 0, checked.stderr
     assert "harbour (Harbour)" in checked.stderr and checked.stderr.rstrip().endswith("loads")
+    [warning] = [line for line in checked.stderr.splitlines() if line.startswith("warning:")]
+    assert "sources.traffic-counters.poll.0.api" in warning and "the poll asks nothing" in warning
     # 4. the webhook is served; it prints a token per source
     server = subprocess.Popen(
         ["bash", "-c", "exec " + serve.strip().replace("8080", port)],

@@ -25,6 +25,7 @@ from citypipe.core.polling import (
     tick,
 )
 from citypipe.domain.city import ConfigError, parse_city
+from citypipe.domain.city_checks import city_warnings
 from citypipe.domain.model import Function, Zone
 from citypipe.domain.polling import POLL_TICK_MINUTES, Poll, PollApi
 from citypipe.entrypoints.events import POLL_CRON_BODY
@@ -120,11 +121,17 @@ def test_a_poll_takes_https_or_this_machine() -> None:
     assert telraam().base_url == "https://telraam-api.net"
 
 
-def test_a_poll_without_devices_under_its_hub_or_twice_is_refused() -> None:
+def test_a_poll_without_devices_under_its_hub_is_a_warning_and_twice_is_refused() -> None:
+    # a city extending the example inherits its polls, not its registry: it loads, warned
     data = city_data()
     data["sources"]["air-quality"]["poll"] = [{"api": "sensor-community"}]
-    with pytest.raises(ConfigError, match="registered under hub sensor-community-api"):
-        parse_city(data)
+    said = [(p.key, p.message) for p in city_warnings(parse_city(data))]
+    assert (
+        "sources.air-quality.poll.0.api",
+        "no device of air-quality is registered under hub sensor-community-api: the poll "
+        "asks nothing",
+    ) in said
+    assert not [p for p in city_warnings(parse_city(city_data())) if "poll" in p.key]
     data = city_data()
     data["sources"]["traffic-counters"]["poll"] = [
         {"api": "telraam", "api_key": "a"}, {"api": "telraam", "api_key": "b"},

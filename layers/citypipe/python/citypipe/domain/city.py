@@ -860,37 +860,14 @@ def _registry_misfits(city: City) -> list[Finding]:
 
 
 def _polls_astray(city: City) -> list[Finding]:
-    """A source polling one API twice (each device would be fetched twice), or an API none of
-    its devices is registered for (nothing to poll)."""
-    found = []
-    for name, source in city.sources.items():
-        for i, poll in enumerate(source.poll):
-            if any(p.api == poll.api for p in source.poll[:i]):
-                found.append(
-                    Finding(
-                        ("sources", name, "poll", i, "api"),
-                        f"{poll.api.value} twice",
-                        "poll an API once",
-                    )
-                )
-            hub = poll.spec.hub
-            if not any(
-                d.hub == hub and _source_of(city, d.profile) == name
-                for d in city.registry.devices.values()
-            ):
-                found.append(
-                    Finding(
-                        ("sources", name, "poll", i, "api"),
-                        f"no device of {name} is registered under hub {hub}",
-                        f"register the devices it polls with hub: {hub}, or remove the poll",
-                    )
-                )
-    return found
-
-
-def _source_of(city: City, profile: str) -> str | None:
-    found = city.registry.profiles.get(profile)
-    return found.source if found is not None else None
+    """A source polling one API twice (each device would be fetched twice). (A poll none of
+    whose devices is registered polls nothing: a warning, ``city_checks``.)"""
+    return [
+        Finding(("sources", name, "poll", i, "api"), f"{poll.api.value} twice", "poll an API once")
+        for name, source in city.sources.items()
+        for i, poll in enumerate(source.poll)
+        if any(p.api == poll.api for p in source.poll[:i])
+    ]
 
 
 def _topic_clashes(city: City) -> list[Finding]:

@@ -67,6 +67,24 @@ def _zones_without_devices(city: City) -> list[Finding]:
     ]
 
 
+def _polls_without_devices(city: City) -> list[Finding]:
+    """A poll of an API none of its source's devices is registered for: it asks nothing (a
+    city extending another inherits its polls, not its registry)."""
+    found = []
+    for name, source in city.sources.items():
+        for i, poll in enumerate(source.poll):
+            hub = poll.spec.hub
+            if not any(h == hub and d.source == name for (h, _), d in city.devices.items()):
+                found.append(
+                    Finding(
+                        ("sources", name, "poll", i, "api"),
+                        f"no device of {name} is registered under hub {hub}: the poll asks nothing",
+                        f"register the devices it polls with hub: {hub}, or remove the poll",
+                    )
+                )
+    return found
+
+
 def _ceilings_below_k(city: City) -> list[Finding]:
     """A zone whose counters can hear fewer devices than k: it can never be published."""
     k = city.disclosure.k
@@ -162,6 +180,7 @@ def city_warnings(city: City, locate: Locator | None = None) -> list[Problem]:
         *_unusual_k(city),
         *_ceilings_below_k(city),
         *_profiles_without_hubs(city),
+        *_polls_without_devices(city),
     ]
     return _located(found, locate)
 
