@@ -4,7 +4,8 @@ For every payload of a batch, whatever its format: bound its size, parse it (orj
 let the format's adapter read it into readings, then for each reading alone: resolve the
 device in the registry (never by a pattern; its registered zone, never a claimed
 position), map the field to a controlled quantity, check the unit, the number, the
-plausible range and the time (from 2000 to a few minutes ahead of the clock), replace the
+plausible range and the time (from the first day whose key lives — ``too_old`` before,
+2000 at the earliest — to a few minutes ahead of the clock), replace the
 data subject's identifier by its keyed pseudonym (one per device and day) and drop
 every other identifier. A reading seen before in the batch (same sensor, quantity and
 time) is a duplicate.
@@ -48,7 +49,8 @@ from citypipe.domain.model import (
     RawRecord,
 )
 from citypipe.domain.personal import HUB_PERSONAL, PERSONAL_FIELDS
-from citypipe.domain.registry import Plan, Resolved
+from citypipe.domain.registry import Plan, Resolved, normalize_id
+from citypipe.domain.topics import DEVICE_ID, topic_device
 
 log = logging.getLogger("citypipe")
 
@@ -207,6 +209,16 @@ def _measured(dev: Resolved, plan: Plan, r: Reading) -> float | Rejection:
     return value
 
 
+def _mistimed(at: float, latest: float, path: str) -> Rejection:
+    """Why a reading's time is refused: ahead of the clock, before 2000 (or no time), or
+    of a day whose key is no longer kept (``too_old``: its resends could not be told)."""
+    if at > latest:
+        return Rejection("future_time", "more than 5 minutes ahead of the clock", path)
+    if not at >= EARLIEST_EPOCH:
+        return Rejection("implausible_time", "before 2000-01-01 or not a time", path)
+    return Rejection("too_old", "of a day before the first whose key is kept", path)
+
+
 def _refused_field(dev: Resolved, policy: _Policy, r: Reading) -> str | Rejection | None:
     """The first personal field the reading carries that its source refuses (None: none);
     a rejection for one its source declares no rule for."""
@@ -242,8 +254,9 @@ class _Batch:
     """The per-batch state of the normalization path: caches and the duplicate index."""
 
     __slots__ = (
-        "aliases", "batch_source", "city", "devices", "fmt", "key_for", "known", "latest",
-        "only_source", "payload_source", "policies", "prior", "result", "seen", "windows",
+        "aliases", "batch_source", "city", "devices", "earliest", "fmt", "key_for", "known",
+        "latest", "only_source", "payload_source", "policies", "prior", "result", "seen",
+        "windows",
     )  # fmt: skip
 
     def __init__(
@@ -254,8 +267,10 @@ class _Batch:
         key_for: KeyFor | None,
         only_source: str | None = None,
         prior: Container[Identity] = NO_PRIOR,
+        not_before: float = EARLIEST_EPOCH,
     ) -> None:
         self.city = city
+        self.earliest = max(EARLIEST_EPOCH, not_before)
         self.fmt = fmt
         self.batch_source = self.only_source = only_source
         self.payload_source = only_source  # the source a payload's readings belong to
@@ -303,10 +318,8 @@ class _Batch:
         if type(value) is Rejection:
             return value
         at = r.at
-        if not EARLIEST_EPOCH <= at <= self.latest:
-            if at > self.latest:
-                return Rejection("future_time", "more than 5 minutes ahead of the clock", r.path)
-            return Rejection("implausible_time", "before 2000-01-01 or not a time", r.path)
+        if not self.earliest <= at <= self.latest:
+            return _mistimed(at, self.latest, r.path)
         return self._kept(found, plan, value, r)  # type: ignore[arg-type]
 
     def _planned(self, dev: Resolved, r: Reading) -> Plan | Rejection | None:
@@ -437,6 +450,11 @@ class _Batch:
         if document is _REFUSED or self._image(payload, document):
             return
         items = self._items(document, payload)
+        if payload.ctx.topic is not None:
+            refusal = _topic_refusal(self._format(payload), payload.ctx.topic, document, items)
+            if refusal is not None:  # another device's topic: none of its readings
+                self._quarantine(payload, [refusal], document, counted=False)
+                return
         rejected: list[Rejection] = []
         read = 0
         duplicates = result.duplicates
@@ -511,6 +529,27 @@ class _Batch:
         self.result.reject(row, rejections, named, _content(payload, document), counted=counted)
 
 
+def _topic_refusal(
+    fmt: Format, topic: str, document: Any, items: list[Reading | Rejection]
+) -> Rejection | None:
+    """Why a message is refused for its topic: the hub's layout names a device there
+    (``domain.topics.topic_device``) and the payload is another's, or names none."""
+    named = topic_device(fmt.name, topic)
+    if named is None:
+        return None
+    kind, level = named
+    if kind == DEVICE_ID:
+        ids = document.get("end_device_ids") if isinstance(document, dict) else None
+        same = isinstance(ids, dict) and ids.get("device_id") == level
+    else:
+        wanted = normalize_id(fmt.hub, level)
+        devices = {r.device for r in items if type(r) is Reading}
+        same = all(isinstance(d, str) and normalize_id(fmt.hub, d) == wanted for d in devices)
+    if same:
+        return None
+    return Rejection("topic_device_mismatch", "the payload is not of the topic's device")
+
+
 def _unparsed(body: bytes | str, exc: Exception) -> Rejection:
     """Why a payload did not parse: not UTF-8, else not JSON (orjson's words, before the
     position: they never quote the payload)."""
@@ -545,6 +584,7 @@ def normalize(
     key_for: KeyFor | None,
     only_source: str | None = None,
     prior: Container[Identity] = NO_PRIOR,
+    not_before: float = EARLIEST_EPOCH,
 ) -> Normalized:
     """Normalize a batch of payloads, of format ``fmt`` or each of its own (a bridge that
     batches several hubs' messages). ``now``: the receiving clock (epoch s); ``key_for``:
@@ -552,8 +592,9 @@ def normalize(
     the one source a sender was authenticated for (others' readings: ``wrong_source``; a
     payload's own ``source`` overrides it); ``prior``: identities of readings written
     before (a long-running edge's recent batches), counted as duplicates like those seen
-    earlier in the batch."""
-    batch = _Batch(city, fmt, now, key_for, only_source, prior)
+    earlier in the batch; ``not_before``: the first moment a reading may be of (the edge:
+    the first day whose key lives; older readings are ``too_old``)."""
+    batch = _Batch(city, fmt, now, key_for, only_source, prior, not_before)
     for payload in payloads:
         batch.payload(payload)
     return batch.result

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from enum import StrEnum
 
 from citypipe.core.codecs import gz, jsonl, raw_columns
@@ -36,11 +36,11 @@ from citypipe.domain.books import IngestCounts
 from citypipe.domain.model import RAW_EXTENSION, RAW_FIELDS, Function, Message, Zone
 from citypipe.domain.naming import StackNames, edge_key, input_id
 from citypipe.ports import KeyStore
+from citypipe.service.claims import RAW_GZIP_LEVEL, claimed
 from citypipe.service.collector import paused
 from citypipe.service.kernel import Deps, Outcome, Output, log
 from citypipe.service.stage import finish
 
-RAW_GZIP_LEVEL = 1  # raw objects live minutes: write fast, read once
 # What a quarantine row says of where and when a payload came, not of what it held: a resend
 # of the same content, at another time or line, is the same batch.
 WHERE = frozenset({"line", "received_at", "route"})
@@ -110,18 +110,22 @@ class Admitted:
 
     normalized: Normalized
     duplicate: bool  # the same readings were received before: nothing written
+    counts: IngestCounts  # as written: readings an earlier batch wrote are duplicates
 
 
 def prepare(deps: Deps, keys: KeyStore | None, inbound: Inbound) -> EdgeBatch:
     """The one entrance: normalize an inbound batch into what the edge writes. Nothing is
     written yet. ``keys``: the daily secrets the pseudonyms are keyed by (None where no
     source has a data subject)."""
-    now = deps.clock.now().timestamp()
+    clock = deps.clock.now()
+    now = clock.timestamp()
+    first = datetime.combine(deps.city.first_living_day(clock.astimezone(UTC).date()), time(), UTC)
     key_for = day_keys(keys, deps.city.slug) if keys is not None else None
     with paused():  # the batch's objects are alive until its bodies are made
         normalized = normalize(
             deps.city, inbound.fmt, inbound.payloads, now=now, key_for=key_for,
             only_source=inbound.only_source, prior=inbound.prior,
+            not_before=first.timestamp(),
         )  # fmt: skip
         bodies = _bodies(normalized)
     ident = inbound.identity or content_id(normalized, bodies, inbound.salt)
@@ -141,16 +145,22 @@ def prepare(deps: Deps, keys: KeyStore | None, inbound: Inbound) -> EdgeBatch:
     return EdgeBatch(EdgeWrite(ident, message, outcome), normalized)
 
 
-def commit(deps: Deps, write: EdgeWrite) -> bool:
-    """Write a prepared batch once: False when its lineage says it was written before (the
-    same readings received again, or being received at this very moment: the lineage's
-    conditional put tells), True when this call recorded it. Idempotent: a call that failed
-    half-way is completed by the next with the same batch (conditional puts)."""
+def commit(deps: Deps, write: EdgeWrite) -> IngestCounts | None:
+    """Write a prepared batch once, its readings another batch wrote first left out
+    (``service.claims``): None when its lineage says it was written before (the same
+    readings received again, or being received at this very moment: the lineage's
+    conditional put tells), else the counts this call recorded. Idempotent: a call that
+    failed half-way is completed by the next with the same batch (conditional puts; its
+    own claims are its own)."""
     lineage = deps.names.lineage_key(Function.INGEST, write.ident)
     if deps.store.exists(deps.names.bucket(Zone.AUDIT), lineage):
         log.info("duplicate batch", extra={"function": "ingest", "input_id": write.ident})
-        return False
-    return finish(Function.INGEST, write.message, deps, write.ident, write.outcome)
+        return None
+    outcome = claimed(deps, write.ident, write.outcome)
+    if not finish(Function.INGEST, write.message, deps, write.ident, outcome):
+        return None
+    assert isinstance(outcome.counts, IngestCounts)
+    return outcome.counts
 
 
 def admit(deps: Deps, keys: KeyStore | None, inbound: Inbound) -> Admitted:
@@ -160,7 +170,9 @@ def admit(deps: Deps, keys: KeyStore | None, inbound: Inbound) -> Admitted:
     with paused():
         batch = prepare(deps, keys, inbound)
         written = commit(deps, batch.write)
-        return Admitted(batch.normalized, duplicate=not written)
+        counts = batch.write.outcome.counts if written is None else written
+        assert isinstance(counts, IngestCounts)
+        return Admitted(batch.normalized, duplicate=written is None, counts=counts)
 
 
 def _bodies(normalized: Normalized) -> list[tuple[Partition, bytes]]:

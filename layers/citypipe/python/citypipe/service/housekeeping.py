@@ -49,6 +49,7 @@ from citypipe.domain.naming import (
     source_of,
 )
 from citypipe.ports import KeyStore
+from citypipe.service.claims import claims_kept_from, sweep_claims
 from citypipe.service.export import ExportPorts, export_day
 from citypipe.service.kernel import Deps, log
 
@@ -203,10 +204,11 @@ def hourly(deps: Deps, ports: ExportPorts, fired: datetime) -> Housekeeping:
     day whose key this run destroys (its people counts are released before, if they were
     not), destroy the pseudonymization secrets of days past the key retention and scrub
     those days' pseudonyms from the clean zone, delete raw objects older than 24 hours and
-    every other zone's objects past its retention. The housekeeping runs even when the
-    export fails."""
+    every other zone's objects past its retention, and the claims of readings of days the
+    edge refuses now (``service.claims``). The housekeeping runs even when the export
+    fails."""
     day = (fired - timedelta(days=1)).date().isoformat()
-    keep_from = fired.date() - timedelta(days=deps.city.key_retention_days - 1)
+    keep_from = deps.city.first_living_day(fired.date())
     retiring = (keep_from - timedelta(days=1)).isoformat()  # its key dies in this run
     try:
         result = export_day(deps, ports, day, closing=retiring == day)
@@ -215,6 +217,7 @@ def hourly(deps: Deps, ports: ExportPorts, fired: datetime) -> Housekeeping:
     finally:
         destroyed, scrubbed = retire_keys(deps, ports.keys, keep_from, fired)
         swept = {Zone.RAW: sweep_raw(deps, fired), **sweep_retention(deps, fired)}
+        swept[Zone.AUDIT] += sweep_claims(deps, claims_kept_from(deps.city, fired.date()))
     done = Housekeeping(
         day,
         result,
