@@ -16,6 +16,7 @@ aggregate, then export's published CSV.
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -23,12 +24,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from edge_support import ingest_dropped
 from repo import load_event
 from test_bridge import Acks, delivery, make_bridge, offer_all
-from unit_support import city_data, drain, exporting, normalized, open_file, post
+from unit_support import at, city_data, drain, exporting, normalized, open_file, post
 
 from citypipe.core.formats import FORMATS, Context
-from citypipe.core.ingest import Payload
+from citypipe.core.ingest import Payload, normalize
 from citypipe.domain.books import IngestCounts
 from citypipe.domain.city import City, parse_city
 from citypipe.domain.model import QUANTITIES, Zone
@@ -37,7 +39,9 @@ from citypipe.domain.themes import OpenFormat
 from citypipe.service.claims import claimed, claims_kept_from, sweep_claims
 from citypipe.service.edge import Inbound, Route, commit, prepare
 from citypipe.service.export import export_day
+from citypipe.service.housekeeping import hourly
 from citypipe.service.kernel import Deps
+from citypipe_local.drops import drop_lines
 from citypipe_local.fakes import InMemoryKeyStore
 from citypipe_local.report import lineage_records
 
@@ -164,6 +168,19 @@ def test_claims_are_kept_while_their_day_is_accepted_and_a_day_longer(memory_dep
     assert sweep_claims(memory_deps, claims_kept_from(memory_deps.city, today + timedelta(3))) == 1
 
 
+def test_the_hourly_job_deletes_the_claims_of_days_the_edge_refuses(memory_deps: Deps) -> None:
+    push(memory_deps, pack(T + 60, 50))
+    audit = memory_deps.names.bucket(Zone.AUDIT)
+
+    def claims() -> int:
+        return len(list(memory_deps.store.list(audit, memory_deps.names.claims_prefix())))
+
+    for fired, left in ((datetime(2026, 6, 4, 0, 5, tzinfo=UTC), 1),
+                        (datetime(2026, 6, 5, 0, 5, tzinfo=UTC), 0)):  # fmt: skip
+        hourly(at(memory_deps, fired), exporting(), fired)
+        assert claims() == left
+
+
 def normalized_payloads(*lines: str) -> list[Payload]:
     ctx = Context(received_at=T + 600)
     return [Payload(line.encode(), ctx, n, fmt=FORMATS[FORMAT]) for n, line in enumerate(lines, 1)]
@@ -204,6 +221,16 @@ def test_a_profile_sets_its_own_ceiling_for_a_count_only() -> None:
         parse_city(data)
 
 
+def test_the_ceilings_of_counts_are_those_the_docs_state() -> None:
+    ceilings = {name: q.window_ceiling for name, q in QUANTITIES.items() if q.window_ceiling}
+    assert ceilings == {
+        "traffic.vehicles": 3_000,
+        "traffic.heavy_vehicles": 3_000,
+        "traffic.bicycles": 3_000,
+        "traffic.pedestrians": 10_000,
+    }
+
+
 def test_only_counts_have_ceilings(city: City) -> None:
     assert {q for _, q in city.window_ceilings} <= {
         name for name, q in QUANTITIES.items() if q.unit.startswith("{") and not q.counts_people
@@ -232,6 +259,24 @@ def test_the_first_day_whose_key_lives_is_accepted_the_day_before_is_not(
     assert (answer["accepted"], answer["reasons"]) == (1, {"too_old": 1})
 
 
+def test_the_age_is_judged_at_the_payloads_arrival(city: City) -> None:
+    """A capture replayed later (its arrival recorded) is as old as it was when it came; a
+    reading of that day arriving now is too old."""
+    may = datetime(2026, 5, 1, 12, tzinfo=UTC).timestamp()
+    captured = Payload(pack(may, 5).encode(), Context(received_at=may + 60), 1)
+    sent_now = Payload(pack(may, 5).encode(), Context(received_at=T), 2)
+    result = normalize(city, FORMATS[FORMAT], [captured, sent_now], now=T, key_for=None)
+    assert (result.accepted, dict(result.reasons)) == (1, {"too_old": 1})
+
+
+def test_a_drop_of_the_citys_own_system_may_backfill_past_days(memory_deps: Deps) -> None:
+    """An inbox drop needs the city's cloud credentials, not a hub's token: its rows of
+    past days are a backfill, bounded by 2000 only."""
+    may = datetime(2026, 5, 1, 12, tzinfo=UTC).timestamp()
+    ingest_dropped(memory_deps, drop_lines(memory_deps, FORMAT, [pack(may, 5)]))
+    assert ingest_books(memory_deps).accepted == 1
+
+
 def test_a_reading_ahead_of_the_clock_is_still_refused(memory_deps: Deps) -> None:
     ahead = datetime(2026, 6, 2, 23, 36, tzinfo=UTC).timestamp()
     status, answer = post(memory_deps, InMemoryKeyStore(), SOURCE, FORMAT, pack(ahead, 5))
@@ -256,7 +301,15 @@ def chirpstack_up(dev_eui: str = AIR_EUI) -> dict[str, Any]:
     return up
 
 
+def chirpstack_v3_up(dev_eui: str) -> dict[str, Any]:
+    up: dict[str, Any] = load_event("hubs/chirpstack-v3/up-json-v3-legacy.json")
+    up.update(devEUI=dev_eui, publishedAt="2026-06-01T09:00:00Z", rxInfo=[])
+    return up
+
+
 TTS = "v3/velden-air@velden/devices/{}/up"
+CHIRPSTACK_V3 = "application/7/device/{}/event/up"
+AIR_EUI_BASE64 = base64.b64encode(bytes.fromhex(AIR_EUI)).decode()
 CHIRPSTACK = "application/5bb92de6-49b3-49af-a366-34667f2230be/device/{}/event/up"
 NOW = datetime(2026, 6, 1, 10, tzinfo=UTC).timestamp()
 
@@ -271,6 +324,14 @@ NOW = datetime(2026, 6, 1, 10, tzinfo=UTC).timestamp()
         ("chirpstack-v4", chirpstack_up(), CHIRPSTACK.format(AIR_EUI.upper()), True),
         ("chirpstack-v4", chirpstack_up(), CHIRPSTACK.format("70b3d5e75e010002"), False),
         ("chirpstack-v4", chirpstack_up(), "velden/gateway/air-quality/chirpstack", True),
+        ("chirpstack-v3", chirpstack_v3_up(AIR_EUI), CHIRPSTACK_V3.format(AIR_EUI), True),
+        ("chirpstack-v3", chirpstack_v3_up(AIR_EUI_BASE64), CHIRPSTACK_V3.format(AIR_EUI), True),
+        (
+            "chirpstack-v3",
+            chirpstack_v3_up(AIR_EUI),
+            CHIRPSTACK_V3.format("70b3d5e75e010002"),
+            False,
+        ),
     ],
 )
 def test_a_payload_on_a_hubs_device_topic_is_that_devices(

@@ -4,11 +4,13 @@ For every payload of a batch, whatever its format: bound its size, parse it (orj
 let the format's adapter read it into readings, then for each reading alone: resolve the
 device in the registry (never by a pattern; its registered zone, never a claimed
 position), map the field to a controlled quantity, check the unit, the number, the
-plausible range and the time (from the first day whose key lives — ``too_old`` before,
-2000 at the earliest — to a few minutes ahead of the clock), replace the
+plausible range and the time (from the first day whose key lives when the payload
+arrived — ``too_old`` before, 2000 at the earliest — to a few minutes ahead of the
+clock), replace the
 data subject's identifier by its keyed pseudonym (one per device and day) and drop
 every other identifier. A reading seen before in the batch (same sensor, quantity and
-time) is a duplicate.
+time) is a duplicate (one an earlier batch wrote: ``service.claims``). A message on a hub's
+device topic whose payload is another device's is refused whole (``topic_device_mismatch``).
 
 Nothing is dropped silently and nothing crashes a batch: a payload or reading that cannot
 be used is rejected with a machine-readable reason and its JSON path; the payload is kept
@@ -28,7 +30,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from functools import lru_cache, partial
 from typing import Any, NamedTuple
 
@@ -211,7 +213,8 @@ def _measured(dev: Resolved, plan: Plan, r: Reading) -> float | Rejection:
 
 def _mistimed(at: float, latest: float, path: str) -> Rejection:
     """Why a reading's time is refused: ahead of the clock, before 2000 (or no time), or
-    of a day whose key is no longer kept (``too_old``: its resends could not be told)."""
+    of a day whose key was no longer kept when it arrived (``too_old``: its resends could
+    not be told)."""
     if at > latest:
         return Rejection("future_time", "more than 5 minutes ahead of the clock", path)
     if not at >= EARLIEST_EPOCH:
@@ -254,9 +257,9 @@ class _Batch:
     """The per-batch state of the normalization path: caches and the duplicate index."""
 
     __slots__ = (
-        "aliases", "batch_source", "city", "devices", "earliest", "fmt", "key_for", "known",
-        "latest", "only_source", "payload_source", "policies", "prior", "result", "seen",
-        "windows",
+        "aliases", "batch_source", "city", "devices", "earliest", "first_moments", "fmt",
+        "key_for", "known", "latest", "only_source", "payload_source", "policies", "prior",
+        "result", "seen", "windows",
     )  # fmt: skip
 
     def __init__(
@@ -267,10 +270,12 @@ class _Batch:
         key_for: KeyFor | None,
         only_source: str | None = None,
         prior: Container[Identity] = NO_PRIOR,
-        not_before: float = EARLIEST_EPOCH,
+        backfill: bool = False,
     ) -> None:
         self.city = city
-        self.earliest = max(EARLIEST_EPOCH, not_before)
+        self.earliest = EARLIEST_EPOCH  # the payload's: its arrival's first living day
+        # arrival day -> its first living moment (a backfill: none, 2000 is the bound)
+        self.first_moments: dict[int, float] | None = None if backfill else {}
         self.fmt = fmt
         self.batch_source = self.only_source = only_source
         self.payload_source = only_source  # the source a payload's readings belong to
@@ -446,6 +451,7 @@ class _Batch:
         result.payloads += 1
         self.only_source = self.batch_source if payload.source is None else payload.source
         self.payload_source = self.only_source
+        self.earliest = self._first_moment(payload.ctx.received_at)
         document = self._document(payload)
         if document is _REFUSED or self._image(payload, document):
             return
@@ -475,6 +481,19 @@ class _Batch:
             result.received += 1
         if rejected:
             self._quarantine(payload, rejected, document, counted=True)
+
+    def _first_moment(self, arrived: float) -> float:
+        """The first moment of the first day whose key lives when a payload arrived
+        (``City.first_living_day``): a reading before it is ``too_old``."""
+        moments = self.first_moments
+        if moments is None or not math.isfinite(arrived):
+            return EARLIEST_EPOCH
+        days = int(arrived // 86_400)
+        first = moments.get(days)
+        if first is None:
+            living = datetime.combine(self.city.first_living_day(_day(days)), time(), UTC)
+            first = moments[days] = max(EARLIEST_EPOCH, living.timestamp())
+        return first
 
     def _image(self, payload: Payload, document: Any) -> bool:
         """Refuse a payload a field of which holds an image (base64 or a data URI), whole:
@@ -584,7 +603,7 @@ def normalize(
     key_for: KeyFor | None,
     only_source: str | None = None,
     prior: Container[Identity] = NO_PRIOR,
-    not_before: float = EARLIEST_EPOCH,
+    backfill: bool = False,
 ) -> Normalized:
     """Normalize a batch of payloads, of format ``fmt`` or each of its own (a bridge that
     batches several hubs' messages). ``now``: the receiving clock (epoch s); ``key_for``:
@@ -592,9 +611,10 @@ def normalize(
     the one source a sender was authenticated for (others' readings: ``wrong_source``; a
     payload's own ``source`` overrides it); ``prior``: identities of readings written
     before (a long-running edge's recent batches), counted as duplicates like those seen
-    earlier in the batch; ``not_before``: the first moment a reading may be of (the edge:
-    the first day whose key lives; older readings are ``too_old``)."""
-    batch = _Batch(city, fmt, now, key_for, only_source, prior, not_before)
+    earlier in the batch. A reading of a day before the first whose key lives when its
+    payload arrived (``Context.received_at``) is ``too_old``, unless the batch is a
+    ``backfill`` (an inbox drop: the city's own system, not a hub's token)."""
+    batch = _Batch(city, fmt, now, key_for, only_source, prior, backfill)
     for payload in payloads:
         batch.payload(payload)
     return batch.result

@@ -14,7 +14,9 @@ writes the raw objects (conditional puts), tells anonymize, and records the line
 A batch's identity is its content after normalization (the readings it gave, what it
 quarantined, and a hash of what it refused as received: two payloads of one shape are two):
 the same readings sent again — byte for byte, or re-serialized — are found done and written
-nothing twice. A drop's identity is the drop's own (its key and etag:
+nothing twice; a reading resent inside another batch is found by its claim
+(``service.claims``: ``commit`` claims each reading once before writing). A drop's
+identity is the drop's own (its key and etag:
 the stage machinery writes it, ``service.stage``). A long-running edge (the MQTT bridge)
 records what it prepared in its journal between ``prepare`` and ``commit``
 (``service.journal``), so that a crash is completed with the very same batch.
@@ -25,7 +27,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from citypipe.core.codecs import gz, jsonl, raw_columns
@@ -117,15 +119,13 @@ def prepare(deps: Deps, keys: KeyStore | None, inbound: Inbound) -> EdgeBatch:
     """The one entrance: normalize an inbound batch into what the edge writes. Nothing is
     written yet. ``keys``: the daily secrets the pseudonyms are keyed by (None where no
     source has a data subject)."""
-    clock = deps.clock.now()
-    now = clock.timestamp()
-    first = datetime.combine(deps.city.first_living_day(clock.astimezone(UTC).date()), time(), UTC)
+    now = deps.clock.now().timestamp()
     key_for = day_keys(keys, deps.city.slug) if keys is not None else None
     with paused():  # the batch's objects are alive until its bodies are made
         normalized = normalize(
             deps.city, inbound.fmt, inbound.payloads, now=now, key_for=key_for,
             only_source=inbound.only_source, prior=inbound.prior,
-            not_before=first.timestamp(),
+            backfill=inbound.route is Route.DROP,
         )  # fmt: skip
         bodies = _bodies(normalized)
     ident = inbound.identity or content_id(normalized, bodies, inbound.salt)
