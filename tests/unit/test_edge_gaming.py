@@ -20,6 +20,7 @@ import base64
 import csv
 import io
 import json
+import math
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -267,6 +268,15 @@ def test_the_age_is_judged_at_the_payloads_arrival(city: City) -> None:
     sent_now = Payload(pack(may, 5).encode(), Context(received_at=T), 2)
     result = normalize(city, FORMATS[FORMAT], [captured, sent_now], now=T, key_for=None)
     assert (result.accepted, dict(result.reasons)) == (1, {"too_old": 1})
+
+
+@pytest.mark.parametrize("arrived", [math.inf, math.nan, 1e300, -1e300, 0.0])
+def test_an_arrival_no_clock_could_read_never_crashes_a_batch(city: City, arrived: float) -> None:
+    """An arrival a replay's header or a bridge's property claimed: ahead of the clock it is
+    now, before 2000 (or none) the bound is 2000."""
+    payload = Payload(pack(T, 5).encode(), Context(received_at=arrived), 1)
+    result = normalize(city, FORMATS[FORMAT], [payload], now=T + 60, key_for=None)
+    assert result.accepted == 1
 
 
 def test_a_drop_of_the_citys_own_system_may_backfill_past_days(memory_deps: Deps) -> None:

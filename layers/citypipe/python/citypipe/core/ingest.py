@@ -6,9 +6,8 @@ device in the registry (never by a pattern; its registered zone, never a claimed
 position), map the field to a controlled quantity, check the unit, the number, the
 plausible range and the time (from the first day whose key lives when the payload
 arrived — ``too_old`` before, 2000 at the earliest — to a few minutes ahead of the
-clock), replace the
-data subject's identifier by its keyed pseudonym (one per device and day) and drop
-every other identifier. A reading seen before in the batch (same sensor, quantity and
+clock), replace the data subject's identifier by its keyed pseudonym (one per device and
+day) and drop every other identifier. A reading seen before in the batch (same sensor, quantity and
 time) is a duplicate (one an earlier batch wrote: ``service.claims``). A message on a hub's
 device topic whose payload is another device's is refused whole (``topic_device_mismatch``).
 
@@ -484,11 +483,12 @@ class _Batch:
 
     def _first_moment(self, arrived: float) -> float:
         """The first moment of the first day whose key lives when a payload arrived
-        (``City.first_living_day``): a reading before it is ``too_old``."""
+        (``City.first_living_day``; an arrival ahead of the clock is taken as now): a
+        reading before it is ``too_old``."""
         moments = self.first_moments
-        if moments is None or not math.isfinite(arrived):
+        if moments is None or not arrived >= EARLIEST_EPOCH:
             return EARLIEST_EPOCH
-        days = int(arrived // 86_400)
+        days = int(min(arrived, self.latest) // 86_400)
         first = moments.get(days)
         if first is None:
             living = datetime.combine(self.city.first_living_day(_day(days)), time(), UTC)
