@@ -197,6 +197,7 @@ class Housekeeping:
     clean_swept: int
     aggregates_swept: int
     audit_swept: int
+    claims_swept: int  # readings' claims of days the edge refuses now (service.claims)
 
 
 def hourly(deps: Deps, ports: ExportPorts, fired: datetime) -> Housekeeping:
@@ -217,7 +218,7 @@ def hourly(deps: Deps, ports: ExportPorts, fired: datetime) -> Housekeeping:
     finally:
         destroyed, scrubbed = retire_keys(deps, ports.keys, keep_from, fired)
         swept = {Zone.RAW: sweep_raw(deps, fired), **sweep_retention(deps, fired)}
-        swept[Zone.AUDIT] += sweep_claims(deps, claims_kept_from(deps.city, fired.date()))
+        claims = sweep_claims(deps, claims_kept_from(deps.city, fired.date()))
     done = Housekeeping(
         day,
         result,
@@ -228,6 +229,7 @@ def hourly(deps: Deps, ports: ExportPorts, fired: datetime) -> Housekeeping:
         clean_swept=swept[Zone.CLEAN],
         aggregates_swept=swept[Zone.AGGREGATES],
         audit_swept=swept[Zone.AUDIT],
+        claims_swept=claims,
     )
     counts = {k: v for k, v in asdict(done).items() if k not in ("day", "result")}
     log.info("housekeeping", extra={"function": "export", **counts})
