@@ -35,7 +35,9 @@ from citypipe_local.backends import Endpoint
 from citypipe_local.fakes import InMemoryKeyStore, InMemoryWebhookTokens
 from citypipe_local.serve import ServerOptions, WebhookServer
 
-T0 = 1_780_358_400  # 2026-06-02T00:00:00Z
+# an hour ago, to the minute: the server judges a reading's age on the real clock (a day
+# whose key is gone is too old)
+T0 = int(time.time()) // 60 * 60 - 3_600
 SENML = json.dumps(
     [{"bn": "urn:dev:mac:0024befffe800001/", "bt": T0, "bu": "count"}, {"n": "vehicles", "v": 7}]
 ).encode()

@@ -12,8 +12,9 @@ import json
 from datetime import date
 
 import pytest
-from unit_support import normalized, raw_rows, senml_reading, wifi_observation
+from unit_support import NOW, normalized, raw_rows, senml_reading, wifi_observation
 
+from citypipe.core.formats.common import iso_epoch
 from citypipe.core.pseudonyms import day_keys
 from citypipe.core.shape import body_shape, shape
 from citypipe.domain.city import City, parse_city
@@ -73,7 +74,12 @@ def test_another_day_or_device_gives_another_pseudonym(
 ) -> None:
     keys = InMemoryKeyStore()
     [first] = raw_rows(normalized(city, "canonical", wifi_observation(), keys=keys))
-    [second] = raw_rows(normalized(city, "canonical", wifi_observation(**other), keys=keys))
+    # received while that day's key lives (the day before is too old a day later)
+    seen = other.get("observed_at")
+    now = NOW if not isinstance(seen, str) else iso_epoch(seen) + 3_600
+    [second] = raw_rows(
+        normalized(city, "canonical", wifi_observation(**other), keys=keys, now=now)
+    )
     assert first["pseudonym"] != second["pseudonym"]
 
 

@@ -14,9 +14,10 @@ quantity's partial rows count detections only, which nobody publishes.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 import pyarrow as pa
@@ -89,6 +90,7 @@ class Cell:
     sum: float
     min: float
     max: float
+    above_ceiling: bool = False  # a sensor's window total exceeds what it can count
 
 
 def _total(values: Sequence[float]) -> float:
@@ -102,8 +104,12 @@ def _total(values: Sequence[float]) -> float:
         return math.nan
 
 
-def cells(merged: pa.Table) -> list[Cell]:
-    """Roll a merged partial (per sensor) up to cells, in cell order.
+def cells(
+    merged: pa.Table, ceilings: Mapping[tuple[str, str], float] = MappingProxyType({})
+) -> list[Cell]:
+    """Roll a merged partial (per sensor) up to cells, in cell order; a cell one of whose
+    sensors' window totals exceeds its ceiling (``ceilings``: (sensor, quantity) -> the
+    most it can count in a window) is ``above_ceiling``.
 
     Column by column, not a dict per row (a day of a large city has ~10^5 sensor rows)."""
     if merged.num_rows == 0:
@@ -117,15 +123,35 @@ def cells(merged: pa.Table) -> list[Cell]:
     column["window_start"] = starts.cast(pa.int64()).to_pylist()
     rows = list(zip(*(column[s] for s in STATS), strict=True))
     keys = list(zip(*(column[c] for c in CELL), strict=True))
+    above = _above(column["sensor"], column["quantity"], column["sum"], ceilings)
     out = []
     start = 0
     for end in range(1, len(keys) + 1):
         if end < len(keys) and keys[end] == keys[start]:
             continue
         window_start, zone, quantity, unit = keys[start]
-        out.append(_cell(when[window_start], str(zone), str(quantity), str(unit), rows[start:end]))
+        cell = _cell(when[window_start], str(zone), str(quantity), str(unit), rows[start:end])
+        if any(above[start:end]):
+            cell = replace(cell, above_ceiling=True)
+        out.append(cell)
         start = end
     return out
+
+
+def _above(
+    sensors: Sequence[Any],
+    quantities: Sequence[Any],
+    sums: Sequence[Any],
+    ceilings: Mapping[tuple[str, str], float],
+) -> list[bool]:
+    """Whether each sensor row's window total exceeds the sensor's ceiling for it."""
+    if not ceilings:
+        return [False] * len(sums)
+    inf = math.inf
+    return [
+        total > ceilings.get((sensor, quantity), inf)
+        for sensor, quantity, total in zip(sensors, quantities, sums, strict=True)
+    ]
 
 
 def _cell(

@@ -9,8 +9,10 @@ what the rule is, for the catalogue, the data package, the portal and the regist
 The rule:
 
 1. a cell whose figures are not plausible (a sum that overflowed, a value outside its
-   quantity's range: readings ingest should have refused) is **flagged**: marked, its
-   figures blank, so a broken sensor can never publish a number nor lose the day;
+   quantity's range: readings ingest should have refused; a sensor that counted more in
+   the window than its ceiling, ``City.window_ceilings``: ``above_device_ceiling``) is
+   **flagged**: marked, its figures blank, so a broken or gamed sensor can never publish a
+   number nor lose the day;
 2. a cell of a quantity that counts people shows one figure, its distinct devices —
    each device's day bounded, plus noise — and every decision about it is taken on that
    noisy figure alone (``core.people``): published at k or more, **suppressed** below
@@ -31,7 +33,7 @@ from enum import StrEnum
 
 from citypipe.core.aggregate import Cell
 from citypipe.core.noise import Noise
-from citypipe.core.people import FEWER_THAN_K, PeopleRelease
+from citypipe.core.people import ABOVE_CEILING, FEWER_THAN_K, PeopleRelease
 from citypipe.domain.city import City
 from citypipe.domain.model import QUANTITIES, QUANTITY_UNITS, WINDOW_MINUTES
 
@@ -98,6 +100,8 @@ def noise_of(city: City) -> Noise:
 
 def _implausible(cell: Cell) -> str:
     """Why a cell's figures cannot be published as measured, or ''."""
+    if cell.above_ceiling:
+        return ABOVE_CEILING
     if not all(math.isfinite(v) for v in (cell.sum, cell.min, cell.max)):
         return NOT_FINITE
     known = QUANTITIES.get(cell.quantity)

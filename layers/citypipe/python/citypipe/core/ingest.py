@@ -4,10 +4,12 @@ For every payload of a batch, whatever its format: bound its size, parse it (orj
 let the format's adapter read it into readings, then for each reading alone: resolve the
 device in the registry (never by a pattern; its registered zone, never a claimed
 position), map the field to a controlled quantity, check the unit, the number, the
-plausible range and the time (from 2000 to a few minutes ahead of the clock), replace the
-data subject's identifier by its keyed pseudonym (one per device and day) and drop
-every other identifier. A reading seen before in the batch (same sensor, quantity and
-time) is a duplicate.
+plausible range and the time (from the first day whose key lives when the payload
+arrived — ``too_old`` before, 2000 at the earliest — to a few minutes ahead of the
+clock), replace the data subject's identifier by its keyed pseudonym (one per device and
+day) and drop every other identifier. A reading seen before in the batch (same sensor, quantity and
+time) is a duplicate (one an earlier batch wrote: ``service.claims``). A message on a hub's
+device topic whose payload is another device's is refused whole (``topic_device_mismatch``).
 
 Nothing is dropped silently and nothing crashes a batch: a payload or reading that cannot
 be used is rejected with a machine-readable reason and its JSON path; the payload is kept
@@ -27,7 +29,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from functools import lru_cache, partial
 from typing import Any, NamedTuple
 
@@ -48,7 +50,8 @@ from citypipe.domain.model import (
     RawRecord,
 )
 from citypipe.domain.personal import HUB_PERSONAL, PERSONAL_FIELDS
-from citypipe.domain.registry import Plan, Resolved
+from citypipe.domain.registry import Plan, Resolved, normalize_id
+from citypipe.domain.topics import DEVICE_ID, topic_device
 
 log = logging.getLogger("citypipe")
 
@@ -207,6 +210,17 @@ def _measured(dev: Resolved, plan: Plan, r: Reading) -> float | Rejection:
     return value
 
 
+def _mistimed(at: float, latest: float, path: str) -> Rejection:
+    """Why a reading's time is refused: ahead of the clock, before 2000 (or no time), or
+    of a day whose key was no longer kept when it arrived (``too_old``: its resends could
+    not be told)."""
+    if at > latest:
+        return Rejection("future_time", "more than 5 minutes ahead of the clock", path)
+    if not at >= EARLIEST_EPOCH:
+        return Rejection("implausible_time", "before 2000-01-01 or not a time", path)
+    return Rejection("too_old", "of a day before the first whose key is kept", path)
+
+
 def _refused_field(dev: Resolved, policy: _Policy, r: Reading) -> str | Rejection | None:
     """The first personal field the reading carries that its source refuses (None: none);
     a rejection for one its source declares no rule for."""
@@ -242,8 +256,9 @@ class _Batch:
     """The per-batch state of the normalization path: caches and the duplicate index."""
 
     __slots__ = (
-        "aliases", "batch_source", "city", "devices", "fmt", "key_for", "known", "latest",
-        "only_source", "payload_source", "policies", "prior", "result", "seen", "windows",
+        "aliases", "batch_source", "city", "devices", "earliest", "first_moments", "fmt",
+        "key_for", "known", "latest", "only_source", "payload_source", "policies", "prior",
+        "result", "seen", "windows",
     )  # fmt: skip
 
     def __init__(
@@ -254,8 +269,12 @@ class _Batch:
         key_for: KeyFor | None,
         only_source: str | None = None,
         prior: Container[Identity] = NO_PRIOR,
+        backfill: bool = False,
     ) -> None:
         self.city = city
+        self.earliest = EARLIEST_EPOCH  # the payload's: its arrival's first living day
+        # arrival day -> its first living moment (a backfill: none, 2000 is the bound)
+        self.first_moments: dict[int, float] | None = None if backfill else {}
         self.fmt = fmt
         self.batch_source = self.only_source = only_source
         self.payload_source = only_source  # the source a payload's readings belong to
@@ -303,10 +322,8 @@ class _Batch:
         if type(value) is Rejection:
             return value
         at = r.at
-        if not EARLIEST_EPOCH <= at <= self.latest:
-            if at > self.latest:
-                return Rejection("future_time", "more than 5 minutes ahead of the clock", r.path)
-            return Rejection("implausible_time", "before 2000-01-01 or not a time", r.path)
+        if not self.earliest <= at <= self.latest:
+            return _mistimed(at, self.latest, r.path)
         return self._kept(found, plan, value, r)  # type: ignore[arg-type]
 
     def _planned(self, dev: Resolved, r: Reading) -> Plan | Rejection | None:
@@ -433,10 +450,16 @@ class _Batch:
         result.payloads += 1
         self.only_source = self.batch_source if payload.source is None else payload.source
         self.payload_source = self.only_source
+        self.earliest = self._first_moment(payload.ctx.received_at)
         document = self._document(payload)
         if document is _REFUSED or self._image(payload, document):
             return
         items = self._items(document, payload)
+        if payload.ctx.topic is not None:
+            refusal = _topic_refusal(self._format(payload), payload.ctx.topic, document, items)
+            if refusal is not None:  # another device's topic: none of its readings
+                self._quarantine(payload, [refusal], document, counted=False)
+                return
         rejected: list[Rejection] = []
         read = 0
         duplicates = result.duplicates
@@ -457,6 +480,20 @@ class _Batch:
             result.received += 1
         if rejected:
             self._quarantine(payload, rejected, document, counted=True)
+
+    def _first_moment(self, arrived: float) -> float:
+        """The first moment of the first day whose key lives when a payload arrived
+        (``City.first_living_day``; an arrival ahead of the clock is taken as now): a
+        reading before it is ``too_old``."""
+        moments = self.first_moments
+        if moments is None or not arrived >= EARLIEST_EPOCH:
+            return EARLIEST_EPOCH
+        days = int(min(arrived, self.latest) // 86_400)
+        first = moments.get(days)
+        if first is None:
+            living = datetime.combine(self.city.first_living_day(_day(days)), time(), UTC)
+            first = moments[days] = max(EARLIEST_EPOCH, living.timestamp())
+        return first
 
     def _image(self, payload: Payload, document: Any) -> bool:
         """Refuse a payload a field of which holds an image (base64 or a data URI), whole:
@@ -511,6 +548,27 @@ class _Batch:
         self.result.reject(row, rejections, named, _content(payload, document), counted=counted)
 
 
+def _topic_refusal(
+    fmt: Format, topic: str, document: Any, items: list[Reading | Rejection]
+) -> Rejection | None:
+    """Why a message is refused for its topic: the hub's layout names a device there
+    (``domain.topics.topic_device``) and the payload is another's, or names none."""
+    named = topic_device(fmt.name, topic)
+    if named is None:
+        return None
+    kind, level = named
+    if kind == DEVICE_ID:
+        ids = document.get("end_device_ids") if isinstance(document, dict) else None
+        same = isinstance(ids, dict) and ids.get("device_id") == level
+    else:
+        wanted = normalize_id(fmt.hub, level)
+        devices = {r.device for r in items if type(r) is Reading}
+        same = all(isinstance(d, str) and normalize_id(fmt.hub, d) == wanted for d in devices)
+    if same:
+        return None
+    return Rejection("topic_device_mismatch", "the payload is not of the topic's device")
+
+
 def _unparsed(body: bytes | str, exc: Exception) -> Rejection:
     """Why a payload did not parse: not UTF-8, else not JSON (orjson's words, before the
     position: they never quote the payload)."""
@@ -545,6 +603,7 @@ def normalize(
     key_for: KeyFor | None,
     only_source: str | None = None,
     prior: Container[Identity] = NO_PRIOR,
+    backfill: bool = False,
 ) -> Normalized:
     """Normalize a batch of payloads, of format ``fmt`` or each of its own (a bridge that
     batches several hubs' messages). ``now``: the receiving clock (epoch s); ``key_for``:
@@ -552,8 +611,10 @@ def normalize(
     the one source a sender was authenticated for (others' readings: ``wrong_source``; a
     payload's own ``source`` overrides it); ``prior``: identities of readings written
     before (a long-running edge's recent batches), counted as duplicates like those seen
-    earlier in the batch."""
-    batch = _Batch(city, fmt, now, key_for, only_source, prior)
+    earlier in the batch. A reading of a day before the first whose key lives when its
+    payload arrived (``Context.received_at``) is ``too_old``, unless the batch is a
+    ``backfill`` (an inbox drop: the city's own system, not a hub's token)."""
+    batch = _Batch(city, fmt, now, key_for, only_source, prior, backfill)
     for payload in payloads:
         batch.payload(payload)
     return batch.result

@@ -72,7 +72,8 @@ class IngestCounts(StageCounts):
     payloads: int  # hub payloads read (lines of a drop, documents of a webhook request)
     received: int  # readings in them (an unreadable payload counts as one)
     accepted: int  # readings written to raw
-    duplicates: int  # readings seen before in the same batch: same device, quantity and time
+    duplicates: int  # readings seen before — in the same batch, or written by an earlier one
+    # (service.claims): same device, quantity and time
 
     @property
     def readings_in(self) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from datetime import date, timedelta
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -503,6 +504,12 @@ class City(Strict):
         "ones are destroyed by the hourly job, so their pseudonyms can never be recomputed",
     )
 
+    def first_living_day(self, today: date) -> date:
+        """The first day whose secret still lives on ``today`` (``key_retention_days`` days,
+        today included): the oldest day the edge accepts a reading of (older: ``too_old``),
+        whose resends it still recognizes, and whose key the hourly job keeps."""
+        return today - timedelta(days=self.key_retention_days - 1)
+
     @field_validator("region")
     @classmethod
     def _eu_only(cls, value: str) -> str:
@@ -614,6 +621,20 @@ class City(Strict):
                 if spec.quantity in people and zone is not None:
                     key = (zone, spec.quantity)
                     out[key] = out.get(key, 0) + (profile.max_devices_per_window or 0)
+        return out
+
+    @cached_property
+    def window_ceilings(self) -> dict[tuple[str, str], float]:
+        """(sensor, quantity) -> the most one sensor can count in a 15-minute window: its
+        field's ``max_per_window``, else the quantity's ``window_ceiling``; only quantities
+        published as totals of counts have one. A sensor's window above it was gamed or is
+        broken: its cell is flagged, never published."""
+        out: dict[tuple[str, str], float] = {}
+        for sensor, device in self.registry.devices.items():
+            for spec in self.registry.profiles[device.profile].fields.values():
+                ceiling = spec.max_per_window or QUANTITIES[spec.quantity].window_ceiling
+                if ceiling is not None:
+                    out[sensor, spec.quantity] = ceiling
         return out
 
     @property

@@ -20,6 +20,9 @@ class Quantity(NamedTuple):
     low: float
     high: float
     counts_people: bool = False
+    # the most one sensor can count in a 15-minute window (counts published as totals): a
+    # sensor's window above it is flagged, never published; a profile may set its own
+    window_ceiling: float | None = None
 
 
 # Controlled quantity names (Smart Data Models' vocabulary where one exists), their UCUM
@@ -28,17 +31,19 @@ class Quantity(NamedTuple):
 # people family counts people: each reading is one person's device seen, so a source
 # measuring it pseudonymizes that device, is kept at 5 minutes at the finest, and its cells
 # are published under the k rule. (traffic.pedestrians is a number per interval from a
-# counter that sees no one's identifier, as vehicles are.)
+# counter that sees no one's identifier, as vehicles are.) A count has a ceiling per sensor
+# and window besides (``window_ceiling``): 100,000 vehicles is a plausible reading of a
+# motorway's day, not of one counter's 15 minutes (lanes carry ~2,000 vehicles an hour).
 QUANTITIES: dict[str, Quantity] = {
     "air.no2": Quantity("ug/m3", 0, 2000),
     "air.pm10": Quantity("ug/m3", 0, 2000),
     "air.pm25": Quantity("ug/m3", 0, 1500),
     "air.o3": Quantity("ug/m3", 0, 1000),
     "noise.laeq": Quantity("dB", 0, 200),
-    "traffic.vehicles": Quantity("{vehicle}", 0, 100_000),
-    "traffic.heavy_vehicles": Quantity("{vehicle}", 0, 100_000),
-    "traffic.bicycles": Quantity("{bicycle}", 0, 100_000),
-    "traffic.pedestrians": Quantity("{pedestrian}", 0, 100_000),
+    "traffic.vehicles": Quantity("{vehicle}", 0, 100_000, window_ceiling=3_000),
+    "traffic.heavy_vehicles": Quantity("{vehicle}", 0, 100_000, window_ceiling=3_000),
+    "traffic.bicycles": Quantity("{bicycle}", 0, 100_000, window_ceiling=3_000),
+    "traffic.pedestrians": Quantity("{pedestrian}", 0, 100_000, window_ceiling=10_000),
     "people.presence": Quantity("{device}", 0, 1_000_000, counts_people=True),
     "parking.occupancy": Quantity("%", 0, 100),
     "energy.active": Quantity("kW.h", -1e9, 1e9),  # energy fed back may count negative

@@ -190,6 +190,16 @@ class StackNames:
         can never both release it."""
         return f"{self.epsilon_prefix(day)}{dataset}.json"
 
+    def claims_prefix(self, day: str | None = None) -> str:
+        """Every reading's claim (``day`` None), or one day's: ``claims/<city>/date=<day>/``."""
+        base = f"claims/{self.slug}/date="
+        return base if day is None else f"{base}{day}/"
+
+    def claim_key(self, source: str, sensor: str, quantity: str, observed_at: str) -> str:
+        """A reading's claim: taken by the first batch that writes the reading (a
+        conditional put), found by every later one that holds it again."""
+        return f"{self.claims_prefix(observed_at[:10])}{source}/{sensor}/{quantity}/{observed_at}"
+
     def scrub_prefix(self) -> str:
         return f"scrubbed/{self.slug}/"
 

@@ -70,6 +70,13 @@ class FieldSpec(_Strict):
     range: tuple[float, float] | None = Field(
         default=None, description="plausible [low, high] in the UCUM unit; default: the quantity's"
     )
+    max_per_window: float | None = Field(
+        default=None,
+        gt=0,
+        description="the most one device of this model can count in a 15-minute window (a "
+        "count published as a total); default: the quantity's ceiling. A device's window "
+        "above it is flagged, never published",
+    )
 
     @model_validator(mode="after")
     def _known(self) -> FieldSpec:
@@ -83,6 +90,8 @@ class FieldSpec(_Strict):
                     f"range {list(self.range)} must lie within {self.quantity}'s plausible "
                     f"[{known.low:g}, {known.high:g}]"
                 )
+        if self.max_per_window is not None and known.window_ceiling is None:
+            raise ValueError(f"{self.quantity} is no count: it has no ceiling per window")
         return self
 
 

@@ -67,3 +67,27 @@ def _system(a: list[str], b: list[str]) -> bool:
     return (first_a.startswith("$") and first_b in ("+", "#")) or (
         first_b.startswith("$") and first_a in ("+", "#")
     )
+
+
+# Where a hub's own topics name the device a message is from: The Things Stack v3
+# ``v3/{application}@{tenant}/devices/{device id}/up`` (its end device id), ChirpStack
+# ``[prefix/]application/{application id}/device/{DevEUI}/event/up`` (v4; v3 likewise). A
+# broker's access rules bind a device to its own topic; the edge binds the topic to the
+# payload (``core.ingest``: ``topic_device_mismatch``).
+DEVICE_ID = "device_id"  # the hub's own name of the device (TTS)
+DEV_EUI = "dev_eui"  # the LoRaWAN DevEUI (ChirpStack)
+
+
+def topic_device(fmt: str, topic: str) -> tuple[str, str] | None:
+    """(what it is, the device level) of a message's topic where the hub's layout puts its
+    device there, else None (a topic of the city's own layout)."""
+    levels = topic.split("/")
+    if fmt == "tts-v3":
+        if len(levels) >= 5 and levels[0] == "v3" and levels[2] == "devices":
+            return DEVICE_ID, levels[3]
+        return None
+    if fmt in ("chirpstack-v4", "chirpstack-v3"):
+        for i in range(len(levels) - 4):
+            if levels[i] == "application" and levels[i + 2] == "device":
+                return DEV_EUI, levels[i + 3]
+    return None

@@ -28,11 +28,11 @@ def iot_rule(deps: Deps, keys: KeyStore, event: dict[str, Any]) -> dict[str, Any
     started = time.perf_counter()
     document = {k: v for k, v in event.items() if k != IOT_TOPIC}
     payload = iot_payload(document, str(event[IOT_TOPIC]), deps.clock.now().timestamp())
-    result = admit(deps, keys, Inbound([payload], Route.IOT_RULE, FORMATS["aws-iot"])).normalized
+    admitted = admit(deps, keys, Inbound([payload], Route.IOT_RULE, FORMATS["aws-iot"]))
     return {
-        "accepted": result.accepted,
-        "duplicates": result.duplicates,
-        "quarantined": dict(result.reasons),
+        "accepted": admitted.counts.accepted,
+        "duplicates": admitted.counts.duplicates,
+        "quarantined": dict(admitted.normalized.reasons),
         "seconds": round(time.perf_counter() - started, 3),
     }
 

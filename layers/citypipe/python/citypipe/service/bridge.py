@@ -320,17 +320,18 @@ class Bridge:
         books = self._books
         books.written += len(held)
         books.batches += 1
-        counts = batch.write.outcome.counts
-        if written and isinstance(counts, IngestCounts):
-            books.readings += counts
+        if written is not None:
+            books.readings += written
         log.info(
             "bridge batch written",
             extra={
                 "input_id": batch.ident,
                 "messages": len(held),
-                "written": written,
-                "accepted": batch.normalized.accepted,
-                "duplicates": batch.normalized.duplicates,
+                "written": written is not None,
+                "accepted": batch.normalized.accepted if written is None else written.accepted,
+                "duplicates": (
+                    batch.normalized.duplicates if written is None else written.duplicates
+                ),
                 "quarantined": sum(batch.normalized.reasons.values()),
                 "seconds": round(time.perf_counter() - started, 3),
             },

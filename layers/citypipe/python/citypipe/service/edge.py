@@ -15,7 +15,9 @@ writes the raw objects (conditional puts), tells anonymize, and records the line
 A batch's identity is its content after normalization (the readings it gave, what it
 quarantined, and a hash of what it refused as received: two payloads of one shape are two):
 the same readings sent again — byte for byte, or re-serialized — are found done and written
-nothing twice. A drop's identity is the drop's own (its key and etag:
+nothing twice; a reading resent inside another batch is found by its claim
+(``service.claims``: ``commit`` claims each reading once before writing). A drop's
+identity is the drop's own (its key and etag:
 the stage machinery writes it, ``service.stage``). A long-running edge (the MQTT bridge)
 records what it prepared in its journal between ``prepare`` and ``commit``
 (``service.journal``), so that a crash is completed with the very same batch.
@@ -37,11 +39,11 @@ from citypipe.domain.books import IngestCounts
 from citypipe.domain.model import RAW_EXTENSION, RAW_FIELDS, Function, Message, Zone
 from citypipe.domain.naming import StackNames, edge_key, input_id
 from citypipe.ports import KeyStore
+from citypipe.service.claims import RAW_GZIP_LEVEL, claimed
 from citypipe.service.collector import paused
 from citypipe.service.kernel import Deps, Outcome, Output, log
 from citypipe.service.stage import finish
 
-RAW_GZIP_LEVEL = 1  # raw objects live minutes: write fast, read once
 # What a quarantine row says of where and when a payload came, not of what it held: a resend
 # of the same content, at another time or line, is the same batch.
 WHERE = frozenset({"line", "received_at", "route"})
@@ -112,6 +114,7 @@ class Admitted:
 
     normalized: Normalized
     duplicate: bool  # the same readings were received before: nothing written
+    counts: IngestCounts  # as written: readings an earlier batch wrote are duplicates
 
 
 def prepare(deps: Deps, keys: KeyStore | None, inbound: Inbound) -> EdgeBatch:
@@ -124,6 +127,7 @@ def prepare(deps: Deps, keys: KeyStore | None, inbound: Inbound) -> EdgeBatch:
         normalized = normalize(
             deps.city, inbound.fmt, inbound.payloads, now=now, key_for=key_for,
             only_source=inbound.only_source, prior=inbound.prior,
+            backfill=inbound.route is Route.DROP,
         )  # fmt: skip
         bodies = _bodies(normalized)
     ident = inbound.identity or content_id(normalized, bodies, inbound.salt)
@@ -143,16 +147,22 @@ def prepare(deps: Deps, keys: KeyStore | None, inbound: Inbound) -> EdgeBatch:
     return EdgeBatch(EdgeWrite(ident, message, outcome), normalized)
 
 
-def commit(deps: Deps, write: EdgeWrite) -> bool:
-    """Write a prepared batch once: False when its lineage says it was written before (the
-    same readings received again, or being received at this very moment: the lineage's
-    conditional put tells), True when this call recorded it. Idempotent: a call that failed
-    half-way is completed by the next with the same batch (conditional puts)."""
+def commit(deps: Deps, write: EdgeWrite) -> IngestCounts | None:
+    """Write a prepared batch once, its readings another batch wrote first left out
+    (``service.claims``): None when its lineage says it was written before (the same
+    readings received again, or being received at this very moment: the lineage's
+    conditional put tells), else the counts this call recorded. Idempotent: a call that
+    failed half-way is completed by the next with the same batch (conditional puts; its
+    own claims are its own)."""
     lineage = deps.names.lineage_key(Function.INGEST, write.ident)
     if deps.store.exists(deps.names.bucket(Zone.AUDIT), lineage):
         log.info("duplicate batch", extra={"function": "ingest", "input_id": write.ident})
-        return False
-    return finish(Function.INGEST, write.message, deps, write.ident, write.outcome)
+        return None
+    outcome = claimed(deps, write.ident, write.outcome)
+    if not finish(Function.INGEST, write.message, deps, write.ident, outcome):
+        return None
+    assert isinstance(outcome.counts, IngestCounts)
+    return outcome.counts
 
 
 def admit(deps: Deps, keys: KeyStore | None, inbound: Inbound) -> Admitted:
@@ -162,7 +172,9 @@ def admit(deps: Deps, keys: KeyStore | None, inbound: Inbound) -> Admitted:
     with paused():
         batch = prepare(deps, keys, inbound)
         written = commit(deps, batch.write)
-        return Admitted(batch.normalized, duplicate=not written)
+        counts = batch.write.outcome.counts if written is None else written
+        assert isinstance(counts, IngestCounts)
+        return Admitted(batch.normalized, duplicate=written is None, counts=counts)
 
 
 def _bodies(normalized: Normalized) -> list[tuple[Partition, bytes]]:

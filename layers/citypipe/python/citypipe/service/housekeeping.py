@@ -49,6 +49,7 @@ from citypipe.domain.naming import (
     source_of,
 )
 from citypipe.ports import KeyStore
+from citypipe.service.claims import claims_kept_from, sweep_claims
 from citypipe.service.export import ExportPorts, export_day
 from citypipe.service.kernel import Deps, log
 
@@ -196,6 +197,7 @@ class Housekeeping:
     clean_swept: int
     aggregates_swept: int
     audit_swept: int
+    claims_swept: int  # readings' claims of days the edge refuses now (service.claims)
 
 
 def hourly(deps: Deps, ports: ExportPorts, fired: datetime) -> Housekeeping:
@@ -203,10 +205,11 @@ def hourly(deps: Deps, ports: ExportPorts, fired: datetime) -> Housekeeping:
     day whose key this run destroys (its people counts are released before, if they were
     not), destroy the pseudonymization secrets of days past the key retention and scrub
     those days' pseudonyms from the clean zone, delete raw objects older than 24 hours and
-    every other zone's objects past its retention. The housekeeping runs even when the
-    export fails."""
+    every other zone's objects past its retention, and the claims of readings of days the
+    edge refuses now (``service.claims``). The housekeeping runs even when the export
+    fails."""
     day = (fired - timedelta(days=1)).date().isoformat()
-    keep_from = fired.date() - timedelta(days=deps.city.key_retention_days - 1)
+    keep_from = deps.city.first_living_day(fired.date())
     retiring = (keep_from - timedelta(days=1)).isoformat()  # its key dies in this run
     try:
         if retiring != day:  # released by now, or now: never after its key is gone (first:
@@ -215,6 +218,7 @@ def hourly(deps: Deps, ports: ExportPorts, fired: datetime) -> Housekeeping:
     finally:
         destroyed, scrubbed = retire_keys(deps, ports.keys, keep_from, fired)
         swept = {Zone.RAW: sweep_raw(deps, fired), **sweep_retention(deps, fired)}
+        claims = sweep_claims(deps, claims_kept_from(deps.city, fired.date()))
     done = Housekeeping(
         day,
         result,
@@ -225,6 +229,7 @@ def hourly(deps: Deps, ports: ExportPorts, fired: datetime) -> Housekeeping:
         clean_swept=swept[Zone.CLEAN],
         aggregates_swept=swept[Zone.AGGREGATES],
         audit_swept=swept[Zone.AUDIT],
+        claims_swept=claims,
     )
     counts = {k: v for k, v in asdict(done).items() if k not in ("day", "result")}
     log.info("housekeeping", extra={"function": "export", **counts})

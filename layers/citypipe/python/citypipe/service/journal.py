@@ -246,7 +246,7 @@ class EdgeJournal:
                 continue
             if entry.prepared is not None:
                 prepared = entry.prepared
-                if commit(self.deps, prepared.write(entry.input_id)):
+                if commit(self.deps, prepared.write(entry.input_id)) is not None:
                     completed += 1
                     log.warning(
                         "journal: a batch begun before a crash was completed",

@@ -165,11 +165,11 @@ def _routed(request: WebhookRequest) -> WebhookResponse | None:
 
 def _answered(admitted: Admitted) -> WebhookResponse:
     """What the sender is told of its batch: counts, reasons, the first rejections."""
-    result = admitted.normalized
+    result, counts = admitted.normalized, admitted.counts
     rejected = [r for row in result.quarantine for r in _rejected(row)]
     body: dict[str, Any] = {
-        "accepted": result.accepted,
-        "duplicates": result.duplicates,
+        "accepted": counts.accepted,
+        "duplicates": counts.duplicates,
         "quarantined": sum(result.reasons.values()),
         "reasons": dict(sorted(result.reasons.items())),
         "rejected": rejected[:MAX_REJECTIONS_SHOWN],
@@ -178,7 +178,7 @@ def _answered(admitted: Admitted) -> WebhookResponse:
     if admitted.duplicate:  # this very content was received before: nothing written again
         body.update(accepted=0, duplicates=result.accepted + result.duplicates, resent=True)
         return WebhookResponse(202, body)
-    if result.accepted == 0 and result.duplicates == 0:
+    if counts.accepted == 0 and counts.duplicates == 0:
         return WebhookResponse(400, {"error": "no_usable_reading", **body})
     return WebhookResponse(202, body)
 

@@ -99,7 +99,7 @@ def write_themes(
     grid = day_windows(day) if any(f.writer.personal for f in opened.values()) else []
     try:
         for windows, merged in partials.groups(wanted, grid, group_rows):
-            _add(opened, windows, merged, day, failures)
+            _add(opened, windows, merged, day, failures, deps.city.window_ceilings)
     except BaseException:
         for files in opened.values():
             files.discard()
@@ -135,11 +135,14 @@ def _add(
     merged: pa.Table,
     day: str,
     failures: Failures,
+    ceilings: Mapping[tuple[str, str], float],
 ) -> None:
-    """A group of windows to every theme still being written."""
+    """A group of windows to every theme still being written (a cell with a sensor above
+    its ``ceilings`` in a window is flagged)."""
     for slug, files in list(opened.items()):
         try:
-            files.writer.add(cells(of_quantities(merged, files.writer.present)), windows)
+            present = of_quantities(merged, files.writer.present)
+            files.writer.add(cells(present, ceilings), windows)
         except Exception as exc:  # one theme's failure must not block the others
             failures.add(files.writer.theme, day, exc)
             opened.pop(slug).discard()
