@@ -556,6 +556,24 @@ def test_a_sensors_measurements_are_written_once_each_and_its_cursor_moves(api: 
     assert counts.written == 0 and counts.duplicates == 3
 
 
+def test_a_measurement_dated_ahead_never_takes_the_cursor_past_the_clock(api: Api) -> None:
+    # Given the API answering one measurement dated years ahead (refused: future_time)
+    deps = one_segment(api)
+    api.on(TRAFFIC, Answer(body=telraam_report()))
+    ahead = [measurement(datetime(9999, 12, 31, 23, 59, tzinfo=UTC))]
+    api.on(SENSOR_PATH, Answer(body=json.dumps(ahead).encode()))
+    poll_tick(poller(deps), NOW)
+    # When, a tick later, the sensor's real measurements come
+    later = NOW + timedelta(minutes=5)
+    assert isinstance(deps.clock, SteppingClock)
+    deps.clock.at = later
+    real = [measurement(later - timedelta(seconds=s)) for s in (290, 145)]
+    api.on(SENSOR_PATH, Answer(body=json.dumps(real).encode()))
+    counts = poll_tick(poller(deps), later)["air-quality/sensor-community"]
+    # Then they are written: the cursor stopped at the clock, not at the year 9999
+    assert counts.written == 2 and counts.readings.accepted == 4
+
+
 def test_the_location_a_measurement_carries_is_never_written(api: Api) -> None:
     deps = one_segment(api)
     api.on(TRAFFIC, Answer(body=telraam_report()))

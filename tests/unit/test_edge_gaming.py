@@ -157,7 +157,7 @@ def test_people_sightings_are_not_claimed(memory_deps: Deps) -> None:
     )  # fmt: skip
     status, _ = post(memory_deps, InMemoryKeyStore(), "wifi-counters", "canonical", sighting)
     assert status == 202
-    assert not list(memory_deps.store.list(memory_deps.names.bucket(Zone.AUDIT), "claims/"))
+    assert not list(memory_deps.store.list(memory_deps.names.bucket(Zone.QUARANTINE), "claims/"))
 
 
 def test_claims_are_kept_while_their_day_is_accepted_and_a_day_longer(memory_deps: Deps) -> None:
@@ -171,16 +171,16 @@ def test_claims_are_kept_while_their_day_is_accepted_and_a_day_longer(memory_dep
 
 def test_the_hourly_job_deletes_the_claims_of_days_the_edge_refuses(memory_deps: Deps) -> None:
     push(memory_deps, pack(T + 60, 50))
-    audit = memory_deps.names.bucket(Zone.AUDIT)
+    kept = memory_deps.names.bucket(Zone.QUARANTINE)  # never the audit zone: locked for years
     keys = InMemoryKeyStore()  # its own: the job destroys old secrets (not the shared ones)
 
     def claims() -> int:
-        return len(list(memory_deps.store.list(audit, memory_deps.names.claims_prefix())))
+        return len(list(memory_deps.store.list(kept, memory_deps.names.claims_prefix())))
 
     for fired, left in ((datetime(2026, 6, 4, 0, 5, tzinfo=UTC), 1),
                         (datetime(2026, 6, 5, 0, 5, tzinfo=UTC), 0)):  # fmt: skip
         done = hourly(at(memory_deps, fired), exporting(keys), fired)
-        assert (claims(), done.claims_swept, done.audit_swept) == (left, 1 - left, 0)
+        assert (claims(), done.claims_swept, done.quarantine_swept) == (left, 1 - left, 0)
 
 
 def normalized_payloads(*lines: str) -> list[Payload]:

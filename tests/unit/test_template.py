@@ -536,6 +536,9 @@ def _expected_grants(city: str) -> dict[str, dict[str, set[str]]]:
         f"KeysBucket/{StackNames(city).poll_prefix()}": {get, put, delete},
         f"KeysBucket/{StackNames(city).api_key_object('x').rsplit('/', 1)[0]}/": {get},
     }
+    claims = f"QuarantineBucket/{StackNames(city).claims_prefix().rsplit('/', 1)[0]}/"
+    own["ingest"][claims] = {get, put}  # each reading claimed once (never in the audit zone)
+    own["export"][claims] = {delete}  # the claims' sweep
     return own
 
 

@@ -5,8 +5,9 @@ A batch's identity is its content (``service.edge``), so the same reading resent
 other payloads — a hub's at-least-once retry, or someone gaming a count — makes a new
 batch. Before a batch is written (``edge.commit``, and an inbox drop's stage core), each
 of its readings of a quantity that is no person's is claimed by a conditional put at
-``claims/<city>/date=<day>/<source>/<sensor>/<quantity>/<observed_at>`` in the audit zone,
-its body the batch's identity:
+``claims/<city>/date=<day>/<source>/<sensor>/<quantity>/<observed_at>`` in the quarantine
+zone's bucket (unversioned, kept days: never the audit zone, whose versions are locked for
+years), its body the batch's identity:
 
 - created: the reading is this batch's;
 - found, with this batch's identity (its etag is the identity's MD5): this very batch,
@@ -42,6 +43,8 @@ RAW_GZIP_LEVEL = 1  # raw objects live minutes: write fast, read once
 _SOURCE, _SENSOR, _QUANTITY, _OBSERVED = (
     RAW_FIELDS.index(name) for name in ("source", "sensor", "quantity", "observed_at")
 )
+
+CLAIMS_ZONE = Zone.QUARANTINE  # its bucket, a prefix of its own: unversioned, swept in days
 
 
 class _Claimable:
@@ -114,7 +117,7 @@ def _claim(
 def _taken(deps: Deps, ident: str, keys: Sequence[str]) -> list[bool]:
     """For each claim key, whether it is this batch's (taken now, or by this very batch
     before)."""
-    bucket = deps.names.bucket(Zone.AUDIT)
+    bucket = deps.names.bucket(CLAIMS_ZONE)
     body = ident.encode()
     mine = hashlib.md5(body, usedforsecurity=False).hexdigest()
 
@@ -131,7 +134,7 @@ def _taken(deps: Deps, ident: str, keys: Sequence[str]) -> list[bool]:
 def sweep_claims(deps: Deps, first_kept: date) -> int:
     """Delete the claims of the days before ``first_kept``: readings of those days are
     refused as too old already. Returns how many."""
-    bucket = deps.names.bucket(Zone.AUDIT)
+    bucket = deps.names.bucket(CLAIMS_ZONE)
     prefix = deps.names.claims_prefix()
     kept = first_kept.isoformat()
     old = [i.key for i in deps.store.list(bucket, prefix) if day_of(i.key, prefix) < kept]

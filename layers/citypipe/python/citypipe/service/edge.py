@@ -60,6 +60,12 @@ class Route(StrEnum):
     POLL = "poll"  # a hub API the city calls (service.poll)
 
 
+# Routes whose rows of past days are a backfill, not a hub's resend (bounded by 2000, not by
+# the keys' age): an inbox drop needs the city's cloud credentials; a poll asks the
+# provider for the hours it settled, each row written once by its identity
+BACKFILLS = frozenset({Route.DROP, Route.POLL})
+
+
 @dataclass(frozen=True)
 class Inbound:
     """What reaches the edge, whatever the route: a batch of payloads, and what the route
@@ -127,7 +133,7 @@ def prepare(deps: Deps, keys: KeyStore | None, inbound: Inbound) -> EdgeBatch:
         normalized = normalize(
             deps.city, inbound.fmt, inbound.payloads, now=now, key_for=key_for,
             only_source=inbound.only_source, prior=inbound.prior,
-            backfill=inbound.route is Route.DROP,
+            backfill=inbound.route in BACKFILLS,
         )  # fmt: skip
         bodies = _bodies(normalized)
     ident = inbound.identity or content_id(normalized, bodies, inbound.salt)

@@ -217,7 +217,9 @@ class _Run:
             and newest
             and (cursor is None or max(newest) > cursor)
         ):
-            self._move(device, max(newest))
+            # never past the clock: a measurement dated ahead is refused (future_time), and a
+            # cursor there would skip every later one unseen (one fetched again is a duplicate)
+            self._move(device, min(max(newest), self.deps.clock.now()))
 
     # --- requests, paced, within the provider's limits -------------------------------------------
 
@@ -332,11 +334,10 @@ class _Run:
         with paused():
             batch = prepare(self.deps, self.p.keys, inbound)
             written = commit(self.deps, batch.write)
-        counts = batch.write.outcome.counts
-        if written and isinstance(counts, IngestCounts):
+        if written is not None:  # the counts commit recorded: claims' duplicates left out
             self.tally.written += 1
-            self.tally.readings += counts
-        elif not written:
+            self.tally.readings += written
+        else:
             self.tally.duplicates += 1
 
     # --- cursors -------------------------------------------------------------------------------
