@@ -258,7 +258,10 @@ def _child(module: Module, source: str, log: str, limits: dict[str, float]) -> N
         settings.register_profile("mutation", database=None, derandomize=True, deadline=None)
         settings.load_profile("mutation")
         limit = _PerTestLimit(limits)
-        code = int(pytest.main(_pytest_args(module.tests), plugins=[limit]))
+        for test in module.tests:  # one file at a time: the next is not even collected
+            code = int(pytest.main(_pytest_args([test]), plugins=[limit]))
+            if code != 0:
+                break
         if limit.fired:
             code = TIMED_OUT
         if log != os.devnull:  # the baseline: what each test took
