@@ -45,7 +45,7 @@ def _memory_stack(city: City) -> Deps:
         names=names,
         store=InMemoryObjectStore([names.bucket(z) for z in Zone]),
         queue=queue,
-        clock=FixedClock(datetime(2026, 6, 2, 1, 0, tzinfo=UTC)),
+        clock=FixedClock(datetime(2026, 6, 2, 23, 30, tzinfo=UTC)),  # 1 June's people are due
     )
 
 

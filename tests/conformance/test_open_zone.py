@@ -75,6 +75,6 @@ def test_the_ngsi_ld_entities_are_valid_smart_data_models(
 
 
 def test_the_schemas_reject_a_broken_entity(exported: Deps, reference_dir: Path) -> None:
-    [entity] = entities(exported, "people-counts")
+    entity = entities(exported, "people-counts")[0]
     broken = {**entity, "peopleCount": -1, "dateObservedFrom": "yesterday"}
     assert len(sdm_errors(reference_dir, [broken])) == 2

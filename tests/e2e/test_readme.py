@@ -102,12 +102,36 @@ def declared(run: Path) -> float:
     return float(noise["epsilon_per_person_day"])
 
 
+def published_releases(run: Path) -> list[dict[str, Any]]:
+    """The ledger entries of every people release whose files were published: each export
+    lineage that wrote a people dataset's open files names the entry it was charged to."""
+    ledger = {
+        f"epsilon/velden/{p.relative_to(run / 'audit' / 'velden' / 'epsilon')}": json.loads(
+            p.read_text()
+        )
+        for p in (run / "audit").rglob("epsilon/*/*.json")
+    }  # fmt: skip
+    named = []
+    for path in (run / "audit").rglob("lineage/export/*.json"):
+        record = json.loads(path.read_text())
+        keys = [o["key"] for o in record["outputs"]]
+        if any(k.startswith("open/") and "/people-counts/" in k for k in keys):
+            [charged] = [k for k in keys if k.startswith("epsilon/")]  # exactly one
+            named.append(charged)
+    assert set(named) <= set(ledger), "every published release names an entry that is there"
+    return [ledger[k] for k in sorted(set(named))]
+
+
 def test_no_phone_loses_more_than_the_declared_epsilon_of_its_day(run: Path) -> None:
-    # Given each phone's cells of the day (the simulator's truth) and every release the
-    # ledger charged (its ε and the cap C it was computed with)
+    # Given each phone's cells of the day (the simulator's truth), and every release whose
+    # people files were published — found through the exports' lineage, each naming the
+    # ledger entry it was charged to — with its ε and the cap C it was computed with
     truth = json.loads((run / "input" / "truth.json").read_text())
-    releases = ledger(run)
+    releases = published_releases(run)
     assert releases and truth["contributions"]
+    # And as many published versions of the day's people counts as charged releases
+    [record] = (run / "open").rglob("versions/people-counts/*.json")
+    assert json.loads(record.read_text())["version"] == len(releases) == len(ledger(run))
     # When each phone's worst-case loss is added up: a release costs a phone seen in n
     # cells ε·min(n, C)/C (it counts in at most C cells, each of sensitivity ε/C)
     losses = [

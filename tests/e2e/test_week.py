@@ -4,7 +4,8 @@ The captures of a small city's week are played in their own time: up to each fir
 the hourly job (once a simulated day here, at 01:00, the run that publishes yesterday),
 the messages that arrived before it; then the job fires on that clock — the functions'
 and the embedded backend's, so yesterday's objects are a day old. It publishes each day
-once, destroys the secrets past the key retention, and sweeps raw objects older than 24 h,
+once (its people counts by the run that destroys its secret, none falling in their
+release hour), destroys the secrets past the key retention, and sweeps raw objects older than 24 h,
 quarantine rows past the quarantine retention (two days in this city) and clean objects
 past the clean retention (three days here): no lifecycle rule runs on the embedded backend,
 the job alone keeps each zone's retention. The books balance across the seven days.
@@ -82,24 +83,26 @@ def test_the_hourly_job_destroys_each_days_secret_after_the_key_retention(
     week: tuple[Path, dict[str, Any]],
 ) -> None:
     out, report = week
-    # the job at 01:00 keeps yesterday's and today's secrets (retention 2 days): by the
-    # last job the first six days' secrets are destroyed, the seventh's lives a day more
+    # the job at 01:00 keeps yesterday's and today's secrets (retention 2 days), and first
+    # releases the people counts of the day whose secret it destroys: the run goes on to
+    # the job that releases the seventh day (9 June), which destroys its secret too
     destroyed = [job["keys_destroyed"] for job in report["hourly_jobs"]]
-    assert sum(destroyed) == 6
+    assert sum(destroyed) == 7
     records = [json.loads(p.read_text()) for p in (out / "audit").rglob("velden/keys/destroyed/*")]
-    by_jobs = [r for r in records if r["at"] < "2026-06-08T02"]
-    assert max(r["destroyed_before"] for r in by_jobs) == "2026-06-07"
+    by_jobs = [r for r in records if r["at"] < "2026-06-09T02"]
+    assert max(r["destroyed_before"] for r in by_jobs) == "2026-06-08"
 
 
-def test_the_end_of_the_week_destroys_the_last_secret_on_the_simulated_clock(
+def test_the_end_of_the_week_is_on_the_simulated_clock(
     week: tuple[Path, dict[str, Any]],
 ) -> None:
     out, report = week
-    # the replay ends at the simulated clock's time (just after the last job): the
-    # seventh day's secret dies then, and nothing is destroyed at the real date
-    assert report["end_of_run"]["keys_destroyed"] == 1
+    # the replay ends at the simulated clock's time (just after the last job, which
+    # destroyed the seventh day's secret): nothing is left to destroy, nothing is destroyed
+    # at the real date
+    assert report["end_of_run"]["keys_destroyed"] == 0
     records = [json.loads(p.read_text()) for p in (out / "audit").rglob("velden/keys/destroyed/*")]
-    assert max(r["destroyed_before"] for r in records) == "2026-06-10"
+    assert max(r["destroyed_before"] for r in records) == "2026-06-08"
 
 
 def test_the_hourly_job_sweeps_raw_and_quarantine(week: tuple[Path, dict[str, Any]]) -> None:

@@ -370,8 +370,8 @@ def test_a_zone_without_a_device_is_a_warning(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("k", "meaning"),
     [
-        (1000, "few sensors ever do, so people counts may never be published"),
-        (2, "a cell of 2 people is published"),
+        (1000, "few zones ever do, so people counts may never be published"),
+        (2, "empty windows are published as noise more often than not"),
     ],
     ids=["k-1000", "k-2"],
 )

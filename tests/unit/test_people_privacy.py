@@ -10,6 +10,9 @@ and the city file cannot lift any of it past the red line.
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import io
 import math
 import random
 from collections import Counter
@@ -19,10 +22,12 @@ from typing import Any
 
 import pyarrow.compute as pc
 import pytest
+from repo import CITY_FILE
 from unit_support import (
     DAY,
     RELEASE_KEYS,
     T10,
+    at,
     city_data,
     clean,
     devices,
@@ -35,17 +40,29 @@ from unit_support import (
     with_store,
 )
 
-from citypipe.core.disclosure import noise_of
-from citypipe.core.noise import Noise, SeededRandomness, discrete_laplace, zcdp_to_epsilon
+from citypipe.core.aggregate import cells, partial_of
+from citypipe.core.columnar import read_parquet
+from citypipe.core.disclosure import complete_grid, noise_of
+from citypipe.core.noise import (
+    Noise,
+    SeededRandomness,
+    discrete_laplace,
+    noise_key,
+    zcdp_to_epsilon,
+)
 from citypipe.core.people import (
     ABOVE_CEILING,
     FEWER_THAN_K,
     PeopleRelease,
     capped_counts,
+    choice_key,
     contributions,
     release_id,
 )
-from citypipe.domain.city import City, ConfigError, parse_city
+from citypipe.domain.books import EpsilonCharge
+from citypipe.domain.city import City, ConfigError, load_city, parse_city
+from citypipe.domain.city_checks import city_warnings
+from citypipe.domain.model import Zone
 from citypipe.domain.themes import OpenFormat
 from citypipe.ports import Body
 from citypipe.service.export import export_day
@@ -242,80 +259,169 @@ def test_a_release_id_is_bound_to_its_counts_and_to_the_noise_key(city: City) ->
     assert same != release_id(b"a", "people-counts", "2026-06-02", noise, counts)
 
 
-# --- the ledger: every release of fresh noise charged, conditionally --------------------------
+# --- one release a day, at a time fixed in advance, charged before its files ----------------
 
 
-def people_csv(deps: Deps) -> bytes:
-    return open_file(deps, deps.names.open_file_key("people-counts", OpenFormat.CSV, DAY))
+def people_csv(deps: Deps) -> bytes | None:
+    key = deps.names.open_file_key("people-counts", OpenFormat.CSV, DAY)
+    found = deps.store.head(deps.names.bucket(Zone.OPEN), key)
+    return None if found is None else open_file(deps, key)
 
 
 def a_people_day(deps: Deps) -> None:
     put_partial(deps, "a", *[r for w in range(10) for r in devices(40, 15 * w, 100 * w)], no2(0))
 
 
-def test_a_new_release_secret_is_a_new_release_charged_again_and_refused_past_budget(
-    memory_deps: Deps,
+def open_zone(deps: Deps) -> dict[str, str]:
+    bucket = deps.names.bucket(Zone.OPEN)
+    return {i.key: i.etag for i in deps.store.list(bucket) if not i.key.endswith("index.html")}
+
+
+def test_nothing_of_a_people_day_is_published_before_its_release_time(memory_deps: Deps) -> None:
+    # Given a day of people and air quality, exported at 22:00 the next day (the release is
+    # an hour before the day's key dies: 23:00)
+    a_people_day(memory_deps)
+    early = at(memory_deps, datetime(2026, 6, 2, 22, tzinfo=UTC))
+    export_day(early, exporting(RELEASE_KEYS), DAY)
+    # Then the air quality is published, the people counts not yet, and nothing is charged
+    assert people_csv(early) is None and entries(early) == []
+    assert open_file(early, early.names.open_file_key("air-quality", OpenFormat.CSV, DAY))
+    # When the hourly job exports the day at 23:05, then they are, charged once
+    export_day(at(memory_deps, datetime(2026, 6, 2, 23, 5, tzinfo=UTC)), exporting(), DAY)
+    assert people_csv(memory_deps) and [e.spent for _, e in entries(memory_deps)] == [2.0]
+
+
+@pytest.mark.parametrize("late", [True, False], ids=["a-late-device", "nobody-late"])
+def test_whether_a_device_came_late_shows_in_no_version_no_note_and_no_charge(
+    memory_deps: Deps, late: bool
 ) -> None:
-    # Given a people day published under one release secret (ε 1 of the day's 2 spent)
+    # Given a people day released, then late air quality — with or without one late
+    # phone (the neighbouring inputs the review found told apart with certainty)
     a_people_day(memory_deps)
     export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
-    first = people_csv(memory_deps)
-    # When the secret is lost and, as late air quality brings the day to export again, a
-    # new one publishes the same people counts (fresh noise); and then a third
+    released = open_zone(memory_deps)
+    put_partial(memory_deps, "late", no2(50), *([reading(50, device="target")] if late else []))
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
+    # Then everything about people is as released: the same files, record and ledger
+    people = {k: v for k, v in open_zone(memory_deps).items() if "people-counts" in k}
+    assert people == {k: v for k, v in released.items() if "people-counts" in k}
+    assert [(e.dataset, e.spent) for _, e in entries(memory_deps)] == [("people-counts", 2.0)]
+
+
+def test_a_new_release_secret_never_redraws_a_released_day(memory_deps: Deps) -> None:
+    # Given a people day released under one release secret
+    a_people_day(memory_deps)
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
+    released = people_csv(memory_deps)
+    # When the secret is lost, and late air quality brings the day to export under a new one
     put_partial(memory_deps, "late", no2(30))
     export_day(memory_deps, exporting(InMemoryKeyStore(noise_secret=b"s" * 32)), DAY)
-    second = people_csv(memory_deps)
-    put_partial(memory_deps, "later", no2(45))
-    export_day(memory_deps, exporting(InMemoryKeyStore(noise_secret=b"t" * 32)), DAY)
-    # Then the second was charged (the day has spent 2.0), the third refused: the files
-    # are the second's
-    ledger = [(e.epsilon, e.spent) for _, e in entries(memory_deps, DAY)]
-    assert ledger == [(1.0, 1.0), (1.0, 2.0)]
-    assert second != first
-    assert people_csv(memory_deps) == second
-
-
-def test_an_unchanged_release_is_charged_once_whatever_else_changed(memory_deps: Deps) -> None:
-    a_people_day(memory_deps)
-    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
-    before = people_csv(memory_deps)
-    # late air quality, and a detection of a device already counted in that cell
-    put_partial(memory_deps, "late", no2(30), reading(1, device="device-1"))
-    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
-    assert [e.spent for _, e in entries(memory_deps, DAY)] == [1.0]
-    assert people_csv(memory_deps) == before
+    # Then the release cannot be reproduced: it is refused, not redrawn (no fresh noise
+    # published, nothing charged), and the files are the first secret's
+    assert people_csv(memory_deps) == released
+    assert [e.spent for _, e in entries(memory_deps)] == [2.0]
 
 
 class RacingLedgerStore(InMemoryObjectStore):
-    """Another export charges the day's next entry just before this one puts it."""
+    """Another export charges the day's release, from fewer inputs, just before this one."""
 
     raced = False
 
     def put_if_absent(self, bucket: str, key: str, body: Body, content_type: str = "") -> Any:
-        if key.startswith("epsilon/") and not self.raced and key.endswith("0002.json"):
+        if key.startswith("epsilon/") and not self.raced:
             self.raced = True
-            rival = body.replace(b'"release": "', b'"release": "rival-')  # type: ignore[union-attr]
-            super().put_if_absent(bucket, key, rival, content_type)
+            rival = EpsilonCharge.model_validate_json(body)
+            inputs = rival.inputs[:1]
+            counts = capped_counts([_contributions(self, inputs)], 10, choice_key(_key()))
+            noise = noise_of(load_city(CITY_FILE))
+            release = release_id(_key(), rival.dataset, rival.day, noise, counts)
+            won = rival.model_copy(update={"inputs": inputs, "release": release})
+            super().put_if_absent(bucket, key, won.model_dump_json().encode(), content_type)
         return super().put_if_absent(bucket, key, body, content_type)
 
 
-def test_two_exports_racing_for_the_last_of_the_budget_cannot_both_spend_it(
+def _key() -> bytes:
+    return noise_key(RELEASE_KEYS.noise_secret(), "velden")
+
+
+def _contributions(store: InMemoryObjectStore, inputs: list[str]) -> Any:
+    [(key, _)] = [item.rsplit("@", 1) for item in inputs]
+    body = store.get("velden-clean", key).body
+    return contributions(read_parquet(body), ["people.presence"])
+
+
+def test_two_exports_racing_for_a_days_release_publish_one_release_charged_once(
     memory_deps: Deps,
 ) -> None:
-    # Given a day with one release charged (1 of 2 spent)
+    # Given a people day in two clean objects, and another export that charges the day's
+    # release from the first object only, between this export's reading and its charge
     deps = with_store(memory_deps, RacingLedgerStore)
-    a_people_day(deps)
+    put_partial(deps, "a", *devices(60))
+    put_partial(deps, "b", *devices(60, minute=30, first=100))
     export_day(deps, exporting(RELEASE_KEYS), DAY)
-    before = people_csv(deps)
-    # When late data makes a second release, and another export takes the day's next
-    # ledger entry (the last of the budget) between this one's check and its write
-    put_partial(deps, "late", *devices(5, 200, 9000))
-    export_day(deps, exporting(RELEASE_KEYS), DAY)
-    # Then this release lost the entry, read the ledger again and was refused: the day
-    # spent 2.0, never 3.0, and this export published nothing
-    assert [e.spent for _, e in entries(deps, DAY)] == [1.0, 2.0]
-    assert [e.release.startswith("rival-") for _, e in entries(deps, DAY)] == [False, True]
-    assert people_csv(deps) == before
+    # Then one release is charged — the rival's — and this export published that very
+    # release, recomputed from its inputs: the 10:30 window holds no one (noise only)
+    [(_, charged)] = entries(deps)
+    assert len(charged.inputs) == 1
+    rows = list(csv.DictReader(io.StringIO((people_csv(deps) or b"").decode())))
+    shown = {r["window_start"]: r for r in rows if r["zone"] == "centrum"}
+    assert shown["2026-06-01T10:00:00Z"]["status"] == "published"
+    assert int(shown["2026-06-01T10:00:00Z"]["distinct_devices"]) > 40
+    assert shown["2026-06-01T10:30:00Z"]["distinct_devices"] in ("", *map(str, range(0, 40)))
+
+
+@pytest.mark.parametrize("seen", [0, 1], ids=["nobody", "one-device"])
+def test_a_day_whose_key_died_before_its_release_is_refused_whoever_was_seen(
+    memory_deps: Deps, seen: int
+) -> None:
+    # Given a day with or without one detection, whose key was destroyed before any
+    # export reached its release
+    put_partial(memory_deps, "a", no2(0), *devices(seen))
+    keys = InMemoryKeyStore(noise_secret=RELEASE_KEYS.noise_secret())
+    keys.destroy_before(date(2026, 6, 2))
+    export_day(memory_deps, exporting(keys), DAY)
+    # Then neither publishes people counts, and neither is charged: the outcome does not
+    # depend on who was seen
+    assert people_csv(memory_deps) is None and entries(memory_deps) == []
+
+
+@pytest.mark.parametrize("seen", [0, 1], ids=["nobody", "one-device"])
+def test_a_people_day_is_released_whether_or_not_anyone_was_seen(
+    memory_deps: Deps, seen: int
+) -> None:
+    # Given a day of air quality, with or without one detection
+    put_partial(memory_deps, "a", no2(0), *devices(seen))
+    # When the hourly job exports it at its release time
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
+    # Then both publish the people grid, charged once: a file's existence tells nothing
+    rows = list(csv.DictReader(io.StringIO((people_csv(memory_deps) or b"").decode())))
+    assert len(rows) == 96 * len(memory_deps.city.zones_measuring["people.presence"])
+    assert [e.spent for _, e in entries(memory_deps)] == [2.0]
+
+
+def test_no_people_grid_is_released_for_a_day_before_the_stack_ran(memory_deps: Deps) -> None:
+    # a day holding no reading of any source: nothing to release
+    assert export_day(memory_deps, exporting(RELEASE_KEYS), DAY) == "empty"
+    assert people_csv(memory_deps) is None and entries(memory_deps) == []
+
+
+def test_a_day_that_spent_its_budget_on_another_dataset_refuses_the_release(
+    memory_deps: Deps,
+) -> None:
+    # Given the day charged already by another people dataset (ε 1.5 of its 2)
+    a_people_day(memory_deps)
+    other = EpsilonCharge(
+        city="velden", dataset="crowd", day=DAY, release="r", inputs=[], mechanism="laplace",
+        epsilon=1.5, delta=None, contributions_per_day=10, spent=1.5, delta_spent=None,
+        budget=2.0, at=datetime(2026, 6, 2, tzinfo=UTC),
+    )  # fmt: skip
+    audit = memory_deps.names.bucket(Zone.AUDIT)
+    key = memory_deps.names.epsilon_charge_key(DAY, "crowd")
+    memory_deps.store.put(audit, key, other.model_dump_json().encode())
+    # When the people counts are released, then they are refused: nothing published
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
+    assert people_csv(memory_deps) is None
+    assert [e.dataset for _, e in entries(memory_deps)] == ["crowd"]
 
 
 def test_a_day_whose_pseudonyms_are_gone_is_never_published_again(memory_deps: Deps) -> None:
@@ -333,7 +439,7 @@ def test_a_day_whose_pseudonyms_are_gone_is_never_published_again(memory_deps: D
     # Then the people counts are not redrawn from nothing: the published ones stay, no
     # release is charged, and the air quality is published again
     assert people_csv(memory_deps) == published
-    assert [e.spent for _, e in entries(memory_deps, DAY)] == [1.0]
+    assert [e.spent for _, e in entries(memory_deps)] == [2.0]
     air = open_file(
         memory_deps, memory_deps.names.open_file_key("air-quality", OpenFormat.CSV, DAY)
     )
@@ -350,7 +456,8 @@ def test_a_day_whose_pseudonyms_are_gone_is_never_published_again(memory_deps: D
         ({"epsilon": 2.5, "budget": 2.0}, "less than one release"),
         ({"contributions_per_day": 0}, "contributions_per_day"),
         ({"contributions_per_day": 200}, "contributions_per_day"),
-        ({"mechanism": "gaussian", "delta": 1e-5}, "red line"),
+        ({"mechanism": "gaussian", "delta": 2e-5}, "delta"),
+        ({"mechanism": "gaussian", "delta": 6e-6, "epsilon": 1.0}, "red line"),
         ({"mechanism": "gaussian"}, "needs a delta"),
     ],
     ids=[
@@ -358,7 +465,8 @@ def test_a_day_whose_pseudonyms_are_gone_is_never_published_again(memory_deps: D
         "release-over-budget",
         "no-cell",
         "past-a-day",
-        "delta-sum",
+        "delta-past-red-line",
+        "delta-summed-past-red-line",
         "gaussian-without-delta",
     ],
 )
@@ -399,3 +507,63 @@ def test_ten_invented_devices_past_the_ceiling_are_flagged_not_published(city: C
     found = release_of(city, *devices(2), *invented)
     figure = found.figure(T10, "centrum", "people.presence")
     assert (figure.devices, figure.reason) == (None, ABOVE_CEILING)
+
+
+# --- what the review found at the edges ---------------------------------------------------------
+
+
+def test_a_people_cell_of_a_zone_no_counter_stands_in_is_left_out_not_published(
+    city: City,
+) -> None:
+    # Given a day whose people rows hold a zone no counter stands in any more (the
+    # registry changed), one device there
+    grid_zones = city.zones_measuring["people.presence"]
+    [stray] = [f.id for f in city.zones.features if f.id not in grid_zones][:1] or ["west"]
+    stray_cells = cells(partial_of(clean(reading(0, zone=stray))))
+    # When the grid is made, then that zone has no row at all (it would have one only
+    # where someone was seen), and the cell is counted as left out
+    placed, outside = complete_grid(city, DAY, ["people.presence"], stray_cells)
+    assert {c.zone for c in placed} == set(grid_zones)
+    assert outside == (0 if stray in grid_zones else 1)
+
+
+def test_people_partials_of_a_city_that_no_longer_counts_people_are_refused_not_crashed(
+    memory_deps: Deps,
+) -> None:
+    # Given a day of people readings, then a city file without its people counters
+    a_people_day(memory_deps)
+    data = city_data()
+    registry = data["registry"]
+    for name in ("wifi-meraki", "wifi-canonical"):
+        del registry["profiles"][name]
+    registry["devices"] = {
+        k: v for k, v in registry["devices"].items() if not k.startswith("wifi-")
+    }
+    deps = dataclasses.replace(memory_deps, city=parse_city(data))
+    # When the day is exported, then the air is published and the people cells refused
+    assert export_day(deps, exporting(RELEASE_KEYS), DAY) == "done"
+    assert people_csv(deps) is None and entries(deps) == []
+    assert open_file(deps, deps.names.open_file_key("air-quality", OpenFormat.CSV, DAY))
+
+
+def test_a_quantity_about_people_is_never_also_measured_without_pseudonyms() -> None:
+    # Given pedestrians counted by the Wi-Fi counters (pseudonymized: a quantity about
+    # people) and by a loop counter (its source pseudonymizes nothing)
+    data = city_data()
+    profiles = data["registry"]["profiles"]
+    profiles["wifi-canonical"]["fields"]["walkers"] = {"quantity": "traffic.pedestrians"}
+    profiles["tc-csv"]["fields"]["walkers"] = {"quantity": "traffic.pedestrians"}
+    # Then the city file is refused at the loop counter's field: its readings would count
+    # nobody (people are counted from day pseudonyms)
+    with pytest.raises(ConfigError) as refused:
+        parse_city(data)
+    keys = [p.key for p in refused.value.problems]
+    assert "registry.profiles.tc-csv.fields.walkers" in keys
+
+
+def test_a_zone_whose_counters_hear_fewer_than_k_is_a_warning(city: City) -> None:
+    strict = city.model_copy(
+        update={"disclosure": city.disclosure.model_copy(update={"k": 10_000})}
+    )
+    said = [p.message for p in city_warnings(strict)]
+    assert any("fewer than k = 10000: it is never published" in m for m in said)

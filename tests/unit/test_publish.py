@@ -127,7 +127,7 @@ def a_disclosed_day(city: City) -> list[DisclosedCell]:
         ]
         rows += devices(70 if window % 2 else 3, minute, first=100 * window)
     rows.append(no2(200, -5.0))  # implausible: flagged
-    grid = complete_grid(city, DAY, ["people.presence"], cells(partial_of(clean(*rows))))
+    grid, _ = complete_grid(city, DAY, ["people.presence"], cells(partial_of(clean(*rows))))
     return disclose(city, grid, release_of(city, *rows))
 
 

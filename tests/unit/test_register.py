@@ -33,7 +33,7 @@ def test_the_register_has_a_row_per_source_saying_whether_personal_data_is_invol
     assert wifi["why"] == city.sources["wifi-counters"].purpose
     assert "people.presence ({device})" in wifi["measures"]
     assert "device_mac" in wifi["personal_fields"] and "keyed pseudonym" in wifi["personal_fields"]
-    assert "k = 20" in wifi["treatment"] and "ε = 1.0 per release" in wifi["treatment"]
+    assert "k = 20" in wifi["treatment"] and "at most ε = 2.0" in wifi["treatment"]
     assert "ε = 2.0 per person per day" in wifi["guarantee"]
     assert wifi["legal_basis"].startswith("GDPR Article 6(1)(e)")
     assert wifi["published_as"] == "people-counts"
@@ -55,7 +55,7 @@ def test_the_record_of_processing_holds_what_article_30_asks_for(city: City) -> 
     assert record["retention"]["pseudonymization keys"].startswith("2 days")
     assert record["privacy"]["k"] == 20
     noise = record["privacy"]["noise"]
-    assert (noise["epsilon_per_release"], noise["epsilon_per_person_day"]) == (1.0, 2.0)
+    assert (noise["epsilon_per_release"], noise["epsilon_per_person_day"]) == (2.0, 2.0)
     assert noise["contributions_per_day"] == 10
     assert noise["unit_of_privacy"].startswith("one device over one UTC day")
     assert record["transfers_to_third_countries"] == "none"
@@ -126,3 +126,12 @@ def test_a_change_of_policy_changes_the_register(city: City) -> None:
     changed = register_documents(parse_city(data))
     assert changed != register_documents(city)
     assert register_documents(city) == register_documents(city)
+
+
+def test_a_scaleway_city_says_its_functions_share_one_storage_key(city: City) -> None:
+    # Scaleway has no per-function storage policy: the record says so instead of "a role
+    # per function"
+    on_scaleway = city.model_copy(update={"region": "fr-par"})
+    shared = " ".join(record_of_processing(on_scaleway)["safeguards"])
+    assert "one Object Storage key" in shared and "a role per function" not in shared
+    assert "a role per function" in " ".join(record_of_processing(city)["safeguards"])

@@ -141,7 +141,7 @@ def test_lineage_records_the_input_the_outputs_and_the_counts(memory_deps: Deps)
         payloads=4, received=4, accepted=4, duplicates=0, quarantined={}
     )
     assert [(o.bucket, o.records) for o in record.outputs] == [("velden-raw", 4)]
-    assert record.at == datetime(2026, 6, 2, 1, 0, tzinfo=UTC)
+    assert record.at == datetime(2026, 6, 2, 23, 30, tzinfo=UTC)
 
 
 def test_anonymize_lineage_counts_refusals(memory_deps: Deps) -> None:

@@ -43,6 +43,7 @@ from citypipe.ports import KeyStore
 from citypipe.service.collector import paused
 from citypipe.service.edge import Inbound, Route, admit
 from citypipe.service.export import days_with_partials
+from citypipe.service.export.people import release_time
 from citypipe.service.housekeeping import retire_keys
 from citypipe.service.kernel import Deps
 from citypipe.settings import KeySettings, Settings, StackSettings
@@ -406,7 +407,8 @@ class _Arrivals:
 def _simulated_days(run: Session, input_dir: Path, clock: Offset, every: timedelta) -> datetime:
     """Play the captures on a simulated clock: up to each firing of the hourly job, the
     messages that arrived before it and the CSV files of the hours that ended, then the
-    job at its time; until every message is in and the last day's job has fired (when)."""
+    job at its time; until every message is in and the job that releases the last day's
+    people counts — an hour before its key dies — has fired (when)."""
     arrivals = _Arrivals(input_dir)
     if arrivals.pending is None:
         return datetime.now(UTC)
@@ -422,9 +424,9 @@ def _simulated_days(run: Session, input_dir: Path, clock: Offset, every: timedel
         clock.set_now(fired)
         run.hourly_job(fired)
         last_day = arrivals.last_day or first.date()
-        published = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), UTC)
-        if arrivals.pending is None and not drops and fired >= published + timedelta(hours=1):
-            return fired  # the job after the last day's midnight published it
+        released = release_time(run.deps.city, last_day.isoformat())
+        if arrivals.pending is None and not drops and fired >= released:
+            return fired  # the job that released the last day's people counts
         fired += every
 
 

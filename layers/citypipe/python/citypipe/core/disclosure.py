@@ -118,26 +118,33 @@ def complete_grid(
     quantities: Iterable[str],
     cells: Sequence[Cell],
     windows: Iterable[datetime] | None = None,
-) -> list[Cell]:
-    """The day's cells of people quantities on the complete grid: every window x every zone
-    with a registered device measuring the quantity x quantity, in cell order; a cell nobody
-    was measured in is an empty one (suppressed like any cell under k). ``windows``: the
-    day's windows to fill, when the cells are those of some windows only (a day published
-    a few windows at a time); every window of the day by default."""
+) -> tuple[list[Cell], int]:
+    """The day's cells with those of people ``quantities`` on the complete grid, in cell
+    order, and how many people cells were left out: every window x every zone with a
+    registered device measuring the quantity x quantity has one (empty where nobody was
+    measured), and nothing else — a people cell of a zone no counter stands in (the
+    registry changed) is left out, never published only where data exists. Cells of
+    other quantities pass as they are. ``windows``: the day's windows to fill, when the
+    cells are those of some windows only (a day published a few windows at a time)."""
     wanted = day_windows(day)
     if windows is not None:
         chosen = set(windows)
         wanted = [w for w in wanted if w in chosen]
+    people = set(quantities)
+    grid = {
+        (start, zone, quantity)
+        for quantity in people
+        for zone in city.zones_measuring.get(quantity, ())
+        for start in wanted
+    }
     found = {(c.window_start, c.zone, c.quantity): c for c in cells}
-    for quantity in quantities:
-        for zone in city.zones_measuring.get(quantity, ()):
-            for start in wanted:
-                if (start, zone, quantity) not in found:
-                    found[start, zone, quantity] = Cell(
-                        start, zone, quantity, QUANTITY_UNITS[quantity], 0, 0.0, math.nan,
-                        math.nan,
-                    )  # fmt: skip
-    return [found[key] for key in sorted(found)]
+    outside = sum(1 for place in found if place[2] in people and place not in grid)
+    kept = {place for place in found if place[2] not in people} | grid
+    placed = [
+        found.get(place) or Cell(*place, QUANTITY_UNITS[place[2]], 0, 0.0, math.nan, math.nan)
+        for place in sorted(kept)
+    ]
+    return placed, outside
 
 
 def disclose(
@@ -196,11 +203,12 @@ def treatment(city: City, quantities: Iterable[str]) -> PrivacyTreatment:
         f"{noise.describe()}. The unit of privacy is one device over one UTC day, across "
         f"every sensor, zone, window and release of that day: a device counts in at most "
         f"{cap} zone-windows of a day (chosen at random under a secret key, its other "
-        f"sightings not counted), so one release costs its day at most ε = {settings.epsilon}"
-        f"{'' if settings.delta is None else f' (δ = {settings.delta})'}, and the day may "
-        f"spend ε = {settings.budget} per person-day over every release of it (re-releases "
-        "after late data included, each release charged to a ledger before its files are "
-        "written); a release over budget is refused."
+        f"sightings not counted), so the dataset's one release of the day — made at a time "
+        "fixed in advance, an hour before the day's key is destroyed, never again — costs "
+        f"its day at most ε = {settings.epsilon}"
+        f"{'' if settings.delta is None else f' (δ = {settings.delta})'}; every release of a "
+        f"day is charged to a ledger before its files are written, and a day may spend "
+        f"ε = {settings.budget} per person-day over every people dataset."
     )
     rule = (
         "Device identifiers are replaced at the edge by keyed pseudonyms (HMAC-SHA-256 under "
@@ -215,13 +223,13 @@ def treatment(city: City, quantities: Iterable[str]) -> PrivacyTreatment:
     )
     delta = "" if settings.delta is None else f", δ = {settings.delta * settings.releases:g}"
     resident = (
-        f"Whether or not your phone was seen on a given day changes what is published about "
-        f"that day so little that nobody can tell from the figures whether you were there: "
-        f"the chance of any published outcome changes by at most a factor of "
-        f"{_factor(settings.budget)} (differential privacy, ε = {settings.budget} per person "
-        f"per day{delta}). "
-        "Your phone's address is replaced by a code that changes every day and cannot be "
-        f"traced back once the day's key is destroyed, after {city.key_retention_days} days."
+        f"Whether or not your phone was seen on a given day changes the chance of anything "
+        f"published about that day by at most a factor of {_factor(settings.budget)} "
+        f"(differential privacy, ε = {settings.budget} per person per day{delta}): someone "
+        f"who thought it even odds that you were there could be at most "
+        f"{_odds(settings.budget)} % sure after reading everything published. Your phone's "
+        "address is replaced by a code that changes every day and cannot be traced back "
+        f"once the day's key is destroyed, after {city.key_retention_days} days."
     )
     return PrivacyTreatment(
         personal=True,
@@ -240,3 +248,8 @@ def treatment(city: City, quantities: Iterable[str]) -> PrivacyTreatment:
 def _factor(epsilon: float) -> str:
     """e^ε in words: how much more likely any outcome may become."""
     return f"{math.exp(epsilon):.1f}"
+
+
+def _odds(epsilon: float) -> str:
+    """How sure, in per cent, an even-odds guess may become: e^ε / (1 + e^ε)."""
+    return f"{100 * math.exp(epsilon) / (1 + math.exp(epsilon)):.0f}"

@@ -233,8 +233,10 @@ class PublishedFile(Book):
 
 class VersionNote(Book):
     version: int
-    partials: int  # partials the version was made from
     note: str  # what changed against the version before
+    # the partial objects it was made from: no longer stated (they counted the batches a
+    # people counter sent, un-noised; decision 0078), read from records written before
+    partials: int | None = None
 
 
 class ZoneSummary(Book):
@@ -290,22 +292,25 @@ class KeyDestruction(Book):
 
 
 class EpsilonCharge(Book):
-    """One release of a people dataset's day, charged to the ε ledger of that day: it costs
-    every device of the day ``epsilon`` (and ``delta``). The ledger of a day is a sequence
-    of these at ``naming.epsilon_charge_key``, each written once by conditional put before
-    the release's files; ``spent`` is what the day has spent with it, never over
-    ``budget`` (decision 0078)."""
+    """The one release of a people dataset's day, charged to the ε ledger of that day: it
+    costs every device of the day ``epsilon`` (and ``delta``). Written once, by
+    conditional put, at ``naming.epsilon_charge_key`` before the release's files; it names
+    the clean objects the release was computed from (``inputs``, ``key@etag``), so the
+    release can be recomputed exactly — never drawn anew. ``spent``: what the day has
+    spent with it, never over ``budget`` (decision 0078)."""
 
-    v: Literal[2] = 2
+    v: Literal[3] = 3
     city: str
     dataset: str
     day: str
     release: str  # HMAC of the release's counts under the noise key (core.people)
+    inputs: list[str]  # the clean objects it counted, key@etag
     mechanism: str
     epsilon: float  # what this release costs one device's day
     delta: float | None
     contributions_per_day: int  # the most cells one device counts in (the sensitivity)
     spent: float  # ε the day has spent, this release included
+    delta_spent: float | None  # δ likewise (gaussian)
     budget: float  # ε per person-day
     at: datetime
 

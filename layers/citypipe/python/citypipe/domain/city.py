@@ -240,6 +240,7 @@ class NoiseSettings(Strict):
     )
     contributions_per_day: int = Field(
         default=10,
+        strict=True,
         ge=1,
         le=96,
         description="the most 15-minute zone cells one device counts in a day; its other "
@@ -480,6 +481,7 @@ class City(Strict):
             *_policy_gaps(self),
             *_registry_misfits(self),
             *_ceilings_missing(self),
+            *_people_counted_twice(self),
             *_accountability_missing(self),
             *_topic_clashes(self),
             *_unprotected_people(self),
@@ -598,6 +600,29 @@ def _policy_gaps(city: City) -> list[Finding]:
                         f"{sorted(fields)}: {missing} have none",
                         f"give each a rule (drop | pseudonymize | generalize | refuse): "
                         f"{', '.join(missing)}",
+                    )
+                )
+    return found
+
+
+def _people_counted_twice(city: City) -> list[Finding]:
+    """A quantity about people is counted from its sources' day pseudonyms (``core.people``):
+    a source that measures it without one would have its readings counted as nobody."""
+    about_people = city.personal_sources
+    found = []
+    for name, profile in sorted(city.registry.profiles.items()):
+        if profile.source in about_people:
+            continue
+        for field, spec in profile.fields.items():
+            if spec.quantity in city.personal_quantities:
+                found.append(
+                    Finding(
+                        ("registry", "profiles", name, "fields", field),
+                        f"{spec.quantity} is counted from the day pseudonyms of the sources "
+                        f"about people, but {profile.source} has none: its readings would "
+                        "count nobody",
+                        "map this field to another quantity, or file the device under a "
+                        "source that pseudonymizes the device counted",
                     )
                 )
     return found

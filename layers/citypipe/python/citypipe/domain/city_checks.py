@@ -67,6 +67,21 @@ def _zones_without_devices(city: City) -> list[Finding]:
     ]
 
 
+def _ceilings_below_k(city: City) -> list[Finding]:
+    """A zone whose counters can hear fewer devices than k: it can never be published."""
+    k = city.disclosure.k
+    return [
+        Finding(
+            ("disclosure", "k"),
+            f"zone {zone}'s counters can hear at most {ceiling} devices in a window "
+            f"({quantity}), fewer than k = {k}: it is never published",
+            "raise the profiles' max_devices_per_window, or lower k",
+        )
+        for (zone, quantity), ceiling in sorted(city.device_ceilings.items())
+        if ceiling < k
+    ]
+
+
 def _unusual_k(city: City) -> list[Finding]:
     k = city.disclosure.k
     low, high = USUAL_K
@@ -74,14 +89,13 @@ def _unusual_k(city: City) -> list[Finding]:
         return []
     if k < low:
         meaning = (
-            f"a people cell is published as soon as its sensors each saw {k} devices: a "
-            f"cell of {k} people is published, and those who know {k - 1} of them learn "
-            "about the last"
+            f"a people cell is published as soon as its noisy figure reaches {k}: empty "
+            "windows are published as noise more often than not"
         )
     else:
         meaning = (
-            f"a people cell is published only where its sensors each saw {k} devices in a "
-            "15-minute window: few sensors ever do, so people counts may never be published"
+            f"a people cell is published only where its noisy figure reaches {k} in a "
+            "15-minute window: few zones ever do, so people counts may never be published"
         )
     return [
         Finding(
@@ -146,6 +160,7 @@ def city_warnings(city: City, locate: Locator | None = None) -> list[Problem]:
         *_far_zones(city),
         *_zones_without_devices(city),
         *_unusual_k(city),
+        *_ceilings_below_k(city),
         *_profiles_without_hubs(city),
     ]
     return _located(found, locate)

@@ -150,10 +150,10 @@ class StackNames:
         base = f"epsilon/{self.slug}/"
         return base if day is None else f"{base}date={day}/"
 
-    def epsilon_charge_key(self, day: str, sequence: int) -> str:
-        """The day's ``sequence``-th charge (from 1): entries are taken in turn, each by a
-        conditional put, so two exports can never both take the same one."""
-        return f"{self.epsilon_prefix(day)}{sequence:04d}.json"
+    def epsilon_charge_key(self, day: str, dataset: str) -> str:
+        """The one release of a dataset's day: taken by a conditional put, so two exports
+        can never both release it."""
+        return f"{self.epsilon_prefix(day)}{dataset}.json"
 
     def scrub_prefix(self) -> str:
         return f"scrubbed/{self.slug}/"

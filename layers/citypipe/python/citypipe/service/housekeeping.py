@@ -199,14 +199,19 @@ class Housekeeping:
 
 
 def hourly(deps: Deps, ports: ExportPorts, fired: datetime) -> Housekeeping:
-    """Publish yesterday (UTC) — a no-op once published unless late data arrived —, destroy
-    the pseudonymization secrets of days past the key retention and scrub those days'
-    pseudonyms from the clean zone, delete raw objects older than 24 hours and every other
-    zone's objects past its retention. The housekeeping runs even when the export fails."""
+    """Publish yesterday (UTC) — a no-op once published unless late data arrived — and the
+    day whose key this run destroys (its people counts are released before, if they were
+    not), destroy the pseudonymization secrets of days past the key retention and scrub
+    those days' pseudonyms from the clean zone, delete raw objects older than 24 hours and
+    every other zone's objects past its retention. The housekeeping runs even when the
+    export fails."""
     day = (fired - timedelta(days=1)).date().isoformat()
     keep_from = fired.date() - timedelta(days=deps.city.key_retention_days - 1)
+    retiring = (keep_from - timedelta(days=1)).isoformat()  # its key dies in this run
     try:
-        result = export_day(deps, ports, day)
+        result = export_day(deps, ports, day, closing=retiring == day)
+        if retiring != day:  # released by now, or now: never after its key is gone
+            export_day(deps, ports, retiring, closing=True)
     finally:
         destroyed, scrubbed = retire_keys(deps, ports.keys, keep_from, fired)
         swept = {Zone.RAW: sweep_raw(deps, fired), **sweep_retention(deps, fired)}

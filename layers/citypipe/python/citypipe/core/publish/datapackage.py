@@ -15,7 +15,7 @@ from typing import Any
 
 from citypipe.core.disclosure import IMPLAUSIBLE, NOT_FINITE, Status, treatment
 from citypipe.core.people import ABOVE_CEILING, FEWER_THAN_K
-from citypipe.core.publish.dcat import describe_treatment
+from citypipe.core.publish.dcat import describe_lawfulness, describe_treatment
 from citypipe.core.publish.register import REGISTER, TITLES, Register
 from citypipe.core.publish.tables import columns, published_quantities
 from citypipe.domain.books import Publication
@@ -84,7 +84,8 @@ def datapackage(
                 {
                     "name": f"{theme.slug}-{publication.day}",
                     "title": f"{theme.title}, {publication.day}",
-                    "description": f"{theme.description} {describe_treatment(privacy)}",
+                    "description": f"{theme.description} {describe_treatment(privacy)}"
+                    + describe_lawfulness(city, privacy),
                     "path": csv.key.removeprefix(prefix),
                     "format": "csv",
                     "mediatype": "text/csv",

@@ -39,8 +39,7 @@ def formats_of(theme: Theme) -> list[OpenFormat]:
 @dataclass(frozen=True)
 class ThemeDay:
     """A theme's day as written to its sinks: what its publication record and lineage
-    count (``readings``: for the books only, never published for a people dataset) and,
-    for a people dataset, its release (what its ε is charged on)."""
+    count (``readings``: for the books only, never published for a people dataset)."""
 
     theme: Theme
     day: str
@@ -51,7 +50,7 @@ class ThemeDay:
     published: int
     suppressed: int
     flagged: int
-    release: str  # "" unless the dataset counts people
+    outside: int  # people cells of zones no counter stands in: left out (decision 0078)
 
     @property
     def formats(self) -> list[OpenFormat]:
@@ -94,6 +93,7 @@ class ThemeDayWriter:
         self.source = public_url(city, names.open_file_key(theme.slug, OpenFormat.CSV, day))
         self.summary = tables.DaySummary(city, self.quantities)
         self.readings = 0
+        self.outside = 0
         self.statuses = dict.fromkeys(Status, 0)
 
     def add(self, cells: Sequence[Cell], windows: Sequence[datetime]) -> None:
@@ -101,7 +101,8 @@ class ThemeDayWriter:
         filled in on the complete grid)."""
         self.readings += sum(cell.count for cell in cells)
         if self.personal:
-            cells = complete_grid(self.city, self.day, self.people, cells, windows)
+            cells, outside = complete_grid(self.city, self.day, self.people, cells, windows)
+            self.outside += outside
         disclosed = disclose(self.city, cells, self.people_release)
         for shown in disclosed:
             self.statuses[shown.status] += 1
@@ -136,7 +137,7 @@ class ThemeDayWriter:
             published=self.statuses[Status.PUBLISHED],
             suppressed=self.statuses[Status.SUPPRESSED],
             flagged=self.statuses[Status.FLAGGED],
-            release="" if self.people_release is None else self.people_release.release,
+            outside=self.outside,
         )
 
 

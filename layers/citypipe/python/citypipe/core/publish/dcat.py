@@ -251,9 +251,14 @@ def _dataset(city: City, theme: Theme, publications: Sequence[Publication]) -> d
         "dct:title": _text(f"{city.name}: {theme.title.lower()} per zone and 15 minutes"),
         "dct:description": _text(
             f"{theme.description} One row per zone, quantity and 15-minute window (UTC) with "
-            "the count, sum, min, max and mean of the readings in UCUM units, or the reason "
-            "the cell is not published. Daily files in CSV, Parquet (partitioned by date), "
-            "GeoJSON of the zones with the latest values and the day's summary"
+            + (
+                "the distinct devices seen, with differential-privacy noise,"
+                if privacy.personal
+                else "the count, sum, min, max and mean of the readings in UCUM units,"
+            )
+            + " or the reason the cell is not published. Daily files in CSV, Parquet "
+            "(partitioned by date), GeoJSON of the zones with the latest values and the day's "
+            "summary"
             + (
                 ", and NGSI-LD entities of the FIWARE Smart Data Model " + theme.model.type
                 if theme.model
@@ -284,7 +289,7 @@ def _dataset(city: City, theme: Theme, publications: Sequence[Publication]) -> d
         ],
     }
     notes = [
-        f"{p.day} version {n.version} ({n.partials} partials): {n.note}."
+        f"{p.day} version {n.version}: {n.note}."
         for p in sorted(publications, key=lambda p: p.day)
         for n in p.history
         if n.version > 1

@@ -28,7 +28,7 @@ from typing import Any
 from citypipe.core.disclosure import noise_of, treatment
 from citypipe.core.publish.statements import statements
 from citypipe.domain.books import PublishedFile
-from citypipe.domain.city import Action, City, Source
+from citypipe.domain.city import SCALEWAY_REGIONS, Action, City, Source
 from citypipe.domain.model import QUANTITY_UNITS, Zone
 from citypipe.domain.naming import StackNames
 from citypipe.domain.personal import GENERALIZABLE, PERSONAL_FIELDS
@@ -133,6 +133,17 @@ def _retention(city: City) -> dict[str, str]:
     return found
 
 
+def _roles(city: City) -> str:
+    """Who may read what, as the cloud allows it."""
+    if city.region in SCALEWAY_REGIONS:
+        return (
+            "on Scaleway every function holds the project's one Object Storage key (no "
+            "per-function policy there): any of them could read the keys bucket, the "
+            "release secret and the ledger"
+        )
+    return "a role per function: only ingest and export read the keys bucket"
+
+
 def record_of_processing(city: City) -> dict[str, Any]:
     """The Article 30(1) record, from the city file."""
     personal = {n: s for n, s in city.sources.items() if s.policy.personal}
@@ -149,16 +160,17 @@ def record_of_processing(city: City) -> dict[str, Any]:
         "clean rows of a day whose key is destroyed rewritten without pseudonyms; aggregates "
         "hold nothing about who was seen",
         f"people counts published with differential privacy per person and day: {noise.describe()};"
-        f" a device counts in at most {settings.contributions_per_day} zone-windows a day, and a "
-        f"day may spend ε = {settings.budget} over every release, charged to a ledger in the "
-        "audit zone before any file is written; a release over budget is refused",
+        f" a device counts in at most {settings.contributions_per_day} zone-windows a day; each "
+        "people dataset's day is released once, at a time fixed in advance, charged to a "
+        f"ledger in the audit zone before any file is written, ε = {settings.budget} per "
+        "person-day at most",
         f"a people cell published only when its noisy figure reaches k = {city.disclosure.k}, "
         "flagged above what its sensors can hear; every window of every zone with a counter "
         "has a row, so what is withheld discloses no presence",
         "quarantine keeps a rejected payload's shape and reason only, never a value",
         "biometric data, faces and images never processed; payloads carrying an image refused",
         f"data kept in {city.region} (EU/EEA): any other region refused at deployment and start-up",
-        "buckets encrypted, TLS only, private but for the open data; a role per function",
+        "buckets encrypted, TLS only, private but for the open data; " + _roles(city),
     ]
     return {
         "record": "Record of processing activities (GDPR Article 30(1))",

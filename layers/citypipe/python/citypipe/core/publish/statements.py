@@ -42,9 +42,8 @@ def statements(city: City) -> Statements | None:
     processing = city.processing
     if processing is None or city.publisher.dpo_email is None:
         return None
-    quantities = sorted(city.personal_quantities)
+    quantities = sorted(city.personal_quantities & city.declared_quantities)
     guarantee = treatment(city, quantities).resident if quantities else None
-    days = city.key_retention_days
     dpia = processing.dpia
     return Statements(
         guarantee=guarantee or "No published dataset counts people.",
@@ -55,19 +54,35 @@ def statements(city: City) -> Statements | None:
         dpo=f"Data protection officer: {city.publisher.dpo_email}.",
         authority=f"Supervisory authority: {processing.supervisory_authority.name}, "
         f"{processing.supervisory_authority.url}.",
-        rights=(
-            "The published figures are anonymous: they are about zones and 15-minute windows, "
-            "never about you, and carry the guarantee above.",
-            f"For {days} days a phone's address can still be matched to that day's stored "
-            "code, and with it the day's rows: within that time you may write to the data "
-            "protection officer to access, correct, restrict or erase them (Articles 15-18).",
-            f"After {days} days the day's key is destroyed and nobody, the city included, can "
-            "tell which rows were your phone's: under Article 11 GDPR the city then cannot "
-            "identify you in that data, so access, correction, erasure, restriction and "
-            "portability (Articles 15-20) no longer apply to it.",
-            "You may object to the processing at any time (Article 21) by writing to the data "
-            "protection officer.",
-            f"You may complain to {processing.supervisory_authority.name} "
-            f"({processing.supervisory_authority.url}).",
-        ),
+        rights=_rights(city, processing.legal_basis),
     )
+
+
+def _rights(city: City, basis: LegalBasis) -> tuple[str, ...]:
+    """The data subjects' rights, as they stand for this processing and its legal basis."""
+    days = city.key_retention_days
+    authority = city.processing.supervisory_authority if city.processing else None
+    rights = [
+        "The published figures are about zones and 15-minute windows, never about you, "
+        "and carry the guarantee above.",
+        f"For {days} days a phone's address can still be matched to that day's stored "
+        "code, and with it that day's rows: within that time you may write to the data "
+        "protection officer to access, correct, restrict or erase them (Articles 15-18).",
+        f"After {days} days the day's key is destroyed and the stored rows keep no code: "
+        "the city can no longer identify you in that data (Article 11), so access, "
+        "correction, erasure, restriction and portability (Articles 15-20) apply to it "
+        "only if you provide information that lets your rows be found (Article 11(2)).",
+    ]
+    if basis in (LegalBasis.PUBLIC_TASK, LegalBasis.LEGITIMATE_INTERESTS):
+        rights.append(
+            "You may object to the processing at any time (Article 21) by writing to the "
+            "data protection officer."
+        )
+    if basis is LegalBasis.CONSENT:
+        rights.append(
+            "You may withdraw your consent at any time (Article 7(3)), as easily as you "
+            "gave it, by writing to the data protection officer."
+        )
+    if authority is not None:
+        rights.append(f"You may complain to {authority.name} ({authority.url}).")
+    return tuple(rights)

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from citypipe.core.disclosure import DisclosedCell, Status
 from citypipe.domain.books import Publication, ZoneSummary
 from citypipe.domain.city import City
-from citypipe.domain.themes import Theme, measure_of, quantities_of
+from citypipe.domain.themes import Summary, Theme, measure_of, quantities_of
 
 ISO = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -229,8 +229,15 @@ class DaySummary:
             day.suppressed += cell.status is Status.SUPPRESSED
             day.flagged += cell.status is Status.FLAGGED
             if cell.status is Status.PUBLISHED:
-                value = _value(cell, measure_of(cell.quantity).summary)
+                value = _value(cell, self._statistic(cell.quantity))
                 day.shown.append((cell.sum or 0.0, cell.count or 0, value, cell.window_start))
+
+    def _statistic(self, quantity: str) -> Summary:
+        """How a quantity's day is summed up; a quantity about people by its peak, whatever
+        it measures: its cells show distinct devices only."""
+        if quantity in self._city.personal_quantities:
+            return "peak"
+        return measure_of(quantity).summary
 
     def result(self) -> list[ZoneSummary]:
         """In zone (the city file's order), quantity order."""
@@ -242,13 +249,14 @@ class DaySummary:
 
     def _summary(self, zone: str, quantity: str) -> ZoneSummary:
         measure = measure_of(quantity)
+        statistic = self._statistic(quantity)
         day = self._days.get((zone, quantity), _ZoneDay())
         values = [value for _, _, value, _ in day.shown]
         if not day.shown:
             value = None
-        elif measure.summary == "mean":
+        elif statistic == "mean":
             value = sum(total for total, _, _, _ in day.shown) / sum(n for _, n, _, _ in day.shown)
-        elif measure.summary == "total":
+        elif statistic == "total":
             value = sum(values)
         else:
             value = max(values)
@@ -257,7 +265,7 @@ class DaySummary:
             zone=zone,
             quantity=quantity,
             unit=measure.unit,
-            statistic=measure.summary,
+            statistic=statistic,
             value=_round(value),
             minimum=_round(min(values)) if values else None,
             maximum=_round(max(values)) if values else None,

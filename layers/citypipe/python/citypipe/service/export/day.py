@@ -21,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from citypipe.core.people import PeopleRelease
 from citypipe.core.publish.day import ThemeDay
 from citypipe.core.publish.jsontext import json_bytes
 from citypipe.domain.books import ExportCounts, Lineage, PublishedFile
@@ -31,14 +30,14 @@ from citypipe.domain.naming import input_id
 from citypipe.domain.themes import OpenFormat, Theme, theme_of, themes_of
 from citypipe.ports import KeyStore, Scratch
 from citypipe.service.export.ledger import (
-    BUDGET_SPENT,
-    PSEUDONYMS_GONE,
-    charge,
+    COUNTER_REMOVED,
+    OUTSIDE_THE_GRID,
+    ledger_output,
     people_quantities,
     refused,
 )
 from citypipe.service.export.metadata import publish_metadata
-from citypipe.service.export.people import people_release
+from citypipe.service.export.people import PeopleDay, people_day, release_time, withheld
 from citypipe.service.export.spill import GROUP_ROWS, DayPartials, spill_day
 from citypipe.service.export.versions import version
 from citypipe.service.export.writer import Failures, WrittenTheme, write_themes
@@ -66,20 +65,20 @@ def export_day(
     trace_id: str = "",
     metadata: bool = True,
     group_rows: int = GROUP_ROWS,
+    closing: bool = False,
 ) -> str:
     """Publish one day of every theme. Returns 'done', 'duplicate' (every theme already
-    published from these partials) or 'empty' (no partial for that day). ``metadata``:
-    rebuild the catalogue, data package and portal afterwards (always, so a catalogue a
-    racing export left behind is repaired by the next run). ``group_rows``: partial rows
-    merged at once (the files are the same bytes whatever it is; memory is bounded by it)."""
+    published from these partials) or 'empty' (no partial for that day, and no people
+    release due). ``metadata``: rebuild the catalogue, data package and portal afterwards
+    (always, so a catalogue a racing export left behind is repaired by the next run).
+    ``group_rows``: partial rows merged at once (the files are the same bytes whatever it
+    is; memory is bounded by it). ``closing``: the day's key is about to be destroyed, so
+    its people counts are released now if they were not (``people.release_time``)."""
     bucket = deps.names.bucket(Zone.AGGREGATES)
     prefix = deps.names.aggregates_prefix(day)
     # Merged in key order, whatever order the backend lists them in: float sums depend on
     # the order they are added in, and the open files must be reproducible.
     infos = sorted(deps.store.list(bucket, prefix), key=lambda info: info.key)
-    if not infos:
-        log.info("nothing to publish", extra={"function": "export", "window": day})
-        return "empty"
     inputs = [f"{i.key}@{i.etag}" for i in infos]
     message = Message(
         city=deps.city.slug, stage="aggregates", bucket=bucket, key=prefix,
@@ -89,8 +88,15 @@ def export_day(
     def ident(theme: Theme) -> str:
         return input_id("export", theme.slug, day, *inputs)
 
-    pending = [t for t in themes_of(deps.city) if not _published(deps, ident(t), t, day)]
+    # a day's people counts are due at their release time, or when the day's key is about
+    # to die; they are released for a day that holds any reading of any source (a city's
+    # other sensors report every day: whether people were seen changes nothing), never for
+    # the days before a stack ran
+    due = bool(infos) and (closing or deps.clock.now() >= release_time(deps.city, day))
+    themes = [t for t in themes_of(deps.city) if infos and (due or not people_quantities(deps, t))]
+    pending = [t for t in themes if not _published(deps, ident(t), t, day)]
     failures = Failures()
+    done = False
     if pending:
         with ports.scratch.directory() as scratch:
             partials = spill_day(deps, bucket, [i.key for i in infos], scratch / "partials")
@@ -98,47 +104,68 @@ def export_day(
             known = {t.slug for t in themes_of(deps.city)}
             extra = {theme_of(q).slug: theme_of(q) for q in partials.quantities()}
             pending += [extra[slug] for slug in sorted(set(extra) - known)]
-            people = _releases(deps, ports.keys, day, pending, partials, failures)
+            people = _people_days(deps, ports.keys, day, pending, partials, failures, due)
+            releases = {slug: found.release for slug, found in people.items()}
             written = write_themes(
-                deps, day, pending, partials, scratch, group_rows, failures, people
+                deps, day, pending, partials, scratch, group_rows, failures, releases
             )
             partials.remove()
             for theme in written:
+                about = theme.result.theme
+                publish = partial(
+                    _publish, deps, message, ident(about), theme, people.get(about.slug)
+                )
                 try:
-                    retried(partial(_publish, deps, message, ident(theme.result.theme), theme))
+                    retried(publish)
                 except Exception as exc:  # one theme's failure must not block the others
-                    failures.add(theme.result.theme, day, exc)
+                    failures.add(about, day, exc)
+            done = bool(written)
+    if not infos and not done:
+        log.info("nothing to publish", extra={"function": "export", "window": day})
+        return "empty"
     if metadata:
         retried(lambda: publish_metadata(deps))
     if failures:
         raise failures[0]
-    return "done" if pending else "duplicate"
+    return "done" if done else "duplicate"
 
 
-def _releases(
+def _people_days(
     deps: Deps,
     keys: KeyStore,
     day: str,
     themes: list[Theme],
     partials: DayPartials,
     failures: Failures,
-) -> dict[str, PeopleRelease]:
-    """The release of the day's people counts of each theme that counts people; a theme
-    whose release cannot be read fails on its own (and is left out of ``themes``)."""
+    due: bool,
+) -> dict[str, PeopleDay]:
+    """The people day of each theme that counts people (a quantity of it the city no
+    longer declares is refused, never counted); a theme whose people counts are not due
+    yet, or cannot be read, is left out of ``themes`` (the latter failing on its own)."""
     present = set(partials.quantities())
-    releases = {}
+    found = {}
     for theme in list(themes):
-        quantities = people_quantities(deps, theme)
-        if not quantities:
+        declared = people_quantities(deps, theme)
+        dropped = sorted(
+            q for q in present if theme.owns(q) and q in deps.city.personal_quantities
+            and q not in declared
+        )  # fmt: skip
+        if not declared and not dropped:
             continue
         try:
-            releases[theme.slug] = people_release(
-                deps, keys, theme.slug, day, quantities, bool(present & set(quantities))
-            )
+            people = (
+                people_day(deps, keys, theme.slug, day, declared, due) if declared
+                else withheld(deps, keys, COUNTER_REMOVED)
+            )  # fmt: skip
         except Exception as exc:  # one theme's failure must not block the others
             failures.add(theme, day, exc)
             themes.remove(theme)
-    return releases
+            continue
+        if people is None:  # not due: nothing of it is published yet
+            themes.remove(theme)
+        else:
+            found[theme.slug] = people
+    return found
 
 
 def retried(publish: Callable[[], None]) -> None:
@@ -178,25 +205,23 @@ def _published(deps: Deps, ident: str, theme: Theme, day: str) -> bool:
     return all(found.get(key) == etag for key, etag in written.items())
 
 
-def _publish(deps: Deps, message: Message, ident: str, written: WrittenTheme) -> None:
+def _publish(
+    deps: Deps, message: Message, ident: str, written: WrittenTheme, people: PeopleDay | None
+) -> None:
     """One theme's day: its files, then its publication record (so the catalogue and the
     portal never list a file not yet written), then its lineage. A theme without cells
-    that day publishes nothing and is recorded as done — but a people theme publishes its
-    complete grid, so whether it is published says nothing of who was there. A release of
-    people counts is charged to the ε ledger of its day first (an output of the export,
-    written before its files), and refused when the day has no budget left for it or its
-    pseudonyms are gone (the version published before stays)."""
+    that day publishes nothing and is recorded as done. A people theme publishes its
+    complete grid under its day's one release, whose ledger entry (written before any
+    file) the lineage names; a release that is refused publishes nothing (the version
+    published before, if any, stays)."""
     result, day = written.result, message.window or ""
     outputs: list[Output] = []
     counts = ExportCounts.zero()
-    if result.personal:
-        entry = charge(deps, message, result.theme.slug, result.release) if result.release else None
-        if entry is None:
-            reason = BUDGET_SPENT if result.release else PSEUDONYMS_GONE
-            counts = refused(message, result.cells, result.readings, reason)
-        else:
-            outputs = [entry, *_files(deps, message, written)]  # charged before any file
-            counts = _counts(message, result)
+    if people is not None and people.refused:
+        counts = refused(message, result.cells, result.readings, people.refused)
+    elif people is not None and people.charged is not None:
+        outputs = [ledger_output(deps, people.charged), *_files(deps, message, written)]
+        counts = _counts(message, result)
     elif result.cells:
         outputs = _files(deps, message, written)
         counts = _counts(message, result)
@@ -218,7 +243,7 @@ def _files(deps: Deps, message: Message, written: WrittenTheme) -> list[Output]:
         for fmt, body in written.files.items()
     ]
     csv_file = written.files[OpenFormat.CSV].path
-    record = version(deps, result, described, csv_file, message.records)
+    record = version(deps, result, described, csv_file)
     outputs = [
         Output(
             Zone.OPEN,
@@ -248,11 +273,11 @@ def _files(deps: Deps, message: Message, written: WrittenTheme) -> list[Output]:
 def _counts(message: Message, result: ThemeDay) -> ExportCounts:
     return ExportCounts(
         partials=message.records,
-        cells=result.cells,
+        cells=result.cells + result.outside,
         readings=result.readings,
         published=result.published,
         suppressed=result.suppressed,
         flagged=result.flagged,
-        refused={},
+        refused={OUTSIDE_THE_GRID: result.outside} if result.outside else {},
         quarantined={},
     )

@@ -1,33 +1,31 @@
-"""The ε ledger: what each release of people counts costs a person's day, in the audit zone.
+"""The ε ledger: the one release of each people dataset's day, charged before its files.
 
-The unit of privacy is one device over one UTC day (decision 0078), so the budget is per
-day, shared by every people dataset and every release of it: each release of fresh noise
-costs every device of the day the city's ε per release, and a day may spend its budget.
-
-A release is what it discloses: its counts under the noise key (``core.people.release_id``),
-so an export of unchanged counts is the same release — same noise, same bytes — and is
-charged once, while a new release secret makes a new release, charged again.
-
-The ledger of a day is a sequence of entries ``0001``, ``0002``… each written with a
-conditional put: a release is charged by writing the next free entry, after checking the
-entries before it leave room; an export that loses the race for that entry reads the
-ledger again and checks again, so two racing exports can never both spend the last of a
-day's budget. A release is charged before any of its files is written, and refused when
-the day cannot pay for it (the version published before stays).
+The unit of privacy is one device over one UTC day (decision 0078). A people dataset's day
+is released once, at a time fixed in advance (``people.release_time``), never again: so
+whether and when a release happens says nothing about who was seen. Its entry in the
+ledger (``epsilon/<city>/date=<day>/<dataset>.json``, audit zone) is written by a
+conditional put before any of its files, and holds what the release was computed from —
+the clean objects it read, by key and etag — so an export that loses a race, or retries
+after a crash, recomputes that very release (the same counts under the same key: the same
+noise, the same bytes) instead of drawing a new one. The day's entries together may not
+spend more than the city's ε (and δ) per person-day; one that would is refused.
 """
 
 from __future__ import annotations
 
 from citypipe.domain.books import EpsilonCharge, ExportCounts
-from citypipe.domain.errors import TransientError
+from citypipe.domain.city import RED_LINE_DELTA
+from citypipe.domain.errors import NotFoundError
 from citypipe.domain.model import Message, Zone
 from citypipe.domain.themes import Theme, quantities_of
 from citypipe.service.kernel import Deps, Output, log
 
 BUDGET_SPENT = "epsilon_budget_spent"
-PSEUDONYMS_GONE = "pseudonyms_destroyed"  # the day's key is gone: its people can't be counted
-SLACK = 1e-9  # float sums of ε: a budget of 2.0 pays two releases of 1.0
-RACES = 8  # entries lost to racing exports before giving up (the request is retried)
+PSEUDONYMS_GONE = "pseudonyms_destroyed"  # the day's key died before its release
+NOT_REPRODUCIBLE = "release_not_reproducible"  # its inputs or its release secret changed
+COUNTER_REMOVED = "people_counter_removed"  # a people quantity the city no longer declares
+OUTSIDE_THE_GRID = "outside_the_grid"  # people cells of zones no counter stands in
+SLACK = 1e-9  # relative: float sums of ε
 
 
 def people_quantities(deps: Deps, theme: Theme) -> list[str]:
@@ -43,6 +41,16 @@ def entries(deps: Deps, day: str | None = None) -> list[tuple[str, EpsilonCharge
     return [(o.key, EpsilonCharge.model_validate_json(o.body)) for o in found]
 
 
+def entry(deps: Deps, day: str, dataset: str) -> EpsilonCharge | None:
+    """The day's release of a dataset, if it was charged."""
+    audit = deps.names.bucket(Zone.AUDIT)
+    try:
+        body = deps.store.get(audit, deps.names.epsilon_charge_key(day, dataset)).body
+    except NotFoundError:
+        return None
+    return EpsilonCharge.model_validate_json(body)
+
+
 def refused(message: Message, cells: int, readings: int, reason: str) -> ExportCounts:
     """The counts of a release refused whole: its cells, by reason."""
     return ExportCounts(
@@ -51,41 +59,41 @@ def refused(message: Message, cells: int, readings: int, reason: str) -> ExportC
     )  # fmt: skip
 
 
-def charge(deps: Deps, message: Message, dataset: str, release: str) -> Output | None:
-    """Charge this release to its day, once, before its files: the ledger entry (already
-    written; an output of the export, so its lineage names it), or None when the day
-    cannot pay for it."""
+def charge(
+    deps: Deps, day: str, dataset: str, release: str, inputs: list[str]
+) -> EpsilonCharge | None:
+    """Charge this release of a dataset's day, once: the entry that stands (this one, or
+    the one a racing export wrote first, whose release this export then recomputes); None
+    when the day cannot pay for it."""
     noise = deps.city.disclosure.noise
-    day = message.window or ""
+    found = [e for _, e in entries(deps, day) if e.dataset != dataset]
+    spent = sum(e.epsilon for e in found) + noise.epsilon
+    delta = sum(e.delta or 0.0 for e in found) + (noise.delta or 0.0)
+    if spent > noise.budget * (1 + SLACK) or (noise.delta and delta > RED_LINE_DELTA):
+        log.warning(
+            "release refused: privacy budget spent",
+            extra={"function": "export", "window": day, "dataset": dataset},
+        )
+        return None
+    made = EpsilonCharge(
+        city=deps.city.slug, dataset=dataset, day=day, release=release, inputs=inputs,
+        mechanism=noise.mechanism, epsilon=noise.epsilon, delta=noise.delta,
+        contributions_per_day=noise.contributions_per_day, spent=spent,
+        delta_spent=delta if noise.delta else None, budget=noise.budget, at=deps.clock.now(),
+    )  # fmt: skip
+    key = deps.names.epsilon_charge_key(day, dataset)
     audit = deps.names.bucket(Zone.AUDIT)
-    for _ in range(RACES):
-        found = entries(deps, day)
-        for key, entry in found:
-            if entry.release == release and entry.dataset == dataset:
-                return _output(key, entry)  # charged before: the same release again
-        spent = sum(entry.epsilon for _, entry in found)
-        if spent + noise.epsilon > noise.budget + SLACK:
-            log.warning(
-                "release refused: privacy budget spent",
-                extra={"function": "export", "window": day, "dataset": dataset},
-            )
-            return None
-        entry = EpsilonCharge(
-            city=deps.city.slug, dataset=dataset, day=day, release=release,
-            mechanism=noise.mechanism, epsilon=noise.epsilon, delta=noise.delta,
-            contributions_per_day=noise.contributions_per_day, spent=spent + noise.epsilon,
-            budget=noise.budget, at=deps.clock.now(),
-        )  # fmt: skip
-        key = deps.names.epsilon_charge_key(day, len(found) + 1)
-        if deps.store.put_if_absent(audit, key, _body(entry), "application/json").created:
-            return _output(key, entry)
-    raise TransientError(f"the ε ledger of {day} kept changing under {RACES} attempts")
+    if deps.store.put_if_absent(audit, key, _body(made), "application/json").created:
+        return made
+    return EpsilonCharge.model_validate_json(deps.store.get(audit, key).body)
 
 
-def _body(entry: EpsilonCharge) -> bytes:
-    return entry.model_dump_json(indent=1).encode()
+def ledger_output(deps: Deps, charged: EpsilonCharge) -> Output:
+    """The release's entry as an output of the export (written already: a no-op put), so
+    the lineage of the files names the charge they were published under."""
+    key = deps.names.epsilon_charge_key(charged.day, charged.dataset)
+    return Output(Zone.AUDIT, key, _body(charged), 0, "json", "application/json")
 
 
-def _output(key: str, entry: EpsilonCharge) -> Output:
-    """A ledger entry as an output of the export (written already: its put is a no-op)."""
-    return Output(Zone.AUDIT, key, _body(entry), 0, "json", "application/json")
+def _body(charged: EpsilonCharge) -> bytes:
+    return charged.model_dump_json(indent=1).encode()

@@ -33,7 +33,7 @@ def publications(deps: Deps) -> list[Publication]:
 
 
 def version(
-    deps: Deps, result: ThemeDay, files: list[PublishedFile], csv_file: Path, partials: int
+    deps: Deps, result: ThemeDay, files: list[PublishedFile], csv_file: Path
 ) -> Publication:
     """The day's publication record: the previous one when the bytes did not change, else
     the next version, with what changed against the version before (``csv_file``: the new
@@ -59,7 +59,7 @@ def version(
         flagged=tally.flagged,
         files=files,
         summary=result.summary,
-        history=[*history, VersionNote(version=number, partials=partials, note=note)],
+        history=[*history, VersionNote(version=number, note=note)],
     )
 
 
