@@ -9,8 +9,10 @@ listed mutant that no longer survives (the list would hide nothing, or the wrong
 How: the library and the tests' third-party imports are loaded once; each mutant runs in a
 child forked from that process, which forgets the project's own modules, imports the mutated
 module from memory (nothing on disk changes) and runs ``pytest -x`` on the module's tests —
-two children at a time (``--jobs``), each killed past its module's timeout (counted as
-killed: a mutant that loops forever is caught). The report of survivors, by module, is
+two children at a time (``--jobs``); a test is interrupted past a limit of CPU time, set
+from what it took on the unchanged module (counted as killed: a mutant that loops forever is
+caught in seconds, and a machine others share does not pass for a loop), and a child past
+its module's timeout of wall time is killed. The report of survivors, by module, is
 printed and written to ``out/mutation/report.md``.
 
     python tests/mutation/run.py                       # every module (make mutation)
@@ -48,11 +50,14 @@ PACKAGE = ROOT / "layers" / "citypipe" / "python" / "citypipe"
 REPORT = ROOT / "out" / "mutation" / "report.md"
 FIRST_PARTY = ("citypipe", "citypipe_local", "citypipe_bridge")
 TIMED_OUT = 124  # a child's exit code when a test ran past its limit
-MIN_TEST_SECONDS = 3.0  # the least a test may take under a mutant before it is interrupted
+MIN_TEST_SECONDS = 3.0  # the least CPU time a test may take under a mutant before it is stopped
 LIMIT_FACTOR = 5  # and the most, in times what it took on the unchanged module
 PASSING_SCORE = 0.95
 
-sys.path.insert(0, str(HERE))
+# this tree's packages first (a venv's editable install may point at another checkout), as
+# the tests' pytest configuration does for tests/unit
+for path in (ROOT / "tests" / "unit", ROOT / "tools", ROOT / "bridge", PACKAGE.parent, HERE):
+    sys.path.insert(0, str(path))
 from operators import Mutant, mutants, scopes  # noqa: E402
 
 
@@ -214,10 +219,11 @@ class _TestTooLong(Exception):
 
 
 class _PerTestLimit:
-    """A pytest plugin: each test interrupted past its limit — ``LIMIT_FACTOR`` times what
-    it took on the unchanged module, ``MIN_TEST_SECONDS`` at least — so a mutant that loops
-    forever is caught in seconds, not at the module's timeout. Records what each test took
-    (the baseline's measure)."""
+    """A pytest plugin: each test interrupted past its limit of CPU time — ``LIMIT_FACTOR``
+    times what it took on the unchanged module, ``MIN_TEST_SECONDS`` at least — so a mutant
+    that loops forever is caught in seconds, not at the module's timeout. CPU time, not wall
+    time: a test waiting for a core another process holds is not looping. Records what each
+    test took (the baseline's measure)."""
 
     def __init__(self, limits: dict[str, float]) -> None:
         self.limits = limits
@@ -231,15 +237,15 @@ class _PerTestLimit:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
         limit = self.limits.get(item.nodeid, self.limits.get("*", MIN_TEST_SECONDS))
-        previous = signal.signal(signal.SIGALRM, self._alarm)
-        signal.setitimer(signal.ITIMER_REAL, limit)
-        started = time.monotonic()
+        previous = signal.signal(signal.SIGPROF, self._alarm)
+        signal.setitimer(signal.ITIMER_PROF, limit)
+        started = time.process_time()
         try:
             return (yield)
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
-            self.took[item.nodeid] = time.monotonic() - started
+            signal.setitimer(signal.ITIMER_PROF, 0)
+            signal.signal(signal.SIGPROF, previous)
+            self.took[item.nodeid] = time.process_time() - started
 
 
 def _child(module: Module, source: str, log: str, limits: dict[str, float]) -> NoReturn:
@@ -386,7 +392,7 @@ def _baseline(module: Module, jobs: int) -> tuple[float, dict[str, float]]:
     """The module's tests on the unchanged module, run as a mutant is: they must pass. The
     seconds they took, and each test's limit (from what it took)."""
     original = Mutant("unchanged", 0, module.file.read_text())
-    log = str(REPORT.parent / "baseline.log")
+    log = str(REPORT.parent / f"baseline-{module.path.replace('/', '-')}.log")
     started = time.monotonic()
     pool = _Pool(module, timeout=600, jobs=jobs, log=log, quiet=True, limits={"*": 600.0})
     (outcome,) = pool.run([original])
@@ -404,7 +410,9 @@ def score_module(module: Module, listed: dict[str, str], jobs: int, only: str | 
         todo = [m for m in todo if only in m.ident]
     print(f"{module.path}: {len(todo)} mutants, tests {' '.join(module.tests)}", flush=True)
     base, limits = _baseline(module, jobs)
-    timeout = module.timeout or max(15.0, 3 * base + 5)
+    # a backstop in wall time, for a mutant that blocks without computing: generous, since
+    # the machine may be shared (a loop is caught by each test's limit of CPU time)
+    timeout = module.timeout or max(60.0, 10 * base + 30)
     print(f"  baseline {base:.1f} s, timeout {timeout:.0f} s", flush=True)
     outcomes = _Pool(module, timeout, jobs, limits).run(todo)
     result = Score(module, outcomes, listed, time.monotonic() - started, partial=bool(only))
