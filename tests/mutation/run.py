@@ -403,11 +403,13 @@ def _baseline(module: Module, jobs: int) -> tuple[float, dict[str, float]]:
     return time.monotonic() - started, limits
 
 
-def score_module(module: Module, listed: dict[str, str], jobs: int, only: str | None) -> Score:
+def score_module(
+    module: Module, listed: dict[str, str], jobs: int, only: Sequence[str] | None
+) -> Score:
     started = time.monotonic()
     todo = module.mutants()
     if only:
-        todo = [m for m in todo if only in m.ident]
+        todo = [m for m in todo if any(text in m.ident for text in only)]
     print(f"{module.path}: {len(todo)} mutants, tests {' '.join(module.tests)}", flush=True)
     base, limits = _baseline(module, jobs)
     # a backstop in wall time, for a mutant that blocks without computing: generous, since
@@ -467,7 +469,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--module", action="append", help="a module of modules.toml (repeat)")
     parser.add_argument("--jobs", type=int, default=2, help="children at a time (2)")
-    parser.add_argument("--only", help="run only the mutants whose name holds this text")
+    parser.add_argument(
+        "--only", action="append", help="run only the mutants whose name holds this (repeat)"
+    )
     parser.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     parser.add_argument("--show", help="print the diff of the mutants whose name holds this")
     args = parser.parse_args(argv)

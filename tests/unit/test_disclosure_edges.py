@@ -12,13 +12,13 @@ from unit_support import DAY, T10, clean, devices, release_of
 
 from citypipe.core.aggregate import Cell, cells, partial_of
 from citypipe.core.disclosure import (
-    IMPLAUSIBLE,
     WINDOWS_A_DAY,
     DisclosedCell,
     Status,
     complete_grid,
     day_windows,
     disclose,
+    treatment,
 )
 from citypipe.domain.city import City
 from citypipe.domain.model import QUANTITIES
@@ -61,9 +61,17 @@ def test_a_value_at_its_quantitys_bound_is_published_and_past_it_flagged(
 ) -> None:
     [cell] = disclose(city, [no2_cell(low, high)])
     assert cell.status is status
-    assert cell.reason == ("" if status is Status.PUBLISHED else IMPLAUSIBLE)
+    # the reasons are the open data's machine-readable words: spelled out, not imported
+    assert cell.reason == ("" if status is Status.PUBLISHED else "implausible_value")
     if status is Status.PUBLISHED:
         assert (cell.count, cell.min, cell.max, cell.mean) == (2, low, high, (low + high) / 2)
+
+
+@pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan])
+def test_a_figure_that_is_not_a_number_is_flagged_not_finite(city: City, bad: float) -> None:
+    [cell] = disclose(city, [Cell(T10, "centrum", "air.no2", "ug/m3", 2, bad, 1.0, 2.0)])
+    assert (cell.status, cell.reason, cell.sum) == (Status.FLAGGED, "not_finite", None)
+    assert (cell.status.value, Status.SUPPRESSED.value) == ("flagged", "suppressed")
 
 
 def test_an_empty_cell_of_the_grid_was_measured_zero_times(city: City) -> None:
@@ -106,3 +114,10 @@ def test_a_people_cell_needs_a_release(city: City) -> None:
         disclose(city, counted)
     [cell] = disclose(city, counted, release_of(city, *devices(2)))
     assert cell.count is None and cell.status is Status.SUPPRESSED
+
+
+def test_a_dataset_about_no_one_says_so(city: City) -> None:
+    stated = treatment(city, ["air.no2", "traffic.vehicles"])
+    assert (stated.personal, stated.k, stated.mechanism, stated.noise) == (False, None, None, None)
+    assert stated.rule.startswith("No personal data: the sensors measure the environment")
+    assert "Implausible figures are flagged, never published." in stated.rule

@@ -59,7 +59,10 @@ def test_a_gaussian_citys_treatment_states_its_mechanism_sigma_epsilon_and_delta
         "zero-concentrated DP). "
     )
     assert "costs its day at most ε = 1.0 (δ = 1e-06); every release" in stated.noise
-    assert f"Noise: {stated.noise}" in stated.rule
+    assert stated.rule.startswith("Device identifiers are replaced at the edge by keyed ")
+    assert stated.rule.endswith(f"Noise: {stated.noise}")
+    assert stated.resident.startswith("Whether or not your phone was seen on a given day ")
+    assert stated.resident.endswith("once the day's key is destroyed, after 2 days.")
     # two releases of the day fit its budget of 2: δ = 2e-6 over the day
     assert "(differential privacy, ε = 2.0 per person per day, δ = 2e-06)" in stated.resident
     assert "by at most a factor of 7.4" in stated.resident
@@ -70,6 +73,7 @@ def test_a_laplace_citys_treatment_states_no_delta(city: City) -> None:
     stated = treatment(city, ["people.presence"])
     assert stated.delta is None and stated.noise is not None and stated.resident is not None
     assert "δ" not in stated.noise + stated.resident
+    assert "(differential privacy, ε = 2.0 per person per day): someone" in stated.resident
     assert stated.noise.startswith(
         "discrete Laplace noise of scale 5 (the cap of 10 cells a device counts in a day, over "
         "ε = 2.0): ε = 2.0 per release (ε-differential privacy). "
