@@ -5,7 +5,7 @@
 #   make conformance  the same checks against the third-party reference set (official
 #               DCAT-AP and HVD shapes, Smart Data Models schemas, real hub payloads) in
 #               CITYPIPE_REFERENCE_DIR: fails, never skips, without it (tests/conformance/README.md)
-#   make mutation  mutation testing of the privacy cores (not part of make test: ~25 minutes):
+#   make mutation  mutation testing of the privacy cores (not part of make test: ~16 CPU-minutes):
 #               a score per module, each at least 95 %, survivors in out/mutation/report.md
 PYTHON ?= python3
 VENV   := .venv

@@ -37,9 +37,11 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 _COMPARE: dict[type[ast.cmpop], type[ast.cmpop]] = {
     ast.Lt: ast.LtE,
@@ -350,7 +352,9 @@ class _Finder:
             before_text, after_text = repr(value), after
             if parent is not None:
                 whole = _src(parent)
-                shown = _replaced(parent, lambda p, n=new: _set_constant(p, node, n))
+                shown = _replaced(
+                    parent, functools.partial(_set_constant, original=node, value=new)
+                )
                 if len(whole) <= 90:
                     before_text, after_text = whole, _src(shown)
             self.add(node, after, before_text, after_text, ctx, paren=True)
@@ -474,7 +478,7 @@ def _inner(node: ast.stmt, field: str, ctx: _Context) -> _Context | None:
     return ctx
 
 
-def _set_constant(parent: ast.AST, original: ast.Constant, value: object) -> None:
+def _set_constant(parent: ast.AST, original: ast.Constant, value: Any) -> None:
     """In a copy of ``parent``, the constant at ``original``'s place set to ``value``."""
     for node in ast.walk(parent):
         if (

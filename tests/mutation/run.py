@@ -481,12 +481,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if unknown:
             parser.error(f"not in modules.toml: {sorted(unknown)}")
         modules = [m for m in modules if m.path in args.module]
-    if args.list or args.show:
+    if args.list or args.show is not None:
         for module in modules:
             for mutant in module.mutants():
                 if args.list:
                     print(f"{module.path}:{mutant.line}: {mutant.ident}")
-                elif args.show in mutant.ident:
+                elif args.show is not None and args.show in mutant.ident:
                     print(f"{module.path}:{mutant.line}: {mutant.ident}\n{_diff(module, mutant)}")
         return 0
     equivalents = load_equivalents()

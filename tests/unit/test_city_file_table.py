@@ -5,6 +5,7 @@ k of 2, raw the only zone never kept forever...) with no test noticing."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from citypipe.domain.city import (
     PEOPLE_RESOLUTION_MINUTES,
     RED_LINE_DELTA,
     RED_LINE_EPSILON,
+    City,
     ConfigError,
     Disclosure,
     NoiseSettings,
@@ -312,3 +314,73 @@ def test_every_source_that_counts_people_is_checked_not_only_the_first() -> None
         "profile": "zz-counter", "hub": "canonical", "id": "zz-counter-1", "zone": "centrum",
     }  # fmt: skip
     assert refused_at(data) == "sources.zz-counters.policy.personal"
+
+
+def test_a_people_quantity_measured_without_pseudonyms_is_refused_at_that_field() -> None:
+    data = city_data()
+    profiles = data["registry"]["profiles"]
+    profiles["wifi-canonical"]["fields"]["walkers"] = {"quantity": "traffic.pedestrians"}
+    profiles["tc-csv"]["fields"]["walkers"] = {"quantity": "traffic.pedestrians"}
+    with pytest.raises(ConfigError) as refused:
+        parse_city(data)
+    assert "registry.profiles.tc-csv.fields.walkers" in [p.key for p in refused.value.problems]
+
+
+def test_two_sources_on_one_topic_are_refused_at_the_second() -> None:
+    data = city_data()
+    topic = data["sources"]["air-quality"]["mqtt"][0]
+    data["sources"]["traffic-counters"]["mqtt"] = [topic]
+    assert refused_at(data) == "sources.traffic-counters.mqtt.0.topic"
+
+
+def test_a_zones_ceiling_is_the_sum_of_its_people_counters_ceilings(city: City) -> None:
+    counters = Counter(
+        device.zone for device in city.devices.values() if device.source == "wifi-counters"
+    )
+    assert len(counters) > 1 and max(counters.values()) > 1
+    assert city.device_ceilings == {(z, "people.presence"): 400 * n for z, n in counters.items()}
+
+
+def people_counter_under_air_quality(**profile: Any) -> dict[str, Any]:
+    """The example city with a people counter filed under air quality (which pseudonymizes
+    nothing), through citypipe's canonical hub."""
+    data = city_data()
+    data["registry"]["profiles"]["aq-people"] = {
+        "source": "air-quality",
+        "kind": "a people counter filed under air quality",
+        "hubs": ["canonical"],
+        "fields": {"people": {"quantity": "people.presence"}},
+        **profile,
+    }
+    data["registry"]["devices"]["aq-people-1"] = {
+        "profile": "aq-people", "hub": "canonical", "id": "aq-people-1", "zone": "centrum",
+    }  # fmt: skip
+    return data
+
+
+def test_every_problem_of_a_people_counter_is_listed_its_ceiling_too() -> None:
+    # a profile that also measures NO2 still counts people: its missing ceiling is listed
+    fields = {"people": {"quantity": "people.presence"}, "no2": {"quantity": "air.no2"}}
+    with pytest.raises(ConfigError) as refused:
+        parse_city(people_counter_under_air_quality(fields=fields))
+    problems = {p.key: p.message for p in refused.value.problems}
+    assert "registry.profiles.aq-people.max_devices_per_window" in problems
+    assert problems["sources.air-quality.policy.personal"].startswith(
+        "counts people (people.presence in profile aq-people) but pseudonymizes no field"
+    )
+
+
+def test_a_meraki_source_is_said_to_count_people_because_of_its_hub() -> None:
+    data = city_data()
+    data["sources"]["wifi-counters"]["policy"]["personal"]["device_mac"] = "drop"
+    for profile in ("wifi-meraki", "wifi-canonical"):
+        fields = data["registry"]["profiles"][profile]["fields"]
+        for field in fields.values():
+            field["quantity"] = "traffic.pedestrians"
+    with pytest.raises(ConfigError) as refused:
+        parse_city(data)
+    [problem] = refused.value.problems
+    assert problem.message.startswith(
+        "counts people (its devices report through meraki: each reading is a person's device "
+        "seen) but pseudonymizes no field"
+    )
