@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import copy
 import dataclasses
+import functools
 import hashlib
 import json
 import uuid
@@ -325,6 +326,13 @@ def open_file(deps: Deps, key: str) -> bytes:
 
 def city_data() -> dict[str, Any]:
     """The example city as a fresh dict, for tests that change one key."""
+    return copy.deepcopy(_city_file())
+
+
+@functools.cache
+def _city_file() -> dict[str, Any]:
+    """The example city file and its registry, read once (YAML is ten times slower to read
+    than a dict is to copy: the tables of bad city files parse a hundred)."""
     data: dict[str, Any] = yaml.safe_load(CITY_FILE.read_text(encoding="utf-8"))
     data["registry"] = yaml.safe_load((CITY_FILE.parent / data["registry"]).read_text("utf-8"))
     return data

@@ -15,6 +15,7 @@ from typing import Any
 from citypipe.domain.limits import MAX_DEPTH
 
 MIN_IMAGE_CHARS = 64  # no image is shorter; a short string starting like one is no image
+HEAD_CHARS = 24  # base64 characters decoded: 18 bytes, more than any magic number needs
 # Where a payload's text may hold a base64 image: a string starting as an image's magic
 # bytes encode (JPEG /9j/, PNG, GIF, RIFF/WebP, TIFF, BMP, ISO-BMFF/HEIC, a data: URI),
 # JSON's escaped slash and base64url included. A cheap look at the raw bytes (one regular
@@ -27,7 +28,10 @@ _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\x00
 
 
 def _decoded_head(text: str) -> bytes:
-    head = text[:24].replace("\\/", "/")
+    """The bytes the string's first ``HEAD_CHARS`` characters encode, JSON's escaped slashes
+    read as slashes (unescaped before the cut: each takes two characters); b"" if they are
+    no base64, standard or URL-safe."""
+    head = text[: 2 * HEAD_CHARS].replace("\\/", "/")[:HEAD_CHARS]
     for alphabet in (None, b"-_"):
         try:
             return base64.b64decode(head, altchars=alphabet, validate=True)
