@@ -149,7 +149,7 @@ def test_a_body_that_is_not_json_is_a_400_with_the_reason_and_quarantined(
         "no_usable_reading",
         {"invalid_json": 1},
     )
-    assert len(list(deps.store.list(deps.names.bucket(Zone.QUARANTINE)))) == 1
+    assert len(list(deps.store.list(deps.names.bucket(Zone.QUARANTINE), "quarantine/"))) == 1
 
 
 def test_a_gzip_body_that_does_not_inflate_is_a_400(

@@ -43,11 +43,11 @@ def leaks(identifiers: tuple[str, ...], body: bytes, stored: str) -> list[str]:
 
 
 def quarantine_rows(deps: Deps) -> list[dict[str, Any]]:
-    """Every row of the quarantine zone."""
+    """Every row of the quarantine zone (its bucket also holds the readings' claims)."""
     bucket = deps.names.bucket(Zone.QUARANTINE)
     return [
         json.loads(line)
-        for info in deps.store.list(bucket)
+        for info in deps.store.list(bucket, "quarantine/")
         for line in gzip.decompress(deps.store.get(bucket, info.key).body).splitlines()
     ]
 

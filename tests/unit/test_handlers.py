@@ -237,7 +237,7 @@ def test_s3_notifications_of_no_new_object_are_acknowledged_and_ignored(
 ) -> None:
     response = invoke(Function.INGEST, sqs_event(body))
     assert response == {"batchItemFailures": []}
-    assert list(stack.store.list(stack.names.bucket(Zone.QUARANTINE))) == []
+    assert list(stack.store.list(stack.names.bucket(Zone.QUARANTINE), "quarantine/")) == []
     assert list(stack.store.list(stack.names.bucket(Zone.AUDIT))) == []
 
 

@@ -15,8 +15,9 @@ writes the raw objects (conditional puts), tells anonymize, and records the line
 A batch's identity is its content after normalization (the readings it gave, what it
 quarantined, and a hash of what it refused as received: two payloads of one shape are two):
 the same readings sent again — byte for byte, or re-serialized — are found done and written
-nothing twice; a reading resent inside another batch is found by its claim
-(``service.claims``: ``commit`` claims each reading once before writing). A drop's
+nothing twice; on the routes a hub's credential opens (``CLAIMED``), a reading resent
+inside another batch is found by its claim (``service.claims``: ``commit`` claims each
+reading once before writing). A drop's
 identity is the drop's own (its key and etag:
 the stage machinery writes it, ``service.stage``). A long-running edge (the MQTT bridge)
 records what it prepared in its journal between ``prepare`` and ``commit``
@@ -64,6 +65,11 @@ class Route(StrEnum):
 # the keys' age): an inbox drop needs the city's cloud credentials; a poll asks the
 # provider for the hours it settled, each row written once by its identity
 BACKFILLS = frozenset({Route.DROP, Route.POLL})
+# Routes a hub's token (or an IoT rule, a broker account) opens: what a valid credential
+# could game, so each reading is claimed once across batches (``service.claims``, a
+# conditional put per reading). The city's own drops and polls and a local replay of
+# captured hubs are written once by their identity, without the claims' cost.
+CLAIMED = frozenset({Route.WEBHOOK, Route.IOT_RULE, Route.MQTT})
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,7 @@ class EdgeWrite:
     ident: str
     message: Message
     outcome: Outcome
+    claimed: bool = True  # its readings are claimed once across batches (``CLAIMED``)
 
 
 @dataclass(frozen=True)
@@ -150,7 +157,9 @@ def prepare(deps: Deps, keys: KeyStore | None, inbound: Inbound) -> EdgeBatch:
         trace_id=inbound.trace_id,
     )
     outcome = _outcome(deps.names, normalized, ident, bodies)
-    return EdgeBatch(EdgeWrite(ident, message, outcome), normalized)
+    return EdgeBatch(
+        EdgeWrite(ident, message, outcome, claimed=inbound.route in CLAIMED), normalized
+    )
 
 
 def commit(deps: Deps, write: EdgeWrite) -> IngestCounts | None:
@@ -164,7 +173,7 @@ def commit(deps: Deps, write: EdgeWrite) -> IngestCounts | None:
     if deps.store.exists(deps.names.bucket(Zone.AUDIT), lineage):
         log.info("duplicate batch", extra={"function": "ingest", "input_id": write.ident})
         return None
-    outcome = claimed(deps, write.ident, write.outcome)
+    outcome = claimed(deps, write.ident, write.outcome) if write.claimed else write.outcome
     if not finish(Function.INGEST, write.message, deps, write.ident, outcome):
         return None
     assert isinstance(outcome.counts, IngestCounts)

@@ -16,7 +16,6 @@ from citypipe.domain.errors import TerminalError
 from citypipe.domain.limits import MAX_DROP_BYTES
 from citypipe.domain.model import Message
 from citypipe.ports import KeyStore, StoredObject
-from citypipe.service.claims import claimed
 from citypipe.service.edge import Inbound, Route, prepare
 from citypipe.service.kernel import Deps, Outcome
 
@@ -43,4 +42,4 @@ def ingest_drop(
         reason = DROP_REASONS.get(exc.reason, "unreadable_input")
         raise TerminalError(reason, exc.detail) from None
     inbound = Inbound(payloads, Route.DROP, fmt, trace_id=message.trace_id, identity=ident)
-    return claimed(deps, ident, prepare(deps, keys, inbound).write.outcome)
+    return prepare(deps, keys, inbound).write.outcome  # the city's own: not claimed (edge)
