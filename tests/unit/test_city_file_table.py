@@ -326,6 +326,22 @@ def test_a_people_quantity_measured_without_pseudonyms_is_refused_at_that_field(
     assert "registry.profiles.tc-csv.fields.walkers" in [p.key for p in refused.value.problems]
 
 
+def test_people_datasets_beyond_the_budget_are_refused_at_the_budget() -> None:
+    # two people datasets (the Wi-Fi counters also counting a car park), each at ε = budget
+    data = city_data()
+    data["registry"]["profiles"]["wifi-canonical"]["fields"]["parked"] = {
+        "quantity": "parking.occupancy"
+    }
+    assert refused_at(data) == "disclosure.noise.budget"
+
+
+def test_a_source_polling_one_api_twice_is_refused_at_the_second() -> None:
+    data = city_data()
+    first = data["sources"]["traffic-counters"]["poll"][0]
+    data["sources"]["traffic-counters"]["poll"] = [first, {**first, "api_key": "other"}]
+    assert refused_at(data) == "sources.traffic-counters.poll.1.api"
+
+
 def test_two_sources_on_one_topic_are_refused_at_the_second() -> None:
     data = city_data()
     topic = data["sources"]["air-quality"]["mqtt"][0]
