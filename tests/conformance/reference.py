@@ -5,6 +5,7 @@ must give (read from ``CITYPIPE_REFERENCE_DIR``, never copied here)."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -194,3 +195,17 @@ REFERENCE_IDENTIFIERS = (
     "2001:db8::1", "9372054", "12331981", "00:26:ab:b8:a9:a4", "00:26:ab:b8:a9:a5",
     "2607:f0d0:1002:51::4", "192.168.0.1", "51.5355157",
 )  # fmt: skip
+
+
+def arrival(name: str, default: float) -> float:
+    """When a reference payload is taken to arrive: ``default``, unless its observations are
+    not of the day before it — then a minute after its latest. Most come from years past,
+    and the edge refuses a reading of a day whose key is gone (``too_old``, tested with the
+    project's own payloads)."""
+    expected = EXPECTED[name]
+    if isinstance(expected, dict):
+        return default
+    latest = max(datetime.fromisoformat(at).timestamp() for *_, at in expected)
+    if default - 86_400 < latest <= default:  # dated at arrival, or just before it
+        return default
+    return latest + 60

@@ -6,14 +6,15 @@ payloads of every format are checked by tests/unit/test_hub_fixtures.py in make 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from unit_support import normalized, raw_rows
+from unit_support import NOW, normalized, raw_rows
 
 from citypipe.domain.city import City
-from conformance.reference import EXPECTED, FOLDER_FORMAT, Obs
+from conformance.reference import EXPECTED, FOLDER_FORMAT, Obs, arrival
 from conformance.reference import reference_city as with_reference_devices
 
 
@@ -47,7 +48,7 @@ def test_a_reference_payload_gives_the_right_observations_or_a_stated_reason(
     # Given a payload exactly as its hub documents it
     fmt, body = reference(reference_dir, name)
     # When it reaches the edge
-    result = normalized(reference_city, fmt, body)
+    result = normalized(reference_city, fmt, body, now=arrival(name, NOW))
     # Then it gives the expected observations, or is refused for the expected reasons
     expected = EXPECTED[name]
     if isinstance(expected, dict):
@@ -99,7 +100,8 @@ def test_a_meraki_post_with_its_access_point_counts_each_client_once_pseudonymou
     post = json.loads(body)
     post["data"]["apMac"] = "00:18:0a:13:dd:b0"
     # When it reaches the edge
-    result = normalized(reference_city, "meraki", post)
+    seen = datetime(2016, 9, 12, 16, 24, tzinfo=UTC).timestamp()  # the post's day
+    result = normalized(reference_city, "meraki", post, now=seen)
     rows = raw_rows(result)
     # Then each client is one presence reading at its seenTime, keyed by a pseudonym
     assert [(r["sensor"], r["quantity"], r["value"], r["observed_at"]) for r in rows] == [

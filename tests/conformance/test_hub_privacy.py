@@ -7,14 +7,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from edge_support import leaks, push_to_webhook, quarantine_rows, stored_text
+from unit_support import at
 
 from citypipe.domain.city import City
 from citypipe.service.kernel import Deps
-from conformance.reference import EXPECTED, FOLDER_FORMAT, REFERENCE_IDENTIFIERS, reference_city
+from conformance.reference import (
+    EXPECTED,
+    FOLDER_FORMAT,
+    REFERENCE_IDENTIFIERS,
+    arrival,
+    reference_city,
+)
 
 
 def format_of(name: str) -> str:
@@ -65,6 +73,8 @@ def test_a_rejected_reference_payload_is_quarantined_once(
     reference_dir: Path, reference_deps: Deps, name: str
 ) -> None:
     body = (reference_dir / "payloads" / name).read_bytes()
-    push_to_webhook(reference_deps, source_of(reference_deps.city, name), format_of(name), body)
-    rows = quarantine_rows(reference_deps)
+    now = reference_deps.clock.now().timestamp()
+    deps = at(reference_deps, datetime.fromtimestamp(arrival(name, now), UTC))
+    push_to_webhook(deps, source_of(deps.city, name), format_of(name), body)
+    rows = quarantine_rows(deps)
     assert len(rows) == (1 if isinstance(EXPECTED[name], dict) else 0)
