@@ -25,25 +25,24 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
         chip = header(ctx, "X-Sensor")
     if not chip:
         return [Rejection("missing_device_id", "no esp8266id and no X-Sensor header")]
-    values = doc.get("sensordatavalues")
+    return sensor_values(doc.get("sensordatavalues"), "sensor-community", chip, ctx.received_at)
+
+
+def sensor_values(
+    values: Any, hub: str, sensor: str, at: float, prefix: str = ""
+) -> list[Reading | Rejection]:
+    """A measurement's ``sensordatavalues``, one reading each (a push and the API's
+    measurements hold the same list)."""
     if not isinstance(values, list):
-        return [Rejection("invalid_payload", "sensordatavalues is an array", "sensordatavalues")]
+        where = f"{prefix}sensordatavalues"
+        return [Rejection("invalid_payload", "sensordatavalues is an array", where)]
     out: list[Reading | Rejection] = []
     for index, item in enumerate(values):
-        path = f"sensordatavalues[{index}]"
+        path = f"{prefix}sensordatavalues[{index}]"
         if not isinstance(item, dict) or not isinstance(item.get("value_type"), str):
             out.append(Rejection("invalid_record", "an item is {value_type, value}", path))
             continue
-        out.append(
-            Reading(
-                "sensor-community",
-                chip,
-                item["value_type"],
-                item.get("value"),
-                ctx.received_at,
-                path,
-            )
-        )
+        out.append(Reading(hub, sensor, item["value_type"], item.get("value"), at, path))
     return out
 
 

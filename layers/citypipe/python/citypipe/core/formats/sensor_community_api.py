@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from citypipe.core.formats.common import Context, Format, Reading, Rejection
+from citypipe.core.formats.sensor_community import sensor_values
 
 SCHEMA = frozenset(
     {
@@ -63,25 +64,7 @@ def _measurement(item: Any, path: str) -> list[Reading | Rejection]:
     at = measurement_time(item.get("timestamp"))
     if at is None:
         return [Rejection("invalid_time", "timestamp is no UTC time", f"{prefix}timestamp")]
-    values = item.get("sensordatavalues")
-    if not isinstance(values, list):
-        return [
-            Rejection(
-                "invalid_payload", "sensordatavalues is an array", f"{prefix}sensordatavalues"
-            )
-        ]
-    out: list[Reading | Rejection] = []
-    for index, value in enumerate(values):
-        where = f"{prefix}sensordatavalues[{index}]"
-        if not isinstance(value, dict) or not isinstance(value.get("value_type"), str):
-            out.append(Rejection("invalid_record", "an item is {value_type, value}", where))
-            continue
-        out.append(
-            Reading(
-                "sensor-community-api", sensor, value["value_type"], value.get("value"), at, where
-            )
-        )
-    return out
+    return sensor_values(item.get("sensordatavalues"), "sensor-community-api", sensor, at, prefix)
 
 
 FORMAT = Format(
