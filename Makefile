@@ -16,7 +16,7 @@ HASH   := $(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 LOCAL_STAMP := $(VENV)/.installed-local-$(HASH)
 STAMP  := $(VENV)/.installed-dev-$(HASH)
 
-.PHONY: venv venv-local browser broker demo demo-localstack test test-fast conformance mutation lint check bench bench-big fuzz soak layer package package-scaleway lock clean
+.PHONY: venv venv-local browser broker demo demo-localstack test test-fast conformance mutation lint check bench bench-big fuzz soak layer package package-scaleway rehearse lock clean
 
 $(LOCAL_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -118,6 +118,15 @@ package: venv node_modules/.installed
 # `stack up`): make package-scaleway CITY=infra/cities/<city>.yaml PREFIX=<org>-
 package-scaleway: venv
 	$(BIN)/python -m citypipe_local.scaleway_package --city $(or $(CITY),infra/cities/velden-scaleway.yaml) --prefix "$(PREFIX)"
+
+# The deployment rehearsed from its artefacts: each cloud's, built as the two targets above
+# build them (for this machine's architecture), unpacked into empty folders, runs an hour
+# of the city in bare Python 3.12 interpreters (the oldest supported SDK behind Lambda's);
+# its open data must equal the source tree's run (docs/deploy.md, "Rehearse first").
+#   make rehearse CITY=infra/cities/<city>.yaml SCW_CITY=infra/cities/<city>-scaleway.yaml
+rehearse: venv node_modules/.installed
+	$(BIN)/python -m citypipe_local.rehearse --cloud aws --city $(or $(CITY),infra/cities/velden.yaml)
+	$(BIN)/python -m citypipe_local.rehearse --cloud scaleway --city $(or $(SCW_CITY),infra/cities/velden-scaleway.yaml)
 
 # Regenerate the pins after changing pyproject.toml's dependencies.
 lock:

@@ -1,4 +1,4 @@
-"""The functions on the oldest AWS SDK they support (tests/sdk-floor.txt): the Lambda layer
+"""The functions on the oldest AWS SDK they support (infra/lambda-runtime-sdk.txt): the Lambda layer
 leaves botocore out, so the runtime's is the one that runs. A subprocess whose path holds
 that botocore before the venv's builds every client as a composition root does and writes an
 object as the audit zone needs it (a checksum for Object Lock, a conditional put): the
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from repo import ROOT
 
-FLOOR = ROOT / "tests" / "sdk-floor.txt"
+FLOOR = ROOT / "infra" / "lambda-runtime-sdk.txt"
 
 PROBE = """
 import json, botocore

@@ -59,7 +59,7 @@ def test_a_city_outside_the_eu_gets_one_line_not_a_traceback(
 
 
 def test_the_deployment_names_its_queues_with_its_prefix_and_answers_https_only() -> None:
-    config = yaml.safe_load(render(checked_city(SCALEWAY_CITY), "acme-"))
+    config = yaml.safe_load(render(checked_city(SCALEWAY_CITY), "acme-", SCALEWAY_CITY.name))
     names = StackNames("velden", "acme-")
 
     assert config["provider"]["env"]["CITYPIPE_STACK__NAME_PREFIX"] == "acme-"
@@ -77,7 +77,7 @@ def test_the_deployment_names_its_queues_with_its_prefix_and_answers_https_only(
 @pytest.mark.parametrize("prefix", ["", "Acme-", "acme", "a" * 50 + "-"])
 def test_a_prefix_that_cannot_name_the_buckets_is_refused(prefix: str) -> None:
     with pytest.raises(PackagingError, match="prefix"):
-        render(checked_city(SCALEWAY_CITY), prefix)
+        render(checked_city(SCALEWAY_CITY), prefix, SCALEWAY_CITY.name)
 
 
 @pytest.mark.slow
@@ -94,8 +94,15 @@ def test_the_zip_holds_the_entry_points_the_library_and_the_city_only(tmp_path: 
     for function in config["functions"].values():
         module, _ = function["handler"].rsplit(".", 1)
         assert f"{module}.py" in names
-    assert {"infra/cities/velden.yaml", "package/citypipe/bootstrap/ingest.py"} <= set(names)
+    assert "package/citypipe/bootstrap/ingest.py" in names
     assert {"citypipe", "pyarrow", "boto3", "botocore"} <= tops
+    # And the functions read the city file given, not the one it extends (velden.yaml,
+    # eu-central-1: a Scaleway function reading it refuses its own fr-par endpoints)
+    deployed = config["provider"]["env"]["CITYPIPE_STACK__CITY_FILE"]
+    assert deployed == "infra/cities/velden-scaleway.yaml"
+    with zipfile.ZipFile(built.zip) as archive:
+        assert yaml.safe_load(archive.read(deployed))["region"] == "fr-par"
+        assert "infra/cities/velden.yaml" in names  # what it extends, under its own name
     # And nothing a laptop or a test needs
     assert not tops & set(LAPTOP_ONLY)
     assert not [n for n in names if "/tests/" in n or n.endswith((".pyc", ".h"))]

@@ -33,7 +33,7 @@ from unit_support import (
 from citypipe.adapters.keys import ObjectKeyStore
 from citypipe.adapters.tokens import ObjectWebhookTokens
 from citypipe.bootstrap import ingest as bootstrap_ingest
-from citypipe.domain.city import City, ConfigError, ResidencyError, city_files
+from citypipe.domain.city import City, ConfigError, ResidencyError
 from citypipe.domain.model import Function, Zone
 from citypipe.domain.naming import (
     StackNames,
@@ -51,7 +51,7 @@ from citypipe.service.metrics import (
 from citypipe.service.poll import Poller
 from citypipe_local.drops import announce, drop_lines
 from citypipe_local.fakes import InMemoryApiKeys, InMemoryObjectStore
-from citypipe_local.package import PackagedStack, package_stack, stack_params
+from citypipe_local.package import PackagedStack, package_stack, service_copy, stack_params
 from citypipe_local.package import main as package_main
 from citypipe_local.preflight import DEPLOY_ACTIONS, stack_concurrency
 from citypipe_local.replay import request_export
@@ -64,13 +64,8 @@ BUCKET = {z: f"{z.value.capitalize()}Bucket" for z in Zone}
 
 
 def deployable_copy(target: Path) -> Path:
-    """What `make package` packages, copied: serverless.yml, the handlers, the city file,
-    and a layer with the library only."""
-    shutil.copy(ROOT / "serverless.yml", target)
-    shutil.copytree(ROOT / "functions", target / "functions")
-    (target / "infra" / "cities").mkdir(parents=True)
-    for path in city_files(CITY_FILE):
-        shutil.copy(path, target / "infra" / "cities")
+    """What `make package` packages, copied, and a layer with the library only."""
+    service_copy(target, CITY_FILE)
     shutil.copytree(
         ROOT / "layers" / "citypipe" / "python" / "citypipe",
         target / "layer" / "python" / "citypipe",

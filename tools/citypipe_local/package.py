@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -176,24 +177,45 @@ def _drop_development_names(site: Path) -> None:
             path.unlink()
 
 
-def build_layer(out: Path = LAYER_DIR, constraints: Path = ROOT / "constraints.txt") -> Layer:
-    """Install the runtime dependencies for arm64 into ``out/python``, add the library,
-    trim what no function imports. Needs PyPI (or pip's cache), no cloud account."""
-    shutil.rmtree(out, ignore_errors=True)
-    site = out / "python"
-    site.mkdir(parents=True)
-    platforms = [arg for platform in PLATFORMS for arg in ("--platform", platform)]
+def install_runtime(
+    site: Path,
+    requirements: Sequence[str],
+    platforms: Sequence[str],
+    python: str,
+    constraints: Path = ROOT / "constraints.txt",
+) -> None:
+    """The pinned wheels of ``requirements`` for a runtime (``platforms``' tags, CPython
+    ``python``) into ``site``, as that runtime imports them: binaries only, no bytecode.
+    Needs PyPI (or pip's cache), whatever the machine's own platform."""
+    tags = [arg for platform in platforms for arg in ("--platform", platform)]
     subprocess.run(
         [
             sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "--target", str(site), *platforms, "--implementation", "cp",
-            "--python-version", PYTHON, "--only-binary=:all:", "--no-compile",
-            "-c", str(constraints), *runtime_requirements(),
+            "--target", str(site), *tags, "--implementation", "cp",
+            "--python-version", python, "--only-binary=:all:", "--no-compile",
+            "-c", str(constraints), *requirements,
         ],
         check=True,
     )  # fmt: skip
     shutil.copytree(LIBRARY, site / "citypipe", ignore=shutil.ignore_patterns("__pycache__"))
     trim(site)
+
+
+def host_platforms() -> tuple[str, ...]:
+    """This machine's wheel tags (glibc Linux): the artefacts rebuilt for a rehearsal here."""
+    machine = platform.machine()
+    return (f"manylinux_2_28_{machine}", f"manylinux2014_{machine}")
+
+
+def build_layer(
+    out: Path = LAYER_DIR, platforms: Sequence[str] = PLATFORMS, python: str = PYTHON
+) -> Layer:
+    """Install the runtime dependencies (for arm64 unless ``platforms`` say otherwise) into
+    ``out/python``, add the library, trim what no function imports. No cloud account."""
+    shutil.rmtree(out, ignore_errors=True)
+    site = out / "python"
+    site.mkdir(parents=True)
+    install_runtime(site, runtime_requirements(), platforms, python)
     return measure(out)
 
 
@@ -372,6 +394,21 @@ def lint(template: Path) -> str:
     if done.returncode & 0b11 or errors:  # 1: cfn-lint failed, 2: an error found
         raise PackagingError(f"cfn-lint found errors in {template}:\n{findings}{done.stderr}")
     return findings
+
+
+def service_copy(target: Path, city_file: Path) -> Path:
+    """What `make package` packages, copied to ``target``: ``serverless.yml``, the handlers
+    and the city's files (a stack packaged outside the clone, e.g. with another layer)."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    shutil.copy(ROOT / "serverless.yml", target)
+    shutil.copytree(
+        ROOT / "functions", target / "functions", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    (target / "infra" / "cities").mkdir(parents=True)
+    for path in city_files(city_file):
+        shutil.copy(path, target / "infra" / "cities")
+    return target
 
 
 def package_stack(

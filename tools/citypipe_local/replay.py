@@ -36,7 +36,7 @@ from citypipe.bootstrap import deps_from
 from citypipe.bootstrap.keys import key_store_from
 from citypipe.core.formats import FORMATS, Context
 from citypipe.core.ingest import Payload
-from citypipe.domain.city import City
+from citypipe.domain.city import City, load_city
 from citypipe.domain.errors import TransientError
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.ports import KeyStore
@@ -49,6 +49,7 @@ from citypipe.service.kernel import Deps
 from citypipe.settings import KeySettings, Settings, StackSettings
 from citypipe_local import stack
 from citypipe_local.backends import Endpoint, backend
+from citypipe_local.bare import BareInvoker, Runtime
 from citypipe_local.clock import Offset, SimulatedClock
 from citypipe_local.drops import announce, drop
 from citypipe_local.fakes import InMemoryWebhookTokens
@@ -98,6 +99,9 @@ class ReplayOptions:
     localstack_endpoint: str | None = None
     name_prefix: str = ""  # a stack of its own on a shared backend (tests, two clones)
     platform: Platform = "aws"  # whose entry points the functions run through
+    # None: the functions of the source tree. A runtime: the functions of the deployment
+    # artefacts unpacked there, each in a bare interpreter (``citypipe_local.rehearse``)
+    runtime: Runtime | None = None
 
 
 def _at(line: bytes) -> float:
@@ -510,6 +514,8 @@ def _run_facts(session: Session, invoker: Invoker) -> dict[str, Any]:
     }
     if options.job_every is not None:
         facts["hourly_jobs"] = session.jobs
+    if isinstance(invoker, BareInvoker):
+        facts["from_artefacts"] = {"invocations": invoker.invocations}
     return facts
 
 
@@ -535,7 +541,8 @@ def run_local(
     clock_file = out / ".clock" if options.job_every is not None else None
     if clock_file is not None:
         clock_file.write_text("0")
-    with backend(options.backend, options.localstack_endpoint, clock_file) as endpoint:
+    region = load_city(city_file).region  # the embedded backend serves the city's region
+    with backend(options.backend, options.localstack_endpoint, clock_file, region) as endpoint:
         settings = local_settings(endpoint, city_file, options)
         deps = deps_from(settings)
         clients = stack.make_clients(settings.backend)
@@ -546,8 +553,12 @@ def run_local(
         started, runner_before = time.perf_counter(), meter.snapshot()
         backend_cpu = process_cpu_s(endpoint.pid) if endpoint.pid else None
         with written_to(out / "logs.jsonl"):
-            invoker = Invoker(
-                settings, options.concurrency, out / "logs.jsonl", options.faults, clock_file
+            invoker = (
+                Invoker(
+                    settings, options.concurrency, out / "logs.jsonl", options.faults, clock_file
+                )
+                if options.runtime is None
+                else BareInvoker(settings, options.concurrency, out / "logs.jsonl", options.runtime)
             )
             session = _session(settings, deps, options, invoker, progress, clock_file)
             try:
@@ -605,6 +616,8 @@ def replay(
     hourly job firing on that clock."""
     if options.job_every is not None and options.via != "direct":
         raise ValueError("a simulated clock plays the captures directly (via=direct)")
+    if options.runtime is not None and (options.job_every is not None or options.faults.any):
+        raise ValueError("the artefacts run on the real clock, without injected faults")
 
     def direct(session: Session) -> Played:
         session.play(captured(input_dir), csv_drops(input_dir), input_dir)

@@ -23,13 +23,14 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from citypipe.domain.city import SCALEWAY_REGIONS, City, ConfigError, city_files
 from citypipe.domain.city_checks import checked_city
 from citypipe.domain.naming import StackNames
-from citypipe_local.package import LIBRARY, ROOT, PackagingError, runtime_requirements, trim
+from citypipe_local.package import ROOT, PackagingError, install_runtime, runtime_requirements
 from citypipe_local.stack import prefix_problems
 
 TEMPLATE = ROOT / "infra" / "scaleway"
@@ -72,9 +73,10 @@ def _npm(directory: Path) -> Path:
     return binary
 
 
-def render(city: City, prefix: str) -> str:
-    """infra/scaleway/serverless.yml for this city and deployment prefix: serverless v3
-    cannot name a service from a parameter, so the values are rendered in."""
+def render(city: City, prefix: str, city_file: str) -> str:
+    """infra/scaleway/serverless.yml for this city, deployment prefix and city file (its
+    name in the zip): serverless v3 cannot name a service from a parameter, so the values
+    are rendered in."""
     if city.region not in SCALEWAY_REGIONS:
         raise PackagingError(
             f"region {city.region!r} is not a Scaleway region "
@@ -83,7 +85,12 @@ def render(city: City, prefix: str) -> str:
         )
     if problems := prefix_problems(StackNames(city.slug, prefix)):
         raise PackagingError(f"--prefix: {problems[0]}")
-    values = {"city": city.slug, "region": city.region, "prefix": prefix}
+    values = {
+        "city": city.slug,
+        "region": city.region,
+        "prefix": prefix,
+        "cityFile": f"infra/cities/{city_file}",
+    }
     rendered = (TEMPLATE / "serverless.yml").read_text()
     for name, value in values.items():
         rendered = rendered.replace(f"${{param:{name}}}", value)
@@ -91,11 +98,16 @@ def render(city: City, prefix: str) -> str:
 
 
 def build_zip(
-    city_file: Path, prefix: str, out: Path = ROOT / ".build" / "scaleway"
+    city_file: Path,
+    prefix: str,
+    out: Path = ROOT / ".build" / "scaleway",
+    platforms: Sequence[str] = PLATFORMS,
 ) -> ScalewayPackage:
+    """A city's Scaleway zip (for Scaleway's Alpine runtime unless ``platforms`` say
+    otherwise: the rehearsal's are this machine's)."""
     city = checked_city(city_file)
     try:
-        rendered = render(city, prefix)
+        rendered = render(city, prefix, city_file.name)
     except PackagingError as exc:
         raise PackagingError(f"{city_file}: {exc}") from None
     target = out / city.slug
@@ -106,23 +118,10 @@ def build_zip(
         if (function / "scaleway.py").is_file():
             (target / "functions" / function.name).mkdir(parents=True)
             shutil.copy(function / "scaleway.py", target / "functions" / function.name)
-    files = city_files(city_file)
-    for path in files:  # the deployed name is the city's; what it extends keeps its name
-        name = f"{city.slug}.yaml" if path == city_file else path.name
-        shutil.copy(path, target / "infra" / "cities" / name)
+    for path in city_files(city_file):  # each under its own name: one may extend another
+        shutil.copy(path, target / "infra" / "cities" / path.name)
     site = target / "package"
-    platforms = [arg for platform in PLATFORMS for arg in ("--platform", platform)]
-    subprocess.run(
-        [
-            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "--target", str(site), *platforms, "--implementation", "cp",
-            "--python-version", PYTHON, "--only-binary=:all:", "--no-compile",
-            "-c", str(ROOT / "constraints.txt"), *runtime_requirements(provided=()),
-        ],
-        check=True,
-    )  # fmt: skip
-    shutil.copytree(LIBRARY, site / "citypipe", ignore=shutil.ignore_patterns("__pycache__"))
-    trim(site)  # as the Lambda layer is (package.py): checked by the tests on both
+    install_runtime(site, runtime_requirements(provided=()), platforms, PYTHON)
     trim_botocore(site)
     (target / "node_modules").symlink_to(TEMPLATE / "node_modules")
     serverless = _npm(TEMPLATE)

@@ -55,16 +55,19 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
 
 @contextlib.contextmanager
 def backend(
-    name: str, localstack_endpoint: str | None = None, clock: Path | None = None
+    name: str,
+    localstack_endpoint: str | None = None,
+    clock: Path | None = None,
+    region: str = "eu-central-1",
 ) -> Iterator[Endpoint]:
     """Start (or find) a backend, yield its endpoint, stop what was started. ``clock``: the
-    offset file of a simulated clock (the embedded backend only)."""
+    offset file of a simulated clock; ``region``: the city's (the embedded backend only)."""
     if clock is not None and name != "embedded":
         raise ValueError("a simulated clock needs the embedded backend, which keeps time by it")
     if name == "embedded":
         from citypipe_local.backends.embedded import embedded
 
-        with embedded(clock=clock) as endpoint:
+        with embedded(region, clock) as endpoint:
             yield endpoint
     elif name == "localstack":
         from citypipe_local.backends.localstack import localstack

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from citypipe.settings import BackendSettings
 from citypipe_local.backends import Endpoint, reachable, stop, wait_until
+from citypipe_local.pythons import find_python
 
 VERSION = "2026.3.0"
 REQUIREMENTS = [
@@ -47,42 +48,16 @@ def _health(url: str) -> bool:
     return reachable(f"{url}/_localstack/health")
 
 
-def _version(python: str) -> tuple[int, int] | None:
-    try:
-        out = subprocess.run(
-            [python, "-c", "import sys; print(*sys.version_info[:2])"],
-            capture_output=True, text=True, timeout=20, check=True,
-        ).stdout.split()  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return int(out[0]), int(out[1])
-
-
-def find_python() -> str:
-    """A Python >= 3.13 for LocalStack: PATH first, then pyenv's versions."""
-    candidates = [shutil.which(name) for name in ("python3.14", "python3.13")]
-    roots = {Path.home() / ".pyenv"}
-    if pyenv := shutil.which("pyenv"):
-        root = subprocess.run([pyenv, "root"], capture_output=True, text=True, check=False)
-        roots.add(Path(root.stdout.strip() or "."))
-    for root_dir in sorted(roots):
-        candidates += [str(p) for p in sorted(root_dir.glob("versions/3.1[3-9]*/bin/python3"))]
-    for python in candidates:
-        if python and (version := _version(python)) and version >= MIN_PYTHON:
-            return python
-    raise RuntimeError(
-        "LocalStack needs Python >= 3.13: install one (e.g. `pyenv install 3.13`) "
-        "or start LocalStack yourself and set LOCALSTACK_ENDPOINT"
-    )
-
-
 def ensure_runtime(venv: Path) -> Path:
     """Create ``venv`` with the pinned LocalStack once; return its python."""
     python = venv / "bin" / "python"
     marker = venv / f".citypipe-localstack-{VERSION}"
     if marker.exists():
         return python
-    subprocess.run([find_python(), "-m", "venv", str(venv)], check=True)
+    newer = find_python(
+        MIN_PYTHON, (3, 19), "LocalStack (or start it yourself and set LOCALSTACK_ENDPOINT)"
+    )
+    subprocess.run([newer, "-m", "venv", str(venv)], check=True)
     subprocess.run(
         [
             str(python),

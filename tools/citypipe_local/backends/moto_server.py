@@ -14,11 +14,15 @@ Two changes to ``moto.server``, none to what it answers:
   it, or imports it before its first request), so replacing that one function before the
   server loads a service puts the whole backend on the replay's clock
   (``citypipe_local.clock``).
+
+And one setting: moto serves a region AWS does not have (Scaleway's fr-par, nl-ams,
+pl-waw: a Scaleway city's stack is kept in its own region here too).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -41,6 +45,7 @@ def on_clock(offset_file: Path) -> None:
 
 
 def main(argv: list[str]) -> None:
+    os.environ["MOTO_ALLOW_NONEXISTENT_REGION"] = "true"
     if argv[:1] == ["--clock"]:
         on_clock(Path(argv[1]))
         argv = argv[2:]

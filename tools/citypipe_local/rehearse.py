@@ -1,0 +1,217 @@
+"""The rehearsal of a deployment: what `make package` and `make package-scaleway` build,
+unpacked into empty folders, runs a simulated hour of the city; its open data must equal
+a run of the source tree on the same input and keys.
+
+    python -m citypipe_local.rehearse --city infra/cities/velden.yaml --cloud aws
+    python -m citypipe_local.rehearse --city infra/cities/velden-scaleway.yaml --cloud scaleway
+
+**AWS**: the Lambda layer and the function zip, packaged by osls as `make package` does,
+unpacked as Lambda unpacks them (``/opt`` and ``/var/task``); behind them the oldest SDK
+the docs support (``infra/lambda-runtime-sdk.txt``: the layer leaves the SDK to the
+runtime); each function's handler as the template names it. **Scaleway**: the namespace
+zip `make package-scaleway` builds, unpacked (its ``package/`` holds every dependency);
+each function's handler as its ``serverless.yml`` names it. Each function runs in a bare
+Python of the runtime's version (3.12) whose path holds those folders and the standard
+library only (``citypipe_local.bare``), on the embedded backend.
+
+The artefacts are built for this machine: the same recipe, the same pins and the same
+trimming with this machine's wheel tags, since the clouds' (arm64 for Lambda, musl for
+Scaleway) cannot be loaded here. That their binaries link is checked where they are built
+(``package.missing_libraries``); what the rehearsal proves is everything else — that the
+artefacts hold every module, file and city file the functions need, that the handlers are
+where the deployments say, and that they run on the runtime's SDK.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from citypipe.domain.city import ConfigError
+from citypipe.domain.city_checks import checked_city
+from citypipe.domain.model import Function
+from citypipe_local.bare import Runtime
+from citypipe_local.package import (
+    ROOT,
+    PackagingError,
+    build_layer,
+    host_platforms,
+    package_stack,
+    service_copy,
+)
+from citypipe_local.pythons import find_python
+from citypipe_local.replay import ReplayOptions, replay
+from citypipe_local.scaleway_package import build_zip
+from citypipe_local.simulate import simulate
+
+Cloud = Literal["aws", "scaleway"]
+RUNTIME_PYTHON = (3, 12)  # Lambda's python3.12, Scaleway's python312
+RUNTIME_SDK = ROOT / "infra" / "lambda-runtime-sdk.txt"
+PREFIX = "rehearsal-"  # Scaleway's names must have one (bucket names are global)
+
+
+def unzip(archive: Path, target: Path) -> Path:
+    """``archive`` into an empty ``target``, as the platform unpacks it."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    with zipfile.ZipFile(archive) as zipped:
+        zipped.extractall(target)
+    return target
+
+
+def runtime_sdk(target: Path) -> Path:
+    """The SDK a Lambda runtime carries, at the oldest version the functions support."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         "--no-deps", "--require-hashes", "--no-compile", "--target", str(target),
+         "-r", str(RUNTIME_SDK)],
+        check=True,
+    )  # fmt: skip
+    return target
+
+
+def runtime_python() -> str:
+    return find_python(RUNTIME_PYTHON, RUNTIME_PYTHON, "the rehearsal (the functions' runtime)")
+
+
+def aws_runtime(city_file: Path, work: Path) -> Runtime:
+    """The Lambda artefacts of ``city_file`` built, packaged by osls and unpacked."""
+    python = runtime_python()
+    service = service_copy(work / "service", city_file)
+    layer = service / "layer"
+    build_layer(layer, host_platforms(), "{}.{}".format(*RUNTIME_PYTHON))
+    packaged = package_stack(service / "infra" / "cities" / city_file.name, None, layer, service)
+    task = unzip(packaged.directory / "citypipe.zip", work / "var" / "task")
+    opt = unzip(packaged.directory / "library.zip", work / "opt")
+    sdk = runtime_sdk(work / "var" / "runtime")
+    resources = json.loads(packaged.template.read_text())["Resources"]
+    functions = {
+        f: resources[f"{f.value.capitalize()}LambdaFunction"]["Properties"] for f in Function
+    }
+    city = functions[Function.INGEST]["Environment"]["Variables"]["CITYPIPE_STACK__CITY_FILE"]
+    return Runtime(
+        python,
+        "aws",
+        (task, opt / "python", sdk),
+        task,
+        {f: p["Handler"] for f, p in functions.items()},
+        city,
+        {f: float(p["Timeout"]) for f, p in functions.items()},
+    )
+
+
+def scaleway_runtime(city_file: Path, work: Path) -> Runtime:
+    """The Scaleway namespace zip of ``city_file`` built and unpacked."""
+    python = runtime_python()
+    built = build_zip(city_file, PREFIX, work / "build", host_platforms())
+    root = unzip(built.zip, work / "namespace")
+    declared = yaml.safe_load((built.directory / "serverless.yml").read_text())
+    functions = {f: declared["functions"][f.value] for f in Function}
+    city = declared["provider"]["env"]["CITYPIPE_STACK__CITY_FILE"]
+    return Runtime(
+        python,
+        "scaleway",
+        (root, root / "package"),
+        root,
+        {f: d["handler"] for f, d in functions.items()},
+        city,
+        {f: float(str(d["timeout"]).rstrip("s")) for f, d in functions.items()},
+    )
+
+
+@dataclass(frozen=True)
+class Rehearsal:
+    cloud: Cloud
+    from_source: Path  # the source tree's run: its ``out``
+    from_artefacts: Path  # the artefacts' run
+    differences: list[str]  # open-zone files that differ, or exist in one run only
+    balanced: bool  # both runs' books balance
+
+    @property
+    def passed(self) -> bool:
+        return self.balanced and not self.differences
+
+
+def differences(left: Path, right: Path) -> list[str]:
+    """Relative paths of the files that differ between two trees, or exist in one only."""
+    found: list[str] = []
+
+    def walk(comparison: filecmp.dircmp[str], prefix: str) -> None:
+        found.extend(prefix + n for n in comparison.left_only + comparison.right_only)
+        found.extend(prefix + n for n in comparison.funny_files)
+        _, mismatch, errors = filecmp.cmpfiles(
+            comparison.left, comparison.right, comparison.common_files, shallow=False
+        )
+        found.extend(prefix + n for n in mismatch + errors)
+        for name, sub in comparison.subdirs.items():
+            walk(sub, f"{prefix}{name}/")
+
+    walk(filecmp.dircmp(left, right), "")
+    return sorted(found)
+
+
+def rehearse(
+    city_file: Path, cloud: Cloud, work: Path, hours: float = 1.0, scale: float = 0.05
+) -> Rehearsal:
+    """A simulated hour of ``city_file`` run twice on the same keys — by the source tree,
+    then by the built artefacts — and the two open zones compared file by file."""
+    city = checked_city(city_file)
+    runtime = (aws_runtime if cloud == "aws" else scaleway_runtime)(city_file, work / "built")
+    recorded = work / "input"
+    shutil.rmtree(recorded, ignore_errors=True)
+    simulate(city, recorded, hours=hours, seed=11, scale=scale)
+    keys = work / "keys"
+    shutil.rmtree(keys, ignore_errors=True)
+    prefix = PREFIX if cloud == "scaleway" else ""
+    options = ReplayOptions(keys_dir=keys, platform=cloud, concurrency=2, name_prefix=prefix)
+    source = replay(city_file, recorded, work / "from-source", options)
+    artefacts = replay(
+        city_file, recorded, work / "from-artefacts", replace(options, runtime=runtime)
+    )
+    return Rehearsal(
+        cloud,
+        work / "from-source",
+        work / "from-artefacts",
+        differences(work / "from-source" / "open", work / "from-artefacts" / "open"),
+        bool(source["balanced"] and artefacts["balanced"]),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="citypipe_local.rehearse", description=__doc__)
+    parser.add_argument("--city", type=Path, required=True)
+    parser.add_argument("--cloud", choices=["aws", "scaleway"], required=True)
+    parser.add_argument("--work", type=Path, default=ROOT / ".build" / "rehearsal")
+    parser.add_argument("--hours", type=float, default=1.0)
+    parser.add_argument("--scale", type=float, default=0.25)
+    args = parser.parse_args(argv)
+    try:
+        done = rehearse(args.city, args.cloud, args.work / args.cloud, args.hours, args.scale)
+    except (ConfigError, PackagingError, RuntimeError) as exc:
+        sys.stderr.write(f"error: {' '.join(str(exc).split())}\n")
+        raise SystemExit(2) from None
+    if not done.passed:
+        sys.stderr.write(
+            f"rehearsal ({args.cloud}) FAILED: books balanced: {done.balanced}; open-zone "
+            f"files differing from the source tree's run: {done.differences[:20]}\n"
+        )
+        raise SystemExit(1)
+    sys.stdout.write(
+        f"rehearsal ({args.cloud}): the artefacts' open data equals the source tree's "
+        f"({done.from_artefacts / 'open'})\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
