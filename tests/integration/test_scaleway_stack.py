@@ -179,6 +179,27 @@ def test_the_functions_publish_and_the_public_reads_the_published_prefix_only(
     assert refused(stranger.s3.get_object, Bucket=bucket, Key=unpublished) == "AccessDenied"
 
 
+def test_no_other_principal_of_the_project_enters_any_bucket(
+    built: dict[str, Any], names: StackNames, embedded: Endpoint
+) -> None:
+    # Given an IAM application of the same project the stack's policies do not name
+    stranger = clients_as(embedded, STRANGER_KEY).s3
+    functions = clients_as(embedded, FUNCTIONS_KEY).s3
+    keys = names.keys_bucket()
+    functions.put_object(Bucket=keys, Key="secrets/velden/2026-06-01.key", Body=b"secret")
+    # Then it reads no secret, lists no zone and writes nowhere, as on AWS only the roles
+    # that need the keys bucket enter it
+    assert refused(stranger.get_object, Bucket=keys, Key="secrets/velden/2026-06-01.key") == (
+        "AccessDenied"
+    )
+    for bucket in [*(names.bucket(z) for z in Zone), keys]:
+        assert refused(stranger.list_objects_v2, Bucket=bucket) == "AccessDenied"
+        assert refused(stranger.put_object, Bucket=bucket, Key="x", Body=b"x") == "AccessDenied"
+    # While the functions and the operator still do
+    assert functions.get_object(Bucket=keys, Key="secrets/velden/2026-06-01.key")["Body"].read()
+    assert clients_as(embedded, OPERATOR_KEY).s3.list_objects_v2(Bucket=keys)["KeyCount"] == 1
+
+
 def test_the_audit_bucket_is_locked_for_the_audit_retention(
     built: dict[str, Any], names: StackNames, embedded: Endpoint, city: City
 ) -> None:

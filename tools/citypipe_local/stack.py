@@ -124,15 +124,25 @@ def public_read_policy(bucket: str, prefix: str) -> dict[str, Any]:
     }
 
 
-def scaleway_policy(bucket: str, prefix: str, principals: Sequence[str]) -> dict[str, Any]:
-    """The open bucket's policy in Scaleway's format: anonymous GetObject on the published
-    prefix only, and everything to the principals named (the functions' IAM application,
-    the operator) — once a bucket has a policy, Scaleway refuses every principal it does
-    not name but the Organization owner."""
-    return {
-        "Version": SCW_POLICY_VERSION,
-        "Id": f"citypipe-{bucket}",
-        "Statement": [
+def scaleway_policy(bucket: str, prefix: str | None, principals: Sequence[str]) -> dict[str, Any]:
+    """A bucket's policy in Scaleway's format: everything to the principals named (the
+    functions' IAM application, the operator) and, on the open bucket (``prefix``),
+    anonymous GetObject on the published prefix only. Once a bucket has a policy, Scaleway
+    refuses every principal it does not name but the Organization owner: every bucket gets
+    one, so another application or user of the project — even with Object Storage full
+    access — reads no zone and no secret of the keys bucket."""
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "StackFunctionsAndOperator",
+            "Effect": "Allow",
+            "Principal": {"SCW": list(principals)},
+            "Action": "s3:*",
+            "Resource": [bucket, f"{bucket}/*"],
+        }
+    ]
+    if prefix is not None:
+        statements.insert(
+            0,
             {
                 "Sid": "PublicReadOfPublishedData",
                 "Effect": "Allow",
@@ -140,15 +150,8 @@ def scaleway_policy(bucket: str, prefix: str, principals: Sequence[str]) -> dict
                 "Action": "s3:GetObject",
                 "Resource": f"{bucket}/{prefix}*",
             },
-            {
-                "Sid": "StackFunctionsAndOperator",
-                "Effect": "Allow",
-                "Principal": {"SCW": list(principals)},
-                "Action": "s3:*",
-                "Resource": [bucket, f"{bucket}/*"],
-            },
-        ],
-    }
+        )
+    return {"Version": SCW_POLICY_VERSION, "Id": f"citypipe-{bucket}", "Statement": statements}
 
 
 def _create(s3: S3Client, bucket: Bucket, region: str, locked: bool) -> None:
@@ -192,11 +195,13 @@ def _lock(s3: S3Client, bucket: str, days: int) -> None:
 
 
 def _policy(
-    bucket: str, prefix: str, provider: Provider, principals: Sequence[str]
-) -> dict[str, Any]:
+    bucket: str, prefix: str | None, provider: Provider, principals: Sequence[str]
+) -> dict[str, Any] | None:
+    """The bucket's policy: on Scaleway every bucket's (it names who may enter); on AWS the
+    open bucket's public read (IAM roles say who else may enter)."""
     if provider == "scaleway":
         return scaleway_policy(bucket, prefix, principals)
-    return public_read_policy(bucket, prefix)
+    return public_read_policy(bucket, prefix) if prefix is not None else None
 
 
 def _bucket(
@@ -224,8 +229,8 @@ def _bucket(
                 "RestrictPublicBuckets": not public,
             },
         )
-    if bucket.public_prefix is not None:
-        policy = _policy(bucket.name, bucket.public_prefix, provider, principals)
+    policy = _policy(bucket.name, bucket.public_prefix, provider, principals)
+    if policy is not None:
         s3.put_bucket_policy(Bucket=bucket.name, Policy=json.dumps(policy, sort_keys=True))
     if bucket.expire:
         s3.put_bucket_lifecycle_configuration(
