@@ -1,8 +1,8 @@
 """The open zone of a replayed city against the project's own shapes and schemas: the
 catalogue with DCAT-AP 3.0.1 (tests/shapes/dcat-ap.ttl) and, for its High-Value Datasets,
 DCAT-AP HVD (tests/shapes/hvd.ttl), the API requirement included; the NGSI-LD entities
-with the Smart Data Models (tests/schemas/sdm/). A broken copy of each must fail. (make conformance checks a replay
-against the official files, tests/conformance/test_replay.py.)"""
+with the Smart Data Models (tests/schemas/sdm/). A broken copy of each must fail. (make
+conformance checks a replay against the official files, tests/conformance/test_replay.py.)"""
 
 from __future__ import annotations
 
