@@ -35,7 +35,7 @@ from citypipe.domain.naming import StackNames
 from citypipe.domain.themes import OpenFormat
 from citypipe.ports import ObjectInfo, StoredObject
 from citypipe.service import api as service
-from citypipe.service.api import ApiRequest, ApiResponse, OpenData, answer
+from citypipe.service.api import ApiRequest, ApiResponse, OpenData, reply
 from citypipe.service.kernel import Deps
 from citypipe_local.fakes import InMemoryObjectStore
 from citypipe_local.runner import LambdaContext
@@ -89,7 +89,7 @@ def data(store: Recording) -> OpenData:
 
 
 def get(data: OpenData, path: str, query: str = "", accept: str = "") -> ApiResponse:
-    return answer(data, ApiRequest("GET", path, query, accept, ORIGIN))
+    return reply(data, ApiRequest("GET", path, query, accept, ORIGIN))
 
 
 def body(response: ApiResponse) -> Any:
@@ -314,7 +314,7 @@ def test_a_query_over_its_bounds_is_refused(data: OpenData) -> None:
 
 
 def test_only_get_is_answered(data: OpenData) -> None:
-    response = answer(data, ApiRequest("POST", "/features/", "", "", ORIGIN))
+    response = reply(data, ApiRequest("POST", "/features/", "", "", ORIGIN))
     assert response.status == 405
 
 

@@ -1,5 +1,5 @@
 """``citypipe api``: the open-data API on a laptop, the very one the cloud's api function
-runs (``citypipe.service.api.answer``), over a replay's open zone on disk.
+runs (``citypipe.service.api.reply``), over a replay's open zone on disk.
 
 ``OpenZoneDirectory`` is the ``ObjectStore`` port over a folder holding a city's open zone
 as a replay writes it (``out/<run>/open/``: ``<city>/<theme>/date=<day>/...``), read only:
@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from citypipe.domain.errors import NotFoundError
 from citypipe.domain.model import Zone
 from citypipe.ports import Body, ObjectInfo, ObjectStore, StoredObject
-from citypipe.service.api import ApiRequest, ApiResponse, OpenData, answer
+from citypipe.service.api import ApiRequest, ApiResponse, OpenData, reply
 
 OPEN = f"{Zone.OPEN.value}/"
 
@@ -119,7 +119,7 @@ class _Handler(BaseHTTPRequestHandler):
             request = ApiRequest(
                 "GET", split.path, split.query, self.headers.get("accept", ""), self.server.url
             )
-            self._send(answer(self.server.data, request))
+            self._send(reply(self.server.data, request))
         finally:
             self.server.slots.release()
 

@@ -1,6 +1,6 @@
 """The open-data API's HTTP events: API Gateway's HTTP API (payload 2.0) on AWS, Scaleway's
 HTTP event (API Gateway's 1.0 shape). Only the event's shape is read here; what to answer
-is ``service.api.answer``'s."""
+is ``service.api.reply``'s."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from citypipe.service.api import ApiRequest, ApiResponse, OpenData, answer
+from citypipe.service.api import ApiRequest, ApiResponse, OpenData, reply
 
 
 def _headers(event: dict[str, Any]) -> dict[str, str]:
@@ -49,4 +49,4 @@ class ApiApp:
     data: OpenData
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return proxy_response(answer(self.data, api_request(event)))
+        return proxy_response(reply(self.data, api_request(event)))

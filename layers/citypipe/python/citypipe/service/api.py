@@ -1,6 +1,6 @@
 """The open-data API (OGC API - Features) over the open zone, on any platform.
 
-``answer`` takes a platform-neutral ``ApiRequest`` and returns an ``ApiResponse``; the
+``reply`` takes a platform-neutral ``ApiRequest`` and returns an ``ApiResponse``; the
 documents and the checks of every parameter are ``core.api``'s. What is read is the open
 zone only, through the ``ObjectStore`` port: a theme's published days (listed under
 ``open/<city>/<theme>/``) and each day's Parquet, one day at a time, in batches of rows,
@@ -242,7 +242,7 @@ def _answer(data: OpenData, request: ApiRequest) -> ApiResponse:
     return ApiResponse(200, orjson.dumps(document), media)
 
 
-def answer(data: OpenData, request: ApiRequest) -> ApiResponse:
+def reply(data: OpenData, request: ApiRequest) -> ApiResponse:
     """Any request: the document asked for, or an OGC exception (400, 404, 405, 503, 500)."""
     started = time.perf_counter()
     try:
