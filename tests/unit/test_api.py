@@ -229,6 +229,26 @@ def test_a_datetime_reads_only_the_days_it_touches(data: OpenData, store: Record
     assert read == [NAMES.open_file_key("people-counts", OpenFormat.PARQUET, NEXT_DAY)]
 
 
+def test_a_date_alone_is_its_whole_day(data: OpenData, store: Recording) -> None:
+    next_day_of(store, "people-counts")
+    query = f"datetime={NEXT_DAY}&limit=10000"
+    features = body(get(data, "/features/collections/people-counts/items", query))["features"]
+    assert len(features) == len(published_rows(store, "people-counts"))
+    assert {f["properties"]["window_start"][:10] for f in features} == {NEXT_DAY}
+
+
+def test_a_page_stops_reading_further_days_once_its_time_is_spent(
+    store: Recording,
+) -> None:
+    ticks = iter(range(0, 10_000, 30))  # each look at the clock: 30 s later
+    data = OpenData(every_theme_city(), NAMES, store, monotonic=lambda: float(next(ticks)))
+    next_day_of(store, "people-counts")
+    page = body(get(data, "/features/collections/people-counts/items", "limit=10000"))
+    assert page["numberReturned"] == len(published_rows(store, "people-counts"))  # one day
+    [following] = [link["href"] for link in page["links"] if link["rel"] == "next"]
+    assert f"cursor={NEXT_DAY}.0" in following
+
+
 def test_a_limit_over_the_maximum_is_served_as_the_maximum() -> None:
     assert ogc.items_query({"limit": str(API_MAX_LIMIT * 10)}, "").limit == API_MAX_LIMIT
 
