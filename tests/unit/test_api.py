@@ -1,8 +1,8 @@
 """The open-data API (OGC API - Features, Part 1: Core) over an exported open zone, in
 memory: its documents, paging, filters and formats, its refusals (a fuzzed search of its
 parameters: every answer a 2xx, 400 or 404 with an OGC exception, never a crash), its
-bounds, and that it reads nothing but the open zone. tests/integration/test_api.py runs
-OWSLib against the local server over a replay's open zone."""
+bounds, and that it reads nothing but the open zone. tests/integration/test_api_owslib.py
+runs OWSLib against the local server over a replay's open zone."""
 
 from __future__ import annotations
 
