@@ -249,6 +249,23 @@ def test_a_page_stops_reading_further_days_once_its_time_is_spent(
     assert f"cursor={NEXT_DAY}.0" in following
 
 
+@pytest.mark.parametrize(
+    ("accept", "served"),
+    [
+        ("text/csv", "csv"),
+        ("text/csv;q=0.5, application/json;q=0.9", "json"),
+        ("application/json;q=0.5, text/csv", "csv"),
+        ("text/csv;q=0", "geojson"),
+        ("text/csv;q=zero, image/png", "geojson"),
+        ("*/*", "geojson"),
+        ("", "geojson"),
+    ],
+)
+def test_accept_picks_the_format_the_client_prefers(accept: str, served: str) -> None:
+    assert ogc.feature_format({}, accept).name == served
+    assert ogc.feature_format({"f": "json"}, accept).name == "json"  # f= comes first
+
+
 def test_a_limit_over_the_maximum_is_served_as_the_maximum() -> None:
     assert ogc.items_query({"limit": str(API_MAX_LIMIT * 10)}, "").limit == API_MAX_LIMIT
 

@@ -155,11 +155,26 @@ def feature_format(params: Mapping[str, str], accept: str) -> Format:
             raise ApiError(
                 400, "InvalidParameterValue", "f: one of " + ", ".join(FEATURE_FORMATS)
             ) from None
-    for part in accept.split(",")[:16]:
-        media, _, quality = part.strip().partition(";")
-        if media.strip().lower() in ACCEPTED and quality.strip().replace(" ", "")[:3] != "q=0":
-            return ACCEPTED[media.strip().lower()]
-    return GEOJSON
+    offered = []
+    for order, part in enumerate(accept.split(",")[:16]):
+        media, _, rest = part.partition(";")
+        found = ACCEPTED.get(media.strip().lower())
+        quality = _quality(rest)
+        if found is not None and quality > 0:
+            offered.append((-quality, order, found))
+    return min(offered, key=lambda o: o[:2])[2] if offered else GEOJSON
+
+
+def _quality(media_parameters: str) -> float:
+    """An Accept entry's ``q`` (1 when it gives none, 0 when it is not a number)."""
+    for parameter in media_parameters.split(";"):
+        name, _, value = parameter.strip().partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 1.0
 
 
 @dataclass(frozen=True)
