@@ -37,10 +37,25 @@ SH = rdflib.Namespace("http://www.w3.org/ns/shacl#")
 Validator = Draft202012Validator
 
 
+def without_dangling_properties(shapes: rdflib.Graph) -> list[rdflib.term.Node]:
+    """Drop every ``sh:property`` that names a property shape the file never defines (no
+    ``sh:path``): the official DCAT-AP 3.0.1 SHACL (dcat-ap-SHACL.ttl) names two such for
+    dcat:DataService (SEMICeu/DCAT-AP issue 448), and SHACL engines refuse the whole file
+    once a graph holds a data service. Every shape the file does define is kept. Returns
+    what was dropped."""
+    dangling = [
+        o for o in set(shapes.objects(None, SH.property)) if (o, SH.path, None) not in shapes
+    ]
+    for shape in dangling:
+        shapes.remove((None, SH.property, shape))
+    return dangling
+
+
 def _validate(graph: rdflib.Graph, shapes: Path | Sequence[Path]) -> tuple[bool, Any, str]:
     shapes_graph = rdflib.Graph()
     for path in [shapes] if isinstance(shapes, Path) else shapes:
         shapes_graph.parse(path)
+    without_dangling_properties(shapes_graph)
     conforms, results, text = pyshacl.validate(
         graph,
         shacl_graph=shapes_graph,
@@ -80,7 +95,8 @@ def shacl_findings(graph: rdflib.Graph, shapes: Path | Sequence[Path]) -> set[Fi
 def hvd_subgraph(graph: rdflib.Graph) -> rdflib.Graph:
     """What the HVD profile applies to: the datasets under the HVD regulation or tagged with
     an HVD category, their distributions and every node they reach (the HVD shapes require
-    legislation and a category of every dataset they see, so other datasets are left out)."""
+    legislation and a category of every dataset they see, so other datasets are left out,
+    even where a data service that serves them too leads to them)."""
     roots = set(graph.subjects(R5R.applicableLegislation, HVD_REGULATION))
     roots |= set(graph.subjects(R5R.hvdCategory, None))
     datasets = {r for r in roots if (r, rdflib.RDF.type, DCAT.Dataset) in graph}
@@ -93,7 +109,8 @@ def hvd_subgraph(graph: rdflib.Graph) -> rdflib.Graph:
         seen.add(node)
         for p, o in graph.predicate_objects(node):
             sub.add((node, p, o))
-            if isinstance(o, rdflib.URIRef | rdflib.BNode):
+            other = (o, rdflib.RDF.type, DCAT.Dataset) in graph and o not in datasets
+            if isinstance(o, rdflib.URIRef | rdflib.BNode) and not other:
                 todo.append(o)
     return sub
 

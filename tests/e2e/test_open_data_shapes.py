@@ -1,8 +1,8 @@
 """The open zone of a replayed city against the project's own shapes and schemas: the
 catalogue with DCAT-AP 3.0.1 (tests/shapes/dcat-ap.ttl) and, for its High-Value Datasets,
-DCAT-AP HVD (tests/shapes/hvd.ttl); the NGSI-LD entities with the Smart Data Models
-(tests/schemas/sdm/). A broken copy of each must fail. (make conformance checks a replay
-against the official files, tests/conformance/test_replay.py.)"""
+DCAT-AP HVD (tests/shapes/hvd.ttl), the API requirement included; the NGSI-LD entities
+with the Smart Data Models (tests/schemas/sdm/). A broken copy of each must fail. (make
+conformance checks a replay against the official files, tests/conformance/test_replay.py.)"""
 
 from __future__ import annotations
 
@@ -45,6 +45,23 @@ def test_the_hvd_datasets_conform_to_the_hvd_shapes(open_dir: Path) -> None:
     assert len(set(hvd.subjects(rdflib.RDF.type, DCAT.Dataset))) == 2  # air quality, traffic
     conforms, report = shacl_report(hvd, HVD)
     assert conforms, report
+
+
+def test_the_hvd_datasets_are_served_by_an_api_under_the_hvd_rules(open_dir: Path) -> None:
+    hvd = hvd_subgraph(catalogue(open_dir))
+    [service] = set(hvd.subjects(rdflib.RDF.type, DCAT.DataService))
+    assert str(hvd.value(service, DCAT.endpointURL)).endswith("/features")
+    assert set(hvd.objects(service, DCAT.servesDataset)) == set(
+        hvd.subjects(rdflib.RDF.type, DCAT.Dataset)
+    )
+    assert (service, R5R.applicableLegislation, None) in hvd
+
+
+def test_the_hvd_shapes_see_an_hvd_without_an_api(open_dir: Path) -> None:
+    graph = catalogue(open_dir)
+    graph.remove((None, DCAT.accessService, None))
+    conforms, report = shacl_report(hvd_subgraph(graph), HVD)
+    assert not conforms and "available through an API" in report
 
 
 def test_the_hvd_shapes_see_a_dataset_without_its_category(open_dir: Path) -> None:

@@ -40,11 +40,15 @@ from citypipe_local.simulate import simulate
 from citypipe_local.stack import Clients, StackError
 
 OWNER_KEY, OPERATOR_KEY, FUNCTIONS_KEY, STRANGER_KEY = "SCWOWNER", "SCWOPS", "SCWFN", "SCWX"
+API_KEY = "SCWAPI"  # the open-data API's own application: reads the open bucket, nothing else
 PUBLIC_KEY = "SCWPUBLIC"  # plays an unsigned caller (moto refuses unsigned calls its own way)
 OPERATOR = "user_id:66666666-7777-8888-9999-000000000000"
 FUNCTIONS = "application_id:11111111-2222-3333-4444-555555555555"
 STRANGER = "application_id:99999999-9999-9999-9999-999999999999"
-PRINCIPALS = {OPERATOR_KEY: OPERATOR, FUNCTIONS_KEY: FUNCTIONS, STRANGER_KEY: STRANGER}
+API = "application_id:aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+PRINCIPALS = {
+    OPERATOR_KEY: OPERATOR, FUNCTIONS_KEY: FUNCTIONS, STRANGER_KEY: STRANGER, API_KEY: API
+}  # fmt: skip
 HELD_ELSEWHERE = "scw-taken-velden-clean"
 
 
@@ -86,7 +90,7 @@ def names() -> StackNames:
 
 
 def settings_for(names: StackNames) -> StackSettings:
-    return StackSettings(name_prefix=names.prefix, principals=[FUNCTIONS, OPERATOR])
+    return StackSettings(name_prefix=names.prefix, principals=[FUNCTIONS, OPERATOR], readers=[API])
 
 
 # --- the policy `stack up` used to set ------------------------------------------------------
@@ -198,6 +202,23 @@ def test_no_other_principal_of_the_project_enters_any_bucket(
     # While the functions and the operator still do
     assert functions.get_object(Bucket=keys, Key="secrets/velden/2026-06-01.key")["Body"].read()
     assert clients_as(embedded, OPERATOR_KEY).s3.list_objects_v2(Bucket=keys)["KeyCount"] == 1
+
+
+def test_the_open_data_api_reads_the_open_bucket_and_nothing_else(
+    built: dict[str, Any], names: StackNames, embedded: Endpoint
+) -> None:
+    api, functions = clients_as(embedded, API_KEY).s3, clients_as(embedded, FUNCTIONS_KEY).s3
+    bucket, published = names.bucket(Zone.OPEN), "open/velden/catalog.jsonld"
+    functions.put_object(Bucket=bucket, Key=published, Body=b"{}")
+    # The API's application lists the open bucket and reads what is published
+    assert [o["Key"] for o in api.list_objects_v2(Bucket=bucket, Prefix="open/")["Contents"]] == [
+        published
+    ]
+    assert api.get_object(Bucket=bucket, Key=published)["Body"].read() == b"{}"
+    # But writes nothing, and enters no other bucket
+    assert refused(api.put_object, Bucket=bucket, Key=published, Body=b"x") == "AccessDenied"
+    for other in [*(names.bucket(z) for z in Zone if z is not Zone.OPEN), names.keys_bucket()]:
+        assert refused(api.list_objects_v2, Bucket=other) == "AccessDenied"
 
 
 def test_the_audit_bucket_is_locked_for_the_audit_retention(

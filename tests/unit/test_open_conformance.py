@@ -61,8 +61,11 @@ def test_environment_and_mobility_themes_are_tagged_hvd_and_people_counts_are_no
 ) -> None:
     r5r = rdflib.Namespace("http://data.europa.eu/r5r/")
     graph = catalogue_graph(exported)
+    dcat = rdflib.Namespace("http://www.w3.org/ns/dcat#")
     categories = {
-        str(s).rsplit("/", 1)[1]: str(o) for s, o in graph.subject_objects(r5r.hvdCategory)
+        str(s).rsplit("/", 1)[1]: str(o)
+        for s, o in graph.subject_objects(r5r.hvdCategory)
+        if (s, rdflib.RDF.type, dcat.Dataset) in graph
     }
     assert categories == {
         "air-quality": HVD_ENVIRONMENT,

@@ -26,6 +26,7 @@ from validation import (
     own_sdm_errors,
     shacl_findings,
     shacl_report,
+    without_dangling_properties,
 )
 
 from citypipe.domain.naming import StackNames
@@ -39,11 +40,14 @@ SKOS = rdflib.Namespace("http://www.w3.org/2004/02/skos/core#")
 SPDX = rdflib.Namespace("http://spdx.org/rdf/terms#")
 R5R = rdflib.Namespace("http://data.europa.eu/r5r/")
 XSD = rdflib.Namespace("http://www.w3.org/2001/XMLSchema#")
+SH = rdflib.Namespace("http://www.w3.org/ns/shacl#")
 SITE = "https://data.velden.example/"
 CATALOG = URIRef(f"{SITE}catalog")
 PUBLISHER = URIRef(SITE)
 AIR = URIRef(f"{SITE}datasets/air-quality")
 NOISE = URIRef(f"{SITE}datasets/noise")
+API = URIRef(f"{SITE}services/features/high-value")  # the API of the High-Value Datasets
+OTHER_API = URIRef(f"{SITE}services/features")  # the same endpoint, for the other datasets
 AIR_CSV = URIRef(f"{SITE}open/velden/air-quality/date=2026-06-01/air-quality_2026-06-01.csv")
 ENVI = URIRef("http://publications.europa.eu/resource/authority/data-theme/ENVI")
 HVD_ENVIRONMENT = URIRef("http://data.europa.eu/bna/c_dd313021")
@@ -116,6 +120,15 @@ BROKEN_CATALOGUES: dict[str, tuple[Callable[[rdflib.Graph], None], Finding]] = {
     "dataset-with-an-empty-title": (
         swap(AIR, DCT.title, Literal("", lang="en")),
         (AIR, DCT.title, "Violation"),
+    ),
+    "data-service-without-title": (drop((API, DCT.title, None)), (API, DCT.title, "Violation")),
+    "data-service-without-endpoint": (
+        drop((API, DCAT.endpointURL, None)),
+        (API, DCAT.endpointURL, "Violation"),
+    ),
+    "data-service-without-its-description": (
+        drop((API, DCAT.endpointDescription, None)),
+        (API, DCAT.endpointDescription, "Warning"),
     ),
     "catalogue-without-publisher": (
         drop((CATALOG, DCT.publisher, None)),
@@ -224,6 +237,22 @@ BROKEN_HVD: dict[str, tuple[Callable[[rdflib.Graph], None], Finding]] = {
         drop((NOISE, DCAT.distribution, None)),
         (NOISE, DCAT.distribution, "Violation"),
     ),
+    "api-without-the-legislation": (
+        drop((API, R5R.applicableLegislation, None)),
+        (API, R5R.applicableLegislation, "Violation"),
+    ),
+    "api-without-a-category": (
+        drop((API, R5R.hvdCategory, None)),
+        (API, R5R.hvdCategory, "Violation"),
+    ),
+    "api-without-an-endpoint": (
+        drop((API, DCAT.endpointURL, None)),
+        (API, DCAT.endpointURL, "Violation"),
+    ),
+    "api-without-documentation": (
+        drop((API, FOAF.page, None)),
+        (API, FOAF.page, "Violation"),
+    ),
 }
 
 
@@ -234,6 +263,61 @@ def test_the_hvd_shapes_name_what_a_broken_hvd_dataset_lacks(
     change, finding = BROKEN_HVD[broken]
     change(graph)
     assert finding in shacl_findings(hvd_subgraph(graph), HVD)
+
+
+def test_an_hvd_without_an_api_is_refused_by_the_hvd_shapes(graph: rdflib.Graph) -> None:
+    # the regulation's API requirement: no distribution of air quality reached by a service
+    for distribution in graph.objects(AIR, DCAT.distribution):
+        graph.remove((distribution, DCAT.accessService, None))
+    conforms, report = shacl_report(hvd_subgraph(graph), HVD)
+    assert not conforms and "available through an API" in report
+    assert {f[0] for f in shacl_findings(hvd_subgraph(graph), HVD)} == {AIR}
+
+
+@pytest.mark.parametrize(
+    ("service", "themes"),
+    [
+        (API, ("air-quality", "noise", "traffic-flow", "parking")),
+        (OTHER_API, ("people-counts",)),
+    ],
+)
+def test_the_catalogue_describes_the_api_and_links_it_from_every_served_distribution(
+    graph: rdflib.Graph, service: URIRef, themes: tuple[str, ...]
+) -> None:
+    assert (CATALOG, DCAT.service, service) in graph
+    assert (service, RDF.type, DCAT.DataService) in graph
+    assert graph.value(service, DCAT.endpointURL) == URIRef(f"{SITE}features")
+    assert graph.value(service, DCAT.endpointDescription) == URIRef(f"{SITE}features/api")
+    assert set(graph.objects(service, DCT.conformsTo)) == {
+        URIRef(f"http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/{c}")
+        for c in ("core", "geojson", "oas30")
+    }
+    served = set(graph.objects(service, DCAT.servesDataset))
+    assert served == {URIRef(f"{SITE}datasets/{t}") for t in themes}
+    for dataset in served:
+        distributions = set(graph.objects(dataset, DCAT.distribution))
+        assert distributions
+        assert {graph.value(d, DCAT.accessService) for d in distributions} == {service}
+    hvd = (service, R5R.applicableLegislation, None) in graph
+    assert hvd == (service == API)
+
+
+def test_only_property_shapes_a_file_never_defines_are_dropped() -> None:
+    shapes = rdflib.Graph().parse(
+        data="""@prefix sh: <http://www.w3.org/ns/shacl#> . @prefix ex: <urn:ex:> .
+        ex:S a sh:NodeShape ; sh:property ex:defined, ex:missing .
+        ex:defined sh:path ex:p ; sh:minCount 1 .""",
+        format="turtle",
+    )
+    assert without_dangling_properties(shapes) == [URIRef("urn:ex:missing")]
+    assert set(shapes.objects(URIRef("urn:ex:S"), SH.property)) == {URIRef("urn:ex:defined")}
+
+
+def test_no_api_serves_the_register(graph: rdflib.Graph) -> None:
+    register = URIRef(f"{SITE}datasets/register")  # files of the city file: no API serves them
+    assert (None, DCAT.servesDataset, register) not in graph
+    assert not [d for d in graph.objects(register, DCAT.distribution)
+                if (d, DCAT.accessService, None) in graph]  # fmt: skip
 
 
 def test_a_dataset_that_is_no_hvd_is_not_held_to_the_hvd_shapes(graph: rdflib.Graph) -> None:

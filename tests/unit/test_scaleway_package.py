@@ -72,6 +72,14 @@ def test_the_deployment_names_its_queues_with_its_prefix_and_answers_https_only(
     assert triggers == {f.value: names.queue(f) for f in Function}
     assert {f["httpOption"] for f in config["functions"].values()} == {"redirected"}
     assert "${param:" not in yaml.safe_dump(config)
+    # the open-data API: public, on credentials of its own (read-only: docs/deploy.md)
+    api = config["functions"]["api"]
+    assert (api["privacy"], api["handler"]) == ("public", "functions/api/scaleway.handle")
+    assert set(api["secret"]) == {
+        "CITYPIPE_STORAGE__ACCESS_KEY_ID",
+        "CITYPIPE_STORAGE__SECRET_ACCESS_KEY",
+    }
+    assert "CITYPIPE_API_STORAGE__" in yaml.safe_dump(api["secret"])
 
 
 @pytest.mark.parametrize("prefix", ["", "Acme-", "acme", "a" * 50 + "-"])

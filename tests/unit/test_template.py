@@ -152,7 +152,7 @@ def test_the_function_zip_holds_the_handlers_and_the_city_files_only(
     with zipfile.ZipFile(packaged.directory / "citypipe.zip") as archive:
         names = sorted(archive.namelist())
     assert names == sorted(
-        [f"functions/{f}/handler.py" for f in FUNCTIONS]
+        [f"functions/{f}/handler.py" for f in [*FUNCTIONS, "api"]]
         + ["infra/cities/velden-devices.yaml", "infra/cities/velden.yaml"]
     )
 
@@ -292,9 +292,37 @@ def test_each_function_has_a_role_of_its_own(resources: dict[str, Any]) -> None:
     # and the IoT rules' error action its own (sending to the IoT failures queue only)
     assert set(of_type(resources, "AWS::IAM::Role")) == {
         *ROLE.values(),
+        "ApiRole",
         "IngestIotErrorActionRole",
         "OperatorRole",
     }
+    assert resources["ApiLambdaFunction"]["Properties"]["Role"]["Fn::GetAtt"][0] == "ApiRole"
+
+
+@pytest.mark.slow
+def test_the_api_may_list_and_read_the_published_prefix_and_nothing_else(
+    resources: dict[str, Any], city: City
+) -> None:
+    granted = role_statements(resources, "ApiRole")
+    by_sid = {s["Sid"]: s for s in granted}
+    assert set(by_sid) == {"Logs", "ListPublished", "ReadPublished"}
+    assert all(s["Effect"] == "Allow" for s in granted)
+    assert by_sid["Logs"]["Resource"] == {"Fn::GetAtt": ["ApiLogGroup", "Arn"]}
+    assert by_sid["ListPublished"]["Action"] == "s3:ListBucket"
+    assert by_sid["ListPublished"]["Resource"] == {"Fn::GetAtt": ["OpenBucket", "Arn"]}
+    prefix = StackNames(city.slug).open_prefix()
+    condition = by_sid["ListPublished"]["Condition"]["StringLike"]["s3:prefix"]
+    assert condition == f"{prefix}*"
+    assert by_sid["ReadPublished"]["Action"] == "s3:GetObject"
+    assert sub_of(by_sid["ReadPublished"]["Resource"]) == f"${{OpenBucket.Arn}}/{prefix}*"
+
+
+@pytest.mark.slow
+def test_the_api_answers_get_on_its_path_only(resources: dict[str, Any]) -> None:
+    routes = [r["Properties"] for r in of_type(resources, "AWS::ApiGatewayV2::Route").values()]
+    api = sorted(r["RouteKey"] for r in routes if "features" in r["RouteKey"])
+    assert api == ["GET /features", "GET /features/{proxy+}"]
+    assert resources["ApiLambdaFunction"]["Properties"]["Timeout"] < 30  # HTTP API's limit
 
 
 @pytest.mark.slow
@@ -663,7 +691,7 @@ def test_every_function_has_an_error_and_a_throttle_alarm(
         for a in alarms(resources)
         if a.get("MetricName") == metric and a.get("Namespace") == "AWS/Lambda"
     }
-    assert watched == set(LAMBDA.values())
+    assert watched == {*LAMBDA.values(), "ApiLambdaFunction"}
 
 
 @pytest.mark.slow
@@ -835,15 +863,17 @@ def test_the_webhook_route_is_per_source_with_payload_2_and_stage_throttling(
     resources: dict[str, Any],
 ) -> None:
     routes = of_type(resources, "AWS::ApiGatewayV2::Route").values()
-    [integration] = of_type(resources, "AWS::ApiGatewayV2::Integration").values()
+    integrations = of_type(resources, "AWS::ApiGatewayV2::Integration").values()
     stage = resources["HttpApiStage"]["Properties"]["DefaultRouteSettings"]
 
-    # POST for hubs, GET for Meraki's validator (docs/hubs.md), nothing else
+    # POST for hubs, GET for Meraki's validator (docs/hubs.md), nothing else (and the API)
     assert sorted(r["Properties"]["RouteKey"] for r in routes) == [
+        "GET /features",
+        "GET /features/{proxy+}",
         "GET /ingest/{source}/{format}",
         "POST /ingest/{source}/{format}",
     ]
-    assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
+    assert {i["Properties"]["PayloadFormatVersion"] for i in integrations} == {"2.0"}
     assert stage["ThrottlingBurstLimit"] > 0
     assert stage["ThrottlingRateLimit"] > 0
 

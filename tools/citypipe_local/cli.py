@@ -1,5 +1,5 @@
 """The citypipe command line, its commands in the order of a first run: demo, simulate,
-replay, quarantine, check-city, serve, bridge, stack, preflight, webhook-token, push,
+replay, quarantine, check-city, serve, api, bridge, stack, preflight, webhook-token, push,
 request-export.
 
 Every expected failure — a city file, residency, missing settings, an unknown choice, an
@@ -31,16 +31,20 @@ from citypipe.adapters.apikeys import FileApiKeys
 from citypipe.bootstrap import city_from, deps_from
 from citypipe.bootstrap.ingest import api_keys_from, file_tokens, poller_from, tokens_from
 from citypipe.bootstrap.keys import key_store_from
+from citypipe.core.api import ROOT
 from citypipe.domain.city import ConfigError, load_city
 from citypipe.domain.city_checks import check_city
 from citypipe.domain.model import Function
+from citypipe.domain.naming import StackNames
 from citypipe.entrypoints.polls import polled
+from citypipe.service.api import OpenData
 from citypipe.settings import Settings
 from citypipe_bridge.main import BridgeFailed
 from citypipe_bridge.main import run as bridge_run
 from citypipe_bridge.settings import BridgeSettings, MqttSettings
 from citypipe_local import preflight
 from citypipe_local import stack as stack_ops
+from citypipe_local.api_server import ApiServer, OpenZoneDirectory
 from citypipe_local.backends import backend as start_backend
 from citypipe_local.cliout import (
     CliError,
@@ -71,7 +75,7 @@ from citypipe_local.simulate import scaled_city, simulate
 
 # The commands in the order of a first run (help lists them so).
 FIRST_RUN = (
-    "demo", "simulate", "replay", "quarantine", "check-city", "serve", "bridge", "stack",
+    "demo", "simulate", "replay", "quarantine", "check-city", "serve", "api", "bridge", "stack",
     "preflight", "webhook-token", "api-key", "push", "poll", "request-export",
 )  # fmt: skip
 
@@ -414,6 +418,37 @@ def serve_cmd(
         return Played(None, resent=server.resent)
 
     _local_run(path, Backend(backend.value), out, serving, concurrency)
+
+
+@app.command("api")
+def api_cmd(
+    open_dir: Annotated[
+        Path,
+        typer.Option(
+            "--open", help="a run's open zone: the open/ folder of its --out (out/demo/open)"
+        ),
+    ],
+    city: CityOpt = None,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="0: any free port")] = 8081,
+    host: Annotated[str, typer.Option(help="0.0.0.0 to serve the LAN")] = "127.0.0.1",
+) -> None:
+    """The open-data API (OGC API - Features) over a run's open zone: GET /features/ (the
+    landing page), /features/collections/<dataset>/items, /features/api (OpenAPI 3)."""
+    loaded = load_city(city_file(city))
+    if not (open_dir / loaded.slug).is_dir():
+        raise CliError(
+            f"--open {open_dir}: no open zone of {loaded.slug} there (give the open/ folder of "
+            "a run's --out, e.g. out/demo/open)"
+        )
+    _port_free(host, port)
+    data = OpenData(loaded, StackNames(loaded.slug), OpenZoneDirectory(open_dir))
+    server = ApiServer(data, host, port)
+    print(f"api {server.url}{ROOT}/", flush=True)  # noqa: T201 (what a script reads)
+    console.print("Ctrl-C stops it")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.server_close()
 
 
 app.add_typer(bridge_app, name="bridge")  # listed after serve, as a first run meets them

@@ -138,6 +138,8 @@ def build_zip(
                 "CITYPIPE_STORAGE__SECRET_ACCESS_KEY",
                 "CITYPIPE_QUEUES__ACCESS_KEY_ID",
                 "CITYPIPE_QUEUES__SECRET_ACCESS_KEY",
+                "CITYPIPE_API_STORAGE__ACCESS_KEY_ID",
+                "CITYPIPE_API_STORAGE__SECRET_ACCESS_KEY",
             )
         },
     }

@@ -124,13 +124,17 @@ def public_read_policy(bucket: str, prefix: str) -> dict[str, Any]:
     }
 
 
-def scaleway_policy(bucket: str, prefix: str | None, principals: Sequence[str]) -> dict[str, Any]:
+def scaleway_policy(
+    bucket: str, prefix: str | None, principals: Sequence[str], readers: Sequence[str] = ()
+) -> dict[str, Any]:
     """A bucket's policy in Scaleway's format: everything to the principals named (the
     functions' IAM application, the operator) and, on the open bucket (``prefix``),
     anonymous GetObject on the published prefix only. Once a bucket has a policy, Scaleway
     refuses every principal it does not name but the Organization owner: every bucket gets
     one, so another application or user of the project — even with Object Storage full
-    access — reads no zone and no secret of the keys bucket."""
+    access — reads no zone and no secret of the keys bucket. ``readers`` (the open-data
+    API's application) may list the open bucket and read its published prefix, nothing
+    else."""
     statements: list[dict[str, Any]] = [
         {
             "Sid": "StackFunctionsAndOperator",
@@ -151,6 +155,16 @@ def scaleway_policy(bucket: str, prefix: str | None, principals: Sequence[str]) 
                 "Resource": f"{bucket}/{prefix}*",
             },
         )
+        if readers:
+            statements.append(
+                {
+                    "Sid": "OpenDataReaders",
+                    "Effect": "Allow",
+                    "Principal": {"SCW": list(readers)},
+                    "Action": ["s3:ListBucket", "s3:GetObject"],
+                    "Resource": [bucket, f"{bucket}/{prefix}*"],
+                }
+            )
     return {"Version": SCW_POLICY_VERSION, "Id": f"citypipe-{bucket}", "Statement": statements}
 
 
@@ -195,17 +209,17 @@ def _lock(s3: S3Client, bucket: str, days: int) -> None:
 
 
 def _policy(
-    bucket: str, prefix: str | None, provider: Provider, principals: Sequence[str]
+    bucket: str, prefix: str | None, provider: Provider, settings: StackSettings
 ) -> dict[str, Any] | None:
     """The bucket's policy: on Scaleway every bucket's (it names who may enter); on AWS the
     open bucket's public read (IAM roles say who else may enter)."""
     if provider == "scaleway":
-        return scaleway_policy(bucket, prefix, principals)
+        return scaleway_policy(bucket, prefix, settings.principals, settings.readers)
     return public_read_policy(bucket, prefix) if prefix is not None else None
 
 
 def _bucket(
-    clients: Clients, bucket: Bucket, region: str, provider: Provider, principals: Sequence[str]
+    clients: Clients, bucket: Bucket, region: str, provider: Provider, settings: StackSettings
 ) -> None:
     s3 = clients.s3
     locked = provider == "scaleway" and bucket.lock_days is not None
@@ -229,7 +243,7 @@ def _bucket(
                 "RestrictPublicBuckets": not public,
             },
         )
-    policy = _policy(bucket.name, bucket.public_prefix, provider, principals)
+    policy = _policy(bucket.name, bucket.public_prefix, provider, settings)
     if policy is not None:
         s3.put_bucket_policy(Bucket=bucket.name, Policy=json.dumps(policy, sort_keys=True))
     if bucket.expire:
@@ -318,8 +332,9 @@ def scaleway_problems(names: StackNames, settings: StackSettings) -> list[str]:
             "every principal it does not name"
         )
     problems += [
-        f"CITYPIPE_STACK__PRINCIPALS: {p!r} is not application_id:<id> or user_id:<id>"
-        for p in settings.principals
+        f"CITYPIPE_STACK__{name}: {p!r} is not application_id:<id> or user_id:<id>"
+        for name, listed in (("PRINCIPALS", settings.principals), ("READERS", settings.readers))
+        for p in listed
         if not SCW_PRINCIPAL.match(p)
     ]
     if settings.visibility_timeout_s is not None or settings.max_receive_count is not None:
@@ -354,7 +369,7 @@ def up(
     if provider == "scaleway" and (problems := scaleway_problems(names, settings)):
         raise StackError(f"stack up --cloud scaleway: {problems[0]}")
     for bucket in buckets(city, names):
-        _bucket(clients, bucket, city.region, provider, settings.principals)
+        _bucket(clients, bucket, city.region, provider, settings)
     for function, plan in queue_plans(settings, provider).items():
         dlq_url = _queue(
             clients, names.dlq(function), {"MessageRetentionPeriod": str(DLQ_RETENTION_S)}

@@ -63,6 +63,11 @@ class StackSettings(BaseModel):
         "policy keeps (application_id:<id>, user_id:<id>): the functions' application and "
         "the operator",
     )
+    readers: list[str] = Field(
+        default_factory=list,
+        description="`stack up --cloud scaleway`: the IAM principals that may list and read "
+        "the open bucket and nothing else (application_id:<id>): the open-data API's",
+    )
 
 
 class KeySettings(BaseModel):

@@ -18,3 +18,13 @@ MAX_DETAILS = 5  # distinct details kept per quarantined payload (each reason ha
 MAX_DEPTH = 64  # nesting of a payload: deeper than any hub's, what lies below is not kept
 MAX_SHAPE_NODES = 512  # values a quarantined payload's shape describes (the rest: counted)
 MAX_SHAPE_ITEMS = 16  # items of an array its shape describes one by one (all: counted)
+
+# The open-data API (OGC API - Features, ``core.api``, ``service.api``): what one request
+# may ask and what one answer may hold.
+API_DEFAULT_LIMIT = 100  # features a page holds unless limit= says otherwise
+API_MAX_LIMIT = 10_000  # limit= above this is served as this (OGC API - Features 7.15.3)
+API_MAX_QUERY_CHARS = 2048  # a request's query string
+API_MAX_PARAMETERS = 16  # a request's query parameters
+API_MAX_PAGE_BYTES = 5 * 1024 * 1024  # a page's body: under Lambda's 6 MB answer, with room
+API_MAX_DAY_BYTES = 64 * 1024 * 1024  # one published day's Parquet the API reads (a city's grid)
+API_BUDGET_S = 20.0  # a page stops reading further days after this (HTTP API's limit: 30 s)

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from citypipe.core.api import CONFORMANCE as API_CONFORMANCE
+from citypipe.core.api import ROOT as API_ROOT
 from citypipe.core.disclosure import PrivacyTreatment, treatment
 from citypipe.core.publish.register import TITLES, Register
 from citypipe.core.publish.statements import statements
@@ -408,3 +410,80 @@ def _register_dataset(city: City, register: Register, days: Sequence[str]) -> di
         "dct:spatial": _spatial(city),
         "dcat:distribution": distributions,
     }
+
+
+# --- the open-data API: a data service (DCAT-AP 3.0.1, DCAT-AP HVD) ---------------------
+
+
+def with_data_service(
+    document: dict[str, Any], city: City, themes: Sequence[Theme]
+) -> dict[str, Any]:
+    """The catalogue with the open-data API (``core.api``, OGC API - Features) described:
+    ``dcat:DataService`` entries (the endpoint, its OpenAPI description, the OGC conformance
+    classes it implements, the datasets served) in ``dcat:service``, and
+    ``dcat:accessService`` on every distribution of a served dataset. The High-Value
+    Datasets have a service entry of their own, under the HVD regulation with their
+    categories (DCAT-AP HVD: an HVD's API); the other datasets another, for the same
+    endpoint — so neither claims what the other serves."""
+    identifiers = {f"{city.slug}/{t.slug}": t for t in themes}
+    served = [d for d in document["dcat:dataset"] if d.get("dct:identifier") in identifiers]
+    groups = {
+        hvd: [d for d in served if high_value(city, identifiers[d["dct:identifier"]]) == hvd]
+        for hvd in (True, False)
+    }
+    services = [
+        _data_service(city, [identifiers[d["dct:identifier"]] for d in datasets], datasets, hvd)
+        for hvd, datasets in groups.items()
+        if datasets
+    ]
+    if services:
+        document["dcat:service"] = services
+    return document
+
+
+def _data_service(
+    city: City, themes: Sequence[Theme], datasets: Sequence[dict[str, Any]], hvd: bool
+) -> dict[str, Any]:
+    base = city.portal_url.rstrip("/")
+    endpoint = f"{base}{API_ROOT}"
+    service_id = f"{base}/services/features" + ("/high-value" if hvd else "")
+    for dataset in datasets:
+        for distribution in dataset.get("dcat:distribution", []):
+            distribution["dcat:accessService"] = {"@id": service_id}
+    service: dict[str, Any] = {
+        "@id": service_id,
+        "@type": "dcat:DataService",
+        "dct:title": _text(
+            f"{city.name} open data API (OGC API - Features)"
+            + (": High-Value Datasets" if hvd else "")
+        ),
+        "dct:description": _text(
+            "The published rows of "
+            + ", ".join(t.title.lower() for t in themes)
+            + " (zone, quantity, 15-minute window) through OGC API - Features (ISO 19168-1): "
+            "bounding box, date-time, paging; GeoJSON, JSON and CSV. Free of charge, no "
+            "registration."
+        ),
+        "dcat:endpointURL": _ref(endpoint, "rdfs:Resource"),
+        "dcat:endpointDescription": _ref(f"{endpoint}/api", "rdfs:Resource"),
+        "dct:conformsTo": [_ref(c, "dct:Standard") for c in API_CONFORMANCE],
+        "dcat:servesDataset": [{"@id": d["@id"]} for d in datasets],
+        "dcat:keyword": [_text(k) for k in ("API", "OGC API - Features", city.name)],
+        "dcat:theme": [
+            _concept(f"{EU}data-theme/{c}") for c in sorted({t.data_theme for t in themes})
+        ],
+        "dct:publisher": _publisher(city),
+        "dcat:contactPoint": {
+            "@type": ["vcard:Kind", "vcard:Organization"],
+            "vcard:fn": city.publisher.name,
+            "vcard:hasEmail": _ref(f"mailto:{city.publisher.email}", "rdfs:Resource"),
+        },
+        "dct:license": _licence(city),
+        "foaf:page": _ref(f"{endpoint}/", "foaf:Document"),  # documentation: the landing page
+    }
+    if hvd:
+        service["r5r:applicableLegislation"] = _ref(HVD_REGULATION, "eli:LegalResource")
+        service["r5r:hvdCategory"] = [
+            _concept(c) for c in sorted({t.hvd_category for t in themes if t.hvd_category})
+        ]
+    return service

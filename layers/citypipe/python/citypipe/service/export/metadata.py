@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 from citypipe.core.publish.datapackage import datapackage
-from citypipe.core.publish.dcat import catalogue
+from citypipe.core.publish.dcat import catalogue, with_data_service
 from citypipe.core.publish.jsontext import json_bytes
 from citypipe.core.publish.portal import portal_files
 from citypipe.core.publish.register import register_documents, register_of
@@ -46,7 +46,7 @@ def publish_metadata(deps: Deps) -> None:
     ]
     documents = register_documents(city)
     register = register_of(city, documents)
-    document = catalogue(city, themes, records, register)
+    document = with_data_service(catalogue(city, themes, records, register), city, themes_of(city))
     files = {
         **documents,  # the register and the record of processing first: the others list them
         names.catalog_key(): (json_bytes(document), "application/ld+json"),
