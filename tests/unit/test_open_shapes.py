@@ -42,8 +42,8 @@ XSD = rdflib.Namespace("http://www.w3.org/2001/XMLSchema#")
 SITE = "https://data.velden.example/"
 CATALOG = URIRef(f"{SITE}catalog")
 PUBLISHER = URIRef(SITE)
-AIR = URIRef(f"{SITE}datasets/air-quality")
-NOISE = URIRef(f"{SITE}datasets/noise")
+AIR = URIRef(f"{SITE}open/velden/datasets/air-quality")
+NOISE = URIRef(f"{SITE}open/velden/datasets/noise")
 AIR_CSV = URIRef(f"{SITE}open/velden/air-quality/date=2026-06-01/air-quality_2026-06-01.csv")
 ENVI = URIRef("http://publications.europa.eu/resource/authority/data-theme/ENVI")
 HVD_ENVIRONMENT = URIRef("http://data.europa.eu/bna/c_dd313021")
@@ -239,8 +239,8 @@ def test_the_hvd_shapes_name_what_a_broken_hvd_dataset_lacks(
 def test_a_dataset_that_is_no_hvd_is_not_held_to_the_hvd_shapes(graph: rdflib.Graph) -> None:
     # people counts and the register carry no HVD tag: the HVD part leaves them out
     hvd = hvd_subgraph(graph)
-    assert (URIRef(f"{SITE}datasets/people-counts"), None, None) not in hvd
-    assert (URIRef(f"{SITE}datasets/register"), None, None) not in hvd
+    assert (URIRef(f"{SITE}open/velden/datasets/people-counts"), None, None) not in hvd
+    assert (URIRef(f"{SITE}open/velden/datasets/register"), None, None) not in hvd
 
 
 # --- FIWARE Smart Data Models ---------------------------------------------------------------
