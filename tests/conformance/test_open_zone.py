@@ -64,6 +64,7 @@ def test_the_hvd_shapes_see_a_dataset_without_its_category(
         ("noise", "NoiseLevelObserved"),
         ("traffic-flow", "TrafficFlowObserved"),
         ("people-counts", "CrowdFlowObserved"),
+        ("weather", "WeatherObserved"),
     ],
 )
 def test_the_ngsi_ld_entities_are_valid_smart_data_models(

@@ -78,6 +78,15 @@ def test_the_catalogue_conforms_to_the_dcat_ap_shapes(graph: rdflib.Graph) -> No
     assert conforms, report
 
 
+def test_a_month_page_of_the_catalogue_conforms_to_the_dcat_ap_shapes(
+    open_zone: dict[str, bytes],
+) -> None:
+    page = rdflib.Graph().parse(data=open_zone[NAMES.catalog_page_key(DAY[:7])], format="json-ld")
+    assert set(page.objects(None, DCAT.distribution))  # the month's days are on it
+    conforms, report = shacl_report(page, DCAT_AP)
+    assert conforms, report
+
+
 def drop(*triples: tuple[Any, Any, Any]) -> Callable[[rdflib.Graph], None]:
     def change(graph: rdflib.Graph) -> None:
         for triple in triples:
@@ -194,7 +203,7 @@ def test_a_checksum_without_its_algorithm_is_caught(graph: rdflib.Graph) -> None
 def test_the_hvd_datasets_conform_to_the_hvd_shapes(graph: rdflib.Graph) -> None:
     hvd = hvd_subgraph(graph)
     datasets = sorted(str(d).rsplit("/", 1)[1] for d in hvd.subjects(RDF.type, DCAT.Dataset))
-    assert datasets == ["air-quality", "noise", "parking", "traffic-flow"]
+    assert datasets == ["air-quality", "noise", "parking", "traffic-flow", "weather"]
     conforms, report = shacl_report(hvd, HVD)
     assert conforms, report
 
@@ -253,6 +262,7 @@ def test_a_dataset_that_is_no_hvd_is_not_held_to_the_hvd_shapes(graph: rdflib.Gr
         ("noise", "NoiseLevelObserved"),
         ("traffic-flow", "TrafficFlowObserved"),
         ("people-counts", "CrowdFlowObserved"),
+        ("weather", "WeatherObserved"),
     ],
 )
 def test_the_ngsi_ld_entities_are_valid_smart_data_models(
@@ -261,6 +271,19 @@ def test_the_ngsi_ld_entities_are_valid_smart_data_models(
     found = entities(open_zone, theme)
     assert found and {e["type"] for e in found} == {entity_type}
     assert own_sdm_errors(found) == []
+
+
+def test_weather_entities_carry_the_models_units(open_zone: dict[str, bytes]) -> None:
+    # 65 % is a relative humidity of 0.65; 101,300 Pa an atmospheric pressure of 1,013 hPa
+    [entity] = entities(open_zone, "weather")
+    assert entity["temperature"] == 18.5
+    assert entity["relativeHumidity"] == 0.65 and entity["atmosphericPressure"] == 1013.0
+
+
+def test_heavy_vehicles_are_a_traffic_flow_of_lorries(open_zone: dict[str, bytes]) -> None:
+    found = {e.get("vehicleType", "every vehicle"): e["intensity"] for e in entities(
+        open_zone, "traffic-flow")}  # fmt: skip
+    assert found == {"every vehicle": 14.0, "lorry": 3.0, "bicycle": 7.0}
 
 
 def test_the_schemas_reject_a_broken_entity(open_zone: dict[str, bytes]) -> None:

@@ -23,7 +23,7 @@ from citypipe.core.people import PeopleRelease
 from citypipe.core.publish import geo, ngsild, tables
 from citypipe.core.publish.dcat import FORMATS, public_url
 from citypipe.core.publish.jsontext import JsonArrayWriter, json_bytes
-from citypipe.domain.books import ZoneSummary
+from citypipe.domain.books import DayCourse, ZoneSummary
 from citypipe.domain.city import City
 from citypipe.domain.naming import StackNames
 from citypipe.domain.themes import OpenFormat, Theme, quantities_of
@@ -45,6 +45,7 @@ class ThemeDay:
     day: str
     personal: bool
     summary: list[ZoneSummary]
+    course: list[DayCourse]
     readings: int
     cells: int
     published: int
@@ -132,6 +133,7 @@ class ThemeDayWriter:
             day=self.day,
             personal=self.personal,
             summary=summary,
+            course=self.summary.course(),
             readings=self.readings,
             cells=sum(self.statuses.values()),
             published=self.statuses[Status.PUBLISHED],

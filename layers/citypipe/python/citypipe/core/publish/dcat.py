@@ -23,6 +23,7 @@ from citypipe.domain.city import City
 from citypipe.domain.naming import StackNames
 from citypipe.domain.themes import (
     HVD_ENVIRONMENT,
+    HVD_METEOROLOGICAL,
     HVD_MOBILITY,
     HVD_REGULATION,
     OpenFormat,
@@ -95,6 +96,7 @@ LABELS = {
     f"{EU}data-theme/GOVE": "Government and public sector",
     HVD_ENVIRONMENT: "Earth observation and environment",
     HVD_MOBILITY: "Mobility",
+    HVD_METEOROLOGICAL: "Meteorological",
     f"{EU}planned-availability/STABLE": "Stable",
     "http://purl.org/adms/publishertype/LocalAuthority": "Local Authority",
     "http://purl.org/adms/licencetype/Attribution": "Attribution",
@@ -208,12 +210,9 @@ def _distribution(
 
 
 def _sdm_domain(theme: Theme) -> str:
+    """The model's subject (``dataModel.Weather``), named in its context's URL."""
     assert theme.model is not None
-    return (
-        "dataModel.Environment"
-        if "Environment" in theme.model.context
-        else ("dataModel.Transportation")
-    )
+    return next(part for part in theme.model.context.split("/") if part.startswith("dataModel."))
 
 
 def _publisher(city: City) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 One entity per zone and 15-minute window (per vehicle type for traffic), with the
 published figures as the model's attributes: AirQualityObserved (mean concentrations),
-NoiseLevelObserved (mean LAeq), TrafficFlowObserved (vehicles counted: ``intensity``),
+NoiseLevelObserved (mean LAeq), TrafficFlowObserved (vehicles counted: ``intensity``, one
+entity for every vehicle, one for heavy vehicles as ``lorry``, one for bicycles),
+WeatherObserved (means in the model's units: humidity a fraction, pressure in hPa),
 CrowdFlowObserved (distinct devices: ``peopleCount``). A cell that is suppressed or
 flagged gives no attribute (an entity with none is left out): NGSI-LD has no "withheld"
 value, and the CSV and Parquet say why. The file is a JSON array, what an NGSI-LD
@@ -22,7 +24,9 @@ from citypipe.domain.city import City
 from citypipe.domain.themes import SmartDataModel, Theme
 
 ISO = "%Y-%m-%dT%H:%M:%SZ"
-VEHICLE_TYPES = {"traffic.bicycles": "bicycle"}  # traffic.vehicles: every vehicle type
+# traffic.vehicles: every vehicle type; heavy vehicles (goods vehicles over 3.5 t, buses):
+# the model's lorry, its closest type
+VEHICLE_TYPES = {"traffic.bicycles": "bicycle", "traffic.heavy_vehicles": "lorry"}
 
 
 def _value(model: SmartDataModel, cell: DisclosedCell) -> float | int | None:
@@ -30,7 +34,9 @@ def _value(model: SmartDataModel, cell: DisclosedCell) -> float | int | None:
         return cell.distinct_devices if cell.distinct_devices is not None else cell.count
     if model.type == "TrafficFlowObserved":
         return cell.sum
-    return None if cell.mean is None else round(cell.mean, 6)
+    if cell.mean is None:
+        return None
+    return round(cell.mean * model.scales.get(cell.quantity, 1.0), 6)
 
 
 def entities(
@@ -79,7 +85,7 @@ def _entity(
         "dataProvider": city.publisher.name,
         "source": source,
     }
-    if model.type == "AirQualityObserved":
+    if model.type in ("AirQualityObserved", "WeatherObserved"):
         entity["dateObserved"] = start  # the window's start; the window is 15 minutes
     else:
         entity |= {
