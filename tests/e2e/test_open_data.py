@@ -366,7 +366,7 @@ def test_every_dataset_links_a_download_per_format(visit: Visit, served: Served)
     keys = [served.key_of(url) or "" for url in visit.links]
     for theme in ("air-quality", "traffic-flow", "people-counts"):
         formats = {k.rsplit(".", 1)[1] for k in keys if k.startswith(f"open/velden/{theme}/")}
-        assert formats == {"csv", "parquet", "geojson", "jsonld"}
+        assert formats == {"csv", "parquet", "geojson", "jsonld", "ttl"}
 
 
 def test_every_page_of_the_portal_fits_a_phone_screen(visit: Visit) -> None:

@@ -51,9 +51,9 @@ def test_the_catalogue_lists_every_theme_and_distribution(exported: Deps) -> Non
     dcat = rdflib.Namespace("http://www.w3.org/ns/dcat#")
     datasets = sorted(str(d).rsplit("/", 1)[1] for d in graph.objects(None, dcat.dataset))
     assert datasets == sorted([*THEMES, "register"])
-    # four formats a day for themes with a Smart Data Model, three for parking, and the
+    # five formats a day for themes with a Smart Data Model, four for parking, and the
     # register and the record of processing in JSON and CSV
-    assert len(set(graph.objects(None, dcat.distribution))) == 5 * 4 + 3 + 4
+    assert len(set(graph.objects(None, dcat.distribution))) == 5 * 5 + 4 + 4
 
 
 def test_environment_mobility_and_weather_themes_are_tagged_hvd_and_people_counts_are_not(

@@ -286,6 +286,17 @@ def test_heavy_vehicles_are_a_traffic_flow_of_lorries(open_zone: dict[str, bytes
     assert found == {"every vehicle": 14.0, "lorry": 3.0, "bicycle": 7.0}
 
 
+def test_a_crowd_flow_says_it_counts_devices_once_per_zone_not_people(
+    open_zone: dict[str, bytes],
+) -> None:
+    found = entities(open_zone, "people-counts")
+    assert found and {e["description"] for e in found} == {
+        "peopleCount: distinct Wi-Fi devices (not people) seen in the zone in the window, each "
+        "counted once however many sensors saw it and in at most 10 windows a day, plus "
+        "differential-privacy noise (epsilon 2 per device and day)."
+    }
+
+
 def test_the_schemas_reject_a_broken_entity(open_zone: dict[str, bytes]) -> None:
     # the reference check's broken entity: a negative count, a start that is no date-time
     entity = entities(open_zone, "people-counts")[0]

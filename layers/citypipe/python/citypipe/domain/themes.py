@@ -53,10 +53,11 @@ class OpenFormat(StrEnum):
     PARQUET = "parquet"
     GEOJSON = "geojson"
     NGSI_LD = "ngsi-ld"
+    RDF = "rdf"  # SOSA/SSN and SAREF observations, in Turtle
 
     @property
     def extension(self) -> str:
-        return {"ngsi-ld": "jsonld"}.get(self.value, self.value)
+        return {"ngsi-ld": "jsonld", "rdf": "ttl"}.get(self.value, self.value)
 
 
 @dataclass(frozen=True)

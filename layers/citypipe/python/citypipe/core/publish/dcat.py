@@ -83,6 +83,11 @@ FORMATS = {
         "NGSI-LD entities (key-values) of the FIWARE Smart Data Model, ready for a broker's "
         "batch upsert.",
     ),
+    OpenFormat.RDF: FormatInfo(
+        "RDF", "text/turtle", "RDF_TURTLE",
+        "The published figures as RDF: a W3C SOSA/SSN observation and ETSI SAREF measurement "
+        "per zone, quantity and window, its zone a SAREF4CITY district.",
+    ),
 }  # fmt: skip
 
 

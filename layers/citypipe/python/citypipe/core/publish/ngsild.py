@@ -5,7 +5,8 @@ published figures as the model's attributes: AirQualityObserved (mean concentrat
 NoiseLevelObserved (mean LAeq), TrafficFlowObserved (vehicles counted: ``intensity``, one
 entity for every vehicle, one for heavy vehicles as ``lorry``, one for bicycles),
 WeatherObserved (means in the model's units: humidity a fraction, pressure in hPa),
-CrowdFlowObserved (distinct devices: ``peopleCount``). A cell that is suppressed or
+CrowdFlowObserved (distinct devices: ``peopleCount``, whose ``description`` says so: the
+model means people, a Wi-Fi counter sees devices). A cell that is suppressed or
 flagged gives no attribute (an entity with none is left out): NGSI-LD has no "withheld"
 value, and the CSV and Parquet say why. The file is a JSON array, what an NGSI-LD
 broker's batch upsert (``POST /ngsi-ld/v1/entityOperations/upsert``) takes, in window
@@ -65,6 +66,19 @@ def entities(
     return [grouped[key] for key in sorted(grouped, key=lambda k: (k[0], str(grouped[k]["id"])))]
 
 
+def _what_is_counted(city: City) -> str:
+    """What a CrowdFlowObserved's ``peopleCount`` counts: devices, not people (a person may
+    carry none or two), each once per zone and window however many sensors saw it, in a
+    bounded number of windows a day, with noise (decision 0078)."""
+    noise = city.disclosure.noise
+    return (
+        "peopleCount: distinct Wi-Fi devices (not people) seen in the zone in the window, each "
+        f"counted once however many sensors saw it and in at most {noise.contributions_per_day} "
+        f"windows a day, plus differential-privacy noise (epsilon {noise.epsilon:g} per "
+        "device and day)."
+    )
+
+
 def _entity(
     city: City, model: SmartDataModel, cell: DisclosedCell, vehicle: str, source: str
 ) -> dict[str, Any]:
@@ -95,5 +109,7 @@ def _entity(
         }
     if vehicle:
         entity["vehicleType"] = vehicle
+    if model.type == "CrowdFlowObserved":
+        entity["description"] = _what_is_counted(city)
     entity["@context"] = [model.context]
     return entity

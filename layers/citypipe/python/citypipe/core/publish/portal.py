@@ -34,13 +34,19 @@ from citypipe.core.publish.drawing import (
 from citypipe.core.publish.geo import zone_name
 from citypipe.core.publish.register import RECORD, REGISTER, Register
 from citypipe.core.publish.statements import statements
-from citypipe.core.publish.tables import columns, published_quantities
+from citypipe.core.publish.tables import columns, published_quantities, statistic_of
 from citypipe.domain.books import Publication
 from citypipe.domain.city import City
 from citypipe.domain.naming import StackNames
 from citypipe.domain.themes import OpenFormat, Theme, measure_of
 
 __all__ = ["bar_chart", "index_html", "portal_files", "zones_map"]
+
+STATISTIC_WORDS = {
+    "mean": "the mean of the readings",
+    "total": "the total counted",
+    "peak": "the distinct devices seen, with noise",
+}
 
 STYLESHEET = """\
 :root { color-scheme: light; --ink: #1d2733; --muted: #5b6775; --accent: #1f6f8b;
@@ -246,6 +252,20 @@ def _months(city: City, publications: Sequence[Publication], page: str) -> str:
     )
 
 
+def _quantities(city: City, quantities: Sequence[str]) -> str:
+    """What each quantity is, at the anchor its RDF observations name it by."""
+    items = []
+    for q in quantities:
+        measure = measure_of(q)
+        shown = f", in {unit(measure.unit)}" if unit(measure.unit) else ""
+        items.append(
+            f'<dt id="{escape(q)}">{escape(measure.title)}</dt><dd>Per window: '
+            f"{escape(STATISTIC_WORDS[statistic_of(city, q)])}{escape(shown)}. In the files: "
+            f"{escape(q)}, unit {escape(measure.unit)}.</dd>"
+        )
+    return f'<h3>The quantities</h3><dl class="quantities">{"".join(items)}</dl>'
+
+
 def dataset_page(city: City, theme: Theme, publications: Sequence[Publication]) -> str:
     """The page at a theme's dataset URI."""
     page = StackNames(city.slug).dataset_page_key(theme.slug)
@@ -271,7 +291,7 @@ def dataset_page(city: City, theme: Theme, publications: Sequence[Publication]) 
     main = (
         f'<section id="about"><h2>About the data</h2><p>{escape(theme.description)} Per zone '
         f"and 15 minutes, times in UTC; the files give units as UCUM codes (Cel for °C, ug/m3 "
-        f"for µg/m³).{model}</p>"
+        f"for µg/m³).{model}</p>{_quantities(city, quantities)}"
         f'<p class="privacy">{escape(describe_treatment(privacy))}</p></section>'
         f'<section id="map"><h2>{latest.day} by zone</h2>{_value_maps(city, quantities, latest)}'
         f'<div class="charts">{_charts(city, quantities, latest)}</div>'
@@ -358,7 +378,8 @@ def register_page(city: City, register: Register) -> str:
 def _sensors_table(city: City) -> str:
     """The map's dots in words: the register's sources and their devices, zone by zone."""
     rows = "".join(
-        f'<tr><th scope="row">{escape(zone_name(city, zone.id))}</th><td>'
+        f'<tr id="zone-{escape(zone.id)}"><th scope="row">{escape(zone_name(city, zone.id))}</th>'
+        "<td>"
         + (", ".join(f"{escape(s.kind)}: {s.devices}" for s in found) or "none")
         + "</td></tr>"
         for zone in city.zones.features

@@ -188,7 +188,15 @@ def published_quantities(
 # --- a zone's day -------------------------------------------------------------------------
 
 
-def _value(cell: DisclosedCell, statistic: str) -> float:
+def statistic_of(city: City, quantity: str) -> Summary:
+    """How a quantity's day is summed up; a quantity about people by its peak, whatever
+    it measures: its cells show distinct devices only."""
+    if quantity in city.personal_quantities:
+        return "peak"
+    return measure_of(quantity).summary
+
+
+def cell_value(cell: DisclosedCell, statistic: str) -> float:
     """A published window's value for the day's statistic."""
     if statistic == "mean":
         return float(cell.mean or 0.0)
@@ -231,7 +239,7 @@ class DaySummary:
             day.suppressed += cell.status is Status.SUPPRESSED
             day.flagged += cell.status is Status.FLAGGED
             if cell.status is Status.PUBLISHED:
-                value = _value(cell, self._statistic(cell.quantity))
+                value = cell_value(cell, self._statistic(cell.quantity))
                 day.shown.append((cell.sum or 0.0, cell.count or 0, value, cell.window_start))
                 window = self._windows.setdefault((cell.quantity, cell.window_start), [0.0] * 3)
                 window[0] += cell.sum or 0.0
@@ -239,11 +247,7 @@ class DaySummary:
                 window[2] += value
 
     def _statistic(self, quantity: str) -> Summary:
-        """How a quantity's day is summed up; a quantity about people by its peak, whatever
-        it measures: its cells show distinct devices only."""
-        if quantity in self._city.personal_quantities:
-            return "peak"
-        return measure_of(quantity).summary
+        return statistic_of(self._city, quantity)
 
     def result(self) -> list[ZoneSummary]:
         """In zone (the city file's order), quantity order."""
