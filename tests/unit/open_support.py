@@ -62,6 +62,7 @@ def export_every_theme(memory_deps: Deps) -> Deps:
         reading(4, 81.0, quantity="parking.occupancy", zone="west"),
         vehicles(5, 14.0),
         reading(5, 3.0, quantity="traffic.heavy_vehicles"),
+        reading(5, 40.0, quantity="traffic.pedestrians"),
         reading(6, 18.5, quantity="weather.temperature"),
         reading(6, 65.0, quantity="weather.humidity"),
         reading(6, 101_300.0, quantity="weather.pressure"),

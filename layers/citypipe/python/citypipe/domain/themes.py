@@ -93,6 +93,13 @@ class Theme:
     keywords: tuple[str, ...]
     hvd_category: str | None = None
     model: SmartDataModel | None = None
+    # models of some of its quantities that the main one cannot carry (pedestrians are no
+    # vehicle type of TrafficFlowObserved: they are a CrowdFlowObserved)
+    also: tuple[SmartDataModel, ...] = ()
+
+    @property
+    def models(self) -> tuple[SmartDataModel, ...]:
+        return () if self.model is None else (self.model, *self.also)
 
     def owns(self, quantity: str) -> bool:
         return quantity.split(".", 1)[0] == self.family
@@ -166,6 +173,13 @@ THEMES: tuple[Theme, ...] = (
                 "traffic.heavy_vehicles": "intensity",
                 "traffic.bicycles": "intensity",
             },
+        ),
+        (
+            SmartDataModel(
+                "CrowdFlowObserved",
+                TRANSPORTATION_CONTEXT,
+                {"traffic.pedestrians": "peopleCount"},
+            ),
         ),
     ),
     Theme(

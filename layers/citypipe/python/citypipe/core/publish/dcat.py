@@ -27,6 +27,7 @@ from citypipe.domain.themes import (
     HVD_MOBILITY,
     HVD_REGULATION,
     OpenFormat,
+    SmartDataModel,
     Theme,
 )
 
@@ -205,19 +206,25 @@ def _distribution(
         "dcat:temporalResolution": _typed("PT15M", "xsd:duration"),
         "r5r:availability": _concept(f"{EU}planned-availability/STABLE"),
     }
-    if fmt is OpenFormat.NGSI_LD and theme.model is not None:
-        found["dct:conformsTo"] = _ref(
-            f"{SDM_SPEC}{_sdm_domain(theme)}/{theme.model.type}/schema.json", "dct:Standard"
-        )
+    if fmt is OpenFormat.NGSI_LD and theme.models:
+        found["dct:conformsTo"] = [
+            _ref(f"{SDM_SPEC}{_sdm_domain(m)}/{m.type}/schema.json", "dct:Standard")
+            for m in theme.models
+        ]
     if high_value(city, theme):
         found["r5r:applicableLegislation"] = _ref(HVD_REGULATION, "eli:LegalResource")
     return found
 
 
-def _sdm_domain(theme: Theme) -> str:
+def models_named(theme: Theme) -> str:
+    """``Smart Data Model AirQualityObserved``, or ``Smart Data Models A and B``."""
+    types = [m.type for m in theme.models]
+    return f"Smart Data Model{'s' if len(types) > 1 else ''} {' and '.join(types)}"
+
+
+def _sdm_domain(model: SmartDataModel) -> str:
     """The model's subject (``dataModel.Weather``), named in its context's URL."""
-    assert theme.model is not None
-    return next(part for part in theme.model.context.split("/") if part.startswith("dataModel."))
+    return next(part for part in model.context.split("/") if part.startswith("dataModel."))
 
 
 def _publisher(city: City) -> dict[str, Any]:
@@ -280,11 +287,7 @@ def _dataset(
             + " or the reason the cell is not published. Daily files in CSV, Parquet "
             "(partitioned by date), GeoJSON of the zones with the latest values and the day's "
             "summary"
-            + (
-                ", and NGSI-LD entities of the FIWARE Smart Data Model " + theme.model.type
-                if theme.model
-                else ""
-            )
+            + (", and NGSI-LD entities of the FIWARE " + models_named(theme) if theme.model else "")
             + f". {describe_treatment(privacy)}"
             + describe_lawfulness(city, privacy)
         ),

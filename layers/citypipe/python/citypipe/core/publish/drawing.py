@@ -52,6 +52,16 @@ def with_unit(text: str, code: str) -> str:
     return f"{text} {shown}" if shown else text
 
 
+def titled(quantity: str) -> str:
+    """A quantity's title with its unit (``Nitrogen dioxide (NO2), µg/m³``), the unit left
+    out where the title says it already (``Vehicles counted``)."""
+    measure = measure_of(quantity)
+    shown = unit(measure.unit)
+    if not shown or shown.lower() in measure.title.lower():
+        return measure.title
+    return f"{measure.title}, {shown}"
+
+
 @dataclass(frozen=True)
 class NumberFormat:
     """One format for all the figures of a drawing or table: as many decimals as the
@@ -204,7 +214,7 @@ def bar_chart(city: City, quantity: str, summary: Sequence[ZoneSummary]) -> str:
             f"{escape(shown[i])}</text>"
         )
     height = 12 + len(rows) * row_h
-    title = f"{with_unit(measure.title + ',', measure.unit)}: {STATISTICS[measure.summary]}"
+    title = f"{titled(quantity)}: {STATISTICS[measure.summary]}"
     return (
         f'<figure class="chart" data-quantity="{escape(quantity)}">'
         f"<figcaption>{escape(title)}, by zone</figcaption>"
@@ -217,12 +227,12 @@ def bar_chart(city: City, quantity: str, summary: Sequence[ZoneSummary]) -> str:
 def course_chart(course: DayCourse, day: str) -> str:
     """The course of the day over the whole city, an hour a point (UTC), the line broken
     where an hour has no published value; its figures in a table beneath."""
-    measure = measure_of(course.quantity)
     fmt = NumberFormat.of(course.hours)
     values = [v for v in course.hours if v is not None]
     top = max(values, default=0.0) or 1.0
     bottom = min(0.0, *values) if values else 0.0
-    left, right, plot_h, base = 44, 8, 120, 130
+    labels = [fmt(top), fmt(bottom)]
+    left, right, plot_h, base = round(max(len(t) for t in labels) * CHAR + 8), 20, 120, 130
     step = (WIDTH - left - right) / 23
 
     def y(v: float) -> float:
@@ -250,7 +260,7 @@ def course_chart(course: DayCourse, day: str) -> str:
         f'<text class="tick end" x="{left - 4}" y="{base + 4}">{escape(fmt(bottom))}</text>'
         f'<line class="axis" x1="{left}" y1="{base}" x2="{WIDTH - right}" y2="{base}"/>'
     )
-    title = f"{with_unit(measure.title + ',', course.unit)}: {HOURLY[course.statistic]}"
+    title = f"{titled(course.quantity)}: {HOURLY[course.statistic]}"
     label = f"{title}, {day} (UTC), the whole city"
     cells = "".join(
         f'<tr><th scope="row">{h:02d}:00</th><td>{shown}</td></tr>'

@@ -3,7 +3,8 @@
 One entity per zone and 15-minute window (per vehicle type for traffic), with the
 published figures as the model's attributes: AirQualityObserved (mean concentrations),
 NoiseLevelObserved (mean LAeq), TrafficFlowObserved (vehicles counted: ``intensity``, one
-entity for every vehicle, one for heavy vehicles as ``lorry``, one for bicycles),
+entity for every vehicle, one for heavy vehicles as ``lorry``, one for bicycles; the
+pedestrians a traffic counter counts are a CrowdFlowObserved, the model's has no walker),
 WeatherObserved (means in the model's units: humidity a fraction, pressure in hPa),
 CrowdFlowObserved (distinct devices: ``peopleCount``, whose ``description`` says so: the
 model means people, a Wi-Fi counter sees devices). A cell that is suppressed or
@@ -31,8 +32,10 @@ VEHICLE_TYPES = {"traffic.bicycles": "bicycle", "traffic.heavy_vehicles": "lorry
 
 
 def _value(model: SmartDataModel, cell: DisclosedCell) -> float | int | None:
-    if model.type == "CrowdFlowObserved":
-        return cell.distinct_devices if cell.distinct_devices is not None else cell.count
+    if model.type == "CrowdFlowObserved":  # people: devices; pedestrians: the total counted
+        if cell.distinct_devices is not None:
+            return cell.distinct_devices
+        return None if cell.sum is None else round(cell.sum)
     if model.type == "TrafficFlowObserved":
         return cell.sum
     if cell.mean is None:
@@ -45,14 +48,13 @@ def entities(
 ) -> list[dict[str, Any]]:
     """The entities of these cells (whole windows), sorted by window, then id. ``source``:
     the URL of the day's CSV."""
-    model = theme.model
-    if model is None:
-        return []
+    models = {q: m for m in reversed(theme.models) for q in m.attributes}
     grouped: dict[tuple[datetime, str, str], dict[str, Any]] = {}
     for cell in cells:
-        attribute = model.attributes.get(cell.quantity)
-        if attribute is None or cell.status is not Status.PUBLISHED:
+        model = models.get(cell.quantity)
+        if model is None or cell.status is not Status.PUBLISHED:
             continue
+        attribute = model.attributes[cell.quantity]
         value = _value(model, cell)
         if value is None:
             continue
@@ -60,16 +62,20 @@ def entities(
             VEHICLE_TYPES.get(cell.quantity, "") if model.type == "TrafficFlowObserved" else ""
         )
         entity = grouped.setdefault(
-            (cell.window_start, cell.zone, vehicle), _entity(city, model, cell, vehicle, source)
+            (cell.window_start, cell.zone, vehicle or model.type),
+            _entity(city, model, cell, vehicle, source),
         )
         entity[attribute] = value
     return [grouped[key] for key in sorted(grouped, key=lambda k: (k[0], str(grouped[k]["id"])))]
 
 
-def _what_is_counted(city: City) -> str:
-    """What a CrowdFlowObserved's ``peopleCount`` counts: devices, not people (a person may
-    carry none or two), each once per zone and window however many sensors saw it, in a
-    bounded number of windows a day, with noise (decision 0078)."""
+def _what_is_counted(city: City, quantity: str) -> str:
+    """What a CrowdFlowObserved's ``peopleCount`` counts: pedestrians a traffic counter
+    counted (it sees no one's identifier), or devices, not people (a person may carry none
+    or two), each once per zone and window however many sensors saw it, in a bounded number
+    of windows a day, with noise (decision 0078)."""
+    if quantity not in city.personal_quantities:
+        return "peopleCount: pedestrians counted in the zone in the window by traffic counters."
     noise = city.disclosure.noise
     return (
         "peopleCount: distinct Wi-Fi devices (not people) seen in the zone in the window, each "
@@ -110,6 +116,6 @@ def _entity(
     if vehicle:
         entity["vehicleType"] = vehicle
     if model.type == "CrowdFlowObserved":
-        entity["description"] = _what_is_counted(city)
+        entity["description"] = _what_is_counted(city, cell.quantity)
     entity["@context"] = [model.context]
     return entity

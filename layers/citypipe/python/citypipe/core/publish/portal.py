@@ -20,13 +20,20 @@ from collections.abc import Sequence
 from html import escape
 
 from citypipe.core.disclosure import treatment
-from citypipe.core.publish.dcat import FORMATS, WINDOW_DAYS, describe_treatment, months_of
+from citypipe.core.publish.dcat import (
+    FORMATS,
+    WINDOW_DAYS,
+    describe_treatment,
+    models_named,
+    months_of,
+)
 from citypipe.core.publish.drawing import (
     NumberFormat,
     bar_chart,
     course_chart,
     sensor_legend,
     sensors_by_zone,
+    titled,
     unit,
     with_unit,
     zones_map,
@@ -105,6 +112,7 @@ article.source dt { font-family: system-ui, -apple-system, "Segoe UI", Roboto, s
   font-weight: 600; }
 dl { margin: .5rem 0; } dt { font-family: ui-monospace, monospace; margin-top: .4rem; }
 dd { margin: 0 0 0 1rem; color: var(--muted); font-size: .9rem; }
+dl.quantities dt { font-family: inherit; font-weight: 600; }
 footer { padding-bottom: 2rem; color: var(--muted); font-size: .9rem; }
 """
 
@@ -195,10 +203,7 @@ def _by_zone_table(city: City, quantities: Sequence[str], latest: Publication) -
     formats = {
         q: NumberFormat.of([s.value for s in latest.summary if s.quantity == q]) for q in shown
     }
-    head = "".join(
-        f'<th scope="col">{escape(with_unit(measure_of(q).title + ",", measure_of(q).unit))}</th>'
-        for q in shown
-    )
+    head = "".join(f'<th scope="col">{escape(titled(q))}</th>' for q in shown)
     rows = []
     for feature in city.zones.features:
         cells = []
@@ -231,8 +236,8 @@ def _value_maps(city: City, quantities: Sequence[str], latest: Publication) -> s
         measure = measure_of(q)
         label = f"{measure.title}, {latest.day}, by zone, on a map of the zones"
         maps.append(
-            f"<figure><figcaption>{escape(with_unit(measure.title + ',', measure.unit))}: "
-            f"the day by zone</figcaption>{zones_map(city, label, values)}</figure>"
+            f"<figure><figcaption>{escape(titled(q))}: the day by zone</figcaption>"
+            f"{zones_map(city, label, values)}</figure>"
         )
     return f'<div class="maps">{"".join(maps)}</div>'
 
@@ -277,9 +282,7 @@ def dataset_page(city: City, theme: Theme, publications: Sequence[Publication]) 
     glossary = "".join(
         f"<dt>{c.name}</dt><dd>{escape(c.description)}</dd>" for c in columns(privacy.personal)
     )
-    model = (
-        f" NGSI-LD entities follow the Smart Data Model {theme.model.type}." if theme.model else ""
-    )
+    model = f" NGSI-LD entities follow the {models_named(theme)}." if theme.model else ""
     index = _href(city, StackNames(city.slug).portal_key(), page)
     nav = "".join(
         f'<li><a href="{href}">{text}</a></li>'
