@@ -439,7 +439,9 @@ def index_html(
         by_theme.setdefault(publication.theme, []).append(publication)
     shown = [t for t in themes if t.slug in by_theme]
     latest = max((p.day for p in publications), default=None)
-    nav = "".join(f'<li><a href="#{t.slug}">{escape(t.title)}</a></li>' for t in shown)
+    nav = '<li><a href="#zones">Zones and sensors</a></li>' + "".join(
+        f'<li><a href="#{t.slug}">{escape(t.title)}</a></li>' for t in shown
+    )
     datasets = "".join(_dataset(city, t, by_theme[t.slug]) for t in shown)
     if not shown:
         datasets = "<section><p>Nothing is published yet.</p></section>"
@@ -454,8 +456,8 @@ def index_html(
     names = StackNames(city.slug)
     catalogue = _href(city, names.catalog_key(), page)
     turtle = _href(city, names.catalog_key("ttl"), page)
-    sections = [("zones", "Zones and sensors"), ("privacy", "Privacy"),
-                ("register", "Transparency register"), ("metadata", "Metadata")]  # fmt: skip
+    sections = [("privacy", "Privacy"), ("register", "Transparency register"),
+                ("metadata", "Metadata")]  # fmt: skip
     nav += "".join(f'<li><a href="#{ident}">{title}</a></li>' for ident, title in sections)
     sensors = sensors_by_zone(city)
     label = f"Map of the zones of {city.name}, a dot per kind of sensor in each"
@@ -463,12 +465,12 @@ def index_html(
     main = "".join(
         [
             published,
-            datasets,
             f'<section id="zones"><h2>The zones and their sensors</h2>'
             f"{zones_map(city, label, sensors=sensors)}{sensor_legend(city, sensors)}"
             '<p class="muted">Readings are published per zone, never per sensor or place; '
             "the sensors are those of the transparency register.</p>"
             f"{_sensors_table(city)}</section>",
+            datasets,
             '<section id="privacy"><h2>Privacy</h2><p>Personal data (a phone\'s Wi-Fi address) '
             "is replaced on arrival by a keyed code that changes every day; the keys are "
             f"destroyed after {city.key_retention_days} days, and with them every stored code; "
