@@ -48,7 +48,7 @@ browser:
 broker:
 	./.ci/mosquitto
 
-test: venv browser broker
+test: venv browser broker node_modules/.installed
 	$(BIN)/pytest -n 2 --dist loadfile
 
 # Against the third-party reference set (never copied here): CITYPIPE_REFERENCE_DIR=<dir>

@@ -27,6 +27,9 @@ REMOTE = {
     "https://smart-data-models.github.io/data-models/common-schema.json": "common-schema.json",
     "https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/"
     "Environment-schema.json": "Environment-schema.json",
+    "https://smart-data-models.github.io/dataModel.Weather/weather-schema.json": (
+        "Weather-schema.json"
+    ),
 }
 # The devices of the reference payloads, registered as a city would register them
 REGISTRY = Path(__file__).with_name("reference_registry.yaml")

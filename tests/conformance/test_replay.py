@@ -34,7 +34,8 @@ def test_the_catalogue_conforms_to_dcat_ap(
 def test_the_hvd_datasets_conform_to_the_hvd_shapes(open_dir: Path, reference_dir: Path) -> None:
     hvd = hvd_subgraph(catalogue(open_dir))
     dcat = rdflib.Namespace("http://www.w3.org/ns/dcat#")
-    assert len(set(hvd.subjects(rdflib.RDF.type, dcat.Dataset))) == 2  # air quality, traffic
+    # air quality, traffic flow, weather
+    assert len(set(hvd.subjects(rdflib.RDF.type, dcat.Dataset))) == 3
     conforms, report = shacl_report(hvd, reference_dir / "dcat-ap" / HVD_SHAPES)
     assert conforms, report
 
@@ -47,5 +48,6 @@ def test_every_ngsi_ld_entity_is_a_valid_smart_data_model(
         "AirQualityObserved",
         "TrafficFlowObserved",
         "CrowdFlowObserved",
+        "WeatherObserved",
     }
     assert sdm_errors(reference_dir, entities) == []

@@ -8,7 +8,9 @@ conformance, against the official ones). Then the day's partials are
 exported again by the export function against a real S3 API (the embedded moto server,
 whose open bucket anyone may read, as a city serves it) and the portal is opened in
 headless Chromium: no console error, no request leaving the open zone, charts drawn,
-every link resolving to an object of the open zone, readable on a phone. The test saves
+every link resolving to an object of the open zone, readable on a phone; every page (the
+first, a page per dataset at the dataset's URI, the register's) checked by axe-core for
+WCAG 2.1 AA at a phone's (375 px) and a desktop's width. The test saves
 screenshots; ``CITYPIPE_SCREENSHOT_DIR`` keeps a copy (how ``docs/portal.png`` is made).
 """
 
@@ -57,7 +59,8 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PHONE = {"width": 390, "height": 844}
+DCAT = rdflib.Namespace("http://www.w3.org/ns/dcat#")
+PHONE = {"width": 375, "height": 812}
 
 
 @pytest.fixture(scope="module")
@@ -154,24 +157,63 @@ def served(out: Path, city: City, embedded: Endpoint) -> Iterator[Served]:
 def _media_type(path: Path) -> str:
     """What the export put the file as (the browser needs it for the page and its assets)."""
     return {
-        ".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
-        ".svg": "image/svg+xml", ".json": "application/json", ".jsonld": "application/ld+json",
-        ".csv": "text/csv", ".geojson": "application/geo+json", ".ttl": "text/turtle",
-    }.get(path.suffix, "application/octet-stream")  # fmt: skip
+        ".html": "text/html; charset=utf-8",
+        ".css": "text/css; charset=utf-8",
+        ".svg": "image/svg+xml",
+        ".json": "application/json",
+        ".jsonld": "application/ld+json",
+        ".csv": "text/csv",
+        ".geojson": "application/geo+json",
+        ".ttl": "text/turtle",
+    }.get(
+        path.suffix,
+        "text/html; charset=utf-8"
+        if path.parent.name == "datasets"
+        else "application/octet-stream",
+    )  # fmt: skip (a dataset's page: no extension)
+
+
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+WIDTHS = {"desktop": {"width": 1280, "height": 900}, "phone": PHONE}
 
 
 @dataclass
 class Visit:
-    """What Chromium saw of the portal."""
+    """What Chromium saw of every page of the portal, at a desktop's and a phone's width."""
 
+    pages: list[str]  # the keys visited: the first page and every dataset page
     console_errors: list[str]
     failed: list[str]  # requests that failed or answered >= 400
     outside: list[str]  # requests to anywhere but the open bucket (blocked)
     links: list[str]  # every href and src, resolved
-    anchors: list[str]  # in-page targets (#id) that exist
-    charts: list[dict[str, Any]]
-    overflow: int  # horizontal scroll on a phone, in CSS pixels
+    anchors: list[str]  # in-page targets (page#id) that exist
+    charts: list[dict[str, Any]]  # the first page's
+    overflow: dict[str, int]  # horizontal scroll on a phone, in CSS pixels, per page
+    # axe-core's serious or critical WCAG 2.1 A/AA violations, per page and width
+    violations: dict[str, list[str]]
     screenshots: dict[str, Path]
+
+
+def _pages(served: Served) -> list[str]:
+    """The portal's pages: its first page, then every page under datasets/."""
+    names = served.deps.names
+    prefix = names.dataset_page_key("")
+    datasets = sorted(i.key for i in served.deps.store.list(served.bucket, prefix))
+    return [StackNames("velden").portal_key(), *datasets]
+
+
+def _axe(page: Any) -> list[str]:
+    """axe-core run in the page: its serious and critical WCAG 2.1 A and AA violations."""
+    page.add_script_tag(content=AXE.read_text("utf-8"))
+    found = page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_21_AA
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {v['nodes'][0]['html'][:200]}"
+        for v in found["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -179,10 +221,11 @@ def visit(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Visit:
     assert Path(CHROMIUM).exists(), (
         f"Chromium not found at {CHROMIUM}: .ci/chromium installs Debian's chromium"
     )
+    assert AXE.exists(), f"axe-core not found at {AXE}: `npm ci` installs it (package.json)"
     from playwright.sync_api import Request, Route, sync_playwright
 
     shots = tmp_path_factory.mktemp("screenshots")
-    seen = Visit([], [], [], [], [], [], 0, {})
+    seen = Visit(_pages(served), [], [], [], [], [], [], {}, {}, {})
 
     def guard(route: Route, request: Request) -> None:
         if request.url.startswith(served.base):
@@ -194,45 +237,33 @@ def visit(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Visit:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
-            for name, viewport in (("desktop", {"width": 1280, "height": 900}), ("phone", PHONE)):
-                page = browser.new_page(viewport=viewport, device_scale_factor=1)
-                page.route("**/*", guard)
-                page.on(
-                    "console", lambda m: m.type == "error" and seen.console_errors.append(m.text)
-                )
-                page.on("pageerror", lambda e: seen.console_errors.append(str(e)))
-                page.on("requestfailed", lambda r: seen.failed.append(r.url))
-                page.on(
-                    "response",
-                    lambda r: r.status >= 400 and seen.failed.append(f"{r.status} {r.url}"),
-                )
-                page.goto(served.base + StackNames("velden").portal_key(), wait_until="networkidle")
-                path = shots / f"portal-{name}.png"
-                page.screenshot(path=str(path), full_page=True)
-                seen.screenshots[name] = path
-                if name == "phone":
-                    seen.overflow = page.evaluate(
-                        "document.documentElement.scrollWidth - window.innerWidth"
+            for width, viewport in WIDTHS.items():
+                for key in seen.pages:
+                    page = browser.new_page(viewport=viewport, device_scale_factor=1)
+                    page.route("**/*", guard)
+                    page.on(
+                        "console",
+                        lambda m: m.type == "error" and seen.console_errors.append(m.text),
                     )
-                    continue
-                seen.links = page.eval_on_selector_all(
-                    "a[href], link[href], img[src], script[src]",
-                    "els => els.map(e => e.href || e.src)",
-                )
-                seen.anchors = page.eval_on_selector_all(
-                    "a[href^='#']",
-                    "els => els.filter(e => document.getElementById(e.hash.slice(1)))"
-                    ".map(e => e.hash)",
-                )
-                seen.charts = page.eval_on_selector_all(
-                    "section.dataset figure.chart",
-                    """figs => figs.map(f => ({
-                        dataset: f.closest('section').id,
-                        width: f.querySelector('svg').getBoundingClientRect().width,
-                        bars: [...f.querySelectorAll('rect.bar')]
-                              .filter(b => b.getBoundingClientRect().width > 0).length}))""",
-                )
-                page.close()
+                    page.on("pageerror", lambda e: seen.console_errors.append(str(e)))
+                    page.on("requestfailed", lambda r: seen.failed.append(r.url))
+                    page.on(
+                        "response",
+                        lambda r: r.status >= 400 and seen.failed.append(f"{r.status} {r.url}"),
+                    )
+                    page.goto(served.base + key, wait_until="networkidle")
+                    name = f"{key.rsplit('/', 1)[-1].removesuffix('.html')}-{width}"
+                    seen.violations[name] = _axe(page)
+                    path = shots / f"portal-{name}.png"
+                    page.screenshot(path=str(path), full_page=True)
+                    seen.screenshots[name] = path
+                    if width == "phone":
+                        seen.overflow[name] = page.evaluate(
+                            "document.documentElement.scrollWidth - window.innerWidth"
+                        )
+                    else:
+                        _links(page, seen, first=key == seen.pages[0])
+                    page.close()
         finally:
             browser.close()
     keep = os.environ.get("CITYPIPE_SCREENSHOT_DIR")
@@ -240,6 +271,27 @@ def visit(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Visit:
         for path in seen.screenshots.values():
             shutil.copy(path, Path(keep) / path.name)
     return seen
+
+
+def _links(page: Any, seen: Visit, first: bool) -> None:
+    """A page's links and in-page targets; the first page's charts."""
+    seen.links += page.eval_on_selector_all(
+        "a[href], link[href], img[src], script[src]", "els => els.map(e => e.href || e.src)"
+    )
+    seen.anchors += page.eval_on_selector_all(
+        "a[href*='#']",
+        "els => els.filter(e => e.pathname === location.pathname "
+        "&& document.getElementById(e.hash.slice(1))).map(e => e.href)",
+    )
+    if first:
+        seen.charts = page.eval_on_selector_all(
+            "section.dataset figure.chart",
+            """figs => figs.map(f => ({
+                dataset: f.closest('section').id,
+                width: f.querySelector('svg').getBoundingClientRect().width,
+                bars: [...f.querySelectorAll('rect.bar')]
+                      .filter(b => b.getBoundingClientRect().width > 0).length}))""",
+        )
 
 
 def test_the_portal_loads_without_a_console_error_or_a_failed_request(visit: Visit) -> None:
@@ -251,9 +303,44 @@ def test_the_portal_asks_for_nothing_outside_the_open_zone(visit: Visit) -> None
     assert visit.outside == []
 
 
+def test_every_page_meets_wcag_2_1_aa_by_axe_core_at_a_phones_and_a_desktops_width(
+    visit: Visit,
+) -> None:
+    # the first page, a page per dataset and the register's, each at both widths
+    assert len(visit.pages) >= 5 and len(visit.violations) == 2 * len(visit.pages)
+    assert {page: found for page, found in visit.violations.items() if found} == {}
+
+
+def test_axe_core_sees_a_page_that_fails_wcag(tmp_path: Path) -> None:
+    """The check can fail: a picture without a text alternative and a form field without
+    a label are serious or critical violations."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            page.set_content(
+                '<!doctype html><html lang="en"><head><title>t</title></head><body><main>'
+                '<svg role="img"><circle r="4"/></svg><input type="text"></main></body></html>'
+            )
+            found = _axe(page)
+        finally:
+            browser.close()
+    assert {v.split(" ", 1)[0] for v in found} == {"svg-img-alt", "label"}
+
+
 def test_every_dataset_has_a_chart_drawn_with_bars(visit: Visit) -> None:
     drawn = {c["dataset"] for c in visit.charts if c["width"] > 200 and c["bars"] > 0}
     assert drawn == {"air-quality", "traffic-flow", "people-counts", "weather"}
+
+
+def test_every_dataset_uri_of_the_catalogue_is_a_page_of_the_portal(
+    visit: Visit, open_dir: Path, city: City
+) -> None:
+    datasets = set(catalogue(open_dir).subjects(rdflib.RDF.type, DCAT.Dataset))
+    keys = {str(d).removeprefix(city.portal_url) for d in datasets}
+    assert len(keys) >= 5 and keys == set(visit.pages[1:])
 
 
 def test_every_link_of_the_portal_resolves_to_an_object_of_the_open_zone(
@@ -270,19 +357,21 @@ def test_every_link_of_the_portal_resolves_to_an_object_of_the_open_zone(
         and served.deps.store.head(served.bucket, served.key_of(url) or "") is None
     ]
     assert len(local) > 20 and missing == []
-    in_page = [url.split("#", 1)[1] for url in local if "#" in url]
-    assert sorted(f"#{a}" for a in in_page) == sorted(visit.anchors)
+    # every link to a part of a page (each is to a part of its own page) finds that part
+    in_page = {url for url in local if "#" in url}
+    assert in_page and in_page == set(visit.anchors)
 
 
 def test_every_dataset_links_a_download_per_format(visit: Visit, served: Served) -> None:
     keys = [served.key_of(url) or "" for url in visit.links]
     for theme in ("air-quality", "traffic-flow", "people-counts"):
         formats = {k.rsplit(".", 1)[1] for k in keys if k.startswith(f"open/velden/{theme}/")}
-        assert formats == {"csv", "parquet", "geojson", "jsonld"}
+        assert formats == {"csv", "parquet", "geojson", "jsonld", "ttl"}
 
 
-def test_the_portal_fits_a_phone_screen(visit: Visit) -> None:
-    assert visit.overflow <= 0
+def test_every_page_of_the_portal_fits_a_phone_screen(visit: Visit) -> None:
+    assert len(visit.overflow) == len(visit.pages)
+    assert {page: px for page, px in visit.overflow.items() if px > 0} == {}
 
 
 def test_the_portal_screenshots_are_saved(visit: Visit) -> None:

@@ -42,7 +42,8 @@ def test_the_dcat_ap_shapes_see_a_dataset_without_its_title(open_dir: Path) -> N
 
 def test_the_hvd_datasets_conform_to_the_hvd_shapes(open_dir: Path) -> None:
     hvd = hvd_subgraph(catalogue(open_dir))
-    assert len(set(hvd.subjects(rdflib.RDF.type, DCAT.Dataset))) == 2  # air quality, traffic
+    # air quality, traffic flow, weather
+    assert len(set(hvd.subjects(rdflib.RDF.type, DCAT.Dataset))) == 3
     conforms, report = shacl_report(hvd, HVD)
     assert conforms, report
 
@@ -80,6 +81,7 @@ def test_every_ngsi_ld_entity_is_a_valid_smart_data_model(open_dir: Path) -> Non
         "AirQualityObserved",
         "TrafficFlowObserved",
         "CrowdFlowObserved",
+        "WeatherObserved",
     }
     assert own_sdm_errors(entities) == []
 

@@ -29,7 +29,7 @@ from citypipe.domain.themes import OpenFormat
 from citypipe.service.export import export_day
 from citypipe.service.kernel import Deps
 
-THEMES = ["air-quality", "noise", "traffic-flow", "parking", "people-counts"]
+THEMES = ["air-quality", "noise", "traffic-flow", "parking", "people-counts", "weather"]
 
 
 def every_theme_city() -> City:
@@ -61,6 +61,11 @@ def export_every_theme(memory_deps: Deps) -> Deps:
         reading(3, 7.0, quantity="traffic.bicycles"),
         reading(4, 81.0, quantity="parking.occupancy", zone="west"),
         vehicles(5, 14.0),
+        reading(5, 3.0, quantity="traffic.heavy_vehicles"),
+        reading(5, 40.0, quantity="traffic.pedestrians"),
+        reading(6, 18.5, quantity="weather.temperature"),
+        reading(6, 65.0, quantity="weather.humidity"),
+        reading(6, 101_300.0, quantity="weather.pressure"),
         *devices(60),
         *devices(3, zone="noord", first=100),
     )

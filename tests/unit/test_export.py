@@ -1,4 +1,4 @@
-"""export: disclosure control, a dataset per theme in four formats, versions, and a day
+"""export: disclosure control, a dataset per theme in five formats, versions, and a day
 that is always published.
 
 Values are exactly representable (integers and halves), so sums do not depend on the
@@ -407,7 +407,7 @@ def test_a_day_merged_a_few_windows_at_a_time_publishes_the_same_bytes(
     # Then every open file, publication record and ε charge is the same bytes
     files = {k: open_file(whole, k) for k in open_objects(whole) if DAY in k}
     assert {k: open_file(grouped, k) for k in open_objects(grouped) if DAY in k} == files
-    assert len(files) == 3 * 5  # air quality, traffic, people: 4 formats and a record each
+    assert len(files) == 3 * 6  # air quality, traffic, people: 5 formats and a record each
     assert entries(grouped) == entries(whole) and len(entries(whole)) == 1
     # And the people day was published in part, with noise, and suppressed in part
     statuses = {r["status"] for r in csv_rows(grouped, "people-counts")}

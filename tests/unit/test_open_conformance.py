@@ -32,7 +32,7 @@ from validation import frictionless_validate
 from citypipe.domain.city import parse_city
 from citypipe.domain.model import Zone
 from citypipe.domain.naming import StackNames
-from citypipe.domain.themes import HVD_ENVIRONMENT, HVD_MOBILITY, OpenFormat
+from citypipe.domain.themes import HVD_ENVIRONMENT, HVD_METEOROLOGICAL, HVD_MOBILITY, OpenFormat
 from citypipe.service.export import export_day
 from citypipe.service.export.metadata import publish_metadata
 from citypipe.service.kernel import Deps
@@ -51,12 +51,12 @@ def test_the_catalogue_lists_every_theme_and_distribution(exported: Deps) -> Non
     dcat = rdflib.Namespace("http://www.w3.org/ns/dcat#")
     datasets = sorted(str(d).rsplit("/", 1)[1] for d in graph.objects(None, dcat.dataset))
     assert datasets == sorted([*THEMES, "register"])
-    # four formats a day for themes with a Smart Data Model, three for parking, and the
+    # five formats a day for themes with a Smart Data Model, four for parking, and the
     # register and the record of processing in JSON and CSV
-    assert len(set(graph.objects(None, dcat.distribution))) == 4 * 4 + 3 + 4
+    assert len(set(graph.objects(None, dcat.distribution))) == 5 * 5 + 4 + 4
 
 
-def test_environment_and_mobility_themes_are_tagged_hvd_and_people_counts_are_not(
+def test_environment_mobility_and_weather_themes_are_tagged_hvd_and_people_counts_are_not(
     exported: Deps,
 ) -> None:
     r5r = rdflib.Namespace("http://data.europa.eu/r5r/")
@@ -72,6 +72,7 @@ def test_environment_and_mobility_themes_are_tagged_hvd_and_people_counts_are_no
         "noise": HVD_ENVIRONMENT,
         "traffic-flow": HVD_MOBILITY,
         "parking": HVD_MOBILITY,
+        "weather": HVD_METEOROLOGICAL,
     }
 
 

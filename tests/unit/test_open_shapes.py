@@ -30,7 +30,7 @@ from validation import (
 )
 
 from citypipe.domain.naming import StackNames
-from citypipe.domain.themes import OpenFormat
+from citypipe.domain.themes import OpenFormat, theme_named
 from citypipe.service.kernel import Deps
 
 DCAT = rdflib.Namespace("http://www.w3.org/ns/dcat#")
@@ -44,8 +44,8 @@ SH = rdflib.Namespace("http://www.w3.org/ns/shacl#")
 SITE = "https://data.velden.example/"
 CATALOG = URIRef(f"{SITE}catalog")
 PUBLISHER = URIRef(SITE)
-AIR = URIRef(f"{SITE}datasets/air-quality")
-NOISE = URIRef(f"{SITE}datasets/noise")
+AIR = URIRef(f"{SITE}open/velden/datasets/air-quality")
+NOISE = URIRef(f"{SITE}open/velden/datasets/noise")
 API = URIRef(f"{SITE}services/features/high-value")  # the API of the High-Value Datasets
 OTHER_API = URIRef(f"{SITE}services/features")  # the same endpoint, for the other datasets
 AIR_CSV = URIRef(f"{SITE}open/velden/air-quality/date=2026-06-01/air-quality_2026-06-01.csv")
@@ -79,6 +79,15 @@ def entities(open_zone: dict[str, bytes], theme: str) -> list[dict[str, Any]]:
 
 def test_the_catalogue_conforms_to_the_dcat_ap_shapes(graph: rdflib.Graph) -> None:
     conforms, report = shacl_report(graph, DCAT_AP)
+    assert conforms, report
+
+
+def test_a_month_page_of_the_catalogue_conforms_to_the_dcat_ap_shapes(
+    open_zone: dict[str, bytes],
+) -> None:
+    page = rdflib.Graph().parse(data=open_zone[NAMES.catalog_page_key(DAY[:7])], format="json-ld")
+    assert set(page.objects(None, DCAT.distribution))  # the month's days are on it
+    conforms, report = shacl_report(page, DCAT_AP)
     assert conforms, report
 
 
@@ -207,7 +216,7 @@ def test_a_checksum_without_its_algorithm_is_caught(graph: rdflib.Graph) -> None
 def test_the_hvd_datasets_conform_to_the_hvd_shapes(graph: rdflib.Graph) -> None:
     hvd = hvd_subgraph(graph)
     datasets = sorted(str(d).rsplit("/", 1)[1] for d in hvd.subjects(RDF.type, DCAT.Dataset))
-    assert datasets == ["air-quality", "noise", "parking", "traffic-flow"]
+    assert datasets == ["air-quality", "noise", "parking", "traffic-flow", "weather"]
     conforms, report = shacl_report(hvd, HVD)
     assert conforms, report
 
@@ -323,8 +332,8 @@ def test_no_api_serves_the_register(graph: rdflib.Graph) -> None:
 def test_a_dataset_that_is_no_hvd_is_not_held_to_the_hvd_shapes(graph: rdflib.Graph) -> None:
     # people counts and the register carry no HVD tag: the HVD part leaves them out
     hvd = hvd_subgraph(graph)
-    assert (URIRef(f"{SITE}datasets/people-counts"), None, None) not in hvd
-    assert (URIRef(f"{SITE}datasets/register"), None, None) not in hvd
+    assert (URIRef(f"{SITE}open/velden/datasets/people-counts"), None, None) not in hvd
+    assert (URIRef(f"{SITE}open/velden/datasets/register"), None, None) not in hvd
 
 
 # --- FIWARE Smart Data Models ---------------------------------------------------------------
@@ -335,16 +344,49 @@ def test_a_dataset_that_is_no_hvd_is_not_held_to_the_hvd_shapes(graph: rdflib.Gr
     [
         ("air-quality", "AirQualityObserved"),
         ("noise", "NoiseLevelObserved"),
-        ("traffic-flow", "TrafficFlowObserved"),
+        ("traffic-flow", "TrafficFlowObserved CrowdFlowObserved"),
         ("people-counts", "CrowdFlowObserved"),
+        ("weather", "WeatherObserved"),
     ],
 )
 def test_the_ngsi_ld_entities_are_valid_smart_data_models(
     open_zone: dict[str, bytes], theme: str, entity_type: str
 ) -> None:
     found = entities(open_zone, theme)
-    assert found and {e["type"] for e in found} == {entity_type}
+    assert found and {e["type"] for e in found} == set(entity_type.split())
     assert own_sdm_errors(found) == []
+
+
+def test_weather_entities_carry_the_models_units(open_zone: dict[str, bytes]) -> None:
+    # 65 % is a relative humidity of 0.65; 101,300 Pa an atmospheric pressure of 1,013 hPa
+    [entity] = entities(open_zone, "weather")
+    assert entity["temperature"] == 18.5
+    assert entity["relativeHumidity"] == 0.65 and entity["atmosphericPressure"] == 1013.0
+
+
+def test_heavy_vehicles_are_lorries_and_pedestrians_a_crowd_flow(
+    open_zone: dict[str, bytes],
+) -> None:
+    found = entities(open_zone, "traffic-flow")
+    flows = {e.get("vehicleType", "every vehicle"): e["intensity"] for e in found
+             if e["type"] == "TrafficFlowObserved"}  # fmt: skip
+    assert flows == {"every vehicle": 14.0, "lorry": 3.0, "bicycle": 7.0}
+    [walkers] = [e for e in found if e["type"] == "CrowdFlowObserved"]
+    assert walkers["peopleCount"] == 40
+    assert walkers["description"] == (
+        "peopleCount: pedestrians counted in the zone in the window by traffic counters."
+    )
+
+
+def test_a_crowd_flow_says_it_counts_devices_once_per_zone_not_people(
+    open_zone: dict[str, bytes],
+) -> None:
+    found = entities(open_zone, "people-counts")
+    assert found and {e["description"] for e in found} == {
+        "peopleCount: distinct Wi-Fi devices (not people) seen in the zone in the window, each "
+        "counted once however many sensors saw it and in at most 10 windows a day, plus "
+        "differential-privacy noise (epsilon 2 per device and day)."
+    }
 
 
 def test_the_schemas_reject_a_broken_entity(open_zone: dict[str, bytes]) -> None:
@@ -405,6 +447,7 @@ def test_the_schemas_name_what_is_wrong_with_an_entity(
     open_zone: dict[str, bytes], broken: str
 ) -> None:
     theme, path, value, message = BROKEN_ENTITIES[broken]
-    entity = entities(open_zone, theme)[0]
+    model = theme_named(theme).model
+    entity = next(e for e in entities(open_zone, theme) if model and e["type"] == model.type)
     errors = own_sdm_errors([changed(entity, path, value)])
     assert errors and any(message in e for e in errors), errors

@@ -30,6 +30,7 @@ from citypipe.domain.limits import (
     API_MAX_PARAMETERS,
     API_MAX_QUERY_CHARS,
 )
+from citypipe.domain.naming import StackNames, public_address
 from citypipe.domain.themes import Theme
 
 ROOT = "/features"  # the API's path on every platform
@@ -352,7 +353,7 @@ def bbox_of(city: City) -> list[float]:
 def collection(root: str, city: City, theme: Theme, days: Sequence[str]) -> dict[str, Any]:
     """A theme as a collection: its extent is the city's zones and its published days."""
     base = f"{root}/collections/{theme.slug}"
-    dataset = f"{city.portal_url.rstrip('/')}/datasets/{theme.slug}"
+    dataset = public_address(city.portal_url, StackNames(city.slug).dataset_page_key(theme.slug))
     interval = [f"{days[0]}T00:00:00Z", _iso(_next_day(days[-1]))] if days else [None, None]
     return {
         "id": theme.slug,

@@ -292,6 +292,18 @@ class ZoneSummary(Book):
     latest_value: float | None
 
 
+class DayCourse(Book):
+    """A quantity's course of the day over the whole city, an hour (UTC) at a time, from
+    its published cells only (suppressed cells are never summed): per hour the mean of the
+    readings, their total, or (people) the most distinct devices in one of its windows,
+    summed over the zones. ``hours``: 24 values, None for an hour with no published cell."""
+
+    quantity: str
+    unit: str
+    statistic: Literal["mean", "total", "peak"]
+    hours: list[float | None]
+
+
 class Publication(Book):
     """A theme's day as published, at ``naming.publication_key``: written by export next to
     the files, read back to build the catalogue, the data package and the portal.
@@ -313,6 +325,7 @@ class Publication(Book):
     files: list[PublishedFile]
     summary: list[ZoneSummary]
     history: list[VersionNote]
+    course: list[DayCourse] = []  # records written before the course was kept have none
 
 
 class KeyDestruction(Book):

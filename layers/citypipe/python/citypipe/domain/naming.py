@@ -255,6 +255,16 @@ class StackNames:
         """The DCAT-AP catalogue: ``jsonld`` or ``ttl``."""
         return f"{self.open_prefix()}catalog.{ext}"
 
+    def catalog_page_key(self, month: str) -> str:
+        """A month of the catalogue (``YYYY-MM``): every distribution of its days, one page
+        of the catalogue's Hydra paging (``catalog.jsonld`` is the first)."""
+        return f"{self.open_prefix()}catalog/{month}.jsonld"
+
+    def dataset_page_key(self, dataset: str) -> str:
+        """A dataset's page, at the dataset's URI: ``open/<city>/datasets/<theme>`` (an HTML
+        object without an extension, so the URI names the dataset, not a file)."""
+        return f"{self.open_prefix()}datasets/{dataset}"
+
     def register_key(self, document: str, ext: str) -> str:
         """The transparency register and the record of processing: ``open/<city>/register/``."""
         return f"{self.open_prefix()}register/{document}.{ext}"
@@ -340,3 +350,8 @@ def scrubbed_key(key: str) -> str:
 
 def is_scrubbed(key: str) -> bool:
     return key.endswith(f".{SCRUBBED}.parquet")
+
+
+def public_address(portal_url: str, key: str) -> str:
+    """Where the open zone's ``key`` is read by the public: under the city's portal URL."""
+    return f"{portal_url.rstrip('/')}/{key}"

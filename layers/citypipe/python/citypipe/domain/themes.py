@@ -11,7 +11,7 @@ theme for yet is published under a plain theme named after it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Literal
 
@@ -25,11 +25,15 @@ if TYPE_CHECKING:  # the city file checks its budget against the themes (domain.
 HVD_REGULATION = "http://data.europa.eu/eli/reg_impl/2023/138/oj"
 HVD_ENVIRONMENT = "http://data.europa.eu/bna/c_dd313021"  # Earth observation and environment
 HVD_MOBILITY = "http://data.europa.eu/bna/c_b79e35eb"
+HVD_METEOROLOGICAL = "http://data.europa.eu/bna/c_164e0bf5"
 DATA_THEME = "http://publications.europa.eu/resource/authority/data-theme/"
 
 ENVIRONMENT_CONTEXT = (
     "https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/"
     "context.jsonld"
+)
+WEATHER_CONTEXT = (
+    "https://raw.githubusercontent.com/smart-data-models/dataModel.Weather/master/context.jsonld"
 )
 TRANSPORTATION_CONTEXT = (
     "https://raw.githubusercontent.com/smart-data-models/dataModel.Transportation/master/"
@@ -49,10 +53,11 @@ class OpenFormat(StrEnum):
     PARQUET = "parquet"
     GEOJSON = "geojson"
     NGSI_LD = "ngsi-ld"
+    RDF = "rdf"  # SOSA/SSN and SAREF observations, in Turtle
 
     @property
     def extension(self) -> str:
-        return {"ngsi-ld": "jsonld"}.get(self.value, self.value)
+        return {"ngsi-ld": "jsonld", "rdf": "ttl"}.get(self.value, self.value)
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,8 @@ class SmartDataModel:
     type: str  # the NGSI-LD entity type
     context: str
     attributes: dict[str, str]  # quantity -> the model's attribute
+    # quantity -> the factor from citypipe's unit to the model's (% -> a fraction, Pa -> hPa)
+    scales: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,13 @@ class Theme:
     keywords: tuple[str, ...]
     hvd_category: str | None = None
     model: SmartDataModel | None = None
+    # models of some of its quantities that the main one cannot carry (pedestrians are no
+    # vehicle type of TrafficFlowObserved: they are a CrowdFlowObserved)
+    also: tuple[SmartDataModel, ...] = ()
+
+    @property
+    def models(self) -> tuple[SmartDataModel, ...]:
+        return () if self.model is None else (self.model, *self.also)
 
     def owns(self, quantity: str) -> bool:
         return quantity.split(".", 1)[0] == self.family
@@ -101,9 +115,19 @@ MEASURES: dict[str, Measure] = {
         Measure("noise.laeq", "LAeq", "Equivalent sound level LAeq", "mean"),
         Measure("traffic.vehicles", "vehicles", "Vehicles counted", "total"),
         Measure("traffic.bicycles", "bicycles", "Bicycles counted", "total"),
+        Measure("traffic.heavy_vehicles", "heavy_vehicles", "Heavy vehicles counted", "total"),
+        Measure("traffic.pedestrians", "pedestrians", "Pedestrians counted", "total"),
         Measure("people.presence", "devices", "Distinct devices seen", "peak"),
         Measure("parking.occupancy", "occupancy", "Parking occupancy", "mean"),
         Measure("energy.active", "energy", "Active energy", "total"),
+        Measure("weather.temperature", "temperature", "Air temperature", "mean"),
+        Measure("weather.humidity", "humidity", "Relative humidity", "mean"),
+        Measure("weather.pressure", "pressure", "Atmospheric pressure", "mean"),
+        Measure("weather.wind_speed", "wind_speed", "Wind speed", "mean"),
+        Measure("weather.wind_direction", "wind_direction", "Wind direction", "mean"),
+        Measure("weather.precipitation", "precipitation", "Precipitation", "total"),
+        Measure("weather.illuminance", "illuminance", "Illuminance", "mean"),
+        Measure("weather.uv_index", "uv_index", "UV index", "mean"),
     )
 }
 
@@ -136,14 +160,26 @@ THEMES: tuple[Theme, ...] = (
         "traffic-flow",
         "traffic",
         "Traffic flow",
-        "Vehicles and bicycles counted by the city's traffic counters.",
+        "Vehicles (heavy vehicles among them), bicycles and pedestrians counted by the "
+        "city's traffic counters.",
         "TRAN",
         ("traffic", "mobility", "vehicles"),
         HVD_MOBILITY,
         SmartDataModel(
             "TrafficFlowObserved",
             TRANSPORTATION_CONTEXT,
-            {"traffic.vehicles": "intensity", "traffic.bicycles": "intensity"},
+            {
+                "traffic.vehicles": "intensity",
+                "traffic.heavy_vehicles": "intensity",
+                "traffic.bicycles": "intensity",
+            },
+        ),
+        (
+            SmartDataModel(
+                "CrowdFlowObserved",
+                TRANSPORTATION_CONTEXT,
+                {"traffic.pedestrians": "peopleCount"},
+            ),
         ),
     ),
     Theme(
@@ -166,6 +202,30 @@ THEMES: tuple[Theme, ...] = (
         None,
         SmartDataModel(
             "CrowdFlowObserved", TRANSPORTATION_CONTEXT, {"people.presence": "peopleCount"}
+        ),
+    ),
+    Theme(
+        "weather",
+        "weather",
+        "Weather",
+        "Air temperature, humidity, pressure, wind and rain measured by the city's sensors.",
+        "ENVI",
+        ("weather", "meteorology", "temperature", "humidity"),
+        HVD_METEOROLOGICAL,
+        SmartDataModel(
+            "WeatherObserved",
+            WEATHER_CONTEXT,
+            {
+                "weather.temperature": "temperature",
+                "weather.humidity": "relativeHumidity",
+                "weather.pressure": "atmosphericPressure",
+                "weather.wind_speed": "windSpeed",
+                "weather.wind_direction": "windDirection",
+                "weather.precipitation": "precipitation",
+                "weather.illuminance": "illuminance",
+                "weather.uv_index": "uVIndexMax",
+            },
+            {"weather.humidity": 0.01, "weather.pressure": 0.01},
         ),
     ),
     Theme(

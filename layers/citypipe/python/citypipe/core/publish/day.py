@@ -2,7 +2,8 @@
 
 Cells in (the theme's cells of the day, merged from partials; a people theme's on the
 complete grid), disclosure control applied once, bytes out to the sinks the caller opened:
-CSV, Parquet, GeoJSON and, where the theme has a Smart Data Model, NGSI-LD. The bytes are
+CSV, Parquet, GeoJSON, RDF (SOSA/SSN and SAREF) and, where the theme has a Smart Data
+Model, NGSI-LD. The bytes are
 a function of the cells, the city file and the release of people counts only, whether the day
 comes a few windows at a time (``ThemeDayWriter``: what export does, so a day of any size
 fits in bounded memory) or whole (``theme_day``, the one-chunk case). Where the bytes go
@@ -20,10 +21,10 @@ from typing import BinaryIO
 from citypipe.core.aggregate import Cell
 from citypipe.core.disclosure import Status, complete_grid, day_windows, disclose, treatment
 from citypipe.core.people import PeopleRelease
-from citypipe.core.publish import geo, ngsild, tables
+from citypipe.core.publish import geo, ngsild, observations, tables
 from citypipe.core.publish.dcat import FORMATS, public_url
 from citypipe.core.publish.jsontext import JsonArrayWriter, json_bytes
-from citypipe.domain.books import ZoneSummary
+from citypipe.domain.books import DayCourse, ZoneSummary
 from citypipe.domain.city import City
 from citypipe.domain.naming import StackNames
 from citypipe.domain.themes import OpenFormat, Theme, quantities_of
@@ -45,6 +46,7 @@ class ThemeDay:
     day: str
     personal: bool
     summary: list[ZoneSummary]
+    course: list[DayCourse]
     readings: int
     cells: int
     published: int
@@ -91,6 +93,12 @@ class ThemeDayWriter:
         self.ngsi_ld = None if theme.model is None else JsonArrayWriter(sinks[OpenFormat.NGSI_LD])
         names = StackNames(city.slug)
         self.source = public_url(city, names.open_file_key(theme.slug, OpenFormat.CSV, day))
+        self.rdf = observations.ObservationWriter(
+            sinks[OpenFormat.RDF],
+            city,
+            theme,
+            public_url(city, names.open_file_key(theme.slug, OpenFormat.RDF, day)),
+        )
         self.summary = tables.DaySummary(city, self.quantities)
         self.readings = 0
         self.outside = 0
@@ -108,13 +116,14 @@ class ThemeDayWriter:
             self.statuses[shown.status] += 1
         self.csv.write(disclosed)
         self.parquet.write(disclosed)
+        self.rdf.write(disclosed)
         if self.ngsi_ld is not None:
             self.ngsi_ld.write(ngsild.entities(self.city, self.theme, disclosed, self.source))
         self.summary.add(disclosed)
 
     def discard(self) -> None:
         """Finish what is open after a failure (its files are never published)."""
-        for writer in (self.csv, self.parquet, self.ngsi_ld):
+        for writer in (self.csv, self.parquet, self.ngsi_ld, self.rdf):
             if writer is not None:
                 with contextlib.suppress(Exception):
                     writer.close()
@@ -122,6 +131,7 @@ class ThemeDayWriter:
     def close(self) -> ThemeDay:
         self.csv.close()
         self.parquet.close()
+        self.rdf.close()
         if self.ngsi_ld is not None:
             self.ngsi_ld.close()
         summary = self.summary.result()
@@ -132,6 +142,7 @@ class ThemeDayWriter:
             day=self.day,
             personal=self.personal,
             summary=summary,
+            course=self.summary.course(),
             readings=self.readings,
             cells=sum(self.statuses.values()),
             published=self.statuses[Status.PUBLISHED],

@@ -22,12 +22,14 @@ from citypipe.core.publish.statements import statements
 from citypipe.core.publish.tables import published_quantities
 from citypipe.domain.books import Publication, PublishedFile
 from citypipe.domain.city import City
-from citypipe.domain.naming import StackNames
+from citypipe.domain.naming import StackNames, public_address
 from citypipe.domain.themes import (
     HVD_ENVIRONMENT,
+    HVD_METEOROLOGICAL,
     HVD_MOBILITY,
     HVD_REGULATION,
     OpenFormat,
+    SmartDataModel,
     Theme,
 )
 
@@ -44,10 +46,16 @@ CONTEXT = {
     "eli": "http://data.europa.eu/eli/ontology#",
     "r5r": "http://data.europa.eu/r5r/",
     "gsp": "http://www.opengis.net/ont/geosparql#",
+    "hydra": "http://www.w3.org/ns/hydra/core#",
 }
 EU = "http://publications.europa.eu/resource/authority/"
 IANA = "http://www.iana.org/assignments/media-types/"
 SDM_SPEC = "https://smart-data-models.github.io/"
+# The SPDX checksum algorithm, written out: a harvester matching the IRI finds it as is.
+SHA256 = "http://spdx.org/rdf/terms#checksumAlgorithm_sha256"
+# Days whose distributions the catalogue itself lists, per theme: older ones are on the
+# catalogue's month pages (Hydra paging), so its size is bounded whatever the days.
+WINDOW_DAYS = 31
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,11 @@ FORMATS = {
         "NGSI-LD entities (key-values) of the FIWARE Smart Data Model, ready for a broker's "
         "batch upsert.",
     ),
+    OpenFormat.RDF: FormatInfo(
+        "RDF", "text/turtle", "RDF_TURTLE",
+        "The published figures as RDF: a W3C SOSA/SSN observation and ETSI SAREF measurement "
+        "per zone, quantity and window, its zone a SAREF4CITY district.",
+    ),
 }  # fmt: skip
 
 
@@ -91,6 +104,7 @@ LABELS = {
     f"{EU}data-theme/GOVE": "Government and public sector",
     HVD_ENVIRONMENT: "Earth observation and environment",
     HVD_MOBILITY: "Mobility",
+    HVD_METEOROLOGICAL: "Meteorological",
     f"{EU}planned-availability/STABLE": "Stable",
     "http://purl.org/adms/publishertype/LocalAuthority": "Local Authority",
     "http://purl.org/adms/licencetype/Attribution": "Attribution",
@@ -125,7 +139,7 @@ def _concept(iri: str) -> dict[str, Any]:
 
 
 def public_url(city: City, key: str) -> str:
-    return f"{city.portal_url.rstrip('/')}/{key}"
+    return public_address(city.portal_url, key)
 
 
 def _text(value: str) -> dict[str, str]:
@@ -187,29 +201,32 @@ def _distribution(
         "dcat:byteSize": _typed(str(file.bytes), "xsd:nonNegativeInteger"),
         "spdx:checksum": {
             "@type": "spdx:Checksum",
-            "spdx:algorithm": _ref("spdx:checksumAlgorithm_sha256", "spdx:ChecksumAlgorithm"),
+            "spdx:algorithm": _ref(SHA256, "spdx:ChecksumAlgorithm"),
             "spdx:checksumValue": _typed(file.sha256, "xsd:hexBinary"),
         },
         "dct:temporal": _period(day, day),
         "dcat:temporalResolution": _typed("PT15M", "xsd:duration"),
         "r5r:availability": _concept(f"{EU}planned-availability/STABLE"),
     }
-    if fmt is OpenFormat.NGSI_LD and theme.model is not None:
-        found["dct:conformsTo"] = _ref(
-            f"{SDM_SPEC}{_sdm_domain(theme)}/{theme.model.type}/schema.json", "dct:Standard"
-        )
+    if fmt is OpenFormat.NGSI_LD and theme.models:
+        found["dct:conformsTo"] = [
+            _ref(f"{SDM_SPEC}{_sdm_domain(m)}/{m.type}/schema.json", "dct:Standard")
+            for m in theme.models
+        ]
     if high_value(city, theme):
         found["r5r:applicableLegislation"] = _ref(HVD_REGULATION, "eli:LegalResource")
     return found
 
 
-def _sdm_domain(theme: Theme) -> str:
-    assert theme.model is not None
-    return (
-        "dataModel.Environment"
-        if "Environment" in theme.model.context
-        else ("dataModel.Transportation")
-    )
+def models_named(theme: Theme) -> str:
+    """``Smart Data Model AirQualityObserved``, or ``Smart Data Models A and B``."""
+    types = [m.type for m in theme.models]
+    return f"Smart Data Model{'s' if len(types) > 1 else ''} {' and '.join(types)}"
+
+
+def _sdm_domain(model: SmartDataModel) -> str:
+    """The model's subject (``dataModel.Weather``), named in its context's URL."""
+    return next(part for part in model.context.split("/") if part.startswith("dataModel."))
 
 
 def _publisher(city: City) -> dict[str, Any]:
@@ -241,13 +258,24 @@ def _licence(city: City) -> dict[str, Any]:
     return licence
 
 
-def _dataset(city: City, theme: Theme, publications: Sequence[Publication]) -> dict[str, Any]:
-    base = city.portal_url.rstrip("/")
+def dataset_uri(city: City, dataset: str) -> str:
+    """A dataset's URI, which is also its page's address in the open zone."""
+    return public_url(city, StackNames(city.slug).dataset_page_key(dataset))
+
+
+def _dataset(
+    city: City,
+    theme: Theme,
+    publications: Sequence[Publication],
+    listed: Sequence[Publication],
+) -> dict[str, Any]:
+    """A theme's dataset: its period over every day published (``publications``), the
+    distributions and version notes of the days ``listed`` only."""
     publisher = _publisher(city)
     privacy = treatment(city, published_quantities(city, theme, publications))
     days = sorted(p.day for p in publications)
     found: dict[str, Any] = {
-        "@id": f"{base}/datasets/{theme.slug}",
+        "@id": dataset_uri(city, theme.slug),
         "@type": "dcat:Dataset",
         "dct:identifier": f"{city.slug}/{theme.slug}",
         "dct:title": _text(f"{city.name}: {theme.title.lower()} per zone and 15 minutes"),
@@ -261,11 +289,7 @@ def _dataset(city: City, theme: Theme, publications: Sequence[Publication]) -> d
             + " or the reason the cell is not published. Daily files in CSV, Parquet "
             "(partitioned by date), GeoJSON of the zones with the latest values and the day's "
             "summary"
-            + (
-                ", and NGSI-LD entities of the FIWARE Smart Data Model " + theme.model.type
-                if theme.model
-                else ""
-            )
+            + (", and NGSI-LD entities of the FIWARE " + models_named(theme) if theme.model else "")
             + f". {describe_treatment(privacy)}"
             + describe_lawfulness(city, privacy)
         ),
@@ -279,20 +303,18 @@ def _dataset(city: City, theme: Theme, publications: Sequence[Publication]) -> d
         "dcat:theme": _concept(f"{EU}data-theme/{theme.data_theme}"),
         "dct:accrualPeriodicity": _ref(f"{EU}frequency/DAILY", "dct:Frequency"),
         "dcat:temporalResolution": _typed("PT15M", "xsd:duration"),
-        "foaf:page": _ref(
-            f"{base}/{StackNames(city.slug).portal_key()}#{theme.slug}", "foaf:Document"
-        ),
+        "foaf:page": _ref(dataset_uri(city, theme.slug), "foaf:Document"),
         "dct:temporal": _period(days[0], days[-1]) if days else None,
         "dct:spatial": _spatial(city),
         "dcat:distribution": [
             _distribution(city, theme, p.day, p.version, f)
-            for p in sorted(publications, key=lambda p: p.day)
+            for p in sorted(listed, key=lambda p: p.day)
             for f in p.files
         ],
     }
     notes = [
         f"{p.day} version {n.version}: {n.note}."
-        for p in sorted(publications, key=lambda p: p.day)
+        for p in sorted(listed, key=lambda p: p.day)
         for n in p.history
         if n.version > 1
     ]
@@ -304,20 +326,93 @@ def _dataset(city: City, theme: Theme, publications: Sequence[Publication]) -> d
     return found
 
 
+def _by_theme(publications: Sequence[Publication]) -> dict[str, list[Publication]]:
+    found: dict[str, list[Publication]] = {}
+    for publication in sorted(publications, key=lambda p: p.day):
+        found.setdefault(publication.theme, []).append(publication)
+    return found
+
+
+def recent(publications: Sequence[Publication]) -> list[Publication]:
+    """A theme's last ``WINDOW_DAYS`` published days (``publications``: in day order)."""
+    return list(publications[-WINDOW_DAYS:])
+
+
+def months_of(publications: Sequence[Publication]) -> list[str]:
+    """The months (``YYYY-MM``) with a published day, latest first: the catalogue's pages
+    after its first."""
+    return sorted({p.day[:7] for p in publications}, reverse=True)
+
+
 def catalogue(
     city: City,
     themes: Sequence[Theme],
     publications: Sequence[Publication],
     register: Register | None = None,
 ) -> dict[str, Any]:
-    """The catalogue: every theme with at least one published day, and its distributions.
-    ``register``: the transparency register and the record of processing, listed as a
-    dataset of their own."""
+    """The catalogue: every theme with at least one published day, and the distributions
+    of its last ``WINDOW_DAYS`` days; the first page of a Hydra paging whose next pages
+    are the months (``catalogue_pages``). ``register``: the transparency register and the
+    record of processing, listed as a dataset of their own."""
+    by_theme = _by_theme(publications)
+    listed = {theme: recent(found) for theme, found in by_theme.items()}
+    document = _catalogue(city, themes, by_theme, listed, register)
+    document["hydra:view"] = _page_view(city, None, months_of(publications))
+    return document
+
+
+def catalogue_pages(
+    city: City,
+    themes: Sequence[Theme],
+    publications: Sequence[Publication],
+    register: Register | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Key -> document of each month's page: the catalogue with the distributions of that
+    month's days, each page bounded by a month whatever the number of months."""
+    by_theme = _by_theme(publications)
+    months = months_of(publications)
+    names = StackNames(city.slug)
+    pages = {}
+    for month in months:
+        listed = {t: [p for p in found if p.day[:7] == month] for t, found in by_theme.items()}
+        document = _catalogue(city, themes, by_theme, listed, register)
+        document["hydra:view"] = _page_view(city, month, months)
+        pages[names.catalog_page_key(month)] = document
+    return pages
+
+
+def _page_view(city: City, month: str | None, months: Sequence[str]) -> dict[str, Any]:
+    """Where a page stands in the paging: the first page is the catalogue itself (the last
+    days), then a page per month, latest first; ``month`` None: the first page."""
+    names = StackNames(city.slug)
+
+    def page(month: str | None) -> dict[str, str]:
+        key = names.catalog_key() if month is None else names.catalog_page_key(month)
+        return {"@id": public_url(city, key)}
+
+    order: list[str | None] = [None, *months]
+    here = order.index(month)
+    view: dict[str, Any] = page(month) | {
+        "@type": "hydra:PartialCollectionView",
+        "hydra:first": page(None),
+        "hydra:last": page(order[-1]),
+    }
+    if here > 0:
+        view["hydra:previous"] = page(order[here - 1])
+    if here + 1 < len(order):
+        view["hydra:next"] = page(order[here + 1])
+    return view
+
+
+def _catalogue(
+    city: City,
+    themes: Sequence[Theme],
+    by_theme: dict[str, list[Publication]],
+    listed: dict[str, list[Publication]],
+    register: Register | None,
+) -> dict[str, Any]:
     base = city.portal_url.rstrip("/")
-    by_theme: dict[str, list[Publication]] = {}
-    for publication in publications:
-        by_theme.setdefault(publication.theme, []).append(publication)
-    days = sorted({p.day for p in publications})
+    days = sorted({p.day for found in by_theme.values() for p in found})
     document: dict[str, Any] = {
         "@context": CONTEXT,
         "@id": f"{base}/catalog",
@@ -338,7 +433,7 @@ def catalogue(
         "dct:issued": _typed(days[0], "xsd:date") if days else None,
         "dct:modified": _typed(days[-1], "xsd:date") if days else None,
         "dcat:dataset": [
-            _dataset(city, theme, by_theme[theme.slug])
+            _dataset(city, theme, by_theme[theme.slug], listed[theme.slug])
             for theme in themes
             if theme.slug in by_theme
         ],
@@ -354,7 +449,6 @@ REGISTER_FORMATS = {"json": ("JSON", "application/json"), "csv": ("CSV", "text/c
 def _register_dataset(city: City, register: Register, days: Sequence[str]) -> dict[str, Any]:
     """The transparency register and the record of processing, as a dataset of the catalogue
     (a distribution per document and format)."""
-    base = city.portal_url.rstrip("/")
     distributions = []
     for file in register.files:
         label, media_type = REGISTER_FORMATS[file.format]
@@ -374,16 +468,14 @@ def _register_dataset(city: City, register: Register, days: Sequence[str]) -> di
                 "dcat:byteSize": _typed(str(file.bytes), "xsd:nonNegativeInteger"),
                 "spdx:checksum": {
                     "@type": "spdx:Checksum",
-                    "spdx:algorithm": _ref(
-                        "spdx:checksumAlgorithm_sha256", "spdx:ChecksumAlgorithm"
-                    ),
+                    "spdx:algorithm": _ref(SHA256, "spdx:ChecksumAlgorithm"),
                     "spdx:checksumValue": _typed(file.sha256, "xsd:hexBinary"),
                 },
                 "r5r:availability": _concept(f"{EU}planned-availability/STABLE"),
             }
         )
     return {
-        "@id": f"{base}/datasets/register",
+        "@id": dataset_uri(city, "register"),
         "@type": "dcat:Dataset",
         "dct:identifier": f"{city.slug}/register",
         "dct:title": _text(f"{city.name}: transparency register and record of processing"),
@@ -405,7 +497,7 @@ def _register_dataset(city: City, register: Register, days: Sequence[str]) -> di
             _text(k) for k in ("transparency", "GDPR", "record of processing", city.name)
         ],
         "dcat:theme": _concept(f"{EU}data-theme/GOVE"),
-        "foaf:page": _ref(f"{base}/{StackNames(city.slug).portal_key()}#register", "foaf:Document"),
+        "foaf:page": _ref(dataset_uri(city, "register"), "foaf:Document"),
         "dct:temporal": _period(days[0], days[-1]) if days else None,
         "dct:spatial": _spatial(city),
         "dcat:distribution": distributions,

@@ -2,8 +2,12 @@
 
 One entity per zone and 15-minute window (per vehicle type for traffic), with the
 published figures as the model's attributes: AirQualityObserved (mean concentrations),
-NoiseLevelObserved (mean LAeq), TrafficFlowObserved (vehicles counted: ``intensity``),
-CrowdFlowObserved (distinct devices: ``peopleCount``). A cell that is suppressed or
+NoiseLevelObserved (mean LAeq), TrafficFlowObserved (vehicles counted: ``intensity``, one
+entity for every vehicle, one for heavy vehicles as ``lorry``, one for bicycles; the
+pedestrians a traffic counter counts are a CrowdFlowObserved, the model's has no walker),
+WeatherObserved (means in the model's units: humidity a fraction, pressure in hPa),
+CrowdFlowObserved (distinct devices: ``peopleCount``, whose ``description`` says so: the
+model means people, a Wi-Fi counter sees devices). A cell that is suppressed or
 flagged gives no attribute (an entity with none is left out): NGSI-LD has no "withheld"
 value, and the CSV and Parquet say why. The file is a JSON array, what an NGSI-LD
 broker's batch upsert (``POST /ngsi-ld/v1/entityOperations/upsert``) takes, in window
@@ -22,15 +26,21 @@ from citypipe.domain.city import City
 from citypipe.domain.themes import SmartDataModel, Theme
 
 ISO = "%Y-%m-%dT%H:%M:%SZ"
-VEHICLE_TYPES = {"traffic.bicycles": "bicycle"}  # traffic.vehicles: every vehicle type
+# traffic.vehicles: every vehicle type; heavy vehicles (goods vehicles over 3.5 t, buses):
+# the model's lorry, its closest type
+VEHICLE_TYPES = {"traffic.bicycles": "bicycle", "traffic.heavy_vehicles": "lorry"}
 
 
 def _value(model: SmartDataModel, cell: DisclosedCell) -> float | int | None:
-    if model.type == "CrowdFlowObserved":
-        return cell.distinct_devices if cell.distinct_devices is not None else cell.count
+    if model.type == "CrowdFlowObserved":  # people: devices; pedestrians: the total counted
+        if cell.distinct_devices is not None:
+            return cell.distinct_devices
+        return None if cell.sum is None else round(cell.sum)
     if model.type == "TrafficFlowObserved":
         return cell.sum
-    return None if cell.mean is None else round(cell.mean, 6)
+    if cell.mean is None:
+        return None
+    return round(cell.mean * model.scales.get(cell.quantity, 1.0), 6)
 
 
 def entities(
@@ -38,14 +48,13 @@ def entities(
 ) -> list[dict[str, Any]]:
     """The entities of these cells (whole windows), sorted by window, then id. ``source``:
     the URL of the day's CSV."""
-    model = theme.model
-    if model is None:
-        return []
+    models = {q: m for m in reversed(theme.models) for q in m.attributes}
     grouped: dict[tuple[datetime, str, str], dict[str, Any]] = {}
     for cell in cells:
-        attribute = model.attributes.get(cell.quantity)
-        if attribute is None or cell.status is not Status.PUBLISHED:
+        model = models.get(cell.quantity)
+        if model is None or cell.status is not Status.PUBLISHED:
             continue
+        attribute = model.attributes[cell.quantity]
         value = _value(model, cell)
         if value is None:
             continue
@@ -53,10 +62,27 @@ def entities(
             VEHICLE_TYPES.get(cell.quantity, "") if model.type == "TrafficFlowObserved" else ""
         )
         entity = grouped.setdefault(
-            (cell.window_start, cell.zone, vehicle), _entity(city, model, cell, vehicle, source)
+            (cell.window_start, cell.zone, vehicle or model.type),
+            _entity(city, model, cell, vehicle, source),
         )
         entity[attribute] = value
     return [grouped[key] for key in sorted(grouped, key=lambda k: (k[0], str(grouped[k]["id"])))]
+
+
+def _what_is_counted(city: City, quantity: str) -> str:
+    """What a CrowdFlowObserved's ``peopleCount`` counts: pedestrians a traffic counter
+    counted (it sees no one's identifier), or devices, not people (a person may carry none
+    or two), each once per zone and window however many sensors saw it, in a bounded number
+    of windows a day, with noise (decision 0078)."""
+    if quantity not in city.personal_quantities:
+        return "peopleCount: pedestrians counted in the zone in the window by traffic counters."
+    noise = city.disclosure.noise
+    return (
+        "peopleCount: distinct Wi-Fi devices (not people) seen in the zone in the window, each "
+        f"counted once however many sensors saw it and in at most {noise.contributions_per_day} "
+        f"windows a day, plus differential-privacy noise (epsilon {noise.epsilon:g} per "
+        "device and day)."
+    )
 
 
 def _entity(
@@ -79,7 +105,7 @@ def _entity(
         "dataProvider": city.publisher.name,
         "source": source,
     }
-    if model.type == "AirQualityObserved":
+    if model.type in ("AirQualityObserved", "WeatherObserved"):
         entity["dateObserved"] = start  # the window's start; the window is 15 minutes
     else:
         entity |= {
@@ -89,5 +115,7 @@ def _entity(
         }
     if vehicle:
         entity["vehicleType"] = vehicle
+    if model.type == "CrowdFlowObserved":
+        entity["description"] = _what_is_counted(city, cell.quantity)
     entity["@context"] = [model.context]
     return entity

@@ -236,7 +236,7 @@ def _flat(value: Any, prefix: str = "") -> list[tuple[str, str]]:
 
 def _csv(header: Sequence[str], rows: Sequence[Sequence[str]]) -> bytes:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\r\n")  # RFC 4180
     writer.writerow(header)
     writer.writerows(rows)
     return buffer.getvalue().encode()

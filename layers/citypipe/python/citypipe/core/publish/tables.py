@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from citypipe.core.disclosure import DisclosedCell, Status
-from citypipe.domain.books import Publication, ZoneSummary
+from citypipe.domain.books import DayCourse, Publication, ZoneSummary
 from citypipe.domain.city import City
 from citypipe.domain.themes import Summary, Theme, measure_of, quantities_of
 
@@ -123,7 +123,7 @@ class CsvWriter:
 
     def __init__(self, sink: BinaryIO, personal: bool) -> None:
         self._text = io.TextIOWrapper(sink, encoding="utf-8", newline="")
-        self._rows = csv.writer(self._text, lineterminator="\n")
+        self._rows = csv.writer(self._text, lineterminator="\r\n")  # RFC 4180
         self._personal = personal
         self._rows.writerow([c.name for c in columns(personal)])
 
@@ -188,7 +188,15 @@ def published_quantities(
 # --- a zone's day -------------------------------------------------------------------------
 
 
-def _value(cell: DisclosedCell, statistic: str) -> float:
+def statistic_of(city: City, quantity: str) -> Summary:
+    """How a quantity's day is summed up; a quantity about people by its peak, whatever
+    it measures: its cells show distinct devices only."""
+    if quantity in city.personal_quantities:
+        return "peak"
+    return measure_of(quantity).summary
+
+
+def cell_value(cell: DisclosedCell, statistic: str) -> float:
     """A published window's value for the day's statistic."""
     if statistic == "mean":
         return float(cell.mean or 0.0)
@@ -221,6 +229,8 @@ class DaySummary:
     def __init__(self, city: City, quantities: Sequence[str]) -> None:
         self._city, self._quantities = city, quantities
         self._days: dict[tuple[str, str], _ZoneDay] = {}
+        # (quantity, window) -> [sum of sums, sum of counts, sum of values] over the zones
+        self._windows: dict[tuple[str, datetime], list[float]] = {}
 
     def add(self, cells: Iterable[DisclosedCell]) -> None:
         for cell in cells:
@@ -229,15 +239,15 @@ class DaySummary:
             day.suppressed += cell.status is Status.SUPPRESSED
             day.flagged += cell.status is Status.FLAGGED
             if cell.status is Status.PUBLISHED:
-                value = _value(cell, self._statistic(cell.quantity))
+                value = cell_value(cell, self._statistic(cell.quantity))
                 day.shown.append((cell.sum or 0.0, cell.count or 0, value, cell.window_start))
+                window = self._windows.setdefault((cell.quantity, cell.window_start), [0.0] * 3)
+                window[0] += cell.sum or 0.0
+                window[1] += cell.count or 0
+                window[2] += value
 
     def _statistic(self, quantity: str) -> Summary:
-        """How a quantity's day is summed up; a quantity about people by its peak, whatever
-        it measures: its cells show distinct devices only."""
-        if quantity in self._city.personal_quantities:
-            return "peak"
-        return measure_of(quantity).summary
+        return statistic_of(self._city, quantity)
 
     def result(self) -> list[ZoneSummary]:
         """In zone (the city file's order), quantity order."""
@@ -246,6 +256,31 @@ class DaySummary:
             for feature in self._city.zones.features
             for quantity in self._quantities
         ]
+
+    def course(self) -> list[DayCourse]:
+        """Every quantity's course of the day over the city (``DayCourse``)."""
+        return [self._course(quantity) for quantity in self._quantities]
+
+    def _course(self, quantity: str) -> DayCourse:
+        statistic = self._statistic(quantity)
+        hours: list[list[list[float]]] = [[] for _ in range(24)]
+        for (shown, start), window in self._windows.items():
+            if shown == quantity:
+                hours[start.hour].append(window)
+        values: list[float | None] = []
+        for windows in hours:
+            if not windows:
+                values.append(None)
+            elif statistic == "mean":
+                counted = sum(w[1] for w in windows)
+                values.append(_round(sum(w[0] for w in windows) / counted) if counted else None)
+            elif statistic == "total":
+                values.append(_round(sum(w[2] for w in windows)))
+            else:
+                values.append(_round(max(w[2] for w in windows)))
+        return DayCourse(
+            quantity=quantity, unit=measure_of(quantity).unit, statistic=statistic, hours=values
+        )
 
     def _summary(self, zone: str, quantity: str) -> ZoneSummary:
         measure = measure_of(quantity)

@@ -1,6 +1,6 @@
 """The open zone's metadata, rebuilt from every publication record and the city file: the
 transparency register and the record of processing, the DCAT-AP catalogue (JSON-LD and
-Turtle), the data package and the portal.
+Turtle, and its month pages), the data package and the portal (its page per dataset).
 
 A rebuild is skipped when the files still hold what a build from these very records and
 this city file wrote (a marker in the audit zone says which, and the etags it wrote): an
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 from citypipe.core.publish.datapackage import datapackage
-from citypipe.core.publish.dcat import catalogue, with_data_service
+from citypipe.core.publish.dcat import catalogue, catalogue_pages, with_data_service
 from citypipe.core.publish.jsontext import json_bytes
 from citypipe.core.publish.portal import portal_files
 from citypipe.core.publish.register import register_documents, register_of
@@ -46,11 +46,16 @@ def publish_metadata(deps: Deps) -> None:
     ]
     documents = register_documents(city)
     register = register_of(city, documents)
-    document = with_data_service(catalogue(city, themes, records, register), city, themes_of(city))
+    served = themes_of(city)  # the API serves the city's themes, on every catalogue page
+    document = with_data_service(catalogue(city, themes, records, register), city, served)
     files = {
         **documents,  # the register and the record of processing first: the others list them
         names.catalog_key(): (json_bytes(document), "application/ld+json"),
         names.catalog_key("ttl"): (to_turtle(document).encode(), "text/turtle"),
+        **{
+            key: (json_bytes(with_data_service(page, city, served)), "application/ld+json")
+            for key, page in catalogue_pages(city, themes, records, register).items()
+        },
         names.datapackage_key(): (
             json_bytes(datapackage(city, themes, records, register)),
             "application/json",

@@ -59,6 +59,7 @@ def version(
         flagged=tally.flagged,
         files=files,
         summary=result.summary,
+        course=result.course,
         history=[*history, VersionNote(version=number, note=note)],
     )
 
