@@ -69,11 +69,17 @@ def test_the_guide_reaches_my_sensors_reading_in_my_portal(clone: Path) -> None:
     assert "harbour (Harbour)" in checked.stderr and checked.stderr.rstrip().endswith("loads")
     [warning] = [line for line in checked.stderr.splitlines() if line.startswith("warning:")]
     assert "sources.traffic-counters.poll.0.api" in warning and "the poll asks nothing" in warning
-    # 4. the webhook is served; it prints a token per source
-    server = subprocess.Popen(
-        ["bash", "-c", "exec " + serve.strip().replace("8080", port)],
-        cwd=clone, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    # 4. the webhook is served; it prints a token per source. It is started with SIGINT
+    # ignored, as a test runner's worker or a background job starts it: Ctrl-C must still
+    # end it (the server handles the signal itself)
+    inherited = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        server = subprocess.Popen(
+            ["bash", "-c", "exec " + serve.strip().replace("8080", port)],
+            cwd=clone, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     assert server.stdout is not None
     tokens = {}
     for line in server.stdout:
@@ -90,7 +96,7 @@ def test_the_guide_reaches_my_sensors_reading_in_my_portal(clone: Path) -> None:
     finally:
         # 6. Ctrl-C: the day is exported
         server.send_signal(signal.SIGINT)
-        _, said = server.communicate(timeout=600)
+        _, said = server.communicate(timeout=300)
     assert server.returncode == 0, said
     portal = clone / "out" / "serve" / "open" / "harbour"
     assert "Air quality" in (portal / "index.html").read_text()

@@ -333,17 +333,13 @@ class Session:
 
     def alongside(self, player: Callable[[Session], T]) -> T:
         """``player`` sends while the functions run, as hubs do; then until the queues
-        drain. Ctrl-C asks the player to stop; the run finishes what came."""
+        drain. Ctrl-C or SIGTERM asks the player to stop; the run finishes what came."""
         with (
             ThreadPoolExecutor(1, thread_name_prefix="hubs") as hubs,
-            stopped_by_sigterm(self.stop),
+            stopped_by_signals(self.stop),
         ):
             playing = hubs.submit(player, self)
-            while not playing.done():
-                try:
-                    self.runner.drain(PIPELINE, timeout_s=float("inf"), until=playing.done)
-                except KeyboardInterrupt:
-                    self.stop.set()
+            self.runner.drain(PIPELINE, timeout_s=float("inf"), until=playing.done)
             played = playing.result()
         self.runner.drain(PIPELINE)
         return played
@@ -588,16 +584,20 @@ def run_local(
 
 
 @contextlib.contextmanager
-def stopped_by_sigterm(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM (a container stopping, ``kill``) ends the play as Ctrl-C does."""
+def stopped_by_signals(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C (SIGINT) and SIGTERM (a container stopping, ``kill``) end the play: handled
+    here, whatever this process inherited (a process started with SIGINT ignored — by a
+    test runner's worker, a background job — still stops on Ctrl-C)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: stop.set()) for s in handled}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def replay(
