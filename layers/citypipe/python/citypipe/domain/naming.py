@@ -112,7 +112,17 @@ class StackNames:
     def noise_secret_object(self) -> str:
         """The release secret seeding the noise of published people counts; outside
         ``secrets/`` (never destroyed with the daily secrets)."""
-        return f"noise/{self.slug}.key"
+        return self.lasting_secret_object("noise")
+
+    def lasting_secret_object(self, name: str) -> str:
+        """A secret never destroyed with the daily ones, ``<name>/<city>.key``: the release
+        secret (``noise``), the opt-outs' key (``optout``)."""
+        return f"{name}/{self.slug}.key"
+
+    def optout_prefix(self) -> str:
+        """Residents' opt-outs, one empty object each named by the address's HMAC under the
+        opt-outs' key (``service.optout``): ``optouts/<city>/<digest>``."""
+        return f"optouts/{self.slug}/"
 
     def key_horizon_object(self) -> str:
         """How far the secrets were destroyed; outside ``secrets/`` (it never expires)."""
