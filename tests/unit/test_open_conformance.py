@@ -52,8 +52,8 @@ def test_the_catalogue_lists_every_theme_and_distribution(exported: Deps) -> Non
     datasets = sorted(str(d).rsplit("/", 1)[1] for d in graph.objects(None, dcat.dataset))
     assert datasets == sorted([*THEMES, "register"])
     # four formats a day for themes with a Smart Data Model, three for parking, and the
-    # register and the record of processing in JSON and CSV
-    assert len(set(graph.objects(None, dcat.distribution))) == 4 * 4 + 3 + 4
+    # register, the record of processing and the sensor register in JSON and CSV
+    assert len(set(graph.objects(None, dcat.distribution))) == 4 * 4 + 3 + 6
 
 
 def test_environment_and_mobility_themes_are_tagged_hvd_and_people_counts_are_not(
@@ -148,7 +148,12 @@ def test_the_data_package_passes_frictionless_validate(exported: Deps, tmp_path:
     report = json.loads(result.stdout)
     assert report["valid"], json.dumps(report["tasks"], indent=1)[:4000]
     assert sorted(t["name"] for t in report["tasks"]) == sorted(
-        [*(f"{t}-{DAY}" for t in THEMES), "transparency-register", "records-of-processing"]
+        [
+            *(f"{t}-{DAY}" for t in THEMES),
+            "transparency-register",
+            "records-of-processing",
+            "sensor-register",
+        ]
     )
 
 

@@ -51,7 +51,7 @@ from citypipe.domain.model import (
     RAW_FIELDS,
     RawRecord,
 )
-from citypipe.domain.personal import HUB_PERSONAL, PERSONAL_FIELDS
+from citypipe.domain.personal import HUB_PERSONAL, OPT_OUT_FIELD, PERSONAL_FIELDS
 from citypipe.domain.registry import Plan, Resolved, normalize_id
 from citypipe.domain.topics import DEVICE_ID, topic_device
 
@@ -71,7 +71,6 @@ _UNREAD: Any = object()  # the document of a payload refused before it was parse
 # The books' reason for the detections of devices residents opted out: counted (how many,
 # never which), never quarantined — a row would be a trace of the device
 OPTED_OUT = "opted_out"
-OPT_OUT_FIELD = "device_mac"  # the personal field a resident's opt-out names (an EUI-48)
 
 
 def as_record(row: RawRow) -> RawRecord:

@@ -269,6 +269,22 @@ class StackNames:
         """The transparency register and the record of processing: ``open/<city>/register/``."""
         return f"{self.open_prefix()}register/{document}.{ext}"
 
+    def sensor_page_key(self) -> str:
+        """The sensor register as a page, an anchor per sensor (its register entry)."""
+        return f"{self.open_prefix()}register/sensors.html"
+
+    def notice_key(self, sensor: str) -> str:
+        """A sensor's printable notice (GDPR Article 13), to mount next to the device."""
+        return f"{self.open_prefix()}register/notices/{sensor}.html"
+
+    def optout_page_key(self) -> str:
+        """The residents' opt-out page: a form and how many opted out."""
+        return f"{self.open_prefix()}optout.html"
+
+    def rights_page_key(self) -> str:
+        """What a rights request can and cannot find (docs/rights.md, generated)."""
+        return f"{self.open_prefix()}rights.html"
+
     def datapackage_key(self) -> str:
         return f"{self.open_prefix()}datapackage.json"
 
