@@ -55,8 +55,10 @@ button { font: inherit; margin-top: .5rem; padding: .4rem 1rem; color: #fff;
 .notice h1 { font-size: 1.5rem; }
 .entry { font-family: ui-monospace, monospace; }
 @media print {
-  @page { size: A4; margin: 14mm; }
-  body { background: #fff; font-size: 11pt; }
+  @page { size: A4; margin: 12mm; }
+  body { background: #fff; font-size: 10pt; line-height: 1.35; }
+  h1 { font-size: 16pt; } h2 { font-size: 12pt; margin: .5rem 0 .25rem; }
+  dt { margin-top: .25rem; }
   header, main, footer { max-width: none; padding: 0; }
   section { border: 0; padding: 0; margin: 0 0 .6rem; }
   nav, .screen { display: none; }
@@ -173,7 +175,7 @@ def notice_html(city: City, row: dict[str, str]) -> str:
             ("Kept", f"pseudonyms live {city.key_retention_days} days, raw readings 24 hours; "
                      "only anonymous counts per zone are published"),
         ]  # fmt: skip
-    facts.append(("What is published", row["treatment"]))
+    facts.append(("What is published", row["guarantee"] or row["treatment"]))
     listed = "".join(f"<dt>{escape(t)}</dt><dd>{escape(v)}</dd>" for t, v in facts)
     rights = (
         f"<section><h2>Your rights</h2><ul>{_rights_items(city, row)}</ul></section>"

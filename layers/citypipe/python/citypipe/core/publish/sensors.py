@@ -28,7 +28,8 @@ from citypipe.domain.personal import OPT_OUT_FIELD
 SENSOR_COLUMNS = (
     "sensor", "kind", "source", "owner", "contact", "controller", "purpose", "measures",
     "zone", "zone_name", "longitude", "latitude", "position", "personal_data",
-    "personal_fields", "treatment", "legal_basis", "opt_out", "notice_url", "register_url",
+    "personal_fields", "treatment", "guarantee", "legal_basis", "opt_out", "notice_url",
+    "register_url",
 )  # fmt: skip
 
 
@@ -73,6 +74,7 @@ def sensor_rows(city: City) -> list[dict[str, str]]:
         if not source.notice.public_space:
             continue
         quantities = sorted({spec.quantity for spec in profile.fields.values()})
+        privacy = treatment(city, quantities)
         lon, lat, position = _where(city, sensor, zones[sensor])
         rows.append(
             {
@@ -91,7 +93,8 @@ def sensor_rows(city: City) -> list[dict[str, str]]:
                 "position": position,
                 "personal_data": "yes" if source.policy.personal else "no",
                 "personal_fields": personal_rules(source),
-                "treatment": treatment(city, quantities).rule,
+                "treatment": privacy.rule,
+                "guarantee": privacy.resident or "",
                 "legal_basis": legal_basis(city, source),
                 "opt_out": "yes" if opted_out_by(source) else "no",
                 "notice_url": public_url(city, names.notice_key(sensor)),
