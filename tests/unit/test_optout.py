@@ -22,13 +22,14 @@ from citypipe.core.pseudonyms import day_keys, pseudonym
 from citypipe.domain.books import IngestCounts
 from citypipe.domain.limits import MAX_OPTOUT_BYTES, OPTOUT_RELOAD_S
 from citypipe.domain.model import RAW_FIELDS, Zone
+from citypipe.entrypoints.http import webhook
 from citypipe.service import optout
 from citypipe.service.edge import Admitted, Inbound, Route, admit
 from citypipe.service.kernel import Deps
 from citypipe.service.optout import opt_out_count
 from citypipe.service.optout_http import FORM, OptOutRate, answer_optout
 from citypipe.service.webhook import WebhookRequest, WebhookResponse
-from citypipe_local.fakes import InMemoryKeyStore
+from citypipe_local.fakes import InMemoryKeyStore, InMemoryWebhookTokens
 
 OUT = "AA:BB:CC:DD:EE:01"  # the device a resident opts out
 OTHER = "AA:BB:CC:DD:EE:02"
@@ -240,3 +241,21 @@ def test_a_source_without_a_data_subject_drops_the_opted_out_device_too(
     _submit(deps, memory_keys, OUT)
     counts = _seen(deps, memory_keys, OUT, OTHER).counts
     assert (counts.accepted, counts.quarantined) == (1, {OPTED_OUT: 1})
+
+
+@pytest.mark.parametrize("version", ["1.0", "2.0"])
+def test_api_gateways_post_to_optout_reaches_the_opt_out_not_a_webhook(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore, version: str
+) -> None:
+    body = json.dumps({"address": OUT})
+    headers = {"Content-Type": "application/json"}
+    event: dict[str, Any] = (
+        {"version": "2.0", "rawPath": "/optout", "headers": headers, "body": body,
+         "requestContext": {"http": {"method": "POST"}, "requestId": "r"}}
+        if version == "2.0"
+        else {"httpMethod": "POST", "path": "/prod/optout", "headers": headers, "body": body}
+    )  # fmt: skip
+    tokens = InMemoryWebhookTokens()
+    response = webhook(memory_deps, tokens, memory_keys, OptOutRate(), event)
+    assert response["statusCode"] == 202 and "recorded" in response["body"]
+    assert opt_out_count(memory_deps) == 1
