@@ -23,9 +23,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from citypipe.adapters.keys import FileKeyStore
-from citypipe.core.ingest import OPTED_OUT
 from citypipe.core.pseudonyms import normalize_identifier
-from citypipe.domain.books import IngestCounts
+from citypipe.domain.books import OPTED_OUT, IngestCounts
 from citypipe.domain.city import City
 from citypipe_local import stack
 from citypipe_local.replay import ReplayOptions, replay

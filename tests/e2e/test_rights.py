@@ -20,10 +20,11 @@ from unit_support import at, drain, exporting, push
 
 from citypipe.core.columnar import read_parquet
 from citypipe.core.formats import FORMATS, Context
-from citypipe.core.ingest import OPTED_OUT, Payload
+from citypipe.core.ingest import Payload
 from citypipe.core.pseudonyms import day_keys, pseudonym
 from citypipe.core.publish.residents import optout_html, rights_html
 from citypipe.core.publish.rights import rights_claims
+from citypipe.domain.books import OPTED_OUT
 from citypipe.domain.city import City
 from citypipe.domain.errors import KeyDestroyedError
 from citypipe.domain.limits import OPTOUT_RELOAD_S

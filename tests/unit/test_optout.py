@@ -17,15 +17,16 @@ from edge_support import quarantine_rows
 from unit_support import at, observation, post
 
 from citypipe.core.formats import FORMATS, Context
-from citypipe.core.ingest import OPTED_OUT, Payload
+from citypipe.core.ingest import Payload
 from citypipe.core.pseudonyms import day_keys, pseudonym
-from citypipe.domain.books import IngestCounts
+from citypipe.domain.books import OPTED_OUT, IngestCounts
 from citypipe.domain.limits import MAX_OPTOUT_BYTES, OPTOUT_RELOAD_S
-from citypipe.domain.model import RAW_FIELDS, Zone
+from citypipe.domain.model import RAW_FIELDS, Function, Zone
 from citypipe.entrypoints.http import webhook
 from citypipe.service import optout
 from citypipe.service.edge import Admitted, Inbound, Route, admit
 from citypipe.service.kernel import Deps
+from citypipe.service.metrics import embedded_metrics
 from citypipe.service.optout import opt_out_count
 from citypipe.service.optout_http import FORM, OptOutRate, answer_optout
 from citypipe.service.webhook import WebhookRequest, WebhookResponse
@@ -259,3 +260,11 @@ def test_api_gateways_post_to_optout_reaches_the_opt_out_not_a_webhook(
     response = webhook(memory_deps, tokens, memory_keys, OptOutRate(), event)
     assert response["statusCode"] == 202 and "recorded" in response["body"]
     assert opt_out_count(memory_deps) == 1
+
+
+def test_opted_out_detections_do_not_raise_the_quarantine_rate_the_alarm_reads() -> None:
+    counts = IngestCounts(
+        payloads=1, received=10, accepted=6, duplicates=0, quarantined={OPTED_OUT: 3, "too_old": 1}
+    )
+    fields = embedded_metrics("velden", Function.INGEST, counts, T0)
+    assert (fields["ReadingsIn"], fields["ReadingsQuarantined"]) == (10, 1)

@@ -42,6 +42,7 @@ from citypipe.core.formats.common import Context, Reading, Rejection, Unreadable
 from citypipe.core.images import IMAGE_HINT, IMAGE_HINT_TEXT, image_path
 from citypipe.core.pseudonyms import KeyFor, OptOuts, pseudonym
 from citypipe.core.shape import body_shape, schema_path, shape
+from citypipe.domain.books import OPTED_OUT
 from citypipe.domain.city import Action, City
 from citypipe.domain.errors import KeyDestroyedError
 from citypipe.domain.limits import MAX_DETAILS, MAX_PAYLOAD_BYTES
@@ -68,9 +69,6 @@ NO_PRIOR: frozenset[Identity] = frozenset()
 _REFUSED = object()
 _UNSEEN: Any = object()
 _UNREAD: Any = object()  # the document of a payload refused before it was parsed
-# The books' reason for the detections of devices residents opted out: counted (how many,
-# never which), never quarantined — a row would be a trace of the device
-OPTED_OUT = "opted_out"
 
 
 def as_record(row: RawRow) -> RawRecord:
