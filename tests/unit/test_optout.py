@@ -268,3 +268,17 @@ def test_opted_out_detections_do_not_raise_the_quarantine_rate_the_alarm_reads()
     )
     fields = embedded_metrics("velden", Function.INGEST, counts, T0)
     assert (fields["ReadingsIn"], fields["ReadingsQuarantined"]) == (10, 1)
+
+
+def test_an_opted_out_detection_refused_for_another_reason_is_still_only_counted(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    # Given an opted-out device's detection that is also too far ahead of the clock
+    _submit(memory_deps, memory_keys, OUT)
+    ahead = T0 + timedelta(hours=1)
+    payload = Payload(observation("wifi-22", ahead, OUT), Context(T0.timestamp()), 1)
+    inbound = Inbound([payload], Route.REPLAY, FORMATS["canonical"])
+    counts = admit(at(memory_deps, T0), memory_keys, inbound).counts
+    # Then it is dropped first: no future_time, no quarantine row of its payload
+    assert counts.quarantined == {OPTED_OUT: 1}
+    assert quarantine_rows(memory_deps) == []

@@ -3,15 +3,16 @@
 For every payload of a batch, whatever its format: bound its size, parse it (orjson),
 let the format's adapter read it into readings, then for each reading alone: resolve the
 device in the registry (never by a pattern; its registered zone, never a claimed
-position), map the field to a controlled quantity, check the unit, the number, the
+position), drop it if it is a detection of a device a resident opted out (``opted_out``:
+counted, never quarantined, before anything else is judged or made of it, a pseudonym
+above all), map the field to a controlled quantity, check the unit, the number, the
 plausible range and the time (from the first day whose key lives when the payload
 arrived — ``too_old`` before, 2000 at the earliest — to a few minutes ahead of the
-clock), drop the detection of a device a resident opted out (``opted_out``: counted, never
-quarantined, before any pseudonym of it is made), replace the data subject's identifier
-by its keyed pseudonym (one per device and day) and drop every other identifier. A
-reading seen before in the batch (same sensor, quantity and time) is a duplicate (one an
-earlier batch wrote: ``service.claims``). A message on a hub's device topic whose payload
-is another device's is refused whole (``topic_device_mismatch``).
+clock), replace the data subject's identifier by its keyed pseudonym (one per device and
+day) and drop every other identifier. A reading seen before in the batch (same sensor,
+quantity and time) is a duplicate (one an earlier batch wrote: ``service.claims``). A
+message on a hub's device topic whose payload is another device's is refused whole
+(``topic_device_mismatch``).
 
 Nothing is dropped silently and nothing crashes a batch: a payload or reading that cannot
 be used is rejected with a machine-readable reason and its JSON path; the payload is kept
@@ -321,6 +322,8 @@ class _Batch:
             )
         if self.payload_source is None:
             self.payload_source = found[0].source
+        if self.opt_outs is not None and self._opted_out(found[0], r):
+            return None  # first: nothing else is judged, or kept, of it
         plan = self._planned(found[0], r)
         if plan is None or type(plan) is Rejection:
             return plan
@@ -355,8 +358,6 @@ class _Batch:
         at = r.at
         alias = refused = None
         if policy.subject is not None or r.personal or r.subject is not None:
-            if self.opt_outs is not None and self._opted_out(dev, r):
-                return None
             subject = self._subject(dev, policy, r, at)
             if type(subject) is Rejection:
                 return subject
