@@ -12,6 +12,7 @@ release shows in the metadata with the next publication.
 from __future__ import annotations
 
 import json
+from functools import partial
 
 from citypipe.core.publish.datapackage import datapackage
 from citypipe.core.publish.dcat import catalogue
@@ -26,6 +27,7 @@ from citypipe.domain.errors import NotFoundError
 from citypipe.domain.model import Zone
 from citypipe.domain.naming import input_id
 from citypipe.domain.themes import theme_named, themes_of
+from citypipe.service.export.retry import retried
 from citypipe.service.kernel import Deps
 from citypipe.service.optout import opt_out_count
 
@@ -68,8 +70,9 @@ def publish_metadata(deps: Deps) -> None:
         **residents_files(city, opted_out),  # the sensor register's pages, notices, opt-out
         **portal_files(city, themes, records, register),  # the page last: it links the others
     }
-    etags = {
-        key: deps.store.put_or_replace(open_bucket, key, body, content_type).etag
+    etags = {  # each file tried again on its own: a build writes hundreds (a notice a
+        # sensor), and were the whole build tried again, some write would fail each time
+        key: retried(partial(deps.store.put_or_replace, open_bucket, key, body, content_type)).etag
         for key, (body, content_type) in files.items()
     }
     deps.store.put_or_replace(audit, marker, json_bytes(etags), "application/json")
