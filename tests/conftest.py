@@ -34,8 +34,8 @@ def city() -> City:
 
 
 def _memory_stack(city: City) -> Deps:
-    """A whole city stack in memory: every zone bucket, every queue with its DLQ, the IoT
-    failures queue."""
+    """A whole city stack in memory: every zone bucket and the keys bucket, every queue with
+    its DLQ, the IoT failures queue."""
     names = StackNames(city.slug)
     queue = InMemoryQueue()
     for function in Function:
@@ -45,7 +45,7 @@ def _memory_stack(city: City) -> Deps:
     return Deps(
         city=city,
         names=names,
-        store=InMemoryObjectStore([names.bucket(z) for z in Zone]),
+        store=InMemoryObjectStore([*(names.bucket(z) for z in Zone), names.keys_bucket()]),
         queue=queue,
         clock=FixedClock(datetime(2026, 6, 2, 23, 30, tzinfo=UTC)),  # 1 June's people are due
     )

@@ -96,8 +96,9 @@ def test_the_data_package_passes_frictionless_validate(open_dir: Path) -> None:
     result = frictionless_validate(open_dir / "velden" / "datapackage.json")
     report = json.loads(result.stdout)
     assert report["valid"], json.dumps(report["tasks"], indent=1)[:4000]
-    # air quality, traffic flow, people counts, weather; the register and the record
-    assert len(report["tasks"]) == 6
+    # air quality, traffic flow, people counts, weather; the register, the record and the
+    # sensor register
+    assert len(report["tasks"]) == 7
 
 
 def test_duckdb_reads_a_theme_by_its_date_partitions_as_the_csv_says(open_dir: Path) -> None:

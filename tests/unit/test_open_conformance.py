@@ -52,8 +52,8 @@ def test_the_catalogue_lists_every_theme_and_distribution(exported: Deps) -> Non
     datasets = sorted(str(d).rsplit("/", 1)[1] for d in graph.objects(None, dcat.dataset))
     assert datasets == sorted([*THEMES, "register"])
     # five formats a day for themes with a Smart Data Model, four for parking, and the
-    # register and the record of processing in JSON and CSV
-    assert len(set(graph.objects(None, dcat.distribution))) == 5 * 5 + 4 + 4
+    # register, the record of processing and the sensor register in JSON and CSV
+    assert len(set(graph.objects(None, dcat.distribution))) == 5 * 5 + 4 + 6
 
 
 def test_environment_mobility_and_weather_themes_are_tagged_hvd_and_people_counts_are_not(
@@ -152,7 +152,12 @@ def test_the_data_package_passes_frictionless_validate(exported: Deps, tmp_path:
     report = json.loads(result.stdout)
     assert report["valid"], json.dumps(report["tasks"], indent=1)[:4000]
     assert sorted(t["name"] for t in report["tasks"]) == sorted(
-        [*(f"{t}-{DAY}" for t in THEMES), "transparency-register", "records-of-processing"]
+        [
+            *(f"{t}-{DAY}" for t in THEMES),
+            "transparency-register",
+            "records-of-processing",
+            "sensor-register",
+        ]
     )
 
 

@@ -558,6 +558,9 @@ def _expected_grants(city: str) -> dict[str, dict[str, set[str]]]:
         # the poller: its cursors and back-offs; the polled APIs' keys
         f"KeysBucket/{StackNames(city).poll_prefix()}": {get, put, delete},
         f"KeysBucket/{StackNames(city).api_key_object('x').rsplit('/', 1)[0]}/": {get},
+        # residents' opt-outs: their digests, and their key (docs/rights.md)
+        f"KeysBucket/{StackNames(city).optout_prefix()}": {get, put},
+        f"KeysBucket/{StackNames(city).lasting_secret_object('optout')}": {get, put},
     }
     claims = f"QuarantineBucket/{StackNames(city).claims_prefix().rsplit('/', 1)[0]}/"
     own["ingest"][claims] = {get, put}  # each reading claimed once (never in the audit zone)

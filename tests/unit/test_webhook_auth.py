@@ -21,6 +21,7 @@ from citypipe.domain.model import Function
 from citypipe.entrypoints.http import webhook
 from citypipe.ports import TOKEN_HEADER
 from citypipe.service.kernel import Deps
+from citypipe.service.optout_http import OptOutRate
 from citypipe.service.webhook import WebhookRequest, WebhookResponse, answer
 from citypipe_local.fakes import InMemoryKeyStore, InMemoryWebhookTokens
 from citypipe_local.runner import app_for, load_handler
@@ -129,7 +130,7 @@ def test_api_gateway_answers_meraki_s_get_as_text(
     # the HTTP API's GET route (serverless.yml) hands Meraki's GET to ingest
     event = http_api_request("", "wifi-counters", "GET", token=None, fmt="meraki")
 
-    response = webhook(deps, memory_tokens, InMemoryKeyStore(), event)
+    response = webhook(deps, memory_tokens, InMemoryKeyStore(), OptOutRate(), event)
 
     assert response["statusCode"] == 200
     assert response["headers"]["content-type"].startswith("text/plain")

@@ -356,8 +356,9 @@ def add_source(data: dict[str, Any], name: str, kind: str, purpose: str, **field
 
 
 def with_store(deps: Deps, store_type: type[InMemoryObjectStore], **kwargs: Any) -> Deps:
-    """The same city stack on another in-memory store (every zone bucket created)."""
-    store = store_type([deps.names.bucket(z) for z in Zone], **kwargs)
+    """The same city stack on another in-memory store (every zone bucket and the keys bucket
+    created)."""
+    store = store_type([*(deps.names.bucket(z) for z in Zone), deps.names.keys_bucket()], **kwargs)
     return dataclasses.replace(deps, store=store)
 
 

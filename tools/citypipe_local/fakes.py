@@ -184,10 +184,13 @@ class InMemoryKeyStore(KeyStore):
         self.secrets: dict[date, bytes] = {}
         self.horizon: date | None = None
         self.noise = noise_secret
+        self.lasting: dict[str, bytes] = {}  # the other secrets never destroyed (opt-outs')
         self._lock = threading.Lock()
 
-    def _noise_secret(self) -> bytes:
+    def _lasting_secret(self, name: str) -> bytes:
         with self._lock:
+            if name != "noise":
+                return self.lasting.setdefault(name, secrets.token_bytes(32))
             if self.noise is None:
                 self.noise = secrets.token_bytes(32)
             return self.noise

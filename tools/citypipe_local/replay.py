@@ -36,6 +36,7 @@ from citypipe.bootstrap import deps_from
 from citypipe.bootstrap.keys import key_store_from
 from citypipe.core.formats import FORMATS, Context
 from citypipe.core.ingest import Payload
+from citypipe.core.pseudonyms import opt_out_address
 from citypipe.domain.city import City, load_city
 from citypipe.domain.errors import TransientError
 from citypipe.domain.model import Function, Message, Zone
@@ -46,6 +47,7 @@ from citypipe.service.export import days_with_partials
 from citypipe.service.export.people import release_time
 from citypipe.service.housekeeping import retire_keys
 from citypipe.service.kernel import Deps
+from citypipe.service.optout import opt_out
 from citypipe.settings import KeySettings, Settings, StackSettings
 from citypipe_local import stack
 from citypipe_local.backends import Endpoint, backend
@@ -102,6 +104,9 @@ class ReplayOptions:
     # None: the functions of the source tree. A runtime: the functions of the deployment
     # artefacts unpacked there, each in a bare interpreter (``citypipe_local.rehearse``)
     runtime: Runtime | None = None
+    # Device addresses residents opted out before the captures play, as ``POST /optout``
+    # records them (kept as their keyed hashes only): every edge drops their detections
+    opt_outs: tuple[str, ...] = ()
 
 
 def _at(line: bytes) -> float:
@@ -546,6 +551,7 @@ def run_local(
         if options.keys_dir is not None:  # ... and a key store of its own: no secret, no horizon
             stack.reset_file_keys(options.keys_dir / deps.city.slug)
         stack.up(deps.city, deps.names, clients, settings.stack)
+        _opted_out(deps, key_store_from(settings, deps), options.opt_outs)
         started, runner_before = time.perf_counter(), meter.snapshot()
         backend_cpu = process_cpu_s(endpoint.pid) if endpoint.pid else None
         with written_to(out / "logs.jsonl"):
@@ -581,6 +587,15 @@ def run_local(
         copy_zones(deps, out)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")  # books first
     return report
+
+
+def _opted_out(deps: Deps, keys: KeyStore, addresses: Iterable[str]) -> None:
+    """Residents' opt-outs recorded in a fresh stack, as ``POST /optout`` records them."""
+    for address in addresses:
+        normalized = opt_out_address(address)
+        if normalized is None:
+            raise ValueError("an opt-out names a Wi-Fi or Bluetooth address (EUI-48)")
+        opt_out(deps, keys, normalized)
 
 
 @contextlib.contextmanager

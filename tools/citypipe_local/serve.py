@@ -18,6 +18,9 @@ and closed by the thread that accepted it, so no thread is started for it; over 
 closed unanswered, as its handshake would take a thread). The listen backlog is
 ``backlog``.
 
+``POST /optout`` is a resident's opt-out (``citypipe.service.optout_http``), behind the
+same bounds (the connection and write caps, the deadline, the length checks).
+
 A body that is valid UTF-8 is handed over as text, any other (gzip) base64-encoded, as API
 Gateway does. ``GET /healthz`` answers 200, ``GET /`` what the server takes (the city and
 the formats hubs may post; never its sources: nobody lists them without a token), a
@@ -50,6 +53,7 @@ from citypipe.domain.errors import TransientError
 from citypipe.domain.limits import MAX_BODY_BYTES
 from citypipe.ports import KeyStore, WebhookTokens
 from citypipe.service.kernel import Deps, log
+from citypipe.service.optout_http import OPTOUT_PATH, OptOutRate, answer_optout
 from citypipe.service.webhook import WebhookRequest, WebhookResponse, answer, webhook_formats
 
 ROUTE = re.compile(r"^/ingest/([^/]+)/([^/]+)/?$")
@@ -89,6 +93,7 @@ class WebhookServer(ThreadingHTTPServer):
         self._count = threading.Lock()
         self.connections = 0  # being served now
         self.writes = threading.BoundedSemaphore(options.max_writes)
+        self.opt_out_rate = OptOutRate()  # residents' opt-outs (``POST /optout``)
         self.request_queue_size = options.backlog  # listen(); socketserver's default is 5
         super().__init__((options.host, options.port), _Handler)
         if options.tls_cert is not None:
@@ -205,11 +210,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         started = time.perf_counter()
-        match = ROUTE.match(urlsplit(self.path).path)
-        if match is None:
+        path = urlsplit(self.path).path
+        match = ROUTE.match(path)
+        if path == OPTOUT_PATH:
+            source, fmt = "(opt-out)", ""
+        elif match is None:
             self._send(WebhookResponse(404, {"error": "not_found", "detail": _ROUTE_HELP}))
             return
-        source, fmt = unquote(match.group(1)), unquote(match.group(2))
+        else:
+            source, fmt = unquote(match.group(1)), unquote(match.group(2))
         received_at = time.time()
         body = self._body()
         if isinstance(body, WebhookResponse):
@@ -259,7 +268,11 @@ class _Handler(BaseHTTPRequestHandler):
             received_at=received_at,
         )
         try:
-            response = answer(self.server.deps, self.server.tokens, self.server.keys, request)
+            if fmt:
+                response = answer(self.server.deps, self.server.tokens, self.server.keys, request)
+            else:  # a resident's opt-out, behind the same bounds
+                server = self.server
+                response = answer_optout(server.deps, server.keys, server.opt_out_rate, request)
         except TransientError:
             log.warning("webhook: the backend is unavailable", extra={"source": source})
             retry_after = str(self.server.options.retry_after_s)
@@ -327,7 +340,7 @@ class _Handler(BaseHTTPRequestHandler):
         """http.server's own lines name the client's address: not logged."""
 
 
-_ROUTE_HELP = "POST /ingest/{source}/{format}"
+_ROUTE_HELP = "POST /ingest/{source}/{format}, or POST /optout (a resident's opt-out)"
 
 
 def _landing(deps: Deps) -> dict[str, Any]:

@@ -278,11 +278,24 @@ class KeyStore(ABC):
         and nobody without it can subtract the noise. Created on first use (concurrent
         callers agree); kept apart from the daily secrets and never destroyed with them (it
         links nothing to anyone: it only hides the noise). Remembered by the instance."""
-        if self._release is None:
-            self._release = self._noise_secret()
-        return self._release
+        return self._lasting("noise")
 
-    _release: bytes | None = None
+    def optout_secret(self) -> bytes:
+        """The key of residents' opt-outs (32 bytes): an address a resident opts out is kept
+        only as its HMAC under this key (``service.optout``), never in clear. Created on
+        first use, never destroyed with the daily secrets (an opt-out holds for good), and
+        never used for a pseudonym. Remembered by the instance."""
+        return self._lasting("optout")
+
+    def _lasting(self, name: str) -> bytes:
+        secret = self._kept.get(name)
+        if secret is None:
+            secret = self._kept[name] = self._lasting_secret(name)
+        return secret
+
+    @cached_property
+    def _kept(self) -> dict[str, bytes]:
+        return {}
 
     def destroy_before(self, day: date) -> int:
         """Destroy the secrets of days before ``day`` for good; return how many."""
@@ -305,8 +318,9 @@ class KeyStore(ABC):
         earlier call destroyed (None: never), for stores that destroy by name."""
 
     @abstractmethod
-    def _noise_secret(self) -> bytes:
-        """The release secret from the backend, created if it has none."""
+    def _lasting_secret(self, name: str) -> bytes:
+        """A secret never destroyed with the daily ones (``noise``: the release secret;
+        ``optout``: the opt-outs' key) from the backend, created if it has none."""
 
     @abstractmethod
     def _destroyed_before(self) -> date | None: ...

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
 SECRET_BYTES = 32
 HORIZON = "destroyed-before"  # how far secrets were destroyed: those days stay refused
-NOISE_FILE = "noise.secret"  # not *.key: never destroyed with the daily secrets
 # Days before the first destruction searched for secrets: longer than any key retention
 # (at most 31 days) plus the days a stack may run before its first hourly job.
 LOOKBACK_DAYS = 62
@@ -51,7 +50,7 @@ class ObjectKeyStore(KeyStore):
         names = StackNames(city)
         self.prefix = names.key_object_prefix()
         self.horizon_key = names.key_horizon_object()
-        self.noise_key = names.noise_secret_object()
+        self.names = names
 
     def _key(self, day: date) -> str:
         return f"{self.prefix}{day.isoformat()}.key"
@@ -77,12 +76,13 @@ class ObjectKeyStore(KeyStore):
             raise KeyDestroyedError(day.isoformat())
         return self.store.get(self.bucket, key).body
 
-    def _noise_secret(self) -> bytes:
+    def _lasting_secret(self, name: str) -> bytes:
+        key = self.names.lasting_secret_object(name)
         try:
-            return _checked(self.store.get(self.bucket, self.noise_key).body, self.noise_key)
+            return _checked(self.store.get(self.bucket, key).body, key)
         except NotFoundError:
-            self.store.put_if_absent(self.bucket, self.noise_key, secrets.token_bytes(SECRET_BYTES))
-            return _checked(self.store.get(self.bucket, self.noise_key).body, self.noise_key)
+            self.store.put_if_absent(self.bucket, key, secrets.token_bytes(SECRET_BYTES))
+            return _checked(self.store.get(self.bucket, key).body, key)
 
     def _refused(self, day: date) -> bool:
         horizon = self._destroyed_before()  # the backend's, never a remembered one
@@ -150,8 +150,8 @@ class FileKeyStore(KeyStore):
             _linked(path, secrets.token_bytes(SECRET_BYTES))
         return path.read_bytes()
 
-    def _noise_secret(self) -> bytes:
-        path = self.directory / NOISE_FILE
+    def _lasting_secret(self, name: str) -> bytes:
+        path = self.directory / f"{name}.secret"  # not *.key: never destroyed with the days
         if not path.exists():
             _linked(path, secrets.token_bytes(SECRET_BYTES))
         return _checked(path.read_bytes(), str(path))
@@ -208,8 +208,8 @@ class SecretsManagerKeyStore(KeyStore):
         return secret
 
     @classified
-    def _noise_secret(self) -> bytes:
-        name = f"{self.prefix}/noise"
+    def _lasting_secret(self, name: str) -> bytes:
+        name = f"{self.prefix}/{name}"
         try:
             return self.client.get_secret_value(SecretId=name)["SecretBinary"]
         except ClientError as exc:

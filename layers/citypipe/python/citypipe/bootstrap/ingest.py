@@ -17,6 +17,7 @@ from citypipe.entrypoints.polls import polled
 from citypipe.ports import ApiKeys, KeyStore, WebhookTokens
 from citypipe.service.ingest import ingest_drop
 from citypipe.service.kernel import Deps
+from citypipe.service.optout_http import OptOutRate
 from citypipe.service.poll import Poller
 from citypipe.settings import Settings
 
@@ -25,9 +26,10 @@ def build(
     deps: Deps, keys: KeyStore, tokens: WebhookTokens, poller: Poller | None = None
 ) -> FunctionApp:
     """``poller``: the hub APIs the city polls, at each tick (None: it polls none)."""
+    rate = OptOutRate()  # residents' opt-outs this container takes an hour
     return FunctionApp(
         consumer=stage_consumer(Function.INGEST, deps, partial(ingest_drop, keys=keys)),
-        http=lambda event: webhook(deps, tokens, keys, event),
+        http=lambda event: webhook(deps, tokens, keys, rate, event),
         iot=lambda event: iot_rule(deps, keys, event),
         schedule=lambda event: polled(poller, event),
     )

@@ -3,13 +3,16 @@
 For every payload of a batch, whatever its format: bound its size, parse it (orjson),
 let the format's adapter read it into readings, then for each reading alone: resolve the
 device in the registry (never by a pattern; its registered zone, never a claimed
-position), map the field to a controlled quantity, check the unit, the number, the
+position), drop it if it is a detection of a device a resident opted out (``opted_out``:
+counted, never quarantined, before anything else is judged or made of it, a pseudonym
+above all), map the field to a controlled quantity, check the unit, the number, the
 plausible range and the time (from the first day whose key lives when the payload
 arrived — ``too_old`` before, 2000 at the earliest — to a few minutes ahead of the
 clock), replace the data subject's identifier by its keyed pseudonym (one per device and
-day) and drop every other identifier. A reading seen before in the batch (same sensor, quantity and
-time) is a duplicate (one an earlier batch wrote: ``service.claims``). A message on a hub's
-device topic whose payload is another device's is refused whole (``topic_device_mismatch``).
+day) and drop every other identifier. A reading seen before in the batch (same sensor,
+quantity and time) is a duplicate (one an earlier batch wrote: ``service.claims``). A
+message on a hub's device topic whose payload is another device's is refused whole
+(``topic_device_mismatch``).
 
 Nothing is dropped silently and nothing crashes a batch: a payload or reading that cannot
 be used is rejected with a machine-readable reason and its JSON path; the payload is kept
@@ -38,8 +41,9 @@ import orjson
 from citypipe.core.formats import Format
 from citypipe.core.formats.common import Context, Reading, Rejection, Unreadable, number
 from citypipe.core.images import IMAGE_HINT, IMAGE_HINT_TEXT, image_path
-from citypipe.core.pseudonyms import KeyFor, pseudonym
+from citypipe.core.pseudonyms import KeyFor, OptOuts, pseudonym
 from citypipe.core.shape import body_shape, schema_path, shape
+from citypipe.domain.books import OPTED_OUT
 from citypipe.domain.city import Action, City
 from citypipe.domain.errors import KeyDestroyedError
 from citypipe.domain.limits import MAX_DETAILS, MAX_PAYLOAD_BYTES
@@ -49,7 +53,7 @@ from citypipe.domain.model import (
     RAW_FIELDS,
     RawRecord,
 )
-from citypipe.domain.personal import HUB_PERSONAL, PERSONAL_FIELDS
+from citypipe.domain.personal import HUB_PERSONAL, OPT_OUT_FIELD, PERSONAL_FIELDS
 from citypipe.domain.registry import Plan, Resolved, normalize_id
 from citypipe.domain.topics import DEVICE_ID, topic_device
 
@@ -99,6 +103,7 @@ class Normalized:
     received: int = 0
     payloads: int = 0
     duplicates: int = 0
+    opted_out: int = 0  # detections of devices residents opted out (in ``reasons`` too)
     seen: set[Identity] = field(default_factory=set)  # the identities of the readings accepted
     # what was refused, as received: hashed into the batch's identity (two payloads of one
     # shape are two), never kept
@@ -257,8 +262,8 @@ class _Batch:
 
     __slots__ = (
         "aliases", "batch_source", "city", "devices", "earliest", "first_moments", "fmt",
-        "key_for", "known", "latest", "only_source", "payload_source", "policies", "prior",
-        "result", "seen", "windows",
+        "key_for", "known", "latest", "only_source", "opt_outs", "payload_source", "policies",
+        "prior", "result", "seen", "windows",
     )  # fmt: skip
 
     def __init__(
@@ -270,8 +275,10 @@ class _Batch:
         only_source: str | None = None,
         prior: Container[Identity] = NO_PRIOR,
         backfill: bool = False,
+        opt_outs: OptOuts | None = None,
     ) -> None:
         self.city = city
+        self.opt_outs = opt_outs
         self.earliest = EARLIEST_EPOCH  # the payload's: its arrival's first living day
         # arrival day -> its first living moment (a backfill: none, 2000 is the bound)
         self.first_moments: dict[int, float] | None = None if backfill else {}
@@ -315,6 +322,8 @@ class _Batch:
             )
         if self.payload_source is None:
             self.payload_source = found[0].source
+        if self.opt_outs is not None and self._opted_out(found[0], r):
+            return None  # first: nothing else is judged, or kept, of it
         plan = self._planned(found[0], r)
         if plan is None or type(plan) is Rejection:
             return plan
@@ -362,6 +371,31 @@ class _Batch:
         source = dev.source
         row = (source, dev.sensor, quantity, plan[1], value, iso_utc(at), dev.zone, alias, refused)
         return (source, int(at // 86_400) * 86_400), row
+
+    def _opted_out(self, dev: Resolved, r: Reading) -> bool:
+        """Whether the reading is a detection of a device a resident opted out: then it is
+        counted (``opted_out``) and hashed into the batch's identity (two such batches are
+        two), never quarantined, and no pseudonym of it is made."""
+        assert self.opt_outs is not None
+        ident = r.subject  # a hub's subject (Meraki's clientMac), else a device address
+        if ident is None and r.personal:
+            ident = r.personal.get(OPT_OUT_FIELD)
+        if not isinstance(ident, str):
+            return False
+        key = self.opt_outs.key  # the batch's digests remembered with its pseudonyms
+        digest = self.aliases.get((key, ident))
+        if digest is None:
+            try:
+                digest = self.aliases[key, ident] = self.opt_outs.digest(ident)
+            except UnicodeEncodeError:
+                return False
+        if digest not in self.opt_outs.digests:
+            return False
+        result = self.result
+        result.opted_out += 1
+        result.reasons[OPTED_OUT] += 1
+        result.refused.update(f"{dev.sensor}\x1f{r.field}\x1f{r.at!r}\x1f{digest}".encode())
+        return True
 
     def _subject(
         self, dev: Resolved, policy: _Policy, r: Reading, at: float
@@ -462,7 +496,7 @@ class _Batch:
                 return
         rejected: list[Rejection] = []
         read = 0
-        duplicates = result.duplicates
+        dropped = result.duplicates + result.opted_out
         by_partition = result.by_partition
         reading = self.reading
         for item in items:
@@ -474,7 +508,7 @@ class _Batch:
                 continue
             by_partition[outcome[0]].append(outcome[1])  # type: ignore[index]
             read += 1
-        result.received += read + len(rejected) + result.duplicates - duplicates
+        result.received += read + len(rejected) + result.duplicates + result.opted_out - dropped
         if not read and not rejected and not items:
             rejected.append(Rejection("no_readings", "the payload holds no reading"))
             result.received += 1
@@ -604,6 +638,7 @@ def normalize(
     only_source: str | None = None,
     prior: Container[Identity] = NO_PRIOR,
     backfill: bool = False,
+    opt_outs: OptOuts | None = None,
 ) -> Normalized:
     """Normalize a batch of payloads, of format ``fmt`` or each of its own (a bridge that
     batches several hubs' messages). ``now``: the receiving clock (epoch s); ``key_for``:
@@ -613,8 +648,9 @@ def normalize(
     before (a long-running edge's recent batches), counted as duplicates like those seen
     earlier in the batch. A reading of a day before the first whose key lives when its
     payload arrived (``Context.received_at``) is ``too_old``, unless the batch is a
-    ``backfill`` (an inbox drop: the city's own system, not a hub's token)."""
-    batch = _Batch(city, fmt, now, key_for, only_source, prior, backfill)
+    ``backfill`` (an inbox drop: the city's own system, not a hub's token). ``opt_outs``:
+    the devices residents opted out (None: none), whose detections are dropped."""
+    batch = _Batch(city, fmt, now, key_for, only_source, prior, backfill, opt_outs)
     for payload in payloads:
         batch.payload(payload)
     return batch.result

@@ -15,7 +15,9 @@ aggregates or the open zone. Made at the edge, before anything is written.
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 
 from citypipe.ports import KeyStore
@@ -60,3 +62,29 @@ def normalize_identifier(value: str) -> str:
 def pseudonym(key: bytes, value: str) -> str:
     """Raises UnicodeEncodeError for a string no UTF-8 can hold (a lone surrogate)."""
     return hmac.digest(key, normalize_identifier(value).encode(), "sha256").hex()
+
+
+# A Wi-Fi or Bluetooth device address (EUI-48) once normalized: twelve hex digits
+ADDRESS = re.compile(r"[0-9a-f]{12}")
+
+
+def opt_out_address(text: str) -> str | None:
+    """A resident's address as the edge normalizes a subject's (``normalize_identifier``),
+    or None when it is no EUI-48 address (``aa:bb:cc:dd:ee:ff``, ``AA-BB-..``,
+    ``aabb.ccdd.eeff``)."""
+    normalized = normalize_identifier(text)
+    return normalized if ADDRESS.fullmatch(normalized) else None
+
+
+@dataclass(frozen=True)
+class OptOuts:
+    """Residents' opt-outs as the edge holds them: the opt-outs' key and the HMAC of each
+    address under it (``service.optout``), never an address. A subject whose HMAC is
+    among them is dropped before any pseudonym of it is made (``core.ingest``)."""
+
+    key: bytes
+    digests: frozenset[str]
+
+    def digest(self, value: str) -> str:
+        """Raises UnicodeEncodeError for a string no UTF-8 can hold (a lone surrogate)."""
+        return pseudonym(self.key, value)

@@ -190,6 +190,35 @@ class Webhook(Strict):
         return self
 
 
+class LegalBasis(StrEnum):
+    """The lawful basis of the processing (GDPR Article 6(1)) a city states."""
+
+    PUBLIC_TASK = "public-task"  # (e): a task in the public interest or official authority
+    LEGAL_OBLIGATION = "legal-obligation"  # (c)
+    LEGITIMATE_INTERESTS = "legitimate-interests"  # (f): not for a public authority's tasks
+    CONSENT = "consent"  # (a)
+
+
+class Notice(Strict):
+    """What the sensor register and the notice mounted next to each device say of a
+    source's sensors beyond their purpose (``core.publish.sensors``): who owns and runs
+    them, whom residents write to, the legal basis of this source's processing, and whether
+    they stand in public space (only those are in the register)."""
+
+    owner: str | None = Field(
+        default=None, min_length=1, description="who owns and runs them (default: the publisher)"
+    )
+    contact: str | None = Field(
+        default=None,
+        min_length=3,
+        description="whom residents write to about them (default: the publisher's email)",
+    )
+    legal_basis: LegalBasis | None = Field(
+        default=None, description="this source's basis (default: processing.legal_basis)"
+    )
+    public_space: bool = True
+
+
 class Source(Strict):
     """A family of sensors with one purpose and one privacy policy. Which devices belong to
     it, and what they measure, is the device registry's business (``registry``); where its
@@ -203,6 +232,7 @@ class Source(Strict):
     mqtt: list[MqttTopic] = Field(default_factory=list)
     webhook: Webhook = Webhook()
     poll: list[Poll] = Field(default_factory=list)
+    notice: Notice = Notice()
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,15 +380,6 @@ class Publisher(Strict):
     )
 
 
-class LegalBasis(StrEnum):
-    """The lawful basis of the processing (GDPR Article 6(1)) a city states."""
-
-    PUBLIC_TASK = "public-task"  # (e): a task in the public interest or official authority
-    LEGAL_OBLIGATION = "legal-obligation"  # (c)
-    LEGITIMATE_INTERESTS = "legitimate-interests"  # (f): not for a public authority's tasks
-    CONSENT = "consent"  # (a)
-
-
 class Dpia(Strict):
     """The data protection impact assessment (GDPR Article 35) the processing rests on."""
 
@@ -478,6 +499,10 @@ class City(Strict):
     licence: str = "https://creativecommons.org/licenses/by/4.0/"
     publisher: Publisher
     portal_url: str = Field(description="public base URL of the open zone")
+    optout_url: str | None = Field(
+        default=None,
+        description="where the portal's opt-out form posts: the webhook server's /optout",
+    )
     zones: ZoneCollection
     sources: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")], Source] = Field(min_length=1)
     registry: Registry = Field(

@@ -4,8 +4,9 @@ and what it may say but probably does not mean.
 Refused here (and by packaging), not at each function's start-up, where the check would
 cost time on every cold start: overlapping zones (a position would be in two). Warnings: a
 zone far from the others (its longitude and latitude swapped), a zone no device is in, an
-unusual k, a profile that does not say which hubs its devices report through — the city
-loads and runs with each of them. ``citypipe check-city`` prints both (``check_city``). The
+unusual k, a profile that does not say which hubs its devices report through, sensors in
+public space on consent, devices counted with no opt-out form — the city loads and runs
+with each of them. ``citypipe check-city`` prints both (``check_city``). The
 example cities have none (a test says so).
 """
 
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from citypipe.domain.city import City, ConfigError, load_city
+from citypipe.domain.city import Action, City, ConfigError, LegalBasis, load_city
 from citypipe.domain.cityfile import CityMap
 from citypipe.domain.geo import centroid, distance_km, overlaps
 from citypipe.domain.problems import Finding, Locator, Problem, dotted
@@ -142,6 +143,52 @@ def _profiles_without_hubs(city: City) -> list[Finding]:
     return found
 
 
+def _consent_in_public_space(city: City) -> list[Finding]:
+    """A source in public space whose processing of personal data rests on consent: a
+    sensor cannot ask its passers-by (the notice next to it would promise what it cannot
+    keep)."""
+    found = []
+    for name, source in city.sources.items():
+        if not (source.policy.personal and source.notice.public_space):
+            continue
+        own = source.notice.legal_basis
+        basis = own or (city.processing.legal_basis if city.processing else None)
+        if basis is LegalBasis.CONSENT:
+            notice = ("sources", name, "notice", "legal_basis")
+            found.append(
+                Finding(
+                    notice if own else ("processing", "legal_basis"),
+                    f"{name}'s sensors in public space process personal data on consent: "
+                    "passers-by are never asked",
+                    "state the basis the processing rests on (public-task for a city's task), "
+                    f"or set sources.{name}.notice.public_space: false",
+                )
+            )
+    return found
+
+
+def _people_without_opt_out(city: City) -> list[Finding]:
+    """A source that pseudonymizes a device address while the portal's opt-out page has
+    nowhere to post: residents could not opt out from it."""
+    if city.optout_url is not None:
+        return []
+    counted = [
+        name
+        for name, source in city.sources.items()
+        if source.policy.personal.get("device_mac") is Action.PSEUDONYMIZE
+    ]
+    if not counted:
+        return []
+    return [
+        Finding(
+            ("optout_url",),
+            f"{', '.join(counted)} count devices by their address, but the portal's opt-out "
+            "form has nowhere to post: residents could not opt out",
+            "set optout_url: the webhook server's URL ending in /optout (docs/rights.md)",
+        )
+    ]
+
+
 def _zone_overlaps(city: City) -> list[Finding]:
     """Zones whose insides overlap by more than about a metre: a position would be in two
     zones (touching is fine)."""
@@ -181,6 +228,8 @@ def city_warnings(city: City, locate: Locator | None = None) -> list[Problem]:
         *_ceilings_below_k(city),
         *_profiles_without_hubs(city),
         *_polls_without_devices(city),
+        *_consent_in_public_space(city),
+        *_people_without_opt_out(city),
     ]
     return _located(found, locate)
 

@@ -18,6 +18,10 @@ MAX_DETAILS = 5  # distinct details kept per quarantined payload (each reason ha
 MAX_DEPTH = 64  # nesting of a payload: deeper than any hub's, what lies below is not kept
 MAX_SHAPE_NODES = 512  # values a quarantined payload's shape describes (the rest: counted)
 MAX_SHAPE_ITEMS = 16  # items of an array its shape describes one by one (all: counted)
+MAX_OPTOUT_BYTES = 512  # a resident's opt-out request: one address, as JSON or a form
+MAX_OPT_OUTS = 100_000  # addresses opted out per city: the set every edge holds
+OPTOUTS_PER_HOUR = 600  # opt-out requests a server (or a warm container) takes an hour
+OPTOUT_RELOAD_S = 300  # an edge reloads the opt-outs this often: an opt-out's delay
 
 # The open-data API (OGC API - Features, ``core.api``, ``service.api``): what one request
 # may ask and what one answer may hold.

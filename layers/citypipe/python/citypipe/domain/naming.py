@@ -112,7 +112,17 @@ class StackNames:
     def noise_secret_object(self) -> str:
         """The release secret seeding the noise of published people counts; outside
         ``secrets/`` (never destroyed with the daily secrets)."""
-        return f"noise/{self.slug}.key"
+        return self.lasting_secret_object("noise")
+
+    def lasting_secret_object(self, name: str) -> str:
+        """A secret never destroyed with the daily ones, ``<name>/<city>.key``: the release
+        secret (``noise``), the opt-outs' key (``optout``)."""
+        return f"{name}/{self.slug}.key"
+
+    def optout_prefix(self) -> str:
+        """Residents' opt-outs, one empty object each named by the address's HMAC under the
+        opt-outs' key (``service.optout``): ``optouts/<city>/<digest>``."""
+        return f"optouts/{self.slug}/"
 
     def key_horizon_object(self) -> str:
         """How far the secrets were destroyed; outside ``secrets/`` (it never expires)."""
@@ -268,6 +278,22 @@ class StackNames:
     def register_key(self, document: str, ext: str) -> str:
         """The transparency register and the record of processing: ``open/<city>/register/``."""
         return f"{self.open_prefix()}register/{document}.{ext}"
+
+    def sensor_page_key(self) -> str:
+        """The sensor register as a page, an anchor per sensor (its register entry)."""
+        return f"{self.open_prefix()}register/sensors.html"
+
+    def notice_key(self, sensor: str) -> str:
+        """A sensor's printable notice (GDPR Article 13), to mount next to the device."""
+        return f"{self.open_prefix()}register/notices/{sensor}.html"
+
+    def optout_page_key(self) -> str:
+        """The residents' opt-out page: a form and how many opted out."""
+        return f"{self.open_prefix()}optout.html"
+
+    def rights_page_key(self) -> str:
+        """What a rights request can and cannot find (docs/rights.md, generated)."""
+        return f"{self.open_prefix()}rights.html"
 
     def datapackage_key(self) -> str:
         return f"{self.open_prefix()}datapackage.json"

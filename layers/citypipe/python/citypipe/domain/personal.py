@@ -75,3 +75,7 @@ HUB_PERSONAL: dict[str, tuple[str, frozenset[str]]] = {
         frozenset({"device_mac", "ip_address", "ssid", "rssi", "location", "os", "manufacturer"}),
     ),
 }
+
+# The personal field a resident's opt-out names: a Wi-Fi or Bluetooth device address (an
+# EUI-48), whose detections every edge drops (``service.optout``)
+OPT_OUT_FIELD = "device_mac"

@@ -1,8 +1,9 @@
 """Hubs' webhooks on API Gateway: ``POST /ingest/{source}/{format}`` (and Meraki's
-validator, ``GET``), as a REST API (payload format 1.0) or an HTTP API (2.0) delivers it.
-Scaleway's HTTP events have the 1.0 shape.
+validator, ``GET``), as a REST API (payload format 1.0) or an HTTP API (2.0) delivers it;
+and residents' opt-outs, ``POST /optout``. Scaleway's HTTP events have the 1.0 shape.
 
-Only the event's shape is read here; what to answer is ``service.webhook.answer``'s.
+Only the event's shape is read here; what to answer is ``service.webhook.answer``'s (an
+opt-out: ``service.optout_http.answer_optout``'s).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from citypipe.ports import KeyStore, WebhookTokens
 from citypipe.service.kernel import Deps
+from citypipe.service.optout_http import OPTOUT_PATH, OptOutRate, answer_optout
 from citypipe.service.webhook import WebhookRequest, answer
 
 
@@ -20,13 +22,17 @@ def _headers(event: dict[str, Any]) -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
 
 
-def request_of(event: dict[str, Any]) -> WebhookRequest:
-    """A webhook request from an API Gateway event of either payload format."""
+def _route(event: dict[str, Any]) -> tuple[str, str]:
+    """(method, path) of an API Gateway event of either payload format."""
     if event.get("version") == "2.0":
         http = event.get("requestContext", {}).get("http", {})
-        method, path = str(http.get("method", "")), str(event.get("rawPath", ""))
-    else:
-        method, path = str(event.get("httpMethod", "")), str(event.get("path", ""))
+        return str(http.get("method", "")), str(event.get("rawPath", ""))
+    return str(event.get("httpMethod", "")), str(event.get("path", ""))
+
+
+def request_of(event: dict[str, Any]) -> WebhookRequest:
+    """A webhook request from an API Gateway event of either payload format."""
+    method, path = _route(event)
     parameters = event.get("pathParameters") or {}
     source, fmt = parameters.get("source"), parameters.get("format")
     if not (source and fmt):  # a platform without path parameters: .../ingest/<s>/<f>
@@ -46,11 +52,15 @@ def request_of(event: dict[str, Any]) -> WebhookRequest:
 
 
 def webhook(
-    deps: Deps, tokens: WebhookTokens, keys: KeyStore, event: dict[str, Any]
+    deps: Deps, tokens: WebhookTokens, keys: KeyStore, rate: OptOutRate, event: dict[str, Any]
 ) -> dict[str, Any]:
     """An API Gateway event in, its proxy response out (the same shape for 1.0 and 2.0)."""
-    response = answer(deps, tokens, keys, request_of(event))
-    if response.text is not None:  # Meraki's validator
+    request = request_of(event)
+    if not request.source and _route(event)[1].rstrip("/").endswith(OPTOUT_PATH):
+        response = answer_optout(deps, keys, rate, request)  # a resident's opt-out
+    else:
+        response = answer(deps, tokens, keys, request)
+    if response.text is not None:  # Meraki's validator, the answer to the portal's form
         content_type, body = "text/plain; charset=utf-8", response.text
     else:
         content_type, body = "application/json", json.dumps(response.body)

@@ -5,9 +5,10 @@ Every route — a webhook request (``service.webhook``), an AWS IoT rule
 (``service.ingest``), a replay of captured hubs, the poller of hub APIs
 (``service.poll``) — makes one ``Inbound`` of the payloads it decoded (``core.decode``)
 and hands it to ``prepare``: the one entrance. It runs the
-normalization path (``core.ingest``): devices resolved in the registry, the data subject's
-identifier replaced by its keyed pseudonym (the city's key of the day), device and
-network identifiers dropped; so the raw zone holds pseudonymous observations only and
+normalization path (``core.ingest``): devices resolved in the registry, the detections of
+devices residents opted out dropped (``service.optout``), the data subject's identifier
+replaced by its keyed pseudonym (the city's key of the day), device and network
+identifiers dropped; so the raw zone holds pseudonymous observations only and
 quarantine the shape of what was refused (``core.shape``: never a value). ``commit`` then
 writes the raw objects (conditional puts), tells anonymize, and records the lineage;
 ``admit`` is the two in one.
@@ -43,6 +44,7 @@ from citypipe.ports import KeyStore
 from citypipe.service.claims import RAW_GZIP_LEVEL, claimed
 from citypipe.service.collector import paused
 from citypipe.service.kernel import Deps, Outcome, Output, log
+from citypipe.service.optout import edge_opt_outs
 from citypipe.service.stage import finish
 
 # What a quarantine row says of where and when a payload came, not of what it held: a resend
@@ -136,11 +138,12 @@ def prepare(deps: Deps, keys: KeyStore | None, inbound: Inbound) -> EdgeBatch:
     source has a data subject)."""
     now = deps.clock.now().timestamp()
     key_for = day_keys(keys, deps.city.slug) if keys is not None else None
+    opt_outs = edge_opt_outs(deps, keys) if keys is not None else None  # before pseudonyms
     with paused():  # the batch's objects are alive until its bodies are made
         normalized = normalize(
             deps.city, inbound.fmt, inbound.payloads, now=now, key_for=key_for,
             only_source=inbound.only_source, prior=inbound.prior,
-            backfill=inbound.route in BACKFILLS,
+            backfill=inbound.route in BACKFILLS, opt_outs=opt_outs,
         )  # fmt: skip
         bodies = _bodies(normalized)
     ident = inbound.identity or content_id(normalized, bodies, inbound.salt)

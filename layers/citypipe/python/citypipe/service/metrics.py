@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from citypipe.domain.books import PollCounts, StageCounts
+from citypipe.domain.books import OPTED_OUT, PollCounts, StageCounts
 from citypipe.domain.model import Function
 
 NAMESPACE = "citypipe"
@@ -41,7 +41,8 @@ def embedded_metrics(
         "city": city,
         "function": function.value,
         READINGS_IN: counts.readings_in,
-        READINGS_QUARANTINED: counts.quarantined_total,
+        # opted-out detections are a resident's choice, not a fault the alarm is for
+        READINGS_QUARANTINED: counts.quarantined_total - counts.quarantined.get(OPTED_OUT, 0),
     }
 
 

@@ -178,7 +178,7 @@ def _answered(admitted: Admitted) -> WebhookResponse:
     if admitted.duplicate:  # this very content was received before: nothing written again
         body.update(accepted=0, duplicates=result.accepted + result.duplicates, resent=True)
         return WebhookResponse(202, body)
-    if counts.accepted == 0 and counts.duplicates == 0:
+    if counts.accepted == 0 and counts.duplicates == 0 and not result.opted_out:
         return WebhookResponse(400, {"error": "no_usable_reading", **body})
     return WebhookResponse(202, body)
 

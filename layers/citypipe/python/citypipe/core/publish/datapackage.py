@@ -16,7 +16,8 @@ from typing import Any
 from citypipe.core.disclosure import IMPLAUSIBLE, NOT_FINITE, Status, treatment
 from citypipe.core.people import ABOVE_CEILING, FEWER_THAN_K
 from citypipe.core.publish.dcat import describe_lawfulness, describe_treatment
-from citypipe.core.publish.register import REGISTER, TITLES, Register
+from citypipe.core.publish.register import REGISTER, SENSORS, TITLES, Register
+from citypipe.core.publish.sensors import SENSOR_COLUMNS
 from citypipe.core.publish.tables import columns, published_quantities
 from citypipe.domain.books import Publication
 from citypipe.domain.city import City
@@ -103,7 +104,9 @@ def datapackage(
         if file.format != "csv":
             continue
         document = file.key.rsplit("/", 1)[-1].removesuffix(".csv")
-        columns = register_columns if document == REGISTER else ["item", "value"]
+        columns = {REGISTER: register_columns, SENSORS: list(SENSOR_COLUMNS)}.get(
+            document, ["item", "value"]
+        )
         resources.append(
             {
                 "name": document,

@@ -39,7 +39,7 @@ from citypipe.core.publish.drawing import (
     zones_map,
 )
 from citypipe.core.publish.geo import zone_name
-from citypipe.core.publish.register import RECORD, REGISTER, Register
+from citypipe.core.publish.register import RECORD, REGISTER, SENSORS, Register
 from citypipe.core.publish.statements import statements
 from citypipe.core.publish.tables import columns, published_quantities, statistic_of
 from citypipe.domain.books import Publication
@@ -334,7 +334,8 @@ REGISTER_FIELDS = (
     ("measures", "Measures"), ("where", "Where"), ("why", "Why"),
     ("personal_fields", "Personal data"), ("treatment", "Treatment"),
 )  # fmt: skip
-REGISTER_LINKS = {REGISTER: "Transparency register", RECORD: "Record of processing (Art. 30 GDPR)"}
+REGISTER_LINKS = {REGISTER: "Transparency register", RECORD: "Record of processing (Art. 30 GDPR)",
+                  SENSORS: "Sensor register"}  # fmt: skip
 
 
 def _units_written(text: str) -> str:
@@ -358,10 +359,19 @@ def _register(city: City, register: Register, page: str) -> str:
         f"{REGISTER_LINKS[f.key.rsplit('/', 1)[-1].rsplit('.', 1)[0]]} ({f.format.upper()})</a>"
         for f in register.files
     )
+    names = StackNames(city.slug)
+    residents = " · ".join(
+        f'<a href="{_href(city, key, page)}">{title}</a>'
+        for key, title in (
+            (names.sensor_page_key(), "Every sensor, and its notice"),
+            (names.optout_page_key(), "Opt out of being counted"),
+            (names.rights_page_key(), "Your rights and your data"),
+        )
+    )
     return (
         "<p>Every source of sensor data: what it measures, where, why, and what is done "
         f"with personal data. Generated from the city's configuration.</p>{sources}"
-        f"<p>{links}</p>"
+        f"<p>{links}</p><p>{residents}</p>"
     )
 
 

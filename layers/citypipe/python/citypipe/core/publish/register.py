@@ -36,9 +36,11 @@ from citypipe.domain.themes import theme_of
 
 REGISTER = "transparency-register"
 RECORD = "records-of-processing"
+SENSORS = "sensor-register"  # every sensor in public space (``core.publish.sensors``)
 TITLES = {
     REGISTER: "Transparency register: every sensor source, what it measures and why",
     RECORD: "Record of processing activities (GDPR Article 30)",
+    SENSORS: "Sensor register: every sensor in public space, where, whose, why and how",
 }
 RULES = {
     Action.DROP: "never read, never stored",
@@ -67,7 +69,8 @@ class Register:
     files: list[PublishedFile]
 
 
-def _personal(source: Source) -> str:
+def personal_rules(source: Source) -> str:
+    """What a source does with each personal field, in words ("none": it touches none)."""
     rules = source.policy.personal
     if not rules:
         return "none"
@@ -110,7 +113,7 @@ def register_rows(city: City) -> list[dict[str, str]]:
                 "where": f"{devices} devices in zones " + ", ".join(_zones(city, name)),
                 "why": source.purpose,
                 "personal_data": "yes" if source.policy.personal else "no",
-                "personal_fields": _personal(source),
+                "personal_fields": personal_rules(source),
                 "guarantee": privacy.resident or "",
                 "legal_basis": said.legal_basis if said and source.policy.personal else "",
                 "treatment": privacy.rule,
@@ -234,7 +237,7 @@ def _flat(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix.rstrip("."), "" if value is None else str(value))]
 
 
-def _csv(header: Sequence[str], rows: Sequence[Sequence[str]]) -> bytes:
+def csv_bytes(header: Sequence[str], rows: Sequence[Sequence[str]]) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")  # RFC 4180
     writer.writerow(header)
@@ -242,7 +245,7 @@ def _csv(header: Sequence[str], rows: Sequence[Sequence[str]]) -> bytes:
     return buffer.getvalue().encode()
 
 
-def _json(document: Any) -> bytes:
+def json_document(document: Any) -> bytes:
     return (json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 
@@ -254,16 +257,16 @@ def register_documents(city: City) -> dict[str, tuple[bytes, str]]:
     columns = list(rows[0]) if rows else []
     return {
         names.register_key(REGISTER, "json"): (
-            _json({"city": city.name, "register": rows}),
+            json_document({"city": city.name, "register": rows}),
             "application/json",
         ),
         names.register_key(REGISTER, "csv"): (
-            _csv(columns, [[r[c] for c in columns] for r in rows]),
+            csv_bytes(columns, [[r[c] for c in columns] for r in rows]),
             "text/csv",
         ),
-        names.register_key(RECORD, "json"): (_json(record), "application/json"),
+        names.register_key(RECORD, "json"): (json_document(record), "application/json"),
         names.register_key(RECORD, "csv"): (
-            _csv(["item", "value"], _flat(record)),
+            csv_bytes(["item", "value"], _flat(record)),
             "text/csv",
         ),
     }

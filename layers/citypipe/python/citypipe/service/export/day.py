@@ -17,14 +17,13 @@ of unchanged partials writes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
 from citypipe.core.publish.day import ThemeDay
 from citypipe.core.publish.jsontext import json_bytes
 from citypipe.domain.books import ExportCounts, Lineage, PublishedFile
-from citypipe.domain.errors import NotFoundError, TransientError
+from citypipe.domain.errors import NotFoundError
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import input_id
 from citypipe.domain.themes import OpenFormat, Theme, theme_of, themes_of
@@ -38,13 +37,12 @@ from citypipe.service.export.ledger import (
 )
 from citypipe.service.export.metadata import publish_metadata
 from citypipe.service.export.people import PeopleDay, people_day, release_time, withheld
+from citypipe.service.export.retry import retried
 from citypipe.service.export.spill import GROUP_ROWS, DayPartials, spill_day
 from citypipe.service.export.versions import version
 from citypipe.service.export.writer import Failures, WrittenTheme, write_themes
 from citypipe.service.kernel import Deps, Outcome, Output, log
 from citypipe.service.stage import finish
-
-WRITE_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -166,18 +164,6 @@ def _people_days(
         else:
             found[theme.slug] = people
     return found
-
-
-def retried(publish: Callable[[], None]) -> None:
-    """Publish, trying again at once when a write failed transiently (up to WRITE_TRIES):
-    the writes are idempotent (conditional puts, put_or_replace), and giving the message
-    back would read every partial of the day again. A lasting failure is raised."""
-    for _ in range(WRITE_TRIES - 1):
-        try:
-            return publish()
-        except TransientError:
-            log.warning("publication retried", extra={"function": "export"})
-    return publish()
 
 
 def _published(deps: Deps, ident: str, theme: Theme, day: str) -> bool:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from citypipe.domain.model import Message, Zone
 from citypipe.domain.naming import day_of
-from citypipe.service.export.day import ExportPorts, export_day, retried
+from citypipe.service.export.day import ExportPorts, export_day
 from citypipe.service.export.metadata import publish_metadata
+from citypipe.service.export.retry import retried
 from citypipe.service.kernel import Deps
 
 

@@ -1,0 +1,284 @@
+"""Residents' opt-out (``service.optout``, ``service.optout_http``): an address kept only as
+its HMAC under the opt-outs' own key; the edge drops its device's detections before any
+pseudonym is made, counts them (how many, never which), and learns of an opt-out within
+``OPTOUT_RELOAD_S`` by its clock."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from edge_support import quarantine_rows
+from unit_support import at, observation, post
+
+from citypipe.core.formats import FORMATS, Context
+from citypipe.core.ingest import Payload
+from citypipe.core.pseudonyms import day_keys, pseudonym
+from citypipe.domain.books import OPTED_OUT, IngestCounts
+from citypipe.domain.limits import MAX_OPTOUT_BYTES, OPTOUT_RELOAD_S
+from citypipe.domain.model import RAW_FIELDS, Function, Zone
+from citypipe.entrypoints.http import webhook
+from citypipe.service import optout
+from citypipe.service.edge import Admitted, Inbound, Route, admit
+from citypipe.service.kernel import Deps
+from citypipe.service.metrics import embedded_metrics
+from citypipe.service.optout import opt_out_count
+from citypipe.service.optout_http import FORM, OptOutRate, answer_optout
+from citypipe.service.webhook import WebhookRequest, WebhookResponse
+from citypipe_local.fakes import InMemoryKeyStore, InMemoryWebhookTokens
+
+OUT = "AA:BB:CC:DD:EE:01"  # the device a resident opts out
+OTHER = "AA:BB:CC:DD:EE:02"
+T0 = datetime(2026, 6, 2, 10, 0, tzinfo=UTC)
+
+
+def _request(body: str, media: str = "application/json", method: str = "POST") -> WebhookRequest:
+    return WebhookRequest(method, "", "", {"content-type": media}, body)
+
+
+def _submit(deps: Deps, keys: InMemoryKeyStore, address: str, **kw: Any) -> WebhookResponse:
+    return answer_optout(deps, keys, OptOutRate(), _request(json.dumps({"address": address}), **kw))
+
+
+def _seen(deps: Deps, keys: InMemoryKeyStore, *macs: str, when: datetime = T0) -> Admitted:
+    """wifi-22's detections of ``macs`` at ``when``, through the edge (the clock at ``when``)."""
+    payloads = [
+        Payload(
+            observation("wifi-22", when + timedelta(seconds=n), mac), Context(when.timestamp()), n
+        )
+        for n, mac in enumerate(macs, start=1)
+    ]
+    return admit(at(deps, when), keys, Inbound(payloads, Route.REPLAY, FORMATS["canonical"]))
+
+
+def _pseudonyms(admitted: Admitted) -> set[str]:
+    column = RAW_FIELDS.index("pseudonym")
+    return {row[column] for rows in admitted.normalized.by_partition.values() for row in rows}
+
+
+def test_an_opted_out_devices_detections_are_dropped_counted_and_never_quarantined(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    assert _submit(memory_deps, memory_keys, OUT).status == 202
+    admitted = _seen(memory_deps, memory_keys, OUT, OTHER, OUT)
+    counts = admitted.counts
+    assert (counts.received, counts.accepted, counts.quarantined) == (3, 1, {OPTED_OUT: 2})
+    assert counts.received == counts.accepted + counts.duplicates + counts.quarantined_total
+    # no pseudonym of it was written, the other device's was
+    key = day_keys(memory_keys, "velden")(T0.date())
+    assert _pseudonyms(admitted) == {pseudonym(key, OTHER)}
+    assert quarantine_rows(memory_deps) == []  # a row would be a trace of the device
+
+
+@pytest.mark.parametrize("spelling", ["aa-bb-cc-dd-ee-01", "aabb.ccdd.ee01", " AABBCCDDEE01 "])
+def test_every_spelling_of_an_address_opts_out_the_same_device(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore, spelling: str
+) -> None:
+    form = answer_optout(
+        memory_deps, memory_keys, OptOutRate(), _request(f"address={spelling}", FORM)
+    )
+    assert form.status == 202 and form.text is not None  # the portal's form: a sentence
+    assert _seen(memory_deps, memory_keys, OUT).counts.quarantined == {OPTED_OUT: 1}
+
+
+def test_the_address_is_kept_only_as_its_hmac_under_the_opt_out_key(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    response = _submit(memory_deps, memory_keys, OUT)
+    bucket = memory_deps.names.keys_bucket()
+    [kept] = list(memory_deps.store.list(bucket, "optouts/"))
+    digest = hmac.new(memory_keys.optout_secret(), b"aabbccddee01", hashlib.sha256).hexdigest()
+    assert kept.key == f"optouts/velden/{digest}"
+    assert memory_deps.store.get(bucket, kept.key).body == b""
+    # the opt-outs' key is none of the daily keys, and is not the release secret
+    assert memory_keys.optout_secret() not in (
+        memory_keys.noise_secret(), memory_keys.daily_secret(T0.date())
+    )  # fmt: skip
+    # nothing anywhere, nor the answer, holds the address in any spelling
+    held = [
+        memory_deps.store.get(b, i.key).body.lower()
+        for b in [memory_deps.names.bucket(z) for z in Zone] + [bucket]
+        for i in memory_deps.store.list(b)
+    ]
+    answered = json.dumps(response.body).lower().encode()
+    for spelling in (
+        b"aa:bb:cc:dd:ee:01",
+        b"aabbccddee01",
+        hashlib.sha256(b"aabbccddee01").hexdigest().encode(),
+    ):
+        assert not any(spelling in body for body in [*held, answered, kept.key.encode()])
+
+
+def test_an_opt_out_reaches_the_edge_within_the_reload_delay(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    # Given an edge that loaded the opt-outs at T0 (none then)
+    assert _seen(memory_deps, memory_keys, OTHER).counts.accepted == 1
+    # When a resident opts out a second later
+    assert _submit(at(memory_deps, T0 + timedelta(seconds=1)), memory_keys, OUT).status == 202
+    # Then that edge counts the device until its set is OPTOUT_RELOAD_S old, never later
+    before = T0 + timedelta(seconds=OPTOUT_RELOAD_S - 1)
+    assert _seen(memory_deps, memory_keys, OUT, when=before).counts.accepted == 1
+    reloaded = T0 + timedelta(seconds=OPTOUT_RELOAD_S)
+    counts = _seen(memory_deps, memory_keys, OUT, when=reloaded).counts
+    assert (counts.accepted, counts.quarantined) == (0, {OPTED_OUT: 1})
+
+
+def test_an_edge_whose_clock_went_back_reloads(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    _seen(memory_deps, memory_keys, OTHER)
+    _submit(memory_deps, memory_keys, OUT)
+    earlier = T0 - timedelta(seconds=1)
+    assert _seen(memory_deps, memory_keys, OUT, when=earlier).counts.quarantined == {OPTED_OUT: 1}
+
+
+def test_a_hubs_batch_of_opted_out_detections_only_is_no_error_and_each_is_counted(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    _submit(memory_deps, memory_keys, OUT)
+    deps = at(memory_deps, T0)
+    first = observation("wifi-22", T0, OUT)
+    second = observation("wifi-22", T0 + timedelta(seconds=30), OUT)
+    answers = [post(deps, memory_keys, "wifi-counters", "canonical", b) for b in (first, second)]
+    assert [status for status, _ in answers] == [202, 202]
+    assert [body["reasons"] for _, body in answers] == [{OPTED_OUT: 1}] * 2
+    # two batches, two lineages: neither is taken for a resend of the other
+    audit = memory_deps.names.bucket(Zone.AUDIT)
+    lineages = [
+        json.loads(memory_deps.store.get(audit, i.key).body)
+        for i in memory_deps.store.list(audit, memory_deps.names.lineage_prefix())
+    ]
+    counted = [IngestCounts.model_validate(x["counts"]) for x in lineages]
+    assert sum(c.quarantined.get(OPTED_OUT, 0) for c in counted) == 2
+    # the same post again is a resend: counted once
+    assert post(deps, memory_keys, "wifi-counters", "canonical", first)[1].get("resent") is True
+
+
+def test_the_count_of_opt_outs_says_how_many_never_which(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    for address in (OUT, OTHER, OUT.lower()):
+        assert _submit(memory_deps, memory_keys, address).status == 202
+    assert opt_out_count(memory_deps) == 2
+
+
+def test_an_address_opted_out_before_gets_the_same_answer(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    first, again = (_submit(memory_deps, memory_keys, OUT) for _ in range(2))
+    assert (first.status, first.body, first.headers) == (again.status, again.body, again.headers)
+
+
+@pytest.mark.parametrize(
+    ("request_", "status", "error"),
+    [
+        (_request('{"address": "aa:bb:cc:dd:ee:01"}', method="GET"), 405, "method_not_allowed"),
+        (_request(json.dumps({"address": "a" * MAX_OPTOUT_BYTES})), 413, "body_too_large"),
+        (_request("address=aa:bb:cc:dd:ee:01", "text/plain"), 415, "unsupported_media_type"),
+        (_request("{not json"), 400, "invalid_body"),
+        (_request('["aa:bb:cc:dd:ee:01"]'), 400, "missing_address"),
+        (_request('{"address": 42}'), 400, "missing_address"),
+        (_request('{"address": "aa:bb:cc:dd:ee"}'), 400, "invalid_address"),
+        (_request('{"address": "zz:bb:cc:dd:ee:01"}'), 400, "invalid_address"),
+        (_request("mac=aa:bb:cc:dd:ee:01", FORM), 400, "missing_address"),
+    ],
+    ids=[
+        "get", "too-large", "not-json-or-form", "bad-json", "no-object", "not-text",
+        "too-short", "not-hex", "no-address-field",
+    ],
+)  # fmt: skip
+def test_a_bad_request_is_refused_clearly_and_writes_nothing(
+    memory_deps: Deps,
+    memory_keys: InMemoryKeyStore,
+    request_: WebhookRequest,
+    status: int,
+    error: str,
+) -> None:
+    response = answer_optout(memory_deps, memory_keys, OptOutRate(), request_)
+    assert (response.status, response.body["error"]) == (status, error)
+    assert "aa:bb" not in json.dumps(response.body)  # never repeated back
+    assert opt_out_count(memory_deps) == 0
+
+
+def test_requests_over_the_hours_rate_are_refused_until_the_next_hour(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    rate = OptOutRate(per_hour=2)
+    body = _request(json.dumps({"address": OUT}))
+    assert [answer_optout(memory_deps, memory_keys, rate, body).status for _ in range(3)] == [
+        202, 202, 429,
+    ]  # fmt: skip
+    later = at(memory_deps, memory_deps.clock.now() + timedelta(hours=1))
+    assert answer_optout(later, memory_keys, rate, body).status == 202
+
+
+def test_a_full_set_refuses_a_new_address_and_keeps_the_old(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(optout, "MAX_OPT_OUTS", 1)
+    assert _submit(memory_deps, memory_keys, OUT).status == 202
+    full = _submit(memory_deps, memory_keys, OTHER)
+    assert (full.status, full.body["error"]) == (507, "opt_outs_full")
+    assert _submit(memory_deps, memory_keys, OUT).status == 202  # already in: the same answer
+    assert opt_out_count(memory_deps) == 1
+
+
+def test_a_source_without_a_data_subject_drops_the_opted_out_device_too(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    # Given a city whose Wi-Fi counters drop the MAC instead of pseudonymizing it
+    city = memory_deps.city
+    wifi = city.sources["wifi-counters"]
+    personal = {**wifi.policy.personal, "device_mac": "drop"}
+    policy = wifi.policy.model_copy(update={"personal": personal})
+    sources = {**city.sources, "wifi-counters": wifi.model_copy(update={"policy": policy})}
+    deps = dataclasses.replace(memory_deps, city=city.model_copy(update={"sources": sources}))
+    _submit(deps, memory_keys, OUT)
+    counts = _seen(deps, memory_keys, OUT, OTHER).counts
+    assert (counts.accepted, counts.quarantined) == (1, {OPTED_OUT: 1})
+
+
+@pytest.mark.parametrize("version", ["1.0", "2.0"])
+def test_api_gateways_post_to_optout_reaches_the_opt_out_not_a_webhook(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore, version: str
+) -> None:
+    body = json.dumps({"address": OUT})
+    headers = {"Content-Type": "application/json"}
+    event: dict[str, Any] = (
+        {"version": "2.0", "rawPath": "/optout", "headers": headers, "body": body,
+         "requestContext": {"http": {"method": "POST"}, "requestId": "r"}}
+        if version == "2.0"
+        else {"httpMethod": "POST", "path": "/prod/optout", "headers": headers, "body": body}
+    )  # fmt: skip
+    tokens = InMemoryWebhookTokens()
+    response = webhook(memory_deps, tokens, memory_keys, OptOutRate(), event)
+    assert response["statusCode"] == 202 and "recorded" in response["body"]
+    assert opt_out_count(memory_deps) == 1
+
+
+def test_opted_out_detections_do_not_raise_the_quarantine_rate_the_alarm_reads() -> None:
+    counts = IngestCounts(
+        payloads=1, received=10, accepted=6, duplicates=0, quarantined={OPTED_OUT: 3, "too_old": 1}
+    )
+    fields = embedded_metrics("velden", Function.INGEST, counts, T0)
+    assert (fields["ReadingsIn"], fields["ReadingsQuarantined"]) == (10, 1)
+
+
+def test_an_opted_out_detection_refused_for_another_reason_is_still_only_counted(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    # Given an opted-out device's detection that is also too far ahead of the clock
+    _submit(memory_deps, memory_keys, OUT)
+    ahead = T0 + timedelta(hours=1)
+    payload = Payload(observation("wifi-22", ahead, OUT), Context(T0.timestamp()), 1)
+    inbound = Inbound([payload], Route.REPLAY, FORMATS["canonical"])
+    counts = admit(at(memory_deps, T0), memory_keys, inbound).counts
+    # Then it is dropped first: no future_time, no quarantine row of its payload
+    assert counts.quarantined == {OPTED_OUT: 1}
+    assert quarantine_rows(memory_deps) == []
