@@ -50,7 +50,9 @@ def test_the_example_city_loads(city: City) -> None:
     assert city.slug == "velden"
     assert city.region == "eu-central-1"
     assert len(city.zones.features) == 9
-    assert set(city.sources) == {"air-quality", "traffic-counters", "wifi-counters"}
+    assert set(city.sources) == {
+        "air-quality", "operator-counters", "traffic-counters", "wifi-counters",
+    }  # fmt: skip
     assert set(city.csv) == {"loop-export"}
     assert city.disclosure.k == 20
 

@@ -15,6 +15,7 @@ import json
 from citypipe.core.publish.datapackage import datapackage
 from citypipe.core.publish.dcat import catalogue
 from citypipe.core.publish.jsontext import json_bytes
+from citypipe.core.publish.odrl import policy_files
 from citypipe.core.publish.portal import portal_files
 from citypipe.core.publish.register import register_documents, register_of
 from citypipe.core.publish.turtle import to_turtle
@@ -49,6 +50,7 @@ def publish_metadata(deps: Deps) -> None:
     document = catalogue(city, themes, records, register)
     files = {
         **documents,  # the register and the record of processing first: the others list them
+        **policy_files(city),  # the partners' permissions, which the catalogue names
         names.catalog_key(): (json_bytes(document), "application/ld+json"),
         names.catalog_key("ttl"): (to_turtle(document).encode(), "text/turtle"),
         names.datapackage_key(): (
