@@ -1,0 +1,168 @@
+"""Partners (issue 21): who shares which sources, for which purposes; their ODRL permission
+records, machine-readable and printable; provenance and policies in the catalogue."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import rdflib
+from open_support import catalogue_graph, export_every_theme, open_body
+from unit_support import city_data
+
+from citypipe.core.publish.odrl import policy, policy_iri, policy_key, policy_text
+from citypipe.domain.city import City, ConfigError, parse_city
+from citypipe.domain.partners import (
+    DEFAULT_PURPOSES,
+    Purpose,
+    datasets_fed,
+    partner_of,
+    purposes_of,
+)
+from citypipe.service.kernel import Deps
+
+ODRL = rdflib.Namespace("http://www.w3.org/ns/odrl/2/")
+PROV = rdflib.Namespace("http://www.w3.org/ns/prov#")
+DCT = rdflib.Namespace("http://purl.org/dc/terms/")
+DPV = rdflib.Namespace("https://w3id.org/dpv#")
+PARTNER = "velden-mobility"
+
+
+def test_the_example_city_has_one_partner_whose_source_feeds_traffic_flow_only(
+    city: City,
+) -> None:
+    assert list(city.partners) == [PARTNER]
+    assert city.partners[PARTNER].sources == ["operator-counters"]
+    assert datasets_fed(city, "operator-counters") == ["traffic-flow"]
+    assert partner_of(city, "operator-counters") == PARTNER
+    assert partner_of(city, "traffic-counters") is None
+
+
+def test_the_purposes_are_the_dga_objectives_each_a_dpv_purpose() -> None:
+    assert {p.value: p.iri.removeprefix(str(DPV)) for p in Purpose} == {
+        "health": "ImproveHealthcare",
+        "climate": "CombatClimateChange",
+        "mobility": "ImproveTransportMobility",
+        "official-statistics": "ProvideOfficialStatistics",
+        "public-services": "ImprovePublicServices",
+        "policy-making": "PublicPolicyMaking",
+        "research": "ScientificResearch",
+    }
+
+
+def test_a_dataset_is_published_for_its_declared_purposes_else_its_themes(city: City) -> None:
+    assert purposes_of(city, "traffic-flow") == (Purpose.MOBILITY,)
+    assert purposes_of(city, "air-quality") == DEFAULT_PURPOSES["air-quality"]
+    assert purposes_of(city, "weather") == (Purpose.PUBLIC_SERVICES,)
+
+
+def refusals(data: dict[str, Any]) -> dict[str, str]:
+    with pytest.raises(ConfigError) as refused:
+        parse_city(data, "velden.yaml")
+    assert "\n" not in str(refused.value)
+    return {p.key: p.message for p in refused.value.problems}
+
+
+def test_a_partner_source_feeding_a_dataset_it_does_not_permit_is_refused() -> None:
+    # the operator's counters also measure NO2: air quality is published for health
+    data = city_data()
+    data["registry"]["profiles"]["tc-csv"]["fields"]["no2"] = {"quantity": "air.no2"}
+    found = refusals(data)
+    assert list(found) == [f"partners.{PARTNER}.purposes"]
+    assert found[f"partners.{PARTNER}.purposes"].startswith(
+        "its source operator-counters feeds air-quality, published for ['health'], which "
+        "velden-mobility does not permit"
+    )
+    # permitted once the partner agrees
+    data["partners"][PARTNER]["purposes"].append("health")
+    assert datasets_fed(parse_city(data), "operator-counters") == ["air-quality", "traffic-flow"]
+
+
+def test_a_source_has_one_owner() -> None:
+    data = city_data()
+    data["partners"]["second"] = {**data["partners"][PARTNER], "name": "Another"}
+    assert list(refusals(data)) == ["partners.second.sources.0"]
+
+
+def test_a_city_without_partners_has_none() -> None:
+    data = city_data()
+    del data["partners"]
+    assert parse_city(data).partners == {}
+
+
+def graph_of(document: dict[str, Any]) -> rdflib.Graph:
+    return rdflib.Graph().parse(data=json.dumps(document), format="json-ld")
+
+
+def test_the_permission_record_is_an_odrl_agreement_with_a_purpose_constraint(
+    city: City,
+) -> None:
+    graph = graph_of(policy(city, PARTNER))
+    agreement = rdflib.URIRef(policy_iri(city, PARTNER))
+    assert (agreement, rdflib.RDF.type, ODRL.Agreement) in graph
+    assigner = graph.value(agreement, ODRL.assigner)
+    assert graph.value(assigner, DCT.identifier) == rdflib.Literal("NL.KVK.87654321")
+    assert graph.value(agreement, ODRL.assignee) == rdflib.URIRef(city.publisher.url)
+    permissions = list(graph.objects(agreement, ODRL.permission))
+    actions = {graph.value(p, ODRL.action) for p in permissions}
+    assert actions == {ODRL.aggregate, ODRL.anonymize, ODRL.distribute}
+    for permission in permissions:
+        constraint = graph.value(permission, ODRL.constraint)
+        assert graph.value(constraint, ODRL.leftOperand) == ODRL.purpose
+        assert graph.value(constraint, ODRL.operator) == ODRL.isAnyOf
+        assert set(graph.objects(constraint, ODRL.rightOperand)) == {
+            DPV.ImproveTransportMobility,
+            DPV.ProvideOfficialStatistics,
+        }
+    [duty] = [graph.value(p, ODRL.duty) for p in permissions if graph.value(p, ODRL.duty)]
+    assert graph.value(duty, ODRL.action) == ODRL.delete
+    assert str(graph.value(graph.value(duty, ODRL.constraint), ODRL.rightOperand)) == "P3650D"
+    assert graph.value(agreement, DCT.license) == rdflib.URIRef(city.licence)
+
+
+def test_the_printed_record_says_the_same_terms(city: City) -> None:
+    text = policy_text(city, PARTNER)
+    assert text.startswith("# Velden Mobility Services B.V. shares its readings with Velden")
+    for said in ("NL.KVK.87654321", "improving mobility", "official statistics",
+                 "traffic-flow", city.licence, "at most 3650 days", "Withdrawal",
+                 policy_iri(city, PARTNER)):  # fmt: skip
+        assert said in text
+
+
+def test_the_catalogue_says_where_each_dataset_comes_from_and_under_which_permission(
+    memory_deps: Deps,
+) -> None:
+    deps = export_every_theme(memory_deps)
+    graph = catalogue_graph(deps)
+    base = deps.city.portal_url.rstrip("/")
+    traffic = rdflib.URIRef(f"{base}/datasets/traffic-flow")
+    air = rdflib.URIRef(f"{base}/datasets/air-quality")
+    partner_data = rdflib.URIRef(f"{policy_iri(deps.city, PARTNER)}#data")
+    assert set(graph.objects(traffic, PROV.wasDerivedFrom)) == {
+        partner_data,
+        rdflib.URIRef(f"{base}/datasets/register#traffic-counters"),
+    }
+    assert set(graph.objects(traffic, ODRL.hasPolicy)) == {
+        rdflib.URIRef(policy_iri(deps.city, PARTNER))
+    }
+    assert "Velden Mobility Services B.V." in str(
+        graph.value(graph.value(traffic, DCT.provenance), rdflib.RDFS.label)
+    )
+    distributions = list(
+        graph.objects(traffic, rdflib.URIRef("http://www.w3.org/ns/dcat#distribution"))
+    )
+    assert distributions and all(
+        graph.value(d, ODRL.hasPolicy) == rdflib.URIRef(policy_iri(deps.city, PARTNER))
+        for d in distributions
+    )
+    # a dataset no partner feeds: its provenance, no policy
+    assert partner_data not in set(graph.objects(air, PROV.wasDerivedFrom))
+    assert graph.value(air, DCT.provenance) is not None
+    assert graph.value(air, ODRL.hasPolicy) is None
+    # the policy the catalogue names is published where its IRI says, printable beside it
+    published = json.loads(open_body(deps, policy_key(deps.city, PARTNER)))
+    assert published == policy(deps.city, PARTNER)
+    assert open_body(deps, policy_key(deps.city, PARTNER, "md")).decode() == policy_text(
+        deps.city, PARTNER
+    )
