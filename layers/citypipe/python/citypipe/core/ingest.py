@@ -63,6 +63,8 @@ RawRow = tuple[str, str, str, str, float, str, str, str | None, str | None]
 # identity twice is a duplicate: a hub's resend, never a second reading.
 Identity = tuple[str, str, int, str | None]
 NO_PRIOR: frozenset[Identity] = frozenset()
+# a reading of a source whose partner withdrew its permission (service.partners)
+WITHDRAWN = "partner_withdrawn"
 _REFUSED = object()
 _UNSEEN: Any = object()
 _UNREAD: Any = object()  # the document of a payload refused before it was parsed
@@ -258,7 +260,7 @@ class _Batch:
     __slots__ = (
         "aliases", "batch_source", "city", "devices", "earliest", "first_moments", "fmt",
         "key_for", "known", "latest", "only_source", "payload_source", "policies", "prior",
-        "result", "seen", "windows",
+        "result", "seen", "windows", "withdrawn",
     )  # fmt: skip
 
     def __init__(
@@ -270,8 +272,10 @@ class _Batch:
         only_source: str | None = None,
         prior: Container[Identity] = NO_PRIOR,
         backfill: bool = False,
+        withdrawn: Container[str] = frozenset(),
     ) -> None:
         self.city = city
+        self.withdrawn = withdrawn  # sources whose partner withdrew: refused
         self.earliest = EARLIEST_EPOCH  # the payload's: its arrival's first living day
         # arrival day -> its first living moment (a backfill: none, 2000 is the bound)
         self.first_moments: dict[int, float] | None = None if backfill else {}
@@ -336,6 +340,8 @@ class _Batch:
             return Rejection(
                 "wrong_source", f"{dev.sensor} is not a {self.only_source} device", r.path
             )
+        if dev.source in self.withdrawn:
+            return Rejection(WITHDRAWN, f"{dev.sensor}'s partner withdrew its permission", r.path)
         if plan is None:
             return Rejection("unknown_field", f"{dev.sensor}'s profile has no such field", r.path)
         return plan
@@ -604,6 +610,7 @@ def normalize(
     only_source: str | None = None,
     prior: Container[Identity] = NO_PRIOR,
     backfill: bool = False,
+    withdrawn: Container[str] = frozenset(),
 ) -> Normalized:
     """Normalize a batch of payloads, of format ``fmt`` or each of its own (a bridge that
     batches several hubs' messages). ``now``: the receiving clock (epoch s); ``key_for``:
@@ -613,8 +620,9 @@ def normalize(
     before (a long-running edge's recent batches), counted as duplicates like those seen
     earlier in the batch. A reading of a day before the first whose key lives when its
     payload arrived (``Context.received_at``) is ``too_old``, unless the batch is a
-    ``backfill`` (an inbox drop: the city's own system, not a hub's token)."""
-    batch = _Batch(city, fmt, now, key_for, only_source, prior, backfill)
+    ``backfill`` (an inbox drop: the city's own system, not a hub's token). ``withdrawn``:
+    sources whose partner withdrew its permission (their readings: ``partner_withdrawn``)."""
+    batch = _Batch(city, fmt, now, key_for, only_source, prior, backfill, withdrawn)
     for payload in payloads:
         batch.payload(payload)
     return batch.result
