@@ -52,6 +52,10 @@ def test_the_purposes_are_the_dga_objectives_each_a_dpv_purpose() -> None:
 
 
 def test_a_dataset_is_published_for_its_declared_purposes_else_its_themes(city: City) -> None:
+    assert {d: [p.value for p in ps] for d, ps in DEFAULT_PURPOSES.items()} == {
+        "air-quality": ["health"], "noise": ["health"], "traffic-flow": ["mobility"],
+        "parking": ["mobility"], "people-counts": ["public-services"], "energy": ["climate"],
+    }  # fmt: skip
     assert purposes_of(city, "traffic-flow") == (Purpose.MOBILITY,)
     assert purposes_of(city, "air-quality") == DEFAULT_PURPOSES["air-quality"]
     assert purposes_of(city, "weather") == (Purpose.PUBLIC_SERVICES,)
@@ -119,6 +123,8 @@ def test_the_permission_record_is_an_odrl_agreement_with_a_purpose_constraint(
     assert graph.value(duty, ODRL.action) == ODRL.delete
     assert str(graph.value(graph.value(duty, ODRL.constraint), ODRL.rightOperand)) == "P3650D"
     assert graph.value(agreement, DCT.license) == rdflib.URIRef(city.licence)
+    legal_basis = rdflib.URIRef("https://w3id.org/dpv/legal/eu/dga#A2-6-Permission")
+    assert graph.value(agreement, DPV.hasLegalBasis) == legal_basis
 
 
 def test_the_printed_record_says_the_same_terms(city: City) -> None:

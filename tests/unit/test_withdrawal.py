@@ -6,6 +6,7 @@ twice refused whole, before anything is deleted."""
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -26,10 +27,12 @@ from citypipe.domain.model import Zone
 from citypipe.service import partners
 from citypipe.service.export import export_day
 from citypipe.service.export.withdrawal import carry_out, withdrawal_runs
+from citypipe.service.housekeeping import hourly
 from citypipe.service.ingest import ingest_drop
 from citypipe.service.kernel import Deps
 from citypipe.service.partners import WithdrawalRefusedError, withdraw, withdrawn_sources
 from citypipe_local.drops import drop
+from citypipe_local.fakes import FixedClock
 
 PARTNER = "velden-mobility"
 LOOPS = (
@@ -85,17 +88,22 @@ def partner_rows(minute: float, value: float) -> dict[str, Any]:
     return {**vehicles(minute, value), "source": "operator-counters", "sensor": "tc-091"}
 
 
-def test_a_withdrawal_purges_the_partner_and_publishes_its_days_again(memory_deps: Deps) -> None:
-    city_only = [vehicles(0, 10.0), vehicles(15, 20.0)]
-    # the city's counters and the partner's, each a partial of its own, as aggregate writes
-    put_partial(memory_deps, "city", *city_only)
-    put_partial(memory_deps, "partner", partner_rows(0, 5.0))
+def partner_day(deps: Deps) -> str:
+    """A day of the city's counters and the partner's, each a partial of its own (as
+    aggregate writes them), published; the partner's partial's key."""
+    put_partial(deps, "city", vehicles(0, 10.0), vehicles(15, 20.0))
+    put_partial(deps, "partner", partner_rows(0, 5.0))
     partner_key = f"aggregates/velden/date={DAY}/operator-counters/partner.parquet"
     mixed = f"aggregates/velden/date={DAY}/mixed/partner.parquet"
-    aggregates = memory_deps.names.bucket(Zone.AGGREGATES)
-    memory_deps.store.put(aggregates, partner_key, memory_deps.store.get(aggregates, mixed).body)
-    memory_deps.store.delete(aggregates, mixed)
-    assert export_day(memory_deps, exporting(), DAY) == "done"
+    aggregates = deps.names.bucket(Zone.AGGREGATES)
+    deps.store.put(aggregates, partner_key, deps.store.get(aggregates, mixed).body)
+    deps.store.delete(aggregates, mixed)
+    assert export_day(deps, exporting(), DAY) == "done"
+    return partner_key
+
+
+def test_a_withdrawal_purges_the_partner_and_publishes_its_days_again(memory_deps: Deps) -> None:
+    partner_key = partner_day(memory_deps)
     withdraw(memory_deps, PARTNER)
 
     run = carry_out(memory_deps, exporting(), PARTNER)
@@ -140,3 +148,16 @@ def test_a_withdrawal_that_would_release_a_people_day_twice_is_refused_whole(
     assert message.endswith("nothing was deleted")
     clean = [i.key for i in deps.store.list(deps.names.bucket(Zone.CLEAN))]
     assert [k for k in clean if "/wifi-counters/" in k]
+
+
+def test_the_hourly_job_carries_out_every_recorded_withdrawal(memory_deps: Deps) -> None:
+    # the cloud's way: the withdrawal recorded (by the operator), the hourly job does the rest
+    partner_day(memory_deps)
+    withdraw(memory_deps, PARTNER)
+    fired = datetime.fromisoformat(f"{DAY}T12:00:00+00:00")
+
+    done = hourly(dataclasses.replace(memory_deps, clock=FixedClock(fired)), exporting(), fired)
+
+    assert done.withdrawals == {PARTNER: f"published again: {DAY}"}
+    partials = [i.key for i in memory_deps.store.list(memory_deps.names.bucket(Zone.AGGREGATES))]
+    assert not [k for k in partials if "/operator-counters/" in k]

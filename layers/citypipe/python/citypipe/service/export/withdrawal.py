@@ -138,7 +138,7 @@ def carry_out_withdrawals(deps: Deps, ports: ExportPorts) -> dict[str, str]:
             log.error("withdrawal refused", extra={"function": "export", "partner": partner})
             done[partner] = f"refused: {exc}"
             continue
-        done[partner] = "nothing left" if run is None else f"{len(run.days)} days published again"
+        done[partner] = "nothing left" if run is None else f"published again: {', '.join(run.days)}"
     return done
 
 
