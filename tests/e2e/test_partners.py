@@ -115,6 +115,7 @@ def test_a_withdrawal_publishes_every_day_again_as_a_run_that_never_had_the_part
     # each day that held it is a new version
     records = sorted((withdrawn / "open").rglob("versions/traffic-flow/*.json"))
     assert records and all(json.loads(p.read_text())["version"] == 2 for p in records)
+    assert all(json.loads(p.read_text())["history"][-1]["note"] for p in records)
     # nothing of it is left in the clean and aggregate zones
     for zone in ("clean", "aggregates"):
         assert not [p for p in (withdrawn / zone).rglob("*") if "operator-counters" in str(p)]

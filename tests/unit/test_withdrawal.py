@@ -88,10 +88,11 @@ def partner_rows(minute: float, value: float) -> dict[str, Any]:
     return {**vehicles(minute, value), "source": "operator-counters", "sensor": "tc-091"}
 
 
-def partner_day(deps: Deps) -> str:
-    """A day of the city's counters and the partner's, each a partial of its own (as
+def partner_day(deps: Deps, city: bool = True) -> str:
+    """A day of the partner's counters (and the city's), each a partial of its own (as
     aggregate writes them), published; the partner's partial's key."""
-    put_partial(deps, "city", vehicles(0, 10.0), vehicles(15, 20.0))
+    if city:
+        put_partial(deps, "city", vehicles(0, 10.0), vehicles(15, 20.0))
     put_partial(deps, "partner", partner_rows(0, 5.0))
     partner_key = f"aggregates/velden/date={DAY}/operator-counters/partner.parquet"
     mixed = f"aggregates/velden/date={DAY}/mixed/partner.parquet"
@@ -148,6 +149,19 @@ def test_a_withdrawal_that_would_release_a_people_day_twice_is_refused_whole(
     assert message.endswith("nothing was deleted")
     clean = [i.key for i in deps.store.list(deps.names.bucket(Zone.CLEAN))]
     assert [k for k in clean if "/wifi-counters/" in k]
+    # its intake stays stopped: the withdrawal is recorded
+    assert withdrawn_sources(deps) == frozenset({"wifi-counters"})
+
+
+def test_a_day_only_the_partner_fed_keeps_its_last_files_a_known_gap(memory_deps: Deps) -> None:
+    # (docs/partners.md, "What is not done": the city deletes them by hand)
+    partner_day(memory_deps, city=False)
+    withdraw(memory_deps, PARTNER)
+    carry_out(memory_deps, exporting(), PARTNER)
+    opened = memory_deps.store.list(
+        memory_deps.names.bucket(Zone.OPEN), memory_deps.names.open_day_prefix("traffic-flow", DAY)
+    )
+    assert list(opened)
 
 
 def test_the_hourly_job_carries_out_every_recorded_withdrawal(memory_deps: Deps) -> None:
