@@ -21,15 +21,20 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 
 from citypipe.domain.books import WithdrawalRequested
 from citypipe.domain.model import Zone
+from citypipe.ports import ObjectStore
 from citypipe.service.kernel import Deps, log
 
 # How long a warm edge remembers the withdrawals it read: a withdrawal is refused by every
 # edge at most this long after it is recorded (at once by the process recording it)
 CACHE_S = 60.0
-_remembered: dict[tuple[int, str], tuple[float, frozenset[str]]] = {}
+# per store (forgotten with it), per audit bucket: when read, the sources withdrawn
+_remembered: weakref.WeakKeyDictionary[ObjectStore, dict[str, tuple[float, frozenset[str]]]] = (
+    weakref.WeakKeyDictionary()
+)
 _lock = threading.Lock()
 
 
@@ -42,25 +47,22 @@ def withdrawn_sources(deps: Deps) -> frozenset[str]:
     partners: no request made). Remembered ``CACHE_S`` seconds per store and city."""
     if not deps.city.partners:
         return frozenset()
-    key = (id(deps.store), deps.names.bucket(Zone.AUDIT))
+    bucket = deps.names.bucket(Zone.AUDIT)
     with _lock:
-        found = _remembered.get(key)
+        found = _remembered.get(deps.store, {}).get(bucket)
     if found is not None and time.monotonic() - found[0] < CACHE_S:
         return found[1]
-    prefix = deps.names.withdrawals_prefix()
-    listed = deps.store.list(deps.names.bucket(Zone.AUDIT), prefix)
-    names = {i.key[len(prefix) :].removesuffix(".json") for i in listed}
     sources = frozenset(
-        s for name in names if name in deps.city.partners for s in deps.city.partners[name].sources
+        s for name in withdrawn_partners(deps) for s in deps.city.partners[name].sources
     )
     with _lock:
-        _remembered[key] = (time.monotonic(), sources)
+        _remembered.setdefault(deps.store, {})[bucket] = (time.monotonic(), sources)
     return sources
 
 
 def _forget(deps: Deps) -> None:
     with _lock:
-        _remembered.pop((id(deps.store), deps.names.bucket(Zone.AUDIT)), None)
+        _remembered.get(deps.store, {}).pop(deps.names.bucket(Zone.AUDIT), None)
 
 
 def withdraw(deps: Deps, partner: str) -> WithdrawalRequested:
