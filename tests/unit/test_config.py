@@ -190,7 +190,7 @@ def test_the_example_city_registers_340_devices_each_in_a_zone(city: City) -> No
         ),
         (_set("partners.velden-mobility.purposes", []), "partners.velden-mobility.purposes"),
         (_set("dataset_purposes.traffic-flow", ["health"]), "partners.velden-mobility.purposes"),
-        (_set("dataset_purposes.noise", ["health"]), "dataset_purposes.noise"),
+        (_set("dataset_purposes.trafic-flow", ["mobility"]), "dataset_purposes.trafic-flow"),
         (
             _set(
                 "partners.velden-mobility.licence",
@@ -238,7 +238,7 @@ def test_the_example_city_registers_340_devices_each_in_a_zone(city: City) -> No
         "partner-purpose-outside-the-dga-objectives",
         "partner-permitting-no-purpose",
         "dataset-published-for-what-its-partner-refuses",
-        "purpose-of-a-dataset-not-published",
+        "purpose-of-a-misspelt-dataset",
         "partner-licence-other-than-the-citys",
         "partner-retention-shorter-than-the-citys",
         "partner-without-an-email-contact",

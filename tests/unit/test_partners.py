@@ -172,3 +172,10 @@ def test_the_catalogue_says_where_each_dataset_comes_from_and_under_which_permis
     assert open_body(deps, policy_key(deps.city, PARTNER, "md")).decode() == policy_text(
         deps.city, PARTNER
     )
+
+
+def test_a_purpose_for_a_theme_the_city_does_not_publish_is_accepted() -> None:
+    # a city extending another inherits its dataset_purposes
+    data = city_data()
+    data["dataset_purposes"]["noise"] = ["health", "research"]
+    assert purposes_of(parse_city(data), "noise") == (Purpose.HEALTH, Purpose.RESEARCH)

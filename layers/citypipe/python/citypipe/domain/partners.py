@@ -141,18 +141,19 @@ def partner_problems(city: City) -> list[Finding]:
     """What refuses a city's partners: a source that is no source of the city or is two
     partners', a dataset a partner's source feeds for a purpose the partner did not permit,
     a licence other than the city's, a zone kept longer than the partner allows; and a
-    purpose declared for a dataset the city does not publish."""
-    from citypipe.domain.themes import themes_of
+    purpose declared for a dataset no theme is called (a misspelt name)."""
+    from citypipe.domain.themes import THEMES, themes_of
 
-    published = {t.slug for t in themes_of(city)}
+    # a city extending another inherits its purposes: a theme it does not publish is fine
+    known = {t.slug for t in themes_of(city)} | {t.slug for t in THEMES}
     found = [
         Finding(
             ("dataset_purposes", dataset),
-            f"{city.name} publishes no dataset {dataset} (its datasets: {sorted(published)})",
+            f"no dataset is called {dataset} (the city's and citypipe's: {sorted(known)})",
             "correct its name, or remove it",
         )
         for dataset in city.dataset_purposes
-        if dataset not in published
+        if dataset not in known
     ]
     owners: dict[str, str] = {}
     for name, partner in city.partners.items():
