@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from citypipe.domain.books import AggregateCounts, Lineage, WithdrawalCarriedOut
 from citypipe.domain.model import Function, Zone
 from citypipe.domain.naming import day_of, source_of
-from citypipe.domain.partners import datasets_fed
-from citypipe.domain.themes import theme_of
 from citypipe.service.export.day import ExportPorts, export_day, retried
 from citypipe.service.export.ledger import entries
 from citypipe.service.export.metadata import publish_metadata
@@ -55,17 +53,21 @@ def _plan(deps: Deps, partner: str) -> _Purge:
 
 
 def people_refusal(deps: Deps, partner: str, days: list[str]) -> str:
-    """Why the days cannot be published again, if a released people dataset of theirs
-    counted the partner's readings: a second release of the day, at ε, past the budget
-    or not (a day is released once, decision 0078)."""
-    personal = deps.city.personal_quantities
-    fed = {d for s in deps.city.partners[partner].sources for d in datasets_fed(deps.city, s)}
-    people = {theme_of(q).slug for q in personal} & fed
+    """Why the days cannot be published again, if a released people dataset counted the
+    partner's readings (its ledger entry names their clean objects): a second release of
+    the day, at ε (a day is released once, decision 0078)."""
+    sources = set(deps.city.partners[partner].sources)
     noise = deps.city.disclosure.noise
-    refused = []
+    refused, people = [], set()
     for day in days:
         charges = [e for _, e in entries(deps, day)]
-        if any(e.dataset in people for e in charges):
+        counted = [
+            e.dataset
+            for e in charges
+            if any(source_of(i.rsplit("@", 1)[0]) in sources for i in e.inputs)
+        ]
+        if counted:
+            people |= set(counted)
             spent = sum(e.epsilon for e in charges)
             refused.append(f"{day} (spent ε = {spent:g} of {noise.budget:g})")
     if not refused:
