@@ -179,3 +179,68 @@ def test_a_purpose_for_a_theme_the_city_does_not_publish_is_accepted() -> None:
     data = city_data()
     data["dataset_purposes"]["noise"] = ["health", "research"]
     assert purposes_of(parse_city(data), "noise") == (Purpose.HEALTH, Purpose.RESEARCH)
+
+
+def test_each_purpose_is_said_in_the_acts_words() -> None:
+    assert {p.value: p.label for p in Purpose} == {
+        "health": "healthcare",
+        "climate": "combating climate change",
+        "mobility": "improving mobility",
+        "official-statistics": "official statistics",
+        "public-services": "improving the provision of public services",
+        "policy-making": "public policy making",
+        "research": "scientific research in the general interest",
+    }
+
+
+def with_partner(**values: Any) -> dict[str, Any]:
+    data = city_data()
+    data["partners"][PARTNER].update(values)
+    return data
+
+
+PARTNER_REFUSED = {
+    "no-name": ({"name": ""}, "name", "at least 1 character"),
+    "no-identifier": ({"identifier": ""}, "identifier", "at least 1 character"),
+    "no-source": ({"sources": []}, "sources", "at least 1 item"),
+    "no-purpose": ({"purposes": []}, "purposes", "at least 1 item"),
+    "kept-no-day": ({"retention_days": 0}, "retention_days", "greater than or equal to 1"),
+}
+
+
+@pytest.mark.parametrize(
+    ("values", "key", "said"), PARTNER_REFUSED.values(), ids=list(PARTNER_REFUSED)
+)  # fmt: skip
+def test_a_partner_past_its_bounds_is_refused_at_its_key(
+    values: dict[str, Any], key: str, said: str
+) -> None:
+    found = refusals(with_partner(**values))
+    assert said in found[f"partners.{PARTNER}.{key}"]
+
+
+def test_a_partner_at_its_bounds_is_accepted() -> None:
+    data = with_partner(name="B", identifier="X", purposes=["mobility"], retention_days=1)
+    data["retention_days"] = {"clean": 1, "aggregates": 1}
+    partner = parse_city(data).partners[PARTNER]
+    assert (partner.name, partner.identifier, partner.retention_days) == ("B", "X", 1)
+    with pytest.raises(ValueError, match="frozen"):
+        partner.name = "C"  # type: ignore[misc]
+
+
+def test_the_city_keeps_the_partners_readings_no_longer_than_it_allows_in_either_zone() -> None:
+    # as long as it allows: accepted (the example keeps aggregates 730 days, clean 90)
+    assert parse_city(with_partner(retention_days=730)).partners[PARTNER].retention_days == 730
+    aggregates = refusals(with_partner(retention_days=729))[f"partners.{PARTNER}.retention_days"]
+    assert aggregates.startswith("the city keeps aggregates 730 days")
+    data = with_partner(retention_days=80)
+    data["retention_days"] = {"clean": 90, "aggregates": 80}
+    clean = refusals(data)[f"partners.{PARTNER}.retention_days"]
+    assert clean.startswith("the city keeps clean 90 days")
+
+
+def test_a_licence_is_the_same_with_or_without_its_last_slash() -> None:
+    data = with_partner(licence="https://creativecommons.org/licenses/by/4.0")
+    assert parse_city(data).partners[PARTNER].licence.endswith("4.0")
+    data["licence"] = "https://creativecommons.org/licenses/by/4.0"
+    data["partners"][PARTNER]["licence"] = "https://creativecommons.org/licenses/by/4.0/"
+    assert parse_city(data).licence.endswith("4.0")
