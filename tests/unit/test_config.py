@@ -50,7 +50,9 @@ def test_the_example_city_loads(city: City) -> None:
     assert city.slug == "velden"
     assert city.region == "eu-central-1"
     assert len(city.zones.features) == 9
-    assert set(city.sources) == {"air-quality", "traffic-counters", "wifi-counters"}
+    assert set(city.sources) == {
+        "air-quality", "operator-counters", "traffic-counters", "wifi-counters",
+    }  # fmt: skip
     assert set(city.csv) == {"loop-export"}
     assert city.disclosure.k == 20
 
@@ -174,6 +176,34 @@ def test_the_example_city_registers_340_devices_each_in_a_zone(city: City) -> No
         (_set("disclosure.k", 1), "disclosure.k"),
         (_open_ring, "zones.features.0.geometry.coordinates"),
         (_set("zones.features.0.id", "West Noord"), "zones.features.0.id"),
+        (
+            _set("partners.velden-mobility.sources", ["bike-share"]),
+            "partners.velden-mobility.sources.0",
+        ),
+        (
+            _set("partners.velden-mobility.purposes", ["research"]),
+            "partners.velden-mobility.purposes",
+        ),
+        (
+            _set("partners.velden-mobility.purposes", ["marketing"]),
+            "partners.velden-mobility.purposes.0",
+        ),
+        (_set("partners.velden-mobility.purposes", []), "partners.velden-mobility.purposes"),
+        (_set("dataset_purposes.traffic-flow", ["health"]), "partners.velden-mobility.purposes"),
+        (_set("dataset_purposes.trafic-flow", ["mobility"]), "dataset_purposes.trafic-flow"),
+        (
+            _set(
+                "partners.velden-mobility.licence",
+                "https://creativecommons.org/licenses/by-nc/4.0/",
+            ),
+            "partners.velden-mobility.licence",
+        ),
+        (
+            _set("partners.velden-mobility.retention_days", 89),
+            "partners.velden-mobility.retention_days",
+        ),
+        (_set("partners.velden-mobility.contact", "nobody"), "partners.velden-mobility.contact"),
+        (_set("partners.Velden Mobility", {}), "partners.Velden Mobility"),
     ],
     ids=[
         "region-outside-eu",
@@ -203,6 +233,16 @@ def test_the_example_city_registers_340_devices_each_in_a_zone(city: City) -> No
         "k-below-two",
         "zone-ring-not-closed",
         "zone-id-with-spaces",
+        "partner-of-an-unknown-source",
+        "partner-source-feeding-an-unpermitted-purpose",
+        "partner-purpose-outside-the-dga-objectives",
+        "partner-permitting-no-purpose",
+        "dataset-published-for-what-its-partner-refuses",
+        "purpose-of-a-misspelt-dataset",
+        "partner-licence-other-than-the-citys",
+        "partner-retention-shorter-than-the-citys",
+        "partner-without-an-email-contact",
+        "partner-name-with-capitals",
     ],
 )
 def test_a_bad_city_file_is_refused_naming_the_bad_key(change: Change, bad_key: str) -> None:

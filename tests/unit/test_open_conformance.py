@@ -82,6 +82,7 @@ def test_no_dataset_is_tagged_hvd_under_a_licence_less_open_than_cc_by(
     # Given the same city publishing under ODbL (share-alike: not allowed for HVD)
     data = every_theme_city().model_dump(mode="json")
     data["licence"] = "https://opendatacommons.org/licenses/odbl/1-0/"
+    data["partners"]["velden-mobility"]["licence"] = data["licence"]  # its partner agrees
     deps = dataclasses.replace(exported, city=parse_city(data))
     # no partials: nothing new, the metadata rebuilt
     export_day(deps, exporting(RELEASE_KEYS), "2026-06-02")

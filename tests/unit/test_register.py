@@ -27,7 +27,8 @@ def test_the_register_has_a_row_per_source_saying_whether_personal_data_is_invol
     rows = {r["source"]: r for r in register_rows(city)}
     assert set(rows) == set(city.sources)
     assert {s: r["personal_data"] for s, r in rows.items()} == {
-        "air-quality": "no", "traffic-counters": "no", "wifi-counters": "yes",
+        "air-quality": "no", "operator-counters": "no", "traffic-counters": "no",
+        "wifi-counters": "yes",
     }  # fmt: skip
     wifi = rows["wifi-counters"]
     assert wifi["why"] == city.sources["wifi-counters"].purpose

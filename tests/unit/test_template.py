@@ -562,6 +562,10 @@ def _expected_grants(city: str) -> dict[str, dict[str, set[str]]]:
         f"KeysBucket/{StackNames(city).optout_prefix()}": {get, put},
         f"KeysBucket/{StackNames(city).lasting_secret_object('optout')}": {get, put},
     }
+    own["export"] |= {  # a partner's withdrawal carried out: its runs, its partials' readings
+        f"AuditBucket/{StackNames(city).withdrawals_prefix().rsplit('/', 2)[0]}/": {get, put},
+        f"AuditBucket/{StackNames(city).lineage_prefix(Function.AGGREGATE)}": {get},
+    }
     claims = f"QuarantineBucket/{StackNames(city).claims_prefix().rsplit('/', 1)[0]}/"
     own["ingest"][claims] = {get, put}  # each reading claimed once (never in the audit zone)
     own["export"][claims] = {delete}  # the claims' sweep

@@ -28,6 +28,7 @@ from typer._click import exceptions as click_exceptions  # typer's own click (0.
 from typer.core import TyperGroup
 
 from citypipe.adapters.apikeys import FileApiKeys
+from citypipe.adapters.scratch import TempScratch
 from citypipe.bootstrap import city_from, deps_from
 from citypipe.bootstrap.ingest import api_keys_from, file_tokens, poller_from, tokens_from
 from citypipe.bootstrap.keys import key_store_from
@@ -38,6 +39,9 @@ from citypipe.domain.model import Function
 from citypipe.domain.naming import StackNames
 from citypipe.entrypoints.polls import polled
 from citypipe.service.api import OpenData
+from citypipe.service.export import ExportPorts
+from citypipe.service.export.withdrawal import carry_out
+from citypipe.service.partners import WithdrawalRefusedError, withdraw
 from citypipe.settings import Settings
 from citypipe_bridge.main import BridgeFailed
 from citypipe_bridge.main import run as bridge_run
@@ -76,7 +80,7 @@ from citypipe_local.simulate import scaled_city, simulate
 # The commands in the order of a first run (help lists them so).
 FIRST_RUN = (
     "demo", "simulate", "replay", "quarantine", "check-city", "serve", "api", "bridge", "stack",
-    "preflight", "webhook-token", "api-key", "push", "poll", "request-export",
+    "preflight", "webhook-token", "api-key", "push", "poll", "request-export", "partner",
 )  # fmt: skip
 
 
@@ -95,6 +99,7 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(no_args_is_help=True, help="Provision or remove a city stack.")
 bridge_app = typer.Typer(no_args_is_help=True, help="Bridge a hub transport into a city stack.")
+partner_app = typer.Typer(no_args_is_help=True, help="A partner's permission, withdrawn.")
 # A line is a line: the terminal wraps it. Piped, a summary row is as wide as it needs.
 console = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
 
@@ -661,6 +666,37 @@ def request_export_cmd(city: CityOpt = None) -> None:
     deps = deps_from(cloud_settings(city_file(city), "request-export"))
     request_export(deps)
     console.print(f"export requested on {deps.names.queue(Function.EXPORT)}")
+
+
+app.add_typer(partner_app, name="partner")
+
+
+@partner_app.command("withdraw")
+def partner_withdraw_cmd(
+    name: Annotated[str, typer.Argument(help="a partner of the city file")],
+    city: CityOpt = None,
+) -> None:
+    """Withdraw a partner's permission on a deployed stack (the CITYPIPE_* endpoints and
+    credentials): recorded in its audit zone, its sources refused by the edge from now on,
+    its readings deleted from the clean and aggregate zones and every day that held them
+    published again, now (the stack's hourly job does the same for every withdrawal
+    recorded: docs/partners.md)."""
+    settings = cloud_settings(city_file(city), "partner withdraw")
+    deps = deps_from(settings)
+    try:
+        request = withdraw(deps, name)
+        run = carry_out(deps, ExportPorts(key_store_from(settings, deps), TempScratch()), name)
+    except WithdrawalRefusedError as exc:
+        raise CliError(f"partner withdraw: {exc}") from None
+    console.print(f"{name}'s permission is withdrawn (recorded {request.at:%Y-%m-%d %H:%M} UTC): "
+                  f"its sources {', '.join(request.sources)} are refused from now on")  # fmt: skip
+    if run is None:
+        console.print(f"nothing of {name} is left in the clean and aggregate zones")
+        return
+    console.print(
+        f"deleted {len(run.clean)} clean objects and {len(run.aggregates)} partials "
+        f"({run.readings:,} readings); published again: {', '.join(run.days)}"
+    )
 
 
 # --- shared steps -------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 
+from citypipe.adapters.scratch import TempScratch
 from citypipe.bootstrap import deps_from
 from citypipe.bootstrap.keys import key_store_from
 from citypipe.core.formats import FORMATS, Context
@@ -43,11 +44,13 @@ from citypipe.domain.model import Function, Message, Zone
 from citypipe.ports import KeyStore
 from citypipe.service.collector import paused
 from citypipe.service.edge import Inbound, Route, admit
-from citypipe.service.export import days_with_partials
+from citypipe.service.export import ExportPorts, days_with_partials
 from citypipe.service.export.people import release_time
+from citypipe.service.export.withdrawal import carry_out
 from citypipe.service.housekeeping import retire_keys
 from citypipe.service.kernel import Deps
 from citypipe.service.optout import opt_out
+from citypipe.service.partners import withdraw
 from citypipe.settings import KeySettings, Settings, StackSettings
 from citypipe_local import stack
 from citypipe_local.backends import Endpoint, backend
@@ -107,6 +110,10 @@ class ReplayOptions:
     # Device addresses residents opted out before the captures play, as ``POST /optout``
     # records them (kept as their keyed hashes only): every edge drops their detections
     opt_outs: tuple[str, ...] = ()
+    # partners whose permission is withdrawn before the first message (a run that never
+    # had them), and once every day is published (their days published again without them)
+    withdrawn: tuple[str, ...] = ()
+    withdraw_after: tuple[str, ...] = ()
 
 
 def _at(line: bytes) -> float:
@@ -565,10 +572,16 @@ def run_local(
             session = _session(settings, deps, options, invoker, progress, clock_file)
             try:
                 poison_messages(deps, options.faults.poison)
+                for partner in options.withdrawn:
+                    withdraw(deps, partner)
                 played = player(session)
                 edge_seconds = time.perf_counter() - started
                 if clock_file is None:
                     session.export_all()
+                for partner in options.withdraw_after:
+                    withdraw(deps, partner)
+                    keys = key_store_from(settings, deps)
+                    carry_out(deps, ExportPorts(keys, TempScratch()), partner)
                 total = time.perf_counter() - started  # the open data is published
             finally:
                 invoker.close()

@@ -8,8 +8,9 @@ are the typed books of ``citypipe.domain.books``: the same models the stages wri
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from citypipe.core.disclosure import treatment
@@ -31,6 +32,7 @@ from citypipe.domain.themes import quantities_of, themes_of
 from citypipe.entrypoints.events import parse_messages
 from citypipe.entrypoints.iot import failure_reason
 from citypipe.service.export.ledger import RELEASE_REFUSED, entries
+from citypipe.service.export.withdrawal import withdrawal_runs
 from citypipe.service.kernel import Deps
 from citypipe_local.stack import NO_QUEUE
 
@@ -103,11 +105,21 @@ def quarantined_messages(deps: Deps, function: Function) -> int:
     return sum(1 for _ in deps.store.list(deps.names.bucket(Zone.QUARANTINE), prefix))
 
 
-def _newer(record: Lineage, than: Lineage) -> bool:
-    """A day's partials only grow, so the export of more partials is the later one; the
-    clock breaks ties (containers' clocks may disagree, partial counts cannot)."""
+def _newer(record: Lineage, than: Lineage, withdrawals: Sequence[tuple[str, datetime]]) -> bool:
+    """A day's partials only grow — but for a partner's withdrawal, which deletes its
+    partials and exports the day again — so the export after more withdrawals of its day,
+    then of more partials, is the later one; the clock breaks ties (containers' clocks may
+    disagree, partial counts cannot)."""
     assert isinstance(record.counts, ExportCounts) and isinstance(than.counts, ExportCounts)
-    return (record.counts.partials, record.at) > (than.counts.partials, than.at)
+
+    def rank(export: Lineage) -> int:
+        return sum(1 for day, at in withdrawals if day == export.window and at <= export.at)
+
+    return (rank(record), record.counts.partials, record.at) > (
+        rank(than),
+        than.counts.partials,
+        than.at,
+    )
 
 
 @dataclass(frozen=True)
@@ -151,10 +163,14 @@ class Books:
 
     @classmethod
     def read(
-        cls, records: Iterator[Lineage], noised_datasets: Collection[str] | None = None
+        cls,
+        records: Iterator[Lineage],
+        noised_datasets: Collection[str] | None = None,
+        withdrawals: Sequence[tuple[str, datetime]] = (),
     ) -> Books:
         """``noised_datasets``: the datasets published with noise (their releases are
-        charged to the ε ledger)."""
+        charged to the ε ledger); ``withdrawals``: (day, time) of each partner's withdrawal
+        run that exported the day again."""
         ingest, anonymize = IngestCounts.zero(), AnonymizeCounts.zero()
         aggregate = AggregateCounts.zero()
         exports: list[Lineage] = []
@@ -168,7 +184,7 @@ class Books:
                 aggregate += counts
             elif record.window is not None:
                 exports.append(record)
-        latest = _latest(exports)
+        latest = _latest(exports, withdrawals)
         export = ExportCounts.zero()
         for record in latest.values():
             assert isinstance(record.counts, ExportCounts)
@@ -211,13 +227,15 @@ def _charges(export: Lineage) -> list[str]:
     return [o.key for o in export.outputs if o.key.startswith("epsilon/")]
 
 
-def _latest(exports: list[Lineage]) -> dict[tuple[str, str], Lineage]:
+def _latest(
+    exports: list[Lineage], withdrawals: Sequence[tuple[str, datetime]] = ()
+) -> dict[tuple[str, str], Lineage]:
     """The latest export of each (day, theme): what stands published."""
     latest: dict[tuple[str, str], Lineage] = {}
     for record in exports:
         unit = (record.window or "", record.dataset or "")
         previous = latest.get(unit)
-        if previous is None or _newer(record, previous):
+        if previous is None or _newer(record, previous, withdrawals):
             latest[unit] = record
     return latest
 
@@ -233,7 +251,9 @@ def build_report(
     that took what came — then what reached the edge); ``bridge``: the MQTT bridge's books,
     when the hubs' messages came through one; ``resent``: payloads a webhook recognized as
     received before (a request of the very same content: nothing written, no lineage)."""
-    books = Books.read(lineage_records(deps), noised_datasets(deps))
+    runs = withdrawal_runs(deps)  # a partner's readings, taken out of every published day
+    withdrawals = [(day, run.at) for run in runs for day in run.days]
+    books = Books.read(lineage_records(deps), noised_datasets(deps), withdrawals)
     dead = {f: dead_letters(deps, f) for f in Function}
     poison = {f: quarantined_messages(deps, f) for f in Function}
     dead_records = {f: sum(m.records for m in dead[f]) for f in Function}
@@ -246,6 +266,7 @@ def build_report(
         books.export,
     )
 
+    withdrawn = sum(run.readings for run in runs)
     if payloads_sent is None:
         payloads_sent = ingest.payloads + resent + dead_records[Function.INGEST]
     checks = [
@@ -262,8 +283,8 @@ def build_report(
               aggregate.input + dead_records[Function.AGGREGATE]),
         Check("aggregate: input = aggregated + quarantined", aggregate.input,
               aggregate.aggregated + aggregate.quarantined_total),
-        Check("aggregated = readings in published, suppressed and flagged cells",
-              aggregate.aggregated, export.readings),
+        Check("aggregated = readings in published, suppressed and flagged cells + withdrawn",
+              aggregate.aggregated, export.readings + withdrawn),
         Check("cells = published + suppressed + flagged + refused", export.cells,
               export.published + export.suppressed + export.flagged + export.refused_total),
         *epsilon_checks(deps, books.noised_releases),

@@ -67,6 +67,8 @@ RawRow = tuple[str, str, str, str, float, str, str, str | None, str | None]
 # identity twice is a duplicate: a hub's resend, never a second reading.
 Identity = tuple[str, str, int, str | None]
 NO_PRIOR: frozenset[Identity] = frozenset()
+# a reading of a source whose partner withdrew its permission (service.partners)
+WITHDRAWN = "partner_withdrawn"
 _REFUSED = object()
 _UNSEEN: Any = object()
 _UNREAD: Any = object()  # the document of a payload refused before it was parsed
@@ -263,7 +265,7 @@ class _Batch:
     __slots__ = (
         "aliases", "batch_source", "city", "devices", "earliest", "first_moments", "fmt",
         "key_for", "known", "latest", "only_source", "opt_outs", "payload_source", "policies",
-        "prior", "result", "seen", "windows",
+        "prior", "result", "seen", "windows", "withdrawn",
     )  # fmt: skip
 
     def __init__(
@@ -276,9 +278,11 @@ class _Batch:
         prior: Container[Identity] = NO_PRIOR,
         backfill: bool = False,
         opt_outs: OptOuts | None = None,
+        withdrawn: Container[str] = frozenset(),
     ) -> None:
         self.city = city
         self.opt_outs = opt_outs
+        self.withdrawn = withdrawn  # sources whose partner withdrew: refused
         self.earliest = EARLIEST_EPOCH  # the payload's: its arrival's first living day
         # arrival day -> its first living moment (a backfill: none, 2000 is the bound)
         self.first_moments: dict[int, float] | None = None if backfill else {}
@@ -345,6 +349,8 @@ class _Batch:
             return Rejection(
                 "wrong_source", f"{dev.sensor} is not a {self.only_source} device", r.path
             )
+        if dev.source in self.withdrawn:
+            return Rejection(WITHDRAWN, f"{dev.sensor}'s partner withdrew its permission", r.path)
         if plan is None:
             return Rejection("unknown_field", f"{dev.sensor}'s profile has no such field", r.path)
         return plan
@@ -639,6 +645,7 @@ def normalize(
     prior: Container[Identity] = NO_PRIOR,
     backfill: bool = False,
     opt_outs: OptOuts | None = None,
+    withdrawn: Container[str] = frozenset(),
 ) -> Normalized:
     """Normalize a batch of payloads, of format ``fmt`` or each of its own (a bridge that
     batches several hubs' messages). ``now``: the receiving clock (epoch s); ``key_for``:
@@ -649,8 +656,10 @@ def normalize(
     earlier in the batch. A reading of a day before the first whose key lives when its
     payload arrived (``Context.received_at``) is ``too_old``, unless the batch is a
     ``backfill`` (an inbox drop: the city's own system, not a hub's token). ``opt_outs``:
-    the devices residents opted out (None: none), whose detections are dropped."""
-    batch = _Batch(city, fmt, now, key_for, only_source, prior, backfill, opt_outs)
+    the devices residents opted out (None: none), whose detections are dropped.
+    ``withdrawn``: sources whose partner withdrew its permission (their readings:
+    ``partner_withdrawn``)."""
+    batch = _Batch(city, fmt, now, key_for, only_source, prior, backfill, opt_outs, withdrawn)
     for payload in payloads:
         batch.payload(payload)
     return batch.result

@@ -388,3 +388,30 @@ class CleanDaySettled(Book):
     day: str
     scrubbed: int  # objects this run rewrote
     at: datetime
+
+
+class WithdrawalRequested(Book):
+    """A partner withdrew its permission (``naming.withdrawal_key``): from ``at`` the edge
+    refuses its sources' readings (``partner_withdrawn``), and export's job purges them
+    from the clean and aggregate zones and publishes every day that held them again."""
+
+    v: Literal[1] = 1
+    partner: str
+    sources: list[str]
+    at: datetime
+
+
+class WithdrawalCarriedOut(Book):
+    """One run of a withdrawal (``naming.withdrawal_run_key``): the partner's objects it
+    deleted from the clean and aggregate zones, the readings those partials aggregated (no
+    published cell counts them any more: the books say where they went), the days
+    published again, and the people releases refused (nothing purged then)."""
+
+    v: Literal[1] = 1
+    partner: str
+    clean: list[str]  # keys deleted
+    aggregates: list[str]  # keys deleted
+    readings: int  # the readings the deleted partials aggregated
+    days: list[str]  # exported again without them
+    refused: str = ""  # why nothing was purged, if so
+    at: datetime

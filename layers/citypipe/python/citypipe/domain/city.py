@@ -19,6 +19,7 @@ from citypipe.domain.cityfile import CityMap, read_city
 from citypipe.domain.cityfile import city_files as city_files  # noqa: PLC0414
 from citypipe.domain.geo import ZoneIndex
 from citypipe.domain.model import QUANTITIES, Zone
+from citypipe.domain.partners import Partner, PartnerName, Purpose, partner_problems
 from citypipe.domain.personal import GENERALIZABLE, HUB_PERSONAL, PERSONAL_FIELDS, RED_LINES
 from citypipe.domain.polling import Poll
 from citypipe.domain.problems import ConfigError as ConfigError  # noqa: PLC0414
@@ -521,6 +522,16 @@ class City(Strict):
         description="the legal basis, DPIA and supervisory authority (required where a source "
         "processes personal data)",
     )
+    partners: dict[PartnerName, Partner] = Field(
+        default_factory=dict,
+        description="organisations whose sources the city takes in under their permission "
+        "(docs/partners.md)",
+    )
+    dataset_purposes: dict[str, list[Purpose]] = Field(
+        default_factory=dict,
+        description="what each dataset is published for (the DGA's general-interest "
+        "objectives); a dataset left out: its theme's default",
+    )
     key_retention_days: int = Field(
         default=2,
         ge=1,
@@ -577,6 +588,7 @@ class City(Strict):
             *_topic_clashes(self),
             *_unprotected_people(self),
             *_polls_astray(self),
+            *partner_problems(self),
         ]
         if found:
             raise Refusals(found)

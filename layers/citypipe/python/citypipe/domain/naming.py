@@ -224,6 +224,21 @@ class StackNames:
         """The audit record that a clean day holds no pseudonym and will hold none."""
         return f"{self.scrub_days_prefix()}{day}.json"
 
+    def withdrawals_prefix(self) -> str:
+        return f"partners/{self.slug}/withdrawals/"
+
+    def withdrawal_key(self, partner: str) -> str:
+        """A partner's withdrawal of its permission, written once."""
+        return f"{self.withdrawals_prefix()}{partner}.json"
+
+    def withdrawal_runs_prefix(self, partner: str | None = None) -> str:
+        base = f"partners/{self.slug}/withdrawn/"
+        return base if partner is None else f"{base}{partner}/"
+
+    def withdrawal_run_key(self, partner: str, at: datetime) -> str:
+        """What one run of a withdrawal purged and published again."""
+        return f"{self.withdrawal_runs_prefix(partner)}{at:%Y%m%dT%H%M%S%fZ}.json"
+
     def metadata_marker_key(self, ident: str) -> str:
         """The catalogue, data package and portal were built from the publication records
         named by ``ident`` (and which etags the build wrote)."""

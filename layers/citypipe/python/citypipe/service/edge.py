@@ -45,6 +45,7 @@ from citypipe.service.claims import RAW_GZIP_LEVEL, claimed
 from citypipe.service.collector import paused
 from citypipe.service.kernel import Deps, Outcome, Output, log
 from citypipe.service.optout import edge_opt_outs
+from citypipe.service.partners import withdrawn_sources
 from citypipe.service.stage import finish
 
 # What a quarantine row says of where and when a payload came, not of what it held: a resend
@@ -144,6 +145,7 @@ def prepare(deps: Deps, keys: KeyStore | None, inbound: Inbound) -> EdgeBatch:
             deps.city, inbound.fmt, inbound.payloads, now=now, key_for=key_for,
             only_source=inbound.only_source, prior=inbound.prior,
             backfill=inbound.route in BACKFILLS, opt_outs=opt_outs,
+            withdrawn=withdrawn_sources(deps),
         )  # fmt: skip
         bodies = _bodies(normalized)
     ident = inbound.identity or content_id(normalized, bodies, inbound.salt)

@@ -51,6 +51,7 @@ from citypipe.domain.naming import (
 from citypipe.ports import KeyStore
 from citypipe.service.claims import claims_kept_from, sweep_claims
 from citypipe.service.export import ExportPorts, export_day
+from citypipe.service.export.withdrawal import carry_out_withdrawals
 from citypipe.service.kernel import Deps, log
 
 RAW_LIFETIME = timedelta(hours=24)
@@ -198,6 +199,7 @@ class Housekeeping:
     aggregates_swept: int
     audit_swept: int
     claims_swept: int  # readings' claims of days the edge refuses now (service.claims)
+    withdrawals: dict[str, str]  # partner -> what its withdrawal's run did
 
 
 def hourly(deps: Deps, ports: ExportPorts, fired: datetime) -> Housekeeping:
@@ -206,12 +208,14 @@ def hourly(deps: Deps, ports: ExportPorts, fired: datetime) -> Housekeeping:
     not), destroy the pseudonymization secrets of days past the key retention and scrub
     those days' pseudonyms from the clean zone, delete raw objects older than 24 hours and
     every other zone's objects past its retention, and the claims of readings of days the
-    edge refuses now (``service.claims``). The housekeeping runs even when the export
+    edge refuses now (``service.claims``). Every partner's recorded withdrawal is carried
+    out first (``service.export.withdrawal``). The housekeeping runs even when the export
     fails."""
     day = (fired - timedelta(days=1)).date().isoformat()
     keep_from = deps.city.first_living_day(fired.date())
     retiring = (keep_from - timedelta(days=1)).isoformat()  # its key dies in this run
     try:
+        withdrawals = carry_out_withdrawals(deps, ports)  # first: the days below lose them
         if retiring != day:  # released by now, or now: never after its key is gone (first:
             export_day(deps, ports, retiring, closing=True)  # yesterday has more runs)
         result = export_day(deps, ports, day, closing=retiring == day)
@@ -230,6 +234,7 @@ def hourly(deps: Deps, ports: ExportPorts, fired: datetime) -> Housekeeping:
         aggregates_swept=swept[Zone.AGGREGATES],
         audit_swept=swept[Zone.AUDIT],
         claims_swept=claims,
+        withdrawals=withdrawals,
     )
     counts = {k: v for k, v in asdict(done).items() if k not in ("day", "result")}
     log.info("housekeeping", extra={"function": "export", **counts})

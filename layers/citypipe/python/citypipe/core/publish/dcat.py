@@ -17,12 +17,14 @@ from typing import Any
 from citypipe.core.api import CONFORMANCE as API_CONFORMANCE
 from citypipe.core.api import ROOT as API_ROOT
 from citypipe.core.disclosure import PrivacyTreatment, treatment
+from citypipe.core.publish.odrl import data_iri, provenance_of
 from citypipe.core.publish.register import TITLES, Register
 from citypipe.core.publish.statements import statements
 from citypipe.core.publish.tables import published_quantities
 from citypipe.domain.books import Publication, PublishedFile
 from citypipe.domain.city import City
 from citypipe.domain.naming import StackNames, public_address
+from citypipe.domain.partners import datasets_fed, partner_of
 from citypipe.domain.themes import (
     HVD_ENVIRONMENT,
     HVD_METEOROLOGICAL,
@@ -47,6 +49,8 @@ CONTEXT = {
     "r5r": "http://data.europa.eu/r5r/",
     "gsp": "http://www.opengis.net/ont/geosparql#",
     "hydra": "http://www.w3.org/ns/hydra/core#",
+    "prov": "http://www.w3.org/ns/prov#",
+    "odrl": "http://www.w3.org/ns/odrl/2/",
 }
 EU = "http://publications.europa.eu/resource/authority/"
 IANA = "http://www.iana.org/assignments/media-types/"
@@ -208,6 +212,7 @@ def _distribution(
         "dcat:temporalResolution": _typed("PT15M", "xsd:duration"),
         "r5r:availability": _concept(f"{EU}planned-availability/STABLE"),
     }
+    found.update(_distribution_policy(city, theme))
     if fmt is OpenFormat.NGSI_LD and theme.models:
         found["dct:conformsTo"] = [
             _ref(f"{SDM_SPEC}{_sdm_domain(m)}/{m.type}/schema.json", "dct:Standard")
@@ -318,6 +323,7 @@ def _dataset(
         for n in p.history
         if n.version > 1
     ]
+    found.update(_provenance(city, theme))
     if notes:
         found["adms:versionNotes"] = _text(" ".join(notes))
     if high_value(city, theme) and theme.hvd_category is not None:
@@ -441,6 +447,46 @@ def _catalogue(
     if register is not None:
         document["dcat:dataset"].append(_register_dataset(city, register, days))
     return document
+
+
+def _policy_ref(iri: str) -> dict[str, Any]:
+    return {"@id": iri, "@type": ["odrl:Policy", "odrl:Agreement"]}
+
+
+def _provenance(city: City, theme: Theme) -> dict[str, Any]:
+    """Where a dataset comes from: the readings of every source feeding it
+    (``prov:wasDerivedFrom``: the city's own as register entries, a partner's as the asset
+    its permission names), said in words (``dct:provenance``), and the permission of each
+    partner whose readings it holds (``odrl:hasPolicy``)."""
+    register = dataset_uri(city, "register")
+    sources = [s for s in sorted(city.sources) if theme.slug in datasets_fed(city, s)]
+    derived = []
+    for source in sources:
+        owner = partner_of(city, source)
+        derived.append(f"{register}#{source}" if owner is None else data_iri(city, owner))
+    partners = provenance_of(city, theme.slug)
+    said = (
+        f"Derived by citypipe from the readings of {', '.join(sources) or 'no source'} "
+        "(anonymized at the edge, aggregated per zone and 15 minutes)"
+    )
+    if partners:
+        said += "; " + "; ".join(
+            f"{city.partners[name].name}'s readings are used under its permission {iri}"
+            for name, iri in partners
+        )
+    found: dict[str, Any] = {
+        "prov:wasDerivedFrom": [_ref(iri, "prov:Entity") for iri in derived],
+        "dct:provenance": {"@type": "dct:ProvenanceStatement", "rdfs:label": _text(said + ".")},
+    }
+    if partners:
+        found["odrl:hasPolicy"] = [_policy_ref(iri) for _, iri in partners]
+    return found
+
+
+def _distribution_policy(city: City, theme: Theme) -> dict[str, Any]:
+    """A distribution's policy (at most one, DCAT-AP): its one partner's permission."""
+    partners = provenance_of(city, theme.slug)
+    return {"odrl:hasPolicy": _policy_ref(partners[0][1])} if len(partners) == 1 else {}
 
 
 REGISTER_FORMATS = {"json": ("JSON", "application/json"), "csv": ("CSV", "text/csv")}

@@ -7,6 +7,7 @@ ledger.py    the ε ledger: what a release of people counts costs; refused over 
 versions.py  publication records: a day's version and what changed, every published day
 metadata.py  the register, the catalogue, the data package and the portal, from the records
 requests.py  an export request from the queue: the day it names, or every day
+withdrawal.py  a withdrawn partner's readings purged, its days published again
 
 Callers use these doors: ``export_day`` (the hourly job), ``export_request`` (the queue),
 ``ExportPorts`` (what a composition root gives export).

@@ -17,6 +17,7 @@ from functools import partial
 from citypipe.core.publish.datapackage import datapackage
 from citypipe.core.publish.dcat import catalogue, catalogue_pages, with_data_service
 from citypipe.core.publish.jsontext import json_bytes
+from citypipe.core.publish.odrl import policy_files
 from citypipe.core.publish.portal import portal_files
 from citypipe.core.publish.register import register_documents, register_of
 from citypipe.core.publish.residents import residents_files
@@ -62,6 +63,7 @@ def publish_metadata(deps: Deps) -> None:
     document = with_data_service(catalogue(city, themes, records, register), city, served)
     files = {
         **documents,  # the register and the record of processing first: the others list them
+        **policy_files(city),  # the partners' permissions, which the catalogue names
         names.catalog_key(): (json_bytes(document), "application/ld+json"),
         names.catalog_key("ttl"): (to_turtle(document).encode(), "text/turtle"),
         **{
