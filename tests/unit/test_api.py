@@ -146,7 +146,9 @@ def test_the_openapi_description_is_valid_openapi_3(data: OpenData) -> None:
 
 def test_every_published_theme_is_a_collection_with_its_extent(data: OpenData) -> None:
     found = {c["id"]: c for c in body(get(data, "/features/collections"))["collections"]}
-    assert set(found) == {"air-quality", "noise", "traffic-flow", "parking", "people-counts"}
+    assert set(found) == {
+        "air-quality", "noise", "traffic-flow", "parking", "people-counts", "weather"
+    }  # fmt: skip
     extent = found["air-quality"]["extent"]
     assert extent["temporal"]["interval"] == [[f"{DAY}T00:00:00Z", "2026-06-02T00:00:00Z"]]
     assert extent["spatial"]["bbox"] == [ogc.bbox_of(data.city)]

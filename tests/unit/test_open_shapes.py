@@ -286,7 +286,7 @@ def test_an_hvd_without_an_api_is_refused_by_the_hvd_shapes(graph: rdflib.Graph)
 @pytest.mark.parametrize(
     ("service", "themes"),
     [
-        (API, ("air-quality", "noise", "traffic-flow", "parking")),
+        (API, ("air-quality", "noise", "traffic-flow", "parking", "weather")),
         (OTHER_API, ("people-counts",)),
     ],
 )
@@ -302,7 +302,7 @@ def test_the_catalogue_describes_the_api_and_links_it_from_every_served_distribu
         for c in ("core", "geojson", "oas30")
     }
     served = set(graph.objects(service, DCAT.servesDataset))
-    assert served == {URIRef(f"{SITE}datasets/{t}") for t in themes}
+    assert served == {URIRef(f"{SITE}open/velden/datasets/{t}") for t in themes}
     for dataset in served:
         distributions = set(graph.objects(dataset, DCAT.distribution))
         assert distributions
@@ -323,7 +323,8 @@ def test_only_property_shapes_a_file_never_defines_are_dropped() -> None:
 
 
 def test_no_api_serves_the_register(graph: rdflib.Graph) -> None:
-    register = URIRef(f"{SITE}datasets/register")  # files of the city file: no API serves them
+    register = URIRef(f"{SITE}open/velden/datasets/register")  # the city file's: no API's
+    assert (register, RDF.type, DCAT.Dataset) in graph
     assert (None, DCAT.servesDataset, register) not in graph
     assert not [d for d in graph.objects(register, DCAT.distribution)
                 if (d, DCAT.accessService, None) in graph]  # fmt: skip

@@ -873,12 +873,14 @@ def test_the_webhook_route_is_per_source_with_payload_2_and_stage_throttling(
     integrations = of_type(resources, "AWS::ApiGatewayV2::Integration").values()
     stage = resources["HttpApiStage"]["Properties"]["DefaultRouteSettings"]
 
-    # POST for hubs, GET for Meraki's validator (docs/hubs.md), nothing else (and the API)
+    # POST for hubs, GET for Meraki's validator (docs/hubs.md), nothing else (and the API,
+    # and residents' opt-outs)
     assert sorted(r["Properties"]["RouteKey"] for r in routes) == [
         "GET /features",
         "GET /features/{proxy+}",
         "GET /ingest/{source}/{format}",
         "POST /ingest/{source}/{format}",
+        "POST /optout",
     ]
     assert {i["Properties"]["PayloadFormatVersion"] for i in integrations} == {"2.0"}
     assert stage["ThrottlingBurstLimit"] > 0
