@@ -203,7 +203,7 @@ _worker_handlers: dict[tuple[Function, Platform], Handler] = {}
 
 def settings_environment(settings: Settings) -> dict[str, str]:
     """``settings`` as the ``CITYPIPE_<SECTION>`` variables a Lambda function is deployed
-    with (a section as JSON, which pydantic-settings reads)."""
+    with (a section as JSON, which ``citypipe.settings`` reads)."""
     env = {}
     for section, value in settings.model_dump(
         mode="json", exclude={"localstack_endpoint", "platform_region"}
