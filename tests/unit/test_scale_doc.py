@@ -77,3 +77,14 @@ def test_batched_the_peak_is_far_below_every_documented_limit() -> None:
     assert rates["puts"] < scale.SCW_REQUESTS_PER_BUCKET_S / 100
     assert rates["webhook_puts"] > scale.S3_PUT_PER_PREFIX_S  # "what breaks first"
     assert rates["messages_peak"] * 0.06 > scale.SCW_MAX_INSTANCES
+
+
+def test_the_bridges_batches_are_an_eighth_of_the_replays() -> None:
+    from citypipe.service.bridge import Limits
+    from citypipe_local.replay import ReplayOptions
+
+    times = ReplayOptions().batch_payloads / Limits.messages
+    assert times == 8 and "8\n   times as many batches" in DOC
+    puts = scale.rates(scale.metropolis(scale.measured()))["puts"] * times
+    assert "~5.4 PUT-class requests a second" in DOC and abs(puts - 5.4) < 0.1
+    assert puts < scale.SCW_REQUESTS_PER_BUCKET_S / 100
