@@ -670,4 +670,4 @@ def _ask_now(
     """Poll these functions' queues at once, their back-off reset (those ``drain`` polls)."""
     for function in functions:
         if function in quiet_until:
-            quiet_until[function] = backoff[function] = 0.0  # type: ignore[index]
+            quiet_until[function] = backoff[function] = 0.0

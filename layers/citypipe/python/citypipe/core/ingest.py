@@ -339,7 +339,7 @@ class _Batch:
         at = r.at
         if not self.earliest <= at <= self.latest:
             return _mistimed(at, self.latest, r.path)
-        return self._kept(found, plan, value, r)  # type: ignore[arg-type]
+        return self._kept(found, plan, value, r)
 
     def _unread(self, dev: Resolved, r: Reading) -> Rejection | None:
         """Why the device's profile does not read the reading's field: None for a field

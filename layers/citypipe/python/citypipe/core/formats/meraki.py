@@ -28,7 +28,7 @@ CARRIED = {
     "ipv4": "ip_address", "ipv6": "ip_address", "ssid": "ssid", "rssi": "rssi",
     "location": "location", "os": "os", "manufacturer": "manufacturer",
 }  # fmt: skip
-_ABSENT = (None, "", [], {})  # a carried field sent empty is not carried
+_ABSENT: tuple[object, ...] = (None, "", [], {})  # a carried field sent empty is not carried
 # The names of the Scanning API's v2 and v3 posts (Meraki's documentation).
 SCHEMA = frozenset(
     {
