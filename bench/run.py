@@ -61,8 +61,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CITY_FILE = ROOT / "infra" / "cities" / "velden.yaml"
 DOCS = ROOT / "docs" / "benchmarks.md"
 SEED = 7
-TARGET_RATIO = 3.0
-TARGET_RSS_MB = 256
+TARGET_RATIO = {0.25: 3.0, 1.0: 2.0, 4.0: 2.0}  # issue 22: the floor times this, by size
+TARGET_RSS_MB = 200  # issue 22: headroom under a 256 MB budget
+TARGET_IMPORT_MS, TARGET_INGEST_IMPORT_MS = 300, 200  # issue 22
 PROBE_BATCH = 4_700  # hub messages: ~10,000 readings of the example city
 
 # List prices (docs/deploy.md): per GB-second and per request
@@ -290,9 +291,30 @@ def _import_ms(code: str) -> float:
     return total_us / 1000
 
 
+def _cold_start_ms(function: str, load: str) -> float:
+    """Milliseconds from nothing imported to a container's app built (the handler's import
+    and its composition root: the city file read, the clients made; no request sent), in
+    a fresh interpreter configured as a deployed function is."""
+    code = (
+        "import time; t = time.perf_counter(); " + load + "; import importlib; "
+        f"importlib.import_module('citypipe.bootstrap.{function}').cold_start(); "
+        "print((time.perf_counter() - t) * 1000)"
+    )
+    environment = os.environ | {
+        "CITYPIPE_STACK": json.dumps({"city_file": str(CITY_FILE)}),
+        "AWS_REGION": load_city(CITY_FILE).region,
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
+        env=environment,
+    ).stdout  # fmt: skip
+    return float(out)
+
+
 def cold_imports() -> dict[str, dict[str, float]]:
     """Each handler's cold import, as Lambda loads it, beside a bare interpreter's start
-    (median of 5 fresh interpreters each)."""
+    (median of 5 fresh interpreters each); and its cold start to the app built (what the
+    first invocation adds: the composition root loads botocore, pyarrow and the city)."""
     bare = statistics.median(_import_ms("pass") for _ in range(5))
     results = {}
     for function in ("ingest", "anonymize", "aggregate", "export"):
@@ -302,7 +324,12 @@ def cold_imports() -> dict[str, dict[str, float]]:
             f"{str(path)!r}); s.loader.exec_module(u.module_from_spec(s))"
         )
         handler = statistics.median(_import_ms(code) for _ in range(5))
-        results[function] = {"import_ms": round(handler, 1), "baseline_bare_python_ms": bare}
+        started = statistics.median(_cold_start_ms(function, code) for _ in range(5))
+        results[function] = {
+            "import_ms": round(handler, 1),
+            "cold_start_ms": round(started, 1),
+            "baseline_bare_python_ms": bare,
+        }
     return results
 
 
@@ -352,9 +379,15 @@ def markdown(results: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"Target: the replay within {TARGET_RATIO:g}x the floor at x1 "
-        f"({'met' if one['ratio'] <= TARGET_RATIO else 'NOT met'}: {one['ratio']:.2f}x), and "
-        "throughput that does not fall with size.",
+        "Targets: the replay within "
+        + ", ".join(
+            f"{TARGET_RATIO[s['scale']]:g}x the floor at x{s['scale']:g} "
+            f"({'met' if s['ratio'] <= TARGET_RATIO[s['scale']] else 'NOT met'}: "
+            f"{s['ratio']:.2f}x)"
+            for s in sizes
+            if s["scale"] in TARGET_RATIO
+        )
+        + "; throughput that does not fall with size.",
         "",
         "## Where the time goes (x1)",
         "",
@@ -438,12 +471,19 @@ def markdown(results: dict[str, Any]) -> str:
         f"{core['baseline_orjson_parse_cpu_s']:.2f} CPU s for `orjson` to parse the same "
         "bodies).",
         "",
-        "| handler | cold import | baseline: a bare interpreter |",
-        "|---|---|---|",
+        f"Target: every handler's cold import within {TARGET_IMPORT_MS} ms, ingest's within "
+        f"{TARGET_INGEST_IMPORT_MS} ms. The cold start adds the composition root (the city "
+        "file, the clients, the stage's code), which the first invocation pays.",
+        "",
+        "| handler | cold import | cold start, to the app built | baseline: a bare interpreter |",
+        "|---|---|---|---|",
     ]
     for function, cold in results["cold_import"].items():
         bare = cold["baseline_bare_python_ms"]
-        lines.append(f"| {function} | {cold['import_ms']:.0f} ms | {bare:.0f} ms |")
+        lines.append(
+            f"| {function} | {cold['import_ms']:.0f} ms | {cold['cold_start_ms']:.0f} ms | "
+            f"{bare:.0f} ms |"
+        )
     big = results.get("big")
     if big:
         lines += [

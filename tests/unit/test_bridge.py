@@ -223,14 +223,14 @@ class RefusingStore(InMemoryObjectStore):
 
 def buggy_edge(monkeypatch: pytest.MonkeyPatch) -> None:
     """A bug in the edge outside any format adapter, on one content: a count of 13."""
-    measured = ingest._measured
+    kept = ingest._Batch._kept
 
-    def failing(dev: Any, plan: Any, r: Any) -> Any:
+    def failing(batch: Any, found: Any, plan: Any, value: Any, r: Any) -> Any:
         if r.value == 13:
             raise ZeroDivisionError("a bug")
-        return measured(dev, plan, r)
+        return kept(batch, found, plan, value, r)
 
-    monkeypatch.setattr(ingest, "_measured", failing)
+    monkeypatch.setattr(ingest._Batch, "_kept", failing)
 
 
 def test_a_message_the_edge_fails_on_is_quarantined_and_the_others_written(

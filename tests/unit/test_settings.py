@@ -11,7 +11,13 @@ from citypipe.adapters.s3 import S3ObjectStore
 from citypipe.adapters.sqs import SqsQueue
 from citypipe.bootstrap import deps_from
 from citypipe.bootstrap.keys import KeyStoreRefusedError, key_store_from
-from citypipe.settings import BackendSettings, KeySettings, Settings, StackSettings
+from citypipe.settings import (
+    BackendSettings,
+    KeySettings,
+    Settings,
+    SettingsError,
+    StackSettings,
+)
 
 SCALEWAY = {  # the Scaleway example city (fr-par): its endpoints are in its region
     "CITYPIPE_STACK__CITY_FILE": str(CITY_FILE.parent / "velden-scaleway.yaml"),
@@ -85,3 +91,49 @@ def test_a_cloud_deployment_refuses_a_key_store_its_containers_would_not_share()
     # When its cold start builds the key store, then it refuses, saying what to use
     with pytest.raises(KeyStoreRefusedError, match="'object'"):
         key_store_from(settings, deps_from(settings))
+
+
+# --- the environment, read without pydantic-settings ------------------------------------------
+
+
+def test_a_section_comes_whole_as_json_its_keys_apart_merged_over_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a deployment's section as JSON, and one key of it set apart (any case)
+    monkeypatch.setenv("CITYPIPE_STACK", '{"city_file": "a.yaml", "name_prefix": "p-"}')
+    monkeypatch.setenv("citypipe_stack__name_prefix", "q-")
+    monkeypatch.setenv("CITYPIPE_STACK__PRINCIPALS", '["arn:aws:iam::1:role/r"]')
+    monkeypatch.setenv("CITYPIPE_LOG_LEVEL", "DEBUG")
+    # When the settings are read, then the key apart wins and a list is JSON
+    settings = Settings()
+    assert str(settings.stack.city_file) == "a.yaml"
+    assert settings.stack.name_prefix == "q-"
+    assert settings.stack.principals == ["arn:aws:iam::1:role/r"]
+    assert settings.log_level == "DEBUG"
+
+
+def test_what_the_code_passes_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CITYPIPE_STACK__NAME_PREFIX", "from-env-")
+    monkeypatch.setenv("CITYPIPE_BACKEND__REGION", "eu-west-3")
+
+    settings = Settings(stack=StackSettings(name_prefix="given-"))
+
+    assert settings.stack.name_prefix == "given-"
+    assert settings.backend.region == "eu-west-3"
+
+
+def test_the_platform_region_is_lambdas_variable_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    assert Settings().platform_region == "eu-west-1"
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")
+    assert Settings().platform_region == "eu-central-1"
+
+
+def test_a_section_that_is_not_json_is_refused_by_name_never_repeated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CITYPIPE_STORAGE", '{"secret_access_key": "hunter2"')
+
+    with pytest.raises(SettingsError, match="CITYPIPE_STORAGE is not JSON") as refused:
+        Settings()
+    assert "hunter2" not in str(refused.value)

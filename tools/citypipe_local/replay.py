@@ -237,10 +237,11 @@ def play_hubs(
     batch: int,
     workers: int,
     progress: Progress | None,
+    written: Callable[[], None] = lambda: None,
 ) -> Delivered:
-    """Every capture through the edge, batches in the worker processes, a few at a time.
-    A batch whose edge failed (a worker died, the backend failed) is sent again, as a
-    bridge retries: the edge writes it once."""
+    """Every capture through the edge, batches in the worker processes, a few at a time
+    (``written`` after each: anonymize has messages). A batch whose edge failed (a worker
+    died, the backend failed) is sent again, as a bridge retries: the edge writes it once."""
     played = Delivered()
     running: dict[Future[int], tuple[Captures, int]] = {}
 
@@ -249,6 +250,7 @@ def play_hubs(
             lines, tries = running.pop(future)
             try:
                 played.payloads += future.result()
+                written()
             except (InvocationCrashedError, TransientError):
                 if tries >= BRIDGE_TRIES:
                     raise
@@ -351,6 +353,7 @@ class Session:
             stopped_by_signals(self.stop),
         ):
             playing = hubs.submit(player, self)
+            playing.add_done_callback(lambda _: self.runner.wake())  # drain's until() is true
             self.runner.drain(PIPELINE, timeout_s=float("inf"), until=playing.done)
             played = playing.result()
         self.runner.drain(PIPELINE)
@@ -362,12 +365,14 @@ class Session:
 
         def hubs(session: Session) -> int:
             rows = drop_csv(self.deps, input_dir, drops)
+            self.runner.wake(Function.INGEST)
             delivered = play_hubs(
                 self.invoker,
                 items,
                 self.options.batch_payloads,
                 self.options.concurrency,
                 self.progress,
+                lambda: self.runner.wake(Function.ANONYMIZE),
             )
             self.delivered.payloads += delivered.payloads
             self.delivered.retried += delivered.retried

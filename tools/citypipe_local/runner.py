@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
@@ -203,7 +203,7 @@ _worker_handlers: dict[tuple[Function, Platform], Handler] = {}
 
 def settings_environment(settings: Settings) -> dict[str, str]:
     """``settings`` as the ``CITYPIPE_<SECTION>`` variables a Lambda function is deployed
-    with (a section as JSON, which pydantic-settings reads)."""
+    with (a section as JSON, which ``citypipe.settings`` reads)."""
     env = {}
     for section, value in settings.model_dump(
         mode="json", exclude={"localstack_endpoint", "platform_region"}
@@ -292,6 +292,11 @@ PRELOAD = [
     "citypipe.bootstrap.anonymize",
     "citypipe.bootstrap.aggregate",
     "citypipe.bootstrap.export",
+    # what the composition roots load when they build a stage (pyarrow: not at import)
+    "citypipe.service.anonymize",
+    "citypipe.service.aggregate",
+    "citypipe.service.export",
+    "citypipe.entrypoints.schedule",
     "citypipe_local.preload",
 ]
 
@@ -497,6 +502,9 @@ class LocalRunner:
     seed: int = 0
     _duplicated: set[str] = field(default_factory=set)
     _rng: random.Random = field(init=False)
+    _woken: set[Function] = field(default_factory=set)  # queues sent to from outside
+    _wakeup: threading.Event = field(default_factory=threading.Event)
+    _waking: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -590,6 +598,21 @@ class LocalRunner:
         self._duplicated.update(fresh)
         self.queue.send(self.names.queue(function), fresh)
 
+    def wake(self, *functions: Function) -> None:
+        """Messages were sent to these functions' queues from outside the runner (the hubs'
+        edge, a drop), or (none named) what ``drain`` waits ``until`` may have changed: ask
+        now, not after the back-off. Without it each edge batch's messages waited up to
+        ``POLL_MAX_S`` for anonymize, and the end of the hubs' play as long again."""
+        with self._waking:
+            self._woken.update(functions)
+        self._wakeup.set()
+
+    def _woken_now(self) -> set[Function]:
+        self._wakeup.clear()
+        with self._waking:
+            woken, self._woken = self._woken, set()
+        return woken
+
     def _idle(self, functions: Sequence[Function]) -> bool:
         return all(sum(self.queue.depth(self.names.queue(f))) == 0 for f in functions)
 
@@ -605,13 +628,14 @@ class LocalRunner:
         A queue found empty is asked again after a wait that doubles while it stays empty
         (``POLL_MIN_S`` to ``POLL_MAX_S``), or as soon as an invocation finished (its
         outputs may be the next stage's messages): on a local backend every poll costs the
-        emulator a scan of the queue."""
+        emulator a scan of the queue. ``wake`` ends a wait at once."""
         deadline = time.monotonic() + timeout_s
         quiet_until = dict.fromkeys(functions, 0.0)
         backoff = dict.fromkeys(functions, 0.0)
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="lambda") as pool:
             running: dict[Future[None], Function] = {}
             while time.monotonic() < deadline:
+                _ask_now(self._woken_now(), quiet_until, backoff)
                 now = time.monotonic()
                 for function in functions:
                     if len(running) >= self.concurrency or now < quiet_until[function]:
@@ -628,13 +652,22 @@ class LocalRunner:
                         done = running.pop(future)
                         future.result()
                         # what it wrote is the next stage's to take: ask both queues now
-                        for woken in (done, NEXT.get(done)):
-                            if woken in quiet_until:
-                                quiet_until[woken] = backoff[woken] = 0.0
+                        _ask_now((done, NEXT.get(done)), quiet_until, backoff)
                     continue
                 if all(now < quiet for quiet in quiet_until.values()):
                     if until() and self._idle(functions):
                         return
                     # failed messages wait out their visibility timeout
-                    time.sleep(max(0.0, min(quiet_until.values()) - time.monotonic()))
+                    self._wakeup.wait(max(0.0, min(quiet_until.values()) - time.monotonic()))
         raise TimeoutError(f"queues {list(functions)} did not drain within {timeout_s:.0f} s")
+
+
+def _ask_now(
+    functions: Iterable[Function | None],
+    quiet_until: dict[Function, float],
+    backoff: dict[Function, float],
+) -> None:
+    """Poll these functions' queues at once, their back-off reset (those ``drain`` polls)."""
+    for function in functions:
+        if function in quiet_until:
+            quiet_until[function] = backoff[function] = 0.0

@@ -7,15 +7,25 @@ Each service may live at its own endpoint with its own credentials — Scaleway'
 have their own endpoint and keys, apart from Object Storage's: ``CITYPIPE_STORAGE__…``,
 ``CITYPIPE_QUEUES__…`` and ``CITYPIPE_SECRETS__…`` override, field by field, the defaults
 in ``CITYPIPE_BACKEND__…``.
+
+A section may also come whole, as JSON (``CITYPIPE_STACK='{"city_file": …}'``: what a
+deployment sets), its ``CITYPIPE_SECTION__KEY`` variables merged over it; names are
+matched whatever their case; what the code passes wins over the environment. (This module
+reads the environment itself: pydantic-settings did it for ~40 ms of every cold start.)
 """
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
-from typing import Literal, Self
+from types import NoneType, UnionType
+from typing import Any, Literal, Self, Union, get_args, get_origin
 
-from pydantic import AliasChoices, BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+PREFIX = "citypipe_"
+NESTED = "__"
 
 
 class BackendSettings(BaseModel):
@@ -108,10 +118,78 @@ class PollSettings(BaseModel):
     )
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="CITYPIPE_", env_nested_delimiter="__", extra="forbid"
-    )
+def _is_json(annotation: Any) -> bool:
+    """Whether a variable for a field of this type is JSON: a section, a list, a mapping."""
+    if get_origin(annotation) in (Union, UnionType):
+        return any(_is_json(arg) for arg in get_args(annotation) if arg is not NoneType)
+    origin = get_origin(annotation) or annotation
+    return isinstance(origin, type) and issubclass(origin, (BaseModel, list, dict, set, tuple))
+
+
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+class SettingsError(ValueError):
+    """A variable that cannot be read (its value is never repeated: it may hold a key)."""
+
+
+def _value(variable: str, annotation: Any, text: str) -> Any:
+    """A variable's text as the field takes it: parsed when the field is JSON."""
+    if not _is_json(annotation):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise SettingsError(f"{variable.upper()} is not JSON: {exc}") from None
+
+
+def _merged(under: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` merged into ``under``, section by section."""
+    merged = dict(under)
+    for key, value in over.items():
+        below = merged.get(key)
+        both = isinstance(below, dict) and isinstance(value, dict)
+        merged[key] = _merged(below, value) if both else value  # type: ignore[arg-type]
+    return merged
+
+
+def from_environment(
+    model: type[BaseModel], variables: dict[str, str], prefix: str = PREFIX
+) -> dict[str, Any]:
+    """A model's fields from ``variables`` (names lower-cased): ``<prefix><field>`` (JSON
+    for a section or a list), a section's ``<prefix><field>__<key>`` merged over it; a
+    field with aliases is named by them alone, without the prefix."""
+    values: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if isinstance(info.validation_alias, AliasChoices):
+            for alias in info.validation_alias.choices:
+                if isinstance(alias, str) and alias.lower() in variables:
+                    values[alias] = _value(alias, info.annotation, variables[alias.lower()])
+                    break
+            continue
+        variable = prefix + name
+        if variable in variables:
+            values[name] = _value(variable, info.annotation, variables[variable])
+        section = _section_model(info.annotation)
+        nested = from_environment(section, variables, variable + NESTED) if section else {}
+        if nested:
+            whole = values.get(name, {})
+            values[name] = _merged(whole, nested) if isinstance(whole, dict) else whole
+    return values
+
+
+class Settings(BaseModel):
+    """What the code passes, over the ``CITYPIPE_*`` environment, over the defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def __init__(self, **given: Any) -> None:
+        variables = {name.lower(): value for name, value in os.environ.items()}
+        super().__init__(**_merged(from_environment(type(self), variables), given))
 
     stack: StackSettings = StackSettings()
     backend: BackendSettings = BackendSettings()  # the defaults of every service

@@ -22,12 +22,10 @@ import threading
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from botocore.config import Config
-from botocore.session import Session, get_session
-
 from citypipe.settings import BackendSettings
 
 if TYPE_CHECKING:
+    from botocore.session import Session
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
@@ -38,7 +36,11 @@ _creating = threading.Lock()  # a botocore session is not thread-safe; its clien
 
 @cache
 def session() -> Session:
-    """This process's botocore session (made on first use, never at import)."""
+    """This process's botocore session (made on first use, never at import: botocore's
+    session and config modules bring urllib3, http.client and email, ~100 ms of a cold
+    import that a composition root pays only when it makes its first client)."""
+    from botocore.session import get_session
+
     return get_session()
 
 
@@ -46,6 +48,8 @@ def checksum_settings(custom: bool) -> dict[str, Any]:
     """The checksum settings of a client, on a botocore that has them (>= 1.36; older ones
     raise TypeError on them, and compute checksums only when an operation requires it).
     Non-AWS S3 (Scaleway, moto, LocalStack) rejects the newer default checksums."""
+    from botocore.config import Config
+
     if "request_checksum_calculation" not in Config.OPTION_DEFAULTS:
         return {}
     when = "when_required" if custom else "when_supported"
@@ -53,6 +57,8 @@ def checksum_settings(custom: bool) -> dict[str, Any]:
 
 
 def _client(service: str, backend: BackendSettings) -> Any:
+    from botocore.config import Config
+
     custom = backend.endpoint_url is not None
     config = Config(
         retries={"mode": "adaptive", "max_attempts": 5},

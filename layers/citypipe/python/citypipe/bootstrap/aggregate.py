@@ -7,12 +7,14 @@ from functools import cache
 from citypipe.bootstrap import deps_from, stage_consumer
 from citypipe.domain.model import Function
 from citypipe.entrypoints.apps import FunctionApp
-from citypipe.service.aggregate import aggregate_clean
 from citypipe.service.kernel import Deps
 from citypipe.settings import Settings
 
 
 def build(deps: Deps) -> FunctionApp:
+    # the stage's code (pyarrow): loaded by the composition root, not by the import
+    from citypipe.service.aggregate import aggregate_clean
+
     return FunctionApp(consumer=stage_consumer(Function.AGGREGATE, deps, aggregate_clean))
 
 

@@ -4,20 +4,26 @@ seeds the noise; the hourly job destroys old secrets) and the machine's scratch 
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
 from citypipe.adapters.scratch import TempScratch
 from citypipe.bootstrap import deps_from
 from citypipe.bootstrap.keys import key_store_from
 from citypipe.domain.model import Function
 from citypipe.entrypoints.apps import FunctionApp
-from citypipe.entrypoints.schedule import scheduled
 from citypipe.entrypoints.sqs import ClaimCheckConsumer
-from citypipe.service.export import ExportPorts, export_request
 from citypipe.service.kernel import Deps
 from citypipe.settings import Settings
 
+if TYPE_CHECKING:
+    from citypipe.service.export import ExportPorts
+
 
 def build(deps: Deps, ports: ExportPorts) -> FunctionApp:
+    # pyarrow and the publication code: loaded by the composition root, not the import
+    from citypipe.entrypoints.schedule import scheduled
+    from citypipe.service.export import export_request
+
     return FunctionApp(
         consumer=ClaimCheckConsumer(
             Function.EXPORT, deps, lambda m: export_request(deps, ports, m)
@@ -28,6 +34,8 @@ def build(deps: Deps, ports: ExportPorts) -> FunctionApp:
 
 @cache
 def cold_start() -> FunctionApp:
+    from citypipe.service.export import ExportPorts
+
     settings = Settings()
     deps = deps_from(settings)
     return build(deps, ExportPorts(key_store_from(settings, deps), TempScratch()))

@@ -263,9 +263,10 @@ class _Batch:
     """The per-batch state of the normalization path: caches and the duplicate index."""
 
     __slots__ = (
-        "aliases", "batch_source", "city", "devices", "earliest", "first_moments", "fmt",
-        "key_for", "known", "latest", "only_source", "opt_outs", "payload_source", "policies",
-        "prior", "result", "seen", "windows", "withdrawn",
+        "aliases", "batch_source", "city", "day_keys", "devices", "earliest",
+        "first_moments", "fmt", "key_for", "known", "latest", "moments", "only_source",
+        "opt_outs", "payload_source", "policies", "prior", "result", "seen", "windows",
+        "withdrawn",
     )  # fmt: skip
 
     def __init__(
@@ -300,6 +301,9 @@ class _Batch:
         # pseudonyms of this batch (a device is seen again and again): kept no longer than
         # the batch, so no derived key outlives it in a warm container
         self.aliases: dict[tuple[bytes, str], str] = {}
+        # a reading's time -> (its microseconds, its ISO text, its day's first second)
+        self.moments: dict[float, tuple[int, str, int]] = {}
+        self.day_keys: dict[int, bytes] = {}  # the key of each UTC day (epoch days), as aliases
         self.known: dict[str, frozenset[str]] = {}  # names a shape keeps, by format (if any)
         self.result = Normalized()
         self.seen = self.result.seen
@@ -324,26 +328,42 @@ class _Batch:
             return Rejection(
                 "unknown_device", f"no {r.hub} device of that id is registered", r.path
             )
+        dev = found[0]
         if self.payload_source is None:
-            self.payload_source = found[0].source
-        if self.opt_outs is not None and self._opted_out(found[0], r):
+            self.payload_source = dev.source
+        if self.opt_outs is not None and self._opted_out(dev, r):
             return None  # first: nothing else is judged, or kept, of it
-        plan = self._planned(found[0], r)
-        if plan is None or type(plan) is Rejection:
-            return plan
-        value = _measured(found[0], plan, r)  # type: ignore[arg-type]
-        if type(value) is Rejection:
-            return value
+        plan = dev.plan.get(r.field)
+        if (
+            plan is None
+            or (self.only_source is not None and dev.source != self.only_source)
+            or dev.source in self.withdrawn
+        ):
+            return self._unread(dev, r)
+        value = r.value
+        kind = type(value)
+        unit = r.unit
+        if (  # the common case inline: a number in range, in the quantity's unit
+            (unit is None or unit == (plan[2] or plan[1]))
+            and plan[3] is None
+            and (kind is float or kind is int)
+            and plan[4] <= value <= plan[5]
+        ):
+            value = float(value)
+        else:
+            value = _measured(dev, plan, r)
+            if type(value) is Rejection:
+                return value
         at = r.at
         if not self.earliest <= at <= self.latest:
             return _mistimed(at, self.latest, r.path)
-        return self._kept(found, plan, value, r)  # type: ignore[arg-type]
+        return self._kept(found, plan, value, r)
 
-    def _planned(self, dev: Resolved, r: Reading) -> Plan | Rejection | None:
-        """How the device's profile reads the reading's field; None for a field it
-        ignores; a rejection for another source's device or a field it does not know."""
-        plan = dev.plan.get(r.field)
-        if plan is None and dev.ignore.match(r.field):
+    def _unread(self, dev: Resolved, r: Reading) -> Rejection | None:
+        """Why the device's profile does not read the reading's field: None for a field
+        it ignores; a rejection for another source's device, a source whose partner
+        withdrew, or a field it does not know."""
+        if r.field not in dev.plan and dev.ignore.match(r.field):
             return None
         if self.only_source is not None and dev.source != self.only_source:
             return Rejection(
@@ -351,9 +371,7 @@ class _Batch:
             )
         if dev.source in self.withdrawn:
             return Rejection(WITHDRAWN, f"{dev.sensor}'s partner withdrew its permission", r.path)
-        if plan is None:
-            return Rejection("unknown_field", f"{dev.sensor}'s profile has no such field", r.path)
-        return plan
+        return Rejection("unknown_field", f"{dev.sensor}'s profile has no such field", r.path)
 
     def _kept(
         self, found: tuple[Resolved, _Policy], plan: Plan, value: float, r: Reading
@@ -368,15 +386,22 @@ class _Batch:
             if type(subject) is Rejection:
                 return subject
             alias, refused = subject  # type: ignore[misc]
+        moment = self.moments.get(at)  # a payload's readings share their time
+        if moment is None:
+            moment = self.moments[at] = (
+                round(at * 1_000_000),
+                iso_utc(at),
+                int(at // 86_400) * 86_400,
+            )
         quantity = plan[0]
-        identity = (dev.sensor, quantity, round(at * 1_000_000), alias)
+        identity = (dev.sensor, quantity, moment[0], alias)
         if identity in self.seen or identity in self.prior:
             self.result.duplicates += 1
             return None
         self.seen.add(identity)
         source = dev.source
-        row = (source, dev.sensor, quantity, plan[1], value, iso_utc(at), dev.zone, alias, refused)
-        return (source, int(at // 86_400) * 86_400), row
+        row = (source, dev.sensor, quantity, plan[1], value, moment[1], dev.zone, alias, refused)
+        return (source, moment[2]), row
 
     def _opted_out(self, dev: Resolved, r: Reading) -> bool:
         """Whether the reading is a detection of a device a resident opted out: then it is
@@ -433,8 +458,11 @@ class _Batch:
     def _alias(self, ident: str, at: float) -> str:
         """The keyed pseudonym of a subject seen at ``at``: HMAC under the city's key for
         that UTC day (remembered for the batch only)."""
-        assert self.key_for is not None
-        key = self.key_for(_day(int(at // 86_400)))
+        days = int(at // 86_400)
+        key = self.day_keys.get(days)
+        if key is None:
+            assert self.key_for is not None
+            key = self.day_keys[days] = self.key_for(_day(days))
         alias = self.aliases.get((key, ident))
         if alias is None:
             alias = self.aliases[key, ident] = pseudonym(key, ident)

@@ -26,7 +26,7 @@ class FunctionApp:
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         if "Records" in event:
-            return dict(self.consumer.sqs(event, context))
+            return dict(self.consumer.sqs(event))
         if self.http is not None and is_http(event):
             return self.http(event)
         if self.iot is not None and is_iot_rule(event):

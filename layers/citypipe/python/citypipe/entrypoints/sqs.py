@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from typing import Any, TypedDict
 
 from citypipe.core.codecs import jsonl_gz
 from citypipe.core.shape import text_shape
@@ -16,6 +12,17 @@ from citypipe.domain.errors import BackendRefusedError, TerminalError
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.entrypoints.events import CLAIM_CHECK_NAMES, parse_messages
 from citypipe.service.kernel import Deps, log
+
+
+class ItemFailure(TypedDict):
+    itemIdentifier: str
+
+
+class PartialBatchResponse(TypedDict):
+    """Lambda's answer to an SQS batch with ``ReportBatchItemFailures``: the messages to
+    deliver again (none: the whole batch is deleted)."""
+
+    batchItemFailures: list[ItemFailure]
 
 
 @dataclass
@@ -47,9 +54,9 @@ class ClaimCheckConsumer:
         for message in messages:
             self.on_message(message)
 
-    def record(self, record: SQSRecord) -> None:
+    def record(self, record: dict[str, Any]) -> None:
         try:
-            self.message(record.body, record.message_id)
+            self.message(record["body"], record["messageId"])
         except BackendRefusedError as exc:
             self._refused.append(exc)
             raise
@@ -72,15 +79,20 @@ class ClaimCheckConsumer:
             "message quarantined", extra={"function": self.function.value, "reason": exc.reason}
         )
 
-    def sqs(self, event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
+    def sqs(self, event: dict[str, Any]) -> PartialBatchResponse:
+        """Every record of the batch in turn; each that raised is reported for redelivery.
+        (Powertools' batch processor did this; importing it cost every cold start ~50 ms.)"""
         self._refused.clear()
-        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        with processor(records=event["Records"], handler=self.record, lambda_context=context):
-            processor.process()
+        failures: list[ItemFailure] = []
+        for record in event["Records"]:
+            try:
+                self.record(record)
+            except Exception:  # its own record's failure only: delivered again
+                failures.append({"itemIdentifier": record["messageId"]})
         if self._refused:
             log.error(
                 "backend refused",
                 extra={"function": self.function.value, "codes": [e.code for e in self._refused]},
             )
             raise self._refused[0]
-        return processor.response()
+        return {"batchItemFailures": failures}

@@ -28,6 +28,7 @@ CARRIED = {
     "ipv4": "ip_address", "ipv6": "ip_address", "ssid": "ssid", "rssi": "rssi",
     "location": "location", "os": "os", "manufacturer": "manufacturer",
 }  # fmt: skip
+_ABSENT: tuple[object, ...] = (None, "", [], {})  # a carried field sent empty is not carried
 # The names of the Scanning API's v2 and v3 posts (Meraki's documentation).
 SCHEMA = frozenset(
     {
@@ -81,9 +82,7 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
             continue
         subject = observation.get("clientMac")
         carried = {
-            name: True
-            for key, name in CARRIED.items()
-            if observation.get(key) not in (None, "", [], {})
+            name: True for key, name in CARRIED.items() if observation.get(key) not in _ABSENT
         }
         out.append(
             Reading(

@@ -1,0 +1,288 @@
+"""A city 100 times the example, extrapolated from measured days: ``docs/scale.md``'s tables.
+
+Inputs are the days `make bench` (x1, x4: ``bench/results.json``) and `make bench-big`
+(x14: ``bench/big.json``) measured, per stage: CPU seconds, invocations and object-store
+calls; and each provider's documented limits and list prices (cited in the doc). The
+arithmetic is here, once; ``docs/scale.md`` shows its output between its markers and a
+test (``tests/unit/test_scale_doc.py``) fails when the doc and this arithmetic part.
+
+    python bench/scale.py     # prints the tables docs/scale.md holds
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SCALE = 100  # the metropolis: 100 times the example city's day
+PEAK = 3.0  # its peak hour: 3 times the mean rate
+DAY_S = 86_400
+DAYS_A_MONTH = 30
+STAGES = ("edge", "ingest", "anonymize", "aggregate", "export")
+PUT_CLASS = {"PutObject", "ListObjectsV2", "CopyObject", "DeleteObject"}
+GET_CLASS = {"GetObject", "HeadObject"}
+SQS_CALLS = {
+    "SendMessageBatch", "SendMessage", "ReceiveMessage", "DeleteMessageBatch", "DeleteMessage",
+    "GetQueueAttributes", "GetQueueUrl",
+}  # fmt: skip
+
+# Documented limits (docs/scale.md cites each page)
+S3_PUT_PER_PREFIX_S = 3_500
+S3_GET_PER_PREFIX_S = 5_500
+SCW_REQUESTS_PER_BUCKET_S = 1_000
+LAMBDA_TIMEOUT_S = 900
+SCW_FUNCTION_TIMEOUT_S = 900  # the export function's in infra/scaleway/serverless.yml
+SCW_MAX_INSTANCES = 50  # per function, one request at a time each
+# A function's share of a vCPU at its memory: Lambda a full vCPU at 1,769 MB; Scaleway
+# 560 mvCPU at 1,024 MB. Every stage runs at 1,024 MB but Scaleway's export (2,048 MB).
+AWS_VCPU = {stage: 1024 / 1769 for stage in STAGES}
+SCW_VCPU = {stage: 0.56 for stage in STAGES} | {"export": 1.12}
+# List prices, as bench/run.py and docs/deploy.md
+AWS_GB_S, AWS_REQUEST = 0.0000133334, 0.20 / 1e6
+AWS_PUT, AWS_GET, AWS_SQS = 0.0054 / 1000, 0.00043 / 1000, 0.40 / 1e6
+SCW_GB_S, SCW_REQUEST = 1.20 / 100_000, 0.15 / 1e6
+GB_S_PER_CPU_S = {"aws": 1.769, "scaleway": 1.829}
+WEBHOOK_USD_PER_MILLION = 19.0  # docs/deploy.md: one webhook request per hub payload
+WEBHOOK_S3_PER_REQUEST = 6  # docs/deploy.md: 3 objects + 3 lineage records a request
+# The city file read at every cold start, CPU seconds (min of 3; x100: once), measured on
+# 2026-12-07 at load 25-30 on the shared 2-core machine: devices in the registry -> CPU-s
+CITY_FILE_LOAD = {1: (340, 0.022), 4: (1_360, 0.083), 14: (4_760, 0.355), 100: (34_000, 3.57)}
+
+
+def measured() -> dict[float, dict[str, Any]]:
+    """Each measured day by its size: x1 and x4 from make bench, x14 from make bench-big."""
+    days: dict[float, dict[str, Any]] = {}
+    for name in ("results.json", "big.json"):
+        for size in json.loads((ROOT / "bench" / name).read_text())["sizes"]:
+            if size["scale"] >= 1:
+                days[size["scale"]] = size
+    return days
+
+
+def calls(usage: dict[str, Any], kinds: set[str]) -> int:
+    return sum(n for op, n in usage.get("operations", {}).items() if op in kinds)
+
+
+def per_million(day: dict[str, Any], stage: str) -> float:
+    return float(day["usage"][stage]["cpu_s"]) / day["readings"] * 1e6
+
+
+def metropolis(days: dict[float, dict[str, Any]]) -> dict[str, Any]:
+    """The x100 day, stage by stage: CPU and calls from the largest day measured (x14)
+    scaled by readings (the per-reading rates of x4 and x14 agree: it is linear), export's
+    CPU by the line through x4 and x14 (a fixed part and a part per reading)."""
+    x1, x4, x14 = days[1.0], days[4.0], days[14.0]
+    readings = SCALE * x1["readings"]
+    payloads = SCALE * x1["payloads"]
+    grow = readings / x14["readings"]
+    stages: dict[str, dict[str, float]] = {}
+    for stage in STAGES:
+        usage = x14["usage"][stage]
+        cpu = usage["cpu_s"] * grow
+        if stage == "export":
+            slope = (usage["cpu_s"] - x4["usage"][stage]["cpu_s"]) / (
+                x14["readings"] - x4["readings"]
+            )
+            cpu = x4["usage"][stage]["cpu_s"] + slope * (readings - x4["readings"])
+        invocations = 1 if stage == "export" else usage["invocations"] * grow
+        stages[stage] = {
+            "cpu_s": cpu,
+            "invocations": invocations,
+            "puts": calls(usage, PUT_CLASS) * grow,
+            "gets": calls(usage, GET_CLASS) * grow,
+            "sqs": calls(usage, SQS_CALLS) * grow,
+        }
+    runner = x14["usage"]["runner"]  # the event source mapping's polls, as the replay's
+    stages["runner"] = {
+        "cpu_s": 0.0,
+        "invocations": 0.0,
+        "puts": 0.0,
+        "gets": 0.0,
+        "sqs": calls(runner, SQS_CALLS) * grow,
+    }
+    return {"readings": readings, "payloads": payloads, "stages": stages}
+
+
+def _f(value: float, digits: int = 0) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def inputs_table(days: dict[float, dict[str, Any]]) -> list[str]:
+    lines = [
+        "| day | readings | hub messages | stage | CPU s | CPU s per million readings "
+        "| invocations | PUT-class | GET-class | peak MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for scale, day in sorted(days.items()):
+        for stage in STAGES:
+            usage = day["usage"][stage]
+            lines.append(
+                f"| x{scale:g} | {_f(day['readings'])} | {_f(day['payloads'])} | {stage} | "
+                f"{usage['cpu_s']:.2f} | {per_million(day, stage):.2f} | "
+                f"{usage['invocations']} | {calls(usage, PUT_CLASS)} | "
+                f"{calls(usage, GET_CLASS)} | {day['peak_rss_mb'][stage]:.0f} |"
+            )
+    return lines
+
+
+def stage_table(city: dict[str, Any]) -> list[str]:
+    lines = [
+        "| stage | invocations a day | CPU s a day | CPU s an invocation | AWS: s an "
+        "invocation (0.58 vCPU) | concurrency at peak (AWS) | Scaleway: s an invocation "
+        "| concurrency at peak (Scaleway) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for stage in STAGES:
+        s = city["stages"][stage]
+        each = s["cpu_s"] / s["invocations"]
+        aws_s, scw_s = each / AWS_VCPU[stage], each / SCW_VCPU[stage]
+        busy = s["cpu_s"] / DAY_S * PEAK  # CPU seconds a second at the peak
+        lines.append(
+            f"| {stage} | {_f(s['invocations'])} | {_f(s['cpu_s'])} | {each:.2f} | "
+            f"{aws_s:.2f} | {busy / AWS_VCPU[stage]:.3f} | {scw_s:.2f} | "
+            f"{busy / SCW_VCPU[stage]:.3f} |"
+        )
+    return lines
+
+
+def rates(city: dict[str, Any]) -> dict[str, float]:
+    """Object-store requests a second at the peak, every stage's in one prefix (the worst
+    case: the stages write different buckets and prefixes), and the webhook path's."""
+    stages = city["stages"].values()
+    puts = sum(s["puts"] for s in stages) / DAY_S * PEAK
+    gets = sum(s["gets"] for s in stages) / DAY_S * PEAK
+    messages_peak = city["payloads"] / DAY_S * PEAK
+    return {
+        "puts": puts,
+        "gets": gets,
+        "messages_peak": messages_peak,
+        "webhook_puts": messages_peak * WEBHOOK_S3_PER_REQUEST,
+    }
+
+
+def rates_table(city: dict[str, Any]) -> list[str]:
+    r = rates(city)
+    return [
+        "| at the peak hour (3x the mean), a second | batched (as measured) | one webhook "
+        "request per hub message | AWS S3, per prefix | Scaleway, per bucket |",
+        "|---|---|---|---|---|",
+        f"| hub messages | {_f(r['messages_peak'])} | {_f(r['messages_peak'])} | | |",
+        f"| PUT-class requests | {r['puts']:.2f} | {_f(r['webhook_puts'])} | "
+        f"{_f(S3_PUT_PER_PREFIX_S)} | {_f(SCW_REQUESTS_PER_BUCKET_S)} (all requests) |",
+        f"| GET-class requests | {r['gets']:.2f} | | {_f(S3_GET_PER_PREFIX_S)} | |",
+    ]
+
+
+def monthly(city: dict[str, Any]) -> dict[str, dict[str, float]]:
+    stages = city["stages"].values()
+    cpu = sum(s["cpu_s"] for s in stages) * DAYS_A_MONTH
+    invocations = sum(s["invocations"] for s in stages) * DAYS_A_MONTH
+    puts = sum(s["puts"] for s in stages) * DAYS_A_MONTH
+    gets = sum(s["gets"] for s in stages) * DAYS_A_MONTH
+    sqs = sum(s["sqs"] for s in stages) * DAYS_A_MONTH
+    aws = {
+        "compute": cpu * GB_S_PER_CPU_S["aws"] * AWS_GB_S,
+        "invocations": invocations * AWS_REQUEST,
+        "s3": puts * AWS_PUT + gets * AWS_GET,
+        "sqs": sqs * AWS_SQS,
+    }
+    scw = {
+        "compute": cpu * GB_S_PER_CPU_S["scaleway"] * SCW_GB_S,
+        "invocations": invocations * SCW_REQUEST,
+    }
+    webhook = city["readings"] * DAYS_A_MONTH / 1e6 * WEBHOOK_USD_PER_MILLION
+    return {
+        "aws": aws | {"total": sum(aws.values())},
+        "scaleway": scw | {"total": sum(scw.values())},
+        "webhook_aws": {"total": webhook},
+        "usage": {"cpu_s": cpu, "invocations": invocations, "puts": puts, "gets": gets},
+    }
+
+
+def cost_table(city: dict[str, Any]) -> list[str]:
+    m = monthly(city)
+    aws, scw = m["aws"], m["scaleway"]
+    return [
+        "| a month (30 days) | compute | invocations | object store | queues | total |",
+        "|---|---|---|---|---|---|",
+        f"| AWS, batched (USD) | {aws['compute']:.2f} | {aws['invocations']:.2f} | "
+        f"{aws['s3']:.2f} | {aws['sqs']:.2f} | **{aws['total']:.2f}** |",
+        f"| Scaleway, batched (EUR) | {scw['compute']:.2f} | {scw['invocations']:.2f} | "
+        f"not billed | not billed | **{scw['total']:.2f}** |",
+        f"| AWS, one webhook request per hub message (USD, docs/deploy.md's "
+        f"${WEBHOOK_USD_PER_MILLION:g} per million readings) | | | | | "
+        f"**{_f(m['webhook_aws']['total'])}** |",
+    ]
+
+
+def export_limit_scale(days: dict[float, dict[str, Any]]) -> float:
+    """The city size (times the example) whose day's export takes Lambda's 900 s at
+    1,024 MB, on the line through x4 and x14."""
+    x4, x14 = days[4.0], days[14.0]
+    slope = (x14["usage"]["export"]["cpu_s"] - x4["usage"]["export"]["cpu_s"]) / (
+        x14["readings"] - x4["readings"]
+    )
+    cpu = LAMBDA_TIMEOUT_S * AWS_VCPU["export"]
+    readings = x4["readings"] + (cpu - x4["usage"]["export"]["cpu_s"]) / slope
+    return float(readings / days[1.0]["readings"])
+
+
+def export_line(city: dict[str, Any], days: dict[float, dict[str, Any]]) -> str:
+    cpu = city["stages"]["export"]["cpu_s"]
+    aws, scw = cpu / AWS_VCPU["export"], cpu / SCW_VCPU["export"]
+    return (
+        f"The day's export: {cpu:.1f} CPU s at x{SCALE} (the line through x4 and x14), "
+        f"{aws:.0f} s on a 1,024 MB Lambda function against its {LAMBDA_TIMEOUT_S} s limit "
+        f"({aws / LAMBDA_TIMEOUT_S:.0%}), {scw:.0f} s on Scaleway's 2,048 MB export against "
+        f"its {SCW_FUNCTION_TIMEOUT_S} s ({scw / SCW_FUNCTION_TIMEOUT_S:.0%}). On that line "
+        f"the export reaches Lambda's limit at 1,024 MB at x{export_limit_scale(days):.0f}."
+    )
+
+
+def city_file_table() -> list[str]:
+    lines = [
+        "| city | devices registered | CPU s to read the city file (each cold start) |",
+        "|---|---|---|",
+    ]
+    for scale, (devices, cpu) in CITY_FILE_LOAD.items():
+        lines.append(f"| x{scale} | {_f(devices)} | {cpu:.3f} |")
+    return lines
+
+
+def tables() -> str:
+    days = measured()
+    city = metropolis(days)
+    parts = [
+        f"x{SCALE}: {_f(city['readings'])} readings and {_f(city['payloads'])} hub messages "
+        f"a day ({SCALE} x the x1 day's), {city['readings'] / DAY_S:,.0f} readings a second "
+        f"on average, {city['readings'] / DAY_S * PEAK:,.0f} at the peak.",
+        "",
+        "### Measured",
+        "",
+        *inputs_table(days),
+        "",
+        "### Per stage, x100",
+        "",
+        *stage_table(city),
+        "",
+        export_line(city, days),
+        "",
+        "### Object-store requests",
+        "",
+        *rates_table(city),
+        "",
+        "### Cost",
+        "",
+        *cost_table(city),
+        "",
+        "### The city file",
+        "",
+        *city_file_table(),
+    ]
+    return "\n".join(parts) + "\n"
+
+
+if __name__ == "__main__":
+    print(tables(), end="")

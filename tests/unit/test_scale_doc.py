@@ -1,0 +1,90 @@
+"""docs/scale.md against its arithmetic: the tables are bench/scale.py's output on the
+measured days (bench/results.json, bench/big.json), and the figures its prose quotes are
+those tables' figures."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from repo import ROOT
+
+sys.path.insert(0, str(ROOT / "bench"))
+import scale  # bench/ is scripts, not a package
+
+DOC = (ROOT / "docs" / "scale.md").read_text()
+
+
+def test_the_docs_tables_are_the_arithmetic_on_the_measured_days() -> None:
+    begin, end = "<!-- bench/scale.py: begin -->\n", "<!-- bench/scale.py: end -->"
+    shown = DOC[DOC.index(begin) + len(begin) : DOC.index(end)]
+    assert shown == scale.tables()
+
+
+def test_the_metropolis_is_a_hundred_times_the_measured_example_day() -> None:
+    days = scale.measured()
+    city = scale.metropolis(days)
+    assert city["readings"] == 100 * days[1.0]["readings"]
+    assert 74e6 < city["readings"] < 76e6  # "about 75 M readings a day" (issue 22)
+    # the extrapolation's premise: per reading, x4 and x14 agree within 15 % per stage
+    for stage in ("edge", "anonymize", "aggregate"):
+        x4, x14 = (scale.per_million(days[s], stage) for s in (4.0, 14.0))
+        assert abs(x4 - x14) / x14 < 0.15, stage
+
+
+def _export_s(city: dict[str, Any], vcpu: dict[str, float]) -> float:
+    return float(city["stages"]["export"]["cpu_s"] / vcpu["export"])
+
+
+Figure = Callable[[dict[str, Any], dict[float, dict[str, Any]]], float]
+
+
+@pytest.mark.parametrize(
+    ("quoted", "number", "figure"),
+    [
+        ("~7,600 PUT-class requests a second", 7600, lambda c, d: scale.rates(c)["webhook_puts"]),
+        ("0.7 PUT-class requests a second", 0.7, lambda c, d: scale.rates(c)["puts"]),
+        ("1,260 hub messages a second", 1260, lambda c, d: scale.rates(c)["messages_peak"]),
+        ("~57 CPU-s at x100", 57, lambda c, d: c["stages"]["export"]["cpu_s"]),
+        (
+            "~100 s on a",
+            100,
+            lambda c, d: _export_s(c, scale.AWS_VCPU),
+        ),
+        (
+            "~51 s on Scaleway",
+            51,
+            lambda c, d: _export_s(c, scale.SCW_VCPU),
+        ),
+        ("at x917", 917, lambda c, d: scale.export_limit_scale(d)),
+        ("~$42,600 a month", 42600, lambda c, d: scale.monthly(c)["webhook_aws"]["total"]),
+        ("~76\n   instances", 76, lambda c, d: scale.rates(c)["messages_peak"] * 0.06),
+        ("3.6 at x100", 3.6, lambda c, d: scale.CITY_FILE_LOAD[100][1]),
+    ],
+)
+def test_the_prose_quotes_the_tables_figures(quoted: str, number: float, figure: Figure) -> None:
+    assert quoted in DOC
+    days = scale.measured()
+    value = figure(scale.metropolis(days), days)
+    assert abs(value - number) / number < 0.05, (quoted, value)
+
+
+def test_batched_the_peak_is_far_below_every_documented_limit() -> None:
+    city = scale.metropolis(scale.measured())
+    rates = scale.rates(city)
+    assert rates["puts"] < scale.SCW_REQUESTS_PER_BUCKET_S / 100
+    assert rates["webhook_puts"] > scale.S3_PUT_PER_PREFIX_S  # "what breaks first"
+    assert rates["messages_peak"] * 0.06 > scale.SCW_MAX_INSTANCES
+
+
+def test_the_bridges_batches_are_an_eighth_of_the_replays() -> None:
+    from citypipe.service.bridge import Limits
+    from citypipe_local.replay import ReplayOptions
+
+    times = ReplayOptions().batch_payloads / Limits.messages
+    assert times == 8 and "8\n   times as many batches" in DOC
+    puts = scale.rates(scale.metropolis(scale.measured()))["puts"] * times
+    assert "~5.4 PUT-class requests a second" in DOC and abs(puts - 5.4) < 0.1
+    assert puts < scale.SCW_REQUESTS_PER_BUCKET_S / 100
