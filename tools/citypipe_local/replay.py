@@ -67,6 +67,7 @@ from citypipe_local.runner import (
 from citypipe_local.usage import Meter, Usage, process_cpu_s
 
 PIPELINE = (Function.INGEST, Function.ANONYMIZE, Function.AGGREGATE)
+PROGRESS_EVERY = 100  # messages a transport replay sends between two progress updates
 Progress = Callable[[str, int], None]
 T = TypeVar("T")
 
@@ -329,10 +330,12 @@ class Session:
 
     def alongside(self, player: Callable[[Session], T]) -> T:
         """``player`` sends while the functions run, as hubs do; then until the queues
-        drain. Ctrl-C asks the player to stop; the run finishes what came."""
+        drain. Ctrl-C (or SIGTERM) asks the player to stop; the run finishes what came — but
+        a replay through a transport (``via`` http or mqtt) stops there, its player, server,
+        broker and workers with it (decision 91)."""
         with (
             ThreadPoolExecutor(1, thread_name_prefix="hubs") as hubs,
-            stopped_by_sigterm(self.stop),
+            interrupted_by_sigterm(),
         ):
             playing = hubs.submit(player, self)
             while not playing.done():
@@ -340,6 +343,8 @@ class Session:
                     self.runner.drain(PIPELINE, timeout_s=float("inf"), until=playing.done)
                 except KeyboardInterrupt:
                     self.stop.set()
+                    if self.options.via != "direct":
+                        raise
             played = playing.result()
         self.runner.drain(PIPELINE)
         return played
@@ -577,12 +582,12 @@ def run_local(
 
 
 @contextlib.contextmanager
-def stopped_by_sigterm(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM (a container stopping, ``kill``) ends the play as Ctrl-C does."""
+def interrupted_by_sigterm() -> Iterator[None]:
+    """SIGTERM (a container stopping, ``kill``) interrupts as Ctrl-C does."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         yield
     finally:
@@ -676,8 +681,10 @@ def play_mqtt(session: Session, input_dir: Path, timeout_s: float = 3600) -> Pla
         hub = MqttHub(mqtt.host, mqtt.port, f"citypipe-replay-hubs-{run_id}")
         try:
             for number, message in enumerate(messages, start=1):
+                if session.stop.is_set():
+                    raise Stopped("the replay was asked to stop")
                 hub.publish(message)
-                if session.progress and number % 1000 == 0:
+                if session.progress and number % PROGRESS_EVERY == 0:
                     session.progress("dropped captures", number)
             bridge = running.bridge
             assert bridge is not None
@@ -686,6 +693,7 @@ def play_mqtt(session: Session, input_dir: Path, timeout_s: float = 3600) -> Pla
                 bridged,
                 timeout_s,
                 "the bridge writing every message",
+                session.stop,
             )
         finally:
             stop.set()
@@ -719,7 +727,7 @@ def play_http(session: Session, input_dir: Path) -> Played:
     keys = key_store_from(session.settings, deps)
     # as many writes at once as hubs posting: the replay measures the stack, not the cap
     writes = max(ServerOptions.max_writes, session.options.concurrency)
-    options = ServerOptions(port=0, trust_received_at=True, max_writes=writes)
+    options = ServerOptions(port=0, trust_received_at=True, max_writes=writes, buffered=True)
     server = WebhookServer(deps, tokens, keys, options)
     server.start()
     host, port = str(server.server_address[0]), int(server.server_address[1])
@@ -728,6 +736,8 @@ def play_http(session: Session, input_dir: Path) -> Played:
 
     def send(message: Captured) -> tuple[int, bool]:
         for attempt in range(10):
+            if session.stop.is_set():
+                raise Stopped("the replay was asked to stop")
             status, answer = post(host, port, message, minted[message.route.source])
             if status < 500:
                 return status, bool(answer.get("resent"))
@@ -739,7 +749,7 @@ def play_http(session: Session, input_dir: Path) -> Played:
             for number, (status, again) in enumerate(pool.map(send, messages), start=1):
                 statuses[status] += 1
                 resent += again
-                if session.progress and number % 1000 == 0:
+                if session.progress and number % PROGRESS_EVERY == 0:
                     session.progress("dropped captures", number)
     finally:
         server.shutdown()
@@ -753,10 +763,23 @@ def play_http(session: Session, input_dir: Path) -> Played:
     return Played(len(messages), transport, resent=resent)
 
 
-def wait_for(check: Callable[[], T | None], worker: Future[Any], timeout_s: float, what: str) -> T:
-    """``check()``'s first true value, polled; fails when ``worker`` ended first."""
+class Stopped(Exception):
+    """A player asked to stop (Ctrl-C, SIGTERM) before it sent everything."""
+
+
+def wait_for(
+    check: Callable[[], T | None],
+    worker: Future[Any],
+    timeout_s: float,
+    what: str,
+    stop: threading.Event | None = None,
+) -> T:
+    """``check()``'s first true value, polled; fails when ``worker`` ended first, or
+    ``stop`` was set."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if stop is not None and stop.is_set():
+            raise Stopped(f"{what}: the replay was asked to stop")
         value = check()
         if value:
             return value

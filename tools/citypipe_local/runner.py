@@ -45,6 +45,7 @@ from citypipe.service.export import ExportPorts
 from citypipe.service.kernel import Deps, log
 from citypipe.service.poll import Poller
 from citypipe.settings import Settings
+from citypipe_local.backends import die_with_parent
 from citypipe_local.clock import SimulatedClock
 from citypipe_local.fakes import InMemoryApiKeys, InMemoryWebhookTokens
 from citypipe_local.faults import FaultInjector, Faults
@@ -313,7 +314,9 @@ class InvocationCrashedError(RuntimeError):
 
 
 def _serve(conn: Connection, init: tuple[Any, ...]) -> None:
-    """A worker process: set up as a container is, then run what it is sent, one at a time."""
+    """A worker process: set up as a container is, then run what it is sent, one at a time.
+    It ends with the fork server it came from, which ends with the run (even killed)."""
+    die_with_parent()
     _worker_init(*init)
     while True:
         try:
@@ -471,6 +474,8 @@ class Invoker:
 # An empty queue is polled again after 0.1 s, then 0.2, 0.4 ... at most 1 s (or as soon
 # as an invocation finishes: its outputs may be the next stage's messages)
 POLL_MIN_S, POLL_MAX_S = 0.1, 1.0
+INGEST_BATCH = 1000  # ingest's event source's batch size (serverless.yml)
+EVENT_BYTES = 6 * 1024 * 1024 - 256 * 1024  # a Lambda event's 6 MB, a message's room left
 NEXT = {Function.INGEST: Function.ANONYMIZE, Function.ANONYMIZE: Function.AGGREGATE}
 
 
@@ -489,6 +494,9 @@ class LocalRunner:
     queue: Queue
     region: str = "eu-central-1"
     batch_size: int = 10
+    # as Lambda's event source with a batch size above 10 gathers a batch from several
+    # receives: ingest's, whose queue carries the webhook's buffered requests (serverless.yml)
+    gathered: dict[Function, int] = field(default_factory=lambda: {Function.INGEST: INGEST_BATCH})
     concurrency: int = 4
     duplicate: float = 0.0  # the share of messages delivered twice (1.0: every message)
     handlers: dict[Function, Handler] = field(default_factory=dict)
@@ -532,6 +540,7 @@ class LocalRunner:
                 extra={
                     "function": function.value,
                     "error": type(exc).__name__,
+                    "detail": str(exc)[:200],
                     "message_ids": [m.message_id for m in messages],
                 },
             )
@@ -590,6 +599,21 @@ class LocalRunner:
         self._duplicated.update(fresh)
         self.queue.send(self.names.queue(function), fresh)
 
+    def _receive(self, function: Function) -> list[ReceivedMessage]:
+        """A batch of a function's messages: one receive, or for a gathering function as
+        many as come at once, up to its batch size and Lambda's 6 MB of event."""
+        queue = self.names.queue(function)
+        messages = self.queue.receive(queue, self.batch_size)
+        limit = self.gathered.get(function, 0)
+        size = sum(len(m.body) for m in messages)
+        while len(messages) >= self.batch_size and len(messages) < limit and size < EVENT_BYTES:
+            more = self.queue.receive(queue, self.batch_size)
+            if not more:
+                break
+            messages += more
+            size += sum(len(m.body) for m in more)
+        return messages
+
     def _idle(self, functions: Sequence[Function]) -> bool:
         return all(sum(self.queue.depth(self.names.queue(f))) == 0 for f in functions)
 
@@ -616,7 +640,7 @@ class LocalRunner:
                 for function in functions:
                     if len(running) >= self.concurrency or now < quiet_until[function]:
                         continue
-                    messages = self.queue.receive(self.names.queue(function), self.batch_size)
+                    messages = self._receive(function)
                     if messages:
                         running[pool.submit(self._invoke, function, messages)] = function
                     else:

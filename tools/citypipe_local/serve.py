@@ -70,6 +70,7 @@ class ServerOptions:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     trust_received_at: bool = False  # a replay's recorded arrival, never a hub's word
+    buffered: bool = False  # requests handed to ingest's queue (its consumer writes batches)
 
 
 class WebhookServer(ThreadingHTTPServer):
@@ -259,7 +260,10 @@ class _Handler(BaseHTTPRequestHandler):
             received_at=received_at,
         )
         try:
-            response = answer(self.server.deps, self.server.tokens, self.server.keys, request)
+            server = self.server
+            response = answer(
+                server.deps, server.tokens, server.keys, request, server.options.buffered
+            )
         except TransientError:
             log.warning("webhook: the backend is unavailable", extra={"source": source})
             retry_after = str(self.server.options.retry_after_s)

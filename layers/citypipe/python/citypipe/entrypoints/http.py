@@ -46,10 +46,14 @@ def request_of(event: dict[str, Any]) -> WebhookRequest:
 
 
 def webhook(
-    deps: Deps, tokens: WebhookTokens, keys: KeyStore, event: dict[str, Any]
+    deps: Deps,
+    tokens: WebhookTokens,
+    keys: KeyStore,
+    event: dict[str, Any],
+    buffered: bool = False,
 ) -> dict[str, Any]:
     """An API Gateway event in, its proxy response out (the same shape for 1.0 and 2.0)."""
-    response = answer(deps, tokens, keys, request_of(event))
+    response = answer(deps, tokens, keys, request_of(event), buffered)
     if response.text is not None:  # Meraki's validator
         content_type, body = "text/plain; charset=utf-8", response.text
     else:

@@ -1,4 +1,5 @@
-"""Claim checks from a queue, one record at a time, with partial batch failures."""
+"""Claim checks from a queue, one record at a time, with partial batch failures; on
+ingest's queue, the webhook's buffered requests too, written as one batch."""
 
 from __future__ import annotations
 
@@ -7,15 +8,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.batch.types import (
+    PartialItemFailureResponse,
+    PartialItemFailures,
+)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from citypipe.core.codecs import jsonl_gz
 from citypipe.core.shape import text_shape
 from citypipe.domain.errors import BackendRefusedError, TerminalError
-from citypipe.domain.model import Function, Message, Zone
+from citypipe.domain.model import Function, Message, Zone, is_piece
 from citypipe.entrypoints.events import CLAIM_CHECK_NAMES, parse_messages
 from citypipe.service.kernel import Deps, log
+
+Batch = Callable[[list[tuple[str, str]]], list[tuple[str, str, TerminalError]]]
 
 
 @dataclass
@@ -34,11 +40,17 @@ class ClaimCheckConsumer:
     function: Function
     deps: Deps
     on_message: Callable[[Message], str]
+    # ingest: the webhook's buffered requests (body, message id) written as one batch,
+    # returning those that hold none (``service.buffer.Batcher.take``)
+    batcher: Batch | None = None
     _refused: list[BackendRefusedError] = field(default_factory=list)
 
     def message(self, body: str, message_id: str) -> None:
         """One queue message, whatever platform delivered it. Returns when it is done or
         quarantined (acknowledge it); raises when it should come again."""
+        if self.batcher is not None and is_piece(body):
+            self.pieces([(body, message_id)])
+            return
         try:
             messages = parse_messages(body, self.deps.city.slug)
         except TerminalError as exc:
@@ -46,6 +58,13 @@ class ClaimCheckConsumer:
             return
         for message in messages:
             self.on_message(message)
+
+    def pieces(self, messages: list[tuple[str, str]]) -> None:
+        """Buffered requests (body, message id) written as one batch: a body that is none
+        quarantined; raises when they should all come again."""
+        assert self.batcher is not None
+        for body, message_id, exc in self.batcher(messages):
+            self.quarantine_message(body, message_id, exc)
 
     def record(self, record: SQSRecord) -> None:
         try:
@@ -74,8 +93,12 @@ class ClaimCheckConsumer:
 
     def sqs(self, event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
         self._refused.clear()
+        records = event["Records"]
+        buffered = [r for r in records if self.batcher is not None and is_piece(r["body"])]
+        failed = self._batched(buffered)
+        others = [r for r in records if not (self.batcher is not None and is_piece(r["body"]))]
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        with processor(records=event["Records"], handler=self.record, lambda_context=context):
+        with processor(records=others, handler=self.record, lambda_context=context):
             processor.process()
         if self._refused:
             log.error(
@@ -83,4 +106,20 @@ class ClaimCheckConsumer:
                 extra={"function": self.function.value, "codes": [e.code for e in self._refused]},
             )
             raise self._refused[0]
-        return processor.response()
+        response = processor.response()
+        return {"batchItemFailures": response["batchItemFailures"] + failed}
+
+    def _batched(self, records: list[dict[str, Any]]) -> list[PartialItemFailures]:
+        """The buffered requests of an SQS batch written as one: all of them failed (to come
+        again) when it could not be."""
+        if not records:
+            return []
+        try:
+            self.pieces([(r["body"], r["messageId"]) for r in records])
+        except BackendRefusedError as exc:
+            self._refused.append(exc)
+        except Exception as exc:  # transient or unforeseen: every request comes again
+            log.warning("buffered batch failed", extra={"error": type(exc).__name__})
+        else:
+            return []
+        return [{"itemIdentifier": r["messageId"]} for r in records]
