@@ -128,7 +128,7 @@ def test_a_quarter_hour_posted_through_crashes_and_redeliveries_is_counted_once(
     faults = Faults.parse("duplicate=1.0,crash=0.2,lost=0.02,seed=3")
     options = ReplayOptions(
         via="http", keys_dir=keys_dir, concurrency=2, faults=faults,
-        visibility_timeout_s=10, max_receive_count=10,
+        visibility_timeout_s=10, max_receive_count=20,
     )  # fmt: skip
     report = replay(CITY_FILE, quarter, out, options)
     truth = json.loads((quarter / "truth.json").read_text())

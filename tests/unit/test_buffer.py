@@ -21,14 +21,17 @@ from edge_support import quarantine_rows, spellings
 from test_edge_gaming import FORMAT, SOURCE, T, pack, published
 from unit_support import observation, post
 
+from citypipe.bootstrap import ingest as bootstrap_ingest
 from citypipe.domain.books import IngestCounts
 from citypipe.domain.errors import TransientError
 from citypipe.domain.model import Function, Zone
+from citypipe.entrypoints.events import DRAIN_CRON_BODY
 from citypipe.ports import ReceivedMessage
 from citypipe.service.buffer import Batcher
 from citypipe.service.kernel import Deps
-from citypipe_local.fakes import InMemoryKeyStore
+from citypipe_local.fakes import InMemoryKeyStore, InMemoryWebhookTokens
 from citypipe_local.report import dead_letters, lineage_records
+from citypipe_local.runner import load_handler
 
 KEYS = InMemoryKeyStore()
 
@@ -205,3 +208,15 @@ def test_a_dead_lettered_request_is_in_the_books_unless_a_batch_wrote_it(
     memory_deps.queue.send(dlq, [written.body, lost.body])  # e.g. deleted too late, and one
     [dead] = dead_letters(memory_deps, Function.INGEST)  # that failed every time
     assert dead.records == 1  # its one payload: the books say where it went
+
+
+def test_scaleway_drains_ingests_queue_in_batches_on_its_cron(memory_deps: Deps) -> None:
+    """Its queue trigger would POST the requests one by one: a CRON drains the queue."""
+    for minute in range(25):
+        push(memory_deps, pack(T + 60 * minute, 4))
+    app = bootstrap_ingest.build(memory_deps, KEYS, InMemoryWebhookTokens(), buffered=True)
+    cron = {"httpMethod": "POST", "headers": {}, "body": json.dumps(DRAIN_CRON_BODY)}
+    answer = load_handler(Function.INGEST, platform="scaleway")(cron, None, app=app)
+    assert json.loads(answer["body"]) == {"batches": 1, "done": 25, "failed": 0}
+    assert len(ingest_lineage(memory_deps)) == 1 and len(raw_keys(memory_deps)) == 1
+    assert sum(memory_deps.queue.depth(memory_deps.names.queue(Function.INGEST))) == 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import importlib.util
 import json
 import multiprocessing
@@ -40,6 +39,7 @@ from citypipe.domain.errors import TransientError
 from citypipe.domain.model import Function
 from citypipe.domain.naming import StackNames
 from citypipe.entrypoints.apps import FunctionApp
+from citypipe.entrypoints.drain import DRAIN_BYTES, DRAIN_MESSAGES, sqs_event
 from citypipe.ports import ApiKeys, Clock, KeyStore, Queue, ReceivedMessage, WebhookTokens
 from citypipe.service.export import ExportPorts
 from citypipe.service.kernel import Deps, log
@@ -116,32 +116,6 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return int(max(0.0, self.timeout_s - (time.monotonic() - self.started)) * 1000)
-
-
-def sqs_event(messages: Sequence[ReceivedMessage], queue_arn: str, region: str) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": m.message_id,
-                "receiptHandle": m.receipt_handle,
-                "body": m.body,
-                "attributes": {
-                    "ApproximateReceiveCount": m.attributes.get("ApproximateReceiveCount", "1"),
-                    "SentTimestamp": m.attributes.get("SentTimestamp", "0"),
-                    "SenderId": m.attributes.get("SenderId", "citypipe-local"),
-                    "ApproximateFirstReceiveTimestamp": m.attributes.get(
-                        "ApproximateFirstReceiveTimestamp", "0"
-                    ),
-                },
-                "messageAttributes": {},
-                "md5OfBody": hashlib.md5(m.body.encode(), usedforsecurity=False).hexdigest(),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": region,
-            }
-            for m in messages
-        ]
-    }
 
 
 def app_for(
@@ -474,8 +448,6 @@ class Invoker:
 # An empty queue is polled again after 0.1 s, then 0.2, 0.4 ... at most 1 s (or as soon
 # as an invocation finishes: its outputs may be the next stage's messages)
 POLL_MIN_S, POLL_MAX_S = 0.1, 1.0
-INGEST_BATCH = 1000  # ingest's event source's batch size (serverless.yml)
-EVENT_BYTES = 6 * 1024 * 1024 - 256 * 1024  # a Lambda event's 6 MB, a message's room left
 NEXT = {Function.INGEST: Function.ANONYMIZE, Function.ANONYMIZE: Function.AGGREGATE}
 
 
@@ -496,7 +468,7 @@ class LocalRunner:
     batch_size: int = 10
     # as Lambda's event source with a batch size above 10 gathers a batch from several
     # receives: ingest's, whose queue carries the webhook's buffered requests (serverless.yml)
-    gathered: dict[Function, int] = field(default_factory=lambda: {Function.INGEST: INGEST_BATCH})
+    gathered: dict[Function, int] = field(default_factory=lambda: {Function.INGEST: DRAIN_MESSAGES})
     concurrency: int = 4
     duplicate: float = 0.0  # the share of messages delivered twice (1.0: every message)
     handlers: dict[Function, Handler] = field(default_factory=dict)
@@ -606,7 +578,7 @@ class LocalRunner:
         messages = self.queue.receive(queue, self.batch_size)
         limit = self.gathered.get(function, 0)
         size = sum(len(m.body) for m in messages)
-        while len(messages) >= self.batch_size and len(messages) < limit and size < EVENT_BYTES:
+        while len(messages) >= self.batch_size and len(messages) < limit and size < DRAIN_BYTES:
             more = self.queue.receive(queue, self.batch_size)
             if not more:
                 break

@@ -11,6 +11,7 @@ from citypipe.bootstrap import deps_from, stage_consumer
 from citypipe.bootstrap.keys import key_store_from
 from citypipe.domain.model import Function
 from citypipe.entrypoints.apps import FunctionApp
+from citypipe.entrypoints.drain import drained
 from citypipe.entrypoints.http import webhook
 from citypipe.entrypoints.iot import iot_rule
 from citypipe.entrypoints.polls import polled
@@ -39,6 +40,7 @@ def build(
         http=lambda event: webhook(deps, tokens, keys, event, buffered),
         iot=lambda event: iot_rule(deps, keys, event),
         schedule=lambda event: polled(poller, event),
+        drain=lambda: drained(consumer),
     )
 
 

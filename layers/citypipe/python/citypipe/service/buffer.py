@@ -255,11 +255,16 @@ class Batcher:
         oldest = deps.names.buffer_manifest_key(now - WINDOW, "")
         self.index.forget_before(oldest)
         hour = (now - WINDOW).replace(minute=0, second=0, microsecond=0)
+        new: list[str] = []
         while hour <= now:
-            for info in deps.store.list(bucket, deps.names.buffer_hour_prefix(hour)):
-                if info.key not in self.index.listed and info.key >= oldest:
-                    self.index.add(info.key, json.loads(deps.store.get(bucket, info.key).body))
+            new += [
+                info.key
+                for info in deps.store.list(bucket, deps.names.buffer_hour_prefix(hour))
+                if info.key not in self.index.listed and info.key >= oldest
+            ]
             hour += timedelta(hours=1)
+        for manifest in deps.store.get_many(bucket, new):  # read at once, retried in place
+            self.index.add(manifest.key, json.loads(manifest.body))
 
     def _settled(self, key: str) -> None:
         """A redelivered request's batch made whole: its claim checks and lineage written
