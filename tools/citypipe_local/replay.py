@@ -759,6 +759,7 @@ def play_http(session: Session, input_dir: Path) -> Played:
         "requests": len(messages),
         "statuses": {str(status): count for status, count in sorted(statuses.items())},
         "resent": resent,
+        "webhook_cpu_s": round(server.cpu_s, 3),  # the requests through the edge
     }
     return Played(len(messages), transport, resent=resent)
 

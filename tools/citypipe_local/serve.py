@@ -87,6 +87,7 @@ class WebhookServer(ThreadingHTTPServer):
         self.keys = keys
         self.options = options
         self.resent = 0  # bodies answered "resent": posted before, written nothing again
+        self.cpu_s = 0.0  # CPU the requests took through the edge (what a function is billed)
         self._count = threading.Lock()
         self.connections = 0  # being served now
         self.writes = threading.BoundedSemaphore(options.max_writes)
@@ -222,14 +223,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(_refusal(503, "busy", "too many requests at once", retry_after))
             return
         request_id = str(uuid.uuid4())
+        cpu = time.thread_time()
         try:
             response = self._write(source, fmt, body, received_at, request_id)
         finally:
             self.server.writes.release()
+        cpu = time.thread_time() - cpu
         self._send(response)
-        if response.body.get("resent"):
-            with self.server._count:
-                self.server.resent += 1
+        with self.server._count:
+            self.server.cpu_s += cpu
+            self.server.resent += bool(response.body.get("resent"))
         log.info(
             "webhook request",
             extra={
