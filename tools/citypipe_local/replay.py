@@ -68,6 +68,7 @@ from citypipe_local.usage import Meter, Usage, process_cpu_s
 
 PIPELINE = (Function.INGEST, Function.ANONYMIZE, Function.AGGREGATE)
 PROGRESS_EVERY = 100  # messages a transport replay sends between two progress updates
+HTTP_HUBS = 16  # hubs posting to the webhook at once in a replay --via http
 Progress = Callable[[str, int], None]
 T = TypeVar("T")
 
@@ -725,8 +726,10 @@ def play_http(session: Session, input_dir: Path) -> Played:
     tokens = InMemoryWebhookTokens()
     minted = {source: tokens.mint(source) for source in deps.city.sources}
     keys = key_store_from(session.settings, deps)
-    # as many writes at once as hubs posting: the replay measures the stack, not the cap
-    writes = max(ServerOptions.max_writes, session.options.concurrency)
+    # many hubs post at once (each waits for its answer): as many writes at once as hubs
+    # posting, the replay measures the stack, not the cap
+    hubs = max(HTTP_HUBS, session.options.concurrency)
+    writes = max(ServerOptions.max_writes, hubs)
     options = ServerOptions(port=0, trust_received_at=True, max_writes=writes, buffered=True)
     server = WebhookServer(deps, tokens, keys, options)
     server.start()
@@ -745,7 +748,7 @@ def play_http(session: Session, input_dir: Path) -> Played:
         raise RuntimeError(f"the webhook answered {status} ten times")
 
     try:
-        with ThreadPoolExecutor(session.options.concurrency, thread_name_prefix="hub") as pool:
+        with ThreadPoolExecutor(hubs, thread_name_prefix="hub") as pool:
             for number, (status, again) in enumerate(pool.map(send, messages), start=1):
                 statuses[status] += 1
                 resent += again

@@ -119,7 +119,8 @@ class ClaimCheckConsumer:
         except BackendRefusedError as exc:
             self._refused.append(exc)
         except Exception as exc:  # transient or unforeseen: every request comes again
-            log.warning("buffered batch failed", extra={"error": type(exc).__name__})
+            failure = {"error": type(exc).__name__, "detail": str(exc)[:200]}
+            log.warning("buffered batch failed", extra=failure)
         else:
             return []
         return [{"itemIdentifier": r["messageId"]} for r in records]
