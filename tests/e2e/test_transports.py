@@ -126,10 +126,10 @@ def test_a_quarter_hour_posted_through_crashes_and_redeliveries_is_counted_once(
     and a visibility timeout shorter than a batch takes on a loaded machine delivers it
     again while it is written: a cloud's queue allows hours of retries, decision 90.)"""
     out = tmp_path / "http-faults"
-    faults = Faults.parse("duplicate=1.0,crash=0.1,seed=3")
+    faults = Faults.parse("duplicate=1.0,crash=0.3,seed=3")
     options = ReplayOptions(
         via="http", keys_dir=keys_dir, concurrency=2, faults=faults,
-        visibility_timeout_s=30, max_receive_count=50,
+        visibility_timeout_s=15, max_receive_count=50,
     )  # fmt: skip
     report = replay(CITY_FILE, quarter, out, options)
     truth = json.loads((quarter / "truth.json").read_text())

@@ -448,6 +448,7 @@ class Invoker:
 # An empty queue is polled again after 0.1 s, then 0.2, 0.4 ... at most 1 s (or as soon
 # as an invocation finishes: its outputs may be the next stage's messages)
 POLL_MIN_S, POLL_MAX_S = 0.1, 1.0
+GATHER_WINDOW_S = 1.0  # a gathering function's batching window (Lambda's: serverless.yml)
 NEXT = {Function.INGEST: Function.ANONYMIZE, Function.ANONYMIZE: Function.AGGREGATE}
 
 
@@ -573,12 +574,19 @@ class LocalRunner:
 
     def _receive(self, function: Function) -> list[ReceivedMessage]:
         """A batch of a function's messages: one receive, or for a gathering function as
-        many as come at once, up to its batch size and Lambda's 6 MB of event."""
+        many as come within its batching window, up to its batch size and Lambda's 6 MB of
+        event (a local emulator's receive scans the queue: a window, not a count, bounds it)."""
         queue = self.names.queue(function)
         messages = self.queue.receive(queue, self.batch_size)
         limit = self.gathered.get(function, 0)
         size = sum(len(m.body) for m in messages)
-        while len(messages) >= self.batch_size and len(messages) < limit and size < DRAIN_BYTES:
+        window = time.monotonic() + GATHER_WINDOW_S
+        while (
+            len(messages) >= self.batch_size
+            and len(messages) < limit
+            and size < DRAIN_BYTES
+            and time.monotonic() < window
+        ):
             more = self.queue.receive(queue, self.batch_size)
             if not more:
                 break
