@@ -448,7 +448,7 @@ class Invoker:
 # An empty queue is polled again after 0.1 s, then 0.2, 0.4 ... at most 1 s (or as soon
 # as an invocation finishes: its outputs may be the next stage's messages)
 POLL_MIN_S, POLL_MAX_S = 0.1, 1.0
-GATHER_WINDOW_S = 1.0  # a gathering function's batching window (Lambda's: serverless.yml)
+GATHER_WINDOW_S = 5.0  # a gathering function's batching window (Lambda's, 10 s: serverless.yml)
 NEXT = {Function.INGEST: Function.ANONYMIZE, Function.ANONYMIZE: Function.AGGREGATE}
 
 
