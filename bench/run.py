@@ -78,7 +78,7 @@ AWS = {
 SCALEWAY = {"gb_s": 1.20 / 100_000, "request": 0.15 / 1e6}  # Functions; storage requests free
 # The webhook path's goals beside the direct replay of the same day (issue 24)
 WEBHOOK_TIME_RATIO, WEBHOOK_COST_RATIO = 1.5, 3.0
-WEBHOOK_HOURS = 1.0  # of the x1 day, posted a request a hub message (~15,000 requests)
+WEBHOOK_HOURS = 0.25  # of the x1 day, a request a hub message (~3,300 requests: minutes)
 # A vCPU comes with 1,769 MB on Lambda and ~1,830 MB on Scaleway Functions (560 mvCPU at
 # 1,024 MB): a CPU-second of work is billed that many GB-s whatever the memory size.
 GB_S_PER_CPU_S = {"aws": 1.769, "scaleway": 1.829}
