@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -73,8 +74,12 @@ AWS = {
     "s3_put": 0.0054 / 1000,  # PUT, COPY, POST, LIST
     "s3_get": 0.00043 / 1000,  # GET, HEAD
     "sqs_request": 0.40 / 1e6,
+    "http_request": 1.00 / 1e6,  # API Gateway HTTP API: a hub's webhook request
 }
 SCALEWAY = {"gb_s": 1.20 / 100_000, "request": 0.15 / 1e6}  # Functions; storage requests free
+# The webhook path's goals beside the direct replay of the same day (issue 24)
+WEBHOOK_TIME_RATIO, WEBHOOK_COST_RATIO = 1.5, 3.0
+WEBHOOK_HOURS = 0.25  # of the x1 day, a request a hub message (~3,300 requests: minutes)
 # A vCPU comes with 1,769 MB on Lambda and ~1,830 MB on Scaleway Functions (560 mvCPU at
 # 1,024 MB): a CPU-second of work is billed that many GB-s whatever the memory size.
 GB_S_PER_CPU_S = {"aws": 1.769, "scaleway": 1.829}
@@ -164,6 +169,51 @@ def one_size(work: Path, scale: float, options: ReplayOptions) -> dict[str, Any]
     }
 
 
+# --- the webhook path: the x1 day posted to the webhook, a request per hub message --------------
+
+
+def webhook_path(work: Path, options: ReplayOptions, hours: float) -> dict[str, Any]:
+    """The first ``hours`` of the x1 day replayed directly and ``--via http`` (each hub
+    message its own request, buffered into batches: service/buffer.py): wall time and cost
+    per million readings, and their ratios to the direct replay's. A slice, not the day: the
+    local webhook server is one Python process taking a request at a time per thread, where a
+    cloud's scales out."""
+    captures = work / "webhook-input"
+    simulate(load_city(CITY_FILE), captures, hours=hours, seed=SEED, scale=1.0)
+    direct = replay(CITY_FILE, captures, work / "out-webhook-direct", options)
+    report = replay(CITY_FILE, captures, work / "out-webhook", replace(options, via="http"))
+    transport = report["transport"]
+    cost = costs(
+        {
+            "readings": report["received"],
+            "usage": report["usage"],
+            "webhook": {"requests": transport["requests"], "cpu_s": transport["webhook_cpu_s"]},
+        }
+    )
+    direct_cost = costs({"readings": direct["received"], "usage": direct["usage"]})
+    seconds, direct_s = report["seconds"]["total"], direct["seconds"]["total"]
+    return {
+        "hours": hours,
+        "readings": report["received"],
+        "requests": transport["requests"],
+        "replay_s": seconds,
+        "direct_replay_s": direct_s,
+        "time_ratio": round(seconds / direct_s, 2),
+        "cost": cost,
+        "direct_cost": direct_cost,
+        "cost_ratio": {
+            "aws": round(cost["aws_usd"]["total"] / direct_cost["aws_usd"]["total"], 2),
+            "scaleway": round(
+                cost["scaleway_eur"]["total"] / direct_cost["scaleway_eur"]["total"], 2
+            ),
+        },
+        "balanced": report["balanced"],
+        "accepted": report["accepted"],
+        "direct_accepted": direct["accepted"],
+        "load": load(),
+    }
+
+
 # --- memory: a worker with a 10k-reading batch, beside an idle one ----------------------------
 
 
@@ -195,10 +245,14 @@ def memory(work: Path) -> dict[str, Any]:
 def costs(size: dict[str, Any]) -> dict[str, Any]:
     """Per million readings, from one replay's measured CPU seconds and round trips: every
     function's work and the bridges' (the edge runs in ingest on a cloud), and the backend
-    calls the functions and the runner made (the runner's polls stand for the platform's)."""
+    calls the functions and the runner made (the runner's polls stand for the platform's).
+    A replay through the webhook (``webhook``: its requests and their CPU through the edge)
+    adds an invocation per request, and on AWS the API Gateway's request."""
     usage, per = size["usage"], 1e6 / size["readings"]
-    cpu = sum(usage[name]["cpu_s"] for name in FUNCTIONS if name in usage)
+    webhook = size.get("webhook", {"requests": 0, "cpu_s": 0.0})
+    cpu = sum(usage[name]["cpu_s"] for name in FUNCTIONS if name in usage) + webhook["cpu_s"]
     invocations = sum(usage[name]["invocations"] for name in FUNCTIONS if name in usage)
+    invocations += webhook["requests"]
     calls: dict[str, int] = {}
     for name in (*FUNCTIONS, "runner"):
         for op, n in usage.get(name, {}).get("operations", {}).items():
@@ -211,6 +265,7 @@ def costs(size: dict[str, Any]) -> dict[str, Any]:
         "invocations": invocations * AWS["lambda_request"],
         "s3": puts * AWS["s3_put"] + gets * AWS["s3_get"],
         "sqs": sqs * AWS["sqs_request"],
+        "gateway": webhook["requests"] * AWS["http_request"],
     }
     scaleway = {
         "compute": cpu * GB_S_PER_CPU_S["scaleway"] * SCALEWAY["gb_s"],
@@ -460,6 +515,7 @@ def markdown(results: dict[str, Any]) -> str:
             **cost["scaleway_eur"]
         ),
         "",
+        *webhook_lines(results.get("webhook")),
         "## The cores",
         "",
     ]
@@ -499,6 +555,35 @@ def markdown(results: dict[str, Any]) -> str:
                 f"peak MB per function: {_mb(s['peak_rss_mb'])}; load {s['load']}."
             )
     return "\n".join(lines) + "\n"
+
+
+def webhook_lines(path: dict[str, Any] | None) -> list[str]:
+    """The webhook path's section: the x1 day through the webhook beside its direct replay."""
+    if path is None:
+        return []
+    aws, scw = path["cost"]["aws_usd"], path["cost"]["scaleway_eur"]
+    return [
+        "## The webhook path (a slice of x1, a request per hub message)",
+        "",
+        f"The first {path['hours']:g} hour(s) of the x1 day posted to the webhook (`citypipe "
+        f"replay --via http`: {path['requests']:,} requests, buffered into batches, "
+        "docs/decisions/0090) took "
+        f"{path['replay_s']:.1f} s, **{path['time_ratio']:.2f}x** the direct replay's "
+        f"{path['direct_replay_s']:.1f} s of the same slice (goal: at most "
+        f"{WEBHOOK_TIME_RATIO}x); books "
+        f"{'balanced' if path['balanced'] else 'NOT balanced'}, {path['accepted']:,} readings "
+        f"accepted ({path['direct_accepted']:,} directly). Per million readings, with an "
+        "invocation per request and, on AWS, the API Gateway's request ($1.00 per million):",
+        "",
+        "| per million readings | compute | invocations | S3 | SQS | gateway | total | "
+        "x the direct replay |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| AWS (USD) | {aws['compute']} | {aws['invocations']} | {aws['s3']} | {aws['sqs']} | "
+        f"{aws['gateway']} | **{aws['total']}** | {path['cost_ratio']['aws']:.1f}x |",
+        f"| Scaleway (EUR) | {scw['compute']} | {scw['invocations']} | — | — | — | "
+        f"**{scw['total']}** | {path['cost_ratio']['scaleway']:.1f}x |",
+        "",
+    ]
 
 
 def main() -> None:
@@ -545,7 +630,19 @@ def measure(work: Path, scales: list[float], backend: str, quick: bool) -> dict[
             flush=True,
         )
     if 1.0 in scales:
-        results["cost"] = costs(next(s for s in results["sizes"] if s["scale"] == 1))
+        x1 = next(s for s in results["sizes"] if s["scale"] == 1)
+        results["cost"] = costs(x1)
+        results["webhook"] = path = webhook_path(work, options, WEBHOOK_HOURS)
+        print(
+            f"webhook (x1's first {WEBHOOK_HOURS:g} h via http): {path['requests']:,} requests, "
+            f"{path['replay_s']:.1f} s "
+            f"({path['time_ratio']:.2f}x the direct replay's, goal {WEBHOOK_TIME_RATIO}x), "
+            f"${path['cost']['aws_usd']['total']} / EUR {path['cost']['scaleway_eur']['total']} "
+            f"per million readings ({path['cost_ratio']['aws']:.2f}x / "
+            f"{path['cost_ratio']['scaleway']:.2f}x the direct replay's, goal "
+            f"{WEBHOOK_COST_RATIO}x), balanced {path['balanced']}, load {path['load']}",
+            flush=True,
+        )
     if not quick and 1.0 in scales:
         results["memory"] = memory(work)
         results["ingest_core"] = ingest_core(work / "x1" / "input")

@@ -89,10 +89,27 @@ def queue(clients: Clients) -> SqsQueue:
     return SqsQueue(clients.sqs)
 
 
-def run(names: StackNames, queue: SqsQueue, handler: RecordingHandler) -> LocalRunner:
+def run(
+    names: StackNames, queue: SqsQueue, handler: RecordingHandler, gather: bool = False
+) -> LocalRunner:
+    """The runner on ingest's queue, an event source of ten messages a batch (``gather``:
+    as ingest's, which gathers a batch from several receives)."""
     runner = LocalRunner(names, queue, handlers={Function.INGEST: handler})
+    if not gather:
+        runner.gathered = {}
     runner.drain([Function.INGEST], timeout_s=30)
     return runner
+
+
+def test_ingests_event_source_gathers_what_waits_into_one_batch(
+    names: StackNames, queue: SqsQueue
+) -> None:
+    """As serverless.yml's batch size of 1,000: the webhook's buffered requests in one."""
+    bodies = [f"ok-{n:02d}" for n in range(25)]
+    queue.send(names.queue(Function.INGEST), bodies)
+    handler = RecordingHandler()
+    run(names, queue, handler, gather=True)
+    assert [len(e["Records"]) for e in handler.events] == [25]
 
 
 def test_successful_messages_are_deleted(names: StackNames, queue: SqsQueue) -> None:

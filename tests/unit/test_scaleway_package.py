@@ -17,6 +17,7 @@ from unit_support import city_data
 from citypipe.domain.city_checks import checked_city
 from citypipe.domain.model import Function
 from citypipe.domain.naming import StackNames
+from citypipe.entrypoints.events import DRAIN_CRON_BODY
 from citypipe_local.package import LIBRARY, runtime_requirements, trim
 from citypipe_local.scaleway_package import (
     MAX_ZIP_BYTES,
@@ -69,7 +70,10 @@ def test_the_deployment_names_its_queues_with_its_prefix_and_answers_https_only(
         for event in function.get("events", [])
         if "sqs" in event
     }
-    assert triggers == {f.value: names.queue(f) for f in Function}
+    # ingest's queue is drained by a CRON, in batches (a trigger would POST one a message)
+    assert triggers == {f.value: names.queue(f) for f in Function if f is not Function.INGEST}
+    inputs = [e["schedule"]["input"] for e in config["functions"]["ingest"]["events"]]
+    assert DRAIN_CRON_BODY in inputs
     assert {f["httpOption"] for f in config["functions"].values()} == {"redirected"}
     assert "${param:" not in yaml.safe_dump(config)
     # the open-data API: public, on credentials of its own (read-only: docs/deploy.md)

@@ -522,7 +522,12 @@ def _expected_grants(city: str) -> dict[str, dict[str, set[str]]]:
         f"{z.value}/{city}/" for z in (Zone.RAW, Zone.CLEAN, Zone.AGGREGATES, Zone.QUARANTINE)
     )
     get, put, delete = "s3:GetObject", "s3:PutObject", "s3:DeleteObject"
-    own["ingest"] |= {f"RawBucket/{inbox}": {get, put, delete}, f"RawBucket/{raw}": {get, put}}
+    buffer = StackNames(city).buffer_prefix()  # the batches' manifests (service.buffer)
+    own["ingest"] |= {
+        f"RawBucket/{inbox}": {get, put, delete},
+        f"RawBucket/{raw}": {get, put},
+        f"RawBucket/{buffer}": {get, put},
+    }
     own["anonymize"] |= {f"RawBucket/{raw}": {get, delete}, f"CleanBucket/{clean}": {get, put}}
     own["aggregate"] |= {
         f"CleanBucket/{clean}": {get},
@@ -531,6 +536,7 @@ def _expected_grants(city: str) -> dict[str, dict[str, set[str]]]:
     own["export"] |= {
         f"RawBucket/{raw}": {delete},
         f"RawBucket/{inbox}": {delete},
+        f"RawBucket/{buffer}": {delete},
         f"AggregatesBucket/{partials}": {get, delete},  # get: export; delete: the sweep
         f"OpenBucket/{StackNames(city).open_prefix()}": {get, put},
         f"KeysBucket/{StackNames(city).key_object_prefix()}": {get, put, delete},
@@ -594,10 +600,13 @@ def test_each_role_reaches_exactly_the_prefixes_its_function_uses(
 def test_a_function_may_send_only_to_the_next_stages_queue(
     resources: dict[str, Any], function: str, target: str
 ) -> None:
+    # beside the next stage's: ingest's own queue, where its webhook buffers requests
+    # (service.buffer), and its IoT rules' failures
     senders = [
         s
         for s in statements(resources, function)
-        if "sqs:SendMessage" in as_list(s["Action"]) and s["Sid"] != "RecordFailedIotEvents"
+        if "sqs:SendMessage" in as_list(s["Action"])
+        and s["Sid"] not in ("RecordFailedIotEvents", "BufferRequests")
     ]
 
     assert [s["Resource"] for s in senders] == [{"Fn::GetAtt": [target, "Arn"]}]

@@ -193,10 +193,12 @@ def post(
     fmt: str,
     body: str | bytes,
     headers: dict[str, str] | None = None,
+    buffered: bool = False,
 ) -> tuple[int, dict[str, Any]]:
     """A hub's push to ``POST /ingest/{source}/{fmt}`` with the source's token, as every
     platform hands it to ``service.webhook.answer``: (status, answer). A body that is not
-    UTF-8 arrives base64-encoded, as API Gateway sends it."""
+    UTF-8 arrives base64-encoded, as API Gateway sends it; ``buffered``: handed to ingest's
+    queue (``service.buffer``)."""
     tokens = InMemoryWebhookTokens()
     tokens.digests[source] = [token_digest(webhook_token(source))]
     try:
@@ -207,7 +209,7 @@ def post(
     request = WebhookRequest(
         "POST", source, fmt, {TOKEN_HEADER: webhook_token(source), **sent}, text, encoded
     )
-    response = answer(deps, tokens, keys, request)
+    response = answer(deps, tokens, keys, request, buffered)
     return response.status, response.body
 
 

@@ -73,6 +73,8 @@ from citypipe_local.runner import (
 from citypipe_local.usage import Meter, Usage, process_cpu_s
 
 PIPELINE = (Function.INGEST, Function.ANONYMIZE, Function.AGGREGATE)
+PROGRESS_EVERY = 100  # messages a transport replay sends between two progress updates
+HTTP_HUBS = 16  # hubs posting to the webhook at once in a replay --via http
 Progress = Callable[[str, int], None]
 T = TypeVar("T")
 
@@ -347,10 +349,12 @@ class Session:
 
     def alongside(self, player: Callable[[Session], T]) -> T:
         """``player`` sends while the functions run, as hubs do; then until the queues
-        drain. Ctrl-C or SIGTERM asks the player to stop; the run finishes what came."""
+        drain. Ctrl-C (or SIGTERM) asks the player to stop; the run finishes what came — but
+        a replay through a transport (``via`` http or mqtt) stops there, its player, server,
+        broker and workers with it (decision 91)."""
         with (
             ThreadPoolExecutor(1, thread_name_prefix="hubs") as hubs,
-            stopped_by_signals(self.stop),
+            stopped_by_signals(self.stop, interrupt=self.options.via != "direct"),
         ):
             playing = hubs.submit(player, self)
             playing.add_done_callback(lambda _: self.runner.wake())  # drain's until() is true
@@ -617,15 +621,22 @@ def _opted_out(deps: Deps, keys: KeyStore, addresses: Iterable[str]) -> None:
 
 
 @contextlib.contextmanager
-def stopped_by_signals(stop: threading.Event) -> Iterator[None]:
-    """Ctrl-C (SIGINT) and SIGTERM (a container stopping, ``kill``) end the play: handled
-    here, whatever this process inherited (a process started with SIGINT ignored — by a
-    test runner's worker, a background job — still stops on Ctrl-C)."""
+def stopped_by_signals(stop: threading.Event, interrupt: bool = False) -> Iterator[None]:
+    """Ctrl-C (SIGINT) and SIGTERM (a container stopping, ``kill``) end the play: ``stop``
+    is set and, when ``interrupt``, the run is interrupted there (``KeyboardInterrupt``).
+    Handled here, whatever this process inherited (a process started with SIGINT ignored —
+    by a test runner's worker, a background job — still stops on Ctrl-C)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+
+    def stopping(signum: int, frame: object) -> None:
+        stop.set()
+        if interrupt:
+            raise KeyboardInterrupt
+
     handled = (signal.SIGINT, signal.SIGTERM)
-    previous = {s: signal.signal(s, lambda signum, frame: stop.set()) for s in handled}
+    previous = {s: signal.signal(s, stopping) for s in handled}
     try:
         yield
     finally:
@@ -722,8 +733,10 @@ def play_mqtt(session: Session, input_dir: Path, timeout_s: float = 3600) -> Pla
         hub = MqttHub(mqtt.host, mqtt.port, f"citypipe-replay-hubs-{run_id}")
         try:
             for number, message in enumerate(messages, start=1):
+                if session.stop.is_set():
+                    raise Stopped("the replay was asked to stop")
                 hub.publish(message)
-                if session.progress and number % 1000 == 0:
+                if session.progress and number % PROGRESS_EVERY == 0:
                     session.progress("dropped captures", number)
             bridge = running.bridge
             assert bridge is not None
@@ -732,6 +745,7 @@ def play_mqtt(session: Session, input_dir: Path, timeout_s: float = 3600) -> Pla
                 bridged,
                 timeout_s,
                 "the bridge writing every message",
+                session.stop,
             )
         finally:
             stop.set()
@@ -763,9 +777,11 @@ def play_http(session: Session, input_dir: Path) -> Played:
     tokens = InMemoryWebhookTokens()
     minted = {source: tokens.mint(source) for source in deps.city.sources}
     keys = key_store_from(session.settings, deps)
-    # as many writes at once as hubs posting: the replay measures the stack, not the cap
-    writes = max(ServerOptions.max_writes, session.options.concurrency)
-    options = ServerOptions(port=0, trust_received_at=True, max_writes=writes)
+    # many hubs post at once (each waits for its answer): as many writes at once as hubs
+    # posting, the replay measures the stack, not the cap
+    hubs = max(HTTP_HUBS, session.options.concurrency)
+    writes = max(ServerOptions.max_writes, hubs)
+    options = ServerOptions(port=0, trust_received_at=True, max_writes=writes, buffered=True)
     server = WebhookServer(deps, tokens, keys, options)
     server.start()
     host, port = str(server.server_address[0]), int(server.server_address[1])
@@ -774,6 +790,8 @@ def play_http(session: Session, input_dir: Path) -> Played:
 
     def send(message: Captured) -> tuple[int, bool]:
         for attempt in range(10):
+            if session.stop.is_set():
+                raise Stopped("the replay was asked to stop")
             status, answer = post(host, port, message, minted[message.route.source])
             if status < 500:
                 return status, bool(answer.get("resent"))
@@ -781,11 +799,11 @@ def play_http(session: Session, input_dir: Path) -> Played:
         raise RuntimeError(f"the webhook answered {status} ten times")
 
     try:
-        with ThreadPoolExecutor(session.options.concurrency, thread_name_prefix="hub") as pool:
+        with ThreadPoolExecutor(hubs, thread_name_prefix="hub") as pool:
             for number, (status, again) in enumerate(pool.map(send, messages), start=1):
                 statuses[status] += 1
                 resent += again
-                if session.progress and number % 1000 == 0:
+                if session.progress and number % PROGRESS_EVERY == 0:
                     session.progress("dropped captures", number)
     finally:
         server.shutdown()
@@ -795,14 +813,28 @@ def play_http(session: Session, input_dir: Path) -> Played:
         "requests": len(messages),
         "statuses": {str(status): count for status, count in sorted(statuses.items())},
         "resent": resent,
+        "webhook_cpu_s": round(server.cpu_s, 3),  # the requests through the edge
     }
     return Played(len(messages), transport, resent=resent)
 
 
-def wait_for(check: Callable[[], T | None], worker: Future[Any], timeout_s: float, what: str) -> T:
-    """``check()``'s first true value, polled; fails when ``worker`` ended first."""
+class Stopped(Exception):
+    """A player asked to stop (Ctrl-C, SIGTERM) before it sent everything."""
+
+
+def wait_for(
+    check: Callable[[], T | None],
+    worker: Future[Any],
+    timeout_s: float,
+    what: str,
+    stop: threading.Event | None = None,
+) -> T:
+    """``check()``'s first true value, polled; fails when ``worker`` ended first, or
+    ``stop`` was set."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if stop is not None and stop.is_set():
+            raise Stopped(f"{what}: the replay was asked to stop")
         value = check()
         if value:
             return value

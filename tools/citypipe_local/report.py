@@ -24,13 +24,14 @@ from citypipe.domain.books import (
     StageCounts,
 )
 from citypipe.domain.errors import BackendRefusedError, TerminalError
-from citypipe.domain.model import Function, Message, Zone
+from citypipe.domain.model import Function, Message, Zone, is_piece
 from citypipe.domain.naming import (
     input_id,
 )
 from citypipe.domain.themes import quantities_of, themes_of
 from citypipe.entrypoints.events import parse_messages
 from citypipe.entrypoints.iot import failure_reason
+from citypipe.service.buffer import Piece, written_requests
 from citypipe.service.export.ledger import RELEASE_REFUSED, entries
 from citypipe.service.export.withdrawal import withdrawal_runs
 from citypipe.service.kernel import Deps
@@ -62,13 +63,21 @@ def dead_letters(deps: Deps, function: Function) -> list[Message]:
 
     A dead-lettered claim check whose input has a lineage record was processed after all
     (it failed after its outputs were written, e.g. while acknowledging): it is counted
-    by its lineage, not again here.
+    by its lineage, not again here; so is a buffered webhook request (``service.buffer``)
+    a batch's manifest names.
     """
     seen: dict[str, Message] = {}
     queue = deps.names.dlq(function)
     audit = deps.names.bucket(Zone.AUDIT)
+    written: set[str] | None = None  # buffered requests a batch wrote (read when needed)
     while batch := deps.queue.receive(queue, 10):
         for message in batch:
+            if is_piece(message.body):
+                written = written_requests(deps) if written is None else written
+                piece = _dead_piece(deps, message.body, written)
+                if piece is not None:
+                    seen.setdefault(message.message_id, piece)
+                continue
             try:
                 parsed = parse_messages(message.body, deps.city.slug)
             except TerminalError:
@@ -80,6 +89,21 @@ def dead_letters(deps: Deps, function: Function) -> list[Message]:
                 if not deps.store.exists(audit, done):
                     seen.setdefault(message.message_id, claim)
     return list(seen.values())
+
+
+def _dead_piece(deps: Deps, body: str, written: set[str]) -> Message | None:
+    """A dead-lettered buffered request (``service.buffer``) as what it announced: its
+    payloads; None when a batch wrote it after all."""
+    try:
+        piece = Piece.of_body(body, deps.city.slug)
+    except TerminalError:
+        return Message(city="?", stage="?", bucket="", key="")
+    if piece.request in written:
+        return None
+    return Message(
+        city=piece.city, stage="buffer", bucket="", key=piece.request,
+        records=piece.counts.payloads,
+    )  # fmt: skip
 
 
 def iot_failures(deps: Deps) -> Counter[str]:
@@ -250,7 +274,8 @@ def build_report(
     """The run's books; ``payloads_sent``: what the hubs sent (None: unknown, e.g. a server
     that took what came — then what reached the edge); ``bridge``: the MQTT bridge's books,
     when the hubs' messages came through one; ``resent``: payloads a webhook recognized as
-    received before (a request of the very same content: nothing written, no lineage)."""
+    received before (a request of the very same content: nothing written, no lineage);
+    those the batcher of buffered requests recognized are in its lineage."""
     runs = withdrawal_runs(deps)  # a partner's readings, taken out of every published day
     withdrawals = [(day, run.at) for run in runs for day in run.days]
     books = Books.read(lineage_records(deps), noised_datasets(deps), withdrawals)
@@ -267,6 +292,7 @@ def build_report(
     )
 
     withdrawn = sum(run.readings for run in runs)
+    resent += ingest.resent  # recognized by the batcher of buffered requests
     if payloads_sent is None:
         payloads_sent = ingest.payloads + resent + dead_records[Function.INGEST]
     checks = [

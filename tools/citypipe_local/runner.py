@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import importlib.util
 import json
 import multiprocessing
@@ -40,11 +39,13 @@ from citypipe.domain.errors import TransientError
 from citypipe.domain.model import Function
 from citypipe.domain.naming import StackNames
 from citypipe.entrypoints.apps import FunctionApp
+from citypipe.entrypoints.drain import DRAIN_BYTES, DRAIN_MESSAGES, sqs_event
 from citypipe.ports import ApiKeys, Clock, KeyStore, Queue, ReceivedMessage, WebhookTokens
 from citypipe.service.export import ExportPorts
 from citypipe.service.kernel import Deps, log
 from citypipe.service.poll import Poller
 from citypipe.settings import Settings
+from citypipe_local.backends import die_with_parent
 from citypipe_local.clock import SimulatedClock
 from citypipe_local.fakes import InMemoryApiKeys, InMemoryWebhookTokens
 from citypipe_local.faults import FaultInjector, Faults
@@ -115,32 +116,6 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return int(max(0.0, self.timeout_s - (time.monotonic() - self.started)) * 1000)
-
-
-def sqs_event(messages: Sequence[ReceivedMessage], queue_arn: str, region: str) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": m.message_id,
-                "receiptHandle": m.receipt_handle,
-                "body": m.body,
-                "attributes": {
-                    "ApproximateReceiveCount": m.attributes.get("ApproximateReceiveCount", "1"),
-                    "SentTimestamp": m.attributes.get("SentTimestamp", "0"),
-                    "SenderId": m.attributes.get("SenderId", "citypipe-local"),
-                    "ApproximateFirstReceiveTimestamp": m.attributes.get(
-                        "ApproximateFirstReceiveTimestamp", "0"
-                    ),
-                },
-                "messageAttributes": {},
-                "md5OfBody": hashlib.md5(m.body.encode(), usedforsecurity=False).hexdigest(),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": region,
-            }
-            for m in messages
-        ]
-    }
 
 
 def app_for(
@@ -318,7 +293,9 @@ class InvocationCrashedError(RuntimeError):
 
 
 def _serve(conn: Connection, init: tuple[Any, ...]) -> None:
-    """A worker process: set up as a container is, then run what it is sent, one at a time."""
+    """A worker process: set up as a container is, then run what it is sent, one at a time.
+    It ends with the fork server it came from, which ends with the run (even killed)."""
+    die_with_parent()
     _worker_init(*init)
     while True:
         try:
@@ -476,6 +453,7 @@ class Invoker:
 # An empty queue is polled again after 0.1 s, then 0.2, 0.4 ... at most 1 s (or as soon
 # as an invocation finishes: its outputs may be the next stage's messages)
 POLL_MIN_S, POLL_MAX_S = 0.1, 1.0
+GATHER_WINDOW_S = 5.0  # a gathering function's batching window (Lambda's, 10 s: serverless.yml)
 NEXT = {Function.INGEST: Function.ANONYMIZE, Function.ANONYMIZE: Function.AGGREGATE}
 
 
@@ -494,6 +472,9 @@ class LocalRunner:
     queue: Queue
     region: str = "eu-central-1"
     batch_size: int = 10
+    # as Lambda's event source with a batch size above 10 gathers a batch from several
+    # receives: ingest's, whose queue carries the webhook's buffered requests (serverless.yml)
+    gathered: dict[Function, int] = field(default_factory=lambda: {Function.INGEST: DRAIN_MESSAGES})
     concurrency: int = 4
     duplicate: float = 0.0  # the share of messages delivered twice (1.0: every message)
     handlers: dict[Function, Handler] = field(default_factory=dict)
@@ -540,6 +521,7 @@ class LocalRunner:
                 extra={
                     "function": function.value,
                     "error": type(exc).__name__,
+                    "detail": str(exc)[:200],
                     "message_ids": [m.message_id for m in messages],
                 },
             )
@@ -613,6 +595,28 @@ class LocalRunner:
             woken, self._woken = self._woken, set()
         return woken
 
+    def _receive(self, function: Function) -> list[ReceivedMessage]:
+        """A batch of a function's messages: one receive, or for a gathering function as
+        many as come within its batching window, up to its batch size and Lambda's 6 MB of
+        event (a local emulator's receive scans the queue: a window, not a count, bounds it)."""
+        queue = self.names.queue(function)
+        messages = self.queue.receive(queue, self.batch_size)
+        limit = self.gathered.get(function, 0)
+        size = sum(len(m.body) for m in messages)
+        window = time.monotonic() + GATHER_WINDOW_S
+        while (
+            len(messages) >= self.batch_size
+            and len(messages) < limit
+            and size < DRAIN_BYTES
+            and time.monotonic() < window
+        ):
+            more = self.queue.receive(queue, self.batch_size)
+            if not more:
+                break
+            messages += more
+            size += sum(len(m.body) for m in more)
+        return messages
+
     def _idle(self, functions: Sequence[Function]) -> bool:
         return all(sum(self.queue.depth(self.names.queue(f))) == 0 for f in functions)
 
@@ -640,7 +644,7 @@ class LocalRunner:
                 for function in functions:
                     if len(running) >= self.concurrency or now < quiet_until[function]:
                         continue
-                    messages = self.queue.receive(self.names.queue(function), self.batch_size)
+                    messages = self._receive(function)
                     if messages:
                         running[pool.submit(self._invoke, function, messages)] = function
                     else:

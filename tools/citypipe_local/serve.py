@@ -74,6 +74,7 @@ class ServerOptions:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     trust_received_at: bool = False  # a replay's recorded arrival, never a hub's word
+    buffered: bool = False  # requests handed to ingest's queue (its consumer writes batches)
 
 
 class WebhookServer(ThreadingHTTPServer):
@@ -90,6 +91,7 @@ class WebhookServer(ThreadingHTTPServer):
         self.keys = keys
         self.options = options
         self.resent = 0  # bodies answered "resent": posted before, written nothing again
+        self.cpu_s = 0.0  # CPU the requests took through the edge (what a function is billed)
         self._count = threading.Lock()
         self.connections = 0  # being served now
         self.writes = threading.BoundedSemaphore(options.max_writes)
@@ -230,14 +232,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(_refusal(503, "busy", "too many requests at once", retry_after))
             return
         request_id = str(uuid.uuid4())
+        cpu = time.thread_time()
         try:
             response = self._write(source, fmt, body, received_at, request_id)
         finally:
             self.server.writes.release()
+        cpu = time.thread_time() - cpu
         self._send(response)
-        if response.body.get("resent"):
-            with self.server._count:
-                self.server.resent += 1
+        with self.server._count:
+            self.server.cpu_s += cpu
+            self.server.resent += bool(response.body.get("resent"))
         log.info(
             "webhook request",
             extra={
@@ -268,10 +272,12 @@ class _Handler(BaseHTTPRequestHandler):
             received_at=received_at,
         )
         try:
+            server = self.server
             if fmt:
-                response = answer(self.server.deps, self.server.tokens, self.server.keys, request)
+                response = answer(
+                    server.deps, server.tokens, server.keys, request, server.options.buffered
+                )
             else:  # a resident's opt-out, behind the same bounds
-                server = self.server
                 response = answer_optout(server.deps, server.keys, server.opt_out_rate, request)
         except TransientError:
             log.warning("webhook: the backend is unavailable", extra={"source": source})

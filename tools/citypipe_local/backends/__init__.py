@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -33,6 +36,19 @@ def reachable(url: str, timeout: float = 1.0) -> bool:
             return bool(200 <= response.status < 500)
     except OSError:
         return False
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+
+
+def die_with_parent() -> None:
+    """In a child, before it runs its program (``preexec_fn``) or its work (a worker): on
+    Linux, SIGTERM when the process that started it dies, even by SIGKILL — a replay killed
+    leaves no server, broker or worker behind (elsewhere: nothing)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def stop(process: subprocess.Popen[bytes], timeout_s: float = 20) -> None:

@@ -12,7 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from citypipe.settings import BackendSettings
-from citypipe_local.backends import Endpoint, free_port, reachable, stop, wait_until
+from citypipe_local.backends import (
+    Endpoint,
+    die_with_parent,
+    free_port,
+    reachable,
+    stop,
+    wait_until,
+)
 
 
 @contextlib.contextmanager
@@ -26,6 +33,7 @@ def embedded(region: str = "eu-central-1", clock: Path | None = None) -> Iterato
         [*server, "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,  # noqa: PLW1509 (a prctl, no lock taken)
     )
     try:
         wait_until(lambda: process.poll() is None and reachable(f"{url}/moto-api/"), 30, "moto")

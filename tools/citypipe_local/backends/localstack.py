@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from citypipe.settings import BackendSettings
-from citypipe_local.backends import Endpoint, reachable, stop, wait_until
+from citypipe_local.backends import Endpoint, die_with_parent, reachable, stop, wait_until
 from citypipe_local.pythons import find_python
 
 VERSION = "2026.3.0"
@@ -133,7 +133,11 @@ def _started(venv: Path) -> Iterator[int]:
     log = Path(state) / "localstack.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [str(python), "-m", "localstack.runtime.main"], env=env, stdout=sink, stderr=sink
+            [str(python), "-m", "localstack.runtime.main"],
+            env=env,
+            stdout=sink,
+            stderr=sink,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 (a prctl, no lock taken)
         )
     try:
         wait_until(

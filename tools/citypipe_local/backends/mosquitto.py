@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from citypipe_local.backends import free_port, wait_until
+from citypipe_local.backends import die_with_parent, free_port, wait_until
 
 CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 
@@ -95,6 +95,7 @@ class Mosquitto:
             [mosquitto_binary(), "-c", str(self.config())],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 (a prctl, no lock taken)
         )
         process = self.process
         wait_until(lambda: process.poll() is None and self._listening(), 20, "mosquitto")

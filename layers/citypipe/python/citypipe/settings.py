@@ -94,7 +94,8 @@ class KeySettings(BaseModel):
 
 
 class WebhookSettings(BaseModel):
-    """Where ingest finds the digests of the hubs' per-source webhook tokens."""
+    """Where ingest finds the digests of the hubs' per-source webhook tokens, and whether
+    requests are buffered."""
 
     tokens: Literal["object", "secretsmanager", "file"] = Field(
         default="object",
@@ -102,6 +103,11 @@ class WebhookSettings(BaseModel):
         "file: a laptop",
     )
     directory: Path = Path(".citypipe/webhook-tokens")
+    buffered: bool = Field(
+        default=True,
+        description="hand each request's pseudonymous readings to ingest's queue, written in "
+        "batches (service.buffer); false: an object per request",
+    )
 
 
 class PollSettings(BaseModel):

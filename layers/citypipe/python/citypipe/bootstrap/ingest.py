@@ -11,10 +11,12 @@ from citypipe.bootstrap import deps_from, stage_consumer
 from citypipe.bootstrap.keys import key_store_from
 from citypipe.domain.model import Function
 from citypipe.entrypoints.apps import FunctionApp
+from citypipe.entrypoints.drain import drained
 from citypipe.entrypoints.http import webhook
 from citypipe.entrypoints.iot import iot_rule
 from citypipe.entrypoints.polls import polled
 from citypipe.ports import ApiKeys, KeyStore, WebhookTokens
+from citypipe.service.buffer import Batcher
 from citypipe.service.ingest import ingest_drop
 from citypipe.service.kernel import Deps
 from citypipe.service.optout_http import OptOutRate
@@ -23,15 +25,24 @@ from citypipe.settings import Settings
 
 
 def build(
-    deps: Deps, keys: KeyStore, tokens: WebhookTokens, poller: Poller | None = None
+    deps: Deps,
+    keys: KeyStore,
+    tokens: WebhookTokens,
+    poller: Poller | None = None,
+    buffered: bool = False,
 ) -> FunctionApp:
-    """``poller``: the hub APIs the city polls, at each tick (None: it polls none)."""
+    """``poller``: the hub APIs the city polls, at each tick (None: it polls none);
+    ``buffered``: webhook requests handed to the queue, written in batches by its consumer
+    (which writes the buffered requests it is given either way)."""
     rate = OptOutRate()  # residents' opt-outs this container takes an hour
+    consumer = stage_consumer(Function.INGEST, deps, partial(ingest_drop, keys=keys))
+    consumer.batcher = Batcher(deps).take
     return FunctionApp(
-        consumer=stage_consumer(Function.INGEST, deps, partial(ingest_drop, keys=keys)),
-        http=lambda event: webhook(deps, tokens, keys, rate, event),
+        consumer=consumer,
+        http=lambda event: webhook(deps, tokens, keys, rate, event, buffered),
         iot=lambda event: iot_rule(deps, keys, event),
         schedule=lambda event: polled(poller, event),
+        drain=lambda: drained(consumer),
     )
 
 
@@ -93,4 +104,6 @@ def cold_start() -> FunctionApp:
     settings = Settings()
     deps = deps_from(settings)
     keys = key_store_from(settings, deps)
-    return build(deps, keys, tokens_from(settings, deps), poller_from(settings, deps, keys))
+    tokens = tokens_from(settings, deps)
+    poller = poller_from(settings, deps, keys)
+    return build(deps, keys, tokens, poller, settings.webhook.buffered)

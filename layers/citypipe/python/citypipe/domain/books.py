@@ -79,6 +79,8 @@ class IngestCounts(StageCounts):
     accepted: int  # readings written to raw
     duplicates: int  # readings seen before — in the same batch, or written by an earlier one
     # (service.claims): same device, quantity and time
+    resent: int = 0  # payloads of webhook requests whose very content was received before
+    # (service.buffer): not read again, as a resend the webhook answers "resent" is not
 
     @property
     def readings_in(self) -> int:

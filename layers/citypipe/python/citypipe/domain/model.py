@@ -126,6 +126,15 @@ RAW_EXTENSION = "columns.json.gz"  # a raw object: a batch's (source, hour) as c
 
 # --- the claim check ----------------------------------------------------------------------
 
+# ingest's queue also carries the webhook's buffered requests (``service.buffer``): a JSON
+# object with this key, near its start (its keys are sorted)
+PIECE_MARK = "citypipe-piece"
+
+
+def is_piece(body: str) -> bool:
+    """Whether a queue message is a buffered webhook request (else a claim check, or poison)."""
+    return body.startswith("{") and f'"{PIECE_MARK}":' in body[:400]
+
 
 class Message(BaseModel):
     """The small message that names an object (claim check). Versioned by ``v``."""

@@ -89,6 +89,20 @@ class StackNames:
         and the batch's identity."""
         return f"{self.journal_prefix(owner)}{at:%Y%m%dT%H%M%S%fZ}-{ident}.json.gz"
 
+    def buffer_prefix(self) -> str:
+        """The manifests of the webhook's batches, in the raw bucket: ``buffer/<city>/`` (the
+        raw zone's 24 hours apply)."""
+        return f"buffer/{self.slug}/"
+
+    def buffer_hour_prefix(self, at: datetime) -> str:
+        """The manifests of the batches written in ``at``'s hour: ``buffer/<city>/<hour>/``."""
+        return f"{self.buffer_prefix()}{at:%Y%m%dT%H}/"
+
+    def buffer_manifest_key(self, at: datetime, ident: str) -> str:
+        """One batch's manifest (``service.buffer``), named by when it was written (key order
+        is time order) and the batch's identity."""
+        return f"{self.buffer_hour_prefix(at)}{at:%Y%m%dT%H%M%S%fZ}-{ident}.json"
+
     # --- the stack's secrets -------------------------------------------------------------------
 
     def secret_keys_prefix(self, secret_prefix: str) -> str:

@@ -23,6 +23,7 @@ class FunctionApp:
     http: EventHandler | None = None  # ingest: hubs' webhooks
     iot: EventHandler | None = None  # ingest: AWS IoT Core rules' Lambda action
     schedule: EventHandler | None = None  # export: the hourly job; ingest: the poller's tick
+    drain: Callable[[], dict[str, Any]] | None = None  # ingest on Scaleway: its queue drained
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         if "Records" in event:

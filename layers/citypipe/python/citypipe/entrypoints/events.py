@@ -97,13 +97,16 @@ def is_iot_rule(event: dict[str, Any]) -> bool:
 
 
 # What the CRON triggers of a Scaleway deployment POST (their fixed JSON inputs): export's
-# hourly job, ingest's poller tick.
+# hourly job, ingest's poller tick, ingest's queue drained (``entrypoints.drain``).
 CRON_BODY: dict[str, str] = {"citypipe": "hourly"}
 POLL_CRON_BODY: dict[str, str] = {"citypipe": "poll"}
+DRAIN_CRON_BODY: dict[str, str] = {"citypipe": "drain"}
 
 
-def is_cron_body(body: str) -> bool:
+def is_cron_body(body: str, *bodies: dict[str, str]) -> bool:
+    """Whether a POST is one of these CRON inputs (none given: the hourly job's or the
+    poller's)."""
     try:
-        return json.loads(body) in (CRON_BODY, POLL_CRON_BODY)
+        return json.loads(body) in (bodies or (CRON_BODY, POLL_CRON_BODY))
     except ValueError:
         return False

@@ -52,14 +52,19 @@ def request_of(event: dict[str, Any]) -> WebhookRequest:
 
 
 def webhook(
-    deps: Deps, tokens: WebhookTokens, keys: KeyStore, rate: OptOutRate, event: dict[str, Any]
+    deps: Deps,
+    tokens: WebhookTokens,
+    keys: KeyStore,
+    rate: OptOutRate,
+    event: dict[str, Any],
+    buffered: bool = False,
 ) -> dict[str, Any]:
     """An API Gateway event in, its proxy response out (the same shape for 1.0 and 2.0)."""
     request = request_of(event)
     if not request.source and _route(event)[1].rstrip("/").endswith(OPTOUT_PATH):
         response = answer_optout(deps, keys, rate, request)  # a resident's opt-out
     else:
-        response = answer(deps, tokens, keys, request)
+        response = answer(deps, tokens, keys, request, buffered)
     if response.text is not None:  # Meraki's validator, the answer to the portal's form
         content_type, body = "text/plain; charset=utf-8", response.text
     else:

@@ -25,7 +25,7 @@ from typing import Any
 
 from citypipe.domain.errors import BackendRefusedError
 from citypipe.entrypoints.apps import FunctionApp
-from citypipe.entrypoints.events import is_cron_body
+from citypipe.entrypoints.events import DRAIN_CRON_BODY, is_cron_body
 from citypipe.entrypoints.logs import logger
 from citypipe.service.kernel import log
 
@@ -64,6 +64,8 @@ def queue_trigger(app: FunctionApp, event: dict[str, Any], context: Any) -> dict
     _context(context)
     body = request_body(event)
     function = app.consumer.function.value
+    if app.drain is not None and is_cron_body(body, DRAIN_CRON_BODY):
+        return respond(200, app.drain())
     if app.schedule is not None and is_cron_body(body):
         return respond(200, app.schedule({}))
     message_id = hashlib.sha256(body.encode()).hexdigest()[:24]  # the trigger sends no id

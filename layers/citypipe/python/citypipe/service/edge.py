@@ -28,7 +28,7 @@ records what it prepared in its journal between ``prepare`` and ``commit``
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Container, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -131,6 +131,8 @@ class Admitted:
     normalized: Normalized
     duplicate: bool  # the same readings were received before: nothing written
     counts: IngestCounts  # as written: readings an earlier batch wrote are duplicates
+    buffered: bool = False  # handed to the buffer: written with other requests' (counts as
+    # received: the batch's lineage has the last word on duplicates)
 
 
 def prepare(deps: Deps, keys: KeyStore | None, inbound: Inbound) -> EdgeBatch:
@@ -185,12 +187,22 @@ def commit(deps: Deps, write: EdgeWrite) -> IngestCounts | None:
     return outcome.counts
 
 
-def admit(deps: Deps, keys: KeyStore | None, inbound: Inbound) -> Admitted:
+def admit(
+    deps: Deps,
+    keys: KeyStore | None,
+    inbound: Inbound,
+    buffer: Callable[[EdgeBatch], bool] | None = None,
+) -> Admitted:
     """``prepare``, then ``commit``: the batch written once. The collector stays paused
     until it is written: were it woken between the two, its first collection would walk
-    every object of the batch."""
+    every object of the batch. ``buffer``: where the batch may be handed over instead of
+    written (``service.buffer.hand_over``: False when it does not take it)."""
     with paused():
         batch = prepare(deps, keys, inbound)
+        if buffer is not None and buffer(batch):
+            counts = batch.write.outcome.counts
+            assert isinstance(counts, IngestCounts)
+            return Admitted(batch.normalized, duplicate=False, counts=counts, buffered=True)
         written = commit(deps, batch.write)
         counts = batch.write.outcome.counts if written is None else written
         assert isinstance(counts, IngestCounts)
@@ -208,18 +220,8 @@ def _outcome(
     names: StackNames, normalized: Normalized, ident: str, bodies: list[tuple[Partition, bytes]]
 ) -> Outcome:
     outputs = [
-        Output(
-            zone=Zone.RAW,
-            key=names.data_key(
-                Zone.RAW, datetime.fromtimestamp(day, UTC), source, ident, RAW_EXTENSION
-            ),
-            body=gz(text, RAW_GZIP_LEVEL),
-            records=len(normalized.by_partition[source, day]),
-            format=RAW_EXTENSION,
-            content_type="application/json",
-            notify=Function.ANONYMIZE,
-        )
-        for (source, day), text in bodies
+        raw_output(names, partition, ident, text, len(normalized.by_partition[partition]))
+        for partition, text in bodies
     ]
     return Outcome(
         outputs=outputs,
@@ -231,6 +233,24 @@ def _outcome(
             quarantined=dict(sorted(normalized.reasons.items())),
         ),
         quarantine=normalized.quarantine,
+    )
+
+
+def raw_output(
+    names: StackNames, partition: Partition, ident: str, text: bytes, records: int
+) -> Output:
+    """A batch's raw object of one source and day: its columns (``text``), told to anonymize."""
+    source, day = partition
+    return Output(
+        zone=Zone.RAW,
+        key=names.data_key(
+            Zone.RAW, datetime.fromtimestamp(day, UTC), source, ident, RAW_EXTENSION
+        ),
+        body=gz(text, RAW_GZIP_LEVEL),
+        records=records,
+        format=RAW_EXTENSION,
+        content_type="application/json",
+        notify=Function.ANONYMIZE,
     )
 
 

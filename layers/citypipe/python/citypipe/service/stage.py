@@ -9,6 +9,7 @@ lineage record and does nothing; one that arrives after the input was consumed d
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from citypipe.core.codecs import jsonl_gz
@@ -78,6 +79,23 @@ def finish(function: Function, message: Message, deps: Deps, ident: str, outcome
     """Write outputs, tell the next stage, record lineage, then consume the input. Returns
     whether this call recorded the lineage (False: a concurrent delivery of the same input
     did, first)."""
+    put = put_outputs(function, message, deps, ident, outcome)
+    return record(function, message, deps, ident, outcome, put)
+
+
+@dataclass(frozen=True)
+class Put:
+    """What ``put_outputs`` put: the outputs (for lineage) and the notices they are announced by,
+    per function (``record`` sends them)."""
+
+    outputs: list[Written]
+    notices: dict[Function, list[dict[str, Any]]]
+
+
+def put_outputs(
+    function: Function, message: Message, deps: Deps, ident: str, outcome: Outcome
+) -> Put:
+    """An outcome's objects put (conditional puts, quarantine included); nothing announced."""
     city = deps.city.slug
     written: list[Written] = []
     notices: dict[Function, list[dict[str, Any]]] = {}
@@ -105,9 +123,57 @@ def finish(function: Function, message: Message, deps: Deps, ident: str, outcome
             jsonl_gz(outcome.quarantine),
             "application/x-ndjson",
         )
+    return Put(written, notices)
+
+
+def record(
+    function: Function, message: Message, deps: Deps, ident: str, outcome: Outcome, put: Put
+) -> bool:
+    """The objects ``put`` announced to the next stages, the lineage recorded last (whether
+    this call recorded it), then the input consumed."""
+    notify(deps, put.notices)
+    lineage = lineage_of(function, message, deps, ident, outcome, put.outputs)
+    recorded = put_lineage(deps, lineage)
+    if outcome.consume_input:
+        deps.store.delete(message.bucket, message.key)
+    log.info(
+        "processed",
+        extra={
+            "input_key": message.key,
+            "input_id": ident,
+            "outputs": len(put.outputs),
+            "counts": outcome.counts.model_dump(),
+            **embedded_metrics(deps.city.slug, function, outcome.counts, lineage.at),
+        },
+    )
+    return recorded
+
+
+def notify(deps: Deps, notices: dict[Function, list[dict[str, Any]]]) -> None:
+    """Each function's queue told of the objects written for it (claim checks)."""
     for target, payloads in notices.items():
         deps.queue.send_json(deps.names.queue(target), payloads)
-    lineage = Lineage(
+
+
+def put_lineage(deps: Deps, lineage: Lineage) -> bool:
+    """The lineage record put once: whether this call put it."""
+    return deps.store.put_if_absent(
+        deps.names.bucket(Zone.AUDIT),
+        deps.names.lineage_key(lineage.function, lineage.input_id),
+        lineage.model_dump_json(indent=1).encode(),
+        "application/json",
+    ).created
+
+
+def lineage_of(
+    function: Function,
+    message: Message,
+    deps: Deps,
+    ident: str,
+    outcome: Outcome,
+    written: list[Written],
+) -> Lineage:
+    return Lineage(
         function=function,
         input=ObjectRef(bucket=message.bucket, key=message.key, etag=message.etag),
         input_id=ident,
@@ -118,22 +184,3 @@ def finish(function: Function, message: Message, deps: Deps, ident: str, outcome
         trace_id=message.trace_id,
         at=deps.clock.now(),
     )
-    recorded = deps.store.put_if_absent(
-        deps.names.bucket(Zone.AUDIT),
-        deps.names.lineage_key(function, ident),
-        lineage.model_dump_json(indent=1).encode(),
-        "application/json",
-    ).created
-    if outcome.consume_input:
-        deps.store.delete(message.bucket, message.key)
-    log.info(
-        "processed",
-        extra={
-            "input_key": message.key,
-            "input_id": ident,
-            "outputs": len(written),
-            "counts": outcome.counts.model_dump(),
-            **embedded_metrics(city, function, outcome.counts, lineage.at),
-        },
-    )
-    return recorded

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from citypipe.core.credentials import presented, without_credentials, without_secret
@@ -41,6 +42,7 @@ from citypipe.core.ingest import Payload
 from citypipe.domain.errors import TransientError
 from citypipe.domain.limits import MAX_REJECTIONS_SHOWN, MAX_TOKEN_CHARS
 from citypipe.ports import KeyStore, WebhookTokens
+from citypipe.service.buffer import hand_over
 from citypipe.service.edge import Admitted, Inbound, Route, admit
 from citypipe.service.kernel import Deps, log
 
@@ -81,9 +83,15 @@ def webhook_formats() -> list[str]:
 
 
 def answer(
-    deps: Deps, tokens: WebhookTokens, keys: KeyStore | None, request: WebhookRequest
+    deps: Deps,
+    tokens: WebhookTokens,
+    keys: KeyStore | None,
+    request: WebhookRequest,
+    buffered: bool = False,
 ) -> WebhookResponse:
-    """Answer one webhook request; nothing is written unless every check passed."""
+    """Answer one webhook request; nothing is written unless every check passed.
+    ``buffered``: what the edge made of it is handed to ingest's queue, to be written with
+    other requests' (``service.buffer``); answered once the queue took it."""
     refused = _validation(deps, request) or _routed(request)
     if refused is not None:
         return refused
@@ -109,7 +117,8 @@ def answer(
         only_source=request.source,
         trace_id=request.request_id,
     )
-    return _answered(admit(deps, keys, inbound))
+    buffer = partial(hand_over, deps, request=request.request_id) if buffered else None
+    return _answered(admit(deps, keys, inbound, buffer))
 
 
 def _refused(status: int, error: str, detail: str, **headers: str) -> WebhookResponse:
@@ -175,6 +184,8 @@ def _answered(admitted: Admitted) -> WebhookResponse:
         "rejected": rejected[:MAX_REJECTIONS_SHOWN],
         "rejected_total": len(rejected),
     }
+    if admitted.buffered:
+        body["buffered"] = True
     if admitted.duplicate:  # this very content was received before: nothing written again
         body.update(accepted=0, duplicates=result.accepted + result.duplicates, resent=True)
         return WebhookResponse(202, body)

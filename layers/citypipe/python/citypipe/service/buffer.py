@@ -1,0 +1,335 @@
+"""The webhook's buffer: hubs' requests written as batches, not an object each.
+
+A hub posts one request per uplink (a few readings). The webhook stays the edge — it
+authenticates, bounds, normalizes and pseudonymizes (``service.edge.prepare``) — then hands
+what the edge made of the request, a ``Piece``, to ingest's queue (``hand_over``) and
+answers 202 once the queue took it (SQS keeps it: durable). A piece holds what the raw zone
+would hold, pseudonymous readings and the shapes of what was refused: no identifier.
+
+The queue's consumer (the batcher: Lambda's event source with a batch size and a batching
+window; Scaleway's ingest drained on a schedule; the local runner) writes the pieces it is
+given as **one batch** (``Batcher.write``): one raw object per source and day, one lineage
+record, one claim check. Exactly once, without a write per request:
+
+- the batch's identity is its requests' (each request's id, given at the webhook, is
+  unique: a redelivery of its message carries it, a hub's resend of the same content is a
+  new request); its objects are conditional puts under keys of that identity;
+- before it announces anything, the batch writes its **manifest** (the raw bucket,
+  ``buffer/<city>/<hour>/``, swept with the raw zone): its requests, their contents'
+  identities, its readings' identities, and the claim checks and lineage it is about to
+  write. Every batcher reads the manifests of the last ``WINDOW`` (a LIST per hour and a
+  GET per manifest it has not seen), so that
+  - a request redelivered (its batch crashed after its manifest, or was delivered again in
+    another grouping) is counted nothing: its batch counted it; were that batch's claim
+    checks or lineage not written, they are (``_settled``, from the manifest);
+  - a hub's resend of the same content is a new request, counted ``resent`` (as the
+    webhook counts one it recognizes at once) and written nothing; a reading resent
+    inside another request (of a quantity that is no person's) is a duplicate: the index
+    replaces the per-reading claims of ``service.claims`` (a conditional put each: the
+    cost this buffer removes);
+  - a batch that crashed before its manifest announced nothing: its raw objects are never
+    read and go with the raw zone's 24 hours, and its requests come back to a new batch.
+
+The window holds what hubs resend (their retries come within minutes). Its limits, and the
+choice of an index over claims, are decision 90.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from citypipe.core.codecs import raw_columns
+from citypipe.domain.books import IngestCounts, Lineage
+from citypipe.domain.errors import TerminalError
+from citypipe.domain.model import PIECE_MARK, RAW_FIELDS, Function, Message, Zone
+from citypipe.domain.naming import edge_key, input_id
+from citypipe.ports import SQS_MAX_BYTES
+from citypipe.service.edge import EdgeBatch, Route, raw_output
+from citypipe.service.kernel import Deps, Outcome, log
+from citypipe.service.stage import lineage_of, notify, put_lineage, put_outputs, record
+
+WINDOW = timedelta(hours=1)  # how far back a batcher recognizes requests and readings
+MANIFESTS_ZONE = Zone.RAW  # swept at 24 hours, as the raw objects the manifests name
+_SOURCE, _SENSOR, _QUANTITY, _OBSERVED = (
+    RAW_FIELDS.index(name) for name in ("source", "sensor", "quantity", "observed_at")
+)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """What the edge made of one webhook request, as the buffer holds it."""
+
+    city: str
+    request: str  # the request's id: unique per request
+    content: str  # the edge's identity of its content (``edge.content_id``)
+    fmt: str
+    parts: list[tuple[str, int, list[list[Any]]]]  # (source, day, raw rows)
+    quarantine: list[dict[str, Any]]  # shapes of what was refused (``core.shape``)
+    counts: IngestCounts
+
+    def body(self) -> str:
+        return json.dumps(
+            {
+                PIECE_MARK: 1,
+                "city": self.city,
+                "request": self.request,
+                "content": self.content,
+                "format": self.fmt,
+                "parts": self.parts,
+                "quarantine": self.quarantine,
+                "counts": self.counts.model_dump(),
+            },
+            separators=(",", ":"),
+            sort_keys=True,
+        )
+
+    @classmethod
+    def of_body(cls, body: str, city: str) -> Piece:
+        """The piece a queue message holds, of ``city``; ``TerminalError`` else."""
+        try:
+            data = json.loads(body)
+            piece = cls(
+                city=str(data["city"]),
+                request=str(data["request"]),
+                content=str(data["content"]),
+                fmt=str(data["format"]),
+                parts=[(str(s), int(d), list(rows)) for s, d, rows in data["parts"]],
+                quarantine=list(data["quarantine"]),
+                counts=IngestCounts.model_validate(data["counts"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise TerminalError("invalid_message", f"not a buffered request: {exc}") from None
+        if piece.city != city:
+            raise TerminalError("wrong_city", f"a request for another city reached {city!r}")
+        return piece
+
+
+def hand_over(deps: Deps, batch: EdgeBatch, request: str = "") -> bool:
+    """A prepared webhook request sent to ingest's queue; False when it is too large for a
+    message (the edge then writes it itself: a large request is a batch already)."""
+    normalized = batch.normalized
+    counts = batch.write.outcome.counts
+    assert isinstance(counts, IngestCounts)
+    piece = Piece(
+        city=deps.city.slug,
+        request=request or uuid.uuid4().hex,
+        content=batch.ident,
+        fmt=batch.write.message.format,
+        parts=[
+            (source, day, [list(row) for row in rows])
+            for (source, day), rows in sorted(normalized.by_partition.items())
+        ],
+        quarantine=normalized.quarantine,
+        counts=counts,
+    )
+    body = piece.body()
+    if len(body.encode()) > SQS_MAX_BYTES:
+        return False
+    deps.queue.send(deps.names.queue(Function.INGEST), [body])
+    return True
+
+
+def reading_id(row: Sequence[Any]) -> str:
+    """A reading's identity in a manifest (as a claim's: source, sensor, quantity, time)."""
+    text = f"{row[_SOURCE]}/{row[_SENSOR]}/{row[_QUANTITY]}/{row[_OBSERVED]}"
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+@dataclass
+class Index:
+    """The manifests of the last ``WINDOW``, as this process last listed them: which
+    manifest holds each request, content and reading."""
+
+    listed: set[str] = field(default_factory=set)  # manifest keys read
+    requests: dict[str, str] = field(default_factory=dict)  # request id -> manifest key
+    contents: dict[str, str] = field(default_factory=dict)
+    readings: dict[str, str] = field(default_factory=dict)
+
+    def add(self, key: str, manifest: dict[str, Any]) -> None:
+        self.listed.add(key)
+        self.requests.update(dict.fromkeys(manifest["requests"], key))
+        self.contents.update(dict.fromkeys(manifest["contents"], key))
+        self.readings.update(dict.fromkeys(manifest["readings"], key))
+
+    def forget_before(self, oldest: str) -> None:
+        """Manifests older than the window (their keys sort before ``oldest``) forgotten."""
+        gone = {key for key in self.listed if key < oldest}
+        if not gone:
+            return
+        self.listed -= gone
+        for table in (self.requests, self.contents, self.readings):
+            for item in [i for i, key in table.items() if key in gone]:
+                del table[item]
+
+
+@dataclass
+class Batcher:
+    """Ingest's writer of buffered requests: one per warm container (its index)."""
+
+    deps: Deps
+    index: Index = field(default_factory=Index)
+
+    def take(self, messages: list[tuple[str, str]]) -> list[tuple[str, str, TerminalError]]:
+        """Queue messages (body, message id) of buffered requests written as one batch;
+        returns those that hold none (to quarantine). Raises when they should all come
+        again."""
+        pieces, poison = [], []
+        for body, message_id in messages:
+            try:
+                pieces.append(Piece.of_body(body, self.deps.city.slug))
+            except TerminalError as exc:
+                poison.append((body, message_id, exc))
+        self.write(pieces)
+        return poison
+
+    def write(self, pieces: Iterable[Piece]) -> int:
+        """Buffered requests written as one batch; returns the requests written (redelivered
+        ones are not). Raises to have them all delivered again (nothing is announced before
+        the batch's manifest)."""
+        deps = self.deps
+        now = deps.clock.now()
+        self._refresh(now)
+        fresh: dict[str, Piece] = {}
+        for piece in pieces:
+            if piece.request in self.index.requests:
+                self._settled(self.index.requests[piece.request])
+            else:
+                fresh.setdefault(piece.request, piece)  # one delivery of a request counts
+        if not fresh:
+            return 0
+        ident = input_id("buffer", *sorted(fresh))
+        if deps.store.exists(
+            deps.names.bucket(Zone.AUDIT), deps.names.lineage_key(Function.INGEST, ident)
+        ):
+            return 0  # the very same batch, delivered again
+        batch = _merged(deps, self.index, list(fresh.values()))
+        message = Message(
+            city=deps.city.slug,
+            stage="edge",
+            bucket="",
+            key=edge_key(Route.WEBHOOK.value, "buffer", ident),
+            records=batch.counts.payloads,
+            format="buffer",
+        )
+        outcome = Outcome(
+            outputs=[
+                raw_output(deps.names, partition, ident, raw_columns(rows, RAW_FIELDS), len(rows))
+                for partition, rows in sorted(batch.parts.items())
+                if rows
+            ],
+            counts=batch.counts,
+            quarantine=batch.quarantine,
+        )
+        put = put_outputs(Function.INGEST, message, deps, ident, outcome)
+        manifest = {
+            "batch": ident,
+            "requests": sorted(fresh),
+            "contents": sorted(batch.contents),
+            "readings": sorted(batch.readings),
+            "notices": {f.value: n for f, n in put.notices.items()},
+            "lineage": lineage_of(
+                Function.INGEST, message, deps, ident, outcome, put.outputs
+            ).model_dump(mode="json"),
+        }
+        key = deps.names.buffer_manifest_key(now, ident)
+        deps.store.put_if_absent(
+            deps.names.bucket(MANIFESTS_ZONE),
+            key,
+            json.dumps(manifest).encode(),
+            "application/json",
+        )
+        self.index.add(key, manifest)
+        record(Function.INGEST, message, deps, ident, outcome, put)
+        return len(fresh)
+
+    def _refresh(self, now: datetime) -> None:
+        """The manifests other batchers wrote within the window, read once each."""
+        deps = self.deps
+        bucket = deps.names.bucket(MANIFESTS_ZONE)
+        oldest = deps.names.buffer_manifest_key(now - WINDOW, "")
+        self.index.forget_before(oldest)
+        hour = (now - WINDOW).replace(minute=0, second=0, microsecond=0)
+        new: list[str] = []
+        while hour <= now:
+            new += [
+                info.key
+                for info in deps.store.list(bucket, deps.names.buffer_hour_prefix(hour))
+                if info.key not in self.index.listed and info.key >= oldest
+            ]
+            hour += timedelta(hours=1)
+        for manifest in deps.store.get_many(bucket, new):  # read at once, retried in place
+            self.index.add(manifest.key, json.loads(manifest.body))
+
+    def _settled(self, key: str) -> None:
+        """A redelivered request's batch made whole: its claim checks and lineage written
+        from its manifest, were they not (it crashed after the manifest)."""
+        deps = self.deps
+        manifest = json.loads(deps.store.get(deps.names.bucket(MANIFESTS_ZONE), key).body)
+        lineage = Lineage.model_validate(manifest["lineage"])
+        audit = deps.names.bucket(Zone.AUDIT)
+        if deps.store.exists(audit, deps.names.lineage_key(Function.INGEST, lineage.input_id)):
+            return
+        log.warning("buffered batch completed", extra={"input_id": lineage.input_id})
+        notify(deps, {Function(f): n for f, n in manifest["notices"].items()})
+        put_lineage(deps, lineage)
+
+
+@dataclass
+class _Batch:
+    parts: dict[tuple[str, int], list[list[Any]]] = field(default_factory=dict)
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    contents: set[str] = field(default_factory=set)
+    readings: set[str] = field(default_factory=set)
+    counts: IngestCounts = field(default_factory=IngestCounts.zero)
+
+
+def _merged(deps: Deps, index: Index, pieces: list[Piece]) -> _Batch:
+    """The pieces as one batch: a content received before is a resend (its payloads counted
+    ``resent``, nothing written); a reading written before (of a quantity that is no
+    person's) is a duplicate."""
+    personal = deps.city.personal_quantities
+    batch = _Batch()
+    for piece in sorted(pieces, key=lambda p: p.request):
+        c = piece.counts
+        if piece.content in index.contents or piece.content in batch.contents:
+            batch.counts += IngestCounts(
+                payloads=0, received=0, accepted=0, duplicates=0, quarantined={},
+                resent=c.payloads,
+            )  # fmt: skip
+            continue
+        batch.contents.add(piece.content)
+        earlier = 0
+        for source, day, rows in piece.parts:
+            kept = batch.parts.setdefault((source, day), [])
+            for row in rows:
+                reading = reading_id(row) if row[_QUANTITY] not in personal else None
+                if reading is not None and (reading in index.readings or reading in batch.readings):
+                    earlier += 1
+                    continue
+                if reading is not None:
+                    batch.readings.add(reading)
+                kept.append(row)
+        batch.quarantine.extend(piece.quarantine)
+        batch.counts += c.model_copy(
+            update={"accepted": c.accepted - earlier, "duplicates": c.duplicates + earlier}
+        )
+    return batch
+
+
+def written_requests(deps: Deps) -> set[str]:
+    """Every request a batch wrote, by the manifests the raw zone still holds whose lineage
+    is recorded (the run report: a dead-lettered request written after all is not lost)."""
+    bucket = deps.names.bucket(MANIFESTS_ZONE)
+    audit = deps.names.bucket(Zone.AUDIT)
+    written: set[str] = set()
+    for info in deps.store.list(bucket, deps.names.buffer_prefix()):
+        manifest = json.loads(deps.store.get(bucket, info.key).body)
+        if deps.store.exists(audit, deps.names.lineage_key(Function.INGEST, manifest["batch"])):
+            written.update(manifest["requests"])
+    return written

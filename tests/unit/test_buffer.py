@@ -1,0 +1,222 @@
+"""The webhook's buffer (``service.buffer``, decision 90): each request's pseudonymous
+readings handed to ingest's queue, written in batches by its consumer, exactly once.
+
+- a buffered request writes nothing but its message, and the message holds no identifier;
+- many requests make one raw object per source and day, one lineage record, one claim check;
+- a request is counted once whatever its redeliveries (the same batch again, another
+  grouping), a hub's resend is recognized, a reading resent inside another request is a
+  duplicate;
+- a batcher that crashed before its manifest announced nothing; one that crashed after it
+  is completed from it; a message that is no request is quarantined.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from edge_support import quarantine_rows, spellings
+from test_edge_gaming import FORMAT, SOURCE, T, pack, published
+from unit_support import observation, post
+
+from citypipe.bootstrap import ingest as bootstrap_ingest
+from citypipe.domain.books import IngestCounts
+from citypipe.domain.errors import TransientError
+from citypipe.domain.model import Function, Zone
+from citypipe.entrypoints.events import DRAIN_CRON_BODY
+from citypipe.ports import ReceivedMessage
+from citypipe.service.buffer import Batcher
+from citypipe.service.kernel import Deps
+from citypipe_local.fakes import InMemoryKeyStore, InMemoryWebhookTokens
+from citypipe_local.report import dead_letters, lineage_records
+from citypipe_local.runner import load_handler
+
+KEYS = InMemoryKeyStore()
+
+
+def push(deps: Deps, *lines: str, source: str = SOURCE, fmt: str = FORMAT) -> dict[str, Any]:
+    status, answer = post(deps, KEYS, source, fmt, "\n".join(lines), buffered=True)
+    assert status == 202, answer
+    return answer
+
+
+def queued(deps: Deps) -> list[ReceivedMessage]:
+    """Every message waiting in ingest's queue (received: invisible until deleted)."""
+    queue, messages = deps.names.queue(Function.INGEST), []
+    while batch := deps.queue.receive(queue, 10):
+        messages += batch
+    return messages
+
+
+def take(deps: Deps, messages: list[ReceivedMessage], batcher: Batcher | None = None) -> None:
+    """The consumer's batch: the messages written as one, then deleted."""
+    poison = (batcher or Batcher(deps)).take([(m.body, m.message_id) for m in messages])
+    assert poison == []
+    deps.queue.delete(deps.names.queue(Function.INGEST), [m.receipt_handle for m in messages])
+
+
+def books(deps: Deps) -> IngestCounts:
+    total = IngestCounts.zero()
+    for record in lineage_records(deps):
+        if isinstance(record.counts, IngestCounts):
+            total += record.counts
+    return total
+
+
+def raw_keys(deps: Deps) -> list[str]:
+    return [i.key for i in deps.store.list(deps.names.bucket(Zone.RAW), "raw/")]
+
+
+def ingest_lineage(deps: Deps) -> list[str]:
+    audit = deps.names.bucket(Zone.AUDIT)
+    return [i.key for i in deps.store.list(audit, deps.names.lineage_prefix(Function.INGEST))]
+
+
+def test_a_buffered_request_writes_nothing_but_its_message(memory_deps: Deps) -> None:
+    answer = push(memory_deps, pack(T + 60, 50))
+    assert (answer["accepted"], answer["buffered"]) == (1, True)
+    assert raw_keys(memory_deps) == [] and ingest_lineage(memory_deps) == []
+    assert len(queued(memory_deps)) == 1
+
+
+def test_nothing_in_the_buffer_holds_an_identifier(memory_deps: Deps) -> None:
+    macs = ["AA:BB:CC:00:11:22", "de:ad:be:ef:00:01"]
+    seen = datetime(2026, 6, 2, 12, 0, tzinfo=UTC)
+    body = "\n".join(observation("wifi-21", seen, mac).decode() for mac in macs)
+    answer = push(memory_deps, body, source="wifi-counters", fmt="canonical")
+    assert answer["accepted"] == 2
+    [message] = queued(memory_deps)
+    text = message.body.lower()
+    assert not [s for mac in macs for s in spellings(mac) if s in text]
+    assert "device_mac" not in text and '"pseudonym"' not in text  # columns, pseudonyms only
+
+
+def test_many_requests_make_one_object_one_lineage_one_claim_check(memory_deps: Deps) -> None:
+    for minute in range(30):
+        push(memory_deps, pack(T + 60 * minute, minute))
+    take(memory_deps, queued(memory_deps))
+    assert len(raw_keys(memory_deps)) == 1 and len(ingest_lineage(memory_deps)) == 1
+    notices = memory_deps.queue.receive(memory_deps.names.queue(Function.ANONYMIZE), 10)
+    assert len(notices) == 1 and json.loads(notices[0].body)["records"] == 30
+    counts = books(memory_deps)
+    assert (counts.payloads, counts.received, counts.accepted) == (30, 30, 30)
+
+
+def test_a_request_is_counted_once_whatever_its_redeliveries(memory_deps: Deps) -> None:
+    for minute in range(6):
+        push(memory_deps, pack(T + 60 * minute, 10))
+    messages = queued(memory_deps)
+    batcher = Batcher(memory_deps)
+    take(memory_deps, messages[:4], batcher)
+    take(memory_deps, messages[:4], batcher)  # the same batch delivered again
+    take(memory_deps, messages[2:], Batcher(memory_deps))  # another grouping, another process
+    counts = books(memory_deps)
+    assert (counts.payloads, counts.accepted, counts.duplicates) == (6, 6, 0)
+    [row] = published(memory_deps)
+    assert (row["count"], row["sum"]) == ("6", "60.0")
+
+
+def test_a_hubs_resend_and_a_reading_resent_in_another_request_are_duplicates(
+    memory_deps: Deps,
+) -> None:
+    push(memory_deps, pack(T + 60, 50))
+    take(memory_deps, queued(memory_deps))
+    push(memory_deps, pack(T + 60, 50))  # the hub resends the same request
+    push(memory_deps, pack(T + 60, 50), pack(T + 120, 7))  # ... and the reading in another
+    take(memory_deps, queued(memory_deps), Batcher(memory_deps))
+    counts = books(memory_deps)
+    assert (counts.payloads, counts.resent, counts.accepted, counts.duplicates) == (3, 1, 2, 1)
+    [row] = published(memory_deps)  # one window: 50 and 7, each once
+    assert (row["count"], row["sum"]) == ("2", "57.0")
+
+
+class Crash(Exception):
+    pass
+
+
+def crashing(deps: Deps, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    """The batcher's process dies at ``where``: announce (after its manifest) or the
+    manifest's put (after its raw objects)."""
+    import citypipe.service.buffer as buffer
+
+    def die(*_: Any, **__: Any) -> Any:
+        raise Crash
+
+    if where == "announce":
+        monkeypatch.setattr(buffer, "record", die)
+    else:
+        real = deps.store.put_if_absent
+
+        def put(bucket: str, key: str, *args: Any) -> Any:
+            if key.startswith("buffer/"):
+                raise Crash
+            return real(bucket, key, *args)
+
+        monkeypatch.setattr(deps.store, "put_if_absent", put)
+
+
+@pytest.mark.parametrize("where", ["announce", "manifest"])
+def test_a_batch_that_crashed_loses_nothing_and_writes_nothing_twice(
+    memory_deps: Deps, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    for minute in range(5):
+        push(memory_deps, pack(T + 60 * minute, 10))
+    messages = queued(memory_deps)
+    with monkeypatch.context() as patched:
+        crashing(memory_deps, patched, where)
+        with pytest.raises(Crash):
+            Batcher(memory_deps).take([(m.body, m.message_id) for m in messages[:3]])
+    # every message comes again, in other groupings, to fresh processes
+    take(memory_deps, messages[1:], Batcher(memory_deps))
+    take(memory_deps, messages[:1], Batcher(memory_deps))
+    counts = books(memory_deps)
+    assert (counts.payloads, counts.accepted, counts.duplicates) == (5, 5, 0)
+    [row] = published(memory_deps)
+    assert (row["count"], row["sum"]) == ("5", "50.0")
+
+
+def test_a_message_that_is_no_request_is_quarantined(memory_deps: Deps) -> None:
+    body = json.dumps({"citypipe-piece": 1, "city": "velden", "parts": "?"})
+    poison = Batcher(memory_deps).take([(body, "m-1")])
+    assert [(b, i, e.reason) for b, i, e in poison] == [(body, "m-1", "invalid_message")]
+
+
+def test_a_queue_that_refuses_the_request_fails_it_before_any_answer(
+    memory_deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not durable, not answered 2xx: the platform answers 5xx and the hub sends it again."""
+
+    def refuse(*_: Any) -> None:
+        raise TransientError("throttled", "the queue")
+
+    monkeypatch.setattr(memory_deps.queue, "_send_batch", refuse)
+    with pytest.raises(TransientError):
+        post(memory_deps, KEYS, SOURCE, FORMAT, pack(T + 60, 50), buffered=True)
+    assert raw_keys(memory_deps) == [] and quarantine_rows(memory_deps) == []
+
+
+def test_a_dead_lettered_request_is_in_the_books_unless_a_batch_wrote_it(
+    memory_deps: Deps,
+) -> None:
+    push(memory_deps, pack(T + 60, 50), pack(T + 120, 7))
+    push(memory_deps, pack(T + 180, 3))
+    written, lost = queued(memory_deps)
+    take(memory_deps, [written])
+    dlq = memory_deps.names.dlq(Function.INGEST)
+    memory_deps.queue.send(dlq, [written.body, lost.body])  # e.g. deleted too late, and one
+    [dead] = dead_letters(memory_deps, Function.INGEST)  # that failed every time
+    assert dead.records == 1  # its one payload: the books say where it went
+
+
+def test_scaleway_drains_ingests_queue_in_batches_on_its_cron(memory_deps: Deps) -> None:
+    """Its queue trigger would POST the requests one by one: a CRON drains the queue."""
+    for minute in range(25):
+        push(memory_deps, pack(T + 60 * minute, 4))
+    app = bootstrap_ingest.build(memory_deps, KEYS, InMemoryWebhookTokens(), buffered=True)
+    cron = {"httpMethod": "POST", "headers": {}, "body": json.dumps(DRAIN_CRON_BODY)}
+    answer = load_handler(Function.INGEST, platform="scaleway")(cron, None, app=app)
+    assert json.loads(answer["body"]) == {"batches": 1, "done": 25, "failed": 0}
+    assert len(ingest_lineage(memory_deps)) == 1 and len(raw_keys(memory_deps)) == 1
+    assert sum(memory_deps.queue.depth(memory_deps.names.queue(Function.INGEST))) == 0
