@@ -13,7 +13,7 @@ readings handed to ingest's queue, written in batches by its consumer, exactly o
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -27,7 +27,7 @@ from citypipe.domain.errors import TransientError
 from citypipe.domain.model import Function, Zone
 from citypipe.entrypoints.events import DRAIN_CRON_BODY
 from citypipe.ports import ReceivedMessage
-from citypipe.service.buffer import Batcher
+from citypipe.service.buffer import MANIFESTS_KEPT, Batcher
 from citypipe.service.kernel import Deps
 from citypipe_local.fakes import InMemoryKeyStore, InMemoryWebhookTokens
 from citypipe_local.report import dead_letters, lineage_records
@@ -175,6 +175,42 @@ def test_a_batch_that_crashed_loses_nothing_and_writes_nothing_twice(
     assert (counts.payloads, counts.accepted, counts.duplicates) == (5, 5, 0)
     [row] = published(memory_deps)
     assert (row["count"], row["sum"]) == ("5", "50.0")
+
+
+@pytest.mark.parametrize(
+    "later", [timedelta(minutes=30), timedelta(minutes=75), timedelta(hours=20)]
+)
+def test_a_request_redelivered_hours_later_is_still_counted_once(
+    memory_deps: Deps, monkeypatch: pytest.MonkeyPatch, later: timedelta
+) -> None:
+    """A queue's retries span hours (Scaleway: 8 receives of 30 minutes; a dead-letter
+    queue redriven): a batcher looks back from when the request was handed over."""
+    for minute in range(3):
+        push(memory_deps, pack(T + 60 * minute, 10))
+    messages = queued(memory_deps)
+    with monkeypatch.context() as patched:
+        crashing(memory_deps, patched, "announce")  # after its manifest
+        with pytest.raises(Crash):
+            Batcher(memory_deps).take([(m.body, m.message_id) for m in messages])
+    memory_deps.clock.at += later  # type: ignore[attr-defined]
+    take(memory_deps, messages[1:], Batcher(memory_deps))  # in another grouping
+    take(memory_deps, messages[:1], Batcher(memory_deps))
+    counts = books(memory_deps)
+    assert (counts.payloads, counts.accepted) == (3, 3)
+    [row] = published(memory_deps)
+    assert (row["count"], row["sum"]) == ("3", "30.0")
+
+
+def test_a_request_handed_over_longer_ago_than_manifests_live_is_quarantined(
+    memory_deps: Deps,
+) -> None:
+    """Its manifest may be swept: written again, it could be counted twice."""
+    push(memory_deps, pack(T + 60, 10))
+    [message] = queued(memory_deps)
+    memory_deps.clock.at += MANIFESTS_KEPT + timedelta(minutes=1)  # type: ignore[attr-defined]
+    poison = Batcher(memory_deps).take([(message.body, message.message_id)])
+    assert [e.reason for _, _, e in poison] == ["buffer_expired"]
+    assert raw_keys(memory_deps) == []
 
 
 def test_a_message_that_is_no_request_is_quarantined(memory_deps: Deps) -> None:

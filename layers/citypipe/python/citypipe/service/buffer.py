@@ -30,8 +30,13 @@ record, one claim check. Exactly once, without a write per request:
   - a batch that crashed before its manifest announced nothing: its raw objects are never
     read and go with the raw zone's 24 hours, and its requests come back to a new batch.
 
-The window holds what hubs resend (their retries come within minutes). Its limits, and the
-choice of an index over claims, are decision 90.
+The window holds what hubs resend (their retries come within minutes). A redelivery may
+come much later (a queue's retries span hours; a dead-letter queue redriven): a batcher
+looks back ``WINDOW`` from the time its oldest request was handed over, not from now, so
+a request is recognized whenever its message comes back — up to ``MANIFESTS_KEPT``, past
+which its manifest may have been swept and the request is quarantined
+(``buffer_expired``) rather than risk being written twice. Its limits, and the choice of
+an index over claims, are decision 90.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from citypipe.core.codecs import raw_columns
@@ -55,6 +60,9 @@ from citypipe.service.kernel import Deps, Outcome, log
 from citypipe.service.stage import lineage_of, notify, put_lineage, put_outputs, record
 
 WINDOW = timedelta(hours=1)  # how far back a batcher recognizes requests and readings
+# manifests live as long as the raw zone (at least 24 hours): a request handed over longer
+# ago than this cannot be checked against every manifest that may name it
+MANIFESTS_KEPT = timedelta(hours=22)
 MANIFESTS_ZONE = Zone.RAW  # swept at 24 hours, as the raw objects the manifests name
 _SOURCE, _SENSOR, _QUANTITY, _OBSERVED = (
     RAW_FIELDS.index(name) for name in ("source", "sensor", "quantity", "observed_at")
@@ -72,6 +80,7 @@ class Piece:
     parts: list[tuple[str, int, list[list[Any]]]]  # (source, day, raw rows)
     quarantine: list[dict[str, Any]]  # shapes of what was refused (``core.shape``)
     counts: IngestCounts
+    handed: float  # when the webhook handed it over (epoch seconds, UTC)
 
     def body(self) -> str:
         return json.dumps(
@@ -84,6 +93,7 @@ class Piece:
                 "parts": self.parts,
                 "quarantine": self.quarantine,
                 "counts": self.counts.model_dump(),
+                "handed": self.handed,
             },
             separators=(",", ":"),
             sort_keys=True,
@@ -102,6 +112,7 @@ class Piece:
                 parts=[(str(s), int(d), list(rows)) for s, d, rows in data["parts"]],
                 quarantine=list(data["quarantine"]),
                 counts=IngestCounts.model_validate(data["counts"]),
+                handed=float(data["handed"]),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise TerminalError("invalid_message", f"not a buffered request: {exc}") from None
@@ -127,6 +138,7 @@ def hand_over(deps: Deps, batch: EdgeBatch, request: str = "") -> bool:
         ],
         quarantine=normalized.quarantine,
         counts=counts,
+        handed=deps.clock.now().timestamp(),
     )
     body = piece.body()
     if len(body.encode()) > SQS_MAX_BYTES:
@@ -180,9 +192,16 @@ class Batcher:
         returns those that hold none (to quarantine). Raises when they should all come
         again."""
         pieces, poison = [], []
+        expired = (self.deps.clock.now() - MANIFESTS_KEPT).timestamp()
         for body, message_id in messages:
             try:
-                pieces.append(Piece.of_body(body, self.deps.city.slug))
+                piece = Piece.of_body(body, self.deps.city.slug)
+                if piece.handed < expired:
+                    raise TerminalError(
+                        "buffer_expired",
+                        "handed over too long ago to be told from a request already written",
+                    )
+                pieces.append(piece)
             except TerminalError as exc:
                 poison.append((body, message_id, exc))
         self.write(pieces)
@@ -194,7 +213,9 @@ class Batcher:
         the batch's manifest)."""
         deps = self.deps
         now = deps.clock.now()
-        self._refresh(now)
+        pieces = list(pieces)
+        handed = min((p.handed for p in pieces), default=now.timestamp())
+        self._refresh(now, min(now, datetime.fromtimestamp(handed, UTC)) - WINDOW)
         fresh: dict[str, Piece] = {}
         for piece in pieces:
             if piece.request in self.index.requests:
@@ -248,13 +269,14 @@ class Batcher:
         record(Function.INGEST, message, deps, ident, outcome, put)
         return len(fresh)
 
-    def _refresh(self, now: datetime) -> None:
-        """The manifests other batchers wrote within the window, read once each."""
+    def _refresh(self, now: datetime, since: datetime) -> None:
+        """The manifests other batchers wrote since ``since`` (the window before the
+        oldest request's hand-over), read once each."""
         deps = self.deps
         bucket = deps.names.bucket(MANIFESTS_ZONE)
-        oldest = deps.names.buffer_manifest_key(now - WINDOW, "")
+        oldest = deps.names.buffer_manifest_key(since, "")
         self.index.forget_before(oldest)
-        hour = (now - WINDOW).replace(minute=0, second=0, microsecond=0)
+        hour = since.replace(minute=0, second=0, microsecond=0)
         new: list[str] = []
         while hour <= now:
             new += [
