@@ -135,7 +135,9 @@ def test_a_quarter_hour_posted_through_crashes_and_redeliveries_is_counted_once(
     truth = json.loads((quarter / "truth.json").read_text())
 
     assert report["balanced"], [c for c in report["checks"] if not c["ok"]]
-    assert report["faults"]["crashes"].get("ingest", 0) > 0
+    # workers died mid-batch (which function's is the draw's: the batcher's own crash
+    # points, before and after its manifest, are proven in tests/unit/test_buffer.py)
+    assert sum(report["faults"]["crashes"].values()) > 0
     assert (report["accepted"], report["quarantined"]) == (truth["accepted"], truth["quarantined"])
     assert report["received"] == truth["readings"] - truth["duplicates"]
     assert report["resent"] == 1

@@ -12,7 +12,8 @@ Object Storage (docs: "Bucket policies overview", "Creating and applying a bucke
 - once a bucket has a policy, only the principals it allows may act on the bucket, each
   only as far as it allows ("you will lose access to your bucket if you are not the owner
   of the Organization, and if you are not explicitly allowed by the bucket policy"); the
-  Organization owner always keeps access; without a policy IAM alone decides (here: every
+  Organization owner the policy does not name may still put and delete the policy, and
+  nothing else; without a policy IAM alone decides (here: every
   known key is allowed, anonymous callers are not: buckets are private);
 - no ``PutPublicAccessBlock`` (501), and a bucket name is global: one another customer holds
   is ``BucketAlreadyExists``.
@@ -194,6 +195,12 @@ def _access_key(request: Any) -> str | None:
     return credential[0].split("/", 1)[0] if credential else None
 
 
+# "The owner of the Organization always has the right to put and delete bucket policies,
+# even if he is not allowed to perform other bucket operations by the bucket policy": an
+# owner the policy does not name keeps only that (the conservative reading of the docs).
+OWNER_KEEPS = frozenset({"PutBucketPolicy", "DeleteBucketPolicy"})
+
+
 @dataclass
 class ScalewayObjectStorage:
     """One Scaleway Organization's view of Object Storage: whose keys are whose."""
@@ -248,11 +255,13 @@ class ScalewayObjectStorage:
         return None
 
     def _allowed(self, caller: str, operation: str, bucket: str, key: str) -> bool:
-        if caller == OWNER or not bucket:
-            return True  # the owner always (its policies too); ListBuckets names no bucket
+        if not bucket:
+            return True  # ListBuckets names no bucket
         policy = self.policies.get(bucket)
         if policy is None:
             return caller != ANONYMOUS  # IAM alone: buckets are private
+        if caller == OWNER and operation in OWNER_KEEPS:
+            return True  # the owner may always mend a policy, even one that omits it
         action = _ACTIONS.get(operation)
         resource = f"{bucket}/{key}" if operation in _OBJECT_CALLS else bucket
         return action is not None and allows(policy, caller, action, resource)

@@ -130,11 +130,11 @@ def scaleway_policy(
     """A bucket's policy in Scaleway's format: everything to the principals named (the
     functions' IAM application, the operator) and, on the open bucket (``prefix``),
     anonymous GetObject on the published prefix only. Once a bucket has a policy, Scaleway
-    refuses every principal it does not name but the Organization owner: every bucket gets
-    one, so another application or user of the project — even with Object Storage full
-    access — reads no zone and no secret of the keys bucket. ``readers`` (the open-data
-    API's application) may list the open bucket and read its published prefix, nothing
-    else."""
+    refuses every principal it does not name (an unnamed Organization owner may only mend
+    the policy): every bucket gets one, so another application or user of the project —
+    even with Object Storage full access — reads no zone and no secret of the keys bucket.
+    ``readers`` (the open-data API's application) may list the open bucket and read its
+    published prefix, nothing else."""
     statements: list[dict[str, Any]] = [
         {
             "Sid": "StackFunctionsAndOperator",
