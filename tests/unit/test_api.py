@@ -251,6 +251,17 @@ def test_a_page_stops_reading_further_days_once_its_time_is_spent(
     assert f"cursor={NEXT_DAY}.0" in following
 
 
+def test_a_query_that_matches_nothing_is_held_to_the_time_budget_too(store: Recording) -> None:
+    """Else a filter no row meets (zone=nope) reads every published day in one request."""
+    ticks = iter(range(0, 10_000, 30))
+    data = OpenData(every_theme_city(), NAMES, store, monotonic=lambda: float(next(ticks)))
+    next_day_of(store, "people-counts")
+    page = body(get(data, "/features/collections/people-counts/items", "zone=nowhere"))
+    assert page["numberReturned"] == 0
+    [following] = [link["href"] for link in page["links"] if link["rel"] == "next"]
+    assert f"cursor={NEXT_DAY}.0" in following
+
+
 @pytest.mark.parametrize(
     ("accept", "served"),
     [
@@ -326,6 +337,10 @@ def test_csv_is_served_by_f_or_accept_with_crlf_lines_and_a_link_header(data: Op
         ("/features/collections/air-quality/items", "datetime=yesterday", 400, "datetime"),
         ("/features/collections/air-quality/items", f"datetime={LATER}/{EARLIER}", 400, "after"),
         ("/features/collections/air-quality/items", "datetime=2026-06-01T00:00:00", 400, "offset"),
+        ("/features/collections/air-quality/items", "datetime=0001-01-01T00:00:00%2B01:00", 400,
+         "calendar"),
+        ("/features/collections/air-quality/items", "datetime=9999-12-31T23:59:59-01:00", 400,
+         "calendar"),
         ("/features/collections/air-quality/items", "f=xml", 400, "f:"),
         ("/features/collections/air-quality/items", "cursor=x", 400, "cursor"),
         ("/features/collections/air-quality/items", "limit=1&limit=2", 400, "twice"),

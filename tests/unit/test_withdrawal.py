@@ -25,7 +25,7 @@ from citypipe.domain.books import IngestCounts, WithdrawalCarriedOut, Withdrawal
 from citypipe.domain.city import parse_city
 from citypipe.domain.model import Zone
 from citypipe.service import partners
-from citypipe.service.export import export_day
+from citypipe.service.export import export_day, withdrawal
 from citypipe.service.export.withdrawal import carry_out, withdrawal_runs
 from citypipe.service.housekeeping import hourly
 from citypipe.service.ingest import ingest_drop
@@ -124,6 +124,38 @@ def test_a_withdrawal_purges_the_partner_and_publishes_its_days_again(memory_dep
     # nothing left: a second run does nothing
     assert carry_out(memory_deps, exporting(), PARTNER) is None
     assert withdrawal_runs(memory_deps) == [run]
+
+
+def test_a_withdrawal_that_stopped_half_way_is_finished_by_the_next_run(
+    memory_deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The purge done, the export timed out: the next hourly run finishes it from its plan
+    (else nothing of the partner is left to find, and its readings stay published)."""
+    partner_day(memory_deps)
+    opened = memory_deps.names.bucket(Zone.OPEN)
+
+    def published() -> dict[str, bytes]:
+        infos = memory_deps.store.list(opened)
+        return {i.key: memory_deps.store.get(opened, i.key).body for i in infos if ".csv" in i.key}
+
+    before = published()
+    withdraw(memory_deps, PARTNER)
+
+    def timed_out(*_: Any, **__: Any) -> None:
+        raise TimeoutError("the export ran out of time")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(withdrawal, "export_day", timed_out)
+        with pytest.raises(TimeoutError):
+            carry_out(memory_deps, exporting(), PARTNER)
+    assert withdrawal_runs(memory_deps) == []  # not done, and the books say so
+
+    run = carry_out(memory_deps, exporting(), PARTNER)
+
+    assert run is not None and run.days == [DAY]
+    assert withdrawal_runs(memory_deps) == [run]
+    assert published() != before  # the day published again, without the partner
+    assert carry_out(memory_deps, exporting(), PARTNER) is None
 
 
 def test_a_withdrawal_that_would_release_a_people_day_twice_is_refused_whole(

@@ -264,7 +264,12 @@ def _instant(text: str, end: bool) -> datetime | None:
         ) from None
     if moment.tzinfo is None:
         raise ApiError(400, "InvalidParameterValue", "datetime: give the offset (Z for UTC)")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00: before the calendar's first instant
+        raise ApiError(
+            400, "InvalidParameterValue", f"datetime: {_shown(text)} is outside the calendar"
+        ) from None
 
 
 def _interval(text: str) -> tuple[datetime | None, datetime | None]:

@@ -253,6 +253,14 @@ class StackNames:
         """What one run of a withdrawal purged and published again."""
         return f"{self.withdrawal_runs_prefix(partner)}{at:%Y%m%dT%H%M%S%fZ}.json"
 
+    def withdrawal_plans_prefix(self, partner: str) -> str:
+        return f"partners/{self.slug}/planned/{partner}/"
+
+    def withdrawal_plan_key(self, partner: str, at: datetime) -> str:
+        """A run of a withdrawal, written before it deletes anything: a run that stopped
+        half-way is finished from it (its run record, at the same time, says it is done)."""
+        return f"{self.withdrawal_plans_prefix(partner)}{at:%Y%m%dT%H%M%S%fZ}.json"
+
     def metadata_marker_key(self, ident: str) -> str:
         """The catalogue, data package and portal were built from the publication records
         named by ``ident`` (and which etags the build wrote)."""

@@ -161,12 +161,14 @@ def _page(data: OpenData, theme: Theme, query: ogc.ItemsQuery) -> _Page:
     first_day, first_row = query.cursor or ("", 0)
     low, high = query.days()
     zones = data.zones(query)
+    read = False  # a day read: a page always moves on, found features or not
     for day in data.days(theme):
         if day.day < first_day or (low and day.day < low) or (high and day.day > high):
             continue
-        if page.parts and data.monotonic() - started > API_BUDGET_S:
-            page.following = (day.day, 0)
+        if read and data.monotonic() - started > API_BUDGET_S:  # features found or not:
+            page.following = (day.day, 0)  # a page (maybe empty) and where to go on
             break
+        read = True
         for position, row in data.rows(day, first_row if day.day == first_day else 0):
             if not _kept(row, query, zones):
                 continue

@@ -45,14 +45,14 @@ def opt_out_count(deps: Deps) -> int:
 def opt_out(deps: Deps, keys: KeyStore, address: str) -> bool:
     """Record an opt-out of a normalized address (``core.pseudonyms.opt_out_address``):
     True once it is in the set (whether or not it was before: the same for the resident),
-    False when the set is full."""
+    False when the set is full — for every address, one already in it too: the answer
+    never tells whether an address was opted out, and every request does the same work
+    (the set listed, then its one object written again)."""
     bucket = deps.names.keys_bucket()
     key = deps.names.optout_prefix() + pseudonym(keys.optout_secret(), address)
-    if deps.store.exists(bucket, key):
-        return True
     if len(_digests(deps)) >= MAX_OPT_OUTS:
         return False
-    deps.store.put_if_absent(bucket, key, b"")
+    deps.store.put_or_replace(bucket, key, b"", "application/octet-stream")
     return True
 
 

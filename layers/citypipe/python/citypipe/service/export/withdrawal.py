@@ -98,7 +98,24 @@ def carry_out(deps: Deps, ports: ExportPorts, partner: str) -> WithdrawalCarried
     """Delete a withdrawn partner's objects from the clean and aggregate zones and export
     every day that held them again; the run recorded in the audit zone. None when nothing
     of the partner is left. Refused whole (``WithdrawalRefusedError``, recorded too) when a
-    released people day counted its readings."""
+    released people day counted its readings. The run is planned (recorded) before it
+    deletes anything: one that stopped half-way (a timeout, a crash) is finished by the
+    next, from its plan."""
+    run = _unfinished(deps, partner) or _planned(deps, partner)
+    if run is None:
+        return None
+    for zone, keys in ((Zone.AGGREGATES, run.aggregates), (Zone.CLEAN, run.clean)):
+        for key in keys:
+            deps.store.delete(deps.names.bucket(zone), key)
+    for day in run.days:
+        export_day(deps, ports, day, metadata=False)
+    retried(lambda: publish_metadata(deps))
+    _record(deps, run)
+    return run
+
+
+def _planned(deps: Deps, partner: str) -> WithdrawalCarriedOut | None:
+    """A new run of the partner's withdrawal, recorded as planned; None: nothing left."""
     plan = _plan(deps, partner)
     if not plan.clean and not plan.aggregates:
         return None
@@ -110,19 +127,28 @@ def carry_out(deps: Deps, ports: ExportPorts, partner: str) -> WithdrawalCarried
         )
         _record(deps, refused)
         raise WithdrawalRefusedError(refusal)
-    readings = _readings(deps, set(plan.aggregates))
-    for zone, keys in ((Zone.AGGREGATES, plan.aggregates), (Zone.CLEAN, plan.clean)):
-        for key in keys:
-            deps.store.delete(deps.names.bucket(zone), key)
-    for day in plan.days:
-        export_day(deps, ports, day, metadata=False)
-    retried(lambda: publish_metadata(deps))
-    done = WithdrawalCarriedOut(
-        partner=partner, clean=plan.clean, aggregates=plan.aggregates, readings=readings,
-        days=plan.days, at=now,
+    run = WithdrawalCarriedOut(
+        partner=partner, clean=plan.clean, aggregates=plan.aggregates,
+        readings=_readings(deps, set(plan.aggregates)), days=plan.days, at=now,
     )  # fmt: skip
-    _record(deps, done)
-    return done
+    key = deps.names.withdrawal_plan_key(partner, now)
+    body = run.model_dump_json(indent=1).encode()
+    deps.store.put(deps.names.bucket(Zone.AUDIT), key, body, "application/json")
+    return run
+
+
+def _unfinished(deps: Deps, partner: str) -> WithdrawalCarriedOut | None:
+    """A planned run of the partner's withdrawal without its run record: it stopped."""
+    audit, names = deps.names.bucket(Zone.AUDIT), deps.names
+    done = {
+        i.key.rsplit("/", 1)[-1]
+        for i in deps.store.list(audit, names.withdrawal_runs_prefix(partner))
+    }
+    for info in deps.store.list(audit, names.withdrawal_plans_prefix(partner)):
+        if info.key.rsplit("/", 1)[-1] not in done:
+            body = deps.store.get(audit, info.key).body
+            return WithdrawalCarriedOut.model_validate_json(body)
+    return None
 
 
 def _record(deps: Deps, run: WithdrawalCarriedOut) -> None:
