@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from repo import ROOT
 from citypipe.domain.model import Function
 from citypipe.settings import Settings
 from citypipe_local.bare import BareInvoker, Runtime
-from citypipe_local.rehearse import Cloud, differences, rehearse, runtime_python
+from citypipe_local.rehearse import Cloud, Rehearsal, differences, rehearse, runtime_python
 
 CITIES: dict[Cloud, Path] = {
     "aws": ROOT / "infra" / "cities" / "velden.yaml",
@@ -31,12 +32,20 @@ def test_the_artefacts_publish_what_the_source_tree_publishes(cloud: Cloud, tmp_
     # Then both runs' books balance and every open-zone file is the same, byte for byte
     assert done.balanced
     assert done.differences == []
-    assert list((done.from_artefacts / "open").rglob("*.parquet"))
+    assert done.published > 0
     # And it was the artefacts that ran: every function, in a bare interpreter
-    report = json.loads((done.from_artefacts / "report.json").read_text())
-    invocations = report["from_artefacts"]["invocations"]
-    assert all(invocations[f.value] > 0 for f in Function), invocations
+    assert all(done.invocations[f.value] > 0 for f in Function), done.invocations
+    assert done.passed
     assert "from_artefacts" not in json.loads((done.from_source / "report.json").read_text())
+
+
+def test_a_rehearsal_in_which_the_artefacts_did_not_run_does_not_pass(tmp_path: Path) -> None:
+    ran = dict.fromkeys((f.value for f in Function), 1)
+    done = Rehearsal("aws", tmp_path, tmp_path, [], True, ran, 3)
+    assert done.passed
+    assert not replace(done, invocations={**ran, "export": 0}).passed
+    assert not replace(done, published=0).passed
+    assert not replace(done, differences=["velden/catalog.jsonld"]).passed
 
 
 def test_a_bare_runtime_sees_nothing_but_its_artefacts(tmp_path: Path) -> None:

@@ -37,9 +37,8 @@ def find_python(oldest: tuple[int, int], newest: tuple[int, int], needed_by: str
     for python in candidates:
         if python and (version := version_of(python)) and oldest <= version <= newest:
             return python
-    wanted = ".".join(map(str, oldest))
-    if newest != oldest:
-        wanted += " to " + ".".join(map(str, newest))
+    first = ".".join(map(str, oldest))
+    wanted = first if newest == oldest else f"{first} to {'.'.join(map(str, newest))}"
     raise RuntimeError(
-        f"{needed_by} needs Python {wanted}: install one (e.g. `pyenv install {wanted[:4]}`)"
+        f"{needed_by} needs Python {wanted}: install one (e.g. `pyenv install {first}`)"
     )

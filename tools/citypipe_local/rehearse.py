@@ -137,10 +137,16 @@ class Rehearsal:
     from_artefacts: Path  # the artefacts' run
     differences: list[str]  # open-zone files that differ, or exist in one run only
     balanced: bool  # both runs' books balance
+    invocations: dict[str, int]  # what each function's artefacts answered
+    published: int  # the artefacts' run's published data files (Parquet)
 
     @property
     def passed(self) -> bool:
-        return self.balanced and not self.differences
+        """Both runs balance, publish the same files, and it was the artefacts that ran:
+        every function answered from them and something was published (else an empty
+        hour would pass)."""
+        ran = all(self.invocations.get(f.value, 0) > 0 for f in Function)
+        return self.balanced and not self.differences and ran and self.published > 0
 
 
 def differences(left: Path, right: Path) -> list[str]:
@@ -185,6 +191,8 @@ def rehearse(
         work / "from-artefacts",
         differences(work / "from-source" / "open", work / "from-artefacts" / "open"),
         bool(source["balanced"] and artefacts["balanced"]),
+        artefacts["from_artefacts"]["invocations"],
+        len(list((work / "from-artefacts" / "open").rglob("*.parquet"))),
     )
 
 
@@ -204,7 +212,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not done.passed:
         sys.stderr.write(
             f"rehearsal ({args.cloud}) FAILED: books balanced: {done.balanced}; open-zone "
-            f"files differing from the source tree's run: {done.differences[:20]}\n"
+            f"files differing from the source tree's run: {done.differences[:20]}; "
+            f"invocations from the artefacts: {done.invocations}; published: {done.published}\n"
         )
         raise SystemExit(1)
     sys.stdout.write(
