@@ -112,6 +112,30 @@ def test_ingests_event_source_gathers_what_waits_into_one_batch(
     assert [len(e["Records"]) for e in handler.events] == [25]
 
 
+def test_ingest_waits_out_its_window_for_requests_still_coming(
+    names: StackNames, queue: SqsQueue
+) -> None:
+    """Hubs posting a request at a time, a little apart: the batcher does not write a batch
+    each time it catches up with them, but gathers for its window as Lambda's event source
+    (the same requests sent at once would be one batch either way)."""
+    handler = RecordingHandler()
+    runner = LocalRunner(names, queue, handlers={Function.INGEST: handler})
+    sent = threading.Event()
+
+    def hubs() -> None:
+        for n in range(12):
+            queue.send(names.queue(Function.INGEST), [f"ok-{n:02d}"])
+            runner.wake(Function.INGEST)
+            time.sleep(0.05)
+        sent.set()
+        runner.wake()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(hubs)
+        runner.drain([Function.INGEST], timeout_s=30, until=sent.is_set)
+    assert [len(e["Records"]) for e in handler.events] == [12]
+
+
 def test_successful_messages_are_deleted(names: StackNames, queue: SqsQueue) -> None:
     bodies = [f"ok-{n:02d}" for n in range(25)]
     queue.send(names.queue(Function.INGEST), bodies)

@@ -454,6 +454,7 @@ class Invoker:
 # as an invocation finishes: its outputs may be the next stage's messages)
 POLL_MIN_S, POLL_MAX_S = 0.1, 1.0
 GATHER_WINDOW_S = 5.0  # a gathering function's batching window (Lambda's, 10 s: serverless.yml)
+GATHER_POLL_S = 0.1  # within it, an empty queue asked again after this
 NEXT = {Function.INGEST: Function.ANONYMIZE, Function.ANONYMIZE: Function.AGGREGATE}
 
 
@@ -595,24 +596,28 @@ class LocalRunner:
             woken, self._woken = self._woken, set()
         return woken
 
-    def _receive(self, function: Function) -> list[ReceivedMessage]:
+    def _receive(
+        self, function: Function, coming: Callable[[], bool] = lambda: False
+    ) -> list[ReceivedMessage]:
         """A batch of a function's messages: one receive, or for a gathering function as
         many as come within its batching window, up to its batch size and Lambda's 6 MB of
-        event (a local emulator's receive scans the queue: a window, not a count, bounds it)."""
+        event. As Lambda's event source, a gathering function waits out its window for
+        more while ``coming()`` says messages are still being sent (the replay's hubs are
+        posting): without it, a batcher that caught up with the hubs wrote a batch each
+        time it did, a raw object per source for a few requests."""
         queue = self.names.queue(function)
         messages = self.queue.receive(queue, self.batch_size)
         limit = self.gathered.get(function, 0)
         size = sum(len(m.body) for m in messages)
         window = time.monotonic() + GATHER_WINDOW_S
         while (
-            len(messages) >= self.batch_size
-            and len(messages) < limit
-            and size < DRAIN_BYTES
-            and time.monotonic() < window
+            messages and len(messages) < limit and size < DRAIN_BYTES and time.monotonic() < window
         ):
             more = self.queue.receive(queue, self.batch_size)
             if not more:
-                break
+                if not coming():
+                    break
+                time.sleep(GATHER_POLL_S)
             messages += more
             size += sum(len(m.body) for m in more)
         return messages
@@ -644,7 +649,7 @@ class LocalRunner:
                 for function in functions:
                     if len(running) >= self.concurrency or now < quiet_until[function]:
                         continue
-                    messages = self._receive(function)
+                    messages = self._receive(function, lambda: not until())
                     if messages:
                         running[pool.submit(self._invoke, function, messages)] = function
                     else:

@@ -1,7 +1,7 @@
 """The embedded backend's moto server: ``python -m citypipe_local.backends.moto_server
 [--clock OFFSET_FILE] [moto.server's arguments]``. Laptop tooling only, as is moto.
 
-Two changes to ``moto.server``, none to what it answers:
+Three changes to ``moto.server``, none to what it answers:
 
 - **no directory walk per request**: moto looks up every request's host among its own
   package folders (``list_of_moto_modules``: a ``listdir`` and ~150 ``stat`` calls); the
@@ -9,6 +9,14 @@ Two changes to ``moto.server``, none to what it answers:
   werkzeug logs (to nowhere: the launcher discards it), a fifth of the server's CPU.
   (werkzeug's development server closes every connection after its response, so each
   request still opens a TCP connection and a server thread: not changed here.)
+- **a queue's attributes read one at a time**: moto builds every attribute of a queue,
+  its three message counts among them (a scan of the queue each), whenever it reads one:
+  on every ``SendMessage`` (is the queue content-deduplicated?) and, in a receive, for
+  every message it looks at (its retention period). A receive was quadratic in the
+  queue's length: a buffered webhook's queue of a few thousand requests took seconds a
+  call, where SQS takes milliseconds (decision 102). The queue's ``attributes`` are now a
+  mapping that computes the one asked for; ``GetQueueAttributes`` answers the same
+  (``tests/integration/test_moto_server.py`` compares it with moto's own).
 - **a simulated clock**, with ``--clock``: moto reads the time through
   ``moto.core.utils.utcnow`` (objects' ``LastModified``, queue timers: every module calls
   it, or imports it before its first request), so replacing that one function before the
@@ -22,11 +30,13 @@ pl-waw: a Scaleway city's stack is kept in its own region here too).
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from moto import backends
 from moto.core import utils
@@ -44,6 +54,50 @@ def on_clock(offset_file: Path) -> None:
     utils.utcnow = utcnow  # before moto.server loads any service's models
 
 
+class QueueAttributes(Mapping[str, Any]):
+    """``moto.sqs.models.Queue.attributes``, each computed when read: the same keys and
+    values (booleans as ``"true"``/``"false"``), without counting the queue's messages
+    for a question about its retention period."""
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+
+    def _names(self) -> list[str]:
+        queue = self._queue
+        names = list(queue.BASE_ATTRIBUTES)
+        if queue.fifo_queue:
+            names += queue.FIFO_ATTRIBUTES
+        if queue.kms_master_key_id:
+            names += queue.KMS_ATTRIBUTES
+        return names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._names():
+            raise KeyError(name)
+        value = getattr(self._queue, utils.camelcase_to_underscores(name))
+        if name == "RedrivePolicy" and value:
+            value = json.dumps(value)
+        return str(value).lower() if isinstance(value, bool) else value
+
+
+def attributes_one_at_a_time() -> None:
+    from moto.sqs import models
+
+    get_queue_attributes = models.SQSBackend.get_queue_attributes
+
+    def answered(self: Any, queue_name: str, attribute_names: list[str]) -> dict[str, Any]:
+        return dict(get_queue_attributes(self, queue_name, attribute_names))  # a plain dict
+
+    models.Queue.attributes = property(QueueAttributes)  # type: ignore[assignment,method-assign]
+    models.SQSBackend.get_queue_attributes = answered  # type: ignore[method-assign]
+
+
 def main(argv: list[str]) -> None:
     os.environ["MOTO_ALLOW_NONEXISTENT_REGION"] = "true"
     if argv[:1] == ["--clock"]:
@@ -57,6 +111,7 @@ def main(argv: list[str]) -> None:
     backends.list_of_moto_modules = functools.wraps(backends.list_of_moto_modules)(
         list_of_moto_modules
     )
+    attributes_one_at_a_time()
     from moto.moto_server.werkzeug_app import MotoRequestHandler
     from moto.server import main as serve
 

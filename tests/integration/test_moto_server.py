@@ -1,0 +1,74 @@
+"""The embedded backend's moto server answers as moto does (backends/moto_server.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from citypipe_local.backends.embedded import embedded
+
+REGION = "eu-central-1"
+
+
+def _queues(sqs: Any) -> dict[str, dict[str, str]]:
+    """A plain queue, a FIFO queue with a policy, a dead-letter queue and a queue
+    redriving to it with messages in flight: every kind of attribute, their answers."""
+    dead = sqs.create_queue(QueueName="dead")["QueueUrl"]
+    dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])
+    redrive = {"deadLetterTargetArn": dead_arn["Attributes"]["QueueArn"], "maxReceiveCount": 3}
+    urls = {
+        "plain": sqs.create_queue(QueueName="plain")["QueueUrl"],
+        "fifo": sqs.create_queue(
+            QueueName="ordered.fifo",
+            Attributes={
+                "FifoQueue": "true",
+                "ContentBasedDeduplication": "true",
+                "Policy": json.dumps({"Version": "2012-10-17", "Statement": []}),
+                "KmsMasterKeyId": "alias/aws/sqs",
+            },
+        )["QueueUrl"],
+        "redriving": sqs.create_queue(
+            QueueName="redriving",
+            Attributes={"RedrivePolicy": json.dumps(redrive), "MessageRetentionPeriod": "600"},
+        )["QueueUrl"],
+    }
+    for n in range(25):
+        sqs.send_message(QueueUrl=urls["redriving"], MessageBody=f"m{n}")
+        sqs.send_message(QueueUrl=urls["fifo"], MessageBody=f"m{n}", MessageGroupId="g")
+    sqs.receive_message(QueueUrl=urls["redriving"], MaxNumberOfMessages=10)
+    sqs.send_message(QueueUrl=urls["fifo"], MessageBody="m0", MessageGroupId="g")  # deduped
+    answers = {}
+    for name, url in urls.items():
+        got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        answers[name] = {k: v for k, v in got.items() if not k.endswith("Timestamp")}
+        one = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["MessageRetentionPeriod"])
+        answers[f"{name}-retention"] = one["Attributes"]
+    return answers
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[dict[str, dict[str, str]]]:
+    with embedded(REGION) as endpoint:
+        backend = endpoint.settings
+        sqs = boto3.client(
+            "sqs",
+            region_name=REGION,
+            endpoint_url=backend.endpoint_url,
+            aws_access_key_id=backend.access_key_id,
+            aws_secret_access_key=backend.secret_access_key,
+        )
+        yield _queues(sqs)
+
+
+def test_queue_attributes_are_moto_s_own(served: dict[str, dict[str, str]]) -> None:
+    with mock_aws():
+        expected = _queues(boto3.client("sqs", region_name=REGION))
+    assert served == expected
+    assert served["redriving"]["ApproximateNumberOfMessagesNotVisible"] == "10"
+    assert served["redriving"]["ApproximateNumberOfMessages"] == "15"
+    assert served["fifo"]["ApproximateNumberOfMessages"] == "25"  # the resend deduplicated
