@@ -118,6 +118,11 @@ def test_ingest_waits_out_its_window_for_requests_still_coming(
     """Hubs posting a request at a time, a little apart: the batcher does not write a batch
     each time it catches up with them, but gathers for its window as Lambda's event source
     (the same requests sent at once would be one batch either way)."""
+    ingest = names.queue(Function.INGEST)
+    # the fixture's 1 s visibility is for the redelivery tests: here, well above the window
+    queue.client.set_queue_attributes(
+        QueueUrl=queue.url(ingest), Attributes={"VisibilityTimeout": "30"}
+    )
     handler = RecordingHandler()
     runner = LocalRunner(names, queue, handlers={Function.INGEST: handler})
     sent = threading.Event()
@@ -134,6 +139,36 @@ def test_ingest_waits_out_its_window_for_requests_still_coming(
         pool.submit(hubs)
         runner.drain([Function.INGEST], timeout_s=30, until=sent.is_set)
     assert [len(e["Records"]) for e in handler.events] == [12]
+
+
+def test_while_ingest_gathers_the_other_stages_are_served(city: City) -> None:
+    """A gathering batch does not hold up the drain: the edge's batches for anonymize are
+    delivered as they come while ingest's window is open (a drop's claim check in it)."""
+    names = StackNames(city.slug)
+    queue = InMemoryQueue()
+    for function in (Function.INGEST, Function.ANONYMIZE):
+        queue.create(names.queue(function), visibility_timeout_s=60)
+    ingest, anonymize = RecordingHandler(), RecordingHandler()
+    handlers = {Function.INGEST: ingest, Function.ANONYMIZE: anonymize}
+    runner = LocalRunner(names, queue, handlers=handlers)
+    queue.send(names.queue(Function.INGEST), ["a drop's claim check"])
+    sent = threading.Event()
+
+    def hubs() -> None:
+        for n in range(10):
+            queue.send(names.queue(Function.ANONYMIZE), [f"ok-{n}"])
+            runner.wake(Function.ANONYMIZE)
+            time.sleep(0.1)
+        sent.set()
+        runner.wake()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(hubs)
+        runner.drain([Function.INGEST, Function.ANONYMIZE], timeout_s=30, until=sent.is_set)
+    (gathered,) = [d.at for d in ingest.deliveries]
+    served = [d.at for d in anonymize.deliveries]
+    assert len(served) == 10
+    assert sum(at < gathered for at in served) >= 5  # not all after the window
 
 
 def test_successful_messages_are_deleted(names: StackNames, queue: SqsQueue) -> None:

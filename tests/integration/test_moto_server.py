@@ -28,7 +28,19 @@ def _queues(sqs: Any) -> dict[str, dict[str, str]]:
             Attributes={
                 "FifoQueue": "true",
                 "ContentBasedDeduplication": "true",
-                "Policy": json.dumps({"Version": "2012-10-17", "Statement": []}),
+                "Policy": json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                                "Action": "sqs:SendMessage",
+                                "Resource": "*",
+                            }
+                        ],
+                    }
+                ),
                 "KmsMasterKeyId": "alias/aws/sqs",
             },
         )["QueueUrl"],
@@ -46,8 +58,9 @@ def _queues(sqs: Any) -> dict[str, dict[str, str]]:
     for name, url in urls.items():
         got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
         answers[name] = {k: v for k, v in got.items() if not k.endswith("Timestamp")}
-        one = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["MessageRetentionPeriod"])
-        answers[f"{name}-retention"] = one["Attributes"]
+        for asked in ("MessageRetentionPeriod", "ApproximateNumberOfMessages", "Policy"):
+            one = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[asked])
+            answers[f"{name}-{asked}"] = one.get("Attributes", {})
     return answers
 
 

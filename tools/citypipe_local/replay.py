@@ -63,6 +63,7 @@ from citypipe_local.hubs import Captured, MqttHub, post, routed
 from citypipe_local.logs import written_to
 from citypipe_local.report import BridgeRun, build_report
 from citypipe_local.runner import (
+    GATHER_WINDOW_S,
     InvocationCrashedError,
     Invoker,
     LambdaContext,
@@ -507,6 +508,7 @@ def _session(
         on_batch=(lambda f, n: progress(f.value, n)) if progress else None,
         invoker=invoker,
         platform=options.platform,
+        window_s=min(GATHER_WINDOW_S, options.visibility_timeout_s / 3),
     )
     clock = Offset(clock_file) if clock_file is not None else None
     return Session(settings, deps, options, invoker, runner, progress, clock)

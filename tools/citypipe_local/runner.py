@@ -454,7 +454,7 @@ class Invoker:
 # as an invocation finishes: its outputs may be the next stage's messages)
 POLL_MIN_S, POLL_MAX_S = 0.1, 1.0
 GATHER_WINDOW_S = 5.0  # a gathering function's batching window (Lambda's, 10 s: serverless.yml)
-GATHER_POLL_S = 0.1  # within it, an empty queue asked again after this
+GATHER_POLL_S = 0.1  # while a batch is gathered, its queue is asked again after this
 NEXT = {Function.INGEST: Function.ANONYMIZE, Function.ANONYMIZE: Function.AGGREGATE}
 
 
@@ -465,6 +465,22 @@ class FunctionStats:
     failures: int = 0
     seconds: float = 0.0
     undeleted: int = 0  # batches whose messages outlived their visibility: delivered again
+
+
+@dataclass
+class Gathering:
+    """A gathering function's batch while its window is open: its messages by id (one
+    received again, its visibility out, is kept once, with its newest receipt)."""
+
+    until: float  # time.monotonic() at which the window ends
+    messages: dict[str, ReceivedMessage] = field(default_factory=dict)
+    size: int = 0
+
+    def add(self, received: Iterable[ReceivedMessage]) -> None:
+        for message in received:
+            if message.message_id not in self.messages:
+                self.size += len(message.body)
+            self.messages[message.message_id] = message
 
 
 @dataclass
@@ -487,6 +503,11 @@ class LocalRunner:
     _woken: set[Function] = field(default_factory=set)  # queues sent to from outside
     _wakeup: threading.Event = field(default_factory=threading.Event)
     _waking: threading.Lock = field(default_factory=threading.Lock)
+    # a gathering function's batching window: keep it well inside the queue's visibility
+    # timeout (AWS: at least six function timeouts plus the window), or what it gathered
+    # first comes back before it is delivered
+    window_s: float = GATHER_WINDOW_S
+    _gathering: dict[Function, Gathering] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -599,28 +620,33 @@ class LocalRunner:
     def _receive(
         self, function: Function, coming: Callable[[], bool] = lambda: False
     ) -> list[ReceivedMessage]:
-        """A batch of a function's messages: one receive, or for a gathering function as
-        many as come within its batching window, up to its batch size and Lambda's 6 MB of
-        event. As Lambda's event source, a gathering function waits out its window for
-        more while ``coming()`` says messages are still being sent (the replay's hubs are
-        posting): without it, a batcher that caught up with the hubs wrote a batch each
-        time it did, a raw object per source for a few requests."""
+        """A batch of a function's messages to invoke it with now, or none yet. One receive
+        is a batch, but a gathering function's (ingest's on AWS, whose queue carries the
+        webhook's buffered requests) are gathered, a receive at each of ``drain``'s passes,
+        as Lambda's event source gathers them: until its batch size, Lambda's 6 MB of event
+        or the end of its batching window; and before the window ends, once a receive finds
+        nothing while nothing more is ``coming()`` (the replay's hubs are done). Without
+        the window a batcher that caught up with the hubs wrote a batch each time, a raw
+        object per source for a few requests. ``drain`` goes on polling the other queues
+        meanwhile."""
         queue = self.names.queue(function)
-        messages = self.queue.receive(queue, self.batch_size)
-        limit = self.gathered.get(function, 0)
-        size = sum(len(m.body) for m in messages)
-        window = time.monotonic() + GATHER_WINDOW_S
-        while (
-            messages and len(messages) < limit and size < DRAIN_BYTES and time.monotonic() < window
+        received = self.queue.receive(queue, self.batch_size)
+        limit = self.gathered.get(function, 0) if self.platform == "aws" else 0
+        pending = self._gathering.get(function)
+        if not limit or (pending is None and not received):
+            return received
+        if pending is None:
+            pending = self._gathering[function] = Gathering(time.monotonic() + self.window_s)
+        pending.add(received)
+        if (
+            len(pending.messages) < limit
+            and pending.size < DRAIN_BYTES
+            and time.monotonic() < pending.until
+            and (received or coming())
         ):
-            more = self.queue.receive(queue, self.batch_size)
-            if not more:
-                if not coming():
-                    break
-                time.sleep(GATHER_POLL_S)
-            messages += more
-            size += sum(len(m.body) for m in more)
-        return messages
+            return []
+        del self._gathering[function]
+        return list(pending.messages.values())
 
     def _idle(self, functions: Sequence[Function]) -> bool:
         return all(sum(self.queue.depth(self.names.queue(f))) == 0 for f in functions)
@@ -639,6 +665,7 @@ class LocalRunner:
         outputs may be the next stage's messages): on a local backend every poll costs the
         emulator a scan of the queue. ``wake`` ends a wait at once."""
         deadline = time.monotonic() + timeout_s
+        self._gathering.clear()  # a drain that failed left its batch in flight: it comes back
         quiet_until = dict.fromkeys(functions, 0.0)
         backoff = dict.fromkeys(functions, 0.0)
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="lambda") as pool:
@@ -652,6 +679,8 @@ class LocalRunner:
                     messages = self._receive(function, lambda: not until())
                     if messages:
                         running[pool.submit(self._invoke, function, messages)] = function
+                    elif function in self._gathering:
+                        quiet_until[function] = now + GATHER_POLL_S
                     else:
                         backoff[function] = min(POLL_MAX_S, max(POLL_MIN_S, 2 * backoff[function]))
                         quiet_until[function] = now + backoff[function]

@@ -77,6 +77,9 @@ class QueueAttributes(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._names())
 
+    def __contains__(self, name: object) -> bool:  # without computing it
+        return name in self._names()
+
     def __getitem__(self, name: str) -> Any:
         if name not in self._names():
             raise KeyError(name)
