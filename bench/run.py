@@ -187,7 +187,11 @@ def webhook_path(work: Path, options: ReplayOptions, hours: float) -> dict[str, 
         {
             "readings": report["received"],
             "usage": report["usage"],
-            "webhook": {"requests": transport["requests"], "cpu_s": transport["webhook_cpu_s"]},
+            "webhook": {
+                "requests": transport["requests"],
+                "cpu_s": transport["webhook_cpu_s"],
+                "sends": transport["webhook_sends"],
+            },
         }
     )
     direct_cost = costs({"readings": direct["received"], "usage": direct["usage"]})
@@ -247,9 +251,11 @@ def costs(size: dict[str, Any]) -> dict[str, Any]:
     function's work and the bridges' (the edge runs in ingest on a cloud), and the backend
     calls the functions and the runner made (the runner's polls stand for the platform's).
     A replay through the webhook (``webhook``: its requests and their CPU through the edge)
-    adds an invocation per request, and on AWS the API Gateway's request."""
+    adds an invocation per request, and on AWS the API Gateway's request; its messages to
+    the queue are priced one a request (a function invoked per request sends its own), not
+    as the local server grouped them (``webhook.sends``)."""
     usage, per = size["usage"], 1e6 / size["readings"]
-    webhook = size.get("webhook", {"requests": 0, "cpu_s": 0.0})
+    webhook = size.get("webhook", {"requests": 0, "cpu_s": 0.0, "sends": 0})
     cpu = sum(usage[name]["cpu_s"] for name in FUNCTIONS if name in usage) + webhook["cpu_s"]
     invocations = sum(usage[name]["invocations"] for name in FUNCTIONS if name in usage)
     invocations += webhook["requests"]
@@ -260,6 +266,7 @@ def costs(size: dict[str, Any]) -> dict[str, Any]:
     puts = sum(n for op, n in calls.items() if op in S3_PUT_CLASS)
     gets = sum(n for op, n in calls.items() if op in S3_GET_CLASS)
     sqs = sum(n for op, n in calls.items() if op in SQS_CALLS)
+    sqs += webhook["requests"] - webhook["sends"]
     aws = {
         "compute": cpu * GB_S_PER_CPU_S["aws"] * AWS["lambda_gb_s"],
         "invocations": invocations * AWS["lambda_request"],

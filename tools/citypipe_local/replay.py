@@ -816,6 +816,9 @@ def play_http(session: Session, input_dir: Path) -> Played:
         "statuses": {str(status): count for status, count in sorted(statuses.items())},
         "resent": resent,
         "webhook_cpu_s": round(server.cpu_s, 3),  # the requests through the edge
+        # its SendMessageBatch calls: requests served at once hand over together here,
+        # where a function invoked per request sends a message each (bench/run.py's price)
+        "webhook_sends": server.sends.calls,
     }
     return Played(len(messages), transport, resent=resent)
 

@@ -43,12 +43,13 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from citypipe.adapters.grouped_queue import GroupedSends
 from citypipe.domain.errors import TransientError
 from citypipe.domain.limits import MAX_BODY_BYTES
 from citypipe.ports import KeyStore, WebhookTokens
@@ -86,7 +87,9 @@ class WebhookServer(ThreadingHTTPServer):
     def __init__(
         self, deps: Deps, tokens: WebhookTokens, keys: KeyStore, options: ServerOptions
     ) -> None:
-        self.deps = deps
+        # buffered, the requests being served at once hand over to ingest's queue together
+        self.sends = GroupedSends(deps.queue)
+        self.deps = replace(deps, queue=self.sends) if options.buffered else deps
         self.tokens = tokens
         self.keys = keys
         self.options = options
