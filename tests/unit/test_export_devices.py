@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 from unit_support import clean, reading
 
-from citypipe.core.people import capped_counts, contributions
+from citypipe.core.people import CONTRIBUTED_FROM, CONTRIBUTION, capped_counts, contributions
 from citypipe.service.export.devices import DeviceSpill
 
 PEOPLE = ["people.presence"]
@@ -59,3 +59,15 @@ def test_a_cap_of_no_cell_is_refused_however_few_devices_the_day_saw(tmp_path: P
     with pytest.raises(ValueError, match="one cell at least"):
         spill.counts(0, b"key")
     assert spill.counts(3, b"key") == {}
+
+
+def test_contributions_need_only_the_columns_export_reads_of_a_clean_object() -> None:
+    rows = [
+        reading(15 * w, device=f"d{w % 3}", zone=z) for w in range(9) for z in ("noord", "west")
+    ]
+    rows.append(reading(20, quantity="air.no2"))
+    whole = clean(*rows)
+    order = [(column, "ascending") for column in CONTRIBUTION]
+    found = contributions(whole.select(CONTRIBUTED_FROM), PEOPLE).sort_by(order)
+    assert found == contributions(whole, PEOPLE).sort_by(order)
+    assert found.num_rows == 18

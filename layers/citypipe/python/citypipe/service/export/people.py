@@ -24,7 +24,13 @@ from pathlib import Path
 from citypipe.core.columnar import read_parquet
 from citypipe.core.disclosure import noise_of
 from citypipe.core.noise import noise_key
-from citypipe.core.people import PeopleRelease, choice_key, contributions, release_id
+from citypipe.core.people import (
+    CONTRIBUTED_FROM,
+    PeopleRelease,
+    choice_key,
+    contributions,
+    release_id,
+)
 from citypipe.domain.books import EpsilonCharge
 from citypipe.domain.city import City
 from citypipe.domain.errors import KeyDestroyedError, NotFoundError
@@ -169,8 +175,8 @@ def _spilled(
             return False
         if any(o.etag.strip('"') != wanted[o.key].strip('"') for o in read):
             return False
-        for o in read:
-            spill.add(contributions(read_parquet(o.body), quantities))
+        for o in read:  # a clean row's other columns are never needed here
+            spill.add(contributions(read_parquet(o.body, CONTRIBUTED_FROM), quantities))
     return True
 
 
