@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -14,5 +15,6 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def read_parquet(body: bytes) -> pa.Table:
-    return pq.read_table(io.BytesIO(body))
+def read_parquet(body: bytes, columns: Sequence[str] | None = None) -> pa.Table:
+    """The table, or only its ``columns``."""
+    return pq.read_table(io.BytesIO(body), columns=None if columns is None else list(columns))

@@ -40,6 +40,7 @@ from citypipe.domain.model import WINDOW_MINUTES
 
 CellKey = tuple[datetime, str, str]  # (window start, zone, quantity)
 CONTRIBUTION = ["pseudonym", "window_start", "zone", "quantity"]
+CONTRIBUTED_FROM = ["pseudonym", "observed_at", "zone", "quantity"]  # what it reads of a row
 
 # Machine-readable reasons of a people cell that is not published.
 FEWER_THAN_K = "fewer_than_k_devices"  # its noisy figure is below k
@@ -48,7 +49,8 @@ ABOVE_CEILING = "above_device_ceiling"  # its noisy figure exceeds what its sens
 
 def contributions(clean: pa.Table, quantities: Iterable[str]) -> pa.Table:
     """The distinct (pseudonym, window start, zone, quantity) of a clean table's rows of
-    ``quantities`` that hold a pseudonym, in no particular order."""
+    ``quantities`` that hold a pseudonym, in no particular order. Of the table, only its
+    columns ``CONTRIBUTED_FROM`` are read."""
     wanted = pa.array(sorted(quantities), pa.string())
     rows = clean.filter(
         pc.and_(pc.is_in(clean["quantity"], value_set=wanted), pc.is_valid(clean["pseudonym"]))

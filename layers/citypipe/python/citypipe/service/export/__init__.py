@@ -2,6 +2,8 @@
 
 day.py       a day's export: which themes are due, each published on its own, failures kept
 spill.py     the day's partials spilled by window to scratch files, merged a few at a time
+people.py    a day's people counts: released once, at a fixed time, from the clean zone
+devices.py   the day's people contributions spilled by device, bounded a few at a time
 writer.py    every theme's files of the day from one pass over the spill, into local files
 ledger.py    the ε ledger: what a release of people counts costs; refused over budget
 versions.py  publication records: a day's version and what changed, every published day

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 from citypipe.core.publish.day import ThemeDay
 from citypipe.core.publish.jsontext import json_bytes
@@ -102,7 +103,7 @@ def export_day(
             known = {t.slug for t in themes_of(deps.city)}
             extra = {theme_of(q).slug: theme_of(q) for q in partials.quantities()}
             pending += [extra[slug] for slug in sorted(set(extra) - known)]
-            people = _people_days(deps, ports.keys, day, pending, partials, failures, due)
+            people = _people_days(deps, ports.keys, day, pending, partials, failures, due, scratch)
             releases = {slug: found.release for slug, found in people.items()}
             written = write_themes(
                 deps, day, pending, partials, scratch, group_rows, failures, releases
@@ -136,6 +137,7 @@ def _people_days(
     partials: DayPartials,
     failures: Failures,
     due: bool,
+    scratch: Path,
 ) -> dict[str, PeopleDay]:
     """The people day of each theme that counts people (a quantity of it the city no
     longer declares is refused, never counted); a theme whose people counts are not due
@@ -152,7 +154,7 @@ def _people_days(
             continue
         try:
             people = (
-                people_day(deps, keys, theme.slug, day, declared, due) if declared
+                people_day(deps, keys, theme.slug, day, declared, due, scratch) if declared
                 else withheld(deps, keys, COUNTER_REMOVED)
             )  # fmt: skip
         except Exception as exc:  # one theme's failure must not block the others

@@ -18,17 +18,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
 
 from citypipe.core.columnar import read_parquet
 from citypipe.core.disclosure import noise_of
 from citypipe.core.noise import noise_key
-from citypipe.core.people import PeopleRelease, capped_counts, choice_key, contributions, release_id
+from citypipe.core.people import (
+    CONTRIBUTED_FROM,
+    PeopleRelease,
+    choice_key,
+    contributions,
+    release_id,
+)
 from citypipe.domain.books import EpsilonCharge
 from citypipe.domain.city import City
 from citypipe.domain.errors import KeyDestroyedError, NotFoundError
 from citypipe.domain.model import Zone
 from citypipe.domain.naming import is_scrubbed, source_of
-from citypipe.ports import KeyStore
+from citypipe.ports import GET_CONCURRENCY, KeyStore
+from citypipe.service.export.devices import DeviceSpill
 from citypipe.service.export.ledger import (
     BUDGET_SPENT,
     NOT_REPRODUCIBLE,
@@ -69,19 +78,27 @@ def people_sources(city: City, quantities: Sequence[str]) -> set[str]:
 
 
 def people_day(
-    deps: Deps, keys: KeyStore, dataset: str, day: str, quantities: Sequence[str], due: bool
+    deps: Deps,
+    keys: KeyStore,
+    dataset: str,
+    day: str,
+    quantities: Sequence[str],
+    due: bool,
+    scratch: Path,
 ) -> PeopleDay | None:
     """The people dataset's day at this export; None when its release is not ``due`` yet
-    (its release time has not come, and its key is not about to die)."""
+    (its release time has not come, and its key is not about to die). ``scratch``: where
+    the day's contributions are spilled while they are counted (``devices``)."""
     if not due:
         return None
     key = noise_key(keys.noise_secret(), deps.city.slug)
+    count = partial(_release, deps, key, dataset, day, quantities, scratch / f"people-{dataset}")
     charged = entry(deps, day, dataset)
     if charged is None:
         if not _key_lives(keys, day):
             return _withheld(deps, key, PSEUDONYMS_GONE)
         inputs = _inputs(deps, day, quantities)
-        release = _release(deps, key, dataset, day, quantities, inputs)
+        release = count(inputs)
         if release is None:
             return _withheld(deps, key, PSEUDONYMS_GONE)
         charged = charge(deps, day, dataset, release.release, inputs)
@@ -89,7 +106,7 @@ def people_day(
             return _withheld(deps, key, BUDGET_SPENT)
         if charged.release == release.release:
             return PeopleDay(release, charged)
-    release = _release(deps, key, dataset, day, quantities, charged.inputs)
+    release = count(charged.inputs)
     if release is None or release.release != charged.release:
         return _withheld(deps, key, NOT_REPRODUCIBLE)
     return PeopleDay(release, charged)
@@ -111,23 +128,29 @@ def _inputs(deps: Deps, day: str, quantities: Sequence[str]) -> list[str]:
 
 
 def _release(
-    deps: Deps, key: bytes, dataset: str, day: str, quantities: Sequence[str], inputs: list[str]
+    deps: Deps,
+    key: bytes,
+    dataset: str,
+    day: str,
+    quantities: Sequence[str],
+    directory: Path,
+    inputs: list[str],
 ) -> PeopleRelease | None:
     """The release counted from exactly these clean objects; None when one is gone,
-    changed or scrubbed of its pseudonyms."""
-    bucket = deps.names.bucket(Zone.CLEAN)
+    changed or scrubbed of its pseudonyms. They are read a few at a time, their
+    contributions spilled to ``directory`` by device (``devices``): never the whole day in
+    memory."""
     wanted = dict(item.rsplit("@", 1) for item in inputs)
     if any(is_scrubbed(k) for k in wanted):
         return None
-    try:
-        read = deps.store.get_many(bucket, sorted(wanted))
-    except NotFoundError:  # an input gone: the release cannot be recomputed
-        return None
-    if any(o.etag.strip('"') != wanted[o.key].strip('"') for o in read):
-        return None
     noise = noise_of(deps.city)
-    tables = [contributions(read_parquet(o.body), quantities) for o in read]
-    counts = capped_counts(tables, noise.cap, choice_key(key))
+    spill = DeviceSpill(directory)
+    try:
+        if not _spilled(deps, wanted, quantities, spill):
+            return None
+        counts = spill.counts(noise.cap, choice_key(key))
+    finally:
+        spill.remove()
     return PeopleRelease(
         counts=counts,
         noise=noise,
@@ -136,6 +159,25 @@ def _release(
         k=deps.city.disclosure.k,
         ceilings=deps.city.device_ceilings,
     )
+
+
+def _spilled(
+    deps: Deps, wanted: dict[str, str], quantities: Sequence[str], spill: DeviceSpill
+) -> bool:
+    """Every one of the ``wanted`` clean objects (key: etag) read, in key order, and its
+    contributions added to ``spill``; False when one is gone or changed."""
+    bucket = deps.names.bucket(Zone.CLEAN)
+    keys = sorted(wanted)
+    for start in range(0, len(keys), GET_CONCURRENCY):
+        try:
+            read = deps.store.get_many(bucket, keys[start : start + GET_CONCURRENCY])
+        except NotFoundError:  # an input gone: the release cannot be recomputed
+            return False
+        if any(o.etag.strip('"') != wanted[o.key].strip('"') for o in read):
+            return False
+        for o in read:  # a clean row's other columns are never needed here
+            spill.add(contributions(read_parquet(o.body, CONTRIBUTED_FROM), quantities))
+    return True
 
 
 def withheld(deps: Deps, keys: KeyStore, reason: str) -> PeopleDay:

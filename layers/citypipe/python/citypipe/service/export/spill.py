@@ -66,7 +66,7 @@ class DayPartials:
                 )
             self._writers[start].write_table(partial.slice(first, end - first))
             first = end
-        _release()
+        release_unused()
 
     def quantities(self) -> list[str]:
         """The quantities the day holds, sorted."""
@@ -90,7 +90,7 @@ class DayPartials:
         for window in wanted:
             if group and size + rows.get(window, 0) > max_rows:
                 yield group, self._merged(group, quantities)
-                _release()
+                release_unused()
                 group, size = [], 0
             group.append(window)
             size += rows.get(window, 0)
@@ -120,7 +120,7 @@ class DayPartials:
         return self.directory / f"{window:%Y%m%dT%H%M%S}.arrows"
 
 
-def _release() -> None:
+def release_unused() -> None:
     """Give Arrow's freed pages back: its allocator (mimalloc) keeps them otherwise, and a
     day read a partial and a group at a time would hold the pages of them all."""
     pa.default_memory_pool().release_unused()

@@ -1,0 +1,95 @@
+"""A day's people contributions spilled to export's scratch directory by device, bounded a
+few devices at a time.
+
+``core.people.capped_counts`` bounds each device's day from all of that device's cells at
+once, and never needs two devices together. Counting the whole day at once held every
+contribution of the day as Python objects (~1 KB each, 380,000 at the x4 day): export's
+memory grew with the day. Here each clean object's contributions are appended to one of
+256 local Arrow IPC files, chosen by the pseudonym's first two hex digits (a pseudonym is
+an HMAC, so the files are about even; anything else goes to the first); ``counts`` then
+bounds a few consecutive files at a time, up to ``GROUP_ROWS`` rows, and adds up their
+counts. Every cell of a device is in one file, so each device is bounded from its whole
+day, and the sum is exactly the whole day's counts, whatever the grouping.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from citypipe.core.people import CellKey, capped_counts
+from citypipe.service.export.spill import release_unused
+
+GROUP_ROWS = 20_000  # contributions bounded at once: ~20 MB of Python objects
+PREFIXES = pa.array([f"{i:02x}" for i in range(256)], pa.string())
+SPILL = pa.ipc.IpcWriteOptions(compression=None)
+
+
+class DeviceSpill:
+    """A day's contributions (``core.people.contributions``), by pseudonym prefix, in local
+    Arrow IPC files."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True)
+        self.directory = directory
+        self._writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
+        self._rows: Counter[int] = Counter()
+
+    def add(self, contributed: pa.Table) -> None:
+        """One clean object's contributions, each row to its pseudonym's file."""
+        if contributed.num_rows == 0:
+            return
+        prefix = pc.utf8_slice_codeunits(contributed["pseudonym"].combine_chunks(), 0, 2)
+        part = pc.fill_null(pc.index_in(prefix, value_set=PREFIXES), 0)
+        order = pc.sort_indices(part)
+        rows = contributed.take(order).combine_chunks()
+        runs = pc.run_end_encode(part.take(order))
+        first = 0
+        for number, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
+            if number not in self._writers:
+                path = str(self.directory / f"{number:03d}.arrows")
+                self._writers[number] = pa.ipc.new_stream(path, rows.schema, options=SPILL)
+            self._writers[number].write_table(rows.slice(first, end - first))
+            self._rows[number] += end - first
+            first = end
+        release_unused()
+
+    def counts(self, cap: int, key: bytes, max_rows: int = GROUP_ROWS) -> dict[CellKey, int]:
+        """The day's counts, every device counted in at most ``cap`` cells (``key``: the
+        rank that chooses them), bounded a group of files at a time."""
+        capped_counts([], cap, key)  # a cap below one is refused, whatever the day holds
+        total: dict[CellKey, int] = {}
+        for tables in self._groups(max_rows):
+            for cell, count in capped_counts(tables, cap, key).items():
+                total[cell] = total.get(cell, 0) + count
+            release_unused()
+        return total
+
+    def _groups(self, max_rows: int) -> Iterator[list[pa.Table]]:
+        self._close()
+        group: list[pa.Table] = []
+        size = 0
+        for number in sorted(self._rows):
+            if group and size + self._rows[number] > max_rows:
+                yield group
+                group, size = [], 0
+            with pa.OSFile(str(self.directory / f"{number:03d}.arrows")) as file:
+                group.append(pa.ipc.open_stream(file).read_all())
+            size += self._rows[number]
+        if group:
+            yield group
+
+    def _close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+
+    def remove(self) -> None:
+        """The day is counted: its files go."""
+        self._close()
+        shutil.rmtree(self.directory)

@@ -1,0 +1,73 @@
+"""A day's people contributions counted a few devices at a time (``service.export.devices``):
+the counts are the whole day's, whatever the grouping, so a release — its counts, its id,
+its noise — is the one counting the day at once gave."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from unit_support import clean, reading
+
+from citypipe.core.people import CONTRIBUTED_FROM, CONTRIBUTION, capped_counts, contributions
+from citypipe.service.export.devices import DeviceSpill
+
+PEOPLE = ["people.presence"]
+
+
+def a_day(rng: random.Random, people: int = 200) -> list[pa.Table]:
+    """A day's clean objects: devices in 1 to 30 windows at three zones, their rows spread
+    over six objects (a device in several, a cell seen twice in two); most pseudonyms are
+    hex (an HMAC's), some are not."""
+    objects: list[list[dict[str, Any]]] = [[] for _ in range(6)]
+    for person in range(people):
+        name = hashlib.sha256(f"p{person}".encode()).hexdigest()
+        pseudonym = name if person % 7 else f"not-hex-{person}"
+        for _ in range(rng.randint(1, 30)):
+            minute = rng.randrange(96) * 15 + rng.randrange(15)
+            row = reading(minute, zone=rng.choice(("centrum", "noord", "west")))
+            row["pseudonym"] = pseudonym
+            for rows in rng.sample(objects, rng.randint(1, 2)):
+                rows.append(row)
+    return [contributions(clean(*rows), PEOPLE) for rows in objects]
+
+
+@pytest.mark.parametrize("max_rows", [1, 100, 1_000_000])
+def test_a_day_counted_by_device_groups_is_the_day_counted_at_once(
+    tmp_path: Path, max_rows: int
+) -> None:
+    # Given a day's contributions, over the cap for many devices
+    tables = a_day(random.Random(5))
+    spill = DeviceSpill(tmp_path / "people")
+    for table in tables:
+        spill.add(table)
+    # When they are spilled by device and counted a group of files at a time
+    counted = spill.counts(4, b"key", max_rows)
+    spill.remove()
+    # Then the counts are those of the whole day at once, and the spill is gone
+    assert counted == capped_counts(tables, 4, b"key")
+    assert counted
+    assert not (tmp_path / "people").exists()
+
+
+def test_a_cap_of_no_cell_is_refused_however_few_devices_the_day_saw(tmp_path: Path) -> None:
+    spill = DeviceSpill(tmp_path / "people")
+    with pytest.raises(ValueError, match="one cell at least"):
+        spill.counts(0, b"key")
+    assert spill.counts(3, b"key") == {}
+
+
+def test_contributions_need_only_the_columns_export_reads_of_a_clean_object() -> None:
+    rows = [
+        reading(15 * w, device=f"d{w % 3}", zone=z) for w in range(9) for z in ("noord", "west")
+    ]
+    rows.append(reading(20, quantity="air.no2"))
+    whole = clean(*rows)
+    order = [(column, "ascending") for column in CONTRIBUTION]
+    found = contributions(whole.select(CONTRIBUTED_FROM), PEOPLE).sort_by(order)
+    assert found == contributions(whole, PEOPLE).sort_by(order)
+    assert found.num_rows == 18
