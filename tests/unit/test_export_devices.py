@@ -71,3 +71,18 @@ def test_contributions_need_only_the_columns_export_reads_of_a_clean_object() ->
     found = contributions(whole.select(CONTRIBUTED_FROM), PEOPLE).sort_by(order)
     assert found == contributions(whole, PEOPLE).sort_by(order)
     assert found.num_rows == 18
+
+
+def test_no_pseudonym_is_written_to_scratch(tmp_path: Path) -> None:
+    """A run killed while the day is spilled leaves devices' numbers, not pseudonyms that
+    could outlive their key (docs/privacy.md: no stored row keeps a pseudonym longer)."""
+    tables = a_day(random.Random(9), people=50)
+    spill = DeviceSpill(tmp_path / "people")
+    for table in tables:
+        spill.add(table)
+    spill._close()  # noqa: SLF001 (as a killed run leaves them: written, never counted)
+    written = b"".join(p.read_bytes() for p in (tmp_path / "people").iterdir())
+    pseudonyms = {p for t in tables for p in t.column("pseudonym").to_pylist()}
+    assert written and pseudonyms
+    assert [p for p in pseudonyms if p.encode() in written] == []
+    assert [p for p in pseudonyms if p[:16].encode() in written] == []

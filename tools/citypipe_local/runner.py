@@ -476,6 +476,9 @@ class Gathering:
     messages: dict[str, ReceivedMessage] = field(default_factory=dict)
     size: int = 0
 
+    def full(self, limit: int) -> bool:
+        return len(self.messages) >= limit or self.size >= DRAIN_BYTES
+
     def add(self, received: Iterable[ReceivedMessage]) -> None:
         for message in received:
             if message.message_id not in self.messages:
@@ -622,8 +625,8 @@ class LocalRunner:
     ) -> list[ReceivedMessage]:
         """A batch of a function's messages to invoke it with now, or none yet. One receive
         is a batch, but a gathering function's (ingest's on AWS, whose queue carries the
-        webhook's buffered requests) are gathered, a receive at each of ``drain``'s passes,
-        as Lambda's event source gathers them: until its batch size, Lambda's 6 MB of event
+        webhook's buffered requests) are gathered, what waits taken at each of ``drain``'s
+        passes, as Lambda's event source gathers them: until its batch size, Lambda's 6 MB of event
         or the end of its batching window; and before the window ends, once a receive finds
         nothing while nothing more is ``coming()`` (the replay's hubs are done). Without
         the window a batcher that caught up with the hubs wrote a batch each time, a raw
@@ -638,12 +641,10 @@ class LocalRunner:
         if pending is None:
             pending = self._gathering[function] = Gathering(time.monotonic() + self.window_s)
         pending.add(received)
-        if (
-            len(pending.messages) < limit
-            and pending.size < DRAIN_BYTES
-            and time.monotonic() < pending.until
-            and (received or coming())
-        ):
+        while len(received) == self.batch_size and not pending.full(limit):
+            received = self.queue.receive(queue, self.batch_size)  # what waits, taken now
+            pending.add(received)
+        if not pending.full(limit) and time.monotonic() < pending.until and (received or coming()):
             return []
         del self._gathering[function]
         return list(pending.messages.values())

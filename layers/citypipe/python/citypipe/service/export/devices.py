@@ -5,11 +5,15 @@ few devices at a time.
 once, and never needs two devices together. Counting the whole day at once held every
 contribution of the day as Python objects (~1 KB each, 380,000 at the x4 day): export's
 memory grew with the day. Here each clean object's contributions are appended to one of
-256 local Arrow IPC files, chosen by the pseudonym's first two hex digits (a pseudonym is
-an HMAC, so the files are about even; anything else goes to the first); ``counts`` then
-bounds a few consecutive files at a time, up to ``GROUP_ROWS`` rows, and adds up their
-counts. Every cell of a device is in one file, so each device is bounded from its whole
-day, and the sum is exactly the whole day's counts, whatever the grouping.
+``FILES`` local Arrow IPC files, chosen by the device; ``counts`` then bounds a few
+consecutive files at a time, up to ``GROUP_ROWS`` rows, and adds up their counts. Every
+cell of a device is in one file, so each device is bounded from its whole day, and the sum
+is exactly the whole day's counts, whatever the grouping.
+
+No pseudonym is written to disk: a device is spilled as its number in this export's
+memory (the pseudonyms, a few MB a day), and given its pseudonym back when its file is
+read (the ranking that chooses a device's cells is keyed by it). A run killed mid-way
+leaves numbers in scratch, not pseudonyms that could outlive their key.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from citypipe.core.people import CellKey, capped_counts
 from citypipe.service.export.spill import release_unused
 
 GROUP_ROWS = 20_000  # contributions bounded at once: ~20 MB of Python objects
-PREFIXES = pa.array([f"{i:02x}" for i in range(256)], pa.string())
+FILES = 64  # open at once while a day is spilled: well under a process's 256 (macOS)
 SPILL = pa.ipc.IpcWriteOptions(compression=None)
 
 
@@ -39,15 +43,27 @@ class DeviceSpill:
         self.directory = directory
         self._writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
         self._rows: Counter[int] = Counter()
+        self._pseudonyms: list[str | None] = []  # a device's number: its index here
+        self._numbers: dict[str | None, int] = {}
+        self._counted = False
 
     def add(self, contributed: pa.Table) -> None:
-        """One clean object's contributions, each row to its pseudonym's file."""
+        """One clean object's contributions, each row to its device's file."""
+        assert not self._counted, "a day is spilled, then counted"
         if contributed.num_rows == 0:
             return
-        prefix = pc.utf8_slice_codeunits(contributed["pseudonym"].combine_chunks(), 0, 2)
-        part = pc.fill_null(pc.index_in(prefix, value_set=PREFIXES), 0)
+        column = contributed.schema.get_field_index("pseudonym")
+        pseudonyms = contributed.column(column).combine_chunks()
+        for pseudonym in pc.unique(pseudonyms).to_pylist():
+            if pseudonym not in self._numbers:
+                self._numbers[pseudonym] = len(self._pseudonyms)
+                self._pseudonyms.append(pseudonym)
+        known = pa.array(self._pseudonyms, pa.string())
+        device = pc.index_in(pseudonyms, value_set=known, skip_nulls=False).cast(pa.int32())
+        numbered = contributed.set_column(column, "pseudonym", device)
+        part = pc.bit_wise_and(device, FILES - 1)
         order = pc.sort_indices(part)
-        rows = contributed.take(order).combine_chunks()
+        rows = numbered.take(order).combine_chunks()
         runs = pc.run_end_encode(part.take(order))
         first = 0
         for number, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
@@ -71,6 +87,7 @@ class DeviceSpill:
         return total
 
     def _groups(self, max_rows: int) -> Iterator[list[pa.Table]]:
+        self._counted = True
         self._close()
         group: list[pa.Table] = []
         size = 0
@@ -79,10 +96,16 @@ class DeviceSpill:
                 yield group
                 group, size = [], 0
             with pa.OSFile(str(self.directory / f"{number:03d}.arrows")) as file:
-                group.append(pa.ipc.open_stream(file).read_all())
+                group.append(self._named(pa.ipc.open_stream(file).read_all()))
             size += self._rows[number]
         if group:
             yield group
+
+    def _named(self, spilled: pa.Table) -> pa.Table:
+        """A file's rows with their devices' pseudonyms back."""
+        column = spilled.schema.get_field_index("pseudonym")
+        known = pa.array(self._pseudonyms, pa.string())
+        return spilled.set_column(column, "pseudonym", known.take(spilled.column(column)))
 
     def _close(self) -> None:
         for writer in self._writers.values():
@@ -91,5 +114,7 @@ class DeviceSpill:
 
     def remove(self) -> None:
         """The day is counted: its files go."""
-        self._close()
-        shutil.rmtree(self.directory)
+        try:
+            self._close()
+        finally:
+            shutil.rmtree(self.directory, ignore_errors=True)
