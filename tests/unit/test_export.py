@@ -738,3 +738,27 @@ def test_late_data_of_another_theme_charges_no_budget_for_the_people_counts(
     assert [(e.dataset, e.epsilon, e.spent) for _, e in entries(memory_deps)] == [
         ("people-counts", 2.0, 2.0)
     ]
+
+
+def test_a_new_day_rewrites_the_catalogue_but_not_a_notice_a_sensor(
+    memory_deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What only the city file makes (the registers, a notice per sensor: thousands in a
+    big city) is not written again by a publication; the catalogue is."""
+    put_partial(memory_deps, "a", no2(), day="2026-06-01")
+    export_day(memory_deps, exporting(RELEASE_KEYS), "2026-06-01")
+    names = StackNames("velden")
+    notices = names.notice_key("x").rsplit("/", 1)[0]
+    assert list(memory_deps.store.list(memory_deps.names.bucket(Zone.OPEN), notices))
+    written: list[str] = []
+    put = memory_deps.store.put_or_replace
+
+    def recorded(bucket: str, key: str, *args: Any, **kwargs: Any) -> Any:
+        written.append(key)
+        return put(bucket, key, *args, **kwargs)
+
+    monkeypatch.setattr(memory_deps.store, "put_or_replace", recorded)
+    put_partial(memory_deps, "b", no2(), day="2026-06-02")
+    export_day(memory_deps, exporting(RELEASE_KEYS), "2026-06-02")
+    assert names.catalog_key() in written
+    assert [key for key in written if key.startswith(notices)] == []

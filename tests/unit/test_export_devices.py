@@ -80,7 +80,7 @@ def test_no_pseudonym_is_written_to_scratch(tmp_path: Path) -> None:
     spill = DeviceSpill(tmp_path / "people")
     for table in tables:
         spill.add(table)
-    spill._close()  # noqa: SLF001 (as a killed run leaves them: written, never counted)
+    spill._close()  # as a killed run leaves them: written, never counted
     written = b"".join(p.read_bytes() for p in (tmp_path / "people").iterdir())
     pseudonyms = {p for t in tables for p in t.column("pseudonym").to_pylist()}
     assert written and pseudonyms

@@ -3,15 +3,17 @@ transparency register, the record of processing and the sensor register with its
 residents (a notice per sensor, the opt-out, the rights), the DCAT-AP catalogue (JSON-LD and
 Turtle, and its month pages), the data package and the portal (its page per dataset).
 
-A rebuild is skipped when the files still hold what a build from these very records and
-this city file wrote (a marker in the audit zone says which, and the etags it wrote): an
-export that changed nothing writes nothing and costs four requests. A new citypipe
+A rebuild is skipped when the files still hold what a build from these very inputs wrote
+(a marker in the audit zone says which, and the etags it wrote), in two parts: what the
+city file makes (a notice a sensor) is not rewritten by a publication, and an export that
+changed nothing writes nothing and costs a few requests. A new citypipe
 release shows in the metadata with the next publication.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import partial
 
 from citypipe.core.publish.datapackage import datapackage
@@ -28,42 +30,57 @@ from citypipe.domain.errors import NotFoundError
 from citypipe.domain.model import Zone
 from citypipe.domain.naming import input_id
 from citypipe.domain.themes import theme_named, themes_of
+from citypipe.ports import ObjectInfo
 from citypipe.service.export.retry import retried
 from citypipe.service.kernel import Deps
 from citypipe.service.optout import opt_out_count
 
 
 def publish_metadata(deps: Deps) -> None:
-    """Rebuild the metadata from every publication record, unless it is still built."""
+    """Rebuild the metadata, in two parts each skipped while it is still built: what only
+    the city file and the opt-outs make (the registers, the partners' permissions, a notice
+    a sensor: thousands of files in a big city, rewritten by every publication before),
+    then what the publication records make (the catalogue, the data package, the portal)."""
     city, names = deps.city, deps.names
-    open_bucket, audit = names.bucket(Zone.OPEN), names.bucket(Zone.AUDIT)
-    infos = list(deps.store.list(open_bucket, names.publications_prefix()))
     opted_out = opt_out_count(deps)  # the opt-out page says how many, never which
-    # the records, the city file (licence, publisher, zones) and the number of opt-outs are
-    # what the files show
-    inputs = [
-        city.model_dump_json(),
-        f"opt-outs:{opted_out}",
-        *(f"{i.key}@{i.etag}" for i in infos),
-    ]
-    marker = names.metadata_marker_key(input_id("metadata", *inputs))
-    if _still_built(deps, marker):
-        return
+    # the city file (licence, publisher, zones) and the number of opt-outs are what the
+    # residents' files show; the records, what the catalogue shows
+    of_city = [city.model_dump_json(), f"opt-outs:{opted_out}"]
+    _build(deps, input_id("residents", *of_city), lambda: _city_files(deps, opted_out))
+    open_bucket = names.bucket(Zone.OPEN)
+    infos = list(deps.store.list(open_bucket, names.publications_prefix()))
+    records = [f"{i.key}@{i.etag}" for i in infos]
+    _build(deps, input_id("metadata", *of_city, *records), lambda: _record_files(deps, infos))
+
+
+Files = dict[str, tuple[bytes, str]]
+
+
+def _city_files(deps: Deps, opted_out: int) -> Files:
+    city = deps.city
+    return {
+        # the register and the record of processing first: the others list them
+        **register_documents(city),
+        **sensor_documents(city),
+        **policy_files(city),  # the partners' permissions, which the catalogue names
+        **residents_files(city, opted_out),  # the sensor register's pages, notices, opt-out
+    }
+
+
+def _record_files(deps: Deps, infos: list[ObjectInfo]) -> Files:
+    city, names = deps.city, deps.names
     records = [
         Publication.model_validate_json(o.body)
-        for o in deps.store.get_many(open_bucket, [i.key for i in infos])
+        for o in deps.store.get_many(names.bucket(Zone.OPEN), [i.key for i in infos])
     ]
     themes = themes_of(city)
     themes += [
         theme_named(s) for s in sorted({r.theme for r in records} - {t.slug for t in themes})
     ]
-    documents = {**register_documents(city), **sensor_documents(city)}
-    register = register_of(city, documents)
+    register = register_of(city, {**register_documents(city), **sensor_documents(city)})
     served = themes_of(city)  # the API serves the city's themes, on every catalogue page
     document = with_data_service(catalogue(city, themes, records, register), city, served)
-    files = {
-        **documents,  # the register and the record of processing first: the others list them
-        **policy_files(city),  # the partners' permissions, which the catalogue names
+    return {
         names.catalog_key(): (json_bytes(document), "application/ld+json"),
         names.catalog_key("ttl"): (to_turtle(document).encode(), "text/turtle"),
         **{
@@ -74,27 +91,39 @@ def publish_metadata(deps: Deps) -> None:
             json_bytes(datapackage(city, themes, records, register)),
             "application/json",
         ),
-        **residents_files(city, opted_out),  # the sensor register's pages, notices, opt-out
         **portal_files(city, themes, records, register),  # the page last: it links the others
     }
+
+
+def _build(deps: Deps, ident: str, files: Callable[[], Files]) -> None:
+    """Write ``files()`` unless a build from the same inputs (``ident``) is still there,
+    then the marker that says so, with the etags it wrote."""
+    marker = deps.names.metadata_marker_key(ident)
+    if _still_built(deps, marker):
+        return
+    open_bucket = deps.names.bucket(Zone.OPEN)
     etags = {  # each file tried again on its own: a build writes hundreds (a notice a
         # sensor), and were the whole build tried again, some write would fail each time
         key: retried(partial(deps.store.put_or_replace, open_bucket, key, body, content_type)).etag
-        for key, (body, content_type) in files.items()
+        for key, (body, content_type) in files().items()
     }
-    deps.store.put_or_replace(audit, marker, json_bytes(etags), "application/json")
+    audit = deps.names.bucket(Zone.AUDIT)
+    written = [[key, etag] for key, etag in etags.items()]  # in the order written
+    deps.store.put_or_replace(audit, marker, json_bytes(written), "application/json")
 
 
 def _still_built(deps: Deps, marker: str) -> bool:
-    """A build from these records finished, and its first and last files (the catalogue,
-    the page) are still its own: a racing build from older records writes them too."""
+    """A build from these inputs finished, and its first and last files are still its own:
+    a racing build from older inputs writes them too."""
     try:
         body = deps.store.get(deps.names.bucket(Zone.AUDIT), marker).body
     except NotFoundError:
         return False
-    etags: dict[str, str] = json.loads(body)
-    for key in (deps.names.catalog_key(), deps.names.portal_key()):
+    written = json.loads(body)
+    if not isinstance(written, list) or not written:  # a marker of an older release
+        return False
+    for key, etag in (written[0], written[-1]):
         info = deps.store.head(deps.names.bucket(Zone.OPEN), key)
-        if info is None or info.etag != etags.get(key):
+        if info is None or info.etag != etag:
             return False
     return True
