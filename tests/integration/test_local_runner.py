@@ -101,6 +101,31 @@ def run(
     return runner
 
 
+def drain_while_hubs_post(
+    runner: LocalRunner,
+    function: Function,
+    count: int,
+    pause_s: float,
+    also: Function | None = None,
+) -> None:
+    """``count`` messages sent to ``function``'s queue a ``pause_s`` apart, as hubs post,
+    while the runner drains it (and ``also``'s) until they are all sent."""
+    sent = threading.Event()
+
+    def hubs() -> None:
+        for n in range(count):
+            runner.queue.send(runner.names.queue(function), [f"ok-{n:02d}"])
+            runner.wake(function)
+            time.sleep(pause_s)
+        sent.set()
+        runner.wake()
+
+    drained = [function] if also is None else [also, function]
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(hubs)
+        runner.drain(drained, timeout_s=30, until=sent.is_set)
+
+
 def test_ingests_event_source_gathers_what_waits_into_one_batch(
     names: StackNames, queue: SqsQueue
 ) -> None:
@@ -125,19 +150,7 @@ def test_ingest_waits_out_its_window_for_requests_still_coming(
     )
     handler = RecordingHandler()
     runner = LocalRunner(names, queue, handlers={Function.INGEST: handler})
-    sent = threading.Event()
-
-    def hubs() -> None:
-        for n in range(12):
-            queue.send(names.queue(Function.INGEST), [f"ok-{n:02d}"])
-            runner.wake(Function.INGEST)
-            time.sleep(0.05)
-        sent.set()
-        runner.wake()
-
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(hubs)
-        runner.drain([Function.INGEST], timeout_s=30, until=sent.is_set)
+    drain_while_hubs_post(runner, Function.INGEST, 12, pause_s=0.05)
     assert [len(e["Records"]) for e in handler.events] == [12]
 
 
@@ -149,22 +162,10 @@ def test_while_ingest_gathers_the_other_stages_are_served(city: City) -> None:
     for function in (Function.INGEST, Function.ANONYMIZE):
         queue.create(names.queue(function), visibility_timeout_s=60)
     ingest, anonymize = RecordingHandler(), RecordingHandler()
-    handlers = {Function.INGEST: ingest, Function.ANONYMIZE: anonymize}
-    runner = LocalRunner(names, queue, handlers=handlers)
+    runner = LocalRunner(names, queue, handlers={Function.INGEST: ingest})
+    runner.handlers[Function.ANONYMIZE] = anonymize
     queue.send(names.queue(Function.INGEST), ["a drop's claim check"])
-    sent = threading.Event()
-
-    def hubs() -> None:
-        for n in range(10):
-            queue.send(names.queue(Function.ANONYMIZE), [f"ok-{n}"])
-            runner.wake(Function.ANONYMIZE)
-            time.sleep(0.1)
-        sent.set()
-        runner.wake()
-
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(hubs)
-        runner.drain([Function.INGEST, Function.ANONYMIZE], timeout_s=30, until=sent.is_set)
+    drain_while_hubs_post(runner, Function.ANONYMIZE, 10, pause_s=0.1, also=Function.INGEST)
     (gathered,) = [d.at for d in ingest.deliveries]
     served = [d.at for d in anonymize.deliveries]
     assert len(served) == 10
