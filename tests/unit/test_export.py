@@ -762,3 +762,37 @@ def test_a_new_day_rewrites_the_catalogue_but_not_a_notice_a_sensor(
     export_day(memory_deps, exporting(RELEASE_KEYS), "2026-06-02")
     assert names.catalog_key() in written
     assert [key for key in written if key.startswith(notices)] == []
+
+
+def test_a_racing_builds_older_opt_out_page_is_written_over(memory_deps: Deps) -> None:
+    """The opt-out page (the count of opt-outs) is the residents' part's last file: an
+    older build's page written after this one's is seen, and written over."""
+    put_partial(memory_deps, "a", no2())
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
+    optout = memory_deps.names.optout_page_key()
+    current = open_file(memory_deps, optout)
+    memory_deps.store.put(memory_deps.names.bucket(Zone.OPEN), optout, b"an older count")
+    assert export_day(memory_deps, exporting(RELEASE_KEYS), DAY) == "duplicate"
+    assert open_file(memory_deps, optout) == current
+
+
+def test_a_new_release_rewrites_the_residents_pages_it_changed(
+    memory_deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The residents' part is known by its files' digests: what a new citypipe release
+    renders differently is written at the next export, without a new publication."""
+    from citypipe.service.export import metadata
+
+    put_partial(memory_deps, "a", no2())
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
+    rights = memory_deps.names.rights_page_key()
+    rendered = metadata.residents_files
+
+    def new_release(city: City, opted_out: int) -> dict[str, tuple[bytes, str]]:
+        files = rendered(city, opted_out)
+        body, content_type = files[rights]
+        return files | {rights: (body + b"<!-- a new release -->", content_type)}
+
+    monkeypatch.setattr(metadata, "residents_files", new_release)
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
+    assert open_file(memory_deps, rights).endswith(b"<!-- a new release -->")

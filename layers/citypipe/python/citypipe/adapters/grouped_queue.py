@@ -5,8 +5,10 @@ each request to ingest's queue before it answers (``service.buffer.hand_over``).
 by one, every request costs a ``SendMessage``; here a sender whose message is not sent yet
 either sends everything waiting (as many ``SendMessageBatch`` calls as SQS's limits ask,
 each with up to ten messages of the same queue) or waits for the sender that does. A send
-returns only once its own messages are sent, and raises what their batch raised: each
-request is still answered "2xx once durable", or not at all. One thread alone sends as
+returns only once its own messages are sent, and raises when their queue's send failed
+(a message of an earlier batch of it may be told so too: its hub posts it again, and the
+batcher counts the request ``resent``): each request is still answered "2xx once durable",
+or not at all. One thread alone sends as
 the queue it wraps.
 
 A function invoked once per request (Lambda, Scaleway Functions) sends its own message:
@@ -20,6 +22,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from citypipe.domain.errors import TransientError
 from citypipe.ports import Queue, ReceivedMessage
 
 WAIT_S = 0.002  # a waiting sender looks again after this, should the sender have just left
@@ -58,20 +61,25 @@ class GroupedSends(Queue):
         return len(mine.bodies)
 
     def _send_waiting(self) -> None:
-        """Send what is waiting, queue by queue, until nothing is."""
-        while True:
-            with self._lock:
-                sends, self._waiting = self._waiting, []
-            if not sends:
-                return
+        """Send what is waiting now, queue by queue: one round, then the sender is free to
+        return if its own message went (under steady traffic it would otherwise go on
+        sending others' while its own request waited for its answer)."""
+        with self._lock:
+            sends, self._waiting = self._waiting, []
+        try:
             for name in dict.fromkeys(s.queue for s in sends):
                 group = [s for s in sends if s.queue == name]
                 try:  # within SQS's limits, through this queue's ``_send_batch``
                     Queue.send(self, name, (body for s in group for body in s.bodies))
                 except Exception as exc:  # each sender raises it; none is answered 2xx
                     for send in group:
-                        send.error = exc
+                        send.error = TransientError(f"not sent to {name}: {exc}")
                 for send in group:
+                    send.done.set()
+        finally:  # whatever escaped, no sender is left waiting for a round that ended
+            for send in sends:
+                if not send.done.is_set():
+                    send.error = send.error or TransientError("the grouped send stopped")
                     send.done.set()
 
     def _send_batch(self, queue: str, bodies: Sequence[str]) -> None:

@@ -262,8 +262,9 @@ class StackNames:
         return f"{self.withdrawal_plans_prefix(partner)}{at:%Y%m%dT%H%M%S%fZ}.json"
 
     def metadata_marker_key(self, ident: str) -> str:
-        """The catalogue, data package and portal were built from the publication records
-        named by ``ident`` (and which etags the build wrote)."""
+        """A part of the open zone's metadata was built from the inputs ``ident`` names
+        (the residents' part: its files' digests; the catalogue's: the publication records)
+        and which etags the build wrote, in the order it wrote them."""
         return f"published/{self.slug}/metadata/{ident}.json"
 
     # --- the open zone -------------------------------------------------------------------------

@@ -6,12 +6,17 @@ Turtle, and its month pages), the data package and the portal (its page per data
 A rebuild is skipped when the files still hold what a build from these very inputs wrote
 (a marker in the audit zone says which, and the etags it wrote), in two parts: what the
 city file makes (a notice a sensor) is not rewritten by a publication, and an export that
-changed nothing writes nothing and costs a few requests. A new citypipe
-release shows in the metadata with the next publication.
+changed nothing writes nothing and costs a few requests. Its first and last files tell
+whether a racing build wrote over it; a file in between that a racing build from other
+inputs wrote last stays until the next build of its part (a new city file or opt-out
+count; for the records' part, the next publication). A new citypipe release shows in the
+first part at the next export (it is known by its files' digests), in the second with the
+next publication.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from functools import partial
@@ -37,34 +42,43 @@ from citypipe.service.optout import opt_out_count
 
 
 def publish_metadata(deps: Deps) -> None:
-    """Rebuild the metadata, in two parts each skipped while it is still built: what only
-    the city file and the opt-outs make (the registers, the partners' permissions, a notice
-    a sensor: thousands of files in a big city, rewritten by every publication before),
+    """Rebuild the metadata, in two parts each skipped while it is still built: what the
+    city file and the opt-outs make (the registers, the partners' permissions, a notice a
+    sensor: thousands of files in a big city, rewritten by every publication before),
     then what the publication records make (the catalogue, the data package, the portal)."""
     city, names = deps.city, deps.names
     opted_out = opt_out_count(deps)  # the opt-out page says how many, never which
-    # the city file (licence, publisher, zones) and the number of opt-outs are what the
-    # residents' files show; the records, what the catalogue shows
-    of_city = [city.model_dump_json(), f"opt-outs:{opted_out}"]
-    _build(deps, input_id("residents", *of_city), lambda: _city_files(deps, opted_out))
+    # the first part is known by what it holds (this release's rendering of this city file
+    # and count: a new release rewrites what it changed, and the catalogue's checksums of
+    # the registers stay true); the second, by the records it is made from
+    files = _city_files(deps, opted_out)
+    _build(deps, input_id("residents/1", *_digests(files)), lambda: files)
     open_bucket = names.bucket(Zone.OPEN)
     infos = list(deps.store.list(open_bucket, names.publications_prefix()))
-    records = [f"{i.key}@{i.etag}" for i in infos]
-    _build(deps, input_id("metadata", *of_city, *records), lambda: _record_files(deps, infos))
+    inputs = [city.model_dump_json(), *(f"{i.key}@{i.etag}" for i in infos)]
+    _build(deps, input_id("metadata/2", *inputs), lambda: _record_files(deps, infos))
 
 
 Files = dict[str, tuple[bytes, str]]
 
 
 def _city_files(deps: Deps, opted_out: int) -> Files:
-    city = deps.city
-    return {
+    city, optout = deps.city, deps.names.optout_page_key()
+    files = {
         # the register and the record of processing first: the others list them
         **register_documents(city),
         **sensor_documents(city),
         **policy_files(city),  # the partners' permissions, which the catalogue names
         **residents_files(city, opted_out),  # the sensor register's pages, notices, opt-out
     }
+    # the opt-out page last: the one file an opt-out changes is then the one a build's
+    # check reads, so a racing build's older count on it is seen and written over
+    files[optout] = files.pop(optout)
+    return files
+
+
+def _digests(files: Files) -> list[str]:
+    return [f"{key}:{hashlib.sha256(body).hexdigest()}" for key, (body, _) in files.items()]
 
 
 def _record_files(deps: Deps, infos: list[ObjectInfo]) -> Files:
