@@ -14,7 +14,6 @@ the pages work from the bucket, a CDN in front of it, or a copy on disk.
 
 from __future__ import annotations
 
-import posixpath
 import re
 from collections.abc import Sequence
 from html import escape
@@ -39,6 +38,7 @@ from citypipe.core.publish.drawing import (
     zones_map,
 )
 from citypipe.core.publish.geo import zone_name
+from citypipe.core.publish.pages import DOCUMENT_START, relative
 from citypipe.core.publish.register import RECORD, REGISTER, SENSORS, Register
 from citypipe.core.publish.statements import statements
 from citypipe.core.publish.tables import columns, published_quantities, statistic_of
@@ -124,10 +124,9 @@ FAVICON = (
 
 
 def _href(city: City, key: str, page: str) -> str:
-    """A link from the page at key ``page`` to the object at ``key``: relative, so the
-    pages work wherever the zone is served from."""
+    """A link from the page at key ``page`` to the object at ``key``, HTML-escaped."""
     del city
-    return escape(posixpath.relpath(key, posixpath.dirname(page)))
+    return escape(relative(page, key))
 
 
 def _document(city: City, page: str, title: str, nav: str, main: str) -> str:
@@ -135,11 +134,7 @@ def _document(city: City, page: str, title: str, nav: str, main: str) -> str:
     catalogue = _href(city, names.catalog_key(), page)
     return "\n".join(
         [
-            "<!doctype html>",
-            '<html lang="en">',
-            "<head>",
-            '<meta charset="utf-8">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            *DOCUMENT_START,
             f"<title>{escape(title)}</title>",
             f'<link rel="stylesheet" href="{_href(city, names.asset_key("portal.css"), page)}">',
             f'<link rel="icon" type="image/svg+xml" '

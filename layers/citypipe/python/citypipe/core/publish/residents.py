@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from html import escape
 
 from citypipe.core.publish.dcat import public_url
+from citypipe.core.publish.pages import DOCUMENT_START, relative
 from citypipe.core.publish.rights import rights_claims
 from citypipe.core.publish.sensors import sensor_rows
 from citypipe.core.publish.statements import statements
@@ -71,16 +72,12 @@ button { font: inherit; margin-top: .5rem; padding: .4rem 1rem; color: #fff;
 def _page(city: City, key: str, title: str, body: str, css_class: str = "") -> str:
     """A page of the open zone at ``key``: its stylesheet linked relatively."""
     names = StackNames(city.slug)
-    css = _relative(names, key, names.asset_key("residents.css"))
-    portal = _relative(names, key, names.portal_key())
+    css = relative(key, names.asset_key("residents.css"))
+    portal = relative(key, names.portal_key())
     attrs = f' class="{css_class}"' if css_class else ""
     return "\n".join(
         [
-            "<!doctype html>",
-            '<html lang="en">',
-            "<head>",
-            '<meta charset="utf-8">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            *DOCUMENT_START,
             f"<title>{escape(title)} · {escape(city.name)}</title>",
             f'<link rel="stylesheet" href="{escape(css)}">',
             "</head>",
@@ -221,7 +218,7 @@ def optout_html(city: City, opted_out: int) -> str:
         "change it: give the address your phone uses on the city's Wi-Fi or in Bluetooth, "
         "and again if it changes. Anyone can opt out any address: that only removes a "
         "device from the counts. It does not reach back: "
-        f'<a href="{escape(_relative(names, names.optout_page_key(), names.rights_page_key()))}">'
+        f'<a href="{escape(relative(names.optout_page_key(), names.rights_page_key()))}">'
         "your rights</a> say what a request can still find.</p></section>"
     )
     return _page(city, names.optout_page_key(), "Opt out of being counted", body)
@@ -236,7 +233,7 @@ def rights_html(city: City) -> str:
         for c in rights_claims(city)
     )
     write = escape(city.publisher.dpo_email or city.publisher.email)
-    optout = escape(_relative(names, names.rights_page_key(), names.optout_page_key()))
+    optout = escape(relative(names.rights_page_key(), names.optout_page_key()))
     end = f"<p>{escape(said.authority)}</p>" if said is not None else ""
     body = (
         f"<section><p>Write to {write} for access, erasure or any other right; "
@@ -244,12 +241,6 @@ def rights_html(city: City) -> str:
         f"design lets the city find, and what it cannot.</p>{end}</section>{claims}"
     )
     return _page(city, names.rights_page_key(), "Your rights and your data", body)
-
-
-def _relative(names: StackNames, here: str, there: str) -> str:
-    """A link from the page at ``here`` to ``there``, both in the open zone."""
-    depth = here.removeprefix(names.open_prefix()).count("/")
-    return "../" * depth + there.removeprefix(names.open_prefix())
 
 
 def residents_files(city: City, opted_out: int) -> dict[str, tuple[bytes, str]]:
