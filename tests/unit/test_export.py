@@ -776,6 +776,40 @@ def test_a_racing_builds_older_opt_out_page_is_written_over(memory_deps: Deps) -
     assert open_file(memory_deps, optout) == current
 
 
+def test_the_metadata_s_files_between_the_first_and_last_are_written_concurrently(
+    memory_deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build puts hundreds of files (a notice a sensor), each a round trip to S3: those
+    between its first and last are in flight together. The first and last, which tell
+    whether a racing build wrote over it, are written alone, first and last."""
+    put_partial(memory_deps, "a", no2())
+    store, names = memory_deps.store, memory_deps.names
+    notices = names.notice_key("x").rsplit("/", 1)[0]
+    put = store.put_or_replace
+    written: list[str] = []
+    waiting = [2]  # the first two notices written wait for each other
+    together, lock = threading.Barrier(2, timeout=10), threading.Lock()
+
+    def recorded(bucket: str, key: str, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            wait = key.startswith(notices) and waiting[0] > 0
+            waiting[0] -= wait
+        if wait:
+            together.wait()  # broken (the export fails) if the second waits after the first
+        result = put(bucket, key, *args, **kwargs)
+        with lock:
+            written.append(key)
+        return result
+
+    monkeypatch.setattr(store, "put_or_replace", recorded)
+    assert export_day(memory_deps, exporting(RELEASE_KEYS), DAY) == "done"
+    first = [k for k in written if k.startswith(names.register_key("x", "y").rsplit("/", 1)[0])]
+    residents = written[written.index(first[0]) : written.index(names.optout_page_key()) + 1]
+    assert sum(k.startswith(notices) for k in residents) > 2
+    assert residents[0] == first[0]  # the register, before anything else of its part
+    assert residents[-1] == names.optout_page_key()  # the opt-out page, after every other
+
+
 def test_a_new_release_rewrites_the_residents_pages_it_changed(
     memory_deps: Deps, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from citypipe.core.publish.datapackage import datapackage
@@ -60,6 +61,7 @@ def publish_metadata(deps: Deps) -> None:
 
 
 Files = dict[str, tuple[bytes, str]]
+PUT_CONCURRENCY = 16  # the metadata's files in flight at once, as a day's partials are read
 
 
 def _city_files(deps: Deps, opted_out: int) -> Files:
@@ -115,15 +117,33 @@ def _build(deps: Deps, ident: str, files: Callable[[], Files]) -> None:
     marker = deps.names.metadata_marker_key(ident)
     if _still_built(deps, marker):
         return
-    open_bucket = deps.names.bucket(Zone.OPEN)
-    etags = {  # each file tried again on its own: a build writes hundreds (a notice a
-        # sensor), and were the whole build tried again, some write would fail each time
-        key: retried(partial(deps.store.put_or_replace, open_bucket, key, body, content_type)).etag
-        for key, (body, content_type) in files().items()
-    }
+    written = _written(deps, list(files().items()))
     audit = deps.names.bucket(Zone.AUDIT)
-    written = [[key, etag] for key, etag in etags.items()]  # in the order written
     deps.store.put_or_replace(audit, marker, json_bytes(written), "application/json")
+
+
+def _written(deps: Deps, files: list[tuple[str, tuple[bytes, str]]]) -> list[list[str]]:
+    """Every file put, as [key, etag] in the order given: the first alone, then the ones
+    in between ``PUT_CONCURRENCY`` at a time (a build writes hundreds: a notice a sensor,
+    and a request waits on S3, not on the function's CPU), then the last alone, so that
+    ``_still_built``'s first and last files are the first and last written. Each file is
+    tried again on its own: were the whole build tried again, some write would fail each
+    time. A write that still fails is raised once those in flight are done."""
+    open_bucket = deps.names.bucket(Zone.OPEN)
+
+    def put(file: tuple[str, tuple[bytes, str]]) -> list[str]:
+        key, (body, content_type) = file
+        store = deps.store
+        return [
+            key,
+            retried(partial(store.put_or_replace, open_bucket, key, body, content_type)).etag,
+        ]
+
+    if len(files) <= 2:
+        return [put(file) for file in files]
+    first, *between, last = files
+    with ThreadPoolExecutor(min(PUT_CONCURRENCY, len(between))) as pool:
+        return [put(first), *pool.map(put, between), put(last)]
 
 
 def _still_built(deps: Deps, marker: str) -> bool:
