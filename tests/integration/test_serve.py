@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,6 @@ from citypipe.domain.limits import MAX_BODY_BYTES
 from citypipe.domain.model import Function, Zone
 from citypipe.service.kernel import Deps
 from citypipe_local import serve
-from citypipe_local.backends import Endpoint
 from citypipe_local.fakes import InMemoryKeyStore, InMemoryWebhookTokens
 from citypipe_local.serve import ServerOptions, WebhookServer
 
@@ -42,28 +41,6 @@ SENML = json.dumps(
     [{"bn": "urn:dev:mac:0024befffe800001/", "bt": T0, "bu": "count"}, {"n": "vehicles", "v": 7}]
 ).encode()
 PATH = "/ingest/traffic-counters/senml"
-
-
-@pytest.fixture
-def deps(embedded: Endpoint, fresh_stack: Callable[[Endpoint], tuple[Any, Deps]]) -> Deps:
-    return fresh_stack(embedded)[1]
-
-
-@pytest.fixture
-def tokens() -> InMemoryWebhookTokens:
-    store = InMemoryWebhookTokens()
-    for source in ("air-quality", "traffic-counters", "wifi-counters"):
-        store.mint(source)
-    return store
-
-
-@pytest.fixture
-def server(deps: Deps, tokens: InMemoryWebhookTokens) -> Iterator[WebhookServer]:
-    started = WebhookServer(deps, tokens, InMemoryKeyStore(), ServerOptions(port=0, timeout_s=5))
-    started.start()
-    yield started
-    started.shutdown()
-    started.server_close()
 
 
 def request(

@@ -8,40 +8,16 @@ import http.client
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
 from citypipe.domain.limits import MAX_OPTOUT_BYTES
 from citypipe.service.kernel import Deps
-from citypipe_local.backends import Endpoint
-from citypipe_local.fakes import InMemoryKeyStore, InMemoryWebhookTokens
-from citypipe_local.serve import ServerOptions, WebhookServer
+from citypipe_local.fakes import InMemoryWebhookTokens
+from citypipe_local.serve import WebhookServer
 
 ADDRESS = "5C:F7:E6:01:02:03"
 SPELLINGS = ("5c:f7:e6:01:02:03", "5cf7e6010203")
-
-
-@pytest.fixture
-def deps(embedded: Endpoint, fresh_stack: Callable[[Endpoint], tuple[Any, Deps]]) -> Deps:
-    return fresh_stack(embedded)[1]
-
-
-@pytest.fixture
-def tokens() -> InMemoryWebhookTokens:
-    store = InMemoryWebhookTokens()
-    store.mint("wifi-counters")
-    return store
-
-
-@pytest.fixture
-def server(deps: Deps, tokens: InMemoryWebhookTokens) -> Iterator[WebhookServer]:
-    started = WebhookServer(deps, tokens, InMemoryKeyStore(), ServerOptions(port=0, timeout_s=5))
-    started.start()
-    yield started
-    started.shutdown()
-    started.server_close()
 
 
 def send(server: WebhookServer, path: str, body: bytes, **headers: str) -> tuple[int, str, bytes]:
