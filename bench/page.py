@@ -12,8 +12,9 @@ BEGIN = "<!-- make bench: begin -->"
 END = "<!-- make bench: end -->"
 
 
-def splice(page: str | None, generated: str) -> str:
-    """``page`` with the text between its markers replaced by ``generated``.
+def splice(page: str | None, generated: str, begin: str = BEGIN, end: str = END) -> str:
+    """``page`` with the text between its markers (``begin``, ``end``) replaced by
+    ``generated``.
 
     Whatever stands before the begin marker and after the end marker is kept byte for
     byte. A page without either marker — none yet (``None``), or one written before the
@@ -21,15 +22,15 @@ def splice(page: str | None, generated: str) -> str:
     markers. A page with one marker, a marker twice, or the end before the begin is
     refused rather than guessed at: a wrong guess would overwrite the history.
     """
-    if BEGIN in generated or END in generated:
+    if begin in generated or end in generated:
         raise ValueError("the generated part must not hold the page's markers")
-    block = "\n".join((BEGIN, generated.strip("\n"), END))
-    if page is None or (BEGIN not in page and END not in page):
+    block = "\n".join((begin, generated.strip("\n"), end))
+    if page is None or (begin not in page and end not in page):
         return block + "\n"
-    begin, end = page.find(BEGIN), page.find(END)
-    if page.count(BEGIN) != 1 or page.count(END) != 1 or end < begin:
+    first, last = page.find(begin), page.find(end)
+    if page.count(begin) != 1 or page.count(end) != 1 or last < first:
         raise ValueError(
-            f"the page's markers are damaged: it needs one {BEGIN!r} followed by one "
-            f"{END!r} around the generated part"
+            f"the page's markers are damaged: it needs one {begin!r} followed by one "
+            f"{end!r} around the generated part"
         )
-    return page[:begin] + block + page[end + len(END) :]
+    return page[:first] + block + page[last + len(end) :]

@@ -593,6 +593,107 @@ def webhook_lines(path: dict[str, Any] | None) -> list[str]:
     ]
 
 
+# --- docs/deploy.md's cost tables, from the same run -------------------------------------------
+
+DEPLOY = ROOT / "docs" / "deploy.md"
+AWS_COSTS = ("<!-- make bench: aws costs begin -->", "<!-- make bench: aws costs end -->")
+SCW_COSTS = ("<!-- make bench: scaleway costs begin -->", "<!-- make bench: scaleway costs end -->")
+
+
+def aws_cost_table(results: dict[str, Any]) -> str:
+    """docs/deploy.md §10's table: the x1 day's batched drops beside the webhook path, per
+    million readings at AWS list prices, every figure this run's."""
+    day, path = results["cost"], results["webhook"]
+    hook, x1 = path["cost"], next(s for s in results["sizes"] if s["scale"] == 1)
+
+    def cell(size: dict[str, Any], count: str, item: str) -> str:
+        unit = " CPU-s" if count == "cpu_s_per_million" else ""
+        return f"{size[count]:,}{unit} → ${_money(size['aws_usd'][item])}"
+
+    def s3(size: dict[str, Any]) -> str:
+        puts, gets = size["s3_puts_per_million"], size["s3_gets_per_million"]
+        return f"{puts:,} + {gets:,} → ${_money(size['aws_usd']['s3'])}"
+
+    requests = path["requests"] / path["readings"] * 1e6
+    total, direct = hook["aws_usd"]["total"], path["direct_cost"]["aws_usd"]["total"]
+    return (
+        "\n".join(
+            [
+                "| per million readings | batched drops: the x1 day replayed "
+                f"({x1['readings']:,} readings) | a webhook request per hub message, buffered "
+                f"(decision 90): the x1 day's first {path['hours']:g} h via http "
+                f"({path['requests']:,} requests, {path['readings']:,} readings) |",
+                "|---|---|---|",
+                "| Lambda duration (CPU time) | "
+                f"{cell(day, 'cpu_s_per_million', 'compute')} | "
+                f"{cell(hook, 'cpu_s_per_million', 'compute')} |",
+                f"| Lambda requests | {cell(day, 'invocations_per_million', 'invocations')} | "
+                f"{cell(hook, 'invocations_per_million', 'invocations')} |",
+                f"| API Gateway (HTTP API) | — | {requests:,.0f} → "
+                f"${_money(hook['aws_usd']['gateway'])} |",
+                f"| S3 (PUT-class + GET-class) | {s3(day)} | {s3(hook)} |",
+                f"| SQS requests | {cell(day, 'sqs_requests_per_million', 'sqs')} | "
+                f"{cell(hook, 'sqs_requests_per_million', 'sqs')} |",
+                f"| **total** | **${_money(day['aws_usd']['total'])}** | **${_money(total)}** "
+                f"({path['cost_ratio']['aws']:.1f}x the same slice replayed directly, "
+                f"${_money(direct)}) |",
+            ]
+        )
+        + "\n"
+    )
+
+
+def scaleway_cost_table(results: dict[str, Any]) -> str:
+    """docs/deploy.md's Scaleway table: the same run at Scaleway Functions' list prices."""
+    day, path = results["cost"], results["webhook"]
+    hook = path["cost"]
+    gb_s = day["cpu_s_per_million"] * GB_S_PER_CPU_S["scaleway"]
+
+    def eur(size: dict[str, Any], item: str) -> str:
+        return f"€{_money(size['scaleway_eur'][item])}"
+
+    direct = path["direct_cost"]["scaleway_eur"]["total"]
+    return (
+        "\n".join(
+            [
+                "| per million readings | batched drops (the x1 day) | a webhook request per hub "
+                f"message, buffered (the x1 day's first {path['hours']:g} h) |",
+                "|---|---|---|",
+                f"| compute (CPU time) | {day['cpu_s_per_million']:g} CPU-s ≈ {gb_s:,.0f} GB-s → "
+                f"{eur(day, 'compute')} | {hook['cpu_s_per_million']:g} CPU-s → "
+                f"{eur(hook, 'compute')} |",
+                f"| requests | {day['invocations_per_million']:,} → {eur(day, 'invocations')} | "
+                f"{hook['invocations_per_million']:,} → {eur(hook, 'invocations')} |",
+                "| object storage requests | not billed | not billed |",
+                f"| **total** | **{eur(day, 'total')}** | **{eur(hook, 'total')}** "
+                f"({path['cost_ratio']['scaleway']:.0f}x the same slice replayed directly, "
+                f"€{_money(direct)}) |",
+            ]
+        )
+        + "\n"
+    )
+
+
+def _money(amount: float) -> str:
+    """An amount as a plain decimal (0.00001, never 1e-05), to five places at most."""
+    return f"{amount:.5f}".rstrip("0").rstrip(".") or "0"
+
+
+def splice_between(page: str, generated: str, markers: tuple[str, str]) -> str:
+    """``page`` with the text between ``markers`` replaced; a page without them is refused
+    (a hand-written page is never overwritten whole)."""
+    if not all(m in page for m in markers):
+        raise ValueError(f"the page has no {markers[0]!r} … {markers[1]!r}")
+    return splice(page, generated, *markers)
+
+
+def write_docs(results: dict[str, Any]) -> None:
+    """docs/benchmarks.md, and docs/deploy.md's cost tables, from this run's results."""
+    DOCS.write_text(splice(DOCS.read_text() if DOCS.exists() else None, markdown(results)))
+    page = splice_between(DEPLOY.read_text(), aws_cost_table(results), AWS_COSTS)
+    DEPLOY.write_text(splice_between(page, scaleway_cost_table(results), SCW_COSTS))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="citypipe benchmarks")
     parser.add_argument("--scales", default="0.25,1,4")
@@ -614,8 +715,11 @@ def main() -> None:
         big = ROOT / "bench" / "big.json"
         if big.exists():
             results["big"] = json.loads(big.read_text())
-        DOCS.write_text(splice(DOCS.read_text() if DOCS.exists() else None, markdown(results)))
-        print(f"wrote {DOCS.relative_to(ROOT)} and {args.results.relative_to(ROOT)}")
+        write_docs(results)
+        print(
+            f"wrote {DOCS.relative_to(ROOT)}, {DEPLOY.relative_to(ROOT)} and "
+            f"{args.results.relative_to(ROOT)}"
+        )
 
 
 def measure(work: Path, scales: list[float], backend: str, quick: bool) -> dict[str, Any]:

@@ -44,8 +44,6 @@ AWS_GB_S, AWS_REQUEST = 0.0000133334, 0.20 / 1e6
 AWS_PUT, AWS_GET, AWS_SQS = 0.0054 / 1000, 0.00043 / 1000, 0.40 / 1e6
 SCW_GB_S, SCW_REQUEST = 1.20 / 100_000, 0.15 / 1e6
 GB_S_PER_CPU_S = {"aws": 1.769, "scaleway": 1.829}
-WEBHOOK_USD_PER_MILLION = 19.0  # docs/deploy.md: one webhook request per hub payload
-WEBHOOK_S3_PER_REQUEST = 6  # docs/deploy.md: 3 objects + 3 lineage records a request
 # The city file read at every cold start, CPU seconds (min of 3; x100: once), measured on
 # 2026-12-07 at load 25-30 on the shared 2-core machine: devices in the registry -> CPU-s
 CITY_FILE_LOAD = {1: (340, 0.022), 4: (1_360, 0.083), 14: (4_760, 0.355), 100: (34_000, 3.57)}
@@ -59,6 +57,20 @@ def measured() -> dict[float, dict[str, Any]]:
             if size["scale"] >= 1:
                 days[size["scale"]] = size
     return days
+
+
+def webhook_extra() -> dict[str, float]:
+    """Per million readings, what the buffered webhook (a request per hub message, decision
+    0090) cost beyond the same slice replayed directly, as ``make bench`` measured it (its
+    webhook path): USD at AWS prices, EUR at Scaleway's, PUT-class requests. The slice's own
+    fixed costs (its export's metadata) are in both and cancel out."""
+    path = json.loads((ROOT / "bench" / "results.json").read_text())["webhook"]
+    hook, direct = path["cost"], path["direct_cost"]
+    return {
+        "usd": hook["aws_usd"]["total"] - direct["aws_usd"]["total"],
+        "eur": hook["scaleway_eur"]["total"] - direct["scaleway_eur"]["total"],
+        "puts": hook["s3_puts_per_million"] - direct["s3_puts_per_million"],
+    }
 
 
 def calls(usage: dict[str, Any], kinds: set[str]) -> int:
@@ -149,7 +161,8 @@ def stage_table(city: dict[str, Any]) -> list[str]:
 
 def rates(city: dict[str, Any]) -> dict[str, float]:
     """Object-store requests a second at the peak, every stage's in one prefix (the worst
-    case: the stages write different buckets and prefixes), and the webhook path's."""
+    case: the stages write different buckets and prefixes), and with the buffered webhook's
+    batches besides."""
     stages = city["stages"].values()
     puts = sum(s["puts"] for s in stages) / DAY_S * PEAK
     gets = sum(s["gets"] for s in stages) / DAY_S * PEAK
@@ -158,15 +171,15 @@ def rates(city: dict[str, Any]) -> dict[str, float]:
         "puts": puts,
         "gets": gets,
         "messages_peak": messages_peak,
-        "webhook_puts": messages_peak * WEBHOOK_S3_PER_REQUEST,
+        "webhook_puts": puts + city["readings"] / DAY_S * PEAK * webhook_extra()["puts"] / 1e6,
     }
 
 
 def rates_table(city: dict[str, Any]) -> list[str]:
     r = rates(city)
     return [
-        "| at the peak hour (3x the mean), a second | batched (as measured) | one webhook "
-        "request per hub message | AWS S3, per prefix | Scaleway, per bucket |",
+        "| at the peak hour (3x the mean), a second | batched (as measured) | a buffered "
+        "webhook request per hub message | AWS S3, per prefix | Scaleway, per bucket |",
         "|---|---|---|---|---|",
         f"| hub messages | {_f(r['messages_peak'])} | {_f(r['messages_peak'])} | | |",
         f"| PUT-class requests | {r['puts']:.2f} | {_f(r['webhook_puts'])} | "
@@ -192,17 +205,18 @@ def monthly(city: dict[str, Any]) -> dict[str, dict[str, float]]:
         "compute": cpu * GB_S_PER_CPU_S["scaleway"] * SCW_GB_S,
         "invocations": invocations * SCW_REQUEST,
     }
-    webhook = city["readings"] * DAYS_A_MONTH / 1e6 * WEBHOOK_USD_PER_MILLION
+    millions, extra = city["readings"] * DAYS_A_MONTH / 1e6, webhook_extra()
     return {
         "aws": aws | {"total": sum(aws.values())},
         "scaleway": scw | {"total": sum(scw.values())},
-        "webhook_aws": {"total": webhook},
+        "webhook_aws": {"total": sum(aws.values()) + millions * extra["usd"]},
+        "webhook_scaleway": {"total": sum(scw.values()) + millions * extra["eur"]},
         "usage": {"cpu_s": cpu, "invocations": invocations, "puts": puts, "gets": gets},
     }
 
 
 def cost_table(city: dict[str, Any]) -> list[str]:
-    m = monthly(city)
+    m, extra = monthly(city), webhook_extra()
     aws, scw = m["aws"], m["scaleway"]
     return [
         "| a month (30 days) | compute | invocations | object store | queues | total |",
@@ -211,9 +225,11 @@ def cost_table(city: dict[str, Any]) -> list[str]:
         f"{aws['s3']:.2f} | {aws['sqs']:.2f} | **{aws['total']:.2f}** |",
         f"| Scaleway, batched (EUR) | {scw['compute']:.2f} | {scw['invocations']:.2f} | "
         f"not billed | not billed | **{scw['total']:.2f}** |",
-        f"| AWS, one webhook request per hub message (USD, docs/deploy.md's "
-        f"${WEBHOOK_USD_PER_MILLION:g} per million readings) | | | | | "
+        f"| AWS, a buffered webhook request per hub message (USD: batched, plus the "
+        f"measured webhook path's ${extra['usd']:.2f} per million readings) | | | | | "
         f"**{_f(m['webhook_aws']['total'])}** |",
+        f"| Scaleway, the same (EUR: batched, plus €{extra['eur']:.3f} per million "
+        f"readings) | | | | | **{_f(m['webhook_scaleway']['total'])}** |",
     ]
 
 

@@ -1,16 +1,22 @@
-"""The page `make bench` writes: a run replaces the figures between the page's markers and
+"""The pages `make bench` writes: a run replaces the figures between the page's markers and
 keeps the rest — the history of earlier measurements — byte for byte (``bench/page.py``,
-called by ``bench/run.py``; tested here without a ten-minute run)."""
+called by ``bench/run.py``; tested here without a ten-minute run); and the committed pages
+(docs/benchmarks.md, docs/deploy.md's cost tables and the figures its prose quotes) are the
+committed run's (bench/results.json)."""
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
+import run  # noqa: E402  (bench/run.py: the arithmetic, and the pages it writes)
 from page import BEGIN, END, splice  # noqa: E402  (bench/ is scripts, not a package)
 
 HISTORY = "\n## History\n\n### 0071. Export streams a day\n\nx14 1,541 → 216 MB.\n"
@@ -106,3 +112,102 @@ def test_the_committed_page_keeps_its_history_through_a_run() -> None:
     # Then the history is the same bytes and the old figures are gone
     assert spliced.split(END, 1)[1] == history
     assert spliced.split(BEGIN, 1)[1].split(END, 1)[0] == f"\n{NEW_RUN.rstrip()}\n"
+
+
+# --- the committed pages hold the committed run's figures ------------------------------------
+
+
+def _committed_results() -> dict[str, Any]:
+    results: dict[str, Any] = json.loads((ROOT / "bench" / "results.json").read_text())
+    big = ROOT / "bench" / "big.json"
+    if big.exists():
+        results["big"] = json.loads(big.read_text())
+    return results
+
+
+def _between(page: str, begin: str, end: str) -> str:
+    return page.split(begin, 1)[1].split(end, 1)[0].strip("\n") + "\n"
+
+
+def test_the_benchmarks_page_is_the_committed_runs_figures() -> None:
+    """docs/benchmarks.md's generated part is bench/run.py's page of bench/results.json:
+    a figure edited by hand, or a run whose results were not committed, fails here."""
+    committed = (ROOT / "docs" / "benchmarks.md").read_text()
+    assert _between(committed, BEGIN, END) == run.markdown(_committed_results())
+
+
+def test_the_deploy_guides_cost_tables_are_the_committed_runs_arithmetic() -> None:
+    deploy = run.DEPLOY.read_text()
+    results = _committed_results()
+    assert _between(deploy, *run.AWS_COSTS) == run.aws_cost_table(results)
+    assert _between(deploy, *run.SCW_COSTS) == run.scaleway_cost_table(results)
+
+
+def test_a_deploy_guide_without_its_markers_is_refused_not_overwritten() -> None:
+    with pytest.raises(ValueError, match="no"):
+        run.splice_between("# a hand-written page\n", "| a | table |\n", run.AWS_COSTS)
+
+
+def _webhook() -> dict[str, Any]:
+    webhook: dict[str, Any] = _committed_results()["webhook"]
+    return webhook
+
+
+PER_REQUEST_USD = run.AWS["http_request"] + run.AWS["lambda_request"] + run.AWS["sqs_request"]
+
+
+@pytest.mark.parametrize(
+    ("quoted", "holds"),
+    [
+        ("$1.60 per million requests", lambda w: round(PER_REQUEST_USD * 1e6, 2) == 1.60),
+        (
+            "about $0.76 per million\n  readings",
+            lambda w: round(PER_REQUEST_USD * w["requests"] / w["readings"] * 1e6, 2) == 0.76,
+        ),
+        ("2.1 readings a request", lambda w: round(w["readings"] / w["requests"], 1) == 2.1),
+        (
+            "more than twice the direct slice",
+            lambda w: (
+                PER_REQUEST_USD * w["requests"] / w["readings"] * 1e6
+                > 2 * w["direct_cost"]["aws_usd"]["total"]
+            ),
+        ),
+        (
+            "over a hundred times a steady day's batched drops",
+            lambda w: (
+                PER_REQUEST_USD * w["requests"] / w["readings"] * 1e6
+                > 100 * _committed_results()["cost"]["aws_usd"]["total"]
+            ),
+        ),
+        (
+            "about €0.07 per million readings",
+            lambda w: (
+                round(run.SCALEWAY["request"] * w["requests"] / w["readings"] * 1e6, 2) == 0.07
+            ),
+        ),
+        (
+            "an order of magnitude\n  above the direct slice",
+            lambda w: (
+                run.SCALEWAY["request"] * w["requests"] / w["readings"] * 1e6
+                >= 10 * w["direct_cost"]["scaleway_eur"]["total"]
+            ),
+        ),
+    ],
+)
+def test_the_figures_the_deploy_guide_quotes_hold_for_the_committed_run(
+    quoted: str, holds: Callable[[dict[str, Any]], bool]
+) -> None:
+    assert quoted in run.DEPLOY.read_text()
+    assert holds(_webhook())
+
+
+def test_a_batched_city_of_a_million_readings_a_day_stays_in_scaleways_free_tier() -> None:
+    """docs/deploy.md: "A city of a million readings a day in batched drops … stays within
+    the monthly free tier of Functions (through the webhook … its invocations alone pass
+    the free million requests)"; Scaleway's free tier: 1 M requests, 400,000 GB-s a month."""
+    assert "stays within the monthly free tier of Functions" in run.DEPLOY.read_text()
+    results, month = _committed_results(), 30  # a million readings a day: 30 M a month
+    day = results["cost"]
+    assert day["invocations_per_million"] * month < 1_000_000
+    assert day["cpu_s_per_million"] * run.GB_S_PER_CPU_S["scaleway"] * month < 400_000
+    assert results["webhook"]["cost"]["invocations_per_million"] * month > 1_000_000
