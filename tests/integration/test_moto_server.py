@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from moto import mock_aws
 
 from citypipe_local.backends.embedded import embedded
@@ -85,3 +88,42 @@ def test_queue_attributes_are_moto_s_own(served: dict[str, dict[str, str]]) -> N
     assert served["redriving"]["ApproximateNumberOfMessagesNotVisible"] == "10"
     assert served["redriving"]["ApproximateNumberOfMessages"] == "15"
     assert served["fifo"]["ApproximateNumberOfMessages"] == "25"  # the resend deduplicated
+
+
+def test_a_connection_is_kept_alive_across_requests_and_answers_each() -> None:
+    """One TCP connection carries request after request (werkzeug's development server
+    closed each after its answer), a request with a body the application never reads
+    included: its bytes are drained, not taken for the next request line."""
+    with embedded(REGION) as endpoint:
+        url = urllib.parse.urlsplit(endpoint.settings.endpoint_url)
+        connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=10)
+        answers = []
+        for body in (None, b"x" * 70_000, None):  # the body goes to a path nobody reads
+            connection.request("POST" if body else "GET", "/moto-api/data.json", body=body)
+            response = connection.getresponse()
+            answers.append((response.status, response.getheader("connection"), response.read()))
+        sock = connection.sock
+        connection.request("GET", "/moto-api/data.json")
+        assert connection.sock is sock  # the same connection, not a new one
+        assert connection.getresponse().status == 200
+        connection.close()
+    assert [status for status, _, _ in answers][::2] == [200, 200]
+    assert all(keep != "close" for _, keep, _ in answers)
+
+
+def test_an_empty_object_is_written_though_botocore_expects_a_continue() -> None:
+    """botocore sends ``Expect: 100-continue`` on every PutObject; an empty body (an
+    opt-out's marker object) must not leave the request waiting for one."""
+    with embedded(REGION) as endpoint:
+        backend = endpoint.settings
+        s3 = boto3.client(
+            "s3",
+            region_name=REGION,
+            endpoint_url=backend.endpoint_url,
+            aws_access_key_id=backend.access_key_id,
+            aws_secret_access_key=backend.secret_access_key,
+            config=Config(read_timeout=10, retries={"max_attempts": 1}),
+        )
+        s3.create_bucket(Bucket="empty", CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.put_object(Bucket="empty", Key="marker", Body=b"", IfNoneMatch="*")
+        assert s3.get_object(Bucket="empty", Key="marker")["Body"].read() == b""
