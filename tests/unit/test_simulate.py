@@ -19,8 +19,10 @@ from citypipe.core.ingest import Normalized, normalize
 from citypipe.core.people import capped_counts, contributions
 from citypipe.core.pseudonyms import day_keys
 from citypipe.domain.city import City, load_city
+from citypipe.service.edge import Inbound, Route, prepare
+from citypipe.service.kernel import Deps
 from citypipe_local.fakes import InMemoryKeyStore
-from citypipe_local.replay import payloads_of
+from citypipe_local.replay import decoded, edge_batches, payloads_of, taken
 from citypipe_local.simulate import SimulationSummary, scaled_city, simulate
 
 CITY_FILE = Path(__file__).resolve().parents[2] / "infra" / "cities" / "velden.yaml"
@@ -218,3 +220,23 @@ def test_a_scaled_citys_hubs_send_readings_the_pipeline_accepts(tmp_path: Path) 
     )
     sensors = {row["sensor"] for r in results for row in r.records()}
     assert any(sensor.endswith("-c1") for sensor in sensors)
+
+
+def test_the_replays_bridge_hands_the_edge_each_message_as_it_is_decoded(
+    run: tuple[Path, SimulationSummary], memory_deps: Deps
+) -> None:
+    # Given the captures of every hub, merged into one batch as the replay's bridges send it
+    out, _ = run
+    lines = next(edge_batches(out, 1 << 62))
+    keys = InMemoryKeyStore()
+    # When the edge prepares it from the decoded list, and from the messages taken one at a
+    # time from the batch (a worker's copy of it), each decoded as the edge asks for it
+    listed = prepare(memory_deps, keys, Inbound(payloads_of(lines), Route.REPLAY))
+    batch = list(lines)
+    taken_one_by_one = prepare(memory_deps, keys, Inbound(decoded(taken(batch)), Route.REPLAY))
+    # Then the edge would write the very same: identity, raw objects byte for byte, counts
+    # and quarantine rows; and the batch is let go as it is read
+    assert batch == []
+    assert taken_one_by_one.ident == listed.ident
+    assert taken_one_by_one.write.outcome == listed.write.outcome
+    assert listed.normalized.payloads == len(lines) and listed.write.outcome.outputs

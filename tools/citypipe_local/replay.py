@@ -169,8 +169,12 @@ def edge_batches(input_dir: Path, batch: int) -> Iterator[Captures]:
 def payloads_of(lines: Iterable[bytes | tuple[str, bytes, int]]) -> list[Payload]:
     """Captured messages as the edge receives them: format and line number in its capture
     file (where given: a quarantine row names that line), body, arrival, topic, headers."""
-    payloads: list[Payload] = []
-    append, loads, no_headers = payloads.append, orjson.loads, Context(0).headers
+    return list(decoded(lines))
+
+
+def decoded(lines: Iterable[bytes | tuple[str, bytes, int]]) -> Iterator[Payload]:
+    """``payloads_of`` one at a time, each decoded as it is asked for."""
+    loads, no_headers = orjson.loads, Context(0).headers
     for position, item in enumerate(lines, start=1):
         fmt, line, number = item if isinstance(item, tuple) else (None, item, position)
         envelope = loads(line)
@@ -180,18 +184,28 @@ def payloads_of(lines: Iterable[bytes | tuple[str, bytes, int]]) -> list[Payload
         if headers:
             headers = {k.lower(): v for k, v in headers.items()}
         ctx = Context(float(envelope["at"]), envelope.get("topic"), headers or no_headers)
-        append(Payload(data, ctx, number, fmt=FORMATS[fmt] if fmt else None))
-    return payloads
+        yield Payload(data, ctx, number, fmt=FORMATS[fmt] if fmt else None)
+
+
+def taken(items: list[T]) -> Iterator[T]:
+    """The items of a list in order, each let go by the list as it is taken: the list is
+    empty once they all are."""
+    items.reverse()
+    while items:
+        yield items.pop()
 
 
 def play_batch(deps: Deps, keys: KeyStore, lines: Captures) -> int:
     """One batch of captured messages (of any hub formats) through the edge, as a bridge
-    sends it. Returns the payloads it held. A bridge retries a batch that failed: the edge
-    writes it once."""
+    sends it; ``lines`` is consumed (left empty). Returns the payloads it held. A bridge
+    retries a batch that failed (with its own copy of it: the worker's is consumed): the
+    edge writes it once. Each message is decoded as the edge takes it and let go: a
+    batch's messages, their decoded payloads and what the edge makes of them are never all
+    held at once."""
     with paused():  # as the edge's admit, from the envelopes decoded on (decision 72)
-        payloads = payloads_of(lines)
-        admit(deps, keys, Inbound(payloads, Route.REPLAY))
-    return len(payloads)
+        messages: Iterator[tuple[str, bytes, int]] = taken(lines)
+        admitted = admit(deps, keys, Inbound(decoded(messages), Route.REPLAY))
+    return admitted.normalized.payloads
 
 
 def push(deps: Deps, keys: KeyStore, input_dir: Path, batch: int) -> int:
@@ -202,7 +216,8 @@ def push(deps: Deps, keys: KeyStore, input_dir: Path, batch: int) -> int:
 
 
 def edge_worker(lines: Captures) -> int:
-    """``play_batch`` in a worker process, on its own composition (as a bridge has)."""
+    """``play_batch`` in a worker process, on its own composition (as a bridge has); the
+    batch sent is the worker's copy, consumed as it is played."""
     return play_batch(*worker_composition(), lines)
 
 

@@ -309,6 +309,9 @@ def _serve(conn: Connection, init: tuple[Any, ...]) -> None:
             answer: tuple[bool, Any] = (True, fn(*args))
         except Exception as exc:  # the caller's to handle, as a Lambda error is
             answer = (False, exc)
+        # the call's arguments let go before its answer is sent and the next call is read:
+        # a worker never holds one call's inputs (a bridge's batch) beside the next one's
+        task = fn = args = None
         try:
             conn.send(answer)
         except (pickle.PicklingError, TypeError, AttributeError):  # an exception not picklable

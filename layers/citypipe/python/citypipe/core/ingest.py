@@ -180,9 +180,11 @@ def _second(second: int) -> str:
     return f"{_day_text(days)}T{hours:02d}:{minutes:02d}:{seconds:02d}"
 
 
-@lru_cache(maxsize=65536)  # a batch's readings share their times
 def iso_utc(at: float) -> str:
-    """Epoch seconds as ISO 8601 in UTC with microseconds (byte-stable, 4-digit year)."""
+    """Epoch seconds as ISO 8601 in UTC with microseconds (byte-stable, 4-digit year). Not
+    cached beyond a batch (``_Batch.moments``): a cache kept across batches would hold
+    tens of thousands of a batch's strings, each keeping the memory around it from being
+    given back once the batch is written."""
     micros = round(at * 1_000_000)
     second, micro = divmod(micros, 1_000_000)
     return f"{_second(second)}.{micro:06d}Z"

@@ -28,7 +28,7 @@ records what it prepared in its journal between ``prepare`` and ``commit``
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -80,8 +80,10 @@ class Inbound:
     """What reaches the edge, whatever the route: a batch of payloads, and what the route
     vouches for.
 
-    ``fmt``: the payloads' hub format, or None where each payload names its own (a bridge
-    or a replay batching several hubs); ``only_source``: the one source the sender was
+    ``payloads``: read once, in order (a sender may decode each as the edge takes it, so a
+    batch's payloads are never all held beside what the edge makes of them); ``fmt``: the
+    payloads' hub format, or None where each payload names its own (a bridge or a replay
+    batching several hubs); ``only_source``: the one source the sender was
     authenticated for (a webhook's token: readings of other sources' devices are
     quarantined, ``wrong_source``); ``identity``: the batch's id where the route has one
     (a drop's), else None (its content's); ``prior``: readings a long-running edge wrote in
@@ -89,7 +91,7 @@ class Inbound:
     where the sender keeps its own journal of what it wrote (two of the bridge's batches
     that normalize alike are two)."""
 
-    payloads: Sequence[Payload]
+    payloads: Iterable[Payload]
     route: Route
     fmt: Format | None = None
     only_source: str | None = None
@@ -149,8 +151,9 @@ def prepare(deps: Deps, keys: KeyStore | None, inbound: Inbound) -> EdgeBatch:
             backfill=inbound.route in BACKFILLS, opt_outs=opt_outs,
             withdrawn=withdrawn_sources(deps),
         )  # fmt: skip
-        bodies = _bodies(normalized)
-    ident = inbound.identity or content_id(normalized, bodies, inbound.salt)
+        digest = _content_digest(inbound.salt)
+        bodies = _bodies(normalized, None if inbound.identity else digest)
+    ident = inbound.identity or content_id(normalized, digest)
     for row in normalized.quarantine:  # which route a refused payload came by
         row["route"] = inbound.route.value
     name = inbound.fmt.name if inbound.fmt is not None else "mixed"
@@ -209,19 +212,27 @@ def admit(
         return Admitted(batch.normalized, duplicate=written is None, counts=counts)
 
 
-def _bodies(normalized: Normalized) -> list[tuple[Partition, bytes]]:
-    """Each (source, day)'s raw records as columns, in partition order."""
-    return [
-        (p, raw_columns(rows, RAW_FIELDS)) for p, rows in sorted(normalized.by_partition.items())
-    ]
+def _bodies(normalized: Normalized, digest: hashlib._Hash | None) -> list[tuple[Partition, bytes]]:
+    """Each (source, day)'s raw records as columns, in partition order, compressed: one
+    partition's uncompressed columns at a time, hashed into ``digest`` (the batch's content
+    identity, where it has none of its own) before they are let go."""
+    bodies = []
+    for partition, rows in sorted(normalized.by_partition.items()):
+        text = raw_columns(rows, RAW_FIELDS)
+        if digest is not None:
+            digest.update(repr(partition).encode())
+            digest.update(text)
+        bodies.append((partition, gz(text, RAW_GZIP_LEVEL)))
+        del text  # before the next partition's are made
+    return bodies
 
 
 def _outcome(
     names: StackNames, normalized: Normalized, ident: str, bodies: list[tuple[Partition, bytes]]
 ) -> Outcome:
     outputs = [
-        raw_output(names, partition, ident, text, len(normalized.by_partition[partition]))
-        for partition, text in bodies
+        _raw_object(names, partition, ident, body, len(normalized.by_partition[partition]))
+        for partition, body in bodies
     ]
     return Outcome(
         outputs=outputs,
@@ -240,13 +251,20 @@ def raw_output(
     names: StackNames, partition: Partition, ident: str, text: bytes, records: int
 ) -> Output:
     """A batch's raw object of one source and day: its columns (``text``), told to anonymize."""
+    return _raw_object(names, partition, ident, gz(text, RAW_GZIP_LEVEL), records)
+
+
+def _raw_object(
+    names: StackNames, partition: Partition, ident: str, body: bytes, records: int
+) -> Output:
+    """``raw_output`` of columns compressed already (``body``)."""
     source, day = partition
     return Output(
         zone=Zone.RAW,
         key=names.data_key(
             Zone.RAW, datetime.fromtimestamp(day, UTC), source, ident, RAW_EXTENSION
         ),
-        body=gz(text, RAW_GZIP_LEVEL),
+        body=body,
         records=records,
         format=RAW_EXTENSION,
         content_type="application/json",
@@ -254,16 +272,17 @@ def raw_output(
     )
 
 
-def content_id(
-    normalized: Normalized, bodies: list[tuple[Partition, bytes]], salt: str = ""
-) -> str:
-    """A batch's identity: what normalization made of it (the quarantine rows name their
-    adapters), the digest of what it refused (shapes alone would make two refused payloads
-    of one shape one batch), and ``salt`` where the sender makes each batch unique itself."""
-    digest = hashlib.sha256(salt.encode())
-    for partition, text in bodies:
-        digest.update(repr(partition).encode())
-        digest.update(text)
+def _content_digest(salt: str) -> hashlib._Hash:
+    """Where a batch's content identity begins: ``salt``, where the sender makes each batch
+    unique itself; ``_bodies`` adds each partition's columns, ``content_id`` the rest."""
+    return hashlib.sha256(salt.encode())
+
+
+def content_id(normalized: Normalized, digest: hashlib._Hash) -> str:
+    """A batch's identity: what normalization made of it — its columns (in ``digest``
+    already: ``_bodies``), its quarantine rows (they name their adapters) — the digest of
+    what it refused (shapes alone would make two refused payloads of one shape one batch),
+    and the salt ``digest`` began with."""
     digest.update(
         jsonl({k: v for k, v in row.items() if k not in WHERE} for row in normalized.quarantine)
     )
