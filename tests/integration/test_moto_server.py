@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import resource
+import socket
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +15,7 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
+from citypipe_local.backends import Endpoint
 from citypipe_local.backends.embedded import embedded
 
 REGION = "eu-central-1"
@@ -67,18 +70,22 @@ def _queues(sqs: Any) -> dict[str, dict[str, str]]:
     return answers
 
 
+def _client(service: str, endpoint: Endpoint, config: Config | None = None) -> Any:
+    backend = endpoint.settings
+    return boto3.client(
+        service,
+        region_name=REGION,
+        endpoint_url=backend.endpoint_url,
+        aws_access_key_id=backend.access_key_id,
+        aws_secret_access_key=backend.secret_access_key,
+        config=config,
+    )
+
+
 @pytest.fixture(scope="module")
 def served() -> Iterator[dict[str, dict[str, str]]]:
     with embedded(REGION) as endpoint:
-        backend = endpoint.settings
-        sqs = boto3.client(
-            "sqs",
-            region_name=REGION,
-            endpoint_url=backend.endpoint_url,
-            aws_access_key_id=backend.access_key_id,
-            aws_secret_access_key=backend.secret_access_key,
-        )
-        yield _queues(sqs)
+        yield _queues(_client("sqs", endpoint))
 
 
 def test_queue_attributes_are_moto_s_own(served: dict[str, dict[str, str]]) -> None:
@@ -115,15 +122,22 @@ def test_an_empty_object_is_written_though_botocore_expects_a_continue() -> None
     """botocore sends ``Expect: 100-continue`` on every PutObject; an empty body (an
     opt-out's marker object) must not leave the request waiting for one."""
     with embedded(REGION) as endpoint:
-        backend = endpoint.settings
-        s3 = boto3.client(
-            "s3",
-            region_name=REGION,
-            endpoint_url=backend.endpoint_url,
-            aws_access_key_id=backend.access_key_id,
-            aws_secret_access_key=backend.secret_access_key,
-            config=Config(read_timeout=10, retries={"max_attempts": 1}),
-        )
+        s3 = _client("s3", endpoint, Config(read_timeout=10, retries={"max_attempts": 1}))
         s3.create_bucket(Bucket="empty", CreateBucketConfiguration={"LocationConstraint": REGION})
         s3.put_object(Bucket="empty", Key="marker", Body=b"", IfNoneMatch="*")
         assert s3.get_object(Bucket="empty", Key="marker")["Body"].read() == b""
+
+
+def test_many_idle_kept_alive_connections_do_not_shut_the_server() -> None:
+    """Every worker's pool keeps its connections open: a replay at its highest concurrency
+    holds ~1,300. The server still answers with more than that open and idle."""
+    with embedded(REGION) as endpoint:
+        url = urllib.parse.urlsplit(endpoint.settings.endpoint_url)
+        many = min(1_500, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 200)  # this process's
+        idle = [socket.create_connection((url.hostname, url.port)) for _ in range(many)]
+        try:
+            s3 = _client("s3", endpoint, Config(read_timeout=10, retries={"max_attempts": 1}))
+            assert s3.list_buckets()["Buckets"] == []
+        finally:
+            for connection in idle:
+                connection.close()

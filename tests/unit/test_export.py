@@ -12,6 +12,7 @@ import fcntl
 import io
 import json
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -786,28 +787,38 @@ def test_the_metadata_s_files_between_the_first_and_last_are_written_concurrentl
     store, names = memory_deps.store, memory_deps.names
     notices = names.notice_key("x").rsplit("/", 1)[0]
     put = store.put_or_replace
-    written: list[str] = []
+    events: list[tuple[str, str]] = []  # ("start" | "end", key), in the order they happened
     waiting = [2]  # the first two notices written wait for each other
     together, lock = threading.Barrier(2, timeout=10), threading.Lock()
 
     def recorded(bucket: str, key: str, *args: Any, **kwargs: Any) -> Any:
         with lock:
+            events.append(("start", key))
             wait = key.startswith(notices) and waiting[0] > 0
             waiting[0] -= wait
         if wait:
             together.wait()  # broken (the export fails) if the second waits after the first
+        else:
+            time.sleep(0.005)  # a round trip: the others in flight while one is written
         result = put(bucket, key, *args, **kwargs)
         with lock:
-            written.append(key)
+            events.append(("end", key))
         return result
 
     monkeypatch.setattr(store, "put_or_replace", recorded)
     assert export_day(memory_deps, exporting(RELEASE_KEYS), DAY) == "done"
-    first = [k for k in written if k.startswith(names.register_key("x", "y").rsplit("/", 1)[0])]
-    residents = written[written.index(first[0]) : written.index(names.optout_page_key()) + 1]
+    begun = [key for kind, key in events if kind == "start"]
+    first = [k for k in begun if k.startswith(names.register_key("x", "y").rsplit("/", 1)[0])]
+    residents = begun[begun.index(first[0]) : begun.index(names.optout_page_key()) + 1]
     assert sum(k.startswith(notices) for k in residents) > 2
     assert residents[0] == first[0]  # the register, before anything else of its part
     assert residents[-1] == names.optout_page_key()  # the opt-out page, after every other
+    # written alone: the first finished before any other of its part began, the last
+    # began once every other had finished
+    first_done = events.index(("end", residents[0]))
+    last_begun = events.index(("start", residents[-1]))
+    assert all(events.index(("start", key)) > first_done for key in residents[1:])
+    assert all(events.index(("end", key)) < last_begun for key in residents[:-1])
 
 
 def test_a_new_release_rewrites_the_residents_pages_it_changed(

@@ -14,8 +14,8 @@ from unit_support import NOW
 from citypipe.core.aggregate import cells, merge_partials, partial_of
 from citypipe.core.anonymize import anonymize_records
 from citypipe.core.decode import csv_payloads
-from citypipe.core.formats import FORMATS
-from citypipe.core.ingest import Normalized, normalize
+from citypipe.core.formats import FORMATS, Context
+from citypipe.core.ingest import Normalized, Payload, normalize
 from citypipe.core.people import capped_counts, contributions
 from citypipe.core.pseudonyms import day_keys
 from citypipe.domain.city import City, load_city
@@ -240,3 +240,52 @@ def test_the_replays_bridge_hands_the_edge_each_message_as_it_is_decoded(
     assert taken_one_by_one.ident == listed.ident
     assert taken_one_by_one.write.outcome == listed.write.outcome
     assert listed.normalized.payloads == len(lines) and listed.write.outcome.outputs
+
+
+def test_an_inbound_read_once_cannot_be_prepared_again(
+    run: tuple[Path, SimulationSummary], memory_deps: Deps
+) -> None:
+    """An ``Inbound`` built on an iterator is spent after one ``prepare``: a second would
+    admit an empty batch and write its lineage, so it is refused."""
+    out, _ = run
+    lines = next(edge_batches(out, 50))
+    inbound = Inbound(decoded(taken(list(lines))), Route.REPLAY)
+    keys = InMemoryKeyStore()
+    assert prepare(memory_deps, keys, inbound).normalized.payloads == len(lines)
+    with pytest.raises(ValueError, match="read once"):
+        prepare(memory_deps, keys, inbound)
+    listed = Inbound(payloads_of(lines), Route.REPLAY)  # a list may be read again
+    assert prepare(memory_deps, keys, listed).ident == prepare(memory_deps, keys, listed).ident
+
+
+PINNED_BATCH = [  # a reading of aq-101 (SenML), a reading it refuses, a body that is no JSON
+    json.dumps(
+        [
+            {"bn": "2001:db8:7e1d::65/", "bt": 1780308000, "bu": "ug/m3"},
+            {"n": "no2", "v": 21.5},
+            {"n": "no2", "v": "high"},
+        ]
+    ).encode(),
+    b"{not json",
+]
+
+
+@pytest.mark.parametrize(
+    ("salt", "ident"),
+    [
+        ("", "20f56bd8c2be961237cb9268"),  # as computed before decision 107 (b36bef5)
+        ("bridge-7", "ccd488921876acdaf419c88e"),
+    ],
+)
+def test_a_batchs_content_identity_is_pinned(memory_deps: Deps, salt: str, ident: str) -> None:
+    """A batch without an identity of its own is known by its content: a retried batch
+    is recognised by it, so a change that re-keys it (what is hashed, or in what order)
+    would write every batch retried across the change twice. Pinned: a reading, a refused
+    reading and a refused body (quarantine rows), with and without a sender's salt."""
+    payloads = [
+        Payload(body, Context(1780308060.0), number, fmt=FORMATS["senml"])
+        for number, body in enumerate(PINNED_BATCH, start=1)
+    ]
+    batch = prepare(memory_deps, None, Inbound(payloads, Route.REPLAY, salt=salt))
+    assert batch.normalized.quarantine and batch.write.outcome.outputs
+    assert batch.ident == ident

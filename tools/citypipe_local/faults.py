@@ -124,6 +124,12 @@ class FaultInjector:
             session.register("response-received", self._response_received)
             self._installed = True
 
+    def _count(self, kind: str) -> None:
+        """A fault injected, counted (requests run in many threads at once: claims, the
+        metadata's files)."""
+        with self._lock:
+            self.injected[kind] += 1
+
     def _chance(self, share: float) -> bool:
         with self._lock:
             return share > 0 and self.rng.random() < share
@@ -131,11 +137,11 @@ class FaultInjector:
     def _before_send(self, **event: Any) -> AWSResponse | None:
         request = event["request"]
         if POISON_MARK in request.url:
-            self.injected["poison"] += 1
+            self._count("poison")
             raise PoisonError("a poison message: its object can never be read")
         service = str(event.get("event_name", "")).split(".")[1] if "event_name" in event else ""
         if service in THROTTLED and self._chance(self.faults.throttle):
-            self.injected["throttle"] += 1
+            self._count("throttle")
             status, fields_, body = THROTTLED[service]
             headers = HTTPHeaders()
             for name, value in fields_.items():
@@ -150,7 +156,7 @@ class FaultInjector:
                 if self._crash_after <= 0:
                     self.crash()
         if event.get("exception") is None and self._chance(self.faults.lost):
-            self.injected["lost"] += 1
+            self._count("lost")
             raise ReadTimeoutError(endpoint_url="(the answer was lost)")
 
     def begin(self) -> None:

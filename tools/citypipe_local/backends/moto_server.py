@@ -1,14 +1,17 @@
 """The embedded backend's moto server: ``python -m citypipe_local.backends.moto_server
 [--clock OFFSET_FILE] -H HOST -p PORT``. Laptop tooling only, as is moto.
 
-moto's application, served by waitress, with three changes to moto, none to what it
-answers:
+moto's application, served by waitress; three changes to moto and one to waitress, none to
+what the backend answers for citypipe's calls:
 
 - **served by waitress**, not werkzeug's development server (``moto.server``'s), which
   closes every connection after its response, so that each request opened a TCP
   connection and a server thread, and then waits 10 ms on it for a body nobody sends.
   waitress keeps connections alive and serves from a pool of threads: a fifth less CPU
-  on each side of a request (decision 0108).
+  on each side of a request (decision 0108). It answers an ``Expect: 100-continue``
+  without a body at once (``no_continue_without_a_body``); unlike moto's werkzeug
+  handler, it does not keep S3 user metadata's underscored or mixed-case header names,
+  which citypipe never sends.
 - **no directory walk per request**: moto looks up every request's host among its own
   package folders (``list_of_moto_modules``: a ``listdir`` and ~150 ``stat`` calls); the
   folders don't change while it runs, so the list is read once.
@@ -48,7 +51,11 @@ from moto.core import utils
 from citypipe_local.clock import Offset
 
 SERVER_THREADS = 16  # requests served at once: the functions', the runner's and the hubs'
-SERVER_CONNECTIONS = 1_000  # open (kept-alive) connections: every client's pool
+# open (kept-alive) connections, every client's pool: 16 workers of each of 5 functions,
+# each pool filled to ~17 by claims and the metadata's writes, is ~1,300
+SERVER_CONNECTIONS = 10_000
+IDLE_S = 30  # a kept-alive connection closed after this long unused
+LARGEST_BODY = 5 * 2**30  # S3's largest single PUT
 
 
 def on_clock(offset_file: Path) -> None:
@@ -142,7 +149,9 @@ def serve(host: str, port: int) -> None:
         port=port,
         threads=SERVER_THREADS,
         connection_limit=SERVER_CONNECTIONS,
-        backlog=SERVER_CONNECTIONS,
+        channel_timeout=IDLE_S,
+        max_request_body_size=LARGEST_BODY,
+        backlog=1_024,
         asyncore_use_poll=True,  # no select(): its 1,024 descriptors
         _quiet=True,
     )

@@ -28,7 +28,8 @@ records what it prepared in its journal between ``prepare`` and ``commit``
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Container, Iterable
+import weakref
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -146,7 +147,7 @@ def prepare(deps: Deps, keys: KeyStore | None, inbound: Inbound) -> EdgeBatch:
     opt_outs = edge_opt_outs(deps, keys) if keys is not None else None  # before pseudonyms
     with paused():  # the batch's objects are alive until its bodies are made
         normalized = normalize(
-            deps.city, inbound.fmt, inbound.payloads, now=now, key_for=key_for,
+            deps.city, inbound.fmt, _once(inbound.payloads), now=now, key_for=key_for,
             only_source=inbound.only_source, prior=inbound.prior,
             backfill=inbound.route in BACKFILLS, opt_outs=opt_outs,
             withdrawn=withdrawn_sources(deps),
@@ -210,6 +211,20 @@ def admit(
         counts = batch.write.outcome.counts if written is None else written
         assert isinstance(counts, IngestCounts)
         return Admitted(batch.normalized, duplicate=written is None, counts=counts)
+
+
+_READ: weakref.WeakSet[Iterator[Payload]] = weakref.WeakSet()
+
+
+def _once(payloads: Iterable[Payload]) -> Iterable[Payload]:
+    """``payloads``, refused when they are an iterator read already: an ``Inbound`` built
+    on one (a replay's batch, decoded as the edge takes it) is spent after one ``prepare``,
+    and a second would admit an empty batch and write its lineage."""
+    if isinstance(payloads, Iterator):
+        if payloads in _READ:
+            raise ValueError("an Inbound's payloads are read once: build another to try again")
+        _READ.add(payloads)
+    return payloads
 
 
 def _bodies(normalized: Normalized, digest: hashlib._Hash | None) -> list[tuple[Partition, bytes]]:

@@ -128,7 +128,8 @@ def _written(deps: Deps, files: list[tuple[str, tuple[bytes, str]]]) -> list[lis
     and a request waits on S3, not on the function's CPU), then the last alone, so that
     ``_still_built``'s first and last files are the first and last written. Each file is
     tried again on its own: were the whole build tried again, some write would fail each
-    time. A write that still fails is raised once those in flight are done."""
+    time. A write that still fails is raised once those in flight are done; those not
+    started are not."""
     open_bucket = deps.names.bucket(Zone.OPEN)
 
     def put(file: tuple[str, tuple[bytes, str]]) -> list[str]:
@@ -142,8 +143,14 @@ def _written(deps: Deps, files: list[tuple[str, tuple[bytes, str]]]) -> list[lis
     if len(files) <= 2:
         return [put(file) for file in files]
     first, *between, last = files
+    written = [put(first)]
     with ThreadPoolExecutor(min(PUT_CONCURRENCY, len(between))) as pool:
-        return [put(first), *pool.map(put, between), put(last)]
+        try:
+            written += pool.map(put, between)
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # those not started: the build is redone
+            raise
+    return [*written, put(last)]
 
 
 def _still_built(deps: Deps, marker: str) -> bool:
