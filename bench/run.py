@@ -55,7 +55,8 @@ from citypipe_local.simulate import scaled_city, simulate
 from citypipe_local.usage import peak_rss_mb
 
 sys.path.insert(0, str(Path(__file__).parent))
-from floor import floor  # beside this script (bench/ is scripts, not a package)
+import scale as metropolis  # beside this script (bench/ is scripts, not a package)
+from floor import floor
 from page import splice
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -596,6 +597,8 @@ def webhook_lines(path: dict[str, Any] | None) -> list[str]:
 # --- docs/deploy.md's cost tables, from the same run -------------------------------------------
 
 DEPLOY = ROOT / "docs" / "deploy.md"
+SCALE = ROOT / "docs" / "scale.md"
+SCALE_TABLES = ("<!-- bench/scale.py: begin -->", "<!-- bench/scale.py: end -->")
 AWS_COSTS = ("<!-- make bench: aws costs begin -->", "<!-- make bench: aws costs end -->")
 SCW_COSTS = ("<!-- make bench: scaleway costs begin -->", "<!-- make bench: scaleway costs end -->")
 
@@ -688,10 +691,14 @@ def splice_between(page: str, generated: str, markers: tuple[str, str]) -> str:
 
 
 def write_docs(results: dict[str, Any]) -> None:
-    """docs/benchmarks.md, and docs/deploy.md's cost tables, from this run's results."""
+    """docs/benchmarks.md, docs/deploy.md's cost tables and docs/scale.md's, from this run's
+    results (written to bench/results.json first: bench/scale.py reads it there). The prose
+    around them is checked against them by tests/unit/test_bench_report.py and
+    test_scale_doc.py, which fail where a new run moved a figure it quotes."""
     DOCS.write_text(splice(DOCS.read_text() if DOCS.exists() else None, markdown(results)))
     page = splice_between(DEPLOY.read_text(), aws_cost_table(results), AWS_COSTS)
     DEPLOY.write_text(splice_between(page, scaleway_cost_table(results), SCW_COSTS))
+    SCALE.write_text(splice_between(SCALE.read_text(), metropolis.tables(), SCALE_TABLES))
 
 
 def main() -> None:
