@@ -87,9 +87,9 @@ def capped_cells(contributed: Sequence[pa.Table], cap: int, key: bytes) -> pa.Ta
     seen = table.group_by("pseudonym", use_threads=False).aggregate([([], "count_all")])
     over = seen.filter(pc.greater(seen["count_all"], cap))["pseudonym"]
     busy = pc.is_in(table["pseudonym"], value_set=over)
-    counted = table.filter(pc.invert(busy))
-    if len(over):
-        counted = pa.concat_tables([counted, _chosen(key, table.filter(busy), cap)])
+    counted = pa.concat_tables(
+        [table.filter(pc.invert(busy)), _chosen(key, table.filter(busy), cap)]
+    )
     cells = counted.group_by(CELL, use_threads=False).aggregate([([], "count_all")])
     return cells.rename_columns({"count_all": "devices"})
 
@@ -117,16 +117,15 @@ def _chosen(key: bytes, busy: pa.Table, cap: int) -> pa.Table:
         busy["pseudonym"], starts, busy["zone"], busy["quantity"], "\x1f"
     )
     ranks = pa.array(_hmacs(key, pc.cast(messages, pa.binary()).to_pylist()), pa.binary(32))
+    # each device's cells from its highest rank down: its ``cap`` lowest are the last
+    # ``cap`` rows of its run, those fewer than ``cap`` rows before its run's end
     ordered = busy.append_column("rank", ranks).sort_by(
-        [("pseudonym", "ascending"), ("rank", "ascending")]
+        [("pseudonym", "ascending"), ("rank", "descending")]
     )
-    # a row's place among its device's cells by rank, from 1: its place in the order (from
-    # 1) less the number of rows before its device's first
     ends = pc.run_end_encode(ordered["pseudonym"].combine_chunks()).run_ends
-    before = pa.concat_arrays([pa.array([0], ends.type), ends.slice(0, len(ends) - 1)])
-    first = pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(ends, before))
-    place = pc.cumulative_sum(pa.repeat(pa.scalar(1, ends.type), len(ordered)))
-    return ordered.filter(pc.less_equal(pc.subtract(place, first), cap)).select(CONTRIBUTION)
+    end = pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(ends, ends))  # a row's run's
+    place = pc.cumulative_sum(pa.repeat(pa.scalar(1, ends.type), len(ordered)))  # 1, 2, ...
+    return ordered.filter(pc.less(pc.subtract(end, place), cap)).select(CONTRIBUTION)
 
 
 def _hmacs(key: bytes, messages: Iterable[bytes]) -> list[bytes]:
