@@ -26,10 +26,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from citypipe.core.people import CellKey, capped_counts
+from citypipe.core.people import CellKey, capped_cells, capped_counts, summed
 from citypipe.service.export.spill import release_unused
 
-GROUP_ROWS = 20_000  # contributions bounded at once: ~20 MB of Python objects
+GROUP_ROWS = 20_000  # contributions bounded at once (Arrow tables, ranks of a group)
 FILES = 64  # open at once while a day is spilled: well under a process's 256 (macOS)
 SPILL = pa.ipc.IpcWriteOptions(compression=None)
 
@@ -43,8 +43,7 @@ class DeviceSpill:
         self.directory = directory
         self._writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
         self._rows: Counter[int] = Counter()
-        self._pseudonyms: list[str | None] = []  # a device's number: its index here
-        self._numbers: dict[str | None, int] = {}
+        self._pseudonyms = pa.array([], pa.string())  # a device's number: its index here
         self._counted = False
 
     def add(self, contributed: pa.Table) -> None:
@@ -54,12 +53,14 @@ class DeviceSpill:
             return
         column = contributed.schema.get_field_index("pseudonym")
         pseudonyms = contributed.column(column).combine_chunks()
-        for pseudonym in pc.unique(pseudonyms).to_pylist():
-            if pseudonym not in self._numbers:
-                self._numbers[pseudonym] = len(self._pseudonyms)
-                self._pseudonyms.append(pseudonym)
-        known = pa.array(self._pseudonyms, pa.string())
-        device = pc.index_in(pseudonyms, value_set=known, skip_nulls=False).cast(pa.int32())
+        # the devices not seen before numbered in the order they first appear here, in Arrow
+        # (a Python list of the day's pseudonyms made an array again for every object cost
+        # more than the rest of the spill)
+        seen = pc.unique(pseudonyms)
+        new = seen.filter(pc.invert(pc.is_in(seen, value_set=self._pseudonyms)))
+        self._pseudonyms = pa.concat_arrays([self._pseudonyms, new])
+        device = pc.index_in(pseudonyms, value_set=self._pseudonyms, skip_nulls=False)
+        device = device.cast(pa.int32())
         numbered = contributed.set_column(column, "pseudonym", device)
         part = pc.bit_wise_and(device, FILES - 1)
         order = pc.sort_indices(part)
@@ -79,12 +80,11 @@ class DeviceSpill:
         """The day's counts, every device counted in at most ``cap`` cells (``key``: the
         rank that chooses them), bounded a group of files at a time."""
         capped_counts([], cap, key)  # a cap below one is refused, whatever the day holds
-        total: dict[CellKey, int] = {}
+        cells = []
         for tables in self._groups(max_rows):
-            for cell, count in capped_counts(tables, cap, key).items():
-                total[cell] = total.get(cell, 0) + count
+            cells.append(capped_cells(tables, cap, key))
             release_unused()
-        return total
+        return summed(cells)
 
     def _groups(self, max_rows: int) -> Iterator[list[pa.Table]]:
         self._counted = True
@@ -104,8 +104,9 @@ class DeviceSpill:
     def _named(self, spilled: pa.Table) -> pa.Table:
         """A file's rows with their devices' pseudonyms back."""
         column = spilled.schema.get_field_index("pseudonym")
-        known = pa.array(self._pseudonyms, pa.string())
-        return spilled.set_column(column, "pseudonym", known.take(spilled.column(column)))
+        return spilled.set_column(
+            column, "pseudonym", self._pseudonyms.take(spilled.column(column))
+        )
 
     def _close(self) -> None:
         for writer in self._writers.values():
