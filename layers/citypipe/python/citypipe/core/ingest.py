@@ -397,13 +397,23 @@ class _Batch:
             )
         quantity = plan[0]
         identity = (dev.sensor, quantity, moment[0], alias)
-        if identity in self.seen or identity in self.prior:
+        seen = self.seen
+        known = len(seen)
+        seen.add(identity)  # one lookup where it is new (most are): added, or seen before
+        if len(seen) == known or (self.prior is not NO_PRIOR and self._prior(identity)):
             self.result.duplicates += 1
             return None
-        self.seen.add(identity)
         source = dev.source
         row = (source, dev.sensor, quantity, plan[1], value, moment[1], dev.zone, alias, refused)
         return (source, moment[2]), row
+
+    def _prior(self, identity: Identity) -> bool:
+        """Whether an identity new to the batch was written before it (then it is no
+        longer counted as the batch's)."""
+        if identity not in self.prior:
+            return False
+        self.seen.discard(identity)
+        return True
 
     def _opted_out(self, dev: Resolved, r: Reading) -> bool:
         """Whether the reading is a detection of a device a resident opted out: then it is
