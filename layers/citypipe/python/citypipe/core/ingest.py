@@ -568,7 +568,8 @@ class _Batch:
         moments = self.first_moments
         if moments is None or not arrived >= EARLIEST_EPOCH:
             return EARLIEST_EPOCH
-        days = int(min(arrived, self.latest) // 86_400)
+        latest = self.latest
+        days = int((arrived if arrived <= latest else latest) // 86_400)  # min(), no call
         first = moments.get(days)
         if first is None:
             living = datetime.combine(self.city.first_living_day(_day(days)), time(), UTC)
@@ -700,6 +701,7 @@ def normalize(
     ``withdrawn``: sources whose partner withdrew its permission (their readings:
     ``partner_withdrawn``)."""
     batch = _Batch(city, fmt, now, key_for, only_source, prior, backfill, opt_outs, withdrawn)
+    take = batch.payload
     for payload in payloads:
-        batch.payload(payload)
+        take(payload)
     return batch.result
