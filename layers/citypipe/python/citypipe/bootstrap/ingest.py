@@ -6,22 +6,22 @@ from __future__ import annotations
 
 import time
 from functools import cache, partial
+from typing import TYPE_CHECKING, Any
 
 from citypipe.bootstrap import deps_from, stage_consumer
 from citypipe.bootstrap.keys import key_store_from
 from citypipe.domain.model import Function
-from citypipe.entrypoints.apps import FunctionApp
+from citypipe.entrypoints.apps import EventHandler, FunctionApp
 from citypipe.entrypoints.drain import drained
-from citypipe.entrypoints.http import webhook
-from citypipe.entrypoints.iot import iot_rule
-from citypipe.entrypoints.polls import polled
 from citypipe.ports import ApiKeys, KeyStore, WebhookTokens
 from citypipe.service.buffer import Batcher
 from citypipe.service.ingest import ingest_drop
 from citypipe.service.kernel import Deps
-from citypipe.service.optout_http import OptOutRate
-from citypipe.service.poll import Poller
+from citypipe.service.poll import Poller  # a city that polls builds its poller at cold start
 from citypipe.settings import Settings
+
+if TYPE_CHECKING:
+    from citypipe.service.optout_http import OptOutRate
 
 
 def build(
@@ -34,16 +34,51 @@ def build(
     """``poller``: the hub APIs the city polls, at each tick (None: it polls none);
     ``buffered``: webhook requests handed to the queue, written in batches by its consumer
     (which writes the buffered requests it is given either way)."""
-    rate = OptOutRate()  # residents' opt-outs this container takes an hour
     consumer = stage_consumer(Function.INGEST, deps, partial(ingest_drop, keys=keys))
     consumer.batcher = Batcher(deps).take
     return FunctionApp(
         consumer=consumer,
-        http=lambda event: webhook(deps, tokens, keys, rate, event, buffered),
-        iot=lambda event: iot_rule(deps, keys, event),
-        schedule=lambda event: polled(poller, event),
+        http=_webhook(deps, tokens, keys, buffered),
+        iot=_iot(deps, keys),
+        schedule=_schedule(poller),
         drain=lambda: drained(consumer),
     )
+
+
+# Each route's own code (the webhook's tokens and opt-outs, an IoT rule's payloads, the
+# poller's tick) is loaded by the first event it takes, not by the cold start: a container
+# SQS wakes never takes a request (docs/decisions/0105).
+
+
+def _webhook(deps: Deps, tokens: WebhookTokens, keys: KeyStore, buffered: bool) -> EventHandler:
+    rates: dict[str, OptOutRate] = {}  # residents' opt-outs this container takes an hour
+
+    def http(event: dict[str, Any]) -> dict[str, Any]:
+        from citypipe.entrypoints.http import webhook
+        from citypipe.service.optout_http import OptOutRate
+
+        rate = rates.get("rate") or rates.setdefault("rate", OptOutRate())
+        return webhook(deps, tokens, keys, rate, event, buffered)
+
+    return http
+
+
+def _iot(deps: Deps, keys: KeyStore) -> EventHandler:
+    def iot(event: dict[str, Any]) -> dict[str, Any]:
+        from citypipe.entrypoints.iot import iot_rule
+
+        return iot_rule(deps, keys, event)
+
+    return iot
+
+
+def _schedule(poller: Poller | None) -> EventHandler:
+    def schedule(event: dict[str, Any]) -> dict[str, Any]:
+        from citypipe.entrypoints.polls import polled
+
+        return polled(poller, event)
+
+    return schedule
 
 
 def poller_from(settings: Settings, deps: Deps, keys: KeyStore) -> Poller | None:

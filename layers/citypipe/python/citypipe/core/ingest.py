@@ -397,13 +397,23 @@ class _Batch:
             )
         quantity = plan[0]
         identity = (dev.sensor, quantity, moment[0], alias)
-        if identity in self.seen or identity in self.prior:
+        seen = self.seen
+        known = len(seen)
+        seen.add(identity)  # one lookup where it is new (most are): added, or seen before
+        if len(seen) == known or (self.prior is not NO_PRIOR and self._prior(identity)):
             self.result.duplicates += 1
             return None
-        self.seen.add(identity)
         source = dev.source
         row = (source, dev.sensor, quantity, plan[1], value, moment[1], dev.zone, alias, refused)
         return (source, moment[2]), row
+
+    def _prior(self, identity: Identity) -> bool:
+        """Whether an identity new to the batch was written before it (then it is no
+        longer counted as the batch's)."""
+        if identity not in self.prior:
+            return False
+        self.seen.discard(identity)
+        return True
 
     def _opted_out(self, dev: Resolved, r: Reading) -> bool:
         """Whether the reading is a detection of a device a resident opted out: then it is
@@ -558,7 +568,8 @@ class _Batch:
         moments = self.first_moments
         if moments is None or not arrived >= EARLIEST_EPOCH:
             return EARLIEST_EPOCH
-        days = int(min(arrived, self.latest) // 86_400)
+        latest = self.latest
+        days = int((arrived if arrived <= latest else latest) // 86_400)  # min(), no call
         first = moments.get(days)
         if first is None:
             living = datetime.combine(self.city.first_living_day(_day(days)), time(), UTC)
@@ -690,6 +701,7 @@ def normalize(
     ``withdrawn``: sources whose partner withdrew its permission (their readings:
     ``partner_withdrawn``)."""
     batch = _Batch(city, fmt, now, key_for, only_source, prior, backfill, opt_outs, withdrawn)
+    take = batch.payload
     for payload in payloads:
-        batch.payload(payload)
+        take(payload)
     return batch.result

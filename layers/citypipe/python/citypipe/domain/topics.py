@@ -76,11 +76,14 @@ def _system(a: list[str], b: list[str]) -> bool:
 # payload (``core.ingest``: ``topic_device_mismatch``).
 DEVICE_ID = "device_id"  # the hub's own name of the device (TTS)
 DEV_EUI = "dev_eui"  # the LoRaWAN DevEUI (ChirpStack)
+_DEVICE_TOPICS = frozenset(("tts-v3", "chirpstack-v4", "chirpstack-v3"))  # the formats above
 
 
 def topic_device(fmt: str, topic: str) -> tuple[str, str] | None:
     """(what it is, the device level) of a message's topic where the hub's layout puts its
     device there, else None (a topic of the city's own layout)."""
+    if fmt not in _DEVICE_TOPICS:
+        return None
     levels = topic.split("/")
     if fmt == "tts-v3":
         if len(levels) >= 5 and levels[0] == "v3" and levels[2] == "devices":

@@ -10,10 +10,10 @@ normalization path (``core.ingest``) every format shares.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -110,10 +110,28 @@ def iso_epoch(text: Any) -> float:
     """RFC 3339 with an offset (nanoseconds allowed) -> epoch seconds. ValueError else."""
     if type(text) is not str or len(text) > 64:
         raise ValueError("not a time")
-    return _iso_epoch(text)
+    at = _EPOCHS.get(text)
+    if at is None:
+        at = _iso_epoch(text) if _COMMON(text) is None else _from_iso(text).timestamp()
+        if len(_EPOCHS) >= _EPOCHS_KEPT:
+            _EPOCHS.clear()
+        _EPOCHS[text] = at
+    return at
 
 
-@lru_cache(maxsize=4096)  # payloads of a batch share few distinct times
+# The times read, kept until there are this many (a payload's readings share theirs; a
+# day's hub messages hold tens of thousands of distinct times, which an evicting cache
+# only missed)
+_EPOCHS: dict[str, float] = {}
+_EPOCHS_KEPT = 16_384
+# The common spelling (a fraction of at most six digits, ``Z`` or an offset), which Python
+# (3.11 on) reads as ``_iso_epoch`` does, without the text rewritten first
+_COMMON = re.compile(
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)", re.ASCII
+).fullmatch
+_from_iso = datetime.fromisoformat
+
+
 def _iso_epoch(text: str) -> float:
     cut = text.replace("Z", "+00:00").replace("z", "+00:00")
     dot = cut.find(".")
