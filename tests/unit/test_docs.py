@@ -51,7 +51,9 @@ def _text(path: Path) -> str:
 def test_every_decision_record_has_a_status_and_a_row_in_the_index() -> None:
     index = (ROOT / "docs" / "decisions" / "README.md").read_text()
     for record in RECORDS:
-        status = re.search(r"^Status: (accepted|superseded by \[?\d{4})", record.read_text(), re.M)
+        status = re.search(
+            r"^Status: (accepted|rejected|superseded by \[?\d{4})", record.read_text(), re.M
+        )
         assert status, record.name
         assert f"]({record.name})" in index, record.name
 

@@ -1,20 +1,14 @@
 """The embedded backend's moto server: ``python -m citypipe_local.backends.moto_server
-[--clock OFFSET_FILE] -H HOST -p PORT``. Laptop tooling only, as is moto.
+[--clock OFFSET_FILE] [moto.server's arguments]``. Laptop tooling only, as is moto.
 
-moto's application, served by waitress; three changes to moto and one to waitress, none to
-what the backend answers for citypipe's calls:
+Three changes to ``moto.server``, none to what it answers:
 
-- **served by waitress**, not werkzeug's development server (``moto.server``'s), which
-  closes every connection after its response, so that each request opened a TCP
-  connection and a server thread, and then waits 10 ms on it for a body nobody sends.
-  waitress keeps connections alive and serves from a pool of threads: a fifth less CPU
-  on each side of a request (decision 0108). It answers an ``Expect: 100-continue``
-  without a body at once (``no_continue_without_a_body``); unlike moto's werkzeug
-  handler, it does not keep S3 user metadata's underscored or mixed-case header names,
-  which citypipe never sends.
 - **no directory walk per request**: moto looks up every request's host among its own
   package folders (``list_of_moto_modules``: a ``listdir`` and ~150 ``stat`` calls); the
-  folders don't change while it runs, so the list is read once.
+  folders don't change while it runs, so the list is read once. With the line per request
+  werkzeug logs (to nowhere: the launcher discards it), a fifth of the server's CPU.
+  (werkzeug's development server closes every connection after its response, so each
+  request still opens a TCP connection and a server thread: not changed here.)
 - **a queue's attributes read one at a time**: moto builds every attribute of a queue,
   its three message counts among them (a scan of the queue each), whenever it reads one:
   on every ``SendMessage`` (is the queue content-deduplicated?) and, in a receive, for
@@ -35,7 +29,6 @@ pl-waw: a Scaleway city's stack is kept in its own region here too).
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import os
@@ -49,13 +42,6 @@ from moto import backends
 from moto.core import utils
 
 from citypipe_local.clock import Offset
-
-SERVER_THREADS = 16  # requests served at once: the functions', the runner's and the hubs'
-# open (kept-alive) connections, every client's pool: 16 workers of each of 5 functions,
-# each pool filled to ~17 by claims and the metadata's writes, is ~1,300
-SERVER_CONNECTIONS = 10_000
-IDLE_S = 30  # a kept-alive connection closed after this long unused
-LARGEST_BODY = 5 * 2**30  # S3's largest single PUT
 
 
 def on_clock(offset_file: Path) -> None:
@@ -115,48 +101,6 @@ def attributes_one_at_a_time() -> None:
     models.SQSBackend.get_queue_attributes = answered  # type: ignore[method-assign]
 
 
-def no_continue_without_a_body() -> None:
-    """waitress answers ``Expect: 100-continue`` with ``100 Continue`` and then waits for
-    the body, even when ``Content-Length: 0`` announced none: the request never completes
-    (botocore sends the header on every ``PutObject``, an empty object's too). A request
-    without a body expects nothing to continue."""
-    from waitress.parser import HTTPRequestParser
-
-    parse_header = HTTPRequestParser.parse_header
-
-    def parsed(self: Any, header_plus: bytes) -> None:
-        parse_header(self, header_plus)
-        if self.content_length == 0 and not self.chunked:
-            self.expect_continue = False
-
-    HTTPRequestParser.parse_header = parsed
-
-
-def serve(host: str, port: int) -> None:
-    """moto's application on waitress rather than werkzeug's development server, which
-    closes every connection after its response (each request a TCP connection and a server
-    thread) and waits 10 ms on each for a body nobody sends: waitress keeps connections
-    alive and serves from a pool of threads. ``make bench``'s history has what it saved."""
-    import waitress
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-
-    no_continue_without_a_body()
-    os.environ.setdefault("MOTO_PORT", str(port))  # moto writes it into queue URLs
-    app = DomainDispatcherApplication(create_backend_app)
-    waitress.serve(
-        app,
-        host=host,
-        port=port,
-        threads=SERVER_THREADS,
-        connection_limit=SERVER_CONNECTIONS,
-        channel_timeout=IDLE_S,
-        max_request_body_size=LARGEST_BODY,
-        backlog=1_024,
-        asyncore_use_poll=True,  # no select(): its 1,024 descriptors
-        _quiet=True,
-    )
-
-
 def main(argv: list[str]) -> None:
     os.environ["MOTO_ALLOW_NONEXISTENT_REGION"] = "true"
     if argv[:1] == ["--clock"]:
@@ -171,11 +115,11 @@ def main(argv: list[str]) -> None:
         list_of_moto_modules
     )
     attributes_one_at_a_time()
-    parser = argparse.ArgumentParser(prog="citypipe_local.backends.moto_server")
-    parser.add_argument("-H", "--host", default="127.0.0.1")
-    parser.add_argument("-p", "--port", type=int, required=True)
-    args = parser.parse_args(argv)
-    serve(args.host, args.port)
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from moto.server import main as serve
+
+    MotoRequestHandler.log_request = lambda self, code="-", size="-": None  # type: ignore[method-assign]
+    serve(argv)
 
 
 if __name__ == "__main__":
