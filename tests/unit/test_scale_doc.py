@@ -28,10 +28,13 @@ def test_the_metropolis_is_a_hundred_times_the_measured_example_day() -> None:
     city = scale.metropolis(days)
     assert city["readings"] == 100 * days[1.0]["readings"]
     assert 74e6 < city["readings"] < 76e6  # "about 75 M readings a day" (issue 22)
-    # the extrapolation's premise: per reading, x4 and x14 agree within 15 % per stage
+    # the extrapolation's premise: per reading, no stage costs more at x14 than at x4 (5 %
+    # for the machine's noise), so x14 scaled by readings bounds x100 from above
+    quoted = " ".join(DOC.split())
     for stage in ("edge", "anonymize", "aggregate"):
         x4, x14 = (scale.per_million(days[s], stage) for s in (4.0, 14.0))
-        assert abs(x4 - x14) / x14 < 0.15, stage
+        assert x14 <= x4 * 1.05, stage
+        assert f"{stage} {x4:.1f} and {x14:.1f}" in quoted, stage
 
 
 def _export_s(city: dict[str, Any], vcpu: dict[str, float]) -> float:
@@ -45,13 +48,13 @@ Figure = Callable[[dict[str, Any], dict[float, dict[str, Any]]], float]
     ("quoted", "number", "figure"),
     [
         (
-            "day's 1.9 PUT-class requests a second to ~29",
-            29,
+            "day's 1.9 PUT-class requests a second to ~26",
+            26,
             lambda c, d: scale.rates(c)["webhook_puts"],
         ),
         ("made ~7,600 a second", 7600, lambda c, d: scale.rates(c)["messages_peak"] * 6),
-        ("~$1,975 a month on AWS", 1975, lambda c, d: scale.monthly(c)["webhook_aws"]["total"]),
-        ("~€189 on\n   Scaleway", 189, lambda c, d: scale.monthly(c)["webhook_scaleway"]["total"]),
+        ("~$1,950 a month on AWS", 1950, lambda c, d: scale.monthly(c)["webhook_aws"]["total"]),
+        ("~€179 on\n   Scaleway", 179, lambda c, d: scale.monthly(c)["webhook_scaleway"]["total"]),
         ("against ~$10 and ~€0.84 batched", 10.1, lambda c, d: scale.monthly(c)["aws"]["total"]),
         (
             "against ~$10 and ~€0.84 batched",
@@ -60,18 +63,18 @@ Figure = Callable[[dict[str, Any], dict[float, dict[str, Any]]], float]
         ),
         ("batched\n   day's 1.9 PUT-class", 1.9, lambda c, d: scale.rates(c)["puts"]),
         ("1,260 requests a second", 1260, lambda c, d: scale.rates(c)["messages_peak"]),
-        ("~148 CPU-s at x100", 148, lambda c, d: c["stages"]["export"]["cpu_s"]),
+        ("~123 CPU-s at x100", 123, lambda c, d: c["stages"]["export"]["cpu_s"]),
         (
-            "~256 s on a",
-            256,
+            "~212 s on a",
+            212,
             lambda c, d: _export_s(c, scale.AWS_VCPU),
         ),
         (
-            "~132 s on Scaleway",
-            132,
+            "~109 s on Scaleway",
+            109,
             lambda c, d: _export_s(c, scale.SCW_VCPU),
         ),
-        ("at x355", 355, lambda c, d: scale.export_limit_scale(d)),
+        ("at x427", 427, lambda c, d: scale.export_limit_scale(d)),
         ("~76 instances at once", 76, lambda c, d: scale.rates(c)["messages_peak"] * 0.06),
         ("3.6 at x100", 3.6, lambda c, d: scale.CITY_FILE_LOAD[100][1]),
     ],
