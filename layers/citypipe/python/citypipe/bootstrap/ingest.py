@@ -51,14 +51,16 @@ def build(
 
 
 def _webhook(deps: Deps, tokens: WebhookTokens, keys: KeyStore, buffered: bool) -> EventHandler:
-    rates: dict[str, OptOutRate] = {}  # residents' opt-outs this container takes an hour
+    @cache
+    def rate() -> OptOutRate:  # residents' opt-outs this container takes an hour
+        from citypipe.service.optout_http import OptOutRate
+
+        return OptOutRate()
 
     def http(event: dict[str, Any]) -> dict[str, Any]:
         from citypipe.entrypoints.http import webhook
-        from citypipe.service.optout_http import OptOutRate
 
-        rate = rates.get("rate") or rates.setdefault("rate", OptOutRate())
-        return webhook(deps, tokens, keys, rate, event, buffered)
+        return webhook(deps, tokens, keys, rate(), event, buffered)
 
     return http
 
