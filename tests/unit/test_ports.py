@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import date
 
-from citypipe.ports import Expiring
+import pytest
+
+from citypipe.ports import Expiring, in_parallel
 from citypipe_local.fakes import InMemoryKeyStore
 
 
@@ -51,3 +55,57 @@ def test_a_remembered_secret_is_forgotten_when_its_day_is_destroyed() -> None:
         assert type(exc).__name__ == "KeyDestroyedError"
     else:
         raise AssertionError("a destroyed day's secret was still handed out")
+
+
+# --- work that waits on a backend, done a few at a time ---------------------------------------
+
+
+def test_work_in_parallel_keeps_the_order_and_its_limit() -> None:
+    # Given work that holds each call until four are in flight at once
+    lock, running, most = threading.Lock(), [0], [0]
+    four = threading.Barrier(4, timeout=10)
+
+    def work(item: int) -> int:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        four.wait()
+        with lock:
+            running[0] -= 1
+        return item * item
+
+    # When 12 items are worked 4 at a time, then the results come in the order given
+    assert in_parallel(work, list(range(12)), 4) == [i * i for i in range(12)]
+    assert most[0] == 4
+
+
+@pytest.mark.parametrize(("items", "limit"), [([7], 16), ([1, 2, 3], 1), ([], 4)])
+def test_one_item_or_a_limit_of_one_is_worked_in_line(items: list[int], limit: int) -> None:
+    threads: set[str] = set()
+    assert (
+        in_parallel(lambda i: threads.add(threading.current_thread().name) or i, items, limit)
+        == items
+    )
+    assert threads <= {threading.current_thread().name}
+
+
+def test_a_failure_is_raised_and_the_work_not_started_is_not_done() -> None:
+    # Given work whose first call fails, each other call taking a while (200 of them, two
+    # at a time: ~2 s if all were done)
+    started: list[int] = []
+    failing = threading.Event()
+
+    def work(item: int) -> int:
+        started.append(item)
+        if item == 0:
+            failing.set()
+            raise TimeoutError("backend")
+        failing.wait(10)
+        time.sleep(0.02)
+        return item
+
+    # When they are worked, then the failure is raised once the calls in flight are done,
+    # and the queued ones are cancelled, not worked
+    with pytest.raises(TimeoutError):
+        in_parallel(work, list(range(201)), 2)
+    assert len(started) < 50

@@ -31,6 +31,20 @@ GET_CONCURRENCY = 16  # requests in flight when reading many objects: S3 latency
 GET_TRIES = 2  # a read that failed transiently is tried once more before get_many gives up
 FILE_CHUNK = 1 << 20  # a local file is read this much at a time
 
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+def in_parallel(work: Callable[[Item], Result], items: Sequence[Item], limit: int) -> list[Result]:
+    """``work`` done for each item, ``limit`` at a time on threads (calls that wait on a
+    backend, not on the CPU), the results in the order given; in line when there is one
+    item or the limit is 1. The first failure is raised once the calls in flight are done;
+    those not started are cancelled."""
+    if len(items) <= 1 or limit <= 1:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(min(limit, len(items))) as pool:
+        return list(pool.map(work, items))  # map cancels the calls not started on a failure
+
 
 @dataclass(frozen=True)
 class StoredObject:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date, timedelta
 from functools import cached_property
@@ -36,6 +35,7 @@ from citypipe.domain.books import IngestCounts
 from citypipe.domain.city import City
 from citypipe.domain.model import RAW_FIELDS, Zone
 from citypipe.domain.naming import day_of, source_of
+from citypipe.ports import in_parallel
 from citypipe.service.kernel import Deps, Outcome, Output, log
 
 CLAIM_CONCURRENCY = 16  # conditional puts in flight at once
@@ -125,10 +125,7 @@ def _taken(deps: Deps, ident: str, keys: Sequence[str]) -> list[bool]:
         result = deps.store.put_if_absent(bucket, key, body, "text/plain")
         return result.created or result.etag.strip('"') == mine
 
-    if len(keys) <= 1:
-        return [take(key) for key in keys]
-    with ThreadPoolExecutor(min(CLAIM_CONCURRENCY, len(keys))) as pool:
-        return list(pool.map(take, keys))
+    return in_parallel(take, keys, CLAIM_CONCURRENCY)
 
 
 def sweep_claims(deps: Deps, first_kept: date) -> int:

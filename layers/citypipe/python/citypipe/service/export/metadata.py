@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from citypipe.core.publish.datapackage import datapackage
@@ -36,7 +35,7 @@ from citypipe.domain.errors import NotFoundError
 from citypipe.domain.model import Zone
 from citypipe.domain.naming import input_id
 from citypipe.domain.themes import theme_named, themes_of
-from citypipe.ports import ObjectInfo
+from citypipe.ports import ObjectInfo, in_parallel
 from citypipe.service.export.retry import retried
 from citypipe.service.kernel import Deps
 from citypipe.service.optout import opt_out_count
@@ -144,12 +143,7 @@ def _written(deps: Deps, files: list[tuple[str, tuple[bytes, str]]]) -> list[lis
         return [put(file) for file in files]
     first, *between, last = files
     written = [put(first)]
-    with ThreadPoolExecutor(min(PUT_CONCURRENCY, len(between))) as pool:
-        try:
-            written += pool.map(put, between)
-        except BaseException:
-            pool.shutdown(cancel_futures=True)  # those not started: the build is redone
-            raise
+    written += in_parallel(put, between, PUT_CONCURRENCY)  # those not started: redone
     return [*written, put(last)]
 
 
