@@ -61,10 +61,9 @@ def entities(
         vehicle = (
             VEHICLE_TYPES.get(cell.quantity, "") if model.type == "TrafficFlowObserved" else ""
         )
-        entity = grouped.setdefault(
-            (cell.window_start, cell.zone, vehicle or model.type),
-            _entity(city, model, cell, vehicle, source),
-        )
+        key = (cell.window_start, cell.zone, vehicle or model.type)
+        if (entity := grouped.get(key)) is None:  # the window's first figure of the entity
+            entity = grouped[key] = _entity(city, model, cell, vehicle, source)
         entity[attribute] = value
     return [grouped[key] for key in sorted(grouped, key=lambda k: (k[0], str(grouped[k]["id"])))]
 

@@ -15,13 +15,14 @@ windows at a time, like the other formats; the Turtle is plain enough to stream.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import BinaryIO
 
 from citypipe.core.disclosure import DisclosedCell, Status
 from citypipe.core.publish.tables import cell_value, statistic_of
 from citypipe.domain.city import City
 from citypipe.domain.naming import StackNames
-from citypipe.domain.themes import Theme
+from citypipe.domain.themes import Summary, Theme
 
 ISO = "%Y-%m-%dT%H:%M:%SZ"
 PREFIXES = {
@@ -58,6 +59,9 @@ class ObservationWriter:
 
     def __init__(self, sink: BinaryIO, city: City, theme: Theme, base: str) -> None:
         self._sink, self._city, self._theme, self._base = sink, city, theme, base
+        self._zones: dict[str, str] = {}
+        self._quantities: dict[str, tuple[str, Summary]] = {}
+        self._windows: dict[datetime, tuple[str, str, str]] = {}
         head = [f"@prefix {p}: <{iri}> ." for p, iri in PREFIXES.items()]
         for feature in city.zones.features:
             name = str(feature.properties.get("name", feature.id))
@@ -73,16 +77,29 @@ class ObservationWriter:
             self._sink.write(("\n".join(lines) + "\n").encode())
 
     def _observation(self, cell: DisclosedCell) -> str:
-        start, end = cell.window_start.strftime(ISO), cell.window_end.strftime(ISO)
-        value = cell_value(cell, statistic_of(self._city, cell.quantity))
+        # what a day's cells share (zones, quantities, windows) is written once a writer
+        if (zone := self._zones.get(cell.zone)) is None:
+            zone = self._zones[cell.zone] = zone_iri(self._city, cell.zone)
+        if (quantity := self._quantities.get(cell.quantity)) is None:
+            quantity = self._quantities[cell.quantity] = (
+                property_iri(self._city, self._theme, cell.quantity),
+                statistic_of(self._city, cell.quantity),
+            )
+        if (window := self._windows.get(cell.window_start)) is None:
+            window = self._windows[cell.window_start] = (
+                cell.window_start.strftime(ISO),
+                cell.window_end.strftime(ISO),
+                f"{cell.window_start:%H%M}",
+            )
+        (prop, statistic), (start, end, hhmm) = quantity, window
+        value = cell_value(cell, statistic)
         number = f"{value:.6f}".rstrip("0").rstrip(".")
-        ident = f"{self._base}#{cell.zone}-{cell.quantity}-{cell.window_start:%H%M}"
-        prop = property_iri(self._city, self._theme, cell.quantity)
+        ident = f"{self._base}#{cell.zone}-{cell.quantity}-{hhmm}"
         stamp = "^^xsd:dateTimeStamp"
         return (
             f"<{ident}> a sosa:Observation, saref:Measurement ;\n"
-            f"  sosa:hasFeatureOfInterest <{zone_iri(self._city, cell.zone)}> ;\n"
-            f"  saref:isMeasurementOf <{zone_iri(self._city, cell.zone)}> ;\n"
+            f"  sosa:hasFeatureOfInterest <{zone}> ;\n"
+            f"  saref:isMeasurementOf <{zone}> ;\n"
             f"  sosa:observedProperty <{prop}> ; saref:relatesToProperty <{prop}> ;\n"
             f"  sosa:phenomenonTime [ a time:Interval ;\n"
             f"    time:hasBeginning [ a time:Instant ; time:inXSDDateTimeStamp "
