@@ -199,6 +199,15 @@ def test_ngsi_ld_written_in_chunks_is_the_json_of_the_whole_day(city: City) -> N
     assert {e.get("vehicleType") for e in whole} == {None, "bicycle"}
 
 
+def test_empty_chunks_leave_no_mark_in_the_json_array() -> None:
+    sink = io.BytesIO()
+    writer = JsonArrayWriter(sink)
+    for chunk in ([], [{"b": 1, "a": "é"}], [], [[1.5], None], []):
+        writer.write(chunk)
+    writer.close()
+    assert sink.getvalue() == json_bytes([{"a": "é", "b": 1}, [1.5], None], compact=True)
+
+
 def test_an_empty_json_array_is_the_json_of_no_items() -> None:
     sink = io.BytesIO()
     JsonArrayWriter(sink).close()

@@ -30,10 +30,12 @@ class JsonArrayWriter:
         self._first = True
 
     def write(self, items: Iterable[Any]) -> None:
-        for item in items:
-            text = _text(item, compact=True)
-            self._file.write((text if self._first else "," + text).encode())
-            self._first = False
+        chunk = list(items)
+        if not chunk:
+            return
+        text = _text(chunk, compact=True)[1:-1]  # the chunk's items, as the array has them
+        self._file.write((text if self._first else "," + text).encode())
+        self._first = False
 
     def close(self) -> None:
         self._file.write(b"]\n")
