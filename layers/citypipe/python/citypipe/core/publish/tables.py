@@ -247,6 +247,7 @@ class DaySummary:
         self._days: dict[tuple[str, str], _ZoneDay] = {}
         # (quantity, window) -> [sum of sums, sum of counts, sum of values] over the zones
         self._windows: dict[tuple[str, datetime], list[float]] = {}
+        self._statistics: dict[str, Summary] = {}
 
     def add(self, cells: Iterable[DisclosedCell]) -> None:
         for cell in cells:
@@ -263,7 +264,9 @@ class DaySummary:
                 window[2] += value
 
     def _statistic(self, quantity: str) -> Summary:
-        return statistic_of(self._city, quantity)
+        if (statistic := self._statistics.get(quantity)) is None:  # a cell's: once a quantity
+            statistic = self._statistics[quantity] = statistic_of(self._city, quantity)
+        return statistic
 
     def result(self) -> list[ZoneSummary]:
         """In zone (the city file's order), quantity order."""
