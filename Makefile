@@ -99,7 +99,8 @@ soak: venv broker
 	  $(BIN)/pytest -q -s tests/integration/test_mosquitto.py -k random_restarts
 
 # The Lambda layer for serverless.yml: the citypipe library plus its runtime dependencies,
-# built for Lambda's python3.12 on arm64 (boto3 comes with the runtime), trimmed.
+# built for Lambda's python3.12 on arm64 (boto3 comes with the runtime), trimmed, and
+# compiled by a Python 3.12 of this machine's (PATH or pyenv): decision 113.
 layer: venv
 	$(BIN)/python -m citypipe_local.package layer --out .build/layer
 

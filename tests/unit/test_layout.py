@@ -9,20 +9,27 @@ from __future__ import annotations
 
 import ast
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from bytecode_support import PYTHON, folder_bytecode_problems, magic_number
 from repo import ROOT
 
+from citypipe_local import package
 from citypipe_local.package import (
     LAMBDA_BASE_LIBRARIES,
+    LAYER_MOUNT,
     SIZE_BUDGET_BYTES,
     Layer,
+    PackagingError,
     build_layer,
+    compile_bytecode,
     missing_libraries,
     needed,
+    runtime_interpreter,
     runtime_requirements,
     shared_objects,
     trim,
@@ -107,15 +114,89 @@ def test_the_built_layer_holds_the_library_and_its_runtime_dependencies_only(
     shipped = sorted(str(p.relative_to(site / "citypipe")) for p in (site / "citypipe").rglob("*"))
     assert [s for s in shipped if s.endswith(".py")] == expected
     assert {"citypipe", "pyarrow", "pydantic"} <= top
-    # And nothing a laptop or a test needs, no tests/ folders, no headers, no bytecode
+    # And nothing a laptop or a test needs, no tests/ folders, no headers
     assert not top & {*LAPTOP_ONLY, *BRIDGE_ONLY, *TEST_ONLY, "boto3", "botocore"}
     leftovers = [
         str(p.relative_to(site))
         for p in site.rglob("*")
-        if (p.is_dir() and p.name in {"tests", "test", "__pycache__", "include"})
-        or p.suffix in {".pyc", ".h", ".pyx", ".pxd"}
+        if (p.is_dir() and p.name in {"tests", "test", "include"})
+        or p.suffix in {".h", ".pyx", ".pxd"}
     ]
     assert leftovers == []
+
+
+@pytest.mark.slow
+def test_every_module_in_the_layer_ships_its_runtimes_bytecode_and_no_other(
+    layer: Layer,
+) -> None:
+    # Lambda mounts the layer read-only: a module without python3.12 bytecode beside it is
+    # compiled at every cold start, and bytecode checked against its source would be
+    # compared with the zip's mtimes
+    site = layer.path / "python"
+
+    assert folder_bytecode_problems(site, magic_number()) == []
+    assert len(list(site.rglob("*.pyc"))) == len(list(site.rglob("*.py"))) > 600
+
+
+def test_the_bytecode_is_the_runtimes_the_same_wherever_it_is_built(tmp_path: Path) -> None:
+    # Given the library copied into two build folders and compiled for the layer
+    library = ROOT / "layers" / "citypipe" / "python" / "citypipe"
+    sites = [tmp_path / "one" / "python", tmp_path / "elsewhere" / "deeper" / "python"]
+    for site in sites:
+        shutil.copytree(library, site / "citypipe", ignore=shutil.ignore_patterns("__pycache__"))
+        compile_bytecode(site, PYTHON, LAYER_MOUNT)
+    # Then every module has its 3.12 bytecode, hash-based and never checked
+    assert folder_bytecode_problems(sites[0], magic_number()) == []
+    # And the same bytes, wherever they were built (sources named where Lambda mounts them)
+    first, second = ({p.relative_to(s): p.read_bytes() for p in s.rglob("*.pyc")} for s in sites)
+    assert first == second
+    assert (
+        f"{LAYER_MOUNT}/citypipe/settings.py".encode()
+        in first[Path("citypipe/__pycache__/settings.cpython-312.pyc")]
+    )
+
+
+def test_the_runtime_imports_the_bytecode_without_reading_its_source(tmp_path: Path) -> None:
+    # Given a compiled library whose source is then changed (a new mtime, a syntax error):
+    # the runtime would have to compile it again if it compared the two
+    site = tmp_path / "python"
+    shutil.copytree(
+        ROOT / "layers" / "citypipe" / "python" / "citypipe",
+        site / "citypipe",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    compile_bytecode(site, PYTHON, LAYER_MOUNT)
+    (site / "citypipe" / "__init__.py").write_text("this is not Python\n")
+    # When the runtime's Python imports it, writing no bytecode (a read-only layer)
+    code = (
+        f"import sys; sys.path.insert(0, {str(site)!r}); import citypipe; print(citypipe.__doc__)"
+    )
+    done = subprocess.run(
+        [runtime_interpreter(PYTHON), "-I", "-B", "-c", code],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    # Then it ran the shipped bytecode
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("citypipe, the production library")
+
+
+def test_no_bytecode_is_compiled_without_the_runtimes_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a machine with no Python 3.12 (a .pyc is read by the version that wrote it only)
+    def no_python(oldest: tuple[int, int], newest: tuple[int, int], needed_by: str) -> str:
+        raise RuntimeError(f"{needed_by} needs Python 3.12: install one")
+
+    monkeypatch.setattr(package, "find_python", no_python)
+    (tmp_path / "module.py").write_text("x = 1\n")
+    # Then the layer is refused, with what to install, before anything is downloaded
+    with pytest.raises(PackagingError, match=r"bytecode needs Python 3\.12"):
+        build_layer(tmp_path / "layer")
+    assert not (tmp_path / "layer").exists()
+    # and nothing is compiled by another Python
+    with pytest.raises(PackagingError, match=r"bytecode needs Python 3\.12"):
+        compile_bytecode(tmp_path, PYTHON, LAYER_MOUNT)
+    assert not list(tmp_path.rglob("*.pyc"))
 
 
 @pytest.mark.slow

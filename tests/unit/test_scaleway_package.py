@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from bytecode_support import bytecode_problems, magic_number
 from repo import CITY_FILE, ROOT
 from unit_support import city_data
 
@@ -117,7 +118,13 @@ def test_the_zip_holds_the_entry_points_the_library_and_the_city_only(tmp_path: 
         assert "infra/cities/velden.yaml" in names  # what it extends, under its own name
     # And nothing a laptop or a test needs
     assert not tops & set(LAPTOP_ONLY)
-    assert not [n for n in names if "/tests/" in n or n.endswith((".pyc", ".h"))]
+    assert not [n for n in names if "/tests/" in n or n.endswith(".h")]
+    # And every module of the package, boto3's too, with its Python 3.12 bytecode (a new
+    # instance would compile each module it imports), hash-based and never checked
+    with zipfile.ZipFile(built.zip) as archive:
+        shipped = [n for n in names if n.startswith("package/") and not n.endswith("/")]
+        assert bytecode_problems(shipped, lambda n: archive.read(n)[:16], magic_number()) == []
+    assert sum(n.endswith(".cpython-312.pyc") for n in shipped) > 800
     assert not [n for n in names if n.startswith("functions/") and n.endswith("handler.py")]
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+from bytecode_support import bytecode_problems, magic_number
 from repo import CITY_FILE, ROOT, load_event
 from unit_support import (
     city_data,
@@ -51,7 +52,14 @@ from citypipe.service.metrics import (
 from citypipe.service.poll import Poller
 from citypipe_local.drops import announce, drop_lines
 from citypipe_local.fakes import InMemoryApiKeys, InMemoryObjectStore
-from citypipe_local.package import PackagedStack, package_stack, service_copy, stack_params
+from citypipe_local.package import (
+    LAYER_MOUNT,
+    PackagedStack,
+    compile_bytecode,
+    package_stack,
+    service_copy,
+    stack_params,
+)
 from citypipe_local.package import main as package_main
 from citypipe_local.preflight import DEPLOY_ACTIONS, stack_concurrency
 from citypipe_local.replay import request_export
@@ -64,12 +72,15 @@ BUCKET = {z: f"{z.value.capitalize()}Bucket" for z in Zone}
 
 
 def deployable_copy(target: Path) -> Path:
-    """What `make package` packages, copied, and a layer with the library only."""
+    """What `make package` packages, copied, and a layer with the library only (compiled
+    as the layer is)."""
     service_copy(target, CITY_FILE)
     shutil.copytree(
         ROOT / "layers" / "citypipe" / "python" / "citypipe",
         target / "layer" / "python" / "citypipe",
+        ignore=shutil.ignore_patterns("__pycache__"),
     )
+    compile_bytecode(target / "layer" / "python", "3.12", LAYER_MOUNT)
     return target
 
 
@@ -155,6 +166,17 @@ def test_the_function_zip_holds_the_handlers_and_the_city_files_only(
         [f"functions/{f}/handler.py" for f in [*FUNCTIONS, "api"]]
         + ["infra/cities/velden-devices.yaml", "infra/cities/velden.yaml"]
     )
+
+
+@pytest.mark.slow
+def test_the_layer_zip_keeps_the_bytecode(packaged: PackagedStack) -> None:
+    # osls zips the layer's folder whole: each module's __pycache__ goes with it
+    import zipfile
+
+    with zipfile.ZipFile(packaged.directory / "library.zip") as archive:
+        names = [n for n in archive.namelist() if not n.endswith("/")]
+        assert bytecode_problems(names, lambda n: archive.read(n)[:16], magic_number()) == []
+    assert sum(n.endswith(".cpython-312.pyc") for n in names) > 100
 
 
 def test_a_city_outside_the_eu_cannot_be_packaged(tmp_path: Path) -> None:

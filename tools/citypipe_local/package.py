@@ -7,12 +7,14 @@ city's CloudFormation stack.
 
 **The layer** holds the ``citypipe`` library and its runtime dependencies for Lambda's
 python3.12 on arm64, and nothing a city's cloud does not run: no ``citypipe_local``, no
-test dependencies, no ``tests/`` folders, headers or bytecode, no Arrow component the
-library never loads (Flight, the S3/GCS/Azure/HDFS filesystems, ORC, the C++ tests) and
-no second copy of a shared object under its development names. boto3 is not in it (the
-runtime has it). Binaries for aarch64 cannot be imported here, so ``missing_libraries``
-proves the trimmed layer still links: every ``NEEDED`` entry of every shared object left
-is in the layer or in Lambda's base image.
+test dependencies, no ``tests/`` folders or headers, no Arrow component the library never
+loads (Flight, the S3/GCS/Azure/HDFS filesystems, ORC, the C++ tests) and no second copy
+of a shared object under its development names. boto3 is not in it (the runtime has it).
+Every module ships its bytecode for the runtime's Python, compiled here by that Python
+(``compile_bytecode``): Lambda mounts the layer read-only, so a module without it is
+compiled again at every cold start (docs/decisions/0113). Binaries for aarch64 cannot be
+imported here, so ``missing_libraries`` proves the trimmed layer still links: every
+``NEEDED`` entry of every shared object left is in the layer or in Lambda's base image.
 
 **The stack** is ``serverless.yml`` packaged by osls 4 (pinned in ``package.json``), with
 every value the template needs taken from the city file and passed as osls params; then
@@ -50,6 +52,7 @@ from citypipe.domain.naming import (
     deployment_prefix,
 )
 from citypipe.service.metrics import NAMESPACE
+from citypipe_local.pythons import find_python
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = ROOT / "layers" / "citypipe" / "python" / "citypipe"
@@ -61,8 +64,11 @@ PLATFORMS = ("manylinux_2_28_aarch64", "manylinux2014_aarch64")
 PYTHON = "3.12"
 # Lambda's budget is 250 MB unzipped for a function and its layers; ours leaves headroom.
 SIZE_BUDGET_BYTES = 200 * 1000 * 1000
+# Where Lambda mounts the layer's python/ folder: the path its bytecode names its sources by.
+LAYER_MOUNT = "/opt/python"
 
-# What no function imports: the folders and files deleted from the dependencies.
+# What no function imports: the folders and files deleted from the dependencies (the
+# wheels' own bytecode too, whatever Python wrote it: the runtime's is compiled after).
 TRIMMED_DIRS = frozenset({"tests", "test", "testing", "__pycache__", "include", "benchmarks"})
 TRIMMED_SUFFIXES = (".pyc", ".pyx", ".pxd", ".pxi", ".h", ".hpp", ".cc", ".cpp", ".a")
 # Arrow components the library never loads (it reads and writes Parquet, computes and
@@ -185,8 +191,9 @@ def install_runtime(
     constraints: Path = ROOT / "constraints.txt",
 ) -> None:
     """The pinned wheels of ``requirements`` for a runtime (``platforms``' tags, CPython
-    ``python``) into ``site``, as that runtime imports them: binaries only, no bytecode.
-    Needs PyPI (or pip's cache), whatever the machine's own platform."""
+    ``python``) into ``site``: binaries only, no bytecode yet (``compile_bytecode`` adds
+    the runtime's once the trimming is done). Needs PyPI (or pip's cache), whatever the
+    machine's own platform."""
     tags = [arg for platform in platforms for arg in ("--platform", platform)]
     subprocess.run(
         [
@@ -201,6 +208,36 @@ def install_runtime(
     trim(site)
 
 
+def runtime_interpreter(python: str) -> str:
+    """This machine's interpreter of the runtime's version ``python`` (``"3.12"``): a
+    ``.pyc`` is read only by the minor version that wrote it, so no other may compile."""
+    major, minor = (int(part) for part in python.split("."))
+    try:
+        return find_python((major, minor), (major, minor), "the runtime's bytecode")
+    except RuntimeError as exc:
+        raise PackagingError(str(exc)) from None
+
+
+def compile_bytecode(site: Path, python: str, shipped_at: str) -> None:
+    """Every ``.py`` under ``site`` compiled by the runtime's Python into its
+    ``__pycache__`` (``<module>.cpython-312.pyc``), as ``unchecked-hash`` bytecode: the
+    runtime loads it without comparing it with its source (a zip keeps no meaningful
+    mtime, and a deployed source never changes). ``shipped_at``: where the runtime finds
+    ``site``, the path the bytecode names its sources by (not this machine's build folder:
+    the same sources give the same bytes wherever they are built)."""
+    done = subprocess.run(
+        [
+            runtime_interpreter(python), "-m", "compileall", "-q", "-f", "-j", "0",
+            "--invalidation-mode", "unchecked-hash", "-d", shipped_at, str(site),
+        ],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise PackagingError(
+            f"Python {python} could not compile {site}:\n{done.stdout}{done.stderr}"
+        )
+
+
 def host_platforms() -> tuple[str, ...]:
     """This machine's wheel tags (glibc Linux): the artefacts rebuilt for a rehearsal here."""
     machine = platform.machine()
@@ -211,11 +248,15 @@ def build_layer(
     out: Path = LAYER_DIR, platforms: Sequence[str] = PLATFORMS, python: str = PYTHON
 ) -> Layer:
     """Install the runtime dependencies (for arm64 unless ``platforms`` say otherwise) into
-    ``out/python``, add the library, trim what no function imports. No cloud account."""
+    ``out/python``, add the library, trim what no function imports, compile what is left
+    with the runtime's Python (this machine needs one: ``pyenv install 3.12``). No cloud
+    account."""
+    runtime_interpreter(python)  # none: refused before anything is downloaded
     shutil.rmtree(out, ignore_errors=True)
     site = out / "python"
     site.mkdir(parents=True)
     install_runtime(site, runtime_requirements(), platforms, python)
+    compile_bytecode(site, python, LAYER_MOUNT)
     return measure(out)
 
 

@@ -8,9 +8,11 @@ region and the deployment's name prefix (the one ``stack up`` is given) rendered
 Scaleway entry
 points (``functions/*/scaleway.py``), the city file (and any file it extends) and
 ``package/`` (the library and its runtime dependencies, boto3 included: Scaleway's runtime
-has none) — then runs ``serverless package`` (v3 with ``serverless-scaleway-functions``,
-pinned in ``infra/scaleway/package.json``) there with placeholder credentials: the zip it
-writes, ``.serverless/citypipe-<city>.zip``, is exactly what ``serverless deploy`` uploads.
+has none; every module with its Python 3.12 bytecode, or each new instance compiles what
+it imports, docs/decisions/0113) — then runs ``serverless package`` (v3 with
+``serverless-scaleway-functions``, pinned in ``infra/scaleway/package.json``) there with
+placeholder credentials: the zip it writes, ``.serverless/citypipe-<city>.zip``, is
+exactly what ``serverless deploy`` uploads.
 
 Scaleway's Python runtimes run on Alpine Linux: the wheels are musllinux.
 """
@@ -30,7 +32,14 @@ from pathlib import Path
 from citypipe.domain.city import SCALEWAY_REGIONS, City, ConfigError, city_files
 from citypipe.domain.city_checks import checked_city
 from citypipe.domain.naming import StackNames
-from citypipe_local.package import ROOT, PackagingError, install_runtime, runtime_requirements
+from citypipe_local.package import (
+    ROOT,
+    PackagingError,
+    compile_bytecode,
+    install_runtime,
+    runtime_interpreter,
+    runtime_requirements,
+)
 from citypipe_local.stack import prefix_problems
 
 TEMPLATE = ROOT / "infra" / "scaleway"
@@ -110,6 +119,7 @@ def build_zip(
         rendered = render(city, prefix, city_file.name)
     except PackagingError as exc:
         raise PackagingError(f"{city_file}: {exc}") from None
+    runtime_interpreter(PYTHON)  # none: refused before anything is downloaded
     target = out / city.slug
     shutil.rmtree(target, ignore_errors=True)
     (target / "infra" / "cities").mkdir(parents=True)
@@ -123,6 +133,7 @@ def build_zip(
     site = target / "package"
     install_runtime(site, runtime_requirements(provided=()), platforms, PYTHON)
     trim_botocore(site)
+    compile_bytecode(site, PYTHON, "package")  # the function's folder is Scaleway's to choose
     (target / "node_modules").symlink_to(TEMPLATE / "node_modules")
     serverless = _npm(TEMPLATE)
     env = {
