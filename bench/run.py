@@ -381,7 +381,8 @@ def compiled() -> None:
     would compile each edited module again at every import, and the cold imports would
     measure the compiler. On Lambda, imports read what the layer ships."""
     for folder in ("layers/citypipe/python", "functions", "tools", "bridge", "bench"):
-        compileall.compile_dir(ROOT / folder, quiet=1, workers=0)
+        if not compileall.compile_dir(ROOT / folder, quiet=1, workers=0):
+            raise SystemExit(f"bench: {folder} does not compile")
 
 
 def cold_imports() -> dict[str, dict[str, float]]:

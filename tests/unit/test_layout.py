@@ -156,6 +156,22 @@ def test_the_bytecode_is_the_runtimes_the_same_wherever_it_is_built(tmp_path: Pa
     )
 
 
+def test_a_source_changed_after_its_bytecode_is_found(tmp_path: Path) -> None:
+    # Given the library compiled for the layer, then one source edited (as a build step
+    # that ran after compiling would): the runtime would run the old bytecode, unchecked
+    site = tmp_path / "python"
+    library = ROOT / "layers" / "citypipe" / "python" / "citypipe"
+    shutil.copytree(library, site / "citypipe", ignore=shutil.ignore_patterns("__pycache__"))
+    compile_bytecode(site, PYTHON, LAYER_MOUNT)
+    ports = site / "citypipe" / "ports.py"
+    ports.write_text(ports.read_text().replace("GET_CONCURRENCY = 16", "GET_CONCURRENCY = 99"))
+    # Then the check says which module's bytecode is not its source's
+    assert folder_bytecode_problems(site, magic_number()) == [
+        "citypipe/__pycache__/ports.cpython-312.pyc: compiled from another source than the "
+        "one shipped"
+    ]
+
+
 def test_the_runtime_imports_the_bytecode_without_reading_its_source(tmp_path: Path) -> None:
     # Given a compiled library whose source is then changed (a new mtime, a syntax error):
     # the runtime would have to compile it again if it compared the two

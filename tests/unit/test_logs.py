@@ -97,6 +97,22 @@ def test_an_extra_json_cannot_hold_is_written_as_text_not_lost(
     assert (line["when"], line["zone"]) == ("2026-12-07 00:00:00", "é")
 
 
+def test_an_extra_cannot_overwrite_what_every_line_says(
+    service: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Logger(service).append_keys(function_name="ingest")
+    extra = {"level": "FAKE", "timestamp": "t", "service": "spoof", "function_name": "x", "n": 1}
+    logging.getLogger(service).info("said", extra=extra)
+    [line] = lines(capsys)
+    assert (line["level"], line["service"], line["function_name"], line["n"]) == (
+        "INFO",
+        service,
+        "ingest",
+        1,
+    )
+    assert line["timestamp"] != "t"
+
+
 def test_appended_keys_are_on_every_later_line(
     service: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -117,6 +133,7 @@ def test_appended_keys_are_on_every_later_line(
         ({"CITYPIPE_LOG_LEVEL": "warning"}, logging.WARNING),
         ({"AWS_LAMBDA_LOG_LEVEL": "DEBUG"}, logging.DEBUG),
         ({"CITYPIPE_LOG_LEVEL": "ERROR", "AWS_LAMBDA_LOG_LEVEL": "DEBUG"}, logging.ERROR),
+        ({"AWS_LAMBDA_LOG_LEVEL": "TRACE"}, logging.DEBUG),
     ],
 )
 def test_the_level_comes_from_the_settings_then_lambda_then_info(
@@ -130,10 +147,11 @@ def test_the_level_comes_from_the_settings_then_lambda_then_info(
     assert logging.getLogger(service).level == level
 
 
+@pytest.mark.parametrize("level", ["LOUD", "NOTSET"])
 def test_an_unknown_level_is_said_and_info_is_kept(
-    service: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    service: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, level: str
 ) -> None:
-    monkeypatch.setenv("CITYPIPE_LOG_LEVEL", "LOUD")
+    monkeypatch.setenv("CITYPIPE_LOG_LEVEL", level)
     Logger(service)
     assert logging.getLogger(service).level == logging.INFO
     [said] = lines(capsys)

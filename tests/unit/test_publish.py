@@ -199,6 +199,15 @@ def test_ngsi_ld_written_in_chunks_is_the_json_of_the_whole_day(city: City) -> N
     assert {e.get("vehicleType") for e in whole} == {None, "bicycle"}
 
 
+@pytest.mark.parametrize("personal", [True, False])
+def test_a_csv_row_is_the_documented_columns_values(city: City, personal: bool) -> None:
+    # the CSV writes its rows by hand (for speed): the Parquet's fields, as text, in order
+    writer = CsvWriter(io.BytesIO(), personal)
+    for cell in a_disclosed_day(city):
+        expected = [tables.text(v) for v in tables._fields(cell, personal).values()]
+        assert writer._row(cell) == expected
+
+
 def test_empty_chunks_leave_no_mark_in_the_json_array() -> None:
     sink = io.BytesIO()
     writer = JsonArrayWriter(sink)

@@ -24,7 +24,7 @@ from typing import Any
 
 
 class LambdaContext:
-    """The attributes of Lambda's ``context`` the handlers and Powertools read."""
+    """The attributes of Lambda's ``context`` the handlers and the library's logs read."""
 
     def __init__(self, fields: dict[str, Any], timeout_s: float) -> None:
         self.__dict__.update(fields)

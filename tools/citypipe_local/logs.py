@@ -12,7 +12,7 @@ from citypipe.entrypoints.logs import logger
 
 def send_to(path: Path) -> list[logging.Handler]:
     """Write the JSON lines to ``path`` (appending) instead of the console; returns the
-    handlers it replaced. Keeps Powertools' formatter, which holds the appended keys."""
+    handlers it replaced. Keeps the library's formatter, which holds the appended keys."""
     target = logging.getLogger(logger.name)
     sink = logging.FileHandler(path, encoding="utf-8")
     sink.setFormatter(logger.registered_formatter)

@@ -102,7 +102,7 @@ def load_handler(
 
 @dataclass
 class LambdaContext:
-    """What Lambda passes as ``context``; Powertools reads these attributes."""
+    """What Lambda passes as ``context``; the library's logs read these attributes."""
 
     function_name: str
     invoked_function_arn: str
@@ -391,7 +391,7 @@ class Workers:
 class Invoker:
     """Runs handlers in worker processes, as Lambda runs them in containers: workers per
     function (and for the replay's bridges, ``edge``), each with its own cold start,
-    Powertools logger state, GIL and memory — so a worker's peak memory is one function's,
+    logger state, GIL and memory — so a worker's peak memory is one function's,
     what its Lambda memory size must hold. Counts what the work cost by name, each name's
     peak resident memory, and the workers that died."""
 

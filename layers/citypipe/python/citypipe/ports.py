@@ -38,12 +38,14 @@ Result = TypeVar("Result")
 def in_parallel(work: Callable[[Item], Result], items: Sequence[Item], limit: int) -> list[Result]:
     """``work`` done for each item, ``limit`` at a time on threads (calls that wait on a
     backend, not on the CPU), the results in the order given; in line when there is one
-    item or the limit is 1. The first failure is raised once the calls in flight are done;
-    those not started are cancelled."""
+    item or the limit is 1. A failure is raised when its item's turn comes in that order,
+    once the calls in flight are done; the calls not started by then are cancelled (a
+    later item's failure waits for the earlier items, and so do the calls queued behind
+    them)."""
     if len(items) <= 1 or limit <= 1:
         return [work(item) for item in items]
     with ThreadPoolExecutor(min(limit, len(items))) as pool:
-        return list(pool.map(work, items))  # map cancels the calls not started on a failure
+        return list(pool.map(work, items))  # map cancels what is left
 
 
 @dataclass(frozen=True)
@@ -163,10 +165,7 @@ class ObjectStore(ABC):
                     continue
             return self.get(bucket, key)
 
-        if len(keys) <= 1 or concurrency <= 1:
-            return [read(key) for key in keys]
-        with ThreadPoolExecutor(min(concurrency, len(keys))) as pool:
-            return list(pool.map(read, keys))
+        return in_parallel(read, keys, concurrency)
 
 
 @dataclass(frozen=True)

@@ -42,13 +42,17 @@ def _captures(handler: logging.Handler) -> bool:
 
 
 def _level(environ: Mapping[str, str]) -> str | None:
-    """The configured level's name, or None for one logging does not know."""
+    """The configured level's name, or None for one logging does not know. Lambda's TRACE
+    is DEBUG, its finest here; NOTSET is refused (the logger would take the root's level,
+    WARNING, and drop the INFO lines)."""
     asked = environ.get("CITYPIPE_LOG_LEVEL") or environ.get("AWS_LAMBDA_LOG_LEVEL") or "INFO"
-    return asked.upper() if asked.upper() in logging.getLevelNamesMapping() else None
+    name = "DEBUG" if asked.upper() == "TRACE" else asked.upper()
+    return name if name in logging.getLevelNamesMapping() and name != "NOTSET" else None
 
 
 class JsonFormatter(logging.Formatter):
-    """A record as one JSON object: the fixed keys, the appended keys, then its extras."""
+    """A record as one JSON object: the fixed keys, the appended keys, then its extras
+    (those that would overwrite either are left out)."""
 
     def __init__(self, service: str = SERVICE) -> None:
         super().__init__()
@@ -62,7 +66,7 @@ class JsonFormatter(logging.Formatter):
             "timestamp": _timestamp(record.created),
             **self.keys,
         }
-        line.update((k, v) for k, v in vars(record).items() if k not in _RECORD_FIELDS)
+        line |= {k: v for k, v in vars(record).items() if k not in _RECORD_FIELDS and k not in line}
         if record.exc_info and record.exc_info[0] is not None:
             line["exception"] = self.formatException(record.exc_info)
             line["exception_name"] = record.exc_info[0].__name__

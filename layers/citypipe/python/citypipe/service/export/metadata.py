@@ -127,8 +127,8 @@ def _written(deps: Deps, files: list[tuple[str, tuple[bytes, str]]]) -> list[lis
     and a request waits on S3, not on the function's CPU), then the last alone, so that
     ``_still_built``'s first and last files are the first and last written. Each file is
     tried again on its own: were the whole build tried again, some write would fail each
-    time. A write that still fails is raised once those in flight are done; those not
-    started are not."""
+    time. A write that still fails is raised as ``in_parallel`` raises: those in flight
+    are done first, those not started by then are not."""
     open_bucket = deps.names.bucket(Zone.OPEN)
 
     def put(file: tuple[str, tuple[bytes, str]]) -> list[str]:
