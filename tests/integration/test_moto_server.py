@@ -102,3 +102,48 @@ def test_an_empty_object_is_written_though_botocore_expects_a_continue() -> None
         s3.create_bucket(Bucket="empty", CreateBucketConfiguration={"LocationConstraint": REGION})
         s3.put_object(Bucket="empty", Key="marker", Body=b"", IfNoneMatch="*")
         assert s3.get_object(Bucket="empty", Key="marker")["Body"].read() == b""
+
+
+def _receipts(sqs: Any) -> dict[str, Any]:
+    """Receives, batch deletes (of a receipt already used, of one unknown, of an older
+    receipt of a message received again) and a delayed message, with what the queue
+    counts after each: what a replay's runner does to a queue."""
+    url = sqs.create_queue(QueueName="taken", Attributes={"VisibilityTimeout": "0"})["QueueUrl"]
+    sqs.send_message_batch(
+        QueueUrl=url, Entries=[{"Id": str(n), "MessageBody": f"m{n}"} for n in range(10)]
+    )
+    sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=900)
+    answers: dict[str, Any] = {}
+    first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=4)["Messages"]
+    again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]  # visible again
+    answers["received"] = [[m["Body"] for m in first], sorted(m["Body"] for m in again)]
+    handles = [m["ReceiptHandle"] for m in first[:2]] + [again[-1]["ReceiptHandle"], "unknown"]
+    for name in ("deleted", "deleted again"):
+        entries = [{"Id": str(n), "ReceiptHandle": h} for n, h in enumerate(handles)]
+        answer = sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+        answers[name] = [
+            sorted(e["Id"] for e in answer.get("Successful", [])),
+            sorted((e["Id"], e["Code"], e["SenderFault"]) for e in answer.get("Failed", [])),
+        ]
+        counted = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[*counted, "All"])
+        answers[f"{name}: counts"] = {
+            k: v for k, v in got["Attributes"].items() if k.startswith("Approximate")
+        }
+    left = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    answers["left"] = sorted(m["Body"] for m in left)
+    return answers
+
+
+def test_receives_and_deletes_are_moto_s_own() -> None:
+    """The queue looked through once per call (``queues_looked_at_once``) answers receives,
+    batch deletes and counts as moto does."""
+    with embedded(REGION) as endpoint:
+        served = _receipts(_client("sqs", endpoint))
+    with mock_aws():
+        expected = _receipts(boto3.client("sqs", region_name=REGION))
+    assert served == expected
+    assert served["deleted"][1] == [("3", "ReceiptHandleIsInvalid", True)]
+    assert served["deleted again"] == served["deleted"]  # deleted already: done
+    assert served["deleted: counts"]["ApproximateNumberOfMessagesDelayed"] == "1"
+    assert len(served["left"]) == 7
