@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -147,3 +148,46 @@ def test_receives_and_deletes_are_moto_s_own() -> None:
     assert served["deleted again"] == served["deleted"]  # deleted already: done
     assert served["deleted: counts"]["ApproximateNumberOfMessagesDelayed"] == "1"
     assert len(served["left"]) == 7
+
+
+def test_sends_receives_and_deletes_at_once_lose_nothing_and_bring_nothing_back() -> None:
+    """Senders and consumers at once, as the webhook's server and the runner's invocations
+    use ingest's queue: every message received once and deleted, none lost (a send racing
+    a delete), none back (two deletes at once), no call refused (``sqs_calls_one_at_a_time``)."""
+    with embedded(REGION) as endpoint:
+        sqs = _client("sqs", endpoint, Config(retries={"max_attempts": 1}, max_pool_connections=16))
+        url = sqs.create_queue(QueueName="busy", Attributes={"VisibilityTimeout": "600"})[
+            "QueueUrl"
+        ]
+        senders, batches = 6, 30
+        bodies = {f"s{s}-{b}-{n}" for s in range(senders) for b in range(batches) for n in range(5)}
+
+        def send(sender: int) -> None:
+            for b in range(batches):
+                entries = [{"Id": str(n), "MessageBody": f"s{sender}-{b}-{n}"} for n in range(5)]
+                assert not sqs.send_message_batch(QueueUrl=url, Entries=entries).get("Failed")
+
+        def consume() -> list[str]:
+            seen: list[str] = []
+            idle = 0
+            while idle < 20:
+                got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+                idle = 0 if got else idle + 1
+                seen += [m["Body"] for m in got]
+                entries = [
+                    {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(got)
+                ]
+                if entries:
+                    assert not sqs.delete_message_batch(QueueUrl=url, Entries=entries).get("Failed")
+            return seen
+
+        with ThreadPoolExecutor(senders + 4) as pool:
+            consumers = [pool.submit(consume) for _ in range(4)]
+            for future in [pool.submit(send, s) for s in range(senders)]:
+                future.result()
+            received = [body for c in consumers for body in c.result()]
+        received += consume()  # what the consumers left, had they stopped early
+        assert sorted(received) == sorted(bodies)  # each once
+        counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        assert counts["ApproximateNumberOfMessages"] == "0"
+        assert counts["ApproximateNumberOfMessagesNotVisible"] == "0"

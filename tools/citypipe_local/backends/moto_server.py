@@ -21,11 +21,21 @@ Three changes to ``moto.server``, none to what it answers:
   every message of a queue — visible? delayed? — each time it lists what a receive may take
   or counts the queue, and a ``DeleteMessageBatch`` looks through the whole queue twice per
   receipt handle. On a queue of 2,000 messages, 1,000 in flight (ingest's batching window
-  on the webhook's queue), a receive took 15–30 ms and a batch delete 4–7 ms, where SQS
+  on the webhook's queue), a receive took 15 to 30 ms and a batch delete 4 to 7 ms, where SQS
   takes milliseconds. The clock is now read once per call and a batch of deletes is one
   pass over the queue (``queues_looked_at_once``): ~1 ms and ~0.4 ms, the webhook slice's
   server CPU ~4.5 s instead of ~6.2 (decision 112). What they answer is moto's
   (``tests/integration/test_moto_server.py`` replays receives, deletes and delays on both).
+- **a queue's calls one at a time**: moto's SQS is not thread-safe, and its server
+  answers each request in a thread of its own. A delete writes back the queue's list of
+  messages without the deleted ones: a message sent meanwhile could be lost (a request
+  answered 202 whose readings never arrived: the webhook slice's books once came out five
+  requests short), and of two deletes at once one could bring the other's messages back,
+  delivered again after their visibility timeout (a 30-second stall; the batcher counts
+  them nothing). A receive racing a delete failed outright (``Set changed size during
+  iteration``: a 500, retried). SQS's calls are each atomic: here they take one lock
+  (``sqs_calls_one_at_a_time``); a long-polling receive (``WaitTimeSeconds``, which
+  citypipe never asks for) waits as moto's own does, without it.
 - **a simulated clock**, with ``--clock``: moto reads the time through
   ``moto.core.utils.utcnow`` (objects' ``LastModified``, queue timers: every module calls
   it, or imports it before its first request), so replacing that one function before the
@@ -42,6 +52,7 @@ import functools
 import json
 import os
 import sys
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -153,6 +164,44 @@ def queues_looked_at_once() -> None:
     models.SQSBackend.delete_message_batch = deleted_at_once  # type: ignore[method-assign]
 
 
+ATOMIC = (
+    "send_message",
+    "send_message_batch",
+    "delete_message",
+    "delete_message_batch",
+    "change_message_visibility",
+    "change_message_visibility_batch",
+    "purge_queue",
+    "get_queue_attributes",
+)
+
+
+def sqs_calls_one_at_a_time() -> None:
+    from moto.sqs import models
+
+    lock = threading.RLock()  # a batch delete deletes through ``delete_message``
+
+    def atomic(method: Any) -> Any:
+        @functools.wraps(method)
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(self, *args, **kwargs)
+
+        return call
+
+    for name in ATOMIC:
+        setattr(models.SQSBackend, name, atomic(getattr(models.SQSBackend, name)))
+    receive = models.SQSBackend.receive_message
+
+    def received(self: Any, queue_name: str, count: int, wait_s: int, *rest: Any) -> Any:
+        if wait_s:  # a long poll waits for sends: moto's own, unlocked
+            return receive(self, queue_name, count, wait_s, *rest)
+        with lock:
+            return receive(self, queue_name, count, wait_s, *rest)
+
+    models.SQSBackend.receive_message = received  # type: ignore[method-assign,assignment]
+
+
 def main(argv: list[str]) -> None:
     os.environ["MOTO_ALLOW_NONEXISTENT_REGION"] = "true"
     if argv[:1] == ["--clock"]:
@@ -168,6 +217,7 @@ def main(argv: list[str]) -> None:
     )
     attributes_one_at_a_time()
     queues_looked_at_once()
+    sqs_calls_one_at_a_time()
     from moto.moto_server.werkzeug_app import MotoRequestHandler
     from moto.server import main as serve
 
