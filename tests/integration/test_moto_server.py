@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -102,3 +103,91 @@ def test_an_empty_object_is_written_though_botocore_expects_a_continue() -> None
         s3.create_bucket(Bucket="empty", CreateBucketConfiguration={"LocationConstraint": REGION})
         s3.put_object(Bucket="empty", Key="marker", Body=b"", IfNoneMatch="*")
         assert s3.get_object(Bucket="empty", Key="marker")["Body"].read() == b""
+
+
+def _receipts(sqs: Any) -> dict[str, Any]:
+    """Receives, batch deletes (of a receipt already used, of one unknown, of an older
+    receipt of a message received again) and a delayed message, with what the queue
+    counts after each: what a replay's runner does to a queue."""
+    url = sqs.create_queue(QueueName="taken", Attributes={"VisibilityTimeout": "0"})["QueueUrl"]
+    sqs.send_message_batch(
+        QueueUrl=url, Entries=[{"Id": str(n), "MessageBody": f"m{n}"} for n in range(10)]
+    )
+    sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=900)
+    answers: dict[str, Any] = {}
+    first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=4)["Messages"]
+    again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]  # visible again
+    answers["received"] = [[m["Body"] for m in first], sorted(m["Body"] for m in again)]
+    handles = [m["ReceiptHandle"] for m in first[:2]] + [again[-1]["ReceiptHandle"], "unknown"]
+    for name in ("deleted", "deleted again"):
+        entries = [{"Id": str(n), "ReceiptHandle": h} for n, h in enumerate(handles)]
+        answer = sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+        answers[name] = [
+            sorted(e["Id"] for e in answer.get("Successful", [])),
+            sorted((e["Id"], e["Code"], e["SenderFault"]) for e in answer.get("Failed", [])),
+        ]
+        counted = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[*counted, "All"])
+        answers[f"{name}: counts"] = {
+            k: v for k, v in got["Attributes"].items() if k.startswith("Approximate")
+        }
+    left = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    answers["left"] = sorted(m["Body"] for m in left)
+    return answers
+
+
+def test_receives_and_deletes_are_moto_s_own() -> None:
+    """The queue looked through once per call (``queues_looked_at_once``) answers receives,
+    batch deletes and counts as moto does."""
+    with embedded(REGION) as endpoint:
+        served = _receipts(_client("sqs", endpoint))
+    with mock_aws():
+        expected = _receipts(boto3.client("sqs", region_name=REGION))
+    assert served == expected
+    assert served["deleted"][1] == [("3", "ReceiptHandleIsInvalid", True)]
+    assert served["deleted again"] == served["deleted"]  # deleted already: done
+    assert served["deleted: counts"]["ApproximateNumberOfMessagesDelayed"] == "1"
+    assert len(served["left"]) == 7
+
+
+def test_sends_receives_and_deletes_at_once_lose_nothing_and_bring_nothing_back() -> None:
+    """Senders and consumers at once, as the webhook's server and the runner's invocations
+    use ingest's queue: every message received once and deleted, none lost (a send racing
+    a delete), none back (two deletes at once), no call refused (``sqs_calls_one_at_a_time``)."""
+    with embedded(REGION) as endpoint:
+        sqs = _client("sqs", endpoint, Config(retries={"max_attempts": 1}, max_pool_connections=16))
+        url = sqs.create_queue(QueueName="busy", Attributes={"VisibilityTimeout": "600"})[
+            "QueueUrl"
+        ]
+        senders, batches = 6, 30
+        bodies = {f"s{s}-{b}-{n}" for s in range(senders) for b in range(batches) for n in range(5)}
+
+        def send(sender: int) -> None:
+            for b in range(batches):
+                entries = [{"Id": str(n), "MessageBody": f"s{sender}-{b}-{n}"} for n in range(5)]
+                assert not sqs.send_message_batch(QueueUrl=url, Entries=entries).get("Failed")
+
+        def consume() -> list[str]:
+            seen: list[str] = []
+            idle = 0
+            while idle < 20:
+                got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+                idle = 0 if got else idle + 1
+                seen += [m["Body"] for m in got]
+                entries = [
+                    {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(got)
+                ]
+                if entries:
+                    assert not sqs.delete_message_batch(QueueUrl=url, Entries=entries).get("Failed")
+            return seen
+
+        with ThreadPoolExecutor(senders + 4) as pool:
+            consumers = [pool.submit(consume) for _ in range(4)]
+            for future in [pool.submit(send, s) for s in range(senders)]:
+                future.result()
+            received = [body for c in consumers for body in c.result()]
+        received += consume()  # what the consumers left, had they stopped early
+        assert sorted(received) == sorted(bodies)  # each once
+        counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        assert counts["ApproximateNumberOfMessages"] == "0"
+        assert counts["ApproximateNumberOfMessagesNotVisible"] == "0"
