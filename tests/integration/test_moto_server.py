@@ -191,3 +191,29 @@ def test_sends_receives_and_deletes_at_once_lose_nothing_and_bring_nothing_back(
         counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
         assert counts["ApproximateNumberOfMessages"] == "0"
         assert counts["ApproximateNumberOfMessagesNotVisible"] == "0"
+
+
+def test_a_moto_without_what_is_patched_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.sqs import models
+
+    from citypipe_local.backends.moto_server import moto_as_patched
+
+    moto_as_patched()  # the pinned moto has it all
+    monkeypatch.delattr(models.Queue, "approximate_number_of_messages_delayed")
+    with pytest.raises(SystemExit, match=r"Queue\.approximate_number_of_messages_delayed"):
+        moto_as_patched()
+
+
+def test_a_backend_that_stops_is_said_with_its_last_word(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    from citypipe_local.backends.embedded import _up
+
+    with (tmp_path / "said").open("w+b") as said:
+        stopped = subprocess.Popen(
+            [sys.executable, "-c", "import sys; sys.exit('no moto.sqs here')"], stderr=said
+        )
+        stopped.wait()
+        with pytest.raises(RuntimeError, match=r"stopped: no moto\.sqs here"):
+            _up(stopped, said, "http://127.0.0.1:9")

@@ -22,9 +22,10 @@ Three changes to ``moto.server``, none to what it answers:
   or counts the queue, and a ``DeleteMessageBatch`` looks through the whole queue twice per
   receipt handle. On a queue of 2,000 messages, 1,000 in flight (ingest's batching window
   on the webhook's queue), a receive took 15 to 30 ms and a batch delete 4 to 7 ms, where SQS
-  takes milliseconds. The clock is now read once per call and a batch of deletes is one
-  pass over the queue (``queues_looked_at_once``): ~1 ms and ~0.4 ms, the webhook slice's
-  server CPU ~4.5 s instead of ~6.2 (decision 112). What they answer is moto's
+  takes milliseconds. The list of what a receive may take now reads the clock once (moto
+  still reads it for each message it then examines) and a batch of deletes is one pass over
+  the queue (``queues_looked_at_once``): ~1 ms and ~0.4 ms, the webhook slice's server CPU
+  ~4.5 s instead of ~6.2 (decision 112). What they answer is moto's
   (``tests/integration/test_moto_server.py`` replays receives, deletes and delays on both).
 - **a queue's calls one at a time**: moto's SQS is not thread-safe, and its server
   answers each request in a thread of its own. A delete writes back the queue's list of
@@ -33,9 +34,15 @@ Three changes to ``moto.server``, none to what it answers:
   requests short), and of two deletes at once one could bring the other's messages back,
   delivered again after their visibility timeout (a 30-second stall; the batcher counts
   them nothing). A receive racing a delete failed outright (``Set changed size during
-  iteration``: a 500, retried). SQS's calls are each atomic: here they take one lock
-  (``sqs_calls_one_at_a_time``); a long-polling receive (``WaitTimeSeconds``, which
-  citypipe never asks for) waits as moto's own does, without it.
+  iteration``: a 500, retried). SQS's calls are each atomic: here every SQS call that reads
+  or changes queues takes one lock, the same for every queue of the server
+  (``sqs_calls_one_at_a_time``: no order between two queues' locks to get wrong when a
+  receive moves a message to its dead-letter queue). A long-polling receive
+  (``WaitTimeSeconds``, which citypipe never asks for) is a series of short ones, waiting
+  between them without the lock for a send to wake it, timed on the real clock.
+  ``tests/integration/test_moto_server_interleavings.py`` forces each race and shows it
+  gone. (moto's Lambda event-source mappings, which citypipe does not use here, would
+  invoke a function inside a locked send.)
 - **a simulated clock**, with ``--clock``: moto reads the time through
   ``moto.core.utils.utcnow`` (objects' ``LastModified``, queue timers: every module calls
   it, or imports it before its first request), so replacing that one function before the
@@ -53,6 +60,7 @@ import json
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -165,6 +173,11 @@ def queues_looked_at_once() -> None:
 
 
 ATOMIC = (
+    "create_queue",
+    "delete_queue",
+    "list_queues",
+    "set_queue_attributes",
+    "list_dead_letter_source_queues",
     "send_message",
     "send_message_batch",
     "delete_message",
@@ -194,16 +207,55 @@ def sqs_calls_one_at_a_time() -> None:
     receive = models.SQSBackend.receive_message
 
     def received(self: Any, queue_name: str, count: int, wait_s: int, *rest: Any) -> Any:
-        if wait_s:  # a long poll waits for sends: moto's own, unlocked
-            return receive(self, queue_name, count, wait_s, *rest)
-        with lock:
-            return receive(self, queue_name, count, wait_s, *rest)
+        """A short poll atomic; a long poll (``WaitTimeSeconds``) a series of them, waiting
+        between them without the lock for a send to wake it, until ``wait_s`` has passed."""
+        end = time.monotonic() + wait_s
+        while True:
+            with lock:
+                got = receive(self, queue_name, count, 0, *rest)
+            left = end - time.monotonic()
+            if got or left <= 0:
+                return got
+            self.get_queue(queue_name).wait_for_messages(min(left, 1))
 
     models.SQSBackend.receive_message = received  # type: ignore[method-assign,assignment]
 
 
+# What the changes replace or read of moto's: a moto that renamed one would be patched
+# silently (a new, unused property) or fail only at its first request.
+PATCHED = {
+    "moto.sqs.models.SQSBackend": [*ATOMIC, "receive_message", "get_queue"],
+    "moto.sqs.models.Queue": [
+        "messages",
+        "approximate_number_of_messages_not_visible",
+        "approximate_number_of_messages_delayed",
+        "wait_for_messages",
+        "attributes",
+    ],
+}
+
+
+def moto_as_patched() -> None:
+    """Refuse to start on a moto without what the changes replace, saying what is gone."""
+    from moto.sqs import models
+
+    classes = {
+        "moto.sqs.models.SQSBackend": models.SQSBackend,
+        "moto.sqs.models.Queue": models.Queue,
+    }
+    gone = [
+        f"{where}.{name}"
+        for where, names in PATCHED.items()
+        for name in names
+        if not hasattr(classes[where], name)
+    ]
+    if gone:
+        raise SystemExit(f"citypipe's moto server: this moto has no {', '.join(gone)}")
+
+
 def main(argv: list[str]) -> None:
     os.environ["MOTO_ALLOW_NONEXISTENT_REGION"] = "true"
+    moto_as_patched()
     if argv[:1] == ["--clock"]:
         on_clock(Path(argv[1]))
         argv = argv[2:]
