@@ -386,7 +386,8 @@ class _Batch:
         """Why the device's profile does not read the reading's field: None for a field
         it ignores; a rejection for another source's device, a source whose partner
         withdrew, or a field it does not know."""
-        if r.field not in dev.plan and dev.ignore.match(r.field):
+        name = r.field
+        if name not in dev.plan and (name in dev.ignored or dev.ignore.match(name)):
             return None
         if self.only_source is not None and dev.source != self.only_source:
             return Rejection(
