@@ -357,6 +357,8 @@ class _Batch:
         if self.opt_outs is not None and self._opted_out(dev, r):
             return None  # first: nothing else is judged, or kept, of it
         plan = dev.plan.get(r.field)
+        if plan is None and r.field in dev.ignored:
+            return None  # a field the profile ignores by name (a third of them): no reading
         if (
             plan is None
             or (self.only_source is not None and dev.source != self.only_source)
