@@ -41,7 +41,7 @@ import orjson
 from citypipe.core.formats import Format
 from citypipe.core.formats.common import Context, Reading, Rejection, Unreadable, number
 from citypipe.core.images import IMAGE_HINT, IMAGE_HINT_TEXT, image_path
-from citypipe.core.pseudonyms import KeyFor, OptOuts, pseudonym
+from citypipe.core.pseudonyms import KeyFor, OptOuts, pseudonyms
 from citypipe.core.shape import body_shape, schema_path, shape
 from citypipe.domain.books import OPTED_OUT
 from citypipe.domain.city import Action, City
@@ -320,7 +320,8 @@ class _Batch:
         self.aliases: dict[tuple[bytes, str], str] = {}
         # a reading's time -> (its microseconds, its ISO text, its day's first second)
         self.moments: dict[float, tuple[int, str, int]] = {}
-        self.day_keys: dict[int, bytes] = {}  # the key of each UTC day (epoch days), as aliases
+        # the key of each UTC day (epoch days) and its pseudonyms, as aliases
+        self.day_keys: dict[int, tuple[bytes, Callable[[str], str]]] = {}
         self.known: dict[str, frozenset[str]] = {}  # names a shape keeps, by format (if any)
         # (format, MQTT topic) -> the device it names (``_topic_wanted``); (hub, device id)
         # -> its registry spelling
@@ -496,13 +497,15 @@ class _Batch:
         """The keyed pseudonym of a subject seen at ``at``: HMAC under the city's key for
         that UTC day (remembered for the batch only)."""
         days = int(at // 86_400)
-        key = self.day_keys.get(days)
-        if key is None:
+        keyed = self.day_keys.get(days)
+        if keyed is None:
             assert self.key_for is not None
-            key = self.day_keys[days] = self.key_for(_day(days))
+            key = self.key_for(_day(days))
+            keyed = self.day_keys[days] = (key, pseudonyms(key))
+        key, of = keyed
         alias = self.aliases.get((key, ident))
         if alias is None:
-            alias = self.aliases[key, ident] = pseudonym(key, ident)
+            alias = self.aliases[key, ident] = of(ident)
         return alias
 
     def _format(self, payload: Payload) -> Format:
