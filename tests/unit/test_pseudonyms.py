@@ -12,7 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from citypipe.core.pseudonyms import day_keys, journal_key, normalize_identifier, pseudonym
+from citypipe.core.pseudonyms import (
+    day_keys,
+    journal_key,
+    normalize_identifier,
+    opt_out_address,
+    pseudonym,
+    pseudonyms,
+)
 from citypipe.domain.errors import KeyDestroyedError
 from citypipe_local.fakes import InMemoryKeyStore
 
@@ -63,6 +70,26 @@ def test_an_identifier_is_normalized_to_its_letters_and_digits(value: str, norma
     assert normalize_identifier(value) == normalized
 
 
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("AA:BB:CC:DD:EE:01", MAC),
+        ("aa-bb-cc-dd-ee-01", MAC),
+        (" aabb.ccdd.ee01 ", MAC),
+        ("aabbccddee0", None),  # eleven digits
+        ("aabbccddee012", None),  # thirteen
+        ("aa:bb:cc:dd:ee:0g", None),  # no hex digit
+        ("phone-of-anna", None),
+    ],
+)
+def test_an_opt_out_is_an_eui48_address_spelled_as_the_edge_spells_a_subject(
+    text: str, address: str | None
+) -> None:
+    assert opt_out_address(text) == address
+    if address is not None:
+        assert address == normalize_identifier(text)
+
+
 def test_identifiers_of_separators_only_are_not_one_device() -> None:
     assert pseudonym(KEY, "::") != pseudonym(KEY, "--")
 
@@ -76,6 +103,20 @@ def test_a_pseudonym_is_the_hmac_of_the_normalized_identifier_under_the_key() ->
 def test_a_string_no_utf8_holds_is_refused() -> None:
     with pytest.raises(UnicodeEncodeError):
         pseudonym(KEY, "\udc80")
+    with pytest.raises(UnicodeEncodeError):
+        pseudonyms(KEY)("\udc80")
+
+
+@settings(max_examples=100)
+@given(key=st.binary(max_size=100), values=st.lists(st.text(), max_size=4))
+def test_a_keys_pseudonyms_are_its_pseudonym_of_each_identifier(
+    key: bytes, values: list[str]
+) -> None:
+    # one key's pseudonyms, made one after the other as a batch makes them (keys of any
+    # length: HMAC hashes one longer than a block first)
+    of = pseudonyms(key)
+    for value in [*values, "AA:BB:CC:DD:EE:01", "aabb.ccdd.ee01"]:
+        assert of(value) == pseudonym(key, value)
 
 
 # --- the day's keys --------------------------------------------------------------------------

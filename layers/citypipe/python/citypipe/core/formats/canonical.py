@@ -12,6 +12,7 @@ from citypipe.core.formats.common import Context, Format, Reading, Rejection, is
 from citypipe.domain.personal import PERSONAL_FIELDS
 
 REQUIRED = ("sensor", "quantity", "unit", "value", "observed_at")
+_REQUIRED = frozenset(REQUIRED)
 ALLOWED = frozenset({*REQUIRED, "source", "location", "zone", "personal"})
 SCHEMA = ALLOWED | PERSONAL_FIELDS.keys()  # and the personal fields citypipe knows
 
@@ -19,11 +20,11 @@ SCHEMA = ALLOWED | PERSONAL_FIELDS.keys()  # and the personal fields citypipe kn
 def _one(item: Any, path: str) -> Reading | Rejection:
     if not isinstance(item, dict):
         return Rejection("invalid_record", "an observation is a JSON object", path)
-    missing = [k for k in REQUIRED if k not in item]
-    if missing:
+    if not item.keys() >= _REQUIRED:  # the common case told without a step in Python
+        missing = [k for k in REQUIRED if k not in item]
         return Rejection("missing_field", f"missing {missing}", path)
-    unknown = sorted(set(item) - ALLOWED)
-    if unknown:
+    if not ALLOWED.issuperset(item):
+        unknown = set(item) - ALLOWED
         return Rejection("unknown_field", f"{len(unknown)} unknown fields", path)
     sensor, unit, personal = item["sensor"], item["unit"], item.get("personal", {})
     if (

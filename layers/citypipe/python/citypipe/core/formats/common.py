@@ -146,11 +146,14 @@ def _iso_epoch(text: str) -> float:
     return at.timestamp()
 
 
-def hub_time(absent: float | Rejection, *candidates: tuple[str, Any]) -> float | Rejection:
+def hub_time(
+    absent: float | Rejection, *candidates: tuple[str, Any], within: str = ""
+) -> float | Rejection:
     """When a hub says its readings were observed: the first of the times it sent, each a
-    ``(path, value)`` (absent or null: not sent), RFC 3339 with a UTC offset; ``absent``
-    where it sent none. A time it sent that cannot be read — any of them — is
-    ``invalid_time`` at its path: never the arrival time in its place (decision 0083)."""
+    ``(path, value)`` (absent or null: not sent; the path within the object at ``within``,
+    joined only where it is told), RFC 3339 with a UTC offset; ``absent`` where it sent
+    none. A time it sent that cannot be read — any of them — is ``invalid_time`` at its
+    path: never the arrival time in its place (decision 0083)."""
     found: float | None = None
     for path, value in candidates:
         if value is None:
@@ -158,7 +161,8 @@ def hub_time(absent: float | Rejection, *candidates: tuple[str, Any]) -> float |
         try:
             at = iso_epoch(value)
         except (ValueError, OverflowError):
-            return Rejection("invalid_time", "not RFC 3339 with a UTC offset", path)
+            where = f"{within}.{path}" if within else path
+            return Rejection("invalid_time", "not RFC 3339 with a UTC offset", where)
         if found is None:
             found = at
     return absent if found is None else found
@@ -202,6 +206,9 @@ def flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield prefix, value
 
 
+_NESTED = (dict, list)  # what ``flatten`` walks into
+
+
 def decoded_readings(
     hub: str, device: str, decoded: Any, at: float, path: str
 ) -> list[Reading | Rejection]:
@@ -209,6 +216,14 @@ def decoded_readings(
     if not isinstance(decoded, dict) or not decoded:
         return [Rejection("not_decoded", "no decoded payload: set up the device's codec", path)]
     prefix = f"{path}." if path else ""
+    if "measurementValue" not in decoded:  # most are flat: their fields read without a walk
+        out: list[Reading | Rejection] = []
+        for name, value in decoded.items():
+            if type(name) is not str or isinstance(value, _NESTED):
+                break
+            out.append(Reading(hub, device, name, value, at, prefix + name))
+        else:
+            return out
     return [
         Reading(hub, device, name, value, at, prefix + name) for name, value in flatten(decoded)
     ]

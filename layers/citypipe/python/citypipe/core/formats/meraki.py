@@ -28,7 +28,11 @@ CARRIED = {
     "ipv4": "ip_address", "ipv6": "ip_address", "ssid": "ssid", "rssi": "rssi",
     "location": "location", "os": "os", "manufacturer": "manufacturer",
 }  # fmt: skip
-_ABSENT: tuple[object, ...] = (None, "", [], {})  # a carried field sent empty is not carried
+# A carried field sent empty (null, "", [] or {}) is not carried: a falsy JSON value of
+# another type (0, false) is
+_EMPTIES = (str, list, dict)
+_CARRIED = tuple(CARRIED.items())
+_PATHS = tuple(f"data.observations[{i}]" for i in range(64))  # a post's first observations
 # The names of the Scanning API's v2 and v3 posts (Meraki's documentation).
 SCHEMA = frozenset(
     {
@@ -51,9 +55,14 @@ def _seen(observation: dict[str, Any], path: str, fallback: float) -> float | Re
     record = observation.get("latestRecord")
     return hub_time(
         fallback if seen is None else seen,
-        (f"{path}.seenTime", observation.get("seenTime")),
-        (f"{path}.latestRecord.time", record.get("time") if isinstance(record, dict) else None),
+        ("seenTime", observation.get("seenTime")),
+        ("latestRecord.time", record.get("time") if isinstance(record, dict) else None),
+        within=path,
     )
+
+
+def _paths(count: int) -> list[str]:
+    return [f"data.observations[{i}]" for i in range(count)]
 
 
 def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
@@ -66,8 +75,9 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
     if not observations:
         return []
     out: list[Reading | Rejection] = []
+    paths = _PATHS if len(observations) <= len(_PATHS) else _paths(len(observations))
     for index, observation in enumerate(observations):
-        path = f"data.observations[{index}]"
+        path = paths[index]
         if not isinstance(observation, dict):
             out.append(Rejection("invalid_record", "an observation is an object", path))
             continue
@@ -82,7 +92,10 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
             continue
         subject = observation.get("clientMac")
         carried = {
-            name: True for key, name in CARRIED.items() if observation.get(key) not in _ABSENT
+            name: True
+            for key, name in _CARRIED
+            if (value := observation.get(key))
+            or (value is not None and type(value) not in _EMPTIES)
         }
         out.append(
             Reading(

@@ -61,8 +61,9 @@ def _entity(entity: Any, index: int, fallback: float | Rejection) -> list[Readin
         return [Rejection("missing_device_id", "an entity without id", path)]
     at = hub_time(
         fallback,
-        (f"{path}.dateObserved", _time_of(entity.get("dateObserved"))),
-        (f"{path}.observedAt", _time_of(entity.get("observedAt"))),
+        ("dateObserved", _time_of(entity.get("dateObserved"))),
+        ("observedAt", _time_of(entity.get("observedAt"))),
+        within=path,
     )
     out: list[Reading | Rejection] = []
     undated = False  # an attribute dated by the entity's time, which cannot be read
@@ -89,7 +90,7 @@ def _attribute(
             return None
         if "value" not in attribute:
             return Rejection("invalid_record", "a Property without value", path)
-        when = hub_time(at, (f"{path}.observedAt", attribute.get("observedAt")))
+        when = hub_time(at, ("observedAt", attribute.get("observedAt")), within=path)
         if isinstance(when, Rejection):
             return when
         code = attribute.get("unitCode")

@@ -95,7 +95,7 @@ def _value(record: dict[str, Any], base: _Base) -> Any:
     for key in ("vs", "vb", "vd"):
         if key in record:
             return record[key]
-    if any(k not in _BASE for k in record):
+    if not _BASE_KEYS.issuperset(record):
         raise Unreadable("invalid_record", "a record without a value")
     return _NONE  # base fields only
 

@@ -43,7 +43,7 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
             out.append(Rejection("missing_device_id", "no segment_id", path))
             continue
         no_date = Rejection("invalid_time", "a row without date", f"{path}.date")
-        at = hub_time(no_date, (f"{path}.date", row.get("date")))
+        at = hub_time(no_date, ("date", row.get("date")), within=path)
         if isinstance(at, Rejection):
             out.append(at)
             continue
