@@ -27,7 +27,7 @@ from citypipe.core.publish.dcat import catalogue, catalogue_pages, with_data_ser
 from citypipe.core.publish.jsontext import json_bytes
 from citypipe.core.publish.odrl import policy_files
 from citypipe.core.publish.portal import portal_files
-from citypipe.core.publish.register import register_documents, register_of
+from citypipe.core.publish.register import Register, register_documents, register_of
 from citypipe.core.publish.residents import residents_files
 from citypipe.core.publish.sensors import sensor_documents
 from citypipe.core.publish.turtle import to_turtle
@@ -48,42 +48,48 @@ def publish_metadata(deps: Deps) -> None:
     sensor: thousands of files in a big city, rewritten by every publication before),
     then what the publication records make (the catalogue, the data package, the portal)."""
     city, names = deps.city, deps.names
-    opted_out = opt_out_count(deps)  # the opt-out page says how many, never which
-    # the first part is known by what it holds (this release's rendering of this city file
-    # and count: a new release rewrites what it changed, and the catalogue's checksums of
-    # the registers stay true); the second, by the records it is made from
-    files = _city_files(deps, opted_out)
-    _build(deps, input_id("residents/1", *_digests(files)), lambda: files)
+    register = _publish_city_files(deps, opt_out_count(deps))
     open_bucket = names.bucket(Zone.OPEN)
     infos = list(deps.store.list(open_bucket, names.publications_prefix()))
     inputs = [city.model_dump_json(), *(f"{i.key}@{i.etag}" for i in infos)]
-    _build(deps, input_id("metadata/2", *inputs), lambda: _record_files(deps, infos))
+    _build(deps, input_id("metadata/2", *inputs), lambda: _record_files(deps, infos, register))
 
 
 Files = dict[str, tuple[bytes, str]]
 PUT_CONCURRENCY = 16  # the metadata's files in flight at once, as a day's partials are read
 
 
-def _city_files(deps: Deps, opted_out: int) -> Files:
+def _publish_city_files(deps: Deps, opted_out: int) -> Register:
+    """The first part built, unless still built (the opt-out page says how many opted out,
+    never which), and its register described for the second part. It is known by what it
+    holds (this release's rendering of this city file and count: a new release rewrites
+    what it changed, and the catalogue's checksums of the registers stay true). Its files
+    are let go on return: a notice a sensor, they grow with the city (decision 0111)."""
+    files, register = _city_files(deps, opted_out)
+    _build(deps, input_id("residents/1", *_digests(files)), lambda: files)
+    return register
+
+
+def _city_files(deps: Deps, opted_out: int) -> tuple[Files, Register]:
     city, optout = deps.city, deps.names.optout_page_key()
+    # the register and the record of processing first: the others list them
+    documents = {**register_documents(city), **sensor_documents(city)}
     files = {
-        # the register and the record of processing first: the others list them
-        **register_documents(city),
-        **sensor_documents(city),
+        **documents,
         **policy_files(city),  # the partners' permissions, which the catalogue names
         **residents_files(city, opted_out),  # the sensor register's pages, notices, opt-out
     }
     # the opt-out page last: the one file an opt-out changes is then the one a build's
     # check reads, so a racing build's older count on it is seen and written over
     files[optout] = files.pop(optout)
-    return files
+    return files, register_of(city, documents)
 
 
 def _digests(files: Files) -> list[str]:
     return [f"{key}:{hashlib.sha256(body).hexdigest()}" for key, (body, _) in files.items()]
 
 
-def _record_files(deps: Deps, infos: list[ObjectInfo]) -> Files:
+def _record_files(deps: Deps, infos: list[ObjectInfo], register: Register) -> Files:
     city, names = deps.city, deps.names
     records = [
         Publication.model_validate_json(o.body)
@@ -93,7 +99,6 @@ def _record_files(deps: Deps, infos: list[ObjectInfo]) -> Files:
     themes += [
         theme_named(s) for s in sorted({r.theme for r in records} - {t.slug for t in themes})
     ]
-    register = register_of(city, {**register_documents(city), **sensor_documents(city)})
     served = themes_of(city)  # the API serves the city's themes, on every catalogue page
     document = with_data_service(catalogue(city, themes, records, register), city, served)
     return {
