@@ -33,7 +33,7 @@ NAMES = StackNames("velden")
 def zone(city: City, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The residents' pages of the example city, as the open zone holds them."""
     root = tmp_path_factory.mktemp("open")
-    for key, (body, _) in residents_files(city, 3).items():
+    for key, (body, _) in residents_files(city, 3):
         path = root / key
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(body)

@@ -13,7 +13,7 @@ import io
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -821,6 +821,28 @@ def test_the_metadata_s_files_between_the_first_and_last_are_written_concurrentl
     assert all(events.index(("end", key)) < last_begun for key in residents[:-1])
 
 
+def test_a_metadata_build_writes_the_sensor_register_once_to_scratch(
+    memory_deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sensor register (a row a sensor: megabytes in a big city) is written once a
+    build, a row at a time, into files: the records' part describes it from them, and the
+    city's files are put from scratch, never all in memory (decision 0111)."""
+    from citypipe.service.export import metadata
+
+    sinks: list[type] = []
+    real = metadata.write_sensor_register
+
+    def counted(city: City, to: dict[str, Any]) -> None:
+        sinks.extend(type(sink) for sink in to.values())
+        real(city, to)
+
+    monkeypatch.setattr(metadata, "write_sensor_register", counted)
+    put_partial(memory_deps, "a", no2())
+    assert export_day(memory_deps, exporting(RELEASE_KEYS), DAY) == "done"
+    assert sinks and all(not issubclass(kind, io.BytesIO) for kind in sinks)
+    assert len(sinks) == len(metadata.SENSOR_FORMATS)
+
+
 def test_a_new_release_rewrites_the_residents_pages_it_changed(
     memory_deps: Deps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -833,10 +855,9 @@ def test_a_new_release_rewrites_the_residents_pages_it_changed(
     rights = memory_deps.names.rights_page_key()
     rendered = metadata.residents_files
 
-    def new_release(city: City, opted_out: int) -> dict[str, tuple[bytes, str]]:
-        files = rendered(city, opted_out)
-        body, content_type = files[rights]
-        return files | {rights: (body + b"<!-- a new release -->", content_type)}
+    def new_release(city: City, opted_out: int) -> Iterator[tuple[str, tuple[bytes, str]]]:
+        for key, (body, content_type) in rendered(city, opted_out):
+            yield key, (body + b"<!-- a new release -->" if key == rights else body, content_type)
 
     monkeypatch.setattr(metadata, "residents_files", new_release)
     export_day(memory_deps, exporting(RELEASE_KEYS), DAY)

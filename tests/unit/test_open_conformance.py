@@ -86,7 +86,7 @@ def test_no_dataset_is_tagged_hvd_under_a_licence_less_open_than_cc_by(
     deps = dataclasses.replace(exported, city=parse_city(data))
     # no partials: nothing new, the metadata rebuilt
     export_day(deps, exporting(RELEASE_KEYS), "2026-06-02")
-    publish_metadata(deps)
+    publish_metadata(deps, exporting(RELEASE_KEYS).scratch)
     # Then the catalogue claims no High-Value Dataset
     graph = catalogue_graph(deps)
     assert not set(graph.objects(None, rdflib.URIRef("http://data.europa.eu/r5r/hvdCategory")))

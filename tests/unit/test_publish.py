@@ -33,7 +33,7 @@ from citypipe.core.publish.jsontext import JsonArrayWriter, json_bytes
 from citypipe.core.publish.ngsild import entities
 from citypipe.core.publish.portal import bar_chart, index_html
 from citypipe.core.publish.register import register_documents, register_of
-from citypipe.core.publish.sensors import sensor_documents
+from citypipe.core.publish.sensors import SENSOR_FORMATS, write_sensor_register
 from citypipe.core.publish.tables import CsvWriter, DaySummary, ParquetWriter, summarize
 from citypipe.core.publish.turtle import to_turtle
 from citypipe.domain.books import Publication
@@ -323,7 +323,12 @@ def test_the_register_is_shown_on_the_portal_and_listed_in_the_catalogue(
     # Given a day published: the metadata build writes the register and the record
     put_partial(memory_deps, "a", no2(), *devices(10))
     export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
-    documents = {**register_documents(memory_deps.city), **sensor_documents(memory_deps.city)}
+    sinks = {ext: io.BytesIO() for ext in SENSOR_FORMATS}
+    write_sensor_register(memory_deps.city, sinks)
+    documents = register_documents(memory_deps.city) | {
+        memory_deps.names.register_key("sensor-register", ext): (sink.getvalue(), kind)
+        for (ext, sink), kind in zip(sinks.items(), SENSOR_FORMATS.values(), strict=True)
+    }
     register = register_of(memory_deps.city, documents)
     # Then the page shows a row per source and links every file ...
     page = open_file(memory_deps, "open/velden/index.html").decode()

@@ -8,8 +8,9 @@ The edge already replaced the data subject's identifier by its keyed pseudonym
 - time is floored to the policy's resolution, and the rows sorted by that time, then by
   every other column: the order they arrived in (finer than the resolution) is not kept.
 
-Vectorized: the raw zone holds columns (``core.codecs``), which become Arrow arrays and
-are judged with Arrow's compute functions, never a Python loop per reading.
+Vectorized: the raw zone holds columns (``core.codecs``), read straight into Arrow arrays
+(``core.columnar.raw_arrays``) and judged with Arrow's compute functions, never a Python
+loop per reading.
 
 The clean object is written before the raw one is deleted (``service.stage`` keeps that
 order).
@@ -106,12 +107,13 @@ def _present(column: pa.Array) -> pa.Array:
     return pc.fill_null(pc.greater(pc.utf8_length(column), 0), False)
 
 
-def anonymize_columns(city: City, columns: Mapping[str, Sequence[Any]]) -> Anonymized:
-    """The pure core, vectorized: the raw zone's columns in, the clean table and refusals
-    out. Every reading is judged on its own, in this order: an unknown source, a refused
-    field, a personal source's reading without its pseudonym, a zone the city no longer
-    has; the rest is kept, its time floored, sorted by time bucket then by every other
-    column (``CLEAN_ORDER``): arrival order would tell when, within a bucket, each came."""
+def anonymize_columns(city: City, columns: Mapping[str, Sequence[Any] | pa.Array]) -> Anonymized:
+    """The pure core, vectorized: the raw zone's columns (arrays, or lists of values) in,
+    the clean table and refusals out. Every reading is judged on its own, in this order:
+    an unknown source, a refused field, a personal source's reading without its
+    pseudonym, a zone the city no longer has; the rest is kept, its time floored, sorted
+    by time bucket then by every other column (``CLEAN_ORDER``): arrival order would tell
+    when, within a bucket, each came."""
     source = pa.array(columns["source"], pa.string())
     if len(source) == 0:
         return Anonymized()

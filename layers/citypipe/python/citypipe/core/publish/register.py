@@ -21,7 +21,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ from citypipe.domain.model import QUANTITY_UNITS, Zone
 from citypipe.domain.naming import StackNames
 from citypipe.domain.personal import GENERALIZABLE, PERSONAL_FIELDS
 from citypipe.domain.themes import theme_of
+from citypipe.ports import Body, FileBody
 
 REGISTER = "transparency-register"
 RECORD = "records-of-processing"
@@ -272,15 +273,16 @@ def register_documents(city: City) -> dict[str, tuple[bytes, str]]:
     }
 
 
-def register_of(city: City, documents: dict[str, tuple[bytes, str]]) -> Register:
-    """The published register, described: rows for the portal, files for the catalogue."""
+def register_of(city: City, documents: Mapping[str, tuple[Body, str]]) -> Register:
+    """The published register, described: rows for the portal, files for the catalogue
+    (``documents``: in memory, or in local files)."""
     files = [
         PublishedFile(
             format=key.rsplit(".", 1)[-1],
             key=key,
             media_type=media_type,
-            bytes=len(body),
-            sha256=hashlib.sha256(body).hexdigest(),
+            bytes=body.size if isinstance(body, FileBody) else len(body),
+            sha256=body.sha256 if isinstance(body, FileBody) else hashlib.sha256(body).hexdigest(),
         )
         for key, (body, media_type) in documents.items()
     ]

@@ -15,7 +15,7 @@ rules), linked relatively. Written for WCAG 2.1 AA (the axe-core check in the te
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from html import escape
 
 from citypipe.core.publish.dcat import public_url
@@ -243,17 +243,15 @@ def rights_html(city: City) -> str:
     return _page(city, names.rights_page_key(), "Your rights and your data", body)
 
 
-def residents_files(city: City, opted_out: int) -> dict[str, tuple[bytes, str]]:
-    """Key -> (bytes, content type) of the residents' pages and their stylesheet."""
+def residents_files(city: City, opted_out: int) -> Iterator[tuple[str, tuple[bytes, str]]]:
+    """Key, (bytes, content type) of the residents' pages and their stylesheet, one at a
+    time: a notice a sensor, thousands in a big city, never all made at once."""
     names = StackNames(city.slug)
     html = "text/html; charset=utf-8"
     rows = sensor_rows(city)
-    files = {
-        names.asset_key("residents.css"): (STYLESHEET.encode(), "text/css; charset=utf-8"),
-        names.sensor_page_key(): (sensors_html(city, rows).encode(), html),
-        names.optout_page_key(): (optout_html(city, opted_out).encode(), html),
-        names.rights_page_key(): (rights_html(city).encode(), html),
-    }
+    yield names.asset_key("residents.css"), (STYLESHEET.encode(), "text/css; charset=utf-8")
+    yield names.sensor_page_key(), (sensors_html(city, rows).encode(), html)
+    yield names.optout_page_key(), (optout_html(city, opted_out).encode(), html)
+    yield names.rights_page_key(), (rights_html(city).encode(), html)
     for row in rows:
-        files[names.notice_key(row["sensor"])] = (notice_html(city, row).encode(), html)
-    return files
+        yield names.notice_key(row["sensor"]), (notice_html(city, row).encode(), html)

@@ -14,10 +14,17 @@ business, and a MAC in the open zone would look like a leak.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import textwrap
+from collections.abc import Iterator, Mapping
+from typing import BinaryIO
+
 from citypipe.core.disclosure import treatment
 from citypipe.core.publish.dcat import public_url
 from citypipe.core.publish.geo import zone_name
-from citypipe.core.publish.register import SENSORS, csv_bytes, json_document, personal_rules
+from citypipe.core.publish.register import personal_rules
 from citypipe.core.publish.statements import BASES
 from citypipe.domain.city import Action, City, Source
 from citypipe.domain.geo import centroid
@@ -65,9 +72,12 @@ def _where(city: City, sensor: str, zone: str) -> tuple[str, str, str]:
 
 def sensor_rows(city: City) -> list[dict[str, str]]:
     """One row per sensor in public space, by name."""
+    return list(_rows(city))
+
+
+def _rows(city: City) -> Iterator[dict[str, str]]:
     names = StackNames(city.slug)
     zones = {r.sensor: r.zone for r in city.devices.values()}
-    rows = []
     for sensor, device in sorted(city.registry.devices.items()):
         profile = city.registry.profiles[device.profile]
         source = city.sources[profile.source]
@@ -76,7 +86,7 @@ def sensor_rows(city: City) -> list[dict[str, str]]:
         quantities = sorted({spec.quantity for spec in profile.fields.values()})
         privacy = treatment(city, quantities)
         lon, lat, position = _where(city, sensor, zones[sensor])
-        rows.append(
+        yield (
             {
                 "sensor": sensor,
                 "kind": profile.kind,
@@ -101,20 +111,29 @@ def sensor_rows(city: City) -> list[dict[str, str]]:
                 "register_url": public_url(city, names.sensor_page_key()) + f"#{sensor}",
             }
         )
-    return rows
 
 
-def sensor_documents(city: City) -> dict[str, tuple[bytes, str]]:
-    """Key -> (bytes, media type) of the sensor register, JSON and CSV."""
-    names = StackNames(city.slug)
-    rows = sensor_rows(city)
-    return {
-        names.register_key(SENSORS, "json"): (
-            json_document({"city": city.name, "sensors": rows}),
-            "application/json",
-        ),
-        names.register_key(SENSORS, "csv"): (
-            csv_bytes(SENSOR_COLUMNS, [[r[c] for c in SENSOR_COLUMNS] for r in rows]),
-            "text/csv",
-        ),
-    }
+# The sensor register's formats: extension -> media type
+SENSOR_FORMATS = {"json": "application/json", "csv": "text/csv"}
+
+
+def write_sensor_register(city: City, sinks: Mapping[str, BinaryIO]) -> None:
+    """The sensor register as JSON and CSV (``sinks``: by extension, ``SENSOR_FORMATS``), a
+    row at a time: a row a sensor, megabytes in a big city, never all in memory at once
+    (decision 0111). The JSON is ``{"city": …, "sensors": […]}`` indented by one, keys
+    sorted; the CSV has a header of ``SENSOR_COLUMNS`` (RFC 4180)."""
+    document, table = sinks["json"], sinks["csv"]
+    text = io.TextIOWrapper(table, encoding="utf-8", newline="", write_through=True)
+    rows = csv.writer(text, lineterminator="\r\n")
+    rows.writerow(SENSOR_COLUMNS)
+    name = json.dumps(city.name, ensure_ascii=False)
+    document.write(f'{{\n "city": {name},\n "sensors": ['.encode())
+    written = 0
+    for row in _rows(city):
+        entry = json.dumps(row, indent=1, sort_keys=True, ensure_ascii=False)
+        document.write(("\n" if not written else ",\n").encode())
+        document.write(textwrap.indent(entry, "  ").encode())
+        rows.writerow([row[c] for c in SENSOR_COLUMNS])
+        written += 1
+    document.write(b"\n ]\n}\n" if written else b"]\n}\n")
+    text.detach()  # the sink stays its owner's to close

@@ -123,7 +123,7 @@ def export_day(
         log.info("nothing to publish", extra={"function": "export", "window": day})
         return "empty"
     if metadata:
-        retried(lambda: publish_metadata(deps))
+        retried(lambda: publish_metadata(deps, ports.scratch))
     if failures:
         raise failures[0]
     return "done" if done else "duplicate"

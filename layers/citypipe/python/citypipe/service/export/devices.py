@@ -26,8 +26,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from citypipe.core.columnar import release_unused
 from citypipe.core.people import CellKey, capped_cells, capped_counts, summed
-from citypipe.service.export.spill import release_unused
 
 GROUP_ROWS = 20_000  # contributions bounded at once (Arrow tables, ranks of a group)
 FILES = 64  # open at once while a day is spilled: well under a process's 256 (macOS)

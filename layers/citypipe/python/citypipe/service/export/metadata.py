@@ -16,73 +16,110 @@ next publication.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
+from pathlib import Path
+from urllib.parse import quote
 
 from citypipe.core.publish.datapackage import datapackage
 from citypipe.core.publish.dcat import catalogue, catalogue_pages, with_data_service
 from citypipe.core.publish.jsontext import json_bytes
 from citypipe.core.publish.odrl import policy_files
 from citypipe.core.publish.portal import portal_files
-from citypipe.core.publish.register import register_documents, register_of
+from citypipe.core.publish.register import SENSORS, Register, register_documents, register_of
 from citypipe.core.publish.residents import residents_files
-from citypipe.core.publish.sensors import sensor_documents
+from citypipe.core.publish.sensors import SENSOR_FORMATS, write_sensor_register
 from citypipe.core.publish.turtle import to_turtle
 from citypipe.domain.books import Publication
+from citypipe.domain.city import City
 from citypipe.domain.errors import NotFoundError
 from citypipe.domain.model import Zone
-from citypipe.domain.naming import input_id
+from citypipe.domain.naming import StackNames, input_id
 from citypipe.domain.themes import theme_named, themes_of
-from citypipe.ports import ObjectInfo, in_parallel
+from citypipe.ports import Body, FileBody, ObjectInfo, Scratch, in_parallel
 from citypipe.service.export.retry import retried
 from citypipe.service.kernel import Deps
 from citypipe.service.optout import opt_out_count
 
 
-def publish_metadata(deps: Deps) -> None:
+def publish_metadata(deps: Deps, scratch: Scratch) -> None:
     """Rebuild the metadata, in two parts each skipped while it is still built: what the
     city file and the opt-outs make (the registers, the partners' permissions, a notice a
     sensor: thousands of files in a big city, rewritten by every publication before),
-    then what the publication records make (the catalogue, the data package, the portal)."""
+    then what the publication records make (the catalogue, the data package, the portal).
+    ``scratch``: where the first part's files are written as they are made."""
     city, names = deps.city, deps.names
-    opted_out = opt_out_count(deps)  # the opt-out page says how many, never which
-    # the first part is known by what it holds (this release's rendering of this city file
-    # and count: a new release rewrites what it changed, and the catalogue's checksums of
-    # the registers stay true); the second, by the records it is made from
-    files = _city_files(deps, opted_out)
-    _build(deps, input_id("residents/1", *_digests(files)), lambda: files)
+    with scratch.directory() as directory:
+        register = _publish_city_files(deps, opt_out_count(deps), directory)
     open_bucket = names.bucket(Zone.OPEN)
     infos = list(deps.store.list(open_bucket, names.publications_prefix()))
     inputs = [city.model_dump_json(), *(f"{i.key}@{i.etag}" for i in infos)]
-    _build(deps, input_id("metadata/2", *inputs), lambda: _record_files(deps, infos))
+    _build(deps, input_id("metadata/2", *inputs), lambda: _record_files(deps, infos, register))
 
 
-Files = dict[str, tuple[bytes, str]]
+Files = list[tuple[str, tuple[Body, str]]]  # key, (body, content type), in the order put
 PUT_CONCURRENCY = 16  # the metadata's files in flight at once, as a day's partials are read
 
 
-def _city_files(deps: Deps, opted_out: int) -> Files:
+def _publish_city_files(deps: Deps, opted_out: int, directory: Path) -> Register:
+    """The first part built, unless still built (the opt-out page says how many opted out,
+    never which), and its register described for the second part. It is known by what it
+    holds (this release's rendering of this city file and count: a new release rewrites
+    what it changed, and the catalogue's checksums of the registers stay true)."""
     city, optout = deps.city, deps.names.optout_page_key()
-    files = {
-        # the register and the record of processing first: the others list them
-        **register_documents(city),
-        **sensor_documents(city),
-        **policy_files(city),  # the partners' permissions, which the catalogue names
-        **residents_files(city, opted_out),  # the sensor register's pages, notices, opt-out
-    }
+    # the register and the record of processing first: the others list them
+    files, register = _documents(city, directory)
+    files += _spilled(directory, policy_files(city).items())  # which the catalogue names
+    files += _spilled(directory, residents_files(city, opted_out))  # pages, notices, opt-out
     # the opt-out page last: the one file an opt-out changes is then the one a build's
     # check reads, so a racing build's older count on it is seen and written over
-    files[optout] = files.pop(optout)
+    files.sort(key=lambda file: file[0] == optout)  # stable: the others keep their order
+    _build(deps, input_id("residents/1", *_digests(files)), lambda: files)
+    return register
+
+
+def _documents(city: City, directory: Path) -> tuple[Files, Register]:
+    """The register's documents in ``directory``, the sensor register's written a row at a
+    time, and the register they make, described."""
+    files = _spilled(directory, register_documents(city).items())
+    names = StackNames(city.slug)
+    paths = {
+        ext: directory / quote(names.register_key(SENSORS, ext), safe="") for ext in SENSOR_FORMATS
+    }
+    with contextlib.ExitStack() as stack:
+        write_sensor_register(
+            city, {ext: stack.enter_context(path.open("wb")) for ext, path in paths.items()}
+        )
+    files += [
+        (names.register_key(SENSORS, ext), (FileBody.of(path), SENSOR_FORMATS[ext]))
+        for ext, path in paths.items()
+    ]
+    return files, register_of(city, dict(files))
+
+
+def _spilled(directory: Path, made: Iterable[tuple[str, tuple[bytes, str]]]) -> Files:
+    """Each file written to ``directory`` as it is made, and put from there: the city's
+    files grow with its sensors, and are never all in memory (decision 0111)."""
+    files: Files = []
+    for key, (body, content_type) in made:
+        path = directory / quote(key, safe="")
+        path.write_bytes(body)
+        files.append((key, (FileBody.of(path), content_type)))
     return files
 
 
 def _digests(files: Files) -> list[str]:
-    return [f"{key}:{hashlib.sha256(body).hexdigest()}" for key, (body, _) in files.items()]
+    return [f"{key}:{_sha256(body)}" for key, (body, _) in files]
 
 
-def _record_files(deps: Deps, infos: list[ObjectInfo]) -> Files:
+def _sha256(body: Body) -> str:
+    return body.sha256 if isinstance(body, FileBody) else hashlib.sha256(body).hexdigest()
+
+
+def _record_files(deps: Deps, infos: list[ObjectInfo], register: Register) -> Files:
     city, names = deps.city, deps.names
     records = [
         Publication.model_validate_json(o.body)
@@ -92,10 +129,9 @@ def _record_files(deps: Deps, infos: list[ObjectInfo]) -> Files:
     themes += [
         theme_named(s) for s in sorted({r.theme for r in records} - {t.slug for t in themes})
     ]
-    register = register_of(city, {**register_documents(city), **sensor_documents(city)})
     served = themes_of(city)  # the API serves the city's themes, on every catalogue page
     document = with_data_service(catalogue(city, themes, records, register), city, served)
-    return {
+    files: dict[str, tuple[Body, str]] = {
         names.catalog_key(): (json_bytes(document), "application/ld+json"),
         names.catalog_key("ttl"): (to_turtle(document).encode(), "text/turtle"),
         **{
@@ -108,6 +144,7 @@ def _record_files(deps: Deps, infos: list[ObjectInfo]) -> Files:
         ),
         **portal_files(city, themes, records, register),  # the page last: it links the others
     }
+    return list(files.items())
 
 
 def _build(deps: Deps, ident: str, files: Callable[[], Files]) -> None:
@@ -116,12 +153,12 @@ def _build(deps: Deps, ident: str, files: Callable[[], Files]) -> None:
     marker = deps.names.metadata_marker_key(ident)
     if _still_built(deps, marker):
         return
-    written = _written(deps, list(files().items()))
+    written = _written(deps, files())
     audit = deps.names.bucket(Zone.AUDIT)
     deps.store.put_or_replace(audit, marker, json_bytes(written), "application/json")
 
 
-def _written(deps: Deps, files: list[tuple[str, tuple[bytes, str]]]) -> list[list[str]]:
+def _written(deps: Deps, files: Files) -> list[list[str]]:
     """Every file put, as [key, etag] in the order given: the first alone, then the ones
     in between ``PUT_CONCURRENCY`` at a time (a build writes hundreds: a notice a sensor,
     and a request waits on S3, not on the function's CPU), then the last alone, so that
@@ -131,7 +168,7 @@ def _written(deps: Deps, files: list[tuple[str, tuple[bytes, str]]]) -> list[lis
     are done first, those not started by then are not."""
     open_bucket = deps.names.bucket(Zone.OPEN)
 
-    def put(file: tuple[str, tuple[bytes, str]]) -> list[str]:
+    def put(file: tuple[str, tuple[Body, str]]) -> list[str]:
         key, (body, content_type) = file
         store = deps.store
         return [

@@ -29,7 +29,7 @@ def export_request(deps: Deps, ports: ExportPorts, message: Message) -> str:
         except Exception as exc:  # a day's failure must not block the other days
             results.append("failed")
             failures.append(exc)
-    retried(lambda: publish_metadata(deps))
+    retried(lambda: publish_metadata(deps, ports.scratch))
     if failures:
         raise failures[0]
     return ",".join(results)

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from citypipe.core.aggregate import PARTIAL_SCHEMA, merge_partials, of_quantities
-from citypipe.core.columnar import read_parquet
+from citypipe.core.columnar import read_parquet, release_unused
 from citypipe.ports import GET_CONCURRENCY
 from citypipe.service.kernel import Deps
 
@@ -118,12 +118,6 @@ class DayPartials:
 
     def _path(self, window: datetime) -> Path:
         return self.directory / f"{window:%Y%m%dT%H%M%S}.arrows"
-
-
-def release_unused() -> None:
-    """Give Arrow's freed pages back: its allocator (mimalloc) keeps them otherwise, and a
-    day read a partial and a group at a time would hold the pages of them all."""
-    pa.default_memory_pool().release_unused()
 
 
 def spill_day(deps: Deps, bucket: str, keys: Sequence[str], directory: Path) -> DayPartials:

@@ -109,7 +109,7 @@ def carry_out(deps: Deps, ports: ExportPorts, partner: str) -> WithdrawalCarried
             deps.store.delete(deps.names.bucket(zone), key)
     for day in run.days:
         export_day(deps, ports, day, metadata=False)
-    retried(lambda: publish_metadata(deps))
+    retried(lambda: publish_metadata(deps, ports.scratch))
     _record(deps, run)
     return run
 
