@@ -353,6 +353,19 @@ def test_a_payload_on_a_hubs_device_topic_is_that_devices(
     assert result.reasons == ({} if accepted else {"topic_device_mismatch": 1})
 
 
+def test_a_batch_judges_each_messages_topic_not_its_formats_first(city: City) -> None:
+    # Given one batch: a device's uplink on its own topic, then the same device's uplink
+    # on another device's topic (the ingest core remembers a verdict per format and topic)
+    uplink = json.dumps(tts_uplink()).encode()
+    payloads = [
+        Payload(uplink, Context(received_at=NOW, topic=TTS.format(device)), n)
+        for n, device in enumerate(["velden-aq-001", "velden-aq-002"], start=1)
+    ]
+    # Then the first is read and the second refused, whatever the first's verdict
+    result = normalize(city, FORMATS["tts-v3"], payloads, now=NOW, key_for=None)
+    assert (result.accepted > 0, result.reasons) == (True, {"topic_device_mismatch": 1})
+
+
 def test_a_device_publishing_on_anothers_topic_is_quarantined_by_the_bridge(
     memory_deps: Deps,
 ) -> None:

@@ -251,6 +251,32 @@ def test_a_field_the_policy_refuses_refuses_the_reading_and_names_only_the_field
     assert "apple" not in json.dumps(row).lower()
 
 
+@pytest.mark.parametrize(
+    ("value", "refused"),
+    [(0, "rssi"), (False, "rssi"), (-60, "rssi"), ("", None), ([], None), ({}, None), (None, None)],
+)
+def test_a_refused_field_sent_as_zero_or_false_is_still_sent(
+    city: City, value: object, refused: str | None
+) -> None:
+    # a signal strength of 0 is a value the hub sent; an empty text, list or object, or
+    # null, is no value (the meraki reader tells them apart by type, not by truth)
+    post = json.loads(json.dumps(MERAKI_POST))
+    post["data"]["observations"][0]["rssi"] = value
+    [row] = raw_rows(normalized(with_rules(city, rssi="refuse"), "meraki", post))
+    assert row.get("refused") == refused
+
+
+@pytest.mark.parametrize("count", [1, 64, 65, 130])
+def test_each_observation_refused_is_named_by_its_own_path(city: City, count: int) -> None:
+    # a post's first 64 paths come from a table, the others are made: both say which
+    post = json.loads(json.dumps(MERAKI_POST))
+    observations = post["data"]["observations"] = post["data"]["observations"] * count
+    observations[-1] = {**observations[-1], "seenTime": "yesterday"}
+    result = normalized(city, "meraki", post)
+    paths = [d["path"] for row in result.quarantine for d in row["details"]]
+    assert paths == [f"data.observations[{count - 1}].seenTime"]
+
+
 def test_a_data_subject_the_policy_drops_leaves_a_reading_without_a_pseudonym(
     city: City,
 ) -> None:

@@ -387,10 +387,11 @@ class _Batch:
 
     def _unread(self, dev: Resolved, r: Reading) -> Rejection | None:
         """Why the device's profile does not read the reading's field: None for a field
-        it ignores; a rejection for another source's device, a source whose partner
-        withdrew, or a field it does not know."""
+        it ignores by a glob (``reading`` let those it ignores by name go already); a
+        rejection for another source's device, a source whose partner withdrew, or a
+        field it does not know."""
         name = r.field
-        if name not in dev.plan and (name in dev.ignored or dev.ignore.match(name)):
+        if name not in dev.plan and dev.ignore.match(name):
             return None
         if self.only_source is not None and dev.source != self.only_source:
             return Rejection(
