@@ -14,7 +14,7 @@ import pytest
 from unit_support import normalized, raw_rows, wifi_observation
 
 from citypipe.core.codecs import gz, raw_columns, read_raw_columns
-from citypipe.core.columnar import RAW_TYPES, raw_arrays
+from citypipe.core.columnar import RAW_TYPES, parquet_bytes, raw_arrays, read_parquet
 from citypipe.domain.city import City
 from citypipe.domain.model import RAW_FIELDS
 
@@ -56,12 +56,36 @@ def test_a_column_a_raw_object_lacks_is_all_null() -> None:
         b'{"v":1,"rows":1}',
         b'{"v":1,"rows":2,"columns":{"source":["a"]}}',
         b'{"v":1,"rows":1,"columns":{"source":["a"]}}\n{"v":1,"rows":1,"columns":{}}',
+        b"null",
+        b' null\n{"v":1,"rows":1,"columns":{"source":["a"]}}',
+        b"\xef\xbb\xbf" + b'{"v":1,"rows":1,"columns":{"source":["a"]}}',
+        b'{"v":1,"rows":1,"columns":{"source":["wifi\xff22"]}}',
+        b'{"v":1,"rows":1,"columns":{"pseudonym":["\xc0\xaf0f26"]}}',
+        b'{"v":1,"rows":2,"columns":{"value":[NaN,21.0]}}',
+        b'{"v":1,"rows":1,"columns":{"value":[Infinity]}}',
+        b'{"v":1,"rows":1,"columns":{"value":[-Infinity]}}',
     ],
-    ids=["version", "no-rows", "no-columns-count", "no-columns", "short-column", "two"],
-)
+    ids=[
+        "version", "no-rows", "no-columns-count", "no-columns", "short-column", "two",
+        "null", "null-then-object", "bom", "not-utf8", "not-utf8-pseudonym", "nan",
+        "infinity", "minus-infinity",
+    ],
+)  # fmt: skip
 def test_anything_but_raw_columns_is_refused(document: bytes) -> None:
     with pytest.raises(ValueError):
         raw_arrays(gzip.compress(document))
+
+
+def test_a_column_sent_as_null_is_all_null() -> None:
+    body = gzip.compress(b'{"v":1,"rows":2,"columns":{"source":["a","b"],"pseudonym":null}}')
+    assert raw_arrays(body)["pseudonym"].to_pylist() == [None, None]
+
+
+def test_a_parquet_column_asked_for_and_missing_is_refused() -> None:
+    body = parquet_bytes(pa.table({"a": [1, 2]}))
+    assert read_parquet(body, ["a"]).column_names == ["a"]
+    with pytest.raises(ValueError, match="no column pseudonym"):
+        read_parquet(body, ["a", "pseudonym"])
 
 
 def test_a_body_that_is_not_gzip_is_refused() -> None:

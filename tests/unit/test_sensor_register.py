@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from unit_support import DAY, RELEASE_KEYS, city_data, devices, exporting, no2, put_partial
 
+from citypipe.core.publish.jsontext import json_bytes
 from citypipe.core.publish.residents import notice_html, optout_html, residents_files
 from citypipe.core.publish.sensors import (
     SENSOR_COLUMNS,
@@ -47,6 +48,17 @@ def changed(**sources: dict[str, Any]) -> City:
     for name, notice in sources.items():
         data["sources"][name]["notice"] = notice
     return parse_city(data, "velden.yaml")
+
+
+def test_the_json_register_written_a_row_at_a_time_is_the_whole_documents_json() -> None:
+    # free text with what Python's line splitting breaks at inside a JSON string
+    odd = "Count\u2028people\x85here\u2029 and \u00e9"
+    data = city_data()
+    data["sources"]["wifi-counters"]["purpose"] = odd
+    city = parse_city(data, "velden.yaml")
+    whole = {"city": city.name, "sensors": sensor_rows(city)}
+    assert odd in {row["purpose"] for row in whole["sensors"]}
+    assert sensor_documents(city)["json"] == json_bytes(whole)
 
 
 def by_sensor(city: City) -> dict[str, dict[str, str]]:

@@ -12,6 +12,7 @@ import io
 from collections.abc import Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pj
 import pyarrow.parquet as pq
 
@@ -39,19 +40,28 @@ def read_parquet(body: bytes, columns: Sequence[str] | None = None) -> pa.Table:
     """The table, or only its ``columns``, by the file's own reader. (``pq.read_table``
     goes through the dataset machinery and Arrow's thread pools, whose scratch memory was
     twice the table's: ~15 MB more a read of a large clean object.)"""
+    file = pq.ParquetFile(pa.BufferReader(body))
     wanted = None if columns is None else list(columns)
-    return pq.ParquetFile(pa.BufferReader(body)).read(columns=wanted, use_threads=False)
+    if missing := sorted(set(wanted or ()) - set(file.schema_arrow.names)):
+        raise ValueError(f"no column {', '.join(missing)}")  # the file reader would drop it
+    return file.read(columns=wanted, use_threads=False)
 
 
 def raw_arrays(body: bytes) -> dict[str, pa.Array]:
     """A raw object's columns (gzip'd JSON, one document) read by Arrow's JSON reader
-    straight into arrays of ``RAW_TYPES``; a column the object lacks is all null.
-    ``ValueError`` for anything but that shape. (Parsed into Python first, a 70,000-reading
-    object was ~40 MB of objects, and the parser's buffer, beside the arrays made of them.)"""
+    straight into arrays of ``RAW_TYPES``; a column the object lacks, or sends as null, is
+    all null. ``ValueError`` for anything but that shape, and for what JSON and the edge
+    never write but Arrow's reader would take: a document that is not an object (a
+    top-level ``null`` crashes the reader: apache/arrow#47409), text that is not UTF-8,
+    a value that is not finite (``NaN``, ``Infinity``). (Parsed into Python first, a
+    70,000-reading object was ~40 MB of objects, and the parser's buffer, beside the
+    arrays made of them.)"""
     try:
         text = gzip.decompress(body)
     except (OSError, EOFError) as exc:
         raise ValueError(f"not gzip'd JSON: {exc}") from None
+    if not text.lstrip(b" \t\r\n").startswith(b"{"):
+        raise ValueError("not a JSON object")
     document = pj.read_json(
         pa.BufferReader(text),
         read_options=pj.ReadOptions(use_threads=False, block_size=len(text) + 1),
@@ -70,6 +80,10 @@ def raw_arrays(body: bytes) -> dict[str, pa.Array]:
         found[name] = pa.nulls(rows, kind) if values is None else values
         if len(found[name]) != rows:
             raise ValueError(f"column {name!r} is not a list of {rows} values")
+        if kind == pa.string():
+            found[name].validate(full=True)  # ArrowInvalid (a ValueError) if not UTF-8
+        elif pc.any(pc.invert(pc.is_finite(found[name]))).as_py():
+            raise ValueError(f"column {name!r} holds a value that is not a finite number")
     return found
 
 

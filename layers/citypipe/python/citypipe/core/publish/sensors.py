@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import textwrap
 from collections.abc import Iterator, Mapping
 from typing import BinaryIO
 
@@ -132,7 +131,9 @@ def write_sensor_register(city: City, sinks: Mapping[str, BinaryIO]) -> None:
     for row in _rows(city):
         entry = json.dumps(row, indent=1, sort_keys=True, ensure_ascii=False)
         document.write(("\n" if not written else ",\n").encode())
-        document.write(textwrap.indent(entry, "  ").encode())
+        # indented by its lines (json writes "\n" only between them; textwrap would also
+        # break at U+2028, U+2029 or U+0085 inside a string)
+        document.write(("  " + entry.replace("\n", "\n  ")).encode())
         rows.writerow([row[c] for c in SENSOR_COLUMNS])
         written += 1
     document.write(b"\n ]\n}\n" if written else b"]\n}\n")
