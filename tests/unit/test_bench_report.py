@@ -215,3 +215,12 @@ def test_a_batched_city_of_a_million_readings_a_day_stays_in_scaleways_free_tier
     assert day["invocations_per_million"] * month < 1_000_000
     assert day["cpu_s_per_million"] * run.GB_S_PER_CPU_S["scaleway"] * month < 400_000
     assert results["webhook"]["cost"]["invocations_per_million"] * month > 1_000_000
+
+
+def test_exports_peak_memory_the_deploy_guide_quotes_is_the_committed_runs() -> None:
+    results = _committed_results()
+    runs = [*results["sizes"], *results["big"]["sizes"], results["memory"]]
+    peaks = [run["peak_rss_mb"]["export"] for run in runs]
+    quoted = f"({min(peaks):.0f}\u2013{max(peaks):.0f} MB at its peak in the committed runs"
+    assert quoted in " ".join((ROOT / "docs" / "deploy.md").read_text().split())
+    assert max(peaks) < 200
