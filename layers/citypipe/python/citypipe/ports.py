@@ -100,6 +100,14 @@ def md5_etag(body: Body) -> str:
     return hashlib.md5(body, usedforsecurity=False).hexdigest()
 
 
+def sha256_hex(body: Body) -> str:
+    return body.sha256 if isinstance(body, FileBody) else hashlib.sha256(body).hexdigest()
+
+
+def size_of(body: Body) -> int:
+    return body.size if isinstance(body, FileBody) else len(body)
+
+
 class ObjectStore(ABC):
     """S3-API object storage. Backends implement the five primitives."""
 

@@ -18,7 +18,6 @@ does. The catalogue lists them as a dataset; the portal shows the register.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 from collections.abc import Mapping, Sequence
@@ -33,7 +32,7 @@ from citypipe.domain.model import QUANTITY_UNITS, Zone
 from citypipe.domain.naming import StackNames
 from citypipe.domain.personal import GENERALIZABLE, PERSONAL_FIELDS
 from citypipe.domain.themes import theme_of
-from citypipe.ports import Body, FileBody
+from citypipe.ports import Body, sha256_hex, size_of
 
 REGISTER = "transparency-register"
 RECORD = "records-of-processing"
@@ -281,8 +280,8 @@ def register_of(city: City, documents: Mapping[str, tuple[Body, str]]) -> Regist
             format=key.rsplit(".", 1)[-1],
             key=key,
             media_type=media_type,
-            bytes=body.size if isinstance(body, FileBody) else len(body),
-            sha256=body.sha256 if isinstance(body, FileBody) else hashlib.sha256(body).hexdigest(),
+            bytes=size_of(body),
+            sha256=sha256_hex(body),
         )
         for key, (body, media_type) in documents.items()
     ]

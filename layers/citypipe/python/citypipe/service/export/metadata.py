@@ -17,7 +17,6 @@ next publication.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -39,7 +38,7 @@ from citypipe.domain.errors import NotFoundError
 from citypipe.domain.model import Zone
 from citypipe.domain.naming import StackNames, input_id
 from citypipe.domain.themes import theme_named, themes_of
-from citypipe.ports import Body, FileBody, ObjectInfo, Scratch, in_parallel
+from citypipe.ports import Body, FileBody, ObjectInfo, Scratch, in_parallel, sha256_hex
 from citypipe.service.export.retry import retried
 from citypipe.service.kernel import Deps
 from citypipe.service.optout import opt_out_count
@@ -112,11 +111,7 @@ def _spilled(directory: Path, made: Iterable[tuple[str, tuple[bytes, str]]]) -> 
 
 
 def _digests(files: Files) -> list[str]:
-    return [f"{key}:{_sha256(body)}" for key, (body, _) in files]
-
-
-def _sha256(body: Body) -> str:
-    return body.sha256 if isinstance(body, FileBody) else hashlib.sha256(body).hexdigest()
+    return [f"{key}:{sha256_hex(body)}" for key, (body, _) in files]
 
 
 def _record_files(deps: Deps, infos: list[ObjectInfo], register: Register) -> Files:
