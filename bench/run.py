@@ -151,6 +151,7 @@ def one_size(work: Path, scale: float, options: ReplayOptions) -> dict[str, Any]
         "payloads": report["stages"]["ingest"]["payloads"],
         "replay_s": seconds,
         "edge_s": report["seconds"]["edge"],
+        "deploy_s": report["seconds"]["deploy"],
         "floor_s": round(floor_s, 3),
         "floor_runs_s": [round(before.seconds, 3), round(after.seconds, 3)],
         "floor_cpu_s": round(statistics.mean([before.cpu_seconds, after.cpu_seconds]), 3),
@@ -414,6 +415,22 @@ def _mb(peaks: dict[str, float]) -> str:
     return ", ".join(f"{name} {peaks[name]:.0f}" for name in FUNCTIONS if name in peaks)
 
 
+def _deploy(sizes: list[dict[str, Any]]) -> list[str]:
+    """What each stack's deploy did before its replay, outside the replay's time."""
+    deployed = [s for s in sizes if "deploy_s" in s]
+    if not deployed:
+        return []
+    return [
+        "",
+        "Before each replay the stack is deployed: its buckets and queues made, then the "
+        "city's files published before any hub sends (the registers, the record of "
+        "processing, a notice per sensor: `docs/deploy.md`, step 6.0), in "
+        + ", ".join(f"{s['deploy_s']:.1f} s at x{s['scale']:g}" for s in deployed)
+        + ". A city pays that once per city file, not per day; the day's export finds them "
+        "built.",
+    ]
+
+
 def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     sizes = results["sizes"]
@@ -462,6 +479,7 @@ def markdown(results: dict[str, Any]) -> str:
             if s["scale"] in TARGET_RATIO
         )
         + "; throughput that does not fall with size.",
+        *_deploy(sizes),
         "",
         "## Where the time goes (x1)",
         "",

@@ -20,9 +20,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from citypipe.domain.city import City
+from citypipe.domain.model import Zone
 from citypipe_local.cli import main
 from citypipe_local.faults import Faults
-from citypipe_local.replay import ReplayOptions, replay
+from citypipe_local.replay import Played, ReplayOptions, Session, replay, run_local
 from citypipe_local.simulate import simulate
 
 pytestmark = pytest.mark.slow  # full replays: `make test-fast` skips them
@@ -256,6 +257,26 @@ def test_localstack_gives_the_same_open_data(
     assert report["balanced"]
     assert [p for p in (tmp_path / "raw").rglob("*") if p.is_file()] == []
     assert open_tree(tmp_path) == open_tree(run)
+
+
+def test_the_register_and_every_notice_are_public_before_any_hub_sends(
+    tmp_path: Path, city: City
+) -> None:
+    # Given a stack just deployed, and hubs that look at the open zone before they send
+    published: set[str] = set()
+
+    def hubs(session: Session) -> Played:
+        store, names = session.deps.store, session.deps.names
+        published.update(i.key for i in store.list(names.bucket(Zone.OPEN), "open/velden/"))
+        return Played(0)
+
+    # When the stack runs
+    report = run_local(CITY_FILE, tmp_path, ReplayOptions(), hubs)
+    # Then the register and a notice for every sensor were public before the first message
+    notices = {k for k in published if k.startswith("open/velden/register/notices/")}
+    assert len(notices) == len(city.registry.devices)
+    assert "open/velden/register/sensors.html" in published
+    assert report["seconds"]["deploy"] > 0
 
 
 def test_demo_command_runs_the_main_job(tmp_path: Path) -> None:

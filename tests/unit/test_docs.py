@@ -58,6 +58,14 @@ def test_every_decision_record_has_a_status_and_a_row_in_the_index() -> None:
         assert f"]({record.name})" in index, record.name
 
 
+def test_the_records_are_numbered_without_a_gap_but_those_the_index_names() -> None:
+    numbers = sorted(int(record.name[:4]) for record in RECORDS)
+    assert "Numbers 59 and 97 were never assigned; no other number is missing." in " ".join(
+        (ROOT / "docs" / "decisions" / "README.md").read_text().split()
+    )
+    assert sorted(set(range(1, numbers[-1] + 1)) - set(numbers)) == [59, 97]
+
+
 def test_the_index_names_ten_records_to_read_first() -> None:
     index = (ROOT / "docs" / "decisions" / "README.md").read_text()
     first = index.split("## Read these ten first")[1].split("\n## ")[0]

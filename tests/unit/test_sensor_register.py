@@ -6,15 +6,18 @@ and what the city file adds for them (``notice``, ``optout_url``) with its warni
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from unit_support import DAY, RELEASE_KEYS, city_data, devices, exporting, no2, put_partial
+from unit_support import DAY, RELEASE_KEYS, at, city_data, devices, exporting, no2, put_partial
 
 from citypipe.core.publish.jsontext import json_bytes
+from citypipe.core.publish.register import SENSORS
 from citypipe.core.publish.residents import notice_html, optout_html, residents_files
 from citypipe.core.publish.sensors import (
     SENSOR_COLUMNS,
@@ -25,10 +28,12 @@ from citypipe.core.publish.sensors import (
 from citypipe.core.publish.statements import BASES
 from citypipe.domain.city import City, LegalBasis, parse_city
 from citypipe.domain.city_checks import city_warnings
-from citypipe.domain.model import Zone
+from citypipe.domain.model import Message, Zone
 from citypipe.domain.naming import StackNames
 from citypipe.domain.problems import ConfigError, Problem
 from citypipe.service.export.day import export_day
+from citypipe.service.export.requests import export_request
+from citypipe.service.housekeeping import hourly
 from citypipe.service.kernel import Deps
 from citypipe.service.optout import opt_out
 
@@ -183,6 +188,50 @@ def test_export_publishes_the_residents_pages_a_notice_per_sensor_and_the_count(
     portal = memory_deps.store.get(bucket, NAMES.portal_key()).body.decode()
     assert all(f'href="{k.removeprefix("open/velden/")}"' in portal for k in (
         NAMES.sensor_page_key(), NAMES.optout_page_key(), NAMES.rights_page_key()))  # fmt: skip
+
+
+def citys_files(deps: Deps) -> set[str]:
+    """The open zone's keys of what the city file makes: its registers and notices."""
+    keys = {i.key for i in deps.store.list(deps.names.bucket(Zone.OPEN))}
+    return {k for k in keys if k.startswith("open/velden/register/")}
+
+
+def test_an_export_request_to_a_stack_without_data_publishes_the_register_and_every_notice(
+    memory_deps: Deps,
+) -> None:
+    # Given a stack just deployed: no reading yet, no partial
+    # When the operator asks export for every day (the deploy's last step, docs/deploy.md)
+    export_request(
+        memory_deps, exporting(), Message(city="velden", stage="export", bucket="", key="")
+    )
+    # Then the register and a notice per sensor are public before any hub sends
+    published = citys_files(memory_deps)
+    notices = {k for k in published if k.startswith("open/velden/register/notices/")}
+    sensors = len(memory_deps.city.registry.devices)
+    assert len(notices) == sensors
+    assert NAMES.sensor_page_key() in published and NAMES.register_key(SENSORS, "json") in published
+    # ... with a catalogue listing the registers, and no day of data
+    keys = {i.key for i in memory_deps.store.list(memory_deps.names.bucket(Zone.OPEN))}
+    assert NAMES.catalog_key() in keys and not [k for k in keys if "/date=" in k]
+
+
+def test_the_hourly_job_publishes_the_register_on_a_day_without_data(memory_deps: Deps) -> None:
+    # Given a stack that holds no reading (none sent yet, or none yesterday)
+    fired = datetime(2024, 6, 2, 0, 30, tzinfo=UTC)
+    # When the hourly job runs
+    done = hourly(at(memory_deps, fired), exporting(), fired)
+    # Then it publishes no day, but the city's files: a notice per sensor within the hour
+    assert done.result == "empty"
+    notices = {k for k in citys_files(memory_deps) if "/register/notices/" in k}
+    sensors = len(memory_deps.city.registry.devices)
+    assert len(notices) == sensors
+    # And after a redeploy with a changed city file, the next run publishes the change
+    contact = {"owner": "City of Velden, Environment Department", "contact": "aq@velden.example"}
+    redeployed = dataclasses.replace(memory_deps, city=changed(**{"air-quality": contact}))
+    later = fired + timedelta(hours=1)
+    hourly(at(redeployed, later), exporting(), later)
+    notice = memory_deps.store.get(memory_deps.names.bucket(Zone.OPEN), NAMES.notice_key("aq-001"))
+    assert "aq@velden.example" in notice.body.decode()
 
 
 # --- the city file's warnings ------------------------------------------------------------------

@@ -45,6 +45,7 @@ from citypipe.ports import KeyStore
 from citypipe.service.collector import paused
 from citypipe.service.edge import Inbound, Route, admit
 from citypipe.service.export import ExportPorts, days_with_partials
+from citypipe.service.export.metadata import publish_metadata
 from citypipe.service.export.people import release_time
 from citypipe.service.export.withdrawal import carry_out
 from citypipe.service.housekeeping import retire_keys
@@ -584,7 +585,7 @@ def run_local(
         if options.keys_dir is not None:  # ... and a key store of its own: no secret, no horizon
             stack.reset_file_keys(options.keys_dir / deps.city.slug)
         stack.up(deps.city, deps.names, clients, settings.stack)
-        _opted_out(deps, key_store_from(settings, deps), options.opt_outs)
+        deploy_seconds = _deployed(deps, key_store_from(settings, deps), options.opt_outs)
         started, runner_before = time.perf_counter(), meter.snapshot()
         backend_cpu = process_cpu_s(endpoint.pid) if endpoint.pid else None
         with written_to(out / "logs.jsonl"):
@@ -619,13 +620,29 @@ def run_local(
             report["end_of_run"] = end_of_run(ending, key_store_from(settings, deps))
         if played.transport is not None:
             report["transport"] = played.transport
-        report["seconds"] = {"edge": round(edge_seconds, 3), "total": round(total, 3)}
+        report["seconds"] = {
+            "deploy": round(deploy_seconds, 3),
+            "edge": round(edge_seconds, 3),
+            "total": round(total, 3),
+        }
         report["usage"] = usage
         report["backend"] = endpoint.name
         report |= _run_facts(session, invoker)
         copy_zones(deps, out)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")  # books first
     return report
+
+
+def _deployed(deps: Deps, keys: KeyStore, opt_outs: Iterable[str]) -> float:
+    """The stack made ready for its hubs: the residents' opt-outs in, then the deploy's
+    last step (docs/deploy.md), the city's files — the registers, the record of
+    processing, a notice per sensor, the residents' pages, an empty catalogue — public
+    before any hub sends, as ``request-export`` to a stack without data publishes them (the
+    day's export then finds them built). Returns the seconds of that step."""
+    _opted_out(deps, keys, opt_outs)
+    started = time.perf_counter()
+    publish_metadata(deps, TempScratch())
+    return time.perf_counter() - started
 
 
 def _opted_out(deps: Deps, keys: KeyStore, addresses: Iterable[str]) -> None:

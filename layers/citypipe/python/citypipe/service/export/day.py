@@ -69,7 +69,9 @@ def export_day(
     """Publish one day of every theme. Returns 'done', 'duplicate' (every theme already
     published from these partials) or 'empty' (no partial for that day, and no people
     release due). ``metadata``: rebuild the catalogue, data package and portal afterwards
-    (always, so a catalogue a racing export left behind is repaired by the next run).
+    (always, so a catalogue a racing export left behind is repaired by the next run), and
+    the city's files — on a day without data too: the hourly job publishes a new city
+    file's register and notices within the hour, whether or not any hub has sent yet.
     ``group_rows``: partial rows merged at once (the files are the same bytes whatever it
     is; memory is bounded by it). ``closing``: the day's key is about to be destroyed, so
     its people counts are released now if they were not (``people.release_time``)."""
@@ -119,13 +121,13 @@ def export_day(
                 except Exception as exc:  # one theme's failure must not block the others
                     failures.add(about, day, exc)
             done = bool(written)
-    if not infos and not done:
-        log.info("nothing to publish", extra={"function": "export", "window": day})
-        return "empty"
-    if metadata:
+    if metadata:  # the city's files too: on a day without data they are still the city's
         retried(lambda: publish_metadata(deps, ports.scratch))
     if failures:
         raise failures[0]
+    if not infos and not done:
+        log.info("nothing to publish", extra={"function": "export", "window": day})
+        return "empty"
     return "done" if done else "duplicate"
 
 
