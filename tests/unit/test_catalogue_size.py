@@ -15,8 +15,8 @@ from open_support import export_every_theme
 from citypipe.core.publish.dcat import WINDOW_DAYS, catalogue, catalogue_pages
 from citypipe.core.publish.jsontext import json_bytes
 from citypipe.core.publish.turtle import to_turtle
-from citypipe.domain.books import Publication, VersionNote
 from citypipe.domain.city import City
+from citypipe.domain.export_books import Publication, VersionNote
 from citypipe.domain.model import Zone
 from citypipe.domain.themes import themes_of
 from citypipe.service.kernel import Deps

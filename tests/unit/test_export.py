@@ -49,9 +49,9 @@ from citypipe.core.disclosure import (
 )
 from citypipe.core.people import ABOVE_CEILING, FEWER_THAN_K
 from citypipe.core.publish import geo
-from citypipe.domain.books import Publication
 from citypipe.domain.city import City
 from citypipe.domain.errors import TransientError
+from citypipe.domain.export_books import Publication
 from citypipe.domain.model import Zone
 from citypipe.domain.naming import StackNames
 from citypipe.domain.themes import OpenFormat

@@ -30,8 +30,8 @@ from unit_support import (
 )
 
 from citypipe.core.shape import text_shape
-from citypipe.domain.books import KeyDestruction
 from citypipe.domain.errors import KeyDestroyedError, TransientError
+from citypipe.domain.export_books import KeyDestruction
 from citypipe.domain.limits import MAX_BODY_BYTES, MAX_BODY_LINES, MAX_REJECTIONS_SHOWN
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import StackNames, input_id

@@ -59,10 +59,10 @@ from citypipe.core.people import (
     contributions,
     release_id,
 )
-from citypipe.domain.books import EpsilonCharge
 from citypipe.domain.city import City, ConfigError, load_city, parse_city
 from citypipe.domain.city_checks import city_warnings
 from citypipe.domain.errors import KeyDestroyedError
+from citypipe.domain.export_books import EpsilonCharge
 from citypipe.domain.model import Zone
 from citypipe.domain.themes import OpenFormat
 from citypipe.ports import Body

@@ -25,7 +25,7 @@ from unit_support import at, drain, exporting, push
 
 from citypipe.core.aggregate import PARTIAL_SCHEMA
 from citypipe.core.columnar import read_parquet
-from citypipe.domain.books import EpsilonCharge
+from citypipe.domain.export_books import EpsilonCharge
 from citypipe.domain.model import Zone
 from citypipe.domain.themes import OpenFormat
 from citypipe.service.export import export_day

@@ -36,8 +36,8 @@ from citypipe.core.publish.register import register_documents, register_of
 from citypipe.core.publish.sensors import SENSOR_FORMATS, write_sensor_register
 from citypipe.core.publish.tables import CsvWriter, DaySummary, ParquetWriter, summarize
 from citypipe.core.publish.turtle import to_turtle
-from citypipe.domain.books import Publication
 from citypipe.domain.city import City, parse_city
+from citypipe.domain.export_books import Publication
 from citypipe.domain.model import Zone
 from citypipe.domain.naming import InputId, StackNames, input_id
 from citypipe.domain.themes import OpenFormat, theme_named, themes_of

@@ -13,7 +13,7 @@ from unit_support import at, drain, exporting, push, senml_reading
 from citypipe.core.columnar import read_parquet
 from citypipe.core.formats import FORMATS, Context
 from citypipe.core.ingest import Payload
-from citypipe.domain.books import CleanDaySettled, CleanScrubbed
+from citypipe.domain.export_books import CleanDaySettled, CleanScrubbed
 from citypipe.domain.model import Zone
 from citypipe.domain.naming import StackNames, is_scrubbed, scrubbed_key
 from citypipe.service.edge import Inbound, Route, admit

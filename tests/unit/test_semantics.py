@@ -18,8 +18,8 @@ from rdflib import RDF, URIRef
 from unit_support import DAY
 
 from citypipe.core.publish.drawing import NumberFormat, bar_chart, sensors_by_zone, unit
-from citypipe.domain.books import DayCourse, ZoneSummary
 from citypipe.domain.city import City
+from citypipe.domain.export_books import DayCourse, ZoneSummary
 from citypipe.domain.naming import StackNames
 from citypipe.domain.themes import OpenFormat
 from citypipe.service.kernel import Deps
@@ -205,7 +205,7 @@ def test_every_dataset_of_the_catalogue_has_its_page_at_its_uri(
 def test_the_course_of_the_day_is_drawn_from_published_cells_hour_by_hour(
     open_zone: dict[str, bytes],
 ) -> None:
-    from citypipe.domain.books import Publication
+    from citypipe.domain.export_books import Publication
 
     record = Publication.model_validate_json(open_zone[NAMES.publication_key("air-quality", DAY)])
     [no2] = [c for c in record.course if c.quantity == "air.no2"]

@@ -21,8 +21,9 @@ from unit_support import (
     vehicles,
 )
 
-from citypipe.domain.books import IngestCounts, WithdrawalCarriedOut, WithdrawalRequested
+from citypipe.domain.books import IngestCounts, WithdrawalRequested
 from citypipe.domain.city import parse_city
+from citypipe.domain.export_books import WithdrawalCarriedOut
 from citypipe.domain.model import Zone
 from citypipe.service import partners
 from citypipe.service.export import export_day, withdrawal

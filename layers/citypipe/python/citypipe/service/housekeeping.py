@@ -33,14 +33,9 @@ from datetime import date, datetime, timedelta
 import pyarrow as pa
 
 from citypipe.core.columnar import parquet_bytes, read_parquet
-from citypipe.domain.books import (
-    CleanDaySettled,
-    CleanScrubbed,
-    KeyDestruction,
-    ObjectRef,
-    Written,
-)
+from citypipe.domain.books import ObjectRef, Written
 from citypipe.domain.errors import NotFoundError
+from citypipe.domain.export_books import CleanDaySettled, CleanScrubbed, KeyDestruction
 from citypipe.domain.model import Zone
 from citypipe.domain.naming import (
     input_id,

@@ -19,8 +19,8 @@ from citypipe.core.publish.dcat import describe_lawfulness, describe_treatment
 from citypipe.core.publish.register import REGISTER, SENSORS, TITLES, Register
 from citypipe.core.publish.sensors import SENSOR_COLUMNS
 from citypipe.core.publish.tables import columns, published_quantities
-from citypipe.domain.books import Publication
 from citypipe.domain.city import City
+from citypipe.domain.export_books import Publication
 from citypipe.domain.naming import StackNames
 from citypipe.domain.themes import OpenFormat, Theme
 

@@ -24,8 +24,8 @@ from citypipe.core.people import PeopleRelease
 from citypipe.core.publish import geo, ngsild, observations, tables
 from citypipe.core.publish.dcat import FORMATS, public_url
 from citypipe.core.publish.jsontext import JsonArrayWriter, json_bytes
-from citypipe.domain.books import DayCourse, ZoneSummary
 from citypipe.domain.city import City
+from citypipe.domain.export_books import DayCourse, ZoneSummary
 from citypipe.domain.naming import StackNames
 from citypipe.domain.themes import OpenFormat, Theme, quantities_of
 

@@ -21,8 +21,8 @@ from citypipe.core.publish.odrl import data_iri, provenance_of
 from citypipe.core.publish.register import TITLES, Register
 from citypipe.core.publish.statements import statements
 from citypipe.core.publish.tables import published_quantities
-from citypipe.domain.books import Publication, PublishedFile
 from citypipe.domain.city import City
+from citypipe.domain.export_books import Publication, PublishedFile
 from citypipe.domain.naming import StackNames, public_address
 from citypipe.domain.partners import datasets_fed, partner_of
 from citypipe.domain.themes import (

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from html import escape
 
 from citypipe.core.publish.geo import zone_name
-from citypipe.domain.books import DayCourse, ZoneSummary
 from citypipe.domain.city import City
+from citypipe.domain.export_books import DayCourse, ZoneSummary
 from citypipe.domain.themes import measure_of
 
 # UCUM codes (what the files carry) as people write them.

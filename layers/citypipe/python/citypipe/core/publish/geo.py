@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from citypipe.domain.books import ZoneSummary
 from citypipe.domain.city import City
+from citypipe.domain.export_books import ZoneSummary
 from citypipe.domain.themes import Theme, measure_of
 
 

@@ -42,8 +42,8 @@ from citypipe.core.publish.pages import DOCUMENT_START, relative
 from citypipe.core.publish.register import RECORD, REGISTER, SENSORS, Register
 from citypipe.core.publish.statements import statements
 from citypipe.core.publish.tables import columns, published_quantities, statistic_of
-from citypipe.domain.books import Publication
 from citypipe.domain.city import City
+from citypipe.domain.export_books import Publication
 from citypipe.domain.naming import StackNames
 from citypipe.domain.themes import OpenFormat, Theme, measure_of
 

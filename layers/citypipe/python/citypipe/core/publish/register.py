@@ -26,8 +26,8 @@ from typing import Any
 
 from citypipe.core.disclosure import noise_of, treatment
 from citypipe.core.publish.statements import statements
-from citypipe.domain.books import PublishedFile
 from citypipe.domain.city import SCALEWAY_REGIONS, Action, City, Source
+from citypipe.domain.export_books import PublishedFile
 from citypipe.domain.model import QUANTITY_UNITS, Zone
 from citypipe.domain.naming import StackNames
 from citypipe.domain.personal import GENERALIZABLE, PERSONAL_FIELDS

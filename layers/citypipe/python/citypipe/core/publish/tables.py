@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from citypipe.core.disclosure import DisclosedCell, Status
-from citypipe.domain.books import DayCourse, Publication, ZoneSummary
 from citypipe.domain.city import City
+from citypipe.domain.export_books import DayCourse, Publication, ZoneSummary
 from citypipe.domain.themes import Summary, Theme, measure_of, quantities_of
 
 ISO = "%Y-%m-%dT%H:%M:%SZ"

@@ -23,8 +23,9 @@ from pathlib import Path
 
 from citypipe.core.publish.day import ThemeDay
 from citypipe.core.publish.jsontext import json_bytes
-from citypipe.domain.books import ExportCounts, Lineage, PublishedFile
+from citypipe.domain.books import ExportCounts, Lineage
 from citypipe.domain.errors import NotFoundError
+from citypipe.domain.export_books import PublishedFile
 from citypipe.domain.model import Function, Message, Zone
 from citypipe.domain.naming import input_id
 from citypipe.domain.themes import OpenFormat, Theme, theme_of, themes_of

@@ -13,9 +13,10 @@ spend more than the city's ε (and δ) per person-day; one that would is refused
 
 from __future__ import annotations
 
-from citypipe.domain.books import EpsilonCharge, ExportCounts
+from citypipe.domain.books import ExportCounts
 from citypipe.domain.city import RED_LINE_DELTA
 from citypipe.domain.errors import NotFoundError
+from citypipe.domain.export_books import EpsilonCharge
 from citypipe.domain.model import Message, Zone
 from citypipe.domain.themes import Theme, quantities_of
 from citypipe.service.kernel import Deps, Output, log

@@ -32,9 +32,9 @@ from citypipe.core.publish.register import SENSORS, Register, register_documents
 from citypipe.core.publish.residents import residents_files
 from citypipe.core.publish.sensors import SENSOR_FORMATS, write_sensor_register
 from citypipe.core.publish.turtle import to_turtle
-from citypipe.domain.books import Publication
 from citypipe.domain.city import City
 from citypipe.domain.errors import NotFoundError
+from citypipe.domain.export_books import Publication
 from citypipe.domain.model import Zone
 from citypipe.domain.naming import StackNames, input_id
 from citypipe.domain.themes import theme_named, themes_of

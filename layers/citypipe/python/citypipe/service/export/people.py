@@ -31,9 +31,9 @@ from citypipe.core.people import (
     contributions,
     release_id,
 )
-from citypipe.domain.books import EpsilonCharge
 from citypipe.domain.city import City
 from citypipe.domain.errors import KeyDestroyedError, NotFoundError
+from citypipe.domain.export_books import EpsilonCharge
 from citypipe.domain.model import Zone
 from citypipe.domain.naming import is_scrubbed, source_of
 from citypipe.ports import GET_CONCURRENCY, KeyStore

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from citypipe.core.publish.day import ThemeDay
 from citypipe.core.publish.tables import Tally, changes
-from citypipe.domain.books import Publication, PublishedFile, VersionNote
 from citypipe.domain.errors import NotFoundError
+from citypipe.domain.export_books import Publication, PublishedFile, VersionNote
 from citypipe.domain.model import Zone
 from citypipe.domain.themes import OpenFormat
 from citypipe.service.kernel import Deps

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from citypipe.domain.books import AggregateCounts, Lineage, WithdrawalCarriedOut
+from citypipe.domain.books import AggregateCounts, Lineage
+from citypipe.domain.export_books import WithdrawalCarriedOut
 from citypipe.domain.model import Function, Zone
 from citypipe.domain.naming import day_of, source_of
 from citypipe.service.export.day import ExportPorts, export_day
