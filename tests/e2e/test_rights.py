@@ -172,7 +172,7 @@ def test_claim_opt_out_kept_as_a_keyed_hash(
     kept = [i.key for i in memory_deps.store.list(memory_deps.names.keys_bucket(), "optouts/")]
     assert kept == [f"optouts/velden/{pseudonym(memory_keys.optout_secret(), PHONE)}"]
     page = optout_html(memory_deps.city, opt_out_count(memory_deps))
-    assert "1 devices are opted out." in page and "020000000007" not in page
+    assert "1 device is opted out." in page and "020000000007" not in page
 
 
 def test_claim_one_address_one_device(day: tuple[Deps, InMemoryKeyStore]) -> None:

@@ -59,6 +59,7 @@ from citypipe.ports import Body, StoredObject
 from citypipe.service.export import ExportPorts, days_with_partials, export_day, export_request
 from citypipe.service.export.ledger import entries
 from citypipe.service.kernel import Deps
+from citypipe.service.optout import opt_out
 from citypipe_local.fakes import InMemoryObjectStore
 
 
@@ -765,6 +766,73 @@ def test_a_new_day_rewrites_the_catalogue_but_not_a_notice_a_sensor(
     assert [key for key in written if key.startswith(notices)] == []
 
 
+def made(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many times a build made the city's files (rendered a notice per sensor)."""
+    from citypipe.service.export import metadata
+
+    made = [0]
+    render = metadata.residents_files
+
+    def counted(*args: Any) -> Any:
+        made[0] += 1
+        return render(*args)
+
+    monkeypatch.setattr(metadata, "residents_files", counted)
+    return made
+
+
+def test_the_citys_files_are_not_made_again_while_this_city_count_and_release_built_them(
+    memory_deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a day published (the city's files made once) and its catalogue
+    rendered = made(monkeypatch)
+    put_partial(memory_deps, "a", no2(), day="2026-06-01")
+    export_day(memory_deps, exporting(RELEASE_KEYS), "2026-06-01")
+    catalogue = open_file(memory_deps, StackNames("velden").catalog_key())
+    assert rendered == [1]
+    # When the next day is published, by the same city file, count and release
+    put_partial(memory_deps, "b", no2(), day="2026-06-02")
+    export_day(memory_deps, exporting(RELEASE_KEYS), "2026-06-02")
+    # Then no notice was made again, and the catalogue describes the same register files
+    assert rendered == [1]
+    document = json.loads(open_file(memory_deps, StackNames("velden").catalog_key()))
+
+    def registers(document: dict[str, Any]) -> list[Any]:
+        """The register's files as the catalogue describes them (sizes, checksums)."""
+        return [
+            d["dcat:distribution"]
+            for d in document["dcat:dataset"]
+            if d["dct:identifier"] == "velden/register"
+        ]
+
+    assert registers(document) == registers(json.loads(catalogue)) != []
+
+
+def test_a_new_release_an_opt_out_or_a_racing_build_makes_the_citys_files_again(
+    memory_deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from citypipe.service.export import metadata
+
+    rendered = made(monkeypatch)
+    put_partial(memory_deps, "a", no2())
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
+    # a new release (its code's digest)
+    monkeypatch.setattr(metadata, "_release", lambda: "another release")
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
+    assert rendered == [2]
+    # a resident opts out: the count on the opt-out page
+    optout, bucket = memory_deps.names.optout_page_key(), memory_deps.names.bucket(Zone.OPEN)
+    opt_out(memory_deps, RELEASE_KEYS, "aabbccddee01")
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
+    assert rendered == [3]
+    assert "1 device is opted out." in open_file(memory_deps, optout).decode()
+    # a racing build's older opt-out page, written after this one's
+    memory_deps.store.put(bucket, optout, b"0 devices are opted out.")
+    export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
+    assert rendered == [4]
+    assert "1 device is opted out." in open_file(memory_deps, optout).decode()
+
+
 def test_a_racing_builds_older_opt_out_page_is_written_over(memory_deps: Deps) -> None:
     """The opt-out page (the count of opt-outs) is the residents' part's last file: an
     older build's page written after this one's is seen, and written over."""
@@ -846,8 +914,9 @@ def test_a_metadata_build_writes_the_sensor_register_once_to_scratch(
 def test_a_new_release_rewrites_the_residents_pages_it_changed(
     memory_deps: Deps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The residents' part is known by its files' digests: what a new citypipe release
-    renders differently is written at the next export, without a new publication."""
+    """The residents' part is made again by a new release (its code's digest differs) and
+    known by its files' digests: what the release renders differently is written at the
+    next export, without a new publication."""
     from citypipe.service.export import metadata
 
     put_partial(memory_deps, "a", no2())
@@ -860,5 +929,6 @@ def test_a_new_release_rewrites_the_residents_pages_it_changed(
             yield key, (body + b"<!-- a new release -->" if key == rights else body, content_type)
 
     monkeypatch.setattr(metadata, "residents_files", new_release)
+    monkeypatch.setattr(metadata, "_release", lambda: "a new release")
     export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
     assert open_file(memory_deps, rights).endswith(b"<!-- a new release -->")

@@ -212,7 +212,7 @@ def optout_html(city: City, opted_out: int) -> str:
         f"opt it out: within {minutes} minutes no sensor counts it, and nothing of its "
         "detections is written. The address is kept only as a keyed hash, never in clear, "
         f"never published.</p>{form}</section>"
-        f"<section><h2>How many</h2><p>{opted_out} devices are opted out.</p></section>"
+        f"<section><h2>How many</h2><p>{_how_many(opted_out)} opted out.</p></section>"
         "<section><h2>What it can and cannot do</h2><p>An opt-out knows your device by the "
         "address you give. Many phones show a randomised address instead of their own, and "
         "change it: give the address your phone uses on the city's Wi-Fi or in Bluetooth, "
@@ -241,6 +241,10 @@ def rights_html(city: City) -> str:
         f"design lets the city find, and what it cannot.</p>{end}</section>{claims}"
     )
     return _page(city, names.rights_page_key(), "Your rights and your data", body)
+
+
+def _how_many(opted_out: int) -> str:
+    return "1 device is" if opted_out == 1 else f"{opted_out} devices are"
 
 
 def residents_files(city: City, opted_out: int) -> Iterator[tuple[str, tuple[bytes, str]]]:

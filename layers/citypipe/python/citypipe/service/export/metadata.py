@@ -11,15 +11,19 @@ whether a racing build wrote over it; a file in between that a racing build from
 inputs wrote last stays until the next build of its part (a new city file or opt-out
 count; for the records' part, the next publication). A new citypipe release shows in the
 first part at the next export (it is known by its files' digests), in the second with the
-next publication.
+next publication. The first part is not even made while the city file, the opt-out count
+and the release's code that built it are the same and its build still stands (a second
+marker, named by those inputs, says which build): an export or an hourly job then costs
+a few requests, not a notice rendered per sensor (decision 0110).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from collections.abc import Callable, Iterable
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from urllib.parse import quote
 
@@ -28,13 +32,19 @@ from citypipe.core.publish.dcat import catalogue, catalogue_pages, with_data_ser
 from citypipe.core.publish.jsontext import json_bytes
 from citypipe.core.publish.odrl import policy_files
 from citypipe.core.publish.portal import portal_files
-from citypipe.core.publish.register import SENSORS, Register, register_documents, register_of
+from citypipe.core.publish.register import (
+    SENSORS,
+    Register,
+    register_documents,
+    register_of,
+    register_rows,
+)
 from citypipe.core.publish.residents import residents_files
 from citypipe.core.publish.sensors import SENSOR_FORMATS, write_sensor_register
 from citypipe.core.publish.turtle import to_turtle
 from citypipe.domain.city import City
 from citypipe.domain.errors import NotFoundError
-from citypipe.domain.export_books import Publication
+from citypipe.domain.export_books import Publication, PublishedFile
 from citypipe.domain.model import Zone
 from citypipe.domain.naming import StackNames, input_id
 from citypipe.domain.themes import theme_named, themes_of
@@ -67,8 +77,14 @@ def _publish_city_files(deps: Deps, opted_out: int, directory: Path) -> Register
     """The first part built, unless still built (the opt-out page says how many opted out,
     never which), and its register described for the second part. It is known by what it
     holds (this release's rendering of this city file and count: a new release rewrites
-    what it changed, and the catalogue's checksums of the registers stay true)."""
+    what it changed, and the catalogue's checksums of the registers stay true). Made at
+    all only when this city file, count and release did not build it yet (``_made_by``):
+    a notice a sensor, rendered by every export and hourly job before."""
     city, optout = deps.city, deps.names.optout_page_key()
+    made_by = _made_by(city, opted_out)
+    built = _built_by(deps, made_by)
+    if built is not None:
+        return Register(register_rows(city), built)
     # the register and the record of processing first: the others list them
     files, register = _documents(city, directory)
     files += _spilled(directory, policy_files(city).items())  # which the catalogue names
@@ -76,8 +92,54 @@ def _publish_city_files(deps: Deps, opted_out: int, directory: Path) -> Register
     # the opt-out page last: the one file an opt-out changes is then the one a build's
     # check reads, so a racing build's older count on it is seen and written over
     files.sort(key=lambda file: file[0] == optout)  # stable: the others keep their order
-    _build(deps, input_id("residents/1", *_digests(files)), lambda: files)
+    ident = input_id("residents/1", *_digests(files))
+    _build(deps, ident, lambda: files)
+    if made_by is not None:
+        made = {"built": ident, "register": [f.model_dump(mode="json") for f in register.files]}
+        audit = deps.names.bucket(Zone.AUDIT)
+        key = deps.names.metadata_marker_key(made_by)
+        deps.store.put_or_replace(audit, key, json_bytes(made), "application/json")
     return register
+
+
+def _made_by(city: City, opted_out: int) -> str | None:
+    """What the first part is made from, named without making it: the city file, the
+    opt-out count and this release's code (None where the code cannot be read: then the
+    part is made to be known by its files' digests)."""
+    release = _release()
+    if release is None:
+        return None
+    return input_id("residents/made-by/1", release, city.model_dump_json(), str(opted_out))
+
+
+def _built_by(deps: Deps, made_by: str | None) -> list[PublishedFile] | None:
+    """The register's files as described when the first part was built from ``made_by``'s
+    inputs, if that build is still there (its own marker's first and last files: a racing
+    build from other inputs writes them too); None: make the part."""
+    if made_by is None:
+        return None
+    try:
+        marker = deps.store.get(
+            deps.names.bucket(Zone.AUDIT), deps.names.metadata_marker_key(made_by)
+        )
+        made = json.loads(marker.body)
+    except NotFoundError:
+        return None
+    if not _still_built(deps, deps.names.metadata_marker_key(made["built"])):
+        return None
+    return [PublishedFile.model_validate(file) for file in made["register"]]
+
+
+@cache
+def _release() -> str | None:
+    """This release's code, by its sources' digest (every module of the library: any of
+    them may change what the city's files say); None when no source ships."""
+    root = Path(__file__).resolve().parents[2]  # the citypipe package
+    digest = hashlib.sha256()
+    sources = sorted(root.rglob("*.py"))
+    for path in sources:
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest() if sources else None
 
 
 def _documents(city: City, directory: Path) -> tuple[Files, Register]:
