@@ -50,6 +50,7 @@ from citypipe.core.pseudonyms import day_keys
 from citypipe.domain.city import load_city
 from citypipe.service.collector import paused
 from citypipe_local.fakes import InMemoryKeyStore
+from citypipe_local.package import FUNCTION_ENVIRONMENT
 from citypipe_local.replay import ReplayOptions, payloads_of, replay
 from citypipe_local.runner import worker_context
 from citypipe_local.simulate import scaled_city, simulate
@@ -342,10 +343,11 @@ def ingest_core(captures: Path) -> dict[str, Any]:
 
 def _import_ms(code: str) -> float:
     """Milliseconds of imports (``python -X importtime``: the top-level entries' cumulative
-    times) in a fresh interpreter running ``code``."""
+    times) in a fresh interpreter running ``code``, in a deployed function's environment."""
     err = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code],
         capture_output=True, text=True, check=True, cwd=ROOT,
+        env=os.environ | FUNCTION_ENVIRONMENT,
     ).stderr  # fmt: skip
     total_us = 0
     for line in err.splitlines():
@@ -359,16 +361,20 @@ def _import_ms(code: str) -> float:
 def _cold_start_ms(function: str, load: str) -> float:
     """Milliseconds from nothing imported to a container's app built (the handler's import
     and its composition root: the city file read, the clients made; no request sent), in
-    a fresh interpreter configured as a deployed function is."""
+    a fresh interpreter configured as a deployed function is (its environment too)."""
     code = (
         "import time; t = time.perf_counter(); " + load + "; import importlib; "
         f"importlib.import_module('citypipe.bootstrap.{function}').cold_start(); "
         "print((time.perf_counter() - t) * 1000)"
     )
-    environment = os.environ | {
-        "CITYPIPE_STACK": json.dumps({"city_file": str(CITY_FILE)}),
-        "AWS_REGION": load_city(CITY_FILE).region,
-    }
+    environment = (
+        os.environ
+        | FUNCTION_ENVIRONMENT
+        | {
+            "CITYPIPE_STACK": json.dumps({"city_file": str(CITY_FILE)}),
+            "AWS_REGION": load_city(CITY_FILE).region,
+        }
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
         env=environment,

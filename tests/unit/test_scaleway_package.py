@@ -19,7 +19,7 @@ from citypipe.domain.city_checks import checked_city
 from citypipe.domain.model import Function
 from citypipe.domain.naming import StackNames
 from citypipe.entrypoints.events import DRAIN_CRON_BODY
-from citypipe_local.package import LIBRARY, runtime_requirements, trim
+from citypipe_local.package import FUNCTION_ENVIRONMENT, LIBRARY, runtime_requirements, trim
 from citypipe_local.scaleway_package import (
     MAX_ZIP_BYTES,
     PackagingError,
@@ -85,6 +85,16 @@ def test_the_deployment_names_its_queues_with_its_prefix_and_answers_https_only(
         "CITYPIPE_STORAGE__SECRET_ACCESS_KEY",
     }
     assert "CITYPIPE_API_STORAGE__" in yaml.safe_dump(api["secret"])
+
+
+def test_every_function_runs_with_pydantics_plugin_scan_off() -> None:
+    # Given the namespace's serverless.yml as rendered for the Scaleway example
+    config = yaml.safe_load(render(checked_city(SCALEWAY_CITY), "acme-", SCALEWAY_CITY.name))
+    namespace = config["provider"]["env"]
+    # Then every function (the namespace's variables are each one's) skips pydantic's
+    # plugin scan, as the bench measures (bench/run.py)
+    assert FUNCTION_ENVIRONMENT.items() <= namespace.items()
+    assert not [name for name, f in config["functions"].items() if "env" in f]
 
 
 @pytest.mark.parametrize("prefix", ["", "Acme-", "acme", "a" * 50 + "-"])

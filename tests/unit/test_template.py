@@ -53,6 +53,7 @@ from citypipe.service.poll import Poller
 from citypipe_local.drops import announce, drop_lines
 from citypipe_local.fakes import InMemoryApiKeys, InMemoryObjectStore
 from citypipe_local.package import (
+    FUNCTION_ENVIRONMENT,
     LAYER_MOUNT,
     PackagedStack,
     compile_bytecode,
@@ -294,6 +295,16 @@ def test_every_function_runs_with_its_stacks_names_and_the_city_file(
         )
         assert env["CITYPIPE_KEYS__STORE"] == "object"
         assert env["CITYPIPE_WEBHOOK__TOKENS"] == "object"
+
+
+@pytest.mark.slow
+def test_every_function_runs_with_pydantics_plugin_scan_off(resources: dict[str, Any]) -> None:
+    # What the bench measures with (bench/run.py): every function's environment, the API's too
+    functions = of_type(resources, "AWS::Lambda::Function")
+    assert {LAMBDA[f] for f in FUNCTIONS} | {"ApiLambdaFunction"} <= set(functions)
+    for function in functions.values():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert FUNCTION_ENVIRONMENT.items() <= variables.items()
 
 
 @pytest.mark.slow
