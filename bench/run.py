@@ -50,6 +50,7 @@ from citypipe.core.pseudonyms import day_keys
 from citypipe.domain.city import load_city
 from citypipe.service.collector import paused
 from citypipe_local.fakes import InMemoryKeyStore
+from citypipe_local.package import CITY_JSON, FUNCTION_ENVIRONMENT, write_city_json
 from citypipe_local.replay import ReplayOptions, payloads_of, replay
 from citypipe_local.runner import worker_context
 from citypipe_local.simulate import scaled_city, simulate
@@ -342,10 +343,11 @@ def ingest_core(captures: Path) -> dict[str, Any]:
 
 def _import_ms(code: str) -> float:
     """Milliseconds of imports (``python -X importtime``: the top-level entries' cumulative
-    times) in a fresh interpreter running ``code``."""
+    times) in a fresh interpreter running ``code``, in a deployed function's environment."""
     err = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code],
         capture_output=True, text=True, check=True, cwd=ROOT,
+        env=os.environ | FUNCTION_ENVIRONMENT,
     ).stderr  # fmt: skip
     total_us = 0
     for line in err.splitlines():
@@ -356,19 +358,24 @@ def _import_ms(code: str) -> float:
     return total_us / 1000
 
 
-def _cold_start_ms(function: str, load: str) -> float:
+def _cold_start_ms(function: str, load: str, city: Path) -> float:
     """Milliseconds from nothing imported to a container's app built (the handler's import
-    and its composition root: the city file read, the clients made; no request sent), in
-    a fresh interpreter configured as a deployed function is."""
+    and its composition root: the city read, the clients made; no request sent), in a fresh
+    interpreter configured as a deployed function is: its environment, and ``city`` the
+    JSON its package ships (``deployed_city``)."""
     code = (
         "import time; t = time.perf_counter(); " + load + "; import importlib; "
         f"importlib.import_module('citypipe.bootstrap.{function}').cold_start(); "
         "print((time.perf_counter() - t) * 1000)"
     )
-    environment = os.environ | {
-        "CITYPIPE_STACK": json.dumps({"city_file": str(CITY_FILE)}),
-        "AWS_REGION": load_city(CITY_FILE).region,
-    }
+    environment = (
+        os.environ
+        | FUNCTION_ENVIRONMENT
+        | {
+            "CITYPIPE_STACK": json.dumps({"city_file": str(city)}),
+            "AWS_REGION": load_city(city).region,
+        }
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
         env=environment,
@@ -386,10 +393,16 @@ def compiled() -> None:
             raise SystemExit(f"bench: {folder} does not compile")
 
 
-def cold_imports() -> dict[str, dict[str, float]]:
+def deployed_city(work: Path) -> Path:
+    """The example city as a package ships it: checked, merged and written as JSON."""
+    return write_city_json(load_city(CITY_FILE), CITY_FILE, work / CITY_JSON)
+
+
+def cold_imports(work: Path) -> dict[str, dict[str, float]]:
     """Each handler's cold import, as Lambda loads it, beside a bare interpreter's start
     (median of 5 fresh interpreters each); and its cold start to the app built (what the
     first invocation adds: the composition root loads botocore, pyarrow and the city)."""
+    city = deployed_city(work)
     bare = statistics.median(_import_ms("pass") for _ in range(5))
     results = {}
     for function in ("ingest", "anonymize", "aggregate", "export"):
@@ -399,7 +412,7 @@ def cold_imports() -> dict[str, dict[str, float]]:
             f"{str(path)!r}); s.loader.exec_module(u.module_from_spec(s))"
         )
         handler = statistics.median(_import_ms(code) for _ in range(5))
-        started = statistics.median(_cold_start_ms(function, code) for _ in range(5))
+        started = statistics.median(_cold_start_ms(function, code, city) for _ in range(5))
         results[function] = {
             "import_ms": round(handler, 1),
             "cold_start_ms": round(started, 1),
@@ -795,7 +808,7 @@ def measure(work: Path, scales: list[float], backend: str, quick: bool) -> dict[
     if not quick and 1.0 in scales:
         results["memory"] = memory(work)
         results["ingest_core"] = ingest_core(work / "x1" / "input")
-        results["cold_import"] = cold_imports()
+        results["cold_import"] = cold_imports(work)
     return results
 
 

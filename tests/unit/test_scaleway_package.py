@@ -15,11 +15,18 @@ from bytecode_support import bytecode_problems, magic_number
 from repo import CITY_FILE, ROOT
 from unit_support import city_data
 
+from citypipe.domain.city import load_city
 from citypipe.domain.city_checks import checked_city
 from citypipe.domain.model import Function
 from citypipe.domain.naming import StackNames
 from citypipe.entrypoints.events import DRAIN_CRON_BODY
-from citypipe_local.package import LIBRARY, runtime_requirements, trim
+from citypipe_local.package import (
+    CITY_JSON,
+    FUNCTION_ENVIRONMENT,
+    LIBRARY,
+    runtime_requirements,
+    trim,
+)
 from citypipe_local.scaleway_package import (
     MAX_ZIP_BYTES,
     PackagingError,
@@ -61,7 +68,7 @@ def test_a_city_outside_the_eu_gets_one_line_not_a_traceback(
 
 
 def test_the_deployment_names_its_queues_with_its_prefix_and_answers_https_only() -> None:
-    config = yaml.safe_load(render(checked_city(SCALEWAY_CITY), "acme-", SCALEWAY_CITY.name))
+    config = yaml.safe_load(render(checked_city(SCALEWAY_CITY), "acme-"))
     names = StackNames("velden", "acme-")
 
     assert config["provider"]["env"]["CITYPIPE_STACK__NAME_PREFIX"] == "acme-"
@@ -87,10 +94,22 @@ def test_the_deployment_names_its_queues_with_its_prefix_and_answers_https_only(
     assert "CITYPIPE_API_STORAGE__" in yaml.safe_dump(api["secret"])
 
 
+def test_every_function_reads_the_packaged_city_with_pydantics_plugin_scan_off() -> None:
+    # Given the namespace's serverless.yml as rendered for the Scaleway example
+    config = yaml.safe_load(render(checked_city(SCALEWAY_CITY), "acme-"))
+    namespace = config["provider"]["env"]
+    # Then every function (the namespace's variables are each one's) reads city.json and
+    # skips pydantic's plugin scan, as the bench measures (bench/run.py)
+    assert namespace["CITYPIPE_STACK__CITY_FILE"] == CITY_JSON
+    assert FUNCTION_ENVIRONMENT.items() <= namespace.items()
+    assert not [name for name, f in config["functions"].items() if "env" in f]
+    assert CITY_JSON in config["package"]["patterns"]
+
+
 @pytest.mark.parametrize("prefix", ["", "Acme-", "acme", "a" * 50 + "-"])
 def test_a_prefix_that_cannot_name_the_buckets_is_refused(prefix: str) -> None:
     with pytest.raises(PackagingError, match="prefix"):
-        render(checked_city(SCALEWAY_CITY), prefix, SCALEWAY_CITY.name)
+        render(checked_city(SCALEWAY_CITY), prefix)
 
 
 @pytest.mark.slow
@@ -109,13 +128,16 @@ def test_the_zip_holds_the_entry_points_the_library_and_the_city_only(tmp_path: 
         assert f"{module}.py" in names
     assert "package/citypipe/bootstrap/ingest.py" in names
     assert {"citypipe", "pyarrow", "boto3", "botocore"} <= tops
-    # And the functions read the city file given, not the one it extends (velden.yaml,
-    # eu-central-1: a Scaleway function reading it refuses its own fr-par endpoints)
+    # And the functions read the city file given as the package wrote it: checked and
+    # merged as JSON (what it extends, velden.yaml in eu-central-1, resolved: a function
+    # reading that one would refuse its own fr-par endpoints), and no YAML city beside it
     deployed = config["provider"]["env"]["CITYPIPE_STACK__CITY_FILE"]
-    assert deployed == "infra/cities/velden-scaleway.yaml"
+    assert deployed == CITY_JSON
     with zipfile.ZipFile(built.zip) as archive:
-        assert yaml.safe_load(archive.read(deployed))["region"] == "fr-par"
-        assert "infra/cities/velden.yaml" in names  # what it extends, under its own name
+        city = load_city(Path(archive.extract(deployed, tmp_path / "unzipped")))
+    assert city == checked_city(SCALEWAY_CITY)
+    assert city.region == "fr-par"
+    assert not [n for n in names if n.startswith("infra/")]
     # And nothing a laptop or a test needs
     assert not tops & set(LAPTOP_ONLY)
     assert not [n for n in names if "/tests/" in n or n.endswith(".h")]

@@ -34,7 +34,7 @@ from unit_support import (
 from citypipe.adapters.keys import ObjectKeyStore
 from citypipe.adapters.tokens import ObjectWebhookTokens
 from citypipe.bootstrap import ingest as bootstrap_ingest
-from citypipe.domain.city import City, ConfigError, ResidencyError
+from citypipe.domain.city import City, ConfigError, ResidencyError, load_city
 from citypipe.domain.model import Function, Zone
 from citypipe.domain.naming import (
     StackNames,
@@ -53,6 +53,8 @@ from citypipe.service.poll import Poller
 from citypipe_local.drops import announce, drop_lines
 from citypipe_local.fakes import InMemoryApiKeys, InMemoryObjectStore
 from citypipe_local.package import (
+    CITY_JSON,
+    FUNCTION_ENVIRONMENT,
     LAYER_MOUNT,
     PackagedStack,
     compile_bytecode,
@@ -155,17 +157,17 @@ def test_the_stack_packages_offline_and_cfn_lint_finds_no_error(packaged: Packag
 
 
 @pytest.mark.slow
-def test_the_function_zip_holds_the_handlers_and_the_city_files_only(
-    packaged: PackagedStack,
+def test_the_function_zip_holds_the_handlers_and_the_city_as_json_only(
+    packaged: PackagedStack, tmp_path: Path
 ) -> None:
     import zipfile
 
     with zipfile.ZipFile(packaged.directory / "citypipe.zip") as archive:
         names = sorted(archive.namelist())
-    assert names == sorted(
-        [f"functions/{f}/handler.py" for f in [*FUNCTIONS, "api"]]
-        + ["infra/cities/velden-devices.yaml", "infra/cities/velden.yaml"]
-    )
+        city = archive.extract(CITY_JSON, tmp_path)
+    # the city file checked and merged (its registry in it): no YAML to parse at cold start
+    assert names == sorted([f"functions/{f}/handler.py" for f in [*FUNCTIONS, "api"]] + [CITY_JSON])
+    assert load_city(city) == packaged.city
 
 
 @pytest.mark.slow
@@ -288,12 +290,22 @@ def test_every_function_runs_with_its_stacks_names_and_the_city_file(
 ) -> None:
     for function in FUNCTIONS:
         env = resources[LAMBDA[function]]["Properties"]["Environment"]["Variables"]
-        assert env["CITYPIPE_STACK__CITY_FILE"] == "infra/cities/velden.yaml"
+        assert env["CITYPIPE_STACK__CITY_FILE"] == CITY_JSON
         assert sub_of(env["CITYPIPE_STACK__NAME_PREFIX"]) == deployment_prefix(
             "${AWS::AccountId}", city.region
         )
         assert env["CITYPIPE_KEYS__STORE"] == "object"
         assert env["CITYPIPE_WEBHOOK__TOKENS"] == "object"
+
+
+@pytest.mark.slow
+def test_every_function_runs_with_pydantics_plugin_scan_off(resources: dict[str, Any]) -> None:
+    # What the bench measures with (bench/run.py): every function's environment, the API's too
+    functions = of_type(resources, "AWS::Lambda::Function")
+    assert {LAMBDA[f] for f in FUNCTIONS} | {"ApiLambdaFunction"} <= set(functions)
+    for function in functions.values():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert FUNCTION_ENVIRONMENT.items() <= variables.items()
 
 
 @pytest.mark.slow

@@ -14,7 +14,8 @@ import json
 import os
 import subprocess
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,7 +39,8 @@ class Runtime:
     """Where the artefacts were unpacked and how a platform runs them: ``python`` (the
     runtime's version), the import path in front of its standard library, the working
     directory (Lambda's ``/var/task``), each function's handler as the deployment names it,
-    and the city file's path there."""
+    the city file's path there, and what else the deployment sets in a function's
+    environment (pydantic's plugin switch: not citypipe's settings, endpoints or keys)."""
 
     python: str
     platform: Platform
@@ -47,17 +49,19 @@ class Runtime:
     handlers: dict[Function, str]
     city_file: str
     timeout_s: dict[Function, float]
+    environment: Mapping[str, str] = field(default_factory=dict)
 
 
 def function_environment(settings: Settings, runtime: Runtime) -> dict[str, str]:
     """The deployment's variables, as a function of the artefacts reads them: the city
-    file at its place in the zip."""
+    file at its place in the zip, and the deployment's own environment."""
     environment = settings_environment(settings)
     stack = json.loads(environment["CITYPIPE_STACK"])
     environment["CITYPIPE_STACK"] = json.dumps(stack | {"city_file": runtime.city_file})
     region = settings.backend.region or ""
     passed = {k: v for k, v in os.environ.items() if k in PASSED_ENV}
-    return passed | environment | {"AWS_REGION": region, "AWS_DEFAULT_REGION": region}
+    deployed = dict(runtime.environment)
+    return passed | deployed | environment | {"AWS_REGION": region, "AWS_DEFAULT_REGION": region}
 
 
 @dataclass

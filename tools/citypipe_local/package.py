@@ -19,7 +19,9 @@ imported here, so ``missing_libraries`` proves the trimmed layer still links: ev
 **The stack** is ``serverless.yml`` packaged by osls 4 (pinned in ``package.json``), with
 every value the template needs taken from the city file and passed as osls params; then
 the region guard is added as CloudFormation ``Rules`` (osls cannot express them) and
-``cfn-lint`` checks the template. No cloud account: osls asks CloudFormation whether the
+``cfn-lint`` checks the template. The function zip holds the handlers and the city the
+functions read: ``city.json``, the city file checked and merged (``write_city_json``). No
+cloud account: osls asks CloudFormation whether the
 stack exists, and gets its answer from an embedded moto server started here, with fake
 credentials.
 """
@@ -43,8 +45,10 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
-from citypipe.domain.city import City, ConfigError, city_files, require_region
+from citypipe.domain.city import City, ConfigError, load_city, require_region
 from citypipe.domain.city_checks import checked_city
+from citypipe.domain.cityfile import city_files
+from citypipe.domain.cityjson import city_json
 from citypipe.domain.model import Zone
 from citypipe.domain.naming import (
     BUCKET_NAME_MAX,
@@ -64,6 +68,15 @@ PLATFORMS = ("manylinux_2_28_aarch64", "manylinux2014_aarch64")
 PYTHON = "3.12"
 # Lambda's budget is 250 MB unzipped for a function and its layers; ours leaves headroom.
 SIZE_BUDGET_BYTES = 200 * 1000 * 1000
+# The city a deployed function reads, at the root of its code: the city file checked and
+# merged, as JSON (domain/cityjson.py; docs/decisions: the JSON city).
+CITY_JSON = "city.json"
+# What every deployed function's environment sets besides citypipe's own settings, in
+# serverless.yml and infra/scaleway/serverless.yml alike (tests hold both to it; the bench
+# measures with it): pydantic's documented switch that skips scanning every installed
+# package's metadata for its plugins at the first model built (~28 M instructions of
+# ingest's import, cachegrind).
+FUNCTION_ENVIRONMENT = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
 # Where Lambda mounts the layer's python/ folder: the path its bytecode names its sources by.
 LAYER_MOUNT = "/opt/python"
 
@@ -293,13 +306,11 @@ def stack_params(
     city: City,
     city_file: str,
     layer_dir: str,
-    read_from: Sequence[str] = (),
     generation: int = 1,
 ) -> dict[str, str]:
     """The osls params of a city's stack: every value serverless.yml takes from the city.
-    ``read_from``: every file the city is read from (one glob for the zip's patterns);
+    ``city_file``: the city the functions read, in their zip (``CITY_JSON``);
     ``generation``: of the names (``deployment_prefix``)."""
-    files = list(read_from) or [city_file]
     days = city.retention_days
     prefix = deployment_prefix(ACCOUNT_ID_PLACEHOLDER, city.region, generation)
     names = StackNames(city.slug)
@@ -308,7 +319,6 @@ def stack_params(
         "region": city.region,
         "stackName": stack_name(city),
         "cityFile": city_file,
-        "cityFiles": files[0] if len(files) == 1 else "{" + ",".join(files) + "}",
         "layerDir": layer_dir,
         "namePrefix": prefix,
         "keysObjectPrefix": names.key_object_prefix(),
@@ -437,9 +447,20 @@ def lint(template: Path) -> str:
     return findings
 
 
+def write_city_json(city: City, city_file: Path, target: Path) -> Path:
+    """The checked ``city`` of ``city_file`` written to ``target`` as the JSON a deployed
+    function reads (its data merged: the file it extends and its registry resolved).
+    Refused unless the JSON reads back as the very same city."""
+    target.write_bytes(city_json(city_file))
+    if load_city(target) != city:
+        raise PackagingError(f"{city_file}: its JSON ({target}) does not read back as the city")
+    return target
+
+
 def service_copy(target: Path, city_file: Path) -> Path:
-    """What `make package` packages, copied to ``target``: ``serverless.yml``, the handlers
-    and the city's files (a stack packaged outside the clone, e.g. with another layer)."""
+    """What `make package` packages from, copied to ``target``: ``serverless.yml``, the
+    handlers and the city's files (a stack packaged outside the clone, e.g. with another
+    layer)."""
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     shutil.copy(ROOT / "serverless.yml", target)
@@ -464,7 +485,8 @@ def package_stack(
 
     Refuses a city outside the EU/EEA (the city file does not load) and a ``region`` other
     than the city's, before anything is built. ``layer_dir`` must hold a built layer, or
-    ``build`` builds it there.
+    ``build`` builds it there. The checked city is written as ``<service_dir>/city.json``,
+    which the function zip holds and the functions read (``CITY_JSON``).
     """
     city = checked_city(city_file)
     require_region(city, region or city.region, "packaging")
@@ -481,11 +503,11 @@ def package_stack(
             f"unzipped, over the {SIZE_BUDGET_BYTES / 1e6:.0f} MB budget"
         )
     osls = ensure_osls()
+    write_city_json(city, city_file, service_dir / CITY_JSON)
     params = stack_params(
         city,
-        os.path.relpath(city_file.resolve(), service_dir.resolve()),
+        CITY_JSON,
         os.path.relpath(layer_dir.resolve(), service_dir.resolve()),
-        [os.path.relpath(f.resolve(), service_dir.resolve()) for f in city_files(city_file)],
         generation,
     )
     package_dir = service_dir / ".serverless"
@@ -519,12 +541,7 @@ def deploy_stack(city_file: Path, region: str | None = None, generation: int = 1
     template = json.loads((package_dir / TEMPLATE).read_text())
     if template.get("Rules") != region_rules(city):
         raise PackagingError(f"{package_dir} is not {city.slug}'s package: run `make package`")
-    params = stack_params(
-        city,
-        os.path.relpath(city_file.resolve(), ROOT),
-        os.path.relpath(LAYER_DIR, ROOT),
-        generation=generation,
-    )
+    params = stack_params(city, CITY_JSON, os.path.relpath(LAYER_DIR, ROOT), generation)
     packaged_prefix = template["Resources"]["IngestLambdaFunction"]["Properties"]["Environment"]
     if packaged_prefix["Variables"]["CITYPIPE_STACK__NAME_PREFIX"] != {
         "Fn::Sub": params["namePrefix"]

@@ -31,10 +31,10 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 
@@ -85,6 +85,16 @@ def runtime_python() -> str:
     return find_python(RUNTIME_PYTHON, RUNTIME_PYTHON, "the rehearsal (the functions' runtime)")
 
 
+def deployed_environment(declared: Mapping[str, Any]) -> dict[str, str]:
+    """What a deployment sets in its functions' environment besides citypipe's settings and
+    the cloud's endpoints and keys (pydantic's plugin switch): the artefacts run with it."""
+    return {
+        name: value
+        for name, value in declared.items()
+        if isinstance(value, str) and not name.startswith(("CITYPIPE_", "AWS_"))
+    }
+
+
 def aws_runtime(city_file: Path, work: Path) -> Runtime:
     """The Lambda artefacts of ``city_file`` built, packaged by osls and unpacked."""
     python = runtime_python()
@@ -99,15 +109,16 @@ def aws_runtime(city_file: Path, work: Path) -> Runtime:
     functions = {
         f: resources[f"{f.value.capitalize()}LambdaFunction"]["Properties"] for f in Function
     }
-    city = functions[Function.INGEST]["Environment"]["Variables"]["CITYPIPE_STACK__CITY_FILE"]
+    variables = functions[Function.INGEST]["Environment"]["Variables"]
     return Runtime(
         python,
         "aws",
         (task, opt / "python", sdk),
         task,
         {f: p["Handler"] for f, p in functions.items()},
-        city,
+        variables["CITYPIPE_STACK__CITY_FILE"],
         {f: float(p["Timeout"]) for f, p in functions.items()},
+        deployed_environment(variables),
     )
 
 
@@ -118,15 +129,16 @@ def scaleway_runtime(city_file: Path, work: Path) -> Runtime:
     root = unzip(built.zip, work / "namespace")
     declared = yaml.safe_load((built.directory / "serverless.yml").read_text())
     functions = {f: declared["functions"][f.value] for f in Function}
-    city = declared["provider"]["env"]["CITYPIPE_STACK__CITY_FILE"]
+    variables = declared["provider"]["env"]
     return Runtime(
         python,
         "scaleway",
         (root, root / "package"),
         root,
         {f: d["handler"] for f, d in functions.items()},
-        city,
+        variables["CITYPIPE_STACK__CITY_FILE"],
         {f: float(str(d["timeout"]).rstrip("s")) for f, d in functions.items()},
+        deployed_environment(variables),
     )
 
 

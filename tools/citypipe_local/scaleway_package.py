@@ -5,14 +5,14 @@
 
 builds ``.build/scaleway/<city>/`` — ``infra/scaleway/serverless.yml`` with the city's name,
 region and the deployment's name prefix (the one ``stack up`` is given) rendered in, the
-Scaleway entry
-points (``functions/*/scaleway.py``), the city file (and any file it extends) and
-``package/`` (the library and its runtime dependencies, boto3 included: Scaleway's runtime
-has none; every module with its Python 3.12 bytecode, or each new instance compiles what
-it imports, docs/decisions/0113) — then runs ``serverless package`` (v3 with
-``serverless-scaleway-functions``, pinned in ``infra/scaleway/package.json``) there with
-placeholder credentials: the zip it writes, ``.serverless/citypipe-<city>.zip``, is
-exactly what ``serverless deploy`` uploads.
+Scaleway entry points (``functions/*/scaleway.py``), the city the functions read
+(``city.json``: the city file checked and merged, any file it extends and its registry
+resolved) and ``package/`` (the library and its runtime dependencies, boto3 included:
+Scaleway's runtime has none; every module with its Python 3.12 bytecode, or each new
+instance compiles what it imports, docs/decisions/0113) — then runs ``serverless package``
+(v3 with ``serverless-scaleway-functions``, pinned in ``infra/scaleway/package.json``)
+there with placeholder credentials: the zip it writes, ``.serverless/citypipe-<city>.zip``,
+is exactly what ``serverless deploy`` uploads.
 
 Scaleway's Python runtimes run on Alpine Linux: the wheels are musllinux.
 """
@@ -29,16 +29,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from citypipe.domain.city import SCALEWAY_REGIONS, City, ConfigError, city_files
+from citypipe.domain.city import SCALEWAY_REGIONS, City, ConfigError
 from citypipe.domain.city_checks import checked_city
 from citypipe.domain.naming import StackNames
 from citypipe_local.package import (
+    CITY_JSON,
     ROOT,
     PackagingError,
     compile_bytecode,
     install_runtime,
     runtime_interpreter,
     runtime_requirements,
+    write_city_json,
 )
 from citypipe_local.stack import prefix_problems
 
@@ -82,10 +84,10 @@ def _npm(directory: Path) -> Path:
     return binary
 
 
-def render(city: City, prefix: str, city_file: str) -> str:
-    """infra/scaleway/serverless.yml for this city, deployment prefix and city file (its
-    name in the zip): serverless v3 cannot name a service from a parameter, so the values
-    are rendered in."""
+def render(city: City, prefix: str) -> str:
+    """infra/scaleway/serverless.yml for this city and deployment prefix, the functions
+    reading ``city.json``: serverless v3 cannot name a service from a parameter, so the
+    values are rendered in."""
     if city.region not in SCALEWAY_REGIONS:
         raise PackagingError(
             f"region {city.region!r} is not a Scaleway region "
@@ -98,7 +100,7 @@ def render(city: City, prefix: str, city_file: str) -> str:
         "city": city.slug,
         "region": city.region,
         "prefix": prefix,
-        "cityFile": f"infra/cities/{city_file}",
+        "cityFile": CITY_JSON,
     }
     rendered = (TEMPLATE / "serverless.yml").read_text()
     for name, value in values.items():
@@ -116,20 +118,19 @@ def build_zip(
     otherwise: the rehearsal's are this machine's)."""
     city = checked_city(city_file)
     try:
-        rendered = render(city, prefix, city_file.name)
+        rendered = render(city, prefix)
     except PackagingError as exc:
         raise PackagingError(f"{city_file}: {exc}") from None
     runtime_interpreter(PYTHON)  # none: refused before anything is downloaded
     target = out / city.slug
     shutil.rmtree(target, ignore_errors=True)
-    (target / "infra" / "cities").mkdir(parents=True)
+    target.mkdir(parents=True)
     (target / "serverless.yml").write_text(rendered)
     for function in sorted((ROOT / "functions").iterdir()):
         if (function / "scaleway.py").is_file():
             (target / "functions" / function.name).mkdir(parents=True)
             shutil.copy(function / "scaleway.py", target / "functions" / function.name)
-    for path in city_files(city_file):  # each under its own name: one may extend another
-        shutil.copy(path, target / "infra" / "cities" / path.name)
+    write_city_json(city, city_file, target / CITY_JSON)  # merged: what it extends is in it
     site = target / "package"
     install_runtime(site, runtime_requirements(provided=()), platforms, PYTHON)
     trim_botocore(site)

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from citypipe.domain.city import city_files
+from citypipe.domain.cityfile import city_files
 
 
 def _copy_id(hub: str, ident: str, copy: int) -> str:

@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-# city_files and ConfigError are the city's: callers import them from here
-from citypipe.domain.cityfile import CityMap, read_city
-from citypipe.domain.cityfile import city_files as city_files  # noqa: PLC0414
+# ConfigError is the city's: callers import it from here (and city_files, from
+# domain.cityfile: it reads YAML, which a deployed function never imports)
+from citypipe.domain.cityjson import is_city_json, read_city_json
 from citypipe.domain.geo import ZoneIndex
 from citypipe.domain.model import QUANTITIES, Zone
 from citypipe.domain.partners import Partner, PartnerName, Purpose, partner_problems
@@ -965,8 +965,16 @@ def parse_city(data: Any, origin: str = "<city>") -> City:
 
 def load_city(path: str | Path) -> City:
     """The city of a city file (and the files it names). Every problem is a ``ConfigError``
-    of ``Problem``s, each at its file and line; ``str()`` of it is one line."""
+    of ``Problem``s, each at its file and line; ``str()`` of it is one line.
+
+    A ``.json`` city is what a package ships (``domain.cityjson``: the YAML checked and
+    merged): read with orjson, validated as the YAML's data is, its problems named by key;
+    PyYAML is imported only when a YAML file is read."""
     path = Path(path)
+    if is_city_json(path):
+        return parse_city(read_city_json(path), str(path))
+    from citypipe.domain.cityfile import CityMap, read_city
+
     data = read_city(path)
     try:
         return City.model_validate(data)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from citypipe.domain.city import Action, City, ConfigError, LegalBasis, load_city
 from citypipe.domain.cityfile import CityMap
+from citypipe.domain.cityjson import is_city_json
 from citypipe.domain.geo import centroid, distance_km, overlaps
 from citypipe.domain.problems import Finding, Locator, Problem, dotted
 
@@ -252,7 +253,8 @@ def check_city(path: str | Path) -> CityCheck:
     except ConfigError as exc:
         errors = exc.problems or (Problem(str(path), None, "", str(exc)),)
         return CityCheck(None, errors, ())
-    locate = CityMap(path).locate
+    # a packaged city (JSON) has no lines: its problems are named by key
+    locate = None if is_city_json(Path(path)) else CityMap(path).locate
     refusals = tuple(city_errors(city, locate))
     warnings = tuple(city_warnings(city, locate))
     return CityCheck(None if refusals else city, refusals, warnings)

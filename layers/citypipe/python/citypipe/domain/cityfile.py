@@ -1,9 +1,10 @@
 """A city's files: YAML read with every key written once, the ``extends`` chain, the registry
 files, and — only when something is wrong — where each key was written (``CityMap``).
 
-The happy path is libyaml's safe loader and nothing else (every function reads its city at
-cold start); composing the files again to find a key's line happens on an error, or when a
-city is checked (``domain.city_checks``).
+The happy path is libyaml's safe loader and nothing else (a local run reads its city at
+every worker's start); composing the files again to find a key's line happens on an error,
+or when a city is checked (``domain.city_checks``). A deployed function never imports this
+module: it reads the JSON its package wrote from these files (``domain.cityjson``).
 """
 
 from __future__ import annotations
