@@ -45,10 +45,12 @@ from typing import Any
 
 import orjson
 
+from citypipe.core.columnar import read_parquet
 from citypipe.core.ingest import normalize
 from citypipe.core.pseudonyms import day_keys
 from citypipe.domain.city import load_city
 from citypipe.service.collector import paused
+from citypipe.service.export.spill import DayPartials
 from citypipe_local.fakes import InMemoryKeyStore
 from citypipe_local.package import CITY_JSON, FUNCTION_ENVIRONMENT, write_city_json
 from citypipe_local.replay import ReplayOptions, payloads_of, replay
@@ -141,6 +143,7 @@ def one_size(work: Path, scale: float, options: ReplayOptions) -> dict[str, Any]
     load_before = load()
     report = replay(city_file, captures, work / f"out-x{scale:g}", options)
     load_after = load()
+    spill = spilled(work / f"out-x{scale:g}" / "aggregates", work / "spill")
     after = floor(captures, city_file, work / "floor-after")
     floor_s = statistics.mean([before.seconds, after.seconds])
     seconds = report["seconds"]["total"]
@@ -169,8 +172,24 @@ def one_size(work: Path, scale: float, options: ReplayOptions) -> dict[str, Any]
         "floor_cells": before.cells,
         "usage": report["usage"],
         "peak_rss_mb": report["workers"]["peak_rss_mb"],
+        "spill": spill,
         "load": [load_before, load_after],
     }
+
+
+def spilled(aggregates: Path, directory: Path) -> dict[str, int]:
+    """What export's scratch holds of the day's partials (``service.export.spill``): the
+    replay's partials (its aggregates zone, copied out) spilled again, as export does."""
+    partials = DayPartials(directory)
+    rows = 0
+    for path in sorted(aggregates.rglob("*.parquet")):
+        table = read_parquet(path.read_bytes())
+        rows += table.num_rows
+        partials.add(table)
+    partials.groups([])  # every window's file closed
+    size = sum(file.stat().st_size for file in directory.iterdir())
+    partials.remove()
+    return {"partial_rows": rows, "bytes": size}
 
 
 # --- the webhook path: the x1 day posted to the webhook, a request per hub message --------------
@@ -437,10 +456,12 @@ def _deploy(sizes: list[dict[str, Any]]) -> list[str]:
         "",
         "Before each replay the stack is deployed: its buckets and queues made, then the "
         "city's files published before any hub sends (the registers, the record of "
-        "processing, a notice per sensor: `docs/deploy.md`, step 6.0), in "
+        "processing, a notice per sensor: the end of `docs/deploy.md`'s deploy step), in "
         + ", ".join(f"{s['deploy_s']:.1f} s at x{s['scale']:g}" for s in deployed)
-        + ". A city pays that once per city file, not per day; the day's export finds them "
-        "built.",
+        + ", outside the replay's time. A city pays that once per city file, not per day; "
+        "the day's export finds them built (decision 0110). Before that decision the day's "
+        "export wrote them inside the replay's time — about half of export's wall time at "
+        "x0.25 — so ratios from before it are not comparable with these.",
     ]
 
 
@@ -541,6 +562,21 @@ def markdown(results: dict[str, Any]) -> str:
             f"| x{s['scale']:g}, default batches | ~{per_batch:,} readings | "
             f"{_mb(s['peak_rss_mb'])} | |"
         )
+    spills = [s for s in sizes if "spill" in s]
+    if spills:
+        per_row = sum(s["spill"]["bytes"] for s in spills) / sum(
+            s["spill"]["partial_rows"] for s in spills
+        )
+        lines += [
+            "",
+            "Export's disk: the day's partials spilled to its scratch (`/tmp`), "
+            + ", ".join(
+                f"{s['spill']['bytes'] / 1e6:.1f} MB at x{s['scale']:g} "
+                f"({s['spill']['partial_rows']:,} partial rows)"
+                for s in spills
+            )
+            + f": {per_row:.0f} bytes a partial row.",
+        ]
     cost = results["cost"]
     lines += [
         "",

@@ -24,7 +24,7 @@ from citypipe_local.package import FUNCTION_ENVIRONMENT, PackagingError, write_c
 from citypipe_local.simulate import scaled_city
 
 SCALEWAY_CITY = ROOT / "infra" / "cities" / "velden-scaleway.yaml"
-FUNCTIONS = ("ingest", "anonymize", "aggregate", "export")
+FUNCTIONS = ("ingest", "anonymize", "aggregate", "export", "api")
 
 
 def _written(tmp_path: Path, data: Any) -> Path:
@@ -183,3 +183,23 @@ def test_a_deployed_functions_cold_start_imports_no_yaml(tmp_path: Path) -> None
 def test_a_local_run_still_reads_the_yaml_city() -> None:
     # A laptop's run is given the city file people write: PyYAML reads it
     assert "yaml" in _modules_after_cold_starts(CITY_FILE, ("ingest",))
+
+
+def test_a_set_in_the_yaml_is_packaged_as_a_list_and_a_binary_is_refused_at_its_key(
+    tmp_path: Path,
+) -> None:
+    # Given the example city whose registry writes a profile's ignored fields as a !!set
+    for path in (CITY_FILE, CITY_FILE.parent / "velden-devices.yaml"):
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    registry = tmp_path / "velden-devices.yaml"
+    text = registry.read_text()
+    registry.write_text(text.replace("ignore: [lat, lon]", "ignore: !!set {lat, lon}", 1))
+    city = load_city(tmp_path / "velden.yaml")
+    # When it is packaged, it reads back as the same city
+    assert (
+        load_city(write_city_json(city, tmp_path / "velden.yaml", tmp_path / "city.json")) == city
+    )
+    # And a !!binary, which JSON has no form for, is refused at its key, not with a traceback
+    registry.write_text(text.replace("ignore: [lat, lon]", "ignore: !!binary aGk=", 1))
+    with pytest.raises(ConfigError, match=r"registry\.profiles\.[\w-]+\.ignore: a bytes has no"):
+        city_json(tmp_path / "velden.yaml")

@@ -8,9 +8,13 @@ order floats are added in (but in the test of that very order).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import fcntl
 import io
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from repo import CITY_FILE
 from unit_support import (
     DAY,
     RELEASE_KEYS,
     RecordingStore,
     ReversedListingStore,
+    city_data,
     clean,
     devices,
     exporting,
@@ -49,7 +55,7 @@ from citypipe.core.disclosure import (
 )
 from citypipe.core.people import ABOVE_CEILING, FEWER_THAN_K
 from citypipe.core.publish import geo
-from citypipe.domain.city import City
+from citypipe.domain.city import City, parse_city
 from citypipe.domain.errors import TransientError
 from citypipe.domain.export_books import Publication
 from citypipe.domain.model import Zone
@@ -58,6 +64,7 @@ from citypipe.domain.themes import OpenFormat
 from citypipe.ports import Body, StoredObject
 from citypipe.service.export import ExportPorts, days_with_partials, export_day, export_request
 from citypipe.service.export.ledger import entries
+from citypipe.service.export.metadata import publish_metadata
 from citypipe.service.kernel import Deps
 from citypipe.service.optout import opt_out
 from citypipe_local.fakes import InMemoryObjectStore
@@ -808,6 +815,27 @@ def test_the_citys_files_are_not_made_again_while_this_city_count_and_release_bu
     assert registers(document) == registers(json.loads(catalogue)) != []
 
 
+def test_the_builds_are_named_alike_in_every_container() -> None:
+    """A function's containers hash strings each their own way (PYTHONHASHSEED): what
+    names a metadata build must not follow (a set's order did: every new container made
+    the city's files again and rewrote the catalogue)."""
+    code = (
+        "from citypipe.domain.city import load_city; "
+        "from citypipe.service.export.metadata import _made_by; "
+        f"print(_made_by(load_city({str(CITY_FILE)!r}), 3))"
+    )
+
+    def named(seed: str) -> str:
+        environment = {**os.environ, "PYTHONHASHSEED": seed}
+        command = [sys.executable, "-c", code]
+        run = subprocess.run(command, check=False, env=environment, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr[-500:]
+        return run.stdout
+
+    names = {named(seed) for seed in ("1", "2", "3")}
+    assert len(names) == 1 and names != {"None\n"}
+
+
 def test_a_new_release_an_opt_out_or_a_racing_build_makes_the_citys_files_again(
     memory_deps: Deps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -831,6 +859,51 @@ def test_a_new_release_an_opt_out_or_a_racing_build_makes_the_citys_files_again(
     export_day(memory_deps, exporting(RELEASE_KEYS), DAY)
     assert rendered == [4]
     assert "1 device is opted out." in open_file(memory_deps, optout).decode()
+
+
+def test_a_city_file_changed_and_changed_back_republishes_its_notices(memory_deps: Deps) -> None:
+    """A build stands only while no other wrote after it: the register (a build's first
+    file before) says nothing of a notice's owner, so a city file changed and changed
+    back left the changed notices up (the reviewer's finding)."""
+    data = city_data()
+    data["sources"]["air-quality"]["notice"]["owner"] = "Acme Sensors GmbH"
+    changed = parse_city(data, "velden.yaml")
+    bucket = memory_deps.names.bucket(Zone.OPEN)
+    publish_metadata(memory_deps, exporting().scratch)
+    notices = {i.key: i.etag for i in memory_deps.store.list(bucket) if "/notices/" in i.key}
+    publish_metadata(dataclasses.replace(memory_deps, city=changed), exporting().scratch)
+    assert {i.key: i.etag for i in memory_deps.store.list(bucket) if "/notices/" in i.key} != (
+        notices
+    )
+    publish_metadata(memory_deps, exporting().scratch)
+    assert {i.key: i.etag for i in memory_deps.store.list(bucket) if "/notices/" in i.key} == (
+        notices
+    )
+
+
+def test_a_marker_not_of_this_shape_makes_the_citys_files_again(
+    memory_deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from citypipe.service.export import metadata
+
+    rendered = made(monkeypatch)
+    made_by = metadata._made_by(memory_deps.city, 0)
+    assert made_by is not None
+    key, audit = (
+        memory_deps.names.metadata_marker_key(made_by),
+        memory_deps.names.bucket(Zone.AUDIT),
+    )
+    shapes = (
+        b"[]",
+        b"{}",
+        b"not json",
+        b'{"built": 1, "register": []}',
+        b'{"built": "x", "register": [1]}',
+    )
+    for times, body in enumerate(shapes, start=1):
+        memory_deps.store.put_or_replace(audit, key, body, "application/json")
+        publish_metadata(memory_deps, exporting().scratch)  # made again, not a crash
+        assert rendered == [times]
 
 
 def test_a_racing_builds_older_opt_out_page_is_written_over(memory_deps: Deps) -> None:
@@ -879,7 +952,7 @@ def test_the_metadata_s_files_between_the_first_and_last_are_written_concurrentl
     first = [k for k in begun if k.startswith(names.register_key("x", "y").rsplit("/", 1)[0])]
     residents = begun[begun.index(first[0]) : begun.index(names.optout_page_key()) + 1]
     assert sum(k.startswith(notices) for k in residents) > 2
-    assert residents[0] == first[0]  # the register, before anything else of its part
+    assert residents[0] == first[0]  # its manifest (register/), before anything else of its part
     assert residents[-1] == names.optout_page_key()  # the opt-out page, after every other
     # written alone: the first finished before any other of its part began, the last
     # began once every other had finished

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -604,6 +605,12 @@ class City(Strict):
             for topic in source.mqtt
         ]
 
+    def identity(self) -> str:
+        """The city's content as text that is the same in every process, for what is keyed
+        by it (the metadata's builds): ``model_dump_json`` writes a set's members in the
+        process's hash order, which differs from one container to the next."""
+        return json.dumps(_ordered(self.model_dump()), sort_keys=True, default=str)
+
     def route(self, topic: str) -> MqttRoute | None:
         """The declared filter a message's topic matches (at most one: checked on load)."""
         return next((r for r in self.mqtt_routes if matches(r.topic, topic)), None)
@@ -963,13 +970,24 @@ def parse_city(data: Any, origin: str = "<city>") -> City:
         raise ConfigError(problems, origin) from None
 
 
+def _ordered(value: Any) -> Any:
+    """``value`` with every set a sorted list, in dicts and lists alike."""
+    if isinstance(value, dict):
+        return {key: _ordered(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_ordered(item) for item in value]
+    if isinstance(value, set | frozenset):
+        return sorted(_ordered(item) for item in value)
+    return value
+
+
 def load_city(path: str | Path) -> City:
     """The city of a city file (and the files it names). Every problem is a ``ConfigError``
     of ``Problem``s, each at its file and line; ``str()`` of it is one line.
 
     A ``.json`` city is what a package ships (``domain.cityjson``: the YAML checked and
-    merged): read with orjson, validated as the YAML's data is, its problems named by key;
-    PyYAML is imported only when a YAML file is read."""
+    merged): read with the standard library's ``json``, validated as the YAML's data is,
+    its problems named by key; PyYAML is imported only when a YAML file is read."""
     path = Path(path)
     if is_city_json(path):
         return parse_city(read_city_json(path), str(path))

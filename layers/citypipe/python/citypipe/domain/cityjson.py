@@ -84,10 +84,29 @@ def _duplicates(file: str, root: Any) -> list[Problem]:
     return sorted(found, key=lambda p: p.key)
 
 
-def _iso(value: object) -> str:
+def _jsonable(file: str, loc: Loc, value: Any) -> Any:
+    """``value`` as JSON writes it: a date as ISO text (the model reads it back as a
+    date), a set (YAML's ``!!set``) as a sorted list; anything else JSON has no form for
+    (``!!binary``, a key that is not text or a number) refused at its key."""
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str | int | float | bool):
+                raise _no_json_form(file, (*loc, str(key)), key)
+        return {key: _jsonable(file, (*loc, str(key)), item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(file, (*loc, i), item) for i, item in enumerate(value)]
+    if isinstance(value, set | frozenset):
+        return sorted((_jsonable(file, loc, item) for item in value), key=str)
     if isinstance(value, date):  # a datetime too
         return value.isoformat()
-    raise TypeError(f"{type(value).__name__} has no JSON form")
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise _no_json_form(file, loc, value)
+
+
+def _no_json_form(file: str, loc: Loc, value: object) -> ConfigError:
+    message = f"a {type(value).__name__} has no JSON form: write it as text, a number or a list"
+    return ConfigError([Problem(file, None, dotted(loc), message)])
 
 
 def city_json(city_file: Path) -> bytes:
@@ -97,5 +116,5 @@ def city_json(city_file: Path) -> bytes:
     that does not read back as the same city."""
     from citypipe.domain.cityfile import read_city  # the writer alone reads YAML
 
-    data = read_city(city_file)
-    return json.dumps(data, default=_iso, ensure_ascii=False, separators=(",", ":")).encode()
+    data = _jsonable(str(city_file), (), read_city(city_file))
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()

@@ -65,7 +65,7 @@ def publish_metadata(deps: Deps, scratch: Scratch) -> None:
         register = _publish_city_files(deps, opt_out_count(deps), directory)
     open_bucket = names.bucket(Zone.OPEN)
     infos = list(deps.store.list(open_bucket, names.publications_prefix()))
-    inputs = [city.model_dump_json(), *(f"{i.key}@{i.etag}" for i in infos)]
+    inputs = [city.identity(), *(f"{i.key}@{i.etag}" for i in infos)]
     _build(deps, input_id("metadata/2", *inputs), lambda: _record_files(deps, infos, register))
 
 
@@ -93,13 +93,22 @@ def _publish_city_files(deps: Deps, opted_out: int, directory: Path) -> Register
     # check reads, so a racing build's older count on it is seen and written over
     files.sort(key=lambda file: file[0] == optout)  # stable: the others keep their order
     ident = input_id("residents/1", *_digests(files))
-    _build(deps, ident, lambda: files)
+    _build(deps, ident, lambda: [_manifest(deps.names, ident, files), *files])
     if made_by is not None:
         made = {"built": ident, "register": [f.model_dump(mode="json") for f in register.files]}
         audit = deps.names.bucket(Zone.AUDIT)
         key = deps.names.metadata_marker_key(made_by)
         deps.store.put_or_replace(audit, key, json_bytes(made), "application/json")
     return register
+
+
+def _manifest(names: StackNames, ident: str, files: Files) -> tuple[str, tuple[Body, str]]:
+    """The build's first file: which build it is and the SHA-256 of each file it writes.
+    Any other build writes its own first, so a build is known to stand only while no
+    other wrote after it — one from a city file changed and changed back included, whose
+    first file (the register) would be the same bytes while its notices were not."""
+    manifest = {"build": ident, "files": dict(_digest_pairs(files))}
+    return names.register_key("manifest", "json"), (json_bytes(manifest), "application/json")
 
 
 def _made_by(city: City, opted_out: int) -> str | None:
@@ -109,7 +118,7 @@ def _made_by(city: City, opted_out: int) -> str | None:
     release = _release()
     if release is None:
         return None
-    return input_id("residents/made-by/1", release, city.model_dump_json(), str(opted_out))
+    return input_id("residents/made-by/1", release, city.identity(), str(opted_out))
 
 
 def _built_by(deps: Deps, made_by: str | None) -> list[PublishedFile] | None:
@@ -123,11 +132,13 @@ def _built_by(deps: Deps, made_by: str | None) -> list[PublishedFile] | None:
             deps.names.bucket(Zone.AUDIT), deps.names.metadata_marker_key(made_by)
         )
         made = json.loads(marker.body)
-    except NotFoundError:
+        built, register = made["built"], made["register"]
+        files = [PublishedFile.model_validate(file) for file in register]
+    except (NotFoundError, ValueError, TypeError, KeyError):  # not there, or not ours
         return None
-    if not _still_built(deps, deps.names.metadata_marker_key(made["built"])):
+    if not isinstance(built, str) or not _still_built(deps, deps.names.metadata_marker_key(built)):
         return None
-    return [PublishedFile.model_validate(file) for file in made["register"]]
+    return files
 
 
 @cache
@@ -172,8 +183,12 @@ def _spilled(directory: Path, made: Iterable[tuple[str, tuple[bytes, str]]]) -> 
     return files
 
 
+def _digest_pairs(files: Files) -> list[tuple[str, str]]:
+    return [(key, sha256_hex(body)) for key, (body, _) in files]
+
+
 def _digests(files: Files) -> list[str]:
-    return [f"{key}:{sha256_hex(body)}" for key, (body, _) in files]
+    return [f"{key}:{digest}" for key, digest in _digest_pairs(files)]
 
 
 def _record_files(deps: Deps, infos: list[ObjectInfo], register: Register) -> Files:
