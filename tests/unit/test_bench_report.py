@@ -224,3 +224,21 @@ def test_exports_peak_memory_the_deploy_guide_quotes_is_the_committed_runs() -> 
     quoted = f"({min(peaks):.0f}\u2013{max(peaks):.0f} MB at its peak in the committed runs"
     assert quoted in " ".join((ROOT / "docs" / "deploy.md").read_text().split())
     assert max(peaks) < 200
+
+
+def test_exports_disk_the_deploy_guide_quotes_is_the_committed_runs() -> None:
+    """docs/deploy.md: export's spill per partial row, for the example city's day and at
+    four times it, and how big a city Lambda's default /tmp holds (the spill and the day's
+    files, which export writes beside it before either goes)."""
+    sizes = {s["scale"]: s for s in _committed_results()["sizes"]}
+    one, four = sizes[1.0], sizes[4.0]
+    rows = sum(s["spill"]["partial_rows"] for s in sizes.values())
+    per_row = sum(s["spill"]["bytes"] for s in sizes.values()) / rows
+    day = one["spill"]["bytes"] + one["usage"]["export"]["bytes_sent"]
+    quoted = (
+        f"(~{per_row:.0f} bytes a partial row: {one['spill']['bytes'] / 1e6:.1f} MB for the "
+        f"example city's day, {four['spill']['bytes'] / 1e6:.0f} MB at four times it"
+    )
+    guide = " ".join((ROOT / "docs" / "deploy.md").read_text().split())
+    assert quoted in guide
+    assert f"holds a city about {512e6 / day:.0f} times the example" in guide
