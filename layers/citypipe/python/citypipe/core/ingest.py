@@ -304,9 +304,7 @@ class _Batch:
         self.city = city
         self.opt_outs = opt_outs
         # an opt-out's digest (``OptOuts.digest``), its key's HMAC begun once for the batch
-        self.opt_out_of: Callable[[str], str] | None = None
-        if opt_outs is not None:
-            self.opt_out_of = pseudonyms(opt_outs.key)
+        self.opt_out_of = None if opt_outs is None else opt_outs.digester()
         self.withdrawn = withdrawn  # sources whose partner withdrew: refused
         self.earliest = EARLIEST_EPOCH  # the payload's: its arrival's first living day
         # arrival day -> its first living moment (a backfill: none, 2000 is the bound)
@@ -472,7 +470,7 @@ class _Batch:
         digest = self.digests.get(ident)
         if digest is None:
             try:
-                digest = self.digests[ident] = digest_of(ident)  # OptOuts.digest's
+                digest = self.digests[ident] = digest_of(ident)
             except UnicodeEncodeError:
                 return False
         if digest not in opt_outs.digests:

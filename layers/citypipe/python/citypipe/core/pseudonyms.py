@@ -117,3 +117,8 @@ class OptOuts:
     def digest(self, value: str) -> str:
         """Raises UnicodeEncodeError for a string no UTF-8 can hold (a lone surrogate)."""
         return pseudonym(self.key, value)
+
+    def digester(self) -> Callable[[str], str]:
+        """``digest`` for the many subjects of a batch: the key's HMAC begun once
+        (``pseudonyms``)."""
+        return pseudonyms(self.key)
