@@ -271,6 +271,19 @@ def test_the_age_is_judged_at_the_payloads_arrival(city: City) -> None:
     assert (result.accepted, dict(result.reasons)) == (1, {"too_old": 1})
 
 
+def test_each_payload_of_a_batch_is_judged_at_its_own_arrival_in_any_order(city: City) -> None:
+    """Arrivals of two days taking turns in one batch (the last ahead of the clock: now's
+    day): each payload's readings are judged by its own arrival, never the one before."""
+    may = datetime(2026, 5, 1, 12, tzinfo=UTC).timestamp()
+    arrivals = [T, may + 3_600, T + 3_600, may + 7_200, T + 2 * 86_400]
+    payloads = [
+        Payload(pack(may + line * 60, 5).encode(), Context(received_at=arrived), line)
+        for line, arrived in enumerate(arrivals, start=1)
+    ]
+    result = normalize(city, FORMATS[FORMAT], payloads, now=T + 60, key_for=None)
+    assert (result.accepted, dict(result.reasons)) == (2, {"too_old": 3})
+
+
 @pytest.mark.parametrize("arrived", [math.inf, math.nan, 1e300, -1e300, 0.0])
 def test_an_arrival_no_clock_could_read_never_crashes_a_batch(city: City, arrived: float) -> None:
     """An arrival a replay's header or a bridge's property claimed: ahead of the clock it is

@@ -121,6 +121,20 @@ def test_a_reading_of_a_day_whose_key_is_destroyed_is_quarantined_at_the_edge(ci
     assert (result.accepted, dict(result.reasons)) == (0, {"key_destroyed": 1})
 
 
+@pytest.mark.parametrize("order", [1, -1], ids=["living-day-first", "destroyed-day-first"])
+def test_a_subjects_pseudonym_of_one_day_is_never_taken_for_another_days(
+    city: City, order: int
+) -> None:
+    # Given the secrets before 2 June destroyed
+    keys = InMemoryKeyStore()
+    keys.destroy_before(date(2026, 6, 2))
+    # When one batch holds the same device on 2 June and on 1 June, in either order
+    days = [wifi_observation(observed_at=f"2026-06-0{d}T12:03:17+02:00") for d in (2, 1)]
+    result = normalized(city, "canonical", *days[::order], keys=keys)
+    # Then the reading of 1 June is refused, the pseudonym of 2 June never lent to it
+    assert (result.accepted, dict(result.reasons)) == (1, {"key_destroyed": 1})
+
+
 def test_no_mac_and_no_signal_strength_reach_the_raw_record(city: City) -> None:
     [row] = raw_rows(normalized(city, "canonical", wifi_observation()))
     text = json.dumps(row).lower()

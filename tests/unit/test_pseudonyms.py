@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from citypipe.core.pseudonyms import (
+    OptOuts,
     day_keys,
     journal_key,
     normalize_identifier,
@@ -117,6 +118,17 @@ def test_a_keys_pseudonyms_are_its_pseudonym_of_each_identifier(
     of = pseudonyms(key)
     for value in [*values, "AA:BB:CC:DD:EE:01", "aabb.ccdd.ee01"]:
         assert of(value) == pseudonym(key, value)
+
+
+@settings(max_examples=50)
+@given(key=st.binary(max_size=100), values=st.lists(st.text(), max_size=4))
+def test_a_batchs_opt_out_digests_are_the_opt_outs_digest_of_each_subject(
+    key: bytes, values: list[str]
+) -> None:
+    opt_outs = OptOuts(key, frozenset())
+    digest = opt_outs.digester()
+    for value in [*values, "AA:BB:CC:DD:EE:01"]:
+        assert digest(value) == opt_outs.digest(value)
 
 
 # --- the day's keys --------------------------------------------------------------------------

@@ -74,6 +74,7 @@ _UNSEEN: Any = object()
 _UNREAD: Any = object()  # the document of a payload refused before it was parsed
 # An enum's member read from its class costs ~0.2 µs (Python 3.11): once here, not per field
 _REFUSE, _DROP = Action.REFUSE, Action.DROP
+_IMAGE_HINT = IMAGE_HINT.search
 
 
 def as_record(row: RawRow) -> RawRecord:
@@ -191,9 +192,13 @@ def iso_utc(at: float) -> str:
     cached beyond a batch (``_Batch.moments``): a cache kept across batches would hold
     tens of thousands of a batch's strings, each keeping the memory around it from being
     given back once the batch is written."""
-    micros = round(at * 1_000_000)
-    second, micro = divmod(micros, 1_000_000)
-    return f"{_second(second)}.{micro:06d}Z"
+    second, micro = divmod(round(at * 1_000_000), 1_000_000)
+    days, rest = divmod(second, 86_400)  # as _second, without its call (a reading in two)
+    minutes, seconds = divmod(rest, 60)
+    text = _day_text(days) + _MINUTES[minutes] + _SECONDS[seconds]
+    if not micro:  # most hubs send whole seconds: no format spec (a third of the cost)
+        return text + ".000000Z"
+    return f"{text}.{micro:06d}Z"
 
 
 @dataclass(frozen=True)
@@ -244,13 +249,11 @@ def _mistimed(at: float, latest: float, path: str) -> Rejection:
 
 def _refused_field(dev: Resolved, policy: _Policy, r: Reading) -> str | Rejection | None:
     """The first personal field the reading carries that its source refuses (None: none);
-    a rejection for one its source declares no rule for."""
-    personal = r.personal
+    a rejection for one its source declares no rule for. (``_Batch._subject`` tells the
+    common case, a reading with none of either, without it.)"""
     actions, refuse = policy.actions, policy.refuse
-    if not personal or (refuse.isdisjoint(personal) and actions.keys() >= personal.keys()):
-        return None  # the common case, without a step in Python per field
     refused = None
-    for name in personal:
+    for name in r.personal or ():
         if name not in actions:
             what = repr(name) if name in PERSONAL_FIELDS else "a personal field it carries"
             detail = f"{dev.source} declares no rule for {what}"  # a name citypipe knows only
@@ -280,10 +283,10 @@ class _Batch:
     """The per-batch state of the normalization path: caches and the duplicate index."""
 
     __slots__ = (
-        "aliases", "batch_source", "city", "day_keys", "devices", "earliest",
-        "first_moments", "fmt", "key_for", "known", "latest", "moments", "only_source",
-        "opt_outs", "partitions", "payload_source", "policies", "prior", "result", "seen",
-        "spellings", "topics", "withdrawn",
+        "aliases", "arrivals", "batch_source", "city", "day_keys", "devices", "digests",
+        "earliest", "first_moments", "fmt", "key_for", "known", "latest", "moments",
+        "only_source", "opt_out_of", "opt_outs", "partitions", "payload_source", "policies",
+        "prior", "result", "seen", "spellings", "topics", "withdrawn",
     )  # fmt: skip
 
     def __init__(
@@ -300,10 +303,15 @@ class _Batch:
     ) -> None:
         self.city = city
         self.opt_outs = opt_outs
+        # an opt-out's digest (``OptOuts.digest``), its key's HMAC begun once for the batch
+        self.opt_out_of = None if opt_outs is None else opt_outs.digester()
         self.withdrawn = withdrawn  # sources whose partner withdrew: refused
         self.earliest = EARLIEST_EPOCH  # the payload's: its arrival's first living day
         # arrival day -> its first living moment (a backfill: none, 2000 is the bound)
         self.first_moments: dict[int, float] | None = None if backfill else {}
+        # the arrivals [from, to) whose first living moment is ``earliest`` (a batch's
+        # payloads arrive within a day or two: the moment is looked up once a day)
+        self.arrivals = (math.inf, -math.inf)
         self.fmt = fmt
         self.batch_source = self.only_source = only_source
         self.payload_source = only_source  # the source a payload's readings belong to
@@ -315,13 +323,15 @@ class _Batch:
             name: _Policy.of(s.policy.subject_field, dict(s.policy.personal))
             for name, s in city.sources.items()
         }
-        # pseudonyms of this batch (a device is seen again and again): kept no longer than
-        # the batch, so no derived key outlives it in a warm container
-        self.aliases: dict[tuple[bytes, str], str] = {}
+        # pseudonyms of this batch (a device is seen again and again), by (epoch day,
+        # identifier), and the opt-out digests of its subjects, by identifier: kept no longer
+        # than the batch, so no derived key outlives it in a warm container
+        self.aliases: dict[tuple[int, str], str] = {}
+        self.digests: dict[str, str] = {}
         # a reading's time -> (its microseconds, its ISO text, its day's first second)
         self.moments: dict[float, tuple[int, str, int]] = {}
-        # the key of each UTC day (epoch days) and its pseudonyms, as aliases
-        self.day_keys: dict[int, tuple[bytes, Callable[[str], str]]] = {}
+        # the pseudonyms under the key of each UTC day (epoch days)
+        self.day_keys: dict[int, Callable[[str], str]] = {}
         self.known: dict[str, frozenset[str]] = {}  # names a shape keeps, by format (if any)
         # (format, MQTT topic) -> the device it names (``_topic_wanted``); (hub, device id)
         # -> its registry spelling
@@ -355,7 +365,11 @@ class _Batch:
         dev = found[0]
         if self.payload_source is None:
             self.payload_source = dev.source
-        if self.opt_outs is not None and self._opted_out(dev, r):
+        if (
+            self.opt_outs is not None
+            and (r.subject is not None or r.personal)  # else no device address to tell
+            and self._opted_out(dev, r)
+        ):
             return None  # first: nothing else is judged, or kept, of it
         plan = dev.plan.get(r.field)
         if plan is None and r.field in dev.ignored:
@@ -375,7 +389,7 @@ class _Batch:
             and (kind is float or kind is int)
             and plan[4] <= value <= plan[5]
         ):
-            value = float(value)
+            value = value if kind is float else float(value)  # an int: as a float
         else:
             value = _measured(dev, plan, r)
             if type(value) is Rejection:
@@ -446,20 +460,20 @@ class _Batch:
         """Whether the reading is a detection of a device a resident opted out: then it is
         counted (``opted_out``) and hashed into the batch's identity (two such batches are
         two), never quarantined, and no pseudonym of it is made."""
-        assert self.opt_outs is not None
+        opt_outs, digest_of = self.opt_outs, self.opt_out_of
+        assert opt_outs is not None and digest_of is not None
         ident = r.subject  # a hub's subject (Meraki's clientMac), else a device address
         if ident is None and r.personal:
             ident = r.personal.get(OPT_OUT_FIELD)
         if not isinstance(ident, str):
             return False
-        key = self.opt_outs.key  # the batch's digests remembered with its pseudonyms
-        digest = self.aliases.get((key, ident))
+        digest = self.digests.get(ident)
         if digest is None:
             try:
-                digest = self.aliases[key, ident] = self.opt_outs.digest(ident)
+                digest = self.digests[ident] = digest_of(ident)
             except UnicodeEncodeError:
                 return False
-        if digest not in self.opt_outs.digests:
+        if digest not in opt_outs.digests:
             return False
         result = self.result
         result.opted_out += 1
@@ -472,14 +486,22 @@ class _Batch:
     ) -> tuple[str | None, str | None] | Rejection:
         """(pseudonym, refused field) of a reading: the data subject's identifier made a
         keyed pseudonym, personal fields checked against the policy; never their values."""
-        refused = _refused_field(dev, policy, r)
-        if type(refused) is Rejection:
-            return refused
+        personal, refused = r.personal, None
+        if personal and not (  # the common case told without a step in Python per field
+            policy.refuse.isdisjoint(personal) and policy.actions.keys() >= personal.keys()
+        ):
+            refused = _refused_field(dev, policy, r)
+            if type(refused) is Rejection:
+                return refused
         if policy.subject is None:
             return _no_subject(dev, policy, r, refused)  # type: ignore[arg-type]
         ident = r.subject
-        if ident is None and r.personal:
-            ident = r.personal.get(policy.subject)
+        if ident is None and personal:
+            ident = personal.get(policy.subject)
+        if type(ident) is str:  # most: a subject the batch made a pseudonym of that day
+            alias = self.aliases.get((int(at // 86_400), ident))
+            if alias is not None:
+                return alias, refused  # type: ignore[return-value]
         if ident is None:
             return Rejection(
                 "missing_personal_field", f"{dev.source} readings carry {policy.subject!r}", r.path
@@ -498,15 +520,13 @@ class _Batch:
         """The keyed pseudonym of a subject seen at ``at``: HMAC under the city's key for
         that UTC day (remembered for the batch only)."""
         days = int(at // 86_400)
-        keyed = self.day_keys.get(days)
-        if keyed is None:
-            assert self.key_for is not None
-            key = self.key_for(_day(days))
-            keyed = self.day_keys[days] = (key, pseudonyms(key))
-        key, of = keyed
-        alias = self.aliases.get((key, ident))
+        alias = self.aliases.get((days, ident))
         if alias is None:
-            alias = self.aliases[key, ident] = of(ident)
+            of = self.day_keys.get(days)
+            if of is None:
+                assert self.key_for is not None
+                of = self.day_keys[days] = pseudonyms(self.key_for(_day(days)))
+            alias = self.aliases[days, ident] = of(ident)
         return alias
 
     def _format(self, payload: Payload) -> Format:
@@ -542,8 +562,7 @@ class _Batch:
             self._quarantine(payload, [_unparsed(body, exc)], counted=False)
             return _REFUSED
 
-    def _items(self, document: Any, payload: Payload) -> list[Reading | Rejection]:
-        fmt = self._format(payload)
+    def _items(self, fmt: Format, document: Any, payload: Payload) -> list[Reading | Rejection]:
         try:
             return fmt.parse(document, payload.ctx)
         except Unreadable as exc:
@@ -557,15 +576,23 @@ class _Batch:
     def payload(self, payload: Payload) -> None:
         result = self.result
         result.payloads += 1
-        self.only_source = self.batch_source if payload.source is None else payload.source
-        self.payload_source = self.only_source
-        self.earliest = self._first_moment(payload.ctx.received_at)
+        self.only_source = self.payload_source = (
+            self.batch_source if payload.source is None else payload.source
+        )
+        ctx = payload.ctx
+        if not self.arrivals[0] <= ctx.received_at < self.arrivals[1]:
+            self.earliest = self._first_moment(ctx.received_at)
         document = self._document(payload)
-        if document is _REFUSED or self._image(payload, document):
+        if document is _REFUSED:
             return
-        items = self._items(document, payload)
-        if payload.ctx.topic is not None:
-            refusal = self._topic_refusal(self._format(payload), payload.ctx.topic, document, items)
+        body = payload.body  # bytes (most): no image unless its text hints at one
+        if (type(body) is not bytes or _IMAGE_HINT(body)) and self._image(payload, document):
+            return
+        fmt = self._format(payload)
+        items = self._items(fmt, document, payload)
+        topic = ctx.topic
+        if topic is not None and self.topics.get((fmt.name, topic), _UNSEEN) is not None:
+            refusal = self._topic_refusal(fmt, topic, document, items)
             if refusal is not None:  # another device's topic: none of its readings
                 self._quarantine(payload, [refusal], document, counted=False)
                 return
@@ -622,9 +649,14 @@ class _Batch:
     def _first_moment(self, arrived: float) -> float:
         """The first moment of the first day whose key lives when a payload arrived
         (``City.first_living_day``; an arrival ahead of the clock is taken as now): a
-        reading before it is ``too_old``."""
+        reading before it is ``too_old``. ``arrivals`` becomes the span of arrival times
+        of the same first moment."""
         moments = self.first_moments
-        if moments is None or not arrived >= EARLIEST_EPOCH:
+        if moments is None:
+            self.arrivals = (-math.inf, math.inf)
+            return EARLIEST_EPOCH
+        if not arrived >= EARLIEST_EPOCH:
+            self.arrivals = (-math.inf, EARLIEST_EPOCH)
             return EARLIEST_EPOCH
         latest = self.latest
         days = int((arrived if arrived <= latest else latest) // 86_400)  # min(), no call
@@ -632,6 +664,8 @@ class _Batch:
         if first is None:
             living = datetime.combine(self.city.first_living_day(_day(days)), time(), UTC)
             first = moments[days] = max(EARLIEST_EPOCH, living.timestamp())
+        end = (days + 1) * 86_400  # the arrivals of the day; all after it, if now is in it
+        self.arrivals = (max(days * 86_400, EARLIEST_EPOCH), end if end <= latest else math.inf)
         return first
 
     def _image(self, payload: Payload, document: Any) -> bool:

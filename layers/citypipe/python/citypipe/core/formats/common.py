@@ -158,11 +158,13 @@ def hub_time(
     for path, value in candidates:
         if value is None:
             continue
-        try:
-            at = iso_epoch(value)
-        except (ValueError, OverflowError):
-            where = f"{within}.{path}" if within else path
-            return Rejection("invalid_time", "not RFC 3339 with a UTC offset", where)
+        at = _EPOCHS.get(value) if type(value) is str else None  # read before: no call
+        if at is None:
+            try:
+                at = iso_epoch(value)
+            except (ValueError, OverflowError):
+                where = f"{within}.{path}" if within else path
+                return Rejection("invalid_time", "not RFC 3339 with a UTC offset", where)
         if found is None:
             found = at
     return absent if found is None else found

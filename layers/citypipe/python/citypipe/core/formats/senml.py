@@ -107,11 +107,17 @@ _PATHS = [f"[{i}]" for i in range(64)]
 def _record(record: Any, base: _Base, ctx: Context, path: str) -> Reading | Rejection | None:
     if type(record) is not dict:
         return Rejection("invalid_record", "a SenML record is a JSON object", path)
-    value = _record_value(record, base, path)
-    if value is _NONE:
-        return None
-    if type(value) is Rejection:
-        return value
+    value = record.get("v")
+    if _BASE_KEYS.isdisjoint(record) and (
+        type(value) is float or (type(value) is int and -(2**53) < value < 2**53)
+    ):  # the common case (a plain number, no base field), as _record_value reads it
+        value += base.bv
+    else:
+        value = _record_value(record, base, path)
+        if value is _NONE:
+            return None
+        if type(value) is Rejection:
+            return value
     n = record.get("n", "")
     unit = record.get("u", base.bu)
     t = record.get("t", 0)
@@ -157,7 +163,7 @@ def parse(pack: Any, ctx: Context) -> list[Reading | Rejection]:
     if not isinstance(pack, list) or not pack:
         raise Unreadable("invalid_payload", "a SenML pack is a non-empty JSON array")
     for index, record in enumerate(pack):
-        if type(record) is dict and _must_understand(record):
+        if type(record) is dict and not _KNOWN.issuperset(record) and _must_understand(record):
             detail = "a must-understand field (its name ends in _)"
             raise Unreadable("unsupported_extension", detail, f"[{index}]")
     base = _Base()

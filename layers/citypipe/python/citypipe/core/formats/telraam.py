@@ -6,6 +6,7 @@ them by the camera's ``uptime``), per direction and speed histograms.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from citypipe.core.formats.common import (
@@ -25,6 +26,7 @@ SCHEMA = ROW_KEYS | {
     "heavy_lft", "heavy_rgt", "car_lft", "car_rgt", "bike_lft", "bike_rgt", "pedestrian_lft",
     "pedestrian_rgt", "car_speed_hist_0to70plus", "car_speed_hist_0to120plus",
 }  # fmt: skip
+_NESTED = (dict, list)  # what ``flatten`` walks into
 
 
 def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
@@ -47,9 +49,29 @@ def parse(document: Any, ctx: Context) -> list[Reading | Rejection]:
         if isinstance(at, Rejection):
             out.append(at)
             continue
-        for name, value in flatten({k: v for k, v in row.items() if k not in ROW_KEYS}):
-            out.append(Reading("telraam", str(segment), name, value, at, f"{path}.{name}"))
+        out += _counts(row, str(segment), at, path)
     return out
+
+
+def _counts(row: dict[str, Any], segment: str, at: float, path: str) -> list[Reading]:
+    """A row's readings: its fields but ``ROW_KEYS``, flattened (``flatten``; a nested
+    one, a speed histogram, by index), a plain one read as it is, without a generator."""
+    if "measurementValue" in row:  # flatten reads such a row as one measurement
+        fields: Iterable[tuple[str, Any]] = flatten(
+            {k: v for k, v in row.items() if k not in ROW_KEYS}
+        )
+    else:
+        fields = []
+        for name, value in row.items():
+            if name in ROW_KEYS:
+                continue
+            if isinstance(value, _NESTED):
+                fields += flatten(value, name)
+            else:
+                fields.append((name, value))
+    return [
+        Reading("telraam", segment, name, value, at, f"{path}.{name}") for name, value in fields
+    ]
 
 
 FORMAT = Format("telraam", 1, "telraam", parse, SCHEMA, "Telraam traffic report")
