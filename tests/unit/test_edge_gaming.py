@@ -289,8 +289,13 @@ def test_an_arrival_no_clock_could_read_never_crashes_a_batch(city: City, arrive
     """An arrival a replay's header or a bridge's property claimed: ahead of the clock it is
     now, before 2000 (or none) the bound is 2000."""
     payload = Payload(pack(T, 5).encode(), Context(received_at=arrived), 1)
-    result = normalize(city, FORMATS[FORMAT], [payload], now=T + 60, key_for=None)
+    refused = Payload(b"{not json", Context(received_at=arrived), 2)  # quarantined, dated
+    result = normalize(city, FORMATS[FORMAT], [payload, refused], now=T + 60, key_for=None)
     assert result.accepted == 1
+    # a quarantine row's arrival no clock could read, or ahead of it, is the batch's clock
+    [row] = [row for row in result.quarantine if row["line"] == 2]
+    expected = arrived if 946_684_800 <= arrived <= T + 60 else T + 60
+    assert row["received_at"] == f"{datetime.fromtimestamp(int(expected), UTC):%Y-%m-%dT%H:%M:%S}Z"
 
 
 def test_a_drop_of_the_citys_own_system_may_backfill_past_days(memory_deps: Deps) -> None:

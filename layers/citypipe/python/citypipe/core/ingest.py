@@ -668,6 +668,13 @@ class _Batch:
         self.arrivals = (max(days * 86_400, EARLIEST_EPOCH), end if end <= latest else math.inf)
         return first
 
+    def _arrival_second(self, arrived: float) -> int:
+        """A quarantine row's arrival: the one claimed (a replay's header, a bridge's
+        property) where a clock could have read it — from 2000 to the batch's clock — else
+        the batch's clock, never a crash of the whole batch."""
+        now = self.latest - FUTURE_SLACK_S
+        return int(arrived if EARLIEST_EPOCH <= arrived <= now else now)
+
     def _image(self, payload: Payload, document: Any) -> bool:
         """Refuse a payload a field of which holds an image (base64 or a data URI), whole:
         images are never processed, and quarantine keeps the payload without it. A cheap
@@ -712,7 +719,7 @@ class _Batch:
         kept = body_shape(payload.body) if document is _UNREAD else shape(document, known)
         row = {
             "line": payload.line,
-            "received_at": f"{_second(int(payload.ctx.received_at))}Z",
+            "received_at": f"{_second(self._arrival_second(payload.ctx.received_at))}Z",
             "source": self.payload_source or "",
             "adapter": self._adapter(payload),
             "payload": kept,
