@@ -177,6 +177,10 @@ PER_REQUEST_USD = run.AWS["http_request"] + run.AWS["lambda_request"] + run.AWS[
             ),
         ),
         (
+            "The direct slice's own cost per million readings is mostly its S3 requests",
+            lambda w: w["direct_cost"]["aws_usd"]["s3"] > w["direct_cost"]["aws_usd"]["total"] / 2,
+        ),
+        (
             "over a hundred times a steady day's batched drops",
             lambda w: (
                 PER_REQUEST_USD * w["requests"] / w["readings"] * 1e6

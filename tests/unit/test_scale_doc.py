@@ -28,13 +28,18 @@ def test_the_metropolis_is_a_hundred_times_the_measured_example_day() -> None:
     city = scale.metropolis(days)
     assert city["readings"] == 100 * days[1.0]["readings"]
     assert 74e6 < city["readings"] < 76e6  # "about 75 M readings a day" (issue 22)
-    # the extrapolation's premise: per reading, no stage costs more at x14 than at x4 (5 %
-    # for the machine's noise), so x14 scaled by readings bounds x100 from above
+    # the extrapolation's premise: a stage that costs no more per reading at x14 than at x4
+    # (5 % for the machine's noise) is x14 scaled by readings, an upper bound; one that
+    # costs more is extrapolated by its line through x4 and x14, and the doc names it
     quoted = " ".join(DOC.split())
     for stage in ("edge", "anonymize", "aggregate"):
         x4, x14 = (scale.per_million(days[s], stage) for s in (4.0, 14.0))
-        assert x14 <= x4 * 1.05, stage
         assert f"{stage} {x4:.1f} and {x14:.1f}" in quoted, stage
+        if x14 > x4 * (1 + scale.NOISE):
+            assert stage in scale.growing(days), stage
+            assert f"{stage} {x4:.1f} and {x14:.1f}, beyond it" in quoted, stage
+            x100 = city["stages"][stage]["cpu_s"] / city["readings"] * 1e6
+            assert x100 > x14, stage  # its line grows past x14's rate
 
 
 def _export_s(city: dict[str, Any], vcpu: dict[str, float]) -> float:
@@ -48,33 +53,33 @@ Figure = Callable[[dict[str, Any], dict[float, dict[str, Any]]], float]
     ("quoted", "number", "figure"),
     [
         (
-            "day's 1.9 PUT-class requests a second to ~28",
-            28,
+            "day's 0.7 PUT-class requests a second to ~26",
+            26,
             lambda c, d: scale.rates(c)["webhook_puts"],
         ),
         ("made ~7,600 a second", 7600, lambda c, d: scale.rates(c)["messages_peak"] * 6),
         ("~$1,960 a month on AWS", 1960, lambda c, d: scale.monthly(c)["webhook_aws"]["total"]),
-        ("~€183 on\n   Scaleway", 183, lambda c, d: scale.monthly(c)["webhook_scaleway"]["total"]),
-        ("against ~$10 and ~€0.81 batched", 10.1, lambda c, d: scale.monthly(c)["aws"]["total"]),
+        ("~€191 on\n   Scaleway", 191, lambda c, d: scale.monthly(c)["webhook_scaleway"]["total"]),
+        ("against ~$4.5 and ~€0.84 batched", 4.5, lambda c, d: scale.monthly(c)["aws"]["total"]),
         (
-            "against ~$10 and ~€0.81 batched",
-            0.81,
+            "against ~$4.5 and ~€0.84 batched",
+            0.84,
             lambda c, d: scale.monthly(c)["scaleway"]["total"],
         ),
-        ("batched\n   day's 1.9 PUT-class", 1.9, lambda c, d: scale.rates(c)["puts"]),
+        ("batched\n   day's 0.7 PUT-class", 0.7, lambda c, d: scale.rates(c)["puts"]),
         ("1,260 requests a second", 1260, lambda c, d: scale.rates(c)["messages_peak"]),
-        ("~126 CPU-s at x100", 126, lambda c, d: c["stages"]["export"]["cpu_s"]),
+        ("~67 CPU-s at x100", 67, lambda c, d: c["stages"]["export"]["cpu_s"]),
         (
-            "~219 s on a",
-            219,
+            "~116 s on a",
+            116,
             lambda c, d: _export_s(c, scale.AWS_VCPU),
         ),
         (
-            "~113 s on Scaleway",
-            113,
+            "~60 s on Scaleway",
+            60,
             lambda c, d: _export_s(c, scale.SCW_VCPU),
         ),
-        ("at x414", 414, lambda c, d: scale.export_limit_scale(d)),
+        ("at x795", 795, lambda c, d: scale.export_limit_scale(d)),
         ("~76 instances at once", 76, lambda c, d: scale.rates(c)["messages_peak"] * 0.06),
         ("3.6 at x100", 3.6, lambda c, d: scale.CITY_FILE_LOAD[100][1]),
     ],
@@ -113,6 +118,6 @@ def test_the_bridges_batches_are_an_eighth_of_the_replays() -> None:
     times = ReplayOptions().batch_payloads / Limits.messages
     assert times == 8 and "8\n   times as many batches" in DOC
     puts = scale.rates(scale.metropolis(scale.measured()))["puts"] * times
-    assert "~15 PUT-class requests a second" in DOC and abs(puts - 15) < 0.5
-    assert "1.5 % of Scaleway's 1,000 a bucket" in DOC
-    assert abs(puts / scale.SCW_REQUESTS_PER_BUCKET_S - 0.015) < 0.001
+    assert "~5.5 PUT-class requests a second" in DOC and abs(puts - 5.5) < 0.5
+    assert "0.55 % of Scaleway's 1,000 a bucket" in DOC
+    assert abs(puts / scale.SCW_REQUESTS_PER_BUCKET_S - 0.0055) < 0.0005
