@@ -460,8 +460,8 @@ def _deploy(sizes: list[dict[str, Any]]) -> list[str]:
         + ", ".join(f"{s['deploy_s']:.1f} s at x{s['scale']:g}" for s in deployed)
         + ", outside the replay's time. A city pays that once per city file, not per day; "
         "the day's export finds them built (decision 0110). Before that decision the day's "
-        "export wrote them inside the replay's time — about half of export's wall time at "
-        "x0.25 — so ratios from before it are not comparable with these.",
+        "export wrote them inside the replay's time, so ratios from before it are not "
+        "comparable with these (the history below).",
     ]
 
 

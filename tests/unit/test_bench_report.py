@@ -231,18 +231,25 @@ def test_exports_peak_memory_the_deploy_guide_quotes_is_the_committed_runs() -> 
 
 
 def test_exports_disk_the_deploy_guide_quotes_is_the_committed_runs() -> None:
-    """docs/deploy.md: export's spill per partial row, for the example city's day and at
-    four times it, and how big a city Lambda's default /tmp holds (the spill and the day's
-    files, which export writes beside it before either goes)."""
-    sizes = {s["scale"]: s for s in _committed_results()["sizes"]}
-    one, four = sizes[1.0], sizes[4.0]
+    """docs/deploy.md: export's spill per partial row, for the example city's day, four and
+    fourteen times it, and how big a city Lambda's default /tmp holds: the spill (which grows
+    faster than the readings: extrapolated on its line through x4 and x14) and the day's
+    files, which export writes beside it before either goes."""
+    results = _committed_results()
+    sizes = {s["scale"]: s for s in [*results["sizes"], *results["big"]["sizes"]]}
+    one, four, fourteen = sizes[1.0], sizes[4.0], sizes[14.0]
     rows = sum(s["spill"]["partial_rows"] for s in sizes.values())
     per_row = sum(s["spill"]["bytes"] for s in sizes.values()) / rows
-    day = one["spill"]["bytes"] + one["usage"]["export"]["bytes_sent"]
+    mb = {scale: sizes[scale]["spill"]["bytes"] / 1e6 for scale in (1.0, 4.0, 14.0)}
     quoted = (
-        f"(~{per_row:.0f} bytes a partial row: {one['spill']['bytes'] / 1e6:.1f} MB for the "
-        f"example city's day, {four['spill']['bytes'] / 1e6:.0f} MB at four times it"
+        f"(~{per_row:.0f} bytes a partial row: {mb[1.0]:.1f} MB for the example city's day, "
+        f"{mb[4.0]:.0f} MB at four times it and {mb[14.0]:.0f} MB at fourteen times it"
     )
     guide = " ".join((ROOT / "docs" / "deploy.md").read_text().split())
     assert quoted in guide
-    assert f"holds a city about {512e6 / day:.0f} times the example" in guide
+    assert mb[14.0] / 14 > mb[4.0] / 4 > mb[1.0]  # "more than the readings grow"
+    slope = (mb[14.0] - mb[4.0]) / 10  # MB of spill a times the example
+    files = fourteen["usage"]["export"]["bytes_sent"] / 1e6
+    holds = 4 + (512 - mb[4.0] - files) / slope
+    assert f"it fills at about {holds:.0f} times the example" in guide
+    assert one["spill"]["bytes"] and four["spill"]["bytes"]

@@ -889,19 +889,16 @@ def test_a_marker_not_of_this_shape_makes_the_citys_files_again(
     rendered = made(monkeypatch)
     made_by = metadata._made_by(memory_deps.city, 0)
     assert made_by is not None
-    key, audit = (
-        memory_deps.names.metadata_marker_key(made_by),
-        memory_deps.names.bucket(Zone.AUDIT),
-    )
-    shapes = (
-        b"[]",
-        b"{}",
-        b"not json",
-        b'{"built": 1, "register": []}',
-        b'{"built": "x", "register": [1]}',
-    )
-    for times, body in enumerate(shapes, start=1):
-        memory_deps.store.put_or_replace(audit, key, body, "application/json")
+    audit = memory_deps.names.bucket(Zone.AUDIT)
+    shapes = (b"[]", b"{}", b"not json", b"\xff", b"[1]", b'[["k"]]', b'"ab"')
+    shapes += (b'{"built": 1, "register": []}', b'{"built": "x", "register": [1]}')
+    publish_metadata(memory_deps, exporting().scratch)
+    for times, body in enumerate(shapes, start=2):
+        # the marker naming the build by its inputs, then the build's own marker
+        made_by_marker = memory_deps.names.metadata_marker_key(made_by)
+        built = json.loads(memory_deps.store.get(audit, made_by_marker).body)["built"]
+        marker = made_by_marker if times % 2 else memory_deps.names.metadata_marker_key(built)
+        memory_deps.store.put_or_replace(audit, marker, body, "application/json")
         publish_metadata(memory_deps, exporting().scratch)  # made again, not a crash
         assert rendered == [times]
 

@@ -120,6 +120,16 @@ def test_a_keys_pseudonyms_are_its_pseudonym_of_each_identifier(
         assert of(value) == pseudonym(key, value)
 
 
+@pytest.mark.parametrize("length", [0, 1, 31, 32, 63, 64, 65, 128, 200])
+def test_a_keys_pseudonyms_are_hmac_sha256_whatever_its_length(length: int) -> None:
+    # RFC 2104: a key longer than the block (64 bytes) is hashed first, a shorter one padded
+    key = bytes((7 * i + length) % 256 for i in range(length))
+    of = pseudonyms(key)
+    for value in ("AA:BB:CC:DD:EE:01", "aabb.ccdd.ee01", "wifi-40", "é", "x" * 1000):
+        expected = hmac.digest(key, normalize_identifier(value).encode(), "sha256").hex()
+        assert of(value) == pseudonym(key, value) == expected
+
+
 @settings(max_examples=50)
 @given(key=st.binary(max_size=100), values=st.lists(st.text(), max_size=4))
 def test_a_batchs_opt_out_digests_are_the_opt_outs_digest_of_each_subject(

@@ -82,6 +82,33 @@ Figure = Callable[[dict[str, Any], dict[float, dict[str, Any]]], float]
         ("at x795", 795, lambda c, d: scale.export_limit_scale(d)),
         ("~76 instances at once", 76, lambda c, d: scale.rates(c)["messages_peak"] * 0.06),
         ("3.6 at x100", 3.6, lambda c, d: scale.CITY_FILE_LOAD[100][1]),
+        (
+            "3.0 CPU-s per million at x100",
+            3.0,
+            lambda c, d: c["stages"]["anonymize"]["cpu_s"] / c["readings"] * 1e6,
+        ),
+        (
+            "aggregate 1.2 and 1.2 (+4.9 %",
+            4.9,
+            lambda c, d: (
+                100
+                * (
+                    scale.per_million(d[14.0], "aggregate") / scale.per_million(d[4.0], "aggregate")
+                    - 1
+                )
+            ),
+        ),
+        (
+            "Anonymize cost 8 % more at\n  x14",
+            8,
+            lambda c, d: (
+                100
+                * (
+                    scale.per_million(d[14.0], "anonymize") / scale.per_million(d[4.0], "anonymize")
+                    - 1
+                )
+            ),
+        ),
     ],
 )
 def test_the_prose_quotes_the_tables_figures(quoted: str, number: float, figure: Figure) -> None:

@@ -212,8 +212,8 @@ def hourly(deps: Deps, ports: ExportPorts, fired: datetime) -> Housekeeping:
     try:
         withdrawals = carry_out_withdrawals(deps, ports)  # first: the days below lose them
         if retiring != day:  # released by now, or now: never after its key is gone (first:
-            # yesterday has more runs); the metadata once, with yesterday's
-            export_day(deps, ports, retiring, closing=True, metadata=False)
+            # yesterday has more runs); its metadata too, in case it fails before yesterday
+            export_day(deps, ports, retiring, closing=True)
         result = export_day(deps, ports, day, closing=retiring == day)
     finally:
         destroyed, scrubbed = retire_keys(deps, ports.keys, keep_from, fired)

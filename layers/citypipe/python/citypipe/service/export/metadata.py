@@ -260,13 +260,11 @@ def _still_built(deps: Deps, marker: str) -> bool:
     """A build from these inputs finished, and its first and last files are still its own:
     a racing build from older inputs writes them too."""
     try:
-        body = deps.store.get(deps.names.bucket(Zone.AUDIT), marker).body
-    except NotFoundError:
-        return False
-    written = json.loads(body)
-    if not isinstance(written, list) or not written:  # a marker of an older release
-        return False
-    for key, etag in (written[0], written[-1]):
+        written = json.loads(deps.store.get(deps.names.bucket(Zone.AUDIT), marker).body)
+        ends = [(str(key), etag) for key, etag in (written[0], written[-1])]
+    except (NotFoundError, ValueError, TypeError, KeyError, IndexError):
+        return False  # not there, or not of this shape (an older release's): built again
+    for key, etag in ends:
         info = deps.store.head(deps.names.bucket(Zone.OPEN), key)
         if info is None or info.etag != etag:
             return False
