@@ -92,8 +92,9 @@ def _publish_city_files(deps: Deps, opted_out: int, directory: Path) -> Register
     # the opt-out page last: the one file an opt-out changes is then the one a build's
     # check reads, so a racing build's older count on it is seen and written over
     files.sort(key=lambda file: file[0] == optout)  # stable: the others keep their order
-    ident = input_id("residents/1", *_digests(files))
-    _build(deps, ident, lambda: [_manifest(deps.names, ident, files), *files])
+    digests = _digest_pairs(files)  # each file read once: hundreds, from scratch
+    ident = input_id("residents/1", *(f"{key}:{digest}" for key, digest in digests))
+    _build(deps, ident, lambda: [_manifest(deps.names, ident, digests), *files])
     if made_by is not None:
         made = {"built": ident, "register": [f.model_dump(mode="json") for f in register.files]}
         audit = deps.names.bucket(Zone.AUDIT)
@@ -102,12 +103,14 @@ def _publish_city_files(deps: Deps, opted_out: int, directory: Path) -> Register
     return register
 
 
-def _manifest(names: StackNames, ident: str, files: Files) -> tuple[str, tuple[Body, str]]:
+def _manifest(
+    names: StackNames, ident: str, digests: list[tuple[str, str]]
+) -> tuple[str, tuple[Body, str]]:
     """The build's first file: which build it is and the SHA-256 of each file it writes.
     Any other build writes its own first, so a build is known to stand only while no
     other wrote after it — one from a city file changed and changed back included, whose
     first file (the register) would be the same bytes while its notices were not."""
-    manifest = {"build": ident, "files": dict(_digest_pairs(files))}
+    manifest = {"build": ident, "files": dict(digests)}
     return names.register_key("manifest", "json"), (json_bytes(manifest), "application/json")
 
 
@@ -185,10 +188,6 @@ def _spilled(directory: Path, made: Iterable[tuple[str, tuple[bytes, str]]]) -> 
 
 def _digest_pairs(files: Files) -> list[tuple[str, str]]:
     return [(key, sha256_hex(body)) for key, (body, _) in files]
-
-
-def _digests(files: Files) -> list[str]:
-    return [f"{key}:{digest}" for key, digest in _digest_pairs(files)]
 
 
 def _record_files(deps: Deps, infos: list[ObjectInfo], register: Register) -> Files:
