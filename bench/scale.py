@@ -44,9 +44,11 @@ AWS_GB_S, AWS_REQUEST = 0.0000133334, 0.20 / 1e6
 AWS_PUT, AWS_GET, AWS_SQS = 0.0054 / 1000, 0.00043 / 1000, 0.40 / 1e6
 SCW_GB_S, SCW_REQUEST = 1.20 / 100_000, 0.15 / 1e6
 GB_S_PER_CPU_S = {"aws": 1.769, "scaleway": 1.829}
-# The city file read at every cold start, CPU seconds (min of 3; x100: once), measured on
-# 2026-12-07 at load 25-30 on the shared 2-core machine: devices in the registry -> CPU-s
-CITY_FILE_LOAD = {1: (340, 0.022), 4: (1_360, 0.083), 14: (4_760, 0.355), 100: (34_000, 3.57)}
+# The city file read at every cold start: the city.json a package ships (decision 0114),
+# CPU seconds of load_city (min of 3; x100: of 2), measured on 2026-12-07 at load ~1 on the
+# shared 2-core machine: devices in the registry -> CPU-s. The YAML a local run reads took
+# 0.019, 0.076, 0.321 and 3.29 in the same run.
+CITY_FILE_LOAD = {1: (340, 0.004), 4: (1_360, 0.011), 14: (4_760, 0.042), 100: (34_000, 0.731)}
 
 
 def measured() -> dict[float, dict[str, Any]]:

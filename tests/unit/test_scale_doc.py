@@ -81,7 +81,9 @@ Figure = Callable[[dict[str, Any], dict[float, dict[str, Any]]], float]
         ),
         ("at x795", 795, lambda c, d: scale.export_limit_scale(d)),
         ("~76 instances at once", 76, lambda c, d: scale.rates(c)["messages_peak"] * 0.06),
-        ("3.6 at x100", 3.6, lambda c, d: scale.CITY_FILE_LOAD[100][1]),
+        ("0.73 at x100", 0.73, lambda c, d: scale.CITY_FILE_LOAD[100][1]),
+        ("0.042 at x14", 0.042, lambda c, d: scale.CITY_FILE_LOAD[14][1]),
+        ("0.004 CPU-s at x1", 0.004, lambda c, d: scale.CITY_FILE_LOAD[1][1]),
         (
             "3.0 CPU-s per million at x100",
             3.0,
