@@ -65,7 +65,7 @@ def publish_metadata(deps: Deps, scratch: Scratch) -> None:
         register = _publish_city_files(deps, opt_out_count(deps), directory)
     open_bucket = names.bucket(Zone.OPEN)
     infos = list(deps.store.list(open_bucket, names.publications_prefix()))
-    inputs = [city.identity(), *(f"{i.key}@{i.etag}" for i in infos)]
+    inputs = [city.identity, *(f"{i.key}@{i.etag}" for i in infos)]
     _build(deps, input_id("metadata/2", *inputs), lambda: _record_files(deps, infos, register))
 
 
@@ -121,7 +121,7 @@ def _made_by(city: City, opted_out: int) -> str | None:
     release = _release()
     if release is None:
         return None
-    return input_id("residents/made-by/1", release, city.identity(), str(opted_out))
+    return input_id("residents/made-by/1", release, city.identity, str(opted_out))
 
 
 def _built_by(deps: Deps, made_by: str | None) -> list[PublishedFile] | None:
