@@ -10,13 +10,14 @@ import hashlib
 import json
 import queue
 import threading
+import weakref
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from edge_support import quarantine_rows
-from unit_support import with_store
+from unit_support import collections_seeing, with_store
 
 from citypipe.core import ingest
 from citypipe.domain.books import IngestCounts
@@ -155,6 +156,28 @@ def test_a_batch_is_written_when_full_and_its_messages_acknowledged_only_then(
     assert acks.sent == [(1, 1), (2, 1), (3, 1)]
     assert acks.written_before == [True, True, True]
     assert ingest_books(memory_deps).accepted == 3
+
+
+def test_no_collection_walks_a_batch_the_collector_wakes_once_it_is_let_go(
+    memory_deps: Deps, memory_keys: KeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches: list[weakref.ref[Any]] = []
+
+    def prepare(*args: Any) -> Any:
+        batch = bridge_service_prepare(*args)
+        batches.append(weakref.ref(batch.normalized))
+        return batch
+
+    bridge_service_prepare = bridge_service.prepare
+    monkeypatch.setattr(bridge_service, "prepare", prepare)
+    bridge = make_bridge(memory_deps, memory_keys)
+    # Given collections as eager as can be
+    with collections_seeing(lambda: any(ref() is not None for ref in batches)) as seen:
+        # When a batch is written
+        offer_all(bridge, [delivery(n, senml(T0 + 60 * n)) for n in (1, 2, 3)])
+    # Then the collector ran, but never while the batch was alive
+    assert len(batches) == 1 and len(_lineage_keys(memory_deps)) == 1
+    assert seen and not any(seen)
 
 
 def test_a_batch_is_written_when_its_first_message_is_old_enough(

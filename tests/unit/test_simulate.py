@@ -4,12 +4,13 @@ what the pipeline's own cores compute from its captures."""
 from __future__ import annotations
 
 import json
+import weakref
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from unit_support import NOW
+from unit_support import NOW, collections_seeing
 
 from citypipe.core.aggregate import cells, merge_partials, partial_of
 from citypipe.core.anonymize import anonymize_records
@@ -21,8 +22,9 @@ from citypipe.core.pseudonyms import day_keys
 from citypipe.domain.city import City, load_city
 from citypipe.service.edge import Inbound, Route, prepare
 from citypipe.service.kernel import Deps
+from citypipe_local import replay as replay_module
 from citypipe_local.fakes import InMemoryKeyStore
-from citypipe_local.replay import decoded, edge_batches, payloads_of, taken
+from citypipe_local.replay import decoded, edge_batches, payloads_of, play_batch, taken
 from citypipe_local.simulate import SimulationSummary, scaled_city, simulate
 
 CITY_FILE = Path(__file__).resolve().parents[2] / "infra" / "cities" / "velden.yaml"
@@ -240,6 +242,29 @@ def test_the_replays_bridge_hands_the_edge_each_message_as_it_is_decoded(
     assert taken_one_by_one.ident == listed.ident
     assert taken_one_by_one.write.outcome == listed.write.outcome
     assert listed.normalized.payloads == len(lines) and listed.write.outcome.outputs
+
+
+def test_the_replays_bridge_lets_a_batch_go_before_the_collector_wakes(
+    run: tuple[Path, SimulationSummary], memory_deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admitted: list[weakref.ref[Any]] = []
+
+    def admit(*args: Any) -> Any:
+        result = edge_admit(*args)
+        admitted.append(weakref.ref(result.normalized))
+        return result
+
+    edge_admit = replay_module.admit
+    monkeypatch.setattr(replay_module, "admit", admit)
+    out, _ = run
+    lines = next(edge_batches(out, 50))
+    sent = len(lines)
+    # Given collections as eager as can be, when a worker plays a batch
+    with collections_seeing(lambda: any(ref() is not None for ref in admitted)) as seen:
+        played = play_batch(memory_deps, InMemoryKeyStore(), lines)
+    # Then the collector ran, but never while the batch was alive
+    assert played == sent and len(admitted) == 1
+    assert seen and not any(seen)
 
 
 def test_an_inbound_read_once_cannot_be_prepared_again(

@@ -8,13 +8,15 @@ no patching inside libraries.
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import dataclasses
 import functools
+import gc
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote_plus
@@ -509,3 +511,24 @@ def drain(deps: Deps) -> None:
 def at(deps: Deps, moment: datetime) -> Deps:
     """The same stack, its clock at ``moment``."""
     return dataclasses.replace(deps, clock=FixedClock(moment))
+
+
+@contextlib.contextmanager
+def collections_seeing(alive: Callable[[], bool]) -> Iterator[list[bool]]:
+    """Every cyclic collection while inside, made eager (a threshold of one allocation):
+    whether ``alive()`` held as each began. A batch alive at a collection is walked object
+    by object: ~10 % of the edge's CPU on the x1 day, where the batch is let go first."""
+    seen: list[bool] = []
+
+    def began(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            seen.append(alive())
+
+    threshold = gc.get_threshold()
+    gc.set_threshold(1)
+    gc.callbacks.append(began)
+    try:
+        yield seen
+    finally:
+        gc.callbacks.remove(began)
+        gc.set_threshold(*threshold)

@@ -52,6 +52,7 @@ from citypipe.domain.books import BridgeCounts, IngestCounts
 from citypipe.domain.city import MqttRoute
 from citypipe.domain.errors import TransientError
 from citypipe.ports import KeyStore
+from citypipe.service.collector import paused
 from citypipe.service.edge import EdgeBatch, Inbound, Route, commit, prepare
 from citypipe.service.journal import EdgeJournal, JournalEntry
 from citypipe.service.kernel import Deps, log
@@ -305,12 +306,8 @@ class Bridge:
         # batches that normalize alike (one resent message each) are still two
         salt = f"{self.journal.owner}/{time.time_ns()}"
         try:
-            day = self.journal.today()
-            digests = self._retry("journal", lambda: self._digests(held, day))
-            batch = self._prepare(held, salt)
-            entry = self._retry("journal", lambda: self.journal.begin(batch, digests, day))
-            written = self._retry("edge", lambda: commit(self.deps, batch.write))
-            self._retry("journal", lambda: self.journal.done(entry))
+            with paused():  # the batch let go before the collector wakes: it would walk it all
+                ident, counts, written = self._write(held, salt)
         except (Stopped, GaveUp):
             self._books.pending += len(held)
             raise
@@ -320,22 +317,36 @@ class Bridge:
         books = self._books
         books.written += len(held)
         books.batches += 1
-        if written is not None:
-            books.readings += written
+        if written:
+            books.readings += counts
         log.info(
             "bridge batch written",
             extra={
-                "input_id": batch.ident,
+                "input_id": ident,
                 "messages": len(held),
-                "written": written is not None,
-                "accepted": batch.normalized.accepted if written is None else written.accepted,
-                "duplicates": (
-                    batch.normalized.duplicates if written is None else written.duplicates
-                ),
-                "quarantined": sum(batch.normalized.reasons.values()),
+                "written": written,
+                "accepted": counts.accepted,
+                "duplicates": counts.duplicates,
+                "quarantined": sum(counts.quarantined.values()),
                 "seconds": round(time.perf_counter() - started, 3),
             },
         )
+
+    def _write(self, held: list[_Held], salt: str) -> tuple[str, IngestCounts, bool]:
+        """The batch through the edge, journalled: its identity, its counts (as written, or
+        as prepared where its lineage says it was written before) and whether this call
+        wrote it."""
+        day = self.journal.today()
+        digests = self._retry("journal", lambda: self._digests(held, day))
+        batch = self._prepare(held, salt)
+        entry = self._retry("journal", lambda: self.journal.begin(batch, digests, day))
+        written = self._retry("edge", lambda: commit(self.deps, batch.write))
+        self._retry("journal", lambda: self.journal.done(entry))
+        if written is not None:
+            return batch.ident, written, True
+        prepared = batch.write.outcome.counts
+        assert isinstance(prepared, IngestCounts)
+        return batch.ident, prepared, False
 
     def _digests(self, held: list[_Held], day: date) -> list[tuple[int, str]]:
         return [
