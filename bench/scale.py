@@ -46,9 +46,17 @@ SCW_GB_S, SCW_REQUEST = 1.20 / 100_000, 0.15 / 1e6
 GB_S_PER_CPU_S = {"aws": 1.769, "scaleway": 1.829}
 # The city file read at every cold start: the city.json a package ships (decision 0114),
 # CPU seconds of load_city (min of 3; x100: of 2), measured on 2026-12-07 at load ~1 on the
-# shared 2-core machine: devices in the registry -> CPU-s. The YAML a local run reads took
-# 0.019, 0.076, 0.321 and 3.29 in the same run.
-CITY_FILE_LOAD = {1: (340, 0.004), 4: (1_360, 0.011), 14: (4_760, 0.042), 100: (34_000, 0.731)}
+# shared 2-core machine: devices in the registry -> CPU-s, and the resident memory the city
+# holds once read (MB: /proc/self/statm's resident pages after load_city, collected, less
+# before; measured twice a size in fresh interpreters, on 2026-12-07). The YAML a local run
+# reads took 0.019, 0.076, 0.321 and 3.29 CPU-s in the same run, and held 139 MB at x100.
+CITY_FILE_YAML_X100 = (3.29, 139.0)  # CPU-s, MB
+CITY_FILE_LOAD = {
+    1: (340, 0.004, 0.7),
+    4: (1_360, 0.011, 2.2),
+    14: (4_760, 0.042, 6.8),
+    100: (34_000, 0.731, 46.0),
+}
 
 
 def measured() -> dict[float, dict[str, Any]]:
@@ -59,6 +67,15 @@ def measured() -> dict[float, dict[str, Any]]:
             if size["scale"] >= 1:
                 days[size["scale"]] = size
     return days
+
+
+def peak_at_scale(days: dict[float, dict[str, Any]]) -> float:
+    """A function's highest peak (MB) at x``SCALE``, estimated: the biggest measured day's
+    highest, plus what the larger city holds once read beyond that day's city (its batches
+    are the same size; the city is what grows)."""
+    biggest = max(days)
+    held = {scale: mb for scale, (_, _, mb) in CITY_FILE_LOAD.items()}
+    return float(max(days[biggest]["peak_rss_mb"].values())) + held[SCALE] - held[int(biggest)]
 
 
 def webhook_extra() -> dict[str, float]:
@@ -277,11 +294,12 @@ def export_line(city: dict[str, Any], days: dict[float, dict[str, Any]]) -> str:
 
 def city_file_table() -> list[str]:
     lines = [
-        "| city | devices registered | CPU s to read the city file (each cold start) |",
-        "|---|---|---|",
+        "| city | devices registered | CPU s to read the city file (each cold start) "
+        "| MB it holds once read |",
+        "|---|---|---|---|",
     ]
-    for scale, (devices, cpu) in CITY_FILE_LOAD.items():
-        lines.append(f"| x{scale} | {_f(devices)} | {cpu:.3f} |")
+    for scale, (devices, cpu, held) in CITY_FILE_LOAD.items():
+        lines.append(f"| x{scale} | {_f(devices)} | {cpu:.3f} | {held:.1f} |")
     return lines
 
 

@@ -84,6 +84,16 @@ Figure = Callable[[dict[str, Any], dict[float, dict[str, Any]]], float]
         ("0.73 at x100", 0.73, lambda c, d: scale.CITY_FILE_LOAD[100][1]),
         ("0.042 at x14", 0.042, lambda c, d: scale.CITY_FILE_LOAD[14][1]),
         ("0.004 CPU-s at x1", 0.004, lambda c, d: scale.CITY_FILE_LOAD[1][1]),
+        ("the YAML took 3.3 s", 3.3, lambda c, d: scale.CITY_FILE_YAML_X100[0]),
+        ("holds 46 MB of each container's", 46, lambda c, d: scale.CITY_FILE_LOAD[100][2]),
+        ("the\n   YAML's held 139 MB", 139, lambda c, d: scale.CITY_FILE_YAML_X100[1]),
+        ("the edge's 192 MB", 192, lambda c, d: max(d[max(d)]["peak_rss_mb"].values())),
+        (
+            "city's 39 MB more",
+            39,
+            lambda c, d: scale.CITY_FILE_LOAD[100][2] - scale.CITY_FILE_LOAD[14][2],
+        ),
+        ("makes ~231 MB", 231, lambda c, d: scale.peak_at_scale(d)),
         (
             "3.0 CPU-s per million at x100",
             3.0,
