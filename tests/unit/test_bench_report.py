@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from citypipe.service.webhook import webhook_formats
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 import run  # noqa: E402  (bench/run.py: the arithmetic, and the pages it writes)
@@ -143,6 +145,18 @@ def test_the_deploy_guides_cost_tables_are_the_committed_runs_arithmetic() -> No
     assert _between(deploy, *run.SCW_COSTS) == run.scaleway_cost_table(results)
 
 
+def test_the_readmes_speed_is_the_committed_runs() -> None:
+    """The README quotes the committed run's ratios against the floor and says whether the
+    targets are met; a run that moved them rewrites it (``make bench``)."""
+    results = _committed_results()
+    said = _between(run.README.read_text(), *run.README_SPEED)
+    assert said == run.readme_speed(results)
+    met = all(s["ratio"] <= run.TARGET_RATIO[s["scale"]] for s in results["sizes"])
+    assert ("the targets are met" in said) == met
+    for size in results["sizes"]:
+        assert f"**{size['ratio']:.2f}x** at x{size['scale']:g}" in said
+
+
 def test_a_deploy_guide_without_its_markers_is_refused_not_overwritten() -> None:
     with pytest.raises(ValueError, match="no"):
         run.splice_between("# a hand-written page\n", "| a | table |\n", run.AWS_COSTS)
@@ -253,3 +267,29 @@ def test_exports_disk_the_deploy_guide_quotes_is_the_committed_runs() -> None:
     holds = 4 + (512 - mb[4.0] - files) / slope
     assert f"it fills at about {holds:.0f} times the example" in guide
     assert one["spill"]["bytes"] and four["spill"]["bytes"]
+
+
+def test_each_formats_core_is_judged_against_the_target_by_name() -> None:
+    """The page says which formats' normalization runs below the target, by name: a mix
+    of formats above it would hide the ones below."""
+    at = run.TARGET_CORE
+    formats = {
+        "canonical": {"payloads": 10, "readings": 10, "cpu_s": 0.1, "readings_per_cpu_s": at - 1},
+        "senml": {"payloads": 10, "readings": 50, "cpu_s": 0.1, "readings_per_cpu_s": at},
+    }
+    lines = run.core_format_lines(formats)
+    assert f"NOT met: canonical {at - 1:,})" in lines[0]
+    assert "senml" not in lines[0] and any(line.startswith("| senml |") for line in lines)
+    formats["canonical"]["readings_per_cpu_s"] = at
+    assert "every format; met)" in run.core_format_lines(formats)[0]
+    assert run.core_format_lines(None) == []  # a run from before the formats were measured
+
+
+def test_the_committed_run_judges_every_format_of_the_captures() -> None:
+    core = _committed_results()["ingest_core"]
+    formats = core.get("formats")
+    assert formats is not None, "make bench measures each format's core (bench/run.py)"
+    # every format a hub posts or publishes (the polled API's answers are no capture; CSV
+    # drops are ingest's, not the edge's)
+    assert set(formats) == set(webhook_formats()) - {"sensor-community-api"}
+    assert sum(f["payloads"] for f in formats.values()) == core["payloads"]
