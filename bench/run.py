@@ -346,11 +346,12 @@ def ingest_core(captures: Path) -> dict[str, Any]:
 
         return core_only
 
-    cores = {"mix": (len(payloads), core_of(payloads))}
+    mix = ""  # no capture file's format is named so
+    cores = {mix: (len(payloads), core_of(payloads))}
     cores |= {fmt: (len(batch), core_of(batch)) for fmt, batch in by_format.items()}
     best = _best_rounds(cores)
     parse = min(_cpu_s(parse_only) for _ in range(CORE_ROUNDS))
-    return best.pop("mix") | {"baseline_orjson_parse_cpu_s": round(parse, 3), "formats": best}
+    return best.pop(mix) | {"baseline_orjson_parse_cpu_s": round(parse, 3), "formats": best}
 
 
 CORE_ROUNDS, CORE_ROUND_CPU_S = 5, 0.2
@@ -362,7 +363,10 @@ def _cpu_s(fn: Callable[[], Any]) -> float:
     return time.process_time() - started
 
 
-def _best_rounds(cores: dict[str, tuple[int, Callable[[], int]]]) -> dict[str, dict[str, Any]]:
+def _best_rounds(
+    cores: dict[str, tuple[int, Callable[[], int]]],
+    clock: Callable[[], float] = time.process_time,
+) -> dict[str, dict[str, Any]]:
     """Each batch's core: normalized again and again for at least ``CORE_ROUND_CPU_S`` a
     round (the mix takes over a second a pass, a format's 12,000 messages a tenth of one,
     Telraam's 230 a few milliseconds), the batches' rounds interleaved, ``CORE_ROUNDS`` of
@@ -373,8 +377,8 @@ def _best_rounds(cores: dict[str, tuple[int, Callable[[], int]]]) -> dict[str, d
     for _ in range(CORE_ROUNDS):
         for name, (_, core_only) in cores.items():
             readings = runs = 0
-            started = time.process_time()
-            while (spent := time.process_time() - started) < CORE_ROUND_CPU_S:
+            started = clock()
+            while (spent := clock() - started) < CORE_ROUND_CPU_S:
                 readings += core_only()
                 runs += 1
             if name not in best or readings / spent > best[name][1] / best[name][0]:
@@ -828,29 +832,29 @@ def splice_between(page: str, generated: str, markers: tuple[str, str]) -> str:
 
 
 def readme_speed(results: dict[str, Any]) -> str:
-    """The README's sentence on speed: the run's ratios against the floor and their targets,
-    and the webhook path's against the direct replay."""
+    """The README's sentence on speed: the run's ratios against the floor, each target met
+    or not, and the webhook path's against the direct replay."""
+    sizes = [s for s in results["sizes"] if s["scale"] in TARGET_RATIO]
+    missed = [f"x{s['scale']:g}" for s in sizes if s["ratio"] > TARGET_RATIO[s["scale"]]]
+    whose = [" the script's time"] + [""] * (len(sizes) - 1)
     ratios = ", ".join(
-        f"**{s['ratio']:.2f}x** at x{s['scale']:g} (target {TARGET_RATIO[s['scale']]:g}x)"
-        for s in results["sizes"]
-        if s["scale"] in TARGET_RATIO
+        f"**{s['ratio']:.2f}x**{whose[n]} at x{s['scale']:g} (target {TARGET_RATIO[s['scale']]:g}x)"
+        for n, s in enumerate(sizes)
     )
-    met = all(
-        s["ratio"] <= TARGET_RATIO[s["scale"]]
-        for s in results["sizes"]
-        if s["scale"] in TARGET_RATIO
-    )
+    verdict = f"not met at {', '.join(missed)}" if missed else "every target met"
     text = (
-        f"How fast: `make bench` on {results['date']} (a shared 2-core machine) replayed the "
-        "example city's day (x1), a quarter of it and four times it against a plain "
-        f"single-process script doing the same job, taking {ratios} its time: the targets "
-        f"are {'met' if met else 'not met'}."
+        f"How fast: `make bench` on {results['date']}, on a shared "
+        f"{results['machine']['cores']}-core machine, replayed the example city's day (x1), "
+        "a quarter of it and four times it beside a plain single-process script doing the "
+        f"same job; the replay took {ratios}: {verdict}."
     )
     hook = results.get("webhook")
     if hook:
+        met = hook["time_ratio"] <= WEBHOOK_TIME_RATIO
         text += (
-            f" Through the webhook, a request per hub message, a slice of the day took "
-            f"{hook['time_ratio']:.2f}x the direct replay's time (goal 1.5x)."
+            " Through the webhook, a request per hub message, a slice of the day took "
+            f"{hook['time_ratio']:.2f}x the direct replay's time (goal {WEBHOOK_TIME_RATIO:g}x: "
+            f"{'met' if met else 'not met'})."
         )
     return text + " [`docs/benchmarks.md`](docs/benchmarks.md) has where the time goes.\n"
 

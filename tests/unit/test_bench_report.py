@@ -151,10 +151,17 @@ def test_the_readmes_speed_is_the_committed_runs() -> None:
     results = _committed_results()
     said = _between(run.README.read_text(), *run.README_SPEED)
     assert said == run.readme_speed(results)
-    met = all(s["ratio"] <= run.TARGET_RATIO[s["scale"]] for s in results["sizes"])
-    assert ("the targets are met" in said) == met
     for size in results["sizes"]:
-        assert f"**{size['ratio']:.2f}x** at x{size['scale']:g}" in said
+        assert f"**{size['ratio']:.2f}x**" in said and f" at x{size['scale']:g} (target" in said
+    # the verdict names the sizes whose target is missed, and only those
+    late = {s["scale"]: s for s in results["sizes"]} | {4.0: {"scale": 4.0, "ratio": 1.9}}
+    said = run.readme_speed(results | {"sizes": list(late.values())})
+    missed = [
+        f"x{s['scale']:g}" for s in late.values() if s["ratio"] > run.TARGET_RATIO[s["scale"]]
+    ]
+    assert f"not met at {', '.join(missed)}." in said and "x4." not in said
+    fast = [{"scale": s, "ratio": 1.0} for s in run.TARGET_RATIO]
+    assert ": every target met." in run.readme_speed(results | {"sizes": fast})
 
 
 def test_a_deploy_guide_without_its_markers_is_refused_not_overwritten() -> None:
@@ -293,3 +300,28 @@ def test_the_committed_run_judges_every_format_of_the_captures() -> None:
     # drops are ingest's, not the edge's)
     assert set(formats) == set(webhook_formats()) - {"sensor-community-api"}
     assert sum(f["payloads"] for f in formats.values()) == core["payloads"]
+
+
+def test_each_cores_figure_is_its_best_round_of_whole_passes() -> None:
+    """A round normalizes its batch again and again until it has spent its CPU time; the
+    figure is the best round's readings over its time, and a pass's readings are one
+    pass's, however many passes a round made."""
+    now = [0.0]
+    costs = {"slow": [0.3, 0.25, 0.3, 0.3, 0.3, 0.3], "fast": [0.07] * 30}
+
+    def clock() -> float:
+        return now[0]
+
+    def core(name: str, readings: int) -> Callable[[], int]:
+        def one_pass() -> int:
+            now[0] += costs[name].pop(0)
+            return readings
+
+        return one_pass
+
+    best = run._best_rounds({"slow": (10, core("slow", 100)), "fast": (5, core("fast", 7))}, clock)
+    assert best["slow"]["readings"] == 100 and best["slow"]["payloads"] == 10
+    assert best["slow"]["readings_per_cpu_s"] == 400  # the round of 0.25 s, not the others
+    assert best["fast"]["readings"] == 7  # three passes a round: still one pass's readings
+    assert best["fast"]["readings_per_cpu_s"] == 100
+    assert best["fast"]["cpu_s"] == pytest.approx(0.07)
