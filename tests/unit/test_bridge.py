@@ -10,14 +10,13 @@ import hashlib
 import json
 import queue
 import threading
-import weakref
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from edge_support import quarantine_rows
-from unit_support import collections_seeing, with_store
+from unit_support import collections_seeing, watched, with_store
 
 from citypipe.core import ingest
 from citypipe.domain.books import IngestCounts
@@ -161,18 +160,10 @@ def test_a_batch_is_written_when_full_and_its_messages_acknowledged_only_then(
 def test_no_collection_walks_a_batch_the_collector_wakes_once_it_is_let_go(
     memory_deps: Deps, memory_keys: KeyStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    batches: list[weakref.ref[Any]] = []
-
-    def prepare(*args: Any) -> Any:
-        batch = bridge_service_prepare(*args)
-        batches.append(weakref.ref(batch.normalized))
-        return batch
-
-    bridge_service_prepare = bridge_service.prepare
-    monkeypatch.setattr(bridge_service, "prepare", prepare)
+    batches = watched(monkeypatch, bridge_service, "prepare", lambda batch: batch.normalized)
     bridge = make_bridge(memory_deps, memory_keys)
     # Given collections as eager as can be
-    with collections_seeing(lambda: any(ref() is not None for ref in batches)) as seen:
+    with collections_seeing(batches) as seen:
         # When a batch is written
         offer_all(bridge, [delivery(n, senml(T0 + 60 * n)) for n in (1, 2, 3)])
     # Then the collector ran, but never while the batch was alive

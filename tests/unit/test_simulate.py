@@ -4,13 +4,12 @@ what the pipeline's own cores compute from its captures."""
 from __future__ import annotations
 
 import json
-import weakref
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from unit_support import NOW, collections_seeing
+from unit_support import NOW, collections_seeing, watched
 
 from citypipe.core.aggregate import cells, merge_partials, partial_of
 from citypipe.core.anonymize import anonymize_records
@@ -247,20 +246,12 @@ def test_the_replays_bridge_hands_the_edge_each_message_as_it_is_decoded(
 def test_the_replays_bridge_lets_a_batch_go_before_the_collector_wakes(
     run: tuple[Path, SimulationSummary], memory_deps: Deps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    admitted: list[weakref.ref[Any]] = []
-
-    def admit(*args: Any) -> Any:
-        result = edge_admit(*args)
-        admitted.append(weakref.ref(result.normalized))
-        return result
-
-    edge_admit = replay_module.admit
-    monkeypatch.setattr(replay_module, "admit", admit)
+    admitted = watched(monkeypatch, replay_module, "admit", lambda result: result.normalized)
     out, _ = run
     lines = next(edge_batches(out, 50))
     sent = len(lines)
     # Given collections as eager as can be, when a worker plays a batch
-    with collections_seeing(lambda: any(ref() is not None for ref in admitted)) as seen:
+    with collections_seeing(admitted) as seen:
         played = play_batch(memory_deps, InMemoryKeyStore(), lines)
     # Then the collector ran, but never while the batch was alive
     assert played == sent and len(admitted) == 1
