@@ -841,7 +841,8 @@ def readme_speed(results: dict[str, Any]) -> str:
         f"**{s['ratio']:.2f}x**{whose[n]} at x{s['scale']:g} (target {TARGET_RATIO[s['scale']]:g}x)"
         for n, s in enumerate(sizes)
     )
-    verdict = f"not met at {', '.join(missed)}" if missed else "every target met"
+    listed = ", ".join(missed[:-1]) + " and " + missed[-1] if len(missed) > 1 else "".join(missed)
+    verdict = f"the targets are missed at {listed}" if missed else "every target is met"
     text = (
         f"How fast: `make bench` on {results['date']}, on a shared "
         f"{results['machine']['cores']}-core machine, replayed the example city's day (x1), "
