@@ -17,7 +17,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from citypipe.domain.city import load_city
 from citypipe.domain.cityjson import city_json
 from citypipe_local.simulate import scaled_city
 
@@ -69,8 +68,9 @@ def main() -> None:
         json_file = work / f"x{scale}.json"
         json_file.write_bytes(city_json(yaml_file))
         devices, json_cpu, json_mb = _read(json_file)
-        _, yaml_cpu, yaml_mb = _read(yaml_file)
-        assert devices == len(load_city(json_file).registry.devices)
+        yaml_devices, yaml_cpu, yaml_mb = _read(yaml_file)
+        if yaml_devices != devices:  # the JSON is the YAML's city, merged
+            raise SystemExit(f"x{scale}: {devices} devices in the JSON, {yaml_devices} in the YAML")
         print(
             f"x{scale}: {devices} devices; city.json {json_cpu:.3f} CPU-s, {json_mb:.1f} MB; "
             f"YAML {yaml_cpu:.3f} CPU-s, {yaml_mb:.1f} MB",
