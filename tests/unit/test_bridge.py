@@ -5,6 +5,7 @@ crashes. The same code runs against a real Mosquitto in tests/integration/test_m
 
 from __future__ import annotations
 
+import gc
 import gzip
 import hashlib
 import json
@@ -218,6 +219,47 @@ def test_a_failing_write_is_tried_again_and_nothing_acknowledged_before_it_is_do
     assert len(_lineage_keys(deps)) == 1
     assert acks.written_before == [True, True, True]
     assert ingest_books(deps).accepted == 3
+
+
+class WatchedStore(FlakyStore):
+    """A flaky store that notes, at each write tried, whether the collector could run."""
+
+    def __init__(self, buckets: Iterable[str] = (), failures: int = 0) -> None:
+        super().__init__(buckets, failures)
+        self.collecting: list[bool] = []
+
+    def _put(self, bucket: str, key: str, body: bytes, content_type: str, if_absent: bool) -> str:
+        self.collecting.append(gc.isenabled())
+        return super()._put(bucket, key, body, content_type, if_absent)
+
+
+class WatchedStop(threading.Event):
+    """A bridge's stop event that notes, at each back-off, whether the collector could run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.collecting: list[bool] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.collecting.append(gc.isenabled())
+        return super().wait(timeout)
+
+
+def test_the_collector_runs_while_a_write_waits_to_be_tried_again_and_not_while_it_is_tried(
+    memory_deps: Deps, memory_keys: KeyStore
+) -> None:
+    # Given a backend that fails the bridge's first two writes
+    deps = with_store(memory_deps, WatchedStore)
+    bridge = make_bridge(deps, memory_keys)
+    bridge._stop = stop = WatchedStop()
+    deps.store.failures = 2  # type: ignore[attr-defined]
+    # When a batch is written
+    offer_all(bridge, [delivery(m, senml(T0 + 60 * m)) for m in (1, 2, 3)])
+    # Then the collector ran during both back-offs (minutes of them on a backend that stays
+    # away, the MQTT client's thread allocating meanwhile), and was paused at every try
+    assert stop.collecting == [True, True]
+    assert deps.store.collecting and not any(deps.store.collecting)  # type: ignore[attr-defined]
+    assert ingest_books(deps).accepted == 3 and gc.isenabled()
 
 
 class RefusingStore(InMemoryObjectStore):

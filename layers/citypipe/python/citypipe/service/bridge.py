@@ -52,7 +52,7 @@ from citypipe.domain.books import BridgeCounts, IngestCounts
 from citypipe.domain.city import MqttRoute
 from citypipe.domain.errors import TransientError
 from citypipe.ports import KeyStore
-from citypipe.service.collector import paused
+from citypipe.service.collector import paused, resumed
 from citypipe.service.edge import EdgeBatch, Inbound, Route, commit, prepare
 from citypipe.service.journal import EdgeJournal, JournalEntry
 from citypipe.service.kernel import Deps, log
@@ -416,7 +416,9 @@ class Bridge:
                     "bridge: a step failed; retrying",
                     extra={"step": what, "error": type(exc).__name__, "retry_in_s": pause},
                 )
-                if self._stop.wait(pause):
+                with resumed():  # a batch's pause is not the back-off's: minutes of it
+                    stopping = self._stop.wait(pause)
+                if stopping:
                     raise Stopped from exc
             except Exception as exc:
                 log.error(

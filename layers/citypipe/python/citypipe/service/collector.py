@@ -24,3 +24,17 @@ def paused() -> Iterator[None]:
     finally:
         if collecting:
             gc.enable()
+
+
+@contextmanager
+def resumed() -> Iterator[None]:
+    """The collector running inside a pause (a wait in it: a bridge's back-off, minutes in
+    all, while the process's other threads go on allocating); paused again after, if it
+    was."""
+    pausing = not gc.isenabled()
+    gc.enable()
+    try:
+        yield
+    finally:
+        if pausing:
+            gc.disable()
