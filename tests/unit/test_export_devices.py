@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from unit_support import clean, reading
 
@@ -86,3 +87,38 @@ def test_no_pseudonym_is_written_to_scratch(tmp_path: Path) -> None:
     assert written and pseudonyms
     assert [p for p in pseudonyms if p.encode() in written] == []
     assert [p for p in pseudonyms if p[:16].encode() in written] == []
+
+
+def test_an_objects_devices_are_numbered_without_hashing_the_days_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each object's devices looked up among its own, never among all the day's so far: a
+    lookup among the day's hashed them all again for every object, the day's devices times
+    its objects (quadratic in a city's size: its devices and its edge batches both grow)."""
+    looked_among: list[int] = []
+    for name in ("index_in", "is_in"):
+        lookup = getattr(pc, name)
+
+        def among(values: Any, *args: Any, lookup: Any = lookup, **kwargs: Any) -> Any:
+            looked_among.append(len(kwargs["value_set"]))
+            return lookup(values, *args, **kwargs)
+
+        monkeypatch.setattr(pc, name, among)
+    # Given a day of eight objects, each with twenty devices of its own and one they share
+    tables = []
+    for number in range(8):
+        rows = []
+        for device in [*range(20 * number, 20 * number + 20), "shared"]:
+            row = reading(15 * (number + 1), zone="noord")
+            row["pseudonym"] = hashlib.sha256(f"d{device}".encode()).hexdigest()
+            rows.append(row)
+        tables.append(contributions(clean(*rows), PEOPLE))
+    looked_among.clear()
+    spill = DeviceSpill(tmp_path / "people")
+    # When they are spilled
+    for table in tables:
+        spill.add(table)
+    # Then no lookup was among more devices than one object holds (the day holds 161)
+    assert looked_among and max(looked_among) <= 21
+    monkeypatch.undo()
+    assert spill.counts(4, b"key") == capped_counts(tables, 4, b"key")
