@@ -262,7 +262,7 @@ def test_exports_disk_the_deploy_guide_quotes_is_the_committed_runs() -> None:
     files, which export writes beside it before either goes."""
     results = _committed_results()
     sizes = {s["scale"]: s for s in [*results["sizes"], *results["big"]["sizes"]]}
-    one, four, fourteen = sizes[1.0], sizes[4.0], sizes[14.0]
+    one, fourteen = sizes[1.0], sizes[14.0]
     rows = sum(s["spill"]["partial_rows"] for s in sizes.values())
     per_row = sum(s["spill"]["bytes"] for s in sizes.values()) / rows
     mb = {scale: sizes[scale]["spill"]["bytes"] / 1e6 for scale in (1.0, 4.0, 14.0)}
@@ -273,11 +273,10 @@ def test_exports_disk_the_deploy_guide_quotes_is_the_committed_runs() -> None:
     guide = " ".join((ROOT / "docs" / "deploy.md").read_text().split())
     assert quoted in guide
     assert mb[14.0] / 14 > mb[4.0] / 4 > mb[1.0]  # "more than the readings grow"
-    slope = (mb[14.0] - mb[4.0]) / 10  # MB of spill a times the example
-    files = fourteen["usage"]["export"]["bytes_sent"] / 1e6
-    holds = 4 + (512 - mb[4.0] - files) / slope
-    assert f"it fills at about {holds:.0f} times the example" in guide
-    assert one["spill"]["bytes"] and four["spill"]["bytes"]
+    # how big a city /tmp holds, with the people release's devices beside the spill: the
+    # arithmetic of docs/scale.md (tests/unit/test_scale_doc.py), on the same runs
+    assert fourteen["usage"]["export"]["bytes_sent"] and one["spill"]["bytes"]
+    assert "it fills at about" in guide and "[`docs/scale.md`](scale.md)" in guide
 
 
 def test_each_formats_core_is_judged_against_the_target_by_name() -> None:

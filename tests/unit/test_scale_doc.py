@@ -68,18 +68,54 @@ Figure = Callable[[dict[str, Any], dict[float, dict[str, Any]]], float]
         ),
         ("batched\n   day's 0.7 PUT-class", 0.7, lambda c, d: scale.rates(c)["puts"]),
         ("1,260 requests a second", 1260, lambda c, d: scale.rates(c)["messages_peak"]),
-        ("~67 CPU-s at x100", 67, lambda c, d: c["stages"]["export"]["cpu_s"]),
+        ("~93 CPU-s at x100", 93, lambda c, d: c["stages"]["export"]["cpu_s"]),
+        ("26 of them the\n   people release's", 26, lambda c, d: scale.people_extra(100)["cpu_s"]),
         (
-            "~116 s on a",
-            116,
+            "~160 s on a",
+            160,
             lambda c, d: _export_s(c, scale.AWS_VCPU),
         ),
         (
-            "~60 s on Scaleway",
-            60,
+            "~83 s on Scaleway",
+            83,
             lambda c, d: _export_s(c, scale.SCW_VCPU),
         ),
-        ("at x787", 787, lambda c, d: scale.export_limit_scale(d)),
+        ("at x563", 563, lambda c, d: scale.export_limit_scale(d)),
+        ("added to the export: 26 CPU-s", 26, lambda c, d: scale.people_extra(100)["cpu_s"]),
+        ("26 CPU-s, 577 MB", 577, lambda c, d: scale.people_extra(100)["mb"]),
+        ("and 495 MB of scratch disk", 495, lambda c, d: scale.people_extra(100)["disk_mb"]),
+        ("(1.86 M phones", 1.86, lambda c, d: scale.PEOPLE_DAY[100][0] / 1e6),
+        ("10.9 M contributions", 10.9, lambda c, d: scale.PEOPLE_DAY[100][1] / 1e6),
+        ("in\n  1,000 clean objects", 1000, lambda c, d: scale.PEOPLE_DAY[100][2]),
+        ("~2,001 MB at x100", 2001, lambda c, d: sum(scale.scratch_mb(d, 100).values())),
+        ("(1,488 of partials", 1488, lambda c, d: scale.scratch_mb(d, 100)["partials"]),
+        ("14 of files)", 14, lambda c, d: scale.scratch_mb(d, 100)["files"]),
+        ("500 of\n   devices", 500, lambda c, d: scale.scratch_mb(d, 100)["devices"]),
+        (
+            "of `/tmp` is full at x27",
+            27,
+            lambda c, d: scale.filled_at(
+                lambda x: sum(scale.scratch_mb(d, x).values()), scale.LAMBDA_TMP_MB
+            ),
+        ),
+        (
+            "fixed 1 GiB at x54",
+            54,
+            lambda c, d: scale.filled_at(
+                lambda x: sum(scale.scratch_mb(d, x).values()), scale.SCW_TMP_MB
+            ),
+        ),
+        ("~804 MB at its peak at x100", 804, lambda c, d: scale.export_peak_at_scale(d)),
+        ("577 of it the people release's", 577, lambda c, d: scale.people_extra(100)["mb"]),
+        (
+            "~310 bytes a phone at the peak",
+            310,
+            lambda c, d: (
+                (scale.PEOPLE_DAY[100][4] - scale.PEOPLE_DAY[1][4])
+                * 1e6
+                / (scale.PEOPLE_DAY[100][0] - scale.PEOPLE_DAY[1][0])
+            ),
+        ),
         (
             "LocalStack spent 104 s of wall time",
             104,
@@ -172,3 +208,28 @@ def test_the_bridges_batches_are_an_eighth_of_the_replays() -> None:
     assert "~5.5 PUT-class requests a second" in DOC and abs(puts - 5.5) < 0.5
     assert "0.55 % of Scaleway's 1,000 a bucket" in DOC
     assert abs(puts / scale.SCW_REQUESTS_PER_BUCKET_S - 0.0055) < 0.0005
+
+
+def test_the_measured_days_keep_the_examples_phones_and_the_people_day_adds_a_citys() -> None:
+    """The scaled days add sensors, not people: the people release's growth with a city's
+    phones is measured apart (bench/people_day.py), on 100 copies of the x1 day's."""
+    from citypipe_local.simulate.world import POPULATION
+
+    assert POPULATION == 20_000 and "the simulator's 20,000 phones" in " ".join(DOC.split())
+    assert "scale=min(scale, 1.0)" in (ROOT / "bench" / "run.py").read_text()
+    x1, x100 = scale.PEOPLE_DAY[1], scale.PEOPLE_DAY[100]
+    assert x1[0] <= POPULATION  # the phones seen in the x1 day: some of the population
+    assert x100[:3] == (100 * x1[0], 100 * x1[1], 100 * x1[2])  # copies, phones their own
+    assert "x100 has 46 times those objects times phones" in " ".join(DOC.split())
+    assert round(x100[2] * x100[0] / (200 * 200_000)) == 46
+    deploy = " ".join((ROOT / "docs" / "deploy.md").read_text().split())
+    days = scale.measured()
+
+    def scratch(size: float) -> float:
+        return sum(scale.scratch_mb(days, size).values())
+
+    lambda_full = scale.filled_at(scratch, scale.LAMBDA_TMP_MB)
+    scaleway_full = scale.filled_at(scratch, scale.SCW_TMP_MB)
+    assert f"it fills at about {lambda_full:.0f} times the example" in deploy
+    assert f"full at about {scaleway_full:.0f} times the example" in deploy
+    assert f"({x1[5]:.0f} MB at x1, growing with the city's phones" in deploy
