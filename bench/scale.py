@@ -69,7 +69,8 @@ PEOPLE_DAY = {
     1: (18_573, 109_143, 10, 0.354, 10.5, 5.0),
     100: (1_857_300, 10_914_300, 1_000, 26.447, 587.6, 500.2),
 }
-LAMBDA_TMP_MB = 512 * 2**20 / 1e6  # Lambda's default /tmp (ephemeralStorageSize: 512 MiB)
+LAMBDA_TMP_MB = 512 * 2**20 / 1e6  # Lambda's default /tmp: 512 MiB
+STACK_TMP_MIB = 2_048  # the export's in serverless.yml (ephemeralStorageSize)
 SCW_TMP_MB = 2**30 / 1e6  # a Scaleway function's, fixed: 1 GiB
 
 
@@ -365,6 +366,7 @@ def export_room_line(days: dict[float, dict[str, Any]]) -> str:
     def scratch(size: float) -> float:
         return sum(scratch_mb(days, size).values())
 
+    stack_full = filled_at(scratch, STACK_TMP_MIB * 2**20 / 1e6)
     return (
         f"Its memory at x{SCALE}: ~{export_peak_at_scale(days):,.0f} MB at its peak (the x14 "
         f"day's, its city read from the YAML out and x{SCALE}'s city.json in, and "
@@ -372,9 +374,10 @@ def export_room_line(days: dict[float, dict[str, Any]]) -> str:
         f"Lambda and 2,048 on Scaleway. Its scratch disk at x{SCALE}: ~{scratch(SCALE):,.0f} "
         f"MB at its fullest (the day's partials, {disk['partials']:,.0f} on their line "
         f"through x4 and x14, the people release's devices, {disk['devices']:.0f}, and the "
-        f"day's files, {disk['files']:.0f}), against Lambda's default 512 MiB of /tmp (filled at "
-        f"x{filled_at(scratch, LAMBDA_TMP_MB):.0f}) and a Scaleway function's fixed 1 GiB "
-        f"(filled at x{filled_at(scratch, SCW_TMP_MB):.0f})."
+        f"day's files, {disk['files']:.0f}), against the {STACK_TMP_MIB:,} MiB of /tmp the "
+        f"stack gives it on Lambda (filled at x{stack_full:.0f}; "
+        f"Lambda's default 512 MiB at x{filled_at(scratch, LAMBDA_TMP_MB):.0f}) and a Scaleway "
+        f"function's fixed 1 GiB (filled at x{filled_at(scratch, SCW_TMP_MB):.0f})."
     )
 
 

@@ -92,14 +92,14 @@ Figure = Callable[[dict[str, Any], dict[float, dict[str, Any]]], float]
         ("14 of files)", 14, lambda c, d: scale.scratch_mb(d, 100)["files"]),
         ("500 of\n   devices", 500, lambda c, d: scale.scratch_mb(d, 100)["devices"]),
         (
-            "of `/tmp` is full at x27",
+            "of `/tmp` would be full at x27",
             27,
             lambda c, d: scale.filled_at(
                 lambda x: sum(scale.scratch_mb(d, x).values()), scale.LAMBDA_TMP_MB
             ),
         ),
         (
-            "fixed 1 GiB at x54",
+            "1 GiB is fixed: full at x54",
             54,
             lambda c, d: scale.filled_at(
                 lambda x: sum(scale.scratch_mb(d, x).values()), scale.SCW_TMP_MB
@@ -229,7 +229,13 @@ def test_the_measured_days_keep_the_examples_phones_and_the_people_day_adds_a_ci
         return sum(scale.scratch_mb(days, size).values())
 
     lambda_full = scale.filled_at(scratch, scale.LAMBDA_TMP_MB)
+    stack_full = scale.filled_at(scratch, scale.STACK_TMP_MIB * 2**20 / 1e6)
     scaleway_full = scale.filled_at(scratch, scale.SCW_TMP_MB)
     assert f"it fills at about {lambda_full:.0f} times the example" in deploy
-    assert f"full at about {scaleway_full:.0f} times the example" in deploy
+    assert f"`serverless.yml`, up to 10,240), full at about {stack_full:.0f} times" in deploy
+    assert f"fixed 1 GiB, full at about {scaleway_full:.0f} times the example" in deploy
+    doc = " ".join(DOC.split())
+    assert f"full at x{stack_full:.0f}. A Scaleway function's 1 GiB is fixed: full at" in doc
+    assert f"would be full at x{lambda_full:.0f}, so the stack gives the export" in doc
+    assert f"ephemeralStorageSize: {scale.STACK_TMP_MIB}\n" in (ROOT / "serverless.yml").read_text()
     assert f"({x1[5]:.0f} MB at x1, growing with the city's phones" in deploy
