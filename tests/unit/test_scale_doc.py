@@ -239,3 +239,14 @@ def test_the_measured_days_keep_the_examples_phones_and_the_people_day_adds_a_ci
     assert f"would be full at x{lambda_full:.0f}, so the stack gives the export" in doc
     assert f"ephemeralStorageSize: {scale.STACK_TMP_MIB}\n" in (ROOT / "serverless.yml").read_text()
     assert f"({x1[5]:.0f} MB at x1, growing with the city's phones" in deploy
+
+
+def test_the_exports_scratch_disk_costs_fractions_of_a_cent_a_month() -> None:
+    """Lambda bills /tmp past 512 MB by the GB-second: $0.0000000309 in us-east-1 (AWS
+    Lambda pricing, 2025; Frankfurt's within a few tenths of it). Ten times that price,
+    over the metropolis's export seconds every day, is still under a cent a month."""
+    city = scale.metropolis(scale.measured())
+    seconds = city["stages"]["export"]["cpu_s"] / scale.AWS_VCPU["export"]
+    extra_gb = (scale.STACK_TMP_MIB - 512) / 1024
+    assert "fractions of a cent a month" in " ".join(DOC.split())
+    assert extra_gb * seconds * 30 * 10 * 0.0000000309 < 0.01
