@@ -1,20 +1,29 @@
 """The day's people release as a city's phones grow: what the measured days leave out.
 
 A scaled city (`make bench`'s x4, `make bench-big`'s x14) adds sensors, not people: every
-size detects the simulator's 20,000 phones (``simulate.world.POPULATION``). The release's
-device work grows with the phones: each clean object's contributions spilled by device,
-then each device's cells capped (``service.export.devices``). This script measures that
-work for two days:
+size detects the simulator's 20,000 phones (``simulate.world.POPULATION``), though its
+contributions (a phone's distinct windows and zones) grow with its sensors. The release's
+device work (each clean object's contributions spilled by device, then each device's cells
+capped: ``service.export.devices``) is measured here on four days, each in its replay's
+batches of 40,000 hub messages, one clean object per batch and source:
 
-- the x1 day's own contributions: its people readings through the edge, in the replay's
-  batches of 40,000 hub messages, one clean object per batch and source;
-- a metropolis's: the x1 day's objects copied ``COPIES`` times, each copy's phones
-  pseudonyms of their own. That is 100 times the phones, contributions and objects.
+- the x1 day's own contributions, through the edge;
+- the x4 day's (the scaled city `make bench` replays): four times the sensors, the same
+  phones;
+- the x1 day's copied four times, each copy's phones pseudonyms of their own: about as
+  many contributions as the x4 day's, four times the phones;
+- the x1 day's copied ``COPIES`` times: a metropolis's phones.
 
-Each day is measured in a fresh interpreter: the CPU seconds of the spill and of the count,
-the highest resident memory above the process's before the spill, and the spill's bytes on
-disk. Its output is what ``bench/scale.py``'s ``PEOPLE_DAY`` holds (copied by hand: the
-metropolis's day takes a minute).
+The second and third tell what the phones themselves cost beyond the contributions, which
+the measured days' line through x4 and x14 already holds. The objects are made from the
+edge's raw rows of a batch, all its days together: the simulated day has one, and export
+reads a clean object per source and day.
+
+Each day is measured ``RUNS`` times, each in a fresh interpreter: the CPU seconds of the
+spill and of the count, the highest resident memory during them above the process's
+before (its high-water mark reset first), and the spill's bytes on disk; the medians are
+printed. Its output is what ``bench/scale.py``'s ``PEOPLE_DAY`` holds (copied by hand: the
+metropolis's day takes a minute a run).
 
     python bench/people_day.py [work-dir]
 """
@@ -23,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,23 +52,26 @@ from citypipe.service.collector import paused
 from citypipe.service.export.devices import DeviceSpill
 from citypipe_local.fakes import InMemoryKeyStore
 from citypipe_local.replay import edge_batches, payloads_of
-from citypipe_local.simulate import simulate
+from citypipe_local.simulate import scaled_city, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 CITY = ROOT / "infra" / "cities" / "velden.yaml"
 SEED = 7  # bench/run.py's
 BATCH = 40_000  # hub messages a batch, the replay's (ReplayOptions.batch_payloads)
 COPIES = 100  # the metropolis: x100
+RUNS = 3
 
 
-def x1_objects(work: Path) -> Path:
-    """The x1 day's contributions, one Arrow IPC file per clean object (batch and source),
-    in ``work/people-x1``: simulated there, and normalized as the edge does, if absent."""
-    out = work / "people-x1"
+def day_objects(work: Path, size: int) -> Path:
+    """The x``size`` day's contributions (``bench/run.py``'s day: a scaled city simulated
+    at scale 1), one Arrow IPC file per clean object (batch and source), in
+    ``work/people-x<size>``: simulated and normalized as the edge does, if absent."""
+    out = work / f"people-x{size}"
     if out.exists():
         return out
-    captures = work / "x1" / "input"
-    city = load_city(CITY)
+    city_file = CITY if size == 1 else scaled_city(CITY, size, work / f"x{size}" / "city")
+    city = load_city(city_file)
+    captures = work / f"x{size}" / "input"
     if not captures.exists():
         simulate(city, captures, hours=24, seed=SEED, scale=1.0)
     key_for = day_keys(InMemoryKeyStore(), city.slug)
@@ -116,21 +129,23 @@ print(people_day.measure(Path(sys.argv[1]), int(sys.argv[2])))
 
 
 def _resident_mb(field: str) -> float:
+    """A field of /proc/self/status (kB: KiB) in MB."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field):
-            return int(line.split()[1]) / 1024
+            return int(line.split()[1]) * 1024 / 1e6
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def measure(objects: Path, copies: int) -> str:
-    """One day's spill and count, in this (fresh) process: the x1 objects, ``copies``
-    times, each copy's phones their own. JSON."""
+    """One day's spill and count, in this (fresh) process: the objects, ``copies`` times,
+    each copy's phones their own. JSON."""
     tables = []
     for path in sorted(objects.glob("*.arrows")):
         with pa.OSFile(str(path)) as source:
             tables.append(pa.ipc.open_stream(source).read_all())
     phones = pc.unique(pa.chunked_array([t["pseudonym"] for t in tables]).combine_chunks())
     cap = noise_of(load_city(CITY)).cap
+    Path("/proc/self/clear_refs").write_text("5")  # the high-water mark from here on
     before = _resident_mb("VmRSS")
     spill_s = 0.0
     rows = 0
@@ -156,30 +171,39 @@ def measure(objects: Path, copies: int) -> str:
         spill.remove()
     return json.dumps(
         {
-            "copies": copies,
             "phones": len(phones) * copies,
             "contributions": rows,
             "objects": len(tables) * copies,
             "cells": len(counts),
-            "spill_cpu_s": round(spill_s, 3),
-            "count_cpu_s": round(count_s, 3),
+            "cpu_s": round(spill_s + count_s, 3),
             "peak_mb": round(_resident_mb("VmHWM") - before, 1),
             "disk_mb": round(disk / 1e6, 1),
         }
     )
 
 
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def _run(code: str, objects: Path, copies: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(objects), str(copies)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    result: dict[str, float] = json.loads(out)
+    return result
+
+
 def main() -> None:
     work = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp())
     work.mkdir(parents=True, exist_ok=True)
-    objects = x1_objects(work)
+    x1, x4 = day_objects(work, 1), day_objects(work, 4)
     code = MEASURE.format(bench=str(Path(__file__).parent))
-    for copies in (1, COPIES):
-        out = subprocess.run(
-            [sys.executable, "-c", code, str(objects), str(copies)],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-        print(out.strip(), flush=True)
+    days = (("x1", x1, 1), ("x4", x4, 1), ("x1 copied 4 times", x1, 4), ("x100", x1, COPIES))
+    for name, objects, copies in days:
+        runs = [_run(code, objects, copies) for _ in range(RUNS)]
+        print(json.dumps({"day": name} | _median(runs)), flush=True)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ test (``tests/unit/test_scale_doc.py``) fails when the doc and this arithmetic p
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,19 +58,28 @@ CITY_FILE_LOAD = {
 }
 
 # The day's people release in export (its device spill and count: decision 0117), as
-# bench/people_day.py measured it on 2026-12-07 (16:49 UTC, the shared 2-core machine, a
-# fresh interpreter each). The measured days keep the simulator's 20,000 phones at every
-# size (a scaled city adds sensors, not people), so their line through x4 and x14 holds the
-# x1 day's; x100's are the x1 day's copied 100 times, each copy's phones their own. Size ->
-# phones, contributions, clean objects, CPU s (spill and count), MB above the process's
-# own at its peak, MB on scratch disk. (A second run at 17:02: x100's 22.3 CPU s, 586.0 MB.)
+# bench/people_day.py measured it on 2026-12-07 (17:06 UTC, the shared 2-core machine;
+# medians of three fresh interpreters). Day -> phones, contributions, clean objects, CPU s
+# (spill and count), MB above the process's own at its peak, MB on scratch disk. The x4
+# day is the one make bench replays (its sensors four times the x1 day's, its phones the
+# same); the copies are the x1 day's, each copy's phones pseudonyms of their own. The CPU
+# follows the contributions, which the measured days grow, not the phones: their line
+# through x4 and x14 holds it. The memory grows with the phones, and the device spill
+# with the contributions; the measured days show neither (their phones stay, and their
+# spill's bytes are the partials').
 PEOPLE_DAY = {
-    1: (18_573, 109_143, 10, 0.354, 10.5, 5.0),
-    100: (1_857_300, 10_914_300, 1_000, 26.447, 587.6, 500.2),
+    "x1": (18_573, 109_143, 10, 0.233, 10.0, 5.0),
+    "x4": (19_987, 394_589, 36, 1.036, 4.0, 18.1),
+    "x1 copied 4 times": (74_292, 436_572, 40, 0.939, 19.3, 20.0),
+    "x100": (1_857_300, 10_914_300, 1_000, 22.690, 616.2, 499.9),
 }
-LAMBDA_TMP_MB = 512 * 2**20 / 1e6  # Lambda's default /tmp: 512 MiB
-STACK_TMP_MIB = 2_048  # the export's in serverless.yml (ephemeralStorageSize)
-SCW_TMP_MB = 2**30 / 1e6  # a Scaleway function's, fixed: 1 GiB
+# Scratch disk, MB (1e6 bytes). AWS writes Lambda's /tmp in MB (512 by default, up to
+# 10,240); taken as decimal, the lower reading. Scaleway's 1,024 MiB is the root folder's,
+# fixed, and may hold the function's own files: the library's ~110 MB unzipped
+# (docs/deploy.md) is taken out of it.
+LAMBDA_TMP_MB = 512
+STACK_TMP_MB = 2_048  # the export's in serverless.yml (ephemeralStorageSize)
+SCW_TMP_MB = 2**30 / 1e6 - 110
 
 
 def measured() -> dict[float, dict[str, Any]]:
@@ -84,55 +92,65 @@ def measured() -> dict[float, dict[str, Any]]:
     return days
 
 
-def peak_at_scale(days: dict[float, dict[str, Any]]) -> float:
-    """A deployed function's highest peak (MB) at x``SCALE``, estimated: the biggest
-    measured day's highest, whose workers held that day's city read from the YAML, less
-    that, plus the x``SCALE`` city read from its city.json (its batches are the same size;
-    the city is what grows)."""
+def peak_at_scale(days: dict[float, dict[str, Any]], function: str | None = None) -> float:
+    """A deployed function's highest peak (MB) at x``SCALE`` (``function``'s, else the
+    highest of all), estimated: the biggest measured day's, whose workers held that day's
+    city read from the YAML, less that, plus the x``SCALE`` city read from its city.json
+    (its batches are the same size; the city is what grows)."""
     biggest = max(days)
     yaml_held, json_held = CITY_FILE_LOAD[int(biggest)][4], CITY_FILE_LOAD[SCALE][2]
-    return float(max(days[biggest]["peak_rss_mb"].values())) - yaml_held + json_held
+    peaks = days[biggest]["peak_rss_mb"]
+    peak = peaks[function] if function else max(peaks.values())
+    return float(peak) - yaml_held + json_held
 
 
 def people_extra(size: float) -> dict[str, float]:
-    """What the people release adds at x``size`` to the measured days, whose phones are the
-    x1 day's: its CPU s, MB at the peak and MB of scratch disk, on the line from the x1
-    day's phones to x100's (decision 0117 made its work linear)."""
-    low, high = PEOPLE_DAY[1], PEOPLE_DAY[SCALE]
+    """What the people release holds at x``size`` beyond what the measured days show:
+    memory for the phones beyond the x1 day's, on the line from its phones to x100's
+    (``PEOPLE_DAY``), and its whole device spill on disk, on the line from the x1 day's
+    contributions to x100's. Its CPU is in the measured days' line already."""
+    low, high = PEOPLE_DAY["x1"], PEOPLE_DAY[f"x{SCALE}"]
     share = (size - 1) / (SCALE - 1)
-    return {
-        "cpu_s": share * (high[3] - low[3]),
-        "mb": share * (high[4] - low[4]),
-        "disk_mb": share * (high[5] - low[5]),
-    }
+    return {"mb": share * (high[4] - low[4]), "disk_mb": low[5] + share * (high[5] - low[5])}
 
 
 def export_peak_at_scale(days: dict[float, dict[str, Any]]) -> float:
-    """Export's peak (MB) at x``SCALE``, estimated: the biggest measured day's, its YAML
-    city out and the x``SCALE`` city.json in (``peak_at_scale``), plus ``people_extra``."""
-    biggest = max(days)
-    yaml_held, json_held = CITY_FILE_LOAD[int(biggest)][4], CITY_FILE_LOAD[SCALE][2]
-    peak = float(days[biggest]["peak_rss_mb"]["export"])
-    return peak - yaml_held + json_held + people_extra(SCALE)["mb"]
+    """Export's peak (MB) at x``SCALE``: ``peak_at_scale``'s, plus the people release's
+    memory for the metropolis's phones (``people_extra``)."""
+    return peak_at_scale(days, "export") + people_extra(SCALE)["mb"]
 
 
 def scratch_mb(days: dict[float, dict[str, Any]], size: float) -> dict[str, float]:
-    """Export's scratch disk at x``size`` (MB) at its fullest: the day's partials spilled
-    (their line through x4 and x14), the people release's devices spilled beside them
-    (``PEOPLE_DAY``'s x1 and its extra) and the day's open files, written before either
-    goes (the x14 day's export sent, whatever the size: its cells are zones by windows)."""
+    """Export's scratch disk at x``size`` (MB): the day's partials, spilled by window for
+    the whole export (their line through x4 and x14); beside them, first the people
+    release's devices (``people_extra``), removed once counted, then the day's open files
+    (the x14 day's export sent, whatever the size: its cells are zones by windows)."""
     x1, x4, x14 = days[1.0], days[4.0], days[14.0]
     slope = (x14["spill"]["bytes"] - x4["spill"]["bytes"]) / (x14["readings"] - x4["readings"])
     partials = x4["spill"]["bytes"] + slope * (size * x1["readings"] - x4["readings"])
-    devices = PEOPLE_DAY[1][5] + people_extra(size)["disk_mb"]
     files = x14["usage"]["export"]["bytes_sent"] / 1e6
-    return {"partials": partials / 1e6, "devices": devices, "files": files}
+    return {"partials": partials / 1e6, "devices": people_extra(size)["disk_mb"], "files": files}
 
 
-def filled_at(grows: Callable[[float], float], limit: float) -> float:
-    """The city size (times the example) at which a figure linear in size reaches
-    ``limit``."""
-    return 1 + (limit - grows(1)) / (grows(2) - grows(1))
+def fullest_mb(days: dict[float, dict[str, Any]], size: float) -> float:
+    """The scratch disk at its fullest: the partials, and the devices or the files."""
+    disk = scratch_mb(days, size)
+    return disk["partials"] + max(disk["devices"], disk["files"])
+
+
+def filled_at(days: dict[float, dict[str, Any]], limit_mb: float) -> float:
+    """The city size (times the example) whose scratch disk at its fullest reaches
+    ``limit_mb``: partials and devices (both lines) where the devices outweigh the files."""
+
+    def spills(size: float) -> float:
+        disk = scratch_mb(days, size)
+        return disk["partials"] + disk["devices"]
+
+    size = 1 + (limit_mb - spills(1)) / (spills(2) - spills(1))
+    disk = scratch_mb(days, size)
+    if disk["devices"] < disk["files"]:
+        raise ValueError("the files outweigh the devices there: not a line")
+    return size
 
 
 def webhook_extra() -> dict[str, float]:
@@ -190,8 +208,6 @@ def metropolis(days: dict[float, dict[str, Any]]) -> dict[str, Any]:
                 x14["readings"] - x4["readings"]
             )
             cpu = x4["usage"][stage]["cpu_s"] + slope * (readings - x4["readings"])
-        if stage == "export":
-            cpu += people_extra(SCALE)["cpu_s"]
         invocations = 1 if stage == "export" else usage["invocations"] * grow
         stages[stage] = {
             "cpu_s": cpu,
@@ -327,30 +343,23 @@ def cost_table(city: dict[str, Any]) -> list[str]:
     ]
 
 
-def export_cpu_s(days: dict[float, dict[str, Any]], size: float) -> float:
-    """The day's export CPU s at x``size``: the line through x4 and x14, plus
-    ``people_extra``."""
-    x1, x4, x14 = days[1.0], days[4.0], days[14.0]
+def export_limit_scale(days: dict[float, dict[str, Any]]) -> float:
+    """The city size (times the example) whose day's export takes Lambda's 900 s at
+    1,024 MB, on the line through x4 and x14."""
+    x4, x14 = days[4.0], days[14.0]
     slope = (x14["usage"]["export"]["cpu_s"] - x4["usage"]["export"]["cpu_s"]) / (
         x14["readings"] - x4["readings"]
     )
-    line = x4["usage"]["export"]["cpu_s"] + slope * (size * x1["readings"] - x4["readings"])
-    return float(line + people_extra(size)["cpu_s"])
-
-
-def export_limit_scale(days: dict[float, dict[str, Any]]) -> float:
-    """The city size (times the example) whose day's export takes Lambda's 900 s at
-    1,024 MB (``export_cpu_s``)."""
-    return filled_at(lambda size: export_cpu_s(days, size), LAMBDA_TIMEOUT_S * AWS_VCPU["export"])
+    cpu = LAMBDA_TIMEOUT_S * AWS_VCPU["export"]
+    readings = x4["readings"] + (cpu - x4["usage"]["export"]["cpu_s"]) / slope
+    return float(readings / days[1.0]["readings"])
 
 
 def export_line(city: dict[str, Any], days: dict[float, dict[str, Any]]) -> str:
     cpu = city["stages"]["export"]["cpu_s"]
     aws, scw = cpu / AWS_VCPU["export"], cpu / SCW_VCPU["export"]
-    people = people_extra(SCALE)
     return (
-        f"The day's export: {cpu:.1f} CPU s at x{SCALE} (the line through x4 and x14, and "
-        f"{people['cpu_s']:.1f} for the people release's {SCALE} times the phones), "
+        f"The day's export: {cpu:.1f} CPU s at x{SCALE} (the line through x4 and x14), "
         f"{aws:.0f} s on a 1,024 MB Lambda function against its {LAMBDA_TIMEOUT_S} s limit "
         f"({aws / LAMBDA_TIMEOUT_S:.0%}), {scw:.0f} s on Scaleway's 2,048 MB export against "
         f"its {SCW_FUNCTION_TIMEOUT_S} s ({scw / SCW_FUNCTION_TIMEOUT_S:.0%}). On that line "
@@ -360,36 +369,31 @@ def export_line(city: dict[str, Any], days: dict[float, dict[str, Any]]) -> str:
 
 def export_room_line(days: dict[float, dict[str, Any]]) -> str:
     """Export's memory and scratch disk at x``SCALE``, against the functions' own."""
-    people = people_extra(SCALE)
     disk = scratch_mb(days, SCALE)
-
-    def scratch(size: float) -> float:
-        return sum(scratch_mb(days, size).values())
-
-    stack_full = filled_at(scratch, STACK_TMP_MIB * 2**20 / 1e6)
     return (
         f"Its memory at x{SCALE}: ~{export_peak_at_scale(days):,.0f} MB at its peak (the x14 "
         f"day's, its city read from the YAML out and x{SCALE}'s city.json in, and "
-        f"{people['mb']:.0f} for the people release's devices), of the 1,024 MB it has on "
-        f"Lambda and 2,048 on Scaleway. Its scratch disk at x{SCALE}: ~{scratch(SCALE):,.0f} "
-        f"MB at its fullest (the day's partials, {disk['partials']:,.0f} on their line "
-        f"through x4 and x14, the people release's devices, {disk['devices']:.0f}, and the "
-        f"day's files, {disk['files']:.0f}), against the {STACK_TMP_MIB:,} MiB of /tmp the "
-        f"stack gives it on Lambda (filled at x{stack_full:.0f}; "
-        f"Lambda's default 512 MiB at x{filled_at(scratch, LAMBDA_TMP_MB):.0f}) and a Scaleway "
-        f"function's fixed 1 GiB (filled at x{filled_at(scratch, SCW_TMP_MB):.0f})."
+        f"{people_extra(SCALE)['mb']:.0f} for the people release's phones), of the 1,024 MB "
+        f"it has on Lambda and 2,048 on Scaleway. Its scratch disk at x{SCALE}: "
+        f"~{fullest_mb(days, SCALE):,.0f} MB at its fullest (the day's partials, "
+        f"{disk['partials']:,.0f} on their line through x4 and x14, and the people release's "
+        f"devices, {disk['devices']:.0f}, removed before the day's files, {disk['files']:.0f}, "
+        f"are written), against the {STACK_TMP_MB:,} MB of /tmp the stack gives it on Lambda "
+        f"(filled at x{filled_at(days, STACK_TMP_MB):.0f}; Lambda's default {LAMBDA_TMP_MB} at "
+        f"x{filled_at(days, LAMBDA_TMP_MB):.0f}) and a Scaleway function's fixed 1 GiB, less "
+        f"its own files (filled at x{filled_at(days, SCW_TMP_MB):.0f})."
     )
 
 
 def people_table() -> list[str]:
     lines = [
-        "| city | phones | contributions | clean objects | CPU s, spill and count "
+        "| day | phones | contributions | clean objects | CPU s, spill and count "
         "| MB at its peak | MB on scratch disk |",
         "|---|---|---|---|---|---|---|",
     ]
-    for size, (phones, rows, objects, cpu, held, disk) in PEOPLE_DAY.items():
+    for day, (phones, rows, objects, cpu, held, disk) in PEOPLE_DAY.items():
         lines.append(
-            f"| x{size} | {_f(phones)} | {_f(rows)} | {_f(objects)} | {cpu:.2f} | {held:.1f} | "
+            f"| {day} | {_f(phones)} | {_f(rows)} | {_f(objects)} | {cpu:.2f} | {held:.1f} | "
             f"{disk:.1f} |"
         )
     return lines

@@ -122,3 +122,35 @@ def test_an_objects_devices_are_numbered_without_hashing_the_days_again(
     assert looked_among and max(looked_among) <= 21
     monkeypatch.undo()
     assert spill.counts(4, b"key") == capped_counts(tables, 4, b"key")
+
+
+def test_devices_are_numbered_in_the_order_first_seen_across_the_days_objects(
+    tmp_path: Path,
+) -> None:
+    """The spill's files are the same bytes however the numbering is made (decision 0117):
+    a device is numbered where it is first seen, in its object's order, and keeps its
+    number in every later object."""
+    a, b, c = (hashlib.sha256(name.encode()).hexdigest() for name in "abc")
+    objects = []
+    for names in ([a, b, a], [c, a], [b, c]):
+        rows = []
+        for minute, name in enumerate(names):
+            row = reading(15 * minute, zone="noord")
+            row["pseudonym"] = name
+            rows.append(row)
+        objects.append(contributions(clean(*rows), PEOPLE))
+    spill = DeviceSpill(tmp_path / "people")
+    for table in objects:
+        spill.add(table)
+    spill._close()
+    numbered: dict[int, set[int]] = {}
+    for path in sorted((tmp_path / "people").iterdir()):
+        with pa.OSFile(str(path)) as file:
+            for number in pa.ipc.open_stream(file).read_all()["pseudonym"].to_pylist():
+                numbered.setdefault(number, set()).add(int(path.stem))
+    # three devices, numbered 0, 1, 2, each in the file its number chooses
+    assert numbered == {0: {0}, 1: {1}, 2: {2}}
+    assert spill.counts(4, b"key") == capped_counts(objects, 4, b"key")
+    every = pa.concat_arrays([t["pseudonym"].combine_chunks() for t in objects])
+    assert spill._pseudonyms.to_pylist() == pc.unique(every).to_pylist()  # first seen first
+    assert sorted(spill._pseudonyms.to_pylist()) == sorted([a, b, c])

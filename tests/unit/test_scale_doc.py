@@ -68,54 +68,55 @@ Figure = Callable[[dict[str, Any], dict[float, dict[str, Any]]], float]
         ),
         ("batched\n   day's 0.7 PUT-class", 0.7, lambda c, d: scale.rates(c)["puts"]),
         ("1,260 requests a second", 1260, lambda c, d: scale.rates(c)["messages_peak"]),
-        ("~93 CPU-s at x100", 93, lambda c, d: c["stages"]["export"]["cpu_s"]),
-        ("26 of them the\n   people release's", 26, lambda c, d: scale.people_extra(100)["cpu_s"]),
+        ("~67 CPU-s at x100", 67, lambda c, d: c["stages"]["export"]["cpu_s"]),
         (
-            "~160 s on a",
-            160,
+            "~116 s on a",
+            116,
             lambda c, d: _export_s(c, scale.AWS_VCPU),
         ),
         (
-            "~83 s on Scaleway",
-            83,
+            "~60 s on Scaleway",
+            60,
             lambda c, d: _export_s(c, scale.SCW_VCPU),
         ),
-        ("at x563", 563, lambda c, d: scale.export_limit_scale(d)),
-        ("added to the export: 26 CPU-s", 26, lambda c, d: scale.people_extra(100)["cpu_s"]),
-        ("26 CPU-s, 577 MB", 577, lambda c, d: scale.people_extra(100)["mb"]),
-        ("and 495 MB of scratch disk", 495, lambda c, d: scale.people_extra(100)["disk_mb"]),
-        ("(1.86 M phones", 1.86, lambda c, d: scale.PEOPLE_DAY[100][0] / 1e6),
-        ("10.9 M contributions", 10.9, lambda c, d: scale.PEOPLE_DAY[100][1] / 1e6),
-        ("in\n  1,000 clean objects", 1000, lambda c, d: scale.PEOPLE_DAY[100][2]),
-        ("~2,001 MB at x100", 2001, lambda c, d: sum(scale.scratch_mb(d, 100).values())),
-        ("(1,488 of partials", 1488, lambda c, d: scale.scratch_mb(d, 100)["partials"]),
-        ("14 of files)", 14, lambda c, d: scale.scratch_mb(d, 100)["files"]),
-        ("500 of\n   devices", 500, lambda c, d: scale.scratch_mb(d, 100)["devices"]),
+        ("at x787", 787, lambda c, d: scale.export_limit_scale(d)),
+        ("(1.86 M phones", 1.86, lambda c, d: scale.PEOPLE_DAY["x100"][0] / 1e6),
+        ("10.9 M\n  contributions", 10.9, lambda c, d: scale.PEOPLE_DAY["x100"][1] / 1e6),
+        ("in 1,000 clean objects", 1000, lambda c, d: scale.PEOPLE_DAY["x100"][2]),
+        ("The x4 day (20 k phones", 20, lambda c, d: scale.PEOPLE_DAY["x4"][0] / 1e3),
+        ("395 k\n    contributions) took", 395, lambda c, d: scale.PEOPLE_DAY["x4"][1] / 1e3),
+        ("contributions) took 1.04 CPU-s", 1.04, lambda c, d: scale.PEOPLE_DAY["x4"][3]),
         (
-            "of `/tmp` would be full at x27",
-            27,
-            lambda c, d: scale.filled_at(
-                lambda x: sum(scale.scratch_mb(d, x).values()), scale.LAMBDA_TMP_MB
-            ),
+            "four times (74 k phones",
+            74,
+            lambda c, d: scale.PEOPLE_DAY["x1 copied 4 times"][0] / 1e3,
         ),
         (
-            "1 GiB is fixed: full at x54",
-            54,
-            lambda c, d: scale.filled_at(
-                lambda x: sum(scale.scratch_mb(d, x).values()), scale.SCW_TMP_MB
-            ),
+            "437 k\n    contributions)",
+            437,
+            lambda c, d: scale.PEOPLE_DAY["x1 copied 4 times"][1] / 1e3,
         ),
-        ("~804 MB at its peak at x100", 804, lambda c, d: scale.export_peak_at_scale(d)),
-        ("577 of it the people release's", 577, lambda c, d: scale.people_extra(100)["mb"]),
+        ("took 0.94.", 0.94, lambda c, d: scale.PEOPLE_DAY["x1 copied 4 times"][3]),
+        ("606 MB more at x100 than at x1", 606, lambda c, d: scale.people_extra(100)["mb"]),
         (
-            "~310 bytes a phone at the peak",
-            310,
+            "~330 bytes a phone",
+            330,
             lambda c, d: (
-                (scale.PEOPLE_DAY[100][4] - scale.PEOPLE_DAY[1][4])
+                (scale.PEOPLE_DAY["x100"][4] - scale.PEOPLE_DAY["x1"][4])
                 * 1e6
-                / (scale.PEOPLE_DAY[100][0] - scale.PEOPLE_DAY[1][0])
+                / (scale.PEOPLE_DAY["x100"][0] - scale.PEOPLE_DAY["x1"][0])
             ),
         ),
+        ("scratch disk: 500 MB at x100", 500, lambda c, d: scale.people_extra(100)["disk_mb"]),
+        ("~1,987 MB at x100", 1987, lambda c, d: scale.fullest_mb(d, 100)),
+        ("(1,488 of partials", 1488, lambda c, d: scale.scratch_mb(d, 100)["partials"]),
+        ("500 of\n   devices;", 500, lambda c, d: scale.scratch_mb(d, 100)["devices"]),
+        ("the files are 14)", 14, lambda c, d: scale.scratch_mb(d, 100)["files"]),
+        ("`/tmp` would be full at x27", 27, lambda c, d: scale.filled_at(d, scale.LAMBDA_TMP_MB)),
+        ("and is full at\n     x103", 103, lambda c, d: scale.filled_at(d, scale.STACK_TMP_MB)),
+        ("it is full at x49", 49, lambda c, d: scale.filled_at(d, scale.SCW_TMP_MB)),
+        ("~834 MB at the export's peak", 834, lambda c, d: scale.export_peak_at_scale(d)),
+        ("606 of it the people", 606, lambda c, d: scale.people_extra(100)["mb"]),
         (
             "LocalStack spent 104 s of wall time",
             104,
@@ -217,28 +218,27 @@ def test_the_measured_days_keep_the_examples_phones_and_the_people_day_adds_a_ci
 
     assert POPULATION == 20_000 and "the simulator's 20,000 phones" in " ".join(DOC.split())
     assert "scale=min(scale, 1.0)" in (ROOT / "bench" / "run.py").read_text()
-    x1, x100 = scale.PEOPLE_DAY[1], scale.PEOPLE_DAY[100]
-    assert x1[0] <= POPULATION  # the phones seen in the x1 day: some of the population
+    day = scale.PEOPLE_DAY
+    x1, x4, x100 = day["x1"], day["x4"], day["x100"]
+    assert x1[0] <= x4[0] <= POPULATION  # the phones seen in a day: some of the population
+    assert day["x1 copied 4 times"][:3] == (4 * x1[0], 4 * x1[1], 4 * x1[2])
     assert x100[:3] == (100 * x1[0], 100 * x1[1], 100 * x1[2])  # copies, phones their own
+    # "its CPU follows the contributions, not the phones": four times the phones and about
+    # as many contributions cost no more than the x4 day
+    assert day["x1 copied 4 times"][3] <= x4[3] * 1.1
     assert "x100 has 46 times those objects times phones" in " ".join(DOC.split())
     assert round(x100[2] * x100[0] / (200 * 200_000)) == 46
     deploy = " ".join((ROOT / "docs" / "deploy.md").read_text().split())
     days = scale.measured()
-
-    def scratch(size: float) -> float:
-        return sum(scale.scratch_mb(days, size).values())
-
-    lambda_full = scale.filled_at(scratch, scale.LAMBDA_TMP_MB)
-    stack_full = scale.filled_at(scratch, scale.STACK_TMP_MIB * 2**20 / 1e6)
-    scaleway_full = scale.filled_at(scratch, scale.SCW_TMP_MB)
+    lambda_full = scale.filled_at(days, scale.LAMBDA_TMP_MB)
+    stack_full = scale.filled_at(days, scale.STACK_TMP_MB)
+    scaleway_full = scale.filled_at(days, scale.SCW_TMP_MB)
     assert f"it fills at about {lambda_full:.0f} times the example" in deploy
+    assert "devices are spilled beside the partials too, and removed before the files" in deploy
     assert f"`serverless.yml`, up to 10,240), full at about {stack_full:.0f} times" in deploy
-    assert f"fixed 1 GiB, full at about {scaleway_full:.0f} times the example" in deploy
-    doc = " ".join(DOC.split())
-    assert f"full at x{stack_full:.0f}. A Scaleway function's 1 GiB is fixed: full at" in doc
-    assert f"would be full at x{lambda_full:.0f}, so the stack gives the export" in doc
-    assert f"ephemeralStorageSize: {scale.STACK_TMP_MIB}\n" in (ROOT / "serverless.yml").read_text()
-    assert f"({x1[5]:.0f} MB at x1, growing with the city's phones" in deploy
+    assert f"full at about {scaleway_full:.0f} times the example" in deploy
+    assert f"({x1[5]:.0f} MB at x1, growing with the city's" in deploy.replace("( 5", "(5")
+    assert f"ephemeralStorageSize: {scale.STACK_TMP_MB}\n" in (ROOT / "serverless.yml").read_text()
 
 
 def test_the_exports_scratch_disk_costs_fractions_of_a_cent_a_month() -> None:
@@ -247,6 +247,6 @@ def test_the_exports_scratch_disk_costs_fractions_of_a_cent_a_month() -> None:
     over the metropolis's export seconds every day, is still under a cent a month."""
     city = scale.metropolis(scale.measured())
     seconds = city["stages"]["export"]["cpu_s"] / scale.AWS_VCPU["export"]
-    extra_gb = (scale.STACK_TMP_MIB - 512) / 1024
+    extra_gb = (scale.STACK_TMP_MB - 512) / 1024
     assert "fractions of a cent a month" in " ".join(DOC.split())
     assert extra_gb * seconds * 30 * 10 * 0.0000000309 < 0.01

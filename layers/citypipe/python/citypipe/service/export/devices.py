@@ -11,9 +11,12 @@ cell of a device is in one file, so each device is bounded from its whole day, a
 is exactly the whole day's counts, whatever the grouping.
 
 No pseudonym is written to disk: a device is spilled as its number in this export's
-memory (the pseudonyms, a few MB a day), and given its pseudonym back when its file is
-read (the ranking that chooses a device's cells is keyed by it). A run killed mid-way
-leaves numbers in scratch, not pseudonyms that could outlive their key.
+memory, and given its pseudonym back when its file is read (the ranking that chooses a
+device's cells is keyed by it). A run killed mid-way leaves numbers in scratch, not
+pseudonyms that could outlive their key. A day's spill and count held 10 MB at the
+example city's 18,573 phones and 616 MB at 1.86 M, ~330 bytes a phone
+(``bench/people_day.py``): most of it the numbers, kept by pseudonym while the day is
+spilled.
 """
 
 from __future__ import annotations
@@ -96,7 +99,8 @@ class DeviceSpill:
         if not self._counted:  # the numbers as an array: about a third of the dict's memory
             self._counted = True
             self._close()
-            self._pseudonyms = pa.array(list(self._numbers), pa.string())
+            numbers = self._numbers
+            self._pseudonyms = pa.array(iter(numbers), pa.string(), size=len(numbers))
             self._numbers = {}
         group: list[pa.Table] = []
         size = 0
