@@ -30,6 +30,7 @@ metropolis's day takes a minute a run).
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import statistics
@@ -43,6 +44,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from citypipe.core.columnar import release_unused
 from citypipe.core.disclosure import noise_of
 from citypipe.core.ingest import normalize
 from citypipe.core.people import contributions
@@ -145,6 +147,8 @@ def measure(objects: Path, copies: int) -> str:
             tables.append(pa.ipc.open_stream(source).read_all())
     phones = pc.unique(pa.chunked_array([t["pseudonym"] for t in tables]).combine_chunks())
     cap = noise_of(load_city(CITY)).cap
+    gc.collect()
+    release_unused()  # what loading freed, given back before the baseline is read
     Path("/proc/self/clear_refs").write_text("5")  # the high-water mark from here on
     before = _resident_mb("VmRSS")
     spill_s = 0.0

@@ -33,6 +33,7 @@ S3_PUT_PER_PREFIX_S = 3_500
 S3_GET_PER_PREFIX_S = 5_500
 SCW_REQUESTS_PER_BUCKET_S = 1_000
 LAMBDA_TIMEOUT_S = 900
+STACK_EXPORT_TIMEOUT_S = 600  # the export's in serverless.yml: raise it to 900 for a big city
 SCW_FUNCTION_TIMEOUT_S = 900  # the export function's in infra/scaleway/serverless.yml
 SCW_MAX_INSTANCES = 50  # per function, one request at a time each
 # A function's share of a vCPU at its memory: Lambda a full vCPU at 1,769 MB; Scaleway
@@ -58,8 +59,9 @@ CITY_FILE_LOAD = {
 }
 
 # The day's people release in export (its device spill and count: decision 0117), as
-# bench/people_day.py measured it on 2026-12-07 (17:06 UTC, the shared 2-core machine;
-# medians of three fresh interpreters). Day -> phones, contributions, clean objects, CPU s
+# bench/people_day.py measured it on 2026-12-07 (17:20 UTC, the shared 2-core machine;
+# medians of three fresh interpreters, the memory above a baseline read once what loading
+# freed was given back). Day -> phones, contributions, clean objects, CPU s
 # (spill and count), MB above the process's own at its peak, MB on scratch disk. The x4
 # day is the one make bench replays (its sensors four times the x1 day's, its phones the
 # same); the copies are the x1 day's, each copy's phones pseudonyms of their own. The CPU
@@ -68,18 +70,28 @@ CITY_FILE_LOAD = {
 # with the contributions; the measured days show neither (their phones stay, and their
 # spill's bytes are the partials').
 PEOPLE_DAY = {
-    "x1": (18_573, 109_143, 10, 0.233, 10.0, 5.0),
-    "x4": (19_987, 394_589, 36, 1.036, 4.0, 18.1),
-    "x1 copied 4 times": (74_292, 436_572, 40, 0.939, 19.3, 20.0),
-    "x100": (1_857_300, 10_914_300, 1_000, 22.690, 616.2, 499.9),
+    "x1": (18_573, 109_143, 10, 0.234, 46.2, 5.0),
+    "x4": (19_987, 394_589, 36, 0.961, 52.0, 18.1),
+    "x1 copied 4 times": (74_292, 436_572, 40, 0.793, 56.7, 20.0),
+    "x100": (1_857_300, 10_914_300, 1_000, 22.096, 746.3, 499.9),
 }
 # Scratch disk, MB (1e6 bytes). AWS writes Lambda's /tmp in MB (512 by default, up to
 # 10,240); taken as decimal, the lower reading. Scaleway's 1,024 MiB is the root folder's,
 # fixed, and may hold the function's own files: the library's ~110 MB unzipped
 # (docs/deploy.md) is taken out of it.
 LAMBDA_TMP_MB = 512
+# lz4 on the export's spills, as Scaleway's export writes them (CITYPIPE_EXPORT__COMPRESS_
+# SPILLS, decision 0118): how many times smaller it made them, and the CPU s it added per
+# MB spilled (uncompressed, spill and read back), on the x4 day's partials (8.84 -> 3.98 MB,
+# 0.31 -> 0.45 CPU s) and its people release's devices (18.09 -> 7.21 MB, 0.94 -> 1.20 CPU
+# s, spill and count); best of four, 2026-12-07, the shared 2-core machine.
+LZ4 = {
+    "partials": (8.84 / 3.98, (0.445 - 0.310) / 8.84),
+    "devices": (18.09 / 7.21, (1.197 - 0.936) / 18.09),
+}
 STACK_TMP_MB = 2_048  # the export's in serverless.yml (ephemeralStorageSize)
-SCW_TMP_MB = 2**30 / 1e6 - 110
+LIBRARY_MB = 110  # the layer unzipped (docs/deploy.md), as a Scaleway function's files
+SCW_TMP_MB = 2**30 / 1e6 - LIBRARY_MB
 
 
 def measured() -> dict[float, dict[str, Any]]:
@@ -120,37 +132,51 @@ def export_peak_at_scale(days: dict[float, dict[str, Any]]) -> float:
     return peak_at_scale(days, "export") + people_extra(SCALE)["mb"]
 
 
-def scratch_mb(days: dict[float, dict[str, Any]], size: float) -> dict[str, float]:
+def scratch_mb(
+    days: dict[float, dict[str, Any]], size: float, compressed: bool = False
+) -> dict[str, float]:
     """Export's scratch disk at x``size`` (MB): the day's partials, spilled by window for
     the whole export (their line through x4 and x14); beside them, first the people
     release's devices (``people_extra``), removed once counted, then the day's open files
-    (the x14 day's export sent, whatever the size: its cells are zones by windows)."""
+    (the x14 day's export sent, whatever the size: its cells are zones by windows). The
+    spills ``compressed`` (``LZ4``) or not."""
     x1, x4, x14 = days[1.0], days[4.0], days[14.0]
     slope = (x14["spill"]["bytes"] - x4["spill"]["bytes"]) / (x14["readings"] - x4["readings"])
-    partials = x4["spill"]["bytes"] + slope * (size * x1["readings"] - x4["readings"])
+    partials = (x4["spill"]["bytes"] + slope * (size * x1["readings"] - x4["readings"])) / 1e6
+    devices = people_extra(size)["disk_mb"]
+    if compressed:
+        partials, devices = partials / LZ4["partials"][0], devices / LZ4["devices"][0]
     files = x14["usage"]["export"]["bytes_sent"] / 1e6
-    return {"partials": partials / 1e6, "devices": people_extra(size)["disk_mb"], "files": files}
+    return {"partials": partials, "devices": devices, "files": files}
 
 
-def fullest_mb(days: dict[float, dict[str, Any]], size: float) -> float:
+def fullest_mb(days: dict[float, dict[str, Any]], size: float, compressed: bool = False) -> float:
     """The scratch disk at its fullest: the partials, and the devices or the files."""
-    disk = scratch_mb(days, size)
+    disk = scratch_mb(days, size, compressed)
     return disk["partials"] + max(disk["devices"], disk["files"])
 
 
-def filled_at(days: dict[float, dict[str, Any]], limit_mb: float) -> float:
+def filled_at(
+    days: dict[float, dict[str, Any]], limit_mb: float, compressed: bool = False
+) -> float:
     """The city size (times the example) whose scratch disk at its fullest reaches
     ``limit_mb``: partials and devices (both lines) where the devices outweigh the files."""
 
     def spills(size: float) -> float:
-        disk = scratch_mb(days, size)
+        disk = scratch_mb(days, size, compressed)
         return disk["partials"] + disk["devices"]
 
     size = 1 + (limit_mb - spills(1)) / (spills(2) - spills(1))
-    disk = scratch_mb(days, size)
+    disk = scratch_mb(days, size, compressed)
     if disk["devices"] < disk["files"]:
         raise ValueError("the files outweigh the devices there: not a line")
     return size
+
+
+def lz4_cpu_s(days: dict[float, dict[str, Any]], size: float) -> float:
+    """The CPU s lz4 adds to the day's export at x``size`` (``LZ4``)."""
+    disk = scratch_mb(days, size)
+    return sum(disk[part] * LZ4[part][1] for part in ("partials", "devices"))
 
 
 def webhook_extra() -> dict[str, float]:
@@ -343,14 +369,16 @@ def cost_table(city: dict[str, Any]) -> list[str]:
     ]
 
 
-def export_limit_scale(days: dict[float, dict[str, Any]]) -> float:
-    """The city size (times the example) whose day's export takes Lambda's 900 s at
-    1,024 MB, on the line through x4 and x14."""
+def export_limit_scale(
+    days: dict[float, dict[str, Any]], timeout_s: float = LAMBDA_TIMEOUT_S
+) -> float:
+    """The city size (times the example) whose day's export takes ``timeout_s`` (Lambda's
+    900 s) at 1,024 MB, on the line through x4 and x14."""
     x4, x14 = days[4.0], days[14.0]
     slope = (x14["usage"]["export"]["cpu_s"] - x4["usage"]["export"]["cpu_s"]) / (
         x14["readings"] - x4["readings"]
     )
-    cpu = LAMBDA_TIMEOUT_S * AWS_VCPU["export"]
+    cpu = timeout_s * AWS_VCPU["export"]
     readings = x4["readings"] + (cpu - x4["usage"]["export"]["cpu_s"]) / slope
     return float(readings / days[1.0]["readings"])
 
@@ -363,13 +391,16 @@ def export_line(city: dict[str, Any], days: dict[float, dict[str, Any]]) -> str:
         f"{aws:.0f} s on a 1,024 MB Lambda function against its {LAMBDA_TIMEOUT_S} s limit "
         f"({aws / LAMBDA_TIMEOUT_S:.0%}), {scw:.0f} s on Scaleway's 2,048 MB export against "
         f"its {SCW_FUNCTION_TIMEOUT_S} s ({scw / SCW_FUNCTION_TIMEOUT_S:.0%}). On that line "
-        f"the export reaches Lambda's limit at 1,024 MB at x{export_limit_scale(days):.0f}."
+        f"the export reaches Lambda's limit at 1,024 MB at x{export_limit_scale(days):.0f} "
+        f"(the {STACK_EXPORT_TIMEOUT_S} s the stack gives it at "
+        f"x{export_limit_scale(days, STACK_EXPORT_TIMEOUT_S):.0f})."
     )
 
 
 def export_room_line(days: dict[float, dict[str, Any]]) -> str:
     """Export's memory and scratch disk at x``SCALE``, against the functions' own."""
     disk = scratch_mb(days, SCALE)
+    scw_cpu = metropolis(days)["stages"]["export"]["cpu_s"] + lz4_cpu_s(days, SCALE)
     return (
         f"Its memory at x{SCALE}: ~{export_peak_at_scale(days):,.0f} MB at its peak (the x14 "
         f"day's, its city read from the YAML out and x{SCALE}'s city.json in, and "
@@ -380,8 +411,12 @@ def export_room_line(days: dict[float, dict[str, Any]]) -> str:
         f"devices, {disk['devices']:.0f}, removed before the day's files, {disk['files']:.0f}, "
         f"are written), against the {STACK_TMP_MB:,} MB of /tmp the stack gives it on Lambda "
         f"(filled at x{filled_at(days, STACK_TMP_MB):.0f}; Lambda's default {LAMBDA_TMP_MB} at "
-        f"x{filled_at(days, LAMBDA_TMP_MB):.0f}) and a Scaleway function's fixed 1 GiB, less "
-        f"its own files (filled at x{filled_at(days, SCW_TMP_MB):.0f})."
+        f"x{filled_at(days, LAMBDA_TMP_MB):.0f}). A Scaleway function's fixed 1 GiB, less its "
+        f"own files, would be filled at x{filled_at(days, SCW_TMP_MB):.0f}: there the export "
+        f"compresses its spills (lz4), ~{fullest_mb(days, SCALE, compressed=True):,.0f} MB at "
+        f"x{SCALE} (filled at x{filled_at(days, SCW_TMP_MB, compressed=True):.0f}), for "
+        f"{lz4_cpu_s(days, SCALE):.0f} CPU s more: {scw_cpu:.0f} CPU s, "
+        f"{scw_cpu / SCW_VCPU['export']:.0f} s of its {SCW_FUNCTION_TIMEOUT_S}."
     )
 
 

@@ -124,33 +124,41 @@ def test_an_objects_devices_are_numbered_without_hashing_the_days_again(
     assert spill.counts(4, b"key") == capped_counts(tables, 4, b"key")
 
 
-def test_devices_are_numbered_in_the_order_first_seen_across_the_days_objects(
-    tmp_path: Path,
-) -> None:
-    """The spill's files are the same bytes however the numbering is made (decision 0117):
-    a device is numbered where it is first seen, in its object's order, and keeps its
-    number in every later object."""
-    a, b, c = (hashlib.sha256(name.encode()).hexdigest() for name in "abc")
-    objects = []
-    for names in ([a, b, a], [c, a], [b, c]):
-        rows = []
-        for minute, name in enumerate(names):
-            row = reading(15 * minute, zone="noord")
-            row["pseudonym"] = name
-            rows.append(row)
-        objects.append(contributions(clean(*rows), PEOPLE))
-    spill = DeviceSpill(tmp_path / "people")
-    for table in objects:
-        spill.add(table)
-    spill._close()
-    numbered: dict[int, set[int]] = {}
-    for path in sorted((tmp_path / "people").iterdir()):
-        with pa.OSFile(str(path)) as file:
-            for number in pa.ipc.open_stream(file).read_all()["pseudonym"].to_pylist():
-                numbered.setdefault(number, set()).add(int(path.stem))
-    # three devices, numbered 0, 1, 2, each in the file its number chooses
-    assert numbered == {0: {0}, 1: {1}, 2: {2}}
-    assert spill.counts(4, b"key") == capped_counts(objects, 4, b"key")
-    every = pa.concat_arrays([t["pseudonym"].combine_chunks() for t in objects])
-    assert spill._pseudonyms.to_pylist() == pc.unique(every).to_pylist()  # first seen first
-    assert sorted(spill._pseudonyms.to_pylist()) == sorted([a, b, c])
+class _HashedPerObject(DeviceSpill):
+    """A spill that numbers each object's rows as the spill before decision 0117 did (its
+    devices looked up among all the day's, in Arrow) and checks, row by row, that the
+    numbers are the dict's, before writing them as ever: the numbering is the files' only
+    difference."""
+
+    def add(self, contributed: pa.Table) -> None:
+        column = contributed.schema.get_field_index("pseudonym")
+        pseudonyms = contributed.column(column).combine_chunks()
+        known = pa.array(list(self._numbers), pa.string())
+        seen = pc.unique(pseudonyms)
+        new = seen.filter(pc.invert(pc.is_in(seen, value_set=known)))
+        for name in new.to_pylist():
+            self._numbers[name] = len(self._numbers)
+        day = pa.array(list(self._numbers), pa.string())
+        device = pc.index_in(pseudonyms, value_set=day, skip_nulls=False).cast(pa.int32())
+        own = dict(zip(day.to_pylist(), range(len(day)), strict=True))
+        assert device.to_pylist() == [own[p] for p in pseudonyms.to_pylist()]
+        super().add(contributed)
+
+
+def test_the_spills_files_are_the_bytes_the_numbering_before_0117_wrote(tmp_path: Path) -> None:
+    """A device is numbered where it is first seen, in its object's order, and keeps its
+    number in every later object, as before decision 0117: a day of 300 devices (past the
+    64 files), one null and some not hex, numbered both ways row by row alike, gives the
+    same files byte for byte."""
+    tables = a_day(random.Random(11), people=300)
+    tables[2] = tables[2].set_column(
+        0, "pseudonym", pa.array([None, *tables[2]["pseudonym"].to_pylist()[1:]], pa.string())
+    )
+    spilled = {}
+    for name, spill_type in (("now", DeviceSpill), ("before", _HashedPerObject)):
+        spill = spill_type(tmp_path / name)
+        for table in tables:
+            spill.add(table)
+        spill._close()
+        spilled[name] = {p.name: p.read_bytes() for p in sorted((tmp_path / name).iterdir())}
+    assert len(spilled["now"]) == 64 and spilled["now"] == spilled["before"]

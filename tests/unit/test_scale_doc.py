@@ -85,7 +85,7 @@ Figure = Callable[[dict[str, Any], dict[float, dict[str, Any]]], float]
         ("in 1,000 clean objects", 1000, lambda c, d: scale.PEOPLE_DAY["x100"][2]),
         ("The x4 day (20 k phones", 20, lambda c, d: scale.PEOPLE_DAY["x4"][0] / 1e3),
         ("395 k\n    contributions) took", 395, lambda c, d: scale.PEOPLE_DAY["x4"][1] / 1e3),
-        ("contributions) took 1.04 CPU-s", 1.04, lambda c, d: scale.PEOPLE_DAY["x4"][3]),
+        ("contributions) took 0.96 CPU-s", 0.96, lambda c, d: scale.PEOPLE_DAY["x4"][3]),
         (
             "four times (74 k phones",
             74,
@@ -96,11 +96,11 @@ Figure = Callable[[dict[str, Any], dict[float, dict[str, Any]]], float]
             437,
             lambda c, d: scale.PEOPLE_DAY["x1 copied 4 times"][1] / 1e3,
         ),
-        ("took 0.94.", 0.94, lambda c, d: scale.PEOPLE_DAY["x1 copied 4 times"][3]),
-        ("606 MB more at x100 than at x1", 606, lambda c, d: scale.people_extra(100)["mb"]),
+        ("took 0.79.", 0.79, lambda c, d: scale.PEOPLE_DAY["x1 copied 4 times"][3]),
+        ("700 MB more at x100 than at x1", 700, lambda c, d: scale.people_extra(100)["mb"]),
         (
-            "~330 bytes a phone",
-            330,
+            "~380 bytes a phone",
+            380,
             lambda c, d: (
                 (scale.PEOPLE_DAY["x100"][4] - scale.PEOPLE_DAY["x1"][4])
                 * 1e6
@@ -114,9 +114,29 @@ Figure = Callable[[dict[str, Any], dict[float, dict[str, Any]]], float]
         ("the files are 14)", 14, lambda c, d: scale.scratch_mb(d, 100)["files"]),
         ("`/tmp` would be full at x27", 27, lambda c, d: scale.filled_at(d, scale.LAMBDA_TMP_MB)),
         ("and is full at\n     x103", 103, lambda c, d: scale.filled_at(d, scale.STACK_TMP_MB)),
-        ("it is full at x49", 49, lambda c, d: scale.filled_at(d, scale.SCW_TMP_MB)),
-        ("~834 MB at the export's peak", 834, lambda c, d: scale.export_peak_at_scale(d)),
-        ("606 of it the people", 606, lambda c, d: scale.people_extra(100)["mb"]),
+        ("it would be full at x49", 49, lambda c, d: scale.filled_at(d, scale.SCW_TMP_MB)),
+        ("~869 MB at x100", 869, lambda c, d: scale.fullest_mb(d, 100, compressed=True)),
+        (
+            "full at x111, for",
+            111,
+            lambda c, d: scale.filled_at(d, scale.SCW_TMP_MB, compressed=True),
+        ),
+        ("~30 CPU-s more", 30, lambda c, d: scale.lz4_cpu_s(d, 100)),
+        (
+            "(~97 CPU-s, ~86 s of its 900)",
+            97,
+            lambda c, d: c["stages"]["export"]["cpu_s"] + scale.lz4_cpu_s(d, 100),
+        ),
+        (
+            "(~97 CPU-s, ~86 s of its 900)",
+            86,
+            lambda c, d: (
+                (c["stages"]["export"]["cpu_s"] + scale.lz4_cpu_s(d, 100))
+                / scale.SCW_VCPU["export"]
+            ),
+        ),
+        ("~928 MB at the export's peak", 928, lambda c, d: scale.export_peak_at_scale(d)),
+        ("700 of it the people", 700, lambda c, d: scale.people_extra(100)["mb"]),
         (
             "LocalStack spent 104 s of wall time",
             104,
@@ -237,6 +257,8 @@ def test_the_measured_days_keep_the_examples_phones_and_the_people_day_adds_a_ci
     assert "devices are spilled beside the partials too, and removed before the files" in deploy
     assert f"`serverless.yml`, up to 10,240), full at about {stack_full:.0f} times" in deploy
     assert f"full at about {scaleway_full:.0f} times the example" in deploy
+    compressed_full = scale.filled_at(days, scale.SCW_TMP_MB, compressed=True)
+    assert f"full at about {compressed_full:.0f} times the example" in deploy
     assert f"({x1[5]:.0f} MB at x1, growing with the city's" in deploy.replace("( 5", "(5")
     assert f"ephemeralStorageSize: {scale.STACK_TMP_MB}\n" in (ROOT / "serverless.yml").read_text()
 
@@ -250,3 +272,69 @@ def test_the_exports_scratch_disk_costs_fractions_of_a_cent_a_month() -> None:
     extra_gb = (scale.STACK_TMP_MB - 512) / 1024
     assert "fractions of a cent a month" in " ".join(DOC.split())
     assert extra_gb * seconds * 30 * 10 * 0.0000000309 < 0.01
+
+
+def test_decision_118_quotes_the_arithmetic_and_the_measurement_it_rests_on() -> None:
+    days = scale.measured()
+    city = scale.metropolis(days)
+    record = " ".join(
+        (ROOT / "docs" / "decisions" / "0118-scaleway-s-export-compresses-its-spills.md")
+        .read_text()
+        .split()
+    )
+    cpu = city["stages"]["export"]["cpu_s"] + scale.lz4_cpu_s(days, 100)
+    assert f"the spills take ~{scale.fullest_mb(days, 100, compressed=True):,.0f} MB" in record
+    full = scale.filled_at(days, scale.SCW_TMP_MB, compressed=True)
+    assert f"full at about {full:.0f} times the example" in record
+    assert f"~{scale.lz4_cpu_s(days, 100):.0f} CPU-s more: ~{cpu:.0f} CPU-s" in record
+    assert f"~{cpu / scale.SCW_VCPU['export']:.0f} s of its 900" in record
+    assert f"would be full at about {scale.filled_at(days, scale.SCW_TMP_MB):.0f} times" in record
+    # the table the ratios and costs come from
+    assert "| 8.84 MB | 3.98 MB | 0.31 | 0.45 |" in record
+    assert "| 18.09 MB | 7.21 MB | 0.94 | 1.20 |" in record
+    assert round(scale.LZ4["partials"][0], 1) == 2.2 and round(scale.LZ4["devices"][0], 1) == 2.5
+
+
+def test_the_stacks_own_export_settings_are_the_ones_the_doc_reasons_with() -> None:
+    import yaml
+
+    export = yaml.safe_load((ROOT / "serverless.yml").read_text())["functions"]["export"]
+    assert export["timeout"] == scale.STACK_EXPORT_TIMEOUT_S
+    assert export["ephemeralStorageSize"] == scale.STACK_TMP_MB
+    days = scale.measured()
+    doc = " ".join(DOC.split())
+    limit = scale.export_limit_scale(days, scale.STACK_EXPORT_TIMEOUT_S)
+    assert f"The stack gives the export 600 s, reached at x{limit:.0f}" in doc
+    deploy = " ".join((ROOT / "docs" / "deploy.md").read_text().split())
+    assert f"~{scale.LIBRARY_MB} MB unzipped against a 200 MB budget" in deploy
+    assert f"less the library's ~{scale.LIBRARY_MB} MB, in case its files" in deploy
+    assert f"Less the library's ~{scale.LIBRARY_MB} MB, in case its files" in doc
+
+
+def test_the_people_days_figures_quoted_elsewhere_are_bench_people_days() -> None:
+    """Decision 0117, the device spill's docstring and docs/benchmarks.md's history quote
+    bench/people_day.py's committed run (``scale.PEOPLE_DAY``)."""
+    from citypipe.service.export import devices
+
+    day = scale.PEOPLE_DAY
+    x1, x4, four, x100 = day["x1"], day["x4"], day["x1 copied 4 times"], day["x100"]
+    per_phone = (x100[4] - x1[4]) * 1e6 / (x100[0] - x1[0])
+
+    def read(*path: str) -> str:
+        return " ".join((ROOT.joinpath(*path)).read_text().split())
+
+    record = read("docs", "decisions", "0117-the-day-s-devices-numbered-once-each.md")
+    assert f"{x4[3]:.2f} CPU-s for the x4 day" in record
+    assert f"{four[3]:.2f} for the x1 day copied four times" in record
+    assert f"{x1[4]:.0f} MB at the x1 day's {x1[0]:,}, {x100[4]:.0f} MB" in record
+    assert f"~{round(per_phone, -1):.0f} bytes a phone" in record
+    docstring = " ".join((devices.__doc__ or "").split())
+    assert f"held {x1[4]:.0f} MB at the example city's {x1[0]:,} phones" in docstring
+    assert f"and {x100[4]:.0f} MB at 1.86 M, ~{round(per_phone, -1):.0f} bytes a phone" in docstring
+    history = read("docs", "benchmarks.md")
+    for name, (phones, rows, _, cpu, held, disk) in (
+        ("x1", x1), ("x4", x4), ("x1 copied four times", four), ("x1 copied 100 times", x100)
+    ):  # fmt: skip
+        digits = 1 if name.endswith("100 times") else 2
+        row = f"| {name} | {phones:,} | {rows:,} | {cpu:.{digits}f} | {held:.0f} | {disk:.0f} |"
+        assert row in history, row

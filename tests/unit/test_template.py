@@ -354,11 +354,12 @@ def test_the_api_may_list_and_read_the_published_prefix_and_nothing_else(
 @pytest.mark.slow
 def test_the_export_has_the_scratch_disk_a_big_citys_day_needs(resources: dict[str, Any]) -> None:
     """/tmp holds the day's spills and files: ~2 GB at 100 times the example (docs/scale.md),
-    where Lambda's default is 512 MiB."""
+    where Lambda's default is 512 MB."""
     storage = resources["ExportLambdaFunction"]["Properties"]["EphemeralStorage"]
     assert storage == {"Size": 2048}
 
 
+@pytest.mark.slow
 def test_the_api_answers_get_on_its_path_only(resources: dict[str, Any]) -> None:
     routes = [r["Properties"] for r in of_type(resources, "AWS::ApiGatewayV2::Route").values()]
     api = sorted(r["RouteKey"] for r in routes if "features" in r["RouteKey"])

@@ -31,10 +31,12 @@ log = logging.getLogger("citypipe")
 
 
 class TempScratch(Scratch):
-    """Directories under ``root`` (the temporary folder by default)."""
+    """Directories under ``root`` (the temporary folder by default); ``compressed``:
+    spills into them are compressed."""
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, compressed: bool = False) -> None:
         self.root = root
+        self.compressed = compressed
 
     @contextlib.contextmanager
     def directory(self) -> Iterator[Path]:

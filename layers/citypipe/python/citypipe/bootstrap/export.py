@@ -38,4 +38,5 @@ def cold_start() -> FunctionApp:
 
     settings = Settings()
     deps = deps_from(settings)
-    return build(deps, ExportPorts(key_store_from(settings, deps), TempScratch()))
+    scratch = TempScratch(compressed=settings.export.compress_spills)
+    return build(deps, ExportPorts(key_store_from(settings, deps), scratch))

@@ -101,12 +101,14 @@ def export_day(
     done = False
     if pending:
         with ports.scratch.directory() as scratch:
-            partials = spill_day(deps, bucket, [i.key for i in infos], scratch / "partials")
+            compressed = ports.scratch.compressed
+            keys = [i.key for i in infos]
+            partials = spill_day(deps, bucket, keys, scratch / "partials", compressed)
             # cells of a family the city no longer declares are still published and counted
             known = {t.slug for t in themes_of(deps.city)}
             extra = {theme_of(q).slug: theme_of(q) for q in partials.quantities()}
             pending += [extra[slug] for slug in sorted(set(extra) - known)]
-            people = _people_days(deps, ports.keys, day, pending, partials, failures, due, scratch)
+            people = _people_days(deps, ports, day, pending, partials, failures, due, scratch)
             releases = {slug: found.release for slug, found in people.items()}
             written = write_themes(
                 deps, day, pending, partials, scratch, group_rows, failures, releases
@@ -134,7 +136,7 @@ def export_day(
 
 def _people_days(
     deps: Deps,
-    keys: KeyStore,
+    ports: ExportPorts,
     day: str,
     themes: list[Theme],
     partials: DayPartials,
@@ -157,8 +159,11 @@ def _people_days(
             continue
         try:
             people = (
-                people_day(deps, keys, theme.slug, day, declared, due, scratch) if declared
-                else withheld(deps, keys, COUNTER_REMOVED)
+                people_day(
+                    deps, ports.keys, theme.slug, day, declared, due, scratch,
+                    compressed=ports.scratch.compressed,
+                ) if declared
+                else withheld(deps, ports.keys, COUNTER_REMOVED)
             )  # fmt: skip
         except Exception as exc:  # one theme's failure must not block the others
             failures.add(theme, day, exc)

@@ -13,8 +13,8 @@ is exactly the whole day's counts, whatever the grouping.
 No pseudonym is written to disk: a device is spilled as its number in this export's
 memory, and given its pseudonym back when its file is read (the ranking that chooses a
 device's cells is keyed by it). A run killed mid-way leaves numbers in scratch, not
-pseudonyms that could outlive their key. A day's spill and count held 10 MB at the
-example city's 18,573 phones and 616 MB at 1.86 M, ~330 bytes a phone
+pseudonyms that could outlive their key. A day's spill and count held 46 MB at the
+example city's 18,573 phones and 746 MB at 1.86 M, ~380 bytes a phone more
 (``bench/people_day.py``): most of it the numbers, kept by pseudonym while the day is
 spilled.
 """
@@ -31,19 +31,20 @@ import pyarrow.compute as pc
 
 from citypipe.core.columnar import release_unused
 from citypipe.core.people import CellKey, capped_cells, capped_counts, summed
+from citypipe.service.export.spill import spill_options
 
 GROUP_ROWS = 20_000  # contributions bounded at once (Arrow tables, ranks of a group)
 FILES = 64  # open at once while a day is spilled: well under a process's 256 (macOS)
-SPILL = pa.ipc.IpcWriteOptions(compression=None)
 
 
 class DeviceSpill:
     """A day's contributions (``core.people.contributions``), by pseudonym prefix, in local
     Arrow IPC files."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, compressed: bool = False) -> None:
         directory.mkdir(parents=True)
         self.directory = directory
+        self._options = spill_options(compressed)
         self._writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
         self._rows: Counter[int] = Counter()
         # a device's number, by its pseudonym (in the order numbered: a number's pseudonym
@@ -79,7 +80,7 @@ class DeviceSpill:
         for number, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
             if number not in self._writers:
                 path = str(self.directory / f"{number:03d}.arrows")
-                self._writers[number] = pa.ipc.new_stream(path, rows.schema, options=SPILL)
+                self._writers[number] = pa.ipc.new_stream(path, rows.schema, options=self._options)
             self._writers[number].write_table(rows.slice(first, end - first))
             self._rows[number] += end - first
             first = end

@@ -85,14 +85,18 @@ def people_day(
     quantities: Sequence[str],
     due: bool,
     scratch: Path,
+    *,
+    compressed: bool = False,
 ) -> PeopleDay | None:
     """The people dataset's day at this export; None when its release is not ``due`` yet
     (its release time has not come, and its key is not about to die). ``scratch``: where
-    the day's contributions are spilled while they are counted (``devices``)."""
+    the day's contributions are spilled while they are counted (``devices``), compressed
+    or not."""
     if not due:
         return None
     key = noise_key(keys.noise_secret(), deps.city.slug)
-    count = partial(_release, deps, key, dataset, day, quantities, scratch / f"people-{dataset}")
+    directory = scratch / f"people-{dataset}"
+    count = partial(_release, deps, key, dataset, day, quantities, directory, compressed)
     charged = entry(deps, day, dataset)
     if charged is None:
         if not _key_lives(keys, day):
@@ -134,6 +138,7 @@ def _release(
     day: str,
     quantities: Sequence[str],
     directory: Path,
+    compressed: bool,
     inputs: list[str],
 ) -> PeopleRelease | None:
     """The release counted from exactly these clean objects; None when one is gone,
@@ -144,7 +149,7 @@ def _release(
     if any(is_scrubbed(k) for k in wanted):
         return None
     noise = noise_of(deps.city)
-    spill = DeviceSpill(directory)
+    spill = DeviceSpill(directory, compressed)
     try:
         if not _spilled(deps, wanted, quantities, spill):
             return None

@@ -28,17 +28,25 @@ from citypipe.ports import GET_CONCURRENCY
 from citypipe.service.kernel import Deps
 
 GROUP_ROWS = 10_000  # partial rows merged at once: a few tens of MB, whatever the day
-# Uncompressed: each theme reads the day back once (lz4 cost more CPU than it saved on
-# disk); ~100 bytes a partial row, 38 MB for the x4 day.
+# Uncompressed unless the scratch disk asks (``Scratch.compressed``, decision 0118: a fixed
+# small disk): each theme reads the day back once, and lz4 made the spill ~2.2 times
+# smaller for ~40 % more of its CPU; ~90 bytes a partial row, 35 MB for the x4 day.
 SPILL = pa.ipc.IpcWriteOptions(compression=None)
+COMPRESSED = pa.ipc.IpcWriteOptions(compression="lz4")
+
+
+def spill_options(compressed: bool) -> pa.ipc.IpcWriteOptions:
+    """How a spill's Arrow IPC files are written."""
+    return COMPRESSED if compressed else SPILL
 
 
 class DayPartials:
     """A day's partials, by window, in local Arrow IPC files."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, compressed: bool = False) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
+        self._options = spill_options(compressed)
         self._writers: dict[datetime, pa.ipc.RecordBatchStreamWriter] = {}
         self._rows: dict[datetime, Counter[str]] = {}  # a window's partial rows per quantity
 
@@ -62,7 +70,7 @@ class DayPartials:
         for start, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
             if start not in self._writers:
                 self._writers[start] = pa.ipc.new_stream(
-                    str(self._path(start)), PARTIAL_SCHEMA, options=SPILL
+                    str(self._path(start)), PARTIAL_SCHEMA, options=self._options
                 )
             self._writers[start].write_table(partial.slice(first, end - first))
             first = end
@@ -120,10 +128,12 @@ class DayPartials:
         return self.directory / f"{window:%Y%m%dT%H%M%S}.arrows"
 
 
-def spill_day(deps: Deps, bucket: str, keys: Sequence[str], directory: Path) -> DayPartials:
+def spill_day(
+    deps: Deps, bucket: str, keys: Sequence[str], directory: Path, compressed: bool = False
+) -> DayPartials:
     """The day's partials, read concurrently a few at a time (in key order) and spilled
-    to ``directory`` by window: never the whole day in memory."""
-    partials = DayPartials(directory)
+    to ``directory`` by window (``compressed`` or not): never the whole day in memory."""
+    partials = DayPartials(directory, compressed)
     for start in range(0, len(keys), GET_CONCURRENCY):
         for body in deps.store.get_many(bucket, keys[start : start + GET_CONCURRENCY]):
             partials.add(read_parquet(body.body))
