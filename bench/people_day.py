@@ -1,29 +1,33 @@
-"""The day's people release as a city's phones grow: what the measured days leave out.
+"""The export's scratch as a city grows: what the measured days leave out.
 
 A scaled city (`make bench`'s x4, `make bench-big`'s x14) adds sensors, not people: every
 size detects the simulator's 20,000 phones (``simulate.world.POPULATION``), though its
-contributions (a phone's distinct windows and zones) grow with its sensors. The release's
-device work (each clean object's contributions spilled by device, then each device's cells
-capped: ``service.export.devices``) is measured here on four days, each in its replay's
-batches of 40,000 hub messages, one clean object per batch and source:
+contributions (a phone's distinct windows and zones) grow with its sensors. The day is
+made here as the pipeline makes it, in the replay's batches of 40,000 hub messages: each
+batch through the edge (``core.ingest``), each of its raw objects (a source and day)
+anonymized (``core.anonymize``) into a clean object, and that aggregated into a partial
+(``core.aggregate``).
 
-- the x1 day's own contributions, through the edge;
-- the x4 day's (the scaled city `make bench` replays): four times the sensors, the same
+The people release's device work (each clean object's contributions spilled by device,
+then each device's cells capped: ``service.export.devices``) is measured on four days:
+
+- the x1 day;
+- the x4 day (the scaled city `make bench` replays): four times the sensors, the same
   phones;
-- the x1 day's copied four times, each copy's phones pseudonyms of their own: about as
-  many contributions as the x4 day's, four times the phones;
-- the x1 day's copied ``COPIES`` times: a metropolis's phones.
+- the x1 day copied four times, each copy's phones pseudonyms of their own: about as many
+  contributions as the x4 day's, four times the phones;
+- the x1 day copied ``COPIES`` times: a metropolis's phones.
 
-The second and third tell what the phones themselves cost beyond the contributions, which
-the measured days' line through x4 and x14 already holds. The objects are made from the
-edge's raw rows of a batch, all its days together: the simulated day has one, and export
-reads a clean object per source and day.
+The second and third tell what the phones cost beyond the contributions, which the
+measured days' line through x4 and x14 already holds. Then the x4 day's two spills, plain
+and lz4 (decision 0118): the partials spilled and read back by group, the devices spilled
+and counted.
 
-Each day is measured ``RUNS`` times, each in a fresh interpreter: the CPU seconds of the
-spill and of the count, the highest resident memory during them above the process's
-before (its high-water mark reset first), and the spill's bytes on disk; the medians are
-printed. Its output is what ``bench/scale.py``'s ``PEOPLE_DAY`` holds (copied by hand: the
-metropolis's day takes a minute a run).
+Each figure is the median of ``RUNS`` fresh interpreters: CPU seconds, the highest
+resident memory above the process's before (the pages loading freed given back and the
+high-water mark reset first), and the spill's bytes on disk. Its output is what
+``bench/scale.py``'s ``PEOPLE_DAY`` and ``LZ4`` hold (copied by hand: the metropolis's day
+takes a minute a run).
 
     python bench/people_day.py [work-dir]
 """
@@ -39,19 +43,22 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from citypipe.core.aggregate import partial_of
+from citypipe.core.anonymize import anonymize_columns
 from citypipe.core.columnar import release_unused
 from citypipe.core.disclosure import noise_of
 from citypipe.core.ingest import normalize
 from citypipe.core.people import contributions
 from citypipe.core.pseudonyms import day_keys
 from citypipe.domain.city import load_city
+from citypipe.domain.model import RAW_FIELDS
 from citypipe.service.collector import paused
 from citypipe.service.export.devices import DeviceSpill
+from citypipe.service.export.spill import DayPartials
 from citypipe_local.fakes import InMemoryKeyStore
 from citypipe_local.replay import edge_batches, payloads_of
 from citypipe_local.simulate import scaled_city, simulate
@@ -65,10 +72,11 @@ RUNS = 3
 
 
 def day_objects(work: Path, size: int) -> Path:
-    """The x``size`` day's contributions (``bench/run.py``'s day: a scaled city simulated
-    at scale 1), one Arrow IPC file per clean object (batch and source), in
-    ``work/people-x<size>``: simulated and normalized as the edge does, if absent."""
-    out = work / f"people-x{size}"
+    """The x``size`` day (``bench/run.py``'s: a scaled city simulated at scale 1) as the
+    pipeline makes it, in ``work/export-x<size>``, if absent: per raw object (batch,
+    source and day), its clean object's contributions (``contributions/``) and its partial
+    (``partials/``), each an Arrow IPC file."""
+    out = work / f"export-x{size}"
     if out.exists():
         return out
     city_file = CITY if size == 1 else scaled_city(CITY, size, work / f"x{size}" / "city")
@@ -77,47 +85,34 @@ def day_objects(work: Path, size: int) -> Path:
     if not captures.exists():
         simulate(city, captures, hours=24, seed=SEED, scale=1.0)
     key_for = day_keys(InMemoryKeyStore(), city.slug)
-    out.mkdir(parents=True)
+    people = sorted(city.personal_quantities)
+    for kind in ("contributions", "partials"):
+        (out / kind).mkdir(parents=True)
     number = 0
     for lines in edge_batches(captures, BATCH):
         with paused():
             batch = normalize(city, None, payloads_of(lines), now=time.time(), key_for=key_for)
-        for table in _contributed(batch.by_partition, city.personal_quantities):
-            with (
-                pa.OSFile(str(out / f"{number:04d}.arrows"), "wb") as sink,
-                pa.ipc.new_stream(sink, table.schema) as writer,
-            ):
-                writer.write_table(table)
+        for _, rows in sorted(batch.by_partition.items()):
+            columns = dict(zip(RAW_FIELDS, map(list, zip(*rows, strict=True)), strict=True))
+            clean = anonymize_columns(city, columns).clean
+            contributed = contributions(clean, people)
+            if contributed.num_rows:
+                _write(out / "contributions" / f"{number:04d}.arrows", contributed)
+            _write(out / "partials" / f"{number:04d}.arrows", partial_of(clean))
             number += 1
     return out
 
 
-def _contributed(
-    partitions: dict[tuple[str, int], list[Any]], people: frozenset[str]
-) -> list[pa.Table]:
-    """A batch's contributions, one table per source (its clean object's): its raw rows of
-    people quantities that hold a pseudonym."""
-    by_source: dict[str, list[tuple[Any, ...]]] = {}
-    for (source, _), rows in sorted(partitions.items()):
-        by_source.setdefault(source, []).extend(
-            (row[7], row[5], row[6], row[2]) for row in rows if row[2] in people and row[7]
-        )
+def _write(path: Path, table: pa.Table) -> None:
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+def _read(folder: Path) -> list[pa.Table]:
     tables = []
-    for rows in by_source.values():
-        if rows:
-            pseudonym, observed_at, zone, quantity = zip(*rows, strict=True)
-            clean = pa.table(
-                {
-                    "pseudonym": pa.array(pseudonym, pa.string()),
-                    # ISO 8601 with microseconds, as a raw row holds it
-                    "observed_at": pc.cast(
-                        pa.array(observed_at), pa.timestamp("us", tz="UTC")
-                    ).cast(pa.timestamp("ms", tz="UTC"), safe=False),
-                    "zone": pa.array(zone, pa.string()),
-                    "quantity": pa.array(quantity, pa.string()),
-                }
-            )
-            tables.append(contributions(clean, sorted(people)))
+    for path in sorted(folder.glob("*.arrows")):
+        with pa.OSFile(str(path)) as source:
+            tables.append(pa.ipc.open_stream(source).read_all())
     return tables
 
 
@@ -126,7 +121,11 @@ import sys
 from pathlib import Path
 sys.path.insert(0, {bench!r})
 import people_day
-print(people_day.measure(Path(sys.argv[1]), int(sys.argv[2])))
+day, what, copies, compressed = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+if what == "partials":
+    print(people_day.measure_partials(day, compressed == "lz4"))
+else:
+    print(people_day.measure(day, copies, compressed == "lz4"))
 """
 
 
@@ -138,23 +137,25 @@ def _resident_mb(field: str) -> float:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def measure(objects: Path, copies: int) -> str:
-    """One day's spill and count, in this (fresh) process: the objects, ``copies`` times,
-    each copy's phones their own. JSON."""
-    tables = []
-    for path in sorted(objects.glob("*.arrows")):
-        with pa.OSFile(str(path)) as source:
-            tables.append(pa.ipc.open_stream(source).read_all())
+def _baseline() -> float:
+    """The resident MB now, once what was freed is given back; the high-water mark reset."""
+    gc.collect()
+    release_unused()
+    Path("/proc/self/clear_refs").write_text("5")  # the high-water mark from here on
+    return _resident_mb("VmRSS")
+
+
+def measure(day: Path, copies: int, compressed: bool = False) -> str:
+    """One day's device spill and count, in this (fresh) process: its contributions,
+    ``copies`` times, each copy's phones their own. JSON."""
+    tables = _read(day / "contributions")
     phones = pc.unique(pa.chunked_array([t["pseudonym"] for t in tables]).combine_chunks())
     cap = noise_of(load_city(CITY)).cap
-    gc.collect()
-    release_unused()  # what loading freed, given back before the baseline is read
-    Path("/proc/self/clear_refs").write_text("5")  # the high-water mark from here on
-    before = _resident_mb("VmRSS")
-    spill_s = 0.0
+    before = _baseline()
+    spent = 0.0
     rows = 0
     with tempfile.TemporaryDirectory() as scratch:
-        spill = DeviceSpill(Path(scratch) / "people")
+        spill = DeviceSpill(Path(scratch) / "people", compressed)
         for copy in range(copies):
             names = phones.to_pylist()
             if copy:  # another copy of the city's phones: pseudonyms of their own
@@ -166,11 +167,11 @@ def measure(objects: Path, copies: int) -> str:
                 copied = table.set_column(column, "pseudonym", renamed.take(index))
                 started = time.process_time()
                 spill.add(copied)
-                spill_s += time.process_time() - started
+                spent += time.process_time() - started
                 rows += copied.num_rows
         started = time.process_time()
         counts = spill.counts(cap, b"people-day-bench")
-        count_s = time.process_time() - started
+        spent += time.process_time() - started
         disk = sum(p.stat().st_size for p in (Path(scratch) / "people").iterdir())
         spill.remove()
     return json.dumps(
@@ -179,9 +180,34 @@ def measure(objects: Path, copies: int) -> str:
             "contributions": rows,
             "objects": len(tables) * copies,
             "cells": len(counts),
-            "cpu_s": round(spill_s + count_s, 3),
+            "cpu_s": round(spent, 3),
             "peak_mb": round(_resident_mb("VmHWM") - before, 1),
-            "disk_mb": round(disk / 1e6, 1),
+            "disk_mb": round(disk / 1e6, 2),
+        }
+    )
+
+
+def measure_partials(day: Path, compressed: bool) -> str:
+    """The day's partials spilled by window and read back by group (``DayPartials``), in
+    this (fresh) process. JSON."""
+    tables = _read(day / "partials")
+    before = _baseline()
+    with tempfile.TemporaryDirectory() as scratch:
+        started = time.process_time()
+        partials = DayPartials(Path(scratch) / "partials", compressed)
+        for table in tables:
+            partials.add(table)
+        rows = sum(merged.num_rows for _, merged in partials.groups(partials.quantities()))
+        spent = time.process_time() - started
+        disk = sum(p.stat().st_size for p in (Path(scratch) / "partials").iterdir())
+        partials.remove()
+    return json.dumps(
+        {
+            "partial_rows": sum(t.num_rows for t in tables),
+            "merged_rows": rows,
+            "cpu_s": round(spent, 3),
+            "peak_mb": round(_resident_mb("VmHWM") - before, 1),
+            "disk_mb": round(disk / 1e6, 2),
         }
     )
 
@@ -190,9 +216,9 @@ def _median(runs: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
-def _run(code: str, objects: Path, copies: int) -> dict[str, float]:
+def _run(code: str, *args: object) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, "-c", code, str(objects), str(copies)],
+        [sys.executable, "-c", code, *map(str, args)],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     result: dict[str, float] = json.loads(out)
@@ -205,9 +231,13 @@ def main() -> None:
     x1, x4 = day_objects(work, 1), day_objects(work, 4)
     code = MEASURE.format(bench=str(Path(__file__).parent))
     days = (("x1", x1, 1), ("x4", x4, 1), ("x1 copied 4 times", x1, 4), ("x100", x1, COPIES))
-    for name, objects, copies in days:
-        runs = [_run(code, objects, copies) for _ in range(RUNS)]
+    for name, day, copies in days:
+        runs = [_run(code, day, "devices", copies, "plain") for _ in range(RUNS)]
         print(json.dumps({"day": name} | _median(runs)), flush=True)
+    for what in ("partials", "devices"):
+        for compressed in ("plain", "lz4"):
+            runs = [_run(code, x4, what, 1, compressed) for _ in range(RUNS)]
+            print(json.dumps({"x4 spill": f"{what}, {compressed}"} | _median(runs)), flush=True)
 
 
 if __name__ == "__main__":

@@ -59,21 +59,21 @@ CITY_FILE_LOAD = {
 }
 
 # The day's people release in export (its device spill and count: decision 0117), as
-# bench/people_day.py measured it on 2026-12-07 (17:20 UTC, the shared 2-core machine;
-# medians of three fresh interpreters, the memory above a baseline read once what loading
-# freed was given back). Day -> phones, contributions, clean objects, CPU s
-# (spill and count), MB above the process's own at its peak, MB on scratch disk. The x4
-# day is the one make bench replays (its sensors four times the x1 day's, its phones the
-# same); the copies are the x1 day's, each copy's phones pseudonyms of their own. The CPU
-# follows the contributions, which the measured days grow, not the phones: their line
-# through x4 and x14 holds it. The memory grows with the phones, and the device spill
-# with the contributions; the measured days show neither (their phones stay, and their
-# spill's bytes are the partials').
+# bench/people_day.py measured it on 2026-12-07 (17:37 UTC, the shared 2-core machine,
+# quiet; medians of three fresh interpreters, the memory above a baseline read once what
+# loading freed was given back). Day -> phones, contributions, clean objects, CPU s (spill
+# and count), MB above the process's own at its peak, MB on scratch disk. The x4 day is
+# the one make bench replays (its sensors four times the x1 day's, its phones the same);
+# the copies are the x1 day's, each copy's phones pseudonyms of their own. The CPU follows
+# the contributions, which the measured days grow, not the phones: their line through x4
+# and x14 holds it. The memory grows with the phones, and the device spill with the
+# contributions; the measured days show neither (their phones stay, and their spill's
+# bytes are the partials').
 PEOPLE_DAY = {
-    "x1": (18_573, 109_143, 10, 0.234, 46.2, 5.0),
-    "x4": (19_987, 394_589, 36, 0.961, 52.0, 18.1),
-    "x1 copied 4 times": (74_292, 436_572, 40, 0.793, 56.7, 20.0),
-    "x100": (1_857_300, 10_914_300, 1_000, 22.096, 746.3, 499.9),
+    "x1": (18_573, 109_143, 10, 0.206, 41.6, 5.02),
+    "x4": (19_987, 394_589, 36, 0.944, 51.9, 18.09),
+    "x1 copied 4 times": (74_292, 436_572, 40, 0.836, 56.9, 20.02),
+    "x100": (1_857_300, 10_914_300, 1_000, 22.269, 743.9, 500.0),
 }
 # Scratch disk, MB (1e6 bytes). AWS writes Lambda's /tmp in MB (512 by default, up to
 # 10,240); taken as decimal, the lower reading. Scaleway's 1,024 MiB is the root folder's,
@@ -82,12 +82,12 @@ PEOPLE_DAY = {
 LAMBDA_TMP_MB = 512
 # lz4 on the export's spills, as Scaleway's export writes them (CITYPIPE_EXPORT__COMPRESS_
 # SPILLS, decision 0118): how many times smaller it made them, and the CPU s it added per
-# MB spilled (uncompressed, spill and read back), on the x4 day's partials (8.84 -> 3.98 MB,
-# 0.31 -> 0.45 CPU s) and its people release's devices (18.09 -> 7.21 MB, 0.94 -> 1.20 CPU
-# s, spill and count); best of four, 2026-12-07, the shared 2-core machine.
+# MB spilled (uncompressed), as the same bench/people_day.py run measured them on the x4
+# day: its partials spilled and read back (34.21 -> 12.83 MB, 0.396 -> 0.674 CPU s) and
+# its people release's devices spilled and counted (18.09 -> 7.11 MB, 1.002 -> 1.373).
 LZ4 = {
-    "partials": (8.84 / 3.98, (0.445 - 0.310) / 8.84),
-    "devices": (18.09 / 7.21, (1.197 - 0.936) / 18.09),
+    "partials": (34.21 / 12.83, (0.674 - 0.396) / 34.21),
+    "devices": (18.09 / 7.11, (1.373 - 1.002) / 18.09),
 }
 STACK_TMP_MB = 2_048  # the export's in serverless.yml (ephemeralStorageSize)
 LIBRARY_MB = 110  # the layer unzipped (docs/deploy.md), as a Scaleway function's files
@@ -250,7 +250,9 @@ def metropolis(days: dict[float, dict[str, Any]]) -> dict[str, Any]:
         "gets": 0.0,
         "sqs": calls(runner, SQS_CALLS) * grow,
     }
-    return {"readings": readings, "payloads": payloads, "stages": stages}
+    # what Scaleway's export spends beyond it, its spills compressed (decision 0118)
+    scaleway = {"export_lz4_cpu_s": lz4_cpu_s(days, SCALE)}
+    return {"readings": readings, "payloads": payloads, "stages": stages, "scaleway": scaleway}
 
 
 def _f(value: float, digits: int = 0) -> str:
@@ -285,12 +287,15 @@ def stage_table(city: dict[str, Any]) -> list[str]:
     for stage in STAGES:
         s = city["stages"][stage]
         each = s["cpu_s"] / s["invocations"]
-        aws_s, scw_s = each / AWS_VCPU[stage], each / SCW_VCPU[stage]
+        # Scaleway's export compresses its spills (decision 0118): its own CPU
+        extra = city["scaleway"]["export_lz4_cpu_s"] if stage == "export" else 0.0
+        aws_s, scw_s = each / AWS_VCPU[stage], (each + extra) / SCW_VCPU[stage]
         busy = s["cpu_s"] / DAY_S * PEAK  # CPU seconds a second at the peak
+        scw_busy = (s["cpu_s"] + extra) / DAY_S * PEAK
         lines.append(
             f"| {stage} | {_f(s['invocations'])} | {_f(s['cpu_s'])} | {each:.2f} | "
             f"{aws_s:.2f} | {busy / AWS_VCPU[stage]:.3f} | {scw_s:.2f} | "
-            f"{busy / SCW_VCPU[stage]:.3f} |"
+            f"{scw_busy / SCW_VCPU[stage]:.3f} |"
         )
     return lines
 
@@ -337,8 +342,9 @@ def monthly(city: dict[str, Any]) -> dict[str, dict[str, float]]:
         "s3": puts * AWS_PUT + gets * AWS_GET,
         "sqs": sqs * AWS_SQS,
     }
+    scw_cpu = cpu + city["scaleway"]["export_lz4_cpu_s"] * DAYS_A_MONTH
     scw = {
-        "compute": cpu * GB_S_PER_CPU_S["scaleway"] * SCW_GB_S,
+        "compute": scw_cpu * GB_S_PER_CPU_S["scaleway"] * SCW_GB_S,
         "invocations": invocations * SCW_REQUEST,
     }
     millions, extra = city["readings"] * DAYS_A_MONTH / 1e6, webhook_extra()
@@ -385,11 +391,13 @@ def export_limit_scale(
 
 def export_line(city: dict[str, Any], days: dict[float, dict[str, Any]]) -> str:
     cpu = city["stages"]["export"]["cpu_s"]
-    aws, scw = cpu / AWS_VCPU["export"], cpu / SCW_VCPU["export"]
+    scw_cpu = cpu + city["scaleway"]["export_lz4_cpu_s"]
+    aws, scw = cpu / AWS_VCPU["export"], scw_cpu / SCW_VCPU["export"]
     return (
         f"The day's export: {cpu:.1f} CPU s at x{SCALE} (the line through x4 and x14), "
         f"{aws:.0f} s on a 1,024 MB Lambda function against its {LAMBDA_TIMEOUT_S} s limit "
-        f"({aws / LAMBDA_TIMEOUT_S:.0%}), {scw:.0f} s on Scaleway's 2,048 MB export against "
+        f"({aws / LAMBDA_TIMEOUT_S:.0%}); {scw_cpu:.1f} CPU s on Scaleway, its spills "
+        f"compressed, {scw:.0f} s on its 2,048 MB export against "
         f"its {SCW_FUNCTION_TIMEOUT_S} s ({scw / SCW_FUNCTION_TIMEOUT_S:.0%}). On that line "
         f"the export reaches Lambda's limit at 1,024 MB at x{export_limit_scale(days):.0f} "
         f"(the {STACK_EXPORT_TIMEOUT_S} s the stack gives it at "

@@ -8,9 +8,11 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from pydantic import ValidationError
 from unit_support import DAY, RELEASE_KEYS, devices, no2, put_partial, vehicles, with_store
 
 from citypipe.adapters.scratch import TempScratch
+from citypipe.bootstrap.export import export_ports
 from citypipe.domain.model import Zone
 from citypipe.service.export import ExportPorts, export_day
 from citypipe.service.kernel import Deps
@@ -52,11 +54,16 @@ def test_compressed_spills_publish_the_very_same_files(
 
 
 def test_the_export_compresses_its_spills_where_its_settings_say(
-    monkeypatch: pytest.MonkeyPatch,
+    memory_deps: Deps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert Settings().export.compress_spills is False
+    """The export's composition root gives it a scratch disk that compresses where the
+    deployment's variable says so, and one that does not by default."""
+    assert export_ports(Settings(), memory_deps).scratch.compressed is False
     monkeypatch.setenv("CITYPIPE_EXPORT__COMPRESS_SPILLS", "true")
-    assert Settings().export.compress_spills is True
+    assert export_ports(Settings(), memory_deps).scratch.compressed is True
+    monkeypatch.setenv("CITYPIPE_EXPORT__COMPRESS_SPILLS", "tru")
+    with pytest.raises(ValidationError, match="compress_spills"):
+        Settings()
 
 
 def test_scaleway_compresses_the_exports_spills_and_aws_gives_it_disk_instead() -> None:

@@ -27,6 +27,7 @@ from citypipe_local.package import (
     runtime_requirements,
     trim,
 )
+from citypipe_local.rehearse import deployed_environment
 from citypipe_local.scaleway_package import (
     MAX_ZIP_BYTES,
     PackagingError,
@@ -104,6 +105,18 @@ def test_every_function_reads_the_packaged_city_with_pydantics_plugin_scan_off()
     assert FUNCTION_ENVIRONMENT.items() <= namespace.items()
     assert not [name for name, f in config["functions"].items() if "env" in f]
     assert CITY_JSON in config["package"]["patterns"]
+
+
+def test_the_namespace_compresses_the_exports_spills_and_a_rehearsal_keeps_it() -> None:
+    """Scaleway's scratch disk is a fixed 1 GiB (decision 0118): the export's spills are
+    compressed there, and the rehearsal runs the artefacts so, against the source tree's
+    plain spills (tests/integration/test_rehearsal.py: the same open files)."""
+    config = yaml.safe_load(render(checked_city(SCALEWAY_CITY), "acme-"))
+    namespace = config["provider"]["env"]
+    assert namespace["CITYPIPE_EXPORT__COMPRESS_SPILLS"] == "true"
+    kept = deployed_environment(namespace)
+    assert kept["CITYPIPE_EXPORT__COMPRESS_SPILLS"] == "true"
+    assert not [n for n in kept if n.startswith("CITYPIPE_") and "__COMPRESS" not in n]
 
 
 @pytest.mark.parametrize("prefix", ["", "Acme-", "acme", "a" * 50 + "-"])

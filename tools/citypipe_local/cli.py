@@ -28,8 +28,8 @@ from typer._click import exceptions as click_exceptions  # typer's own click (0.
 from typer.core import TyperGroup
 
 from citypipe.adapters.apikeys import FileApiKeys
-from citypipe.adapters.scratch import TempScratch
 from citypipe.bootstrap import city_from, deps_from
+from citypipe.bootstrap.export import export_ports
 from citypipe.bootstrap.ingest import api_keys_from, file_tokens, poller_from, tokens_from
 from citypipe.bootstrap.keys import key_store_from
 from citypipe.core.api import ROOT
@@ -39,7 +39,6 @@ from citypipe.domain.model import Function
 from citypipe.domain.naming import StackNames
 from citypipe.entrypoints.polls import polled
 from citypipe.service.api import OpenData
-from citypipe.service.export import ExportPorts
 from citypipe.service.export.withdrawal import carry_out
 from citypipe.service.partners import WithdrawalRefusedError, withdraw
 from citypipe.settings import Settings
@@ -685,7 +684,7 @@ def partner_withdraw_cmd(
     deps = deps_from(settings)
     try:
         request = withdraw(deps, name)
-        run = carry_out(deps, ExportPorts(key_store_from(settings, deps), TempScratch()), name)
+        run = carry_out(deps, export_ports(settings, deps), name)
     except WithdrawalRefusedError as exc:
         raise CliError(f"partner withdraw: {exc}") from None
     console.print(f"{name}'s permission is withdrawn (recorded {request.at:%Y-%m-%d %H:%M} UTC): "

@@ -85,13 +85,21 @@ def runtime_python() -> str:
     return find_python(RUNTIME_PYTHON, RUNTIME_PYTHON, "the rehearsal (the functions' runtime)")
 
 
+# What a deployment chooses for a function that a rehearsal keeps (its other CITYPIPE_
+# settings, the stack's names, endpoints and keys, are the rehearsal's own): Scaleway's
+# export compresses its spills (decision 0118)
+DEPLOYMENT_CHOICES = ("CITYPIPE_EXPORT__",)
+
+
 def deployed_environment(declared: Mapping[str, Any]) -> dict[str, str]:
-    """What a deployment sets in its functions' environment besides citypipe's settings and
-    the cloud's endpoints and keys (pydantic's plugin switch): the artefacts run with it."""
+    """What a deployment sets in its functions' environment besides the cloud's endpoints
+    and keys and citypipe's stack settings: pydantic's plugin switch, the deployment's
+    ``DEPLOYMENT_CHOICES``. The artefacts run with it."""
     return {
         name: value
         for name, value in declared.items()
-        if isinstance(value, str) and not name.startswith(("CITYPIPE_", "AWS_"))
+        if isinstance(value, str)
+        and (name.startswith(DEPLOYMENT_CHOICES) or not name.startswith(("CITYPIPE_", "AWS_")))
     }
 
 

@@ -400,8 +400,8 @@ class WebhookTokens(ABC):
 class Scratch(ABC):
     """Local disk for work that outgrows memory (export's spill of a day): a directory of
     one's own while the work lasts, gone after; never shared with a concurrent user.
-    ``compressed``: spills into it are compressed (a disk too small for a big city's day
-    uncompressed, at the price of some CPU)."""
+    ``compressed``: spills into it are to be compressed (a disk too small for a big city's
+    day uncompressed, at the price of some CPU)."""
 
     compressed: bool = False
 

@@ -32,7 +32,7 @@ log = logging.getLogger("citypipe")
 
 class TempScratch(Scratch):
     """Directories under ``root`` (the temporary folder by default); ``compressed``:
-    spills into them are compressed."""
+    spills into them are to be compressed."""
 
     def __init__(self, root: Path | None = None, compressed: bool = False) -> None:
         self.root = root

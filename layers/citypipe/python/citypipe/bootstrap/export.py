@@ -32,11 +32,18 @@ def build(deps: Deps, ports: ExportPorts) -> FunctionApp:
     )
 
 
-@cache
-def cold_start() -> FunctionApp:
+def export_ports(settings: Settings, deps: Deps) -> ExportPorts:
+    """What export needs beyond the stack, as the settings say: the key store, and the
+    machine's scratch space (its spills compressed where the deployment says so: a fixed
+    small disk, decision 0118)."""
     from citypipe.service.export import ExportPorts
 
+    scratch = TempScratch(compressed=settings.export.compress_spills)
+    return ExportPorts(key_store_from(settings, deps), scratch)
+
+
+@cache
+def cold_start() -> FunctionApp:
     settings = Settings()
     deps = deps_from(settings)
-    scratch = TempScratch(compressed=settings.export.compress_spills)
-    return build(deps, ExportPorts(key_store_from(settings, deps), scratch))
+    return build(deps, export_ports(settings, deps))

@@ -13,8 +13,8 @@ is exactly the whole day's counts, whatever the grouping.
 No pseudonym is written to disk: a device is spilled as its number in this export's
 memory, and given its pseudonym back when its file is read (the ranking that chooses a
 device's cells is keyed by it). A run killed mid-way leaves numbers in scratch, not
-pseudonyms that could outlive their key. A day's spill and count held 46 MB at the
-example city's 18,573 phones and 746 MB at 1.86 M, ~380 bytes a phone more
+pseudonyms that could outlive their key. A day's spill and count held 42 MB at the
+example city's 18,573 phones and 744 MB at 1.86 M, ~380 bytes a phone more
 (``bench/people_day.py``): most of it the numbers, kept by pseudonym while the day is
 spilled.
 """
@@ -64,8 +64,7 @@ class DeviceSpill:
         # appear here), each looked up once in the day's numbers, and its rows given their
         # device's number by a lookup among the object's own devices. Each object's lookup
         # of its devices among the day's, in Arrow, hashed all the day's devices again:
-        # objects times devices, the x4 day's export spent a sixth of its CPU on it
-        # (decision 117)
+        # objects times devices, quadratic in a city's size (decision 117)
         seen = pc.unique(pseudonyms)
         numbers = self._numbers
         own = [numbers.setdefault(name, len(numbers)) for name in seen.to_pylist()]

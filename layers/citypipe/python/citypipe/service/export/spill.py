@@ -3,7 +3,7 @@ time.
 
 Export used to read and merge a whole day's partials at once, so its memory grew with the
 day. Here each partial, read once, is split by 15-minute window and appended to that
-window's Arrow IPC file in ``directory`` (export's ``ports.Scratch``: Lambda's /tmp);
+window's Arrow IPC file in ``directory`` (export's ``ports.Scratch``: the function's /tmp);
 then ``groups`` merges consecutive windows, up to a bounded number of partial rows at a
 time. A published cell is one window's, so a group's cells are exactly the whole day's
 cells of its windows, in the same order; and a key's rows reach the merge in the order
@@ -17,6 +17,7 @@ import shutil
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 
 import pyarrow as pa
@@ -29,15 +30,16 @@ from citypipe.service.kernel import Deps
 
 GROUP_ROWS = 10_000  # partial rows merged at once: a few tens of MB, whatever the day
 # Uncompressed unless the scratch disk asks (``Scratch.compressed``, decision 0118: a fixed
-# small disk): each theme reads the day back once, and lz4 made the spill ~2.2 times
-# smaller for ~40 % more of its CPU; ~90 bytes a partial row, 35 MB for the x4 day.
+# small disk): the day is read back once, for every theme at a time, and lz4 costs CPU for
+# its room (bench/people_day.py measures both); ~90 bytes a partial row, 35 MB for the x4
+# day.
 SPILL = pa.ipc.IpcWriteOptions(compression=None)
-COMPRESSED = pa.ipc.IpcWriteOptions(compression="lz4")
 
 
+@cache
 def spill_options(compressed: bool) -> pa.ipc.IpcWriteOptions:
-    """How a spill's Arrow IPC files are written."""
-    return COMPRESSED if compressed else SPILL
+    """How a spill's Arrow IPC files are written (lz4's codec set up only if asked)."""
+    return pa.ipc.IpcWriteOptions(compression="lz4") if compressed else SPILL
 
 
 class DayPartials:
