@@ -6,7 +6,8 @@ contributions (a phone's distinct windows and zones) grow with its sensors. The 
 made here as the pipeline makes it, in the replay's batches of 40,000 hub messages: each
 batch through the edge (``core.ingest``), each of its raw objects (a source and day)
 anonymized (``core.anonymize``) into a clean object, and that aggregated into a partial
-(``core.aggregate``).
+(``core.aggregate``). The day's CSV drops (traffic loops, no people) are left out: 2 % of
+the x4 day's partial rows.
 
 The people release's device work (each clean object's contributions spilled by device,
 then each device's cells capped: ``service.export.devices``) is measured on four days:
@@ -37,6 +38,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -79,6 +81,8 @@ def day_objects(work: Path, size: int) -> Path:
     out = work / f"export-x{size}"
     if out.exists():
         return out
+    making = work / f"export-x{size}.making"  # renamed once whole: never half of a day reused
+    shutil.rmtree(making, ignore_errors=True)
     city_file = CITY if size == 1 else scaled_city(CITY, size, work / f"x{size}" / "city")
     city = load_city(city_file)
     captures = work / f"x{size}" / "input"
@@ -87,7 +91,7 @@ def day_objects(work: Path, size: int) -> Path:
     key_for = day_keys(InMemoryKeyStore(), city.slug)
     people = sorted(city.personal_quantities)
     for kind in ("contributions", "partials"):
-        (out / kind).mkdir(parents=True)
+        (making / kind).mkdir(parents=True)
     number = 0
     for lines in edge_batches(captures, BATCH):
         with paused():
@@ -97,10 +101,10 @@ def day_objects(work: Path, size: int) -> Path:
             clean = anonymize_columns(city, columns).clean
             contributed = contributions(clean, people)
             if contributed.num_rows:
-                _write(out / "contributions" / f"{number:04d}.arrows", contributed)
-            _write(out / "partials" / f"{number:04d}.arrows", partial_of(clean))
+                _write(making / "contributions" / f"{number:04d}.arrows", contributed)
+            _write(making / "partials" / f"{number:04d}.arrows", partial_of(clean))
             number += 1
-    return out
+    return making.rename(out)
 
 
 def _write(path: Path, table: pa.Table) -> None:

@@ -60,10 +60,10 @@ Figure = Callable[[dict[str, Any], dict[float, dict[str, Any]]], float]
         ("made ~7,600 a second", 7600, lambda c, d: scale.rates(c)["messages_peak"] * 6),
         ("~$1,950 a month on AWS", 1950, lambda c, d: scale.monthly(c)["webhook_aws"]["total"]),
         ("~€188 on\n   Scaleway", 188, lambda c, d: scale.monthly(c)["webhook_scaleway"]["total"]),
-        ("against ~$4.5 and ~€0.76 batched", 4.5, lambda c, d: scale.monthly(c)["aws"]["total"]),
+        ("against ~$4.5 and ~€0.77 batched", 4.5, lambda c, d: scale.monthly(c)["aws"]["total"]),
         (
-            "against ~$4.5 and ~€0.76 batched",
-            0.76,
+            "against ~$4.5 and ~€0.77 batched",
+            0.77,
             lambda c, d: scale.monthly(c)["scaleway"]["total"],
         ),
         ("batched\n   day's 0.7 PUT-class", 0.7, lambda c, d: scale.rates(c)["puts"]),
@@ -292,6 +292,13 @@ def test_decision_118_quotes_the_arithmetic_and_the_measurement_it_rests_on() ->
     assert f"~{scale.lz4_cpu_s(days, 100):.0f} CPU-s more: ~{cpu:.0f} CPU-s" in record
     assert f"~{cpu / scale.SCW_VCPU['export']:.0f} s of its 900" in record
     assert f"would be full at about {scale.filled_at(days, scale.SCW_TMP_MB):.0f} times" in record
+    assert f"spills at ~{scale.fullest_mb(days, 100):,.0f} MB at x100" in record
+    history = " ".join((ROOT / "docs" / "benchmarks.md").read_text().split())
+    compressed = scale.fullest_mb(days, 100, compressed=True)
+    assert f"the spills then take ~{compressed:,.0f} MB at their fullest" in history
+    assert f"until about x{full:.0f}, for ~{scale.lz4_cpu_s(days, 100):.0f} CPU-s more" in history
+    assert f"at x100 becomes ~{scale.export_peak_at_scale(days):,.0f} MB" in history
+    assert f"~{scale.fullest_mb(days, 100):,.0f} MB at its fullest at x100" in history
     # the table the ratios and costs come from
     assert "| 34.21 MB | 12.83 MB | 0.396 | 0.674 |" in record
     assert "| 18.09 MB | 7.11 MB | 1.002 | 1.373 |" in record
@@ -342,6 +349,11 @@ def test_the_people_days_figures_quoted_elsewhere_are_bench_people_days() -> Non
     assert f"held {x1[4]:.0f} MB at the example city's {x1[0]:,} phones" in docstring
     assert f"and {x100[4]:.0f} MB at 1.86 M, ~{round(per_phone, -1):.0f} bytes a phone" in docstring
     history = read("docs", "benchmarks.md")
+    export_x4 = scale.measured()[4.0]["usage"]["export"]["cpu_s"]
+    assert f"spill and count at {x4[3]:.2f} CPU-s, against its export's {export_x4:.2f}" in history
+    assert (
+        f"took {x4[3]:.2f} CPU-s (`bench/people_day.py`) of its export's {export_x4:.2f}" in record
+    )
     for name, (phones, rows, _, cpu, held, disk) in (
         ("x1", x1), ("x4", x4), ("x1 copied four times", four), ("x1 copied 100 times", x100)
     ):  # fmt: skip

@@ -20,6 +20,7 @@ from citypipe.domain.city_checks import checked_city
 from citypipe.domain.model import Function
 from citypipe.domain.naming import StackNames
 from citypipe.entrypoints.events import DRAIN_CRON_BODY
+from citypipe.settings import Settings
 from citypipe_local.package import (
     CITY_JSON,
     FUNCTION_ENVIRONMENT,
@@ -117,6 +118,13 @@ def test_the_namespace_compresses_the_exports_spills_and_a_rehearsal_keeps_it() 
     kept = deployed_environment(namespace)
     assert kept["CITYPIPE_EXPORT__COMPRESS_SPILLS"] == "true"
     assert not [n for n in kept if n.startswith("CITYPIPE_") and "__COMPRESS" not in n]
+    # over the rehearsal's own settings (bare.function_environment: a section per field,
+    # the export's saying false), the deployment's choice wins
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CITYPIPE_EXPORT", '{"compress_spills": false}')
+        for name, value in kept.items():
+            env.setenv(name, value)
+        assert Settings().export.compress_spills is True
 
 
 @pytest.mark.parametrize("prefix", ["", "Acme-", "acme", "a" * 50 + "-"])
