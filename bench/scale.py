@@ -405,10 +405,10 @@ def export_line(city: dict[str, Any], days: dict[float, dict[str, Any]]) -> str:
     )
 
 
-def export_room_line(days: dict[float, dict[str, Any]]) -> str:
+def export_room_line(city: dict[str, Any], days: dict[float, dict[str, Any]]) -> str:
     """Export's memory and scratch disk at x``SCALE``, against the functions' own."""
     disk = scratch_mb(days, SCALE)
-    scw_cpu = metropolis(days)["stages"]["export"]["cpu_s"] + lz4_cpu_s(days, SCALE)
+    scw_cpu = city["stages"]["export"]["cpu_s"] + city["scaleway"]["export_lz4_cpu_s"]
     return (
         f"Its memory at x{SCALE}: ~{export_peak_at_scale(days):,.0f} MB at its peak (the x14 "
         f"day's, its city read from the YAML out and x{SCALE}'s city.json in, and "
@@ -474,7 +474,7 @@ def tables() -> str:
         "",
         export_line(city, days),
         "",
-        export_room_line(days),
+        export_room_line(city, days),
         "",
         "### Object-store requests",
         "",

@@ -50,7 +50,7 @@ class DeviceSpill:
         # a device's number, by its pseudonym (in the order numbered: a number's pseudonym
         # is its index in the dict's order), made an array once the day is spilled
         self._numbers: dict[str | None, int] = {}
-        self._pseudonyms = pa.array([], pa.string())
+        self._pseudonyms: pa.Array  # a number's pseudonym, by index: made by ``_groups``
         self._counted = False
 
     def add(self, contributed: pa.Table) -> None:
