@@ -16,7 +16,16 @@ from repo import ROOT
 from citypipe.domain.model import Function
 from citypipe.settings import Settings
 from citypipe_local.bare import BareInvoker, Runtime
-from citypipe_local.rehearse import Cloud, Rehearsal, differences, rehearse, runtime_python
+from citypipe_local.public import HOST, http_event
+from citypipe_local.rehearse import (
+    Cloud,
+    Rehearsal,
+    answered_differently,
+    differences,
+    rehearse,
+    runtime_python,
+)
+from citypipe_local.runner import PUBLIC
 
 CITIES: dict[Cloud, Path] = {
     "aws": ROOT / "infra" / "cities" / "velden.yaml",
@@ -35,17 +44,70 @@ def test_the_artefacts_publish_what_the_source_tree_publishes(cloud: Cloud, tmp_
     assert done.published > 0
     # And it was the artefacts that ran: every function, in a bare interpreter
     assert all(done.invocations[f.value] > 0 for f in Function), done.invocations
+    # And, once the day was published, the artefacts' open-data API and webhook answered as
+    # the source tree's did: every collection described and paged, a token refused
+    assert all(done.invocations[name] > 0 for name in PUBLIC), done.invocations
+    assert done.answered_differently == []
+    api, webhook = done.answers["api"], done.answers["webhook"]
+    items = {r: a for r, a in api.items() if "/items?" in r}
+    assert len(items) >= 4  # a page of each collection
+    assert all(a["status"] == 200 for a in api.values())
+    assert any(a["returned"] for a in items.values())
+    assert {a["status"] for a in webhook.values()} == {401, 202}
+    # the captured observations, dated now, accepted with their sources' tokens, and written
+    # by the artefacts' batcher: the books that balanced count them
+    assert sum(a["accepted"] or 0 for a in webhook.values()) > 0
     assert done.passed
     assert "from_artefacts" not in json.loads((done.from_source / "report.json").read_text())
 
 
+PAGE = {
+    "status": 200,
+    "content_type": "application/geo+json",
+    "sha256": "0",
+    "returned": 3,
+    "accepted": None,
+}
+REFUSED = {
+    "status": 401,
+    "content_type": "application/json",
+    "sha256": "1",
+    "returned": None,
+    "accepted": None,
+}
+ACCEPTED = {**REFUSED, "status": 202, "sha256": "2", "accepted": 1}
+
+
 def test_a_rehearsal_in_which_the_artefacts_did_not_run_does_not_pass(tmp_path: Path) -> None:
-    ran = dict.fromkeys((f.value for f in Function), 1)
-    done = Rehearsal("aws", tmp_path, tmp_path, [], True, ran, 3)
+    ran = dict.fromkeys((*(f.value for f in Function), *PUBLIC), 1)
+    items = "/features/collections/weather/items?limit=3"
+    posts = {
+        "POST /ingest/weather/canonical": REFUSED,
+        "POST /ingest/weather/canonical #1": ACCEPTED,
+    }
+    answers = {"api": {items: PAGE}, "webhook": posts}
+    done = Rehearsal("aws", tmp_path, tmp_path, [], True, ran, 3, [], answers)
     assert done.passed
     assert not replace(done, invocations={**ran, "export": 0}).passed
+    assert not replace(done, invocations={**ran, "api": 0}).passed
     assert not replace(done, published=0).passed
     assert not replace(done, differences=["velden/catalog.jsonld"]).passed
+    # nor one whose public entry points answered otherwise than the source tree's, failed,
+    # served no feature, or refused nothing
+    assert not replace(done, answered_differently=[f"api {items}"]).passed
+    assert not replace(done, answers={**answers, "api": {items: {**PAGE, "status": 500}}}).passed
+    assert not replace(done, answers={**answers, "api": {items: {**PAGE, "returned": 0}}}).passed
+    assert not replace(done, answers={**answers, "api": {}}).passed
+    assert not replace(done, answers={**answers, "webhook": {}}).passed
+    refused_only = {"POST /ingest/weather/canonical": REFUSED}
+    assert not replace(done, answers={**answers, "webhook": refused_only}).passed
+
+
+def test_two_runs_answers_are_compared_request_by_request() -> None:
+    left = {"api": {"/features/": PAGE, "/features/api": PAGE}, "webhook": {"POST x": REFUSED}}
+    right = {"api": {"/features/": {**PAGE, "sha256": "2"}}, "webhook": {"POST x": REFUSED}}
+    assert answered_differently(left, right) == ["api /features/", "api /features/api"]
+    assert answered_differently(left, left) == []
 
 
 def test_a_bare_runtime_sees_nothing_but_its_artefacts(tmp_path: Path) -> None:
@@ -59,12 +121,21 @@ def test_a_bare_runtime_sees_nothing_but_its_artefacts(tmp_path: Path) -> None:
         city_file="infra/cities/velden.yaml",
         timeout_s=dict.fromkeys(Function, 30.0),
     )
+    runtime = replace(runtime, public={"api": ("functions/api/handler.handler", 29.0)})
     invoker = BareInvoker(Settings(), 1, tmp_path / "logs.jsonl", runtime)
     # When a function is invoked, Then its cold start fails as on a cloud: the library the
     # project's own environment holds is not on its path
     try:
         with pytest.raises(RuntimeError, match="No module named 'citypipe'"):
             invoker.invoke(Function.ANONYMIZE, "aws", {"Records": []}, {})
+        # And so does a public entry point's: the API's, as its deployment names it
+        event = http_event("aws", "GET", "/features/")
+        assert event["requestContext"]["domainName"] == HOST
+        with pytest.raises(RuntimeError, match=r"^api: .*No module named 'citypipe'"):
+            invoker.invoke_public("api", "aws", event, {})
+        # And one the deployment does not name is refused, not guessed
+        with pytest.raises(ValueError, match="no handler of the public entry point 'webhook'"):
+            invoker.invoke_public("webhook", "aws", event, {})
     finally:
         invoker.close()
 

@@ -40,7 +40,9 @@ class Runtime:
     runtime's version), the import path in front of its standard library, the working
     directory (Lambda's ``/var/task``), each function's handler as the deployment names it,
     the city file's path there, and what else the deployment sets in a function's
-    environment (pydantic's plugin switch: not citypipe's settings, endpoints or keys)."""
+    environment (pydantic's plugin switch: not citypipe's settings, endpoints or keys);
+    ``public``: the handler and timeout of each public entry point (``runner.PUBLIC``: the
+    webhook, the API) as the deployment names them."""
 
     python: str
     platform: Platform
@@ -50,6 +52,7 @@ class Runtime:
     city_file: str
     timeout_s: dict[Function, float]
     environment: Mapping[str, str] = field(default_factory=dict)
+    public: Mapping[str, tuple[str, float]] = field(default_factory=dict)
 
 
 def function_environment(settings: Settings, runtime: Runtime) -> dict[str, str]:
@@ -71,14 +74,15 @@ class _Container:
 
 
 class BareFunction:
-    """One function's containers: up to ``size`` bare interpreters, started on demand, each
-    running one invocation at a time and keeping its cold-started handler."""
+    """One function's containers (``name``: a function, or a public entry point, whose
+    ``handler`` the deployment names): up to ``size`` bare interpreters, started on demand,
+    each running one invocation at a time and keeping its cold-started handler."""
 
     def __init__(
-        self, runtime: Runtime, function: Function, size: int, env: dict[str, str], logs: Path
+        self, runtime: Runtime, name: str, handler: str, size: int, env: dict[str, str], logs: Path
     ) -> None:
-        self.runtime, self.function, self.size, self.env, self.logs = (
-            runtime, function, size, env, logs
+        self.runtime, self.name, self.handler, self.size, self.env, self.logs = (
+            runtime, name, handler, size, env, logs
         )  # fmt: skip
         self._idle: list[_Container] = []
         self._all: list[_Container] = []
@@ -88,10 +92,9 @@ class BareFunction:
     def _start(self) -> _Container:
         read, write = os.pipe()
         runtime = self.runtime
-        handler = runtime.handlers[self.function]
         with self.logs.open("ab") as logs:
             process = subprocess.Popen(
-                [runtime.python, "-I", "-S", str(RUNTIME), str(write), handler,
+                [runtime.python, "-I", "-S", str(RUNTIME), str(write), self.handler,
                  runtime.platform, *map(str, runtime.path)],
                 stdin=subprocess.PIPE, stdout=logs, stderr=logs, pass_fds=(write,),
                 env=self.env, cwd=runtime.cwd, text=True,
@@ -130,15 +133,14 @@ class BareFunction:
             container.process.wait(10)
             self._give_back(container, alive=False)
             raise InvocationCrashedError(
-                f"{self.function.value}: its runtime exited ({container.process.returncode}); "
-                f"see {self.logs}"
+                f"{self.name}: its runtime exited ({container.process.returncode}); see {self.logs}"
             )
         self._give_back(container, alive=True)
         with self._available:
             self.invocations += 1
         answer = json.loads(line)
         if not answer["ok"]:
-            raise RuntimeError(f"{self.function.value}: {answer['error']}")
+            raise RuntimeError(f"{self.name}: {answer['error']}")
         value: dict[str, Any] = answer["value"]
         return value
 
@@ -166,27 +168,55 @@ class BareInvoker(Invoker):
         super().__init__(settings, workers, logs)
         self.runtime = runtime
         env = function_environment(settings, runtime)
-        self.functions = {f: BareFunction(runtime, f, workers, env, logs) for f in Function}
+        self.functions = {
+            f: BareFunction(runtime, f.value, runtime.handlers[f], workers, env, logs)
+            for f in Function
+        }
+        self.public = {
+            name: BareFunction(runtime, name, handler, workers, env, logs)
+            for name, (handler, _) in runtime.public.items()
+        }
 
     def invoke(
         self, function: Function, platform: Platform, event: dict[str, Any], context: Any
     ) -> dict[str, Any]:
+        return self._call(
+            self.functions[function], self.runtime.timeout_s[function], platform, event, context
+        )
+
+    def invoke_public(
+        self, name: str, platform: Platform, event: dict[str, Any], context: Any
+    ) -> dict[str, Any]:
+        if name not in self.public:
+            raise ValueError(f"the artefacts name no handler of the public entry point {name!r}")
+        return self._call(self.public[name], self.runtime.public[name][1], platform, event, context)
+
+    def _call(
+        self,
+        runs: BareFunction,
+        timeout_s: float,
+        platform: Platform,
+        event: dict[str, Any],
+        context: Any,
+    ) -> dict[str, Any]:
         if platform != self.runtime.platform:
             raise ValueError(f"the artefacts are {self.runtime.platform}'s, not {platform}'s")
-        request: dict[str, Any] = {"event": event, "timeout_s": self.runtime.timeout_s[function]}
+        request: dict[str, Any] = {"event": event, "timeout_s": timeout_s}
         if isinstance(context, LambdaContext):
             fields = dataclasses.asdict(context)  # Lambda's context, less the local clock's
             request["context"] = {k: v for k, v in fields.items() if k not in ("started",)}
         else:
             request["context"] = context
-        return self.functions[function].call(request)
+        return runs.call(request)
 
     @property
     def invocations(self) -> dict[str, int]:
-        """The invocations each function's artefacts answered."""
-        return {f.value: runs.invocations for f, runs in self.functions.items()}
+        """The invocations each function's artefacts answered (and each public entry
+        point's)."""
+        runs = [*self.functions.values(), *self.public.values()]
+        return {each.name: each.invocations for each in runs}
 
     def close(self) -> None:
         super().close()
-        for function in self.functions.values():
-            function.close()
+        for runs in [*self.functions.values(), *self.public.values()]:
+            runs.close()

@@ -1,6 +1,7 @@
 """The rehearsal of a deployment: what `make package` and `make package-scaleway` build,
-unpacked into empty folders, runs a simulated hour of the city; its open data must equal
-a run of the source tree on the same input and keys.
+unpacked into empty folders, runs a simulated hour of the city, then answers the webhook's
+and the open-data API's requests (``citypipe_local.public``, decision 119); its open data
+and its answers must equal a run of the source tree on the same input and keys.
 
     python -m citypipe_local.rehearse --city infra/cities/velden.yaml --cloud aws
     python -m citypipe_local.rehearse --city infra/cities/velden-scaleway.yaml --cloud scaleway
@@ -10,16 +11,18 @@ unpacked as Lambda unpacks them (``/opt`` and ``/var/task``); behind them the ol
 the docs support (``infra/lambda-runtime-sdk.txt``: the layer leaves the SDK to the
 runtime); each function's handler as the template names it. **Scaleway**: the namespace
 zip `make package-scaleway` builds, unpacked (its ``package/`` holds every dependency);
-each function's handler as its ``serverless.yml`` names it. Each function runs in a bare
-Python of the runtime's version (3.12) whose path holds those folders and the standard
-library only (``citypipe_local.bare``), on the embedded backend.
+each function's handler as its ``serverless.yml`` names it (the public entry points too:
+the webhook, ``ingest``'s on AWS and ``ingest-webhook`` on Scaleway, and ``api``). Each
+function runs in a bare Python of the runtime's version (3.12) whose path holds those
+folders and the standard library only (``citypipe_local.bare``), on the embedded backend.
 
 The artefacts are built for this machine: the same recipe, the same pins and the same
 trimming with this machine's wheel tags, since the clouds' (arm64 for Lambda, musl for
 Scaleway) cannot be loaded here. That their binaries link is checked where they are built
-(``package.missing_libraries``); what the rehearsal proves is everything else — that the
-artefacts hold every module, file and city file the functions need, that the handlers are
-where the deployments say, and that they run on the runtime's SDK.
+(``package.missing_libraries``); what the rehearsal proves is the rest of what it runs —
+that the artefacts hold every module, file and city file those functions and entry points
+need, that their handlers are where the deployments say, and that they run on the
+runtime's SDK (what it does not run is listed in ``docs/deploy.md``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -50,14 +55,18 @@ from citypipe_local.package import (
     package_stack,
     service_copy,
 )
+from citypipe_local.public import public_answers
 from citypipe_local.pythons import find_python
 from citypipe_local.replay import ReplayOptions, replay
+from citypipe_local.runner import PUBLIC
 from citypipe_local.scaleway_package import build_zip
 from citypipe_local.simulate import simulate
 
 Cloud = Literal["aws", "scaleway"]
 RUNTIME_PYTHON = (3, 12)  # Lambda's python3.12, Scaleway's python312
 RUNTIME_SDK = ROOT / "infra" / "lambda-runtime-sdk.txt"
+# Scaleway's function of each public entry point (``runner.PUBLIC``): its serverless.yml's
+SCALEWAY_PUBLIC = {"webhook": "ingest-webhook", "api": "api"}
 PREFIX = "rehearsal-"  # Scaleway's names must have one (bucket names are global)
 
 
@@ -117,7 +126,9 @@ def aws_runtime(city_file: Path, work: Path) -> Runtime:
     functions = {
         f: resources[f"{f.value.capitalize()}LambdaFunction"]["Properties"] for f in Function
     }
-    variables = functions[Function.INGEST]["Environment"]["Variables"]
+    api = resources["ApiLambdaFunction"]["Properties"]
+    ingest = functions[Function.INGEST]
+    variables = ingest["Environment"]["Variables"]
     return Runtime(
         python,
         "aws",
@@ -127,6 +138,10 @@ def aws_runtime(city_file: Path, work: Path) -> Runtime:
         variables["CITYPIPE_STACK__CITY_FILE"],
         {f: float(p["Timeout"]) for f, p in functions.items()},
         deployed_environment(variables),
+        {  # the webhook is ingest's HTTP API route
+            "webhook": (ingest["Handler"], float(ingest["Timeout"])),
+            "api": (api["Handler"], float(api["Timeout"])),
+        },
     )
 
 
@@ -137,6 +152,7 @@ def scaleway_runtime(city_file: Path, work: Path) -> Runtime:
     root = unzip(built.zip, work / "namespace")
     declared = yaml.safe_load((built.directory / "serverless.yml").read_text())
     functions = {f: declared["functions"][f.value] for f in Function}
+    public = {name: declared["functions"][f] for name, f in SCALEWAY_PUBLIC.items()}
     variables = declared["provider"]["env"]
     return Runtime(
         python,
@@ -145,9 +161,15 @@ def scaleway_runtime(city_file: Path, work: Path) -> Runtime:
         root,
         {f: d["handler"] for f, d in functions.items()},
         variables["CITYPIPE_STACK__CITY_FILE"],
-        {f: float(str(d["timeout"]).rstrip("s")) for f, d in functions.items()},
+        {f: _seconds(d["timeout"]) for f, d in functions.items()},
         deployed_environment(variables),
+        {name: (d["handler"], _seconds(d["timeout"])) for name, d in public.items()},
     )
+
+
+def _seconds(timeout: str | int) -> float:
+    """A Scaleway ``timeout`` (``300s``) in seconds."""
+    return float(str(timeout).rstrip("s"))
 
 
 @dataclass(frozen=True)
@@ -159,14 +181,29 @@ class Rehearsal:
     balanced: bool  # both runs' books balance
     invocations: dict[str, int]  # what each function's artefacts answered
     published: int  # the artefacts' run's published data files (Parquet)
+    # the public entry points' answers (``citypipe_local.public``) that differ between the
+    # runs, and the artefacts' answers
+    answered_differently: list[str] = field(default_factory=list)
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
-        """Both runs balance, publish the same files, and it was the artefacts that ran:
-        every function answered from them and something was published (else an empty
-        hour would pass)."""
-        ran = all(self.invocations.get(f.value, 0) > 0 for f in Function)
-        return self.balanced and not self.differences and ran and self.published > 0
+        """Both runs balance, publish the same files and answer the same on the public
+        entry points, and it was the artefacts that ran: every function and entry point
+        answered from them — the API with its pages, the webhook with a refusal and with
+        readings accepted, which the books count — and something was published (else an
+        empty hour would pass)."""
+        ran = all(self.invocations.get(name, 0) > 0 for name in (*Function, *PUBLIC))
+        api = self.answers.get("api", {})
+        webhook = self.answers.get("webhook", {})
+        served = all(a["status"] == 200 for a in api.values()) and any(
+            a["returned"] for a in api.values()
+        )  # and some page held features: the day's Parquet was read
+        refused = any(a["status"] == 401 for a in webhook.values())
+        accepted = any(a["accepted"] for a in webhook.values())  # and batched: the books
+        equal = not self.differences and not self.answered_differently
+        answered = served and refused and accepted
+        return self.balanced and equal and ran and answered and self.published > 0
 
 
 def differences(left: Path, right: Path) -> list[str]:
@@ -200,7 +237,14 @@ def rehearse(
     keys = work / "keys"
     shutil.rmtree(keys, ignore_errors=True)
     prefix = PREFIX if cloud == "scaleway" else ""
-    options = ReplayOptions(keys_dir=keys, platform=cloud, concurrency=2, name_prefix=prefix)
+    options = ReplayOptions(
+        keys_dir=keys,
+        platform=cloud,
+        concurrency=2,
+        name_prefix=prefix,
+        # the webhook's packs dated on the day the rehearsal began: both runs post the same
+        probe=partial(public_answers, input_dir=recorded, dated=_midnight()),
+    )
     source = replay(city_file, recorded, work / "from-source", options)
     artefacts = replay(
         city_file, recorded, work / "from-artefacts", replace(options, runtime=runtime)
@@ -213,6 +257,24 @@ def rehearse(
         bool(source["balanced"] and artefacts["balanced"]),
         artefacts["from_artefacts"]["invocations"],
         len(list((work / "from-artefacts" / "open").rglob("*.parquet"))),
+        answered_differently(source["probe"], artefacts["probe"]),
+        artefacts["probe"],
+    )
+
+
+def _midnight() -> datetime:
+    """The start of today (UTC)."""
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def answered_differently(left: dict[str, Any], right: dict[str, Any]) -> list[str]:
+    """The requests (``<entry point> <request>``) two runs' entry points answered
+    differently, or asked in one run only."""
+    asked = {(e, r) for each in (left, right) for e, rs in each.items() for r in rs}
+    return sorted(
+        f"{entry} {request}"
+        for entry, request in asked
+        if left.get(entry, {}).get(request) != right.get(entry, {}).get(request)
     )
 
 
@@ -232,13 +294,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not done.passed:
         sys.stderr.write(
             f"rehearsal ({args.cloud}) FAILED: books balanced: {done.balanced}; open-zone "
-            f"files differing from the source tree's run: {done.differences[:20]}; "
+            f"files differing from the source tree's run: {done.differences[:20]}; answers "
+            f"of the public entry points differing: {done.answered_differently[:20]}; "
             f"invocations from the artefacts: {done.invocations}; published: {done.published}\n"
         )
         raise SystemExit(1)
     sys.stdout.write(
-        f"rehearsal ({args.cloud}): the artefacts' open data equals the source tree's "
-        f"({done.from_artefacts / 'open'})\n"
+        f"rehearsal ({args.cloud}): the artefacts' open data, and their API's and webhook's "
+        f"answers, equal the source tree's ({done.from_artefacts / 'open'})\n"
     )
 
 

@@ -118,6 +118,9 @@ class ReplayOptions:
     # had them), and once every day is published (their days published again without them)
     withdrawn: tuple[str, ...] = ()
     withdraw_after: tuple[str, ...] = ()
+    # asked once the open data is published, on the live stack (``citypipe_local.rehearse``:
+    # the public entry points): its answers are the report's ``probe``
+    probe: Callable[[Session], Probed] | None = None
 
 
 def _at(line: bytes) -> float:
@@ -344,6 +347,19 @@ class Played:
     transport: dict[str, Any] | None = None  # how they travelled (``report["transport"]``)
     bridge: BridgeRun | None = None  # the MQTT bridge's books, checked by the report
     resent: int = 0  # payloads the webhook recognized as received before: nothing written
+
+
+@dataclass(frozen=True)
+class Probed:
+    """What ``ReplayOptions.probe`` asked of the live stack: the hub payloads it sent (the
+    books count them) and the answers it was given."""
+
+    sent: int = 0
+    answers: dict[str, Any] | None = None
+
+    def and_sent(self, played: int | None) -> int | None:
+        """The payloads the hubs sent (None: not known) and those the probe sent."""
+        return None if played is None else played + self.sent
 
 
 @dataclass
@@ -605,6 +621,7 @@ def run_local(
                 edge_seconds = time.perf_counter() - started
                 if clock_file is None:
                     session.export_all()
+                probed = options.probe(session) if options.probe is not None else Probed()
                 for partner in options.withdraw_after:
                     withdraw(deps, partner)
                     keys = key_store_from(settings, deps)
@@ -614,20 +631,21 @@ def run_local(
                 invoker.close()
             usage = _usage(invoker, meter.since(runner_before), endpoint.pid, backend_cpu)
             seconds = {f: s.seconds for f, s in session.runner.stats.items()}
-            report = build_report(deps, played.sent, seconds, played.bridge, played.resent)
+            report = build_report(
+                deps, probed.and_sent(played.sent), seconds, played.bridge, played.resent
+            )
             # the end of the run is at the run's time: the simulated clock's, if it has one
             ending = deps if clock_file is None else replace(deps, clock=SimulatedClock(clock_file))
             report["end_of_run"] = end_of_run(ending, key_store_from(settings, deps))
-        if played.transport is not None:
-            report["transport"] = played.transport
+        asked = {"transport": played.transport, "probe": probed.answers}  # what it was asked
+        report |= {name: value for name, value in asked.items() if value is not None}
         report["seconds"] = {
             "deploy": round(deploy_seconds, 3),
             "edge": round(edge_seconds, 3),
             "total": round(total, 3),
         }
         report["usage"] = usage
-        report["backend"] = endpoint.name
-        report |= _run_facts(session, invoker)
+        report |= {"backend": endpoint.name, **_run_facts(session, invoker)}
         copy_zones(deps, out)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")  # books first
     return report

@@ -78,20 +78,29 @@ ENTRY_POINTS: dict[Platform, tuple[str, str]] = {
 }
 
 
+# The public entry points, which no queue or schedule drives: the hubs' webhook and the
+# open-data API (``functions/api``). Each: its folder in ``functions/``, and the callable
+# of its platform's file where it is not the folder's own (Scaleway's ``ingest-webhook``).
+PUBLIC: dict[str, tuple[str, dict[Platform, str]]] = {
+    "webhook": ("ingest", {"scaleway": "webhook"}),
+    "api": ("api", {}),
+}
+
+
 def load_handler(
-    function: Function,
+    function: Function | str,
     directory: Path | None = None,
     platform: Platform = "aws",
     entry: str | None = None,
 ) -> Handler:
     """Import a function's entry point the way the platform does: by file, not package.
-    ``entry``: another callable of that file (Scaleway's ingest ``webhook``)."""
+    ``function``: a function, or a folder of ``functions/`` (``api``); ``entry``: another
+    callable of that file (Scaleway's ingest ``webhook``)."""
+    folder = function.value if isinstance(function, Function) else function
     filename, name = ENTRY_POINTS[platform]
     name = entry or name
-    path = (directory or functions_dir()) / function.value / filename
-    spec = importlib.util.spec_from_file_location(
-        f"citypipe_function_{function.value}_{platform}", path
-    )
+    path = (directory or functions_dir()) / folder / filename
+    spec = importlib.util.spec_from_file_location(f"citypipe_function_{folder}_{platform}", path)
     if spec is None or spec.loader is None:
         raise FileNotFoundError(path)
     module = importlib.util.module_from_spec(spec)
@@ -173,7 +182,7 @@ def scaleway_event(body: str, request_id: str = "") -> dict[str, Any]:
     }
 
 
-_worker_handlers: dict[tuple[Function, Platform], Handler] = {}
+_worker_handlers: dict[tuple[Function | str, Platform], Handler] = {}
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:
@@ -257,6 +266,19 @@ def _worker_invoke(
             handler = functools.partial(handler, app=app_for(function, *worker_composition()))
         _worker_handlers[function, platform] = handler
     return _worker_handlers[function, platform](event, context)
+
+
+def _worker_public(
+    name: str, platform: Platform, event: dict[str, Any], context: Any
+) -> dict[str, Any]:
+    """A public entry point (``PUBLIC``) of the source tree, cold-started as a platform
+    starts it (on the real clock: no replay on a simulated one calls it)."""
+    if (name, platform) not in _worker_handlers:
+        folder, entries = PUBLIC[name]
+        _worker_handlers[name, platform] = load_handler(
+            folder, platform=platform, entry=entries.get(platform)
+        )
+    return _worker_handlers[name, platform](event, context)
 
 
 # What every worker imports: done once, in the fork server, instead of once per worker
@@ -442,6 +464,12 @@ class Invoker:
         self, function: Function, platform: Platform, event: dict[str, Any], context: Any
     ) -> dict[str, Any]:
         return self.run(function.value, _worker_invoke, function, platform, event, context)
+
+    def invoke_public(
+        self, name: str, platform: Platform, event: dict[str, Any], context: Any
+    ) -> dict[str, Any]:
+        """One request to a public entry point (``PUBLIC``: the webhook, the API)."""
+        return self.run(name, _worker_public, name, platform, event, context)
 
     def submit(self, name: str, fn: Callable[..., T], *args: Any) -> Future[T]:
         """``run`` without waiting (the replay's bridges)."""
