@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from repo import ROOT
 from citypipe.domain.model import Function
 from citypipe.settings import Settings
 from citypipe_local.bare import BareInvoker, Runtime
-from citypipe_local.public import HOST, http_event
+from citypipe_local.public import http_event
 from citypipe_local.rehearse import (
     Cloud,
     Rehearsal,
@@ -44,69 +45,80 @@ def test_the_artefacts_publish_what_the_source_tree_publishes(cloud: Cloud, tmp_
     assert done.published > 0
     # And it was the artefacts that ran: every function, in a bare interpreter
     assert all(done.invocations[f.value] > 0 for f in Function), done.invocations
-    # And, once the day was published, the artefacts' open-data API and webhook answered as
-    # the source tree's did: every collection described and paged, a token refused
+    # And, once the day was published, the artefacts' webhook and open-data API answered as
+    # the source tree's did, request by request
     assert all(done.invocations[name] > 0 for name in PUBLIC), done.invocations
     assert done.answered_differently == []
     api, webhook = done.answers["api"], done.answers["webhook"]
+    # every collection described and paged, features served
     items = {r: a for r, a in api.items() if "/items?" in r}
-    assert len(items) >= 4  # a page of each collection
+    assert len(items) >= 4
     assert all(a["status"] == 200 for a in api.values())
     assert any(a["returned"] for a in items.values())
-    assert {a["status"] for a in webhook.values()} == {401, 202}
-    # the captured observations, dated now, accepted with their sources' tokens, and written
-    # by the artefacts' batcher: the books that balanced count them
-    assert sum(a["accepted"] or 0 for a in webhook.values()) > 0
+    # a token refused for every source, an opt-out taken, and the captures' SenML packs,
+    # dated today, accepted with their sources' tokens and handed to the buffer
+    posted = [a for r, a in webhook.items() if "#" in r]
+    assert done.posted == len(posted) > 0
+    assert all(a["status"] == 202 and a["accepted"] and a["buffered"] for a in posted)
+    assert webhook["POST /optout"]["status"] == 202
+    assert {a["status"] for r, a in webhook.items() if r.endswith("/canonical")} == {401}
+    # ... written by the artefacts' batcher (its manifests), and their day published: the
+    # books that balanced count them
+    raw = done.from_artefacts / "raw" / "velden"
+    assert any(raw.glob("buffer/*/*")), "no batch of the buffer was written"
+    today = f"date={datetime.now(UTC):%Y-%m-%d}"
+    assert any((done.from_artefacts / "open").rglob(f"{today}/*.parquet"))
     assert done.passed
-    assert "from_artefacts" not in json.loads((done.from_source / "report.json").read_text())
+    report = json.loads((done.from_source / "report.json").read_text())
+    assert "from_artefacts" not in report
+    assert report["public"] == done.answers or done.answered_differently
 
 
-PAGE = {
-    "status": 200,
-    "content_type": "application/geo+json",
-    "sha256": "0",
-    "returned": 3,
-    "accepted": None,
-}
-REFUSED = {
-    "status": 401,
-    "content_type": "application/json",
-    "sha256": "1",
-    "returned": None,
-    "accepted": None,
-}
-ACCEPTED = {**REFUSED, "status": 202, "sha256": "2", "accepted": 1}
+PAGE = {"status": 200, "content_type": "application/geo+json", "sha256": "0", "returned": 3}
+REFUSED = {"status": 401, "content_type": "application/json", "sha256": "1", "returned": None}
+TAKEN = {**REFUSED, "status": 202, "sha256": "2"}
+ACCEPTED = {**TAKEN, "sha256": "3", "accepted": 3, "buffered": True}
 
 
 def test_a_rehearsal_in_which_the_artefacts_did_not_run_does_not_pass(tmp_path: Path) -> None:
     ran = dict.fromkeys((*(f.value for f in Function), *PUBLIC), 1)
     items = "/features/collections/weather/items?limit=3"
+    post = "POST /ingest/weather/senml"
     posts = {
         "POST /ingest/weather/canonical": REFUSED,
-        "POST /ingest/weather/canonical #1": ACCEPTED,
+        "POST /optout": TAKEN,
+        f"{post} #1": ACCEPTED,
     }
     answers = {"api": {items: PAGE}, "webhook": posts}
-    done = Rehearsal("aws", tmp_path, tmp_path, [], True, ran, 3, [], answers)
+    done = Rehearsal("aws", tmp_path, tmp_path, [], True, ran, 3, [], answers, posted=1)
     assert done.passed
     assert not replace(done, invocations={**ran, "export": 0}).passed
     assert not replace(done, invocations={**ran, "api": 0}).passed
     assert not replace(done, published=0).passed
     assert not replace(done, differences=["velden/catalog.jsonld"]).passed
     # nor one whose public entry points answered otherwise than the source tree's, failed,
-    # served no feature, or refused nothing
+    # served no feature, refused nothing, took no opt-out, or did not accept and buffer
+    # every pack posted
     assert not replace(done, answered_differently=[f"api {items}"]).passed
-    assert not replace(done, answers={**answers, "api": {items: {**PAGE, "status": 500}}}).passed
-    assert not replace(done, answers={**answers, "api": {items: {**PAGE, "returned": 0}}}).passed
-    assert not replace(done, answers={**answers, "api": {}}).passed
-    assert not replace(done, answers={**answers, "webhook": {}}).passed
-    refused_only = {"POST /ingest/weather/canonical": REFUSED}
-    assert not replace(done, answers={**answers, "webhook": refused_only}).passed
+    for api in ({items: {**PAGE, "status": 500}}, {items: {**PAGE, "returned": 0}}, {}):
+        assert not replace(done, answers={**answers, "api": api}).passed
+    for changed in (
+        {"POST /ingest/weather/canonical": TAKEN},
+        {"POST /optout": REFUSED},
+        {f"{post} #1": {**ACCEPTED, "buffered": None}},
+        {f"{post} #1": {**ACCEPTED, "accepted": 0}},
+    ):
+        assert not replace(done, answers={**answers, "webhook": posts | changed}).passed
+    assert not replace(done, posted=2).passed
+    # and a city whose captures hold no pack to post passes without one
+    unposted = {k: v for k, v in posts.items() if "#" not in k}
+    assert replace(done, answers={**answers, "webhook": unposted}, posted=0).passed
 
 
 def test_two_runs_answers_are_compared_request_by_request() -> None:
-    left = {"api": {"/features/": PAGE, "/features/api": PAGE}, "webhook": {"POST x": REFUSED}}
-    right = {"api": {"/features/": {**PAGE, "sha256": "2"}}, "webhook": {"POST x": REFUSED}}
-    assert answered_differently(left, right) == ["api /features/", "api /features/api"]
+    left = {"api": {"/features": PAGE, "/features/api": PAGE}, "webhook": {"POST x": REFUSED}}
+    right = {"api": {"/features": {**PAGE, "sha256": "2"}}, "webhook": {"POST x": REFUSED}}
+    assert answered_differently(left, right) == ["api /features", "api /features/api"]
     assert answered_differently(left, left) == []
 
 
@@ -129,8 +141,7 @@ def test_a_bare_runtime_sees_nothing_but_its_artefacts(tmp_path: Path) -> None:
         with pytest.raises(RuntimeError, match="No module named 'citypipe'"):
             invoker.invoke(Function.ANONYMIZE, "aws", {"Records": []}, {})
         # And so does a public entry point's: the API's, as its deployment names it
-        event = http_event("aws", "GET", "/features/")
-        assert event["requestContext"]["domainName"] == HOST
+        event = http_event("aws", "GET", "/features")
         with pytest.raises(RuntimeError, match=r"^api: .*No module named 'citypipe'"):
             invoker.invoke_public("api", "aws", event, {})
         # And one the deployment does not name is refused, not guessed

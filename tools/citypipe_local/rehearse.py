@@ -55,7 +55,7 @@ from citypipe_local.package import (
     package_stack,
     service_copy,
 )
-from citypipe_local.public import public_answers
+from citypipe_local.public import packs, public_answers
 from citypipe_local.pythons import find_python
 from citypipe_local.replay import ReplayOptions, replay
 from citypipe_local.runner import PUBLIC
@@ -128,6 +128,11 @@ def aws_runtime(city_file: Path, work: Path) -> Runtime:
     }
     api = resources["ApiLambdaFunction"]["Properties"]
     ingest = functions[Function.INGEST]
+    # every function runs here on the layer's path: the template must give each the layer
+    declared: dict[str, Any] = {f.value: p for f, p in functions.items()} | {"api": api}
+    unlayered = [name for name, p in declared.items() if not p.get("Layers")]
+    if unlayered:
+        raise PackagingError(f"functions without the library's layer: {unlayered}")
     variables = ingest["Environment"]["Variables"]
     return Runtime(
         python,
@@ -153,6 +158,10 @@ def scaleway_runtime(city_file: Path, work: Path) -> Runtime:
     declared = yaml.safe_load((built.directory / "serverless.yml").read_text())
     functions = {f: declared["functions"][f.value] for f in Function}
     public = {name: declared["functions"][f] for name, f in SCALEWAY_PUBLIC.items()}
+    # the public entry points answer anyone (their own checks), the rest only its triggers
+    exposed = {n for n, d in declared["functions"].items() if d.get("privacy") == "public"}
+    if exposed != set(SCALEWAY_PUBLIC.values()):
+        raise PackagingError(f"public functions {sorted(exposed)}, not {SCALEWAY_PUBLIC}")
     variables = declared["provider"]["env"]
     return Runtime(
         python,
@@ -185,6 +194,7 @@ class Rehearsal:
     # runs, and the artefacts' answers
     answered_differently: list[str] = field(default_factory=list)
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    posted: int = 0  # SenML packs of the captures posted to the webhook (none: none to post)
 
     @property
     def passed(self) -> bool:
@@ -194,16 +204,25 @@ class Rehearsal:
         readings accepted, which the books count — and something was published (else an
         empty hour would pass)."""
         ran = all(self.invocations.get(name, 0) > 0 for name in (*Function, *PUBLIC))
+        equal = not self.differences and not self.answered_differently
+        answered = all(self.answered().values())
+        return self.balanced and equal and ran and answered and self.published > 0
+
+    def answered(self) -> dict[str, bool]:
+        """Whether the artefacts' API served every request, and features (the day's Parquet
+        read); whether their webhook refused a token, took the opt-out, and accepted every
+        pack posted, handed to the buffer (the books count them)."""
         api = self.answers.get("api", {})
         webhook = self.answers.get("webhook", {})
-        served = all(a["status"] == 200 for a in api.values()) and any(
-            a["returned"] for a in api.values()
-        )  # and some page held features: the day's Parquet was read
-        refused = any(a["status"] == 401 for a in webhook.values())
-        accepted = any(a["accepted"] for a in webhook.values())  # and batched: the books
-        equal = not self.differences and not self.answered_differently
-        answered = served and refused and accepted
-        return self.balanced and equal and ran and answered and self.published > 0
+        posted = [a for r, a in webhook.items() if "#" in r]
+        return {
+            "served": bool(api) and all(a["status"] == 200 for a in api.values()),
+            "features": any(a["returned"] for a in api.values()),
+            "refused": any(a["status"] == 401 for a in webhook.values()),
+            "opted_out": webhook.get("POST /optout", {}).get("status") == 202,
+            "accepted": len(posted) == self.posted
+            and all(a["accepted"] and a["buffered"] for a in posted),
+        }
 
 
 def differences(left: Path, right: Path) -> list[str]:
@@ -228,7 +247,10 @@ def rehearse(
     city_file: Path, cloud: Cloud, work: Path, hours: float = 1.0, scale: float = 0.05
 ) -> Rehearsal:
     """A simulated hour of ``city_file`` run twice on the same keys — by the source tree,
-    then by the built artefacts — and the two open zones compared file by file."""
+    then by the built artefacts — and the two open zones compared file by file, and the
+    answers of their public entry points request by request (``public_answers``: its
+    packs dated on the day the rehearsal began, in both runs)."""
+    dated = _midnight()
     city = checked_city(city_file)
     runtime = (aws_runtime if cloud == "aws" else scaleway_runtime)(city_file, work / "built")
     recorded = work / "input"
@@ -242,13 +264,17 @@ def rehearse(
         platform=cloud,
         concurrency=2,
         name_prefix=prefix,
-        # the webhook's packs dated on the day the rehearsal began: both runs post the same
-        probe=partial(public_answers, input_dir=recorded, dated=_midnight()),
+        probe=partial(public_answers, input_dir=recorded, dated=dated),
     )
     source = replay(city_file, recorded, work / "from-source", options)
     artefacts = replay(
         city_file, recorded, work / "from-artefacts", replace(options, runtime=runtime)
     )
+    if _midnight() != dated:  # a city that keeps one day's key refuses them the next day
+        raise RuntimeError(
+            f"the rehearsal began on {dated:%Y-%m-%d} (UTC), the day its packs are dated, "
+            "and ended on the next: run it again"
+        )
     return Rehearsal(
         cloud,
         work / "from-source",
@@ -257,8 +283,9 @@ def rehearse(
         bool(source["balanced"] and artefacts["balanced"]),
         artefacts["from_artefacts"]["invocations"],
         len(list((work / "from-artefacts" / "open").rglob("*.parquet"))),
-        answered_differently(source["probe"], artefacts["probe"]),
-        artefacts["probe"],
+        answered_differently(source["public"], artefacts["public"]),
+        artefacts["public"],
+        len(packs(recorded, city, dated)),
     )
 
 
@@ -296,7 +323,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"rehearsal ({args.cloud}) FAILED: books balanced: {done.balanced}; open-zone "
             f"files differing from the source tree's run: {done.differences[:20]}; answers "
             f"of the public entry points differing: {done.answered_differently[:20]}; "
-            f"invocations from the artefacts: {done.invocations}; published: {done.published}\n"
+            f"invocations from the artefacts: {done.invocations}; published: {done.published};"
+            f" the artefacts' answers: {done.answered()}\n"
         )
         raise SystemExit(1)
     sys.stdout.write(

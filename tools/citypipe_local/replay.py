@@ -118,8 +118,9 @@ class ReplayOptions:
     # had them), and once every day is published (their days published again without them)
     withdrawn: tuple[str, ...] = ()
     withdraw_after: tuple[str, ...] = ()
-    # asked once the open data is published, on the live stack (``citypipe_local.rehearse``:
-    # the public entry points): its answers are the report's ``probe``
+    # asked once the open data is published, on the live stack, on the real clock
+    # (``citypipe_local.public``: the public entry points): its answers are the report's
+    # ``public``
     probe: Callable[[Session], Probed] | None = None
 
 
@@ -637,7 +638,7 @@ def run_local(
             # the end of the run is at the run's time: the simulated clock's, if it has one
             ending = deps if clock_file is None else replace(deps, clock=SimulatedClock(clock_file))
             report["end_of_run"] = end_of_run(ending, key_store_from(settings, deps))
-        asked = {"transport": played.transport, "probe": probed.answers}  # what it was asked
+        asked = {"transport": played.transport, "public": probed.answers}  # what it was asked
         report |= {name: value for name, value in asked.items() if value is not None}
         report["seconds"] = {
             "deploy": round(deploy_seconds, 3),
@@ -714,6 +715,8 @@ def replay(
         raise ValueError("a simulated clock plays the captures directly (via=direct)")
     if options.runtime is not None and (options.job_every is not None or options.faults.any):
         raise ValueError("the artefacts run on the real clock, without injected faults")
+    if options.probe is not None and options.job_every is not None:
+        raise ValueError("the public entry points are asked on the real clock")
 
     def direct(session: Session) -> Played:
         session.play(captured(input_dir), csv_drops(input_dir), input_dir)

@@ -168,16 +168,30 @@ def in_process_handlers(
 
 def scaleway_event(body: str, request_id: str = "") -> dict[str, Any]:
     """What a Scaleway queue trigger POSTs to a function: one message's body."""
+    return scaleway_http_event("POST", "/", body, {"Content-Type": "application/json"}, request_id)
+
+
+def scaleway_http_event(
+    method: str,
+    path: str,
+    body: str = "",
+    headers: dict[str, str] | None = None,
+    request_id: str = "",
+    query: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """An HTTP request as Scaleway hands it to a function (API Gateway's 1.0 shape, no path
+    parameters; Envoy's ``X-Request-Id``, which the local runs also put in
+    ``requestContext``)."""
     return {
-        "path": "/",
-        "httpMethod": "POST",
-        "headers": {"Content-Type": "application/json", "X-Request-Id": request_id},
+        "path": path,
+        "httpMethod": method,
+        "headers": {**(headers or {}), "X-Request-Id": request_id},
         "multiValueHeaders": None,
-        "queryStringParameters": {},
+        "queryStringParameters": query or {},
         "multiValueQueryStringParameters": None,
         "pathParameters": None,
         "stageVariable": {},
-        "requestContext": {"httpMethod": "POST", "requestId": request_id},
+        "requestContext": {"httpMethod": method, "requestId": request_id},
         "body": body,
     }
 

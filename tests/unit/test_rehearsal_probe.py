@@ -1,0 +1,129 @@
+"""What the rehearsal asks the public entry points (citypipe_local.public, decision 119): the
+events as the platforms hand them over, the packs it posts, and how it digests answers."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from repo import CITY_FILE
+
+from citypipe.domain.city import City, Webhook, WebhookAuth
+from citypipe.ports import TOKEN_HEADER
+from citypipe_local.public import (
+    OPTED_OUT,
+    POSTED,
+    REFUSED_TOKEN,
+    digest,
+    http_event,
+    packs,
+    webhook_answers,
+)
+from citypipe_local.replay import Probed, ReplayOptions, replay
+from citypipe_local.runner import Platform
+
+DATED = datetime(2026, 12, 7, tzinfo=UTC)
+
+
+def test_an_answer_is_kept_as_its_status_type_digest_and_counts() -> None:
+    body = json.dumps({"accepted": 3, "buffered": True, "reasons": {}})
+    kept = digest(
+        {"statusCode": 202, "headers": {"Content-Type": "application/json"}, "body": body}
+    )
+    assert kept["status"] == 202
+    assert kept["content_type"] == "application/json"
+    assert (kept["accepted"], kept["buffered"], kept["returned"]) == (3, True, None)
+    assert kept != digest({"statusCode": 202, "headers": {}, "body": body + " "})
+    # a body that is no JSON object counts nothing
+    page = digest({"statusCode": 200, "body": "<html></html>"})
+    assert (page["accepted"], page["buffered"], page["returned"]) == (None, None, None)
+
+
+def _capture(body: str, at: int = 1780272000) -> str:
+    return json.dumps({"at": at, "body": body, "topic": "velden/gateway/air-quality/senml"})
+
+
+def test_the_packs_posted_are_the_captures_senml_packs_of_registered_devices_redated(
+    city: City, tmp_path: Path
+) -> None:
+    # Given captured SenML: a registered device's pack, a spoiled body, an unknown device's,
+    # one whose base record gives no time
+    ident = next(i for hub, i in city.devices if hub == "senml")
+    good = [{"bn": f"{ident}/", "bt": 1780272000, "bu": "ug/m3"}, {"n": "no2", "v": 16.8}]
+    unknown = [{"bn": "2001:db8:ffff::1/", "bt": 1780272000}, {"n": "no2", "v": 1.0}]
+    untimed = [{"bn": f"{ident}/"}, {"n": "no2", "v": 2.0}]
+    lines = [_capture(json.dumps(p)) for p in (good, unknown, untimed)]
+    lines.insert(1, _capture('[{"bn": "truncated'))
+    lines += [_capture(json.dumps(good))] * (POSTED + 3)
+    (tmp_path / "senml.jsonl").write_text("\n".join(lines) + "\n")
+    # When the packs to post are taken
+    posted = packs(tmp_path, city, DATED)
+    # Then only the registered device's, at most POSTED, each dated a second after the last
+    assert len(posted) == POSTED
+    source = city.device("senml", ident)
+    assert source is not None
+    assert {s for s, _ in posted} == {source.source}
+    times = [json.loads(pack)[0]["bt"] for _, pack in posted]
+    assert times == [int(DATED.timestamp()) + n for n in range(POSTED)]
+    assert json.loads(posted[0][1])[1] == good[1]  # the readings as captured
+    # And captures without SenML post nothing
+    assert packs(tmp_path / "none", city, DATED) == []
+
+
+@pytest.mark.parametrize("platform", ["aws", "scaleway"])
+def test_the_webhook_is_asked_refusals_meraki_s_validator_and_an_opt_out(
+    city: City, platform: Platform
+) -> None:
+    # Given a city one of whose sources gives Meraki's validator
+    name = sorted(city.sources)[0]
+    webhook = Webhook(auth=WebhookAuth.MERAKI, validator="rehearsal-validator")
+    source = city.sources[name].model_copy(update={"webhook": webhook})
+    given = city.model_copy(update={"sources": {**city.sources, name: source}})
+    asked: list[dict[str, Any]] = []
+
+    def ask(entry: str, event: dict[str, Any]) -> dict[str, Any]:
+        assert entry == "webhook"
+        asked.append(event)
+        return {"statusCode": 401, "headers": {}, "body": "{}"}
+
+    # When the webhook's questions are asked
+    answers = webhook_answers(ask, given, platform)
+    # Then each source is sent a token none has, the validator's source a GET, and the
+    # route a resident's opt-out of a documentation address
+    assert f"GET /ingest/{name}/meraki" in answers
+    assert f"POST /ingest/{name}/canonical" in answers
+    assert "POST /optout" in answers
+    assert len(answers) == len(city.sources) + 2
+    headers = [{k.lower(): v for k, v in e["headers"].items()} for e in asked]
+    assert sum(h.get(TOKEN_HEADER) == REFUSED_TOKEN for h in headers) == len(city.sources)
+    assert json.loads(asked[-1]["body"]) == {"address": OPTED_OUT}
+
+
+def test_the_events_have_each_platform_s_shape() -> None:
+    parameters = {"source": "air-quality", "format": "senml"}
+    route = "POST /ingest/{source}/{format}"
+    aws = http_event(
+        "aws", "POST", "/ingest/air-quality/senml", route=route, parameters=parameters,
+        body="[]", request_id="rehearsal-1",
+    )  # fmt: skip
+    # API Gateway's HTTP API (payload 2.0): the template's route, its path parameters
+    assert (aws["version"], aws["routeKey"], aws["pathParameters"]) == ("2.0", route, parameters)
+    assert aws["requestContext"]["requestId"] == "rehearsal-1"
+    # Scaleway's: the 1.0 shape, no path parameters, Envoy's request id
+    scaleway = http_event(
+        "scaleway", "GET", "/features/collections", query="limit=3", request_id="rehearsal-2"
+    )
+    assert (scaleway["httpMethod"], scaleway["path"]) == ("GET", "/features/collections")
+    assert scaleway["pathParameters"] is None
+    assert scaleway["queryStringParameters"] == {"limit": "3"}
+    assert scaleway["headers"]["X-Request-Id"] == "rehearsal-2"
+
+
+def test_the_public_entry_points_are_asked_on_the_real_clock_only(tmp_path: Path) -> None:
+    # a replay on a simulated clock runs the functions on it: the entry points would not be
+    options = ReplayOptions(job_every=timedelta(hours=1), probe=lambda session: Probed())
+    with pytest.raises(ValueError, match="on the real clock"):
+        replay(CITY_FILE, tmp_path, tmp_path / "out", options)
