@@ -22,6 +22,7 @@ from citypipe_local.public import (
     packs,
     webhook_answers,
 )
+from citypipe_local.rehearse import aws_wiring, midnight, same_day, scaleway_wiring
 from citypipe_local.replay import Probed, ReplayOptions, replay
 from citypipe_local.runner import Platform
 
@@ -93,13 +94,32 @@ def test_the_webhook_is_asked_refusals_meraki_s_validator_and_an_opt_out(
     answers = webhook_answers(ask, given, platform)
     # Then each source is sent a token none has, the validator's source a GET, and the
     # route a resident's opt-out of a documentation address
-    assert f"GET /ingest/{name}/meraki" in answers
-    assert f"POST /ingest/{name}/canonical" in answers
-    assert "POST /optout" in answers
-    assert len(answers) == len(city.sources) + 2
+    assert set(answers["refused"]) == {f"/ingest/{n}/canonical" for n in city.sources}
+    assert set(answers["validator"]) == {f"/ingest/{name}/meraki"}
+    assert set(answers["optout"]) == {"/optout"}
+    sent = [(_method(e), _path(e), e.get("routeKey")) for e in asked]
+    route = "/ingest/{source}/{format}" if platform == "aws" else None
+    expected = [
+        ("POST", f"/ingest/{n}/canonical", route and f"POST {route}") for n in sorted(city.sources)
+    ]
+    expected.insert(
+        1 + sorted(city.sources).index(name),
+        ("GET", f"/ingest/{name}/meraki", route and f"GET {route}"),
+    )
+    expected.append(("POST", "/optout", "POST /optout" if platform == "aws" else None))
+    assert sent == expected
     headers = [{k.lower(): v for k, v in e["headers"].items()} for e in asked]
     assert sum(h.get(TOKEN_HEADER) == REFUSED_TOKEN for h in headers) == len(city.sources)
     assert json.loads(asked[-1]["body"]) == {"address": OPTED_OUT}
+
+
+def _method(event: dict[str, Any]) -> str:
+    method = event.get("httpMethod") or event["requestContext"]["http"]["method"]
+    return str(method)
+
+
+def _path(event: dict[str, Any]) -> str:
+    return str(event.get("rawPath") or event["path"])
 
 
 def test_the_events_have_each_platform_s_shape() -> None:
@@ -125,5 +145,57 @@ def test_the_events_have_each_platform_s_shape() -> None:
 def test_the_public_entry_points_are_asked_on_the_real_clock_only(tmp_path: Path) -> None:
     # a replay on a simulated clock runs the functions on it: the entry points would not be
     options = ReplayOptions(job_every=timedelta(hours=1), probe=lambda session: Probed())
-    with pytest.raises(ValueError, match="on the real clock"):
+    with pytest.raises(ValueError, match="public entry points are asked on the real clock"):
         replay(CITY_FILE, tmp_path, tmp_path / "out", options)
+
+
+def test_a_rehearsal_refuses_artefacts_wired_otherwise_than_it_runs_them() -> None:
+    # Given a template's functions, layers and HTTP API routes as the stack declares them
+    def function(layers: list[Any]) -> dict[str, Any]:
+        return {"Type": "AWS::Lambda::Function", "Properties": {"Layers": layers}}
+
+    def route(key: str, integration: str) -> dict[str, Any]:
+        target = {"Fn::Join": ["/", ["integrations", {"Ref": integration}]]}
+        return {
+            "Type": "AWS::ApiGatewayV2::Route",
+            "Properties": {"RouteKey": key, "Target": target},
+        }
+
+    def integration(function: str) -> dict[str, Any]:
+        uri = {"Fn::GetAtt": [function, "Arn"]}
+        return {"Type": "AWS::ApiGatewayV2::Integration", "Properties": {"IntegrationUri": uri}}
+
+    layer = [{"Ref": "LibraryLambdaLayer"}]
+    resources = {
+        "IngestLambdaFunction": function(layer),
+        "ApiLambdaFunction": function(layer),
+        "HttpApiIntegrationIngest": integration("IngestLambdaFunction"),
+        "HttpApiIntegrationApi": integration("ApiLambdaFunction"),
+        "Webhook": route("POST /ingest/{source}/{format}", "HttpApiIntegrationIngest"),
+        "OptOut": route("POST /optout", "HttpApiIntegrationIngest"),
+        "Features": route("GET /features/{proxy+}", "HttpApiIntegrationApi"),
+    }
+    assert aws_wiring(resources) == []
+    # Then a function without the library's layer, or with another layer only, is refused
+    assert aws_wiring(resources | {"ApiLambdaFunction": function([])}) == [
+        "ApiLambdaFunction has not the library's layer"
+    ]
+    other = function([{"Ref": "SomeOtherLambdaLayer"}])
+    assert aws_wiring(resources | {"IngestLambdaFunction": other}) != []
+    # and so is a route that reaches another function than its entry point's
+    wrong = resources | {"OptOut": route("POST /optout", "HttpApiIntegrationApi")}
+    assert aws_wiring(wrong) == ["POST /optout reaches ApiLambdaFunction, not IngestLambdaFunction"]
+    # On Scaleway the webhook and the API are public, every other function private
+    functions = {n: {"privacy": "private"} for n in ("ingest", "anonymize", "aggregate", "export")}
+    functions |= {n: {"privacy": "public"} for n in ("ingest-webhook", "api")}
+    assert scaleway_wiring(functions) == []
+    assert scaleway_wiring(functions | {"export": {"privacy": "public"}}) != []
+    assert scaleway_wiring(functions | {"api": {"privacy": "private"}}) != []
+
+
+def test_a_rehearsal_ends_on_the_day_it_began() -> None:
+    dated = midnight(datetime(2026, 12, 7, 23, 59, 30, tzinfo=UTC))
+    assert dated == DATED
+    same_day(dated, datetime(2026, 12, 7, 23, 59, 59, tzinfo=UTC))
+    with pytest.raises(RuntimeError, match="ended on the next: run it again"):
+        same_day(dated, datetime(2026, 12, 8, 0, 0, 5, tzinfo=UTC))

@@ -1,8 +1,10 @@
 """The public entry points asked as their platforms ask them, on a live stack whose day is
 published: the hubs' webhook (and residents' opt-outs, on its route) and the open-data API
 (``GET /features…``), each through an HTTP event of its platform's shape (API Gateway's
-HTTP API, payload 2.0, on AWS; the 1.0 shape Scaleway delivers) — with request ids of the
-caller's, the same in every run.
+HTTP API, payload 2.0, through the template's route on AWS; on Scaleway the 1.0 shape a
+function's URL is given). One thing differs from the platforms': the packs posted carry
+request ids of the caller's, the same in every run, in ``requestContext.requestId`` —
+which Scaleway leaves empty (its webhook then names a request itself, at random).
 
 What they answer is digested (status, media type, the body's SHA-256, the counts it gives)
 so that two runs — the source tree's and the deployment artefacts'
@@ -123,7 +125,7 @@ def api_answers(ask: Ask, platform: Platform) -> dict[str, dict[str, Any]]:
     return answers
 
 
-def _ingest(
+def _ingest_event(
     platform: Platform, method: str, source: str, fmt: str, **request: Any
 ) -> dict[str, Any]:
     """A request to ``/ingest/{source}/{format}``, through the webhook's route."""
@@ -134,25 +136,24 @@ def _ingest(
 
 
 def webhook_answers(ask: Ask, city: City, platform: Platform) -> dict[str, dict[str, Any]]:
-    """What the webhook answers each source's request with a token no source has, Meraki's
-    validator (``GET``) where a source gives one, and a resident's opt-out: none of them
-    counted in the books."""
-    answers = {}
+    """What the webhook answers, none of it counted in the books: each source's request
+    with a token no source has (``refused``), Meraki's validator (``GET``) where a source
+    gives one (``validator``), and a resident's opt-out (``optout``)."""
+    refused, validator = {}, {}
     for name, source in sorted(city.sources.items()):
-        refused = _ingest(
-            platform, "POST", name, "canonical", headers={TOKEN_HEADER: REFUSED_TOKEN}
-        )
-        answers[f"POST /ingest/{name}/canonical"] = digest(ask("webhook", refused))
+        wrong = {TOKEN_HEADER: REFUSED_TOKEN}
+        event = _ingest_event(platform, "POST", name, "canonical", headers=wrong)
+        refused[f"/ingest/{name}/canonical"] = digest(ask("webhook", event))
         if source.webhook.validator is not None:
-            validator = _ingest(platform, "GET", name, "meraki")
-            answers[f"GET /ingest/{name}/meraki"] = digest(ask("webhook", validator))
+            event = _ingest_event(platform, "GET", name, "meraki")
+            validator[f"/ingest/{name}/meraki"] = digest(ask("webhook", event))
     body = json.dumps({"address": OPTED_OUT})
     optout = http_event(
         platform, "POST", OPTOUT_PATH, route=f"POST {OPTOUT_PATH}", body=body,
         headers={"content-type": "application/json"},
     )  # fmt: skip
-    answers[f"POST {OPTOUT_PATH}"] = digest(ask("webhook", optout))
-    return answers
+    taken = {OPTOUT_PATH: digest(ask("webhook", optout))}
+    return {"refused": refused, "validator": validator, "optout": taken}
 
 
 def packs(input_dir: Path, city: City, dated: datetime) -> list[tuple[str, str]]:
@@ -201,16 +202,17 @@ def posted_answers(
     for number, (source, pack) in enumerate(posted, start=1):
         headers = {TOKEN_HEADER: minted[source], "content-type": "application/json"}
         request = {"headers": headers, "body": pack, "request_id": f"rehearsal-{number}"}
-        event = _ingest(session.options.platform, "POST", source, "senml", **request)
-        answers[f"POST /ingest/{source}/senml #{number}"] = digest(ask("webhook", event))
+        event = _ingest_event(session.options.platform, "POST", source, "senml", **request)
+        answers[f"/ingest/{source}/senml #{number}"] = digest(ask("webhook", event))
     return answers
 
 
 def public_answers(session: Session, input_dir: Path, dated: datetime) -> Probed:
     """The webhook's and the API's answers on the session's stack, through its invoker (the
-    source tree's functions, or the artefacts'): ``ReplayOptions.probe``. The packs posted
-    (``packs``, dated ``dated``: a day whose key lives) are written by ingest's batcher,
-    anonymized, aggregated and their day exported before the API is asked."""
+    source tree's functions, or the artefacts'): ``ReplayOptions.probe``. Between them the
+    pipeline is drained and the day exported: the packs posted (``packs``, dated ``dated``:
+    a day whose key lives) are written by ingest's batcher, anonymized, aggregated and
+    published before the API is asked."""
     deps, platform = session.deps, session.options.platform
     region = session.settings.backend.region or ""
 
@@ -225,8 +227,9 @@ def public_answers(session: Session, input_dir: Path, dated: datetime) -> Probed
     posting = packs(input_dir, deps.city, dated)
     # the packs first: their tokens are minted before the webhook's first request (a warm
     # container keeps the token digests it read for a while, as a deployed one does)
-    webhook = posted_answers(ask, session, posting) | webhook_answers(ask, deps.city, platform)
+    answers = {"posted": posted_answers(ask, session, posting)}
+    answers |= webhook_answers(ask, deps.city, platform)
     session.runner.wake(*PIPELINE)
     session.runner.drain(PIPELINE)
-    session.export_all()
-    return Probed(len(posting), {"webhook": webhook, "api": api_answers(ask, platform)})
+    session.export_all()  # the packs' day
+    return Probed(len(posting), answers | {"api": api_answers(ask, platform)})

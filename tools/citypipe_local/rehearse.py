@@ -9,20 +9,20 @@ and its answers must equal a run of the source tree on the same input and keys.
 **AWS**: the Lambda layer and the function zip, packaged by osls as `make package` does,
 unpacked as Lambda unpacks them (``/opt`` and ``/var/task``); behind them the oldest SDK
 the docs support (``infra/lambda-runtime-sdk.txt``: the layer leaves the SDK to the
-runtime); each function's handler as the template names it. **Scaleway**: the namespace
-zip `make package-scaleway` builds, unpacked (its ``package/`` holds every dependency);
-each function's handler as its ``serverless.yml`` names it (the public entry points too:
-the webhook, ``ingest``'s on AWS and ``ingest-webhook`` on Scaleway, and ``api``). Each
+runtime); each function's handler as the template names it (the webhook is ``ingest``'s,
+the API ``api``). **Scaleway**: the namespace zip `make package-scaleway` builds, unpacked
+(its ``package/`` holds every dependency); each function's handler as its
+``serverless.yml`` names it (the webhook ``ingest-webhook``'s, the API ``api``). Each
 function runs in a bare Python of the runtime's version (3.12) whose path holds those
 folders and the standard library only (``citypipe_local.bare``), on the embedded backend.
 
 The artefacts are built for this machine: the same recipe, the same pins and the same
 trimming with this machine's wheel tags, since the clouds' (arm64 for Lambda, musl for
 Scaleway) cannot be loaded here. That their binaries link is checked where they are built
-(``package.missing_libraries``); what the rehearsal proves is the rest of what it runs —
-that the artefacts hold every module, file and city file those functions and entry points
-need, that their handlers are where the deployments say, and that they run on the
-runtime's SDK (what it does not run is listed in ``docs/deploy.md``).
+(``package.missing_libraries``); what the rehearsal proves is the rest, for the paths it
+runs — that the artefacts hold the modules, files and city file those paths need, that
+the handlers are where the deployments say, and that they run on the runtime's SDK (what
+it does not run is listed in ``docs/deploy.md``).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ import yaml
 from citypipe.domain.city import ConfigError
 from citypipe.domain.city_checks import checked_city
 from citypipe.domain.model import Function
+from citypipe.service.optout_http import OPTOUT_PATH
 from citypipe_local.bare import Runtime
 from citypipe_local.package import (
     ROOT,
@@ -128,11 +129,9 @@ def aws_runtime(city_file: Path, work: Path) -> Runtime:
     }
     api = resources["ApiLambdaFunction"]["Properties"]
     ingest = functions[Function.INGEST]
-    # every function runs here on the layer's path: the template must give each the layer
-    declared: dict[str, Any] = {f.value: p for f, p in functions.items()} | {"api": api}
-    unlayered = [name for name, p in declared.items() if not p.get("Layers")]
-    if unlayered:
-        raise PackagingError(f"functions without the library's layer: {unlayered}")
+    problems = aws_wiring(resources)
+    if problems:
+        raise PackagingError("; ".join(problems))
     variables = ingest["Environment"]["Variables"]
     return Runtime(
         python,
@@ -158,10 +157,9 @@ def scaleway_runtime(city_file: Path, work: Path) -> Runtime:
     declared = yaml.safe_load((built.directory / "serverless.yml").read_text())
     functions = {f: declared["functions"][f.value] for f in Function}
     public = {name: declared["functions"][f] for name, f in SCALEWAY_PUBLIC.items()}
-    # the public entry points answer anyone (their own checks), the rest only its triggers
-    exposed = {n for n, d in declared["functions"].items() if d.get("privacy") == "public"}
-    if exposed != set(SCALEWAY_PUBLIC.values()):
-        raise PackagingError(f"public functions {sorted(exposed)}, not {SCALEWAY_PUBLIC}")
+    problems = scaleway_wiring(declared["functions"])
+    if problems:
+        raise PackagingError("; ".join(problems))
     variables = declared["provider"]["env"]
     return Runtime(
         python,
@@ -174,6 +172,49 @@ def scaleway_runtime(city_file: Path, work: Path) -> Runtime:
         deployed_environment(variables),
         {name: (d["handler"], _seconds(d["timeout"])) for name, d in public.items()},
     )
+
+
+# The AWS template's function each public route reaches (its logical id)
+AWS_ROUTES = {"/ingest/": "IngestLambdaFunction", "/optout": "IngestLambdaFunction"}
+AWS_ROUTES |= {"/features": "ApiLambdaFunction"}
+LIBRARY_LAYER = {"Ref": "LibraryLambdaLayer"}
+
+
+def aws_wiring(resources: dict[str, Any]) -> list[str]:
+    """What in a packaged template would make its functions run otherwise than here: a
+    function without the library's layer (here every function has it on its path), an
+    HTTP API route that reaches another function than its entry point's (``AWS_ROUTES``)."""
+    functions = of_type(resources, "AWS::Lambda::Function")
+    problems = [
+        f"{name} has not the library's layer"
+        for name, r in functions.items()
+        if LIBRARY_LAYER not in r["Properties"].get("Layers", [])
+    ]
+    integrations = {
+        name: r["Properties"]["IntegrationUri"]["Fn::GetAtt"][0]
+        for name, r in of_type(resources, "AWS::ApiGatewayV2::Integration").items()
+    }
+    for route in of_type(resources, "AWS::ApiGatewayV2::Route").values():
+        key = route["Properties"]["RouteKey"]
+        target = integrations.get(route["Properties"]["Target"]["Fn::Join"][1][1]["Ref"])
+        path = key.split(" ", 1)[1]
+        wanted = next((f for p, f in AWS_ROUTES.items() if path.startswith(p)), None)
+        if target != wanted:
+            problems.append(f"{key} reaches {target}, not {wanted}")
+    return problems
+
+
+def of_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {name: r for name, r in resources.items() if r["Type"] == kind}
+
+
+def scaleway_wiring(functions: dict[str, Any]) -> list[str]:
+    """What in a Scaleway ``serverless.yml`` would expose a function otherwise than the
+    rehearsal runs it: the public entry points answer anyone (behind their own checks),
+    every other function only its triggers."""
+    exposed = sorted(n for n, d in functions.items() if d.get("privacy") == "public")
+    wanted = sorted(SCALEWAY_PUBLIC.values())
+    return [] if exposed == wanted else [f"public functions {exposed}, not {wanted}"]
 
 
 def _seconds(timeout: str | int) -> float:
@@ -194,7 +235,8 @@ class Rehearsal:
     # runs, and the artefacts' answers
     answered_differently: list[str] = field(default_factory=list)
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    posted: int = 0  # SenML packs of the captures posted to the webhook (none: none to post)
+    posted: int = 0  # SenML packs of the captures to post to the webhook (none: none to post)
+    posted_published: bool = False  # the packs' day (``dated``) in the artefacts' open zone
 
     @property
     def passed(self) -> bool:
@@ -210,18 +252,20 @@ class Rehearsal:
 
     def answered(self) -> dict[str, bool]:
         """Whether the artefacts' API served every request, and features (the day's Parquet
-        read); whether their webhook refused a token, took the opt-out, and accepted every
-        pack posted, handed to the buffer (the books count them)."""
+        read); whether their webhook refused every token no source has, took the opt-out,
+        and accepted every pack there was to post, handed to the buffer (the books count
+        them), and the packs' day was published."""
         api = self.answers.get("api", {})
-        webhook = self.answers.get("webhook", {})
-        posted = [a for r, a in webhook.items() if "#" in r]
+        refusals = self.answers.get("refused", {})
+        posted = self.answers.get("posted", {}).values()
         return {
             "served": bool(api) and all(a["status"] == 200 for a in api.values()),
             "features": any(a["returned"] for a in api.values()),
-            "refused": any(a["status"] == 401 for a in webhook.values()),
-            "opted_out": webhook.get("POST /optout", {}).get("status") == 202,
+            "refused": bool(refusals) and all(a["status"] == 401 for a in refusals.values()),
+            "opted_out": self.answers.get("optout", {}).get(OPTOUT_PATH, {}).get("status") == 202,
             "accepted": len(posted) == self.posted
             and all(a["accepted"] and a["buffered"] for a in posted),
+            "published": self.posted_published or not self.posted,
         }
 
 
@@ -250,7 +294,7 @@ def rehearse(
     then by the built artefacts — and the two open zones compared file by file, and the
     answers of their public entry points request by request (``public_answers``: its
     packs dated on the day the rehearsal began, in both runs)."""
-    dated = _midnight()
+    dated = midnight(datetime.now(UTC))
     city = checked_city(city_file)
     runtime = (aws_runtime if cloud == "aws" else scaleway_runtime)(city_file, work / "built")
     recorded = work / "input"
@@ -270,28 +314,36 @@ def rehearse(
     artefacts = replay(
         city_file, recorded, work / "from-artefacts", replace(options, runtime=runtime)
     )
-    if _midnight() != dated:  # a city that keeps one day's key refuses them the next day
+    same_day(dated, datetime.now(UTC))
+    opened = (work / "from-source" / "open", work / "from-artefacts" / "open")
+    return Rehearsal(
+        cloud=cloud,
+        from_source=work / "from-source",
+        from_artefacts=work / "from-artefacts",
+        differences=differences(*opened),
+        balanced=bool(source["balanced"] and artefacts["balanced"]),
+        invocations=artefacts["from_artefacts"]["invocations"],
+        published=len(list(opened[1].rglob("*.parquet"))),
+        answered_differently=answered_differently(source["public"], artefacts["public"]),
+        answers=artefacts["public"],
+        posted=len(packs(recorded, city, dated)),
+        posted_published=any(opened[1].rglob(f"date={dated:%Y-%m-%d}/*.parquet")),
+    )
+
+
+def midnight(now: datetime) -> datetime:
+    """The start of ``now``'s day (UTC)."""
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def same_day(dated: datetime, now: datetime) -> None:
+    """A rehearsal ends on the UTC day it began, whose date its packs carry in both runs:
+    a city that keeps a single day's key refuses them the next day."""
+    if midnight(now) != dated:
         raise RuntimeError(
             f"the rehearsal began on {dated:%Y-%m-%d} (UTC), the day its packs are dated, "
             "and ended on the next: run it again"
         )
-    return Rehearsal(
-        cloud,
-        work / "from-source",
-        work / "from-artefacts",
-        differences(work / "from-source" / "open", work / "from-artefacts" / "open"),
-        bool(source["balanced"] and artefacts["balanced"]),
-        artefacts["from_artefacts"]["invocations"],
-        len(list((work / "from-artefacts" / "open").rglob("*.parquet"))),
-        answered_differently(source["public"], artefacts["public"]),
-        artefacts["public"],
-        len(packs(recorded, city, dated)),
-    )
-
-
-def _midnight() -> datetime:
-    """The start of today (UTC)."""
-    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def answered_differently(left: dict[str, Any], right: dict[str, Any]) -> list[str]:
@@ -324,12 +376,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"files differing from the source tree's run: {done.differences[:20]}; answers "
             f"of the public entry points differing: {done.answered_differently[:20]}; "
             f"invocations from the artefacts: {done.invocations}; published: {done.published};"
-            f" the artefacts' answers: {done.answered()}\n"
+            f" packs to post: {done.posted}; the artefacts' answers: {done.answered()}\n"
         )
         raise SystemExit(1)
     sys.stdout.write(
         f"rehearsal ({args.cloud}): the artefacts' open data, and their API's and webhook's "
-        f"answers, equal the source tree's ({done.from_artefacts / 'open'})\n"
+        f"answers ({done.posted} packs posted), equal the source tree's "
+        f"({done.from_artefacts / 'open'})\n"
     )
 
 

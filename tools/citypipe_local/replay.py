@@ -358,7 +358,7 @@ class Probed:
     sent: int = 0
     answers: dict[str, Any] | None = None
 
-    def and_sent(self, played: int | None) -> int | None:
+    def sent_with(self, played: int | None) -> int | None:
         """The payloads the hubs sent (None: not known) and those the probe sent."""
         return None if played is None else played + self.sent
 
@@ -627,13 +627,13 @@ def run_local(
                     withdraw(deps, partner)
                     keys = key_store_from(settings, deps)
                     carry_out(deps, ExportPorts(keys, TempScratch()), partner)
-                total = time.perf_counter() - started  # the open data is published
+                total = time.perf_counter() - started  # published (and the probe answered)
             finally:
                 invoker.close()
             usage = _usage(invoker, meter.since(runner_before), endpoint.pid, backend_cpu)
             seconds = {f: s.seconds for f, s in session.runner.stats.items()}
             report = build_report(
-                deps, probed.and_sent(played.sent), seconds, played.bridge, played.resent
+                deps, probed.sent_with(played.sent), seconds, played.bridge, played.resent
             )
             # the end of the run is at the run's time: the simulated clock's, if it has one
             ending = deps if clock_file is None else replace(deps, clock=SimulatedClock(clock_file))
