@@ -64,6 +64,7 @@ from citypipe_local.package import (
 )
 from citypipe_local.package import main as package_main
 from citypipe_local.preflight import DEPLOY_ACTIONS, stack_concurrency
+from citypipe_local.rehearse import of_type
 from citypipe_local.replay import request_export
 from citypipe_local.runner import Handler, LocalRunner, app_for, load_handler
 
@@ -104,10 +105,6 @@ def template(packaged: PackagedStack) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def resources(template: dict[str, Any]) -> dict[str, Any]:
     return dict(template["Resources"])
-
-
-def of_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
-    return {name: r for name, r in resources.items() if r["Type"] == kind}
 
 
 def role_statements(resources: dict[str, Any], logical_id: str) -> list[dict[str, Any]]:

@@ -174,9 +174,12 @@ def scaleway_runtime(city_file: Path, work: Path) -> Runtime:
     )
 
 
-# The AWS template's function each public route reaches (its logical id)
-AWS_ROUTES = {"/ingest/": "IngestLambdaFunction", "/optout": "IngestLambdaFunction"}
-AWS_ROUTES |= {"/features": "ApiLambdaFunction"}
+# The AWS template's function each public route reaches (its logical id), by path prefix
+AWS_ROUTES = {
+    "/ingest/": "IngestLambdaFunction",
+    "/optout": "IngestLambdaFunction",
+    "/features": "ApiLambdaFunction",
+}
 LIBRARY_LAYER = {"Ref": "LibraryLambdaLayer"}
 
 
@@ -205,6 +208,7 @@ def aws_wiring(resources: dict[str, Any]) -> list[str]:
 
 
 def of_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
+    """A template's resources of one CloudFormation type, by logical id."""
     return {name: r for name, r in resources.items() if r["Type"] == kind}
 
 
