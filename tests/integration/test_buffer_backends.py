@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from citypipe.domain.books import IngestCounts, Lineage
+from citypipe.domain.errors import TransientError
 from citypipe.domain.model import Function, Zone
 from citypipe.ports import TOKEN_HEADER, ReceivedMessage
 from citypipe.service.buffer import Batcher
@@ -137,3 +138,32 @@ def queued_anonymize(deps: Deps) -> list[dict[str, Any]]:
     while batch := deps.queue.receive(queue, 10):
         found += [json.loads(m.body) for m in batch]
     return found
+
+
+def test_two_batchers_given_the_same_requests_at_once_write_them_once(
+    deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQS delivers messages twice at once, in two batches (decision 120): the second
+    batcher writes while the first has read the manifests and not yet written its own.
+    The first yields when it reads them again; its messages come again and are found."""
+    for minute in range(5):
+        post(deps, "traffic-counters", "senml", pack(minute))
+    messages = queued(deps)
+    first, second = messages[:3], messages[1:]
+    real = deps.store.put_if_absent
+    other = [lambda: Batcher(deps).take([(m.body, m.message_id) for m in second])]
+
+    def put(bucket: str, key: str, *args: Any) -> Any:
+        if key.startswith("raw/") and other:
+            assert other.pop()() == []  # the other batcher, start to end
+        return real(bucket, key, *args)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(deps.store, "put_if_absent", put)
+        with pytest.raises(TransientError, match="yielded"):
+            Batcher(deps).take([(m.body, m.message_id) for m in first])
+    assert Batcher(deps).take([(m.body, m.message_id) for m in first]) == []  # again
+    counts = books(deps)
+    assert (counts.payloads, counts.accepted, counts.duplicates) == (5, 5, 0)
+    notices = queued_anonymize(deps)
+    assert (len(notices), sum(n["records"] for n in notices)) == (2, 5)

@@ -6,13 +6,18 @@ readings handed to ingest's queue, written in batches by its consumer, exactly o
 - a request is counted once whatever its redeliveries (the same batch again, another
   grouping), a hub's resend is recognized, a reading resent inside another request is a
   duplicate;
+- two batchers given the same request at once (SQS delivering its message twice, in
+  other groupings) write it once: one of them yields and its requests come again;
 - a batcher that crashed before its manifest announced nothing; one that crashed after it
-  is completed from it; a message that is no request is quarantined.
+  and before its decision is yielded by the next; one that crashed after deciding is
+  completed from its manifest; a message that is no request is quarantined.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -146,6 +151,15 @@ def crashing(deps: Deps, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
 
     if where == "announce":
         monkeypatch.setattr(buffer, "record", die)
+    elif where == "decision":
+        real_decide = deps.store.put_if_absent
+
+        def undecided(bucket: str, key: str, *args: Any) -> Any:
+            if key.endswith(".decision"):
+                raise Crash
+            return real_decide(bucket, key, *args)
+
+        monkeypatch.setattr(deps.store, "put_if_absent", undecided)
     else:
         real = deps.store.put_if_absent
 
@@ -157,7 +171,7 @@ def crashing(deps: Deps, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
         monkeypatch.setattr(deps.store, "put_if_absent", put)
 
 
-@pytest.mark.parametrize("where", ["announce", "manifest"])
+@pytest.mark.parametrize("where", ["announce", "decision", "manifest"])
 def test_a_batch_that_crashed_loses_nothing_and_writes_nothing_twice(
     memory_deps: Deps, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
@@ -175,6 +189,136 @@ def test_a_batch_that_crashed_loses_nothing_and_writes_nothing_twice(
     assert (counts.payloads, counts.accepted, counts.duplicates) == (5, 5, 0)
     [row] = published(memory_deps)
     assert (row["count"], row["sum"]) == ("5", "50.0")
+
+
+def attempt(deps: Deps, messages: list[ReceivedMessage]) -> str:
+    """One delivery of these messages to a fresh batcher: written, or yielded to another
+    (its messages then come again)."""
+    try:
+        take(deps, messages, Batcher(deps))
+    except TransientError as exc:
+        assert "yield" in str(exc)
+        return "yielded"
+    return "written"
+
+
+def interleaved(
+    deps: Deps, monkeypatch: pytest.MonkeyPatch, at: str, other: Callable[[], None]
+) -> None:
+    """``other`` (another batcher at work) runs once when this one reaches ``at``:
+    ``refreshed`` (it read the manifests, is about to write its raw objects) or
+    ``manifest`` (its manifest is written, it has not decided)."""
+    real = deps.store.put_if_absent
+    pending = [other]
+
+    def put(bucket: str, key: str, *args: Any) -> Any:
+        if at == "refreshed" and key.startswith("raw/") and pending:
+            pending.pop()()
+        result = real(bucket, key, *args)
+        if at == "manifest" and key.startswith("buffer/") and key.endswith(".json") and pending:
+            pending.pop()()
+        return result
+
+    monkeypatch.setattr(deps.store, "put_if_absent", put)
+
+
+def assert_written_once(deps: Deps, requests: int) -> None:
+    counts = books(deps)
+    assert (counts.payloads, counts.accepted, counts.duplicates) == (requests, requests, 0)
+    [row] = published(deps)
+    assert (row["count"], row["sum"]) == (str(requests), f"{10.0 * requests}")
+
+
+@pytest.mark.parametrize("at", ["refreshed", "manifest"])
+@pytest.mark.parametrize("resend", [False, True])
+def test_two_batchers_given_a_request_at_once_write_it_once(
+    memory_deps: Deps, monkeypatch: pytest.MonkeyPatch, at: str, resend: bool
+) -> None:
+    """SQS may deliver a message twice at once, in two batches: the second batcher runs
+    while the first is at ``at``. With ``resend``, the overlap is a hub's resend (another
+    request, the same content) rather than the same request."""
+    for minute in range(6):
+        push(memory_deps, pack(T + 60 * minute, 10))
+    if resend:
+        push(memory_deps, pack(T + 60 * 2, 10))
+    messages = queued(memory_deps)
+    first, second = messages[:4], messages[4:] if resend else messages[2:]
+    outcomes: list[str] = []
+    with monkeypatch.context() as patched:
+        interleaved(memory_deps, patched, at, lambda: outcomes.append(attempt(memory_deps, second)))
+        outcomes.insert(0, attempt(memory_deps, first))
+    assert outcomes.count("written") >= 1
+    for group, outcome in zip((first, second), outcomes, strict=True):
+        if outcome == "yielded":  # its messages come again, to a fresh batcher
+            take(memory_deps, group, Batcher(memory_deps))
+    assert_written_once(memory_deps, 6)
+    assert books(memory_deps).resent == (1 if resend else 0)
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_two_batchers_that_both_wrote_their_manifests_write_a_request_once(
+    memory_deps: Deps, monkeypatch: pytest.MonkeyPatch, overlap: bool
+) -> None:
+    """Two batchers in step: both read the manifests before either wrote its own, both
+    wrote theirs, both read them again before either decided. Sharing a request, each
+    sees the other undecided and puts ``yield`` on it: at most one of them writes,
+    whoever put first. Sharing nothing, neither stands in the other's way."""
+    for minute in range(6):
+        push(memory_deps, pack(T + 60 * minute, 10))
+    messages = queued(memory_deps)
+    groups = (messages[:4], messages[2:] if overlap else messages[4:])
+    in_step = threading.Barrier(2, timeout=10)
+    real_put, real_refresh = memory_deps.store.put_if_absent, Batcher._refresh
+
+    def put(bucket: str, key: str, *args: Any) -> Any:
+        result = real_put(bucket, key, *args)
+        if key.startswith("buffer/") and key.endswith(".json"):
+            in_step.wait()  # both manifests written
+        return result
+
+    def refresh(self: Batcher, *args: Any) -> None:
+        real_refresh(self, *args)
+        in_step.wait()  # both read them (before writing; again before deciding)
+
+    outcomes: dict[int, str] = {}
+    with monkeypatch.context() as patched:
+        patched.setattr(memory_deps.store, "put_if_absent", put)
+        patched.setattr(Batcher, "_refresh", refresh)
+        threads = [
+            threading.Thread(
+                target=lambda n=n: outcomes.__setitem__(n, attempt(memory_deps, groups[n]))
+            )
+            for n in (0, 1)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    written = list(outcomes.values()).count("written")
+    assert len(outcomes) == 2 and (written <= 1 if overlap else written == 2)
+    for n, group in enumerate(groups):
+        if outcomes[n] == "yielded":
+            take(memory_deps, group, Batcher(memory_deps))
+    assert_written_once(memory_deps, 6)
+
+
+def test_a_batch_written_before_decisions_stands_as_announced(memory_deps: Deps) -> None:
+    """A city upgraded within the manifests' window: a manifest without a decision, of a
+    batcher that had none (version 1), was its batch's commitment."""
+    for minute in range(3):
+        push(memory_deps, pack(T + 60 * minute, 10))
+    messages = queued(memory_deps)
+    take(memory_deps, messages)
+    store, raw = memory_deps.store, memory_deps.names.bucket(Zone.RAW)
+    for info in list(store.list(raw, memory_deps.names.buffer_prefix())):
+        if info.key.endswith(".json"):
+            manifest = json.loads(store.get(raw, info.key).body)
+            del manifest["v"]
+            store.put(raw, info.key, json.dumps(manifest).encode())
+        else:
+            store.delete(raw, info.key)  # its decision and mark: none then
+    take(memory_deps, messages[1:], Batcher(memory_deps))  # again, grouped otherwise
+    assert_written_once(memory_deps, 3)
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,20 @@ record, one claim check. Exactly once, without a write per request:
   - a batch that crashed before its manifest announced nothing: its raw objects are never
     read and go with the raw zone's 24 hours, and its requests come back to a new batch.
 
+Two batchers may hold the same request at once (SQS delivers a message twice, rarely, in
+two batches), or two requests of the same content. Neither may have seen the other's
+manifest when it read them, so a manifest is not yet a commitment: **a batch is written
+once its decision is** (decision 120). The decision is an object beside the manifest,
+put once (``If-None-Match``): ``announce`` or ``yield``, the first writer's standing.
+After its manifest a batcher reads the manifests again; it yields if one that shares a
+request, a content or a reading with it was announced, and it puts ``yield`` on every
+such one still undecided (a batcher that crashed, or one at work); then it puts its own
+``announce`` — which a rival's ``yield`` may have taken first. Of two overlapping
+batches at least one reads the other's manifest after it was written (each writes before
+it reads), so at most one announces. A yielded batch announced nothing: its messages come
+again (``TransientError``) and are read as new, its raw objects go with the raw zone.
+Only announced batches' requests, contents and readings are in the index.
+
 The window holds what hubs resend (their retries come within minutes). A redelivery may
 come much later (a queue's retries span hours; a dead-letter queue redriven): a batcher
 looks back ``WINDOW`` from the time its oldest request was handed over, not from now, so
@@ -51,7 +65,7 @@ from typing import Any
 
 from citypipe.core.codecs import raw_columns
 from citypipe.domain.books import IngestCounts, Lineage
-from citypipe.domain.errors import TerminalError
+from citypipe.domain.errors import TerminalError, TransientError
 from citypipe.domain.model import PIECE_MARK, RAW_FIELDS, Function, Message, Zone
 from citypipe.domain.naming import edge_key, input_id
 from citypipe.ports import SQS_MAX_BYTES
@@ -64,6 +78,9 @@ WINDOW = timedelta(hours=1)  # how far back a batcher recognizes requests and re
 # ago than this cannot be checked against every manifest that may name it
 MANIFESTS_KEPT = timedelta(hours=22)
 MANIFESTS_ZONE = Zone.RAW  # swept at 24 hours, as the raw objects the manifests name
+DECIDED = 2  # a manifest's version from which its batch is written once decided (0120)
+ANNOUNCE, YIELD = "announce", "yield"
+_MANIFEST, _DECISION, _ANNOUNCED = ".json", ".decision", ".announced"
 _SOURCE, _SENSOR, _QUANTITY, _OBSERVED = (
     RAW_FIELDS.index(name) for name in ("source", "sensor", "quantity", "observed_at")
 )
@@ -153,15 +170,47 @@ def reading_id(row: Sequence[Any]) -> str:
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
+def decision_key(manifest: str) -> str:
+    """Where a batch's decision is put once, beside its manifest."""
+    return manifest.removesuffix(_MANIFEST) + _DECISION
+
+
+def announced_key(manifest: str) -> str:
+    """An empty object beside an announced batch's manifest: a listing shows it, so a
+    batcher reads no decision of a batch announced (nearly every one)."""
+    return manifest.removesuffix(_MANIFEST) + _ANNOUNCED
+
+
+@dataclass(frozen=True)
+class Items:
+    """What a batch holds that another may too: requests, contents, readings."""
+
+    requests: set[str]
+    contents: set[str]
+    readings: set[str]
+
+    def shared(self, manifest: dict[str, Any]) -> bool:
+        return any(
+            not mine.isdisjoint(manifest[name])
+            for mine, name in (
+                (self.requests, "requests"),
+                (self.contents, "contents"),
+                (self.readings, "readings"),
+            )
+        )
+
+
 @dataclass
 class Index:
     """The manifests of the last ``WINDOW``, as this process last listed them: which
-    manifest holds each request, content and reading."""
+    announced manifest holds each request, content and reading; the manifests read whose
+    batch had not decided yet."""
 
     listed: set[str] = field(default_factory=set)  # manifest keys read
     requests: dict[str, str] = field(default_factory=dict)  # request id -> manifest key
     contents: dict[str, str] = field(default_factory=dict)
     readings: dict[str, str] = field(default_factory=dict)
+    undecided: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> manifest
 
     def add(self, key: str, manifest: dict[str, Any]) -> None:
         self.listed.add(key)
@@ -169,12 +218,25 @@ class Index:
         self.contents.update(dict.fromkeys(manifest["contents"], key))
         self.readings.update(dict.fromkeys(manifest["readings"], key))
 
+    def holds(self, items: Items) -> bool:
+        """Whether an announced batch holds any of ``items``."""
+        return any(
+            not table.keys().isdisjoint(mine)
+            for table, mine in (
+                (self.requests, items.requests),
+                (self.contents, items.contents),
+                (self.readings, items.readings),
+            )
+        )
+
     def forget_before(self, oldest: str) -> None:
         """Manifests older than the window (their keys sort before ``oldest``) forgotten."""
         gone = {key for key in self.listed if key < oldest}
         if not gone:
             return
         self.listed -= gone
+        for key in gone:
+            self.undecided.pop(key, None)
         for table in (self.requests, self.contents, self.readings):
             for item in [i for i, key in table.items() if key in gone]:
                 del table[item]
@@ -209,13 +271,14 @@ class Batcher:
 
     def write(self, pieces: Iterable[Piece]) -> int:
         """Buffered requests written as one batch; returns the requests written (redelivered
-        ones are not). Raises to have them all delivered again (nothing is announced before
-        the batch's manifest)."""
+        ones are not). Raises to have them all delivered again: nothing is announced before
+        the batch's manifest and its decision, and a batch that yields announces nothing."""
         deps = self.deps
         now = deps.clock.now()
         pieces = list(pieces)
         handed = min((p.handed for p in pieces), default=now.timestamp())
-        self._refresh(now, min(now, datetime.fromtimestamp(handed, UTC)) - WINDOW)
+        since = min(now, datetime.fromtimestamp(handed, UTC)) - WINDOW
+        self._refresh(now, since)
         fresh: dict[str, Piece] = {}
         for piece in pieces:
             if piece.request in self.index.requests:
@@ -224,12 +287,14 @@ class Batcher:
                 fresh.setdefault(piece.request, piece)  # one delivery of a request counts
         if not fresh:
             return 0
-        ident = input_id("buffer", *sorted(fresh))
+        batch = _merged(deps, self.index, list(fresh.values()))
+        # its requests and what of them it writes: a batch that yielded, its requests
+        # grouped alike again after the index changed, writes other objects than its own
+        ident = input_id("buffer", *sorted(fresh), *sorted(batch.contents), *sorted(batch.readings))
         if deps.store.exists(
             deps.names.bucket(Zone.AUDIT), deps.names.lineage_key(Function.INGEST, ident)
         ):
             return 0  # the very same batch, delivered again
-        batch = _merged(deps, self.index, list(fresh.values()))
         message = Message(
             city=deps.city.slug,
             stage="edge",
@@ -249,6 +314,7 @@ class Batcher:
         )
         put = put_outputs(Function.INGEST, message, deps, ident, outcome)
         manifest = {
+            "v": DECIDED,
             "batch": ident,
             "requests": sorted(fresh),
             "contents": sorted(batch.contents),
@@ -258,16 +324,61 @@ class Batcher:
                 Function.INGEST, message, deps, ident, outcome, put.outputs
             ).model_dump(mode="json"),
         }
-        key = deps.names.buffer_manifest_key(now, ident)
+        # each attempt's own manifest, so its own decision (a clock may stand still)
+        key = deps.names.buffer_manifest_key(now, f"{ident}-{uuid.uuid4().hex[:8]}")
         deps.store.put_if_absent(
             deps.names.bucket(MANIFESTS_ZONE),
             key,
             json.dumps(manifest).encode(),
             "application/json",
         )
-        self.index.add(key, manifest)
+        self.index.listed.add(key)  # read again below: not from the store
+        self.index.undecided[key] = manifest
+        if not self._announces(key, now, since, Items(set(fresh), batch.contents, batch.readings)):
+            log.warning("buffered batch yielded", extra={"input_id": ident})
+            raise TransientError(f"buffered batch {ident} yielded to another: comes again")
         record(Function.INGEST, message, deps, ident, outcome, put)
         return len(fresh)
+
+    def _announces(self, key: str, now: datetime, since: datetime, items: Items) -> bool:
+        """This batch's decision, once its manifest is written: the manifests read again, it
+        yields to an announced one that shares an item with it, makes the undecided ones
+        that do yield, then announces — unless one of them made it yield first."""
+        self._refresh(now, since)
+        rival = self.index.holds(items) or self._rivals(items, own=key)
+        decision = self._decide(key, YIELD if rival else ANNOUNCE)
+        manifest = self.index.undecided.pop(key, None)  # None: read decided in the refresh
+        if decision == ANNOUNCE and manifest is not None:
+            self.index.add(key, manifest)
+        return decision == ANNOUNCE
+
+    def _rivals(self, items: Items, own: str = "") -> bool:
+        """Every undecided batch sharing an item with ``items`` made to yield; whether one
+        of them had announced first (it is then in the index)."""
+        announced = False
+        for key, manifest in list(self.index.undecided.items()):
+            if key == own or not items.shared(manifest):
+                continue
+            decision = self._decide(key, YIELD)
+            del self.index.undecided[key]
+            if decision == ANNOUNCE:
+                self.index.add(key, manifest)
+                announced = True
+        return announced
+
+    def _decide(self, key: str, wanted: str) -> str:
+        """A batch's decision: ``wanted`` if this call put it first, else the one put."""
+        store, bucket = self.deps.store, self.deps.names.bucket(MANIFESTS_ZONE)
+        put = store.put_if_absent(bucket, decision_key(key), wanted.encode(), "text/plain")
+        decision = wanted if put.created else self._decision(key)
+        if decision == ANNOUNCE:
+            store.put_if_absent(bucket, announced_key(key), b"", "text/plain")
+        return decision
+
+    def _decision(self, key: str) -> str:
+        bucket = self.deps.names.bucket(MANIFESTS_ZONE)
+        text = self.deps.store.get(bucket, decision_key(key)).body.decode()
+        return ANNOUNCE if text == ANNOUNCE else YIELD
 
     def _refresh(self, now: datetime, since: datetime) -> None:
         """The manifests other batchers wrote since ``since`` (the window before the
@@ -277,16 +388,26 @@ class Batcher:
         oldest = deps.names.buffer_manifest_key(since, "")
         self.index.forget_before(oldest)
         hour = since.replace(minute=0, second=0, microsecond=0)
-        new: list[str] = []
+        keys: set[str] = set()
         while hour <= now:
-            new += [
-                info.key
-                for info in deps.store.list(bucket, deps.names.buffer_hour_prefix(hour))
-                if info.key not in self.index.listed and info.key >= oldest
-            ]
+            prefix = deps.names.buffer_hour_prefix(hour)
+            keys.update(info.key for info in deps.store.list(bucket, prefix) if info.key >= oldest)
             hour += timedelta(hours=1)
-        for manifest in deps.store.get_many(bucket, new):  # read at once, retried in place
-            self.index.add(manifest.key, json.loads(manifest.body))
+        new = sorted(k for k in keys if k.endswith(_MANIFEST) and k not in self.index.listed)
+        for read in deps.store.get_many(bucket, new):  # read at once, retried in place
+            self.index.listed.add(read.key)
+            self.index.undecided[read.key] = json.loads(read.body)
+        for key, manifest in list(self.index.undecided.items()):
+            # before decisions (0120) a manifest was its batch's commitment
+            if manifest.get("v") != DECIDED or announced_key(key) in keys:
+                decision = ANNOUNCE
+            elif decision_key(key) in keys:
+                decision = self._decision(key)
+            else:
+                continue
+            del self.index.undecided[key]
+            if decision == ANNOUNCE:
+                self.index.add(key, manifest)
 
     def _settled(self, key: str) -> None:
         """A redelivered request's batch made whole: its claim checks and lineage written
@@ -351,6 +472,8 @@ def written_requests(deps: Deps) -> set[str]:
     audit = deps.names.bucket(Zone.AUDIT)
     written: set[str] = set()
     for info in deps.store.list(bucket, deps.names.buffer_prefix()):
+        if not info.key.endswith(_MANIFEST):
+            continue
         manifest = json.loads(deps.store.get(bucket, info.key).body)
         if deps.store.exists(audit, deps.names.lineage_key(Function.INGEST, manifest["batch"])):
             written.update(manifest["requests"])
