@@ -255,6 +255,31 @@ def test_two_batchers_given_a_request_at_once_write_it_once(
     assert books(memory_deps).resent == (1 if resend else 0)
 
 
+def test_a_rivals_manifest_in_the_next_hour_is_read(
+    memory_deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first batcher starts a moment before the hour ends; the second writes its
+    manifest after it, under the next hour's name: read again, the manifests are listed
+    past the first's now (found by an independent review)."""
+    memory_deps.clock.at = datetime(2026, 6, 2, 23, 59, 59, 900000, tzinfo=UTC)  # type: ignore[attr-defined]
+    for minute in range(6):
+        push(memory_deps, pack(T + 60 * minute, 10))
+    messages = queued(memory_deps)
+    first, second = messages[:4], messages[2:]
+    outcomes: list[str] = []
+
+    def other() -> None:
+        memory_deps.clock.at += timedelta(seconds=1)  # type: ignore[attr-defined]
+        outcomes.append(attempt(memory_deps, second))
+
+    with monkeypatch.context() as patched:
+        interleaved(memory_deps, patched, "refreshed", other)
+        outcomes.insert(0, attempt(memory_deps, first))
+    assert outcomes == ["yielded", "written"]
+    take(memory_deps, first, Batcher(memory_deps))
+    assert_written_once(memory_deps, 6)
+
+
 @pytest.mark.parametrize("overlap", [True, False])
 def test_two_batchers_that_both_wrote_their_manifests_write_a_request_once(
     memory_deps: Deps, monkeypatch: pytest.MonkeyPatch, overlap: bool

@@ -79,6 +79,9 @@ WINDOW = timedelta(hours=1)  # how far back a batcher recognizes requests and re
 MANIFESTS_KEPT = timedelta(hours=22)
 MANIFESTS_ZONE = Zone.RAW  # swept at 24 hours, as the raw objects the manifests name
 DECIDED = 2  # a manifest's version from which its batch is written once decided (0120)
+# a rival's manifest is named by its own clock and time: read again, the manifests are
+# listed up to this much past this batcher's now (the next hour's, near its end)
+SKEW = timedelta(minutes=5)
 ANNOUNCE, YIELD = "announce", "yield"
 _MANIFEST, _DECISION, _ANNOUNCED = ".json", ".decision", ".announced"
 _SOURCE, _SENSOR, _QUANTITY, _OBSERVED = (
@@ -344,11 +347,13 @@ class Batcher:
         """This batch's decision, once its manifest is written: the manifests read again, it
         yields to an announced one that shares an item with it, makes the undecided ones
         that do yield, then announces — unless one of them made it yield first."""
-        self._refresh(now, since)
+        self._refresh(max(now, self.deps.clock.now()) + SKEW, since)
+        if key not in self.index.undecided:  # a rival put yield on it (only this one announces)
+            return False
         rival = self.index.holds(items) or self._rivals(items, own=key)
         decision = self._decide(key, YIELD if rival else ANNOUNCE)
-        manifest = self.index.undecided.pop(key, None)  # None: read decided in the refresh
-        if decision == ANNOUNCE and manifest is not None:
+        manifest = self.index.undecided.pop(key)
+        if decision == ANNOUNCE:
             self.index.add(key, manifest)
         return decision == ANNOUNCE
 
@@ -380,16 +385,16 @@ class Batcher:
         text = self.deps.store.get(bucket, decision_key(key)).body.decode()
         return ANNOUNCE if text == ANNOUNCE else YIELD
 
-    def _refresh(self, now: datetime, since: datetime) -> None:
-        """The manifests other batchers wrote since ``since`` (the window before the
-        oldest request's hand-over), read once each."""
+    def _refresh(self, until: datetime, since: datetime) -> None:
+        """The manifests other batchers wrote from ``since`` (the window before the oldest
+        request's hand-over) to ``until``'s hour, read once each."""
         deps = self.deps
         bucket = deps.names.bucket(MANIFESTS_ZONE)
         oldest = deps.names.buffer_manifest_key(since, "")
         self.index.forget_before(oldest)
         hour = since.replace(minute=0, second=0, microsecond=0)
         keys: set[str] = set()
-        while hour <= now:
+        while hour <= until:
             prefix = deps.names.buffer_hour_prefix(hour)
             keys.update(info.key for info in deps.store.list(bucket, prefix) if info.key >= oldest)
             hour += timedelta(hours=1)
@@ -399,7 +404,7 @@ class Batcher:
             self.index.undecided[read.key] = json.loads(read.body)
         for key, manifest in list(self.index.undecided.items()):
             # before decisions (0120) a manifest was its batch's commitment
-            if manifest.get("v") != DECIDED or announced_key(key) in keys:
+            if "v" not in manifest or announced_key(key) in keys:
                 decision = ANNOUNCE
             elif decision_key(key) in keys:
                 decision = self._decision(key)
