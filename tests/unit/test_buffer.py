@@ -280,14 +280,15 @@ def test_a_rivals_manifest_in_the_next_hour_is_read(
     assert_written_once(memory_deps, 6)
 
 
-@pytest.mark.parametrize("overlap", [True, False])
+@pytest.mark.parametrize(("overlap", "lockstep"), [(True, False), (True, True), (False, True)])
 def test_two_batchers_that_both_wrote_their_manifests_write_a_request_once(
-    memory_deps: Deps, monkeypatch: pytest.MonkeyPatch, overlap: bool
+    memory_deps: Deps, monkeypatch: pytest.MonkeyPatch, overlap: bool, lockstep: bool
 ) -> None:
     """Two batchers in step: both read the manifests before either wrote its own, both
     wrote theirs, both read them again before either decided. Sharing a request, each
     sees the other undecided and puts ``yield`` on it: at most one of them writes,
-    whoever put first. Sharing nothing, neither stands in the other's way."""
+    whoever put first — neither, when both put ``yield`` on the other before either put
+    its own decision (``lockstep``). Sharing nothing, neither stands in the other's way."""
     for minute in range(6):
         push(memory_deps, pack(T + 60 * minute, 10))
     messages = queued(memory_deps)
@@ -305,10 +306,19 @@ def test_two_batchers_that_both_wrote_their_manifests_write_a_request_once(
         real_refresh(self, *args)
         in_step.wait()  # both read them (before writing; again before deciding)
 
+    real_rivals = Batcher._rivals
+
+    def rivals(self: Batcher, *args: Any, **kwargs: Any) -> bool:
+        found = real_rivals(self, *args, **kwargs)
+        in_step.wait()  # both put yield on the other before either puts its own decision
+        return found
+
     outcomes: dict[int, str] = {}
     with monkeypatch.context() as patched:
         patched.setattr(memory_deps.store, "put_if_absent", put)
         patched.setattr(Batcher, "_refresh", refresh)
+        if lockstep:
+            patched.setattr(Batcher, "_rivals", rivals)
         threads = [
             threading.Thread(
                 target=lambda n=n: outcomes.__setitem__(n, attempt(memory_deps, groups[n]))
@@ -321,6 +331,8 @@ def test_two_batchers_that_both_wrote_their_manifests_write_a_request_once(
             thread.join(30)
     written = list(outcomes.values()).count("written")
     assert len(outcomes) == 2 and (written <= 1 if overlap else written == 2)
+    if overlap and lockstep:
+        assert written == 0
     for n, group in enumerate(groups):
         if outcomes[n] == "yielded":
             take(memory_deps, group, Batcher(memory_deps))
