@@ -323,7 +323,8 @@ def test_from_zero_to_the_first_published_file(
     summary = simulate(city, tmp_path / "input", hours=1, scale=0.03)
     assert main(["stack", "up", *on, "--backend", "env", "--cloud", "scaleway"]) == 0
     # When the operator pushes the payloads, the functions (their application's key) run
-    # through their Scaleway entry points, one message per POST, and an export is requested
+    # through their Scaleway entry points (ingest drained on its CRON, the others one message
+    # per POST), and an export is requested
     assert main(["push", *on, "--input", str(tmp_path / "input")]) == 0
     monkeypatch.setenv("CITYPIPE_STORAGE__ACCESS_KEY_ID", FUNCTIONS_KEY)
     settings = Settings()

@@ -36,7 +36,7 @@ from citypipe.service.buffer import MANIFESTS_KEPT, Batcher
 from citypipe.service.kernel import Deps
 from citypipe_local.fakes import InMemoryKeyStore, InMemoryWebhookTokens
 from citypipe_local.report import dead_letters, lineage_records
-from citypipe_local.runner import load_handler
+from citypipe_local.runner import LocalRunner, in_process_handlers, load_handler
 
 KEYS = InMemoryKeyStore()
 
@@ -437,3 +437,29 @@ def test_scaleway_drains_ingests_queue_in_batches_on_its_cron(memory_deps: Deps)
     assert json.loads(answer["body"]) == {"batches": 1, "done": 25, "failed": 0}
     assert len(ingest_lineage(memory_deps)) == 1 and len(raw_keys(memory_deps)) == 1
     assert sum(memory_deps.queue.depth(memory_deps.names.queue(Function.INGEST))) == 0
+
+
+def test_the_local_runner_drains_scaleways_ingest_as_its_cron_does(memory_deps: Deps) -> None:
+    """Deployed, ingest's queue has no trigger on Scaleway: its CRON drains it (decision
+    90). The local runner fires that CRON, never POSTs one of ingest's messages; the
+    other functions' queue triggers still POST one message each."""
+    for minute in range(25):
+        push(memory_deps, pack(T + 60 * minute, 4))
+    handlers = in_process_handlers(memory_deps, KEYS, platform="scaleway")
+    bodies: list[str] = []
+
+    def ingest(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        bodies.append(event["body"])
+        return handlers[Function.INGEST](event, context)
+
+    runner = LocalRunner(
+        memory_deps.names,
+        memory_deps.queue,
+        handlers={**handlers, Function.INGEST: ingest},
+        platform="scaleway",
+    )
+    runner.drain([Function.INGEST, Function.ANONYMIZE], timeout_s=60)
+    assert bodies and all(json.loads(b) == DRAIN_CRON_BODY for b in bodies)
+    assert runner.stats[Function.INGEST].messages == 25
+    assert len(ingest_lineage(memory_deps)) == 1  # one batch, as the deployed CRON makes
+    assert runner.stats[Function.ANONYMIZE].invocations == runner.stats[Function.ANONYMIZE].messages

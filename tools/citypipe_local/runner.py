@@ -40,6 +40,7 @@ from citypipe.domain.model import Function
 from citypipe.domain.naming import StackNames
 from citypipe.entrypoints.apps import FunctionApp
 from citypipe.entrypoints.drain import DRAIN_BYTES, DRAIN_MESSAGES, sqs_event
+from citypipe.entrypoints.events import DRAIN_CRON_BODY
 from citypipe.ports import ApiKeys, Clock, KeyStore, Queue, ReceivedMessage, WebhookTokens
 from citypipe.service.export import ExportPorts
 from citypipe.service.kernel import Deps, log
@@ -501,6 +502,8 @@ POLL_MIN_S, POLL_MAX_S = 0.1, 1.0
 GATHER_WINDOW_S = 5.0  # a gathering function's batching window (Lambda's, 10 s: serverless.yml)
 GATHER_POLL_S = 0.1  # while a batch is gathered, its queue is asked again after this
 NEXT = {Function.INGEST: Function.ANONYMIZE, Function.ANONYMIZE: Function.AGGREGATE}
+# Scaleway: ingest's queue has no trigger, a CRON drains it every minute (decision 90)
+CRON_DRAINED = frozenset({Function.INGEST})
 
 
 @dataclass
@@ -556,13 +559,16 @@ class LocalRunner:
     # first comes back before it is delivered
     window_s: float = GATHER_WINDOW_S
     _gathering: dict[Function, Gathering] = field(default_factory=dict)
+    _waiting: dict[Function, float] = field(default_factory=dict)  # a CRON-drained queue's
+    # messages seen waiting since (time.monotonic())
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
 
     invoker: Invoker | None = None  # None: call the handlers in this process's threads
     # aws: Lambda's SQS event source (batches, partial failures); scaleway: a queue trigger
-    # (one message per POST, a status >= 300 retried three times, then left to the queue)
+    # (one message per POST, a status >= 300 retried three times, then left to the queue),
+    # but ingest's CRON, which drains its queue itself (``CRON_DRAINED``)
     platform: Platform = "aws"
 
     def handler(self, function: Function) -> Handler:
@@ -634,6 +640,54 @@ class LocalRunner:
                 log.warning("messages not deleted", extra={"function": function.value})
         if self.on_batch:
             self.on_batch(function, len(messages))
+
+    def _cron_drained(self, function: Function) -> bool:
+        return self.platform == "scaleway" and function in CRON_DRAINED
+
+    def _cron_due(self, function: Function, coming: Callable[[], bool]) -> bool:
+        """Whether a CRON-drained queue's CRON fires now: once messages wait, at the end of
+        the window after they were first seen waiting (the deployed CRON fires every
+        minute), or at once when nothing more is ``coming()``."""
+        if not self.queue.depth(self.names.queue(function))[0]:
+            self._waiting.pop(function, None)
+            return False
+        since = self._waiting.setdefault(function, time.monotonic())
+        if time.monotonic() - since < self.window_s and coming():
+            return False
+        del self._waiting[function]
+        return True
+
+    def _fire_cron(self, function: Function) -> None:
+        """One firing of a function's drain CRON: it takes its queue's messages itself, in
+        batches, and deletes what it did (``entrypoints.drain``)."""
+        stats = self.stats.setdefault(function, FunctionStats())
+        started = time.perf_counter()
+        context = {"memoryLimitInMb": 1024, "functionName": self.names.queue(function)}
+        try:
+            answer = self._run(function, scaleway_event(json.dumps(DRAIN_CRON_BODY)), context)
+            drained = json.loads(answer.get("body") or "{}")
+        except Exception:  # a crashed function answers 500; what it took comes back
+            log.error("invocation crashed", extra={"function": function.value})
+            drained = {}
+        done, failed = int(drained.get("done", 0)), int(drained.get("failed", 0))
+        stats.seconds += time.perf_counter() - started
+        stats.invocations += 1
+        stats.messages += done + failed
+        stats.failures += failed
+        if self.on_batch:
+            self.on_batch(function, done + failed)
+
+    def _job(
+        self, function: Function, coming: Callable[[], bool], busy: Iterable[Function]
+    ) -> Callable[[], None] | None:
+        """What to run for ``function`` now: an invocation with a batch of its messages, a
+        firing of its drain CRON (Scaleway's ingest, one at a time), or nothing yet."""
+        if self._cron_drained(function):
+            if function in busy or not self._cron_due(function, coming):
+                return None
+            return functools.partial(self._fire_cron, function)
+        messages = self._receive(function, coming)
+        return functools.partial(self._invoke, function, messages) if messages else None
 
     def _redeliver(
         self, function: Function, messages: list[ReceivedMessage], failed: set[str]
@@ -712,6 +766,7 @@ class LocalRunner:
         emulator a scan of the queue. ``wake`` ends a wait at once."""
         deadline = time.monotonic() + timeout_s
         self._gathering.clear()  # a drain that failed left its batch in flight: it comes back
+        self._waiting.clear()
         quiet_until = dict.fromkeys(functions, 0.0)
         backoff = dict.fromkeys(functions, 0.0)
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="lambda") as pool:
@@ -722,10 +777,10 @@ class LocalRunner:
                 for function in functions:
                     if len(running) >= self.concurrency or now < quiet_until[function]:
                         continue
-                    messages = self._receive(function, lambda: not until())
-                    if messages:
-                        running[pool.submit(self._invoke, function, messages)] = function
-                    elif function in self._gathering:
+                    job = self._job(function, lambda: not until(), running.values())
+                    if job is not None:
+                        running[pool.submit(job)] = function
+                    elif function in self._gathering or function in self._waiting:
                         quiet_until[function] = now + GATHER_POLL_S
                     else:
                         backoff[function] = min(POLL_MAX_S, max(POLL_MIN_S, 2 * backoff[function]))
