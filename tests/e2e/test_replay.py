@@ -228,7 +228,8 @@ def test_the_scaleway_entry_points_give_the_same_open_data(
     tmp_path: Path, run: Path, recorded: Path, keys_dir: Path
 ) -> None:
     # Given the same input replayed through the Scaleway entry points: a queue trigger
-    # POSTing one message per request, retrying a status >= 300
+    # POSTing one message per request, retrying a status >= 300 (ingest's queue drained by
+    # its CRON)
     options = ReplayOptions(batch_payloads=2_000, keys_dir=keys_dir, platform="scaleway")
     # When the run is over
     report = replay(CITY_FILE, recorded, tmp_path, options)

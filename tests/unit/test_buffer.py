@@ -30,6 +30,7 @@ from citypipe.bootstrap import ingest as bootstrap_ingest
 from citypipe.domain.books import IngestCounts
 from citypipe.domain.errors import TransientError
 from citypipe.domain.model import Function, Zone
+from citypipe.entrypoints import drain as drain_module
 from citypipe.entrypoints.events import DRAIN_CRON_BODY
 from citypipe.ports import ReceivedMessage
 from citypipe.service.buffer import MANIFESTS_KEPT, Batcher
@@ -142,8 +143,8 @@ class Crash(Exception):
 
 
 def crashing(deps: Deps, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
-    """The batcher's process dies at ``where``: announce (after its manifest) or the
-    manifest's put (after its raw objects)."""
+    """The batcher's process dies at ``where``: announce (after its decision), the
+    decision's put (after its manifest) or the manifest's put (after its raw objects)."""
     import citypipe.service.buffer as buffer
 
     def die(*_: Any, **__: Any) -> Any:
@@ -151,24 +152,19 @@ def crashing(deps: Deps, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
 
     if where == "announce":
         monkeypatch.setattr(buffer, "record", die)
-    elif where == "decision":
-        real_decide = deps.store.put_if_absent
+        return
+    real = deps.store.put_if_absent
+    marks = {"decision": ".decision", "manifest": ".json"}[where]  # the put that dies
 
-        def undecided(bucket: str, key: str, *args: Any) -> Any:
-            if key.endswith(".decision"):
-                raise Crash
-            return real_decide(bucket, key, *args)
+    def dies(key: str) -> bool:
+        return key.startswith("buffer/") and key.endswith(marks)
 
-        monkeypatch.setattr(deps.store, "put_if_absent", undecided)
-    else:
-        real = deps.store.put_if_absent
+    def put(bucket: str, key: str, *args: Any) -> Any:
+        if dies(key):
+            raise Crash
+        return real(bucket, key, *args)
 
-        def put(bucket: str, key: str, *args: Any) -> Any:
-            if key.startswith("buffer/"):
-                raise Crash
-            return real(bucket, key, *args)
-
-        monkeypatch.setattr(deps.store, "put_if_absent", put)
+    monkeypatch.setattr(deps.store, "put_if_absent", put)
 
 
 @pytest.mark.parametrize("where", ["announce", "decision", "manifest"])
@@ -463,3 +459,52 @@ def test_the_local_runner_drains_scaleways_ingest_as_its_cron_does(memory_deps: 
     assert runner.stats[Function.INGEST].messages == 25
     assert len(ingest_lineage(memory_deps)) == 1  # one batch, as the deployed CRON makes
     assert runner.stats[Function.ANONYMIZE].invocations == runner.stats[Function.ANONYMIZE].messages
+
+
+def scaleway_runner(deps: Deps, ingest: Any = None) -> LocalRunner:
+    handlers = in_process_handlers(deps, KEYS, platform="scaleway")
+    if ingest is not None:
+        handlers[Function.INGEST] = ingest
+    return LocalRunner(deps.names, deps.queue, handlers=handlers, platform="scaleway")
+
+
+def test_a_drain_that_fails_before_it_takes_anything_is_not_fired_again_at_once(
+    memory_deps: Deps,
+) -> None:
+    """Its messages stay visible; the runner backs off between firings rather than firing
+    thousands a second (found by an independent review)."""
+    push(memory_deps, pack(T + 60, 4))
+    fired: list[int] = []
+
+    def ingest(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        fired.append(1)
+        raise TransientError("the queue refused the receive")
+
+    with pytest.raises(TimeoutError):
+        scaleway_runner(memory_deps, ingest).drain([Function.INGEST], timeout_s=1)
+    assert 1 <= len(fired) <= 20
+
+
+def test_a_drain_whose_delete_is_refused_carries_on_and_counts_each_request_once(
+    memory_deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch slower than its visibility timeout: its receipts are stale. The drain takes
+    the next batches; the refused ones come again and count nothing."""
+    monkeypatch.setattr(drain_module, "DRAIN_MESSAGES", 10)
+    for minute in range(25):
+        push(memory_deps, pack(T + 60 * minute, 4))
+    queue, refused = memory_deps.queue, []
+    real = queue.delete
+
+    def delete(name: str, handles: Any) -> None:
+        if not refused:
+            refused.extend(handles)
+            raise TransientError("stale receipts")
+        real(name, handles)
+
+    monkeypatch.setattr(queue, "delete", delete)
+    runner = scaleway_runner(memory_deps)
+    assert runner._fire_cron(Function.INGEST)
+    assert runner.stats[Function.INGEST].messages == 25 and len(refused) == 10
+    take(memory_deps, queued(memory_deps), Batcher(memory_deps))  # they come again
+    assert (books(memory_deps).payloads, books(memory_deps).accepted) == (25, 25)

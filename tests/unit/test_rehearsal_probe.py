@@ -188,9 +188,15 @@ def test_a_rehearsal_refuses_artefacts_wired_otherwise_than_it_runs_them() -> No
     # On Scaleway the webhook and the API are public, every other function private
     functions = {n: {"privacy": "private"} for n in ("ingest", "anonymize", "aggregate", "export")}
     functions |= {n: {"privacy": "public"} for n in ("ingest-webhook", "api")}
+    drained = {"privacy": "private", "events": [{"schedule": {"input": {"citypipe": "drain"}}}]}
+    functions["ingest"] = drained
     assert scaleway_wiring(functions) == []
     assert scaleway_wiring(functions | {"export": {"privacy": "public"}}) != []
     assert scaleway_wiring(functions | {"api": {"privacy": "private"}}) != []
+    # and ingest's queue is drained by its CRON, as the local runner plays it (decision 121)
+    triggered = {**drained, "events": [*drained["events"], {"sqs": {"queue": "ingest"}}]}
+    assert scaleway_wiring(functions | {"ingest": triggered}) != []
+    assert scaleway_wiring(functions | {"ingest": {"privacy": "private"}}) != []
 
 
 def test_a_rehearsal_ends_on_the_day_it_began() -> None:

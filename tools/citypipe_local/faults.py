@@ -6,8 +6,8 @@
   the input may have been consumed) — at-least-once delivery, played hard;
 - ``crash``: the share of invocations whose worker process is killed (SIGKILL) mid-batch,
   after a random number of its requests took effect (or at its very end): the batch is
-  never acknowledged, a fresh worker cold-starts, the messages come back after their
-  visibility timeout;
+  never acknowledged (a Scaleway drain's earlier batches were), a fresh worker
+  cold-starts, the messages come back after their visibility timeout;
 - ``throttle``: the share of storage and queue requests the backend refuses as throttled
   (S3 ``503 SlowDown``, SQS ``RequestThrottled``); the SDK retries them as it would;
 - ``lost``: the share of requests that take effect but whose answer never arrives (the

@@ -46,6 +46,7 @@ import yaml
 from citypipe.domain.city import ConfigError
 from citypipe.domain.city_checks import checked_city
 from citypipe.domain.model import Function
+from citypipe.entrypoints.events import DRAIN_CRON_BODY
 from citypipe.service.optout_http import OPTOUT_PATH
 from citypipe_local.bare import Runtime
 from citypipe_local.package import (
@@ -213,12 +214,18 @@ def of_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 def scaleway_wiring(functions: dict[str, Any]) -> list[str]:
-    """What in a Scaleway ``serverless.yml`` would expose a function otherwise than the
+    """What in a Scaleway ``serverless.yml`` would run a function otherwise than the
     rehearsal runs it: the public entry points answer anyone (behind their own checks),
-    every other function only its triggers."""
+    every other function only its triggers; ingest's queue is drained by its CRON, with no
+    queue trigger (the local runner fires that CRON: decision 121)."""
     exposed = sorted(n for n, d in functions.items() if d.get("privacy") == "public")
     wanted = sorted(SCALEWAY_PUBLIC.values())
-    return [] if exposed == wanted else [f"public functions {exposed}, not {wanted}"]
+    problems = [] if exposed == wanted else [f"public functions {exposed}, not {wanted}"]
+    events = functions.get(Function.INGEST.value, {}).get("events") or []
+    inputs = [e["schedule"].get("input") for e in events if "schedule" in e]
+    if DRAIN_CRON_BODY not in inputs or any("sqs" in e for e in events):
+        problems.append("ingest: its queue drained by its CRON, no queue trigger (decision 121)")
+    return problems
 
 
 def _seconds(timeout: str | int) -> float:

@@ -35,7 +35,7 @@ from citypipe.bootstrap import deps_from
 from citypipe.bootstrap import export as bootstrap_export
 from citypipe.bootstrap import ingest as bootstrap_ingest
 from citypipe.bootstrap.keys import key_store_from
-from citypipe.domain.errors import TransientError
+from citypipe.domain.errors import BackendRefusedError, TransientError
 from citypipe.domain.model import Function
 from citypipe.domain.naming import StackNames
 from citypipe.entrypoints.apps import FunctionApp
@@ -657,17 +657,23 @@ class LocalRunner:
         del self._waiting[function]
         return True
 
-    def _fire_cron(self, function: Function) -> None:
+    def _fire_cron(self, function: Function) -> bool:
         """One firing of a function's drain CRON: it takes its queue's messages itself, in
-        batches, and deletes what it did (``entrypoints.drain``)."""
+        batches, and deletes what it did (``entrypoints.drain``). Returns whether it took
+        any: a drain that crashed or found nothing is not fired again at once."""
         stats = self.stats.setdefault(function, FunctionStats())
         started = time.perf_counter()
         context = {"memoryLimitInMb": 1024, "functionName": self.names.queue(function)}
+        drained: Any = {}
         try:
             answer = self._run(function, scaleway_event(json.dumps(DRAIN_CRON_BODY)), context)
             drained = json.loads(answer.get("body") or "{}")
-        except Exception:  # a crashed function answers 500; what it took comes back
-            log.error("invocation crashed", extra={"function": function.value})
+        except BackendRefusedError:
+            raise  # a deployment problem: the run fails loudly, as a refused receive does
+        except Exception as exc:  # a crashed function answers 500; what it took comes back
+            failure = {"function": function.value, "error": type(exc).__name__}
+            log.error("invocation crashed", extra={**failure, "detail": str(exc)[:200]})
+        if not isinstance(drained, dict):
             drained = {}
         done, failed = int(drained.get("done", 0)), int(drained.get("failed", 0))
         stats.seconds += time.perf_counter() - started
@@ -676,10 +682,11 @@ class LocalRunner:
         stats.failures += failed
         if self.on_batch:
             self.on_batch(function, done + failed)
+        return done + failed > 0
 
     def _job(
         self, function: Function, coming: Callable[[], bool], busy: Iterable[Function]
-    ) -> Callable[[], None] | None:
+    ) -> Callable[[], bool | None] | None:
         """What to run for ``function`` now: an invocation with a batch of its messages, a
         firing of its drain CRON (Scaleway's ingest, one at a time), or nothing yet."""
         if self._cron_drained(function):
@@ -770,7 +777,7 @@ class LocalRunner:
         quiet_until = dict.fromkeys(functions, 0.0)
         backoff = dict.fromkeys(functions, 0.0)
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="lambda") as pool:
-            running: dict[Future[None], Function] = {}
+            running: dict[Future[bool | None], Function] = {}
             while time.monotonic() < deadline:
                 _ask_now(self._woken_now(), quiet_until, backoff)
                 now = time.monotonic()
@@ -789,7 +796,10 @@ class LocalRunner:
                     finished = wait(running, timeout=0.05, return_when=FIRST_COMPLETED).done
                     for future in finished:
                         done = running.pop(future)
-                        future.result()
+                        if future.result() is False:  # a drain that took nothing: back off
+                            backoff[done] = min(POLL_MAX_S, max(POLL_MIN_S, 2 * backoff[done]))
+                            quiet_until[done] = time.monotonic() + backoff[done]
+                            continue
                         # what it wrote is the next stage's to take: ask both queues now
                         _ask_now((done, NEXT.get(done)), quiet_until, backoff)
                     continue

@@ -10,8 +10,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from citypipe.domain.errors import TransientError
 from citypipe.entrypoints.sqs import ClaimCheckConsumer
 from citypipe.ports import ReceivedMessage
+from citypipe.service.kernel import log
 
 DRAIN_MESSAGES = 1000  # a batch: at most this many messages ...
 DRAIN_BYTES = 6 * 1024 * 1024  # ... or bytes (as Lambda's event source: its 6 MB event)
@@ -73,6 +75,12 @@ def drained(consumer: ClaimCheckConsumer) -> dict[str, Any]:
         failures = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
         acknowledged = [m.receipt_handle for m in messages if m.message_id not in failures]
         if acknowledged:
-            deps.queue.delete(queue, acknowledged)
+            try:
+                deps.queue.delete(queue, acknowledged)
+            except TransientError:
+                # a batch slower than the visibility timeout: its receipts are stale and its
+                # messages visible again. Carry on: they come back as duplicates, which the
+                # batch's exactly-once effects (its manifest, its lineage) make nothing.
+                log.warning("messages not deleted", extra={"function": consumer.function.value})
         batches, done, failed = batches + 1, done + len(acknowledged), failed + len(failures)
     return {"batches": batches, "done": done, "failed": failed}
