@@ -27,6 +27,7 @@ from citypipe_local.rehearse import (
 )
 from citypipe_local.runner import PUBLIC
 
+SCALES: dict[Cloud, float] = {"aws": 0.05, "scaleway": 0.03}
 CITIES: dict[Cloud, Path] = {
     "aws": ROOT / "infra" / "cities" / "velden.yaml",
     "scaleway": ROOT / "infra" / "cities" / "velden-scaleway.yaml",
@@ -37,7 +38,8 @@ CITIES: dict[Cloud, Path] = {
 @pytest.mark.parametrize("cloud", ["aws", "scaleway"])
 def test_the_artefacts_publish_what_the_source_tree_publishes(cloud: Cloud, tmp_path: Path) -> None:
     # Given a small city's hour, replayed by the source tree, then by the built artefacts
-    done = rehearse(CITIES[cloud], cloud, tmp_path, hours=1.0, scale=0.03)
+    # (on AWS a little larger: at 0.03 the hour holds no IoT Core uplink of a LoRaWAN device)
+    done = rehearse(CITIES[cloud], cloud, tmp_path, hours=1.0, scale=SCALES[cloud])
     # Then both runs' books balance and every open-zone file is the same, byte for byte
     assert done.balanced
     assert done.differences == []
@@ -65,6 +67,11 @@ def test_the_artefacts_publish_what_the_source_tree_publishes(cloud: Cloud, tmp_
     # books that balanced count them
     assert any((done.from_artefacts / "raw" / "velden").glob("buffer/*/*")), "no batch written"
     assert done.posted_published
+    # and on AWS, the captures' IoT Core uplinks handed to the artefacts' ingest as the
+    # city's rule invokes it, accepted (written by the edge, with claims) and published
+    ruled = done.answers["iot"].values()
+    assert done.ruled == len(ruled) and (done.ruled > 0) == (cloud == "aws")
+    assert all(a["accepted"] and not a["quarantined"] for a in ruled)
     assert done.answered() == dict.fromkeys(done.answered(), True)
     assert done.passed
     report = json.loads((done.from_source / "report.json").read_text())
@@ -76,6 +83,7 @@ PAGE = {"status": 200, "content_type": "application/geo+json", "sha256": "0", "r
 REFUSED = {"status": 401, "content_type": "application/json", "sha256": "1", "returned": None}
 TAKEN = {**REFUSED, "status": 202, "sha256": "2"}
 ACCEPTED = {**TAKEN, "sha256": "3", "accepted": 3, "buffered": True}
+RULED = {"accepted": 4, "duplicates": 0, "quarantined": {}}
 
 
 def test_a_rehearsal_in_which_the_artefacts_did_not_run_does_not_pass(tmp_path: Path) -> None:
@@ -87,11 +95,12 @@ def test_a_rehearsal_in_which_the_artefacts_did_not_run_does_not_pass(tmp_path: 
         "validator": {},
         "optout": {"/optout": TAKEN},
         "posted": {"/ingest/weather/senml #1": ACCEPTED},
+        "iot": {"iot #1": RULED},
     }
     done = Rehearsal(
         cloud="aws", from_source=tmp_path, from_artefacts=tmp_path, differences=[],
         balanced=True, invocations=ran, published=3, answers=answers, posted=1,
-        posted_published=True,
+        posted_published=True, ruled=1,
     )  # fmt: skip
     assert done.passed
     assert not replace(done, invocations={**ran, "export": 0}).passed
@@ -100,7 +109,7 @@ def test_a_rehearsal_in_which_the_artefacts_did_not_run_does_not_pass(tmp_path: 
     assert not replace(done, differences=["velden/catalog.jsonld"]).passed
     # nor one whose public entry points answered otherwise than the source tree's, failed,
     # served no feature, let a wrong token in, took no opt-out, did not accept and buffer
-    # every pack there was to post, or did not publish their day
+    # every pack there was to post or IoT uplink to hand over, or did not publish their day
     assert not replace(done, answered_differently=[f"api {items}"]).passed
     for changed in (
         {"api": {items: {**PAGE, "status": 500}}},
@@ -112,12 +121,16 @@ def test_a_rehearsal_in_which_the_artefacts_did_not_run_does_not_pass(tmp_path: 
         {"posted": {"/ingest/weather/senml #1": {**ACCEPTED, "buffered": None}}},
         {"posted": {"/ingest/weather/senml #1": {**ACCEPTED, "accepted": 0}}},
         {"posted": {}},
+        {"iot": {"iot #1": {**RULED, "accepted": 0}}},
+        {"iot": {}},
     ):
         assert not replace(done, answers=answers | changed).passed, changed
     assert not replace(done, posted=2).passed
+    assert not replace(done, ruled=2).passed
     assert not replace(done, posted_published=False).passed
-    # and a city whose captures hold no pack to post passes without one
+    # and a city whose captures hold no pack to post, or no uplink, passes without one
     assert replace(done, answers=answers | {"posted": {}}, posted=0).passed
+    assert replace(done, answers=answers | {"iot": {}}, ruled=0).passed
 
 
 def test_two_runs_answers_are_compared_request_by_request() -> None:

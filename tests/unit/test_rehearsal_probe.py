@@ -12,14 +12,17 @@ import pytest
 from repo import CITY_FILE
 
 from citypipe.domain.city import City, Webhook, WebhookAuth
+from citypipe.entrypoints.events import IOT_TOPIC
 from citypipe.ports import TOKEN_HEADER
 from citypipe_local.public import (
     OPTED_OUT,
     POSTED,
     REFUSED_TOKEN,
+    UPLINKS,
     digest,
     http_event,
     packs,
+    uplinks,
     webhook_answers,
 )
 from citypipe_local.rehearse import aws_wiring, midnight, same_day, scaleway_wiring
@@ -72,6 +75,33 @@ def test_the_packs_posted_are_the_captures_senml_packs_of_registered_devices_red
     assert json.loads(posted[0][1])[1] == good[1]  # the readings as captured
     # And captures without SenML post nothing
     assert packs(tmp_path / "none", city, DATED) == []
+
+
+def test_the_iot_rule_events_are_the_captures_decoded_uplinks_of_registered_devices_redated(
+    city: City, tmp_path: Path
+) -> None:
+    # Given captured IoT Core messages: a registered device's decoded uplink, an unknown
+    # device's, a rule's plain JSON (no time of its own), a spoiled body
+    ident = next(i for hub, i in city.devices if hub == "lorawan")
+    lns = {"WirelessMetadata": {"LoRaWAN": {"DevEui": ident, "Timestamp": "2026-06-01T00:00:25Z"}}}
+    good = {"transformed_message": {"DevEui": ident, "payload": {"no2": 7.8}}, "lns_message": lns}
+    unknown = {**good, "transformed_message": {"DevEui": "ffffffffffffffff", "payload": {}}}
+    lines = [_capture(json.dumps(d)) for d in (good, unknown, {"vehicles": 1})]
+    lines.insert(1, _capture('{"transformed_message": '))
+    lines += [_capture(json.dumps(good))] * (UPLINKS + 3)
+    (tmp_path / "aws-iot.jsonl").write_text("\n".join(lines) + "\n")
+    # When the uplinks to hand to ingest are taken
+    ruled = uplinks(tmp_path, city, DATED)
+    # Then only the registered device's, at most UPLINKS, each with its topic as the rule
+    # adds it, dated after the packs and a second after the one before
+    assert len(ruled) == UPLINKS
+    assert {e[IOT_TOPIC] for e in ruled} == {"velden/gateway/air-quality/senml"}
+    stamps = [e["lns_message"]["WirelessMetadata"]["LoRaWAN"]["Timestamp"] for e in ruled]
+    at = [DATED + timedelta(seconds=POSTED + n) for n in range(UPLINKS)]
+    assert stamps == [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in at]
+    assert ruled[0]["transformed_message"] == good["transformed_message"]
+    # And captures without IoT Core messages hand over nothing
+    assert uplinks(tmp_path / "none", city, DATED) == []
 
 
 @pytest.mark.parametrize("platform", ["aws", "scaleway"])

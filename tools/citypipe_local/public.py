@@ -15,6 +15,10 @@ address (RFC 7042), and up to ``POSTED`` SenML packs of the captures, dated on a
 key lives (a platform dates a request by its arrival: the captured day is too old), each
 with its source's token: buffered, written by ingest's batcher, carried through the
 pipeline and published. The books count them (``Probed.sent``).
+
+On AWS, ingest is also handed up to ``UPLINKS`` of the captures' IoT Core for LoRaWAN
+uplinks as the city's IoT rule invokes it (the decoded message and its topic), each dated
+on the same day: written by the edge directly, with claims, and published with the packs.
 """
 
 from __future__ import annotations
@@ -22,13 +26,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 from citypipe.bootstrap.ingest import tokens_from
 from citypipe.domain.city import City
+from citypipe.domain.model import Function
+from citypipe.entrypoints.events import IOT_TOPIC
 from citypipe.ports import TOKEN_HEADER
 from citypipe.service.optout_http import OPTOUT_PATH
 from citypipe_local.replay import PIPELINE, Probed, Session, decoded
@@ -44,6 +50,7 @@ ITEMS = "limit=3"  # a page of each collection: the API reads the published Parq
 # and whether it handed them to the buffer
 COUNTED = {"returned": "numberReturned", "accepted": "accepted", "buffered": "buffered"}
 POSTED = 12  # at most this many SenML packs of the captures are posted to the webhook
+UPLINKS = 6  # at most this many IoT Core uplinks of the captures are handed to ingest (AWS)
 
 Ask = Callable[[str, dict[str, Any]], dict[str, Any]]  # (entry point, event) -> answer
 
@@ -180,6 +187,59 @@ def packs(input_dir: Path, city: City, dated: datetime) -> list[tuple[str, str]]
     return posted
 
 
+def uplinks(input_dir: Path, city: City, dated: datetime) -> list[dict[str, Any]]:
+    """The captures' first ``UPLINKS`` IoT Core for LoRaWAN uplinks that a rule decoded
+    (``transformed_message``), of registered devices, as the city's IoT rule hands them to
+    ingest: the message and its topic (``IOT_TOPIC``). Each uplink's ``Timestamp`` is dated
+    ``dated``, a second after the packs' and the uplink before it. (A rule's plain JSON has
+    no time citypipe reads: its arrival would date it differently in each run.)"""
+    path = input_dir / "aws-iot.jsonl"
+    if not path.is_file():
+        return []
+    found: list[dict[str, Any]] = []
+    with path.open("rb") as captures:
+        for payload in decoded(line for line in captures if line.strip()):
+            document = _object(payload.body)
+            decoded_by_rule = _object(document.get("transformed_message"))
+            lns = _object(_object(document.get("lns_message")).get("WirelessMetadata"))
+            lorawan = _object(lns.get("LoRaWAN"))
+            device = decoded_by_rule.get("DevEui")
+            if "Timestamp" not in lorawan or not isinstance(device, str):
+                continue
+            if city.device("lorawan", device) is None or not payload.ctx.topic:
+                continue
+            at = dated + timedelta(seconds=POSTED + len(found))
+            lorawan["Timestamp"] = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+            found.append({**document, IOT_TOPIC: payload.ctx.topic})
+            if len(found) == UPLINKS:
+                break
+    return found
+
+
+def iot_answers(session: Session, events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Ingest's answers to IoT Core's rule events (its Lambda action invokes it, on AWS):
+    the counts, without the time each took (no two runs take the same)."""
+    function = session.deps.names.queue(Function.INGEST)
+    region = session.settings.backend.region or ""
+    arn = f"arn:aws:lambda:{region}:000000000000:function:{function}"
+    answers = {}
+    for number, event in enumerate(events, start=1):
+        context = LambdaContext(function, arn, timeout_s=30)
+        answer = session.invoker.invoke(Function.INGEST, "aws", event, context)
+        answers[f"iot #{number}"] = {k: v for k, v in answer.items() if k != "seconds"}
+    return answers
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, or the object a JSON text holds, else {}."""
+    if isinstance(value, bytes | str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return value if isinstance(value, dict) else {}
+
+
 def _array(body: bytes | str) -> list[Any]:
     """A body's JSON array ([] for a body that holds none: a spoiled capture)."""
     try:
@@ -225,11 +285,13 @@ def public_answers(session: Session, input_dir: Path, dated: datetime) -> Probed
         return session.invoker.invoke_public(name, platform, event, context)
 
     posting = packs(input_dir, deps.city, dated)
+    ruled = uplinks(input_dir, deps.city, dated) if platform == "aws" else []
     # the packs first: their tokens are minted before the webhook's first request (a warm
     # container keeps the token digests it read for a while, as a deployed one does)
     answers = {"posted": posted_answers(ask, session, posting)}
     answers |= webhook_answers(ask, deps.city, platform)
+    answers["iot"] = iot_answers(session, ruled)
     session.runner.wake(*PIPELINE)
     session.runner.drain(PIPELINE)
     session.export_all()  # the packs' day
-    return Probed(len(posting), answers | {"api": api_answers(ask, platform)})
+    return Probed(len(posting) + len(ruled), answers | {"api": api_answers(ask, platform)})

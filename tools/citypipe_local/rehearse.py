@@ -57,7 +57,7 @@ from citypipe_local.package import (
     package_stack,
     service_copy,
 )
-from citypipe_local.public import packs, public_answers
+from citypipe_local.public import packs, public_answers, uplinks
 from citypipe_local.pythons import find_python
 from citypipe_local.replay import ReplayOptions, replay
 from citypipe_local.runner import PUBLIC
@@ -248,6 +248,7 @@ class Rehearsal:
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
     posted: int = 0  # SenML packs of the captures to post to the webhook (none: none to post)
     posted_published: bool = False  # the packs' day (``dated``) in the artefacts' open zone
+    ruled: int = 0  # IoT Core uplinks of the captures to hand to ingest as its rule does (AWS)
 
     @property
     def passed(self) -> bool:
@@ -265,10 +266,12 @@ class Rehearsal:
         """Whether the artefacts' API served every request, and features (the day's Parquet
         read); whether their webhook refused every token no source has, took the opt-out,
         and accepted every pack there was to post, handed to the buffer (the books count
-        them), and the packs' day was published."""
+        them); whether their ingest accepted every IoT rule's uplink there was to hand it;
+        and whether the packs' day was published."""
         api = self.answers.get("api", {})
         refusals = self.answers.get("refused", {})
         posted = self.answers.get("posted", {}).values()
+        ruled = self.answers.get("iot", {}).values()
         return {
             "served": bool(api) and all(a["status"] == 200 for a in api.values()),
             "features": any(a["returned"] for a in api.values()),
@@ -276,7 +279,8 @@ class Rehearsal:
             "opted_out": self.answers.get("optout", {}).get(OPTOUT_PATH, {}).get("status") == 202,
             "accepted": len(posted) == self.posted
             and all(a["accepted"] and a["buffered"] for a in posted),
-            "published": self.posted_published or not self.posted,
+            "iot": len(ruled) == self.ruled and all(a["accepted"] for a in ruled),
+            "published": self.posted_published or not (self.posted or self.ruled),
         }
 
 
@@ -338,6 +342,7 @@ def rehearse(
         answered_differently=answered_differently(source["public"], artefacts["public"]),
         answers=artefacts["public"],
         posted=len(packs(recorded, city, dated)),
+        ruled=len(uplinks(recorded, city, dated)) if cloud == "aws" else 0,
         posted_published=any(opened[1].rglob(f"date={dated:%Y-%m-%d}/*.parquet")),
     )
 
@@ -387,12 +392,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"files differing from the source tree's run: {done.differences[:20]}; answers "
             f"of the public entry points differing: {done.answered_differently[:20]}; "
             f"invocations from the artefacts: {done.invocations}; published: {done.published};"
-            f" packs to post: {done.posted}; the artefacts' answers: {done.answered()}\n"
+            f" packs to post: {done.posted}; IoT uplinks to hand over: {done.ruled}; the"
+            f" artefacts' answers: {done.answered()}\n"
         )
         raise SystemExit(1)
     sys.stdout.write(
         f"rehearsal ({args.cloud}): the artefacts' open data, and their API's and webhook's "
-        f"answers ({done.posted} packs posted), equal the source tree's "
+        f"answers ({done.posted} packs posted, {done.ruled} IoT rule uplinks), equal the "
+        "source tree's "
         f"({done.from_artefacts / 'open'})\n"
     )
 
