@@ -72,6 +72,7 @@ def test_the_artefacts_publish_what_the_source_tree_publishes(cloud: Cloud, tmp_
     ruled = done.answers["iot"].values()
     assert done.ruled == len(ruled) and (done.ruled > 0) == (cloud == "aws")
     assert all(a["accepted"] and not a["quarantined"] for a in ruled)
+    assert done.ruled_written == done.ruled  # each written by the edge: its lineage
     assert done.answered() == dict.fromkeys(done.answered(), True)
     assert done.passed
     report = json.loads((done.from_source / "report.json").read_text())
@@ -100,7 +101,7 @@ def test_a_rehearsal_in_which_the_artefacts_did_not_run_does_not_pass(tmp_path: 
     done = Rehearsal(
         cloud="aws", from_source=tmp_path, from_artefacts=tmp_path, differences=[],
         balanced=True, invocations=ran, published=3, answers=answers, posted=1,
-        posted_published=True, ruled=1,
+        posted_published=True, ruled=1, ruled_written=1,
     )  # fmt: skip
     assert done.passed
     assert not replace(done, invocations={**ran, "export": 0}).passed
@@ -122,15 +123,17 @@ def test_a_rehearsal_in_which_the_artefacts_did_not_run_does_not_pass(tmp_path: 
         {"posted": {"/ingest/weather/senml #1": {**ACCEPTED, "accepted": 0}}},
         {"posted": {}},
         {"iot": {"iot #1": {**RULED, "accepted": 0}}},
+        {"iot": {"iot #1": {**RULED, "duplicates": 4}}},
         {"iot": {}},
     ):
         assert not replace(done, answers=answers | changed).passed, changed
     assert not replace(done, posted=2).passed
     assert not replace(done, ruled=2).passed
+    assert not replace(done, ruled_written=0).passed  # the edge wrote no batch of them
     assert not replace(done, posted_published=False).passed
     # and a city whose captures hold no pack to post, or no uplink, passes without one
     assert replace(done, answers=answers | {"posted": {}}, posted=0).passed
-    assert replace(done, answers=answers | {"iot": {}}, ruled=0).passed
+    assert replace(done, answers=answers | {"iot": {}}, ruled=0, ruled_written=0).passed
 
 
 def test_two_runs_answers_are_compared_request_by_request() -> None:

@@ -81,14 +81,21 @@ def test_the_iot_rule_events_are_the_captures_decoded_uplinks_of_registered_devi
     city: City, tmp_path: Path
 ) -> None:
     # Given captured IoT Core messages: a registered device's decoded uplink, an unknown
-    # device's, a rule's plain JSON (no time of its own), a spoiled body
+    # device's, a rule's plain JSON (no time of its own), a spoiled body, one whose time is
+    # inside a JSON string, resends
     ident = next(i for hub, i in city.devices if hub == "lorawan")
     lns = {"WirelessMetadata": {"LoRaWAN": {"DevEui": ident, "Timestamp": "2026-06-01T00:00:25Z"}}}
     good = {"transformed_message": {"DevEui": ident, "payload": {"no2": 7.8}}, "lns_message": lns}
     unknown = {**good, "transformed_message": {"DevEui": "ffffffffffffffff", "payload": {}}}
-    lines = [_capture(json.dumps(d)) for d in (good, unknown, {"vehicles": 1})]
+    nested = {**good, "lns_message": json.dumps(lns)}  # its time inside a JSON string
+    lines = [_capture(json.dumps(d)) for d in (good, unknown, {"vehicles": 1}, nested)]
     lines.insert(1, _capture('{"transformed_message": '))
-    lines += [_capture(json.dumps(good))] * (UPLINKS + 3)
+    lines += [_capture(json.dumps(good))] * 3  # a hub's resends: taken once
+    others = [
+        {**good, "transformed_message": {**good["transformed_message"], "n": n}}
+        for n in range(UPLINKS + 3)
+    ]
+    lines += [_capture(json.dumps(d)) for d in others]
     (tmp_path / "aws-iot.jsonl").write_text("\n".join(lines) + "\n")
     # When the uplinks to hand to ingest are taken
     ruled = uplinks(tmp_path, city, DATED)
@@ -100,6 +107,7 @@ def test_the_iot_rule_events_are_the_captures_decoded_uplinks_of_registered_devi
     at = [DATED + timedelta(seconds=POSTED + n) for n in range(UPLINKS)]
     assert stamps == [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in at]
     assert ruled[0]["transformed_message"] == good["transformed_message"]
+    assert ruled[1]["transformed_message"] == others[0]["transformed_message"]
     # And captures without IoT Core messages hand over nothing
     assert uplinks(tmp_path / "none", city, DATED) == []
 

@@ -197,9 +197,10 @@ def uplinks(input_dir: Path, city: City, dated: datetime) -> list[dict[str, Any]
     if not path.is_file():
         return []
     found: list[dict[str, Any]] = []
+    taken: set[bytes | str] = set()  # a hub's resend, dated anew, would be new readings
     with path.open("rb") as captures:
         for payload in decoded(line for line in captures if line.strip()):
-            document = _object(payload.body)
+            document = _document(payload.body)
             decoded_by_rule = _object(document.get("transformed_message"))
             lns = _object(_object(document.get("lns_message")).get("WirelessMetadata"))
             lorawan = _object(lns.get("LoRaWAN"))
@@ -208,6 +209,9 @@ def uplinks(input_dir: Path, city: City, dated: datetime) -> list[dict[str, Any]
                 continue
             if city.device("lorawan", device) is None or not payload.ctx.topic:
                 continue
+            if payload.body in taken:
+                continue
+            taken.add(payload.body)
             at = dated + timedelta(seconds=POSTED + len(found))
             lorawan["Timestamp"] = at.strftime("%Y-%m-%dT%H:%M:%SZ")
             found.append({**document, IOT_TOPIC: payload.ctx.topic})
@@ -230,13 +234,17 @@ def iot_answers(session: Session, events: list[dict[str, Any]]) -> dict[str, dic
     return answers
 
 
+def _document(body: bytes | str) -> dict[str, Any]:
+    """The JSON object a body holds, else {}."""
+    try:
+        return _object(json.loads(body))
+    except ValueError:
+        return {}
+
+
 def _object(value: Any) -> dict[str, Any]:
-    """``value`` when it is a JSON object, or the object a JSON text holds, else {}."""
-    if isinstance(value, bytes | str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {}
+    """``value`` when it is an object (a field held as a JSON string is not read: its time
+    could not be dated anew), else {}."""
     return value if isinstance(value, dict) else {}
 
 

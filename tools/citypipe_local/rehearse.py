@@ -47,6 +47,7 @@ from citypipe.domain.city import ConfigError
 from citypipe.domain.city_checks import checked_city
 from citypipe.domain.model import Function
 from citypipe.entrypoints.events import DRAIN_CRON_BODY
+from citypipe.service.edge import Route
 from citypipe.service.optout_http import OPTOUT_PATH
 from citypipe_local.bare import Runtime
 from citypipe_local.package import (
@@ -249,6 +250,7 @@ class Rehearsal:
     posted: int = 0  # SenML packs of the captures to post to the webhook (none: none to post)
     posted_published: bool = False  # the packs' day (``dated``) in the artefacts' open zone
     ruled: int = 0  # IoT Core uplinks of the captures to hand to ingest as its rule does (AWS)
+    ruled_written: int = 0  # batches the artefacts' edge wrote by the IoT rule's route
 
     @property
     def passed(self) -> bool:
@@ -279,7 +281,9 @@ class Rehearsal:
             "opted_out": self.answers.get("optout", {}).get(OPTOUT_PATH, {}).get("status") == 202,
             "accepted": len(posted) == self.posted
             and all(a["accepted"] and a["buffered"] for a in posted),
-            "iot": len(ruled) == self.ruled and all(a["accepted"] for a in ruled),
+            "iot": len(ruled) == self.ruled
+            and all(a["accepted"] and not a["duplicates"] for a in ruled)
+            and self.ruled_written == self.ruled,
             "published": self.posted_published or not (self.posted or self.ruled),
         }
 
@@ -343,8 +347,16 @@ def rehearse(
         answers=artefacts["public"],
         posted=len(packs(recorded, city, dated)),
         ruled=len(uplinks(recorded, city, dated)) if cloud == "aws" else 0,
+        ruled_written=routed(work / "from-artefacts", Route.IOT_RULE.value),
         posted_published=any(opened[1].rglob(f"date={dated:%Y-%m-%d}/*.parquet")),
     )
+
+
+def routed(out: Path, route: str) -> int:
+    """The batches a run's edge wrote that came by ``route``: their lineage records in its
+    audit zone (``edge/<route>/…``, ``naming.edge_key``)."""
+    marker = f'"edge/{route}/'
+    return sum(marker in path.read_text() for path in (out / "audit").rglob("*.json"))
 
 
 def midnight(now: datetime) -> datetime:
