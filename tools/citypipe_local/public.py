@@ -18,7 +18,7 @@ pipeline and published. The books count them (``Probed.sent``).
 
 On AWS, ingest is also handed up to ``UPLINKS`` of the captures' IoT Core for LoRaWAN
 uplinks as the city's IoT rule invokes it (the decoded message and its topic), each dated
-on the same day: written by the edge directly, with claims, and published with the packs.
+on the same day: written by the edge directly, with claims (decision 122).
 """
 
 from __future__ import annotations
