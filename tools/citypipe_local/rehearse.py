@@ -347,12 +347,12 @@ def rehearse(
         answers=artefacts["public"],
         posted=len(packs(recorded, city, dated)),
         ruled=len(uplinks(recorded, city, dated)) if cloud == "aws" else 0,
-        ruled_written=routed(work / "from-artefacts", Route.IOT_RULE.value),
+        ruled_written=route_lineages(work / "from-artefacts", Route.IOT_RULE.value),
         posted_published=any(opened[1].rglob(f"date={dated:%Y-%m-%d}/*.parquet")),
     )
 
 
-def routed(out: Path, route: str) -> int:
+def route_lineages(out: Path, route: str) -> int:
     """The batches a run's edge wrote that came by ``route``: their lineage records in its
     audit zone (``edge/<route>/…``, ``naming.edge_key``)."""
     marker = f'"edge/{route}/'
