@@ -28,7 +28,7 @@ from unit_support import observation, post
 
 from citypipe.bootstrap import ingest as bootstrap_ingest
 from citypipe.domain.books import IngestCounts
-from citypipe.domain.errors import TransientError
+from citypipe.domain.errors import BackendRefusedError, TransientError
 from citypipe.domain.model import Function, Zone
 from citypipe.entrypoints import drain as drain_module
 from citypipe.entrypoints.events import DRAIN_CRON_BODY
@@ -508,3 +508,15 @@ def test_a_drain_whose_delete_is_refused_carries_on_and_counts_each_request_once
     assert runner.stats[Function.INGEST].messages == 25 and len(refused) == 10
     take(memory_deps, queued(memory_deps), Batcher(memory_deps))  # they come again
     assert (books(memory_deps).payloads, books(memory_deps).accepted) == (25, 25)
+
+
+def test_a_drain_the_backend_refuses_ends_the_run(memory_deps: Deps) -> None:
+    """Access denied, a missing queue: a deployment problem, loud at once (as a refused
+    receive is on AWS), not a drain fired again forever."""
+    push(memory_deps, pack(T + 60, 4))
+
+    def ingest(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        raise BackendRefusedError("AccessDenied", "the queue")
+
+    with pytest.raises(BackendRefusedError):
+        scaleway_runner(memory_deps, ingest).drain([Function.INGEST], timeout_s=30)
