@@ -47,7 +47,7 @@ def post(deps: Deps, source: str, fmt: str, body: str) -> dict[str, Any]:
     request = WebhookRequest(
         "POST", source, fmt, {TOKEN_HEADER: token}, body, request_id=uuid.uuid4().hex
     )
-    response = answer(deps, tokens, KEYS, request, buffered=True)
+    response = answer(deps, tokens, KEYS, request, Batcher(deps))
     assert response.status == 202, response.body
     return response.body
 
@@ -167,3 +167,19 @@ def test_two_batchers_given_the_same_requests_at_once_write_them_once(
     assert (counts.payloads, counts.accepted, counts.duplicates) == (5, 5, 0)
     notices = queued_anonymize(deps)
     assert (len(notices), sum(n["records"] for n in notices)) == (2, 5)
+
+
+def test_a_large_request_and_a_buffered_one_share_a_reading_written_once(deps: Deps) -> None:
+    """A request too large for a message is written through the batcher, into the same
+    manifests (decision 123): its reading sent again in a small request is a duplicate."""
+    at = (int(time.time()) // 3600 - 1) * 3600  # the hour before this one
+    big = "\n".join(
+        json.dumps([{"bn": f"{COUNTER}/", "bt": at + i, "bu": "count"}, {"n": "vehicles", "v": 1}])
+        for i in range(3_000)
+    )
+    post(deps, "traffic-counters", "senml", big)
+    assert queued(deps) == []  # written at once: no message
+    post(deps, "traffic-counters", "senml", pack(0))  # its first reading again (at, 0 vehicles)
+    assert Batcher(deps).take([(m.body, m.message_id) for m in queued(deps)]) == []
+    counts = books(deps)
+    assert (counts.payloads, counts.accepted, counts.duplicates) == (3_001, 3_000, 1)

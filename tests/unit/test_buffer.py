@@ -138,6 +138,49 @@ def test_a_hubs_resend_and_a_reading_resent_in_another_request_are_duplicates(
     assert (row["count"], row["sum"]) == ("2", "57.0")
 
 
+def large(at: float, count: int) -> list[str]:
+    """The lines of a request too large for a queue message (``SQS_MAX_BYTES``): ``count``
+    of the counter's packs, a second apart, the values 0, 1, 2, 0, 1, 2, ... (a window's
+    900 within the counter's ceiling)."""
+    return [pack(at + i, i % 3) for i in range(count)]
+
+
+def published_sum(deps: Deps) -> float:
+    return sum(float(row["sum"]) for row in published(deps))
+
+
+@pytest.mark.parametrize("large_first", [True, False])
+def test_a_reading_in_a_large_request_and_in_a_buffered_one_is_written_once(
+    memory_deps: Deps, large_first: bool
+) -> None:
+    """A request too large for a message is written at once, as a batch of its own: it
+    reads and writes the same manifests as every buffered batch, so a reading it shares
+    with a buffered request is written once, whichever comes first (before, it took
+    claims, which buffered batches do not read: the reading was written twice)."""
+    lines = large(T + 600, 3_000)
+    small = pack(T + 600 + 7, 7 % 3)  # the large request's eighth reading, alone
+    if large_first:
+        push(memory_deps, *lines)
+        assert queued(memory_deps) == []  # too large for a message
+    push(memory_deps, small)
+    take(memory_deps, queued(memory_deps))
+    if not large_first:
+        push(memory_deps, *lines)
+        assert queued(memory_deps) == []
+    counts = books(memory_deps)
+    assert (counts.payloads, counts.accepted, counts.duplicates) == (3_001, 3_000, 1)
+    assert published_sum(memory_deps) == sum(i % 3 for i in range(3_000))
+
+
+def test_a_large_request_resent_is_written_once(memory_deps: Deps) -> None:
+    lines = large(T + 600, 3_000)
+    push(memory_deps, *lines)
+    push(memory_deps, *lines)  # the hub resends it
+    counts = books(memory_deps)
+    assert (counts.accepted, counts.duplicates) == (3_000, 0)
+    assert published_sum(memory_deps) == sum(i % 3 for i in range(3_000))
+
+
 class Crash(Exception):
     pass
 
@@ -335,6 +378,30 @@ def test_two_batchers_that_both_wrote_their_manifests_write_a_request_once(
     assert_written_once(memory_deps, 6)
 
 
+def test_a_large_request_that_yields_is_answered_503_and_counted_once_when_sent_again(
+    memory_deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The large request's batch and a buffered one sharing a reading, in step: the other
+    batcher makes it yield (decision 120). Nothing of it is announced, the hub is told to
+    send it again (503), and its resend is written once."""
+    lines = large(T + 600, 3_000)
+    push(memory_deps, pack(T + 600 + 7, 7 % 3))
+    small = queued(memory_deps)
+    outcomes: list[str] = []
+    with monkeypatch.context() as patched:
+        interleaved(
+            memory_deps, patched, "manifest", lambda: outcomes.append(attempt(memory_deps, small))
+        )
+        status, answer = post(memory_deps, KEYS, SOURCE, FORMAT, "\n".join(lines), buffered=True)
+    assert outcomes == ["written"]
+    assert (status, answer["error"]) == (503, "try_again")
+    assert books(memory_deps).accepted == 1  # the large request: nothing yet
+    push(memory_deps, *lines)  # the hub sends it again
+    counts = books(memory_deps)
+    assert (counts.payloads, counts.accepted, counts.duplicates) == (3_001, 3_000, 1)
+    assert published_sum(memory_deps) == sum(i % 3 for i in range(3_000))
+
+
 def test_a_batch_written_before_decisions_stands_as_announced(memory_deps: Deps) -> None:
     """A city upgraded within the manifests' window: a manifest without a decision, of a
     batcher that had none (version 1), was its batch's commitment."""
@@ -399,14 +466,14 @@ def test_a_message_that_is_no_request_is_quarantined(memory_deps: Deps) -> None:
 def test_a_queue_that_refuses_the_request_fails_it_before_any_answer(
     memory_deps: Deps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Not durable, not answered 2xx: the platform answers 5xx and the hub sends it again."""
+    """Not durable, not answered 2xx: 503, and the hub sends it again."""
 
     def refuse(*_: Any) -> None:
         raise TransientError("throttled", "the queue")
 
     monkeypatch.setattr(memory_deps.queue, "_send_batch", refuse)
-    with pytest.raises(TransientError):
-        post(memory_deps, KEYS, SOURCE, FORMAT, pack(T + 60, 50), buffered=True)
+    status, answer = post(memory_deps, KEYS, SOURCE, FORMAT, pack(T + 60, 50), buffered=True)
+    assert (status, answer["error"]) == (503, "try_again")
     assert raw_keys(memory_deps) == [] and quarantine_rows(memory_deps) == []
 
 

@@ -55,6 +55,7 @@ from citypipe.ports import (
 )
 from citypipe.service.aggregate import aggregate_clean
 from citypipe.service.anonymize import anonymize_raw
+from citypipe.service.buffer import Batcher
 from citypipe.service.edge import Inbound, Route, admit
 from citypipe.service.export import ExportPorts
 from citypipe.service.kernel import Deps
@@ -213,7 +214,7 @@ def post(
     request = WebhookRequest(
         "POST", source, fmt, {TOKEN_HEADER: webhook_token(source), **sent}, text, encoded
     )
-    response = answer(deps, tokens, keys, request, buffered)
+    response = answer(deps, tokens, keys, request, Batcher(deps) if buffered else None)
     return response.status, response.body
 
 

@@ -53,6 +53,7 @@ from citypipe.adapters.grouped_queue import GroupedSends
 from citypipe.domain.errors import TransientError
 from citypipe.domain.limits import MAX_BODY_BYTES
 from citypipe.ports import KeyStore, WebhookTokens
+from citypipe.service.buffer import Batcher
 from citypipe.service.kernel import Deps, log
 from citypipe.service.optout_http import OPTOUT_PATH, OptOutRate, answer_optout
 from citypipe.service.webhook import WebhookRequest, WebhookResponse, answer, webhook_formats
@@ -90,6 +91,7 @@ class WebhookServer(ThreadingHTTPServer):
         # buffered, the requests being served at once hand over to ingest's queue together
         self.sends = GroupedSends(deps.queue)
         self.deps = replace(deps, queue=self.sends) if options.buffered else deps
+        self.batcher = Batcher(self.deps) if options.buffered else None
         self.tokens = tokens
         self.keys = keys
         self.options = options
@@ -277,9 +279,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             server = self.server
             if fmt:
-                response = answer(
-                    server.deps, server.tokens, server.keys, request, server.options.buffered
-                )
+                response = answer(server.deps, server.tokens, server.keys, request, server.batcher)
             else:  # a resident's opt-out, behind the same bounds
                 response = answer_optout(server.deps, server.keys, server.opt_out_rate, request)
         except TransientError:

@@ -1,7 +1,7 @@
 """A Queue whose sends from concurrent threads go out together (group commit).
 
 A server that takes many requests at once — the local webhook server, a bridge's — hands
-each request to ingest's queue before it answers (``service.buffer.hand_over``). Sent one
+each request to ingest's queue before it answers (``service.buffer.Batcher.hand_over``). Sent one
 by one, every request costs a ``SendMessage``; here a sender whose message is not sent yet
 either sends everything waiting (as many ``SendMessageBatch`` calls as SQS's limits ask,
 each with up to ten messages of the same queue) or waits for the sender that does. A send

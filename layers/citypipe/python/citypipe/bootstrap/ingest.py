@@ -35,10 +35,11 @@ def build(
     ``buffered``: webhook requests handed to the queue, written in batches by its consumer
     (which writes the buffered requests it is given either way)."""
     consumer = stage_consumer(Function.INGEST, deps, partial(ingest_drop, keys=keys))
-    consumer.batcher = Batcher(deps).take
+    batcher = Batcher(deps)  # the container's: its index of the manifests read
+    consumer.batcher = batcher.take
     return FunctionApp(
         consumer=consumer,
-        http=_webhook(deps, tokens, keys, buffered),
+        http=_webhook(deps, tokens, keys, batcher if buffered else None),
         iot=_iot(deps, keys),
         schedule=_schedule(poller),
         drain=lambda: drained(consumer),
@@ -50,7 +51,9 @@ def build(
 # SQS wakes never takes a request (docs/decisions/0105).
 
 
-def _webhook(deps: Deps, tokens: WebhookTokens, keys: KeyStore, buffered: bool) -> EventHandler:
+def _webhook(
+    deps: Deps, tokens: WebhookTokens, keys: KeyStore, batcher: Batcher | None
+) -> EventHandler:
     @cache
     def rate() -> OptOutRate:  # residents' opt-outs this container takes an hour
         from citypipe.service.optout_http import OptOutRate
@@ -60,7 +63,7 @@ def _webhook(deps: Deps, tokens: WebhookTokens, keys: KeyStore, buffered: bool) 
     def http(event: dict[str, Any]) -> dict[str, Any]:
         from citypipe.entrypoints.http import webhook
 
-        return webhook(deps, tokens, keys, rate(), event, buffered)
+        return webhook(deps, tokens, keys, rate(), event, batcher)
 
     return http
 

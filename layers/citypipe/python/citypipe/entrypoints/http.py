@@ -9,12 +9,15 @@ opt-out: ``service.optout_http.answer_optout``'s).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from citypipe.ports import KeyStore, WebhookTokens
 from citypipe.service.kernel import Deps
 from citypipe.service.optout_http import OPTOUT_PATH, OptOutRate, answer_optout
 from citypipe.service.webhook import WebhookRequest, answer
+
+if TYPE_CHECKING:
+    from citypipe.service.buffer import Batcher
 
 
 def _headers(event: dict[str, Any]) -> dict[str, str]:
@@ -57,14 +60,14 @@ def webhook(
     keys: KeyStore,
     rate: OptOutRate,
     event: dict[str, Any],
-    buffered: bool = False,
+    batcher: Batcher | None = None,
 ) -> dict[str, Any]:
     """An API Gateway event in, its proxy response out (the same shape for 1.0 and 2.0)."""
     request = request_of(event)
     if not request.source and _route(event)[1].rstrip("/").endswith(OPTOUT_PATH):
         response = answer_optout(deps, keys, rate, request)  # a resident's opt-out
     else:
-        response = answer(deps, tokens, keys, request, buffered)
+        response = answer(deps, tokens, keys, request, batcher)
     if response.text is not None:  # Meraki's validator, the answer to the portal's form
         content_type, body = "text/plain; charset=utf-8", response.text
     else:

@@ -4,7 +4,9 @@ A hub posts one request per uplink (a few readings). The webhook stays the edge 
 authenticates, bounds, normalizes and pseudonymizes (``service.edge.prepare``) — then hands
 what the edge made of the request, a ``Piece``, to ingest's queue (``hand_over``) and
 answers 202 once the queue took it (SQS keeps it: durable). A piece holds what the raw zone
-would hold, pseudonymous readings and the shapes of what was refused: no identifier.
+would hold, pseudonymous readings and the shapes of what was refused: no identifier. A
+piece too large for a message is written at once through the same ``Batcher``, as a batch
+of its own, so that it is in the manifests too (decision 123).
 
 The queue's consumer (the batcher: Lambda's event source with a batch size and a batching
 window; Scaleway's ingest drained on a schedule; the local runner) writes the pieces it is
@@ -57,6 +59,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -139,32 +142,6 @@ class Piece:
         if piece.city != city:
             raise TerminalError("wrong_city", f"a request for another city reached {city!r}")
         return piece
-
-
-def hand_over(deps: Deps, batch: EdgeBatch, request: str = "") -> bool:
-    """A prepared webhook request sent to ingest's queue; False when it is too large for a
-    message (the edge then writes it itself: a large request is a batch already)."""
-    normalized = batch.normalized
-    counts = batch.write.outcome.counts
-    assert isinstance(counts, IngestCounts)
-    piece = Piece(
-        city=deps.city.slug,
-        request=request or uuid.uuid4().hex,
-        content=batch.ident,
-        fmt=batch.write.message.format,
-        parts=[
-            (source, day, [list(row) for row in rows])
-            for (source, day), rows in sorted(normalized.by_partition.items())
-        ],
-        quarantine=normalized.quarantine,
-        counts=counts,
-        handed=deps.clock.now().timestamp(),
-    )
-    body = piece.body()
-    if len(body.encode()) > SQS_MAX_BYTES:
-        return False
-    deps.queue.send(deps.names.queue(Function.INGEST), [body])
-    return True
 
 
 def reading_id(row: Sequence[Any]) -> str:
@@ -251,6 +228,37 @@ class Batcher:
 
     deps: Deps
     index: Index = field(default_factory=Index)
+    # a local server's threads share one (a Lambda or Scaleway container takes one event
+    # at a time): one batch is written at a time
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def hand_over(self, batch: EdgeBatch, request: str = "") -> None:
+        """A prepared webhook request sent to ingest's queue; one too large for a message
+        (``SQS_MAX_BYTES``) written at once, as a batch of its own (decision 123): it reads
+        and writes the manifests every buffered batch does, so a reading or a content it
+        shares with a buffered request is written once. Either way durable when it
+        returns; raises when it is not (the request is answered 503, sent again)."""
+        deps = self.deps
+        counts = batch.write.outcome.counts
+        assert isinstance(counts, IngestCounts)
+        piece = Piece(
+            city=deps.city.slug,
+            request=request or uuid.uuid4().hex,
+            content=batch.ident,
+            fmt=batch.write.message.format,
+            parts=[
+                (source, day, [list(row) for row in rows])
+                for (source, day), rows in sorted(batch.normalized.by_partition.items())
+            ],
+            quarantine=batch.normalized.quarantine,
+            counts=counts,
+            handed=deps.clock.now().timestamp(),
+        )
+        body = piece.body()
+        if len(body.encode()) <= SQS_MAX_BYTES:
+            deps.queue.send(deps.names.queue(Function.INGEST), [body])
+        else:
+            self.write([piece])
 
     def take(self, messages: list[tuple[str, str]]) -> list[tuple[str, str, TerminalError]]:
         """Queue messages (body, message id) of buffered requests written as one batch;
@@ -276,9 +284,12 @@ class Batcher:
         """Buffered requests written as one batch; returns the requests written (redelivered
         ones are not). Raises to have them all delivered again: nothing is announced before
         the batch's manifest and its decision, and a batch that yields announces nothing."""
+        with self.lock:
+            return self._write(list(pieces))
+
+    def _write(self, pieces: list[Piece]) -> int:
         deps = self.deps
         now = deps.clock.now()
-        pieces = list(pieces)
         handed = min((p.handed for p in pieces), default=now.timestamp())
         since = min(now, datetime.fromtimestamp(handed, UTC)) - WINDOW
         self._refresh(now, since)

@@ -195,15 +195,16 @@ def admit(
     deps: Deps,
     keys: KeyStore | None,
     inbound: Inbound,
-    buffer: Callable[[EdgeBatch], bool] | None = None,
+    buffer: Callable[[EdgeBatch], None] | None = None,
 ) -> Admitted:
     """``prepare``, then ``commit``: the batch written once. The collector stays paused
     until it is written: were it woken between the two, its first collection would walk
-    every object of the batch. ``buffer``: where the batch may be handed over instead of
-    written (``service.buffer.hand_over``: False when it does not take it)."""
+    every object of the batch. ``buffer``: where the batch is handed over instead
+    (``service.buffer.Batcher.hand_over``), durable when it returns."""
     with paused():
         batch = prepare(deps, keys, inbound)
-        if buffer is not None and buffer(batch):
+        if buffer is not None:
+            buffer(batch)
             counts = batch.write.outcome.counts
             assert isinstance(counts, IngestCounts)
             return Admitted(batch.normalized, duplicate=False, counts=counts, buffered=True)

@@ -42,7 +42,7 @@ from citypipe.core.ingest import Payload
 from citypipe.domain.errors import TransientError
 from citypipe.domain.limits import MAX_REJECTIONS_SHOWN, MAX_TOKEN_CHARS
 from citypipe.ports import KeyStore, WebhookTokens
-from citypipe.service.buffer import hand_over
+from citypipe.service.buffer import Batcher
 from citypipe.service.edge import Admitted, Inbound, Route, admit
 from citypipe.service.kernel import Deps, log
 
@@ -52,6 +52,7 @@ UNDECODABLE_STATUS = {"too_large": 413, "too_many_lines": 413, "unsupported_enco
 UNDECODABLE_ERROR = {"too_large": "body_too_large"}
 # Every refused credential, whatever the source and whether it exists (docs/hubs.md).
 CHALLENGE = 'Bearer realm="citypipe", Basic realm="citypipe"'
+RETRY_AFTER = {"retry-after": "5"}  # what a 503 asks a hub to wait, in seconds
 UNAUTHORIZED_DETAIL = "no credential of this source, in the form its webhook takes (docs/hubs.md)"
 
 
@@ -87,11 +88,12 @@ def answer(
     tokens: WebhookTokens,
     keys: KeyStore | None,
     request: WebhookRequest,
-    buffered: bool = False,
+    batcher: Batcher | None = None,
 ) -> WebhookResponse:
     """Answer one webhook request; nothing is written unless every check passed.
-    ``buffered``: what the edge made of it is handed to ingest's queue, to be written with
-    other requests' (``service.buffer``); answered once the queue took it."""
+    ``batcher``: what the edge made of it is handed to ingest's queue, to be written with
+    other requests' (``service.buffer``); answered once the queue took it. A backend that
+    fails for now is answered 503: the hub sends the request again."""
     refused = _validation(deps, request) or _routed(request)
     if refused is not None:
         return refused
@@ -117,8 +119,12 @@ def answer(
         only_source=request.source,
         trace_id=request.request_id,
     )
-    buffer = partial(hand_over, deps, request=request.request_id) if buffered else None
-    return _answered(admit(deps, keys, inbound, buffer))
+    buffer = None if batcher is None else partial(batcher.hand_over, request=request.request_id)
+    try:
+        return _answered(admit(deps, keys, inbound, buffer))
+    except TransientError as exc:  # nothing announced: the hub's retry counts once
+        log.warning("webhook request not written", extra={"error": type(exc).__name__})
+        return _refused(503, "try_again", "the request could not be written", **RETRY_AFTER)
 
 
 def _refused(status: int, error: str, detail: str, **headers: str) -> WebhookResponse:
@@ -153,9 +159,7 @@ def _authenticated(
         matched = tokens.verify(checked, credential[: MAX_TOKEN_CHARS + 1])
     except TransientError as exc:
         log.warning("webhook tokens unavailable", extra={"error": type(exc).__name__})
-        return _refused(
-            503, "try_again", "credentials could not be checked", **{"retry-after": "5"}
-        )
+        return _refused(503, "try_again", "credentials could not be checked", **RETRY_AFTER)
     if source is None or not credential or len(credential) > MAX_TOKEN_CHARS or not matched:
         known = request.source if source is not None else "(not a source)"
         log.warning("webhook credentials refused", extra={"source": known})
