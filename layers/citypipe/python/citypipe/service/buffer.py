@@ -23,7 +23,9 @@ record, one claim check. Exactly once, without a write per request:
   GET per manifest it has not seen), so that
   - a request redelivered (its batch crashed after its manifest, or was delivered again in
     another grouping) is counted nothing: its batch counted it; were that batch's claim
-    checks or lineage not written, they are (``_settled``, from the manifest);
+    checks or lineage not written, they are (``_settled``, from the manifest) — as they
+    are for a batch whose content or reading another batch finds (a large request's batch
+    comes back only as the hub's retry, a new request: decision 123);
   - a hub's resend of the same content is a new request, counted ``resent`` (as the
     webhook counts one it recognizes at once) and written nothing; a reading resent
     inside another request (of a quantity that is no person's) is a duplicate: the index
@@ -191,6 +193,7 @@ class Index:
     contents: dict[str, str] = field(default_factory=dict)
     readings: dict[str, str] = field(default_factory=dict)
     undecided: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> manifest
+    settled: set[str] = field(default_factory=set)  # announced manifests known written whole
 
     def add(self, key: str, manifest: dict[str, Any]) -> None:
         self.listed.add(key)
@@ -215,6 +218,7 @@ class Index:
         if not gone:
             return
         self.listed -= gone
+        self.settled -= gone
         for key in gone:
             self.undecided.pop(key, None)
         for table in (self.requests, self.contents, self.readings):
@@ -302,6 +306,12 @@ class Batcher:
         if not fresh:
             return 0
         batch = _merged(deps, self.index, list(fresh.values()))
+        # a batch relied on (a resend's content, a reading found in it) is made whole first:
+        # a large request's batch that announced and failed before its lineage never comes
+        # again under its own request id, only as the hub's retry (a new request)
+        for key in sorted(batch.found - self.index.settled):
+            self._settled(key)
+            self.index.settled.add(key)
         # its requests and what of them it writes: a batch that yielded, its requests
         # grouped alike again after the index changed, writes other objects than its own
         ident = input_id("buffer", *sorted(fresh), *sorted(batch.contents), *sorted(batch.readings))
@@ -446,6 +456,7 @@ class _Batch:
     contents: set[str] = field(default_factory=set)
     readings: set[str] = field(default_factory=set)
     counts: IngestCounts = field(default_factory=IngestCounts.zero)
+    found: set[str] = field(default_factory=set)  # announced manifests of its resends, duplicates
 
 
 def _merged(deps: Deps, index: Index, pieces: list[Piece]) -> _Batch:
@@ -457,6 +468,8 @@ def _merged(deps: Deps, index: Index, pieces: list[Piece]) -> _Batch:
     for piece in sorted(pieces, key=lambda p: p.request):
         c = piece.counts
         if piece.content in index.contents or piece.content in batch.contents:
+            if piece.content in index.contents:
+                batch.found.add(index.contents[piece.content])
             batch.counts += IngestCounts(
                 payloads=0, received=0, accepted=0, duplicates=0, quarantined={},
                 resent=c.payloads,
@@ -470,6 +483,8 @@ def _merged(deps: Deps, index: Index, pieces: list[Piece]) -> _Batch:
                 reading = reading_id(row) if row[_QUANTITY] not in personal else None
                 if reading is not None and (reading in index.readings or reading in batch.readings):
                     earlier += 1
+                    if reading in index.readings:
+                        batch.found.add(index.readings[reading])
                     continue
                 if reading is not None:
                     batch.readings.add(reading)

@@ -92,8 +92,9 @@ def answer(
 ) -> WebhookResponse:
     """Answer one webhook request; nothing is written unless every check passed.
     ``batcher``: what the edge made of it is handed to ingest's queue, to be written with
-    other requests' (``service.buffer``); answered once the queue took it. A backend that
-    fails for now is answered 503: the hub sends the request again."""
+    other requests' (``service.buffer``); answered once the queue took it. Raises when it
+    could not be made durable (``TransientError``: the function fails, its errors alarm
+    counts it, and the hub sends the request again; ``citypipe serve`` answers 503)."""
     refused = _validation(deps, request) or _routed(request)
     if refused is not None:
         return refused
@@ -120,11 +121,7 @@ def answer(
         trace_id=request.request_id,
     )
     buffer = None if batcher is None else partial(batcher.hand_over, request=request.request_id)
-    try:
-        return _answered(admit(deps, keys, inbound, buffer))
-    except TransientError as exc:  # nothing announced: the hub's retry counts once
-        log.warning("webhook request not written", extra={"error": type(exc).__name__})
-        return _refused(503, "try_again", "the request could not be written", **RETRY_AFTER)
+    return _answered(admit(deps, keys, inbound, buffer))
 
 
 def _refused(status: int, error: str, detail: str, **headers: str) -> WebhookResponse:
