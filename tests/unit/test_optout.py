@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -216,6 +217,64 @@ def test_requests_over_the_hours_rate_are_refused_until_the_next_hour(
     ]  # fmt: skip
     later = at(memory_deps, memory_deps.clock.now() + timedelta(hours=1))
     assert answer_optout(later, memory_keys, rate, body).status == 202
+
+
+def test_the_hours_rate_is_the_citys_whichever_container_takes_a_request(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    """Each warm container (each server) has its own count; the bound is the city's: its
+    hour's slots in the keys bucket, each put once (found by an independent review: a
+    flood spread over containers took the bound once per container)."""
+    body = _request(json.dumps({"address": OUT}))
+    first, second = OptOutRate(per_hour=2), OptOutRate(per_hour=2)  # two containers
+    assert [answer_optout(memory_deps, memory_keys, first, body).status for _ in range(2)] == [
+        202, 202,
+    ]  # fmt: skip
+    refused = answer_optout(memory_deps, memory_keys, second, body)
+    assert (refused.status, refused.headers) == (429, {"retry-after": "3600"})
+    later = at(memory_deps, memory_deps.clock.now() + timedelta(hours=1))
+    assert answer_optout(later, memory_keys, second, body).status == 202
+
+
+def test_an_hours_slots_hold_nothing_and_go_with_the_next_hours_first(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    body = _request(json.dumps({"address": OUT}))
+    for _ in range(3):
+        assert answer_optout(memory_deps, memory_keys, OptOutRate(), body).status == 202
+    bucket, prefix = memory_deps.names.keys_bucket(), memory_deps.names.optout_rate_prefix()
+    slots = list(memory_deps.store.list(bucket, prefix))
+    assert len(slots) == 3
+    assert all(memory_deps.store.get(bucket, s.key).body == b"" for s in slots)
+    later = at(memory_deps, memory_deps.clock.now() + timedelta(hours=2))
+    assert answer_optout(later, memory_keys, OptOutRate(), body).status == 202
+    [slot] = list(memory_deps.store.list(bucket, prefix))  # the hours before: gone
+    assert slot.key.startswith(memory_deps.names.optout_rate_prefix(later.clock.now()))
+
+
+def test_requests_at_once_take_no_more_than_the_hours_slots(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore
+) -> None:
+    """Conditional puts: however many containers race for the last slots, at most the
+    hour's bound is taken."""
+    body = _request(json.dumps({"address": OUT}))
+    statuses: list[int] = []
+    start = threading.Barrier(12)
+
+    def one() -> None:
+        start.wait()
+        statuses.append(
+            answer_optout(memory_deps, memory_keys, OptOutRate(per_hour=5), body).status
+        )
+
+    racers = [threading.Thread(target=one) for _ in range(12)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join()
+    assert statuses.count(202) <= 5 and set(statuses) <= {202, 429}
+    bucket, prefix = memory_deps.names.keys_bucket(), memory_deps.names.optout_rate_prefix()
+    assert len(list(memory_deps.store.list(bucket, prefix))) == statuses.count(202)
 
 
 def test_a_full_set_refuses_every_address_alike_and_keeps_the_old(

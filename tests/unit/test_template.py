@@ -606,6 +606,8 @@ def _expected_grants(city: str) -> dict[str, dict[str, set[str]]]:
         # residents' opt-outs: their digests, and their key (docs/rights.md)
         f"KeysBucket/{StackNames(city).optout_prefix()}": {get, put},
         f"KeysBucket/{StackNames(city).lasting_secret_object('optout')}": {get, put},
+        # the city's opt-out requests of the hour; the hours before deleted
+        f"KeysBucket/{StackNames(city).optout_rate_prefix()}": {get, put, delete},
     }
     own["export"] |= {  # a partner's withdrawal carried out: its runs, its partials' readings
         f"AuditBucket/{StackNames(city).withdrawals_prefix().rsplit('/', 2)[0]}/": {get, put},

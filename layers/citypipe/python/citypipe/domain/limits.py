@@ -20,7 +20,7 @@ MAX_SHAPE_NODES = 512  # values a quarantined payload's shape describes (the res
 MAX_SHAPE_ITEMS = 16  # items of an array its shape describes one by one (all: counted)
 MAX_OPTOUT_BYTES = 512  # a resident's opt-out request: one address, as JSON or a form
 MAX_OPT_OUTS = 100_000  # addresses opted out per city: the set every edge holds
-OPTOUTS_PER_HOUR = 600  # opt-out requests a server (or a warm container) takes an hour
+OPTOUTS_PER_HOUR = 600  # opt-out requests the city takes an hour, whichever container
 OPTOUT_RELOAD_S = 300  # an edge reloads the opt-outs this often: an opt-out's delay
 
 # The open-data API (OGC API - Features, ``core.api``, ``service.api``): what one request

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from citypipe.domain.errors import TerminalError
 from citypipe.domain.model import Function, Zone
@@ -137,6 +137,13 @@ class StackNames:
         """Residents' opt-outs, one empty object each named by the address's HMAC under the
         opt-outs' key (``service.optout``): ``optouts/<city>/<digest>``."""
         return f"optouts/{self.slug}/"
+
+    def optout_rate_prefix(self, hour: datetime | None = None) -> str:
+        """The city's opt-out requests of an hour, one empty object each (``service.optout.
+        hour_slot``): ``optout-rate/<city>/<YYYY-MM-DDTHH>/``; all hours' without one."""
+        if hour is None:
+            return f"optout-rate/{self.slug}/"
+        return f"optout-rate/{self.slug}/{hour.astimezone(UTC):%Y-%m-%dT%H}/"
 
     def key_horizon_object(self) -> str:
         """How far the secrets were destroyed; outside ``secrets/`` (it never expires)."""

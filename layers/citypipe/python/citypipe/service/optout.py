@@ -56,6 +56,29 @@ def opt_out(deps: Deps, keys: KeyStore, address: str) -> bool:
     return True
 
 
+def hour_slot(deps: Deps, now: datetime, per_hour: int) -> bool:
+    """One of the city's ``per_hour`` opt-out requests of ``now``'s hour, whichever server
+    or container takes it: an empty object put once (``If-None-Match``) at
+    ``optout-rate/<city>/<hour>/<n>``, ``n`` below ``per_hour`` — so however many take
+    them at once, no more are taken. False when they are all taken (or taken by others
+    faster than it tries). The hour's first deletes the hours before."""
+    bucket = deps.names.keys_bucket()
+    prefix = deps.names.optout_rate_prefix(now)
+    taken = sum(1 for _ in islice(deps.store.list(bucket, prefix), per_hour))
+    for n in range(taken, min(per_hour, taken + SLOT_TRIES)):
+        if deps.store.put_if_absent(bucket, f"{prefix}{n:06d}", b"", _EMPTY).created:
+            if n == 0:
+                for info in deps.store.list(bucket, deps.names.optout_rate_prefix()):
+                    if not info.key.startswith(prefix):
+                        deps.store.delete(bucket, info.key)
+            return True
+    return False
+
+
+SLOT_TRIES = 8  # the slots after the hour's listing a request tries (others take them too)
+_EMPTY = "application/octet-stream"
+
+
 def edge_opt_outs(deps: Deps, keys: KeyStore) -> OptOuts | None:
     """The opt-outs an edge drops (None: there are none), reloaded once they are
     ``OPTOUT_RELOAD_S`` old by the edge's clock (or its clock went back)."""

@@ -10,9 +10,10 @@ before, and no answer, log line or error repeats the address:
    413; ``Content-Type`` JSON or a form: 415; the body holds one ``address``: 400;
 2. the address is an EUI-48 (a Wi-Fi or Bluetooth device address): 400
    ``invalid_address``;
-3. at most ``OPTOUTS_PER_HOUR`` requests an hour reach the set (``OptOutRate``, by the
-   clock): 429 with Retry-After; a set of ``MAX_OPT_OUTS``: 507; a store that cannot
-   answer: 503.
+3. at most ``OPTOUTS_PER_HOUR`` requests an hour reach the set, for the whole city
+   (``OptOutRate``, a container's count by its clock, then ``optout.hour_slot``, the
+   city's in the store): 429 with Retry-After; a set of ``MAX_OPT_OUTS``: 507; a store
+   that cannot answer: 503.
 
 Then 202, the same for an address opted out now or before: a JSON body, or a sentence of
 text for the form. The opt-out reaches every edge within ``OPTOUT_RELOAD_S``.
@@ -32,7 +33,7 @@ from citypipe.domain.errors import TransientError
 from citypipe.domain.limits import MAX_OPTOUT_BYTES, OPTOUT_RELOAD_S, OPTOUTS_PER_HOUR
 from citypipe.ports import KeyStore
 from citypipe.service.kernel import Deps, log
-from citypipe.service.optout import opt_out
+from citypipe.service.optout import hour_slot, opt_out
 from citypipe.service.webhook import WebhookRequest, WebhookResponse
 
 OPTOUT_PATH = "/optout"
@@ -45,9 +46,9 @@ RECORDED = (
 
 
 class OptOutRate:
-    """At most ``per_hour`` opt-out requests an hour (by the clock's hour) reach the set:
-    one server's, or one warm container's, bound on what a crowd of requests can make it
-    list and write."""
+    """At most ``per_hour`` opt-out requests an hour (by the clock's hour) reach the store
+    from one server or one warm container: what a crowd of requests can make it list and
+    write. The city's bound is the store's (``optout.hour_slot``)."""
 
     def __init__(self, per_hour: int = OPTOUTS_PER_HOUR) -> None:
         self.per_hour = per_hour
@@ -111,11 +112,15 @@ def answer_optout(
     address = _address(request)
     if isinstance(address, WebhookResponse):
         return address
-    if not rate.take(deps.clock.now()):
-        return _refused(
-            429, "too_many_requests", "try again within the hour", **{"retry-after": "3600"}
-        )
+    now = deps.clock.now()
+    too_many = _refused(
+        429, "too_many_requests", "try again within the hour", **{"retry-after": "3600"}
+    )
+    if not rate.take(now):  # this container's count first: a flood costs the store nothing
+        return too_many
     try:
+        if not hour_slot(deps, now, rate.per_hour):  # the city's, whoever took the others
+            return too_many
         recorded = opt_out(deps, keys, address)
     except TransientError as exc:
         log.warning("opt-outs unavailable", extra={"error": type(exc).__name__})
