@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from edge_support import quarantine_rows, spellings
-from test_edge_gaming import FORMAT, SOURCE, T, pack, published
+from test_edge_gaming import FORMAT, JUNK, SOURCE, T, pack, published
 from unit_support import observation, post
 
 from citypipe.bootstrap import ingest as bootstrap_ingest
@@ -231,6 +231,26 @@ def test_a_batch_that_crashed_loses_nothing_and_writes_nothing_twice(
     assert (row["count"], row["sum"]) == ("5", "50.0")
 
 
+def test_a_batch_that_crashed_before_its_quarantine_rows_is_completed_with_them(
+    memory_deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Announced, then killed before its rows were put: the redelivery completes it from
+    its manifest, rows included, each once."""
+    import citypipe.service.buffer as buffer
+
+    for minute in range(3):
+        push(memory_deps, pack(T + 60 * minute, 10), JUNK.replace("000000/", f"{minute:06d}/"))
+    messages = queued(memory_deps)
+    with monkeypatch.context() as patched:
+        patched.setattr(buffer, "put_quarantine", lambda *_: (_ for _ in ()).throw(Crash()))
+        with pytest.raises(Crash):
+            Batcher(memory_deps).take([(m.body, m.message_id) for m in messages])
+    assert quarantine_rows(memory_deps) == []
+    take(memory_deps, messages, Batcher(memory_deps))  # delivered again
+    assert [r["rejected"] for r in quarantine_rows(memory_deps)] == [{"invalid_payload": 1}] * 3
+    assert books(memory_deps).quarantined == {"invalid_payload": 3}
+
+
 def attempt(deps: Deps, messages: list[ReceivedMessage]) -> str:
     """One delivery of these messages to a fresh batcher: written, or yielded to another
     (its messages then come again)."""
@@ -293,6 +313,30 @@ def test_two_batchers_given_a_request_at_once_write_it_once(
             take(memory_deps, group, Batcher(memory_deps))
     assert_written_once(memory_deps, 6)
     assert books(memory_deps).resent == (1 if resend else 0)
+
+
+@pytest.mark.parametrize("at", ["refreshed", "manifest"])
+def test_a_refused_payload_is_kept_once_whichever_batch_yields(
+    memory_deps: Deps, monkeypatch: pytest.MonkeyPatch, at: str
+) -> None:
+    """A quarantine row is one payload, kept once (docs/operations.md): a batch that
+    yields writes none of its rows, and the batch that announces writes them all."""
+    for minute in range(5):  # each request: a reading, and a payload no SenML pack
+        push(memory_deps, pack(T + 60 * minute, 10), JUNK.replace("000000/", f"{minute:06d}/"))
+    messages = queued(memory_deps)
+    first, second = messages[:3], messages[1:]
+    outcomes: list[str] = []
+    with monkeypatch.context() as patched:
+        interleaved(memory_deps, patched, at, lambda: outcomes.append(attempt(memory_deps, second)))
+        outcomes.insert(0, attempt(memory_deps, first))
+    assert "yielded" in outcomes
+    for group, outcome in zip((first, second), outcomes, strict=True):
+        if outcome == "yielded":
+            take(memory_deps, group, Batcher(memory_deps))
+    counts = books(memory_deps)  # two payloads a request: a reading, a refused one
+    assert (counts.payloads, counts.accepted, counts.quarantined) == (10, 5, {"invalid_payload": 5})
+    rows = quarantine_rows(memory_deps)
+    assert [r["rejected"] for r in rows] == [{"invalid_payload": 1}] * 5
 
 
 def test_a_rivals_manifest_in_the_next_hour_is_read(

@@ -76,7 +76,14 @@ from citypipe.domain.naming import edge_key, input_id
 from citypipe.ports import SQS_MAX_BYTES
 from citypipe.service.edge import EdgeBatch, Route, raw_output
 from citypipe.service.kernel import Deps, Outcome, log
-from citypipe.service.stage import lineage_of, notify, put_lineage, put_outputs, record
+from citypipe.service.stage import (
+    lineage_of,
+    notify,
+    put_lineage,
+    put_outputs,
+    put_quarantine,
+    record,
+)
 
 WINDOW = timedelta(hours=1)  # how far back a batcher recognizes requests and readings
 # manifests live as long as the raw zone (at least 24 hours): a request handed over longer
@@ -333,8 +340,7 @@ class Batcher:
                 for partition, rows in sorted(batch.parts.items())
                 if rows
             ],
-            counts=batch.counts,
-            quarantine=batch.quarantine,
+            counts=batch.counts,  # its quarantine rows: once it announced (below)
         )
         put = put_outputs(Function.INGEST, message, deps, ident, outcome)
         manifest = {
@@ -343,6 +349,7 @@ class Batcher:
             "requests": sorted(fresh),
             "contents": sorted(batch.contents),
             "readings": sorted(batch.readings),
+            "quarantine": batch.quarantine,  # shapes, as the quarantine zone keeps them
             "notices": {f.value: n for f, n in put.notices.items()},
             "lineage": lineage_of(
                 Function.INGEST, message, deps, ident, outcome, put.outputs
@@ -361,6 +368,8 @@ class Batcher:
         if not self._announces(key, now, since, Items(set(fresh), batch.contents, batch.readings)):
             log.warning("buffered batch yielded", extra={"input_id": ident})
             raise TransientError(f"buffered batch {ident} yielded to another: comes again")
+        # a refused payload's row kept once: by the batch that announced, never one that yielded
+        put_quarantine(Function.INGEST, deps, ident, batch.quarantine)
         record(Function.INGEST, message, deps, ident, outcome, put)
         return len(fresh)
 
@@ -445,6 +454,7 @@ class Batcher:
         if deps.store.exists(audit, deps.names.lineage_key(Function.INGEST, lineage.input_id)):
             return
         log.warning("buffered batch completed", extra={"input_id": lineage.input_id})
+        put_quarantine(Function.INGEST, deps, lineage.input_id, manifest.get("quarantine", []))
         notify(deps, {Function(f): n for f, n in manifest["notices"].items()})
         put_lineage(deps, lineage)
 

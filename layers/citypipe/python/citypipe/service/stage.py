@@ -116,14 +116,19 @@ def put_outputs(
                 trace_id=message.trace_id,
             )
             notices.setdefault(out.notify, []).append(notice.model_dump(exclude_none=True))
-    if outcome.quarantine:
+    put_quarantine(function, deps, ident, outcome.quarantine)
+    return Put(written, notices)
+
+
+def put_quarantine(function: Function, deps: Deps, ident: str, rows: list[dict[str, Any]]) -> None:
+    """An input's quarantine rows (none: nothing), put once under its identity."""
+    if rows:
         deps.store.put_if_absent(
             deps.names.bucket(Zone.QUARANTINE),
             deps.names.quarantine_key(function, ident),
-            jsonl_gz(outcome.quarantine),
+            jsonl_gz(rows),
             "application/x-ndjson",
         )
-    return Put(written, notices)
 
 
 def record(
