@@ -58,7 +58,8 @@ def test_up_creates_a_bucket_per_zone_with_its_retention(
         names.bucket(Zone.AGGREGATES): [730],
         names.bucket(Zone.OPEN): [],  # kept
         names.bucket(Zone.AUDIT): [1825],
-        names.keys_bucket(): [3],  # secrets: the key retention (2 days) + a day of slack
+        # secrets: the key retention (2 days) + a day of slack; the hours' opt-out requests
+        names.keys_bucket(): [3, 1],
     }
 
     assert {b: s["expiration_days"] for b, s in built["buckets"].items()} == expected
@@ -198,15 +199,20 @@ def test_the_open_zone_lets_anyone_read_the_published_prefix_only(
     assert statement["Resource"] == f"arn:aws:s3:::{names.bucket(Zone.OPEN)}/open/velden/*"
 
 
-def test_the_keys_bucket_is_private_unversioned_and_expires_only_secrets(
+def test_the_keys_bucket_is_private_unversioned_and_expires_only_secrets_and_slots(
     built: dict[str, Any], names: StackNames, clients: Clients
 ) -> None:
     bucket = names.keys_bucket()
 
     block = clients.s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     versioning = clients.s3.get_bucket_versioning(Bucket=bucket)
-    [rule] = clients.s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    rule, slots = clients.s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
 
     assert all(block.values())
     assert versioning.get("Status") is None  # never enabled: a delete destroys a secret
     assert rule["Filter"] == {"Prefix": "secrets/"}  # the destruction horizon never expires
+    # the hours' opt-out requests (service.optout.hour_slot), a day
+    assert (slots["Filter"], slots["Expiration"]) == (
+        {"Prefix": names.optout_rate_prefix()},
+        {"Days": 1},
+    )

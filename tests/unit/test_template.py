@@ -403,9 +403,11 @@ def test_the_keys_bucket_is_private_unversioned_tls_only_and_retained(
     assert keys["DeletionPolicy"] == "Retain"
     assert all(props["PublicAccessBlockConfiguration"].values())
     assert "VersioningConfiguration" not in props  # a delete must destroy a secret
-    [rule] = props["LifecycleConfiguration"]["Rules"]
+    rule, slots = props["LifecycleConfiguration"]["Rules"]
     assert rule["Prefix"] == StackNames(city.slug).key_object_prefix()  # the horizon never expires
     assert int(rule["ExpirationInDays"]) == city.key_retention_days + 1
+    prefix = slots["Prefix"].replace("${param:city}", city.slug)  # the hours' opt-out requests
+    assert (prefix, slots["ExpirationInDays"]) == (StackNames(city.slug).optout_rate_prefix(), 1)
     policy = resources["KeysBucketPolicy"]["Properties"]["PolicyDocument"]
     assert [s["Sid"] for s in policy["Statement"]] == ["TlsOnly", "OnlyTheSecretHolders"]
 
@@ -606,8 +608,8 @@ def _expected_grants(city: str) -> dict[str, dict[str, set[str]]]:
         # residents' opt-outs: their digests, and their key (docs/rights.md)
         f"KeysBucket/{StackNames(city).optout_prefix()}": {get, put},
         f"KeysBucket/{StackNames(city).lasting_secret_object('optout')}": {get, put},
-        # the city's opt-out requests of the hour; the hours before deleted
-        f"KeysBucket/{StackNames(city).optout_rate_prefix()}": {get, put, delete},
+        # the city's opt-out requests of the hour (a lifecycle rule expires them)
+        f"KeysBucket/{StackNames(city).optout_rate_prefix()}": {get, put},
     }
     own["export"] |= {  # a partner's withdrawal carried out: its runs, its partials' readings
         f"AuditBucket/{StackNames(city).withdrawals_prefix().rsplit('/', 2)[0]}/": {get, put},
@@ -1085,6 +1087,14 @@ def _run_every_path(deps: Deps, store: AccessStore) -> None:
     context = lambda_context(Function.INGEST)
     answer = handlers[Function.INGEST](http_api_request(pack, token=token), context)
     assert answer["statusCode"] == 202
+    optout = {  # a resident's opt-out (docs/rights.md): the set, its key, the hour's slots
+        "version": "2.0", "rawPath": "/optout", "isBase64Encoded": False,
+        "headers": {"content-type": "application/json"},
+        "body": json.dumps({"address": "aa:bb:cc:dd:ee:01"}),
+        "requestContext": {"http": {"method": "POST"}, "requestId": "optout"},
+    }  # fmt: skip
+    for _ in range(2):
+        assert handlers[Function.INGEST](optout, context)["statusCode"] == 202
     announce(deps, drop_lines(deps, "canonical", [json.dumps(wifi_observation())]))
     runner = LocalRunner(deps.names, deps.queue, handlers=handlers, concurrency=1)
     runner.drain([Function.INGEST, Function.ANONYMIZE, Function.AGGREGATE], timeout_s=60)

@@ -86,7 +86,7 @@ def _lifecycle(rules: list[tuple[str, int]]) -> dict[str, Any]:
     return {
         "Rules": [
             {
-                "ID": f"citypipe-retention{'-' + prefix.strip('/') if prefix else ''}",
+                "ID": "-".join(["citypipe-retention", *prefix.strip("/").split("/")]).rstrip("-"),
                 "Status": "Enabled",
                 "Filter": {"Prefix": prefix},
                 "Expiration": {"Days": days},
@@ -272,7 +272,9 @@ def buckets(city: City, names: StackNames) -> list[Bucket]:
     ]
     # Secrets are destroyed by the hourly job; the lifecycle rule is a safety net a day later.
     # The destruction horizon lives outside ``secrets/`` and never expires.
-    keys = Bucket(names.keys_bucket(), "keys", [("secrets/", city.key_retention_days + 1)])
+    # The hours' opt-out requests (``service.optout.hour_slot``) go a day later.
+    expire = [("secrets/", city.key_retention_days + 1), (names.optout_rate_prefix(), 1)]
+    keys = Bucket(names.keys_bucket(), "keys", expire)
     return [*zones, keys]
 
 

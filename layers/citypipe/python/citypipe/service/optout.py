@@ -21,6 +21,7 @@ from itertools import islice
 from weakref import WeakKeyDictionary
 
 from citypipe.core.pseudonyms import OptOuts, pseudonym
+from citypipe.domain.errors import TransientError
 from citypipe.domain.limits import MAX_OPT_OUTS, OPTOUT_RELOAD_S
 from citypipe.ports import KeyStore
 from citypipe.service.kernel import Deps
@@ -60,22 +61,25 @@ def hour_slot(deps: Deps, now: datetime, per_hour: int) -> bool:
     """One of the city's ``per_hour`` opt-out requests of ``now``'s hour, whichever server
     or container takes it: an empty object put once (``If-None-Match``) at
     ``optout-rate/<city>/<hour>/<n>``, ``n`` below ``per_hour`` — so however many take
-    them at once, no more are taken. False when they are all taken (or taken by others
-    faster than it tries). The hour's first deletes the hours before."""
+    them at once, no more are taken. False once the hour's listing shows them all taken;
+    ``TransientError`` when others kept taking the next ones first (a crowd at once: the
+    answer is "try again", never "the hour is full"). The slots expire with a lifecycle
+    rule a day later; nothing here deletes them (a request of an hour before, late or on
+    a clock behind, would free the next hour's)."""
     bucket = deps.names.keys_bucket()
     prefix = deps.names.optout_rate_prefix(now)
-    taken = sum(1 for _ in islice(deps.store.list(bucket, prefix), per_hour))
-    for n in range(taken, min(per_hour, taken + SLOT_TRIES)):
-        if deps.store.put_if_absent(bucket, f"{prefix}{n:06d}", b"", _EMPTY).created:
-            if n == 0:
-                for info in deps.store.list(bucket, deps.names.optout_rate_prefix()):
-                    if not info.key.startswith(prefix):
-                        deps.store.delete(bucket, info.key)
-            return True
-    return False
+    for _ in range(SLOT_ROUNDS):
+        taken = sum(1 for _ in islice(deps.store.list(bucket, prefix), per_hour))
+        if taken >= per_hour:
+            return False
+        for n in range(taken, min(per_hour, taken + SLOT_TRIES)):
+            if deps.store.put_if_absent(bucket, f"{prefix}{n:06d}", b"", _EMPTY).created:
+                return True
+    raise TransientError(f"the hour's opt-out slots were taken faster than {SLOT_ROUNDS} rounds")
 
 
-SLOT_TRIES = 8  # the slots after the hour's listing a request tries (others take them too)
+SLOT_TRIES = 8  # the slots after a listing a request tries before it lists again
+SLOT_ROUNDS = 4  # listings a request makes before it is answered "try again"
 _EMPTY = "application/octet-stream"
 
 

@@ -113,8 +113,9 @@ def answer_optout(
     if isinstance(address, WebhookResponse):
         return address
     now = deps.clock.now()
+    next_hour = 3600 - (now.minute * 60 + now.second)  # the hour's requests are the city's
     too_many = _refused(
-        429, "too_many_requests", "try again within the hour", **{"retry-after": "3600"}
+        429, "too_many_requests", "try again next hour", **{"retry-after": str(next_hour)}
     )
     if not rate.take(now):  # this container's count first: a flood costs the store nothing
         return too_many
