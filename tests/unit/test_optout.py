@@ -280,7 +280,7 @@ def test_a_crowd_at_once_is_told_to_try_again_not_that_the_hour_is_full(
     memory_deps: Deps, memory_keys: InMemoryKeyStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Others take the next slots first, round after round (a listing that lags): 503, try
-    again in seconds, never 429 for the hour while slots are free."""
+    again in seconds, not 429 for the hour while the city's slots are free."""
     body = _request(json.dumps({"address": OUT}))
     bucket = memory_deps.names.keys_bucket()
     hour = memory_deps.names.optout_rate_prefix(memory_deps.clock.now())

@@ -450,11 +450,12 @@ class Batcher:
         deps = self.deps
         manifest = json.loads(deps.store.get(deps.names.bucket(MANIFESTS_ZONE), key).body)
         lineage = Lineage.model_validate(manifest["lineage"])
+        # its rows first, lineage or not: code from before 0125 completing it wrote none
+        put_quarantine(Function.INGEST, deps, lineage.input_id, manifest.get("quarantine", []))
         audit = deps.names.bucket(Zone.AUDIT)
         if deps.store.exists(audit, deps.names.lineage_key(Function.INGEST, lineage.input_id)):
             return
         log.warning("buffered batch completed", extra={"input_id": lineage.input_id})
-        put_quarantine(Function.INGEST, deps, lineage.input_id, manifest.get("quarantine", []))
         notify(deps, {Function(f): n for f, n in manifest["notices"].items()})
         put_lineage(deps, lineage)
 

@@ -63,7 +63,7 @@ def hour_slot(deps: Deps, now: datetime, per_hour: int) -> bool:
     ``optout-rate/<city>/<hour>/<n>``, ``n`` below ``per_hour`` — so however many take
     them at once, no more are taken. False once the hour's listing shows them all taken;
     ``TransientError`` when others kept taking the next ones first (a crowd at once: the
-    answer is "try again", never "the hour is full"). The slots expire with a lifecycle
+    answer is "try again", not "the hour is full"). The slots expire with a lifecycle
     rule a day later; nothing here deletes them (a request of an hour before, late or on
     a clock behind, would free the next hour's)."""
     bucket = deps.names.keys_bucket()
