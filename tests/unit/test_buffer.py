@@ -703,16 +703,11 @@ def test_overlapping_drains_write_each_request_once(
     assert sum(float(row["sum"]) for row in published(memory_deps)) == 120.0
 
 
-def test_a_large_request_whose_batch_failed_after_announcing_is_not_lost(
-    memory_deps: Deps, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Its batch announced, then its claim check to anonymize failed for now: the request
-    fails, and the hub sends it again as a new request, never the same one (no queue
-    message of it comes again). The retry's content is the announced batch's: that batch
-    is made whole from its manifest before the retry counts as its resend (found by an
-    independent review: it counted ``resent`` over a batch never recorded)."""
-    lines = large(T + 600, 3_000)
-    real, anonymize = memory_deps.queue.send_json, memory_deps.names.queue(Function.ANONYMIZE)
+def announced_then_failed(deps: Deps, monkeypatch: pytest.MonkeyPatch, lines: list[str]) -> None:
+    """A large request whose batch announced, then failed before its lineage: its claim
+    check to anonymize refused for now. The request fails (no queue message of it comes
+    again)."""
+    real, anonymize = deps.queue.send_json, deps.names.queue(Function.ANONYMIZE)
 
     def throttled(queue: str, *args: Any, **kwargs: Any) -> Any:
         if queue == anonymize:
@@ -720,9 +715,20 @@ def test_a_large_request_whose_batch_failed_after_announcing_is_not_lost(
         return real(queue, *args, **kwargs)
 
     with monkeypatch.context() as patched:
-        patched.setattr(memory_deps.queue, "send_json", throttled)
+        patched.setattr(deps.queue, "send_json", throttled)
         with pytest.raises(TransientError):
-            post(memory_deps, KEYS, SOURCE, FORMAT, "\n".join(lines), buffered=True)
+            post(deps, KEYS, SOURCE, FORMAT, "\n".join(lines), buffered=True)
+
+
+def test_a_large_request_whose_batch_failed_after_announcing_is_not_lost(
+    memory_deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub sends it again as a new request, never the same one. The retry's content is
+    the announced batch's: that batch is made whole from its manifest before the retry
+    counts as its resend (found by an independent review: it counted ``resent`` over a
+    batch never recorded)."""
+    lines = large(T + 600, 3_000)
+    announced_then_failed(memory_deps, monkeypatch, lines)
     push(memory_deps, *lines)  # the hub sends it again: a new request id
     counts = books(memory_deps)
     assert (counts.accepted, counts.duplicates, counts.resent) == (3_000, 0, 3_000)
@@ -734,17 +740,7 @@ def test_a_reading_found_in_a_batch_that_failed_after_announcing_makes_it_whole(
 ) -> None:
     """As above, the hub's retry being another request that holds one of its readings."""
     lines = large(T + 600, 3_000)
-    real, anonymize = memory_deps.queue.send_json, memory_deps.names.queue(Function.ANONYMIZE)
-
-    def throttled(queue: str, *args: Any, **kwargs: Any) -> Any:
-        if queue == anonymize:
-            raise TransientError("throttled", "the queue")
-        return real(queue, *args, **kwargs)
-
-    with monkeypatch.context() as patched:
-        patched.setattr(memory_deps.queue, "send_json", throttled)
-        with pytest.raises(TransientError):
-            post(memory_deps, KEYS, SOURCE, FORMAT, "\n".join(lines), buffered=True)
+    announced_then_failed(memory_deps, monkeypatch, lines)
     push(memory_deps, pack(T + 600 + 7, 7 % 3))
     take(memory_deps, queued(memory_deps))
     counts = books(memory_deps)
