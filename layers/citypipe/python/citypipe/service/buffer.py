@@ -248,7 +248,7 @@ class Batcher:
         (``SQS_MAX_BYTES``) written at once, as a batch of its own (decision 123): it reads
         and writes the manifests every buffered batch does, so a reading or a content it
         shares with a buffered request is written once. Either way durable when it
-        returns; raises when it is not (the request is answered 503, sent again)."""
+        returns; raises when it is not (the request fails, and the hub sends it again)."""
         deps = self.deps
         counts = batch.write.outcome.counts
         assert isinstance(counts, IngestCounts)

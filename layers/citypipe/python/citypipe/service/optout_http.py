@@ -113,7 +113,7 @@ def answer_optout(
     if isinstance(address, WebhookResponse):
         return address
     now = deps.clock.now()
-    next_hour = 3600 - (now.minute * 60 + now.second)  # the hour's requests are the city's
+    next_hour = 3600 - (now.minute * 60 + now.second)  # seconds until the hour's slots are new
     too_many = _refused(
         429, "too_many_requests", "try again next hour", **{"retry-after": str(next_hour)}
     )

@@ -52,7 +52,6 @@ UNDECODABLE_STATUS = {"too_large": 413, "too_many_lines": 413, "unsupported_enco
 UNDECODABLE_ERROR = {"too_large": "body_too_large"}
 # Every refused credential, whatever the source and whether it exists (docs/hubs.md).
 CHALLENGE = 'Bearer realm="citypipe", Basic realm="citypipe"'
-RETRY_AFTER = {"retry-after": "5"}  # what a 503 asks a hub to wait, in seconds
 UNAUTHORIZED_DETAIL = "no credential of this source, in the form its webhook takes (docs/hubs.md)"
 
 
@@ -156,7 +155,9 @@ def _authenticated(
         matched = tokens.verify(checked, credential[: MAX_TOKEN_CHARS + 1])
     except TransientError as exc:
         log.warning("webhook tokens unavailable", extra={"error": type(exc).__name__})
-        return _refused(503, "try_again", "credentials could not be checked", **RETRY_AFTER)
+        return _refused(
+            503, "try_again", "credentials could not be checked", **{"retry-after": "5"}
+        )
     if source is None or not credential or len(credential) > MAX_TOKEN_CHARS or not matched:
         known = request.source if source is not None else "(not a source)"
         log.warning("webhook credentials refused", extra={"source": known})
