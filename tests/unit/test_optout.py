@@ -27,7 +27,7 @@ from citypipe.entrypoints.http import webhook
 from citypipe.service import optout
 from citypipe.service.edge import Admitted, Inbound, Route, admit
 from citypipe.service.kernel import Deps
-from citypipe.service.metrics import embedded_metrics
+from citypipe.service.metrics import NAMESPACE, OPTOUTS_RECORDED, OPTOUTS_REFUSED, embedded_metrics
 from citypipe.service.optout import opt_out_count
 from citypipe.service.optout_http import FORM, OptOutRate, answer_optout
 from citypipe.service.webhook import WebhookRequest, WebhookResponse
@@ -391,3 +391,28 @@ def test_an_opted_out_detection_refused_for_another_reason_is_still_only_counted
     # Then it is dropped first: no future_time, no quarantine row of its payload
     assert counts.quarantined == {OPTED_OUT: 1}
     assert quarantine_rows(memory_deps) == []
+
+
+def test_a_refused_opt_out_is_a_metric_the_stack_alarms_on(
+    memory_deps: Deps, memory_keys: InMemoryKeyStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An hour's bound reached is a flood or a crowd: each answer's line is an EMF document
+    (per city: opt-outs recorded, refused for the hour), never the address; the AWS stack
+    alarms on the refused (``tests/unit/test_template.py``)."""
+    body = _request(json.dumps({"address": OUT}))
+    with caplog.at_level("INFO", logger="citypipe"):
+        statuses = [
+            answer_optout(memory_deps, memory_keys, OptOutRate(per_hour=1), body).status
+            for _ in range(2)
+        ]
+    assert statuses == [202, 429]
+    lines = [r.__dict__ for r in caplog.records if r.getMessage() == "opt-out answered"]
+    assert [(f["status"], f[OPTOUTS_RECORDED], f[OPTOUTS_REFUSED]) for f in lines] == [
+        (202, 1, 0),
+        (429, 0, 1),
+    ]
+    [directive] = lines[0]["_aws"]["CloudWatchMetrics"]
+    assert (directive["Namespace"], directive["Dimensions"]) == (NAMESPACE, [["city"]])
+    assert lines[0]["city"] == "velden"
+    text = " ".join(r.getMessage() + repr(r.__dict__) for r in caplog.records).lower()
+    assert "aa:bb:cc:dd:ee:01" not in text and "aabbccddee01" not in text

@@ -45,6 +45,7 @@ from citypipe.ports import Body, Http, HttpAnswer, ObjectInfo, StoredObject
 from citypipe.service.kernel import Deps
 from citypipe.service.metrics import (
     NAMESPACE,
+    OPTOUTS_REFUSED,
     POLL_FAILURES,
     READINGS_IN,
     READINGS_QUARANTINED,
@@ -798,6 +799,16 @@ def test_the_poller_ticks_on_ingests_schedule_and_a_failing_api_alarms(
     alarm = resources["PollFailuresAlarm"]["Properties"]
     assert (alarm["Namespace"], alarm["MetricName"]) == (NAMESPACE, POLL_FAILURES)
     assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+@pytest.mark.slow
+def test_a_refused_opt_out_alarms_on_the_metric_the_opt_out_logs(
+    resources: dict[str, Any],
+) -> None:
+    alarm = resources["OptOutsRefusedAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == (NAMESPACE, OPTOUTS_REFUSED)
+    assert [d["Name"] for d in alarm["Dimensions"]] == ["city"]  # as the line's fields
+    assert (alarm["Threshold"], alarm["AlarmActions"]) == (0, [{"Ref": "AlarmTopic"}])
 
 
 @pytest.mark.slow

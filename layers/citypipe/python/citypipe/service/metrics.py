@@ -17,6 +17,8 @@ READINGS_IN = "ReadingsIn"
 READINGS_QUARANTINED = "ReadingsQuarantined"
 POLL_REQUESTS = "PollRequests"
 POLL_FAILURES = "PollFailures"
+OPTOUTS_RECORDED = "OptOutsRecorded"
+OPTOUTS_REFUSED = "OptOutsRefused"
 
 
 def embedded_metrics(
@@ -66,4 +68,28 @@ def poll_metrics(city: str, counts: PollCounts, at: datetime) -> dict[str, Any]:
         "city": city,
         POLL_REQUESTS: counts.requests,
         POLL_FAILURES: counts.failures,
+    }
+
+
+def optout_metrics(city: str, status: int, at: datetime) -> dict[str, Any]:
+    """Log fields that make an opt-out's answer line an EMF document: per city, an opt-out
+    recorded (202) or refused for the hour's bound (429: the template alarms on it). Never
+    the address."""
+    return {
+        "_aws": {
+            "Timestamp": int(at.timestamp() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [["city"]],
+                    "Metrics": [
+                        {"Name": OPTOUTS_RECORDED, "Unit": "Count"},
+                        {"Name": OPTOUTS_REFUSED, "Unit": "Count"},
+                    ],
+                }
+            ],
+        },
+        "city": city,
+        OPTOUTS_RECORDED: int(status == 202),
+        OPTOUTS_REFUSED: int(status == 429),
     }

@@ -33,6 +33,7 @@ from citypipe.domain.errors import TransientError
 from citypipe.domain.limits import MAX_OPTOUT_BYTES, OPTOUT_RELOAD_S, OPTOUTS_PER_HOUR
 from citypipe.ports import KeyStore
 from citypipe.service.kernel import Deps, log
+from citypipe.service.metrics import optout_metrics
 from citypipe.service.optout import hour_slot, opt_out
 from citypipe.service.webhook import WebhookRequest, WebhookResponse
 
@@ -113,6 +114,23 @@ def answer_optout(
     if isinstance(address, WebhookResponse):
         return address
     now = deps.clock.now()
+    response = _recorded(deps, keys, rate, request, address, now)
+    # per city, recorded or refused for the hour (an EMF document: the stack alarms on the
+    # refused); never the address
+    metrics = optout_metrics(deps.city.slug, response.status, now)
+    log.info("opt-out answered", extra={"status": response.status, **metrics})
+    return response
+
+
+def _recorded(
+    deps: Deps,
+    keys: KeyStore,
+    rate: OptOutRate,
+    request: WebhookRequest,
+    address: str,
+    now: datetime,
+) -> WebhookResponse:
+    """A valid address's opt-out, within the hour's bounds: its answer."""
     next_hour = 3600 - (now.minute * 60 + now.second)  # seconds until the hour's slots are new
     too_many = _refused(
         429, "too_many_requests", "try again next hour", **{"retry-after": str(next_hour)}
