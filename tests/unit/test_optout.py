@@ -27,7 +27,13 @@ from citypipe.entrypoints.http import webhook
 from citypipe.service import optout
 from citypipe.service.edge import Admitted, Inbound, Route, admit
 from citypipe.service.kernel import Deps
-from citypipe.service.metrics import NAMESPACE, OPTOUTS_RECORDED, OPTOUTS_REFUSED, embedded_metrics
+from citypipe.service.metrics import (
+    NAMESPACE,
+    OPTOUTS_RECORDED,
+    OPTOUTS_REFUSED,
+    OPTOUTS_UNAVAILABLE,
+    embedded_metrics,
+)
 from citypipe.service.optout import opt_out_count
 from citypipe.service.optout_http import FORM, OptOutRate, answer_optout
 from citypipe.service.webhook import WebhookRequest, WebhookResponse
@@ -416,3 +422,23 @@ def test_a_refused_opt_out_is_a_metric_the_stack_alarms_on(
     assert lines[0]["city"] == "velden"
     text = " ".join(r.getMessage() + repr(r.__dict__) for r in caplog.records).lower()
     assert "aa:bb:cc:dd:ee:01" not in text and "aabbccddee01" not in text
+    keys_bucket, prefix = memory_deps.names.keys_bucket(), memory_deps.names.optout_prefix()
+    [digest] = [i.key.removeprefix(prefix) for i in memory_deps.store.list(keys_bucket, prefix)]
+    assert digest not in text  # nor its keyed hash
+
+
+def test_a_full_set_is_a_refusal_the_metric_counts(
+    memory_deps: Deps,
+    memory_keys: InMemoryKeyStore,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A flood kept under the hour's bound fills the set in about a week: then every
+    resident is refused (507), and the alarm counts that too (found by an independent
+    review: it counted only the hour's bound)."""
+    monkeypatch.setattr(optout, "MAX_OPT_OUTS", 1)
+    with caplog.at_level("INFO", logger="citypipe"):
+        assert _submit(memory_deps, memory_keys, OUT).status == 202
+        assert _submit(memory_deps, memory_keys, OTHER).status == 507
+    full = [r.__dict__ for r in caplog.records if r.getMessage() == "opt-out answered"][-1]
+    assert (full[OPTOUTS_RECORDED], full[OPTOUTS_REFUSED], full[OPTOUTS_UNAVAILABLE]) == (0, 1, 0)

@@ -807,7 +807,8 @@ def test_a_refused_opt_out_alarms_on_the_metric_the_opt_out_logs(
 ) -> None:
     alarm = resources["OptOutsRefusedAlarm"]["Properties"]
     assert (alarm["Namespace"], alarm["MetricName"]) == (NAMESPACE, OPTOUTS_REFUSED)
-    assert [d["Name"] for d in alarm["Dimensions"]] == ["city"]  # as the line's fields
+    assert alarm["Dimensions"] == [{"Name": "city", "Value": "velden"}]  # the line's field
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 3600, 1)
     assert (alarm["Threshold"], alarm["AlarmActions"]) == (0, [{"Ref": "AlarmTopic"}])
 
 

@@ -19,6 +19,7 @@ POLL_REQUESTS = "PollRequests"
 POLL_FAILURES = "PollFailures"
 OPTOUTS_RECORDED = "OptOutsRecorded"
 OPTOUTS_REFUSED = "OptOutsRefused"
+OPTOUTS_UNAVAILABLE = "OptOutsUnavailable"
 
 
 def embedded_metrics(
@@ -73,8 +74,8 @@ def poll_metrics(city: str, counts: PollCounts, at: datetime) -> dict[str, Any]:
 
 def optout_metrics(city: str, status: int, at: datetime) -> dict[str, Any]:
     """Log fields that make an opt-out's answer line an EMF document: per city, an opt-out
-    recorded (202) or refused for the hour's bound (429: the template alarms on it). Never
-    the address."""
+    recorded (202), refused (429: the hour's bound; 507: the set full — the template alarms
+    on both) or not written for now (503). Never the address."""
     return {
         "_aws": {
             "Timestamp": int(at.timestamp() * 1000),
@@ -85,11 +86,13 @@ def optout_metrics(city: str, status: int, at: datetime) -> dict[str, Any]:
                     "Metrics": [
                         {"Name": OPTOUTS_RECORDED, "Unit": "Count"},
                         {"Name": OPTOUTS_REFUSED, "Unit": "Count"},
+                        {"Name": OPTOUTS_UNAVAILABLE, "Unit": "Count"},
                     ],
                 }
             ],
         },
         "city": city,
         OPTOUTS_RECORDED: int(status == 202),
-        OPTOUTS_REFUSED: int(status == 429),
+        OPTOUTS_REFUSED: int(status in (429, 507)),
+        OPTOUTS_UNAVAILABLE: int(status == 503),
     }
