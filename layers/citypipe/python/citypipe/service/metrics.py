@@ -27,72 +27,50 @@ def embedded_metrics(
 ) -> dict[str, Any]:
     """Log fields that make a log line an EMF document: per city and function, the readings
     an input held and how many of them were quarantined."""
-    return {
-        "_aws": {
-            "Timestamp": int(at.timestamp() * 1000),
-            "CloudWatchMetrics": [
-                {
-                    "Namespace": NAMESPACE,
-                    "Dimensions": [["city", "function"]],
-                    "Metrics": [
-                        {"Name": READINGS_IN, "Unit": "Count"},
-                        {"Name": READINGS_QUARANTINED, "Unit": "Count"},
-                    ],
-                }
-            ],
+    return _emf(
+        at,
+        {"city": city, "function": function.value},
+        {
+            READINGS_IN: counts.readings_in,
+            # opted-out detections are a resident's choice, not a fault the alarm is for
+            READINGS_QUARANTINED: counts.quarantined_total - counts.quarantined.get(OPTED_OUT, 0),
         },
-        "city": city,
-        "function": function.value,
-        READINGS_IN: counts.readings_in,
-        # opted-out detections are a resident's choice, not a fault the alarm is for
-        READINGS_QUARANTINED: counts.quarantined_total - counts.quarantined.get(OPTED_OUT, 0),
-    }
+    )
 
 
 def poll_metrics(city: str, counts: PollCounts, at: datetime) -> dict[str, Any]:
     """Log fields that make a poll's "polled" line an EMF document: per city, the requests
     a tick sent to hub APIs and how many of them gave nothing (the template alarms on it)."""
-    return {
-        "_aws": {
-            "Timestamp": int(at.timestamp() * 1000),
-            "CloudWatchMetrics": [
-                {
-                    "Namespace": NAMESPACE,
-                    "Dimensions": [["city"]],
-                    "Metrics": [
-                        {"Name": POLL_REQUESTS, "Unit": "Count"},
-                        {"Name": POLL_FAILURES, "Unit": "Count"},
-                    ],
-                }
-            ],
-        },
-        "city": city,
-        POLL_REQUESTS: counts.requests,
-        POLL_FAILURES: counts.failures,
-    }
+    return _emf(
+        at, {"city": city}, {POLL_REQUESTS: counts.requests, POLL_FAILURES: counts.failures}
+    )
 
 
 def optout_metrics(city: str, status: int, at: datetime) -> dict[str, Any]:
     """Log fields that make an opt-out's answer line an EMF document: per city, an opt-out
     recorded (202), refused (429: the hour's bound; 507: the set full — the template alarms
     on both) or not written for now (503). Never the address."""
-    return {
-        "_aws": {
-            "Timestamp": int(at.timestamp() * 1000),
-            "CloudWatchMetrics": [
-                {
-                    "Namespace": NAMESPACE,
-                    "Dimensions": [["city"]],
-                    "Metrics": [
-                        {"Name": OPTOUTS_RECORDED, "Unit": "Count"},
-                        {"Name": OPTOUTS_REFUSED, "Unit": "Count"},
-                        {"Name": OPTOUTS_UNAVAILABLE, "Unit": "Count"},
-                    ],
-                }
-            ],
+    return _emf(
+        at,
+        {"city": city},
+        {
+            OPTOUTS_RECORDED: int(status == 202),
+            OPTOUTS_REFUSED: int(status in (429, 507)),
+            OPTOUTS_UNAVAILABLE: int(status == 503),
         },
-        "city": city,
-        OPTOUTS_RECORDED: int(status == 202),
-        OPTOUTS_REFUSED: int(status in (429, 507)),
-        OPTOUTS_UNAVAILABLE: int(status == 503),
+    )
+
+
+def _emf(at: datetime, dimensions: dict[str, str], counts: dict[str, int]) -> dict[str, Any]:
+    """The fields of an EMF document: ``counts`` as metrics (Count) of ``NAMESPACE`` under
+    one set of ``dimensions``, each dimension and count a field of the line."""
+    directive = {
+        "Namespace": NAMESPACE,
+        "Dimensions": [list(dimensions)],
+        "Metrics": [{"Name": name, "Unit": "Count"} for name in counts],
+    }
+    return {
+        "_aws": {"Timestamp": int(at.timestamp() * 1000), "CloudWatchMetrics": [directive]},
+        **dimensions,
+        **counts,
     }
