@@ -305,20 +305,21 @@ class Batcher:
         since = min(now, datetime.fromtimestamp(handed, UTC)) - WINDOW
         self._refresh(now, since)
         fresh: dict[str, Piece] = {}
+        relied: set[str] = set()  # announced batches this one counts on: made whole first
         for piece in pieces:
-            if piece.request in self.index.requests:
-                self._settled(self.index.requests[piece.request])
+            if piece.request in self.index.requests:  # a redelivery: its batch counted it
+                relied.add(self.index.requests[piece.request])
             else:
                 fresh.setdefault(piece.request, piece)  # one delivery of a request counts
-        if not fresh:
-            return 0
         batch = _merged(deps, self.index, list(fresh.values()))
-        # a batch relied on (a resend's content, a reading found in it) is made whole first:
-        # a large request's batch that announced and failed before its lineage never comes
-        # again under its own request id, only as the hub's retry (a new request)
-        for key in sorted(batch.found - self.index.settled):
+        # and those holding a resend's content or a reading of it: a large request's batch
+        # that announced and failed before its lineage never comes again under its own
+        # request id, only as the hub's retry (a new request)
+        for key in sorted((relied | batch.found) - self.index.settled):
             self._settled(key)
             self.index.settled.add(key)
+        if not fresh:
+            return 0
         # its requests and what of them it writes: a batch that yielded, its requests
         # grouped alike again after the index changed, writes other objects than its own
         ident = input_id("buffer", *sorted(fresh), *sorted(batch.contents), *sorted(batch.readings))
